@@ -1,0 +1,221 @@
+/* libsodium wrappers; see pc_crypto.h. */
+#include "pc_crypto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int pc_crypto_init(void)
+{
+    return sodium_init() < 0 ? PC_EINTERNAL : 0;
+}
+
+static int read_exact_file(const char *path, uint8_t *out, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? PC_ENOENT : PC_EIO;
+    struct stat st;
+    int r = 0;
+    if (fstat(fd, &st) != 0)
+        r = PC_EIO;
+    else if ((size_t)st.st_size != len)
+        r = PC_EPARSE;
+    else if (read(fd, out, len) != (ssize_t)len)
+        r = PC_EIO;
+    close(fd);
+    return r;
+}
+
+/* Writes |len| bytes to |path| atomically (temp file, fsync, link without replacing). */
+static int write_new_file(const char *path, const uint8_t *data, size_t len)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+        return PC_ETOOBIG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return pc_err_from_errno(errno);
+    int r = 0;
+    if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0)
+        r = PC_EIO;
+    close(fd);
+    if (r == 0 && link(tmp, path) != 0)
+        r = errno == EEXIST ? PC_EEXIST : pc_err_from_errno(errno);
+    unlink(tmp);
+    return r;
+}
+
+int pc_secret_load_or_create(const char *path, uint8_t *key, size_t len)
+{
+    int r = read_exact_file(path, key, len);
+    if (r != PC_ENOENT)
+        return r;
+    randombytes_buf(key, len);
+    r = write_new_file(path, key, len);
+    if (r == PC_EEXIST) /* lost a race with another process: use its key */
+        return read_exact_file(path, key, len);
+    return r;
+}
+
+int pc_ed25519_load_or_create(const char *path, uint8_t pk[PC_ED25519_PK_LEN], uint8_t sk[PC_ED25519_SK_LEN])
+{
+    int r = read_exact_file(path, sk, PC_ED25519_SK_LEN);
+    if (r == PC_ENOENT) {
+        crypto_sign_keypair(pk, sk);
+        r = write_new_file(path, sk, PC_ED25519_SK_LEN);
+        if (r == PC_EEXIST)
+            r = read_exact_file(path, sk, PC_ED25519_SK_LEN);
+    }
+    if (r != 0)
+        return r;
+    crypto_sign_ed25519_sk_to_pk(pk, sk);
+    return 0;
+}
+
+void pc_ed25519_sign(const uint8_t sk[PC_ED25519_SK_LEN], const void *msg, size_t len, uint8_t sig[PC_ED25519_SIG_LEN])
+{
+    crypto_sign_detached(sig, NULL, msg, len, sk);
+}
+
+int pc_ed25519_verify(const uint8_t pk[PC_ED25519_PK_LEN], const void *msg, size_t len, const uint8_t sig[PC_ED25519_SIG_LEN])
+{
+    return crypto_sign_verify_detached(sig, msg, len, pk) == 0 ? 0 : PC_EBADSIG;
+}
+
+void pc_b2_init(pc_b2_state *st)
+{
+    crypto_generichash_init(st, NULL, 0, PC_B2_LEN);
+}
+
+void pc_b2_update(pc_b2_state *st, const void *data, size_t len)
+{
+    crypto_generichash_update(st, data, len);
+}
+
+void pc_b2_final(pc_b2_state *st, uint8_t out[PC_B2_LEN])
+{
+    crypto_generichash_final(st, out, PC_B2_LEN);
+}
+
+void pc_blake2b256(const void *data, size_t len, uint8_t out[PC_B2_LEN])
+{
+    crypto_generichash(out, PC_B2_LEN, data, len, NULL, 0);
+}
+
+int pc_blake2b256_file(const char *path, uint8_t out[PC_B2_LEN], uint64_t *size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? PC_ENOENT : PC_EIO;
+    pc_b2_state st;
+    pc_b2_init(&st);
+    static _Thread_local uint8_t buf[1 << 16];
+    uint64_t total = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            close(fd);
+            return PC_EIO;
+        }
+        if (n == 0)
+            break;
+        pc_b2_update(&st, buf, (size_t)n);
+        total += (uint64_t)n;
+    }
+    close(fd);
+    pc_b2_final(&st, out);
+    if (size != NULL)
+        *size = total;
+    return 0;
+}
+
+void pc_hmac_sha256(const uint8_t key[32], const void *msg, size_t len, uint8_t out[PC_HMAC_LEN])
+{
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, key, 32);
+    crypto_auth_hmacsha256_update(&st, msg, len);
+    crypto_auth_hmacsha256_final(&st, out);
+}
+
+int pc_ct_equal(const void *a, const void *b, size_t len)
+{
+    return sodium_memcmp(a, b, len) == 0;
+}
+
+void pc_hex(const uint8_t *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int pc_unhex(const char *in, size_t inlen, uint8_t *out, size_t outlen)
+{
+    if (inlen != 2 * outlen)
+        return PC_EPARSE;
+    for (size_t i = 0; i < outlen; i++) {
+        int hi = hexval((unsigned char)in[2 * i]), lo = hexval((unsigned char)in[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return PC_EPARSE;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+static int b64_variant(int url)
+{
+    return url ? sodium_base64_VARIANT_URLSAFE_NO_PADDING : sodium_base64_VARIANT_ORIGINAL;
+}
+
+size_t pc_b64_encoded_len(size_t len, int url)
+{
+    return sodium_base64_ENCODED_LEN(len, b64_variant(url));
+}
+
+size_t pc_b64_encode(const uint8_t *in, size_t len, char *out, int url)
+{
+    sodium_bin2base64(out, pc_b64_encoded_len(len, url), in, len, b64_variant(url));
+    return strlen(out);
+}
+
+int pc_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t outmax, size_t *outlen, int url)
+{
+    /* the longest encoding of outmax bytes, padded: anything longer cannot fit */
+    if (inlen > (outmax + 2) / 3 * 4)
+        return PC_ETOOBIG;
+    const char *end = NULL;
+    size_t n = 0;
+    if (sodium_base642bin(out, outmax, in, inlen, NULL, &n, &end, b64_variant(url)) != 0 || end != in + inlen)
+        return PC_EPARSE;
+    if (outlen != NULL)
+        *outlen = n;
+    return 0;
+}
+
+void pc_random_id(char *out, size_t n)
+{
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+    for (size_t i = 0; i < n; i++)
+        out[i] = alphabet[randombytes_uniform(32)];
+    out[n] = '\0';
+}

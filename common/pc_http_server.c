@@ -1,0 +1,469 @@
+/*
+ * h2o glue: one globalconf + context per server, a single root handler that
+ * dispatches to prefix routes, libuv listeners, connection accounting for a
+ * graceful close, and the accept hook used by streaming front doors.
+ */
+#include "pc_http_server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pc_json.h"
+#include "pc_log.h"
+
+#define MAX_LISTENERS 4
+
+struct route {
+    char *prefix;
+    size_t len;
+    pc_http_handler_fn fn;
+    void *user;
+};
+
+struct root_handler {
+    h2o_handler_t super;
+    pc_http_server *srv;
+};
+
+struct conn_handle {
+    uv_tcp_t tcp; /* first: h2o's close callback receives this handle */
+    pc_http_server *srv;
+};
+
+struct pc_http_server {
+    uv_loop_t *loop;
+    pc_http_server_config cfg;
+    h2o_globalconf_t globalconf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    int ctx_ready;
+    struct route *routes;
+    size_t nroutes;
+    uv_tcp_t listeners[MAX_LISTENERS];
+    size_t nlisteners;
+    size_t open_handles; /* listeners still closing */
+    size_t live;         /* accepted connections not yet closed */
+    int closing;
+    uv_timer_t close_timer;
+    void (*close_cb)(void *);
+    void *close_arg;
+};
+
+static int on_root_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    pc_http_server *srv = ((struct root_handler *)self)->srv;
+    h2o_iovec_t path = req->path_normalized;
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        struct route *r = &srv->routes[i];
+        if (path.len >= r->len && memcmp(path.base, r->prefix, r->len) == 0 && r->fn(r->user, req) == 0)
+            return 0;
+    }
+    pc_http_respond_error(req, 404, "not_found", "no such resource");
+    return 0;
+}
+
+pc_http_server *pc_http_server_new(uv_loop_t *loop, const pc_http_server_config *cfg)
+{
+    pc_http_server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return NULL;
+    srv->loop = loop;
+    if (cfg != NULL)
+        srv->cfg = *cfg;
+    if (srv->cfg.max_request_body == 0)
+        srv->cfg.max_request_body = 1 << 20;
+    if (srv->cfg.idle_timeout_ms == 0)
+        srv->cfg.idle_timeout_ms = 30000;
+    h2o_config_init(&srv->globalconf);
+    srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("peercdn"));
+    srv->globalconf.max_request_entity_size = srv->cfg.max_request_body;
+    srv->globalconf.http1.req_timeout = srv->cfg.idle_timeout_ms;
+    srv->globalconf.http2.idle_timeout = srv->cfg.idle_timeout_ms;
+    h2o_hostconf_t *host = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
+    struct root_handler *h = (void *)h2o_create_handler(pathconf, sizeof(*h));
+    h->super.on_req = on_root_req;
+    h->srv = srv;
+    return srv;
+}
+
+int pc_http_server_route(pc_http_server *srv, const char *prefix, pc_http_handler_fn fn, void *user)
+{
+    struct route *r = realloc(srv->routes, (srv->nroutes + 1) * sizeof(*r));
+    if (r == NULL)
+        return PC_ENOMEM;
+    srv->routes = r;
+    r = &srv->routes[srv->nroutes];
+    r->prefix = strdup(prefix);
+    if (r->prefix == NULL)
+        return PC_ENOMEM;
+    r->len = strlen(prefix);
+    r->fn = fn;
+    r->user = user;
+    srv->nroutes++;
+    return 0;
+}
+
+static void on_conn_closed(uv_handle_t *handle)
+{
+    struct conn_handle *c = (struct conn_handle *)handle;
+    pc_http_server *srv = c->srv;
+    free(c);
+    srv->live--;
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    pc_http_server *srv = listener->data;
+    if (status != 0 || srv->closing)
+        return;
+    struct conn_handle *c = malloc(sizeof(*c));
+    if (c == NULL)
+        return;
+    c->srv = srv;
+    uv_tcp_init(srv->loop, &c->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, free_handle);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+    srv->live++;
+    if (srv->cfg.accept_hook != NULL && srv->cfg.accept_hook(srv->cfg.accept_hook_user, srv, sock))
+        return;
+    h2o_accept(&srv->accept_ctx, sock);
+}
+
+void pc_http_server_handoff(pc_http_server *srv, h2o_socket_t *sock)
+{
+    h2o_http1_accept(&srv->accept_ctx, sock, *h2o_get_timestamp(&srv->ctx, NULL, NULL));
+}
+
+static int parse_hostport(const char *hostport, struct sockaddr_storage *ss)
+{
+    char host[256];
+    const char *colon = strrchr(hostport, ':');
+    if (colon == NULL || colon == hostport)
+        return PC_EINVAL;
+    size_t hlen = (size_t)(colon - hostport);
+    if (hlen >= sizeof(host))
+        return PC_EINVAL;
+    memcpy(host, hostport, hlen);
+    host[hlen] = '\0';
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
+        return PC_EINVAL;
+    if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
+        host[hlen - 1] = '\0';
+        return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)ss) == 0 ? 0 : PC_EINVAL;
+    }
+    if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? 0 : PC_EINVAL;
+}
+
+int pc_http_server_listen(pc_http_server *srv, const char *hostport, char *bound, size_t boundlen)
+{
+    if (srv->nlisteners == MAX_LISTENERS)
+        return PC_EINVAL;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    int r = parse_hostport(hostport, &ss);
+    if (r != 0)
+        return r;
+    if (!srv->ctx_ready) {
+        h2o_context_init(&srv->ctx, srv->loop, &srv->globalconf);
+        srv->accept_ctx.ctx = &srv->ctx;
+        srv->accept_ctx.hosts = srv->globalconf.hosts;
+        srv->ctx_ready = 1;
+    }
+    uv_tcp_t *l = &srv->listeners[srv->nlisteners];
+    uv_tcp_init(srv->loop, l);
+    l->data = srv;
+    srv->nlisteners++;
+    srv->open_handles++;
+    if ((r = uv_tcp_bind(l, (struct sockaddr *)&ss, 0)) != 0 || (r = uv_listen((uv_stream_t *)l, 1024, on_accept)) != 0) {
+        PC_LOGE("http", "cannot listen on %s: %s", hostport, uv_strerror(r));
+        return PC_EIO;
+    }
+    struct sockaddr_storage got;
+    int namelen = sizeof(got);
+    uv_tcp_getsockname(l, (struct sockaddr *)&got, &namelen);
+    char ip[INET6_ADDRSTRLEN] = "";
+    int port;
+    if (got.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&got, ip, sizeof(ip));
+        port = ntohs(((struct sockaddr_in6 *)&got)->sin6_port);
+        snprintf(bound, boundlen, "[%s]:%d", ip, port);
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&got, ip, sizeof(ip));
+        port = ntohs(((struct sockaddr_in *)&got)->sin_port);
+        snprintf(bound, boundlen, "%s:%d", ip, port);
+    }
+    return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    pc_http_server *srv = h->data;
+    srv->open_handles--;
+}
+
+static void expire_idle(pc_http_server *srv)
+{
+    /* connections waiting for a (next) request are closed by running their timeouts at zero */
+    srv->ctx.http1.req_timeout.timeout = 0;
+    srv->ctx.http2.idle_timeout.timeout = 0;
+    uint64_t now = h2o_now(srv->loop);
+    h2o_timeout_run(srv->loop, &srv->ctx.http1.req_timeout, now);
+    h2o_timeout_run(srv->loop, &srv->ctx.http2.idle_timeout, now);
+}
+
+static void on_close_timer_closed(uv_handle_t *h)
+{
+    pc_http_server *srv = h->data;
+    srv->open_handles--;
+    if (srv->close_cb != NULL)
+        srv->close_cb(srv->close_arg);
+}
+
+static void on_close_tick(uv_timer_t *t)
+{
+    pc_http_server *srv = t->data;
+    if (srv->live > 0 || srv->open_handles > 1) {
+        expire_idle(srv);
+        return;
+    }
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, on_close_timer_closed);
+}
+
+void pc_http_server_close(pc_http_server *srv, void (*cb)(void *arg), void *arg)
+{
+    srv->closing = 1;
+    srv->close_cb = cb;
+    srv->close_arg = arg;
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        uv_close((uv_handle_t *)&srv->listeners[i], on_listener_closed);
+    if (srv->ctx_ready) {
+        h2o_context_request_shutdown(&srv->ctx);
+        expire_idle(srv);
+    }
+    uv_timer_init(srv->loop, &srv->close_timer);
+    srv->close_timer.data = srv;
+    srv->open_handles++;
+    uv_timer_start(&srv->close_timer, on_close_tick, 0, 20);
+}
+
+void pc_http_server_free(pc_http_server *srv)
+{
+    if (srv == NULL)
+        return;
+    if (srv->ctx_ready)
+        h2o_context_dispose(&srv->ctx);
+    h2o_config_dispose(&srv->globalconf);
+    for (size_t i = 0; i < srv->nroutes; i++)
+        free(srv->routes[i].prefix);
+    free(srv->routes);
+    free(srv);
+}
+
+uv_loop_t *pc_http_server_loop(pc_http_server *srv)
+{
+    return srv->loop;
+}
+
+h2o_context_t *pc_http_server_h2o(pc_http_server *srv)
+{
+    return &srv->ctx;
+}
+
+size_t pc_http_server_live_connections(pc_http_server *srv)
+{
+    return srv->live;
+}
+
+static void on_guard_dispose(void *p)
+{
+    h2o_req_t ***slotp = p;
+    if (**slotp != NULL)
+        **slotp = NULL;
+}
+
+int pc_http_req_guard(h2o_req_t *req, h2o_req_t **slot)
+{
+    h2o_req_t ***g = h2o_mem_alloc_shared(&req->pool, sizeof(*g), on_guard_dispose);
+    if (g == NULL)
+        return PC_ENOMEM;
+    *g = slot;
+    *slot = req;
+    return 0;
+}
+
+const char *pc_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 423: return "Locked";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 460: return "Checksum Mismatch";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 507: return "Insufficient Storage";
+    default: return status < 400 ? "OK" : "Error";
+    }
+}
+
+void pc_http_add_header(h2o_req_t *req, const char *name, const char *value)
+{
+    size_t nlen = strlen(name), vlen = strlen(value);
+    char *n = h2o_mem_alloc_pool(&req->pool, nlen + 1);
+    for (size_t i = 0; i < nlen; i++)
+        n[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    n[nlen] = '\0';
+    h2o_iovec_t v = h2o_strdup(&req->pool, value, vlen);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, n, nlen, 1, NULL, v.base, v.len);
+}
+
+void pc_http_respond(h2o_req_t *req, int status, const char *content_type, const void *body, size_t len)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    req->res.status = status;
+    req->res.reason = pc_http_reason(status);
+    req->res.content_length = len;
+    if (content_type != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, H2O_STRLIT("*"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_iovec_t buf = h2o_strdup(&req->pool, body, len);
+    h2o_start_response(req, &generator);
+    if (pc_http_req_method_is(req, "HEAD") || status == 204 || status == 304)
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+void pc_http_respond_json(h2o_req_t *req, int status, json_t *body)
+{
+    char *s = pc_json_dump(body);
+    json_decref(body);
+    if (s == NULL) {
+        pc_http_respond_error(req, 500, "out_of_memory", "out of memory");
+        return;
+    }
+    pc_http_respond(req, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+void pc_http_respond_error(h2o_req_t *req, int status, const char *code, const char *message)
+{
+    size_t len = 0;
+    char *s = pc_json_error_body(code, message, &len);
+    if (s == NULL) {
+        pc_http_respond(req, status, "application/json", "{}", 2);
+        return;
+    }
+    pc_http_respond(req, status, "application/json", s, len);
+    free(s);
+}
+
+h2o_iovec_t pc_http_req_header(h2o_req_t *req, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < req->headers.size; i++) {
+        h2o_header_t *h = &req->headers.entries[i];
+        if (h->name->len == nlen && strncasecmp(h->name->base, name, nlen) == 0)
+            return h->value;
+    }
+    return h2o_iovec_init(NULL, 0);
+}
+
+int pc_http_req_method_is(h2o_req_t *req, const char *method)
+{
+    return h2o_memis(req->method.base, req->method.len, method, strlen(method));
+}
+
+h2o_iovec_t pc_http_req_path(h2o_req_t *req)
+{
+    size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    return h2o_iovec_init(req->path.base, len);
+}
+
+static int unhex1(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int pc_http_query_get(const char *query, size_t len, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name);
+    const char *p = query, *end = query + len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pe - p));
+        const char *ke = eq != NULL ? eq : pe;
+        if ((size_t)(ke - p) == nlen && memcmp(p, name, nlen) == 0) {
+            size_t o = 0;
+            for (const char *v = eq != NULL ? eq + 1 : pe; v < pe; v++) {
+                int c = (unsigned char)*v;
+                if (c == '+')
+                    c = ' ';
+                else if (c == '%' && pe - v >= 3 && unhex1(v[1]) >= 0 && unhex1(v[2]) >= 0) {
+                    c = unhex1(v[1]) << 4 | unhex1(v[2]);
+                    v += 2;
+                }
+                if (o + 1 >= outlen)
+                    return PC_ETOOBIG;
+                out[o++] = (char)c;
+            }
+            out[o] = '\0';
+            return 0;
+        }
+        p = pe + 1;
+    }
+    return PC_ENOENT;
+}
+
+int pc_http_req_query(h2o_req_t *req, const char *name, char *out, size_t outlen)
+{
+    if (req->query_at == SIZE_MAX)
+        return PC_ENOENT;
+    return pc_http_query_get(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, name, out, outlen);
+}

@@ -1,0 +1,92 @@
+/*
+ * HTTP server glue over libh2o (HTTP/1.1 and h2c) on a libuv loop.
+ *
+ * A server owns one h2o context, its listeners and every connection it
+ * accepted. Routes are prefix matches tried in registration order; a handler
+ * returns 0 when it took the request (it may answer later: see
+ * pc_http_req_guard) or -1 to pass. An optional accept hook sees each new
+ * connection first and may keep it (the origin's streaming upload front door)
+ * or hand it to h2o with pc_http_server_handoff(), bytes already read included.
+ *
+ * Lifecycle: pc_http_server_new → route/listen → pc_http_server_close(cb)
+ * (graceful: stop accepting, finish in-flight responses, close idle keep-alive
+ * connections) → in cb, pc_http_server_free.
+ */
+#ifndef PC_HTTP_SERVER_H
+#define PC_HTTP_SERVER_H
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+#include <h2o/http1.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "pc_error.h"
+
+typedef struct pc_http_server pc_http_server;
+
+/* 0: the handler took the request; -1: try the next route (404 after the last). */
+typedef int (*pc_http_handler_fn)(void *user, h2o_req_t *req);
+/* Returns 1 when the hook keeps |sock| (it must then close it or hand it off), 0 to let h2o serve it. */
+typedef int (*pc_http_accept_hook_fn)(void *user, pc_http_server *srv, h2o_socket_t *sock);
+
+typedef struct pc_http_server_config {
+    size_t max_request_body;  /* bodies h2o buffers for handlers; default 1 MiB */
+    uint64_t idle_timeout_ms; /* keep-alive idle and request-read timeout; default 30 s */
+    pc_http_accept_hook_fn accept_hook;
+    void *accept_hook_user;
+} pc_http_server_config;
+
+/* |cfg| may be NULL for defaults. Returns NULL on ENOMEM. */
+pc_http_server *pc_http_server_new(uv_loop_t *loop, const pc_http_server_config *cfg);
+/* Frees everything; only after pc_http_server_close's callback ran (or if never listened). */
+void pc_http_server_free(pc_http_server *srv);
+/* |prefix| must start with '/' and outlive nothing (copied). PC_ENOMEM. */
+int pc_http_server_route(pc_http_server *srv, const char *prefix, pc_http_handler_fn fn, void *user) PC_MUST_CHECK;
+/*
+ * Listens on "HOST:PORT" (IPv4 or [IPv6]); port 0 picks a free port. |bound|
+ * (≥ 64 bytes) receives "HOST:PORT" as bound. PC_EINVAL on a bad address,
+ * PC_EIO when bind/listen fails. All routes must be registered before.
+ */
+int pc_http_server_listen(pc_http_server *srv, const char *hostport, char *bound, size_t boundlen) PC_MUST_CHECK;
+/* Gives an accepted socket (with whatever is buffered in sock->input) to h2o's HTTP/1 (and h2c) code. */
+void pc_http_server_handoff(pc_http_server *srv, h2o_socket_t *sock);
+/* Graceful stop; |cb| runs once every connection is closed. */
+void pc_http_server_close(pc_http_server *srv, void (*cb)(void *arg), void *arg);
+uv_loop_t *pc_http_server_loop(pc_http_server *srv);
+h2o_context_t *pc_http_server_h2o(pc_http_server *srv);
+/* Counts of accepted connections still open (for tests and metrics). */
+size_t pc_http_server_live_connections(pc_http_server *srv);
+
+/*
+ * Keeps an asynchronous handler safe: |*slot| is set to NULL when the request
+ * is torn down (client gone) before the handler answered. Returns PC_ENOMEM.
+ */
+int pc_http_req_guard(h2o_req_t *req, h2o_req_t **slot) PC_MUST_CHECK;
+
+/* Response helpers; they add CORS "Access-Control-Allow-Origin: *". The body is copied. */
+void pc_http_respond(h2o_req_t *req, int status, const char *content_type, const void *body, size_t len);
+/* Steals |body|. */
+void pc_http_respond_json(h2o_req_t *req, int status, json_t *body);
+/* {"code": code, "message": message} with |status|. */
+void pc_http_respond_error(h2o_req_t *req, int status, const char *code, const char *message);
+/* Adds a response header (name and value copied into the request pool). */
+void pc_http_add_header(h2o_req_t *req, const char *name, const char *value);
+
+/* Request helpers. The returned view points into the request and is not NUL-terminated. */
+h2o_iovec_t pc_http_req_header(h2o_req_t *req, const char *name);
+int pc_http_req_method_is(h2o_req_t *req, const char *method);
+/* Path without the query string. */
+h2o_iovec_t pc_http_req_path(h2o_req_t *req);
+/*
+ * Copies the percent-decoded value of query parameter |name| into |out|
+ * (NUL-terminated). 0, PC_ENOENT when absent, PC_ETOOBIG when it does not fit.
+ */
+int pc_http_req_query(h2o_req_t *req, const char *name, char *out, size_t outlen) PC_MUST_CHECK;
+/* Same on a raw query string (without '?'). */
+int pc_http_query_get(const char *query, size_t len, const char *name, char *out, size_t outlen) PC_MUST_CHECK;
+/* HTTP status → reason phrase ("OK", "Not Found", ...). */
+const char *pc_http_reason(int status);
+
+#endif

@@ -1,0 +1,62 @@
+/* jansson helpers; see pc_json.h. */
+#include "pc_json.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int pc_json_parse_object(const char *buf, size_t len, size_t max, json_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (len > max) {
+        if (err != NULL)
+            snprintf(err, errlen, "JSON body of %zu bytes exceeds the %zu-byte limit", len, max);
+        return PC_ETOOBIG;
+    }
+    json_error_t jerr;
+    json_t *v = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (v == NULL) {
+        if (err != NULL)
+            snprintf(err, errlen, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        return PC_EPARSE;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        if (err != NULL)
+            snprintf(err, errlen, "expected a JSON object");
+        return PC_EPARSE;
+    }
+    *out = v;
+    return 0;
+}
+
+const char *pc_json_str(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+int64_t pc_json_int(const json_t *obj, const char *key, int64_t def)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : def;
+}
+
+double pc_json_num(const json_t *obj, const char *key, double def)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_number(v) ? json_number_value(v) : def;
+}
+
+char *pc_json_dump(const json_t *v)
+{
+    return json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+}
+
+char *pc_json_error_body(const char *code, const char *message, size_t *len)
+{
+    json_t *o = json_pack("{s:s, s:s}", "code", code, "message", message);
+    char *s = o != NULL ? pc_json_dump(o) : NULL;
+    json_decref(o);
+    if (s != NULL && len != NULL)
+        *len = strlen(s);
+    return s;
+}

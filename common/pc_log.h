@@ -1,0 +1,25 @@
+/*
+ * Process logging for the I/O shells (servers, clients, tools). Lines go to
+ * stderr as "2026-11-21T10:00:00.123Z LEVEL module: message". The level is a
+ * process-wide setting, like curl's verbosity; pure modules (engine, player,
+ * peer selection) never log through this.
+ */
+#ifndef PC_LOG_H
+#define PC_LOG_H
+
+enum pc_log_level { PC_LOG_ERROR = 0, PC_LOG_WARN = 1, PC_LOG_INFO = 2, PC_LOG_DEBUG = 3 };
+
+/* Sets the most verbose level that is printed. Cannot fail. */
+void pc_log_set_level(int level);
+int pc_log_get_level(void);
+/* Parses "error", "warn", "info", "debug"; returns the level or -1. */
+int pc_log_level_parse(const char *s);
+/* Writes one line (thread-safe); a trailing newline in |fmt| is not needed. */
+void pc_log(int level, const char *module, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#define PC_LOGE(mod, ...) pc_log(PC_LOG_ERROR, mod, __VA_ARGS__)
+#define PC_LOGW(mod, ...) pc_log(PC_LOG_WARN, mod, __VA_ARGS__)
+#define PC_LOGI(mod, ...) pc_log(PC_LOG_INFO, mod, __VA_ARGS__)
+#define PC_LOGD(mod, ...) pc_log(PC_LOG_DEBUG, mod, __VA_ARGS__)
+
+#endif
