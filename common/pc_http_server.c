@@ -293,19 +293,25 @@ size_t pc_http_server_live_connections(pc_http_server *srv)
 
 static void on_guard_dispose(void *p)
 {
-    h2o_req_t ***slotp = p;
-    if (**slotp != NULL)
-        **slotp = NULL;
+    h2o_req_t ***g = p;
+    if (*g != NULL)
+        **g = NULL;
 }
 
-int pc_http_req_guard(h2o_req_t *req, h2o_req_t **slot)
+int pc_http_req_guard(h2o_req_t *req, h2o_req_t **slot, void **guard)
 {
     h2o_req_t ***g = h2o_mem_alloc_shared(&req->pool, sizeof(*g), on_guard_dispose);
     if (g == NULL)
         return PC_ENOMEM;
     *g = slot;
     *slot = req;
+    *guard = g;
     return 0;
+}
+
+void pc_http_req_unguard(void *guard)
+{
+    *(h2o_req_t ***)guard = NULL;
 }
 
 const char *pc_http_reason(int status)

@@ -60,10 +60,13 @@ h2o_context_t *pc_http_server_h2o(pc_http_server *srv);
 size_t pc_http_server_live_connections(pc_http_server *srv);
 
 /*
- * Keeps an asynchronous handler safe: |*slot| is set to NULL when the request
- * is torn down (client gone) before the handler answered. Returns PC_ENOMEM.
+ * Keeps an asynchronous handler safe: sets |*slot| to |req| now and to NULL
+ * when the request is torn down (client gone). Before the handler frees the
+ * memory holding |slot| while the request is still alive, it must call
+ * pc_http_req_unguard(*guard). Returns PC_ENOMEM.
  */
-int pc_http_req_guard(h2o_req_t *req, h2o_req_t **slot) PC_MUST_CHECK;
+int pc_http_req_guard(h2o_req_t *req, h2o_req_t **slot, void **guard) PC_MUST_CHECK;
+void pc_http_req_unguard(void *guard);
 
 /* Response helpers; they add CORS "Access-Control-Allow-Origin: *". The body is copied. */
 void pc_http_respond(h2o_req_t *req, int status, const char *content_type, const void *body, size_t len);

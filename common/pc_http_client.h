@@ -1,0 +1,27 @@
+/*
+ * HTTP client glue: libcurl's multi interface driven by a libuv loop
+ * (socket and timer callbacks, as in curl's multi-uv example), so transfers
+ * share the loop with servers and timers. The caller prepares each easy
+ * handle (URL, headers, callbacks) and gets one completion callback.
+ */
+#ifndef PC_HTTP_CLIENT_H
+#define PC_HTTP_CLIENT_H
+
+#include <curl/curl.h>
+#include <uv.h>
+
+#include "pc_error.h"
+
+typedef struct pc_http_client pc_http_client;
+typedef void (*pc_http_done_fn)(void *arg, CURL *easy, CURLcode rc);
+
+/* NULL on ENOMEM. curl_global_init must have run. */
+pc_http_client *pc_http_client_new(uv_loop_t *loop);
+/* Aborts transfers still running (their callbacks are not called) and frees once handles closed. */
+void pc_http_client_free(pc_http_client *c);
+/* Starts |easy|; |done| runs once on the loop when it finishes. The caller keeps ownership of |easy|. */
+int pc_http_client_add(pc_http_client *c, CURL *easy, pc_http_done_fn done, void *arg) PC_MUST_CHECK;
+/* Cancels a running transfer (no callback). */
+void pc_http_client_cancel(pc_http_client *c, CURL *easy);
+
+#endif

@@ -1,0 +1,255 @@
+/*
+ * The video API: GET /api/videos (paginated catalog), GET/DELETE
+ * /api/videos/{id}, GET /api/origin-key, GET /api/health.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "media.h"
+#include "origin.h"
+#include "pc_json.h"
+#include "pc_log.h"
+#include "pipeline.h"
+
+#define LIST_MAX 100
+
+static void set_paths(json_t *o, const char *id)
+{
+    char buf[128];
+    snprintf(buf, sizeof(buf), "/v/%s/master.m3u8", id);
+    json_object_set_new(o, "hls", json_string(buf));
+    snprintf(buf, sizeof(buf), "/v/%s/manifest.mpd", id);
+    json_object_set_new(o, "dash", json_string(buf));
+    snprintf(buf, sizeof(buf), "/v/%s/p2p.json", id);
+    json_object_set_new(o, "p2p", json_string(buf));
+    json_t *th = json_object();
+    snprintf(buf, sizeof(buf), "/v/%s/thumbs/poster-16x9.webp", id);
+    json_object_set_new(th, "poster_16x9", json_string(buf));
+    snprintf(buf, sizeof(buf), "/v/%s/thumbs/poster-2x3.webp", id);
+    json_object_set_new(th, "poster_2x3", json_string(buf));
+    snprintf(buf, sizeof(buf), "/v/%s/thumbs/sprite.vtt", id);
+    json_object_set_new(th, "sprite_vtt", json_string(buf));
+    json_object_set_new(o, "thumbnails", th);
+}
+
+/* Appends ?exp&sig to every path in |o| (signed-media mode, for authorized callers). */
+static void sign_paths(pc_origin *o, json_t *v, const char *id)
+{
+    char q[160];
+    if (pc_media_sign_query(o->media, id, q, sizeof(q)) != 0)
+        return;
+    const char *keys[] = {"hls", "dash", "p2p"};
+    for (size_t i = 0; i < 3; i++) {
+        char buf[320];
+        snprintf(buf, sizeof(buf), "%s?%s", json_string_value(json_object_get(v, keys[i])), q);
+        json_object_set_new(v, keys[i], json_string(buf));
+    }
+    json_t *th = json_object_get(v, "thumbnails");
+    const char *k;
+    json_t *val;
+    json_object_foreach(th, k, val)
+    {
+        char buf[320];
+        snprintf(buf, sizeof(buf), "%s?%s", json_string_value(val), q);
+        json_object_set_new(th, k, json_string(buf));
+    }
+}
+
+static json_t *video_json(pc_origin *o, const pc_video *v, int authorized)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "id", json_string(v->id));
+    json_object_set_new(j, "title", json_string(v->title != NULL ? v->title : ""));
+    json_object_set_new(j, "state", json_string(v->state));
+    double progress = 0;
+    if (strcmp(v->state, "ready") == 0)
+        progress = 1;
+    else if (strcmp(v->state, "queued") != 0 && strcmp(v->state, "failed") != 0)
+        progress = pc_pipeline_progress(o->pipeline, v->id, v->plan != NULL);
+    json_object_set_new(j, "progress", json_real((double)(int)(progress * 1000) / 1000));
+    json_object_set_new(j, "created", json_integer(v->created_ms / 1000));
+    json_object_set_new(j, "updated", json_integer(v->updated_ms / 1000));
+    json_object_set_new(j, "source_size", json_integer(v->source_size));
+    if (strcmp(v->state, "failed") == 0)
+        json_object_set_new(j, "error", json_pack("{s:s, s:s}", "code", v->error_code != NULL ? v->error_code : "failed",
+                                                  "message", v->error_message != NULL ? v->error_message : ""));
+    json_t *result = v->result != NULL ? json_loads(v->result, 0, NULL) : NULL;
+    json_t *plan = v->plan != NULL ? json_loads(v->plan, 0, NULL) : NULL;
+    json_t *info = v->info != NULL ? json_loads(v->info, 0, NULL) : NULL;
+    if (result != NULL) {
+        json_object_set(j, "duration", json_object_get(result, "duration"));
+        json_object_set(j, "renditions", json_object_get(result, "renditions"));
+        if (json_object_get(result, "audio") != NULL)
+            json_object_set(j, "audio", json_object_get(result, "audio"));
+        json_object_set(j, "segment_duration", json_object_get(result, "segment_duration"));
+    } else {
+        if (info != NULL && json_object_get(info, "duration") != NULL)
+            json_object_set(j, "duration", json_object_get(info, "duration"));
+        json_t *rs = json_array();
+        json_t *r;
+        size_t i;
+        json_array_foreach(json_object_get(plan, "rungs"), i, r)
+        {
+            json_array_append_new(rs, json_pack("{s:O, s:O, s:O, s:O}", "id", json_object_get(r, "id"), "width",
+                                                json_object_get(r, "width"), "height", json_object_get(r, "height"),
+                                                "bandwidth", json_object_get(r, "bitrate")));
+        }
+        json_object_set_new(j, "renditions", rs);
+    }
+    set_paths(j, v->id);
+    if (authorized && pc_media_signed_mode(o->media))
+        sign_paths(o, j, v->id);
+    json_decref(result);
+    json_decref(plan);
+    json_decref(info);
+    return j;
+}
+
+static int handle_list(pc_origin *o, h2o_req_t *req)
+{
+    char buf[32];
+    long limit = 20;
+    long long cursor = 0;
+    if (pc_http_req_query(req, "limit", buf, sizeof(buf)) == 0) {
+        char *end;
+        limit = strtol(buf, &end, 10);
+        if (*end != '\0' || limit < 1 || limit > LIST_MAX) {
+            pc_http_respond_error(req, 400, "bad_limit", "limit must be an integer from 1 to 100");
+            return 0;
+        }
+    }
+    if (pc_http_req_query(req, "cursor", buf, sizeof(buf)) == 0) {
+        char *end;
+        cursor = strtoll(buf, &end, 10);
+        if (*end != '\0' || cursor < 0) {
+            pc_http_respond_error(req, 400, "bad_cursor", "cursor must come from a previous page's next_cursor");
+            return 0;
+        }
+    }
+    pc_video rows[LIST_MAX];
+    int n = pc_db_video_list(o->db, cursor, rows, (int)limit);
+    int64_t total = 0;
+    if (n < 0 || pc_db_video_count(o->db, &total) != 0) {
+        for (int i = 0; i < n; i++)
+            pc_video_clear(&rows[i]);
+        pc_http_respond_error(req, 500, "database_error", "cannot list videos");
+        return 0;
+    }
+    int authorized = pc_origin_authorized(o, req);
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(arr, video_json(o, &rows[i], authorized));
+    }
+    json_t *body = json_pack("{s:o, s:I}", "videos", arr, "total", (json_int_t)total);
+    if (n == limit && n > 0 && rows[n - 1].seq > 1)
+        json_object_set_new(body, "next_cursor", json_string((snprintf(buf, sizeof(buf), "%lld", (long long)rows[n - 1].seq), buf)));
+    else
+        json_object_set_new(body, "next_cursor", json_null());
+    for (int i = 0; i < n; i++)
+        pc_video_clear(&rows[i]);
+    pc_http_respond_json(req, 200, body);
+    return 0;
+}
+
+static int valid_id(const char *s, size_t len)
+{
+    if (len != PC_ID_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '2' && s[i] <= '7')))
+            return 0;
+    return 1;
+}
+
+static int handle_video(pc_origin *o, h2o_req_t *req, const char *id)
+{
+    if (pc_http_req_method_is(req, "DELETE")) {
+        if (!pc_origin_authorized(o, req)) {
+            pc_http_add_header(req, "www-authenticate", "Bearer");
+            pc_http_respond_error(req, 401, "unauthorized", "deleting a video requires the upload token");
+            return 0;
+        }
+        pc_video v;
+        int r = pc_db_video_get(o->db, id, &v);
+        if (r == PC_ENOENT) {
+            pc_http_respond_error(req, 404, "not_found", "no such video");
+            return 0;
+        }
+        if (r != 0) {
+            pc_http_respond_error(req, 500, "database_error", "cannot read the video");
+            return 0;
+        }
+        pc_pipeline_cancel_video(o->pipeline, id);
+        r = pc_db_video_delete(o->db, id);
+        if (r == 0)
+            r = pc_media_remove(o->media, id, v.source);
+        pc_video_clear(&v);
+        if (r != 0) {
+            pc_http_respond_error(req, 500, "io_error", "the video could not be removed completely");
+            return 0;
+        }
+        PC_LOGI("api", "deleted video %s", id);
+        pc_http_respond(req, 204, NULL, "", 0);
+        return 0;
+    }
+    if (!pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
+        pc_http_add_header(req, "allow", "GET, HEAD, DELETE");
+        pc_http_respond_error(req, 405, "method_not_allowed", "videos take GET and DELETE");
+        return 0;
+    }
+    pc_video v;
+    int r = pc_db_video_get(o->db, id, &v);
+    if (r == PC_ENOENT) {
+        pc_http_respond_error(req, 404, "not_found", "no such video");
+        return 0;
+    }
+    if (r != 0) {
+        pc_http_respond_error(req, 500, "database_error", "cannot read the video");
+        return 0;
+    }
+    json_t *j = video_json(o, &v, pc_origin_authorized(o, req));
+    pc_video_clear(&v);
+    pc_http_respond_json(req, 200, j);
+    return 0;
+}
+
+int pc_origin_api_route(void *user, h2o_req_t *req)
+{
+    pc_origin *o = user;
+    h2o_iovec_t path = pc_http_req_path(req);
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/origin-key"))) {
+        char b64[64];
+        pc_b64_encode(o->origin_pk, sizeof(o->origin_pk), b64, 0);
+        pc_http_respond_json(req, 200, json_pack("{s:s}", "ed25519", b64));
+        return 0;
+    }
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/health"))) {
+        pc_http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+        return 0;
+    }
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/videos")) ||
+        h2o_memis(path.base, path.len, H2O_STRLIT("/api/videos/"))) {
+        if (!pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
+            pc_http_add_header(req, "allow", "GET, HEAD");
+            pc_http_respond_error(req, 405, "method_not_allowed", "the catalog takes GET");
+            return 0;
+        }
+        return handle_list(o, req);
+    }
+    static const char pfx[] = "/api/videos/";
+    if (path.len > sizeof(pfx) - 1 && memcmp(path.base, pfx, sizeof(pfx) - 1) == 0) {
+        const char *id = path.base + sizeof(pfx) - 1;
+        size_t idlen = path.len - (sizeof(pfx) - 1);
+        if (!valid_id(id, idlen)) {
+            pc_http_respond_error(req, 404, "not_found", "no such video");
+            return 0;
+        }
+        char idbuf[PC_ID_LEN + 1];
+        memcpy(idbuf, id, PC_ID_LEN);
+        idbuf[PC_ID_LEN] = '\0';
+        return handle_video(o, req, idbuf);
+    }
+    return -1;
+}

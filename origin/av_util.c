@@ -1,0 +1,203 @@
+/* FFmpeg and file helpers for the pipeline tasks; see av_util.h. */
+#include "av_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libavutil/display.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int interrupt_cb(void *opaque)
+{
+    return pc_job_canceled(opaque);
+}
+
+int pc_av_open(pc_job *j, const char *path, AVFormatContext **out)
+{
+    AVFormatContext *fmt = avformat_alloc_context();
+    if (fmt == NULL)
+        return AVERROR(ENOMEM);
+    fmt->interrupt_callback.callback = interrupt_cb;
+    fmt->interrupt_callback.opaque = j;
+    int r = avformat_open_input(&fmt, path, NULL, NULL);
+    if (r < 0)
+        return r; /* fmt freed by FFmpeg */
+    *out = fmt;
+    return 0;
+}
+
+int pc_av_video_stream(const AVFormatContext *fmt)
+{
+    int best = -1;
+    int64_t best_px = -1;
+    for (unsigned i = 0; i < fmt->nb_streams; i++) {
+        const AVStream *st = fmt->streams[i];
+        if (st->codecpar->codec_type != AVMEDIA_TYPE_VIDEO || (st->disposition & AV_DISPOSITION_ATTACHED_PIC))
+            continue;
+        int64_t px = (int64_t)st->codecpar->width * st->codecpar->height;
+        if (st->disposition & AV_DISPOSITION_DEFAULT)
+            px += (int64_t)1 << 40;
+        if (px > best_px) {
+            best_px = px;
+            best = (int)i;
+        }
+    }
+    return best;
+}
+
+int pc_av_open_decoder(const AVFormatContext *fmt, int idx, int threads, AVCodecContext **out)
+{
+    const AVStream *st = fmt->streams[idx];
+    const AVCodec *dec = avcodec_find_decoder(st->codecpar->codec_id);
+    if (dec == NULL)
+        return AVERROR_DECODER_NOT_FOUND;
+    AVCodecContext *c = avcodec_alloc_context3(dec);
+    if (c == NULL)
+        return AVERROR(ENOMEM);
+    int r = avcodec_parameters_to_context(c, st->codecpar);
+    if (r >= 0) {
+        c->pkt_timebase = st->time_base;
+        c->thread_count = threads;
+        r = avcodec_open2(c, dec, NULL);
+    }
+    if (r < 0) {
+        avcodec_free_context(&c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
+const char *pc_av_err(int averr, char *buf, size_t len)
+{
+    if (av_strerror(averr, buf, len) < 0)
+        snprintf(buf, len, "error %d", averr);
+    return buf;
+}
+
+int pc_av_rotation(const AVStream *st)
+{
+    size_t size = 0;
+    const uint8_t *m = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size);
+    if (m == NULL || size < 9 * sizeof(int32_t))
+        return 0;
+    double theta = -av_display_rotation_get((const int32_t *)m);
+    if (isnan(theta))
+        return 0;
+    theta -= 360 * floor(theta / 360 + 0.9 / 360);
+    int r = (int)lround(theta / 90.0) * 90 % 360;
+    return r < 0 ? r + 360 : r;
+}
+
+int pc_frames_write(const char *path, const int64_t *pts, size_t n)
+{
+    return pc_write_file(path, pts, n * sizeof(*pts));
+}
+
+int pc_frames_read(const char *path, int64_t **pts, size_t *n)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int r = pc_read_file(path, (size_t)64 << 20, &data, &len);
+    if (r != 0)
+        return r;
+    if (len % sizeof(int64_t) != 0) {
+        free(data);
+        return PC_EPARSE;
+    }
+    *pts = (int64_t *)(void *)data;
+    *n = len / sizeof(int64_t);
+    return 0;
+}
+
+int pc_mkdirs(const char *path)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+        return PC_ETOOBIG;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return pc_err_from_errno(errno);
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return pc_err_from_errno(errno);
+    return 0;
+}
+
+int pc_write_file(const char *path, const void *data, size_t len)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return pc_err_from_errno(errno);
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return pc_err_from_errno(e);
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return pc_err_from_errno(e);
+    }
+    return 0;
+}
+
+int pc_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return pc_err_from_errno(errno);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return PC_EIO;
+    }
+    if ((size_t)st.st_size > max) {
+        close(fd);
+        return PC_ETOOBIG;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    if (buf == NULL) {
+        close(fd);
+        return PC_ENOMEM;
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR)
+                continue;
+            break;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != (size_t)st.st_size) {
+        free(buf);
+        return PC_EIO;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return 0;
+}

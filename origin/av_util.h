@@ -1,0 +1,34 @@
+/* Small FFmpeg helpers shared by the pipeline tasks. */
+#ifndef PC_ORIGIN_AV_UTIL_H
+#define PC_ORIGIN_AV_UTIL_H
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "job.h"
+
+/* Opens |path| for demuxing with |j|'s cancel flag as interrupt callback. Returns an AVERROR or 0. */
+int pc_av_open(pc_job *j, const char *path, AVFormatContext **out);
+/* Index of the main video stream (attached pictures excluded) or -1. */
+int pc_av_video_stream(const AVFormatContext *fmt);
+/* Opens a decoder for stream |idx| with |threads| threads. Returns an AVERROR or 0. */
+int pc_av_open_decoder(const AVFormatContext *fmt, int idx, int threads, AVCodecContext **out);
+/* av_err2str into a caller buffer. */
+const char *pc_av_err(int averr, char *buf, size_t len);
+/* Rotation to apply for display (0, 90, 180, 270 clockwise) from the stream's display matrix. */
+int pc_av_rotation(const AVStream *st);
+
+/* frames.bin: the sorted source pts of every video frame (little-endian int64 array). */
+int pc_frames_write(const char *path, const int64_t *pts, size_t n) PC_MUST_CHECK;
+int pc_frames_read(const char *path, int64_t **pts, size_t *n) PC_MUST_CHECK;
+
+/* mkdir -p for one or two levels below an existing parent. */
+int pc_mkdirs(const char *path) PC_MUST_CHECK;
+/* Writes |len| bytes to |path| atomically (temp + rename). */
+int pc_write_file(const char *path, const void *data, size_t len) PC_MUST_CHECK;
+/* Reads a whole file up to |max| bytes (malloc'd, NUL-terminated). */
+int pc_read_file(const char *path, size_t max, char **out, size_t *len) PC_MUST_CHECK;
+
+#endif

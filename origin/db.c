@@ -1,0 +1,589 @@
+/* SQLite metadata store and task queue; see db.h. */
+#include "db.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pc_log.h"
+
+struct pc_db {
+    sqlite3 *h;
+    int depth; /* transaction nesting: the outermost is BEGIN, inner ones savepoints */
+};
+
+static const char *const schema[] = {
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS uploads("
+    " id TEXT PRIMARY KEY, length INTEGER NOT NULL, offset INTEGER NOT NULL DEFAULT 0,"
+    " kind INTEGER NOT NULL, metadata TEXT, parts TEXT, created INTEGER NOT NULL,"
+    " expires INTEGER NOT NULL, completed INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS videos("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, title TEXT NOT NULL,"
+    " state TEXT NOT NULL, error_code TEXT, error_message TEXT, source TEXT NOT NULL,"
+    " source_size INTEGER NOT NULL, info TEXT, plan TEXT, result TEXT,"
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS tasks("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " video_id TEXT NOT NULL REFERENCES videos(id) ON DELETE CASCADE,"
+    " kind TEXT NOT NULL, arg INTEGER NOT NULL DEFAULT 0, class INTEGER NOT NULL,"
+    " priority INTEGER NOT NULL, state TEXT NOT NULL, deps_left INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL,"
+    " not_before INTEGER NOT NULL DEFAULT 0, lease_owner TEXT, lease_expires INTEGER,"
+    " weight REAL NOT NULL, result TEXT, error_code TEXT, error_message TEXT,"
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(state, class, priority)",
+    "CREATE INDEX IF NOT EXISTS tasks_video ON tasks(video_id, kind, arg)",
+    "CREATE TABLE IF NOT EXISTS task_deps("
+    " task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
+    " dep_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
+    " PRIMARY KEY(task_id, dep_id))",
+    "CREATE INDEX IF NOT EXISTS task_deps_dep ON task_deps(dep_id)",
+    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1')",
+};
+
+static int exec(pc_db *db, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(db->h, sql, NULL, NULL, &err) != SQLITE_OK) {
+        PC_LOGE("db", "%s: %s", sql, err != NULL ? err : "?");
+        sqlite3_free(err);
+        return PC_EDB;
+    }
+    return 0;
+}
+
+int pc_db_open(const char *path, pc_db **out)
+{
+    pc_db *db = calloc(1, sizeof(*db));
+    if (db == NULL)
+        return PC_ENOMEM;
+    if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        PC_LOGE("db", "cannot open %s: %s", path, db->h != NULL ? sqlite3_errmsg(db->h) : "out of memory");
+        pc_db_close(db);
+        return PC_EDB;
+    }
+    sqlite3_busy_timeout(db->h, 5000);
+    int r = exec(db, "PRAGMA journal_mode=WAL");
+    if (r == 0)
+        r = exec(db, "PRAGMA synchronous=NORMAL");
+    if (r == 0)
+        r = exec(db, "PRAGMA foreign_keys=ON");
+    for (size_t i = 0; r == 0 && i < sizeof(schema) / sizeof(schema[0]); i++)
+        r = exec(db, schema[i]);
+    if (r != 0) {
+        pc_db_close(db);
+        return r;
+    }
+    *out = db;
+    return 0;
+}
+
+void pc_db_close(pc_db *db)
+{
+    if (db == NULL)
+        return;
+    sqlite3_close(db->h);
+    free(db);
+}
+
+int pc_db_begin(pc_db *db)
+{
+    char sql[48];
+    if (db->depth == 0)
+        snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE");
+    else
+        snprintf(sql, sizeof(sql), "SAVEPOINT sp%d", db->depth);
+    int r = exec(db, sql);
+    if (r == 0)
+        db->depth++;
+    return r;
+}
+
+int pc_db_commit(pc_db *db)
+{
+    char sql[48];
+    db->depth--;
+    if (db->depth == 0)
+        snprintf(sql, sizeof(sql), "COMMIT");
+    else
+        snprintf(sql, sizeof(sql), "RELEASE sp%d", db->depth);
+    int r = exec(db, sql);
+    if (r != 0)
+        db->depth++; /* still open: the caller rolls back */
+    return r;
+}
+
+void pc_db_rollback(pc_db *db)
+{
+    char sql[64];
+    db->depth--;
+    if (db->depth == 0)
+        snprintf(sql, sizeof(sql), "ROLLBACK");
+    else
+        snprintf(sql, sizeof(sql), "ROLLBACK TO sp%d; RELEASE sp%d", db->depth, db->depth);
+    sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+}
+
+/*
+ * Prepares |sql| and binds arguments described by |fmt|: 's' text (NULL
+ * binds NULL), 'i' int64, 'd' double. Returns the statement or NULL.
+ */
+static sqlite3_stmt *prep(pc_db *db, const char *sql, const char *fmt, ...)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
+        PC_LOGE("db", "prepare failed: %s: %s", sqlite3_errmsg(db->h), sql);
+        return NULL;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    for (int i = 0; fmt[i] != '\0'; i++) {
+        int rc;
+        if (fmt[i] == 's') {
+            const char *s = va_arg(ap, const char *);
+            rc = s != NULL ? sqlite3_bind_text(st, i + 1, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i + 1);
+        } else if (fmt[i] == 'i') {
+            rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+        } else {
+            rc = sqlite3_bind_double(st, i + 1, va_arg(ap, double));
+        }
+        if (rc != SQLITE_OK) {
+            va_end(ap);
+            sqlite3_finalize(st);
+            return NULL;
+        }
+    }
+    va_end(ap);
+    return st;
+}
+
+/* Steps a statement that returns no rows and finalizes it. */
+static int run(pc_db *db, sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return PC_EDB;
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        PC_LOGE("db", "step failed: %s", sqlite3_errmsg(db->h));
+        return PC_EDB;
+    }
+    return 0;
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    return s != NULL ? strdup((const char *)s) : NULL;
+}
+
+static void col_copy(sqlite3_stmt *st, int i, char *out, size_t cap)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    snprintf(out, cap, "%s", s != NULL ? (const char *)s : "");
+}
+
+/* ---- uploads ---- */
+
+void pc_upload_clear(pc_upload *u)
+{
+    free(u->metadata);
+    free(u->parts);
+    u->metadata = u->parts = NULL;
+}
+
+int pc_db_upload_insert(pc_db *db, const pc_upload *u)
+{
+    return run(db, prep(db,
+                        "INSERT INTO uploads(id, length, offset, kind, metadata, parts, created, expires, completed)"
+                        " VALUES(?,?,?,?,?,?,?,?,?)",
+                        "siiissiii", u->id, u->length, u->offset, (int64_t)u->kind, u->metadata, u->parts,
+                        u->created, u->expires, (int64_t)u->completed));
+}
+
+int pc_db_upload_get(pc_db *db, const char *id, pc_upload *out)
+{
+    sqlite3_stmt *st = prep(db,
+                            "SELECT id, length, offset, kind, metadata, parts, created, expires, completed"
+                            " FROM uploads WHERE id = ?",
+                            "s", id);
+    if (st == NULL)
+        return PC_EDB;
+    int rc = sqlite3_step(st), r = 0;
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        col_copy(st, 0, out->id, sizeof(out->id));
+        out->length = sqlite3_column_int64(st, 1);
+        out->offset = sqlite3_column_int64(st, 2);
+        out->kind = sqlite3_column_int(st, 3);
+        out->metadata = col_dup(st, 4);
+        out->parts = col_dup(st, 5);
+        out->created = sqlite3_column_int64(st, 6);
+        out->expires = sqlite3_column_int64(st, 7);
+        out->completed = sqlite3_column_int(st, 8);
+    } else {
+        r = rc == SQLITE_DONE ? PC_ENOENT : PC_EDB;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int pc_db_upload_set_offset(pc_db *db, const char *id, int64_t offset, int completed)
+{
+    return run(db, prep(db, "UPDATE uploads SET offset = ?, completed = ? WHERE id = ?", "iis", offset,
+                        (int64_t)completed, id));
+}
+
+int pc_db_upload_delete(pc_db *db, const char *id)
+{
+    return run(db, prep(db, "DELETE FROM uploads WHERE id = ?", "s", id));
+}
+
+int pc_db_upload_expired(pc_db *db, int64_t now_s, char (*ids)[PC_ID_LEN + 1], int max)
+{
+    sqlite3_stmt *st = prep(db, "SELECT id FROM uploads WHERE completed = 0 AND expires < ? LIMIT ?", "ii", now_s,
+                            (int64_t)max);
+    if (st == NULL)
+        return PC_EDB;
+    int n = 0;
+    while (n < max && sqlite3_step(st) == SQLITE_ROW)
+        col_copy(st, 0, ids[n++], PC_ID_LEN + 1);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* ---- videos ---- */
+
+void pc_video_clear(pc_video *v)
+{
+    free(v->title);
+    free(v->error_code);
+    free(v->error_message);
+    free(v->source);
+    free(v->info);
+    free(v->plan);
+    free(v->result);
+    memset(v, 0, sizeof(*v));
+}
+
+#define VIDEO_COLS \
+    "seq, id, title, state, error_code, error_message, source, source_size, info, plan, result, created, updated"
+
+static void read_video(sqlite3_stmt *st, pc_video *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->seq = sqlite3_column_int64(st, 0);
+    col_copy(st, 1, v->id, sizeof(v->id));
+    v->title = col_dup(st, 2);
+    col_copy(st, 3, v->state, sizeof(v->state));
+    v->error_code = col_dup(st, 4);
+    v->error_message = col_dup(st, 5);
+    v->source = col_dup(st, 6);
+    v->source_size = sqlite3_column_int64(st, 7);
+    v->info = col_dup(st, 8);
+    v->plan = col_dup(st, 9);
+    v->result = col_dup(st, 10);
+    v->created_ms = sqlite3_column_int64(st, 11);
+    v->updated_ms = sqlite3_column_int64(st, 12);
+}
+
+int pc_db_video_create(pc_db *db, const char *id, const char *title, const char *source, int64_t source_size,
+                       int64_t now_ms)
+{
+    int r = pc_db_begin(db);
+    if (r != 0)
+        return r;
+    r = run(db, prep(db,
+                     "INSERT INTO videos(id, title, state, source, source_size, created, updated)"
+                     " VALUES(?,?,'queued',?,?,?,?)",
+                     "sssiii", id, title, source, source_size, now_ms, now_ms));
+    int64_t probe = 0, plan = 0;
+    const pc_task_spec probe_spec = {"probe", 0, PC_TASK_HEAVY, 50, 2.0};
+    const pc_task_spec plan_spec = {"plan", 0, PC_TASK_LIGHT, 50, 0.5};
+    if (r == 0)
+        r = pc_taskq_add(db, id, &probe_spec, NULL, 0, now_ms, &probe);
+    if (r == 0)
+        r = pc_taskq_add(db, id, &plan_spec, &probe, 1, now_ms, &plan);
+    if (r == 0)
+        r = pc_db_commit(db);
+    if (r != 0)
+        pc_db_rollback(db);
+    return r;
+}
+
+int pc_db_video_get(pc_db *db, const char *id, pc_video *out)
+{
+    sqlite3_stmt *st = prep(db, "SELECT " VIDEO_COLS " FROM videos WHERE id = ?", "s", id);
+    if (st == NULL)
+        return PC_EDB;
+    int rc = sqlite3_step(st), r = 0;
+    if (rc == SQLITE_ROW)
+        read_video(st, out);
+    else
+        r = rc == SQLITE_DONE ? PC_ENOENT : PC_EDB;
+    sqlite3_finalize(st);
+    return r;
+}
+
+int pc_db_video_list(pc_db *db, int64_t after_seq, pc_video *out, int max)
+{
+    sqlite3_stmt *st = prep(db, "SELECT " VIDEO_COLS " FROM videos WHERE (? = 0 OR seq < ?) ORDER BY seq DESC LIMIT ?",
+                            "iii", after_seq, after_seq, (int64_t)max);
+    if (st == NULL)
+        return PC_EDB;
+    int n = 0;
+    while (n < max && sqlite3_step(st) == SQLITE_ROW)
+        read_video(st, &out[n++]);
+    sqlite3_finalize(st);
+    return n;
+}
+
+int pc_db_video_count(pc_db *db, int64_t *count)
+{
+    sqlite3_stmt *st = prep(db, "SELECT COUNT(*) FROM videos", "");
+    if (st == NULL)
+        return PC_EDB;
+    int r = sqlite3_step(st) == SQLITE_ROW ? 0 : PC_EDB;
+    *count = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return r;
+}
+
+int pc_db_video_set_state(pc_db *db, const char *id, const char *state, int64_t now_ms)
+{
+    return run(db, prep(db, "UPDATE videos SET state = ?, updated = ? WHERE id = ?", "sis", state, now_ms, id));
+}
+
+int pc_db_video_set_field(pc_db *db, const char *id, const char *field, const char *json, int64_t now_ms)
+{
+    const char *sql;
+    if (strcmp(field, "info") == 0)
+        sql = "UPDATE videos SET info = ?, updated = ? WHERE id = ?";
+    else if (strcmp(field, "plan") == 0)
+        sql = "UPDATE videos SET plan = ?, updated = ? WHERE id = ?";
+    else if (strcmp(field, "result") == 0)
+        sql = "UPDATE videos SET result = ?, updated = ? WHERE id = ?";
+    else
+        return PC_EINVAL;
+    return run(db, prep(db, sql, "sis", json, now_ms, id));
+}
+
+int pc_db_video_fail(pc_db *db, const char *id, const char *code, const char *message, int64_t now_ms)
+{
+    int r = pc_db_begin(db);
+    if (r != 0)
+        return r;
+    r = run(db, prep(db,
+                     "UPDATE videos SET state = 'failed', error_code = ?, error_message = ?, updated = ? WHERE id = ?",
+                     "ssis", code, message, now_ms, id));
+    if (r == 0)
+        r = run(db, prep(db,
+                         "UPDATE tasks SET state = 'canceled', lease_owner = NULL, updated = ?"
+                         " WHERE video_id = ? AND state IN ('blocked', 'ready', 'running')",
+                         "is", now_ms, id));
+    if (r == 0)
+        r = pc_db_commit(db);
+    if (r != 0)
+        pc_db_rollback(db);
+    return r;
+}
+
+int pc_db_video_delete(pc_db *db, const char *id)
+{
+    int r = run(db, prep(db, "DELETE FROM videos WHERE id = ?", "s", id));
+    if (r == 0 && sqlite3_changes(db->h) == 0)
+        return PC_ENOENT;
+    return r;
+}
+
+/* ---- tasks ---- */
+
+int pc_taskq_add(pc_db *db, const char *video_id, const pc_task_spec *spec, const int64_t *deps, size_t ndeps,
+                 int64_t now_ms, int64_t *id_out)
+{
+    int r = run(db, prep(db,
+                         "INSERT INTO tasks(video_id, kind, arg, class, priority, state, deps_left, max_attempts,"
+                         " weight, created, updated) VALUES(?,?,?,?,?,?,?,5,?,?,?)",
+                         "ssiiisidii", video_id, spec->kind, (int64_t)spec->arg, (int64_t)spec->cls,
+                         (int64_t)spec->priority, ndeps > 0 ? "blocked" : "ready", (int64_t)ndeps, spec->weight,
+                         now_ms, now_ms));
+    if (r != 0)
+        return r;
+    int64_t id = sqlite3_last_insert_rowid(db->h);
+    for (size_t i = 0; r == 0 && i < ndeps; i++)
+        r = run(db, prep(db, "INSERT INTO task_deps(task_id, dep_id) VALUES(?,?)", "ii", id, deps[i]));
+    if (r == 0 && ndeps > 0) {
+        /* dependencies that are already done count as satisfied */
+        r = run(db, prep(db,
+                         "UPDATE tasks SET deps_left = (SELECT COUNT(*) FROM task_deps d JOIN tasks t ON t.id = d.dep_id"
+                         " WHERE d.task_id = ?1 AND t.state <> 'done') WHERE id = ?1",
+                         "i", id));
+        if (r == 0)
+            r = run(db, prep(db, "UPDATE tasks SET state = 'ready' WHERE id = ? AND deps_left = 0", "i", id));
+    }
+    if (r == 0 && id_out != NULL)
+        *id_out = id;
+    return r;
+}
+
+int pc_taskq_claim(pc_db *db, int cls, const char *owner, int64_t now_ms, int64_t lease_ms, pc_task *out)
+{
+    sqlite3_stmt *st = prep(db,
+                            "UPDATE tasks SET state = 'running', lease_owner = ?1, lease_expires = ?2 + ?3,"
+                            " attempts = attempts + 1, updated = ?2"
+                            " WHERE id = (SELECT t.id FROM tasks t JOIN videos v ON v.id = t.video_id"
+                            "   WHERE t.state = 'ready' AND t.class = ?4 AND t.not_before <= ?2"
+                            "   ORDER BY t.priority DESC, v.seq ASC, t.id ASC LIMIT 1)"
+                            " RETURNING id, video_id, kind, arg, attempts, max_attempts, weight",
+                            "siii", owner, now_ms, lease_ms, (int64_t)cls);
+    if (st == NULL)
+        return PC_EDB;
+    int rc = sqlite3_step(st), r = 0;
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        out->id = sqlite3_column_int64(st, 0);
+        col_copy(st, 1, out->video_id, sizeof(out->video_id));
+        col_copy(st, 2, out->kind, sizeof(out->kind));
+        out->arg = sqlite3_column_int(st, 3);
+        out->attempts = sqlite3_column_int(st, 4);
+        out->max_attempts = sqlite3_column_int(st, 5);
+        out->weight = sqlite3_column_double(st, 6);
+    } else {
+        r = rc == SQLITE_DONE ? PC_ENOENT : PC_EDB;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int pc_taskq_complete(pc_db *db, int64_t id, const char *result, int64_t now_ms)
+{
+    int r = pc_db_begin(db);
+    if (r != 0)
+        return r;
+    r = run(db, prep(db,
+                     "UPDATE tasks SET state = 'done', result = ?, lease_owner = NULL, error_code = NULL,"
+                     " error_message = NULL, updated = ? WHERE id = ? AND state = 'running'",
+                     "sii", result, now_ms, id));
+    int changed = sqlite3_changes(db->h);
+    if (r == 0 && changed == 1)
+        r = run(db, prep(db,
+                         "UPDATE tasks SET deps_left = deps_left - 1, updated = ?"
+                         " WHERE id IN (SELECT task_id FROM task_deps WHERE dep_id = ?)",
+                         "ii", now_ms, id));
+    if (r == 0 && changed == 1)
+        r = run(db, prep(db,
+                         "UPDATE tasks SET state = 'ready' WHERE state = 'blocked' AND deps_left <= 0"
+                         " AND id IN (SELECT task_id FROM task_deps WHERE dep_id = ?)",
+                         "i", id));
+    if (r == 0)
+        r = pc_db_commit(db);
+    if (r != 0)
+        pc_db_rollback(db);
+    return r;
+}
+
+int pc_taskq_retry(pc_db *db, int64_t id, int64_t not_before_ms, const char *code, const char *message, int64_t now_ms)
+{
+    return run(db, prep(db,
+                        "UPDATE tasks SET state = 'ready', lease_owner = NULL, not_before = ?, error_code = ?,"
+                        " error_message = ?, updated = ? WHERE id = ? AND state = 'running'",
+                        "issii", not_before_ms, code, message, now_ms, id));
+}
+
+int pc_taskq_release(pc_db *db, int64_t id, int64_t now_ms)
+{
+    return run(db, prep(db,
+                        "UPDATE tasks SET state = 'ready', lease_owner = NULL, attempts = MAX(attempts - 1, 0),"
+                        " updated = ? WHERE id = ? AND state = 'running'",
+                        "ii", now_ms, id));
+}
+
+int pc_taskq_renew(pc_db *db, const char *owner, int64_t now_ms, int64_t lease_ms)
+{
+    return run(db, prep(db, "UPDATE tasks SET lease_expires = ? WHERE state = 'running' AND lease_owner = ?", "is",
+                        now_ms + lease_ms, owner));
+}
+
+int pc_taskq_reclaim(pc_db *db, int64_t now_ms, int all)
+{
+    int r = run(db, prep(db,
+                         "UPDATE tasks SET state = 'ready', lease_owner = NULL, updated = ?1"
+                         " WHERE state = 'running' AND (?2 OR lease_expires < ?1)",
+                         "ii", now_ms, (int64_t)all));
+    return r != 0 ? r : sqlite3_changes(db->h);
+}
+
+int64_t pc_taskq_next_ready_ms(pc_db *db, int cls)
+{
+    sqlite3_stmt *st = prep(db, "SELECT MIN(not_before) FROM tasks WHERE state = 'ready' AND class = ?", "i",
+                            (int64_t)cls);
+    int64_t v = INT64_MAX;
+    if (st != NULL && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+char *pc_taskq_result(pc_db *db, const char *video_id, const char *kind, int arg)
+{
+    sqlite3_stmt *st = prep(db, "SELECT result FROM tasks WHERE video_id = ? AND kind = ? AND arg = ? AND state = 'done'",
+                            "ssi", video_id, kind, (int64_t)arg);
+    char *s = NULL;
+    if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
+        s = col_dup(st, 0);
+    sqlite3_finalize(st);
+    return s;
+}
+
+char *pc_taskq_dep_results(pc_db *db, int64_t id)
+{
+    sqlite3_stmt *st = prep(db,
+                            "SELECT t.kind, t.arg, t.result FROM task_deps d JOIN tasks t ON t.id = d.dep_id"
+                            " WHERE d.task_id = ? AND t.state = 'done' ORDER BY t.kind, t.arg",
+                            "i", id);
+    if (st == NULL)
+        return NULL;
+    json_t *o = json_object();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char key[48];
+        snprintf(key, sizeof(key), "%s:%d", (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1));
+        const char *res = (const char *)sqlite3_column_text(st, 2);
+        json_t *v = res != NULL ? json_loads(res, 0, NULL) : NULL;
+        json_object_set_new(o, key, v != NULL ? v : json_null());
+    }
+    sqlite3_finalize(st);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+int pc_taskq_weights(pc_db *db, const char *video_id, double *done, double *total)
+{
+    sqlite3_stmt *st = prep(db,
+                            "SELECT COALESCE(SUM(CASE WHEN state = 'done' THEN weight END), 0), COALESCE(SUM(weight), 0)"
+                            " FROM tasks WHERE video_id = ?",
+                            "s", video_id);
+    if (st == NULL)
+        return PC_EDB;
+    int r = sqlite3_step(st) == SQLITE_ROW ? 0 : PC_EDB;
+    *done = sqlite3_column_double(st, 0);
+    *total = sqlite3_column_double(st, 1);
+    sqlite3_finalize(st);
+    return r;
+}
+
+int pc_taskq_count(pc_db *db, const char *video_id, const char *state, int64_t *n)
+{
+    sqlite3_stmt *st = prep(db, "SELECT COUNT(*) FROM tasks WHERE video_id = ? AND state = ?", "ss", video_id, state);
+    if (st == NULL)
+        return PC_EDB;
+    int r = sqlite3_step(st) == SQLITE_ROW ? 0 : PC_EDB;
+    *n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return r;
+}

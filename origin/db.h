@@ -1,0 +1,148 @@
+/*
+ * The origin's metadata store and task queue, on SQLite in WAL mode.
+ *
+ * This is one of the scale-out seams: uploads, videos and tasks are reached
+ * only through these functions, whose SQL maps one-to-one onto PostgreSQL
+ * (the claim is a single UPDATE ... WHERE id = (SELECT ... LIMIT 1)
+ * RETURNING, which becomes FOR UPDATE SKIP LOCKED there). One pc_db handle is
+ * used from one thread (the origin's event loop); worker threads never touch it.
+ *
+ * Times: *_ms fields are unix milliseconds; upload expiry is unix seconds.
+ */
+#ifndef PC_ORIGIN_DB_H
+#define PC_ORIGIN_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pc_error.h"
+
+#define PC_ID_LEN 20 /* random base32 ids of uploads and videos */
+
+typedef struct pc_db pc_db;
+
+/* Opens (creating and migrating) the database at |path|. PC_EDB on failure. */
+int pc_db_open(const char *path, pc_db **out) PC_MUST_CHECK;
+void pc_db_close(pc_db *db);
+/* Transactions nest: inner begin/commit pairs become savepoints. Each begin ends in commit or rollback;
+ * a failed commit leaves the transaction open for the caller to roll back. */
+int pc_db_begin(pc_db *db) PC_MUST_CHECK;
+int pc_db_commit(pc_db *db) PC_MUST_CHECK;
+void pc_db_rollback(pc_db *db);
+
+/* ---- uploads (tus) ---- */
+
+enum pc_upload_kind { PC_UPLOAD_SINGLE = 0, PC_UPLOAD_PARTIAL = 1, PC_UPLOAD_FINAL = 2 };
+
+typedef struct pc_upload {
+    char id[PC_ID_LEN + 1];
+    int64_t length;
+    int64_t offset;
+    int kind;
+    char *metadata; /* raw Upload-Metadata value or NULL (owned) */
+    char *parts;    /* final uploads: space-separated partial ids (owned) */
+    int64_t created;
+    int64_t expires; /* unix seconds */
+    int completed;
+} pc_upload;
+
+void pc_upload_clear(pc_upload *u);
+int pc_db_upload_insert(pc_db *db, const pc_upload *u) PC_MUST_CHECK;
+/* PC_ENOENT when absent. */
+int pc_db_upload_get(pc_db *db, const char *id, pc_upload *out) PC_MUST_CHECK;
+int pc_db_upload_set_offset(pc_db *db, const char *id, int64_t offset, int completed) PC_MUST_CHECK;
+int pc_db_upload_delete(pc_db *db, const char *id) PC_MUST_CHECK;
+/* Ids of uploads that expired before |now_s| and never completed, at most |max|. Returns the count or <0. */
+int pc_db_upload_expired(pc_db *db, int64_t now_s, char (*ids)[PC_ID_LEN + 1], int max);
+
+/* ---- videos ---- */
+
+typedef struct pc_video {
+    int64_t seq;
+    char id[PC_ID_LEN + 1];
+    char *title;
+    char state[16]; /* queued | processing | ready | failed */
+    char *error_code, *error_message;
+    char *source; /* path of the original upload */
+    int64_t source_size;
+    char *info;   /* probe result JSON or NULL */
+    char *plan;   /* ladder plan JSON or NULL */
+    char *result; /* published description JSON or NULL */
+    int64_t created_ms, updated_ms;
+} pc_video;
+
+void pc_video_clear(pc_video *v);
+/* Creates the video and its first tasks (probe → plan) in one transaction. */
+int pc_db_video_create(pc_db *db, const char *id, const char *title, const char *source, int64_t source_size,
+                       int64_t now_ms) PC_MUST_CHECK;
+int pc_db_video_get(pc_db *db, const char *id, pc_video *out) PC_MUST_CHECK;
+/*
+ * Lists videos newest first, starting after |after_seq| (0 for the first
+ * page). Fills up to |max| entries into |out| and returns the count or <0.
+ */
+int pc_db_video_list(pc_db *db, int64_t after_seq, pc_video *out, int max);
+int pc_db_video_count(pc_db *db, int64_t *count) PC_MUST_CHECK;
+int pc_db_video_set_state(pc_db *db, const char *id, const char *state, int64_t now_ms) PC_MUST_CHECK;
+int pc_db_video_set_field(pc_db *db, const char *id, const char *field, const char *json, int64_t now_ms) PC_MUST_CHECK;
+/* Marks the video failed with |code| and |message| and cancels its unfinished tasks. */
+int pc_db_video_fail(pc_db *db, const char *id, const char *code, const char *message, int64_t now_ms) PC_MUST_CHECK;
+/* Deletes the video row and its tasks. PC_ENOENT when absent. */
+int pc_db_video_delete(pc_db *db, const char *id) PC_MUST_CHECK;
+
+/* ---- tasks ---- */
+
+enum pc_task_class { PC_TASK_LIGHT = 0, PC_TASK_HEAVY = 1 };
+
+typedef struct pc_task {
+    int64_t id;
+    char video_id[PC_ID_LEN + 1];
+    char kind[16];
+    int arg;
+    int attempts;
+    int max_attempts;
+    double weight;
+} pc_task;
+
+typedef struct pc_task_spec {
+    const char *kind;
+    int arg;
+    int cls;
+    int priority;
+    double weight; /* share of the video's processing, for progress */
+} pc_task_spec;
+
+/* Adds a task that becomes ready once every task in |deps| is done. */
+int pc_taskq_add(pc_db *db, const char *video_id, const pc_task_spec *spec, const int64_t *deps, size_t ndeps,
+                 int64_t now_ms, int64_t *id_out) PC_MUST_CHECK;
+/*
+ * Claims the highest-priority ready task of class |cls| whose backoff has
+ * passed, leasing it to |owner| until now+lease. PC_ENOENT when none.
+ */
+int pc_taskq_claim(pc_db *db, int cls, const char *owner, int64_t now_ms, int64_t lease_ms, pc_task *out) PC_MUST_CHECK;
+/* Marks done (storing |result| JSON, may be NULL) and readies dependents whose deps are all done. */
+int pc_taskq_complete(pc_db *db, int64_t id, const char *result, int64_t now_ms) PC_MUST_CHECK;
+/* Back to ready after |not_before_ms| (recoverable failure), remembering the error. */
+int pc_taskq_retry(pc_db *db, int64_t id, int64_t not_before_ms, const char *code, const char *message,
+                   int64_t now_ms) PC_MUST_CHECK;
+/* Back to ready without counting the attempt (interrupted by shutdown). */
+int pc_taskq_release(pc_db *db, int64_t id, int64_t now_ms) PC_MUST_CHECK;
+/* Extends the leases of every task |owner| is running. */
+int pc_taskq_renew(pc_db *db, const char *owner, int64_t now_ms, int64_t lease_ms) PC_MUST_CHECK;
+/*
+ * Returns running tasks whose lease expired to ready (all running tasks when
+ * |all| is set, used when the data-directory lock proves no other process
+ * runs them). Returns the number reclaimed or <0.
+ */
+int pc_taskq_reclaim(pc_db *db, int64_t now_ms, int all);
+/* Earliest not_before of a ready task of class |cls| in the future, or INT64_MAX. */
+int64_t pc_taskq_next_ready_ms(pc_db *db, int cls);
+/* Result JSON of the done task |kind|/|arg| of |video| (malloc'd) or NULL. */
+char *pc_taskq_result(pc_db *db, const char *video_id, const char *kind, int arg);
+/* {"kind:arg": result, ...} of the done dependencies of task |id| (malloc'd JSON) or NULL. */
+char *pc_taskq_dep_results(pc_db *db, int64_t id);
+/* Sum of weights of all tasks of |video| and of the done ones. */
+int pc_taskq_weights(pc_db *db, const char *video_id, double *done, double *total) PC_MUST_CHECK;
+/* Counts tasks of |video| in |state|. */
+int pc_taskq_count(pc_db *db, const char *video_id, const char *state, int64_t *n) PC_MUST_CHECK;
+
+#endif

@@ -1,0 +1,538 @@
+/*
+ * encode: one chunk (a run of whole segments) of the video, every rung.
+ *
+ * The chunk's frames are decoded once, pushed through one filter graph
+ * (rotation, then split into one scaler per rung) and encoded by one libx264
+ * encoder per rung. IDRs are forced at the first frame of every 2-second
+ * interval of output time and scene-cut keyframes are off, so every rung has
+ * keyframes at the same timestamps, and segments (which start at such
+ * keyframes) align across rungs and across chunks. Timestamps come from the
+ * plan's timeline, so chunks encoded in parallel join seamlessly, and the
+ * encoders of all chunks share one configuration, so their parameter sets
+ * (and the init segments built from them) are identical; package checks it.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <libavfilter/avfilter.h>
+#include <libavfilter/buffersink.h>
+#include <libavfilter/buffersrc.h>
+#include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
+
+#include "av_util.h"
+#include "cmaf.h"
+#include "job.h"
+#include "ladder.h"
+#include "pc_json.h"
+#include "pc_log.h"
+
+#define MAX_SEG_PACKETS 100000
+
+struct pkt {
+    int64_t pts;
+    int key;
+    uint8_t *data; /* length-prefixed NAL units */
+    size_t size;
+};
+
+struct rung_enc {
+    pc_rung r;
+    AVCodecContext *enc;
+    AVFilterContext *sink;
+    struct pkt *pkts; /* packets of the segment being collected */
+    size_t npkts, cap;
+    int seg;          /* index (global) of the segment being collected */
+    char dir[4200];
+    json_t *segs;
+    pc_buf avcc;
+    char codecs[32];
+};
+
+struct chunk {
+    pc_job *j;
+    json_t *plan;
+    int64_t timescale, gop_ticks, end_ticks;
+    int first_seg, nseg, total_segs;
+    int64_t *seg_t;      /* start ticks of every segment of the video, plus end */
+    int64_t *seg_frames; /* expected frame counts */
+    struct rung_enc *rungs;
+    int nrungs;
+    AVFilterGraph *graph;
+    AVFilterContext *src;
+};
+
+static void free_pkts(struct rung_enc *re)
+{
+    for (size_t i = 0; i < re->npkts; i++)
+        free(re->pkts[i].data);
+    re->npkts = 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Writes the collected packets of |re| as segment re->seg. */
+static int flush_segment(struct chunk *c, struct rung_enc *re)
+{
+    pc_job *j = c->j;
+    int s = re->seg;
+    if (re->npkts == 0)
+        return 0;
+    if ((int64_t)re->npkts != c->seg_frames[s])
+        return pc_job_fail(j, PC_EENCODE, 0, "encode_failed", "rung %s segment %d has %zu frames, expected %" PRId64,
+                           re->r.id, s + 1, re->npkts, c->seg_frames[s]);
+    size_t n = re->npkts;
+    int64_t *sorted = malloc(n * sizeof(*sorted));
+    pc_cmaf_sample *smp = malloc(n * sizeof(*smp));
+    pc_buf data, out;
+    pc_buf_init(&data, (size_t)256 << 20);
+    pc_buf_init(&out, (size_t)256 << 20);
+    int r = sorted != NULL && smp != NULL ? 0 : PC_ENOMEM;
+    for (size_t i = 0; r == 0 && i < n; i++)
+        sorted[i] = re->pkts[i].pts;
+    if (r == 0)
+        qsort(sorted, n, sizeof(*sorted), cmp_i64);
+    int64_t next = c->seg_t[s + 1];
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        int64_t dts = sorted[i];
+        int64_t dur = (i + 1 < n ? sorted[i + 1] : next) - dts;
+        smp[i].duration = (uint32_t)dur;
+        smp[i].size = (uint32_t)re->pkts[i].size;
+        smp[i].cto = (int32_t)(re->pkts[i].pts - dts);
+        smp[i].sync = (uint8_t)re->pkts[i].key;
+        r = pc_buf_append(&data, re->pkts[i].data, re->pkts[i].size);
+    }
+    if (r == 0 && (sorted[0] != c->seg_t[s] || !re->pkts[0].key))
+        r = pc_job_fail(j, PC_EENCODE, 0, "encode_failed", "rung %s segment %d does not start with an IDR at its start time",
+                        re->r.id, s + 1);
+    if (r == 0)
+        r = pc_cmaf_write_segment(&out, 1, (uint32_t)(s + 1), (uint64_t)sorted[0], smp, n, (const uint8_t *)data.data, data.len);
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/seg-%05d.m4s", re->dir, s + 1);
+    if (r == 0 && (r = pc_write_file(path, out.data, out.len)) != 0)
+        pc_job_fail(j, r, 0, "io_error", "cannot write %s", path);
+    if (r == 0)
+        json_array_append_new(re->segs, json_pack("[i,I,I,I]", s + 1, (json_int_t)sorted[0], (json_int_t)(next - sorted[0]),
+                                                  (json_int_t)out.len));
+    else if (j->err == 0)
+        pc_job_fail(j, r, 0, "encode_failed", "cannot build segment %d of rung %s: %s", s + 1, re->r.id, pc_strerror(r));
+    free(sorted);
+    free(smp);
+    pc_buf_clear(&data);
+    pc_buf_clear(&out);
+    free_pkts(re);
+    return j->err;
+}
+
+/* Collects one encoded packet, writing finished segments. */
+static int take_packet(struct chunk *c, struct rung_enc *re, AVPacket *p)
+{
+    while (re->seg + 1 < c->total_segs && p->pts >= c->seg_t[re->seg + 1]) {
+        int r = flush_segment(c, re);
+        if (r != 0)
+            return r;
+        re->seg++;
+    }
+    if (re->npkts == re->cap) {
+        size_t cap = re->cap ? re->cap * 2 : 256;
+        if (cap > MAX_SEG_PACKETS)
+            return pc_job_fail(c->j, PC_EMEDIALIMIT, 1, "media_limit", "too many frames in one segment");
+        struct pkt *np = realloc(re->pkts, cap * sizeof(*np));
+        if (np == NULL)
+            return pc_job_fail(c->j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+        re->pkts = np;
+        re->cap = cap;
+    }
+    pc_buf lp;
+    pc_buf_init(&lp, (size_t)64 << 20);
+    if (pc_annexb_to_lp(p->data, (size_t)p->size, &lp) != 0 || lp.len == 0) {
+        pc_buf_clear(&lp);
+        return pc_job_fail(c->j, PC_EENCODE, 0, "encode_failed", "the encoder produced an unparsable packet");
+    }
+    struct pkt *k = &re->pkts[re->npkts++];
+    k->pts = p->pts;
+    k->key = (p->flags & AV_PKT_FLAG_KEY) != 0;
+    k->data = (uint8_t *)pc_buf_steal(&lp, &k->size);
+    return 0;
+}
+
+static int drain_encoder(struct chunk *c, struct rung_enc *re, AVPacket *p)
+{
+    for (;;) {
+        int r = avcodec_receive_packet(re->enc, p);
+        if (r == AVERROR(EAGAIN) || r == AVERROR_EOF)
+            return 0;
+        if (r < 0)
+            return pc_job_fail(c->j, PC_EENCODE, 0, "encode_failed", "x264 failed on rung %s", re->r.id);
+        r = take_packet(c, re, p);
+        av_packet_unref(p);
+        if (r != 0)
+            return r;
+    }
+}
+
+/* End of chunk: drains the graph and the encoders and writes the last segments. */
+static int flush_all(struct chunk *c, AVFrame *f, AVPacket *p)
+{
+    if (av_buffersrc_add_frame(c->src, NULL) < 0)
+        return pc_job_fail(c->j, PC_EENCODE, 0, "encode_failed", "cannot flush the scaler");
+    for (int i = 0; i < c->nrungs; i++) {
+        struct rung_enc *re = &c->rungs[i];
+        while (av_buffersink_get_frame(re->sink, f) >= 0) {
+            f->pict_type = AV_PICTURE_TYPE_NONE;
+            int r = avcodec_send_frame(re->enc, f);
+            av_frame_unref(f);
+            if (r < 0)
+                return pc_job_fail(c->j, PC_EENCODE, 0, "encode_failed", "x264 refused a frame on rung %s", re->r.id);
+            if ((r = drain_encoder(c, re, p)) != 0)
+                return r;
+        }
+        avcodec_send_frame(re->enc, NULL);
+        int r = drain_encoder(c, re, p);
+        if (r == 0)
+            r = flush_segment(c, re);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+static int open_encoder(struct chunk *c, struct rung_enc *re, AVRational fps, int gop_frames)
+{
+    const AVCodec *codec = avcodec_find_encoder_by_name("libx264");
+    if (codec == NULL)
+        return pc_job_fail(c->j, PC_EENCODE, 0, "encode_failed", "FFmpeg lacks libx264");
+    AVCodecContext *e = avcodec_alloc_context3(codec);
+    if (e == NULL)
+        return pc_job_fail(c->j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+    e->width = re->r.width;
+    e->height = re->r.height;
+    e->pix_fmt = AV_PIX_FMT_YUV420P;
+    e->time_base = (AVRational){1, (int)c->timescale};
+    e->framerate = fps;
+    e->sample_aspect_ratio = (AVRational){1, 1};
+    e->bit_rate = re->r.bitrate;
+    e->rc_max_rate = re->r.maxrate;
+    e->rc_buffer_size = re->r.bufsize;
+    e->gop_size = gop_frames * 8; /* never reached: IDRs are forced every 2 s */
+    e->keyint_min = gop_frames;
+    e->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    e->thread_count = c->j->env->x264_threads;
+    e->color_range = AVCOL_RANGE_MPEG;
+    AVDictionary *o = NULL;
+    av_dict_set(&o, "preset", c->j->env->preset, 0);
+    av_dict_set(&o, "profile", "high", 0);
+    av_dict_set(&o, "forced-idr", "1", 0);
+    av_dict_set(&o, "x264-params", "scenecut=0:open-gop=0", 0);
+    int r = avcodec_open2(e, codec, &o);
+    av_dict_free(&o);
+    if (r < 0) {
+        avcodec_free_context(&e);
+        char eb[128];
+        return pc_job_fail(c->j, PC_EENCODE, 1, "encode_failed", "cannot open x264 for %dx%d (%s)", re->r.width,
+                           re->r.height, pc_av_err(r, eb, sizeof(eb)));
+    }
+    re->enc = e;
+    if (pc_avcc_from_annexb(e->extradata, (size_t)e->extradata_size, &re->avcc, re->codecs) != 0)
+        return pc_job_fail(c->j, PC_EENCODE, 0, "encode_failed", "x264 produced no parameter sets");
+    return 0;
+}
+
+static int build_graph(struct chunk *c, const AVCodecContext *dec, int rotation)
+{
+    c->graph = avfilter_graph_alloc();
+    if (c->graph == NULL)
+        return AVERROR(ENOMEM);
+    c->graph->nb_threads = 1;
+    char args[256];
+    AVRational sar = dec->sample_aspect_ratio.num > 0 ? dec->sample_aspect_ratio : (AVRational){1, 1};
+    snprintf(args, sizeof(args), "video_size=%dx%d:pix_fmt=%d:time_base=1/%" PRId64 ":pixel_aspect=%d/%d", dec->width,
+             dec->height, dec->pix_fmt, c->timescale, sar.num, sar.den);
+    int r = avfilter_graph_create_filter(&c->src, avfilter_get_by_name("buffer"), "in", args, NULL, c->graph);
+    if (r < 0)
+        return r;
+    pc_buf desc;
+    pc_buf_init(&desc, 16384);
+    const char *rot = rotation == 90 ? "transpose=clock," : rotation == 180 ? "hflip,vflip," : rotation == 270 ? "transpose=cclock," : "";
+    r = pc_buf_printf(&desc, "[in]%ssplit=%d", rot, c->nrungs);
+    for (int i = 0; r == 0 && i < c->nrungs; i++)
+        r = pc_buf_printf(&desc, "[s%d]", i);
+    for (int i = 0; r == 0 && i < c->nrungs; i++)
+        r = pc_buf_printf(&desc, ";[s%d]scale=%d:%d:flags=bicubic,format=yuv420p,setsar=1[out%d]", i,
+                          c->rungs[i].r.width, c->rungs[i].r.height, i);
+    AVFilterInOut *outputs = avfilter_inout_alloc(), *inputs = NULL;
+    if (r != 0 || outputs == NULL) {
+        pc_buf_clear(&desc);
+        avfilter_inout_free(&outputs);
+        return AVERROR(ENOMEM);
+    }
+    outputs->name = av_strdup("in");
+    outputs->filter_ctx = c->src;
+    outputs->pad_idx = 0;
+    outputs->next = NULL;
+    for (int i = c->nrungs - 1; i >= 0; i--) {
+        char name[16];
+        snprintf(name, sizeof(name), "out%d", i);
+        r = avfilter_graph_create_filter(&c->rungs[i].sink, avfilter_get_by_name("buffersink"), name, NULL, NULL, c->graph);
+        if (r < 0)
+            break;
+        AVFilterInOut *io = avfilter_inout_alloc();
+        if (io == NULL) {
+            r = AVERROR(ENOMEM);
+            break;
+        }
+        io->name = av_strdup(name);
+        io->filter_ctx = c->rungs[i].sink;
+        io->pad_idx = 0;
+        io->next = inputs;
+        inputs = io;
+    }
+    if (r >= 0)
+        r = avfilter_graph_parse_ptr(c->graph, desc.data, &inputs, &outputs, NULL);
+    if (r >= 0)
+        r = avfilter_graph_config(c->graph, NULL);
+    avfilter_inout_free(&inputs);
+    avfilter_inout_free(&outputs);
+    pc_buf_clear(&desc);
+    return r;
+}
+
+int pc_task_encode(pc_job *j)
+{
+    struct chunk c;
+    memset(&c, 0, sizeof(c));
+    c.j = j;
+    c.plan = json_loads(j->plan != NULL ? j->plan : "", 0, NULL);
+    if (c.plan == NULL)
+        return pc_job_fail(j, PC_EINTERNAL, 1, "internal_error", "the plan is missing");
+    AVFormatContext *fmt = NULL;
+    AVCodecContext *dec = NULL;
+    AVPacket *pkt = av_packet_alloc(), *opkt = av_packet_alloc();
+    AVFrame *frame = av_frame_alloc(), *ff = av_frame_alloc();
+    char eb[128];
+    json_t *chunk = json_array_get(json_object_get(c.plan, "chunks"), (size_t)j->arg);
+    json_t *segs = json_object_get(c.plan, "segments");
+    json_t *rungs = json_object_get(c.plan, "rungs");
+    if (chunk == NULL || pkt == NULL || opkt == NULL || frame == NULL || ff == NULL) {
+        pc_job_fail(j, PC_EINTERNAL, 1, "internal_error", "chunk %d is not in the plan", j->arg);
+        goto out;
+    }
+    c.timescale = pc_json_int(c.plan, "timescale", 90000);
+    c.gop_ticks = (int64_t)llround(pc_json_num(c.plan, "gop_duration", 2) * (double)c.timescale);
+    c.end_ticks = pc_json_int(c.plan, "end", 0);
+    c.first_seg = (int)pc_json_int(chunk, "first_segment", 0);
+    c.nseg = (int)pc_json_int(chunk, "segments", 0);
+    c.total_segs = (int)json_array_size(segs);
+    c.seg_t = calloc((size_t)c.total_segs + 1, sizeof(int64_t));
+    c.seg_frames = calloc((size_t)c.total_segs + 1, sizeof(int64_t));
+    c.nrungs = (int)json_array_size(rungs);
+    c.rungs = calloc((size_t)c.nrungs, sizeof(*c.rungs));
+    if (c.seg_t == NULL || c.seg_frames == NULL || c.rungs == NULL) {
+        pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < c.total_segs; i++) {
+        c.seg_t[i] = json_integer_value(json_array_get(json_array_get(segs, (size_t)i), 0));
+        c.seg_frames[i] = json_integer_value(json_array_get(json_array_get(segs, (size_t)i), 2));
+    }
+    c.seg_t[c.total_segs] = c.end_ticks;
+    int last_seg = c.first_seg + c.nseg; /* exclusive */
+    int64_t start_t = c.seg_t[c.first_seg], end_t = c.seg_t[last_seg];
+    int64_t start_pts = json_integer_value(json_array_get(json_array_get(segs, (size_t)c.first_seg), 1));
+    int64_t expected = 0;
+    for (int s = c.first_seg; s < last_seg; s++)
+        expected += c.seg_frames[s];
+    json_t *fr = json_object_get(c.plan, "frame_rate"), *tb = json_object_get(c.plan, "time_base");
+    AVRational fps = {(int)json_integer_value(json_array_get(fr, 0)), (int)json_integer_value(json_array_get(fr, 1))};
+    pc_timeline tl;
+    pc_timeline_init(&tl, json_is_true(json_object_get(c.plan, "cfr")), pc_json_int(c.plan, "first_pts", 0),
+                     (int)json_integer_value(json_array_get(tb, 0)), (int)json_integer_value(json_array_get(tb, 1)), fps.num,
+                     fps.den);
+    int gop_frames = (int)lround(av_q2d(fps) * pc_json_num(c.plan, "gop_duration", 2));
+    if (gop_frames < 1)
+        gop_frames = 1;
+
+    int r = pc_av_open(j, j->source, &fmt);
+    if (r < 0 || avformat_find_stream_info(fmt, NULL) < 0) {
+        pc_job_fail(j, PC_EIO, 0, "io_error", "cannot open the source (%s)", pc_av_err(r, eb, sizeof(eb)));
+        goto out;
+    }
+    int vidx = (int)pc_json_int(c.plan, "video_index", 0);
+    if (vidx < 0 || vidx >= (int)fmt->nb_streams || (r = pc_av_open_decoder(fmt, vidx, 1, &dec)) < 0) {
+        pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "cannot decode the video stream");
+        goto out;
+    }
+    for (int i = 0; i < c.nrungs; i++) {
+        struct rung_enc *re = &c.rungs[i];
+        json_t *jr = json_array_get(rungs, (size_t)i);
+        snprintf(re->r.id, sizeof(re->r.id), "%s", json_string_value(json_object_get(jr, "id")));
+        re->r.width = (int)pc_json_int(jr, "width", 0);
+        re->r.height = (int)pc_json_int(jr, "height", 0);
+        re->r.bitrate = (int)pc_json_int(jr, "bitrate", 0);
+        re->r.maxrate = (int)pc_json_int(jr, "maxrate", 0);
+        re->r.bufsize = (int)pc_json_int(jr, "bufsize", 0);
+        re->seg = c.first_seg;
+        re->segs = json_array();
+        pc_buf_init(&re->avcc, 8192);
+        snprintf(re->dir, sizeof(re->dir), "%s/%s", j->out_dir, re->r.id);
+        if ((r = pc_mkdirs(re->dir)) != 0) {
+            pc_job_fail(j, r, 0, "io_error", "cannot create %s", re->dir);
+            goto out;
+        }
+        if (open_encoder(&c, re, fps, gop_frames) != 0)
+            goto out;
+    }
+    if ((r = build_graph(&c, dec, (int)pc_json_int(c.plan, "rotation", 0))) < 0) {
+        pc_job_fail(j, PC_EENCODE, 0, "encode_failed", "cannot build the scaling graph (%s)", pc_av_err(r, eb, sizeof(eb)));
+        goto out;
+    }
+    /* seek to the keyframe at or before the chunk; retry further back if the demuxer overshoots */
+    int64_t seek_to = start_pts;
+    int reseeks = 0;
+seek:
+    if (c.first_seg > 0 || reseeks > 0) {
+        if (av_seek_frame(fmt, vidx, seek_to, AVSEEK_FLAG_BACKWARD) < 0 && av_seek_frame(fmt, vidx, seek_to, AVSEEK_FLAG_ANY | AVSEEK_FLAG_BACKWARD) < 0) {
+            avformat_seek_file(fmt, -1, INT64_MIN, 0, 0, 0);
+        }
+        avcodec_flush_buffers(dec);
+    }
+    int64_t last_t = -1, done = 0, prev_pts = AV_NOPTS_VALUE;
+    int first = 1, finished = 0, eof = 0;
+    while (!finished) {
+        if (pc_job_canceled(j)) {
+            pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+            goto out;
+        }
+        if (!eof) {
+            r = av_read_frame(fmt, pkt);
+            if (r == AVERROR_EOF || (r < 0 && r != AVERROR(EAGAIN))) {
+                eof = 1;
+                avcodec_send_packet(dec, NULL);
+            } else if (r >= 0) {
+                if (pkt->stream_index == vidx)
+                    avcodec_send_packet(dec, pkt);
+                av_packet_unref(pkt);
+            }
+        }
+        for (;;) {
+            r = avcodec_receive_frame(dec, frame);
+            if (r == AVERROR(EAGAIN))
+                break;
+            if (r < 0) {
+                finished = 1; /* decoder drained */
+                break;
+            }
+            int64_t pts = frame->best_effort_timestamp;
+            if (pts == AV_NOPTS_VALUE || pts == prev_pts) {
+                av_frame_unref(frame);
+                continue;
+            }
+            prev_pts = pts;
+            int64_t t = pc_timeline_map(&tl, pts);
+            if (first && t > start_t && c.first_seg > 0) {
+                av_frame_unref(frame);
+                if (++reseeks > 3) {
+                    pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "cannot seek to %.3f s in the source",
+                                (double)start_t / (double)c.timescale);
+                    goto out;
+                }
+                seek_to = pc_timeline_unmap(&tl, start_t - (int64_t)reseeks * 10 * c.timescale);
+                if (reseeks == 3)
+                    seek_to = INT64_MIN;
+                goto seek;
+            }
+            first = 0;
+            if (t < start_t) {
+                av_frame_unref(frame);
+                continue;
+            }
+            if (last_t >= 0 && t <= last_t)
+                t = last_t + 1;
+            if (t >= end_t) {
+                av_frame_unref(frame);
+                finished = 1;
+                break;
+            }
+            int idr = pc_is_gop_start(last_t, t, c.gop_ticks);
+            last_t = t;
+            frame->pts = t;
+            frame->pict_type = AV_PICTURE_TYPE_NONE;
+            r = av_buffersrc_add_frame_flags(c.src, frame, AV_BUFFERSRC_FLAG_KEEP_REF);
+            av_frame_unref(frame);
+            if (r < 0) {
+                pc_job_fail(j, PC_EENCODE, 0, "encode_failed", "the scaler refused a frame");
+                goto out;
+            }
+            /* mark the frames coming out of the graph for this input as IDR or not */
+            for (int i = 0; i < c.nrungs; i++) {
+                while (av_buffersink_get_frame(c.rungs[i].sink, ff) >= 0) {
+                    ff->pict_type = idr ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
+                    r = avcodec_send_frame(c.rungs[i].enc, ff);
+                    av_frame_unref(ff);
+                    if (r < 0 || drain_encoder(&c, &c.rungs[i], opkt) != 0) {
+                        if (j->err == 0)
+                            pc_job_fail(j, PC_EENCODE, 0, "encode_failed", "x264 refused a frame");
+                        goto out;
+                    }
+                }
+            }
+            done++;
+            if ((done & 15) == 0)
+                atomic_store(&j->progress, (int)(950 * done / (expected > 0 ? expected : 1)));
+        }
+    }
+    if (done != expected) {
+        pc_job_fail(j, PC_EUNDECODABLE, 0, "undecodable", "chunk %d decoded %" PRId64 " frames, expected %" PRId64, j->arg,
+                    done, expected);
+        goto out;
+    }
+    if (flush_all(&c, ff, opkt) != 0)
+        goto out;
+    json_t *res = json_object();
+    json_object_set_new(res, "chunk", json_integer(j->arg));
+    json_t *jrs = json_object();
+    for (int i = 0; i < c.nrungs; i++) {
+        struct rung_enc *re = &c.rungs[i];
+        char b64[8192];
+        if (pc_b64_encoded_len(re->avcc.len, 0) > sizeof(b64)) {
+            json_decref(res);
+            json_decref(jrs);
+            pc_job_fail(j, PC_EENCODE, 0, "encode_failed", "oversized parameter sets");
+            goto out;
+        }
+        pc_b64_encode((const uint8_t *)re->avcc.data, re->avcc.len, b64, 0);
+        json_object_set_new(jrs, re->r.id, json_pack("{s:s, s:s, s:O}", "avcc", b64, "codecs", re->codecs, "segments", re->segs));
+    }
+    json_object_set_new(res, "rungs", jrs);
+    j->result = pc_json_dump(res);
+    json_decref(res);
+    atomic_store(&j->progress, 1000);
+out:
+    for (int i = 0; c.rungs != NULL && i < c.nrungs; i++) {
+        free_pkts(&c.rungs[i]);
+        free(c.rungs[i].pkts);
+        avcodec_free_context(&c.rungs[i].enc);
+        json_decref(c.rungs[i].segs);
+        pc_buf_clear(&c.rungs[i].avcc);
+    }
+    free(c.rungs);
+    free(c.seg_t);
+    free(c.seg_frames);
+    avfilter_graph_free(&c.graph);
+    avcodec_free_context(&dec);
+    avformat_close_input(&fmt);
+    av_packet_free(&pkt);
+    av_packet_free(&opkt);
+    av_frame_free(&frame);
+    av_frame_free(&ff);
+    json_decref(c.plan);
+    return j->err;
+}

@@ -1,0 +1,139 @@
+/* Ladder, timeline and segmentation planning; see ladder.h. */
+#include "ladder.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    int w, h, bitrate;
+} apple[] = {
+    {416, 234, 145000}, {640, 360, 365000}, {768, 432, 730000}, {960, 540, 2000000}, {1280, 720, 3000000}, {1920, 1080, 6000000},
+};
+
+static int even(double v)
+{
+    int i = (int)lround(v / 2.0) * 2;
+    return i < 2 ? 2 : i;
+}
+
+static void fill(pc_rung *r, int idx, int w, int h, double ref_pixels, int ref_bitrate, double fps)
+{
+    snprintf(r->id, sizeof(r->id), "v%d", idx);
+    r->width = w;
+    r->height = h;
+    double br = ref_bitrate * ((double)w * h) / ref_pixels;
+    if (fps > 31)
+        br *= 1.5;
+    if (br < 50000)
+        br = 50000;
+    r->bitrate = (int)(lround(br / 1000.0) * 1000);
+    r->maxrate = r->bitrate * 3 / 2;
+    r->bufsize = r->bitrate * 2;
+}
+
+int pc_ladder_plan(int disp_w, int disp_h, double fps, pc_rung out[PC_LADDER_MAX])
+{
+    if (disp_w < 2 || disp_h < 2)
+        return 0;
+    int portrait = disp_h > disp_w;
+    int shortside = portrait ? disp_w : disp_h;
+    double aspect = portrait ? (double)disp_h / disp_w : (double)disp_w / disp_h;
+    int n = 0;
+    for (size_t i = 0; i < sizeof(apple) / sizeof(apple[0]); i++) {
+        if (apple[i].h > shortside)
+            break;
+        int s = apple[i].h, l = even(s * aspect);
+        fill(&out[n], n, portrait ? s : l, portrait ? l : s, (double)apple[i].w * apple[i].h, apple[i].bitrate, fps);
+        n++;
+    }
+    if (n == 0) {
+        int s = even(shortside), l = even(shortside * aspect);
+        fill(&out[0], 0, portrait ? s : l, portrait ? l : s, (double)apple[0].w * apple[0].h, apple[0].bitrate, fps);
+        n = 1;
+    }
+    return n;
+}
+
+void pc_timeline_init(pc_timeline *t, int cfr, int64_t first_pts, int tb_num, int tb_den, int fps_num, int fps_den)
+{
+    memset(t, 0, sizeof(*t));
+    t->cfr = cfr;
+    t->first_pts = first_pts;
+    t->tb_num = tb_num;
+    t->tb_den = tb_den;
+    t->fps_num = fps_num;
+    t->fps_den = fps_den;
+    t->timescale = 90000;
+    if (cfr) {
+        /* 90 kHz when a frame is a whole number of ticks (24, 25, 30, 50, 60, 29.97); else the rate's numerator */
+        if ((int64_t)90000 * fps_den % fps_num == 0)
+            t->frame_ticks = (int64_t)90000 * fps_den / fps_num;
+        else {
+            t->timescale = fps_num;
+            t->frame_ticks = fps_den;
+        }
+    }
+}
+
+/* round(a * b / c) for non-negative b, c without overflow for our ranges */
+__extension__ typedef __int128 i128;
+
+static int64_t muldiv_round(int64_t a, int64_t b, int64_t c)
+{
+    i128 v = (i128)a * b;
+    i128 half = c / 2;
+    return (int64_t)(v >= 0 ? (v + half) / c : -((-v + half) / c));
+}
+
+int64_t pc_timeline_map(const pc_timeline *t, int64_t pts)
+{
+    int64_t rel = pts - t->first_pts;
+    if (t->cfr) {
+        int64_t idx = muldiv_round(rel, (int64_t)t->tb_num * t->fps_num, (int64_t)t->tb_den * t->fps_den);
+        return idx * t->frame_ticks;
+    }
+    return muldiv_round(rel, (int64_t)t->tb_num * t->timescale, t->tb_den);
+}
+
+int64_t pc_timeline_unmap(const pc_timeline *t, int64_t ticks)
+{
+    return t->first_pts + muldiv_round(ticks, t->tb_den, (int64_t)t->tb_num * t->timescale);
+}
+
+size_t pc_segments_plan(const int64_t *ticks, const int64_t *pts, size_t n, int64_t seg_ticks, pc_segment *segs)
+{
+    size_t ns = 0;
+    int64_t boundary = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || ticks[i] >= boundary) {
+            segs[ns].t = ticks[i];
+            segs[ns].pts = pts[i];
+            segs[ns].frames = 0;
+            ns++;
+            boundary = (ticks[i] / seg_ticks + 1) * seg_ticks;
+        }
+        segs[ns - 1].frames++;
+    }
+    return ns;
+}
+
+size_t pc_chunks_plan(const pc_segment *segs, size_t nsegs, int64_t target_ticks, size_t *chunk_first)
+{
+    size_t nc = 0;
+    for (size_t i = 0; i < nsegs;) {
+        chunk_first[nc++] = i;
+        int64_t start = segs[i].t;
+        i++;
+        while (i < nsegs && segs[i].t - start < target_ticks)
+            i++;
+    }
+    return nc;
+}
+
+int pc_is_gop_start(int64_t prev, int64_t t, int64_t gop_ticks)
+{
+    if (prev < 0)
+        return 1;
+    return t / gop_ticks > prev / gop_ticks;
+}

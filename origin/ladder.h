@@ -1,0 +1,69 @@
+/*
+ * Pure planning: the ABR ladder for a source, the output timeline (how
+ * source timestamps map to output ticks), and segment/chunk boundaries.
+ * No I/O; unit-tested in tests/unit/test_ladder.c.
+ */
+#ifndef PC_ORIGIN_LADDER_H
+#define PC_ORIGIN_LADDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PC_LADDER_MAX 6
+
+typedef struct pc_rung {
+    char id[8];
+    int width, height;
+    int bitrate, maxrate, bufsize; /* bits per second */
+} pc_rung;
+
+/*
+ * Plans the ladder for a source displayed at |disp_w| x |disp_h| (after
+ * rotation and pixel aspect) at |fps|: Apple's HLS authoring ladder
+ * (416x234@145k ... 1920x1080@6000k) scaled to the source's aspect ratio,
+ * never above the source's short side; bitrates scale with pixel count and
+ * by 1.5 above 31 fps. A source smaller than the lowest rung gets one rung
+ * at its own size. Dimensions are even. Returns the number of rungs (≥ 1)
+ * written to |out| in ascending order, or 0 for degenerate input.
+ */
+int pc_ladder_plan(int disp_w, int disp_h, double fps, pc_rung out[PC_LADDER_MAX]);
+
+/* Maps source timestamps to output ticks. */
+typedef struct pc_timeline {
+    int cfr;             /* constant frame rate: frame k lands at k*frame_ticks */
+    int64_t first_pts;   /* source pts of the first frame */
+    int tb_num, tb_den;  /* source stream time base */
+    int fps_num, fps_den;
+    int64_t timescale;   /* output ticks per second */
+    int64_t frame_ticks; /* CFR: ticks per frame */
+} pc_timeline;
+
+/* Fills timescale and frame_ticks for the given mode and rate. */
+void pc_timeline_init(pc_timeline *t, int cfr, int64_t first_pts, int tb_num, int tb_den, int fps_num, int fps_den);
+/* Output ticks of a source pts (CFR: rounded to the nearest frame slot). */
+int64_t pc_timeline_map(const pc_timeline *t, int64_t pts);
+/* Source pts that maps closest to |ticks| (for seeking). */
+int64_t pc_timeline_unmap(const pc_timeline *t, int64_t ticks);
+
+typedef struct pc_segment {
+    int64_t t;   /* output ticks of the first frame */
+    int64_t pts; /* its source pts */
+    int64_t frames;
+} pc_segment;
+
+/*
+ * Splits the sorted frame times |ticks| (n frames, output ticks) into
+ * segments that start at the first frame at or after each multiple of
+ * |seg_ticks| (empty intervals are skipped). |segs| must hold n entries;
+ * |pts| gives each frame's source pts. Returns the segment count.
+ */
+size_t pc_segments_plan(const int64_t *ticks, const int64_t *pts, size_t n, int64_t seg_ticks, pc_segment *segs);
+/*
+ * Groups segments into chunks of about |target_ticks| for parallel encoding.
+ * |chunk_first| receives each chunk's first segment index; returns the count.
+ */
+size_t pc_chunks_plan(const pc_segment *segs, size_t nsegs, int64_t target_ticks, size_t *chunk_first);
+/* Is the frame at |t| (previous frame at |prev|, or -1) the first of a GOP of |gop_ticks|? */
+int pc_is_gop_start(int64_t prev, int64_t t, int64_t gop_ticks);
+
+#endif

@@ -1,0 +1,222 @@
+/* peercdn-origin: command-line entry (serve, upload). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <libavutil/log.h>
+
+#include "origin_main.h"
+#include "pc_log.h"
+
+static const char usage[] =
+    "usage: peercdn-origin serve --data DIR --listen HOST:PORT --upload-token TOKEN [options]\n"
+    "       peercdn-origin upload FILE --origin URL --token TOKEN [--title T] [--parallel N] [--wait]\n"
+    "\n"
+    "serve options:\n"
+    "  --data DIR              data directory (created if missing; one origin per directory)\n"
+    "  --listen HOST:PORT      address to listen on; port 0 picks a free port\n"
+    "  --upload-token TOKEN    bearer token for POST /api/uploads and DELETE (or $PEERCDN_UPLOAD_TOKEN)\n"
+    "  --tracker URL           tracker announced in p2p.json\n"
+    "  --tracker-key BASE64    tracker Ed25519 public key (default: fetched from URL/api/tracker-key)\n"
+    "  --public-url URL        base URL for absolute upload URLs (default: from the Host header)\n"
+    "  --workers N             transcoding worker threads (default: number of CPUs)\n"
+    "  --segment-seconds S     CMAF segment duration, an even number of seconds (default 4)\n"
+    "  --preset NAME           x264 preset (default veryfast)\n"
+    "  --lease-seconds S       task lease; a crashed worker's task is retried after this (default 30)\n"
+    "  --signed-media          serve /v/ only with ?exp=&sig= (see docs/origin.md)\n"
+    "  --media-token-ttl S     lifetime of media signatures handed out by the API (default 21600)\n"
+    "  --upload-ttl S          unfinished uploads expire after S seconds (default 86400)\n"
+    "  --log-level LEVEL       error, warn, info (default) or debug\n"
+    "\n"
+    "upload options:\n"
+    "  --origin URL            origin base URL, e.g. http://127.0.0.1:8080\n"
+    "  --token TOKEN           upload token (or $PEERCDN_UPLOAD_TOKEN)\n"
+    "  --title TITLE           video title (default: the file name)\n"
+    "  --parallel N            parallel partial uploads joined by tus concatenation (default 4)\n"
+    "  --chunk-mb N            bytes per PATCH request in MiB (default 16)\n"
+    "  --wait                  wait for processing and print the final state\n"
+    "  --state FILE            resume state file (default ~/.cache/peercdn/uploads/...)\n"
+    "  --no-progress           no progress bar even on a terminal\n";
+
+static void die_usage(const char *msg)
+{
+    fprintf(stderr, "peercdn-origin: %s (see --help)\n", msg);
+    exit(2);
+}
+
+static double parse_num(const char *s, const char *what, double min, double max)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || v < min || v > max) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "bad value for %s: '%s'", what, s);
+        die_usage(msg);
+    }
+    return v;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    pc_origin_config c;
+    memset(&c, 0, sizeof(c));
+    c.upload_token = getenv("PEERCDN_UPLOAD_TOKEN");
+    c.workers = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (c.workers < 1)
+        c.workers = 1;
+    c.segment_seconds = 4;
+    c.preset = "veryfast";
+    c.lease_ms = 30000;
+    c.media_token_ttl_s = 6 * 3600;
+    c.upload_ttl_s = 24 * 3600;
+    c.creation_ttl_s = 3600;
+    enum { O_DATA = 1, O_LISTEN, O_TOKEN, O_TRACKER, O_TRACKER_KEY, O_PUBLIC, O_WORKERS, O_SEG, O_PRESET, O_LEASE,
+           O_SIGNED, O_MTTL, O_UTTL, O_LOG, O_HELP };
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, O_DATA},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"upload-token", required_argument, NULL, O_TOKEN},
+        {"tracker", required_argument, NULL, O_TRACKER},
+        {"tracker-key", required_argument, NULL, O_TRACKER_KEY},
+        {"public-url", required_argument, NULL, O_PUBLIC},
+        {"workers", required_argument, NULL, O_WORKERS},
+        {"segment-seconds", required_argument, NULL, O_SEG},
+        {"preset", required_argument, NULL, O_PRESET},
+        {"lease-seconds", required_argument, NULL, O_LEASE},
+        {"signed-media", no_argument, NULL, O_SIGNED},
+        {"media-token-ttl", required_argument, NULL, O_MTTL},
+        {"upload-ttl", required_argument, NULL, O_UTTL},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case O_DATA: c.data_dir = optarg; break;
+        case O_LISTEN: c.listen = optarg; break;
+        case O_TOKEN: c.upload_token = optarg; break;
+        case O_TRACKER: c.tracker_url = optarg; break;
+        case O_TRACKER_KEY: c.tracker_key = optarg; break;
+        case O_PUBLIC: c.public_url = optarg; break;
+        case O_WORKERS: c.workers = (int)parse_num(optarg, "--workers", 1, 64); break;
+        case O_SEG: c.segment_seconds = parse_num(optarg, "--segment-seconds", 2, 20); break;
+        case O_PRESET: c.preset = optarg; break;
+        case O_LEASE: c.lease_ms = (int64_t)(parse_num(optarg, "--lease-seconds", 1, 3600) * 1000); break;
+        case O_SIGNED: c.signed_media = 1; break;
+        case O_MTTL: c.media_token_ttl_s = (int64_t)parse_num(optarg, "--media-token-ttl", 1, 1e9); break;
+        case O_UTTL: c.upload_ttl_s = (int64_t)parse_num(optarg, "--upload-ttl", 1, 1e9); break;
+        case O_LOG: {
+            int l = pc_log_level_parse(optarg);
+            if (l < 0)
+                die_usage("--log-level takes error, warn, info or debug");
+            pc_log_set_level(l);
+            break;
+        }
+        case O_HELP: fputs(usage, stdout); return 0;
+        default: {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", argv[optind - 1]);
+            die_usage(msg);
+        }
+        }
+    }
+    if (optind < argc)
+        die_usage("serve takes no positional arguments");
+    if (c.data_dir == NULL || c.listen == NULL)
+        die_usage("serve needs --data DIR and --listen HOST:PORT");
+    if (c.upload_token == NULL || strlen(c.upload_token) < 8)
+        die_usage("serve needs --upload-token TOKEN of at least 8 characters");
+    int seg = (int)c.segment_seconds;
+    if (seg != c.segment_seconds || seg % 2 != 0)
+        die_usage("--segment-seconds must be an even whole number (segments hold whole 2-second GOPs)");
+    if (c.tracker_url != NULL && strncmp(c.tracker_url, "http://", 7) != 0 && strncmp(c.tracker_url, "https://", 8) != 0)
+        die_usage("--tracker must be an http(s) URL");
+    return pc_origin_serve(&c);
+}
+
+static int cmd_upload(int argc, char **argv)
+{
+    pc_upload_opts u;
+    memset(&u, 0, sizeof(u));
+    u.token = getenv("PEERCDN_UPLOAD_TOKEN");
+    u.parallel = 4;
+    u.progress = -1;
+    u.chunk = 16 << 20;
+    enum { O_ORIGIN = 1, O_TOKEN, O_TITLE, O_PAR, O_WAIT, O_STATE, O_NOPROG, O_CHUNK, O_HELP };
+    static const struct option opts[] = {
+        {"origin", required_argument, NULL, O_ORIGIN},
+        {"token", required_argument, NULL, O_TOKEN},
+        {"title", required_argument, NULL, O_TITLE},
+        {"parallel", required_argument, NULL, O_PAR},
+        {"wait", no_argument, NULL, O_WAIT},
+        {"state", required_argument, NULL, O_STATE},
+        {"no-progress", no_argument, NULL, O_NOPROG},
+        {"chunk-mb", required_argument, NULL, O_CHUNK},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case O_ORIGIN: u.origin = optarg; break;
+        case O_TOKEN: u.token = optarg; break;
+        case O_TITLE: u.title = optarg; break;
+        case O_PAR: u.parallel = (int)parse_num(optarg, "--parallel", 1, 32); break;
+        case O_WAIT: u.wait = 1; break;
+        case O_STATE: u.state = optarg; break;
+        case O_NOPROG: u.progress = 0; break;
+        case O_CHUNK: u.chunk = (int64_t)parse_num(optarg, "--chunk-mb", 1, 1024) << 20; break;
+        case O_HELP: fputs(usage, stdout); return 0;
+        default: {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", argv[optind - 1]);
+            die_usage(msg);
+        }
+        }
+    }
+    if (optind != argc - 1)
+        die_usage("upload takes exactly one FILE");
+    u.file = argv[optind];
+    if (u.origin == NULL || u.token == NULL)
+        die_usage("upload needs --origin URL and --token TOKEN");
+    return pc_origin_upload(&u);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        die_usage("missing command: serve or upload");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (pc_crypto_init() != 0) {
+        fprintf(stderr, "peercdn-origin: libsodium failed to initialise\n");
+        return 1;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        fprintf(stderr, "peercdn-origin: libcurl failed to initialise\n");
+        return 1;
+    }
+    av_log_set_level(AV_LOG_ERROR);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int rc;
+    if (strcmp(argv[1], "serve") == 0)
+        rc = cmd_serve(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "upload") == 0)
+        rc = cmd_upload(argc - 1, argv + 1);
+    else {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "unknown command '%s'", argv[1]);
+        die_usage(msg);
+        rc = 2;
+    }
+    curl_global_cleanup();
+    return rc;
+}

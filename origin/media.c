@@ -1,0 +1,715 @@
+/* CDN-origin serving of published media; see media.h. */
+#include "media.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "pc_log.h"
+
+#define ETAG_CACHE 64
+#define CHUNK (256 * 1024)
+#define INLINE_MAX (64 * 1024)
+#define GZIP_MAX (4 << 20)
+#define REL_MAX 256
+
+struct etag_entry {
+    char *path;
+    char tag[20]; /* 16 hex digits of BLAKE2b-256 */
+};
+
+struct etag_video {
+    char id[PC_ID_LEN + 1];
+    struct etag_entry *e;
+    size_t n;
+    uint64_t used;
+};
+
+struct pc_media {
+    pc_origin *o;
+    struct etag_video cache[ETAG_CACHE];
+    uint64_t clock;
+};
+
+enum kind { K_SEGMENT, K_PLAYLIST, K_JSON, K_IMAGE, K_TEXT, K_OTHER };
+
+struct type {
+    const char *ext;
+    const char *mime;
+    enum kind kind;
+};
+
+static const struct type types[] = {
+    {".m4s", "video/iso.segment", K_SEGMENT},
+    {".mp4", "video/mp4", K_SEGMENT},
+    {".m4a", "audio/mp4", K_SEGMENT},
+    {".m3u8", "application/vnd.apple.mpegurl", K_PLAYLIST},
+    {".mpd", "application/dash+xml", K_PLAYLIST},
+    {".json", "application/json", K_JSON},
+    {".sig", "text/plain; charset=us-ascii", K_JSON},
+    {".webp", "image/webp", K_IMAGE},
+    {".vtt", "text/vtt; charset=utf-8", K_TEXT},
+};
+
+pc_media *pc_media_new(pc_origin *o)
+{
+    pc_media *m = calloc(1, sizeof(*m));
+    if (m != NULL)
+        m->o = o;
+    return m;
+}
+
+static void drop_video(struct etag_video *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        free(v->e[i].path);
+    free(v->e);
+    memset(v, 0, sizeof(*v));
+}
+
+void pc_media_free(pc_media *m)
+{
+    if (m == NULL)
+        return;
+    for (int i = 0; i < ETAG_CACHE; i++)
+        drop_video(&m->cache[i]);
+    free(m);
+}
+
+void pc_media_forget(pc_media *m, const char *id)
+{
+    for (int i = 0; i < ETAG_CACHE; i++)
+        if (strcmp(m->cache[i].id, id) == 0)
+            drop_video(&m->cache[i]);
+}
+
+int pc_media_signed_mode(const pc_media *m)
+{
+    return m->o->cfg.signed_media;
+}
+
+static void media_sig(pc_media *m, const char *id, int64_t exp, char out[64])
+{
+    char msg[96];
+    int n = snprintf(msg, sizeof(msg), "media\n%s\n%" PRId64, id, exp);
+    uint8_t mac[PC_HMAC_LEN];
+    pc_hmac_sha256(m->o->media_key, msg, (size_t)n, mac);
+    pc_b64_encode(mac, sizeof(mac), out, 1);
+}
+
+int pc_media_sign_query(pc_media *m, const char *id, char *out, size_t outlen)
+{
+    int64_t exp = (int64_t)time(NULL) + m->o->cfg.media_token_ttl_s;
+    char sig[64];
+    media_sig(m, id, exp, sig);
+    return snprintf(out, outlen, "exp=%" PRId64 "&sig=%s", exp, sig) < (int)outlen ? 0 : PC_ETOOBIG;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const struct etag_entry *)a)->path, ((const struct etag_entry *)b)->path);
+}
+
+/* Loads media/<id>/.etags ("<relpath> <hex>" lines) into the LRU cache. */
+static struct etag_video *etags_for(pc_media *m, const char *id)
+{
+    int slot = 0;
+    for (int i = 0; i < ETAG_CACHE; i++) {
+        if (strcmp(m->cache[i].id, id) == 0) {
+            m->cache[i].used = ++m->clock;
+            return &m->cache[i];
+        }
+        if (m->cache[i].used < m->cache[slot].used)
+            slot = i;
+    }
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s/.etags", m->o->paths_media, id);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return NULL;
+    struct etag_video *v = &m->cache[slot];
+    drop_video(v);
+    snprintf(v->id, sizeof(v->id), "%s", id);
+    v->used = ++m->clock;
+    char line[512];
+    size_t cap = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *sp = strchr(line, ' ');
+        if (sp == NULL || strlen(sp + 1) < 16)
+            continue;
+        *sp = '\0';
+        if (v->n == cap) {
+            cap = cap ? cap * 2 : 64;
+            struct etag_entry *e = realloc(v->e, cap * sizeof(*e));
+            if (e == NULL)
+                break;
+            v->e = e;
+        }
+        v->e[v->n].path = strdup(line);
+        memcpy(v->e[v->n].tag, sp + 1, 16);
+        v->e[v->n].tag[16] = '\0';
+        if (v->e[v->n].path != NULL)
+            v->n++;
+    }
+    fclose(f);
+    qsort(v->e, v->n, sizeof(*v->e), cmp_entry);
+    return v;
+}
+
+/* Validates "<id>/<rel>" after "/v/": ids are base32, rel segments [A-Za-z0-9._-] not starting with '.'. */
+static int split_path(const char *p, size_t len, char *id, char *rel)
+{
+    if (len < PC_ID_LEN + 2 || p[PC_ID_LEN] != '/')
+        return 0;
+    for (size_t i = 0; i < PC_ID_LEN; i++)
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '2' && p[i] <= '7')))
+            return 0;
+    const char *r = p + PC_ID_LEN + 1;
+    size_t rl = len - PC_ID_LEN - 1;
+    if (rl == 0 || rl >= REL_MAX)
+        return 0;
+    int seg_start = 1;
+    for (size_t i = 0; i < rl; i++) {
+        char c = r[i];
+        if (c == '/') {
+            if (seg_start)
+                return 0; /* empty segment */
+            seg_start = 1;
+            continue;
+        }
+        if (seg_start && c == '.')
+            return 0; /* hidden files, "." and ".." */
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return 0;
+        seg_start = 0;
+    }
+    if (seg_start)
+        return 0;
+    memcpy(id, p, PC_ID_LEN);
+    id[PC_ID_LEN] = '\0';
+    memcpy(rel, r, rl);
+    rel[rl] = '\0';
+    return 1;
+}
+
+static const struct type *type_of(const char *rel)
+{
+    static const struct type other = {"", "application/octet-stream", K_OTHER};
+    const char *dot = strrchr(rel, '.');
+    for (size_t i = 0; dot != NULL && i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return &types[i];
+    return &other;
+}
+
+/* Does an If-None-Match list contain |etag| (weak comparison)? */
+static int inm_matches(h2o_iovec_t inm, const char *etag)
+{
+    size_t el = strlen(etag);
+    const char *p = inm.base, *end = inm.base + inm.len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == ','))
+            p++;
+        if (p < end && *p == '*')
+            return 1;
+        if (end - p > 2 && p[0] == 'W' && p[1] == '/')
+            p += 2;
+        const char *q = p;
+        if (q < end && *q == '"') {
+            q = memchr(q + 1, '"', (size_t)(end - q - 1));
+            if (q == NULL)
+                return 0;
+            q++;
+        } else {
+            while (q < end && *q != ',')
+                q++;
+        }
+        if ((size_t)(q - p) == el && memcmp(p, etag, el) == 0)
+            return 1;
+        p = q;
+    }
+    return 0;
+}
+
+/* Parses a single "bytes=" range against |size|. 1 ok, 0 ignore (serve whole), -1 unsatisfiable. */
+static int parse_range(h2o_iovec_t h, uint64_t size, uint64_t *start, uint64_t *len)
+{
+    if (h.len < 7 || strncasecmp(h.base, "bytes=", 6) != 0)
+        return 0;
+    char buf[64];
+    if (h.len - 6 >= sizeof(buf))
+        return 0;
+    memcpy(buf, h.base + 6, h.len - 6);
+    buf[h.len - 6] = '\0';
+    if (strchr(buf, ',') != NULL)
+        return 0; /* multiple ranges: serve the whole representation (RFC 9110 allows it) */
+    char *dash = strchr(buf, '-');
+    if (dash == NULL)
+        return 0;
+    *dash = '\0';
+    char *a = buf, *b = dash + 1, *end;
+    while (*a == ' ')
+        a++;
+    if (*a == '\0') { /* suffix */
+        unsigned long long n = strtoull(b, &end, 10);
+        if (*b == '\0' || *end != '\0')
+            return 0;
+        if (n == 0 || size == 0)
+            return -1;
+        if (n > size)
+            n = size;
+        *start = size - n;
+        *len = n;
+        return 1;
+    }
+    unsigned long long s = strtoull(a, &end, 10);
+    if (*end != '\0')
+        return 0;
+    if (s >= size)
+        return -1;
+    unsigned long long e = size - 1;
+    if (*b != '\0') {
+        e = strtoull(b, &end, 10);
+        if (*end != '\0' || e < s)
+            return 0;
+        if (e >= size)
+            e = size - 1;
+    }
+    *start = s;
+    *len = e - s + 1;
+    return 1;
+}
+
+struct file_gen {
+    h2o_generator_t super;
+    int fd;
+    uint64_t off, left;
+    char *buf;
+};
+
+static void file_gen_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    struct file_gen *fg = (void *)g;
+    size_t n = fg->left > CHUNK ? CHUNK : (size_t)fg->left;
+    ssize_t r = pread(fg->fd, fg->buf, n, (off_t)fg->off);
+    if (r <= 0) {
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    fg->off += (uint64_t)r;
+    fg->left -= (uint64_t)r;
+    h2o_iovec_t v = h2o_iovec_init(fg->buf, (size_t)r);
+    h2o_send(req, &v, 1, fg->left == 0 ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void file_gen_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)g;
+    (void)req;
+}
+
+static void file_gen_dispose(void *p)
+{
+    struct file_gen *fg = p;
+    if (fg->fd >= 0)
+        close(fg->fd);
+}
+
+static int gzip_buf(const char *in, size_t len, char **out, size_t *outlen)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -1;
+    size_t cap = deflateBound(&z, len);
+    char *o = malloc(cap);
+    if (o == NULL) {
+        deflateEnd(&z);
+        return -1;
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)len;
+    z.next_out = (Bytef *)o;
+    z.avail_out = (uInt)cap;
+    int r = deflate(&z, Z_FINISH);
+    *outlen = z.total_out;
+    deflateEnd(&z);
+    if (r != Z_STREAM_END) {
+        free(o);
+        return -1;
+    }
+    *out = o;
+    return 0;
+}
+
+static int accepts_gzip(h2o_req_t *req)
+{
+    h2o_iovec_t ae = pc_http_req_header(req, "accept-encoding");
+    for (size_t i = 0; i + 4 <= ae.len; i++)
+        if (strncasecmp(ae.base + i, "gzip", 4) == 0)
+            return 1;
+    return 0;
+}
+
+/* Rewrites playlist URIs to carry |q| (signed mode). Returns malloc'd text. */
+static char *rewrite_playlist(const char *in, size_t len, const char *rel, const char *q, size_t *outlen)
+{
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n);
+    if (f == NULL)
+        return NULL;
+    int mpd = strstr(rel, ".mpd") != NULL;
+    const char *p = in, *end = in + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl != NULL ? nl : end;
+        if (mpd) {
+            /* append &amp;-escaped query to media="..." and initialization="..." */
+            const char *s = p;
+            while (s < le) {
+                const char *a = NULL;
+                const char *m1 = memmem(s, (size_t)(le - s), "media=\"", 7);
+                const char *m2 = memmem(s, (size_t)(le - s), "initialization=\"", 16);
+                if (m1 != NULL && (m2 == NULL || m1 < m2))
+                    a = m1 + 7;
+                else if (m2 != NULL)
+                    a = m2 + 16;
+                if (a == NULL)
+                    break;
+                const char *close = memchr(a, '"', (size_t)(le - a));
+                if (close == NULL)
+                    break;
+                fwrite(s, 1, (size_t)(close - s), f);
+                fputc('?', f);
+                for (const char *c = q; *c; c++) {
+                    if (*c == '&')
+                        fputs("&amp;", f);
+                    else
+                        fputc(*c, f);
+                }
+                s = close;
+            }
+            fwrite(s, 1, (size_t)(le - s), f);
+        } else if (p < le && *p != '#') {
+            fwrite(p, 1, (size_t)(le - p), f);
+            if (le > p)
+                fprintf(f, "?%s", q);
+        } else {
+            const char *u = memmem(p, (size_t)(le - p), "URI=\"", 5);
+            if (u != NULL) {
+                const char *close = memchr(u + 5, '"', (size_t)(le - u - 5));
+                if (close != NULL) {
+                    fwrite(p, 1, (size_t)(close - p), f);
+                    fprintf(f, "?%s", q);
+                    fwrite(close, 1, (size_t)(le - close), f);
+                } else {
+                    fwrite(p, 1, (size_t)(le - p), f);
+                }
+            } else {
+                fwrite(p, 1, (size_t)(le - p), f);
+            }
+        }
+        if (nl != NULL)
+            fputc('\n', f);
+        p = nl != NULL ? nl + 1 : end;
+    }
+    fclose(f);
+    *outlen = n;
+    return out;
+}
+
+static void add_common(h2o_req_t *req)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, H2O_STRLIT("*"));
+    pc_http_add_header(req, "access-control-expose-headers", "Content-Range, Content-Length, ETag, Accept-Ranges");
+    pc_http_add_header(req, "timing-allow-origin", "*");
+    pc_http_add_header(req, "x-content-type-options", "nosniff");
+}
+
+static void send_inline(h2o_req_t *req, const char *body, size_t len)
+{
+    static h2o_generator_t gen = {NULL, NULL};
+    req->res.content_length = len;
+    h2o_start_response(req, &gen);
+    h2o_iovec_t v = h2o_strdup(&req->pool, body, len);
+    if (pc_http_req_method_is(req, "HEAD") || len == 0 || req->res.status == 304)
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &v, 1, H2O_SEND_STATE_FINAL);
+}
+
+int pc_media_route(void *user, h2o_req_t *req)
+{
+    pc_media *m = user;
+    h2o_iovec_t path = pc_http_req_path(req);
+    char id[PC_ID_LEN + 1], rel[REL_MAX];
+    if (path.len < 3 || memcmp(path.base, "/v/", 3) != 0)
+        return -1;
+    if (!split_path(path.base + 3, path.len - 3, id, rel)) {
+        pc_http_respond_error(req, 404, "not_found", "no such media file");
+        return 0;
+    }
+    if (pc_http_req_method_is(req, "OPTIONS")) {
+        pc_http_add_header(req, "access-control-allow-methods", "GET, HEAD, OPTIONS");
+        pc_http_add_header(req, "access-control-allow-headers", "Range, If-None-Match, If-Modified-Since, If-Range");
+        pc_http_add_header(req, "access-control-max-age", "86400");
+        pc_http_respond(req, 204, NULL, "", 0);
+        return 0;
+    }
+    if (!pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
+        pc_http_add_header(req, "allow", "GET, HEAD, OPTIONS");
+        pc_http_respond_error(req, 405, "method_not_allowed", "media takes GET and HEAD");
+        return 0;
+    }
+    char token[160] = "";
+    if (m->o->cfg.signed_media) {
+        char exps[24], sig[96];
+        int64_t exp = 0;
+        char *end = NULL;
+        if (pc_http_req_query(req, "exp", exps, sizeof(exps)) != 0 || pc_http_req_query(req, "sig", sig, sizeof(sig)) != 0 ||
+            (exp = strtoll(exps, &end, 10), *end != '\0')) {
+            pc_http_respond_error(req, 403, "signature_required", "this origin serves media only through signed URLs");
+            return 0;
+        }
+        char want[64];
+        media_sig(m, id, exp, want);
+        if (strlen(sig) != strlen(want) || !pc_ct_equal(sig, want, strlen(want))) {
+            pc_http_respond_error(req, 403, "bad_signature", "the media URL's signature is invalid");
+            return 0;
+        }
+        if (exp < (int64_t)time(NULL)) {
+            pc_http_respond_error(req, 403, "expired", "the media URL has expired");
+            return 0;
+        }
+        snprintf(token, sizeof(token), "exp=%s&sig=%s", exps, sig);
+    }
+    char full[4600];
+    snprintf(full, sizeof(full), "%s/%s/%s", m->o->paths_media, id, rel);
+    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        pc_http_respond_error(req, 404, "not_found", "no such media file");
+        return 0;
+    }
+    const struct type *ty = type_of(rel);
+    int rewrite = token[0] != '\0' && ty->kind == K_PLAYLIST;
+    int compressible = ty->kind == K_PLAYLIST || ty->kind == K_JSON || ty->kind == K_TEXT;
+    int gz = compressible && accepts_gzip(req) && st.st_size <= GZIP_MAX &&
+             pc_http_req_header(req, "range").base == NULL;
+
+    char etag[64];
+    struct etag_video *ev = etags_for(m, id);
+    struct etag_entry key = {rel, ""}, *hit = NULL;
+    if (ev != NULL)
+        hit = bsearch(&key, ev->e, ev->n, sizeof(*ev->e), cmp_entry);
+    if (hit != NULL)
+        snprintf(etag, sizeof(etag), "\"b2-%s%s%s\"", hit->tag, rewrite ? "-s" : "", gz ? "-gz" : "");
+    else
+        snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "%s%s\"", (uint64_t)st.st_ino,
+                 (uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec, rewrite ? "-s" : "", gz ? "-gz" : "");
+    char lastmod[40];
+    pc_http_date(st.st_mtim.tv_sec, lastmod, sizeof(lastmod));
+
+    req->res.status = 200;
+    req->res.reason = "OK";
+    add_common(req);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ty->mime, strlen(ty->mime));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, h2o_strdup(&req->pool, etag, SIZE_MAX).base,
+                   strlen(etag));
+    pc_http_add_header(req, "last-modified", lastmod);
+    if (ty->kind == K_PLAYLIST || ty->kind == K_JSON)
+        pc_http_add_header(req, "cache-control", rewrite ? "private, max-age=10" : "public, max-age=10");
+    else
+        pc_http_add_header(req, "cache-control", "public, max-age=31536000, immutable");
+    if (compressible)
+        pc_http_add_header(req, "vary", "Accept-Encoding");
+
+    /* conditional requests */
+    h2o_iovec_t inm = pc_http_req_header(req, "if-none-match");
+    int not_modified = 0;
+    if (inm.base != NULL) {
+        not_modified = inm_matches(inm, etag);
+    } else {
+        h2o_iovec_t ims = pc_http_req_header(req, "if-modified-since");
+        struct tm tm;
+        char tmp[64];
+        if (ims.base != NULL && ims.len < sizeof(tmp)) {
+            memcpy(tmp, ims.base, ims.len);
+            tmp[ims.len] = '\0';
+            memset(&tm, 0, sizeof(tm));
+            if (strptime(tmp, "%a, %d %b %Y %H:%M:%S GMT", &tm) != NULL && timegm(&tm) >= st.st_mtim.tv_sec)
+                not_modified = 1;
+        }
+    }
+    if (not_modified) {
+        close(fd);
+        req->res.status = 304;
+        req->res.reason = "Not Modified";
+        send_inline(req, "", 0);
+        return 0;
+    }
+
+    if (rewrite || gz) {
+        /* small text: read, maybe rewrite, maybe compress */
+        size_t size = (size_t)st.st_size, tlen = 0;
+        char *text = malloc(size + 1), *z = NULL;
+        if (text == NULL || pread(fd, text, size, 0) != (ssize_t)size) {
+            free(text);
+            close(fd);
+            pc_http_respond_error(req, 500, "io_error", "cannot read the file");
+            return 0;
+        }
+        close(fd);
+        if (rewrite) {
+            char *rw = rewrite_playlist(text, size, rel, token, &tlen);
+            free(text);
+            text = rw;
+            size = tlen;
+            if (text == NULL) {
+                pc_http_respond_error(req, 500, "out_of_memory", "out of memory");
+                return 0;
+            }
+        }
+        if (gz && gzip_buf(text, size, &z, &tlen) == 0) {
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("gzip"));
+            free(text);
+            text = z;
+            size = tlen;
+        }
+        send_inline(req, text, size);
+        free(text);
+        return 0;
+    }
+
+    uint64_t size = (uint64_t)st.st_size, start = 0, len = size;
+    h2o_iovec_t range = pc_http_req_header(req, "range");
+    if (range.base != NULL) {
+        h2o_iovec_t ifr = pc_http_req_header(req, "if-range");
+        int use = 1;
+        if (ifr.base != NULL) {
+            if (ifr.len > 0 && (ifr.base[0] == '"' || ifr.base[0] == 'W'))
+                use = ifr.len == strlen(etag) && memcmp(ifr.base, etag, ifr.len) == 0; /* strong comparison */
+            else
+                use = ifr.len == strlen(lastmod) && memcmp(ifr.base, lastmod, ifr.len) == 0;
+        }
+        int pr = use ? parse_range(range, size, &start, &len) : 0;
+        if (pr < 0) {
+            close(fd);
+            char cr[64];
+            snprintf(cr, sizeof(cr), "bytes */%" PRIu64, size);
+            pc_http_add_header(req, "content-range", cr);
+            req->res.status = 416;
+            req->res.reason = "Range Not Satisfiable";
+            send_inline(req, "", 0);
+            return 0;
+        }
+        if (pr > 0) {
+            char cr[96];
+            snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, start + len - 1, size);
+            pc_http_add_header(req, "content-range", cr);
+            req->res.status = 206;
+            req->res.reason = "Partial Content";
+        }
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
+    if (pc_http_req_method_is(req, "HEAD") || len == 0) {
+        close(fd);
+        req->res.content_length = len;
+        static h2o_generator_t gen = {NULL, NULL};
+        h2o_start_response(req, &gen);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return 0;
+    }
+    struct file_gen *fg = h2o_mem_alloc_shared(&req->pool, sizeof(*fg), file_gen_dispose);
+    fg->super.proceed = file_gen_proceed;
+    fg->super.stop = file_gen_stop;
+    fg->fd = fd;
+    fg->off = start;
+    fg->left = len;
+    fg->buf = h2o_mem_alloc_pool(&req->pool, len < CHUNK ? (size_t)len : CHUNK);
+    req->res.content_length = len;
+    h2o_start_response(req, &fg->super);
+    file_gen_proceed(&fg->super, req);
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    if (remove(path) != 0 && errno != ENOENT)
+        PC_LOGW("media", "cannot remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int pc_rmtree(const char *path)
+{
+    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
+        return PC_EIO;
+    return 0;
+}
+
+struct rm_job {
+    uv_work_t w;
+    char path[4200];
+};
+
+static void rm_work(uv_work_t *w)
+{
+    struct rm_job *j = w->data;
+    if (pc_rmtree(j->path) != 0)
+        PC_LOGW("media", "cannot remove %s", j->path);
+}
+
+static void rm_after(uv_work_t *w, int status)
+{
+    (void)status;
+    free(w->data);
+}
+
+/* Moves |path| into the trash and deletes it on the thread pool. */
+static int trash(pc_media *m, const char *path)
+{
+    struct rm_job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return PC_ENOMEM;
+    char rnd[9];
+    pc_random_id(rnd, 8);
+    const char *base = strrchr(path, '/');
+    snprintf(j->path, sizeof(j->path), "%s/%s.%s", m->o->paths_trash, base != NULL ? base + 1 : path, rnd);
+    if (rename(path, j->path) != 0) {
+        int e = errno;
+        free(j);
+        return e == ENOENT ? 0 : PC_EIO;
+    }
+    j->w.data = j;
+    uv_queue_work(m->o->loop, &j->w, rm_work, rm_after);
+    return 0;
+}
+
+int pc_media_remove(pc_media *m, const char *id, const char *source)
+{
+    pc_media_forget(m, id);
+    char p[4200];
+    snprintf(p, sizeof(p), "%s/%s", m->o->paths_media, id);
+    int r = trash(m, p);
+    snprintf(p, sizeof(p), "%s/%s", m->o->paths_work, id);
+    int r2 = trash(m, p);
+    if (source != NULL && unlink(source) != 0 && errno != ENOENT)
+        r2 = PC_EIO;
+    return r != 0 ? r : r2;
+}

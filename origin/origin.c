@@ -1,0 +1,269 @@
+/*
+ * peercdn-origin serve: sets up the data directory (exclusive lock, keys,
+ * SQLite), the HTTP server (front door for uploads, API, media) and the
+ * pipeline, runs the loop, and stops gracefully on SIGINT/SIGTERM.
+ *
+ * Data directory layout:
+ *   origin.db            metadata and task queue (SQLite, WAL)
+ *   keys/                origin.ed25519 (signing key), url.key, media.key
+ *   uploads/<id>         tus uploads in progress
+ *   originals/<id>       completed uploads, kept for inspection and re-runs
+ *   work/<id>/           pipeline scratch; work/<id>/out becomes media/<id>
+ *   media/<id>/          published files served under /v/<id>/
+ *   trash/               removals in progress
+ */
+#include "origin_main.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "media.h"
+#include "pc_json.h"
+#include "pc_log.h"
+#include "pipeline.h"
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int mkdir_p(const char *path)
+{
+    if (mkdir(path, 0755) == 0 || errno == EEXIST)
+        return 0;
+    PC_LOGE("origin", "cannot create %s: %s", path, strerror(errno));
+    return PC_EIO;
+}
+
+static int utf8_valid(const char *s)
+{
+    json_t *j = json_string(s);
+    int ok = j != NULL;
+    json_decref(j);
+    return ok;
+}
+
+static int on_upload_complete(void *user, const pc_upload *u, const char *path)
+{
+    pc_origin *o = user;
+    char title[512] = "";
+    if (u->metadata != NULL) {
+        size_t ml = strlen(u->metadata);
+        if (pc_tus_metadata_get(u->metadata, ml, "title", title, sizeof(title)) != 0 &&
+            pc_tus_metadata_get(u->metadata, ml, "filename", title, sizeof(title)) != 0 &&
+            pc_tus_metadata_get(u->metadata, ml, "name", title, sizeof(title)) != 0)
+            title[0] = '\0';
+    }
+    if (title[0] == '\0' || !utf8_valid(title))
+        snprintf(title, sizeof(title), "untitled");
+    char dest[4200];
+    snprintf(dest, sizeof(dest), "%s/%s", o->paths_originals, u->id);
+    if (rename(path, dest) != 0) {
+        PC_LOGE("origin", "cannot move upload %s to originals: %s", u->id, strerror(errno));
+        return PC_EIO;
+    }
+    int r = pc_db_video_create(o->db, u->id, title, dest, u->length, now_ms());
+    if (r != 0) {
+        PC_LOGE("origin", "cannot create video %s: %s", u->id, pc_strerror(r));
+        return r;
+    }
+    PC_LOGI("origin", "video %s (%s, %" PRId64 " bytes) queued", u->id, title, u->length);
+    pc_pipeline_kick(o->pipeline);
+    return 0;
+}
+
+static void on_gc(uv_timer_t *t)
+{
+    pc_origin *o = t->data;
+    pc_tus_gc(o->tus);
+}
+
+/* ---- shutdown ---- */
+
+static void on_closed_handle(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void stop_done(void *arg)
+{
+    pc_origin *o = arg;
+    if (--o->pending_stops > 0)
+        return;
+    uv_close((uv_handle_t *)&o->sigint, on_closed_handle);
+    uv_close((uv_handle_t *)&o->sigterm, on_closed_handle);
+    uv_close((uv_handle_t *)&o->gc_timer, on_closed_handle);
+}
+
+static void begin_stop(pc_origin *o)
+{
+    if (o->stopping)
+        return;
+    o->stopping = 1;
+    PC_LOGI("origin", "stopping");
+    uv_timer_stop(&o->gc_timer);
+    o->pending_stops = 2;
+    pc_hs_shutdown(o->hs);
+    pc_http_server_close(o->http, stop_done, o);
+    pc_pipeline_stop(o->pipeline, stop_done, o);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    begin_stop(s->data);
+}
+
+/* Removes leftovers: trash entries and work dirs of videos that no longer exist. */
+static void cleanup_dirs(pc_origin *o)
+{
+    if (pc_rmtree(o->paths_trash) != 0)
+        PC_LOGW("origin", "cannot empty %s", o->paths_trash);
+    mkdir_p(o->paths_trash);
+}
+
+int pc_origin_serve(const pc_origin_config *cfg)
+{
+    pc_origin *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return 1;
+    o->cfg = *cfg;
+    o->lock_fd = -1;
+    int rc = 1;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    o->loop = &loop;
+    char path[4200];
+    snprintf(o->paths_uploads, sizeof(o->paths_uploads), "%s/uploads", cfg->data_dir);
+    snprintf(o->paths_originals, sizeof(o->paths_originals), "%s/originals", cfg->data_dir);
+    snprintf(o->paths_work, sizeof(o->paths_work), "%s/work", cfg->data_dir);
+    snprintf(o->paths_media, sizeof(o->paths_media), "%s/media", cfg->data_dir);
+    snprintf(o->paths_trash, sizeof(o->paths_trash), "%s/trash", cfg->data_dir);
+    snprintf(path, sizeof(path), "%s/keys", cfg->data_dir);
+    if (mkdir_p(cfg->data_dir) || mkdir_p(path) || mkdir_p(o->paths_uploads) || mkdir_p(o->paths_originals) ||
+        mkdir_p(o->paths_work) || mkdir_p(o->paths_media) || mkdir_p(o->paths_trash)) {
+        fprintf(stderr, "peercdn-origin: cannot create the data directory %s\n", cfg->data_dir);
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s/.lock", cfg->data_dir);
+    o->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (o->lock_fd < 0 || flock(o->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "peercdn-origin: %s is in use by another origin process\n", cfg->data_dir);
+        goto out;
+    }
+    int r;
+    snprintf(path, sizeof(path), "%s/keys/origin.ed25519", cfg->data_dir);
+    if ((r = pc_ed25519_load_or_create(path, o->origin_pk, o->origin_sk)) != 0) {
+        fprintf(stderr, "peercdn-origin: cannot load the origin key %s: %s\n", path, pc_strerror(r));
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s/keys/url.key", cfg->data_dir);
+    if ((r = pc_secret_load_or_create(path, o->url_key, sizeof(o->url_key))) != 0) {
+        fprintf(stderr, "peercdn-origin: cannot load %s: %s\n", path, pc_strerror(r));
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s/keys/media.key", cfg->data_dir);
+    if ((r = pc_secret_load_or_create(path, o->media_key, sizeof(o->media_key))) != 0) {
+        fprintf(stderr, "peercdn-origin: cannot load %s: %s\n", path, pc_strerror(r));
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s/origin.db", cfg->data_dir);
+    if ((r = pc_db_open(path, &o->db)) != 0) {
+        fprintf(stderr, "peercdn-origin: cannot open the database %s\n", path);
+        goto out;
+    }
+    cleanup_dirs(o);
+    pc_random_id(o->instance, 16);
+
+    pc_tus_config tc = {
+        .loop = o->loop,
+        .db = o->db,
+        .upload_dir = o->paths_uploads,
+        .url_key = o->url_key,
+        .base_path = "/tus/",
+        .public_base = cfg->public_url,
+        .max_size = PC_MAX_UPLOAD_SIZE,
+        .creation_ttl_s = cfg->creation_ttl_s,
+        .upload_ttl_s = cfg->upload_ttl_s,
+        .min_free_bytes = 64 << 20,
+        .on_complete = on_upload_complete,
+        .user = o,
+    };
+    o->tus = pc_tus_new(&tc);
+    o->media = pc_media_new(o);
+    o->pipeline = pc_pipeline_new(o);
+    if (o->tus == NULL || o->media == NULL || o->pipeline == NULL || pc_origin_uploads_init(o) != 0) {
+        fprintf(stderr, "peercdn-origin: out of memory\n");
+        goto out;
+    }
+    pc_http_server_config hc = {
+        .max_request_body = 64 << 20,
+        .idle_timeout_ms = 30000,
+        .accept_hook = pc_origin_accept_hook,
+        .accept_hook_user = o,
+    };
+    o->http = pc_http_server_new(o->loop, &hc);
+    if (o->http == NULL || pc_http_server_route(o->http, "/tus", pc_origin_tus_route, o) != 0 ||
+        pc_http_server_route(o->http, "/api/uploads", pc_origin_uploads_api, o) != 0 ||
+        pc_http_server_route(o->http, "/api/", pc_origin_api_route, o) != 0 ||
+        pc_http_server_route(o->http, "/v/", pc_media_route, o->media) != 0) {
+        fprintf(stderr, "peercdn-origin: out of memory\n");
+        goto out;
+    }
+    char bound[80];
+    if ((r = pc_http_server_listen(o->http, cfg->listen, bound, sizeof(bound))) != 0) {
+        fprintf(stderr, "peercdn-origin: cannot listen on %s\n", cfg->listen);
+        goto out;
+    }
+    if ((r = pc_pipeline_start(o->pipeline)) != 0) {
+        fprintf(stderr, "peercdn-origin: cannot start the pipeline: %s\n", pc_strerror(r));
+        goto out;
+    }
+    uv_signal_init(o->loop, &o->sigint);
+    uv_signal_init(o->loop, &o->sigterm);
+    o->sigint.data = o->sigterm.data = o;
+    uv_signal_start(&o->sigint, on_signal, SIGINT);
+    uv_signal_start(&o->sigterm, on_signal, SIGTERM);
+    uv_timer_init(o->loop, &o->gc_timer);
+    o->gc_timer.data = o;
+    uv_timer_start(&o->gc_timer, on_gc, 1000, 60000);
+    printf("peercdn-origin listening on http://%s (data %s, %d workers)\n", bound, cfg->data_dir, cfg->workers);
+    fflush(stdout);
+    uv_run(o->loop, UV_RUN_DEFAULT);
+    rc = 0;
+out:
+    if (o->http != NULL && !o->stopping) {
+        /* failed start: close what was opened */
+        o->stopping = 1;
+        pc_pipeline_stop(o->pipeline, NULL, NULL);
+        pc_http_server_close(o->http, NULL, NULL);
+        uv_run(o->loop, UV_RUN_DEFAULT);
+    }
+    pc_http_server_free(o->http);
+    if (o->hs != NULL)
+        pc_hs_free(o->hs);
+    pc_pipeline_free(o->pipeline);
+    pc_tus_free(o->tus);
+    pc_media_free(o->media);
+    pc_db_close(o->db);
+    uv_run(o->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(o->loop) != 0)
+        PC_LOGW("origin", "event loop closed with handles still open");
+    if (o->lock_fd >= 0)
+        close(o->lock_fd);
+    sodium_memzero(o->origin_sk, sizeof(o->origin_sk));
+    free(o);
+    if (rc == 0)
+        PC_LOGI("origin", "stopped");
+    return rc;
+}

@@ -1,0 +1,563 @@
+/*
+ * Scheduler and worker pools; see pipeline.h.
+ *
+ * Two pools: heavy workers (decode/encode: probe, encode, audio, thumbs; one
+ * per CPU by default) and one light worker (plan, package, sign, publish),
+ * so bookkeeping never waits behind an encode. A slot is claimed from the
+ * queue only when a worker of its class is idle, so the lease clock starts
+ * when work starts.
+ */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "job.h"
+#include "media.h"
+#include "pc_json.h"
+#include "pc_log.h"
+
+#define MAX_BACKOFF_MS (5 * 60 * 1000)
+#define BASE_BACKOFF_MS 2000
+
+struct pool {
+    pthread_t *threads;
+    int n;
+    int busy; /* loop thread's view: jobs dispatched and not yet completed */
+    pc_job *head, *tail; /* pending, guarded by mu */
+};
+
+#define MAX_RUNNING 256
+
+struct pc_pipeline {
+    pc_origin *o;
+    pc_job *running[MAX_RUNNING]; /* dispatched jobs, loop thread only */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct pool pools[2];
+    pc_job *done; /* completed, guarded by mu */
+    int stopping; /* guarded by mu for workers */
+    uv_async_t async;
+    uv_timer_t tick;
+    pc_job_env env;
+    uint64_t last_renew;
+    void (*stop_cb)(void *);
+    void *stop_arg;
+    int handles_open;
+    int started;
+};
+
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int pc_job_fail(pc_job *j, int err, int permanent, const char *code, const char *fmt, ...)
+{
+    j->err = err != 0 ? err : PC_EINTERNAL;
+    j->permanent = permanent;
+    snprintf(j->err_code, sizeof(j->err_code), "%s", code);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->err_msg, sizeof(j->err_msg), fmt, ap);
+    va_end(ap);
+    return j->err;
+}
+
+static void job_free(pc_job *j)
+{
+    if (j == NULL)
+        return;
+    free(j->source);
+    free(j->work_dir);
+    free(j->out_dir);
+    free(j->media_dir);
+    free(j->info);
+    free(j->plan);
+    free(j->inputs);
+    free(j->result);
+    free(j);
+}
+
+static int task_class(const char *kind)
+{
+    return strcmp(kind, "plan") == 0 || strcmp(kind, "package") == 0 || strcmp(kind, "sign") == 0 ||
+                   strcmp(kind, "publish") == 0
+               ? PC_TASK_LIGHT
+               : PC_TASK_HEAVY;
+}
+
+static int run_job(pc_job *j)
+{
+    static const struct {
+        const char *kind;
+        int (*fn)(pc_job *);
+    } table[] = {
+        {"probe", pc_task_probe},     {"plan", pc_task_plan},     {"encode", pc_task_encode},
+        {"audio", pc_task_audio},     {"package", pc_task_package}, {"thumbs", pc_task_thumbs},
+        {"sign", pc_task_sign},       {"publish", pc_task_publish},
+    };
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        if (strcmp(table[i].kind, j->kind) == 0)
+            return table[i].fn(j);
+    return pc_job_fail(j, PC_EINTERNAL, 1, "internal_error", "unknown task kind '%s'", j->kind);
+}
+
+struct worker_arg {
+    pc_pipeline *p;
+    int cls;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker_arg *wa = arg;
+    pc_pipeline *p = wa->p;
+    struct pool *pool = &p->pools[wa->cls];
+    free(wa);
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (pool->head == NULL && !p->stopping)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (pool->head == NULL && p->stopping)
+            break;
+        pc_job *j = pool->head;
+        pool->head = j->next;
+        if (pool->head == NULL)
+            pool->tail = NULL;
+        j->next = NULL;
+        pthread_mutex_unlock(&p->mu);
+        if (!pc_job_canceled(j))
+            run_job(j);
+        pthread_mutex_lock(&p->mu);
+        j->next = p->done;
+        p->done = j;
+        uv_async_send(&p->async);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+pc_pipeline *pc_pipeline_new(pc_origin *o)
+{
+    pc_pipeline *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->o = o;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->env.preset = o->cfg.preset;
+    p->env.segment_seconds = o->cfg.segment_seconds;
+    p->env.gop_seconds = 2.0;
+    p->env.workers = o->cfg.workers;
+    p->env.x264_threads = 1;
+    p->env.origin_sk = o->origin_sk;
+    p->env.origin_pk = o->origin_pk;
+    p->env.tracker_url = o->cfg.tracker_url;
+    p->env.tracker_key_b64 = o->cfg.tracker_key;
+    p->pools[PC_TASK_HEAVY].n = o->cfg.workers;
+    p->pools[PC_TASK_LIGHT].n = 1;
+    return p;
+}
+
+static void track(pc_pipeline *p, pc_job *j)
+{
+    for (int i = 0; i < MAX_RUNNING; i++)
+        if (p->running[i] == NULL) {
+            p->running[i] = j;
+            return;
+        }
+}
+
+static void untrack(pc_pipeline *p, pc_job *j)
+{
+    for (int i = 0; i < MAX_RUNNING; i++)
+        if (p->running[i] == j)
+            p->running[i] = NULL;
+}
+
+static char *path_join(const char *a, const char *b, const char *c)
+{
+    char *s = NULL;
+    if (asprintf(&s, "%s/%s%s%s", a, b, c != NULL ? "/" : "", c != NULL ? c : "") < 0)
+        return NULL;
+    return s;
+}
+
+/* Builds the job for a claimed task; NULL if the video vanished. */
+static pc_job *make_job(pc_pipeline *p, const pc_task *t)
+{
+    pc_origin *o = p->o;
+    pc_video v;
+    if (pc_db_video_get(o->db, t->video_id, &v) != 0)
+        return NULL;
+    pc_job *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        pc_video_clear(&v);
+        return NULL;
+    }
+    j->task_id = t->id;
+    memcpy(j->video_id, t->video_id, sizeof(j->video_id));
+    snprintf(j->kind, sizeof(j->kind), "%s", t->kind);
+    j->arg = t->arg;
+    j->attempt = t->attempts;
+    j->weight = t->weight;
+    j->env = &p->env;
+    j->source = v.source;
+    v.source = NULL;
+    j->info = v.info;
+    v.info = NULL;
+    j->plan = v.plan;
+    v.plan = NULL;
+    j->work_dir = path_join(o->paths_work, t->video_id, NULL);
+    j->out_dir = path_join(o->paths_work, t->video_id, "out");
+    j->media_dir = path_join(o->paths_media, t->video_id, NULL);
+    j->inputs = pc_taskq_dep_results(o->db, t->id);
+    if (strcmp(v.state, "queued") == 0 && pc_db_video_set_state(o->db, t->video_id, "processing", now_ms()) != 0)
+        PC_LOGW("pipeline", "cannot mark %s processing", t->video_id);
+    pc_video_clear(&v);
+    return j;
+}
+
+static void dispatch(pc_pipeline *p)
+{
+    if (p->stopping)
+        return;
+    for (int cls = 0; cls < 2; cls++) {
+        struct pool *pool = &p->pools[cls];
+        while (pool->busy < pool->n) {
+            pc_task t;
+            int r = pc_taskq_claim(p->o->db, cls, p->o->instance, now_ms(), p->o->cfg.lease_ms, &t);
+            if (r != 0)
+                break;
+            pc_job *j = make_job(p, &t);
+            if (j == NULL) {
+                if (pc_taskq_release(p->o->db, t.id, now_ms()) != 0)
+                    PC_LOGW("pipeline", "cannot release task %" PRId64, t.id);
+                continue;
+            }
+            if (strcmp(t.kind, "encode") == 0)
+                PC_LOGI("pipeline", "video %s: encode chunk %d started (attempt %d)", t.video_id, t.arg, t.attempts);
+            else
+                PC_LOGI("pipeline", "video %s: %s started (attempt %d)", t.video_id, t.kind, t.attempts);
+            pool->busy++;
+            track(p, j);
+            pthread_mutex_lock(&p->mu);
+            if (pool->tail != NULL)
+                pool->tail->next = j;
+            else
+                pool->head = j;
+            pool->tail = j;
+            pthread_cond_broadcast(&p->cv);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+}
+
+/* Expands the DAG after the plan: encode chunks, audio, thumbs → package → sign → publish. */
+static int expand_plan(pc_pipeline *p, const char *video, const char *plan_json, int64_t now)
+{
+    json_t *plan = json_loads(plan_json, 0, NULL);
+    if (plan == NULL)
+        return PC_EPARSE;
+    pc_db *db = p->o->db;
+    json_t *chunks = json_object_get(plan, "chunks");
+    size_t nchunks = json_array_size(chunks);
+    double pixels = 0;
+    json_t *r;
+    size_t i;
+    json_array_foreach(json_object_get(plan, "rungs"), i, r)
+    {
+        pixels += (double)json_integer_value(json_object_get(r, "width")) * (double)json_integer_value(json_object_get(r, "height"));
+    }
+    double dur = json_number_value(json_object_get(plan, "duration"));
+    int64_t *deps = calloc(nchunks + 2, sizeof(int64_t));
+    if (deps == NULL) {
+        json_decref(plan);
+        return PC_ENOMEM;
+    }
+    size_t nd = 0;
+    int rc = 0;
+    json_t *c;
+    json_array_foreach(chunks, i, c)
+    {
+        double cd = json_number_value(json_object_get(c, "duration"));
+        pc_task_spec s = {"encode", (int)i, PC_TASK_HEAVY, 30, cd * pixels / (1280.0 * 720.0) + 0.1};
+        if (rc == 0)
+            rc = pc_taskq_add(db, video, &s, NULL, 0, now, &deps[nd++]);
+    }
+    if (rc == 0 && json_is_object(json_object_get(plan, "audio"))) {
+        pc_task_spec s = {"audio", 0, PC_TASK_HEAVY, 40, dur * 0.05 + 0.1};
+        rc = pc_taskq_add(db, video, &s, NULL, 0, now, &deps[nd++]);
+    }
+    int64_t thumbs = 0, package = 0, sign = 0, publish = 0;
+    pc_task_spec ts = {"thumbs", 0, PC_TASK_HEAVY, 10, dur * 0.05 + 0.5};
+    pc_task_spec ps = {"package", 0, PC_TASK_LIGHT, 45, dur * 0.01 + 0.2};
+    pc_task_spec ss = {"sign", 0, PC_TASK_LIGHT, 45, dur * 0.01 + 0.2};
+    pc_task_spec us = {"publish", 0, PC_TASK_LIGHT, 45, 0.2};
+    if (rc == 0)
+        rc = pc_taskq_add(db, video, &ts, NULL, 0, now, &thumbs);
+    if (rc == 0)
+        rc = pc_taskq_add(db, video, &ps, deps, nd, now, &package);
+    if (rc == 0)
+        rc = pc_taskq_add(db, video, &ss, &package, 1, now, &sign);
+    int64_t pub_deps[2] = {sign, thumbs};
+    if (rc == 0)
+        rc = pc_taskq_add(db, video, &us, pub_deps, 2, now, &publish);
+    free(deps);
+    json_decref(plan);
+    return rc;
+}
+
+static void fail_video(pc_pipeline *p, pc_job *j, const char *code, const char *msg)
+{
+    PC_LOGW("pipeline", "video %s failed in %s: %s (%s)", j->video_id, j->kind, msg, code);
+    if (pc_db_video_fail(p->o->db, j->video_id, code, msg, now_ms()) != 0)
+        PC_LOGE("pipeline", "cannot record the failure of %s", j->video_id);
+}
+
+static void complete_job(pc_pipeline *p, pc_job *j)
+{
+    pc_db *db = p->o->db;
+    int64_t now = now_ms();
+    if (pc_job_canceled(j)) {
+        /* stopping (re-run after restart) or deleted (rows gone: no-op) */
+        if (pc_taskq_release(db, j->task_id, now) != 0)
+            PC_LOGW("pipeline", "cannot release task %" PRId64, j->task_id);
+        return;
+    }
+    if (j->err != 0) {
+        if (j->permanent) {
+            fail_video(p, j, j->err_code, j->err_msg);
+            return;
+        }
+        pc_task t;
+        memset(&t, 0, sizeof(t));
+        if (j->attempt >= 5) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "%s failed %d times; last error: %s", j->kind, j->attempt, j->err_msg);
+            fail_video(p, j, j->err_code, msg);
+            return;
+        }
+        int64_t backoff = (int64_t)BASE_BACKOFF_MS << (j->attempt - 1 < 8 ? j->attempt - 1 : 8);
+        if (backoff > MAX_BACKOFF_MS)
+            backoff = MAX_BACKOFF_MS;
+        PC_LOGW("pipeline", "video %s: %s %d failed (%s: %s); retrying in %" PRId64 " ms", j->video_id, j->kind,
+                j->arg, j->err_code, j->err_msg, backoff);
+        if (pc_taskq_retry(db, j->task_id, now + backoff, j->err_code, j->err_msg, now) != 0)
+            PC_LOGE("pipeline", "cannot schedule a retry of task %" PRId64, j->task_id);
+        return;
+    }
+    int rc = pc_db_begin(db);
+    if (rc == 0) {
+        if (strcmp(j->kind, "probe") == 0)
+            rc = pc_db_video_set_field(db, j->video_id, "info", j->result, now);
+        else if (strcmp(j->kind, "plan") == 0) {
+            rc = pc_db_video_set_field(db, j->video_id, "plan", j->result, now);
+            if (rc == 0)
+                rc = expand_plan(p, j->video_id, j->result, now);
+        } else if (strcmp(j->kind, "publish") == 0) {
+            rc = pc_db_video_set_field(db, j->video_id, "result", j->result, now);
+            if (rc == 0)
+                rc = pc_db_video_set_state(db, j->video_id, "ready", now);
+        }
+        if (rc == 0)
+            rc = pc_taskq_complete(db, j->task_id, strcmp(j->kind, "plan") == 0 || strcmp(j->kind, "probe") == 0 ? NULL : j->result, now);
+        if (rc == 0)
+            rc = pc_db_commit(db);
+        if (rc != 0)
+            pc_db_rollback(db);
+    }
+    if (rc != 0) {
+        PC_LOGE("pipeline", "cannot record completion of task %" PRId64 "; it will run again", j->task_id);
+        if (pc_taskq_retry(db, j->task_id, now + BASE_BACKOFF_MS, "database_error", "completion not recorded", now) != 0)
+            PC_LOGE("pipeline", "cannot reschedule task %" PRId64, j->task_id);
+        return;
+    }
+    if (strcmp(j->kind, "publish") == 0) {
+        pc_media_forget(p->o->media, j->video_id);
+        PC_LOGI("pipeline", "video %s is ready", j->video_id);
+    }
+}
+
+static void finish_stop(pc_pipeline *p);
+
+static void on_async(uv_async_t *a)
+{
+    pc_pipeline *p = a->data;
+    pthread_mutex_lock(&p->mu);
+    pc_job *list = p->done;
+    p->done = NULL;
+    pthread_mutex_unlock(&p->mu);
+    while (list != NULL) {
+        pc_job *j = list;
+        list = j->next;
+        untrack(p, j);
+        p->pools[task_class(j->kind)].busy--;
+        complete_job(p, j);
+        job_free(j);
+    }
+    if (p->stopping) {
+        if (p->pools[0].busy == 0 && p->pools[1].busy == 0)
+            finish_stop(p);
+        return;
+    }
+    dispatch(p);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    pc_pipeline *p = t->data;
+    uint64_t now = (uint64_t)now_ms();
+    if (now - p->last_renew >= (uint64_t)p->o->cfg.lease_ms / 3) {
+        p->last_renew = now;
+        if (pc_taskq_renew(p->o->db, p->o->instance, (int64_t)now, p->o->cfg.lease_ms) != 0)
+            PC_LOGW("pipeline", "cannot renew task leases");
+        int n = pc_taskq_reclaim(p->o->db, (int64_t)now, 0);
+        if (n > 0)
+            PC_LOGW("pipeline", "reclaimed %d tasks whose lease expired", n);
+    }
+    dispatch(p);
+}
+
+int pc_pipeline_start(pc_pipeline *p)
+{
+    /* the data-directory lock proves no other origin runs these tasks: reclaim them all now */
+    int n = pc_taskq_reclaim(p->o->db, now_ms(), 1);
+    if (n > 0)
+        PC_LOGI("pipeline", "resuming %d tasks interrupted by a previous run", n);
+    if (uv_async_init(p->o->loop, &p->async, on_async) != 0)
+        return PC_EINTERNAL;
+    p->async.data = p;
+    uv_timer_init(p->o->loop, &p->tick);
+    p->tick.data = p;
+    p->handles_open = 2;
+    for (int cls = 0; cls < 2; cls++) {
+        struct pool *pool = &p->pools[cls];
+        pool->threads = calloc((size_t)pool->n, sizeof(pthread_t));
+        if (pool->threads == NULL)
+            return PC_ENOMEM;
+        for (int i = 0; i < pool->n; i++) {
+            struct worker_arg *wa = malloc(sizeof(*wa));
+            if (wa == NULL)
+                return PC_ENOMEM;
+            wa->p = p;
+            wa->cls = cls;
+            if (pthread_create(&pool->threads[i], NULL, worker_main, wa) != 0) {
+                free(wa);
+                pool->n = i;
+                return PC_EINTERNAL;
+            }
+        }
+    }
+    p->started = 1;
+    uv_timer_start(&p->tick, on_tick, 250, 250);
+    dispatch(p);
+    return 0;
+}
+
+void pc_pipeline_kick(pc_pipeline *p)
+{
+    dispatch(p);
+}
+
+double pc_pipeline_progress(pc_pipeline *p, const char *video_id, int planned)
+{
+    double done = 0, total = 0;
+    if (pc_taskq_weights(p->o->db, video_id, &done, &total) != 0 || total <= 0)
+        return 0;
+    for (int i = 0; i < MAX_RUNNING; i++) {
+        pc_job *j = p->running[i];
+        if (j != NULL && strcmp(j->video_id, video_id) == 0)
+            done += j->weight * (double)atomic_load(&j->progress) / 1000.0;
+    }
+    double pr = done / total;
+    if (!planned) /* only probe and plan exist before the DAG is expanded: a small share of the work */
+        pr *= 0.05;
+    return pr > 0.999 ? 0.999 : pr;
+}
+
+void pc_pipeline_cancel_video(pc_pipeline *p, const char *video_id)
+{
+    for (int i = 0; i < MAX_RUNNING; i++) {
+        pc_job *j = p->running[i];
+        if (j != NULL && strcmp(j->video_id, video_id) == 0)
+            atomic_store(&j->cancel, 1);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    pc_pipeline *p = h->data;
+    if (--p->handles_open == 0 && p->stop_cb != NULL)
+        p->stop_cb(p->stop_arg);
+}
+
+static void finish_stop(pc_pipeline *p)
+{
+    if (!p->started) {
+        if (p->stop_cb != NULL)
+            p->stop_cb(p->stop_arg);
+        return;
+    }
+    p->started = 0;
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int cls = 0; cls < 2; cls++)
+        for (int i = 0; i < p->pools[cls].n; i++)
+            pthread_join(p->pools[cls].threads[i], NULL);
+    uv_timer_stop(&p->tick);
+    uv_close((uv_handle_t *)&p->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&p->async, on_handle_closed);
+}
+
+void pc_pipeline_stop(pc_pipeline *p, void (*cb)(void *arg), void *arg)
+{
+    p->stop_cb = cb;
+    p->stop_arg = arg;
+    pthread_mutex_lock(&p->mu);
+    p->stopping = 1;
+    /* jobs not yet picked up go straight to done, canceled */
+    for (int cls = 0; cls < 2; cls++) {
+        while (p->pools[cls].head != NULL) {
+            pc_job *j = p->pools[cls].head;
+            p->pools[cls].head = j->next;
+            atomic_store(&j->cancel, 1);
+            j->next = p->done;
+            p->done = j;
+        }
+        p->pools[cls].tail = NULL;
+    }
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < MAX_RUNNING; i++)
+        if (p->running[i] != NULL)
+            atomic_store(&p->running[i]->cancel, 1);
+    if (!p->started) {
+        finish_stop(p);
+        return;
+    }
+    uv_async_send(&p->async);
+}
+
+void pc_pipeline_free(pc_pipeline *p)
+{
+    if (p == NULL)
+        return;
+    for (int cls = 0; cls < 2; cls++)
+        free(p->pools[cls].threads);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+}

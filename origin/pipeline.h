@@ -1,0 +1,30 @@
+/*
+ * The processing pipeline: a scheduler on the event loop that claims tasks
+ * from the persisted queue and hands them to worker threads, expands the DAG
+ * as tasks finish, retries recoverable failures with backoff, renews leases,
+ * and publishes finished videos.
+ *
+ * Worker threads receive a self-contained job (paths and JSON inputs copied
+ * from SQLite) and return a result JSON; they never touch the database or
+ * the loop. Hand-over is explicit: a mutex-protected queue in, a completion
+ * queue plus uv_async out.
+ */
+#ifndef PC_ORIGIN_PIPELINE_H
+#define PC_ORIGIN_PIPELINE_H
+
+#include "origin.h"
+
+pc_pipeline *pc_pipeline_new(pc_origin *o);
+/* Reclaims abandoned tasks, starts the workers and begins scheduling. */
+int pc_pipeline_start(pc_pipeline *p) PC_MUST_CHECK;
+/* New tasks may be ready (an upload completed). */
+void pc_pipeline_kick(pc_pipeline *p);
+/* 0..1 progress of |video_id| including the running tasks' fractions; |planned| once the plan exists. */
+double pc_pipeline_progress(pc_pipeline *p, const char *video_id, int planned);
+/* Asks running tasks of |video_id| to stop (deletion). */
+void pc_pipeline_cancel_video(pc_pipeline *p, const char *video_id);
+/* Stops: running tasks are cancelled and released (re-run after restart); |cb| runs when threads joined. */
+void pc_pipeline_stop(pc_pipeline *p, void (*cb)(void *arg), void *arg);
+void pc_pipeline_free(pc_pipeline *p);
+
+#endif

@@ -1,0 +1,366 @@
+/*
+ * probe: validates the upload and describes it. It demuxes every packet
+ * (cheap: no decoding) to learn each video frame's timestamp, decodes the
+ * first frames to prove the stream is decodable, and checks the stated
+ * limits. Bad input fails the video permanently with a stable code
+ * (not_media, no_video_stream, undecodable, media_limit); the upload stays.
+ *
+ * plan: turns the probe into a ladder, an output timeline, segments and
+ * encode chunks (pure logic in ladder.c).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+#include <libavutil/pixdesc.h>
+
+#include "av_util.h"
+#include "job.h"
+#include "ladder.h"
+#include "pc_json.h"
+#include "pc_log.h"
+
+#define MAX_DIM 8192
+#define MAX_FRAMES 1000000 /* about 9 hours at 30 fps */
+#define MAX_DURATION (6 * 3600.0)
+#define DECODE_CHECK_PACKETS 120
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int pc_task_probe(pc_job *j)
+{
+    char eb[128];
+    struct stat st;
+    if (stat(j->source, &st) != 0)
+        return pc_job_fail(j, PC_ENOENT, 1, "source_missing", "the original upload is missing");
+    if (st.st_size == 0)
+        return pc_job_fail(j, PC_ENOTMEDIA, 1, "not_media", "the upload is empty (0 bytes)");
+    AVFormatContext *fmt = NULL;
+    AVCodecContext *dec = NULL;
+    AVPacket *pkt = NULL;
+    AVFrame *frame = NULL;
+    int64_t *pts = NULL;
+    int r = pc_av_open(j, j->source, &fmt);
+    if (r < 0) {
+        if (pc_job_canceled(j))
+            return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+        return pc_job_fail(j, PC_ENOTMEDIA, 1, "not_media", "FFmpeg does not recognise the file as media (%s)",
+                           pc_av_err(r, eb, sizeof(eb)));
+    }
+    if ((r = avformat_find_stream_info(fmt, NULL)) < 0) {
+        pc_job_fail(j, PC_ENOTMEDIA, 1, "not_media", "cannot read the file's streams (%s)", pc_av_err(r, eb, sizeof(eb)));
+        goto out;
+    }
+    int vidx = pc_av_video_stream(fmt);
+    if (vidx < 0) {
+        pc_job_fail(j, PC_ENOVIDEO, 1, "no_video_stream", "the file (%s) has no video stream", fmt->iformat->name);
+        goto out;
+    }
+    AVStream *vs = fmt->streams[vidx];
+    const AVCodecParameters *vp = vs->codecpar;
+    if (vp->width <= 0 || vp->height <= 0 || vp->width > MAX_DIM || vp->height > MAX_DIM) {
+        pc_job_fail(j, PC_EMEDIALIMIT, 1, "media_limit", "video size %dx%d is outside 1..%d pixels", vp->width, vp->height,
+                    MAX_DIM);
+        goto out;
+    }
+    if ((r = pc_av_open_decoder(fmt, vidx, 1, &dec)) < 0) {
+        pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "no usable decoder for %s video (%s)",
+                    avcodec_get_name(vp->codec_id), pc_av_err(r, eb, sizeof(eb)));
+        goto out;
+    }
+    int aidx = av_find_best_stream(fmt, AVMEDIA_TYPE_AUDIO, -1, vidx, NULL, 0);
+    int audio_ok = 0;
+    if (aidx >= 0) {
+        AVCodecContext *adec = NULL;
+        if (pc_av_open_decoder(fmt, aidx, 1, &adec) == 0 && fmt->streams[aidx]->codecpar->ch_layout.nb_channels > 0)
+            audio_ok = 1;
+        else
+            PC_LOGW("probe", "video %s: audio stream %d cannot be decoded; publishing without audio", j->video_id, aidx);
+        avcodec_free_context(&adec);
+    }
+    pkt = av_packet_alloc();
+    frame = av_frame_alloc();
+    size_t cap = 4096, n = 0;
+    pts = malloc(cap * sizeof(*pts));
+    if (pkt == NULL || frame == NULL || pts == NULL) {
+        pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+        goto out;
+    }
+    int64_t keyframes = 0, decoded = 0, sent = 0, last_pos = 0;
+    int64_t audio_first = AV_NOPTS_VALUE;
+    int decode_error = 0;
+    char decode_msg[128] = "";
+    for (;;) {
+        r = av_read_frame(fmt, pkt);
+        if (r == AVERROR_EOF)
+            break;
+        if (r < 0) {
+            if (pc_job_canceled(j)) {
+                pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+                goto out;
+            }
+            PC_LOGW("probe", "video %s: read error after %zu frames (%s); using what was read", j->video_id, n,
+                    pc_av_err(r, eb, sizeof(eb)));
+            break;
+        }
+        if (pkt->stream_index == aidx && audio_first == AV_NOPTS_VALUE && pkt->pts != AV_NOPTS_VALUE)
+            audio_first = av_rescale_q(pkt->pts, fmt->streams[aidx]->time_base, (AVRational){1, 1000000});
+        if (pkt->stream_index == vidx) {
+            int64_t t = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+            if (t == AV_NOPTS_VALUE) {
+                av_packet_unref(pkt);
+                pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "video packets carry no timestamps");
+                goto out;
+            }
+            if (n == MAX_FRAMES) {
+                av_packet_unref(pkt);
+                pc_job_fail(j, PC_EMEDIALIMIT, 1, "media_limit", "the video has more than %d frames", MAX_FRAMES);
+                goto out;
+            }
+            if (n == cap) {
+                int64_t *np = realloc(pts, cap * 2 * sizeof(*pts));
+                if (np == NULL) {
+                    av_packet_unref(pkt);
+                    pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+                    goto out;
+                }
+                pts = np;
+                cap *= 2;
+            }
+            pts[n++] = t;
+            if (pkt->flags & AV_PKT_FLAG_KEY)
+                keyframes++;
+            if (sent < DECODE_CHECK_PACKETS && decoded == 0) {
+                sent++;
+                if (avcodec_send_packet(dec, pkt) < 0)
+                    decode_error++;
+                while (avcodec_receive_frame(dec, frame) == 0) {
+                    decoded++;
+                    av_frame_unref(frame);
+                }
+            }
+        }
+        if (pkt->pos > 0)
+            last_pos = pkt->pos;
+        av_packet_unref(pkt);
+        if ((n & 255) == 0) {
+            atomic_store(&j->progress, (int)(900.0 * (double)last_pos / (double)st.st_size));
+            if (pc_job_canceled(j)) {
+                pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+                goto out;
+            }
+        }
+    }
+    if (decoded == 0) {
+        avcodec_send_packet(dec, NULL);
+        while (avcodec_receive_frame(dec, frame) == 0) {
+            decoded++;
+            av_frame_unref(frame);
+        }
+    }
+    if (n == 0 || decoded == 0) {
+        snprintf(decode_msg, sizeof(decode_msg), "%s", n == 0 ? "the video stream holds no frames" : "no frame of the video stream could be decoded");
+        pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "%s (%s, %d decode errors)", decode_msg,
+                    avcodec_get_name(vp->codec_id), decode_error);
+        goto out;
+    }
+    qsort(pts, n, sizeof(*pts), cmp_i64);
+    size_t m = 0; /* drop duplicate timestamps */
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || pts[i] != pts[m - 1])
+            pts[m++] = pts[i];
+    if (m != n)
+        PC_LOGW("probe", "video %s: %zu frames share a timestamp with another", j->video_id, n - m);
+    n = m;
+
+    AVRational fr = vs->avg_frame_rate;
+    if (fr.num <= 0 || fr.den <= 0)
+        fr = vs->r_frame_rate;
+    double span = (double)(pts[n - 1] - pts[0]) * av_q2d(vs->time_base);
+    if (fr.num <= 0 || fr.den <= 0 || av_q2d(fr) > 240 || av_q2d(fr) < 0.1) {
+        double est = n > 1 && span > 0 ? (n - 1) / span : 25;
+        fr = av_d2q(est, 1001000);
+    }
+    /* tidy rates such as 2997/100 into 30000/1001 */
+    if (fabs(av_q2d(fr) - 30000.0 / 1001) < 0.005)
+        fr = (AVRational){30000, 1001};
+    else if (fabs(av_q2d(fr) - 24000.0 / 1001) < 0.005)
+        fr = (AVRational){24000, 1001};
+    else if (fabs(av_q2d(fr) - 60000.0 / 1001) < 0.005)
+        fr = (AVRational){60000, 1001};
+    else if (fabs(av_q2d(fr) - lround(av_q2d(fr))) < 0.002)
+        fr = (AVRational){(int)lround(av_q2d(fr)), 1};
+    pc_timeline tl;
+    pc_timeline_init(&tl, 1, pts[0], vs->time_base.num, vs->time_base.den, fr.num, fr.den);
+    int cfr = 1;
+    for (size_t i = 0; i < n && cfr; i++)
+        if (pc_timeline_map(&tl, pts[i]) != (int64_t)i * tl.frame_ticks)
+            cfr = 0;
+    double duration = span + 1.0 / av_q2d(fr);
+    if (duration > MAX_DURATION) {
+        pc_job_fail(j, PC_EMEDIALIMIT, 1, "media_limit", "the video lasts %.0f s; the limit is %.0f s", duration, MAX_DURATION);
+        goto out;
+    }
+    if ((r = pc_mkdirs(j->work_dir)) != 0) {
+        pc_job_fail(j, r, 0, "io_error", "cannot create the work directory");
+        goto out;
+    }
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/frames.bin", j->work_dir);
+    if ((r = pc_frames_write(path, pts, n)) != 0) {
+        pc_job_fail(j, r, 0, "io_error", "cannot write the frame index");
+        goto out;
+    }
+    AVRational sar = av_guess_sample_aspect_ratio(fmt, vs, NULL);
+    if (sar.num <= 0 || sar.den <= 0)
+        sar = (AVRational){1, 1};
+    json_t *video = json_pack("{s:i, s:s, s:i, s:i, s:[i,i], s:i, s:[i,i], s:[i,i], s:b, s:I, s:I, s:I, s:s}", "index",
+                              vidx, "codec", avcodec_get_name(vp->codec_id), "width", vp->width, "height", vp->height,
+                              "sar", sar.num, sar.den, "rotation", pc_av_rotation(vs), "time_base", vs->time_base.num,
+                              vs->time_base.den, "frame_rate", fr.num, fr.den, "cfr", cfr, "frames", (json_int_t)n,
+                              "first_pts", (json_int_t)pts[0], "keyframes", (json_int_t)keyframes, "pix_fmt",
+                              av_get_pix_fmt_name(vp->format) != NULL ? av_get_pix_fmt_name(vp->format) : "unknown");
+    json_t *audio = json_null();
+    if (audio_ok) {
+        const AVCodecParameters *ap = fmt->streams[aidx]->codecpar;
+        audio = json_pack("{s:i, s:s, s:i, s:i, s:[i,i]}", "index", aidx, "codec", avcodec_get_name(ap->codec_id),
+                          "sample_rate", ap->sample_rate, "channels", ap->ch_layout.nb_channels, "time_base",
+                          fmt->streams[aidx]->time_base.num, fmt->streams[aidx]->time_base.den);
+    }
+    json_t *info = json_pack("{s:s, s:I, s:f, s:o, s:o}", "format", fmt->iformat->name, "size", (json_int_t)st.st_size,
+                             "duration", duration, "video", video, "audio", audio);
+    j->result = pc_json_dump(info);
+    json_decref(info);
+    atomic_store(&j->progress, 1000);
+    PC_LOGI("probe", "video %s: %s %s %dx%d, %zu frames at %d/%d fps (%s), %.2f s, rotation %d, audio %s", j->video_id,
+            fmt->iformat->name, avcodec_get_name(vp->codec_id), vp->width, vp->height, n, fr.num, fr.den,
+            cfr ? "constant" : "variable", duration, pc_av_rotation(vs), audio_ok ? "yes" : "no");
+out:
+    free(pts);
+    av_frame_free(&frame);
+    av_packet_free(&pkt);
+    avcodec_free_context(&dec);
+    avformat_close_input(&fmt);
+    return j->err;
+}
+
+/* ---- plan ---- */
+
+int pc_task_plan(pc_job *j)
+{
+    json_t *info = json_loads(j->info != NULL ? j->info : "", 0, NULL);
+    json_t *v = json_object_get(info, "video");
+    if (info == NULL || v == NULL) {
+        json_decref(info);
+        return pc_job_fail(j, PC_EINTERNAL, 1, "internal_error", "the probe result is missing");
+    }
+    int64_t *pts = NULL, *ticks = NULL;
+    size_t n = 0;
+    pc_segment *segs = NULL;
+    size_t *chunk_first = NULL;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/frames.bin", j->work_dir);
+    int r = pc_frames_read(path, &pts, &n);
+    if (r != 0 || n == 0) {
+        json_decref(info);
+        return pc_job_fail(j, r != 0 ? r : PC_EINTERNAL, 0, "io_error", "cannot read the frame index");
+    }
+    int w = (int)pc_json_int(v, "width", 0), h = (int)pc_json_int(v, "height", 0);
+    json_t *sar = json_object_get(v, "sar"), *tb = json_object_get(v, "time_base"), *fr = json_object_get(v, "frame_rate");
+    int sar_n = (int)json_integer_value(json_array_get(sar, 0)), sar_d = (int)json_integer_value(json_array_get(sar, 1));
+    int rot = (int)pc_json_int(v, "rotation", 0);
+    double dw = (double)w * (sar_d > 0 && sar_n > 0 ? (double)sar_n / sar_d : 1.0), dh = h;
+    if (rot == 90 || rot == 270) {
+        double t = dw;
+        dw = dh;
+        dh = t;
+    }
+    int fps_n = (int)json_integer_value(json_array_get(fr, 0)), fps_d = (int)json_integer_value(json_array_get(fr, 1));
+    pc_rung rungs[PC_LADDER_MAX];
+    int nr = pc_ladder_plan((int)lround(dw), (int)lround(dh), (double)fps_n / fps_d, rungs);
+    if (nr == 0) {
+        free(pts);
+        json_decref(info);
+        return pc_job_fail(j, PC_EMEDIALIMIT, 1, "media_limit", "the video is too small to encode");
+    }
+    pc_timeline tl;
+    int cfr = json_is_true(json_object_get(v, "cfr"));
+    pc_timeline_init(&tl, cfr, pc_json_int(v, "first_pts", 0), (int)json_integer_value(json_array_get(tb, 0)),
+                     (int)json_integer_value(json_array_get(tb, 1)), fps_n, fps_d);
+    ticks = malloc(n * sizeof(*ticks));
+    segs = malloc(n * sizeof(*segs));
+    chunk_first = malloc(n * sizeof(*chunk_first));
+    if (ticks == NULL || segs == NULL || chunk_first == NULL) {
+        free(pts);
+        free(ticks);
+        free(segs);
+        free(chunk_first);
+        json_decref(info);
+        return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        ticks[i] = pc_timeline_map(&tl, pts[i]);
+        if (i > 0 && ticks[i] <= ticks[i - 1])
+            ticks[i] = ticks[i - 1] + 1; /* VFR rounding collisions */
+    }
+    int64_t last_dur = cfr ? tl.frame_ticks : (int64_t)llround((double)tl.timescale * fps_d / fps_n);
+    if (!cfr && n > 1 && ticks[n - 1] - ticks[n - 2] < last_dur)
+        last_dur = ticks[n - 1] - ticks[n - 2];
+    int64_t end = ticks[n - 1] + last_dur;
+    int64_t seg_ticks = (int64_t)llround(j->env->segment_seconds * (double)tl.timescale);
+    size_t ns = pc_segments_plan(ticks, pts, n, seg_ticks, segs);
+    double duration = (double)end / (double)tl.timescale;
+    double target = duration / (j->env->workers * 3.0);
+    if (target < j->env->segment_seconds)
+        target = j->env->segment_seconds;
+    if (target > 32)
+        target = 32;
+    size_t nc = pc_chunks_plan(segs, ns, (int64_t)llround(target * (double)tl.timescale), chunk_first);
+
+    json_t *jr = json_array();
+    for (int i = 0; i < nr; i++)
+        json_array_append_new(jr, json_pack("{s:s, s:i, s:i, s:i, s:i, s:i}", "id", rungs[i].id, "width", rungs[i].width,
+                                            "height", rungs[i].height, "bitrate", rungs[i].bitrate, "maxrate",
+                                            rungs[i].maxrate, "bufsize", rungs[i].bufsize));
+    json_t *js = json_array();
+    for (size_t i = 0; i < ns; i++)
+        json_array_append_new(js, json_pack("[I,I,I]", (json_int_t)segs[i].t, (json_int_t)segs[i].pts, (json_int_t)segs[i].frames));
+    json_t *jc = json_array();
+    for (size_t c = 0; c < nc; c++) {
+        size_t first = chunk_first[c], last = c + 1 < nc ? chunk_first[c + 1] : ns;
+        int64_t cend = last < ns ? segs[last].t : end;
+        json_array_append_new(jc, json_pack("{s:I, s:I, s:f}", "first_segment", (json_int_t)first, "segments",
+                                            (json_int_t)(last - first), "duration",
+                                            (double)(cend - segs[first].t) / (double)tl.timescale));
+    }
+    json_t *audio = json_null();
+    if (json_is_object(json_object_get(info, "audio")))
+        audio = json_pack("{s:i, s:i, s:i, s:i}", "index", (int)pc_json_int(json_object_get(info, "audio"), "index", -1),
+                          "sample_rate", 48000, "channels", 2, "bitrate", 128000);
+    json_t *plan = json_pack(
+        "{s:i, s:f, s:f, s:f, s:I, s:b, s:[i,i], s:I, s:I, s:I, s:i, s:[i,i], s:i, s:s, s:o, s:o, s:o, s:o}", "version", 1,
+        "duration", duration, "segment_duration", j->env->segment_seconds, "gop_duration", j->env->gop_seconds, "timescale",
+        (json_int_t)tl.timescale, "cfr", cfr, "frame_rate", fps_n, fps_d, "frame_ticks", (json_int_t)tl.frame_ticks,
+        "first_pts", (json_int_t)tl.first_pts, "end", (json_int_t)end, "video_index", (int)pc_json_int(v, "index", 0),
+        "time_base", tl.tb_num, tl.tb_den, "rotation", rot, "preset", j->env->preset, "rungs", jr, "segments", js,
+        "chunks", jc, "audio", audio);
+    j->result = pc_json_dump(plan);
+    json_decref(plan);
+    json_decref(info);
+    free(pts);
+    free(ticks);
+    free(segs);
+    free(chunk_first);
+    PC_LOGI("plan", "video %s: %d rungs up to %dx%d, %zu segments in %zu chunks, timescale %" PRId64 "%s", j->video_id, nr,
+            rungs[nr - 1].width, rungs[nr - 1].height, ns, nc, tl.timescale, cfr ? "" : " (variable frame rate)");
+    atomic_store(&j->progress, 1000);
+    return 0;
+}

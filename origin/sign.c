@@ -1,0 +1,277 @@
+/*
+ * sign: hashes every published file (BLAKE2b-256), writes p2p.json (the
+ * swarm's signed list of segments, see docs/manifest.md), its Ed25519
+ * signature p2p.json.sig, and .etags, the content-hash ETag index the media
+ * server reads. The tracker's key comes from --tracker-key or is fetched
+ * from the tracker once; a tracker that cannot be reached is a retryable
+ * failure.
+ *
+ * publish: moves work/<id>/out to media/<id> atomically (rename) and returns
+ * the description the API serves. Publishing is idempotent, so a crash
+ * between the rename and the database update repeats harmlessly.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "av_util.h"
+#include "job.h"
+#include "media.h"
+#include "pc_buf.h"
+#include "pc_json.h"
+#include "pc_log.h"
+
+static int file_entry(pc_job *j, const char *rel, double duration, json_t **out, pc_buf *etags)
+{
+    char path[4300], hex[2 * PC_B2_LEN + 1];
+    snprintf(path, sizeof(path), "%s/%s", j->out_dir, rel);
+    uint8_t h[PC_B2_LEN];
+    uint64_t size = 0;
+    int r = pc_blake2b256_file(path, h, &size);
+    if (r != 0)
+        return pc_job_fail(j, r, 0, "io_error", "cannot hash %s", rel);
+    pc_hex(h, sizeof(h), hex);
+    if (pc_buf_printf(etags, "%s %.16s\n", rel, hex) != 0)
+        return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+    *out = duration > 0 ? json_pack("{s:s, s:f, s:I, s:s}", "url", rel, "duration", duration, "size", (json_int_t)size,
+                                    "blake2b", hex)
+                        : json_pack("{s:s, s:I, s:s}", "url", rel, "size", (json_int_t)size, "blake2b", hex);
+    return 0;
+}
+
+static size_t curl_sink(char *p, size_t sz, size_t n, void *user)
+{
+    pc_buf *b = user;
+    return pc_buf_append(b, p, sz * n) == 0 ? sz * n : 0;
+}
+
+/* GET <tracker>/api/tracker-key → base64 key, validated to 32 bytes. */
+static int fetch_tracker_key(pc_job *j, char *out, size_t outlen)
+{
+    char url[2200];
+    const char *base = j->env->tracker_url;
+    size_t bl = strlen(base);
+    snprintf(url, sizeof(url), "%.*s/api/tracker-key", (int)(bl > 0 && base[bl - 1] == '/' ? bl - 1 : bl), base);
+    CURL *c = curl_easy_init();
+    if (c == NULL)
+        return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+    pc_buf body;
+    pc_buf_init(&body, 4096);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode cr = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    int r = 0;
+    if (cr != CURLE_OK || status != 200) {
+        r = pc_job_fail(j, PC_ENET, 0, "tracker_unreachable", "cannot fetch the tracker key from %s (%s, HTTP %ld)", url,
+                        curl_easy_strerror(cr), status);
+    } else {
+        json_t *o = NULL;
+        const char *k = NULL;
+        uint8_t key[PC_ED25519_PK_LEN];
+        size_t n = 0;
+        if (pc_json_parse_object(body.data, body.len, 4096, &o, NULL, 0) != 0 || (k = pc_json_str(o, "ed25519")) == NULL ||
+            pc_b64_decode(k, strlen(k), key, sizeof(key), &n, 0) != 0 || n != sizeof(key))
+            r = pc_job_fail(j, PC_EPARSE, 0, "tracker_unreachable", "the tracker at %s returned no valid key", url);
+        else
+            snprintf(out, outlen, "%s", k);
+        json_decref(o);
+    }
+    pc_buf_clear(&body);
+    return r;
+}
+
+int pc_task_sign(pc_job *j)
+{
+    json_t *in = json_loads(j->inputs != NULL ? j->inputs : "", 0, NULL);
+    json_t *pkg = json_object_get(in, "package:0");
+    if (pkg == NULL) {
+        json_decref(in);
+        return pc_job_fail(j, PC_EINTERNAL, 1, "internal_error", "the package result is missing");
+    }
+    char tkey[128] = "";
+    if (j->env->tracker_url != NULL) {
+        if (j->env->tracker_key_b64 != NULL)
+            snprintf(tkey, sizeof(tkey), "%s", j->env->tracker_key_b64);
+        else if (fetch_tracker_key(j, tkey, sizeof(tkey)) != 0) {
+            json_decref(in);
+            return j->err;
+        }
+    }
+    int64_t ts = pc_json_int(pkg, "timescale", 90000);
+    pc_buf etags;
+    pc_buf_init(&etags, (size_t)16 << 20);
+    json_t *renditions = json_array();
+    json_t *all[16];
+    size_t nall = 0;
+    json_t *rj;
+    size_t i;
+    json_array_foreach(json_object_get(pkg, "renditions"), i, rj)
+        if (nall < 16)
+            all[nall++] = rj;
+    json_t *aj = json_object_get(pkg, "audio");
+    if (json_is_object(aj) && nall < 16)
+        all[nall++] = aj;
+    int err = 0;
+    size_t total_files = 0, done_files = 0;
+    for (size_t k = 0; k < nall; k++)
+        total_files += json_array_size(json_object_get(all[k], "segments")) + 1;
+    for (size_t k = 0; k < nall && err == 0; k++) {
+        json_t *r = all[k];
+        int audio = r == aj;
+        const char *id = json_string_value(json_object_get(r, "id"));
+        char rel[128];
+        snprintf(rel, sizeof(rel), "%s/init.mp4", id);
+        json_t *init = NULL;
+        if ((err = file_entry(j, rel, 0, &init, &etags)) != 0)
+            break;
+        json_t *segs = json_array();
+        json_t *sj;
+        size_t s;
+        json_array_foreach(json_object_get(r, "segments"), s, sj)
+        {
+            snprintf(rel, sizeof(rel), "%s/seg-%05zu.m4s", id, s + 1);
+            json_t *e = NULL;
+            double dur = (double)json_integer_value(json_array_get(sj, 0)) / (double)(audio ? 48000 : ts);
+            if ((err = file_entry(j, rel, dur, &e, &etags)) != 0)
+                break;
+            json_array_append_new(segs, e);
+            if (pc_job_canceled(j)) {
+                err = pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+                break;
+            }
+            atomic_store(&j->progress, (int)(900 * ++done_files / (total_files ? total_files : 1)));
+        }
+        json_array_append_new(renditions,
+                              json_pack("{s:s, s:s, s:O, s:O, s:i, s:i, s:o, s:o}", "id", id, "type", audio ? "audio" : "video",
+                                        "bandwidth", json_object_get(r, "bandwidth"), "codecs", json_object_get(r, "codecs"),
+                                        "width", audio ? 0 : (int)pc_json_int(r, "width", 0), "height",
+                                        audio ? 0 : (int)pc_json_int(r, "height", 0), "init", init != NULL ? init : json_null(),
+                                        "segments", segs));
+    }
+    /* the remaining published files only need ETags */
+    static const char *const extra[] = {"master.m3u8", "manifest.mpd", "thumbs/poster-16x9.webp", "thumbs/poster-2x3.webp",
+                                        "thumbs/sprite.vtt"};
+    for (size_t k = 0; err == 0 && k < sizeof(extra) / sizeof(extra[0]); k++) {
+        json_t *tmp = NULL;
+        char path[4300];
+        snprintf(path, sizeof(path), "%s/%s", j->out_dir, extra[k]);
+        if (access(path, R_OK) == 0 && (err = file_entry(j, extra[k], 0, &tmp, &etags)) == 0)
+            json_decref(tmp);
+    }
+    for (size_t k = 0; k < nall && err == 0; k++) {
+        char rel[64];
+        const char *id = json_string_value(json_object_get(all[k], "id"));
+        snprintf(rel, sizeof(rel), "%s/index.m3u8", id);
+        json_t *tmp = NULL;
+        if ((err = file_entry(j, rel, 0, &tmp, &etags)) == 0)
+            json_decref(tmp);
+    }
+    for (int s = 0; err == 0 && s < 1000; s++) {
+        char rel[64], path[4300];
+        snprintf(rel, sizeof(rel), "thumbs/sprite-%d.webp", s);
+        snprintf(path, sizeof(path), "%s/%s", j->out_dir, rel);
+        if (access(path, R_OK) != 0)
+            break;
+        json_t *tmp = NULL;
+        if ((err = file_entry(j, rel, 0, &tmp, &etags)) == 0)
+            json_decref(tmp);
+    }
+    if (err != 0) {
+        json_decref(renditions);
+        json_decref(in);
+        pc_buf_clear(&etags);
+        return j->err;
+    }
+    json_t *doc = json_pack("{s:i, s:s, s:O, s:O, s:o}", "version", 1, "video", j->video_id, "duration",
+                            json_object_get(pkg, "duration"), "segment_duration", json_object_get(pkg, "segment_duration"),
+                            "renditions", renditions);
+    if (tkey[0] != '\0')
+        json_object_set_new(doc, "tracker", json_pack("{s:s, s:s}", "url", j->env->tracker_url, "ed25519", tkey));
+    char *text = json_dumps(doc, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(doc);
+    json_decref(in);
+    if (text == NULL) {
+        pc_buf_clear(&etags);
+        return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+    }
+    size_t tlen = strlen(text);
+    uint8_t sig[PC_ED25519_SIG_LEN];
+    pc_ed25519_sign(j->env->origin_sk, text, tlen, sig);
+    char sigb64[128];
+    size_t slen = pc_b64_encode(sig, sizeof(sig), sigb64, 0);
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/p2p.json", j->out_dir);
+    int r = pc_write_file(path, text, tlen);
+    snprintf(path, sizeof(path), "%s/p2p.json.sig", j->out_dir);
+    if (r == 0)
+        r = pc_write_file(path, sigb64, slen);
+    uint8_t h[PC_B2_LEN];
+    char hex[2 * PC_B2_LEN + 1];
+    pc_blake2b256(text, tlen, h);
+    pc_hex(h, sizeof(h), hex);
+    if (r == 0)
+        r = pc_buf_printf(&etags, "p2p.json %.16s\n", hex);
+    pc_blake2b256(sigb64, slen, h);
+    pc_hex(h, sizeof(h), hex);
+    if (r == 0)
+        r = pc_buf_printf(&etags, "p2p.json.sig %.16s\n", hex);
+    snprintf(path, sizeof(path), "%s/.etags", j->out_dir);
+    if (r == 0)
+        r = pc_write_file(path, etags.data, etags.len);
+    free(text);
+    pc_buf_clear(&etags);
+    if (r != 0)
+        return pc_job_fail(j, r, 0, "io_error", "cannot write the signed manifest");
+    j->result = strdup("{\"signed\":true}");
+    atomic_store(&j->progress, 1000);
+    return 0;
+}
+
+int pc_task_publish(pc_job *j)
+{
+    json_t *in = json_loads(j->inputs != NULL ? j->inputs : "", 0, NULL);
+    /* publish depends on sign and thumbs; the description comes from package, via the work dir's p2p.json */
+    struct stat st;
+    if (stat(j->out_dir, &st) == 0) {
+        if (stat(j->media_dir, &st) == 0 && pc_rmtree(j->media_dir) != 0) {
+            json_decref(in);
+            return pc_job_fail(j, PC_EIO, 0, "io_error", "cannot replace the previous publication");
+        }
+        if (rename(j->out_dir, j->media_dir) != 0) {
+            json_decref(in);
+            return pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot publish: %s", strerror(errno));
+        }
+    } else if (stat(j->media_dir, &st) != 0) {
+        json_decref(in);
+        return pc_job_fail(j, PC_ENOENT, 0, "io_error", "nothing to publish");
+    }
+    json_decref(in);
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/.description.json", j->media_dir);
+    char *text = NULL;
+    size_t len = 0;
+    int r = pc_read_file(path, 8u << 20, &text, &len);
+    if (r != 0)
+        return pc_job_fail(j, r, 0, "io_error", "cannot read the published description");
+    j->result = text;
+    /* scratch files (frame index) are no longer needed */
+    snprintf(path, sizeof(path), "%s/frames.bin", j->work_dir);
+    unlink(path);
+    rmdir(j->work_dir);
+    atomic_store(&j->progress, 1000);
+    return 0;
+}

@@ -1,0 +1,777 @@
+/*
+ * peercdn-origin upload FILE: a tus client on libcurl's multi interface.
+ *
+ * It asks the origin for a pre-signed creation URL, splits the file into N
+ * partial uploads sent in parallel (PATCH requests of --chunk-mb, each with an
+ * Upload-Checksum: sha256), then joins them with a final concatenation; the
+ * final upload's id is the video id, printed on stdout. Progress goes to
+ * stderr as a bar when stderr is a terminal. State (the partial upload URLs)
+ * is saved after every step in a resume file, so running the same command
+ * again after an interruption HEADs each part for its offset and continues.
+ * Transient failures (network errors, 5xx, 409, 423, 460) are retried with
+ * backoff; the body is read from the file twice (hash, then send) so memory
+ * stays small whatever the chunk size.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "origin_main.h"
+#include "pc_buf.h"
+#include "pc_crypto.h"
+#include "pc_http_client.h"
+#include "pc_json.h"
+#include "pc_log.h"
+
+#define MAX_PARTS 32
+#define MAX_ATTEMPTS 12
+
+struct part {
+    struct up *u;
+    int idx;
+    char *url;
+    int64_t start, length, offset;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    pc_buf resp_hdr;
+    int64_t sending_off, sending_len, sent;
+    int attempts;
+    int busy, done;
+    uv_timer_t retry;
+    int head_pending;
+};
+
+struct up {
+    const pc_upload_opts *o;
+    uv_loop_t *loop;
+    pc_http_client *http;
+    int fd;
+    int64_t size, mtime;
+    char *title, *metadata;
+    char state_path[4096];
+    char *create_url;
+    struct part parts[MAX_PARTS];
+    int nparts;
+    int failed, interrupted, finished;
+    char video_id[2048];
+    CURL *final_easy;
+    struct curl_slist *final_hdrs;
+    pc_buf final_hdr, final_body;
+    uv_timer_t tick;
+    uv_signal_t sigint;
+    double t0;
+    int64_t base_bytes;
+    int bar;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void fail(struct up *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct up *u, const char *fmt, ...)
+{
+    if (u->failed)
+        return;
+    u->failed = 1;
+    if (u->bar)
+        fputc('\n', stderr);
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("peercdn-origin: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    uv_stop(u->loop);
+}
+
+/* ---- resume state ---- */
+
+static void save_state(struct up *u)
+{
+    json_t *parts = json_array();
+    for (int i = 0; i < u->nparts; i++)
+        json_array_append_new(parts, json_pack("{s:s?, s:I, s:I}", "url", u->parts[i].url, "start",
+                                               (json_int_t)u->parts[i].start, "length", (json_int_t)u->parts[i].length));
+    json_t *st = json_pack("{s:s, s:I, s:I, s:s, s:s?, s:o}", "file", u->o->file, "size", (json_int_t)u->size, "mtime",
+                           (json_int_t)u->mtime, "origin", u->o->origin, "create_url", u->create_url, "parts", parts);
+    char *text = pc_json_dump(st);
+    json_decref(st);
+    if (text == NULL)
+        return;
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", u->state_path);
+    FILE *f = fopen(tmp, "we");
+    if (f != NULL) {
+        fputs(text, f);
+        if (fclose(f) == 0)
+            rename(tmp, u->state_path);
+    }
+    free(text);
+}
+
+static int load_state(struct up *u)
+{
+    char *text = NULL;
+    FILE *f = fopen(u->state_path, "re");
+    if (f == NULL)
+        return 0;
+    json_error_t e;
+    json_t *st = json_loadf(f, 0, &e);
+    fclose(f);
+    free(text);
+    if (st == NULL)
+        return 0;
+    int ok = pc_json_int(st, "size", -1) == u->size && pc_json_int(st, "mtime", -1) == u->mtime &&
+             pc_json_str(st, "origin") != NULL && strcmp(pc_json_str(st, "origin"), u->o->origin) == 0 &&
+             pc_json_str(st, "create_url") != NULL;
+    json_t *parts = json_object_get(st, "parts");
+    if (ok && json_array_size(parts) > 0 && json_array_size(parts) <= MAX_PARTS) {
+        u->create_url = strdup(pc_json_str(st, "create_url"));
+        u->nparts = (int)json_array_size(parts);
+        for (int i = 0; i < u->nparts; i++) {
+            json_t *p = json_array_get(parts, (size_t)i);
+            u->parts[i].start = pc_json_int(p, "start", 0);
+            u->parts[i].length = pc_json_int(p, "length", 0);
+            const char *url = pc_json_str(p, "url");
+            u->parts[i].url = url != NULL ? strdup(url) : NULL;
+        }
+    } else {
+        ok = 0;
+    }
+    json_decref(st);
+    return ok;
+}
+
+/* ---- progress ---- */
+
+static int64_t uploaded(struct up *u)
+{
+    int64_t n = 0;
+    for (int i = 0; i < u->nparts; i++)
+        n += u->parts[i].offset + (u->parts[i].busy ? u->parts[i].sent : 0);
+    return n;
+}
+
+static void draw(struct up *u, int final)
+{
+    if (!u->bar)
+        return;
+    int64_t done = uploaded(u);
+    double el = now_s() - u->t0, rate = el > 0.2 ? (double)(done - u->base_bytes) / el : 0;
+    double frac = u->size > 0 ? (double)done / (double)u->size : 1;
+    int w = 30, fill = (int)(frac * w);
+    char bar[40];
+    for (int i = 0; i < w; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[w] = '\0';
+    double eta = rate > 0 ? (double)(u->size - done) / rate : 0;
+    fprintf(stderr, "\r[%s] %5.1f%% %8.1f MB/s  ETA %3d:%02d ", bar, frac * 100, rate / 1e6, (int)eta / 60, (int)eta % 60);
+    if (final)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    draw(t->data, 0);
+}
+
+/* ---- requests ---- */
+
+static size_t hdr_cb(char *p, size_t sz, size_t n, void *user)
+{
+    return pc_buf_append(user, p, sz * n) == 0 ? sz * n : 0;
+}
+
+static size_t discard_cb(char *p, size_t sz, size_t n, void *user)
+{
+    (void)p;
+    (void)user;
+    return sz * n;
+}
+
+static size_t body_cb(char *p, size_t sz, size_t n, void *user)
+{
+    return pc_buf_append(user, p, sz * n) == 0 ? sz * n : 0;
+}
+
+/* Value of response header |name| (case-insensitive) copied into |out|. */
+static int resp_header(const pc_buf *h, const char *name, char *out, size_t len)
+{
+    size_t nl = strlen(name);
+    const char *p = h->data, *end = h->data + h->len;
+    while (p != NULL && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if ((size_t)(end - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t vl = (size_t)((eol != NULL ? eol : end) - v);
+            while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == ' '))
+                vl--;
+            if (vl >= len)
+                return -1;
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return 0;
+        }
+        p = eol != NULL ? eol + 1 : NULL;
+    }
+    return -1;
+}
+
+static CURL *new_easy(struct up *u, const char *url, struct curl_slist **hdrs, pc_buf *hbuf)
+{
+    CURL *e = curl_easy_init();
+    if (e == NULL)
+        return NULL;
+    *hdrs = curl_slist_append(*hdrs, "Tus-Resumable: 1.0.0");
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, *hdrs);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, hdr_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, hbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 15L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 60L);
+    (void)u;
+    return e;
+}
+
+static void start_part(struct part *p);
+static void maybe_finalize(struct up *u);
+
+static void on_retry(uv_timer_t *t)
+{
+    start_part(t->data);
+}
+
+static void retry_later(struct part *p, const char *why)
+{
+    if (++p->attempts > MAX_ATTEMPTS) {
+        fail(p->u, "part %d of the upload failed %d times: %s", p->idx + 1, MAX_ATTEMPTS, why);
+        return;
+    }
+    uint64_t ms = 500ull << (p->attempts < 6 ? p->attempts : 6);
+    PC_LOGD("upload", "part %d: %s; retrying in %" PRIu64 " ms", p->idx + 1, why, ms);
+    if (p->url != NULL)
+        p->head_pending = 1; /* resynchronise the offset first */
+    uv_timer_start(&p->retry, on_retry, ms, 0);
+}
+
+static void cleanup_easy(struct part *p)
+{
+    if (p->easy != NULL)
+        curl_easy_cleanup(p->easy);
+    p->easy = NULL;
+    curl_slist_free_all(p->hdrs);
+    p->hdrs = NULL;
+    pc_buf_reset(&p->resp_hdr);
+    p->busy = 0;
+}
+
+static size_t read_cb(char *buf, size_t sz, size_t n, void *user)
+{
+    struct part *p = user;
+    size_t want = sz * n;
+    int64_t left = p->sending_len - p->sent;
+    if ((int64_t)want > left)
+        want = (size_t)left;
+    if (want == 0)
+        return 0;
+    ssize_t r = pread(p->u->fd, buf, want, (off_t)(p->start + p->sending_off + p->sent));
+    if (r <= 0)
+        return CURL_READFUNC_ABORT;
+    p->sent += r;
+    return (size_t)r;
+}
+
+static int checksum(struct up *u, int64_t off, int64_t len, char *out)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(md);
+        return -1;
+    }
+    static char buf[1 << 16];
+    while (len > 0) {
+        size_t k = len > (int64_t)sizeof(buf) ? sizeof(buf) : (size_t)len;
+        ssize_t r = pread(u->fd, buf, k, (off_t)off);
+        if (r <= 0) {
+            EVP_MD_CTX_free(md);
+            return -1;
+        }
+        EVP_DigestUpdate(md, buf, (size_t)r);
+        off += r;
+        len -= r;
+    }
+    uint8_t d[32];
+    unsigned dl = 0;
+    EVP_DigestFinal_ex(md, d, &dl);
+    EVP_MD_CTX_free(md);
+    pc_b64_encode(d, dl, out, 0);
+    return 0;
+}
+
+static void on_patch_done(void *arg, CURL *e, CURLcode rc)
+{
+    struct part *p = arg;
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    char off[32];
+    int64_t newoff = -1;
+    if (resp_header(&p->resp_hdr, "upload-offset", off, sizeof(off)) == 0)
+        newoff = strtoll(off, NULL, 10);
+    cleanup_easy(p);
+    if (rc == CURLE_OK && status == 204 && newoff >= 0) {
+        p->offset = newoff;
+        p->attempts = 0;
+        save_state(p->u);
+        start_part(p);
+        return;
+    }
+    if (rc == CURLE_OK && (status == 403 || status == 404 || status == 410 || status == 413 || status == 400)) {
+        fail(p->u, "the origin refused part %d (HTTP %ld); delete %s to start over", p->idx + 1, status, p->u->state_path);
+        return;
+    }
+    char why[160];
+    if (rc != CURLE_OK)
+        snprintf(why, sizeof(why), "%s", curl_easy_strerror(rc));
+    else
+        snprintf(why, sizeof(why), "HTTP %ld", status);
+    retry_later(p, why);
+}
+
+static void on_head_done(void *arg, CURL *e, CURLcode rc)
+{
+    struct part *p = arg;
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    char off[32];
+    int ok = rc == CURLE_OK && status == 200 && resp_header(&p->resp_hdr, "upload-offset", off, sizeof(off)) == 0;
+    cleanup_easy(p);
+    if (ok) {
+        p->offset = strtoll(off, NULL, 10);
+        p->head_pending = 0;
+        start_part(p);
+        return;
+    }
+    if (rc == CURLE_OK && (status == 403 || status == 404 || status == 410)) {
+        fail(p->u, "part %d can no longer be resumed (HTTP %ld); delete %s to start over", p->idx + 1, status,
+             p->u->state_path);
+        return;
+    }
+    retry_later(p, rc != CURLE_OK ? curl_easy_strerror(rc) : "HEAD failed");
+}
+
+static void on_create_done(void *arg, CURL *e, CURLcode rc)
+{
+    struct part *p = arg;
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    char loc[2048];
+    int ok = rc == CURLE_OK && status == 201 && resp_header(&p->resp_hdr, "location", loc, sizeof(loc)) == 0;
+    cleanup_easy(p);
+    if (!ok) {
+        if (rc == CURLE_OK && status >= 400 && status < 500 && status != 423)
+            fail(p->u, "the origin refused to create part %d (HTTP %ld)", p->idx + 1, status);
+        else
+            retry_later(p, rc != CURLE_OK ? curl_easy_strerror(rc) : "creation failed");
+        return;
+    }
+    /* Location may be relative */
+    if (strncmp(loc, "http", 4) != 0) {
+        char *abs = NULL;
+        const char *o = p->u->o->origin;
+        size_t ol = strlen(o);
+        if (asprintf(&abs, "%.*s%s", (int)(o[ol - 1] == '/' ? ol - 1 : ol), o, loc) < 0)
+            abs = NULL;
+        p->url = abs;
+    } else {
+        p->url = strdup(loc);
+    }
+    p->offset = 0;
+    save_state(p->u);
+    start_part(p);
+}
+
+static void start_part(struct part *p)
+{
+    struct up *u = p->u;
+    if (u->failed || u->interrupted || p->busy)
+        return;
+    pc_buf_reset(&p->resp_hdr);
+    if (p->url == NULL) { /* create the partial upload */
+        char len[64];
+        p->easy = new_easy(u, u->create_url, &p->hdrs, &p->resp_hdr);
+        snprintf(len, sizeof(len), "Upload-Length: %" PRId64, p->length);
+        p->hdrs = curl_slist_append(p->hdrs, len);
+        p->hdrs = curl_slist_append(p->hdrs, "Upload-Concat: partial");
+        curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->hdrs);
+        curl_easy_setopt(p->easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE, 0L);
+        p->busy = 1;
+        if (pc_http_client_add(u->http, p->easy, on_create_done, p) != 0)
+            fail(u, "out of memory");
+        return;
+    }
+    if (p->head_pending) {
+        p->easy = new_easy(u, p->url, &p->hdrs, &p->resp_hdr);
+        curl_easy_setopt(p->easy, CURLOPT_NOBODY, 1L);
+        p->busy = 1;
+        if (pc_http_client_add(u->http, p->easy, on_head_done, p) != 0)
+            fail(u, "out of memory");
+        return;
+    }
+    if (p->offset >= p->length) {
+        p->done = 1;
+        maybe_finalize(u);
+        return;
+    }
+    p->sending_off = p->offset;
+    p->sending_len = p->length - p->offset < u->o->chunk ? p->length - p->offset : u->o->chunk;
+    p->sent = 0;
+    char sum[64], h1[128], h2[128];
+    if (checksum(u, p->start + p->sending_off, p->sending_len, sum) != 0) {
+        fail(u, "cannot read %s: %s", u->o->file, strerror(errno));
+        return;
+    }
+    p->easy = new_easy(u, p->url, &p->hdrs, &p->resp_hdr);
+    snprintf(h1, sizeof(h1), "Upload-Offset: %" PRId64, p->offset);
+    snprintf(h2, sizeof(h2), "Upload-Checksum: sha256 %s", sum);
+    p->hdrs = curl_slist_append(p->hdrs, h1);
+    p->hdrs = curl_slist_append(p->hdrs, h2);
+    p->hdrs = curl_slist_append(p->hdrs, "Content-Type: application/offset+octet-stream");
+    p->hdrs = curl_slist_append(p->hdrs, "Expect:");
+    curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->hdrs);
+    curl_easy_setopt(p->easy, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(p->easy, CURLOPT_CUSTOMREQUEST, "PATCH");
+    curl_easy_setopt(p->easy, CURLOPT_READFUNCTION, read_cb);
+    curl_easy_setopt(p->easy, CURLOPT_READDATA, p);
+    curl_easy_setopt(p->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)p->sending_len);
+    p->busy = 1;
+    if (pc_http_client_add(u->http, p->easy, on_patch_done, p) != 0)
+        fail(u, "out of memory");
+}
+
+static void on_final_done(void *arg, CURL *e, CURLcode rc)
+{
+    struct up *u = arg;
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    char loc[2048];
+    int ok = rc == CURLE_OK && status == 201 && resp_header(&u->final_hdr, "location", loc, sizeof(loc)) == 0;
+    curl_easy_cleanup(u->final_easy);
+    u->final_easy = NULL;
+    curl_slist_free_all(u->final_hdrs);
+    u->final_hdrs = NULL;
+    if (!ok) {
+        fail(u, "the origin could not join the parts (%s)", rc != CURLE_OK ? curl_easy_strerror(rc) : "HTTP error");
+        return;
+    }
+    char *q = strchr(loc, '?');
+    if (q != NULL)
+        *q = '\0';
+    char *slash = strrchr(loc, '/');
+    snprintf(u->video_id, sizeof(u->video_id), "%s", slash != NULL ? slash + 1 : loc);
+    u->finished = 1;
+    unlink(u->state_path);
+    uv_stop(u->loop);
+}
+
+static void maybe_finalize(struct up *u)
+{
+    for (int i = 0; i < u->nparts; i++)
+        if (!u->parts[i].done)
+            return;
+    if (u->final_easy != NULL)
+        return;
+    pc_buf list;
+    pc_buf_init(&list, 1 << 20);
+    int r = pc_buf_append_str(&list, "Upload-Concat: final;");
+    for (int i = 0; r == 0 && i < u->nparts; i++)
+        r = pc_buf_printf(&list, "%s%s", i > 0 ? " " : "", u->parts[i].url);
+    u->final_easy = new_easy(u, u->create_url, &u->final_hdrs, &u->final_hdr);
+    u->final_hdrs = curl_slist_append(u->final_hdrs, list.data);
+    char *meta = NULL;
+    if (asprintf(&meta, "Upload-Metadata: %s", u->metadata) > 0)
+        u->final_hdrs = curl_slist_append(u->final_hdrs, meta);
+    free(meta);
+    pc_buf_clear(&list);
+    curl_easy_setopt(u->final_easy, CURLOPT_HTTPHEADER, u->final_hdrs);
+    curl_easy_setopt(u->final_easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(u->final_easy, CURLOPT_POSTFIELDSIZE, 0L);
+    if (r != 0 || pc_http_client_add(u->http, u->final_easy, on_final_done, u) != 0)
+        fail(u, "out of memory");
+}
+
+/* POST /api/uploads (blocking: one request before the loop starts). */
+static int get_creation_url(struct up *u)
+{
+    CURL *e = curl_easy_init();
+    pc_buf body;
+    pc_buf_init(&body, 1 << 16);
+    char url[2200], auth[600];
+    size_t ol = strlen(u->o->origin);
+    snprintf(url, sizeof(url), "%.*s/api/uploads", (int)(u->o->origin[ol - 1] == '/' ? ol - 1 : ol), u->o->origin);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", u->o->token);
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
+    CURLcode rc = curl_easy_perform(e);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(e);
+    curl_slist_free_all(h);
+    json_t *o = NULL;
+    int r = -1;
+    if (rc != CURLE_OK)
+        fprintf(stderr, "peercdn-origin: cannot reach %s: %s\n", url, curl_easy_strerror(rc));
+    else if (status == 401)
+        fprintf(stderr, "peercdn-origin: the origin rejected the upload token\n");
+    else if (status != 201 || pc_json_parse_object(body.data, body.len, 1 << 16, &o, NULL, 0) != 0 ||
+             pc_json_str(o, "upload_url") == NULL)
+        fprintf(stderr, "peercdn-origin: unexpected answer from %s (HTTP %ld)\n", url, status);
+    else {
+        u->create_url = strdup(pc_json_str(o, "upload_url"));
+        r = 0;
+    }
+    json_decref(o);
+    pc_buf_clear(&body);
+    return r;
+}
+
+static void on_sigint(uv_signal_t *s, int sig)
+{
+    (void)sig;
+    struct up *u = s->data;
+    u->interrupted = 1;
+    uv_stop(u->loop);
+}
+
+static int wait_ready(struct up *u)
+{
+    char url[2200];
+    size_t ol = strlen(u->o->origin);
+    snprintf(url, sizeof(url), "%.*s/api/videos/%s", (int)(u->o->origin[ol - 1] == '/' ? ol - 1 : ol), u->o->origin,
+             u->video_id);
+    for (;;) {
+        CURL *e = curl_easy_init();
+        pc_buf body;
+        pc_buf_init(&body, 1 << 20);
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
+        CURLcode rc = curl_easy_perform(e);
+        curl_easy_cleanup(e);
+        json_t *o = NULL;
+        if (rc == CURLE_OK && pc_json_parse_object(body.data, body.len, 1 << 20, &o, NULL, 0) == 0) {
+            const char *st = pc_json_str(o, "state");
+            double pr = pc_json_num(o, "progress", 0);
+            if (u->bar) {
+                fprintf(stderr, "\rprocessing: %-10s %5.1f%% ", st != NULL ? st : "?", pr * 100);
+                fflush(stderr);
+            }
+            if (st != NULL && strcmp(st, "ready") == 0) {
+                if (u->bar)
+                    fputc('\n', stderr);
+                fprintf(stderr, "ready: %s\n", pc_json_str(o, "hls"));
+                json_decref(o);
+                pc_buf_clear(&body);
+                return 0;
+            }
+            if (st != NULL && strcmp(st, "failed") == 0) {
+                json_t *err = json_object_get(o, "error");
+                if (u->bar)
+                    fputc('\n', stderr);
+                fprintf(stderr, "peercdn-origin: processing failed: %s: %s\n", pc_json_str(err, "code"),
+                        pc_json_str(err, "message"));
+                json_decref(o);
+                pc_buf_clear(&body);
+                return 1;
+            }
+        }
+        json_decref(o);
+        pc_buf_clear(&body);
+        usleep(500000);
+    }
+}
+
+int pc_origin_upload(const pc_upload_opts *o)
+{
+    struct up u;
+    memset(&u, 0, sizeof(u));
+    u.o = o;
+    u.fd = open(o->file, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (u.fd < 0 || fstat(u.fd, &st) != 0) {
+        fprintf(stderr, "peercdn-origin: cannot open %s: %s\n", o->file, strerror(errno));
+        return 1;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+        fprintf(stderr, "peercdn-origin: %s is empty or not a regular file\n", o->file);
+        close(u.fd);
+        return 1;
+    }
+    if (st.st_size > PC_MAX_UPLOAD_SIZE) {
+        fprintf(stderr, "peercdn-origin: %s is larger than the 1 GiB upload limit\n", o->file);
+        close(u.fd);
+        return 1;
+    }
+    u.size = st.st_size;
+    u.mtime = st.st_mtim.tv_sec;
+    u.bar = o->progress > 0 || (o->progress < 0 && isatty(2));
+    /* metadata: filename and title */
+    char *fcopy = strdup(o->file);
+    const char *base = basename(fcopy);
+    const char *title = o->title != NULL ? o->title : base;
+    char b1[1024], b2[1024];
+    if (pc_b64_encoded_len(strlen(base), 0) > sizeof(b1) || pc_b64_encoded_len(strlen(title), 0) > sizeof(b2)) {
+        fprintf(stderr, "peercdn-origin: the title or file name is too long\n");
+        free(fcopy);
+        close(u.fd);
+        return 2;
+    }
+    pc_b64_encode((const uint8_t *)base, strlen(base), b1, 0);
+    pc_b64_encode((const uint8_t *)title, strlen(title), b2, 0);
+    if (asprintf(&u.metadata, "filename %s,title %s", b1, b2) < 0)
+        u.metadata = NULL;
+    free(fcopy);
+    /* resume state */
+    if (o->state != NULL) {
+        snprintf(u.state_path, sizeof(u.state_path), "%s", o->state);
+    } else {
+        char real[4096], key[8300], dir[4000];
+        const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+        if (realpath(o->file, real) == NULL)
+            snprintf(real, sizeof(real), "%s", o->file);
+        snprintf(key, sizeof(key), "%s\n%s\n%" PRId64 "\n%" PRId64, real, o->origin, u.size, u.mtime);
+        uint8_t h[PC_B2_LEN];
+        char hex[2 * PC_B2_LEN + 1];
+        pc_blake2b256(key, strlen(key), h);
+        pc_hex(h, sizeof(h), hex);
+        if (cache != NULL && cache[0] != '\0')
+            snprintf(dir, sizeof(dir), "%s/peercdn/uploads", cache);
+        else
+            snprintf(dir, sizeof(dir), "%s/.cache/peercdn/uploads", home != NULL ? home : "/tmp");
+        char mk[4200];
+        snprintf(mk, sizeof(mk), "%s", dir);
+        for (char *p = mk + 1; *p; p++)
+            if (*p == '/') {
+                *p = '\0';
+                mkdir(mk, 0700);
+                *p = '/';
+            }
+        mkdir(mk, 0700);
+        if (snprintf(u.state_path, sizeof(u.state_path), "%.4000s/%.32s.json", dir, hex) < 0)
+            u.state_path[0] = 0;
+    }
+    int resumed = load_state(&u);
+    if (!resumed) {
+        if (get_creation_url(&u) != 0) {
+            free(u.metadata);
+            close(u.fd);
+            return 1;
+        }
+        int64_t min_part = 1 << 20;
+        int n = o->parallel;
+        if ((int64_t)n * min_part > u.size)
+            n = (int)(u.size / min_part) > 0 ? (int)(u.size / min_part) : 1;
+        u.nparts = n;
+        int64_t per = u.size / n;
+        for (int i = 0; i < n; i++) {
+            u.parts[i].start = (int64_t)i * per;
+            u.parts[i].length = i == n - 1 ? u.size - u.parts[i].start : per;
+        }
+    }
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    u.loop = &loop;
+    u.http = pc_http_client_new(&loop);
+    pc_buf_init(&u.final_hdr, 1 << 16);
+    uv_timer_init(&loop, &u.tick);
+    u.tick.data = &u;
+    uv_signal_init(&loop, &u.sigint);
+    u.sigint.data = &u;
+    uv_signal_start(&u.sigint, on_sigint, SIGINT);
+    if (u.bar)
+        uv_timer_start(&u.tick, on_tick, 200, 200);
+    for (int i = 0; i < u.nparts; i++) {
+        struct part *p = &u.parts[i];
+        p->u = &u;
+        p->idx = i;
+        pc_buf_init(&p->resp_hdr, 1 << 16);
+        uv_timer_init(&loop, &p->retry);
+        p->retry.data = p;
+        p->head_pending = resumed && p->url != NULL;
+    }
+    save_state(&u);
+    u.base_bytes = 0;
+    u.t0 = now_s();
+    if (resumed)
+        fprintf(stderr, "resuming the upload of %s\n", o->file);
+    for (int i = 0; i < u.nparts; i++)
+        start_part(&u.parts[i]);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    draw(&u, 1);
+    /* tear down */
+    for (int i = 0; i < u.nparts; i++) {
+        struct part *p = &u.parts[i];
+        if (p->easy != NULL)
+            pc_http_client_cancel(u.http, p->easy);
+        cleanup_easy(p);
+        pc_buf_clear(&p->resp_hdr);
+        uv_close((uv_handle_t *)&p->retry, NULL);
+    }
+    if (u.final_easy != NULL) {
+        pc_http_client_cancel(u.http, u.final_easy);
+        curl_easy_cleanup(u.final_easy);
+        curl_slist_free_all(u.final_hdrs);
+    }
+    pc_http_client_free(u.http);
+    uv_close((uv_handle_t *)&u.tick, NULL);
+    uv_close((uv_handle_t *)&u.sigint, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    pc_buf_clear(&u.final_hdr);
+    int rc;
+    if (u.finished) {
+        printf("%s\n", u.video_id);
+        fflush(stdout);
+        rc = o->wait ? wait_ready(&u) : 0;
+    } else if (u.interrupted) {
+        fprintf(stderr, "peercdn-origin: interrupted; run the same command again to resume\n");
+        rc = 130;
+    } else {
+        rc = 1;
+    }
+    for (int i = 0; i < u.nparts; i++)
+        free(u.parts[i].url);
+    free(u.create_url);
+    free(u.metadata);
+    close(u.fd);
+    return rc;
+}
