@@ -39,6 +39,7 @@ struct pc_http_server {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     int ctx_ready;
+    int ctx_disposed;
     struct route *routes;
     size_t nroutes;
     uv_tcp_t listeners[MAX_LISTENERS];
@@ -243,6 +244,14 @@ static void on_close_tick(uv_timer_t *t)
         return;
     }
     uv_timer_stop(t);
+    /* h2o's own handles (timers, the multithread queue) close with the loop still running */
+    if (srv->ctx_ready && !srv->ctx_disposed) {
+        /* the HTTP/2 graceful-shutdown timer stays linked even with no connection left */
+        if (h2o_timeout_is_linked(&srv->ctx.http2._graceful_shutdown_timeout))
+            h2o_timeout_unlink(&srv->ctx.http2._graceful_shutdown_timeout);
+        h2o_context_dispose(&srv->ctx);
+        srv->ctx_disposed = 1;
+    }
     uv_close((uv_handle_t *)t, on_close_timer_closed);
 }
 
@@ -267,7 +276,7 @@ void pc_http_server_free(pc_http_server *srv)
 {
     if (srv == NULL)
         return;
-    if (srv->ctx_ready)
+    if (srv->ctx_ready && !srv->ctx_disposed)
         h2o_context_dispose(&srv->ctx);
     h2o_config_dispose(&srv->globalconf);
     for (size_t i = 0; i < srv->nroutes; i++)

@@ -40,7 +40,10 @@ typedef struct pc_http_server_config {
 
 /* |cfg| may be NULL for defaults. Returns NULL on ENOMEM. */
 pc_http_server *pc_http_server_new(uv_loop_t *loop, const pc_http_server_config *cfg);
-/* Frees everything; only after pc_http_server_close's callback ran (or if never listened). */
+/*
+ * Frees the memory; after pc_http_server_close's callback ran and the loop
+ * has run until h2o's handles closed (uv_run returned), or if never listened.
+ */
 void pc_http_server_free(pc_http_server *srv);
 /* |prefix| must start with '/' and outlive nothing (copied). PC_ENOMEM. */
 int pc_http_server_route(pc_http_server *srv, const char *prefix, pc_http_handler_fn fn, void *user) PC_MUST_CHECK;

@@ -329,6 +329,17 @@ static void process(pc_hs_conn *c)
         if (c->st == ST_HEAD) {
             if (c->parsed == in->size)
                 return;
+            if (c->parsed == 0 && c->url_len == 0) {
+                /* HTTP/2 with prior knowledge: h2o's code takes the connection as is */
+                static const char preface[] = "PRI * HTTP/2.0";
+                size_t n = in->size < sizeof(preface) - 1 ? in->size : sizeof(preface) - 1;
+                if (memcmp(in->bytes, preface, n) == 0) {
+                    if (n < sizeof(preface) - 1)
+                        return; /* wait for the rest of the preface */
+                    handoff(c);
+                    return;
+                }
+            }
             size_t n = http_parser_execute(&c->parser, &settings, in->bytes + c->parsed, in->size - c->parsed);
             c->parsed += n;
             enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);

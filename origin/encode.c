@@ -231,7 +231,7 @@ static int open_encoder(struct chunk *c, struct rung_enc *re, AVRational fps, in
     av_dict_set(&o, "preset", c->j->env->preset, 0);
     av_dict_set(&o, "profile", "high", 0);
     av_dict_set(&o, "forced-idr", "1", 0);
-    av_dict_set(&o, "x264-params", "scenecut=0:open-gop=0", 0);
+    av_dict_set(&o, "x264-params", "scenecut=0:open-gop=0:b-pyramid=none", 0);
     int r = avcodec_open2(e, codec, &o);
     av_dict_free(&o);
     if (r < 0) {

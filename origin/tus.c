@@ -54,6 +54,7 @@ struct pc_tus_op {
     pc_upload up;
     int created; /* creation-with-upload: answer 201 with Location */
     char *location;
+    char host[256]; /* Host of the request, for absolute URLs */
     int fd;
     int64_t base_offset, written, received, limit;
     char *fill, *flight;
@@ -208,6 +209,12 @@ static char *make_url(const pc_tus *t, const char *host, const char *id, int64_t
     else
         n = asprintf(&url, "%s%s?exp=%" PRId64 "&sig=%s", t->base_path, id, exp, sig);
     return n < 0 ? NULL : url;
+}
+
+/* Upload URLs stay validly signed for a while after the upload expires, so clients learn "410 expired". */
+static int64_t url_expiry(const pc_tus *t, const pc_upload *u)
+{
+    return u->expires + t->cfg.upload_ttl_s;
 }
 
 char *pc_tus_creation_url(pc_tus *t, const char *host, int64_t *expires)
@@ -499,6 +506,10 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
         pc_tus_op *op = op_new(t, OP_CONCAT, u.id);
         if (op == NULL)
             return reply_error(r, 503, "out_of_memory", "the server is out of memory");
+        size_t hl0 = 0;
+        const char *h0 = get_hdr(req, "host", &hl0);
+        if (h0 != NULL && hl0 < sizeof(op->host))
+            memcpy(op->host, h0, hl0), op->host[hl0] = '\0';
         const char *p = concat + 6, *end = concat + clen;
         int64_t total = 0;
         while (p < end) {
@@ -623,7 +634,7 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
     const char *host = get_hdr(req, "host", &hl);
     if (host != NULL && hl < sizeof(hostbuf))
         memcpy(hostbuf, host, hl), hostbuf[hl] = '\0';
-    char *loc = make_url(t, hostbuf, u.id, u.expires);
+    char *loc = make_url(t, hostbuf, u.id, url_expiry(t, &u));
     PC_LOGI("tus", "created %s upload %s of %" PRId64 " bytes", u.kind == PC_UPLOAD_PARTIAL ? "partial" : "single", u.id,
             u.length);
     if (u.completed && u.kind == PC_UPLOAD_SINGLE) {
@@ -703,7 +714,7 @@ static int handle_upload(pc_tus *t, const pc_tus_request *req, const char *metho
                 char *parts = strdup(u.parts), *save = NULL;
                 int first = 1;
                 for (char *p = parts != NULL ? strtok_r(parts, " ", &save) : NULL; p != NULL; p = strtok_r(NULL, " ", &save)) {
-                    char *url = make_url(t, NULL, p, u.expires);
+                    char *url = make_url(t, NULL, p, url_expiry(t, &u));
                     if (url != NULL)
                         fprintf(f, "%s%s", first ? "" : " ", url);
                     first = 0;
@@ -1125,7 +1136,7 @@ static void concat_after(uv_work_t *w, int status)
     if (t->cfg.on_complete != NULL && t->cfg.on_complete(t->cfg.user, &op->up, path) != 0)
         PC_LOGE("tus", "final upload %s could not be queued for processing", op->id);
     reply_init(&r, 201);
-    char *loc = make_url(t, op->location, op->id, op->up.expires);
+    char *loc = make_url(t, op->host, op->id, url_expiry(t, &op->up));
     if (loc != NULL)
         add_header(&r, "Location", "%s", loc);
     free(loc);

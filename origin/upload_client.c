@@ -65,6 +65,7 @@ struct up {
     struct part parts[MAX_PARTS];
     int nparts;
     int failed, interrupted, finished;
+    int stop_after, patches; /* fault injection: PEERCDN_FAULT_UPLOAD_STOP_AFTER=N stops after N PATCHes */
     char video_id[2048];
     CURL *final_easy;
     struct curl_slist *final_hdrs;
@@ -344,6 +345,11 @@ static void on_patch_done(void *arg, CURL *e, CURLcode rc)
         p->offset = newoff;
         p->attempts = 0;
         save_state(p->u);
+        if (p->u->stop_after > 0 && ++p->u->patches >= p->u->stop_after) {
+            p->u->interrupted = 1;
+            uv_stop(p->u->loop);
+            return;
+        }
         start_part(p);
         return;
     }
@@ -644,6 +650,8 @@ int pc_origin_upload(const pc_upload_opts *o)
     u.size = st.st_size;
     u.mtime = st.st_mtim.tv_sec;
     u.bar = o->progress > 0 || (o->progress < 0 && isatty(2));
+    const char *fault = getenv("PEERCDN_FAULT_UPLOAD_STOP_AFTER");
+    u.stop_after = fault != NULL ? atoi(fault) : 0;
     /* metadata: filename and title */
     char *fcopy = strdup(o->file);
     const char *base = basename(fcopy);

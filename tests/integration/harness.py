@@ -1,0 +1,306 @@
+"""Shared helpers for peercdn's integration tests.
+
+Tests start the real binaries on ephemeral loopback ports, generate their
+media with the ffmpeg CLI at test time (cached under $PEERCDN_TEST_MEDIA),
+and check results with independent tools (ffprobe, ffmpeg, openssl, curl,
+node + tus-js-client) as well as plain HTTP. Output is TAP: one
+"ok N - name" / "not ok N - name" line per test case.
+"""
+import argparse
+import base64
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SANITIZED = os.environ.get("PEERCDN_SANITIZED") == "1"
+SLOW = 3.0 if SANITIZED else 1.0
+TOKEN = "test-upload-token"
+
+
+def args():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--only")
+    return ap.parse_args()
+
+
+class Suite:
+    """Runs test functions in order and prints TAP."""
+
+    def __init__(self, name):
+        self.name = name
+        self.a = args()
+        self.build = os.path.abspath(self.a.build)
+        self.n = 0
+        self.failed = 0
+        self.tmp = tempfile.mkdtemp(prefix="peercdn-%s-" % name)
+        self.cleanups = []
+
+    def bin(self, name):
+        sub = {"peercdn-origin": "origin", "peercdn-tracker": "tracker", "peercdn-peer": "peer", "peercdn-sim": "sim"}[name]
+        return os.path.join(self.build, sub, name)
+
+    def run(self, tests):
+        tests = [t for t in tests if not self.a.only or self.a.only in t.__name__]
+        print("1..%d" % len(tests))
+        for t in tests:
+            self.n += 1
+            name = t.__name__[5:] if t.__name__.startswith("test_") else t.__name__
+            t0 = time.time()
+            try:
+                t(self)
+                print("ok %d - %s" % (self.n, name))
+            except Exception as e:  # noqa: BLE001 - a failing test is reported, not raised
+                self.failed += 1
+                print("not ok %d - %s" % (self.n, name))
+                for line in traceback.format_exc().splitlines():
+                    print("# " + line)
+            print("# %s took %.1fs" % (name, time.time() - t0))
+            sys.stdout.flush()
+        for c in reversed(self.cleanups):
+            try:
+                c()
+            except Exception as e:  # noqa: BLE001
+                self.failed += 1
+                print("not ok %d - cleanup" % (self.n + 1))
+                print("# cleanup failed: %s" % e)
+        if self.failed == 0:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        sys.exit(1 if self.failed else 0)
+
+    def origin(self, *extra, data=None, workers=2, check_exit=True):
+        o = Origin(self, data or tempfile.mkdtemp(dir=self.tmp, prefix="origin-"), list(extra), workers)
+        if check_exit:
+            self.cleanups.append(o.stop)
+        else:
+            self.cleanups.append(o.kill)
+        return o
+
+
+def check(cond, msg="check failed"):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def eq(a, b, msg=""):
+    if a != b:
+        raise AssertionError("%s: %r != %r" % (msg or "values differ", a, b))
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def json(self):
+        return json.loads(self.body.decode())
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.body[:200])
+
+
+def request(url, method="GET", body=None, headers=None, timeout=30):
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    path = u.path + ("?" + u.query if u.query else "")
+    try:
+        conn.request(method, path or "/", body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, r.getheaders(), data)
+    finally:
+        conn.close()
+
+
+class Origin:
+    def __init__(self, suite, data, extra, workers):
+        self.suite = suite
+        self.data = data
+        self.log_path = data.rstrip("/") + ".log"
+        self.argv = [suite.bin("peercdn-origin"), "serve", "--data", data, "--listen", "127.0.0.1:0",
+                     "--upload-token", TOKEN, "--workers", str(workers), "--lease-seconds", "3",
+                     "--preset", "veryfast"] + extra
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self.log)
+        deadline = time.time() + 30 * SLOW
+        line = b""
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(rb"listening on http://([0-9.]+):(\d+)", line)
+            if m:
+                self.host, self.port = m.group(1).decode(), int(m.group(2))
+                self.url = "http://%s:%d" % (self.host, self.port)
+                threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+                return
+        raise AssertionError("origin did not start: %r\n%s" % (line, self.stderr()))
+
+    def stderr(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")[-6000:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        """SIGTERM; the process must exit 0 without sanitizer reports (leaks included)."""
+        if self.proc is None or self.proc.poll() is not None and self.proc.returncode == -9:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30 * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("origin did not stop on SIGTERM\n" + self.stderr())
+        self.log.close()
+        err = self.stderr()
+        rc = self.proc.returncode
+        self.proc = None
+        if rc != 0 or re.search(r"(ERROR: (Address|Leak)Sanitizer|runtime error:)", err):
+            raise AssertionError("origin exited with %d\n%s" % (rc, err))
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self):
+        self.start()
+
+    def req(self, method, path, body=None, headers=None, timeout=30):
+        return request(self.url + path, method, body, headers, timeout)
+
+    def auth(self):
+        return {"Authorization": "Bearer " + TOKEN}
+
+    def creation_url(self):
+        r = self.req("POST", "/api/uploads", headers=self.auth())
+        eq(r.status, 201, "POST /api/uploads")
+        return r.json()["upload_url"]
+
+    def upload(self, path, title=None, parallel=2, env=None, extra=()):
+        """Uploads with the peercdn-origin upload CLI; returns the video id."""
+        argv = [self.suite.bin("peercdn-origin"), "upload", path, "--origin", self.url, "--token", TOKEN,
+                "--parallel", str(parallel), "--state", os.path.join(self.suite.tmp, "state-%d.json" % time.time_ns())]
+        if title:
+            argv += ["--title", title]
+        argv += list(extra)
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300 * SLOW,
+                           env=dict(os.environ, **(env or {})))
+        if p.returncode != 0:
+            raise AssertionError("upload failed (%d): %s" % (p.returncode, p.stderr.decode()))
+        return p.stdout.decode().strip().splitlines()[-1]
+
+    def video(self, vid):
+        r = self.req("GET", "/api/videos/" + vid)
+        eq(r.status, 200, "GET video")
+        return r.json()
+
+    def wait(self, vid, states=("ready", "failed"), timeout=120):
+        deadline = time.time() + timeout * SLOW
+        v = None
+        while time.time() < deadline:
+            v = self.video(vid)
+            if v["state"] in states:
+                return v
+            time.sleep(0.2)
+        raise AssertionError("video %s did not reach %s: %r\n%s" % (vid, states, v, self.stderr()))
+
+    def ready(self, vid, timeout=120):
+        v = self.wait(vid, timeout=timeout)
+        if v["state"] != "ready":
+            raise AssertionError("video %s failed: %r\n%s" % (vid, v.get("error"), self.stderr()))
+        return v
+
+
+def media_dir():
+    d = os.environ.get("PEERCDN_TEST_MEDIA") or os.path.join(ROOT, "build", "test-media")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def clip(name, size="640x360", rate=30, dur=6, vcodec="libx264", ext="mp4", audio=True, vopts=(), inopts=(),
+         outopts=(), vf=None, pix_fmt="yuv420p"):
+    """Generates (once) a test clip with moving content and a tone."""
+    path = os.path.join(media_dir(), name + "." + ext)
+    if os.path.exists(path):
+        return path
+    tmp = path + ".tmp." + ext
+    argv = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=%s:rate=%s" % (size, rate)]
+    if audio:
+        argv += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]
+    argv += list(inopts) + ["-t", str(dur)]
+    if vf:
+        argv += ["-vf", vf]
+    argv += ["-c:v", vcodec] + list(vopts) + (["-pix_fmt", pix_fmt] if pix_fmt else [])
+    if audio:
+        argv += ["-c:a", "libopus" if ext == "webm" else "aac"]
+    argv += list(outopts) + [tmp]
+    subprocess.run(argv, check=True, timeout=600)
+    os.rename(tmp, path)
+    return path
+
+
+def ffprobe(url_or_path, *extra):
+    p = subprocess.run(["ffprobe", "-v", "error", "-of", "json"] + list(extra) + [url_or_path],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    if p.returncode != 0:
+        raise AssertionError("ffprobe %s failed: %s" % (url_or_path, p.stderr.decode()[-2000:]))
+    return json.loads(p.stdout.decode())
+
+
+def ffmpeg_decode(url, all_streams=False):
+    """Decodes to null (the default streams, or all of them); stderr must stay empty at -v error."""
+    p = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", url] + (["-map", "0"] if all_streams else []) +
+                       ["-f", "null", "-"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+    err = p.stderr.decode()
+    if p.returncode != 0 or err.strip():
+        raise AssertionError("ffmpeg could not decode %s cleanly (rc %d): %s" % (url, p.returncode, err[-3000:]))
+
+
+def blake2b256(data):
+    return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+def tus_headers(**kw):
+    h = {"Tus-Resumable": "1.0.0"}
+    for k, v in kw.items():
+        h[k.replace("_", "-")] = str(v)
+    return h
+
+
+def meta(**kw):
+    return ",".join("%s %s" % (k, base64.b64encode(v.encode()).decode()) for k, v in kw.items())
+
+
+def path_of(url):
+    u = urllib.parse.urlsplit(url)
+    return u.path + ("?" + u.query if u.query else "")

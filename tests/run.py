@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""peercdn test runner.
+
+Runs the cmocka unit tests (TAP output) and the integration scripts in
+tests/integration/ (TAP output too), first against the normal build, then
+against the ASan+UBSan build. Every test case counts; a script or binary that
+crashes, leaks, or times out counts as a failure. The last line printed is
+"N passed, N failed".
+"""
+import argparse
+import concurrent.futures
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAP = re.compile(r"^(not ok|ok)\s+\d+\s*-?\s*(.*)$")
+
+
+def sanitizer_env(env):
+    env = dict(env)
+    env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=0"
+    env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
+    supp = os.path.join(ROOT, "tests", "lsan.supp")
+    if os.path.exists(supp):
+        env["LSAN_OPTIONS"] = "suppressions=" + supp + ":print_suppressions=0"
+    env["PEERCDN_SANITIZED"] = "1"
+    return env
+
+
+def jobs_for(build, label):
+    jobs = []
+    unit_dir = os.path.join(build, "tests", "unit")
+    if os.path.isdir(unit_dir):
+        for name in sorted(os.listdir(unit_dir)):
+            path = os.path.join(unit_dir, name)
+            if name.startswith("test_") and os.access(path, os.X_OK) and os.path.isfile(path):
+                jobs.append((label, "unit/" + name, [path], 120))
+    integ = os.path.join(ROOT, "tests", "integration")
+    for name in sorted(os.listdir(integ)):
+        if name.startswith("test_") and name.endswith(".py"):
+            jobs.append((label, "integration/" + name[:-3],
+                         [sys.executable, os.path.join(integ, name), "--build", build], 900))
+    return jobs
+
+
+def run_job(job, env):
+    label, name, argv, timeout = job
+    if label == "asan":
+        env = sanitizer_env(env)
+        timeout *= 2
+    env = dict(env)
+    env["CMOCKA_MESSAGE_OUTPUT"] = "TAP"
+    start = time.time()
+    try:
+        p = subprocess.run(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=timeout)
+        out, rc, timed_out = p.stdout.decode("utf-8", "replace"), p.returncode, False
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode("utf-8", "replace")
+        rc, timed_out = -1, True
+    cases = []
+    for line in out.splitlines():
+        m = TAP.match(line.strip())
+        if m and not m.group(2).startswith("- ") and m.group(2) != "":
+            cases.append((m.group(1) == "ok", m.group(2)))
+    sanitizer = re.search(r"(ERROR: (Address|Leak)Sanitizer|runtime error:)", out)
+    extra_fail = None
+    if timed_out:
+        extra_fail = "timed out after %ds" % timeout
+    elif sanitizer:
+        extra_fail = "sanitizer report"
+    elif rc != 0 and all(ok for ok, _ in cases):
+        extra_fail = "exited with status %d" % rc
+    elif not cases:
+        extra_fail = "reported no test cases"
+    return job, cases, extra_fail, out, time.time() - start
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--asan-build")
+    ap.add_argument("--only", help="run jobs whose name contains this")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args()
+    os.environ.setdefault("PEERCDN_TEST_MEDIA", os.path.join(ROOT, "build", "test-media"))
+    os.makedirs(os.environ["PEERCDN_TEST_MEDIA"], exist_ok=True)
+    jobs = jobs_for(os.path.abspath(args.build), "")
+    if args.asan_build:
+        jobs += jobs_for(os.path.abspath(args.asan_build), "asan")
+    if args.only:
+        jobs = [j for j in jobs if args.only in j[1]]
+    passed = failed = 0
+    t0 = time.time()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as ex:
+        futures = [ex.submit(run_job, j, os.environ) for j in jobs]
+        for f in concurrent.futures.as_completed(futures):
+            job, cases, extra_fail, out, secs = f.result()
+            label, name = job[0], job[1]
+            prefix = "[%s] %s" % (label, name) if label else name
+            bad = [c for c in cases if not c[0]]
+            for ok, case in cases:
+                print("%s %s: %s" % ("PASS" if ok else "FAIL", prefix, case))
+            passed += sum(1 for c in cases if c[0])
+            failed += len(bad)
+            if extra_fail:
+                failed += 1
+                print("FAIL %s: %s" % (prefix, extra_fail))
+            if bad or extra_fail or args.verbose:
+                tail = "\n".join(out.splitlines()[-80:])
+                print("---- output of %s (%.1fs) ----\n%s\n----" % (prefix, secs, tail))
+            else:
+                print("     %s finished in %.1fs" % (prefix, secs))
+            sys.stdout.flush()
+    print("total time %.0fs" % (time.time() - t0))
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
