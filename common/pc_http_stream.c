@@ -46,7 +46,7 @@ struct pc_hs_conn {
     struct hdr_span spans[PC_HS_MAX_HEADERS];
     size_t nspans;
     int in_value;
-    int head_done, body_done, responded, handler_paused, close_after, too_many_headers;
+    int head_done, body_done, responded, handler_paused, close_after, too_many_headers, head_overflow;
     pc_hs_header headers[PC_HS_MAX_HEADERS];
     pc_hs_request req;
     uv_timer_t timer;
@@ -62,6 +62,14 @@ static void close_conn(pc_hs_conn *c);
 
 /* ---- http-parser callbacks ---- */
 
+static int head_append(pc_hs_conn *c, const char *at, size_t len)
+{
+    if (pc_buf_append(&c->head, at, len) == 0)
+        return 0;
+    c->head_overflow = 1;
+    return -1;
+}
+
 static int cb_message_begin(http_parser *p)
 {
     (void)p;
@@ -74,7 +82,7 @@ static int cb_url(http_parser *p, const char *at, size_t len)
     if (c->url_len == 0)
         c->url_off = c->head.len;
     c->url_len += len;
-    return pc_buf_append(&c->head, at, len) == 0 ? 0 : -1;
+    return head_append(c, at, len);
 }
 
 static int cb_header_field(http_parser *p, const char *at, size_t len)
@@ -90,7 +98,7 @@ static int cb_header_field(http_parser *p, const char *at, size_t len)
     c->in_value = 0;
     struct hdr_span *s = &c->spans[c->nspans - 1];
     size_t start = c->head.len;
-    if (pc_buf_append(&c->head, at, len) != 0)
+    if (head_append(c, at, len) != 0)
         return -1;
     for (size_t i = 0; i < len; i++)
         if (c->head.data[start + i] >= 'A' && c->head.data[start + i] <= 'Z')
@@ -109,7 +117,7 @@ static int cb_header_value(http_parser *p, const char *at, size_t len)
         s->val_len = 0;
     }
     s->val_len += len;
-    return pc_buf_append(&c->head, at, len) == 0 ? 0 : -1;
+    return head_append(c, at, len);
 }
 
 static int cb_headers_complete(http_parser *p)
@@ -163,6 +171,7 @@ static void reset_request(pc_hs_conn *c)
     c->nspans = 0;
     c->in_value = 0;
     c->head_done = c->body_done = c->responded = c->handler_paused = c->close_after = c->too_many_headers = 0;
+    c->head_overflow = 0;
     c->data = NULL;
 }
 
@@ -260,14 +269,22 @@ static void write_simple_error(pc_hs_conn *c, int status, const char *code, cons
     free(body);
 }
 
-static void build_request(pc_hs_conn *c)
+/* Fills c->req from the parsed head. Fails (-1) only when the head buffer is over its ceiling. */
+static int build_request(pc_hs_conn *c)
 {
-    /* the method, target and header spans live in c->head; add NUL-terminated copies at its end */
+    /* a NUL-terminated copy of the target goes at the end of c->head; copy it out first,
+     * because appending a slice of the buffer to itself may move the buffer */
+    char *url = malloc(c->url_len + 1);
+    if (url == NULL)
+        return -1;
+    memcpy(url, c->head.data + c->url_off, c->url_len);
     size_t tgt = c->head.len;
-    if (pc_buf_append(&c->head, c->head.data + c->url_off, c->url_len) != 0 || pc_buf_append(&c->head, "", 1) != 0) {
-        c->url_len = 0;
-        tgt = c->url_off;
-    }
+    int r = pc_buf_append(&c->head, url, c->url_len);
+    if (r == 0)
+        r = pc_buf_append(&c->head, "", 1);
+    free(url);
+    if (r != 0)
+        return -1;
     const char *m = http_method_str((enum http_method)c->parser.method);
     snprintf(c->method, sizeof(c->method), "%s", m);
     for (size_t i = 0; i < c->nspans; i++) {
@@ -291,6 +308,7 @@ static void build_request(pc_hs_conn *c)
     const char *e = pc_hs_header_get(&c->req, "expect", &elen);
     c->req.expect_continue = e != NULL && elen == 12 && strncasecmp(e, "100-continue", 12) == 0;
     c->req.peer = c->peer;
+    return 0;
 }
 
 static int has_body(const pc_hs_conn *c)
@@ -344,7 +362,7 @@ static void process(pc_hs_conn *c)
             c->parsed += n;
             enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
             if (e != HPE_OK && e != HPE_PAUSED) {
-                if (c->too_many_headers || c->head.len >= c->head.max)
+                if (c->too_many_headers || c->head_overflow)
                     write_simple_error(c, 431, "headers_too_large", "request head exceeds the server's limit");
                 else
                     write_simple_error(c, 400, "bad_request", http_errno_description(e));
@@ -355,7 +373,10 @@ static void process(pc_hs_conn *c)
                     write_simple_error(c, 431, "headers_too_large", "request head exceeds the server's limit");
                 return;
             }
-            build_request(c);
+            if (build_request(c) != 0) {
+                write_simple_error(c, 431, "headers_too_large", "request head exceeds the server's limit");
+                return;
+            }
             if (!c->hs->h.on_head(c->hs->user, c, &c->req)) {
                 handoff(c);
                 return;
@@ -493,7 +514,7 @@ void pc_hs_attach(pc_hs *hs, pc_http_server *srv, h2o_socket_t *sock)
     c->srv = srv;
     c->sock = sock;
     sock->data = c;
-    pc_buf_init(&c->head, hs->h.max_head + 64);
+    pc_buf_init(&c->head, 2 * hs->h.max_head + 64);
     pc_buf_init(&c->out, 1 << 20);
     uv_timer_init(pc_http_server_loop(srv), &c->timer);
     c->timer.data = c;

@@ -678,7 +678,7 @@ static int load_upload(pc_tus *t, const char *id, pc_upload *u, pc_tus_reply *r)
         return reply_error(r, 404, "not_found", "no such upload");
     if (g != 0)
         return reply_error(r, 500, "database_error", "cannot read the upload");
-    if (!u->completed && u->expires < now_s()) {
+    if (!u->completed && u->expires <= now_s()) {
         pc_upload_clear(u);
         return reply_error(r, 410, "expired", "the upload expired before it was finished");
     }

@@ -93,6 +93,7 @@ static void fd_resume(void *arg)
 static int fd_on_head(void *user, pc_hs_conn *c, const pc_hs_request *hr)
 {
     pc_origin *o = user;
+    PC_LOGD("http", "%s: %s %.*s", hr->peer, hr->method, (int)hr->path_len, hr->target);
     if (hr->path_len < sizeof(TUS_PREFIX) - 2 || strncmp(hr->target, TUS_PREFIX, sizeof(TUS_PREFIX) - 2) != 0)
         return 0; /* not an upload: h2o serves this connection */
     pc_tus_request tr = {hr->method, hr->target, hr->path_len, hr->content_length, hs_header, (void *)hr};

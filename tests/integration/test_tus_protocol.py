@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""tus 1.0.0 over the wire: creation, offsets, checksums, termination, concatenation,
+expiration, pre-signed URLs and the errors for bad input, plus bounded memory."""
+import base64
+import hashlib
+import os
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (TOKEN, Suite, check, eq, meta, path_of, request, tus_headers)  # noqa: E402
+
+S = Suite("tus")
+st = {}
+
+
+def origin():
+    if "o" not in st:
+        st["o"] = S.origin("--upload-ttl", "4")
+    return st["o"]
+
+
+def create(o, length, **extra):
+    url = st.setdefault("create", o.creation_url())
+    h = tus_headers(Upload_Length=length, **extra)
+    r = request(url, "POST", headers=h)
+    return r
+
+
+def location(r):
+    eq(r.status, 201, "creation: %r" % r)
+    loc = r.header("location")
+    check(loc is not None, "Location header")
+    return loc
+
+
+def patch(url, offset, data, **extra):
+    h = tus_headers(Upload_Offset=offset, Content_Type="application/offset+octet-stream", **extra)
+    return request(url, "PATCH", body=data, headers=h)
+
+
+def test_creation_url_needs_the_token(s):
+    o = origin()
+    eq(o.req("POST", "/api/uploads").status, 401, "no token")
+    eq(o.req("POST", "/api/uploads", headers={"Authorization": "Bearer wrong-token"}).status, 401, "wrong token")
+    r = o.req("POST", "/api/uploads", headers=o.auth())
+    eq(r.status, 201, "good token")
+    j = r.json()
+    eq(j["max_size"], 1 << 30, "max_size")
+    check(j["expires"] > time.time(), "expires in the future")
+    check("sig=" in j["upload_url"] and "exp=" in j["upload_url"], "pre-signed: %s" % j["upload_url"])
+    err = o.req("POST", "/api/uploads").json()
+    check(set(err) == {"code", "message"}, "JSON error shape %r" % err)
+
+
+def test_options_advertises_the_extensions(s):
+    o = origin()
+    r = o.req("OPTIONS", "/tus/")
+    eq(r.status, 204, "OPTIONS")
+    eq(r.header("tus-version"), "1.0.0", "Tus-Version")
+    eq(r.header("tus-max-size"), str(1 << 30), "Tus-Max-Size")
+    ext = set(r.header("tus-extension").split(","))
+    for e in ("creation", "checksum", "termination", "concatenation", "expiration"):
+        check(e in ext, "extension %s" % e)
+    check("sha1" in r.header("tus-checksum-algorithm"), "sha1 supported")
+
+
+def test_forged_and_expired_creation_urls_are_403(s):
+    o = origin()
+    url = o.creation_url()
+    forged = url.replace("sig=", "sig=A")
+    eq(request(forged, "POST", headers=tus_headers(Upload_Length=5)).status, 403, "forged")
+    u = urllib.parse.urlsplit(url)
+    q = urllib.parse.parse_qs(u.query)
+    expired = "%s://%s%s?exp=%d&sig=%s" % (u.scheme, u.netloc, u.path, int(time.time()) - 10, q["sig"][0])
+    eq(request(expired, "POST", headers=tus_headers(Upload_Length=5)).status, 403, "other exp")
+    eq(request(o.url + "/tus/", "POST", headers=tus_headers(Upload_Length=5)).status, 403, "unsigned")
+
+
+def test_upload_url_signature_is_checked(s):
+    o = origin()
+    loc = location(create(o, 10))
+    eq(request(loc, "HEAD", headers=tus_headers()).status, 200, "signed HEAD")
+    u = urllib.parse.urlsplit(loc)
+    eq(request("%s://%s%s" % (u.scheme, u.netloc, u.path), "HEAD", headers=tus_headers()).status, 403, "no sig")
+    other = location(create(o, 10))
+    # the signature of one upload does not open another
+    swapped = other.split("?")[0] + "?" + loc.split("?")[1]
+    eq(request(swapped, "HEAD", headers=tus_headers()).status, 403, "signature of another upload")
+
+
+def test_version_is_required(s):
+    o = origin()
+    r = request(o.creation_url(), "POST", headers={"Upload-Length": "5"})
+    eq(r.status, 412, "missing Tus-Resumable")
+    eq(r.header("tus-version"), "1.0.0", "Tus-Version on 412")
+
+
+def test_over_1_gib_is_413(s):
+    o = origin()
+    eq(create(o, (1 << 30) + 1).status, 413, "Upload-Length over max")
+    check(create(o, 1 << 30).status in (201, 507), "exactly 1 GiB is accepted (or no disk)")
+
+
+def test_patch_head_and_offsets(s):
+    o = origin()
+    data = os.urandom(100000)
+    loc = location(create(o, len(data), Upload_Metadata=meta(filename="x.bin")))
+    r = request(loc, "HEAD", headers=tus_headers())
+    eq(r.header("upload-offset"), "0", "initial offset")
+    eq(r.header("upload-length"), str(len(data)), "length")
+    eq(r.header("cache-control"), "no-store", "HEAD not cacheable")
+    check(r.header("upload-expires") is not None, "Upload-Expires")
+    r = patch(loc, 0, data[:40000])
+    eq(r.status, 204, "first PATCH")
+    eq(r.header("upload-offset"), "40000", "offset after first")
+    eq(patch(loc, 1234, data[40000:]).status, 409, "wrong offset")
+    eq(request(loc, "PATCH", body=data[40000:], headers=tus_headers(Upload_Offset=40000,
+                                                                       Content_Type="text/plain")).status, 415, "type")
+    eq(patch(loc, 40000, data[40000:] + b"extra").status, 413, "past Upload-Length")
+    eq(request(loc, "HEAD", headers=tus_headers()).header("upload-offset"), "40000", "nothing kept from bad requests")
+    r = patch(loc, 40000, data[40000:])
+    eq(r.status, 204, "second PATCH")
+    eq(r.header("upload-offset"), str(len(data)), "complete")
+
+
+def test_checksums(s):
+    o = origin()
+    data = os.urandom(5000)
+    loc = location(create(o, len(data) * 2))
+    good = base64.b64encode(hashlib.sha1(data).digest()).decode()
+    eq(patch(loc, 0, data, Upload_Checksum="sha1 " + good).status, 204, "sha1 ok")
+    bad = base64.b64encode(hashlib.sha256(b"nope").digest()).decode()
+    r = patch(loc, len(data), data, Upload_Checksum="sha256 " + bad)
+    eq(r.status, 460, "checksum mismatch")
+    eq(request(loc, "HEAD", headers=tus_headers()).header("upload-offset"), str(len(data)), "mismatched bytes dropped")
+    eq(patch(loc, len(data), data, Upload_Checksum="crc32 AAAA").status, 400, "unsupported algorithm")
+    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+    eq(patch(loc, len(data), data, Upload_Checksum="md5 " + md5).status, 204, "md5 ok")
+
+
+def test_termination(s):
+    o = origin()
+    loc = location(create(o, 10))
+    eq(request(loc, "DELETE", headers=tus_headers()).status, 204, "DELETE")
+    eq(request(loc, "HEAD", headers=tus_headers()).status, 404, "gone")
+    eq(patch(loc, 0, b"x").status, 404, "PATCH after DELETE")
+
+
+def test_concatenation_makes_the_video_id(s):
+    o = origin()
+    a, b = os.urandom(3000), os.urandom(2000)
+    pa = location(create(o, len(a), Upload_Concat="partial"))
+    pb = location(create(o, len(b), Upload_Concat="partial"))
+    eq(request(pa, "HEAD", headers=tus_headers()).header("upload-concat"), "partial", "partial")
+    eq(patch(pb, 0, b).status, 204, "part b")
+    r = request(st["create"], "POST", headers=tus_headers(Upload_Concat="final;%s %s" % (pa, pb)))
+    eq(r.status, 400, "final before every part is complete")
+    eq(patch(pa, 0, a).status, 204, "part a")
+    r = request(st["create"], "POST", headers=tus_headers(Upload_Concat="final;%s %s" % (path_of(pa), pb),
+                                                         Upload_Metadata=meta(filename="joined.bin")))
+    final = location(r)
+    vid = path_of(final).split("?")[0].rsplit("/", 1)[1]
+    h = request(final, "HEAD", headers=tus_headers())
+    eq(h.header("upload-length"), str(len(a) + len(b)), "final length")
+    check(h.header("upload-concat").startswith("final;"), "Upload-Concat: final")
+    eq(patch(final, 0, b"x").status, 403, "a final upload cannot be patched")
+    v = o.video(vid)  # the concatenated bytes became a video (not media: fails, upload kept)
+    eq(v["source_size"], len(a) + len(b), "source size")
+    v = o.wait(vid)
+    eq(v["state"], "failed", "random bytes")
+    eq(v["error"]["code"], "not_media", "error code")
+    orig = os.path.join(o.data, "originals", vid)
+    with open(orig, "rb") as f:
+        eq(f.read(), a + b, "the original upload is kept, in order")
+    forged = pa.replace("sig=", "sig=X")
+    eq(request(st["create"], "POST", headers=tus_headers(Upload_Concat="final;" + forged)).status, 403, "forged part")
+
+
+def test_expiration(s):
+    o = origin()  # --upload-ttl 4
+    loc = location(create(o, 10))
+    eq(patch(loc, 0, b"12345").status, 204, "partial progress")
+    time.sleep(4.5)
+    eq(request(loc, "HEAD", headers=tus_headers()).status, 410, "expired upload")
+    eq(patch(loc, 5, b"67890").status, 410, "PATCH on expired upload")
+
+
+def test_interrupted_patch_keeps_received_bytes(s):
+    o = origin()
+    data = os.urandom(2 << 20)
+    loc = location(create(o, len(data)))
+    u = urllib.parse.urlsplit(loc)
+    sock = socket.create_connection((u.hostname, u.port))
+    head = ("PATCH %s?%s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+            "Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n" %
+            (u.path, u.query, u.netloc, len(data)))
+    sock.sendall(head.encode() + data[:700000])
+    time.sleep(0.5)
+    sock.close()
+    deadline = time.time() + 10
+    off = None
+    while time.time() < deadline:
+        off = request(loc, "HEAD", headers=tus_headers()).header("upload-offset")
+        if off == "700000":
+            break
+        time.sleep(0.1)
+    eq(off, "700000", "bytes received before the connection broke are kept")
+    r = patch(loc, 700000, data[700000:])
+    eq(r.status, 204, "resume")
+    eq(r.header("upload-offset"), str(len(data)), "complete after resume")
+
+
+def test_malformed_requests(s):
+    o = origin()
+    sock = socket.create_connection((o.host, o.port))
+    sock.sendall(b"PATCH /tus/" + b"a" * 20 + b"?exp=1 HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"y" * 40000 + b"\r\n\r\n")
+    resp = sock.recv(4096)
+    sock.close()
+    check(resp.startswith(b"HTTP/1.1 431"), "oversized head: %r" % resp[:60])
+    sock = socket.create_connection((o.host, o.port))
+    sock.sendall(b"PATCH /tus/ HTTP/1.1\r\nContent-Length: abc\r\n\r\n")
+    resp = sock.recv(4096)
+    sock.close()
+    check(resp.startswith(b"HTTP/1.1 400"), "bad content-length: %r" % resp[:60])
+    loc = location(create(o, 10))
+    eq(request(loc, "PATCH", body=b"x", headers=tus_headers(Content_Type="application/offset+octet-stream")).status,
+       400, "missing Upload-Offset")
+    eq(request(st["create"], "POST", headers=tus_headers()).status, 400, "missing Upload-Length")
+    eq(request(st["create"], "POST", headers=tus_headers(Upload_Length="-5")).status, 400, "negative length")
+    eq(request(st["create"], "POST", headers=tus_headers(Upload_Length=5, Upload_Metadata="bad value!!")).status, 400,
+       "bad metadata")
+    eq(request(st["create"], "POST", headers=tus_headers(Upload_Length=5, Upload_Metadata="k " + "A" * 5000)).status,
+       413, "huge metadata")
+    eq(o.req("HEAD", "/tus/../../etc/passwd", headers=tus_headers()).status, 404, "traversal")
+    eq(o.req("GET", "/api/health").status, 200, "the server keeps serving")
+
+
+def test_creation_with_upload_and_method_override(s):
+    o = origin()
+    data = os.urandom(1000)
+    r = request(st["create"], "POST", body=data,
+                headers=tus_headers(Upload_Length=len(data) + 10, Content_Type="application/offset+octet-stream"))
+    loc = location(r)
+    eq(r.header("upload-offset"), str(len(data)), "creation-with-upload offset")
+    r = request(loc, "POST", body=b"0123456789", headers=tus_headers(Upload_Offset=len(data),
+                Content_Type="application/offset+octet-stream", X_HTTP_Method_Override="PATCH"))
+    eq(r.status, 204, "override")
+    eq(r.header("upload-offset"), str(len(data) + 10), "done")
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_memory_stays_bounded_for_big_and_concurrent_uploads(s):
+    o = origin()
+    pid = o.proc.pid
+    base = rss_kb(pid)
+    peak = [base]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_kb(pid))
+            time.sleep(0.02)
+
+    threading.Thread(target=sample, daemon=True).start()
+    chunk = os.urandom(1 << 20)
+
+    def send(size):
+        loc = location(create(o, size))
+        u = urllib.parse.urlsplit(loc)
+        sock = socket.create_connection((u.hostname, u.port))
+        sock.sendall(("PATCH %s?%s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+                      "Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n" %
+                      (u.path, u.query, u.netloc, size)).encode())
+        left = size
+        while left > 0:
+            n = min(left, len(chunk))
+            sock.sendall(chunk[:n])
+            left -= n
+        resp = sock.recv(4096)
+        sock.close()
+        check(resp.startswith(b"HTTP/1.1 204"), "upload answered %r" % resp[:40])
+
+    send(256 << 20)  # one 256 MiB PATCH, as tus-js-client sends by default
+    threads = [threading.Thread(target=send, args=(24 << 20,)) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    grew = (peak[0] - base) / 1024
+    print("# origin RSS grew by %.1f MiB while receiving 496 MiB" % grew)
+    check(grew < 80, "RSS grew by %.1f MiB" % grew)
+
+
+S.run([test_creation_url_needs_the_token, test_options_advertises_the_extensions,
+       test_forged_and_expired_creation_urls_are_403, test_upload_url_signature_is_checked, test_version_is_required,
+       test_over_1_gib_is_413, test_patch_head_and_offsets, test_checksums, test_termination,
+       test_concatenation_makes_the_video_id, test_expiration, test_interrupted_patch_keeps_received_bytes,
+       test_malformed_requests, test_creation_with_upload_and_method_override,
+       test_memory_stays_bounded_for_big_and_concurrent_uploads])
