@@ -247,8 +247,9 @@ def media_dir():
 
 
 def clip(name, size="640x360", rate=30, dur=6, vcodec="libx264", ext="mp4", audio=True, vopts=(), inopts=(),
-         outopts=(), vf=None, pix_fmt="yuv420p"):
-    """Generates (once) a test clip with moving content and a tone."""
+         outopts=(), vf=None, pix_fmt="yuv420p", remux=()):
+    """Generates (once) a test clip with moving content and a tone; |remux| options are applied in a
+    second, stream-copy pass (that is how ffmpeg 5.1 writes a display matrix from rotate=)."""
     path = os.path.join(media_dir(), name + "." + ext)
     if os.path.exists(path):
         return path
@@ -264,6 +265,11 @@ def clip(name, size="640x360", rate=30, dur=6, vcodec="libx264", ext="mp4", audi
         argv += ["-c:a", "libopus" if ext == "webm" else "aac"]
     argv += list(outopts) + [tmp]
     subprocess.run(argv, check=True, timeout=600)
+    if remux:
+        tmp2 = path + ".tmp2." + ext
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", tmp, "-map", "0", "-c", "copy"] + list(remux) + [tmp2],
+                       check=True, timeout=600)
+        os.rename(tmp2, tmp)
     os.rename(tmp, path)
     return path
 

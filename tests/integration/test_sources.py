@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""The pipeline handles the sources an operator meets: portrait, display-matrix rotation,
+odd sizes, variable frame rate, no audio, 25/50/60 fps, 10-bit, HEVC/VP9/AV1 in mp4/mkv/webm."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Suite, check, clip, eq, ffmpeg_decode, ffprobe  # noqa: E402
+
+S = Suite("sources")
+st = {}
+
+# name: (clip kwargs, expected rung sizes, audio expected)
+CASES = {
+    "portrait": (dict(size="360x640", rate=30, dur=3), [(234, 416), (360, 640)], True),
+    "rotated": (dict(size="640x360", rate=30, dur=3, remux=["-metadata:s:v:0", "rotate=90"]), [(234, 416), (360, 640)], True),
+    "odd_size": (dict(size="321x241", rate=30, dur=3, vopts=["-vf", "scale=321:241"], pix_fmt="yuv444p"), [(312, 234)], True),
+    "tiny": (dict(size="176x144", rate=15, dur=3), [(176, 144)], True),
+    "vfr": (dict(size="480x270", rate=30, dur=4, vf="select='lt(mod(n\\,5)\\,3)'", outopts=["-fps_mode", "vfr"]), [(416, 234)], True),
+    "no_audio": (dict(size="480x270", rate=30, dur=3, audio=False), [(416, 234)], False),
+    "fps25": (dict(size="480x270", rate=25, dur=3), [(416, 234)], True),
+    "fps50": (dict(size="480x270", rate=50, dur=3), [(416, 234)], True),
+    "fps60": (dict(size="480x270", rate=60, dur=3), [(416, 234)], True),
+    "hevc_mp4": (dict(size="480x270", rate=30, dur=3, vcodec="libx265", vopts=["-preset", "ultrafast", "-x265-params", "log-level=error"]), [(416, 234)], True),
+    "hevc10_mkv": (dict(size="480x270", rate=30, dur=3, vcodec="libx265", ext="mkv", pix_fmt="yuv420p10le", vopts=["-preset", "ultrafast", "-x265-params", "log-level=error"]), [(416, 234)], True),
+    "vp9_webm": (dict(size="480x270", rate=30, dur=3, vcodec="libvpx-vp9", ext="webm", vopts=["-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k"]), [(416, 234)], True),
+    "av1_mkv": (dict(size="480x272", rate=30, dur=3, vcodec="libsvtav1", ext="mkv", vopts=["-preset", "12"]), [(412, 234)], True),
+    "h264_mkv": (dict(size="480x270", rate=24, dur=3, ext="mkv"), [(416, 234)], True),
+}
+
+
+def frames(url):
+    out = ffprobe(url, "-select_streams", "v:0", "-count_frames", "-show_entries", "stream=nb_read_frames")
+    return int(out["streams"][0]["nb_read_frames"])
+
+
+def test_upload_all_sources(s):
+    o = s.origin()
+    st["o"] = o
+    st["ids"] = {}
+    for name, (kw, _, _) in CASES.items():
+        path = clip("src_" + name, **kw)
+        st["ids"][name] = (o.upload(path, title=name, parallel=1), path)
+
+
+def make_case(name):
+    def t(s):
+        o = st["o"]
+        vid, path = st["ids"][name]
+        v = o.ready(vid)
+        kw, sizes, audio = CASES[name]
+        eq([(r["width"], r["height"]) for r in v["renditions"]], sizes, "rung sizes")
+        master = "%s/v/%s/master.m3u8" % (o.url, vid)
+        ffmpeg_decode(master)
+        text = o.req("GET", "/v/%s/master.m3u8" % vid).body.decode()
+        eq("TYPE=AUDIO" in text, audio, "audio rendition")
+        eq("audio" in v, audio, "API audio")
+        for r in v["renditions"]:
+            rung = "%s/v/%s/%s/index.m3u8" % (o.url, vid, r["id"])
+            got = ffprobe(rung, "-select_streams", "v:0", "-show_entries", "stream=width,height")["streams"][0]
+            eq((got["width"], got["height"]), (r["width"], r["height"]), "ffprobe size")
+            eq(frames(rung), frames(path), "frames equal the source's")
+    t.__name__ = "test_" + name
+    return t
+
+
+S.run([test_upload_all_sources] + [make_case(n) for n in CASES])
