@@ -14,6 +14,7 @@
 #include "pc_log.h"
 
 #define TUS_PREFIX "/tus/"
+#define API_MAX_BODY (1 << 20) /* bodies of non-upload requests (the API takes none larger) */
 
 /* ---- authorization ---- */
 
@@ -94,8 +95,16 @@ static int fd_on_head(void *user, pc_hs_conn *c, const pc_hs_request *hr)
 {
     pc_origin *o = user;
     PC_LOGD("http", "%s: %s %.*s", hr->peer, hr->method, (int)hr->path_len, hr->target);
-    if (hr->path_len < sizeof(TUS_PREFIX) - 2 || strncmp(hr->target, TUS_PREFIX, sizeof(TUS_PREFIX) - 2) != 0)
-        return 0; /* not an upload: h2o serves this connection */
+    if (hr->path_len < sizeof(TUS_PREFIX) - 2 || strncmp(hr->target, TUS_PREFIX, sizeof(TUS_PREFIX) - 2) != 0) {
+        /* not an upload: h2o serves this connection, unless the body is over the API's limit */
+        if (hr->content_length > API_MAX_BODY || hr->content_length < 0) {
+            static const char *const h[] = {"Access-Control-Allow-Origin", "*"};
+            static const char body[] = "{\"code\":\"too_large\",\"message\":\"request bodies outside uploads are limited to 1 MiB\"}";
+            pc_hs_respond(c, 413, h, 1, "application/json", body, sizeof(body) - 1);
+            return 1;
+        }
+        return 0;
+    }
     pc_tus_request tr = {hr->method, hr->target, hr->path_len, hr->content_length, hs_header, (void *)hr};
     pc_tus_reply early;
     pc_tus_op *op = NULL;

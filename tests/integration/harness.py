@@ -94,9 +94,14 @@ def check(cond, msg="check failed"):
         raise AssertionError(msg)
 
 
+def short(v, n=300):
+    r = repr(v)
+    return r if len(r) <= n else r[:n] + "...(%d chars)" % len(r)
+
+
 def eq(a, b, msg=""):
     if a != b:
-        raise AssertionError("%s: %r != %r" % (msg or "values differ", a, b))
+        raise AssertionError("%s: %s != %s" % (msg or "values differ", short(a), short(b)))
 
 
 class Response:

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Bad input never crashes the origin and never loses the upload: each case ends in a
+clear HTTP error or a failed video with a stable code, and the original is kept."""
+import os
+import random
+import socket
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Suite, check, clip, eq, media_dir, request  # noqa: E402
+
+S = Suite("badinput")
+st = {}
+
+
+def make(name, data):
+    p = os.path.join(S.tmp, name)
+    with open(p, "wb") as f:
+        f.write(data)
+    return p
+
+
+def upload_raw(o, data, name):
+    """Uploads through tus directly (the CLI refuses empty files); returns the video id."""
+    from harness import tus_headers, meta
+    url = o.creation_url()
+    r = request(url, "POST", headers=tus_headers(Upload_Length=len(data), Upload_Metadata=meta(filename=name)))
+    eq(r.status, 201, "create")
+    loc = r.header("location")
+    if data:
+        r = request(loc, "PATCH", body=data, headers=tus_headers(Upload_Offset=0,
+                                                               Content_Type="application/offset+octet-stream"))
+        eq(r.status, 204, "patch")
+    return loc.split("?")[0].rsplit("/", 1)[1]
+
+
+def expect_failed(o, vid, code, data):
+    v = o.wait(vid)
+    eq(v["state"], "failed", "state")
+    eq(v["error"]["code"], code, "error code (%s)" % v["error"].get("message"))
+    check(len(v["error"]["message"]) > 10, "a human message: %r" % v["error"]["message"])
+    with open(os.path.join(o.data, "originals", vid), "rb") as f:
+        eq(f.read(), data, "the original upload is kept")
+
+
+def test_start(s):
+    st["o"] = s.origin()
+
+
+def test_not_media(s):
+    rnd = random.Random(7)
+    data = bytes(rnd.getrandbits(8) for _ in range(200000))
+    expect_failed(st["o"], upload_raw(st["o"], data, "noise.mp4"), "not_media", data)
+
+
+def test_zero_length(s):
+    expect_failed(st["o"], upload_raw(st["o"], b"", "empty.mp4"), "not_media", b"")
+
+
+def test_truncated(s):
+    src = clip("bad_src", size="320x180", dur=3)
+    with open(src, "rb") as f:
+        data = f.read()
+    data = data[: len(data) // 2]  # the moov box (at the end) is gone
+    expect_failed(st["o"], upload_raw(st["o"], data, "truncated.mp4"), "not_media", data)
+
+
+def test_audio_only(s):
+    p = os.path.join(media_dir(), "audio_only.m4a")
+    if not os.path.exists(p):
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=300", "-t", "2", "-c:a", "aac", p],
+                       check=True)
+    with open(p, "rb") as f:
+        data = f.read()
+    expect_failed(st["o"], upload_raw(st["o"], data, "audio.m4a"), "no_video_stream", data)
+
+
+def test_undecodable_video(s):
+    p = os.path.join(media_dir(), "faststart.mp4")
+    if not os.path.exists(p):
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "2",
+                        "-c:v", "libx264", "-movflags", "+faststart", p], check=True)
+    with open(p, "rb") as f:
+        data = bytearray(f.read())
+    at = data.find(b"mdat") + 4
+    rnd = random.Random(3)
+    for i in range(at, len(data)):
+        data[i] = rnd.getrandbits(8)
+    data = bytes(data)
+    expect_failed(st["o"], upload_raw(st["o"], data, "garbage-frames.mp4"), "undecodable", data)
+
+
+def test_oversized_bodies_and_headers_get_json_errors(s):
+    o = st["o"]
+    sock = socket.create_connection((o.host, o.port))
+    sock.sendall(b"POST /api/uploads HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+    resp = sock.recv(4096)
+    sock.close()
+    check(resp.startswith(b"HTTP/1.1 413") and b'"code":"too_large"' in resp, "oversized body: %r" % resp[:200])
+    sock = socket.create_connection((o.host, o.port))
+    sock.sendall(b"GET /api/videos HTTP/1.1\r\n" + b"X-Junk: " + b"z" * 70000 + b"\r\n\r\n")
+    resp = sock.recv(4096)
+    sock.close()
+    check(resp.startswith(b"HTTP/1.1 431") and b'"code"' in resp, "oversized head: %r" % resp[:200])
+    sock = socket.create_connection((o.host, o.port))
+    sock.sendall(b"\x16\x03\x01\x02\x00garbage\r\n\r\n")
+    resp = sock.recv(4096)
+    sock.close()
+    check(resp.startswith(b"HTTP/1.1 400"), "garbage request: %r" % resp[:100])
+
+
+def test_bad_ids_and_paths(s):
+    o = st["o"]
+    for path in ("/api/videos/../../etc/passwd", "/api/videos/NOTANID", "/api/videos/" + "a" * 20,
+                 "/v/" + "a" * 20 + "/master.m3u8", "/v/%2e%2e/%2e%2e/etc/passwd", "/v/aaaaaaaaaaaaaaaaaaaa/.etags",
+                 "/v/aaaaaaaaaaaaaaaaaaaa/../x"):
+        r = o.req("GET", path)
+        eq(r.status, 404, path)
+        j = r.json()
+        check(set(j) == {"code", "message"}, "JSON error for %s: %r" % (path, j))
+    eq(o.req("GET", "/api/videos?limit=0").status, 400, "bad limit")
+    eq(o.req("GET", "/api/videos?cursor=abc").status, 400, "bad cursor")
+    eq(o.req("PUT", "/api/videos").status, 405, "method")
+
+
+def test_still_serving(s):
+    eq(st["o"].req("GET", "/api/health").status, 200, "alive")
+
+
+S.run([test_start, test_not_media, test_zero_length, test_truncated, test_audio_only, test_undecodable_video,
+       test_oversized_bodies_and_headers_get_json_errors, test_bad_ids_and_paths, test_still_serving])

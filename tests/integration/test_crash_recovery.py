@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""kill -9 during transcoding, then restart: the video reaches ready, tasks finished before
+the crash are not redone, and acknowledged upload bytes survive a crash."""
+import json
+import os
+import sqlite3
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (SLOW, Suite, blake2b256, check, clip, eq, ffmpeg_decode, ffprobe, request, tus_headers)  # noqa: E402
+
+S = Suite("crash")
+st = {}
+
+
+def tasks(data):
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(data, "origin.db"), uri=True, timeout=5)
+    try:
+        return db.execute("SELECT id, kind, arg, state, attempts, updated FROM tasks ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def test_kill_during_transcoding_then_restart(s):
+    o = s.origin(workers=1, check_exit=False)
+    src = clip("crash_1280x720_24s", size="1280x720", rate=30, dur=24)
+    vid = o.upload(src, parallel=2)
+    deadline = time.time() + 120 * SLOW
+    done_before = []
+    while time.time() < deadline:
+        rows = tasks(o.data)
+        enc = [r for r in rows if r[1] == "encode"]
+        done_before = [r for r in enc if r[3] == "done"]
+        if done_before and len(done_before) < len(enc):
+            break
+        time.sleep(0.05)
+    check(done_before, "some encode chunks finished before the kill")
+    o.kill()  # SIGKILL
+    rows = {r[0]: r for r in tasks(o.data)}
+    running = [r for r in rows.values() if r[3] == "running"]
+    check(running, "a task was running at the kill")
+    print("# killed with %d chunks done, running: %s" % (len(done_before), [(r[1], r[2]) for r in running]))
+    o.restart()
+    s.cleanups.append(o.stop)
+    v = o.ready(vid, timeout=240)
+    after = {r[0]: r for r in tasks(o.data)}
+    for r in done_before:
+        eq(after[r[0]][5], r[5], "chunk %d finished before the crash was not redone" % r[2])
+        eq(after[r[0]][4], 1, "attempts of chunk %d" % r[2])
+    for r in running:
+        check(after[r[0]][3] == "done" and after[r[0]][4] >= 2, "interrupted task retried: %r" % (after[r[0]],))
+    check("resuming" in o.stderr(), "restart logs the resumption")
+    master = "%s/v/%s/master.m3u8" % (o.url, vid)
+    ffmpeg_decode(master)
+    src_frames = int(ffprobe(src, "-select_streams", "v:0", "-count_frames", "-show_entries",
+                             "stream=nb_read_frames")["streams"][0]["nb_read_frames"])
+    for r in v["renditions"]:
+        got = ffprobe("%s/v/%s/%s/index.m3u8" % (o.url, vid, r["id"]), "-select_streams", "v:0", "-count_frames",
+                      "-show_entries", "stream=nb_read_frames")["streams"][0]["nb_read_frames"]
+        eq(int(got), src_frames, "frames of %s" % r["id"])
+    m = json.loads(o.req("GET", "/v/%s/p2p.json" % vid).body)
+    for rend in m["renditions"]:
+        for f in [rend["init"]] + rend["segments"]:
+            eq(blake2b256(o.req("GET", "/v/%s/%s" % (vid, f["url"])).body), f["blake2b"], f["url"])
+
+
+def test_acknowledged_upload_bytes_survive_kill(s):
+    o = s.origin(check_exit=False)
+    data = os.urandom(3 << 20)
+    url = o.creation_url()
+    r = request(url, "POST", headers=tus_headers(Upload_Length=len(data)))
+    eq(r.status, 201, "create")
+    loc = r.header("location")
+    r = request(loc, "PATCH", body=data[: 1 << 20], headers=tus_headers(Upload_Offset=0,
+                Content_Type="application/offset+octet-stream"))
+    eq(r.status, 204, "first MiB acknowledged")
+    o.kill()
+    o.restart()
+    s.cleanups.append(o.stop)
+    loc = loc.replace(":%d" % int(loc.split(":")[2].split("/")[0]), ":%d" % o.port)
+    eq(request(loc, "HEAD", headers=tus_headers()).header("upload-offset"), str(1 << 20), "offset after restart")
+    r = request(loc, "PATCH", body=data[1 << 20:], headers=tus_headers(Upload_Offset=1 << 20,
+                Content_Type="application/offset+octet-stream"))
+    eq(r.status, 204, "rest")
+    vid = loc.split("?")[0].rsplit("/", 1)[1]
+    o.wait(vid)
+    with open(os.path.join(o.data, "originals", vid), "rb") as f:
+        eq(f.read(), data, "every byte in place")
+
+
+S.run([test_kill_during_transcoding_then_restart, test_acknowledged_upload_bytes_survive_kill])

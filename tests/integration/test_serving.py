@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""/v/ served as a CDN origin: ranges, strong ETags, 304s, caching, CORS, MIME types, gzip,
+signed-URL mode, deletion and the paginated catalog; checked with curl and plain HTTP."""
+import gzip
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Suite, check, clip, eq, ffmpeg_decode  # noqa: E402
+
+S = Suite("serving")
+st = {}
+
+
+def curl(*args):
+    try:
+        os.unlink(os.path.join(S.tmp, "body"))
+    except FileNotFoundError:
+        pass
+    p = subprocess.run(["curl", "-s", "-D", "-", "-o", os.path.join(S.tmp, "body")] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    head = p.stdout.decode()
+    blocks = [b for b in head.split("\r\n\r\n") if b.strip()]
+    lines = blocks[-1].split("\r\n")
+    status = int(lines[0].split()[1])
+    h = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        h[k.strip().lower()] = v.strip()
+    try:
+        with open(os.path.join(S.tmp, "body"), "rb") as f:
+            body = f.read()
+    except FileNotFoundError:
+        body = b""
+    return status, h, body
+
+
+def test_publish_three_videos(s):
+    o = s.origin()
+    st["o"] = o
+    src = clip("serve_480x270", size="480x270", rate=30, dur=5)
+    st["ids"] = [o.upload(src, title="video %d" % i, parallel=1) for i in range(3)]
+    for vid in st["ids"]:
+        o.ready(vid)
+    st["vid"] = st["ids"][0]
+    st["base"] = "%s/v/%s" % (o.url, st["vid"])
+
+
+def test_segments_are_immutable_with_strong_etags(s):
+    status, h, body = curl(st["base"] + "/v0/seg-00001.m4s")
+    eq(status, 200, "GET")
+    eq(h["content-type"], "video/iso.segment", "MIME")
+    eq(h["cache-control"], "public, max-age=31536000, immutable", "Cache-Control")
+    check(re.fullmatch(r'"[^"]+"', h["etag"]) is not None, "strong ETag: %r" % h["etag"])
+    eq(int(h["content-length"]), len(body), "length")
+    eq(h["accept-ranges"], "bytes", "Accept-Ranges")
+    status, h2, _ = curl(st["base"] + "/v0/seg-00001.m4s")
+    eq(h2["etag"], h["etag"], "stable ETag")
+    status, h3, body3 = curl("-H", "If-None-Match: " + h["etag"], st["base"] + "/v0/seg-00001.m4s")
+    eq(status, 304, "If-None-Match")
+    eq(body3, b"", "304 has no body")
+    eq(h3["etag"], h["etag"], "304 repeats the ETag")
+    status, _, _ = curl("-H", 'If-None-Match: "other", ' + h["etag"], st["base"] + "/v0/seg-00001.m4s")
+    eq(status, 304, "If-None-Match list")
+    status, _, _ = curl("-H", "If-Modified-Since: " + h["last-modified"], st["base"] + "/v0/seg-00001.m4s")
+    eq(status, 304, "If-Modified-Since")
+    st["seg"], st["etag"] = body, h["etag"]
+    status, h, body = curl(st["base"] + "/v0/init.mp4")
+    eq(h["content-type"], "video/mp4", "init MIME")
+    eq(h["cache-control"], "public, max-age=31536000, immutable", "init Cache-Control")
+
+
+def test_byte_ranges(s):
+    seg = st["seg"]
+    status, h, body = curl("-r", "100-199", st["base"] + "/v0/seg-00001.m4s")
+    eq(status, 206, "range")
+    eq(body, seg[100:200], "range bytes")
+    eq(h["content-range"], "bytes 100-199/%d" % len(seg), "Content-Range")
+    status, h, body = curl("-r", "-50", st["base"] + "/v0/seg-00001.m4s")
+    eq((status, body), (206, seg[-50:]), "suffix range")
+    status, h, body = curl("-r", "%d-" % (len(seg) - 10), st["base"] + "/v0/seg-00001.m4s")
+    eq((status, body), (206, seg[-10:]), "open range")
+    status, h, _ = curl("-r", "%d-" % (len(seg) + 5), st["base"] + "/v0/seg-00001.m4s")
+    eq(status, 416, "unsatisfiable")
+    eq(h["content-range"], "bytes */%d" % len(seg), "416 Content-Range")
+    status, _, body = curl("-r", "0-9", "-H", 'If-Range: "stale"', st["base"] + "/v0/seg-00001.m4s")
+    eq((status, len(body)), (200, len(seg)), "If-Range mismatch serves everything")
+    status, _, body = curl("-r", "0-9", "-H", "If-Range: " + st["etag"], st["base"] + "/v0/seg-00001.m4s")
+    eq((status, body), (206, seg[:10]), "If-Range match")
+
+
+def test_cors(s):
+    status, h, _ = curl("-H", "Origin: https://player.example", "-r", "0-1", st["base"] + "/v0/seg-00001.m4s")
+    eq(h["access-control-allow-origin"], "*", "ACAO")
+    exposed = h["access-control-expose-headers"].lower()
+    check("content-range" in exposed and "content-length" in exposed, "exposed: %s" % exposed)
+    status, h, _ = curl("-X", "OPTIONS", "-H", "Origin: https://player.example", "-H",
+                        "Access-Control-Request-Headers: range", st["base"] + "/v0/seg-00001.m4s")
+    eq(status, 204, "preflight")
+    check("range" in h["access-control-allow-headers"].lower(), "Range allowed")
+
+
+def test_playlists_short_cache_and_gzip(s):
+    status, h, plain = curl(st["base"] + "/master.m3u8")
+    eq(h["content-type"], "application/vnd.apple.mpegurl", "m3u8 MIME")
+    check(h["cache-control"].endswith("max-age=10"), "short max-age: %s" % h["cache-control"])
+    status, h, z = curl("-H", "Accept-Encoding: gzip", st["base"] + "/master.m3u8")
+    eq(h.get("content-encoding"), "gzip", "gzip")
+    eq(h.get("vary"), "Accept-Encoding", "Vary")
+    eq(gzip.decompress(z), plain, "gzip content")
+    status, h, _ = curl(st["base"] + "/manifest.mpd")
+    eq(h["content-type"], "application/dash+xml", "mpd MIME")
+    status, h, _ = curl(st["base"] + "/thumbs/sprite.vtt")
+    check(h["content-type"].startswith("text/vtt"), "vtt MIME")
+    status, h, _ = curl(st["base"] + "/p2p.json")
+    eq(h["content-type"], "application/json", "json MIME")
+
+
+def test_path_traversal_and_hidden_files(s):
+    o = st["o"]
+    for p in ("/../../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/.etags", "/.description.json", "/v0//init.mp4",
+              "/v0/./init.mp4", "/v0/../../" + st["ids"][1] + "/master.m3u8"):
+        status, _, body = curl("--path-as-is", st["base"] + p)
+        eq(status, 404, p)
+        check(b'"code"' in body, "JSON body for " + p)
+    check(os.path.exists(os.path.join(o.data, "media", st["vid"], ".etags")), "hidden file exists on disk")
+
+
+def test_catalog_pagination(s):
+    o = st["o"]
+    r = o.req("GET", "/api/videos?limit=2").json()
+    eq(r["total"], 3, "total")
+    eq(len(r["videos"]), 2, "first page")
+    check(r["next_cursor"], "cursor")
+    r2 = o.req("GET", "/api/videos?limit=2&cursor=" + r["next_cursor"]).json()
+    eq(len(r2["videos"]), 1, "second page")
+    eq(r2["next_cursor"], None, "last page")
+    ids = [v["id"] for v in r["videos"] + r2["videos"]]
+    eq(sorted(ids), sorted(st["ids"]), "every video once")
+    eq(ids, list(reversed(st["ids"])), "newest first")
+    for v in r["videos"]:
+        check(v["thumbnails"]["poster_16x9"].startswith("/v/"), "thumbnail URLs in the catalog")
+
+
+def test_delete_removes_media_and_metadata(s):
+    o = st["o"]
+    vid = st["ids"][2]
+    eq(o.req("DELETE", "/api/videos/" + vid).status, 401, "needs the token")
+    eq(o.req("DELETE", "/api/videos/" + vid, headers=o.auth()).status, 204, "deleted")
+    eq(o.req("GET", "/api/videos/" + vid).status, 404, "API 404")
+    eq(o.req("GET", "/v/%s/master.m3u8" % vid).status, 404, "media 404")
+    eq(o.req("DELETE", "/api/videos/" + vid, headers=o.auth()).status, 404, "second delete")
+    time.sleep(0.5)
+    check(not os.path.exists(os.path.join(o.data, "media", vid)), "media removed")
+    check(not os.path.exists(os.path.join(o.data, "originals", vid)), "original removed")
+    eq(o.req("GET", "/api/videos").json()["total"], 2, "catalog shrank")
+
+
+def test_signed_media_mode(s):
+    o = s.origin("--signed-media")
+    src = clip("serve_480x270", size="480x270", rate=30, dur=5)
+    vid = o.upload(src, parallel=1)
+    o.ready(vid)
+    eq(o.req("GET", "/v/%s/master.m3u8" % vid).status, 403, "unsigned")
+    anon = o.req("GET", "/api/videos/" + vid).json()
+    check("sig=" not in anon["hls"], "anonymous callers get no signature")
+    v = o.req("GET", "/api/videos/" + vid, headers=o.auth()).json()
+    check("sig=" in v["hls"], "the service's backend gets signed URLs: %s" % v["hls"])
+    url = o.url + v["hls"]
+    r = o.req("GET", v["hls"])
+    eq(r.status, 200, "signed master")
+    query = urllib.parse.urlsplit(url).query
+    for line in r.body.decode().splitlines():
+        if line and not line.startswith("#"):
+            check(line.endswith("?" + query), "variant URIs carry the token: %s" % line)
+    ffmpeg_decode(url)  # a player follows the rewritten URIs
+    bad = url.replace("sig=", "sig=x")
+    eq(o.req("GET", bad[len(o.url):]).status, 403, "forged")
+    q = dict(urllib.parse.parse_qsl(query))
+    expired = "/v/%s/master.m3u8?exp=%d&sig=%s" % (vid, int(time.time()) - 5, q["sig"])
+    eq(o.req("GET", expired).status, 403, "other expiry")
+    other = o.upload(src, parallel=1)
+    o.ready(other)
+    eq(o.req("GET", "/v/%s/master.m3u8?%s" % (other, query)).status, 403, "a token is bound to its video")
+
+
+S.run([test_publish_three_videos, test_segments_are_immutable_with_strong_etags, test_byte_ranges, test_cors,
+       test_playlists_short_cache_and_gzip, test_path_traversal_and_hidden_files, test_catalog_pagination,
+       test_delete_removes_media_and_metadata, test_signed_media_mode])

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""peercdn-origin upload: parallel partial uploads joined by concatenation, resume after an
+interruption (HEAD offsets), a progress bar on a terminal, and one-line errors."""
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import TOKEN, Suite, check, clip, eq  # noqa: E402
+
+S = Suite("uploadcli")
+st = {}
+
+
+def cli(*args, env=None):
+    p = subprocess.run([S.bin("peercdn-origin"), "upload"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=dict(os.environ, **(env or {})), timeout=300)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def big_file():
+    """A ~16 MB clip, so that it splits into several partial uploads of several PATCHes each."""
+    return clip("cli_big_720p", size="1280x720", rate=30, dur=8, vopts=["-b:v", "16M", "-preset", "ultrafast"])
+
+
+def test_parallel_upload_prints_the_video_id(s):
+    o = s.origin()
+    st["o"] = o
+    src = big_file()
+    rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--parallel", "4", "--chunk-mb", "1", "--no-progress",
+                       "--state", os.path.join(s.tmp, "s1.json"))
+    eq(rc, 0, "exit code (%s)" % err)
+    vid = out.strip()
+    check(re.fullmatch(r"[a-z2-7]{20}", vid), "video id on stdout: %r" % out)
+    v = o.ready(vid)
+    eq(v["source_size"], os.path.getsize(src), "size")
+    with open(os.path.join(o.data, "originals", vid), "rb") as f, open(src, "rb") as g:
+        check(f.read() == g.read(), "identical bytes")
+    log = o.stderr()
+    eq(len(re.findall(r"created partial upload", log)), 4, "four partial uploads")
+    check("joined 4 partial uploads into " + vid in log, "joined by concatenation")
+
+
+def test_resume_after_interruption(s):
+    o = st["o"]
+    src = big_file()
+    state = os.path.join(s.tmp, "s2.json")
+    rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--parallel", "2", "--chunk-mb", "1", "--no-progress",
+                       "--state", state, env={"PEERCDN_FAULT_UPLOAD_STOP_AFTER": "2"})
+    eq(rc, 130, "interrupted run exits 130 (%s)" % err)
+    check("run the same command again to resume" in err, "tells how to resume: %r" % err)
+    check(os.path.exists(state), "state kept")
+    before = o.stderr().count("created partial upload")
+    rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--parallel", "2", "--chunk-mb", "1", "--no-progress",
+                       "--state", state)
+    eq(rc, 0, "resumed run (%s)" % err)
+    check("resuming" in err, "says it resumes")
+    eq(o.stderr().count("created partial upload"), before, "no new partial uploads: it continued the old ones")
+    check(not os.path.exists(state), "state removed after success")
+    vid = out.strip()
+    o.ready(vid)
+    with open(os.path.join(o.data, "originals", vid), "rb") as f, open(src, "rb") as g:
+        check(f.read() == g.read(), "identical bytes after resume")
+
+
+def test_progress_bar_on_a_terminal(s):
+    o = st["o"]
+    src = big_file()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(S.bin("peercdn-origin"), [S.bin("peercdn-origin"), "upload", src, "--origin", o.url, "--token", TOKEN,
+                                          "--chunk-mb", "1", "--state", os.path.join(s.tmp, "s3.json")])
+    out = b""
+    while True:
+        r, _, _ = select.select([fd], [], [], 60)
+        if not r:
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    eq(os.waitstatus_to_exitcode(status), 0, "exit code")
+    text = out.decode(errors="replace")
+    check(re.search(r"\[#+\.*\]\s+100\.0%", text), "progress bar reaches 100%%: %r" % text[-300:])
+    check("MB/s" in text, "rate shown")
+
+
+def test_errors_are_one_line_and_nonzero(s):
+    o = st["o"]
+    src = big_file()
+    rc, out, err = cli(src, "--origin", o.url, "--token", "wrong-token", "--no-progress",
+                       "--state", os.path.join(s.tmp, "s4.json"))
+    eq(rc, 1, "wrong token")
+    eq(len(err.strip().splitlines()), 1, "one line: %r" % err)
+    rc, out, err = cli("/nonexistent/file.mp4", "--origin", o.url, "--token", TOKEN)
+    eq(rc, 1, "missing file")
+    eq(len(err.strip().splitlines()), 1, "one line: %r" % err)
+    rc, out, err = cli(src, "--token", TOKEN)
+    eq(rc, 2, "usage error")
+    eq(len(err.strip().splitlines()), 1, "one line: %r" % err)
+    rc, out, err = cli(src, "--origin", "http://127.0.0.1:1", "--token", TOKEN, "--no-progress",
+                       "--state", os.path.join(s.tmp, "s5.json"))
+    eq(rc, 1, "unreachable origin")
+    eq(len(err.strip().splitlines()), 1, "one line: %r" % err)
+    p = subprocess.run([S.bin("peercdn-origin"), "serve", "--data", s.tmp], stderr=subprocess.PIPE)
+    eq(p.returncode, 2, "serve usage")
+    eq(len(p.stderr.decode().strip().splitlines()), 1, "one line")
+    p = subprocess.run([S.bin("peercdn-origin"), "--help"], stdout=subprocess.PIPE)
+    eq(p.returncode, 0, "--help")
+    check(b"serve" in p.stdout and b"upload" in p.stdout, "help text")
+
+
+S.run([test_parallel_upload_prints_the_video_id, test_resume_after_interruption, test_progress_bar_on_a_terminal,
+       test_errors_are_one_line_and_nonzero])
