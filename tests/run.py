@@ -86,10 +86,11 @@ def main():
     ap.add_argument("--only", help="run jobs whose name contains this")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--asan-only", action="store_true", help="run only the sanitizer build's jobs")
     args = ap.parse_args()
     os.environ.setdefault("PEERCDN_TEST_MEDIA", os.path.join(ROOT, "build", "test-media"))
     os.makedirs(os.environ["PEERCDN_TEST_MEDIA"], exist_ok=True)
-    jobs = jobs_for(os.path.abspath(args.build), "")
+    jobs = [] if args.asan_only else jobs_for(os.path.abspath(args.build), "")
     if args.asan_build:
         jobs += jobs_for(os.path.abspath(args.asan_build), "asan")
     if args.only:
