@@ -200,15 +200,18 @@ size_t pc_b64_encode(const uint8_t *in, size_t len, char *out, int url)
 
 int pc_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t outmax, size_t *outlen, int url)
 {
-    /* the longest encoding of outmax bytes, padded: anything longer cannot fit */
-    if (inlen > (outmax + 2) / 3 * 4)
+    /* the decoded length is known from the input's length: past the output's size is "too big" */
+    size_t n = inlen, pad = 0;
+    while (n > 0 && pad < 2 && in[n - 1] == '=')
+        n--, pad++;
+    if (n / 4 * 3 + (n % 4 > 1 ? n % 4 - 1 : 0) > outmax)
         return PC_ETOOBIG;
     const char *end = NULL;
-    size_t n = 0;
-    if (sodium_base642bin(out, outmax, in, inlen, NULL, &n, &end, b64_variant(url)) != 0 || end != in + inlen)
+    size_t got = 0;
+    if (sodium_base642bin(out, outmax, in, inlen, NULL, &got, &end, b64_variant(url)) != 0 || end != in + inlen)
         return PC_EPARSE;
     if (outlen != NULL)
-        *outlen = n;
+        *outlen = got;
     return 0;
 }
 

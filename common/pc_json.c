@@ -2,6 +2,7 @@
 #include "pc_json.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int pc_json_parse_object(const char *buf, size_t len, size_t max, json_t **out, char *err, size_t errlen)
@@ -51,9 +52,27 @@ char *pc_json_dump(const json_t *v)
     return json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
 }
 
+/* A copy of |s| with bytes that break UTF-8 replaced by '?', so user text cannot break a body. */
+static char *utf8_safe(const char *s)
+{
+    json_t *t = json_string(s);
+    if (t != NULL) {
+        json_decref(t);
+        return strdup(s);
+    }
+    char *c = strdup(s);
+    for (char *p = c; p != NULL && *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    return c;
+}
+
 char *pc_json_error_body(const char *code, const char *message, size_t *len)
 {
-    json_t *o = json_pack("{s:s, s:s}", "code", code, "message", message);
+    char *c = utf8_safe(code), *m = utf8_safe(message);
+    json_t *o = c != NULL && m != NULL ? json_pack("{s:s, s:s}", "code", c, "message", m) : NULL;
+    free(c);
+    free(m);
     char *s = o != NULL ? pc_json_dump(o) : NULL;
     json_decref(o);
     if (s != NULL && len != NULL)

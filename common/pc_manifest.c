@@ -39,7 +39,9 @@ static int parse_file(json_t *o, pc_mf_file *f, int need_duration)
     if (url == NULL || hash == NULL || !json_is_integer(size) || !valid_url(url))
         return PC_EPARSE;
     json_int_t sz = json_integer_value(size);
-    if (sz <= 0 || (uint64_t)sz > PC_MANIFEST_MAX_SEGMENT_BYTES)
+    if (sz <= 0)
+        return PC_EPARSE;
+    if ((uint64_t)sz > PC_MANIFEST_MAX_SEGMENT_BYTES)
         return PC_ETOOBIG;
     if (strlen(hash) != 2 * PC_B2_LEN || pc_unhex(hash, strlen(hash), f->blake2b, PC_B2_LEN) != 0)
         return PC_EPARSE;

@@ -11,9 +11,13 @@ static const struct {
     {416, 234, 145000}, {640, 360, 365000}, {768, 432, 730000}, {960, 540, 2000000}, {1280, 720, 3000000}, {1920, 1080, 6000000},
 };
 
-static int even(double v)
+/* Nearest even integer to |v|, but never above |max| (rounded down to even): no upscaling. */
+static int even(double v, int max)
 {
     int i = (int)lround(v / 2.0) * 2;
+    int cap = max & ~1;
+    if (i > cap)
+        i = cap;
     return i < 2 ? 2 : i;
 }
 
@@ -37,18 +41,18 @@ int pc_ladder_plan(int disp_w, int disp_h, double fps, pc_rung out[PC_LADDER_MAX
     if (disp_w < 2 || disp_h < 2)
         return 0;
     int portrait = disp_h > disp_w;
-    int shortside = portrait ? disp_w : disp_h;
+    int shortside = portrait ? disp_w : disp_h, longside = portrait ? disp_h : disp_w;
     double aspect = portrait ? (double)disp_h / disp_w : (double)disp_w / disp_h;
     int n = 0;
     for (size_t i = 0; i < sizeof(apple) / sizeof(apple[0]); i++) {
         if (apple[i].h > shortside)
             break;
-        int s = apple[i].h, l = even(s * aspect);
+        int s = apple[i].h, l = even(s * aspect, longside);
         fill(&out[n], n, portrait ? s : l, portrait ? l : s, (double)apple[i].w * apple[i].h, apple[i].bitrate, fps);
         n++;
     }
     if (n == 0) {
-        int s = even(shortside), l = even(shortside * aspect);
+        int s = even(shortside, shortside), l = even(shortside * aspect, longside);
         fill(&out[0], 0, portrait ? s : l, portrait ? l : s, (double)apple[0].w * apple[0].h, apple[0].bitrate, fps);
         n = 1;
     }

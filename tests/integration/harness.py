@@ -33,7 +33,7 @@ def args():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--only")
-    return ap.parse_args()
+    return ap.parse_known_args()[0]
 
 
 class Suite:

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""bench/transcode: wall time of peercdn's ladder (chunk-parallel, decode once, every rung) against the
+equivalent single ffmpeg CLI command with the same encoder settings, on the same 1080p input, plus the
+PSNR of the top rung for both. Goal: ≤ 0.8× the CLI's time at equal quality.
+
+usage: bench/transcode.py [--seconds N] [--preset P]
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import time
+
+import common  # noqa: F401  (sets up paths)
+from harness import Suite, clip, ffprobe
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--seconds", type=int, default=30)
+ap.add_argument("--preset", default="veryfast")
+a, _ = ap.parse_known_args()
+
+S = Suite("bench-transcode")
+LADDER = [(416, 234, 145000), (640, 360, 365000), (768, 432, 730000), (960, 540, 2000000), (1280, 720, 3000000),
+          (1920, 1080, 6000000)]
+
+
+def psnr(distorted, reference):
+    p = subprocess.run(["ffmpeg", "-v", "info", "-nostdin", "-i", distorted, "-i", reference, "-lavfi",
+                        "[0:v]settb=1/1000,setpts=N*33[d];[1:v]settb=1/1000,setpts=N*33[r];[d][r]psnr", "-f", "null", "-"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    m = re.search(r"average:([0-9.]+|inf)", p.stderr.decode())
+    return float(m.group(1)) if m else float("nan")
+
+
+def main():
+    # realistic-ish content: moving test pattern with temporal grain (x264 works for its bits)
+    src = clip("bench_1080p_%ds" % a.seconds, size="1920x1080", rate=30, dur=a.seconds,
+               vf="noise=alls=10:allf=t", vopts=["-preset", "veryfast", "-crf", "16"])
+    frames = int(ffprobe(src, "-select_streams", "v:0", "-count_frames", "-show_entries",
+                         "stream=nb_read_frames")["streams"][0]["nb_read_frames"])
+    print("input: %s, 1920x1080, %d frames, %d s, preset %s, %d CPUs" % (os.path.basename(src), frames, a.seconds,
+                                                                          a.preset, os.cpu_count()))
+
+    # reference: one ffmpeg command, decode once, split, six x264 encoders + AAC once
+    out = os.path.join(S.tmp, "ref")
+    os.makedirs(out)
+    fc = "[0:v]split=6" + "".join("[s%d]" % i for i in range(6))
+    for i, (w, h, _) in enumerate(LADDER):
+        fc += ";[s%d]scale=%d:%d:flags=bicubic,format=yuv420p[o%d]" % (i, w, h, i)
+    argv = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", src, "-filter_complex", fc]
+    for i, (w, h, br) in enumerate(LADDER):
+        argv += ["-map", "[o%d]" % i, "-c:v", "libx264", "-preset", a.preset, "-profile:v", "high", "-b:v", str(br),
+                 "-maxrate", str(br * 3 // 2), "-bufsize", str(br * 2), "-x264-params",
+                 "scenecut=0:open-gop=0:b-pyramid=none", "-force_key_frames", "expr:gte(t,n_forced*2)",
+                 os.path.join(out, "r%d.mp4" % i)]
+    argv += ["-map", "0:a?", "-c:a", "aac", "-b:a", "128k", os.path.join(out, "audio.m4a")]
+    t0 = time.time()
+    subprocess.run(argv, check=True)
+    ref_s = time.time() - t0
+    ref_psnr = psnr(os.path.join(out, "r5.mp4"), src)
+
+    # peercdn: upload, then time from "upload complete" to "ready" (probe, plan, encode, audio,
+    # package, thumbnails, sign, publish)
+    o = S.origin("--preset", a.preset)
+    vid = o.upload(src, parallel=4)
+    t0 = time.time()
+    v = o.ready(vid, timeout=3600)
+    ours_s = time.time() - t0
+    top = "%s/v/%s/%s/index.m3u8" % (o.url, vid, v["renditions"][-1]["id"])
+    ours_psnr = psnr(top, src)
+    o.stop()
+    S.cleanups.clear()
+
+    ratio = ours_s / ref_s
+    print("ffmpeg CLI (single command):  %7.1f s  %5.2fx realtime  top-rung PSNR %.2f dB" % (ref_s, a.seconds / ref_s, ref_psnr))
+    print("peercdn ladder (full pipeline): %6.1f s  %5.2fx realtime  top-rung PSNR %.2f dB" % (ours_s, a.seconds / ours_s, ours_psnr))
+    print("ratio peercdn/ffmpeg: %.2f (goal <= 0.80)   PSNR difference %+.2f dB" % (ratio, ours_psnr - ref_psnr))
+    print(json.dumps({"bench": "transcode", "seconds": a.seconds, "preset": a.preset, "ffmpeg_s": round(ref_s, 2),
+                      "peercdn_s": round(ours_s, 2), "ratio": round(ratio, 3), "ffmpeg_psnr": ref_psnr,
+                      "peercdn_psnr": ours_psnr}))
+
+
+main()
