@@ -518,17 +518,6 @@ int pc_taskq_reclaim(pc_db *db, int64_t now_ms, int all)
     return r != 0 ? r : sqlite3_changes(db->h);
 }
 
-int64_t pc_taskq_next_ready_ms(pc_db *db, int cls)
-{
-    sqlite3_stmt *st = prep(db, "SELECT MIN(not_before) FROM tasks WHERE state = 'ready' AND class = ?", "i",
-                            (int64_t)cls);
-    int64_t v = INT64_MAX;
-    if (st != NULL && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 char *pc_taskq_result(pc_db *db, const char *video_id, const char *kind, int arg)
 {
     sqlite3_stmt *st = prep(db, "SELECT result FROM tasks WHERE video_id = ? AND kind = ? AND arg = ? AND state = 'done'",

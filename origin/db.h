@@ -134,8 +134,6 @@ int pc_taskq_renew(pc_db *db, const char *owner, int64_t now_ms, int64_t lease_m
  * runs them). Returns the number reclaimed or <0.
  */
 int pc_taskq_reclaim(pc_db *db, int64_t now_ms, int all);
-/* Earliest not_before of a ready task of class |cls| in the future, or INT64_MAX. */
-int64_t pc_taskq_next_ready_ms(pc_db *db, int cls);
 /* Result JSON of the done task |kind|/|arg| of |video| (malloc'd) or NULL. */
 char *pc_taskq_result(pc_db *db, const char *video_id, const char *kind, int arg);
 /* {"kind:arg": result, ...} of the done dependencies of task |id| (malloc'd JSON) or NULL. */

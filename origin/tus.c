@@ -234,15 +234,23 @@ static int meta_key_char(int c)
 
 int pc_tus_metadata_valid(const char *s, size_t len)
 {
-    size_t i = 0;
+    size_t i = 0, nkeys = 0;
+    struct {
+        size_t at, len;
+    } keys[64];
     while (i < len) {
         while (i < len && s[i] == ' ')
             i++;
         size_t k = i;
         while (i < len && meta_key_char((unsigned char)s[i]))
             i++;
-        if (i == k)
+        if (i == k || nkeys == sizeof(keys) / sizeof(keys[0]))
             return PC_EPARSE;
+        for (size_t d = 0; d < nkeys; d++) /* keys must be unique */
+            if (keys[d].len == i - k && memcmp(s + keys[d].at, s + k, i - k) == 0)
+                return PC_EPARSE;
+        keys[nkeys].at = k;
+        keys[nkeys++].len = i - k;
         if (i < len && s[i] == ' ') {
             i++;
             size_t v = i;

@@ -65,6 +65,18 @@ static void metadata_valid_value_size_limit(void **state)
     assert_int_equal(pc_tus_metadata_valid(s, n), 0);
 }
 
+/* tus: "The key MUST be unique" */
+static void metadata_valid_rejects_duplicate_keys(void **state)
+{
+    (void)state;
+    const char *dup = "filename d29ybGQ=,title eA==,filename eQ==";
+    assert_int_not_equal(pc_tus_metadata_valid(dup, strlen(dup)), 0);
+    const char *bare = "flag,flag";
+    assert_int_not_equal(pc_tus_metadata_valid(bare, strlen(bare)), 0);
+    const char *prefix = "name eA==,names eA==";
+    assert_int_equal(pc_tus_metadata_valid(prefix, strlen(prefix)), 0);
+}
+
 static void metadata_get_decodes_values(void **state)
 {
     (void)state;
@@ -136,6 +148,7 @@ int main(void)
         cmocka_unit_test(metadata_valid_accepts_pairs_and_bare_keys),
         cmocka_unit_test(metadata_valid_rejects_malformed),
         cmocka_unit_test(metadata_valid_value_size_limit),
+        cmocka_unit_test(metadata_valid_rejects_duplicate_keys),
         cmocka_unit_test(metadata_get_decodes_values),
         cmocka_unit_test(metadata_get_absent_keys),
         cmocka_unit_test(metadata_get_value_must_fit),
