@@ -122,15 +122,56 @@ size_t pc_segments_plan(const int64_t *ticks, const int64_t *pts, size_t n, int6
     return ns;
 }
 
-size_t pc_chunks_plan(const pc_segment *segs, size_t nsegs, int64_t target_ticks, size_t *chunk_first)
+/* Source pts distance from the last keyframe at or before |pts| (how much a decoder starting there discards). */
+static int64_t lead_in(const int64_t *keys, size_t nkeys, int64_t pts)
 {
-    size_t nc = 0;
-    for (size_t i = 0; i < nsegs;) {
-        chunk_first[nc++] = i;
-        int64_t start = segs[i].t;
-        i++;
-        while (i < nsegs && segs[i].t - start < target_ticks)
-            i++;
+    size_t lo = 0, hi = nkeys;
+    while (lo < hi) { /* first key > pts */
+        size_t mid = (lo + hi) / 2;
+        if (keys[mid] <= pts)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo == 0 ? INT64_MAX / 4 : pts - keys[lo - 1];
+}
+
+size_t pc_chunks_plan(const pc_segment *segs, size_t nsegs, int64_t target_ticks, size_t workers, const int64_t *keys,
+                      size_t nkeys, int64_t shift_min, size_t *chunk_first)
+{
+    if (nsegs == 0)
+        return 0;
+    if (workers < 1)
+        workers = 1;
+    /* how many chunks: about |target_ticks| each, rounded up to a multiple of the workers so every round is full */
+    int64_t span = segs[nsegs - 1].t - segs[0].t;
+    size_t nc = target_ticks > 0 ? (size_t)(span / target_ticks) + 1 : nsegs;
+    if (nc > workers)
+        nc = (nc + workers - 1) / workers * workers;
+    if (nc > nsegs)
+        nc = nsegs;
+    /* segments spread evenly, larger chunks first (they are claimed first) */
+    size_t base = nsegs / nc, extra = nsegs % nc, at = 0;
+    for (size_t c = 0; c < nc; c++) {
+        chunk_first[c] = at;
+        at += base + (c < extra ? 1 : 0);
+    }
+    /* a boundary where the chunk's decoder would first discard more than |shift_min| of source (a long source
+     * GOP) moves by one segment to where that lead-in is shortest */
+    for (size_t c = 1; keys != NULL && nkeys > 0 && c < nc; c++) {
+        size_t b = chunk_first[c];
+        int64_t cost = lead_in(keys, nkeys, segs[b].pts);
+        if (cost <= shift_min)
+            continue;
+        size_t best = b;
+        if (b - 1 > chunk_first[c - 1] && lead_in(keys, nkeys, segs[b - 1].pts) < cost) {
+            best = b - 1;
+            cost = lead_in(keys, nkeys, segs[b - 1].pts);
+        }
+        size_t limit = c + 1 < nc ? chunk_first[c + 1] : nsegs;
+        if (b + 1 < limit && lead_in(keys, nkeys, segs[b + 1].pts) < cost)
+            best = b + 1;
+        chunk_first[c] = best;
     }
     return nc;
 }

@@ -59,10 +59,18 @@ typedef struct pc_segment {
  */
 size_t pc_segments_plan(const int64_t *ticks, const int64_t *pts, size_t n, int64_t seg_ticks, pc_segment *segs);
 /*
- * Groups segments into chunks of about |target_ticks| for parallel encoding.
- * |chunk_first| receives each chunk's first segment index; returns the count.
+ * Groups segments into chunks for parallel encoding: about |target_ticks|
+ * each, their count rounded up to a multiple of |workers| and segments
+ * spread evenly (larger chunks first), so the workers finish together. A
+ * chunk's decoder starts at the source keyframe before the chunk and
+ * discards the frames up to it: with |keys| (sorted source pts of the
+ * source's keyframes; may be NULL) a boundary whose lead-in exceeds
+ * |shift_min| (source pts units) moves by one segment to where the lead-in
+ * is shortest. |chunk_first| (|nsegs| entries) receives each chunk's first
+ * segment; returns the count.
  */
-size_t pc_chunks_plan(const pc_segment *segs, size_t nsegs, int64_t target_ticks, size_t *chunk_first);
+size_t pc_chunks_plan(const pc_segment *segs, size_t nsegs, int64_t target_ticks, size_t workers, const int64_t *keys,
+                      size_t nkeys, int64_t shift_min, size_t *chunk_first);
 /* Is the frame at |t| (previous frame at |prev|, or -1) the first of a GOP of |gop_ticks|? */
 int pc_is_gop_start(int64_t prev, int64_t t, int64_t gop_ticks);
 

@@ -25,6 +25,7 @@ static const char usage[] =
     "  --workers N             transcoding worker threads (default: number of CPUs)\n"
     "  --segment-seconds S     CMAF segment duration, an even number of seconds (default 4)\n"
     "  --preset NAME           x264 preset (default veryfast)\n"
+    "  --x264-threads N        threads per x264 encoder (default 1: parallelism comes from chunks)\n"
     "  --lease-seconds S       task lease; a crashed worker's task is retried after this (default 30)\n"
     "  --signed-media          serve /v/ only with ?exp=&sig= (see docs/origin.md)\n"
     "  --media-token-ttl S     lifetime of media signatures handed out by the API (default 21600)\n"
@@ -74,7 +75,7 @@ static int cmd_serve(int argc, char **argv)
     c.upload_ttl_s = 24 * 3600;
     c.creation_ttl_s = 3600;
     enum { O_DATA = 1, O_LISTEN, O_TOKEN, O_TRACKER, O_TRACKER_KEY, O_PUBLIC, O_WORKERS, O_SEG, O_PRESET, O_LEASE,
-           O_SIGNED, O_MTTL, O_UTTL, O_LOG, O_HELP };
+           O_SIGNED, O_MTTL, O_UTTL, O_LOG, O_X264T, O_HELP };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -85,6 +86,7 @@ static int cmd_serve(int argc, char **argv)
         {"workers", required_argument, NULL, O_WORKERS},
         {"segment-seconds", required_argument, NULL, O_SEG},
         {"preset", required_argument, NULL, O_PRESET},
+        {"x264-threads", required_argument, NULL, O_X264T},
         {"lease-seconds", required_argument, NULL, O_LEASE},
         {"signed-media", no_argument, NULL, O_SIGNED},
         {"media-token-ttl", required_argument, NULL, O_MTTL},
@@ -106,6 +108,7 @@ static int cmd_serve(int argc, char **argv)
         case O_WORKERS: c.workers = (int)parse_num(optarg, "--workers", 1, 64); break;
         case O_SEG: c.segment_seconds = parse_num(optarg, "--segment-seconds", 2, 20); break;
         case O_PRESET: c.preset = optarg; break;
+        case O_X264T: c.x264_threads = (int)parse_num(optarg, "--x264-threads", 1, 16); break;
         case O_LEASE: c.lease_ms = (int64_t)(parse_num(optarg, "--lease-seconds", 1, 3600) * 1000); break;
         case O_SIGNED: c.signed_media = 1; break;
         case O_MTTL: c.media_token_ttl_s = (int64_t)parse_num(optarg, "--media-token-ttl", 1, 1e9); break;

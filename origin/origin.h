@@ -30,6 +30,7 @@ typedef struct pc_origin_config {
     int workers;             /* heavy worker threads; default: number of CPUs */
     double segment_seconds;  /* default 4 */
     const char *preset;      /* x264 preset; default "veryfast" */
+    int x264_threads;        /* threads per x264 encoder; default 1 */
     int64_t lease_ms;        /* task lease; default 30000 */
     int signed_media;        /* require ?exp&sig on /v/ */
     int64_t media_token_ttl_s;

@@ -93,7 +93,7 @@ static void job_free(pc_job *j)
 static int task_class(const char *kind)
 {
     return strcmp(kind, "plan") == 0 || strcmp(kind, "package") == 0 || strcmp(kind, "sign") == 0 ||
-                   strcmp(kind, "publish") == 0
+                   strcmp(kind, "publish") == 0 || strcmp(kind, "thumbs") == 0
                ? PC_TASK_LIGHT
                : PC_TASK_HEAVY;
 }
@@ -160,7 +160,7 @@ pc_pipeline *pc_pipeline_new(pc_origin *o)
     p->env.segment_seconds = o->cfg.segment_seconds;
     p->env.gop_seconds = 2.0;
     p->env.workers = o->cfg.workers;
-    p->env.x264_threads = 1;
+    p->env.x264_threads = o->cfg.x264_threads > 0 ? o->cfg.x264_threads : 1;
     p->env.origin_sk = o->origin_sk;
     p->env.origin_pk = o->origin_pk;
     p->env.tracker_url = o->cfg.tracker_url;
@@ -296,24 +296,26 @@ static int expand_plan(pc_pipeline *p, const char *video, const char *plan_json,
         if (rc == 0)
             rc = pc_taskq_add(db, video, &s, NULL, 0, now, &deps[nd++]);
     }
+    /* thumbnails are captured by the encode chunks; the thumbs task only assembles them */
+    int64_t thumbs = 0, package = 0, sign = 0, publish = 0;
+    pc_task_spec ts = {"thumbs", 0, PC_TASK_LIGHT, 45, dur * 0.005 + 0.2};
+    if (rc == 0)
+        rc = pc_taskq_add(db, video, &ts, deps, nd, now, &thumbs);
     if (rc == 0 && json_is_object(json_object_get(plan, "audio"))) {
         pc_task_spec s = {"audio", 0, PC_TASK_HEAVY, 40, dur * 0.05 + 0.1};
         rc = pc_taskq_add(db, video, &s, NULL, 0, now, &deps[nd++]);
     }
-    int64_t thumbs = 0, package = 0, sign = 0, publish = 0;
-    pc_task_spec ts = {"thumbs", 0, PC_TASK_HEAVY, 10, dur * 0.05 + 0.5};
     pc_task_spec ps = {"package", 0, PC_TASK_LIGHT, 45, dur * 0.01 + 0.2};
     pc_task_spec ss = {"sign", 0, PC_TASK_LIGHT, 45, dur * 0.01 + 0.2};
     pc_task_spec us = {"publish", 0, PC_TASK_LIGHT, 45, 0.2};
     if (rc == 0)
-        rc = pc_taskq_add(db, video, &ts, NULL, 0, now, &thumbs);
-    if (rc == 0)
         rc = pc_taskq_add(db, video, &ps, deps, nd, now, &package);
+    /* sign hashes every published file, thumbnails included */
+    int64_t sign_deps[2] = {package, thumbs};
     if (rc == 0)
-        rc = pc_taskq_add(db, video, &ss, &package, 1, now, &sign);
-    int64_t pub_deps[2] = {sign, thumbs};
+        rc = pc_taskq_add(db, video, &ss, sign_deps, 2, now, &sign);
     if (rc == 0)
-        rc = pc_taskq_add(db, video, &us, pub_deps, 2, now, &publish);
+        rc = pc_taskq_add(db, video, &us, &sign, 1, now, &publish);
     free(deps);
     json_decref(plan);
     return rc;

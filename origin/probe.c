@@ -47,7 +47,8 @@ int pc_task_probe(pc_job *j)
     AVCodecContext *dec = NULL;
     AVPacket *pkt = NULL;
     AVFrame *frame = NULL;
-    int64_t *pts = NULL;
+    int64_t *pts = NULL, *keys = NULL;
+    size_t nkeys = 0, keycap = 0;
     int r = pc_av_open(j, j->source, &fmt);
     if (r < 0) {
         if (pc_job_canceled(j))
@@ -136,8 +137,21 @@ int pc_task_probe(pc_job *j)
                 cap *= 2;
             }
             pts[n++] = t;
-            if (pkt->flags & AV_PKT_FLAG_KEY)
+            if (pkt->flags & AV_PKT_FLAG_KEY) {
                 keyframes++;
+                if (nkeys == keycap) {
+                    size_t nc = keycap ? keycap * 2 : 256;
+                    int64_t *nk = realloc(keys, nc * sizeof(*nk));
+                    if (nk == NULL) {
+                        av_packet_unref(pkt);
+                        pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+                        goto out;
+                    }
+                    keys = nk;
+                    keycap = nc;
+                }
+                keys[nkeys++] = t;
+            }
             if (sent < DECODE_CHECK_PACKETS && decoded == 0) {
                 sent++;
                 if (avcodec_send_packet(dec, pkt) < 0)
@@ -219,6 +233,14 @@ int pc_task_probe(pc_job *j)
         pc_job_fail(j, r, 0, "io_error", "cannot write the frame index");
         goto out;
     }
+    /* source keyframes: where a chunk's decoder can start (plan picks chunk starts near them) */
+    if (nkeys > 1)
+        qsort(keys, nkeys, sizeof(*keys), cmp_i64);
+    snprintf(path, sizeof(path), "%s/keyframes.bin", j->work_dir);
+    if ((r = pc_frames_write(path, keys, nkeys)) != 0) {
+        pc_job_fail(j, r, 0, "io_error", "cannot write the keyframe index");
+        goto out;
+    }
     AVRational sar = av_guess_sample_aspect_ratio(fmt, vs, NULL);
     if (sar.num <= 0 || sar.den <= 0)
         sar = (AVRational){1, 1};
@@ -245,6 +267,7 @@ int pc_task_probe(pc_job *j)
             cfr ? "constant" : "variable", duration, pc_av_rotation(vs), audio_ok ? "yes" : "no");
 out:
     free(pts);
+    free(keys);
     av_frame_free(&frame);
     av_packet_free(&pkt);
     avcodec_free_context(&dec);
@@ -323,7 +346,16 @@ int pc_task_plan(pc_job *j)
         target = j->env->segment_seconds;
     if (target > 32)
         target = 32;
-    size_t nc = pc_chunks_plan(segs, ns, (int64_t)llround(target * (double)tl.timescale), chunk_first);
+    int64_t *keys = NULL;
+    size_t nkeys = 0;
+    snprintf(path, sizeof(path), "%s/keyframes.bin", j->work_dir);
+    if (pc_frames_read(path, &keys, &nkeys) != 0)
+        nkeys = 0; /* older work dirs: plan without keyframe hints */
+    /* only a source GOP longer than our segments makes a boundary worth moving */
+    int64_t shift_min = (int64_t)llround(j->env->segment_seconds * tl.tb_den / tl.tb_num);
+    size_t nc = pc_chunks_plan(segs, ns, (int64_t)llround(target * (double)tl.timescale), (size_t)j->env->workers, keys,
+                               nkeys, shift_min, chunk_first);
+    free(keys);
 
     json_t *jr = json_array();
     for (int i = 0; i < nr; i++)
@@ -341,6 +373,18 @@ int pc_task_plan(pc_job *j)
                                             (json_int_t)(last - first), "duration",
                                             (double)(cend - segs[first].t) / (double)tl.timescale));
     }
+    /* thumbnails are captured by the encode chunks from the top rung: a tile every |interval| s
+     * (at most 1000) and five poster candidates at 10%..90% */
+    double interval = duration / 100 > 2 ? ceil(duration / 100) : 2;
+    int tiles = (int)ceil(duration / interval);
+    tiles = tiles < 1 ? 1 : tiles > 1000 ? 1000 : tiles;
+    const pc_rung *top = &rungs[nr - 1];
+    int tile_h = (int)lround(160.0 * top->height / top->width / 2) * 2;
+    json_t *posters = json_array();
+    for (int k = 0; k < 5; k++)
+        json_array_append_new(posters, json_integer((json_int_t)llround(duration * (0.1 + 0.2 * k) * (double)tl.timescale)));
+    json_t *thumbs = json_pack("{s:f, s:i, s:i, s:i, s:o}", "interval", interval, "tiles", tiles, "tile_width", 160,
+                               "tile_height", tile_h < 2 ? 2 : tile_h, "posters", posters);
     json_t *audio = json_null();
     if (json_is_object(json_object_get(info, "audio")))
         audio = json_pack("{s:i, s:i, s:i, s:i}", "index", (int)pc_json_int(json_object_get(info, "audio"), "index", -1),
@@ -352,6 +396,7 @@ int pc_task_plan(pc_job *j)
         "first_pts", (json_int_t)tl.first_pts, "end", (json_int_t)end, "video_index", (int)pc_json_int(v, "index", 0),
         "time_base", tl.tb_num, tl.tb_den, "rotation", rot, "preset", j->env->preset, "rungs", jr, "segments", js,
         "chunks", jc, "audio", audio);
+    json_object_set_new(plan, "thumbs", thumbs);
     j->result = pc_json_dump(plan);
     json_decref(plan);
     json_decref(info);

@@ -345,34 +345,94 @@ static void segments_first_frame_late_and_single_frame(void **state)
 static void chunks_group_segments_to_the_target(void **state)
 {
     (void)state;
-    pc_segment segs[7];
-    for (int i = 0; i < 7; i++) {
+    pc_segment segs[15];
+    for (int i = 0; i < 15; i++) {
         segs[i].t = (int64_t)i * 4 * SEC;
         segs[i].pts = i;
         segs[i].frames = 120;
     }
-    size_t first[7];
-    /* 8 s chunks: two 4 s segments each, the last one alone */
-    size_t n = pc_chunks_plan(segs, 7, 8 * SEC, first);
+    size_t first[15];
+    /* 7 segments (24 s span), 8 s target, one worker: 4 chunks, the spare segment goes to the first ones */
+    size_t n = pc_chunks_plan(segs, 7, 8 * SEC, 1, NULL, 0, 0, first);
     assert_int_equal(n, 4);
     assert_int_equal(first[0], 0);
     assert_int_equal(first[1], 2);
     assert_int_equal(first[2], 4);
     assert_int_equal(first[3], 6);
-    /* one tick more than 8 s lets a third segment (starting at +8 s) in */
-    n = pc_chunks_plan(segs, 7, 8 * SEC + 1, first);
+    /* one tick over 8 s: 24 s / (8 s + 1) = 2, plus one: 3 chunks of 3, 2, 2 */
+    n = pc_chunks_plan(segs, 7, 8 * SEC + 1, 1, NULL, 0, 0, first);
     assert_int_equal(n, 3);
     assert_int_equal(first[1], 3);
-    assert_int_equal(first[2], 6);
+    assert_int_equal(first[2], 5);
     /* a target below one segment: every segment is its own chunk */
-    n = pc_chunks_plan(segs, 7, SEC, first);
+    n = pc_chunks_plan(segs, 7, SEC, 1, NULL, 0, 0, first);
     assert_int_equal(n, 7);
     for (size_t i = 0; i < 7; i++)
         assert_int_equal(first[i], i);
-    /* a huge target: one chunk */
-    assert_int_equal(pc_chunks_plan(segs, 7, INT64_MAX / 2, first), 1);
+    assert_int_equal(pc_chunks_plan(segs, 7, INT64_MAX / 2, 1, NULL, 0, 0, first), 1);
     assert_int_equal(first[0], 0);
-    assert_int_equal(pc_chunks_plan(segs, 0, 8 * SEC, first), 0);
+    assert_int_equal(pc_chunks_plan(segs, 0, 8 * SEC, 1, NULL, 0, 0, first), 0);
+}
+
+/* The chunk count is a multiple of the workers so that every round of work is full. */
+static void chunks_balance_the_workers(void **state)
+{
+    (void)state;
+    pc_segment segs[15];
+    for (int i = 0; i < 15; i++) {
+        segs[i].t = (int64_t)i * 4 * SEC;
+        segs[i].pts = i;
+        segs[i].frames = 120;
+    }
+    size_t first[15];
+    /* 15 segments, 10 s target, 2 workers: 6 chunks of 3,3,3,2,2,2 */
+    size_t n = pc_chunks_plan(segs, 15, 10 * SEC, 2, NULL, 0, 0, first);
+    assert_int_equal(n, 6);
+    const size_t want[] = {0, 3, 6, 9, 11, 13};
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(first[i], want[i]);
+    /* 5 segments, 8 s target, 2 workers: 3 chunks would leave one worker idle; 4 it is */
+    n = pc_chunks_plan(segs, 5, 8 * SEC, 2, NULL, 0, 0, first);
+    assert_int_equal(n, 4);
+    assert_int_equal(first[1], 2);
+    /* never more chunks than segments */
+    assert_int_equal(pc_chunks_plan(segs, 3, SEC, 4, NULL, 0, 0, first), 3);
+}
+
+/* Past |shift_min| of lead-in, a boundary moves by one segment to the shortest lead-in from a source keyframe. */
+static void chunks_start_near_source_keyframes(void **state)
+{
+    (void)state;
+    pc_segment segs[8];
+    for (int i = 0; i < 8; i++) {
+        segs[i].t = (int64_t)i * 4 * SEC;
+        segs[i].pts = (int64_t)i * 4000; /* source time base 1/1000 */
+        segs[i].frames = 120;
+    }
+    size_t first[8];
+    /* keyframes every 8.33 s: starting at 8 s wastes 8 s of decoding, at 12 s only 3.67 s */
+    const int64_t keys[] = {0, 8333, 16667, 25000};
+    size_t n = pc_chunks_plan(segs, 8, 8 * SEC, 1, keys, 4, 4000, first);
+    assert_int_equal(n, 4);
+    assert_int_equal(first[0], 0);
+    assert_int_equal(first[1], 3); /* 12 s (3.67 s) beats 8 s (8 s) and 4 s (4 s) */
+    assert_int_equal(first[2], 5); /* 20 s (3.33 s) beats 16 s (7.67 s) */
+    assert_int_equal(first[3], 7); /* 28 s (3 s) beats 24 s (7.33 s) */
+    /* a keyframe exactly at the boundary keeps it there */
+    const int64_t on_boundary[] = {0, 8000};
+    pc_chunks_plan(segs, 8, 8 * SEC, 1, on_boundary, 2, 4000, first);
+    assert_int_equal(first[1], 2);
+    /* short source GOPs (lead-in at most the threshold) never move a boundary */
+    const int64_t short_gops[] = {0, 2000, 4000, 6000, 8000 - 3000, 10000, 12000, 14000, 16000, 18000, 20000, 22000, 24000};
+    pc_chunks_plan(segs, 8, 8 * SEC, 1, short_gops, sizeof(short_gops) / sizeof(short_gops[0]), 4000, first);
+    assert_int_equal(first[1], 2);
+    assert_int_equal(first[2], 4);
+    /* the lead-in exactly at the threshold does not move it; one unit over does */
+    const int64_t at_threshold[] = {0, 4000, 12000};
+    pc_chunks_plan(segs, 8, 8 * SEC, 1, at_threshold, 3, 4000, first);
+    assert_int_equal(first[1], 2);
+    pc_chunks_plan(segs, 8, 8 * SEC, 1, at_threshold, 3, 3999, first);
+    assert_int_equal(first[1], 1); /* 4 s has lead-in 0 */
 }
 
 /* ---- pc_is_gop_start ---- */
@@ -416,6 +476,8 @@ int main(void)
         cmocka_unit_test(segment_boundary_tick_is_exact),
         cmocka_unit_test(segments_first_frame_late_and_single_frame),
         cmocka_unit_test(chunks_group_segments_to_the_target),
+        cmocka_unit_test(chunks_balance_the_workers),
+        cmocka_unit_test(chunks_start_near_source_keyframes),
         cmocka_unit_test(gop_start_at_exact_boundary_ticks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
