@@ -48,6 +48,7 @@ struct pc_http_server {
     size_t live;         /* accepted connections not yet closed */
     int closing;
     uv_timer_t close_timer;
+    uv_check_t filecache_check; /* clears h2o's open-file cache after every loop iteration */
     void (*close_cb)(void *);
     void *close_arg;
 };
@@ -147,6 +148,12 @@ void pc_http_server_handoff(pc_http_server *srv, h2o_socket_t *sock)
     h2o_http1_accept(&srv->accept_ctx, sock, *h2o_get_timestamp(&srv->ctx, NULL, NULL));
 }
 
+static void on_filecache_check(uv_check_t *c)
+{
+    pc_http_server *srv = c->data;
+    h2o_filecache_clear(srv->ctx.filecache);
+}
+
 static int parse_hostport(const char *hostport, struct sockaddr_storage *ss)
 {
     char host[256];
@@ -185,6 +192,12 @@ int pc_http_server_listen(pc_http_server *srv, const char *hostport, char *bound
         srv->accept_ctx.ctx = &srv->ctx;
         srv->accept_ctx.hosts = srv->globalconf.hosts;
         srv->ctx_ready = 1;
+        /* like h2o's own server: cached file descriptors live for one loop iteration, so requests
+         * arriving together share an open() while a file replaced or removed is seen at once */
+        uv_check_init(srv->loop, &srv->filecache_check);
+        srv->filecache_check.data = srv;
+        uv_check_start(&srv->filecache_check, on_filecache_check);
+        srv->open_handles++;
     }
     uv_tcp_t *l = &srv->listeners[srv->nlisteners];
     uv_tcp_init(srv->loop, l);
@@ -265,6 +278,10 @@ void pc_http_server_close(pc_http_server *srv, void (*cb)(void *arg), void *arg)
     if (srv->ctx_ready) {
         h2o_context_request_shutdown(&srv->ctx);
         expire_idle(srv);
+    }
+    if (srv->ctx_ready) {
+        uv_check_stop(&srv->filecache_check);
+        uv_close((uv_handle_t *)&srv->filecache_check, on_listener_closed);
     }
     uv_timer_init(srv->loop, &srv->close_timer);
     srv->close_timer.data = srv;

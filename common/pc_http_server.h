@@ -17,6 +17,7 @@
 
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
+#include <h2o/filecache.h>
 #include <h2o/http1.h>
 #include <jansson.h>
 #include <stdint.h>

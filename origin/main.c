@@ -1,5 +1,6 @@
 /* peercdn-origin: command-line entry (serve, upload). */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,8 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
+    /* a peer that goes away mid-response must cost an EPIPE, not the process */
+    signal(SIGPIPE, SIG_IGN);
     if (pc_crypto_init() != 0) {
         fprintf(stderr, "peercdn-origin: libsodium failed to initialise\n");
         return 1;

@@ -292,6 +292,7 @@ static int parse_range(h2o_iovec_t h, uint64_t size, uint64_t *start, uint64_t *
 
 struct file_gen {
     h2o_generator_t super;
+    h2o_filecache_ref_t *ref;
     int fd;
     uint64_t off, left;
     char *buf;
@@ -321,8 +322,7 @@ static void file_gen_stop(h2o_generator_t *g, h2o_req_t *req)
 static void file_gen_dispose(void *p)
 {
     struct file_gen *fg = p;
-    if (fg->fd >= 0)
-        close(fg->fd);
+    h2o_filecache_close_file(fg->ref);
 }
 
 static int gzip_buf(const char *in, size_t len, char **out, size_t *outlen)
@@ -431,10 +431,13 @@ static char *rewrite_playlist(const char *in, size_t len, const char *rel, const
 
 static void add_common(h2o_req_t *req)
 {
+    /* static names and values: h2o keeps the pointers, nothing is copied per request */
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, H2O_STRLIT("*"));
-    pc_http_add_header(req, "access-control-expose-headers", "Content-Range, Content-Length, ETag, Accept-Ranges");
-    pc_http_add_header(req, "timing-allow-origin", "*");
-    pc_http_add_header(req, "x-content-type-options", "nosniff");
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-expose-headers"), 0, NULL,
+                          H2O_STRLIT("Content-Range, Content-Length, ETag, Accept-Ranges"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("timing-allow-origin"), 0, NULL, H2O_STRLIT("*"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL,
+                          H2O_STRLIT("nosniff"));
 }
 
 static void send_inline(h2o_req_t *req, const char *body, size_t len)
@@ -496,14 +499,15 @@ int pc_media_route(void *user, h2o_req_t *req)
     }
     char full[4600];
     snprintf(full, sizeof(full), "%s/%s/%s", m->o->paths_media, id, rel);
-    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0)
-            close(fd);
+    h2o_filecache_ref_t *ref = h2o_filecache_open_file(req->conn->ctx->filecache, full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (ref == NULL || ref->fd < 0 || !S_ISREG(ref->st.st_mode)) {
+        if (ref != NULL)
+            h2o_filecache_close_file(ref);
         pc_http_respond_error(req, 404, "not_found", "no such media file");
         return 0;
     }
+    int fd = ref->fd;
+    const struct stat st = ref->st;
     const struct type *ty = type_of(rel);
     int rewrite = token[0] != '\0' && ty->kind == K_PLAYLIST;
     int compressible = ty->kind == K_PLAYLIST || ty->kind == K_JSON || ty->kind == K_TEXT;
@@ -520,8 +524,8 @@ int pc_media_route(void *user, h2o_req_t *req)
     else
         snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "%s%s\"", (uint64_t)st.st_ino,
                  (uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec, rewrite ? "-s" : "", gz ? "-gz" : "");
-    char lastmod[40];
-    pc_http_date(st.st_mtim.tv_sec, lastmod, sizeof(lastmod));
+    char lastmod[H2O_TIMESTR_RFC1123_LEN + 1];
+    h2o_filecache_get_last_modified(ref, lastmod);
 
     req->res.status = 200;
     req->res.reason = "OK";
@@ -529,13 +533,19 @@ int pc_media_route(void *user, h2o_req_t *req)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ty->mime, strlen(ty->mime));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, h2o_strdup(&req->pool, etag, SIZE_MAX).base,
                    strlen(etag));
-    pc_http_add_header(req, "last-modified", lastmod);
-    if (ty->kind == K_PLAYLIST || ty->kind == K_JSON)
-        pc_http_add_header(req, "cache-control", rewrite ? "private, max-age=10" : "public, max-age=10");
-    else
-        pc_http_add_header(req, "cache-control", "public, max-age=31536000, immutable");
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LAST_MODIFIED, NULL,
+                   h2o_strdup(&req->pool, lastmod, SIZE_MAX).base, strlen(lastmod));
+    if (ty->kind == K_PLAYLIST || ty->kind == K_JSON) {
+        if (rewrite)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("private, max-age=10"));
+        else
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("public, max-age=10"));
+    } else {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                       H2O_STRLIT("public, max-age=31536000, immutable"));
+    }
     if (compressible)
-        pc_http_add_header(req, "vary", "Accept-Encoding");
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("Accept-Encoding"));
 
     /* conditional requests */
     h2o_iovec_t inm = pc_http_req_header(req, "if-none-match");
@@ -555,7 +565,7 @@ int pc_media_route(void *user, h2o_req_t *req)
         }
     }
     if (not_modified) {
-        close(fd);
+        h2o_filecache_close_file(ref);
         req->res.status = 304;
         req->res.reason = "Not Modified";
         send_inline(req, "", 0);
@@ -568,11 +578,11 @@ int pc_media_route(void *user, h2o_req_t *req)
         char *text = malloc(size + 1), *z = NULL;
         if (text == NULL || pread(fd, text, size, 0) != (ssize_t)size) {
             free(text);
-            close(fd);
+            h2o_filecache_close_file(ref);
             pc_http_respond_error(req, 500, "io_error", "cannot read the file");
             return 0;
         }
-        close(fd);
+        h2o_filecache_close_file(ref);
         if (rewrite) {
             char *rw = rewrite_playlist(text, size, rel, token, &tlen);
             free(text);
@@ -607,7 +617,7 @@ int pc_media_route(void *user, h2o_req_t *req)
         }
         int pr = use ? parse_range(range, size, &start, &len) : 0;
         if (pr < 0) {
-            close(fd);
+            h2o_filecache_close_file(ref);
             char cr[64];
             snprintf(cr, sizeof(cr), "bytes */%" PRIu64, size);
             pc_http_add_header(req, "content-range", cr);
@@ -626,7 +636,7 @@ int pc_media_route(void *user, h2o_req_t *req)
     }
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
     if (pc_http_req_method_is(req, "HEAD") || len == 0) {
-        close(fd);
+        h2o_filecache_close_file(ref);
         req->res.content_length = len;
         static h2o_generator_t gen = {NULL, NULL};
         h2o_start_response(req, &gen);
@@ -636,6 +646,7 @@ int pc_media_route(void *user, h2o_req_t *req)
     struct file_gen *fg = h2o_mem_alloc_shared(&req->pool, sizeof(*fg), file_gen_dispose);
     fg->super.proceed = file_gen_proceed;
     fg->super.stop = file_gen_stop;
+    fg->ref = ref;
     fg->fd = fd;
     fg->off = start;
     fg->left = len;

@@ -160,6 +160,23 @@ def test_delete_removes_media_and_metadata(s):
     eq(o.req("GET", "/api/videos").json()["total"], 2, "catalog shrank")
 
 
+def test_client_aborts_do_not_kill_the_server(s):
+    """Responses written to a connection the client reset (EPIPE) must not take the process down."""
+    import socket
+    import struct
+    o = st["o"]
+    req = ("GET /v/%s/v0/seg-00001.m4s HTTP/1.1\r\nHost: x\r\n\r\n" % st["vid"]).encode()
+    for _ in range(20):
+        sock = socket.create_connection((o.host, o.port))
+        sock.sendall(req * 200)  # pipelined: the server keeps writing after the reset
+        sock.recv(1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # RST
+    time.sleep(0.3)
+    check(o.proc.poll() is None, "origin died (rc %s)" % o.proc.returncode)
+    eq(o.req("GET", "/api/health").status, 200, "still serving")
+
+
 def test_signed_media_mode(s):
     o = s.origin("--signed-media")
     src = clip("serve_480x270", size="480x270", rate=30, dur=5)
@@ -190,4 +207,4 @@ def test_signed_media_mode(s):
 
 S.run([test_publish_three_videos, test_segments_are_immutable_with_strong_etags, test_byte_ranges, test_cors,
        test_playlists_short_cache_and_gzip, test_path_traversal_and_hidden_files, test_catalog_pagination,
-       test_delete_removes_media_and_metadata, test_signed_media_mode])
+       test_delete_removes_media_and_metadata, test_client_aborts_do_not_kill_the_server, test_signed_media_mode])

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""bench/serve: segment throughput of peercdn-origin's /v/ against nginx serving the same files,
+measured with wrk (keep-alive) in the same run. Goal: >= 1.0x nginx.
+
+nginx runs with one worker (peercdn-origin serves from one event loop) and with
+'worker_processes auto'; wrk uses one thread and 16 connections cycling through the segment files.
+usage: bench/serve.py [--duration S] [--connections N]
+"""
+import argparse
+import os
+import re
+import socket
+import subprocess
+import time
+
+import common  # noqa: F401
+from harness import Suite, clip
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--duration", type=int, default=10)
+ap.add_argument("--connections", type=int, default=16)
+a, _ = ap.parse_known_args()
+S = Suite("bench-serve")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wrk(base, paths):
+    script = os.path.join(S.tmp, "paths.lua")
+    with open(script, "w") as f:
+        f.write("local paths = {%s}\nlocal i = 0\nrequest = function()\n  i = i %% #paths + 1\n"
+                "  return wrk.format(\"GET\", paths[i])\nend\n" % ", ".join('"%s"' % p for p in paths))
+    p = subprocess.run(["wrk", "-t1", "-c%d" % a.connections, "-d%ds" % a.duration, "--latency", "-s", script, base],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=a.duration + 60)
+    out = p.stdout.decode()
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    if m is None:
+        raise AssertionError("wrk failed against %s: %s" % (base, out))
+    rps = float(m.group(1))
+    tr = re.search(r"Transfer/sec:\s+([0-9.]+)([KMG]B)", out)
+    mbs = float(tr.group(1)) * {"KB": 1 / 1024, "MB": 1, "GB": 1024}[tr.group(2)]
+    p99 = re.search(r"99%\s+([0-9.]+)(us|ms|s)", out)
+    p99ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise AssertionError("errors during the run against %s: %s" % (base, out))
+    return rps, mbs, p99ms
+
+
+def nginx(root, workers):
+    port = free_port()
+    d = os.path.join(S.tmp, "nginx-%s" % workers)
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(("user root;\n" if os.geteuid() == 0 else "") + """worker_processes %s;
+pid %s/nginx.pid;
+error_log %s/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on; tcp_nodelay on;
+  keepalive_requests 1000000; keepalive_timeout 60;
+  types { video/iso.segment m4s; video/mp4 mp4; }
+  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s; uwsgi_temp_path %s; scgi_temp_path %s;
+  server {
+    listen 127.0.0.1:%d;
+    location /v/ { alias %s/; add_header Cache-Control "public, max-age=31536000, immutable"; }
+  }
+}
+""" % (workers, d, d, d, d, d, d, d, port, root))
+    proc = subprocess.Popen(["nginx", "-c", conf, "-p", d, "-g", "daemon off;"])
+    time.sleep(0.5)
+    return proc, "http://127.0.0.1:%d" % port
+
+
+def main():
+    o = S.origin()
+    src = clip("bench_camera_1080p_20s", size="1920x1080", rate=30, dur=20, vf="noise=alls=4:allf=t",
+               vopts=["-preset", "veryfast", "-b:v", "12M", "-g", "60"])
+    vid = o.upload(src, parallel=2)
+    v = o.ready(vid, timeout=600)
+    media = os.path.join(o.data, "media")
+    top, low = v["renditions"][-1]["id"], v["renditions"][0]["id"]
+    sets = {}
+    for name, rung in (("large (top rung)", top), ("small (lowest rung)", low)):
+        files = sorted(f for f in os.listdir(os.path.join(media, vid, rung)) if f.endswith(".m4s"))
+        size = sum(os.path.getsize(os.path.join(media, vid, rung, f)) for f in files) / len(files)
+        sets[name] = (["/v/%s/%s/%s" % (vid, rung, f) for f in files], size)
+    results = []
+    for name, (paths, size) in sets.items():
+        ours = wrk(o.url, paths)
+        row = {"set": name, "avg_bytes": size, "peercdn": ours}
+        for workers in ("1", "auto"):
+            proc, base = nginx(media, workers)
+            try:
+                row["nginx-" + workers] = wrk(base, paths)
+            finally:
+                proc.terminate()
+                proc.wait()
+        results.append(row)
+    o.stop()
+    S.cleanups.clear()
+    print("wrk: 1 thread, %d connections, %d s per run, keep-alive; %d CPUs" % (a.connections, a.duration, os.cpu_count()))
+    for row in results:
+        print("%s segments, %.0f KB on average:" % (row["set"], row["avg_bytes"] / 1024))
+        for k in ("peercdn", "nginx-1", "nginx-auto"):
+            rps, mbs, p99 = row[k]
+            print("  %-11s %9.0f req/s %9.1f MB/s  p99 %7.2f ms" % (k, rps, mbs, p99))
+        print("  ratio peercdn/nginx(1 worker): %.2f   peercdn/nginx(auto): %.2f (goal >= 1.0)" % (
+            row["peercdn"][1] / row["nginx-1"][1], row["peercdn"][1] / row["nginx-auto"][1]))
+
+
+main()
