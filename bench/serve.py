@@ -87,9 +87,10 @@ def main():
     vid = o.upload(src, parallel=2)
     v = o.ready(vid, timeout=600)
     media = os.path.join(o.data, "media")
-    top, low = v["renditions"][-1]["id"], v["renditions"][0]["id"]
+    rs = v["renditions"]
+    top, mid, low = rs[-1]["id"], rs[len(rs) // 2]["id"], rs[0]["id"]
     sets = {}
-    for name, rung in (("large (top rung)", top), ("small (lowest rung)", low)):
+    for name, rung in (("large (top rung)", top), ("medium (middle rung)", mid), ("small (lowest rung)", low)):
         files = sorted(f for f in os.listdir(os.path.join(media, vid, rung)) if f.endswith(".m4s"))
         size = sum(os.path.getsize(os.path.join(media, vid, rung, f)) for f in files) / len(files)
         sets[name] = (["/v/%s/%s/%s" % (vid, rung, f) for f in files], size)

@@ -17,7 +17,9 @@
 #include "pc_log.h"
 
 #define ETAG_CACHE 64
-#define CHUNK (256 * 1024)
+#define CHUNK_BIG (1024 * 1024) /* read size while few responses are in flight: fewer write rounds */
+#define CHUNK_SMALL (256 * 1024)
+#define BIG_READERS 64            /* beyond this many concurrent file responses, read 256 KiB at a time */
 #define INLINE_MAX (64 * 1024)
 #define GZIP_MAX (4 << 20)
 #define REL_MAX 256
@@ -36,6 +38,7 @@ struct etag_video {
 
 struct pc_media {
     pc_origin *o;
+    size_t readers; /* file responses in flight */
     struct etag_video cache[ETAG_CACHE];
     uint64_t clock;
 };
@@ -293,15 +296,17 @@ static int parse_range(h2o_iovec_t h, uint64_t size, uint64_t *start, uint64_t *
 struct file_gen {
     h2o_generator_t super;
     h2o_filecache_ref_t *ref;
+    pc_media *m;
     int fd;
     uint64_t off, left;
+    size_t chunk;
     char *buf;
 };
 
 static void file_gen_proceed(h2o_generator_t *g, h2o_req_t *req)
 {
     struct file_gen *fg = (void *)g;
-    size_t n = fg->left > CHUNK ? CHUNK : (size_t)fg->left;
+    size_t n = fg->left > fg->chunk ? fg->chunk : (size_t)fg->left;
     ssize_t r = pread(fg->fd, fg->buf, n, (off_t)fg->off);
     if (r <= 0) {
         h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
@@ -322,6 +327,7 @@ static void file_gen_stop(h2o_generator_t *g, h2o_req_t *req)
 static void file_gen_dispose(void *p)
 {
     struct file_gen *fg = p;
+    fg->m->readers--;
     h2o_filecache_close_file(fg->ref);
 }
 
@@ -647,10 +653,13 @@ int pc_media_route(void *user, h2o_req_t *req)
     fg->super.proceed = file_gen_proceed;
     fg->super.stop = file_gen_stop;
     fg->ref = ref;
+    fg->m = m;
+    m->readers++;
     fg->fd = fd;
     fg->off = start;
     fg->left = len;
-    fg->buf = h2o_mem_alloc_pool(&req->pool, len < CHUNK ? (size_t)len : CHUNK);
+    fg->chunk = m->readers <= BIG_READERS ? CHUNK_BIG : CHUNK_SMALL;
+    fg->buf = h2o_mem_alloc_pool(&req->pool, len < fg->chunk ? (size_t)len : fg->chunk);
     req->res.content_length = len;
     h2o_start_response(req, &fg->super);
     file_gen_proceed(&fg->super, req);
