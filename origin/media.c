@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "pc_http_util.h"
 #include "pc_log.h"
 
 #define ETAG_CACHE 64
@@ -213,84 +214,6 @@ static const struct type *type_of(const char *rel)
         if (strcmp(dot, types[i].ext) == 0)
             return &types[i];
     return &other;
-}
-
-/* Does an If-None-Match list contain |etag| (weak comparison)? */
-static int inm_matches(h2o_iovec_t inm, const char *etag)
-{
-    size_t el = strlen(etag);
-    const char *p = inm.base, *end = inm.base + inm.len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == ','))
-            p++;
-        if (p < end && *p == '*')
-            return 1;
-        if (end - p > 2 && p[0] == 'W' && p[1] == '/')
-            p += 2;
-        const char *q = p;
-        if (q < end && *q == '"') {
-            q = memchr(q + 1, '"', (size_t)(end - q - 1));
-            if (q == NULL)
-                return 0;
-            q++;
-        } else {
-            while (q < end && *q != ',')
-                q++;
-        }
-        if ((size_t)(q - p) == el && memcmp(p, etag, el) == 0)
-            return 1;
-        p = q;
-    }
-    return 0;
-}
-
-/* Parses a single "bytes=" range against |size|. 1 ok, 0 ignore (serve whole), -1 unsatisfiable. */
-static int parse_range(h2o_iovec_t h, uint64_t size, uint64_t *start, uint64_t *len)
-{
-    if (h.len < 7 || strncasecmp(h.base, "bytes=", 6) != 0)
-        return 0;
-    char buf[64];
-    if (h.len - 6 >= sizeof(buf))
-        return 0;
-    memcpy(buf, h.base + 6, h.len - 6);
-    buf[h.len - 6] = '\0';
-    if (strchr(buf, ',') != NULL)
-        return 0; /* multiple ranges: serve the whole representation (RFC 9110 allows it) */
-    char *dash = strchr(buf, '-');
-    if (dash == NULL)
-        return 0;
-    *dash = '\0';
-    char *a = buf, *b = dash + 1, *end;
-    while (*a == ' ')
-        a++;
-    if (*a == '\0') { /* suffix */
-        unsigned long long n = strtoull(b, &end, 10);
-        if (*b == '\0' || *end != '\0')
-            return 0;
-        if (n == 0 || size == 0)
-            return -1;
-        if (n > size)
-            n = size;
-        *start = size - n;
-        *len = n;
-        return 1;
-    }
-    unsigned long long s = strtoull(a, &end, 10);
-    if (*end != '\0')
-        return 0;
-    if (s >= size)
-        return -1;
-    unsigned long long e = size - 1;
-    if (*b != '\0') {
-        e = strtoull(b, &end, 10);
-        if (*end != '\0' || e < s)
-            return 0;
-        if (e >= size)
-            e = size - 1;
-    }
-    *start = s;
-    *len = e - s + 1;
-    return 1;
 }
 
 struct file_gen {
@@ -557,7 +480,7 @@ int pc_media_route(void *user, h2o_req_t *req)
     h2o_iovec_t inm = pc_http_req_header(req, "if-none-match");
     int not_modified = 0;
     if (inm.base != NULL) {
-        not_modified = inm_matches(inm, etag);
+        not_modified = pc_http_etag_list_matches(inm.base, inm.len, etag, strlen(etag));
     } else {
         h2o_iovec_t ims = pc_http_req_header(req, "if-modified-since");
         struct tm tm;
@@ -621,7 +544,7 @@ int pc_media_route(void *user, h2o_req_t *req)
             else
                 use = ifr.len == strlen(lastmod) && memcmp(ifr.base, lastmod, ifr.len) == 0;
         }
-        int pr = use ? parse_range(range, size, &start, &len) : 0;
+        int pr = use ? pc_http_parse_range(range.base, range.len, size, &start, &len) : 0;
         if (pr < 0) {
             h2o_filecache_close_file(ref);
             char cr[64];

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,8 +47,35 @@ def jobs_for(build, label):
     return jobs
 
 
+def fuzz_jobs(build, seconds):
+    jobs = []
+    d = os.path.join(build, "fuzz")
+    if not os.path.isdir(d):
+        return jobs
+    for name in sorted(os.listdir(d)):
+        path = os.path.join(d, name)
+        if name.startswith("fuzz_") and os.access(path, os.X_OK) and os.path.isfile(path):
+            seeds = os.path.join(ROOT, "fuzz", "corpus", name[5:])
+            jobs.append(("fuzz", "fuzz/" + name, [path, "-max_total_time=%d" % seconds, "-print_final_stats=1",
+                                                  "@CORPUS@", seeds], seconds + 60))
+    return jobs
+
+
 def run_job(job, env):
     label, name, argv, timeout = job
+    if label == "fuzz":
+        start = time.time()
+        with tempfile.TemporaryDirectory() as corpus:
+            argv = [corpus if a == "@CORPUS@" else a for a in argv]
+            try:
+                p = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+                out, rc = p.stdout.decode("utf-8", "replace"), p.returncode
+            except subprocess.TimeoutExpired as e:
+                out, rc = (e.stdout or b"").decode("utf-8", "replace"), -1
+        m = re.search(r"stat::number_of_executed_units: (\d+)", out)
+        runs = m.group(1) if m else "?"
+        return (job, [(rc == 0, "%s runs without a crash, leak or failed invariant" % runs)], None, out,
+                time.time() - start)
     if label == "asan":
         env = sanitizer_env(env)
         timeout *= 2
@@ -87,12 +115,16 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--asan-only", action="store_true", help="run only the sanitizer build's jobs")
+    ap.add_argument("--fuzz-build", help="clang build with -Dfuzz=true: run each harness briefly")
+    ap.add_argument("--fuzz-seconds", type=int, default=5)
     args = ap.parse_args()
     os.environ.setdefault("PEERCDN_TEST_MEDIA", os.path.join(ROOT, "build", "test-media"))
     os.makedirs(os.environ["PEERCDN_TEST_MEDIA"], exist_ok=True)
     jobs = [] if args.asan_only else jobs_for(os.path.abspath(args.build), "")
     if args.asan_build:
         jobs += jobs_for(os.path.abspath(args.asan_build), "asan")
+    if args.fuzz_build:
+        jobs += fuzz_jobs(os.path.abspath(args.fuzz_build), args.fuzz_seconds)
     if args.only:
         jobs = [j for j in jobs if args.only in j[1]]
     passed = failed = 0

@@ -1,0 +1,102 @@
+/* Range and entity-tag parsing; see pc_http_util.h. */
+#include "pc_http_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Parses decimal digits into |*v| (no sign, no overflow). */
+static int parse_u64(const char *s, size_t n, uint64_t *v)
+{
+    if (n == 0 || n > 19)
+        return -1;
+    uint64_t r = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        r = r * 10 + (uint64_t)(s[i] - '0');
+    }
+    *v = r;
+    return 0;
+}
+
+static void trim(const char **s, size_t *n)
+{
+    while (*n > 0 && (**s == ' ' || **s == '\t'))
+        (*s)++, (*n)--;
+    while (*n > 0 && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
+        (*n)--;
+}
+
+int pc_http_parse_range(const char *value, size_t len, uint64_t size, uint64_t *start, uint64_t *rlen)
+{
+    if (len < 7 || len > 64 || strncasecmp(value, "bytes=", 6) != 0)
+        return 0;
+    const char *spec = value + 6;
+    size_t n = len - 6;
+    if (memchr(spec, ',', n) != NULL)
+        return 0; /* several ranges: serve the whole representation (RFC 9110 allows it) */
+    const char *dash = memchr(spec, '-', n);
+    if (dash == NULL)
+        return 0;
+    const char *a = spec, *b = dash + 1;
+    size_t an = (size_t)(dash - spec), bn = n - an - 1;
+    trim(&a, &an);
+    trim(&b, &bn);
+    uint64_t first, last;
+    if (an == 0) { /* suffix: the last n bytes */
+        if (parse_u64(b, bn, &last) != 0)
+            return 0;
+        if (last == 0 || size == 0)
+            return -1;
+        if (last > size)
+            last = size;
+        *start = size - last;
+        *rlen = last;
+        return 1;
+    }
+    if (parse_u64(a, an, &first) != 0)
+        return 0;
+    if (bn == 0) {
+        last = size > 0 ? size - 1 : 0;
+    } else {
+        if (parse_u64(b, bn, &last) != 0 || last < first)
+            return 0;
+        if (last >= size)
+            last = size > 0 ? size - 1 : 0;
+    }
+    if (first >= size)
+        return -1;
+    *start = first;
+    *rlen = last - first + 1;
+    return 1;
+}
+
+int pc_http_etag_list_matches(const char *value, size_t len, const char *etag, size_t etag_len)
+{
+    const char *p = value, *end = value + len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        if (p == end)
+            break;
+        if (*p == '*')
+            return 1;
+        if (end - p > 2 && p[0] == 'W' && p[1] == '/')
+            p += 2;
+        const char *q = p;
+        if (q < end && *q == '"') {
+            const char *close = memchr(q + 1, '"', (size_t)(end - q - 1));
+            if (close == NULL)
+                return 0;
+            q = close + 1;
+        } else {
+            while (q < end && *q != ',')
+                q++;
+        }
+        if ((size_t)(q - p) == etag_len && memcmp(p, etag, etag_len) == 0)
+            return 1;
+        p = q;
+    }
+    return 0;
+}

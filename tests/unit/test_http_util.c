@@ -1,0 +1,97 @@
+/* Range and If-None-Match parsing: every form, the exact edges, and what must be ignored. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pc_http_util.h"
+
+static int range(const char *v, uint64_t size, uint64_t *s, uint64_t *l)
+{
+    return pc_http_parse_range(v, strlen(v), size, s, l);
+}
+
+static void ranges_in_every_form(void **state)
+{
+    (void)state;
+    uint64_t s = 0, l = 0;
+    assert_int_equal(range("bytes=0-99", 1000, &s, &l), 1);
+    assert_int_equal(s, 0);
+    assert_int_equal(l, 100);
+    assert_int_equal(range("bytes=100-", 1000, &s, &l), 1);
+    assert_int_equal(s, 100);
+    assert_int_equal(l, 900);
+    assert_int_equal(range("bytes=-10", 1000, &s, &l), 1);
+    assert_int_equal(s, 990);
+    assert_int_equal(l, 10);
+    assert_int_equal(range("Bytes= 5 - 9 ", 1000, &s, &l), 1);
+    assert_int_equal(s, 5);
+    assert_int_equal(l, 5);
+}
+
+static void range_edges(void **state)
+{
+    (void)state;
+    uint64_t s = 0, l = 0;
+    /* the last byte exactly, and one past it */
+    assert_int_equal(range("bytes=999-999", 1000, &s, &l), 1);
+    assert_int_equal(l, 1);
+    assert_int_equal(range("bytes=1000-", 1000, &s, &l), -1);
+    assert_int_equal(range("bytes=1000-2000", 1000, &s, &l), -1);
+    /* an end past the size is clamped */
+    assert_int_equal(range("bytes=990-5000", 1000, &s, &l), 1);
+    assert_int_equal(l, 10);
+    /* suffixes: longer than the file is the whole file; zero is unsatisfiable */
+    assert_int_equal(range("bytes=-5000", 1000, &s, &l), 1);
+    assert_int_equal(s, 0);
+    assert_int_equal(l, 1000);
+    assert_int_equal(range("bytes=-0", 1000, &s, &l), -1);
+    assert_int_equal(range("bytes=0-", 0, &s, &l), -1);
+}
+
+static void ranges_to_ignore(void **state)
+{
+    (void)state;
+    uint64_t s = 0, l = 0;
+    const char *ignored[] = {"items=0-5", "bytes=0-5,10-20", "bytes=9-5", "bytes=abc-", "bytes=", "bytes=-",
+                             "bytes=1-2-3", "bytes=99999999999999999999-", "bytes=+5-9", "bytes"};
+    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+        assert_int_equal(range(ignored[i], 1000, &s, &l), 0);
+    char longv[128];
+    memset(longv, '1', sizeof(longv));
+    memcpy(longv, "bytes=0-", 8);
+    assert_int_equal(pc_http_parse_range(longv, sizeof(longv), 1000, &s, &l), 0);
+}
+
+static int inm(const char *list, const char *etag)
+{
+    return pc_http_etag_list_matches(list, strlen(list), etag, strlen(etag));
+}
+
+static void if_none_match_lists(void **state)
+{
+    (void)state;
+    assert_int_equal(inm("\"abc\"", "\"abc\""), 1);
+    assert_int_equal(inm("\"x\", \"abc\"", "\"abc\""), 1);
+    assert_int_equal(inm("W/\"abc\"", "\"abc\""), 1);
+    assert_int_equal(inm("*", "\"abc\""), 1);
+    assert_int_equal(inm("\"abcd\"", "\"abc\""), 0);
+    assert_int_equal(inm("\"ab\"", "\"abc\""), 0);
+    assert_int_equal(inm("", "\"abc\""), 0);
+    assert_int_equal(inm("\"abc", "\"abc\""), 0); /* unterminated */
+    assert_int_equal(inm(" , ,", "\"abc\""), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ranges_in_every_form),
+        cmocka_unit_test(range_edges),
+        cmocka_unit_test(ranges_to_ignore),
+        cmocka_unit_test(if_none_match_lists),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
