@@ -21,6 +21,7 @@ ap.add_argument("--preset", default="veryfast")
 ap.add_argument("--source", default="camera", choices=["camera", "grain"],
                 help="camera: 12 Mb/s, 2 s GOP, like a phone or an editor's export; "
                      "grain: 150 Mb/s of temporal noise with 8.3 s GOPs, the worst case for chunked decoding")
+ap.add_argument("--crf", type=float, default=21, help="capped CRF for both sides, as the origin's default (0: ABR)")
 ap.add_argument("--origin-args", default="", help="extra peercdn-origin serve options, e.g. '--x264-threads 2'")
 a, _ = ap.parse_known_args()
 
@@ -60,7 +61,7 @@ def main():
         fc += ";[s%d]scale=%d:%d:flags=bicubic,format=yuv420p[o%d]" % (i, w, h, i)
     argv = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", src, "-filter_complex", fc]
     for i, (w, h, br) in enumerate(LADDER):
-        argv += ["-map", "[o%d]" % i, "-c:v", "libx264", "-preset", a.preset, "-profile:v", "high", "-b:v", str(br),
+        argv += ["-map", "[o%d]" % i, "-c:v", "libx264", "-preset", a.preset, "-profile:v", "high"] + (["-crf", str(a.crf)] if a.crf > 0 else ["-b:v", str(br)]) + [
                  "-maxrate", str(br * 3 // 2), "-bufsize", str(br * 2), "-x264-params",
                  "scenecut=0:open-gop=0:b-pyramid=none", "-force_key_frames", "expr:gte(t,n_forced*2)",
                  os.path.join(out, "r%d.mp4" % i)]
@@ -73,7 +74,7 @@ def main():
 
     # peercdn: upload, then time from "upload complete" to "ready" (probe, plan, encode, audio,
     # package, thumbnails, sign, publish)
-    o = S.origin("--preset", a.preset, *a.origin_args.split())
+    o = S.origin("--preset", a.preset, "--crf", str(a.crf), *a.origin_args.split())
     vid = o.upload(src, parallel=4)
     t0 = time.time()
     v = o.ready(vid, timeout=3600)
@@ -81,6 +82,10 @@ def main():
     top = "%s/v/%s/%s/index.m3u8" % (o.url, vid, v["renditions"][-1]["id"])
     ours_psnr = psnr(top, src)
     ours_low = psnr("%s/v/%s/v0/index.m3u8" % (o.url, vid), src, "416:234")
+    seg_dir = os.path.join(o.data, "media", vid, "v0")
+    ours_low_kbps = sum(os.path.getsize(os.path.join(seg_dir, f)) for f in os.listdir(seg_dir)
+                        if f.endswith(".m4s")) * 8 / a.seconds / 1000
+    ref_low_kbps = os.path.getsize(os.path.join(out, "r0.mp4")) * 8 / a.seconds / 1000
     o.stop()
     S.cleanups.clear()
 
@@ -89,6 +94,7 @@ def main():
     print("peercdn ladder (full pipeline): %6.1f s  %5.2fx realtime  top-rung PSNR %.2f dB" % (ours_s, a.seconds / ours_s, ours_psnr))
     print("ratio peercdn/ffmpeg: %.2f (goal <= 0.80)   PSNR difference %+.2f dB (top), %+.2f dB (416x234: %.2f vs %.2f)"
           % (ratio, ours_psnr - ref_psnr, ours_low - ref_low, ours_low, ref_low))
+    print("416x234 rung bitrate: peercdn %.0f kb/s, ffmpeg %.0f kb/s" % (ours_low_kbps, ref_low_kbps))
     print(json.dumps({"bench": "transcode", "source": a.source, "seconds": a.seconds, "preset": a.preset, "ffmpeg_s": round(ref_s, 2),
                       "peercdn_s": round(ours_s, 2), "ratio": round(ratio, 3), "ffmpeg_psnr": ref_psnr,
                       "peercdn_psnr": ours_psnr, "ffmpeg_psnr_low": ref_low, "peercdn_psnr_low": ours_low}))

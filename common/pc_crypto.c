@@ -158,7 +158,7 @@ void pc_hex(const uint8_t *in, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
-static int hexval(int c)
+int pc_hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -174,7 +174,7 @@ int pc_unhex(const char *in, size_t inlen, uint8_t *out, size_t outlen)
     if (inlen != 2 * outlen)
         return PC_EPARSE;
     for (size_t i = 0; i < outlen; i++) {
-        int hi = hexval((unsigned char)in[2 * i]), lo = hexval((unsigned char)in[2 * i + 1]);
+        int hi = pc_hex_digit((unsigned char)in[2 * i]), lo = pc_hex_digit((unsigned char)in[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return PC_EPARSE;
         out[i] = (uint8_t)(hi << 4 | lo);

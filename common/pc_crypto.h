@@ -48,6 +48,8 @@ void pc_hmac_sha256(const uint8_t key[32], const void *msg, size_t len, uint8_t 
 /* Constant-time comparison; 1 when equal. */
 int pc_ct_equal(const void *a, const void *b, size_t len);
 
+/* Value of one hex digit (either case), or -1. Cannot fail. */
+int pc_hex_digit(int c);
 /* Lowercase hex; |out| must hold 2*len+1 bytes. */
 void pc_hex(const uint8_t *in, size_t len, char *out);
 /* Exactly 2*outlen hex digits expected; PC_EPARSE otherwise. */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "pc_crypto.h"
 #include "pc_json.h"
 #include "pc_log.h"
 
@@ -451,17 +452,6 @@ h2o_iovec_t pc_http_req_path(h2o_req_t *req)
     return h2o_iovec_init(req->path.base, len);
 }
 
-static int unhex1(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int pc_http_query_get(const char *query, size_t len, const char *name, char *out, size_t outlen)
 {
     size_t nlen = strlen(name);
@@ -477,8 +467,8 @@ int pc_http_query_get(const char *query, size_t len, const char *name, char *out
                 int c = (unsigned char)*v;
                 if (c == '+')
                     c = ' ';
-                else if (c == '%' && pe - v >= 3 && unhex1(v[1]) >= 0 && unhex1(v[2]) >= 0) {
-                    c = unhex1(v[1]) << 4 | unhex1(v[2]);
+                else if (c == '%' && pe - v >= 3 && pc_hex_digit(v[1]) >= 0 && pc_hex_digit(v[2]) >= 0) {
+                    c = pc_hex_digit(v[1]) << 4 | pc_hex_digit(v[2]);
                     v += 2;
                 }
                 if (o + 1 >= outlen)

@@ -153,14 +153,17 @@ static int handle_list(pc_origin *o, h2o_req_t *req)
     return 0;
 }
 
-static int valid_id(const char *s, size_t len)
+/* Loads video |id| into |v|; on failure answers 404/500 itself and returns -1. */
+static int load_video(pc_origin *o, h2o_req_t *req, const char *id, pc_video *v)
 {
-    if (len != PC_ID_LEN)
+    int r = pc_db_video_get(o->db, id, v);
+    if (r == 0)
         return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '2' && s[i] <= '7')))
-            return 0;
-    return 1;
+    if (r == PC_ENOENT)
+        pc_http_respond_error(req, 404, "not_found", "no such video");
+    else
+        pc_http_respond_error(req, 500, "database_error", "cannot read the video");
+    return -1;
 }
 
 static int handle_video(pc_origin *o, h2o_req_t *req, const char *id)
@@ -172,17 +175,10 @@ static int handle_video(pc_origin *o, h2o_req_t *req, const char *id)
             return 0;
         }
         pc_video v;
-        int r = pc_db_video_get(o->db, id, &v);
-        if (r == PC_ENOENT) {
-            pc_http_respond_error(req, 404, "not_found", "no such video");
+        if (load_video(o, req, id, &v) != 0)
             return 0;
-        }
-        if (r != 0) {
-            pc_http_respond_error(req, 500, "database_error", "cannot read the video");
-            return 0;
-        }
         pc_pipeline_cancel_video(o->pipeline, id);
-        r = pc_db_video_delete(o->db, id);
+        int r = pc_db_video_delete(o->db, id);
         if (r == 0)
             r = pc_media_remove(o->media, id, v.source);
         pc_video_clear(&v);
@@ -200,15 +196,8 @@ static int handle_video(pc_origin *o, h2o_req_t *req, const char *id)
         return 0;
     }
     pc_video v;
-    int r = pc_db_video_get(o->db, id, &v);
-    if (r == PC_ENOENT) {
-        pc_http_respond_error(req, 404, "not_found", "no such video");
+    if (load_video(o, req, id, &v) != 0)
         return 0;
-    }
-    if (r != 0) {
-        pc_http_respond_error(req, 500, "database_error", "cannot read the video");
-        return 0;
-    }
     json_t *j = video_json(o, &v, pc_origin_authorized(o, req));
     pc_video_clear(&v);
     pc_http_respond_json(req, 200, j);
@@ -242,7 +231,7 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
     if (path.len > sizeof(pfx) - 1 && memcmp(path.base, pfx, sizeof(pfx) - 1) == 0) {
         const char *id = path.base + sizeof(pfx) - 1;
         size_t idlen = path.len - (sizeof(pfx) - 1);
-        if (!valid_id(id, idlen)) {
+        if (!pc_id_valid(id, idlen)) {
             pc_http_respond_error(req, 404, "not_found", "no such video");
             return 0;
         }

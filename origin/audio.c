@@ -249,17 +249,7 @@ int pc_task_audio(pc_job *j)
             pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
             goto out;
         }
-        if (!eof) {
-            r = av_read_frame(fmt, pkt);
-            if (r < 0 && r != AVERROR(EAGAIN)) {
-                eof = 1;
-                avcodec_send_packet(dec, NULL);
-            } else if (r >= 0) {
-                if (pkt->stream_index == aidx)
-                    avcodec_send_packet(dec, pkt);
-                av_packet_unref(pkt);
-            }
-        }
+        pc_av_feed(fmt, dec, aidx, pkt, &eof);
         for (;;) {
             r = avcodec_receive_frame(dec, frame);
             if (r == AVERROR(EAGAIN))

@@ -72,6 +72,23 @@ int pc_av_open_decoder(const AVFormatContext *fmt, int idx, int threads, AVCodec
     return 0;
 }
 
+void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pkt, int *eof)
+{
+    if (*eof)
+        return;
+    int r = av_read_frame(fmt, pkt);
+    if (r == AVERROR(EAGAIN))
+        return;
+    if (r < 0) {
+        *eof = 1;
+        avcodec_send_packet(dec, NULL);
+        return;
+    }
+    if (pkt->stream_index == idx)
+        avcodec_send_packet(dec, pkt);
+    av_packet_unref(pkt);
+}
+
 const char *pc_av_err(int averr, char *buf, size_t len)
 {
     if (av_strerror(averr, buf, len) < 0)

@@ -15,6 +15,12 @@ int pc_av_open(pc_job *j, const char *path, AVFormatContext **out);
 int pc_av_video_stream(const AVFormatContext *fmt);
 /* Opens a decoder for stream |idx| with |threads| threads. Returns an AVERROR or 0. */
 int pc_av_open_decoder(const AVFormatContext *fmt, int idx, int threads, AVCodecContext **out);
+/*
+ * Reads the next packet and sends it to |dec| if it belongs to stream |idx|;
+ * at the end of input (or on a read error) sends the flush packet once and
+ * sets |*eof|. Does nothing once |*eof| is set. |pkt| is scratch space.
+ */
+void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pkt, int *eof);
 /* av_err2str into a caller buffer. */
 const char *pc_av_err(int averr, char *buf, size_t len);
 /* Rotation to apply for display (0, 90, 180, 270 clockwise) from the stream's display matrix. */

@@ -77,16 +77,21 @@ static size_t fullbox(w_t *w, const char *type, uint8_t version, uint32_t flags)
     return at;
 }
 
-static void box_end(w_t *w, size_t at)
+/* Overwrites the 32-bit big-endian value at |at| (space already written). */
+static void patch32(w_t *w, size_t at, uint32_t v)
 {
     if (w->err != 0)
         return;
-    uint32_t size = (uint32_t)(w->b->len - at);
     uint8_t *p = (uint8_t *)w->b->data + at;
-    p[0] = (uint8_t)(size >> 24);
-    p[1] = (uint8_t)(size >> 16);
-    p[2] = (uint8_t)(size >> 8);
-    p[3] = (uint8_t)size;
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void box_end(w_t *w, size_t at)
+{
+    patch32(w, at, (uint32_t)(w->b->len - at));
 }
 
 static void matrix(w_t *w)
@@ -353,12 +358,7 @@ int pc_cmaf_write_segment(pc_buf *out, int video, uint32_t seq, uint64_t tfdt, c
         return w.err;
     /* data offset is relative to the moof's first byte */
     size_t moof_start = moof, moof_len = out->len - moof_start;
-    uint32_t off = (uint32_t)(moof_len + 8);
-    uint8_t *p = (uint8_t *)out->data + data_offset_at;
-    p[0] = (uint8_t)(off >> 24);
-    p[1] = (uint8_t)(off >> 16);
-    p[2] = (uint8_t)(off >> 8);
-    p[3] = (uint8_t)off;
+    patch32(&w, data_offset_at, (uint32_t)(moof_len + 8));
     at = box(&w, "mdat");
     put(&w, data, len);
     box_end(&w, at);

@@ -10,6 +10,16 @@
 
 #include "pc_log.h"
 
+int pc_id_valid(const char *s, size_t len)
+{
+    if (len != PC_ID_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '2' && s[i] <= '7')))
+            return 0;
+    return 1;
+}
+
 struct pc_db {
     sqlite3 *h;
     int depth; /* transaction nesting: the outermost is BEGIN, inner ones savepoints */

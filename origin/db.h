@@ -19,6 +19,9 @@
 
 #define PC_ID_LEN 20 /* random base32 ids of uploads and videos */
 
+/* 1 when |s| (|len| bytes) is a well-formed id: exactly PC_ID_LEN characters of [a-z2-7]. */
+int pc_id_valid(const char *s, size_t len);
+
 typedef struct pc_db pc_db;
 
 /* Opens (creating and migrating) the database at |path|. PC_EDB on failure. */

@@ -225,7 +225,7 @@ static int open_encoder(struct chunk *c, struct rung_enc *re, AVRational fps, in
     e->time_base = (AVRational){1, (int)c->timescale};
     e->framerate = fps;
     e->sample_aspect_ratio = (AVRational){1, 1};
-    e->bit_rate = re->r.bitrate;
+    e->bit_rate = c->j->env->crf > 0 ? 0 : re->r.bitrate;
     e->rc_max_rate = re->r.maxrate;
     e->rc_buffer_size = re->r.bufsize;
     e->gop_size = gop_frames * 8; /* never reached: IDRs are forced every 2 s */
@@ -235,6 +235,11 @@ static int open_encoder(struct chunk *c, struct rung_enc *re, AVRational fps, in
     e->color_range = AVCOL_RANGE_MPEG;
     AVDictionary *o = NULL;
     av_dict_set(&o, "preset", c->j->env->preset, 0);
+    if (c->j->env->crf > 0) {
+        char crf[16];
+        snprintf(crf, sizeof(crf), "%.1f", c->j->env->crf);
+        av_dict_set(&o, "crf", crf, 0);
+    }
     av_dict_set(&o, "profile", "high", 0);
     av_dict_set(&o, "forced-idr", "1", 0);
     av_dict_set(&o, "x264-params", "scenecut=0:open-gop=0:b-pyramid=none", 0);
@@ -420,17 +425,7 @@ seek:
             pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
             goto out;
         }
-        if (!eof) {
-            r = av_read_frame(fmt, pkt);
-            if (r == AVERROR_EOF || (r < 0 && r != AVERROR(EAGAIN))) {
-                eof = 1;
-                avcodec_send_packet(dec, NULL);
-            } else if (r >= 0) {
-                if (pkt->stream_index == vidx)
-                    avcodec_send_packet(dec, pkt);
-                av_packet_unref(pkt);
-            }
-        }
+        pc_av_feed(fmt, dec, vidx, pkt, &eof);
         for (;;) {
             r = avcodec_receive_frame(dec, frame);
             if (r == AVERROR(EAGAIN))

@@ -20,6 +20,7 @@ typedef struct pc_job_env {
     double gop_seconds;     /* forced IDR interval */
     int workers;            /* heavy worker threads (chunking target) */
     int x264_threads;       /* threads per x264 encoder */
+    double crf;             /* > 0: capped CRF; 0: ABR at the rung's bitrate */
     const uint8_t *origin_sk;
     const uint8_t *origin_pk;
     const char *tracker_url;     /* or NULL */

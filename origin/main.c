@@ -27,6 +27,7 @@ static const char usage[] =
     "  --segment-seconds S     CMAF segment duration, an even number of seconds (default 4)\n"
     "  --preset NAME           x264 preset (default veryfast)\n"
     "  --x264-threads N        threads per x264 encoder (default 1: parallelism comes from chunks)\n"
+    "  --crf Q                 capped CRF under each rung's VBV ceiling (default 21); 0 = ABR at the rung bitrate\n"
     "  --lease-seconds S       task lease; a crashed worker's task is retried after this (default 30)\n"
     "  --signed-media          serve /v/ only with ?exp=&sig= (see docs/origin.md)\n"
     "  --media-token-ttl S     lifetime of media signatures handed out by the API (default 21600)\n"
@@ -43,10 +44,17 @@ static const char usage[] =
     "  --state FILE            resume state file (default ~/.cache/peercdn/uploads/...)\n"
     "  --no-progress           no progress bar even on a terminal\n";
 
-static void die_usage(const char *msg)
+__attribute__((noreturn)) static void die_usage(const char *msg)
 {
     fprintf(stderr, "peercdn-origin: %s (see --help)\n", msg);
     exit(2);
+}
+
+__attribute__((noreturn)) static void die_bad_option(const char *opt)
+{
+    char msg[160];
+    snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", opt);
+    die_usage(msg);
 }
 
 static double parse_num(const char *s, const char *what, double min, double max)
@@ -71,12 +79,13 @@ static int cmd_serve(int argc, char **argv)
         c.workers = 1;
     c.segment_seconds = 4;
     c.preset = "veryfast";
+    c.crf = 21;
     c.lease_ms = 30000;
     c.media_token_ttl_s = 6 * 3600;
     c.upload_ttl_s = 24 * 3600;
     c.creation_ttl_s = 3600;
     enum { O_DATA = 1, O_LISTEN, O_TOKEN, O_TRACKER, O_TRACKER_KEY, O_PUBLIC, O_WORKERS, O_SEG, O_PRESET, O_LEASE,
-           O_SIGNED, O_MTTL, O_UTTL, O_LOG, O_X264T, O_HELP };
+           O_SIGNED, O_MTTL, O_UTTL, O_LOG, O_X264T, O_CRF, O_HELP };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -88,6 +97,7 @@ static int cmd_serve(int argc, char **argv)
         {"segment-seconds", required_argument, NULL, O_SEG},
         {"preset", required_argument, NULL, O_PRESET},
         {"x264-threads", required_argument, NULL, O_X264T},
+        {"crf", required_argument, NULL, O_CRF},
         {"lease-seconds", required_argument, NULL, O_LEASE},
         {"signed-media", no_argument, NULL, O_SIGNED},
         {"media-token-ttl", required_argument, NULL, O_MTTL},
@@ -110,6 +120,7 @@ static int cmd_serve(int argc, char **argv)
         case O_SEG: c.segment_seconds = parse_num(optarg, "--segment-seconds", 2, 20); break;
         case O_PRESET: c.preset = optarg; break;
         case O_X264T: c.x264_threads = (int)parse_num(optarg, "--x264-threads", 1, 16); break;
+        case O_CRF: c.crf = parse_num(optarg, "--crf", 0, 51); break;
         case O_LEASE: c.lease_ms = (int64_t)(parse_num(optarg, "--lease-seconds", 1, 3600) * 1000); break;
         case O_SIGNED: c.signed_media = 1; break;
         case O_MTTL: c.media_token_ttl_s = (int64_t)parse_num(optarg, "--media-token-ttl", 1, 1e9); break;
@@ -122,11 +133,8 @@ static int cmd_serve(int argc, char **argv)
             break;
         }
         case O_HELP: fputs(usage, stdout); return 0;
-        default: {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", argv[optind - 1]);
-            die_usage(msg);
-        }
+        default:
+            die_bad_option(argv[optind - 1]);
         }
     }
     if (optind < argc)
@@ -177,11 +185,8 @@ static int cmd_upload(int argc, char **argv)
         case O_NOPROG: u.progress = 0; break;
         case O_CHUNK: u.chunk = (int64_t)parse_num(optarg, "--chunk-mb", 1, 1024) << 20; break;
         case O_HELP: fputs(usage, stdout); return 0;
-        default: {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", argv[optind - 1]);
-            die_usage(msg);
-        }
+        default:
+            die_bad_option(argv[optind - 1]);
         }
     }
     if (optind != argc - 1)

@@ -172,11 +172,8 @@ static struct etag_video *etags_for(pc_media *m, const char *id)
 /* Validates "<id>/<rel>" after "/v/": ids are base32, rel segments [A-Za-z0-9._-] not starting with '.'. */
 static int split_path(const char *p, size_t len, char *id, char *rel)
 {
-    if (len < PC_ID_LEN + 2 || p[PC_ID_LEN] != '/')
+    if (len < PC_ID_LEN + 2 || p[PC_ID_LEN] != '/' || !pc_id_valid(p, PC_ID_LEN))
         return 0;
-    for (size_t i = 0; i < PC_ID_LEN; i++)
-        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '2' && p[i] <= '7')))
-            return 0;
     const char *r = p + PC_ID_LEN + 1;
     size_t rl = len - PC_ID_LEN - 1;
     if (rl == 0 || rl >= REL_MAX)

@@ -31,6 +31,7 @@ typedef struct pc_origin_config {
     double segment_seconds;  /* default 4 */
     const char *preset;      /* x264 preset; default "veryfast" */
     int x264_threads;        /* threads per x264 encoder; default 1 */
+    double crf;              /* > 0: capped CRF (quality-driven under the VBV cap); 0: ABR at the rung bitrate */
     int64_t lease_ms;        /* task lease; default 30000 */
     int signed_media;        /* require ?exp&sig on /v/ */
     int64_t media_token_ttl_s;

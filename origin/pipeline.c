@@ -161,6 +161,7 @@ pc_pipeline *pc_pipeline_new(pc_origin *o)
     p->env.gop_seconds = 2.0;
     p->env.workers = o->cfg.workers;
     p->env.x264_threads = o->cfg.x264_threads > 0 ? o->cfg.x264_threads : 1;
+    p->env.crf = o->cfg.crf;
     p->env.origin_sk = o->origin_sk;
     p->env.origin_pk = o->origin_pk;
     p->env.tracker_url = o->cfg.tracker_url;

@@ -107,16 +107,6 @@ static int parse_u64(const char *s, size_t len, int64_t *out)
     return 0;
 }
 
-static int valid_id(const char *s, size_t len)
-{
-    if (len != PC_ID_LEN)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '2' && s[i] <= '7')))
-            return 0;
-    return 1;
-}
-
 void pc_tus_reply_clear(pc_tus_reply *r)
 {
     for (size_t i = 0; i < r->nheaders; i++)
@@ -540,7 +530,7 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
             const char *q = memchr(path, '?', (size_t)(e - path));
             const char *idend = q != NULL ? q : e;
             if ((size_t)(idend - path) != blen + PC_ID_LEN || strncmp(path, t->base_path, blen) != 0 ||
-                !valid_id(path + blen, PC_ID_LEN)) {
+                !pc_id_valid(path + blen, PC_ID_LEN)) {
                 op_free(op);
                 return reply_error(r, 400, "bad_concat", "Upload-Concat lists a URL that is not an upload of this server");
             }
@@ -857,7 +847,7 @@ int pc_tus_begin(pc_tus *t, const pc_tus_request *req, pc_tus_reply *early, pc_t
     }
     const char *id = path + blen;
     size_t idlen = plen - blen;
-    if (!valid_id(id, idlen))
+    if (!pc_id_valid(id, idlen))
         return reply_error(early, 404, "not_found", "no such upload");
     char idbuf[PC_ID_LEN + 1];
     memcpy(idbuf, id, PC_ID_LEN);
