@@ -393,7 +393,7 @@ void pc_http_respond(h2o_req_t *req, int status, const char *content_type, const
     static h2o_generator_t generator = {NULL, NULL};
     req->res.status = status;
     req->res.reason = pc_http_reason(status);
-    req->res.content_length = len;
+    req->res.content_length = status == 204 || status == 304 ? SIZE_MAX : len; /* no Content-Length on these */
     if (content_type != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, H2O_STRLIT("*"));

@@ -47,6 +47,8 @@ struct pc_hs_conn {
     size_t nspans;
     int in_value;
     int head_done, body_done, responded, handler_paused, close_after, too_many_headers, head_overflow;
+    int continue_writing; /* "100 Continue" is being written: a response must wait for it */
+    int response_ready;   /* a response built while it was (sent when it completes) */
     pc_hs_header headers[PC_HS_MAX_HEADERS];
     pc_hs_request req;
     uv_timer_t timer;
@@ -172,6 +174,7 @@ static void reset_request(pc_hs_conn *c)
     c->in_value = 0;
     c->head_done = c->body_done = c->responded = c->handler_paused = c->close_after = c->too_many_headers = 0;
     c->head_overflow = 0;
+    c->continue_writing = c->response_ready = 0;
     c->data = NULL;
 }
 
@@ -316,13 +319,24 @@ static int has_body(const pc_hs_conn *c)
     return c->req.content_length != 0;
 }
 
+static void on_written(h2o_socket_t *sock, const char *err);
+
 static void on_continue_written(h2o_socket_t *sock, const char *err)
 {
     pc_hs_conn *c = sock->data;
     if (c == NULL)
         return;
+    c->continue_writing = 0;
     if (err != NULL) {
-        abort_body(c);
+        if (c->st == ST_BODY && !c->responded)
+            abort_body(c); /* the handler still expects the body */
+        else
+            close_conn(c); /* a handler owing a response finds the socket gone; a built one is dropped */
+        return;
+    }
+    if (c->response_ready) { /* the handler answered meanwhile */
+        c->response_ready = 0;
+        h2o_socket_write(c->sock, &c->outvec, 1, on_written);
         return;
     }
     process(c);
@@ -391,6 +405,7 @@ static void process(pc_hs_conn *c)
                 if (c->req.expect_continue && has_body(c)) {
                     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
                     h2o_iovec_t v = h2o_iovec_init(cont, sizeof(cont) - 1);
+                    c->continue_writing = 1;
                     h2o_socket_write(c->sock, &v, 1, on_continue_written);
                     return;
                 }
@@ -484,6 +499,10 @@ void pc_hs_respond(pc_hs_conn *c, int status, const char *const *headers, size_t
         return;
     }
     c->outvec = h2o_iovec_init(o->data, o->len);
+    if (c->continue_writing) {
+        c->response_ready = 1; /* one write at a time: this one follows the 100 Continue */
+        return;
+    }
     h2o_socket_write(c->sock, &c->outvec, 1, on_written);
 }
 

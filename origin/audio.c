@@ -70,12 +70,9 @@ static int write_seg(struct aud *a)
     if (r == 0)
         r = pc_write_file(path, out.data, out.len);
     if (r == 0) {
-        int64_t start = a->pkts[0].pts < 0 ? 0 : a->pkts[0].pts;
-        int64_t end = a->pkts[a->npkts - 1].pts + FRAME;
-        if (end > a->seg_t[a->nseg])
-            end = a->seg_t[a->nseg];
-        json_array_append_new(a->segs, json_pack("[i,I,I,I]", a->seg + 1, (json_int_t)tfdt, (json_int_t)(end - start),
-                                                 (json_int_t)out.len));
+        /* decode duration (whole AAC frames): the next segment's tfdt is exactly this one's plus it */
+        json_array_append_new(a->segs, json_pack("[i,I,I,I]", a->seg + 1, (json_int_t)tfdt,
+                                                 (json_int_t)(a->npkts * FRAME), (json_int_t)out.len));
     } else {
         pc_job_fail(a->j, r, 0, "io_error", "cannot write audio segment %d", a->seg + 1);
     }

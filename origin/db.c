@@ -131,6 +131,8 @@ int pc_db_commit(pc_db *db)
 void pc_db_rollback(pc_db *db)
 {
     char sql[64];
+    if (db->depth <= 0)
+        return; /* nothing open (a failed begin): keep the nesting count sane */
     db->depth--;
     if (db->depth == 0)
         snprintf(sql, sizeof(sql), "ROLLBACK");
@@ -254,10 +256,12 @@ int pc_db_upload_delete(pc_db *db, const char *id)
     return run(db, prep(db, "DELETE FROM uploads WHERE id = ?", "s", id));
 }
 
-int pc_db_upload_expired(pc_db *db, int64_t now_s, char (*ids)[PC_ID_LEN + 1], int max)
+int pc_db_upload_expired(pc_db *db, int64_t now_s, int64_t keep_done_s, char (*ids)[PC_ID_LEN + 1], int max)
 {
-    sqlite3_stmt *st = prep(db, "SELECT id FROM uploads WHERE completed = 0 AND expires < ? LIMIT ?", "ii", now_s,
-                            (int64_t)max);
+    sqlite3_stmt *st = prep(db,
+                            "SELECT id FROM uploads WHERE ((completed = 0 OR kind = 1) AND expires <= ?1)"
+                            " OR (completed = 1 AND kind <> 1 AND expires <= ?1 - ?2) LIMIT ?3",
+                            "iii", now_s, keep_done_s, (int64_t)max);
     if (st == NULL)
         return PC_EDB;
     int n = 0;

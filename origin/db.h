@@ -55,8 +55,12 @@ int pc_db_upload_insert(pc_db *db, const pc_upload *u) PC_MUST_CHECK;
 int pc_db_upload_get(pc_db *db, const char *id, pc_upload *out) PC_MUST_CHECK;
 int pc_db_upload_set_offset(pc_db *db, const char *id, int64_t offset, int completed) PC_MUST_CHECK;
 int pc_db_upload_delete(pc_db *db, const char *id) PC_MUST_CHECK;
-/* Ids of uploads that expired before |now_s| and never completed, at most |max|. Returns the count or <0. */
-int pc_db_upload_expired(pc_db *db, int64_t now_s, char (*ids)[PC_ID_LEN + 1], int max);
+/*
+ * Ids of uploads to forget, at most |max|: unfinished and partial ones whose
+ * expiry passed, and completed single/final ones |keep_done_s| after their
+ * expiry. Returns the count or <0.
+ */
+int pc_db_upload_expired(pc_db *db, int64_t now_s, int64_t keep_done_s, char (*ids)[PC_ID_LEN + 1], int max);
 
 /* ---- videos ---- */
 

@@ -278,12 +278,37 @@ static int gzip_buf(const char *in, size_t len, char **out, size_t *outlen)
     return 0;
 }
 
+/* Does Accept-Encoding accept gzip (listed, or "*", without q=0)? */
 static int accepts_gzip(h2o_req_t *req)
 {
     h2o_iovec_t ae = pc_http_req_header(req, "accept-encoding");
-    for (size_t i = 0; i + 4 <= ae.len; i++)
-        if (strncasecmp(ae.base + i, "gzip", 4) == 0)
-            return 1;
+    size_t i = 0, n = ae.base != NULL ? ae.len : 0;
+    while (i < n) {
+        size_t e = i;
+        while (e < n && ae.base[e] != ',')
+            e++;
+        size_t a = i, semi = i;
+        while (a < e && (ae.base[a] == ' ' || ae.base[a] == '\t'))
+            a++;
+        semi = a;
+        while (semi < e && ae.base[semi] != ';')
+            semi++;
+        size_t b = semi;
+        while (b > a && (ae.base[b - 1] == ' ' || ae.base[b - 1] == '\t'))
+            b--;
+        if ((b - a == 4 && strncasecmp(ae.base + a, "gzip", 4) == 0) || (b - a == 1 && ae.base[a] == '*')) {
+            /* q=0 (or 0.0, 0.000) refuses it */
+            size_t q = semi;
+            while (q + 1 < e && !(ae.base[q] == 'q' && ae.base[q + 1] == '='))
+                q++;
+            if (q + 1 >= e)
+                return 1;
+            for (q += 2; q < e && (ae.base[q] == '0' || ae.base[q] == '.'); q++)
+                ;
+            return q < e && ae.base[q] >= '1' && ae.base[q] <= '9';
+        }
+        i = e + 1;
+    }
     return 0;
 }
 
@@ -369,7 +394,8 @@ static void add_common(h2o_req_t *req)
 static void send_inline(h2o_req_t *req, const char *body, size_t len)
 {
     static h2o_generator_t gen = {NULL, NULL};
-    req->res.content_length = len;
+    /* a 304 carries no Content-Length (it would have to be the full representation's) */
+    req->res.content_length = req->res.status == 304 ? SIZE_MAX : len;
     h2o_start_response(req, &gen);
     h2o_iovec_t v = h2o_strdup(&req->pool, body, len);
     if (pc_http_req_method_is(req, "HEAD") || len == 0 || req->res.status == 304)

@@ -14,6 +14,7 @@
  */
 #include "origin_main.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -53,7 +54,8 @@ static int utf8_valid(const char *s)
     return ok;
 }
 
-static int on_upload_complete(void *user, const pc_upload *u, const char *path)
+/* Inside the transaction that records the completed upload: the video is created with it. */
+static int on_upload_complete(void *user, const pc_upload *u, const char *final_path)
 {
     pc_origin *o = user;
     char title[512] = "";
@@ -66,13 +68,7 @@ static int on_upload_complete(void *user, const pc_upload *u, const char *path)
     }
     if (title[0] == '\0' || !utf8_valid(title))
         snprintf(title, sizeof(title), "untitled");
-    char dest[4200];
-    snprintf(dest, sizeof(dest), "%s/%s", o->paths_originals, u->id);
-    if (rename(path, dest) != 0) {
-        PC_LOGE("origin", "cannot move upload %s to originals: %s", u->id, strerror(errno));
-        return PC_EIO;
-    }
-    int r = pc_db_video_create(o->db, u->id, title, dest, u->length, now_ms());
+    int r = pc_db_video_create(o->db, u->id, title, final_path, u->length, now_ms());
     if (r != 0) {
         PC_LOGE("origin", "cannot create video %s: %s", u->id, pc_strerror(r));
         return r;
@@ -124,12 +120,36 @@ static void on_signal(uv_signal_t *s, int signum)
     begin_stop(s->data);
 }
 
-/* Removes leftovers: trash entries and work dirs of videos that no longer exist. */
+/* Removes leftovers: the trash, and media or work directories of videos that no longer exist. */
 static void cleanup_dirs(pc_origin *o)
 {
     if (pc_rmtree(o->paths_trash) != 0)
         PC_LOGW("origin", "cannot empty %s", o->paths_trash);
     mkdir_p(o->paths_trash);
+    const char *dirs[] = {o->paths_media, o->paths_work};
+    for (int i = 0; i < 2; i++) {
+        DIR *d = opendir(dirs[i]);
+        struct dirent *e;
+        while (d != NULL && (e = readdir(d)) != NULL) {
+            if (!pc_id_valid(e->d_name, strlen(e->d_name)))
+                continue;
+            pc_video v;
+            int r = pc_db_video_get(o->db, e->d_name, &v);
+            if (r == 0) {
+                pc_video_clear(&v);
+                continue;
+            }
+            if (r != PC_ENOENT)
+                continue;
+            char path[4300];
+            snprintf(path, sizeof(path), "%s/%s", dirs[i], e->d_name);
+            PC_LOGW("origin", "removing %s: its video no longer exists", path);
+            if (pc_rmtree(path) != 0)
+                PC_LOGW("origin", "cannot remove %s", path);
+        }
+        if (d != NULL)
+            closedir(d);
+    }
 }
 
 int pc_origin_serve(const pc_origin_config *cfg)
@@ -189,6 +209,7 @@ int pc_origin_serve(const pc_origin_config *cfg)
         .loop = o->loop,
         .db = o->db,
         .upload_dir = o->paths_uploads,
+        .done_dir = o->paths_originals,
         .url_key = o->url_key,
         .base_path = "/tus/",
         .public_base = cfg->public_url,
@@ -206,6 +227,8 @@ int pc_origin_serve(const pc_origin_config *cfg)
         fprintf(stderr, "peercdn-origin: out of memory\n");
         goto out;
     }
+    if (pc_tus_recover(o->tus) > 0)
+        PC_LOGW("origin", "finished moving completed uploads interrupted by a previous run");
     pc_http_server_config hc = {
         .max_request_body = 64 << 20,
         .idle_timeout_ms = 30000,

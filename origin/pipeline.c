@@ -47,6 +47,7 @@ struct pc_pipeline {
     int stopping; /* guarded by mu for workers */
     uv_async_t async;
     uv_timer_t tick;
+    uv_timer_t kick;
     pc_job_env env;
     uint64_t last_renew;
     void (*stop_cb)(void *);
@@ -243,9 +244,11 @@ static void dispatch(pc_pipeline *p)
                 break;
             pc_job *j = make_job(p, &t);
             if (j == NULL) {
-                if (pc_taskq_release(p->o->db, t.id, now_ms()) != 0)
+                /* the video vanished or memory ran out: try again on a later tick, not in a tight loop */
+                if (pc_taskq_retry(p->o->db, t.id, now_ms() + BASE_BACKOFF_MS, "internal_error", "job not built",
+                                   now_ms()) != 0)
                     PC_LOGW("pipeline", "cannot release task %" PRId64, t.id);
-                continue;
+                break;
             }
             if (strcmp(t.kind, "encode") == 0)
                 PC_LOGI("pipeline", "video %s: encode chunk %d started (attempt %d)", t.video_id, t.arg, t.attempts);
@@ -327,14 +330,16 @@ static void fail_video(pc_pipeline *p, pc_job *j, const char *code, const char *
     PC_LOGW("pipeline", "video %s failed in %s: %s (%s)", j->video_id, j->kind, msg, code);
     if (pc_db_video_fail(p->o->db, j->video_id, code, msg, now_ms()) != 0)
         PC_LOGE("pipeline", "cannot record the failure of %s", j->video_id);
+    pc_pipeline_cancel_video(p, j->video_id); /* its other tasks stop wasting workers */
 }
 
 static void complete_job(pc_pipeline *p, pc_job *j)
 {
     pc_db *db = p->o->db;
     int64_t now = now_ms();
-    if (pc_job_canceled(j)) {
-        /* stopping (re-run after restart) or deleted (rows gone: no-op) */
+    if (pc_job_canceled(j) && j->err != 0) {
+        /* interrupted by a shutdown (re-run after restart) or a deletion (the rows are gone: no-op);
+         * a job that finished despite the flag is recorded below, its work is not thrown away */
         if (pc_taskq_release(db, j->task_id, now) != 0)
             PC_LOGW("pipeline", "cannot release task %" PRId64, j->task_id);
         return;
@@ -389,6 +394,14 @@ static void complete_job(pc_pipeline *p, pc_job *j)
     }
     if (strcmp(j->kind, "publish") == 0) {
         pc_media_forget(p->o->media, j->video_id);
+        pc_video v;
+        if (pc_db_video_get(db, j->video_id, &v) == PC_ENOENT) {
+            /* deleted while publishing: the rename may have landed after the deletion's cleanup */
+            if (pc_media_remove(p->o->media, j->video_id, NULL) != 0)
+                PC_LOGW("pipeline", "cannot remove the files of deleted video %s", j->video_id);
+            return;
+        }
+        pc_video_clear(&v);
         PC_LOGI("pipeline", "video %s is ready", j->video_id);
     }
 }
@@ -444,7 +457,9 @@ int pc_pipeline_start(pc_pipeline *p)
     p->async.data = p;
     uv_timer_init(p->o->loop, &p->tick);
     p->tick.data = p;
-    p->handles_open = 2;
+    uv_timer_init(p->o->loop, &p->kick);
+    p->kick.data = p;
+    p->handles_open = 3;
     for (int cls = 0; cls < 2; cls++) {
         struct pool *pool = &p->pools[cls];
         pool->threads = calloc((size_t)pool->n, sizeof(pthread_t));
@@ -469,9 +484,16 @@ int pc_pipeline_start(pc_pipeline *p)
     return 0;
 }
 
+static void on_kick(uv_timer_t *t)
+{
+    dispatch(t->data);
+}
+
 void pc_pipeline_kick(pc_pipeline *p)
 {
-    dispatch(p);
+    /* on the next loop iteration: the caller may be inside a transaction that has yet to commit */
+    if (p->started && !p->stopping)
+        uv_timer_start(&p->kick, on_kick, 0, 0);
 }
 
 double pc_pipeline_progress(pc_pipeline *p, const char *video_id, int planned)
@@ -522,6 +544,8 @@ static void finish_stop(pc_pipeline *p)
             pthread_join(p->pools[cls].threads[i], NULL);
     uv_timer_stop(&p->tick);
     uv_close((uv_handle_t *)&p->tick, on_handle_closed);
+    uv_timer_stop(&p->kick);
+    uv_close((uv_handle_t *)&p->kick, on_handle_closed);
     uv_close((uv_handle_t *)&p->async, on_handle_closed);
 }
 

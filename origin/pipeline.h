@@ -17,7 +17,7 @@
 pc_pipeline *pc_pipeline_new(pc_origin *o);
 /* Reclaims abandoned tasks, starts the workers and begins scheduling. */
 int pc_pipeline_start(pc_pipeline *p) PC_MUST_CHECK;
-/* New tasks may be ready (an upload completed). */
+/* New tasks may be ready (an upload completed); they are dispatched on the next loop iteration. */
 void pc_pipeline_kick(pc_pipeline *p);
 /* 0..1 progress of |video_id| including the running tasks' fractions; |planned| once the plan exists. */
 double pc_pipeline_progress(pc_pipeline *p, const char *video_id, int planned);

@@ -246,6 +246,10 @@ int pc_task_publish(pc_job *j)
     json_t *in = json_loads(j->inputs != NULL ? j->inputs : "", 0, NULL);
     /* publish depends on sign and thumbs; the description comes from package, via the work dir's p2p.json */
     struct stat st;
+    if (pc_job_canceled(j)) {
+        json_decref(in);
+        return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+    }
     if (stat(j->out_dir, &st) == 0) {
         if (stat(j->media_dir, &st) == 0 && pc_rmtree(j->media_dir) != 0) {
             json_decref(in);
@@ -268,10 +272,9 @@ int pc_task_publish(pc_job *j)
     if (r != 0)
         return pc_job_fail(j, r, 0, "io_error", "cannot read the published description");
     j->result = text;
-    /* scratch files (frame index) are no longer needed */
-    snprintf(path, sizeof(path), "%s/frames.bin", j->work_dir);
-    unlink(path);
-    rmdir(j->work_dir);
+    /* the scratch files (frame index, captured thumbnails) are no longer needed */
+    if (pc_rmtree(j->work_dir) != 0)
+        PC_LOGW("publish", "cannot remove %s", j->work_dir);
     atomic_store(&j->progress, 1000);
     return 0;
 }

@@ -353,11 +353,17 @@ int pc_task_thumbs(pc_job *j)
     }
     static const char *const shapes[] = {"16x9", "2x3"};
     for (int s = 0; s < 2; s++) {
-        char from[4400], to[4400];
+        /* copied, not moved: the task can run again (after a crash or a retry) with the same inputs */
+        char from[4400], to[4400], *data = NULL;
+        size_t len = 0;
         snprintf(from, sizeof(from), "%s/poster-%s-%d.webp", dir, shapes[s], best);
         snprintf(to, sizeof(to), "%s/poster-%s.webp", out, shapes[s]);
-        if (rename(from, to) != 0) {
-            pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot publish the poster: %s", strerror(errno));
+        r = pc_read_file(from, (size_t)16 << 20, &data, &len);
+        if (r == 0)
+            r = pc_write_file(to, data, len);
+        free(data);
+        if (r != 0) {
+            pc_job_fail(j, r, 0, "io_error", "cannot publish the poster %s", from);
             goto done;
         }
     }
@@ -401,8 +407,6 @@ int pc_task_thumbs(pc_job *j)
                                interval, "tile_width", tw, "tile_height", tht);
     j->result = pc_json_dump(result);
     json_decref(result);
-    if (pc_rmtree(dir) != 0)
-        PC_LOGW("thumbs", "cannot remove %s", dir);
     atomic_store(&j->progress, 1000);
 done:
     av_frame_free(&sheet);

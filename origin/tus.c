@@ -5,6 +5,7 @@
  */
 #include "tus.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -40,7 +41,7 @@ enum op_kind { OP_PATCH, OP_CONCAT };
 
 struct pc_tus {
     pc_tus_config cfg;
-    char *upload_dir, *base_path, *public_base;
+    char *upload_dir, *base_path, *public_base, *done_dir;
     uint8_t key[32];
     pc_tus_op *ops;
     size_t nops;
@@ -58,7 +59,7 @@ struct pc_tus_op {
     int fd;
     int64_t base_offset, written, received, limit;
     char *fill, *flight;
-    size_t fill_len, fill_cap, flight_len;
+    size_t fill_len, fill_cap, flight_len, flight_cap; /* each buffer keeps its own capacity */
     int writing, want_pause, failed, fail_errno;
     uv_fs_t wreq, sreq;
     void (*resume)(void *);
@@ -304,6 +305,7 @@ pc_tus *pc_tus_new(const pc_tus_config *cfg)
     t->upload_dir = strdup(cfg->upload_dir);
     t->base_path = strdup(cfg->base_path);
     t->public_base = cfg->public_base != NULL ? strdup(cfg->public_base) : NULL;
+    t->done_dir = strdup(cfg->done_dir != NULL ? cfg->done_dir : cfg->upload_dir);
     memcpy(t->key, cfg->url_key, 32);
     if (t->upload_dir == NULL || t->base_path == NULL) {
         pc_tus_free(t);
@@ -319,6 +321,7 @@ void pc_tus_free(pc_tus *t)
     free(t->upload_dir);
     free(t->base_path);
     free(t->public_base);
+    free(t->done_dir);
     sodium_memzero(t->key, sizeof(t->key));
     free(t);
 }
@@ -382,6 +385,60 @@ static void op_free(pc_tus_op *op)
     free(op->flight);
     free(op->concat_parts);
     free(op);
+}
+
+/* ---- completion ---- */
+
+static void done_path(const pc_tus *t, const char *id, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s/%s", t->done_dir, id);
+}
+
+/*
+ * The last step of an upload's life here, inside the caller's open transaction:
+ * hands the completed upload to on_complete. Returns 0 or an error.
+ */
+static int hand_over(pc_tus *t, const pc_upload *u)
+{
+    if (t->cfg.on_complete == NULL)
+        return 0;
+    char dest[4200];
+    done_path(t, u->id, dest, sizeof(dest));
+    return t->cfg.on_complete(t->cfg.user, u, dest);
+}
+
+/* After the commit: the file joins its video. A failure here is finished by pc_tus_recover. */
+static void move_done(pc_tus *t, const char *id)
+{
+    char from[4200], to[4200];
+    upload_path(t, id, from, sizeof(from));
+    done_path(t, id, to, sizeof(to));
+    if (rename(from, to) != 0)
+        PC_LOGE("tus", "cannot move completed upload %s to %s: %s", id, to, strerror(errno));
+}
+
+int pc_tus_recover(pc_tus *t)
+{
+    DIR *d = opendir(t->upload_dir);
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!pc_id_valid(e->d_name, strlen(e->d_name)))
+            continue;
+        pc_upload u;
+        if (pc_db_upload_get(t->cfg.db, e->d_name, &u) != 0)
+            continue;
+        if (u.completed && u.kind != PC_UPLOAD_PARTIAL) {
+            PC_LOGW("tus", "completed upload %s was still in %s; moving it to its video", u.id, t->upload_dir);
+            move_done(t, u.id);
+            n++;
+        }
+        pc_upload_clear(&u);
+    }
+    closedir(d);
+    return n;
 }
 
 /* ---- request handling ---- */
@@ -465,9 +522,9 @@ static int arm_patch(pc_tus_op *op, pc_tus_reply *r)
     }
     op->base_offset = op->up.offset;
     op->limit = op->up.length - op->up.offset;
-    op->fill_cap = BUF_SIZE + 128 * 1024;
+    op->fill_cap = op->flight_cap = BUF_SIZE + 128 * 1024;
     op->fill = malloc(op->fill_cap);
-    op->flight = malloc(op->fill_cap);
+    op->flight = malloc(op->flight_cap);
     if (op->fill == NULL || op->flight == NULL)
         return reply_error(r, 503, "out_of_memory", "the server is out of memory");
     return 0;
@@ -562,15 +619,15 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
                 op_free(op);
                 return reply_error(r, 400, "partial_incomplete", "every partial upload must be complete before concatenation");
             }
-            if (is_locked(t, pid)) {
-                op_free(op);
-                return reply_error(r, 423, "locked", "a partial upload is busy; retry");
-            }
             for (int i = 0; i < op->nparts; i++)
                 if (strcmp(op->parts[i], pid) == 0) {
                     op_free(op);
                     return reply_error(r, 400, "bad_concat", "Upload-Concat lists the same partial upload twice");
                 }
+            if (is_locked(t, pid)) {
+                op_free(op);
+                return reply_error(r, 423, "locked", "a partial upload is busy; retry");
+            }
             memcpy(op->parts[op->nparts++], pid, PC_ID_LEN + 1);
             p = e;
         }
@@ -622,11 +679,24 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
     close(fd);
     u.metadata = meta != NULL ? strndup(meta, mlen) : NULL;
     u.completed = u.length == 0;
-    if (pc_db_upload_insert(t->cfg.db, &u) != 0) {
+    int complete_now = u.completed && u.kind == PC_UPLOAD_SINGLE; /* an empty upload is done at creation */
+    int dr = pc_db_begin(t->cfg.db);
+    if (dr == 0) {
+        dr = pc_db_upload_insert(t->cfg.db, &u);
+        if (dr == 0 && complete_now)
+            dr = hand_over(t, &u);
+        if (dr == 0)
+            dr = pc_db_commit(t->cfg.db);
+        if (dr != 0)
+            pc_db_rollback(t->cfg.db);
+    }
+    if (dr != 0) {
         unlink(path);
         pc_upload_clear(&u);
         return reply_error(r, 500, "database_error", "cannot record the upload");
     }
+    if (complete_now)
+        move_done(t, u.id);
     char hostbuf[256] = "";
     size_t hl = 0;
     const char *host = get_hdr(req, "host", &hl);
@@ -635,13 +705,6 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
     char *loc = make_url(t, hostbuf, u.id, url_expiry(t, &u));
     PC_LOGI("tus", "created %s upload %s of %" PRId64 " bytes", u.kind == PC_UPLOAD_PARTIAL ? "partial" : "single", u.id,
             u.length);
-    if (u.completed && u.kind == PC_UPLOAD_SINGLE) {
-        if (t->cfg.on_complete != NULL && t->cfg.on_complete(t->cfg.user, &u, path) != 0) {
-            free(loc);
-            pc_upload_clear(&u);
-            return reply_error(r, 500, "internal_error", "the upload could not be handed to processing");
-        }
-    }
     if (!with_body) {
         reply_init(r, 201);
         if (loc != NULL)
@@ -886,8 +949,15 @@ static void on_write(uv_fs_t *req)
         continue_finish(op);
         return;
     }
-    if (op->failed)
-        return; /* the transport learns at finish time */
+    if (op->failed) {
+        /* a paused transport must come back to learn of the failure from its next body call */
+        if (op->want_pause) {
+            op->want_pause = 0;
+            if (op->resume != NULL)
+                op->resume(op->resume_arg);
+        }
+        return;
+    }
     if (op->fill_len >= BUF_SIZE)
         start_write(op);
     if (op->want_pause && op->fill_len < BUF_SIZE) {
@@ -900,9 +970,12 @@ static void on_write(uv_fs_t *req)
 static void start_write(pc_tus_op *op)
 {
     char *tmp = op->flight;
+    size_t tcap = op->flight_cap;
     op->flight = op->fill;
+    op->flight_cap = op->fill_cap;
     op->flight_len = op->fill_len;
     op->fill = tmp;
+    op->fill_cap = tcap;
     op->fill_len = 0;
     op->writing = 1;
     op->wreq.data = op;
@@ -983,19 +1056,29 @@ static void finalize_patch(pc_tus_op *op)
     int64_t new_off = op->base_offset + (commit ? op->written : 0);
     int completed = new_off == op->up.length;
     if (commit && op->written > 0) {
-        if (pc_db_upload_set_offset(t->cfg.db, op->id, new_off, completed) != 0) {
-            reply_error(&r, 500, "database_error", "cannot record the upload's progress");
+        /* the new offset and, for the last bytes, the hand-over commit together */
+        int hand = completed && op->up.kind == PC_UPLOAD_SINGLE;
+        op->up.offset = new_off;
+        op->up.completed = completed;
+        int dr = pc_db_begin(t->cfg.db);
+        if (dr == 0) {
+            dr = pc_db_upload_set_offset(t->cfg.db, op->id, new_off, completed);
+            if (dr == 0 && hand)
+                dr = hand_over(t, &op->up);
+            if (dr == 0)
+                dr = pc_db_commit(t->cfg.db);
+            if (dr != 0)
+                pc_db_rollback(t->cfg.db);
+        }
+        if (dr != 0) {
+            reply_error(&r, 500, "database_error", "cannot record the upload's progress; retry from the last offset");
+            if (op->created && op->location != NULL)
+                add_header(&r, "Location", "%s", op->location);
             finish_reply(op, &r);
             return;
         }
-        op->up.offset = new_off;
-        op->up.completed = completed;
-        if (completed && op->up.kind == PC_UPLOAD_SINGLE && t->cfg.on_complete != NULL) {
-            char path[4096];
-            upload_path(t, op->id, path, sizeof(path));
-            if (t->cfg.on_complete(t->cfg.user, &op->up, path) != 0)
-                PC_LOGE("tus", "upload %s completed but could not be queued for processing", op->id);
-        }
+        if (hand)
+            move_done(t, op->id);
     }
     if (checksum_bad) {
         reply_error(&r, 460, "checksum_mismatch", "the body does not match Upload-Checksum; it was discarded");
@@ -1003,7 +1086,10 @@ static void finalize_patch(pc_tus_op *op)
         int status = op->fail_errno == ENOSPC ? 507 : 500;
         reply_error(&r, status, status == 507 ? "insufficient_storage" : "io_error",
                     "the upload could not be written to storage");
-    } else {
+    }
+    if (r.status != 0 && op->created && op->location != NULL)
+        add_header(&r, "Location", "%s", op->location); /* the upload exists: the client can go on */
+    if (r.status == 0) {
         reply_init(&r, op->created ? 201 : 204);
         if (op->created && op->location != NULL)
             add_header(&r, "Location", "%s", op->location);
@@ -1110,16 +1196,20 @@ static void concat_after(uv_work_t *w, int status)
     op->up.parts = op->concat_parts;
     op->concat_parts = NULL;
     int dr = pc_db_begin(t->cfg.db);
-    if (dr == 0)
+    if (dr == 0) {
         dr = pc_db_upload_insert(t->cfg.db, &op->up);
-    for (int i = 0; dr == 0 && i < op->nparts; i++)
-        dr = pc_db_upload_delete(t->cfg.db, op->parts[i]);
-    if (dr == 0)
-        dr = pc_db_commit(t->cfg.db);
+        for (int i = 0; dr == 0 && i < op->nparts; i++)
+            dr = pc_db_upload_delete(t->cfg.db, op->parts[i]);
+        if (dr == 0)
+            dr = hand_over(t, &op->up);
+        if (dr == 0)
+            dr = pc_db_commit(t->cfg.db);
+        if (dr != 0)
+            pc_db_rollback(t->cfg.db);
+    }
     char path[4096];
     upload_path(t, op->id, path, sizeof(path));
     if (dr != 0) {
-        pc_db_rollback(t->cfg.db);
         unlink(path);
         reply_error(&r, 500, "database_error", "cannot record the final upload");
         finish_reply(op, &r);
@@ -1131,8 +1221,7 @@ static void concat_after(uv_work_t *w, int status)
         unlink(pp);
     }
     PC_LOGI("tus", "joined %d partial uploads into %s (%" PRId64 " bytes)", op->nparts, op->id, op->up.length);
-    if (t->cfg.on_complete != NULL && t->cfg.on_complete(t->cfg.user, &op->up, path) != 0)
-        PC_LOGE("tus", "final upload %s could not be queued for processing", op->id);
+    move_done(t, op->id);
     reply_init(&r, 201);
     char *loc = make_url(t, op->host, op->id, url_expiry(t, &op->up));
     if (loc != NULL)
@@ -1165,7 +1254,7 @@ void pc_tus_op_finish(pc_tus_op *op, int complete, void (*done)(void *arg, pc_tu
 int pc_tus_gc(pc_tus *t)
 {
     char ids[64][PC_ID_LEN + 1];
-    int n = pc_db_upload_expired(t->cfg.db, now_s(), ids, 64), removed = 0;
+    int n = pc_db_upload_expired(t->cfg.db, now_s(), t->cfg.upload_ttl_s, ids, 64), removed = 0;
     for (int i = 0; i < n; i++) {
         if (is_locked(t, ids[i]))
             continue;
@@ -1174,7 +1263,7 @@ int pc_tus_gc(pc_tus *t)
         if (pc_db_upload_delete(t->cfg.db, ids[i]) == 0) {
             unlink(path);
             removed++;
-            PC_LOGI("tus", "expired unfinished upload %s removed", ids[i]);
+            PC_LOGI("tus", "expired upload %s removed", ids[i]);
         }
     }
     return removed;

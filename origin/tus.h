@@ -45,11 +45,16 @@ typedef struct pc_tus_config {
     int64_t creation_ttl_s;      /* lifetime of a pre-signed creation URL */
     int64_t upload_ttl_s;        /* an unfinished upload expires this long after creation */
     int64_t min_free_bytes;      /* refuse creations that would leave less free disk (507) */
+    const char *done_dir; /* completed uploads move to done_dir/<id> */
     /*
-     * A whole upload (single or concatenated final) is complete; its bytes are
-     * in |path|. The callee takes the file (moves it); return 0 on success.
+     * A whole upload (single or concatenated final) is complete. Called inside
+     * the database transaction that records the completion, so whatever the
+     * callee records with the same handle commits or rolls back with it;
+     * return 0, or an error to refuse (the client gets 500 and may retry).
+     * After the commit the file moves to |final_path| (done_dir/<id>); should
+     * that move not happen (crash), pc_tus_recover() finishes it.
      */
-    int (*on_complete)(void *user, const pc_upload *u, const char *path);
+    int (*on_complete)(void *user, const pc_upload *u, const char *final_path);
     void *user;
 } pc_tus_config;
 
@@ -103,8 +108,14 @@ void pc_tus_op_finish(pc_tus_op *op, int complete, void (*done)(void *arg, pc_tu
 
 /* Mints a pre-signed creation URL (absolute when |host| is given). Returns malloc'd URL; |*expires| unix s. */
 char *pc_tus_creation_url(pc_tus *t, const char *host, int64_t *expires);
-/* Deletes expired unfinished uploads and their files; returns how many. */
+/*
+ * Deletes expired uploads and their files: unfinished ones and partial ones
+ * (joined or not) at their expiry, the records of completed ones one upload
+ * lifetime later. Returns how many.
+ */
 int pc_tus_gc(pc_tus *t);
+/* At start: moves completed uploads whose files are still in upload_dir to done_dir. Returns how many. */
+int pc_tus_recover(pc_tus *t);
 
 /* Exposed for tests: parse "key b64,key2 b64" into a JSON-ish check; 0 when well-formed. */
 int pc_tus_metadata_valid(const char *s, size_t len);

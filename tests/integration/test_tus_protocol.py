@@ -239,6 +239,51 @@ def test_malformed_requests(s):
     eq(o.req("GET", "/api/health").status, 200, "the server keeps serving")
 
 
+def raw(o, data, wait=0.5):
+    sock = socket.create_connection((o.host, o.port))
+    sock.sendall(data)
+    out = b""
+    sock.settimeout(wait)
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except socket.timeout:
+        pass
+    sock.close()
+    return out
+
+
+def test_expect_continue(s):
+    o = origin()
+    loc = urllib.parse.urlsplit(location(create(o, 10)))
+    head = ("PATCH %s?%s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+            "Content-Type: application/offset+octet-stream\r\n" % (loc.path, loc.query))
+    # the normal dance: 100 Continue, then the body, then 204
+    sock = socket.create_connection((o.host, o.port))
+    sock.sendall((head + "Content-Length: 10\r\nExpect: 100-continue\r\n\r\n").encode())
+    first = sock.recv(4096)
+    check(first.startswith(b"HTTP/1.1 100 Continue"), "100 Continue first: %r" % first[:60])
+    sock.sendall(b"0123456789")
+    rest = first[first.index(b"\r\n\r\n") + 4:] or sock.recv(4096)
+    sock.close()
+    check(rest.startswith(b"HTTP/1.1 204"), "then 204: %r" % rest[:60])
+    # a chunked body that overruns Upload-Length, sent without waiting for the 100: the 413 must
+    # follow the 100 on the wire (one write at a time), and the server must survive
+    loc = urllib.parse.urlsplit(location(create(o, 10)))
+    head = head.replace("/tus/" + head.split("/tus/")[1].split("?")[0], loc.path)
+    head = "PATCH %s?%s" % (loc.path, loc.query) + head[head.index(" HTTP/1.1"):]
+    for _ in range(5):
+        out = raw(o, (head + "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n"
+                      "20\r\n" + "x" * 32 + "\r\n0\r\n\r\n").encode())
+        check(b"413" in out or out.startswith(b"HTTP/1.1 100"), "answered: %r" % out[:200])
+    check(o.proc.poll() is None, "origin alive")
+    eq(request(loc.scheme + "://" + loc.netloc + loc.path + "?" + loc.query, "HEAD", headers=tus_headers()).header(
+        "upload-offset"), "0", "nothing kept from the overrun")
+
+
 def test_creation_with_upload_and_method_override(s):
     o = origin()
     data = os.urandom(1000)
@@ -307,5 +352,5 @@ S.run([test_creation_url_needs_the_token, test_options_advertises_the_extensions
        test_forged_and_expired_creation_urls_are_403, test_upload_url_signature_is_checked, test_version_is_required,
        test_over_1_gib_is_413, test_patch_head_and_offsets, test_checksums, test_termination,
        test_concatenation_makes_the_video_id, test_expiration, test_interrupted_patch_keeps_received_bytes,
-       test_malformed_requests, test_creation_with_upload_and_method_override,
+       test_malformed_requests, test_expect_continue, test_creation_with_upload_and_method_override,
        test_memory_stays_bounded_for_big_and_concurrent_uploads])

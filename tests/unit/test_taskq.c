@@ -460,7 +460,8 @@ static void upload_insert_get_update_delete(void **state)
     assert_int_equal(pc_db_upload_get(f->db, VID_C, &g), PC_ENOENT);
 }
 
-static void upload_expired_lists_only_incomplete_past_expiry(void **state)
+/* Unfinished and partial uploads go at their expiry second; completed records one lifetime later. */
+static void upload_expired_lists_what_to_forget(void **state)
 {
     fixture *f = *state;
     pc_upload a = upload(VID_A, 100, 0), b = upload(VID_B, 100, 1), c = upload(VID_C, 200, 0);
@@ -468,17 +469,28 @@ static void upload_expired_lists_only_incomplete_past_expiry(void **state)
     assert_int_equal(pc_db_upload_insert(f->db, &b), 0);
     assert_int_equal(pc_db_upload_insert(f->db, &c), 0);
     char ids[4][PC_ID_LEN + 1];
-    assert_int_equal(pc_db_upload_expired(f->db, 100, ids, 4), 0); /* at the expiry second: not yet */
-    assert_int_equal(pc_db_upload_expired(f->db, 101, ids, 4), 1);
-    assert_string_equal(ids[0], VID_A); /* B completed: never listed */
-    int n = pc_db_upload_expired(f->db, 201, ids, 4);
+    assert_int_equal(pc_db_upload_expired(f->db, 99, 50, ids, 4), 0); /* one second before */
+    assert_int_equal(pc_db_upload_expired(f->db, 100, 50, ids, 4), 1); /* at the expiry second */
+    assert_string_equal(ids[0], VID_A); /* B completed: kept for now */
+    assert_int_equal(pc_db_upload_expired(f->db, 149, 50, ids, 4), 1);
+    int n = pc_db_upload_expired(f->db, 150, 50, ids, 4); /* B's record: its expiry plus the keep time */
     assert_int_equal(n, 2);
-    assert_true((strcmp(ids[0], VID_A) == 0 && strcmp(ids[1], VID_C) == 0) ||
-                (strcmp(ids[0], VID_C) == 0 && strcmp(ids[1], VID_A) == 0));
-    assert_int_equal(pc_db_upload_expired(f->db, 201, ids, 1), 1); /* at most max */
-    assert_int_equal(pc_db_upload_set_offset(f->db, VID_A, 1000, 1), 0);
-    assert_int_equal(pc_db_upload_expired(f->db, 201, ids, 4), 1);
-    assert_string_equal(ids[0], VID_C);
+    n = pc_db_upload_expired(f->db, 200, 50, ids, 4);
+    assert_int_equal(n, 3);
+    assert_int_equal(pc_db_upload_expired(f->db, 200, 50, ids, 1), 1); /* at most max */
+}
+
+/* A completed partial upload nobody joined goes at its expiry like an unfinished one. */
+static void upload_expired_includes_completed_partials(void **state)
+{
+    fixture *f = *state;
+    pc_upload p = upload(VID_A, 100, 1);
+    p.kind = PC_UPLOAD_PARTIAL;
+    assert_int_equal(pc_db_upload_insert(f->db, &p), 0);
+    char ids[4][PC_ID_LEN + 1];
+    assert_int_equal(pc_db_upload_expired(f->db, 99, 1000, ids, 4), 0);
+    assert_int_equal(pc_db_upload_expired(f->db, 100, 1000, ids, 4), 1);
+    assert_string_equal(ids[0], VID_A);
 }
 
 /* ---- transactions ---- */
@@ -571,7 +583,8 @@ int main(void)
         DB_TEST(video_delete_removes_its_tasks),
         DB_TEST(video_list_newest_first_with_paging),
         DB_TEST(upload_insert_get_update_delete),
-        DB_TEST(upload_expired_lists_only_incomplete_past_expiry),
+        DB_TEST(upload_expired_lists_what_to_forget),
+        DB_TEST(upload_expired_includes_completed_partials),
         DB_TEST(nested_rollback_keeps_the_outer_writes),
         DB_TEST(video_create_inside_a_rolled_back_transaction),
         DB_TEST(data_survives_reopen),
