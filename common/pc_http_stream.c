@@ -243,7 +243,7 @@ static void on_timeout(uv_timer_t *t)
     if (c->st == ST_BODY) {
         PC_LOGI("http", "%s: request body stalled, aborting", c->peer);
         abort_body(c);
-    } else if (c->st == ST_HEAD) {
+    } else if (c->st == ST_HEAD || c->st == ST_WRITING) {
         close_conn(c);
     }
 }
@@ -477,7 +477,8 @@ void pc_hs_respond(pc_hs_conn *c, int status, const char *const *headers, size_t
     if (!c->body_done && has_body(c))
         c->close_after = 1;
     c->st = ST_WRITING;
-    uv_timer_stop(&c->timer);
+    /* a client that never reads its response must not hold the connection forever */
+    uv_timer_start(&c->timer, on_timeout, c->hs->h.idle_timeout_ms, 0);
     h2o_socket_read_stop(c->sock);
     int bodyless = status == 204 || status == 304 || strcmp(c->method, "HEAD") == 0;
     pc_buf *o = &c->out;
