@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "pc_blobcache.h"
 #include "pc_http_util.h"
 #include "pc_log.h"
 
@@ -24,6 +25,7 @@
 #define INLINE_MAX (64 * 1024)
 #define GZIP_MAX (4 << 20)
 #define REL_MAX 256
+#define HOT_BLOB_MAX (8 << 20) /* larger files are streamed from disk */
 
 struct etag_entry {
     char *path;
@@ -39,7 +41,8 @@ struct etag_video {
 
 struct pc_media {
     pc_origin *o;
-    size_t readers; /* file responses in flight */
+    pc_blobcache *hot; /* segments and init segments in memory; NULL when disabled */
+    size_t readers;    /* file responses in flight */
     struct etag_video cache[ETAG_CACHE];
     uint64_t clock;
 };
@@ -67,8 +70,17 @@ static const struct type types[] = {
 pc_media *pc_media_new(pc_origin *o)
 {
     pc_media *m = calloc(1, sizeof(*m));
-    if (m != NULL)
-        m->o = o;
+    if (m == NULL)
+        return NULL;
+    m->o = o;
+    if (o->cfg.cache_mb > 0) {
+        size_t budget = (size_t)o->cfg.cache_mb << 20;
+        m->hot = pc_blobcache_new(budget, HOT_BLOB_MAX);
+        if (m->hot == NULL) {
+            free(m);
+            return NULL;
+        }
+    }
     return m;
 }
 
@@ -86,6 +98,7 @@ void pc_media_free(pc_media *m)
         return;
     for (int i = 0; i < ETAG_CACHE; i++)
         drop_video(&m->cache[i]);
+    pc_blobcache_free(m->hot);
     free(m);
 }
 
@@ -94,6 +107,19 @@ void pc_media_forget(pc_media *m, const char *id)
     for (int i = 0; i < ETAG_CACHE; i++)
         if (strcmp(m->cache[i].id, id) == 0)
             drop_video(&m->cache[i]);
+    if (m->hot != NULL) {
+        char prefix[4200];
+        int n = snprintf(prefix, sizeof(prefix), "%s/%s/", m->o->paths_media, id);
+        pc_blobcache_forget_prefix(m->hot, prefix, (size_t)n);
+    }
+}
+
+void pc_media_cache_stats(const pc_media *m, pc_blobcache_stats *out)
+{
+    if (m->hot != NULL)
+        pc_blobcache_get_stats(m->hot, out);
+    else
+        memset(out, 0, sizeof(*out));
 }
 
 int pc_media_signed_mode(const pc_media *m)
@@ -249,6 +275,96 @@ static void file_gen_dispose(void *p)
     struct file_gen *fg = p;
     fg->m->readers--;
     h2o_filecache_close_file(fg->ref);
+}
+
+struct mem_gen {
+    h2o_generator_t super;
+    pc_blob *blob;
+};
+
+static void mem_gen_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)g; /* everything was sent with the first call */
+    (void)req;
+}
+
+static void mem_gen_dispose(void *p)
+{
+    pc_blob_release(((struct mem_gen *)p)->blob);
+}
+
+/* What a response is served from: a hot blob, or an open file. */
+struct src {
+    h2o_filecache_ref_t *ref; /* NULL when served from memory */
+    pc_blob *blob;
+    uint64_t size, ino;
+    int64_t mtime;
+};
+
+struct hot_aux {
+    uint64_t ino;
+    int64_t mtime;
+};
+
+static void src_close(struct src *s)
+{
+    if (s->ref != NULL)
+        h2o_filecache_close_file(s->ref);
+    pc_blob_release(s->blob);
+    s->ref = NULL;
+    s->blob = NULL;
+}
+
+static int read_all(int fd, uint8_t *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, buf + got, len - got, (off_t)got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Opens |full| for a response: from the hot cache, else from disk (and then, for segments no
+ * larger than HOT_BLOB_MAX, into the cache). -1 when there is no such regular file. Published
+ * files never change, and deletion forgets them, so a cached copy is never stale. */
+static int src_open(pc_media *m, h2o_req_t *req, const char *full, enum kind kind, struct src *s)
+{
+    memset(s, 0, sizeof(*s));
+    size_t flen = strlen(full);
+    int hot = m->hot != NULL && kind == K_SEGMENT;
+    if (hot && (s->blob = pc_blobcache_get(m->hot, full, flen)) != NULL) {
+        struct hot_aux a;
+        memcpy(&a, s->blob->aux, sizeof(a));
+        s->size = s->blob->len;
+        s->ino = a.ino;
+        s->mtime = a.mtime;
+        return 0;
+    }
+    h2o_filecache_ref_t *ref = h2o_filecache_open_file(req->conn->ctx->filecache, full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (ref == NULL || ref->fd < 0 || !S_ISREG(ref->st.st_mode)) {
+        if (ref != NULL)
+            h2o_filecache_close_file(ref);
+        return -1;
+    }
+    s->ref = ref;
+    s->size = (uint64_t)ref->st.st_size;
+    s->ino = (uint64_t)ref->st.st_ino;
+    s->mtime = (int64_t)ref->st.st_mtim.tv_sec;
+    if (hot && s->size <= HOT_BLOB_MAX) {
+        uint8_t *buf = malloc(s->size > 0 ? (size_t)s->size : 1);
+        struct hot_aux a = {s->ino, s->mtime};
+        if (buf != NULL && read_all(ref->fd, buf, (size_t)s->size) == 0)
+            s->blob = pc_blobcache_put(m->hot, full, flen, buf, (size_t)s->size, &a, sizeof(a));
+        free(buf);
+        if (s->blob != NULL) {
+            h2o_filecache_close_file(ref);
+            s->ref = NULL;
+        } /* else: streamed from the file as if there were no cache */
+    }
+    return 0;
 }
 
 static int gzip_buf(const char *in, size_t len, char **out, size_t *outlen)
@@ -451,19 +567,15 @@ int pc_media_route(void *user, h2o_req_t *req)
     }
     char full[4600];
     snprintf(full, sizeof(full), "%s/%s/%s", m->o->paths_media, id, rel);
-    h2o_filecache_ref_t *ref = h2o_filecache_open_file(req->conn->ctx->filecache, full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (ref == NULL || ref->fd < 0 || !S_ISREG(ref->st.st_mode)) {
-        if (ref != NULL)
-            h2o_filecache_close_file(ref);
+    const struct type *ty = type_of(rel);
+    struct src src;
+    if (src_open(m, req, full, ty->kind, &src) != 0) {
         pc_http_respond_error(req, 404, "not_found", "no such media file");
         return 0;
     }
-    int fd = ref->fd;
-    const struct stat st = ref->st;
-    const struct type *ty = type_of(rel);
     int rewrite = token[0] != '\0' && ty->kind == K_PLAYLIST;
     int compressible = ty->kind == K_PLAYLIST || ty->kind == K_JSON || ty->kind == K_TEXT;
-    int gz = compressible && accepts_gzip(req) && st.st_size <= GZIP_MAX &&
+    int gz = compressible && accepts_gzip(req) && src.size <= GZIP_MAX &&
              pc_http_req_header(req, "range").base == NULL;
 
     char etag[64];
@@ -474,10 +586,13 @@ int pc_media_route(void *user, h2o_req_t *req)
     if (hit != NULL)
         snprintf(etag, sizeof(etag), "\"b2-%s%s%s\"", hit->tag, rewrite ? "-s" : "", gz ? "-gz" : "");
     else
-        snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "%s%s\"", (uint64_t)st.st_ino,
-                 (uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec, rewrite ? "-s" : "", gz ? "-gz" : "");
+        snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "%s%s\"", src.ino, src.size,
+                 (uint64_t)src.mtime, rewrite ? "-s" : "", gz ? "-gz" : "");
     char lastmod[H2O_TIMESTR_RFC1123_LEN + 1];
-    h2o_filecache_get_last_modified(ref, lastmod);
+    struct tm gmt;
+    time_t mt = (time_t)src.mtime;
+    gmtime_r(&mt, &gmt);
+    h2o_time2str_rfc1123(lastmod, &gmt);
 
     req->res.status = 200;
     req->res.reason = "OK";
@@ -512,12 +627,12 @@ int pc_media_route(void *user, h2o_req_t *req)
             memcpy(tmp, ims.base, ims.len);
             tmp[ims.len] = '\0';
             memset(&tm, 0, sizeof(tm));
-            if (strptime(tmp, "%a, %d %b %Y %H:%M:%S GMT", &tm) != NULL && timegm(&tm) >= st.st_mtim.tv_sec)
+            if (strptime(tmp, "%a, %d %b %Y %H:%M:%S GMT", &tm) != NULL && timegm(&tm) >= src.mtime)
                 not_modified = 1;
         }
     }
     if (not_modified) {
-        h2o_filecache_close_file(ref);
+        src_close(&src);
         req->res.status = 304;
         req->res.reason = "Not Modified";
         send_inline(req, "", 0);
@@ -526,15 +641,15 @@ int pc_media_route(void *user, h2o_req_t *req)
 
     if (rewrite || gz) {
         /* small text: read, maybe rewrite, maybe compress */
-        size_t size = (size_t)st.st_size, tlen = 0;
+        size_t size = (size_t)src.size, tlen = 0;
         char *text = malloc(size + 1), *z = NULL;
-        if (text == NULL || pread(fd, text, size, 0) != (ssize_t)size) {
+        if (text == NULL || pread(src.ref->fd, text, size, 0) != (ssize_t)size) {
             free(text);
-            h2o_filecache_close_file(ref);
+            src_close(&src);
             pc_http_respond_error(req, 500, "io_error", "cannot read the file");
             return 0;
         }
-        h2o_filecache_close_file(ref);
+        src_close(&src);
         if (rewrite) {
             char *rw = rewrite_playlist(text, size, rel, token, &tlen);
             free(text);
@@ -556,7 +671,7 @@ int pc_media_route(void *user, h2o_req_t *req)
         return 0;
     }
 
-    uint64_t size = (uint64_t)st.st_size, start = 0, len = size;
+    uint64_t size = src.size, start = 0, len = size;
     h2o_iovec_t range = pc_http_req_header(req, "range");
     if (range.base != NULL) {
         h2o_iovec_t ifr = pc_http_req_header(req, "if-range");
@@ -569,7 +684,7 @@ int pc_media_route(void *user, h2o_req_t *req)
         }
         int pr = use ? pc_http_parse_range(range.base, range.len, size, &start, &len) : 0;
         if (pr < 0) {
-            h2o_filecache_close_file(ref);
+            src_close(&src);
             char cr[64];
             snprintf(cr, sizeof(cr), "bytes */%" PRIu64, size);
             pc_http_add_header(req, "content-range", cr);
@@ -588,25 +703,36 @@ int pc_media_route(void *user, h2o_req_t *req)
     }
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
     if (pc_http_req_method_is(req, "HEAD") || len == 0) {
-        h2o_filecache_close_file(ref);
+        src_close(&src);
         req->res.content_length = len;
         static h2o_generator_t gen = {NULL, NULL};
         h2o_start_response(req, &gen);
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
         return 0;
     }
+    req->res.content_length = len;
+    if (src.blob != NULL) {
+        /* from memory: one write, no file I/O */
+        struct mem_gen *mg = h2o_mem_alloc_shared(&req->pool, sizeof(*mg), mem_gen_dispose);
+        mg->super.proceed = mem_gen_proceed;
+        mg->super.stop = file_gen_stop;
+        mg->blob = src.blob;
+        h2o_start_response(req, &mg->super);
+        h2o_iovec_t v = h2o_iovec_init(src.blob->data + start, (size_t)len);
+        h2o_send(req, &v, 1, H2O_SEND_STATE_FINAL);
+        return 0;
+    }
     struct file_gen *fg = h2o_mem_alloc_shared(&req->pool, sizeof(*fg), file_gen_dispose);
     fg->super.proceed = file_gen_proceed;
     fg->super.stop = file_gen_stop;
-    fg->ref = ref;
+    fg->ref = src.ref;
     fg->m = m;
     m->readers++;
-    fg->fd = fd;
+    fg->fd = src.ref->fd;
     fg->off = start;
     fg->left = len;
     fg->chunk = m->readers <= BIG_READERS ? CHUNK_BIG : CHUNK_SMALL;
     fg->buf = h2o_mem_alloc_pool(&req->pool, len < fg->chunk ? (size_t)len : fg->chunk);
-    req->res.content_length = len;
     h2o_start_response(req, &fg->super);
     file_gen_proceed(&fg->super, req);
     return 0;

@@ -12,6 +12,7 @@
 #define PC_ORIGIN_MEDIA_H
 
 #include "origin.h"
+#include "pc_blobcache.h"
 
 pc_media *pc_media_new(pc_origin *o);
 void pc_media_free(pc_media *m);
@@ -22,8 +23,10 @@ int pc_media_signed_mode(const pc_media *m);
 int pc_media_sign_query(pc_media *m, const char *id, char *out, size_t outlen) PC_MUST_CHECK;
 /* Removes a video's published files, work files and original (|source| may be NULL). */
 int pc_media_remove(pc_media *m, const char *id, const char *source) PC_MUST_CHECK;
-/* Forgets cached ETags of |id| (after publishing it anew). */
+/* Forgets cached ETags and cached segments of |id| (after publishing it anew, or deleting it). */
 void pc_media_forget(pc_media *m, const char *id);
+/* Hot-segment cache figures (all zero when the cache is disabled). Cannot fail. */
+void pc_media_cache_stats(const pc_media *m, pc_blobcache_stats *out);
 /* Removes a directory tree (synchronously). 0 or PC_EIO. */
 int pc_rmtree(const char *path) PC_MUST_CHECK;
 

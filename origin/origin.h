@@ -34,6 +34,7 @@ typedef struct pc_origin_config {
     double crf;              /* > 0: capped CRF (quality-driven under the VBV cap); 0: ABR at the rung bitrate */
     int64_t lease_ms;        /* task lease; default 30000 */
     int signed_media;        /* require ?exp&sig on /v/ */
+    int cache_mb;            /* memory for hot segments; 0 disables */
     int64_t media_token_ttl_s;
     int64_t upload_ttl_s;
     int64_t creation_ttl_s;

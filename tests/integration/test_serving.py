@@ -120,6 +120,27 @@ def test_playlists_short_cache_and_gzip(s):
     eq(h["content-type"], "application/json", "json MIME")
 
 
+def test_memory_cache_serves_the_same_bytes_as_disk(s):
+    """Segments come from the hot cache after the first request; with --cache-mb 0 from disk.
+    Both must give the bytes on disk, the same validators, and the same ranges."""
+    o = st["o"]
+    vid = st["vid"]
+    path = os.path.join(o.data, "media", vid, "v0", "seg-00002.m4s")
+    with open(path, "rb") as f:
+        disk = f.read()
+    url = st["base"] + "/v0/seg-00002.m4s"
+    first = curl(url)
+    second = curl(url)  # from memory
+    ranged = curl("-r", "7-1000", url)
+    eq(first[2], disk, "first response is the file")
+    eq(second[2], disk, "cached response is the file")
+    eq(second[1]["etag"], first[1]["etag"], "same ETag")
+    eq(second[1]["last-modified"], first[1]["last-modified"], "same Last-Modified")
+    eq((ranged[0], ranged[2]), (206, disk[7:1001]), "range from memory")
+    r = o.req("HEAD", "/v/%s/v0/seg-00002.m4s" % vid)
+    eq((r.status, int(r.header("content-length")), r.body), (200, len(disk), b""), "HEAD from memory")
+
+
 def test_path_traversal_and_hidden_files(s):
     o = st["o"]
     for p in ("/../../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/.etags", "/.description.json", "/v0//init.mp4",
@@ -149,10 +170,13 @@ def test_catalog_pagination(s):
 def test_delete_removes_media_and_metadata(s):
     o = st["o"]
     vid = st["ids"][2]
+    seg = "/v/%s/v0/seg-00001.m4s" % vid
+    eq(o.req("GET", seg).status, 200, "segment served (and now held in memory)")
     eq(o.req("DELETE", "/api/videos/" + vid).status, 401, "needs the token")
     eq(o.req("DELETE", "/api/videos/" + vid, headers=o.auth()).status, 204, "deleted")
     eq(o.req("GET", "/api/videos/" + vid).status, 404, "API 404")
     eq(o.req("GET", "/v/%s/master.m3u8" % vid).status, 404, "media 404")
+    eq(o.req("GET", seg).status, 404, "the in-memory copy went with it")
     eq(o.req("DELETE", "/api/videos/" + vid, headers=o.auth()).status, 404, "second delete")
     time.sleep(0.5)
     check(not os.path.exists(os.path.join(o.data, "media", vid)), "media removed")
@@ -178,7 +202,8 @@ def test_client_aborts_do_not_kill_the_server(s):
 
 
 def test_signed_media_mode(s):
-    o = s.origin("--signed-media")
+    # without the memory cache, so segments stream from disk here
+    o = s.origin("--signed-media", "--cache-mb", "0")
     src = clip("serve_480x270", size="480x270", rate=30, dur=5)
     vid = o.upload(src, parallel=1)
     o.ready(vid)
@@ -206,5 +231,6 @@ def test_signed_media_mode(s):
 
 
 S.run([test_publish_three_videos, test_segments_are_immutable_with_strong_etags, test_byte_ranges, test_cors,
-       test_playlists_short_cache_and_gzip, test_path_traversal_and_hidden_files, test_catalog_pagination,
+       test_playlists_short_cache_and_gzip, test_memory_cache_serves_the_same_bytes_as_disk,
+       test_path_traversal_and_hidden_files, test_catalog_pagination,
        test_delete_removes_media_and_metadata, test_client_aborts_do_not_kill_the_server, test_signed_media_mode])
