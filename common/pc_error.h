@@ -26,6 +26,9 @@
     XX(EBADHASH, "bad_hash", "hash mismatch")                                                 \
     XX(ECONFLICT, "conflict", "conflicting state")                                            \
     XX(EEXPIRED, "expired", "expired")                                                        \
+    XX(EWRONGVIDEO, "wrong_video", "the credential is for another video")                     \
+    XX(EWRONGKEY, "wrong_key", "the credential names another key")                            \
+    XX(ELIMIT, "limit_reached", "a configured capacity limit is reached")                     \
     XX(EAGAIN, "try_again", "temporary failure, try again")                                   \
     XX(ECANCELED, "canceled", "operation canceled")                                           \
     XX(ETIMEDOUT, "timed_out", "operation timed out")                                         \

@@ -446,6 +446,15 @@ int pc_http_req_method_is(h2o_req_t *req, const char *method)
     return h2o_memis(req->method.base, req->method.len, method, strlen(method));
 }
 
+int pc_http_req_peer(h2o_req_t *req, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (req->conn->callbacks->get_peername == NULL)
+        return PC_EINVAL;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)out);
+    return len > 0 && (out->ss_family == AF_INET || out->ss_family == AF_INET6) ? 0 : PC_EINVAL;
+}
+
 h2o_iovec_t pc_http_req_path(h2o_req_t *req)
 {
     size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;

@@ -84,6 +84,8 @@ void pc_http_add_header(h2o_req_t *req, const char *name, const char *value);
 /* Request helpers. The returned view points into the request and is not NUL-terminated. */
 h2o_iovec_t pc_http_req_header(h2o_req_t *req, const char *name);
 int pc_http_req_method_is(h2o_req_t *req, const char *method);
+/* The client's address (IPv4 or IPv6); 0, or PC_EINVAL when the connection cannot tell. */
+int pc_http_req_peer(h2o_req_t *req, struct sockaddr_storage *out) PC_MUST_CHECK;
 /* Path without the query string. */
 h2o_iovec_t pc_http_req_path(h2o_req_t *req);
 /*

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pc_log.h"
+#include "pc_sqlite.h"
 
 int pc_id_valid(const char *s, size_t len)
 {
@@ -21,8 +22,7 @@ int pc_id_valid(const char *s, size_t len)
 }
 
 struct pc_db {
-    sqlite3 *h;
-    int depth; /* transaction nesting: the outermost is BEGIN, inner ones savepoints */
+    pc_sqlite sq;
 };
 
 static const char *const schema[] = {
@@ -55,38 +55,14 @@ static const char *const schema[] = {
     "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1')",
 };
 
-static int exec(pc_db *db, const char *sql)
-{
-    char *err = NULL;
-    if (sqlite3_exec(db->h, sql, NULL, NULL, &err) != SQLITE_OK) {
-        PC_LOGE("db", "%s: %s", sql, err != NULL ? err : "?");
-        sqlite3_free(err);
-        return PC_EDB;
-    }
-    return 0;
-}
-
 int pc_db_open(const char *path, pc_db **out)
 {
     pc_db *db = calloc(1, sizeof(*db));
     if (db == NULL)
         return PC_ENOMEM;
-    if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
-        PC_LOGE("db", "cannot open %s: %s", path, db->h != NULL ? sqlite3_errmsg(db->h) : "out of memory");
-        pc_db_close(db);
-        return PC_EDB;
-    }
-    sqlite3_busy_timeout(db->h, 5000);
-    int r = exec(db, "PRAGMA journal_mode=WAL");
-    if (r == 0)
-        r = exec(db, "PRAGMA synchronous=NORMAL");
-    if (r == 0)
-        r = exec(db, "PRAGMA foreign_keys=ON");
-    for (size_t i = 0; r == 0 && i < sizeof(schema) / sizeof(schema[0]); i++)
-        r = exec(db, schema[i]);
+    int r = pc_sqlite_open(&db->sq, path, schema, sizeof(schema) / sizeof(schema[0]));
     if (r != 0) {
-        pc_db_close(db);
+        free(db);
         return r;
     }
     *out = db;
@@ -97,95 +73,23 @@ void pc_db_close(pc_db *db)
 {
     if (db == NULL)
         return;
-    sqlite3_close(db->h);
+    pc_sqlite_close(&db->sq);
     free(db);
 }
 
 int pc_db_begin(pc_db *db)
 {
-    char sql[48];
-    if (db->depth == 0)
-        snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE");
-    else
-        snprintf(sql, sizeof(sql), "SAVEPOINT sp%d", db->depth);
-    int r = exec(db, sql);
-    if (r == 0)
-        db->depth++;
-    return r;
+    return pc_sqlite_begin(&db->sq);
 }
 
 int pc_db_commit(pc_db *db)
 {
-    char sql[48];
-    db->depth--;
-    if (db->depth == 0)
-        snprintf(sql, sizeof(sql), "COMMIT");
-    else
-        snprintf(sql, sizeof(sql), "RELEASE sp%d", db->depth);
-    int r = exec(db, sql);
-    if (r != 0)
-        db->depth++; /* still open: the caller rolls back */
-    return r;
+    return pc_sqlite_commit(&db->sq);
 }
 
 void pc_db_rollback(pc_db *db)
 {
-    char sql[64];
-    if (db->depth <= 0)
-        return; /* nothing open (a failed begin): keep the nesting count sane */
-    db->depth--;
-    if (db->depth == 0)
-        snprintf(sql, sizeof(sql), "ROLLBACK");
-    else
-        snprintf(sql, sizeof(sql), "ROLLBACK TO sp%d; RELEASE sp%d", db->depth, db->depth);
-    sqlite3_exec(db->h, sql, NULL, NULL, NULL);
-}
-
-/*
- * Prepares |sql| and binds arguments described by |fmt|: 's' text (NULL
- * binds NULL), 'i' int64, 'd' double. Returns the statement or NULL.
- */
-static sqlite3_stmt *prep(pc_db *db, const char *sql, const char *fmt, ...)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
-        PC_LOGE("db", "prepare failed: %s: %s", sqlite3_errmsg(db->h), sql);
-        return NULL;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    for (int i = 0; fmt[i] != '\0'; i++) {
-        int rc;
-        if (fmt[i] == 's') {
-            const char *s = va_arg(ap, const char *);
-            rc = s != NULL ? sqlite3_bind_text(st, i + 1, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i + 1);
-        } else if (fmt[i] == 'i') {
-            rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
-        } else {
-            rc = sqlite3_bind_double(st, i + 1, va_arg(ap, double));
-        }
-        if (rc != SQLITE_OK) {
-            va_end(ap);
-            sqlite3_finalize(st);
-            return NULL;
-        }
-    }
-    va_end(ap);
-    return st;
-}
-
-/* Steps a statement that returns no rows and finalizes it. */
-static int run(pc_db *db, sqlite3_stmt *st)
-{
-    if (st == NULL)
-        return PC_EDB;
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        PC_LOGE("db", "step failed: %s", sqlite3_errmsg(db->h));
-        return PC_EDB;
-    }
-    return 0;
+    pc_sqlite_rollback(&db->sq);
 }
 
 static char *col_dup(sqlite3_stmt *st, int i)
@@ -211,7 +115,7 @@ void pc_upload_clear(pc_upload *u)
 
 int pc_db_upload_insert(pc_db *db, const pc_upload *u)
 {
-    return run(db, prep(db,
+    return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
                         "INSERT INTO uploads(id, length, offset, kind, metadata, parts, created, expires, completed)"
                         " VALUES(?,?,?,?,?,?,?,?,?)",
                         "siiissiii", u->id, u->length, u->offset, (int64_t)u->kind, u->metadata, u->parts,
@@ -220,7 +124,7 @@ int pc_db_upload_insert(pc_db *db, const pc_upload *u)
 
 int pc_db_upload_get(pc_db *db, const char *id, pc_upload *out)
 {
-    sqlite3_stmt *st = prep(db,
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq,
                             "SELECT id, length, offset, kind, metadata, parts, created, expires, completed"
                             " FROM uploads WHERE id = ?",
                             "s", id);
@@ -247,18 +151,18 @@ int pc_db_upload_get(pc_db *db, const char *id, pc_upload *out)
 
 int pc_db_upload_set_offset(pc_db *db, const char *id, int64_t offset, int completed)
 {
-    return run(db, prep(db, "UPDATE uploads SET offset = ?, completed = ? WHERE id = ?", "iis", offset,
+    return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "UPDATE uploads SET offset = ?, completed = ? WHERE id = ?", "iis", offset,
                         (int64_t)completed, id));
 }
 
 int pc_db_upload_delete(pc_db *db, const char *id)
 {
-    return run(db, prep(db, "DELETE FROM uploads WHERE id = ?", "s", id));
+    return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "DELETE FROM uploads WHERE id = ?", "s", id));
 }
 
 int pc_db_upload_expired(pc_db *db, int64_t now_s, int64_t keep_done_s, char (*ids)[PC_ID_LEN + 1], int max)
 {
-    sqlite3_stmt *st = prep(db,
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq,
                             "SELECT id FROM uploads WHERE ((completed = 0 OR kind = 1) AND expires <= ?1)"
                             " OR (completed = 1 AND kind <> 1 AND expires <= ?1 - ?2) LIMIT ?3",
                             "iii", now_s, keep_done_s, (int64_t)max);
@@ -312,7 +216,7 @@ int pc_db_video_create(pc_db *db, const char *id, const char *title, const char 
     int r = pc_db_begin(db);
     if (r != 0)
         return r;
-    r = run(db, prep(db,
+    r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
                      "INSERT INTO videos(id, title, state, source, source_size, created, updated)"
                      " VALUES(?,?,'queued',?,?,?,?)",
                      "sssiii", id, title, source, source_size, now_ms, now_ms));
@@ -332,7 +236,7 @@ int pc_db_video_create(pc_db *db, const char *id, const char *title, const char 
 
 int pc_db_video_get(pc_db *db, const char *id, pc_video *out)
 {
-    sqlite3_stmt *st = prep(db, "SELECT " VIDEO_COLS " FROM videos WHERE id = ?", "s", id);
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq, "SELECT " VIDEO_COLS " FROM videos WHERE id = ?", "s", id);
     if (st == NULL)
         return PC_EDB;
     int rc = sqlite3_step(st), r = 0;
@@ -346,7 +250,7 @@ int pc_db_video_get(pc_db *db, const char *id, pc_video *out)
 
 int pc_db_video_list(pc_db *db, int64_t after_seq, pc_video *out, int max)
 {
-    sqlite3_stmt *st = prep(db, "SELECT " VIDEO_COLS " FROM videos WHERE (? = 0 OR seq < ?) ORDER BY seq DESC LIMIT ?",
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq, "SELECT " VIDEO_COLS " FROM videos WHERE (? = 0 OR seq < ?) ORDER BY seq DESC LIMIT ?",
                             "iii", after_seq, after_seq, (int64_t)max);
     if (st == NULL)
         return PC_EDB;
@@ -359,7 +263,7 @@ int pc_db_video_list(pc_db *db, int64_t after_seq, pc_video *out, int max)
 
 int pc_db_video_count(pc_db *db, int64_t *count)
 {
-    sqlite3_stmt *st = prep(db, "SELECT COUNT(*) FROM videos", "");
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq, "SELECT COUNT(*) FROM videos", "");
     if (st == NULL)
         return PC_EDB;
     int r = sqlite3_step(st) == SQLITE_ROW ? 0 : PC_EDB;
@@ -370,7 +274,7 @@ int pc_db_video_count(pc_db *db, int64_t *count)
 
 int pc_db_video_set_state(pc_db *db, const char *id, const char *state, int64_t now_ms)
 {
-    return run(db, prep(db, "UPDATE videos SET state = ?, updated = ? WHERE id = ?", "sis", state, now_ms, id));
+    return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "UPDATE videos SET state = ?, updated = ? WHERE id = ?", "sis", state, now_ms, id));
 }
 
 int pc_db_video_set_field(pc_db *db, const char *id, const char *field, const char *json, int64_t now_ms)
@@ -384,7 +288,7 @@ int pc_db_video_set_field(pc_db *db, const char *id, const char *field, const ch
         sql = "UPDATE videos SET result = ?, updated = ? WHERE id = ?";
     else
         return PC_EINVAL;
-    return run(db, prep(db, sql, "sis", json, now_ms, id));
+    return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, sql, "sis", json, now_ms, id));
 }
 
 int pc_db_video_fail(pc_db *db, const char *id, const char *code, const char *message, int64_t now_ms)
@@ -392,11 +296,11 @@ int pc_db_video_fail(pc_db *db, const char *id, const char *code, const char *me
     int r = pc_db_begin(db);
     if (r != 0)
         return r;
-    r = run(db, prep(db,
+    r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
                      "UPDATE videos SET state = 'failed', error_code = ?, error_message = ?, updated = ? WHERE id = ?",
                      "ssis", code, message, now_ms, id));
     if (r == 0)
-        r = run(db, prep(db,
+        r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
                          "UPDATE tasks SET state = 'canceled', lease_owner = NULL, updated = ?"
                          " WHERE video_id = ? AND state IN ('blocked', 'ready', 'running')",
                          "is", now_ms, id));
@@ -409,8 +313,8 @@ int pc_db_video_fail(pc_db *db, const char *id, const char *code, const char *me
 
 int pc_db_video_delete(pc_db *db, const char *id)
 {
-    int r = run(db, prep(db, "DELETE FROM videos WHERE id = ?", "s", id));
-    if (r == 0 && sqlite3_changes(db->h) == 0)
+    int r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "DELETE FROM videos WHERE id = ?", "s", id));
+    if (r == 0 && sqlite3_changes(db->sq.h) == 0)
         return PC_ENOENT;
     return r;
 }
@@ -420,7 +324,7 @@ int pc_db_video_delete(pc_db *db, const char *id)
 int pc_taskq_add(pc_db *db, const char *video_id, const pc_task_spec *spec, const int64_t *deps, size_t ndeps,
                  int64_t now_ms, int64_t *id_out)
 {
-    int r = run(db, prep(db,
+    int r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
                          "INSERT INTO tasks(video_id, kind, arg, class, priority, state, deps_left, max_attempts,"
                          " weight, created, updated) VALUES(?,?,?,?,?,?,?,5,?,?,?)",
                          "ssiiisidii", video_id, spec->kind, (int64_t)spec->arg, (int64_t)spec->cls,
@@ -428,17 +332,17 @@ int pc_taskq_add(pc_db *db, const char *video_id, const pc_task_spec *spec, cons
                          now_ms, now_ms));
     if (r != 0)
         return r;
-    int64_t id = sqlite3_last_insert_rowid(db->h);
+    int64_t id = sqlite3_last_insert_rowid(db->sq.h);
     for (size_t i = 0; r == 0 && i < ndeps; i++)
-        r = run(db, prep(db, "INSERT INTO task_deps(task_id, dep_id) VALUES(?,?)", "ii", id, deps[i]));
+        r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "INSERT INTO task_deps(task_id, dep_id) VALUES(?,?)", "ii", id, deps[i]));
     if (r == 0 && ndeps > 0) {
         /* dependencies that are already done count as satisfied */
-        r = run(db, prep(db,
+        r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
                          "UPDATE tasks SET deps_left = (SELECT COUNT(*) FROM task_deps d JOIN tasks t ON t.id = d.dep_id"
                          " WHERE d.task_id = ?1 AND t.state <> 'done') WHERE id = ?1",
                          "i", id));
         if (r == 0)
-            r = run(db, prep(db, "UPDATE tasks SET state = 'ready' WHERE id = ? AND deps_left = 0", "i", id));
+            r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "UPDATE tasks SET state = 'ready' WHERE id = ? AND deps_left = 0", "i", id));
     }
     if (r == 0 && id_out != NULL)
         *id_out = id;
@@ -447,7 +351,7 @@ int pc_taskq_add(pc_db *db, const char *video_id, const pc_task_spec *spec, cons
 
 int pc_taskq_claim(pc_db *db, int cls, const char *owner, int64_t now_ms, int64_t lease_ms, pc_task *out)
 {
-    sqlite3_stmt *st = prep(db,
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq,
                             "UPDATE tasks SET state = 'running', lease_owner = ?1, lease_expires = ?2 + ?3,"
                             " attempts = attempts + 1, updated = ?2"
                             " WHERE id = (SELECT t.id FROM tasks t JOIN videos v ON v.id = t.video_id"
@@ -479,18 +383,18 @@ int pc_taskq_complete(pc_db *db, int64_t id, const char *result, int64_t now_ms)
     int r = pc_db_begin(db);
     if (r != 0)
         return r;
-    r = run(db, prep(db,
+    r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
                      "UPDATE tasks SET state = 'done', result = ?, lease_owner = NULL, error_code = NULL,"
                      " error_message = NULL, updated = ? WHERE id = ? AND state = 'running'",
                      "sii", result, now_ms, id));
-    int changed = sqlite3_changes(db->h);
+    int changed = sqlite3_changes(db->sq.h);
     if (r == 0 && changed == 1)
-        r = run(db, prep(db,
+        r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
                          "UPDATE tasks SET deps_left = deps_left - 1, updated = ?"
                          " WHERE id IN (SELECT task_id FROM task_deps WHERE dep_id = ?)",
                          "ii", now_ms, id));
     if (r == 0 && changed == 1)
-        r = run(db, prep(db,
+        r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
                          "UPDATE tasks SET state = 'ready' WHERE state = 'blocked' AND deps_left <= 0"
                          " AND id IN (SELECT task_id FROM task_deps WHERE dep_id = ?)",
                          "i", id));
@@ -503,7 +407,7 @@ int pc_taskq_complete(pc_db *db, int64_t id, const char *result, int64_t now_ms)
 
 int pc_taskq_retry(pc_db *db, int64_t id, int64_t not_before_ms, const char *code, const char *message, int64_t now_ms)
 {
-    return run(db, prep(db,
+    return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
                         "UPDATE tasks SET state = 'ready', lease_owner = NULL, not_before = ?, error_code = ?,"
                         " error_message = ?, updated = ? WHERE id = ? AND state = 'running'",
                         "issii", not_before_ms, code, message, now_ms, id));
@@ -511,7 +415,7 @@ int pc_taskq_retry(pc_db *db, int64_t id, int64_t not_before_ms, const char *cod
 
 int pc_taskq_release(pc_db *db, int64_t id, int64_t now_ms)
 {
-    return run(db, prep(db,
+    return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
                         "UPDATE tasks SET state = 'ready', lease_owner = NULL, attempts = MAX(attempts - 1, 0),"
                         " updated = ? WHERE id = ? AND state = 'running'",
                         "ii", now_ms, id));
@@ -519,22 +423,22 @@ int pc_taskq_release(pc_db *db, int64_t id, int64_t now_ms)
 
 int pc_taskq_renew(pc_db *db, const char *owner, int64_t now_ms, int64_t lease_ms)
 {
-    return run(db, prep(db, "UPDATE tasks SET lease_expires = ? WHERE state = 'running' AND lease_owner = ?", "is",
+    return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "UPDATE tasks SET lease_expires = ? WHERE state = 'running' AND lease_owner = ?", "is",
                         now_ms + lease_ms, owner));
 }
 
 int pc_taskq_reclaim(pc_db *db, int64_t now_ms, int all)
 {
-    int r = run(db, prep(db,
+    int r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
                          "UPDATE tasks SET state = 'ready', lease_owner = NULL, updated = ?1"
                          " WHERE state = 'running' AND (?2 OR lease_expires < ?1)",
                          "ii", now_ms, (int64_t)all));
-    return r != 0 ? r : sqlite3_changes(db->h);
+    return r != 0 ? r : sqlite3_changes(db->sq.h);
 }
 
 char *pc_taskq_result(pc_db *db, const char *video_id, const char *kind, int arg)
 {
-    sqlite3_stmt *st = prep(db, "SELECT result FROM tasks WHERE video_id = ? AND kind = ? AND arg = ? AND state = 'done'",
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq, "SELECT result FROM tasks WHERE video_id = ? AND kind = ? AND arg = ? AND state = 'done'",
                             "ssi", video_id, kind, (int64_t)arg);
     char *s = NULL;
     if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
@@ -545,7 +449,7 @@ char *pc_taskq_result(pc_db *db, const char *video_id, const char *kind, int arg
 
 char *pc_taskq_dep_results(pc_db *db, int64_t id)
 {
-    sqlite3_stmt *st = prep(db,
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq,
                             "SELECT t.kind, t.arg, t.result FROM task_deps d JOIN tasks t ON t.id = d.dep_id"
                             " WHERE d.task_id = ? AND t.state = 'done' ORDER BY t.kind, t.arg",
                             "i", id);
@@ -567,7 +471,7 @@ char *pc_taskq_dep_results(pc_db *db, int64_t id)
 
 int pc_taskq_weights(pc_db *db, const char *video_id, double *done, double *total)
 {
-    sqlite3_stmt *st = prep(db,
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq,
                             "SELECT COALESCE(SUM(CASE WHEN state = 'done' THEN weight END), 0), COALESCE(SUM(weight), 0)"
                             " FROM tasks WHERE video_id = ?",
                             "s", video_id);
@@ -582,7 +486,7 @@ int pc_taskq_weights(pc_db *db, const char *video_id, double *done, double *tota
 
 int pc_taskq_count(pc_db *db, const char *video_id, const char *state, int64_t *n)
 {
-    sqlite3_stmt *st = prep(db, "SELECT COUNT(*) FROM tasks WHERE video_id = ? AND state = ?", "ss", video_id, state);
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq, "SELECT COUNT(*) FROM tasks WHERE video_id = ? AND state = ?", "ss", video_id, state);
     if (st == NULL)
         return PC_EDB;
     int r = sqlite3_step(st) == SQLITE_ROW ? 0 : PC_EDB;

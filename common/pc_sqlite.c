@@ -1,0 +1,134 @@
+/* SQLite glue; see pc_sqlite.h. */
+#include "pc_sqlite.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "pc_log.h"
+
+int pc_sqlite_exec(pc_sqlite *s, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(s->h, sql, NULL, NULL, &err) != SQLITE_OK) {
+        PC_LOGE("db", "%s: %s", sql, err != NULL ? err : "?");
+        sqlite3_free(err);
+        return PC_EDB;
+    }
+    return 0;
+}
+
+int pc_sqlite_open(pc_sqlite *s, const char *path, const char *const *schema, size_t n)
+{
+    s->h = NULL;
+    s->depth = 0;
+    if (sqlite3_open_v2(path, &s->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        PC_LOGE("db", "cannot open %s: %s", path, s->h != NULL ? sqlite3_errmsg(s->h) : "out of memory");
+        pc_sqlite_close(s);
+        return PC_EDB;
+    }
+    sqlite3_busy_timeout(s->h, 5000);
+    int r = pc_sqlite_exec(s, "PRAGMA journal_mode=WAL");
+    if (r == 0)
+        r = pc_sqlite_exec(s, "PRAGMA synchronous=NORMAL");
+    if (r == 0)
+        r = pc_sqlite_exec(s, "PRAGMA foreign_keys=ON");
+    for (size_t i = 0; r == 0 && i < n; i++)
+        r = pc_sqlite_exec(s, schema[i]);
+    if (r != 0)
+        pc_sqlite_close(s);
+    return r;
+}
+
+void pc_sqlite_close(pc_sqlite *s)
+{
+    sqlite3_close(s->h);
+    s->h = NULL;
+}
+
+int pc_sqlite_begin(pc_sqlite *s)
+{
+    char sql[48];
+    if (s->depth == 0)
+        snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE");
+    else
+        snprintf(sql, sizeof(sql), "SAVEPOINT sp%d", s->depth);
+    int r = pc_sqlite_exec(s, sql);
+    if (r == 0)
+        s->depth++;
+    return r;
+}
+
+int pc_sqlite_commit(pc_sqlite *s)
+{
+    char sql[48];
+    s->depth--;
+    if (s->depth == 0)
+        snprintf(sql, sizeof(sql), "COMMIT");
+    else
+        snprintf(sql, sizeof(sql), "RELEASE sp%d", s->depth);
+    int r = pc_sqlite_exec(s, sql);
+    if (r != 0)
+        s->depth++; /* still open: the caller rolls back */
+    return r;
+}
+
+void pc_sqlite_rollback(pc_sqlite *s)
+{
+    char sql[64];
+    if (s->depth <= 0)
+        return; /* nothing open (a failed begin): keep the nesting count sane */
+    s->depth--;
+    if (s->depth == 0)
+        snprintf(sql, sizeof(sql), "ROLLBACK");
+    else
+        snprintf(sql, sizeof(sql), "ROLLBACK TO sp%d; RELEASE sp%d", s->depth, s->depth);
+    sqlite3_exec(s->h, sql, NULL, NULL, NULL);
+}
+
+sqlite3_stmt *pc_sqlite_prep(pc_sqlite *s, const char *sql, const char *fmt, ...)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->h, sql, -1, &st, NULL) != SQLITE_OK) {
+        PC_LOGE("db", "prepare failed: %s: %s", sqlite3_errmsg(s->h), sql);
+        return NULL;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    for (int i = 0; fmt[i] != '\0'; i++) {
+        int rc;
+        if (fmt[i] == 's') {
+            const char *v = va_arg(ap, const char *);
+            rc = v != NULL ? sqlite3_bind_text(st, i + 1, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i + 1);
+        } else if (fmt[i] == 'i') {
+            rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+        } else if (fmt[i] == 'b') {
+            const void *p = va_arg(ap, const void *);
+            size_t len = va_arg(ap, size_t);
+            rc = sqlite3_bind_blob64(st, i + 1, p, len, SQLITE_TRANSIENT);
+        } else {
+            rc = sqlite3_bind_double(st, i + 1, va_arg(ap, double));
+        }
+        if (rc != SQLITE_OK) {
+            va_end(ap);
+            sqlite3_finalize(st);
+            return NULL;
+        }
+    }
+    va_end(ap);
+    return st;
+}
+
+int pc_sqlite_run(pc_sqlite *s, sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return PC_EDB;
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        PC_LOGE("db", "step failed: %s", sqlite3_errmsg(s->h));
+        return PC_EDB;
+    }
+    return 0;
+}

@@ -1,0 +1,274 @@
+/* Tracker registry: membership, expiry at the exact tick, and statistics arithmetic. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tracker_fixture.h"
+
+static uint32_t announce_ok(pc_registry *r, const pc_announce *a, uint64_t now)
+{
+    uint32_t self = 0;
+    assert_int_equal(pc_registry_announce(r, a, 7, now, &self), 0);
+    return self;
+}
+
+static void started_peers_join_their_video(void **state)
+{
+    (void)state;
+    pc_registry *r = fx_registry(30 * SEC);
+    for (int i = 0; i < 5; i++) {
+        pc_announce a = fx_announce(i, i < 3 ? "va" : "vb", PC_EV_STARTED, 0);
+        uint32_t self = announce_ok(r, &a, SEC);
+        const pc_peer_rec *p = pc_registry_peer(r, self);
+        assert_memory_equal(p->key, a.key, 32);
+        assert_int_equal(p->port, 4000 + i);
+        assert_int_equal(p->net, 7);
+    }
+    assert_int_equal(pc_registry_npeers(r), 5);
+    assert_int_equal(pc_registry_find_swarm(r, "va")->nmembers, 3);
+    assert_int_equal(pc_registry_find_swarm(r, "vb")->nmembers, 2);
+    assert_null(pc_registry_find_swarm(r, "vc"));
+    /* announcing again updates the same record */
+    pc_announce a = fx_announce(1, "va", PC_EV_PERIODIC, 5000);
+    uint32_t self = announce_ok(r, &a, 2 * SEC);
+    assert_int_equal(pc_registry_peer(r, self)->playhead_ms, 5000);
+    assert_int_equal(pc_registry_npeers(r), 5);
+    pc_registry_free(r);
+}
+
+static void expiry_happens_at_exactly_two_intervals(void **state)
+{
+    (void)state;
+    const uint64_t iv = 30 * SEC;
+    pc_registry *r = fx_registry(iv);
+    pc_announce a = fx_announce(1, "v", PC_EV_STARTED, 0), b = fx_announce(2, "v", PC_EV_STARTED, 0);
+    announce_ok(r, &a, 100 * SEC);
+    announce_ok(r, &b, 110 * SEC);
+    assert_int_equal(pc_registry_next_expiry(r), 100 * SEC + 2 * iv);
+    assert_int_equal(pc_registry_expire(r, 100 * SEC + 2 * iv - 1), 0); /* one tick before */
+    assert_int_equal(pc_registry_npeers(r), 2);
+    assert_int_equal(pc_registry_expire(r, 100 * SEC + 2 * iv), 1); /* at the tick */
+    assert_int_equal(pc_registry_npeers(r), 1);
+    assert_int_equal(pc_registry_next_expiry(r), 110 * SEC + 2 * iv);
+    /* an announce moves the deadline */
+    b.event = PC_EV_PERIODIC;
+    announce_ok(r, &b, 150 * SEC);
+    assert_int_equal(pc_registry_expire(r, 110 * SEC + 2 * iv), 0);
+    assert_int_equal(pc_registry_next_expiry(r), 150 * SEC + 2 * iv);
+    assert_int_equal(pc_registry_expire(r, 150 * SEC + 2 * iv), 1);
+    assert_int_equal(pc_registry_npeers(r), 0);
+    assert_int_equal(pc_registry_next_expiry(r), UINT64_MAX);
+    /* the statistics of the video stay */
+    assert_non_null(pc_registry_find_swarm(r, "v"));
+    pc_registry_free(r);
+}
+
+static void counters_add_deltas_and_refuse_going_back(void **state)
+{
+    (void)state;
+    pc_registry *r = fx_registry(30 * SEC);
+    pc_announce a = fx_announce(1, "v", PC_EV_STARTED, 0);
+    a.counters.bytes_cdn = 1000;
+    announce_ok(r, &a, SEC);
+    a.event = PC_EV_PERIODIC;
+    a.counters.bytes_cdn = 1500;
+    a.counters.bytes_p2p = 4000;
+    a.counters.startup_ms = 800;
+    a.counters.played_ms = 10000;
+    announce_ok(r, &a, 2 * SEC);
+    pc_announce b = fx_announce(2, "v", PC_EV_STARTED, 0);
+    b.counters.bytes_p2p = 500;
+    b.counters.stalls = 1;
+    b.counters.stall_ms = 300;
+    announce_ok(r, &b, 3 * SEC);
+    const pc_vstats *st = &pc_registry_find_swarm(r, "v")->st;
+    assert_int_equal(st->bytes_cdn, 1500);
+    assert_int_equal(st->bytes_p2p, 4500);
+    assert_int_equal(st->stalls, 1);
+    assert_int_equal(st->stall_ms, 300);
+    assert_int_equal(st->played_ms, 10000);
+    assert_int_equal(st->viewers, 1);
+    assert_int_equal(st->announces, 3);
+    /* backwards: refused, nothing changes */
+    a.counters.bytes_cdn = 1499;
+    uint32_t self;
+    assert_int_equal(pc_registry_announce(r, &a, 7, 4 * SEC, &self), PC_ECONFLICT);
+    assert_int_equal(st->bytes_cdn, 1500);
+    assert_int_equal(st->announces, 3);
+    /* the start-up time, once reported, is fixed */
+    a.counters.bytes_cdn = 1500;
+    a.counters.startup_ms = 900;
+    assert_int_equal(pc_registry_announce(r, &a, 7, 4 * SEC, &self), PC_ECONFLICT);
+    /* stopped: the last counters count, then the peer is gone */
+    a.counters.startup_ms = 800;
+    a.counters.bytes_p2p = 6000;
+    a.event = PC_EV_STOPPED;
+    assert_int_equal(pc_registry_announce(r, &a, 7, 5 * SEC, &self), 0);
+    assert_int_equal(self, PC_NONE);
+    assert_int_equal(st->bytes_p2p, 6500);
+    assert_int_equal(pc_registry_npeers(r), 1);
+    pc_registry_free(r);
+}
+
+static void same_key_new_peer_id_is_a_restart(void **state)
+{
+    (void)state;
+    pc_registry *r = fx_registry(30 * SEC);
+    pc_announce a = fx_announce(1, "v", PC_EV_STARTED, 0);
+    a.counters.bytes_cdn = 5000;
+    uint32_t first = announce_ok(r, &a, SEC);
+    pc_announce again = a;
+    again.peer_id[0] ^= 0xff; /* the same key's holder, started anew: counters from zero */
+    again.counters.bytes_cdn = 100;
+    uint32_t second = announce_ok(r, &again, 2 * SEC);
+    assert_int_equal(first, second);
+    assert_int_equal(pc_registry_npeers(r), 1);
+    assert_memory_equal(pc_registry_peer(r, second)->id, again.peer_id, PC_PEER_ID_LEN);
+    assert_int_equal(pc_registry_find_swarm(r, "v")->st.bytes_cdn, 5100);
+    pc_registry_free(r);
+}
+
+static void unknown_periodic_peer_sets_a_baseline(void **state)
+{
+    (void)state;
+    pc_registry *r = fx_registry(30 * SEC);
+    pc_announce a = fx_announce(1, "v", PC_EV_PERIODIC, 0); /* e.g. it expired meanwhile */
+    a.counters.bytes_cdn = 5000;
+    announce_ok(r, &a, SEC);
+    assert_int_equal(pc_registry_find_swarm(r, "v")->st.bytes_cdn, 0);
+    a.counters.bytes_cdn = 5600;
+    announce_ok(r, &a, 2 * SEC);
+    assert_int_equal(pc_registry_find_swarm(r, "v")->st.bytes_cdn, 600);
+    pc_registry_free(r);
+}
+
+static void limits_refuse_without_changing_anything(void **state)
+{
+    (void)state;
+    pc_registry_config c = {.interval_us = 30 * SEC, .max_peers = 3, .max_swarms = 2, .hash_seed = 1};
+    pc_registry *r = pc_registry_new(&c);
+    uint32_t self;
+    for (int i = 0; i < 3; i++) {
+        pc_announce a = fx_announce(i, "v1", PC_EV_STARTED, 0);
+        announce_ok(r, &a, SEC);
+    }
+    pc_announce a = fx_announce(9, "v1", PC_EV_STARTED, 0);
+    assert_int_equal(pc_registry_announce(r, &a, 7, SEC, &self), PC_ELIMIT);
+    assert_int_equal(pc_registry_npeers(r), 3);
+    pc_announce b = fx_announce(10, "v2", PC_EV_STOPPED, 0);
+    assert_int_equal(pc_registry_announce(r, &b, 7, SEC, &self), 0); /* second video: allowed */
+    pc_announce d = fx_announce(11, "v3", PC_EV_STARTED, 0);
+    assert_int_equal(pc_registry_announce(r, &d, 7, SEC, &self), PC_ELIMIT); /* third: not */
+    pc_registry_free(r);
+    /* renditions per video */
+    r = fx_registry(30 * SEC);
+    for (int i = 0; i < PC_REND_MAX; i++) {
+        pc_announce e = fx_announce(i, "v", PC_EV_STARTED, 0);
+        snprintf(e.rendition, sizeof(e.rendition), "r%d", i);
+        announce_ok(r, &e, SEC);
+    }
+    pc_announce e = fx_announce(99, "v", PC_EV_STARTED, 0);
+    snprintf(e.rendition, sizeof(e.rendition), "one-too-many");
+    assert_int_equal(pc_registry_announce(r, &e, 7, SEC, &self), PC_ELIMIT);
+    pc_registry_free(r);
+}
+
+static void many_peers_join_and_leave_consistently(void **state)
+{
+    (void)state;
+    pc_registry *r = fx_registry(30 * SEC);
+    const int n = 70000; /* more than one slab, several index growths */
+    uint64_t now = SEC;
+    for (int i = 0; i < n; i++) {
+        char v[8];
+        snprintf(v, sizeof(v), "v%d", i % 50);
+        pc_announce a = fx_announce(i, v, PC_EV_STARTED, 0);
+        announce_ok(r, &a, now);
+    }
+    assert_int_equal(pc_registry_npeers(r), n);
+    for (int i = 0; i < n; i += 2) { /* half leave */
+        char v[8];
+        snprintf(v, sizeof(v), "v%d", i % 50);
+        pc_announce a = fx_announce(i, v, PC_EV_STOPPED, 0);
+        uint32_t self;
+        assert_int_equal(pc_registry_announce(r, &a, 7, now, &self), 0);
+    }
+    assert_int_equal(pc_registry_npeers(r), n / 2);
+    size_t members = 0;
+    for (uint32_t s = 0; s < pc_registry_nswarms(r); s++) {
+        const pc_swarm *sw = pc_registry_swarm(r, s);
+        members += sw->nmembers;
+        for (uint32_t k = 0; k < sw->nmembers; k++) { /* every member knows its place */
+            const pc_peer_rec *p = pc_registry_peer(r, sw->members[k]);
+            assert_int_equal(p->slot, k);
+            assert_int_equal(p->swarm, s);
+        }
+    }
+    assert_int_equal(members, n / 2);
+    for (int i = 1; i < n; i += 2) { /* the others are still found by key */
+        char v[8];
+        snprintf(v, sizeof(v), "v%d", i % 50);
+        pc_announce a = fx_announce(i, v, PC_EV_PERIODIC, 1);
+        uint32_t self = announce_ok(r, &a, now + SEC);
+        assert_int_equal(pc_registry_peer(r, self)->playhead_ms, 1);
+    }
+    assert_int_equal(pc_registry_npeers(r), n / 2);
+    assert_int_equal(pc_registry_expire(r, now + SEC + 60 * SEC), n / 2);
+    pc_registry_free(r);
+}
+
+static void restored_peer_counts_nothing_twice(void **state)
+{
+    (void)state;
+    pc_registry *r = fx_registry(30 * SEC);
+    pc_vstats st = {.bytes_cdn = 100, .bytes_p2p = 900, .viewers = 1};
+    assert_int_equal(pc_registry_restore_stats(r, "v", &st), 0);
+    pc_announce a = fx_announce(1, "v", PC_EV_PERIODIC, 0);
+    a.counters.bytes_cdn = 100;
+    a.counters.bytes_p2p = 900;
+    assert_int_equal(pc_registry_restore_peer(r, &a, 7, 5000, SEC), 0);
+    a.counters.bytes_p2p = 1000;
+    announce_ok(r, &a, 2 * SEC);
+    const pc_vstats *s = &pc_registry_find_swarm(r, "v")->st;
+    assert_int_equal(s->bytes_p2p, 1000);
+    assert_int_equal(s->bytes_cdn, 100);
+    pc_registry_free(r);
+}
+
+static void histogram_quantiles(void **state)
+{
+    (void)state;
+    uint32_t h[PC_HIST_BUCKETS] = {0};
+    assert_true(pc_hist_quantile(h, 0.5) == 0);
+    for (int ms = 100; ms <= 10000; ms += 100)
+        h[pc_hist_bucket((uint64_t)ms)]++;
+    double p50 = pc_hist_quantile(h, 0.5), p95 = pc_hist_quantile(h, 0.95);
+    assert_true(p50 > 5000 * 0.85 && p50 < 5000 * 1.15); /* within a bucket's width */
+    assert_true(p95 > 9500 * 0.85 && p95 < 9500 * 1.15);
+    assert_int_equal(pc_hist_bucket(0), 0);
+    assert_int_equal(pc_hist_bucket(9), 0);
+    assert_int_equal(pc_hist_bucket(10), 1);
+    assert_int_equal(pc_hist_bucket(11), 1);
+    assert_int_equal(pc_hist_bucket(12), 2);
+    assert_int_equal(pc_hist_bucket(UINT32_MAX), PC_HIST_BUCKETS - 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(started_peers_join_their_video),
+        cmocka_unit_test(expiry_happens_at_exactly_two_intervals),
+        cmocka_unit_test(counters_add_deltas_and_refuse_going_back),
+        cmocka_unit_test(same_key_new_peer_id_is_a_restart),
+        cmocka_unit_test(unknown_periodic_peer_sets_a_baseline),
+        cmocka_unit_test(limits_refuse_without_changing_anything),
+        cmocka_unit_test(many_peers_join_and_leave_consistently),
+        cmocka_unit_test(restored_peer_counts_nothing_twice),
+        cmocka_unit_test(histogram_quantiles),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,191 @@
+/* peercdn-tracker: command-line entry (serve, stats). */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pc_crypto.h"
+#include "pc_log.h"
+#include "tracker.h"
+
+static const char usage[] =
+    "usage: peercdn-tracker serve --listen HOST:PORT --db FILE [options]\n"
+    "       peercdn-tracker stats --tracker URL [--video ID] [--json]\n"
+    "\n"
+    "serve options:\n"
+    "  --listen HOST:PORT      address to listen on; port 0 picks a free port\n"
+    "  --db FILE               SQLite file for the key, statistics and their history (created if missing)\n"
+    "  --key FILE              Ed25519 key file (64 bytes, created if missing; default: kept in the database)\n"
+    "  --interval S            announce interval in seconds; peers expire after two (default 30)\n"
+    "  --ticket-ttl S          lifetime of peer tickets (default 3600)\n"
+    "  --max-peers N           live peers across all videos (default 2000000)\n"
+    "  --max-videos N          videos with statistics (default 1000000)\n"
+    "  --scan N                candidates examined per peer selection (default 512)\n"
+    "  --rate-limit N          announces per second per address, 0 = none (default 100)\n"
+    "  --rate-burst N          burst allowance per address (default 4 x rate)\n"
+    "  --locality FILE         \"CIDR REGION [ASN]\" lines for peers that give no locality\n"
+    "  --history-interval S    resolution of the statistics history (default 60)\n"
+    "  --history-days D        history kept (default 30)\n"
+    "  --log-level LEVEL       error, warn, info (default) or debug\n"
+    "\n"
+    "stats options:\n"
+    "  --tracker URL           tracker base URL, e.g. http://127.0.0.1:7070\n"
+    "  --video ID              one video only\n"
+    "  --json                  the raw /stats document\n";
+
+__attribute__((noreturn)) static void die_usage(const char *msg)
+{
+    fprintf(stderr, "peercdn-tracker: %s (see --help)\n", msg);
+    exit(2);
+}
+
+static double parse_num(const char *s, const char *what, double min, double max)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || v < min || v > max) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "bad value for %s: '%s'", what, s);
+        die_usage(msg);
+    }
+    return v;
+}
+
+static void bad_option(const char *opt)
+{
+    char msg[160];
+    snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", opt);
+    die_usage(msg);
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    pc_tracker_config c = {
+        .interval_s = 30,
+        .ticket_ttl_s = 3600,
+        .max_peers = 2000000,
+        .max_videos = 1000000,
+        .scan = 512,
+        .rate = 100,
+        .burst = -1,
+        .history_s = 60,
+        .history_keep_s = 30 * 86400,
+    };
+    enum { O_LISTEN = 1, O_DB, O_KEY, O_INTERVAL, O_TTL, O_MAXP, O_MAXV, O_SCAN, O_RATE, O_BURST, O_LOC, O_HIST,
+           O_HDAYS, O_LOG, O_HELP };
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"db", required_argument, NULL, O_DB},
+        {"key", required_argument, NULL, O_KEY},
+        {"interval", required_argument, NULL, O_INTERVAL},
+        {"ticket-ttl", required_argument, NULL, O_TTL},
+        {"max-peers", required_argument, NULL, O_MAXP},
+        {"max-videos", required_argument, NULL, O_MAXV},
+        {"scan", required_argument, NULL, O_SCAN},
+        {"rate-limit", required_argument, NULL, O_RATE},
+        {"rate-burst", required_argument, NULL, O_BURST},
+        {"locality", required_argument, NULL, O_LOC},
+        {"history-interval", required_argument, NULL, O_HIST},
+        {"history-days", required_argument, NULL, O_HDAYS},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case O_LISTEN: c.listen = optarg; break;
+        case O_DB: c.db_path = optarg; break;
+        case O_KEY: c.key_path = optarg; break;
+        case O_INTERVAL: c.interval_s = parse_num(optarg, "--interval", 0.1, 86400); break;
+        case O_TTL: c.ticket_ttl_s = (int64_t)parse_num(optarg, "--ticket-ttl", 60, 7 * 86400); break;
+        case O_MAXP: c.max_peers = (uint32_t)parse_num(optarg, "--max-peers", 1, 100000000); break;
+        case O_MAXV: c.max_videos = (uint32_t)parse_num(optarg, "--max-videos", 1, 100000000); break;
+        case O_SCAN: c.scan = (uint32_t)parse_num(optarg, "--scan", 1, 1000000); break;
+        case O_RATE: c.rate = parse_num(optarg, "--rate-limit", 0, 1e9); break;
+        case O_BURST: c.burst = parse_num(optarg, "--rate-burst", 1, 1e9); break;
+        case O_LOC: c.locality_path = optarg; break;
+        case O_HIST: c.history_s = parse_num(optarg, "--history-interval", 0.1, 86400); break;
+        case O_HDAYS: c.history_keep_s = (int64_t)(parse_num(optarg, "--history-days", 0, 36500) * 86400); break;
+        case O_LOG: {
+            int l = pc_log_level_parse(optarg);
+            if (l < 0)
+                die_usage("--log-level takes error, warn, info or debug");
+            pc_log_set_level(l);
+            break;
+        }
+        case O_HELP: fputs(usage, stdout); return 0;
+        default: bad_option(argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        die_usage("serve takes no positional arguments");
+    if (c.listen == NULL || c.db_path == NULL)
+        die_usage("serve needs --listen HOST:PORT and --db FILE");
+    if (c.burst < 0)
+        c.burst = c.rate * 4 > 1 ? c.rate * 4 : 1;
+    return pc_tracker_serve(&c);
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+    const char *url = NULL, *video = NULL;
+    int json = 0;
+    enum { O_TRACKER = 1, O_VIDEO, O_JSON, O_HELP };
+    static const struct option opts[] = {
+        {"tracker", required_argument, NULL, O_TRACKER},
+        {"video", required_argument, NULL, O_VIDEO},
+        {"json", no_argument, NULL, O_JSON},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case O_TRACKER: url = optarg; break;
+        case O_VIDEO: video = optarg; break;
+        case O_JSON: json = 1; break;
+        case O_HELP: fputs(usage, stdout); return 0;
+        default: bad_option(argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        die_usage("stats takes no positional arguments");
+    if (url == NULL)
+        die_usage("stats needs --tracker URL");
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        die_usage("--tracker must be an http(s) URL");
+    return pc_tracker_stats_cli(url, video, json);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        die_usage("missing command: serve or stats");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (pc_crypto_init() != 0) {
+        fprintf(stderr, "peercdn-tracker: libsodium failed to initialise\n");
+        return 1;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        fprintf(stderr, "peercdn-tracker: libcurl failed to initialise\n");
+        return 1;
+    }
+    int rc;
+    if (strcmp(argv[1], "serve") == 0)
+        rc = cmd_serve(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "stats") == 0)
+        rc = cmd_stats(argc - 1, argv + 1);
+    else
+        die_usage("unknown command (serve or stats)");
+    curl_global_cleanup();
+    return rc;
+}

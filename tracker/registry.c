@@ -1,0 +1,582 @@
+/* Swarm membership and per-video statistics; see registry.h. */
+#include "registry.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SLAB_BITS 16 /* records come in slabs of 65536, so growth never copies or doubles memory */
+#define SLAB_SIZE (1u << SLAB_BITS)
+#define MAX_REGIONS 4096
+
+struct pc_registry {
+    pc_registry_config cfg;
+    pc_peer_rec **slabs;
+    uint32_t nslabs;
+    uint32_t used;      /* records ever handed out (high-water mark) */
+    uint32_t free_head; /* recycled records, chained through lnext */
+    uint32_t npeers;
+    uint32_t *tab; /* (key, swarm) → record index + 1; 0 = empty; linear probing */
+    uint32_t tab_mask;
+    uint32_t lhead, ltail; /* expiry list */
+    pc_swarm *swarms;
+    uint32_t nswarms, swarms_cap;
+    uint32_t *stab; /* video → swarm index + 1 */
+    uint32_t stab_mask;
+    char (*regions)[PC_REGION_MAX + 1]; /* index 0 is "" */
+    uint32_t nregions;
+    uint16_t rtab[2 * MAX_REGIONS]; /* region name → index; 0 = empty */
+};
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+static uint64_t hash_bytes(uint64_t seed, const void *p, size_t len)
+{
+    const unsigned char *s = p;
+    uint64_t h = seed ^ (len * 0x9e3779b97f4a7c15ULL);
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = mix64(h ^ w);
+        s += 8;
+        len -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, len);
+    return mix64(h ^ w ^ 0x5bd1e995);
+}
+
+static uint64_t peer_hash(const pc_registry *r, const uint8_t key[PC_ED25519_PK_LEN], uint32_t swarm)
+{
+    return hash_bytes(r->cfg.hash_seed ^ mix64(swarm + 1), key, PC_ED25519_PK_LEN);
+}
+
+static pc_peer_rec *rec(const pc_registry *r, uint32_t i)
+{
+    return &r->slabs[i >> SLAB_BITS][i & (SLAB_SIZE - 1)];
+}
+
+pc_registry *pc_registry_new(const pc_registry_config *cfg)
+{
+    pc_registry *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->cfg = *cfg;
+    r->free_head = r->lhead = r->ltail = PC_NONE;
+    r->tab_mask = 1023;
+    r->tab = calloc(r->tab_mask + 1, sizeof(*r->tab));
+    r->stab_mask = 63;
+    r->stab = calloc(r->stab_mask + 1, sizeof(*r->stab));
+    r->regions = calloc(MAX_REGIONS, sizeof(*r->regions));
+    r->nregions = 1;
+    if (r->tab == NULL || r->stab == NULL || r->regions == NULL) {
+        pc_registry_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void pc_registry_free(pc_registry *r)
+{
+    if (r == NULL)
+        return;
+    for (uint32_t i = 0; i < r->nslabs; i++)
+        free(r->slabs[i]);
+    free(r->slabs);
+    for (uint32_t i = 0; i < r->nswarms; i++)
+        free(r->swarms[i].members);
+    free(r->swarms);
+    free(r->tab);
+    free(r->stab);
+    free(r->regions);
+    free(r);
+}
+
+/* ---- the (key, swarm) index ---- */
+
+static uint32_t find_peer(const pc_registry *r, const uint8_t key[PC_ED25519_PK_LEN], uint32_t swarm)
+{
+    for (uint32_t i = (uint32_t)peer_hash(r, key, swarm) & r->tab_mask;; i = (i + 1) & r->tab_mask) {
+        uint32_t v = r->tab[i];
+        if (v == 0)
+            return PC_NONE;
+        const pc_peer_rec *p = rec(r, v - 1);
+        if (p->swarm == swarm && memcmp(p->key, key, PC_ED25519_PK_LEN) == 0)
+            return v - 1;
+    }
+}
+
+static void tab_put(uint32_t *tab, uint32_t mask, uint64_t h, uint32_t idx)
+{
+    uint32_t i = (uint32_t)h & mask;
+    while (tab[i] != 0)
+        i = (i + 1) & mask;
+    tab[i] = idx + 1;
+}
+
+static int grow_tab(pc_registry *r)
+{
+    uint32_t mask = r->tab_mask * 2 + 1;
+    uint32_t *t = calloc((size_t)mask + 1, sizeof(*t));
+    if (t == NULL)
+        return PC_ENOMEM;
+    for (uint32_t i = 0; i <= r->tab_mask; i++)
+        if (r->tab[i] != 0) {
+            const pc_peer_rec *p = rec(r, r->tab[i] - 1);
+            tab_put(t, mask, peer_hash(r, p->key, p->swarm), r->tab[i] - 1);
+        }
+    free(r->tab);
+    r->tab = t;
+    r->tab_mask = mask;
+    return 0;
+}
+
+/* Deletes with backward shifting, so probing never needs tombstones. */
+static void tab_del(pc_registry *r, uint32_t idx)
+{
+    const pc_peer_rec *p = rec(r, idx);
+    uint32_t i = (uint32_t)peer_hash(r, p->key, p->swarm) & r->tab_mask;
+    while (r->tab[i] != idx + 1)
+        i = (i + 1) & r->tab_mask;
+    uint32_t j = i;
+    for (;;) {
+        j = (j + 1) & r->tab_mask;
+        if (r->tab[j] == 0)
+            break;
+        const pc_peer_rec *q = rec(r, r->tab[j] - 1);
+        uint32_t home = (uint32_t)peer_hash(r, q->key, q->swarm) & r->tab_mask;
+        /* move q back to the hole at i unless its home lies cyclically in (i, j] */
+        int between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!between) {
+            r->tab[i] = r->tab[j];
+            i = j;
+        }
+    }
+    r->tab[i] = 0;
+}
+
+/* ---- swarms and interned names ---- */
+
+static uint32_t find_swarm(const pc_registry *r, const char *video, uint64_t h)
+{
+    for (uint32_t i = (uint32_t)h & r->stab_mask;; i = (i + 1) & r->stab_mask) {
+        uint32_t v = r->stab[i];
+        if (v == 0)
+            return PC_NONE;
+        if (strcmp(r->swarms[v - 1].video, video) == 0)
+            return v - 1;
+    }
+}
+
+static int add_swarm(pc_registry *r, const char *video, uint32_t *out)
+{
+    uint64_t h = hash_bytes(r->cfg.hash_seed, video, strlen(video));
+    uint32_t s = find_swarm(r, video, h);
+    if (s != PC_NONE) {
+        *out = s;
+        return 0;
+    }
+    if (r->nswarms >= r->cfg.max_swarms)
+        return PC_ELIMIT;
+    if (r->nswarms == r->swarms_cap) {
+        uint32_t cap = r->swarms_cap ? r->swarms_cap * 2 : 16;
+        pc_swarm *n = realloc(r->swarms, (size_t)cap * sizeof(*n));
+        if (n == NULL)
+            return PC_ENOMEM;
+        r->swarms = n;
+        r->swarms_cap = cap;
+    }
+    if ((r->nswarms + 1) * 2 > r->stab_mask + 1) {
+        uint32_t mask = r->stab_mask * 2 + 1;
+        uint32_t *t = calloc((size_t)mask + 1, sizeof(*t));
+        if (t == NULL)
+            return PC_ENOMEM;
+        for (uint32_t i = 0; i < r->nswarms; i++)
+            tab_put(t, mask, hash_bytes(r->cfg.hash_seed, r->swarms[i].video, strlen(r->swarms[i].video)), i);
+        free(r->stab);
+        r->stab = t;
+        r->stab_mask = mask;
+    }
+    pc_swarm *sw = &r->swarms[r->nswarms];
+    memset(sw, 0, sizeof(*sw));
+    strcpy(sw->video, video);
+    tab_put(r->stab, r->stab_mask, h, r->nswarms);
+    *out = r->nswarms++;
+    return 0;
+}
+
+/* Index of |name| among the swarm's renditions, or where it would go; PC_NONE when full. */
+static uint32_t rend_index(const pc_swarm *sw, const char *name)
+{
+    for (uint32_t i = 0; i < sw->nrend; i++)
+        if (strcmp(sw->rend[i], name) == 0)
+            return i;
+    return sw->nrend < PC_REND_MAX ? sw->nrend : PC_NONE;
+}
+
+/* Interned region id; 0 for "" or when the table is full (the region is then unknown). */
+static uint16_t region_id(pc_registry *r, const char *name)
+{
+    if (name[0] == '\0')
+        return 0;
+    uint32_t mask = 2 * MAX_REGIONS - 1;
+    for (uint32_t i = (uint32_t)hash_bytes(r->cfg.hash_seed, name, strlen(name)) & mask;; i = (i + 1) & mask) {
+        uint16_t v = r->rtab[i];
+        if (v == 0) {
+            if (r->nregions >= MAX_REGIONS)
+                return 0;
+            strcpy(r->regions[r->nregions], name);
+            r->rtab[i] = (uint16_t)r->nregions;
+            return (uint16_t)r->nregions++;
+        }
+        if (strcmp(r->regions[v], name) == 0)
+            return v;
+    }
+}
+
+const char *pc_registry_region(const pc_registry *r, uint16_t id)
+{
+    return id < r->nregions ? r->regions[id] : "";
+}
+
+/* ---- records ---- */
+
+static uint32_t alloc_rec(pc_registry *r)
+{
+    if (r->free_head != PC_NONE) {
+        uint32_t i = r->free_head;
+        r->free_head = rec(r, i)->lnext;
+        return i;
+    }
+    if ((r->used >> SLAB_BITS) == r->nslabs) {
+        pc_peer_rec **s = realloc(r->slabs, (size_t)(r->nslabs + 1) * sizeof(*s));
+        if (s == NULL)
+            return PC_NONE;
+        r->slabs = s;
+        s[r->nslabs] = malloc((size_t)SLAB_SIZE * sizeof(pc_peer_rec));
+        if (s[r->nslabs] == NULL)
+            return PC_NONE;
+        r->nslabs++;
+    }
+    return r->used++;
+}
+
+static void list_unlink(pc_registry *r, uint32_t i)
+{
+    pc_peer_rec *p = rec(r, i);
+    if (p->lprev != PC_NONE)
+        rec(r, p->lprev)->lnext = p->lnext;
+    else
+        r->lhead = p->lnext;
+    if (p->lnext != PC_NONE)
+        rec(r, p->lnext)->lprev = p->lprev;
+    else
+        r->ltail = p->lprev;
+}
+
+static void list_append(pc_registry *r, uint32_t i)
+{
+    pc_peer_rec *p = rec(r, i);
+    p->lprev = r->ltail;
+    p->lnext = PC_NONE;
+    if (r->ltail != PC_NONE)
+        rec(r, r->ltail)->lnext = i;
+    else
+        r->lhead = i;
+    r->ltail = i;
+}
+
+static void remove_peer(pc_registry *r, uint32_t i)
+{
+    pc_peer_rec *p = rec(r, i);
+    pc_swarm *sw = &r->swarms[p->swarm];
+    uint32_t last = sw->members[--sw->nmembers];
+    sw->members[p->slot] = last;
+    rec(r, last)->slot = p->slot;
+    if (p->flags & PC_PEER_SEEDING)
+        sw->seeders--;
+    tab_del(r, i);
+    list_unlink(r, i);
+    p->swarm = PC_NONE;
+    p->lnext = r->free_head;
+    r->free_head = i;
+    r->npeers--;
+}
+
+static int regressed(const pc_peer_rec *p, const pc_counters *c)
+{
+    return c->bytes_cdn < p->bytes_cdn || c->bytes_p2p < p->bytes_p2p || c->bytes_up < p->bytes_up ||
+           c->stalls < p->stalls || c->stall_ms < p->stall_ms || c->played_ms < p->played_ms ||
+           (p->startup_ms != 0 && c->startup_ms != p->startup_ms);
+}
+
+/* Adds what the counters grew by since they were last counted, and remembers them. */
+static void count(pc_swarm *sw, pc_peer_rec *p, const pc_counters *c)
+{
+    pc_vstats *st = &sw->st;
+    st->bytes_cdn += c->bytes_cdn - p->bytes_cdn;
+    st->bytes_p2p += c->bytes_p2p - p->bytes_p2p;
+    st->bytes_up += c->bytes_up - p->bytes_up;
+    st->stalls += c->stalls - p->stalls;
+    st->stall_ms += c->stall_ms - p->stall_ms;
+    st->played_ms += c->played_ms - p->played_ms;
+    if (p->startup_ms == 0 && c->startup_ms != 0) {
+        st->viewers++;
+        st->startup_hist[pc_hist_bucket(c->startup_ms)]++;
+    }
+    p->bytes_cdn = c->bytes_cdn;
+    p->bytes_p2p = c->bytes_p2p;
+    p->bytes_up = c->bytes_up;
+    p->stalls = (uint32_t)c->stalls;
+    p->stall_ms = (uint32_t)c->stall_ms;
+    p->startup_ms = (uint32_t)c->startup_ms;
+    p->played_ms = (uint32_t)c->played_ms;
+    sw->dirty = 1;
+}
+
+/* Sets the baseline without counting: what these counters say was counted elsewhere or lost. */
+static void baseline(pc_peer_rec *p, const pc_counters *c)
+{
+    p->bytes_cdn = c->bytes_cdn;
+    p->bytes_p2p = c->bytes_p2p;
+    p->bytes_up = c->bytes_up;
+    p->stalls = (uint32_t)c->stalls;
+    p->stall_ms = (uint32_t)c->stall_ms;
+    p->startup_ms = (uint32_t)c->startup_ms;
+    p->played_ms = (uint32_t)c->played_ms;
+}
+
+static void set_position(pc_registry *r, pc_swarm *sw, pc_peer_rec *p, const pc_announce *a, uint32_t rend,
+                         uint64_t now_us)
+{
+    if (rend == sw->nrend)
+        strcpy(sw->rend[sw->nrend++], a->rendition);
+    p->rend = (uint8_t)rend;
+    p->port = a->port;
+    p->playhead_ms = a->playhead_ms;
+    p->have_lo = a->have_lo;
+    p->have_hi = a->have_hi;
+    p->up_kbps = a->up_kbps;
+    p->asn = a->asn;
+    p->region = region_id(r, a->region);
+    int seeding = a->seeding != 0;
+    if (seeding != ((p->flags & PC_PEER_SEEDING) != 0)) {
+        sw->seeders += seeding ? 1 : (uint32_t)-1;
+        p->flags = (uint8_t)((p->flags & ~PC_PEER_SEEDING) | (seeding ? PC_PEER_SEEDING : 0));
+    }
+    p->last_seen_us = now_us;
+}
+
+/* A new record for |a| in swarm |s|; PC_NONE when out of memory or at the limit. */
+static uint32_t insert_peer(pc_registry *r, uint32_t s, const pc_announce *a, uint32_t net)
+{
+    if (r->npeers >= r->cfg.max_peers)
+        return PC_NONE;
+    pc_swarm *sw = &r->swarms[s];
+    if (sw->nmembers == sw->cap) {
+        uint32_t cap = sw->cap ? sw->cap + sw->cap / 2 + 4 : 8;
+        uint32_t *m = realloc(sw->members, (size_t)cap * sizeof(*m));
+        if (m == NULL)
+            return PC_NONE;
+        sw->members = m;
+        sw->cap = cap;
+    }
+    if ((uint64_t)(r->npeers + 1) * 10 > (uint64_t)(r->tab_mask + 1) * 7 && grow_tab(r) != 0)
+        return PC_NONE;
+    uint32_t i = alloc_rec(r);
+    if (i == PC_NONE)
+        return PC_NONE;
+    pc_peer_rec *p = rec(r, i);
+    memset(p, 0, sizeof(*p));
+    memcpy(p->id, a->peer_id, PC_PEER_ID_LEN);
+    memcpy(p->key, a->key, PC_ED25519_PK_LEN);
+    memcpy(p->addr, a->addr, 16);
+    p->net = net;
+    p->swarm = s;
+    p->slot = sw->nmembers;
+    sw->members[sw->nmembers++] = i;
+    tab_put(r->tab, r->tab_mask, peer_hash(r, p->key, s), i);
+    list_append(r, i);
+    r->npeers++;
+    return i;
+}
+
+int pc_registry_announce(pc_registry *r, const pc_announce *a, uint32_t net, uint64_t now_us, uint32_t *self)
+{
+    *self = PC_NONE;
+    uint32_t s;
+    int rc = add_swarm(r, a->video, &s);
+    if (rc != 0)
+        return rc;
+    pc_swarm *sw = &r->swarms[s];
+    uint32_t i = find_peer(r, a->key, s);
+    pc_peer_rec *p = i != PC_NONE ? rec(r, i) : NULL;
+    /* the same key under a new peer id is its holder restarting (proof or session checked) */
+    int same = p != NULL && memcmp(p->id, a->peer_id, PC_PEER_ID_LEN) == 0;
+    if (same && regressed(p, &a->counters))
+        return PC_ECONFLICT;
+    if (a->event == PC_EV_STOPPED) {
+        sw->st.announces++;
+        sw->dirty = 1;
+        if (same) {
+            count(sw, p, &a->counters);
+            remove_peer(r, i);
+        }
+        return 0;
+    }
+    uint32_t rend = rend_index(sw, a->rendition);
+    if (rend == PC_NONE)
+        return PC_ELIMIT;
+    if (p == NULL) {
+        if ((i = insert_peer(r, s, a, net)) == PC_NONE)
+            return r->npeers >= r->cfg.max_peers ? PC_ELIMIT : PC_ENOMEM;
+        p = rec(r, i);
+    } else {
+        list_unlink(r, i);
+        list_append(r, i);
+        memcpy(p->addr, a->addr, 16);
+        p->net = net;
+    }
+    if (!same) {
+        memcpy(p->id, a->peer_id, PC_PEER_ID_LEN);
+        /* a fresh start counts from zero; a periodic announce from a peer we do not know (it
+         * expired, or the tracker restarted without its state) only sets the baseline */
+        pc_counters zero = {0};
+        baseline(p, a->event == PC_EV_STARTED ? &zero : &a->counters);
+    }
+    sw->st.announces++;
+    count(sw, p, &a->counters);
+    set_position(r, sw, p, a, rend, now_us);
+    *self = i;
+    return 0;
+}
+
+int pc_registry_restore_peer(pc_registry *r, const pc_announce *a, uint32_t net, uint32_t ticket_exp, uint64_t now_us)
+{
+    uint32_t s;
+    int rc = add_swarm(r, a->video, &s);
+    if (rc != 0)
+        return rc;
+    pc_swarm *sw = &r->swarms[s];
+    uint32_t rend = rend_index(sw, a->rendition);
+    if (rend == PC_NONE || find_peer(r, a->key, s) != PC_NONE)
+        return PC_ELIMIT;
+    uint32_t i = insert_peer(r, s, a, net);
+    if (i == PC_NONE)
+        return PC_ELIMIT;
+    pc_peer_rec *p = rec(r, i);
+    baseline(p, &a->counters);
+    p->ticket_exp = ticket_exp;
+    set_position(r, sw, p, a, rend, now_us);
+    return 0;
+}
+
+int pc_registry_is_expired(const pc_registry *r, const pc_peer_rec *p, uint64_t now_us)
+{
+    return now_us >= p->last_seen_us + 2 * r->cfg.interval_us;
+}
+
+size_t pc_registry_expire(pc_registry *r, uint64_t now_us)
+{
+    size_t n = 0;
+    while (r->lhead != PC_NONE && pc_registry_is_expired(r, rec(r, r->lhead), now_us)) {
+        remove_peer(r, r->lhead);
+        n++;
+    }
+    return n;
+}
+
+uint64_t pc_registry_next_expiry(const pc_registry *r)
+{
+    if (r->lhead == PC_NONE)
+        return UINT64_MAX;
+    return rec(r, r->lhead)->last_seen_us + 2 * r->cfg.interval_us;
+}
+
+size_t pc_registry_npeers(const pc_registry *r)
+{
+    return r->npeers;
+}
+
+size_t pc_registry_nswarms(const pc_registry *r)
+{
+    return r->nswarms;
+}
+
+const pc_peer_rec *pc_registry_peer(const pc_registry *r, uint32_t idx)
+{
+    return rec(r, idx);
+}
+
+void pc_registry_set_ticket_exp(pc_registry *r, uint32_t idx, uint32_t exp)
+{
+    rec(r, idx)->ticket_exp = exp;
+}
+
+const pc_swarm *pc_registry_swarm(const pc_registry *r, uint32_t idx)
+{
+    return idx < r->nswarms ? &r->swarms[idx] : NULL;
+}
+
+const pc_swarm *pc_registry_find_swarm(const pc_registry *r, const char *video)
+{
+    uint32_t s = find_swarm(r, video, hash_bytes(r->cfg.hash_seed, video, strlen(video)));
+    return s != PC_NONE ? &r->swarms[s] : NULL;
+}
+
+void pc_registry_clear_dirty(pc_registry *r)
+{
+    for (uint32_t i = 0; i < r->nswarms; i++)
+        r->swarms[i].dirty = 0;
+}
+
+int pc_registry_restore_stats(pc_registry *r, const char *video, const pc_vstats *st)
+{
+    uint32_t s;
+    int rc = add_swarm(r, video, &s);
+    if (rc == 0)
+        r->swarms[s].st = *st;
+    return rc;
+}
+
+/* ---- start-up histogram ---- */
+
+int pc_hist_bucket(uint64_t ms)
+{
+    if (ms < 10)
+        return 0;
+    int b = 1 + (int)floor(log((double)ms / 10.0) / log(1.2));
+    return b < PC_HIST_BUCKETS - 1 ? b : PC_HIST_BUCKETS - 1;
+}
+
+static double bucket_low(int b)
+{
+    return b == 0 ? 0.0 : 10.0 * pow(1.2, b - 1);
+}
+
+double pc_hist_quantile(const uint32_t *hist, double q)
+{
+    uint64_t total = 0;
+    for (int b = 0; b < PC_HIST_BUCKETS; b++)
+        total += hist[b];
+    if (total == 0)
+        return 0;
+    double target = q * (double)total, cum = 0;
+    for (int b = 0; b < PC_HIST_BUCKETS; b++) {
+        if (hist[b] == 0)
+            continue;
+        if (cum + hist[b] >= target) {
+            double lo = bucket_low(b), hi = b == 0 ? 10.0 : bucket_low(b) * 1.2;
+            return lo + (hi - lo) * ((target - cum) / hist[b]);
+        }
+        cum += hist[b];
+    }
+    return bucket_low(PC_HIST_BUCKETS - 1);
+}

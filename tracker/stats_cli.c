@@ -1,0 +1,98 @@
+/* peercdn-tracker stats: GET /stats printed as a table for a person; see tracker.h. */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pc_buf.h"
+#include "pc_json.h"
+#include "tracker.h"
+
+#define STATS_MAX (64u << 20)
+
+static size_t on_data(char *p, size_t size, size_t n, void *user)
+{
+    return pc_buf_append(user, p, size * n) == 0 ? size * n : 0;
+}
+
+static void human_bytes(double b, char *out, size_t len)
+{
+    const char *u[] = {"B", "KB", "MB", "GB", "TB", "PB"};
+    int i = 0;
+    while (b >= 1000 && i < 5) {
+        b /= 1000;
+        i++;
+    }
+    snprintf(out, len, i == 0 ? "%.0f %s" : "%.1f %s", b, u[i]);
+}
+
+static void row(const char *name, const json_t *e)
+{
+    char cdn[24], p2p[24];
+    human_bytes(pc_json_num(e, "bytes_cdn", 0), cdn, sizeof(cdn));
+    human_bytes(pc_json_num(e, "bytes_p2p", 0), p2p, sizeof(p2p));
+    const json_t *su = json_object_get(e, "startup_ms");
+    printf("%-22.22s %7lld %8lld %10s %10s %7.1f%% %7.0f %7.0f %8.2f %8.2f%%\n", name,
+           (long long)pc_json_int(e, "peers", 0), (long long)pc_json_int(e, "viewers", 0), cdn, p2p,
+           100 * pc_json_num(e, "offload", 0), pc_json_num(su, "p50", 0), pc_json_num(su, "p95", 0),
+           pc_json_num(e, "stalls_per_viewer_hour", 0), 100 * pc_json_num(e, "rebuffer_ratio", 0));
+}
+
+int pc_tracker_stats_cli(const char *url, const char *video, int json)
+{
+    char full[2048];
+    size_t ulen = strlen(url);
+    while (ulen > 0 && url[ulen - 1] == '/')
+        ulen--;
+    snprintf(full, sizeof(full), "%.*s/stats", (int)ulen, url);
+    CURL *c = curl_easy_init();
+    if (c == NULL) {
+        fprintf(stderr, "peercdn-tracker: out of memory\n");
+        return 1;
+    }
+    pc_buf body;
+    pc_buf_init(&body, STATS_MAX);
+    curl_easy_setopt(c, CURLOPT_URL, full);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    CURLcode cc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    int rc = 1;
+    json_t *doc = NULL;
+    char err[160];
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "peercdn-tracker: cannot reach %s: %s\n", full, curl_easy_strerror(cc));
+    } else if (status != 200) {
+        fprintf(stderr, "peercdn-tracker: %s answered HTTP %ld\n", full, status);
+    } else if (pc_json_parse_object(body.data, body.len, STATS_MAX, &doc, err, sizeof(err)) != 0) {
+        fprintf(stderr, "peercdn-tracker: %s did not answer with statistics: %s\n", full, err);
+    } else if (json) {
+        fwrite(body.data, 1, body.len, stdout);
+        putchar('\n');
+        rc = 0;
+    } else {
+        const json_t *videos = json_object_get(doc, "videos");
+        if (video != NULL && json_object_get(videos, video) == NULL) {
+            fprintf(stderr, "peercdn-tracker: the tracker has no statistics for video %s\n", video);
+        } else {
+            printf("%-22s %7s %8s %10s %10s %8s %7s %7s %8s %9s\n", "video", "peers", "viewers", "from CDN",
+                   "from P2P", "offload", "p50 ms", "p95 ms", "stalls/h", "rebuffer");
+            const char *k;
+            json_t *v;
+            json_object_foreach((json_t *)videos, k, v) {
+                if (video == NULL || strcmp(k, video) == 0)
+                    row(k, v);
+            }
+            if (video == NULL)
+                row("TOTAL", json_object_get(doc, "total"));
+            rc = 0;
+        }
+    }
+    json_decref(doc);
+    pc_buf_clear(&body);
+    return rc;
+}

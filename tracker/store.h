@@ -1,0 +1,40 @@
+/*
+ * The tracker's SQLite file (WAL): its signing key (unless --key names a
+ * file), cumulative statistics per video, a time series of them, and the
+ * swarm saved at a graceful shutdown so a restart neither loses statistics
+ * nor counts a returning peer's bytes twice. Used from the event-loop
+ * thread only.
+ */
+#ifndef PC_TRACKER_STORE_H
+#define PC_TRACKER_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pc_crypto.h"
+#include "pc_error.h"
+#include "registry.h"
+
+typedef struct pc_tstore pc_tstore;
+
+/* PC_EDB. */
+int pc_tstore_open(const char *path, pc_tstore **out) PC_MUST_CHECK;
+void pc_tstore_close(pc_tstore *s);
+/* The key kept in the database, created on first use. PC_EDB. */
+int pc_tstore_key(pc_tstore *s, uint8_t pk[PC_ED25519_PK_LEN], uint8_t sk[PC_ED25519_SK_LEN]) PC_MUST_CHECK;
+/* Loads saved statistics and the saved swarm into |r| (peers as announced at |now_us|) and forgets
+ * the saved swarm. |npeers| receives how many peers came back. PC_EDB. */
+int pc_tstore_load(pc_tstore *s, pc_registry *r, uint64_t now_us, size_t *npeers) PC_MUST_CHECK;
+/* Writes the statistics of videos marked dirty (all with |all|). PC_EDB. */
+int pc_tstore_save_stats(pc_tstore *s, const pc_registry *r, int all) PC_MUST_CHECK;
+/* Appends one time-series row per video with peers or changes since the last row, plus the total
+ * (video ""), at unix time |t|; drops rows older than |keep_s|. PC_EDB. */
+int pc_tstore_append_history(pc_tstore *s, const pc_registry *r, int64_t t, int64_t keep_s) PC_MUST_CHECK;
+/* Saves every live peer (at shutdown). PC_EDB. */
+int pc_tstore_save_peers(pc_tstore *s, const pc_registry *r) PC_MUST_CHECK;
+/* The time series since |since| (unix seconds), of one video (NULL: all, "" the total), newest
+ * |limit| rows in time order, as a JSON array. PC_EDB, PC_ENOMEM. */
+int pc_tstore_history(pc_tstore *s, const char *video, int64_t since, size_t limit, json_t **out) PC_MUST_CHECK;
+
+#endif

@@ -1,0 +1,494 @@
+/*
+ * peercdn-tracker serve: HTTP routes, timers and persistence around the
+ * pure registry (registry.h) and selection (select.h); see tracker.h.
+ */
+#include "tracker.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "announce.h"
+#include "auth.h"
+#include "locality.h"
+#include "pc_buf.h"
+#include "pc_crypto.h"
+#include "pc_http_server.h"
+#include "pc_json.h"
+#include "pc_log.h"
+#include "pc_rng.h"
+#include "ratelimit.h"
+#include "registry.h"
+#include "report.h"
+#include "select.h"
+#include "store.h"
+
+#define RESPONSE_MAX (64 * 1024)
+#define SAVE_EVERY_MS 10000
+#define SWEEP_EVERY_MS 250
+#define HISTORY_ROWS_MAX 100000
+#define METRICS_TOP_VIDEOS 100
+
+typedef struct pc_tracker {
+    pc_tracker_config cfg;
+    uv_loop_t *loop;
+    pc_http_server *http;
+    pc_tstore *store;
+    pc_registry *reg;
+    pc_auth *auth;
+    pc_ratelimit *rl;
+    pc_locality *loc;
+    pc_rng rng;
+    pc_tmetrics m;
+    uint8_t pk[PC_ED25519_PK_LEN], sk[PC_ED25519_SK_LEN];
+    char pk_b64[48];
+    uv_timer_t sweep, save, history;
+    uv_signal_t sigint, sigterm;
+    int stopping, lock_fd;
+} pc_tracker;
+
+static uint64_t now_us(void)
+{
+    return uv_hrtime() / 1000;
+}
+
+/* ---- announce ---- */
+
+static void reject(pc_tracker *t, h2o_req_t *req, int status, const char *code, const char *message)
+{
+    t->m.rejects[pc_reject_of(code)]++;
+    pc_http_respond_error(req, status, code, message);
+}
+
+static void addr_of(h2o_req_t *req, uint8_t out[16])
+{
+    struct sockaddr_storage ss;
+    memset(out, 0, 16);
+    if (pc_http_req_peer(req, &ss) != 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    } else {
+        memcpy(out, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    }
+}
+
+static int put_peer(pc_buf *o, const pc_registry *r, const pc_swarm *sw, const pc_peer_rec *p, int first)
+{
+    char id[2 * PC_PEER_ID_LEN + 1], key[48], addr[46];
+    pc_hex(p->id, PC_PEER_ID_LEN, id);
+    pc_b64_encode(p->key, PC_ED25519_PK_LEN, key, 0);
+    pc_addr_format(p->addr, addr);
+    int rc = pc_buf_printf(o,
+                           "%s{\"peer_id\":\"%s\",\"key\":\"%s\",\"addr\":\"%s\",\"port\":%u,\"rendition\":\"%s\","
+                           "\"playhead_ms\":%" PRIu32 ",\"up_kbps\":%" PRIu32 ",\"seeding\":%s",
+                           first ? "" : ",", id, key, addr, p->port, sw->rend[p->rend], p->playhead_ms, p->up_kbps,
+                           (p->flags & PC_PEER_SEEDING) ? "true" : "false");
+    if (rc == 0 && p->have_hi != PC_NONE)
+        rc = pc_buf_printf(o, ",\"have\":[%" PRIu32 ",%" PRIu32 "]", p->have_lo, p->have_hi);
+    if (rc == 0 && p->region != 0)
+        rc = pc_buf_printf(o, ",\"region\":\"%s\"", pc_registry_region(r, p->region));
+    return rc == 0 ? pc_buf_append_str(o, "}") : rc;
+}
+
+/* The answer to an accepted announce: interval, session, a ticket when due, and peers. */
+static int build_response(pc_tracker *t, const pc_announce *a, uint32_t self, int64_t now_s, uint64_t now, pc_buf *o)
+{
+    uint8_t session[PC_SESSION_LEN];
+    char session_b64[32];
+    pc_auth_session(t->auth, a->peer_id, a->key, a->video, session);
+    pc_b64_encode(session, sizeof(session), session_b64, 1);
+    int rc = pc_buf_printf(o, "{\"interval\":%.3f,\"tracker_time\":%" PRId64 ",\"session\":\"%s\"", t->cfg.interval_s,
+                           now_s, session_b64);
+    if (rc != 0 || self == PC_NONE)
+        return rc != 0 ? rc : pc_buf_append_str(o, ",\"peers\":[]}");
+    const pc_peer_rec *me = pc_registry_peer(t->reg, self);
+    /* tickets are re-issued only in the last quarter of their life, keeping signatures off the hot path */
+    if (a->event == PC_EV_STARTED || me->ticket_exp == 0 || (int64_t)me->ticket_exp <= now_s + t->cfg.ticket_ttl_s / 4) {
+        pc_ticket tk;
+        memcpy(tk.key, a->key, sizeof(tk.key));
+        strcpy(tk.video, a->video);
+        tk.expires = (uint64_t)(now_s + t->cfg.ticket_ttl_s);
+        uint8_t bin[PC_TICKET_MAX];
+        int n = pc_ticket_sign(t->sk, &tk, bin);
+        if (n < 0)
+            return n;
+        char b64[PC_TICKET_MAX * 2];
+        pc_b64_encode(bin, (size_t)n, b64, 1);
+        pc_registry_set_ticket_exp(t->reg, self, (uint32_t)tk.expires);
+        t->m.tickets++;
+        rc = pc_buf_printf(o, ",\"ticket\":\"%s\",\"ticket_expires\":%" PRIu64, b64, tk.expires);
+    }
+    uint32_t picked[PC_NUMWANT_MAX];
+    size_t n = pc_select_peers(t->reg, self, a->need, a->numwant, t->cfg.scan, now, &t->rng, picked);
+    const pc_swarm *sw = pc_registry_swarm(t->reg, me->swarm);
+    rc = rc ? rc : pc_buf_append_str(o, ",\"peers\":[");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = put_peer(o, t->reg, sw, pc_registry_peer(t->reg, picked[i]), i == 0);
+    return rc ? rc : pc_buf_append_str(o, "]}");
+}
+
+static int on_announce(void *user, h2o_req_t *req)
+{
+    pc_tracker *t = user;
+    h2o_iovec_t path = pc_http_req_path(req);
+    if (!h2o_memis(path.base, path.len, H2O_STRLIT("/announce")))
+        return -1;
+    if (!pc_http_req_method_is(req, "POST")) {
+        pc_http_add_header(req, "allow", "POST");
+        pc_http_respond_error(req, 405, "method_not_allowed", "announce with POST and a JSON body");
+        return 0;
+    }
+    uint64_t now = now_us();
+    int64_t now_s = (int64_t)time(NULL);
+    uint8_t conn_addr[16];
+    addr_of(req, conn_addr);
+    if (t->rl != NULL && !pc_ratelimit_take(t->rl, conn_addr, now)) {
+        pc_http_add_header(req, "retry-after", "1");
+        reject(t, req, 429, "rate_limited", "too many requests from this address");
+        return 0;
+    }
+    pc_announce a;
+    pc_announce_error err;
+    int rc = pc_announce_decode(req->entity.base != NULL ? req->entity.base : "", req->entity.len, &a, &err);
+    if (rc != 0) {
+        reject(t, req, rc == PC_ETOOBIG ? 413 : 400, err.code, err.message);
+        return 0;
+    }
+    if (a.event == PC_EV_STARTED) {
+        rc = pc_auth_check_proof(t->auth, &a, (uint64_t)now_s);
+        if (rc == PC_EEXPIRED) {
+            reject(t, req, 403, "proof_expired", "'proof.ts' is more than 300 seconds from the tracker's clock");
+            return 0;
+        }
+        if (rc != 0) {
+            reject(t, req, 403, "bad_proof", "'proof.sig' does not prove possession of 'key'");
+            return 0;
+        }
+    } else if (pc_auth_check_session(t->auth, &a) != 0) {
+        reject(t, req, 403, "bad_session", "'session' does not match this peer id, key and video");
+        return 0;
+    }
+    if (!a.has_addr)
+        memcpy(a.addr, conn_addr, 16);
+    if (a.region[0] == '\0' && a.asn == 0 && t->loc != NULL) {
+        const char *region;
+        uint32_t asn;
+        if (pc_locality_lookup(t->loc, a.addr, &region, &asn) == 0) {
+            snprintf(a.region, sizeof(a.region), "%s", region);
+            a.asn = asn;
+        }
+    }
+    uint32_t self;
+    rc = pc_registry_announce(t->reg, &a, pc_locality_net(a.addr), now, &self);
+    if (rc == PC_ECONFLICT) {
+        reject(t, req, 409, "counters_regressed", "cumulative counters went backwards; nothing was recorded");
+        return 0;
+    }
+    if (rc != 0) {
+        reject(t, req, 503, "limit_reached",
+               rc == PC_ELIMIT ? "the tracker is at its peer, video or rendition limit" : "out of memory");
+        return 0;
+    }
+    t->m.announces[a.event]++;
+    pc_buf o;
+    pc_buf_init(&o, RESPONSE_MAX);
+    rc = build_response(t, &a, self, now_s, now, &o);
+    if (rc != 0)
+        reject(t, req, 500, "internal_error", "cannot build the response");
+    else
+        pc_http_respond(req, 200, "application/json", o.data, o.len);
+    pc_buf_clear(&o);
+    return 0;
+}
+
+/* ---- statistics and keys ---- */
+
+static int on_stats(void *user, h2o_req_t *req)
+{
+    pc_tracker *t = user;
+    h2o_iovec_t path = pc_http_req_path(req);
+    if (!h2o_memis(path.base, path.len, H2O_STRLIT("/stats")))
+        return -1;
+    int64_t now_s = (int64_t)time(NULL);
+    t->m.expired += pc_registry_expire(t->reg, now_us());
+    json_t *doc = pc_report_stats(t->reg, now_s);
+    if (doc == NULL) {
+        pc_http_respond_error(req, 500, "out_of_memory", "out of memory");
+        return 0;
+    }
+    char v[16], video[PC_VIDEO_ID_MAX + 2], since[24];
+    if (pc_http_req_query(req, "history", v, sizeof(v)) == 0 && strcmp(v, "0") != 0) {
+        int has_video = pc_http_req_query(req, "video", video, sizeof(video)) == 0;
+        if (has_video && video[0] != '\0' && !pc_video_id_valid(video, strlen(video))) {
+            json_decref(doc);
+            pc_http_respond_error(req, 400, "bad_field", "'video' must be a video id (or empty for the total)");
+            return 0;
+        }
+        int64_t from = now_s - 24 * 3600;
+        if (pc_http_req_query(req, "since", since, sizeof(since)) == 0) {
+            char *end = NULL;
+            from = strtoll(since, &end, 10);
+            if (end == since || *end != '\0') {
+                json_decref(doc);
+                pc_http_respond_error(req, 400, "bad_field", "'since' must be unix seconds");
+                return 0;
+            }
+        }
+        json_t *hist = NULL;
+        if (pc_tstore_history(t->store, has_video ? video : NULL, from, HISTORY_ROWS_MAX, &hist) != 0) {
+            json_decref(doc);
+            pc_http_respond_error(req, 500, "database_error", "cannot read the history");
+            return 0;
+        }
+        json_object_set_new(doc, "history", hist);
+    }
+    pc_http_respond_json(req, 200, doc);
+    return 0;
+}
+
+static int on_metrics(void *user, h2o_req_t *req)
+{
+    pc_tracker *t = user;
+    h2o_iovec_t path = pc_http_req_path(req);
+    if (!h2o_memis(path.base, path.len, H2O_STRLIT("/metrics")))
+        return -1;
+    t->m.expired += pc_registry_expire(t->reg, now_us());
+    pc_buf o;
+    pc_buf_init(&o, 64 << 20);
+    if (pc_report_metrics(t->reg, &t->m, METRICS_TOP_VIDEOS, &o) != 0)
+        pc_http_respond_error(req, 500, "out_of_memory", "out of memory");
+    else
+        pc_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", o.data, o.len);
+    pc_buf_clear(&o);
+    return 0;
+}
+
+static int on_api(void *user, h2o_req_t *req)
+{
+    pc_tracker *t = user;
+    h2o_iovec_t path = pc_http_req_path(req);
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/tracker-key"))) {
+        pc_http_respond_json(req, 200, json_pack("{ss}", "ed25519", t->pk_b64));
+        return 0;
+    }
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/health"))) {
+        pc_http_respond_json(req, 200,
+                             json_pack("{ss sI sI}", "status", "ok", "peers", (json_int_t)pc_registry_npeers(t->reg),
+                                       "videos", (json_int_t)pc_registry_nswarms(t->reg)));
+        return 0;
+    }
+    return -1;
+}
+
+/* ---- timers, persistence, shutdown ---- */
+
+static void on_sweep(uv_timer_t *h)
+{
+    pc_tracker *t = h->data;
+    t->m.expired += pc_registry_expire(t->reg, now_us());
+}
+
+static void save_stats(pc_tracker *t, int all)
+{
+    if (pc_tstore_save_stats(t->store, t->reg, all) == 0)
+        pc_registry_clear_dirty(t->reg);
+    else
+        PC_LOGE("tracker", "cannot save statistics; will retry");
+}
+
+static void on_save(uv_timer_t *h)
+{
+    save_stats(h->data, 0);
+}
+
+static void on_history(uv_timer_t *h)
+{
+    pc_tracker *t = h->data;
+    t->m.expired += pc_registry_expire(t->reg, now_us());
+    if (pc_tstore_append_history(t->store, t->reg, (int64_t)time(NULL), t->cfg.history_keep_s) != 0)
+        PC_LOGE("tracker", "cannot append to the statistics history");
+}
+
+static void on_http_closed(void *arg)
+{
+    (void)arg;
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    pc_tracker *t = s->data;
+    (void)signum;
+    if (t->stopping)
+        return;
+    t->stopping = 1;
+    PC_LOGI("tracker", "stopping");
+    uv_timer_stop(&t->sweep);
+    uv_timer_stop(&t->save);
+    uv_timer_stop(&t->history);
+    uv_close((uv_handle_t *)&t->sweep, NULL);
+    uv_close((uv_handle_t *)&t->save, NULL);
+    uv_close((uv_handle_t *)&t->history, NULL);
+    uv_close((uv_handle_t *)&t->sigint, NULL);
+    uv_close((uv_handle_t *)&t->sigterm, NULL);
+    pc_http_server_close(t->http, on_http_closed, t);
+}
+
+static int load_key(pc_tracker *t)
+{
+    int r;
+    if (t->cfg.key_path != NULL)
+        r = pc_ed25519_load_or_create(t->cfg.key_path, t->pk, t->sk);
+    else
+        r = pc_tstore_key(t->store, t->pk, t->sk);
+    if (r != 0) {
+        fprintf(stderr, "peercdn-tracker: cannot load the tracker key %s: %s\n",
+                t->cfg.key_path != NULL ? t->cfg.key_path : "(database)", pc_strerror(r));
+        return r;
+    }
+    pc_b64_encode(t->pk, sizeof(t->pk), t->pk_b64, 0);
+    return 0;
+}
+
+/* Opens the database (one tracker per file), the key, and restores statistics and the swarm. */
+static int open_state(pc_tracker *t)
+{
+    char lock[4200];
+    snprintf(lock, sizeof(lock), "%s.lock", t->cfg.db_path);
+    t->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (t->lock_fd < 0 || flock(t->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "peercdn-tracker: %s is in use by another tracker\n", t->cfg.db_path);
+        return -1;
+    }
+    if (pc_tstore_open(t->cfg.db_path, &t->store) != 0) {
+        fprintf(stderr, "peercdn-tracker: cannot open the database %s\n", t->cfg.db_path);
+        return -1;
+    }
+    if (load_key(t) != 0)
+        return -1;
+    uint64_t seed;
+    randombytes_buf(&seed, sizeof(seed));
+    pc_rng_init(&t->rng, seed);
+    pc_registry_config rc = {
+        .interval_us = (uint64_t)(t->cfg.interval_s * 1e6),
+        .max_peers = t->cfg.max_peers,
+        .max_swarms = t->cfg.max_videos,
+        .hash_seed = pc_rng_next(&t->rng),
+    };
+    t->reg = pc_registry_new(&rc);
+    t->auth = pc_auth_new(t->sk);
+    if (t->cfg.rate > 0)
+        t->rl = pc_ratelimit_new(t->cfg.rate, t->cfg.burst, 1 << 16, pc_rng_next(&t->rng));
+    if (t->reg == NULL || t->auth == NULL || (t->cfg.rate > 0 && t->rl == NULL)) {
+        fprintf(stderr, "peercdn-tracker: out of memory\n");
+        return -1;
+    }
+    if (t->cfg.locality_path != NULL) {
+        char err[256];
+        if (pc_locality_load(t->cfg.locality_path, &t->loc, err, sizeof(err)) != 0) {
+            fprintf(stderr, "peercdn-tracker: %s\n", err);
+            return -1;
+        }
+    }
+    size_t restored = 0;
+    if (pc_tstore_load(t->store, t->reg, now_us(), &restored) != 0) {
+        fprintf(stderr, "peercdn-tracker: cannot load the saved state from %s\n", t->cfg.db_path);
+        return -1;
+    }
+    if (restored > 0 || pc_registry_nswarms(t->reg) > 0)
+        PC_LOGI("tracker", "restored statistics of %zu videos and %zu live peers", pc_registry_nswarms(t->reg),
+                restored);
+    return 0;
+}
+
+static void start_timers(pc_tracker *t)
+{
+    uv_timer_init(t->loop, &t->sweep);
+    uv_timer_init(t->loop, &t->save);
+    uv_timer_init(t->loop, &t->history);
+    t->sweep.data = t->save.data = t->history.data = t;
+    uv_timer_start(&t->sweep, on_sweep, SWEEP_EVERY_MS, SWEEP_EVERY_MS);
+    uv_timer_start(&t->save, on_save, SAVE_EVERY_MS, SAVE_EVERY_MS);
+    uint64_t hist_ms = (uint64_t)(t->cfg.history_s * 1000);
+    uv_timer_start(&t->history, on_history, hist_ms, hist_ms);
+    uv_signal_init(t->loop, &t->sigint);
+    uv_signal_init(t->loop, &t->sigterm);
+    t->sigint.data = t->sigterm.data = t;
+    uv_signal_start(&t->sigint, on_signal, SIGINT);
+    uv_signal_start(&t->sigterm, on_signal, SIGTERM);
+}
+
+/* At a graceful stop: everything a restart needs to lose nothing. */
+static void save_all(pc_tracker *t)
+{
+    t->m.expired += pc_registry_expire(t->reg, now_us());
+    save_stats(t, 1);
+    if (pc_tstore_append_history(t->store, t->reg, (int64_t)time(NULL), t->cfg.history_keep_s) != 0)
+        PC_LOGE("tracker", "cannot append the final history row");
+    if (pc_tstore_save_peers(t->store, t->reg) != 0)
+        PC_LOGE("tracker", "cannot save the swarm; peers will re-join with their next announce");
+}
+
+int pc_tracker_serve(const pc_tracker_config *cfg)
+{
+    pc_tracker *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return 1;
+    t->cfg = *cfg;
+    t->lock_fd = -1;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    t->loop = &loop;
+    int rc = 1, started = 0;
+    if (open_state(t) != 0)
+        goto out;
+    pc_http_server_config hc = {.max_request_body = 1 << 20, .idle_timeout_ms = 30000};
+    t->http = pc_http_server_new(t->loop, &hc);
+    if (t->http == NULL || pc_http_server_route(t->http, "/announce", on_announce, t) != 0 ||
+        pc_http_server_route(t->http, "/stats", on_stats, t) != 0 ||
+        pc_http_server_route(t->http, "/metrics", on_metrics, t) != 0 ||
+        pc_http_server_route(t->http, "/api/", on_api, t) != 0) {
+        fprintf(stderr, "peercdn-tracker: out of memory\n");
+        goto out;
+    }
+    char bound[80];
+    if (pc_http_server_listen(t->http, cfg->listen, bound, sizeof(bound)) != 0) {
+        fprintf(stderr, "peercdn-tracker: cannot listen on %s\n", cfg->listen);
+        goto out;
+    }
+    start_timers(t);
+    started = 1;
+    printf("peercdn-tracker listening on http://%s (key %s)\n", bound, t->pk_b64);
+    fflush(stdout);
+    uv_run(t->loop, UV_RUN_DEFAULT);
+    save_all(t);
+    rc = 0;
+out:
+    if (t->http != NULL && !started) {
+        pc_http_server_close(t->http, NULL, NULL);
+        uv_run(t->loop, UV_RUN_DEFAULT);
+    }
+    pc_http_server_free(t->http);
+    uv_run(t->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(t->loop) != 0)
+        PC_LOGW("tracker", "event loop closed with handles still open");
+    pc_registry_free(t->reg);
+    pc_auth_free(t->auth);
+    pc_ratelimit_free(t->rl);
+    pc_locality_free(t->loc);
+    pc_tstore_close(t->store);
+    if (t->lock_fd >= 0)
+        close(t->lock_fd);
+    sodium_memzero(t->sk, sizeof(t->sk));
+    free(t);
+    if (rc == 0)
+        PC_LOGI("tracker", "stopped");
+    return rc;
+}
