@@ -82,11 +82,14 @@ class Suite:
 
     def origin(self, *extra, data=None, workers=2, check_exit=True):
         o = Origin(self, data or tempfile.mkdtemp(dir=self.tmp, prefix="origin-"), list(extra), workers)
-        if check_exit:
-            self.cleanups.append(o.stop)
-        else:
-            self.cleanups.append(o.kill)
+        self.cleanups.append(o.stop if check_exit else o.kill)
         return o
+
+    def tracker(self, *extra, db=None, check_exit=True):
+        t = Tracker(self, db or os.path.join(tempfile.mkdtemp(dir=self.tmp, prefix="tracker-"), "tracker.db"),
+                    list(extra))
+        self.cleanups.append(t.stop if check_exit else t.kill)
+        return t
 
 
 def check(cond, msg="check failed"):
@@ -136,14 +139,16 @@ def request(url, method="GET", body=None, headers=None, timeout=30):
         conn.close()
 
 
-class Origin:
-    def __init__(self, suite, data, extra, workers):
+class Server:
+    """A peercdn server process: started with --listen 127.0.0.1:0, found by its "listening on" line,
+    stopped with SIGTERM and required to exit 0 without sanitizer reports (leaks included)."""
+
+    name = "server"
+
+    def __init__(self, suite, argv, log_path):
         self.suite = suite
-        self.data = data
-        self.log_path = data.rstrip("/") + ".log"
-        self.argv = [suite.bin("peercdn-origin"), "serve", "--data", data, "--listen", "127.0.0.1:0",
-                     "--upload-token", TOKEN, "--workers", str(workers), "--lease-seconds", "3",
-                     "--preset", "veryfast"] + extra
+        self.argv = argv
+        self.log_path = log_path
         self.proc = None
         self.start()
 
@@ -160,9 +165,10 @@ class Origin:
             if m:
                 self.host, self.port = m.group(1).decode(), int(m.group(2))
                 self.url = "http://%s:%d" % (self.host, self.port)
+                self.banner = line.decode()
                 threading.Thread(target=self.proc.stdout.read, daemon=True).start()
                 return
-        raise AssertionError("origin did not start: %r\n%s" % (line, self.stderr()))
+        raise AssertionError("%s did not start: %r\n%s" % (self.name, line, self.stderr()))
 
     def stderr(self):
         try:
@@ -172,7 +178,6 @@ class Origin:
             return ""
 
     def stop(self):
-        """SIGTERM; the process must exit 0 without sanitizer reports (leaks included)."""
         if self.proc is None or self.proc.poll() is not None and self.proc.returncode == -9:
             return
         if self.proc.poll() is None:
@@ -182,13 +187,13 @@ class Origin:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError("origin did not stop on SIGTERM\n" + self.stderr())
+                raise AssertionError("%s did not stop on SIGTERM\n%s" % (self.name, self.stderr()))
         self.log.close()
         err = self.stderr()
         rc = self.proc.returncode
         self.proc = None
         if rc != 0 or re.search(r"(ERROR: (Address|Leak)Sanitizer|runtime error:)", err):
-            raise AssertionError("origin exited with %d\n%s" % (rc, err))
+            raise AssertionError("%s exited with %d\n%s" % (self.name, rc, err))
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -201,6 +206,17 @@ class Origin:
 
     def req(self, method, path, body=None, headers=None, timeout=30):
         return request(self.url + path, method, body, headers, timeout)
+
+
+class Origin(Server):
+    name = "origin"
+
+    def __init__(self, suite, data, extra, workers):
+        self.data = data
+        argv = [suite.bin("peercdn-origin"), "serve", "--data", data, "--listen", "127.0.0.1:0",
+                "--upload-token", TOKEN, "--workers", str(workers), "--lease-seconds", "3",
+                "--preset", "veryfast"] + extra
+        super().__init__(suite, argv, data.rstrip("/") + ".log")
 
     def auth(self):
         return {"Authorization": "Bearer " + TOKEN}
@@ -243,6 +259,89 @@ class Origin:
         if v["state"] != "ready":
             raise AssertionError("video %s failed: %r\n%s" % (vid, v.get("error"), self.stderr()))
         return v
+
+
+class Tracker(Server):
+    name = "tracker"
+
+    def __init__(self, suite, db, extra):
+        self.db = db
+        argv = [suite.bin("peercdn-tracker"), "serve", "--listen", "127.0.0.1:0", "--db", db] + extra
+        super().__init__(suite, argv, db + ".log")
+
+    def key(self):
+        r = self.req("GET", "/api/tracker-key")
+        eq(r.status, 200, "GET /api/tracker-key")
+        return base64.b64decode(r.json()["ed25519"])
+
+    def stats(self, history=False):
+        r = self.req("GET", "/stats" + ("?history=1" if history else ""))
+        eq(r.status, 200, "GET /stats")
+        return r.json()
+
+
+def b64u_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+class TrackerPeer:
+    """A peer as the tracker sees it, written against docs/protocol.md with the cryptography package
+    (independent of our C code): an Ed25519 key, proofs for "started", the session for the rest."""
+
+    def __init__(self, tracker, video, n, rendition="v1", source="127.0.0.1"):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives import serialization
+        self.tracker = tracker
+        self.video = video
+        self.sk = Ed25519PrivateKey.generate()
+        self.pk = self.sk.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        self.peer_id = os.urandom(16).hex()
+        self.port = 20000 + n
+        self.rendition = rendition
+        self.source = source
+        self.session = None
+        self.ticket = None
+        self.counters = {}
+
+    def proof(self, ts=None):
+        ts = int(time.time()) if ts is None else ts
+        msg = b"peercdn proof v1\0" + self.pk + ts.to_bytes(8, "big")
+        return {"ts": ts, "sig": base64.b64encode(self.sk.sign(msg)).decode()}
+
+    def body(self, event, **kw):
+        b = {"peer_id": self.peer_id, "key": base64.b64encode(self.pk).decode(), "port": self.port,
+             "video": self.video, "rendition": self.rendition, "event": event}
+        if event == "started":
+            b["proof"] = self.proof()
+        elif self.session:
+            b["session"] = self.session
+        if self.counters:
+            b["counters"] = dict(self.counters)
+        b.update(kw)
+        return b
+
+    def post(self, body, raw=None):
+        data = raw if raw is not None else json.dumps(body).encode()
+        conn = http.client.HTTPConnection(self.tracker.host, self.tracker.port, timeout=30,
+                                          source_address=(self.source, 0))
+        try:
+            conn.request("POST", "/announce", body=data, headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            return Response(r.status, r.getheaders(), r.read())
+        finally:
+            conn.close()
+
+    def announce(self, event="periodic", expect=200, **kw):
+        r = self.post(self.body(event, **kw))
+        if r.status != expect:
+            raise AssertionError("announce %s: HTTP %d %s (expected %d)" % (event, r.status, r.body[:300], expect))
+        if r.status == 200:
+            j = r.json()
+            self.session = j["session"]
+            if "ticket" in j:
+                self.ticket = j["ticket"]
+            return j
+        return r.json()
 
 
 def media_dir():

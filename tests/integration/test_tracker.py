@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""peercdn-tracker over HTTP: announce sequences, tickets checked with an independent Ed25519
+implementation, expiry, statistics arithmetic, restarts that keep history, metrics, the stats CLI,
+and bad input of every kind."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import SLOW, Suite, TrackerPeer, b64u_decode, check, eq  # noqa: E402
+
+from cryptography.exceptions import InvalidSignature  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
+
+S = Suite("tracker")
+st = {}
+
+
+def open_ticket(tracker_pk, ticket):
+    """Parses and verifies a ticket as docs/protocol.md describes it; returns (expires, key, video)."""
+    b = b64u_decode(ticket)
+    check(b[:4] == b"PCT1", "ticket magic")
+    expires = int.from_bytes(b[4:12], "big")
+    key = b[12:44]
+    vlen = b[44]
+    video = b[45:45 + vlen].decode()
+    sig = b[45 + vlen:]
+    eq(len(sig), 64, "signature length")
+    Ed25519PublicKey.from_public_bytes(tracker_pk).verify(sig, b"peercdn ticket v1\0" + b[:45 + vlen])
+    return expires, key, video
+
+
+def test_key_is_published(s):
+    t = s.tracker("--interval", "1", "--history-interval", "0.5")
+    st["t"] = t
+    pk = t.key()
+    eq(len(pk), 32, "Ed25519 public key")
+    check(re.search(r"key ([A-Za-z0-9+/=]+)", t.banner).group(1) == __import__("base64").b64encode(pk).decode(),
+          "the banner names the same key")
+    st["pk"] = pk
+
+
+def test_started_gets_session_ticket_and_useful_peers(s):
+    t = st["t"]
+    a = TrackerPeer(t, "vid1", 1)
+    b = TrackerPeer(t, "vid1", 2)
+    c = TrackerPeer(t, "vid1", 3)
+    ra = a.announce("started", playhead_ms=0)
+    eq(ra["peers"], [], "the first peer is alone")
+    check(ra["interval"] == 1, "interval")
+    check(abs(ra["tracker_time"] - time.time()) < 5, "tracker_time")
+    expires, key, video = open_ticket(st["pk"], ra["ticket"])
+    eq((key, video), (a.pk, "vid1"), "ticket binds key and video")
+    eq(expires, ra["ticket_expires"], "ticket_expires")
+    check(3500 < expires - time.time() <= 3600, "default lifetime of an hour")
+    # b is ahead and holds segments 0..20; c is behind with nothing
+    b.announce("started", playhead_ms=80000, have=[[0, 20]])
+    c.announce("started", playhead_ms=1000)
+    r = a.announce("periodic", playhead_ms=30000, need=8)
+    check("ticket" not in r, "no new ticket while the old one is young")
+    ids = [p["peer_id"] for p in r["peers"]]
+    eq(ids, [b.peer_id, c.peer_id], "the holder first, never a's own entry")
+    pb = r["peers"][0]
+    eq((pb["addr"], pb["port"], pb["rendition"], pb["playhead_ms"], pb["have"]), ("127.0.0.1", b.port, "v1", 80000,
+                                                                                   [0, 20]), "peer entry")
+    eq(__import__("base64").b64decode(pb["key"]), b.pk, "peer key")
+    r = a.announce("periodic", numwant=1)
+    eq(len(r["peers"]), 1, "numwant")
+    st["abc"] = (a, b, c)
+
+
+def test_other_videos_are_separate(s):
+    t = st["t"]
+    d = TrackerPeer(t, "vid2", 4)
+    r = d.announce("started")
+    eq(r["peers"], [], "another video's swarm is empty")
+    a = st["abc"][0]
+    check(d.peer_id not in [p["peer_id"] for p in a.announce("periodic")["peers"]], "not offered to vid1")
+    d.announce("stopped")
+
+
+def test_silent_peers_expire_after_two_intervals(s):
+    t = st["t"]
+    a, b, c = st["abc"]
+    # keep a and b announcing; c goes quiet
+    deadline = time.time() + 2.6
+    while time.time() < deadline:
+        a.announce("periodic")
+        b.announce("periodic")
+        time.sleep(0.3)
+    peers = t.stats()["videos"]["vid1"]["peers"]
+    eq(peers, 2, "c expired after two 1-second intervals")
+    check(c.peer_id not in [p["peer_id"] for p in a.announce("periodic")["peers"]], "c is no longer offered")
+    # its session still works: it comes back
+    r = c.announce("periodic")
+    check(a.peer_id in [p["peer_id"] for p in r["peers"]], "c re-joins with its session")
+
+
+def test_statistics_add_up(s):
+    t = s.tracker("--interval", "30")
+    st["t2"] = t
+    x = TrackerPeer(t, "stats1", 10)
+    y = TrackerPeer(t, "stats1", 11)
+    x.counters = {"bytes_cdn": 1000000, "startup_ms": 400}
+    x.announce("started")
+    y.counters = {"bytes_cdn": 500000, "startup_ms": 1200}
+    y.announce("started")
+    x.counters.update(bytes_cdn=1500000, bytes_p2p=4500000, bytes_up=2000000, played_ms=1800000, stalls=1,
+                      stall_ms=1800)
+    x.announce("periodic")
+    y.counters.update(bytes_p2p=1000000, bytes_up=500000, played_ms=1800000, stalls=2, stall_ms=1800)
+    y.announce("stopped")
+    v = t.stats()["videos"]["stats1"]
+    eq((v["peers"], v["viewers"]), (1, 2), "one left, two viewers started")
+    eq((v["bytes_cdn"], v["bytes_p2p"], v["bytes_up"]), (2000000, 5500000, 2500000), "bytes")
+    check(abs(v["offload"] - 5500000 / 7500000) < 1e-9, "offload = p2p / (p2p + cdn): %r" % v["offload"])
+    eq((v["stalls"], v["stall_ms"]), (3, 3600), "stalls")
+    check(abs(v["viewer_hours"] - 1.001) < 1e-9, "viewer hours = (played + stalled) / 3600 s")
+    check(abs(v["stalls_per_viewer_hour"] - 3 / 1.001) < 1e-9, "stalls per viewer-hour")
+    check(abs(v["rebuffer_ratio"] - 3600 / 3603600) < 1e-12, "rebuffer ratio")
+    p50, p95 = v["startup_ms"]["p50"], v["startup_ms"]["p95"]
+    check(400 * 0.8 <= p50 <= 1200 * 1.2 and 1200 * 0.8 <= p95 <= 1200 * 1.2, "start-up quantiles %r" % v["startup_ms"])
+    total = t.stats()["total"]
+    eq((total["bytes_cdn"], total["bytes_p2p"]), (2000000, 5500000), "total")
+    st["x"] = x
+
+
+def test_metrics_match_stats(s):
+    t = st["t2"]
+    r = t.req("GET", "/metrics")
+    eq(r.status, 200, "GET /metrics")
+    check(r.header("content-type").startswith("text/plain; version=0.0.4"), "Prometheus content type")
+    text = r.body.decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            check(re.fullmatch(r"# (HELP|TYPE) [a-z_]+ .+", line) is not None, "comment line: %r" % line)
+            continue
+        m = re.fullmatch(r'([a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (-?[0-9.e+]+)', line)
+        check(m is not None, "sample line: %r" % line)
+        values[m.group(1) + (m.group(2) or "")] = float(m.group(4))
+    eq(values["peercdn_tracker_peers"], 1, "peers")
+    eq(values['peercdn_tracker_bytes_total{source="cdn"}'], 2000000, "cdn bytes")
+    eq(values['peercdn_tracker_bytes_total{source="p2p"}'], 5500000, "p2p bytes")
+    check(abs(values["peercdn_tracker_offload_ratio"] - 5500000 / 7500000) < 1e-6, "offload")
+    eq(values['peercdn_tracker_announces_total{event="stopped"}'], 1, "stopped announces")
+    eq(values['peercdn_tracker_video_peers{video="stats1"}'], 1, "per-video peers")
+
+
+def test_restart_keeps_statistics_and_history(s):
+    t = st["t2"]
+    x = st["x"]
+    time.sleep(0.2)
+    before = t.stats()["videos"]["stats1"]
+    t.stop()  # graceful: statistics, a history row and the live swarm are saved
+    t.restart()
+    after = t.stats(history=True)
+    v = after["videos"]["stats1"]
+    for k in ("bytes_cdn", "bytes_p2p", "bytes_up", "stalls", "stall_ms", "viewers", "peers"):
+        eq(v[k], before[k], "%s survives the restart" % k)
+    rows = [h for h in after["history"] if h["video"] == "stats1"]
+    check(len(rows) >= 1 and rows[-1]["bytes_p2p"] == 5500000, "history row: %r" % rows)
+    check(any(h["video"] == "" for h in after["history"]), "a total row")
+    # the restored peer's next counters add only what is new
+    x.counters.update(bytes_p2p=4600000)
+    r = x.announce("periodic")
+    check("ticket" not in r, "its ticket survived too")
+    eq(t.stats()["videos"]["stats1"]["bytes_p2p"], 5600000, "only the delta is counted")
+
+
+def test_stats_cli(s):
+    t = st["t2"]
+    p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", t.url], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    eq(p.returncode, 0, "stats exit status: %s" % p.stderr.decode())
+    out = p.stdout.decode()
+    check(re.search(r"^stats1\s+1\s+2\s+2\.0 MB\s+5\.6 MB\s+73\.7%", out, re.M) is not None, "table row:\n" + out)
+    check(re.search(r"^TOTAL\s", out, re.M) is not None, "total row:\n" + out)
+    p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", t.url, "--json"], stdout=subprocess.PIPE,
+                       timeout=30)
+    eq(json.loads(p.stdout)["videos"]["stats1"]["peers"], 1, "--json")
+    p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", "http://127.0.0.1:1"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    check(p.returncode != 0 and len(p.stderr.decode().strip().splitlines()) == 1, "unreachable: one line, non-zero")
+    for argv in (["stats"], ["serve", "--listen", "127.0.0.1:0"], ["bogus"], ["serve", "--db", "x", "--nope"]):
+        p = subprocess.run([s.bin("peercdn-tracker")] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30)
+        check(p.returncode == 2 and len(p.stderr.decode().strip().splitlines()) == 1, "usage error %r" % argv)
+
+
+def expect_error(peer, body, status, code, raw=None):
+    r = peer.post(body, raw=raw)
+    eq(r.status, status, "status for %s" % code)
+    j = r.json()
+    eq(j["code"], code, "code (%s)" % j.get("message"))
+    check(len(j["message"]) > 0, "a message")
+    return j
+
+
+def test_bad_input_is_refused_with_a_reason(s):
+    t = st["t"]
+    a = st["abc"][0]
+    m = TrackerPeer(t, "vid1", 9)
+    expect_error(m, None, 400, "bad_json", raw=b"{not json")
+    expect_error(m, None, 400, "bad_json", raw=b"")
+    expect_error(m, None, 413, "too_large", raw=b"{" + b" " * 20000 + b"}")
+    try:  # past the server's 1 MiB body limit h2o answers 413 at once and closes
+        eq(m.post(None, raw=b"{" + b" " * (2 << 20) + b"}").status, 413, "over the 1 MiB body limit")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    expect_error(m, m.body("started", surprise=1), 400, "unknown_field")
+    expect_error(m, dict(m.body("started"), key="AAAA"), 400, "bad_field")
+    expect_error(m, dict(m.body("started"), video="../../etc"), 400, "bad_field")
+    body = m.body("started")
+    del body["port"]
+    expect_error(m, body, 400, "missing_field")
+    # proofs: forged, stale, or for a key the sender does not hold
+    forged = m.body("started")
+    sig = forged["proof"]["sig"]
+    forged["proof"]["sig"] = sig[:10] + ("B" if sig[10] != "B" else "C") + sig[11:]
+    expect_error(m, forged, 403, "bad_proof")
+    expect_error(m, m.body("started", proof=m.proof(int(time.time()) - 3600)), 403, "proof_expired")
+    thief = m.body("started")
+    thief["key"] = __import__("base64").b64encode(a.pk).decode()  # a's key with m's own signature
+    expect_error(m, thief, 403, "bad_proof")
+    # sessions: none, or someone else's
+    expect_error(m, m.body("periodic", session="AAAAAAAAAAAAAAAAAAAAAA"), 403, "bad_session")
+    stolen = m.body("periodic", session=a.session)
+    expect_error(m, stolen, 403, "bad_session")
+    # counters that go backwards
+    m.counters = {"bytes_cdn": 100}
+    m.announce("started")
+    m.counters = {"bytes_cdn": 50}
+    expect_error(m, m.body("periodic"), 409, "counters_regressed")
+    m.counters = {"bytes_cdn": 100}
+    m.announce("stopped")
+    r = t.req("GET", "/announce")
+    eq((r.status, r.json()["code"]), (405, "method_not_allowed"), "GET /announce")
+    eq(t.req("GET", "/nope").status, 404, "unknown path")
+    eq(t.req("GET", "/stats?history=1&video=../x").status, 400, "bad history filter")
+    check(t.proc.poll() is None, "still running")
+
+
+def test_flood_from_one_address_is_limited(s):
+    t = s.tracker("--rate-limit", "5", "--rate-burst", "10")
+    flood = TrackerPeer(t, "vid9", 20, source="127.0.0.2")
+    calm = TrackerPeer(t, "vid9", 21)
+    codes = [flood.post(flood.body("started")).status for _ in range(40)]
+    check(codes.count(429) >= 15 and codes.count(200) >= 10, "limited after the burst: %r" % codes)
+    r = flood.post(flood.body("started"))
+    eq((r.status, r.json()["code"], r.header("retry-after")), (429, "rate_limited", "1"), "429 with a JSON reason")
+    calm.announce("started")  # another address is served
+    time.sleep(1.0)
+    eq(flood.post(flood.body("started")).status, 200, "tokens come back")
+    metrics = t.req("GET", "/metrics").body.decode()
+    check(re.search(r'rejects_total\{code="rate_limited"\} (\d+)', metrics).group(1) != "0", "counted in metrics")
+
+
+S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers, test_other_videos_are_separate,
+       test_silent_peers_expire_after_two_intervals, test_statistics_add_up, test_metrics_match_stats,
+       test_restart_keeps_statistics_and_history, test_stats_cli, test_bad_input_is_refused_with_a_reason,
+       test_flood_from_one_address_is_limited])
