@@ -1,5 +1,7 @@
 """Shared bench helpers: reuse the integration harness to run the real binaries."""
 import os
+import re
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -13,3 +15,20 @@ import harness  # noqa: E402,F401
 def suite(name):
     s = harness.Suite("bench-" + name)
     return s
+
+
+def run_wrk(base, script, duration, connections=16, threads=1, extra=(), allow_errors=False):
+    """Runs wrk with a Lua script; returns requests/s, MB/s, p99 latency in ms and the raw output."""
+    p = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration, "--latency", "-s", script] +
+                       list(extra) + [base], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=duration + 120)
+    out = p.stdout.decode()
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    if m is None:
+        raise AssertionError("wrk failed against %s: %s" % (base, out))
+    tr = re.search(r"Transfer/sec:\s+([0-9.]+)([KMG]?B)", out)
+    mbs = float(tr.group(1)) * {"B": 1 / 1048576, "KB": 1 / 1024, "MB": 1, "GB": 1024}[tr.group(2)]
+    p99 = re.search(r"99%\s+([0-9.]+)(us|ms|s)", out)
+    p99ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
+    if not allow_errors and re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        raise AssertionError("errors during the run against %s: %s" % (base, out))
+    return float(m.group(1)), mbs, p99ms, out

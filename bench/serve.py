@@ -8,7 +8,6 @@ usage: bench/serve.py [--duration S] [--connections N]
 """
 import argparse
 import os
-import re
 import socket
 import subprocess
 import time
@@ -36,20 +35,7 @@ def wrk(base, paths):
     with open(script, "w") as f:
         f.write("local paths = {%s}\nlocal i = 0\nrequest = function()\n  i = i %% #paths + 1\n"
                 "  return wrk.format(\"GET\", paths[i])\nend\n" % ", ".join('"%s"' % p for p in paths))
-    p = subprocess.run(["wrk", "-t1", "-c%d" % a.connections, "-d%ds" % a.duration, "--latency", "-s", script, base],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=a.duration + 60)
-    out = p.stdout.decode()
-    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    if m is None:
-        raise AssertionError("wrk failed against %s: %s" % (base, out))
-    rps = float(m.group(1))
-    tr = re.search(r"Transfer/sec:\s+([0-9.]+)([KMG]B)", out)
-    mbs = float(tr.group(1)) * {"KB": 1 / 1024, "MB": 1, "GB": 1024}[tr.group(2)]
-    p99 = re.search(r"99%\s+([0-9.]+)(us|ms|s)", out)
-    p99ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        raise AssertionError("errors during the run against %s: %s" % (base, out))
+    rps, mbs, p99ms, _ = common.run_wrk(base, script, a.duration, a.connections)
     return rps, mbs, p99ms
 
 

@@ -48,6 +48,11 @@ static int reserve(pc_buf *b, size_t extra)
     return 0;
 }
 
+int pc_buf_reserve(pc_buf *b, size_t extra)
+{
+    return reserve(b, extra);
+}
+
 int pc_buf_append(pc_buf *b, const void *data, size_t len)
 {
     int r = reserve(b, len);
@@ -67,12 +72,20 @@ int pc_buf_append_str(pc_buf *b, const char *s)
 
 int pc_buf_printf(pc_buf *b, const char *fmt, ...)
 {
+    /* one pass when the result fits the room already allocated, a second only to grow */
+    size_t room = b->data != NULL ? b->cap - b->len : 0;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(room > 0 ? b->data + b->len : NULL, room, fmt, ap);
     va_end(ap);
     if (n < 0)
         return PC_EINVAL;
+    if ((size_t)n < room) { /* cap never exceeds max + 1, so this is within the ceiling */
+        b->len += (size_t)n;
+        return 0;
+    }
+    if (b->data != NULL)
+        b->data[b->len] = '\0';
     int r = reserve(b, (size_t)n);
     if (r != 0)
         return r;
@@ -81,6 +94,17 @@ int pc_buf_printf(pc_buf *b, const char *fmt, ...)
     va_end(ap);
     b->len += (size_t)n;
     return 0;
+}
+
+int pc_buf_append_u64(pc_buf *b, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[sizeof(tmp) - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return pc_buf_append(b, tmp + sizeof(tmp) - n, n);
 }
 
 char *pc_buf_steal(pc_buf *b, size_t *len)

@@ -7,6 +7,7 @@
 #define PC_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pc_error.h"
 
@@ -27,6 +28,11 @@ void pc_buf_reset(pc_buf *b);
 int pc_buf_append(pc_buf *b, const void *data, size_t len) PC_MUST_CHECK;
 int pc_buf_append_str(pc_buf *b, const char *s) PC_MUST_CHECK;
 int pc_buf_printf(pc_buf *b, const char *fmt, ...) PC_MUST_CHECK __attribute__((format(printf, 2, 3)));
+/* Makes room for |extra| more bytes (plus the NUL) so a caller can write into data + len directly
+ * and then advance len itself. PC_ETOOBIG past max, PC_ENOMEM. */
+int pc_buf_reserve(pc_buf *b, size_t extra) PC_MUST_CHECK;
+/* Decimal digits of |v|, without printf's cost (hot response paths). */
+int pc_buf_append_u64(pc_buf *b, uint64_t v) PC_MUST_CHECK;
 /* Hands the malloc'd contents to the caller (never NULL on success) and resets the buffer. */
 char *pc_buf_steal(pc_buf *b, size_t *len);
 

@@ -1,9 +1,13 @@
 /* SQLite glue; see pc_sqlite.h. */
 #include "pc_sqlite.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "pc_log.h"
 
@@ -22,6 +26,16 @@ int pc_sqlite_open(pc_sqlite *s, const char *path, const char *const *schema, si
 {
     s->h = NULL;
     s->depth = 0;
+    if (path[0] != '\0' && strcmp(path, ":memory:") != 0) {
+        /* a new database is private to its owner (the tracker's holds its signing key); SQLite gives the
+         * -wal and -shm files the same mode */
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            PC_LOGE("db", "cannot open %s: %s", path, strerror(errno));
+            return PC_EDB;
+        }
+        close(fd);
+    }
     if (sqlite3_open_v2(path, &s->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         PC_LOGE("db", "cannot open %s: %s", path, s->h != NULL ? sqlite3_errmsg(s->h) : "out of memory");

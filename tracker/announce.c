@@ -78,17 +78,27 @@ static int get_u32(const json_t *v, const char *name, uint64_t max, uint32_t *ou
 }
 
 /* A string of 1..max characters from [A-Za-z0-9] plus |extra|. */
-static int get_token(const json_t *v, const char *name, size_t max, const char *extra, char *out, pc_announce_error *err)
+static int token_ok(const char *s, size_t len, size_t max, const char *extra)
 {
-    const char *s = json_string_value(v);
-    size_t len = s != NULL ? json_string_length(v) : 0;
     int ok = s != NULL && len >= 1 && len <= max;
     for (size_t i = 0; ok && i < len; i++) {
         char c = s[i];
         ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
              (c != '\0' && strchr(extra, c) != NULL);
     }
-    if (!ok)
+    return ok;
+}
+
+int pc_region_valid(const char *s)
+{
+    return token_ok(s, strlen(s), PC_REGION_MAX, PC_REGION_EXTRA);
+}
+
+static int get_token(const json_t *v, const char *name, size_t max, const char *extra, char *out, pc_announce_error *err)
+{
+    const char *s = json_string_value(v);
+    size_t len = s != NULL ? json_string_length(v) : 0;
+    if (!token_ok(s, len, max, extra))
         return fail(err, "bad_field", "'%s' must be 1 to %zu characters of [A-Za-z0-9%s]", name, max, extra);
     memcpy(out, s, len + 1);
     return 0;
@@ -216,7 +226,7 @@ static int decode_field(const char *k, const json_t *v, pc_announce *out, unsign
     } else if (strcmp(k, "up_kbps") == 0) {
         return get_u32(v, k, 100000000, &out->up_kbps, err);
     } else if (strcmp(k, "region") == 0) {
-        return get_token(v, "region", PC_REGION_MAX, "_.:-", out->region, err);
+        return get_token(v, "region", PC_REGION_MAX, PC_REGION_EXTRA, out->region, err);
     } else if (strcmp(k, "asn") == 0) {
         return get_u32(v, k, UINT32_MAX, &out->asn, err);
     } else if (strcmp(k, "event") == 0) {

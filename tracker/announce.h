@@ -74,6 +74,10 @@ int pc_announce_decode(const char *body, size_t len, pc_announce *out, pc_announ
 const char *pc_event_name(int event);
 /* Text form of an address from pc_announce.addr (IPv4 dotted for mapped addresses); |out| holds
  * 46 bytes. Cannot fail. */
+/* Region names: 1..PC_REGION_MAX of [A-Za-z0-9] and these (so they need no JSON escaping). */
+#define PC_REGION_EXTRA "_.:-"
+int pc_region_valid(const char *s);
+
 void pc_addr_format(const uint8_t addr[16], char out[46]);
 /* Parses an IPv4 or IPv6 literal into the 16-byte form; PC_EPARSE. */
 int pc_addr_parse(const char *s, uint8_t addr[16]) PC_MUST_CHECK;

@@ -77,7 +77,7 @@ static int parse_line(pc_locality *l, char *line, struct entry *e)
     char cidr[64], region[PC_REGION_MAX + 2];
     unsigned long asn = 0;
     int n = sscanf(line, "%63s %33s %lu", cidr, region, &asn);
-    if (n < 2 || strlen(region) > PC_REGION_MAX || asn > UINT32_MAX)
+    if (n < 2 || !pc_region_valid(region) || asn > UINT32_MAX)
         return PC_EPARSE;
     char *slash = strchr(cidr, '/');
     if (slash == NULL)
@@ -130,7 +130,8 @@ int pc_locality_load(const char *path, pc_locality **out, char *err, size_t errl
             l->e = n;
         }
         if ((r = parse_line(l, p, &l->e[l->n])) != 0) {
-            snprintf(err, errlen, "%s:%u: expected \"CIDR REGION [ASN]\"", path, lineno);
+            snprintf(err, errlen, "%s:%u: expected \"CIDR REGION [ASN]\" (REGION: 1 to %d of [A-Za-z0-9%s])",
+                     path, lineno, PC_REGION_MAX, PC_REGION_EXTRA);
             break;
         }
         l->n++;

@@ -19,7 +19,7 @@ static const char usage[] =
     "  --db FILE               SQLite file for the key, statistics and their history (created if missing)\n"
     "  --key FILE              Ed25519 key file (64 bytes, created if missing; default: kept in the database)\n"
     "  --interval S            announce interval in seconds; peers expire after two (default 30)\n"
-    "  --ticket-ttl S          lifetime of peer tickets (default 3600)\n"
+    "  --ticket-ttl S          lifetime of peer tickets, at least 4 x interval (default 3600)\n"
     "  --max-peers N           live peers across all videos (default 2000000)\n"
     "  --max-videos N          videos with statistics (default 1000000)\n"
     "  --scan N                candidates examined per peer selection (default 512)\n"
@@ -127,6 +127,8 @@ static int cmd_serve(int argc, char **argv)
         die_usage("serve needs --listen HOST:PORT and --db FILE");
     if (c.burst < 0)
         c.burst = c.rate * 4 > 1 ? c.rate * 4 : 1;
+    if ((double)c.ticket_ttl_s < 4 * c.interval_s)
+        die_usage("--ticket-ttl must be at least 4 x --interval (tickets are renewed in their last quarter)");
     return pc_tracker_serve(&c);
 }
 

@@ -4,6 +4,7 @@
  */
 #include "tracker.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -42,6 +43,7 @@ typedef struct pc_tracker {
     pc_tstore *store;
     pc_registry *reg;
     pc_auth *auth;
+    pc_buf out; /* announce responses */
     pc_ratelimit *rl;
     pc_locality *loc;
     pc_rng rng;
@@ -80,22 +82,119 @@ static void addr_of(h2o_req_t *req, uint8_t out[16])
     }
 }
 
+/* ---- peer objects: written straight into reserved room, since this runs numwant times per announce ---- */
+
+static char *put_mem(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+#define PUT_LIT(p, lit) put_mem((p), (lit), sizeof(lit) - 1)
+
+static char *put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[sizeof(tmp) - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return put_mem(p, tmp + sizeof(tmp) - n, n);
+}
+
+static char *put_hex(char *p, const uint8_t *in, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        *p++ = digits[in[i] >> 4];
+        *p++ = digits[in[i] & 15];
+    }
+    return p;
+}
+
+/* Standard base64 with padding. Public data only: unlike sodium's encoder this is not constant-time. */
+static char *put_b64(char *p, const uint8_t *in, size_t len)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        *p++ = a[v >> 18];
+        *p++ = a[(v >> 12) & 63];
+        *p++ = a[(v >> 6) & 63];
+        *p++ = a[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
+        *p++ = a[v >> 18];
+        *p++ = a[(v >> 12) & 63];
+        *p++ = i + 1 < len ? a[(v >> 6) & 63] : '=';
+        *p++ = '=';
+    }
+    return p;
+}
+
+static char *put_addr(char *p, const uint8_t addr[16])
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(addr, mapped, 12) != 0) { /* IPv6: rare enough for inet_ntop */
+        char s[46];
+        pc_addr_format(addr, s);
+        return put_mem(p, s, strlen(s));
+    }
+    for (int i = 12; i < 16; i++) {
+        p = put_u64(p, addr[i]);
+        if (i < 15)
+            *p++ = '.';
+    }
+    return p;
+}
+
+/* The longest peer object apart from its rendition and region names. */
+#define PEER_JSON_FIXED 320
+
 static int put_peer(pc_buf *o, const pc_registry *r, const pc_swarm *sw, const pc_peer_rec *p, int first)
 {
-    char id[2 * PC_PEER_ID_LEN + 1], key[48], addr[46];
-    pc_hex(p->id, PC_PEER_ID_LEN, id);
-    pc_b64_encode(p->key, PC_ED25519_PK_LEN, key, 0);
-    pc_addr_format(p->addr, addr);
-    int rc = pc_buf_printf(o,
-                           "%s{\"peer_id\":\"%s\",\"key\":\"%s\",\"addr\":\"%s\",\"port\":%u,\"rendition\":\"%s\","
-                           "\"playhead_ms\":%" PRIu32 ",\"up_kbps\":%" PRIu32 ",\"seeding\":%s",
-                           first ? "" : ",", id, key, addr, p->port, sw->rend[p->rend], p->playhead_ms, p->up_kbps,
-                           (p->flags & PC_PEER_SEEDING) ? "true" : "false");
-    if (rc == 0 && p->have_hi != PC_NONE)
-        rc = pc_buf_printf(o, ",\"have\":[%" PRIu32 ",%" PRIu32 "]", p->have_lo, p->have_hi);
-    if (rc == 0 && p->region != 0)
-        rc = pc_buf_printf(o, ",\"region\":\"%s\"", pc_registry_region(r, p->region));
-    return rc == 0 ? pc_buf_append_str(o, "}") : rc;
+    const char *rend = sw->rend[p->rend];
+    const char *region = p->region != 0 ? pc_registry_region(r, p->region) : "";
+    size_t rend_len = strlen(rend), region_len = strlen(region);
+    int rc = pc_buf_reserve(o, PEER_JSON_FIXED + rend_len + region_len);
+    if (rc != 0)
+        return rc;
+    char *w = o->data + o->len;
+    if (!first)
+        *w++ = ',';
+    w = PUT_LIT(w, "{\"peer_id\":\"");
+    w = put_hex(w, p->id, PC_PEER_ID_LEN);
+    w = PUT_LIT(w, "\",\"key\":\"");
+    w = put_b64(w, p->key, PC_ED25519_PK_LEN);
+    w = PUT_LIT(w, "\",\"addr\":\"");
+    w = put_addr(w, p->addr);
+    w = PUT_LIT(w, "\",\"port\":");
+    w = put_u64(w, p->port);
+    w = PUT_LIT(w, ",\"rendition\":\"");
+    w = put_mem(w, rend, rend_len);
+    w = PUT_LIT(w, "\",\"playhead_ms\":");
+    w = put_u64(w, p->playhead_ms);
+    w = PUT_LIT(w, ",\"up_kbps\":");
+    w = put_u64(w, p->up_kbps);
+    w = (p->flags & PC_PEER_SEEDING) ? PUT_LIT(w, ",\"seeding\":true") : PUT_LIT(w, ",\"seeding\":false");
+    if (p->have_hi != PC_NONE) {
+        w = PUT_LIT(w, ",\"have\":[");
+        w = put_u64(w, p->have_lo);
+        *w++ = ',';
+        w = put_u64(w, p->have_hi);
+        *w++ = ']';
+    }
+    if (region_len > 0) {
+        w = PUT_LIT(w, ",\"region\":\"");
+        w = put_mem(w, region, region_len);
+        *w++ = '"';
+    }
+    *w++ = '}';
+    *w = '\0';
+    o->len = (size_t)(w - o->data);
+    return 0;
 }
 
 /* The answer to an accepted announce: interval, session, a ticket when due, and peers. */
@@ -198,14 +297,13 @@ static int on_announce(void *user, h2o_req_t *req)
         return 0;
     }
     t->m.announces[a.event]++;
-    pc_buf o;
-    pc_buf_init(&o, RESPONSE_MAX);
-    rc = build_response(t, &a, self, now_s, now, &o);
+    pc_buf *o = &t->out; /* kept across announces: pc_http_respond copies, so its room is reused */
+    pc_buf_reset(o);
+    rc = build_response(t, &a, self, now_s, now, o);
     if (rc != 0)
         reject(t, req, 500, "internal_error", "cannot build the response");
     else
-        pc_http_respond(req, 200, "application/json", o.data, o.len);
-    pc_buf_clear(&o);
+        pc_http_respond(req, 200, "application/json", o->data, o->len);
     return 0;
 }
 
@@ -225,23 +323,31 @@ static int on_stats(void *user, h2o_req_t *req)
         return 0;
     }
     char v[16], video[PC_VIDEO_ID_MAX + 2], since[24];
-    if (pc_http_req_query(req, "history", v, sizeof(v)) == 0 && strcmp(v, "0") != 0) {
-        int has_video = pc_http_req_query(req, "video", video, sizeof(video)) == 0;
-        if (has_video && video[0] != '\0' && !pc_video_id_valid(video, strlen(video))) {
-            json_decref(doc);
-            pc_http_respond_error(req, 400, "bad_field", "'video' must be a video id (or empty for the total)");
-            return 0;
-        }
-        int64_t from = now_s - 24 * 3600;
-        if (pc_http_req_query(req, "since", since, sizeof(since)) == 0) {
-            char *end = NULL;
-            from = strtoll(since, &end, 10);
-            if (end == since || *end != '\0') {
-                json_decref(doc);
-                pc_http_respond_error(req, 400, "bad_field", "'since' must be unix seconds");
-                return 0;
-            }
-        }
+    const char *bad = NULL;
+    int rh = pc_http_req_query(req, "history", v, sizeof(v));
+    int rv = pc_http_req_query(req, "video", video, sizeof(video));
+    int rs = pc_http_req_query(req, "since", since, sizeof(since));
+    int64_t from = now_s - 24 * 3600;
+    if (rh == PC_ETOOBIG || (rh == 0 && strcmp(v, "0") != 0 && strcmp(v, "1") != 0))
+        bad = "'history' must be 0 or 1";
+    else if (rv == PC_ETOOBIG || (rv == 0 && video[0] != '\0' && !pc_video_id_valid(video, strlen(video))))
+        bad = "'video' must be a video id (or empty for the total)";
+    else if (rs == PC_ETOOBIG)
+        bad = "'since' must be unix seconds";
+    else if (rs == 0) {
+        char *end = NULL;
+        errno = 0;
+        from = strtoll(since, &end, 10);
+        if (end == since || *end != '\0' || errno != 0)
+            bad = "'since' must be unix seconds";
+    }
+    if (bad != NULL) {
+        json_decref(doc);
+        pc_http_respond_error(req, 400, "bad_field", bad);
+        return 0;
+    }
+    if (rh == 0 && strcmp(v, "1") == 0) {
+        int has_video = rv == 0;
         json_t *hist = NULL;
         if (pc_tstore_history(t->store, has_video ? video : NULL, from, HISTORY_ROWS_MAX, &hist) != 0) {
             json_decref(doc);
@@ -384,6 +490,7 @@ static int open_state(pc_tracker *t)
     };
     t->reg = pc_registry_new(&rc);
     t->auth = pc_auth_new(t->sk);
+    pc_buf_init(&t->out, RESPONSE_MAX);
     if (t->cfg.rate > 0)
         t->rl = pc_ratelimit_new(t->cfg.rate, t->cfg.burst, 1 << 16, pc_rng_next(&t->rng));
     if (t->reg == NULL || t->auth == NULL || (t->cfg.rate > 0 && t->rl == NULL)) {
@@ -481,6 +588,7 @@ out:
         PC_LOGW("tracker", "event loop closed with handles still open");
     pc_registry_free(t->reg);
     pc_auth_free(t->auth);
+    pc_buf_clear(&t->out);
     pc_ratelimit_free(t->rl);
     pc_locality_free(t->loc);
     pc_tstore_close(t->store);

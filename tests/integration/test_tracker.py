@@ -40,6 +40,7 @@ def test_key_is_published(s):
     eq(len(pk), 32, "Ed25519 public key")
     check(re.search(r"key ([A-Za-z0-9+/=]+)", t.banner).group(1) == __import__("base64").b64encode(pk).decode(),
           "the banner names the same key")
+    eq(os.stat(t.db).st_mode & 0o777, 0o600, "the database holding the signing key is private to its owner")
     st["pk"] = pk
 
 
@@ -185,7 +186,8 @@ def test_stats_cli(s):
     p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", "http://127.0.0.1:1"], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=30)
     check(p.returncode != 0 and len(p.stderr.decode().strip().splitlines()) == 1, "unreachable: one line, non-zero")
-    for argv in (["stats"], ["serve", "--listen", "127.0.0.1:0"], ["bogus"], ["serve", "--db", "x", "--nope"]):
+    for argv in (["stats"], ["serve", "--listen", "127.0.0.1:0"], ["bogus"], ["serve", "--db", "x", "--nope"],
+                 ["serve", "--listen", "127.0.0.1:0", "--db", "x", "--interval", "30", "--ticket-ttl", "60"]):
         p = subprocess.run([s.bin("peercdn-tracker")] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=30)
         check(p.returncode == 2 and len(p.stderr.decode().strip().splitlines()) == 1, "usage error %r" % argv)
@@ -241,6 +243,11 @@ def test_bad_input_is_refused_with_a_reason(s):
     eq((r.status, r.json()["code"]), (405, "method_not_allowed"), "GET /announce")
     eq(t.req("GET", "/nope").status, 404, "unknown path")
     eq(t.req("GET", "/stats?history=1&video=../x").status, 400, "bad history filter")
+    for q in ("history=1&video=" + "v" * 80, "history=1&since=" + "9" * 40, "history=1&since=12x", "history=yes",
+              "history=" + "1" * 40):
+        r = t.req("GET", "/stats?" + q)
+        eq(r.status, 400, "an oversized or malformed query value is refused, not ignored: " + q[:30])
+        eq(r.json()["code"], "bad_field", "code for " + q[:30])
     check(t.proc.poll() is None, "still running")
 
 

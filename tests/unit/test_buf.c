@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,42 @@ static void printf_respects_the_limit(void **state)
     assert_string_equal(b.data, "42-ab");
     assert_int_equal(pc_buf_printf(&b, "%s", "toolong"), PC_ETOOBIG);
     assert_string_equal(b.data, "42-ab");
+    pc_buf_clear(&b);
+}
+
+static void printf_in_place_and_growing_give_the_same_text(void **state)
+{
+    (void)state;
+    pc_buf b;
+    pc_buf_init(&b, 4096);
+    char want[4096] = "";
+    for (int i = 0; i < 300; i++) { /* crosses several growth steps, most appends fit in place */
+        char piece[32];
+        snprintf(piece, sizeof(piece), "[%d:%s]", i, i % 7 ? "x" : "yyyyyyyyyyyyyyy");
+        if (strlen(want) + strlen(piece) > 4096)
+            break;
+        strcat(want, piece);
+        assert_int_equal(pc_buf_printf(&b, "[%d:%s]", i, i % 7 ? "x" : "yyyyyyyyyyyyyyy"), 0);
+        assert_string_equal(b.data, want);
+        assert_int_equal(b.len, strlen(want));
+    }
+    pc_buf_clear(&b);
+}
+
+static void append_u64_writes_decimal(void **state)
+{
+    (void)state;
+    pc_buf b;
+    pc_buf_init(&b, 64);
+    assert_int_equal(pc_buf_append_u64(&b, 0), 0);
+    assert_int_equal(pc_buf_append_str(&b, ","), 0);
+    assert_int_equal(pc_buf_append_u64(&b, 4294967295u), 0);
+    assert_int_equal(pc_buf_append_str(&b, ","), 0);
+    assert_int_equal(pc_buf_append_u64(&b, UINT64_MAX), 0);
+    assert_string_equal(b.data, "0,4294967295,18446744073709551615");
+    pc_buf_clear(&b);
+    pc_buf_init(&b, 3);
+    assert_int_equal(pc_buf_append_u64(&b, 1234), PC_ETOOBIG);
     pc_buf_clear(&b);
 }
 
@@ -71,6 +108,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(append_up_to_the_limit_and_not_past_it),
         cmocka_unit_test(printf_respects_the_limit),
+        cmocka_unit_test(printf_in_place_and_growing_give_the_same_text),
+        cmocka_unit_test(append_u64_writes_decimal),
         cmocka_unit_test(huge_lengths_do_not_overflow),
         cmocka_unit_test(steal_hands_over_and_resets),
     };
