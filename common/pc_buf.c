@@ -96,7 +96,7 @@ int pc_buf_printf(pc_buf *b, const char *fmt, ...)
     return 0;
 }
 
-int pc_buf_append_u64(pc_buf *b, uint64_t v)
+char *pc_put_u64(char *p, uint64_t v)
 {
     char tmp[20];
     size_t n = 0;
@@ -104,7 +104,14 @@ int pc_buf_append_u64(pc_buf *b, uint64_t v)
         tmp[sizeof(tmp) - 1 - n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v != 0);
-    return pc_buf_append(b, tmp + sizeof(tmp) - n, n);
+    memcpy(p, tmp + sizeof(tmp) - n, n);
+    return p + n;
+}
+
+int pc_buf_append_u64(pc_buf *b, uint64_t v)
+{
+    char tmp[20];
+    return pc_buf_append(b, tmp, (size_t)(pc_put_u64(tmp, v) - tmp));
 }
 
 char *pc_buf_steal(pc_buf *b, size_t *len)

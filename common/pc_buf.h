@@ -33,6 +33,8 @@ int pc_buf_printf(pc_buf *b, const char *fmt, ...) PC_MUST_CHECK __attribute__((
 int pc_buf_reserve(pc_buf *b, size_t extra) PC_MUST_CHECK;
 /* Decimal digits of |v|, without printf's cost (hot response paths). */
 int pc_buf_append_u64(pc_buf *b, uint64_t v) PC_MUST_CHECK;
+/* Writes the decimal digits of |v| at |p| (at most 20, no NUL) and returns the end. Cannot fail. */
+char *pc_put_u64(char *p, uint64_t v);
 /* Hands the malloc'd contents to the caller (never NULL on success) and resets the buffer. */
 char *pc_buf_steal(pc_buf *b, size_t *len);
 

@@ -91,17 +91,6 @@ static char *put_mem(char *p, const char *s, size_t n)
 }
 #define PUT_LIT(p, lit) put_mem((p), (lit), sizeof(lit) - 1)
 
-static char *put_u64(char *p, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[sizeof(tmp) - 1 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    return put_mem(p, tmp + sizeof(tmp) - n, n);
-}
-
 static char *put_hex(char *p, const uint8_t *in, size_t len)
 {
     static const char digits[] = "0123456789abcdef";
@@ -143,7 +132,7 @@ static char *put_addr(char *p, const uint8_t addr[16])
         return put_mem(p, s, strlen(s));
     }
     for (int i = 12; i < 16; i++) {
-        p = put_u64(p, addr[i]);
+        p = pc_put_u64(p, addr[i]);
         if (i < 15)
             *p++ = '.';
     }
@@ -171,19 +160,19 @@ static int put_peer(pc_buf *o, const pc_registry *r, const pc_swarm *sw, const p
     w = PUT_LIT(w, "\",\"addr\":\"");
     w = put_addr(w, p->addr);
     w = PUT_LIT(w, "\",\"port\":");
-    w = put_u64(w, p->port);
+    w = pc_put_u64(w, p->port);
     w = PUT_LIT(w, ",\"rendition\":\"");
     w = put_mem(w, rend, rend_len);
     w = PUT_LIT(w, "\",\"playhead_ms\":");
-    w = put_u64(w, p->playhead_ms);
+    w = pc_put_u64(w, p->playhead_ms);
     w = PUT_LIT(w, ",\"up_kbps\":");
-    w = put_u64(w, p->up_kbps);
+    w = pc_put_u64(w, p->up_kbps);
     w = (p->flags & PC_PEER_SEEDING) ? PUT_LIT(w, ",\"seeding\":true") : PUT_LIT(w, ",\"seeding\":false");
     if (p->have_hi != PC_NONE) {
         w = PUT_LIT(w, ",\"have\":[");
-        w = put_u64(w, p->have_lo);
+        w = pc_put_u64(w, p->have_lo);
         *w++ = ',';
-        w = put_u64(w, p->have_hi);
+        w = pc_put_u64(w, p->have_hi);
         *w++ = ']';
     }
     if (region_len > 0) {

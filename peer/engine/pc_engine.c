@@ -1,0 +1,1121 @@
+/* The peer engine; see pc_engine.h and docs/engine.md. */
+#include "pc_engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pc_rng.h"
+
+#define XFERS_MAX 64
+#define TICK_MAX_US 1000000  /* the engine re-evaluates at least this often while it has work */
+#define TICK_XFER_US 250000  /* and this often while peer transfers are in flight (rescue checks) */
+#define BUSY_BACKOFF_US 1000000 /* a peer that refused for capacity is left alone this long */
+
+enum { SEG_NONE, SEG_INFLIGHT, SEG_READY };
+
+typedef struct seg {
+    uint8_t state, rung;
+    uint8_t ncontrib;
+    uint32_t got;                 /* bytes held, contiguous from 0 */
+    uint32_t bytes_cdn, bytes_p2p;/* of the copy being assembled / kept */
+    uint32_t contrib[2];          /* peer handles that sent bytes of this copy */
+    uint64_t requested_at, ready_at;
+} seg;
+
+typedef struct xfer {
+    uint64_t id;
+    uint32_t src;                 /* peer slot, or PC_SRC_CDN */
+    uint32_t rung, seg;           /* seg PC_SEG_INIT: init of rung */
+    uint32_t offset, len, got;
+    uint64_t started, first_byte, last_data;
+    int prefetch;
+} xfer;
+
+typedef struct epeer {
+    int used;
+    uint32_t handle;
+    double rate;                  /* bytes/s estimate */
+    uint64_t rtt;
+    double gap_mean, gap_var;     /* µs between data events (first byte included) */
+    int gap_known;
+    uint32_t fails, inflight;
+    uint64_t busy_until;          /* it refused for lack of capacity: not asked again before this */
+    uint8_t *have;                /* n_rungs bitmaps of n_segments bits */
+} epeer;
+
+typedef struct meter {
+    double bytes, active;         /* exponentially weighted bytes and active µs */
+    uint64_t t;
+} meter;
+
+struct pc_engine {
+    const pc_media *m;
+    pc_engine_config cfg;
+    pc_rng rng;
+    pc_player player;
+    pc_abr abr;
+    pc_upload up;
+    uint64_t *start;              /* n_segments + 1 content start times */
+    seg *segs;
+    uint8_t *held;                /* n_rungs bitmaps: verified copies we can share */
+    uint16_t *avail;              /* n_rungs × n_segments: peers holding each */
+    uint8_t init_state[PC_RUNGS_MAX];
+    xfer x[XFERS_MAX];
+    size_t nx;
+    uint64_t next_xfer;
+    epeer peers[PC_ENGINE_PEERS_MAX];
+    uint32_t banned[PC_ENGINE_PEERS_MAX];
+    size_t nbanned;
+    double cdn_rate;              /* bytes/s */
+    uint32_t cdn_fails;
+    uint64_t cdn_retry_at;
+    uint64_t startup_end;         /* content time before which the CDN serves (start, seek) */
+    int cdn_mode;
+    meter m_p2p, m_all;
+    uint64_t now, stepped_at;
+    int quit, ended_sent;
+    /* actions */
+    pc_action *q;
+    size_t qh, qn, qcap;
+    int oom;
+    pc_engine_stats st;
+};
+
+/* ---- small helpers ---- */
+
+const char *pc_source_name(pc_source s)
+{
+    switch (s) {
+    case PC_SOURCE_CDN: return "cdn";
+    case PC_SOURCE_P2P: return "p2p";
+    case PC_SOURCE_MIXED: return "mixed";
+    default: return "none";
+    }
+}
+
+void pc_engine_config_default(pc_engine_config *c)
+{
+    *c = (pc_engine_config){
+        .seed = 1,
+        .startup_cdn_us = 8000000,
+        .start_buffer_us = 4000000,
+        .resume_buffer_us = 4000000,
+        .urgent_us = 8000000,
+        .cdn_urgent_us = 12000000,
+        .prefetch_us = 60000000,
+        .rarest_bucket_us = 8000000,
+        .safety_us = 1000000,
+        .mode_window_us = 10000000,
+        .tput_window_us = 3000000,
+        .low_water = 0.9,
+        .high_water = 1.2,
+        .peer_inflight = 2,
+        .prefetch_inflight = 6,
+        .cdn_inflight = 2,
+        .max_fails = 3,
+        .cdn_bps_guess = 8000000,
+        .cdn_rtt_us = 50000,
+        .upload_slots = 2,
+        .pinned_rung = -1,
+    };
+    pc_abr_config_default(&c->abr);
+}
+
+static size_t bitmap_bytes(const pc_engine *e)
+{
+    return (e->m->n_segments + 7) / 8;
+}
+
+static int bit_get(const uint8_t *b, uint32_t i)
+{
+    return (b[i / 8] >> (i % 8)) & 1;
+}
+
+static void bit_set(uint8_t *b, uint32_t i)
+{
+    b[i / 8] |= (uint8_t)(1u << (i % 8));
+}
+
+static uint32_t seg_size(const pc_engine *e, uint32_t rung, uint32_t i)
+{
+    return i == PC_SEG_INIT ? e->m->rung[rung].init_size : e->m->rung[rung].seg_size[i];
+}
+
+static const uint8_t *seg_hash(const pc_engine *e, uint32_t rung, uint32_t i)
+{
+    return i == PC_SEG_INIT ? e->m->rung[rung].init_hash : e->m->rung[rung].seg_hash + 32 * (size_t)i;
+}
+
+static void emit(pc_engine *e, pc_action a)
+{
+    if (e->qn == e->qcap) {
+        size_t cap = e->qcap ? e->qcap * 2 : 32;
+        pc_action *q = malloc(cap * sizeof(*q));
+        if (q == NULL) {
+            e->oom = 1; /* reported by pc_engine_next_action never; the engine degrades (drops the action) */
+            return;
+        }
+        for (size_t i = 0; i < e->qn; i++)
+            q[i] = e->q[(e->qh + i) % e->qcap];
+        free(e->q);
+        e->q = q;
+        e->qh = 0;
+        e->qcap = cap;
+    }
+    e->q[(e->qh + e->qn) % e->qcap] = a;
+    e->qn++;
+}
+
+int pc_engine_next_action(pc_engine *e, pc_action *a)
+{
+    if (e->qn == 0)
+        return 0;
+    *a = e->q[e->qh];
+    e->qh = (e->qh + 1) % e->qcap;
+    e->qn--;
+    return 1;
+}
+
+/* ---- meters ---- */
+
+static void meter_advance(meter *m, uint64_t now, int active, double tau)
+{
+    if (now <= m->t)
+        return;
+    double dt = (double)(now - m->t);
+    double decay = exp(-dt / tau);
+    m->bytes *= decay;
+    m->active = m->active * decay + (active ? tau * (1 - decay) : 0);
+    m->t = now;
+}
+
+static double meter_rate(const meter *m)
+{
+    return m->active > 0 ? m->bytes / m->active * 1e6 : 0; /* bytes per second */
+}
+
+static int any_peer_xfer(const pc_engine *e)
+{
+    for (size_t i = 0; i < e->nx; i++)
+        if (e->x[i].src != PC_SRC_CDN)
+            return 1;
+    return 0;
+}
+
+/* Every change to the set of transfers or their bytes first brings the meters to |now|. */
+static void meters_to(pc_engine *e, uint64_t now)
+{
+    double tau = (double)e->cfg.mode_window_us;
+    meter_advance(&e->m_p2p, now, any_peer_xfer(e), tau);
+    meter_advance(&e->m_all, now, e->nx > 0, (double)e->cfg.tput_window_us);
+}
+
+/* ---- peers ---- */
+
+static epeer *peer_by_handle(pc_engine *e, uint32_t h, uint32_t *slot)
+{
+    for (uint32_t i = 0; i < PC_ENGINE_PEERS_MAX; i++) {
+        if (e->peers[i].used && e->peers[i].handle == h) {
+            if (slot != NULL)
+                *slot = i;
+            return &e->peers[i];
+        }
+    }
+    return NULL;
+}
+
+static uint64_t stall_timeout(const pc_engine *e, const epeer *p)
+{
+    double t = p->gap_known ? p->gap_mean + 4 * sqrt(p->gap_var) : 2000000.0;
+    t += (double)p->rtt;
+    if (t < 300000)
+        t = 300000;
+    if (t > 5000000)
+        t = 5000000;
+    (void)e;
+    return (uint64_t)t;
+}
+
+static void peer_gap(epeer *p, double gap)
+{
+    if (!p->gap_known) {
+        p->gap_mean = gap;
+        p->gap_var = gap * gap / 4;
+        p->gap_known = 1;
+        return;
+    }
+    double d = gap - p->gap_mean;
+    p->gap_mean += d / 8;
+    p->gap_var += (fabs(d) * fabs(d) - p->gap_var) / 4; /* variance of the gap, smoothed */
+}
+
+/* ---- transfers ---- */
+
+static xfer *xfer_by_id(pc_engine *e, uint64_t id)
+{
+    for (size_t i = 0; i < e->nx; i++)
+        if (e->x[i].id == id)
+            return &e->x[i];
+    return NULL;
+}
+
+static void xfer_remove(pc_engine *e, xfer *x)
+{
+    if (x->src != PC_SRC_CDN)
+        e->peers[x->src].inflight--;
+    *x = e->x[--e->nx];
+}
+
+static uint64_t content_pos(const pc_engine *e)
+{
+    return e->player.pos_us;
+}
+
+static uint64_t ahead_of(const pc_engine *e, uint32_t i)
+{
+    uint64_t pos = content_pos(e);
+    return e->start[i] > pos ? e->start[i] - pos : 0;
+}
+
+static uint64_t deadline_of(const pc_engine *e, uint32_t i, uint64_t now)
+{
+    return now + ahead_of(e, i);
+}
+
+static int start_xfer(pc_engine *e, uint32_t src, uint32_t rung, uint32_t i, int prefetch, uint64_t now)
+{
+    if (e->nx == XFERS_MAX)
+        return 0;
+    meters_to(e, now);
+    uint32_t offset = 0;
+    if (i == PC_SEG_INIT) {
+        e->init_state[rung] = SEG_INFLIGHT;
+    } else {
+        seg *s = &e->segs[i];
+        if (s->got == 0 || s->rung != rung) {
+            s->got = 0;
+            s->bytes_cdn = s->bytes_p2p = 0;
+            s->ncontrib = 0;
+        }
+        s->rung = (uint8_t)rung;
+        s->state = SEG_INFLIGHT;
+        if (s->requested_at == 0)
+            s->requested_at = now + 1; /* +1: 0 means "never" */
+        offset = s->got;
+    }
+    if (i != PC_SEG_INIT && e->init_state[rung] == SEG_NONE && e->nx + 1 < XFERS_MAX)
+        start_xfer(e, PC_SRC_CDN, rung, PC_SEG_INIT, 0, now); /* a segment is playable with its init */
+    xfer *x = &e->x[e->nx++];
+    *x = (xfer){.id = ++e->next_xfer, .src = src, .rung = rung, .seg = i, .offset = offset,
+                .len = seg_size(e, rung, i) - offset, .started = now, .last_data = now, .prefetch = prefetch};
+    if (src != PC_SRC_CDN)
+        e->peers[src].inflight++;
+    emit(e, (pc_action){.type = PC_ACT_FETCH, .transfer = x->id,
+                        .peer = src == PC_SRC_CDN ? PC_SRC_CDN : e->peers[src].handle, .rung = rung, .segment = i,
+                        .offset = offset, .length = x->len,
+                        .deadline = i == PC_SEG_INIT || prefetch ? PC_NEVER : deadline_of(e, i, now)});
+    return 1;
+}
+
+static uint32_t cdn_busy(const pc_engine *e)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < e->nx; i++)
+        n += e->x[i].src == PC_SRC_CDN && e->x[i].seg != PC_SEG_INIT;
+    return n;
+}
+
+static double outstanding(const pc_engine *e, uint32_t src)
+{
+    double b = 0;
+    for (size_t i = 0; i < e->nx; i++)
+        if (e->x[i].src == src)
+            b += e->x[i].len - e->x[i].got;
+    return b;
+}
+
+/* Expected completion (µs from now) of |bytes| more from |src|. */
+static double eta(const pc_engine *e, uint32_t src, double bytes)
+{
+    if (src == PC_SRC_CDN)
+        return (outstanding(e, src) + bytes) / e->cdn_rate * 1e6 + (double)e->cfg.cdn_rtt_us;
+    const epeer *p = &e->peers[src];
+    return (outstanding(e, src) + bytes) / p->rate * 1e6 + (double)p->rtt;
+}
+
+/* The peer holding (rung, i) with the earliest expected completion and a free request slot. */
+static uint32_t best_peer(const pc_engine *e, uint32_t rung, uint32_t i, double bytes, double *best_eta)
+{
+    uint32_t best = PC_SRC_CDN;
+    size_t bb = bitmap_bytes(e);
+    for (uint32_t k = 0; k < PC_ENGINE_PEERS_MAX; k++) {
+        const epeer *p = &e->peers[k];
+        if (!p->used || p->inflight >= e->cfg.peer_inflight || p->busy_until > e->now ||
+            !bit_get(p->have + rung * bb, i))
+            continue;
+        /* failures slow a peer down in the ranking before it is dropped */
+        double t = eta(e, k, bytes) * (1.0 + p->fails);
+        if (best == PC_SRC_CDN || t < *best_eta) {
+            best = k;
+            *best_eta = t;
+        }
+    }
+    return best;
+}
+
+/* ---- buffer and player ---- */
+
+static uint32_t seg_at(const pc_engine *e, uint64_t pos)
+{
+    /* binary search: the last i with start[i] <= pos */
+    uint32_t lo = 0, hi = e->m->n_segments;
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (e->start[mid] <= pos)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int playable(const pc_engine *e, uint32_t i)
+{
+    return e->segs[i].state == SEG_READY && e->init_state[e->segs[i].rung] == SEG_READY;
+}
+
+static uint64_t buffer_end(const pc_engine *e)
+{
+    uint32_t n = e->m->n_segments;
+    uint32_t i = seg_at(e, content_pos(e));
+    while (i < n && playable(e, i))
+        i++;
+    if (i == seg_at(e, content_pos(e)) && !playable(e, i))
+        return content_pos(e);
+    return e->start[i];
+}
+
+static void update_player(pc_engine *e, uint64_t now)
+{
+    pc_player_set_buffer(&e->player, buffer_end(e), now);
+    if (e->player.state == PC_PLAYER_ENDED && !e->ended_sent) {
+        e->ended_sent = 1;
+        emit(e, (pc_action){.type = PC_ACT_ENDED});
+    }
+}
+
+uint64_t pc_engine_playhead(const pc_engine *e)
+{
+    return e->player.pos_us;
+}
+
+uint64_t pc_engine_buffer(const pc_engine *e)
+{
+    uint64_t end = buffer_end(e), pos = content_pos(e);
+    return end > pos ? end - pos : 0;
+}
+
+const pc_player *pc_engine_player(const pc_engine *e)
+{
+    return &e->player;
+}
+
+/* ---- peer removal, bans, drops ---- */
+
+static void detach_peer(pc_engine *e, uint32_t slot)
+{
+    epeer *p = &e->peers[slot];
+    meters_to(e, e->now);
+    for (size_t i = 0; i < e->nx;) {
+        xfer *x = &e->x[i];
+        if (x->src == slot) {
+            if (x->seg != PC_SEG_INIT)
+                e->segs[x->seg].state = SEG_NONE; /* keeps the bytes received: resumed elsewhere */
+            else
+                e->init_state[x->rung] = SEG_NONE;
+            xfer_remove(e, x);
+        } else {
+            i++;
+        }
+    }
+    size_t bb = bitmap_bytes(e);
+    for (uint32_t r = 0; r < e->m->n_rungs; r++)
+        for (uint32_t i = 0; i < e->m->n_segments; i++)
+            if (bit_get(p->have + r * bb, i))
+                e->avail[(size_t)r * e->m->n_segments + i]--;
+    pc_upload_drop_peer(&e->up, p->handle);
+    free(p->have);
+    memset(p, 0, sizeof(*p));
+}
+
+static void cancel_peer_xfers(pc_engine *e, uint32_t slot)
+{
+    for (size_t i = 0; i < e->nx; i++)
+        if (e->x[i].src == slot)
+            emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = e->x[i].id});
+}
+
+static void ban(pc_engine *e, uint32_t handle)
+{
+    uint32_t slot;
+    if (peer_by_handle(e, handle, &slot) != NULL) {
+        cancel_peer_xfers(e, slot);
+        detach_peer(e, slot);
+    }
+    for (size_t i = 0; i < e->nbanned; i++)
+        if (e->banned[i] == handle)
+            return;
+    if (e->nbanned < PC_ENGINE_PEERS_MAX)
+        e->banned[e->nbanned++] = handle;
+    e->st.banned++;
+    emit(e, (pc_action){.type = PC_ACT_BAN, .peer = handle});
+}
+
+static void peer_failed(pc_engine *e, uint32_t slot)
+{
+    epeer *p = &e->peers[slot];
+    if (++p->fails < e->cfg.max_fails)
+        return;
+    uint32_t h = p->handle;
+    cancel_peer_xfers(e, slot);
+    detach_peer(e, slot);
+    e->st.dropped++;
+    emit(e, (pc_action){.type = PC_ACT_DROP, .peer = h});
+}
+
+static void cdn_failed(pc_engine *e)
+{
+    uint64_t backoff = 200000ull << (e->cdn_fails < 5 ? e->cdn_fails : 5);
+    e->cdn_fails++;
+    e->cdn_retry_at = e->now + backoff;
+}
+
+/* ---- rescue ---- */
+
+static uint64_t urgent_us(const pc_engine *e)
+{
+    return e->cdn_mode ? e->cfg.cdn_urgent_us : e->cfg.urgent_us;
+}
+
+/* Moves transfer |x| (from a peer) away: to the CDN from its offset when |to_cdn|, else back to the
+ * scheduler. */
+static void rescue(pc_engine *e, xfer *x, int stalled, int to_cdn, uint64_t now)
+{
+    uint32_t slot = x->src, i = x->seg, rung = x->rung;
+    meters_to(e, now);
+    emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = x->id});
+    xfer_remove(e, x);
+    if (i != PC_SEG_INIT)
+        e->segs[i].state = SEG_NONE;
+    e->st.rescues++;
+    if (stalled)
+        peer_failed(e, slot);
+    if (to_cdn && i != PC_SEG_INIT)
+        start_xfer(e, PC_SRC_CDN, rung, i, 0, now);
+}
+
+static void check_rescues(pc_engine *e, uint64_t now)
+{
+    for (size_t k = 0; k < e->nx;) {
+        xfer *x = &e->x[k];
+        if (x->src == PC_SRC_CDN || x->seg == PC_SEG_INIT) {
+            k++;
+            continue;
+        }
+        epeer *p = &e->peers[x->src];
+        uint64_t ahead = ahead_of(e, x->seg);
+        int urgent = ahead < urgent_us(e);
+        int cdn_ok = !e->cfg.p2p_only;
+        if (now - x->last_data >= stall_timeout(e, p)) {
+            rescue(e, x, 1, urgent && cdn_ok, now);
+            continue; /* x now holds another transfer */
+        }
+        if (urgent && cdn_ok && pc_player_active(&e->player)) {
+            double rate = p->rate;
+            if (x->got > 0 && now - x->first_byte >= 200000)
+                rate = (double)x->got / (double)(now - x->first_byte) * 1e6;
+            double finish = (double)now + (double)(x->len - x->got) / rate * 1e6;
+            double due = (double)(now + ahead) - (double)e->cfg.safety_us;
+            if (finish > due) {
+                rescue(e, x, 0, 1, now);
+                continue;
+            }
+        }
+        k++;
+    }
+}
+
+/* ---- mode ---- */
+
+static double playing_bps(const pc_engine *e)
+{
+    return (double)e->m->rung[e->abr.cur].bandwidth;
+}
+
+static void update_mode(pc_engine *e, uint64_t now, int swarm_lacks)
+{
+    if (e->cfg.cdn_only || e->cfg.p2p_only)
+        return;
+    double need = playing_bps(e) / 8.0;
+    double ratio;
+    if (e->m_p2p.active >= 1e6)
+        ratio = meter_rate(&e->m_p2p) / need;
+    else if (swarm_lacks)
+        ratio = 0;
+    else
+        return;
+    if (!e->cdn_mode && ratio < e->cfg.low_water)
+        e->cdn_mode = 1;
+    else if (e->cdn_mode && ratio > e->cfg.high_water)
+        e->cdn_mode = 0;
+    (void)now;
+}
+
+/* ---- scheduling ---- */
+
+typedef struct cand {
+    uint32_t i, rarity;
+    uint64_t bucket;
+} cand;
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->bucket != y->bucket)
+        return x->bucket < y->bucket ? -1 : 1;
+    if (x->rarity != y->rarity)
+        return x->rarity < y->rarity ? -1 : 1;
+    return x->i < y->i ? -1 : (x->i > y->i);
+}
+
+static uint32_t swarm_holds_mask(const pc_engine *e, uint32_t i)
+{
+    uint32_t mask = 0;
+    for (uint32_t r = 0; r < e->m->n_rungs; r++)
+        if (e->avail[(size_t)r * e->m->n_segments + i] > 0)
+            mask |= 1u << r;
+    return mask;
+}
+
+static uint32_t prefetch_busy(const pc_engine *e)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < e->nx; i++)
+        n += e->x[i].src != PC_SRC_CDN && e->x[i].prefetch;
+    return n;
+}
+
+static void schedule(pc_engine *e, uint64_t now)
+{
+    if (e->quit || !pc_player_active(&e->player))
+        return;
+    check_rescues(e, now);
+    uint32_t n = e->m->n_segments;
+    uint32_t first = seg_at(e, content_pos(e));
+    /* the next segment to fetch decides the rung */
+    uint32_t next = first;
+    while (next < n && e->segs[next].state != SEG_NONE)
+        next++;
+    int swarm_lacks = 0;
+    if (next < n && e->start[next] >= e->startup_end && ahead_of(e, next) < e->cfg.prefetch_us)
+        swarm_lacks = e->avail[(size_t)e->abr.cur * n + next] == 0;
+    update_mode(e, now, swarm_lacks);
+    meters_to(e, now);
+    double tput = e->m_all.active >= 5e5 ? meter_rate(&e->m_all) * 8 : 0;
+    uint32_t rung = pc_abr_decide(&e->abr, pc_engine_buffer(e), tput, next < n ? swarm_holds_mask(e, next) : 0, now);
+    if (e->init_state[rung] == SEG_NONE && now >= e->cdn_retry_at)
+        start_xfer(e, PC_SRC_CDN, rung, PC_SEG_INIT, 0, now);
+    int cdn_allowed = now >= e->cdn_retry_at;
+    cand cands[256];
+    size_t nc = 0;
+    for (uint32_t i = first; i < n; i++) {
+        uint64_t ahead = ahead_of(e, i);
+        if (ahead >= e->cfg.prefetch_us)
+            break;
+        seg *s = &e->segs[i];
+        if (s->state != SEG_NONE)
+            continue;
+        uint32_t r = s->got > 0 ? s->rung : rung;
+        double bytes = (double)(seg_size(e, r, i) - (s->got > 0 ? s->got : 0));
+        int startup = e->start[i] < e->startup_end;
+        if (e->cfg.cdn_only || startup) {
+            if (cdn_allowed && cdn_busy(e) < e->cfg.cdn_inflight)
+                start_xfer(e, PC_SRC_CDN, r, i, 0, now);
+            continue;
+        }
+        if (ahead < urgent_us(e)) {
+            double peta = 0;
+            uint32_t pk = e->cfg.cdn_only ? PC_SRC_CDN : best_peer(e, r, i, bytes, &peta);
+            if (e->cfg.p2p_only) {
+                if (pk != PC_SRC_CDN)
+                    start_xfer(e, pk, r, i, 0, now);
+                continue;
+            }
+            double ceta = eta(e, PC_SRC_CDN, bytes);
+            double due = (double)ahead - (double)e->cfg.safety_us;
+            int cdn_free = cdn_allowed && cdn_busy(e) < e->cfg.cdn_inflight;
+            if (pk != PC_SRC_CDN && !e->cdn_mode && (peta <= due || peta <= ceta || !cdn_free))
+                start_xfer(e, pk, r, i, 0, now);
+            else if (cdn_free)
+                start_xfer(e, PC_SRC_CDN, r, i, 0, now);
+            else if (pk != PC_SRC_CDN && peta <= due)
+                start_xfer(e, pk, r, i, 0, now);
+            continue;
+        }
+        if (nc < sizeof(cands) / sizeof(cands[0]))
+            cands[nc++] = (cand){.i = i, .rarity = e->avail[(size_t)r * n + i],
+                                 .bucket = ahead / e->cfg.rarest_bucket_us};
+    }
+    if (nc == 0 || e->cfg.cdn_only)
+        return;
+    qsort(cands, nc, sizeof(cands[0]), cand_cmp);
+    for (size_t k = 0; k < nc && prefetch_busy(e) < e->cfg.prefetch_inflight; k++) {
+        uint32_t i = cands[k].i;
+        seg *s = &e->segs[i];
+        uint32_t r = s->got > 0 ? s->rung : rung;
+        double peta = 0;
+        uint32_t pk = best_peer(e, r, i, (double)(seg_size(e, r, i) - s->got), &peta);
+        if (pk != PC_SRC_CDN)
+            start_xfer(e, pk, r, i, 1, now);
+    }
+}
+
+/* Every entry point ends here: bring the player to |now|, react, schedule. */
+static void step(pc_engine *e, uint64_t now)
+{
+    if (now > e->now)
+        e->now = now;
+    e->stepped_at = e->now;
+    meters_to(e, e->now);
+    update_player(e, e->now);
+    schedule(e, e->now);
+    uint64_t id;
+    uint32_t len;
+    while (pc_upload_next(&e->up, e->now, &id, &len)) {
+        e->st.bytes_up += len;
+        emit(e, (pc_action){.type = PC_ACT_SERVE, .request = id, .length = len});
+    }
+}
+
+/* ---- lifecycle ---- */
+
+int pc_engine_new(const pc_media *m, const pc_engine_config *c, pc_engine **out)
+{
+    *out = NULL;
+    if (m->n_rungs == 0 || m->n_rungs > PC_RUNGS_MAX || m->n_segments == 0 || m->n_segments > PC_ENGINE_SEGMENTS_MAX)
+        return PC_EINVAL;
+    for (uint32_t r = 0; r < m->n_rungs; r++) {
+        if (m->rung[r].bandwidth == 0 || (r > 0 && m->rung[r].bandwidth < m->rung[r - 1].bandwidth) ||
+            m->rung[r].init_size == 0 || m->rung[r].seg_size == NULL || m->rung[r].seg_hash == NULL ||
+            m->rung[r].init_hash == NULL)
+            return PC_EINVAL;
+        for (uint32_t i = 0; i < m->n_segments; i++)
+            if (m->rung[r].seg_size[i] == 0)
+                return PC_EINVAL;
+    }
+    for (uint32_t i = 0; i < m->n_segments; i++)
+        if (m->seg_dur_us[i] == 0)
+            return PC_EINVAL;
+    pc_engine *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return PC_ENOMEM;
+    e->m = m;
+    e->cfg = *c;
+    size_t n = m->n_segments;
+    e->start = malloc((n + 1) * sizeof(*e->start));
+    e->segs = calloc(n, sizeof(*e->segs));
+    e->held = calloc(m->n_rungs, (n + 7) / 8);
+    e->avail = calloc((size_t)m->n_rungs * n, sizeof(*e->avail));
+    if (e->start == NULL || e->segs == NULL || e->held == NULL || e->avail == NULL) {
+        pc_engine_free(e);
+        return PC_ENOMEM;
+    }
+    e->start[0] = 0;
+    for (size_t i = 0; i < n; i++)
+        e->start[i + 1] = e->start[i] + m->seg_dur_us[i];
+    pc_rng_init(&e->rng, c->seed);
+    pc_player_init(&e->player, e->start[n], c->start_buffer_us, c->resume_buffer_us);
+    uint32_t bw[PC_RUNGS_MAX];
+    for (uint32_t r = 0; r < m->n_rungs; r++)
+        bw[r] = m->rung[r].bandwidth;
+    pc_abr_init(&e->abr, &c->abr, m->n_rungs, bw, c->start_bps);
+    pc_abr_pin(&e->abr, c->pinned_rung);
+    if (c->pinned_rung >= 0 && (uint32_t)c->pinned_rung < m->n_rungs)
+        e->abr.cur = (uint32_t)c->pinned_rung;
+    pc_upload_init(&e->up, c->upload_bps, c->upload_slots, 2, 32);
+    e->cdn_rate = (double)(c->cdn_bps_guess ? c->cdn_bps_guess : 8000000) / 8.0;
+    e->st.startup_us = PC_NEVER;
+    *out = e;
+    return 0;
+}
+
+void pc_engine_free(pc_engine *e)
+{
+    if (e == NULL)
+        return;
+    for (uint32_t i = 0; i < PC_ENGINE_PEERS_MAX; i++)
+        free(e->peers[i].have);
+    pc_upload_clear(&e->up);
+    free(e->start);
+    free(e->segs);
+    free(e->held);
+    free(e->avail);
+    free(e->q);
+    free(e);
+}
+
+void pc_engine_play(pc_engine *e, uint64_t now)
+{
+    if (e->player.state != PC_PLAYER_IDLE)
+        return;
+    e->now = now;
+    e->m_p2p.t = e->m_all.t = now;
+    e->startup_end = e->cfg.startup_cdn_us;
+    pc_player_play(&e->player, now);
+    step(e, now);
+}
+
+void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now)
+{
+    if (e->quit || e->player.state == PC_PLAYER_IDLE)
+        return;
+    if (now > e->now)
+        e->now = now;
+    pc_player_seek(&e->player, pos_us, e->now);
+    e->ended_sent = e->player.state == PC_PLAYER_ENDED;
+    uint32_t first = seg_at(e, content_pos(e));
+    e->startup_end = e->start[first] + e->cfg.startup_cdn_us;
+    /* cancel what the new position does not need */
+    meters_to(e, e->now);
+    for (size_t k = 0; k < e->nx;) {
+        xfer *x = &e->x[k];
+        if (x->seg != PC_SEG_INIT && (x->seg < first || ahead_of(e, x->seg) >= e->cfg.prefetch_us)) {
+            emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = x->id});
+            e->segs[x->seg].state = SEG_NONE;
+            xfer_remove(e, x);
+        } else {
+            k++;
+        }
+    }
+    step(e, e->now);
+}
+
+void pc_engine_quit(pc_engine *e, uint64_t now)
+{
+    if (e->quit)
+        return;
+    if (now > e->now)
+        e->now = now;
+    meters_to(e, e->now);
+    pc_player_quit(&e->player, e->now);
+    e->quit = 1;
+    while (e->nx > 0) {
+        xfer *x = &e->x[0];
+        emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = x->id});
+        if (x->seg != PC_SEG_INIT)
+            e->segs[x->seg].state = SEG_NONE;
+        else
+            e->init_state[x->rung] = SEG_NONE;
+        xfer_remove(e, x);
+    }
+}
+
+void pc_engine_pin_rung(pc_engine *e, int rung, uint64_t now)
+{
+    pc_abr_pin(&e->abr, rung);
+    step(e, now);
+}
+
+/* ---- peers ---- */
+
+int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t now)
+{
+    for (size_t i = 0; i < e->nbanned; i++)
+        if (e->banned[i] == peer)
+            return PC_EEXIST;
+    if (peer_by_handle(e, peer, NULL) != NULL)
+        return PC_EEXIST;
+    for (uint32_t i = 0; i < PC_ENGINE_PEERS_MAX; i++) {
+        epeer *p = &e->peers[i];
+        if (p->used)
+            continue;
+        p->have = calloc(e->m->n_rungs, bitmap_bytes(e));
+        if (p->have == NULL)
+            return PC_ENOMEM;
+        p->used = 1;
+        p->handle = peer;
+        p->rate = (double)(up_bps ? up_bps : 1000000) / 8.0;
+        p->rtt = 50000;
+        step(e, now);
+        return 0;
+    }
+    return PC_ELIMIT;
+}
+
+void pc_engine_peer_remove(pc_engine *e, uint32_t peer, uint64_t now)
+{
+    uint32_t slot;
+    if (peer_by_handle(e, peer, &slot) == NULL)
+        return;
+    if (now > e->now)
+        e->now = now;
+    detach_peer(e, slot);
+    step(e, now);
+}
+
+void pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo, uint32_t hi, uint64_t now)
+{
+    uint32_t slot;
+    epeer *p = peer_by_handle(e, peer, &slot);
+    if (p == NULL || rung >= e->m->n_rungs || lo > hi || lo >= e->m->n_segments)
+        return;
+    if (hi >= e->m->n_segments)
+        hi = e->m->n_segments - 1;
+    uint8_t *b = p->have + rung * bitmap_bytes(e);
+    for (uint32_t i = lo; i <= hi; i++) {
+        if (!bit_get(b, i)) {
+            bit_set(b, i);
+            e->avail[(size_t)rung * e->m->n_segments + i]++;
+        }
+    }
+    step(e, now);
+}
+
+void pc_engine_peer_rtt(pc_engine *e, uint32_t peer, uint64_t rtt_us)
+{
+    epeer *p = peer_by_handle(e, peer, NULL);
+    if (p != NULL)
+        p->rtt = rtt_us;
+}
+
+/* ---- transfer events ---- */
+
+void pc_engine_on_data(pc_engine *e, uint64_t transfer, uint32_t bytes, uint64_t now)
+{
+    xfer *x = xfer_by_id(e, transfer);
+    if (x == NULL || bytes == 0)
+        return;
+    if (now > e->now)
+        e->now = now;
+    meters_to(e, e->now);
+    if (bytes > x->len - x->got)
+        bytes = x->len - x->got;
+    if (x->got == 0)
+        x->first_byte = e->now;
+    if (x->src != PC_SRC_CDN) {
+        peer_gap(&e->peers[x->src], (double)(e->now - x->last_data));
+        e->st.bytes_p2p += bytes;
+        e->m_p2p.bytes += bytes;
+    } else {
+        e->st.bytes_cdn += bytes;
+    }
+    e->m_all.bytes += bytes;
+    x->got += bytes;
+    x->last_data = e->now;
+    if (x->seg != PC_SEG_INIT) {
+        seg *s = &e->segs[x->seg];
+        s->got += bytes;
+        if (x->src == PC_SRC_CDN) {
+            s->bytes_cdn += bytes;
+        } else {
+            s->bytes_p2p += bytes;
+            uint32_t h = e->peers[x->src].handle;
+            if (!(s->ncontrib > 0 && s->contrib[s->ncontrib - 1] == h) && s->ncontrib < 2)
+                s->contrib[s->ncontrib++] = h;
+            else if (s->ncontrib == 2 && s->contrib[1] != h)
+                s->contrib[1] = h; /* at most two tracked; the latest sender is the one to check */
+        }
+    }
+    /* no step here: data is frequent; rescue and scheduling run on completion and on timers */
+}
+
+void pc_engine_on_done(pc_engine *e, uint64_t transfer, const uint8_t hash[32], uint64_t now)
+{
+    xfer *x = xfer_by_id(e, transfer);
+    if (x == NULL)
+        return;
+    if (x->got < x->len)
+        pc_engine_on_data(e, transfer, x->len - x->got, now);
+    if (now > e->now)
+        e->now = now;
+    x = xfer_by_id(e, transfer);
+    uint32_t src = x->src, rung = x->rung, i = x->seg;
+    double secs = (double)(e->now - x->started) / 1e6;
+    double r = secs > 0 ? (double)x->len / secs : (double)x->len * 1e6;
+    meters_to(e, e->now);
+    xfer_remove(e, x);
+    if (src == PC_SRC_CDN) {
+        e->cdn_rate = e->cdn_rate * 0.7 + r * 0.3;
+        e->cdn_fails = 0;
+    } else {
+        epeer *p = &e->peers[src];
+        p->rate = p->rate * 0.7 + r * 0.3;
+    }
+    int ok = memcmp(hash, seg_hash(e, rung, i), 32) == 0;
+    if (i == PC_SEG_INIT) {
+        e->init_state[rung] = ok ? SEG_READY : SEG_NONE;
+        if (ok) {
+            emit(e, (pc_action){.type = PC_ACT_READY, .rung = rung, .segment = PC_SEG_INIT});
+        } else {
+            e->st.rejected_segments++;
+            cdn_failed(e);
+        }
+        step(e, now);
+        return;
+    }
+    seg *s = &e->segs[i];
+    if (!ok) {
+        e->st.rejected_segments++;
+        uint32_t bad[2], nb = s->ncontrib;
+        memcpy(bad, s->contrib, sizeof(bad));
+        s->state = SEG_NONE;
+        s->got = 0;
+        s->bytes_cdn = s->bytes_p2p = 0;
+        s->ncontrib = 0;
+        for (uint32_t k = 0; k < nb; k++)
+            ban(e, bad[k]);
+        if (nb == 0)
+            cdn_failed(e); /* the CDN's copy does not match the signed manifest: back off, then retry */
+        step(e, now);
+        return;
+    }
+    s->state = SEG_READY;
+    s->ready_at = e->now;
+    bit_set(e->held + rung * bitmap_bytes(e), i);
+    emit(e, (pc_action){.type = PC_ACT_READY, .rung = rung, .segment = i});
+    step(e, now);
+}
+
+void pc_engine_on_fail(pc_engine *e, uint64_t transfer, int reason, uint64_t now)
+{
+    xfer *x = xfer_by_id(e, transfer);
+    if (x == NULL)
+        return;
+    if (now > e->now)
+        e->now = now;
+    meters_to(e, e->now);
+    uint32_t src = x->src;
+    if (x->seg != PC_SEG_INIT)
+        e->segs[x->seg].state = SEG_NONE;
+    else
+        e->init_state[x->rung] = SEG_NONE;
+    xfer_remove(e, x);
+    if (src == PC_SRC_CDN)
+        cdn_failed(e);
+    else if (reason == PC_EAGAIN)
+        e->peers[src].busy_until = e->now + BUSY_BACKOFF_US; /* a refusal for capacity is no fault */
+    else
+        peer_failed(e, src);
+    step(e, now);
+}
+
+/* ---- upload side ---- */
+
+void pc_engine_on_request(pc_engine *e, uint64_t request, uint32_t peer, uint32_t rung, uint32_t segment,
+                          uint32_t offset, uint32_t len, uint64_t deadline, uint64_t now)
+{
+    if (now > e->now)
+        e->now = now;
+    int held = rung < e->m->n_rungs && segment < e->m->n_segments &&
+               bit_get(e->held + rung * bitmap_bytes(e), segment) && offset <= seg_size(e, rung, segment) &&
+               len <= seg_size(e, rung, segment) - offset;
+    pc_refuse_reason why = pc_upload_request(&e->up, request, peer, len, held, deadline, e->now);
+    if (why != PC_REFUSE_NONE) {
+        e->up.refused++;
+        emit(e, (pc_action){.type = PC_ACT_REFUSE, .request = request, .peer = peer, .reason = why});
+        return;
+    }
+    step(e, now);
+}
+
+void pc_engine_on_served(pc_engine *e, uint64_t request, uint64_t bytes_sent, uint64_t now)
+{
+    (void)bytes_sent;
+    pc_upload_done(&e->up, request);
+    step(e, now);
+}
+
+/* ---- timers ---- */
+
+uint64_t pc_engine_expiry(const pc_engine *e)
+{
+    uint64_t t = pc_player_next_event(&e->player);
+    uint64_t u = pc_upload_expiry(&e->up);
+    if (u < t)
+        t = u;
+    if (e->quit || !pc_player_active(&e->player))
+        return t;
+    /* ticks count from the last full evaluation: data events move e->now but do not evaluate */
+    int work = e->nx > 0;
+    for (size_t k = 0; k < e->nx; k++) {
+        const xfer *x = &e->x[k];
+        if (x->src != PC_SRC_CDN) {
+            uint64_t s = x->last_data + stall_timeout(e, &e->peers[x->src]);
+            if (s < t)
+                t = s;
+            if (e->stepped_at + TICK_XFER_US < t)
+                t = e->stepped_at + TICK_XFER_US;
+        }
+    }
+    if (!work) {
+        /* segments that are missing within the window, or will enter it while playing */
+        uint32_t n = e->m->n_segments;
+        for (uint32_t i = seg_at(e, content_pos(e)); i < n; i++) {
+            if (e->segs[i].state == SEG_NONE) {
+                work = 1;
+                break;
+            }
+        }
+    }
+    if (e->cdn_retry_at > e->now && e->cdn_retry_at < t)
+        t = e->cdn_retry_at;
+    if (e->abr.up_since != PC_NEVER && e->abr.up_since + e->abr.cfg.up_hold_us < t)
+        t = e->abr.up_since + e->abr.cfg.up_hold_us;
+    if (work && e->stepped_at + TICK_MAX_US < t)
+        t = e->stepped_at + TICK_MAX_US;
+    return t;
+}
+
+void pc_engine_on_timeout(pc_engine *e, uint64_t now)
+{
+    step(e, now);
+}
+
+/* ---- queries ---- */
+
+void pc_engine_get_stats(const pc_engine *e, pc_engine_stats *s)
+{
+    *s = e->st;
+    s->startup_us = e->player.startup_us;
+    s->stalls = e->player.stalls;
+    s->stall_us = e->player.stall_us;
+    s->played_us = e->player.played_us;
+    s->seeks = e->player.seeks;
+    s->seek_wait_us = e->player.seek_wait_us;
+    s->rung = e->abr.cur;
+    s->rung_switches = e->abr.switches;
+    s->cdn_mode = e->cdn_mode;
+    s->p2p_bps = meter_rate(&e->m_p2p) * 8;
+    s->total_bps = meter_rate(&e->m_all) * 8;
+    s->player = e->player.state;
+}
+
+void pc_engine_segment(const pc_engine *e, uint32_t i, pc_segment_info *out)
+{
+    const seg *s = &e->segs[i];
+    *out = (pc_segment_info){.ready = s->state == SEG_READY, .rung = s->rung, .bytes_cdn = s->bytes_cdn,
+                             .bytes_p2p = s->bytes_p2p,
+                             .requested_at = s->requested_at ? s->requested_at - 1 : 0, .ready_at = s->ready_at};
+    if (s->bytes_cdn > 0 && s->bytes_p2p > 0)
+        out->source = PC_SOURCE_MIXED;
+    else if (s->bytes_p2p > 0)
+        out->source = PC_SOURCE_P2P;
+    else if (s->bytes_cdn > 0)
+        out->source = PC_SOURCE_CDN;
+}
+
+int pc_engine_holds(const pc_engine *e, uint32_t rung, uint32_t i)
+{
+    return rung < e->m->n_rungs && i < e->m->n_segments && bit_get(e->held + rung * bitmap_bytes(e), i);
+}

@@ -1,0 +1,190 @@
+/*
+ * The peer engine: every decision a viewer makes about where its bytes come from, as pure code.
+ *
+ * No sockets, no clock, no threads: each entry point takes |now| (microseconds, caller's clock), the
+ * engine says when it next wants to be called (pc_engine_expiry) and emits actions the caller carries
+ * out (pc_engine_next_action): fetch a byte range of a segment from the CDN or from a peer, cancel a
+ * transfer, a segment is verified and playable, ban or drop a peer, serve or refuse an upload request.
+ * The real peer drives it from libuv callbacks, the simulator from a virtual clock; randomness comes
+ * from a seeded generator owned by the engine.
+ *
+ * Policies (docs/engine.md gives their parameters, defaults and reasons):
+ * - start-up: the first |startup_cdn_us| of content (and after a seek) comes from the CDN;
+ * - urgent window: segments whose deadline is within |urgent_us| go to the source with the earliest
+ *   expected completion (outstanding bytes ÷ measured rate + RTT), the CDN counted as one source;
+ * - prefetch: beyond it, up to |prefetch_us| ahead, peers only, rarest first among deadlines in the
+ *   same |rarest_bucket_us| bucket;
+ * - rescue: a peer transfer without bytes for that peer's adaptive timeout, or projected to miss its
+ *   deadline minus |safety_us|, moves to the CDN from the bytes already received; repeat offenders are
+ *   dropped;
+ * - mode: P2P throughput over a sliding window against the bitrate being played, with hysteresis:
+ *   below |low_water| the urgent window is served by the CDN (and widened), above |high_water| not;
+ * - ABR: pc_abr over the combined throughput; integrity: a segment counts only when its BLAKE2b-256
+ *   matches the manifest, else its peer is banned and the segment refetched;
+ * - uploads: pc_upload (deadline order, cap, per-peer fairness, refusal with a reason).
+ *
+ * Byte ranges: FETCH(segment, offset O) means "keep the first O bytes you hold of it, write the rest
+ * from O". A FETCH at O = 0 therefore also discards anything held.
+ */
+#ifndef PC_ENGINE_H
+#define PC_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pc_abr.h"
+#include "pc_error.h"
+#include "pc_player.h"
+#include "pc_upload.h"
+
+#define PC_SRC_CDN UINT32_MAX   /* the source of a CDN transfer */
+#define PC_SEG_INIT UINT32_MAX  /* segment index of a rung's init segment */
+#define PC_ENGINE_SEGMENTS_MAX 100000
+#define PC_ENGINE_PEERS_MAX 256
+
+/* The media, borrowed: it must outlive the engine (the simulator shares one among many engines). */
+typedef struct pc_media_rung {
+    uint32_t bandwidth;            /* bits per second, ascending across rungs */
+    uint32_t init_size;
+    const uint8_t *init_hash;      /* 32 bytes */
+    const uint32_t *seg_size;      /* n_segments */
+    const uint8_t *seg_hash;       /* 32 × n_segments */
+} pc_media_rung;
+
+typedef struct pc_media {
+    uint32_t n_rungs, n_segments;
+    const uint32_t *seg_dur_us;    /* n_segments, shared by every rung (segments align) */
+    pc_media_rung rung[PC_RUNGS_MAX];
+} pc_media;
+
+typedef struct pc_engine_config {
+    uint64_t seed;
+    uint64_t startup_cdn_us;   /* 8 s */
+    uint64_t start_buffer_us;  /* player starts with this much buffered (4 s) */
+    uint64_t resume_buffer_us; /* and resumes after a stall with this much (4 s) */
+    uint64_t urgent_us;        /* 8 s */
+    uint64_t cdn_urgent_us;    /* urgent window in CDN mode (12 s) */
+    uint64_t prefetch_us;      /* 60 s */
+    uint64_t rarest_bucket_us; /* 8 s */
+    uint64_t safety_us;        /* 1 s */
+    uint64_t mode_window_us;   /* P2P throughput window for the mode (10 s) */
+    uint64_t tput_window_us;   /* combined throughput window for ABR (3 s) */
+    double low_water, high_water; /* P2P throughput ÷ playing bitrate: 0.9, 1.2 */
+    uint32_t peer_inflight;    /* requests outstanding per peer (2) */
+    uint32_t prefetch_inflight;/* prefetch requests outstanding in all (6) */
+    uint32_t cdn_inflight;     /* CDN transfers at once (2) */
+    uint32_t max_fails;        /* failures before a peer is dropped (3) */
+    uint64_t start_bps;        /* throughput estimate for the first rung; 0 = conservative default */
+    uint64_t cdn_bps_guess;    /* CDN rate before any measurement (8 Mbit/s) */
+    uint64_t cdn_rtt_us;       /* 50 ms */
+    uint64_t upload_bps;       /* upload cap, 0 = no uploads */
+    uint32_t upload_slots;     /* 2 */
+    int cdn_only;              /* never use peers (the CDN-only baseline) */
+    int p2p_only;              /* no CDN after start-up, no rescue (the P2P-only baseline) */
+    int pinned_rung;           /* -1 = ABR */
+    pc_abr_config abr;
+} pc_engine_config;
+
+typedef enum {
+    PC_ACT_FETCH,    /* transfer, peer (or PC_SRC_CDN), rung, segment, offset, length, deadline */
+    PC_ACT_CANCEL,   /* transfer */
+    PC_ACT_READY,    /* rung, segment: verified, playable, may be shared */
+    PC_ACT_BAN,      /* peer: sent data that failed verification */
+    PC_ACT_DROP,     /* peer: failed too often */
+    PC_ACT_SERVE,    /* request: send it now */
+    PC_ACT_REFUSE,   /* request, reason */
+    PC_ACT_ENDED,    /* playback reached the end */
+} pc_action_type;
+
+typedef struct pc_action {
+    pc_action_type type;
+    uint64_t transfer;     /* FETCH, CANCEL */
+    uint64_t request;      /* SERVE, REFUSE */
+    uint32_t peer;         /* FETCH (PC_SRC_CDN for the CDN), BAN, DROP */
+    uint32_t rung, segment;/* FETCH, READY (segment PC_SEG_INIT: the rung's init segment) */
+    uint32_t offset, length;
+    uint64_t deadline;     /* FETCH: when playback needs it, on our clock (PC_NEVER for prefetch) */
+    pc_refuse_reason reason;
+} pc_action;
+
+typedef enum { PC_SOURCE_NONE, PC_SOURCE_CDN, PC_SOURCE_P2P, PC_SOURCE_MIXED } pc_source;
+const char *pc_source_name(pc_source s); /* "none", "cdn", "p2p", "mixed" */
+
+typedef struct pc_segment_info {
+    int ready;
+    uint32_t rung;
+    pc_source source;
+    uint32_t bytes_cdn, bytes_p2p;  /* received for the copy that was kept */
+    uint64_t requested_at, ready_at;
+} pc_segment_info;
+
+typedef struct pc_engine_stats {
+    uint64_t bytes_cdn, bytes_p2p, bytes_up; /* everything received (wasted included) and sent */
+    uint64_t startup_us;                     /* PC_NEVER until playback starts */
+    uint32_t stalls, seeks, rung_switches, banned, dropped, rejected_segments, rescues;
+    uint64_t stall_us, played_us, seek_wait_us;
+    uint32_t rung;                           /* current ABR rung */
+    int cdn_mode;                            /* 1 while the urgent window is on the CDN */
+    double p2p_bps, total_bps;               /* current estimates */
+    pc_player_state player;
+} pc_engine_stats;
+
+typedef struct pc_engine pc_engine;
+
+void pc_engine_config_default(pc_engine_config *c);
+/* Validates |m| (rungs 1..PC_RUNGS_MAX ascending, segments 1..PC_ENGINE_SEGMENTS_MAX, non-zero
+ * durations and sizes). PC_EINVAL, PC_ENOMEM. */
+int pc_engine_new(const pc_media *m, const pc_engine_config *c, pc_engine **out) PC_MUST_CHECK;
+void pc_engine_free(pc_engine *e);
+
+/* The viewer presses play. */
+void pc_engine_play(pc_engine *e, uint64_t now);
+void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now);
+/* The viewer leaves: in-flight downloads are canceled; uploads go on until pc_engine_free. */
+void pc_engine_quit(pc_engine *e, uint64_t now);
+/* -1 returns to ABR. */
+void pc_engine_pin_rung(pc_engine *e, int rung, uint64_t now);
+
+/* Peers: |peer| is the caller's handle. |up_bps| advertised upload (0 = unknown). PC_ELIMIT past
+ * PC_ENGINE_PEERS_MAX, PC_EEXIST for a known or banned handle. */
+int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t now) PC_MUST_CHECK;
+/* Gone (disconnected): its transfers are rescheduled, keeping the bytes received. */
+void pc_engine_peer_remove(pc_engine *e, uint32_t peer, uint64_t now);
+/* It holds segments lo..hi (inclusive) of |rung|. Unknown peers and out-of-range values are ignored. */
+void pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo, uint32_t hi, uint64_t now);
+void pc_engine_peer_rtt(pc_engine *e, uint32_t peer, uint64_t rtt_us);
+
+/* Transfers: |bytes| more arrived (in order, from the current offset). */
+void pc_engine_on_data(pc_engine *e, uint64_t transfer, uint32_t bytes, uint64_t now);
+/* The segment is complete; |hash| is the BLAKE2b-256 of all its bytes. */
+void pc_engine_on_done(pc_engine *e, uint64_t transfer, const uint8_t hash[32], uint64_t now);
+/* The transfer failed. |reason| PC_EAGAIN: the peer refused for capacity or deadline (no fault: it is
+ * left alone for a second); anything else (reset, timeout, HTTP error, refused as not held) counts
+ * against a peer, and makes the CDN back off (0.2 s doubling to 6.4 s). The caller applies its own
+ * CDN timeouts (libcurl low-speed limits) and reports them here. */
+void pc_engine_on_fail(pc_engine *e, uint64_t transfer, int reason, uint64_t now);
+
+/* Upload side: a peer asks for |len| bytes of a segment from |offset|, needed by |deadline| (our clock). */
+void pc_engine_on_request(pc_engine *e, uint64_t request, uint32_t peer, uint32_t rung, uint32_t segment,
+                          uint32_t offset, uint32_t len, uint64_t deadline, uint64_t now);
+/* A SERVE finished (or its link died); a queued request was withdrawn. */
+void pc_engine_on_served(pc_engine *e, uint64_t request, uint64_t bytes_sent, uint64_t now);
+
+/* Timers. */
+uint64_t pc_engine_expiry(const pc_engine *e);
+void pc_engine_on_timeout(pc_engine *e, uint64_t now);
+
+/* Pulls the next action; 1 when one was written. */
+int pc_engine_next_action(pc_engine *e, pc_action *a);
+
+void pc_engine_get_stats(const pc_engine *e, pc_engine_stats *s);
+/* |i| < n_segments. */
+void pc_engine_segment(const pc_engine *e, uint32_t i, pc_segment_info *out);
+/* 1 when we hold (verified) segment |i| of |rung|. */
+int pc_engine_holds(const pc_engine *e, uint32_t rung, uint32_t i);
+/* Playhead (content µs) and buffer ahead of it. */
+uint64_t pc_engine_playhead(const pc_engine *e);
+uint64_t pc_engine_buffer(const pc_engine *e);
+const pc_player *pc_engine_player(const pc_engine *e);
+
+#endif

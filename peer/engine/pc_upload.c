@@ -1,0 +1,168 @@
+/* Upload policy; see pc_upload.h. */
+#include "pc_upload.h"
+
+#include <stdlib.h>
+
+/* Burst allowance: one 64 KiB write, so a fresh peer can start at once. */
+#define BURST 65536.0
+
+const char *pc_refuse_reason_name(pc_refuse_reason r)
+{
+    switch (r) {
+    case PC_REFUSE_NOT_HELD: return "not_held";
+    case PC_REFUSE_DEADLINE: return "cannot_meet_deadline";
+    case PC_REFUSE_BUSY: return "busy";
+    case PC_REFUSE_DISABLED: return "upload_disabled";
+    default: return "none";
+    }
+}
+
+void pc_upload_init(pc_upload *u, uint64_t cap_bps, uint32_t slots, uint32_t per_peer, uint32_t max_queue)
+{
+    *u = (pc_upload){.cap_bps = cap_bps, .slots = slots ? slots : 1, .per_peer = per_peer ? per_peer : 1,
+                     .max_queue = max_queue ? max_queue : 1, .tokens = BURST};
+}
+
+void pc_upload_clear(pc_upload *u)
+{
+    free(u->q);
+    u->q = NULL;
+    u->n = u->cap = 0;
+}
+
+static double rate(const pc_upload *u)
+{
+    return (double)u->cap_bps / 8.0; /* bytes per second */
+}
+
+
+static void refill(pc_upload *u, uint64_t now)
+{
+    if (now > u->t_us) {
+        u->tokens += rate(u) * (double)(now - u->t_us) / 1e6;
+        if (u->tokens > BURST)
+            u->tokens = BURST;
+    }
+    u->t_us = now > u->t_us ? now : u->t_us;
+}
+
+static int before(const pc_upload_req *a, const pc_upload_req *b)
+{
+    return a->deadline != b->deadline ? a->deadline < b->deadline : a->seq < b->seq;
+}
+
+pc_refuse_reason pc_upload_request(pc_upload *u, uint64_t id, uint32_t peer, uint32_t len, int held,
+                                   uint64_t deadline, uint64_t now)
+{
+    if (u->cap_bps == 0)
+        return PC_REFUSE_DISABLED;
+    if (!held)
+        return PC_REFUSE_NOT_HELD;
+    refill(u, now);
+    uint32_t mine = 0;
+    for (size_t i = 0; i < u->n; i++)
+        mine += u->q[i].peer == peer;
+    if (mine >= u->per_peer || u->n >= u->max_queue)
+        return PC_REFUSE_BUSY;
+    /* bytes that go out before this one: what is queued with an earlier deadline (serving ones count in
+     * full: a conservative estimate), plus the bucket's debt */
+    pc_upload_req me = {.id = id, .peer = peer, .len = len, .deadline = deadline, .seq = u->seq};
+    double ahead = u->tokens < 0 ? -u->tokens : 0;
+    for (size_t i = 0; i < u->n; i++)
+        if (u->q[i].serving || before(&u->q[i], &me))
+            ahead += u->q[i].len;
+    double finish = (double)now + (ahead + len) / rate(u) * 1e6;
+    if (finish > (double)deadline)
+        return PC_REFUSE_DEADLINE;
+    /* queuing it must not push an admitted request past its own deadline */
+    for (size_t i = 0; i < u->n; i++) {
+        if (u->q[i].serving || before(&u->q[i], &me))
+            continue;
+        double before_it = u->tokens < 0 ? -u->tokens : 0;
+        for (size_t j = 0; j < u->n; j++)
+            if (u->q[j].serving || before(&u->q[j], &u->q[i]))
+                before_it += u->q[j].len;
+        if ((double)now + (before_it + len + u->q[i].len) / rate(u) * 1e6 > (double)u->q[i].deadline)
+            return PC_REFUSE_DEADLINE;
+    }
+    if (u->n == u->cap) {
+        size_t cap = u->cap ? u->cap * 2 : 16;
+        pc_upload_req *q = realloc(u->q, cap * sizeof(*q));
+        if (q == NULL)
+            return PC_REFUSE_BUSY;
+        u->q = q;
+        u->cap = cap;
+    }
+    u->seq++;
+    u->q[u->n++] = me;
+    return PC_REFUSE_NONE;
+}
+
+int pc_upload_next(pc_upload *u, uint64_t now, uint64_t *id, uint32_t *len)
+{
+    refill(u, now);
+    if (u->cap_bps == 0 || u->tokens < 0)
+        return 0;
+    uint32_t serving = 0;
+    for (size_t i = 0; i < u->n; i++)
+        serving += (uint32_t)u->q[i].serving;
+    if (serving >= u->slots)
+        return 0;
+    /* earliest deadline whose requester is not already being served (fairness); if every waiting
+     * request's requester is being served, the earliest of them */
+    pc_upload_req *best = NULL, *fallback = NULL;
+    for (size_t i = 0; i < u->n; i++) {
+        pc_upload_req *r = &u->q[i];
+        if (r->serving)
+            continue;
+        int busy = 0;
+        for (size_t j = 0; j < u->n && !busy; j++)
+            busy = u->q[j].serving && u->q[j].peer == r->peer;
+        pc_upload_req **slot = busy ? &fallback : &best;
+        if (*slot == NULL || before(r, *slot))
+            *slot = r;
+    }
+    if (best == NULL)
+        best = fallback;
+    if (best == NULL)
+        return 0;
+    best->serving = 1;
+    u->tokens -= best->len;
+    u->bytes_started += best->len;
+    u->served++;
+    *id = best->id;
+    *len = best->len;
+    return 1;
+}
+
+void pc_upload_done(pc_upload *u, uint64_t id)
+{
+    for (size_t i = 0; i < u->n; i++) {
+        if (u->q[i].id == id) {
+            u->q[i] = u->q[--u->n];
+            return;
+        }
+    }
+}
+
+void pc_upload_drop_peer(pc_upload *u, uint32_t peer)
+{
+    for (size_t i = 0; i < u->n;) {
+        if (u->q[i].peer == peer)
+            u->q[i] = u->q[--u->n];
+        else
+            i++;
+    }
+}
+
+uint64_t pc_upload_expiry(const pc_upload *u)
+{
+    if (u->cap_bps == 0 || u->tokens >= 0)
+        return UINT64_MAX;
+    int waiting = 0;
+    for (size_t i = 0; i < u->n && !waiting; i++)
+        waiting = !u->q[i].serving;
+    if (!waiting)
+        return UINT64_MAX;
+    return u->t_us + (uint64_t)(-u->tokens / rate(u) * 1e6) + 1;
+}

@@ -1,0 +1,534 @@
+/*
+ * Engine scenarios with fake peers and an explicit clock (tests/unit/engine_world.h), plus property
+ * tests over random swarms: the hybrid engine never stalls where the CDN alone would not have, and
+ * never takes more CDN bytes than a CDN-only viewer.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "engine_world.h"
+#include "pc_rng.h"
+
+#define S 1000000ull
+
+static const uint32_t ladder[3] = {500000, 1000000, 2000000};
+
+static pc_engine_config cfg_default(void)
+{
+    pc_engine_config c;
+    pc_engine_config_default(&c);
+    c.start_bps = 3000000; /* starts at rung 1 */
+    return c;
+}
+
+static void totals(w_world *w, uint32_t from_seg, uint64_t *cdn, uint64_t *p2p)
+{
+    *cdn = *p2p = 0;
+    for (uint32_t i = from_seg; i < w->wm->m.n_segments; i++) {
+        pc_segment_info si;
+        pc_engine_segment(w->e, i, &si);
+        *cdn += si.bytes_cdn;
+        *p2p += si.bytes_p2p;
+    }
+}
+
+static void all_ready(w_world *w)
+{
+    for (uint32_t i = 0; i < w->wm->m.n_segments; i++) {
+        pc_segment_info si;
+        pc_engine_segment(w->e, i, &si);
+        assert_true(si.ready);
+    }
+}
+
+/* (a) */
+static void alone_everything_comes_from_the_cdn_without_a_stall(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 15, 4, 3, ladder);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 10);
+    w_play(&w, 200 * S);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, &st);
+    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    assert_int_equal(st.stalls, 0);
+    assert_int_equal(st.bytes_p2p, 0);
+    assert_int_equal(w.fetch_p2p, 0);
+    assert_true(st.startup_us < 2 * S);
+    all_ready(&w);
+    assert_int_equal(w.ended, 1);
+    w_free(&w);
+}
+
+/* (b) */
+static void rich_swarm_carries_the_post_start_bytes(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 30, 4, 3, ladder);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 10);
+    for (int k = 0; k < 6; k++)
+        w_add_peer(&w, 8, 0, 29);
+    w_play(&w, 400 * S);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, &st);
+    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    assert_int_equal(st.stalls, 0);
+    uint64_t cdn, p2p;
+    totals(&w, 2, &cdn, &p2p); /* the first 8 s are the CDN start */
+    assert_true(p2p >= 0.95 * (double)(cdn + p2p));
+    all_ready(&w);
+    w_free(&w);
+}
+
+/* (c) */
+static int stall_seg = 6;
+static void peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 15, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 10);
+    w_peer *p = w_add_peer(&w, 4, 0, 14);
+    p->stall_seg = stall_seg; /* it never sends past the middle of this segment */
+    p->stall_after = wm.size[0][stall_seg] / 2;
+    w_play(&w, 200 * S);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, &st);
+    assert_int_equal(st.stalls, 0);
+    pc_segment_info si;
+    pc_engine_segment(w.e, (uint32_t)stall_seg, &si);
+    assert_true(si.ready);
+    assert_int_equal(si.source, PC_SOURCE_MIXED);
+    assert_int_equal(si.bytes_p2p, wm.size[0][stall_seg] / 2);
+    assert_int_equal(si.bytes_cdn, wm.size[0][stall_seg] - wm.size[0][stall_seg] / 2); /* from the offset */
+    assert_true(si.ready_at <= (uint64_t)stall_seg * 4 * S + st.startup_us); /* before its deadline */
+    assert_true(st.rescues >= 1);
+    w_free(&w);
+}
+
+/* (c) at the exact tick: a stalled peer transfer is taken away at last byte + timeout, not one tick
+ * before, and resumed from the bytes already received. */
+static void rescue_fires_at_the_stall_timeout_tick(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 15, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    c.urgent_us = 4 * S; /* the peer's first segment (8 s ahead) is not urgent: no deadline rescue */
+    pc_engine *e;
+    assert_int_equal(pc_engine_new(&wm.m, &c, &e), 0);
+    assert_int_equal(pc_engine_peer_add(e, 7, 8000000, 0), 0);
+    pc_engine_peer_have(e, 7, 0, 0, 14, 0);
+    pc_engine_play(e, 0);
+    /* the CDN delivers the start at once; note the peer's first transfer */
+    pc_action a;
+    uint64_t peer_xfer = 0;
+    uint32_t peer_seg = 0;
+    for (int round = 0; round < 3; round++) {
+        while (pc_engine_next_action(e, &a)) {
+            if (a.type != PC_ACT_FETCH)
+                continue;
+            if (a.peer == PC_SRC_CDN) {
+                const uint8_t *h = a.segment == PC_SEG_INIT ? wm.ihash[0] : wm.hash[0] + 32 * a.segment;
+                pc_engine_on_done(e, a.transfer, h, 0);
+            } else if (peer_xfer == 0) {
+                peer_xfer = a.transfer;
+                peer_seg = a.segment;
+            }
+        }
+    }
+    assert_true(peer_xfer != 0);
+    pc_engine_on_data(e, peer_xfer, 1000, 0);
+    /* one gap sample of 0 µs: timeout = clamp(mean + 4σ + RTT = 50 ms, 300 ms .. 5 s) = 300 ms */
+    const uint64_t tick = 300000;
+    assert_true(pc_engine_expiry(e) <= tick);
+    pc_engine_on_timeout(e, pc_engine_expiry(e)); /* the periodic check (250 ms) comes first */
+    pc_engine_on_timeout(e, tick - 1);
+    int canceled = 0;
+    while (pc_engine_next_action(e, &a))
+        canceled |= a.type == PC_ACT_CANCEL && a.transfer == peer_xfer;
+    assert_false(canceled);
+    pc_engine_on_timeout(e, tick);
+    uint32_t resumed_offset = UINT32_MAX;
+    while (pc_engine_next_action(e, &a)) {
+        canceled |= a.type == PC_ACT_CANCEL && a.transfer == peer_xfer;
+        if (a.type == PC_ACT_FETCH && a.segment == peer_seg)
+            resumed_offset = a.offset;
+    }
+    assert_true(canceled);
+    assert_int_equal(resumed_offset, 1000);
+    pc_engine_stats st;
+    pc_engine_get_stats(e, &st);
+    assert_true(st.rescues >= 1); /* its other transfer, which never got a byte, went too */
+    pc_engine_free(e);
+}
+
+/* (d) */
+static void swarm_collapse_switches_to_the_cdn_and_back(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 40, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    c.prefetch_us = 20 * S;
+    w_world w;
+    w_init(&w, &wm, &c, 10);
+    for (int k = 0; k < 4; k++) {
+        w_peer *p = w_add_peer(&w, 3, 0, 39);
+        p->leave_at = 40 * S;
+    }
+    /* the same peers come back at 80 s as new handles */
+    for (int k = 0; k < 4; k++) {
+        w_peer *p = w_add_peer(&w, 3, 0, 39);
+        p->join_at = 80 * S;
+    }
+    w_start(&w);
+    w_run_until(&w, 39 * S);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, &st);
+    assert_int_equal(st.cdn_mode, 0);
+    w_run_until(&w, 40 * S + c.urgent_us); /* within one urgent window */
+    pc_engine_get_stats(w.e, &st);
+    assert_int_equal(st.cdn_mode, 1);
+    w_run_until(&w, 300 * S);
+    pc_engine_get_stats(w.e, &st);
+    assert_int_equal(st.stalls, 0);
+    assert_int_equal(st.cdn_mode, 0);
+    /* P2P share returns: the last segments come from peers again */
+    uint64_t cdn, p2p;
+    totals(&w, 32, &cdn, &p2p);
+    assert_true(p2p > 0.8 * (double)(cdn + p2p));
+    all_ready(&w);
+    w_free(&w);
+}
+
+/* (e) */
+static void corrupt_data_bans_the_sender_and_refetches(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 15, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 10);
+    w_peer *bad = w_add_peer(&w, 20, 0, 14);
+    bad->corrupt = 1;
+    w_add_peer(&w, 4, 0, 14);
+    w_play(&w, 200 * S);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, &st);
+    assert_int_equal(w.bans, 1);
+    assert_int_equal(w.banned_handle, bad->handle);
+    assert_true(st.rejected_segments >= 1);
+    assert_int_equal(st.stalls, 0);
+    all_ready(&w);
+    /* once banned it cannot come back */
+    assert_int_equal(pc_engine_peer_add(w.e, bad->handle, 0, w.now), PC_EEXIST);
+    w_free(&w);
+}
+
+/* (f) */
+static uint64_t first_down_switch;
+static void bandwidth_drop_switches_down_before_any_stall(void **state)
+{
+    (void)state;
+    static w_media wm;
+    static const uint32_t l[3] = {400000, 1000000, 3000000};
+    w_media_init(&wm, 40, 4, 3, l);
+    pc_engine_config c = cfg_default();
+    c.start_bps = 8000000;
+    w_world w;
+    w_init(&w, &wm, &c, 8);
+    w_start(&w);
+    w_run_until(&w, 60 * S);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, &st);
+    uint32_t before = st.rung;
+    assert_int_equal(before, 2);
+    w.cdn_rate = 1.2e6 / 8; /* the link drops to 1.2 Mb/s */
+    while (w.now < 400 * S && pc_engine_player(w.e)->state != PC_PLAYER_ENDED) {
+        w_step(&w);
+        pc_engine_get_stats(w.e, &st);
+        if (st.rung < before && first_down_switch == 0)
+            first_down_switch = w.now;
+        assert_int_equal(st.stalls, 0);
+    }
+    assert_true(first_down_switch > 0);
+    assert_int_equal(st.stalls, 0);
+    w_free(&w);
+}
+
+/* (g) */
+static void seek_and_quit_cancel_outstanding_work(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 40, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 2); /* a slow CDN keeps transfers in flight */
+    for (int k = 0; k < 3; k++)
+        w_add_peer(&w, 0.5, 0, 39);
+    w_start(&w);
+    w_run_until(&w, 6 * S);
+    assert_true(w.nx > 0);
+    uint32_t cancels = w.cancels;
+    pc_engine_seek(w.e, 100 * S, w.now);
+    w_handle_actions(&w);
+    assert_true(w.cancels > cancels);
+    /* nothing in flight is for a segment before the new position or beyond its window */
+    for (uint32_t i = 0; i < w.nx; i++)
+        if (w.x[i].seg != PC_SEG_INIT)
+            assert_true(w.x[i].seg >= 25 && w.x[i].seg < 25 + 15);
+    w_run_until(&w, 12 * S);
+    assert_true(pc_engine_playhead(w.e) >= 100 * S);
+    /* quit: every transfer is canceled and nothing new starts */
+    w.quitted = 1;
+    uint64_t cdn_before = w.cdn_bytes_requested;
+    uint32_t fetches = w.fetch_cdn + w.fetch_p2p;
+    pc_engine_quit(w.e, w.now);
+    w_handle_actions(&w);
+    assert_int_equal(w.nx, 0);
+    w_run_until(&w, 30 * S);
+    assert_int_equal(w.fetch_cdn + w.fetch_p2p, fetches);
+    assert_int_equal(w.cdn_bytes_requested, cdn_before);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, &st);
+    assert_int_equal(st.player, PC_PLAYER_QUIT);
+    w_free(&w);
+}
+
+/* (h) through the engine: requests for what we hold, in deadline order, under the cap */
+static uint64_t serve_id[8], serve_at[8];
+static int nserve, nserved;
+static void note_serve(w_world *w, const pc_action *a)
+{
+    if (a->type == PC_ACT_SERVE && nserve < 8) {
+        serve_id[nserve] = a->request;
+        serve_at[nserve++] = w->now;
+    }
+}
+
+static void upload_requests_follow_deadlines_and_the_cap(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 15, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    c.upload_bps = 2000000; /* 250 kB/s; segments are about 250 kB */
+    w_world w;
+    w_init(&w, &wm, &c, 20);
+    w.on_action = note_serve;
+    w_play(&w, 100 * S); /* we hold everything now */
+    uint64_t t = w.now;
+    pc_engine_on_request(w.e, 1, 50, 0, 3, 0, wm.size[0][3], t + 30 * S, t);
+    pc_engine_on_request(w.e, 2, 51, 0, 4, 0, wm.size[0][4], t + 10 * S, t);
+    pc_engine_on_request(w.e, 3, 52, 0, 5, 0, wm.size[0][5], t + S / 2, t); /* cannot make it at 250 kB/s */
+    pc_engine_on_request(w.e, 4, 53, 0, 99, 0, 1000, t + 60 * S, t);      /* not held */
+    pc_engine_on_request(w.e, 5, 54, 0, 6, 0, wm.size[0][6], t + 20 * S, t);
+    w_handle_actions(&w);
+    assert_int_equal(w.refuses, 2);
+    const uint32_t size_of[6] = {0, wm.size[0][3], wm.size[0][4], 0, 0, wm.size[0][6]};
+    for (w.now = t; w.now <= t + 10 * S; w.now += 10000) {
+        if (pc_engine_expiry(w.e) <= w.now)
+            pc_engine_on_timeout(w.e, w.now);
+        w_handle_actions(&w);
+        while (nserved < nserve) { /* each serve is sent at once: only the engine's bucket paces them */
+            pc_engine_on_served(w.e, serve_id[nserved], size_of[serve_id[nserved]], w.now);
+            nserved++;
+            w_handle_actions(&w);
+        }
+    }
+    /* the first request found the link idle and went at once; the bucket was then in debt, so the
+     * others queued and went in deadline order, not arrival order */
+    assert_int_equal(nserve, 3);
+    assert_int_equal(serve_id[0], 1);
+    assert_int_equal(serve_id[1], 2);
+    assert_int_equal(serve_id[2], 5);
+    /* the cap: a serve starts only once what went before is paid for (64 KiB burst) */
+    double sent = 0;
+    for (int k = 0; k < 3; k++) {
+        double earliest = (double)t + (sent - 65536) / 250000.0 * 1e6;
+        assert_true((double)serve_at[k] + W_STEP_US >= earliest);
+        sent += size_of[serve_id[k]];
+    }
+    w_free(&w);
+}
+
+/* ---- properties over random swarms ---- */
+
+typedef struct outcome {
+    uint32_t stalls;
+    uint64_t cdn_bytes;
+    uint64_t played_bytes; /* what a CDN-only viewer would have fetched for the same rungs */
+} outcome;
+
+static outcome run_random(uint64_t seed, int cdn_only, int pinned)
+{
+    pc_rng r;
+    pc_rng_init(&r, seed);
+    static w_media wm;
+    uint32_t n = 10 + (uint32_t)pc_rng_below(&r, 20);
+    w_media_init(&wm, n, 4, 3, ladder);
+    pc_engine_config c = cfg_default();
+    c.seed = seed;
+    c.cdn_only = cdn_only;
+    c.start_bps = pc_rng_below(&r, 2) ? 0 : 3000000;
+    int pin = (int)pc_rng_below(&r, 3);
+    c.pinned_rung = pinned ? pin : -1;
+    double cdn = 1.5 + pc_rng_double(&r) * 8;
+    w_world w;
+    w_init(&w, &wm, &c, cdn);
+    uint32_t np = (uint32_t)pc_rng_below(&r, 8);
+    for (uint32_t k = 0; k < np; k++) {
+        uint32_t lo = (uint32_t)pc_rng_below(&r, n), hi = lo + (uint32_t)pc_rng_below(&r, n - lo);
+        w_peer *p = w_add_peer(&w, 0.2 + pc_rng_double(&r) * 6, lo, hi);
+        int kind = (int)pc_rng_below(&r, 6);
+        if (kind == 0) {
+            p->stall_after = 1 + pc_rng_below(&r, 300000);
+            p->stall_seg = (int)pc_rng_below(&r, n);
+        } else if (kind == 1) {
+            p->corrupt = 1;
+        } else if (kind == 2) {
+            p->leave_at = pc_rng_below(&r, 60) * S + 1;
+        } else if (kind == 3) {
+            p->join_at = pc_rng_below(&r, 60) * S;
+        }
+    }
+    w_play(&w, 1000 * S);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, &st);
+    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    outcome o = {.stalls = st.stalls, .cdn_bytes = st.bytes_cdn, .played_bytes = w.init_bytes_requested};
+    for (uint32_t i = 0; i < n; i++) {
+        pc_segment_info si;
+        pc_engine_segment(w.e, i, &si);
+        o.played_bytes += wm.size[si.rung][i];
+    }
+    w_free(&w);
+    return o;
+}
+
+static void hybrid_never_stalls_where_the_cdn_alone_would_not_and_never_takes_more_cdn_bytes(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        /* the same rung for both: the same media, so CDN bytes compare directly */
+        outcome base = run_random(seed, 1, 1);
+        outcome hyb = run_random(seed, 0, 1);
+        if (base.stalls == 0 && hyb.stalls != 0)
+            fail_msg("seed %llu (pinned): CDN alone played without a stall, hybrid stalled %u times",
+                     (unsigned long long)seed, hyb.stalls);
+        if (hyb.cdn_bytes > base.cdn_bytes)
+            fail_msg("seed %llu (pinned): hybrid took %llu CDN bytes, CDN-only %llu", (unsigned long long)seed,
+                     (unsigned long long)hyb.cdn_bytes, (unsigned long long)base.cdn_bytes);
+        /* with ABR the hybrid viewer may play higher rungs (it has more throughput); it never takes more
+         * from the CDN than a CDN-only viewer of those same rungs would, and never stalls where a CDN-only
+         * viewer with ABR does not */
+        base = run_random(seed, 1, 0);
+        hyb = run_random(seed, 0, 0);
+        if (base.stalls == 0 && hyb.stalls != 0)
+            fail_msg("seed %llu (ABR): CDN alone played without a stall, hybrid stalled %u times",
+                     (unsigned long long)seed, hyb.stalls);
+        if (hyb.cdn_bytes > hyb.played_bytes)
+            fail_msg("seed %llu (ABR): hybrid took %llu CDN bytes for %llu bytes of media", (unsigned long long)seed,
+                     (unsigned long long)hyb.cdn_bytes, (unsigned long long)hyb.played_bytes);
+    }
+}
+
+/* A peer that refuses for capacity is asked again later; one that keeps failing is dropped. */
+static void refusals_are_not_faults_but_failures_are(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 15, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    pc_engine *e;
+    assert_int_equal(pc_engine_new(&wm.m, &c, &e), 0);
+    assert_int_equal(pc_engine_peer_add(e, 7, 8000000, 0), 0);
+    pc_engine_peer_have(e, 7, 0, 0, 14, 0);
+    pc_engine_play(e, 0);
+    pc_action a;
+    int drops = 0;
+    uint64_t now = 0;
+    /* refuse every peer request five times with PC_EAGAIN: never dropped */
+    for (int round = 0; round < 5; round++) {
+        now += 1100000;
+        pc_engine_on_timeout(e, now);
+        while (pc_engine_next_action(e, &a)) {
+            if (a.type == PC_ACT_FETCH && a.peer == 7)
+                pc_engine_on_fail(e, a.transfer, PC_EAGAIN, now);
+            drops += a.type == PC_ACT_DROP;
+        }
+    }
+    assert_int_equal(drops, 0);
+    /* hard failures: dropped at the third */
+    int fails = 0;
+    for (int round = 0; round < 10 && drops == 0; round++) {
+        now += 1100000;
+        pc_engine_on_timeout(e, now);
+        while (pc_engine_next_action(e, &a)) {
+            if (a.type == PC_ACT_FETCH && a.peer == 7) {
+                pc_engine_on_fail(e, a.transfer, PC_ENET, now);
+                fails++;
+            }
+            drops += a.type == PC_ACT_DROP && a.peer == 7;
+        }
+    }
+    assert_int_equal(drops, 1);
+    /* the third failure drops it; a fourth request may already have been queued and fails harmlessly */
+    assert_true(fails == 3 || fails == 4);
+    pc_engine_stats st;
+    pc_engine_get_stats(e, &st);
+    assert_int_equal(st.dropped, 1);
+    pc_engine_free(e);
+}
+
+static void bad_media_is_refused(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 5, 4, 2, ladder);
+    pc_engine_config c = cfg_default();
+    pc_engine *e = NULL;
+    wm.m.rung[1].bandwidth = 100; /* not ascending */
+    assert_int_equal(pc_engine_new(&wm.m, &c, &e), PC_EINVAL);
+    w_media_init(&wm, 5, 4, 2, ladder);
+    wm.dur[2] = 0;
+    assert_int_equal(pc_engine_new(&wm.m, &c, &e), PC_EINVAL);
+    w_media_init(&wm, 5, 4, 2, ladder);
+    wm.m.n_segments = 0;
+    assert_int_equal(pc_engine_new(&wm.m, &c, &e), PC_EINVAL);
+    assert_null(e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(alone_everything_comes_from_the_cdn_without_a_stall),
+        cmocka_unit_test(rich_swarm_carries_the_post_start_bytes),
+        cmocka_unit_test(peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset),
+        cmocka_unit_test(rescue_fires_at_the_stall_timeout_tick),
+        cmocka_unit_test(swarm_collapse_switches_to_the_cdn_and_back),
+        cmocka_unit_test(corrupt_data_bans_the_sender_and_refetches),
+        cmocka_unit_test(bandwidth_drop_switches_down_before_any_stall),
+        cmocka_unit_test(seek_and_quit_cancel_outstanding_work),
+        cmocka_unit_test(upload_requests_follow_deadlines_and_the_cap),
+        cmocka_unit_test(hybrid_never_stalls_where_the_cdn_alone_would_not_and_never_takes_more_cdn_bytes),
+        cmocka_unit_test(refusals_are_not_faults_but_failures_are),
+        cmocka_unit_test(bad_media_is_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
