@@ -32,3 +32,13 @@ def run_wrk(base, script, duration, connections=16, threads=1, extra=(), allow_e
     if not allow_errors and re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         raise AssertionError("errors during the run against %s: %s" % (base, out))
     return float(m.group(1)), mbs, p99ms, out
+
+
+def free_port():
+    """A free loopback port (for reference servers that cannot pick their own)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p

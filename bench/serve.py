@@ -8,7 +8,6 @@ usage: bench/serve.py [--duration S] [--connections N]
 """
 import argparse
 import os
-import socket
 import subprocess
 import time
 
@@ -22,14 +21,6 @@ a, _ = ap.parse_known_args()
 S = Suite("bench-serve")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def wrk(base, paths):
     script = os.path.join(S.tmp, "paths.lua")
     with open(script, "w") as f:
@@ -40,7 +31,7 @@ def wrk(base, paths):
 
 
 def nginx(root, workers):
-    port = free_port()
+    port = common.free_port()
     d = os.path.join(S.tmp, "nginx-%s" % workers)
     os.makedirs(d, exist_ok=True)
     conf = os.path.join(d, "nginx.conf")

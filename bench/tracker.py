@@ -38,6 +38,7 @@ ap.add_argument("--million", type=int, default=1000000, help="peers for the memo
 ap.add_argument("--keys", type=int, default=1000, help="distinct peer keys (a key may be in every swarm; >= peers)")
 a, _ = ap.parse_known_args()
 S = Suite("bench-tracker")
+MARKER = os.path.join(S.tmp, "populated")
 
 
 def rss_kib(pid):
@@ -94,7 +95,10 @@ local headers = {["Content-Type"] = "application/json"%(close)s}
 function request()
   local s, p
   if mode == "populate" then
-    if n >= swarms * peers then wrk.thread:stop() end
+    if n >= swarms * peers then
+      if n == swarms * peers then io.open("%(marker)s", "w"):close() end
+      wrk.thread:stop()
+    end
     s, p = n %% swarms, math.floor(n / swarms)
   else
     s, p = math.random(0, swarms - 1), math.random(0, peers - 1)
@@ -123,7 +127,10 @@ local n = 0
 function request()
   local s, p
   if mode == "populate" then
-    if n >= swarms * peers then wrk.thread:stop() end
+    if n >= swarms * peers then
+      if n == swarms * peers then io.open("%(marker)s", "w"):close() end
+      wrk.thread:stop()
+    end
     s, p = n %% swarms, math.floor(n / swarms)
   else
     s, p = math.random(0, swarms - 1), math.random(0, peers - 1)
@@ -165,21 +172,35 @@ def peercdn_script(mode, keys, sessions, swarms, peers, close=False):
         sessions_file = write("sessions.txt", "\n".join(sessions) + "\n")
     return write("peercdn-%s%s.lua" % (mode, "-close" if close else ""), PEERCDN_LUA % {
         "keys": lua_table([(k[1], k[2], k[3]) for k in keys]), "sessions": sessions_file, "swarms": swarms,
-        "peers": peers, "numwant": a.numwant, "mode": mode, "close": ', ["Connection"] = "close"' if close else ""})
+        "peers": peers, "numwant": a.numwant, "mode": mode, "close": ', ["Connection"] = "close"' if close else "",
+        "marker": MARKER})
 
 
 def opentracker_script(mode, swarms, peers):
     hashes = ["".join("%%%02X" % b for b in hashlib.sha1(b"v%05d" % s).digest()) for s in range(swarms)]
     return write("ot-%s.lua" % mode, OPENTRACKER_LUA % {"hashes": "{" + ",".join('"%s"' % h for h in hashes) + "}",
                                                        "swarms": swarms, "peers": peers, "numwant": a.numwant,
-                                                       "mode": mode})
+                                                       "mode": mode, "marker": MARKER})
 
 
 def populate(base, script, total):
-    """Runs wrk until the script has sent |total| announces (it stops itself)."""
+    """Runs wrk until the script has sent |total| announces. The script stops sending and drops a
+    marker file then (wrk itself would idle until its duration ends), and the answers in flight get a
+    second to arrive."""
     t0 = time.time()
-    _, _, _, out = common.run_wrk(base, script, max(30, total // 5000 + 30), connections=16, allow_errors=True)
-    return time.time() - t0, out
+    if os.path.exists(MARKER):
+        os.unlink(MARKER)
+    p = subprocess.Popen(["wrk", "-t1", "-c16", "-d%ds" % (total // 2000 + 60), "-s", script, base],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not os.path.exists(MARKER) and p.poll() is None:
+        time.sleep(0.2)
+    if not os.path.exists(MARKER):
+        raise AssertionError("wrk ended before sending %d announces" % total)
+    time.sleep(1)
+    secs = time.time() - t0 - 1
+    p.terminate()
+    p.wait()
+    return secs, ""
 
 
 def start_opentracker(swarms):
@@ -191,22 +212,13 @@ def start_opentracker(swarms):
         for s in range(swarms):
             f.write(hashlib.sha1(b"v%05d" % s).hexdigest() + "\n")
     os.chmod(os.path.join(d, "whitelist"), 0o644)
-    port = common_free_port()
+    port = common.free_port()
     proc = subprocess.Popen(["opentracker", "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-w", "whitelist",
                              "-d", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     if proc.poll() is not None:
         raise AssertionError("opentracker did not start")
     return proc, "http://127.0.0.1:%d" % port
-
-
-def common_free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def throughput():

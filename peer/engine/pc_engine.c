@@ -8,8 +8,6 @@
 #include "pc_rng.h"
 
 #define XFERS_MAX 64
-#define TICK_MAX_US 1000000  /* the engine re-evaluates at least this often while it has work */
-#define TICK_XFER_US 250000  /* and this often while peer transfers are in flight (rescue checks) */
 #define BUSY_BACKOFF_US 1000000 /* a peer that refused for capacity is left alone this long */
 
 enum { SEG_NONE, SEG_INFLIGHT, SEG_READY };
@@ -64,16 +62,20 @@ struct pc_engine {
     xfer x[XFERS_MAX];
     size_t nx;
     uint64_t next_xfer;
-    epeer peers[PC_ENGINE_PEERS_MAX];
+    epeer *peers;                 /* npeer_slots slots, grown on demand (up to PC_ENGINE_PEERS_MAX) */
+    uint32_t npeer_slots;
     uint32_t banned[PC_ENGINE_PEERS_MAX];
     size_t nbanned;
     double cdn_rate;              /* bytes/s */
+    int cdn_measured;             /* cdn_rate comes from a transfer, not the configured guess */
     uint32_t cdn_fails;
     uint64_t cdn_retry_at;
     uint64_t startup_end;         /* content time before which the CDN serves (start, seek) */
     int cdn_mode;
     meter m_p2p, m_all;
     uint64_t now, stepped_at;
+    int dirty;                    /* inputs arrived that want an evaluation (pc_engine_expiry = now) */
+    int p2p_wanted;               /* peers are fetching, or there is work peers could take */
     int quit, ended_sent;
     /* actions */
     pc_action *q;
@@ -106,12 +108,15 @@ void pc_engine_config_default(pc_engine_config *c)
         .prefetch_us = 60000000,
         .rarest_bucket_us = 8000000,
         .safety_us = 1000000,
+        .check_us = 250000,
+        .first_byte_us = 5000000,
+        .idle_check_us = 1000000,
         .mode_window_us = 10000000,
         .tput_window_us = 3000000,
         .low_water = 0.9,
         .high_water = 1.2,
         .peer_inflight = 2,
-        .prefetch_inflight = 6,
+        .prefetch_inflight = 16,
         .cdn_inflight = 2,
         .max_fails = 3,
         .cdn_bps_guess = 8000000,
@@ -207,7 +212,7 @@ static int any_peer_xfer(const pc_engine *e)
 static void meters_to(pc_engine *e, uint64_t now)
 {
     double tau = (double)e->cfg.mode_window_us;
-    meter_advance(&e->m_p2p, now, any_peer_xfer(e), tau);
+    meter_advance(&e->m_p2p, now, e->p2p_wanted || any_peer_xfer(e), tau);
     meter_advance(&e->m_all, now, e->nx > 0, (double)e->cfg.tput_window_us);
 }
 
@@ -215,7 +220,7 @@ static void meters_to(pc_engine *e, uint64_t now)
 
 static epeer *peer_by_handle(pc_engine *e, uint32_t h, uint32_t *slot)
 {
-    for (uint32_t i = 0; i < PC_ENGINE_PEERS_MAX; i++) {
+    for (uint32_t i = 0; i < e->npeer_slots; i++) {
         if (e->peers[i].used && e->peers[i].handle == h) {
             if (slot != NULL)
                 *slot = i;
@@ -314,7 +319,7 @@ static int start_xfer(pc_engine *e, uint32_t src, uint32_t rung, uint32_t i, int
     emit(e, (pc_action){.type = PC_ACT_FETCH, .transfer = x->id,
                         .peer = src == PC_SRC_CDN ? PC_SRC_CDN : e->peers[src].handle, .rung = rung, .segment = i,
                         .offset = offset, .length = x->len,
-                        .deadline = i == PC_SEG_INIT || prefetch ? PC_NEVER : deadline_of(e, i, now)});
+                        .deadline = i == PC_SEG_INIT ? PC_NEVER : deadline_of(e, i, now)});
     return 1;
 }
 
@@ -349,7 +354,7 @@ static uint32_t best_peer(const pc_engine *e, uint32_t rung, uint32_t i, double 
 {
     uint32_t best = PC_SRC_CDN;
     size_t bb = bitmap_bytes(e);
-    for (uint32_t k = 0; k < PC_ENGINE_PEERS_MAX; k++) {
+    for (uint32_t k = 0; k < e->npeer_slots; k++) {
         const epeer *p = &e->peers[k];
         if (!p->used || p->inflight >= e->cfg.peer_inflight || p->busy_until > e->now ||
             !bit_get(p->have + rung * bb, i))
@@ -527,7 +532,7 @@ static void check_rescues(pc_engine *e, uint64_t now)
         uint64_t ahead = ahead_of(e, x->seg);
         int urgent = ahead < urgent_us(e);
         int cdn_ok = !e->cfg.p2p_only;
-        if (now - x->last_data >= stall_timeout(e, p)) {
+        if (now - x->last_data >= (x->got > 0 ? stall_timeout(e, p) : e->cfg.first_byte_us)) {
             rescue(e, x, 1, urgent && cdn_ok, now);
             continue; /* x now holds another transfer */
         }
@@ -559,10 +564,10 @@ static void update_mode(pc_engine *e, uint64_t now, int swarm_lacks)
         return;
     double need = playing_bps(e) / 8.0;
     double ratio;
-    if (e->m_p2p.active >= 1e6)
+    if (swarm_lacks)
+        ratio = 0; /* no connected peer holds the next segment: the swarm cannot keep up, whatever it did */
+    else if (e->m_p2p.active >= 2e5)
         ratio = meter_rate(&e->m_p2p) / need;
-    else if (swarm_lacks)
-        ratio = 0;
     else
         return;
     if (!e->cdn_mode && ratio < e->cfg.low_water)
@@ -606,8 +611,34 @@ static uint32_t prefetch_busy(const pc_engine *e)
     return n;
 }
 
+/* What CDN and swarm can deliver together (bits/s): the CDN's measured transfer rate plus the P2P
+ * throughput, or what was actually received if that is more. A P2P-only viewer counts no CDN. Measuring
+ * only what arrives would understate it: a viewer fed by slow peers receives just what it asks for. */
+static double abr_throughput(const pc_engine *e)
+{
+    double all = e->m_all.active >= 2e4 ? meter_rate(&e->m_all) * 8 : 0; /* 20 ms of measurement */
+    if (e->cfg.p2p_only || !e->cdn_measured)
+        return all;
+    double p2p = e->m_p2p.active >= 2e5 ? meter_rate(&e->m_p2p) * 8 : 0;
+    /* CDN transfers in flight for half a second tell the present rate before they complete */
+    double cdn = e->cdn_rate, seen = 0;
+    int observed = 0;
+    for (size_t k = 0; k < e->nx; k++) {
+        const xfer *x = &e->x[k];
+        if (x->src == PC_SRC_CDN && x->got > 0 && e->now - x->first_byte >= 500000) {
+            seen += (double)x->got / (double)(e->now - x->first_byte) * 1e6;
+            observed = 1;
+        }
+    }
+    if (observed && seen < cdn)
+        cdn = seen;
+    double cap = cdn * 8 + p2p;
+    return cap > all ? cap : all;
+}
+
 static void schedule(pc_engine *e, uint64_t now)
 {
+    e->p2p_wanted = 0;
     if (e->quit || !pc_player_active(&e->player))
         return;
     check_rescues(e, now);
@@ -622,11 +653,13 @@ static void schedule(pc_engine *e, uint64_t now)
         swarm_lacks = e->avail[(size_t)e->abr.cur * n + next] == 0;
     update_mode(e, now, swarm_lacks);
     meters_to(e, now);
-    double tput = e->m_all.active >= 5e5 ? meter_rate(&e->m_all) * 8 : 0;
+    double tput = abr_throughput(e);
     uint32_t rung = pc_abr_decide(&e->abr, pc_engine_buffer(e), tput, next < n ? swarm_holds_mask(e, next) : 0, now);
     if (e->init_state[rung] == SEG_NONE && now >= e->cdn_retry_at)
         start_xfer(e, PC_SRC_CDN, rung, PC_SEG_INIT, 0, now);
     int cdn_allowed = now >= e->cdn_retry_at;
+    /* while the player waits to start (or for a seek), the CDN start-up has the link to itself */
+    int waiting = e->player.state == PC_PLAYER_STARTING || e->player.state == PC_PLAYER_SEEKING;
     cand cands[256];
     size_t nc = 0;
     for (uint32_t i = first; i < n; i++) {
@@ -644,6 +677,8 @@ static void schedule(pc_engine *e, uint64_t now)
                 start_xfer(e, PC_SRC_CDN, r, i, 0, now);
             continue;
         }
+        if (waiting)
+            break;
         if (ahead < urgent_us(e)) {
             double peta = 0;
             uint32_t pk = e->cfg.cdn_only ? PC_SRC_CDN : best_peer(e, r, i, bytes, &peta);
@@ -667,6 +702,7 @@ static void schedule(pc_engine *e, uint64_t now)
             cands[nc++] = (cand){.i = i, .rarity = e->avail[(size_t)r * n + i],
                                  .bucket = ahead / e->cfg.rarest_bucket_us};
     }
+    e->p2p_wanted = nc > 0 && !e->cfg.cdn_only;
     if (nc == 0 || e->cfg.cdn_only)
         return;
     qsort(cands, nc, sizeof(cands[0]), cand_cmp);
@@ -687,6 +723,7 @@ static void step(pc_engine *e, uint64_t now)
     if (now > e->now)
         e->now = now;
     e->stepped_at = e->now;
+    e->dirty = 0;
     meters_to(e, e->now);
     update_player(e, e->now);
     schedule(e, e->now);
@@ -754,8 +791,9 @@ void pc_engine_free(pc_engine *e)
 {
     if (e == NULL)
         return;
-    for (uint32_t i = 0; i < PC_ENGINE_PEERS_MAX; i++)
+    for (uint32_t i = 0; i < e->npeer_slots; i++)
         free(e->peers[i].have);
+    free(e->peers);
     pc_upload_clear(&e->up);
     free(e->start);
     free(e->segs);
@@ -836,21 +874,32 @@ int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t no
             return PC_EEXIST;
     if (peer_by_handle(e, peer, NULL) != NULL)
         return PC_EEXIST;
-    for (uint32_t i = 0; i < PC_ENGINE_PEERS_MAX; i++) {
-        epeer *p = &e->peers[i];
-        if (p->used)
-            continue;
-        p->have = calloc(e->m->n_rungs, bitmap_bytes(e));
-        if (p->have == NULL)
+    uint32_t i = 0;
+    while (i < e->npeer_slots && e->peers[i].used)
+        i++;
+    if (i == e->npeer_slots) {
+        if (e->npeer_slots == PC_ENGINE_PEERS_MAX)
+            return PC_ELIMIT;
+        uint32_t cap = e->npeer_slots ? e->npeer_slots * 2 : 8;
+        if (cap > PC_ENGINE_PEERS_MAX)
+            cap = PC_ENGINE_PEERS_MAX;
+        epeer *np = realloc(e->peers, cap * sizeof(*np));
+        if (np == NULL)
             return PC_ENOMEM;
-        p->used = 1;
-        p->handle = peer;
-        p->rate = (double)(up_bps ? up_bps : 1000000) / 8.0;
-        p->rtt = 50000;
-        step(e, now);
-        return 0;
+        memset(np + e->npeer_slots, 0, (cap - e->npeer_slots) * sizeof(*np));
+        e->peers = np;
+        e->npeer_slots = cap;
     }
-    return PC_ELIMIT;
+    epeer *p = &e->peers[i];
+    p->have = calloc(e->m->n_rungs, bitmap_bytes(e));
+    if (p->have == NULL)
+        return PC_ENOMEM;
+    p->used = 1;
+    p->handle = peer;
+    p->rate = (double)(up_bps ? up_bps : 1000000) / 8.0;
+    p->rtt = 50000;
+    step(e, now);
+    return 0;
 }
 
 void pc_engine_peer_remove(pc_engine *e, uint32_t peer, uint64_t now)
@@ -879,7 +928,10 @@ void pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo
             e->avail[(size_t)rung * e->m->n_segments + i]++;
         }
     }
-    step(e, now);
+    /* holdings arrive in bursts (a HAVE per segment per peer): evaluate once, at the next expiry */
+    if (now > e->now)
+        e->now = now;
+    e->dirty = 1;
 }
 
 void pc_engine_peer_rtt(pc_engine *e, uint32_t peer, uint64_t rtt_us)
@@ -946,7 +998,8 @@ void pc_engine_on_done(pc_engine *e, uint64_t transfer, const uint8_t hash[32], 
     meters_to(e, e->now);
     xfer_remove(e, x);
     if (src == PC_SRC_CDN) {
-        e->cdn_rate = e->cdn_rate * 0.7 + r * 0.3;
+        e->cdn_rate = e->cdn_measured ? e->cdn_rate * 0.7 + r * 0.3 : r;
+        e->cdn_measured = 1;
         e->cdn_fails = 0;
     } else {
         epeer *p = &e->peers[src];
@@ -1040,6 +1093,8 @@ void pc_engine_on_served(pc_engine *e, uint64_t request, uint64_t bytes_sent, ui
 
 uint64_t pc_engine_expiry(const pc_engine *e)
 {
+    if (e->dirty)
+        return e->now;
     uint64_t t = pc_player_next_event(&e->player);
     uint64_t u = pc_upload_expiry(&e->up);
     if (u < t)
@@ -1051,11 +1106,11 @@ uint64_t pc_engine_expiry(const pc_engine *e)
     for (size_t k = 0; k < e->nx; k++) {
         const xfer *x = &e->x[k];
         if (x->src != PC_SRC_CDN) {
-            uint64_t s = x->last_data + stall_timeout(e, &e->peers[x->src]);
+            uint64_t s = x->last_data + (x->got > 0 ? stall_timeout(e, &e->peers[x->src]) : e->cfg.first_byte_us);
             if (s < t)
                 t = s;
-            if (e->stepped_at + TICK_XFER_US < t)
-                t = e->stepped_at + TICK_XFER_US;
+            if (e->stepped_at + e->cfg.check_us < t)
+                t = e->stepped_at + e->cfg.check_us;
         }
     }
     if (!work) {
@@ -1072,8 +1127,8 @@ uint64_t pc_engine_expiry(const pc_engine *e)
         t = e->cdn_retry_at;
     if (e->abr.up_since != PC_NEVER && e->abr.up_since + e->abr.cfg.up_hold_us < t)
         t = e->abr.up_since + e->abr.cfg.up_hold_us;
-    if (work && e->stepped_at + TICK_MAX_US < t)
-        t = e->stepped_at + TICK_MAX_US;
+    if (work && e->stepped_at + e->cfg.idle_check_us < t)
+        t = e->stepped_at + e->cfg.idle_check_us;
     return t;
 }
 
@@ -1113,6 +1168,14 @@ void pc_engine_segment(const pc_engine *e, uint32_t i, pc_segment_info *out)
         out->source = PC_SOURCE_P2P;
     else if (s->bytes_cdn > 0)
         out->source = PC_SOURCE_CDN;
+}
+
+void pc_engine_hold_all(pc_engine *e)
+{
+    memset(e->held, 0xff, e->m->n_rungs * bitmap_bytes(e));
+    for (uint32_t r = 0; r < e->m->n_rungs; r++)
+        e->init_state[r] = SEG_READY;
+    /* the bits past n_segments are never read: every reader bounds i by n_segments */
 }
 
 int pc_engine_holds(const pc_engine *e, uint32_t rung, uint32_t i)

@@ -67,11 +67,14 @@ typedef struct pc_engine_config {
     uint64_t prefetch_us;      /* 60 s */
     uint64_t rarest_bucket_us; /* 8 s */
     uint64_t safety_us;        /* 1 s */
+    uint64_t check_us;         /* re-evaluation period while peer transfers are in flight (250 ms) */
+    uint64_t first_byte_us;    /* a peer request may wait this long in the uploader's queue (5 s) */
+    uint64_t idle_check_us;    /* ... while other work is pending (1 s) */
     uint64_t mode_window_us;   /* P2P throughput window for the mode (10 s) */
     uint64_t tput_window_us;   /* combined throughput window for ABR (3 s) */
     double low_water, high_water; /* P2P throughput ÷ playing bitrate: 0.9, 1.2 */
     uint32_t peer_inflight;    /* requests outstanding per peer (2) */
-    uint32_t prefetch_inflight;/* prefetch requests outstanding in all (6) */
+    uint32_t prefetch_inflight;/* prefetch requests outstanding in all (16) */
     uint32_t cdn_inflight;     /* CDN transfers at once (2) */
     uint32_t max_fails;        /* failures before a peer is dropped (3) */
     uint64_t start_bps;        /* throughput estimate for the first rung; 0 = conservative default */
@@ -103,7 +106,7 @@ typedef struct pc_action {
     uint32_t peer;         /* FETCH (PC_SRC_CDN for the CDN), BAN, DROP */
     uint32_t rung, segment;/* FETCH, READY (segment PC_SEG_INIT: the rung's init segment) */
     uint32_t offset, length;
-    uint64_t deadline;     /* FETCH: when playback needs it, on our clock (PC_NEVER for prefetch) */
+    uint64_t deadline;     /* FETCH: when playback needs it, on our clock (PC_NEVER for init segments) */
     pc_refuse_reason reason;
 } pc_action;
 
@@ -150,7 +153,8 @@ void pc_engine_pin_rung(pc_engine *e, int rung, uint64_t now);
 int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t now) PC_MUST_CHECK;
 /* Gone (disconnected): its transfers are rescheduled, keeping the bytes received. */
 void pc_engine_peer_remove(pc_engine *e, uint32_t peer, uint64_t now);
-/* It holds segments lo..hi (inclusive) of |rung|. Unknown peers and out-of-range values are ignored. */
+/* It holds segments lo..hi (inclusive) of |rung|. Unknown peers and out-of-range values are ignored.
+ * Does not evaluate at once: pc_engine_expiry() becomes |now|, so a burst of these costs one pass. */
 void pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo, uint32_t hi, uint64_t now);
 void pc_engine_peer_rtt(pc_engine *e, uint32_t peer, uint64_t rtt_us);
 
@@ -180,6 +184,9 @@ int pc_engine_next_action(pc_engine *e, pc_action *a);
 void pc_engine_get_stats(const pc_engine *e, pc_engine_stats *s);
 /* |i| < n_segments. */
 void pc_engine_segment(const pc_engine *e, uint32_t i, pc_segment_info *out);
+/* A seeder that already has the whole video verified (a disk cache, an origin-side seed): every segment
+ * of every rung counts as held and may be served. Cannot fail. */
+void pc_engine_hold_all(pc_engine *e);
 /* 1 when we hold (verified) segment |i| of |rung|. */
 int pc_engine_holds(const pc_engine *e, uint32_t rung, uint32_t i);
 /* Playhead (content µs) and buffer ahead of it. */

@@ -126,7 +126,8 @@ static void rescue_fires_at_the_stall_timeout_tick(void **state)
     static w_media wm;
     w_media_init(&wm, 15, 4, 1, ladder);
     pc_engine_config c = cfg_default();
-    c.urgent_us = 4 * S; /* the peer's first segment (8 s ahead) is not urgent: no deadline rescue */
+    c.urgent_us = 4 * S; /* the peer's first segment (8 s ahead) is not urgent: no deadline rescue, */
+    c.cdn_urgent_us = 4 * S; /* not even when the slow start sends the engine to CDN mode */
     pc_engine *e;
     assert_int_equal(pc_engine_new(&wm.m, &c, &e), 0);
     assert_int_equal(pc_engine_peer_add(e, 7, 8000000, 0), 0);
@@ -463,13 +464,15 @@ static void refusals_are_not_faults_but_failures_are(void **state)
     pc_action a;
     int drops = 0;
     uint64_t now = 0;
-    /* refuse every peer request five times with PC_EAGAIN: never dropped */
+    /* refuse every peer request five times with PC_EAGAIN: never dropped (the CDN answers at once) */
     for (int round = 0; round < 5; round++) {
         now += 1100000;
         pc_engine_on_timeout(e, now);
         while (pc_engine_next_action(e, &a)) {
             if (a.type == PC_ACT_FETCH && a.peer == 7)
                 pc_engine_on_fail(e, a.transfer, PC_EAGAIN, now);
+            else if (a.type == PC_ACT_FETCH)
+                pc_engine_on_done(e, a.transfer, a.segment == PC_SEG_INIT ? wm.ihash[0] : wm.hash[0] + 32 * a.segment, now);
             drops += a.type == PC_ACT_DROP;
         }
     }
@@ -483,6 +486,8 @@ static void refusals_are_not_faults_but_failures_are(void **state)
             if (a.type == PC_ACT_FETCH && a.peer == 7) {
                 pc_engine_on_fail(e, a.transfer, PC_ENET, now);
                 fails++;
+            } else if (a.type == PC_ACT_FETCH) {
+                pc_engine_on_done(e, a.transfer, a.segment == PC_SEG_INIT ? wm.ihash[0] : wm.hash[0] + 32 * a.segment, now);
             }
             drops += a.type == PC_ACT_DROP && a.peer == 7;
         }

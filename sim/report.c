@@ -1,0 +1,334 @@
+/* Simulator outputs; see report.h. */
+#include "report.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int dbl_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank quantile of sorted |v|. */
+static double quantile(const double *v, size_t n, double q)
+{
+    if (n == 0)
+        return 0;
+    size_t k = (size_t)ceil(q * (double)n);
+    return v[k == 0 ? 0 : k - 1];
+}
+
+/* Rounds to 6 significant decimals so the document reads well (and stays deterministic). */
+static json_t *real(double x)
+{
+    if (!isfinite(x))
+        x = 0;
+    return json_real(round(x * 1e6) / 1e6);
+}
+
+static double cdn_peak_mbps(const sim_result *r)
+{
+    double peak = 0;
+    for (uint32_t i = 1; i < r->nts; i++) {
+        double dt = r->ts[i].t_s - r->ts[i - 1].t_s;
+        if (dt <= 0)
+            continue;
+        double mbps = (double)(r->ts[i].bytes_cdn - r->ts[i - 1].bytes_cdn) * 8 / dt / 1e6;
+        peak = mbps > peak ? mbps : peak;
+    }
+    return peak;
+}
+
+json_t *sim_summary(const sim_scenario *sc, uint64_t seed, const sim_result *r)
+{
+    double *st = malloc((r->viewers + 1) * sizeof(double));
+    if (st == NULL)
+        return NULL;
+    size_t ns = 0;
+    double stall_ms = 0, played_ms = 0, bitrate_w = 0, bitrate = 0;
+    uint64_t stalls = 0, switches = 0, stalled_viewers = 0;
+    uint32_t viewers = 0;
+    for (uint32_t i = 0; i < r->viewers; i++) {
+        const sim_viewer_result *v = &r->v[i];
+        if (v->seeder)
+            continue;
+        viewers++;
+        if (v->started)
+            st[ns++] = v->startup_ms;
+        stall_ms += v->stall_ms;
+        played_ms += v->played_ms;
+        stalls += v->stalls;
+        switches += v->switches;
+        stalled_viewers += v->stalls > 0;
+        bitrate += v->bitrate_kbps * v->played_ms;
+        bitrate_w += v->played_ms;
+    }
+    qsort(st, ns, sizeof(double), dbl_cmp);
+    double total = (double)(r->bytes_cdn + r->bytes_p2p);
+    double hours = (played_ms + stall_ms) / 3.6e6;
+    json_t *s = json_object();
+    json_object_set_new(s, "scenario", json_string(sc->name));
+    json_object_set_new(s, "mode", json_string(sim_mode_name(r->mode)));
+    json_object_set_new(s, "seed", json_integer((json_int_t)seed));
+    json_object_set_new(s, "simulated_s", real(sc->duration_s));
+    json_object_set_new(s, "viewers", json_integer(viewers));
+    json_object_set_new(s, "viewers_started", json_integer((json_int_t)ns));
+    json_object_set_new(s, "offload", real(total > 0 ? (double)r->bytes_p2p / total : 0));
+    json_object_set_new(s, "offload_bound", real(r->offload_bound));
+    json_object_set_new(s, "bytes_cdn", json_integer((json_int_t)r->bytes_cdn));
+    json_object_set_new(s, "bytes_p2p", json_integer((json_int_t)r->bytes_p2p));
+    json_object_set_new(s, "bytes_up", json_integer((json_int_t)r->bytes_up));
+    json_object_set_new(s, "cdn_peak_mbps", real(cdn_peak_mbps(r)));
+    json_object_set_new(s, "cost_per_gb", real(sc->cost_per_gb));
+    json_object_set_new(s, "cdn_cost", real((double)r->bytes_cdn / 1e9 * sc->cost_per_gb));
+    json_object_set_new(s, "cdn_only_cost", real(total / 1e9 * sc->cost_per_gb));
+    json_object_set_new(s, "savings", real((double)r->bytes_p2p / 1e9 * sc->cost_per_gb));
+    json_t *su = json_object();
+    json_object_set_new(su, "p50", real(quantile(st, ns, 0.50)));
+    json_object_set_new(su, "p95", real(quantile(st, ns, 0.95)));
+    json_object_set_new(su, "p99", real(quantile(st, ns, 0.99)));
+    json_object_set_new(s, "startup_ms", su);
+    json_object_set_new(s, "rebuffer_ratio", real(played_ms + stall_ms > 0 ? stall_ms / (played_ms + stall_ms) : 0));
+    json_object_set_new(s, "stalls", json_integer((json_int_t)stalls));
+    json_object_set_new(s, "viewers_stalled", json_integer((json_int_t)stalled_viewers));
+    json_object_set_new(s, "stalls_per_viewer_hour", real(hours > 0 ? (double)stalls / hours : 0));
+    json_object_set_new(s, "viewer_hours", real(hours));
+    json_object_set_new(s, "mean_bitrate_kbps", real(bitrate_w > 0 ? bitrate / bitrate_w : 0));
+    json_object_set_new(s, "rung_switches", json_integer((json_int_t)switches));
+    json_t *b = json_object();
+    json_object_set_new(b, "demand_bytes", real(r->demand_bytes));
+    json_object_set_new(b, "cdn_copies_bytes", real(r->cdn_needed_bytes));
+    json_object_set_new(b, "usable_upload_bytes", real(r->usable_upload_bytes));
+    json_object_set_new(s, "bound", b);
+    free(st);
+    return s;
+}
+
+static int write_json(const char *dir, const char *name, json_t *doc, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (json_dump_file(doc, path, JSON_INDENT(2) | JSON_REAL_PRECISION(12)) != 0) {
+        snprintf(err, errlen, "cannot write %s", path);
+        return PC_EIO;
+    }
+    return 0;
+}
+
+/* ---- SVG: a small line chart writer ---- */
+
+typedef struct series {
+    const char *name, *color;
+    const double *x, *y;
+    size_t n;
+    int right; /* plotted against the right axis */
+} series;
+
+static double nice_max(double v)
+{
+    if (v <= 0)
+        return 1;
+    double p = pow(10, floor(log10(v)));
+    for (int k = 1; k <= 10; k++)
+        if (k * p >= v)
+            return k * p;
+    return 10 * p;
+}
+
+static int chart(const char *path, const char *title, const char *xlabel, const char *ylabel, const char *y2label,
+                 const series *s, size_t ns, const char *const *xticks, size_t nxt)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return PC_EIO;
+    const double W = 720, H = 400, L = 70, R = 70, T = 40, B = 60;
+    double xmax = 0, ymax[2] = {0, 0};
+    for (size_t i = 0; i < ns; i++)
+        for (size_t k = 0; k < s[i].n; k++) {
+            xmax = s[i].x[k] > xmax ? s[i].x[k] : xmax;
+            ymax[s[i].right] = s[i].y[k] > ymax[s[i].right] ? s[i].y[k] : ymax[s[i].right];
+        }
+    xmax = xticks != NULL ? (double)(nxt > 1 ? nxt - 1 : 1) : nice_max(xmax);
+    ymax[0] = nice_max(ymax[0]);
+    ymax[1] = nice_max(ymax[1]);
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+               "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+            W, H, W, H);
+    fprintf(f, "<text x=\"%.0f\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">%s</text>\n", W / 2, title);
+    double pw = W - L - R, ph = H - T - B;
+    for (int k = 0; k <= 5; k++) { /* grid and y ticks */
+        double y = T + ph - ph * k / 5;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, y, L + pw, y);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", L - 6, y + 4, ymax[0] * k / 5);
+        if (y2label != NULL)
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">%g</text>\n", L + pw + 6, y + 4, ymax[1] * k / 5);
+    }
+    for (int k = 0; k <= 5 && xticks == NULL; k++) {
+        double x = L + pw * k / 5;
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n", x, T + ph + 18, xmax * k / 5);
+    }
+    for (size_t k = 0; xticks != NULL && k < nxt; k++) {
+        double x = L + pw * (double)k / xmax;
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", x, T + ph + 18, xticks[k]);
+    }
+    fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#333\"/>\n", L, T, pw,
+            ph);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", L + pw / 2, H - 18, xlabel);
+    fprintf(f, "<text transform=\"translate(18 %.1f) rotate(-90)\" text-anchor=\"middle\">%s</text>\n", T + ph / 2,
+            ylabel);
+    if (y2label != NULL)
+        fprintf(f, "<text transform=\"translate(%.1f %.1f) rotate(90)\" text-anchor=\"middle\">%s</text>\n", W - 14,
+                T + ph / 2, y2label);
+    for (size_t i = 0; i < ns; i++) {
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", s[i].color);
+        for (size_t k = 0; k < s[i].n; k++)
+            fprintf(f, "%.1f,%.1f ", L + pw * s[i].x[k] / xmax, T + ph - ph * s[i].y[k] / ymax[s[i].right]);
+        fprintf(f, "\"/>\n");
+        if (xticks != NULL)
+            for (size_t k = 0; k < s[i].n; k++)
+                fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", L + pw * s[i].x[k] / xmax,
+                        T + ph - ph * s[i].y[k] / ymax[s[i].right], s[i].color);
+        fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"14\" height=\"4\" fill=\"%s\"/><text x=\"%.0f\" y=\"%.0f\">%s</text>\n",
+                L + 10 + 190 * (double)i, T + 8, s[i].color, L + 28 + 190 * (double)i, T + 13, s[i].name);
+    }
+    fprintf(f, "</svg>\n");
+    return fclose(f) == 0 ? 0 : PC_EIO;
+}
+
+static int plots(const char *dir, const sim_result *r)
+{
+    char path[4096];
+    int rc = 0;
+    /* offload and CDN Mbps over time, per interval */
+    size_t n = r->nts > 1 ? r->nts - 1 : 0;
+    double *t = calloc(n + 1, sizeof(double)), *off = calloc(n + 1, sizeof(double)), *cdn = calloc(n + 1, sizeof(double));
+    if (t == NULL || off == NULL || cdn == NULL) {
+        free(t), free(off), free(cdn);
+        return PC_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const sim_sample *a = &r->ts[i], *b = &r->ts[i + 1];
+        double dc = (double)(b->bytes_cdn - a->bytes_cdn), dp = (double)(b->bytes_p2p - a->bytes_p2p);
+        double dt = b->t_s - a->t_s;
+        t[i] = b->t_s;
+        off[i] = dc + dp > 0 ? 100 * dp / (dc + dp) : 0;
+        cdn[i] = dt > 0 ? dc * 8 / dt / 1e6 : 0;
+    }
+    series s1[2] = {{"offload (%)", "#1f77b4", t, off, n, 0}, {"CDN Mbit/s", "#d62728", t, cdn, n, 1}};
+    snprintf(path, sizeof(path), "%s/offload.svg", dir);
+    rc = chart(path, "Offload and CDN traffic over time", "time (s)", "offload (%)", "CDN Mbit/s", s1, 2, NULL, 0);
+    free(t), free(off), free(cdn);
+    if (rc != 0)
+        return rc;
+    /* start-up CDF */
+    double *su = malloc((r->viewers + 1) * sizeof(double)), *fr = malloc((r->viewers + 1) * sizeof(double));
+    if (su == NULL || fr == NULL) {
+        free(su), free(fr);
+        return PC_ENOMEM;
+    }
+    size_t ns = 0;
+    for (uint32_t i = 0; i < r->viewers; i++)
+        if (r->v[i].started && !r->v[i].seeder)
+            su[ns++] = r->v[i].startup_ms;
+    qsort(su, ns, sizeof(double), dbl_cmp);
+    for (size_t i = 0; i < ns; i++)
+        fr[i] = (double)(i + 1) / (double)ns;
+    series s2[1] = {{"viewers", "#2ca02c", su, fr, ns, 0}};
+    snprintf(path, sizeof(path), "%s/startup_cdf.svg", dir);
+    rc = chart(path, "Start-up delay (CDF)", "start-up (ms)", "fraction of viewers", NULL, s2, 1, NULL, 0);
+    free(su), free(fr);
+    if (rc != 0)
+        return rc;
+    /* offload and rebuffering against swarm size (viewers of the same video present at arrival) */
+    enum { NB = 12 };
+    double bx[NB], boff[NB], breb[NB], cdn_b[NB] = {0}, p2p_b[NB] = {0}, st_b[NB] = {0}, pl_b[NB] = {0};
+    static const char *const ticks[NB] = {"1", "2", "3-4", "5-8", "9-16", "17-32", "33-64", "65-128", "129-256",
+                                          "257-512", "513-1k", ">1k"};
+    int used[NB] = {0};
+    for (uint32_t i = 0; i < r->viewers; i++) {
+        if (r->v[i].seeder)
+            continue;
+        uint32_t sz = r->v[i].swarm + 1, b = 0;
+        while (b + 1 < NB && sz > (1u << b))
+            b++;
+        cdn_b[b] += (double)r->v[i].bytes_cdn;
+        p2p_b[b] += (double)r->v[i].bytes_p2p;
+        st_b[b] += r->v[i].stall_ms;
+        pl_b[b] += r->v[i].played_ms;
+        used[b] = 1;
+    }
+    size_t nb = 0, last = 0;
+    for (size_t b = 0; b < NB; b++)
+        if (used[b])
+            last = b + 1;
+    for (size_t b = 0; b < last; b++) {
+        bx[nb] = (double)b;
+        boff[nb] = cdn_b[b] + p2p_b[b] > 0 ? 100 * p2p_b[b] / (cdn_b[b] + p2p_b[b]) : 0;
+        breb[nb] = st_b[b] + pl_b[b] > 0 ? 100 * st_b[b] / (st_b[b] + pl_b[b]) : 0;
+        nb++;
+    }
+    series s3[2] = {{"offload (%)", "#1f77b4", bx, boff, nb, 0}, {"rebuffering (%)", "#ff7f0e", bx, breb, nb, 1}};
+    snprintf(path, sizeof(path), "%s/swarm.svg", dir);
+    return chart(path, "Offload and rebuffering against swarm size", "viewers of the video present at arrival",
+                 "offload (%)", "rebuffering (% of viewing time)", s3, 2, ticks, last > 1 ? last : 2);
+}
+
+int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, const sim_result *r, char *err,
+                      size_t errlen)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return PC_EIO;
+    }
+    json_t *s = sim_summary(sc, seed, r);
+    if (s == NULL)
+        return PC_ENOMEM;
+    int rc = write_json(dir, "summary.json", s, err, errlen);
+    json_decref(s);
+    if (rc != 0)
+        return rc;
+    json_t *run = json_object();
+    json_object_set_new(run, "wall_s", json_real(r->wall_s));
+    json_object_set_new(run, "events", json_integer((json_int_t)r->events));
+    json_object_set_new(run, "engine_calls", json_integer((json_int_t)r->engine_calls));
+    json_object_set_new(run, "events_per_s", json_real(r->wall_s > 0 ? (double)r->events / r->wall_s : 0));
+    json_object_set_new(run, "peak_rss_mib", json_real((double)r->peak_rss_kib / 1024));
+    rc = write_json(dir, "run.json", run, err, errlen);
+    json_decref(run);
+    if (rc != 0)
+        return rc;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/timeseries.csv", dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        return PC_EIO;
+    }
+    fprintf(f, "t_s,watching,seeding,cdn_mbps,p2p_mbps,offload,offload_cumulative,stalls\n");
+    for (uint32_t i = 0; i < r->nts; i++) {
+        const sim_sample *b = &r->ts[i];
+        double dc = 0, dp = 0, dt = 0;
+        if (i > 0) {
+            dc = (double)(b->bytes_cdn - r->ts[i - 1].bytes_cdn);
+            dp = (double)(b->bytes_p2p - r->ts[i - 1].bytes_p2p);
+            dt = b->t_s - r->ts[i - 1].t_s;
+        }
+        double tot = (double)(b->bytes_cdn + b->bytes_p2p);
+        fprintf(f, "%.3f,%u,%u,%.3f,%.3f,%.4f,%.4f,%u\n", b->t_s, b->watching, b->seeding,
+                dt > 0 ? dc * 8 / dt / 1e6 : 0, dt > 0 ? dp * 8 / dt / 1e6 : 0, dc + dp > 0 ? dp / (dc + dp) : 0,
+                tot > 0 ? (double)b->bytes_p2p / tot : 0, b->stalls);
+    }
+    if (fclose(f) != 0) {
+        snprintf(err, errlen, "cannot write %s", path);
+        return PC_EIO;
+    }
+    rc = plots(dir, r);
+    if (rc != 0)
+        snprintf(err, errlen, "cannot write the plots in %s", dir);
+    return rc;
+}

@@ -1,0 +1,1342 @@
+/* The simulator's world; see sim.h and docs/sim.md. */
+#include "sim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "announce.h"
+#include "locality.h"
+#include "pc_engine.h"
+#include "registry.h"
+#include "select.h"
+
+#define NONE UINT32_MAX
+#define CDN UINT32_MAX
+#define S_US 1000000.0
+
+enum { EV_ARRIVE, EV_ENGINE, EV_FLOW, EV_ANNOUNCE, EV_LEAVE, EV_DEPART, EV_SEEK, EV_SAMPLE };
+enum { V_WAITING, V_WATCHING, V_SEEDING, V_GONE };
+
+typedef struct ev {
+    uint64_t t, seq;
+    uint32_t kind, id, ver;
+} ev;
+
+typedef struct video {
+    pc_media m;
+    uint32_t *dur, *sizes;
+    uint32_t n;
+    uint32_t present;
+    char id[16];
+} video;
+
+typedef struct flow {
+    uint32_t src, dst;
+    uint64_t xfer, req;
+    double total, done, rate;
+    uint64_t t_last, start_at;
+    uint32_t credited, ver, gen;
+    uint8_t used, active;
+    uint32_t up_next, up_prev, dn_next, dn_prev;
+} flow;
+
+typedef struct viewer {
+    pc_engine *e;
+    uint32_t video, region;
+    double up, down;              /* bytes/s */
+    uint8_t state, abrupt, queued, seeder;
+    uint64_t arrive, seed_for;
+    uint64_t timer_t;
+    uint32_t timer_ver;
+    uint32_t up_head, dn_head, n_up, n_dn;
+    uint32_t *nbr, *wat;
+    uint16_t nnbr, cnbr, nwat, cwat;
+    uint32_t rec;
+    uint32_t swarm_at_arrival;
+    uint64_t bytes_cdn, bytes_p2p, bytes_up;
+    uint8_t *got;                 /* rungs × n bits received, kept after departure for the bound */
+    uint64_t left;                /* when it departed (or the end) */
+} viewer;
+
+typedef struct world {
+    const sim_scenario *sc;
+    sim_mode mode;
+    pc_rng rng;                   /* the workload: arrivals and viewers, identical in every mode */
+    pc_rng sel;                   /* the tracker's random choices */
+    uint64_t now, end, seq;
+    ev *heap;
+    size_t nheap, cheap;
+    video *videos;
+    double *zipf_cum;
+    uint8_t *zeros;
+    flow *flows;
+    uint32_t nflows, cflows, free_flow;
+    viewer *v;
+    uint32_t nv, cv;
+    uint32_t *work;
+    size_t nwork, cwork;
+    pc_registry *reg;
+    uint32_t n_cdn_flows;
+    uint32_t watching, seeding;
+    uint64_t total_cdn, total_p2p, total_up;
+    uint32_t arrivals_left;       /* flash and list */
+    uint32_t list_next;
+    sim_result *res;
+    uint32_t cts;
+    uint64_t events, engine_calls;
+    int oom;
+    uint32_t trace;               /* PEERCDN_SIM_TRACE=viewer: its actions on stderr (development aid) */
+} world;
+
+/* ---- event heap ---- */
+
+static int ev_less(const ev *a, const ev *b)
+{
+    return a->t != b->t ? a->t < b->t : a->seq < b->seq;
+}
+
+static void push(world *w, uint64_t t, uint32_t kind, uint32_t id, uint32_t ver)
+{
+    if (w->nheap == w->cheap) {
+        size_t c = w->cheap ? w->cheap * 2 : 1024;
+        ev *h = realloc(w->heap, c * sizeof(*h));
+        if (h == NULL) {
+            w->oom = 1;
+            return;
+        }
+        w->heap = h;
+        w->cheap = c;
+    }
+    ev e = {.t = t < w->now ? w->now : t, .seq = w->seq++, .kind = kind, .id = id, .ver = ver};
+    size_t i = w->nheap++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!ev_less(&e, &w->heap[p]))
+            break;
+        w->heap[i] = w->heap[p];
+        i = p;
+    }
+    w->heap[i] = e;
+}
+
+static ev pop(world *w)
+{
+    ev top = w->heap[0], last = w->heap[--w->nheap];
+    size_t i = 0, n = w->nheap;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const ev *best = &last;
+        if (l < n && ev_less(&w->heap[l], best)) {
+            m = l;
+            best = &w->heap[l];
+        }
+        if (r < n && ev_less(&w->heap[r], best))
+            m = r;
+        if (m == i)
+            break;
+        w->heap[i] = w->heap[m];
+        i = m;
+    }
+    if (n > 0)
+        w->heap[i] = last;
+    return top;
+}
+
+/* ---- small arrays ---- */
+
+static int arr_add(uint32_t **a, uint16_t *n, uint16_t *c, uint32_t x)
+{
+    if (*n == *c) {
+        uint16_t nc = *c ? (uint16_t)(*c * 2) : 8;
+        uint32_t *p = realloc(*a, nc * sizeof(*p));
+        if (p == NULL)
+            return -1;
+        *a = p;
+        *c = nc;
+    }
+    (*a)[(*n)++] = x;
+    return 0;
+}
+
+static void arr_del(uint32_t *a, uint16_t *n, uint32_t x)
+{
+    for (uint16_t i = 0; i < *n; i++) {
+        if (a[i] == x) {
+            a[i] = a[--*n];
+            return;
+        }
+    }
+}
+
+static int arr_has(const uint32_t *a, uint16_t n, uint32_t x)
+{
+    for (uint16_t i = 0; i < n; i++)
+        if (a[i] == x)
+            return 1;
+    return 0;
+}
+
+/* ---- media ---- */
+
+static int make_videos(world *w)
+{
+    const sim_scenario *sc = w->sc;
+    w->videos = calloc(sc->videos, sizeof(video));
+    w->zipf_cum = calloc(sc->videos, sizeof(double));
+    if (w->videos == NULL || w->zipf_cum == NULL)
+        return PC_ENOMEM;
+    uint32_t nmax = 1;
+    pc_rng r;
+    pc_rng_init(&r, w->sc->seed ^ 0x5eedf00dULL); /* the catalog does not depend on the mode */
+    double total = 0;
+    for (uint32_t k = 0; k < sc->videos; k++) {
+        video *vd = &w->videos[k];
+        double len = sim_dist_draw(&sc->video_duration_s, &r);
+        uint32_t n = (uint32_t)ceil(len / sc->segment_s);
+        if (n == 0)
+            n = 1;
+        if (n > PC_ENGINE_SEGMENTS_MAX)
+            n = PC_ENGINE_SEGMENTS_MAX;
+        vd->n = n;
+        nmax = n > nmax ? n : nmax;
+        snprintf(vd->id, sizeof(vd->id), "v%u", k);
+        vd->dur = malloc(n * sizeof(uint32_t));
+        vd->sizes = malloc((size_t)n * sc->n_rungs * sizeof(uint32_t));
+        if (vd->dur == NULL || vd->sizes == NULL)
+            return PC_ENOMEM;
+        for (uint32_t i = 0; i < n; i++) {
+            double d = sc->segment_s;
+            if (i == n - 1 && len > sc->segment_s * (n - 1))
+                d = len - sc->segment_s * (n - 1);
+            vd->dur[i] = (uint32_t)(d * S_US);
+            /* sizes vary ±20% around the nominal bitrate, like encoded segments */
+            double f = 0.8 + 0.4 * pc_rng_double(&r);
+            for (uint32_t q = 0; q < sc->n_rungs; q++) {
+                double sz = sc->ladder_kbps[q] * 1000.0 / 8 * d * f;
+                vd->sizes[(size_t)q * n + i] = sz < 1 ? 1 : (uint32_t)sz;
+            }
+        }
+        vd->m.n_rungs = sc->n_rungs;
+        vd->m.n_segments = n;
+        vd->m.seg_dur_us = vd->dur;
+        for (uint32_t q = 0; q < sc->n_rungs; q++) {
+            vd->m.rung[q].bandwidth = sc->ladder_kbps[q] * 1000;
+            vd->m.rung[q].init_size = 900;
+            vd->m.rung[q].seg_size = vd->sizes + (size_t)q * n;
+        }
+        total += 1.0 / pow(k + 1, sc->zipf);
+        w->zipf_cum[k] = total;
+    }
+    for (uint32_t k = 0; k < sc->videos; k++)
+        w->zipf_cum[k] /= total;
+    w->zeros = calloc((size_t)nmax, 32); /* the simulator delivers exact bytes: every hash matches */
+    if (w->zeros == NULL)
+        return PC_ENOMEM;
+    for (uint32_t k = 0; k < sc->videos; k++)
+        for (uint32_t q = 0; q < sc->n_rungs; q++) {
+            w->videos[k].m.rung[q].init_hash = w->zeros;
+            w->videos[k].m.rung[q].seg_hash = w->zeros;
+        }
+    return 0;
+}
+
+static uint32_t pick_video(world *w)
+{
+    double u = pc_rng_double(&w->rng);
+    uint32_t lo = 0, hi = w->sc->videos - 1;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (w->zipf_cum[mid] > u)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* ---- flows ---- */
+
+static uint32_t flow_new(world *w)
+{
+    if (w->free_flow != NONE) {
+        uint32_t i = w->free_flow;
+        w->free_flow = w->flows[i].up_next;
+        uint32_t gen = w->flows[i].gen + 1, ver = w->flows[i].ver;
+        memset(&w->flows[i], 0, sizeof(flow));
+        w->flows[i].gen = gen;
+        w->flows[i].ver = ver + 1;
+        w->flows[i].used = 1;
+        return i;
+    }
+    if (w->nflows == w->cflows) {
+        uint32_t c = w->cflows ? w->cflows * 2 : 1024;
+        flow *f = realloc(w->flows, c * sizeof(*f));
+        if (f == NULL) {
+            w->oom = 1;
+            return NONE;
+        }
+        w->flows = f;
+        w->cflows = c;
+    }
+    uint32_t i = w->nflows++;
+    memset(&w->flows[i], 0, sizeof(flow));
+    w->flows[i].used = 1;
+    return i;
+}
+
+static double one_way_us(const world *w, uint32_t a, uint32_t b)
+{
+    return w->sc->latency_ms[w->v[a].region][w->v[b].region] * 1000.0 / 2;
+}
+
+static void advance(world *w, flow *f)
+{
+    uint64_t from = f->t_last > f->start_at ? f->t_last : f->start_at;
+    if (w->now > from && f->active) {
+        f->done += f->rate * (double)(w->now - from) / S_US;
+        if (f->done > f->total)
+            f->done = f->total;
+    }
+    if (w->now > f->t_last)
+        f->t_last = w->now;
+}
+
+static double flow_rate(const world *w, const flow *f)
+{
+    const viewer *d = &w->v[f->dst];
+    double r = d->down / (d->n_dn ? d->n_dn : 1);
+    if (f->src == CDN) {
+        if (w->sc->cdn_capacity_mbps > 0) {
+            double c = w->sc->cdn_capacity_mbps * 1e6 / 8 / (w->n_cdn_flows ? w->n_cdn_flows : 1);
+            r = c < r ? c : r;
+        }
+    } else {
+        const viewer *s = &w->v[f->src];
+        double u = s->up / (s->n_up ? s->n_up : 1);
+        r = u < r ? u : r;
+    }
+    return r > 1 ? r : 1;
+}
+
+static void reschedule(world *w, uint32_t fi)
+{
+    flow *f = &w->flows[fi];
+    advance(w, f);
+    f->rate = flow_rate(w, f);
+    f->ver++;
+    uint64_t from = w->now > f->start_at ? w->now : f->start_at;
+    double left = f->total - f->done;
+    push(w, from + (uint64_t)ceil(left / f->rate * S_US), EV_FLOW, fi, f->ver);
+}
+
+/* Re-rates every flow leaving |up_of| and entering |dn_of| (NONE / CDN skip a side). */
+static void rerate(world *w, uint32_t up_of, uint32_t dn_of)
+{
+    if (up_of != NONE && up_of != CDN)
+        for (uint32_t i = w->v[up_of].up_head; i != NONE; i = w->flows[i].up_next)
+            if (w->flows[i].active)
+                reschedule(w, i);
+    if (dn_of != NONE)
+        for (uint32_t i = w->v[dn_of].dn_head; i != NONE; i = w->flows[i].dn_next)
+            if (w->flows[i].active)
+                reschedule(w, i);
+}
+
+static void link_dn(world *w, uint32_t fi)
+{
+    flow *f = &w->flows[fi];
+    viewer *d = &w->v[f->dst];
+    f->dn_prev = NONE;
+    f->dn_next = d->dn_head;
+    if (d->dn_head != NONE)
+        w->flows[d->dn_head].dn_prev = fi;
+    d->dn_head = fi;
+    f->up_next = f->up_prev = NONE;
+}
+
+static void activate(world *w, uint32_t fi, uint64_t start_at)
+{
+    flow *f = &w->flows[fi];
+    f->active = 1;
+    f->start_at = start_at;
+    f->t_last = w->now;
+    w->v[f->dst].n_dn++;
+    if (f->src == CDN) {
+        w->n_cdn_flows++;
+    } else {
+        viewer *s = &w->v[f->src];
+        s->n_up++;
+        f->up_prev = NONE;
+        f->up_next = s->up_head;
+        if (s->up_head != NONE)
+            w->flows[s->up_head].up_prev = fi;
+        s->up_head = fi;
+    }
+}
+
+/* Unlinks and frees |fi|; re-rates the flows that shared an end with it. */
+static void flow_end(world *w, uint32_t fi)
+{
+    flow *f = &w->flows[fi];
+    viewer *d = &w->v[f->dst];
+    if (f->dn_prev != NONE)
+        w->flows[f->dn_prev].dn_next = f->dn_next;
+    else
+        d->dn_head = f->dn_next;
+    if (f->dn_next != NONE)
+        w->flows[f->dn_next].dn_prev = f->dn_prev;
+    uint32_t src = f->src;
+    if (f->active) {
+        d->n_dn--;
+        if (src == CDN) {
+            w->n_cdn_flows--;
+        } else {
+            viewer *s = &w->v[src];
+            s->n_up--;
+            if (f->up_prev != NONE)
+                w->flows[f->up_prev].up_next = f->up_next;
+            else
+                s->up_head = f->up_next;
+            if (f->up_next != NONE)
+                w->flows[f->up_next].up_prev = f->up_prev;
+        }
+    }
+    int was_active = f->active;
+    uint32_t dst = f->dst;
+    f->used = 0;
+    f->active = 0;
+    f->ver++;
+    f->up_next = w->free_flow;
+    w->free_flow = fi;
+    if (was_active)
+        rerate(w, src, dst);
+}
+
+/* ---- engines ---- */
+
+static void touch(world *w, uint32_t vi)
+{
+    viewer *v = &w->v[vi];
+    if (v->queued || v->e == NULL)
+        return;
+    if (w->nwork == w->cwork) {
+        size_t c = w->cwork ? w->cwork * 2 : 256;
+        uint32_t *p = realloc(w->work, c * sizeof(*p));
+        if (p == NULL) {
+            w->oom = 1;
+            return;
+        }
+        w->work = p;
+        w->cwork = c;
+    }
+    v->queued = 1;
+    w->work[w->nwork++] = vi;
+}
+
+/* Bytes that arrived on |vi|'s incoming flows since they were last reported. */
+static void credit(world *w, uint32_t vi)
+{
+    viewer *v = &w->v[vi];
+    for (uint32_t i = v->dn_head; i != NONE; i = w->flows[i].dn_next) {
+        flow *f = &w->flows[i];
+        if (!f->active)
+            continue;
+        advance(w, f);
+        uint32_t now_done = (uint32_t)f->done;
+        if (now_done > f->credited) {
+            uint32_t d = now_done - f->credited;
+            f->credited = now_done;
+            if (f->src == CDN) {
+                v->bytes_cdn += d;
+                w->total_cdn += d;
+            } else {
+                v->bytes_p2p += d;
+                w->v[f->src].bytes_up += d;
+                w->total_p2p += d;
+                w->total_up += d;
+            }
+            pc_engine_on_data(v->e, f->xfer, d, w->now);
+            w->engine_calls++;
+        }
+    }
+}
+
+static uint32_t find_dn_flow(world *w, uint32_t vi, uint64_t xfer)
+{
+    for (uint32_t i = w->v[vi].dn_head; i != NONE; i = w->flows[i].dn_next)
+        if (w->flows[i].xfer == xfer)
+            return i;
+    return NONE;
+}
+
+static void disconnect(world *w, uint32_t a, uint32_t b); /* a drops b from its engine */
+
+static void give_holdings(world *w, uint32_t to, uint32_t from)
+{
+    viewer *t = &w->v[to], *f = &w->v[from];
+    const video *vd = &w->videos[f->video];
+    for (uint32_t q = 0; q < vd->m.n_rungs; q++) {
+        uint32_t lo = NONE;
+        for (uint32_t i = 0; i <= vd->n; i++) {
+            int h = i < vd->n && pc_engine_holds(f->e, q, i);
+            if (h && lo == NONE)
+                lo = i;
+            if (!h && lo != NONE) {
+                pc_engine_peer_have(t->e, from, q, lo, i - 1, w->now);
+                lo = NONE;
+            }
+        }
+    }
+}
+
+/* |a| adds |b| to its engine (it may download from b). */
+static int connect1(world *w, uint32_t a, uint32_t b)
+{
+    viewer *va = &w->v[a], *vb = &w->v[b];
+    if (a == b || va->e == NULL || vb->e == NULL || va->state != V_WATCHING || vb->state == V_GONE ||
+        va->nnbr >= w->sc->max_neighbours || arr_has(va->nbr, va->nnbr, b))
+        return 0;
+    if (pc_engine_peer_add(va->e, b, (uint64_t)(vb->up * 8), w->now) != 0)
+        return 0;
+    w->engine_calls++;
+    if (arr_add(&va->nbr, &va->nnbr, &va->cnbr, b) != 0 || arr_add(&vb->wat, &vb->nwat, &vb->cwat, a) != 0) {
+        w->oom = 1;
+        return 0;
+    }
+    give_holdings(w, a, b);
+    touch(w, a);
+    return 1;
+}
+
+static void disconnect(world *w, uint32_t a, uint32_t b)
+{
+    arr_del(w->v[a].nbr, &w->v[a].nnbr, b);
+    arr_del(w->v[b].wat, &w->v[b].nwat, a);
+}
+
+static void depart(world *w, uint32_t vi);
+static void finish_watching(world *w, uint32_t vi);
+
+static void handle(world *w, uint32_t vi, const pc_action *a)
+{
+    viewer *v = &w->v[vi];
+    if (w->trace == vi) {
+        static const char *const names[] = {"FETCH", "CANCEL", "READY", "BAN", "DROP", "SERVE", "REFUSE", "ENDED"};
+        fprintf(stderr, "%10.3f v%u %-6s xfer=%llu req=%llu peer=%d rung=%u seg=%d off=%u len=%u pos=%.2f buf=%.2f\n",
+                (double)w->now / S_US, vi, names[a->type], (unsigned long long)a->transfer,
+                (unsigned long long)a->request, (int)a->peer, a->rung, (int)a->segment, a->offset, a->length,
+                (double)pc_engine_playhead(v->e) / S_US, (double)pc_engine_buffer(v->e) / S_US);
+    }
+    switch (a->type) {
+    case PC_ACT_FETCH: {
+        uint32_t fi = flow_new(w);
+        if (fi == NONE)
+            return;
+        flow *f = &w->flows[fi];
+        f->src = a->peer;
+        f->dst = vi;
+        f->xfer = a->transfer;
+        f->total = a->length;
+        link_dn(w, fi);
+        if (a->peer == CDN) {
+            activate(w, fi, w->now + (uint64_t)(w->sc->cdn_latency_ms * 1000));
+            rerate(w, NONE, vi);
+            return;
+        }
+        viewer *u = a->peer < w->nv ? &w->v[a->peer] : NULL;
+        if (u == NULL || u->e == NULL || u->state == V_GONE) {
+            flow_end(w, fi);
+            pc_engine_on_fail(v->e, a->transfer, PC_ENET, w->now);
+            w->engine_calls++;
+            return;
+        }
+        f->req = ((uint64_t)f->gen << 32) | fi;
+        pc_engine_on_request(u->e, f->req, vi, a->rung, a->segment, a->offset, a->length, a->deadline, w->now);
+        w->engine_calls++;
+        touch(w, a->peer);
+        return;
+    }
+    case PC_ACT_CANCEL: {
+        uint32_t fi = find_dn_flow(w, vi, a->transfer);
+        if (fi == NONE)
+            return;
+        flow *f = &w->flows[fi];
+        if (f->src != CDN && w->v[f->src].e != NULL) {
+            pc_engine_on_served(w->v[f->src].e, f->req, (uint64_t)f->done, w->now);
+            w->engine_calls++;
+            touch(w, f->src);
+        }
+        flow_end(w, fi);
+        return;
+    }
+    case PC_ACT_READY:
+        if (a->segment == PC_SEG_INIT)
+            return;
+        for (uint16_t k = 0; k < v->nwat; k++) {
+            viewer *x = &w->v[v->wat[k]];
+            if (x->e != NULL && x->state == V_WATCHING) {
+                pc_engine_peer_have(x->e, vi, a->rung, a->segment, a->segment, w->now);
+                touch(w, v->wat[k]);
+            }
+        }
+        return;
+    case PC_ACT_BAN:
+    case PC_ACT_DROP:
+        disconnect(w, vi, a->peer);
+        return;
+    case PC_ACT_SERVE: {
+        uint32_t fi = (uint32_t)(a->request & 0xffffffffu);
+        if (fi >= w->nflows || !w->flows[fi].used || w->flows[fi].req != a->request)
+            return;
+        flow *f = &w->flows[fi];
+        activate(w, fi, w->now + (uint64_t)one_way_us(w, vi, f->dst));
+        rerate(w, vi, f->dst);
+        return;
+    }
+    case PC_ACT_REFUSE: {
+        uint32_t fi = (uint32_t)(a->request & 0xffffffffu);
+        if (fi >= w->nflows || !w->flows[fi].used || w->flows[fi].req != a->request)
+            return;
+        flow *f = &w->flows[fi];
+        uint32_t dst = f->dst;
+        uint64_t xfer = f->xfer;
+        flow_end(w, fi);
+        if (w->v[dst].e != NULL) {
+            pc_engine_on_fail(w->v[dst].e, xfer, a->reason == PC_REFUSE_NOT_HELD ? PC_ENOENT : PC_EAGAIN, w->now);
+            w->engine_calls++;
+            touch(w, dst);
+        }
+        return;
+    }
+    case PC_ACT_ENDED:
+        finish_watching(w, vi);
+        return;
+    }
+}
+
+static void drain(world *w)
+{
+    while (w->nwork > 0 && !w->oom) {
+        uint32_t vi = w->work[--w->nwork];
+        viewer *v = &w->v[vi];
+        v->queued = 0;
+        if (v->e == NULL)
+            continue;
+        pc_action a;
+        while (v->e != NULL && pc_engine_next_action(v->e, &a))
+            handle(w, vi, &a);
+        if (v->e == NULL)
+            continue;
+        uint64_t t = pc_engine_expiry(v->e);
+        if (t != UINT64_MAX && t != v->timer_t) {
+            v->timer_t = t;
+            push(w, t, EV_ENGINE, vi, ++v->timer_ver);
+        } else if (t == UINT64_MAX) {
+            v->timer_t = t;
+            v->timer_ver++;
+        }
+    }
+}
+
+/* ---- tracker ---- */
+
+static void fill_announce(world *w, uint32_t vi, int event, pc_announce *an)
+{
+    viewer *v = &w->v[vi];
+    memset(an, 0, sizeof(*an));
+    for (int k = 0; k < 4; k++)
+        an->peer_id[12 + k] = (uint8_t)(vi >> (24 - 8 * k));
+    an->peer_id[0] = 0x50;
+    for (int k = 0; k < 4; k++)
+        an->key[k] = (uint8_t)(vi >> (24 - 8 * k));
+    an->key[31] = 0x4b;
+    an->has_addr = 1;
+    an->addr[10] = an->addr[11] = 0xff;
+    an->addr[12] = 10;
+    an->addr[13] = (uint8_t)(vi >> 16);
+    an->addr[14] = (uint8_t)(vi >> 8);
+    an->addr[15] = (uint8_t)vi;
+    an->port = 4000;
+    snprintf(an->video, sizeof(an->video), "%s", w->videos[v->video].id);
+    pc_engine_stats st;
+    pc_engine_get_stats(v->e, &st);
+    snprintf(an->rendition, sizeof(an->rendition), "r%u", st.rung);
+    const video *vd = &w->videos[v->video];
+    uint64_t pos = pc_engine_playhead(v->e);
+    an->playhead_ms = (uint32_t)(pos / 1000);
+    /* the next segment it lacks, and the run of held segments that reaches furthest */
+    uint32_t first = 0;
+    uint64_t acc = 0;
+    while (first + 1 < vd->n && acc + vd->dur[first] <= pos)
+        acc += vd->dur[first++];
+    an->need = PC_NONE;
+    for (uint32_t i = first; i < vd->n; i++)
+        if (!pc_engine_holds(v->e, st.rung, i)) {
+            an->need = i;
+            break;
+        }
+    an->have_lo = an->have_hi = PC_NONE;
+    for (uint32_t i = vd->n; i-- > 0;) {
+        if (pc_engine_holds(v->e, st.rung, i)) {
+            if (an->have_hi == PC_NONE)
+                an->have_hi = i;
+            an->have_lo = i;
+        } else if (an->have_hi != PC_NONE) {
+            break;
+        }
+    }
+    an->up_kbps = (uint32_t)(v->up * 8 / 1000);
+    snprintf(an->region, sizeof(an->region), "%s", w->sc->region_name[v->region]);
+    an->event = event;
+    an->numwant = w->sc->numwant;
+    an->seeding = v->state == V_SEEDING;
+    an->counters.bytes_cdn = st.bytes_cdn;
+    an->counters.bytes_p2p = st.bytes_p2p;
+    an->counters.bytes_up = st.bytes_up;
+    an->counters.stalls = st.stalls;
+    an->counters.stall_ms = st.stall_us / 1000;
+    an->counters.startup_ms = st.startup_us != PC_NEVER ? st.startup_us / 1000 : 0;
+    an->counters.played_ms = st.played_us / 1000;
+}
+
+static void announce(world *w, uint32_t vi, int event)
+{
+    viewer *v = &w->v[vi];
+    if (w->mode == SIM_MODE_CDN_ONLY || v->e == NULL)
+        return;
+    pc_registry_expire(w->reg, w->now);
+    pc_announce an;
+    fill_announce(w, vi, event, &an);
+    uint32_t self = PC_NONE;
+    if (pc_registry_announce(w->reg, &an, pc_locality_net(an.addr), w->now, &self) != 0 || self == PC_NONE)
+        return;
+    if (v->state != V_WATCHING || an.numwant == 0)
+        return;
+    uint32_t picked[PC_NUMWANT_MAX];
+    size_t n = pc_select_peers(w->reg, self, an.need, an.numwant, PC_SELECT_SCAN_DEFAULT, w->now, &w->sel, picked);
+    for (size_t k = 0; k < n; k++) {
+        const pc_peer_rec *p = pc_registry_peer(w->reg, picked[k]);
+        uint32_t u = (uint32_t)p->id[12] << 24 | (uint32_t)p->id[13] << 16 | (uint32_t)p->id[14] << 8 | p->id[15];
+        if (u >= w->nv)
+            continue;
+        connect1(w, vi, u);
+        connect1(w, u, vi); /* links are two-way: the other end may fetch from us too */
+    }
+}
+
+/* ---- viewers ---- */
+
+static void record(world *w, uint32_t vi);
+
+static void finish_watching(world *w, uint32_t vi)
+{
+    viewer *v = &w->v[vi];
+    if (v->state != V_WATCHING)
+        return;
+    w->watching--;
+    if (v->seed_for > 0 && w->mode != SIM_MODE_CDN_ONLY) {
+        v->state = V_SEEDING;
+        w->seeding++;
+        /* a seeder downloads nothing: drop the peers in its engine */
+        while (v->nnbr > 0) {
+            uint32_t u = v->nbr[0];
+            pc_engine_peer_remove(v->e, u, w->now);
+            disconnect(w, vi, u);
+        }
+        push(w, w->now + v->seed_for, EV_DEPART, vi, 0);
+        announce(w, vi, PC_EV_PERIODIC);
+    } else {
+        push(w, w->now, EV_DEPART, vi, 0);
+    }
+}
+
+/* A zeroed viewer slot (NONE on ENOMEM). */
+static uint32_t new_viewer(world *w)
+{
+    if (w->nv == w->cv) {
+        uint32_t c = w->cv ? w->cv * 2 : 1024;
+        viewer *p = realloc(w->v, c * sizeof(*p));
+        if (p == NULL) {
+            w->oom = 1;
+            return NONE;
+        }
+        w->v = p;
+        w->cv = c;
+    }
+    uint32_t vi = w->nv++;
+    viewer *v = &w->v[vi];
+    memset(v, 0, sizeof(*v));
+    v->up_head = v->dn_head = NONE;
+    v->rec = PC_NONE;
+    v->timer_t = UINT64_MAX;
+    return vi;
+}
+
+static void arrive(world *w)
+{
+    const sim_scenario *sc = w->sc;
+    uint32_t vi = new_viewer(w);
+    if (vi == NONE)
+        return;
+    viewer *v = &w->v[vi];
+    v->video = pick_video(w);
+    double u = pc_rng_double(&w->rng), acc = 0, tw = 0;
+    for (uint32_t i = 0; i < sc->n_regions; i++)
+        tw += sc->region_weight[i];
+    for (uint32_t i = 0; i < sc->n_regions; i++) {
+        acc += sc->region_weight[i] / (tw > 0 ? tw : 1);
+        if (u < acc || i + 1 == sc->n_regions) {
+            v->region = i;
+            break;
+        }
+    }
+    v->up = sim_dist_draw(&sc->up_kbps, &w->rng) * 1000 / 8;
+    v->down = sim_dist_draw(&sc->down_kbps, &w->rng) * 1000 / 8;
+    double watch = sim_dist_draw(&sc->watch_fraction, &w->rng);
+    int seeks = pc_rng_double(&w->rng) < sc->seek_probability;
+    double seek_u = pc_rng_double(&w->rng), seek_pos = pc_rng_double(&w->rng);
+    v->seed_for = (uint64_t)(sim_dist_draw(&sc->seed_after_s, &w->rng) * S_US);
+    v->abrupt = pc_rng_double(&w->rng) < sc->abrupt_leave_probability;
+    v->arrive = w->now;
+    video *vd = &w->videos[v->video];
+    v->swarm_at_arrival = vd->present;
+    vd->present++;
+    pc_engine_config c = sc->engine;
+    c.seed = sc->seed * 1000003ULL + vi;
+    c.cdn_only = w->mode == SIM_MODE_CDN_ONLY;
+    c.p2p_only = w->mode == SIM_MODE_P2P_ONLY;
+    c.upload_bps = w->mode == SIM_MODE_CDN_ONLY ? 0 : (uint64_t)(v->up * 8);
+    c.cdn_rtt_us = (uint64_t)(sc->cdn_latency_ms * 1000);
+    if (pc_engine_new(&vd->m, &c, &v->e) != 0) {
+        w->oom = 1;
+        return;
+    }
+    v->state = V_WATCHING;
+    w->watching++;
+    pc_engine_play(v->e, w->now);
+    w->engine_calls++;
+    touch(w, vi);
+    double dur_s = (double)(vd->n) * sc->segment_s;
+    if (watch < 1)
+        push(w, w->now + (uint64_t)(watch * dur_s * S_US), EV_LEAVE, vi, 0);
+    if (seeks) {
+        double at = watch * dur_s * seek_u;
+        push(w, w->now + (uint64_t)(at * S_US), EV_SEEK, vi, (uint32_t)(seek_pos * 1e6));
+    }
+    announce(w, vi, PC_EV_STARTED);
+    if (w->mode != SIM_MODE_CDN_ONLY)
+        push(w, w->now + (uint64_t)(sc->announce_interval_s * S_US), EV_ANNOUNCE, vi, 0);
+}
+
+/* Always-on seeders: they hold the whole video from the start, announce as seeding and never leave. */
+static void add_seeders(world *w)
+{
+    const sim_scenario *sc = w->sc;
+    if (w->mode == SIM_MODE_CDN_ONLY)
+        return;
+    for (uint32_t k = 0; k < sc->videos; k++) {
+        for (uint32_t j = 0; j < sc->seeders; j++) {
+            uint32_t vi = new_viewer(w);
+            if (vi == NONE)
+                return;
+            viewer *v = &w->v[vi];
+            v->video = k;
+            v->up = sc->seeder_up_kbps * 1000 / 8;
+            v->down = v->up;
+            v->seeder = 1;
+            pc_engine_config c = sc->engine;
+            c.upload_bps = (uint64_t)(v->up * 8);
+            c.upload_slots = 8;
+            if (pc_engine_new(&w->videos[k].m, &c, &v->e) != 0) {
+                w->oom = 1;
+                return;
+            }
+            pc_engine_hold_all(v->e);
+            v->state = V_SEEDING;
+            announce(w, vi, PC_EV_STARTED);
+            push(w, w->now + (uint64_t)(sc->announce_interval_s * S_US), EV_ANNOUNCE, vi, 0);
+        }
+    }
+}
+
+static void next_arrival(world *w)
+{
+    const sim_scenario *sc = w->sc;
+    if (sc->max_viewers > 0 && w->nv >= sc->max_viewers)
+        return;
+    switch (sc->arrivals) {
+    case SIM_ARR_POISSON: {
+        double gap = -log(1.0 - pc_rng_double(&w->rng)) / sc->rate_per_s;
+        push(w, w->now + (uint64_t)(gap * S_US), EV_ARRIVE, 0, 0);
+        break;
+    }
+    case SIM_ARR_FLASH:
+        if (w->arrivals_left > 0) {
+            uint32_t k = sc->flash_count - w->arrivals_left;
+            w->arrivals_left--;
+            double t = sc->flash_at_s + (sc->flash_count > 1 ? sc->flash_over_s * k / (sc->flash_count - 1) : 0);
+            push(w, (uint64_t)(t * S_US), EV_ARRIVE, 0, 0);
+        }
+        break;
+    case SIM_ARR_LIST:
+        if (w->list_next < sc->nlist)
+            push(w, (uint64_t)(sc->list_s[w->list_next++] * S_US), EV_ARRIVE, 0, 0);
+        break;
+    }
+}
+
+static void record(world *w, uint32_t vi)
+{
+    viewer *v = &w->v[vi];
+    sim_result *res = w->res;
+    sim_viewer_result *r = &res->v[vi];
+    pc_engine_stats st;
+    pc_engine_get_stats(v->e, &st);
+    const video *vd = &w->videos[v->video];
+    r->seeder = v->seeder;
+    r->arrive_s = (double)v->arrive / S_US;
+    r->leave_s = (double)w->now / S_US;
+    r->started = st.startup_us != PC_NEVER;
+    r->startup_ms = r->started ? (double)st.startup_us / 1000 : 0;
+    r->stall_ms = (double)st.stall_us / 1000;
+    r->played_ms = (double)st.played_us / 1000;
+    r->stalls = st.stalls;
+    r->switches = st.rung_switches;
+    r->swarm = v->swarm_at_arrival;
+    r->bytes_cdn = v->bytes_cdn;
+    r->bytes_p2p = v->bytes_p2p;
+    r->bytes_up = v->bytes_up;
+    /* mean bitrate over the segments it played, and what it received, for the bound */
+    uint64_t pos = pc_engine_playhead(v->e), acc = 0;
+    double wsum = 0, bsum = 0;
+    size_t bb = (vd->n + 7) / 8;
+    v->got = calloc(vd->m.n_rungs, bb);
+    for (uint32_t i = 0; i < vd->n; i++) {
+        pc_segment_info si;
+        pc_engine_segment(v->e, i, &si);
+        if (si.ready && v->got != NULL)
+            v->got[si.rung * bb + i / 8] |= (uint8_t)(1u << (i % 8));
+        if (si.ready && acc < pos) {
+            wsum += vd->dur[i];
+            bsum += (double)vd->dur[i] * vd->m.rung[si.rung].bandwidth / 1000.0;
+        }
+        acc += vd->dur[i];
+    }
+    r->bitrate_kbps = wsum > 0 ? bsum / wsum : 0;
+    v->left = w->now;
+}
+
+static void depart(world *w, uint32_t vi)
+{
+    viewer *v = &w->v[vi];
+    if (v->state == V_GONE || v->e == NULL)
+        return;
+    if (v->state == V_WATCHING)
+        w->watching--;
+    else if (v->state == V_SEEDING)
+        w->seeding--;
+    credit(w, vi);
+    record(w, vi);
+    if (!v->abrupt)
+        announce(w, vi, PC_EV_STOPPED);
+    v->state = V_GONE;
+    w->videos[v->video].present--;
+    /* its uploads end: the downloaders' engines hear it as a lost peer */
+    while (v->up_head != NONE)
+        flow_end(w, v->up_head);
+    while (v->dn_head != NONE) {
+        uint32_t fi = v->dn_head;
+        flow *f = &w->flows[fi];
+        if (f->src != CDN && w->v[f->src].e != NULL) {
+            pc_engine_on_served(w->v[f->src].e, f->req, (uint64_t)f->done, w->now);
+            touch(w, f->src);
+        }
+        flow_end(w, fi);
+    }
+    while (v->nwat > 0) {
+        uint32_t x = v->wat[0];
+        if (w->v[x].e != NULL) {
+            pc_engine_peer_remove(w->v[x].e, vi, w->now);
+            touch(w, x);
+        }
+        disconnect(w, x, vi);
+    }
+    while (v->nnbr > 0)
+        disconnect(w, vi, v->nbr[0]);
+    pc_engine_free(v->e);
+    v->e = NULL;
+    free(v->nbr);
+    free(v->wat);
+    v->nbr = v->wat = NULL;
+    v->cnbr = v->cwat = 0;
+}
+
+/* ---- the bound ---- */
+
+typedef struct span {
+    uint64_t a, d;
+    uint32_t vi;
+} span;
+
+static int span_cmp(const void *x, const void *y)
+{
+    const span *p = x, *q = y;
+    if (p->a != q->a)
+        return p->a < q->a ? -1 : 1;
+    return p->vi < q->vi ? -1 : (p->vi > q->vi);
+}
+
+typedef struct bp {
+    uint64_t t;
+    int d;
+} bp;
+
+static int bp_cmp(const void *x, const void *y)
+{
+    const bp *p = x, *q = y;
+    if (p->t != q->t)
+        return p->t < q->t ? -1 : 1;
+    return p->d - q->d;
+}
+
+static void bound(world *w, sim_result *res)
+{
+    double demand = 0, needed = 0, usable = 0;
+    for (uint32_t i = 0; i < w->nv; i++)
+        demand += (double)(w->v[i].bytes_cdn + w->v[i].bytes_p2p);
+    span *sp = malloc((w->nv + 1) * sizeof(*sp));
+    bp *b = malloc((2 * (size_t)w->nv + 1) * sizeof(*b));
+    double *cum = malloc((2 * (size_t)w->nv + 1) * sizeof(*cum));
+    if (sp == NULL || b == NULL || cum == NULL) {
+        free(sp), free(b), free(cum);
+        w->oom = 1;
+        return;
+    }
+    for (uint32_t k = 0; k < w->sc->videos; k++) {
+        const video *vd = &w->videos[k];
+        size_t bb = (vd->n + 7) / 8;
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < w->nv; i++)
+            if (w->v[i].video == k)
+                sp[n++] = (span){.a = w->v[i].arrive, .d = w->v[i].left, .vi = i};
+        if (n == 0)
+            continue;
+        qsort(sp, n, sizeof(*sp), span_cmp);
+        /* CDN copies: one per (rung, segment) received by a group of overlapping viewers */
+        uint8_t *grp = calloc(vd->m.n_rungs, bb);
+        if (grp == NULL) {
+            w->oom = 1;
+            break;
+        }
+        uint64_t gend = 0;
+        for (uint32_t j = 0; j <= n; j++) {
+            if (j == n || (j > 0 && sp[j].a > gend)) { /* the group of overlapping viewers is complete */
+                for (uint32_t q = 0; q < vd->m.n_rungs; q++)
+                    for (uint32_t i = 0; i < vd->n; i++)
+                        if (grp[q * bb + i / 8] & (1u << (i % 8)))
+                            needed += vd->m.rung[q].seg_size[i];
+                memset(grp, 0, vd->m.n_rungs * bb);
+                if (j == n)
+                    break;
+                gend = 0;
+            }
+            const viewer *v = &w->v[sp[j].vi];
+            if (v->got != NULL)
+                for (size_t x = 0; x < vd->m.n_rungs * bb; x++)
+                    grp[x] |= v->got[x];
+            if (sp[j].d > gend)
+                gend = sp[j].d;
+        }
+        free(grp);
+        /* usable upload: capacity × time present with at least one other viewer of the video */
+        size_t nb = 0;
+        for (uint32_t j = 0; j < n; j++) {
+            b[nb++] = (bp){sp[j].a, +1};
+            b[nb++] = (bp){sp[j].d, -1};
+        }
+        qsort(b, nb, sizeof(*b), bp_cmp);
+        int cov = 0;
+        cum[0] = 0;
+        for (size_t j = 0; j < nb; j++) {
+            if (j > 0)
+                cum[j] = cum[j - 1] + (cov >= 2 ? (double)(b[j].t - b[j - 1].t) : 0);
+            cov += b[j].d;
+        }
+        for (uint32_t j = 0; j < n; j++) {
+            /* T2 at the viewer's arrival and departure, by binary search over the breakpoints */
+            double t2[2];
+            uint64_t at[2] = {sp[j].a, sp[j].d};
+            for (int s = 0; s < 2; s++) {
+                size_t lo = 0, hi = nb;
+                while (hi - lo > 1) {
+                    size_t mid = (lo + hi) / 2;
+                    if (b[mid].t <= at[s])
+                        lo = mid;
+                    else
+                        hi = mid;
+                }
+                t2[s] = cum[lo];
+            }
+            usable += w->v[sp[j].vi].up * (t2[1] - t2[0]) / S_US;
+        }
+    }
+    free(sp), free(b), free(cum);
+    /* always-on seeders can provide the first copies instead of the CDN, up to their capacity */
+    double seeder_cap = 0;
+    for (uint32_t i = 0; i < w->nv; i++)
+        if (w->v[i].seeder)
+            seeder_cap += w->v[i].up * (double)(w->end - w->v[i].arrive) / S_US;
+    needed = needed > seeder_cap ? needed - seeder_cap : 0;
+    res->demand_bytes = demand;
+    res->cdn_needed_bytes = needed;
+    res->usable_upload_bytes = usable;
+    double floor_cdn = needed > demand - usable ? needed : demand - usable;
+    res->offload_bound = demand > 0 ? 1.0 - floor_cdn / demand : 0;
+    if (res->offload_bound < 0)
+        res->offload_bound = 0;
+}
+
+/* ---- the run ---- */
+
+static void sample(world *w)
+{
+    sim_result *res = w->res;
+    if (res->nts == w->cts) {
+        uint32_t c = w->cts ? w->cts * 2 : 256;
+        sim_sample *p = realloc(res->ts, c * sizeof(*p));
+        if (p == NULL) {
+            w->oom = 1;
+            return;
+        }
+        res->ts = p;
+        w->cts = c;
+    }
+    uint32_t stalls = 0;
+    for (uint32_t i = 0; i < w->nv; i++)
+        if (w->v[i].e != NULL) {
+            credit(w, i);
+            pc_engine_stats st;
+            pc_engine_get_stats(w->v[i].e, &st);
+            stalls += st.stalls;
+        } else {
+            stalls += res->v[i].stalls;
+        }
+    res->ts[res->nts++] = (sim_sample){.t_s = (double)w->now / S_US, .watching = w->watching, .seeding = w->seeding,
+                                       .bytes_cdn = w->total_cdn, .bytes_p2p = w->total_p2p, .stalls = stalls};
+}
+
+static void progress_bar(world *w, FILE *out, int final)
+{
+    double f = (double)w->now / (double)w->end;
+    int n = (int)(f * 30);
+    fprintf(out, "\r%s [", sim_mode_name(w->mode));
+    for (int i = 0; i < 30; i++)
+        fputc(i < n ? '#' : '.', out);
+    fprintf(out, "] %3.0f%%  t=%.0f/%.0f s  %u watching  %u seeding%s", f * 100, (double)w->now / S_US,
+            (double)w->end / S_US, w->watching, w->seeding, final ? "\n" : "");
+    fflush(out);
+}
+
+int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, FILE *progress, sim_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    world *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return PC_ENOMEM;
+    sim_scenario local = *sc;
+    local.seed = seed;
+    w->sc = &local;
+    w->mode = mode;
+    w->res = out;
+    out->mode = mode;
+    w->free_flow = NONE;
+    const char *trace = getenv("PEERCDN_SIM_TRACE");
+    w->trace = trace != NULL ? (uint32_t)strtoul(trace, NULL, 10) : NONE;
+    w->end = (uint64_t)(sc->duration_s * S_US);
+    pc_rng_init(&w->rng, seed);
+    pc_rng_init(&w->sel, seed ^ 0x7261636b6572ULL);
+    int rc = make_videos(w);
+    pc_registry_config rc_cfg = {.interval_us = (uint64_t)(sc->announce_interval_s * S_US), .max_peers = 20000000,
+                                 .max_swarms = sc->videos + 16, .hash_seed = seed};
+    if (rc == 0 && (w->reg = pc_registry_new(&rc_cfg)) == NULL)
+        rc = PC_ENOMEM;
+    /* results are indexed by viewer; grown with the viewers */
+    uint32_t cres = 0;
+    if (rc == 0 && local.seeders > 0 && w->mode != SIM_MODE_CDN_ONLY) {
+        cres = local.seeders * local.videos + 1024;
+        out->v = calloc(cres, sizeof(*out->v));
+        if (out->v == NULL)
+            rc = PC_ENOMEM;
+        else
+            add_seeders(w);
+    }
+    if (rc == 0) {
+        w->arrivals_left = sc->flash_count;
+        next_arrival(w);
+        push(w, 0, EV_SAMPLE, 0, 0);
+    }
+    uint64_t next_progress = 0;
+    while (rc == 0 && w->nheap > 0 && !w->oom) {
+        ev e = pop(w);
+        if (e.t > w->end)
+            break;
+        w->now = e.t;
+        w->events++;
+        switch (e.kind) {
+        case EV_ARRIVE:
+            if (w->nv + 1 > cres) {
+                uint32_t c = cres ? cres * 2 : 1024;
+                sim_viewer_result *p = realloc(out->v, c * sizeof(*p));
+                if (p == NULL) {
+                    rc = PC_ENOMEM;
+                    break;
+                }
+                memset(p + cres, 0, (c - cres) * sizeof(*p));
+                out->v = p;
+                cres = c;
+            }
+            arrive(w);
+            next_arrival(w);
+            break;
+        case EV_ENGINE: {
+            viewer *v = &w->v[e.id];
+            if (v->e == NULL || e.ver != v->timer_ver)
+                break;
+            v->timer_t = UINT64_MAX;
+            credit(w, e.id);
+            pc_engine_on_timeout(v->e, w->now);
+            w->engine_calls++;
+            touch(w, e.id);
+            break;
+        }
+        case EV_FLOW: {
+            flow *f = &w->flows[e.id];
+            if (!f->used || !f->active || e.ver != f->ver)
+                break;
+            advance(w, f);
+            f->done = f->total;
+            uint32_t dst = e.id;
+            (void)dst;
+            viewer *d = &w->v[f->dst];
+            credit(w, f->dst);
+            uint32_t src = f->src, to = f->dst;
+            uint64_t xfer = f->xfer, req = f->req;
+            double total = f->total;
+            flow_end(w, e.id);
+            pc_engine_on_done(d->e, xfer, w->zeros, w->now);
+            w->engine_calls++;
+            touch(w, to);
+            if (src != CDN && w->v[src].e != NULL) {
+                pc_engine_on_served(w->v[src].e, req, (uint64_t)total, w->now);
+                w->engine_calls++;
+                touch(w, src);
+            }
+            break;
+        }
+        case EV_ANNOUNCE: {
+            viewer *v = &w->v[e.id];
+            if (v->e == NULL || v->state == V_GONE)
+                break;
+            credit(w, e.id);
+            announce(w, e.id, PC_EV_PERIODIC);
+            push(w, w->now + (uint64_t)(sc->announce_interval_s * S_US), EV_ANNOUNCE, e.id, 0);
+            break;
+        }
+        case EV_LEAVE: {
+            viewer *v = &w->v[e.id];
+            if (v->e == NULL || v->state != V_WATCHING)
+                break;
+            credit(w, e.id);
+            pc_engine_quit(v->e, w->now);
+            touch(w, e.id);
+            finish_watching(w, e.id);
+            break;
+        }
+        case EV_SEEK: {
+            viewer *v = &w->v[e.id];
+            if (v->e == NULL || v->state != V_WATCHING)
+                break;
+            const video *vd = &w->videos[v->video];
+            double dur = (double)vd->n * sc->segment_s;
+            credit(w, e.id);
+            pc_engine_seek(v->e, (uint64_t)((double)e.ver / 1e6 * dur * 0.9 * S_US), w->now);
+            touch(w, e.id);
+            break;
+        }
+        case EV_DEPART:
+            depart(w, e.id);
+            break;
+        case EV_SAMPLE:
+            sample(w);
+            push(w, w->now + (uint64_t)(sc->timeseries_s * S_US), EV_SAMPLE, 0, 0);
+            break;
+        }
+        drain(w);
+        if (progress != NULL && w->now >= next_progress) {
+            progress_bar(w, progress, 0);
+            next_progress = w->now + w->end / 100;
+        }
+    }
+    if (rc == 0 && w->oom)
+        rc = PC_ENOMEM;
+    if (rc == 0) {
+        w->now = w->end;
+        sample(w);
+        for (uint32_t i = 0; i < w->nv; i++)
+            if (w->v[i].e != NULL) {
+                credit(w, i);
+                record(w, i);
+            }
+        bound(w, out);
+        out->viewers = w->nv;
+        out->bytes_cdn = w->total_cdn;
+        out->bytes_p2p = w->total_p2p;
+        out->bytes_up = w->total_up;
+        out->events = w->events;
+        out->engine_calls = w->engine_calls;
+        if (progress != NULL)
+            progress_bar(w, progress, 1);
+    }
+    /* teardown */
+    for (uint32_t i = 0; i < w->nv; i++) {
+        pc_engine_free(w->v[i].e);
+        free(w->v[i].nbr);
+        free(w->v[i].wat);
+        free(w->v[i].got);
+    }
+    for (uint32_t k = 0; w->videos != NULL && k < sc->videos; k++) {
+        free(w->videos[k].dur);
+        free(w->videos[k].sizes);
+    }
+    free(w->videos);
+    free(w->zipf_cum);
+    free(w->zeros);
+    free(w->flows);
+    free(w->v);
+    free(w->work);
+    free(w->heap);
+    pc_registry_free(w->reg);
+    free(w);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    out->wall_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    out->peak_rss_kib = (size_t)ru.ru_maxrss;
+    if (rc != 0)
+        sim_result_clear(out);
+    return rc;
+}
+
+void sim_result_clear(sim_result *r)
+{
+    free(r->v);
+    free(r->ts);
+    r->v = NULL;
+    r->ts = NULL;
+    r->nts = 0;
+}

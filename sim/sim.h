@@ -1,0 +1,50 @@
+/*
+ * The simulator: thousands of viewers, each running the real engine (peer/engine) under a virtual
+ * clock, meeting through the real tracker registry and peer selection (tracker/), over a flow-level
+ * network model. docs/sim.md describes the model and its simplifications.
+ */
+#ifndef SIM_SIM_H
+#define SIM_SIM_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "scenario.h"
+
+/* One row of the time series (cumulative values at t). */
+typedef struct sim_sample {
+    double t_s;
+    uint32_t watching, seeding;
+    uint64_t bytes_cdn, bytes_p2p;
+    uint32_t stalls;
+} sim_sample;
+
+/* What one viewer experienced. */
+typedef struct sim_viewer_result {
+    int seeder;                         /* an always-on seeder, not a viewer: left out of viewer figures */
+    double arrive_s, leave_s;
+    int started;
+    double startup_ms, stall_ms, played_ms;
+    uint32_t stalls, switches, swarm;   /* swarm: viewers of the same video present at arrival */
+    uint64_t bytes_cdn, bytes_p2p, bytes_up;
+    double bitrate_kbps;                /* mean bitrate of the segments it played */
+} sim_viewer_result;
+
+typedef struct sim_result {
+    sim_mode mode;
+    uint32_t viewers;
+    sim_viewer_result *v;
+    sim_sample *ts;
+    uint32_t nts;
+    uint64_t bytes_cdn, bytes_p2p, bytes_up;
+    double offload_bound, cdn_needed_bytes, usable_upload_bytes, demand_bytes;
+    uint64_t events, engine_calls;
+    double wall_s;
+    size_t peak_rss_kib;
+} sim_result;
+
+/* Runs |sc| in |mode| (overriding the scenario's) with |seed|. |progress| (may be NULL) gets a bar. */
+int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, FILE *progress, sim_result *out) PC_MUST_CHECK;
+void sim_result_clear(sim_result *r);
+
+#endif
