@@ -38,6 +38,7 @@ typedef struct epeer {
     double gap_mean, gap_var;     /* µs between data events (first byte included) */
     int gap_known;
     uint32_t fails, inflight;
+    double outstanding;           /* bytes still to come on its transfers */
     uint64_t busy_until;          /* it refused for lack of capacity: not asked again before this */
     uint8_t *have;                /* n_rungs bitmaps of n_segments bits */
 } epeer;
@@ -64,9 +65,13 @@ struct pc_engine {
     uint64_t next_xfer;
     epeer *peers;                 /* npeer_slots slots, grown on demand (up to PC_ENGINE_PEERS_MAX) */
     uint32_t npeer_slots;
+    uint16_t hint[128];           /* handle → slot guesses (handle % 128), checked before use */
+    uint16_t free_peers[PC_ENGINE_PEERS_MAX]; /* during a scheduling pass: peers that can take a request */
+    uint32_t nfree;
     uint32_t banned[PC_ENGINE_PEERS_MAX];
     size_t nbanned;
     double cdn_rate;              /* bytes/s */
+    double cdn_outstanding;       /* bytes still to come on CDN transfers */
     int cdn_measured;             /* cdn_rate comes from a transfer, not the configured guess */
     uint32_t cdn_fails;
     uint64_t cdn_retry_at;
@@ -76,6 +81,7 @@ struct pc_engine {
     uint64_t now, stepped_at;
     int dirty;                    /* inputs arrived that want an evaluation (pc_engine_expiry = now) */
     int p2p_wanted;               /* peers are fetching, or there is work peers could take */
+    uint64_t buf_end;             /* contiguous playable content, as of the last pass */
     int quit, ended_sent;
     /* actions */
     pc_action *q;
@@ -110,6 +116,7 @@ void pc_engine_config_default(pc_engine_config *c)
         .safety_us = 1000000,
         .check_us = 250000,
         .first_byte_us = 5000000,
+        .have_batch_us = 500000,
         .idle_check_us = 1000000,
         .mode_window_us = 10000000,
         .tput_window_us = 3000000,
@@ -220,8 +227,15 @@ static void meters_to(pc_engine *e, uint64_t now)
 
 static epeer *peer_by_handle(pc_engine *e, uint32_t h, uint32_t *slot)
 {
+    uint32_t g = e->hint[h % 128];
+    if (g < e->npeer_slots && e->peers[g].used && e->peers[g].handle == h) {
+        if (slot != NULL)
+            *slot = g;
+        return &e->peers[g];
+    }
     for (uint32_t i = 0; i < e->npeer_slots; i++) {
         if (e->peers[i].used && e->peers[i].handle == h) {
+            e->hint[h % 128] = (uint16_t)i;
             if (slot != NULL)
                 *slot = i;
             return &e->peers[i];
@@ -265,8 +279,14 @@ static xfer *xfer_by_id(pc_engine *e, uint64_t id)
     return NULL;
 }
 
+static double *outstanding_of(pc_engine *e, uint32_t src)
+{
+    return src == PC_SRC_CDN ? &e->cdn_outstanding : &e->peers[src].outstanding;
+}
+
 static void xfer_remove(pc_engine *e, xfer *x)
 {
+    *outstanding_of(e, x->src) -= (double)(x->len - x->got);
     if (x->src != PC_SRC_CDN)
         e->peers[x->src].inflight--;
     *x = e->x[--e->nx];
@@ -314,8 +334,15 @@ static int start_xfer(pc_engine *e, uint32_t src, uint32_t rung, uint32_t i, int
     xfer *x = &e->x[e->nx++];
     *x = (xfer){.id = ++e->next_xfer, .src = src, .rung = rung, .seg = i, .offset = offset,
                 .len = seg_size(e, rung, i) - offset, .started = now, .last_data = now, .prefetch = prefetch};
-    if (src != PC_SRC_CDN)
-        e->peers[src].inflight++;
+    if (src != PC_SRC_CDN && ++e->peers[src].inflight >= e->cfg.peer_inflight) {
+        for (uint32_t f = 0; f < e->nfree; f++) {
+            if (e->free_peers[f] == src) {
+                e->free_peers[f] = e->free_peers[--e->nfree];
+                break;
+            }
+        }
+    }
+    *outstanding_of(e, src) += (double)x->len;
     emit(e, (pc_action){.type = PC_ACT_FETCH, .transfer = x->id,
                         .peer = src == PC_SRC_CDN ? PC_SRC_CDN : e->peers[src].handle, .rung = rung, .segment = i,
                         .offset = offset, .length = x->len,
@@ -331,33 +358,36 @@ static uint32_t cdn_busy(const pc_engine *e)
     return n;
 }
 
-static double outstanding(const pc_engine *e, uint32_t src)
-{
-    double b = 0;
-    for (size_t i = 0; i < e->nx; i++)
-        if (e->x[i].src == src)
-            b += e->x[i].len - e->x[i].got;
-    return b;
-}
-
 /* Expected completion (µs from now) of |bytes| more from |src|. */
 static double eta(const pc_engine *e, uint32_t src, double bytes)
 {
     if (src == PC_SRC_CDN)
-        return (outstanding(e, src) + bytes) / e->cdn_rate * 1e6 + (double)e->cfg.cdn_rtt_us;
+        return (e->cdn_outstanding + bytes) / e->cdn_rate * 1e6 + (double)e->cfg.cdn_rtt_us;
     const epeer *p = &e->peers[src];
-    return (outstanding(e, src) + bytes) / p->rate * 1e6 + (double)p->rtt;
+    return (p->outstanding + bytes) / p->rate * 1e6 + (double)p->rtt;
 }
 
 /* The peer holding (rung, i) with the earliest expected completion and a free request slot. */
+/* The peers that can take a request now (a free slot, not recently busy); refreshed at each pass. */
+static void refresh_free(pc_engine *e)
+{
+    e->nfree = 0;
+    for (uint32_t k = 0; k < e->npeer_slots; k++) {
+        const epeer *p = &e->peers[k];
+        if (p->used && p->inflight < e->cfg.peer_inflight && p->busy_until <= e->now)
+            e->free_peers[e->nfree++] = (uint16_t)k;
+    }
+}
+
+/* Of the free peers holding (rung, i), the one with the earliest expected completion. */
 static uint32_t best_peer(const pc_engine *e, uint32_t rung, uint32_t i, double bytes, double *best_eta)
 {
     uint32_t best = PC_SRC_CDN;
     size_t bb = bitmap_bytes(e);
-    for (uint32_t k = 0; k < e->npeer_slots; k++) {
+    for (uint32_t f = 0; f < e->nfree; f++) {
+        uint32_t k = e->free_peers[f];
         const epeer *p = &e->peers[k];
-        if (!p->used || p->inflight >= e->cfg.peer_inflight || p->busy_until > e->now ||
-            !bit_get(p->have + rung * bb, i))
+        if (!bit_get(p->have + rung * bb, i))
             continue;
         /* failures slow a peer down in the ranking before it is dropped */
         double t = eta(e, k, bytes) * (1.0 + p->fails);
@@ -403,7 +433,8 @@ static uint64_t buffer_end(const pc_engine *e)
 
 static void update_player(pc_engine *e, uint64_t now)
 {
-    pc_player_set_buffer(&e->player, buffer_end(e), now);
+    e->buf_end = buffer_end(e);
+    pc_player_set_buffer(&e->player, e->buf_end, now);
     if (e->player.state == PC_PLAYER_ENDED && !e->ended_sent) {
         e->ended_sent = 1;
         emit(e, (pc_action){.type = PC_ACT_ENDED});
@@ -642,6 +673,7 @@ static void schedule(pc_engine *e, uint64_t now)
     if (e->quit || !pc_player_active(&e->player))
         return;
     check_rescues(e, now);
+    refresh_free(e);
     uint32_t n = e->m->n_segments;
     uint32_t first = seg_at(e, content_pos(e));
     /* the next segment to fetch decides the rung */
@@ -654,7 +686,9 @@ static void schedule(pc_engine *e, uint64_t now)
     update_mode(e, now, swarm_lacks);
     meters_to(e, now);
     double tput = abr_throughput(e);
-    uint32_t rung = pc_abr_decide(&e->abr, pc_engine_buffer(e), tput, next < n ? swarm_holds_mask(e, next) : 0, now);
+    /* the buffer as update_player measured it at the start of this pass */
+    uint64_t pos = content_pos(e), buffered = e->buf_end > pos ? e->buf_end - pos : 0;
+    uint32_t rung = pc_abr_decide(&e->abr, buffered, tput, next < n ? swarm_holds_mask(e, next) : 0, now);
     if (e->init_state[rung] == SEG_NONE && now >= e->cdn_retry_at)
         start_xfer(e, PC_SRC_CDN, rung, PC_SEG_INIT, 0, now);
     int cdn_allowed = now >= e->cdn_retry_at;
@@ -706,7 +740,7 @@ static void schedule(pc_engine *e, uint64_t now)
     if (nc == 0 || e->cfg.cdn_only)
         return;
     qsort(cands, nc, sizeof(cands[0]), cand_cmp);
-    for (size_t k = 0; k < nc && prefetch_busy(e) < e->cfg.prefetch_inflight; k++) {
+    for (size_t k = 0; k < nc && prefetch_busy(e) < e->cfg.prefetch_inflight && e->nfree > 0; k++) {
         uint32_t i = cands[k].i;
         seg *s = &e->segs[i];
         uint32_t r = s->got > 0 ? s->rung : rung;
@@ -964,6 +998,7 @@ void pc_engine_on_data(pc_engine *e, uint64_t transfer, uint32_t bytes, uint64_t
     }
     e->m_all.bytes += bytes;
     x->got += bytes;
+    *outstanding_of(e, x->src) -= (double)bytes;
     x->last_data = e->now;
     if (x->seg != PC_SEG_INIT) {
         seg *s = &e->segs[x->seg];
@@ -1093,9 +1128,12 @@ void pc_engine_on_served(pc_engine *e, uint64_t request, uint64_t bytes_sent, ui
 
 uint64_t pc_engine_expiry(const pc_engine *e)
 {
-    if (e->dirty)
-        return e->now;
     uint64_t t = pc_player_next_event(&e->player);
+    if (e->dirty) {
+        /* new holdings are looked at together, at most every have_batch_us */
+        uint64_t d = e->stepped_at + e->cfg.have_batch_us > e->now ? e->stepped_at + e->cfg.have_batch_us : e->now;
+        t = d < t ? d : t;
+    }
     uint64_t u = pc_upload_expiry(&e->up);
     if (u < t)
         t = u;
@@ -1109,8 +1147,12 @@ uint64_t pc_engine_expiry(const pc_engine *e)
             uint64_t s = x->last_data + (x->got > 0 ? stall_timeout(e, &e->peers[x->src]) : e->cfg.first_byte_us);
             if (s < t)
                 t = s;
-            if (e->stepped_at + e->cfg.check_us < t)
-                t = e->stepped_at + e->cfg.check_us;
+            /* deadline checks matter once its segment is urgent: until then, wake when it becomes so */
+            uint64_t ahead = x->seg == PC_SEG_INIT ? 0 : ahead_of(e, x->seg), uw = urgent_us(e);
+            uint64_t c = ahead < uw || e->player.state != PC_PLAYER_PLAYING ? e->stepped_at + e->cfg.check_us
+                                                                            : e->now + (ahead - uw) + 1;
+            if (c < t)
+                t = c;
         }
     }
     if (!work) {

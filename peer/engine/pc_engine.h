@@ -69,6 +69,7 @@ typedef struct pc_engine_config {
     uint64_t safety_us;        /* 1 s */
     uint64_t check_us;         /* re-evaluation period while peer transfers are in flight (250 ms) */
     uint64_t first_byte_us;    /* a peer request may wait this long in the uploader's queue (5 s) */
+    uint64_t have_batch_us;    /* new peer holdings are evaluated together, at most this often (500 ms) */
     uint64_t idle_check_us;    /* ... while other work is pending (1 s) */
     uint64_t mode_window_us;   /* P2P throughput window for the mode (10 s) */
     uint64_t tput_window_us;   /* combined throughput window for ABR (3 s) */
@@ -154,7 +155,8 @@ int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t no
 /* Gone (disconnected): its transfers are rescheduled, keeping the bytes received. */
 void pc_engine_peer_remove(pc_engine *e, uint32_t peer, uint64_t now);
 /* It holds segments lo..hi (inclusive) of |rung|. Unknown peers and out-of-range values are ignored.
- * Does not evaluate at once: pc_engine_expiry() becomes |now|, so a burst of these costs one pass. */
+ * Does not evaluate at once: pc_engine_expiry() comes at most have_batch_us after the last evaluation,
+ * so a burst of these costs one pass. */
 void pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo, uint32_t hi, uint64_t now);
 void pc_engine_peer_rtt(pc_engine *e, uint32_t peer, uint64_t rtt_us);
 
