@@ -1,7 +1,9 @@
 /* libcurl multi on libuv; see pc_http_client.h. */
 #include "pc_http_client.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pc_log.h"
 
@@ -176,4 +178,43 @@ void pc_http_client_free(pc_http_client *c)
     curl_multi_cleanup(c->multi); /* removes sockets: socket_cb closes the polls */
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, free_client);
+}
+
+static size_t to_buf(char *p, size_t size, size_t n, void *user)
+{
+    return pc_buf_append(user, p, size * n) == 0 ? size * n : 0;
+}
+
+int pc_http_get_blocking(const char *base, const char *path, long timeout_s, pc_buf *body, long *status, char *url,
+                         size_t urllen, const char **why)
+{
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/')
+        bl--;
+    *status = 0;
+    *why = "";
+    int n = snprintf(url, urllen, "%.*s/%s", (int)bl, base, path);
+    if (n < 0 || (size_t)n >= urllen) {
+        *why = "URL too long";
+        return PC_ETOOBIG;
+    }
+    CURL *c = curl_easy_init();
+    if (c == NULL) {
+        *why = "out of memory";
+        return PC_ENOMEM;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, to_buf);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode cr = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_cleanup(c);
+    if (cr != CURLE_OK) {
+        *why = curl_easy_strerror(cr);
+        return PC_ENET;
+    }
+    return 0;
 }

@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include "pc_buf.h"
 #include "pc_error.h"
 
 typedef struct pc_http_client pc_http_client;
@@ -23,5 +24,15 @@ void pc_http_client_free(pc_http_client *c);
 int pc_http_client_add(pc_http_client *c, CURL *easy, pc_http_done_fn done, void *arg) PC_MUST_CHECK;
 /* Cancels a running transfer (no callback). */
 void pc_http_client_cancel(pc_http_client *c, CURL *easy);
+
+/*
+ * A blocking GET of |base| + "/" + |path| (a trailing '/' of |base| is not doubled), for command-line
+ * tools and worker threads, never on an event loop. Redirects are followed. The body goes to |body|,
+ * whose ceiling bounds it (a larger answer fails). |url| (≥ 64 bytes) receives the URL used, for
+ * messages. Returns 0 with |*status| set when an answer arrived, or PC_ENET with libcurl's sentence
+ * in |*why| (PC_ENOMEM, PC_ETOOBIG for a URL longer than |urllen|).
+ */
+int pc_http_get_blocking(const char *base, const char *path, long timeout_s, pc_buf *body, long *status, char *url,
+                         size_t urllen, const char **why) PC_MUST_CHECK;
 
 #endif

@@ -1,6 +1,5 @@
 /* peercdn-origin: command-line entry (serve, upload). */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include <libavutil/log.h>
 
 #include "origin_main.h"
+#include "pc_cli.h"
 #include "pc_log.h"
 
 static const char usage[] =
@@ -44,31 +44,6 @@ static const char usage[] =
     "  --wait                  wait for processing and print the final state\n"
     "  --state FILE            resume state file (default ~/.cache/peercdn/uploads/...)\n"
     "  --no-progress           no progress bar even on a terminal\n";
-
-__attribute__((noreturn)) static void die_usage(const char *msg)
-{
-    fprintf(stderr, "peercdn-origin: %s (see --help)\n", msg);
-    exit(2);
-}
-
-__attribute__((noreturn)) static void die_bad_option(const char *opt)
-{
-    char msg[160];
-    snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", opt);
-    die_usage(msg);
-}
-
-static double parse_num(const char *s, const char *what, double min, double max)
-{
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || v < min || v > max) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "bad value for %s: '%s'", what, s);
-        die_usage(msg);
-    }
-    return v;
-}
 
 static int cmd_serve(int argc, char **argv)
 {
@@ -119,39 +94,33 @@ static int cmd_serve(int argc, char **argv)
         case O_TRACKER: c.tracker_url = optarg; break;
         case O_TRACKER_KEY: c.tracker_key = optarg; break;
         case O_PUBLIC: c.public_url = optarg; break;
-        case O_WORKERS: c.workers = (int)parse_num(optarg, "--workers", 1, 64); break;
-        case O_SEG: c.segment_seconds = parse_num(optarg, "--segment-seconds", 2, 20); break;
+        case O_WORKERS: c.workers = (int)pc_cli_num(optarg, "--workers", 1, 64); break;
+        case O_SEG: c.segment_seconds = pc_cli_num(optarg, "--segment-seconds", 2, 20); break;
         case O_PRESET: c.preset = optarg; break;
-        case O_X264T: c.x264_threads = (int)parse_num(optarg, "--x264-threads", 1, 16); break;
-        case O_CRF: c.crf = parse_num(optarg, "--crf", 0, 51); break;
-        case O_LEASE: c.lease_ms = (int64_t)(parse_num(optarg, "--lease-seconds", 1, 3600) * 1000); break;
+        case O_X264T: c.x264_threads = (int)pc_cli_num(optarg, "--x264-threads", 1, 16); break;
+        case O_CRF: c.crf = pc_cli_num(optarg, "--crf", 0, 51); break;
+        case O_LEASE: c.lease_ms = (int64_t)(pc_cli_num(optarg, "--lease-seconds", 1, 3600) * 1000); break;
         case O_SIGNED: c.signed_media = 1; break;
-        case O_CACHE: c.cache_mb = (int)parse_num(optarg, "--cache-mb", 0, 1 << 20); break;
-        case O_MTTL: c.media_token_ttl_s = (int64_t)parse_num(optarg, "--media-token-ttl", 1, 1e9); break;
-        case O_UTTL: c.upload_ttl_s = (int64_t)parse_num(optarg, "--upload-ttl", 1, 1e9); break;
-        case O_LOG: {
-            int l = pc_log_level_parse(optarg);
-            if (l < 0)
-                die_usage("--log-level takes error, warn, info or debug");
-            pc_log_set_level(l);
-            break;
-        }
+        case O_CACHE: c.cache_mb = (int)pc_cli_num(optarg, "--cache-mb", 0, 1 << 20); break;
+        case O_MTTL: c.media_token_ttl_s = (int64_t)pc_cli_num(optarg, "--media-token-ttl", 1, 1e9); break;
+        case O_UTTL: c.upload_ttl_s = (int64_t)pc_cli_num(optarg, "--upload-ttl", 1, 1e9); break;
+        case O_LOG: pc_cli_log_level(optarg); break;
         case O_HELP: fputs(usage, stdout); return 0;
         default:
-            die_bad_option(argv[optind - 1]);
+            pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        die_usage("serve takes no positional arguments");
+        pc_cli_usage("serve takes no positional arguments");
     if (c.data_dir == NULL || c.listen == NULL)
-        die_usage("serve needs --data DIR and --listen HOST:PORT");
+        pc_cli_usage("serve needs --data DIR and --listen HOST:PORT");
     if (c.upload_token == NULL || strlen(c.upload_token) < 8)
-        die_usage("serve needs --upload-token TOKEN of at least 8 characters");
+        pc_cli_usage("serve needs --upload-token TOKEN of at least 8 characters");
     int seg = (int)c.segment_seconds;
     if (seg != c.segment_seconds || seg % 2 != 0)
-        die_usage("--segment-seconds must be an even whole number (segments hold whole 2-second GOPs)");
+        pc_cli_usage("--segment-seconds must be an even whole number (segments hold whole 2-second GOPs)");
     if (c.tracker_url != NULL && strncmp(c.tracker_url, "http://", 7) != 0 && strncmp(c.tracker_url, "https://", 8) != 0)
-        die_usage("--tracker must be an http(s) URL");
+        pc_cli_usage("--tracker must be an http(s) URL");
     return pc_origin_serve(&c);
 }
 
@@ -183,55 +152,40 @@ static int cmd_upload(int argc, char **argv)
         case O_ORIGIN: u.origin = optarg; break;
         case O_TOKEN: u.token = optarg; break;
         case O_TITLE: u.title = optarg; break;
-        case O_PAR: u.parallel = (int)parse_num(optarg, "--parallel", 1, 32); break;
+        case O_PAR: u.parallel = (int)pc_cli_num(optarg, "--parallel", 1, 32); break;
         case O_WAIT: u.wait = 1; break;
         case O_STATE: u.state = optarg; break;
         case O_NOPROG: u.progress = 0; break;
-        case O_CHUNK: u.chunk = (int64_t)parse_num(optarg, "--chunk-mb", 1, 1024) << 20; break;
+        case O_CHUNK: u.chunk = (int64_t)pc_cli_num(optarg, "--chunk-mb", 1, 1024) << 20; break;
         case O_HELP: fputs(usage, stdout); return 0;
         default:
-            die_bad_option(argv[optind - 1]);
+            pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc - 1)
-        die_usage("upload takes exactly one FILE");
+        pc_cli_usage("upload takes exactly one FILE");
     u.file = argv[optind];
     if (u.origin == NULL || u.token == NULL)
-        die_usage("upload needs --origin URL and --token TOKEN");
+        pc_cli_usage("upload needs --origin URL and --token TOKEN");
     return pc_origin_upload(&u);
 }
 
 int main(int argc, char **argv)
 {
+    pc_cli_init("peercdn-origin");
     if (argc < 2)
-        die_usage("missing command: serve or upload");
+        pc_cli_usage("missing command: serve or upload");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(usage, stdout);
         return 0;
     }
-    /* a peer that goes away mid-response must cost an EPIPE, not the process */
-    signal(SIGPIPE, SIG_IGN);
-    if (pc_crypto_init() != 0) {
-        fprintf(stderr, "peercdn-origin: libsodium failed to initialise\n");
+    if (pc_cli_start_libraries() != 0)
         return 1;
-    }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-        fprintf(stderr, "peercdn-origin: libcurl failed to initialise\n");
-        return 1;
-    }
     av_log_set_level(AV_LOG_ERROR);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    int rc;
-    if (strcmp(argv[1], "serve") == 0)
-        rc = cmd_serve(argc - 1, argv + 1);
-    else if (strcmp(argv[1], "upload") == 0)
-        rc = cmd_upload(argc - 1, argv + 1);
-    else {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "unknown command '%s'", argv[1]);
-        die_usage(msg);
-        rc = 2;
-    }
+    if (strcmp(argv[1], "serve") != 0 && strcmp(argv[1], "upload") != 0)
+        pc_cli_usage("unknown command '%s'", argv[1]);
+    int rc = strcmp(argv[1], "serve") == 0 ? cmd_serve(argc - 1, argv + 1) : cmd_upload(argc - 1, argv + 1);
     curl_global_cleanup();
     return rc;
 }

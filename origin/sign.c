@@ -19,13 +19,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "av_util.h"
 #include "job.h"
 #include "media.h"
 #include "pc_buf.h"
+#include "pc_http_client.h"
 #include "pc_json.h"
 #include "pc_log.h"
 
@@ -47,37 +47,19 @@ static int file_entry(pc_job *j, const char *rel, double duration, json_t **out,
     return 0;
 }
 
-static size_t curl_sink(char *p, size_t sz, size_t n, void *user)
-{
-    pc_buf *b = user;
-    return pc_buf_append(b, p, sz * n) == 0 ? sz * n : 0;
-}
-
 /* GET <tracker>/api/tracker-key → base64 key, validated to 32 bytes. */
 static int fetch_tracker_key(pc_job *j, char *out, size_t outlen)
 {
     char url[2200];
-    const char *base = j->env->tracker_url;
-    size_t bl = strlen(base);
-    snprintf(url, sizeof(url), "%.*s/api/tracker-key", (int)(bl > 0 && base[bl - 1] == '/' ? bl - 1 : bl), base);
-    CURL *c = curl_easy_init();
-    if (c == NULL)
-        return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
     pc_buf body;
     pc_buf_init(&body, 4096);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_sink);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    CURLcode cr = curl_easy_perform(c);
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
+    const char *why = "";
+    int cr = pc_http_get_blocking(j->env->tracker_url, "api/tracker-key", 10, &body, &status, url, sizeof(url), &why);
     int r = 0;
-    if (cr != CURLE_OK || status != 200) {
+    if (cr != 0 || status != 200) {
         r = pc_job_fail(j, PC_ENET, 0, "tracker_unreachable", "cannot fetch the tracker key from %s (%s, HTTP %ld)", url,
-                        curl_easy_strerror(cr), status);
+                        cr != 0 ? why : "answered", status);
     } else {
         json_t *o = NULL;
         const char *k = NULL;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pc_cli.h"
 #include "report.h"
 #include "scenario.h"
 #include "sim.h"
@@ -22,12 +23,6 @@ static const char usage[] =
     "  --compare     runs hybrid, cdn-only and p2p-only on the same workload into DIR/<mode>/ and\n"
     "                prints them side by side (DIR/compare.json)\n"
     "  --quiet       no progress bar\n";
-
-static void die_usage(const char *msg)
-{
-    fprintf(stderr, "peercdn-sim: %s (see --help)\n", msg);
-    exit(2);
-}
 
 static int parse_mode(const char *s, sim_mode *m)
 {
@@ -103,13 +98,13 @@ static int cmd_run(int argc, char **argv)
         case O_COMPARE: compare = 1; break;
         case O_QUIET: quiet = 1; break;
         case O_HELP: fputs(usage, stdout); return 0;
-        default: die_usage("unknown option or missing value");
+        default: pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc - 1)
-        die_usage("run takes one SCENARIO file");
+        pc_cli_usage("run takes one SCENARIO file");
     if (out == NULL)
-        die_usage("run needs --out DIR");
+        pc_cli_usage("run needs --out DIR");
     sim_scenario sc;
     char err[512];
     int rc = sim_scenario_load(argv[optind], &sc, err, sizeof(err));
@@ -124,14 +119,14 @@ static int cmd_run(int argc, char **argv)
         unsigned long long v = strtoull(seed_s, &end, 10);
         if (errno != 0 || *end != '\0' || end == seed_s || seed_s[0] == '-') {
             sim_scenario_clear(&sc);
-            die_usage("--seed takes a non-negative integer");
+            pc_cli_usage("--seed takes a non-negative integer");
         }
         seed = v;
     }
     sim_mode mode = sc.mode;
     if (mode_s != NULL && parse_mode(mode_s, &mode) != 0) {
         sim_scenario_clear(&sc);
-        die_usage("--mode takes hybrid, cdn-only or p2p-only");
+        pc_cli_usage("--mode takes hybrid, cdn-only or p2p-only");
     }
     if (mkdir(out, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "peercdn-sim: cannot create %s: %s\n", out, strerror(errno));
@@ -178,14 +173,14 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    pc_cli_init("peercdn-sim");
     if (argc < 2)
-        die_usage("missing command: run");
+        pc_cli_usage("missing command: run");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(usage, stdout);
         return 0;
     }
     if (strcmp(argv[1], "run") == 0)
         return cmd_run(argc - 1, argv + 1);
-    die_usage("unknown command (run)");
-    return 2;
+    pc_cli_usage("unknown command '%s' (run)", argv[1]);
 }

@@ -1,12 +1,11 @@
 /* peercdn-tracker: command-line entry (serve, stats). */
 #include <curl/curl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pc_crypto.h"
+#include "pc_cli.h"
 #include "pc_log.h"
 #include "tracker.h"
 
@@ -34,31 +33,6 @@ static const char usage[] =
     "  --tracker URL           tracker base URL, e.g. http://127.0.0.1:7070\n"
     "  --video ID              one video only\n"
     "  --json                  the raw /stats document\n";
-
-__attribute__((noreturn)) static void die_usage(const char *msg)
-{
-    fprintf(stderr, "peercdn-tracker: %s (see --help)\n", msg);
-    exit(2);
-}
-
-static double parse_num(const char *s, const char *what, double min, double max)
-{
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || v < min || v > max) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "bad value for %s: '%s'", what, s);
-        die_usage(msg);
-    }
-    return v;
-}
-
-static void bad_option(const char *opt)
-{
-    char msg[160];
-    snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", opt);
-    die_usage(msg);
-}
 
 static int cmd_serve(int argc, char **argv)
 {
@@ -100,35 +74,29 @@ static int cmd_serve(int argc, char **argv)
         case O_LISTEN: c.listen = optarg; break;
         case O_DB: c.db_path = optarg; break;
         case O_KEY: c.key_path = optarg; break;
-        case O_INTERVAL: c.interval_s = parse_num(optarg, "--interval", 0.1, 86400); break;
-        case O_TTL: c.ticket_ttl_s = (int64_t)parse_num(optarg, "--ticket-ttl", 60, 7 * 86400); break;
-        case O_MAXP: c.max_peers = (uint32_t)parse_num(optarg, "--max-peers", 1, 100000000); break;
-        case O_MAXV: c.max_videos = (uint32_t)parse_num(optarg, "--max-videos", 1, 100000000); break;
-        case O_SCAN: c.scan = (uint32_t)parse_num(optarg, "--scan", 1, 1000000); break;
-        case O_RATE: c.rate = parse_num(optarg, "--rate-limit", 0, 1e9); break;
-        case O_BURST: c.burst = parse_num(optarg, "--rate-burst", 1, 1e9); break;
+        case O_INTERVAL: c.interval_s = pc_cli_num(optarg, "--interval", 0.1, 86400); break;
+        case O_TTL: c.ticket_ttl_s = (int64_t)pc_cli_num(optarg, "--ticket-ttl", 60, 7 * 86400); break;
+        case O_MAXP: c.max_peers = (uint32_t)pc_cli_num(optarg, "--max-peers", 1, 100000000); break;
+        case O_MAXV: c.max_videos = (uint32_t)pc_cli_num(optarg, "--max-videos", 1, 100000000); break;
+        case O_SCAN: c.scan = (uint32_t)pc_cli_num(optarg, "--scan", 1, 1000000); break;
+        case O_RATE: c.rate = pc_cli_num(optarg, "--rate-limit", 0, 1e9); break;
+        case O_BURST: c.burst = pc_cli_num(optarg, "--rate-burst", 1, 1e9); break;
         case O_LOC: c.locality_path = optarg; break;
-        case O_HIST: c.history_s = parse_num(optarg, "--history-interval", 0.1, 86400); break;
-        case O_HDAYS: c.history_keep_s = (int64_t)(parse_num(optarg, "--history-days", 0, 36500) * 86400); break;
-        case O_LOG: {
-            int l = pc_log_level_parse(optarg);
-            if (l < 0)
-                die_usage("--log-level takes error, warn, info or debug");
-            pc_log_set_level(l);
-            break;
-        }
+        case O_HIST: c.history_s = pc_cli_num(optarg, "--history-interval", 0.1, 86400); break;
+        case O_HDAYS: c.history_keep_s = (int64_t)(pc_cli_num(optarg, "--history-days", 0, 36500) * 86400); break;
+        case O_LOG: pc_cli_log_level(optarg); break;
         case O_HELP: fputs(usage, stdout); return 0;
-        default: bad_option(argv[optind - 1]);
+        default: pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        die_usage("serve takes no positional arguments");
+        pc_cli_usage("serve takes no positional arguments");
     if (c.listen == NULL || c.db_path == NULL)
-        die_usage("serve needs --listen HOST:PORT and --db FILE");
+        pc_cli_usage("serve needs --listen HOST:PORT and --db FILE");
     if (c.burst < 0)
         c.burst = c.rate * 4 > 1 ? c.rate * 4 : 1;
     if ((double)c.ticket_ttl_s < 4 * c.interval_s)
-        die_usage("--ticket-ttl must be at least 4 x --interval (tickets are renewed in their last quarter)");
+        pc_cli_usage("--ticket-ttl must be at least 4 x --interval (tickets are renewed in their last quarter)");
     return pc_tracker_serve(&c);
 }
 
@@ -152,42 +120,36 @@ static int cmd_stats(int argc, char **argv)
         case O_VIDEO: video = optarg; break;
         case O_JSON: json = 1; break;
         case O_HELP: fputs(usage, stdout); return 0;
-        default: bad_option(argv[optind - 1]);
+        default: pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        die_usage("stats takes no positional arguments");
+        pc_cli_usage("stats takes no positional arguments");
     if (url == NULL)
-        die_usage("stats needs --tracker URL");
+        pc_cli_usage("stats needs --tracker URL");
     if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
-        die_usage("--tracker must be an http(s) URL");
+        pc_cli_usage("--tracker must be an http(s) URL");
     return pc_tracker_stats_cli(url, video, json);
 }
 
 int main(int argc, char **argv)
 {
+    pc_cli_init("peercdn-tracker");
     if (argc < 2)
-        die_usage("missing command: serve or stats");
+        pc_cli_usage("missing command: serve or stats");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(usage, stdout);
         return 0;
     }
-    signal(SIGPIPE, SIG_IGN);
-    if (pc_crypto_init() != 0) {
-        fprintf(stderr, "peercdn-tracker: libsodium failed to initialise\n");
+    if (pc_cli_start_libraries() != 0)
         return 1;
-    }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-        fprintf(stderr, "peercdn-tracker: libcurl failed to initialise\n");
-        return 1;
-    }
     int rc;
     if (strcmp(argv[1], "serve") == 0)
         rc = cmd_serve(argc - 1, argv + 1);
     else if (strcmp(argv[1], "stats") == 0)
         rc = cmd_stats(argc - 1, argv + 1);
     else
-        die_usage("unknown command (serve or stats)");
+        pc_cli_usage("unknown command (serve or stats)");
     curl_global_cleanup();
     return rc;
 }

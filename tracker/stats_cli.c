@@ -1,19 +1,14 @@
 /* peercdn-tracker stats: GET /stats printed as a table for a person; see tracker.h. */
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pc_buf.h"
+#include "pc_http_client.h"
 #include "pc_json.h"
 #include "tracker.h"
 
 #define STATS_MAX (64u << 20)
-
-static size_t on_data(char *p, size_t size, size_t n, void *user)
-{
-    return pc_buf_append(user, p, size * n) == 0 ? size * n : 0;
-}
 
 static void human_bytes(double b, char *out, size_t len)
 {
@@ -41,31 +36,16 @@ static void row(const char *name, const json_t *e)
 int pc_tracker_stats_cli(const char *url, const char *video, int json)
 {
     char full[2048];
-    size_t ulen = strlen(url);
-    while (ulen > 0 && url[ulen - 1] == '/')
-        ulen--;
-    snprintf(full, sizeof(full), "%.*s/stats", (int)ulen, url);
-    CURL *c = curl_easy_init();
-    if (c == NULL) {
-        fprintf(stderr, "peercdn-tracker: out of memory\n");
-        return 1;
-    }
     pc_buf body;
     pc_buf_init(&body, STATS_MAX);
-    curl_easy_setopt(c, CURLOPT_URL, full);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    CURLcode cc = curl_easy_perform(c);
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
+    const char *why = "";
+    int cc = pc_http_get_blocking(url, "stats", 30, &body, &status, full, sizeof(full), &why);
     int rc = 1;
     json_t *doc = NULL;
     char err[160];
-    if (cc != CURLE_OK) {
-        fprintf(stderr, "peercdn-tracker: cannot reach %s: %s\n", full, curl_easy_strerror(cc));
+    if (cc != 0) {
+        fprintf(stderr, "peercdn-tracker: cannot reach %s: %s\n", full, why);
     } else if (status != 200) {
         fprintf(stderr, "peercdn-tracker: %s answered HTTP %ld\n", full, status);
     } else if (pc_json_parse_object(body.data, body.len, STATS_MAX, &doc, err, sizeof(err)) != 0) {

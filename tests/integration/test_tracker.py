@@ -10,7 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SLOW, Suite, TrackerPeer, b64u_decode, check, eq  # noqa: E402
+from harness import SLOW, Suite, TrackerPeer, b64u_decode, check, clip, eq  # noqa: E402
 
 from cryptography.exceptions import InvalidSignature  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
@@ -266,7 +266,25 @@ def test_flood_from_one_address_is_limited(s):
     check(re.search(r'rejects_total\{code="rate_limited"\} (\d+)', metrics).group(1) != "0", "counted in metrics")
 
 
+def test_origin_publishes_the_tracker_and_its_key(s):
+    """The origin fetches GET /api/tracker-key once per video and names the tracker in p2p.json; an
+    unreachable tracker fails the video with a stable code and keeps the upload."""
+    t = s.tracker()
+    o = s.origin("--tracker", t.url + "/")
+    src = clip("tracker_clip_320x180", size="320x180", rate=25, dur=4)
+    vid = o.upload(src, title="with a tracker")
+    o.ready(vid)
+    m = json.loads(o.req("GET", "/v/%s/p2p.json" % vid).body)
+    eq(m["tracker"]["url"], t.url + "/", "tracker URL as configured")
+    eq(__import__("base64").b64decode(m["tracker"]["ed25519"]), t.key(), "the tracker's own key")
+    dead = s.origin("--tracker", "http://127.0.0.1:1")
+    vid = dead.upload(src, title="tracker down")
+    v = dead.wait(vid, timeout=120)
+    eq(v["state"], "failed", "no key, no signed manifest")
+    eq(v["error"]["code"], "tracker_unreachable", "stable code")
+
+
 S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers, test_other_videos_are_separate,
        test_silent_peers_expire_after_two_intervals, test_statistics_add_up, test_metrics_match_stats,
        test_restart_keeps_statistics_and_history, test_stats_cli, test_bad_input_is_refused_with_a_reason,
-       test_flood_from_one_address_is_limited])
+       test_flood_from_one_address_is_limited, test_origin_publishes_the_tracker_and_its_key])

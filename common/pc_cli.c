@@ -1,0 +1,61 @@
+/* Command-line glue; see pc_cli.h. */
+#include "pc_cli.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <curl/curl.h>
+
+#include "pc_crypto.h"
+#include "pc_log.h"
+
+static const char *prog_name = "peercdn";
+
+void pc_cli_init(const char *prog)
+{
+    prog_name = prog;
+}
+
+int pc_cli_start_libraries(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (pc_crypto_init() != 0) {
+        fprintf(stderr, "%s: libsodium failed to initialise\n", prog_name);
+        return 1;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        fprintf(stderr, "%s: libcurl failed to initialise\n", prog_name);
+        return 1;
+    }
+    return 0;
+}
+
+void pc_cli_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog_name);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see --help)\n");
+    va_end(ap);
+    exit(2);
+}
+
+double pc_cli_num(const char *s, const char *what, double min, double max)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || !(v >= min && v <= max))
+        pc_cli_usage("bad value for %s: '%s'", what, s);
+    return v;
+}
+
+void pc_cli_log_level(const char *s)
+{
+    int l = pc_log_level_parse(s);
+    if (l < 0)
+        pc_cli_usage("--log-level takes error, warn, info or debug");
+    pc_log_set_level(l);
+}

@@ -1,0 +1,21 @@
+/*
+ * What every command-line entry point shares: one-line usage errors (exit 2, "PROG: message (see
+ * --help)"), bounded numeric options, --log-level, and process start-up (SIGPIPE ignored so a peer
+ * that goes away mid-response costs an EPIPE, not the process; libsodium and libcurl initialised).
+ */
+#ifndef PC_CLI_H
+#define PC_CLI_H
+
+/* Sets the program name used in messages; call first. Cannot fail. */
+void pc_cli_init(const char *prog);
+/* Ignores SIGPIPE and initialises libsodium and libcurl; on failure prints one line and returns 1
+ * (a main's exit status), else 0. */
+int pc_cli_start_libraries(void);
+/* Prints "PROG: MSG (see --help)" and exits 2. */
+__attribute__((noreturn, format(printf, 1, 2))) void pc_cli_usage(const char *fmt, ...);
+/* A number in [min, max], or a usage error naming |what|. */
+double pc_cli_num(const char *s, const char *what, double min, double max);
+/* --log-level VALUE, or a usage error. */
+void pc_cli_log_level(const char *s);
+
+#endif
