@@ -630,6 +630,8 @@ static void drain(world *w)
             handle(w, vi, &a);
         if (v->e == NULL)
             continue;
+        if (pc_engine_error(v->e) != 0)
+            w->oom = 1;
         uint64_t t = pc_engine_expiry(v->e);
         if (t != UINT64_MAX && t != v->timer_t) {
             v->timer_t = t;
@@ -914,6 +916,8 @@ static void record(world *w, uint32_t vi)
     double wsum = 0, bsum = 0;
     size_t bb = (vd->n + 7) / 8;
     v->got = calloc(vd->m.n_rungs, bb);
+    if (v->got == NULL)
+        w->oom = 1; /* the bound needs it: fail the run rather than under-count */
     for (uint32_t i = 0; i < vd->n; i++) {
         pc_segment_info si;
         pc_engine_segment(v->e, i, &si);
@@ -1220,8 +1224,6 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, FILE *progress
                 break;
             advance(w, f);
             f->done = f->total;
-            uint32_t dst = e.id;
-            (void)dst;
             viewer *d = &w->v[f->dst];
             credit(w, f->dst);
             uint32_t src = f->src, to = f->dst;

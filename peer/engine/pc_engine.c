@@ -62,6 +62,7 @@ struct pc_engine {
     uint8_t init_state[PC_RUNGS_MAX];
     xfer x[XFERS_MAX];
     size_t nx;
+    uint32_t npeer_xfers;         /* of those, from peers */
     uint64_t next_xfer;
     epeer *peers;                 /* npeer_slots slots, grown on demand (up to PC_ENGINE_PEERS_MAX) */
     uint32_t npeer_slots;
@@ -165,7 +166,7 @@ static void emit(pc_engine *e, pc_action a)
         size_t cap = e->qcap ? e->qcap * 2 : 32;
         pc_action *q = malloc(cap * sizeof(*q));
         if (q == NULL) {
-            e->oom = 1; /* reported by pc_engine_next_action never; the engine degrades (drops the action) */
+            e->oom = 1; /* an action is lost: the engine is broken from here on (pc_engine_error) */
             return;
         }
         for (size_t i = 0; i < e->qn; i++)
@@ -177,6 +178,11 @@ static void emit(pc_engine *e, pc_action a)
     }
     e->q[(e->qh + e->qn) % e->qcap] = a;
     e->qn++;
+}
+
+int pc_engine_error(const pc_engine *e)
+{
+    return e->oom ? PC_ENOMEM : 0;
 }
 
 int pc_engine_next_action(pc_engine *e, pc_action *a)
@@ -207,19 +213,11 @@ static double meter_rate(const meter *m)
     return m->active > 0 ? m->bytes / m->active * 1e6 : 0; /* bytes per second */
 }
 
-static int any_peer_xfer(const pc_engine *e)
-{
-    for (size_t i = 0; i < e->nx; i++)
-        if (e->x[i].src != PC_SRC_CDN)
-            return 1;
-    return 0;
-}
-
 /* Every change to the set of transfers or their bytes first brings the meters to |now|. */
 static void meters_to(pc_engine *e, uint64_t now)
 {
     double tau = (double)e->cfg.mode_window_us;
-    meter_advance(&e->m_p2p, now, e->p2p_wanted || any_peer_xfer(e), tau);
+    meter_advance(&e->m_p2p, now, e->p2p_wanted || e->npeer_xfers > 0, tau);
     meter_advance(&e->m_all, now, e->nx > 0, (double)e->cfg.tput_window_us);
 }
 
@@ -244,7 +242,7 @@ static epeer *peer_by_handle(pc_engine *e, uint32_t h, uint32_t *slot)
     return NULL;
 }
 
-static uint64_t stall_timeout(const pc_engine *e, const epeer *p)
+static uint64_t stall_timeout(const epeer *p)
 {
     double t = p->gap_known ? p->gap_mean + 4 * sqrt(p->gap_var) : 2000000.0;
     t += (double)p->rtt;
@@ -252,7 +250,6 @@ static uint64_t stall_timeout(const pc_engine *e, const epeer *p)
         t = 300000;
     if (t > 5000000)
         t = 5000000;
-    (void)e;
     return (uint64_t)t;
 }
 
@@ -287,8 +284,10 @@ static double *outstanding_of(pc_engine *e, uint32_t src)
 static void xfer_remove(pc_engine *e, xfer *x)
 {
     *outstanding_of(e, x->src) -= (double)(x->len - x->got);
-    if (x->src != PC_SRC_CDN)
+    if (x->src != PC_SRC_CDN) {
         e->peers[x->src].inflight--;
+        e->npeer_xfers--;
+    }
     *x = e->x[--e->nx];
 }
 
@@ -334,6 +333,7 @@ static int start_xfer(pc_engine *e, uint32_t src, uint32_t rung, uint32_t i, int
     xfer *x = &e->x[e->nx++];
     *x = (xfer){.id = ++e->next_xfer, .src = src, .rung = rung, .seg = i, .offset = offset,
                 .len = seg_size(e, rung, i) - offset, .started = now, .last_data = now, .prefetch = prefetch};
+    e->npeer_xfers += src != PC_SRC_CDN;
     if (src != PC_SRC_CDN && ++e->peers[src].inflight >= e->cfg.peer_inflight) {
         for (uint32_t f = 0; f < e->nfree; f++) {
             if (e->free_peers[f] == src) {
@@ -563,7 +563,7 @@ static void check_rescues(pc_engine *e, uint64_t now)
         uint64_t ahead = ahead_of(e, x->seg);
         int urgent = ahead < urgent_us(e);
         int cdn_ok = !e->cfg.p2p_only;
-        if (now - x->last_data >= (x->got > 0 ? stall_timeout(e, p) : e->cfg.first_byte_us)) {
+        if (now - x->last_data >= (x->got > 0 ? stall_timeout(p) : e->cfg.first_byte_us)) {
             rescue(e, x, 1, urgent && cdn_ok, now);
             continue; /* x now holds another transfer */
         }
@@ -589,7 +589,7 @@ static double playing_bps(const pc_engine *e)
     return (double)e->m->rung[e->abr.cur].bandwidth;
 }
 
-static void update_mode(pc_engine *e, uint64_t now, int swarm_lacks)
+static void update_mode(pc_engine *e, int swarm_lacks)
 {
     if (e->cfg.cdn_only || e->cfg.p2p_only)
         return;
@@ -605,7 +605,6 @@ static void update_mode(pc_engine *e, uint64_t now, int swarm_lacks)
         e->cdn_mode = 1;
     else if (e->cdn_mode && ratio > e->cfg.high_water)
         e->cdn_mode = 0;
-    (void)now;
 }
 
 /* ---- scheduling ---- */
@@ -683,7 +682,7 @@ static void schedule(pc_engine *e, uint64_t now)
     int swarm_lacks = 0;
     if (next < n && e->start[next] >= e->startup_end && ahead_of(e, next) < e->cfg.prefetch_us)
         swarm_lacks = e->avail[(size_t)e->abr.cur * n + next] == 0;
-    update_mode(e, now, swarm_lacks);
+    update_mode(e, swarm_lacks);
     meters_to(e, now);
     double tput = abr_throughput(e);
     /* the buffer as update_player measured it at the start of this pass */
@@ -1110,7 +1109,6 @@ void pc_engine_on_request(pc_engine *e, uint64_t request, uint32_t peer, uint32_
                len <= seg_size(e, rung, segment) - offset;
     pc_refuse_reason why = pc_upload_request(&e->up, request, peer, len, held, deadline, e->now);
     if (why != PC_REFUSE_NONE) {
-        e->up.refused++;
         emit(e, (pc_action){.type = PC_ACT_REFUSE, .request = request, .peer = peer, .reason = why});
         return;
     }
@@ -1144,7 +1142,7 @@ uint64_t pc_engine_expiry(const pc_engine *e)
     for (size_t k = 0; k < e->nx; k++) {
         const xfer *x = &e->x[k];
         if (x->src != PC_SRC_CDN) {
-            uint64_t s = x->last_data + (x->got > 0 ? stall_timeout(e, &e->peers[x->src]) : e->cfg.first_byte_us);
+            uint64_t s = x->last_data + (x->got > 0 ? stall_timeout(&e->peers[x->src]) : e->cfg.first_byte_us);
             if (s < t)
                 t = s;
             /* deadline checks matter once its segment is urgent: until then, wake when it becomes so */

@@ -182,6 +182,9 @@ void pc_engine_on_timeout(pc_engine *e, uint64_t now);
 
 /* Pulls the next action; 1 when one was written. */
 int pc_engine_next_action(pc_engine *e, pc_action *a);
+/* PC_ENOMEM once an action could not be queued for lack of memory: the engine's view no longer matches
+ * the caller's, so the caller must stop using it (free it, fail the viewer). 0 otherwise. */
+int pc_engine_error(const pc_engine *e);
 
 void pc_engine_get_stats(const pc_engine *e, pc_engine_stats *s);
 /* |i| < n_segments. */

@@ -51,8 +51,8 @@ static int before(const pc_upload_req *a, const pc_upload_req *b)
     return a->deadline != b->deadline ? a->deadline < b->deadline : a->seq < b->seq;
 }
 
-pc_refuse_reason pc_upload_request(pc_upload *u, uint64_t id, uint32_t peer, uint32_t len, int held,
-                                   uint64_t deadline, uint64_t now)
+static pc_refuse_reason admit(pc_upload *u, uint64_t id, uint32_t peer, uint32_t len, int held, uint64_t deadline,
+                              uint64_t now)
 {
     if (u->cap_bps == 0)
         return PC_REFUSE_DISABLED;
@@ -96,6 +96,14 @@ pc_refuse_reason pc_upload_request(pc_upload *u, uint64_t id, uint32_t peer, uin
     u->seq++;
     u->q[u->n++] = me;
     return PC_REFUSE_NONE;
+}
+
+pc_refuse_reason pc_upload_request(pc_upload *u, uint64_t id, uint32_t peer, uint32_t len, int held,
+                                   uint64_t deadline, uint64_t now)
+{
+    pc_refuse_reason why = admit(u, id, peer, len, held, deadline, now);
+    u->refused += why != PC_REFUSE_NONE;
+    return why;
 }
 
 int pc_upload_next(pc_upload *u, uint64_t now, uint64_t *id, uint32_t *len)

@@ -102,7 +102,10 @@ def test_outputs_read_well(s):
     eq(round(summ["cdn_cost"], 6), round(summ["bytes_cdn"] / 1e9 * 0.02, 6), "CDN cost at $0.02/GB")
     rows = list(csv.DictReader(open(os.path.join(d, "timeseries.csv"))))
     check(len(rows) > 10, "a time series")
-    eq(int(rows[-1]["watching"]) >= 0, True, "viewer counts")
+    check(max(int(r["watching"]) for r in rows) >= 10, "the series counts the viewers watching")
+    check(any(int(r["seeding"]) > 0 for r in rows), "and those seeding after watching")
+    stalls = [int(r["stalls"]) for r in rows]
+    eq(stalls, sorted(stalls), "stalls are cumulative")
     last = rows[-1]
     check(abs(float(last["offload_cumulative"]) - summ["offload"]) < 0.01, "the series ends at the summary's offload")
     for svg in ("offload.svg", "startup_cdf.svg", "swarm.svg"):

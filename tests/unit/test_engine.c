@@ -25,6 +25,24 @@ static pc_engine_config cfg_default(void)
     return c;
 }
 
+/* The hash the manifest holds for what |a| fetched (rung 0). */
+static const uint8_t *right_hash(const w_media *wm, const pc_action *a)
+{
+    return a->segment == PC_SEG_INIT ? wm->ihash[0] : wm->hash[0] + 32 * (size_t)a->segment;
+}
+
+/* An engine on 15 one-rung segments with peer 7 holding all of them, playing from time 0. */
+static pc_engine *engine_with_peer_7(w_media *wm, const pc_engine_config *c)
+{
+    w_media_init(wm, 15, 4, 1, ladder);
+    pc_engine *e;
+    assert_int_equal(pc_engine_new(&wm->m, c, &e), 0);
+    assert_int_equal(pc_engine_peer_add(e, 7, 8000000, 0), 0);
+    pc_engine_peer_have(e, 7, 0, 0, 14, 0);
+    pc_engine_play(e, 0);
+    return e;
+}
+
 static void totals(w_world *w, uint32_t from_seg, uint64_t *cdn, uint64_t *p2p)
 {
     *cdn = *p2p = 0;
@@ -124,15 +142,10 @@ static void rescue_fires_at_the_stall_timeout_tick(void **state)
 {
     (void)state;
     static w_media wm;
-    w_media_init(&wm, 15, 4, 1, ladder);
     pc_engine_config c = cfg_default();
     c.urgent_us = 4 * S; /* the peer's first segment (8 s ahead) is not urgent: no deadline rescue, */
     c.cdn_urgent_us = 4 * S; /* not even when the slow start sends the engine to CDN mode */
-    pc_engine *e;
-    assert_int_equal(pc_engine_new(&wm.m, &c, &e), 0);
-    assert_int_equal(pc_engine_peer_add(e, 7, 8000000, 0), 0);
-    pc_engine_peer_have(e, 7, 0, 0, 14, 0);
-    pc_engine_play(e, 0);
+    pc_engine *e = engine_with_peer_7(&wm, &c);
     /* the CDN delivers the start at once; note the peer's first transfer */
     pc_action a;
     uint64_t peer_xfer = 0;
@@ -142,8 +155,7 @@ static void rescue_fires_at_the_stall_timeout_tick(void **state)
             if (a.type != PC_ACT_FETCH)
                 continue;
             if (a.peer == PC_SRC_CDN) {
-                const uint8_t *h = a.segment == PC_SEG_INIT ? wm.ihash[0] : wm.hash[0] + 32 * a.segment;
-                pc_engine_on_done(e, a.transfer, h, 0);
+                pc_engine_on_done(e, a.transfer, right_hash(&wm, &a), 0);
             } else if (peer_xfer == 0) {
                 peer_xfer = a.transfer;
                 peer_seg = a.segment;
@@ -456,13 +468,8 @@ static void refusals_are_not_faults_but_failures_are(void **state)
 {
     (void)state;
     static w_media wm;
-    w_media_init(&wm, 15, 4, 1, ladder);
     pc_engine_config c = cfg_default();
-    pc_engine *e;
-    assert_int_equal(pc_engine_new(&wm.m, &c, &e), 0);
-    assert_int_equal(pc_engine_peer_add(e, 7, 8000000, 0), 0);
-    pc_engine_peer_have(e, 7, 0, 0, 14, 0);
-    pc_engine_play(e, 0);
+    pc_engine *e = engine_with_peer_7(&wm, &c);
     pc_action a;
     int drops = 0;
     uint64_t now = 0;
@@ -474,7 +481,7 @@ static void refusals_are_not_faults_but_failures_are(void **state)
             if (a.type == PC_ACT_FETCH && a.peer == 7)
                 pc_engine_on_fail(e, a.transfer, PC_EAGAIN, now);
             else if (a.type == PC_ACT_FETCH)
-                pc_engine_on_done(e, a.transfer, a.segment == PC_SEG_INIT ? wm.ihash[0] : wm.hash[0] + 32 * a.segment, now);
+                pc_engine_on_done(e, a.transfer, right_hash(&wm, &a), now);
             drops += a.type == PC_ACT_DROP;
         }
     }
@@ -489,7 +496,7 @@ static void refusals_are_not_faults_but_failures_are(void **state)
                 pc_engine_on_fail(e, a.transfer, PC_ENET, now);
                 fails++;
             } else if (a.type == PC_ACT_FETCH) {
-                pc_engine_on_done(e, a.transfer, a.segment == PC_SEG_INIT ? wm.ihash[0] : wm.hash[0] + 32 * a.segment, now);
+                pc_engine_on_done(e, a.transfer, right_hash(&wm, &a), now);
             }
             drops += a.type == PC_ACT_DROP && a.peer == 7;
         }
