@@ -471,7 +471,7 @@ static void upload_expired_lists_what_to_forget(void **state)
     char ids[4][PC_ID_LEN + 1];
     assert_int_equal(pc_db_upload_expired(f->db, 99, 50, ids, 4), 0); /* one second before */
     assert_int_equal(pc_db_upload_expired(f->db, 100, 50, ids, 4), 1); /* at the expiry second */
-    assert_string_equal(ids[0], VID_A); /* B completed: kept for now */
+    assert_string_equal(ids[0], VID_A); /* B completed: a finished upload never expires */
     assert_int_equal(pc_db_upload_expired(f->db, 149, 50, ids, 4), 1);
     int n = pc_db_upload_expired(f->db, 150, 50, ids, 4); /* B's record: its expiry plus the keep time */
     assert_int_equal(n, 2);
