@@ -15,6 +15,7 @@ enum { SEG_NONE, SEG_INFLIGHT, SEG_READY };
 typedef struct seg {
     uint8_t state, rung;
     uint8_t ncontrib;
+    uint8_t demanded;             /* a real player asked for this rung of it (pc_engine_demand) */
     uint32_t got;                 /* bytes held, contiguous from 0 */
     uint32_t bytes_cdn, bytes_p2p;/* of the copy being assembled / kept */
     uint32_t contrib[2];          /* peer handles that sent bytes of this copy */
@@ -77,6 +78,7 @@ struct pc_engine {
     uint32_t cdn_fails;
     uint64_t cdn_retry_at;
     uint64_t startup_end;         /* content time before which the CDN serves (start, seek) */
+    uint64_t demand_pos;          /* a real player asked for the segment starting here (pc_engine_demand) */
     int cdn_mode;
     meter m_p2p, m_all;
     uint64_t now, stepped_at;
@@ -143,6 +145,11 @@ static size_t bitmap_bytes(const pc_engine *e)
 static int bit_get(const uint8_t *b, uint32_t i)
 {
     return (b[i / 8] >> (i % 8)) & 1;
+}
+
+static void bit_clear(uint8_t *b, uint32_t i)
+{
+    b[i / 8] &= (uint8_t)~(1u << (i % 8));
 }
 
 static void bit_set(uint8_t *b, uint32_t i)
@@ -291,9 +298,10 @@ static void xfer_remove(pc_engine *e, xfer *x)
     *x = e->x[--e->nx];
 }
 
+/* Where the viewer is: the model's playhead, or further on when a real player asked for a later segment. */
 static uint64_t content_pos(const pc_engine *e)
 {
-    return e->player.pos_us;
+    return e->demand_pos > e->player.pos_us ? e->demand_pos : e->player.pos_us;
 }
 
 static uint64_t ahead_of(const pc_engine *e, uint32_t i)
@@ -702,7 +710,7 @@ static void schedule(pc_engine *e, uint64_t now)
         seg *s = &e->segs[i];
         if (s->state != SEG_NONE)
             continue;
-        uint32_t r = s->got > 0 ? s->rung : rung;
+        uint32_t r = s->got > 0 || s->demanded ? s->rung : rung;
         double bytes = (double)(seg_size(e, r, i) - (s->got > 0 ? s->got : 0));
         int startup = e->start[i] < e->startup_end;
         if (e->cfg.cdn_only || startup) {
@@ -742,7 +750,7 @@ static void schedule(pc_engine *e, uint64_t now)
     for (size_t k = 0; k < nc && prefetch_busy(e) < e->cfg.prefetch_inflight && e->nfree > 0; k++) {
         uint32_t i = cands[k].i;
         seg *s = &e->segs[i];
-        uint32_t r = s->got > 0 ? s->rung : rung;
+        uint32_t r = s->got > 0 || s->demanded ? s->rung : rung;
         double peta = 0;
         uint32_t pk = best_peer(e, r, i, (double)(seg_size(e, r, i) - s->got), &peta);
         if (pk != PC_SRC_CDN)
@@ -854,6 +862,7 @@ void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now)
     if (now > e->now)
         e->now = now;
     pc_player_seek(&e->player, pos_us, e->now);
+    e->demand_pos = 0;
     e->ended_sent = e->player.state == PC_PLAYER_ENDED;
     uint32_t first = seg_at(e, content_pos(e));
     e->startup_end = e->start[first] + e->cfg.startup_cdn_us;
@@ -869,6 +878,37 @@ void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now)
             k++;
         }
     }
+    step(e, e->now);
+}
+
+void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
+{
+    if (e->quit || e->player.state == PC_PLAYER_IDLE || i >= e->m->n_segments || rung >= e->m->n_rungs)
+        return;
+    if (now > e->now)
+        e->now = now;
+    meters_to(e, e->now);
+    if (e->start[i] > e->demand_pos)
+        e->demand_pos = e->start[i];
+    seg *s = &e->segs[i];
+    if (s->state != SEG_NONE && s->rung != rung) {
+        /* the player wants another rung than the copy held or coming: drop that copy */
+        for (size_t k = 0; k < e->nx; k++)
+            if (e->x[k].seg == i) {
+                emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = e->x[k].id});
+                xfer_remove(e, &e->x[k]);
+                break;
+            }
+        if (s->state == SEG_READY)
+            bit_clear(e->held + (size_t)s->rung * bitmap_bytes(e), i);
+        s->state = SEG_NONE;
+        s->got = 0;
+        s->bytes_cdn = s->bytes_p2p = 0;
+        s->ncontrib = 0;
+    }
+    if (s->state == SEG_NONE)
+        s->rung = (uint8_t)rung;
+    s->demanded = 1;
     step(e, e->now);
 }
 

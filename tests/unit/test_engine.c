@@ -528,6 +528,38 @@ static void bad_media_is_refused(void **state)
     assert_null(e);
 }
 
+/* a real player's request: its segment is due at once, at the rung it names, from where it asks */
+static void a_player_demand_pulls_the_window_and_picks_the_rung(void **state)
+{
+    (void)state;
+    static w_media wm;
+    static const uint32_t two[] = {1000000, 3000000};
+    w_media_init(&wm, 40, 4, 2, two);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 20);
+    w_start(&w);
+    w_run_until(&w, 3 * S);
+    /* the player jumps to segment 20 of rung 1: within a second it is held, and nothing before it is fetched */
+    pc_engine_demand(w.e, 1, 20, w.now);
+    w_handle_actions(&w);
+    for (uint32_t i = 0; i < w.nx; i++)
+        if (w.x[i].seg != PC_SEG_INIT)
+            assert_true(w.x[i].seg >= 20);
+    w_run_until(&w, 4 * S);
+    assert_true(pc_engine_holds(w.e, 1, 20));
+    /* asking for rung 0 of a segment held at rung 1 replaces that copy */
+    pc_engine_demand(w.e, 0, 20, w.now);
+    w_handle_actions(&w);
+    assert_false(pc_engine_holds(w.e, 1, 20));
+    w_run_until(&w, 5 * S);
+    assert_true(pc_engine_holds(w.e, 0, 20));
+    /* out of range: ignored */
+    pc_engine_demand(w.e, 2, 3, w.now);
+    pc_engine_demand(w.e, 0, 40, w.now);
+    w_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -543,6 +575,7 @@ int main(void)
         cmocka_unit_test(hybrid_never_stalls_where_the_cdn_alone_would_not_and_never_takes_more_cdn_bytes),
         cmocka_unit_test(refusals_are_not_faults_but_failures_are),
         cmocka_unit_test(bad_media_is_refused),
+        cmocka_unit_test(a_player_demand_pulls_the_window_and_picks_the_rung),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
