@@ -1,0 +1,121 @@
+/*
+ * CDN fetches: one composite segment (media.h) is one or two HTTP GETs on the shared libcurl multi
+ * (keep-alive connections are pooled by the multi handle), from the offset the engine asks for: a part
+ * started in the middle is a Range request. Bytes go straight into the segment's assembly buffer; the
+ * answer's status and length are checked against the signed sizes, so an origin that sends more or less
+ * is a failure, not a buffer overrun.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_internal.h"
+#include "pc_log.h"
+
+static size_t on_body(char *p, size_t sz, size_t n, void *arg)
+{
+    dl *d = arg;
+    size_t bytes = sz * n;
+    uint32_t pos = d->offset + d->got;
+    if (bytes > (size_t)(d->part_end - pos) || d->buf->rung != d->rung)
+        return 0; /* more than the signed size: abort the transfer */
+    memcpy(d->buf->buf + pos, p, bytes);
+    pc_client_cdn_bytes(d->c, d, (uint32_t)bytes);
+    return bytes;
+}
+
+static void on_part_done(void *arg, CURL *easy, CURLcode rc);
+
+static int start_part(client *c, dl *d)
+{
+    pc_part parts[2];
+    int np = pc_peer_media_parts(&c->pm, d->rung, d->seg, parts);
+    uint32_t pos = d->offset + d->got;
+    int k = 0;
+    while (k + 1 < np && pos >= parts[k].offset + parts[k].size)
+        k++;
+    const pc_part *p = &parts[k];
+    d->part_end = p->offset + p->size;
+    d->part_start = pos;
+    char url[2048];
+    if ((size_t)snprintf(url, sizeof(url), "%s%s", c->base, p->url) >= sizeof(url))
+        return PC_ETOOBIG;
+    if (d->easy == NULL) {
+        d->easy = curl_easy_init();
+        if (d->easy == NULL)
+            return PC_ENOMEM;
+    } else {
+        curl_easy_reset(d->easy);
+    }
+    curl_slist_free_all(d->headers);
+    d->headers = NULL;
+    d->ranged = pos > p->offset;
+    if (d->ranged) {
+        char range[96];
+        snprintf(range, sizeof(range), "Range: bytes=%u-%u", pos - p->offset, p->size - 1);
+        d->headers = curl_slist_append(NULL, range);
+        if (d->headers == NULL)
+            return PC_ENOMEM;
+        curl_easy_setopt(d->easy, CURLOPT_HTTPHEADER, d->headers);
+    }
+    d->err[0] = '\0';
+    curl_easy_setopt(d->easy, CURLOPT_URL, url);
+    curl_easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, d);
+    curl_easy_setopt(d->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(d->easy, CURLOPT_ERRORBUFFER, d->err);
+    curl_easy_setopt(d->easy, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(d->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);   /* a stuck answer: */
+    curl_easy_setopt(d->easy, CURLOPT_LOW_SPEED_TIME, 10L);   /* nothing for 10 s fails it */
+    curl_easy_setopt(d->easy, CURLOPT_TCP_NODELAY, 1L);
+    if (c->cfg->down_kbps > 0) {
+        /* the download cap, shared by the CDN transfers the engine runs at once */
+        curl_off_t per = (curl_off_t)(c->cfg->down_kbps * 1000 / 8 / 2);
+        curl_easy_setopt(d->easy, CURLOPT_MAX_RECV_SPEED_LARGE, per > 0 ? per : 1);
+    }
+    d->buf = pc_client_asm(c, d->rung, d->seg, d->offset);
+    if (d->buf == NULL)
+        return PC_ENOMEM;
+    return pc_http_client_add(c->http, d->easy, on_part_done, d) == 0 ? 0 : PC_ENET;
+}
+
+static void on_part_done(void *arg, CURL *easy, CURLcode rc)
+{
+    dl *d = arg;
+    client *c = d->c;
+    long status = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    uint32_t pos = d->offset + d->got;
+    int ok = rc == CURLE_OK && (d->ranged ? status == 206 : status == 200) && pos == d->part_end;
+    if (!ok) {
+        PC_LOGW("cdn", "segment %d of rung %u: %s (HTTP %ld, %u of %u bytes)", d->seg == PC_SEG_INIT ? -1 : (int)d->seg,
+                d->rung, rc != CURLE_OK ? (d->err[0] != '\0' ? d->err : curl_easy_strerror(rc)) : "bad answer", status,
+                pos - d->part_start, d->part_end - d->part_start);
+        pc_client_cdn_done(c, d, status != 0 && rc == CURLE_OK ? PC_EHTTP : PC_ENET);
+        return;
+    }
+    if (pos < d->offset + d->len) {
+        int err = start_part(c, d);
+        if (err != 0)
+            pc_client_cdn_done(c, d, err);
+        return;
+    }
+    pc_client_cdn_done(c, d, 0);
+}
+
+int pc_cdn_start(client *c, dl *d)
+{
+    d->c = c;
+    return start_part(c, d);
+}
+
+void pc_cdn_cancel(client *c, dl *d)
+{
+    if (d->easy != NULL) {
+        pc_http_client_cancel(c->http, d->easy);
+        curl_easy_cleanup(d->easy);
+        d->easy = NULL;
+    }
+    curl_slist_free_all(d->headers);
+    d->headers = NULL;
+}

@@ -1,0 +1,1345 @@
+/*
+ * The peer client's core (client.h): trust bootstrap, the engine's I/O shell, peer links, uploads and
+ * the tracker. CDN fetches are in cdn.c, the local HLS endpoint in hls.c, the report in report.c.
+ *
+ * Every callback takes "now" once (pc_client_now: monotonic µs since start), feeds the engine, and
+ * asks for a drive (pc_client_kick): the engine's actions are carried out from a zero timer on the
+ * loop, never from inside a libcurl callback, and the engine timer is re-armed after each drive.
+ */
+#include "client_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pc_cli.h"
+#include "pc_crypto.h"
+#include "pc_json.h"
+#include "pc_log.h"
+
+static void drive(client *c);
+static void announce(client *c, const char *event);
+static void pump(client *c, plink *pl);
+static void begin_shutdown(client *c, int code);
+
+void pc_client_config_default(pc_client_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->listen = "0.0.0.0:0";
+    c->rendition = "auto";
+    c->mem_cap = 1024u << 20;
+    c->max_links = 24;
+}
+
+uint64_t pc_client_now(const client *c)
+{
+    return uv_hrtime() / 1000 - c->t0_us;
+}
+
+static void on_kick(uv_timer_t *t)
+{
+    client *c = t->data;
+    c->kicked = 0;
+    drive(c);
+}
+
+void pc_client_kick(client *c)
+{
+    if (!c->kicked) {
+        c->kicked = 1;
+        uv_timer_start(&c->kick, on_kick, 0, 0);
+    }
+}
+
+/* ---- bookkeeping ---- */
+
+static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t nc = *cap == 0 ? 16 : *cap * 2;
+    void *p = realloc(*arr, nc * elem);
+    if (p == NULL)
+        return PC_ENOMEM;
+    *arr = p;
+    *cap = nc;
+    return 0;
+}
+
+static dl *dl_find(client *c, uint64_t transfer)
+{
+    for (size_t i = 0; i < c->ndls; i++)
+        if (c->dls[i]->transfer == transfer && !c->dls[i]->seed)
+            return c->dls[i];
+    return NULL;
+}
+
+static dl *dl_find_wire(client *c, plink *pl, uint32_t wire_id)
+{
+    for (size_t i = 0; i < c->ndls; i++)
+        if (c->dls[i]->pl == pl && c->dls[i]->wire_id == wire_id)
+            return c->dls[i];
+    return NULL;
+}
+
+static void dl_free(client *c, dl *d)
+{
+    for (size_t i = 0; i < c->ndls; i++)
+        if (c->dls[i] == d) {
+            c->dls[i] = c->dls[--c->ndls];
+            break;
+        }
+    if (d->pl == NULL)
+        pc_cdn_cancel(c, d);
+    free(d);
+}
+
+static up *up_find(client *c, uint64_t request)
+{
+    for (size_t i = 0; i < c->nups; i++)
+        if (c->ups[i]->request == request)
+            return c->ups[i];
+    return NULL;
+}
+
+static up *up_find_wire(client *c, plink *pl, uint32_t wire_id)
+{
+    for (size_t i = 0; i < c->nups; i++)
+        if (c->ups[i]->pl == pl && c->ups[i]->wire_id == wire_id)
+            return c->ups[i];
+    return NULL;
+}
+
+static void up_free(client *c, up *u)
+{
+    for (size_t i = 0; i < c->nups; i++)
+        if (c->ups[i] == u) {
+            /* keep the order: uploads on a link are served first come, first served */
+            memmove(&c->ups[i], &c->ups[i + 1], (c->nups - i - 1) * sizeof(up *));
+            c->nups--;
+            break;
+        }
+    if (u->blob != NULL)
+        pc_blob_release(u->blob);
+    free(u);
+}
+
+static plink *plink_by_handle(client *c, uint32_t handle)
+{
+    for (plink *p = c->links; p != NULL; p = p->next)
+        if (p->handle == handle)
+            return p;
+    return NULL;
+}
+
+static int is_banned(const client *c, const uint8_t key[32])
+{
+    for (uint32_t i = 0; i < c->nbanned; i++)
+        if (memcmp(c->banned[i], key, 32) == 0)
+            return 1;
+    return 0;
+}
+
+asmbuf *pc_client_asm(client *c, uint32_t rung, uint32_t seg, uint32_t keep)
+{
+    asmbuf *a = seg == PC_SEG_INIT ? &c->asm_init[rung] : &c->asm_seg[seg];
+    uint32_t size = pc_peer_media_size(&c->pm, rung, seg);
+    if (a->buf != NULL && (a->rung != rung || keep == 0)) {
+        if (a->rung != rung) {
+            free(a->buf);
+            a->buf = NULL;
+        }
+    }
+    if (a->buf == NULL) {
+        a->buf = malloc(size);
+        if (a->buf == NULL)
+            return NULL;
+        a->rung = rung;
+        a->size = size;
+    }
+    return a;
+}
+
+static void asm_release(client *c, uint32_t rung, uint32_t seg)
+{
+    asmbuf *a = seg == PC_SEG_INIT ? &c->asm_init[rung] : &c->asm_seg[seg];
+    free(a->buf);
+    a->buf = NULL;
+}
+
+/* ---- downloads ---- */
+
+void pc_client_cdn_bytes(client *c, dl *d, uint32_t n)
+{
+    d->got += n;
+    c->bytes_cdn_total += n;
+    pc_tbucket_charge(&c->downb, n, pc_client_now(c));
+    if (!d->seed) {
+        pc_engine_on_data(c->e, d->transfer, n, pc_client_now(c));
+        pc_client_kick(c);
+    }
+}
+
+static void seed_next(client *c);
+
+static void finish_download(client *c, dl *d)
+{
+    uint8_t h[32];
+    asmbuf *a = d->buf;
+    pc_peer_media_hash(&c->pm, d->rung, d->seg, a->buf, a->size, h);
+    if (d->seed) {
+        const uint8_t *want = d->seg == PC_SEG_INIT ? c->pm.m.rung[d->rung].init_hash : c->pm.hash[d->rung] + 32 * (size_t)d->seg;
+        if (memcmp(h, want, 32) != 0) {
+            PC_LOGE("seed", "segment %u of rung %u from the CDN does not match the manifest", d->seg, d->rung);
+            c->seed_failures++;
+        } else if (d->seg == PC_SEG_INIT) {
+            c->init[d->rung] = a->buf;
+            a->buf = NULL;
+        } else if (pc_store_put(c->store, d->rung, d->seg, a->buf, a->size) != 0) {
+            PC_LOGE("seed", "the segment store cannot hold segment %u of rung %u (raise --mem-cap)", d->seg, d->rung);
+            c->seed_failures++;
+        }
+        if (d->seg != PC_SEG_INIT)
+            asm_release(c, d->rung, d->seg);
+        c->seed_pending--;
+        dl_free(c, d);
+        seed_next(c);
+        return;
+    }
+    uint64_t transfer = d->transfer;
+    dl_free(c, d);
+    pc_engine_on_done(c->e, transfer, h, pc_client_now(c));
+    pc_client_kick(c);
+}
+
+void pc_client_cdn_done(client *c, dl *d, int err)
+{
+    if (err == 0) {
+        finish_download(c, d);
+        return;
+    }
+    if (d->seed) {
+        c->seed_failures++;
+        c->seed_pending--;
+        dl_free(c, d);
+        seed_next(c);
+        return;
+    }
+    uint64_t transfer = d->transfer;
+    dl_free(c, d);
+    pc_engine_on_fail(c->e, transfer, err, pc_client_now(c));
+    pc_client_kick(c);
+}
+
+static void send_msg(plink *pl, const pc_wire_msg *m)
+{
+    uint8_t b[32];
+    if (pl->link != NULL)
+        (void)pc_link_send(pl->link, b, pc_wire_msg_encode(m, b)); /* a failure closes the link, which we hear */
+}
+
+static void act_fetch(client *c, const pc_action *a, uint64_t now)
+{
+    dl *d = calloc(1, sizeof(*d));
+    if (d == NULL || grow((void **)&c->dls, &c->cdls, c->ndls, sizeof(dl *)) != 0) {
+        free(d);
+        pc_engine_on_fail(c->e, a->transfer, PC_ENOMEM, now);
+        return;
+    }
+    *d = (dl){.transfer = a->transfer, .rung = a->rung, .seg = a->segment, .offset = a->offset, .len = a->length};
+    d->buf = pc_client_asm(c, a->rung, a->segment, a->offset);
+    c->dls[c->ndls++] = d;
+    if (d->buf == NULL) {
+        dl_free(c, d);
+        pc_engine_on_fail(c->e, a->transfer, PC_ENOMEM, now);
+        return;
+    }
+    if (a->peer == PC_SRC_CDN) {
+        int err = pc_cdn_start(c, d);
+        if (err != 0) {
+            dl_free(c, d);
+            pc_engine_on_fail(c->e, a->transfer, err, now);
+        }
+        return;
+    }
+    plink *pl = plink_by_handle(c, a->peer);
+    if (pl == NULL || pl->link == NULL || !pc_link_is_up(pl->link)) {
+        dl_free(c, d);
+        pc_engine_on_fail(c->e, a->transfer, PC_ENET, now);
+        return;
+    }
+    d->pl = pl;
+    d->wire_id = pl->next_id++;
+    uint32_t due = PC_WIRE_NO_DEADLINE;
+    if (a->deadline != PC_NEVER)
+        due = a->deadline <= now ? 0 : (a->deadline - now) / 1000 >= PC_WIRE_NO_DEADLINE ? PC_WIRE_NO_DEADLINE - 1 : (uint32_t)((a->deadline - now) / 1000);
+    pc_wire_msg m = {.type = PC_MSG_REQUEST, .id = d->wire_id, .rung = (uint8_t)a->rung, .seg = a->segment,
+                     .offset = a->offset, .len = a->length, .due_ms = due};
+    send_msg(pl, &m);
+}
+
+static void act_cancel(client *c, const pc_action *a)
+{
+    dl *d = dl_find(c, a->transfer);
+    if (d == NULL)
+        return;
+    if (d->pl != NULL) {
+        pc_wire_msg m = {.type = PC_MSG_CANCEL, .id = d->wire_id};
+        send_msg(d->pl, &m);
+    }
+    dl_free(c, d);
+}
+
+static void queue_have(client *c, uint32_t rung, uint32_t seg)
+{
+    if (c->nhave_q > 0) {
+        pc_wire_range *r = &c->have_q[c->nhave_q - 1];
+        if (r->rung == rung && r->hi + 1 == seg) {
+            r->hi = seg;
+            return;
+        }
+    }
+    size_t cap = c->chave_q;
+    if (grow((void **)&c->have_q, &cap, c->nhave_q, sizeof(pc_wire_range)) != 0)
+        return; /* peers learn it from a later HAVE or not at all: only offload suffers */
+    c->chave_q = (uint32_t)cap;
+    c->have_q[c->nhave_q++] = (pc_wire_range){.rung = (uint8_t)rung, .lo = seg, .hi = seg};
+}
+
+static void send_haves(plink *pl, const pc_wire_range *r, uint32_t n)
+{
+    uint8_t b[3 + 9 * PC_WIRE_HAVE_MAX];
+    for (uint32_t k = 0; k < n; k += PC_WIRE_HAVE_MAX) {
+        uint32_t m = n - k < PC_WIRE_HAVE_MAX ? n - k : PC_WIRE_HAVE_MAX;
+        if (pl->link != NULL)
+            (void)pc_link_send(pl->link, b, pc_wire_have_encode(r + k, m, b));
+    }
+}
+
+static void flush_haves(client *c)
+{
+    if (c->nhave_q == 0)
+        return;
+    for (plink *p = c->links; p != NULL; p = p->next)
+        if (p->in_engine && p->link != NULL && pc_link_is_up(p->link))
+            send_haves(p, c->have_q, c->nhave_q);
+    c->nhave_q = 0;
+}
+
+static void act_ready(client *c, const pc_action *a)
+{
+    asmbuf *ab = a->segment == PC_SEG_INIT ? &c->asm_init[a->rung] : &c->asm_seg[a->segment];
+    if (ab->buf == NULL || ab->rung != a->rung)
+        return;
+    if (a->segment == PC_SEG_INIT) {
+        free(c->init[a->rung]);
+        c->init[a->rung] = ab->buf;
+        ab->buf = NULL;
+    } else {
+        if (pc_store_put(c->store, a->rung, a->segment, ab->buf, ab->size) != 0)
+            PC_LOGW("peer", "the segment store cannot keep segment %u (over --mem-cap)", a->segment);
+        asm_release(c, a->rung, a->segment);
+        queue_have(c, a->rung, a->segment);
+    }
+    pc_hls_on_ready(c, a->rung, a->segment);
+}
+
+static void act_ban_or_drop(client *c, const pc_action *a)
+{
+    plink *pl = plink_by_handle(c, a->peer);
+    if (pl == NULL)
+        return;
+    if (a->type == PC_ACT_BAN && pl->has_key && c->nbanned < PC_BANNED_MAX && !is_banned(c, pl->key)) {
+        memcpy(c->banned[c->nbanned++], pl->key, 32);
+        PC_LOGW("peer", "banned %s: it sent data that does not match the signed manifest", pc_link_peer_name(pl->link));
+    }
+    pl->in_engine = 0; /* the engine already forgot it */
+    if (pl->link != NULL)
+        pc_link_close(pl->link, a->type == PC_ACT_BAN ? 2 : 1);
+}
+
+static void act_serve(client *c, const pc_action *a, uint64_t now)
+{
+    up *u = up_find(c, a->request);
+    if (u == NULL)
+        return;
+    u->blob = pc_store_get(c->store, u->rung, u->seg, pc_peer_media_size(&c->pm, u->rung, u->seg));
+    if (u->blob == NULL || u->pl->link == NULL) {
+        if (u->pl->link != NULL) {
+            pc_wire_msg m = {.type = PC_MSG_REFUSE, .id = u->wire_id, .reason = PC_WIRE_REFUSE_NOT_HELD};
+            send_msg(u->pl, &m);
+        }
+        uint64_t req = u->request;
+        up_free(c, u);
+        pc_engine_on_served(c->e, req, 0, now);
+        return;
+    }
+    u->serving = 1;
+    pump(c, u->pl);
+}
+
+static void act_refuse(client *c, const pc_action *a)
+{
+    up *u = up_find(c, a->request);
+    if (u == NULL)
+        return;
+    uint8_t reason = a->reason == PC_REFUSE_NOT_HELD ? PC_WIRE_REFUSE_NOT_HELD
+                     : a->reason == PC_REFUSE_DEADLINE ? PC_WIRE_REFUSE_LATE
+                                                       : PC_WIRE_REFUSE_BUSY;
+    pc_wire_msg m = {.type = PC_MSG_REFUSE, .id = u->wire_id, .reason = reason};
+    send_msg(u->pl, &m);
+    up_free(c, u);
+}
+
+static void on_ended(client *c, uint64_t now)
+{
+    if (c->ended)
+        return;
+    c->ended = 1;
+    c->ended_at_us = now;
+    if (c->cfg->hls_listen != NULL) {
+        /* a real player may still be playing: the exit timer waits for it to go quiet */
+        PC_LOGI("peer", "the headless model reached the end; serving the local player until it goes quiet");
+    }
+    if (c->cfg->seed_after_s > 0) {
+        c->seeding = 1;
+        PC_LOGI("peer", "playback ended; seeding for %.0f s", c->cfg->seed_after_s);
+        announce(c, "periodic");
+    }
+}
+
+static void handle(client *c, const pc_action *a, uint64_t now)
+{
+    switch (a->type) {
+    case PC_ACT_FETCH: act_fetch(c, a, now); break;
+    case PC_ACT_CANCEL: act_cancel(c, a); break;
+    case PC_ACT_READY: act_ready(c, a); break;
+    case PC_ACT_BAN:
+    case PC_ACT_DROP: act_ban_or_drop(c, a); break;
+    case PC_ACT_SERVE: act_serve(c, a, now); break;
+    case PC_ACT_REFUSE: act_refuse(c, a); break;
+    case PC_ACT_ENDED: on_ended(c, now); break;
+    }
+}
+
+static void on_engine_timer(uv_timer_t *t)
+{
+    client *c = t->data;
+    pc_engine_on_timeout(c->e, pc_client_now(c));
+    drive(c);
+}
+
+static void drive(client *c)
+{
+    if (c->driving || c->e == NULL)
+        return;
+    c->driving = 1;
+    pc_action a;
+    for (;;) {
+        uint64_t now = pc_client_now(c);
+        if (!pc_engine_next_action(c->e, &a))
+            break;
+        handle(c, &a, now);
+    }
+    c->driving = 0;
+    flush_haves(c);
+    if (pc_engine_error(c->e) != 0 && !c->engine_failed) {
+        c->engine_failed = 1;
+        fprintf(stderr, "peercdn-peer: out of memory in the engine\n");
+        begin_shutdown(c, 1);
+        return;
+    }
+    uint64_t t = pc_engine_expiry(c->e), now = pc_client_now(c);
+    if (t == UINT64_MAX)
+        uv_timer_stop(&c->engine_timer);
+    else
+        uv_timer_start(&c->engine_timer, on_engine_timer, t <= now ? 0 : (t - now + 999) / 1000, 0);
+}
+
+/* ---- uploads ---- */
+
+static void on_upload_timer(uv_timer_t *t)
+{
+    client *c = t->data;
+    c->upload_waiting = 0;
+    for (plink *p = c->links; p != NULL; p = p->next)
+        pump(c, p);
+}
+
+/* Sends DATA for the link's uploads in order while its write queue and the upload cap allow. */
+static void pump(client *c, plink *pl)
+{
+    if (pl->link == NULL || !pc_link_is_up(pl->link))
+        return;
+    uint64_t now = pc_client_now(c);
+    int served = 0;
+    for (size_t i = 0; i < c->nups && pc_link_queued(pl->link) < PC_CLIENT_HIGH_MARK;) {
+        up *u = c->ups[i];
+        if (u->pl != pl || !u->serving) {
+            i++;
+            continue;
+        }
+        uint32_t left = u->len - u->sent, chunk = left < PC_WIRE_DATA_MAX ? left : PC_WIRE_DATA_MAX;
+        uint64_t got = pc_tbucket_take(&c->upb, chunk, now);
+        if (got == 0) {
+            if (!c->upload_waiting) {
+                c->upload_waiting = 1;
+                uint64_t w = pc_tbucket_wait(&c->upb, chunk < 16384 ? chunk : 16384, now);
+                uv_timer_start(&c->upload_timer, on_upload_timer, w / 1000 + 1, 0);
+            }
+            break;
+        }
+        if (pc_link_send_data(pl->link, u->wire_id, u->offset + u->sent, u->blob->data + u->offset + u->sent,
+                              (uint32_t)got) != 0)
+            break; /* the link is going away: its close reports the uploads */
+        u->sent += (uint32_t)got;
+        if (u->sent == u->len) {
+            uint64_t req = u->request, sent = u->sent;
+            up_free(c, u);
+            pc_engine_on_served(c->e, req, sent, now);
+            served = 1;
+            continue; /* i now holds the next one */
+        }
+    }
+    if (served)
+        pc_client_kick(c);
+}
+
+static void on_request(client *c, plink *pl, const pc_wire_msg *m, uint64_t now)
+{
+    const pc_media *md = &c->pm.m;
+    if (up_find_wire(c, pl, m->id) != NULL) {
+        pc_link_close(pl->link, 3); /* a request id still in use: a protocol error */
+        return;
+    }
+    int valid = m->rung < md->n_rungs && m->seg < md->n_segments && m->len > 0 &&
+                (uint64_t)m->offset + m->len <= pc_peer_media_size(&c->pm, m->rung, m->seg);
+    up *u = NULL;
+    if (!valid || c->cfg->no_upload || !pl->in_engine || (u = calloc(1, sizeof(*u))) == NULL ||
+        grow((void **)&c->ups, &c->cups, c->nups, sizeof(up *)) != 0) {
+        free(u);
+        pc_wire_msg r = {.type = PC_MSG_REFUSE, .id = m->id, .reason = valid ? PC_WIRE_REFUSE_BUSY : PC_WIRE_REFUSE_NOT_HELD};
+        send_msg(pl, &r);
+        return;
+    }
+    *u = (up){.request = ++c->next_request, .pl = pl, .wire_id = m->id, .rung = m->rung, .seg = m->seg,
+              .offset = m->offset, .len = m->len};
+    c->ups[c->nups++] = u;
+    uint64_t deadline = m->due_ms == PC_WIRE_NO_DEADLINE ? PC_NEVER : now + (uint64_t)m->due_ms * 1000;
+    pc_engine_on_request(c->e, u->request, pl->handle, m->rung, m->seg, m->offset, m->len, deadline, now);
+}
+
+static void on_peer_cancel(client *c, plink *pl, uint32_t id, uint64_t now)
+{
+    up *u = up_find_wire(c, pl, id);
+    if (u == NULL)
+        return;
+    uint64_t req = u->request, sent = u->sent;
+    up_free(c, u);
+    pc_engine_on_served(c->e, req, sent, now);
+}
+
+/* ---- links ---- */
+
+static void on_data_msg(client *c, plink *pl, const pc_wire_msg *m, uint64_t now)
+{
+    dl *d = dl_find_wire(c, pl, m->id);
+    if (d == NULL)
+        return; /* canceled meanwhile: the bytes were already on their way */
+    if (m->offset != d->offset + d->got || m->dlen > d->len - d->got || d->buf->rung != d->rung) {
+        pc_link_close(pl->link, 3); /* out of order or past the request: a protocol error */
+        return;
+    }
+    memcpy(d->buf->buf + m->offset, m->data, m->dlen);
+    d->got += m->dlen;
+    c->bytes_p2p_total += m->dlen;
+    pc_engine_on_data(c->e, d->transfer, m->dlen, now);
+    if (d->got == d->len)
+        finish_download(c, d);
+    pc_client_kick(c);
+}
+
+static void on_msg(void *arg, pc_link *l, const pc_wire_msg *m)
+{
+    plink *pl = pc_link_user(l);
+    client *c = pl->c;
+    uint64_t now = pc_client_now(c);
+    switch (m->type) {
+    case PC_MSG_HAVE:
+        for (uint32_t i = 0; i < m->nhave && pl->in_engine; i++) {
+            pc_wire_range r;
+            pc_wire_have_at(m, i, &r);
+            pc_engine_peer_have(c->e, pl->handle, r.rung, r.lo, r.hi, now);
+        }
+        break;
+    case PC_MSG_REQUEST: on_request(c, pl, m, now); break;
+    case PC_MSG_DATA: on_data_msg(c, pl, m, now); break;
+    case PC_MSG_REFUSE: {
+        dl *d = dl_find_wire(c, pl, m->id);
+        if (d != NULL) {
+            uint64_t transfer = d->transfer;
+            dl_free(c, d);
+            pc_engine_on_fail(c->e, transfer, m->reason == PC_WIRE_REFUSE_NOT_HELD ? PC_ENOENT : PC_EAGAIN, now);
+        }
+        break;
+    }
+    case PC_MSG_CANCEL: on_peer_cancel(c, pl, m->id, now); break;
+    default: break;
+    }
+    pc_client_kick(c);
+}
+
+static void tell_holdings(client *c, plink *pl)
+{
+    const pc_media *md = &c->pm.m;
+    pc_wire_range *r = NULL;
+    size_t n = 0, cap = 0;
+    for (uint32_t q = 0; q < md->n_rungs; q++) {
+        uint32_t lo = UINT32_MAX;
+        for (uint32_t i = 0; i <= md->n_segments; i++) {
+            int h = i < md->n_segments && pc_engine_holds(c->e, q, i);
+            if (h && lo == UINT32_MAX)
+                lo = i;
+            if (!h && lo != UINT32_MAX) {
+                if (grow((void **)&r, &cap, n, sizeof(*r)) != 0)
+                    goto out;
+                r[n++] = (pc_wire_range){.rung = (uint8_t)q, .lo = lo, .hi = i - 1};
+                lo = UINT32_MAX;
+            }
+        }
+    }
+    if (n > 0)
+        send_haves(pl, r, (uint32_t)n);
+out:
+    free(r);
+}
+
+static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
+{
+    plink *pl = pc_link_user(l);
+    client *c = pl->c;
+    if (is_banned(c, key))
+        return -1;
+    /* two links to the same peer (both dialled at once): keep the one dialled by the smaller key */
+    for (plink *o = c->links; o != NULL; o = o->next) {
+        if (o == pl || o->link == NULL || !o->in_engine || memcmp(o->key, key, 32) != 0)
+            continue;
+        const uint8_t *mine = pc_link_is_connector(l) ? c->id.pk : key;
+        const uint8_t *theirs = pc_link_is_connector(o->link) ? c->id.pk : key;
+        if (memcmp(mine, theirs, 32) >= 0)
+            return -1;
+        o->in_engine = 0;
+        pc_engine_peer_remove(c->e, o->handle, pc_client_now(c));
+        pc_link_close(o->link, 0);
+    }
+    memcpy(pl->key, key, 32);
+    pl->has_key = 1;
+    if (pc_engine_peer_add(c->e, pl->handle, (uint64_t)up_kbps * 1000, pc_client_now(c)) != 0)
+        return -1;
+    pl->in_engine = 1;
+    PC_LOGD("peer", "link up with %s (%s)", pc_link_peer_name(l), pc_link_is_connector(l) ? "dialled" : "accepted");
+    tell_holdings(c, pl);
+    pc_client_kick(c);
+    return 0;
+}
+
+static void on_writable(void *arg, pc_link *l)
+{
+    plink *pl = pc_link_user(l);
+    pump(pl->c, pl);
+}
+
+static void on_rtt(void *arg, pc_link *l, uint64_t rtt_us)
+{
+    plink *pl = pc_link_user(l);
+    if (pl->in_engine)
+        pc_engine_peer_rtt(pl->c->e, pl->handle, rtt_us);
+}
+
+static void on_link_close(void *arg, pc_link *l, int err, const char *why)
+{
+    plink *pl = pc_link_user(l);
+    client *c = pl->c;
+    uint64_t now = pc_client_now(c);
+    if (err != 0 && err != PC_ECANCELED)
+        PC_LOGI("peer", "link %s closed: %s", pc_link_peer_name(l), why);
+    /* its downloads: the engine reschedules them when the peer goes */
+    for (size_t i = 0; i < c->ndls;) {
+        if (c->dls[i]->pl == pl)
+            dl_free(c, c->dls[i]);
+        else
+            i++;
+    }
+    for (size_t i = 0; i < c->nups;) {
+        up *u = c->ups[i];
+        if (u->pl == pl) {
+            uint64_t req = u->request, sent = u->sent;
+            up_free(c, u);
+            pc_engine_on_served(c->e, req, sent, now);
+        } else {
+            i++;
+        }
+    }
+    if (pl->in_engine)
+        pc_engine_peer_remove(c->e, pl->handle, now);
+    for (plink **pp = &c->links; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == pl) {
+            *pp = pl->next;
+            break;
+        }
+    c->nlinks--;
+    free(pl);
+    pc_client_kick(c);
+}
+
+static const pc_link_callbacks link_cbs = {
+    .on_up = on_up, .on_msg = on_msg, .on_writable = on_writable, .on_rtt = on_rtt, .on_close = on_link_close,
+};
+
+static plink *plink_new(client *c)
+{
+    plink *pl = calloc(1, sizeof(*pl));
+    if (pl == NULL)
+        return NULL;
+    pl->c = c;
+    pl->handle = c->next_handle++;
+    pl->next = c->links;
+    c->links = pl;
+    c->nlinks++;
+    return pl;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    client *c = server->data;
+    if (status < 0)
+        return;
+    plink *pl = plink_new(c);
+    pc_link *l = NULL;
+    if (pl == NULL || pc_link_accept(server, &c->id, &link_cbs, c, &l) != 0) {
+        /* out of memory: take the connection and drop it */
+        uv_tcp_t *t = malloc(sizeof(*t));
+        if (t != NULL && uv_tcp_init(&c->loop, t) == 0 && uv_accept(server, (uv_stream_t *)t) == 0)
+            uv_close((uv_handle_t *)t, (uv_close_cb)free);
+        else
+            free(t);
+        if (pl != NULL) {
+            c->links = pl->next;
+            c->nlinks--;
+            free(pl);
+        }
+        return;
+    }
+    pl->link = l;
+    pc_link_set_user(l, pl);
+    if (c->nlinks > 2 * c->cfg->max_links || c->stopping || c->e == NULL)
+        pc_link_close(l, 1);
+}
+
+static int linked_to(const client *c, const uint8_t key[32])
+{
+    for (const plink *p = c->links; p != NULL; p = p->next)
+        if (p->has_key && memcmp(p->key, key, 32) == 0)
+            return 1;
+    return 0;
+}
+
+static void dial(client *c, const pc_tc_peer *p)
+{
+    if (c->nlinks >= c->cfg->max_links || memcmp(p->key, c->id.pk, 32) == 0 || is_banned(c, p->key) || linked_to(c, p->key))
+        return;
+    struct sockaddr_storage ss;
+    if (uv_ip4_addr(p->addr, p->port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(p->addr, p->port, (struct sockaddr_in6 *)&ss) != 0)
+        return;
+    plink *pl = plink_new(c);
+    if (pl == NULL)
+        return;
+    memcpy(pl->key, p->key, 32);
+    pl->has_key = 1;
+    pc_link *l = NULL;
+    if (pc_link_connect(&c->loop, (struct sockaddr *)&ss, p->key, &c->id, &link_cbs, c, &l) != 0) {
+        c->links = pl->next;
+        c->nlinks--;
+        free(pl);
+        return;
+    }
+    pl->link = l;
+    pc_link_set_user(l, pl);
+}
+
+/* ---- tracker ---- */
+
+static void fill_state(client *c, const char *event)
+{
+    pc_tc_state *s = &c->ts;
+    pc_engine_stats st;
+    pc_engine_get_stats(c->e, &st);
+    const pc_media *md = &c->pm.m;
+    s->event = event;
+    s->session = c->session[0] != '\0' ? c->session : NULL;
+    s->rendition = c->mf->renditions[c->pm.rend[st.rung]].id;
+    uint64_t pos = pc_engine_playhead(c->e);
+    s->playhead_ms = (uint32_t)(pos / 1000);
+    /* the next segment it lacks, and the run of held segments that reaches furthest */
+    uint32_t first = 0;
+    uint64_t acc = 0;
+    while (first + 1 < md->n_segments && acc + md->seg_dur_us[first] <= pos)
+        acc += md->seg_dur_us[first++];
+    s->need = -1;
+    for (uint32_t i = first; i < md->n_segments && !c->seeding && c->cfg->seed_mode == 0; i++)
+        if (!pc_engine_holds(c->e, st.rung, i)) {
+            s->need = i;
+            break;
+        }
+    s->have_lo = s->have_hi = -1;
+    for (uint32_t i = md->n_segments; i-- > 0;) {
+        if (pc_engine_holds(c->e, st.rung, i)) {
+            if (s->have_hi < 0)
+                s->have_hi = i;
+            s->have_lo = i;
+        } else if (s->have_hi >= 0) {
+            break;
+        }
+    }
+    s->seeding = c->seeding;
+    s->bytes_cdn = c->bytes_cdn_total;
+    s->bytes_p2p = c->bytes_p2p_total;
+    s->bytes_up = st.bytes_up;
+    s->stalls = st.stalls;
+    s->stall_ms = (uint32_t)(st.stall_us / 1000);
+    s->startup_ms = st.startup_us == PC_NEVER ? 0 : (uint32_t)(st.startup_us / 1000);
+    s->played_ms = (uint32_t)(st.played_us / 1000);
+}
+
+static void on_announce_timer(uv_timer_t *t)
+{
+    client *c = t->data;
+    announce(c, c->session[0] != '\0' ? "periodic" : "started");
+}
+
+static void after_stopped(client *c);
+
+static void on_announced(void *arg, long status, const char *body, size_t len)
+{
+    client *c = arg;
+    c->announce_call = NULL;
+    int stopped = c->stopping;
+    double retry = 5;
+    if (status == 200) {
+        pc_tc_answer *a = malloc(sizeof(*a));
+        char why[160];
+        if (a != NULL && pc_tc_decode(body, len, a, why, sizeof(why)) == 0) {
+            c->announces_ok++;
+            snprintf(c->session, sizeof(c->session), "%s", a->session);
+            if (a->ticket_len > 0) {
+                pc_ticket tk;
+                if (pc_ticket_check(c->id.tracker_pk, a->ticket, a->ticket_len, c->cfg->video, c->id.pk,
+                                    (uint64_t)time(NULL), &tk) == 0) {
+                    memcpy(c->id.ticket, a->ticket, a->ticket_len);
+                    c->id.ticket_len = a->ticket_len;
+                    c->ticket_expires = tk.expires;
+                } else {
+                    PC_LOGW("tracker", "the tracker's ticket does not check against its key from the manifest");
+                }
+            }
+            retry = a->interval;
+            if (!stopped && c->id.ticket_len > 0)
+                for (uint32_t i = 0; i < a->npeers; i++)
+                    dial(c, &a->peers[i]);
+        } else {
+            c->announces_failed++;
+            PC_LOGW("tracker", "%s", a == NULL ? "out of memory" : why);
+        }
+        free(a);
+    } else {
+        c->announces_failed++;
+        if (status == 403 && !stopped)
+            c->session[0] = '\0'; /* start over with a proof */
+        PC_LOGW("tracker", "announce failed: %s%.*s", status == 0 ? "" : "HTTP error: ", (int)(len > 200 ? 200 : len), body);
+    }
+    if (stopped) {
+        after_stopped(c);
+        return;
+    }
+    uv_timer_start(&c->announce_timer, on_announce_timer, (uint64_t)(retry * 1000), 0);
+}
+
+static void announce(client *c, const char *event)
+{
+    if (c->tracker_url[0] == '\0' || c->e == NULL)
+        return;
+    if (c->announce_call != NULL) {
+        if (strcmp(event, "stopped") != 0)
+            return; /* one at a time; the timer comes back */
+        pc_tc_cancel(c->http, c->announce_call);
+        c->announce_call = NULL;
+    }
+    if (c->session[0] == '\0' && strcmp(event, "stopped") == 0) {
+        after_stopped(c);
+        return;
+    }
+    fill_state(c, event);
+    if (pc_tc_encode(&c->ts, (uint64_t)time(NULL), &c->announce_body) != 0 ||
+        pc_tc_post(c->http, c->tracker_url, c->announce_body.data, c->announce_body.len,
+                   strcmp(event, "stopped") == 0 ? 2 : 10, on_announced, c, &c->announce_call) != 0) {
+        PC_LOGW("tracker", "cannot send an announce");
+        if (strcmp(event, "stopped") == 0)
+            after_stopped(c);
+        else
+            uv_timer_start(&c->announce_timer, on_announce_timer, 5000, 0);
+    }
+}
+
+/* ---- seeding a whole video from the CDN ---- */
+
+static void seed_done(client *c)
+{
+    if (c->seed_failures > 0) {
+        fprintf(stderr, "peercdn-peer: %u segments could not be fetched and verified from the origin\n", c->seed_failures);
+        begin_shutdown(c, 1);
+        return;
+    }
+    pc_engine_hold_all(c->e);
+    c->seeding = 1;
+    printf("seeding %s: %u segments × %u renditions verified\n", c->cfg->video, c->pm.m.n_segments, c->pm.m.n_rungs);
+    fflush(stdout);
+    announce(c, "started");
+}
+
+static void seed_next(client *c)
+{
+    const pc_media *md = &c->pm.m;
+    while (!c->stopping && c->seed_pending < 4 && c->seed_next_rung < md->n_rungs) {
+        uint32_t q = c->seed_next_rung, i = c->seed_next_seg;
+        /* init first (PC_SEG_INIT), then every segment of the rung */
+        uint32_t seg = i == 0 ? PC_SEG_INIT : i - 1;
+        if (++c->seed_next_seg > md->n_segments) {
+            c->seed_next_seg = 0;
+            c->seed_next_rung++;
+        }
+        if (seg != PC_SEG_INIT) {
+            pc_blob *b = pc_store_get(c->store, q, seg, pc_peer_media_size(&c->pm, q, seg));
+            if (b != NULL) { /* the disk cache had it, verified */
+                pc_blob_release(b);
+                continue;
+            }
+        }
+        dl *d = calloc(1, sizeof(*d));
+        if (d == NULL || grow((void **)&c->dls, &c->cdls, c->ndls, sizeof(dl *)) != 0) {
+            free(d);
+            c->seed_failures++;
+            continue;
+        }
+        *d = (dl){.rung = q, .seg = seg, .len = pc_peer_media_size(&c->pm, q, seg), .seed = 1};
+        c->dls[c->ndls++] = d;
+        c->seed_pending++;
+        if (pc_cdn_start(c, d) != 0) {
+            c->seed_failures++;
+            c->seed_pending--;
+            dl_free(c, d);
+        }
+    }
+    if (c->seed_pending == 0 && c->seed_next_rung >= md->n_rungs && !c->seeding && !c->stopping)
+        seed_done(c);
+}
+
+/* ---- lifecycle ---- */
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void after_stopped(client *c)
+{
+    uv_timer_stop(&c->announce_timer);
+    for (plink *p = c->links; p != NULL; p = p->next)
+        if (p->link != NULL)
+            pc_link_close(p->link, 0);
+    pc_hls_stop(c);
+    close_handle((uv_handle_t *)&c->engine_timer);
+    close_handle((uv_handle_t *)&c->kick);
+    close_handle((uv_handle_t *)&c->upload_timer);
+    close_handle((uv_handle_t *)&c->announce_timer);
+    close_handle((uv_handle_t *)&c->status_timer);
+    close_handle((uv_handle_t *)&c->exit_timer);
+    close_handle((uv_handle_t *)&c->sigint);
+    close_handle((uv_handle_t *)&c->sigterm);
+    close_handle((uv_handle_t *)&c->server);
+    /* the http client's handles close when it is freed, after the loop */
+}
+
+static void begin_shutdown(client *c, int code)
+{
+    if (c->stopping)
+        return;
+    c->stopping = 1;
+    c->exit_code = code;
+    if (c->cfg->status_line)
+        fputc('\n', stderr);
+    uint64_t now = pc_client_now(c);
+    if (c->e != NULL) {
+        pc_engine_quit(c->e, now);
+        drive(c);
+        if (c->cfg->report != NULL && pc_report_write(c, c->cfg->report) != 0 && c->exit_code == 0)
+            c->exit_code = 1;
+    }
+    announce(c, "stopped");
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    client *c = s->data;
+    PC_LOGI("peer", "signal %d: stopping", signum);
+    begin_shutdown(c, 0);
+}
+
+static void on_status_timer(uv_timer_t *t)
+{
+    client *c = t->data;
+    uint64_t now = pc_client_now(c);
+    if (c->cfg->status_line)
+        pc_report_status_line(c);
+    if (!c->ended || c->stopping)
+        return;
+    int hls_quiet = c->cfg->hls_listen == NULL || now - c->last_hls_us >= 30000000;
+    int seeded = now - c->ended_at_us >= (uint64_t)(c->cfg->seed_after_s * 1e6);
+    if (hls_quiet && seeded)
+        begin_shutdown(c, 0);
+}
+
+/* ---- trust bootstrap ---- */
+
+static int fetch(const client *c, const char *path, size_t max, pc_buf *body)
+{
+    char url[1100];
+    long status = 0;
+    const char *why = NULL;
+    pc_buf_init(body, max);
+    int rc = pc_http_get_blocking(c->cfg->origin, path, 10, body, &status, url, sizeof(url), &why);
+    if (rc != 0) {
+        fprintf(stderr, "peercdn-peer: cannot fetch %s: %s\n", url, why != NULL ? why : pc_strerror(rc));
+        return PC_ENET;
+    }
+    if (status != 200) {
+        fprintf(stderr, "peercdn-peer: %s answered HTTP %ld\n", url, status);
+        return PC_EHTTP;
+    }
+    return 0;
+}
+
+static int key_path(const client *c, char *out, size_t n)
+{
+    uint8_t h[32];
+    char hex[65];
+    pc_blake2b256(c->cfg->origin, strlen(c->cfg->origin), h);
+    pc_hex(h, 16, hex);
+    return (size_t)snprintf(out, n, "%s/origin-%s.key", c->cfg->state_dir, hex) < n ? 0 : PC_ETOOBIG;
+}
+
+/* The origin key: from the command line, else pinned in the state directory, else fetched once and
+ * pinned there (trust on first use). */
+static int origin_key(client *c)
+{
+    const char *b64 = c->cfg->origin_key;
+    char stored[128] = "";
+    char path[1200];
+    if (b64 == NULL && c->cfg->state_dir != NULL && key_path(c, path, sizeof(path)) == 0) {
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            if (fgets(stored, sizeof(stored), f) != NULL) {
+                stored[strcspn(stored, "\r\n")] = '\0';
+                b64 = stored;
+            }
+            fclose(f);
+        }
+    }
+    pc_buf body;
+    if (b64 == NULL) {
+        if (fetch(c, "api/origin-key", 4096, &body) != 0) {
+            pc_buf_clear(&body);
+            return -1;
+        }
+        json_t *o = NULL;
+        if (pc_json_parse_object(body.data, body.len, 4096, &o, NULL, 0) == 0 && pc_json_str(o, "ed25519") != NULL)
+            snprintf(stored, sizeof(stored), "%s", pc_json_str(o, "ed25519"));
+        json_decref(o);
+        pc_buf_clear(&body);
+        b64 = stored;
+        if (stored[0] != '\0' && c->cfg->state_dir != NULL && key_path(c, path, sizeof(path)) == 0) {
+            mkdir(c->cfg->state_dir, 0700);
+            FILE *f = fopen(path, "wx");
+            if (f != NULL) {
+                fprintf(f, "%s\n", stored);
+                fclose(f);
+                PC_LOGI("peer", "pinned the origin key %s in %s", stored, path);
+            }
+        }
+    }
+    size_t kl = 0;
+    if (pc_b64_decode(b64, strlen(b64), c->origin_pk, sizeof(c->origin_pk), &kl, 0) != 0 || kl != 32) {
+        fprintf(stderr, "peercdn-peer: the origin key is not base64 of 32 bytes\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int load_manifest(client *c)
+{
+    char path[256];
+    pc_buf json, sig;
+    snprintf(path, sizeof(path), "v/%s/p2p.json", c->cfg->video);
+    if (fetch(c, path, PC_MANIFEST_MAX_BYTES, &json) != 0) {
+        pc_buf_clear(&json);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "v/%s/p2p.json.sig", c->cfg->video);
+    if (fetch(c, path, 1024, &sig) != 0) {
+        pc_buf_clear(&json);
+        pc_buf_clear(&sig);
+        return -1;
+    }
+    int rc = pc_manifest_verify(c->origin_pk, json.data, json.len, sig.data, sig.len);
+    pc_buf_clear(&sig);
+    if (rc != 0) {
+        fprintf(stderr, "peercdn-peer: p2p.json of %s is not signed by the pinned origin key (%s)\n", c->cfg->video,
+                pc_err_name(rc));
+        pc_buf_clear(&json);
+        return -1;
+    }
+    rc = pc_manifest_parse(json.data, json.len, &c->mf);
+    pc_buf_clear(&json);
+    if (rc != 0 || strcmp(c->mf->video, c->cfg->video) != 0) {
+        fprintf(stderr, "peercdn-peer: p2p.json of %s is %s\n", c->cfg->video, rc != 0 ? "malformed" : "for another video");
+        return -1;
+    }
+    const char *why = NULL;
+    rc = pc_peer_media_init(&c->pm, c->mf, &why);
+    if (rc != 0) {
+        fprintf(stderr, "peercdn-peer: cannot play %s: %s\n", c->cfg->video, why != NULL ? why : pc_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static int verify_stored(void *arg, uint32_t rung, uint32_t seg, const uint8_t *data, size_t len)
+{
+    client *c = arg;
+    uint8_t h[32];
+    pc_peer_media_hash(&c->pm, rung, seg, data, len, h);
+    return rung < c->pm.m.n_rungs && seg < c->pm.m.n_segments && memcmp(h, c->pm.hash[rung] + 32 * (size_t)seg, 32) == 0;
+}
+
+static int listen_peer(client *c)
+{
+    char host[64];
+    int port = 0;
+    const char *hp = c->cfg->listen;
+    const char *colon = strrchr(hp, ':');
+    if (colon == NULL || (size_t)(colon - hp) >= sizeof(host) || pc_cli_num(colon + 1, "--listen port", 0, 65535) < 0) {
+        fprintf(stderr, "peercdn-peer: --listen wants HOST:PORT, not %s\n", hp);
+        return -1;
+    }
+    port = atoi(colon + 1);
+    size_t hl = (size_t)(colon - hp);
+    if (hl >= 2 && hp[0] == '[' && hp[hl - 1] == ']') {
+        hp++;
+        hl -= 2;
+    }
+    memcpy(host, hp, hl);
+    host[hl] = '\0';
+    struct sockaddr_storage ss;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
+        fprintf(stderr, "peercdn-peer: --listen: %s is not an IP address\n", host);
+        return -1;
+    }
+    uv_tcp_init(&c->loop, &c->server);
+    c->server.data = c;
+    int rc = uv_tcp_bind(&c->server, (struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&c->server, 128, on_connection);
+    if (rc != 0) {
+        fprintf(stderr, "peercdn-peer: cannot listen on %s: %s\n", c->cfg->listen, uv_strerror(rc));
+        return -1;
+    }
+    struct sockaddr_storage b;
+    int bl = sizeof(b);
+    uv_tcp_getsockname(&c->server, (struct sockaddr *)&b, &bl);
+    char name[64] = "?";
+    if (b.ss_family == AF_INET) {
+        uv_ip4_name((struct sockaddr_in *)&b, name, sizeof(name));
+        c->port = ntohs(((struct sockaddr_in *)&b)->sin_port);
+        snprintf(c->listen_bound, sizeof(c->listen_bound), "%s:%u", name, c->port);
+    } else {
+        uv_ip6_name((struct sockaddr_in6 *)&b, name, sizeof(name));
+        c->port = ntohs(((struct sockaddr_in6 *)&b)->sin6_port);
+        snprintf(c->listen_bound, sizeof(c->listen_bound), "[%s]:%u", name, c->port);
+    }
+    return 0;
+}
+
+static int setup(client *c)
+{
+    const pc_client_config *cfg = c->cfg;
+    if (origin_key(c) != 0 || load_manifest(c) != 0)
+        return -1;
+    size_t bl = strlen(cfg->origin);
+    while (bl > 0 && cfg->origin[bl - 1] == '/')
+        bl--;
+    snprintf(c->base, sizeof(c->base), "%.*s/v/%s/", (int)bl, cfg->origin, cfg->video);
+    if (cfg->tracker != NULL)
+        snprintf(c->tracker_url, sizeof(c->tracker_url), "%s", cfg->tracker);
+    else if (c->mf->has_tracker && c->mf->tracker_url != NULL)
+        snprintf(c->tracker_url, sizeof(c->tracker_url), "%s", c->mf->tracker_url);
+    if (c->tracker_url[0] != '\0' && !c->mf->has_tracker) {
+        fprintf(stderr, "peercdn-peer: the manifest names no tracker key, so no ticket could be checked\n");
+        return -1;
+    }
+    if (c->tracker_url[0] == '\0')
+        PC_LOGW("peer", "the manifest names no tracker: playing from the CDN only");
+    c->asm_seg = calloc(c->pm.m.n_segments, sizeof(asmbuf));
+    if (c->asm_seg == NULL)
+        return -1;
+    int rc = pc_store_new(cfg->mem_cap, cfg->cache_dir, cfg->video, verify_stored, c, &c->store);
+    if (rc != 0) {
+        fprintf(stderr, "peercdn-peer: cannot use --cache-dir %s: %s\n", cfg->cache_dir, pc_strerror(rc));
+        return -1;
+    }
+    /* identity: a fresh key and peer id for every run (docs/peer.md) */
+    crypto_sign_keypair(c->id.pk, c->id.sk);
+    memcpy(c->id.tracker_pk, c->mf->tracker_pk, 32);
+    snprintf(c->id.video, sizeof(c->id.video), "%s", cfg->video);
+    c->id.up_kbps = cfg->no_upload ? 0 : (uint32_t)(cfg->up_kbps > UINT32_MAX ? UINT32_MAX : cfg->up_kbps);
+    uint64_t now = pc_client_now(c);
+    double up_rate = (double)cfg->up_kbps * 1000 / 8, down_rate = (double)cfg->down_kbps * 1000 / 8;
+    pc_tbucket_init(&c->upb, up_rate, up_rate / 20 > 32768 ? up_rate / 20 : 32768, now);
+    pc_tbucket_init(&c->downb, down_rate, down_rate / 20 > 65536 ? down_rate / 20 : 65536, now);
+    c->id.down = cfg->down_kbps > 0 ? &c->downb : NULL;
+    pc_engine_config ec;
+    pc_engine_config_default(&ec);
+    ec.seed = cfg->seed != 0 ? cfg->seed : uv_hrtime();
+    ec.upload_bps = cfg->no_upload ? 0 : cfg->up_kbps > 0 ? cfg->up_kbps * 1000 : 1000000000ull;
+    ec.start_bps = cfg->down_kbps > 0 ? cfg->down_kbps * 1000 : 0;
+    if (c->tracker_url[0] == '\0')
+        ec.cdn_only = 1;
+    if (strcmp(cfg->rendition, "auto") != 0) {
+        int q = pc_peer_media_rung(&c->pm, cfg->rendition);
+        if (q < 0) {
+            fprintf(stderr, "peercdn-peer: --rendition %s: the video has no such video rendition\n", cfg->rendition);
+            return -1;
+        }
+        ec.pinned_rung = q;
+    }
+    rc = pc_engine_new(&c->pm.m, &ec, &c->e);
+    if (rc != 0) {
+        fprintf(stderr, "peercdn-peer: cannot start the engine: %s\n", pc_strerror(rc));
+        return -1;
+    }
+    /* the tracker's view of us */
+    randombytes_buf(c->ts.peer_id, sizeof(c->ts.peer_id));
+    memcpy(c->ts.pk, c->id.pk, 32);
+    memcpy(c->ts.sk, c->id.sk, 64);
+    c->ts.video = cfg->video;
+    c->ts.addr = cfg->announce_addr;
+    c->ts.up_kbps = c->id.up_kbps;
+    c->ts.numwant = 30;
+    pc_buf_init(&c->announce_body, 16384);
+    return 0;
+}
+
+int pc_client_run(const pc_client_config *cfg)
+{
+    client *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        fprintf(stderr, "peercdn-peer: out of memory\n");
+        return 1;
+    }
+    c->cfg = cfg;
+    c->t0_us = uv_hrtime() / 1000 - 1; /* "now" is never 0 */
+    c->exit_code = 1;
+    uv_loop_init(&c->loop);
+    uv_timer_t *timers[] = {&c->engine_timer, &c->kick, &c->upload_timer, &c->announce_timer, &c->status_timer, &c->exit_timer};
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
+        uv_timer_init(&c->loop, timers[i]);
+        timers[i]->data = c;
+    }
+    uv_signal_init(&c->loop, &c->sigint);
+    uv_signal_init(&c->loop, &c->sigterm);
+    c->sigint.data = c->sigterm.data = c;
+    c->http = pc_http_client_new(&c->loop);
+    int ok = c->http != NULL && setup(c) == 0 && listen_peer(c) == 0;
+    char hls_bound[64] = "";
+    if (ok && cfg->hls_listen != NULL && pc_hls_start(c, cfg->hls_listen, hls_bound, sizeof(hls_bound)) != 0)
+        ok = 0;
+    if (ok) {
+        c->exit_code = 0;
+        c->ts.port = c->port;
+        uv_signal_start(&c->sigint, on_signal, SIGINT);
+        uv_signal_start(&c->sigterm, on_signal, SIGTERM);
+        uv_timer_start(&c->status_timer, on_status_timer, 1000, 1000);
+        printf("peercdn-peer listening on tcp://%s (video %s, %u renditions, %u segments)\n", c->listen_bound,
+               cfg->video, c->pm.m.n_rungs, c->pm.m.n_segments);
+        if (hls_bound[0] != '\0')
+            printf("peercdn-peer HLS endpoint listening on http://%s/v/%s/master.m3u8\n", hls_bound, cfg->video);
+        fflush(stdout);
+        if (cfg->seed_mode) {
+            seed_next(c);
+        } else {
+            pc_engine_play(c->e, pc_client_now(c));
+            announce(c, "started");
+            drive(c);
+        }
+    } else {
+        after_stopped(c);
+    }
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    /* everything the loop owned is closed; free the rest */
+    for (size_t i = 0; i < c->ndls; i++) {
+        if (c->dls[i]->pl == NULL)
+            pc_cdn_cancel(c, c->dls[i]);
+        free(c->dls[i]);
+    }
+    free(c->dls);
+    for (size_t i = 0; i < c->nups; i++) {
+        if (c->ups[i]->blob != NULL)
+            pc_blob_release(c->ups[i]->blob);
+        free(c->ups[i]);
+    }
+    free(c->ups);
+    if (c->announce_call != NULL)
+        pc_tc_cancel(c->http, c->announce_call);
+    if (c->http != NULL) {
+        pc_http_client_free(c->http);
+        uv_run(&c->loop, UV_RUN_DEFAULT);
+    }
+    pc_hls_free(c);
+    if (uv_loop_close(&c->loop) != 0)
+        PC_LOGW("peer", "handles left open at exit");
+    int code = c->exit_code;
+    if (c->asm_seg != NULL)
+        for (uint32_t i = 0; i < c->pm.m.n_segments; i++)
+            free(c->asm_seg[i].buf);
+    free(c->asm_seg);
+    for (int r = 0; r < PC_RUNGS_MAX; r++) {
+        free(c->asm_init[r].buf);
+        free(c->init[r]);
+    }
+    free(c->have_q);
+    pc_buf_clear(&c->announce_body);
+    pc_store_free(c->store);
+    pc_engine_free(c->e);
+    pc_peer_media_clear(&c->pm);
+    pc_manifest_free(c->mf);
+    sodium_memzero(&c->id, sizeof(c->id));
+    sodium_memzero(&c->ts, sizeof(c->ts));
+    free(c);
+    return code;
+}

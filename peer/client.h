@@ -1,0 +1,40 @@
+/*
+ * peercdn-peer: the viewer client. It verifies the signed manifest with the pinned origin key, drives
+ * the sans-I/O engine from libuv (peer links, CDN fetches on libcurl's multi interface, the tracker,
+ * a local HLS endpoint), keeps what it verified in the segment store and serves it, and writes the JSON
+ * report at exit. docs/peer.md describes it for operators.
+ */
+#ifndef PC_CLIENT_H
+#define PC_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pc_client_config {
+    int seed_mode;              /* `seed`: fetch everything once, then serve */
+    const char *origin;         /* http://HOST:PORT of the origin (the CDN) */
+    const char *video;
+    const char *tracker;        /* overrides the manifest's tracker URL (its key still comes from the manifest) */
+    const char *listen;         /* peer port, "HOST:PORT" */
+    const char *announce_addr;  /* address announced (default: what the tracker sees) */
+    const char *hls_listen;     /* local HLS endpoint, or NULL */
+    const char *rendition;      /* "auto" or a rendition id */
+    const char *report;         /* JSON report path, or NULL */
+    const char *state_dir;      /* pinned origin keys */
+    const char *cache_dir;      /* disk copy of the segment store, or NULL */
+    const char *origin_key;     /* base64 origin key given on the command line, or NULL */
+    uint64_t up_kbps, down_kbps;/* 0: no cap */
+    double seed_after_s;        /* keep serving this long after playback ends */
+    size_t mem_cap;             /* segment store in memory */
+    uint32_t max_links;
+    int status_line;            /* print the status line (terminal) */
+    int no_upload;              /* serve nothing */
+    uint64_t seed;              /* engine randomness (0: from the clock) */
+} pc_client_config;
+
+void pc_client_config_default(pc_client_config *c);
+/* Runs until playback ends (and seeding is over), or SIGINT/SIGTERM. Returns the process exit code;
+ * failures print one line on stderr. */
+int pc_client_run(const pc_client_config *cfg);
+
+#endif

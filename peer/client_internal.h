@@ -1,0 +1,159 @@
+/*
+ * The client's state, shared by its files: client.c (engine, links, uploads, tracker), cdn.c (CDN
+ * fetches), hls.c (local HLS endpoint) and report.c (status line, JSON report). Single-threaded: every
+ * function runs on the client's libuv loop.
+ */
+#ifndef PC_CLIENT_INTERNAL_H
+#define PC_CLIENT_INTERNAL_H
+
+#include <curl/curl.h>
+#include <uv.h>
+
+#include "client.h"
+#include "link.h"
+#include "media.h"
+#include "pc_buf.h"
+#include "pc_engine.h"
+#include "pc_http_client.h"
+#include "pc_manifest.h"
+#include "store.h"
+#include "tbucket.h"
+#include "tracker_client.h"
+
+#define PC_CLIENT_HIGH_MARK (1024u * 1024) /* a link's write queue above this gets no more DATA */
+#define PC_BANNED_MAX 256
+
+typedef struct client client;
+typedef struct plink plink;
+
+/* A peer link and what the client knows about it. */
+struct plink {
+    client *c;
+    pc_link *link;
+    uint32_t handle;          /* the engine's name for it */
+    int in_engine;
+    uint8_t key[32];
+    int has_key;              /* known (connect: from the tracker; accept: after the handshake) */
+    uint32_t next_id;         /* our request ids on this link */
+    plink *next;
+};
+
+/* Assembly of one segment (or init segment) being downloaded. */
+typedef struct asmbuf {
+    uint8_t *buf;
+    uint32_t rung, size;
+} asmbuf;
+
+/* A download the engine asked for. */
+typedef struct dl {
+    uint64_t transfer;
+    uint32_t rung, seg, offset, len, got;
+    plink *pl;                /* NULL: from the CDN */
+    uint32_t wire_id;
+    asmbuf *buf;              /* where the bytes go */
+    /* CDN */
+    client *c;
+    CURL *easy;
+    struct curl_slist *headers;
+    uint32_t part_start, part_end; /* composite offsets of the current request */
+    int ranged;
+    char err[CURL_ERROR_SIZE];
+    int seed;                 /* seed-mode fetch, not the engine's */
+} dl;
+
+/* An upload request from a peer. */
+typedef struct up {
+    uint64_t request;
+    plink *pl;
+    uint32_t wire_id, rung, seg, offset, len, sent;
+    pc_blob *blob;            /* while serving */
+    int serving;
+} up;
+
+typedef struct hls hls;
+
+struct client {
+    const pc_client_config *cfg;
+    uv_loop_t loop;
+    uv_timer_t engine_timer, kick, upload_timer, announce_timer, status_timer, exit_timer;
+    uv_signal_t sigint, sigterm;
+    uv_tcp_t server;
+    uint64_t t0_us;
+    pc_http_client *http;
+    /* trust and media */
+    uint8_t origin_pk[32];
+    char *manifest_json;
+    pc_manifest *mf;
+    pc_peer_media pm;
+    char base[1024];          /* origin + "/v/" + video + "/" */
+    char tracker_url[512];
+    /* engine */
+    pc_engine *e;
+    int driving, kicked, engine_failed;
+    /* downloads, uploads, assembly */
+    dl **dls;
+    size_t ndls, cdls;
+    up **ups;
+    size_t nups, cups;
+    uint64_t next_request;
+    asmbuf *asm_seg;          /* n_segments */
+    asmbuf asm_init[PC_RUNGS_MAX];
+    uint8_t *init[PC_RUNGS_MAX];
+    pc_store *store;
+    pc_tbucket upb, downb;
+    int upload_waiting;
+    /* peers */
+    pc_link_identity id;
+    plink *links;
+    uint32_t nlinks, next_handle;
+    uint8_t banned[PC_BANNED_MAX][32];
+    uint32_t nbanned;
+    char listen_bound[64];
+    uint16_t port;
+    /* pending HAVEs to tell every link, flushed after each pass */
+    pc_wire_range *have_q;
+    uint32_t nhave_q, chave_q;
+    /* tracker */
+    pc_tc_state ts;
+    char session[64];
+    pc_buf announce_body;
+    pc_tc_call *announce_call;
+    uint64_t ticket_expires;
+    uint32_t announces_ok, announces_failed;
+    int stopped_sent;
+    /* lifecycle */
+    int ended, seeding, stopping, exit_code;
+    uint64_t ended_at_us;
+    uint32_t seed_pending, seed_next_rung, seed_next_seg, seed_failures;
+    uint64_t last_hls_us;
+    hls *hls;
+    uint64_t bytes_cdn_total, bytes_p2p_total; /* as received on the wire, for the tracker */
+};
+
+uint64_t pc_client_now(const client *c);
+/* Something for the engine happened: drive it from the loop soon. */
+void pc_client_kick(client *c);
+/* Assembly buffer for |seg| of |rung| (PC_SEG_INIT: its init), keeping the first |keep| bytes when it
+ * already holds that rung. NULL on ENOMEM. */
+asmbuf *pc_client_asm(client *c, uint32_t rung, uint32_t seg, uint32_t keep);
+
+/* cdn.c */
+int pc_cdn_start(client *c, dl *d) PC_MUST_CHECK;
+void pc_cdn_cancel(client *c, dl *d);
+/* |n| more bytes of |d| arrived (inside libcurl's write callback: no transfer may be canceled here). */
+void pc_client_cdn_bytes(client *c, dl *d, uint32_t n);
+/* A CDN transfer finished its last part, or failed; the client reports it to the engine (or seed). */
+void pc_client_cdn_done(client *c, dl *d, int err);
+
+/* hls.c */
+int pc_hls_start(client *c, const char *hostport, char *bound, size_t boundlen) PC_MUST_CHECK;
+void pc_hls_on_ready(client *c, uint32_t rung, uint32_t seg);
+void pc_hls_stop(client *c);
+void pc_hls_free(client *c);
+int pc_hls_active(const client *c);
+
+/* report.c */
+void pc_report_status_line(client *c);
+int pc_report_write(client *c, const char *path) PC_MUST_CHECK;
+
+#endif

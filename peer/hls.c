@@ -1,0 +1,377 @@
+/*
+ * The local HLS endpoint: http://HOST:PORT/v/ID/master.m3u8 for a real player (ffmpeg, mpv, hls.js).
+ *
+ * Playlists are the origin's, fetched once at start (the master reduced to one variant when
+ * --rendition pins one). A segment request is answered from the segment store when it holds the
+ * verified segment; otherwise it becomes a demand on the engine (pc_engine_demand: due now, at the
+ * rendition the player asked for, which also pins the engine's rung to the player's choice) and is
+ * answered as soon as the segment is verified, or with 504 after PC_HLS_WAIT_S. Audio requests are
+ * served from the audio part of whichever rung's composite segment holds it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_internal.h"
+#include "pc_http_server.h"
+#include "pc_log.h"
+
+#define PC_HLS_WAIT_S 30
+#define PC_HLS_WAITERS_MAX 256
+#define PC_HLS_PLAYLIST_MAX (4u << 20)
+
+typedef struct waiter {
+    h2o_req_t *req;
+    void *guard;
+    uint32_t rung, seg; /* seg PC_SEG_INIT: an init segment */
+    int audio;          /* any rung will do; serve the audio part */
+    uint64_t since;
+} waiter;
+
+typedef struct playlist {
+    char *name; /* "master.m3u8", "v0/index.m3u8", ... */
+    char *body;
+    size_t len;
+} playlist;
+
+struct hls {
+    pc_http_server *srv;
+    playlist *pl;
+    size_t npl;
+    waiter *w[PC_HLS_WAITERS_MAX];
+    size_t nw;
+    uv_timer_t timer;
+    int timer_open;
+    int closed;
+};
+
+static void add_playlist(hls *h, const char *name, char *body, size_t len)
+{
+    playlist *p = realloc(h->pl, (h->npl + 1) * sizeof(*p));
+    if (p == NULL) {
+        free(body);
+        return;
+    }
+    h->pl = p;
+    h->pl[h->npl++] = (playlist){.name = strdup(name), .body = body, .len = len};
+}
+
+/* The master playlist with only the variants whose URI is |keep| (NULL: all). */
+static char *filter_master(const char *body, size_t len, const char *keep, size_t *outlen)
+{
+    pc_buf out;
+    pc_buf_init(&out, len + 1);
+    const char *p = body, *end = body + len;
+    int skip_next = 0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl != NULL ? nl + 1 : end;
+        size_t ll = (size_t)(le - p);
+        int drop = 0;
+        if (skip_next && p[0] != '#') {
+            drop = 1;
+            skip_next = 0;
+        } else if (keep != NULL && ll > 18 && strncmp(p, "#EXT-X-STREAM-INF:", 18) == 0) {
+            const char *uri = le;
+            const char *une = memchr(uri, '\n', (size_t)(end - uri));
+            size_t ul = une != NULL ? (size_t)(une - uri) : (size_t)(end - uri);
+            if (!(ul == strlen(keep) && strncmp(uri, keep, ul) == 0)) {
+                drop = 1;
+                skip_next = 1;
+            }
+        }
+        if (!drop && pc_buf_append(&out, p, ll) != 0)
+            break;
+        p = le;
+    }
+    return pc_buf_steal(&out, outlen);
+}
+
+static int load_playlists(client *c, hls *h)
+{
+    char path[512], url[1200];
+    const pc_manifest *mf = c->mf;
+    for (size_t i = 0; i <= mf->nrenditions; i++) {
+        char name[128];
+        if (i == 0)
+            snprintf(name, sizeof(name), "master.m3u8");
+        else
+            snprintf(name, sizeof(name), "%s/index.m3u8", mf->renditions[i - 1].id);
+        snprintf(path, sizeof(path), "v/%s/%s", c->cfg->video, name);
+        pc_buf b;
+        pc_buf_init(&b, PC_HLS_PLAYLIST_MAX);
+        long status = 0;
+        const char *why = NULL;
+        int rc = pc_http_get_blocking(c->cfg->origin, path, 10, &b, &status, url, sizeof(url), &why);
+        if (rc != 0 || status != 200) {
+            fprintf(stderr, "peercdn-peer: cannot fetch %s for the HLS endpoint: %s\n", url,
+                    rc != 0 ? (why != NULL ? why : pc_strerror(rc)) : "bad HTTP status");
+            pc_buf_clear(&b);
+            return -1;
+        }
+        size_t len = 0;
+        char *body;
+        if (i == 0 && strcmp(c->cfg->rendition, "auto") != 0) {
+            char keep[128];
+            snprintf(keep, sizeof(keep), "%s/index.m3u8", c->cfg->rendition);
+            body = filter_master(b.data, b.len, keep, &len);
+            pc_buf_clear(&b);
+        } else {
+            body = pc_buf_steal(&b, &len);
+        }
+        if (body == NULL)
+            return -1;
+        add_playlist(h, name, body, len);
+    }
+    return 0;
+}
+
+/* ---- answering ---- */
+
+static void respond_part(h2o_req_t *req, const uint8_t *data, const pc_part *p)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    pc_http_respond(req, 200, "video/mp4", data + p->offset, p->size);
+}
+
+/* Serves |w| if what it needs is here; 1 when answered. */
+static int try_serve(client *c, h2o_req_t *req, uint32_t rung, uint32_t seg, int audio)
+{
+    const pc_media *md = &c->pm.m;
+    pc_part parts[2];
+    for (uint32_t q = 0; q < md->n_rungs; q++) {
+        if (!audio && q != rung)
+            continue;
+        int np = pc_peer_media_parts(&c->pm, q, seg, parts);
+        const pc_part *p = &parts[audio && np == 2 ? 1 : 0];
+        if (seg == PC_SEG_INIT) {
+            if (c->init[q] != NULL) {
+                respond_part(req, c->init[q], p);
+                return 1;
+            }
+            continue;
+        }
+        pc_blob *b = pc_store_get(c->store, q, seg, pc_peer_media_size(&c->pm, q, seg));
+        if (b != NULL) {
+            respond_part(req, b->data, p);
+            pc_blob_release(b);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void waiter_drop(hls *h, size_t i)
+{
+    free(h->w[i]);
+    h->w[i] = h->w[--h->nw];
+}
+
+void pc_hls_on_ready(client *c, uint32_t rung, uint32_t seg)
+{
+    hls *h = c->hls;
+    if (h == NULL)
+        return;
+    for (size_t i = 0; i < h->nw;) {
+        waiter *w = h->w[i];
+        if (w->req == NULL) { /* the player went away */
+            waiter_drop(h, i);
+            continue;
+        }
+        if (w->seg == seg && (w->audio || w->rung == rung) && try_serve(c, w->req, w->rung, w->seg, w->audio)) {
+            pc_http_req_unguard(w->guard);
+            waiter_drop(h, i);
+            continue;
+        }
+        i++;
+    }
+}
+
+static void on_hls_timer(uv_timer_t *t)
+{
+    client *c = t->data;
+    hls *h = c->hls;
+    uint64_t now = pc_client_now(c);
+    for (size_t i = 0; i < h->nw;) {
+        waiter *w = h->w[i];
+        if (w->req == NULL) {
+            waiter_drop(h, i);
+        } else if (now - w->since >= (uint64_t)PC_HLS_WAIT_S * 1000000) {
+            pc_http_respond_error(w->req, 504, "timed_out", "the segment did not arrive in time");
+            pc_http_req_unguard(w->guard);
+            waiter_drop(h, i);
+        } else {
+            i++;
+        }
+    }
+}
+
+/* Finds |rest| ("v0/seg-00001.m4s") among the manifest's URLs. */
+static int lookup(const client *c, const char *rest, size_t len, int *rend, uint32_t *seg)
+{
+    const pc_manifest *mf = c->mf;
+    for (size_t r = 0; r < mf->nrenditions; r++) {
+        const pc_mf_rendition *x = &mf->renditions[r];
+        size_t il = strlen(x->id);
+        if (len <= il || strncmp(rest, x->id, il) != 0 || rest[il] != '/')
+            continue;
+        if (strlen(x->init.url) == len && memcmp(x->init.url, rest, len) == 0) {
+            *rend = (int)r;
+            *seg = PC_SEG_INIT;
+            return 0;
+        }
+        for (size_t i = 0; i < x->nsegments; i++)
+            if (strlen(x->segments[i].url) == len && memcmp(x->segments[i].url, rest, len) == 0) {
+                *rend = (int)r;
+                *seg = (uint32_t)i;
+                return 0;
+            }
+    }
+    return -1;
+}
+
+static int on_request(void *user, h2o_req_t *req)
+{
+    client *c = user;
+    hls *h = c->hls;
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        pc_http_respond_error(req, 405, "method_not_allowed", "the HLS endpoint only answers GET");
+        return 0;
+    }
+    size_t plen = req->path_normalized.len;
+    const char *path = req->path_normalized.base;
+    size_t vl = strlen(c->cfg->video);
+    if (plen < 4 + vl + 1 || memcmp(path + 3, c->cfg->video, vl) != 0 || path[3 + vl] != '/') {
+        pc_http_respond_error(req, 404, "not_found", "this peer plays another video");
+        return 0;
+    }
+    const char *rest = path + 4 + vl;
+    size_t rl = plen - 4 - vl;
+    uint64_t now = pc_client_now(c);
+    c->last_hls_us = now;
+    for (size_t i = 0; i < h->npl; i++)
+        if (strlen(h->pl[i].name) == rl && memcmp(h->pl[i].name, rest, rl) == 0) {
+            pc_http_respond(req, 200, "application/vnd.apple.mpegurl", h->pl[i].body, h->pl[i].len);
+            return 0;
+        }
+    int rend;
+    uint32_t seg;
+    if (lookup(c, rest, rl, &rend, &seg) != 0) {
+        pc_http_respond_error(req, 404, "not_found", "no such playlist or segment");
+        return 0;
+    }
+    int audio = c->mf->renditions[rend].audio;
+    int q = audio ? 0 : pc_peer_media_rung(&c->pm, c->mf->renditions[rend].id);
+    if (q < 0) {
+        pc_http_respond_error(req, 404, "not_found", "no such rendition");
+        return 0;
+    }
+    if (try_serve(c, req, (uint32_t)q, seg, audio))
+        return 0;
+    if (c->stopping || h->nw == PC_HLS_WAITERS_MAX) {
+        pc_http_respond_error(req, 503, "busy", "too many segment requests are waiting");
+        return 0;
+    }
+    waiter *w = calloc(1, sizeof(*w));
+    if (w == NULL || pc_http_req_guard(req, &w->req, &w->guard) != 0) {
+        free(w);
+        pc_http_respond_error(req, 503, "out_of_memory", "out of memory");
+        return 0;
+    }
+    *w = (waiter){.req = req, .guard = w->guard, .rung = (uint32_t)q, .seg = seg, .audio = audio, .since = now};
+    h->w[h->nw++] = w;
+    /* make it the engine's business: the player's rendition choice rules, and the segment is due now */
+    pc_engine_stats st;
+    pc_engine_get_stats(c->e, &st);
+    if (!audio && strcmp(c->cfg->rendition, "auto") == 0 && st.rung != (uint32_t)q)
+        pc_engine_pin_rung(c->e, q, now);
+    if (seg != PC_SEG_INIT) {
+        uint32_t want = (uint32_t)q;
+        if (audio) {
+            pc_segment_info si;
+            pc_engine_segment(c->e, seg, &si);
+            want = si.requested_at != 0 ? si.rung : st.rung;
+        }
+        if (pc_engine_holds(c->e, want, seg)) {
+            /* verified once, but the store let it go (over --mem-cap): nothing will make it READY again */
+            pc_http_respond_error(req, 503, "evicted", "the segment left the store; raise --mem-cap");
+            pc_http_req_unguard(w->guard);
+            waiter_drop(h, h->nw - 1);
+            return 0;
+        }
+        pc_engine_demand(c->e, want, seg, now);
+    }
+    pc_client_kick(c);
+    return 0;
+}
+
+int pc_hls_start(client *c, const char *hostport, char *bound, size_t boundlen)
+{
+    hls *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return PC_ENOMEM;
+    c->hls = h;
+    if (load_playlists(c, h) != 0)
+        return PC_ENET;
+    h->srv = pc_http_server_new(&c->loop, NULL);
+    if (h->srv == NULL)
+        return PC_ENOMEM;
+    int rc = pc_http_server_route(h->srv, "/v/", on_request, c);
+    if (rc == 0)
+        rc = pc_http_server_listen(h->srv, hostport, bound, boundlen);
+    if (rc != 0) {
+        fprintf(stderr, "peercdn-peer: cannot listen on %s for HLS: %s\n", hostport, pc_strerror(rc));
+        return rc;
+    }
+    uv_timer_init(&c->loop, &h->timer);
+    h->timer.data = c;
+    h->timer_open = 1;
+    uv_timer_start(&h->timer, on_hls_timer, 1000, 1000);
+    return 0;
+}
+
+int pc_hls_active(const client *c)
+{
+    return c->hls != NULL && c->hls->nw > 0;
+}
+
+static void on_closed(void *arg)
+{
+    (void)arg;
+}
+
+void pc_hls_stop(client *c)
+{
+    hls *h = c->hls;
+    if (h == NULL || h->closed)
+        return;
+    h->closed = 1;
+    for (size_t i = 0; i < h->nw; i++) {
+        if (h->w[i]->req != NULL) {
+            pc_http_respond_error(h->w[i]->req, 503, "stopping", "the peer is shutting down");
+            pc_http_req_unguard(h->w[i]->guard);
+        }
+        free(h->w[i]);
+    }
+    h->nw = 0;
+    if (h->timer_open)
+        uv_close((uv_handle_t *)&h->timer, NULL);
+    if (h->srv != NULL)
+        pc_http_server_close(h->srv, on_closed, NULL);
+}
+
+void pc_hls_free(client *c)
+{
+    hls *h = c->hls;
+    if (h == NULL)
+        return;
+    pc_http_server_free(h->srv);
+    for (size_t i = 0; i < h->npl; i++) {
+        free(h->pl[i].name);
+        free(h->pl[i].body);
+    }
+    free(h->pl);
+    free(h);
+    c->hls = NULL;
+}

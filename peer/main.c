@@ -1,0 +1,125 @@
+/* peercdn-peer: the viewer client (play) and the seeder (seed); see docs/peer.md. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "pc_cli.h"
+#include "pc_ticket.h"
+
+static const char usage[] =
+    "usage: peercdn-peer play --origin URL --video ID [options]\n"
+    "       peercdn-peer seed --origin URL --video ID [options]\n"
+    "\n"
+    "play: verifies the video's signed manifest, starts from the CDN, pulls upcoming segments from peers\n"
+    "the tracker vouches for, falls back to the CDN when they cannot keep up, serves other peers, and\n"
+    "exits when playback ends. seed: fetches and verifies everything once, then serves until stopped.\n"
+    "  --origin URL          the origin (CDN), e.g. http://127.0.0.1:8080\n"
+    "  --video ID            the video id\n"
+    "  --tracker URL         use this tracker URL instead of the manifest's (its key still comes from the manifest)\n"
+    "  --listen HOST:PORT    peer port (default 0.0.0.0:0: any free port)\n"
+    "  --announce-addr IP    the address other peers should dial (default: what the tracker sees)\n"
+    "  --up-kbps N           upload cap in kbit/s (default: none)\n"
+    "  --down-kbps N         download cap in kbit/s (default: none)\n"
+    "  --no-upload           serve nothing to other peers\n"
+    "  --rendition auto|ID   let ABR choose (default), or pin a rendition\n"
+    "  --hls-listen HOST:PORT  local HLS endpoint: http://HOST:PORT/v/ID/master.m3u8\n"
+    "  --seed-after SECONDS  keep serving this long after playback ends\n"
+    "  --report FILE         write the JSON report here at exit\n"
+    "  --origin-key BASE64   the origin's Ed25519 key (default: pinned in --state-dir on first use)\n"
+    "  --state-dir DIR       where pinned origin keys live (default $HOME/.local/state/peercdn)\n"
+    "  --cache-dir DIR       keep verified segments on disk too (checked again when read back)\n"
+    "  --mem-cap MIB         segment store in memory (default 1024)\n"
+    "  --max-links N         peer links to dial at most (default 24)\n"
+    "  --rng-seed N          engine randomness (default: from the clock)\n"
+    "  --no-status           no status line on a terminal\n"
+    "  --log-level LEVEL     error, warn, info (default) or debug\n";
+
+int main(int argc, char **argv)
+{
+    pc_cli_init("peercdn-peer");
+    if (argc < 2)
+        pc_cli_usage("missing command: play or seed");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    pc_client_config cfg;
+    pc_client_config_default(&cfg);
+    if (strcmp(argv[1], "seed") == 0)
+        cfg.seed_mode = 1;
+    else if (strcmp(argv[1], "play") != 0)
+        pc_cli_usage("unknown command '%s' (play, seed)", argv[1]);
+    enum { O_ORIGIN = 1, O_VIDEO, O_TRACKER, O_LISTEN, O_ANNOUNCE, O_UP, O_DOWN, O_NOUP, O_REND, O_HLS, O_SEEDAFTER,
+           O_REPORT, O_KEY, O_STATE, O_CACHE, O_MEM, O_LINKS, O_RNG, O_NOSTATUS, O_LOG, O_HELP };
+    static const struct option opts[] = {
+        {"origin", required_argument, NULL, O_ORIGIN}, {"video", required_argument, NULL, O_VIDEO},
+        {"tracker", required_argument, NULL, O_TRACKER}, {"listen", required_argument, NULL, O_LISTEN},
+        {"announce-addr", required_argument, NULL, O_ANNOUNCE}, {"up-kbps", required_argument, NULL, O_UP},
+        {"down-kbps", required_argument, NULL, O_DOWN}, {"no-upload", no_argument, NULL, O_NOUP},
+        {"rendition", required_argument, NULL, O_REND}, {"hls-listen", required_argument, NULL, O_HLS},
+        {"seed-after", required_argument, NULL, O_SEEDAFTER}, {"report", required_argument, NULL, O_REPORT},
+        {"origin-key", required_argument, NULL, O_KEY}, {"state-dir", required_argument, NULL, O_STATE},
+        {"cache-dir", required_argument, NULL, O_CACHE}, {"mem-cap", required_argument, NULL, O_MEM},
+        {"max-links", required_argument, NULL, O_LINKS}, {"rng-seed", required_argument, NULL, O_RNG},
+        {"no-status", no_argument, NULL, O_NOSTATUS}, {"log-level", required_argument, NULL, O_LOG},
+        {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0}};
+    int ch, no_status = 0;
+    opterr = 0;
+    optind = 2;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case O_ORIGIN: cfg.origin = optarg; break;
+        case O_VIDEO: cfg.video = optarg; break;
+        case O_TRACKER: cfg.tracker = optarg; break;
+        case O_LISTEN: cfg.listen = optarg; break;
+        case O_ANNOUNCE: cfg.announce_addr = optarg; break;
+        case O_UP: cfg.up_kbps = (uint64_t)pc_cli_num(optarg, "--up-kbps", 1, 100000000); break;
+        case O_DOWN: cfg.down_kbps = (uint64_t)pc_cli_num(optarg, "--down-kbps", 1, 100000000); break;
+        case O_NOUP: cfg.no_upload = 1; break;
+        case O_REND: cfg.rendition = optarg; break;
+        case O_HLS: cfg.hls_listen = optarg; break;
+        case O_SEEDAFTER: cfg.seed_after_s = pc_cli_num(optarg, "--seed-after", 0, 1e7); break;
+        case O_REPORT: cfg.report = optarg; break;
+        case O_KEY: cfg.origin_key = optarg; break;
+        case O_STATE: cfg.state_dir = optarg; break;
+        case O_CACHE: cfg.cache_dir = optarg; break;
+        case O_MEM: cfg.mem_cap = (size_t)pc_cli_num(optarg, "--mem-cap", 16, 1 << 20) << 20; break;
+        case O_LINKS: cfg.max_links = (uint32_t)pc_cli_num(optarg, "--max-links", 1, 200); break;
+        case O_RNG: cfg.seed = (uint64_t)pc_cli_num(optarg, "--rng-seed", 1, 9007199254740992.0); break;
+        case O_NOSTATUS: no_status = 1; break;
+        case O_LOG: pc_cli_log_level(optarg); break;
+        case O_HELP: fputs(usage, stdout); return 0;
+        default: pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc)
+        pc_cli_usage("unexpected argument '%s'", argv[optind]);
+    if (cfg.origin == NULL || cfg.video == NULL)
+        pc_cli_usage("%s needs --origin URL and --video ID", argv[1]);
+    if (!pc_video_id_valid(cfg.video, strlen(cfg.video)))
+        pc_cli_usage("--video: 1 to 64 characters of A-Z a-z 0-9 _ -");
+    if (strncmp(cfg.origin, "http://", 7) != 0 && strncmp(cfg.origin, "https://", 8) != 0)
+        pc_cli_usage("--origin wants an http:// or https:// URL");
+    if (cfg.tracker != NULL && strncmp(cfg.tracker, "http://", 7) != 0 && strncmp(cfg.tracker, "https://", 8) != 0)
+        pc_cli_usage("--tracker wants an http:// or https:// URL");
+    static char state[4096];
+    if (cfg.state_dir == NULL) {
+        const char *home = getenv("HOME");
+        if (home != NULL && snprintf(state, sizeof(state), "%s/.local/state/peercdn", home) < (int)sizeof(state)) {
+            char parent[4096];
+            snprintf(parent, sizeof(parent), "%s/.local", home);
+            mkdir(parent, 0700);
+            snprintf(parent, sizeof(parent), "%s/.local/state", home);
+            mkdir(parent, 0700);
+            cfg.state_dir = state;
+        }
+    }
+    cfg.status_line = !no_status && isatty(2);
+    if (pc_cli_start_libraries() != 0)
+        return 1;
+    return pc_client_run(&cfg);
+}

@@ -1,0 +1,104 @@
+/*
+ * What a viewer sees: the status line on a terminal, and the JSON report written at exit (the contract
+ * in DESIGN.md: startup_ms, stalls, stall_ms, bytes_cdn, bytes_p2p, rejected_segments, banned_peers,
+ * segments [{rendition, index, source, bytes, ms}], plus what an operator wants next to it).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "client_internal.h"
+#include "pc_json.h"
+
+static const char *player_state(pc_player_state s)
+{
+    static const char *const names[] = {"idle", "starting", "playing", "stalled", "seeking", "ended", "quit"};
+    return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
+void pc_report_status_line(client *c)
+{
+    pc_engine_stats st;
+    pc_engine_get_stats(c->e, &st);
+    uint64_t all = c->bytes_cdn_total + c->bytes_p2p_total;
+    uint32_t nup = 0;
+    for (plink *p = c->links; p != NULL; p = p->next)
+        nup += p->in_engine;
+    fprintf(stderr, "\r%-8s %s %-4s buffer %5.1f s  P2P %3.0f%%  peers %2u  down %7.1f MB  up %7.1f MB%s ",
+            c->seeding ? "seeding" : player_state(st.player), st.cdn_mode ? "cdn" : "p2p",
+            c->mf->renditions[c->pm.rend[st.rung]].id, (double)pc_engine_buffer(c->e) / 1e6,
+            all > 0 ? 100.0 * (double)c->bytes_p2p_total / (double)all : 0.0, nup, (double)all / 1e6,
+            (double)st.bytes_up / 1e6, st.stalls > 0 ? "  (stalled before)" : "");
+    fflush(stderr);
+}
+
+int pc_report_write(client *c, const char *path)
+{
+    pc_engine_stats st;
+    pc_engine_get_stats(c->e, &st);
+    json_t *o = json_object();
+    json_t *segs = json_array();
+    if (o == NULL || segs == NULL) {
+        json_decref(o);
+        json_decref(segs);
+        return PC_ENOMEM;
+    }
+    json_object_set_new(o, "video", json_string(c->cfg->video));
+    json_object_set_new(o, "mode", json_string(c->cfg->seed_mode ? "seed" : "play"));
+    json_object_set_new(o, "startup_ms", st.startup_us == PC_NEVER ? json_null() : json_integer((json_int_t)(st.startup_us / 1000)));
+    json_object_set_new(o, "stalls", json_integer(st.stalls));
+    json_object_set_new(o, "stall_ms", json_integer((json_int_t)(st.stall_us / 1000)));
+    json_object_set_new(o, "played_ms", json_integer((json_int_t)(st.played_us / 1000)));
+    json_object_set_new(o, "ended", json_boolean(c->ended));
+    json_object_set_new(o, "bytes_cdn", json_integer((json_int_t)c->bytes_cdn_total));
+    json_object_set_new(o, "bytes_p2p", json_integer((json_int_t)c->bytes_p2p_total));
+    json_object_set_new(o, "bytes_up", json_integer((json_int_t)st.bytes_up));
+    json_object_set_new(o, "rejected_segments", json_integer(st.rejected_segments));
+    json_object_set_new(o, "banned_peers", json_integer(st.banned));
+    json_object_set_new(o, "dropped_peers", json_integer(st.dropped));
+    json_object_set_new(o, "rescues", json_integer(st.rescues));
+    json_object_set_new(o, "rung_switches", json_integer(st.rung_switches));
+    json_object_set_new(o, "announces_ok", json_integer(c->announces_ok));
+    json_object_set_new(o, "announces_failed", json_integer(c->announces_failed));
+    uint64_t kept_cdn = 0, kept_p2p = 0;
+    for (uint32_t i = 0; i < c->pm.m.n_segments; i++) {
+        pc_segment_info si;
+        pc_engine_segment(c->e, i, &si);
+        if (!si.ready)
+            continue;
+        kept_cdn += si.bytes_cdn;
+        kept_p2p += si.bytes_p2p;
+        json_t *s = json_object();
+        json_object_set_new(s, "rendition", json_string(c->mf->renditions[c->pm.rend[si.rung]].id));
+        json_object_set_new(s, "index", json_integer(i));
+        json_object_set_new(s, "source", json_string(pc_source_name(si.source)));
+        json_object_set_new(s, "bytes", json_integer((json_int_t)si.bytes_cdn + si.bytes_p2p));
+        json_object_set_new(s, "bytes_cdn", json_integer(si.bytes_cdn));
+        json_object_set_new(s, "bytes_p2p", json_integer(si.bytes_p2p));
+        uint64_t ms = si.ready_at > si.requested_at && si.requested_at != 0 ? (si.ready_at - si.requested_at) / 1000 : 0;
+        json_object_set_new(s, "ms", json_integer((json_int_t)ms));
+        json_array_append_new(segs, s);
+    }
+    json_object_set_new(o, "kept_bytes_cdn", json_integer((json_int_t)kept_cdn));
+    json_object_set_new(o, "kept_bytes_p2p", json_integer((json_int_t)kept_p2p));
+    json_object_set_new(o, "segments", segs);
+    char *txt = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (txt == NULL)
+        return PC_ENOMEM;
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int ok = f != NULL && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
+    if (f != NULL && fclose(f) != 0)
+        ok = 0;
+    free(txt);
+    if (!ok || rename(tmp, path) != 0) {
+        fprintf(stderr, "peercdn-peer: cannot write the report %s\n", path);
+        remove(tmp);
+        return PC_EIO;
+    }
+    return 0;
+}
