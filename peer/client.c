@@ -495,8 +495,16 @@ static void pump(client *c, plink *pl)
             }
             break;
         }
-        if (pc_link_send_data(pl->link, u->wire_id, u->offset + u->sent, u->blob->data + u->offset + u->sent,
-                              (uint32_t)got) != 0)
+        const uint8_t *data = u->blob->data + u->offset + u->sent;
+        uint8_t *bad = NULL;
+        if (c->cfg->corrupt_uploads && (bad = malloc(got)) != NULL) { /* the test aid: a malicious peer */
+            memcpy(bad, data, got);
+            bad[got / 2] ^= 0x5a;
+            data = bad;
+        }
+        int rc = pc_link_send_data(pl->link, u->wire_id, u->offset + u->sent, data, (uint32_t)got);
+        free(bad);
+        if (rc != 0)
             break; /* the link is going away: its close reports the uploads */
         u->sent += (uint32_t)got;
         if (u->sent == u->len) {
@@ -1173,7 +1181,7 @@ static int listen_peer(client *c)
     struct sockaddr_storage b;
     int bl = sizeof(b);
     uv_tcp_getsockname(&c->server, (struct sockaddr *)&b, &bl);
-    char name[64] = "?";
+    char name[46] = "?";
     if (b.ss_family == AF_INET) {
         uv_ip4_name((struct sockaddr_in *)&b, name, sizeof(name));
         c->port = ntohs(((struct sockaddr_in *)&b)->sin_port);

@@ -30,6 +30,8 @@ typedef struct pc_client_config {
     int status_line;            /* print the status line (terminal) */
     int no_upload;              /* serve nothing */
     uint64_t seed;              /* engine randomness (0: from the clock) */
+    int corrupt_uploads;        /* test aid (PEERCDN_TEST_CORRUPT_UPLOADS=1): a malicious peer that flips a
+                                 * byte of everything it serves, for the integration tests */
 } pc_client_config;
 
 void pc_client_config_default(pc_client_config *c);

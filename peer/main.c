@@ -119,6 +119,8 @@ int main(int argc, char **argv)
         }
     }
     cfg.status_line = !no_status && isatty(2);
+    const char *corrupt = getenv("PEERCDN_TEST_CORRUPT_UPLOADS");
+    cfg.corrupt_uploads = corrupt != NULL && strcmp(corrupt, "1") == 0;
     if (pc_cli_start_libraries() != 0)
         return 1;
     return pc_client_run(&cfg);

@@ -414,3 +414,68 @@ def meta(**kw):
 def path_of(url):
     u = urllib.parse.urlsplit(url)
     return u.path + ("?" + u.query if u.query else "")
+
+
+class Peer:
+    """A peercdn-peer process (play or seed) on loopback, found by its "listening on tcp://" line; |wait|
+    requires exit 0 without sanitizer reports and returns the JSON report."""
+
+    def __init__(self, suite, origin, vid, *extra, mode="play", name="peer", env=None, wait_seeding=True):
+        self.suite = suite
+        d = tempfile.mkdtemp(dir=suite.tmp, prefix=name + "-")
+        self.report_path = os.path.join(d, "report.json")
+        self.log_path = os.path.join(d, "stderr.log")
+        self.argv = [suite.bin("peercdn-peer"), mode, "--origin", origin.url, "--video", vid, "--listen",
+                     "127.0.0.1:0", "--state-dir", os.path.join(suite.tmp, "peer-state"), "--no-status",
+                     "--report", self.report_path] + list(extra)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self.log,
+                                     env=dict(os.environ, **(env or {})))
+        self.started = time.time()
+        line = self.proc.stdout.readline()
+        m = re.search(rb"listening on tcp://([0-9.]+):(\d+)", line)
+        if not m:
+            raise AssertionError("peer did not start: %r\n%s" % (line, self.stderr()))
+        self.host, self.port = m.group(1).decode(), int(m.group(2))
+        self.hls = None
+        if "--hls-listen" in extra:
+            line = self.proc.stdout.readline()
+            m = re.search(rb"listening on (http://[0-9.]+:\d+)", line)
+            check(m is not None, "HLS endpoint line: %r" % line)
+            self.hls = m.group(1).decode()
+        if mode == "seed" and wait_seeding:
+            line = self.proc.stdout.readline()
+            check(b"seeding" in line, "seeder ready: %r\n%s" % (line, self.stderr()))
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+        suite.cleanups.append(self.kill)
+
+    def stderr(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")[-6000:]
+        except OSError:
+            return ""
+
+    def wait(self, timeout=300):
+        try:
+            self.proc.wait(timeout=timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("peer did not finish in time\n%s" % self.stderr())
+        err = self.stderr()
+        if self.proc.returncode != 0 or re.search(r"(ERROR: (Address|Leak)Sanitizer|runtime error:)", err):
+            raise AssertionError("peer exited with %d\n%s" % (self.proc.returncode, err))
+        with open(self.report_path) as f:
+            return json.load(f)
+
+    def stop(self):
+        """SIGTERM: the peer leaves gracefully (report, stopped announce) and must exit 0."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.wait(60)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
