@@ -97,6 +97,10 @@ static void dl_free(client *c, dl *d)
         }
     if (d->pl == NULL)
         pc_cdn_cancel(c, d);
+    if (d->seed && d->buf != NULL) {
+        free(d->buf->buf);
+        free(d->buf);
+    }
     free(d);
 }
 
@@ -196,17 +200,23 @@ static void finish_download(client *c, dl *d)
     if (d->seed) {
         const uint8_t *want = d->seg == PC_SEG_INIT ? c->pm.m.rung[d->rung].init_hash : c->pm.hash[d->rung] + 32 * (size_t)d->seg;
         if (memcmp(h, want, 32) != 0) {
-            PC_LOGE("seed", "segment %u of rung %u from the CDN does not match the manifest", d->seg, d->rung);
+            pc_part parts[2];
+            int np = pc_peer_media_parts(&c->pm, d->rung, d->seg, parts);
+            for (int k = 0; k < np; k++) {
+                uint8_t ph[32];
+                pc_blake2b256(a->buf + parts[k].offset, parts[k].size, ph);
+                if (memcmp(ph, parts[k].hash, 32) != 0)
+                    PC_LOGE("seed", "%s%s (%u bytes) does not match the manifest", c->base, parts[k].url, parts[k].size);
+            }
             c->seed_failures++;
         } else if (d->seg == PC_SEG_INIT) {
+            free(c->init[d->rung]);
             c->init[d->rung] = a->buf;
             a->buf = NULL;
         } else if (pc_store_put(c->store, d->rung, d->seg, a->buf, a->size) != 0) {
             PC_LOGE("seed", "the segment store cannot hold segment %u of rung %u (raise --mem-cap)", d->seg, d->rung);
             c->seed_failures++;
         }
-        if (d->seg != PC_SEG_INIT)
-            asm_release(c, d->rung, d->seg);
         c->seed_pending--;
         dl_free(c, d);
         seed_next(c);
@@ -947,6 +957,9 @@ static void seed_next(client *c)
         }
         *d = (dl){.rung = q, .seg = seg, .len = pc_peer_media_size(&c->pm, q, seg), .seed = 1};
         c->dls[c->ndls++] = d;
+        d->buf = calloc(1, sizeof(asmbuf));
+        if (d->buf != NULL)
+            *d->buf = (asmbuf){.buf = malloc(d->len), .rung = q, .size = d->len};
         c->seed_pending++;
         if (pc_cdn_start(c, d) != 0) {
             c->seed_failures++;

@@ -58,7 +58,8 @@ typedef struct dl {
     uint32_t part_start, part_end; /* composite offsets of the current request */
     int ranged;
     char err[CURL_ERROR_SIZE];
-    int seed;                 /* seed-mode fetch, not the engine's */
+    int seed;                 /* seed-mode fetch, not the engine's: |buf| is its own (several rungs of one
+                               * segment index may be in flight at once, unlike the engine's transfers) */
 } dl;
 
 /* An upload request from a peer. */

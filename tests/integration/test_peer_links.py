@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""peercdn-peer against real origins, trackers and peers on loopback: an independent Python
+implementation of the peer-link protocol (docs/protocol.md) that completes a handshake and fetches a
+verified segment, connections with no ticket, a forged ticket, another video's ticket or a stolen one
+refused, ffmpeg decoding a whole video through the local HLS endpoint, a malicious peer banned without
+any of its bytes reaching the player, and a swarm with upload caps below the bitrate that loses the
+tracker and half its viewers mid-stream and still plays without a stall."""
+import base64
+import hashlib
+import json
+import os
+import socket
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Peer, Suite, TrackerPeer, b64u_decode, check, clip, eq, ffmpeg_decode  # noqa: E402
+
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305  # noqa: E402
+
+S = Suite("peer_links")
+st = {}
+
+
+def raw(pub):
+    return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def setup_video(s):
+    if "vid" in st:
+        return
+    t = s.tracker("--interval", "2")
+    o = s.origin("--tracker", t.url)
+    src = clip("peer_links_640x360_24s", size="640x360", rate=25, dur=24)
+    vid = o.upload(src, title="links")
+    o.ready(vid, timeout=600)
+    m = json.loads(o.req("GET", "/v/%s/p2p.json" % vid).body)
+    st.update(t=t, o=o, vid=vid, m=m, tpk=t.key())
+
+
+def composite_hash(m, rung, seg):
+    """docs/protocol.md, "Composite segments": the video segment then the audio segment."""
+    video = [r for r in m["renditions"] if r.get("type") != "audio"]
+    audio = [r for r in m["renditions"] if r.get("type") == "audio"]
+    vh = bytes.fromhex(video[rung]["segments"][seg]["blake2b"])
+    if not audio:
+        return vh
+    ah = bytes.fromhex(audio[0]["segments"][seg]["blake2b"])
+    return hashlib.blake2b(b"peercdn composite v1\0" + vh + ah, digest_size=32).digest()
+
+
+def hello(ticket, kx_pk, role=0, up_kbps=0):
+    return b"PCL1" + bytes([1, role]) + kx_pk + len(ticket).to_bytes(2, "big") + ticket + up_kbps.to_bytes(4, "big")
+
+
+def recv_exact(sock, n):
+    b = b""
+    while len(b) < n:
+        chunk = sock.recv(n - len(b))
+        if not chunk:
+            raise EOFError("closed after %d of %d bytes" % (len(b), n))
+        b += chunk
+    return b
+
+
+def closed_without_answer(sock):
+    """The peer closes the connection and sends no HELLO back."""
+    sock.settimeout(15)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data == b""
+
+
+class PyLink:
+    """The connector side of docs/protocol.md, written from the document."""
+
+    def __init__(self, host, port, ticket, sk):
+        self.sock = socket.create_connection((host, port), timeout=15)
+        self.sk = sk
+        self.kx = X25519PrivateKey.generate()
+        self.hello_c = hello(ticket, raw(self.kx.public_key()))
+        self.sock.sendall(self.hello_c)
+
+    def finish(self, tracker_pk, video, auth_key=None):
+        head = recv_exact(self.sock, 40)
+        eq(head[:6], b"PCL1\x01\x01", "acceptor HELLO magic, version, role")
+        tl = int.from_bytes(head[38:40], "big")
+        rest = recv_exact(self.sock, tl + 4)
+        self.hello_s = head + rest
+        ticket = rest[:tl]
+        # the acceptor's ticket: "PCT1" | expires | key | video length | video | signature
+        vlen = ticket[44]
+        Ed25519PublicKey.from_public_bytes(tracker_pk).verify(ticket[45 + vlen:], b"peercdn ticket v1\0" + ticket[:45 + vlen])
+        eq(ticket[45:45 + vlen].decode(), video, "the acceptor's ticket is for this video")
+        their_key = ticket[12:44]
+        transcript = hashlib.blake2b(self.hello_c + self.hello_s, digest_size=32).digest()
+        auth_s = recv_exact(self.sock, 64)
+        Ed25519PublicKey.from_public_bytes(their_key).verify(auth_s, b"peercdn link v1\0" + b"\x01" + transcript)
+        self.sock.sendall((auth_key or self.sk).sign(b"peercdn link v1\0" + b"\x00" + transcript))
+        # crypto_kx, client side: rx | tx = BLAKE2b-512(X25519(ours, theirs) | client pk | server pk)
+        their_kx = head[6:38]
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+        q = self.kx.exchange(X25519PublicKey.from_public_bytes(their_kx))
+        keys = hashlib.blake2b(q + raw(self.kx.public_key()) + their_kx, digest_size=64).digest()
+        self.rx, self.tx = ChaCha20Poly1305(keys[:32]), ChaCha20Poly1305(keys[32:])
+        self.rn = self.tn = 0
+
+    def send(self, msg):
+        hdr = (len(msg) + 16).to_bytes(4, "big")
+        ct = self.tx.encrypt(b"\0\0\0\0" + self.tn.to_bytes(8, "big"), msg, hdr)
+        self.tn += 1
+        self.sock.sendall(hdr + ct)
+
+    def recv(self):
+        hdr = recv_exact(self.sock, 4)
+        n = int.from_bytes(hdr, "big")
+        check(17 <= n <= 4 + 9 + 128 * 1024 + 16, "record length %d" % n)
+        msg = self.rx.decrypt(b"\0\0\0\0" + self.rn.to_bytes(8, "big"), recv_exact(self.sock, n), hdr)
+        self.rn += 1
+        return msg
+
+
+def test_a_python_peer_written_from_the_spec_fetches_a_verified_segment(s):
+    setup_video(s)
+    t, o, vid, m = st["t"], st["o"], st["vid"], st["m"]
+    seeder = Peer(s, o, vid, mode="seed", name="seeder")
+    st["seeder"] = seeder
+    tp = TrackerPeer(t, vid, 1, rendition="v0")
+    tp.announce("started")
+    link = PyLink(seeder.host, seeder.port, b64u_decode(tp.ticket), tp.sk)
+    link.finish(st["tpk"], vid)
+    video = [r for r in m["renditions"] if r.get("type") != "audio"]
+    audio = [r for r in m["renditions"] if r.get("type") == "audio"]
+    size = video[0]["segments"][1]["size"] + (audio[0]["segments"][1]["size"] if audio else 0)
+    # REQUEST id 7, rung 0, segment 1, offset 0, the whole composite, due in 5 s
+    link.send(bytes([4]) + (7).to_bytes(4, "big") + bytes([0]) + (1).to_bytes(4, "big") + (0).to_bytes(4, "big") +
+              size.to_bytes(4, "big") + (5000).to_bytes(4, "big"))
+    got = bytearray()
+    haves = 0
+    while len(got) < size:
+        msg = link.recv()
+        if msg[0] == 3:  # HAVE: the seeder holds everything
+            haves += 1
+            n = int.from_bytes(msg[1:3], "big")
+            eq(len(msg), 3 + 9 * n, "HAVE length")
+        elif msg[0] == 5:  # DATA id | offset | bytes
+            eq(int.from_bytes(msg[1:5], "big"), 7, "DATA answers our request")
+            eq(int.from_bytes(msg[5:9], "big"), len(got), "DATA in order")
+            got += msg[9:]
+        elif msg[0] == 1:  # PING: answer it
+            link.send(bytes([2]) + msg[1:9])
+        else:
+            raise AssertionError("unexpected message type %d" % msg[0])
+    check(haves >= 1, "the seeder told us what it holds")
+    vsize = video[0]["segments"][1]["size"]
+    vh = hashlib.blake2b(bytes(got[:vsize]), digest_size=32).digest()
+    eq(vh.hex(), video[0]["segments"][1]["blake2b"], "the video part matches the signed manifest")
+    if audio:
+        ah = hashlib.blake2b(bytes(got[vsize:]), digest_size=32).digest()
+        eq(ah.hex(), audio[0]["segments"][1]["blake2b"], "the audio part matches the signed manifest")
+        vh = hashlib.blake2b(b"peercdn composite v1\0" + vh + ah, digest_size=32).digest()
+    eq(vh, composite_hash(m, 0, 1), "the composite hash is the documented one")
+    link.sock.close()
+
+
+def test_connections_without_a_valid_ticket_are_refused(s):
+    setup_video(s)
+    t, vid, seeder = st["t"], st["vid"], st["seeder"]
+    kx = os.urandom(32)
+    cases = {}
+    # no ticket at all
+    sock = socket.create_connection((seeder.host, seeder.port), timeout=15)
+    sock.sendall(b"PCL1\x01\x00" + kx + b"\x00\x00" + b"\x00" * 4)
+    cases["no ticket"] = closed_without_answer(sock)
+    # a forged ticket: right shape, signed by a key that is not the tracker's
+    tp = TrackerPeer(t, vid, 2, rendition="v0")
+    tp.announce("started")
+    real = b64u_decode(tp.ticket)
+    fake_tracker = Ed25519PrivateKey.generate()
+    forged = real[:-64] + fake_tracker.sign(b"peercdn ticket v1\0" + real[:-64])
+    sock = socket.create_connection((seeder.host, seeder.port), timeout=15)
+    sock.sendall(hello(forged, kx))
+    cases["forged ticket"] = closed_without_answer(sock)
+    # a real ticket, from this tracker, for another video
+    other = TrackerPeer(t, "anothervideo", 3, rendition="v0")
+    other.announce("started")
+    sock = socket.create_connection((seeder.host, seeder.port), timeout=15)
+    sock.sendall(hello(b64u_decode(other.ticket), kx))
+    cases["another video's ticket"] = closed_without_answer(sock)
+    # someone else's valid ticket, without its secret key: the HELLO passes, the AUTH cannot
+    link = PyLink(seeder.host, seeder.port, real, Ed25519PrivateKey.generate())
+    try:
+        link.finish(st["tpk"], vid)
+        link.sock.settimeout(15)
+        link.recv()
+        cases["stolen ticket"] = False
+    except (EOFError, ConnectionResetError):
+        cases["stolen ticket"] = True
+    for name, refused in cases.items():
+        check(refused, "%s: the connection was not refused" % name)
+    # and the refusals did not hurt the seeder: a good link still works
+    good = TrackerPeer(t, vid, 4, rendition="v0")
+    good.announce("started")
+    link = PyLink(seeder.host, seeder.port, b64u_decode(good.ticket), good.sk)
+    link.finish(st["tpk"], vid)
+    check(link.recv()[0] in (1, 3), "a HAVE or PING arrives on a good link")
+    link.sock.close()
+
+
+def test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint(s):
+    setup_video(s)
+    o, vid = st["o"], st["vid"]
+    p = Peer(s, o, vid, "--hls-listen", "127.0.0.1:0", name="hls")
+    url = "%s/v/%s/master.m3u8" % (p.hls, vid)
+    ffmpeg_decode(url, all_streams=True)
+    r = p.stop()
+    check(r["bytes_cdn"] + r["bytes_p2p"] >= sum(x["bytes"] for x in r["segments"]) > 0, "the peer fetched the media")
+
+
+def test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player(s):
+    setup_video(s)
+    o, vid, m = st["o"], st["vid"], st["m"]
+    st["seeder"].stop()
+    bad = Peer(s, o, vid, "--up-kbps", "50000", mode="seed", name="malicious", env={"PEERCDN_TEST_CORRUPT_UPLOADS": "1"})
+    victim = Peer(s, o, vid, "--hls-listen", "127.0.0.1:0", "--rendition", "v0", name="victim")
+    video = [r for r in m["renditions"] if r.get("type") != "audio"][0]
+    # the victim plays (headless) to the end, prefetching from the only peer there is, the malicious one;
+    # then a player fetching every segment through its endpoint gets exactly the origin's bytes
+    time.sleep(sum(x["duration"] for x in video["segments"]) + 3)
+    for seg in video["segments"]:
+        with urllib.request.urlopen("%s/v/%s/%s" % (victim.hls, vid, seg["url"]), timeout=60) as r:
+            body = r.read()
+        eq(hashlib.blake2b(body, digest_size=32).hexdigest(), seg["blake2b"], "segment %s as played" % seg["url"])
+    r = victim.stop()
+    check(r["banned_peers"] >= 1, "the malicious peer was banned: %r" % {k: r[k] for k in r if k != "segments"})
+    check(r["rejected_segments"] >= 1, "its segments were rejected")
+    eq(r["stalls"], 0, "the victim did not stall")
+    check("banned" in victim.stderr(), "the ban is logged")
+    bad.stop()
+
+
+def test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall(s):
+    setup_video(s)
+    t, o, vid, m = st["t"], st["o"], st["vid"], st["m"]
+    video = [r for r in m["renditions"] if r.get("type") != "audio"]
+    lowest = min(r["bandwidth"] for r in video)
+    cap = str(max(1, int(lowest * 0.5 / 1000)))
+    peers = []
+    for i in range(6):
+        peers.append(Peer(s, o, vid, "--up-kbps", cap, "--rng-seed", str(10 + i), name="low%d" % i))
+        time.sleep(2.5)
+    kill_at = time.time()
+    t.kill()
+    for p in peers[1::2]:
+        p.kill()
+    survivors = peers[0::2]
+    reports = [p.wait(120) for p in survivors]
+    durs = [x["duration"] for x in video[0]["segments"]]
+    after = 0
+    for k, r in enumerate(reports):
+        eq(r["stalls"], 0, "survivor %d stalled: %r" % (k, {x: r[x] for x in r if x != "segments"}))
+        check(r["ended"], "survivor %d played to the end" % k)
+        check(r["announces_failed"] >= 1, "survivor %d noticed the tracker was gone" % k)
+        played = kill_at - survivors[k].started
+        late = [seg for seg in r["segments"] if sum(durs[:seg["index"]]) > played + 8]
+        after += sum(1 for seg in late if seg["source"] in ("p2p", "mixed"))
+        print("# survivor %d: cdn %d p2p %d; after the kill: %s" % (k, r["bytes_cdn"], r["bytes_p2p"],
+              " ".join("%d:%s" % (seg["index"], seg["source"]) for seg in late)))
+    print("# segments that came from known peers after the tracker died: %d" % after)
+    check(after >= 1, "known peers kept serving after the tracker died")
+
+
+if __name__ == "__main__":
+    S.run([test_a_python_peer_written_from_the_spec_fetches_a_verified_segment,
+           test_connections_without_a_valid_ticket_are_refused,
+           test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
+           test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
+           test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall])
