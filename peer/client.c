@@ -994,7 +994,8 @@ static void after_stopped(client *c)
     close_handle((uv_handle_t *)&c->exit_timer);
     close_handle((uv_handle_t *)&c->sigint);
     close_handle((uv_handle_t *)&c->sigterm);
-    close_handle((uv_handle_t *)&c->server);
+    if (c->server_open)
+        close_handle((uv_handle_t *)&c->server);
     /* the http client's handles close when it is freed, after the loop */
 }
 
@@ -1183,6 +1184,7 @@ static int listen_peer(client *c)
         return -1;
     }
     uv_tcp_init(&c->loop, &c->server);
+    c->server_open = 1;
     c->server.data = c;
     int rc = uv_tcp_bind(&c->server, (struct sockaddr *)&ss, 0);
     if (rc == 0)

@@ -79,6 +79,7 @@ struct client {
     uv_timer_t engine_timer, kick, upload_timer, announce_timer, status_timer, exit_timer;
     uv_signal_t sigint, sigterm;
     uv_tcp_t server;
+    int server_open;
     uint64_t t0_us;
     pc_http_client *http;
     /* trust and media */

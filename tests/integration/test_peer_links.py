@@ -218,6 +218,32 @@ def test_connections_without_a_valid_ticket_are_refused(s):
     link.sock.close()
 
 
+def test_bad_usage_and_an_unsigned_manifest_fail_with_one_line(s):
+    setup_video(s)
+    o, vid = st["o"], st["vid"]
+    import subprocess
+    peer = s.bin("peercdn-peer")
+    cases = [
+        ([peer, "play", "--video", vid], 2, "needs --origin"),
+        ([peer, "play", "--origin", o.url, "--video", "bad/id"], 2, "--video"),
+        ([peer, "play", "--origin", o.url, "--video", vid, "--up-kbps", "-3"], 2, "--up-kbps"),
+        ([peer, "fly"], 2, "unknown command"),
+        # a key that did not sign this manifest: refused before anything in it is read
+        ([peer, "play", "--origin", o.url, "--video", vid, "--origin-key", base64.b64encode(os.urandom(32)).decode()],
+         1, "not signed by the pinned origin key"),
+        ([peer, "play", "--origin", o.url, "--video", "nosuchvideo", "--state-dir", os.path.join(s.tmp, "st2")],
+         1, "HTTP 404"),
+        ([peer, "play", "--origin", "http://127.0.0.1:1", "--video", vid, "--state-dir", os.path.join(s.tmp, "st3")],
+         1, "cannot fetch"),
+    ]
+    for argv, code, text in cases:
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        err = [l for l in p.stderr.decode().splitlines() if "INFO" not in l and "WARN" not in l]
+        eq(p.returncode, code, "exit status of %s: %s" % (argv[1:], p.stderr.decode()))
+        eq(len(err), 1, "one line on stderr for %s: %r" % (argv[1:], err))
+        check(text in err[0], "%r in %r" % (text, err[0]))
+
+
 def test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint(s):
     setup_video(s)
     o, vid = st["o"], st["vid"]
@@ -284,6 +310,7 @@ def test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall(s):
 if __name__ == "__main__":
     S.run([test_a_python_peer_written_from_the_spec_fetches_a_verified_segment,
            test_connections_without_a_valid_ticket_are_refused,
+           test_bad_usage_and_an_unsigned_manifest_fail_with_one_line,
            test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
            test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
            test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall])
