@@ -799,33 +799,15 @@ static void fill_state(client *c, const char *event)
     pc_tc_state *s = &c->ts;
     pc_engine_stats st;
     pc_engine_get_stats(c->e, &st);
-    const pc_media *md = &c->pm.m;
     s->event = event;
     s->session = c->session[0] != '\0' ? c->session : NULL;
     s->rendition = c->mf->renditions[c->pm.rend[st.rung]].id;
-    uint64_t pos = pc_engine_playhead(c->e);
-    s->playhead_ms = (uint32_t)(pos / 1000);
-    /* the next segment it lacks, and the run of held segments that reaches furthest */
-    uint32_t first = 0;
-    uint64_t acc = 0;
-    while (first + 1 < md->n_segments && acc + md->seg_dur_us[first] <= pos)
-        acc += md->seg_dur_us[first++];
-    s->need = -1;
-    for (uint32_t i = first; i < md->n_segments && !c->seeding && c->cfg->seed_mode == 0; i++)
-        if (!pc_engine_holds(c->e, st.rung, i)) {
-            s->need = i;
-            break;
-        }
-    s->have_lo = s->have_hi = -1;
-    for (uint32_t i = md->n_segments; i-- > 0;) {
-        if (pc_engine_holds(c->e, st.rung, i)) {
-            if (s->have_hi < 0)
-                s->have_hi = i;
-            s->have_lo = i;
-        } else if (s->have_hi >= 0) {
-            break;
-        }
-    }
+    s->playhead_ms = (uint32_t)(pc_engine_playhead(c->e) / 1000);
+    uint32_t need, lo, hi;
+    pc_engine_holdings(c->e, st.rung, &need, &lo, &hi);
+    s->need = need == UINT32_MAX || c->seeding || c->cfg->seed_mode ? -1 : (int64_t)need;
+    s->have_lo = lo == UINT32_MAX ? -1 : (int64_t)lo;
+    s->have_hi = hi == UINT32_MAX ? -1 : (int64_t)hi;
     s->seeding = c->seeding;
     s->bytes_cdn = c->bytes_cdn_total;
     s->bytes_p2p = c->bytes_p2p_total;

@@ -666,30 +666,8 @@ static void fill_announce(world *w, uint32_t vi, int event, pc_announce *an)
     pc_engine_stats st;
     pc_engine_get_stats(v->e, &st);
     snprintf(an->rendition, sizeof(an->rendition), "r%u", st.rung);
-    const video *vd = &w->videos[v->video];
-    uint64_t pos = pc_engine_playhead(v->e);
-    an->playhead_ms = (uint32_t)(pos / 1000);
-    /* the next segment it lacks, and the run of held segments that reaches furthest */
-    uint32_t first = 0;
-    uint64_t acc = 0;
-    while (first + 1 < vd->n && acc + vd->dur[first] <= pos)
-        acc += vd->dur[first++];
-    an->need = PC_NONE;
-    for (uint32_t i = first; i < vd->n; i++)
-        if (!pc_engine_holds(v->e, st.rung, i)) {
-            an->need = i;
-            break;
-        }
-    an->have_lo = an->have_hi = PC_NONE;
-    for (uint32_t i = vd->n; i-- > 0;) {
-        if (pc_engine_holds(v->e, st.rung, i)) {
-            if (an->have_hi == PC_NONE)
-                an->have_hi = i;
-            an->have_lo = i;
-        } else if (an->have_hi != PC_NONE) {
-            break;
-        }
-    }
+    an->playhead_ms = (uint32_t)(pc_engine_playhead(v->e) / 1000);
+    pc_engine_holdings(v->e, st.rung, &an->need, &an->have_lo, &an->have_hi);
     an->up_kbps = (uint32_t)(v->up * 8 / 1000);
     snprintf(an->region, sizeof(an->region), "%s", w->sc->region_name[v->region]);
     an->event = event;

@@ -460,6 +460,26 @@ uint64_t pc_engine_buffer(const pc_engine *e)
     return end > pos ? end - pos : 0;
 }
 
+void pc_engine_holdings(const pc_engine *e, uint32_t rung, uint32_t *need, uint32_t *lo, uint32_t *hi)
+{
+    uint32_t n = e->m->n_segments;
+    *need = *lo = *hi = UINT32_MAX;
+    for (uint32_t i = seg_at(e, content_pos(e)); i < n; i++)
+        if (!pc_engine_holds(e, rung, i)) {
+            *need = i;
+            break;
+        }
+    for (uint32_t i = n; i-- > 0;) {
+        if (pc_engine_holds(e, rung, i)) {
+            if (*hi == UINT32_MAX)
+                *hi = i;
+            *lo = i;
+        } else if (*hi != UINT32_MAX) {
+            break;
+        }
+    }
+}
+
 const pc_player *pc_engine_player(const pc_engine *e)
 {
     return &e->player;

@@ -203,5 +203,9 @@ int pc_engine_holds(const pc_engine *e, uint32_t rung, uint32_t i);
 uint64_t pc_engine_playhead(const pc_engine *e);
 uint64_t pc_engine_buffer(const pc_engine *e);
 const pc_player *pc_engine_player(const pc_engine *e);
+/* What an announce reports for |rung|: the first segment from the viewer's position on that is not
+ * held (|*need|), and the run of held segments that reaches furthest (|*lo| … |*hi|); UINT32_MAX where
+ * there is none. Cannot fail. */
+void pc_engine_holdings(const pc_engine *e, uint32_t rung, uint32_t *need, uint32_t *lo, uint32_t *hi);
 
 #endif
