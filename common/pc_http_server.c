@@ -155,7 +155,7 @@ static void on_filecache_check(uv_check_t *c)
     h2o_filecache_clear(srv->ctx.filecache);
 }
 
-static int parse_hostport(const char *hostport, struct sockaddr_storage *ss)
+int pc_hostport_parse(const char *hostport, struct sockaddr_storage *ss)
 {
     char host[256];
     const char *colon = strrchr(hostport, ':');
@@ -185,7 +185,7 @@ int pc_http_server_listen(pc_http_server *srv, const char *hostport, char *bound
         return PC_EINVAL;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    int r = parse_hostport(hostport, &ss);
+    int r = pc_hostport_parse(hostport, &ss);
     if (r != 0)
         return r;
     if (!srv->ctx_ready) {

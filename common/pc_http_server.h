@@ -54,6 +54,9 @@ int pc_http_server_route(pc_http_server *srv, const char *prefix, pc_http_handle
  * PC_EIO when bind/listen fails. All routes must be registered before.
  */
 int pc_http_server_listen(pc_http_server *srv, const char *hostport, char *bound, size_t boundlen) PC_MUST_CHECK;
+/* Parses "HOST:PORT" (IPv4, [IPv6] or localhost; port 0 … 65535) into |ss|, which must be zeroed.
+ * PC_EINVAL otherwise. Also used for the peer's TCP port. */
+int pc_hostport_parse(const char *hostport, struct sockaddr_storage *ss) PC_MUST_CHECK;
 /* Gives an accepted socket (with whatever is buffered in sock->input) to h2o's HTTP/1 (and h2c) code. */
 void pc_http_server_handoff(pc_http_server *srv, h2o_socket_t *sock);
 /* Graceful stop; |cb| runs once every connection is closed. */

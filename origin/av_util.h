@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "job.h"
+#include "pc_fs.h"
 
 /* Opens |path| for demuxing with |j|'s cancel flag as interrupt callback. Returns an AVERROR or 0. */
 int pc_av_open(pc_job *j, const char *path, AVFormatContext **out);
@@ -30,11 +31,5 @@ int pc_av_rotation(const AVStream *st);
 int pc_frames_write(const char *path, const int64_t *pts, size_t n) PC_MUST_CHECK;
 int pc_frames_read(const char *path, int64_t **pts, size_t *n) PC_MUST_CHECK;
 
-/* mkdir -p for one or two levels below an existing parent. */
-int pc_mkdirs(const char *path) PC_MUST_CHECK;
-/* Writes |len| bytes to |path| atomically (temp + rename). */
-int pc_write_file(const char *path, const void *data, size_t len) PC_MUST_CHECK;
-/* Reads a whole file up to |max| bytes (malloc'd, NUL-terminated). */
-int pc_read_file(const char *path, size_t max, char **out, size_t *len) PC_MUST_CHECK;
 
 #endif

@@ -73,9 +73,7 @@ static int start_part(client *c, dl *d)
         curl_off_t per = (curl_off_t)(c->cfg->down_kbps * 1000 / 8 / 2);
         curl_easy_setopt(d->easy, CURLOPT_MAX_RECV_SPEED_LARGE, per > 0 ? per : 1);
     }
-    if (!d->seed)
-        d->buf = pc_client_asm(c, d->rung, d->seg, d->offset);
-    if (d->buf == NULL || d->buf->buf == NULL)
+    if (d->buf == NULL || d->buf->buf == NULL) /* the caller's: the segment's assembly buffer, or a seed fetch's own */
         return PC_ENOMEM;
     return pc_http_client_add(c->http, d->easy, on_part_done, d) == 0 ? 0 : PC_ENET;
 }

@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pc_cli.h"
 #include "pc_crypto.h"
+#include "pc_http_server.h"
 #include "pc_json.h"
 #include "pc_log.h"
 
@@ -150,15 +150,13 @@ static int is_banned(const client *c, const uint8_t key[32])
     return 0;
 }
 
-asmbuf *pc_client_asm(client *c, uint32_t rung, uint32_t seg, uint32_t keep)
+asmbuf *pc_client_asm(client *c, uint32_t rung, uint32_t seg)
 {
     asmbuf *a = seg == PC_SEG_INIT ? &c->asm_init[rung] : &c->asm_seg[seg];
     uint32_t size = pc_peer_media_size(&c->pm, rung, seg);
-    if (a->buf != NULL && (a->rung != rung || keep == 0)) {
-        if (a->rung != rung) {
-            free(a->buf);
-            a->buf = NULL;
-        }
+    if (a->buf != NULL && a->rung != rung) { /* the engine restarts another rung's copy from 0 */
+        free(a->buf);
+        a->buf = NULL;
     }
     if (a->buf == NULL) {
         a->buf = malloc(size);
@@ -263,7 +261,7 @@ static void act_fetch(client *c, const pc_action *a, uint64_t now)
         return;
     }
     *d = (dl){.transfer = a->transfer, .rung = a->rung, .seg = a->segment, .offset = a->offset, .len = a->length};
-    d->buf = pc_client_asm(c, a->rung, a->segment, a->offset);
+    d->buf = pc_client_asm(c, a->rung, a->segment);
     c->dls[c->ndls++] = d;
     if (d->buf == NULL) {
         dl_free(c, d);
@@ -839,12 +837,10 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
             c->announces_ok++;
             snprintf(c->session, sizeof(c->session), "%s", a->session);
             if (a->ticket_len > 0) {
-                pc_ticket tk;
                 if (pc_ticket_check(c->id.tracker_pk, a->ticket, a->ticket_len, c->cfg->video, c->id.pk,
-                                    (uint64_t)time(NULL), &tk) == 0) {
+                                    (uint64_t)time(NULL), NULL) == 0) {
                     memcpy(c->id.ticket, a->ticket, a->ticket_len);
                     c->id.ticket_len = a->ticket_len;
-                    c->ticket_expires = tk.expires;
                 } else {
                     PC_LOGW("tracker", "the tracker's ticket does not check against its key from the manifest");
                 }
@@ -873,24 +869,28 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
 
 static void announce(client *c, const char *event)
 {
-    if (c->tracker_url[0] == '\0' || c->e == NULL)
+    int stopping = strcmp(event, "stopped") == 0;
+    if (c->tracker_url[0] == '\0' || c->e == NULL) {
+        if (stopping)
+            after_stopped(c); /* nobody to tell: finish the shutdown now */
         return;
+    }
     if (c->announce_call != NULL) {
-        if (strcmp(event, "stopped") != 0)
+        if (!stopping)
             return; /* one at a time; the timer comes back */
         pc_tc_cancel(c->http, c->announce_call);
         c->announce_call = NULL;
     }
-    if (c->session[0] == '\0' && strcmp(event, "stopped") == 0) {
+    if (c->session[0] == '\0' && stopping) {
         after_stopped(c);
         return;
     }
     fill_state(c, event);
     if (pc_tc_encode(&c->ts, (uint64_t)time(NULL), &c->announce_body) != 0 ||
         pc_tc_post(c->http, c->tracker_url, c->announce_body.data, c->announce_body.len,
-                   strcmp(event, "stopped") == 0 ? 2 : 10, on_announced, c, &c->announce_call) != 0) {
+                   stopping ? 2 : 10, on_announced, c, &c->announce_call) != 0) {
         PC_LOGW("tracker", "cannot send an announce");
-        if (strcmp(event, "stopped") == 0)
+        if (stopping)
             after_stopped(c);
         else
             uv_timer_start(&c->announce_timer, on_announce_timer, 5000, 0);
@@ -973,7 +973,6 @@ static void after_stopped(client *c)
     close_handle((uv_handle_t *)&c->upload_timer);
     close_handle((uv_handle_t *)&c->announce_timer);
     close_handle((uv_handle_t *)&c->status_timer);
-    close_handle((uv_handle_t *)&c->exit_timer);
     close_handle((uv_handle_t *)&c->sigint);
     close_handle((uv_handle_t *)&c->sigterm);
     if (c->server_open)
@@ -1144,25 +1143,10 @@ static int verify_stored(void *arg, uint32_t rung, uint32_t seg, const uint8_t *
 
 static int listen_peer(client *c)
 {
-    char host[64];
-    int port = 0;
-    const char *hp = c->cfg->listen;
-    const char *colon = strrchr(hp, ':');
-    if (colon == NULL || (size_t)(colon - hp) >= sizeof(host) || pc_cli_num(colon + 1, "--listen port", 0, 65535) < 0) {
-        fprintf(stderr, "peercdn-peer: --listen wants HOST:PORT, not %s\n", hp);
-        return -1;
-    }
-    port = atoi(colon + 1);
-    size_t hl = (size_t)(colon - hp);
-    if (hl >= 2 && hp[0] == '[' && hp[hl - 1] == ']') {
-        hp++;
-        hl -= 2;
-    }
-    memcpy(host, hp, hl);
-    host[hl] = '\0';
     struct sockaddr_storage ss;
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
-        fprintf(stderr, "peercdn-peer: --listen: %s is not an IP address\n", host);
+    memset(&ss, 0, sizeof(ss));
+    if (pc_hostport_parse(c->cfg->listen, &ss) != 0) {
+        fprintf(stderr, "peercdn-peer: --listen wants IP:PORT, not %s\n", c->cfg->listen);
         return -1;
     }
     uv_tcp_init(&c->loop, &c->server);
@@ -1271,7 +1255,7 @@ int pc_client_run(const pc_client_config *cfg)
     c->t0_us = uv_hrtime() / 1000 - 1; /* "now" is never 0 */
     c->exit_code = 1;
     uv_loop_init(&c->loop);
-    uv_timer_t *timers[] = {&c->engine_timer, &c->kick, &c->upload_timer, &c->announce_timer, &c->status_timer, &c->exit_timer};
+    uv_timer_t *timers[] = {&c->engine_timer, &c->kick, &c->upload_timer, &c->announce_timer, &c->status_timer};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         uv_timer_init(&c->loop, timers[i]);
         timers[i]->data = c;

@@ -76,7 +76,7 @@ typedef struct hls hls;
 struct client {
     const pc_client_config *cfg;
     uv_loop_t loop;
-    uv_timer_t engine_timer, kick, upload_timer, announce_timer, status_timer, exit_timer;
+    uv_timer_t engine_timer, kick, upload_timer, announce_timer, status_timer;
     uv_signal_t sigint, sigterm;
     uv_tcp_t server;
     int server_open;
@@ -120,9 +120,7 @@ struct client {
     char session[64];
     pc_buf announce_body;
     pc_tc_call *announce_call;
-    uint64_t ticket_expires;
     uint32_t announces_ok, announces_failed;
-    int stopped_sent;
     /* lifecycle */
     int ended, seeding, stopping, exit_code;
     uint64_t ended_at_us;
@@ -135,9 +133,10 @@ struct client {
 uint64_t pc_client_now(const client *c);
 /* Something for the engine happened: drive it from the loop soon. */
 void pc_client_kick(client *c);
-/* Assembly buffer for |seg| of |rung| (PC_SEG_INIT: its init), keeping the first |keep| bytes when it
- * already holds that rung. NULL on ENOMEM. */
-asmbuf *pc_client_asm(client *c, uint32_t rung, uint32_t seg, uint32_t keep);
+/* The assembly buffer of |seg| (PC_SEG_INIT: the init segment) for |rung|. One already there for that
+ * rung is returned as it is: a FETCH from offset O relies on its first O bytes. Another rung's is
+ * replaced (the engine restarts such a copy from 0). NULL on ENOMEM. */
+asmbuf *pc_client_asm(client *c, uint32_t rung, uint32_t seg);
 
 /* cdn.c */
 int pc_cdn_start(client *c, dl *d) PC_MUST_CHECK;
@@ -152,7 +151,6 @@ int pc_hls_start(client *c, const char *hostport, char *bound, size_t boundlen) 
 void pc_hls_on_ready(client *c, uint32_t rung, uint32_t seg);
 void pc_hls_stop(client *c);
 void pc_hls_free(client *c);
-int pc_hls_active(const client *c);
 
 /* report.c */
 void pc_report_status_line(client *c);

@@ -331,11 +331,6 @@ int pc_hls_start(client *c, const char *hostport, char *bound, size_t boundlen)
     return 0;
 }
 
-int pc_hls_active(const client *c)
-{
-    return c->hls != NULL && c->hls->nw > 0;
-}
-
 static void on_closed(void *arg)
 {
     (void)arg;

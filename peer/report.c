@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "client_internal.h"
+#include "pc_fs.h"
 #include "pc_json.h"
 
 static const char *player_state(pc_player_state s)
@@ -88,17 +89,11 @@ int pc_report_write(client *c, const char *path)
     json_decref(o);
     if (txt == NULL)
         return PC_ENOMEM;
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int ok = f != NULL && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
-    if (f != NULL && fclose(f) != 0)
-        ok = 0;
+    int rc = pc_write_file(path, txt, strlen(txt));
     free(txt);
-    if (!ok || rename(tmp, path) != 0) {
-        fprintf(stderr, "peercdn-peer: cannot write the report %s\n", path);
-        remove(tmp);
-        return PC_EIO;
+    if (rc != 0) {
+        fprintf(stderr, "peercdn-peer: cannot write the report %s: %s\n", path, pc_strerror(rc));
+        return rc;
     }
     return 0;
 }

@@ -883,6 +883,8 @@ void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now)
         e->now = now;
     pc_player_seek(&e->player, pos_us, e->now);
     e->demand_pos = 0;
+    for (uint32_t i = 0; i < e->m->n_segments; i++)
+        e->segs[i].demanded = 0;
     e->ended_sent = e->player.state == PC_PLAYER_ENDED;
     uint32_t first = seg_at(e, content_pos(e));
     e->startup_end = e->start[first] + e->cfg.startup_cdn_us;

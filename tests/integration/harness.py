@@ -139,6 +139,18 @@ def request(url, method="GET", body=None, headers=None, timeout=30):
         conn.close()
 
 
+SANITIZER_REPORT = re.compile(r"(ERROR: (Address|Leak)Sanitizer|runtime error:)")
+
+
+def log_tail(path, n=6000):
+    """The last |n| characters of a process's stderr log ("" when there is none)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")[-n:]
+    except OSError:
+        return ""
+
+
 class Server:
     """A peercdn server process: started with --listen 127.0.0.1:0, found by its "listening on" line,
     stopped with SIGTERM and required to exit 0 without sanitizer reports (leaks included)."""
@@ -171,11 +183,7 @@ class Server:
         raise AssertionError("%s did not start: %r\n%s" % (self.name, line, self.stderr()))
 
     def stderr(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")[-6000:]
-        except OSError:
-            return ""
+        return log_tail(self.log_path)
 
     def stop(self):
         if self.proc is None or self.proc.poll() is not None and self.proc.returncode == -9:
@@ -192,7 +200,7 @@ class Server:
         err = self.stderr()
         rc = self.proc.returncode
         self.proc = None
-        if rc != 0 or re.search(r"(ERROR: (Address|Leak)Sanitizer|runtime error:)", err):
+        if rc != 0 or SANITIZER_REPORT.search(err):
             raise AssertionError("%s exited with %d\n%s" % (self.name, rc, err))
 
     def kill(self):
@@ -450,11 +458,7 @@ class Peer:
         suite.cleanups.append(self.kill)
 
     def stderr(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")[-6000:]
-        except OSError:
-            return ""
+        return log_tail(self.log_path)
 
     def wait(self, timeout=300):
         try:
@@ -464,7 +468,7 @@ class Peer:
             self.proc.wait()
             raise AssertionError("peer did not finish in time\n%s" % self.stderr())
         err = self.stderr()
-        if self.proc.returncode != 0 or re.search(r"(ERROR: (Address|Leak)Sanitizer|runtime error:)", err):
+        if self.proc.returncode != 0 or SANITIZER_REPORT.search(err):
             raise AssertionError("peer exited with %d\n%s" % (self.proc.returncode, err))
         with open(self.report_path) as f:
             return json.load(f)

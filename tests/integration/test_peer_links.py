@@ -244,6 +244,17 @@ def test_bad_usage_and_an_unsigned_manifest_fail_with_one_line(s):
         check(text in err[0], "%r in %r" % (text, err[0]))
 
 
+def test_without_a_tracker_the_peer_plays_from_the_cdn_alone(s):
+    o = s.origin()
+    vid = o.upload(clip("peer_links_notracker_320x180_6s", size="320x180", rate=25, dur=6), title="no tracker")
+    o.ready(vid, timeout=300)
+    p = Peer(s, o, vid, name="alone")
+    r = p.wait(60)
+    check(r["ended"] and r["stalls"] == 0, "played to the end: %r" % {k: r[k] for k in r if k != "segments"})
+    eq(r["bytes_p2p"], 0, "no peers without a tracker")
+    check("no tracker" in p.stderr(), "the reason is logged")
+
+
 def test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint(s):
     setup_video(s)
     o, vid = st["o"], st["vid"]
@@ -311,6 +322,7 @@ if __name__ == "__main__":
     S.run([test_a_python_peer_written_from_the_spec_fetches_a_verified_segment,
            test_connections_without_a_valid_ticket_are_refused,
            test_bad_usage_and_an_unsigned_manifest_fail_with_one_line,
+           test_without_a_tracker_the_peer_plays_from_the_cdn_alone,
            test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
            test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
            test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall])

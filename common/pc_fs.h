@@ -1,0 +1,21 @@
+/*
+ * Small file-system helpers shared by the origin (media work) and the peer (segment cache, report):
+ * mkdir -p, atomic whole-file writes (temporary file, then rename) and bounded whole-file reads.
+ */
+#ifndef PC_FS_H
+#define PC_FS_H
+
+#include <stddef.h>
+
+#include "pc_error.h"
+
+/* mkdir -p (mode 0755); existing directories are fine. PC_ETOOBIG for a path over 4095 bytes, else the
+ * errno mapped by pc_err_from_errno. */
+int pc_mkdirs(const char *path) PC_MUST_CHECK;
+/* Writes |len| bytes to |path| atomically: |path|.tmp, then rename; a failure leaves |path| as it was. */
+int pc_write_file(const char *path, const void *data, size_t len) PC_MUST_CHECK;
+/* Reads a whole file of at most |max| bytes (PC_ETOOBIG past it, checked before reading) into a
+ * malloc'd, NUL-terminated buffer. */
+int pc_read_file(const char *path, size_t max, char **out, size_t *len) PC_MUST_CHECK;
+
+#endif
