@@ -1011,6 +1011,13 @@ static void on_status_timer(uv_timer_t *t)
     uint64_t now = pc_client_now(c);
     if (c->cfg->status_line)
         pc_report_status_line(c);
+    if (!c->ended && !c->cfg->seed_mode && c->cfg->watch_s > 0 && now >= (uint64_t)(c->cfg->watch_s * 1e6)) {
+        /* a viewer who leaves early: in-flight downloads stop, what it holds is still served */
+        PC_LOGI("peer", "quitting playback after %.0f s (--watch-s)", c->cfg->watch_s);
+        pc_engine_quit(c->e, now);
+        on_ended(c, now);
+        drive(c);
+    }
     if (!c->ended || c->stopping)
         return;
     int hls_quiet = c->cfg->hls_listen == NULL || now - c->last_hls_us >= 30000000;

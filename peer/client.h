@@ -25,6 +25,7 @@ typedef struct pc_client_config {
     const char *origin_key;     /* base64 origin key given on the command line, or NULL */
     uint64_t up_kbps, down_kbps;/* 0: no cap */
     double seed_after_s;        /* keep serving this long after playback ends */
+    double watch_s;             /* play: quit after this long (0: to the end) */
     size_t mem_cap;             /* segment store in memory */
     uint32_t max_links;
     int status_line;            /* print the status line (terminal) */

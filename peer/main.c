@@ -28,6 +28,7 @@ static const char usage[] =
     "  --rendition auto|ID   let ABR choose (default), or pin a rendition\n"
     "  --hls-listen HOST:PORT  local HLS endpoint: http://HOST:PORT/v/ID/master.m3u8\n"
     "  --seed-after SECONDS  keep serving this long after playback ends\n"
+    "  --watch-s SECONDS     quit playback after this long, as a viewer who leaves early (default: to the end)\n"
     "  --report FILE         write the JSON report here at exit\n"
     "  --origin-key BASE64   the origin's Ed25519 key (default: pinned in --state-dir on first use)\n"
     "  --state-dir DIR       where pinned origin keys live (default $HOME/.local/state/peercdn)\n"
@@ -54,7 +55,7 @@ int main(int argc, char **argv)
     else if (strcmp(argv[1], "play") != 0)
         pc_cli_usage("unknown command '%s' (play, seed)", argv[1]);
     enum { O_ORIGIN = 1, O_VIDEO, O_TRACKER, O_LISTEN, O_ANNOUNCE, O_UP, O_DOWN, O_NOUP, O_REND, O_HLS, O_SEEDAFTER,
-           O_REPORT, O_KEY, O_STATE, O_CACHE, O_MEM, O_LINKS, O_RNG, O_NOSTATUS, O_LOG, O_HELP };
+           O_REPORT, O_WATCH, O_KEY, O_STATE, O_CACHE, O_MEM, O_LINKS, O_RNG, O_NOSTATUS, O_LOG, O_HELP };
     static const struct option opts[] = {
         {"origin", required_argument, NULL, O_ORIGIN}, {"video", required_argument, NULL, O_VIDEO},
         {"tracker", required_argument, NULL, O_TRACKER}, {"listen", required_argument, NULL, O_LISTEN},
@@ -62,6 +63,7 @@ int main(int argc, char **argv)
         {"down-kbps", required_argument, NULL, O_DOWN}, {"no-upload", no_argument, NULL, O_NOUP},
         {"rendition", required_argument, NULL, O_REND}, {"hls-listen", required_argument, NULL, O_HLS},
         {"seed-after", required_argument, NULL, O_SEEDAFTER}, {"report", required_argument, NULL, O_REPORT},
+        {"watch-s", required_argument, NULL, O_WATCH},
         {"origin-key", required_argument, NULL, O_KEY}, {"state-dir", required_argument, NULL, O_STATE},
         {"cache-dir", required_argument, NULL, O_CACHE}, {"mem-cap", required_argument, NULL, O_MEM},
         {"max-links", required_argument, NULL, O_LINKS}, {"rng-seed", required_argument, NULL, O_RNG},
@@ -84,6 +86,7 @@ int main(int argc, char **argv)
         case O_HLS: cfg.hls_listen = optarg; break;
         case O_SEEDAFTER: cfg.seed_after_s = pc_cli_num(optarg, "--seed-after", 0, 1e7); break;
         case O_REPORT: cfg.report = optarg; break;
+        case O_WATCH: cfg.watch_s = pc_cli_num(optarg, "--watch-s", 0.001, 1e7); break;
         case O_KEY: cfg.origin_key = optarg; break;
         case O_STATE: cfg.state_dir = optarg; break;
         case O_CACHE: cfg.cache_dir = optarg; break;

@@ -53,6 +53,8 @@ int pc_report_write(client *c, const char *path)
     json_object_set_new(o, "stall_ms", json_integer((json_int_t)(st.stall_us / 1000)));
     json_object_set_new(o, "played_ms", json_integer((json_int_t)(st.played_us / 1000)));
     json_object_set_new(o, "ended", json_boolean(c->ended));
+    json_object_set_new(o, "ended_at_ms", c->ended ? json_integer((json_int_t)(c->ended_at_us / 1000)) : json_null());
+    json_object_set_new(o, "uptime_ms", json_integer((json_int_t)(pc_client_now(c) / 1000)));
     json_object_set_new(o, "bytes_cdn", json_integer((json_int_t)c->bytes_cdn_total));
     json_object_set_new(o, "bytes_p2p", json_integer((json_int_t)c->bytes_p2p_total));
     json_object_set_new(o, "bytes_up", json_integer((json_int_t)st.bytes_up));
@@ -80,6 +82,7 @@ int pc_report_write(client *c, const char *path)
         json_object_set_new(s, "bytes_p2p", json_integer(si.bytes_p2p));
         uint64_t ms = si.ready_at > si.requested_at && si.requested_at != 0 ? (si.ready_at - si.requested_at) / 1000 : 0;
         json_object_set_new(s, "ms", json_integer((json_int_t)ms));
+        json_object_set_new(s, "at_ms", json_integer((json_int_t)(si.ready_at / 1000)));
         json_array_append_new(segs, s);
     }
     json_object_set_new(o, "kept_bytes_cdn", json_integer((json_int_t)kept_cdn));

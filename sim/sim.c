@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "announce.h"
+#include "bound.h"
 #include "locality.h"
 #include "pc_engine.h"
 #include "registry.h"
@@ -956,129 +957,34 @@ static void depart(world *w, uint32_t vi)
     v->cnbr = v->cwat = 0;
 }
 
-/* ---- the bound ---- */
-
-typedef struct span {
-    uint64_t a, d;
-    uint32_t vi;
-} span;
-
-static int span_cmp(const void *x, const void *y)
-{
-    const span *p = x, *q = y;
-    if (p->a != q->a)
-        return p->a < q->a ? -1 : 1;
-    return p->vi < q->vi ? -1 : (p->vi > q->vi);
-}
-
-typedef struct bp {
-    uint64_t t;
-    int d;
-} bp;
-
-static int bp_cmp(const void *x, const void *y)
-{
-    const bp *p = x, *q = y;
-    if (p->t != q->t)
-        return p->t < q->t ? -1 : 1;
-    return p->d - q->d;
-}
+/* ---- the bound (sim/bound.c) ---- */
 
 static void bound(world *w, sim_result *res)
 {
-    double demand = 0, needed = 0, usable = 0;
-    for (uint32_t i = 0; i < w->nv; i++)
-        demand += (double)(w->v[i].bytes_cdn + w->v[i].bytes_p2p);
-    span *sp = malloc((w->nv + 1) * sizeof(*sp));
-    bp *b = malloc((2 * (size_t)w->nv + 1) * sizeof(*b));
-    double *cum = malloc((2 * (size_t)w->nv + 1) * sizeof(*cum));
-    if (sp == NULL || b == NULL || cum == NULL) {
-        free(sp), free(b), free(cum);
+    sim_bound_viewer *bv = malloc(((size_t)w->nv + 1) * sizeof(*bv));
+    const pc_media **media = malloc(((size_t)w->sc->videos + 1) * sizeof(*media));
+    sim_bound out;
+    if (bv == NULL || media == NULL) {
+        free(bv), free(media);
         w->oom = 1;
         return;
     }
-    for (uint32_t k = 0; k < w->sc->videos; k++) {
-        const video *vd = &w->videos[k];
-        size_t bb = (vd->n + 7) / 8;
-        uint32_t n = 0;
-        for (uint32_t i = 0; i < w->nv; i++)
-            if (w->v[i].video == k)
-                sp[n++] = (span){.a = w->v[i].arrive, .d = w->v[i].left, .vi = i};
-        if (n == 0)
-            continue;
-        qsort(sp, n, sizeof(*sp), span_cmp);
-        /* CDN copies: one per (rung, segment) received by a group of overlapping viewers */
-        uint8_t *grp = calloc(vd->m.n_rungs, bb);
-        if (grp == NULL) {
-            w->oom = 1;
-            break;
-        }
-        uint64_t gend = 0;
-        for (uint32_t j = 0; j <= n; j++) {
-            if (j == n || (j > 0 && sp[j].a > gend)) { /* the group of overlapping viewers is complete */
-                for (uint32_t q = 0; q < vd->m.n_rungs; q++)
-                    for (uint32_t i = 0; i < vd->n; i++)
-                        if (grp[q * bb + i / 8] & (1u << (i % 8)))
-                            needed += vd->m.rung[q].seg_size[i];
-                memset(grp, 0, vd->m.n_rungs * bb);
-                if (j == n)
-                    break;
-                gend = 0;
-            }
-            const viewer *v = &w->v[sp[j].vi];
-            if (v->got != NULL)
-                for (size_t x = 0; x < vd->m.n_rungs * bb; x++)
-                    grp[x] |= v->got[x];
-            if (sp[j].d > gend)
-                gend = sp[j].d;
-        }
-        free(grp);
-        /* usable upload: capacity × time present with at least one other viewer of the video */
-        size_t nb = 0;
-        for (uint32_t j = 0; j < n; j++) {
-            b[nb++] = (bp){sp[j].a, +1};
-            b[nb++] = (bp){sp[j].d, -1};
-        }
-        qsort(b, nb, sizeof(*b), bp_cmp);
-        int cov = 0;
-        cum[0] = 0;
-        for (size_t j = 0; j < nb; j++) {
-            if (j > 0)
-                cum[j] = cum[j - 1] + (cov >= 2 ? (double)(b[j].t - b[j - 1].t) : 0);
-            cov += b[j].d;
-        }
-        for (uint32_t j = 0; j < n; j++) {
-            /* T2 at the viewer's arrival and departure, by binary search over the breakpoints */
-            double t2[2];
-            uint64_t at[2] = {sp[j].a, sp[j].d};
-            for (int s = 0; s < 2; s++) {
-                size_t lo = 0, hi = nb;
-                while (hi - lo > 1) {
-                    size_t mid = (lo + hi) / 2;
-                    if (b[mid].t <= at[s])
-                        lo = mid;
-                    else
-                        hi = mid;
-                }
-                t2[s] = cum[lo];
-            }
-            usable += w->v[sp[j].vi].up * (t2[1] - t2[0]) / S_US;
-        }
+    for (uint32_t k = 0; k < w->sc->videos; k++)
+        media[k] = &w->videos[k].m;
+    for (uint32_t i = 0; i < w->nv; i++) {
+        const viewer *v = &w->v[i];
+        bv[i] = (sim_bound_viewer){.video = v->video, .arrive = v->arrive, .left = v->left, .up = v->up,
+                                   .seeder = v->seeder, .bytes = (double)(v->bytes_cdn + v->bytes_p2p), .got = v->got};
     }
-    free(sp), free(b), free(cum);
-    /* always-on seeders can provide the first copies instead of the CDN, up to their capacity */
-    double seeder_cap = 0;
-    for (uint32_t i = 0; i < w->nv; i++)
-        if (w->v[i].seeder)
-            seeder_cap += w->v[i].up * (double)(w->end - w->v[i].arrive) / S_US;
-    needed = needed > seeder_cap ? needed - seeder_cap : 0;
-    res->demand_bytes = demand;
-    res->cdn_needed_bytes = needed;
-    res->usable_upload_bytes = usable;
-    double floor_cdn = needed > demand - usable ? needed : demand - usable;
-    res->offload_bound = demand > 0 ? 1.0 - floor_cdn / demand : 0;
-    if (res->offload_bound < 0)
-        res->offload_bound = 0;
+    if (sim_bound_compute(media, w->sc->videos, bv, w->nv, w->end, &out) != 0) {
+        w->oom = 1;
+    } else {
+        res->demand_bytes = out.demand_bytes;
+        res->cdn_needed_bytes = out.cdn_needed_bytes;
+        res->usable_upload_bytes = out.usable_upload_bytes;
+        res->offload_bound = out.offload_bound;
+    }
+    free(bv), free(media);
 }
 
 /* ---- the run ---- */

@@ -1,0 +1,142 @@
+/* offload_bound, shared by the simulator and the emulation; the derivation is in docs/sim.md. */
+#include "bound.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define S_US 1000000.0
+
+typedef struct span {
+    uint64_t a, d;
+    uint32_t vi;
+} span;
+
+static int span_cmp(const void *x, const void *y)
+{
+    const span *p = x, *q = y;
+    if (p->a != q->a)
+        return p->a < q->a ? -1 : 1;
+    return p->vi < q->vi ? -1 : (p->vi > q->vi);
+}
+
+typedef struct bp {
+    uint64_t t;
+    int d;
+} bp;
+
+static int bp_cmp(const void *x, const void *y)
+{
+    const bp *p = x, *q = y;
+    if (p->t != q->t)
+        return p->t < q->t ? -1 : 1;
+    return p->d - q->d;
+}
+
+/* Bytes that must come from the CDN for one video: one copy per (rung, segment) received by each group
+ * of overlapping viewers (|sp| sorted by arrival). */
+static int cdn_copies(const pc_media *m, const sim_bound_viewer *v, const span *sp, uint32_t n, double *needed)
+{
+    size_t bb = (m->n_segments + 7) / 8;
+    uint8_t *grp = calloc(m->n_rungs, bb);
+    if (grp == NULL)
+        return PC_ENOMEM;
+    uint64_t gend = 0;
+    for (uint32_t j = 0; j <= n; j++) {
+        if (j == n || (j > 0 && sp[j].a > gend)) { /* the group of overlapping viewers is complete */
+            for (uint32_t q = 0; q < m->n_rungs; q++)
+                for (uint32_t i = 0; i < m->n_segments; i++)
+                    if (grp[q * bb + i / 8] & (1u << (i % 8)))
+                        *needed += m->rung[q].seg_size[i];
+            memset(grp, 0, m->n_rungs * bb);
+            if (j == n)
+                break;
+            gend = 0;
+        }
+        const sim_bound_viewer *x = &v[sp[j].vi];
+        if (x->got != NULL)
+            for (size_t k = 0; k < m->n_rungs * bb; k++)
+                grp[k] |= x->got[k];
+        if (sp[j].d > gend)
+            gend = sp[j].d;
+    }
+    free(grp);
+    return 0;
+}
+
+/* Usable upload for one video: each viewer's capacity × the time it shares with at least one other. */
+static double usable_upload(const sim_bound_viewer *v, const span *sp, uint32_t n, bp *b, double *cum)
+{
+    size_t nb = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        b[nb++] = (bp){sp[j].a, +1};
+        b[nb++] = (bp){sp[j].d, -1};
+    }
+    qsort(b, nb, sizeof(*b), bp_cmp);
+    int cov = 0;
+    cum[0] = 0;
+    for (size_t j = 0; j < nb; j++) {
+        if (j > 0)
+            cum[j] = cum[j - 1] + (cov >= 2 ? (double)(b[j].t - b[j - 1].t) : 0);
+        cov += b[j].d;
+    }
+    double usable = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        /* time covered by two or more at the viewer's arrival and departure, by binary search */
+        double t2[2];
+        uint64_t at[2] = {sp[j].a, sp[j].d};
+        for (int s = 0; s < 2; s++) {
+            size_t lo = 0, hi = nb;
+            while (hi - lo > 1) {
+                size_t mid = (lo + hi) / 2;
+                if (b[mid].t <= at[s])
+                    lo = mid;
+                else
+                    hi = mid;
+            }
+            t2[s] = cum[lo];
+        }
+        usable += v[sp[j].vi].up * (t2[1] - t2[0]) / S_US;
+    }
+    return usable;
+}
+
+int sim_bound_compute(const pc_media *const *media, uint32_t nvideos, const sim_bound_viewer *v, uint32_t n,
+                      uint64_t end, sim_bound *out)
+{
+    double demand = 0, needed = 0, usable = 0;
+    for (uint32_t i = 0; i < n; i++)
+        demand += v[i].bytes;
+    span *sp = malloc(((size_t)n + 1) * sizeof(*sp));
+    bp *b = malloc((2 * (size_t)n + 1) * sizeof(*b));
+    double *cum = malloc((2 * (size_t)n + 1) * sizeof(*cum));
+    int rc = sp == NULL || b == NULL || cum == NULL ? PC_ENOMEM : 0;
+    for (uint32_t k = 0; k < nvideos && rc == 0; k++) {
+        uint32_t m = 0;
+        for (uint32_t i = 0; i < n; i++)
+            if (v[i].video == k)
+                sp[m++] = (span){.a = v[i].arrive, .d = v[i].left, .vi = i};
+        if (m == 0)
+            continue;
+        qsort(sp, m, sizeof(*sp), span_cmp);
+        rc = cdn_copies(media[k], v, sp, m, &needed);
+        if (rc == 0)
+            usable += usable_upload(v, sp, m, b, cum);
+    }
+    free(sp), free(b), free(cum);
+    if (rc != 0)
+        return rc;
+    /* always-on seeders can provide the first copies instead of the CDN, up to their capacity */
+    double seeder_cap = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (v[i].seeder && end > v[i].arrive)
+            seeder_cap += v[i].up * (double)(end - v[i].arrive) / S_US;
+    needed = needed > seeder_cap ? needed - seeder_cap : 0;
+    out->demand_bytes = demand;
+    out->cdn_needed_bytes = needed;
+    out->usable_upload_bytes = usable;
+    double floor_cdn = needed > demand - usable ? needed : demand - usable;
+    out->offload_bound = demand > 0 ? 1.0 - floor_cdn / demand : 0;
+    if (out->offload_bound < 0)
+        out->offload_bound = 0;
+    return 0;
+}
