@@ -13,6 +13,7 @@
 #include "pc_engine.h"
 #include "registry.h"
 #include "select.h"
+#include "workload.h"
 
 #define NONE UINT32_MAX
 #define CDN UINT32_MAX
@@ -65,13 +66,12 @@ typedef struct viewer {
 typedef struct world {
     const sim_scenario *sc;
     sim_mode mode;
-    pc_rng rng;                   /* the workload: arrivals and viewers, identical in every mode */
+    sim_workload wl;              /* the workload: arrivals and viewers, identical in every mode */
     pc_rng sel;                   /* the tracker's random choices */
     uint64_t now, end, seq;
     ev *heap;
     size_t nheap, cheap;
     video *videos;
-    double *zipf_cum;
     uint8_t *zeros;
     flow *flows;
     uint32_t nflows, cflows, free_flow;
@@ -83,8 +83,6 @@ typedef struct world {
     uint32_t n_cdn_flows;
     uint32_t watching, seeding;
     uint64_t total_cdn, total_p2p, total_up;
-    uint32_t arrivals_left;       /* flash and list */
-    uint32_t list_next;
     sim_result *res;
     uint32_t cts;
     uint64_t events, engine_calls;
@@ -186,37 +184,35 @@ static int make_videos(world *w)
 {
     const sim_scenario *sc = w->sc;
     w->videos = calloc(sc->videos, sizeof(video));
-    w->zipf_cum = calloc(sc->videos, sizeof(double));
-    if (w->videos == NULL || w->zipf_cum == NULL)
+    double *factor = malloc(PC_ENGINE_SEGMENTS_MAX * sizeof(double));
+    if (w->videos == NULL || factor == NULL) {
+        free(factor);
         return PC_ENOMEM;
+    }
     uint32_t nmax = 1;
     pc_rng r;
-    pc_rng_init(&r, w->sc->seed ^ 0x5eedf00dULL); /* the catalog does not depend on the mode */
-    double total = 0;
+    pc_rng_init(&r, sim_catalog_seed(sc)); /* the catalog does not depend on the mode */
     for (uint32_t k = 0; k < sc->videos; k++) {
         video *vd = &w->videos[k];
-        double len = sim_dist_draw(&sc->video_duration_s, &r);
-        uint32_t n = (uint32_t)ceil(len / sc->segment_s);
-        if (n == 0)
-            n = 1;
-        if (n > PC_ENGINE_SEGMENTS_MAX)
-            n = PC_ENGINE_SEGMENTS_MAX;
+        uint32_t n;
+        double len = sim_catalog_next(sc, &r, factor, &n);
         vd->n = n;
         nmax = n > nmax ? n : nmax;
         snprintf(vd->id, sizeof(vd->id), "v%u", k);
         vd->dur = malloc(n * sizeof(uint32_t));
         vd->sizes = malloc((size_t)n * sc->n_rungs * sizeof(uint32_t));
-        if (vd->dur == NULL || vd->sizes == NULL)
+        if (vd->dur == NULL || vd->sizes == NULL) {
+            free(factor);
             return PC_ENOMEM;
+        }
         for (uint32_t i = 0; i < n; i++) {
             double d = sc->segment_s;
             if (i == n - 1 && len > sc->segment_s * (n - 1))
                 d = len - sc->segment_s * (n - 1);
             vd->dur[i] = (uint32_t)(d * S_US);
             /* sizes vary ±20% around the nominal bitrate, like encoded segments */
-            double f = 0.8 + 0.4 * pc_rng_double(&r);
             for (uint32_t q = 0; q < sc->n_rungs; q++) {
-                double sz = sc->ladder_kbps[q] * 1000.0 / 8 * d * f;
+                double sz = sc->ladder_kbps[q] * 1000.0 / 8 * d * factor[i];
                 vd->sizes[(size_t)q * n + i] = sz < 1 ? 1 : (uint32_t)sz;
             }
         }
@@ -228,11 +224,8 @@ static int make_videos(world *w)
             vd->m.rung[q].init_size = 900;
             vd->m.rung[q].seg_size = vd->sizes + (size_t)q * n;
         }
-        total += 1.0 / pow(k + 1, sc->zipf);
-        w->zipf_cum[k] = total;
     }
-    for (uint32_t k = 0; k < sc->videos; k++)
-        w->zipf_cum[k] /= total;
+    free(factor);
     w->zeros = calloc((size_t)nmax, 32); /* the simulator delivers exact bytes: every hash matches */
     if (w->zeros == NULL)
         return PC_ENOMEM;
@@ -242,20 +235,6 @@ static int make_videos(world *w)
             w->videos[k].m.rung[q].seg_hash = w->zeros;
         }
     return 0;
-}
-
-static uint32_t pick_video(world *w)
-{
-    double u = pc_rng_double(&w->rng);
-    uint32_t lo = 0, hi = w->sc->videos - 1;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (w->zipf_cum[mid] > u)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
 }
 
 /* ---- flows ---- */
@@ -759,28 +738,21 @@ static uint32_t new_viewer(world *w)
 static void arrive(world *w)
 {
     const sim_scenario *sc = w->sc;
+    sim_arrival ar;
+    sim_workload_viewer(&w->wl, w->now, &ar);
     uint32_t vi = new_viewer(w);
     if (vi == NONE)
         return;
     viewer *v = &w->v[vi];
-    v->video = pick_video(w);
-    double u = pc_rng_double(&w->rng), acc = 0, tw = 0;
-    for (uint32_t i = 0; i < sc->n_regions; i++)
-        tw += sc->region_weight[i];
-    for (uint32_t i = 0; i < sc->n_regions; i++) {
-        acc += sc->region_weight[i] / (tw > 0 ? tw : 1);
-        if (u < acc || i + 1 == sc->n_regions) {
-            v->region = i;
-            break;
-        }
-    }
-    v->up = sim_dist_draw(&sc->up_kbps, &w->rng) * 1000 / 8;
-    v->down = sim_dist_draw(&sc->down_kbps, &w->rng) * 1000 / 8;
-    double watch = sim_dist_draw(&sc->watch_fraction, &w->rng);
-    int seeks = pc_rng_double(&w->rng) < sc->seek_probability;
-    double seek_u = pc_rng_double(&w->rng), seek_pos = pc_rng_double(&w->rng);
-    v->seed_for = (uint64_t)(sim_dist_draw(&sc->seed_after_s, &w->rng) * S_US);
-    v->abrupt = pc_rng_double(&w->rng) < sc->abrupt_leave_probability;
+    v->video = ar.video;
+    v->region = ar.region;
+    v->up = ar.up_kbps * 1000 / 8;
+    v->down = ar.down_kbps * 1000 / 8;
+    double watch = ar.watch;
+    int seeks = ar.seeks;
+    double seek_u = ar.seek_u, seek_pos = ar.seek_pos;
+    v->seed_for = (uint64_t)(ar.seed_after_s * S_US);
+    v->abrupt = ar.abrupt;
     v->arrive = w->now;
     video *vd = &w->videos[v->video];
     v->swarm_at_arrival = vd->present;
@@ -845,28 +817,9 @@ static void add_seeders(world *w)
 
 static void next_arrival(world *w)
 {
-    const sim_scenario *sc = w->sc;
-    if (sc->max_viewers > 0 && w->nv >= sc->max_viewers)
-        return;
-    switch (sc->arrivals) {
-    case SIM_ARR_POISSON: {
-        double gap = -log(1.0 - pc_rng_double(&w->rng)) / sc->rate_per_s;
-        push(w, w->now + (uint64_t)(gap * S_US), EV_ARRIVE, 0, 0);
-        break;
-    }
-    case SIM_ARR_FLASH:
-        if (w->arrivals_left > 0) {
-            uint32_t k = sc->flash_count - w->arrivals_left;
-            w->arrivals_left--;
-            double t = sc->flash_at_s + (sc->flash_count > 1 ? sc->flash_over_s * k / (sc->flash_count - 1) : 0);
-            push(w, (uint64_t)(t * S_US), EV_ARRIVE, 0, 0);
-        }
-        break;
-    case SIM_ARR_LIST:
-        if (w->list_next < sc->nlist)
-            push(w, (uint64_t)(sc->list_s[w->list_next++] * S_US), EV_ARRIVE, 0, 0);
-        break;
-    }
+    uint64_t at;
+    if (sim_workload_next_time(&w->wl, w->nv, &at) == 0)
+        push(w, at, EV_ARRIVE, 0, 0);
 }
 
 static void record(world *w, uint32_t vi)
@@ -1046,9 +999,10 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, FILE *progress
     const char *trace = getenv("PEERCDN_SIM_TRACE");
     w->trace = trace != NULL ? (uint32_t)strtoul(trace, NULL, 10) : NONE;
     w->end = (uint64_t)(sc->duration_s * S_US);
-    pc_rng_init(&w->rng, seed);
     pc_rng_init(&w->sel, seed ^ 0x7261636b6572ULL);
-    int rc = make_videos(w);
+    int rc = sim_workload_init(&w->wl, sc, seed);
+    if (rc == 0)
+        rc = make_videos(w);
     pc_registry_config rc_cfg = {.interval_us = (uint64_t)(sc->announce_interval_s * S_US), .max_peers = 20000000,
                                  .max_swarms = sc->videos + 16, .hash_seed = seed};
     if (rc == 0 && (w->reg = pc_registry_new(&rc_cfg)) == NULL)
@@ -1064,7 +1018,6 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, FILE *progress
             add_seeders(w);
     }
     if (rc == 0) {
-        w->arrivals_left = sc->flash_count;
         next_arrival(w);
         push(w, 0, EV_SAMPLE, 0, 0);
     }
@@ -1200,7 +1153,7 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, FILE *progress
         free(w->videos[k].sizes);
     }
     free(w->videos);
-    free(w->zipf_cum);
+    sim_workload_clear(&w->wl);
     free(w->zeros);
     free(w->flows);
     free(w->v);
