@@ -2,19 +2,24 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "emulate.h"
 #include "pc_cli.h"
+#include "pc_fs.h"
 #include "report.h"
 #include "scenario.h"
 #include "sim.h"
 
 static const char usage[] =
     "usage: peercdn-sim run SCENARIO --out DIR [--seed N] [--mode hybrid|cdn-only|p2p-only] [--compare] [--quiet]\n"
+    "       peercdn-sim emulate SCENARIO --out DIR [--seed N] [--network auto|netns|loopback] [--keep] ...\n"
+    "       peercdn-sim compare DIR_A DIR_B\n"
     "\n"
     "Simulates the viewers of SCENARIO (JSON, docs/sim.md) on the real engine and tracker code under a\n"
     "virtual clock, and writes DIR/summary.json, DIR/run.json, DIR/timeseries.csv and SVG plots.\n"
@@ -22,7 +27,110 @@ static const char usage[] =
     "  --mode M      overrides the scenario's mode\n"
     "  --compare     runs hybrid, cdn-only and p2p-only on the same workload into DIR/<mode>/ and\n"
     "                prints them side by side (DIR/compare.json)\n"
-    "  --quiet       no progress bar\n";
+    "  --quiet       no progress bar\n"
+    "\n"
+    "emulate runs the scenario with real tracker, origin and peer processes (see `emulate --help`);\n"
+    "compare prints two runs' summary.json side by side (a simulation and an emulation, say).\n";
+
+/* ---- compare ---- */
+
+#define SUMMARY_MAX (1 << 20)
+
+static json_t *load_summary(const char *dir, const char *name, char *kind, size_t kindlen)
+{
+    char path[4096], *txt = NULL;
+    size_t n = 0;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int rc = pc_read_file(path, SUMMARY_MAX, &txt, &n);
+    if (rc != 0) {
+        if (kind == NULL)
+            fprintf(stderr, "peercdn-sim: cannot read %s: %s\n", path, pc_strerror(rc));
+        return NULL;
+    }
+    json_t *o = json_loadb(txt, n, 0, NULL);
+    free(txt);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        if (kind == NULL)
+            fprintf(stderr, "peercdn-sim: %s is not a JSON object\n", path);
+        return NULL;
+    }
+    if (kind != NULL) {
+        const char *k = json_string_value(json_object_get(o, "kind"));
+        snprintf(kind, kindlen, "%s", k != NULL ? k : "simulation");
+    }
+    return o;
+}
+
+static double num_at(json_t *o, const char *key, const char *sub, int *ok)
+{
+    json_t *v = json_object_get(o, key);
+    if (sub != NULL)
+        v = json_object_get(v, sub);
+    *ok = json_is_number(v);
+    return json_number_value(v);
+}
+
+static int cmd_compare(int argc, char **argv)
+{
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs("usage: peercdn-sim compare DIR_A DIR_B\n\nPrints the summary.json of two runs (of `run` or "
+              "`emulate`) side by side, with B - A.\n",
+              stdout);
+        return 0;
+    }
+    if (argc != 3)
+        pc_cli_usage("compare takes two run directories");
+    json_t *a = load_summary(argv[1], "summary.json", NULL, 0), *b = a ? load_summary(argv[2], "summary.json", NULL, 0) : NULL;
+    if (a == NULL || b == NULL) {
+        json_decref(a);
+        return 1;
+    }
+    char ka[32] = "simulation", kb[32] = "simulation";
+    json_decref(load_summary(argv[1], "run.json", ka, sizeof(ka)));
+    json_decref(load_summary(argv[2], "run.json", kb, sizeof(kb)));
+    static const struct {
+        const char *key, *sub, *label;
+        double scale;
+        int prec;
+        const char *unit, *dunit;
+    } rows[] = {
+        {"viewers", NULL, "viewers", 1, 0, "", ""},
+        {"offload", NULL, "offload", 100, 2, "%", " pp"},
+        {"offload_bound", NULL, "offload bound", 100, 2, "%", " pp"},
+        {"bytes_cdn", NULL, "CDN bytes", 1e-6, 2, " MB", " MB"},
+        {"bytes_p2p", NULL, "P2P bytes", 1e-6, 2, " MB", " MB"},
+        {"cdn_peak_mbps", NULL, "CDN peak", 1, 2, " Mbit/s", " Mbit/s"},
+        {"cdn_cost", NULL, "CDN cost", 1, 6, " $", " $"},
+        {"startup_ms", "p50", "start-up p50", 1, 0, " ms", " ms"},
+        {"startup_ms", "p95", "start-up p95", 1, 0, " ms", " ms"},
+        {"rebuffer_ratio", NULL, "rebuffer ratio", 100, 3, "%", " pp"},
+        {"stalls", NULL, "stalls", 1, 0, "", ""},
+        {"viewers_stalled", NULL, "viewers stalled", 1, 0, "", ""},
+        {"stalls_per_viewer_hour", NULL, "stalls / viewer-hour", 1, 2, "", ""},
+        {"mean_bitrate_kbps", NULL, "mean bitrate", 1, 0, " kbit/s", " kbit/s"},
+        {"rung_switches", NULL, "rung switches", 1, 0, "", ""},
+    };
+    const char *sa = json_string_value(json_object_get(a, "scenario")), *sb = json_string_value(json_object_get(b, "scenario"));
+    printf("%-22s %22s %22s %14s\n", "", ka, kb, "B - A");
+    printf("%-22s %22.22s %22.22s\n", "scenario", sa ? sa : "?", sb ? sb : "?");
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        int oka, okb;
+        double x = num_at(a, rows[i].key, rows[i].sub, &oka), y = num_at(b, rows[i].key, rows[i].sub, &okb);
+        char cx[48] = "-", cy[48] = "-", cd[48] = "";
+        int prec = rows[i].prec;
+        if (oka)
+            snprintf(cx, sizeof(cx), "%.*f%s", prec, x * rows[i].scale, rows[i].unit);
+        if (okb)
+            snprintf(cy, sizeof(cy), "%.*f%s", prec, y * rows[i].scale, rows[i].unit);
+        if (oka && okb)
+            snprintf(cd, sizeof(cd), "%+.*f%s", prec, (y - x) * rows[i].scale, rows[i].dunit);
+        printf("%-22s %22s %22s %14s\n", rows[i].label, cx, cy, cd);
+    }
+    json_decref(a);
+    json_decref(b);
+    return 0;
+}
 
 static int parse_mode(const char *s, sim_mode *m)
 {
@@ -35,25 +143,6 @@ static int parse_mode(const char *s, sim_mode *m)
     else
         return -1;
     return 0;
-}
-
-static void print_row(const char *label, json_t *s)
-{
-    json_t *su = json_object_get(s, "startup_ms");
-    printf("%-10s %8" PRId64 " %8.1f%% %8.1f%% %12.2f %10.2f %9.0f %9.0f %10.3f%% %9.2f %9.0f\n", label,
-           (int64_t)json_integer_value(json_object_get(s, "viewers")),
-           100 * json_real_value(json_object_get(s, "offload")), 100 * json_real_value(json_object_get(s, "offload_bound")),
-           (double)json_integer_value(json_object_get(s, "bytes_cdn")) / 1e9,
-           json_real_value(json_object_get(s, "cdn_cost")), json_real_value(json_object_get(su, "p50")),
-           json_real_value(json_object_get(su, "p95")), 100 * json_real_value(json_object_get(s, "rebuffer_ratio")),
-           json_real_value(json_object_get(s, "stalls_per_viewer_hour")),
-           json_real_value(json_object_get(s, "mean_bitrate_kbps")));
-}
-
-static void print_header(void)
-{
-    printf("%-10s %8s %9s %9s %12s %10s %9s %9s %11s %9s %9s\n", "mode", "viewers", "offload", "bound", "CDN GB",
-           "CDN $", "p50 ms", "p95 ms", "rebuffer", "stalls/h", "kbit/s");
 }
 
 static int run_one(const sim_scenario *sc, sim_mode mode, uint64_t seed, const char *dir, int quiet, json_t **summary)
@@ -138,8 +227,8 @@ static int cmd_run(int argc, char **argv)
         json_t *s = NULL;
         status = run_one(&sc, mode, seed, out, quiet, &s);
         if (status == 0 && s != NULL) {
-            print_header();
-            print_row(sim_mode_name(mode), s);
+            sim_print_header();
+            sim_print_row(sim_mode_name(mode), s);
         }
         json_decref(s);
     } else {
@@ -153,9 +242,9 @@ static int cmd_run(int argc, char **argv)
                 json_object_set(all, sim_mode_name(modes[i]), sums[i]);
         }
         if (status == 0) {
-            print_header();
+            sim_print_header();
             for (int i = 0; i < 3; i++)
-                print_row(sim_mode_name(modes[i]), sums[i]);
+                sim_print_row(sim_mode_name(modes[i]), sums[i]);
             char path[4096];
             snprintf(path, sizeof(path), "%s/compare.json", out);
             if (json_dump_file(all, path, JSON_INDENT(2) | JSON_REAL_PRECISION(12)) != 0) {
@@ -175,12 +264,16 @@ int main(int argc, char **argv)
 {
     pc_cli_init("peercdn-sim");
     if (argc < 2)
-        pc_cli_usage("missing command: run");
+        pc_cli_usage("missing command: run, emulate or compare");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(usage, stdout);
         return 0;
     }
     if (strcmp(argv[1], "run") == 0)
         return cmd_run(argc - 1, argv + 1);
-    pc_cli_usage("unknown command '%s' (run)", argv[1]);
+    if (strcmp(argv[1], "emulate") == 0)
+        return sim_emulate_main(argc - 1, argv + 1, argv[0]);
+    if (strcmp(argv[1], "compare") == 0)
+        return cmd_compare(argc - 1, argv + 1);
+    pc_cli_usage("unknown command '%s' (run, emulate, compare)", argv[1]);
 }

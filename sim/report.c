@@ -2,6 +2,7 @@
 #include "report.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,6 +294,7 @@ int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, co
     if (rc != 0)
         return rc;
     json_t *run = json_object();
+    json_object_set_new(run, "kind", json_string(r->kind != NULL ? r->kind : "simulation"));
     json_object_set_new(run, "wall_s", json_real(r->wall_s));
     json_object_set_new(run, "events", json_integer((json_int_t)r->events));
     json_object_set_new(run, "engine_calls", json_integer((json_int_t)r->engine_calls));
@@ -331,4 +333,23 @@ int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, co
     if (rc != 0)
         snprintf(err, errlen, "cannot write the plots in %s", dir);
     return rc;
+}
+
+void sim_print_row(const char *label, json_t *s)
+{
+    json_t *su = json_object_get(s, "startup_ms");
+    printf("%-10s %8" PRId64 " %8.1f%% %8.1f%% %12.2f %10.2f %9.0f %9.0f %10.3f%% %9.2f %9.0f\n", label,
+           (int64_t)json_integer_value(json_object_get(s, "viewers")),
+           100 * json_real_value(json_object_get(s, "offload")), 100 * json_real_value(json_object_get(s, "offload_bound")),
+           (double)json_integer_value(json_object_get(s, "bytes_cdn")) / 1e9,
+           json_real_value(json_object_get(s, "cdn_cost")), json_real_value(json_object_get(su, "p50")),
+           json_real_value(json_object_get(su, "p95")), 100 * json_real_value(json_object_get(s, "rebuffer_ratio")),
+           json_real_value(json_object_get(s, "stalls_per_viewer_hour")),
+           json_real_value(json_object_get(s, "mean_bitrate_kbps")));
+}
+
+void sim_print_header(void)
+{
+    printf("%-10s %8s %9s %9s %12s %10s %9s %9s %11s %9s %9s\n", "mode", "viewers", "offload", "bound", "CDN GB",
+           "CDN $", "p50 ms", "p95 ms", "rebuffer", "stalls/h", "kbit/s");
 }

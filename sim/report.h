@@ -16,4 +16,8 @@ json_t *sim_summary(const sim_scenario *sc, uint64_t seed, const sim_result *r);
 int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, const sim_result *r, char *err,
                       size_t errlen) PC_MUST_CHECK;
 
+/* One line of the side-by-side table `run --compare` and `emulate` print, and its header. */
+void sim_print_header(void);
+void sim_print_row(const char *label, json_t *summary);
+
 #endif

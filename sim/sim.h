@@ -41,6 +41,7 @@ typedef struct sim_result {
     uint64_t events, engine_calls;
     double wall_s;
     size_t peak_rss_kib;
+    const char *kind;                   /* run.json's "kind": NULL = "simulation", or "emulation" */
 } sim_result;
 
 /* Runs |sc| in |mode| (overriding the scenario's) with |seed|. |progress| (may be NULL) gets a bar. */
