@@ -866,21 +866,37 @@ static void tracker_stats(emu *e)
     pc_buf_clear(&b);
 }
 
+/* --keep: the origin and tracker stay, with a seeder per video so a player joining has a swarm. */
 static void keep_running(emu *e)
 {
-    printf("\n== still running (--keep); Ctrl-C stops everything\n");
+    proc *seeders = calloc(e->sc.videos, sizeof(*seeders));
+    char bin[PATHMAX], log[PATHMAX], listen[64], state[PATHMAX];
+    snprintf(bin, sizeof(bin), "%s/../peer/peercdn-peer", e->bindir);
+    snprintf(listen, sizeof(listen), "%s:0", e->host_ip);
+    snprintf(state, sizeof(state), "%s/state", e->dir);
+    for (uint32_t k = 0; seeders != NULL && k < e->sc.videos; k++) {
+        snprintf(log, sizeof(log), "%s/logs/keep-seeder-%u.log", e->dir, k);
+        char *argv[] = {bin, "seed", "--origin", e->origin_url, "--video", e->v[k].id, "--listen", listen,
+                        "--origin-key", e->origin_key, "--state-dir", state, "--no-status", NULL};
+        if (spawn(&seeders[k], argv, log) != 0)
+            fprintf(stderr, "peercdn-sim: cannot start a seeder for --keep\n");
+    }
+    printf("\n== still running (--keep): the origin, the tracker and a seeder per video; Ctrl-C stops them\n");
     for (uint32_t k = 0; k < e->sc.videos; k++) {
         printf("   HLS     %s/v/%s/master.m3u8   (ffplay, mpv, VLC, Safari, hls.js)\n", e->origin_url, e->v[k].id);
         printf("   DASH    %s/v/%s/manifest.mpd\n", e->origin_url, e->v[k].id);
-        printf("   through the swarm: %s/../peer/peercdn-peer play --origin %s --video %s --origin-key %s "
-               "--hls-listen 127.0.0.1:8088\n"
-               "           then play http://127.0.0.1:8088/v/%s/master.m3u8\n",
+        printf("   through the swarm, with a local HLS endpoint for your player:\n"
+               "     %s/../peer/peercdn-peer play --origin %s --video %s --origin-key %s --hls-listen 127.0.0.1:8088\n"
+               "     then open http://127.0.0.1:8088/v/%s/master.m3u8\n",
                e->bindir, e->origin_url, e->v[k].id, e->origin_key, e->v[k].id);
     }
     printf("   tracker %s/stats   %s/metrics\n", e->tracker_url, e->tracker_url);
     fflush(stdout);
     while (!g_stop)
         sleep_ms(100);
+    for (uint32_t k = 0; seeders != NULL && k < e->sc.videos; k++)
+        stop_proc(&seeders[k], 10);
+    free(seeders);
 }
 
 /* ---- results ---- */
@@ -1286,8 +1302,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     int status = rc != 0 ? 1 : 0;
     if (rc == 0) {
         tracker_stats(&e);
-        if (keep && !g_stop)
-            keep_running(&e);
+        int interrupted = g_stop;
         for (uint32_t i = 0; i < e.nseeders; i++) {
             stop_proc(&e.w[i].p, 10);
             if (e.w[i].spawned && !e.w[i].exited)
@@ -1326,6 +1341,8 @@ int sim_emulate_main(int argc, char **argv, const char *self)
                    out, out, out, out, out);
             json_decref(s);
         }
+        if (rc == 0 && keep && !g_stop)
+            keep_running(&e);
         uint32_t failed = 0;
         for (uint32_t i = 0; i < e.nw; i++)
             failed += e.w[i].spawned && !e.w[i].ok;
@@ -1339,7 +1356,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
                     failed == 1 ? "" : "s", e.dir);
             status = 1;
         }
-        if (g_stop && !keep)
+        if (interrupted)
             status = 130;
         if (gots != NULL)
             for (uint32_t i = 0; i < e.nw; i++)

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""peercdn-sim emulate: a scenario run with the real tracker, origin and twelve peer processes (a network
+namespace each when the test runs as root), against the simulator's prediction for the same scenario
+(its ladder as the origin produced it): offload within 10 percentage points, and the same verdict on
+stalls. Also: the outputs, the tracker agreeing with the peers' reports, `compare`, the loopback
+fallback, and bad usage."""
+import csv
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Suite, check, eq  # noqa: E402
+
+S = Suite("emulate")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCEN = os.path.join(ROOT, "sim", "scenarios")
+CONTRACT = ("viewers", "offload", "offload_bound", "bytes_cdn", "bytes_p2p", "startup_ms", "rebuffer_ratio")
+
+
+def sim(*args, expect=0, timeout=900):
+    p = subprocess.run([S.bin("peercdn-sim")] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout)
+    if expect is not None:
+        eq(p.returncode, expect, "exit status of peercdn-sim %s: %s\n%s" % (
+            " ".join(args), p.stderr.decode()[-1500:], p.stdout.decode()[-3000:]))
+    return p
+
+
+def load(d, name):
+    with open(os.path.join(d, name)) as f:
+        return json.load(f)
+
+
+def test_emulation_agrees_with_the_simulators_prediction(s):
+    out = os.path.join(S.tmp, "emu")
+    p = sim("emulate", os.path.join(SCEN, "test-emulate.json"), "--out", out)
+    text = p.stdout.decode()
+    for line in text.splitlines()[-22:]:
+        print("# " + line)
+    emu = load(out, "summary.json")
+    info = load(out, "emulation.json")
+    print("# network: %s; notes: %s" % (info["network"], "; ".join(info["notes"])))
+    for k in CONTRACT:
+        check(k in emu, "summary.json has %s" % k)
+    eq(emu["viewers"], 12, "twelve viewers emulated")
+    eq(info["peers_failed"], 0, "every peer exited cleanly with a report")
+    eq(load(out, "run.json")["kind"], "emulation", "run.json says it was an emulation")
+    check(emu["offload"] <= emu["offload_bound"] + 0.01, "offload %.3f within the bound %.3f" % (
+        emu["offload"], emu["offload_bound"]))
+    check(emu["offload"] >= 0.5, "the swarm offloads (%.3f)" % emu["offload"])
+    # the closing table names each viewer, and the totals line the CDN bytes and dollars saved
+    check("CDN offload" in text and "$" in text and "per million" in text, "the closing line")
+    eq(sum(1 for l in text.splitlines() if l.split()[:1] and l.split()[0].isdigit() and "%" in l), 12,
+       "one table row per viewer")
+
+    # what the tracker saw (peers announce their counters) equals what the peers reported
+    reports = [json.load(open(os.path.join(out, "emu", "reports", f)))
+               for f in sorted(os.listdir(os.path.join(out, "emu", "reports"))) if f.startswith("viewer-")]
+    eq(len(reports), 12, "a report per viewer")
+    total = info["tracker_stats"]["total"]
+    eq(total["bytes_cdn"], sum(r["bytes_cdn"] for r in reports), "tracker and reports agree on CDN bytes")
+    eq(total["bytes_p2p"], sum(r["bytes_p2p"] for r in reports), "tracker and reports agree on P2P bytes")
+    eq(emu["bytes_p2p"], total["bytes_p2p"], "the summary's P2P bytes are the tracker's")
+    for r in reports:
+        eq(r["rejected_segments"], 0, "no segment failed verification")
+
+    # the prediction: the simulator on the scenario as emulated (its ladder as the origin made it)
+    eff = load(out, "scenario.json")
+    eq(len(eff["media"]["ladder_kbps"]), 3, "three rungs measured")
+    pred_dir = os.path.join(S.tmp, "pred")
+    sim("run", os.path.join(out, "scenario.json"), "--out", pred_dir, "--quiet")
+    pred = load(pred_dir, "summary.json")
+    print("# offload: emulation %.3f, simulation %.3f (bounds %.3f, %.3f); stalls %d vs %d; start-up p95 %.0f vs %.0f ms"
+          % (emu["offload"], pred["offload"], emu["offload_bound"], pred["offload_bound"], emu["stalls"],
+             pred["stalls"], emu["startup_ms"]["p95"], pred["startup_ms"]["p95"]))
+    eq(pred["viewers"], emu["viewers"], "the simulation has the same viewers")
+    check(abs(emu["offload"] - pred["offload"]) <= 0.10, "offload within 10 pp of the prediction (%.3f vs %.3f)" % (
+        emu["offload"], pred["offload"]))
+    eq(emu["stalls"] == 0, pred["stalls"] == 0, "emulation (%d stalls) and simulation (%d) agree on stalls" % (
+        emu["stalls"], pred["stalls"]))
+    check(abs(emu["rebuffer_ratio"] - pred["rebuffer_ratio"]) <= 0.005, "rebuffer ratios agree")
+
+    # the same outputs as a simulation: series and plots an independent parser reads
+    rows = list(csv.DictReader(open(os.path.join(out, "timeseries.csv"))))
+    check(len(rows) >= 10, "a time series (%d rows)" % len(rows))
+    check(max(int(r["watching"]) for r in rows) >= 3, "viewers overlap in the series")
+    check(sum(float(r["p2p_mbps"]) for r in rows) > 0, "P2P traffic in the series")
+    for svg in ("offload.svg", "startup_cdf.svg", "swarm.svg"):
+        root = ET.parse(os.path.join(out, svg)).getroot()
+        check(root.tag.endswith("svg"), svg)
+
+    # compare prints both side by side
+    c = sim("compare", pred_dir, out).stdout.decode()
+    check("simulation" in c and "emulation" in c and "offload" in c, "compare names both runs:\n" + c)
+    print("".join("# " + l + "\n" for l in c.splitlines()[:6]))
+
+
+def test_loopback_fallback_says_so(s):
+    d = json.load(open(os.path.join(SCEN, "test-emulate.json")))
+    d["name"] = "loopback"
+    d["catalog"]["duration_s"] = 12
+    d["arrivals"] = {"kind": "list", "times_s": [0, 2, 4]}
+    d["viewers"]["seed_after_s"] = 2
+    d["viewers"]["watch_fraction"] = {"dist": "table", "values": [0.5, 1.0], "weights": [1, 2]}
+    d["duration_s"] = 40
+    path = os.path.join(S.tmp, "loopback.json")
+    json.dump(d, open(path, "w"))
+    out = os.path.join(S.tmp, "loop")
+    p = sim("emulate", path, "--out", out, "--network", "loopback")
+    check(b"loopback" in p.stderr, "it says the peers' own caps stand in: " + p.stderr.decode())
+    info = load(out, "emulation.json")
+    eq(info["network"], "loopback", "emulation.json says loopback")
+    eq(load(out, "summary.json")["viewers"], 3, "three viewers")
+    # viewers drawn to leave early (watch fraction 0.5 of 12 s) quit half-way: --watch-s reached the peer
+    early = {int(l.split("viewer")[1].split()[0]) for l in p.stdout.decode().splitlines()
+             if "starts:" in l and "leaves early" in l}
+    check(0 < len(early) < 3, "this seed draws early leavers and full viewers (%s)" % sorted(early))
+    for i in range(3):
+        r = json.load(open(os.path.join(out, "emu", "reports", "viewer-%03d.json" % i)))
+        check(r["ended"], "viewer %d ended" % i)
+        if i in early:
+            check(r["played_ms"] <= 7500, "viewer %d left after about 6 s (played %d ms)" % (i, r["played_ms"]))
+        else:
+            check(r["played_ms"] >= 11000, "viewer %d watched to the end (played %d ms)" % (i, r["played_ms"]))
+        eq(r["stalls"], 0, "no stalls")
+
+
+def test_bad_usage_fails_with_one_line(s):
+    scen = os.path.join(SCEN, "test-emulate.json")
+    for args, status in ((["emulate", scen], 2), (["emulate", scen, "--out", S.tmp, "--network", "wifi"], 2),
+                         (["emulate", "/nonexistent.json", "--out", S.tmp], 1), (["compare", S.tmp], 2),
+                         (["compare", S.tmp, "/nonexistent"], 1)):
+        p = sim(*args, expect=status)
+        eq(len(p.stderr.decode().strip().splitlines()), 1, "one line on stderr for %s: %r" % (args, p.stderr))
+    d = json.load(open(scen))
+    d["mode"] = "p2p-only"
+    path = os.path.join(S.tmp, "p2p-only.json")
+    json.dump(d, open(path, "w"))
+    p = sim("emulate", path, "--out", os.path.join(S.tmp, "x"), expect=1)
+    check(b"hybrid" in p.stderr, "p2p-only is refused: %r" % p.stderr)
+
+
+S.run([test_bad_usage_fails_with_one_line, test_emulation_agrees_with_the_simulators_prediction,
+       test_loopback_fallback_says_so])
