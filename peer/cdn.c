@@ -3,7 +3,12 @@
  * (keep-alive connections are pooled by the multi handle), from the offset the engine asks for: a part
  * started in the middle is a Range request. Bytes go straight into the segment's assembly buffer; the
  * answer's status and length are checked against the signed sizes, so an origin that sends more or less
- * is a failure, not a buffer overrun.
+ * is a failure, not a buffer overrun. Under a download cap (the token bucket shared with the peer
+ * links) a part is fetched in Range requests of CDN_CAP_CHUNK bytes, each started only while the bucket
+ * is not in debt, so no burst exceeds a chunk per transfer. (Pausing inside the write callback would be
+ * finer, but libcurl 7.88's multi_socket API drops a paused transfer's socket for good.) The CDN waits
+ * for any credit where peer links wait for 16 KiB, so the CDN, which the engine uses for what is
+ * urgent, goes first.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +29,8 @@ static size_t on_body(char *p, size_t sz, size_t n, void *arg)
     return bytes;
 }
 
+#define CDN_CAP_CHUNK 65536
+
 static void on_part_done(void *arg, CURL *easy, CURLcode rc);
 
 static int start_part(client *c, dl *d)
@@ -36,6 +43,8 @@ static int start_part(client *c, dl *d)
         k++;
     const pc_part *p = &parts[k];
     d->part_end = p->offset + p->size;
+    if (c->id.down != NULL && d->part_end - pos > CDN_CAP_CHUNK)
+        d->part_end = pos + CDN_CAP_CHUNK;
     d->part_start = pos;
     char url[2048];
     if ((size_t)snprintf(url, sizeof(url), "%s%s", c->base, p->url) >= sizeof(url))
@@ -49,10 +58,10 @@ static int start_part(client *c, dl *d)
     }
     curl_slist_free_all(d->headers);
     d->headers = NULL;
-    d->ranged = pos > p->offset;
+    d->ranged = pos > p->offset || d->part_end < p->offset + p->size;
     if (d->ranged) {
         char range[96];
-        snprintf(range, sizeof(range), "Range: bytes=%u-%u", pos - p->offset, p->size - 1);
+        snprintf(range, sizeof(range), "Range: bytes=%u-%u", pos - p->offset, d->part_end - p->offset - 1);
         d->headers = curl_slist_append(NULL, range);
         if (d->headers == NULL)
             return PC_ENOMEM;
@@ -68,11 +77,6 @@ static int start_part(client *c, dl *d)
     curl_easy_setopt(d->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);   /* a stuck answer: */
     curl_easy_setopt(d->easy, CURLOPT_LOW_SPEED_TIME, 10L);   /* nothing for 10 s fails it */
     curl_easy_setopt(d->easy, CURLOPT_TCP_NODELAY, 1L);
-    if (c->cfg->down_kbps > 0) {
-        /* the download cap, shared by the CDN transfers the engine runs at once */
-        curl_off_t per = (curl_off_t)(c->cfg->down_kbps * 1000 / 8 / 2);
-        curl_easy_setopt(d->easy, CURLOPT_MAX_RECV_SPEED_LARGE, per > 0 ? per : 1);
-    }
     if (d->buf == NULL || d->buf->buf == NULL) /* the caller's: the segment's assembly buffer, or a seed fetch's own */
         return PC_ENOMEM;
     return pc_http_client_add(c->http, d->easy, on_part_done, d) == 0 ? 0 : PC_ENET;
@@ -94,7 +98,7 @@ static void on_part_done(void *arg, CURL *easy, CURLcode rc)
         return;
     }
     if (pos < d->offset + d->len) {
-        int err = start_part(c, d);
+        int err = pc_cdn_next(c, d);
         if (err != 0)
             pc_client_cdn_done(c, d, err);
         return;
@@ -102,10 +106,22 @@ static void on_part_done(void *arg, CURL *easy, CURLcode rc)
     pc_client_cdn_done(c, d, 0);
 }
 
+int pc_cdn_next(client *c, dl *d)
+{
+    if (c->id.down != NULL) {
+        uint64_t wait = pc_tbucket_wait(&c->downb, 1, pc_client_now(c));
+        if (wait > 0) {
+            pc_client_cdn_pause(c, d, wait);
+            return 0;
+        }
+    }
+    return start_part(c, d);
+}
+
 int pc_cdn_start(client *c, dl *d)
 {
     d->c = c;
-    return start_part(c, d);
+    return pc_cdn_next(c, d);
 }
 
 void pc_cdn_cancel(client *c, dl *d)

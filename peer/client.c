@@ -188,6 +188,35 @@ void pc_client_cdn_bytes(client *c, dl *d, uint32_t n)
     }
 }
 
+static void on_cdn_resume(uv_timer_t *t)
+{
+    client *c = t->data;
+    for (;;) {
+        dl *d = NULL;
+        for (size_t i = 0; i < c->ndls && d == NULL; i++)
+            if (c->dls[i]->paused)
+                d = c->dls[i];
+        if (d == NULL)
+            break;
+        d->paused = 0;
+        int err = pc_cdn_next(c, d); /* may wait again */
+        if (err != 0) {
+            pc_client_cdn_done(c, d, err); /* frees |d| */
+            continue;
+        }
+        if (d->paused)
+            break; /* the bucket is in debt again: the others wait too */
+    }
+}
+
+void pc_client_cdn_pause(client *c, dl *d, uint64_t wait_us)
+{
+    d->paused = 1;
+    uint64_t ms = wait_us / 1000 + 1;
+    if (!uv_is_active((uv_handle_t *)&c->cdn_resume) || uv_timer_get_due_in(&c->cdn_resume) > ms)
+        uv_timer_start(&c->cdn_resume, on_cdn_resume, ms, 0);
+}
+
 static void seed_next(client *c);
 
 static void finish_download(client *c, dl *d)
@@ -973,6 +1002,7 @@ static void after_stopped(client *c)
     close_handle((uv_handle_t *)&c->upload_timer);
     close_handle((uv_handle_t *)&c->announce_timer);
     close_handle((uv_handle_t *)&c->status_timer);
+    close_handle((uv_handle_t *)&c->cdn_resume);
     close_handle((uv_handle_t *)&c->sigint);
     close_handle((uv_handle_t *)&c->sigterm);
     if (c->server_open)
@@ -1219,6 +1249,7 @@ static int setup(client *c)
     pc_tbucket_init(&c->upb, up_rate, up_rate / 20 > 32768 ? up_rate / 20 : 32768, now);
     pc_tbucket_init(&c->downb, down_rate, down_rate / 20 > 65536 ? down_rate / 20 : 65536, now);
     c->id.down = cfg->down_kbps > 0 ? &c->downb : NULL;
+    c->id.t0_us = c->t0_us;
     pc_engine_config ec;
     pc_engine_config_default(&ec);
     ec.seed = cfg->seed != 0 ? cfg->seed : uv_hrtime();
@@ -1262,7 +1293,8 @@ int pc_client_run(const pc_client_config *cfg)
     c->t0_us = uv_hrtime() / 1000 - 1; /* "now" is never 0 */
     c->exit_code = 1;
     uv_loop_init(&c->loop);
-    uv_timer_t *timers[] = {&c->engine_timer, &c->kick, &c->upload_timer, &c->announce_timer, &c->status_timer};
+    uv_timer_t *timers[] = {&c->engine_timer, &c->kick, &c->upload_timer, &c->announce_timer, &c->status_timer,
+                            &c->cdn_resume};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         uv_timer_init(&c->loop, timers[i]);
         timers[i]->data = c;

@@ -57,6 +57,7 @@ typedef struct dl {
     struct curl_slist *headers;
     uint32_t part_start, part_end; /* composite offsets of the current request */
     int ranged;
+    int paused;               /* its next Range request waits for the download cap */
     char err[CURL_ERROR_SIZE];
     int seed;                 /* seed-mode fetch, not the engine's: |buf| is its own (several rungs of one
                                * segment index may be in flight at once, unlike the engine's transfers) */
@@ -76,7 +77,7 @@ typedef struct hls hls;
 struct client {
     const pc_client_config *cfg;
     uv_loop_t loop;
-    uv_timer_t engine_timer, kick, upload_timer, announce_timer, status_timer;
+    uv_timer_t engine_timer, kick, upload_timer, announce_timer, status_timer, cdn_resume;
     uv_signal_t sigint, sigterm;
     uv_tcp_t server;
     int server_open;
@@ -140,9 +141,13 @@ asmbuf *pc_client_asm(client *c, uint32_t rung, uint32_t seg);
 
 /* cdn.c */
 int pc_cdn_start(client *c, dl *d) PC_MUST_CHECK;
+/* Starts |d|'s next request, or schedules it when the download cap is in debt. */
+int pc_cdn_next(client *c, dl *d) PC_MUST_CHECK;
 void pc_cdn_cancel(client *c, dl *d);
 /* |n| more bytes of |d| arrived (inside libcurl's write callback: no transfer may be canceled here). */
 void pc_client_cdn_bytes(client *c, dl *d, uint32_t n);
+/* The download cap is in debt: |d|'s next request starts in |wait_us| (pc_cdn_next). */
+void pc_client_cdn_pause(client *c, dl *d, uint64_t wait_us);
 /* A CDN transfer finished its last part, or failed; the client reports it to the engine (or seed). */
 void pc_client_cdn_done(client *c, dl *d, int err);
 

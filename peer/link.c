@@ -341,6 +341,15 @@ static long handshake_input(pc_link *l)
 
 /* ---- reading ---- */
 
+static void on_resume_timer(uv_timer_t *t);
+
+/* The shared download bucket is charged on its owner's clock (pc_link_identity.t0_us): mixing clocks
+ * would refill it with the difference. */
+static uint64_t bucket_now(const pc_link *l)
+{
+    return uv_hrtime() / 1000 - l->id->t0_us;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     pc_link *l = h->data;
@@ -417,7 +426,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     l->rlen += (size_t)n;
     l->last_rx_ms = now_ms(l);
     if (l->id->down != NULL)
-        pc_tbucket_charge(l->id->down, (uint64_t)n, uv_hrtime() / 1000);
+        pc_tbucket_charge(l->id->down, (uint64_t)n, bucket_now(l));
     process(l);
     if (l->state == ST_CLOSING)
         return;
@@ -426,22 +435,27 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     if (l->id->down != NULL) {
-        uint64_t wait = pc_tbucket_wait(l->id->down, 16384, uv_hrtime() / 1000);
+        uint64_t wait = pc_tbucket_wait(l->id->down, 16384, bucket_now(l));
         if (wait > 0 && !l->paused) {
             l->paused = 1;
             uv_read_stop((uv_stream_t *)&l->tcp);
-            uv_timer_start(&l->resume, (uv_timer_cb)pc_link_resume, wait / 1000 + 1, 0);
+            uv_timer_start(&l->resume, on_resume_timer, wait / 1000 + 1, 0);
         }
     }
+}
+
+static void on_resume_timer(uv_timer_t *t)
+{
+    pc_link_resume(t->data);
 }
 
 void pc_link_resume(pc_link *l)
 {
     if (l->state == ST_CLOSING || !l->paused)
         return;
-    uint64_t wait = l->id->down != NULL ? pc_tbucket_wait(l->id->down, 16384, uv_hrtime() / 1000) : 0;
+    uint64_t wait = l->id->down != NULL ? pc_tbucket_wait(l->id->down, 16384, bucket_now(l)) : 0;
     if (wait > 0) {
-        uv_timer_start(&l->resume, (uv_timer_cb)pc_link_resume, wait / 1000 + 1, 0);
+        uv_timer_start(&l->resume, on_resume_timer, wait / 1000 + 1, 0);
         return;
     }
     l->paused = 0;

@@ -35,6 +35,7 @@ typedef struct pc_link_identity {
     char video[PC_VIDEO_ID_MAX + 1];
     uint32_t up_kbps;
     pc_tbucket *down;                   /* shared download cap (NULL: none) */
+    uint64_t t0_us;                     /* the owner's clock: the bucket's "now" is uv_hrtime() µs − t0_us */
 } pc_link_identity;
 
 typedef struct pc_link_callbacks {

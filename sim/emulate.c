@@ -77,6 +77,7 @@ typedef struct eviewer {
     int seeder;
     proc p;
     int spawned, exited, ok;
+    uint32_t result;        /* its index in the sim_result */
     double spawn_s, exit_s;
     char ns[40], host_if[16], ip[32];
     char report[PATHMAX];
@@ -912,7 +913,7 @@ static int build_result(emu *e, sim_result *r, uint8_t **gots)
     const sim_scenario *sc = &e->sc;
     memset(r, 0, sizeof(*r));
     r->mode = SIM_MODE_HYBRID;
-    r->viewers = e->nw;
+    r->viewers = 0; /* viewers who never started (an interrupted run) are left out */
     r->v = calloc(e->nw + 1, sizeof(*r->v));
     sim_bound_viewer *bv = calloc(e->nw + 1, sizeof(*bv));
     const pc_media **media = calloc(sc->videos, sizeof(*media));
@@ -926,7 +927,10 @@ static int build_result(emu *e, sim_result *r, uint8_t **gots)
         media[k] = &e->v[k].pm.m;
     for (uint32_t i = 0; i < e->nw; i++) {
         eviewer *w = &e->w[i];
-        sim_viewer_result *v = &r->v[i];
+        if (!w->spawned)
+            continue;
+        uint32_t vi = w->result = r->viewers++;
+        sim_viewer_result *v = &r->v[vi];
         const evideo *vd = &e->v[w->a.video];
         const pc_media *m = &vd->pm.m;
         size_t bb = (m->n_segments + 7) / 8;
@@ -980,7 +984,7 @@ static int build_result(emu *e, sim_result *r, uint8_t **gots)
             }
         }
         v->bitrate_kbps = wsum > 0 ? bsum / wsum : 0;
-        bv[i] = (sim_bound_viewer){.video = w->a.video,
+        bv[vi] = (sim_bound_viewer){.video = w->a.video,
                                    .arrive = (uint64_t)(v->arrive_s * 1e6),
                                    .left = (uint64_t)(v->leave_s * 1e6),
                                    .up = w->a.up_kbps * 1000 / 8,
@@ -989,7 +993,7 @@ static int build_result(emu *e, sim_result *r, uint8_t **gots)
                                    .got = w->seeder ? NULL : gots[i]};
     }
     sim_bound b;
-    int rc = sim_bound_compute(media, sc->videos, bv, e->nw, (uint64_t)(e->end_s * 1e6), &b);
+    int rc = sim_bound_compute(media, sc->videos, bv, r->viewers, (uint64_t)(e->end_s * 1e6), &b);
     free(bv), free(media);
     if (rc != 0)
         return rc;
@@ -1060,7 +1064,7 @@ static void print_table(const emu *e, const sim_result *r)
             snprintf(sus, sizeof(sus), "never");
         json_int_t cdn = jint(w->rep, "bytes_cdn"), p2p = jint(w->rep, "bytes_p2p");
         printf("%-7u %9.0f %10.0f %12s %7" PRId64 " %7.1f%% %9.0f %9.1f\n", i, w->a.up_kbps, w->a.down_kbps, sus,
-               (int64_t)jint(w->rep, "stalls"), share(cdn, p2p), r->v[i].bitrate_kbps, (double)jint(w->rep, "bytes_up") / 1e6);
+               (int64_t)jint(w->rep, "stalls"), share(cdn, p2p), r->v[w->result].bitrate_kbps, (double)jint(w->rep, "bytes_up") / 1e6);
     }
 }
 

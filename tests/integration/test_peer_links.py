@@ -318,6 +318,34 @@ def test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall(s):
     check(after >= 1, "known peers kept serving after the tracker died")
 
 
+def test_a_download_cap_paces_peer_links_and_the_cdn(s):
+    # --down-kbps pauses reading from peer links while the bucket is dry and resumes on a timer; the
+    # CDN's transfers share the cap. A seeder serves a viewer capped at 800 kbit/s.
+    setup_video(s)
+    o, vid = st["o"], st["vid"]
+    seeder = Peer(s, o, vid, "--up-kbps", "20000", mode="seed", name="capseed")
+    cap_kbps = 800
+    p = Peer(s, o, vid, "--down-kbps", str(cap_kbps), "--rng-seed", "77", name="capped")
+    r = p.wait(120)
+    seeder.stop()
+    check(r["ended"], "the capped viewer played to the end: %r" % {k: r[k] for k in r if k != "segments"})
+    eq(r["rejected_segments"], 0, "nothing failed verification")
+    check(r["bytes_p2p"] > 0, "it fetched from the seeder through the paced link")
+    # bytes of the segments completed by time t can never exceed what the cap let in by t
+    segs = sorted(r["segments"], key=lambda x: x["at_ms"])
+    done, worst = 0, 0.0
+    for x in segs:
+        done += x["bytes"]
+        allowed = cap_kbps * 1000 / 8 * x["at_ms"] / 1000 * 1.1 + 400000
+        worst = max(worst, done / allowed)
+    print("# capped viewer: cdn %d p2p %d bytes; worst share of the allowance %.2f; stalls %d (%d ms), start-up %s ms"
+          % (r["bytes_cdn"], r["bytes_p2p"], worst, r["stalls"], r["stall_ms"], r["startup_ms"]))
+    print("# segments (index:rendition:source@ms): " + " ".join(
+        "%d:%s:%s@%d" % (x["index"], x["rendition"], x["source"], x["at_ms"]) for x in segs))
+    check(worst <= 1.0, "the download cap holds (%.2f of the allowance)" % worst)
+    eq(r["stalls"], 0, "a cap at twice the bitrate plays without a stall")
+
+
 if __name__ == "__main__":
     S.run([test_a_python_peer_written_from_the_spec_fetches_a_verified_segment,
            test_connections_without_a_valid_ticket_are_refused,
@@ -325,4 +353,5 @@ if __name__ == "__main__":
            test_without_a_tracker_the_peer_plays_from_the_cdn_alone,
            test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
            test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
-           test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall])
+           test_a_download_cap_paces_peer_links_and_the_cdn,
+           test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall])  # kills the tracker: last
