@@ -853,9 +853,9 @@ static double secs_since(uint64_t t0)
 static int cmd_cpu(const opts *o)
 {
     size_t msg = PC_WIRE_DATA_MAX, n = (size_t)(o->mib * 1024 * 1024 / msg);
-    uint8_t *a = malloc(msg + 64), *b = malloc(msg + 64);
+    uint8_t *a = malloc(msg + 64);
     uint8_t *big = malloc(2u * 1024 * 1024);
-    if (a == NULL || b == NULL || big == NULL)
+    if (a == NULL || big == NULL)
         die("out of memory");
     randombytes_buf(a, msg + 64);
     randombytes_buf(big, 2u * 1024 * 1024);
@@ -919,7 +919,6 @@ static int cmd_cpu(const opts *o)
     printf("{\"seal_s_per_gb\":%.4f,\"open_s_per_gb\":%.4f,\"blake2b_s_per_gb\":%.4f,\"memcpy_s_per_gb\":%.4f,"
            "\"check\":%u}\n", seal, open, hash, copy, (unsigned)(h[0] ^ dst[5] ^ tag[0]));
     free(a);
-    free(b);
     free(big);
     free(dst);
     return 0;

@@ -637,9 +637,7 @@ static int plan(emu *e, uint32_t max)
             cap *= 2;
         }
         eviewer *w = &e->w[e->nw++];
-        sim_workload_viewer(&wl, at, &w->a);
-        if (w->a.seeks)
-            w->a.seeks = 0; /* noted below */
+        sim_workload_viewer(&wl, at, &w->a); /* seeks are drawn, not emulated: noted below */
     }
     sim_workload_clear(&wl);
     if (sc->seek_probability > 0)
@@ -650,11 +648,6 @@ static int plan(emu *e, uint32_t max)
         note(e, "the CDN capacity (%.0f Mbit/s) is not emulated: the origin serves as fast as the host allows",
              sc->cdn_capacity_mbps);
     return rc;
-}
-
-static void region_latency(const emu *e, const eviewer *w, double *ms)
-{
-    *ms = e->sc.latency_ms[w->a.region][w->a.region];
 }
 
 static int start_peer(emu *e, uint32_t i)
@@ -1001,6 +994,8 @@ static int build_result(emu *e, sim_result *r, uint8_t **gots)
     r->cdn_needed_bytes = b.cdn_needed_bytes;
     r->usable_upload_bytes = b.usable_upload_bytes;
     r->demand_bytes = b.demand_bytes;
+    for (uint32_t i = e->nseeders; i < e->nw; i++)
+        r->events += json_array_size(json_object_get(e->w[i].rep, "segments"));
     /* the time series from when each kept segment arrived (wasted copies are not in it) */
     for (uint32_t k = 0; k < nts; k++) {
         double t = k * sc->timeseries_s;
@@ -1038,9 +1033,7 @@ static int build_result(emu *e, sim_result *r, uint8_t **gots)
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         r->peak_rss_kib = (size_t)ru.ru_maxrss;
-    r->events = e->nw;
-    r->wall_s = e->end_s;
-    r->kind = "emulation";
+    r->kind = "emulation"; /* run.json: events = segments the viewers kept; wall_s is set by the caller */
     return 0;
 }
 
@@ -1217,8 +1210,10 @@ int sim_emulate_main(int argc, char **argv, const char *self)
         return 1;
     }
     e.seed = e.sc.seed;
-    if (seed_s != NULL)
-        e.seed = (uint64_t)pc_cli_num(seed_s, "--seed", 0, 9007199254740991.0);
+    if (seed_s != NULL && sim_seed_parse(seed_s, &e.seed) != 0) {
+        sim_scenario_clear(&e.sc);
+        pc_cli_usage("--seed takes a non-negative integer");
+    }
     const char *bad = NULL;
     if (e.sc.mode != SIM_MODE_HYBRID)
         bad = "emulation runs the hybrid mode only (the scenario's mode is not hybrid)";
@@ -1280,11 +1275,8 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     double wall0 = mono();
     rc = plan(&e, max);
     rc = rc ? rc : net_setup(&e, network);
-    for (uint32_t i = 0; rc == 0 && e.netns && i < e.nw; i++) {
-        double lat;
-        region_latency(&e, &e.w[i], &lat);
-        rc = net_add(&e, i, e.w[i].a.up_kbps, e.w[i].a.down_kbps, lat);
-    }
+    for (uint32_t i = 0; rc == 0 && e.netns && i < e.nw; i++) /* latency within the viewer's region */
+        rc = net_add(&e, i, e.w[i].a.up_kbps, e.w[i].a.down_kbps, e.sc.latency_ms[e.w[i].a.region][e.w[i].a.region]);
     if (rc == 0)
         say(&e, "%u viewers and %u seeders planned over %.0f s (seed %" PRIu64 ")\n", e.nw - e.nseeders, e.nseeders,
             e.sc.duration_s, e.seed);

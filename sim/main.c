@@ -36,30 +36,31 @@ static const char usage[] =
 
 #define SUMMARY_MAX (1 << 20)
 
-static json_t *load_summary(const char *dir, const char *name, char *kind, size_t kindlen)
+/* DIR/NAME as a JSON object; NULL (with one line on stderr unless |quiet|) when it cannot be read. */
+static json_t *load_json(const char *dir, const char *name, int quiet)
 {
     char path[4096], *txt = NULL;
     size_t n = 0;
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     int rc = pc_read_file(path, SUMMARY_MAX, &txt, &n);
-    if (rc != 0) {
-        if (kind == NULL)
-            fprintf(stderr, "peercdn-sim: cannot read %s: %s\n", path, pc_strerror(rc));
-        return NULL;
-    }
-    json_t *o = json_loadb(txt, n, 0, NULL);
+    json_t *o = rc == 0 ? json_loadb(txt, n, 0, NULL) : NULL;
     free(txt);
     if (!json_is_object(o)) {
         json_decref(o);
-        if (kind == NULL)
-            fprintf(stderr, "peercdn-sim: %s is not a JSON object\n", path);
+        if (!quiet)
+            fprintf(stderr, "peercdn-sim: cannot read %s: %s\n", path, rc != 0 ? pc_strerror(rc) : "not a JSON object");
         return NULL;
     }
-    if (kind != NULL) {
-        const char *k = json_string_value(json_object_get(o, "kind"));
-        snprintf(kind, kindlen, "%s", k != NULL ? k : "simulation");
-    }
     return o;
+}
+
+/* "simulation" or "emulation", from DIR/run.json (older runs have no kind: simulations). */
+static void run_kind(const char *dir, char *kind, size_t len)
+{
+    json_t *run = load_json(dir, "run.json", 1);
+    const char *k = json_string_value(json_object_get(run, "kind"));
+    snprintf(kind, len, "%s", k != NULL ? k : "simulation");
+    json_decref(run);
 }
 
 static double num_at(json_t *o, const char *key, const char *sub, int *ok)
@@ -81,14 +82,14 @@ static int cmd_compare(int argc, char **argv)
     }
     if (argc != 3)
         pc_cli_usage("compare takes two run directories");
-    json_t *a = load_summary(argv[1], "summary.json", NULL, 0), *b = a ? load_summary(argv[2], "summary.json", NULL, 0) : NULL;
+    json_t *a = load_json(argv[1], "summary.json", 0), *b = a ? load_json(argv[2], "summary.json", 0) : NULL;
     if (a == NULL || b == NULL) {
         json_decref(a);
         return 1;
     }
-    char ka[32] = "simulation", kb[32] = "simulation";
-    json_decref(load_summary(argv[1], "run.json", ka, sizeof(ka)));
-    json_decref(load_summary(argv[2], "run.json", kb, sizeof(kb)));
+    char ka[32], kb[32];
+    run_kind(argv[1], ka, sizeof(ka));
+    run_kind(argv[2], kb, sizeof(kb));
     static const struct {
         const char *key, *sub, *label;
         double scale;
@@ -202,15 +203,9 @@ static int cmd_run(int argc, char **argv)
         return 1;
     }
     uint64_t seed = sc.seed;
-    if (seed_s != NULL) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(seed_s, &end, 10);
-        if (errno != 0 || *end != '\0' || end == seed_s || seed_s[0] == '-') {
-            sim_scenario_clear(&sc);
-            pc_cli_usage("--seed takes a non-negative integer");
-        }
-        seed = v;
+    if (seed_s != NULL && sim_seed_parse(seed_s, &seed) != 0) {
+        sim_scenario_clear(&sc);
+        pc_cli_usage("--seed takes a non-negative integer");
     }
     sim_mode mode = sc.mode;
     if (mode_s != NULL && parse_mode(mode_s, &mode) != 0) {

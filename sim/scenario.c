@@ -531,3 +531,14 @@ void sim_scenario_clear(sim_scenario *s)
     s->list_s = NULL;
     s->nlist = 0;
 }
+
+int sim_seed_parse(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || end == s || s[0] == '-' || s[0] == '+' || s[0] == ' ')
+        return PC_EINVAL;
+    *out = v;
+    return 0;
+}
