@@ -41,7 +41,6 @@ typedef struct epeer {
     uint32_t fails, inflight;
     double outstanding;           /* bytes still to come on its transfers */
     uint64_t busy_until;          /* it refused for lack of capacity: not asked again before this */
-    uint8_t *have;                /* n_rungs bitmaps of n_segments bits */
 } epeer;
 
 typedef struct meter {
@@ -59,17 +58,22 @@ struct pc_engine {
     uint64_t *start;              /* n_segments + 1 content start times */
     seg *segs;
     uint8_t *held;                /* n_rungs bitmaps: verified copies we can share */
-    uint16_t *avail;              /* n_rungs × n_segments: peers holding each */
+    /* What the peers hold, kept per copy rather than per peer: the scheduler asks "which free peer holds
+     * (rung, i)", one set of hw words per copy, bit k for slot k. */
+    uint64_t *holders;            /* n_rungs × n_segments × hw words */
+    uint32_t hw;                  /* words per set: npeer_slots / 64, rounded up */
     uint8_t init_state[PC_RUNGS_MAX];
     xfer x[XFERS_MAX];
     size_t nx;
     uint32_t npeer_xfers;         /* of those, from peers */
     uint64_t next_xfer;
     epeer *peers;                 /* npeer_slots slots, grown on demand (up to PC_ENGINE_PEERS_MAX) */
+    uint32_t *handles;            /* npeer_slots: each slot's handle, packed for lookups */
     uint32_t npeer_slots;
     uint16_t hint[128];           /* handle → slot guesses (handle % 128), checked before use */
-    uint16_t free_peers[PC_ENGINE_PEERS_MAX]; /* during a scheduling pass: peers that can take a request */
-    uint32_t nfree;
+    /* Slots that can take a request (used, a free request slot, not backing off), kept up to date as
+     * transfers start and end; the ones backing off are looked at again at each pass. */
+    uint64_t freem[PC_ENGINE_PEERS_MAX / 64], busym[PC_ENGINE_PEERS_MAX / 64];
     uint32_t banned[PC_ENGINE_PEERS_MAX];
     size_t nbanned;
     double cdn_rate;              /* bytes/s */
@@ -233,13 +237,13 @@ static void meters_to(pc_engine *e, uint64_t now)
 static epeer *peer_by_handle(pc_engine *e, uint32_t h, uint32_t *slot)
 {
     uint32_t g = e->hint[h % 128];
-    if (g < e->npeer_slots && e->peers[g].used && e->peers[g].handle == h) {
+    if (g < e->npeer_slots && e->handles[g] == h) {
         if (slot != NULL)
             *slot = g;
         return &e->peers[g];
     }
     for (uint32_t i = 0; i < e->npeer_slots; i++) {
-        if (e->peers[i].used && e->peers[i].handle == h) {
+        if (e->handles[i] == h) {
             e->hint[h % 128] = (uint16_t)i;
             if (slot != NULL)
                 *slot = i;
@@ -247,6 +251,35 @@ static epeer *peer_by_handle(pc_engine *e, uint32_t h, uint32_t *slot)
         }
     }
     return NULL;
+}
+
+/* The set of slots holding (rung, i). */
+static uint64_t *holders_of(const pc_engine *e, uint32_t rung, uint32_t i)
+{
+    return e->holders + ((size_t)rung * e->m->n_segments + i) * e->hw;
+}
+
+/* How many connected peers hold (rung, i). */
+static uint32_t avail(const pc_engine *e, uint32_t rung, uint32_t i)
+{
+    if (e->hw == 0)
+        return 0;
+    const uint64_t *h = holders_of(e, rung, i);
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < e->hw; w++)
+        n += (uint32_t)__builtin_popcountll(h[w]);
+    return n;
+}
+
+/* Brings slot |k|'s bits in freem and busym up to date with its state. */
+static void peer_update_free(pc_engine *e, uint32_t k)
+{
+    const epeer *p = &e->peers[k];
+    uint64_t bit = 1ull << (k % 64);
+    int busy = p->used && p->busy_until > e->now;
+    int free = p->used && !busy && p->inflight < e->cfg.peer_inflight;
+    e->freem[k / 64] = free ? e->freem[k / 64] | bit : e->freem[k / 64] & ~bit;
+    e->busym[k / 64] = busy ? e->busym[k / 64] | bit : e->busym[k / 64] & ~bit;
 }
 
 static uint64_t stall_timeout(const epeer *p)
@@ -294,6 +327,7 @@ static void xfer_remove(pc_engine *e, xfer *x)
     if (x->src != PC_SRC_CDN) {
         e->peers[x->src].inflight--;
         e->npeer_xfers--;
+        peer_update_free(e, x->src);
     }
     *x = e->x[--e->nx];
 }
@@ -342,13 +376,9 @@ static int start_xfer(pc_engine *e, uint32_t src, uint32_t rung, uint32_t i, int
     *x = (xfer){.id = ++e->next_xfer, .src = src, .rung = rung, .seg = i, .offset = offset,
                 .len = seg_size(e, rung, i) - offset, .started = now, .last_data = now, .prefetch = prefetch};
     e->npeer_xfers += src != PC_SRC_CDN;
-    if (src != PC_SRC_CDN && ++e->peers[src].inflight >= e->cfg.peer_inflight) {
-        for (uint32_t f = 0; f < e->nfree; f++) {
-            if (e->free_peers[f] == src) {
-                e->free_peers[f] = e->free_peers[--e->nfree];
-                break;
-            }
-        }
+    if (src != PC_SRC_CDN) {
+        e->peers[src].inflight++;
+        peer_update_free(e, src);
     }
     *outstanding_of(e, src) += (double)x->len;
     emit(e, (pc_action){.type = PC_ACT_FETCH, .transfer = x->id,
@@ -379,29 +409,35 @@ static double eta(const pc_engine *e, uint32_t src, double bytes)
 /* The peers that can take a request now (a free slot, not recently busy); refreshed at each pass. */
 static void refresh_free(pc_engine *e)
 {
-    e->nfree = 0;
-    for (uint32_t k = 0; k < e->npeer_slots; k++) {
-        const epeer *p = &e->peers[k];
-        if (p->used && p->inflight < e->cfg.peer_inflight && p->busy_until <= e->now)
-            e->free_peers[e->nfree++] = (uint16_t)k;
-    }
+    for (uint32_t w = 0; w < e->hw; w++)
+        for (uint64_t m = e->busym[w]; m != 0; m &= m - 1)
+            peer_update_free(e, w * 64 + (uint32_t)__builtin_ctzll(m));
+}
+
+static int any_free(const pc_engine *e)
+{
+    for (uint32_t w = 0; w < e->hw; w++)
+        if (e->freem[w] != 0)
+            return 1;
+    return 0;
 }
 
 /* Of the free peers holding (rung, i), the one with the earliest expected completion. */
 static uint32_t best_peer(const pc_engine *e, uint32_t rung, uint32_t i, double bytes, double *best_eta)
 {
     uint32_t best = PC_SRC_CDN;
-    size_t bb = bitmap_bytes(e);
-    for (uint32_t f = 0; f < e->nfree; f++) {
-        uint32_t k = e->free_peers[f];
-        const epeer *p = &e->peers[k];
-        if (!bit_get(p->have + rung * bb, i))
-            continue;
-        /* failures slow a peer down in the ranking before it is dropped */
-        double t = eta(e, k, bytes) * (1.0 + p->fails);
-        if (best == PC_SRC_CDN || t < *best_eta) {
-            best = k;
-            *best_eta = t;
+    if (e->hw == 0)
+        return best;
+    const uint64_t *h = holders_of(e, rung, i);
+    for (uint32_t w = 0; w < e->hw; w++) {
+        for (uint64_t m = h[w] & e->freem[w]; m != 0; m &= m - 1) {
+            uint32_t k = w * 64 + (uint32_t)__builtin_ctzll(m);
+            /* failures slow a peer down in the ranking before it is dropped */
+            double t = eta(e, k, bytes) * (1.0 + e->peers[k].fails);
+            if (best == PC_SRC_CDN || t < *best_eta) {
+                best = k;
+                *best_eta = t;
+            }
         }
     }
     return best;
@@ -503,14 +539,14 @@ static void detach_peer(pc_engine *e, uint32_t slot)
             i++;
         }
     }
-    size_t bb = bitmap_bytes(e);
-    for (uint32_t r = 0; r < e->m->n_rungs; r++)
-        for (uint32_t i = 0; i < e->m->n_segments; i++)
-            if (bit_get(p->have + r * bb, i))
-                e->avail[(size_t)r * e->m->n_segments + i]--;
+    uint64_t bit = 1ull << (slot % 64);
+    size_t sets = (size_t)e->m->n_rungs * e->m->n_segments;
+    for (size_t k = 0; k < sets; k++)
+        e->holders[k * e->hw + slot / 64] &= ~bit;
     pc_upload_drop_peer(&e->up, p->handle);
-    free(p->have);
     memset(p, 0, sizeof(*p));
+    e->handles[slot] = PC_SRC_CDN;
+    peer_update_free(e, slot);
 }
 
 static void cancel_peer_xfers(pc_engine *e, uint32_t slot)
@@ -656,7 +692,7 @@ static uint32_t swarm_holds_mask(const pc_engine *e, uint32_t i)
 {
     uint32_t mask = 0;
     for (uint32_t r = 0; r < e->m->n_rungs; r++)
-        if (e->avail[(size_t)r * e->m->n_segments + i] > 0)
+        if (avail(e, r, i) > 0)
             mask |= 1u << r;
     return mask;
 }
@@ -709,7 +745,7 @@ static void schedule(pc_engine *e, uint64_t now)
         next++;
     int swarm_lacks = 0;
     if (next < n && e->start[next] >= e->startup_end && ahead_of(e, next) < e->cfg.prefetch_us)
-        swarm_lacks = e->avail[(size_t)e->abr.cur * n + next] == 0;
+        swarm_lacks = avail(e, e->abr.cur, next) == 0;
     update_mode(e, swarm_lacks);
     meters_to(e, now);
     double tput = abr_throughput(e);
@@ -760,14 +796,14 @@ static void schedule(pc_engine *e, uint64_t now)
             continue;
         }
         if (nc < sizeof(cands) / sizeof(cands[0]))
-            cands[nc++] = (cand){.i = i, .rarity = e->avail[(size_t)r * n + i],
+            cands[nc++] = (cand){.i = i, .rarity = avail(e, r, i),
                                  .bucket = ahead / e->cfg.rarest_bucket_us};
     }
     e->p2p_wanted = nc > 0 && !e->cfg.cdn_only;
     if (nc == 0 || e->cfg.cdn_only)
         return;
     qsort(cands, nc, sizeof(cands[0]), cand_cmp);
-    for (size_t k = 0; k < nc && prefetch_busy(e) < e->cfg.prefetch_inflight && e->nfree > 0; k++) {
+    for (size_t k = 0; k < nc && prefetch_busy(e) < e->cfg.prefetch_inflight && any_free(e); k++) {
         uint32_t i = cands[k].i;
         seg *s = &e->segs[i];
         uint32_t r = s->got > 0 || s->demanded ? s->rung : rung;
@@ -778,7 +814,20 @@ static void schedule(pc_engine *e, uint64_t now)
     }
 }
 
-/* Every entry point ends here: bring the player to |now|, react, schedule. */
+/* Starts the queued uploads the upload policy lets go now. */
+static void pump_uploads(pc_engine *e)
+{
+    uint64_t id;
+    uint32_t len;
+    while (pc_upload_next(&e->up, e->now, &id, &len)) {
+        e->st.bytes_up += len;
+        emit(e, (pc_action){.type = PC_ACT_SERVE, .request = id, .length = len});
+    }
+}
+
+/* Every entry point that can change what to download ends here: bring the player to |now|, react,
+ * schedule, then serve. (Upload-side events only pump the uploads: they change nothing the download
+ * side decides on.) */
 static void step(pc_engine *e, uint64_t now)
 {
     if (now > e->now)
@@ -788,12 +837,7 @@ static void step(pc_engine *e, uint64_t now)
     meters_to(e, e->now);
     update_player(e, e->now);
     schedule(e, e->now);
-    uint64_t id;
-    uint32_t len;
-    while (pc_upload_next(&e->up, e->now, &id, &len)) {
-        e->st.bytes_up += len;
-        emit(e, (pc_action){.type = PC_ACT_SERVE, .request = id, .length = len});
-    }
+    pump_uploads(e);
 }
 
 /* ---- lifecycle ---- */
@@ -824,8 +868,7 @@ int pc_engine_new(const pc_media *m, const pc_engine_config *c, pc_engine **out)
     e->start = malloc((n + 1) * sizeof(*e->start));
     e->segs = calloc(n, sizeof(*e->segs));
     e->held = calloc(m->n_rungs, (n + 7) / 8);
-    e->avail = calloc((size_t)m->n_rungs * n, sizeof(*e->avail));
-    if (e->start == NULL || e->segs == NULL || e->held == NULL || e->avail == NULL) {
+    if (e->start == NULL || e->segs == NULL || e->held == NULL) {
         pc_engine_free(e);
         return PC_ENOMEM;
     }
@@ -852,14 +895,13 @@ void pc_engine_free(pc_engine *e)
 {
     if (e == NULL)
         return;
-    for (uint32_t i = 0; i < e->npeer_slots; i++)
-        free(e->peers[i].have);
     free(e->peers);
+    free(e->handles);
+    free(e->holders);
     pc_upload_clear(&e->up);
     free(e->start);
     free(e->segs);
     free(e->held);
-    free(e->avail);
     free(e->q);
     free(e);
 }
@@ -962,8 +1004,40 @@ void pc_engine_pin_rung(pc_engine *e, int rung, uint64_t now)
 
 /* ---- peers ---- */
 
+/* Room for |cap| peer slots: the slot arrays, and wider holder sets when they need more words. */
+static int grow_peers(pc_engine *e, uint32_t cap)
+{
+    epeer *np = realloc(e->peers, cap * sizeof(*np));
+    if (np == NULL)
+        return PC_ENOMEM;
+    e->peers = np;
+    memset(np + e->npeer_slots, 0, (cap - e->npeer_slots) * sizeof(*np));
+    uint32_t *nh = realloc(e->handles, cap * sizeof(*nh));
+    if (nh == NULL)
+        return PC_ENOMEM;
+    e->handles = nh;
+    for (uint32_t k = e->npeer_slots; k < cap; k++)
+        nh[k] = PC_SRC_CDN; /* unused: no peer has that handle */
+    uint32_t hw = (cap + 63) / 64;
+    if (hw != e->hw) {
+        size_t sets = (size_t)e->m->n_rungs * e->m->n_segments;
+        uint64_t *h = calloc(sets * hw, sizeof(*h));
+        if (h == NULL)
+            return PC_ENOMEM;
+        for (size_t k = 0; k < sets && e->hw > 0; k++)
+            memcpy(h + k * hw, e->holders + k * e->hw, e->hw * sizeof(*h));
+        free(e->holders);
+        e->holders = h;
+        e->hw = hw;
+    }
+    e->npeer_slots = cap;
+    return 0;
+}
+
 int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t now)
 {
+    if (peer == PC_SRC_CDN)
+        return PC_EINVAL;
     for (size_t i = 0; i < e->nbanned; i++)
         if (e->banned[i] == peer)
             return PC_EEXIST;
@@ -978,21 +1052,16 @@ int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t no
         uint32_t cap = e->npeer_slots ? e->npeer_slots * 2 : 8;
         if (cap > PC_ENGINE_PEERS_MAX)
             cap = PC_ENGINE_PEERS_MAX;
-        epeer *np = realloc(e->peers, cap * sizeof(*np));
-        if (np == NULL)
+        if (grow_peers(e, cap) != 0)
             return PC_ENOMEM;
-        memset(np + e->npeer_slots, 0, (cap - e->npeer_slots) * sizeof(*np));
-        e->peers = np;
-        e->npeer_slots = cap;
     }
     epeer *p = &e->peers[i];
-    p->have = calloc(e->m->n_rungs, bitmap_bytes(e));
-    if (p->have == NULL)
-        return PC_ENOMEM;
+    e->handles[i] = peer;
     p->used = 1;
     p->handle = peer;
     p->rate = (double)(up_bps ? up_bps : 1000000) / 8.0;
     p->rtt = 50000;
+    peer_update_free(e, i);
     step(e, now);
     return 0;
 }
@@ -1016,17 +1085,24 @@ void pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo
         return;
     if (hi >= e->m->n_segments)
         hi = e->m->n_segments - 1;
-    uint8_t *b = p->have + rung * bitmap_bytes(e);
+    int useful = 0;
+    uint64_t bit = 1ull << (slot % 64);
     for (uint32_t i = lo; i <= hi; i++) {
-        if (!bit_get(b, i)) {
-            bit_set(b, i);
-            e->avail[(size_t)rung * e->m->n_segments + i]++;
+        uint64_t *h = holders_of(e, rung, i) + slot / 64;
+        if (!(*h & bit)) {
+            *h |= bit;
+            /* worth an evaluation: a segment the scheduler would look at now (not behind the playhead,
+             * within the prefetch window) that has no copy coming */
+            useful |= !useful && e->segs[i].state == SEG_NONE && e->start[i + 1] > content_pos(e) &&
+                      ahead_of(e, i) < e->cfg.prefetch_us;
         }
     }
-    /* holdings arrive in bursts (a HAVE per segment per peer): evaluate once, at the next expiry */
+    /* holdings arrive in bursts (a HAVE per segment per peer): evaluate once, at the next expiry. The
+     * others only update the counts: the next evaluation reads them. */
     if (now > e->now)
         e->now = now;
-    e->dirty = 1;
+    if (useful)
+        e->dirty = 1;
 }
 
 void pc_engine_peer_rtt(pc_engine *e, uint32_t peer, uint64_t rtt_us)
@@ -1150,12 +1226,14 @@ void pc_engine_on_fail(pc_engine *e, uint64_t transfer, int reason, uint64_t now
     else
         e->init_state[x->rung] = SEG_NONE;
     xfer_remove(e, x);
-    if (src == PC_SRC_CDN)
+    if (src == PC_SRC_CDN) {
         cdn_failed(e);
-    else if (reason == PC_EAGAIN)
+    } else if (reason == PC_EAGAIN) {
         e->peers[src].busy_until = e->now + BUSY_BACKOFF_US; /* a refusal for capacity is no fault */
-    else
+        peer_update_free(e, src);
+    } else {
         peer_failed(e, src);
+    }
     step(e, now);
 }
 
@@ -1174,14 +1252,16 @@ void pc_engine_on_request(pc_engine *e, uint64_t request, uint32_t peer, uint32_
         emit(e, (pc_action){.type = PC_ACT_REFUSE, .request = request, .peer = peer, .reason = why});
         return;
     }
-    step(e, now);
+    pump_uploads(e);
 }
 
 void pc_engine_on_served(pc_engine *e, uint64_t request, uint64_t bytes_sent, uint64_t now)
 {
     (void)bytes_sent;
+    if (now > e->now)
+        e->now = now;
     pc_upload_done(&e->up, request);
-    step(e, now);
+    pump_uploads(e);
 }
 
 /* ---- timers ---- */
