@@ -620,7 +620,7 @@ static void on_msg(void *arg, pc_link *l, const pc_wire_msg *m)
         for (uint32_t i = 0; i < m->nhave && pl->in_engine; i++) {
             pc_wire_range r;
             pc_wire_have_at(m, i, &r);
-            pc_engine_peer_have(c->e, pl->handle, r.rung, r.lo, r.hi, now);
+            (void)pc_engine_peer_have(c->e, pl->handle, r.rung, r.lo, r.hi, now);
         }
         break;
     case PC_MSG_REQUEST: on_request(c, pl, m, now); break;

@@ -89,6 +89,7 @@ struct pc_engine {
     int dirty;                    /* inputs arrived that want an evaluation (pc_engine_expiry = now) */
     int p2p_wanted;               /* peers are fetching, or there is work peers could take */
     uint64_t buf_end;             /* contiguous playable content, as of the last pass */
+    uint32_t pos_seg;             /* the segment at the viewer's position, as of the last pass (a hint) */
     int quit, ended_sent;
     /* actions */
     pc_action *q;
@@ -447,8 +448,14 @@ static uint32_t best_peer(const pc_engine *e, uint32_t rung, uint32_t i, double 
 
 static uint32_t seg_at(const pc_engine *e, uint64_t pos)
 {
+    /* the position moves little between passes: the segment found last time, or one of the next */
+    uint32_t g = e->pos_seg, n = e->m->n_segments;
+    if (g < n && e->start[g] <= pos)
+        for (uint32_t k = 0; k < 4 && g < n; k++, g++)
+            if (g + 1 == n || e->start[g + 1] > pos)
+                return g;
     /* binary search: the last i with start[i] <= pos */
-    uint32_t lo = 0, hi = e->m->n_segments;
+    uint32_t lo = 0, hi = n;
     while (hi - lo > 1) {
         uint32_t mid = lo + (hi - lo) / 2;
         if (e->start[mid] <= pos)
@@ -467,16 +474,16 @@ static int playable(const pc_engine *e, uint32_t i)
 static uint64_t buffer_end(const pc_engine *e)
 {
     uint32_t n = e->m->n_segments;
-    uint32_t i = seg_at(e, content_pos(e));
+    uint64_t pos = content_pos(e);
+    uint32_t first = seg_at(e, pos), i = first;
     while (i < n && playable(e, i))
         i++;
-    if (i == seg_at(e, content_pos(e)) && !playable(e, i))
-        return content_pos(e);
-    return e->start[i];
+    return i == first ? pos : e->start[i];
 }
 
 static void update_player(pc_engine *e, uint64_t now)
 {
+    e->pos_seg = seg_at(e, content_pos(e));
     e->buf_end = buffer_end(e);
     pc_player_set_buffer(&e->player, e->buf_end, now);
     if (e->player.state == PC_PLAYER_ENDED && !e->ended_sent) {
@@ -1077,12 +1084,12 @@ void pc_engine_peer_remove(pc_engine *e, uint32_t peer, uint64_t now)
     step(e, now);
 }
 
-void pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo, uint32_t hi, uint64_t now)
+int pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo, uint32_t hi, uint64_t now)
 {
     uint32_t slot;
     epeer *p = peer_by_handle(e, peer, &slot);
     if (p == NULL || rung >= e->m->n_rungs || lo > hi || lo >= e->m->n_segments)
-        return;
+        return 0;
     if (hi >= e->m->n_segments)
         hi = e->m->n_segments - 1;
     int useful = 0;
@@ -1093,7 +1100,7 @@ void pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo
             *h |= bit;
             /* worth an evaluation: a segment the scheduler would look at now (not behind the playhead,
              * within the prefetch window) that has no copy coming */
-            useful |= !useful && e->segs[i].state == SEG_NONE && e->start[i + 1] > content_pos(e) &&
+            useful |= !useful && !e->dirty && e->segs[i].state == SEG_NONE && e->start[i + 1] > content_pos(e) &&
                       ahead_of(e, i) < e->cfg.prefetch_us;
         }
     }
@@ -1101,8 +1108,10 @@ void pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo
      * others only update the counts: the next evaluation reads them. */
     if (now > e->now)
         e->now = now;
-    if (useful)
-        e->dirty = 1;
+    if (!useful)
+        return 0;
+    e->dirty = 1;
+    return 1;
 }
 
 void pc_engine_peer_rtt(pc_engine *e, uint32_t peer, uint64_t rtt_us)

@@ -160,9 +160,10 @@ int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t no
 /* Gone (disconnected): its transfers are rescheduled, keeping the bytes received. */
 void pc_engine_peer_remove(pc_engine *e, uint32_t peer, uint64_t now);
 /* It holds segments lo..hi (inclusive) of |rung|. Unknown peers and out-of-range values are ignored.
- * Does not evaluate at once: pc_engine_expiry() comes at most have_batch_us after the last evaluation,
- * so a burst of these costs one pass. */
-void pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo, uint32_t hi, uint64_t now);
+ * Does not evaluate at once: when one of them is a segment the engine could fetch now, pc_engine_expiry()
+ * comes at most have_batch_us after the last evaluation, so a burst of these costs one pass. Returns 1
+ * when this call moved pc_engine_expiry() (the caller re-reads it), 0 when it did not. */
+int pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo, uint32_t hi, uint64_t now);
 void pc_engine_peer_rtt(pc_engine *e, uint32_t peer, uint64_t rtt_us);
 
 /* Transfers: |bytes| more arrived (in order, from the current offset). */
