@@ -17,7 +17,8 @@
 #include "sim.h"
 
 static const char usage[] =
-    "usage: peercdn-sim run SCENARIO --out DIR [--seed N] [--mode hybrid|cdn-only|p2p-only] [--compare] [--quiet]\n"
+    "usage: peercdn-sim run SCENARIO --out DIR [--seed N] [--mode hybrid|cdn-only|p2p-only] [--compare] [--threads N]\n"
+    "                                [--quiet]\n"
     "       peercdn-sim emulate SCENARIO --out DIR [--seed N] [--network auto|netns|loopback] [--keep] ...\n"
     "       peercdn-sim compare DIR_A DIR_B\n"
     "\n"
@@ -27,6 +28,8 @@ static const char usage[] =
     "  --mode M      overrides the scenario's mode\n"
     "  --compare     runs hybrid, cdn-only and p2p-only on the same workload into DIR/<mode>/ and\n"
     "                prints them side by side (DIR/compare.json)\n"
+    "  --threads N   threads to split the videos between (1-8; default: the CPUs online, at most 8);\n"
+    "                the results are the same for any N\n"
     "  --quiet       no progress bar\n"
     "\n"
     "emulate runs the scenario with real tracker, origin and peer processes (see `emulate --help`);\n"
@@ -146,10 +149,11 @@ static int parse_mode(const char *s, sim_mode *m)
     return 0;
 }
 
-static int run_one(const sim_scenario *sc, sim_mode mode, uint64_t seed, const char *dir, int quiet, json_t **summary)
+static int run_one(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threads, const char *dir, int quiet,
+                   json_t **summary)
 {
     sim_result r;
-    int rc = sim_run(sc, mode, seed, quiet || !isatty(2) ? NULL : stderr, &r);
+    int rc = sim_run(sc, mode, seed, threads, quiet || !isatty(2) ? NULL : stderr, &r);
     if (rc != 0) {
         fprintf(stderr, "peercdn-sim: the simulation failed: %s\n", pc_strerror(rc));
         return 1;
@@ -168,14 +172,15 @@ static int run_one(const sim_scenario *sc, sim_mode mode, uint64_t seed, const c
 
 static int cmd_run(int argc, char **argv)
 {
-    const char *out = NULL, *seed_s = NULL, *mode_s = NULL;
+    const char *out = NULL, *seed_s = NULL, *mode_s = NULL, *threads_s = NULL;
     int compare = 0, quiet = 0;
-    enum { O_OUT = 1, O_SEED, O_MODE, O_COMPARE, O_QUIET, O_HELP };
+    enum { O_OUT = 1, O_SEED, O_MODE, O_COMPARE, O_QUIET, O_THREADS, O_HELP };
     static const struct option opts[] = {{"out", required_argument, NULL, O_OUT},
                                          {"seed", required_argument, NULL, O_SEED},
                                          {"mode", required_argument, NULL, O_MODE},
                                          {"compare", no_argument, NULL, O_COMPARE},
                                          {"quiet", no_argument, NULL, O_QUIET},
+                                         {"threads", required_argument, NULL, O_THREADS},
                                          {"help", no_argument, NULL, O_HELP},
                                          {NULL, 0, NULL, 0}};
     int ch;
@@ -187,12 +192,23 @@ static int cmd_run(int argc, char **argv)
         case O_MODE: mode_s = optarg; break;
         case O_COMPARE: compare = 1; break;
         case O_QUIET: quiet = 1; break;
+        case O_THREADS: threads_s = optarg; break;
         case O_HELP: fputs(usage, stdout); return 0;
         default: pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc - 1)
         pc_cli_usage("run takes one SCENARIO file");
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t threads = cpus < 1 ? 1 : cpus > 8 ? 8 : (uint32_t)cpus;
+    if (threads_s != NULL) {
+        char *end;
+        errno = 0;
+        unsigned long t = strtoul(threads_s, &end, 10);
+        if (errno != 0 || end == threads_s || *end != '\0' || t < 1 || t > 8 || threads_s[0] == '-')
+            pc_cli_usage("--threads takes a number from 1 to 8");
+        threads = (uint32_t)t;
+    }
     if (out == NULL)
         pc_cli_usage("run needs --out DIR");
     sim_scenario sc;
@@ -220,7 +236,7 @@ static int cmd_run(int argc, char **argv)
     int status = 0;
     if (!compare) {
         json_t *s = NULL;
-        status = run_one(&sc, mode, seed, out, quiet, &s);
+        status = run_one(&sc, mode, seed, threads, out, quiet, &s);
         if (status == 0 && s != NULL) {
             sim_print_header();
             sim_print_row(sim_mode_name(mode), s);
@@ -232,7 +248,7 @@ static int cmd_run(int argc, char **argv)
         for (int i = 0; i < 3 && status == 0; i++) {
             char dir[4096];
             snprintf(dir, sizeof(dir), "%s/%s", out, sim_mode_name(modes[i]));
-            status = run_one(&sc, modes[i], seed, dir, quiet, &sums[i]);
+            status = run_one(&sc, modes[i], seed, threads, dir, quiet, &sums[i]);
             if (sums[i] != NULL)
                 json_object_set(all, sim_mode_name(modes[i]), sums[i]);
         }

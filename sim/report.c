@@ -300,6 +300,8 @@ int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, co
     json_object_set_new(run, "engine_calls", json_integer((json_int_t)r->engine_calls));
     json_object_set_new(run, "events_per_s", json_real(r->wall_s > 0 ? (double)r->events / r->wall_s : 0));
     json_object_set_new(run, "peak_rss_mib", json_real((double)r->peak_rss_kib / 1024));
+    if (r->threads > 0)
+        json_object_set_new(run, "threads", json_integer(r->threads));
     rc = write_json(dir, "run.json", run, err, errlen);
     json_decref(run);
     if (rc != 0)

@@ -2,6 +2,8 @@
 #include "sim.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -19,7 +21,10 @@
 #define CDN UINT32_MAX
 #define S_US 1000000.0
 
-enum { EV_ARRIVE, EV_ENGINE, EV_FLOW, EV_ANNOUNCE, EV_LEAVE, EV_DEPART, EV_SEEK, EV_SAMPLE };
+enum { EV_ARRIVE, EV_ENGINE, EV_FLOW, EV_ANNOUNCE, EV_LEAVE, EV_DEPART, EV_SEEK, EV_SAMPLE, EV_SWEEP };
+
+#define SWEEP_US 1000000 /* the tracker removes expired peers this often */
+#define PARTS_MAX 8
 enum { V_WAITING, V_WATCHING, V_SEEDING, V_GONE };
 
 typedef struct ev {
@@ -32,6 +37,8 @@ typedef struct video {
     uint32_t *dur, *sizes;
     uint32_t n;
     uint32_t present;
+    uint32_t part;                /* the world that runs its swarm */
+    pc_rng sel;                   /* the tracker's random choices in its swarm */
     char id[16];
 } video;
 
@@ -49,7 +56,7 @@ typedef struct viewer {
     pc_engine *e;
     uint32_t video, region;
     double up, down;              /* bytes/s */
-    uint8_t state, abrupt, queued, seeder;
+    uint8_t state, abrupt, queued, seeder, mine;
     uint64_t arrive, seed_for;
     uint64_t timer_t;
     uint32_t timer_ver;
@@ -63,31 +70,43 @@ typedef struct viewer {
     uint64_t left;                /* when it departed (or the end) */
 } viewer;
 
+/*
+ * Swarms of different videos never interact (unless the CDN's capacity is shared), so a run is split
+ * into worlds, each with its own videos, viewers, tracker and event queue, run on their own threads.
+ * Every random draw and every tie in the event order is per video, so the results do not depend on how
+ * many worlds there are (a test checks it).
+ */
 typedef struct world {
     const sim_scenario *sc;
     sim_mode mode;
-    sim_workload wl;              /* the workload: arrivals and viewers, identical in every mode */
-    pc_rng sel;                   /* the tracker's random choices */
+    uint32_t part;                /* this world's number: it runs the videos with video.part == part */
+    const sim_arrival *arr;       /* the run's arrivals, in order (shared, read-only) */
+    uint32_t narr, base;          /* base: viewer index of arrival 0 (the seeders come first) */
     uint64_t now, end, seq;
     ev *heap;
     size_t nheap, cheap;
-    video *videos;
-    uint8_t *zeros;
+    video *videos;                /* shared; a world touches only its own */
+    const uint8_t *zeros;
     flow *flows;
     uint32_t nflows, cflows, free_flow;
-    viewer *v;
-    uint32_t nv, cv;
+    viewer *v;                    /* every viewer of the run; the others' slots stay empty */
+    uint32_t nv;
     uint32_t *work;
     size_t nwork, cwork;
     pc_registry *reg;
     uint32_t n_cdn_flows;
     uint32_t watching, seeding;
-    uint64_t total_cdn, total_p2p, total_up;
-    sim_result *res;
-    uint32_t cts;
+    uint64_t total_cdn, total_p2p, total_up, stalls_gone;
+    sim_viewer_result *rv;        /* shared; a world writes only its viewers' entries */
+    sim_sample *ts;
+    uint32_t nts, cts;
     uint64_t events, engine_calls;
     int oom;
     uint32_t trace;               /* PEERCDN_SIM_TRACE=viewer: its actions on stderr (development aid) */
+    FILE *progress;               /* a single world draws its own progress bar */
+    _Atomic uint64_t pub_now;     /* for the progress bar of a split run */
+    _Atomic uint32_t pub_watching, pub_seeding;
+    _Atomic int done;
 } world;
 
 /* ---- event heap ---- */
@@ -184,12 +203,11 @@ static int arr_has(const uint32_t *a, uint16_t n, uint32_t x)
 
 /* ---- media ---- */
 
-static int make_videos(world *w)
+static int make_videos(const sim_scenario *sc, uint64_t seed, video **out, uint8_t **zeros)
 {
-    const sim_scenario *sc = w->sc;
-    w->videos = calloc(sc->videos, sizeof(video));
+    video *videos = *out = calloc(sc->videos, sizeof(video));
     double *factor = malloc(PC_ENGINE_SEGMENTS_MAX * sizeof(double));
-    if (w->videos == NULL || factor == NULL) {
+    if (videos == NULL || factor == NULL) {
         free(factor);
         return PC_ENOMEM;
     }
@@ -197,7 +215,8 @@ static int make_videos(world *w)
     pc_rng r;
     pc_rng_init(&r, sim_catalog_seed(sc)); /* the catalog does not depend on the mode */
     for (uint32_t k = 0; k < sc->videos; k++) {
-        video *vd = &w->videos[k];
+        video *vd = &videos[k];
+        pc_rng_init(&vd->sel, (seed ^ 0x7261636b6572ULL) + 0x9e3779b97f4a7c15ULL * (k + 1));
         uint32_t n;
         double len = sim_catalog_next(sc, &r, factor, &n);
         vd->n = n;
@@ -230,13 +249,13 @@ static int make_videos(world *w)
         }
     }
     free(factor);
-    w->zeros = calloc((size_t)nmax, 32); /* the simulator delivers exact bytes: every hash matches */
-    if (w->zeros == NULL)
+    *zeros = calloc((size_t)nmax, 32); /* the simulator delivers exact bytes: every hash matches */
+    if (*zeros == NULL)
         return PC_ENOMEM;
     for (uint32_t k = 0; k < sc->videos; k++)
         for (uint32_t q = 0; q < sc->n_rungs; q++) {
-            w->videos[k].m.rung[q].init_hash = w->zeros;
-            w->videos[k].m.rung[q].seg_hash = w->zeros;
+            videos[k].m.rung[q].init_hash = *zeros;
+            videos[k].m.rung[q].seg_hash = *zeros;
         }
     return 0;
 }
@@ -671,7 +690,6 @@ static void announce(world *w, uint32_t vi, int event)
     viewer *v = &w->v[vi];
     if (w->mode == SIM_MODE_CDN_ONLY || v->e == NULL)
         return;
-    pc_registry_expire(w->reg, w->now);
     pc_announce an;
     fill_announce(w, vi, event, &an);
     uint32_t self = PC_NONE;
@@ -680,7 +698,8 @@ static void announce(world *w, uint32_t vi, int event)
     if (v->state != V_WATCHING || an.numwant == 0)
         return;
     uint32_t picked[PC_NUMWANT_MAX];
-    size_t n = pc_select_peers(w->reg, self, an.need, an.numwant, PC_SELECT_SCAN_DEFAULT, w->now, &w->sel, picked);
+    size_t n = pc_select_peers(w->reg, self, an.need, an.numwant, PC_SELECT_SCAN_DEFAULT, w->now,
+                                &w->videos[v->video].sel, picked);
     for (size_t k = 0; k < n; k++) {
         const pc_peer_rec *p = pc_registry_peer(w->reg, picked[k]);
         uint32_t u = (uint32_t)p->id[12] << 24 | (uint32_t)p->id[13] << 16 | (uint32_t)p->id[14] << 8 | p->id[15];
@@ -717,46 +736,34 @@ static void finish_watching(world *w, uint32_t vi)
     }
 }
 
-/* A zeroed viewer slot (NONE on ENOMEM). */
-static uint32_t new_viewer(world *w)
+/* Sets up viewer slot |vi| as this world's. */
+static viewer *own_viewer(world *w, uint32_t vi)
 {
-    if (w->nv == w->cv) {
-        uint32_t c = w->cv ? w->cv * 2 : 1024;
-        viewer *p = realloc(w->v, c * sizeof(*p));
-        if (p == NULL) {
-            w->oom = 1;
-            return NONE;
-        }
-        w->v = p;
-        w->cv = c;
-    }
-    uint32_t vi = w->nv++;
     viewer *v = &w->v[vi];
     memset(v, 0, sizeof(*v));
     v->up_head = v->dn_head = NONE;
     v->rec = PC_NONE;
     v->timer_t = UINT64_MAX;
-    return vi;
+    v->mine = 1;
+    return v;
 }
 
-static void arrive(world *w)
+/* Arrival |k| of the run (viewer base + k) starts watching. */
+static void arrive(world *w, uint32_t k)
 {
     const sim_scenario *sc = w->sc;
-    sim_arrival ar;
-    sim_workload_viewer(&w->wl, w->now, &ar);
-    uint32_t vi = new_viewer(w);
-    if (vi == NONE)
-        return;
-    viewer *v = &w->v[vi];
-    v->video = ar.video;
-    v->region = ar.region;
-    v->up = ar.up_kbps * 1000 / 8;
-    v->down = ar.down_kbps * 1000 / 8;
-    double watch = ar.watch;
-    int seeks = ar.seeks;
-    double seek_u = ar.seek_u, seek_pos = ar.seek_pos;
-    v->seed_for = (uint64_t)(ar.seed_after_s * S_US);
-    v->abrupt = ar.abrupt;
+    const sim_arrival *ar = &w->arr[k];
+    uint32_t vi = w->base + k;
+    viewer *v = own_viewer(w, vi);
+    v->video = ar->video;
+    v->region = ar->region;
+    v->up = ar->up_kbps * 1000 / 8;
+    v->down = ar->down_kbps * 1000 / 8;
+    double watch = ar->watch;
+    int seeks = ar->seeks;
+    double seek_u = ar->seek_u, seek_pos = ar->seek_pos;
+    v->seed_for = (uint64_t)(ar->seed_after_s * S_US);
+    v->abrupt = ar->abrupt;
     v->arrive = w->now;
     video *vd = &w->videos[v->video];
     v->swarm_at_arrival = vd->present;
@@ -788,18 +795,19 @@ static void arrive(world *w)
         push(w, w->now + (uint64_t)(sc->announce_interval_s * S_US), EV_ANNOUNCE, vi, 0);
 }
 
-/* Always-on seeders: they hold the whole video from the start, announce as seeding and never leave. */
+/* Always-on seeders: they hold the whole video from the start, announce as seeding and never leave.
+ * Seeder j of video k is viewer k × seeders + j. */
 static void add_seeders(world *w)
 {
     const sim_scenario *sc = w->sc;
     if (w->mode == SIM_MODE_CDN_ONLY)
         return;
     for (uint32_t k = 0; k < sc->videos; k++) {
+        if (w->videos[k].part != w->part)
+            continue;
         for (uint32_t j = 0; j < sc->seeders; j++) {
-            uint32_t vi = new_viewer(w);
-            if (vi == NONE)
-                return;
-            viewer *v = &w->v[vi];
+            uint32_t vi = k * sc->seeders + j;
+            viewer *v = own_viewer(w, vi);
             v->video = k;
             v->up = sc->seeder_up_kbps * 1000 / 8;
             v->down = v->up;
@@ -819,18 +827,10 @@ static void add_seeders(world *w)
     }
 }
 
-static void next_arrival(world *w)
-{
-    uint64_t at;
-    if (sim_workload_next_time(&w->wl, w->nv, &at) == 0)
-        push(w, at, EV_ARRIVE, 0, 0);
-}
-
 static void record(world *w, uint32_t vi)
 {
     viewer *v = &w->v[vi];
-    sim_result *res = w->res;
-    sim_viewer_result *r = &res->v[vi];
+    sim_viewer_result *r = &w->rv[vi];
     pc_engine_stats st;
     pc_engine_get_stats(v->e, &st);
     const video *vd = &w->videos[v->video];
@@ -880,6 +880,7 @@ static void depart(world *w, uint32_t vi)
         w->seeding--;
     credit(w, vi);
     record(w, vi);
+    w->stalls_gone += w->rv[vi].stalls;
     if (!v->abrupt)
         announce(w, vi, PC_EV_STOPPED);
     v->state = V_GONE;
@@ -916,25 +917,35 @@ static void depart(world *w, uint32_t vi)
 
 /* ---- the bound (sim/bound.c) ---- */
 
-static void bound(world *w, sim_result *res)
+/* The bound over every world's viewers: viewer i is in the world that runs its video. */
+static int bound(world *ws, uint32_t nw, sim_result *res)
 {
-    sim_bound_viewer *bv = malloc(((size_t)w->nv + 1) * sizeof(*bv));
-    const pc_media **media = malloc(((size_t)w->sc->videos + 1) * sizeof(*media));
+    const world *w0 = &ws[0];
+    const sim_scenario *sc = w0->sc;
+    sim_bound_viewer *bv = malloc(((size_t)w0->nv + 1) * sizeof(*bv));
+    const pc_media **media = malloc(((size_t)sc->videos + 1) * sizeof(*media));
     sim_bound out;
+    int rc = 0;
     if (bv == NULL || media == NULL) {
         free(bv), free(media);
-        w->oom = 1;
-        return;
+        return PC_ENOMEM;
     }
-    for (uint32_t k = 0; k < w->sc->videos; k++)
-        media[k] = &w->videos[k].m;
-    for (uint32_t i = 0; i < w->nv; i++) {
-        const viewer *v = &w->v[i];
-        bv[i] = (sim_bound_viewer){.video = v->video, .arrive = v->arrive, .left = v->left, .up = v->up,
-                                   .seeder = v->seeder, .bytes = (double)(v->bytes_cdn + v->bytes_p2p), .got = v->got};
+    for (uint32_t k = 0; k < sc->videos; k++)
+        media[k] = &w0->videos[k].m;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < w0->nv; i++) {
+        const viewer *v = NULL;
+        for (uint32_t p = 0; p < nw && v == NULL; p++)
+            if (ws[p].v[i].mine)
+                v = &ws[p].v[i];
+        if (v == NULL)
+            continue; /* never arrived (the run failed) */
+        bv[n++] = (sim_bound_viewer){.video = v->video, .arrive = v->arrive, .left = v->left, .up = v->up,
+                                     .seeder = v->seeder, .bytes = (double)(v->bytes_cdn + v->bytes_p2p),
+                                     .got = v->got};
     }
-    if (sim_bound_compute(media, w->sc->videos, bv, w->nv, w->end, &out) != 0) {
-        w->oom = 1;
+    if (sim_bound_compute(media, sc->videos, bv, n, w0->end, &out) != 0) {
+        rc = PC_ENOMEM;
     } else {
         res->demand_bytes = out.demand_bytes;
         res->cdn_needed_bytes = out.cdn_needed_bytes;
@@ -942,91 +953,68 @@ static void bound(world *w, sim_result *res)
         res->offload_bound = out.offload_bound;
     }
     free(bv), free(media);
+    return rc;
 }
 
 /* ---- the run ---- */
 
 static void sample(world *w)
 {
-    sim_result *res = w->res;
-    if (res->nts == w->cts) {
+    if (w->nts == w->cts) {
         uint32_t c = w->cts ? w->cts * 2 : 256;
-        sim_sample *p = realloc(res->ts, c * sizeof(*p));
+        sim_sample *p = realloc(w->ts, c * sizeof(*p));
         if (p == NULL) {
             w->oom = 1;
             return;
         }
-        res->ts = p;
+        w->ts = p;
         w->cts = c;
     }
-    uint32_t stalls = 0;
+    uint64_t stalls = w->stalls_gone;
     for (uint32_t i = 0; i < w->nv; i++)
         if (w->v[i].e != NULL) {
             credit(w, i);
             pc_engine_stats st;
             pc_engine_get_stats(w->v[i].e, &st);
             stalls += st.stalls;
-        } else {
-            stalls += res->v[i].stalls;
         }
-    res->ts[res->nts++] = (sim_sample){.t_s = (double)w->now / S_US, .watching = w->watching, .seeding = w->seeding,
-                                       .bytes_cdn = w->total_cdn, .bytes_p2p = w->total_p2p, .stalls = stalls};
+    w->ts[w->nts++] = (sim_sample){.t_s = (double)w->now / S_US, .watching = w->watching, .seeding = w->seeding,
+                                   .bytes_cdn = w->total_cdn, .bytes_p2p = w->total_p2p, .stalls = (uint32_t)stalls};
 }
 
-static void progress_bar(world *w, FILE *out, int final)
+static void progress_bar(FILE *out, sim_mode mode, uint64_t now, uint64_t end, uint32_t watching, uint32_t seeding,
+                         int final)
 {
-    double f = (double)w->now / (double)w->end;
+    double f = (double)now / (double)end;
     int n = (int)(f * 30);
-    fprintf(out, "\r%s [", sim_mode_name(w->mode));
+    fprintf(out, "\r%s [", sim_mode_name(mode));
     for (int i = 0; i < 30; i++)
         fputc(i < n ? '#' : '.', out);
-    fprintf(out, "] %3.0f%%  t=%.0f/%.0f s  %u watching  %u seeding%s", f * 100, (double)w->now / S_US,
-            (double)w->end / S_US, w->watching, w->seeding, final ? "\n" : "");
+    fprintf(out, "] %3.0f%%  t=%.0f/%.0f s  %u watching  %u seeding%s", f * 100, (double)now / S_US,
+            (double)end / S_US, watching, seeding, final ? "\n" : "");
     fflush(out);
 }
 
-int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, FILE *progress, sim_result *out)
+/* One world's whole run: its seeders and arrivals, the event loop to the end, the last records. */
+static void *world_run(void *arg)
 {
-    memset(out, 0, sizeof(*out));
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    world *w = calloc(1, sizeof(*w));
-    if (w == NULL)
-        return PC_ENOMEM;
-    sim_scenario local = *sc;
-    local.seed = seed;
-    w->sc = &local;
-    w->mode = mode;
-    w->res = out;
-    out->mode = mode;
-    w->free_flow = NONE;
-    const char *trace = getenv("PEERCDN_SIM_TRACE");
-    w->trace = trace != NULL ? (uint32_t)strtoul(trace, NULL, 10) : NONE;
-    w->end = (uint64_t)(sc->duration_s * S_US);
-    pc_rng_init(&w->sel, seed ^ 0x7261636b6572ULL);
-    int rc = sim_workload_init(&w->wl, sc, seed);
-    if (rc == 0)
-        rc = make_videos(w);
+    world *w = arg;
+    const sim_scenario *sc = w->sc;
     pc_registry_config rc_cfg = {.interval_us = (uint64_t)(sc->announce_interval_s * S_US), .max_peers = 20000000,
-                                 .max_swarms = sc->videos + 16, .hash_seed = seed};
-    if (rc == 0 && (w->reg = pc_registry_new(&rc_cfg)) == NULL)
-        rc = PC_ENOMEM;
-    /* results are indexed by viewer; grown with the viewers */
-    uint32_t cres = 0;
-    if (rc == 0 && local.seeders > 0 && w->mode != SIM_MODE_CDN_ONLY) {
-        cres = local.seeders * local.videos + 1024;
-        out->v = calloc(cres, sizeof(*out->v));
-        if (out->v == NULL)
-            rc = PC_ENOMEM;
-        else
-            add_seeders(w);
-    }
-    if (rc == 0) {
-        next_arrival(w);
-        push(w, 0, EV_SAMPLE, 0, 0);
-    }
+                                 .max_swarms = sc->videos + 16, .hash_seed = sc->seed};
+    if ((w->reg = pc_registry_new(&rc_cfg)) == NULL)
+        w->oom = 1;
+    if (!w->oom)
+        add_seeders(w);
+    /* every arrival is queued first, in order: an arrival comes before anything else at the same instant */
+    for (uint32_t k = 0; k < w->narr && !w->oom; k++)
+        if (w->videos[w->arr[k].video].part == w->part)
+            push(w, w->arr[k].at, EV_ARRIVE, k, 0);
+    push(w, 0, EV_SAMPLE, 0, 0);
+    if (w->mode != SIM_MODE_CDN_ONLY)
+        push(w, SWEEP_US, EV_SWEEP, 0, 0);
     uint64_t next_progress = 0;
-    while (rc == 0 && w->nheap > 0 && !w->oom) {
+    while (w->nheap > 0 && !w->oom) {
         ev e = pop(w);
         if (e.t > w->end)
             break;
@@ -1034,19 +1022,7 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, FILE *progress
         w->events++;
         switch (e.kind) {
         case EV_ARRIVE:
-            if (w->nv + 1 > cres) {
-                uint32_t c = cres ? cres * 2 : 1024;
-                sim_viewer_result *p = realloc(out->v, c * sizeof(*p));
-                if (p == NULL) {
-                    rc = PC_ENOMEM;
-                    break;
-                }
-                memset(p + cres, 0, (c - cres) * sizeof(*p));
-                out->v = p;
-                cres = c;
-            }
-            arrive(w);
-            next_arrival(w);
+            arrive(w, e.id);
             break;
         case EV_ENGINE: {
             viewer *v = &w->v[e.id];
@@ -1118,16 +1094,23 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, FILE *progress
             sample(w);
             push(w, w->now + (uint64_t)(sc->timeseries_s * S_US), EV_SAMPLE, 0, 0);
             break;
+        case EV_SWEEP:
+            /* peers that stopped announcing without saying so (abrupt leavers) */
+            pc_registry_expire(w->reg, w->now);
+            push(w, w->now + SWEEP_US, EV_SWEEP, 0, 0);
+            break;
         }
         drain(w);
-        if (progress != NULL && w->now >= next_progress) {
-            progress_bar(w, progress, 0);
+        if (w->now >= next_progress) {
             next_progress = w->now + w->end / 100;
+            if (w->progress != NULL)
+                progress_bar(w->progress, w->mode, w->now, w->end, w->watching, w->seeding, 0);
+            atomic_store_explicit(&w->pub_now, w->now, memory_order_relaxed);
+            atomic_store_explicit(&w->pub_watching, w->watching, memory_order_relaxed);
+            atomic_store_explicit(&w->pub_seeding, w->seeding, memory_order_relaxed);
         }
     }
-    if (rc == 0 && w->oom)
-        rc = PC_ENOMEM;
-    if (rc == 0) {
+    if (!w->oom) {
         w->now = w->end;
         sample(w);
         for (uint32_t i = 0; i < w->nv; i++)
@@ -1135,36 +1118,207 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, FILE *progress
                 credit(w, i);
                 record(w, i);
             }
-        bound(w, out);
-        out->viewers = w->nv;
-        out->bytes_cdn = w->total_cdn;
-        out->bytes_p2p = w->total_p2p;
-        out->bytes_up = w->total_up;
-        out->events = w->events;
-        out->engine_calls = w->engine_calls;
-        if (progress != NULL)
-            progress_bar(w, progress, 1);
     }
-    /* teardown */
-    for (uint32_t i = 0; i < w->nv; i++) {
+    atomic_store_explicit(&w->pub_now, w->end, memory_order_relaxed);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+static void world_free(world *w)
+{
+    for (uint32_t i = 0; w->v != NULL && i < w->nv; i++) {
         pc_engine_free(w->v[i].e);
         free(w->v[i].nbr);
         free(w->v[i].wat);
         free(w->v[i].got);
     }
-    for (uint32_t k = 0; w->videos != NULL && k < sc->videos; k++) {
-        free(w->videos[k].dur);
-        free(w->videos[k].sizes);
-    }
-    free(w->videos);
-    sim_workload_clear(&w->wl);
-    free(w->zeros);
     free(w->flows);
     free(w->v);
     free(w->work);
     free(w->heap);
+    free(w->ts);
     pc_registry_free(w->reg);
-    free(w);
+}
+
+/* Every arrival up to the end, drawn in the workload's fixed order (before any world runs, so the
+ * viewers do not depend on the split). */
+static int draw_arrivals(const sim_scenario *sc, uint64_t seed, uint32_t first, uint64_t end, sim_arrival **out,
+                         uint32_t *n)
+{
+    sim_workload wl;
+    *out = NULL;
+    *n = 0;
+    int rc = sim_workload_init(&wl, sc, seed);
+    if (rc != 0)
+        return rc;
+    uint32_t cap = 0;
+    uint64_t at, last = 0;
+    while (sim_workload_next_time(&wl, first + *n, &at) == 0) {
+        if (at < last)
+            at = last; /* as the event queue would have it */
+        if (at > end || *n == UINT32_MAX - first)
+            break;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            sim_arrival *p = realloc(*out, cap * sizeof(*p));
+            if (p == NULL) {
+                rc = PC_ENOMEM;
+                break;
+            }
+            *out = p;
+        }
+        sim_workload_viewer(&wl, at, &(*out)[(*n)++]);
+        last = at;
+    }
+    sim_workload_clear(&wl);
+    return rc;
+}
+
+/* Videos to |parts| worlds, heaviest first to the least loaded (load: viewers, seeders included). */
+static void split(const sim_scenario *sc, video *videos, const sim_arrival *arr, uint32_t narr, uint32_t parts)
+{
+    uint64_t *load = calloc(sc->videos, sizeof(*load));
+    uint32_t *order = malloc(sc->videos * sizeof(*order));
+    uint64_t sum[PARTS_MAX] = {0};
+    if (load == NULL || order == NULL || parts <= 1) {
+        for (uint32_t k = 0; k < sc->videos; k++)
+            videos[k].part = parts <= 1 ? 0 : k % parts; /* no memory to weigh: round robin */
+        free(load), free(order);
+        return;
+    }
+    for (uint32_t i = 0; i < narr; i++)
+        load[arr[i].video]++;
+    for (uint32_t k = 0; k < sc->videos; k++) {
+        load[k] += sc->seeders;
+        order[k] = k;
+    }
+    for (uint32_t i = 1; i < sc->videos; i++) /* insertion sort, heaviest first */
+        for (uint32_t j = i; j > 0 && load[order[j]] > load[order[j - 1]]; j--) {
+            uint32_t t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    for (uint32_t i = 0; i < sc->videos; i++) {
+        uint32_t best = 0;
+        for (uint32_t p = 1; p < parts; p++)
+            if (sum[p] < sum[best])
+                best = p;
+        videos[order[i]].part = best;
+        sum[best] += load[order[i]];
+    }
+    free(load), free(order);
+}
+
+int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threads, FILE *progress, sim_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    sim_scenario local = *sc;
+    local.seed = seed;
+    out->mode = mode;
+    uint64_t end = (uint64_t)(sc->duration_s * S_US);
+    uint32_t nseed = mode == SIM_MODE_CDN_ONLY ? 0 : sc->seeders * sc->videos;
+    sim_arrival *arr = NULL;
+    uint32_t narr = 0;
+    video *videos = NULL;
+    uint8_t *zeros = NULL;
+    /* a shared CDN capacity couples every swarm: one world then */
+    uint32_t parts = threads == 0 ? 1 : threads;
+    if (parts > PARTS_MAX)
+        parts = PARTS_MAX;
+    if (parts > sc->videos || sc->cdn_capacity_mbps > 0)
+        parts = 1;
+    world *ws = calloc(parts, sizeof(*ws));
+    int rc = ws == NULL ? PC_ENOMEM : draw_arrivals(&local, seed, nseed, end, &arr, &narr);
+    if (rc == 0)
+        rc = make_videos(&local, seed, &videos, &zeros);
+    uint32_t nv = nseed + narr;
+    if (rc == 0) {
+        split(&local, videos, arr, narr, parts);
+        out->v = calloc((size_t)nv + 1, sizeof(*out->v));
+        if (out->v == NULL)
+            rc = PC_ENOMEM;
+    }
+    const char *trace = getenv("PEERCDN_SIM_TRACE");
+    for (uint32_t p = 0; rc == 0 && p < parts; p++) {
+        world *w = &ws[p];
+        *w = (world){.sc = &local, .mode = mode, .part = p, .arr = arr, .narr = narr, .base = nseed, .end = end,
+                     .videos = videos, .zeros = zeros, .free_flow = NONE, .nv = nv, .rv = out->v,
+                     .trace = trace != NULL ? (uint32_t)strtoul(trace, NULL, 10) : NONE,
+                     .progress = parts == 1 ? progress : NULL};
+        w->v = calloc((size_t)nv + 1, sizeof(*w->v));
+        if (w->v == NULL)
+            rc = PC_ENOMEM;
+    }
+    pthread_t tid[PARTS_MAX];
+    uint32_t started = 0;
+    if (rc == 0 && parts == 1) {
+        world_run(&ws[0]);
+    } else if (rc == 0) {
+        for (; started < parts; started++)
+            if (pthread_create(&tid[started], NULL, world_run, &ws[started]) != 0)
+                break;
+        for (uint32_t p = started; p < parts; p++)
+            world_run(&ws[p]); /* no thread for it: run it here */
+        for (int all = 0; !all;) {
+            uint64_t now = end;
+            uint32_t watching = 0, seeding = 0;
+            all = 1;
+            for (uint32_t p = 0; p < parts; p++) {
+                all &= atomic_load(&ws[p].done);
+                uint64_t t = atomic_load_explicit(&ws[p].pub_now, memory_order_relaxed);
+                now = t < now ? t : now;
+                watching += atomic_load_explicit(&ws[p].pub_watching, memory_order_relaxed);
+                seeding += atomic_load_explicit(&ws[p].pub_seeding, memory_order_relaxed);
+            }
+            if (progress != NULL && !all)
+                progress_bar(progress, mode, now, end, watching, seeding, 0);
+            if (!all)
+                nanosleep(&(struct timespec){.tv_nsec = 200000000}, NULL);
+        }
+        for (uint32_t p = 0; p < started; p++)
+            pthread_join(tid[p], NULL);
+    }
+    for (uint32_t p = 0; p < parts && ws != NULL; p++)
+        if (ws[p].oom)
+            rc = PC_ENOMEM;
+    if (rc == 0) {
+        /* the worlds sampled at the same instants: their samples add up */
+        out->ts = ws[0].ts;
+        out->nts = ws[0].nts;
+        ws[0].ts = NULL;
+        for (uint32_t p = 1; p < parts; p++)
+            for (uint32_t i = 0; i < out->nts && i < ws[p].nts; i++) {
+                out->ts[i].watching += ws[p].ts[i].watching;
+                out->ts[i].seeding += ws[p].ts[i].seeding;
+                out->ts[i].bytes_cdn += ws[p].ts[i].bytes_cdn;
+                out->ts[i].bytes_p2p += ws[p].ts[i].bytes_p2p;
+                out->ts[i].stalls += ws[p].ts[i].stalls;
+            }
+        for (uint32_t p = 0; p < parts; p++) {
+            out->bytes_cdn += ws[p].total_cdn;
+            out->bytes_p2p += ws[p].total_p2p;
+            out->bytes_up += ws[p].total_up;
+            out->events += ws[p].events;
+            out->engine_calls += ws[p].engine_calls;
+        }
+        out->viewers = nv;
+        out->threads = parts;
+        rc = bound(ws, parts, out);
+        if (progress != NULL)
+            progress_bar(progress, mode, end, end, 0, 0, 1);
+    }
+    for (uint32_t p = 0; ws != NULL && p < parts; p++)
+        world_free(&ws[p]);
+    free(ws);
+    for (uint32_t k = 0; videos != NULL && k < sc->videos; k++) {
+        free(videos[k].dur);
+        free(videos[k].sizes);
+    }
+    free(videos);
+    free(zeros);
+    free(arr);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     out->wall_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     struct rusage ru;

@@ -39,13 +39,17 @@ typedef struct sim_result {
     uint64_t bytes_cdn, bytes_p2p, bytes_up;
     double offload_bound, cdn_needed_bytes, usable_upload_bytes, demand_bytes;
     uint64_t events, engine_calls;
+    uint32_t threads;                   /* worlds the run was split into */
     double wall_s;
     size_t peak_rss_kib;
     const char *kind;                   /* run.json's "kind": NULL = "simulation", or "emulation" */
 } sim_result;
 
-/* Runs |sc| in |mode| (overriding the scenario's) with |seed|. |progress| (may be NULL) gets a bar. */
-int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, FILE *progress, sim_result *out) PC_MUST_CHECK;
+/* Runs |sc| in |mode| (overriding the scenario's) with |seed| on up to |threads| threads (1…8; 0 = 1):
+ * videos are split between them, unless a CDN capacity couples the swarms. The results do not depend
+ * on |threads|. |progress| (may be NULL) gets a bar. */
+int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threads, FILE *progress,
+            sim_result *out) PC_MUST_CHECK;
 void sim_result_clear(sim_result *r);
 
 #endif

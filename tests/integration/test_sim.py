@@ -92,6 +92,29 @@ def test_same_seed_same_summary(s):
     check(run["events"] > 0 and run["wall_s"] > 0, "run.json has the wall time and events")
 
 
+def test_threads_do_not_change_the_results(s):
+    # 20 videos split between worlds on their own threads; abrupt leavers (tracker expiry) and seeks
+    sc = json.load(open(os.path.join(SCEN, "mobile-heavy.json")))
+    sc["duration_s"] = 900
+    sc["viewers"]["seek_probability"] = 0.3
+    path = os.path.join(S.tmp, "threads.json")
+    json.dump(sc, open(path, "w"))
+    outs = {}
+    for t in ("1", "3"):
+        outs[t] = os.path.join(S.tmp, "threads-%s" % t)
+        sim("run", path, "--out", outs[t], "--quiet", "--threads", t)
+        eq(json.load(open(os.path.join(outs[t], "run.json")))["threads"], int(t), "run.json says how it was split")
+    for f in ("summary.json", "timeseries.csv"):
+        eq(open(os.path.join(outs["1"], f), "rb").read(), open(os.path.join(outs["3"], f), "rb").read(),
+           "%s is byte-identical on 1 and 3 threads" % f)
+    summ = json.load(open(os.path.join(outs["3"], "summary.json")))
+    check(summ["viewers"] > 500 and summ["offload"] > 0.3, "a real run: %d viewers, offload %.2f" % (
+        summ["viewers"], summ["offload"]))
+    for bad in ("0", "9", "x", "-1"):
+        p = sim("run", path, "--out", outs["1"], "--threads", bad, expect=2)
+        check(len(p.stderr.decode().strip().splitlines()) == 1, "--threads %s: one line on stderr" % bad)
+
+
 def test_outputs_read_well(s):
     d = os.path.join(compare("surplus")["dir"], "hybrid")
     summ = json.load(open(os.path.join(d, "summary.json")))
@@ -147,4 +170,4 @@ def test_operator_scenarios_parse_and_run_briefly(s):
 
 S.run([test_surplus_offload_reaches_the_bound, test_deficit_offload_reaches_the_bound,
        test_hybrid_is_no_worse_than_cdn_only, test_p2p_only_stalls_where_hybrid_does_not, test_same_seed_same_summary,
-       test_outputs_read_well, test_bad_scenarios_are_refused_with_one_line, test_operator_scenarios_parse_and_run_briefly])
+       test_threads_do_not_change_the_results, test_outputs_read_well, test_bad_scenarios_are_refused_with_one_line, test_operator_scenarios_parse_and_run_briefly])
