@@ -23,8 +23,8 @@ a = ap.parse_args()
 counts = [int(x) for x in a.counts.split(",")] + ([100000] if a.full else [])
 base = json.load(open(os.path.join(ROOT, "sim", "scenarios", "bench-concurrent.json")))
 tmp = tempfile.mkdtemp(prefix="peercdn-bench-sim-")
-print("%9s %10s %12s %14s %12s %10s %9s" % ("viewers", "wall s", "events", "events/s", "viewer-s/s", "peak MiB",
-                                             "offload"))
+print("%9s %8s %10s %12s %14s %12s %10s %9s" % ("viewers", "threads", "wall s", "events", "events/s", "viewer-s/s",
+                                                  "peak MiB", "offload"))
 for n in counts:
     sc = dict(base)
     sc["arrivals"] = dict(base["arrivals"], count=n)
@@ -35,9 +35,9 @@ for n in counts:
                    stdout=subprocess.DEVNULL)
     run = json.load(open(os.path.join(out, "run.json")))
     summ = json.load(open(os.path.join(out, "summary.json")))
-    print("%9d %10.1f %12d %14.0f %12.0f %10.0f %8.1f%%" % (n, run["wall_s"], run["events"], run["events_per_s"],
-                                                          n * sc["duration_s"] / run["wall_s"], run["peak_rss_mib"],
-                                                          100 * summ["offload"]))
+    print("%9d %8d %10.1f %12d %14.0f %12.0f %10.0f %8.1f%%" % (
+        n, run.get("threads", 1), run["wall_s"], run["events"], run["events_per_s"], n * sc["duration_s"] / run["wall_s"],
+        run["peak_rss_mib"], 100 * summ["offload"]))
     if n == 100000:
         print("goal: 100k viewers x 600 s in <= 60 s wall (%.0f s) and <= 4 GiB (%.0f MiB)" % (
             run["wall_s"], run["peak_rss_mib"]))

@@ -63,8 +63,8 @@ struct pc_engine {
     uint64_t *holders;            /* n_rungs × n_segments × hw words */
     uint32_t hw;                  /* words per set: npeer_slots / 64, rounded up */
     uint8_t init_state[PC_RUNGS_MAX];
-    xfer x[XFERS_MAX];
-    size_t nx;
+    xfer *x;                      /* transfers in flight: xcap slots, grown up to XFERS_MAX */
+    size_t nx, xcap;
     uint32_t npeer_xfers;         /* of those, from peers */
     uint64_t next_xfer;
     epeer *peers;                 /* npeer_slots slots, grown on demand (up to PC_ENGINE_PEERS_MAX) */
@@ -74,8 +74,8 @@ struct pc_engine {
     /* Slots that can take a request (used, a free request slot, not backing off), kept up to date as
      * transfers start and end; the ones backing off are looked at again at each pass. */
     uint64_t freem[PC_ENGINE_PEERS_MAX / 64], busym[PC_ENGINE_PEERS_MAX / 64];
-    uint32_t banned[PC_ENGINE_PEERS_MAX];
-    size_t nbanned;
+    uint32_t *banned;             /* up to PC_ENGINE_PEERS_MAX handles, grown on demand */
+    size_t nbanned, cbanned;
     double cdn_rate;              /* bytes/s */
     double cdn_outstanding;       /* bytes still to come on CDN transfers */
     int cdn_measured;             /* cdn_rate comes from a transfer, not the configured guess */
@@ -350,9 +350,31 @@ static uint64_t deadline_of(const pc_engine *e, uint32_t i, uint64_t now)
     return now + ahead_of(e, i);
 }
 
+/* Room for |n| more transfers (most engines never need many: the array grows on demand). */
+static int xfer_room(pc_engine *e, size_t n)
+{
+    if (e->nx + n <= e->xcap)
+        return 1;
+    if (e->nx + n > XFERS_MAX)
+        return 0;
+    size_t cap = e->xcap ? e->xcap * 2 : 8;
+    while (cap < e->nx + n)
+        cap *= 2;
+    if (cap > XFERS_MAX)
+        cap = XFERS_MAX;
+    xfer *x = realloc(e->x, cap * sizeof(*x));
+    if (x == NULL) {
+        e->oom = 1; /* pc_engine_error */
+        return 0;
+    }
+    e->x = x;
+    e->xcap = cap;
+    return 1;
+}
+
 static int start_xfer(pc_engine *e, uint32_t src, uint32_t rung, uint32_t i, int prefetch, uint64_t now)
 {
-    if (e->nx == XFERS_MAX)
+    if (!xfer_room(e, 1))
         return 0;
     meters_to(e, now);
     uint32_t offset = 0;
@@ -371,7 +393,7 @@ static int start_xfer(pc_engine *e, uint32_t src, uint32_t rung, uint32_t i, int
             s->requested_at = now + 1; /* +1: 0 means "never" */
         offset = s->got;
     }
-    if (i != PC_SEG_INIT && e->init_state[rung] == SEG_NONE && e->nx + 1 < XFERS_MAX)
+    if (i != PC_SEG_INIT && e->init_state[rung] == SEG_NONE && xfer_room(e, 2))
         start_xfer(e, PC_SRC_CDN, rung, PC_SEG_INIT, 0, now); /* a segment is playable with its init */
     xfer *x = &e->x[e->nx++];
     *x = (xfer){.id = ++e->next_xfer, .src = src, .rung = rung, .seg = i, .offset = offset,
@@ -573,7 +595,17 @@ static void ban(pc_engine *e, uint32_t handle)
     for (size_t i = 0; i < e->nbanned; i++)
         if (e->banned[i] == handle)
             return;
-    if (e->nbanned < PC_ENGINE_PEERS_MAX)
+    if (e->nbanned == e->cbanned && e->cbanned < PC_ENGINE_PEERS_MAX) {
+        size_t cap = e->cbanned ? e->cbanned * 2 : 4;
+        uint32_t *b = realloc(e->banned, cap * sizeof(*b));
+        if (b != NULL) {
+            e->banned = b;
+            e->cbanned = cap;
+        } else {
+            e->oom = 1; /* the ban could not be remembered: pc_engine_error */
+        }
+    }
+    if (e->nbanned < e->cbanned)
         e->banned[e->nbanned++] = handle;
     e->st.banned++;
     emit(e, (pc_action){.type = PC_ACT_BAN, .peer = handle});
@@ -905,6 +937,8 @@ void pc_engine_free(pc_engine *e)
     free(e->peers);
     free(e->handles);
     free(e->holders);
+    free(e->x);
+    free(e->banned);
     pc_upload_clear(&e->up);
     free(e->start);
     free(e->segs);
