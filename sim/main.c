@@ -172,8 +172,10 @@ static int run_one(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_
 
 static int cmd_run(int argc, char **argv)
 {
-    const char *out = NULL, *seed_s = NULL, *mode_s = NULL, *threads_s = NULL;
+    const char *out = NULL, *seed_s = NULL, *mode_s = NULL;
     int compare = 0, quiet = 0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t threads = cpus < 1 ? 1 : cpus > 8 ? 8 : (uint32_t)cpus;
     enum { O_OUT = 1, O_SEED, O_MODE, O_COMPARE, O_QUIET, O_THREADS, O_HELP };
     static const struct option opts[] = {{"out", required_argument, NULL, O_OUT},
                                          {"seed", required_argument, NULL, O_SEED},
@@ -192,23 +194,13 @@ static int cmd_run(int argc, char **argv)
         case O_MODE: mode_s = optarg; break;
         case O_COMPARE: compare = 1; break;
         case O_QUIET: quiet = 1; break;
-        case O_THREADS: threads_s = optarg; break;
+        case O_THREADS: threads = (uint32_t)pc_cli_num(optarg, "--threads", 1, 8); break;
         case O_HELP: fputs(usage, stdout); return 0;
         default: pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc - 1)
         pc_cli_usage("run takes one SCENARIO file");
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    uint32_t threads = cpus < 1 ? 1 : cpus > 8 ? 8 : (uint32_t)cpus;
-    if (threads_s != NULL) {
-        char *end;
-        errno = 0;
-        unsigned long t = strtoul(threads_s, &end, 10);
-        if (errno != 0 || end == threads_s || *end != '\0' || t < 1 || t > 8 || threads_s[0] == '-')
-            pc_cli_usage("--threads takes a number from 1 to 8");
-        threads = (uint32_t)t;
-    }
     if (out == NULL)
         pc_cli_usage("run needs --out DIR");
     sim_scenario sc;

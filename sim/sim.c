@@ -759,9 +759,6 @@ static void arrive(world *w, uint32_t k)
     v->region = ar->region;
     v->up = ar->up_kbps * 1000 / 8;
     v->down = ar->down_kbps * 1000 / 8;
-    double watch = ar->watch;
-    int seeks = ar->seeks;
-    double seek_u = ar->seek_u, seek_pos = ar->seek_pos;
     v->seed_for = (uint64_t)(ar->seed_after_s * S_US);
     v->abrupt = ar->abrupt;
     v->arrive = w->now;
@@ -784,11 +781,11 @@ static void arrive(world *w, uint32_t k)
     w->engine_calls++;
     touch(w, vi);
     double dur_s = (double)(vd->n) * sc->segment_s;
-    if (watch < 1)
-        push(w, w->now + (uint64_t)(watch * dur_s * S_US), EV_LEAVE, vi, 0);
-    if (seeks) {
-        double at = watch * dur_s * seek_u;
-        push(w, w->now + (uint64_t)(at * S_US), EV_SEEK, vi, (uint32_t)(seek_pos * 1e6));
+    if (ar->watch < 1)
+        push(w, w->now + (uint64_t)(ar->watch * dur_s * S_US), EV_LEAVE, vi, 0);
+    if (ar->seeks) {
+        double at = ar->watch * dur_s * ar->seek_u;
+        push(w, w->now + (uint64_t)(at * S_US), EV_SEEK, vi, (uint32_t)(ar->seek_pos * 1e6));
     }
     announce(w, vi, PC_EV_STARTED);
     if (w->mode != SIM_MODE_CDN_ONLY)
@@ -1261,7 +1258,7 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
                 break;
         for (uint32_t p = started; p < parts; p++)
             world_run(&ws[p]); /* no thread for it: run it here */
-        for (int all = 0; !all;) {
+        for (int all = 0; progress != NULL && !all;) {
             uint64_t now = end;
             uint32_t watching = 0, seeding = 0;
             all = 1;
@@ -1272,7 +1269,7 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
                 watching += atomic_load_explicit(&ws[p].pub_watching, memory_order_relaxed);
                 seeding += atomic_load_explicit(&ws[p].pub_seeding, memory_order_relaxed);
             }
-            if (progress != NULL && !all)
+            if (!all)
                 progress_bar(progress, mode, now, end, watching, seeding, 0);
             if (!all)
                 nanosleep(&(struct timespec){.tv_nsec = 200000000}, NULL);

@@ -278,8 +278,8 @@ static void peer_update_free(pc_engine *e, uint32_t k)
     const epeer *p = &e->peers[k];
     uint64_t bit = 1ull << (k % 64);
     int busy = p->used && p->busy_until > e->now;
-    int free = p->used && !busy && p->inflight < e->cfg.peer_inflight;
-    e->freem[k / 64] = free ? e->freem[k / 64] | bit : e->freem[k / 64] & ~bit;
+    int can = p->used && !busy && p->inflight < e->cfg.peer_inflight;
+    e->freem[k / 64] = can ? e->freem[k / 64] | bit : e->freem[k / 64] & ~bit;
     e->busym[k / 64] = busy ? e->busym[k / 64] | bit : e->busym[k / 64] & ~bit;
 }
 
@@ -357,9 +357,7 @@ static int xfer_room(pc_engine *e, size_t n)
         return 1;
     if (e->nx + n > XFERS_MAX)
         return 0;
-    size_t cap = e->xcap ? e->xcap * 2 : 8;
-    while (cap < e->nx + n)
-        cap *= 2;
+    size_t cap = e->xcap ? e->xcap * 2 : 8; /* n <= 2: one doubling is room enough */
     if (cap > XFERS_MAX)
         cap = XFERS_MAX;
     xfer *x = realloc(e->x, cap * sizeof(*x));
@@ -1134,8 +1132,9 @@ int pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo,
             *h |= bit;
             /* worth an evaluation: a segment the scheduler would look at now (not behind the playhead,
              * within the prefetch window) that has no copy coming */
-            useful |= !useful && !e->dirty && e->segs[i].state == SEG_NONE && e->start[i + 1] > content_pos(e) &&
-                      ahead_of(e, i) < e->cfg.prefetch_us;
+            if (!useful && !e->dirty && e->segs[i].state == SEG_NONE && e->start[i + 1] > content_pos(e) &&
+                ahead_of(e, i) < e->cfg.prefetch_us)
+                useful = 1;
         }
     }
     /* holdings arrive in bursts (a HAVE per segment per peer): evaluate once, at the next expiry. The

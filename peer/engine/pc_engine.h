@@ -154,8 +154,8 @@ void pc_engine_quit(pc_engine *e, uint64_t now);
 /* -1 returns to ABR. */
 void pc_engine_pin_rung(pc_engine *e, int rung, uint64_t now);
 
-/* Peers: |peer| is the caller's handle. |up_bps| advertised upload (0 = unknown). PC_ELIMIT past
- * PC_ENGINE_PEERS_MAX, PC_EEXIST for a known or banned handle. */
+/* Peers: |peer| is the caller's handle (any value but PC_SRC_CDN: PC_EINVAL). |up_bps| advertised upload
+ * (0 = unknown). PC_ELIMIT past PC_ENGINE_PEERS_MAX, PC_EEXIST for a known or banned handle. */
 int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t now) PC_MUST_CHECK;
 /* Gone (disconnected): its transfers are rescheduled, keeping the bytes received. */
 void pc_engine_peer_remove(pc_engine *e, uint32_t peer, uint64_t now);

@@ -251,6 +251,8 @@ static void corrupt_data_bans_the_sender_and_refetches(void **state)
     all_ready(&w);
     /* once banned it cannot come back */
     assert_int_equal(pc_engine_peer_add(w.e, bad->handle, 0, w.now), PC_EEXIST);
+    /* the CDN's source value is no peer handle (unused slots carry it) */
+    assert_int_equal(pc_engine_peer_add(w.e, PC_SRC_CDN, 0, w.now), PC_EINVAL);
     w_free(&w);
 }
 
