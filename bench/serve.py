@@ -4,7 +4,10 @@ measured with wrk (keep-alive) in the same run. Goal: >= 1.0x nginx.
 
 nginx runs with one worker (peercdn-origin serves from one event loop) and with
 'worker_processes auto'; wrk uses one thread and 16 connections cycling through the segment files.
-usage: bench/serve.py [--duration S] [--connections N]
+The three servers take turns for --rounds rounds (each round in a rotated order); the ratio is the
+median of the rounds' ratios (and each server's figures its median round), because single 10 s runs on
+a shared 2-core machine vary by +-20%.
+usage: bench/serve.py [--duration S] [--connections N] [--rounds N]
 """
 import argparse
 import os
@@ -17,6 +20,7 @@ from harness import Suite, clip
 ap = argparse.ArgumentParser()
 ap.add_argument("--duration", type=int, default=10)
 ap.add_argument("--connections", type=int, default=16)
+ap.add_argument("--rounds", type=int, default=3)
 a, _ = ap.parse_known_args()
 S = Suite("bench-serve")
 
@@ -72,27 +76,41 @@ def main():
         size = sum(os.path.getsize(os.path.join(media, vid, rung, f)) for f in files) / len(files)
         sets[name] = (["/v/%s/%s/%s" % (vid, rung, f) for f in files], size)
     results = []
-    for name, (paths, size) in sets.items():
-        ours = wrk(o.url, paths)
-        row = {"set": name, "avg_bytes": size, "peercdn": ours}
+    servers = [("peercdn", o.url, None)]
+    try:
         for workers in ("1", "auto"):
             proc, base = nginx(media, workers)
-            try:
-                row["nginx-" + workers] = wrk(base, paths)
-            finally:
-                proc.terminate()
-                proc.wait()
-        results.append(row)
+            servers.append(("nginx-" + workers, base, proc))
+        for name, (paths, size) in sets.items():
+            runs = {k: [] for k, _, _ in servers}
+            for r in range(a.rounds):
+                for k in range(len(servers)):
+                    key, base, _ = servers[(r + k) % len(servers)]
+                    runs[key].append(wrk(base, paths))
+            row = {"set": name, "avg_bytes": size, "runs": runs}
+            for key, samples in runs.items():
+                row[key] = sorted(samples, key=lambda x: x[1])[len(samples) // 2]  # the median round by MB/s
+            results.append(row)
+    finally:
+        for _, _, proc in servers[1:]:
+            proc.terminate()
+            proc.wait()
     o.stop()
     S.cleanups.clear()
-    print("wrk: 1 thread, %d connections, %d s per run, keep-alive; %d CPUs" % (a.connections, a.duration, os.cpu_count()))
+    print("wrk: 1 thread, %d connections, %d s per run, keep-alive, %d rounds (medians shown); %d CPUs" % (
+        a.connections, a.duration, a.rounds, os.cpu_count()))
     for row in results:
         print("%s segments, %.0f KB on average:" % (row["set"], row["avg_bytes"] / 1024))
         for k in ("peercdn", "nginx-1", "nginx-auto"):
             rps, mbs, p99 = row[k]
             print("  %-11s %9.0f req/s %9.1f MB/s  p99 %7.2f ms" % (k, rps, mbs, p99))
-        print("  ratio peercdn/nginx(1 worker): %.2f   peercdn/nginx(auto): %.2f (goal >= 1.0)" % (
-            row["peercdn"][1] / row["nginx-1"][1], row["peercdn"][1] / row["nginx-auto"][1]))
+        ratios = {}
+        for k in ("nginx-1", "nginx-auto"):
+            per = sorted(p[1] / n[1] for p, n in zip(row["runs"]["peercdn"], row["runs"][k]))
+            ratios[k] = (per[len(per) // 2], per)
+        print("  ratio peercdn/nginx(1 worker): %.2f   peercdn/nginx(auto): %.2f (goal >= 1.0; median of the rounds)" % (
+            ratios["nginx-1"][0], ratios["nginx-auto"][0]))
+        print("  rounds against nginx(1 worker): %s" % " ".join("%.2f" % x for x in ratios["nginx-1"][1]))
 
 
 main()
