@@ -22,7 +22,14 @@ ap.add_argument("--duration", type=int, default=10)
 ap.add_argument("--connections", type=int, default=16)
 ap.add_argument("--rounds", type=int, default=3)
 a, _ = ap.parse_known_args()
+if a.rounds < 1:
+    ap.error("--rounds must be at least 1")
 S = Suite("bench-serve")
+
+
+def middle(xs, key=None):
+    """The median element (the lower one for an even count) of |xs| ordered by |key|."""
+    return sorted(xs, key=key)[(len(xs) - 1) // 2]
 
 
 def wrk(base, paths):
@@ -89,7 +96,7 @@ def main():
                     runs[key].append(wrk(base, paths))
             row = {"set": name, "avg_bytes": size, "runs": runs}
             for key, samples in runs.items():
-                row[key] = sorted(samples, key=lambda x: x[1])[len(samples) // 2]  # the median round by MB/s
+                row[key] = middle(samples, key=lambda x: x[1])  # the median round by MB/s
             results.append(row)
     finally:
         for _, _, proc in servers[1:]:
@@ -107,10 +114,10 @@ def main():
         ratios = {}
         for k in ("nginx-1", "nginx-auto"):
             per = sorted(p[1] / n[1] for p, n in zip(row["runs"]["peercdn"], row["runs"][k]))
-            ratios[k] = (per[len(per) // 2], per)
+            ratios[k] = (middle(per), per)
         print("  ratio peercdn/nginx(1 worker): %.2f   peercdn/nginx(auto): %.2f (goal >= 1.0; median of the rounds)" % (
             ratios["nginx-1"][0], ratios["nginx-auto"][0]))
-        print("  rounds against nginx(1 worker): %s" % " ".join("%.2f" % x for x in ratios["nginx-1"][1]))
+        print("  rounds against nginx(1 worker), sorted: %s" % " ".join("%.2f" % x for x in ratios["nginx-1"][1]))
 
 
 main()
