@@ -8,7 +8,8 @@
 #include "pc_rng.h"
 
 #define XFERS_MAX 64
-#define BUSY_BACKOFF_US 1000000 /* a peer that refused for capacity is left alone this long */
+#define BUSY_BACKOFF_US 1000000 /* a peer that refused for capacity is left alone this long, */
+#define BUSY_STREAK_MAX 3        /* doubled for each refusal in a row, up to 4 s */
 
 enum { SEG_NONE, SEG_INFLIGHT, SEG_READY };
 
@@ -41,6 +42,7 @@ typedef struct epeer {
     uint32_t fails, inflight;
     double outstanding;           /* bytes still to come on its transfers */
     uint64_t busy_until;          /* it refused for lack of capacity: not asked again before this */
+    uint32_t busy_streak;         /* refusals for capacity since it last sent us data */
 } epeer;
 
 typedef struct meter {
@@ -137,6 +139,7 @@ void pc_engine_config_default(pc_engine_config *c)
         .cdn_bps_guess = 8000000,
         .cdn_rtt_us = 50000,
         .upload_slots = 2,
+        .upload_wait_us = 1500000,
         .pinned_rung = -1,
     };
     pc_abr_config_default(&c->abr);
@@ -652,6 +655,19 @@ static void rescue(pc_engine *e, xfer *x, int stalled, int to_cdn, uint64_t now)
         start_xfer(e, PC_SRC_CDN, rung, i, 0, now);
 }
 
+/* How long before its deadline (minus safety_us) peer transfer |x| is projected to finish, as of e->now:
+ * at its own rate once it has run 200 ms, before that at the peer's estimate. Negative: it will be late.
+ * (The playhead is as of the last pass, stepped_at.) */
+static double deadline_slack(const pc_engine *e, const xfer *x)
+{
+    double rate = e->peers[x->src].rate;
+    if (x->got > 0 && e->now - x->first_byte >= 200000)
+        rate = (double)x->got / (double)(e->now - x->first_byte) * 1e6;
+    double finish = (double)e->now + (double)(x->len - x->got) / rate * 1e6;
+    double due = (double)(e->stepped_at + ahead_of(e, x->seg)) - (double)e->cfg.safety_us;
+    return due - finish;
+}
+
 static void check_rescues(pc_engine *e, uint64_t now)
 {
     for (size_t k = 0; k < e->nx;) {
@@ -668,16 +684,9 @@ static void check_rescues(pc_engine *e, uint64_t now)
             rescue(e, x, 1, urgent && cdn_ok, now);
             continue; /* x now holds another transfer */
         }
-        if (urgent && cdn_ok && pc_player_active(&e->player)) {
-            double rate = p->rate;
-            if (x->got > 0 && now - x->first_byte >= 200000)
-                rate = (double)x->got / (double)(now - x->first_byte) * 1e6;
-            double finish = (double)now + (double)(x->len - x->got) / rate * 1e6;
-            double due = (double)(now + ahead) - (double)e->cfg.safety_us;
-            if (finish > due) {
-                rescue(e, x, 0, 1, now);
-                continue;
-            }
+        if (urgent && cdn_ok && pc_player_active(&e->player) && deadline_slack(e, x) < 0) {
+            rescue(e, x, 0, 1, now);
+            continue;
         }
         k++;
     }
@@ -922,6 +931,7 @@ int pc_engine_new(const pc_media *m, const pc_engine_config *c, pc_engine **out)
     if (c->pinned_rung >= 0 && (uint32_t)c->pinned_rung < m->n_rungs)
         e->abr.cur = (uint32_t)c->pinned_rung;
     pc_upload_init(&e->up, c->upload_bps, c->upload_slots, 2, 32);
+    pc_upload_set_max_wait(&e->up, c->upload_wait_us);
     e->cdn_rate = (double)(c->cdn_bps_guess ? c->cdn_bps_guess : 8000000) / 8.0;
     e->st.startup_us = PC_NEVER;
     *out = e;
@@ -1170,6 +1180,7 @@ void pc_engine_on_data(pc_engine *e, uint64_t transfer, uint32_t bytes, uint64_t
         x->first_byte = e->now;
     if (x->src != PC_SRC_CDN) {
         peer_gap(&e->peers[x->src], (double)(e->now - x->last_data));
+        e->peers[x->src].busy_streak = 0;
         e->st.bytes_p2p += bytes;
         e->m_p2p.bytes += bytes;
     } else {
@@ -1263,6 +1274,7 @@ void pc_engine_on_fail(pc_engine *e, uint64_t transfer, int reason, uint64_t now
         e->now = now;
     meters_to(e, e->now);
     uint32_t src = x->src;
+    int prefetch = x->prefetch;
     if (x->seg != PC_SEG_INIT)
         e->segs[x->seg].state = SEG_NONE;
     else
@@ -1271,8 +1283,18 @@ void pc_engine_on_fail(pc_engine *e, uint64_t transfer, int reason, uint64_t now
     if (src == PC_SRC_CDN) {
         cdn_failed(e);
     } else if (reason == PC_EAGAIN) {
-        e->peers[src].busy_until = e->now + BUSY_BACKOFF_US; /* a refusal for capacity is no fault */
+        /* a refusal for capacity is no fault, but one in a row after another says the peer is sought
+         * after: ask it less often */
+        epeer *p = &e->peers[src];
+        if (p->busy_streak < BUSY_STREAK_MAX)
+            p->busy_streak++;
+        p->busy_until = e->now + ((uint64_t)BUSY_BACKOFF_US << (p->busy_streak - 1));
         peer_update_free(e, src);
+        if (prefetch) {
+            /* a prefetch has time: it is placed again with the next batch, not by a pass of its own */
+            e->dirty = 1;
+            return;
+        }
     } else {
         peer_failed(e, src);
     }
@@ -1308,6 +1330,16 @@ void pc_engine_on_served(pc_engine *e, uint64_t request, uint64_t bytes_sent, ui
 
 /* ---- timers ---- */
 
+/* When to look at urgent peer transfer |x| again. At a steady rate its projected finish and its due
+ * time both stay put as the clock runs, so what a check can catch is the rate falling; if the data
+ * stopped outright, the finish would slide by the time elapsed. So while the slack is large the next
+ * check comes after half of it (half is still left to rescue in), and every check_us once it is small. */
+static uint64_t deadline_check_at(const pc_engine *e, const xfer *x)
+{
+    double half = deadline_slack(e, x) / 2;
+    return half > (double)e->cfg.check_us ? e->now + (uint64_t)half : e->stepped_at + e->cfg.check_us;
+}
+
 uint64_t pc_engine_expiry(const pc_engine *e)
 {
     uint64_t t = pc_player_next_event(&e->player);
@@ -1331,8 +1363,15 @@ uint64_t pc_engine_expiry(const pc_engine *e)
                 t = s;
             /* deadline checks matter once its segment is urgent: until then, wake when it becomes so */
             uint64_t ahead = x->seg == PC_SEG_INIT ? 0 : ahead_of(e, x->seg), uw = urgent_us(e);
-            uint64_t c = ahead < uw || e->player.state != PC_PLAYER_PLAYING ? e->stepped_at + e->cfg.check_us
-                                                                            : e->now + (ahead - uw) + 1;
+            uint64_t c;
+            if (e->player.state != PC_PLAYER_PLAYING || x->seg == PC_SEG_INIT)
+                c = e->stepped_at + e->cfg.check_us;
+            else if (ahead >= uw)
+                c = e->now + (ahead - uw) + 1;
+            else if (e->cfg.p2p_only)
+                c = UINT64_MAX; /* no deadline rescue without a CDN: only the stall timers above */
+            else
+                c = deadline_check_at(e, x);
             if (c < t)
                 t = c;
         }

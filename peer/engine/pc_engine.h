@@ -83,6 +83,7 @@ typedef struct pc_engine_config {
     uint64_t cdn_rtt_us;       /* 50 ms */
     uint64_t upload_bps;       /* upload cap, 0 = no uploads */
     uint32_t upload_slots;     /* 2 */
+    uint64_t upload_wait_us;   /* a request we queue can start within this (1.5 s; 0 = any wait) */
     int cdn_only;              /* never use peers (the CDN-only baseline) */
     int p2p_only;              /* no CDN after start-up, no rescue (the P2P-only baseline) */
     int pinned_rung;           /* -1 = ABR */

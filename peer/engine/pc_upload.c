@@ -30,6 +30,11 @@ void pc_upload_clear(pc_upload *u)
     u->n = u->cap = 0;
 }
 
+void pc_upload_set_max_wait(pc_upload *u, uint64_t us)
+{
+    u->max_wait_us = us;
+}
+
 static double rate(const pc_upload *u)
 {
     return (double)u->cap_bps / 8.0; /* bytes per second */
@@ -84,6 +89,16 @@ static pc_refuse_reason admit(pc_upload *u, uint64_t id, uint32_t peer, uint32_t
                 before_it += u->q[j].len;
         if ((double)now + (before_it + len + u->q[i].len) / rate(u) * 1e6 > (double)u->q[i].deadline)
             return PC_REFUSE_DEADLINE;
+    }
+    if (u->max_wait_us > 0) {
+        /* a waiting request starts once the bucket has paid for the ones before it (the serving ones
+         * took their bytes when they started: that is the debt) */
+        double debt = u->tokens < 0 ? -u->tokens : 0, mine_before = debt;
+        for (size_t i = 0; i < u->n; i++)
+            if (!u->q[i].serving && before(&u->q[i], &me))
+                mine_before += u->q[i].len;
+        if (mine_before / rate(u) * 1e6 > (double)u->max_wait_us)
+            return PC_REFUSE_BUSY;
     }
     if (u->n == u->cap) {
         size_t cap = u->cap ? u->cap * 2 : 16;

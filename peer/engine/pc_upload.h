@@ -8,7 +8,8 @@
  * fairness (a requester may have at most |per_peer| requests queued, and while others wait it gets one
  * serve at a time). The cap is honoured by a token bucket at request granularity: a serve of L bytes
  * starts only when the bucket is not in debt, and takes L from it; it refills at the cap, so over any
- * interval the bytes started are at most cap × interval + one request. Pure code; time is passed in.
+ * interval the bytes started are at most cap × interval + one request. Optionally a request must also be
+ * able to start within a bound (pc_upload_set_max_wait). Pure code; time is passed in.
  */
 #ifndef PC_UPLOAD_H
 #define PC_UPLOAD_H
@@ -35,6 +36,7 @@ typedef struct pc_upload_req {
 typedef struct pc_upload {
     uint64_t cap_bps;   /* 0 = upload disabled */
     uint32_t slots, per_peer, max_queue;
+    uint64_t max_wait_us; /* 0 = a request may wait until its deadline allows */
     double tokens;      /* bytes; negative = debt */
     uint64_t t_us;
     pc_upload_req *q;   /* unsorted; small */
@@ -47,6 +49,11 @@ typedef struct pc_upload {
  * queued requests per requester; at most |max_queue| queued in all. Cannot fail (allocates lazily). */
 void pc_upload_init(pc_upload *u, uint64_t cap_bps, uint32_t slots, uint32_t per_peer, uint32_t max_queue);
 void pc_upload_clear(pc_upload *u);
+/* A request is queued only if it can start within |us| (0: no limit, the default): a requester that
+ * hears nothing for a while takes its request elsewhere and counts that against us, so one that would
+ * wait longer is refused as busy, to go elsewhere at once. The bound is checked on arrival: a later
+ * request with an earlier deadline still goes first (deadlines matter more than the wait). */
+void pc_upload_set_max_wait(pc_upload *u, uint64_t us);
 /* A request for |len| bytes by |deadline|. |held| says whether we hold the segment. Returns
  * PC_REFUSE_NONE when queued, else why not. PC_ENOMEM is reported as BUSY. */
 pc_refuse_reason pc_upload_request(pc_upload *u, uint64_t id, uint32_t peer, uint32_t len, int held,

@@ -345,6 +345,7 @@ static void upload_requests_follow_deadlines_and_the_cap(void **state)
     w_media_init(&wm, 15, 4, 1, ladder);
     pc_engine_config c = cfg_default();
     c.upload_bps = 2000000; /* 250 kB/s; segments are about 250 kB */
+    c.upload_wait_us = 0;   /* queued by deadline alone (the wait bound: test_upload) */
     w_world w;
     w_init(&w, &wm, &c, 20);
     w.on_action = note_serve;
@@ -512,6 +513,41 @@ static void refusals_are_not_faults_but_failures_are(void **state)
     pc_engine_free(e);
 }
 
+/* refusals in a row: the peer is asked again after 1 s, then longer, up to 4 s, and still asked */
+static void refusals_in_a_row_back_off_longer(void **state)
+{
+    (void)state;
+    static w_media wm;
+    pc_engine_config c = cfg_default();
+    pc_engine *e = engine_with_peer_7(&wm, &c);
+    pc_action a;
+    uint64_t asked[64];
+    size_t n = 0;
+    for (uint64_t now = 0; now <= 30 * S; now += 10000) {
+        if (pc_engine_expiry(e) <= now)
+            pc_engine_on_timeout(e, now);
+        while (pc_engine_next_action(e, &a)) {
+            if (a.type == PC_ACT_FETCH && a.peer == 7) {
+                if ((n == 0 || asked[n - 1] != now) && n < 64)
+                    asked[n++] = now;
+                pc_engine_on_fail(e, a.transfer, PC_EAGAIN, now);
+            } else if (a.type == PC_ACT_FETCH) {
+                pc_engine_on_done(e, a.transfer, right_hash(&wm, &a), now);
+            }
+        }
+    }
+    assert_true(n >= 4);
+    uint64_t longest = 0;
+    for (size_t k = 1; k < n; k++) {
+        uint64_t gap = asked[k] - asked[k - 1];
+        assert_true(gap >= S);                  /* never before the backoff ends */
+        assert_true(gap <= 4 * S + c.idle_check_us + c.have_batch_us); /* and asked again after it */
+        longest = gap > longest ? gap : longest;
+    }
+    assert_true(longest >= 4 * S);
+    pc_engine_free(e);
+}
+
 static void bad_media_is_refused(void **state)
 {
     (void)state;
@@ -576,6 +612,7 @@ int main(void)
         cmocka_unit_test(upload_requests_follow_deadlines_and_the_cap),
         cmocka_unit_test(hybrid_never_stalls_where_the_cdn_alone_would_not_and_never_takes_more_cdn_bytes),
         cmocka_unit_test(refusals_are_not_faults_but_failures_are),
+        cmocka_unit_test(refusals_in_a_row_back_off_longer),
         cmocka_unit_test(bad_media_is_refused),
         cmocka_unit_test(a_player_demand_pulls_the_window_and_picks_the_rung),
     };

@@ -37,6 +37,35 @@ static void served_in_deadline_order(void **state)
     pc_upload_clear(&u);
 }
 
+static void a_request_that_would_wait_too_long_is_refused_as_busy(void **state)
+{
+    (void)state;
+    pc_upload u;
+    pc_upload_init(&u, 8000000, 2, 4, 32); /* 1 MB/s */
+    pc_upload_set_max_wait(&u, 1 * S);
+    uint64_t id;
+    uint32_t len;
+    assert_int_equal(pc_upload_request(&u, 1, 10, 600000, 1, 60 * S, 0), PC_REFUSE_NONE);
+    assert_int_equal(pc_upload_next(&u, 0, &id, &len), 1); /* the bucket owes 600k - 64k burst */
+    /* starts after the debt (0.54 s), then after the debt and that one (0.94 s): both within 1 s */
+    assert_int_equal(pc_upload_request(&u, 2, 11, 400000, 1, 60 * S, 0), PC_REFUSE_NONE);
+    assert_int_equal(pc_upload_request(&u, 3, 12, 400000, 1, 60 * S, 0), PC_REFUSE_NONE);
+    /* behind both it would start at 1.34 s: busy, though its deadline is far */
+    assert_int_equal(pc_upload_request(&u, 4, 13, 100000, 1, 60 * S, 0), PC_REFUSE_BUSY);
+    /* an earlier deadline goes ahead of the queue and starts at 0.54 s */
+    assert_int_equal(pc_upload_request(&u, 5, 14, 100000, 1, 30 * S, 0), PC_REFUSE_NONE);
+    /* 0.5 s later the bucket has paid most of its debt: behind the three it would start at 0.94 s */
+    assert_int_equal(pc_upload_request(&u, 6, 13, 100000, 1, 60 * S, S / 2), PC_REFUSE_NONE);
+    pc_upload_clear(&u);
+    /* without the bound, a far deadline is all that counts */
+    pc_upload_init(&u, 8000000, 2, 4, 32);
+    assert_int_equal(pc_upload_request(&u, 1, 10, 600000, 1, 60 * S, 0), PC_REFUSE_NONE);
+    assert_int_equal(pc_upload_next(&u, 0, &id, &len), 1);
+    for (uint64_t k = 2; k <= 5; k++)
+        assert_int_equal(pc_upload_request(&u, k, 10 + (uint32_t)k, 400000, 1, 60 * S, 0), PC_REFUSE_NONE);
+    pc_upload_clear(&u);
+}
+
 static void impossible_deadlines_are_refused_with_a_reason(void **state)
 {
     (void)state;
@@ -109,6 +138,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(served_in_deadline_order),
         cmocka_unit_test(impossible_deadlines_are_refused_with_a_reason),
+        cmocka_unit_test(a_request_that_would_wait_too_long_is_refused_as_busy),
         cmocka_unit_test(one_requester_cannot_take_every_slot),
         cmocka_unit_test(the_cap_holds_over_time),
     };
