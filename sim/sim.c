@@ -48,6 +48,7 @@ typedef struct flow {
     double total, done, rate;
     uint64_t t_last, start_at;
     uint32_t credited, ver, gen;
+    uint32_t ver_rated;           /* ver when the rate was last set: an unchanged rate keeps its event */
     uint8_t used, active;
     uint32_t up_next, up_prev, dn_next, dn_prev;
 } flow;
@@ -307,45 +308,94 @@ static void advance(world *w, flow *f)
         f->t_last = w->now;
 }
 
-static double flow_rate(const world *w, const flow *f)
+/* What |f| could get if the receiver's downlink were no limit: an equal share of the sender's uplink
+ * (or of the CDN's capacity, when it has one). */
+static double up_limit(const world *w, const flow *f)
 {
-    const viewer *d = &w->v[f->dst];
-    double r = d->down / (d->n_dn ? d->n_dn : 1);
-    if (f->src == CDN) {
-        if (w->sc->cdn_capacity_mbps > 0) {
-            double c = w->sc->cdn_capacity_mbps * 1e6 / 8 / (w->n_cdn_flows ? w->n_cdn_flows : 1);
-            r = c < r ? c : r;
-        }
-    } else {
-        const viewer *s = &w->v[f->src];
-        double u = s->up / (s->n_up ? s->n_up : 1);
-        r = u < r ? u : r;
-    }
-    return r > 1 ? r : 1;
+    if (f->src == CDN)
+        return w->sc->cdn_capacity_mbps > 0
+                   ? w->sc->cdn_capacity_mbps * 1e6 / 8 / (w->n_cdn_flows ? w->n_cdn_flows : 1)
+                   : HUGE_VAL;
+    const viewer *s = &w->v[f->src];
+    return s->up / (s->n_up ? s->n_up : 1);
 }
 
-static void reschedule(world *w, uint32_t fi)
+/* Gives |f| the rate |r| (bytes/s): its bytes so far are counted at the old rate, and a new completion
+ * event replaces the old one only when the rate changed. */
+static void set_rate(world *w, uint32_t fi, double r)
 {
     flow *f = &w->flows[fi];
+    if (r < 1)
+        r = 1;
+    if (r == f->rate && f->ver_rated == f->ver)
+        return;
     advance(w, f);
-    f->rate = flow_rate(w, f);
+    f->rate = r;
     f->ver++;
+    f->ver_rated = f->ver;
     uint64_t from = w->now > f->start_at ? w->now : f->start_at;
     double left = f->total - f->done;
     push(w, from + (uint64_t)ceil(left / f->rate * S_US), EV_FLOW, fi, f->ver);
 }
 
-/* Re-rates every flow leaving |up_of| and entering |dn_of| (NONE / CDN skip a side). */
+typedef struct share {
+    double limit;
+    uint32_t fi, src;
+    uint64_t xfer;
+} share;
+
+static int share_cmp(const void *pa, const void *pb)
+{
+    const share *a = pa, *b = pb;
+    if (a->limit != b->limit)
+        return a->limit < b->limit ? -1 : 1;
+    if (a->src != b->src)
+        return a->src < b->src ? -1 : 1;
+    return a->xfer < b->xfer ? -1 : (a->xfer > b->xfer);
+}
+
+/* Shares |d|'s downlink between its active flows max-min fairly, as TCP flows on one bottleneck roughly
+ * do: a flow held below an equal share by its sender's uplink keeps what it gets there, and what it
+ * leaves is split between the others. (Uplinks are split equally: an uplink's leftover is not handed
+ * on.) The order is by limit, then sender and transfer, so the result does not depend on list order. */
+static void rerate_dn(world *w, uint32_t d)
+{
+    viewer *v = &w->v[d];
+    share buf[64], *sh = buf;
+    uint32_t n = 0;
+    if (v->n_dn > sizeof(buf) / sizeof(buf[0])) {
+        sh = malloc(v->n_dn * sizeof(*sh));
+        if (sh == NULL) {
+            w->oom = 1;
+            return;
+        }
+    }
+    for (uint32_t i = v->dn_head; i != NONE && n < v->n_dn; i = w->flows[i].dn_next)
+        if (w->flows[i].active)
+            sh[n++] = (share){.limit = up_limit(w, &w->flows[i]), .fi = i, .src = w->flows[i].src,
+                              .xfer = w->flows[i].xfer};
+    if (n > 1)
+        qsort(sh, n, sizeof(*sh), share_cmp);
+    double left = v->down;
+    for (uint32_t k = 0; k < n; k++) {
+        double fair = left / (double)(n - k), r = sh[k].limit < fair ? sh[k].limit : fair;
+        left -= r;
+        set_rate(w, sh[k].fi, r);
+    }
+    if (sh != buf)
+        free(sh);
+}
+
+/* After a flow started or ended at |up_of|'s uplink and |dn_of|'s downlink (NONE / CDN skip a side):
+ * the downlinks of the flows leaving |up_of| are shared again (their limits changed), and |dn_of|'s. */
 static void rerate(world *w, uint32_t up_of, uint32_t dn_of)
 {
     if (up_of != NONE && up_of != CDN)
         for (uint32_t i = w->v[up_of].up_head; i != NONE; i = w->flows[i].up_next)
-            if (w->flows[i].active)
-                reschedule(w, i);
+            if (w->flows[i].active && w->flows[i].dst != dn_of)
+                rerate_dn(w, w->flows[i].dst);
     if (dn_of != NONE)
-        for (uint32_t i = w->v[dn_of].dn_head; i != NONE; i = w->flows[i].dn_next)
-            if (w->flows[i].active)
-                reschedule(w, i);
+        rerate_dn(w, dn_of);
 }
 
 static void link_dn(world *w, uint32_t fi)

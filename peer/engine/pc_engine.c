@@ -1219,12 +1219,21 @@ void pc_engine_on_done(pc_engine *e, uint64_t transfer, const uint8_t hash[32], 
     x = xfer_by_id(e, transfer);
     uint32_t src = x->src, rung = x->rung, i = x->seg;
     double secs = (double)(e->now - x->started) / 1e6;
-    double r = secs > 0 ? (double)x->len / secs : (double)x->len * 1e6;
+    uint32_t x_len = x->len;
+    double r = secs > 0 ? (double)x_len / secs : (double)x_len * 1e6;
     meters_to(e, e->now);
     xfer_remove(e, x);
     if (src == PC_SRC_CDN) {
-        e->cdn_rate = e->cdn_measured ? e->cdn_rate * 0.7 + r * 0.3 : r;
-        e->cdn_measured = 1;
+        /* The link's rate, which eta() adds the round trip to: the request's round trip is taken out of
+         * the time (at most half of it, should the configured RTT be too long). An init segment is too
+         * small to time a link by: its time is mostly the round trip. */
+        if (i != PC_SEG_INIT) {
+            double t = secs - (double)e->cfg.cdn_rtt_us / 1e6;
+            t = t > secs / 2 ? t : secs / 2;
+            double rc = t > 0 ? (double)x_len / t : (double)x_len * 1e6;
+            e->cdn_rate = e->cdn_measured ? e->cdn_rate * 0.7 + rc * 0.3 : rc;
+            e->cdn_measured = 1;
+        }
         e->cdn_fails = 0;
     } else {
         epeer *p = &e->peers[src];

@@ -108,6 +108,35 @@ static void rich_swarm_carries_the_post_start_bytes(void **state)
     w_free(&w);
 }
 
+/* A slow swarm beside a CDN that can carry the top rung: the CDN's rate counts in full in the ABR's
+ * estimate, not lowered by the round trip or by small init segments, whose time is mostly round trip. */
+static void a_slow_swarm_does_not_hold_the_rung_down(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 30, 4, 3, ladder);
+    pc_engine_config c = cfg_default();
+    c.start_bps = 0;       /* from the bottom */
+    c.cdn_rtt_us = 100000;
+    w_world w;
+    w_init(&w, &wm, &c, 2.7); /* 0.8 x 2.7 Mbit/s is above the 2 Mbit/s top rung */
+    w.rtt_us = 100000;
+    w_add_peer(&w, 0.4, 0, 29);
+    w_play(&w, 400 * S);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, &st);
+    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    assert_int_equal(st.stalls, 0);
+    uint32_t top = 0;
+    for (uint32_t i = 0; i < 30; i++) {
+        pc_segment_info si;
+        pc_engine_segment(w.e, i, &si);
+        top += si.rung == 2;
+    }
+    assert_true(top >= 15);
+    w_free(&w);
+}
+
 /* (c) */
 static int stall_seg = 6;
 static void peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset(void **state)
@@ -603,6 +632,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(alone_everything_comes_from_the_cdn_without_a_stall),
         cmocka_unit_test(rich_swarm_carries_the_post_start_bytes),
+        cmocka_unit_test(a_slow_swarm_does_not_hold_the_rung_down),
         cmocka_unit_test(peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset),
         cmocka_unit_test(rescue_fires_at_the_stall_timeout_tick),
         cmocka_unit_test(swarm_collapse_switches_to_the_cdn_and_back),
