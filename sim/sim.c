@@ -48,7 +48,6 @@ typedef struct flow {
     double total, done, rate;
     uint64_t t_last, start_at;
     uint32_t credited, ver, gen;
-    uint32_t ver_rated;           /* ver when the rate was last set: an unchanged rate keeps its event */
     uint8_t used, active;
     uint32_t up_next, up_prev, dn_next, dn_prev;
 } flow;
@@ -321,18 +320,17 @@ static double up_limit(const world *w, const flow *f)
 }
 
 /* Gives |f| the rate |r| (bytes/s): its bytes so far are counted at the old rate, and a new completion
- * event replaces the old one only when the rate changed. */
+ * event replaces the old one only when the rate changed (a new flow's rate is 0: never set). */
 static void set_rate(world *w, uint32_t fi, double r)
 {
     flow *f = &w->flows[fi];
     if (r < 1)
         r = 1;
-    if (r == f->rate && f->ver_rated == f->ver)
+    if (r == f->rate)
         return;
     advance(w, f);
     f->rate = r;
     f->ver++;
-    f->ver_rated = f->ver;
     uint64_t from = w->now > f->start_at ? w->now : f->start_at;
     double left = f->total - f->done;
     push(w, from + (uint64_t)ceil(left / f->rate * S_US), EV_FLOW, fi, f->ver);

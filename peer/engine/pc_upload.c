@@ -69,14 +69,17 @@ static pc_refuse_reason admit(pc_upload *u, uint64_t id, uint32_t peer, uint32_t
         mine += u->q[i].peer == peer;
     if (mine >= u->per_peer || u->n >= u->max_queue)
         return PC_REFUSE_BUSY;
-    /* bytes that go out before this one: what is queued with an earlier deadline (serving ones count in
-     * full: a conservative estimate), plus the bucket's debt */
+    /* bytes that go out before this one: the bucket's debt, what is waiting with an earlier deadline,
+     * and the serving ones in full (a conservative estimate of its finish) */
     pc_upload_req me = {.id = id, .peer = peer, .len = len, .deadline = deadline, .seq = u->seq};
-    double ahead = u->tokens < 0 ? -u->tokens : 0;
-    for (size_t i = 0; i < u->n; i++)
-        if (u->q[i].serving || before(&u->q[i], &me))
-            ahead += u->q[i].len;
-    double finish = (double)now + (ahead + len) / rate(u) * 1e6;
+    double debt = u->tokens < 0 ? -u->tokens : 0, serving = 0, waiting = 0;
+    for (size_t i = 0; i < u->n; i++) {
+        if (u->q[i].serving)
+            serving += u->q[i].len;
+        else if (before(&u->q[i], &me))
+            waiting += u->q[i].len;
+    }
+    double finish = (double)now + (debt + serving + waiting + len) / rate(u) * 1e6;
     if (finish > (double)deadline)
         return PC_REFUSE_DEADLINE;
     /* queuing it must not push an admitted request past its own deadline */
@@ -90,16 +93,10 @@ static pc_refuse_reason admit(pc_upload *u, uint64_t id, uint32_t peer, uint32_t
         if ((double)now + (before_it + len + u->q[i].len) / rate(u) * 1e6 > (double)u->q[i].deadline)
             return PC_REFUSE_DEADLINE;
     }
-    if (u->max_wait_us > 0) {
-        /* a waiting request starts once the bucket has paid for the ones before it (the serving ones
-         * took their bytes when they started: that is the debt) */
-        double debt = u->tokens < 0 ? -u->tokens : 0, mine_before = debt;
-        for (size_t i = 0; i < u->n; i++)
-            if (!u->q[i].serving && before(&u->q[i], &me))
-                mine_before += u->q[i].len;
-        if (mine_before / rate(u) * 1e6 > (double)u->max_wait_us)
-            return PC_REFUSE_BUSY;
-    }
+    /* it starts once the bucket has paid for the waiting ones before it (the serving ones took their
+     * bytes when they started: that is the debt) */
+    if (u->max_wait_us > 0 && (debt + waiting) / rate(u) * 1e6 > (double)u->max_wait_us)
+        return PC_REFUSE_BUSY;
     if (u->n == u->cap) {
         size_t cap = u->cap ? u->cap * 2 : 16;
         pc_upload_req *q = realloc(u->q, cap * sizeof(*q));

@@ -495,6 +495,24 @@ static void hybrid_never_stalls_where_the_cdn_alone_would_not_and_never_takes_mo
     }
 }
 
+/* Answers the engine's actions at |now|: requests to peer 7 fail with |reason|, the CDN's succeed.
+ * Returns how many went to peer 7; counts peer 7's drops in |drops|. */
+static uint32_t answer_failing_7(pc_engine *e, const w_media *wm, int reason, uint64_t now, uint32_t *drops)
+{
+    pc_action a;
+    uint32_t asked = 0;
+    while (pc_engine_next_action(e, &a)) {
+        if (a.type == PC_ACT_FETCH && a.peer == 7) {
+            pc_engine_on_fail(e, a.transfer, reason, now);
+            asked++;
+        } else if (a.type == PC_ACT_FETCH) {
+            pc_engine_on_done(e, a.transfer, right_hash(wm, &a), now);
+        }
+        *drops += a.type == PC_ACT_DROP && a.peer == 7;
+    }
+    return asked;
+}
+
 /* A peer that refuses for capacity is asked again later; one that keeps failing is dropped. */
 static void refusals_are_not_faults_but_failures_are(void **state)
 {
@@ -502,36 +520,21 @@ static void refusals_are_not_faults_but_failures_are(void **state)
     static w_media wm;
     pc_engine_config c = cfg_default();
     pc_engine *e = engine_with_peer_7(&wm, &c);
-    pc_action a;
-    int drops = 0;
+    uint32_t drops = 0;
     uint64_t now = 0;
     /* refuse every peer request five times with PC_EAGAIN: never dropped (the CDN answers at once) */
     for (int round = 0; round < 5; round++) {
         now += 1100000;
         pc_engine_on_timeout(e, now);
-        while (pc_engine_next_action(e, &a)) {
-            if (a.type == PC_ACT_FETCH && a.peer == 7)
-                pc_engine_on_fail(e, a.transfer, PC_EAGAIN, now);
-            else if (a.type == PC_ACT_FETCH)
-                pc_engine_on_done(e, a.transfer, right_hash(&wm, &a), now);
-            drops += a.type == PC_ACT_DROP;
-        }
+        answer_failing_7(e, &wm, PC_EAGAIN, now, &drops);
     }
     assert_int_equal(drops, 0);
     /* hard failures: dropped at the third */
-    int fails = 0;
+    uint32_t fails = 0;
     for (int round = 0; round < 10 && drops == 0; round++) {
         now += 1100000;
         pc_engine_on_timeout(e, now);
-        while (pc_engine_next_action(e, &a)) {
-            if (a.type == PC_ACT_FETCH && a.peer == 7) {
-                pc_engine_on_fail(e, a.transfer, PC_ENET, now);
-                fails++;
-            } else if (a.type == PC_ACT_FETCH) {
-                pc_engine_on_done(e, a.transfer, right_hash(&wm, &a), now);
-            }
-            drops += a.type == PC_ACT_DROP && a.peer == 7;
-        }
+        fails += answer_failing_7(e, &wm, PC_ENET, now, &drops);
     }
     assert_int_equal(drops, 1);
     /* the third failure drops it; a fourth request may already have been queued and fails harmlessly */
@@ -549,22 +552,16 @@ static void refusals_in_a_row_back_off_longer(void **state)
     static w_media wm;
     pc_engine_config c = cfg_default();
     pc_engine *e = engine_with_peer_7(&wm, &c);
-    pc_action a;
     uint64_t asked[64];
     size_t n = 0;
+    uint32_t drops = 0;
     for (uint64_t now = 0; now <= 30 * S; now += 10000) {
         if (pc_engine_expiry(e) <= now)
             pc_engine_on_timeout(e, now);
-        while (pc_engine_next_action(e, &a)) {
-            if (a.type == PC_ACT_FETCH && a.peer == 7) {
-                if ((n == 0 || asked[n - 1] != now) && n < 64)
-                    asked[n++] = now;
-                pc_engine_on_fail(e, a.transfer, PC_EAGAIN, now);
-            } else if (a.type == PC_ACT_FETCH) {
-                pc_engine_on_done(e, a.transfer, right_hash(&wm, &a), now);
-            }
-        }
+        if (answer_failing_7(e, &wm, PC_EAGAIN, now, &drops) > 0 && n < 64)
+            asked[n++] = now;
     }
+    assert_int_equal(drops, 0);
     assert_true(n >= 4);
     uint64_t longest = 0;
     for (size_t k = 1; k < n; k++) {
