@@ -11,6 +11,7 @@
 
 #include "announce.h"
 #include "bound.h"
+#include "evq.h"
 #include "locality.h"
 #include "pc_engine.h"
 #include "registry.h"
@@ -26,11 +27,6 @@ enum { EV_ARRIVE, EV_ENGINE, EV_FLOW, EV_ANNOUNCE, EV_LEAVE, EV_DEPART, EV_SEEK,
 #define SWEEP_US 1000000 /* the tracker removes expired peers this often */
 #define PARTS_MAX 8
 enum { V_WAITING, V_WATCHING, V_SEEDING, V_GONE };
-
-typedef struct ev {
-    uint64_t t, seq;
-    uint32_t kind, id, ver;
-} ev;
 
 typedef struct video {
     pc_media m;
@@ -82,9 +78,8 @@ typedef struct world {
     uint32_t part;                /* this world's number: it runs the videos with video.part == part */
     const sim_arrival *arr;       /* the run's arrivals, in order (shared, read-only) */
     uint32_t narr, base;          /* base: viewer index of arrival 0 (the seeders come first) */
-    uint64_t now, end, seq;
-    ev *heap;
-    size_t nheap, cheap;
+    uint64_t now, end;
+    sim_evq q;
     video *videos;                /* shared; a world touches only its own */
     const uint8_t *zeros;
     flow *flows;
@@ -109,62 +104,12 @@ typedef struct world {
     _Atomic int done;
 } world;
 
-/* ---- event heap ---- */
-
-/* A 4-ary min-heap on (t, seq): half the depth of a binary one, and a node's children share two cache
- * lines, which matters once the heap outgrows the caches. */
-#define HEAP_D 4
-
-static int ev_less(const ev *a, const ev *b)
-{
-    return a->t != b->t ? a->t < b->t : a->seq < b->seq;
-}
+/* ---- events (evq.c) ---- */
 
 static void push(world *w, uint64_t t, uint32_t kind, uint32_t id, uint32_t ver)
 {
-    if (w->nheap == w->cheap) {
-        size_t c = w->cheap ? w->cheap * 2 : 1024;
-        ev *h = realloc(w->heap, c * sizeof(*h));
-        if (h == NULL) {
-            w->oom = 1;
-            return;
-        }
-        w->heap = h;
-        w->cheap = c;
-    }
-    ev e = {.t = t < w->now ? w->now : t, .seq = w->seq++, .kind = kind, .id = id, .ver = ver};
-    size_t i = w->nheap++;
-    while (i > 0) {
-        size_t p = (i - 1) / HEAP_D;
-        if (!ev_less(&e, &w->heap[p]))
-            break;
-        w->heap[i] = w->heap[p];
-        i = p;
-    }
-    w->heap[i] = e;
-}
-
-static ev pop(world *w)
-{
-    ev top = w->heap[0], last = w->heap[--w->nheap];
-    size_t i = 0, n = w->nheap;
-    for (;;) {
-        size_t c = HEAP_D * i + 1, m = i;
-        const ev *best = &last;
-        for (size_t k = c; k < c + HEAP_D && k < n; k++) {
-            if (ev_less(&w->heap[k], best)) {
-                m = k;
-                best = &w->heap[k];
-            }
-        }
-        if (m == i)
-            break;
-        w->heap[i] = w->heap[m];
-        i = m;
-    }
-    if (n > 0)
-        w->heap[i] = last;
-    return top;
+    sim_evq_push(&w->q, t < w->now ? w->now : t, kind, id, ver);
+    w->oom |= w->q.oom;
 }
 
 /* ---- small arrays ---- */
@@ -1059,8 +1004,8 @@ static void *world_run(void *arg)
     if (w->mode != SIM_MODE_CDN_ONLY)
         push(w, SWEEP_US, EV_SWEEP, 0, 0);
     uint64_t next_progress = 0;
-    while (w->nheap > 0 && !w->oom) {
-        ev e = pop(w);
+    sim_ev e;
+    while (!w->oom && sim_evq_pop(&w->q, &e)) {
         if (e.t > w->end)
             break;
         w->now = e.t;
@@ -1180,7 +1125,7 @@ static void world_free(world *w)
     free(w->flows);
     free(w->v);
     free(w->work);
-    free(w->heap);
+    sim_evq_clear(&w->q);
     free(w->ts);
     pc_registry_free(w->reg);
 }
