@@ -646,17 +646,10 @@ static void tell_holdings(client *c, plink *pl)
     pc_wire_range *r = NULL;
     size_t n = 0, cap = 0;
     for (uint32_t q = 0; q < md->n_rungs; q++) {
-        uint32_t lo = UINT32_MAX;
-        for (uint32_t i = 0; i <= md->n_segments; i++) {
-            int h = i < md->n_segments && pc_engine_holds(c->e, q, i);
-            if (h && lo == UINT32_MAX)
-                lo = i;
-            if (!h && lo != UINT32_MAX) {
-                if (grow((void **)&r, &cap, n, sizeof(*r)) != 0)
-                    goto out;
-                r[n++] = (pc_wire_range){.rung = (uint8_t)q, .lo = lo, .hi = i - 1};
-                lo = UINT32_MAX;
-            }
+        for (uint32_t lo, end = 0; (lo = pc_engine_held_run(c->e, q, end, &end)) != UINT32_MAX;) {
+            if (grow((void **)&r, &cap, n, sizeof(*r)) != 0)
+                goto out;
+            r[n++] = (pc_wire_range){.rung = (uint8_t)q, .lo = lo, .hi = end - 1};
         }
     }
     if (n > 0)

@@ -474,18 +474,9 @@ static void give_holdings(world *w, uint32_t to, uint32_t from)
 {
     viewer *t = &w->v[to], *f = &w->v[from];
     const video *vd = &w->videos[f->video];
-    for (uint32_t q = 0; q < vd->m.n_rungs; q++) {
-        uint32_t lo = NONE;
-        for (uint32_t i = 0; i <= vd->n; i++) {
-            int h = i < vd->n && pc_engine_holds(f->e, q, i);
-            if (h && lo == NONE)
-                lo = i;
-            if (!h && lo != NONE) {
-                (void)pc_engine_peer_have(t->e, from, q, lo, i - 1, w->now); /* connect1 touches |to| */
-                lo = NONE;
-            }
-        }
-    }
+    for (uint32_t q = 0; q < vd->m.n_rungs; q++)
+        for (uint32_t lo, end = 0; (lo = pc_engine_held_run(f->e, q, end, &end)) != UINT32_MAX;)
+            (void)pc_engine_peer_have(t->e, from, q, lo, end - 1, w->now); /* connect1 touches |to| */
 }
 
 /* |a| adds |b| to its engine (it may download from b). */

@@ -2,6 +2,7 @@
 #include "pc_engine.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,7 +51,28 @@ typedef struct meter {
     uint64_t t;
 } meter;
 
+/* An entry of the handle → slot index: open addressing, linear probing; handle PC_SRC_CDN is empty. */
+typedef struct pidx {
+    uint32_t handle, slot;
+} pidx;
+
 struct pc_engine {
+    /* What a peer's HAVE reads comes first, in one cache line (the engine is 64-byte aligned): the
+     * simulator delivers HAVEs to engines nothing else touched lately, and every line is a cache miss. */
+    /* What the peers hold, kept per copy rather than per peer: the scheduler asks "which free peer holds
+     * (rung, i)", one set of hw words per copy, bit k for slot k. */
+    uint64_t *holders;            /* n_rungs × n_segments × hw words */
+    seg *segs;
+    pidx *idx;                    /* handle → slot of every connected peer */
+    uint64_t now;
+    uint32_t n_rungs, n_segments; /* of m */
+    uint32_t hw;                  /* words per set: npeer_slots / 64, rounded up */
+    uint32_t idx_bits;            /* the index has 2^idx_bits entries, at least twice npeer_slots */
+    uint32_t win_lo, win_hi;      /* the segments the scheduler looks at, as of the last pass */
+    int dirty;                    /* inputs arrived that want an evaluation (pc_engine_expiry = now) */
+    /* (64 bytes) */
+    epeer *peers;                 /* npeer_slots slots, grown on demand (up to PC_ENGINE_PEERS_MAX) */
+    uint32_t npeer_slots;
     const pc_media *m;
     pc_engine_config cfg;
     pc_rng rng;
@@ -58,21 +80,12 @@ struct pc_engine {
     pc_abr abr;
     pc_upload up;
     uint64_t *start;              /* n_segments + 1 content start times */
-    seg *segs;
     uint8_t *held;                /* n_rungs bitmaps: verified copies we can share */
-    /* What the peers hold, kept per copy rather than per peer: the scheduler asks "which free peer holds
-     * (rung, i)", one set of hw words per copy, bit k for slot k. */
-    uint64_t *holders;            /* n_rungs × n_segments × hw words */
-    uint32_t hw;                  /* words per set: npeer_slots / 64, rounded up */
     uint8_t init_state[PC_RUNGS_MAX];
     xfer *x;                      /* transfers in flight: xcap slots, grown up to XFERS_MAX */
     size_t nx, xcap;
     uint32_t npeer_xfers;         /* of those, from peers */
     uint64_t next_xfer;
-    epeer *peers;                 /* npeer_slots slots, grown on demand (up to PC_ENGINE_PEERS_MAX) */
-    uint32_t *handles;            /* npeer_slots: each slot's handle, packed for lookups */
-    uint32_t npeer_slots;
-    uint16_t hint[128];           /* handle → slot guesses (handle % 128), checked before use */
     /* Slots that can take a request (used, a free request slot, not backing off), kept up to date as
      * transfers start and end; the ones backing off are looked at again at each pass. */
     uint64_t freem[PC_ENGINE_PEERS_MAX / 64], busym[PC_ENGINE_PEERS_MAX / 64];
@@ -87,8 +100,7 @@ struct pc_engine {
     uint64_t demand_pos;          /* a real player asked for the segment starting here (pc_engine_demand) */
     int cdn_mode;
     meter m_p2p, m_all;
-    uint64_t now, stepped_at;
-    int dirty;                    /* inputs arrived that want an evaluation (pc_engine_expiry = now) */
+    uint64_t stepped_at;
     int p2p_wanted;               /* peers are fetching, or there is work peers could take */
     uint64_t buf_end;             /* contiguous playable content, as of the last pass */
     uint32_t pos_seg;             /* the segment at the viewer's position, as of the last pass (a hint) */
@@ -99,6 +111,7 @@ struct pc_engine {
     int oom;
     pc_engine_stats st;
 };
+_Static_assert(offsetof(struct pc_engine, peers) == 64, "what a HAVE reads fills the first cache line");
 
 /* ---- small helpers ---- */
 
@@ -238,23 +251,62 @@ static void meters_to(pc_engine *e, uint64_t now)
 
 /* ---- peers ---- */
 
+static uint32_t idx_home(const pc_engine *e, uint32_t h)
+{
+    return (h * 0x9e3779b1u) >> (32 - e->idx_bits);
+}
+
+/* The slot of the peer with handle |h|, or PC_SRC_CDN. */
+static uint32_t slot_of(const pc_engine *e, uint32_t h)
+{
+    if (h == PC_SRC_CDN || e->idx == NULL)
+        return PC_SRC_CDN; /* no peer has it: it marks empty entries */
+    uint32_t mask = (1u << e->idx_bits) - 1;
+    for (uint32_t k = idx_home(e, h);; k = (k + 1) & mask) { /* the index is at most half full */
+        if (e->idx[k].handle == h)
+            return e->idx[k].slot;
+        if (e->idx[k].handle == PC_SRC_CDN)
+            return PC_SRC_CDN;
+    }
+}
+
 static epeer *peer_by_handle(pc_engine *e, uint32_t h, uint32_t *slot)
 {
-    uint32_t g = e->hint[h % 128];
-    if (g < e->npeer_slots && e->handles[g] == h) {
-        if (slot != NULL)
-            *slot = g;
-        return &e->peers[g];
+    uint32_t k = slot_of(e, h);
+    if (k == PC_SRC_CDN)
+        return NULL;
+    if (slot != NULL)
+        *slot = k;
+    return &e->peers[k];
+}
+
+static void idx_insert(pc_engine *e, uint32_t h, uint32_t slot)
+{
+    uint32_t mask = (1u << e->idx_bits) - 1, k = idx_home(e, h);
+    while (e->idx[k].handle != PC_SRC_CDN)
+        k = (k + 1) & mask;
+    e->idx[k] = (pidx){.handle = h, .slot = slot};
+}
+
+/* Removes |h|, shifting back the entries after it that probed past its place, so no probe sequence
+ * is cut short by the hole. */
+static void idx_remove(pc_engine *e, uint32_t h)
+{
+    uint32_t mask = (1u << e->idx_bits) - 1, k = idx_home(e, h);
+    while (e->idx[k].handle != h) {
+        if (e->idx[k].handle == PC_SRC_CDN)
+            return;
+        k = (k + 1) & mask;
     }
-    for (uint32_t i = 0; i < e->npeer_slots; i++) {
-        if (e->handles[i] == h) {
-            e->hint[h % 128] = (uint16_t)i;
-            if (slot != NULL)
-                *slot = i;
-            return &e->peers[i];
+    for (uint32_t j = (k + 1) & mask; e->idx[j].handle != PC_SRC_CDN; j = (j + 1) & mask) {
+        uint32_t home = idx_home(e, e->idx[j].handle);
+        /* the entry at j may move to k when its home is not in (k, j], going round */
+        if (((j - home) & mask) >= ((j - k) & mask)) {
+            e->idx[k] = e->idx[j];
+            k = j;
         }
     }
-    return NULL;
+    e->idx[k].handle = PC_SRC_CDN;
 }
 
 /* The set of slots holding (rung, i). */
@@ -504,9 +556,24 @@ static uint64_t buffer_end(const pc_engine *e)
     return i == first ? pos : e->start[i];
 }
 
+/* The segments a new holding can make worth a pass (pc_engine_peer_have): not behind the viewer's
+ * position (start[i+1] > pos) and within the prefetch window (ahead_of(i) < prefetch_us). */
+static void update_window(pc_engine *e)
+{
+    uint64_t pos = content_pos(e), end = pos + e->cfg.prefetch_us;
+    uint32_t n = e->n_segments, lo = e->pos_seg, hi;
+    if (e->start[lo + 1] <= pos)
+        lo = n; /* at the end */
+    for (hi = lo; hi < n && e->cfg.prefetch_us > 0 && e->start[hi] < end; hi++)
+        ;
+    e->win_lo = lo;
+    e->win_hi = hi;
+}
+
 static void update_player(pc_engine *e, uint64_t now)
 {
     e->pos_seg = seg_at(e, content_pos(e));
+    update_window(e);
     e->buf_end = buffer_end(e);
     pc_player_set_buffer(&e->player, e->buf_end, now);
     if (e->player.state == PC_PLAYER_ENDED && !e->ended_sent) {
@@ -574,8 +641,8 @@ static void detach_peer(pc_engine *e, uint32_t slot)
     for (size_t k = 0; k < sets; k++)
         e->holders[k * e->hw + slot / 64] &= ~bit;
     pc_upload_drop_peer(&e->up, p->handle);
+    idx_remove(e, p->handle);
     memset(p, 0, sizeof(*p));
-    e->handles[slot] = PC_SRC_CDN;
     peer_update_free(e, slot);
 }
 
@@ -905,10 +972,13 @@ int pc_engine_new(const pc_media *m, const pc_engine_config *c, pc_engine **out)
     for (uint32_t i = 0; i < m->n_segments; i++)
         if (m->seg_dur_us[i] == 0)
             return PC_EINVAL;
-    pc_engine *e = calloc(1, sizeof(*e));
+    pc_engine *e = aligned_alloc(64, (sizeof(*e) + 63) / 64 * 64);
     if (e == NULL)
         return PC_ENOMEM;
+    memset(e, 0, sizeof(*e));
     e->m = m;
+    e->n_rungs = m->n_rungs;
+    e->n_segments = m->n_segments;
     e->cfg = *c;
     size_t n = m->n_segments;
     e->start = malloc((n + 1) * sizeof(*e->start));
@@ -943,7 +1013,7 @@ void pc_engine_free(pc_engine *e)
     if (e == NULL)
         return;
     free(e->peers);
-    free(e->handles);
+    free(e->idx);
     free(e->holders);
     free(e->x);
     free(e->banned);
@@ -1033,6 +1103,8 @@ void pc_engine_quit(pc_engine *e, uint64_t now)
         e->now = now;
     meters_to(e, e->now);
     pc_player_quit(&e->player, e->now);
+    e->pos_seg = seg_at(e, content_pos(e));
+    update_window(e);
     e->quit = 1;
     while (e->nx > 0) {
         xfer *x = &e->x[0];
@@ -1061,12 +1133,20 @@ static int grow_peers(pc_engine *e, uint32_t cap)
         return PC_ENOMEM;
     e->peers = np;
     memset(np + e->npeer_slots, 0, (cap - e->npeer_slots) * sizeof(*np));
-    uint32_t *nh = realloc(e->handles, cap * sizeof(*nh));
-    if (nh == NULL)
+    uint32_t bits = 1;
+    while ((1u << bits) < 2 * cap)
+        bits++;
+    pidx *ni = malloc(((size_t)1 << bits) * sizeof(*ni));
+    if (ni == NULL)
         return PC_ENOMEM;
-    e->handles = nh;
-    for (uint32_t k = e->npeer_slots; k < cap; k++)
-        nh[k] = PC_SRC_CDN; /* unused: no peer has that handle */
+    for (size_t k = 0; k < (size_t)1 << bits; k++)
+        ni[k].handle = PC_SRC_CDN;
+    free(e->idx);
+    e->idx = ni;
+    e->idx_bits = bits;
+    for (uint32_t k = 0; k < e->npeer_slots; k++)
+        if (np[k].used)
+            idx_insert(e, np[k].handle, k);
     uint32_t hw = (cap + 63) / 64;
     if (hw != e->hw) {
         size_t sets = (size_t)e->m->n_rungs * e->m->n_segments;
@@ -1105,7 +1185,7 @@ int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t no
             return PC_ENOMEM;
     }
     epeer *p = &e->peers[i];
-    e->handles[i] = peer;
+    idx_insert(e, peer, i);
     p->used = 1;
     p->handle = peer;
     p->rate = (double)(up_bps ? up_bps : 1000000) / 8.0;
@@ -1128,22 +1208,20 @@ void pc_engine_peer_remove(pc_engine *e, uint32_t peer, uint64_t now)
 
 int pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo, uint32_t hi, uint64_t now)
 {
-    uint32_t slot;
-    epeer *p = peer_by_handle(e, peer, &slot);
-    if (p == NULL || rung >= e->m->n_rungs || lo > hi || lo >= e->m->n_segments)
+    uint32_t slot = slot_of(e, peer);
+    if (slot == PC_SRC_CDN || rung >= e->n_rungs || lo > hi || lo >= e->n_segments)
         return 0;
-    if (hi >= e->m->n_segments)
-        hi = e->m->n_segments - 1;
+    if (hi >= e->n_segments)
+        hi = e->n_segments - 1;
     int useful = 0;
     uint64_t bit = 1ull << (slot % 64);
     for (uint32_t i = lo; i <= hi; i++) {
-        uint64_t *h = holders_of(e, rung, i) + slot / 64;
+        uint64_t *h = e->holders + ((size_t)rung * e->n_segments + i) * e->hw + slot / 64;
         if (!(*h & bit)) {
             *h |= bit;
             /* worth an evaluation: a segment the scheduler would look at now (not behind the playhead,
              * within the prefetch window) that has no copy coming */
-            if (!useful && !e->dirty && e->segs[i].state == SEG_NONE && e->start[i + 1] > content_pos(e) &&
-                ahead_of(e, i) < e->cfg.prefetch_us)
+            if (!useful && !e->dirty && i >= e->win_lo && i < e->win_hi && e->segs[i].state == SEG_NONE)
                 useful = 1;
         }
     }
@@ -1453,4 +1531,33 @@ void pc_engine_hold_all(pc_engine *e)
 int pc_engine_holds(const pc_engine *e, uint32_t rung, uint32_t i)
 {
     return rung < e->m->n_rungs && i < e->m->n_segments && bit_get(e->held + rung * bitmap_bytes(e), i);
+}
+
+/* The first segment at or after |i| (up to n) whose held bit is |want|, a byte at a time where it can. */
+static uint32_t held_scan(const uint8_t *b, uint32_t i, uint32_t n, int want)
+{
+    uint8_t skip = want ? 0x00 : 0xff; /* a byte with no bit of interest */
+    while (i < n) {
+        if (i % 8 == 0 && i + 8 <= n && b[i / 8] == skip) {
+            i += 8;
+            continue;
+        }
+        if (bit_get(b, i) == want)
+            return i;
+        i++;
+    }
+    return n;
+}
+
+uint32_t pc_engine_held_run(const pc_engine *e, uint32_t rung, uint32_t from, uint32_t *end)
+{
+    uint32_t n = e->m->n_segments;
+    if (rung >= e->m->n_rungs || from >= n)
+        return UINT32_MAX;
+    const uint8_t *b = e->held + rung * bitmap_bytes(e);
+    uint32_t lo = held_scan(b, from, n, 1);
+    if (lo == n)
+        return UINT32_MAX;
+    *end = held_scan(b, lo, n, 0);
+    return lo;
 }

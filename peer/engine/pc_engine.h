@@ -201,6 +201,9 @@ void pc_engine_segment(const pc_engine *e, uint32_t i, pc_segment_info *out);
 void pc_engine_hold_all(pc_engine *e);
 /* 1 when we hold (verified) segment |i| of |rung|. */
 int pc_engine_holds(const pc_engine *e, uint32_t rung, uint32_t i);
+/* The first run of held segments of |rung| at or after segment |from|: returns its first segment and
+ * sets *end one past its last; UINT32_MAX when there is none (what a new link is told we hold). */
+uint32_t pc_engine_held_run(const pc_engine *e, uint32_t rung, uint32_t from, uint32_t *end);
 /* Playhead (content µs) and buffer ahead of it. */
 uint64_t pc_engine_playhead(const pc_engine *e);
 uint64_t pc_engine_buffer(const pc_engine *e);

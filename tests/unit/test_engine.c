@@ -592,6 +592,26 @@ static void bad_media_is_refused(void **state)
     assert_null(e);
 }
 
+/* pc_engine_held_run lists exactly the segments pc_engine_holds says are held, as maximal runs */
+static void check_held_runs(const pc_engine *e, uint32_t rungs, uint32_t n)
+{
+    for (uint32_t q = 0; q < rungs; q++) {
+        uint32_t lo, end = 0, next = 0;
+        while ((lo = pc_engine_held_run(e, q, end, &end)) != UINT32_MAX) {
+            assert_true(lo < end && end <= n);
+            for (; next < lo; next++)
+                assert_false(pc_engine_holds(e, q, next));
+            for (; next < end; next++)
+                assert_true(pc_engine_holds(e, q, next));
+            assert_true(end == n || !pc_engine_holds(e, q, end)); /* maximal */
+        }
+        for (; next < n; next++)
+            assert_false(pc_engine_holds(e, q, next));
+    }
+    assert_int_equal(pc_engine_held_run(e, rungs, 0, &(uint32_t){0}), UINT32_MAX);
+    assert_int_equal(pc_engine_held_run(e, 0, n, &(uint32_t){0}), UINT32_MAX);
+}
+
 /* a real player's request: its segment is due at once, at the rung it names, from where it asks */
 static void a_player_demand_pulls_the_window_and_picks_the_rung(void **state)
 {
@@ -618,9 +638,15 @@ static void a_player_demand_pulls_the_window_and_picks_the_rung(void **state)
     assert_false(pc_engine_holds(w.e, 1, 20));
     w_run_until(&w, 5 * S);
     assert_true(pc_engine_holds(w.e, 0, 20));
+    check_held_runs(w.e, 2, 40); /* rung 1 has a hole at 20, rung 0 a lone copy there */
     /* out of range: ignored */
     pc_engine_demand(w.e, 2, 3, w.now);
     pc_engine_demand(w.e, 0, 40, w.now);
+    pc_engine_hold_all(w.e);
+    check_held_runs(w.e, 2, 40);
+    uint32_t end = 0;
+    assert_int_equal(pc_engine_held_run(w.e, 1, 3, &end), 3);
+    assert_int_equal(end, 40);
     w_free(&w);
 }
 
