@@ -317,8 +317,13 @@ static void rerate_dn(world *w, uint32_t d)
         if (w->flows[i].active)
             sh[n++] = (share){.limit = up_limit(w, &w->flows[i]), .fi = i, .src = w->flows[i].src,
                               .xfer = w->flows[i].xfer};
-    if (n > 1)
-        qsort(sh, n, sizeof(*sh), share_cmp);
+    for (uint32_t k = 1; k < n; k++) { /* insertion sort: a downlink has few flows */
+        share x = sh[k];
+        uint32_t j = k;
+        for (; j > 0 && share_cmp(&x, &sh[j - 1]) < 0; j--)
+            sh[j] = sh[j - 1];
+        sh[j] = x;
+    }
     double left = v->down;
     for (uint32_t k = 0; k < n; k++) {
         double fair = left / (double)(n - k), r = sh[k].limit < fair ? sh[k].limit : fair;

@@ -561,11 +561,16 @@ static uint64_t buffer_end(const pc_engine *e)
 static void update_window(pc_engine *e)
 {
     uint64_t pos = content_pos(e), end = pos + e->cfg.prefetch_us;
-    uint32_t n = e->n_segments, lo = e->pos_seg, hi;
+    uint32_t n = e->n_segments, lo = e->pos_seg, hi = e->win_hi > lo ? e->win_hi : lo;
     if (e->start[lo + 1] <= pos)
-        lo = n; /* at the end */
-    for (hi = lo; hi < n && e->cfg.prefetch_us > 0 && e->start[hi] < end; hi++)
-        ;
+        lo = hi = n; /* at the end */
+    if (e->cfg.prefetch_us == 0)
+        hi = lo;
+    /* from the last pass's end: the position moves little between passes */
+    while (hi > lo && e->start[hi - 1] >= end)
+        hi--;
+    while (hi < n && e->cfg.prefetch_us > 0 && e->start[hi] < end)
+        hi++;
     e->win_lo = lo;
     e->win_hi = hi;
 }
@@ -915,7 +920,15 @@ static void schedule(pc_engine *e, uint64_t now)
     e->p2p_wanted = nc > 0 && !e->cfg.cdn_only;
     if (nc == 0 || e->cfg.cdn_only)
         return;
-    qsort(cands, nc, sizeof(cands[0]), cand_cmp);
+    /* insertion sort: the candidates come in segment order, so their buckets already ascend and only
+     * rarity moves them, within a bucket */
+    for (size_t k = 1; k < nc; k++) {
+        cand c = cands[k];
+        size_t j = k;
+        for (; j > 0 && cand_cmp(&c, &cands[j - 1]) < 0; j--)
+            cands[j] = cands[j - 1];
+        cands[j] = c;
+    }
     for (size_t k = 0; k < nc && prefetch_busy(e) < e->cfg.prefetch_inflight && any_free(e); k++) {
         uint32_t i = cands[k].i;
         seg *s = &e->segs[i];
@@ -1533,18 +1546,22 @@ int pc_engine_holds(const pc_engine *e, uint32_t rung, uint32_t i)
     return rung < e->m->n_rungs && i < e->m->n_segments && bit_get(e->held + rung * bitmap_bytes(e), i);
 }
 
-/* The first segment at or after |i| (up to n) whose held bit is |want|, a byte at a time where it can. */
+/* The first segment at or after |i| (up to n) whose held bit is |want|, 64 at a time. */
 static uint32_t held_scan(const uint8_t *b, uint32_t i, uint32_t n, int want)
 {
-    uint8_t skip = want ? 0x00 : 0xff; /* a byte with no bit of interest */
     while (i < n) {
-        if (i % 8 == 0 && i + 8 <= n && b[i / 8] == skip) {
-            i += 8;
-            continue;
+        uint64_t w = 0;
+        uint32_t base = i & ~63u, bytes = (n - base + 7) / 8;
+        for (uint32_t k = 0; k < bytes && k < 8; k++) /* bit k of w is segment base + k */
+            w |= (uint64_t)b[base / 8 + k] << (8 * k);
+        if (!want)
+            w = ~w;
+        w &= ~0ull << (i - base);
+        if (w != 0) {
+            uint32_t k = base + (uint32_t)__builtin_ctzll(w);
+            return k < n ? k : n;
         }
-        if (bit_get(b, i) == want)
-            return i;
-        i++;
+        i = base + 64;
     }
     return n;
 }

@@ -612,6 +612,29 @@ static void check_held_runs(const pc_engine *e, uint32_t rungs, uint32_t n)
     assert_int_equal(pc_engine_held_run(e, 0, n, &(uint32_t){0}), UINT32_MAX);
 }
 
+/* runs across word boundaries, on a length that is not a multiple of 8 */
+static void held_runs_match_holds(void **state)
+{
+    (void)state;
+    static w_media wm;
+    static const uint32_t two[] = {1000000, 3000000};
+    w_media_init(&wm, 70, 2, 2, two);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 20);
+    w_start(&w);
+    w_run_until(&w, 30 * S); /* alone: the CDN fills the window, from the start */
+    uint32_t end = 0;
+    assert_true(pc_engine_held_run(w.e, 0, 0, &end) != UINT32_MAX ||
+                pc_engine_held_run(w.e, 1, 0, &end) != UINT32_MAX); /* it holds something */
+    check_held_runs(w.e, 2, 70);
+    pc_engine_hold_all(w.e);
+    check_held_runs(w.e, 2, 70);
+    assert_int_equal(pc_engine_held_run(w.e, 1, 63, &end), 63);
+    assert_int_equal(end, 70);
+    w_free(&w);
+}
+
 /* a real player's request: its segment is due at once, at the rung it names, from where it asks */
 static void a_player_demand_pulls_the_window_and_picks_the_rung(void **state)
 {
@@ -668,6 +691,7 @@ int main(void)
         cmocka_unit_test(refusals_in_a_row_back_off_longer),
         cmocka_unit_test(bad_media_is_refused),
         cmocka_unit_test(a_player_demand_pulls_the_window_and_picks_the_rung),
+        cmocka_unit_test(held_runs_match_holds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
