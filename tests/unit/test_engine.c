@@ -612,6 +612,51 @@ static void check_held_runs(const pc_engine *e, uint32_t rungs, uint32_t n)
     assert_int_equal(pc_engine_held_run(e, 0, n, &(uint32_t){0}), UINT32_MAX);
 }
 
+/* Peers joining and leaving by the thousand, up to the slot limit: the engine knows exactly the ones
+ * connected (the handle index survives removals that shift entries back). */
+static void peers_come_and_go_by_handle(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 15, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    pc_engine *e;
+    assert_int_equal(pc_engine_new(&wm.m, &c, &e), 0);
+    enum { POOL = 600 };
+    static uint32_t pool[POOL];
+    static uint8_t in[POOL];
+    uint32_t n = 0;
+    pc_rng g;
+    pc_rng_init(&g, 99);
+    for (uint32_t k = 0; k < POOL; k++) /* small handles collide in the index more often */
+        pool[k] = k < 300 ? k * 512 : (uint32_t)pc_rng_below(&g, UINT32_MAX);
+    for (uint32_t op = 0; op < 40000; op++) {
+        uint32_t k = (uint32_t)pc_rng_below(&g, POOL);
+        if (pool[k] == PC_SRC_CDN)
+            continue;
+        if (in[k] && pc_rng_below(&g, 2)) {
+            pc_engine_peer_remove(e, pool[k], 0);
+            in[k] = 0;
+            n--;
+        } else if (in[k]) {
+            assert_int_equal(pc_engine_peer_add(e, pool[k], 0, 0), PC_EEXIST);
+        } else {
+            int rc = pc_engine_peer_add(e, pool[k], 0, 0);
+            assert_int_equal(rc, n < PC_ENGINE_PEERS_MAX ? 0 : PC_ELIMIT);
+            if (rc == 0) {
+                in[k] = 1;
+                n++;
+            }
+        }
+        if (op % 1000 == 999)
+            for (uint32_t j = 0; j < POOL; j++)
+                if (in[j])
+                    assert_int_equal(pc_engine_peer_add(e, pool[j], 0, 0), PC_EEXIST);
+    }
+    assert_true(n > 100);
+    pc_engine_free(e);
+}
+
 /* runs across word boundaries, on a length that is not a multiple of 8 */
 static void held_runs_match_holds(void **state)
 {
@@ -692,6 +737,7 @@ int main(void)
         cmocka_unit_test(bad_media_is_refused),
         cmocka_unit_test(a_player_demand_pulls_the_window_and_picks_the_rung),
         cmocka_unit_test(held_runs_match_holds),
+        cmocka_unit_test(peers_come_and_go_by_handle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
