@@ -108,7 +108,7 @@ typedef struct world {
 
 static void push(world *w, uint64_t t, uint32_t kind, uint32_t id, uint32_t ver)
 {
-    sim_evq_push(&w->q, t < w->now ? w->now : t, kind, id, ver);
+    sim_evq_push(&w->q, t, kind, id, ver); /* a time already past is raised to the last event's */
     w->oom |= w->q.oom;
 }
 
@@ -287,14 +287,13 @@ typedef struct share {
     uint64_t xfer;
 } share;
 
-static int share_cmp(const void *pa, const void *pb)
+static int share_less(const share *a, const share *b)
 {
-    const share *a = pa, *b = pb;
     if (a->limit != b->limit)
-        return a->limit < b->limit ? -1 : 1;
+        return a->limit < b->limit;
     if (a->src != b->src)
-        return a->src < b->src ? -1 : 1;
-    return a->xfer < b->xfer ? -1 : (a->xfer > b->xfer);
+        return a->src < b->src;
+    return a->xfer < b->xfer;
 }
 
 /* Shares |d|'s downlink between its active flows max-min fairly, as TCP flows on one bottleneck roughly
@@ -320,7 +319,7 @@ static void rerate_dn(world *w, uint32_t d)
     for (uint32_t k = 1; k < n; k++) { /* insertion sort: a downlink has few flows */
         share x = sh[k];
         uint32_t j = k;
-        for (; j > 0 && share_cmp(&x, &sh[j - 1]) < 0; j--)
+        for (; j > 0 && share_less(&x, &sh[j - 1]); j--)
             sh[j] = sh[j - 1];
         sh[j] = x;
     }
@@ -1247,10 +1246,10 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
                 break;
         for (uint32_t p = started; p < parts; p++)
             world_run(&ws[p]); /* no thread for it: run it here */
-        for (int all = 0; progress != NULL && !all;) {
+        while (progress != NULL) {
             uint64_t now = end;
             uint32_t watching = 0, seeding = 0;
-            all = 1;
+            int all = 1;
             for (uint32_t p = 0; p < parts; p++) {
                 all &= atomic_load(&ws[p].done);
                 uint64_t t = atomic_load_explicit(&ws[p].pub_now, memory_order_relaxed);
@@ -1258,10 +1257,10 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
                 watching += atomic_load_explicit(&ws[p].pub_watching, memory_order_relaxed);
                 seeding += atomic_load_explicit(&ws[p].pub_seeding, memory_order_relaxed);
             }
-            if (!all)
-                progress_bar(progress, mode, now, end, watching, seeding, 0);
-            if (!all)
-                nanosleep(&(struct timespec){.tv_nsec = 200000000}, NULL);
+            if (all)
+                break;
+            progress_bar(progress, mode, now, end, watching, seeding, 0);
+            nanosleep(&(struct timespec){.tv_nsec = 200000000}, NULL);
         }
         for (uint32_t p = 0; p < started; p++)
             pthread_join(tid[p], NULL);

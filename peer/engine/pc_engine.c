@@ -58,9 +58,9 @@ typedef struct pidx {
 
 struct pc_engine {
     /* What a peer's HAVE reads comes first, in one cache line (the engine is 64-byte aligned): the
-     * simulator delivers HAVEs to engines nothing else touched lately, and every line is a cache miss. */
-    /* What the peers hold, kept per copy rather than per peer: the scheduler asks "which free peer holds
-     * (rung, i)", one set of hw words per copy, bit k for slot k. */
+     * simulator delivers HAVEs to engines nothing else touched lately, and every line is a cache miss.
+     * What the peers hold is kept per copy rather than per peer: the scheduler asks "which free peer
+     * holds (rung, i)", one set of hw words per copy, bit k for slot k. */
     uint64_t *holders;            /* n_rungs × n_segments × hw words */
     seg *segs;
     pidx *idx;                    /* handle → slot of every connected peer */
@@ -312,7 +312,7 @@ static void idx_remove(pc_engine *e, uint32_t h)
 /* The set of slots holding (rung, i). */
 static uint64_t *holders_of(const pc_engine *e, uint32_t rung, uint32_t i)
 {
-    return e->holders + ((size_t)rung * e->m->n_segments + i) * e->hw;
+    return e->holders + ((size_t)rung * e->n_segments + i) * e->hw;
 }
 
 /* How many connected peers hold (rung, i). */
@@ -556,20 +556,22 @@ static uint64_t buffer_end(const pc_engine *e)
     return i == first ? pos : e->start[i];
 }
 
-/* The segments a new holding can make worth a pass (pc_engine_peer_have): not behind the viewer's
- * position (start[i+1] > pos) and within the prefetch window (ahead_of(i) < prefetch_us). */
-static void update_window(pc_engine *e)
+/* Where the viewer is: the segment at its position, and the segments a new holding can make worth a
+ * pass (pc_engine_peer_have): not behind the position (start[i+1] > pos) and within the prefetch
+ * window (ahead_of(i) < prefetch_us). */
+static void locate(pc_engine *e)
 {
     uint64_t pos = content_pos(e), end = pos + e->cfg.prefetch_us;
-    uint32_t n = e->n_segments, lo = e->pos_seg, hi = e->win_hi > lo ? e->win_hi : lo;
-    if (e->start[lo + 1] <= pos)
-        lo = hi = n; /* at the end */
-    if (e->cfg.prefetch_us == 0)
-        hi = lo;
-    /* from the last pass's end: the position moves little between passes */
-    while (hi > lo && e->start[hi - 1] >= end)
+    uint32_t n = e->n_segments, lo = e->pos_seg = seg_at(e, pos);
+    if (e->start[lo + 1] <= pos || e->cfg.prefetch_us == 0) {
+        e->win_lo = e->win_hi = lo; /* at the end, or no window: none */
+        return;
+    }
+    /* from the last pass's end: the position moves little between passes (start[lo] <= pos < end) */
+    uint32_t hi = e->win_hi > lo ? e->win_hi : lo + 1;
+    while (e->start[hi - 1] >= end)
         hi--;
-    while (hi < n && e->cfg.prefetch_us > 0 && e->start[hi] < end)
+    while (hi < n && e->start[hi] < end)
         hi++;
     e->win_lo = lo;
     e->win_hi = hi;
@@ -577,8 +579,7 @@ static void update_window(pc_engine *e)
 
 static void update_player(pc_engine *e, uint64_t now)
 {
-    e->pos_seg = seg_at(e, content_pos(e));
-    update_window(e);
+    locate(e);
     e->buf_end = buffer_end(e);
     pc_player_set_buffer(&e->player, e->buf_end, now);
     if (e->player.state == PC_PLAYER_ENDED && !e->ended_sent) {
@@ -796,14 +797,14 @@ typedef struct cand {
     uint64_t bucket;
 } cand;
 
-static int cand_cmp(const void *a, const void *b)
+/* Sooner bucket first, then rarer, then earlier segment. */
+static int cand_less(const cand *x, const cand *y)
 {
-    const cand *x = a, *y = b;
     if (x->bucket != y->bucket)
-        return x->bucket < y->bucket ? -1 : 1;
+        return x->bucket < y->bucket;
     if (x->rarity != y->rarity)
-        return x->rarity < y->rarity ? -1 : 1;
-    return x->i < y->i ? -1 : (x->i > y->i);
+        return x->rarity < y->rarity;
+    return x->i < y->i;
 }
 
 static uint32_t swarm_holds_mask(const pc_engine *e, uint32_t i)
@@ -925,7 +926,7 @@ static void schedule(pc_engine *e, uint64_t now)
     for (size_t k = 1; k < nc; k++) {
         cand c = cands[k];
         size_t j = k;
-        for (; j > 0 && cand_cmp(&c, &cands[j - 1]) < 0; j--)
+        for (; j > 0 && cand_less(&c, &cands[j - 1]); j--)
             cands[j] = cands[j - 1];
         cands[j] = c;
     }
@@ -1116,8 +1117,7 @@ void pc_engine_quit(pc_engine *e, uint64_t now)
         e->now = now;
     meters_to(e, e->now);
     pc_player_quit(&e->player, e->now);
-    e->pos_seg = seg_at(e, content_pos(e));
-    update_window(e);
+    locate(e);
     e->quit = 1;
     while (e->nx > 0) {
         xfer *x = &e->x[0];
@@ -1229,7 +1229,7 @@ int pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo,
     int useful = 0;
     uint64_t bit = 1ull << (slot % 64);
     for (uint32_t i = lo; i <= hi; i++) {
-        uint64_t *h = e->holders + ((size_t)rung * e->n_segments + i) * e->hw + slot / 64;
+        uint64_t *h = holders_of(e, rung, i) + slot / 64;
         if (!(*h & bit)) {
             *h |= bit;
             /* worth an evaluation: a segment the scheduler would look at now (not behind the playhead,
