@@ -147,3 +147,9 @@ int sim_evq_pop(sim_evq *q, sim_ev *out)
     q->n--;
     return 1;
 }
+
+size_t sim_evq_ahead(const sim_evq *q, const sim_ev **out, size_t max)
+{
+    *out = q->near.a; /* the root and its children: the next pop and the smallest of the rest */
+    return q->near.n < max ? q->near.n : max;
+}

@@ -48,5 +48,8 @@ void sim_evq_clear(sim_evq *q);
 void sim_evq_push(sim_evq *q, uint64_t t, uint32_t kind, uint32_t id, uint32_t ver);
 /* The earliest event (ties in push order) into |out|; 0 when the queue is empty. */
 int sim_evq_pop(sim_evq *q, sim_ev *out);
+/* Some of the events due next, for cache hints: the first is the next pop when the current bucket
+ * still holds events; the others come soon after, in no particular order. Returns how many (≤ max). */
+size_t sim_evq_ahead(const sim_evq *q, const sim_ev **out, size_t max);
 
 #endif

@@ -85,6 +85,24 @@ static void offer(struct best *b, uint64_t rank, uint32_t idx)
     }
 }
 
+#define PREFETCH_AHEAD 8
+
+/* (pos + stride) mod n, for pos, stride < n */
+static uint64_t next_pos(uint64_t pos, uint64_t stride, uint64_t n)
+{
+    pos += stride;
+    return pos >= n ? pos - n : pos;
+}
+
+/* Requests the lines of a record that scoring reads (it spans three). */
+static void prefetch_rec(const pc_registry *r, uint32_t i)
+{
+    const char *p = (const char *)pc_registry_peer(r, i);
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 64);
+    __builtin_prefetch(p + sizeof(pc_peer_rec) - 1);
+}
+
 size_t pc_select_peers(const pc_registry *r, uint32_t self, uint32_t need, uint32_t numwant, uint32_t scan_max,
                        uint64_t now_us, pc_rng *rng, uint32_t *out)
 {
@@ -102,8 +120,18 @@ size_t pc_select_peers(const pc_registry *r, uint32_t self, uint32_t need, uint3
             stride = 1 + pc_rng_below(rng, n - 1);
         while (gcd(stride, n) != 1);
     }
-    uint64_t pos = start;
-    for (uint64_t v = 0; v < visits; v++, pos = (pos + stride) % n) {
+    /* The visits are known in advance, and each reads a record no other visit touched lately: the
+     * records PREFETCH_AHEAD visits on are requested early, so their cache misses overlap. */
+    uint64_t pos = start, ahead = start;
+    for (uint64_t v = 0; v < PREFETCH_AHEAD && v < visits; v++) {
+        prefetch_rec(r, sw->members[ahead]);
+        ahead = next_pos(ahead, stride, n);
+    }
+    for (uint64_t v = 0; v < visits; v++, pos = next_pos(pos, stride, n)) {
+        if (v + PREFETCH_AHEAD < visits) {
+            prefetch_rec(r, sw->members[ahead]);
+            ahead = next_pos(ahead, stride, n);
+        }
         uint32_t i = sw->members[pos];
         if (i == self)
             continue;

@@ -1248,6 +1248,28 @@ int pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo,
     return 1;
 }
 
+void pc_engine_prefetch(const pc_engine *e)
+{
+    const char *p = (const char *)e;
+    for (size_t o = 64; o < sizeof(*e); o += 64)
+        __builtin_prefetch(p + o);
+}
+
+void pc_engine_prefetch_index(const pc_engine *e, uint32_t peer)
+{
+    if (e->idx != NULL)
+        __builtin_prefetch(&e->idx[idx_home(e, peer)]);
+}
+
+void pc_engine_prefetch_have(const pc_engine *e, uint32_t peer, uint32_t rung, uint32_t segment)
+{
+    uint32_t slot = slot_of(e, peer);
+    if (slot == PC_SRC_CDN || rung >= e->n_rungs || segment >= e->n_segments)
+        return;
+    __builtin_prefetch(holders_of(e, rung, segment) + slot / 64);
+    __builtin_prefetch(&e->segs[segment]);
+}
+
 void pc_engine_peer_rtt(pc_engine *e, uint32_t peer, uint64_t rtt_us)
 {
     epeer *p = peer_by_handle(e, peer, NULL);

@@ -73,6 +73,11 @@ static void pops_in_time_then_push_order(void **state)
         }
         for (uint32_t j = (uint32_t)pc_rng_below(&g, 8); j > 0 && r.n > 0; j--) {
             sim_ev want = ref_pop(&r);
+            const sim_ev *ahead; /* the cache hint: when it names events, the first is the next pop */
+            size_t na = sim_evq_ahead(q, &ahead, 5);
+            assert_true(na <= 5);
+            if (na > 0)
+                assert_int_equal(ahead[0].id, want.id);
             assert_int_equal(sim_evq_pop(q, &e), 1);
             assert_int_equal(e.id, want.id);
             assert_int_equal(e.t, want.t);
