@@ -638,6 +638,18 @@ static void handle(world *w, uint32_t vi, const pc_action *a)
     }
 }
 
+/* Cache hints for a batch of actions: the viewers the FETCHes go to, then their engines, which the
+ * requests wake. */
+static void prefetch_peers(const world *w, const pc_action *a, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (a[k].type == PC_ACT_FETCH && a[k].peer < w->nv)
+            __builtin_prefetch(&w->v[a[k].peer]);
+    for (size_t k = 0; k < n; k++)
+        if (a[k].type == PC_ACT_FETCH && a[k].peer < w->nv && w->v[a[k].peer].e != NULL)
+            pc_engine_prefetch(w->v[a[k].peer].e);
+}
+
 static void drain(world *w)
 {
     while (w->nwork > 0 && !w->oom) {
@@ -646,9 +658,17 @@ static void drain(world *w)
         v->queued = 0;
         if (v->e == NULL)
             continue;
-        pc_action a;
-        while (v->e != NULL && pc_engine_next_action(v->e, &a))
-            handle(w, vi, &a);
+        /* actions in batches: the peers a batch asks for segments are requested from memory together */
+        pc_action a[16];
+        size_t na;
+        do {
+            na = 0;
+            while (na < 16 && pc_engine_next_action(v->e, &a[na]))
+                na++;
+            prefetch_peers(w, a, na);
+            for (size_t k = 0; k < na && v->e != NULL; k++)
+                handle(w, vi, &a[k]);
+        } while (na == 16 && v->e != NULL);
         if (v->e == NULL)
             continue;
         if (pc_engine_error(v->e) != 0)
