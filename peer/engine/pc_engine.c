@@ -952,11 +952,33 @@ static void pump_uploads(pc_engine *e)
     }
 }
 
+/* Requests from memory what a pass reads beyond the engine itself, before it reads any of it: the last
+ * pass's window of segment states, start times and holder sets at the current rung, the transfers and
+ * their peers. An engine that is not the last one run is all cache misses, and these overlap. */
+static void prefetch_pass(const pc_engine *e)
+{
+    uint32_t lo = e->win_lo, hi = e->win_hi < e->n_segments ? e->win_hi + 1 : e->n_segments;
+    for (const char *p = (const char *)&e->segs[lo], *end = (const char *)&e->segs[hi]; p < end; p += 64)
+        __builtin_prefetch(p);
+    for (const char *p = (const char *)&e->start[lo], *end = (const char *)&e->start[hi + 1]; p < end; p += 64)
+        __builtin_prefetch(p);
+    if (e->hw > 0 && e->abr.cur < e->n_rungs && lo < hi)
+        for (const char *p = (const char *)holders_of(e, e->abr.cur, lo),
+                        *end = (const char *)holders_of(e, e->abr.cur, hi); p < end; p += 64)
+            __builtin_prefetch(p);
+    for (size_t k = 0; k < e->nx; k++) {
+        __builtin_prefetch(&e->x[k]);
+        if (e->x[k].src != PC_SRC_CDN)
+            __builtin_prefetch(&e->peers[e->x[k].src]);
+    }
+}
+
 /* Every entry point that can change what to download ends here: bring the player to |now|, react,
  * schedule, then serve. (Upload-side events only pump the uploads: they change nothing the download
  * side decides on.) */
 static void step(pc_engine *e, uint64_t now)
 {
+    prefetch_pass(e);
     if (now > e->now)
         e->now = now;
     e->stepped_at = e->now;
