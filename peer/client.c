@@ -23,6 +23,8 @@
 #include "pc_json.h"
 #include "pc_log.h"
 
+#define NUMWANT 30 /* peers asked of the tracker while a link is free */
+
 static void drive(client *c);
 static void announce(client *c, const char *event);
 static void pump(client *c, plink *pl);
@@ -829,6 +831,8 @@ static void fill_state(client *c, const char *event)
     s->have_lo = lo == UINT32_MAX ? -1 : (int64_t)lo;
     s->have_hi = hi == UINT32_MAX ? -1 : (int64_t)hi;
     s->seeding = c->seeding;
+    /* with every link taken, dial() would not use the peers: ask for none, and spare the tracker the search */
+    s->numwant = c->nlinks >= c->cfg->max_links ? 0 : NUMWANT;
     s->bytes_cdn = c->bytes_cdn_total;
     s->bytes_p2p = c->bytes_p2p_total;
     s->bytes_up = st.bytes_up;
@@ -1270,7 +1274,7 @@ static int setup(client *c)
     c->ts.video = cfg->video;
     c->ts.addr = cfg->announce_addr;
     c->ts.up_kbps = c->id.up_kbps;
-    c->ts.numwant = 30;
+    c->ts.numwant = NUMWANT;
     pc_buf_init(&c->announce_body, 16384);
     return 0;
 }

@@ -712,7 +712,9 @@ static void fill_announce(world *w, uint32_t vi, int event, pc_announce *an)
     an->up_kbps = (uint32_t)(v->up * 8 / 1000);
     snprintf(an->region, sizeof(an->region), "%s", w->sc->region_name[v->region]);
     an->event = event;
-    an->numwant = w->sc->numwant;
+    /* a viewer with every neighbour slot taken would link to none of them (the client does not dial
+     * then): it asks for none, and the tracker does not search */
+    an->numwant = v->nnbr >= w->sc->max_neighbours ? 0 : w->sc->numwant;
     an->seeding = v->state == V_SEEDING;
     an->counters.bytes_cdn = st.bytes_cdn;
     an->counters.bytes_p2p = st.bytes_p2p;
