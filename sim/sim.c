@@ -85,6 +85,7 @@ typedef struct world {
     flow *flows;
     uint32_t nflows, cflows, free_flow;
     viewer *v;                    /* every viewer of the run; the others' slots stay empty */
+    pc_engine **watching_e;       /* v[i].e while v[i] is V_WATCHING, else NULL: what a HAVE needs, packed */
     uint32_t nv;
     uint32_t *work;
     size_t nwork, cwork;
@@ -511,35 +512,26 @@ static void disconnect(world *w, uint32_t a, uint32_t b)
 /* |vi|'s HAVE of (rung, seg) to every viewer that may fetch from it. Most of its cost is cache misses,
  * three lines per watcher (the watcher's engine, its handle index, the holder-set word), each known only
  * once the one before it arrived; so each step is first requested for every watcher, then taken, and
- * the misses of all the watchers overlap instead of following one another. */
+ * the misses of all the watchers overlap instead of following one another. The watchers' engines come
+ * from a packed array (8 bytes a viewer, it stays in the cache) rather than their viewer records. */
 static void deliver_have(world *w, uint32_t vi, uint32_t rung, uint32_t seg)
 {
     const viewer *v = &w->v[vi];
+    pc_engine *const *we = w->watching_e;
     uint16_t n = v->nwat;
+    for (uint16_t k = 0; k < n; k++)
+        if (we[v->wat[k]] != NULL)
+            __builtin_prefetch(we[v->wat[k]]);
+    for (uint16_t k = 0; k < n; k++)
+        if (we[v->wat[k]] != NULL)
+            pc_engine_prefetch_index(we[v->wat[k]], vi);
+    for (uint16_t k = 0; k < n; k++)
+        if (we[v->wat[k]] != NULL)
+            pc_engine_prefetch_have(we[v->wat[k]], vi, rung, seg);
     for (uint16_t k = 0; k < n; k++) {
-        const viewer *x = &w->v[v->wat[k]];
-        __builtin_prefetch(&x->e);
-        __builtin_prefetch(&x->state);
-    }
-    for (uint16_t k = 0; k < n; k++) {
-        const viewer *x = &w->v[v->wat[k]];
-        if (x->e != NULL && x->state == V_WATCHING)
-            __builtin_prefetch(x->e);
-    }
-    for (uint16_t k = 0; k < n; k++) {
-        const viewer *x = &w->v[v->wat[k]];
-        if (x->e != NULL && x->state == V_WATCHING)
-            pc_engine_prefetch_index(x->e, vi);
-    }
-    for (uint16_t k = 0; k < n; k++) {
-        const viewer *x = &w->v[v->wat[k]];
-        if (x->e != NULL && x->state == V_WATCHING)
-            pc_engine_prefetch_have(x->e, vi, rung, seg);
-    }
-    for (uint16_t k = 0; k < n; k++) {
-        viewer *x = &w->v[v->wat[k]];
         /* a HAVE that does not move the watcher's timer needs no look at its actions or expiry */
-        if (x->e != NULL && x->state == V_WATCHING && pc_engine_peer_have(x->e, vi, rung, seg, seg, w->now))
+        pc_engine *e = we[v->wat[k]];
+        if (e != NULL && pc_engine_peer_have(e, vi, rung, seg, seg, w->now))
             touch(w, v->wat[k]);
     }
 }
@@ -762,6 +754,7 @@ static void finish_watching(world *w, uint32_t vi)
     w->watching--;
     if (v->seed_for > 0 && w->mode != SIM_MODE_CDN_ONLY) {
         v->state = V_SEEDING;
+        w->watching_e[vi] = NULL;
         w->seeding++;
         /* a seeder downloads nothing: drop the peers in its engine */
         while (v->nnbr > 0) {
@@ -816,6 +809,7 @@ static void arrive(world *w, uint32_t k)
         return;
     }
     v->state = V_WATCHING;
+    w->watching_e[vi] = v->e;
     w->watching++;
     pc_engine_play(v->e, w->now);
     w->engine_calls++;
@@ -921,6 +915,7 @@ static void depart(world *w, uint32_t vi)
     if (!v->abrupt)
         announce(w, vi, PC_EV_STOPPED);
     v->state = V_GONE;
+    w->watching_e[vi] = NULL;
     w->videos[v->video].present--;
     /* its uploads end: the downloaders' engines hear it as a lost peer */
     while (v->up_head != NONE)
@@ -1204,6 +1199,7 @@ static void world_free(world *w)
     }
     free(w->flows);
     free(w->v);
+    free(w->watching_e);
     free(w->work);
     sim_evq_clear(&w->q);
     free(w->ts);
@@ -1318,7 +1314,8 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
                      .trace = trace != NULL ? (uint32_t)strtoul(trace, NULL, 10) : NONE,
                      .progress = parts == 1 ? progress : NULL};
         w->v = calloc((size_t)nv + 1, sizeof(*w->v));
-        if (w->v == NULL)
+        w->watching_e = calloc((size_t)nv + 1, sizeof(*w->watching_e));
+        if (w->v == NULL || w->watching_e == NULL)
             rc = PC_ENOMEM;
     }
     pthread_t tid[PARTS_MAX];
