@@ -31,6 +31,7 @@ enum { V_WAITING, V_WATCHING, V_SEEDING, V_GONE };
 typedef struct video {
     pc_media m;
     uint32_t *dur, *sizes;
+    uint64_t *start;              /* n + 1 content start times, shared by the video's engines */
     uint32_t n;
     uint32_t present;
     uint32_t part;                /* the world that runs its swarm */
@@ -169,8 +170,9 @@ static int make_videos(const sim_scenario *sc, uint64_t seed, video **out, uint8
         nmax = n > nmax ? n : nmax;
         snprintf(vd->id, sizeof(vd->id), "v%u", k);
         vd->dur = malloc(n * sizeof(uint32_t));
+        vd->start = malloc(((size_t)n + 1) * sizeof(uint64_t));
         vd->sizes = malloc((size_t)n * sc->n_rungs * sizeof(uint32_t));
-        if (vd->dur == NULL || vd->sizes == NULL) {
+        if (vd->dur == NULL || vd->start == NULL || vd->sizes == NULL) {
             free(factor);
             return PC_ENOMEM;
         }
@@ -188,6 +190,10 @@ static int make_videos(const sim_scenario *sc, uint64_t seed, video **out, uint8
         vd->m.n_rungs = sc->n_rungs;
         vd->m.n_segments = n;
         vd->m.seg_dur_us = vd->dur;
+        vd->start[0] = 0;
+        for (uint32_t i = 0; i < n; i++)
+            vd->start[i + 1] = vd->start[i] + vd->dur[i];
+        vd->m.seg_start_us = vd->start;
         for (uint32_t q = 0; q < sc->n_rungs; q++) {
             vd->m.rung[q].bandwidth = sc->ladder_kbps[q] * 1000;
             vd->m.rung[q].init_size = 900;
@@ -1381,6 +1387,7 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
     free(ws);
     for (uint32_t k = 0; videos != NULL && k < sc->videos; k++) {
         free(videos[k].dur);
+        free(videos[k].start);
         free(videos[k].sizes);
     }
     free(videos);

@@ -79,7 +79,8 @@ struct pc_engine {
     pc_player player;
     pc_abr abr;
     pc_upload up;
-    uint64_t *start;              /* n_segments + 1 content start times */
+    const uint64_t *start;        /* n_segments + 1 content start times: m->seg_start_us, or own_start */
+    uint64_t *own_start;
     uint8_t *held;                /* n_rungs bitmaps: verified copies we can share */
     uint8_t init_state[PC_RUNGS_MAX];
     xfer *x;                      /* transfers in flight: xcap slots, grown up to XFERS_MAX */
@@ -1006,8 +1007,11 @@ int pc_engine_new(const pc_media *m, const pc_engine_config *c, pc_engine **out)
                 return PC_EINVAL;
     }
     for (uint32_t i = 0; i < m->n_segments; i++)
-        if (m->seg_dur_us[i] == 0)
+        if (m->seg_dur_us[i] == 0 ||
+            (m->seg_start_us != NULL && m->seg_start_us[i + 1] != m->seg_start_us[i] + m->seg_dur_us[i]))
             return PC_EINVAL;
+    if (m->seg_start_us != NULL && m->seg_start_us[0] != 0)
+        return PC_EINVAL;
     pc_engine *e = aligned_alloc(64, (sizeof(*e) + 63) / 64 * 64);
     if (e == NULL)
         return PC_ENOMEM;
@@ -1017,16 +1021,20 @@ int pc_engine_new(const pc_media *m, const pc_engine_config *c, pc_engine **out)
     e->n_segments = m->n_segments;
     e->cfg = *c;
     size_t n = m->n_segments;
-    e->start = malloc((n + 1) * sizeof(*e->start));
+    if (m->seg_start_us == NULL)
+        e->own_start = malloc((n + 1) * sizeof(*e->own_start));
+    e->start = m->seg_start_us != NULL ? m->seg_start_us : e->own_start;
     e->segs = calloc(n, sizeof(*e->segs));
     e->held = calloc(m->n_rungs, (n + 7) / 8);
     if (e->start == NULL || e->segs == NULL || e->held == NULL) {
         pc_engine_free(e);
         return PC_ENOMEM;
     }
-    e->start[0] = 0;
-    for (size_t i = 0; i < n; i++)
-        e->start[i + 1] = e->start[i] + m->seg_dur_us[i];
+    if (e->own_start != NULL) {
+        e->own_start[0] = 0;
+        for (size_t i = 0; i < n; i++)
+            e->own_start[i + 1] = e->own_start[i] + m->seg_dur_us[i];
+    }
     pc_rng_init(&e->rng, c->seed);
     pc_player_init(&e->player, e->start[n], c->start_buffer_us, c->resume_buffer_us);
     uint32_t bw[PC_RUNGS_MAX];
@@ -1054,7 +1062,7 @@ void pc_engine_free(pc_engine *e)
     free(e->x);
     free(e->banned);
     pc_upload_clear(&e->up);
-    free(e->start);
+    free(e->own_start);
     free(e->segs);
     free(e->held);
     free(e->q);

@@ -54,6 +54,10 @@ typedef struct pc_media_rung {
 typedef struct pc_media {
     uint32_t n_rungs, n_segments;
     const uint32_t *seg_dur_us;    /* n_segments, shared by every rung (segments align) */
+    /* Optional: n_segments + 1 content start times, 0 then the running sum of seg_dur_us (pc_engine_new
+     * checks it). Engines of one media then share it instead of each computing its own copy; the
+     * simulator's thousands of engines per video read it from the cache. NULL: each engine has its own. */
+    const uint64_t *seg_start_us;
     pc_media_rung rung[PC_RUNGS_MAX];
 } pc_media;
 

@@ -590,6 +590,21 @@ static void bad_media_is_refused(void **state)
     wm.m.n_segments = 0;
     assert_int_equal(pc_engine_new(&wm.m, &c, &e), PC_EINVAL);
     assert_null(e);
+    /* shared start times must be the running sum of the durations from 0 */
+    uint64_t start[6] = {0, 4000000, 8000000, 12000000, 16000000, 20000000};
+    w_media_init(&wm, 5, 4, 2, ladder);
+    wm.m.seg_start_us = start;
+    assert_int_equal(pc_engine_new(&wm.m, &c, &e), 0);
+    assert_int_equal(pc_engine_buffer(e), 0);
+    pc_engine_free(e);
+    e = NULL;
+    start[3] = 12000001;
+    assert_int_equal(pc_engine_new(&wm.m, &c, &e), PC_EINVAL);
+    start[3] = 12000000;
+    for (int i = 0; i < 6; i++) /* consistent steps, but not from 0 */
+        start[i] += 1;
+    assert_int_equal(pc_engine_new(&wm.m, &c, &e), PC_EINVAL);
+    assert_null(e);
 }
 
 /* pc_engine_held_run lists exactly the segments pc_engine_holds says are held, as maximal runs */
