@@ -190,9 +190,7 @@ static int make_videos(const sim_scenario *sc, uint64_t seed, video **out, uint8
         vd->m.n_rungs = sc->n_rungs;
         vd->m.n_segments = n;
         vd->m.seg_dur_us = vd->dur;
-        vd->start[0] = 0;
-        for (uint32_t i = 0; i < n; i++)
-            vd->start[i + 1] = vd->start[i] + vd->dur[i];
+        pc_media_start_times(vd->dur, n, vd->start);
         vd->m.seg_start_us = vd->start;
         for (uint32_t q = 0; q < sc->n_rungs; q++) {
             vd->m.rung[q].bandwidth = sc->ladder_kbps[q] * 1000;
@@ -1033,6 +1031,12 @@ static void progress_bar(FILE *out, sim_mode mode, uint64_t now, uint64_t end, u
     fflush(out);
 }
 
+/* Events whose id is a viewer (an arrival's is its place in the arrival list). */
+static int names_viewer(uint32_t kind)
+{
+    return kind == EV_ENGINE || kind == EV_ANNOUNCE || kind == EV_LEAVE || kind == EV_DEPART || kind == EV_SEEK;
+}
+
 /* Cache hints for the events due next (the run is bound by memory latency: most events wake a viewer
  * nothing touched for a while). Each pop requests the viewer or flow of the next few events, and, for
  * the very next one, whose viewer or flow was requested a pop earlier, the lines one step further on. */
@@ -1043,7 +1047,7 @@ static void prefetch_ahead(const world *w)
     for (size_t k = 0; k < n; k++) {
         if (a[k].kind == EV_FLOW)
             __builtin_prefetch(&w->flows[a[k].id]);
-        else if (a[k].kind <= EV_SEEK && a[k].kind != EV_ARRIVE && a[k].id < w->nv)
+        else if (names_viewer(a[k].kind) && a[k].id < w->nv)
             __builtin_prefetch(&w->v[a[k].id]);
     }
     if (n == 0)

@@ -992,6 +992,13 @@ static void step(pc_engine *e, uint64_t now)
 
 /* ---- lifecycle ---- */
 
+void pc_media_start_times(const uint32_t *seg_dur_us, uint32_t n, uint64_t *out)
+{
+    out[0] = 0;
+    for (uint32_t i = 0; i < n; i++)
+        out[i + 1] = out[i] + seg_dur_us[i];
+}
+
 int pc_engine_new(const pc_media *m, const pc_engine_config *c, pc_engine **out)
 {
     *out = NULL;
@@ -1030,11 +1037,8 @@ int pc_engine_new(const pc_media *m, const pc_engine_config *c, pc_engine **out)
         pc_engine_free(e);
         return PC_ENOMEM;
     }
-    if (e->own_start != NULL) {
-        e->own_start[0] = 0;
-        for (size_t i = 0; i < n; i++)
-            e->own_start[i + 1] = e->own_start[i] + m->seg_dur_us[i];
-    }
+    if (e->own_start != NULL)
+        pc_media_start_times(m->seg_dur_us, m->n_segments, e->own_start);
     pc_rng_init(&e->rng, c->seed);
     pc_player_init(&e->player, e->start[n], c->start_buffer_us, c->resume_buffer_us);
     uint32_t bw[PC_RUNGS_MAX];

@@ -61,6 +61,9 @@ typedef struct pc_media {
     pc_media_rung rung[PC_RUNGS_MAX];
 } pc_media;
 
+/* Fills |out| (n + 1 entries) with the start times seg_start_us expects: 0, then the running sum. */
+void pc_media_start_times(const uint32_t *seg_dur_us, uint32_t n, uint64_t *out);
+
 typedef struct pc_engine_config {
     uint64_t seed;
     uint64_t startup_cdn_us;   /* 8 s */
@@ -175,9 +178,10 @@ void pc_engine_peer_rtt(pc_engine *e, uint32_t peer, uint64_t rtt_us);
  * pc_engine_prefetch_have, then pc_engine_peer_have, so the cache misses of all the engines overlap
  * instead of following one another. They change nothing and may be skipped. */
 void pc_engine_prefetch_index(const pc_engine *e, uint32_t peer);
-/* Likewise for a caller about to hand |e| an event: requests the engine's own lines. */
-void pc_engine_prefetch(const pc_engine *e);
 void pc_engine_prefetch_have(const pc_engine *e, uint32_t peer, uint32_t rung, uint32_t segment);
+/* Likewise for a caller about to hand |e| an event: requests the engine's lines after its first (which
+ * the caller touched, or requested itself). */
+void pc_engine_prefetch(const pc_engine *e);
 
 /* Transfers: |bytes| more arrived (in order, from the current offset). */
 void pc_engine_on_data(pc_engine *e, uint64_t transfer, uint32_t bytes, uint64_t now);
