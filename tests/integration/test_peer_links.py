@@ -4,14 +4,18 @@ implementation of the peer-link protocol (docs/protocol.md) that completes a han
 verified segment, connections with no ticket, a forged ticket, another video's ticket or a stolen one
 refused, ffmpeg decoding a whole video through the local HLS endpoint, a malicious peer banned without
 any of its bytes reaching the player, and a swarm with upload caps below the bitrate that loses the
-tracker and half its viewers mid-stream and still plays without a stall."""
+tracker and half its viewers mid-stream and still plays without a stall; a viewer whose links are all
+taken asks the tracker for no peers."""
 import base64
 import hashlib
+import http.server
 import json
 import os
 import socket
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -218,6 +222,63 @@ def test_connections_without_a_valid_ticket_are_refused(s):
     link.sock.close()
 
 
+class AnnounceRecorder:
+    """An HTTP proxy in front of the real tracker that keeps the JSON body of every announce."""
+
+    def __init__(self, s, tracker_url):
+        rec = self.bodies = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.path.endswith("/announce"):
+                    rec.append(json.loads(body))
+                req = urllib.request.Request(tracker_url + self.path, data=body, method="POST",
+                                             headers={"Content-Type": self.headers.get("Content-Type", "")})
+                try:
+                    with urllib.request.urlopen(req, timeout=15) as r:
+                        code, out = r.status, r.read()
+                except urllib.error.HTTPError as e:
+                    code, out = e.code, e.read()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        s.cleanups.append(self.srv.shutdown)
+
+
+def test_a_viewer_with_every_link_taken_asks_for_no_peers(s):
+    # docs/peer.md: while all --max-links links are taken the announce carries numwant 0 (it would dial
+    # none of them); with links free, 30. A viewer limited to one link and one with the default 24 play
+    # side by side next to two seeders, each announcing every 2 s through a proxy that records them.
+    setup_video(s)
+    t, o, vid = st["t"], st["o"], st["vid"]
+    seeders = [Peer(s, o, vid, "--up-kbps", "20000", mode="seed", name="nwseed%d" % k) for k in range(2)]
+    one, many = AnnounceRecorder(s, t.url), AnnounceRecorder(s, t.url)
+    full = Peer(s, o, vid, "--tracker", one.url, "--max-links", "1", "--rng-seed", "31", name="onelink")
+    free = Peer(s, o, vid, "--tracker", many.url, "--rng-seed", "32", name="manylinks")
+    reports = [full.wait(120), free.wait(120)]
+    for sd in seeders:
+        sd.stop()
+    for name, rec, r in (("one link", one, reports[0]), ("24 links", many, reports[1])):
+        print("# %s: numwant of each announce: %s; p2p bytes %d" % (
+            name, " ".join("%s:%d" % (b.get("event", "-")[:1] or "-", b["numwant"]) for b in rec.bodies), r["bytes_p2p"]))
+        check(len(rec.bodies) >= 4, "%s: the viewer announced through the proxy (%d)" % (name, len(rec.bodies)))
+        eq(rec.bodies[0].get("event"), "started", "%s: the first announce" % name)
+        eq(rec.bodies[0]["numwant"], 30, "%s: the first announce, with no link yet, asks for peers" % name)
+        check(r["bytes_p2p"] > 0, "%s: the viewer fetched from a seeder" % name)
+    check(any(b["numwant"] == 0 for b in one.bodies[1:]), "with its one link taken the viewer asks for no peers")
+    check(all(b["numwant"] == 30 for b in many.bodies), "with links free the viewer always asks for peers")
+
+
 def test_bad_usage_and_an_unsigned_manifest_fail_with_one_line(s):
     setup_video(s)
     o, vid = st["o"], st["vid"]
@@ -349,6 +410,7 @@ def test_a_download_cap_paces_peer_links_and_the_cdn(s):
 if __name__ == "__main__":
     S.run([test_a_python_peer_written_from_the_spec_fetches_a_verified_segment,
            test_connections_without_a_valid_ticket_are_refused,
+           test_a_viewer_with_every_link_taken_asks_for_no_peers,
            test_bad_usage_and_an_unsigned_manifest_fail_with_one_line,
            test_without_a_tracker_the_peer_plays_from_the_cdn_alone,
            test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
