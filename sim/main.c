@@ -114,6 +114,7 @@ static int cmd_compare(int argc, char **argv)
         {"stalls_per_viewer_hour", NULL, "stalls / viewer-hour", 1, 2, "", ""},
         {"mean_bitrate_kbps", NULL, "mean bitrate", 1, 0, " kbit/s", " kbit/s"},
         {"rung_switches", NULL, "rung switches", 1, 0, "", ""},
+        {"tracker", "announces_per_s", "tracker announces", 1, 2, "/s", "/s"},
     };
     const char *sa = json_string_value(json_object_get(a, "scenario")), *sb = json_string_value(json_object_get(b, "scenario"));
     printf("%-22s %22s %22s %14s\n", "", ka, kb, "B - A");

@@ -98,6 +98,7 @@ typedef struct world {
     sim_sample *ts;
     uint32_t nts, cts;
     uint64_t events, engine_calls;
+    uint64_t announces, peer_lists, numwant0; /* what the tracker heard and did */
     int oom;
     uint32_t trace;               /* PEERCDN_SIM_TRACE=viewer: its actions on stderr (development aid) */
     FILE *progress;               /* a single world draws its own progress bar */
@@ -731,8 +732,11 @@ static void announce(world *w, uint32_t vi, int event)
     uint32_t self = PC_NONE;
     if (pc_registry_announce(w->reg, &an, pc_locality_net(an.addr), w->now, &self) != 0 || self == PC_NONE)
         return;
+    w->announces++;
+    w->numwant0 += an.numwant == 0;
     if (v->state != V_WATCHING || an.numwant == 0)
         return;
+    w->peer_lists++;
     uint32_t picked[PC_NUMWANT_MAX];
     size_t n = pc_select_peers(w->reg, self, an.need, an.numwant, PC_SELECT_SCAN_DEFAULT, w->now,
                                 &w->videos[v->video].sel, picked);
@@ -1379,9 +1383,13 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
             out->bytes_up += ws[p].total_up;
             out->events += ws[p].events;
             out->engine_calls += ws[p].engine_calls;
+            out->announces += ws[p].announces;
+            out->peer_lists += ws[p].peer_lists;
+            out->numwant0 += ws[p].numwant0;
         }
         out->viewers = nv;
         out->threads = parts;
+        out->tracker_counted = 1;
         rc = bound(ws, parts, out);
         if (progress != NULL)
             progress_bar(progress, mode, end, end, 0, 0, 1);

@@ -137,6 +137,33 @@ def test_outputs_read_well(s):
         check(len([e for e in root.iter() if e.tag.endswith("polyline")]) >= 1, svg + " has a plotted line")
 
 
+def test_the_tracker_load_is_reported(s):
+    # summary.json's tracker block: every announce counted, a peer search only for watchers that have a
+    # link free; a viewer whose max_neighbours links are all taken asks for no peers (docs/sim.md)
+    sc = json.load(open(os.path.join(SCEN, "test-surplus.json")))
+    got = {}
+    for nb in (3, 256):
+        sc["tracker"]["max_neighbours"] = nb
+        path = os.path.join(S.tmp, "tracker-%d.json" % nb)
+        json.dump(sc, open(path, "w"))
+        out = os.path.join(S.tmp, "tracker-%d" % nb)
+        sim("run", path, "--out", out, "--quiet")
+        got[nb] = json.load(open(os.path.join(out, "summary.json")))
+    for nb, summ in got.items():
+        t = summ["tracker"]
+        print("# max_neighbours %d: %r, offload %.3f" % (nb, t, summ["offload"]))
+        check(t["announces"] >= summ["viewers"], "max_neighbours %d: every viewer announced at least once" % nb)
+        check(t["peer_lists"] + t["numwant_0"] <= t["announces"], "max_neighbours %d: searches and numwant 0 "
+              "are announces" % nb)
+        check(abs(t["announces_per_s"] * summ["simulated_s"] - t["announces"]) < 1e-6 * t["announces"],
+              "announces per second over the simulated time")
+    eq(got[256]["tracker"]["numwant_0"], 0, "with 256 links a viewer never has them all taken")
+    check(got[3]["tracker"]["numwant_0"] > 0, "with 3 links a viewer often has them all taken")
+    check(got[3]["tracker"]["peer_lists"] < got[256]["tracker"]["peer_lists"], "and the tracker searches less")
+    cdn = compare("surplus")["cdn-only"]
+    eq(cdn["tracker"]["announces"], 0, "CDN-only viewers do not announce")
+
+
 def test_bad_scenarios_are_refused_with_one_line(s):
     bad = {"syntax": "{", "unknown": '{"nope": 1}', "range": '{"duration_s": -5}',
            "dist": '{"viewers": {"up_kbps": {"dist": "zipf"}}}', "ladder": '{"media": {"ladder_kbps": [2000, 400]}}',
@@ -170,4 +197,5 @@ def test_operator_scenarios_parse_and_run_briefly(s):
 
 S.run([test_surplus_offload_reaches_the_bound, test_deficit_offload_reaches_the_bound,
        test_hybrid_is_no_worse_than_cdn_only, test_p2p_only_stalls_where_hybrid_does_not, test_same_seed_same_summary,
-       test_threads_do_not_change_the_results, test_outputs_read_well, test_bad_scenarios_are_refused_with_one_line, test_operator_scenarios_parse_and_run_briefly])
+       test_threads_do_not_change_the_results, test_outputs_read_well, test_the_tracker_load_is_reported,
+       test_bad_scenarios_are_refused_with_one_line, test_operator_scenarios_parse_and_run_briefly])
