@@ -106,8 +106,9 @@ json_t *sim_summary(const sim_scenario *sc, uint64_t seed, const sim_result *r)
     json_object_set_new(b, "cdn_copies_bytes", real(r->cdn_needed_bytes));
     json_object_set_new(b, "usable_upload_bytes", real(r->usable_upload_bytes));
     json_object_set_new(s, "bound", b);
-    if (r->tracker_counted) {
-        /* the tracker's load, for sizing it: announces per second, and how many needed a peer search */
+    if (r->kind == NULL) {
+        /* a simulation's tracker load, for sizing it: announces per second, and how many needed a peer
+         * search (an emulation's tracker reports its own /stats, in emulation.json) */
         json_t *t = json_object();
         json_object_set_new(t, "announces", json_integer((json_int_t)r->announces));
         json_object_set_new(t, "announces_per_s", real(sc->duration_s > 0 ? (double)r->announces / sc->duration_s : 0));

@@ -1389,7 +1389,6 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
         }
         out->viewers = nv;
         out->threads = parts;
-        out->tracker_counted = 1;
         rc = bound(ws, parts, out);
         if (progress != NULL)
             progress_bar(progress, mode, end, end, 0, 0, 1);

@@ -39,8 +39,7 @@ typedef struct sim_result {
     uint64_t bytes_cdn, bytes_p2p, bytes_up;
     double offload_bound, cdn_needed_bytes, usable_upload_bytes, demand_bytes;
     uint64_t events, engine_calls;
-    int tracker_counted;                /* the three below are known (a simulation; not an emulation) */
-    uint64_t announces;                 /* announces the tracker accepted */
+    uint64_t announces;                 /* announces the tracker accepted (a simulation's; not an emulation's) */
     uint64_t peer_lists;                /* ... that it answered with a peer search (watchers asking for peers) */
     uint64_t numwant0;                  /* ... that asked for no peers: every link of the viewer was taken */
     uint32_t threads;                   /* worlds the run was split into */
