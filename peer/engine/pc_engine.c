@@ -90,6 +90,7 @@ struct pc_engine {
     /* Slots that can take a request (used, a free request slot, not backing off), kept up to date as
      * transfers start and end; the ones backing off are looked at again at each pass. */
     uint64_t freem[PC_ENGINE_PEERS_MAX / 64], busym[PC_ENGINE_PEERS_MAX / 64];
+    uint64_t busy_min;            /* no slot in busym stops backing off before this (a lower bound) */
     uint32_t *banned;             /* up to PC_ENGINE_PEERS_MAX handles, grown on demand */
     size_t nbanned, cbanned;
     double cdn_rate;              /* bytes/s */
@@ -337,6 +338,8 @@ static void peer_update_free(pc_engine *e, uint32_t k)
     int can = p->used && !busy && p->inflight < e->cfg.peer_inflight;
     e->freem[k / 64] = can ? e->freem[k / 64] | bit : e->freem[k / 64] & ~bit;
     e->busym[k / 64] = busy ? e->busym[k / 64] | bit : e->busym[k / 64] & ~bit;
+    if (busy && p->busy_until < e->busy_min)
+        e->busy_min = p->busy_until;
 }
 
 static uint64_t stall_timeout(const epeer *p)
@@ -486,6 +489,11 @@ static double eta(const pc_engine *e, uint32_t src, double bytes)
 /* The peers that can take a request now (a free slot, not recently busy); refreshed at each pass. */
 static void refresh_free(pc_engine *e)
 {
+    /* only the end of a backoff changes with time (the rest is updated as it changes), and each busy
+     * slot's peer record is a cache line of its own: not read again before the earliest end */
+    if (e->now < e->busy_min)
+        return;
+    e->busy_min = UINT64_MAX;
     for (uint32_t w = 0; w < e->hw; w++)
         for (uint64_t m = e->busym[w]; m != 0; m &= m - 1)
             peer_update_free(e, w * 64 + (uint32_t)__builtin_ctzll(m));
@@ -495,6 +503,16 @@ static int any_free(const pc_engine *e)
 {
     for (uint32_t w = 0; w < e->hw; w++)
         if (e->freem[w] != 0)
+            return 1;
+    return 0;
+}
+
+/* Whether a peer that can take a request now holds (rung, i). */
+static int free_holder(const pc_engine *e, uint32_t rung, uint32_t i)
+{
+    const uint64_t *h = e->hw > 0 ? holders_of(e, rung, i) : NULL;
+    for (uint32_t w = 0; w < e->hw; w++)
+        if (h[w] & e->freem[w])
             return 1;
     return 0;
 }
@@ -879,6 +897,7 @@ static void schedule(pc_engine *e, uint64_t now)
     int waiting = e->player.state == PC_PLAYER_STARTING || e->player.state == PC_PLAYER_SEEKING;
     cand cands[256];
     size_t nc = 0;
+    int wanted = 0;
     for (uint32_t i = first; i < n; i++) {
         uint64_t ahead = ahead_of(e, i);
         if (ahead >= e->cfg.prefetch_us)
@@ -915,11 +934,14 @@ static void schedule(pc_engine *e, uint64_t now)
                 start_xfer(e, pk, r, i, 0, now);
             continue;
         }
-        if (nc < sizeof(cands) / sizeof(cands[0]))
+        /* peers could take it; but only one with a free request slot can now, and none of the urgent
+         * segments (all before this one) takes a slot after this, so the others need no ranking */
+        wanted = 1;
+        if (nc < sizeof(cands) / sizeof(cands[0]) && free_holder(e, r, i))
             cands[nc++] = (cand){.i = i, .rarity = avail(e, r, i),
                                  .bucket = ahead / e->cfg.rarest_bucket_us};
     }
-    e->p2p_wanted = nc > 0 && !e->cfg.cdn_only;
+    e->p2p_wanted = wanted && !e->cfg.cdn_only;
     if (nc == 0 || e->cfg.cdn_only)
         return;
     /* insertion sort: the candidates come in segment order, so their buckets already ascend and only
