@@ -1,6 +1,7 @@
 /* The peer engine; see pc_engine.h and docs/engine.md. */
 #include "pc_engine.h"
 
+#include <endian.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -898,8 +899,9 @@ static void schedule(pc_engine *e, uint64_t now)
     cand cands[256];
     size_t nc = 0;
     int wanted = 0;
+    uint64_t uw = urgent_us(e); /* neither it nor pos changes during the pass */
     for (uint32_t i = first; i < n; i++) {
-        uint64_t ahead = ahead_of(e, i);
+        uint64_t ahead = e->start[i] > pos ? e->start[i] - pos : 0; /* ahead_of(e, i) */
         if (ahead >= e->cfg.prefetch_us)
             break;
         seg *s = &e->segs[i];
@@ -915,7 +917,7 @@ static void schedule(pc_engine *e, uint64_t now)
         }
         if (waiting)
             break;
-        if (ahead < urgent_us(e)) {
+        if (ahead < uw) {
             double peta = 0;
             uint32_t pk = e->cfg.cdn_only ? PC_SRC_CDN : best_peer(e, r, i, bytes, &peta);
             if (e->cfg.p2p_only) {
@@ -1630,8 +1632,13 @@ static uint32_t held_scan(const uint8_t *b, uint32_t i, uint32_t n, int want)
     while (i < n) {
         uint64_t w = 0;
         uint32_t base = i & ~63u, bytes = (n - base + 7) / 8;
-        for (uint32_t k = 0; k < bytes && k < 8; k++) /* bit k of w is segment base + k */
-            w |= (uint64_t)b[base / 8 + k] << (8 * k);
+        if (bytes >= 8) { /* bit k of w is segment base + k: the bitmap's bytes, little-endian */
+            memcpy(&w, b + base / 8, 8);
+            w = le64toh(w);
+        } else {
+            for (uint32_t k = 0; k < bytes; k++)
+                w |= (uint64_t)b[base / 8 + k] << (8 * k);
+        }
         if (!want)
             w = ~w;
         w &= ~0ull << (i - base);
