@@ -126,6 +126,19 @@ static void save_state(struct up *u)
     free(text);
 }
 
+/* The parts cover the file exactly: each begins where the one before ends, none is empty (a state file
+ * edited or corrupted otherwise would upload a truncated or padded copy). */
+static int parts_tile(const struct up *u)
+{
+    int64_t at = 0;
+    for (int i = 0; i < u->nparts; i++) {
+        if (u->parts[i].start != at || u->parts[i].length <= 0 || u->parts[i].length > u->size - at)
+            return 0;
+        at += u->parts[i].length;
+    }
+    return at == u->size;
+}
+
 static int load_state(struct up *u)
 {
     char *text = NULL;
@@ -151,6 +164,16 @@ static int load_state(struct up *u)
             u->parts[i].length = pc_json_int(p, "length", 0);
             const char *url = pc_json_str(p, "url");
             u->parts[i].url = url != NULL ? strdup(url) : NULL;
+        }
+        ok = parts_tile(u);
+        if (!ok) { /* not a state this client wrote for this file: start over */
+            for (int i = 0; i < u->nparts; i++) {
+                free(u->parts[i].url);
+                u->parts[i].url = NULL;
+            }
+            free(u->create_url);
+            u->create_url = NULL;
+            u->nparts = 0;
         }
     } else {
         ok = 0;

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """peercdn-origin upload: parallel partial uploads joined by concatenation, resume after an
 interruption (HEAD offsets), a progress bar on a terminal, and one-line errors."""
+import json
 import os
 import pty
 import re
@@ -66,6 +67,33 @@ def test_resume_after_interruption(s):
         check(f.read() == g.read(), "identical bytes after resume")
 
 
+def test_a_state_that_does_not_cover_the_file_starts_over(s):
+    """A state file whose parts do not tile the file (edited, or another tool's) is not resumed: a copy
+    of 10 bytes, or of overlapping parts, would be uploaded and reported as a success."""
+    o = st["o"]
+    src = big_file()
+    size = os.path.getsize(src)
+    for name, parts in (("short", [(0, 10)]), ("overlap", [(0, size // 2 + 100), (size // 2, size - size // 2)]),
+                        ("negative", [(-5, size + 5)])):
+        state = os.path.join(s.tmp, "s6-%s.json" % name)
+        rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--parallel", "2", "--chunk-mb", "1",
+                           "--no-progress", "--state", state, env={"PEERCDN_FAULT_UPLOAD_STOP_AFTER": "1"})
+        eq(rc, 130, "interrupted run (%s)" % err)
+        with open(state) as f:
+            saved = json.load(f)
+        saved["parts"] = [dict(saved["parts"][0], start=a, length=n) for a, n in parts]
+        with open(state, "w") as f:
+            json.dump(saved, f)
+        rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--parallel", "2", "--chunk-mb", "1",
+                           "--no-progress", "--state", state)
+        eq(rc, 0, "%s: run (%s)" % (name, err))
+        check("resuming" not in err, "%s: not resumed: %r" % (name, err))
+        vid = out.strip()
+        o.ready(vid)
+        with open(os.path.join(o.data, "originals", vid), "rb") as f, open(src, "rb") as g:
+            check(f.read() == g.read(), "%s: identical bytes" % name)
+
+
 def test_progress_bar_on_a_terminal(s):
     o = st["o"]
     src = big_file()
@@ -117,5 +145,6 @@ def test_errors_are_one_line_and_nonzero(s):
     check(b"serve" in p.stdout and b"upload" in p.stdout, "help text")
 
 
-S.run([test_parallel_upload_prints_the_video_id, test_resume_after_interruption, test_progress_bar_on_a_terminal,
+S.run([test_parallel_upload_prints_the_video_id, test_resume_after_interruption,
+       test_a_state_that_does_not_cover_the_file_starts_over, test_progress_bar_on_a_terminal,
        test_errors_are_one_line_and_nonzero])
