@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <math.h>
 
 #include <curl/curl.h>
 
@@ -45,10 +47,21 @@ void pc_cli_usage(const char *fmt, ...)
 
 double pc_cli_num(const char *s, const char *what, double min, double max)
 {
+    /* decimal only: strtod would also take hex ("0x10"), "inf", "nan" and leading blanks */
+    if (s[strspn(s, "0123456789.eE+-")] != '\0')
+        pc_cli_usage("bad value for %s: '%s'", what, s);
     char *end = NULL;
     double v = strtod(s, &end);
     if (end == s || *end != '\0' || !(v >= min && v <= max))
-        pc_cli_usage("bad value for %s: '%s'", what, s);
+        pc_cli_usage("bad value for %s: '%s' (%g to %g)", what, s, min, max);
+    return v;
+}
+
+double pc_cli_int(const char *s, const char *what, double min, double max)
+{
+    double v = pc_cli_num(s, what, min, max);
+    if (v != floor(v))
+        pc_cli_usage("bad value for %s: '%s' (a whole number)", what, s);
     return v;
 }
 

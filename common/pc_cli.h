@@ -15,6 +15,8 @@ int pc_cli_start_libraries(void);
 __attribute__((noreturn, format(printf, 1, 2))) void pc_cli_usage(const char *fmt, ...);
 /* A number in [min, max], or a usage error naming |what|. */
 double pc_cli_num(const char *s, const char *what, double min, double max);
+/* The same for a whole number (1.5 is refused, not truncated). */
+double pc_cli_int(const char *s, const char *what, double min, double max);
 /* --log-level VALUE, or a usage error. */
 void pc_cli_log_level(const char *s);
 

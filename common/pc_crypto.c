@@ -72,7 +72,17 @@ int pc_ed25519_load_or_create(const char *path, uint8_t pk[PC_ED25519_PK_LEN], u
     }
     if (r != 0)
         return r;
-    crypto_sign_ed25519_sk_to_pk(pk, sk);
+    /* libsodium's secret key is the seed then the public key: a file whose second half is not the seed's
+     * public key would publish a key that verifies nothing signed with the first */
+    uint8_t pk2[PC_ED25519_PK_LEN], sk2[PC_ED25519_SK_LEN];
+    crypto_sign_seed_keypair(pk2, sk2, sk);
+    int same = sodium_memcmp(sk2, sk, PC_ED25519_SK_LEN) == 0;
+    sodium_memzero(sk2, sizeof(sk2));
+    if (!same) {
+        sodium_memzero(sk, PC_ED25519_SK_LEN);
+        return PC_EPARSE;
+    }
+    memcpy(pk, pk2, PC_ED25519_PK_LEN);
     return 0;
 }
 

@@ -2,6 +2,8 @@
 #include "pc_error.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 const char *pc_strerror(int err)
 {
@@ -67,4 +69,19 @@ int pc_err_from_errno(int errnum)
     default:
         return PC_EIO;
     }
+}
+
+static _Thread_local char detail[512];
+
+const char *pc_err_detail(void)
+{
+    return detail;
+}
+
+void pc_err_detail_set(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
 }

@@ -58,4 +58,10 @@ const char *pc_err_name(int err);
 /* Maps a POSIX errno value (positive) to the closest PC_E* code. Cannot fail. */
 int pc_err_from_errno(int errnum);
 
+/* Why the last call that failed on this thread failed, in words (the path, the OS's or SQLite's
+ * reason), for a caller that reports the failure on one line; "" if none was recorded. Set by the
+ * start-up calls that fail on bad input (pc_sqlite_open, pc_http_server_listen). */
+const char *pc_err_detail(void);
+__attribute__((format(printf, 1, 2))) void pc_err_detail_set(const char *fmt, ...);
+
 #endif

@@ -26,27 +26,47 @@ int pc_mkdirs(const char *path)
     return 0;
 }
 
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return pc_err_from_errno(errno);
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
 int pc_write_file(const char *path, const void *data, size_t len)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        /* a device, a pipe or a terminal (--report /dev/stdout): written into, never replaced */
+        if (S_ISDIR(st.st_mode))
+            return PC_EINVAL;
+        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        if (fd < 0)
+            return pc_err_from_errno(errno);
+        int r = write_all(fd, data, len);
+        if (close(fd) != 0 && r == 0)
+            r = pc_err_from_errno(errno);
+        return r;
+    }
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return pc_err_from_errno(errno);
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return pc_err_from_errno(e);
-        }
-        p += w;
-        left -= (size_t)w;
+    int r = write_all(fd, data, len);
+    if (r != 0) {
+        close(fd);
+        unlink(tmp);
+        return r;
     }
     if (close(fd) != 0 || rename(tmp, path) != 0) {
         int e = errno;

@@ -181,6 +181,7 @@ int pc_hostport_parse(const char *hostport, struct sockaddr_storage *ss)
 
 int pc_http_server_listen(pc_http_server *srv, const char *hostport, char *bound, size_t boundlen)
 {
+    pc_err_detail_set("%s", "not IP:PORT (IPv6 in brackets)");
     if (srv->nlisteners == MAX_LISTENERS)
         return PC_EINVAL;
     struct sockaddr_storage ss;
@@ -188,6 +189,7 @@ int pc_http_server_listen(pc_http_server *srv, const char *hostport, char *bound
     int r = pc_hostport_parse(hostport, &ss);
     if (r != 0)
         return r;
+    pc_err_detail_set("%s", "");
     if (!srv->ctx_ready) {
         h2o_context_init(&srv->ctx, srv->loop, &srv->globalconf);
         srv->accept_ctx.ctx = &srv->ctx;
@@ -206,7 +208,7 @@ int pc_http_server_listen(pc_http_server *srv, const char *hostport, char *bound
     srv->nlisteners++;
     srv->open_handles++;
     if ((r = uv_tcp_bind(l, (struct sockaddr *)&ss, 0)) != 0 || (r = uv_listen((uv_stream_t *)l, 1024, on_accept)) != 0) {
-        PC_LOGE("http", "cannot listen on %s: %s", hostport, uv_strerror(r));
+        pc_err_detail_set("%s", uv_strerror(r));
         return PC_EIO;
     }
     struct sockaddr_storage got;

@@ -26,24 +26,33 @@ int pc_sqlite_open(pc_sqlite *s, const char *path, const char *const *schema, si
 {
     s->h = NULL;
     s->depth = 0;
+    pc_err_detail_set("%s", "");
     if (path[0] != '\0' && strcmp(path, ":memory:") != 0) {
         /* a new database is private to its owner (the tracker's holds its signing key); SQLite gives the
          * -wal and -shm files the same mode */
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (fd < 0) {
-            PC_LOGE("db", "cannot open %s: %s", path, strerror(errno));
+            pc_err_detail_set("%s", strerror(errno));
             return PC_EDB;
         }
         close(fd);
     }
     if (sqlite3_open_v2(path, &s->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
-        PC_LOGE("db", "cannot open %s: %s", path, s->h != NULL ? sqlite3_errmsg(s->h) : "out of memory");
+        pc_err_detail_set("%s", s->h != NULL ? sqlite3_errmsg(s->h) : "out of memory");
         pc_sqlite_close(s);
         return PC_EDB;
     }
     sqlite3_busy_timeout(s->h, 5000);
-    int r = pc_sqlite_exec(s, "PRAGMA journal_mode=WAL");
+    /* the first statement reads the file: one that is not a database fails here, said by the caller */
+    char *err = NULL;
+    if (sqlite3_exec(s->h, "PRAGMA journal_mode=WAL", NULL, NULL, &err) != SQLITE_OK) {
+        pc_err_detail_set("%s", err != NULL ? err : sqlite3_errmsg(s->h));
+        sqlite3_free(err);
+        pc_sqlite_close(s);
+        return PC_EDB;
+    }
+    int r = 0;
     if (r == 0)
         r = pc_sqlite_exec(s, "PRAGMA synchronous=NORMAL");
     if (r == 0)

@@ -10,6 +10,8 @@
 
 #include "origin_main.h"
 #include "pc_cli.h"
+#include "pc_http_server.h"
+#include "pc_crypto.h"
 #include "pc_log.h"
 
 static const char usage[] =
@@ -44,6 +46,24 @@ static const char usage[] =
     "  --wait                  wait for processing and print the final state\n"
     "  --state FILE            resume state file (default ~/.cache/peercdn/uploads/...)\n"
     "  --no-progress           no progress bar even on a terminal\n";
+
+/* http:// or https:// followed by a host. */
+static int is_http_url(const char *u)
+{
+    size_t n = strncmp(u, "http://", 7) == 0 ? 7 : strncmp(u, "https://", 8) == 0 ? 8 : 0;
+    return n > 0 && u[n] != '\0' && u[n] != '/';
+}
+
+/* x264's preset names (x264.h's x264_preset_names): anything else fails only at the first encode. */
+static int x264_preset_known(const char *p)
+{
+    static const char *const names[] = {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
+                                        "slow", "slower", "veryslow", "placebo"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(p, names[i]) == 0)
+            return 1;
+    return 0;
+}
 
 static int cmd_serve(int argc, char **argv)
 {
@@ -94,16 +114,16 @@ static int cmd_serve(int argc, char **argv)
         case O_TRACKER: c.tracker_url = optarg; break;
         case O_TRACKER_KEY: c.tracker_key = optarg; break;
         case O_PUBLIC: c.public_url = optarg; break;
-        case O_WORKERS: c.workers = (int)pc_cli_num(optarg, "--workers", 1, 64); break;
+        case O_WORKERS: c.workers = (int)pc_cli_int(optarg, "--workers", 1, 64); break;
         case O_SEG: c.segment_seconds = pc_cli_num(optarg, "--segment-seconds", 2, 20); break;
         case O_PRESET: c.preset = optarg; break;
-        case O_X264T: c.x264_threads = (int)pc_cli_num(optarg, "--x264-threads", 1, 16); break;
+        case O_X264T: c.x264_threads = (int)pc_cli_int(optarg, "--x264-threads", 1, 16); break;
         case O_CRF: c.crf = pc_cli_num(optarg, "--crf", 0, 51); break;
-        case O_LEASE: c.lease_ms = (int64_t)(pc_cli_num(optarg, "--lease-seconds", 1, 3600) * 1000); break;
+        case O_LEASE: c.lease_ms = (int64_t)(pc_cli_int(optarg, "--lease-seconds", 1, 3600) * 1000); break;
         case O_SIGNED: c.signed_media = 1; break;
-        case O_CACHE: c.cache_mb = (int)pc_cli_num(optarg, "--cache-mb", 0, 1 << 20); break;
-        case O_MTTL: c.media_token_ttl_s = (int64_t)pc_cli_num(optarg, "--media-token-ttl", 1, 1e9); break;
-        case O_UTTL: c.upload_ttl_s = (int64_t)pc_cli_num(optarg, "--upload-ttl", 1, 1e9); break;
+        case O_CACHE: c.cache_mb = (int)pc_cli_int(optarg, "--cache-mb", 0, 1 << 20); break;
+        case O_MTTL: c.media_token_ttl_s = (int64_t)pc_cli_int(optarg, "--media-token-ttl", 1, 1e9); break;
+        case O_UTTL: c.upload_ttl_s = (int64_t)pc_cli_int(optarg, "--upload-ttl", 1, 1e9); break;
         case O_LOG: pc_cli_log_level(optarg); break;
         case O_HELP: fputs(usage, stdout); return 0;
         default:
@@ -114,13 +134,29 @@ static int cmd_serve(int argc, char **argv)
         pc_cli_usage("serve takes no positional arguments");
     if (c.data_dir == NULL || c.listen == NULL)
         pc_cli_usage("serve needs --data DIR and --listen HOST:PORT");
+    struct sockaddr_storage ss;
+    if (pc_hostport_parse(c.listen, &ss) != 0)
+        pc_cli_usage("--listen wants IP:PORT (IPv6 in brackets), not '%s'", c.listen);
+    if (c.data_dir[0] == '\0')
+        pc_cli_usage("--data wants a directory");
     if (c.upload_token == NULL || strlen(c.upload_token) < 8)
         pc_cli_usage("serve needs --upload-token TOKEN of at least 8 characters");
     int seg = (int)c.segment_seconds;
     if (seg != c.segment_seconds || seg % 2 != 0)
         pc_cli_usage("--segment-seconds must be an even whole number (segments hold whole 2-second GOPs)");
-    if (c.tracker_url != NULL && strncmp(c.tracker_url, "http://", 7) != 0 && strncmp(c.tracker_url, "https://", 8) != 0)
+    if (c.tracker_url != NULL && !is_http_url(c.tracker_url))
         pc_cli_usage("--tracker must be an http(s) URL");
+    if (c.public_url != NULL && !is_http_url(c.public_url))
+        pc_cli_usage("--public-url must be an http(s) URL");
+    if (c.tracker_key != NULL) {
+        uint8_t key[PC_ED25519_PK_LEN];
+        size_t n = 0;
+        if (pc_b64_decode(c.tracker_key, strlen(c.tracker_key), key, sizeof(key), &n, 0) != 0 || n != sizeof(key))
+            pc_cli_usage("--tracker-key must be the base64 of a 32-byte Ed25519 public key");
+    }
+    if (!x264_preset_known(c.preset))
+        pc_cli_usage("--preset takes one of x264's presets: ultrafast, superfast, veryfast, faster, fast, medium, "
+                     "slow, slower, veryslow, placebo");
     return pc_origin_serve(&c);
 }
 
@@ -152,11 +188,11 @@ static int cmd_upload(int argc, char **argv)
         case O_ORIGIN: u.origin = optarg; break;
         case O_TOKEN: u.token = optarg; break;
         case O_TITLE: u.title = optarg; break;
-        case O_PAR: u.parallel = (int)pc_cli_num(optarg, "--parallel", 1, 32); break;
+        case O_PAR: u.parallel = (int)pc_cli_int(optarg, "--parallel", 1, 32); break;
         case O_WAIT: u.wait = 1; break;
         case O_STATE: u.state = optarg; break;
         case O_NOPROG: u.progress = 0; break;
-        case O_CHUNK: u.chunk = (int64_t)pc_cli_num(optarg, "--chunk-mb", 1, 1024) << 20; break;
+        case O_CHUNK: u.chunk = (int64_t)pc_cli_int(optarg, "--chunk-mb", 1, 1024) << 20; break;
         case O_HELP: fputs(usage, stdout); return 0;
         default:
             pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
@@ -167,6 +203,8 @@ static int cmd_upload(int argc, char **argv)
     u.file = argv[optind];
     if (u.origin == NULL || u.token == NULL)
         pc_cli_usage("upload needs --origin URL and --token TOKEN");
+    if (!is_http_url(u.origin))
+        pc_cli_usage("--origin must be an http(s) URL");
     return pc_origin_upload(&u);
 }
 

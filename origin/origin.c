@@ -28,6 +28,7 @@
 
 #include "media.h"
 #include "pc_json.h"
+#include "pc_fs.h"
 #include "pc_log.h"
 #include "pipeline.h"
 
@@ -36,14 +37,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int mkdir_p(const char *path)
-{
-    if (mkdir(path, 0755) == 0 || errno == EEXIST)
-        return 0;
-    PC_LOGE("origin", "cannot create %s: %s", path, strerror(errno));
-    return PC_EIO;
 }
 
 static int utf8_valid(const char *s)
@@ -125,7 +118,8 @@ static void cleanup_dirs(pc_origin *o)
 {
     if (pc_rmtree(o->paths_trash) != 0)
         PC_LOGW("origin", "cannot empty %s", o->paths_trash);
-    mkdir_p(o->paths_trash);
+    if (pc_mkdirs(o->paths_trash) != 0)
+        PC_LOGW("origin", "cannot create %s", o->paths_trash);
     const char *dirs[] = {o->paths_media, o->paths_work};
     for (int i = 0; i < 2; i++) {
         DIR *d = opendir(dirs[i]);
@@ -170,14 +164,22 @@ int pc_origin_serve(const pc_origin_config *cfg)
     snprintf(o->paths_media, sizeof(o->paths_media), "%s/media", cfg->data_dir);
     snprintf(o->paths_trash, sizeof(o->paths_trash), "%s/trash", cfg->data_dir);
     snprintf(path, sizeof(path), "%s/keys", cfg->data_dir);
-    if (mkdir_p(cfg->data_dir) || mkdir_p(path) || mkdir_p(o->paths_uploads) || mkdir_p(o->paths_originals) ||
-        mkdir_p(o->paths_work) || mkdir_p(o->paths_media) || mkdir_p(o->paths_trash)) {
-        fprintf(stderr, "peercdn-origin: cannot create the data directory %s\n", cfg->data_dir);
-        goto out;
+    const char *dirs[] = {cfg->data_dir, path, o->paths_uploads, o->paths_originals, o->paths_work, o->paths_media,
+                          o->paths_trash};
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        int r = pc_mkdirs(dirs[i]);
+        if (r != 0) {
+            fprintf(stderr, "peercdn-origin: cannot create the data directory %s: %s\n", dirs[i], pc_strerror(r));
+            goto out;
+        }
     }
     snprintf(path, sizeof(path), "%s/.lock", cfg->data_dir);
     o->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (o->lock_fd < 0 || flock(o->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (o->lock_fd < 0) {
+        fprintf(stderr, "peercdn-origin: cannot create %s: %s\n", path, strerror(errno));
+        goto out;
+    }
+    if (flock(o->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         fprintf(stderr, "peercdn-origin: %s is in use by another origin process\n", cfg->data_dir);
         goto out;
     }
@@ -199,7 +201,7 @@ int pc_origin_serve(const pc_origin_config *cfg)
     }
     snprintf(path, sizeof(path), "%s/origin.db", cfg->data_dir);
     if ((r = pc_db_open(path, &o->db)) != 0) {
-        fprintf(stderr, "peercdn-origin: cannot open the database %s\n", path);
+        fprintf(stderr, "peercdn-origin: cannot open the database %s: %s\n", path, pc_err_detail());
         goto out;
     }
     cleanup_dirs(o);
@@ -245,7 +247,7 @@ int pc_origin_serve(const pc_origin_config *cfg)
     }
     char bound[80];
     if ((r = pc_http_server_listen(o->http, cfg->listen, bound, sizeof(bound))) != 0) {
-        fprintf(stderr, "peercdn-origin: cannot listen on %s\n", cfg->listen);
+        fprintf(stderr, "peercdn-origin: cannot listen on %s: %s\n", cfg->listen, pc_err_detail());
         goto out;
     }
     if ((r = pc_pipeline_start(o->pipeline)) != 0) {

@@ -21,6 +21,7 @@
 #include "pc_crypto.h"
 #include "pc_http_server.h"
 #include "pc_json.h"
+#include "pc_fs.h"
 #include "pc_log.h"
 
 #define NUMWANT 30 /* peers asked of the tracker while a link is free */
@@ -1086,18 +1087,23 @@ static int key_path(const client *c, char *out, size_t n)
  * pinned there (trust on first use). */
 static int origin_key(client *c)
 {
-    const char *b64 = c->cfg->origin_key;
+    const char *b64 = c->cfg->origin_key, *from = "--origin-key";
     char stored[128] = "";
     char path[1200];
-    if (b64 == NULL && c->cfg->state_dir != NULL && key_path(c, path, sizeof(path)) == 0) {
-        FILE *f = fopen(path, "r");
-        if (f != NULL) {
-            if (fgets(stored, sizeof(stored), f) != NULL) {
-                stored[strcspn(stored, "\r\n")] = '\0';
-                b64 = stored;
-            }
-            fclose(f);
+    int have_path = c->cfg->state_dir != NULL && key_path(c, path, sizeof(path)) == 0;
+    if (b64 == NULL && have_path) {
+        char *text = NULL;
+        size_t len = 0;
+        int r = pc_read_file(path, 1024, &text, &len);
+        if (r == 0) {
+            snprintf(stored, sizeof(stored), "%.*s", (int)strcspn(text, "\r\n"), text);
+            b64 = stored;
+            from = path;
+        } else if (r != PC_ENOENT) {
+            fprintf(stderr, "peercdn-peer: cannot read the pinned origin key %s: %s\n", path, pc_strerror(r));
+            return -1;
         }
+        free(text);
     }
     pc_buf body;
     if (b64 == NULL) {
@@ -1111,20 +1117,25 @@ static int origin_key(client *c)
         json_decref(o);
         pc_buf_clear(&body);
         b64 = stored;
-        if (stored[0] != '\0' && c->cfg->state_dir != NULL && key_path(c, path, sizeof(path)) == 0) {
-            mkdir(c->cfg->state_dir, 0700);
-            FILE *f = fopen(path, "wx");
-            if (f != NULL) {
-                fprintf(f, "%s\n", stored);
-                fclose(f);
-                PC_LOGI("peer", "pinned the origin key %s in %s", stored, path);
-            }
-        }
+        from = "the origin's /api/origin-key";
     }
     size_t kl = 0;
     if (pc_b64_decode(b64, strlen(b64), c->origin_pk, sizeof(c->origin_pk), &kl, 0) != 0 || kl != 32) {
-        fprintf(stderr, "peercdn-peer: the origin key is not base64 of 32 bytes\n");
+        fprintf(stderr, "peercdn-peer: the origin key from %s is not base64 of 32 bytes%s\n", from,
+                from == path ? " (delete the file to pin the origin's key again)" : "");
         return -1;
+    }
+    if (b64 == stored && from != path && have_path) {
+        /* trust on first use: written whole (a temporary file, then rename), so a crash never leaves an
+         * empty pin behind */
+        char line[160];
+        int n = snprintf(line, sizeof(line), "%s\n", stored);
+        mkdir(c->cfg->state_dir, 0700);
+        int r = pc_write_file(path, line, (size_t)n);
+        if (r == 0)
+            PC_LOGI("peer", "pinned the origin key %s in %s", stored, path);
+        else
+            PC_LOGW("peer", "cannot pin the origin key in %s: %s", path, pc_strerror(r));
     }
     return 0;
 }

@@ -321,7 +321,8 @@ int pc_hls_start(client *c, const char *hostport, char *bound, size_t boundlen)
     if (rc == 0)
         rc = pc_http_server_listen(h->srv, hostport, bound, boundlen);
     if (rc != 0) {
-        fprintf(stderr, "peercdn-peer: cannot listen on %s for HLS: %s\n", hostport, pc_strerror(rc));
+        fprintf(stderr, "peercdn-peer: cannot listen on %s for HLS: %s\n", hostport,
+                *pc_err_detail() != '\0' ? pc_err_detail() : pc_strerror(rc));
         return rc;
     }
     uv_timer_init(&c->loop, &h->timer);

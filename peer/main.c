@@ -1,4 +1,6 @@
 /* peercdn-peer: the viewer client (play) and the seeder (seed); see docs/peer.md. */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +10,7 @@
 
 #include "client.h"
 #include "pc_cli.h"
+#include "pc_http_server.h"
 #include "pc_ticket.h"
 
 static const char usage[] =
@@ -79,8 +82,8 @@ int main(int argc, char **argv)
         case O_TRACKER: cfg.tracker = optarg; break;
         case O_LISTEN: cfg.listen = optarg; break;
         case O_ANNOUNCE: cfg.announce_addr = optarg; break;
-        case O_UP: cfg.up_kbps = (uint64_t)pc_cli_num(optarg, "--up-kbps", 1, 100000000); break;
-        case O_DOWN: cfg.down_kbps = (uint64_t)pc_cli_num(optarg, "--down-kbps", 1, 100000000); break;
+        case O_UP: cfg.up_kbps = (uint64_t)pc_cli_int(optarg, "--up-kbps", 1, 100000000); break;
+        case O_DOWN: cfg.down_kbps = (uint64_t)pc_cli_int(optarg, "--down-kbps", 1, 100000000); break;
         case O_NOUP: cfg.no_upload = 1; break;
         case O_REND: cfg.rendition = optarg; break;
         case O_HLS: cfg.hls_listen = optarg; break;
@@ -90,9 +93,9 @@ int main(int argc, char **argv)
         case O_KEY: cfg.origin_key = optarg; break;
         case O_STATE: cfg.state_dir = optarg; break;
         case O_CACHE: cfg.cache_dir = optarg; break;
-        case O_MEM: cfg.mem_cap = (size_t)pc_cli_num(optarg, "--mem-cap", 16, 1 << 20) << 20; break;
-        case O_LINKS: cfg.max_links = (uint32_t)pc_cli_num(optarg, "--max-links", 1, 200); break;
-        case O_RNG: cfg.seed = (uint64_t)pc_cli_num(optarg, "--rng-seed", 1, 9007199254740992.0); break;
+        case O_MEM: cfg.mem_cap = (size_t)pc_cli_int(optarg, "--mem-cap", 16, 1 << 20) << 20; break;
+        case O_LINKS: cfg.max_links = (uint32_t)pc_cli_int(optarg, "--max-links", 1, 200); break;
+        case O_RNG: cfg.seed = (uint64_t)pc_cli_int(optarg, "--rng-seed", 1, 9007199254740992.0); break;
         case O_NOSTATUS: no_status = 1; break;
         case O_LOG: pc_cli_log_level(optarg); break;
         case O_HELP: fputs(usage, stdout); return 0;
@@ -109,6 +112,20 @@ int main(int argc, char **argv)
         pc_cli_usage("--origin wants an http:// or https:// URL");
     if (cfg.tracker != NULL && strncmp(cfg.tracker, "http://", 7) != 0 && strncmp(cfg.tracker, "https://", 8) != 0)
         pc_cli_usage("--tracker wants an http:// or https:// URL");
+    /* addresses are checked here, before anything is fetched: a bad one is a usage error, not a late one */
+    struct sockaddr_storage ss;
+    if (pc_hostport_parse(cfg.listen, &ss) != 0)
+        pc_cli_usage("--listen wants IP:PORT (IPv6 in brackets), not '%s'", cfg.listen);
+    if (cfg.hls_listen != NULL && pc_hostport_parse(cfg.hls_listen, &ss) != 0)
+        pc_cli_usage("--hls-listen wants IP:PORT (IPv6 in brackets), not '%s'", cfg.hls_listen);
+    unsigned char ip[16];
+    if (cfg.announce_addr != NULL && inet_pton(AF_INET, cfg.announce_addr, ip) != 1 &&
+        inet_pton(AF_INET6, cfg.announce_addr, ip) != 1)
+        pc_cli_usage("--announce-addr wants an IPv4 or IPv6 address, not '%s'", cfg.announce_addr);
+    struct stat dst;
+    if (cfg.state_dir != NULL && (cfg.state_dir[0] == '\0' || (mkdir(cfg.state_dir, 0700) != 0 && errno != EEXIST) ||
+                                  stat(cfg.state_dir, &dst) != 0 || !S_ISDIR(dst.st_mode)))
+        pc_cli_usage("--state-dir: '%s' is not a directory that can be created", cfg.state_dir);
     static char state[4096];
     if (cfg.state_dir == NULL) {
         const char *home = getenv("HOME");

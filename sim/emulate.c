@@ -1184,7 +1184,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
         case O_SEED: seed_s = optarg; break;
         case O_NET: network = optarg; break;
         case O_KEEP: keep = 1; break;
-        case O_MAX: max = (uint32_t)pc_cli_num(optarg, "--max-viewers", 1, EMU_VIEWERS_MAX); break;
+        case O_MAX: max = (uint32_t)pc_cli_int(optarg, "--max-viewers", 1, EMU_VIEWERS_MAX); break;
         case O_QUIET: quiet = 1; break;
         case O_HELP: fputs(usage_text, stdout); return 0;
         default: pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
@@ -1212,7 +1212,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     e.seed = e.sc.seed;
     if (seed_s != NULL && sim_seed_parse(seed_s, &e.seed) != 0) {
         sim_scenario_clear(&e.sc);
-        pc_cli_usage("--seed takes a non-negative integer");
+        pc_cli_usage("--seed takes an integer from 0 to 2^53 - 1");
     }
     const char *bad = NULL;
     if (e.sc.mode != SIM_MODE_HYBRID)

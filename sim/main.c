@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,11 +151,39 @@ static int parse_mode(const char *s, sim_mode *m)
     return 0;
 }
 
+/* A run larger than the machine's memory fails with "out of memory" (every allocation is checked) instead
+ * of swapping or being killed: the address space is limited to the physical memory. Not under the
+ * sanitizers, which reserve terabytes of address space for their shadow memory. */
+static uint64_t limit_memory(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return 0;
+#else
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    struct rlimit rl;
+    if (pages <= 0 || page <= 0 || getrlimit(RLIMIT_AS, &rl) != 0)
+        return 0;
+    rlim_t phys = (rlim_t)pages * (rlim_t)page;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= phys)
+        return 0; /* already as tight */
+    rl.rlim_cur = phys;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max)
+        rl.rlim_cur = rl.rlim_max;
+    return setrlimit(RLIMIT_AS, &rl) == 0 ? (uint64_t)rl.rlim_cur : 0;
+#endif
+}
+
 static int run_one(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threads, const char *dir, int quiet,
                    json_t **summary)
 {
     sim_result r;
+    uint64_t limit = limit_memory();
     int rc = sim_run(sc, mode, seed, threads, quiet || !isatty(2) ? NULL : stderr, &r);
+    if (rc == PC_ENOMEM && limit > 0) {
+        fprintf(stderr, "peercdn-sim: the simulation failed: out of memory (this scenario needs more than the "
+                        "machine's %.1f GiB)\n", (double)limit / (1 << 30));
+        return 1;
+    }
     if (rc != 0) {
         fprintf(stderr, "peercdn-sim: the simulation failed: %s\n", pc_strerror(rc));
         return 1;
@@ -195,7 +224,7 @@ static int cmd_run(int argc, char **argv)
         case O_MODE: mode_s = optarg; break;
         case O_COMPARE: compare = 1; break;
         case O_QUIET: quiet = 1; break;
-        case O_THREADS: threads = (uint32_t)pc_cli_num(optarg, "--threads", 1, 8); break;
+        case O_THREADS: threads = (uint32_t)pc_cli_int(optarg, "--threads", 1, 8); break;
         case O_HELP: fputs(usage, stdout); return 0;
         default: pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -214,7 +243,7 @@ static int cmd_run(int argc, char **argv)
     uint64_t seed = sc.seed;
     if (seed_s != NULL && sim_seed_parse(seed_s, &seed) != 0) {
         sim_scenario_clear(&sc);
-        pc_cli_usage("--seed takes a non-negative integer");
+        pc_cli_usage("--seed takes an integer from 0 to 2^53 - 1");
     }
     sim_mode mode = sc.mode;
     if (mode_s != NULL && parse_mode(mode_s, &mode) != 0) {

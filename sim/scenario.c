@@ -63,6 +63,18 @@ static int u32(const json_t *o, const char *path, const char *key, uint32_t lo, 
     return r;
 }
 
+/* A string field: absent keeps |*out| (NULL), anything but a string is an error. */
+static int str(const json_t *o, const char *path, const char *key, const char **out, perr *e)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL)
+        return 0;
+    if (!json_is_string(v))
+        return fail(e, "%s.%s: must be a string", path, key);
+    *out = json_string_value(v);
+    return 0;
+}
+
 static int object(const json_t *o, const char *path, const char *key, json_t **out, perr *e)
 {
     json_t *v = json_object_get(o, key);
@@ -92,8 +104,8 @@ static int dist(const json_t *o, const char *path, const char *key, double lo, d
     }
     if (!json_is_object(v))
         return fail(e, "%s: must be a number or a distribution object", p);
-    const char *kind = pc_json_str(v, "dist");
-    if (kind == NULL)
+    const char *kind = NULL;
+    if (str(v, p, "dist", &kind, e) != 0 || kind == NULL)
         return fail(e, "%s.dist: must be one of fixed, uniform, lognormal, table", p);
     *d = (sim_dist){.min = lo, .max = hi};
     int r;
@@ -240,6 +252,42 @@ static void defaults(sim_scenario *s)
     s->timeseries_s = 10;
 }
 
+/* The largest value |d| can take. */
+static double dist_upper(const sim_dist *d)
+{
+    switch (d->kind) {
+    case SIM_DIST_FIXED: return d->a;
+    case SIM_DIST_UNIFORM: return d->b;
+    case SIM_DIST_LOGNORMAL: return d->max;
+    default: {
+        double m = 0;
+        for (uint32_t i = 0; i < d->n; i++)
+            m = d->values[i] > m ? d->values[i] : m;
+        return m;
+    }
+    }
+}
+
+/* Each field has its own range, but their products size the run: bounded here, before anything is
+ * allocated, so that a scenario too large for any machine is an error and not an out-of-memory kill. */
+static int totals(const sim_scenario *s, perr *e)
+{
+    double viewers = s->arrivals == SIM_ARR_POISSON ? s->rate_per_s * s->duration_s
+                     : s->arrivals == SIM_ARR_FLASH ? (double)s->flash_count
+                                                    : (double)s->nlist;
+    if (s->max_viewers > 0 && viewers > s->max_viewers)
+        viewers = s->max_viewers;
+    viewers += (double)s->seeders * s->videos;
+    if (viewers > SIM_VIEWERS_MAX)
+        return fail(e, "scenario: about %.0f viewers and seeders in all (arrivals plus seeders x videos); at most %d",
+                    viewers, SIM_VIEWERS_MAX);
+    double copies = (double)s->videos * ceil(dist_upper(&s->video_duration_s) / s->segment_s) * s->n_rungs;
+    if (copies > SIM_COPIES_MAX)
+        return fail(e, "scenario: the catalog has up to %.0f segment copies (videos x segments x rungs); at most %d",
+                    copies, SIM_COPIES_MAX);
+    return 0;
+}
+
 static int parse_root(const json_t *root, sim_scenario *s, perr *e)
 {
     static const char *const top[] = {"name", "seed", "duration_s", "mode", "media", "catalog", "arrivals", "viewers",
@@ -247,15 +295,18 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
     int r;
     if ((r = only_keys(root, "scenario", top, e)))
         return r;
-    const char *name = pc_json_str(root, "name");
+    const char *name = NULL, *mode = NULL;
+    if ((r = str(root, "scenario", "name", &name, e)) || (r = str(root, "scenario", "mode", &mode, e)))
+        return r;
     if (name != NULL)
         snprintf(s->name, sizeof(s->name), "%s", name);
     double seed = (double)s->seed;
     if ((r = num(root, "scenario", "seed", 0, 9007199254740991.0, &seed, e)) ||
         (r = num(root, "scenario", "duration_s", 1, 30 * 86400, &s->duration_s, e)))
         return r;
+    if (seed != floor(seed))
+        return fail(e, "scenario.seed: must be an integer");
     s->seed = (uint64_t)seed;
-    const char *mode = pc_json_str(root, "mode");
     if (mode != NULL) {
         if (strcmp(mode, "hybrid") == 0)
             s->mode = SIM_MODE_HYBRID;
@@ -282,7 +333,7 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
             for (size_t i = 0; i < n; i++) {
                 json_t *x = json_array_get(l, i);
                 if (!json_is_integer(x) || json_integer_value(x) < 50 || json_integer_value(x) > 100000 ||
-                    (i > 0 && json_integer_value(x) < s->ladder_kbps[i - 1]))
+                    (i > 0 && json_integer_value(x) <= s->ladder_kbps[i - 1]))
                     return fail(e, "scenario.media.ladder_kbps[%zu]: must be an integer from 50 to 100000, ascending", i);
                 s->ladder_kbps[i] = (uint32_t)json_integer_value(x);
             }
@@ -304,7 +355,9 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
         static const char *const k[] = {"kind", "rate_per_s", "count", "at_s", "over_s", "times_s", "max_viewers", NULL};
         if ((r = only_keys(o, "scenario.arrivals", k, e)))
             return r;
-        const char *kind = pc_json_str(o, "kind");
+        const char *kind = NULL;
+        if ((r = str(o, "scenario.arrivals", "kind", &kind, e)))
+            return r;
         if (kind == NULL || strcmp(kind, "poisson") == 0) {
             s->arrivals = SIM_ARR_POISSON;
             if ((r = num(o, "scenario.arrivals", "rate_per_s", 0.0001, 100000, &s->rate_per_s, e)))
@@ -361,11 +414,16 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
             uint32_t i = 0;
             json_object_foreach(reg, rname, w) {
                 if (!json_is_number(w) || json_number_value(w) < 0 || strlen(rname) == 0 || strlen(rname) >= 16)
-                    return fail(e, "%s.regions.%s: a name of 1 to 15 characters with a non-negative weight", p, rname);
+                    return fail(e, "%s.regions.%.32s: a name of 1 to 15 characters with a non-negative weight", p, rname);
                 snprintf(s->region_name[i], sizeof(s->region_name[i]), "%s", rname);
                 s->region_weight[i++] = json_number_value(w);
             }
             s->n_regions = i;
+            double total = 0;
+            for (uint32_t q = 0; q < i; q++)
+                total += s->region_weight[q];
+            if (!(total > 0))
+                return fail(e, "%s.regions: the weights must not all be 0", p);
         }
     }
     if ((r = object(root, "scenario", "seeders", &o, e)))
@@ -472,7 +530,7 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
             (r = num(o, p, "timeseries_s", 1, 86400, &s->timeseries_s, e)))
             return r;
     }
-    return 0;
+    return totals(s, e);
 }
 
 int sim_scenario_parse(const char *buf, size_t len, sim_scenario *out, char *err, size_t errlen)
@@ -537,7 +595,8 @@ int sim_seed_parse(const char *s, uint64_t *out)
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || end == s || s[0] == '-' || s[0] == '+' || s[0] == ' ')
+    if (errno != 0 || *end != '\0' || end == s || s[0] == '-' || s[0] == '+' || s[0] == ' ' ||
+        v > 9007199254740991ull) /* as the scenario's seed: summary.json records it as a JSON number */
         return PC_EINVAL;
     *out = v;
     return 0;

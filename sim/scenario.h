@@ -15,6 +15,8 @@
 #define SIM_TABLE_MAX 64
 #define SIM_REGIONS_MAX 16
 #define SIM_LIST_MAX 1000000
+#define SIM_VIEWERS_MAX 5000000  /* arrivals plus seeders in one run */
+#define SIM_COPIES_MAX 50000000  /* videos x segments x rungs in the catalog */
 
 typedef enum { SIM_DIST_FIXED, SIM_DIST_UNIFORM, SIM_DIST_LOGNORMAL, SIM_DIST_TABLE } sim_dist_kind;
 

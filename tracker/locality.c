@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "announce.h"
 
@@ -102,9 +103,15 @@ static int parse_line(pc_locality *l, char *line, struct entry *e)
 
 int pc_locality_load(const char *path, pc_locality **out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(path, "re");
     if (f == NULL) {
-        snprintf(err, errlen, "cannot open %s", path);
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return PC_EIO;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > PC_LOCALITY_MAX_BYTES) {
+        snprintf(err, errlen, "%s: not a regular file of at most %d MiB", path, PC_LOCALITY_MAX_BYTES >> 20);
+        fclose(f);
         return PC_EIO;
     }
     pc_locality *l = calloc(1, sizeof(*l));
@@ -112,6 +119,12 @@ int pc_locality_load(const char *path, pc_locality **out, char *err, size_t errl
     char line[512];
     int r = l == NULL ? PC_ENOMEM : 0;
     for (unsigned lineno = 1; r == 0 && fgets(line, sizeof(line), f) != NULL; lineno++) {
+        size_t len = strlen(line);
+        if (len == 0 || (line[len - 1] != '\n' && !feof(f))) {
+            snprintf(err, errlen, "%s:%u: a line longer than %zu bytes, or a NUL byte", path, lineno, sizeof(line) - 2);
+            r = PC_EPARSE;
+            break;
+        }
         char *p = line + strspn(line, " \t");
         if (*p == '#' || *p == '\n' || *p == '\0')
             continue;

@@ -16,12 +16,14 @@
 #include "pc_error.h"
 
 #define PC_LOCALITY_MAX_ENTRIES 1000000
+#define PC_LOCALITY_MAX_BYTES (64 << 20)
 
 typedef struct pc_locality pc_locality;
 
 /* Hash of the address's /24 (IPv4) or /48 (IPv6). Cannot fail. */
 uint32_t pc_locality_net(const uint8_t addr[16]);
-/* Loads |path|. PC_EIO, PC_EPARSE (|err| names the line), PC_ETOOBIG past PC_LOCALITY_MAX_ENTRIES. */
+/* Loads |path|: PC_EIO (also for anything but a regular file of at most PC_LOCALITY_MAX_BYTES), PC_EPARSE
+ * (|err| names the line; a line holds at most 510 bytes and no NUL), PC_ETOOBIG past PC_LOCALITY_MAX_ENTRIES. */
 int pc_locality_load(const char *path, pc_locality **out, char *err, size_t errlen) PC_MUST_CHECK;
 void pc_locality_free(pc_locality *l);
 /* Region (never NULL when found) and ASN of the longest prefix holding |addr|; 0 when found,

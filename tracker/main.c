@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pc_cli.h"
+#include "pc_http_server.h"
 #include "pc_log.h"
 #include "tracker.h"
 
@@ -75,10 +76,10 @@ static int cmd_serve(int argc, char **argv)
         case O_DB: c.db_path = optarg; break;
         case O_KEY: c.key_path = optarg; break;
         case O_INTERVAL: c.interval_s = pc_cli_num(optarg, "--interval", 0.1, 86400); break;
-        case O_TTL: c.ticket_ttl_s = (int64_t)pc_cli_num(optarg, "--ticket-ttl", 60, 7 * 86400); break;
-        case O_MAXP: c.max_peers = (uint32_t)pc_cli_num(optarg, "--max-peers", 1, 100000000); break;
-        case O_MAXV: c.max_videos = (uint32_t)pc_cli_num(optarg, "--max-videos", 1, 100000000); break;
-        case O_SCAN: c.scan = (uint32_t)pc_cli_num(optarg, "--scan", 1, 1000000); break;
+        case O_TTL: c.ticket_ttl_s = (int64_t)pc_cli_int(optarg, "--ticket-ttl", 60, 7 * 86400); break;
+        case O_MAXP: c.max_peers = (uint32_t)pc_cli_int(optarg, "--max-peers", 1, 100000000); break;
+        case O_MAXV: c.max_videos = (uint32_t)pc_cli_int(optarg, "--max-videos", 1, 100000000); break;
+        case O_SCAN: c.scan = (uint32_t)pc_cli_int(optarg, "--scan", 1, 1000000); break;
         case O_RATE: c.rate = pc_cli_num(optarg, "--rate-limit", 0, 1e9); break;
         case O_BURST: c.burst = pc_cli_num(optarg, "--rate-burst", 1, 1e9); break;
         case O_LOC: c.locality_path = optarg; break;
@@ -91,8 +92,11 @@ static int cmd_serve(int argc, char **argv)
     }
     if (optind < argc)
         pc_cli_usage("serve takes no positional arguments");
-    if (c.listen == NULL || c.db_path == NULL)
+    if (c.listen == NULL || c.db_path == NULL || c.db_path[0] == '\0')
         pc_cli_usage("serve needs --listen HOST:PORT and --db FILE");
+    struct sockaddr_storage ss;
+    if (pc_hostport_parse(c.listen, &ss) != 0)
+        pc_cli_usage("--listen wants IP:PORT (IPv6 in brackets), not '%s'", c.listen);
     if (c.burst < 0)
         c.burst = c.rate * 4 > 1 ? c.rate * 4 : 1;
     if ((double)c.ticket_ttl_s < 4 * c.interval_s)

@@ -458,12 +458,16 @@ static int open_state(pc_tracker *t)
     char lock[4200];
     snprintf(lock, sizeof(lock), "%s.lock", t->cfg.db_path);
     t->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (t->lock_fd < 0 || flock(t->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (t->lock_fd < 0) {
+        fprintf(stderr, "peercdn-tracker: cannot create %s: %s\n", lock, strerror(errno));
+        return -1;
+    }
+    if (flock(t->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         fprintf(stderr, "peercdn-tracker: %s is in use by another tracker\n", t->cfg.db_path);
         return -1;
     }
     if (pc_tstore_open(t->cfg.db_path, &t->store) != 0) {
-        fprintf(stderr, "peercdn-tracker: cannot open the database %s\n", t->cfg.db_path);
+        fprintf(stderr, "peercdn-tracker: cannot open the database %s: %s\n", t->cfg.db_path, pc_err_detail());
         return -1;
     }
     if (load_key(t) != 0)
@@ -556,7 +560,7 @@ int pc_tracker_serve(const pc_tracker_config *cfg)
     }
     char bound[80];
     if (pc_http_server_listen(t->http, cfg->listen, bound, sizeof(bound)) != 0) {
-        fprintf(stderr, "peercdn-tracker: cannot listen on %s\n", cfg->listen);
+        fprintf(stderr, "peercdn-tracker: cannot listen on %s: %s\n", cfg->listen, pc_err_detail());
         goto out;
     }
     start_timers(t);

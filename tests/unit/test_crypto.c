@@ -261,6 +261,21 @@ static void ed25519_key_file_of_wrong_size_is_rejected_and_kept(void **state)
     memset(longer, 0xcd, sizeof(longer));
     write_file(p, longer, sizeof(longer));
     assert_int_equal(pc_ed25519_load_or_create(p, pk, sk), PC_EPARSE);
+
+    /* the right size, but the second half is not the first half's public key: it would publish a key
+     * that verifies none of its signatures */
+    uint8_t mixed[PC_ED25519_SK_LEN];
+    memset(mixed, 'x', sizeof(mixed));
+    write_file(p, mixed, sizeof(mixed));
+    assert_int_equal(pc_ed25519_load_or_create(p, pk, sk), PC_EPARSE);
+    uint8_t other_pk[PC_ED25519_PK_LEN], other_sk[PC_ED25519_SK_LEN];
+    path_in(t, "good.key", p, sizeof(p));
+    assert_int_equal(pc_ed25519_load_or_create(p, other_pk, other_sk), 0);
+    memcpy(mixed, other_sk, PC_ED25519_SK_LEN / 2); /* a real seed with another key's public half */
+    memset(mixed + PC_ED25519_SK_LEN / 2, 'x', PC_ED25519_SK_LEN / 2);
+    path_in(t, "mixed.key", p, sizeof(p));
+    write_file(p, mixed, sizeof(mixed));
+    assert_int_equal(pc_ed25519_load_or_create(p, pk, sk), PC_EPARSE);
 }
 
 static void secret_is_created_once_and_reloaded(void **state)

@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Bad command lines and bad files given on them, for every binary: a usage error exits 2 and a bad
+file or a failed start exits 1, each with one line on stderr and before anything is served or fetched;
+nothing is replaced or lost on the way (a device named as the report stays a device)."""
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Suite, check, eq  # noqa: E402
+
+S = Suite("cli")
+
+
+def run(binary, *args, timeout=20):
+    p = subprocess.run([S.bin(binary)] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       stdin=subprocess.DEVNULL, timeout=timeout)
+    return p.returncode, p.stderr.decode(errors="replace")
+
+
+def refused(binary, rc, *args, says=None):
+    """|binary| with |args| exits |rc| at once with one line on stderr (containing |says|)."""
+    got, err = run(binary, *args)
+    what = "%s %s" % (binary, " ".join(a if len(a) < 40 else a[:37] + "..." for a in args))
+    eq(got, rc, "%s: exit status (%r)" % (what, err))
+    lines = err.strip().splitlines()
+    check(len(lines) == 1, "%s: one line on stderr: %r" % (what, lines))
+    if says is not None:
+        check(says in err, "%s: says %r: %r" % (what, says, err))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_numbers_are_decimal_and_whole_where_they_count(s):
+    scen = os.path.join(S.tmp, "tiny.json")
+    json.dump({"duration_s": 5, "arrivals": {"kind": "list", "times_s": [0]}}, open(scen, "w"))
+    out = os.path.join(S.tmp, "out")
+    for v in ("1.5", "0x2", "inf", "nan", " 2", "1e999", ""):
+        refused("peercdn-sim", 2, "run", scen, "--out", out, "--threads", v, says="--threads")
+    refused("peercdn-sim", 2, "run", scen, "--out", out, "--seed", "18446744073709551615", says="2^53")
+    refused("peercdn-sim", 2, "run", scen, "--out", out, "--seed", "9007199254740992", says="2^53")
+    got, err = run("peercdn-sim", "run", scen, "--out", out, "--seed", "9007199254740991", "--quiet")
+    eq(got, 0, "the largest seed a summary can record (%r)" % err)
+    eq(json.load(open(os.path.join(out, "summary.json")))["seed"], 9007199254740991, "recorded as given")
+    refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--video", "v", "--max-links", "1.5",
+            says="whole number")
+    refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--video", "v", "--up-kbps", "0x10")
+    refused("peercdn-tracker", 2, "serve", "--listen", "127.0.0.1:0", "--db", os.path.join(S.tmp, "t.db"),
+            "--max-peers", "1.5")
+    refused("peercdn-origin", 2, "serve", "--data", os.path.join(S.tmp, "o"), "--listen", "127.0.0.1:0",
+            "--upload-token", "tokentoken", "--cache-mb", "0.5")
+
+
+def test_origin_checks_its_flags_at_start(s):
+    base = ["serve", "--data", os.path.join(S.tmp, "origin"), "--upload-token", "tokentoken"]
+    for addr in ("127.0.0.1:65536", "127.0.0.1", "::1:0", "127.0.0.1:-1", "nohost:80"):
+        refused("peercdn-origin", 2, *base, "--listen", addr, says="--listen")
+    ok = base + ["--listen", "127.0.0.1:0"]
+    refused("peercdn-origin", 2, *ok, "--tracker", "http://127.0.0.1:1", "--tracker-key", "notbase64!!",
+            says="--tracker-key")
+    refused("peercdn-origin", 2, *ok, "--tracker", "http://127.0.0.1:1", "--tracker-key", "AAAA", says="--tracker-key")
+    refused("peercdn-origin", 2, *ok, "--preset", "bogus", says="--preset")
+    for u in ("notaurl", "", "ftp://x"):
+        refused("peercdn-origin", 2, *ok, "--public-url", u, says="--public-url")
+    refused("peercdn-origin", 2, "serve", "--data", "", "--listen", "127.0.0.1:0", "--upload-token", "tokentoken")
+    data = os.path.join(S.tmp, "origin-notdb")
+    os.makedirs(data)
+    open(os.path.join(data, "origin.db"), "w").write("garbage\n")
+    refused("peercdn-origin", 1, "serve", "--data", data, "--listen", "127.0.0.1:0", "--upload-token", "tokentoken",
+            says="not a database")
+    f = os.path.join(S.tmp, "a-file")
+    open(f, "w").write("x")
+    refused("peercdn-origin", 1, "serve", "--data", os.path.join(f, "sub"), "--listen", "127.0.0.1:0",
+            "--upload-token", "tokentoken", says="data directory")
+    refused("peercdn-origin", 2, "upload", f, "--origin", "ftp://x", "--token", "tokentoken", says="--origin")
+    refused("peercdn-origin", 2, "upload", f, "--origin", "notaurl", "--token", "tokentoken", says="--origin")
+
+
+def test_key_files_must_hold_a_key_pair(s):
+    """64 bytes whose second half is not the first half's public key would publish a key that verifies
+    none of the signatures: refused, and the file is kept as it was."""
+    key = os.path.join(S.tmp, "mixed.key")
+    open(key, "wb").write(b"x" * 64)
+    refused("peercdn-tracker", 1, "serve", "--listen", "127.0.0.1:0", "--db", os.path.join(S.tmp, "k.db"),
+            "--key", key, says=key)
+    eq(open(key, "rb").read(), b"x" * 64, "the key file is kept")
+    data = os.path.join(S.tmp, "origin-mixed")
+    os.makedirs(os.path.join(data, "keys"))
+    open(os.path.join(data, "keys", "origin.ed25519"), "wb").write(os.urandom(64))
+    refused("peercdn-origin", 1, "serve", "--data", data, "--listen", "127.0.0.1:%d" % free_port(), "--upload-token",
+            "tokentoken", says="origin key")
+
+
+def test_tracker_checks_its_files_at_start(s):
+    db = os.path.join(S.tmp, "tr.db")
+    refused("peercdn-tracker", 2, "serve", "--listen", "127.0.0.1:0", "--db", "")
+    for addr in ("127.0.0.1:65536", "127.0.0.1", "::1:0"):
+        refused("peercdn-tracker", 2, "serve", "--listen", addr, "--db", db, says="--listen")
+    refused("peercdn-tracker", 1, "serve", "--listen", "127.0.0.1:0", "--db", os.path.join(S.tmp, "no", "dir", "a.db"),
+            says="No such file or directory")
+    refused("peercdn-tracker", 1, "serve", "--listen", "127.0.0.1:0", "--db", S.tmp, says="Is a directory")
+    notdb = os.path.join(S.tmp, "not.db")
+    open(notdb, "w").write("not a database\n" * 100)
+    refused("peercdn-tracker", 1, "serve", "--listen", "127.0.0.1:0", "--db", notdb, says="not a database")
+    eq(open(notdb).read(), "not a database\n" * 100, "the file is kept as it was")
+    # a device, not a file: refused at once instead of reading NUL bytes forever
+    refused("peercdn-tracker", 1, "serve", "--listen", "127.0.0.1:0", "--db", db, "--locality", "/dev/zero",
+            says="/dev/zero")
+    nul = os.path.join(S.tmp, "nul.txt")
+    open(nul, "wb").write(b"10.0.0.0/8 eu\n" + b"\0" * 100 + b"\n")
+    refused("peercdn-tracker", 1, "serve", "--listen", "127.0.0.1:0", "--db", db, "--locality", nul, says="nul.txt:2")
+
+
+def test_peer_checks_its_addresses_before_fetching(s):
+    """The origin here does not exist: each error must come from the flags, not from the fetch."""
+    base = ["play", "--origin", "http://127.0.0.1:1", "--video", "v"]
+    for addr in ("notanip", "", "999.1.1.1", "127.0.0.1:80"):
+        refused("peercdn-peer", 2, *base, "--announce-addr", addr, says="--announce-addr")
+    for flag in ("--listen", "--hls-listen"):
+        for addr in ("127.0.0.1:65536", "127.0.0.1", "::1:0"):
+            refused("peercdn-peer", 2, *base, flag, addr, says=flag)
+    f = os.path.join(S.tmp, "state-file")
+    open(f, "w").write("x")
+    for d in (f, os.path.join(f, "sub"), ""):
+        refused("peercdn-peer", 2, *base, "--state-dir", d, says="--state-dir")
+
+
+def test_a_pinned_key_that_is_not_a_key_is_named(s):
+    """An empty or garbage pin is an error naming the file; it is not silently replaced or ignored."""
+    state = os.path.join(S.tmp, "pins")
+    os.makedirs(state)
+    o = s.origin()
+    # learn the pin's file name from a first run that pins (the video does not exist: it fails after pinning)
+    got, err = run("peercdn-peer", "play", "--origin", o.url, "--video", "novideo", "--state-dir", state)
+    check(got != 0, "no such video")
+    pins = os.listdir(state)
+    eq(len(pins), 1, "one pin written: %r" % pins)
+    pin = os.path.join(state, pins[0])
+    key = open(pin).read().strip()
+    eq(key, o.req("GET", "/api/origin-key").json()["ed25519"], "the origin's key pinned")
+    for bad in (b"", b"garbage\n"):
+        open(pin, "wb").write(bad)
+        refused("peercdn-peer", 1, "play", "--origin", o.url, "--video", "novideo", "--state-dir", state, says=pin)
+        eq(open(pin, "rb").read(), bad, "the pin is left for the operator to look at")
+
+
+def test_a_report_named_as_a_device_stays_a_device(s):
+    """--report /dev/null: written into, never replaced by a regular file (as root, rename would)."""
+    o = s.origin()
+    got, err = run("peercdn-peer", "play", "--origin", o.url, "--video", "novideo", "--report", "/dev/null",
+                   "--state-dir", os.path.join(S.tmp, "pins2"))
+    check(got != 0, "no such video")
+    check(stat.S_ISCHR(os.stat("/dev/null").st_mode), "/dev/null is still a character device")
+    check(not os.path.exists("/dev/null.tmp"), "no temporary file beside it")
+
+
+def test_scenarios_have_types_and_totals(s):
+    bad = {"mode-number": {"mode": 3}, "name-number": {"name": 5}, "seed-fraction": {"seed": 1.5},
+           "kind-number": {"arrivals": {"kind": 1}},
+           "regions-zero": {"viewers": {"regions": {"eu": 0, "us": 0}}},
+           "ladder-equal": {"media": {"ladder_kbps": [400, 400]}},
+           "too-many-viewers": {"duration_s": 2592000, "arrivals": {"kind": "poisson", "rate_per_s": 100000}},
+           "too-many-seeders": {"catalog": {"videos": 100000}, "seeders": {"per_video": 1000}},
+           "too-large-catalog": {"catalog": {"videos": 100000, "duration_s": 21600}, "media": {"segment_s": 0.5}}}
+    for name, d in bad.items():
+        path = os.path.join(S.tmp, "scen-%s.json" % name)
+        json.dump(d, open(path, "w"))
+        refused("peercdn-sim", 1, "run", path, "--out", os.path.join(S.tmp, "scen-out"), says="scenario")
+
+
+S.run([test_numbers_are_decimal_and_whole_where_they_count, test_origin_checks_its_flags_at_start,
+       test_key_files_must_hold_a_key_pair, test_tracker_checks_its_files_at_start,
+       test_peer_checks_its_addresses_before_fetching, test_a_pinned_key_that_is_not_a_key_is_named,
+       test_a_report_named_as_a_device_stays_a_device, test_scenarios_have_types_and_totals])
