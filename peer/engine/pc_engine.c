@@ -15,15 +15,20 @@
 
 enum { SEG_NONE, SEG_INFLIGHT, SEG_READY };
 
+/* What a pass reads of each segment in its window: 8 bytes, so a window of 15 segments is two cache
+ * lines (the accounting below, read only as data arrives and at verification, is kept apart). */
 typedef struct seg {
     uint8_t state, rung;
-    uint8_t ncontrib;
     uint8_t demanded;             /* a real player asked for this rung of it (pc_engine_demand) */
+    uint8_t ncontrib;             /* of acct's contrib */
     uint32_t got;                 /* bytes held, contiguous from 0 */
+} seg;
+
+typedef struct seg_acct {
+    uint64_t requested_at, ready_at;
     uint32_t bytes_cdn, bytes_p2p;/* of the copy being assembled / kept */
     uint32_t contrib[2];          /* peer handles that sent bytes of this copy */
-    uint64_t requested_at, ready_at;
-} seg;
+} seg_acct;
 
 typedef struct xfer {
     uint64_t id;
@@ -34,18 +39,20 @@ typedef struct xfer {
     int prefetch;
 } xfer;
 
+/* One cache line a peer (the slot array is 64-byte aligned): a pass reads the records of the peers it
+ * ranks, and the rescue timers those of the peers sending. */
 typedef struct epeer {
-    int used;
-    uint32_t handle;
     double rate;                  /* bytes/s estimate */
-    uint64_t rtt;
-    double gap_mean, gap_var;     /* µs between data events (first byte included) */
-    int gap_known;
-    uint32_t fails, inflight;
     double outstanding;           /* bytes still to come on its transfers */
+    double gap_mean, gap_var;     /* µs between data events (first byte included) */
+    uint64_t rtt;
     uint64_t busy_until;          /* it refused for lack of capacity: not asked again before this */
-    uint32_t busy_streak;         /* refusals for capacity since it last sent us data */
+    uint32_t handle;
+    uint32_t fails, inflight;
+    uint8_t used, gap_known;
+    uint8_t busy_streak;          /* refusals for capacity since it last sent us data (up to BUSY_STREAK_MAX) */
 } epeer;
+_Static_assert(sizeof(epeer) == 64, "a peer's record is one cache line");
 
 typedef struct meter {
     double bytes, active;         /* exponentially weighted bytes and active µs */
@@ -82,6 +89,7 @@ struct pc_engine {
     pc_upload up;
     const uint64_t *start;        /* n_segments + 1 content start times: m->seg_start_us, or own_start */
     uint64_t *own_start;
+    seg_acct *acct;               /* n_segments: where each copy's bytes came from, and when */
     uint8_t *held;                /* n_rungs bitmaps: verified copies we can share */
     uint8_t init_state[PC_RUNGS_MAX];
     xfer *x;                      /* transfers in flight: xcap slots, grown up to XFERS_MAX */
@@ -440,15 +448,16 @@ static int start_xfer(pc_engine *e, uint32_t src, uint32_t rung, uint32_t i, int
         e->init_state[rung] = SEG_INFLIGHT;
     } else {
         seg *s = &e->segs[i];
+        seg_acct *a = &e->acct[i];
         if (s->got == 0 || s->rung != rung) {
             s->got = 0;
-            s->bytes_cdn = s->bytes_p2p = 0;
+            a->bytes_cdn = a->bytes_p2p = 0;
             s->ncontrib = 0;
         }
         s->rung = (uint8_t)rung;
         s->state = SEG_INFLIGHT;
-        if (s->requested_at == 0)
-            s->requested_at = now + 1; /* +1: 0 means "never" */
+        if (a->requested_at == 0)
+            a->requested_at = now + 1; /* +1: 0 means "never" */
         offset = s->got;
     }
     if (i != PC_SEG_INIT && e->init_state[rung] == SEG_NONE && xfer_room(e, 2))
@@ -1056,8 +1065,9 @@ int pc_engine_new(const pc_media *m, const pc_engine_config *c, pc_engine **out)
         e->own_start = malloc((n + 1) * sizeof(*e->own_start));
     e->start = m->seg_start_us != NULL ? m->seg_start_us : e->own_start;
     e->segs = calloc(n, sizeof(*e->segs));
+    e->acct = calloc(n, sizeof(*e->acct));
     e->held = calloc(m->n_rungs, (n + 7) / 8);
-    if (e->start == NULL || e->segs == NULL || e->held == NULL) {
+    if (e->start == NULL || e->segs == NULL || e->acct == NULL || e->held == NULL) {
         pc_engine_free(e);
         return PC_ENOMEM;
     }
@@ -1092,6 +1102,7 @@ void pc_engine_free(pc_engine *e)
     pc_upload_clear(&e->up);
     free(e->own_start);
     free(e->segs);
+    free(e->acct);
     free(e->held);
     free(e->q);
     free(e);
@@ -1158,7 +1169,7 @@ void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
             bit_clear(e->held + (size_t)s->rung * bitmap_bytes(e), i);
         s->state = SEG_NONE;
         s->got = 0;
-        s->bytes_cdn = s->bytes_p2p = 0;
+        e->acct[i].bytes_cdn = e->acct[i].bytes_p2p = 0;
         s->ncontrib = 0;
     }
     if (s->state == SEG_NONE)
@@ -1199,11 +1210,14 @@ void pc_engine_pin_rung(pc_engine *e, int rung, uint64_t now)
 /* Room for |cap| peer slots: the slot arrays, and wider holder sets when they need more words. */
 static int grow_peers(pc_engine *e, uint32_t cap)
 {
-    epeer *np = realloc(e->peers, cap * sizeof(*np));
+    epeer *np = aligned_alloc(64, cap * sizeof(*np)); /* each record on a line of its own */
     if (np == NULL)
         return PC_ENOMEM;
-    e->peers = np;
+    if (e->npeer_slots > 0)
+        memcpy(np, e->peers, e->npeer_slots * sizeof(*np));
     memset(np + e->npeer_slots, 0, (cap - e->npeer_slots) * sizeof(*np));
+    free(e->peers);
+    e->peers = np;
     uint32_t bits = 1;
     while ((1u << bits) < 2 * cap)
         bits++;
@@ -1363,16 +1377,17 @@ void pc_engine_on_data(pc_engine *e, uint64_t transfer, uint32_t bytes, uint64_t
     x->last_data = e->now;
     if (x->seg != PC_SEG_INIT) {
         seg *s = &e->segs[x->seg];
+        seg_acct *a = &e->acct[x->seg];
         s->got += bytes;
         if (x->src == PC_SRC_CDN) {
-            s->bytes_cdn += bytes;
+            a->bytes_cdn += bytes;
         } else {
-            s->bytes_p2p += bytes;
+            a->bytes_p2p += bytes;
             uint32_t h = e->peers[x->src].handle;
-            if (!(s->ncontrib > 0 && s->contrib[s->ncontrib - 1] == h) && s->ncontrib < 2)
-                s->contrib[s->ncontrib++] = h;
-            else if (s->ncontrib == 2 && s->contrib[1] != h)
-                s->contrib[1] = h; /* at most two tracked; the latest sender is the one to check */
+            if (!(s->ncontrib > 0 && a->contrib[s->ncontrib - 1] == h) && s->ncontrib < 2)
+                a->contrib[s->ncontrib++] = h;
+            else if (s->ncontrib == 2 && a->contrib[1] != h)
+                a->contrib[1] = h; /* at most two tracked; the latest sender is the one to check */
         }
     }
     /* no step here: data is frequent; rescue and scheduling run on completion and on timers */
@@ -1423,13 +1438,14 @@ void pc_engine_on_done(pc_engine *e, uint64_t transfer, const uint8_t hash[32], 
         return;
     }
     seg *s = &e->segs[i];
+    seg_acct *a = &e->acct[i];
     if (!ok) {
         e->st.rejected_segments++;
         uint32_t bad[2], nb = s->ncontrib;
-        memcpy(bad, s->contrib, sizeof(bad));
+        memcpy(bad, a->contrib, sizeof(bad));
         s->state = SEG_NONE;
         s->got = 0;
-        s->bytes_cdn = s->bytes_p2p = 0;
+        a->bytes_cdn = a->bytes_p2p = 0;
         s->ncontrib = 0;
         for (uint32_t k = 0; k < nb; k++)
             ban(e, bad[k]);
@@ -1439,7 +1455,7 @@ void pc_engine_on_done(pc_engine *e, uint64_t transfer, const uint8_t hash[32], 
         return;
     }
     s->state = SEG_READY;
-    s->ready_at = e->now;
+    a->ready_at = e->now;
     bit_set(e->held + rung * bitmap_bytes(e), i);
     emit(e, (pc_action){.type = PC_ACT_READY, .rung = rung, .segment = i});
     step(e, now);
@@ -1602,14 +1618,15 @@ void pc_engine_get_stats(const pc_engine *e, pc_engine_stats *s)
 void pc_engine_segment(const pc_engine *e, uint32_t i, pc_segment_info *out)
 {
     const seg *s = &e->segs[i];
-    *out = (pc_segment_info){.ready = s->state == SEG_READY, .rung = s->rung, .bytes_cdn = s->bytes_cdn,
-                             .bytes_p2p = s->bytes_p2p,
-                             .requested_at = s->requested_at ? s->requested_at - 1 : 0, .ready_at = s->ready_at};
-    if (s->bytes_cdn > 0 && s->bytes_p2p > 0)
+    const seg_acct *a = &e->acct[i];
+    *out = (pc_segment_info){.ready = s->state == SEG_READY, .rung = s->rung, .bytes_cdn = a->bytes_cdn,
+                             .bytes_p2p = a->bytes_p2p,
+                             .requested_at = a->requested_at ? a->requested_at - 1 : 0, .ready_at = a->ready_at};
+    if (a->bytes_cdn > 0 && a->bytes_p2p > 0)
         out->source = PC_SOURCE_MIXED;
-    else if (s->bytes_p2p > 0)
+    else if (a->bytes_p2p > 0)
         out->source = PC_SOURCE_P2P;
-    else if (s->bytes_cdn > 0)
+    else if (a->bytes_cdn > 0)
         out->source = PC_SOURCE_CDN;
 }
 
