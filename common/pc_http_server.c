@@ -482,6 +482,8 @@ int pc_http_query_get(const char *query, size_t len, const char *name, char *out
                     c = pc_hex_digit(v[1]) << 4 | pc_hex_digit(v[2]);
                     v += 2;
                 }
+                if (c == 0)
+                    return PC_EPARSE; /* a %00 would cut the value short where C strings read it */
                 if (o + 1 >= outlen)
                     return PC_ETOOBIG;
                 out[o++] = (char)c;

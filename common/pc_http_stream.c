@@ -178,6 +178,28 @@ static void reset_request(pc_hs_conn *c)
     c->data = NULL;
 }
 
+static void write_simple_error(pc_hs_conn *c, int status, const char *code, const char *msg);
+static void abort_body(pc_hs_conn *c);
+
+/* A body whose framing is broken (a bad chunk size, a chunk longer than it said): the handler ends the
+ * request as if the connection had failed (it keeps what arrived whole before), and the client hears
+ * why, in the JSON error shape, before the connection closes. */
+static void bad_body(pc_hs_conn *c, enum http_errno e)
+{
+    int owed = c->st == ST_BODY && !c->responded;
+    if (owed) {
+        c->hs->h.on_end(c->hs->user, c, 0);
+        if (c->sock != NULL && !c->responded) {
+            h2o_socket_read_stop(c->sock); /* the timer still closes a connection whose client reads nothing */
+            char msg[160];
+            snprintf(msg, sizeof(msg), "malformed request body: %s", http_errno_description(e));
+            write_simple_error(c, 400, "bad_request", msg);
+            return;
+        }
+    }
+    abort_body(c);
+}
+
 static void on_timeout(uv_timer_t *t);
 
 static void arm_timer(pc_hs_conn *c)
@@ -424,7 +446,7 @@ static void process(pc_hs_conn *c)
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e != HPE_OK && e != HPE_PAUSED) {
             PC_LOGI("http", "%s: bad request body: %s", c->peer, http_errno_description(e));
-            abort_body(c);
+            bad_body(c, e);
             return;
         }
         if (c->body_done) {

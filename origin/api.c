@@ -112,7 +112,12 @@ static int handle_list(pc_origin *o, h2o_req_t *req)
     char buf[32];
     long limit = 20;
     long long cursor = 0;
-    if (pc_http_req_query(req, "limit", buf, sizeof(buf)) == 0) {
+    int rl = pc_http_req_query(req, "limit", buf, sizeof(buf));
+    if (rl != 0 && rl != PC_ENOENT) {
+        pc_http_respond_error(req, 400, "bad_limit", "limit must be an integer from 1 to 100");
+        return 0;
+    }
+    if (rl == 0) {
         char *end;
         limit = strtol(buf, &end, 10);
         if (*end != '\0' || limit < 1 || limit > LIST_MAX) {
@@ -120,7 +125,12 @@ static int handle_list(pc_origin *o, h2o_req_t *req)
             return 0;
         }
     }
-    if (pc_http_req_query(req, "cursor", buf, sizeof(buf)) == 0) {
+    int rc = pc_http_req_query(req, "cursor", buf, sizeof(buf));
+    if (rc != 0 && rc != PC_ENOENT) {
+        pc_http_respond_error(req, 400, "bad_cursor", "cursor must come from a previous page's next_cursor");
+        return 0;
+    }
+    if (rc == 0) {
         char *end;
         cursor = strtoll(buf, &end, 10);
         if (*end != '\0' || cursor < 0) {
@@ -208,6 +218,13 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
 {
     pc_origin *o = user;
     h2o_iovec_t path = pc_http_req_path(req);
+    if ((h2o_memis(path.base, path.len, H2O_STRLIT("/api/origin-key")) ||
+         h2o_memis(path.base, path.len, H2O_STRLIT("/api/health"))) &&
+        !pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
+        pc_http_add_header(req, "allow", "GET, HEAD");
+        pc_http_respond_error(req, 405, "method_not_allowed", "this resource takes GET");
+        return 0;
+    }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/origin-key"))) {
         char b64[64];
         pc_b64_encode(o->origin_pk, sizeof(o->origin_pk), b64, 0);

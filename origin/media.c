@@ -548,8 +548,9 @@ int pc_media_route(void *user, h2o_req_t *req)
         char exps[24], sig[96];
         int64_t exp = 0;
         char *end = NULL;
+        /* exp in canonical decimal (no sign, no leading zero), so that one signed URL has one spelling */
         if (pc_http_req_query(req, "exp", exps, sizeof(exps)) != 0 || pc_http_req_query(req, "sig", sig, sizeof(sig)) != 0 ||
-            (exp = strtoll(exps, &end, 10), *end != '\0')) {
+            exps[0] < '1' || exps[0] > '9' || (exp = strtoll(exps, &end, 10), *end != '\0')) {
             pc_http_respond_error(req, 403, "signature_required", "this origin serves media only through signed URLs");
             return 0;
         }
@@ -688,9 +689,12 @@ int pc_media_route(void *user, h2o_req_t *req)
             char cr[64];
             snprintf(cr, sizeof(cr), "bytes */%" PRIu64, size);
             pc_http_add_header(req, "content-range", cr);
-            req->res.status = 416;
-            req->res.reason = "Range Not Satisfiable";
-            send_inline(req, "", 0);
+            ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+            if (ct != -1) /* the error is JSON, not a piece of the media */
+                h2o_delete_header(&req->res.headers, ct);
+            char msg[96];
+            snprintf(msg, sizeof(msg), "no byte of the range is within the %" PRIu64 " bytes", size);
+            pc_http_respond_error(req, 416, "range_not_satisfiable", msg);
             return 0;
         }
         if (pr > 0) {

@@ -176,7 +176,8 @@ static int verify(const pc_tus *t, const char *query, size_t qlen, const char *s
     char exps[24], sig[96];
     int64_t exp;
     if (pc_http_query_get(query, qlen, "exp", exps, sizeof(exps)) != 0 ||
-        pc_http_query_get(query, qlen, "sig", sig, sizeof(sig)) != 0 || parse_u64(exps, strlen(exps), &exp) != 0)
+        pc_http_query_get(query, qlen, "sig", sig, sizeof(sig)) != 0 || exps[0] == '0' ||
+        parse_u64(exps, strlen(exps), &exp) != 0) /* canonical decimal: one signed URL, one spelling */
         return PC_EFORBIDDEN;
     char want[64];
     sign(t, scope, id, exp, want);
@@ -187,6 +188,13 @@ static int verify(const pc_tus *t, const char *query, size_t qlen, const char *s
     return 0;
 }
 
+int pc_tus_host_valid(const char *host)
+{
+    /* a DNS name or an address, with an optional port: nothing that could break out of a URL */
+    size_t n = strlen(host);
+    return n > 0 && n < 256 && host[strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-:[]")] == '\0';
+}
+
 static char *make_url(const pc_tus *t, const char *host, const char *id, int64_t exp)
 {
     char sig[64];
@@ -195,7 +203,7 @@ static char *make_url(const pc_tus *t, const char *host, const char *id, int64_t
     int n;
     if (t->public_base != NULL)
         n = asprintf(&url, "%s%s%s?exp=%" PRId64 "&sig=%s", t->public_base, t->base_path, id, exp, sig);
-    else if (host != NULL && host[0] != '\0')
+    else if (host != NULL && pc_tus_host_valid(host))
         n = asprintf(&url, "http://%s%s%s?exp=%" PRId64 "&sig=%s", host, t->base_path, id, exp, sig);
     else
         n = asprintf(&url, "%s%s?exp=%" PRId64 "&sig=%s", t->base_path, id, exp, sig);

@@ -106,6 +106,8 @@ void pc_tus_op_set_resume(pc_tus_op *op, void (*resume)(void *arg), void *arg);
  */
 void pc_tus_op_finish(pc_tus_op *op, int complete, void (*done)(void *arg, pc_tus_reply *reply), void *arg);
 
+/* Whether |host| (a Host header's value) may go into a URL: a name or address and an optional port. */
+int pc_tus_host_valid(const char *host);
 /* Mints a pre-signed creation URL (absolute when |host| is given). Returns malloc'd URL; |*expires| unix s. */
 char *pc_tus_creation_url(pc_tus *t, const char *host, int64_t *expires);
 /*

@@ -48,6 +48,10 @@ int pc_origin_uploads_api(void *user, h2o_req_t *req)
     char host[256] = "";
     if (req->authority.len > 0 && req->authority.len < sizeof(host))
         memcpy(host, req->authority.base, req->authority.len);
+    if (o->cfg.public_url == NULL && !pc_tus_host_valid(host)) {
+        pc_http_respond_error(req, 400, "bad_host", "the Host header must be a host name or address (and port)");
+        return 0;
+    }
     int64_t expires = 0;
     char *url = pc_tus_creation_url(o->tus, host, &expires);
     if (url == NULL) {

@@ -317,11 +317,11 @@ static int on_stats(void *user, h2o_req_t *req)
     int rv = pc_http_req_query(req, "video", video, sizeof(video));
     int rs = pc_http_req_query(req, "since", since, sizeof(since));
     int64_t from = now_s - 24 * 3600;
-    if (rh == PC_ETOOBIG || (rh == 0 && strcmp(v, "0") != 0 && strcmp(v, "1") != 0))
+    if ((rh != 0 && rh != PC_ENOENT) || (rh == 0 && strcmp(v, "0") != 0 && strcmp(v, "1") != 0))
         bad = "'history' must be 0 or 1";
-    else if (rv == PC_ETOOBIG || (rv == 0 && video[0] != '\0' && !pc_video_id_valid(video, strlen(video))))
+    else if ((rv != 0 && rv != PC_ENOENT) || (rv == 0 && video[0] != '\0' && !pc_video_id_valid(video, strlen(video))))
         bad = "'video' must be a video id (or empty for the total)";
-    else if (rs == PC_ETOOBIG)
+    else if (rs != 0 && rs != PC_ENOENT)
         bad = "'since' must be unix seconds";
     else if (rs == 0) {
         char *end = NULL;

@@ -84,9 +84,13 @@ def test_byte_ranges(s):
     eq((status, body), (206, seg[-50:]), "suffix range")
     status, h, body = curl("-r", "%d-" % (len(seg) - 10), st["base"] + "/v0/seg-00001.m4s")
     eq((status, body), (206, seg[-10:]), "open range")
-    status, h, _ = curl("-r", "%d-" % (len(seg) + 5), st["base"] + "/v0/seg-00001.m4s")
+    status, h, body = curl("-r", "%d-" % (len(seg) + 5), st["base"] + "/v0/seg-00001.m4s")
     eq(status, 416, "unsatisfiable")
     eq(h["content-range"], "bytes */%d" % len(seg), "416 Content-Range")
+    check(h["content-type"].startswith("application/json"), "the 416 is a JSON error, not media: %r" % h)
+    eq(__import__("json").loads(body)["code"], "range_not_satisfiable", "416 code")
+    status, h, body = curl("-H", "Range: bytes=-0", st["base"] + "/v0/seg-00001.m4s")
+    eq((status, h["content-range"]), (416, "bytes */%d" % len(seg)), "an empty suffix range")
     status, _, body = curl("-r", "0-9", "-H", 'If-Range: "stale"', st["base"] + "/v0/seg-00001.m4s")
     eq((status, len(body)), (200, len(seg)), "If-Range mismatch serves everything")
     status, _, body = curl("-r", "0-9", "-H", "If-Range: " + st["etag"], st["base"] + "/v0/seg-00001.m4s")
@@ -165,6 +169,15 @@ def test_catalog_pagination(s):
     eq(ids, list(reversed(st["ids"])), "newest first")
     for v in r["videos"]:
         check(v["thumbnails"]["poster_16x9"].startswith("/v/"), "thumbnail URLs in the catalog")
+    # values too long to hold, or cut short by a NUL, are refused rather than ignored
+    for q in ("limit=" + "x" * 40, "limit=1%00", "cursor=" + "9" * 40, "cursor=1%002"):
+        r = o.req("GET", "/api/videos?" + q)
+        eq(r.status, 400, "refused: " + q[:20])
+        check(r.json()["code"] in ("bad_limit", "bad_cursor"), "code for " + q[:20])
+    r = o.req("DELETE", "/api/origin-key", headers=o.auth())
+    eq((r.status, r.json()["code"]), (405, "method_not_allowed"), "the origin key is read-only")
+    r = o.req("POST", "/api/uploads", headers=dict(o.auth(), Host='a b"<>'))
+    eq((r.status, r.json()["code"]), (400, "bad_host"), "a Host that cannot go into a URL")
 
 
 def test_delete_removes_media_and_metadata(s):
@@ -225,6 +238,10 @@ def test_signed_media_mode(s):
     q = dict(urllib.parse.parse_qsl(query))
     expired = "/v/%s/master.m3u8?exp=%d&sig=%s" % (vid, int(time.time()) - 5, q["sig"])
     eq(o.req("GET", expired).status, 403, "other expiry")
+    # one spelling per signed URL: no NUL-truncated signature, no signed or zero-padded expiry
+    eq(o.req("GET", "%s%%00junk" % v["hls"]).status, 403, "a signature cut short by %00")
+    eq(o.req("GET", v["hls"].replace("exp=", "exp=%2B")).status, 403, "exp with a plus sign")
+    eq(o.req("GET", v["hls"].replace("exp=", "exp=0")).status, 403, "exp with a leading zero")
     other = o.upload(src, parallel=1)
     o.ready(other)
     eq(o.req("GET", "/v/%s/master.m3u8?%s" % (other, query)).status, 403, "a token is bound to its video")

@@ -3,6 +3,7 @@
 expiration, pre-signed URLs and the errors for bad input, plus bounded memory."""
 import base64
 import hashlib
+import json
 import os
 import socket
 import sys
@@ -236,6 +237,28 @@ def test_malformed_requests(s):
     eq(request(st["create"], "POST", headers=tus_headers(Upload_Length=5, Upload_Metadata="k " + "A" * 5000)).status,
        413, "huge metadata")
     eq(o.req("HEAD", "/tus/../../etc/passwd", headers=tus_headers()).status, 404, "traversal")
+    # a chunked PATCH whose framing breaks: the bytes of whole chunks before it are kept, and the client
+    # hears why in the JSON error shape (the connection used to close without a word)
+    loc = location(create(o, 100))
+    u = urllib.parse.urlsplit(loc)
+    def offset_becomes(want):
+        deadline = time.time() + 5
+        while time.time() < deadline and request(loc, "HEAD", headers=tus_headers()).header("upload-offset") != want:
+            time.sleep(0.1)
+        return request(loc, "HEAD", headers=tus_headers()).header("upload-offset")
+
+    for bad, before in ((b"zz\r\nabc\r\n0\r\n\r\n", "0"), (b"3\r\nabc\r\n-1\r\nx\r\n0\r\n\r\n", "0"),
+                        (b"fffffffffffffffffff\r\nabc\r\n", "3")):
+        off = offset_becomes(before)
+        eq(off, before, "offset before %r" % bad[:12])
+        head = ("PATCH %s?%s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: %s\r\n"
+                "Content-Type: application/offset+octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n" %
+                (u.path, u.query, u.netloc, off))
+        resp = raw(o, head.encode() + bad, wait=2)
+        check(resp.startswith(b"HTTP/1.1 400"), "broken chunked body: %r" % resp[:80])
+        body = resp.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in resp else b""
+        eq(json.loads(body)["code"], "bad_request", "JSON error for %r" % bad[:12])
+    eq(offset_becomes("3"), "3", "the whole chunk before the bad one kept")
     eq(o.req("GET", "/api/health").status, 200, "the server keeps serving")
 
 
