@@ -404,7 +404,8 @@ static void process(pc_hs_conn *c)
                     write_simple_error(c, 400, "bad_request", http_errno_description(e));
                 return;
             }
-            if (!c->head_done) {
+            if (!c->head_done || c->parsed > c->hs->h.max_head) {
+                /* a head that arrived whole in one read is held to the same limit as one still coming */
                 if (c->parsed > c->hs->h.max_head)
                     write_simple_error(c, 431, "headers_too_large", "request head exceeds the server's limit");
                 return;

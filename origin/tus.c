@@ -900,6 +900,15 @@ int pc_tus_begin(pc_tus *t, const pc_tus_request *req, pc_tus_reply *early, pc_t
             }
         return 1;
     }
+    static const char *const single[] = {"tus-resumable", "upload-length", "upload-offset", "upload-metadata",
+                                         "upload-checksum", "upload-concat", "upload-defer-length", "content-type",
+                                         "x-http-method-override"};
+    for (size_t i = 0; req->count != NULL && i < sizeof(single) / sizeof(single[0]); i++)
+        if (req->count(req->ctx, single[i]) > 1) {
+            char msg[96];
+            snprintf(msg, sizeof(msg), "the %s header is given more than once", single[i]);
+            return reply_error(early, 400, "duplicate_header", msg);
+        }
     size_t tvl = 0;
     const char *tv = get_hdr(req, "tus-resumable", &tvl);
     if (tv == NULL || tvl != 5 || memcmp(tv, TUS_VERSION, 5) != 0) {

@@ -67,6 +67,9 @@ typedef struct pc_tus_request {
     /* Returns the value of a header by lowercase name (and its length), or NULL. */
     const char *(*header)(void *ctx, const char *name, size_t *len);
     void *ctx;
+    /* How many times a header (lowercase name) occurs: a tus header given twice is refused, not read
+     * from its first copy. */
+    size_t (*count)(void *ctx, const char *name);
 } pc_tus_request;
 
 typedef struct pc_tus_reply {

@@ -78,6 +78,15 @@ static const char *hs_header(void *ctx, const char *name, size_t *len)
     return pc_hs_header_get(ctx, name, len);
 }
 
+static size_t hs_count(void *ctx, const char *name)
+{
+    const pc_hs_request *hr = ctx;
+    size_t n = 0, nl = strlen(name);
+    for (size_t i = 0; i < hr->nheaders; i++)
+        n += hr->headers[i].name_len == nl && memcmp(hr->headers[i].name, name, nl) == 0;
+    return n;
+}
+
 static void respond_hs(pc_hs_conn *c, pc_tus_reply *r)
 {
     const char *hdrs[2 * PC_TUS_MAX_HEADERS];
@@ -109,7 +118,7 @@ static int fd_on_head(void *user, pc_hs_conn *c, const pc_hs_request *hr)
         }
         return 0;
     }
-    pc_tus_request tr = {hr->method, hr->target, hr->path_len, hr->content_length, hs_header, (void *)hr};
+    pc_tus_request tr = {hr->method, hr->target, hr->path_len, hr->content_length, hs_header, (void *)hr, hs_count};
     pc_tus_reply early;
     pc_tus_op *op = NULL;
     if (pc_tus_begin(o->tus, &tr, &early, &op)) {
@@ -197,6 +206,17 @@ static const char *h2o_header(void *ctx, const char *name, size_t *len)
     return v.base;
 }
 
+static size_t h2o_count(void *ctx, const char *name)
+{
+    h2o_req_t *req = ctx;
+    size_t n = 0, nl = strlen(name);
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_iovec_t *hn = req->headers.entries[i].name;
+        n += hn->len == nl && strncasecmp(hn->base, name, nl) == 0;
+    }
+    return n;
+}
+
 static void respond_h2o(h2o_req_t *req, pc_tus_reply *r)
 {
     for (size_t i = 0; i < r->nheaders; i++)
@@ -264,7 +284,7 @@ int pc_origin_tus_route(void *user, h2o_req_t *req)
     memcpy(target, req->path.base, req->path.len);
     target[req->path.len] = '\0';
     int64_t clen = req->entity.base != NULL ? (int64_t)req->entity.len : 0;
-    pc_tus_request tr = {method, target, pc_http_req_path(req).len, clen, h2o_header, req};
+    pc_tus_request tr = {method, target, pc_http_req_path(req).len, clen, h2o_header, req, h2o_count};
     pc_tus_reply early;
     pc_tus_op *op = NULL;
     if (pc_tus_begin(o->tus, &tr, &early, &op)) {

@@ -222,6 +222,9 @@ def test_malformed_requests(s):
     resp = sock.recv(4096)
     sock.close()
     check(resp.startswith(b"HTTP/1.1 431"), "oversized head: %r" % resp[:60])
+    for path in (b"/tus/", b"/api/health"):  # just over 16 KiB, arriving whole in one read
+        resp = raw(o, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 17000 + b"\r\n\r\n", wait=2)
+        check(resp.startswith(b"HTTP/1.1 431"), "a 17 kB head to %s: %r" % (path.decode(), resp[:60]))
     sock = socket.create_connection((o.host, o.port))
     sock.sendall(b"PATCH /tus/ HTTP/1.1\r\nContent-Length: abc\r\n\r\n")
     resp = sock.recv(4096)
@@ -237,6 +240,18 @@ def test_malformed_requests(s):
     eq(request(st["create"], "POST", headers=tus_headers(Upload_Length=5, Upload_Metadata="k " + "A" * 5000)).status,
        413, "huge metadata")
     eq(o.req("HEAD", "/tus/../../etc/passwd", headers=tus_headers()).status, 404, "traversal")
+    # a tus header given twice is refused, not read from its first copy
+    cu = urllib.parse.urlsplit(st["create"])
+    resp = raw(o, ("POST %s?%s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 10\r\n"
+                   "Upload-Length: 20\r\nContent-Length: 0\r\n\r\n" % (cu.path, cu.query, cu.netloc)).encode(), wait=2)
+    check(resp.startswith(b"HTTP/1.1 400") and b"duplicate_header" in resp, "two Upload-Length: %r" % resp[:120])
+    loc2 = location(create(o, 10))
+    u2 = urllib.parse.urlsplit(loc2)
+    resp = raw(o, ("PATCH %s?%s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+                   "Upload-Offset: 5\r\nContent-Type: application/offset+octet-stream\r\nContent-Length: 5\r\n\r\n"
+                   "abcde" % (u2.path, u2.query, u2.netloc)).encode(), wait=2)
+    check(resp.startswith(b"HTTP/1.1 400") and b"duplicate_header" in resp, "two Upload-Offset: %r" % resp[:120])
+    eq(request(loc2, "HEAD", headers=tus_headers()).header("upload-offset"), "0", "nothing written")
     # a chunked PATCH whose framing breaks: the bytes of whole chunks before it are kept, and the client
     # hears why in the JSON error shape (the connection used to close without a word)
     loc = location(create(o, 100))
