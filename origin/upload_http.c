@@ -110,8 +110,14 @@ static int fd_on_head(void *user, pc_hs_conn *c, const pc_hs_request *hr)
     PC_LOGD("http", "%s: %s %.*s", hr->peer, hr->method, (int)hr->path_len, hr->target);
     if (hr->path_len < sizeof(TUS_PREFIX) - 2 || strncmp(hr->target, TUS_PREFIX, sizeof(TUS_PREFIX) - 2) != 0) {
         /* not an upload: h2o serves this connection, unless the body is over the API's limit */
-        if (hr->content_length > API_MAX_BODY || hr->content_length < 0) {
-            static const char *const h[] = {"Access-Control-Allow-Origin", "*"};
+        static const char *const h[] = {"Access-Control-Allow-Origin", "*"};
+        if (hr->content_length < 0) { /* chunked: its size is known only at its end */
+            static const char body[] = "{\"code\":\"length_required\",\"message\":\"request bodies outside uploads "
+                                       "need a Content-Length (of at most 1 MiB)\"}";
+            pc_hs_respond(c, 411, h, 1, "application/json", body, sizeof(body) - 1);
+            return 1;
+        }
+        if (hr->content_length > API_MAX_BODY) {
             static const char body[] = "{\"code\":\"too_large\",\"message\":\"request bodies outside uploads are limited to 1 MiB\"}";
             pc_hs_respond(c, 413, h, 1, "application/json", body, sizeof(body) - 1);
             return 1;
