@@ -6,15 +6,18 @@
 #include <strings.h>
 
 /* Parses decimal digits into |*v| (no sign, no overflow). */
+/* Decimal digits; a value past 2^64 - 1 saturates there (a range position beyond any file is still a
+ * position: past the end for a start, the end for a last byte). */
 static int parse_u64(const char *s, size_t n, uint64_t *v)
 {
-    if (n == 0 || n > 19)
+    if (n == 0)
         return -1;
     uint64_t r = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9')
             return -1;
-        r = r * 10 + (uint64_t)(s[i] - '0');
+        uint64_t d = (uint64_t)(s[i] - '0');
+        r = r > (UINT64_MAX - d) / 10 ? UINT64_MAX : r * 10 + d;
     }
     *v = r;
     return 0;
