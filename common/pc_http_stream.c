@@ -414,6 +414,14 @@ static void process(pc_hs_conn *c)
                 write_simple_error(c, 431, "headers_too_large", "request head exceeds the server's limit");
                 return;
             }
+            size_t tel = 0;
+            const char *te = pc_hs_header_get(&c->req, "transfer-encoding", &tel);
+            if (te != NULL && !(tel == 7 && strncasecmp(te, "chunked", 7) == 0)) {
+                /* only chunked is decoded here: another coding (gzip, chunked) would reach the handler
+                 * still encoded and be stored as if it were the data */
+                write_simple_error(c, 501, "unsupported_transfer_coding", "only 'Transfer-Encoding: chunked' is accepted");
+                return;
+            }
             if (!c->hs->h.on_head(c->hs->user, c, &c->req)) {
                 handoff(c);
                 return;

@@ -274,6 +274,14 @@ def test_malformed_requests(s):
         body = resp.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in resp else b""
         eq(json.loads(body)["code"], "bad_request", "JSON error for %r" % bad[:12])
     eq(offset_becomes("3"), "3", "the whole chunk before the bad one kept")
+    # a coding other than chunked would reach the file still encoded: refused before any byte is stored
+    for te in ("gzip, chunked", "gzip"):
+        head = ("PATCH %s?%s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 3\r\n"
+                "Content-Type: application/offset+octet-stream\r\nTransfer-Encoding: %s\r\n\r\n" %
+                (u.path, u.query, u.netloc, te))
+        resp = raw(o, head.encode() + b"3\r\nabc\r\n0\r\n\r\n", wait=2)
+        check(resp.startswith(b"HTTP/1.1 501") and b"unsupported_transfer_coding" in resp, "%s: %r" % (te, resp[:80]))
+    eq(offset_becomes("3"), "3", "nothing stored from them")
     eq(o.req("GET", "/api/health").status, 200, "the server keeps serving")
 
 
