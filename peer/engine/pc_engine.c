@@ -97,7 +97,8 @@ struct pc_engine {
     uint32_t npeer_xfers;         /* of those, from peers */
     uint64_t next_xfer;
     /* Slots that can take a request (used, a free request slot, not backing off), kept up to date as
-     * transfers start and end; the ones backing off are looked at again at each pass. */
+     * transfers start and end; the ones backing off are looked at again at a pass once busy_min has
+     * passed. */
     uint64_t freem[PC_ENGINE_PEERS_MAX / 64], busym[PC_ENGINE_PEERS_MAX / 64];
     uint64_t busy_min;            /* no slot in busym stops backing off before this (a lower bound) */
     uint32_t *banned;             /* up to PC_ENGINE_PEERS_MAX handles, grown on demand */
@@ -407,10 +408,23 @@ static uint64_t content_pos(const pc_engine *e)
     return e->demand_pos > e->player.pos_us ? e->demand_pos : e->player.pos_us;
 }
 
+/* How far segment |i| starts ahead of content position |pos|. */
+static uint64_t ahead_at(const pc_engine *e, uint64_t pos, uint32_t i)
+{
+    return e->start[i] > pos ? e->start[i] - pos : 0;
+}
+
 static uint64_t ahead_of(const pc_engine *e, uint32_t i)
 {
-    uint64_t pos = content_pos(e);
-    return e->start[i] > pos ? e->start[i] - pos : 0;
+    return ahead_at(e, content_pos(e), i);
+}
+
+/* Forgets the bytes of segment |i|'s copy (held and accounted), to fetch it from the start. */
+static void seg_drop_bytes(pc_engine *e, uint32_t i)
+{
+    e->segs[i].got = 0;
+    e->segs[i].ncontrib = 0;
+    e->acct[i].bytes_cdn = e->acct[i].bytes_p2p = 0;
 }
 
 static uint64_t deadline_of(const pc_engine *e, uint32_t i, uint64_t now)
@@ -449,11 +463,8 @@ static int start_xfer(pc_engine *e, uint32_t src, uint32_t rung, uint32_t i, int
     } else {
         seg *s = &e->segs[i];
         seg_acct *a = &e->acct[i];
-        if (s->got == 0 || s->rung != rung) {
-            s->got = 0;
-            a->bytes_cdn = a->bytes_p2p = 0;
-            s->ncontrib = 0;
-        }
+        if (s->got == 0 || s->rung != rung)
+            seg_drop_bytes(e, i);
         s->rung = (uint8_t)rung;
         s->state = SEG_INFLIGHT;
         if (a->requested_at == 0)
@@ -910,7 +921,7 @@ static void schedule(pc_engine *e, uint64_t now)
     int wanted = 0;
     uint64_t uw = urgent_us(e); /* neither it nor pos changes during the pass */
     for (uint32_t i = first; i < n; i++) {
-        uint64_t ahead = e->start[i] > pos ? e->start[i] - pos : 0; /* ahead_of(e, i) */
+        uint64_t ahead = ahead_at(e, pos, i);
         if (ahead >= e->cfg.prefetch_us)
             break;
         seg *s = &e->segs[i];
@@ -1168,9 +1179,7 @@ void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
         if (s->state == SEG_READY)
             bit_clear(e->held + (size_t)s->rung * bitmap_bytes(e), i);
         s->state = SEG_NONE;
-        s->got = 0;
-        e->acct[i].bytes_cdn = e->acct[i].bytes_p2p = 0;
-        s->ncontrib = 0;
+        seg_drop_bytes(e, i);
     }
     if (s->state == SEG_NONE)
         s->rung = (uint8_t)rung;
@@ -1444,9 +1453,7 @@ void pc_engine_on_done(pc_engine *e, uint64_t transfer, const uint8_t hash[32], 
         uint32_t bad[2], nb = s->ncontrib;
         memcpy(bad, a->contrib, sizeof(bad));
         s->state = SEG_NONE;
-        s->got = 0;
-        a->bytes_cdn = a->bytes_p2p = 0;
-        s->ncontrib = 0;
+        seg_drop_bytes(e, i);
         for (uint32_t k = 0; k < nb; k++)
             ban(e, bad[k]);
         if (nb == 0)
