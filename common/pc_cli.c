@@ -4,9 +4,9 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <math.h>
 
 #include <curl/curl.h>
 
@@ -55,6 +55,12 @@ double pc_cli_num(const char *s, const char *what, double min, double max)
     if (end == s || *end != '\0' || !(v >= min && v <= max))
         pc_cli_usage("bad value for %s: '%s' (%g to %g)", what, s, min, max);
     return v;
+}
+
+int pc_cli_is_http_url(const char *u)
+{
+    size_t n = strncmp(u, "http://", 7) == 0 ? 7 : strncmp(u, "https://", 8) == 0 ? 8 : 0;
+    return n > 0 && u[n] != '\0' && u[n] != '/';
 }
 
 double pc_cli_int(const char *s, const char *what, double min, double max)

@@ -181,14 +181,17 @@ int pc_hostport_parse(const char *hostport, struct sockaddr_storage *ss)
 
 int pc_http_server_listen(pc_http_server *srv, const char *hostport, char *bound, size_t boundlen)
 {
-    pc_err_detail_set("%s", "not IP:PORT (IPv6 in brackets)");
-    if (srv->nlisteners == MAX_LISTENERS)
+    if (srv->nlisteners == MAX_LISTENERS) {
+        pc_err_detail_set("more than %d listeners", MAX_LISTENERS);
         return PC_EINVAL;
+    }
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     int r = pc_hostport_parse(hostport, &ss);
-    if (r != 0)
+    if (r != 0) {
+        pc_err_detail_set("%s", "not IP:PORT (IPv6 in brackets)");
         return r;
+    }
     pc_err_detail_set("%s", "");
     if (!srv->ctx_ready) {
         h2o_context_init(&srv->ctx, srv->loop, &srv->globalconf);

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* Parses decimal digits into |*v| (no sign, no overflow). */
 /* Decimal digits; a value past 2^64 - 1 saturates there (a range position beyond any file is still a
  * position: past the end for a start, the end for a last byte). */
 static int parse_u64(const char *s, size_t n, uint64_t *v)

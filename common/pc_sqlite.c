@@ -52,9 +52,7 @@ int pc_sqlite_open(pc_sqlite *s, const char *path, const char *const *schema, si
         pc_sqlite_close(s);
         return PC_EDB;
     }
-    int r = 0;
-    if (r == 0)
-        r = pc_sqlite_exec(s, "PRAGMA synchronous=NORMAL");
+    int r = pc_sqlite_exec(s, "PRAGMA synchronous=NORMAL");
     if (r == 0)
         r = pc_sqlite_exec(s, "PRAGMA foreign_keys=ON");
     for (size_t i = 0; r == 0 && i < n; i++)

@@ -10,8 +10,8 @@
 
 #include "origin_main.h"
 #include "pc_cli.h"
-#include "pc_http_server.h"
 #include "pc_crypto.h"
+#include "pc_http_server.h"
 #include "pc_log.h"
 
 static const char usage[] =
@@ -46,13 +46,6 @@ static const char usage[] =
     "  --wait                  wait for processing and print the final state\n"
     "  --state FILE            resume state file (default ~/.cache/peercdn/uploads/...)\n"
     "  --no-progress           no progress bar even on a terminal\n";
-
-/* http:// or https:// followed by a host. */
-static int is_http_url(const char *u)
-{
-    size_t n = strncmp(u, "http://", 7) == 0 ? 7 : strncmp(u, "https://", 8) == 0 ? 8 : 0;
-    return n > 0 && u[n] != '\0' && u[n] != '/';
-}
 
 /* x264's preset names (x264.h's x264_preset_names): anything else fails only at the first encode. */
 static int x264_preset_known(const char *p)
@@ -144,9 +137,9 @@ static int cmd_serve(int argc, char **argv)
     int seg = (int)c.segment_seconds;
     if (seg != c.segment_seconds || seg % 2 != 0)
         pc_cli_usage("--segment-seconds must be an even whole number (segments hold whole 2-second GOPs)");
-    if (c.tracker_url != NULL && !is_http_url(c.tracker_url))
+    if (c.tracker_url != NULL && !pc_cli_is_http_url(c.tracker_url))
         pc_cli_usage("--tracker must be an http(s) URL");
-    if (c.public_url != NULL && !is_http_url(c.public_url))
+    if (c.public_url != NULL && !pc_cli_is_http_url(c.public_url))
         pc_cli_usage("--public-url must be an http(s) URL");
     if (c.tracker_key != NULL) {
         uint8_t key[PC_ED25519_PK_LEN];
@@ -203,7 +196,7 @@ static int cmd_upload(int argc, char **argv)
     u.file = argv[optind];
     if (u.origin == NULL || u.token == NULL)
         pc_cli_usage("upload needs --origin URL and --token TOKEN");
-    if (!is_http_url(u.origin))
+    if (!pc_cli_is_http_url(u.origin))
         pc_cli_usage("--origin must be an http(s) URL");
     return pc_origin_upload(&u);
 }

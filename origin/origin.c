@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 #include "media.h"
-#include "pc_json.h"
 #include "pc_fs.h"
+#include "pc_json.h"
 #include "pc_log.h"
 #include "pipeline.h"
 

@@ -20,8 +20,8 @@
 
 #include "pc_crypto.h"
 #include "pc_http_server.h"
-#include "pc_json.h"
 #include "pc_fs.h"
+#include "pc_json.h"
 #include "pc_log.h"
 
 #define NUMWANT 30 /* peers asked of the tracker while a link is free */
@@ -1090,6 +1090,7 @@ static int origin_key(client *c)
     const char *b64 = c->cfg->origin_key, *from = "--origin-key";
     char stored[128] = "";
     char path[1200];
+    int pinned = 0, fetched = 0;
     int have_path = c->cfg->state_dir != NULL && key_path(c, path, sizeof(path)) == 0;
     if (b64 == NULL && have_path) {
         char *text = NULL;
@@ -1099,6 +1100,7 @@ static int origin_key(client *c)
             snprintf(stored, sizeof(stored), "%.*s", (int)strcspn(text, "\r\n"), text);
             b64 = stored;
             from = path;
+            pinned = 1;
         } else if (r != PC_ENOENT) {
             fprintf(stderr, "peercdn-peer: cannot read the pinned origin key %s: %s\n", path, pc_strerror(r));
             return -1;
@@ -1118,14 +1120,15 @@ static int origin_key(client *c)
         pc_buf_clear(&body);
         b64 = stored;
         from = "the origin's /api/origin-key";
+        fetched = 1;
     }
     size_t kl = 0;
     if (pc_b64_decode(b64, strlen(b64), c->origin_pk, sizeof(c->origin_pk), &kl, 0) != 0 || kl != 32) {
         fprintf(stderr, "peercdn-peer: the origin key from %s is not base64 of 32 bytes%s\n", from,
-                from == path ? " (delete the file to pin the origin's key again)" : "");
+                pinned ? " (delete the file to pin the origin's key again)" : "");
         return -1;
     }
-    if (b64 == stored && from != path && have_path) {
+    if (fetched && have_path) {
         /* trust on first use: written whole (a temporary file, then rename), so a crash never leaves an
          * empty pin behind */
         char line[160];

@@ -108,9 +108,9 @@ int main(int argc, char **argv)
         pc_cli_usage("%s needs --origin URL and --video ID", argv[1]);
     if (!pc_video_id_valid(cfg.video, strlen(cfg.video)))
         pc_cli_usage("--video: 1 to 64 characters of A-Z a-z 0-9 _ -");
-    if (strncmp(cfg.origin, "http://", 7) != 0 && strncmp(cfg.origin, "https://", 8) != 0)
+    if (!pc_cli_is_http_url(cfg.origin))
         pc_cli_usage("--origin wants an http:// or https:// URL");
-    if (cfg.tracker != NULL && strncmp(cfg.tracker, "http://", 7) != 0 && strncmp(cfg.tracker, "https://", 8) != 0)
+    if (cfg.tracker != NULL && !pc_cli_is_http_url(cfg.tracker))
         pc_cli_usage("--tracker wants an http:// or https:// URL");
     /* addresses are checked here, before anything is fetched: a bad one is a usage error, not a late one */
     struct sockaddr_storage ss;

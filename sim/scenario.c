@@ -301,7 +301,7 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
     if (name != NULL)
         snprintf(s->name, sizeof(s->name), "%s", name);
     double seed = (double)s->seed;
-    if ((r = num(root, "scenario", "seed", 0, 9007199254740991.0, &seed, e)) ||
+    if ((r = num(root, "scenario", "seed", 0, (double)SIM_SEED_MAX, &seed, e)) ||
         (r = num(root, "scenario", "duration_s", 1, 30 * 86400, &s->duration_s, e)))
         return r;
     if (seed != floor(seed))
@@ -596,7 +596,7 @@ int sim_seed_parse(const char *s, uint64_t *out)
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno != 0 || *end != '\0' || end == s || s[0] == '-' || s[0] == '+' || s[0] == ' ' ||
-        v > 9007199254740991ull) /* as the scenario's seed: summary.json records it as a JSON number */
+        v > SIM_SEED_MAX)
         return PC_EINVAL;
     *out = v;
     return 0;

@@ -15,6 +15,7 @@
 #define SIM_TABLE_MAX 64
 #define SIM_REGIONS_MAX 16
 #define SIM_LIST_MAX 1000000
+#define SIM_SEED_MAX 9007199254740991ull /* 2^53 - 1: summary.json records the seed as a JSON number */
 #define SIM_VIEWERS_MAX 5000000  /* arrivals plus seeders in one run */
 #define SIM_COPIES_MAX 50000000  /* videos x segments x rungs in the catalog */
 

@@ -131,7 +131,7 @@ static int cmd_stats(int argc, char **argv)
         pc_cli_usage("stats takes no positional arguments");
     if (url == NULL)
         pc_cli_usage("stats needs --tracker URL");
-    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+    if (!pc_cli_is_http_url(url))
         pc_cli_usage("--tracker must be an http(s) URL");
     return pc_tracker_stats_cli(url, video, json);
 }
