@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Bad command lines and bad files given on them, for every binary: a usage error exits 2 and a bad
 file or a failed start exits 1, each with one line on stderr and before anything is served or fetched;
-nothing is replaced or lost on the way (a device named as the report stays a device)."""
+nothing given is replaced or lost on the way (key files and databases are kept as they were). Writing
+into a device or pipe instead of replacing it is tested in tests/unit/test_fs.c."""
 import json
 import os
 import socket
-import stat
 import subprocess
 import sys
 
@@ -153,16 +153,6 @@ def test_a_pinned_key_that_is_not_a_key_is_named(s):
         eq(open(pin, "rb").read(), bad, "the pin is left for the operator to look at")
 
 
-def test_a_report_named_as_a_device_stays_a_device(s):
-    """--report /dev/null: written into, never replaced by a regular file (as root, rename would)."""
-    o = s.origin()
-    got, err = run("peercdn-peer", "play", "--origin", o.url, "--video", "novideo", "--report", "/dev/null",
-                   "--state-dir", os.path.join(S.tmp, "pins2"))
-    check(got != 0, "no such video")
-    check(stat.S_ISCHR(os.stat("/dev/null").st_mode), "/dev/null is still a character device")
-    check(not os.path.exists("/dev/null.tmp"), "no temporary file beside it")
-
-
 def test_scenarios_have_types_and_totals(s):
     bad = {"mode-number": {"mode": 3}, "name-number": {"name": 5}, "seed-fraction": {"seed": 1.5},
            "kind-number": {"arrivals": {"kind": 1}},
@@ -180,4 +170,4 @@ def test_scenarios_have_types_and_totals(s):
 S.run([test_numbers_are_decimal_and_whole_where_they_count, test_origin_checks_its_flags_at_start,
        test_key_files_must_hold_a_key_pair, test_tracker_checks_its_files_at_start,
        test_peer_checks_its_addresses_before_fetching, test_a_pinned_key_that_is_not_a_key_is_named,
-       test_a_report_named_as_a_device_stays_a_device, test_scenarios_have_types_and_totals])
+       test_scenarios_have_types_and_totals])

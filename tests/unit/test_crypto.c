@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "pc_crypto.h"
+#include "tmpdir.h"
 
 /* ---- helpers ---- */
 
@@ -26,44 +27,6 @@ static void assert_hash_hex(const uint8_t h[PC_B2_LEN], const char *want)
     char got[2 * PC_B2_LEN + 1];
     pc_hex(h, PC_B2_LEN, got);
     assert_string_equal(got, want);
-}
-
-/* A fresh temporary directory per test; removed (with the files named below) in teardown. */
-typedef struct tmpdir {
-    char dir[64];
-} tmpdir;
-
-static int tmpdir_setup(void **state)
-{
-    tmpdir *t = calloc(1, sizeof(*t));
-    if (t == NULL)
-        return -1;
-    snprintf(t->dir, sizeof(t->dir), "/tmp/pc_test_crypto.XXXXXX");
-    if (mkdtemp(t->dir) == NULL) {
-        free(t);
-        return -1;
-    }
-    *state = t;
-    return 0;
-}
-
-static void path_in(const tmpdir *t, const char *name, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s/%s", t->dir, name);
-}
-
-static int tmpdir_teardown(void **state)
-{
-    tmpdir *t = *state;
-    static const char *const names[] = {"data.bin", "empty.bin", "key", "short.key", "secret", "secret.bad"};
-    char p[128];
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        path_in(t, names[i], p, sizeof(p));
-        unlink(p);
-    }
-    rmdir(t->dir);
-    free(t);
-    return 0;
 }
 
 static void write_file(const char *path, const void *data, size_t len)
