@@ -821,7 +821,7 @@ static void fill_state(client *c, const char *event)
 {
     pc_tc_state *s = &c->ts;
     pc_engine_stats st;
-    pc_engine_get_stats(c->e, &st);
+    pc_engine_get_stats(c->e, pc_client_now(c), &st);
     s->event = event;
     s->session = c->session[0] != '\0' ? c->session : NULL;
     s->rendition = c->mf->renditions[c->pm.rend[st.rung]].id;

@@ -283,7 +283,7 @@ static int on_request(void *user, h2o_req_t *req)
     h->w[h->nw++] = w;
     /* make it the engine's business: the player's rendition choice rules, and the segment is due now */
     pc_engine_stats st;
-    pc_engine_get_stats(c->e, &st);
+    pc_engine_get_stats(c->e, pc_client_now(c), &st);
     if (!audio && strcmp(c->cfg->rendition, "auto") == 0 && st.rung != (uint32_t)q)
         pc_engine_pin_rung(c->e, q, now);
     if (seg != PC_SEG_INIT) {

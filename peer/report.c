@@ -22,7 +22,7 @@ static const char *player_state(pc_player_state s)
 void pc_report_status_line(client *c)
 {
     pc_engine_stats st;
-    pc_engine_get_stats(c->e, &st);
+    pc_engine_get_stats(c->e, pc_client_now(c), &st);
     uint64_t all = c->bytes_cdn_total + c->bytes_p2p_total;
     uint32_t nup = 0;
     for (plink *p = c->links; p != NULL; p = p->next)
@@ -38,7 +38,7 @@ void pc_report_status_line(client *c)
 int pc_report_write(client *c, const char *path)
 {
     pc_engine_stats st;
-    pc_engine_get_stats(c->e, &st);
+    pc_engine_get_stats(c->e, pc_client_now(c), &st);
     json_t *o = json_object();
     json_t *segs = json_array();
     if (o == NULL || segs == NULL) {

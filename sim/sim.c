@@ -26,7 +26,7 @@ enum { EV_ARRIVE, EV_ENGINE, EV_FLOW, EV_ANNOUNCE, EV_LEAVE, EV_DEPART, EV_SEEK,
 
 #define SWEEP_US 1000000 /* the tracker removes expired peers this often */
 #define PARTS_MAX 8
-enum { V_WAITING, V_WATCHING, V_SEEDING, V_GONE };
+enum { V_WAITING, V_WATCHING, V_LEAVING, V_SEEDING, V_GONE }; /* LEAVING: done watching, departs now */
 
 typedef struct video {
     pc_media m;
@@ -91,7 +91,7 @@ typedef struct world {
     uint32_t *work;
     size_t nwork, cwork;
     pc_registry *reg;
-    uint32_t n_cdn_flows;
+    uint32_t n_cdn_flows, cdn_head; /* active CDN flows, linked through up_next/up_prev */
     uint32_t watching, seeding;
     uint64_t total_cdn, total_p2p, total_up, stalls_gone;
     sim_viewer_result *rv;        /* shared; a world writes only its viewers' entries */
@@ -246,16 +246,31 @@ static double one_way_us(const world *w, uint32_t a, uint32_t b)
     return w->sc->latency_ms[w->v[a].region][w->v[b].region] * 1000.0 / 2;
 }
 
-static void advance(world *w, flow *f)
+/* The bytes |f| has delivered by now (it moves at its rate from its last update or its start). */
+static double done_now(const world *w, const flow *f)
 {
     uint64_t from = f->t_last > f->start_at ? f->t_last : f->start_at;
+    double done = f->done;
     if (w->now > from && f->active) {
-        f->done += f->rate * (double)(w->now - from) / S_US;
-        if (f->done > f->total)
-            f->done = f->total;
+        done += f->rate * (double)(w->now - from) / S_US;
+        if (done > f->total)
+            done = f->total;
     }
+    return done;
+}
+
+static void advance(world *w, flow *f)
+{
+    f->done = done_now(w, f);
     if (w->now > f->t_last)
         f->t_last = w->now;
+}
+
+/* Bytes |f| delivered that its receiver has not been told of (credit). */
+static uint32_t uncredited(const world *w, const flow *f)
+{
+    uint32_t d = f->active ? (uint32_t)done_now(w, f) : 0;
+    return d > f->credited ? d - f->credited : 0;
 }
 
 /* What |f| could get if the receiver's downlink were no limit: an equal share of the sender's uplink
@@ -339,14 +354,16 @@ static void rerate_dn(world *w, uint32_t d)
         free(sh);
 }
 
-/* After a flow started or ended at |up_of|'s uplink and |dn_of|'s downlink (NONE / CDN skip a side):
- * the downlinks of the flows leaving |up_of| are shared again (their limits changed), and |dn_of|'s. */
+/* After a flow started or ended at |up_of|'s uplink and |dn_of|'s downlink (NONE skips a side): the
+ * downlinks of the flows leaving |up_of| are shared again (their limits changed), and |dn_of|'s. The
+ * CDN is a sender like the others when it has a capacity; without one its flows' limits do not move. */
 static void rerate(world *w, uint32_t up_of, uint32_t dn_of)
 {
-    if (up_of != NONE && up_of != CDN)
-        for (uint32_t i = w->v[up_of].up_head; i != NONE; i = w->flows[i].up_next)
-            if (w->flows[i].active && w->flows[i].dst != dn_of)
-                rerate_dn(w, w->flows[i].dst);
+    uint32_t head = up_of == CDN ? (w->sc->cdn_capacity_mbps > 0 ? w->cdn_head : NONE)
+                    : up_of != NONE ? w->v[up_of].up_head : NONE;
+    for (uint32_t i = head; i != NONE; i = w->flows[i].up_next)
+        if (w->flows[i].active && w->flows[i].dst != dn_of)
+            rerate_dn(w, w->flows[i].dst);
     if (dn_of != NONE)
         rerate_dn(w, dn_of);
 }
@@ -370,17 +387,16 @@ static void activate(world *w, uint32_t fi, uint64_t start_at)
     f->start_at = start_at;
     f->t_last = w->now;
     w->v[f->dst].n_dn++;
-    if (f->src == CDN) {
+    uint32_t *head = f->src == CDN ? &w->cdn_head : &w->v[f->src].up_head;
+    if (f->src == CDN)
         w->n_cdn_flows++;
-    } else {
-        viewer *s = &w->v[f->src];
-        s->n_up++;
-        f->up_prev = NONE;
-        f->up_next = s->up_head;
-        if (s->up_head != NONE)
-            w->flows[s->up_head].up_prev = fi;
-        s->up_head = fi;
-    }
+    else
+        w->v[f->src].n_up++;
+    f->up_prev = NONE;
+    f->up_next = *head;
+    if (*head != NONE)
+        w->flows[*head].up_prev = fi;
+    *head = fi;
 }
 
 /* Unlinks and frees |fi|; re-rates the flows that shared an end with it. */
@@ -397,18 +413,17 @@ static void flow_end(world *w, uint32_t fi)
     uint32_t src = f->src;
     if (f->active) {
         d->n_dn--;
-        if (src == CDN) {
+        uint32_t *head = src == CDN ? &w->cdn_head : &w->v[src].up_head;
+        if (src == CDN)
             w->n_cdn_flows--;
-        } else {
-            viewer *s = &w->v[src];
-            s->n_up--;
-            if (f->up_prev != NONE)
-                w->flows[f->up_prev].up_next = f->up_next;
-            else
-                s->up_head = f->up_next;
-            if (f->up_next != NONE)
-                w->flows[f->up_next].up_prev = f->up_prev;
-        }
+        else
+            w->v[src].n_up--;
+        if (f->up_prev != NONE)
+            w->flows[f->up_prev].up_next = f->up_next;
+        else
+            *head = f->up_next;
+        if (f->up_next != NONE)
+            w->flows[f->up_next].up_prev = f->up_prev;
     }
     int was_active = f->active;
     uint32_t dst = f->dst;
@@ -567,7 +582,7 @@ static void handle(world *w, uint32_t vi, const pc_action *a)
         link_dn(w, fi);
         if (a->peer == CDN) {
             activate(w, fi, w->now + (uint64_t)(w->sc->cdn_latency_ms * 1000));
-            rerate(w, NONE, vi);
+            rerate(w, CDN, vi);
             return;
         }
         viewer *u = a->peer < w->nv ? &w->v[a->peer] : NULL;
@@ -702,7 +717,7 @@ static void fill_announce(world *w, uint32_t vi, int event, pc_announce *an)
     an->port = 4000;
     snprintf(an->video, sizeof(an->video), "%s", w->videos[v->video].id);
     pc_engine_stats st;
-    pc_engine_get_stats(v->e, &st);
+    pc_engine_get_stats(v->e, w->now, &st);
     snprintf(an->rendition, sizeof(an->rendition), "r%u", st.rung);
     an->playhead_ms = (uint32_t)(pc_engine_playhead(v->e) / 1000);
     pc_engine_holdings(v->e, st.rung, &an->need, &an->have_lo, &an->have_hi);
@@ -730,9 +745,11 @@ static void announce(world *w, uint32_t vi, int event)
     pc_announce an;
     fill_announce(w, vi, event, &an);
     uint32_t self = PC_NONE;
-    if (pc_registry_announce(w->reg, &an, pc_locality_net(an.addr), w->now, &self) != 0 || self == PC_NONE)
+    if (pc_registry_announce(w->reg, &an, pc_locality_net(an.addr), w->now, &self) != 0)
         return;
-    w->announces++;
+    w->announces++; /* a stopped one too: the tracker accepted it, and removed the peer (self = none) */
+    if (self == PC_NONE)
+        return;
     w->numwant0 += an.numwant == 0;
     if (v->state != V_WATCHING || an.numwant == 0)
         return;
@@ -773,6 +790,7 @@ static void finish_watching(world *w, uint32_t vi)
         push(w, w->now + v->seed_for, EV_DEPART, vi, 0);
         announce(w, vi, PC_EV_PERIODIC);
     } else {
+        v->state = V_LEAVING;
         push(w, w->now, EV_DEPART, vi, 0);
     }
 }
@@ -871,7 +889,7 @@ static void record(world *w, uint32_t vi)
     viewer *v = &w->v[vi];
     sim_viewer_result *r = &w->rv[vi];
     pc_engine_stats st;
-    pc_engine_get_stats(v->e, &st);
+    pc_engine_get_stats(v->e, w->now, &st); /* a stall still under way at the end counts up to it */
     const video *vd = &w->videos[v->video];
     r->seeder = v->seeder;
     r->arrive_s = (double)v->arrive / S_US;
@@ -887,7 +905,7 @@ static void record(world *w, uint32_t vi)
     r->bytes_p2p = v->bytes_p2p;
     r->bytes_up = v->bytes_up;
     /* mean bitrate over the segments it played, and what it received, for the bound */
-    uint64_t pos = pc_engine_playhead(v->e), acc = 0;
+    uint64_t pos = st.playhead_us, acc = 0;
     double wsum = 0, bsum = 0;
     size_t bb = (vd->n + 7) / 8;
     v->got = calloc(vd->m.n_rungs, bb);
@@ -1010,16 +1028,25 @@ static void sample(world *w)
         w->ts = p;
         w->cts = c;
     }
-    uint64_t stalls = w->stalls_gone;
+    /* A sample only looks: the bytes still in flight are counted as they stand, not handed to the
+     * engines (that would change what they do, and so the results would depend on the sampling period). */
+    uint64_t stalls = w->stalls_gone, cdn = w->total_cdn, p2p = w->total_p2p;
     for (uint32_t i = 0; i < w->nv; i++)
         if (w->v[i].e != NULL) {
-            credit(w, i);
+            for (uint32_t f = w->v[i].dn_head; f != NONE; f = w->flows[f].dn_next) {
+                uint32_t d = uncredited(w, &w->flows[f]);
+                *(w->flows[f].src == CDN ? &cdn : &p2p) += d;
+            }
             pc_engine_stats st;
-            pc_engine_get_stats(w->v[i].e, &st);
+            pc_engine_get_stats(w->v[i].e, w->now, &st);
             stalls += st.stalls;
         }
+    if (w->nts > 0) { /* in-flight bytes are rounded down per flow: never let a total go back */
+        cdn = cdn > w->ts[w->nts - 1].bytes_cdn ? cdn : w->ts[w->nts - 1].bytes_cdn;
+        p2p = p2p > w->ts[w->nts - 1].bytes_p2p ? p2p : w->ts[w->nts - 1].bytes_p2p;
+    }
     w->ts[w->nts++] = (sim_sample){.t_s = (double)w->now / S_US, .watching = w->watching, .seeding = w->seeding,
-                                   .bytes_cdn = w->total_cdn, .bytes_p2p = w->total_p2p, .stalls = (uint32_t)stalls};
+                                   .bytes_cdn = cdn, .bytes_p2p = p2p, .stalls = (uint32_t)stalls};
 }
 
 static void progress_bar(FILE *out, sim_mode mode, uint64_t now, uint64_t end, uint32_t watching, uint32_t seeding,
@@ -1191,7 +1218,8 @@ static void *world_run(void *arg)
     }
     if (!w->oom) {
         w->now = w->end;
-        sample(w);
+        if (w->nts == 0 || w->ts[w->nts - 1].t_s < (double)w->end / S_US)
+            sample(w); /* unless a sample fell on the end itself */
         for (uint32_t i = 0; i < w->nv; i++)
             if (w->v[i].e != NULL) {
                 credit(w, i);
@@ -1324,7 +1352,7 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
     for (uint32_t p = 0; rc == 0 && p < parts; p++) {
         world *w = &ws[p];
         *w = (world){.sc = &local, .mode = mode, .part = p, .arr = arr, .narr = narr, .base = nseed, .end = end,
-                     .videos = videos, .zeros = zeros, .free_flow = NONE, .nv = nv, .rv = out->v,
+                     .videos = videos, .zeros = zeros, .free_flow = NONE, .cdn_head = NONE, .nv = nv, .rv = out->v,
                      .trace = trace != NULL ? (uint32_t)strtoul(trace, NULL, 10) : NONE,
                      .progress = parts == 1 ? progress : NULL};
         w->v = calloc((size_t)nv + 1, sizeof(*w->v));

@@ -1605,21 +1605,24 @@ void pc_engine_on_timeout(pc_engine *e, uint64_t now)
 
 /* ---- queries ---- */
 
-void pc_engine_get_stats(const pc_engine *e, pc_engine_stats *s)
+void pc_engine_get_stats(const pc_engine *e, uint64_t now, pc_engine_stats *s)
 {
+    pc_player p;
+    pc_player_view(&e->player, now, &p);
     *s = e->st;
-    s->startup_us = e->player.startup_us;
-    s->stalls = e->player.stalls;
-    s->stall_us = e->player.stall_us;
-    s->played_us = e->player.played_us;
-    s->seeks = e->player.seeks;
-    s->seek_wait_us = e->player.seek_wait_us;
+    s->startup_us = p.startup_us;
+    s->stalls = p.stalls;
+    s->stall_us = p.stall_us;
+    s->played_us = p.played_us;
+    s->playhead_us = p.pos_us;
+    s->seeks = p.seeks;
+    s->seek_wait_us = p.seek_wait_us;
     s->rung = e->abr.cur;
     s->rung_switches = e->abr.switches;
     s->cdn_mode = e->cdn_mode;
     s->p2p_bps = meter_rate(&e->m_p2p) * 8;
     s->total_bps = meter_rate(&e->m_all) * 8;
-    s->player = e->player.state;
+    s->player = p.state;
 }
 
 void pc_engine_segment(const pc_engine *e, uint32_t i, pc_segment_info *out)

@@ -134,7 +134,8 @@ typedef struct pc_engine_stats {
     uint64_t bytes_cdn, bytes_p2p, bytes_up; /* everything received (wasted included) and sent */
     uint64_t startup_us;                     /* PC_NEVER until playback starts */
     uint32_t stalls, seeks, rung_switches, banned, dropped, rejected_segments, rescues;
-    uint64_t stall_us, played_us, seek_wait_us;
+    uint64_t stall_us, played_us, seek_wait_us; /* up to the time asked for; an open stall or wait counted so far */
+    uint64_t playhead_us;                    /* content time, at the time asked for */
     uint32_t rung;                           /* current ABR rung */
     int cdn_mode;                            /* 1 while the urgent window is on the CDN */
     double p2p_bps, total_bps;               /* current estimates */
@@ -209,7 +210,9 @@ int pc_engine_next_action(pc_engine *e, pc_action *a);
  * the caller's, so the caller must stop using it (free it, fail the viewer). 0 otherwise. */
 int pc_engine_error(const pc_engine *e);
 
-void pc_engine_get_stats(const pc_engine *e, pc_engine_stats *s);
+/* The counters, and the player as it stands at |now| (an earlier time counts as the engine's last
+ * input): played time, a stall or seek wait still under way, the playhead. Changes nothing. */
+void pc_engine_get_stats(const pc_engine *e, uint64_t now, pc_engine_stats *s);
 /* |i| < n_segments. */
 void pc_engine_segment(const pc_engine *e, uint32_t i, pc_segment_info *out);
 /* A seeder that already has the whole video verified (a disk cache, an origin-side seed): every segment

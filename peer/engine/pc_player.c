@@ -98,6 +98,18 @@ void pc_player_quit(pc_player *p, uint64_t now)
     p->state = PC_PLAYER_QUIT;
 }
 
+void pc_player_view(const pc_player *p, uint64_t now, pc_player *out)
+{
+    *out = *p;
+    if (now < out->t_us)
+        now = out->t_us;
+    pc_player_advance(out, now);
+    if (out->state == PC_PLAYER_STALLED)
+        out->stall_us += now - out->stall_began;
+    else if (out->state == PC_PLAYER_SEEKING)
+        out->seek_wait_us += now - out->requested_at;
+}
+
 uint64_t pc_player_next_event(const pc_player *p)
 {
     if (p->state != PC_PLAYER_PLAYING)

@@ -52,6 +52,10 @@ void pc_player_set_buffer(pc_player *p, uint64_t end_us, uint64_t now);
 void pc_player_seek(pc_player *p, uint64_t pos_us, uint64_t now);
 /* The viewer leaves; nothing changes afterwards. */
 void pc_player_quit(pc_player *p, uint64_t now);
+/* |p| as it stands at |now| (earlier times count as the last update), without changing it: advanced
+ * to |now|, and a stall or seek wait still under way counted up to |now| (it stays open). For reports
+ * taken between updates, and at the end of a run. */
+void pc_player_view(const pc_player *p, uint64_t now, pc_player *out);
 /* When the state would next change on its own (a stall or the end), or PC_NEVER. */
 uint64_t pc_player_next_event(const pc_player *p);
 /* 1 while the viewer wants media (not IDLE, ENDED or QUIT). */

@@ -195,7 +195,64 @@ def test_operator_scenarios_parse_and_run_briefly(s):
         sim("run", path, "--out", os.path.join(S.tmp, "short-" + f[:-5]), "--quiet")
 
 
+def run_scenario(name, sc, *extra):
+    path = os.path.join(S.tmp, name + ".json")
+    json.dump(sc, open(path, "w"))
+    out = os.path.join(S.tmp, name)
+    sim("run", path, "--out", out, "--quiet", *extra)
+    return (json.load(open(os.path.join(out, "summary.json"))),
+            list(csv.DictReader(open(os.path.join(out, "timeseries.csv")))), out)
+
+
+def test_accounting_is_exact_on_hand_checkable_runs(s):
+    # two viewers of a 100 s video, 30 s apart, who leave without seeding: 2 started, 2 stopped and the
+    # periodic announces in between (every 10 s while present: 0..100 and 30..130)
+    sc = {"duration_s": 150, "media": {"ladder_kbps": [1000], "segment_s": 4}, "catalog": {"duration_s": 100},
+          "arrivals": {"kind": "list", "times_s": [0, 30]},
+          "viewers": {"up_kbps": 5000, "down_kbps": 8000, "seed_after_s": 0},
+          "network": {"cdn_latency_ms": 50}, "tracker": {"interval_s": 10}, "report": {"timeseries_s": 5}}
+    summ, rows, _ = run_scenario("two", sc)
+    t = summ["tracker"]
+    eq(t["announces"], 2 + 20 + 2, "started, periodic and stopped announces are all counted")
+    eq(t["peer_lists"], 22, "a stopped announce asks for no peers")
+    watching = [int(r["watching"]) for r in rows]
+    check(all(0 <= x <= 2 for x in watching), "the watching column stays within 0..2: %r" % watching)
+    eq(watching[-1], 0, "nobody is watching at the end")
+    eq([float(r["t_s"]) for r in rows], sorted(set(float(r["t_s"]) for r in rows)), "one row per sample time")
+    # a sampling period is a report setting: it must not change what the viewers do
+    sc["report"]["timeseries_s"] = 7
+    summ7, _, _ = run_scenario("two-7", sc)
+    for k in ("bytes_cdn", "bytes_p2p", "rebuffer_ratio", "startup_ms", "mean_bitrate_kbps", "stalls"):
+        eq(summ7[k], summ[k], "%s does not depend on report.timeseries_s" % k)
+
+
+def test_a_stall_under_way_at_the_end_counts(s):
+    # p2p-only with no seeders: after the CDN start-up nobody holds anything further, so every viewer
+    # stalls about 8 s into the content and is still stalled when the run ends
+    sc = {"duration_s": 120, "mode": "p2p-only", "media": {"ladder_kbps": [1000], "segment_s": 4},
+          "catalog": {"duration_s": 600}, "arrivals": {"kind": "list", "times_s": [0, 5, 10]},
+          "viewers": {"up_kbps": 5000, "down_kbps": 20000}}
+    summ, _, _ = run_scenario("stuck", sc)
+    check(summ["stalls"] >= 3, "every viewer stalled (%d stalls)" % summ["stalls"])
+    # played about 8 s each out of some 110-120 s present: the stall is nearly all of the viewing time
+    check(summ["rebuffer_ratio"] > 0.8, "the stall still under way counts: rebuffer %.3f" % summ["rebuffer_ratio"])
+
+
+def test_a_cdn_capacity_is_never_exceeded(s):
+    # 20 viewers of a 1 Mbit/s stream behind a 1 Mbit/s CDN: the CDN is the bottleneck throughout
+    sc = {"duration_s": 60, "mode": "cdn-only", "media": {"ladder_kbps": [1000]}, "catalog": {"duration_s": 150},
+          "arrivals": {"kind": "flash", "count": 20, "at_s": 0, "over_s": 20}, "viewers": {"down_kbps": 20000},
+          "network": {"cdn_latency_ms": 50, "cdn_capacity_mbps": 1}, "report": {"timeseries_s": 5}}
+    summ, rows, _ = run_scenario("cap", sc)
+    check(summ["bytes_cdn"] <= 1e6 / 8 * 60 * 1.0001, "at most 1 Mbit/s over the run: %d bytes" % summ["bytes_cdn"])
+    check(summ["bytes_cdn"] >= 1e6 / 8 * 60 * 0.9, "and the capacity is used: %d bytes" % summ["bytes_cdn"])
+    check(max(float(r["cdn_mbps"]) for r in rows) <= 1.0001, "no interval above 1 Mbit/s")
+    check(summ["cdn_peak_mbps"] <= 1.0001, "peak %.3f Mbit/s" % summ["cdn_peak_mbps"])
+
+
 S.run([test_surplus_offload_reaches_the_bound, test_deficit_offload_reaches_the_bound,
        test_hybrid_is_no_worse_than_cdn_only, test_p2p_only_stalls_where_hybrid_does_not, test_same_seed_same_summary,
        test_threads_do_not_change_the_results, test_outputs_read_well, test_the_tracker_load_is_reported,
-       test_bad_scenarios_are_refused_with_one_line, test_operator_scenarios_parse_and_run_briefly])
+       test_bad_scenarios_are_refused_with_one_line, test_operator_scenarios_parse_and_run_briefly,
+       test_accounting_is_exact_on_hand_checkable_runs, test_a_stall_under_way_at_the_end_counts,
+       test_a_cdn_capacity_is_never_exceeded])

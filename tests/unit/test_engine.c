@@ -74,7 +74,7 @@ static void alone_everything_comes_from_the_cdn_without_a_stall(void **state)
     w_init(&w, &wm, &c, 10);
     w_play(&w, 200 * S);
     pc_engine_stats st;
-    pc_engine_get_stats(w.e, &st);
+    pc_engine_get_stats(w.e, 0, &st);
     assert_int_equal(st.player, PC_PLAYER_ENDED);
     assert_int_equal(st.stalls, 0);
     assert_int_equal(st.bytes_p2p, 0);
@@ -98,7 +98,7 @@ static void rich_swarm_carries_the_post_start_bytes(void **state)
         w_add_peer(&w, 8, 0, 29);
     w_play(&w, 400 * S);
     pc_engine_stats st;
-    pc_engine_get_stats(w.e, &st);
+    pc_engine_get_stats(w.e, 0, &st);
     assert_int_equal(st.player, PC_PLAYER_ENDED);
     assert_int_equal(st.stalls, 0);
     uint64_t cdn, p2p;
@@ -124,7 +124,7 @@ static void a_slow_swarm_does_not_hold_the_rung_down(void **state)
     w_add_peer(&w, 0.4, 0, 29);
     w_play(&w, 400 * S);
     pc_engine_stats st;
-    pc_engine_get_stats(w.e, &st);
+    pc_engine_get_stats(w.e, 0, &st);
     assert_int_equal(st.player, PC_PLAYER_ENDED);
     assert_int_equal(st.stalls, 0);
     uint32_t top = 0;
@@ -152,7 +152,7 @@ static void peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset(void **
     p->stall_after = wm.size[0][stall_seg] / 2;
     w_play(&w, 200 * S);
     pc_engine_stats st;
-    pc_engine_get_stats(w.e, &st);
+    pc_engine_get_stats(w.e, 0, &st);
     assert_int_equal(st.stalls, 0);
     pc_segment_info si;
     pc_engine_segment(w.e, (uint32_t)stall_seg, &si);
@@ -214,7 +214,7 @@ static void rescue_fires_at_the_stall_timeout_tick(void **state)
     assert_true(canceled);
     assert_int_equal(resumed_offset, 1000);
     pc_engine_stats st;
-    pc_engine_get_stats(e, &st);
+    pc_engine_get_stats(e, 0, &st);
     assert_true(st.rescues >= 1); /* its other transfer, which never got a byte, went too */
     pc_engine_free(e);
 }
@@ -241,13 +241,13 @@ static void swarm_collapse_switches_to_the_cdn_and_back(void **state)
     w_start(&w);
     w_run_until(&w, 39 * S);
     pc_engine_stats st;
-    pc_engine_get_stats(w.e, &st);
+    pc_engine_get_stats(w.e, 0, &st);
     assert_int_equal(st.cdn_mode, 0);
     w_run_until(&w, 40 * S + c.urgent_us); /* within one urgent window */
-    pc_engine_get_stats(w.e, &st);
+    pc_engine_get_stats(w.e, 0, &st);
     assert_int_equal(st.cdn_mode, 1);
     w_run_until(&w, 300 * S);
-    pc_engine_get_stats(w.e, &st);
+    pc_engine_get_stats(w.e, 0, &st);
     assert_int_equal(st.stalls, 0);
     assert_int_equal(st.cdn_mode, 0);
     /* P2P share returns: the last segments come from peers again */
@@ -272,7 +272,7 @@ static void corrupt_data_bans_the_sender_and_refetches(void **state)
     w_add_peer(&w, 4, 0, 14);
     w_play(&w, 200 * S);
     pc_engine_stats st;
-    pc_engine_get_stats(w.e, &st);
+    pc_engine_get_stats(w.e, 0, &st);
     assert_int_equal(w.bans, 1);
     assert_int_equal(w.banned_handle, bad->handle);
     assert_true(st.rejected_segments >= 1);
@@ -300,13 +300,13 @@ static void bandwidth_drop_switches_down_before_any_stall(void **state)
     w_start(&w);
     w_run_until(&w, 60 * S);
     pc_engine_stats st;
-    pc_engine_get_stats(w.e, &st);
+    pc_engine_get_stats(w.e, 0, &st);
     uint32_t before = st.rung;
     assert_int_equal(before, 2);
     w.cdn_rate = 1.2e6 / 8; /* the link drops to 1.2 Mb/s */
     while (w.now < 400 * S && pc_engine_player(w.e)->state != PC_PLAYER_ENDED) {
         w_step(&w);
-        pc_engine_get_stats(w.e, &st);
+        pc_engine_get_stats(w.e, 0, &st);
         if (st.rung < before && first_down_switch == 0)
             first_down_switch = w.now;
         assert_int_equal(st.stalls, 0);
@@ -351,7 +351,7 @@ static void seek_and_quit_cancel_outstanding_work(void **state)
     assert_int_equal(w.fetch_cdn + w.fetch_p2p, fetches);
     assert_int_equal(w.cdn_bytes_requested, cdn_before);
     pc_engine_stats st;
-    pc_engine_get_stats(w.e, &st);
+    pc_engine_get_stats(w.e, 0, &st);
     assert_int_equal(st.player, PC_PLAYER_QUIT);
     w_free(&w);
 }
@@ -456,7 +456,7 @@ static outcome run_random(uint64_t seed, int cdn_only, int pinned)
     }
     w_play(&w, 1000 * S);
     pc_engine_stats st;
-    pc_engine_get_stats(w.e, &st);
+    pc_engine_get_stats(w.e, 0, &st);
     assert_int_equal(st.player, PC_PLAYER_ENDED);
     outcome o = {.stalls = st.stalls, .cdn_bytes = st.bytes_cdn, .played_bytes = w.init_bytes_requested};
     for (uint32_t i = 0; i < n; i++) {
@@ -540,7 +540,7 @@ static void refusals_are_not_faults_but_failures_are(void **state)
     /* the third failure drops it; a fourth request may already have been queued and fails harmlessly */
     assert_true(fails == 3 || fails == 4);
     pc_engine_stats st;
-    pc_engine_get_stats(e, &st);
+    pc_engine_get_stats(e, 0, &st);
     assert_int_equal(st.dropped, 1);
     pc_engine_free(e);
 }
