@@ -10,6 +10,10 @@
 #include "pc_rng.h"
 
 #define XFERS_MAX 64
+/* The received-bytes meter counts every moment a transfer is in flight, the wait for a first byte
+ * included; until it has this much behind it in all, that wait weighs too much (20 ms of CDN latency
+ * against 1 ms of bytes read as a twentieth of the link), and the start estimate stands. */
+#define TPUT_TRUST_US 500000.0
 #define BUSY_BACKOFF_US 1000000 /* a peer that refused for capacity is left alone this long, */
 #define BUSY_STREAK_MAX 3        /* doubled for each refusal in a row, up to 4 s */
 
@@ -56,6 +60,7 @@ _Static_assert(sizeof(epeer) == 64, "a peer's record is one cache line");
 
 typedef struct meter {
     double bytes, active;         /* exponentially weighted bytes and active µs */
+    double ever;                  /* active µs since the start, not weighted */
     uint64_t t;
 } meter;
 
@@ -245,6 +250,7 @@ static void meter_advance(meter *m, uint64_t now, int active, double tau)
     double decay = exp(-dt / tau);
     m->bytes *= decay;
     m->active = m->active * decay + (active ? tau * (1 - decay) : 0);
+    m->ever += active ? dt : 0;
     m->t = now;
 }
 
@@ -869,7 +875,7 @@ static uint32_t prefetch_busy(const pc_engine *e)
  * only what arrives would understate it: a viewer fed by slow peers receives just what it asks for. */
 static double abr_throughput(const pc_engine *e)
 {
-    double all = e->m_all.active >= 2e4 ? meter_rate(&e->m_all) * 8 : 0; /* 20 ms of measurement */
+    double all = e->m_all.ever >= TPUT_TRUST_US && e->m_all.active >= 2e4 ? meter_rate(&e->m_all) * 8 : 0;
     if (e->cfg.p2p_only || !e->cdn_measured)
         return all;
     double p2p = e->m_p2p.active >= 2e5 ? meter_rate(&e->m_p2p) * 8 : 0;

@@ -63,6 +63,30 @@ static void all_ready(w_world *w)
     }
 }
 
+/* A start estimate the link bears is kept: the first few milliseconds of a transfer, most of them the
+ * wait for its first byte, are no measurement of the link (they once took a 20 Mbit/s viewer down to
+ * the second rung 1 ms after the first byte). */
+static void the_start_estimate_survives_the_first_bytes(void **state)
+{
+    (void)state;
+    static w_media wm;
+    static const uint32_t five[5] = {365000, 730000, 2000000, 3000000, 6000000};
+    w_media_init(&wm, 30, 4, 5, five);
+    pc_engine_config c = cfg_default();
+    c.start_bps = 20000000;
+    w_world w;
+    w_init(&w, &wm, &c, 20);
+    w.rtt_us = 40000; /* the init segment is done one step after its first byte */
+    w_start(&w);
+    pc_engine_stats st;
+    for (int k = 0; k < 300; k++) { /* 3 s: start-up and the first segments */
+        w_step(&w);
+        pc_engine_get_stats(w.e, w.now, &st);
+        assert_int_equal(st.rung, 4);
+    }
+    w_free(&w);
+}
+
 /* (a) */
 static void alone_everything_comes_from_the_cdn_without_a_stall(void **state)
 {
@@ -737,6 +761,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(alone_everything_comes_from_the_cdn_without_a_stall),
+        cmocka_unit_test(the_start_estimate_survives_the_first_bytes),
         cmocka_unit_test(rich_swarm_carries_the_post_start_bytes),
         cmocka_unit_test(a_slow_swarm_does_not_hold_the_rung_down),
         cmocka_unit_test(peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset),
