@@ -402,7 +402,9 @@ void pc_http_respond(h2o_req_t *req, int status, const char *content_type, const
     if (content_type != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, H2O_STRLIT("*"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    /* a caller's own caching (a 304 repeats the 200's) stands; everything else is not to be stored */
+    if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) == -1)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_iovec_t buf = h2o_strdup(&req->pool, body, len);
     h2o_start_response(req, &generator);
     if (pc_http_req_method_is(req, "HEAD") || status == 204 || status == 304)

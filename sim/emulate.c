@@ -46,6 +46,8 @@
 #define EMU_VIDEO_S_MAX 1800
 #define EMU_REPORT_MAX (8 << 20)
 #define EMU_MANIFEST_MAX (16 << 20)
+#define EMU_PEER_NUMWANT 30     /* what peercdn-peer asks the tracker for (peer/client.c NUMWANT) */
+#define EMU_PEER_LINKS_MAX 200  /* peercdn-peer --max-links at most */
 #define PATHMAX 4096
 #define DIRMAX 1024   /* the output directory and ours: paths under them fit PATHMAX */
 
@@ -647,6 +649,14 @@ static int plan(emu *e, uint32_t max)
     if (sc->cdn_capacity_mbps > 0)
         note(e, "the CDN capacity (%.0f Mbit/s) is not emulated: the origin serves as fast as the host allows",
              sc->cdn_capacity_mbps);
+    if (sc->numwant != EMU_PEER_NUMWANT)
+        note(e, "tracker.numwant %u is not emulated: real peers ask for %d while a link is free", sc->numwant,
+             EMU_PEER_NUMWANT);
+    if (sc->max_neighbours > EMU_PEER_LINKS_MAX)
+        note(e, "tracker.max_neighbours %u: real peers dial at most %d links", sc->max_neighbours, EMU_PEER_LINKS_MAX);
+    if (sc->engine_set)
+        note(e, "the scenario's engine settings are not emulated: real peers run the engine's defaults");
+    note(e, "network.cdn_latency_ms is not emulated: the origin is as far as each peer's own link");
     return rc;
 }
 
@@ -655,6 +665,7 @@ static int start_peer(emu *e, uint32_t i)
     eviewer *w = &e->w[i];
     const evideo *v = &e->v[w->a.video];
     char bin[PATHMAX], log[PATHMAX], listen[64], up[32], down[32], seed_after[32], watch[32], rng[32], state[PATHMAX];
+    char links[16];
     snprintf(bin, sizeof(bin), "%s/../peer/peercdn-peer", e->bindir);
     snprintf(log, sizeof(log), "%s/logs/%s-%03u.log", e->dir, w->seeder ? "seeder" : "viewer", i);
     snprintf(w->report, sizeof(w->report), "%s/reports/%s-%03u.json", e->dir, w->seeder ? "seeder" : "viewer", i);
@@ -679,6 +690,9 @@ static int start_peer(emu *e, uint32_t i)
     argv[n++] = "--report", argv[n++] = w->report;
     argv[n++] = "--rng-seed", argv[n++] = rng;
     argv[n++] = "--up-kbps", argv[n++] = up;
+    snprintf(links, sizeof(links), "%u", e->sc.max_neighbours < EMU_PEER_LINKS_MAX ? e->sc.max_neighbours
+                                                                                   : EMU_PEER_LINKS_MAX);
+    argv[n++] = "--max-links", argv[n++] = links;
     if (!e->netns) /* in a namespace the link's rate limits downloads */
         argv[n++] = "--down-kbps", argv[n++] = down;
     argv[n++] = "--no-status";
@@ -1333,8 +1347,8 @@ int sim_emulate_main(int argc, char **argv, const char *self)
                        ? (double)r.bytes_p2p / 1e9 * e.sc.cost_per_gb / (e.nw - e.nseeders) * 1e6
                        : 0);
             printf("outputs in %s (summary.json, timeseries.csv, plots); predict it with:\n"
-                   "  peercdn-sim run %s/scenario.json --out %s/sim && peercdn-sim compare %s/sim %s\n",
-                   out, out, out, out, out);
+                   "  %s/peercdn-sim run %s/scenario.json --out %s/sim && %s/peercdn-sim compare %s/sim %s\n",
+                   out, e.bindir, out, out, e.bindir, out, out);
             json_decref(s);
         }
         if (rc == 0 && keep && !g_stop)

@@ -358,6 +358,23 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
         const char *kind = NULL;
         if ((r = str(o, "scenario.arrivals", "kind", &kind, e)))
             return r;
+        /* a key of another kind of arrivals would be ignored: refused, so a mistyped kind shows */
+        static const char *const poisson[] = {"kind", "rate_per_s", "max_viewers", NULL};
+        static const char *const flash[] = {"kind", "count", "at_s", "over_s", "max_viewers", NULL};
+        static const char *const list[] = {"kind", "times_s", "max_viewers", NULL};
+        const char *const *own = kind == NULL || strcmp(kind, "poisson") == 0 ? poisson
+                                 : strcmp(kind, "flash") == 0                  ? flash
+                                 : strcmp(kind, "list") == 0                   ? list
+                                                                               : k;
+        const char *key;
+        json_t *val;
+        json_object_foreach(o, key, val) {
+            int found = 0;
+            for (size_t i = 0; own[i] != NULL && !found; i++)
+                found = strcmp(own[i], key) == 0;
+            if (!found)
+                return fail(e, "scenario.arrivals.%s: not a setting of %s arrivals", key, kind ? kind : "poisson");
+        }
         if (kind == NULL || strcmp(kind, "poisson") == 0) {
             s->arrivals = SIM_ARR_POISSON;
             if ((r = num(o, "scenario.arrivals", "rate_per_s", 0.0001, 100000, &s->rate_per_s, e)))
@@ -520,6 +537,7 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
             c->start_bps = (uint64_t)(v[6] * 1000);
         if (c->high_water < c->low_water)
             return fail(e, "%s.high_water: must be at least low_water", p);
+        s->engine_set = json_object_size(o) > 0;
     }
     if ((r = object(root, "scenario", "report", &o, e)))
         return r;

@@ -73,6 +73,7 @@ typedef struct sim_scenario {
     /* tracker */
     double announce_interval_s;
     uint32_t numwant, max_neighbours;
+    int engine_set;               /* the scenario has an engine block (emulation notes it is not passed on) */
     /* always-on seeders per video (an origin-side seed), present from the start, holding everything */
     uint32_t seeders;
     double seeder_up_kbps;

@@ -30,7 +30,8 @@ def curl(*args):
     h = {}
     for l in lines[1:]:
         k, _, v = l.partition(":")
-        h[k.strip().lower()] = v.strip()
+        k = k.strip().lower()
+        h[k] = h[k] + ", " + v.strip() if k in h else v.strip()  # repeated headers joined, as HTTP reads them
     try:
         with open(os.path.join(S.tmp, "body"), "rb") as f:
             body = f.read()
@@ -89,6 +90,7 @@ def test_byte_ranges(s):
     eq(h["content-range"], "bytes */%d" % len(seg), "416 Content-Range")
     check(h["content-type"].startswith("application/json"), "the 416 is a JSON error, not media: %r" % h)
     eq(__import__("json").loads(body)["code"], "range_not_satisfiable", "416 code")
+    eq(h["cache-control"], "no-store", "a 416 is not cached like the segment, and says so once")
     status, h, body = curl("-H", "Range: bytes=-0", st["base"] + "/v0/seg-00001.m4s")
     eq((status, h["content-range"]), (416, "bytes */%d" % len(seg)), "an empty suffix range")
     status, _, body = curl("-r", "0-9", "-H", 'If-Range: "stale"', st["base"] + "/v0/seg-00001.m4s")

@@ -167,7 +167,8 @@ def test_the_tracker_load_is_reported(s):
 def test_bad_scenarios_are_refused_with_one_line(s):
     bad = {"syntax": "{", "unknown": '{"nope": 1}', "range": '{"duration_s": -5}',
            "dist": '{"viewers": {"up_kbps": {"dist": "zipf"}}}', "ladder": '{"media": {"ladder_kbps": [2000, 400]}}',
-           "type": '{"catalog": {"videos": "ten"}}'}
+           "type": '{"catalog": {"videos": "ten"}}',
+           "other-kind": '{"arrivals": {"kind": "list", "times_s": [0, 1], "rate_per_s": 5}}'}
     for name, text in bad.items():
         path = os.path.join(S.tmp, "bad-%s.json" % name)
         open(path, "w").write(text)
