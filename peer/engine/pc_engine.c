@@ -928,7 +928,8 @@ static void schedule(pc_engine *e, uint64_t now)
     uint64_t uw = urgent_us(e); /* neither it nor pos changes during the pass */
     for (uint32_t i = first; i < n; i++) {
         uint64_t ahead = ahead_at(e, pos, i);
-        if (ahead >= e->cfg.prefetch_us)
+        /* a CDN-only viewer buffers as a hybrid one with no peers would: the CDN-mode urgent window */
+        if (ahead >= (e->cfg.cdn_only ? e->cfg.cdn_urgent_us : e->cfg.prefetch_us))
             break;
         seg *s = &e->segs[i];
         if (s->state != SEG_NONE)
