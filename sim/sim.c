@@ -22,9 +22,10 @@
 #define CDN UINT32_MAX
 #define S_US 1000000.0
 
-enum { EV_ARRIVE, EV_ENGINE, EV_FLOW, EV_ANNOUNCE, EV_LEAVE, EV_DEPART, EV_SEEK, EV_SAMPLE, EV_SWEEP };
+enum { EV_ARRIVE, EV_ENGINE, EV_FLOW, EV_ANNOUNCE, EV_LEAVE, EV_DEPART, EV_SEEK, EV_SAMPLE, EV_SWEEP, EV_LINKDOWN };
 
 #define SWEEP_US 1000000 /* the tracker removes expired peers this often */
+#define LINK_SILENCE_US 30000000 /* a peer link silent this long is closed (docs/protocol.md, keep-alive) */
 #define PARTS_MAX 8
 enum { V_WAITING, V_WATCHING, V_LEAVING, V_SEEDING, V_GONE }; /* LEAVING: done watching, departs now */
 
@@ -586,6 +587,8 @@ static void handle(world *w, uint32_t vi, const pc_action *a)
             return;
         }
         viewer *u = a->peer < w->nv ? &w->v[a->peer] : NULL;
+        if (u != NULL && u->state == V_GONE && u->abrupt)
+            return; /* into a link whose other end vanished: no answer (the engine's first-byte timeout) */
         if (u == NULL || u->e == NULL || u->state == V_GONE) {
             flow_end(w, fi);
             pc_engine_on_fail(v->e, a->transfer, PC_ENET, w->now);
@@ -955,8 +958,17 @@ static void depart(world *w, uint32_t vi)
         }
         flow_end(w, fi);
     }
+    /* A viewer leaving normally closes its links, and its peers drop it at once. One that vanishes (an
+     * abrupt leave: a phone losing its signal) says nothing: its transfers stop where they are, which
+     * its peers' engines notice by their stall and first-byte timeouts, requests to it go unanswered,
+     * and each link is closed after LINK_SILENCE_US without a keep-alive. */
     while (v->nwat > 0) {
         uint32_t x = v->wat[0];
+        if (v->abrupt) {
+            push(w, w->now + LINK_SILENCE_US, EV_LINKDOWN, x, vi);
+            arr_del(v->wat, &v->nwat, x);
+            continue;
+        }
         if (w->v[x].e != NULL) {
             pc_engine_peer_remove(w->v[x].e, vi, w->now);
             touch(w, x);
@@ -1065,7 +1077,8 @@ static void progress_bar(FILE *out, sim_mode mode, uint64_t now, uint64_t end, u
 /* Events whose id is a viewer (an arrival's is its place in the arrival list). */
 static int names_viewer(uint32_t kind)
 {
-    return kind == EV_ENGINE || kind == EV_ANNOUNCE || kind == EV_LEAVE || kind == EV_DEPART || kind == EV_SEEK;
+    return kind == EV_ENGINE || kind == EV_ANNOUNCE || kind == EV_LEAVE || kind == EV_DEPART || kind == EV_SEEK ||
+           kind == EV_LINKDOWN;
 }
 
 /* Cache hints for the events due next (the run is bound by memory latency: most events wake a viewer
@@ -1205,6 +1218,22 @@ static void *world_run(void *arg)
             pc_registry_expire(w->reg, w->now);
             push(w, w->now + SWEEP_US, EV_SWEEP, 0, 0);
             break;
+        case EV_LINKDOWN: {
+            /* viewer e.id's link to e.ver, which vanished, has been silent too long: closed */
+            viewer *v = &w->v[e.id];
+            if (v->e == NULL || !arr_has(v->nbr, v->nnbr, e.ver))
+                break;
+            for (uint32_t f = v->dn_head, next; f != NONE; f = next) {
+                next = w->flows[f].dn_next;
+                if (w->flows[f].src == e.ver)
+                    flow_end(w, f); /* requests that were never answered */
+            }
+            pc_engine_peer_remove(v->e, e.ver, w->now);
+            w->engine_calls++;
+            arr_del(v->nbr, &v->nnbr, e.ver);
+            touch(w, e.id);
+            break;
+        }
         }
         drain(w);
         if (w->now >= next_progress) {
