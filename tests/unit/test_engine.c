@@ -87,6 +87,33 @@ static void the_start_estimate_survives_the_first_bytes(void **state)
     w_free(&w);
 }
 
+/* A CDN-only viewer buffers as a hybrid one with no peers: up to the CDN-mode urgent window, not the
+ * whole prefetch window (a minute fetched at the start rung would hold the ABR down for that minute). */
+static void cdn_only_buffers_the_urgent_window(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 40, 4, 3, ladder);
+    pc_engine_config c = cfg_default();
+    c.cdn_only = 1;
+    w_world w;
+    w_init(&w, &wm, &c, 50);
+    w_start(&w);
+    uint64_t most = 0;
+    while (w.now < 60 * S) {
+        w_step(&w);
+        uint64_t b = pc_engine_buffer(w.e);
+        most = b > most ? b : most;
+    }
+    assert_true(most >= c.cdn_urgent_us - 4 * S);      /* it does buffer ahead */
+    assert_true(most <= c.cdn_urgent_us + 4 * S + 1);  /* the window, plus the segment that reaches into it */
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, w.now, &st);
+    assert_int_equal(st.stalls, 0);
+    assert_int_equal(st.rung, 2); /* 50 Mbit/s: the top rung once the ABR has climbed */
+    w_free(&w);
+}
+
 /* (a) */
 static void alone_everything_comes_from_the_cdn_without_a_stall(void **state)
 {
@@ -762,6 +789,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(alone_everything_comes_from_the_cdn_without_a_stall),
         cmocka_unit_test(the_start_estimate_survives_the_first_bytes),
+        cmocka_unit_test(cdn_only_buffers_the_urgent_window),
         cmocka_unit_test(rich_swarm_carries_the_post_start_bytes),
         cmocka_unit_test(a_slow_swarm_does_not_hold_the_rung_down),
         cmocka_unit_test(peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset),
