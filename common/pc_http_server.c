@@ -399,10 +399,19 @@ void pc_http_respond(h2o_req_t *req, int status, const char *content_type, const
     req->res.status = status;
     req->res.reason = pc_http_reason(status);
     req->res.content_length = status == 204 || status == 304 ? SIZE_MAX : len; /* no Content-Length on these */
+    if (status >= 400) {
+        /* an error replaces whatever the caller had set up for the resource: it is not the resource's
+         * content, validators or caching */
+        static const h2o_token_t *const drop[] = {H2O_TOKEN_CONTENT_TYPE, H2O_TOKEN_CACHE_CONTROL, H2O_TOKEN_ETAG,
+                                                  H2O_TOKEN_LAST_MODIFIED};
+        for (size_t k = 0; k < sizeof(drop) / sizeof(drop[0]); k++)
+            for (ssize_t h; (h = h2o_find_header(&req->res.headers, drop[k], -1)) != -1;)
+                h2o_delete_header(&req->res.headers, h);
+    }
     if (content_type != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, H2O_STRLIT("*"));
-    /* a caller's own caching (a 304 repeats the 200's) stands; everything else is not to be stored */
+    /* a caller's own caching (a 304 repeats the 200's) stands; anything else is not to be stored */
     if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) == -1)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_iovec_t buf = h2o_strdup(&req->pool, body, len);

@@ -689,12 +689,6 @@ int pc_media_route(void *user, h2o_req_t *req)
             char cr[64];
             snprintf(cr, sizeof(cr), "bytes */%" PRIu64, size);
             pc_http_add_header(req, "content-range", cr);
-            /* the error is JSON, not a piece of the media, and not to be cached as the media is */
-            ssize_t h;
-            while ((h = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1)) != -1)
-                h2o_delete_header(&req->res.headers, h);
-            while ((h = h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1)) != -1)
-                h2o_delete_header(&req->res.headers, h);
             char msg[96];
             snprintf(msg, sizeof(msg), "no byte of the range is within the %" PRIu64 " bytes", size);
             pc_http_respond_error(req, 416, "range_not_satisfiable", msg);

@@ -22,10 +22,12 @@
 #define CDN UINT32_MAX
 #define S_US 1000000.0
 
-enum { EV_ARRIVE, EV_ENGINE, EV_FLOW, EV_ANNOUNCE, EV_LEAVE, EV_DEPART, EV_SEEK, EV_SAMPLE, EV_SWEEP, EV_LINKDOWN };
+enum { EV_ARRIVE, EV_ENGINE, EV_FLOW, EV_ANNOUNCE, EV_LEAVE, EV_DEPART, EV_SEEK, EV_SAMPLE, EV_SWEEP, EV_LINKDOWN,
+       EV_CDN_SHARE };
 
 #define SWEEP_US 1000000 /* the tracker removes expired peers this often */
 #define LINK_SILENCE_US 30000000 /* a peer link silent this long is closed (docs/protocol.md, keep-alive) */
+#define CDN_SHARE_US 100000     /* a capacity-limited CDN's flows are shared out again this often */
 #define PARTS_MAX 8
 enum { V_WAITING, V_WATCHING, V_LEAVING, V_SEEDING, V_GONE }; /* LEAVING: done watching, departs now */
 
@@ -54,7 +56,7 @@ typedef struct viewer {
     pc_engine *e;
     uint32_t video, region;
     double up, down;              /* bytes/s */
-    uint8_t state, abrupt, queued, seeder, mine;
+    uint8_t state, abrupt, queued, seeder, mine, reshared;
     uint64_t arrive, seed_for;
     uint64_t timer_t;
     uint32_t timer_ver;
@@ -355,18 +357,35 @@ static void rerate_dn(world *w, uint32_t d)
         free(sh);
 }
 
-/* After a flow started or ended at |up_of|'s uplink and |dn_of|'s downlink (NONE skips a side): the
- * downlinks of the flows leaving |up_of| are shared again (their limits changed), and |dn_of|'s. The
- * CDN is a sender like the others when it has a capacity; without one its flows' limits do not move. */
+/* After a flow started or ended at |up_of|'s uplink (a viewer, or CDN) and |dn_of|'s downlink: the
+ * downlinks of the flows leaving a viewer |up_of| are shared again (their limits changed), and |dn_of|'s.
+ * The CDN's flows are not: without a capacity their limit does not move, and with one every CDN flow's
+ * share moves at every start and end, so they are shared out again every CDN_SHARE_US instead
+ * (cdn_reshare; between two, a new flow takes capacity ÷ flows as they are). */
 static void rerate(world *w, uint32_t up_of, uint32_t dn_of)
 {
-    uint32_t head = up_of == CDN ? (w->sc->cdn_capacity_mbps > 0 ? w->cdn_head : NONE)
-                    : up_of != NONE ? w->v[up_of].up_head : NONE;
-    for (uint32_t i = head; i != NONE; i = w->flows[i].up_next)
-        if (w->flows[i].active && w->flows[i].dst != dn_of)
-            rerate_dn(w, w->flows[i].dst);
+    if (up_of != CDN)
+        for (uint32_t i = w->v[up_of].up_head; i != NONE; i = w->flows[i].up_next)
+            if (w->flows[i].active && w->flows[i].dst != dn_of)
+                rerate_dn(w, w->flows[i].dst);
     if (dn_of != NONE)
         rerate_dn(w, dn_of);
+}
+
+/* Every downlink with a CDN flow, once each, shared again: the CDN's capacity ÷ its flows as they are. */
+static void cdn_reshare(world *w)
+{
+    uint32_t n = 0;
+    for (uint32_t i = w->cdn_head; i != NONE; i = w->flows[i].up_next) {
+        viewer *d = &w->v[w->flows[i].dst];
+        if (!d->reshared) {
+            d->reshared = 1;
+            rerate_dn(w, w->flows[i].dst);
+            n++;
+        }
+    }
+    for (uint32_t i = w->cdn_head; i != NONE && n > 0; i = w->flows[i].up_next)
+        w->v[w->flows[i].dst].reshared = 0;
 }
 
 static void link_dn(world *w, uint32_t fi)
@@ -400,10 +419,37 @@ static void activate(world *w, uint32_t fi, uint64_t start_at)
     *head = fi;
 }
 
-/* Unlinks and frees |fi|; re-rates the flows that shared an end with it. */
+/* Counts |f|'s bytes delivered since it was last counted (to its ends and the world's totals) and
+ * returns them; the receiver's engine is not told here. */
+static uint32_t carry(world *w, flow *f)
+{
+    if (!f->active)
+        return 0;
+    advance(w, f);
+    uint32_t now_done = (uint32_t)f->done;
+    if (now_done <= f->credited)
+        return 0;
+    uint32_t d = now_done - f->credited;
+    f->credited = now_done;
+    viewer *v = &w->v[f->dst];
+    if (f->src == CDN) {
+        v->bytes_cdn += d;
+        w->total_cdn += d;
+    } else {
+        v->bytes_p2p += d;
+        w->v[f->src].bytes_up += d;
+        w->total_p2p += d;
+        w->total_up += d;
+    }
+    return d;
+}
+
+/* Unlinks and frees |fi|; re-rates the flows that shared an end with it. Bytes it carried that its
+ * receiver was not told of still count: they crossed the network (the CDN is paid for them). */
 static void flow_end(world *w, uint32_t fi)
 {
     flow *f = &w->flows[fi];
+    (void)carry(w, f);
     viewer *d = &w->v[f->dst];
     if (f->dn_prev != NONE)
         w->flows[f->dn_prev].dn_next = f->dn_next;
@@ -464,22 +510,8 @@ static void credit(world *w, uint32_t vi)
     viewer *v = &w->v[vi];
     for (uint32_t i = v->dn_head; i != NONE; i = w->flows[i].dn_next) {
         flow *f = &w->flows[i];
-        if (!f->active)
-            continue;
-        advance(w, f);
-        uint32_t now_done = (uint32_t)f->done;
-        if (now_done > f->credited) {
-            uint32_t d = now_done - f->credited;
-            f->credited = now_done;
-            if (f->src == CDN) {
-                v->bytes_cdn += d;
-                w->total_cdn += d;
-            } else {
-                v->bytes_p2p += d;
-                w->v[f->src].bytes_up += d;
-                w->total_p2p += d;
-                w->total_up += d;
-            }
+        uint32_t d = carry(w, f);
+        if (d > 0) {
             pc_engine_on_data(v->e, f->xfer, d, w->now);
             w->engine_calls++;
         }
@@ -929,6 +961,24 @@ static void record(world *w, uint32_t vi)
     v->left = w->now;
 }
 
+/* |x|'s link to |gone| is closed: its requests there that were never answered end, and its engine,
+ * told first of the bytes that arrived, drops the peer. */
+static void close_link(world *w, uint32_t x, uint32_t gone)
+{
+    viewer *v = &w->v[x];
+    if (v->e == NULL)
+        return;
+    credit(w, x);
+    for (uint32_t f = v->dn_head, next; f != NONE; f = next) {
+        next = w->flows[f].dn_next;
+        if (w->flows[f].src == gone)
+            flow_end(w, f);
+    }
+    pc_engine_peer_remove(v->e, gone, w->now);
+    w->engine_calls++;
+    touch(w, x);
+}
+
 static void depart(world *w, uint32_t vi)
 {
     viewer *v = &w->v[vi];
@@ -969,10 +1019,7 @@ static void depart(world *w, uint32_t vi)
             arr_del(v->wat, &v->nwat, x);
             continue;
         }
-        if (w->v[x].e != NULL) {
-            pc_engine_peer_remove(w->v[x].e, vi, w->now);
-            touch(w, x);
-        }
+        close_link(w, x, vi);
         disconnect(w, x, vi);
     }
     while (v->nnbr > 0)
@@ -1053,10 +1100,6 @@ static void sample(world *w)
             pc_engine_get_stats(w->v[i].e, w->now, &st);
             stalls += st.stalls;
         }
-    if (w->nts > 0) { /* in-flight bytes are rounded down per flow: never let a total go back */
-        cdn = cdn > w->ts[w->nts - 1].bytes_cdn ? cdn : w->ts[w->nts - 1].bytes_cdn;
-        p2p = p2p > w->ts[w->nts - 1].bytes_p2p ? p2p : w->ts[w->nts - 1].bytes_p2p;
-    }
     w->ts[w->nts++] = (sim_sample){.t_s = (double)w->now / S_US, .watching = w->watching, .seeding = w->seeding,
                                    .bytes_cdn = cdn, .bytes_p2p = p2p, .stalls = (uint32_t)stalls};
 }
@@ -1131,6 +1174,8 @@ static void *world_run(void *arg)
     push(w, 0, EV_SAMPLE, 0, 0);
     if (w->mode != SIM_MODE_CDN_ONLY)
         push(w, SWEEP_US, EV_SWEEP, 0, 0);
+    if (sc->cdn_capacity_mbps > 0)
+        push(w, CDN_SHARE_US, EV_CDN_SHARE, 0, 0);
     uint64_t next_progress = 0;
     sim_ev e;
     while (!w->oom && sim_evq_pop(&w->q, &e)) {
@@ -1213,6 +1258,10 @@ static void *world_run(void *arg)
             sample(w);
             push(w, w->now + (uint64_t)(sc->timeseries_s * S_US), EV_SAMPLE, 0, 0);
             break;
+        case EV_CDN_SHARE:
+            cdn_reshare(w);
+            push(w, w->now + CDN_SHARE_US, EV_CDN_SHARE, 0, 0);
+            break;
         case EV_SWEEP:
             /* peers that stopped announcing without saying so (abrupt leavers) */
             pc_registry_expire(w->reg, w->now);
@@ -1223,15 +1272,8 @@ static void *world_run(void *arg)
             viewer *v = &w->v[e.id];
             if (v->e == NULL || !arr_has(v->nbr, v->nnbr, e.ver))
                 break;
-            for (uint32_t f = v->dn_head, next; f != NONE; f = next) {
-                next = w->flows[f].dn_next;
-                if (w->flows[f].src == e.ver)
-                    flow_end(w, f); /* requests that were never answered */
-            }
-            pc_engine_peer_remove(v->e, e.ver, w->now);
-            w->engine_calls++;
+            close_link(w, e.id, e.ver);
             arr_del(v->nbr, &v->nnbr, e.ver);
-            touch(w, e.id);
             break;
         }
         }

@@ -95,6 +95,8 @@ void pc_player_quit(pc_player *p, uint64_t now)
     pc_player_advance(p, now);
     if (p->state == PC_PLAYER_STALLED)
         p->stall_us += now - p->stall_began;
+    else if (p->state == PC_PLAYER_SEEKING)
+        p->seek_wait_us += now - p->requested_at; /* as pc_player_view counts it until then */
     p->state = PC_PLAYER_QUIT;
 }
 

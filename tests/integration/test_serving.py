@@ -91,6 +91,7 @@ def test_byte_ranges(s):
     check(h["content-type"].startswith("application/json"), "the 416 is a JSON error, not media: %r" % h)
     eq(__import__("json").loads(body)["code"], "range_not_satisfiable", "416 code")
     eq(h["cache-control"], "no-store", "a 416 is not cached like the segment, and says so once")
+    check("etag" not in h and "last-modified" not in h, "nor does it carry the segment's validators: %r" % h)
     status, h, body = curl("-H", "Range: bytes=-0", st["base"] + "/v0/seg-00001.m4s")
     eq((status, h["content-range"]), (416, "bytes */%d" % len(seg)), "an empty suffix range")
     status, _, body = curl("-r", "0-9", "-H", 'If-Range: "stale"', st["base"] + "/v0/seg-00001.m4s")
