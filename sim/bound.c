@@ -32,26 +32,46 @@ static int bp_cmp(const void *x, const void *y)
     return p->d - q->d;
 }
 
+/* The time seeders (|sd|, |ns| of them) are present within [a, d], weighted by their capacity: what they
+ * could upload then (bytes). */
+static double seeders_within(const span *sd, const double *up, uint32_t ns, uint64_t a, uint64_t d)
+{
+    double bytes = 0;
+    for (uint32_t s = 0; s < ns; s++) {
+        uint64_t lo = sd[s].a > a ? sd[s].a : a, hi = sd[s].d < d ? sd[s].d : d;
+        if (hi > lo)
+            bytes += up[s] * (double)(hi - lo) / S_US;
+    }
+    return bytes;
+}
+
 /* Bytes that must come from the CDN for one video: one copy per (rung, segment) received by each group
- * of overlapping viewers (|sp| sorted by arrival). */
-static int cdn_copies(const pc_media *m, const sim_bound_viewer *v, const span *sp, uint32_t n, double *needed)
+ * of overlapping viewers (|sp| sorted by arrival), less what the video's seeders could upload while the
+ * group is there (they hold everything, so they can provide first copies instead). */
+static int cdn_copies(const pc_media *m, const sim_bound_viewer *v, const span *sp, uint32_t n, const span *sd,
+                      const double *sup, uint32_t ns, double *needed)
 {
     size_t bb = (m->n_segments + 7) / 8;
     uint8_t *grp = calloc(m->n_rungs, bb);
     if (grp == NULL)
         return PC_ENOMEM;
-    uint64_t gend = 0;
+    uint64_t gstart = 0, gend = 0;
     for (uint32_t j = 0; j <= n; j++) {
         if (j == n || (j > 0 && sp[j].a > gend)) { /* the group of overlapping viewers is complete */
+            double copies = 0;
             for (uint32_t q = 0; q < m->n_rungs; q++)
                 for (uint32_t i = 0; i < m->n_segments; i++)
                     if (grp[q * bb + i / 8] & (1u << (i % 8)))
-                        *needed += m->rung[q].seg_size[i];
+                        copies += m->rung[q].seg_size[i];
+            copies -= seeders_within(sd, sup, ns, gstart, gend);
+            *needed += copies > 0 ? copies : 0;
             memset(grp, 0, m->n_rungs * bb);
             if (j == n)
                 break;
             gend = 0;
         }
+        if (gend == 0)
+            gstart = sp[j].a;
         const sim_bound_viewer *x = &v[sp[j].vi];
         if (x->got != NULL)
             for (size_t k = 0; k < m->n_rungs * bb; k++)
@@ -63,9 +83,18 @@ static int cdn_copies(const pc_media *m, const sim_bound_viewer *v, const span *
     return 0;
 }
 
-/* Usable upload for one video: each viewer's capacity × the time it shares with at least one other. */
-static double usable_upload(const sim_bound_viewer *v, const span *sp, uint32_t n, bp *b, double *cum)
+/* Usable upload for one video: each viewer's capacity × the time it shares with at least one other
+ * viewer, and each seeder's × the time at least one viewer is there (|sp| sorted by arrival). */
+static double usable_upload(const sim_bound_viewer *v, const span *sp, uint32_t n, const span *sd,
+                            const double *sup, uint32_t ns, bp *b, double *cum)
 {
+    double seeders = 0;
+    for (uint32_t j = 0, k; j < n; j = k) { /* the union of the viewers' stays, interval by interval */
+        uint64_t a = sp[j].a, d = sp[j].d;
+        for (k = j + 1; k < n && sp[k].a <= d; k++)
+            d = sp[k].d > d ? sp[k].d : d;
+        seeders += seeders_within(sd, sup, ns, a, d);
+    }
     size_t nb = 0;
     for (uint32_t j = 0; j < n; j++) {
         b[nb++] = (bp){sp[j].a, +1};
@@ -97,7 +126,7 @@ static double usable_upload(const sim_bound_viewer *v, const span *sp, uint32_t 
         }
         usable += v[sp[j].vi].up * (t2[1] - t2[0]) / S_US;
     }
-    return usable;
+    return usable + seeders;
 }
 
 int sim_bound_compute(const pc_media *const *media, uint32_t nvideos, const sim_bound_viewer *v, uint32_t n,
@@ -106,31 +135,35 @@ int sim_bound_compute(const pc_media *const *media, uint32_t nvideos, const sim_
     double demand = 0, needed = 0, usable = 0;
     for (uint32_t i = 0; i < n; i++)
         demand += v[i].bytes;
-    span *sp = malloc(((size_t)n + 1) * sizeof(*sp));
+    span *sp = malloc(((size_t)n + 1) * sizeof(*sp)), *sd = malloc(((size_t)n + 1) * sizeof(*sd));
+    double *sup = malloc(((size_t)n + 1) * sizeof(*sup));
     bp *b = malloc((2 * (size_t)n + 1) * sizeof(*b));
     double *cum = malloc((2 * (size_t)n + 1) * sizeof(*cum));
-    int rc = sp == NULL || b == NULL || cum == NULL ? PC_ENOMEM : 0;
+    int rc = sp == NULL || sd == NULL || sup == NULL || b == NULL || cum == NULL ? PC_ENOMEM : 0;
     for (uint32_t k = 0; k < nvideos && rc == 0; k++) {
-        uint32_t m = 0;
-        for (uint32_t i = 0; i < n; i++)
-            if (v[i].video == k)
+        /* the video's viewers, and its seeders apart: they receive nothing, so only a viewer makes
+         * their upload (or a viewer's own) worth anything */
+        uint32_t m = 0, ns = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if (v[i].video != k)
+                continue;
+            if (v[i].seeder) {
+                sd[ns] = (span){.a = v[i].arrive, .d = v[i].left > v[i].arrive ? v[i].left : end, .vi = i};
+                sup[ns++] = v[i].up;
+            } else {
                 sp[m++] = (span){.a = v[i].arrive, .d = v[i].left, .vi = i};
+            }
+        }
         if (m == 0)
             continue;
         qsort(sp, m, sizeof(*sp), span_cmp);
-        rc = cdn_copies(media[k], v, sp, m, &needed);
+        rc = cdn_copies(media[k], v, sp, m, sd, sup, ns, &needed);
         if (rc == 0)
-            usable += usable_upload(v, sp, m, b, cum);
+            usable += usable_upload(v, sp, m, sd, sup, ns, b, cum);
     }
-    free(sp), free(b), free(cum);
+    free(sp), free(sd), free(sup), free(b), free(cum);
     if (rc != 0)
         return rc;
-    /* always-on seeders can provide the first copies instead of the CDN, up to their capacity */
-    double seeder_cap = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (v[i].seeder && end > v[i].arrive)
-            seeder_cap += v[i].up * (double)(end - v[i].arrive) / S_US;
-    needed = needed > seeder_cap ? needed - seeder_cap : 0;
     out->demand_bytes = demand;
     out->cdn_needed_bytes = needed;
     out->usable_upload_bytes = usable;

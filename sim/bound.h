@@ -1,8 +1,9 @@
 /*
  * offload_bound: the best any scheduler could do on a workload (docs/sim.md, "The bound"). Each
  * (rung, segment) received by a group of overlapping viewers of a video must come from the CDN at
- * least once (always-on seeders may provide those first copies, up to their capacity), and viewers
- * cannot upload more than capacity × the time they share with another viewer of the video:
+ * least once (always-on seeders may provide those first copies, up to what they can upload while the
+ * group is there), and viewers cannot upload more than capacity × the time they share with another
+ * viewer of the video (seeders: × the time a viewer of their video is there):
  *   offload ≤ 1 − max(CDN copies needed, Σ demand − Σ usable upload) ÷ Σ demand.
  * The simulator and the emulation (real processes) both compute it here, from what each viewer
  * actually received.

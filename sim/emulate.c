@@ -620,7 +620,7 @@ static int plan(emu *e, uint32_t max)
     sim_workload wl;
     int rc = sim_workload_init(&wl, sc, e->seed);
     uint64_t at, end = (uint64_t)(sc->duration_s * 1e6);
-    while (rc == 0 && sim_workload_next_time(&wl, e->nw, &at) == 0 && at <= end) {
+    while (rc == 0 && sim_workload_next_time(&wl, e->nw - e->nseeders, &at) == 0 && at <= end) {
         if (e->nw - e->nseeders >= max) {
             fprintf(stderr, "peercdn-sim: the scenario has more than %u viewers; emulation runs at most %u real "
                             "peers (--max-viewers)\n",

@@ -47,10 +47,13 @@ static double cdn_peak_mbps(const sim_result *r)
 
 json_t *sim_summary(const sim_scenario *sc, uint64_t seed, const sim_result *r)
 {
-    double *st = malloc((r->viewers + 1) * sizeof(double));
-    if (st == NULL)
+    double *st = malloc((r->viewers + 1) * sizeof(double)), *sk = malloc((r->viewers + 1) * sizeof(double));
+    if (st == NULL || sk == NULL) {
+        free(st), free(sk);
         return NULL;
-    size_t ns = 0;
+    }
+    size_t ns = 0, nk = 0;
+    uint64_t seeks = 0;
     double stall_ms = 0, played_ms = 0, bitrate_w = 0, bitrate = 0;
     uint64_t stalls = 0, switches = 0, stalled_viewers = 0;
     uint32_t viewers = 0;
@@ -61,6 +64,9 @@ json_t *sim_summary(const sim_scenario *sc, uint64_t seed, const sim_result *r)
         viewers++;
         if (v->started)
             st[ns++] = v->startup_ms;
+        if (v->seeks > 0)
+            sk[nk++] = v->seek_wait_ms;
+        seeks += v->seeks;
         stall_ms += v->stall_ms;
         played_ms += v->played_ms;
         stalls += v->stalls;
@@ -70,6 +76,7 @@ json_t *sim_summary(const sim_scenario *sc, uint64_t seed, const sim_result *r)
         bitrate_w += v->played_ms;
     }
     qsort(st, ns, sizeof(double), dbl_cmp);
+    qsort(sk, nk, sizeof(double), dbl_cmp);
     double total = (double)(r->bytes_cdn + r->bytes_p2p);
     double hours = (played_ms + stall_ms) / 3.6e6;
     json_t *s = json_object();
@@ -94,6 +101,11 @@ json_t *sim_summary(const sim_scenario *sc, uint64_t seed, const sim_result *r)
     json_object_set_new(su, "p95", real(quantile(st, ns, 0.95)));
     json_object_set_new(su, "p99", real(quantile(st, ns, 0.99)));
     json_object_set_new(s, "startup_ms", su);
+    json_t *sw = json_object();
+    json_object_set_new(sw, "p50", real(quantile(sk, nk, 0.50)));
+    json_object_set_new(sw, "p95", real(quantile(sk, nk, 0.95)));
+    json_object_set_new(s, "seeks", json_integer((json_int_t)seeks));
+    json_object_set_new(s, "seek_wait_ms", sw);
     json_object_set_new(s, "rebuffer_ratio", real(played_ms + stall_ms > 0 ? stall_ms / (played_ms + stall_ms) : 0));
     json_object_set_new(s, "stalls", json_integer((json_int_t)stalls));
     json_object_set_new(s, "viewers_stalled", json_integer((json_int_t)stalled_viewers));
@@ -117,6 +129,7 @@ json_t *sim_summary(const sim_scenario *sc, uint64_t seed, const sim_result *r)
         json_object_set_new(s, "tracker", t);
     }
     free(st);
+    free(sk);
     return s;
 }
 

@@ -875,7 +875,7 @@ static void arrive(world *w, uint32_t k)
     pc_engine_play(v->e, w->now);
     w->engine_calls++;
     touch(w, vi);
-    double dur_s = (double)(vd->n) * sc->segment_s;
+    double dur_s = (double)vd->start[vd->n] / S_US; /* the video's length (its last segment may be short) */
     if (ar->watch < 1)
         push(w, w->now + (uint64_t)(ar->watch * dur_s * S_US), EV_LEAVE, vi, 0);
     if (ar->seeks) {
@@ -934,6 +934,8 @@ static void record(world *w, uint32_t vi)
     r->stall_ms = (double)st.stall_us / 1000;
     r->played_ms = (double)st.played_us / 1000;
     r->stalls = st.stalls;
+    r->seeks = st.seeks;
+    r->seek_wait_ms = (double)st.seek_wait_us / 1000;
     r->switches = st.rung_switches;
     r->swarm = v->swarm_at_arrival;
     r->bytes_cdn = v->bytes_cdn;
@@ -1245,7 +1247,7 @@ static void *world_run(void *arg)
             if (v->e == NULL || v->state != V_WATCHING)
                 break;
             const video *vd = &w->videos[v->video];
-            double dur = (double)vd->n * sc->segment_s;
+            double dur = (double)vd->start[vd->n] / S_US;
             credit(w, e.id);
             pc_engine_seek(v->e, (uint64_t)((double)e.ver / 1e6 * dur * 0.9 * S_US), w->now);
             touch(w, e.id);
@@ -1332,7 +1334,7 @@ static int draw_arrivals(const sim_scenario *sc, uint64_t seed, uint32_t first, 
         return rc;
     uint32_t cap = 0;
     uint64_t at, last = 0;
-    while (sim_workload_next_time(&wl, first + *n, &at) == 0) {
+    while (sim_workload_next_time(&wl, *n, &at) == 0) { /* max_viewers counts arrivals, not seeders */
         if (at < last)
             at = last; /* as the event queue would have it */
         if (at > end || *n == UINT32_MAX - first)

@@ -25,7 +25,9 @@ typedef struct sim_viewer_result {
     double arrive_s, leave_s;
     int started;
     double startup_ms, stall_ms, played_ms;
+    double seek_wait_ms;                /* time to play again after its seeks (not stalls) */
     uint32_t stalls, switches, swarm;   /* swarm: viewers of the same video present at arrival */
+    uint32_t seeks;
     uint64_t bytes_cdn, bytes_p2p, bytes_up;
     double bitrate_kbps;                /* mean bitrate of the segments it played */
 } sim_viewer_result;

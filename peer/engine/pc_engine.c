@@ -433,9 +433,12 @@ static void seg_drop_bytes(pc_engine *e, uint32_t i)
     e->acct[i].bytes_cdn = e->acct[i].bytes_p2p = 0;
 }
 
+/* When a request for segment |i| is due. A P2P-only viewer has nowhere else to turn: its requests carry
+ * no deadline, so an uploader queues them after those with one instead of refusing them as late (once
+ * its player stalled, every deadline was "now", and a slow uploader refused the segment for good). */
 static uint64_t deadline_of(const pc_engine *e, uint32_t i, uint64_t now)
 {
-    return now + ahead_of(e, i);
+    return e->cfg.p2p_only ? PC_NEVER : now + ahead_of(e, i);
 }
 
 /* Room for |n| more transfers (most engines never need many: the array grows on demand). */
@@ -1147,7 +1150,7 @@ void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now)
     e->demand_pos = 0;
     for (uint32_t i = 0; i < e->m->n_segments; i++)
         e->segs[i].demanded = 0;
-    e->ended_sent = e->player.state == PC_PLAYER_ENDED;
+    e->ended_sent = 0; /* a seek to the end ends playback: ENDED goes out at the next pass */
     uint32_t first = seg_at(e, content_pos(e));
     e->startup_end = e->start[first] + e->cfg.startup_cdn_us;
     /* cancel what the new position does not need */

@@ -266,9 +266,53 @@ def test_a_cdn_capacity_is_never_exceeded(s):
     check(summ["cdn_peak_mbps"] <= 1.0001, "peak %.3f Mbit/s" % summ["cdn_peak_mbps"])
 
 
+def test_edge_cases_of_seeks_seeders_and_p2p_only(s):
+    # a 4.5 s video where every viewer seeks: a seek that lands at the end still ends playback
+    short = {"duration_s": 60, "media": {"ladder_kbps": [1000], "segment_s": 4}, "catalog": {"duration_s": 4.5},
+             "arrivals": {"kind": "list", "times_s": [0, 1, 2, 3, 4, 5, 6, 7]},
+             "viewers": {"up_kbps": 2000, "down_kbps": 20000, "seek_probability": 1}}
+    summ, rows, _ = run_scenario("seek-end", short)
+    eq(int(rows[-1]["watching"]), 0, "every viewer finished, seeks to the end included")
+    eq(summ["seeks"], 8, "every seek is counted")
+    # one seek on a link barely above the bitrate: the wait after it is reported, and it is no stall
+    sk = {"duration_s": 200, "media": {"ladder_kbps": [1000], "segment_s": 4}, "catalog": {"duration_s": 100},
+          "arrivals": {"kind": "list", "times_s": [0]},
+          "viewers": {"up_kbps": 2000, "down_kbps": 1200, "seek_probability": 1}}
+    summ, _, _ = run_scenario("seek-wait", sk, "--seed", "1")
+    check(summ["seek_wait_ms"]["p50"] > 1000, "the wait after a seek is reported: %r" % summ["seek_wait_ms"])
+    # P2P-only with one seeder at 0.8x the bitrate: the viewer stalls now and then but is not refused
+    # for good once its player stalled (its requests carry no deadline the seeder could not meet)
+    p2p = {"duration_s": 100, "mode": "p2p-only", "media": {"ladder_kbps": [1000], "segment_s": 4},
+           "catalog": {"duration_s": 40}, "arrivals": {"kind": "list", "times_s": [5]},
+           "viewers": {"up_kbps": 8000, "down_kbps": 20000}, "seeders": {"per_video": 1, "up_kbps": 800}}
+    summ, _, _ = run_scenario("p2p-slow-seeder", p2p)
+    check(0 < summ["rebuffer_ratio"] < 0.3, "a slow seeder makes stalls, not a frozen viewer: %.3f" %
+          summ["rebuffer_ratio"])
+    # one viewer of a 40 s video and a 100 kbit/s seeder: peers could carry at most what the seeder
+    # uploads while the viewer is there (12.5 kB/s for about 40 s of 5.2 MB), so the bound is about 10%
+    bs = {"duration_s": 600, "media": {"ladder_kbps": [1000], "segment_s": 4}, "catalog": {"duration_s": 40},
+          "arrivals": {"kind": "list", "times_s": [5]}, "viewers": {"up_kbps": 2000, "down_kbps": 20000},
+          "seeders": {"per_video": 1, "up_kbps": 100}}
+    summ, _, _ = run_scenario("bound-seeder", bs)
+    b = summ["bound"]
+    check(abs(b["usable_upload_bytes"] - 12500 * (summ["viewer_hours"] * 3600 + summ["startup_ms"]["p50"] / 1000))
+          < 12500 * 1.0, "usable upload is the seeder's while the viewer is there: %r" % b)
+    check(0.08 < summ["offload_bound"] < 0.11, "the bound follows: %.3f" % summ["offload_bound"])
+    # max_viewers counts arrivals in every mode, whatever the seeders
+    mv = {"duration_s": 120, "media": {"ladder_kbps": [1000], "segment_s": 4}, "catalog": {"duration_s": 40},
+          "arrivals": {"rate_per_s": 1, "max_viewers": 10}, "viewers": {"up_kbps": 2000, "down_kbps": 20000},
+          "seeders": {"per_video": 3, "up_kbps": 3000}}
+    path = os.path.join(S.tmp, "mv.json")
+    json.dump(mv, open(path, "w"))
+    out = os.path.join(S.tmp, "mv")
+    sim("run", path, "--out", out, "--compare", "--quiet")
+    for m in ("hybrid", "cdn-only", "p2p-only"):
+        eq(json.load(open(os.path.join(out, m, "summary.json")))["viewers"], 10, "%s: 10 viewers" % m)
+
+
 S.run([test_surplus_offload_reaches_the_bound, test_deficit_offload_reaches_the_bound,
        test_hybrid_is_no_worse_than_cdn_only, test_p2p_only_stalls_where_hybrid_does_not, test_same_seed_same_summary,
        test_threads_do_not_change_the_results, test_outputs_read_well, test_the_tracker_load_is_reported,
        test_bad_scenarios_are_refused_with_one_line, test_operator_scenarios_parse_and_run_briefly,
        test_accounting_is_exact_on_hand_checkable_runs, test_a_stall_under_way_at_the_end_counts,
-       test_a_cdn_capacity_is_never_exceeded])
+       test_a_cdn_capacity_is_never_exceeded, test_edge_cases_of_seeks_seeders_and_p2p_only])
