@@ -929,12 +929,18 @@ static void schedule(pc_engine *e, uint64_t now)
     size_t nc = 0;
     int wanted = 0;
     uint64_t uw = urgent_us(e); /* neither it nor pos changes during the pass */
+    /* A viewer whose CDN transfers run slower than the rung it plays (its downlink is the limit) has
+     * nothing to spare: one segment at a time, the next one due, so that a prefetch does not slow it. */
+    int starved = !e->cfg.cdn_only && e->cdn_measured && e->cdn_rate * 8 < playing_bps(e);
+    size_t nx0 = e->nx;
     for (uint32_t i = first; i < n; i++) {
         uint64_t ahead = ahead_at(e, pos, i);
         /* a CDN-only viewer buffers as a hybrid one with no peers would: the CDN-mode urgent window */
         if (ahead >= (e->cfg.cdn_only ? e->cfg.cdn_urgent_us : e->cfg.prefetch_us))
             break;
         seg *s = &e->segs[i];
+        if (starved && (s->state == SEG_INFLIGHT || e->nx > nx0))
+            break; /* the earliest segment missing is on its way (or just asked for) */
         if (s->state != SEG_NONE)
             continue;
         uint32_t r = s->got > 0 || s->demanded ? s->rung : rung;

@@ -298,6 +298,21 @@ def test_edge_cases_of_seeks_seeders_and_p2p_only(s):
     check(abs(b["usable_upload_bytes"] - 12500 * (summ["viewer_hours"] * 3600 + summ["startup_ms"]["p50"] / 1000))
           < 12500 * 1.0, "usable upload is the seeder's while the viewer is there: %r" % b)
     check(0.08 < summ["offload_bound"] < 0.11, "the bound follows: %.3f" % summ["offload_bound"])
+    # downlinks below the lowest rung: every viewer stalls, but a hybrid one no more than a CDN-only one
+    # (a prefetch from peers must not slow the segment due next on a link with nothing to spare)
+    low = {"seed": 2, "duration_s": 300, "media": {"ladder_kbps": [400, 1000, 2500]},
+           "catalog": {"duration_s": 200}, "arrivals": {"rate_per_s": 0.3},
+           "viewers": {"up_kbps": {"dist": "uniform", "min": 500, "max": 3000}, "down_kbps": 300,
+                       "seek_probability": 0.3, "seed_after_s": 20,
+                       "watch_fraction": {"dist": "table", "values": [0.3, 1.0]}}}
+    path = os.path.join(S.tmp, "low.json")
+    json.dump(low, open(path, "w"))
+    out = os.path.join(S.tmp, "low")
+    sim("run", path, "--out", out, "--compare", "--quiet")
+    h, c = (json.load(open(os.path.join(out, m, "summary.json"))) for m in ("hybrid", "cdn-only"))
+    check(c["rebuffer_ratio"] > 0.1, "the link is too slow for CDN-only too: %.3f" % c["rebuffer_ratio"])
+    check(h["rebuffer_ratio"] <= c["rebuffer_ratio"] + 0.001, "hybrid rebuffers %.3f, CDN-only %.3f" % (
+        h["rebuffer_ratio"], c["rebuffer_ratio"]))
     # max_viewers counts arrivals in every mode, whatever the seeders
     mv = {"duration_s": 120, "media": {"ladder_kbps": [1000], "segment_s": 4}, "catalog": {"duration_s": 40},
           "arrivals": {"rate_per_s": 1, "max_viewers": 10}, "viewers": {"up_kbps": 2000, "down_kbps": 20000},
