@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "db.h"
+#include "tmpdir.h"
 
 #define VID_A "aaaaaaaaaaaaaaaaaaaa"
 #define VID_B "bbbbbbbbbbbbbbbbbbbb"
@@ -18,7 +19,7 @@
 #define LEASE 60000
 
 typedef struct fixture {
-    char dir[64];
+    tmpdir *tmp;                  /* removed with whatever SQLite left beside the database */
     char path[128];
     pc_db *db;
 } fixture;
@@ -26,16 +27,15 @@ typedef struct fixture {
 static int db_setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/pc_test_taskq.XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
+    void *t = NULL;
+    if (f == NULL || tmpdir_setup(&t) != 0) {
         free(f);
         return -1;
     }
-    snprintf(f->path, sizeof(f->path), "%s/origin.db", f->dir);
+    f->tmp = t;
+    path_in(f->tmp, "origin.db", f->path, sizeof(f->path));
     if (pc_db_open(f->path, &f->db) != 0) {
-        rmdir(f->dir);
+        tmpdir_teardown(&t);
         free(f);
         return -1;
     }
@@ -47,13 +47,8 @@ static int db_teardown(void **state)
 {
     fixture *f = *state;
     pc_db_close(f->db);
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        char p[160];
-        snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
+    void *t = f->tmp;
+    tmpdir_teardown(&t);
     free(f);
     return 0;
 }
