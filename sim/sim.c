@@ -375,16 +375,14 @@ static void rerate(world *w, uint32_t up_of, uint32_t dn_of)
 /* Every downlink with a CDN flow, once each, shared again: the CDN's capacity ÷ its flows as they are. */
 static void cdn_reshare(world *w)
 {
-    uint32_t n = 0;
     for (uint32_t i = w->cdn_head; i != NONE; i = w->flows[i].up_next) {
         viewer *d = &w->v[w->flows[i].dst];
         if (!d->reshared) {
             d->reshared = 1;
             rerate_dn(w, w->flows[i].dst);
-            n++;
         }
     }
-    for (uint32_t i = w->cdn_head; i != NONE && n > 0; i = w->flows[i].up_next)
+    for (uint32_t i = w->cdn_head; i != NONE; i = w->flows[i].up_next)
         w->v[w->flows[i].dst].reshared = 0;
 }
 

@@ -72,13 +72,21 @@ void pc_player_set_buffer(pc_player *p, uint64_t end_us, uint64_t now)
         maybe_start(p, now);
 }
 
+/* Counts a stall or a seek's wait under way up to |now| (the state is left to the caller). */
+static void close_wait(pc_player *p, uint64_t now)
+{
+    if (p->state == PC_PLAYER_STALLED)
+        p->stall_us += now - p->stall_began;
+    else if (p->state == PC_PLAYER_SEEKING)
+        p->seek_wait_us += now - p->requested_at;
+}
+
 void pc_player_seek(pc_player *p, uint64_t pos_us, uint64_t now)
 {
     if (p->state == PC_PLAYER_IDLE || p->state == PC_PLAYER_QUIT)
         return;
     pc_player_advance(p, now);
-    if (p->state == PC_PLAYER_STALLED)
-        p->stall_us += now - p->stall_began; /* the stall ends with the seek; the wait after is seek time */
+    close_wait(p, now); /* a stall or an earlier seek's wait ends with the seek; the wait after is this seek's */
     if (p->state == PC_PLAYER_STARTING)
         p->startup_us = now - p->requested_at; /* a seek before start-up ends start-up */
     p->pos_us = pos_us < p->duration_us ? pos_us : p->duration_us;
@@ -93,10 +101,7 @@ void pc_player_quit(pc_player *p, uint64_t now)
     if (p->state == PC_PLAYER_QUIT)
         return;
     pc_player_advance(p, now);
-    if (p->state == PC_PLAYER_STALLED)
-        p->stall_us += now - p->stall_began;
-    else if (p->state == PC_PLAYER_SEEKING)
-        p->seek_wait_us += now - p->requested_at; /* as pc_player_view counts it until then */
+    close_wait(p, now);
     p->state = PC_PLAYER_QUIT;
 }
 
@@ -106,10 +111,7 @@ void pc_player_view(const pc_player *p, uint64_t now, pc_player *out)
     if (now < out->t_us)
         now = out->t_us;
     pc_player_advance(out, now);
-    if (out->state == PC_PLAYER_STALLED)
-        out->stall_us += now - out->stall_began;
-    else if (out->state == PC_PLAYER_SEEKING)
-        out->seek_wait_us += now - out->requested_at;
+    close_wait(out, now); /* in the copy only: the wait stays open in |p| */
 }
 
 uint64_t pc_player_next_event(const pc_player *p)

@@ -91,6 +91,17 @@ static void seek_waits_without_counting_a_stall(void **state)
     assert_int_equal(p.stalls, 0);
     assert_int_equal(p.seek_wait_us, 1 * S);
     assert_int_equal(p.seeks, 1);
+    /* a second seek while the first still waits: both waits count, and a view counts the open one
+     * without closing it */
+    pc_player_seek(&p, 50 * S, 4 * S);
+    pc_player_seek(&p, 10 * S, 6 * S);
+    pc_player v;
+    pc_player_view(&p, 7 * S, &v);
+    assert_int_equal(v.seek_wait_us, 4 * S);
+    assert_int_equal(p.seek_wait_us, 3 * S);
+    pc_player_quit(&p, 8 * S);
+    assert_int_equal(p.seek_wait_us, 5 * S);
+    assert_int_equal(p.seeks, 3);
 }
 
 static void quit_freezes_everything(void **state)
