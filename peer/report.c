@@ -62,6 +62,7 @@ int pc_report_write(client *c, const char *path)
     json_object_set_new(o, "banned_peers", json_integer(st.banned));
     json_object_set_new(o, "dropped_peers", json_integer(st.dropped));
     json_object_set_new(o, "rescues", json_integer(st.rescues));
+    json_object_set_new(o, "yields", json_integer(st.yields));
     json_object_set_new(o, "rung_switches", json_integer(st.rung_switches));
     json_object_set_new(o, "announces_ok", json_integer(c->announces_ok));
     json_object_set_new(o, "announces_failed", json_integer(c->announces_failed));

@@ -942,6 +942,10 @@ static int build_result(emu *e, sim_result *r, uint8_t **gots)
         const pc_media *m = &vd->pm.m;
         size_t bb = (m->n_segments + 7) / 8;
         v->seeder = w->seeder;
+        v->video = w->a.video;
+        v->region = w->a.region;
+        v->up_kbps = w->a.up_kbps;
+        v->down_kbps = w->a.down_kbps;
         v->arrive_s = w->seeder ? 0 : w->spawn_s;
         v->leave_s = w->exited ? w->exit_s : e->end_s;
         if (v->leave_s > e->end_s)

@@ -302,6 +302,46 @@ static int plots(const char *dir, const sim_result *r)
                  "offload (%)", "rebuffering (% of viewing time)", s3, 2, ticks, last > 1 ? last : 2);
 }
 
+/* viewers.csv: one row per viewer (seeders left out), in arrival order, by its index in the run. */
+static int write_viewers(const char *dir, const sim_scenario *sc, const sim_result *r, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/viewers.csv", dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        return PC_EIO;
+    }
+    fprintf(f, "viewer,video,region,up_kbps,down_kbps,arrive_s,leave_s,started,startup_ms,stalls,stall_ms,played_s,"
+               "seeks,seek_wait_ms,bitrate_kbps,rung_switches,swarm,bytes_cdn,bytes_p2p,bytes_up\n");
+    for (uint32_t i = 0; i < r->viewers; i++) {
+        const sim_viewer_result *v = &r->v[i];
+        if (v->seeder)
+            continue;
+        /* a region's name is the scenario's, any characters: quoted, its quotes doubled */
+        const char *region = v->region < sc->n_regions ? sc->region_name[v->region] : "";
+        char q[2 * sizeof(sc->region_name[0]) + 3], *o = q;
+        *o++ = '"';
+        for (const char *c = region; *c != '\0'; c++) {
+            if (*c == '"')
+                *o++ = '"';
+            *o++ = *c;
+        }
+        *o++ = '"';
+        *o = '\0';
+        fprintf(f, "%u,%u,%s,%.0f,%.0f,%.3f,%.3f,%d,%.1f,%u,%.1f,%.3f,%u,%.1f,%.1f,%u,%u,%llu,%llu,%llu\n", i,
+                v->video, q, v->up_kbps, v->down_kbps, v->arrive_s, v->leave_s, v->started, v->startup_ms,
+                v->stalls, v->stall_ms, v->played_ms / 1000, v->seeks, v->seek_wait_ms, v->bitrate_kbps, v->switches,
+                v->swarm, (unsigned long long)v->bytes_cdn, (unsigned long long)v->bytes_p2p,
+                (unsigned long long)v->bytes_up);
+    }
+    if (fclose(f) != 0) {
+        snprintf(err, errlen, "cannot write %s", path);
+        return PC_EIO;
+    }
+    return 0;
+}
+
 int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, const sim_result *r, char *err,
                       size_t errlen)
 {
@@ -354,6 +394,9 @@ int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, co
         snprintf(err, errlen, "cannot write %s", path);
         return PC_EIO;
     }
+    rc = write_viewers(dir, sc, r, err, errlen);
+    if (rc != 0)
+        return rc;
     rc = plots(dir, r);
     if (rc != 0)
         snprintf(err, errlen, "cannot write the plots in %s", dir);

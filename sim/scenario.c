@@ -515,7 +515,7 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
     if (o != NULL) {
         static const char *const k[] = {"startup_cdn_s", "urgent_s", "cdn_urgent_s", "prefetch_s", "safety_s",
                                         "check_ms", "low_water", "high_water", "prefetch_inflight", "peer_inflight",
-                                        "start_kbps", NULL};
+                                        "start_kbps", "prefer_held_rung", NULL};
         const char *p = "scenario.engine";
         double v[7] = {-1, -1, -1, -1, -1, -1, -1};
         pc_engine_config *c = &s->engine;
@@ -528,6 +528,11 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
             (r = u32(o, p, "prefetch_inflight", 1, 64, &c->prefetch_inflight, e)) ||
             (r = u32(o, p, "peer_inflight", 1, 16, &c->peer_inflight, e)))
             return r;
+        json_t *ph = json_object_get(o, "prefer_held_rung");
+        if (ph != NULL && !json_is_boolean(ph))
+            return fail(e, "%s.prefer_held_rung: must be true or false", p);
+        if (ph != NULL)
+            c->abr.prefer_held = json_is_true(ph);
         uint64_t *dst[6] = {&c->startup_cdn_us, &c->urgent_us, &c->cdn_urgent_us, &c->prefetch_us, &c->safety_us,
                             &c->check_us};
         for (int i = 0; i < 6; i++)

@@ -925,6 +925,10 @@ static void record(world *w, uint32_t vi)
     pc_engine_get_stats(v->e, w->now, &st); /* a stall still under way at the end counts up to it */
     const video *vd = &w->videos[v->video];
     r->seeder = v->seeder;
+    r->video = v->video;
+    r->region = v->region;
+    r->up_kbps = v->up * 8 / 1000;
+    r->down_kbps = v->down * 8 / 1000;
     r->arrive_s = (double)v->arrive / S_US;
     r->leave_s = (double)w->now / S_US;
     r->started = st.startup_us != PC_NEVER;

@@ -22,6 +22,8 @@ typedef struct sim_sample {
 /* What one viewer experienced. */
 typedef struct sim_viewer_result {
     int seeder;                         /* an always-on seeder, not a viewer: left out of viewer figures */
+    uint32_t video, region;             /* catalog index, scenario region index */
+    double up_kbps, down_kbps;          /* its link */
     double arrive_s, leave_s;
     int started;
     double startup_ms, stall_ms, played_ms;

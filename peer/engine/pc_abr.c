@@ -5,7 +5,7 @@
 
 void pc_abr_config_default(pc_abr_config *c)
 {
-    *c = (pc_abr_config){.reservoir_us = 6000000, .safety = 0.8, .up_hold_us = 6000000};
+    *c = (pc_abr_config){.reservoir_us = 6000000, .safety = 0.8, .up_hold_us = 6000000, .prefer_held = 1};
 }
 
 static uint32_t sustainable(const pc_abr *a, double tput_bps)
@@ -24,7 +24,7 @@ void pc_abr_init(pc_abr *a, const pc_abr_config *c, uint32_t n, const uint32_t *
     for (uint32_t i = 0; i < a->n; i++)
         a->bw[i] = n > 0 ? bw[i] : 0;
     a->pinned = -1;
-    a->cur = start_bps > 0 ? sustainable(a, (double)start_bps) : 0;
+    a->cur = a->target = start_bps > 0 ? sustainable(a, (double)start_bps) : 0;
     a->up_since = PC_NEVER;
     a->switches = 0;
 }
@@ -38,13 +38,13 @@ uint32_t pc_abr_decide(pc_abr *a, uint64_t buffer_us, double tput_bps, uint32_t 
 {
     uint32_t prev = a->cur;
     if (a->pinned >= 0) {
-        a->cur = (uint32_t)a->pinned;
+        a->cur = a->target = (uint32_t)a->pinned;
         a->switches += a->cur != prev;
         return a->cur;
     }
     uint32_t target = tput_bps > 0 ? sustainable(a, tput_bps) : a->cur;
     /* all else equal, a rung the swarm holds over the next one up that it does not */
-    if (target > a->cur && !(swarm_holds & (1u << target)) && (swarm_holds & (1u << (target - 1))))
+    if (a->cfg.prefer_held && target > a->cur && !(swarm_holds & (1u << target)) && (swarm_holds & (1u << (target - 1))))
         target--;
     if (target < a->cur) {
         a->cur = target; /* the throughput no longer sustains it: down now, before the buffer drains */
@@ -60,5 +60,14 @@ uint32_t pc_abr_decide(pc_abr *a, uint64_t buffer_us, double tput_bps, uint32_t 
         a->up_since = PC_NEVER;
     }
     a->switches += a->cur != prev;
+    a->target = target > a->cur ? target : a->cur;
     return a->cur;
+}
+
+uint32_t pc_abr_projected(const pc_abr *a, uint64_t ahead_us)
+{
+    if (a->pinned >= 0 || a->target <= a->cur || a->cfg.up_hold_us == 0)
+        return a->cur;
+    uint64_t steps = ahead_us / a->cfg.up_hold_us;
+    return steps >= a->target - a->cur ? a->target : a->cur + (uint32_t)steps;
 }

@@ -116,6 +116,7 @@ struct pc_engine {
     uint64_t startup_end;         /* content time before which the CDN serves (start, seek) */
     uint64_t demand_pos;          /* a real player asked for the segment starting here (pc_engine_demand) */
     int cdn_mode;
+    int yielding;                 /* prefetches wait: an urgent CDN transfer runs late (yield_to_urgent) */
     meter m_p2p, m_all;
     uint64_t stepped_at;
     int p2p_wanted;               /* peers are fetching, or there is work peers could take */
@@ -408,6 +409,16 @@ static void xfer_remove(pc_engine *e, xfer *x)
     *x = e->x[--e->nx];
 }
 
+/* Transfer |x| ends without its copy: the segment (or init) goes back to the scheduler, keeping the bytes
+ * received to resume from. */
+static void unclaim(pc_engine *e, const xfer *x)
+{
+    if (x->seg == PC_SEG_INIT)
+        e->init_state[x->rung] = SEG_NONE;
+    else
+        e->segs[x->seg].state = SEG_NONE;
+}
+
 /* Where the viewer is: the model's playhead, or further on when a real player asked for a later segment. */
 static uint64_t content_pos(const pc_engine *e)
 {
@@ -472,7 +483,7 @@ static int start_xfer(pc_engine *e, uint32_t src, uint32_t rung, uint32_t i, int
     } else {
         seg *s = &e->segs[i];
         seg_acct *a = &e->acct[i];
-        if (s->got == 0 || s->rung != rung)
+        if (s->got == 0 || s->rung != rung || s->got >= seg_size(e, rung, i))
             seg_drop_bytes(e, i);
         s->rung = (uint8_t)rung;
         s->state = SEG_INFLIGHT;
@@ -777,17 +788,64 @@ static void rescue(pc_engine *e, xfer *x, int stalled, int to_cdn, uint64_t now)
         start_xfer(e, PC_SRC_CDN, rung, i, 0, now);
 }
 
-/* How long before its deadline (minus safety_us) peer transfer |x| is projected to finish, as of e->now:
- * at its own rate once it has run 200 ms, before that at the peer's estimate. Negative: it will be late.
+/* How long before its deadline (minus safety_us) transfer |x| is projected to finish, as of e->now: at
+ * its own rate once it has run 200 ms, before that at its source's estimate. Negative: it will be late.
  * (The playhead is as of the last pass, stepped_at.) */
 static double deadline_slack(const pc_engine *e, const xfer *x)
 {
-    double rate = e->peers[x->src].rate;
+    double rate = x->src == PC_SRC_CDN ? e->cdn_rate : e->peers[x->src].rate;
     if (x->got > 0 && e->now - x->first_byte >= 200000)
         rate = (double)x->got / (double)(e->now - x->first_byte) * 1e6;
     double finish = (double)e->now + (double)(x->len - x->got) / rate * 1e6;
     double due = (double)(e->stepped_at + ahead_of(e, x->seg)) - (double)e->cfg.safety_us;
     return due - finish;
+}
+
+/* An urgent CDN transfer that has run 200 ms and is projected late. A segment due now (ahead 0) is late
+ * while the player stalls for it; a real player's demand is also due now, but it says nothing of that
+ * player's buffer, so it is not. */
+static int cdn_late(const pc_engine *e, const xfer *x)
+{
+    if (x->src != PC_SRC_CDN || x->seg == PC_SEG_INIT || x->got == 0 || e->now - x->first_byte < 200000)
+        return 0;
+    uint64_t ahead = ahead_of(e, x->seg);
+    if (ahead == 0)
+        return e->demand_pos == 0 && e->player.state == PC_PLAYER_STALLED;
+    return ahead < urgent_us(e) && deadline_slack(e, x) < 0;
+}
+
+/* Prefetches yield to an urgent CDN transfer running late: they share the viewer's downlink with it
+ * (where the downlink is the bottleneck, each of ten prefetches takes as much of it as the segment due
+ * next). They are cancelled, their bytes kept to resume from, and none starts until no urgent segment
+ * is on the CDN any more (released as soon as the late one sped up, they took the link back at once). */
+static void yield_to_urgent(pc_engine *e)
+{
+    if (e->cfg.p2p_only || !pc_player_active(&e->player)) {
+        e->yielding = 0;
+        return;
+    }
+    uint64_t uw = urgent_us(e);
+    if (e->yielding) {
+        e->yielding = 0;
+        for (size_t k = 0; k < e->nx && !e->yielding; k++)
+            e->yielding = e->x[k].src == PC_SRC_CDN && e->x[k].seg != PC_SEG_INIT && ahead_of(e, e->x[k].seg) < uw;
+    }
+    if (!e->yielding && e->npeer_xfers > 0)
+        for (size_t k = 0; k < e->nx && !e->yielding; k++)
+            e->yielding = cdn_late(e, &e->x[k]);
+    if (!e->yielding)
+        return;
+    for (size_t k = 0; k < e->nx;) {
+        xfer *x = &e->x[k];
+        if (x->src != PC_SRC_CDN && x->seg != PC_SEG_INIT && ahead_of(e, x->seg) >= uw) {
+            emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = x->id});
+            unclaim(e, x);
+            xfer_remove(e, x);
+            e->st.yields++;
+        } else {
+            k++;
+        }
+    }
 }
 
 static void check_rescues(pc_engine *e, uint64_t now)
@@ -812,6 +870,7 @@ static void check_rescues(pc_engine *e, uint64_t now)
         }
         k++;
     }
+    yield_to_urgent(e);
 }
 
 /* ---- mode ---- */
@@ -842,7 +901,7 @@ static void update_mode(pc_engine *e, int swarm_lacks)
 /* ---- scheduling ---- */
 
 typedef struct cand {
-    uint32_t i, rarity;
+    uint32_t i, rung, rarity;
     uint64_t bucket;
 } cand;
 
@@ -898,6 +957,35 @@ static double abr_throughput(const pc_engine *e)
     return cap > all ? cap : all;
 }
 
+/* The rung to prefetch segment |i| at, |ahead| µs before it plays: the rung the ABR is projected to have
+ * reached by then (it climbs one rung per up_hold_us towards its target), or the highest below that a
+ * free peer holds, down to |rung|, the one now chosen. Prefetching at the rung of the moment filled a
+ * minute of buffer with the start rung while the ABR climbed (docs/engine.md). A P2P-only viewer stays
+ * at the rung of the moment: with no CDN to rescue a late copy, a bigger one is a bet it cannot cover. */
+static uint32_t prefetch_rung(const pc_engine *e, uint32_t rung, uint32_t i, uint64_t ahead)
+{
+    if (e->cfg.p2p_only)
+        return rung;
+    uint32_t r = pc_abr_projected(&e->abr, ahead);
+    while (r > rung && !free_holder(e, r, i))
+        r--;
+    return r;
+}
+
+/* The rung to fetch segment |i| at, |want| being the rung the scheduler would choose: the one a real
+ * player asked for; else the rung of a copy begun (resumed from its bytes: a prefetch that yielded, a
+ * rescue) unless finishing it takes more bytes than a whole copy at |want| (the ABR went down since);
+ * else |want|. */
+static uint32_t fetch_rung(const pc_engine *e, uint32_t i, uint32_t want)
+{
+    const seg *s = &e->segs[i];
+    if (s->demanded)
+        return s->rung;
+    if (s->got > 0 && (s->rung <= want || seg_size(e, s->rung, i) - s->got <= seg_size(e, want, i)))
+        return s->rung;
+    return want;
+}
+
 static void schedule(pc_engine *e, uint64_t now)
 {
     e->p2p_wanted = 0;
@@ -941,10 +1029,15 @@ static void schedule(pc_engine *e, uint64_t now)
         seg *s = &e->segs[i];
         if (starved && (s->state == SEG_INFLIGHT || e->nx > nx0))
             break; /* the earliest segment missing is on its way (or just asked for) */
-        if (s->state != SEG_NONE)
+        if (s->state != SEG_NONE) {
+            /* a copy at a rung whose init failed (a prefetch above the current rung): fetch it again, or
+             * the copy would never play */
+            if (e->init_state[s->rung] == SEG_NONE && cdn_allowed)
+                start_xfer(e, PC_SRC_CDN, s->rung, PC_SEG_INIT, 0, now);
             continue;
-        uint32_t r = s->got > 0 || s->demanded ? s->rung : rung;
-        double bytes = (double)(seg_size(e, r, i) - (s->got > 0 ? s->got : 0));
+        }
+        uint32_t r = fetch_rung(e, i, rung);
+        double bytes = (double)(seg_size(e, r, i) - (r == s->rung ? s->got : 0));
         int startup = e->start[i] < e->startup_end;
         if (e->cfg.cdn_only || startup) {
             if (cdn_allowed && cdn_busy(e) < e->cfg.cdn_inflight)
@@ -975,12 +1068,14 @@ static void schedule(pc_engine *e, uint64_t now)
         /* peers could take it; but only one with a free request slot can now, and none of the urgent
          * segments (all before this one) takes a slot after this, so the others need no ranking */
         wanted = 1;
+        if (!s->demanded)
+            r = fetch_rung(e, i, prefetch_rung(e, rung, i, ahead));
         if (nc < sizeof(cands) / sizeof(cands[0]) && free_holder(e, r, i))
-            cands[nc++] = (cand){.i = i, .rarity = avail(e, r, i),
+            cands[nc++] = (cand){.i = i, .rung = r, .rarity = avail(e, r, i),
                                  .bucket = ahead / e->cfg.rarest_bucket_us};
     }
-    e->p2p_wanted = wanted && !e->cfg.cdn_only;
-    if (nc == 0 || e->cfg.cdn_only)
+    e->p2p_wanted = wanted && !e->cfg.cdn_only && !e->yielding; /* held back, not a weak swarm */
+    if (nc == 0 || e->cfg.cdn_only || e->yielding)
         return;
     /* insertion sort: the candidates come in segment order, so their buckets already ascend and only
      * rarity moves them, within a bucket */
@@ -992,11 +1087,10 @@ static void schedule(pc_engine *e, uint64_t now)
         cands[j] = c;
     }
     for (size_t k = 0; k < nc && prefetch_busy(e) < e->cfg.prefetch_inflight && any_free(e); k++) {
-        uint32_t i = cands[k].i;
+        uint32_t i = cands[k].i, r = cands[k].rung;
         seg *s = &e->segs[i];
-        uint32_t r = s->got > 0 || s->demanded ? s->rung : rung;
         double peta = 0;
-        uint32_t pk = best_peer(e, r, i, (double)(seg_size(e, r, i) - s->got), &peta);
+        uint32_t pk = best_peer(e, r, i, (double)(seg_size(e, r, i) - (r == s->rung ? s->got : 0)), &peta);
         if (pk != PC_SRC_CDN)
             start_xfer(e, pk, r, i, 1, now);
     }
@@ -1184,8 +1278,8 @@ void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
     if (e->start[i] > e->demand_pos)
         e->demand_pos = e->start[i];
     seg *s = &e->segs[i];
-    if (s->state != SEG_NONE && s->rung != rung) {
-        /* the player wants another rung than the copy held or coming: drop that copy */
+    if ((s->state != SEG_NONE || s->got > 0) && s->rung != rung) {
+        /* the player wants another rung than the copy held, coming or begun: drop that copy */
         for (size_t k = 0; k < e->nx; k++)
             if (e->x[k].seg == i) {
                 emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = e->x[k].id});

@@ -134,6 +134,7 @@ typedef struct pc_engine_stats {
     uint64_t bytes_cdn, bytes_p2p, bytes_up; /* everything received (wasted included) and sent */
     uint64_t startup_us;                     /* PC_NEVER until playback starts */
     uint32_t stalls, seeks, rung_switches, banned, dropped, rejected_segments, rescues;
+    uint32_t yields;                         /* prefetches cancelled for an urgent CDN transfer running late */
     uint64_t stall_us, played_us, seek_wait_us; /* up to the time asked for; an open stall or wait counted so far */
     uint64_t playhead_us;                    /* content time, at the time asked for */
     uint32_t rung;                           /* current ABR rung */
@@ -155,7 +156,7 @@ void pc_engine_play(pc_engine *e, uint64_t now);
 void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now);
 /* A real player (the local HLS endpoint) asks for segment |i| of |rung| now. Content before it is no
  * longer wanted: the scheduling window starts at |i|, so it is due at once, and it is fetched at |rung|
- * (a copy of another rung, held or coming, is dropped). A seek forgets demands. Out-of-range values,
+ * (a copy of another rung, held, coming or begun, is dropped). A seek forgets demands. Out-of-range values,
  * and calls before play or after quit, are ignored. Cannot fail. */
 void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now);
 /* The viewer leaves: in-flight downloads are canceled; uploads go on until pc_engine_free. */

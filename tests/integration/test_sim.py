@@ -146,6 +146,18 @@ def test_outputs_read_well(s):
     eq(stalls, sorted(stalls), "stalls are cumulative")
     last = rows[-1]
     check(abs(float(last["offload_cumulative"]) - summ["offload"]) < 0.01, "the series ends at the summary's offload")
+    vrows = list(csv.DictReader(open(os.path.join(d, "viewers.csv"))))
+    eq(len(vrows), summ["viewers"], "viewers.csv: a row per viewer")
+    eq(sum(int(r["bytes_p2p"]) for r in vrows), summ["bytes_p2p"], "viewers.csv: the P2P bytes add up")
+    eq(sum(int(r["bytes_cdn"]) for r in vrows), summ["bytes_cdn"], "viewers.csv: the CDN bytes add up")
+    eq(sum(int(r["stalls"]) for r in vrows), summ["stalls"], "viewers.csv: the stalls add up")
+    played = sum(float(r["played_s"]) for r in vrows)
+    check(abs(sum(float(r["bitrate_kbps"]) * float(r["played_s"]) for r in vrows) / played
+              - summ["mean_bitrate_kbps"]) < 1, "viewers.csv: the bitrate, weighted by time played, is the summary's")
+    sc = json.load(open(os.path.join(SCEN, "test-surplus.json")))
+    ups = [float(r["up_kbps"]) for r in vrows]
+    check(min(ups) >= sc["viewers"]["up_kbps"]["min"] - 1 and max(ups) <= sc["viewers"]["up_kbps"]["max"] + 1,
+          "viewers.csv: uplinks drawn from the scenario's range")
     for svg in ("offload.svg", "startup_cdf.svg", "swarm.svg"):
         root = ET.parse(os.path.join(d, svg)).getroot()
         check(root.tag.endswith("svg"), svg + " is SVG")
@@ -183,7 +195,8 @@ def test_bad_scenarios_are_refused_with_one_line(s):
     bad = {"syntax": "{", "unknown": '{"nope": 1}', "range": '{"duration_s": -5}',
            "dist": '{"viewers": {"up_kbps": {"dist": "zipf"}}}', "ladder": '{"media": {"ladder_kbps": [2000, 400]}}',
            "type": '{"catalog": {"videos": "ten"}}',
-           "other-kind": '{"arrivals": {"kind": "list", "times_s": [0, 1], "rate_per_s": 5}}'}
+           "other-kind": '{"arrivals": {"kind": "list", "times_s": [0, 1], "rate_per_s": 5}}',
+           "bool": '{"engine": {"prefer_held_rung": 1}}'}
     for name, text in bad.items():
         path = os.path.join(S.tmp, "bad-%s.json" % name)
         open(path, "w").write(text)
@@ -325,9 +338,24 @@ def test_edge_cases_of_seeks_seeders_and_p2p_only(s):
         eq(json.load(open(os.path.join(out, m, "summary.json")))["viewers"], 10, "%s: 10 viewers" % m)
 
 
+def test_the_swarm_preference_trades_bitrate_for_offload(s):
+    # five minutes of the mobile-heavy audience (weak uplinks): the ABR's preference for a rung the swarm
+    # holds is on by default; off, viewers climb to what their throughput sustains, and pay in CDN bytes
+    sc = json.load(open(os.path.join(SCEN, "mobile-heavy.json")))
+    sc["duration_s"] = 300
+    on, _, _ = run_scenario("prefer-on", sc)
+    sc["engine"] = {"prefer_held_rung": False}
+    off, _, _ = run_scenario("prefer-off", sc)
+    eq(on["viewers"], off["viewers"], "the same viewers")
+    check(off["mean_bitrate_kbps"] > on["mean_bitrate_kbps"] * 1.02,
+          "bitrate %.0f > %.0f kbit/s" % (off["mean_bitrate_kbps"], on["mean_bitrate_kbps"]))
+    check(off["bytes_cdn"] > on["bytes_cdn"], "CDN bytes %d > %d" % (off["bytes_cdn"], on["bytes_cdn"]))
+
+
 S.run([test_surplus_offload_reaches_the_bound, test_deficit_offload_reaches_the_bound,
        test_hybrid_is_no_worse_than_cdn_only, test_p2p_only_stalls_where_hybrid_does_not, test_same_seed_same_summary,
        test_threads_do_not_change_the_results, test_outputs_read_well, test_the_tracker_load_is_reported,
        test_bad_scenarios_are_refused_with_one_line, test_operator_scenarios_parse_and_run_briefly,
        test_accounting_is_exact_on_hand_checkable_runs, test_a_stall_under_way_at_the_end_counts,
-       test_a_cdn_capacity_is_never_exceeded, test_edge_cases_of_seeks_seeders_and_p2p_only])
+       test_a_cdn_capacity_is_never_exceeded, test_edge_cases_of_seeks_seeders_and_p2p_only,
+       test_the_swarm_preference_trades_bitrate_for_offload])

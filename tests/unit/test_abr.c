@@ -82,6 +82,50 @@ static void prefers_a_rung_the_swarm_holds(void **state)
     assert_int_equal(a.cur, 3);
 }
 
+static void the_preference_can_be_turned_off(void **state)
+{
+    (void)state;
+    pc_abr_config c;
+    pc_abr_config_default(&c);
+    c.prefer_held = 0;
+    pc_abr a;
+    pc_abr_init(&a, &c, 4, bw, 1300000);
+    uint32_t held = (1u << 1) | (1u << 2);
+    for (uint64_t t = 0; t <= 60 * S; t += S)
+        pc_abr_decide(&a, 50 * S, 50e6, held, t);
+    assert_int_equal(a.cur, 3); /* bitrate before offload: up to what the throughput sustains */
+}
+
+static void the_projection_climbs_one_rung_per_hold_time_up_to_the_target(void **state)
+{
+    (void)state;
+    pc_abr a = make(0);
+    assert_int_equal(pc_abr_projected(&a, 60 * S), 0); /* no decision yet: no target above */
+    pc_abr_decide(&a, 60 * S, 50e6, 0, 0);             /* target 3, climbing from 0 */
+    assert_int_equal(a.target, 3);
+    assert_int_equal(pc_abr_projected(&a, 0), 0);
+    assert_int_equal(pc_abr_projected(&a, 6 * S - 1), 0);
+    assert_int_equal(pc_abr_projected(&a, 6 * S), 1);
+    assert_int_equal(pc_abr_projected(&a, 12 * S), 2);
+    assert_int_equal(pc_abr_projected(&a, 18 * S), 3);
+    assert_int_equal(pc_abr_projected(&a, 600 * S), 3); /* never past the target */
+    /* the throughput falls to sustain rung 1 only: the target comes down, and the projection with it */
+    pc_abr_decide(&a, 60 * S, 1.3e6, 0, S);
+    assert_int_equal(pc_abr_projected(&a, 600 * S), 1);
+    /* at the target: nothing to climb to */
+    pc_abr_decide(&a, 60 * S, 1.3e6, 0, 8 * S);
+    assert_int_equal(a.cur, 1);
+    assert_int_equal(pc_abr_projected(&a, 600 * S), 1);
+    /* the swarm preference lowers the target, and so the projection */
+    pc_abr b = make(0);
+    pc_abr_decide(&b, 60 * S, 50e6, (1u << 0) | (1u << 2), 0);
+    assert_int_equal(pc_abr_projected(&b, 600 * S), 2);
+    /* pinned: the pinned rung */
+    pc_abr_pin(&b, 1);
+    pc_abr_decide(&b, 60 * S, 50e6, 0, S);
+    assert_int_equal(pc_abr_projected(&b, 600 * S), 1);
+}
+
 static void pinned_rung_is_kept(void **state)
 {
     (void)state;
@@ -102,6 +146,8 @@ int main(void)
         cmocka_unit_test(throughput_drop_switches_down_at_once),
         cmocka_unit_test(no_down_oscillation_while_the_rung_is_sustained),
         cmocka_unit_test(prefers_a_rung_the_swarm_holds),
+        cmocka_unit_test(the_preference_can_be_turned_off),
+        cmocka_unit_test(the_projection_climbs_one_rung_per_hold_time_up_to_the_target),
         cmocka_unit_test(pinned_rung_is_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -159,6 +159,23 @@ static void rich_swarm_carries_the_post_start_bytes(void **state)
     w_free(&w);
 }
 
+/* How many of the first |n| segments are held at |rung|, and the first of them (UINT32_MAX: none). */
+static uint32_t held_at(const w_world *w, uint32_t n, uint32_t rung, uint32_t *first)
+{
+    uint32_t k = 0;
+    *first = UINT32_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        pc_segment_info si;
+        pc_engine_segment(w->e, i, &si);
+        if (si.ready && si.rung == rung) {
+            k++;
+            if (*first == UINT32_MAX)
+                *first = i;
+        }
+    }
+    return k;
+}
+
 /* A slow swarm beside a CDN that can carry the top rung: the CDN's rate counts in full in the ABR's
  * estimate, not lowered by the round trip or by small init segments, whose time is mostly round trip. */
 static void a_slow_swarm_does_not_hold_the_rung_down(void **state)
@@ -178,13 +195,176 @@ static void a_slow_swarm_does_not_hold_the_rung_down(void **state)
     pc_engine_get_stats(w.e, 0, &st);
     assert_int_equal(st.player, PC_PLAYER_ENDED);
     assert_int_equal(st.stalls, 0);
-    uint32_t top = 0;
-    for (uint32_t i = 0; i < 30; i++) {
-        pc_segment_info si;
-        pc_engine_segment(w.e, i, &si);
-        top += si.rung == 2;
+    uint32_t first;
+    assert_true(held_at(&w, 30, 2, &first) >= 15);
+    w_free(&w);
+}
+
+/* Beyond the urgent window, segments are prefetched at the rung the ABR will have climbed to by the time
+ * they play, not at the start rung: a rich swarm would otherwise fill a minute of buffer at the bottom of
+ * the ladder within seconds of starting, and that minute would play there. */
+static void prefetch_follows_the_rung_the_abr_climbs_to(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 30, 4, 3, ladder);
+    pc_engine_config c = cfg_default();
+    c.start_bps = 0; /* from the bottom */
+    w_world w;
+    w_init(&w, &wm, &c, 20);
+    for (int k = 0; k < 4; k++)
+        w_add_peer(&w, 10, 0, 29);
+    w_play(&w, 400 * S);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, w.now, &st);
+    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    assert_int_equal(st.stalls, 0);
+    /* the climb takes 6 s a rung: from segment 5 (20 s) on, everything plays at the top */
+    uint32_t first_top;
+    uint32_t top = held_at(&w, 30, 2, &first_top);
+    assert_true(first_top <= 5);
+    assert_int_equal(top, 30 - first_top);
+    assert_true(st.bytes_p2p > st.bytes_cdn); /* and still from the swarm */
+    w_free(&w);
+}
+
+/* A viewer whose downlink is the bottleneck (2.6 Mbit/s for a 2 Mbit/s top rung) and whose swarm could
+ * send far more: a minute of prefetches from fast peers shares the downlink with the segment due next.
+ * When that segment, on the CDN, runs late, the prefetches yield (cancelled, bytes kept) and none starts
+ * until no urgent segment is on the CDN: it plays as the CDN-only viewer does, without a stall. */
+static uint32_t downlink_bound_run(int cdn_only, uint32_t *yields, uint64_t *p2p)
+{
+    static w_media wm;
+    w_media_init(&wm, 60, 4, 3, ladder);
+    pc_engine_config c = cfg_default();
+    c.start_bps = 2600000; /* rung 2 from the start: 2 Mbit/s ≤ 0.8 × 2.6 */
+    c.cdn_only = cdn_only;
+    w_world w;
+    w_init(&w, &wm, &c, 50);
+    w.down_rate = 2.6e6 / 8;
+    for (int k = 0; k < 8; k++) {
+        w_peer *p = w_add_peer(&w, 20, 0, 59);
+        p->join_at = 6 * S; /* after the start-up */
     }
-    assert_true(top >= 15);
+    w_play(&w, 400 * S);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, w.now, &st);
+    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    *yields = st.yields;
+    *p2p = st.bytes_p2p;
+    w_free(&w);
+    return st.stalls;
+}
+
+static void prefetches_yield_the_downlink_to_a_late_cdn_segment(void **state)
+{
+    (void)state;
+    uint32_t yields = 0;
+    uint64_t p2p = 0;
+    assert_int_equal(downlink_bound_run(1, &yields, &p2p), 0); /* CDN alone: no stall */
+    assert_int_equal(downlink_bound_run(0, &yields, &p2p), 0);
+    assert_true(yields > 0);
+    assert_true(p2p > 0); /* the swarm still carries what it can */
+}
+
+/* A copy begun and left (a prefetch that yielded) at one rung, then asked for at another by a real player:
+ * fetched whole at the rung asked for, not resumed from the other rung's bytes (which would have made a
+ * copy that fails its hash, and banned the peers that sent them). */
+static uint32_t demanded_seg = UINT32_MAX, demanded_rung;
+static uint32_t bad_fetches;
+static void check_demanded_fetch(w_world *w, const pc_action *a)
+{
+    if (a->type == PC_ACT_FETCH && a->segment == demanded_seg &&
+        (a->rung != demanded_rung || a->offset != 0 || a->length != w->wm->size[a->rung][a->segment]))
+        bad_fetches++;
+}
+
+static void a_demand_at_another_rung_drops_a_begun_copy(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 60, 4, 3, ladder);
+    pc_engine_config c = cfg_default();
+    c.start_bps = 2600000;
+    w_world w;
+    w_init(&w, &wm, &c, 50);
+    w.down_rate = 2.6e6 / 8;
+    for (int k = 0; k < 8; k++)
+        w_add_peer(&w, 20, 0, 59)->join_at = 6 * S;
+    w_start(&w);
+    /* run until a yield leaves a copy begun, not in flight */
+    uint32_t found = UINT32_MAX;
+    while (found == UINT32_MAX && w.now < 400 * S) {
+        w_step(&w);
+        for (uint32_t i = 0; i < 60 && found == UINT32_MAX; i++) {
+            pc_segment_info si;
+            pc_engine_segment(w.e, i, &si);
+            int inflight = 0;
+            for (uint32_t k = 0; k < w.nx; k++)
+                inflight |= w.x[k].seg == i;
+            if (!si.ready && si.bytes_p2p > 0 && !inflight)
+                found = i;
+        }
+    }
+    assert_true(found != UINT32_MAX);
+    pc_segment_info si;
+    pc_engine_segment(w.e, found, &si);
+    demanded_seg = found;
+    demanded_rung = si.rung == 0 ? 2 : 0;
+    w.on_action = check_demanded_fetch;
+    pc_engine_demand(w.e, demanded_rung, found, w.now);
+    w_handle_actions(&w);
+    for (int k = 0; k < 3000 && !si.ready; k++) {
+        w_step(&w);
+        pc_engine_segment(w.e, found, &si);
+    }
+    assert_int_equal(bad_fetches, 0);
+    assert_true(si.ready);
+    assert_int_equal(si.rung, demanded_rung);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, w.now, &st);
+    assert_int_equal(st.rejected_segments, 0);
+    assert_int_equal(st.banned, 0);
+    w_free(&w);
+}
+
+/* A segment prefetched at a rung above the current one, whose init fetch failed, and the ABR then gone
+ * down: the init is fetched again, or that segment could never play. */
+static void the_init_of_a_prefetched_rung_is_fetched_again(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 40, 4, 3, ladder);
+    pc_engine_config c = cfg_default();
+    c.start_bps = 0;
+    w_world w;
+    w_init(&w, &wm, &c, 20);
+    for (int k = 0; k < 4; k++)
+        w_add_peer(&w, 10, 0, 39);
+    w_start(&w);
+    int failed = 0, dropped = 0;
+    while (w.now < 600 * S && pc_engine_player(w.e)->state != PC_PLAYER_ENDED) {
+        w_step(&w);
+        for (uint32_t k = 0; k < w.nx && !dropped; k++)
+            if (w.x[k].seg == PC_SEG_INIT && w.x[k].rung == 2) { /* rung 2's init fails until the drop */
+                uint64_t id = w.x[k].id;
+                w.x[k] = w.x[--w.nx];
+                pc_engine_on_fail(w.e, id, PC_ENET, w.now);
+                w_handle_actions(&w);
+                failed++;
+            }
+        if (!dropped && w.now >= 14 * S) { /* then the throughput falls to 1.2 Mbit/s in all */
+            dropped = 1;
+            w.cdn_rate = 0.6e6 / 8;
+            for (uint32_t k = 0; k < w.npeers; k++)
+                w.peers[k].rate = 0.15e6 / 8;
+        }
+    }
+    assert_true(failed > 0);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, w.now, &st);
+    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    assert_true(st.stall_us < 60 * S);
     w_free(&w);
 }
 
@@ -792,6 +972,10 @@ int main(void)
         cmocka_unit_test(cdn_only_buffers_the_urgent_window),
         cmocka_unit_test(rich_swarm_carries_the_post_start_bytes),
         cmocka_unit_test(a_slow_swarm_does_not_hold_the_rung_down),
+        cmocka_unit_test(prefetch_follows_the_rung_the_abr_climbs_to),
+        cmocka_unit_test(prefetches_yield_the_downlink_to_a_late_cdn_segment),
+        cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
+        cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
         cmocka_unit_test(peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset),
         cmocka_unit_test(rescue_fires_at_the_stall_timeout_tick),
         cmocka_unit_test(swarm_collapse_switches_to_the_cdn_and_back),
