@@ -598,8 +598,10 @@ static void on_peer_cancel(client *c, plink *pl, uint32_t id, uint64_t now)
 static void on_data_msg(client *c, plink *pl, const pc_wire_msg *m, uint64_t now)
 {
     dl *d = dl_find_wire(c, pl, m->id);
-    if (d == NULL)
-        return; /* canceled meanwhile: the bytes were already on their way */
+    if (d == NULL) {
+        c->bytes_p2p_total += m->dlen; /* canceled meanwhile: they were on their way, and count as received */
+        return;
+    }
     if (m->offset != d->offset + d->got || m->dlen > d->len - d->got || d->buf->rung != d->rung) {
         pc_link_close(pl->link, 3); /* out of order or past the request: a protocol error */
         return;
