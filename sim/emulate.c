@@ -4,7 +4,7 @@
  * simulator would start them (sim/workload.c draws the same viewers for the same scenario and seed).
  * As root, each peer gets its own network namespace on a bridge, with tbf rate limits (and netem
  * latency when the kernel has it); otherwise the peers' own rate caps on loopback stand in. The
- * peers' reports become the simulator's outputs (summary.json, timeseries.csv, plots), so a
+ * peers' reports become the simulator's outputs (summary.json, timeseries.csv, viewers.csv, plots), so a
  * simulation and an emulation compare field by field. docs/sim.md, "Emulation".
  *
  * The orchestrator is a plain loop: it spawns, polls every 20 ms and reaps; nothing here is on a
@@ -1350,7 +1350,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
                    e.nw > e.nseeders
                        ? (double)r.bytes_p2p / 1e9 * e.sc.cost_per_gb / (e.nw - e.nseeders) * 1e6
                        : 0);
-            printf("outputs in %s (summary.json, timeseries.csv, plots); predict it with:\n"
+            printf("outputs in %s (summary.json, timeseries.csv, viewers.csv, plots); predict it with:\n"
                    "  %s/peercdn-sim run %s/scenario.json --out %s/sim && %s/peercdn-sim compare %s/sim %s\n",
                    out, e.bindir, out, out, e.bindir, out, out);
             json_decref(s);

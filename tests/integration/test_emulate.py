@@ -88,6 +88,10 @@ def test_emulation_agrees_with_the_simulators_prediction(s):
     check(len(rows) >= 10, "a time series (%d rows)" % len(rows))
     check(max(int(r["watching"]) for r in rows) >= 3, "viewers overlap in the series")
     check(sum(float(r["p2p_mbps"]) for r in rows) > 0, "P2P traffic in the series")
+    vrows = list(csv.DictReader(open(os.path.join(out, "viewers.csv"))))
+    eq(len(vrows), emu["viewers"], "viewers.csv: a row per viewer")
+    eq(sum(int(r["bytes_p2p"]) for r in vrows), emu["bytes_p2p"], "viewers.csv: the P2P bytes add up")
+    eq(sum(int(r["bytes_cdn"]) for r in vrows), emu["bytes_cdn"], "viewers.csv: the CDN bytes add up")
     for svg in ("offload.svg", "startup_cdf.svg", "swarm.svg"):
         root = ET.parse(os.path.join(out, svg)).getroot()
         check(root.tag.endswith("svg"), svg)
