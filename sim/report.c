@@ -312,8 +312,9 @@ static int write_viewers(const char *dir, const sim_scenario *sc, const sim_resu
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         return PC_EIO;
     }
-    fprintf(f, "viewer,video,region,up_kbps,down_kbps,arrive_s,leave_s,started,startup_ms,stalls,stall_ms,played_s,"
-               "seeks,seek_wait_ms,bitrate_kbps,rung_switches,swarm,bytes_cdn,bytes_p2p,bytes_up\n");
+    fprintf(f, "viewer,arrival,video,region,up_kbps,down_kbps,arrive_s,leave_s,started,startup_ms,stalls,stall_ms,"
+               "played_s,seeks,seek_wait_ms,bitrate_kbps,rung_switches,swarm,bytes_cdn,bytes_p2p,bytes_up\n");
+    uint32_t arrival = 0;
     for (uint32_t i = 0; i < r->viewers; i++) {
         const sim_viewer_result *v = &r->v[i];
         if (v->seeder)
@@ -329,7 +330,7 @@ static int write_viewers(const char *dir, const sim_scenario *sc, const sim_resu
         }
         *o++ = '"';
         *o = '\0';
-        fprintf(f, "%u,%u,%s,%.0f,%.0f,%.3f,%.3f,%d,%.1f,%u,%.1f,%.3f,%u,%.1f,%.1f,%u,%u,%llu,%llu,%llu\n", i,
+        fprintf(f, "%u,%u,%u,%s,%.0f,%.0f,%.3f,%.3f,%d,%.1f,%u,%.1f,%.3f,%u,%.1f,%.1f,%u,%u,%llu,%llu,%llu\n", i, arrival++,
                 v->video, q, v->up_kbps, v->down_kbps, v->arrive_s, v->leave_s, v->started, v->startup_ms,
                 v->stalls, v->stall_ms, v->played_ms / 1000, v->seeks, v->seek_wait_ms, v->bitrate_kbps, v->switches,
                 v->swarm, (unsigned long long)v->bytes_cdn, (unsigned long long)v->bytes_p2p,

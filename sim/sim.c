@@ -1300,6 +1300,11 @@ static void *world_run(void *arg)
                 credit(w, i);
                 record(w, i);
             }
+        /* what a viewer uploaded after its row was written (flows it was still sending on when it
+         * left, the last crediting above) */
+        for (uint32_t i = 0; i < w->nv; i++)
+            if (w->v[i].mine)
+                w->rv[i].bytes_up = w->v[i].bytes_up;
     }
     atomic_store_explicit(&w->pub_now, w->end, memory_order_relaxed);
     atomic_store(&w->done, 1);

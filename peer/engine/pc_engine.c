@@ -83,6 +83,7 @@ struct pc_engine {
     uint32_t idx_bits;            /* the index has 2^idx_bits entries, at least twice npeer_slots */
     uint32_t win_lo, win_hi;      /* the segments the scheduler looks at, as of the last pass */
     int dirty;                    /* inputs arrived that want an evaluation (pc_engine_expiry = now) */
+    uint8_t haves_seen;           /* a peer has told us what it holds */
     /* (64 bytes) */
     epeer *peers;                 /* npeer_slots slots, grown on demand (up to PC_ENGINE_PEERS_MAX) */
     uint32_t npeer_slots;
@@ -114,6 +115,8 @@ struct pc_engine {
     uint32_t cdn_fails;
     uint64_t cdn_retry_at;
     uint64_t startup_end;         /* content time before which the CDN serves (start, seek) */
+    uint64_t played_at;           /* when play was pressed */
+    uint32_t npeers;              /* connected */
     uint64_t demand_pos;          /* a real player asked for the segment starting here (pc_engine_demand) */
     int cdn_mode;
     int yielding;                 /* prefetches wait: an urgent CDN transfer runs late (yield_to_urgent) */
@@ -161,6 +164,7 @@ void pc_engine_config_default(pc_engine_config *c)
         .idle_check_us = 1000000,
         .mode_window_us = 10000000,
         .tput_window_us = 3000000,
+        .discover_us = 2000000,
         .low_water = 0.9,
         .high_water = 1.2,
         .peer_inflight = 2,
@@ -709,6 +713,7 @@ static void detach_peer(pc_engine *e, uint32_t slot)
     pc_upload_drop_peer(&e->up, p->handle);
     idx_remove(e, p->handle);
     memset(p, 0, sizeof(*p));
+    e->npeers--;
     peer_update_free(e, slot);
 }
 
@@ -1000,7 +1005,11 @@ static void schedule(pc_engine *e, uint64_t now)
     while (next < n && e->segs[next].state != SEG_NONE)
         next++;
     int swarm_lacks = 0;
-    if (next < n && e->start[next] >= e->startup_end && ahead_of(e, next) < e->cfg.prefetch_us)
+    /* a viewer that has just pressed play and has heard no peer's holdings yet is still finding its
+     * peers (the tracker's answer, the links' handshakes, their HAVEs): that is no evidence of a weak
+     * swarm */
+    int discovering = !e->haves_seen && now - e->played_at < e->cfg.discover_us;
+    if (next < n && e->start[next] >= e->startup_end && ahead_of(e, next) < e->cfg.prefetch_us && !discovering)
         swarm_lacks = avail(e, e->abr.cur, next) == 0;
     update_mode(e, swarm_lacks);
     meters_to(e, now);
@@ -1074,7 +1083,7 @@ static void schedule(pc_engine *e, uint64_t now)
             cands[nc++] = (cand){.i = i, .rung = r, .rarity = avail(e, r, i),
                                  .bucket = ahead / e->cfg.rarest_bucket_us};
     }
-    e->p2p_wanted = wanted && !e->cfg.cdn_only && !e->yielding; /* held back, not a weak swarm */
+    e->p2p_wanted = wanted && !e->cfg.cdn_only && !e->yielding && !discovering; /* not a weak swarm */
     if (nc == 0 || e->cfg.cdn_only || e->yielding)
         return;
     /* insertion sort: the candidates come in segment order, so their buckets already ascend and only
@@ -1236,6 +1245,7 @@ void pc_engine_play(pc_engine *e, uint64_t now)
     e->now = now;
     e->m_p2p.t = e->m_all.t = now;
     e->startup_end = e->cfg.startup_cdn_us;
+    e->played_at = now;
     pc_player_play(&e->player, now);
     step(e, now);
 }
@@ -1391,6 +1401,7 @@ int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t no
     epeer *p = &e->peers[i];
     idx_insert(e, peer, i);
     p->used = 1;
+    e->npeers++;
     p->handle = peer;
     p->rate = (double)(up_bps ? up_bps : 1000000) / 8.0;
     p->rtt = 50000;
@@ -1417,6 +1428,7 @@ int pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo,
         return 0;
     if (hi >= e->n_segments)
         hi = e->n_segments - 1;
+    e->haves_seen = 1;
     int useful = 0;
     uint64_t bit = 1ull << (slot % 64);
     for (uint32_t i = lo; i <= hi; i++) {

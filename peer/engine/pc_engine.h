@@ -80,6 +80,7 @@ typedef struct pc_engine_config {
     uint64_t idle_check_us;    /* ... while other work is pending (1 s) */
     uint64_t mode_window_us;   /* P2P throughput window for the mode (10 s) */
     uint64_t tput_window_us;   /* combined throughput window for ABR (3 s) */
+    uint64_t discover_us;      /* after play, no peer yet is not a weak swarm for this long (2 s) */
     double low_water, high_water; /* P2P throughput ÷ playing bitrate: 0.9, 1.2 */
     uint32_t peer_inflight;    /* requests outstanding per peer (2) */
     uint32_t prefetch_inflight;/* prefetch requests outstanding in all (16) */

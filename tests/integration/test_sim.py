@@ -51,9 +51,9 @@ def test_surplus_offload_reaches_the_bound(s):
 
 
 def test_deficit_offload_reaches_the_bound(s):
-    # docs/sim.md: in this deficit swarm (uploads a quarter of the top bitrate) the engine reaches 86-90% of
-    # the bound; the issue's goal is 90%. The test holds the level reached so regressions show.
-    offload_near_bound("deficit", 0.85)
+    # docs/sim.md: in this deficit swarm (uploads a quarter of the top bitrate) the engine reaches 91.5% of
+    # the bound at the scenario's seed (89.3-92.3% over seeds 1-8 and 11); the issue's goal is 90%.
+    offload_near_bound("deficit", 0.90)
 
 
 def test_hybrid_is_no_worse_than_cdn_only(s):
@@ -154,10 +154,18 @@ def test_outputs_read_well(s):
     played = sum(float(r["played_s"]) for r in vrows)
     check(abs(sum(float(r["bitrate_kbps"]) * float(r["played_s"]) for r in vrows) / played
               - summ["mean_bitrate_kbps"]) < 1, "viewers.csv: the bitrate, weighted by time played, is the summary's")
+    eq([int(r["arrival"]) for r in vrows], list(range(len(vrows))), "viewers.csv: in arrival order")
     sc = json.load(open(os.path.join(SCEN, "test-surplus.json")))
     ups = [float(r["up_kbps"]) for r in vrows]
     check(min(ups) >= sc["viewers"]["up_kbps"]["min"] - 1 and max(ups) <= sc["viewers"]["up_kbps"]["max"] + 1,
           "viewers.csv: uplinks drawn from the scenario's range")
+    # without seeders every upload is a viewer's: the rows' uploads add up too, those made after a
+    # viewer left included (flows it was still sending on)
+    sc["seeders"] = {"per_video": 0}
+    sc["duration_s"] = 150
+    ns, _, nsdir = run_scenario("no-seeders", sc)
+    nrows = list(csv.DictReader(open(os.path.join(nsdir, "viewers.csv"))))
+    eq(sum(int(r["bytes_up"]) for r in nrows), ns["bytes_up"], "viewers.csv: the uploads add up without seeders")
     for svg in ("offload.svg", "startup_cdf.svg", "swarm.svg"):
         root = ET.parse(os.path.join(d, svg)).getroot()
         check(root.tag.endswith("svg"), svg + " is SVG")

@@ -25,6 +25,16 @@ static pc_engine_config cfg_default(void)
     return c;
 }
 
+/* Plays until the end (or |limit_us|), which it must reach; the statistics at the end. */
+static pc_engine_stats play_to_end(w_world *w, uint64_t limit_us)
+{
+    w_play(w, limit_us);
+    pc_engine_stats st;
+    pc_engine_get_stats(w->e, w->now, &st);
+    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    return st;
+}
+
 /* The hash the manifest holds for what |a| fetched (rung 0). */
 static const uint8_t *right_hash(const w_media *wm, const pc_action *a)
 {
@@ -123,10 +133,7 @@ static void alone_everything_comes_from_the_cdn_without_a_stall(void **state)
     pc_engine_config c = cfg_default();
     w_world w;
     w_init(&w, &wm, &c, 10);
-    w_play(&w, 200 * S);
-    pc_engine_stats st;
-    pc_engine_get_stats(w.e, 0, &st);
-    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    pc_engine_stats st = play_to_end(&w, 200 * S);
     assert_int_equal(st.stalls, 0);
     assert_int_equal(st.bytes_p2p, 0);
     assert_int_equal(w.fetch_p2p, 0);
@@ -147,10 +154,7 @@ static void rich_swarm_carries_the_post_start_bytes(void **state)
     w_init(&w, &wm, &c, 10);
     for (int k = 0; k < 6; k++)
         w_add_peer(&w, 8, 0, 29);
-    w_play(&w, 400 * S);
-    pc_engine_stats st;
-    pc_engine_get_stats(w.e, 0, &st);
-    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    pc_engine_stats st = play_to_end(&w, 400 * S);
     assert_int_equal(st.stalls, 0);
     uint64_t cdn, p2p;
     totals(&w, 2, &cdn, &p2p); /* the first 8 s are the CDN start */
@@ -190,10 +194,7 @@ static void a_slow_swarm_does_not_hold_the_rung_down(void **state)
     w_init(&w, &wm, &c, 2.7); /* 0.8 x 2.7 Mbit/s is above the 2 Mbit/s top rung */
     w.rtt_us = 100000;
     w_add_peer(&w, 0.4, 0, 29);
-    w_play(&w, 400 * S);
-    pc_engine_stats st;
-    pc_engine_get_stats(w.e, 0, &st);
-    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    pc_engine_stats st = play_to_end(&w, 400 * S);
     assert_int_equal(st.stalls, 0);
     uint32_t first;
     assert_true(held_at(&w, 30, 2, &first) >= 15);
@@ -214,10 +215,7 @@ static void prefetch_follows_the_rung_the_abr_climbs_to(void **state)
     w_init(&w, &wm, &c, 20);
     for (int k = 0; k < 4; k++)
         w_add_peer(&w, 10, 0, 29);
-    w_play(&w, 400 * S);
-    pc_engine_stats st;
-    pc_engine_get_stats(w.e, w.now, &st);
-    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    pc_engine_stats st = play_to_end(&w, 400 * S);
     assert_int_equal(st.stalls, 0);
     /* the climb takes 6 s a rung: from segment 5 (20 s) on, everything plays at the top */
     uint32_t first_top;
@@ -246,10 +244,7 @@ static uint32_t downlink_bound_run(int cdn_only, uint32_t *yields, uint64_t *p2p
         w_peer *p = w_add_peer(&w, 20, 0, 59);
         p->join_at = 6 * S; /* after the start-up */
     }
-    w_play(&w, 400 * S);
-    pc_engine_stats st;
-    pc_engine_get_stats(w.e, w.now, &st);
-    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    pc_engine_stats st = play_to_end(&w, 400 * S);
     *yields = st.yields;
     *p2p = st.bytes_p2p;
     w_free(&w);
@@ -366,6 +361,33 @@ static void the_init_of_a_prefetched_rung_is_fetched_again(void **state)
     assert_int_equal(st.player, PC_PLAYER_ENDED);
     assert_true(st.stall_us < 60 * S);
     w_free(&w);
+}
+
+/* A viewer presses play before it knows any peer (the tracker's answer and the links' handshakes take a
+ * moment): for discover_us that is not taken for a weak swarm, so the CDN does not fill the wider
+ * CDN-mode window; what follows the start-up comes from the peer found 1 s in. */
+static pc_source source_of_seg3(uint64_t discover_us)
+{
+    static w_media wm;
+    w_media_init(&wm, 15, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    c.discover_us = discover_us;
+    w_world w;
+    w_init(&w, &wm, &c, 20);
+    w_add_peer(&w, 10, 0, 14)->join_at = 1 * S;
+    pc_engine_stats st = play_to_end(&w, 200 * S);
+    assert_int_equal(st.stalls, 0);
+    pc_segment_info si;
+    pc_engine_segment(w.e, 3, &si);
+    w_free(&w);
+    return si.source;
+}
+
+static void no_peer_yet_at_the_start_is_not_a_weak_swarm(void **state)
+{
+    (void)state;
+    assert_int_equal(source_of_seg3(0), PC_SOURCE_CDN); /* judged at once: CDN mode, 12 s from the CDN */
+    assert_int_equal(source_of_seg3(2 * S), PC_SOURCE_P2P);
 }
 
 /* (c) */
@@ -685,10 +707,7 @@ static outcome run_random(uint64_t seed, int cdn_only, int pinned)
             p->join_at = pc_rng_below(&r, 60) * S;
         }
     }
-    w_play(&w, 1000 * S);
-    pc_engine_stats st;
-    pc_engine_get_stats(w.e, 0, &st);
-    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    pc_engine_stats st = play_to_end(&w, 1000 * S);
     outcome o = {.stalls = st.stalls, .cdn_bytes = st.bytes_cdn, .played_bytes = w.init_bytes_requested};
     for (uint32_t i = 0; i < n; i++) {
         pc_segment_info si;
@@ -976,6 +995,7 @@ int main(void)
         cmocka_unit_test(prefetches_yield_the_downlink_to_a_late_cdn_segment),
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
         cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
+        cmocka_unit_test(no_peer_yet_at_the_start_is_not_a_weak_swarm),
         cmocka_unit_test(peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset),
         cmocka_unit_test(rescue_fires_at_the_stall_timeout_tick),
         cmocka_unit_test(swarm_collapse_switches_to_the_cdn_and_back),
