@@ -120,7 +120,6 @@ struct pc_engine {
     uint64_t demand_pos;          /* a real player asked for the segment starting here (pc_engine_demand) */
     int cdn_mode;
     int yielding;                 /* prefetches wait: an urgent CDN transfer runs late (yield_to_urgent) */
-    int ramping;                  /* since a start or seek the buffer has not yet covered the urgent window */
     meter m_p2p, m_all;
     uint64_t stepped_at;
     int p2p_wanted;               /* peers are fetching, or there is work peers could take */
@@ -170,7 +169,6 @@ void pc_engine_config_default(pc_engine_config *c)
         .high_water = 1.2,
         .peer_inflight = 2,
         .prefetch_inflight = 16,
-        .ramp_inflight = 4,
         .cdn_inflight = 2,
         .max_fails = 3,
         .cdn_bps_guess = 8000000,
@@ -1097,13 +1095,7 @@ static void schedule(pc_engine *e, uint64_t now)
             cands[j] = cands[j - 1];
         cands[j] = c;
     }
-    /* after a start or seek, until the buffer first covers the urgent window, a few prefetches only: a
-     * burst of a dozen beside the segments due next took the downlink from them (docs/engine.md) */
-    if (e->ramping && (e->buf_end >= pos + uw || e->buf_end >= e->start[n]))
-        e->ramping = 0;
-    uint32_t limit = e->ramping && e->cfg.ramp_inflight < e->cfg.prefetch_inflight ? e->cfg.ramp_inflight
-                                                                                   : e->cfg.prefetch_inflight;
-    for (size_t k = 0; k < nc && prefetch_busy(e) < limit && any_free(e); k++) {
+    for (size_t k = 0; k < nc && prefetch_busy(e) < e->cfg.prefetch_inflight && any_free(e); k++) {
         uint32_t i = cands[k].i, r = cands[k].rung;
         seg *s = &e->segs[i];
         double peta = 0;
@@ -1254,7 +1246,6 @@ void pc_engine_play(pc_engine *e, uint64_t now)
     e->m_p2p.t = e->m_all.t = now;
     e->startup_end = e->cfg.startup_cdn_us;
     e->played_at = now;
-    e->ramping = 1;
     pc_player_play(&e->player, now);
     step(e, now);
 }
@@ -1272,7 +1263,6 @@ void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now)
     e->ended_sent = 0; /* a seek to the end ends playback: ENDED goes out at the next pass */
     uint32_t first = seg_at(e, content_pos(e));
     e->startup_end = e->start[first] + e->cfg.startup_cdn_us;
-    e->ramping = 1;
     /* cancel what the new position does not need */
     meters_to(e, e->now);
     for (size_t k = 0; k < e->nx;) {

@@ -84,7 +84,6 @@ typedef struct pc_engine_config {
     double low_water, high_water; /* P2P throughput ÷ playing bitrate: 0.9, 1.2 */
     uint32_t peer_inflight;    /* requests outstanding per peer (2) */
     uint32_t prefetch_inflight;/* prefetch requests outstanding in all (16) */
-    uint32_t ramp_inflight;    /* ... until the buffer first covers the urgent window after a start or seek (4) */
     uint32_t cdn_inflight;     /* CDN transfers at once (2) */
     uint32_t max_fails;        /* failures before a peer is dropped (3) */
     uint64_t start_bps;        /* throughput estimate for the first rung; 0 = conservative default */

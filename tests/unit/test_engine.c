@@ -390,54 +390,6 @@ static void no_peer_yet_at_the_start_is_not_a_weak_swarm(void **state)
     assert_int_equal(source_of_seg3(2 * S), PC_SOURCE_P2P);
 }
 
-/* After a start or a seek, until the buffer first covers the urgent window, at most ramp_inflight
- * prefetches: a burst of a dozen beside the segments due next took the downlink from them. Then the
- * full prefetch_inflight. */
-static uint32_t peer_xfers(const w_world *w)
-{
-    uint32_t n = 0;
-    for (uint32_t k = 0; k < w->nx; k++)
-        n += w->x[k].peer != PC_SRC_CDN;
-    return n;
-}
-
-static void prefetches_ramp_up_after_a_start_or_seek(void **state)
-{
-    (void)state;
-    static w_media wm;
-    w_media_init(&wm, 60, 4, 1, ladder);
-    pc_engine_config c = cfg_default();
-    w_world w;
-    w_init(&w, &wm, &c, 20);
-    for (int k = 0; k < 12; k++)
-        w_add_peer(&w, 1, 0, 59); /* slow peers: many prefetches in flight at once */
-    w_start(&w);
-    /* phases: 0 ramping after the start, 1 after it, 2 ramping after the seek, 3 after it */
-    uint32_t most[4] = {0, 0, 0, 0};
-    int phase = 0;
-    while (w.now < 120 * S) {
-        w_step(&w);
-        if ((phase == 0 || phase == 2) && pc_engine_buffer(w.e) >= c.urgent_us)
-            phase++;
-        uint32_t n = peer_xfers(&w);
-        most[phase] = n > most[phase] ? n : most[phase];
-        if (phase == 1 && w.now >= 60 * S) {
-            pc_engine_seek(w.e, 160 * S, w.now); /* far ahead: nothing there is held */
-            w_handle_actions(&w);
-            phase = 2;
-        }
-    }
-    assert_int_equal(phase, 3);
-    assert_true(most[0] > 0 && most[0] <= c.ramp_inflight);
-    assert_true(most[2] > 0 && most[2] <= c.ramp_inflight);
-    assert_true(most[1] > c.ramp_inflight);
-    assert_true(most[3] > c.ramp_inflight);
-    pc_engine_stats st;
-    pc_engine_get_stats(w.e, w.now, &st);
-    assert_int_equal(st.stalls, 0);
-    w_free(&w);
-}
-
 /* (c) */
 static int stall_seg = 6;
 static void peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset(void **state)
@@ -1044,7 +996,6 @@ int main(void)
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
         cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
         cmocka_unit_test(no_peer_yet_at_the_start_is_not_a_weak_swarm),
-        cmocka_unit_test(prefetches_ramp_up_after_a_start_or_seek),
         cmocka_unit_test(peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset),
         cmocka_unit_test(rescue_fires_at_the_stall_timeout_tick),
         cmocka_unit_test(swarm_collapse_switches_to_the_cdn_and_back),
