@@ -302,16 +302,32 @@ static int plots(const char *dir, const sim_result *r)
                  "offload (%)", "rebuffering (% of viewing time)", s3, 2, ticks, last > 1 ? last : 2);
 }
 
+/* DIR/NAME opened for writing into |path|; NULL with the reason in |err|. */
+static FILE *create(const char *dir, const char *name, char path[4096], char *err, size_t errlen)
+{
+    snprintf(path, 4096, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    return f;
+}
+
+/* Closes what create() opened: PC_EIO with the reason in |err| when the bytes did not all get written. */
+static int finish(FILE *f, const char *path, char *err, size_t errlen)
+{
+    if (fclose(f) == 0)
+        return 0;
+    snprintf(err, errlen, "cannot write %s", path);
+    return PC_EIO;
+}
+
 /* viewers.csv: one row per viewer (seeders left out), in arrival order, by its index in the run. */
 static int write_viewers(const char *dir, const sim_scenario *sc, const sim_result *r, char *err, size_t errlen)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/viewers.csv", dir);
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    FILE *f = create(dir, "viewers.csv", path, err, errlen);
+    if (f == NULL)
         return PC_EIO;
-    }
     fprintf(f, "viewer,arrival,video,region,up_kbps,down_kbps,arrive_s,leave_s,started,startup_ms,stalls,stall_ms,"
                "played_s,seeks,seek_wait_ms,bitrate_kbps,rung_switches,swarm,bytes_cdn,bytes_p2p,bytes_up\n");
     uint32_t arrival = 0;
@@ -336,11 +352,7 @@ static int write_viewers(const char *dir, const sim_scenario *sc, const sim_resu
                 v->swarm, (unsigned long long)v->bytes_cdn, (unsigned long long)v->bytes_p2p,
                 (unsigned long long)v->bytes_up);
     }
-    if (fclose(f) != 0) {
-        snprintf(err, errlen, "cannot write %s", path);
-        return PC_EIO;
-    }
-    return 0;
+    return finish(f, path, err, errlen);
 }
 
 int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, const sim_result *r, char *err,
@@ -371,12 +383,9 @@ int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, co
     if (rc != 0)
         return rc;
     char path[4096];
-    snprintf(path, sizeof(path), "%s/timeseries.csv", dir);
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    FILE *f = create(dir, "timeseries.csv", path, err, errlen);
+    if (f == NULL)
         return PC_EIO;
-    }
     fprintf(f, "t_s,watching,seeding,cdn_mbps,p2p_mbps,offload,offload_cumulative,stalls\n");
     for (uint32_t i = 0; i < r->nts; i++) {
         const sim_sample *b = &r->ts[i];
@@ -391,10 +400,9 @@ int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, co
                 dt > 0 ? dc * 8 / dt / 1e6 : 0, dt > 0 ? dp * 8 / dt / 1e6 : 0, dc + dp > 0 ? dp / (dc + dp) : 0,
                 tot > 0 ? (double)b->bytes_p2p / tot : 0, b->stalls);
     }
-    if (fclose(f) != 0) {
-        snprintf(err, errlen, "cannot write %s", path);
-        return PC_EIO;
-    }
+    rc = finish(f, path, err, errlen);
+    if (rc != 0)
+        return rc;
     rc = write_viewers(dir, sc, r, err, errlen);
     if (rc != 0)
         return rc;

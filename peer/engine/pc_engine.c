@@ -116,7 +116,6 @@ struct pc_engine {
     uint64_t cdn_retry_at;
     uint64_t startup_end;         /* content time before which the CDN serves (start, seek) */
     uint64_t played_at;           /* when play was pressed */
-    uint32_t npeers;              /* connected */
     uint64_t demand_pos;          /* a real player asked for the segment starting here (pc_engine_demand) */
     int cdn_mode;
     int yielding;                 /* prefetches wait: an urgent CDN transfer runs late (yield_to_urgent) */
@@ -697,10 +696,7 @@ static void detach_peer(pc_engine *e, uint32_t slot)
     for (size_t i = 0; i < e->nx;) {
         xfer *x = &e->x[i];
         if (x->src == slot) {
-            if (x->seg != PC_SEG_INIT)
-                e->segs[x->seg].state = SEG_NONE; /* keeps the bytes received: resumed elsewhere */
-            else
-                e->init_state[x->rung] = SEG_NONE;
+            unclaim(e, x); /* keeps the bytes received: resumed elsewhere */
             xfer_remove(e, x);
         } else {
             i++;
@@ -713,7 +709,6 @@ static void detach_peer(pc_engine *e, uint32_t slot)
     pc_upload_drop_peer(&e->up, p->handle);
     idx_remove(e, p->handle);
     memset(p, 0, sizeof(*p));
-    e->npeers--;
     peer_update_free(e, slot);
 }
 
@@ -991,6 +986,13 @@ static uint32_t fetch_rung(const pc_engine *e, uint32_t i, uint32_t want)
     return want;
 }
 
+/* Bytes still to fetch for segment |i| at rung |r|: what a copy begun at that rung lacks, or all of it. */
+static double bytes_left(const pc_engine *e, uint32_t r, uint32_t i)
+{
+    const seg *s = &e->segs[i];
+    return (double)(seg_size(e, r, i) - (r == s->rung ? s->got : 0));
+}
+
 static void schedule(pc_engine *e, uint64_t now)
 {
     e->p2p_wanted = 0;
@@ -1046,7 +1048,7 @@ static void schedule(pc_engine *e, uint64_t now)
             continue;
         }
         uint32_t r = fetch_rung(e, i, rung);
-        double bytes = (double)(seg_size(e, r, i) - (r == s->rung ? s->got : 0));
+        double bytes = bytes_left(e, r, i);
         int startup = e->start[i] < e->startup_end;
         if (e->cfg.cdn_only || startup) {
             if (cdn_allowed && cdn_busy(e) < e->cfg.cdn_inflight)
@@ -1097,9 +1099,8 @@ static void schedule(pc_engine *e, uint64_t now)
     }
     for (size_t k = 0; k < nc && prefetch_busy(e) < e->cfg.prefetch_inflight && any_free(e); k++) {
         uint32_t i = cands[k].i, r = cands[k].rung;
-        seg *s = &e->segs[i];
         double peta = 0;
-        uint32_t pk = best_peer(e, r, i, (double)(seg_size(e, r, i) - (r == s->rung ? s->got : 0)), &peta);
+        uint32_t pk = best_peer(e, r, i, bytes_left(e, r, i), &peta);
         if (pk != PC_SRC_CDN)
             start_xfer(e, pk, r, i, 1, now);
     }
@@ -1320,10 +1321,7 @@ void pc_engine_quit(pc_engine *e, uint64_t now)
     while (e->nx > 0) {
         xfer *x = &e->x[0];
         emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = x->id});
-        if (x->seg != PC_SEG_INIT)
-            e->segs[x->seg].state = SEG_NONE;
-        else
-            e->init_state[x->rung] = SEG_NONE;
+        unclaim(e, x);
         xfer_remove(e, x);
     }
 }
@@ -1401,7 +1399,6 @@ int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t no
     epeer *p = &e->peers[i];
     idx_insert(e, peer, i);
     p->used = 1;
-    e->npeers++;
     p->handle = peer;
     p->rate = (double)(up_bps ? up_bps : 1000000) / 8.0;
     p->rtt = 50000;
@@ -1600,10 +1597,7 @@ void pc_engine_on_fail(pc_engine *e, uint64_t transfer, int reason, uint64_t now
     meters_to(e, e->now);
     uint32_t src = x->src;
     int prefetch = x->prefetch;
-    if (x->seg != PC_SEG_INIT)
-        e->segs[x->seg].state = SEG_NONE;
-    else
-        e->init_state[x->rung] = SEG_NONE;
+    unclaim(e, x);
     xfer_remove(e, x);
     if (src == PC_SRC_CDN) {
         cdn_failed(e);
