@@ -1,9 +1,11 @@
 /*
  * CDN fetches: one composite segment (media.h) is one or two HTTP GETs on the shared libcurl multi
  * (keep-alive connections are pooled by the multi handle), from the offset the engine asks for: a part
- * started in the middle is a Range request. Bytes go straight into the segment's assembly buffer; the
- * answer's status and length are checked against the signed sizes, so an origin that sends more or less
- * is a failure, not a buffer overrun. Under a download cap (the token bucket shared with the peer
+ * started in the middle is a Range request. Bytes go straight into the segment's assembly buffer, but
+ * only once the answer's status is the one asked for (200 for a whole part, 206 with the very
+ * Content-Range asked for): an error page, or a whole file where a range was asked, would otherwise be
+ * kept as the segment's bytes and resumed after. Lengths are checked against the signed sizes, so an
+ * origin that sends more or less is a failure, not a buffer overrun. Under a download cap (the token bucket shared with the peer
  * links) a part is fetched in Range requests of CDN_CAP_CHUNK bytes, each started only while the bucket
  * is not in debt, so no burst exceeds a chunk per transfer. (Pausing inside the write callback would be
  * finer, but libcurl 7.88's multi_socket API drops a paused transfer's socket for good.) The CDN waits
@@ -13,15 +15,57 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "client_internal.h"
 #include "pc_log.h"
+
+/* "Content-Range: bytes FIRST-LAST/…" of the answer; other headers are ignored. */
+static size_t on_header(char *p, size_t sz, size_t n, void *arg)
+{
+    dl *d = arg;
+    size_t len = sz * n;
+    static const char name[] = "content-range:";
+    if (len > sizeof(name) - 1 && len < 256 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
+        char line[256];
+        memcpy(line, p + sizeof(name) - 1, len - (sizeof(name) - 1));
+        line[len - (sizeof(name) - 1)] = '\0';
+        unsigned long long a, b;
+        char unit[8];
+        if (sscanf(line, " %7[a-z] %llu-%llu/", unit, &a, &b) == 3 && strcmp(unit, "bytes") == 0 && a <= b) {
+            d->cr_first = a;
+            d->cr_last = b;
+        }
+    }
+    return len;
+}
+
+/* The answer is what was asked for: checked before its first byte is kept. */
+static int answer_ok(dl *d)
+{
+    long status = 0;
+    curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (!d->ranged)
+        return status == 200;
+    pc_part parts[2];
+    int np = pc_peer_media_parts(&d->c->pm, d->rung, d->seg, parts);
+    int k = 0;
+    while (k + 1 < np && d->part_start >= parts[k].offset + parts[k].size)
+        k++;
+    return status == 206 && d->cr_first == (uint64_t)(d->part_start - parts[k].offset) &&
+           d->cr_last == (uint64_t)(d->part_end - parts[k].offset - 1);
+}
 
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 {
     dl *d = arg;
     size_t bytes = sz * n;
     uint32_t pos = d->offset + d->got;
+    if (!d->checked) {
+        if (!answer_ok(d))
+            return 0; /* an error page or another range: nothing of it is kept */
+        d->checked = 1;
+    }
     if (bytes > (size_t)(d->part_end - pos) || d->buf->rung != d->rung)
         return 0; /* more than the signed size: abort the transfer */
     memcpy(d->buf->buf + pos, p, bytes);
@@ -68,7 +112,11 @@ static int start_part(client *c, dl *d)
         curl_easy_setopt(d->easy, CURLOPT_HTTPHEADER, d->headers);
     }
     d->err[0] = '\0';
+    d->checked = 0;
+    d->cr_first = d->cr_last = UINT64_MAX;
     curl_easy_setopt(d->easy, CURLOPT_URL, url);
+    curl_easy_setopt(d->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(d->easy, CURLOPT_HEADERDATA, d);
     curl_easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, d);
     curl_easy_setopt(d->easy, CURLOPT_NOSIGNAL, 1L);

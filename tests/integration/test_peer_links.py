@@ -407,6 +407,96 @@ def test_a_download_cap_paces_peer_links_and_the_cdn(s):
     eq(r["stalls"], 0, "a cap at twice the bitrate plays without a stall")
 
 
+def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
+    """A CDN edge in front of the origin answers the second segment of every rung once with a 503 and an
+    error page, and the first segment once with half its bytes (the connection drops), then once with
+    the whole file where the resumed Range request asked for the rest. None of those answers' bytes may
+    end up in a segment: nothing is rejected, the retry after the 503 asks for the whole segment, and
+    the resume after the cut asks for the rest of it."""
+    o = s.origin()
+    vid = o.upload(clip("peer_links_notracker_320x180_6s", size="320x180", rate=25, dur=6), title="bad edge")
+    o.ready(vid, timeout=300)
+    m = json.loads(o.req("GET", "/v/%s/p2p.json" % vid).body)
+    video = [r for r in m["renditions"] if r.get("type") != "audio"]
+    check(all(len(r["segments"]) >= 2 for r in video), "two segments per rung")
+    error_page = set("/v/%s/%s" % (vid, r["segments"][1]["url"]) for r in video)
+    cut = set("/v/%s/%s" % (vid, r["segments"][0]["url"]) for r in video)
+    seen, log, lock = {}, [], threading.Lock()
+
+    class Edge(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            rng = self.headers.get("Range")
+            with lock:
+                n = seen[self.path] = seen.get(self.path, 0) + 1
+                log.append((self.path, rng, n))
+            if self.path in error_page and n == 1:
+                body = b"<html><body>503 edge overloaded</body></html>" + b" " * 1500
+                self.send_response(503)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
+                whole, ctype = r.read(), r.headers.get("Content-Type", "application/octet-stream")
+            if self.path in cut and n <= 2:  # half of it, then the whole file whatever the Range says
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(whole)))
+                self.end_headers()
+                self.wfile.write(whole[:len(whole) // 2] if n == 1 else whole)
+                self.close_connection = True
+                return
+            req = urllib.request.Request(o.url + self.path, headers={"Range": rng} if rng else {})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    code, data, hdrs = r.status, r.read(), r.headers
+            except urllib.error.HTTPError as e:
+                code, data, hdrs = e.code, e.read(), e.headers
+            self.send_response(code)
+            for k in ("Content-Type", "Content-Range"):
+                if hdrs.get(k):
+                    self.send_header(k, hdrs.get(k))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Edge)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    s.cleanups.append(srv.shutdown)
+
+    class EdgeUrl:
+        url = "http://127.0.0.1:%d" % srv.server_address[1]
+
+    p = Peer(s, EdgeUrl, vid, name="behind-a-bad-edge")
+    r = p.wait(120)
+    summary = {k: r[k] for k in r if k != "segments"}
+    check(r["ended"] and r["stalls"] == 0, "played to the end without a stall: %r" % summary)
+    eq(r["rejected_segments"], 0, "no segment failed its hash (nothing of a bad answer was kept): %r" % summary)
+    played = set()
+    for path, rng, n in log:
+        if path in error_page and n == 2:
+            eq(rng, None, "after the 503 the whole segment is asked for again (%s)" % path)
+            played.add("error")
+        if path in cut and n == 2:
+            check(rng is not None and rng.startswith("bytes="), "the cut answer is resumed with a Range: %r" % rng)
+            first = int(rng[6:].split("-")[0])
+            check(first > 0, "its bytes so far are kept")
+            played.add("cut")
+        if path in cut and n == 3:
+            eq(rng, log_range_of(log, path, 2), "the ignored Range is asked for again (%s)" % path)
+            played.add("ignored")
+    eq(played, {"error", "cut", "ignored"}, "the edge's bad answers were met: %r" % log)
+
+
+def log_range_of(log, path, n):
+    return next(rng for p, rng, k in log if p == path and k == n)
+
+
 if __name__ == "__main__":
     S.run([test_a_python_peer_written_from_the_spec_fetches_a_verified_segment,
            test_connections_without_a_valid_ticket_are_refused,
@@ -416,4 +506,5 @@ if __name__ == "__main__":
            test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
            test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
            test_a_download_cap_paces_peer_links_and_the_cdn,
+           test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes,
            test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall])  # kills the tracker: last
