@@ -43,6 +43,7 @@ struct pc_link {
     int reading, paused, shutting;
     uint64_t shut_ms;
     size_t queued;
+    size_t queued_mem;            /* queued plus each write's bookkeeping: held under PC_LINK_QUEUE_MAX */
     uint64_t created_ms, last_rx_ms, last_tx_ms, last_ping_ms;
     int close_err;
     char why[128];
@@ -94,6 +95,7 @@ static void on_written(uv_write_t *req, int status)
     pc_link *l = w->l;
     size_t before = l->queued;
     l->queued -= w->len;
+    l->queued_mem -= sizeof(*w) + w->len;
     free(w);
     if (status < 0) {
         fail(l, PC_ENET, uv_strerror(status));
@@ -115,6 +117,11 @@ static wreq *wreq_new(pc_link *l, size_t len)
 
 static int write_out(pc_link *l, wreq *w)
 {
+    if (l->queued_mem + sizeof(*w) + w->len > PC_LINK_QUEUE_MAX) {
+        free(w);
+        fail(l, PC_ELIMIT, "the peer asks for more than it reads (write queue full)");
+        return PC_ELIMIT;
+    }
     uv_buf_t b = uv_buf_init((char *)w->buf, (unsigned)w->len);
     int rc = uv_write(&w->req, (uv_stream_t *)&l->tcp, &b, 1, on_written);
     if (rc < 0) {
@@ -123,6 +130,7 @@ static int write_out(pc_link *l, wreq *w)
         return PC_ENET;
     }
     l->queued += w->len;
+    l->queued_mem += sizeof(*w) + w->len;
     l->last_tx_ms = now_ms(l);
     return 0;
 }

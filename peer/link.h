@@ -5,9 +5,11 @@
  * decoded messages to its owner. It keeps itself alive with PINGs (reporting the RTT) and closes on a
  * silent peer, a bad record, a protocol error or a handshake that takes too long.
  *
- * Writes are queued without limit here; the owner watches pc_link_queued() and stops feeding a link
- * whose queue is above its mark (on_writable tells when it drained). Reads pause while the shared
- * download bucket is in debt.
+ * The owner watches pc_link_queued() and stops feeding a link whose queue is above its mark
+ * (on_writable tells when it drained). What the link answers by itself, and what the owner answers to
+ * requests (refusals, pongs), is not held back, so a peer that keeps asking without reading would grow
+ * the queue without end: a link whose queued writes would take more than PC_LINK_QUEUE_MAX bytes of
+ * memory is closed (PC_ELIMIT) instead. Reads pause while the shared download bucket is in debt.
  */
 #ifndef PC_LINK_H
 #define PC_LINK_H
@@ -23,6 +25,7 @@
 #define PC_LINK_PING_MS 5000
 #define PC_LINK_IDLE_MS 30000
 #define PC_LINK_LOW_MARK (512u * 1024)
+#define PC_LINK_QUEUE_MAX (8u * 1024 * 1024) /* queued writes, with their bookkeeping */
 
 typedef struct pc_link pc_link;
 

@@ -178,6 +178,51 @@ def test_a_python_peer_written_from_the_spec_fetches_a_verified_segment(s):
     link.sock.close()
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+
+
+def test_a_peer_that_asks_without_reading_is_closed_not_buffered(s):
+    """A ticket holder floods REQUESTs the seeder refuses at once (rung 255), and never reads: the
+    refusals may not pile up in the seeder's memory; the link is closed and the seeder serves on."""
+    setup_video(s)
+    t, vid = st["t"], st["vid"]
+    seeder = st.get("seeder") or Peer(s, st["o"], vid, mode="seed", name="seeder")
+    st["seeder"] = seeder
+    tp = TrackerPeer(t, vid, 2, rendition="v0")
+    tp.announce("started")
+    link = PyLink(seeder.host, seeder.port, b64u_decode(tp.ticket), tp.sk)
+    link.finish(st["tpk"], vid)
+    before = rss_kib(seeder.proc.pid)
+    sent, closed, batch = 0, None, []
+    for i in range(600000):
+        msg = bytes([4]) + i.to_bytes(4, "big") + bytes([255]) + (0).to_bytes(12, "big") + (1000).to_bytes(4, "big")
+        hdr = (len(msg) + 16).to_bytes(4, "big")
+        batch.append(hdr + link.tx.encrypt(b"\0\0\0\0" + link.tn.to_bytes(8, "big"), msg, hdr))
+        link.tn += 1
+        if len(batch) == 2000:
+            try:
+                link.sock.sendall(b"".join(batch))
+            except (BrokenPipeError, ConnectionResetError) as e:
+                closed = e
+                break
+            sent += len(batch)
+            batch = []
+    grew = rss_kib(seeder.proc.pid) - before
+    print("# %d requests (%.1f MB) sent before the seeder closed the link (%r); its RSS grew %d KiB" %
+          (sent, sent * 42 / 1e6, closed, grew))
+    link.sock.close()
+    check(closed is not None, "the seeder closed the link of a peer that does not read")
+    check(grew < 48 * 1024, "the seeder's memory stayed bounded (grew %d KiB)" % grew)
+    check(seeder.proc.poll() is None, "the seeder is still running")
+    again = TrackerPeer(t, vid, 3, rendition="v0")
+    again.announce("started")
+    ok = PyLink(seeder.host, seeder.port, b64u_decode(again.ticket), again.sk)
+    ok.finish(st["tpk"], vid)
+    ok.sock.close()
+
+
 def test_connections_without_a_valid_ticket_are_refused(s):
     setup_video(s)
     t, vid, seeder = st["t"], st["vid"], st["seeder"]
@@ -499,6 +544,7 @@ def log_range_of(log, path, n):
 
 if __name__ == "__main__":
     S.run([test_a_python_peer_written_from_the_spec_fetches_a_verified_segment,
+           test_a_peer_that_asks_without_reading_is_closed_not_buffered,
            test_connections_without_a_valid_ticket_are_refused,
            test_a_viewer_with_every_link_taken_asks_for_no_peers,
            test_bad_usage_and_an_unsigned_manifest_fail_with_one_line,
