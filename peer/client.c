@@ -667,6 +667,15 @@ static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
 {
     plink *pl = pc_link_user(l);
     client *c = pl->c;
+    if (pl->pending) {
+        /* accepted links are taken up to twice the dialling budget */
+        if (c->nlinks >= 2 * c->cfg->max_links)
+            return -1;
+        pl->pending = 0;
+        c->npending--;
+        pl->counted = 1;
+        c->nlinks++;
+    }
     if (is_banned(c, key))
         return -1;
     /* two links to the same peer (both dialled at once): keep the one dialled by the smaller key */
@@ -736,7 +745,8 @@ static void on_link_close(void *arg, pc_link *l, int err, const char *why)
             *pp = pl->next;
             break;
         }
-    c->nlinks--;
+    c->nlinks -= pl->counted != 0;
+    c->npending -= pl->pending != 0;
     free(pl);
     pc_client_kick(c);
 }
@@ -754,7 +764,6 @@ static plink *plink_new(client *c)
     pl->handle = c->next_handle++;
     pl->next = c->links;
     c->links = pl;
-    c->nlinks++;
     return pl;
 }
 
@@ -774,15 +783,27 @@ static void on_connection(uv_stream_t *server, int status)
             free(t);
         if (pl != NULL) {
             c->links = pl->next;
-            c->nlinks--;
             free(pl);
         }
         return;
     }
     pl->link = l;
     pc_link_set_user(l, pl);
-    if (c->nlinks > 2 * c->cfg->max_links || c->stopping || c->e == NULL)
+    pl->pending = 1;
+    c->npending++;
+    if (c->stopping || c->e == NULL) {
         pc_link_close(l, 1);
+    } else if (c->npending > PC_CLIENT_PENDING_MAX) {
+        /* the oldest connection still in the handshake goes (the list is newest first): a real peer's
+         * handshake takes a round trip or two, one that never finishes may not hold a slot */
+        plink *old = NULL;
+        for (plink *p = c->links; p != NULL; p = p->next)
+            if (p->pending)
+                old = p;
+        old->pending = 0;
+        c->npending--;
+        pc_link_close(old->link, 1);
+    }
 }
 
 static int linked_to(const client *c, const uint8_t key[32])
@@ -809,10 +830,11 @@ static void dial(client *c, const pc_tc_peer *p)
     pc_link *l = NULL;
     if (pc_link_connect(&c->loop, (struct sockaddr *)&ss, p->key, &c->id, &link_cbs, c, &l) != 0) {
         c->links = pl->next;
-        c->nlinks--;
         free(pl);
         return;
     }
+    pl->counted = 1;
+    c->nlinks++;
     pl->link = l;
     pc_link_set_user(l, pl);
 }

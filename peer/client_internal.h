@@ -20,6 +20,9 @@
 #include "tbucket.h"
 #include "tracker_client.h"
 
+/* Accepted connections still in the handshake, at most; beyond it the oldest is closed, so connections
+ * that never finish a handshake cannot take the slots real peers need. */
+#define PC_CLIENT_PENDING_MAX 16
 #define PC_CLIENT_HIGH_MARK (1024u * 1024) /* a link's write queue above this gets no more DATA */
 #define PC_BANNED_MAX 256
 
@@ -34,6 +37,8 @@ struct plink {
     int in_engine;
     uint8_t key[32];
     int has_key;              /* known (connect: from the tracker; accept: after the handshake) */
+    int counted;              /* in nlinks: dialled, or accepted and through the handshake */
+    int pending;              /* in npending: accepted, handshake not done */
     uint32_t next_id;         /* our request ids on this link */
     plink *next;
 };
@@ -110,7 +115,9 @@ struct client {
     /* peers */
     pc_link_identity id;
     plink *links;
-    uint32_t nlinks, next_handle;
+    uint32_t nlinks;          /* links dialled, or accepted and through the handshake */
+    uint32_t npending;        /* accepted connections still in the handshake (at most PC_CLIENT_PENDING_MAX) */
+    uint32_t next_handle;
     uint8_t banned[PC_BANNED_MAX][32];
     uint32_t nbanned;
     char listen_bound[64];

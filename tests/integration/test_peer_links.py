@@ -223,6 +223,40 @@ def test_a_peer_that_asks_without_reading_is_closed_not_buffered(s):
     ok.sock.close()
 
 
+def test_connections_that_never_finish_a_handshake_cannot_take_the_slots(s):
+    """60 connections that send nothing (no ticket, no HELLO): the oldest go as new ones come (at most
+    16 wait in the handshake), and a ticket holder connecting meanwhile is served."""
+    setup_video(s)
+    t, vid = st["t"], st["vid"]
+    seeder = st.get("seeder") or Peer(s, st["o"], vid, mode="seed", name="seeder")
+    st["seeder"] = seeder
+    idle = [socket.create_connection((seeder.host, seeder.port), timeout=15) for _ in range(60)]
+    time.sleep(0.5)
+    tp = TrackerPeer(t, vid, 4, rendition="v0")
+    tp.announce("started")
+    link = PyLink(seeder.host, seeder.port, b64u_decode(tp.ticket), tp.sk)
+    link.finish(st["tpk"], vid)
+    link.send(bytes([1]) + (42).to_bytes(8, "big"))  # PING: the link is up and answers
+    while True:
+        msg = link.recv()
+        if msg[0] == 2:
+            eq(msg[1:9], (42).to_bytes(8, "big"), "PONG")
+            break
+    link.sock.close()
+    closed = 0
+    for x in idle:
+        x.settimeout(0.2)
+        try:
+            closed += x.recv(1) == b""
+        except ConnectionResetError:
+            closed += 1
+        except socket.timeout:
+            pass
+        x.close()
+    print("# %d of 60 idle connections closed by the seeder" % closed)
+    check(closed >= 60 - 16, "the oldest idle connections were closed (%d of 60)" % closed)
+
+
 def test_connections_without_a_valid_ticket_are_refused(s):
     setup_video(s)
     t, vid, seeder = st["t"], st["vid"], st["seeder"]
@@ -545,6 +579,7 @@ def log_range_of(log, path, n):
 if __name__ == "__main__":
     S.run([test_a_python_peer_written_from_the_spec_fetches_a_verified_segment,
            test_a_peer_that_asks_without_reading_is_closed_not_buffered,
+           test_connections_that_never_finish_a_handshake_cannot_take_the_slots,
            test_connections_without_a_valid_ticket_are_refused,
            test_a_viewer_with_every_link_taken_asks_for_no_peers,
            test_bad_usage_and_an_unsigned_manifest_fail_with_one_line,
