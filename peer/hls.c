@@ -2,7 +2,10 @@
  * The local HLS endpoint: http://HOST:PORT/v/ID/master.m3u8 for a real player (ffmpeg, mpv, hls.js).
  *
  * Playlists are the origin's, fetched once at start (the master reduced to one variant when
- * --rendition pins one). A segment request is answered from the segment store when it holds the
+ * --rendition pins one). They are not signed, so every URI in them (URI lines and URI="…" attributes)
+ * must name something this endpoint serves from the signed manifest: a rendition's playlist, init or
+ * segment, relative to the playlist. An absolute URL or anything else would let the player fetch bytes
+ * that no hash checks, so such a playlist stops the endpoint from starting. A segment request is answered from the segment store when it holds the
  * verified segment; otherwise it becomes a demand on the engine (pc_engine_demand: due now, at the
  * rendition the player asked for, which also pins the engine's rung to the player's choice) and is
  * answered as soon as the segment is verified, or with 504 after PC_HLS_WAIT_S. Audio requests are
@@ -87,6 +90,71 @@ static char *filter_master(const char *body, size_t len, const char *keep, size_
     return pc_buf_steal(&out, outlen);
 }
 
+/* Finds |rest| ("v0/seg-00001.m4s") among the manifest's URLs. */
+static int lookup(const client *c, const char *rest, size_t len, int *rend, uint32_t *seg);
+
+/* |uri| in playlist |name| names a playlist, init or segment of the signed manifest. */
+static int uri_known(const client *c, const char *name, const char *uri, size_t ul)
+{
+    if (ul == 0 || ul > 512 || uri[0] == '/')
+        return 0;
+    for (size_t i = 0; i < ul; i++)
+        if (uri[i] == '?' || uri[i] == '#' || uri[i] == '\\' || uri[i] == ':' || (unsigned char)uri[i] < 0x21 ||
+            (uri[i] == '.' && i + 1 < ul && uri[i + 1] == '.'))
+            return 0;
+    const char *slash = strrchr(name, '/');
+    size_t dirlen = slash != NULL ? (size_t)(slash - name) + 1 : 0;
+    char path[1100];
+    if (dirlen + ul >= sizeof(path))
+        return 0;
+    memcpy(path, name, dirlen);
+    memcpy(path + dirlen, uri, ul);
+    size_t pl = dirlen + ul;
+    path[pl] = '\0';
+    const pc_manifest *mf = c->mf;
+    for (size_t r = 0; r < mf->nrenditions; r++) {
+        size_t il = strlen(mf->renditions[r].id);
+        if (pl == il + 11 && strncmp(path, mf->renditions[r].id, il) == 0 && strcmp(path + il, "/index.m3u8") == 0)
+            return 1;
+    }
+    int rend;
+    uint32_t seg;
+    return lookup(c, path, pl, &rend, &seg) == 0;
+}
+
+/* |bad| gets the URI, shortened, and -1 comes back. */
+static int unknown(const char *u, size_t ul, char *bad, size_t badlen)
+{
+    snprintf(bad, badlen, "%.*s", (int)(ul < 200 ? ul : 200), u);
+    return -1;
+}
+
+/* Every URI in playlist |name| is one uri_known() accepts; else -1 and the first other one in |bad|. */
+static int check_uris(const client *c, const char *name, const char *body, size_t len, char *bad, size_t badlen)
+{
+    const char *p = body, *end = body + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl != NULL ? nl : end;
+        size_t ll = (size_t)(le - p);
+        if (ll > 0 && p[ll - 1] == '\r')
+            ll--;
+        if (ll > 0 && p[0] != '#' && !uri_known(c, name, p, ll))
+            return unknown(p, ll, bad, badlen);
+        for (const char *a = p; ll > 0 && p[0] == '#' && a + 5 <= p + ll; a++) {
+            if (memcmp(a, "URI=\"", 5) != 0)
+                continue;
+            const char *u = a + 5, *q = memchr(u, '"', (size_t)(p + ll - u));
+            size_t ul = q != NULL ? (size_t)(q - u) : (size_t)(p + ll - u);
+            if (!uri_known(c, name, u, ul))
+                return unknown(u, ul, bad, badlen);
+            a = u + ul;
+        }
+        p = le + (le < end);
+    }
+    return 0;
+}
+
 static int load_playlists(client *c, hls *h)
 {
     char path[512], url[1200];
@@ -121,6 +189,12 @@ static int load_playlists(client *c, hls *h)
         }
         if (body == NULL)
             return -1;
+        char bad[256];
+        if (check_uris(c, name, body, len, bad, sizeof(bad)) != 0) {
+            fprintf(stderr, "peercdn-peer: %s refers to \"%s\", which the signed manifest does not list\n", url, bad);
+            free(body);
+            return -1;
+        }
         add_playlist(h, name, body, len);
     }
     return 0;
@@ -206,7 +280,6 @@ static void on_hls_timer(uv_timer_t *t)
     }
 }
 
-/* Finds |rest| ("v0/seg-00001.m4s") among the manifest's URLs. */
 static int lookup(const client *c, const char *rest, size_t len, int *rend, uint32_t *seg)
 {
     const pc_manifest *mf = c->mf;

@@ -12,6 +12,7 @@ import http.server
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -361,7 +362,6 @@ def test_a_viewer_with_every_link_taken_asks_for_no_peers(s):
 def test_bad_usage_and_an_unsigned_manifest_fail_with_one_line(s):
     setup_video(s)
     o, vid = st["o"], st["vid"]
-    import subprocess
     peer = s.bin("peercdn-peer")
     cases = [
         ([peer, "play", "--video", vid], 2, "needs --origin"),
@@ -572,6 +572,52 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
     eq(played, {"error", "cut", "ignored"}, "the edge's bad answers were met: %r" % log)
 
 
+def test_a_playlist_pointing_outside_the_signed_manifest_is_not_served(s):
+    """Playlists are not signed: an edge that rewrites a segment line, or an EXT-X-MAP URI, into an
+    absolute URL would have the player fetch bytes no hash checks. The local endpoint refuses to start,
+    with one line naming the URI."""
+    o = s.origin()
+    vid = o.upload(clip("peer_links_notracker_320x180_6s", size="320x180", rate=25, dur=6), title="bad playlist")
+    o.ready(vid, timeout=300)
+    for case in ("segment", "map"):
+        class Edge(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
+                    data, ctype = r.read(), r.headers.get("Content-Type", "application/octet-stream")
+                if self.path.endswith("/index.m3u8"):
+                    lines = data.decode().split("\n")
+                    for i, line in enumerate(lines):
+                        if case == "segment" and line and not line.startswith("#"):
+                            lines[i] = "http://127.0.0.1:9/evil.m4s"
+                            break
+                        if case == "map" and line.startswith("#EXT-X-MAP:"):
+                            lines[i] = '#EXT-X-MAP:URI="//127.0.0.1:9/evil-init.mp4"'
+                            break
+                    data = "\n".join(lines).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Edge)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        s.cleanups.append(srv.shutdown)
+        p = subprocess.run([s.bin("peercdn-peer"), "play", "--origin", "http://127.0.0.1:%d" % srv.server_address[1],
+                            "--video", vid, "--listen", "127.0.0.1:0", "--hls-listen", "127.0.0.1:0", "--no-status",
+                            "--state-dir", os.path.join(s.tmp, "peer-state-" + case)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        err = [l for l in p.stderr.decode().splitlines() if "INFO" not in l and "WARN" not in l]
+        eq(p.returncode, 1, "exit status with a rewritten %s URI: %s" % (case, p.stderr.decode()))
+        eq(len(err), 1, "one line on stderr: %r" % err)
+        check("evil" in err[0] and "does not list" in err[0], "the line names the URI: %r" % err[0])
+
+
 def log_range_of(log, path, n):
     return next(rng for p, rng, k in log if p == path and k == n)
 
@@ -588,4 +634,5 @@ if __name__ == "__main__":
            test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
            test_a_download_cap_paces_peer_links_and_the_cdn,
            test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes,
+           test_a_playlist_pointing_outside_the_signed_manifest_is_not_served,
            test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall])  # kills the tracker: last
