@@ -1041,6 +1041,12 @@ static void begin_shutdown(client *c, int code)
     if (c->cfg->status_line)
         fputc('\n', stderr);
     uint64_t now = pc_client_now(c);
+    /* a seeder still fetching: its own CDN fetches stop here (the engine's stop with pc_engine_quit) */
+    for (size_t i = c->ndls; i-- > 0;) /* dl_free moves the last one, already seen, into i */
+        if (c->dls[i]->seed) {
+            c->seed_pending--;
+            dl_free(c, c->dls[i]);
+        }
     if (c->e != NULL) {
         pc_engine_quit(c->e, now);
         drive(c);
@@ -1365,11 +1371,8 @@ int pc_client_run(const pc_client_config *cfg)
     }
     uv_run(&c->loop, UV_RUN_DEFAULT);
     /* everything the loop owned is closed; free the rest */
-    for (size_t i = 0; i < c->ndls; i++) {
-        if (c->dls[i]->pl == NULL)
-            pc_cdn_cancel(c, c->dls[i]);
-        free(c->dls[i]);
-    }
+    while (c->ndls > 0)
+        dl_free(c, c->dls[c->ndls - 1]);
     free(c->dls);
     for (size_t i = 0; i < c->nups; i++) {
         if (c->ups[i]->blob != NULL)

@@ -258,6 +258,18 @@ def test_connections_that_never_finish_a_handshake_cannot_take_the_slots(s):
     check(closed >= 60 - 16, "the oldest idle connections were closed (%d of 60)" % closed)
 
 
+def test_a_seeder_stopped_while_fetching_under_a_download_cap_exits_at_once(s):
+    """SIGTERM while a seeder is still fetching the video from the CDN, under a download cap that keeps
+    its fetches paused: it stops them and exits promptly, cleanly (the sanitizer run checks for leaks)."""
+    setup_video(s)
+    p = Peer(s, st["o"], st["vid"], "--down-kbps", "800", mode="seed", name="stopped-seeder", wait_seeding=False)
+    time.sleep(1.5)
+    t0 = time.time()
+    p.stop()
+    took = time.time() - t0
+    check(took < 5, "stopped in %.1f s" % took)
+
+
 def test_connections_without_a_valid_ticket_are_refused(s):
     setup_video(s)
     t, vid, seeder = st["t"], st["vid"], st["seeder"]
@@ -626,6 +638,7 @@ if __name__ == "__main__":
     S.run([test_a_python_peer_written_from_the_spec_fetches_a_verified_segment,
            test_a_peer_that_asks_without_reading_is_closed_not_buffered,
            test_connections_that_never_finish_a_handshake_cannot_take_the_slots,
+           test_a_seeder_stopped_while_fetching_under_a_download_cap_exits_at_once,
            test_connections_without_a_valid_ticket_are_refused,
            test_a_viewer_with_every_link_taken_asks_for_no_peers,
            test_bad_usage_and_an_unsigned_manifest_fail_with_one_line,
