@@ -16,6 +16,7 @@ int pc_sqlite_exec(pc_sqlite *s, const char *sql)
     char *err = NULL;
     if (sqlite3_exec(s->h, sql, NULL, NULL, &err) != SQLITE_OK) {
         PC_LOGE("db", "%s: %s", sql, err != NULL ? err : "?");
+        pc_err_detail_set("%s", err != NULL ? err : sqlite3_errmsg(s->h));
         sqlite3_free(err);
         return PC_EDB;
     }
@@ -60,6 +61,11 @@ int pc_sqlite_open(pc_sqlite *s, const char *path, const char *const *schema, si
     if (r != 0)
         pc_sqlite_close(s);
     return r;
+}
+
+void pc_sqlite_busy_wait(pc_sqlite *s, int ms)
+{
+    sqlite3_busy_timeout(s->h, ms);
 }
 
 void pc_sqlite_close(pc_sqlite *s)

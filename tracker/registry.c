@@ -212,13 +212,28 @@ static int add_swarm(pc_registry *r, const char *video, uint32_t *out)
     return 0;
 }
 
-/* Index of |name| among the swarm's renditions, or where it would go; PC_NONE when full. */
+/* Index of |name| among the swarm's renditions, or where it would go: a new slot, else one no live peer
+ * uses (so names announced once cannot keep a video's real renditions out); PC_NONE when every one is
+ * in use. */
 static uint32_t rend_index(const pc_swarm *sw, const char *name)
 {
     for (uint32_t i = 0; i < sw->nrend; i++)
         if (strcmp(sw->rend[i], name) == 0)
             return i;
-    return sw->nrend < PC_REND_MAX ? sw->nrend : PC_NONE;
+    if (sw->nrend < PC_REND_MAX)
+        return sw->nrend;
+    for (uint32_t i = 0; i < sw->nrend; i++)
+        if (sw->rend_peers[i] == 0)
+            return i;
+    return PC_NONE;
+}
+
+/* Counters only grow, and stop at 2^53 - 1, the largest integer every JSON reader holds exactly. */
+#define STAT_MAX 9007199254740991ull
+
+static void stat_add(uint64_t *x, uint64_t d)
+{
+    *x = d > STAT_MAX - *x ? STAT_MAX : *x + d;
 }
 
 /* Interned region id; 0 for "" or when the table is full (the region is then unknown). */
@@ -302,6 +317,8 @@ static void remove_peer(pc_registry *r, uint32_t i)
     rec(r, last)->slot = p->slot;
     if (p->flags & PC_PEER_SEEDING)
         sw->seeders--;
+    if (p->flags & PC_PEER_REND)
+        sw->rend_peers[p->rend]--;
     tab_del(r, i);
     list_unlink(r, i);
     p->swarm = PC_NONE;
@@ -321,12 +338,12 @@ static int regressed(const pc_peer_rec *p, const pc_counters *c)
 static void count(pc_swarm *sw, pc_peer_rec *p, const pc_counters *c)
 {
     pc_vstats *st = &sw->st;
-    st->bytes_cdn += c->bytes_cdn - p->bytes_cdn;
-    st->bytes_p2p += c->bytes_p2p - p->bytes_p2p;
-    st->bytes_up += c->bytes_up - p->bytes_up;
-    st->stalls += c->stalls - p->stalls;
-    st->stall_ms += c->stall_ms - p->stall_ms;
-    st->played_ms += c->played_ms - p->played_ms;
+    stat_add(&st->bytes_cdn, c->bytes_cdn - p->bytes_cdn);
+    stat_add(&st->bytes_p2p, c->bytes_p2p - p->bytes_p2p);
+    stat_add(&st->bytes_up, c->bytes_up - p->bytes_up);
+    stat_add(&st->stalls, c->stalls - p->stalls);
+    stat_add(&st->stall_ms, c->stall_ms - p->stall_ms);
+    stat_add(&st->played_ms, c->played_ms - p->played_ms);
     if (p->startup_ms == 0 && c->startup_ms != 0) {
         st->viewers++;
         st->startup_hist[pc_hist_bucket(c->startup_ms)]++;
@@ -357,7 +374,13 @@ static void set_position(pc_registry *r, pc_swarm *sw, pc_peer_rec *p, const pc_
                          uint64_t now_us)
 {
     if (rend == sw->nrend)
-        strcpy(sw->rend[sw->nrend++], a->rendition);
+        sw->nrend++;
+    if (strcmp(sw->rend[rend], a->rendition) != 0)
+        strcpy(sw->rend[rend], a->rendition); /* a new name, or one taking over an unused slot */
+    if (p->flags & PC_PEER_REND)
+        sw->rend_peers[p->rend]--;
+    sw->rend_peers[rend]++;
+    p->flags |= PC_PEER_REND;
     p->rend = (uint8_t)rend;
     p->port = a->port;
     p->playhead_ms = a->playhead_ms;
@@ -411,10 +434,17 @@ static uint32_t insert_peer(pc_registry *r, uint32_t s, const pc_announce *a, ui
 int pc_registry_announce(pc_registry *r, const pc_announce *a, uint32_t net, uint64_t now_us, uint32_t *self)
 {
     *self = PC_NONE;
-    uint32_t s;
-    int rc = add_swarm(r, a->video, &s);
-    if (rc != 0)
-        return rc;
+    uint32_t s = find_swarm(r, a->video, hash_bytes(r->cfg.hash_seed, a->video, strlen(a->video)));
+    if (s == PC_NONE) {
+        /* a video appears with its first peer: nothing to stop, and a refused announce adds none */
+        if (a->event == PC_EV_STOPPED)
+            return 0;
+        if (r->npeers >= r->cfg.max_peers)
+            return PC_ELIMIT;
+        int rc = add_swarm(r, a->video, &s);
+        if (rc != 0)
+            return rc;
+    }
     pc_swarm *sw = &r->swarms[s];
     uint32_t i = find_peer(r, a->key, s);
     pc_peer_rec *p = i != PC_NONE ? rec(r, i) : NULL;

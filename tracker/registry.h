@@ -26,7 +26,7 @@
 #define PC_REND_MAX 32 /* renditions per video */
 #define PC_HIST_BUCKETS 64
 
-enum { PC_PEER_SEEDING = 1 };
+enum { PC_PEER_SEEDING = 1, PC_PEER_REND = 2 /* counted in its swarm's rend_peers */ };
 
 /* One live peer. Fields are public for reading (selection, responses, persistence). */
 typedef struct pc_peer_rec {
@@ -57,6 +57,7 @@ typedef struct pc_vstats {
 typedef struct pc_swarm {
     char video[PC_VIDEO_ID_MAX + 1];
     char rend[PC_REND_MAX][PC_REND_ID_MAX + 1];
+    uint32_t rend_peers[PC_REND_MAX]; /* live peers at each; a name none uses is replaced when all are taken */
     uint32_t nrend;
     uint32_t *members; /* record indices */
     uint32_t nmembers, cap;

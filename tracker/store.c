@@ -52,6 +52,11 @@ int pc_tstore_open(const char *path, pc_tstore **out)
     return 0;
 }
 
+void pc_tstore_busy_wait(pc_tstore *s, int ms)
+{
+    pc_sqlite_busy_wait(&s->sq, ms);
+}
+
 void pc_tstore_close(pc_tstore *s)
 {
     if (s == NULL)

@@ -21,6 +21,9 @@ typedef struct pc_tstore pc_tstore;
 /* PC_EDB. */
 int pc_tstore_open(const char *path, pc_tstore **out) PC_MUST_CHECK;
 void pc_tstore_close(pc_tstore *s);
+/* How long a save waits for another process's lock on the file (5 s after open); a save that gives up
+ * fails and is retried by the caller. */
+void pc_tstore_busy_wait(pc_tstore *s, int ms);
 /* The key kept in the database, created on first use. PC_EDB. */
 int pc_tstore_key(pc_tstore *s, uint8_t pk[PC_ED25519_PK_LEN], uint8_t sk[PC_ED25519_SK_LEN]) PC_MUST_CHECK;
 /* Loads saved statistics and the saved swarm into |r| (peers as announced at |now_us|) and forgets

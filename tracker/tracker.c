@@ -30,6 +30,7 @@
 #include "select.h"
 #include "store.h"
 
+#define SERVE_BUSY_WAIT_MS 50 /* see pc_tstore_busy_wait */
 #define RESPONSE_MAX (64 * 1024)
 #define SAVE_EVERY_MS 10000
 #define SWEEP_EVERY_MS 250
@@ -549,7 +550,8 @@ int pc_tracker_serve(const pc_tracker_config *cfg)
     int rc = 1, started = 0;
     if (open_state(t) != 0)
         goto out;
-    pc_http_server_config hc = {.max_request_body = 1 << 20, .idle_timeout_ms = 30000};
+    /* announces are at most 16 KiB; up to 64 KiB get the JSON 413, and no connection holds more */
+    pc_http_server_config hc = {.max_request_body = 64 << 10, .idle_timeout_ms = 30000};
     t->http = pc_http_server_new(t->loop, &hc);
     if (t->http == NULL || pc_http_server_route(t->http, "/announce", on_announce, t) != 0 ||
         pc_http_server_route(t->http, "/stats", on_stats, t) != 0 ||
@@ -565,9 +567,13 @@ int pc_tracker_serve(const pc_tracker_config *cfg)
     }
     start_timers(t);
     started = 1;
+    /* while serving, a save waits little for a lock someone else holds on the file (it is retried at the
+     * next tick); announces go on from memory either way */
+    pc_tstore_busy_wait(t->store, SERVE_BUSY_WAIT_MS);
     printf("peercdn-tracker listening on http://%s (key %s)\n", bound, t->pk_b64);
     fflush(stdout);
     uv_run(t->loop, UV_RUN_DEFAULT);
+    pc_tstore_busy_wait(t->store, 5000);
     save_all(t);
     rc = 0;
 out:

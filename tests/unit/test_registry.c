@@ -159,12 +159,28 @@ static void limits_refuse_without_changing_anything(void **state)
     pc_announce a = fx_announce(9, "v1", PC_EV_STARTED, 0);
     assert_int_equal(pc_registry_announce(r, &a, 7, SEC, &self), PC_ELIMIT);
     assert_int_equal(pc_registry_npeers(r), 3);
-    pc_announce b = fx_announce(10, "v2", PC_EV_STOPPED, 0);
-    assert_int_equal(pc_registry_announce(r, &b, 7, SEC, &self), 0); /* second video: allowed */
+    /* a refused announce for a new video leaves no video behind */
     pc_announce d = fx_announce(11, "v3", PC_EV_STARTED, 0);
-    assert_int_equal(pc_registry_announce(r, &d, 7, SEC, &self), PC_ELIMIT); /* third: not */
+    assert_int_equal(pc_registry_announce(r, &d, 7, SEC, &self), PC_ELIMIT);
+    assert_null(pc_registry_find_swarm(r, "v3"));
+    assert_int_equal(pc_registry_nswarms(r), 1);
+    /* nor does a "stopped" for a video nobody announced */
+    pc_announce b = fx_announce(10, "v2", PC_EV_STOPPED, 0);
+    assert_int_equal(pc_registry_announce(r, &b, 7, SEC, &self), 0);
+    assert_null(pc_registry_find_swarm(r, "v2"));
     pc_registry_free(r);
-    /* renditions per video */
+    /* videos */
+    c.max_peers = 100;
+    r = pc_registry_new(&c);
+    for (int i = 0; i < 2; i++) {
+        pc_announce e = fx_announce(i, i == 0 ? "v1" : "v2", PC_EV_STARTED, 0);
+        announce_ok(r, &e, SEC);
+    }
+    pc_announce e3 = fx_announce(3, "v3", PC_EV_STARTED, 0);
+    assert_int_equal(pc_registry_announce(r, &e3, 7, SEC, &self), PC_ELIMIT);
+    assert_int_equal(pc_registry_npeers(r), 2);
+    pc_registry_free(r);
+    /* renditions per video: all in use refuses a new one; one no live peer uses is taken over */
     r = fx_registry(30 * SEC);
     for (int i = 0; i < PC_REND_MAX; i++) {
         pc_announce e = fx_announce(i, "v", PC_EV_STARTED, 0);
@@ -174,6 +190,43 @@ static void limits_refuse_without_changing_anything(void **state)
     pc_announce e = fx_announce(99, "v", PC_EV_STARTED, 0);
     snprintf(e.rendition, sizeof(e.rendition), "one-too-many");
     assert_int_equal(pc_registry_announce(r, &e, 7, SEC, &self), PC_ELIMIT);
+    assert_int_equal(pc_registry_npeers(r), PC_REND_MAX);
+    pc_announce moved = fx_announce(5, "v", PC_EV_PERIODIC, 0); /* r5's only peer switches to r6 */
+    snprintf(moved.rendition, sizeof(moved.rendition), "r6");
+    announce_ok(r, &moved, 2 * SEC);
+    self = announce_ok(r, &e, 2 * SEC);
+    const pc_swarm *sw = pc_registry_find_swarm(r, "v");
+    assert_string_equal(sw->rend[pc_registry_peer(r, self)->rend], "one-too-many");
+    assert_int_equal(pc_registry_peer(r, self)->rend, 5);
+    assert_int_equal(sw->rend_peers[5], 1);
+    assert_int_equal(sw->rend_peers[6], 2);
+    /* a slot freed by peers leaving is taken over too */
+    pc_announce gone = fx_announce(7, "v", PC_EV_STOPPED, 0);
+    snprintf(gone.rendition, sizeof(gone.rendition), "r7");
+    announce_ok(r, &gone, 3 * SEC);
+    pc_announce late = fx_announce(100, "v", PC_EV_STARTED, 0);
+    snprintf(late.rendition, sizeof(late.rendition), "late");
+    self = announce_ok(r, &late, 3 * SEC);
+    assert_int_equal(pc_registry_peer(r, self)->rend, 7);
+    pc_registry_free(r);
+}
+
+static void sums_stop_at_the_largest_exact_json_integer(void **state)
+{
+    (void)state;
+    pc_registry *r = fx_registry(30 * SEC);
+    const uint64_t max = 9007199254740991ull; /* 2^53 - 1 */
+    for (int i = 0; i < 3; i++) {
+        pc_announce a = fx_announce(i, "v", PC_EV_STARTED, 0);
+        announce_ok(r, &a, SEC);
+        a.event = PC_EV_PERIODIC;
+        a.counters.bytes_p2p = max;
+        a.counters.played_ms = max - 1;
+        announce_ok(r, &a, 2 * SEC);
+    }
+    const pc_swarm *sw = pc_registry_find_swarm(r, "v");
+    assert_true(sw->st.bytes_p2p == max);
+    assert_true(sw->st.played_ms == max);
     pc_registry_free(r);
 }
 
@@ -266,6 +319,7 @@ int main(void)
         cmocka_unit_test(same_key_new_peer_id_is_a_restart),
         cmocka_unit_test(unknown_periodic_peer_sets_a_baseline),
         cmocka_unit_test(limits_refuse_without_changing_anything),
+        cmocka_unit_test(sums_stop_at_the_largest_exact_json_integer),
         cmocka_unit_test(many_peers_join_and_leave_consistently),
         cmocka_unit_test(restored_peer_counts_nothing_twice),
         cmocka_unit_test(histogram_quantiles),
