@@ -393,9 +393,10 @@ void pc_http_add_header(h2o_req_t *req, const char *name, const char *value)
     h2o_add_header_by_str(&req->pool, &req->res.headers, n, nlen, 1, NULL, v.base, v.len);
 }
 
-void pc_http_respond(h2o_req_t *req, int status, const char *content_type, const void *body, size_t len)
+static void respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t buf)
 {
     static h2o_generator_t generator = {NULL, NULL};
+    size_t len = buf.len;
     req->res.status = status;
     req->res.reason = pc_http_reason(status);
     req->res.content_length = status == 204 || status == 304 ? SIZE_MAX : len; /* no Content-Length on these */
@@ -414,12 +415,22 @@ void pc_http_respond(h2o_req_t *req, int status, const char *content_type, const
     /* a caller's own caching (a 304 repeats the 200's) stands; anything else is not to be stored */
     if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) == -1)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    h2o_iovec_t buf = h2o_strdup(&req->pool, body, len);
     h2o_start_response(req, &generator);
     if (pc_http_req_method_is(req, "HEAD") || status == 204 || status == 304)
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
     else
         h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+void pc_http_respond(h2o_req_t *req, int status, const char *content_type, const void *body, size_t len)
+{
+    respond(req, status, content_type, h2o_strdup(&req->pool, body, len));
+}
+
+void pc_http_respond_shared(h2o_req_t *req, int status, const char *content_type, void *body, size_t len)
+{
+    h2o_mem_link_shared(&req->pool, body); /* released with the request's pool, once the answer is sent */
+    respond(req, status, content_type, h2o_iovec_init(body, len));
 }
 
 void pc_http_respond_json(h2o_req_t *req, int status, json_t *body)

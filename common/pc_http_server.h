@@ -77,6 +77,9 @@ void pc_http_req_unguard(void *guard);
 
 /* Response helpers; they add CORS "Access-Control-Allow-Origin: *". The body is copied. */
 void pc_http_respond(h2o_req_t *req, int status, const char *content_type, const void *body, size_t len);
+/* The same without copying |body|, which comes from h2o_mem_alloc_shared: every answer sending it holds a
+ * reference until it is done, so one large document answers many requests in one copy. */
+void pc_http_respond_shared(h2o_req_t *req, int status, const char *content_type, void *body, size_t len);
 /* Steals |body|. */
 void pc_http_respond_json(h2o_req_t *req, int status, json_t *body);
 /* {"code": code, "message": message} with |status|. */

@@ -26,6 +26,7 @@ struct pc_registry {
     char (*regions)[PC_REGION_MAX + 1]; /* index 0 is "" */
     uint32_t nregions;
     uint16_t rtab[2 * MAX_REGIONS]; /* region name → index; 0 = empty */
+    uint64_t gen; /* changes whenever anything a report shows may have */
 };
 
 static uint64_t mix64(uint64_t x)
@@ -433,6 +434,7 @@ static uint32_t insert_peer(pc_registry *r, uint32_t s, const pc_announce *a, ui
 
 int pc_registry_announce(pc_registry *r, const pc_announce *a, uint32_t net, uint64_t now_us, uint32_t *self)
 {
+    r->gen++;
     *self = PC_NONE;
     uint32_t s = find_swarm(r, a->video, hash_bytes(r->cfg.hash_seed, a->video, strlen(a->video)));
     if (s == PC_NONE) {
@@ -490,6 +492,7 @@ int pc_registry_announce(pc_registry *r, const pc_announce *a, uint32_t net, uin
 
 int pc_registry_restore_peer(pc_registry *r, const pc_announce *a, uint32_t net, uint32_t ticket_exp, uint64_t now_us)
 {
+    r->gen++;
     uint32_t s;
     int rc = add_swarm(r, a->video, &s);
     if (rc != 0)
@@ -519,6 +522,7 @@ size_t pc_registry_expire(pc_registry *r, uint64_t now_us)
     while (r->lhead != PC_NONE && pc_registry_is_expired(r, rec(r, r->lhead), now_us)) {
         remove_peer(r, r->lhead);
         n++;
+        r->gen++;
     }
     return n;
 }
@@ -528,6 +532,11 @@ uint64_t pc_registry_next_expiry(const pc_registry *r)
     if (r->lhead == PC_NONE)
         return UINT64_MAX;
     return rec(r, r->lhead)->last_seen_us + 2 * r->cfg.interval_us;
+}
+
+uint64_t pc_registry_generation(const pc_registry *r)
+{
+    return r->gen;
 }
 
 size_t pc_registry_npeers(const pc_registry *r)
@@ -569,6 +578,7 @@ void pc_registry_clear_dirty(pc_registry *r)
 
 int pc_registry_restore_stats(pc_registry *r, const char *video, const pc_vstats *st)
 {
+    r->gen++;
     uint32_t s;
     int rc = add_swarm(r, video, &s);
     if (rc == 0)

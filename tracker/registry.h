@@ -95,6 +95,8 @@ uint64_t pc_registry_next_expiry(const pc_registry *r);
 int pc_registry_is_expired(const pc_registry *r, const pc_peer_rec *p, uint64_t now_us);
 
 size_t pc_registry_npeers(const pc_registry *r);
+/* A number that changes whenever peers or statistics may have (announces, expiry, restores). */
+uint64_t pc_registry_generation(const pc_registry *r);
 size_t pc_registry_nswarms(const pc_registry *r);
 const pc_peer_rec *pc_registry_peer(const pc_registry *r, uint32_t idx);
 void pc_registry_set_ticket_exp(pc_registry *r, uint32_t idx, uint32_t exp);

@@ -74,7 +74,13 @@ static json_t *entry(const pc_vstats *st, uint64_t peers, uint64_t seeders)
                      "rebuffer_ratio", f.rebuffer_ratio, "announces", (json_int_t)st->announces);
 }
 
-json_t *pc_report_stats(const pc_registry *r, int64_t now_s)
+static int add_video(json_t *videos, const pc_swarm *sw)
+{
+    json_t *e = entry(&sw->st, sw->nmembers, sw->seeders);
+    return e != NULL && json_object_set_new(videos, sw->video, e) == 0 ? 0 : -1;
+}
+
+json_t *pc_report_stats(const pc_registry *r, int64_t now_s, const char *only)
 {
     pc_vstats total;
     uint64_t peers, seeders;
@@ -84,13 +90,17 @@ json_t *pc_report_stats(const pc_registry *r, int64_t now_s)
                             videos);
     if (doc == NULL)
         return NULL;
-    for (size_t i = 0; i < pc_registry_nswarms(r); i++) {
-        const pc_swarm *sw = pc_registry_swarm(r, (uint32_t)i);
-        json_t *e = entry(&sw->st, sw->nmembers, sw->seeders);
-        if (e == NULL || json_object_set_new(videos, sw->video, e) != 0) {
-            json_decref(doc);
-            return NULL;
-        }
+    int rc = 0;
+    if (only != NULL) {
+        const pc_swarm *sw = pc_registry_find_swarm(r, only);
+        rc = sw != NULL ? add_video(videos, sw) : 0;
+    } else {
+        for (size_t i = 0; i < pc_registry_nswarms(r) && rc == 0; i++)
+            rc = add_video(videos, pc_registry_swarm(r, (uint32_t)i));
+    }
+    if (rc != 0) {
+        json_decref(doc);
+        return NULL;
     }
     return doc;
 }

@@ -48,8 +48,9 @@ typedef struct pc_figures {
 void pc_report_figures(const pc_vstats *st, pc_figures *out);
 /* Sum of every video's statistics. */
 void pc_report_total(const pc_registry *r, pc_vstats *out, uint64_t *peers, uint64_t *seeders);
-/* {"time", "total": {...}, "videos": {id: {...}}}; NULL on ENOMEM. */
-json_t *pc_report_stats(const pc_registry *r, int64_t now_s);
+/* {"time", "total": {...}, "videos": {id: {...}}}, every video or only |only| (none if it is unknown);
+ * NULL on ENOMEM. */
+json_t *pc_report_stats(const pc_registry *r, int64_t now_s, const char *only);
 /* Appends the Prometheus exposition; per-video series for the |top| videos with most peers. */
 int pc_report_metrics(const pc_registry *r, const pc_tmetrics *m, size_t top, pc_buf *out) PC_MUST_CHECK;
 

@@ -31,11 +31,19 @@
 #include "store.h"
 
 #define SERVE_BUSY_WAIT_MS 50 /* see pc_tstore_busy_wait */
+#define STATS_SLOW_US 50000  /* see stats_whole */
 #define RESPONSE_MAX (64 * 1024)
 #define SAVE_EVERY_MS 10000
 #define SWEEP_EVERY_MS 250
 #define HISTORY_ROWS_MAX 100000
 #define METRICS_TOP_VIDEOS 100
+
+typedef struct stats_cache {
+    void *body; /* h2o_mem_alloc_shared; NULL before the first /stats */
+    size_t len;
+    uint64_t gen, built_us, cost_us;
+    int64_t time_s;
+} stats_cache;
 
 typedef struct pc_tracker {
     pc_tracker_config cfg;
@@ -54,6 +62,7 @@ typedef struct pc_tracker {
     uv_timer_t sweep, save, history;
     uv_signal_t sigint, sigterm;
     int stopping, lock_fd;
+    stats_cache stats;
 } pc_tracker;
 
 static uint64_t now_us(void)
@@ -299,6 +308,40 @@ static int on_announce(void *user, h2o_req_t *req)
 
 /* ---- statistics and keys ---- */
 
+/* The whole /stats document, kept to answer more requests: reused while nothing changed within the same
+ * second, and, when building it took STATS_SLOW_US or more (a large catalog), for ten times as long as
+ * that whatever changed, so pollers cannot keep the loop busy building it. Every answer shares this one
+ * copy (pc_http_respond_shared), so clients that do not read cannot multiply it either. */
+static void stats_whole(pc_tracker *t, h2o_req_t *req, int64_t now_s)
+{
+    uint64_t now = now_us(), gen = pc_registry_generation(t->reg);
+    stats_cache *c = &t->stats;
+    int fresh = c->body != NULL && ((c->gen == gen && c->time_s == now_s) ||
+                                    (c->cost_us >= STATS_SLOW_US && now < c->built_us + 10 * c->cost_us));
+    if (!fresh) {
+        json_t *doc = pc_report_stats(t->reg, now_s, NULL);
+        char *text = doc != NULL ? pc_json_dump(doc) : NULL;
+        json_decref(doc);
+        void *body = text != NULL ? h2o_mem_alloc_shared(NULL, strlen(text), NULL) : NULL;
+        if (body == NULL) {
+            free(text);
+            pc_http_respond_error(req, 500, "out_of_memory", "out of memory");
+            return;
+        }
+        if (c->body != NULL)
+            h2o_mem_release_shared(c->body);
+        c->len = strlen(text);
+        memcpy(body, text, c->len);
+        free(text);
+        c->body = body;
+        c->gen = gen;
+        c->time_s = now_s;
+        c->built_us = now;
+        c->cost_us = now_us() - now;
+    }
+    pc_http_respond_shared(req, 200, "application/json", c->body, c->len);
+}
+
 static int on_stats(void *user, h2o_req_t *req)
 {
     pc_tracker *t = user;
@@ -306,12 +349,6 @@ static int on_stats(void *user, h2o_req_t *req)
     if (!h2o_memis(path.base, path.len, H2O_STRLIT("/stats")))
         return -1;
     int64_t now_s = (int64_t)time(NULL);
-    t->m.expired += pc_registry_expire(t->reg, now_us());
-    json_t *doc = pc_report_stats(t->reg, now_s);
-    if (doc == NULL) {
-        pc_http_respond_error(req, 500, "out_of_memory", "out of memory");
-        return 0;
-    }
     char v[16], video[PC_VIDEO_ID_MAX + 2], since[24];
     const char *bad = NULL;
     int rh = pc_http_req_query(req, "history", v, sizeof(v));
@@ -332,14 +369,23 @@ static int on_stats(void *user, h2o_req_t *req)
             bad = "'since' must be unix seconds";
     }
     if (bad != NULL) {
-        json_decref(doc);
         pc_http_respond_error(req, 400, "bad_field", bad);
         return 0;
     }
-    if (rh == 0 && strcmp(v, "1") == 0) {
-        int has_video = rv == 0;
+    t->m.expired += pc_registry_expire(t->reg, now_us());
+    int history = rh == 0 && strcmp(v, "1") == 0, one = rv == 0 && video[0] != '\0';
+    if (!history && !one) {
+        stats_whole(t, req, now_s);
+        return 0;
+    }
+    json_t *doc = pc_report_stats(t->reg, now_s, one ? video : NULL);
+    if (doc == NULL) {
+        pc_http_respond_error(req, 500, "out_of_memory", "out of memory");
+        return 0;
+    }
+    if (history) {
         json_t *hist = NULL;
-        if (pc_tstore_history(t->store, has_video ? video : NULL, from, HISTORY_ROWS_MAX, &hist) != 0) {
+        if (pc_tstore_history(t->store, rv == 0 ? video : NULL, from, HISTORY_ROWS_MAX, &hist) != 0) {
             json_decref(doc);
             pc_http_respond_error(req, 500, "database_error", "cannot read the history");
             return 0;
@@ -586,6 +632,8 @@ out:
     if (uv_loop_close(t->loop) != 0)
         PC_LOGW("tracker", "event loop closed with handles still open");
     pc_registry_free(t->reg);
+    if (t->stats.body != NULL)
+        h2o_mem_release_shared(t->stats.body);
     pc_auth_free(t->auth);
     pc_buf_clear(&t->out);
     pc_ratelimit_free(t->rl);

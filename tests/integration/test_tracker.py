@@ -316,8 +316,50 @@ def test_a_locked_database_does_not_stall_the_tracker(s):
     eq(t.stats()["videos"]["locked"]["bytes_p2p"], before, "saved once the lock was gone")
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+
+
+def test_stats_of_a_large_catalog_are_shared_not_copied_per_client(s):
+    """10 000 videos (their statistics restored from the database): 30 clients each pipelining three
+    GET /stats without reading the answers cost the tracker one copy of the document, not 90; and
+    ?video=ID answers with that video alone."""
+    import socket
+    import sqlite3
+    t = s.tracker()
+    t.stop()
+    db = sqlite3.connect(t.db)
+    db.executemany("INSERT INTO totals VALUES (?, ?, ?, 0, 0, 0, ?, 1, 1, x'')",
+                   [("video%05d" % i, 1000 * i, 3000 * i, 60000) for i in range(10000)])
+    db.commit()
+    db.close()
+    t.restart()
+    one = json.loads(t.req("GET", "/stats?video=video00042").body)
+    eq(list(one["videos"]), ["video00042"], "only the video asked for")
+    eq(one["videos"]["video00042"]["bytes_p2p"], 126000, "its statistics")
+    eq(one["total"]["bytes_p2p"], 3000 * 9999 * 10000 // 2, "and the total")
+    eq(json.loads(t.req("GET", "/stats?video=nosuchvideo").body)["videos"], {}, "an unknown video: none")
+    size = len(t.req("GET", "/stats").body)
+    before = rss_kib(t.proc.pid)
+    socks = []
+    for _ in range(30):
+        c = socket.create_connection((t.host, t.port))
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        c.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+        socks.append(c)
+    time.sleep(2)
+    grew = rss_kib(t.proc.pid) - before
+    eq(t.req("GET", "/api/health").status, 200, "still serving")
+    for c in socks:
+        c.close()
+    print("# /stats is %d bytes; 30 clients x 3 requests not reading grew the tracker by %d KiB" % (size, grew))
+    check(grew * 1024 < 8 * size, "one shared copy, not one per answer (grew %d KiB for a %d-byte document)"
+          % (grew, size))
+
+
 S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers, test_other_videos_are_separate,
        test_silent_peers_expire_after_two_intervals, test_statistics_add_up, test_metrics_match_stats,
        test_restart_keeps_statistics_and_history, test_stats_cli, test_bad_input_is_refused_with_a_reason,
        test_flood_from_one_address_is_limited, test_origin_publishes_the_tracker_and_its_key,
-       test_a_locked_database_does_not_stall_the_tracker])
+       test_a_locked_database_does_not_stall_the_tracker, test_stats_of_a_large_catalog_are_shared_not_copied_per_client])

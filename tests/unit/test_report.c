@@ -39,7 +39,7 @@ static void stats_and_metrics_agree(void **state)
     b.counters.bytes_cdn = 100;
     b.seeding = 1;
     assert_int_equal(pc_registry_announce(r, &b, 1, SEC, &self), 0);
-    json_t *doc = pc_report_stats(r, 1700000000);
+    json_t *doc = pc_report_stats(r, 1700000000, NULL);
     json_t *total = json_object_get(doc, "total");
     assert_int_equal(json_integer_value(json_object_get(total, "peers")), 2);
     assert_int_equal(json_integer_value(json_object_get(total, "seeders")), 1);
