@@ -77,6 +77,8 @@ static int get_u32(const json_t *v, const char *name, uint64_t max, uint32_t *ou
     return r;
 }
 
+#define REND_EXTRA "_-" /* besides [A-Za-z0-9] in rendition ids */
+
 /* A string of 1..max characters from [A-Za-z0-9] plus |extra|. */
 static int token_ok(const char *s, size_t len, size_t max, const char *extra)
 {
@@ -92,6 +94,11 @@ static int token_ok(const char *s, size_t len, size_t max, const char *extra)
 int pc_region_valid(const char *s)
 {
     return token_ok(s, strlen(s), PC_REGION_MAX, PC_REGION_EXTRA);
+}
+
+int pc_rendition_valid(const char *s)
+{
+    return token_ok(s, strlen(s), PC_REND_ID_MAX, REND_EXTRA);
 }
 
 static int get_token(const json_t *v, const char *name, size_t max, const char *extra, char *out, pc_announce_error *err)
@@ -214,7 +221,7 @@ static int decode_field(const char *k, const json_t *v, pc_announce *out, unsign
         memcpy(out->video, s, json_string_length(v) + 1);
         *seen |= F_VIDEO;
     } else if (strcmp(k, "rendition") == 0) {
-        if (get_token(v, "rendition", PC_REND_ID_MAX, "_-", out->rendition, err) != 0)
+        if (get_token(v, "rendition", PC_REND_ID_MAX, REND_EXTRA, out->rendition, err) != 0)
             return PC_EPARSE;
         *seen |= F_REND;
     } else if (strcmp(k, "playhead_ms") == 0) {

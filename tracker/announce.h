@@ -77,6 +77,8 @@ const char *pc_event_name(int event);
 /* Region names: 1..PC_REGION_MAX of [A-Za-z0-9] and these (so they need no JSON escaping). */
 #define PC_REGION_EXTRA "_.:-"
 int pc_region_valid(const char *s);
+/* Rendition ids: 1..PC_REND_ID_MAX of [A-Za-z0-9_-]. */
+int pc_rendition_valid(const char *s);
 
 void pc_addr_format(const uint8_t addr[16], char out[46]);
 /* Parses an IPv4 or IPv6 literal into the 16-byte form; PC_EPARSE. */

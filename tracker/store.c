@@ -145,8 +145,9 @@ static int load_peers(pc_tstore *s, pc_registry *r, uint64_t now_us, size_t *npe
         const char *video = (const char *)sqlite3_column_text(st, 0);
         const char *rend = (const char *)sqlite3_column_text(st, 5);
         const char *region = (const char *)sqlite3_column_text(st, 10);
+        /* what goes into answers unescaped is checked as an announce would be (a hand-edited or corrupt file) */
         if (video == NULL || rend == NULL || region == NULL || !pc_video_id_valid(video, strlen(video)) ||
-            strlen(rend) > PC_REND_ID_MAX || strlen(region) > PC_REGION_MAX ||
+            !pc_rendition_valid(rend) || (region[0] != '\0' && !pc_region_valid(region)) ||
             sqlite3_column_bytes(st, 1) != PC_PEER_ID_LEN || sqlite3_column_bytes(st, 2) != PC_ED25519_PK_LEN ||
             sqlite3_column_bytes(st, 3) != 16)
             continue;

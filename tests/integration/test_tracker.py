@@ -316,6 +316,28 @@ def test_a_locked_database_does_not_stall_the_tracker(s):
     eq(t.stats()["videos"]["locked"]["bytes_p2p"], before, "saved once the lock was gone")
 
 
+def test_a_tampered_saved_swarm_is_not_echoed_to_peers(s):
+    """Rendition and region names restored from the file go into answers unescaped, so they are checked
+    as an announce would check them: a row edited to carry JSON is dropped, the others come back."""
+    import sqlite3
+    t = s.tracker("--interval", "30")
+    a, b, c = TrackerPeer(t, "tamper", 1), TrackerPeer(t, "tamper", 2), TrackerPeer(t, "tamper", 3)
+    for p in (a, b, c):
+        p.announce("started")
+    t.stop()
+    db = sqlite3.connect(t.db)
+    eq(db.execute("SELECT count(*) FROM peers").fetchone()[0], 3, "the swarm was saved")
+    db.execute("UPDATE peers SET rendition = ? WHERE port = ?", ('v1","evil":"1', a.port))
+    db.execute("UPDATE peers SET region = ? WHERE port = ?", ('eu"}', b.port))
+    db.commit()
+    db.close()
+    t.restart()
+    r = c.announce("periodic", numwant=10)
+    ports = sorted(p["port"] for p in r["peers"])
+    eq(ports, [], "neither tampered peer is offered (the answer parsed as JSON)")
+    eq(t.stats()["videos"]["tamper"]["peers"], 1, "only the untouched peer was restored")
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
@@ -362,4 +384,5 @@ S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers,
        test_silent_peers_expire_after_two_intervals, test_statistics_add_up, test_metrics_match_stats,
        test_restart_keeps_statistics_and_history, test_stats_cli, test_bad_input_is_refused_with_a_reason,
        test_flood_from_one_address_is_limited, test_origin_publishes_the_tracker_and_its_key,
-       test_a_locked_database_does_not_stall_the_tracker, test_stats_of_a_large_catalog_are_shared_not_copied_per_client])
+       test_a_locked_database_does_not_stall_the_tracker, test_stats_of_a_large_catalog_are_shared_not_copied_per_client,
+       test_a_tampered_saved_swarm_is_not_echoed_to_peers])
