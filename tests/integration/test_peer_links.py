@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Peer, Suite, TrackerPeer, b64u_decode, check, clip, eq, ffmpeg_decode  # noqa: E402
+from harness import SANITIZED, Peer, Suite, TrackerPeer, b64u_decode, check, clip, eq, ffmpeg_decode  # noqa: E402
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey  # noqa: E402
@@ -215,7 +215,8 @@ def test_a_peer_that_asks_without_reading_is_closed_not_buffered(s):
           (sent, sent * 42 / 1e6, closed, grew))
     link.sock.close()
     check(closed is not None, "the seeder closed the link of a peer that does not read")
-    check(grew < 48 * 1024, "the seeder's memory stayed bounded (grew %d KiB)" % grew)
+    if not SANITIZED:  # ASan keeps freed memory in quarantine: its RSS says nothing about the queue
+        check(grew < 48 * 1024, "the seeder's memory stayed bounded (grew %d KiB)" % grew)
     check(seeder.proc.poll() is None, "the seeder is still running")
     again = TrackerPeer(t, vid, 3, rendition="v0")
     again.announce("started")
