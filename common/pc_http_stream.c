@@ -280,7 +280,9 @@ static void on_read(h2o_socket_t *sock, const char *err)
             close_conn(c);
         return;
     }
-    if (c->st == ST_HEAD || c->st == ST_BODY)
+    /* a body's progress keeps it alive; a head must be complete within the idle timeout of its start
+     * (armed when the connection or the request began), however slowly it trickles in */
+    if (c->st == ST_BODY)
         arm_timer(c);
     process(c);
 }
@@ -433,6 +435,7 @@ static void process(pc_hs_conn *c)
             http_parser_pause(&c->parser, 0);
             if (!c->responded) {
                 c->st = ST_BODY;
+                arm_timer(c); /* the body's stall timer from here */
                 if (c->req.expect_continue && has_body(c)) {
                     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
                     h2o_iovec_t v = h2o_iovec_init(cont, sizeof(cont) - 1);

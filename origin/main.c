@@ -33,6 +33,7 @@ static const char usage[] =
     "  --lease-seconds S       task lease; a crashed worker's task is retried after this (default 30)\n"
     "  --signed-media          serve /v/ only with ?exp=&sig= (see docs/origin.md)\n"
     "  --cache-mb N            memory for hot segments served from RAM (default 256; 0 disables)\n"
+    "  --idle-timeout S        a connection idle, or a request head not complete, this long is closed (default 30)\n"
     "  --media-token-ttl S     lifetime of media signatures handed out by the API (default 21600)\n"
     "  --upload-ttl S          unfinished uploads expire after S seconds (default 86400)\n"
     "  --log-level LEVEL       error, warn, info (default) or debug\n"
@@ -74,8 +75,9 @@ static int cmd_serve(int argc, char **argv)
     c.media_token_ttl_s = 6 * 3600;
     c.upload_ttl_s = 24 * 3600;
     c.creation_ttl_s = 3600;
+    c.idle_timeout_s = 30;
     enum { O_DATA = 1, O_LISTEN, O_TOKEN, O_TRACKER, O_TRACKER_KEY, O_PUBLIC, O_WORKERS, O_SEG, O_PRESET, O_LEASE,
-           O_SIGNED, O_MTTL, O_UTTL, O_LOG, O_X264T, O_CRF, O_CACHE, O_HELP };
+           O_SIGNED, O_MTTL, O_UTTL, O_LOG, O_X264T, O_CRF, O_CACHE, O_IDLE, O_HELP };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -91,6 +93,7 @@ static int cmd_serve(int argc, char **argv)
         {"lease-seconds", required_argument, NULL, O_LEASE},
         {"signed-media", no_argument, NULL, O_SIGNED},
         {"cache-mb", required_argument, NULL, O_CACHE},
+        {"idle-timeout", required_argument, NULL, O_IDLE},
         {"media-token-ttl", required_argument, NULL, O_MTTL},
         {"upload-ttl", required_argument, NULL, O_UTTL},
         {"log-level", required_argument, NULL, O_LOG},
@@ -115,6 +118,7 @@ static int cmd_serve(int argc, char **argv)
         case O_LEASE: c.lease_ms = (int64_t)(pc_cli_int(optarg, "--lease-seconds", 1, 3600) * 1000); break;
         case O_SIGNED: c.signed_media = 1; break;
         case O_CACHE: c.cache_mb = (int)pc_cli_int(optarg, "--cache-mb", 0, 1 << 20); break;
+        case O_IDLE: c.idle_timeout_s = (int)pc_cli_int(optarg, "--idle-timeout", 1, 3600); break;
         case O_MTTL: c.media_token_ttl_s = (int64_t)pc_cli_int(optarg, "--media-token-ttl", 1, 1e9); break;
         case O_UTTL: c.upload_ttl_s = (int64_t)pc_cli_int(optarg, "--upload-ttl", 1, 1e9); break;
         case O_LOG: pc_cli_log_level(optarg); break;

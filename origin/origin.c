@@ -232,8 +232,9 @@ int pc_origin_serve(const pc_origin_config *cfg)
     if (pc_tus_recover(o->tus) > 0)
         PC_LOGW("origin", "finished moving completed uploads interrupted by a previous run");
     pc_http_server_config hc = {
-        .max_request_body = 64 << 20,
-        .idle_timeout_ms = 30000,
+        /* what h2o buffers of any request it parses (bodies to /tus/ stream through the front door) */
+        .max_request_body = 1 << 20,
+        .idle_timeout_ms = (uint64_t)o->cfg.idle_timeout_s * 1000,
         .accept_hook = pc_origin_accept_hook,
         .accept_hook_user = o,
     };

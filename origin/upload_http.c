@@ -318,7 +318,7 @@ int pc_origin_uploads_init(pc_origin *o)
         .on_end = fd_on_end,
         .max_head = 16384,
         .body_timeout_ms = 60000,
-        .idle_timeout_ms = 30000,
+        .idle_timeout_ms = (uint64_t)o->cfg.idle_timeout_s * 1000,
     };
     o->hs = pc_hs_new(&h, o);
     return o->hs != NULL ? 0 : PC_ENOMEM;

@@ -6,6 +6,7 @@ import random
 import socket
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Suite, check, clip, eq, media_dir, request  # noqa: E402
@@ -115,6 +116,64 @@ def test_oversized_bodies_and_headers_get_json_errors(s):
     check(resp.startswith(b"HTTP/1.1 400"), "garbage request: %r" % resp[:100])
 
 
+def read_response(sock, timeout):
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return data
+
+
+def test_big_bodies_on_a_reused_connection_are_refused_at_once(s):
+    """After one request the front door hands a connection to h2o, which reads later requests' bodies
+    whole before a handler sees them: a 60 MB body to the API is refused from its head (413), without
+    the origin buffering it."""
+    o = st["o"]
+    sock = socket.create_connection((o.host, o.port))
+    sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(read_response(sock, 10).startswith(b"HTTP/1.1 200"), "first request")
+    sock.sendall(b"POST /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: 60000000\r\n\r\n" + b"z" * 65536)
+    resp = read_response(sock, 5)
+    sock.close()
+    check(resp.startswith(b"HTTP/1.1 413"), "a 60 MB body on a reused connection: %r" % resp[:120])
+
+
+def test_a_request_head_trickling_in_is_cut_off(s):
+    """A head that arrives a byte at a time (slowloris) is closed when the idle timeout has passed since
+    it began, however steadily it trickles."""
+    o = s.origin("--idle-timeout", "2")
+    sock = socket.create_connection((o.host, o.port))
+    sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+    t0, closed = time.time(), False
+    while time.time() - t0 < 8:
+        time.sleep(0.4)
+        try:
+            sock.sendall(b"X-a: b\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+            break
+        sock.settimeout(0.01)
+        try:
+            if sock.recv(1) == b"":
+                closed = True
+                break
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            closed = True
+            break
+    took = time.time() - t0
+    sock.close()
+    check(closed and took < 4, "closed %.1f s after the head began (idle timeout 2 s)" % took)
+    eq(o.req("GET", "/api/health").status, 200, "still serving")
+
+
 def test_bad_ids_and_paths(s):
     o = st["o"]
     for path in ("/api/videos/../../etc/passwd", "/api/videos/NOTANID", "/api/videos/" + "a" * 20,
@@ -134,4 +193,5 @@ def test_still_serving(s):
 
 
 S.run([test_start, test_not_media, test_zero_length, test_truncated, test_audio_only, test_undecodable_video,
-       test_oversized_bodies_and_headers_get_json_errors, test_bad_ids_and_paths, test_still_serving])
+       test_oversized_bodies_and_headers_get_json_errors, test_big_bodies_on_a_reused_connection_are_refused_at_once,
+       test_a_request_head_trickling_in_is_cut_off, test_bad_ids_and_paths, test_still_serving])
