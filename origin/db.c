@@ -160,6 +160,18 @@ int pc_db_upload_delete(pc_db *db, const char *id)
     return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "DELETE FROM uploads WHERE id = ?", "s", id));
 }
 
+int pc_db_upload_pending(pc_db *db, int64_t *bytes)
+{
+    sqlite3_stmt *st =
+        pc_sqlite_prep(&db->sq, "SELECT COALESCE(SUM(length - offset), 0) FROM uploads WHERE completed = 0", "");
+    if (st == NULL)
+        return PC_EDB;
+    int rc = sqlite3_step(st);
+    *bytes = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : PC_EDB;
+}
+
 int pc_db_upload_expired(pc_db *db, int64_t now_s, int64_t keep_done_s, char (*ids)[PC_ID_LEN + 1], int max)
 {
     sqlite3_stmt *st = pc_sqlite_prep(&db->sq,

@@ -485,24 +485,35 @@ static const EVP_MD *checksum_md(const char *name, size_t len)
 }
 
 /* Parses Upload-Checksum into op; returns 1 with an error reply when malformed. */
-static int setup_checksum(pc_tus_op *op, const pc_tus_request *req, pc_tus_reply *r)
+/* Upload-Checksum's algorithm and digest (*md NULL: no header); else replies 400 and returns 1. */
+static int parse_checksum(const pc_tus_request *req, pc_tus_reply *r, const EVP_MD **md, uint8_t *sum, size_t cap,
+                          size_t *dlen)
 {
     size_t len;
     const char *v = get_hdr(req, "upload-checksum", &len);
+    *md = NULL;
     if (v == NULL)
         return 0;
     const char *sp = memchr(v, ' ', len);
     if (sp == NULL)
         return reply_error(r, 400, "bad_checksum_header", "Upload-Checksum must be '<algorithm> <base64 digest>'");
-    const EVP_MD *md = checksum_md(v, (size_t)(sp - v));
-    if (md == NULL)
+    if ((*md = checksum_md(v, (size_t)(sp - v))) == NULL)
         return reply_error(r, 400, "unsupported_checksum", "supported checksum algorithms: " TUS_CHECKSUMS);
-    size_t dlen = 0;
     const char *b = sp + 1;
     size_t blen = len - (size_t)(b - v);
-    if (pc_b64_decode(b, blen, op->expect_sum, sizeof(op->expect_sum), &dlen, 0) != 0 ||
-        dlen != (size_t)EVP_MD_size(md))
+    if (pc_b64_decode(b, blen, sum, cap, dlen, 0) != 0 || *dlen != (size_t)EVP_MD_size(*md))
         return reply_error(r, 400, "bad_checksum_header", "the Upload-Checksum digest is not valid base64 of the right length");
+    return 0;
+}
+
+static int setup_checksum(pc_tus_op *op, const pc_tus_request *req, pc_tus_reply *r)
+{
+    const EVP_MD *md;
+    size_t dlen = 0;
+    if (parse_checksum(req, r, &md, op->expect_sum, sizeof(op->expect_sum), &dlen))
+        return 1;
+    if (md == NULL)
+        return 0;
     op->expect_len = dlen;
     op->md = EVP_MD_CTX_new();
     if (op->md == NULL || EVP_DigestInit_ex(op->md, md, NULL) != 1)
@@ -667,15 +678,26 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
         return reply_error(r, 400, "bad_length", "Upload-Length must be a non-negative integer");
     if (u.length > t->cfg.max_size)
         return reply_error(r, 413, "too_large", "Upload-Length exceeds Tus-Max-Size (1 GiB)");
+    /* room for this one besides what unfinished uploads were promised and have not sent yet */
     struct statvfs vfs;
+    int64_t pending = 0;
+    if (pc_db_upload_pending(t->cfg.db, &pending) != 0)
+        return reply_error(r, 500, "database_error", "cannot read the uploads");
     if (statvfs(t->upload_dir, &vfs) == 0 &&
-        (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize - u.length < t->cfg.min_free_bytes)
+        (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize - pending - u.length < t->cfg.min_free_bytes)
         return reply_error(r, 507, "insufficient_storage", "the server does not have room for this upload");
     int with_body = req->content_length != 0;
     if (with_body && !check_body_type(req))
         return reply_error(r, 415, "bad_content_type", "a creation body must be application/offset+octet-stream");
     if (with_body && req->content_length > u.length)
         return reply_error(r, 413, "too_large", "the body exceeds Upload-Length");
+    {   /* a bad Upload-Checksum is refused before anything is created */
+        const EVP_MD *md;
+        uint8_t sum[EVP_MAX_MD_SIZE];
+        size_t dlen = 0;
+        if (with_body && parse_checksum(req, r, &md, sum, sizeof(sum), &dlen))
+            return 1;
+    }
 
     char path[4096];
     upload_path(t, u.id, path, sizeof(path));
@@ -713,7 +735,7 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
     char *loc = make_url(t, hostbuf, u.id, url_expiry(t, &u));
     PC_LOGI("tus", "created %s upload %s of %" PRId64 " bytes", u.kind == PC_UPLOAD_PARTIAL ? "partial" : "single", u.id,
             u.length);
-    if (!with_body) {
+    if (!with_body || complete_now) { /* an empty upload is complete already: there is no body to take */
         reply_init(r, 201);
         if (loc != NULL)
             add_header(r, "Location", "%s", loc);
@@ -847,6 +869,14 @@ static int handle_upload(pc_tus *t, const pc_tus_request *req, const char *metho
     if (req->content_length > 0 && req->content_length > u.length - u.offset) {
         pc_upload_clear(&u);
         return reply_error(r, 413, "too_large", "the body extends past Upload-Length");
+    }
+    if (u.completed && req->content_length == 0) {
+        /* an empty PATCH at the end of a finished upload (a client retrying one whose answer it lost):
+         * nothing to write; its file has moved on to the pipeline */
+        reply_init(r, 204);
+        add_header(r, "Upload-Offset", "%" PRId64, u.offset);
+        pc_upload_clear(&u);
+        return 1;
     }
     if (is_locked(t, id)) {
         pc_upload_clear(&u);

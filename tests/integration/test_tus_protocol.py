@@ -343,6 +343,60 @@ def test_creation_with_upload_and_method_override(s):
     eq(r.header("upload-offset"), str(len(data) + 10), "done")
 
 
+def test_finished_and_empty_uploads_answer_retries_and_bad_checksums_leave_nothing(s):
+    o = origin()
+    # a client retrying its last (empty) PATCH after losing the answer: 204 at the final offset
+    data = os.urandom(5)
+    loc = location(create(o, len(data)))
+    eq(patch(loc, 0, data).status, 204, "the upload completes")
+    r = patch(loc, len(data), b"")
+    eq(r.status, 204, "an empty PATCH at the end of a finished upload: %r" % (r.body[:200],))
+    eq(r.header("upload-offset"), str(len(data)), "its offset")
+    # creation-with-upload of an empty file with a chunked (empty) body: created, with its Location
+    u = urllib.parse.urlsplit(st["create"])
+    sock = socket.create_connection((u.hostname, u.port))
+    sock.sendall(("POST %s?%s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 0\r\n"
+                  "Content-Type: application/offset+octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                  % (u.path, u.query)).encode())
+    sock.settimeout(10)
+    resp = b""
+    while b"\r\n\r\n" not in resp:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        resp += chunk
+    sock.close()
+    check(resp.startswith(b"HTTP/1.1 201") and b"\r\nlocation: " in resp.lower(), "empty chunked creation: %r" % resp[:300])
+    # a malformed checksum on creation-with-upload is refused before anything is created
+    ups = os.path.join(o.data, "uploads")
+    before = sorted(os.listdir(ups))
+    r = request(st["create"], "POST", body=b"abc", headers=tus_headers(
+        Upload_Length=3, Content_Type="application/offset+octet-stream", Upload_Checksum="sha1 !!!"))
+    eq(r.status, 400, "malformed checksum")
+    eq(sorted(os.listdir(ups)), before, "no upload left behind")
+
+
+def test_uploads_cannot_promise_more_disk_than_there_is(s):
+    """Creations reserve their length: once unfinished uploads were promised the free space (less the
+    64 MiB the origin keeps), the next 1 GiB creation is 507, though nothing was written yet."""
+    o = S.origin()
+    url = o.creation_url()
+    v = os.statvfs(os.path.join(o.data, "uploads"))
+    expect = (v.f_bavail * v.f_frsize - (64 << 20)) // (1 << 30)
+    if expect > 1000:
+        print("# %d GiB free: too many creations to try here" % expect)
+        return
+    made = 0
+    for _ in range(expect + 5):
+        r = request(url, "POST", headers=tus_headers(Upload_Length=1 << 30))
+        if r.status == 507:
+            break
+        eq(r.status, 201, "creation %d" % made)
+        made += 1
+    print("# %d GiB free: %d creations of 1 GiB, then 507" % (expect, made))
+    check(expect - 3 <= made <= expect, "507 once the free space was promised (%d made, %d GiB free)" % (made, expect))
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -399,4 +453,6 @@ S.run([test_creation_url_needs_the_token, test_options_advertises_the_extensions
        test_over_1_gib_is_413, test_patch_head_and_offsets, test_checksums, test_termination,
        test_concatenation_makes_the_video_id, test_expiration, test_interrupted_patch_keeps_received_bytes,
        test_malformed_requests, test_expect_continue, test_creation_with_upload_and_method_override,
+       test_finished_and_empty_uploads_answer_retries_and_bad_checksums_leave_nothing,
+       test_uploads_cannot_promise_more_disk_than_there_is,
        test_memory_stays_bounded_for_big_and_concurrent_uploads])
