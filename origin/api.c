@@ -120,7 +120,7 @@ static int handle_list(pc_origin *o, h2o_req_t *req)
     if (rl == 0) {
         char *end;
         limit = strtol(buf, &end, 10);
-        if (*end != '\0' || limit < 1 || limit > LIST_MAX) {
+        if (buf[0] < '0' || buf[0] > '9' || *end != '\0' || limit < 1 || limit > LIST_MAX) {
             pc_http_respond_error(req, 400, "bad_limit", "limit must be an integer from 1 to 100");
             return 0;
         }
@@ -232,7 +232,12 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
         return 0;
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/health"))) {
-        pc_http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+        pc_blobcache_stats cs;
+        pc_media_cache_stats(o->media, &cs);
+        pc_http_respond_json(req, 200,
+                             json_pack("{s:b s:{s:I s:I s:I s:I}}", "ok", 1, "cache", "entries", (json_int_t)cs.entries,
+                                       "bytes", (json_int_t)cs.bytes, "hits", (json_int_t)cs.hits, "misses",
+                                       (json_int_t)cs.misses));
         return 0;
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/videos")) ||

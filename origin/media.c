@@ -640,6 +640,21 @@ int pc_media_route(void *user, h2o_req_t *req)
         return 0;
     }
 
+    /* compressed text is kept with the hot segments, under the file's key and ETag (so a DELETE forgets it
+     * with the video's files): gzip of a long title's p2p.json takes tens of ms on the event loop */
+    char gzkey[4700];
+    int gzn = gz && !rewrite && m->hot != NULL ? snprintf(gzkey, sizeof(gzkey), "%s\001gzip %s", full, etag) : -1;
+    int gzcache = gzn > 0 && (size_t)gzn < sizeof(gzkey);
+    if (gzcache) {
+        pc_blob *b = pc_blobcache_get(m->hot, gzkey, (size_t)gzn);
+        if (b != NULL) {
+            src_close(&src);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("gzip"));
+            send_inline(req, (const char *)b->data, b->len);
+            pc_blob_release(b);
+            return 0;
+        }
+    }
     if (rewrite || gz) {
         /* small text: read, maybe rewrite, maybe compress */
         size_t size = (size_t)src.size, tlen = 0;
@@ -666,6 +681,8 @@ int pc_media_route(void *user, h2o_req_t *req)
             free(text);
             text = z;
             size = tlen;
+            if (gzcache)
+                pc_blob_release(pc_blobcache_put(m->hot, gzkey, (size_t)gzn, text, size, NULL, 0));
         }
         send_inline(req, text, size);
         free(text);

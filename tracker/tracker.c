@@ -365,7 +365,7 @@ static int on_stats(void *user, h2o_req_t *req)
         char *end = NULL;
         errno = 0;
         from = strtoll(since, &end, 10);
-        if (end == since || *end != '\0' || errno != 0)
+        if (!(since[0] == '-' || (since[0] >= '0' && since[0] <= '9')) || end == since || *end != '\0' || errno != 0)
             bad = "'since' must be unix seconds";
     }
     if (bad != NULL) {

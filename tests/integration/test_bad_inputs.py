@@ -184,6 +184,8 @@ def test_bad_ids_and_paths(s):
         j = r.json()
         check(set(j) == {"code", "message"}, "JSON error for %s: %r" % (path, j))
     eq(o.req("GET", "/api/videos?limit=0").status, 400, "bad limit")
+    for bad in ("+5", "%205", "5x", ""):
+        eq(o.req("GET", "/api/videos?limit=" + bad).status, 400, "limit=%s" % bad)
     eq(o.req("GET", "/api/videos?cursor=abc").status, 400, "bad cursor")
     eq(o.req("PUT", "/api/videos").status, 405, "method")
 

@@ -119,6 +119,11 @@ def test_playlists_short_cache_and_gzip(s):
     eq(h.get("content-encoding"), "gzip", "gzip")
     eq(h.get("vary"), "Accept-Encoding", "Vary")
     eq(gzip.decompress(z), plain, "gzip content")
+    # compressed once, then from the memory cache: the same bytes
+    hits = st["o"].req("GET", "/api/health").json()["cache"]["hits"]
+    status, h2, z2 = curl("-H", "Accept-Encoding: gzip", st["base"] + "/master.m3u8")
+    eq((status, h2.get("content-encoding"), z2, h2.get("etag")), (200, "gzip", z, h.get("etag")), "cached gzip")
+    eq(st["o"].req("GET", "/api/health").json()["cache"]["hits"], hits + 1, "the second came from the cache")
     status, h, _ = curl(st["base"] + "/manifest.mpd")
     eq(h["content-type"], "application/dash+xml", "mpd MIME")
     status, h, _ = curl(st["base"] + "/thumbs/sprite.vtt")
