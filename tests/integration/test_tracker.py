@@ -247,7 +247,8 @@ def test_bad_input_is_refused_with_a_reason(s):
     eq(t.req("GET", "/nope").status, 404, "unknown path")
     eq(t.req("GET", "/stats?history=1&video=../x").status, 400, "bad history filter")
     for q in ("history=1&video=" + "v" * 80, "history=1&since=" + "9" * 40, "history=1&since=12x",
-              "history=1&since=+5", "history=1&since=%205", "history=yes", "history=" + "1" * 40, "history=1%00", "history=1&video=a%00b", "history=1&since=1%002"):
+              "history=1&since=+5", "history=1&since=%205", "history=yes", "history=" + "1" * 40, "history=1%00",
+              "history=1&video=a%00b", "history=1&since=1%002"):
         r = t.req("GET", "/stats?" + q)
         eq(r.status, 400, "an oversized or malformed query value is refused, not ignored: " + q[:30])
         eq(r.json()["code"], "bad_field", "code for " + q[:30])
