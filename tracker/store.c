@@ -286,10 +286,8 @@ int pc_tstore_append_history(pc_tstore *s, const pc_registry *r, int64_t t, int6
         total.played_ms += v->played_ms;
         total.viewers += v->viewers;
         peers += sw->nmembers;
-        if (sw->nmembers > 0 || v->announces != s->last_announces[i]) {
+        if (sw->nmembers > 0 || v->announces != s->last_announces[i])
             rc = history_row(s, st, t, sw->video, sw->nmembers, v);
-            s->last_announces[i] = v->announces;
-        }
     }
     if (rc == 0)
         rc = history_row(s, st, t, "", peers, &total);
@@ -298,9 +296,13 @@ int pc_tstore_append_history(pc_tstore *s, const pc_registry *r, int64_t t, int6
         rc = pc_sqlite_run(&s->sq, pc_sqlite_prep(&s->sq, "DELETE FROM history WHERE t < ?", "i", t - keep_s));
     if (rc == 0)
         rc = pc_sqlite_commit(&s->sq);
-    if (rc != 0)
+    if (rc != 0) {
         pc_sqlite_rollback(&s->sq);
-    return rc;
+        return rc; /* the videos that had a row this time get one next time too */
+    }
+    for (size_t i = 0; i < n; i++)
+        s->last_announces[i] = pc_registry_swarm(r, (uint32_t)i)->st.announces;
+    return 0;
 }
 
 int pc_tstore_save_peers(pc_tstore *s, const pc_registry *r)

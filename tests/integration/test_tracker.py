@@ -291,7 +291,7 @@ def test_a_locked_database_does_not_stall_the_tracker(s):
     """Another process holds a write lock on the tracker's file (a backup, an operator's sqlite3 shell)
     across a save tick (every 10 s): the tracker keeps answering at once, and saves once it can."""
     import sqlite3
-    t = s.tracker()
+    t = s.tracker("--history-interval", "2")
     p = TrackerPeer(t, "locked", 1)
     p.announce("started")
     lock = sqlite3.connect(t.db, isolation_level=None, timeout=10)
@@ -306,12 +306,18 @@ def test_a_locked_database_does_not_stall_the_tracker(s):
             worst = max(worst, time.time() - t0)
             n += 1
             time.sleep(0.25)
+        p.counters["bytes_p2p"] += 1000
+        p.announce("stopped")  # its last figures, while the history cannot be written
+        time.sleep(2.5)
     finally:
         lock.execute("ROLLBACK")
         lock.close()
     print("# %d announce + health rounds while the file was locked; the slowest took %.0f ms" % (n, worst * 1000))
     check(worst < 1.0, "answers kept coming while the database was locked (slowest %.2f s)" % worst)
     before = t.stats()["videos"]["locked"]["bytes_p2p"]
+    time.sleep(2.5)  # a history tick with the file free again
+    rows = [h for h in t.stats(history=True)["history"] if h["video"] == "locked"]
+    eq(rows[-1]["bytes_p2p"], before, "the history got the row it could not write while locked")
     t.stop()
     t.restart()
     eq(t.stats()["videos"]["locked"]["bytes_p2p"], before, "saved once the lock was gone")
