@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1113,6 +1114,36 @@ static int key_path(const client *c, char *out, size_t n)
     return (size_t)snprintf(out, n, "%s/origin-%s.key", c->cfg->state_dir, hex) < n ? 0 : PC_ETOOBIG;
 }
 
+/* The origin's /api/origin-key into |out| (base64); -1 after saying why. */
+static int fetch_origin_key(client *c, char *out, size_t n)
+{
+    pc_buf body;
+    if (fetch(c, "api/origin-key", 4096, &body) != 0) {
+        pc_buf_clear(&body);
+        return -1;
+    }
+    json_t *o = NULL;
+    out[0] = '\0';
+    if (pc_json_parse_object(body.data, body.len, 4096, &o, NULL, 0) == 0 && pc_json_str(o, "ed25519") != NULL)
+        snprintf(out, n, "%s", pc_json_str(o, "ed25519"));
+    json_decref(o);
+    pc_buf_clear(&body);
+    return 0;
+}
+
+/* Trust on first use: written whole (a temporary file, then rename), so a crash never leaves an empty pin. */
+static void pin_origin_key(client *c, const char *path, const char *b64)
+{
+    char line[160];
+    int n = snprintf(line, sizeof(line), "%s\n", b64);
+    mkdir(c->cfg->state_dir, 0700);
+    int r = pc_write_file(path, line, (size_t)n);
+    if (r == 0)
+        PC_LOGI("peer", "pinned the origin key %s in %s", b64, path);
+    else
+        PC_LOGW("peer", "cannot pin the origin key in %s: %s", path, pc_strerror(r));
+}
+
 /* The origin key: from the command line, else pinned in the state directory, else fetched once and
  * pinned there (trust on first use). */
 static int origin_key(client *c)
@@ -1120,8 +1151,9 @@ static int origin_key(client *c)
     const char *b64 = c->cfg->origin_key, *from = "--origin-key";
     char stored[128] = "";
     char path[1200];
-    int pinned = 0, fetched = 0;
+    int fetched = 0;
     int have_path = c->cfg->state_dir != NULL && key_path(c, path, sizeof(path)) == 0;
+    c->origin_pk_pinned = 0;
     if (b64 == NULL && have_path) {
         char *text = NULL;
         size_t len = 0;
@@ -1130,24 +1162,16 @@ static int origin_key(client *c)
             snprintf(stored, sizeof(stored), "%.*s", (int)strcspn(text, "\r\n"), text);
             b64 = stored;
             from = path;
-            pinned = 1;
+            c->origin_pk_pinned = 1;
         } else if (r != PC_ENOENT) {
             fprintf(stderr, "peercdn-peer: cannot read the pinned origin key %s: %s\n", path, pc_strerror(r));
             return -1;
         }
         free(text);
     }
-    pc_buf body;
     if (b64 == NULL) {
-        if (fetch(c, "api/origin-key", 4096, &body) != 0) {
-            pc_buf_clear(&body);
+        if (fetch_origin_key(c, stored, sizeof(stored)) != 0)
             return -1;
-        }
-        json_t *o = NULL;
-        if (pc_json_parse_object(body.data, body.len, 4096, &o, NULL, 0) == 0 && pc_json_str(o, "ed25519") != NULL)
-            snprintf(stored, sizeof(stored), "%s", pc_json_str(o, "ed25519"));
-        json_decref(o);
-        pc_buf_clear(&body);
         b64 = stored;
         from = "the origin's /api/origin-key";
         fetched = 1;
@@ -1155,21 +1179,41 @@ static int origin_key(client *c)
     size_t kl = 0;
     if (pc_b64_decode(b64, strlen(b64), c->origin_pk, sizeof(c->origin_pk), &kl, 0) != 0 || kl != 32) {
         fprintf(stderr, "peercdn-peer: the origin key from %s is not base64 of 32 bytes%s\n", from,
-                pinned ? " (delete the file to pin the origin's key again)" : "");
+                c->origin_pk_pinned ? " (delete the file to pin the origin's key again)" : "");
         return -1;
     }
-    if (fetched && have_path) {
-        /* trust on first use: written whole (a temporary file, then rename), so a crash never leaves an
-         * empty pin behind */
-        char line[160];
-        int n = snprintf(line, sizeof(line), "%s\n", stored);
-        mkdir(c->cfg->state_dir, 0700);
-        int r = pc_write_file(path, line, (size_t)n);
-        if (r == 0)
-            PC_LOGI("peer", "pinned the origin key %s in %s", stored, path);
-        else
-            PC_LOGW("peer", "cannot pin the origin key in %s: %s", path, pc_strerror(r));
-    }
+    if (fetched && have_path)
+        pin_origin_key(c, path, stored);
+    return 0;
+}
+
+/* "http://127.0.0.1:8080/", "http://localhost:8080", "http://[::1]:8080": no network between us. */
+static int origin_is_loopback(const char *url)
+{
+    const char *h = strstr(url, "://");
+    h = h != NULL ? h + 3 : url;
+    size_t n = strcspn(h, ":/");
+    if (h[0] == '[')
+        return strncmp(h, "[::1]", 5) == 0;
+    return (n == 9 && strncasecmp(h, "localhost", 9) == 0) || strncmp(h, "127.", 4) == 0;
+}
+
+/* A pinned key that did not sign the manifest of a loopback origin: that origin was re-created (a new
+ * data directory on a port an old one used) rather than impersonated, since no network lies between.
+ * Its current key is pinned instead when it did sign the manifest. 0 when it did. */
+static int repin_loopback(client *c, const char *json, size_t jlen, const char *sig, size_t slen)
+{
+    char path[1200], b64[128];
+    uint8_t pk[32];
+    size_t kl = 0;
+    if (!c->origin_pk_pinned || !origin_is_loopback(c->cfg->origin) || key_path(c, path, sizeof(path)) != 0 ||
+        fetch_origin_key(c, b64, sizeof(b64)) != 0 || pc_b64_decode(b64, strlen(b64), pk, sizeof(pk), &kl, 0) != 0 ||
+        kl != 32 || pc_manifest_verify(pk, json, jlen, sig, slen) != 0)
+        return -1;
+    PC_LOGW("peer", "the loopback origin %s has a new key (re-created); pinning it instead of the one in %s",
+            c->cfg->origin, path);
+    memcpy(c->origin_pk, pk, sizeof(pk));
+    pin_origin_key(c, path, b64);
     return 0;
 }
 
@@ -1189,6 +1233,8 @@ static int load_manifest(client *c)
         return -1;
     }
     int rc = pc_manifest_verify(c->origin_pk, json.data, json.len, sig.data, sig.len);
+    if (rc != 0 && repin_loopback(c, json.data, json.len, sig.data, sig.len) == 0)
+        rc = 0;
     pc_buf_clear(&sig);
     if (rc != 0) {
         fprintf(stderr, "peercdn-peer: p2p.json of %s is not signed by the pinned origin key (%s)\n", c->cfg->video,

@@ -92,6 +92,7 @@ struct client {
     pc_http_client *http;
     /* trust and media */
     uint8_t origin_pk[32];
+    int origin_pk_pinned;     /* it came from the pin file (not --origin-key, not fetched this run) */
     char *manifest_json;
     pc_manifest *mf;
     pc_peer_media pm;

@@ -397,6 +397,27 @@ def test_bad_usage_and_an_unsigned_manifest_fail_with_one_line(s):
         check(text in err[0], "%r in %r" % (text, err[0]))
 
 
+def test_a_loopback_origin_recreated_with_a_new_key_is_pinned_again(s):
+    """A test rig or a developer re-creates an origin (new data directory, new key) on a loopback port an
+    older one used: its pin is replaced, with a warning, since no network lies between to impersonate it;
+    a key given with --origin-key is never replaced (the case above)."""
+    setup_video(s)
+    o, vid = st["o"], st["vid"]
+    state = os.path.join(s.tmp, "repin")
+    argv = [s.bin("peercdn-peer"), "play", "--origin", o.url, "--video", vid, "--listen", "127.0.0.1:0",
+            "--no-status", "--watch-s", "1", "--state-dir", state]
+    eq(subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60).returncode, 0, "first run")
+    pins = os.listdir(state)
+    eq(len(pins), 1, "pinned")
+    pin = os.path.join(state, pins[0])
+    with open(pin, "w") as f:  # the key of the origin that used this port before
+        f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+    p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    eq(p.returncode, 0, "plays: %s" % p.stderr.decode()[-500:])
+    check("new key" in p.stderr.decode(), "says so: %s" % p.stderr.decode()[-500:])
+    eq(open(pin).read().strip(), o.req("GET", "/api/origin-key").json()["ed25519"], "the origin's key pinned now")
+
+
 def test_without_a_tracker_the_peer_plays_from_the_cdn_alone(s):
     o = s.origin()
     vid = o.upload(clip("peer_links_notracker_320x180_6s", size="320x180", rate=25, dur=6), title="no tracker")
@@ -643,6 +664,7 @@ if __name__ == "__main__":
            test_connections_without_a_valid_ticket_are_refused,
            test_a_viewer_with_every_link_taken_asks_for_no_peers,
            test_bad_usage_and_an_unsigned_manifest_fail_with_one_line,
+           test_a_loopback_origin_recreated_with_a_new_key_is_pinned_again,
            test_without_a_tracker_the_peer_plays_from_the_cdn_alone,
            test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
            test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
