@@ -1087,13 +1087,13 @@ static void on_status_timer(uv_timer_t *t)
 
 /* ---- trust bootstrap ---- */
 
-static int fetch(const client *c, const char *path, size_t max, pc_buf *body)
+static int fetch_from(const char *base, const char *path, size_t max, pc_buf *body)
 {
     char url[1100];
     long status = 0;
     const char *why = NULL;
     pc_buf_init(body, max);
-    int rc = pc_http_get_blocking(c->cfg->origin, path, 10, body, &status, url, sizeof(url), &why);
+    int rc = pc_http_get_blocking(base, path, 10, body, &status, url, sizeof(url), &why);
     if (rc != 0) {
         fprintf(stderr, "peercdn-peer: cannot fetch %s: %s\n", url, why != NULL ? why : pc_strerror(rc));
         return PC_ENET;
@@ -1103,6 +1103,30 @@ static int fetch(const client *c, const char *path, size_t max, pc_buf *body)
         return PC_EHTTP;
     }
     return 0;
+}
+
+static int fetch(const client *c, const char *path, size_t max, pc_buf *body)
+{
+    return fetch_from(c->cfg->origin, path, max, body);
+}
+
+/* The key --tracker serves at /api/tracker-key, for a manifest that names no tracker. */
+static int tracker_key(client *c, uint8_t pk[32])
+{
+    pc_buf body;
+    int rc = fetch_from(c->tracker_url, "api/tracker-key", 4096, &body);
+    json_t *o = NULL;
+    size_t kl = 0;
+    const char *b64 = NULL;
+    if (rc == 0 && pc_json_parse_object(body.data, body.len, 4096, &o, NULL, 0) == 0)
+        b64 = pc_json_str(o, "ed25519");
+    if (rc == 0 && (b64 == NULL || pc_b64_decode(b64, strlen(b64), pk, 32, &kl, 0) != 0 || kl != 32)) {
+        fprintf(stderr, "peercdn-peer: %s/api/tracker-key is not {\"ed25519\": base64 of 32 bytes}\n", c->tracker_url);
+        rc = PC_EPARSE;
+    }
+    json_decref(o);
+    pc_buf_clear(&body);
+    return rc;
 }
 
 static int key_path(const client *c, char *out, size_t n)
@@ -1313,8 +1337,11 @@ static int setup(client *c)
     else if (c->mf->has_tracker && c->mf->tracker_url != NULL)
         snprintf(c->tracker_url, sizeof(c->tracker_url), "%s", c->mf->tracker_url);
     if (c->tracker_url[0] != '\0' && !c->mf->has_tracker) {
-        fprintf(stderr, "peercdn-peer: the manifest names no tracker key, so no ticket could be checked\n");
-        return -1;
+        /* the origin vouches for no tracker; the one named on the command line is trusted for its key (what
+         * peers send is still checked against the signed hashes) */
+        if (tracker_key(c, c->id.tracker_pk) != 0)
+            return -1;
+        PC_LOGW("peer", "the manifest names no tracker: trusting the key %s serves (--tracker)", c->tracker_url);
     }
     if (c->tracker_url[0] == '\0')
         PC_LOGW("peer", "the manifest names no tracker: playing from the CDN only");
@@ -1328,7 +1355,8 @@ static int setup(client *c)
     }
     /* identity: a fresh key and peer id for every run (docs/peer.md) */
     crypto_sign_keypair(c->id.pk, c->id.sk);
-    memcpy(c->id.tracker_pk, c->mf->tracker_pk, 32);
+    if (c->mf->has_tracker)
+        memcpy(c->id.tracker_pk, c->mf->tracker_pk, 32);
     snprintf(c->id.video, sizeof(c->id.video), "%s", cfg->video);
     c->id.up_kbps = cfg->no_upload ? 0 : (uint32_t)(cfg->up_kbps > UINT32_MAX ? UINT32_MAX : cfg->up_kbps);
     uint64_t now = pc_client_now(c);

@@ -429,6 +429,23 @@ def test_without_a_tracker_the_peer_plays_from_the_cdn_alone(s):
     check("no tracker" in p.stderr(), "the reason is logged")
 
 
+def test_a_tracker_named_on_the_command_line_serves_a_manifest_that_names_none(s):
+    """An origin started without --tracker signs a manifest naming no tracker; peers told --tracker URL
+    trust the key that tracker serves (with a warning) and swarm through it."""
+    o = s.origin()
+    t = s.tracker("--interval", "2")
+    vid = o.upload(clip("peer_links_640x360_24s", size="640x360", rate=25, dur=24), title="no tracker in it")
+    o.ready(vid, timeout=600)
+    seeder = Peer(s, o, vid, "--tracker", t.url, mode="seed", name="cli-tracker-seeder")
+    viewer = Peer(s, o, vid, "--tracker", t.url, name="cli-tracker-viewer")
+    r = viewer.wait(120)
+    check(r["ended"] and r["stalls"] == 0, "played: %r" % {k: r[k] for k in r if k != "segments"})
+    check(r["bytes_p2p"] > 0, "fetched from the seeder through tickets of the tracker on the command line")
+    check("trusting the key" in viewer.stderr(), "the warning")
+    eq(t.stats()["videos"][vid]["bytes_p2p"], r["bytes_p2p"], "the tracker counted it")
+    seeder.stop()
+
+
 def test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint(s):
     setup_video(s)
     o, vid = st["o"], st["vid"]
@@ -666,6 +683,7 @@ if __name__ == "__main__":
            test_bad_usage_and_an_unsigned_manifest_fail_with_one_line,
            test_a_loopback_origin_recreated_with_a_new_key_is_pinned_again,
            test_without_a_tracker_the_peer_plays_from_the_cdn_alone,
+           test_a_tracker_named_on_the_command_line_serves_a_manifest_that_names_none,
            test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
            test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
            test_a_download_cap_paces_peer_links_and_the_cdn,
