@@ -24,14 +24,16 @@ static void set_paths(json_t *o, const char *id)
     json_object_set_new(o, "dash", json_string(buf));
     snprintf(buf, sizeof(buf), "/v/%s/p2p.json", id);
     json_object_set_new(o, "p2p", json_string(buf));
-    json_t *th = json_object();
-    snprintf(buf, sizeof(buf), "/v/%s/thumbs/poster-16x9.webp", id);
-    json_object_set_new(th, "poster_16x9", json_string(buf));
-    snprintf(buf, sizeof(buf), "/v/%s/thumbs/poster-2x3.webp", id);
-    json_object_set_new(th, "poster_2x3", json_string(buf));
+    /* the thumbnails track (WebVTT cues pointing into the scrubbing sprite), a URL path as DESIGN.md has
+     * it; the posters beside it */
     snprintf(buf, sizeof(buf), "/v/%s/thumbs/sprite.vtt", id);
-    json_object_set_new(th, "sprite_vtt", json_string(buf));
-    json_object_set_new(o, "thumbnails", th);
+    json_object_set_new(o, "thumbnails", json_string(buf));
+    json_t *po = json_object();
+    snprintf(buf, sizeof(buf), "/v/%s/thumbs/poster-16x9.webp", id);
+    json_object_set_new(po, "16x9", json_string(buf));
+    snprintf(buf, sizeof(buf), "/v/%s/thumbs/poster-2x3.webp", id);
+    json_object_set_new(po, "2x3", json_string(buf));
+    json_object_set_new(o, "posters", po);
 }
 
 /* Appends ?exp&sig to every path in |o| (signed-media mode, for authorized callers). */
@@ -40,13 +42,13 @@ static void sign_paths(pc_origin *o, json_t *v, const char *id)
     char q[160];
     if (pc_media_sign_query(o->media, id, q, sizeof(q)) != 0)
         return;
-    const char *keys[] = {"hls", "dash", "p2p"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *keys[] = {"hls", "dash", "p2p", "thumbnails"};
+    for (size_t i = 0; i < 4; i++) {
         char buf[320];
         snprintf(buf, sizeof(buf), "%s?%s", json_string_value(json_object_get(v, keys[i])), q);
         json_object_set_new(v, keys[i], json_string(buf));
     }
-    json_t *th = json_object_get(v, "thumbnails");
+    json_t *th = json_object_get(v, "posters");
     const char *k;
     json_t *val;
     json_object_foreach(th, k, val)
@@ -72,6 +74,7 @@ static json_t *video_json(pc_origin *o, const pc_video *v, int authorized)
     json_object_set_new(j, "created", json_integer(v->created_ms / 1000));
     json_object_set_new(j, "updated", json_integer(v->updated_ms / 1000));
     json_object_set_new(j, "source_size", json_integer(v->source_size));
+    json_object_set_new(j, "duration", json_null()); /* until the probe has run (or for good when it failed) */
     if (strcmp(v->state, "failed") == 0)
         json_object_set_new(j, "error", json_pack("{s:s, s:s}", "code", v->error_code != NULL ? v->error_code : "failed",
                                                   "message", v->error_message != NULL ? v->error_message : ""));

@@ -41,6 +41,8 @@ def expect_failed(o, vid, code, data):
     eq(v["state"], "failed", "state")
     eq(v["error"]["code"], code, "error code (%s)" % v["error"].get("message"))
     check(len(v["error"]["message"]) > 10, "a human message: %r" % v["error"]["message"])
+    check(all(k in v for k in ("id", "title", "progress", "duration", "renditions", "hls", "dash", "p2p",
+                               "thumbnails")), "every field DESIGN.md names, even when failed: %r" % sorted(v))
     with open(os.path.join(o.data, "originals", vid), "rb") as f:
         eq(f.read(), data, "the original upload is kept")
 

@@ -155,9 +155,9 @@ def test_signature_verifies_with_openssl_and_hashes_match(s):
 
 def test_thumbnails_are_webp_of_the_right_shape(s):
     o, vid = state["o"], state["vid"]
-    th = state["v"]["thumbnails"]
-    for key, (w, h) in (("poster_16x9", (1280, 720)), ("poster_2x3", (480, 720))):
-        r = o.req("GET", th[key])
+    posters = state["v"]["posters"]
+    for key, (w, h) in (("16x9", (1280, 720)), ("2x3", (480, 720))):
+        r = o.req("GET", posters[key])
         eq(r.status, 200, key)
         eq(r.header("content-type"), "image/webp", key)
         check(r.body[:4] == b"RIFF" and r.body[8:12] == b"WEBP", "%s is WebP" % key)
@@ -166,7 +166,8 @@ def test_thumbnails_are_webp_of_the_right_shape(s):
             f.write(r.body)
         st = ffprobe(p, "-show_entries", "stream=width,height")["streams"][0]
         eq((st["width"], st["height"]), (w, h), key + " size")
-    vtt = o.req("GET", th["sprite_vtt"]).body.decode()
+    check(isinstance(state["v"]["thumbnails"], str), "thumbnails is a URL path (DESIGN.md)")
+    vtt = o.req("GET", state["v"]["thumbnails"]).body.decode()
     check(vtt.startswith("WEBVTT"), "vtt header")
     cues = [l for l in vtt.splitlines() if "#xywh=" in l]
     eq(len(cues), 5, "one tile every 2 s of 9 s")

@@ -176,7 +176,8 @@ def test_catalog_pagination(s):
     eq(sorted(ids), sorted(st["ids"]), "every video once")
     eq(ids, list(reversed(st["ids"])), "newest first")
     for v in r["videos"]:
-        check(v["thumbnails"]["poster_16x9"].startswith("/v/"), "thumbnail URLs in the catalog")
+        check(v["thumbnails"].startswith("/v/") and v["posters"]["16x9"].startswith("/v/"),
+              "thumbnail URLs in the catalog")
     # values too long to hold, or cut short by a NUL, are refused rather than ignored
     for q in ("limit=" + "x" * 40, "limit=1%00", "cursor=" + "9" * 40, "cursor=1%002"):
         r = o.req("GET", "/api/videos?" + q)
