@@ -251,8 +251,9 @@ static int cmd_run(int argc, char **argv)
         sim_scenario_clear(&sc);
         pc_cli_usage("--mode takes hybrid, cdn-only or p2p-only");
     }
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "peercdn-sim: cannot create %s: %s\n", out, strerror(errno));
+    int mk = pc_mkdirs(out); /* with its parents, as mkdir -p */
+    if (mk != 0) {
+        fprintf(stderr, "peercdn-sim: cannot create %s: %s\n", out, pc_strerror(mk));
         sim_scenario_clear(&sc);
         return 1;
     }

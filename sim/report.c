@@ -1,6 +1,8 @@
 /* Simulator outputs; see report.h. */
 #include "report.h"
 
+#include "pc_fs.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -358,8 +360,9 @@ static int write_viewers(const char *dir, const sim_scenario *sc, const sim_resu
 int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, const sim_result *r, char *err,
                       size_t errlen)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+    int mk = pc_mkdirs(dir);
+    if (mk != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, pc_strerror(mk));
         return PC_EIO;
     }
     json_t *s = sim_summary(sc, seed, r);

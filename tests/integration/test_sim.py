@@ -78,7 +78,7 @@ def test_p2p_only_stalls_where_hybrid_does_not(s):
 
 
 def test_same_seed_same_summary(s):
-    a, b = os.path.join(S.tmp, "det-a"), os.path.join(S.tmp, "det-b")
+    a, b = os.path.join(S.tmp, "det-a"), os.path.join(S.tmp, "det-b", "in", "new", "dirs")  # made as mkdir -p
     sc = os.path.join(SCEN, "test-surplus.json")
     sim("run", sc, "--out", a, "--quiet")
     sim("run", sc, "--out", b, "--quiet")
