@@ -195,19 +195,48 @@ int pc_tus_host_valid(const char *host)
     return n > 0 && n < 256 && host[strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-:[]")] == '\0';
 }
 
+/* The creation URL is BASE?exp=E&sig=S; an upload's is BASE E.S/ID, so that its id ends the URL (the
+ * contract: the video id is at the end of the final upload's Location). Both are accepted as either. */
 static char *make_url(const pc_tus *t, const char *host, const char *id, int64_t exp)
 {
-    char sig[64];
+    char sig[64], tail[160];
     sign(t, id[0] != '\0' ? "upload" : "create", id, exp, sig);
+    if (id[0] != '\0')
+        snprintf(tail, sizeof(tail), "%" PRId64 ".%s/%s", exp, sig, id);
+    else
+        snprintf(tail, sizeof(tail), "?exp=%" PRId64 "&sig=%s", exp, sig);
     char *url = NULL;
     int n;
     if (t->public_base != NULL)
-        n = asprintf(&url, "%s%s%s?exp=%" PRId64 "&sig=%s", t->public_base, t->base_path, id, exp, sig);
+        n = asprintf(&url, "%s%s%s", t->public_base, t->base_path, tail);
     else if (host != NULL && pc_tus_host_valid(host))
-        n = asprintf(&url, "http://%s%s%s?exp=%" PRId64 "&sig=%s", host, t->base_path, id, exp, sig);
+        n = asprintf(&url, "http://%s%s%s", host, t->base_path, tail);
     else
-        n = asprintf(&url, "%s%s?exp=%" PRId64 "&sig=%s", t->base_path, id, exp, sig);
+        n = asprintf(&url, "%s%s", t->base_path, tail);
     return n < 0 ? NULL : url;
+}
+
+/* An upload's path after BASE: "E.S/ID" (the credential in |cred| as the query "exp=E&sig=S") or "ID"
+ * (the credential in the URL's query, as before). 0 with |id| filled; -1 when it names no upload. */
+static int upload_path_parts(const char *rest, size_t len, char id[PC_ID_LEN + 1], char *cred, size_t credlen)
+{
+    const char *slash = memchr(rest, '/', len);
+    cred[0] = '\0';
+    if (slash != NULL) {
+        const char *dot = memchr(rest, '.', (size_t)(slash - rest));
+        size_t el = dot != NULL ? (size_t)(dot - rest) : 0, sl = dot != NULL ? (size_t)(slash - dot - 1) : 0;
+        if (dot == NULL || el == 0 || el > 20 || sl == 0 || sl > 64 || strspn(rest, "0123456789") != el ||
+            strspn(dot + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != sl ||
+            (size_t)snprintf(cred, credlen, "exp=%.*s&sig=%.*s", (int)el, rest, (int)sl, dot + 1) >= credlen)
+            return -1;
+        len -= (size_t)(slash + 1 - rest);
+        rest = slash + 1;
+    }
+    if (len != PC_ID_LEN || !pc_id_valid(rest, len))
+        return -1;
+    memcpy(id, rest, PC_ID_LEN);
+    id[PC_ID_LEN] = '\0';
+    return 0;
 }
 
 /* Upload URLs stay validly signed for a while after the upload expires, so clients learn "410 expired". */
@@ -605,15 +634,15 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
             size_t blen = strlen(t->base_path);
             const char *q = memchr(path, '?', (size_t)(e - path));
             const char *idend = q != NULL ? q : e;
-            if ((size_t)(idend - path) != blen + PC_ID_LEN || strncmp(path, t->base_path, blen) != 0 ||
-                !pc_id_valid(path + blen, PC_ID_LEN)) {
+            char pid[PC_ID_LEN + 1], cred[128];
+            if ((size_t)(idend - path) < blen || strncmp(path, t->base_path, blen) != 0 ||
+                upload_path_parts(path + blen, (size_t)(idend - path) - blen, pid, cred, sizeof(cred)) != 0) {
                 op_free(op);
                 return reply_error(r, 400, "bad_concat", "Upload-Concat lists a URL that is not an upload of this server");
             }
-            char pid[PC_ID_LEN + 1];
-            memcpy(pid, path + blen, PC_ID_LEN);
-            pid[PC_ID_LEN] = '\0';
-            int pv = q != NULL ? verify(t, q + 1, (size_t)(e - q - 1), "upload", pid) : PC_EFORBIDDEN;
+            int pv = cred[0] != '\0' ? verify(t, cred, strlen(cred), "upload", pid)
+                     : q != NULL      ? verify(t, q + 1, (size_t)(e - q - 1), "upload", pid)
+                                      : PC_EFORBIDDEN;
             if (pv != 0) {
                 op_free(op);
                 return reply_error(r, 403, pv == PC_EEXPIRED ? "expired" : "bad_signature",
@@ -955,13 +984,13 @@ int pc_tus_begin(pc_tus *t, const pc_tus_request *req, pc_tus_reply *early, pc_t
         }
         return handle_creation(t, req, query, qlen, early, op);
     }
-    const char *id = path + blen;
-    size_t idlen = plen - blen;
-    if (!pc_id_valid(id, idlen))
+    char idbuf[PC_ID_LEN + 1], cred[128];
+    if (upload_path_parts(path + blen, plen - blen, idbuf, cred, sizeof(cred)) != 0)
         return reply_error(early, 404, "not_found", "no such upload");
-    char idbuf[PC_ID_LEN + 1];
-    memcpy(idbuf, id, PC_ID_LEN);
-    idbuf[PC_ID_LEN] = '\0';
+    if (cred[0] != '\0') {
+        query = cred;
+        qlen = strlen(cred);
+    }
     return handle_upload(t, req, method, idbuf, query, qlen, early, op);
 }
 

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -85,11 +86,22 @@ def test_upload_url_signature_is_checked(s):
     o = origin()
     loc = location(create(o, 10))
     eq(request(loc, "HEAD", headers=tus_headers()).status, 200, "signed HEAD")
+    # the upload's id ends its URL (the credential is the path segment before it): BASE/EXP.SIG/ID
     u = urllib.parse.urlsplit(loc)
-    eq(request("%s://%s%s" % (u.scheme, u.netloc, u.path), "HEAD", headers=tus_headers()).status, 403, "no sig")
+    eq(u.query, "", "no query in an upload URL")
+    base, cred, uid = u.path.rsplit("/", 2)
+    check(len(uid) == 20 and re.fullmatch(r"[0-9]+\.[A-Za-z0-9_-]+", cred) is not None, "BASE/EXP.SIG/ID: %s" % loc)
+    root = "%s://%s%s/" % (u.scheme, u.netloc, base)
+    eq(request(root + uid, "HEAD", headers=tus_headers()).status, 403, "no sig")
+    exp, sig = cred.split(".")
+    eq(request(root + uid + "?exp=%s&sig=%s" % (exp, sig), "HEAD", headers=tus_headers()).status, 200,
+       "the credential in the query works too")
+    forged = sig[:-1] + ("B" if sig[-1] == "A" else "A")
+    eq(request(root + "%s.%s/%s" % (exp, forged, uid), "HEAD", headers=tus_headers()).status, 403, "forged")
+    eq(request(root + "%d.%s/%s" % (int(exp) + 1, sig, uid), "HEAD", headers=tus_headers()).status, 403, "exp changed")
     other = location(create(o, 10))
     # the signature of one upload does not open another
-    swapped = other.split("?")[0] + "?" + loc.split("?")[1]
+    swapped = root + cred + "/" + other.rsplit("/", 1)[1]
     eq(request(swapped, "HEAD", headers=tus_headers()).status, 403, "signature of another upload")
 
 
@@ -164,7 +176,7 @@ def test_concatenation_makes_the_video_id(s):
     r = request(st["create"], "POST", headers=tus_headers(Upload_Concat="final;%s %s" % (path_of(pa), pb),
                                                          Upload_Metadata=meta(filename="joined.bin")))
     final = location(r)
-    vid = path_of(final).split("?")[0].rsplit("/", 1)[1]
+    vid = final.rsplit("/", 1)[1]  # the id ends the Location
     h = request(final, "HEAD", headers=tus_headers())
     eq(h.header("upload-length"), str(len(a) + len(b)), "final length")
     check(h.header("upload-concat").startswith("final;"), "Upload-Concat: final")
@@ -177,7 +189,8 @@ def test_concatenation_makes_the_video_id(s):
     orig = os.path.join(o.data, "originals", vid)
     with open(orig, "rb") as f:
         eq(f.read(), a + b, "the original upload is kept, in order")
-    forged = pa.replace("sig=", "sig=X")
+    head, cred, pid = pa.rsplit("/", 2)
+    forged = "%s/%s/%s" % (head, cred[:-1] + ("A" if cred[-1] != "A" else "B"), pid)
     eq(request(st["create"], "POST", headers=tus_headers(Upload_Concat="final;" + forged)).status, 403, "forged part")
 
 
