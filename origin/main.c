@@ -136,8 +136,8 @@ static int cmd_serve(int argc, char **argv)
         pc_cli_usage("--listen wants IP:PORT (IPv6 in brackets), not '%s'", c.listen);
     if (c.data_dir[0] == '\0')
         pc_cli_usage("--data wants a directory");
-    if (c.upload_token == NULL || strlen(c.upload_token) < 8)
-        pc_cli_usage("serve needs --upload-token TOKEN of at least 8 characters");
+    if (c.upload_token == NULL || c.upload_token[0] == '\0')
+        pc_cli_usage("serve needs --upload-token TOKEN (or $PEERCDN_UPLOAD_TOKEN)");
     int seg = (int)c.segment_seconds;
     if (seg != c.segment_seconds || seg % 2 != 0)
         pc_cli_usage("--segment-seconds must be an even whole number (segments hold whole 2-second GOPs)");

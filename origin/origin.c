@@ -264,6 +264,9 @@ int pc_origin_serve(const pc_origin_config *cfg)
     o->gc_timer.data = o;
     uv_timer_start(&o->gc_timer, on_gc, 1000, 60000);
     printf("peercdn-origin listening on http://%s (data %s, %d workers)\n", bound, cfg->data_dir, cfg->workers);
+    if (strlen(cfg->upload_token) < 16) /* said once serving, so a start-up failure stays one line */
+        PC_LOGW("origin", "the upload token has %zu characters: anyone who guesses it can upload and delete videos "
+                          "(32 random characters: openssl rand -hex 16)", strlen(cfg->upload_token));
     fflush(stdout);
     uv_run(o->loop, UV_RUN_DEFAULT);
     rc = 0;

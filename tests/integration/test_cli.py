@@ -72,6 +72,18 @@ def test_origin_checks_its_flags_at_start(s):
     for u in ("notaurl", "", "ftp://x"):
         refused("peercdn-origin", 2, *ok, "--public-url", u, says="--public-url")
     refused("peercdn-origin", 2, "serve", "--data", "", "--listen", "127.0.0.1:0", "--upload-token", "tokentoken")
+    refused("peercdn-origin", 2, "serve", "--data", os.path.join(S.tmp, "o2"), "--listen", "127.0.0.1:0",
+            "--upload-token", "", says="--upload-token")
+    # a short token serves, with a warning that it is guessable
+    p = subprocess.Popen([S.bin("peercdn-origin"), "serve", "--data", os.path.join(S.tmp, "o3"), "--listen",
+                          "127.0.0.1:0", "--upload-token", "abc"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = p.stdout.readline().decode()
+        check("listening on http://" in line, "a short token serves: %r" % line)
+    finally:
+        p.terminate()
+        err = p.communicate(timeout=30)[1].decode()
+    check("guesses it" in err, "with a warning: %r" % err[:300])
     data = os.path.join(S.tmp, "origin-notdb")
     os.makedirs(data)
     open(os.path.join(data, "origin.db"), "w").write("garbage\n")
