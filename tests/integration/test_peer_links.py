@@ -541,6 +541,30 @@ def test_a_download_cap_paces_peer_links_and_the_cdn(s):
     eq(r["stalls"], 0, "a cap at twice the bitrate plays without a stall")
 
 
+class EdgeHandler(http.server.BaseHTTPRequestHandler):
+    """A CDN edge in front of an origin, for tests that make it misbehave."""
+    protocol_version = "HTTP/1.1"
+
+    def answer(self, code, data, headers=()):
+        self.send_response(code)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+def serve_edge(s, handler):
+    """Runs |handler| on a loopback port until the suite's cleanup; returns its URL."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    s.cleanups.append(srv.shutdown)
+    return "http://127.0.0.1:%d" % srv.server_address[1]
+
+
 def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
     """A CDN edge in front of the origin answers the second segment of every rung once with a 503 and an
     error page, and the first segment once with half its bytes (the connection drops), then once with
@@ -557,20 +581,14 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
     cut = set("/v/%s/%s" % (vid, r["segments"][0]["url"]) for r in video)
     seen, log, lock = {}, [], threading.Lock()
 
-    class Edge(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Edge(EdgeHandler):
         def do_GET(self):
             rng = self.headers.get("Range")
             with lock:
                 n = seen[self.path] = seen.get(self.path, 0) + 1
                 log.append((self.path, rng, n))
             if self.path in error_page and n == 1:
-                body = b"<html><body>503 edge overloaded</body></html>" + b" " * 1500
-                self.send_response(503)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.answer(503, b"<html><body>503 edge overloaded</body></html>" + b" " * 1500)
                 return
             with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
                 whole, ctype = r.read(), r.headers.get("Content-Type", "application/octet-stream")
@@ -579,7 +597,7 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(whole)))
                 self.end_headers()
-                self.wfile.write(whole[:len(whole) // 2] if n == 1 else whole)
+                self.wfile.write(whole[:len(whole) // 2] if n == 1 else whole)  # a cut answer: not answer()
                 self.close_connection = True
                 return
             req = urllib.request.Request(o.url + self.path, headers={"Range": rng} if rng else {})
@@ -588,23 +606,10 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
                     code, data, hdrs = r.status, r.read(), r.headers
             except urllib.error.HTTPError as e:
                 code, data, hdrs = e.code, e.read(), e.headers
-            self.send_response(code)
-            for k in ("Content-Type", "Content-Range"):
-                if hdrs.get(k):
-                    self.send_header(k, hdrs.get(k))
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Edge)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    s.cleanups.append(srv.shutdown)
+            self.answer(code, data, [(k, hdrs.get(k)) for k in ("Content-Type", "Content-Range") if hdrs.get(k)])
 
     class EdgeUrl:
-        url = "http://127.0.0.1:%d" % srv.server_address[1]
+        url = serve_edge(s, Edge)
 
     p = Peer(s, EdgeUrl, vid, name="behind-a-bad-edge")
     r = p.wait(120)
@@ -635,9 +640,7 @@ def test_a_playlist_pointing_outside_the_signed_manifest_is_not_served(s):
     vid = o.upload(clip("peer_links_notracker_320x180_6s", size="320x180", rate=25, dur=6), title="bad playlist")
     o.ready(vid, timeout=300)
     for case in ("segment", "map"):
-        class Edge(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Edge(EdgeHandler):
             def do_GET(self):
                 with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
                     data, ctype = r.read(), r.headers.get("Content-Type", "application/octet-stream")
@@ -651,19 +654,9 @@ def test_a_playlist_pointing_outside_the_signed_manifest_is_not_served(s):
                             lines[i] = '#EXT-X-MAP:URI="//127.0.0.1:9/evil-init.mp4"'
                             break
                     data = "\n".join(lines).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(200, data, [("Content-Type", ctype)])
 
-            def log_message(self, *a):
-                pass
-
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Edge)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        s.cleanups.append(srv.shutdown)
-        p = subprocess.run([s.bin("peercdn-peer"), "play", "--origin", "http://127.0.0.1:%d" % srv.server_address[1],
+        p = subprocess.run([s.bin("peercdn-peer"), "play", "--origin", serve_edge(s, Edge),
                             "--video", vid, "--listen", "127.0.0.1:0", "--hls-listen", "127.0.0.1:0", "--no-status",
                             "--state-dir", os.path.join(s.tmp, "peer-state-" + case)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
