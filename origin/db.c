@@ -383,10 +383,17 @@ int pc_taskq_claim(pc_db *db, int cls, const char *owner, int64_t now_ms, int64_
         out->attempts = sqlite3_column_int(st, 4);
         out->max_attempts = sqlite3_column_int(st, 5);
         out->weight = sqlite3_column_double(st, 6);
+        /* the update is committed only when the statement finishes: a full disk fails it here, and then the
+         * task is not ours (handing it out anyway ran it without a lease, attempts never counted) */
+        if (sqlite3_step(st) != SQLITE_DONE)
+            r = PC_EDB;
     } else {
         r = rc == SQLITE_DONE ? PC_ENOENT : PC_EDB;
     }
-    sqlite3_finalize(st);
+    if (sqlite3_finalize(st) != SQLITE_OK && r == 0)
+        r = PC_EDB;
+    if (r == PC_EDB)
+        PC_LOGE("db", "cannot claim a task: %s", sqlite3_errmsg(db->sq.h));
     return r;
 }
 
@@ -433,10 +440,11 @@ int pc_taskq_release(pc_db *db, int64_t id, int64_t now_ms)
                         "ii", now_ms, id));
 }
 
-int pc_taskq_renew(pc_db *db, const char *owner, int64_t now_ms, int64_t lease_ms)
+int pc_taskq_renew(pc_db *db, int64_t id, const char *owner, int64_t now_ms, int64_t lease_ms)
 {
-    return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "UPDATE tasks SET lease_expires = ? WHERE state = 'running' AND lease_owner = ?", "is",
-                        now_ms + lease_ms, owner));
+    return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
+                        "UPDATE tasks SET lease_expires = ? WHERE id = ? AND state = 'running' AND lease_owner = ?",
+                        "iis", now_ms + lease_ms, id, owner));
 }
 
 int pc_taskq_reclaim(pc_db *db, int64_t now_ms, int all)

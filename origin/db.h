@@ -135,8 +135,10 @@ int pc_taskq_retry(pc_db *db, int64_t id, int64_t not_before_ms, const char *cod
                    int64_t now_ms) PC_MUST_CHECK;
 /* Back to ready without counting the attempt (interrupted by shutdown). */
 int pc_taskq_release(pc_db *db, int64_t id, int64_t now_ms) PC_MUST_CHECK;
-/* Extends the leases of every task |owner| is running. */
-int pc_taskq_renew(pc_db *db, const char *owner, int64_t now_ms, int64_t lease_ms) PC_MUST_CHECK;
+/* Extends the lease of task |id| if |owner| is running it. Only tasks a worker holds are renewed: one whose
+ * completion could not be recorded (a full disk) then expires and is reclaimed, rather than staying
+ * 'running' for ever. */
+int pc_taskq_renew(pc_db *db, int64_t id, const char *owner, int64_t now_ms, int64_t lease_ms) PC_MUST_CHECK;
 /*
  * Returns running tasks whose lease expired to ready (all running tasks when
  * |all| is set, used when the data-directory lock proves no other process

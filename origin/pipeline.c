@@ -437,8 +437,10 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = (uint64_t)now_ms();
     if (now - p->last_renew >= (uint64_t)p->o->cfg.lease_ms / 3) {
         p->last_renew = now;
-        if (pc_taskq_renew(p->o->db, p->o->instance, (int64_t)now, p->o->cfg.lease_ms) != 0)
-            PC_LOGW("pipeline", "cannot renew task leases");
+        for (int i = 0; i < MAX_RUNNING; i++)
+            if (p->running[i] != NULL &&
+                pc_taskq_renew(p->o->db, p->running[i]->task_id, p->o->instance, (int64_t)now, p->o->cfg.lease_ms) != 0)
+                PC_LOGW("pipeline", "cannot renew the lease of task %" PRId64, p->running[i]->task_id);
         int n = pc_taskq_reclaim(p->o->db, (int64_t)now, 0);
         if (n > 0)
             PC_LOGW("pipeline", "reclaimed %d tasks whose lease expired", n);

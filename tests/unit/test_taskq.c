@@ -321,7 +321,8 @@ static void renew_extends_only_the_owners_leases(void **state)
     pc_task ta, tb;
     assert_int_equal(pc_taskq_claim(f->db, PC_TASK_HEAVY, "w1", 1000, 500, &ta), 0); /* until 1500 */
     assert_int_equal(pc_taskq_claim(f->db, PC_TASK_HEAVY, "w2", 1000, 500, &tb), 0); /* until 1500 */
-    assert_int_equal(pc_taskq_renew(f->db, "w1", 1400, 500), 0);                     /* w1: until 1900 */
+    assert_int_equal(pc_taskq_renew(f->db, tb.id, "w1", 1400, 500), 0);              /* not w1's: no effect */
+    assert_int_equal(pc_taskq_renew(f->db, ta.id, "w1", 1400, 500), 0);              /* w1: until 1900 */
     assert_int_equal(pc_taskq_reclaim(f->db, 1501, 0), 1);                           /* only w2's */
     assert_int_equal(count(f->db, VID_A, "running"), 1);
     assert_int_equal(count(f->db, VID_B, "running"), 0);
