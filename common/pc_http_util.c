@@ -5,6 +5,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 /* Decimal digits; a value past 2^64 - 1 saturates there (a range position beyond any file is still a
  * position: past the end for a start, the end for a last byte). */
 static int parse_u64(const char *s, size_t n, uint64_t *v)
@@ -101,4 +104,24 @@ int pc_http_etag_list_matches(const char *value, size_t len, const char *etag, s
         p = q;
     }
     return 0;
+}
+
+int pc_url_is_loopback(const char *url)
+{
+    const char *h = strstr(url, "://");
+    h = h != NULL ? h + 3 : url;
+    int bracket = h[0] == '[';
+    size_t n = bracket ? strcspn(h + 1, "]") : strcspn(h, ":/?#");
+    char host[64];
+    if (n == 0 || n >= sizeof(host) || (bracket && h[1 + n] != ']'))
+        return 0;
+    memcpy(host, h + bracket, n);
+    host[n] = '\0';
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (!bracket && inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (bracket)
+        return inet_pton(AF_INET6, host, &a6) == 1 && memcmp(&a6, &in6addr_loopback, sizeof(a6)) == 0;
+    return strcasecmp(host, "localhost") == 0;
 }

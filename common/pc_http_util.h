@@ -1,7 +1,8 @@
 /*
  * Pure parsers for HTTP request headers that servers of several components
  * need: single byte ranges (RFC 9110 §14) and entity-tag lists
- * (If-None-Match). No I/O; fuzzed in fuzz/fuzz_http_range.c.
+ * (If-None-Match), and whether a URL's host is this machine. No I/O (no name
+ * is resolved); the range parser is fuzzed in fuzz/fuzz_http_range.c.
  */
 #ifndef PC_HTTP_UTIL_H
 #define PC_HTTP_UTIL_H
@@ -23,5 +24,12 @@ int pc_http_parse_range(const char *value, size_t len, uint64_t size, uint64_t *
  * Weak comparison: "W/" prefixes are ignored; "*" matches. Returns 1 or 0.
  */
 int pc_http_etag_list_matches(const char *value, size_t len, const char *etag, size_t etag_len);
+
+/*
+ * Is the host of |url| ("http://HOST[:PORT]/...", IPv6 in brackets) this
+ * machine with no network in between: an address literal in 127.0.0.0/8, ::1,
+ * or the name "localhost"? Any other name is not (it may resolve anywhere).
+ */
+int pc_url_is_loopback(const char *url);
 
 #endif

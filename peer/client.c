@@ -7,6 +7,7 @@
  * loop, never from inside a libcurl callback, and the engine timer is re-armed after each drive.
  */
 #include "client_internal.h"
+#include "pc_http_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1211,17 +1212,6 @@ static int origin_key(client *c)
     return 0;
 }
 
-/* "http://127.0.0.1:8080/", "http://localhost:8080", "http://[::1]:8080": no network between us. */
-static int origin_is_loopback(const char *url)
-{
-    const char *h = strstr(url, "://");
-    h = h != NULL ? h + 3 : url;
-    size_t n = strcspn(h, ":/");
-    if (h[0] == '[')
-        return strncmp(h, "[::1]", 5) == 0;
-    return (n == 9 && strncasecmp(h, "localhost", 9) == 0) || strncmp(h, "127.", 4) == 0;
-}
-
 /* A pinned key that did not sign the manifest of a loopback origin: that origin was re-created (a new
  * data directory on a port an old one used) rather than impersonated, since no network lies between.
  * Its current key is pinned instead when it did sign the manifest. 0 when it did. */
@@ -1230,7 +1220,7 @@ static int repin_loopback(client *c, const char *json, size_t jlen, const char *
     char path[1200], b64[128];
     uint8_t pk[32];
     size_t kl = 0;
-    if (!c->origin_pk_pinned || !origin_is_loopback(c->cfg->origin) || key_path(c, path, sizeof(path)) != 0 ||
+    if (!c->origin_pk_pinned || !pc_url_is_loopback(c->cfg->origin) || key_path(c, path, sizeof(path)) != 0 ||
         fetch_origin_key(c, b64, sizeof(b64)) != 0 || pc_b64_decode(b64, strlen(b64), pk, sizeof(pk), &kl, 0) != 0 ||
         kl != 32 || pc_manifest_verify(pk, json, jlen, sig, slen) != 0)
         return -1;

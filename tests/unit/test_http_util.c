@@ -96,6 +96,20 @@ static void if_none_match_lists(void **state)
     assert_int_equal(inm(" , ,", "\"abc\""), 0);
 }
 
+static void loopback_urls(void **state)
+{
+    (void)state;
+    const char *yes[] = {"http://127.0.0.1:8080/", "http://127.9.8.7", "http://localhost:1/x", "http://LOCALHOST",
+                         "http://[::1]:80/", "https://[0:0:0:0:0:0:0:1]/"};
+    const char *no[] = {"http://127.example.com/", "http://127.0.0.1.nip.io:80/", "http://10.0.0.1/",
+                        "http://[::2]/", "http://[::1", "http://localhost.example/", "http:///", "",
+                        "http://128.0.0.1/", "http://[127.0.0.1]/"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        assert_true(pc_url_is_loopback(yes[i]));
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        assert_false(pc_url_is_loopback(no[i]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -103,6 +117,7 @@ int main(void)
         cmocka_unit_test(range_edges),
         cmocka_unit_test(ranges_to_ignore),
         cmocka_unit_test(if_none_match_lists),
+        cmocka_unit_test(loopback_urls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
