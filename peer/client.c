@@ -669,14 +669,13 @@ static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
 {
     plink *pl = pc_link_user(l);
     client *c = pl->c;
-    if (pl->pending) {
+    if (pl->budget == PL_PENDING) {
         /* accepted links are taken up to twice the dialling budget */
         if (c->nlinks >= 2 * c->cfg->max_links)
             return -1;
-        pl->pending = 0;
         c->npending--;
-        pl->counted = 1;
         c->nlinks++;
+        pl->budget = PL_LINKED;
     }
     if (is_banned(c, key))
         return -1;
@@ -747,8 +746,8 @@ static void on_link_close(void *arg, pc_link *l, int err, const char *why)
             *pp = pl->next;
             break;
         }
-    c->nlinks -= pl->counted != 0;
-    c->npending -= pl->pending != 0;
+    c->nlinks -= pl->budget == PL_LINKED;
+    c->npending -= pl->budget == PL_PENDING;
     free(pl);
     pc_client_kick(c);
 }
@@ -791,7 +790,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     pl->link = l;
     pc_link_set_user(l, pl);
-    pl->pending = 1;
+    pl->budget = PL_PENDING;
     c->npending++;
     if (c->stopping || c->e == NULL) {
         pc_link_close(l, 1);
@@ -800,9 +799,9 @@ static void on_connection(uv_stream_t *server, int status)
          * handshake takes a round trip or two, one that never finishes may not hold a slot */
         plink *old = NULL;
         for (plink *p = c->links; p != NULL; p = p->next)
-            if (p->pending)
+            if (p->budget == PL_PENDING)
                 old = p;
-        old->pending = 0;
+        old->budget = PL_UNCOUNTED;
         c->npending--;
         pc_link_close(old->link, 1);
     }
@@ -835,7 +834,7 @@ static void dial(client *c, const pc_tc_peer *p)
         free(pl);
         return;
     }
-    pl->counted = 1;
+    pl->budget = PL_LINKED;
     c->nlinks++;
     pl->link = l;
     pc_link_set_user(l, pl);
@@ -1111,23 +1110,27 @@ static int fetch(const client *c, const char *path, size_t max, pc_buf *body)
     return fetch_from(c->cfg->origin, path, max, body);
 }
 
-/* The key --tracker serves at /api/tracker-key, for a manifest that names no tracker. */
-static int tracker_key(client *c, uint8_t pk[32])
+/* The Ed25519 key a server publishes as {"ed25519": base64} at BASE/PATH (/api/origin-key,
+ * /api/tracker-key): its base64 in |b64| and its 32 bytes in |pk|; -1 after saying why. */
+static int fetch_key(const char *base, const char *path, char *b64, size_t n, uint8_t pk[32])
 {
     pc_buf body;
-    int rc = fetch_from(c->tracker_url, "api/tracker-key", 4096, &body);
+    int rc = fetch_from(base, path, 4096, &body);
     json_t *o = NULL;
+    const char *v = NULL;
     size_t kl = 0;
-    const char *b64 = NULL;
     if (rc == 0 && pc_json_parse_object(body.data, body.len, 4096, &o, NULL, 0) == 0)
-        b64 = pc_json_str(o, "ed25519");
-    if (rc == 0 && (b64 == NULL || pc_b64_decode(b64, strlen(b64), pk, 32, &kl, 0) != 0 || kl != 32)) {
-        fprintf(stderr, "peercdn-peer: %s/api/tracker-key is not {\"ed25519\": base64 of 32 bytes}\n", c->tracker_url);
+        v = pc_json_str(o, "ed25519");
+    if (rc == 0 && (v == NULL || strlen(v) >= n || pc_b64_decode(v, strlen(v), pk, 32, &kl, 0) != 0 || kl != 32)) {
+        fprintf(stderr, "peercdn-peer: %s%s%s is not {\"ed25519\": base64 of 32 bytes}\n", base,
+                base[0] != '\0' && base[strlen(base) - 1] == '/' ? "" : "/", path);
         rc = PC_EPARSE;
     }
+    if (rc == 0)
+        snprintf(b64, n, "%s", v);
     json_decref(o);
     pc_buf_clear(&body);
-    return rc;
+    return rc == 0 ? 0 : -1;
 }
 
 static int key_path(const client *c, char *out, size_t n)
@@ -1137,23 +1140,6 @@ static int key_path(const client *c, char *out, size_t n)
     pc_blake2b256(c->cfg->origin, strlen(c->cfg->origin), h);
     pc_hex(h, 16, hex);
     return (size_t)snprintf(out, n, "%s/origin-%s.key", c->cfg->state_dir, hex) < n ? 0 : PC_ETOOBIG;
-}
-
-/* The origin's /api/origin-key into |out| (base64); -1 after saying why. */
-static int fetch_origin_key(client *c, char *out, size_t n)
-{
-    pc_buf body;
-    if (fetch(c, "api/origin-key", 4096, &body) != 0) {
-        pc_buf_clear(&body);
-        return -1;
-    }
-    json_t *o = NULL;
-    out[0] = '\0';
-    if (pc_json_parse_object(body.data, body.len, 4096, &o, NULL, 0) == 0 && pc_json_str(o, "ed25519") != NULL)
-        snprintf(out, n, "%s", pc_json_str(o, "ed25519"));
-    json_decref(o);
-    pc_buf_clear(&body);
-    return 0;
 }
 
 /* Trust on first use: written whole (a temporary file, then rename), so a crash never leaves an empty pin. */
@@ -1195,7 +1181,7 @@ static int origin_key(client *c)
         free(text);
     }
     if (b64 == NULL) {
-        if (fetch_origin_key(c, stored, sizeof(stored)) != 0)
+        if (fetch_key(c->cfg->origin, "api/origin-key", stored, sizeof(stored), c->origin_pk) != 0)
             return -1;
         b64 = stored;
         from = "the origin's /api/origin-key";
@@ -1219,10 +1205,9 @@ static int repin_loopback(client *c, const char *json, size_t jlen, const char *
 {
     char path[1200], b64[128];
     uint8_t pk[32];
-    size_t kl = 0;
     if (!c->origin_pk_pinned || !pc_url_is_loopback(c->cfg->origin) || key_path(c, path, sizeof(path)) != 0 ||
-        fetch_origin_key(c, b64, sizeof(b64)) != 0 || pc_b64_decode(b64, strlen(b64), pk, sizeof(pk), &kl, 0) != 0 ||
-        kl != 32 || pc_manifest_verify(pk, json, jlen, sig, slen) != 0)
+        fetch_key(c->cfg->origin, "api/origin-key", b64, sizeof(b64), pk) != 0 ||
+        pc_manifest_verify(pk, json, jlen, sig, slen) != 0)
         return -1;
     PC_LOGW("peer", "the loopback origin %s has a new key (re-created); pinning it instead of the one in %s",
             c->cfg->origin, path);
@@ -1329,7 +1314,8 @@ static int setup(client *c)
     if (c->tracker_url[0] != '\0' && !c->mf->has_tracker) {
         /* the origin vouches for no tracker; the one named on the command line is trusted for its key (what
          * peers send is still checked against the signed hashes) */
-        if (tracker_key(c, c->id.tracker_pk) != 0)
+        char b64[128];
+        if (fetch_key(c->tracker_url, "api/tracker-key", b64, sizeof(b64), c->id.tracker_pk) != 0)
             return -1;
         PC_LOGW("peer", "the manifest names no tracker: trusting the key %s serves (--tracker)", c->tracker_url);
     }

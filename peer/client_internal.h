@@ -37,8 +37,9 @@ struct plink {
     int in_engine;
     uint8_t key[32];
     int has_key;              /* known (connect: from the tracker; accept: after the handshake) */
-    int counted;              /* in nlinks: dialled, or accepted and through the handshake */
-    int pending;              /* in npending: accepted, handshake not done */
+    enum { PL_UNCOUNTED, PL_PENDING, PL_LINKED } budget; /* PENDING: accepted, in the handshake (npending);
+                                                          * LINKED: dialled or through it (nlinks);
+                                                          * UNCOUNTED: being closed before either */
     uint32_t next_id;         /* our request ids on this link */
     plink *next;
 };
