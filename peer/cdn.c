@@ -5,13 +5,14 @@
  * only once the answer's status is the one asked for (200 for a whole part, 206 with the very
  * Content-Range asked for): an error page, or a whole file where a range was asked, would otherwise be
  * kept as the segment's bytes and resumed after. Lengths are checked against the signed sizes, so an
- * origin that sends more or less is a failure, not a buffer overrun. Under a download cap (the token bucket shared with the peer
- * links) a part is fetched in Range requests of CDN_CAP_CHUNK bytes, each started only while the bucket
- * is not in debt, so no burst exceeds a chunk per transfer. (Pausing inside the write callback would be
+ * origin that sends more or less is a failure, not a buffer overrun. Under a download cap (the token
+ * bucket shared with the peer links) a part is fetched in Range requests of CDN_CAP_CHUNK bytes, each
+ * started only while the bucket is not in debt, so no burst exceeds a chunk per transfer. (Pausing inside the write callback would be
  * finer, but libcurl 7.88's multi_socket API drops a paused transfer's socket for good.) The CDN waits
  * for any credit where peer links wait for 16 KiB, so the CDN, which the engine uses for what is
  * urgent, goes first.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,13 +48,7 @@ static int answer_ok(dl *d)
     curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
     if (!d->ranged)
         return status == 200;
-    pc_part parts[2];
-    int np = pc_peer_media_parts(&d->c->pm, d->rung, d->seg, parts);
-    int k = 0;
-    while (k + 1 < np && d->part_start >= parts[k].offset + parts[k].size)
-        k++;
-    return status == 206 && d->cr_first == (uint64_t)(d->part_start - parts[k].offset) &&
-           d->cr_last == (uint64_t)(d->part_end - parts[k].offset - 1);
+    return status == 206 && d->cr_first == d->range_first && d->cr_last == d->range_last;
 }
 
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
@@ -105,7 +100,9 @@ static int start_part(client *c, dl *d)
     d->ranged = pos > p->offset || d->part_end < p->offset + p->size;
     if (d->ranged) {
         char range[96];
-        snprintf(range, sizeof(range), "Range: bytes=%u-%u", pos - p->offset, d->part_end - p->offset - 1);
+        d->range_first = pos - p->offset;
+        d->range_last = d->part_end - p->offset - 1;
+        snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-%" PRIu64, d->range_first, d->range_last);
         d->headers = curl_slist_append(NULL, range);
         if (d->headers == NULL)
             return PC_ENOMEM;

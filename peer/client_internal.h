@@ -64,6 +64,7 @@ typedef struct dl {
     uint32_t part_start, part_end; /* composite offsets of the current request */
     int ranged;
     int checked;              /* the answer's status (and Content-Range) matched the request */
+    uint64_t range_first, range_last; /* the part's bytes a ranged request asks for */
     uint64_t cr_first, cr_last; /* Content-Range of the answer (UINT64_MAX: none) */
     int paused;               /* its next Range request waits for the download cap */
     char err[CURL_ERROR_SIZE];

@@ -5,8 +5,8 @@
  * --rendition pins one). They are not signed, so every URI in them (URI lines and URI="…" attributes)
  * must name something this endpoint serves from the signed manifest: a rendition's playlist, init or
  * segment, relative to the playlist. An absolute URL or anything else would let the player fetch bytes
- * that no hash checks, so such a playlist stops the endpoint from starting. A segment request is answered from the segment store when it holds the
- * verified segment; otherwise it becomes a demand on the engine (pc_engine_demand: due now, at the
+ * that no hash checks, so such a playlist stops the endpoint from starting. A segment request is
+ * answered from the segment store when it holds the verified segment; otherwise it becomes a demand on the engine (pc_engine_demand: due now, at the
  * rendition the player asked for, which also pins the engine's rung to the player's choice) and is
  * answered as soon as the segment is verified, or with 504 after PC_HLS_WAIT_S. Audio requests are
  * served from the audio part of whichever rung's composite segment holds it.

@@ -43,7 +43,7 @@ struct pc_link {
     int reading, paused, shutting;
     uint64_t shut_ms;
     size_t queued;
-    size_t queued_mem;            /* queued plus each write's bookkeeping: held under PC_LINK_QUEUE_MAX */
+    size_t nwrites;               /* queued in so many writes: with their bookkeeping, under PC_LINK_QUEUE_MAX */
     uint64_t created_ms, last_rx_ms, last_tx_ms, last_ping_ms;
     int close_err;
     char why[128];
@@ -95,7 +95,7 @@ static void on_written(uv_write_t *req, int status)
     pc_link *l = w->l;
     size_t before = l->queued;
     l->queued -= w->len;
-    l->queued_mem -= sizeof(*w) + w->len;
+    l->nwrites--;
     free(w);
     if (status < 0) {
         fail(l, PC_ENET, uv_strerror(status));
@@ -117,7 +117,7 @@ static wreq *wreq_new(pc_link *l, size_t len)
 
 static int write_out(pc_link *l, wreq *w)
 {
-    if (l->queued_mem + sizeof(*w) + w->len > PC_LINK_QUEUE_MAX) {
+    if (l->queued + w->len + (l->nwrites + 1) * sizeof(*w) > PC_LINK_QUEUE_MAX) {
         free(w);
         fail(l, PC_ELIMIT, "the peer asks for more than it reads (write queue full)");
         return PC_ELIMIT;
@@ -130,7 +130,7 @@ static int write_out(pc_link *l, wreq *w)
         return PC_ENET;
     }
     l->queued += w->len;
-    l->queued_mem += sizeof(*w) + w->len;
+    l->nwrites++;
     l->last_tx_ms = now_ms(l);
     return 0;
 }
