@@ -170,14 +170,12 @@ static void sign(const pc_tus *t, const char *scope, const char *id, int64_t exp
     pc_b64_encode(mac, sizeof(mac), out, 1);
 }
 
-/* 0 when |query| carries a valid, unexpired signature for scope/id; PC_EFORBIDDEN or PC_EEXPIRED. */
-static int verify(const pc_tus *t, const char *query, size_t qlen, const char *scope, const char *id)
+/* 0 when |exps| (canonical decimal: one signed URL, one spelling) and |sig| are a valid, unexpired
+ * signature for scope/id; PC_EFORBIDDEN or PC_EEXPIRED. */
+static int verify_cred(const pc_tus *t, const char *exps, const char *sig, const char *scope, const char *id)
 {
-    char exps[24], sig[96];
     int64_t exp;
-    if (pc_http_query_get(query, qlen, "exp", exps, sizeof(exps)) != 0 ||
-        pc_http_query_get(query, qlen, "sig", sig, sizeof(sig)) != 0 || exps[0] == '0' ||
-        parse_u64(exps, strlen(exps), &exp) != 0) /* canonical decimal: one signed URL, one spelling */
+    if (exps[0] == '0' || parse_u64(exps, strlen(exps), &exp) != 0)
         return PC_EFORBIDDEN;
     char want[64];
     sign(t, scope, id, exp, want);
@@ -186,6 +184,16 @@ static int verify(const pc_tus *t, const char *query, size_t qlen, const char *s
     if (exp < now_s())
         return PC_EEXPIRED;
     return 0;
+}
+
+/* The same with the credential in |query| (exp=E&sig=S). */
+static int verify(const pc_tus *t, const char *query, size_t qlen, const char *scope, const char *id)
+{
+    char exps[24], sig[96];
+    if (pc_http_query_get(query, qlen, "exp", exps, sizeof(exps)) != 0 ||
+        pc_http_query_get(query, qlen, "sig", sig, sizeof(sig)) != 0)
+        return PC_EFORBIDDEN;
+    return verify_cred(t, exps, sig, scope, id);
 }
 
 int pc_tus_host_valid(const char *host)
@@ -216,26 +224,29 @@ static char *make_url(const pc_tus *t, const char *host, const char *id, int64_t
     return n < 0 ? NULL : url;
 }
 
-/* An upload's path after BASE: "E.S/ID" (the credential in |cred| as the query "exp=E&sig=S") or "ID"
- * (the credential in the URL's query, as before). 0 with |id| filled; -1 when it names no upload. */
-static int upload_path_parts(const char *rest, size_t len, char id[PC_ID_LEN + 1], char *cred, size_t credlen)
+/* The upload an URL names by its path after BASE, "E.S/ID", or "ID" with the credential in |query|:
+ * its id, and in |*valid| whether the credential is good (verify's result). -1 when it names no upload. */
+static int upload_ref(const pc_tus *t, const char *rest, size_t len, const char *query, size_t qlen,
+                      char id[PC_ID_LEN + 1], int *valid)
 {
-    const char *slash = memchr(rest, '/', len);
-    cred[0] = '\0';
-    if (slash != NULL) {
-        const char *dot = memchr(rest, '.', (size_t)(slash - rest));
-        size_t el = dot != NULL ? (size_t)(dot - rest) : 0, sl = dot != NULL ? (size_t)(slash - dot - 1) : 0;
-        if (dot == NULL || el == 0 || el > 20 || sl == 0 || sl > 64 || strspn(rest, "0123456789") != el ||
-            strspn(dot + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != sl ||
-            (size_t)snprintf(cred, credlen, "exp=%.*s&sig=%.*s", (int)el, rest, (int)sl, dot + 1) >= credlen)
-            return -1;
-        len -= (size_t)(slash + 1 - rest);
-        rest = slash + 1;
-    }
-    if (len != PC_ID_LEN || !pc_id_valid(rest, len))
+    const char *slash = memchr(rest, '/', len), *idp = slash != NULL ? slash + 1 : rest;
+    size_t il = len - (size_t)(idp - rest);
+    if (il != PC_ID_LEN || !pc_id_valid(idp, il))
         return -1;
-    memcpy(id, rest, PC_ID_LEN);
+    memcpy(id, idp, PC_ID_LEN);
     id[PC_ID_LEN] = '\0';
+    if (slash == NULL) {
+        *valid = verify(t, query, qlen, "upload", id);
+        return 0;
+    }
+    char exps[24], sig[96];
+    const char *dot = memchr(rest, '.', (size_t)(slash - rest));
+    size_t el = dot != NULL ? (size_t)(dot - rest) : 0, sl = dot != NULL ? (size_t)(slash - dot - 1) : 0;
+    if (el == 0 || el >= sizeof(exps) || sl >= sizeof(sig))
+        return -1;
+    snprintf(exps, sizeof(exps), "%.*s", (int)el, rest);
+    snprintf(sig, sizeof(sig), "%.*s", (int)sl, dot + 1);
+    *valid = verify_cred(t, exps, sig, "upload", id);
     return 0;
 }
 
@@ -634,15 +645,14 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
             size_t blen = strlen(t->base_path);
             const char *q = memchr(path, '?', (size_t)(e - path));
             const char *idend = q != NULL ? q : e;
-            char pid[PC_ID_LEN + 1], cred[128];
+            char pid[PC_ID_LEN + 1];
+            int pv;
             if ((size_t)(idend - path) < blen || strncmp(path, t->base_path, blen) != 0 ||
-                upload_path_parts(path + blen, (size_t)(idend - path) - blen, pid, cred, sizeof(cred)) != 0) {
+                upload_ref(t, path + blen, (size_t)(idend - path) - blen, q != NULL ? q + 1 : "",
+                           q != NULL ? (size_t)(e - q - 1) : 0, pid, &pv) != 0) {
                 op_free(op);
                 return reply_error(r, 400, "bad_concat", "Upload-Concat lists a URL that is not an upload of this server");
             }
-            int pv = cred[0] != '\0' ? verify(t, cred, strlen(cred), "upload", pid)
-                     : q != NULL      ? verify(t, q + 1, (size_t)(e - q - 1), "upload", pid)
-                                      : PC_EFORBIDDEN;
             if (pv != 0) {
                 op_free(op);
                 return reply_error(r, 403, pv == PC_EEXPIRED ? "expired" : "bad_signature",
@@ -805,10 +815,10 @@ static int load_upload(pc_tus *t, const char *id, pc_upload *u, pc_tus_reply *r)
     return 0;
 }
 
-static int handle_upload(pc_tus *t, const pc_tus_request *req, const char *method, const char *id, const char *query,
-                         size_t qlen, pc_tus_reply *r, pc_tus_op **opp)
+/* |v|: whether the URL's credential is good (upload_ref). */
+static int handle_upload(pc_tus *t, const pc_tus_request *req, const char *method, const char *id, int v,
+                         pc_tus_reply *r, pc_tus_op **opp)
 {
-    int v = verify(t, query, qlen, "upload", id);
     if (v == PC_EEXPIRED)
         return reply_error(r, 403, "expired", "the upload URL has expired");
     if (v != 0)
@@ -984,14 +994,11 @@ int pc_tus_begin(pc_tus *t, const pc_tus_request *req, pc_tus_reply *early, pc_t
         }
         return handle_creation(t, req, query, qlen, early, op);
     }
-    char idbuf[PC_ID_LEN + 1], cred[128];
-    if (upload_path_parts(path + blen, plen - blen, idbuf, cred, sizeof(cred)) != 0)
+    char idbuf[PC_ID_LEN + 1];
+    int v;
+    if (upload_ref(t, path + blen, plen - blen, query, qlen, idbuf, &v) != 0)
         return reply_error(early, 404, "not_found", "no such upload");
-    if (cred[0] != '\0') {
-        query = cred;
-        qlen = strlen(cred);
-    }
-    return handle_upload(t, req, method, idbuf, query, qlen, early, op);
+    return handle_upload(t, req, method, idbuf, v, early, op);
 }
 
 /* ---- body streaming ---- */
