@@ -44,7 +44,7 @@ int pc_sqlite_open(pc_sqlite *s, const char *path, const char *const *schema, si
         pc_sqlite_close(s);
         return PC_EDB;
     }
-    sqlite3_busy_timeout(s->h, 5000);
+    sqlite3_busy_timeout(s->h, PC_SQLITE_BUSY_MS);
     /* the first statement reads the file: one that is not a database fails here, said by the caller */
     char *err = NULL;
     if (sqlite3_exec(s->h, "PRAGMA journal_mode=WAL", NULL, NULL, &err) != SQLITE_OK) {

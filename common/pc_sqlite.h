@@ -13,6 +13,8 @@
 
 #include "pc_error.h"
 
+#define PC_SQLITE_BUSY_MS 5000
+
 typedef struct pc_sqlite {
     sqlite3 *h;
     int depth; /* transaction nesting */
@@ -23,7 +25,7 @@ typedef struct pc_sqlite {
 int pc_sqlite_open(pc_sqlite *s, const char *path, const char *const *schema, size_t n) PC_MUST_CHECK;
 /* Closes; safe on a pc_sqlite that failed to open. */
 void pc_sqlite_close(pc_sqlite *s);
-/* How long a statement waits for another connection's lock before it fails (5 s after open). */
+/* How long a statement waits for another connection's lock before it fails (PC_SQLITE_BUSY_MS after open). */
 void pc_sqlite_busy_wait(pc_sqlite *s, int ms);
 int pc_sqlite_exec(pc_sqlite *s, const char *sql) PC_MUST_CHECK;
 int pc_sqlite_begin(pc_sqlite *s) PC_MUST_CHECK;

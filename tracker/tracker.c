@@ -24,6 +24,7 @@
 #include "pc_json.h"
 #include "pc_log.h"
 #include "pc_rng.h"
+#include "pc_sqlite.h"
 #include "ratelimit.h"
 #include "registry.h"
 #include "report.h"
@@ -619,7 +620,7 @@ int pc_tracker_serve(const pc_tracker_config *cfg)
     printf("peercdn-tracker listening on http://%s (key %s)\n", bound, t->pk_b64);
     fflush(stdout);
     uv_run(t->loop, UV_RUN_DEFAULT);
-    pc_tstore_busy_wait(t->store, 5000);
+    pc_tstore_busy_wait(t->store, PC_SQLITE_BUSY_MS); /* the final save waits as long as at open */
     save_all(t);
     rc = 0;
 out:
