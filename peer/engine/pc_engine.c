@@ -14,6 +14,9 @@
  * included; until it has this much behind it in all, that wait weighs too much (20 ms of CDN latency
  * against 1 ms of bytes read as a twentieth of the link), and the start estimate stands. */
 #define TPUT_TRUST_US 500000.0
+/* The downlink's peak is read off the meter once its window holds this much activity (a single fast
+ * burst reads as a rate the link cannot keep up). */
+#define DOWN_PEAK_ACTIVE_US 500000.0
 #define BUSY_BACKOFF_US 1000000 /* a peer that refused for capacity is left alone this long, */
 #define BUSY_STREAK_MAX 3        /* doubled for each refusal in a row, up to 4 s */
 
@@ -120,6 +123,7 @@ struct pc_engine {
     int cdn_mode;
     int yielding;                 /* prefetches wait: an urgent CDN transfer runs late (yield_to_urgent) */
     meter m_p2p, m_all;
+    double down_peak;             /* the highest combined receive rate measured, bytes/s (prefetch_budget) */
     uint64_t stepped_at;
     int p2p_wanted;               /* peers are fetching, or there is work peers could take */
     uint64_t buf_end;             /* contiguous playable content, as of the last pass */
@@ -993,6 +997,29 @@ static double bytes_left(const pc_engine *e, uint32_t r, uint32_t i)
     return (double)(seg_size(e, r, i) - (r == s->rung ? s->got : 0));
 }
 
+/* Bytes the transfers in flight still have to receive. */
+static double bytes_in_flight(const pc_engine *e)
+{
+    double b = 0;
+    for (size_t k = 0; k < e->nx; k++)
+        b += (double)(e->x[k].len - e->x[k].got);
+    return b;
+}
+
+/* How many bytes may be in flight, prefetches included, with |buffered| µs of playable content: what
+ * the downlink can receive before that content runs out (less safety_us), at the fastest rate it has
+ * been measured to (every transfer shares it; a prefetch started beyond this slows the segments due
+ * first). No limit (-1) before anything was measured. */
+static double prefetch_budget(const pc_engine *e, uint64_t buffered)
+{
+    double cap = e->down_peak;
+    if (e->cdn_measured && e->cdn_rate > cap)
+        cap = e->cdn_rate;
+    if (cap <= 0)
+        return -1;
+    return cap * (double)(buffered > e->cfg.safety_us ? buffered - e->cfg.safety_us : 0) / 1e6;
+}
+
 static void schedule(pc_engine *e, uint64_t now)
 {
     e->p2p_wanted = 0;
@@ -1015,6 +1042,8 @@ static void schedule(pc_engine *e, uint64_t now)
         swarm_lacks = avail(e, e->abr.cur, next) == 0;
     update_mode(e, swarm_lacks);
     meters_to(e, now);
+    if (e->m_all.active >= DOWN_PEAK_ACTIVE_US && meter_rate(&e->m_all) > e->down_peak)
+        e->down_peak = meter_rate(&e->m_all);
     double tput = abr_throughput(e);
     /* the buffer as update_player measured it at the start of this pass */
     uint64_t pos = content_pos(e), buffered = e->buf_end > pos ? e->buf_end - pos : 0;
@@ -1097,12 +1126,19 @@ static void schedule(pc_engine *e, uint64_t now)
             cands[j] = cands[j - 1];
         cands[j] = c;
     }
+    double budget = prefetch_budget(e, buffered), flying = budget >= 0 ? bytes_in_flight(e) : 0;
     for (size_t k = 0; k < nc && prefetch_busy(e) < e->cfg.prefetch_inflight && any_free(e); k++) {
         uint32_t i = cands[k].i, r = cands[k].rung;
-        double peta = 0;
-        uint32_t pk = best_peer(e, r, i, bytes_left(e, r, i), &peta);
-        if (pk != PC_SRC_CDN)
+        double peta = 0, bytes = bytes_left(e, r, i);
+        if (budget >= 0 && flying + bytes > budget) {
+            e->p2p_wanted = 0; /* held back by the downlink, as when yielding: not a weak swarm */
+            break;
+        }
+        uint32_t pk = best_peer(e, r, i, bytes, &peta);
+        if (pk != PC_SRC_CDN) {
             start_xfer(e, pk, r, i, 1, now);
+            flying += bytes;
+        }
     }
 }
 

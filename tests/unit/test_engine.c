@@ -262,6 +262,48 @@ static void prefetches_yield_the_downlink_to_a_late_cdn_segment(void **state)
     assert_true(p2p > 0); /* the swarm still carries what it can */
 }
 
+/* A seek with a fast swarm on a downlink 2.3 times the top rung (as for the evening-peak viewers that
+ * stalled after a seek): the CDN start-up gives the player 4 s, the segments due next go to peers, and a
+ * dozen prefetches started with them would each take as much of the downlink, leaving those segments
+ * late, rescued to the CDN, and the prefetches cancelled for them (yields). In flight there is never
+ * more than the downlink can receive before the buffer runs out, so the segments due first keep the
+ * link: no stall and no yield, and the CDN carries a sixteenth of what the swarm does (a fifth before). */
+static pc_engine_stats seek_run(int cdn_only)
+{
+    static w_media wm;
+    w_media_init(&wm, 100, 4, 3, ladder);
+    pc_engine_config c = cfg_default();
+    c.start_bps = 4600000; /* the top rung from the start */
+    c.cdn_only = cdn_only;
+    w_world w;
+    w_init(&w, &wm, &c, 50);
+    w.down_rate = 4.6e6 / 8;
+    for (int k = 0; k < 12; k++)
+        w_add_peer(&w, 20, 0, 99);
+    w_start(&w);
+    w_run_until(&w, 40 * S);
+    pc_engine_seek(w.e, 200 * S, w.now);
+    w_handle_actions(&w);
+    while (w.now < 800 * S && pc_engine_player(w.e)->state != PC_PLAYER_ENDED)
+        w_step(&w);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, w.now, &st);
+    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    assert_int_equal(st.seeks, 1);
+    w_free(&w);
+    return st;
+}
+
+static void prefetches_after_a_seek_leave_the_downlink_to_the_segments_due_first(void **state)
+{
+    (void)state;
+    assert_int_equal(seek_run(1).stalls, 0); /* CDN alone: no stall */
+    pc_engine_stats st = seek_run(0);
+    assert_int_equal(st.stalls, 0);
+    assert_int_equal(st.yields, 0);
+    assert_true(st.bytes_p2p > 10 * st.bytes_cdn);
+}
+
 /* A copy begun and left (a prefetch that yielded) at one rung, then asked for at another by a real player:
  * fetched whole at the rung asked for, not resumed from the other rung's bytes (which would have made a
  * copy that fails its hash, and banned the peers that sent them). */
@@ -993,6 +1035,7 @@ int main(void)
         cmocka_unit_test(a_slow_swarm_does_not_hold_the_rung_down),
         cmocka_unit_test(prefetch_follows_the_rung_the_abr_climbs_to),
         cmocka_unit_test(prefetches_yield_the_downlink_to_a_late_cdn_segment),
+        cmocka_unit_test(prefetches_after_a_seek_leave_the_downlink_to_the_segments_due_first),
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
         cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
         cmocka_unit_test(no_peer_yet_at_the_start_is_not_a_weak_swarm),
