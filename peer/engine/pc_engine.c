@@ -1006,22 +1006,23 @@ static double bytes_in_flight(const pc_engine *e)
     return b;
 }
 
-/* How many bytes may be in flight, prefetches included, with |buffered| µs of playable content: what
- * the downlink can receive before that content runs out (less safety_us), at the fastest rate it has
- * been measured to (every transfer shares it; a prefetch started beyond this slows the segments due
- * first). No limit (-1) before anything was measured, nor for a P2P-only viewer: as with the yield,
- * the segments due first have no CDN to be rescued to, and holding prefetches back only stalled it
- * more (surplus test swarm 0.10% → 0.46% rebuffering). */
-static double prefetch_budget(const pc_engine *e, uint64_t buffered)
+/* What the downlink is known to carry (bytes/s): the fastest combined rate measured, or the CDN's
+ * per-transfer rate if higher; 0 before either was measured. */
+static double downlink_cap(const pc_engine *e)
 {
-    if (e->cfg.p2p_only)
-        return -1;
     double cap = e->down_peak;
     if (e->cdn_measured && e->cdn_rate > cap)
         cap = e->cdn_rate;
-    if (cap <= 0)
-        return -1;
-    return cap * (double)(buffered > e->cfg.safety_us ? buffered - e->cfg.safety_us : 0) / 1e6;
+    return cap;
+}
+
+/* What the sources of the transfers in flight are expected to send together (bytes/s). */
+static double rates_in_flight(const pc_engine *e)
+{
+    double r = 0;
+    for (size_t k = 0; k < e->nx; k++)
+        r += e->x[k].src == PC_SRC_CDN ? e->cdn_rate : e->peers[e->x[k].src].rate;
+    return r;
 }
 
 static void schedule(pc_engine *e, uint64_t now)
@@ -1130,19 +1131,26 @@ static void schedule(pc_engine *e, uint64_t now)
             cands[j] = cands[j - 1];
         cands[j] = c;
     }
-    double budget = prefetch_budget(e, buffered), flying = budget >= 0 ? bytes_in_flight(e) : 0;
+    /* Prefetches fit the downlink (docs/engine.md): one is held back when the link is full (the sources
+     * in flight, it included, are expected to send more than the link carries) and what is in flight,
+     * it included, is more than the link receives before the buffer runs out (less safety_us). Not for
+     * a P2P-only viewer, which has no CDN to rescue the segments due first, as with the yield. */
+    double cap = e->cfg.p2p_only ? 0 : downlink_cap(e);
+    double budget = cap * (double)(buffered > e->cfg.safety_us ? buffered - e->cfg.safety_us : 0) / 1e6;
+    double flying = cap > 0 ? bytes_in_flight(e) : 0, rates = cap > 0 ? rates_in_flight(e) : 0;
     for (size_t k = 0; k < nc && prefetch_busy(e) < e->cfg.prefetch_inflight && any_free(e); k++) {
         uint32_t i = cands[k].i, r = cands[k].rung;
         double peta = 0, bytes = bytes_left(e, r, i);
-        if (budget >= 0 && flying + bytes > budget) {
+        uint32_t pk = best_peer(e, r, i, bytes, &peta);
+        if (pk == PC_SRC_CDN)
+            continue;
+        if (cap > 0 && flying + bytes > budget && rates + e->peers[pk].rate > cap) {
             e->p2p_wanted = 0; /* held back by the downlink, as when yielding: not a weak swarm */
             break;
         }
-        uint32_t pk = best_peer(e, r, i, bytes, &peta);
-        if (pk != PC_SRC_CDN) {
-            start_xfer(e, pk, r, i, 1, now);
-            flying += bytes;
-        }
+        start_xfer(e, pk, r, i, 1, now);
+        flying += bytes;
+        rates += e->peers[pk].rate;
     }
 }
 

@@ -268,7 +268,7 @@ static void prefetches_yield_the_downlink_to_a_late_cdn_segment(void **state)
  * late, rescued to the CDN, and the prefetches cancelled for them (yields). In flight there is never
  * more than the downlink can receive before the buffer runs out, so the segments due first keep the
  * link: no stall and no yield, and the CDN carries a sixteenth of what the swarm does (a fifth before). */
-static pc_engine_stats seek_run(int cdn_only)
+static pc_engine_stats seek_run(int cdn_only, double down_mbps)
 {
     static w_media wm;
     w_media_init(&wm, 100, 4, 3, ladder);
@@ -277,7 +277,7 @@ static pc_engine_stats seek_run(int cdn_only)
     c.cdn_only = cdn_only;
     w_world w;
     w_init(&w, &wm, &c, 50);
-    w.down_rate = 4.6e6 / 8;
+    w.down_rate = down_mbps * 1e6 / 8;
     for (int k = 0; k < 12; k++)
         w_add_peer(&w, 20, 0, 99);
     w_start(&w);
@@ -297,11 +297,38 @@ static pc_engine_stats seek_run(int cdn_only)
 static void prefetches_after_a_seek_leave_the_downlink_to_the_segments_due_first(void **state)
 {
     (void)state;
-    assert_int_equal(seek_run(1).stalls, 0); /* CDN alone: no stall */
-    pc_engine_stats st = seek_run(0);
+    assert_int_equal(seek_run(1, 4.6).stalls, 0); /* CDN alone: no stall */
+    pc_engine_stats st = seek_run(0, 4.6);
     assert_int_equal(st.stalls, 0);
     assert_int_equal(st.yields, 0);
     assert_true(st.bytes_p2p > 10 * st.bytes_cdn);
+    /* on 3 Mbit/s, 1.5 times the rung, the segment due first stalled before */
+    assert_int_equal(seek_run(1, 3.0).stalls, 0);
+    assert_int_equal(seek_run(0, 3.0).stalls, 0);
+}
+
+/* Slow uploaders (0.5 Mbit/s each, twelve of them, for a 2 Mbit/s rung on a 2.6 Mbit/s downlink) and
+ * 10 s segments: a transfer in flight holds many bytes but uses little of the link. A limit on bytes
+ * alone held the prefetches back while the buffer was short, the peers then delivered less than the
+ * video plays, the buffer stayed short, and the CDN rescued segment after segment (344 MB from the CDN
+ * against 14 MB without the limit). A prefetch is held back only while the link is also full: the
+ * sources in flight are expected to send more than it carries. */
+static void slow_uploaders_with_long_segments_are_not_held_back(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 150, 10, 3, ladder);
+    pc_engine_config c = cfg_default();
+    c.start_bps = 4600000;
+    w_world w;
+    w_init(&w, &wm, &c, 50);
+    w.down_rate = 2.6e6 / 8;
+    for (int k = 0; k < 12; k++)
+        w_add_peer(&w, 0.5, 0, 149);
+    pc_engine_stats st = play_to_end(&w, 3000 * S);
+    assert_true(st.bytes_p2p > 10 * st.bytes_cdn);
+    assert_true(st.stalls <= 2);
+    w_free(&w);
 }
 
 /* A copy begun and left (a prefetch that yielded) at one rung, then asked for at another by a real player:
@@ -1036,6 +1063,7 @@ int main(void)
         cmocka_unit_test(prefetch_follows_the_rung_the_abr_climbs_to),
         cmocka_unit_test(prefetches_yield_the_downlink_to_a_late_cdn_segment),
         cmocka_unit_test(prefetches_after_a_seek_leave_the_downlink_to_the_segments_due_first),
+        cmocka_unit_test(slow_uploaders_with_long_segments_are_not_held_back),
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
         cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
         cmocka_unit_test(no_peer_yet_at_the_start_is_not_a_weak_swarm),
