@@ -226,6 +226,18 @@ static void prefetch_follows_the_rung_the_abr_climbs_to(void **state)
     w_free(&w);
 }
 
+/* A viewer on a |down_mbps| downlink (the CDN at 50 Mbit/s) whose throughput estimate starts at
+ * |start_bps|, and |npeers| peers of |peer_mbps| each holding every segment, joining at |join_at|. */
+static void downlink_world(w_world *w, w_media *wm, pc_engine_config *c, double down_mbps, uint64_t start_bps,
+                           int npeers, double peer_mbps, uint64_t join_at)
+{
+    c->start_bps = start_bps;
+    w_init(w, wm, c, 50);
+    w->down_rate = down_mbps * 1e6 / 8;
+    for (int k = 0; k < npeers; k++)
+        w_add_peer(w, peer_mbps, 0, wm->m.n_segments - 1)->join_at = join_at;
+}
+
 /* A viewer whose downlink is the bottleneck (2.6 Mbit/s for a 2 Mbit/s top rung) and whose swarm could
  * send far more: a minute of prefetches from fast peers shares the downlink with the segment due next.
  * When that segment, on the CDN, runs late, the prefetches yield (cancelled, bytes kept) and none starts
@@ -235,15 +247,10 @@ static uint32_t downlink_bound_run(int cdn_only, uint32_t *yields, uint64_t *p2p
     static w_media wm;
     w_media_init(&wm, 60, 4, 3, ladder);
     pc_engine_config c = cfg_default();
-    c.start_bps = 2600000; /* rung 2 from the start: 2 Mbit/s ≤ 0.8 × 2.6 */
     c.cdn_only = cdn_only;
     w_world w;
-    w_init(&w, &wm, &c, 50);
-    w.down_rate = 2.6e6 / 8;
-    for (int k = 0; k < 8; k++) {
-        w_peer *p = w_add_peer(&w, 20, 0, 59);
-        p->join_at = 6 * S; /* after the start-up */
-    }
+    /* rung 2 from the start (2 Mbit/s ≤ 0.8 × 2.6); the peers come after the start-up */
+    downlink_world(&w, &wm, &c, 2.6, 2600000, 8, 20, 6 * S);
     pc_engine_stats st = play_to_end(&w, 400 * S);
     *yields = st.yields;
     *p2p = st.bytes_p2p;
@@ -273,13 +280,9 @@ static pc_engine_stats seek_run(int cdn_only, double down_mbps)
     static w_media wm;
     w_media_init(&wm, 100, 4, 3, ladder);
     pc_engine_config c = cfg_default();
-    c.start_bps = 4600000; /* the top rung from the start */
     c.cdn_only = cdn_only;
     w_world w;
-    w_init(&w, &wm, &c, 50);
-    w.down_rate = down_mbps * 1e6 / 8;
-    for (int k = 0; k < 12; k++)
-        w_add_peer(&w, 20, 0, 99);
+    downlink_world(&w, &wm, &c, down_mbps, 4600000, 12, 20, 0); /* the top rung from the start */
     w_start(&w);
     w_run_until(&w, 40 * S);
     pc_engine_seek(w.e, 200 * S, w.now);
@@ -319,12 +322,8 @@ static void slow_uploaders_with_long_segments_are_not_held_back(void **state)
     static w_media wm;
     w_media_init(&wm, 150, 10, 3, ladder);
     pc_engine_config c = cfg_default();
-    c.start_bps = 4600000;
     w_world w;
-    w_init(&w, &wm, &c, 50);
-    w.down_rate = 2.6e6 / 8;
-    for (int k = 0; k < 12; k++)
-        w_add_peer(&w, 0.5, 0, 149);
+    downlink_world(&w, &wm, &c, 2.6, 4600000, 12, 0.5, 0);
     pc_engine_stats st = play_to_end(&w, 3000 * S);
     assert_true(st.bytes_p2p > 10 * st.bytes_cdn);
     assert_true(st.stalls <= 2);
@@ -349,12 +348,8 @@ static void a_demand_at_another_rung_drops_a_begun_copy(void **state)
     static w_media wm;
     w_media_init(&wm, 60, 4, 3, ladder);
     pc_engine_config c = cfg_default();
-    c.start_bps = 2600000;
     w_world w;
-    w_init(&w, &wm, &c, 50);
-    w.down_rate = 2.6e6 / 8;
-    for (int k = 0; k < 8; k++)
-        w_add_peer(&w, 20, 0, 59)->join_at = 6 * S;
+    downlink_world(&w, &wm, &c, 2.6, 2600000, 8, 20, 6 * S);
     w_start(&w);
     /* run until a yield leaves a copy begun, not in flight */
     uint32_t found = UINT32_MAX;
