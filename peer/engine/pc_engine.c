@@ -1025,6 +1025,22 @@ static double rates_in_flight(const pc_engine *e)
     return r;
 }
 
+/* Whether one more transfer, of |bytes| from a source expected at |rate| bytes/s, would crowd the segments
+ * due first off the downlink (docs/engine.md, "Prefetches fit the downlink"): the link is full (the
+ * sources in flight, |rates| together, and it would send more than the link carries) and the buffer is
+ * short (the |flying| bytes still to come, and its own, are more than the link receives before the
+ * |buffered| µs of content run out, less safety_us). Never before the link was measured, nor for a
+ * P2P-only viewer, which has no CDN to rescue the segments due first (as with the yield). */
+static int crowds_downlink(const pc_engine *e, uint64_t buffered, double flying, double rates, double bytes,
+                           double rate)
+{
+    double cap = e->cfg.p2p_only ? 0 : downlink_cap(e);
+    if (cap <= 0)
+        return 0;
+    double budget = cap * (double)(buffered > e->cfg.safety_us ? buffered - e->cfg.safety_us : 0) / 1e6;
+    return flying + bytes > budget && rates + rate > cap;
+}
+
 static void schedule(pc_engine *e, uint64_t now)
 {
     e->p2p_wanted = 0;
@@ -1102,6 +1118,10 @@ static void schedule(pc_engine *e, uint64_t now)
             double ceta = eta(e, PC_SRC_CDN, bytes);
             double due = (double)ahead - (double)e->cfg.safety_us;
             int cdn_free = cdn_allowed && cdn_busy(e) < e->cfg.cdn_inflight;
+            /* a second urgent CDN transfer waits while it would crowd the first off the link */
+            if (cdn_free && cdn_busy(e) > 0 &&
+                crowds_downlink(e, buffered, bytes_in_flight(e), rates_in_flight(e), bytes, e->cdn_rate))
+                cdn_free = 0;
             if (pk != PC_SRC_CDN && !e->cdn_mode && (peta <= due || peta <= ceta || !cdn_free))
                 start_xfer(e, pk, r, i, 0, now);
             else if (cdn_free)
@@ -1131,20 +1151,14 @@ static void schedule(pc_engine *e, uint64_t now)
             cands[j] = cands[j - 1];
         cands[j] = c;
     }
-    /* Prefetches fit the downlink (docs/engine.md): one is held back when the link is full (the sources
-     * in flight, it included, are expected to send more than the link carries) and what is in flight,
-     * it included, is more than the link receives before the buffer runs out (less safety_us). Not for
-     * a P2P-only viewer, which has no CDN to rescue the segments due first, as with the yield. */
-    double cap = e->cfg.p2p_only ? 0 : downlink_cap(e);
-    double budget = cap * (double)(buffered > e->cfg.safety_us ? buffered - e->cfg.safety_us : 0) / 1e6;
-    double flying = cap > 0 ? bytes_in_flight(e) : 0, rates = cap > 0 ? rates_in_flight(e) : 0;
+    double flying = bytes_in_flight(e), rates = rates_in_flight(e);
     for (size_t k = 0; k < nc && prefetch_busy(e) < e->cfg.prefetch_inflight && any_free(e); k++) {
         uint32_t i = cands[k].i, r = cands[k].rung;
         double peta = 0, bytes = bytes_left(e, r, i);
         uint32_t pk = best_peer(e, r, i, bytes, &peta);
         if (pk == PC_SRC_CDN)
             continue;
-        if (cap > 0 && flying + bytes > budget && rates + e->peers[pk].rate > cap) {
+        if (crowds_downlink(e, buffered, flying, rates, bytes, e->peers[pk].rate)) {
             e->p2p_wanted = 0; /* held back by the downlink, as when yielding: not a weak swarm */
             break;
         }
