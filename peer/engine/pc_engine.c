@@ -123,7 +123,7 @@ struct pc_engine {
     int cdn_mode;
     int yielding;                 /* prefetches wait: an urgent CDN transfer runs late (yield_to_urgent) */
     meter m_p2p, m_all;
-    double down_peak;             /* the highest combined receive rate measured, bytes/s (prefetch_budget) */
+    double down_peak;             /* the highest combined receive rate measured, bytes/s (downlink_cap) */
     uint64_t stepped_at;
     int p2p_wanted;               /* peers are fetching, or there is work peers could take */
     uint64_t buf_end;             /* contiguous playable content, as of the last pass */
