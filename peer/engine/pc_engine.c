@@ -516,6 +516,16 @@ static int start_xfer(pc_engine *e, uint32_t src, uint32_t rung, uint32_t i, int
     return 1;
 }
 
+/* Whether an urgent CDN transfer for a segment before |i| is in flight: the ones a second CDN transfer
+ * could crowd off the downlink (one for a later segment, a rescued prefetch, is not held up for). */
+static int cdn_before(const pc_engine *e, uint32_t i)
+{
+    for (size_t k = 0; k < e->nx; k++)
+        if (e->x[k].src == PC_SRC_CDN && e->x[k].seg < i)
+            return 1;
+    return 0;
+}
+
 static uint32_t cdn_busy(const pc_engine *e)
 {
     uint32_t n = 0;
@@ -768,6 +778,50 @@ static void cdn_failed(pc_engine *e)
     e->cdn_retry_at = e->now + backoff;
 }
 
+/* Bytes the transfers in flight still have to receive. */
+static double bytes_in_flight(const pc_engine *e)
+{
+    double b = 0;
+    for (size_t k = 0; k < e->nx; k++)
+        b += (double)(e->x[k].len - e->x[k].got);
+    return b;
+}
+
+/* What the downlink is known to carry (bytes/s): the fastest combined rate measured, or the CDN's
+ * per-transfer rate if higher; 0 before either was measured. */
+static double downlink_cap(const pc_engine *e)
+{
+    double cap = e->down_peak;
+    if (e->cdn_measured && e->cdn_rate > cap)
+        cap = e->cdn_rate;
+    return cap;
+}
+
+/* What the sources of the transfers in flight are expected to send together (bytes/s). */
+static double rates_in_flight(const pc_engine *e)
+{
+    double r = 0;
+    for (size_t k = 0; k < e->nx; k++)
+        r += e->x[k].src == PC_SRC_CDN ? e->cdn_rate : e->peers[e->x[k].src].rate;
+    return r;
+}
+
+/* Whether one more transfer, of |bytes| from a source expected at |rate| bytes/s, would crowd the segments
+ * due first off the downlink (docs/engine.md, "Prefetches fit the downlink"): the link is full (the
+ * sources in flight, |rates| together, and it would send more than the link carries) and the buffer is
+ * short (the |flying| bytes still to come, and its own, are more than the link receives before the
+ * |buffered| µs of content run out, less safety_us). Never before the link was measured, nor for a
+ * P2P-only viewer, which has no CDN to rescue the segments due first (as with the yield). */
+static int crowds_downlink(const pc_engine *e, uint64_t buffered, double flying, double rates, double bytes,
+                           double rate)
+{
+    double cap = e->cfg.p2p_only ? 0 : downlink_cap(e);
+    if (cap <= 0)
+        return 0;
+    double budget = cap * (double)(buffered > e->cfg.safety_us ? buffered - e->cfg.safety_us : 0) / 1e6;
+    return flying + bytes > budget && rates + rate > cap;
+}
+
 /* ---- rescue ---- */
 
 static uint64_t urgent_us(const pc_engine *e)
@@ -852,7 +906,21 @@ static void yield_to_urgent(pc_engine *e)
     }
 }
 
-static void check_rescues(pc_engine *e, uint64_t now)
+/* Whether moving peer transfer |x| to the CDN would crowd a CDN transfer for an earlier segment off the
+ * downlink: the test that holds back a second urgent CDN transfer in the pass. A rescue must not
+ * get round it, or a later segment takes the link from the earlier ones (the pass fetches in deadline
+ * order; a rescue picks whichever transfer is late). */
+static int rescue_crowds(const pc_engine *e, const xfer *x, uint64_t buffered)
+{
+    if (!cdn_before(e, x->seg))
+        return 0;
+    double left = (double)(x->len - x->got);
+    return crowds_downlink(e, buffered, bytes_in_flight(e) - left, rates_in_flight(e) - e->peers[x->src].rate, left,
+                           e->cdn_rate);
+}
+
+/* |buffered|: µs of content buffered ahead of the playhead, as the pass measured it. */
+static void check_rescues(pc_engine *e, uint64_t buffered, uint64_t now)
 {
     for (size_t k = 0; k < e->nx;) {
         xfer *x = &e->x[k];
@@ -865,10 +933,13 @@ static void check_rescues(pc_engine *e, uint64_t now)
         int urgent = ahead < urgent_us(e);
         int cdn_ok = !e->cfg.p2p_only;
         if (now - x->last_data >= (x->got > 0 ? stall_timeout(p) : e->cfg.first_byte_us)) {
-            rescue(e, x, 1, urgent && cdn_ok, now);
+            /* while the CDN may not take it, back to the pass, which fetches in deadline order */
+            rescue(e, x, 1, urgent && cdn_ok && !rescue_crowds(e, x, buffered), now);
             continue; /* x now holds another transfer */
         }
-        if (urgent && cdn_ok && pc_player_active(&e->player) && deadline_slack(e, x) < 0) {
+        /* late, but still coming: it stays on its peer while the CDN may not take it */
+        if (urgent && cdn_ok && pc_player_active(&e->player) && deadline_slack(e, x) < 0 &&
+            !rescue_crowds(e, x, buffered)) {
             rescue(e, x, 0, 1, now);
             continue;
         }
@@ -997,56 +1068,14 @@ static double bytes_left(const pc_engine *e, uint32_t r, uint32_t i)
     return (double)(seg_size(e, r, i) - (r == s->rung ? s->got : 0));
 }
 
-/* Bytes the transfers in flight still have to receive. */
-static double bytes_in_flight(const pc_engine *e)
-{
-    double b = 0;
-    for (size_t k = 0; k < e->nx; k++)
-        b += (double)(e->x[k].len - e->x[k].got);
-    return b;
-}
-
-/* What the downlink is known to carry (bytes/s): the fastest combined rate measured, or the CDN's
- * per-transfer rate if higher; 0 before either was measured. */
-static double downlink_cap(const pc_engine *e)
-{
-    double cap = e->down_peak;
-    if (e->cdn_measured && e->cdn_rate > cap)
-        cap = e->cdn_rate;
-    return cap;
-}
-
-/* What the sources of the transfers in flight are expected to send together (bytes/s). */
-static double rates_in_flight(const pc_engine *e)
-{
-    double r = 0;
-    for (size_t k = 0; k < e->nx; k++)
-        r += e->x[k].src == PC_SRC_CDN ? e->cdn_rate : e->peers[e->x[k].src].rate;
-    return r;
-}
-
-/* Whether one more transfer, of |bytes| from a source expected at |rate| bytes/s, would crowd the segments
- * due first off the downlink (docs/engine.md, "Prefetches fit the downlink"): the link is full (the
- * sources in flight, |rates| together, and it would send more than the link carries) and the buffer is
- * short (the |flying| bytes still to come, and its own, are more than the link receives before the
- * |buffered| µs of content run out, less safety_us). Never before the link was measured, nor for a
- * P2P-only viewer, which has no CDN to rescue the segments due first (as with the yield). */
-static int crowds_downlink(const pc_engine *e, uint64_t buffered, double flying, double rates, double bytes,
-                           double rate)
-{
-    double cap = e->cfg.p2p_only ? 0 : downlink_cap(e);
-    if (cap <= 0)
-        return 0;
-    double budget = cap * (double)(buffered > e->cfg.safety_us ? buffered - e->cfg.safety_us : 0) / 1e6;
-    return flying + bytes > budget && rates + rate > cap;
-}
-
 static void schedule(pc_engine *e, uint64_t now)
 {
     e->p2p_wanted = 0;
     if (e->quit || !pc_player_active(&e->player))
         return;
-    check_rescues(e, now);
+    /* the buffer as update_player measured it at the start of this pass */
+    uint64_t pos = content_pos(e), buffered = e->buf_end > pos ? e->buf_end - pos : 0;
+    check_rescues(e, buffered, now);
     refresh_free(e);
     uint32_t n = e->m->n_segments;
     uint32_t first = seg_at(e, content_pos(e));
@@ -1066,8 +1095,6 @@ static void schedule(pc_engine *e, uint64_t now)
     if (e->m_all.active >= DOWN_PEAK_ACTIVE_US && meter_rate(&e->m_all) > e->down_peak)
         e->down_peak = meter_rate(&e->m_all);
     double tput = abr_throughput(e);
-    /* the buffer as update_player measured it at the start of this pass */
-    uint64_t pos = content_pos(e), buffered = e->buf_end > pos ? e->buf_end - pos : 0;
     uint32_t rung = pc_abr_decide(&e->abr, buffered, tput, next < n ? swarm_holds_mask(e, next) : 0, now);
     if (e->init_state[rung] == SEG_NONE && now >= e->cdn_retry_at)
         start_xfer(e, PC_SRC_CDN, rung, PC_SEG_INIT, 0, now);
@@ -1119,7 +1146,7 @@ static void schedule(pc_engine *e, uint64_t now)
             double due = (double)ahead - (double)e->cfg.safety_us;
             int cdn_free = cdn_allowed && cdn_busy(e) < e->cfg.cdn_inflight;
             /* a second urgent CDN transfer waits while it would crowd the first off the link */
-            if (cdn_free && cdn_busy(e) > 0 &&
+            if (cdn_free && cdn_before(e, i) &&
                 crowds_downlink(e, buffered, bytes_in_flight(e), rates_in_flight(e), bytes, e->cdn_rate))
                 cdn_free = 0;
             if (pk != PC_SRC_CDN && !e->cdn_mode && (peta <= due || peta <= ceta || !cdn_free))

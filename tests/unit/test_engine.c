@@ -275,19 +275,21 @@ static void prefetches_yield_the_downlink_to_a_late_cdn_segment(void **state)
  * late, rescued to the CDN, and the prefetches cancelled for them (yields). In flight there is never
  * more than the downlink can receive before the buffer runs out, so the segments due first keep the
  * link: no stall and no yield, and the CDN carries a sixteenth of what the swarm does (a fifth before). */
-static pc_engine_stats seek_run(int cdn_only, double down_mbps)
+static pc_engine_stats seek_in(double down_mbps, int cdn_only, int npeers, double peer_mbps,
+                               void (*on_action)(w_world *, const pc_action *))
 {
     static w_media wm;
     w_media_init(&wm, 100, 4, 3, ladder);
     pc_engine_config c = cfg_default();
     c.cdn_only = cdn_only;
     w_world w;
-    downlink_world(&w, &wm, &c, down_mbps, 4600000, 12, 20, 0); /* the top rung from the start */
+    downlink_world(&w, &wm, &c, down_mbps, 4600000, npeers, peer_mbps, 0); /* the top rung from the start */
     w_start(&w);
     w_run_until(&w, 40 * S);
+    w.on_action = on_action; /* from the seek on */
     pc_engine_seek(w.e, 200 * S, w.now);
     w_handle_actions(&w);
-    while (w.now < 800 * S && pc_engine_player(w.e)->state != PC_PLAYER_ENDED)
+    while (w.now < 900 * S && pc_engine_player(w.e)->state != PC_PLAYER_ENDED)
         w_step(&w);
     pc_engine_stats st;
     pc_engine_get_stats(w.e, w.now, &st);
@@ -295,6 +297,11 @@ static pc_engine_stats seek_run(int cdn_only, double down_mbps)
     assert_int_equal(st.seeks, 1);
     w_free(&w);
     return st;
+}
+
+static pc_engine_stats seek_run(int cdn_only, double down_mbps)
+{
+    return seek_in(down_mbps, cdn_only, 12, 20, NULL);
 }
 
 static void prefetches_after_a_seek_leave_the_downlink_to_the_segments_due_first(void **state)
@@ -308,6 +315,48 @@ static void prefetches_after_a_seek_leave_the_downlink_to_the_segments_due_first
     /* on 3 Mbit/s, 1.5 times the rung, the segment due first stalled before */
     assert_int_equal(seek_run(1, 3.0).stalls, 0);
     assert_int_equal(seek_run(0, 3.0).stalls, 0);
+}
+
+/* The CDN serves the segments in deadline order. A seek on a downlink a little above the rung, with four
+ * slow peers (0.3 Mbit/s): the segment due next is on the CDN, the one after it waits for the CDN (a peer
+ * would be late and a second CDN transfer would crowd the first), and prefetches of the segments after
+ * that go to the peers. One of them soon counts as urgent and late. Rescued to the CDN, it took the
+ * link from the segment due first, while the one in between still waited: a 0.14 s stall on 2.4
+ * Mbit/s. A rescue now waits while it would crowd a CDN transfer for an earlier segment, as the pass's
+ * second CDN transfer does. Checked at every CDN fetch: each segment from the playhead to the one
+ * fetched is ready or on its way. */
+static uint32_t order_ready[W_SEGS_MAX];
+static uint32_t order_violations;
+static void check_cdn_order(w_world *w, const pc_action *a)
+{
+    if (a->type == PC_ACT_READY && a->segment < W_SEGS_MAX)
+        order_ready[a->segment] = 1;
+    if (a->type != PC_ACT_FETCH || a->peer != PC_SRC_CDN || a->segment == PC_SEG_INIT)
+        return;
+    const pc_player *p = pc_engine_player(w->e);
+    if (p->state == PC_PLAYER_SEEKING || p->state == PC_PLAYER_STARTING)
+        return; /* the start-up */
+    for (uint32_t i = (uint32_t)(p->pos_us / (4 * S)); i < a->segment; i++) {
+        int flying = 0;
+        for (uint32_t k = 0; k < w->nx; k++)
+            flying |= w->x[k].seg == i;
+        if (!order_ready[i] && !flying)
+            order_violations++;
+    }
+}
+
+static void the_cdn_serves_the_segments_in_deadline_order(void **state)
+{
+    (void)state;
+    const double downs[] = {2.4, 2.6, 3.0, 3.5};
+    for (size_t d = 0; d < sizeof(downs) / sizeof(downs[0]); d++) {
+        memset(order_ready, 0, sizeof(order_ready));
+        order_violations = 0;
+        pc_engine_stats st = seek_in(downs[d], 0, 4, 0.3, check_cdn_order);
+        assert_int_equal(order_violations, 0);
+        assert_int_equal(st.stalls, 0);
+        assert_true(st.bytes_p2p > st.bytes_cdn / 2); /* the swarm still carries a share */
+    }
 }
 
 /* Slow uploaders (0.5 Mbit/s each, twelve of them, for a 2 Mbit/s rung on a 2.6 Mbit/s downlink) and
@@ -1058,6 +1107,7 @@ int main(void)
         cmocka_unit_test(prefetch_follows_the_rung_the_abr_climbs_to),
         cmocka_unit_test(prefetches_yield_the_downlink_to_a_late_cdn_segment),
         cmocka_unit_test(prefetches_after_a_seek_leave_the_downlink_to_the_segments_due_first),
+        cmocka_unit_test(the_cdn_serves_the_segments_in_deadline_order),
         cmocka_unit_test(slow_uploaders_with_long_segments_are_not_held_back),
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
         cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
