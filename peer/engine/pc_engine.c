@@ -262,6 +262,17 @@ static void meter_advance(meter *m, uint64_t now, int active, double tau)
     m->t = now;
 }
 
+/* The weight of bytes reported at once that arrived evenly over the last |dt| µs, in a meter whose
+ * weights decay with |tau|: the mean of the decay over that span. A caller that reports often (the
+ * peer client, per frame) gets about 1; one that reports what arrived over a second at once (the
+ * simulator, at its viewer's next event) would otherwise count those bytes as if they had all just
+ * arrived, and read a rate up to a sixth above the link's. */
+static double lump_weight(double dt, double tau)
+{
+    double r = dt / tau;
+    return r < 1e-3 ? 1 - r / 2 : (1 - exp(-r)) / r;
+}
+
 static double meter_rate(const meter *m)
 {
     return m->active > 0 ? m->bytes / m->active * 1e6 : 0; /* bytes per second */
@@ -1580,15 +1591,16 @@ void pc_engine_on_data(pc_engine *e, uint64_t transfer, uint32_t bytes, uint64_t
         bytes = x->len - x->got;
     if (x->got == 0)
         x->first_byte = e->now;
+    double span = (double)(e->now - x->last_data); /* what these bytes arrived over */
     if (x->src != PC_SRC_CDN) {
-        peer_gap(&e->peers[x->src], (double)(e->now - x->last_data));
+        peer_gap(&e->peers[x->src], span);
         e->peers[x->src].busy_streak = 0;
         e->st.bytes_p2p += bytes;
-        e->m_p2p.bytes += bytes;
+        e->m_p2p.bytes += bytes * lump_weight(span, (double)e->cfg.mode_window_us);
     } else {
         e->st.bytes_cdn += bytes;
     }
-    e->m_all.bytes += bytes;
+    e->m_all.bytes += bytes * lump_weight(span, (double)e->cfg.tput_window_us);
     x->got += bytes;
     *outstanding_of(e, x->src) -= (double)bytes;
     x->last_data = e->now;

@@ -71,6 +71,7 @@ typedef struct w_xfer {
     uint64_t id;
     uint32_t peer, rung, seg;
     uint32_t offset, len, done;
+    uint32_t unreported;       /* received but not yet given to the engine (w_world.report_steps) */
     uint64_t start_at;         /* after RTT */
     int stuck;
 } w_xfer;
@@ -82,6 +83,9 @@ typedef struct w_world {
     double cdn_rate;           /* bytes/s */
     double down_rate;          /* viewer downlink bytes/s, 0 = unlimited */
     uint64_t rtt_us;
+    uint32_t report_steps;     /* bytes go to the engine every this many steps (0, 1: every step), as the
+                                  simulator reports them at its viewer's next event */
+    uint64_t steps;
     w_peer peers[W_PEERS_MAX];
     uint32_t npeers;
     w_xfer x[W_XFERS_MAX];
@@ -206,6 +210,8 @@ static void w_membership(w_world *w)
 static void w_step(w_world *w)
 {
     w->now += W_STEP_US;
+    w->steps++;
+    int report = w->report_steps <= 1 || w->steps % w->report_steps == 0;
     w_membership(w);
     w_handle_actions(w);
     double dt = W_STEP_US / 1e6;
@@ -235,9 +241,13 @@ static void w_step(w_world *w)
         }
         if (b > 0) {
             x->done += b;
+            x->unreported += b;
             if (p != NULL)
                 p->sent += b;
-            pc_engine_on_data(w->e, x->id, b, w->now);
+        }
+        if (x->unreported > 0 && (report || x->done == x->len || x->stuck)) {
+            pc_engine_on_data(w->e, x->id, x->unreported, w->now);
+            x->unreported = 0;
         }
     }
     for (uint32_t i = 0; i < w->nx;) {
