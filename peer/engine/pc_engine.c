@@ -917,12 +917,25 @@ static void yield_to_urgent(pc_engine *e)
     }
 }
 
-/* Whether moving peer transfer |x| to the CDN would crowd a CDN transfer for an earlier segment off the
- * downlink: the test that holds back a second urgent CDN transfer in the pass. A rescue must not
- * get round it, or a later segment takes the link from the earlier ones (the pass fetches in deadline
- * order; a rescue picks whichever transfer is late). */
+/* Whether the CDN may take segment |i| (|bytes| left) now: a request slot for it is free, and it would
+ * not crowd a CDN transfer for an earlier segment off the downlink. */
+static int cdn_may_take(const pc_engine *e, uint32_t i, uint64_t buffered, double bytes)
+{
+    return cdn_busy(e) < e->cfg.cdn_inflight &&
+           !(cdn_before(e, i) &&
+             crowds_downlink(e, buffered, bytes_in_flight(e), rates_in_flight(e), bytes, e->cdn_rate));
+}
+
+/* Whether moving peer transfer |x| to the CDN now would take the link from an earlier segment: one that
+ * nothing fetches yet (held for the CDN; the pass, which comes next, serves it first), or a CDN
+ * transfer for an earlier segment that it would crowd off the downlink (cdn_may_take's test). The pass
+ * fetches in deadline order; a rescue picks whichever transfer is late, and must not get round it. */
 static int rescue_crowds(const pc_engine *e, const xfer *x, uint64_t buffered)
 {
+    /* a segment before it that nothing fetches yet (held for the CDN) comes first: the pass is next */
+    for (uint32_t i = seg_at(e, content_pos(e)); i < x->seg; i++)
+        if (e->segs[i].state == SEG_NONE)
+            return 1;
     if (!cdn_before(e, x->seg))
         return 0;
     double left = (double)(x->len - x->got);
@@ -1112,6 +1125,10 @@ static void schedule(pc_engine *e, uint64_t now)
     int cdn_allowed = now >= e->cdn_retry_at;
     /* while the player waits to start (or for a seek), the CDN start-up has the link to itself */
     int waiting = e->player.state == PC_PLAYER_STARTING || e->player.state == PC_PLAYER_SEEKING;
+    /* While the player waits, the segments it needs to start are due now, and together: they share the
+     * link (one after the other, it would idle for a round trip between them). Any other waits while it
+     * would crowd them. */
+    uint64_t start_end = pos + e->player.start_us;
     cand cands[256];
     size_t nc = 0;
     int wanted = 0;
@@ -1139,7 +1156,9 @@ static void schedule(pc_engine *e, uint64_t now)
         double bytes = bytes_left(e, r, i);
         int startup = e->start[i] < e->startup_end;
         if (e->cfg.cdn_only || startup) {
-            if (cdn_allowed && cdn_busy(e) < e->cfg.cdn_inflight)
+            int to_start = waiting && e->start[i] < start_end;
+            if (cdn_allowed && (to_start ? cdn_busy(e) < e->cfg.cdn_inflight
+                                         : cdn_may_take(e, i, waiting ? 0 : buffered, bytes)))
                 start_xfer(e, PC_SRC_CDN, r, i, 0, now);
             continue;
         }
@@ -1155,11 +1174,7 @@ static void schedule(pc_engine *e, uint64_t now)
             }
             double ceta = eta(e, PC_SRC_CDN, bytes);
             double due = (double)ahead - (double)e->cfg.safety_us;
-            int cdn_free = cdn_allowed && cdn_busy(e) < e->cfg.cdn_inflight;
-            /* a second urgent CDN transfer waits while it would crowd the first off the link */
-            if (cdn_free && cdn_before(e, i) &&
-                crowds_downlink(e, buffered, bytes_in_flight(e), rates_in_flight(e), bytes, e->cdn_rate))
-                cdn_free = 0;
+            int cdn_free = cdn_allowed && cdn_may_take(e, i, buffered, bytes);
             if (pk != PC_SRC_CDN && !e->cdn_mode && (peta <= due || peta <= ceta || !cdn_free))
                 start_xfer(e, pk, r, i, 0, now);
             else if (cdn_free)

@@ -317,6 +317,23 @@ static void prefetches_after_a_seek_leave_the_downlink_to_the_segments_due_first
     assert_int_equal(seek_run(0, 3.0).stalls, 0);
 }
 
+/* A seek to a segment's start on a downlink that the CDN fills (2.6 and 3 Mbit/s for a 2 Mbit/s rung, no
+ * peers): the player needs that one segment to go on, and the next one, fetched beside it, took half the
+ * link and doubled the wait (5.8 s on 2.6 Mbit/s). A CDN transfer the player does not need to start
+ * waits while it would crowd one for an earlier segment, for a CDN-only viewer as for a hybrid one. */
+static void a_seek_on_a_full_link_waits_for_one_segment_not_two(void **state)
+{
+    (void)state;
+    const double downs[] = {2.6, 3.0};
+    for (size_t d = 0; d < sizeof(downs) / sizeof(downs[0]); d++)
+        for (int cdn_only = 0; cdn_only <= 1; cdn_only++) {
+            pc_engine_stats st = seek_in(downs[d], cdn_only, 0, 0, NULL);
+            double one = 2e6 / 8 * 4 * 1.1 / (downs[d] * 1e6 / 8); /* the largest segment of the rung, s */
+            assert_true((double)st.seek_wait_us / 1e6 < one + 0.3);
+            assert_int_equal(st.stalls, 0);
+        }
+}
+
 /* The CDN serves the segments in deadline order. A seek on a downlink a little above the rung, with four
  * slow peers (0.3 Mbit/s): the segment due next is on the CDN, the one after it waits for the CDN (a peer
  * would be late and a second CDN transfer would crowd the first), and prefetches of the segments after
@@ -1142,6 +1159,7 @@ int main(void)
         cmocka_unit_test(prefetch_follows_the_rung_the_abr_climbs_to),
         cmocka_unit_test(prefetches_yield_the_downlink_to_a_late_cdn_segment),
         cmocka_unit_test(prefetches_after_a_seek_leave_the_downlink_to_the_segments_due_first),
+        cmocka_unit_test(a_seek_on_a_full_link_waits_for_one_segment_not_two),
         cmocka_unit_test(the_cdn_serves_the_segments_in_deadline_order),
         cmocka_unit_test(lumped_byte_reports_read_the_link_rate),
         cmocka_unit_test(slow_uploaders_with_long_segments_are_not_held_back),
