@@ -122,6 +122,7 @@ struct pc_engine {
     uint64_t demand_pos;          /* a real player asked for the segment starting here (pc_engine_demand) */
     int cdn_mode;
     int yielding;                 /* prefetches wait: an urgent CDN transfer runs late (yield_to_urgent) */
+    uint32_t yield_seg;           /* while yielding: the earliest segment on the CDN; peers wait after it */
     meter m_p2p, m_all;
     double down_peak;             /* the highest combined receive rate measured, bytes/s (downlink_cap) */
     uint64_t stepped_at;
@@ -886,7 +887,9 @@ static int cdn_late(const pc_engine *e, const xfer *x)
 /* Prefetches yield to an urgent CDN transfer running late: they share the viewer's downlink with it
  * (where the downlink is the bottleneck, each of ten prefetches takes as much of it as the segment due
  * next). They are cancelled, their bytes kept to resume from, and none starts until no urgent segment
- * is on the CDN any more (released as soon as the late one sped up, they took the link back at once). */
+ * is on the CDN any more (released as soon as the late one sped up, they took the link back at once).
+ * Peer transfers for segments after the earliest one on the CDN yield too, urgent ones included, and
+ * the pass gives no peer such a segment meanwhile (yield_seg). */
 static void yield_to_urgent(pc_engine *e)
 {
     if (e->cfg.p2p_only || !pc_player_active(&e->player)) {
@@ -904,9 +907,13 @@ static void yield_to_urgent(pc_engine *e)
             e->yielding = cdn_late(e, &e->x[k]);
     if (!e->yielding)
         return;
+    e->yield_seg = UINT32_MAX;
+    for (size_t k = 0; k < e->nx; k++)
+        if (e->x[k].src == PC_SRC_CDN && e->x[k].seg < e->yield_seg)
+            e->yield_seg = e->x[k].seg;
     for (size_t k = 0; k < e->nx;) {
         xfer *x = &e->x[k];
-        if (x->src != PC_SRC_CDN && x->seg != PC_SEG_INIT && ahead_of(e, x->seg) >= uw) {
+        if (x->src != PC_SRC_CDN && x->seg != PC_SEG_INIT && (ahead_of(e, x->seg) >= uw || x->seg > e->yield_seg)) {
             emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = x->id});
             unclaim(e, x);
             xfer_remove(e, x);
@@ -1172,6 +1179,8 @@ static void schedule(pc_engine *e, uint64_t now)
                     start_xfer(e, pk, r, i, 0, now);
                 continue;
             }
+            if (e->yielding && i > e->yield_seg)
+                pk = PC_SRC_CDN; /* no peer takes the link from a late CDN segment before it */
             double ceta = eta(e, PC_SRC_CDN, bytes);
             double due = (double)ahead - (double)e->cfg.safety_us;
             int cdn_free = cdn_allowed && cdn_may_take(e, i, buffered, bytes);

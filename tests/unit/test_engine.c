@@ -275,7 +275,7 @@ static void prefetches_yield_the_downlink_to_a_late_cdn_segment(void **state)
  * late, rescued to the CDN, and the prefetches cancelled for them (yields). In flight there is never
  * more than the downlink can receive before the buffer runs out, so the segments due first keep the
  * link: no stall and no yield, and the CDN carries a sixteenth of what the swarm does (a fifth before). */
-static pc_engine_stats seek_in(double down_mbps, int cdn_only, int npeers, double peer_mbps,
+static pc_engine_stats seek_to(double down_mbps, int cdn_only, int npeers, double peer_mbps, uint64_t to_us,
                                void (*on_action)(w_world *, const pc_action *))
 {
     static w_media wm;
@@ -287,7 +287,7 @@ static pc_engine_stats seek_in(double down_mbps, int cdn_only, int npeers, doubl
     w_start(&w);
     w_run_until(&w, 40 * S);
     w.on_action = on_action; /* from the seek on */
-    pc_engine_seek(w.e, 200 * S, w.now);
+    pc_engine_seek(w.e, to_us, w.now);
     w_handle_actions(&w);
     while (w.now < 900 * S && pc_engine_player(w.e)->state != PC_PLAYER_ENDED)
         w_step(&w);
@@ -297,6 +297,12 @@ static pc_engine_stats seek_in(double down_mbps, int cdn_only, int npeers, doubl
     assert_int_equal(st.seeks, 1);
     w_free(&w);
     return st;
+}
+
+static pc_engine_stats seek_in(double down_mbps, int cdn_only, int npeers, double peer_mbps,
+                               void (*on_action)(w_world *, const pc_action *))
+{
+    return seek_to(down_mbps, cdn_only, npeers, peer_mbps, 200 * S, on_action);
 }
 
 static pc_engine_stats seek_run(int cdn_only, double down_mbps)
@@ -332,6 +338,29 @@ static void a_seek_on_a_full_link_waits_for_one_segment_not_two(void **state)
             assert_true((double)st.seek_wait_us / 1e6 < one + 0.3);
             assert_int_equal(st.stalls, 0);
         }
+}
+
+/* A late CDN segment keeps the link from the peer transfers after it, urgent ones included. After a
+ * seek on a downlink little above the rung, the segment due next is on the CDN and an urgent one after
+ * it starts on a peer; the two share the link and the first comes late (a 1.34 s stall on 2.2 Mbit/s
+ * with four 3 Mbit/s peers). Once the CDN segment is projected late, the peer transfers for segments
+ * after it yield (their bytes kept) and start again when it is in. A sweep of seeks to a segment's
+ * start and to its middle, on 2.2-4 Mbit/s, with 1, 4 or 12 peers of 0.6, 3 or 20 Mbit/s: no stall. */
+static void a_late_cdn_segment_keeps_the_link_from_the_peers_after_it(void **state)
+{
+    (void)state;
+    const double downs[] = {2.2, 2.6, 3.0, 4.0}, rates[] = {0.6, 3, 20};
+    const int npeers[] = {1, 4, 12};
+    for (size_t d = 0; d < 4; d++)
+        for (size_t n = 0; n < 3; n++)
+            for (size_t r = 0; r < 3; r++)
+                for (int mid = 0; mid <= 1; mid++) {
+                    pc_engine_stats st = seek_to(downs[d], 0, npeers[n], rates[r], mid ? 201500000 : 200 * S, NULL);
+                    if (st.stalls != 0)
+                        print_message("%.1f Mbit/s, %d peers of %.1f, seek %s: %u stalls\n", downs[d], npeers[n], rates[r],
+                                      mid ? "mid-segment" : "to a start", st.stalls);
+                    assert_int_equal(st.stalls, 0);
+                }
 }
 
 /* The CDN serves the segments in deadline order. A seek on a downlink a little above the rung, with four
@@ -378,7 +407,7 @@ static void the_cdn_serves_the_segments_in_deadline_order(void **state)
 
 /* The throughput the engine reads is the link's, however often the bytes are reported: the peer client
  * reports each frame as it arrives, the simulator what arrived since its viewer's last event (up to a
- * second's worth). Counted as if they had all just arrived, such reports read up to a fifth above the
+ * second's worth). Counted as if they had all just arrived, such reports read up to a sixth above the
  * link, which raised the ABR's estimate and the downlink's measured capacity. A CDN-only viewer on a 3
  * Mbit/s downlink, its bytes reported every 10 ms and every second. */
 static double measured_mbps(uint32_t report_steps)
@@ -1161,6 +1190,7 @@ int main(void)
         cmocka_unit_test(prefetches_after_a_seek_leave_the_downlink_to_the_segments_due_first),
         cmocka_unit_test(a_seek_on_a_full_link_waits_for_one_segment_not_two),
         cmocka_unit_test(the_cdn_serves_the_segments_in_deadline_order),
+        cmocka_unit_test(a_late_cdn_segment_keeps_the_link_from_the_peers_after_it),
         cmocka_unit_test(lumped_byte_reports_read_the_link_rate),
         cmocka_unit_test(slow_uploaders_with_long_segments_are_not_held_back),
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
