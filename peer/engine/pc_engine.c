@@ -528,16 +528,6 @@ static int start_xfer(pc_engine *e, uint32_t src, uint32_t rung, uint32_t i, int
     return 1;
 }
 
-/* Whether an urgent CDN transfer for a segment before |i| is in flight: the ones a second CDN transfer
- * could crowd off the downlink (one for a later segment, a rescued prefetch, is not held up for). */
-static int cdn_before(const pc_engine *e, uint32_t i)
-{
-    for (size_t k = 0; k < e->nx; k++)
-        if (e->x[k].src == PC_SRC_CDN && e->x[k].seg < i)
-            return 1;
-    return 0;
-}
-
 static uint32_t cdn_busy(const pc_engine *e)
 {
     uint32_t n = 0;
@@ -628,6 +618,22 @@ static uint32_t seg_at(const pc_engine *e, uint64_t pos)
             hi = mid;
     }
     return lo;
+}
+
+/* Whether an urgent CDN transfer for a segment before |i| (and not behind the playhead, where a real
+ * player's jump can leave one) is in flight: the ones a second CDN transfer could crowd off the
+ * downlink (one for a later segment, a rescued prefetch, is not held up for). */
+static int cdn_before(const pc_engine *e, uint32_t i)
+{
+    uint32_t first = UINT32_MAX; /* the playhead's segment: the player no longer waits for those before */
+    for (size_t k = 0; k < e->nx; k++)
+        if (e->x[k].src == PC_SRC_CDN && e->x[k].seg < i) {
+            if (first == UINT32_MAX)
+                first = seg_at(e, content_pos(e));
+            if (e->x[k].seg >= first)
+                return 1;
+        }
+    return 0;
 }
 
 static int playable(const pc_engine *e, uint32_t i)
@@ -934,7 +940,8 @@ static int cdn_may_take(const pc_engine *e, uint32_t i, uint64_t buffered, doubl
 }
 
 /* Whether moving peer transfer |x| to the CDN now would take the link from an earlier segment: one that
- * nothing fetches yet (held for the CDN; the pass, which comes next, serves it first), or a CDN
+ * nothing fetches yet (held for the CDN, or waiting for a CDN slot or backoff: the pass, which comes
+ * next, serves it first when it can, and the late transfer stays on its peer meanwhile), or a CDN
  * transfer for an earlier segment that it would crowd off the downlink (cdn_may_take's test). The pass
  * fetches in deadline order; a rescue picks whichever transfer is late, and must not get round it. */
 static int rescue_crowds(const pc_engine *e, const xfer *x, uint64_t buffered)
@@ -1134,8 +1141,12 @@ static void schedule(pc_engine *e, uint64_t now)
     int waiting = e->player.state == PC_PLAYER_STARTING || e->player.state == PC_PLAYER_SEEKING;
     /* While the player waits, the segments it needs to start are due now, and together: they share the
      * link (one after the other, it would idle for a round trip between them). Any other waits while it
-     * would crowd them. */
+     * would crowd them, if it can still come in time after the start: alone on the link, within the
+     * start buffer less safety_us. */
     uint64_t start_end = pos + e->player.start_us;
+    double after_start = downlink_cap(e) *
+                         (double)(e->player.start_us > e->cfg.safety_us ? e->player.start_us - e->cfg.safety_us : 0) / 1e6;
+    int cdn_held = 0; /* a segment waits for the CDN: none after it takes the CDN in this pass */
     cand cands[256];
     size_t nc = 0;
     int wanted = 0;
@@ -1163,10 +1174,12 @@ static void schedule(pc_engine *e, uint64_t now)
         double bytes = bytes_left(e, r, i);
         int startup = e->start[i] < e->startup_end;
         if (e->cfg.cdn_only || startup) {
-            int to_start = waiting && e->start[i] < start_end;
-            if (cdn_allowed && (to_start ? cdn_busy(e) < e->cfg.cdn_inflight
-                                         : cdn_may_take(e, i, waiting ? 0 : buffered, bytes)))
+            int together = waiting && (e->start[i] < start_end || bytes > after_start);
+            if (cdn_allowed && !cdn_held &&
+                (together ? cdn_busy(e) < e->cfg.cdn_inflight : cdn_may_take(e, i, waiting ? 0 : buffered, bytes)))
                 start_xfer(e, PC_SRC_CDN, r, i, 0, now);
+            else
+                cdn_held = 1;
             continue;
         }
         if (waiting)
@@ -1183,13 +1196,14 @@ static void schedule(pc_engine *e, uint64_t now)
                 pk = PC_SRC_CDN; /* no peer takes the link from a late CDN segment before it */
             double ceta = eta(e, PC_SRC_CDN, bytes);
             double due = (double)ahead - (double)e->cfg.safety_us;
-            int cdn_free = cdn_allowed && cdn_may_take(e, i, buffered, bytes);
+            int cdn_free = cdn_allowed && !cdn_held && cdn_may_take(e, i, buffered, bytes);
             if (pk != PC_SRC_CDN && !e->cdn_mode && (peta <= due || peta <= ceta || !cdn_free))
                 start_xfer(e, pk, r, i, 0, now);
             else if (cdn_free)
                 start_xfer(e, PC_SRC_CDN, r, i, 0, now);
             else if (pk != PC_SRC_CDN && peta <= due)
                 start_xfer(e, pk, r, i, 0, now);
+            cdn_held |= s->state == SEG_NONE;
             continue;
         }
         /* peers could take it; but only one with a free request slot can now, and none of the urgent

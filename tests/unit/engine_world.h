@@ -206,6 +206,48 @@ static void w_membership(w_world *w)
     }
 }
 
+/* Each transfer's rate (bytes/s): its source's, shared among that source's transfers, and where the
+ * viewer's downlink is the limit a max-min fair share of it, as in the simulator: what the slower
+ * sources leave of the link goes to the others (water-filling). */
+static void w_rates(w_world *w, double *rate)
+{
+    int open[W_XFERS_MAX];
+    uint32_t nopen = 0;
+    for (uint32_t i = 0; i < w->nx; i++) {
+        const w_xfer *x = &w->x[i];
+        rate[i] = 0;
+        open[i] = 0;
+        if (w->now < x->start_at || x->stuck)
+            continue;
+        uint32_t same = 0;
+        for (uint32_t k = 0; k < w->nx; k++)
+            same += w->x[k].peer == x->peer && w->now >= w->x[k].start_at && !w->x[k].stuck;
+        const w_peer *p = x->peer == PC_SRC_CDN ? NULL : w_peer_of(w, x->peer);
+        rate[i] = (p == NULL ? w->cdn_rate : p->rate) / same;
+        open[i] = 1;
+        nopen++;
+    }
+    double left = w->down_rate;
+    while (w->down_rate > 0 && nopen > 0) {
+        double share = left / nopen;
+        int below = 0;
+        for (uint32_t i = 0; i < w->nx; i++)
+            if (open[i] && rate[i] <= share) { /* it sends less than a fair share: it keeps its rate */
+                left -= rate[i];
+                open[i] = 0;
+                nopen--;
+                below = 1;
+            }
+        if (!below) /* the rest are capped at an equal share of what is left */
+            for (uint32_t i = 0; i < w->nx; i++)
+                if (open[i]) {
+                    rate[i] = share;
+                    open[i] = 0;
+                    nopen--;
+                }
+    }
+}
+
 /* One step of W_STEP_US: bytes flow, completions are reported, timers fire. */
 static void w_step(w_world *w)
 {
@@ -215,22 +257,14 @@ static void w_step(w_world *w)
     w_membership(w);
     w_handle_actions(w);
     double dt = W_STEP_US / 1e6;
-    uint32_t active = 0;
-    for (uint32_t i = 0; i < w->nx; i++)
-        active += w->now >= w->x[i].start_at;
+    double rate[W_XFERS_MAX];
+    w_rates(w, rate);
     for (uint32_t i = 0; i < w->nx; i++) {
         w_xfer *x = &w->x[i];
         if (w->now < x->start_at || x->stuck)
             continue;
-        double rate;
-        uint32_t same = 0;
-        for (uint32_t k = 0; k < w->nx; k++)
-            same += w->x[k].peer == x->peer && w->now >= w->x[k].start_at;
         w_peer *p = x->peer == PC_SRC_CDN ? NULL : w_peer_of(w, x->peer);
-        rate = (p == NULL ? w->cdn_rate : p->rate) / same;
-        if (w->down_rate > 0 && rate > w->down_rate / active)
-            rate = w->down_rate / active;
-        uint32_t b = (uint32_t)(rate * dt);
+        uint32_t b = (uint32_t)(rate[i] * dt);
         if (b > x->len - x->done)
             b = x->len - x->done;
         if (p != NULL && p->stall_after > 0 && (p->stall_seg < 0 || (uint32_t)p->stall_seg == x->seg) &&

@@ -275,11 +275,14 @@ static void prefetches_yield_the_downlink_to_a_late_cdn_segment(void **state)
  * late, rescued to the CDN, and the prefetches cancelled for them (yields). In flight there is never
  * more than the downlink can receive before the buffer runs out, so the segments due first keep the
  * link: no stall and no yield, and the CDN carries a sixteenth of what the swarm does (a fifth before). */
+static double next_seg_scale = 1; /* the segment after the seek target is this much larger */
 static pc_engine_stats seek_to(double down_mbps, int cdn_only, int npeers, double peer_mbps, uint64_t to_us,
                                void (*on_action)(w_world *, const pc_action *))
 {
     static w_media wm;
     w_media_init(&wm, 100, 4, 3, ladder);
+    for (uint32_t r = 0; r < 3; r++)
+        wm.size[r][to_us / (4 * S) + 1] = (uint32_t)(wm.size[r][to_us / (4 * S) + 1] * next_seg_scale);
     pc_engine_config c = cfg_default();
     c.cdn_only = cdn_only;
     w_world w;
@@ -323,21 +326,66 @@ static void prefetches_after_a_seek_leave_the_downlink_to_the_segments_due_first
     assert_int_equal(seek_run(0, 3.0).stalls, 0);
 }
 
-/* A seek to a segment's start on a downlink that the CDN fills (2.6 and 3 Mbit/s for a 2 Mbit/s rung, no
+/* A seek to a segment's start on a downlink that the CDN fills (3 and 3.5 Mbit/s for a 2 Mbit/s rung, no
  * peers): the player needs that one segment to go on, and the next one, fetched beside it, took half the
- * link and doubled the wait (5.8 s on 2.6 Mbit/s). A CDN transfer the player does not need to start
- * waits while it would crowd one for an earlier segment, for a CDN-only viewer as for a hybrid one. */
+ * link and doubled the wait (5.0 s on 3 Mbit/s). A CDN transfer the player does not need to start
+ * waits while it would crowd one for an earlier segment, for a CDN-only viewer as for a hybrid one,
+ * provided it can still come in time once the player starts: alone on the link within the start
+ * buffer (4 s) less safety_us. A segment 40% above the rung's size (1.4 MB, 3.7 s on 3 Mbit/s) cannot:
+ * fetched after the start it left the player stalling, so it is fetched beside the first as before. */
 static void a_seek_on_a_full_link_waits_for_one_segment_not_two(void **state)
 {
     (void)state;
-    const double downs[] = {2.6, 3.0};
+    const double downs[] = {3.0, 3.5};
     for (size_t d = 0; d < sizeof(downs) / sizeof(downs[0]); d++)
         for (int cdn_only = 0; cdn_only <= 1; cdn_only++) {
             pc_engine_stats st = seek_in(downs[d], cdn_only, 0, 0, NULL);
             double one = 2e6 / 8 * 4 * 1.1 / (downs[d] * 1e6 / 8); /* the largest segment of the rung, s */
             assert_true((double)st.seek_wait_us / 1e6 < one + 0.3);
             assert_int_equal(st.stalls, 0);
+            next_seg_scale = 1.4;
+            st = seek_in(downs[d], cdn_only, 0, 0, NULL);
+            next_seg_scale = 1;
+            assert_int_equal(st.stalls, 0);
         }
+}
+
+/* A real player that jumps ahead demands a segment due now, while the CDN transfers for its old position
+ * (now behind the playhead) are still in flight. They must not hold the demanded one back as transfers
+ * for earlier segments would: it was fetched up to 3 s late on 2.6 Mbit/s. */
+static uint32_t jump_target;
+static uint64_t jump_fetch_at;
+static void note_jump_fetch(w_world *w, const pc_action *a)
+{
+    if (a->type == PC_ACT_FETCH && a->segment == jump_target && jump_fetch_at == 0)
+        jump_fetch_at = w->now;
+}
+
+static void a_player_jump_is_not_held_for_transfers_it_left_behind(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 100, 4, 3, ladder);
+    const double downs[] = {2.4, 2.6, 3.0};
+    for (size_t d = 0; d < 3; d++)
+        for (int cdn_only = 0; cdn_only <= 1; cdn_only++)
+            for (uint64_t t0 = 30 * S + S / 2; t0 <= 32 * S; t0 += S / 2) {
+                pc_engine_config c = cfg_default();
+                c.cdn_only = cdn_only;
+                w_world w;
+                downlink_world(&w, &wm, &c, downs[d], 4600000, 0, 0, 0);
+                w_start(&w);
+                w_run_until(&w, t0);
+                jump_target = 60;
+                jump_fetch_at = 0;
+                w.on_action = note_jump_fetch;
+                pc_engine_stats st;
+                pc_engine_get_stats(w.e, w.now, &st);
+                pc_engine_demand(w.e, st.rung, jump_target, w.now);
+                w_handle_actions(&w);
+                assert_int_equal(jump_fetch_at, t0);
+                w_free(&w);
+            }
 }
 
 /* A late CDN segment keeps the link from the peer transfers after it, urgent ones included. After a
@@ -394,7 +442,7 @@ static void check_cdn_order(w_world *w, const pc_action *a)
 static void the_cdn_serves_the_segments_in_deadline_order(void **state)
 {
     (void)state;
-    const double downs[] = {2.4, 2.6, 3.0, 3.5};
+    const double downs[] = {2.4, 2.6, 2.8, 3.0, 3.5};
     for (size_t d = 0; d < sizeof(downs) / sizeof(downs[0]); d++) {
         memset(order_ready, 0, sizeof(order_ready));
         order_violations = 0;
@@ -402,6 +450,12 @@ static void the_cdn_serves_the_segments_in_deadline_order(void **state)
         assert_int_equal(order_violations, 0);
         assert_int_equal(st.stalls, 0);
         assert_true(st.bytes_p2p > st.bytes_cdn / 2); /* the swarm still carries a share */
+        /* a CDN-only viewer: a segment held for the CDN keeps a later, smaller one from going first */
+        memset(order_ready, 0, sizeof(order_ready));
+        order_violations = 0;
+        st = seek_in(downs[d], 1, 0, 0, check_cdn_order);
+        assert_int_equal(order_violations, 0);
+        assert_int_equal(st.stalls, 0);
     }
 }
 
@@ -1190,6 +1244,7 @@ int main(void)
         cmocka_unit_test(prefetches_after_a_seek_leave_the_downlink_to_the_segments_due_first),
         cmocka_unit_test(a_seek_on_a_full_link_waits_for_one_segment_not_two),
         cmocka_unit_test(the_cdn_serves_the_segments_in_deadline_order),
+        cmocka_unit_test(a_player_jump_is_not_held_for_transfers_it_left_behind),
         cmocka_unit_test(a_late_cdn_segment_keeps_the_link_from_the_peers_after_it),
         cmocka_unit_test(lumped_byte_reports_read_the_link_rate),
         cmocka_unit_test(slow_uploaders_with_long_segments_are_not_held_back),
