@@ -620,20 +620,26 @@ static uint32_t seg_at(const pc_engine *e, uint64_t pos)
     return lo;
 }
 
-/* Whether an urgent CDN transfer for a segment before |i| (and not behind the playhead, where a real
- * player's jump can leave one) is in flight: the ones a second CDN transfer could crowd off the
- * downlink (one for a later segment, a rescued prefetch, is not held up for). */
+/* The earliest segment on the CDN that the player still waits for (not behind the playhead, where a real
+ * player's jump can leave a transfer running); UINT32_MAX if none. Init segments are PC_SEG_INIT. */
+static uint32_t cdn_first(const pc_engine *e)
+{
+    uint32_t first = UINT32_MAX, from = UINT32_MAX;
+    for (size_t k = 0; k < e->nx; k++)
+        if (e->x[k].src == PC_SRC_CDN && e->x[k].seg < first) {
+            if (from == UINT32_MAX)
+                from = seg_at(e, content_pos(e));
+            if (e->x[k].seg >= from)
+                first = e->x[k].seg;
+        }
+    return first;
+}
+
+/* Whether a CDN transfer for a segment before |i| is in flight: the ones a second CDN transfer could
+ * crowd off the downlink (one for a later segment, a rescued prefetch, is not held up for). */
 static int cdn_before(const pc_engine *e, uint32_t i)
 {
-    uint32_t first = UINT32_MAX; /* the playhead's segment: the player no longer waits for those before */
-    for (size_t k = 0; k < e->nx; k++)
-        if (e->x[k].src == PC_SRC_CDN && e->x[k].seg < i) {
-            if (first == UINT32_MAX)
-                first = seg_at(e, content_pos(e));
-            if (e->x[k].seg >= first)
-                return 1;
-        }
-    return 0;
+    return cdn_first(e) < i;
 }
 
 static int playable(const pc_engine *e, uint32_t i)
@@ -913,10 +919,7 @@ static void yield_to_urgent(pc_engine *e)
             e->yielding = cdn_late(e, &e->x[k]);
     if (!e->yielding)
         return;
-    e->yield_seg = UINT32_MAX;
-    for (size_t k = 0; k < e->nx; k++)
-        if (e->x[k].src == PC_SRC_CDN && e->x[k].seg < e->yield_seg)
-            e->yield_seg = e->x[k].seg;
+    e->yield_seg = cdn_first(e);
     for (size_t k = 0; k < e->nx;) {
         xfer *x = &e->x[k];
         if (x->src != PC_SRC_CDN && x->seg != PC_SEG_INIT && (ahead_of(e, x->seg) >= uw || x->seg > e->yield_seg)) {
@@ -946,7 +949,6 @@ static int cdn_may_take(const pc_engine *e, uint32_t i, uint64_t buffered, doubl
  * fetches in deadline order; a rescue picks whichever transfer is late, and must not get round it. */
 static int rescue_crowds(const pc_engine *e, const xfer *x, uint64_t buffered)
 {
-    /* a segment before it that nothing fetches yet (held for the CDN) comes first: the pass is next */
     for (uint32_t i = seg_at(e, content_pos(e)); i < x->seg; i++)
         if (e->segs[i].state == SEG_NONE)
             return 1;
@@ -1116,7 +1118,7 @@ static void schedule(pc_engine *e, uint64_t now)
     check_rescues(e, buffered, now);
     refresh_free(e);
     uint32_t n = e->m->n_segments;
-    uint32_t first = seg_at(e, content_pos(e));
+    uint32_t first = seg_at(e, pos);
     /* the next segment to fetch decides the rung */
     uint32_t next = first;
     while (next < n && e->segs[next].state != SEG_NONE)
@@ -1144,8 +1146,10 @@ static void schedule(pc_engine *e, uint64_t now)
      * would crowd them, if it can still come in time after the start: alone on the link, within the
      * start buffer less safety_us. */
     uint64_t start_end = pos + e->player.start_us;
-    double after_start = downlink_cap(e) *
-                         (double)(e->player.start_us > e->cfg.safety_us ? e->player.start_us - e->cfg.safety_us : 0) / 1e6;
+    double after_start = waiting ? downlink_cap(e) * (double)(e->player.start_us > e->cfg.safety_us
+                                                                  ? e->player.start_us - e->cfg.safety_us
+                                                                  : 0) / 1e6
+                                 : 0;
     int cdn_held = 0; /* a segment waits for the CDN: none after it takes the CDN in this pass */
     cand cands[256];
     size_t nc = 0;
