@@ -17,6 +17,8 @@
 /* The downlink's peak is read off the meter once its window holds this much activity (a single fast
  * burst reads as a rate the link cannot keep up). */
 #define DOWN_PEAK_ACTIVE_US 500000.0
+/* a CDN transfer times the link (link_rate) if its data spans at least this */
+#define LINK_SPAN_US 200000.0
 #define BUSY_BACKOFF_US 1000000 /* a peer that refused for capacity is left alone this long, */
 #define BUSY_STREAK_MAX 3        /* doubled for each refusal in a row, up to 4 s */
 
@@ -43,6 +45,8 @@ typedef struct xfer {
     uint32_t rung, seg;           /* seg PC_SEG_INIT: init of rung */
     uint32_t offset, len, got;
     uint64_t started, first_byte, last_data;
+    uint64_t rx_mark, mark_t;     /* CDN: bytes received from every source before the report of its first
+                                     byte, and since when the bytes of that report arrived (link_rate) */
     int prefetch;
 } xfer;
 
@@ -115,6 +119,10 @@ struct pc_engine {
     double cdn_rate;              /* bytes/s */
     double cdn_outstanding;       /* bytes still to come on CDN transfers */
     int cdn_measured;             /* cdn_rate comes from a transfer, not the configured guess */
+    double link_rate;             /* bytes/s from all sources together while CDN transfers ran */
+    int link_measured;
+    uint64_t rx_t, rx_t_prev;     /* when bytes were last reported, and the report time before that */
+    uint64_t rx_before;           /* bytes received in the reports before rx_t */
     uint32_t cdn_fails;
     uint64_t cdn_retry_at;
     uint64_t startup_end;         /* content time before which the CDN serves (start, seek) */
@@ -635,11 +643,20 @@ static uint32_t cdn_first(const pc_engine *e)
     return first;
 }
 
-/* Whether a CDN transfer for a segment before |i| is in flight: the ones a second CDN transfer could
- * crowd off the downlink (one for a later segment, a rescued prefetch, is not held up for). */
-static int cdn_before(const pc_engine *e, uint32_t i)
+/* Whether a transfer for a segment before |i|, from any source, is in flight: the ones a transfer for
+ * |i| could crowd off the downlink. One for a later segment (a rescued prefetch) is not held up for, nor
+ * one behind the playhead, which a real player's jump can leave running. */
+static int earlier_in_flight(const pc_engine *e, uint32_t i)
 {
-    return cdn_first(e) < i;
+    uint32_t from = UINT32_MAX;
+    for (size_t k = 0; k < e->nx; k++)
+        if (e->x[k].seg < i) { /* PC_SEG_INIT is never below */
+            if (from == UINT32_MAX)
+                from = seg_at(e, content_pos(e));
+            if (e->x[k].seg >= from)
+                return 1;
+        }
+    return 0;
 }
 
 static int playable(const pc_engine *e, uint32_t i)
@@ -846,6 +863,37 @@ static int crowds_downlink(const pc_engine *e, uint64_t buffered, double flying,
     return flying + bytes > budget && rates + rate > cap;
 }
 
+/* Whether a new transfer of |bytes| for segment |i|, from a source expected at |rate| bytes/s, would make
+ * a transfer in flight for an earlier segment late: the link is full (as in crowds_downlink), and with
+ * the downlink shared equally among the transfers (processor sharing: one with r bytes left finishes once
+ * every other one has received min(its own bytes left, r)) that transfer would not finish safety_us
+ * before its segment is due. (A slow source takes less than an equal share: the test errs towards
+ * holding.) Never before the link was measured, nor for a P2P-only viewer. */
+static int delays_earlier(const pc_engine *e, uint32_t i, double bytes, double rate)
+{
+    double cap = e->cfg.p2p_only ? 0 : downlink_cap(e);
+    if (cap <= 0 || rates_in_flight(e) + rate <= cap)
+        return 0;
+    uint32_t from = UINT32_MAX;
+    for (size_t k = 0; k < e->nx; k++) {
+        const xfer *x = &e->x[k];
+        if (x->seg >= i) /* PC_SEG_INIT included */
+            continue;
+        if (from == UINT32_MAX)
+            from = seg_at(e, content_pos(e));
+        if (x->seg < from)
+            continue; /* behind the playhead */
+        double left = (double)(x->len - x->got), sum = left < bytes ? left : bytes;
+        for (size_t j = 0; j < e->nx; j++) {
+            double o = (double)(e->x[j].len - e->x[j].got);
+            sum += o < left ? o : left;
+        }
+        if (sum / cap * 1e6 > (double)ahead_of(e, x->seg) - (double)e->cfg.safety_us)
+            return 1;
+    }
+    return 0;
+}
+
 /* ---- rescue ---- */
 
 static uint64_t urgent_us(const pc_engine *e)
@@ -870,11 +918,20 @@ static void rescue(pc_engine *e, xfer *x, int stalled, int to_cdn, uint64_t now)
         start_xfer(e, PC_SRC_CDN, rung, i, 0, now);
 }
 
+/* When peer transfer |x|'s first byte is overdue: an uploader queues a request only if it can start
+ * within upload_wait_us, and the data then takes a round trip. */
+static uint64_t first_byte_due(const pc_engine *e, const xfer *x)
+{
+    return x->started + e->peers[x->src].rtt + e->cfg.upload_wait_us;
+}
+
 /* How long before its deadline (minus safety_us) transfer |x| is projected to finish, as of e->now: at
  * its own rate once it has run 200 ms, before that at its source's estimate. Negative: it will be late.
  * (The playhead is as of the last pass, stepped_at.) */
 static double deadline_slack(const pc_engine *e, const xfer *x)
 {
+    if (x->src != PC_SRC_CDN && x->got == 0 && e->now > first_byte_due(e, x))
+        return -INFINITY; /* the uploader queues only what it can start in time: it is gone, or lost it */
     double rate = x->src == PC_SRC_CDN ? e->cdn_rate : e->peers[x->src].rate;
     if (x->got > 0 && e->now - x->first_byte >= 200000)
         rate = (double)x->got / (double)(e->now - x->first_byte) * 1e6;
@@ -938,7 +995,7 @@ static void yield_to_urgent(pc_engine *e)
 static int cdn_may_take(const pc_engine *e, uint32_t i, uint64_t buffered, double bytes)
 {
     return cdn_busy(e) < e->cfg.cdn_inflight &&
-           !(cdn_before(e, i) &&
+           !(earlier_in_flight(e, i) &&
              crowds_downlink(e, buffered, bytes_in_flight(e), rates_in_flight(e), bytes, e->cdn_rate));
 }
 
@@ -952,7 +1009,7 @@ static int rescue_crowds(const pc_engine *e, const xfer *x, uint64_t buffered)
     for (uint32_t i = seg_at(e, content_pos(e)); i < x->seg; i++)
         if (e->segs[i].state == SEG_NONE)
             return 1;
-    if (!cdn_before(e, x->seg))
+    if (!earlier_in_flight(e, x->seg))
         return 0;
     double left = (double)(x->len - x->got);
     return crowds_downlink(e, buffered, bytes_in_flight(e) - left, rates_in_flight(e) - e->peers[x->src].rate, left,
@@ -1048,8 +1105,11 @@ static uint32_t prefetch_busy(const pc_engine *e)
 }
 
 /* What CDN and swarm can deliver together (bits/s): the CDN's measured transfer rate plus the P2P
- * throughput, or what was actually received if that is more. A P2P-only viewer counts no CDN. Measuring
- * only what arrives would understate it: a viewer fed by slow peers receives just what it asks for. */
+ * throughput, at most the downlink's rate, or what was actually received if that is more. A P2P-only
+ * viewer counts no CDN. Measuring only what arrives would understate it: a viewer fed by slow peers
+ * receives just what it asks for. The cap: the two rates share one downlink, and each measured on its
+ * own (the CDN's after a seek, the swarm's while the buffer filled) can be the whole link, so their sum
+ * can be twice what the viewer receives. */
 static double abr_throughput(const pc_engine *e)
 {
     double all = e->m_all.ever >= TPUT_TRUST_US && e->m_all.active >= 2e4 ? meter_rate(&e->m_all) * 8 : 0;
@@ -1069,6 +1129,11 @@ static double abr_throughput(const pc_engine *e)
     if (observed && seen < cdn)
         cdn = seen;
     double cap = cdn * 8 + p2p;
+    if (e->link_measured) {
+        double link = (e->link_rate > cdn ? e->link_rate : cdn) * 8;
+        if (cap > link)
+            cap = link;
+    }
     return cap > all ? cap : all;
 }
 
@@ -1198,6 +1263,8 @@ static void schedule(pc_engine *e, uint64_t now)
             }
             if (e->yielding && i > e->yield_seg)
                 pk = PC_SRC_CDN; /* no peer takes the link from a late CDN segment before it */
+            if (pk != PC_SRC_CDN && delays_earlier(e, i, bytes, e->peers[pk].rate))
+                pk = PC_SRC_CDN; /* no peer takes the link from a segment due before it either */
             double ceta = eta(e, PC_SRC_CDN, bytes);
             double due = (double)ahead - (double)e->cfg.safety_us;
             int cdn_free = cdn_allowed && !cdn_held && cdn_may_take(e, i, buffered, bytes);
@@ -1631,6 +1698,11 @@ void pc_engine_on_data(pc_engine *e, uint64_t transfer, uint32_t bytes, uint64_t
     meters_to(e, e->now);
     if (bytes > x->len - x->got)
         bytes = x->len - x->got;
+    if (e->now > e->rx_t) {
+        e->rx_before = e->st.bytes_cdn + e->st.bytes_p2p;
+        e->rx_t_prev = e->rx_t;
+        e->rx_t = e->now;
+    }
     if (x->got == 0)
         x->first_byte = e->now;
     double span = (double)(e->now - x->last_data); /* what these bytes arrived over */
@@ -1641,6 +1713,11 @@ void pc_engine_on_data(pc_engine *e, uint64_t transfer, uint32_t bytes, uint64_t
         e->m_p2p.bytes += bytes * lump_weight(span, (double)e->cfg.mode_window_us);
     } else {
         e->st.bytes_cdn += bytes;
+        if (x->got == 0) {
+            /* the bytes reported with its first ones arrived since the report before, or since it began */
+            x->rx_mark = e->rx_before;
+            x->mark_t = e->rx_t_prev > x->started ? e->rx_t_prev : x->started;
+        }
     }
     e->m_all.bytes += bytes * lump_weight(span, (double)e->cfg.tput_window_us);
     x->got += bytes;
@@ -1677,6 +1754,7 @@ void pc_engine_on_done(pc_engine *e, uint64_t transfer, const uint8_t hash[32], 
     uint32_t src = x->src, rung = x->rung, i = x->seg;
     double secs = (double)(e->now - x->started) / 1e6;
     uint32_t x_len = x->len;
+    uint64_t mark_t = x->mark_t, rx_mark = x->rx_mark;
     double r = secs > 0 ? (double)x_len / secs : (double)x_len * 1e6;
     meters_to(e, e->now);
     xfer_remove(e, x);
@@ -1690,6 +1768,14 @@ void pc_engine_on_done(pc_engine *e, uint64_t transfer, const uint8_t hash[32], 
             double rc = t > 0 ? (double)x_len / t : (double)x_len * 1e6;
             e->cdn_rate = e->cdn_measured ? e->cdn_rate * 0.7 + rc * 0.3 : rc;
             e->cdn_measured = 1;
+            /* A CDN transfer takes what the other sources leave of the downlink: what all of them
+             * delivered together meanwhile is the link's rate (abr_throughput). */
+            double span = (double)(e->now - mark_t);
+            if (span >= LINK_SPAN_US) {
+                double rl = (double)(e->st.bytes_cdn + e->st.bytes_p2p - rx_mark) / span * 1e6;
+                e->link_rate = e->link_measured ? e->link_rate * 0.7 + rl * 0.3 : rl;
+                e->link_measured = 1;
+            }
         }
         e->cdn_fails = 0;
     } else {
@@ -1834,6 +1920,10 @@ uint64_t pc_engine_expiry(const pc_engine *e)
                 c = UINT64_MAX; /* no deadline rescue without a CDN: only the stall timers above */
             else
                 c = deadline_check_at(e, x);
+            /* an urgent transfer whose first byte is overdue is late (deadline_slack) */
+            if (x->got == 0 && ahead < uw && !e->cfg.p2p_only && first_byte_due(e, x) >= e->now &&
+                first_byte_due(e, x) + 1 < c)
+                c = first_byte_due(e, x) + 1;
             if (c < t)
                 t = c;
         }

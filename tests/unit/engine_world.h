@@ -64,6 +64,8 @@ typedef struct w_peer {
     int stall_seg;             /* only on this segment (-1: any) */
     int corrupt;               /* sends bytes whose hash does not match */
     uint64_t leave_at, join_at;/* µs; 0 = never / from the start */
+    uint64_t silent_from;      /* requests from this time on are never answered (0 = never): it vanished
+                                  without closing the link */
     uint64_t sent;
 } w_peer;
 
@@ -116,6 +118,8 @@ static w_peer *w_add_peer(w_world *w, double mbps, uint32_t lo, uint32_t hi)
     return p;
 }
 
+static w_peer *w_peer_of(w_world *w, uint32_t handle);
+
 static void w_handle_actions(w_world *w)
 {
     pc_action a;
@@ -129,6 +133,8 @@ static void w_handle_actions(w_world *w)
             w_xfer *x = &w->x[w->nx++];
             *x = (w_xfer){.id = a.transfer, .peer = a.peer, .rung = a.rung, .seg = a.segment, .offset = a.offset, .len = a.length,
                           .start_at = w->now + w->rtt_us};
+            const w_peer *p = a.peer == PC_SRC_CDN ? NULL : w_peer_of(w, a.peer);
+            x->stuck = p != NULL && p->silent_from > 0 && w->now >= p->silent_from;
             if (a.peer == PC_SRC_CDN) {
                 w->fetch_cdn++;
                 w->cdn_bytes_requested += a.length;

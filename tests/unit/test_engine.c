@@ -275,6 +275,25 @@ static void prefetches_yield_the_downlink_to_a_late_cdn_segment(void **state)
  * late, rescued to the CDN, and the prefetches cancelled for them (yields). In flight there is never
  * more than the downlink can receive before the buffer runs out, so the segments due first keep the
  * link: no stall and no yield, and the CDN carries a sixteenth of what the swarm does (a fifth before). */
+/* Plays from the start until |seek_at|, seeks to |to_us| (|on_action| from then on) and plays to the end,
+ * which it must reach; the statistics at the end. */
+static pc_engine_stats seek_and_finish(w_world *w, uint64_t seek_at, uint64_t to_us,
+                                       void (*on_action)(w_world *, const pc_action *))
+{
+    w_start(w);
+    w_run_until(w, seek_at);
+    w->on_action = on_action;
+    pc_engine_seek(w->e, to_us, w->now);
+    w_handle_actions(w);
+    while (w->now < 900 * S && pc_engine_player(w->e)->state != PC_PLAYER_ENDED)
+        w_step(w);
+    pc_engine_stats st;
+    pc_engine_get_stats(w->e, w->now, &st);
+    assert_int_equal(st.player, PC_PLAYER_ENDED);
+    assert_int_equal(st.seeks, 1);
+    return st;
+}
+
 static double next_seg_scale = 1; /* the segment after the seek target is this much larger */
 static pc_engine_stats seek_to(double down_mbps, int cdn_only, int npeers, double peer_mbps, uint64_t to_us,
                                void (*on_action)(w_world *, const pc_action *))
@@ -287,17 +306,7 @@ static pc_engine_stats seek_to(double down_mbps, int cdn_only, int npeers, doubl
     c.cdn_only = cdn_only;
     w_world w;
     downlink_world(&w, &wm, &c, down_mbps, 4600000, npeers, peer_mbps, 0); /* the top rung from the start */
-    w_start(&w);
-    w_run_until(&w, 40 * S);
-    w.on_action = on_action; /* from the seek on */
-    pc_engine_seek(w.e, to_us, w.now);
-    w_handle_actions(&w);
-    while (w.now < 900 * S && pc_engine_player(w.e)->state != PC_PLAYER_ENDED)
-        w_step(&w);
-    pc_engine_stats st;
-    pc_engine_get_stats(w.e, w.now, &st);
-    assert_int_equal(st.player, PC_PLAYER_ENDED);
-    assert_int_equal(st.seeks, 1);
+    pc_engine_stats st = seek_and_finish(&w, 40 * S, to_us, on_action);
     w_free(&w);
     return st;
 }
@@ -409,6 +418,119 @@ static void a_late_cdn_segment_keeps_the_link_from_the_peers_after_it(void **sta
                                       mid ? "mid-segment" : "to a start", st.stalls);
                     assert_int_equal(st.stalls, 0);
                 }
+}
+
+/* A five-rung ladder up to 6 Mbit/s (the simulator's evening-peak ladder) whose segments vary by ±|vbr|
+ * around the rung's bitrate, a downlink of |down_mbps|, |npeers| peers of |peer_mbps| holding every
+ * segment, bytes reported in 0.2 s lumps as the simulator does; a minute of play, then a seek to |to_us|
+ * and play to the end. |top| counts the segments that became ready at the top rung after the seek. */
+static const uint32_t ladder5[5] = {365000, 730000, 2000000, 3000000, 6000000};
+static uint32_t top_ready;
+static void count_top(w_world *w, const pc_action *a)
+{
+    (void)w;
+    top_ready += a->type == PC_ACT_READY && a->segment != PC_SEG_INIT && a->rung == 4;
+}
+static pc_engine_stats shared_link_run(double down_mbps, int cdn_only, int npeers, double peer_mbps, double vbr,
+                                       uint64_t to_us, uint32_t *top)
+{
+    static w_media wm;
+    w_media_init(&wm, 150, 4, 5, ladder5);
+    for (uint32_t r = 0; r < 5; r++)
+        for (uint32_t i = 0; i < 150; i++)
+            wm.size[r][i] = (uint32_t)(ladder5[r] / 8.0 * 4 * (1 - vbr + 2 * vbr * (double)((i * 7919 + 13) % 17) / 16.0));
+    pc_engine_config c;
+    pc_engine_config_default(&c);
+    c.cdn_only = cdn_only;
+    w_world w;
+    w_init(&w, &wm, &c, 100);
+    w.down_rate = down_mbps * 1e6 / 8;
+    w.report_steps = 20;
+    for (int k = 0; k < npeers; k++)
+        w_add_peer(&w, peer_mbps, 0, 149);
+    top_ready = 0;
+    pc_engine_stats st = seek_and_finish(&w, 60 * S, to_us, count_top);
+    w_free(&w);
+    *top = top_ready;
+    return st;
+}
+
+/* The CDN and the swarm share one downlink. A viewer on 5 Mbit/s whose peers could each fill it: the
+ * ABR's throughput was the CDN's rate plus the swarm's, each measured on its own (the CDN's during the
+ * start-up after a seek, the swarm's while it filled the buffer), so about twice the link. It played the
+ * 6 Mbit/s rung and stalled 8 times per run; a CDN-only viewer on the same link stays below it. The sum is
+ * now capped by what all sources delivered together while a CDN transfer ran (the CDN takes what the
+ * others leave of the link): no segment at the top rung, and no stall. */
+static void the_cdn_and_the_swarm_share_one_downlink(void **state)
+{
+    (void)state;
+    const double rates[] = {3, 8, 20};
+    const uint64_t to[] = {200 * S, 201500000, 203900000};
+    for (size_t r = 0; r < 3; r++)
+        for (size_t k = 0; k < 3; k++)
+            for (int cdn_only = 0; cdn_only <= 1; cdn_only++) {
+                uint32_t top = 0;
+                pc_engine_stats st = shared_link_run(5.0, cdn_only, 6, rates[r], 0.1, to[k], &top);
+                if (st.stalls != 0 || top != 0)
+                    print_message("%s, peers of %.0f Mbit/s, seek to %.1f s: %u stalls, %u top-rung segments\n",
+                                  cdn_only ? "CDN only" : "hybrid", rates[r], (double)to[k] / 1e6, st.stalls, top);
+                assert_int_equal(st.stalls, 0);
+                assert_int_equal(top, 0);
+            }
+}
+
+/* A transfer in flight for a segment keeps the downlink from the ones after it, whatever their sources.
+ * Segments varying by ±25% on a downlink where the 3 Mbit/s rung leaves little room (7.75 Mbit/s), six
+ * fast peers, a seek: the segment due next went to the CDN and the one after it to a peer at the same time
+ * (the CDN was held back for it, the peers were not); sharing the link, the first came 0.15 s late. A
+ * new transfer now waits while, with the link shared equally, it would make one in flight for an
+ * earlier segment late. */
+static void an_urgent_transfer_waits_for_the_segments_due_before_it(void **state)
+{
+    (void)state;
+    for (int cdn_only = 0; cdn_only <= 1; cdn_only++) {
+        uint32_t top = 0;
+        pc_engine_stats st = shared_link_run(7.75, cdn_only, 6, 20, 0.25, 400 * S, &top);
+        assert_int_equal(st.stalls, 0);
+    }
+}
+
+/* A peer that vanishes without closing the link (the simulator's abrupt leavers; a real peer's power cut)
+ * takes the requests and answers none. An uploader queues a request only if it can start it within
+ * upload_wait_us (1.5 s), so an urgent segment whose first byte has not come a round trip after that is
+ * late: it goes to the CDN then, not at the 5 s first-byte timeout or once the peer's expected rate could
+ * no longer make it (for a fast peer, with about its own transfer time left, too little for the CDN). */
+static uint64_t silent_fetch_at, silent_rescue_at;
+static uint32_t silent_handle;
+static uint64_t silent_xfer;
+static void watch_silent(w_world *w, const pc_action *a)
+{
+    if (a->type == PC_ACT_FETCH && a->peer == silent_handle && silent_fetch_at == 0) {
+        silent_fetch_at = w->now;
+        silent_xfer = a->transfer;
+    } else if (a->type == PC_ACT_CANCEL && a->transfer == silent_xfer && silent_rescue_at == 0) {
+        silent_rescue_at = w->now;
+    }
+}
+static void a_silent_peer_is_given_up_when_its_first_byte_is_overdue(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 100, 4, 3, ladder);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    downlink_world(&w, &wm, &c, 6, 3000000, 1, 40, 0);
+    w_peer *p = &w.peers[0];
+    silent_handle = p->handle;
+    p->silent_from = 40 * S; /* from the seek on */
+    silent_fetch_at = silent_rescue_at = 0;
+    pc_engine_stats st = seek_and_finish(&w, 40 * S, 200 * S, watch_silent);
+    assert_true(silent_fetch_at > 0);
+    assert_true(silent_rescue_at > 0);
+    print_message("asked at %.2f s, given up at %.2f s; %u stalls\n", silent_fetch_at / 1e6, silent_rescue_at / 1e6, st.stalls);
+    assert_true(silent_rescue_at - silent_fetch_at <= c.upload_wait_us + 2 * w.rtt_us + c.check_us);
+    assert_int_equal(st.stalls, 0);
+    w_free(&w);
 }
 
 /* The CDN serves the segments in deadline order. A seek on a downlink a little above the rung, with four
@@ -1246,6 +1368,9 @@ int main(void)
         cmocka_unit_test(the_cdn_serves_the_segments_in_deadline_order),
         cmocka_unit_test(a_player_jump_is_not_held_for_transfers_it_left_behind),
         cmocka_unit_test(a_late_cdn_segment_keeps_the_link_from_the_peers_after_it),
+        cmocka_unit_test(the_cdn_and_the_swarm_share_one_downlink),
+        cmocka_unit_test(an_urgent_transfer_waits_for_the_segments_due_before_it),
+        cmocka_unit_test(a_silent_peer_is_given_up_when_its_first_byte_is_overdue),
         cmocka_unit_test(lumped_byte_reports_read_the_link_rate),
         cmocka_unit_test(slow_uploaders_with_long_segments_are_not_held_back),
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
