@@ -918,11 +918,18 @@ static void rescue(pc_engine *e, xfer *x, int stalled, int to_cdn, uint64_t now)
         start_xfer(e, PC_SRC_CDN, rung, i, 0, now);
 }
 
-/* When peer transfer |x|'s first byte is overdue: an uploader queues a request only if it can start
- * within upload_wait_us, and the data then takes a round trip. */
-static uint64_t first_byte_due(const pc_engine *e, const xfer *x)
+/* When urgent peer transfer |x|, with no byte yet, is given up (check_rescues): once its first byte is
+ * overdue (an uploader queues a request only if it can start it within upload_wait_us, and the data then
+ * takes a round trip: it is gone, or lost it, or its queue is slower than it said), and the CDN, asked
+ * now, would only just bring the segment before it is due less safety_us. Waiting on to the first-byte
+ * timeout, or until the peer's expected rate could no longer make it, could leave too little time for the
+ * CDN; giving up as soon as it is overdue took a flash crowd's queued requests to the CDN. */
+static uint64_t give_up_at(const pc_engine *e, const xfer *x)
 {
-    return x->started + e->peers[x->src].rtt + e->cfg.upload_wait_us;
+    uint64_t overdue = x->started + e->peers[x->src].rtt + e->cfg.upload_wait_us;
+    double last = (double)(e->stepped_at + ahead_of(e, x->seg)) - (double)e->cfg.safety_us -
+                  eta(e, PC_SRC_CDN, (double)(x->len - x->got));
+    return last > (double)overdue ? (uint64_t)last : overdue;
 }
 
 /* How long before its deadline (minus safety_us) transfer |x| is projected to finish, as of e->now: at
@@ -930,8 +937,6 @@ static uint64_t first_byte_due(const pc_engine *e, const xfer *x)
  * (The playhead is as of the last pass, stepped_at.) */
 static double deadline_slack(const pc_engine *e, const xfer *x)
 {
-    if (x->src != PC_SRC_CDN && x->got == 0 && e->now > first_byte_due(e, x))
-        return -INFINITY; /* the uploader queues only what it can start in time: it is gone, or lost it */
     double rate = x->src == PC_SRC_CDN ? e->cdn_rate : e->peers[x->src].rate;
     if (x->got > 0 && e->now - x->first_byte >= 200000)
         rate = (double)x->got / (double)(e->now - x->first_byte) * 1e6;
@@ -991,7 +996,7 @@ static void yield_to_urgent(pc_engine *e)
 }
 
 /* Whether the CDN may take segment |i| (|bytes| left) now: a request slot for it is free, and it would
- * not crowd a CDN transfer for an earlier segment off the downlink. */
+ * not crowd a transfer for an earlier segment off the downlink. */
 static int cdn_may_take(const pc_engine *e, uint32_t i, uint64_t buffered, double bytes)
 {
     return cdn_busy(e) < e->cfg.cdn_inflight &&
@@ -1029,7 +1034,8 @@ static void check_rescues(pc_engine *e, uint64_t buffered, uint64_t now)
         uint64_t ahead = ahead_of(e, x->seg);
         int urgent = ahead < urgent_us(e);
         int cdn_ok = !e->cfg.p2p_only;
-        if (now - x->last_data >= (x->got > 0 ? stall_timeout(p) : e->cfg.first_byte_us)) {
+        if (now - x->last_data >= (x->got > 0 ? stall_timeout(p) : e->cfg.first_byte_us) ||
+            (urgent && cdn_ok && x->got == 0 && now >= give_up_at(e, x))) {
             /* while the CDN may not take it, back to the pass, which fetches in deadline order */
             rescue(e, x, 1, urgent && cdn_ok && !rescue_crowds(e, x, buffered), now);
             continue; /* x now holds another transfer */
@@ -1920,10 +1926,12 @@ uint64_t pc_engine_expiry(const pc_engine *e)
                 c = UINT64_MAX; /* no deadline rescue without a CDN: only the stall timers above */
             else
                 c = deadline_check_at(e, x);
-            /* an urgent transfer whose first byte is overdue is late (deadline_slack) */
-            if (x->got == 0 && ahead < uw && !e->cfg.p2p_only && first_byte_due(e, x) >= e->now &&
-                first_byte_due(e, x) + 1 < c)
-                c = first_byte_due(e, x) + 1;
+            /* an urgent transfer with no byte yet is given up then (check_rescues) */
+            if (x->got == 0 && ahead < uw && !e->cfg.p2p_only) {
+                uint64_t g = give_up_at(e, x);
+                if (g >= e->now && g + 1 < c)
+                    c = g + 1;
+            }
             if (c < t)
                 t = c;
         }

@@ -496,10 +496,12 @@ static void an_urgent_transfer_waits_for_the_segments_due_before_it(void **state
 }
 
 /* A peer that vanishes without closing the link (the simulator's abrupt leavers; a real peer's power cut)
- * takes the requests and answers none. An uploader queues a request only if it can start it within
- * upload_wait_us (1.5 s), so an urgent segment whose first byte has not come a round trip after that is
- * late: it goes to the CDN then, not at the 5 s first-byte timeout or once the peer's expected rate could
- * no longer make it (for a fast peer, with about its own transfer time left, too little for the CDN). */
+ * takes requests and answers none. A viewer on 3 Mbit/s seeks, and a peer that says it uploads 40 Mbit/s
+ * joins and vanishes: the first urgent segment after the CDN start-up goes to it. It was given up at the
+ * 5 s first-byte timeout (judged by that peer's rate, it would have looked in time until 1.2 s before the
+ * segment was due), too late for the CDN to bring a 2 Mbit/s segment (2.7 s): a stall. An uploader queues a request only if it can start it within
+ * upload_wait_us, so once the first byte is overdue the request is given up as soon as the CDN would only
+ * just make it. */
 static uint64_t silent_fetch_at, silent_rescue_at;
 static uint32_t silent_handle;
 static uint64_t silent_xfer;
@@ -512,23 +514,23 @@ static void watch_silent(w_world *w, const pc_action *a)
         silent_rescue_at = w->now;
     }
 }
-static void a_silent_peer_is_given_up_when_its_first_byte_is_overdue(void **state)
+static void a_silent_peer_is_given_up_while_the_cdn_can_still_make_it(void **state)
 {
     (void)state;
     static w_media wm;
     w_media_init(&wm, 100, 4, 3, ladder);
     pc_engine_config c = cfg_default();
     w_world w;
-    downlink_world(&w, &wm, &c, 6, 3000000, 1, 40, 0);
+    downlink_world(&w, &wm, &c, 3.0, 3000000, 1, 40, 40 * S);
     w_peer *p = &w.peers[0];
     silent_handle = p->handle;
-    p->silent_from = 40 * S; /* from the seek on */
+    p->silent_from = 40 * S;
     silent_fetch_at = silent_rescue_at = 0;
     pc_engine_stats st = seek_and_finish(&w, 40 * S, 200 * S, watch_silent);
+    print_message("asked at %.2f s, given up at %.2f s; %u stalls\n", silent_fetch_at / 1e6, silent_rescue_at / 1e6,
+                  st.stalls);
     assert_true(silent_fetch_at > 0);
-    assert_true(silent_rescue_at > 0);
-    print_message("asked at %.2f s, given up at %.2f s; %u stalls\n", silent_fetch_at / 1e6, silent_rescue_at / 1e6, st.stalls);
-    assert_true(silent_rescue_at - silent_fetch_at <= c.upload_wait_us + 2 * w.rtt_us + c.check_us);
+    assert_true(silent_rescue_at >= silent_fetch_at + c.upload_wait_us);
     assert_int_equal(st.stalls, 0);
     w_free(&w);
 }
@@ -1370,7 +1372,7 @@ int main(void)
         cmocka_unit_test(a_late_cdn_segment_keeps_the_link_from_the_peers_after_it),
         cmocka_unit_test(the_cdn_and_the_swarm_share_one_downlink),
         cmocka_unit_test(an_urgent_transfer_waits_for_the_segments_due_before_it),
-        cmocka_unit_test(a_silent_peer_is_given_up_when_its_first_byte_is_overdue),
+        cmocka_unit_test(a_silent_peer_is_given_up_while_the_cdn_can_still_make_it),
         cmocka_unit_test(lumped_byte_reports_read_the_link_rate),
         cmocka_unit_test(slow_uploaders_with_long_segments_are_not_held_back),
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
