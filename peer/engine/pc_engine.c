@@ -926,7 +926,9 @@ static void rescue(pc_engine *e, xfer *x, int stalled, int to_cdn, uint64_t now)
  * CDN; giving up as soon as it is overdue took a flash crowd's queued requests to the CDN. */
 static uint64_t give_up_at(const pc_engine *e, const xfer *x)
 {
-    uint64_t overdue = x->started + e->peers[x->src].rtt + e->cfg.upload_wait_us;
+    /* upload_wait_us 0: uploaders queue without limit, and only the first-byte timeout says a request is lost */
+    uint64_t wait = e->cfg.upload_wait_us > 0 ? e->cfg.upload_wait_us : e->cfg.first_byte_us;
+    uint64_t overdue = x->started + e->peers[x->src].rtt + wait;
     double last = (double)(e->stepped_at + ahead_of(e, x->seg)) - (double)e->cfg.safety_us -
                   eta(e, PC_SRC_CDN, (double)(x->len - x->got));
     return last > (double)overdue ? (uint64_t)last : overdue;
@@ -1034,8 +1036,10 @@ static void check_rescues(pc_engine *e, uint64_t buffered, uint64_t now)
         uint64_t ahead = ahead_of(e, x->seg);
         int urgent = ahead < urgent_us(e);
         int cdn_ok = !e->cfg.p2p_only;
+        /* an urgent request with no byte yet, given up only to the CDN (the rule is that the CDN can still
+         * bring it in time): while the CDN may not take it, it waits on for its first byte */
         if (now - x->last_data >= (x->got > 0 ? stall_timeout(p) : e->cfg.first_byte_us) ||
-            (urgent && cdn_ok && x->got == 0 && now >= give_up_at(e, x))) {
+            (urgent && cdn_ok && x->got == 0 && now >= give_up_at(e, x) && !rescue_crowds(e, x, buffered))) {
             /* while the CDN may not take it, back to the pass, which fetches in deadline order */
             rescue(e, x, 1, urgent && cdn_ok && !rescue_crowds(e, x, buffered), now);
             continue; /* x now holds another transfer */
@@ -1927,10 +1931,11 @@ uint64_t pc_engine_expiry(const pc_engine *e)
             else
                 c = deadline_check_at(e, x);
             /* an urgent transfer with no byte yet is given up then (check_rescues) */
-            if (x->got == 0 && ahead < uw && !e->cfg.p2p_only) {
+            if (x->got == 0 && x->seg != PC_SEG_INIT && ahead < uw && !e->cfg.p2p_only) {
                 uint64_t g = give_up_at(e, x);
-                if (g >= e->now && g + 1 < c)
-                    c = g + 1;
+                g = g >= e->now ? g + 1 : e->stepped_at + e->cfg.check_us; /* past: while the CDN is held */
+                if (g < c)
+                    c = g;
             }
             if (c < t)
                 t = c;

@@ -269,12 +269,6 @@ static void prefetches_yield_the_downlink_to_a_late_cdn_segment(void **state)
     assert_true(p2p > 0); /* the swarm still carries what it can */
 }
 
-/* A seek with a fast swarm on a downlink 2.3 times the top rung (as for the evening-peak viewers that
- * stalled after a seek): the CDN start-up gives the player 4 s, the segments due next go to peers, and a
- * dozen prefetches started with them would each take as much of the downlink, leaving those segments
- * late, rescued to the CDN, and the prefetches cancelled for them (yields). In flight there is never
- * more than the downlink can receive before the buffer runs out, so the segments due first keep the
- * link: no stall and no yield, and the CDN carries a sixteenth of what the swarm does (a fifth before). */
 /* Plays from the start until |seek_at|, seeks to |to_us| (|on_action| from then on) and plays to the end,
  * which it must reach; the statistics at the end. */
 static pc_engine_stats seek_and_finish(w_world *w, uint64_t seek_at, uint64_t to_us,
@@ -294,6 +288,12 @@ static pc_engine_stats seek_and_finish(w_world *w, uint64_t seek_at, uint64_t to
     return st;
 }
 
+/* A seek with a fast swarm on a downlink 2.3 times the top rung (as for the evening-peak viewers that
+ * stalled after a seek): the CDN start-up gives the player 4 s, the segments due next go to peers, and a
+ * dozen prefetches started with them would each take as much of the downlink, leaving those segments
+ * late, rescued to the CDN, and the prefetches cancelled for them (yields). In flight there is never
+ * more than the downlink can receive before the buffer runs out, so the segments due first keep the
+ * link: no stall and no yield, and the CDN carries a sixteenth of what the swarm does (a fifth before). */
 static double next_seg_scale = 1; /* the segment after the seek target is this much larger */
 static pc_engine_stats seek_to(double down_mbps, int cdn_only, int npeers, double peer_mbps, uint64_t to_us,
                                void (*on_action)(w_world *, const pc_action *))
@@ -531,6 +531,8 @@ static void a_silent_peer_is_given_up_while_the_cdn_can_still_make_it(void **sta
                   st.stalls);
     assert_true(silent_fetch_at > 0);
     assert_true(silent_rescue_at >= silent_fetch_at + c.upload_wait_us);
+    assert_true(silent_rescue_at < silent_fetch_at + c.first_byte_us);
+    assert_true(st.rescues >= 1); /* given up, not cancelled for a yield */
     assert_int_equal(st.stalls, 0);
     w_free(&w);
 }
