@@ -1278,6 +1278,10 @@ static void schedule(pc_engine *e, uint64_t now)
             double ceta = eta(e, PC_SRC_CDN, bytes);
             double due = (double)ahead - (double)e->cfg.safety_us;
             int cdn_free = cdn_allowed && !cdn_held && cdn_may_take(e, i, buffered, bytes);
+            /* a peer only while the CDN could still bring the segment once that peer's first byte were
+             * overdue (give_up_at): a thin buffer, as after a seek, leaves no time to find out */
+            if (pk != PC_SRC_CDN && cdn_free && due - ceta < (double)(e->cfg.upload_wait_us + e->peers[pk].rtt))
+                pk = PC_SRC_CDN;
             if (pk != PC_SRC_CDN && !e->cdn_mode && (peta <= due || peta <= ceta || !cdn_free))
                 start_xfer(e, pk, r, i, 0, now);
             else if (cdn_free)

@@ -537,6 +537,37 @@ static void a_silent_peer_is_given_up_while_the_cdn_can_still_make_it(void **sta
     w_free(&w);
 }
 
+/* A thin buffer is no time to try a peer. A seek just before a segment's end (to 203.9 s) on 4–4.8
+ * Mbit/s at the 3 Mbit/s rung: after the start-up the player holds about 4 s, of which the CDN needs 2.5–3
+ * for the next segment. It went to a peer that said 40 Mbit/s and had vanished; given up once its first
+ * byte was overdue (upload_wait_us), it was too late for the CDN, and the player stalled twice (0.1–1.1 s).
+ * An urgent segment now goes to a peer only while the CDN could still bring it after that. */
+static void a_thin_buffer_is_no_time_to_try_a_peer(void **state)
+{
+    (void)state;
+    const double downs[] = {4.0, 4.4, 4.8};
+    for (size_t d = 0; d < 3; d++) {
+        static w_media wm;
+        w_media_init(&wm, 150, 4, 5, ladder5);
+        pc_engine_config c;
+        pc_engine_config_default(&c);
+        c.start_bps = 4000000;
+        w_world w;
+        w_init(&w, &wm, &c, 100);
+        w.down_rate = downs[d] * 1e6 / 8;
+        w.report_steps = 20;
+        for (int k = 0; k < 4; k++)
+            w_add_peer(&w, 1.5, 0, 149);
+        w_peer *p = w_add_peer(&w, 40, 0, 149);
+        p->join_at = p->silent_from = 60 * S;
+        pc_engine_stats st = seek_and_finish(&w, 60 * S, 203900000, NULL);
+        if (st.stalls != 0)
+            print_message("%.1f Mbit/s: %u stalls, %.2f s\n", downs[d], st.stalls, st.stall_us / 1e6);
+        assert_int_equal(st.stalls, 0);
+        w_free(&w);
+    }
+}
+
 /* The CDN serves the segments in deadline order. A seek on a downlink a little above the rung, with four
  * slow peers (0.3 Mbit/s): the segment due next is on the CDN, the one after it waits for the CDN (a peer
  * would be late and a second CDN transfer would crowd the first), and prefetches of the segments after
@@ -1375,6 +1406,7 @@ int main(void)
         cmocka_unit_test(the_cdn_and_the_swarm_share_one_downlink),
         cmocka_unit_test(an_urgent_transfer_waits_for_the_segments_due_before_it),
         cmocka_unit_test(a_silent_peer_is_given_up_while_the_cdn_can_still_make_it),
+        cmocka_unit_test(a_thin_buffer_is_no_time_to_try_a_peer),
         cmocka_unit_test(lumped_byte_reports_read_the_link_rate),
         cmocka_unit_test(slow_uploaders_with_long_segments_are_not_held_back),
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
