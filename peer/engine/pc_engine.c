@@ -628,13 +628,14 @@ static uint32_t seg_at(const pc_engine *e, uint64_t pos)
     return lo;
 }
 
-/* The earliest segment on the CDN that the player still waits for (not behind the playhead, where a real
- * player's jump can leave a transfer running); UINT32_MAX if none. Init segments are PC_SEG_INIT. */
-static uint32_t cdn_first(const pc_engine *e)
+/* The earliest segment in flight (only on the CDN if |cdn_only|) that the player still waits for: not
+ * behind the playhead, where a real player's jump can leave a transfer running; UINT32_MAX if none (init
+ * segments, PC_SEG_INIT, never count). */
+static uint32_t first_in_flight(const pc_engine *e, int cdn_only)
 {
     uint32_t first = UINT32_MAX, from = UINT32_MAX;
     for (size_t k = 0; k < e->nx; k++)
-        if (e->x[k].src == PC_SRC_CDN && e->x[k].seg < first) {
+        if ((!cdn_only || e->x[k].src == PC_SRC_CDN) && e->x[k].seg < first) {
             if (from == UINT32_MAX)
                 from = seg_at(e, content_pos(e));
             if (e->x[k].seg >= from)
@@ -644,19 +645,10 @@ static uint32_t cdn_first(const pc_engine *e)
 }
 
 /* Whether a transfer for a segment before |i|, from any source, is in flight: the ones a transfer for
- * |i| could crowd off the downlink. One for a later segment (a rescued prefetch) is not held up for, nor
- * one behind the playhead, which a real player's jump can leave running. */
+ * |i| could crowd off the downlink. One for a later segment (a rescued prefetch) is not held up for. */
 static int earlier_in_flight(const pc_engine *e, uint32_t i)
 {
-    uint32_t from = UINT32_MAX;
-    for (size_t k = 0; k < e->nx; k++)
-        if (e->x[k].seg < i) { /* PC_SEG_INIT is never below */
-            if (from == UINT32_MAX)
-                from = seg_at(e, content_pos(e));
-            if (e->x[k].seg >= from)
-                return 1;
-        }
-    return 0;
+    return first_in_flight(e, 0) < i;
 }
 
 static int playable(const pc_engine *e, uint32_t i)
@@ -874,15 +866,11 @@ static int delays_earlier(const pc_engine *e, uint32_t i, double bytes, double r
     double cap = e->cfg.p2p_only ? 0 : downlink_cap(e);
     if (cap <= 0 || rates_in_flight(e) + rate <= cap)
         return 0;
-    uint32_t from = UINT32_MAX;
+    uint32_t from = seg_at(e, content_pos(e)); /* transfers behind the playhead are not waited for */
     for (size_t k = 0; k < e->nx; k++) {
         const xfer *x = &e->x[k];
-        if (x->seg >= i) /* PC_SEG_INIT included */
+        if (x->seg >= i || x->seg < from) /* PC_SEG_INIT is never below i */
             continue;
-        if (from == UINT32_MAX)
-            from = seg_at(e, content_pos(e));
-        if (x->seg < from)
-            continue; /* behind the playhead */
         double left = (double)(x->len - x->got), sum = left < bytes ? left : bytes;
         for (size_t j = 0; j < e->nx; j++) {
             double o = (double)(e->x[j].len - e->x[j].got);
@@ -983,7 +971,7 @@ static void yield_to_urgent(pc_engine *e)
             e->yielding = cdn_late(e, &e->x[k]);
     if (!e->yielding)
         return;
-    e->yield_seg = cdn_first(e);
+    e->yield_seg = first_in_flight(e, 1);
     for (size_t k = 0; k < e->nx;) {
         xfer *x = &e->x[k];
         if (x->src != PC_SRC_CDN && x->seg != PC_SEG_INIT && (ahead_of(e, x->seg) >= uw || x->seg > e->yield_seg)) {
@@ -1036,13 +1024,16 @@ static void check_rescues(pc_engine *e, uint64_t buffered, uint64_t now)
         uint64_t ahead = ahead_of(e, x->seg);
         int urgent = ahead < urgent_us(e);
         int cdn_ok = !e->cfg.p2p_only;
-        /* an urgent request with no byte yet, given up only to the CDN (the rule is that the CDN can still
-         * bring it in time): while the CDN may not take it, it waits on for its first byte */
-        if (now - x->last_data >= (x->got > 0 ? stall_timeout(p) : e->cfg.first_byte_us) ||
-            (urgent && cdn_ok && x->got == 0 && now >= give_up_at(e, x) && !rescue_crowds(e, x, buffered))) {
-            /* while the CDN may not take it, back to the pass, which fetches in deadline order */
-            rescue(e, x, 1, urgent && cdn_ok && !rescue_crowds(e, x, buffered), now);
-            continue; /* x now holds another transfer */
+        int timed_out = now - x->last_data >= (x->got > 0 ? stall_timeout(p) : e->cfg.first_byte_us);
+        if (timed_out || (urgent && cdn_ok && x->got == 0 && now >= give_up_at(e, x))) {
+            int to_cdn = urgent && cdn_ok && !rescue_crowds(e, x, buffered);
+            /* timed out: while the CDN may not take it, back to the pass, which fetches in deadline order.
+             * Given up (no byte yet): only to the CDN, since the rule is that the CDN can still bring it in
+             * time; while the CDN may not take it, it waits on for its first byte. */
+            if (timed_out || to_cdn) {
+                rescue(e, x, 1, to_cdn, now);
+                continue; /* x now holds another transfer */
+            }
         }
         /* late, but still coming: it stays on its peer while the CDN may not take it */
         if (urgent && cdn_ok && pc_player_active(&e->player) && deadline_slack(e, x) < 0 &&

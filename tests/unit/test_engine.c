@@ -431,23 +431,31 @@ static void count_top(w_world *w, const pc_action *a)
     (void)w;
     top_ready += a->type == PC_ACT_READY && a->segment != PC_SEG_INIT && a->rung == 4;
 }
+/* The world of those runs, before the seek: 150 segments of 4 s (sizes ±|vbr| if it is not 0, else
+ * w_media_init's ±10%), a CDN of 100 Mbit/s, bytes reported every 0.2 s, |npeers| peers holding all. */
+static void ladder5_world(w_world *w, w_media *wm, const pc_engine_config *c, double down_mbps, int npeers,
+                          double peer_mbps, double vbr)
+{
+    w_media_init(wm, 150, 4, 5, ladder5);
+    for (uint32_t r = 0; r < 5 && vbr > 0; r++)
+        for (uint32_t i = 0; i < 150; i++)
+            wm->size[r][i] = (uint32_t)(ladder5[r] / 8.0 * 4 * (1 - vbr + 2 * vbr * (double)((i * 7919 + 13) % 17) / 16.0));
+    w_init(w, wm, c, 100);
+    w->down_rate = down_mbps * 1e6 / 8;
+    w->report_steps = 20;
+    for (int k = 0; k < npeers; k++)
+        w_add_peer(w, peer_mbps, 0, 149);
+}
+
 static pc_engine_stats shared_link_run(double down_mbps, int cdn_only, int npeers, double peer_mbps, double vbr,
                                        uint64_t to_us, uint32_t *top)
 {
     static w_media wm;
-    w_media_init(&wm, 150, 4, 5, ladder5);
-    for (uint32_t r = 0; r < 5; r++)
-        for (uint32_t i = 0; i < 150; i++)
-            wm.size[r][i] = (uint32_t)(ladder5[r] / 8.0 * 4 * (1 - vbr + 2 * vbr * (double)((i * 7919 + 13) % 17) / 16.0));
     pc_engine_config c;
     pc_engine_config_default(&c);
     c.cdn_only = cdn_only;
     w_world w;
-    w_init(&w, &wm, &c, 100);
-    w.down_rate = down_mbps * 1e6 / 8;
-    w.report_steps = 20;
-    for (int k = 0; k < npeers; k++)
-        w_add_peer(&w, peer_mbps, 0, 149);
+    ladder5_world(&w, &wm, &c, down_mbps, npeers, peer_mbps, vbr);
     top_ready = 0;
     pc_engine_stats st = seek_and_finish(&w, 60 * S, to_us, count_top);
     w_free(&w);
@@ -548,16 +556,11 @@ static void a_thin_buffer_is_no_time_to_try_a_peer(void **state)
     const double downs[] = {4.0, 4.4, 4.8};
     for (size_t d = 0; d < 3; d++) {
         static w_media wm;
-        w_media_init(&wm, 150, 4, 5, ladder5);
         pc_engine_config c;
         pc_engine_config_default(&c);
         c.start_bps = 4000000;
         w_world w;
-        w_init(&w, &wm, &c, 100);
-        w.down_rate = downs[d] * 1e6 / 8;
-        w.report_steps = 20;
-        for (int k = 0; k < 4; k++)
-            w_add_peer(&w, 1.5, 0, 149);
+        ladder5_world(&w, &wm, &c, downs[d], 4, 1.5, 0);
         w_peer *p = w_add_peer(&w, 40, 0, 149);
         p->join_at = p->silent_from = 60 * S;
         pc_engine_stats st = seek_and_finish(&w, 60 * S, 203900000, NULL);
