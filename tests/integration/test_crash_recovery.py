@@ -3,6 +3,7 @@
 the crash are not redone, and acknowledged upload bytes survive a crash."""
 import json
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -27,19 +28,24 @@ def test_kill_during_transcoding_then_restart(s):
     src = clip("crash_1280x720_24s", size="1280x720", rate=30, dur=24)
     vid = o.upload(src, parallel=2)
     deadline = time.time() + 120 * SLOW
-    done_before = []
-    while time.time() < deadline:
+    done_before, running, killed = [], [], False
+    while time.time() < deadline and not killed:
+        # Freeze the origin, then read its tasks: what we see is what it holds when killed. Between
+        # one chunk finishing and the worker claiming the next nothing is running; then thaw, retry.
+        o.proc.send_signal(signal.SIGSTOP)
         rows = tasks(o.data)
         enc = [r for r in rows if r[1] == "encode"]
         done_before = [r for r in enc if r[3] == "done"]
-        if done_before and len(done_before) < len(enc):
-            break
-        time.sleep(0.05)
-    check(done_before, "some encode chunks finished before the kill")
-    o.kill()  # SIGKILL
+        running = [r for r in rows if r[3] == "running"]
+        if done_before and len(done_before) < len(enc) and running:
+            o.kill()  # SIGKILL, while stopped
+            killed = True
+        else:
+            o.proc.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+    check(killed, "killed with some encode chunks finished and a task running")
     rows = {r[0]: r for r in tasks(o.data)}
-    running = [r for r in rows.values() if r[3] == "running"]
-    check(running, "a task was running at the kill")
+    eq(sorted(r for r in rows.values() if r[3] == "running"), sorted(running), "tasks running at the kill")
     print("# killed with %d chunks done, running: %s" % (len(done_before), [(r[1], r[2]) for r in running]))
     o.restart()
     s.cleanups.append(o.stop)
