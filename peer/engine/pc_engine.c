@@ -830,29 +830,44 @@ static double downlink_cap(const pc_engine *e)
     return cap;
 }
 
-/* What the sources of the transfers in flight are expected to send together (bytes/s). */
+/* What the sources of the transfers in flight are expected to send together (bytes/s), or HUGE_VAL while
+ * a CDN transfer for a segment runs: it takes whatever the other sources leave of the link, so the link
+ * is full (its rate, measured while it shared the link with peer transfers or another CDN transfer, is
+ * only a share of the link). */
 static double rates_in_flight(const pc_engine *e)
 {
     double r = 0;
-    for (size_t k = 0; k < e->nx; k++)
-        r += e->x[k].src == PC_SRC_CDN ? e->cdn_rate : e->peers[e->x[k].src].rate;
+    for (size_t k = 0; k < e->nx; k++) {
+        const xfer *x = &e->x[k];
+        if (x->src == PC_SRC_CDN && x->seg != PC_SEG_INIT)
+            return HUGE_VAL;
+        r += x->src == PC_SRC_CDN ? e->cdn_rate : e->peers[x->src].rate;
+    }
     return r;
 }
 
-/* Whether one more transfer, of |bytes| from a source expected at |rate| bytes/s, would crowd the segments
- * due first off the downlink (docs/engine.md, "Prefetches fit the downlink"): the link is full (the
- * sources in flight, |rates| together, and it would send more than the link carries) and the buffer is
- * short (the |flying| bytes still to come, and its own, are more than the link receives before the
- * |buffered| µs of content run out, less safety_us). Never before the link was measured, nor for a
- * P2P-only viewer, which has no CDN to rescue the segments due first (as with the yield). */
-static int crowds_downlink(const pc_engine *e, uint64_t buffered, double flying, double rates, double bytes,
-                           double rate)
+/* Whether the |flying| bytes still to come and |bytes| more are more than the downlink receives before the
+ * |buffered| µs of content run out, less safety_us. Never before the link was measured, nor for a P2P-only
+ * viewer, which has no CDN to rescue the segments due first (as with the yield). */
+static int over_budget(const pc_engine *e, uint64_t buffered, double flying, double bytes)
 {
     double cap = e->cfg.p2p_only ? 0 : downlink_cap(e);
     if (cap <= 0)
         return 0;
     double budget = cap * (double)(buffered > e->cfg.safety_us ? buffered - e->cfg.safety_us : 0) / 1e6;
-    return flying + bytes > budget && rates + rate > cap;
+    return flying + bytes > budget;
+}
+
+/* Whether one more transfer, of |bytes| from a peer expected at |rate| bytes/s, would crowd the segments
+ * due first off the downlink (docs/engine.md, "Prefetches fit the downlink"): the link is full (the
+ * sources in flight, |rates| together, and it would send more than the link carries) and the buffer is
+ * short (over_budget). A CDN transfer takes whatever the other sources leave of the link, so while one
+ * runs the link is full (rates_in_flight), and for a new CDN transfer only the budget counts (cdn_may_take,
+ * rescue_crowds). */
+static int crowds_downlink(const pc_engine *e, uint64_t buffered, double flying, double rates, double bytes,
+                           double rate)
+{
+    return rates + rate > downlink_cap(e) && over_budget(e, buffered, flying, bytes);
 }
 
 /* Whether a new transfer of |bytes| for segment |i|, from a source expected at |rate| bytes/s, would make
@@ -990,8 +1005,7 @@ static void yield_to_urgent(pc_engine *e)
 static int cdn_may_take(const pc_engine *e, uint32_t i, uint64_t buffered, double bytes)
 {
     return cdn_busy(e) < e->cfg.cdn_inflight &&
-           !(earlier_in_flight(e, i) &&
-             crowds_downlink(e, buffered, bytes_in_flight(e), rates_in_flight(e), bytes, e->cdn_rate));
+           !(earlier_in_flight(e, i) && over_budget(e, buffered, bytes_in_flight(e), bytes));
 }
 
 /* Whether moving peer transfer |x| to the CDN now would take the link from an earlier segment: one that
@@ -1007,8 +1021,7 @@ static int rescue_crowds(const pc_engine *e, const xfer *x, uint64_t buffered)
     if (!earlier_in_flight(e, x->seg))
         return 0;
     double left = (double)(x->len - x->got);
-    return crowds_downlink(e, buffered, bytes_in_flight(e) - left, rates_in_flight(e) - e->peers[x->src].rate, left,
-                           e->cdn_rate);
+    return over_budget(e, buffered, bytes_in_flight(e) - left, left);
 }
 
 /* |buffered|: µs of content buffered ahead of the playhead, as the pass measured it. */

@@ -503,6 +503,63 @@ static void an_urgent_transfer_waits_for_the_segments_due_before_it(void **state
     }
 }
 
+/* A second CDN transfer waits while the buffer cannot take both. After a seek near the end of a segment
+ * on 14 Mbit/s, the two start-up segments share the link, so each measures the CDN at half of it. The
+ * two segments after them are 30% above the 6 Mbit/s rung's size, due about 4 and 8 s ahead; fetched
+ * together they share the link, and the first came 0.25 s late. The test that held a second
+ * transfer asked whether the sources in flight already filled the link, with each CDN transfer counted
+ * at the CDN's rate: at half the link, two of them seemed to leave room. A CDN transfer takes whatever
+ * the other sources leave, so for the CDN only the budget counts: the bytes in flight must come in
+ * before the buffer runs out, less safety_us. */
+static void a_second_cdn_transfer_waits_while_the_buffer_cannot_take_both(void **state)
+{
+    (void)state;
+    const uint64_t to[] = {403750000, 403850000, 403950000};
+    for (size_t k = 0; k < 3; k++)
+        for (int cdn_only = 0; cdn_only <= 1; cdn_only++) {
+            static w_media wm;
+            pc_engine_config c;
+            pc_engine_config_default(&c);
+            c.cdn_only = cdn_only;
+            w_media_init(&wm, 150, 4, 5, ladder5);
+            for (uint32_t r = 0; r < 5; r++)
+                for (uint32_t i = 0; i < 150; i++)
+                    wm.size[r][i] = (uint32_t)(ladder5[r] / 8.0 * 4 * (i == 102 || i == 103 ? 1.3 : 1));
+            w_world w;
+            w_init(&w, &wm, &c, 100);
+            w.down_rate = 14e6 / 8;
+            w.report_steps = 20;
+            w.rtt_us = c.cdn_rtt_us;
+            for (int p = 0; p < 2; p++)
+                w_add_peer(&w, 20, 0, 59); /* nobody holds the segments after the seek */
+            pc_engine_stats st = seek_and_finish(&w, 60 * S, to[k], NULL);
+            if (st.stalls != 0)
+                print_message("%s, seek to %.2f s: %u stalls, %.2f s\n", cdn_only ? "CDN only" : "hybrid",
+                              (double)to[k] / 1e6, st.stalls, (double)st.stall_us / 1e6);
+            assert_int_equal(st.stalls, 0);
+            w_free(&w);
+        }
+}
+
+/* While a CDN transfer runs, the link is full: the CDN takes whatever the other sources leave of it. Its
+ * rate is measured while it shares the link (here with the peers' transfers before the seek: 70% of the
+ * link), and counted at that rate a CDN transfer in flight seemed to leave room for a prefetch beside it.
+ * On 8.75 Mbit/s with two peers and segments varying by ±25%, a seek to a segment's start: the segment
+ * after the start-up went to the CDN and the next one, 8 s ahead, to a peer at the same time; sharing
+ * the link, the first came 0.07 s late. */
+static void a_cdn_transfer_in_flight_fills_the_link(void **state)
+{
+    (void)state;
+    const double rates[] = {8, 20};
+    for (size_t r = 0; r < 2; r++) {
+        uint32_t top = 0;
+        pc_engine_stats st = shared_link_run(8.75, 0, 2, rates[r], 0.25, 400 * S, &top);
+        if (st.stalls != 0)
+            print_message("peers of %.0f Mbit/s: %u stalls, %.2f s\n", rates[r], st.stalls, (double)st.stall_us / 1e6);
+        assert_int_equal(st.stalls, 0);
+    }
+}
+
 /* A peer that vanishes without closing the link (the simulator's abrupt leavers; a real peer's power cut)
  * takes requests and answers none. A viewer on 3 Mbit/s seeks, and a peer that says it uploads 40 Mbit/s
  * joins and vanishes: the first urgent segment after the CDN start-up goes to it. It was given up at the
@@ -1408,6 +1465,8 @@ int main(void)
         cmocka_unit_test(a_late_cdn_segment_keeps_the_link_from_the_peers_after_it),
         cmocka_unit_test(the_cdn_and_the_swarm_share_one_downlink),
         cmocka_unit_test(an_urgent_transfer_waits_for_the_segments_due_before_it),
+        cmocka_unit_test(a_second_cdn_transfer_waits_while_the_buffer_cannot_take_both),
+        cmocka_unit_test(a_cdn_transfer_in_flight_fills_the_link),
         cmocka_unit_test(a_silent_peer_is_given_up_while_the_cdn_can_still_make_it),
         cmocka_unit_test(a_thin_buffer_is_no_time_to_try_a_peer),
         cmocka_unit_test(lumped_byte_reports_read_the_link_rate),
