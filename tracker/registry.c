@@ -27,6 +27,8 @@ struct pc_registry {
     uint32_t nregions;
     uint16_t rtab[2 * MAX_REGIONS]; /* region name → index; 0 = empty */
     uint64_t gen; /* changes whenever anything a report shows may have */
+    pc_vstats total;   /* every video's statistics summed, each sum capped as theirs are (stat_add) */
+    uint32_t nseeders; /* live peers only seeding, all videos */
 };
 
 static uint64_t mix64(uint64_t x)
@@ -237,6 +239,34 @@ static void stat_add(uint64_t *x, uint64_t d)
     *x = d > STAT_MAX - *x ? STAT_MAX : *x + d;
 }
 
+/* Adds |d| to a video's sum |x| and what |x| grew by to the total's |t|, so the total is the capped sum
+ * of the videos' sums. */
+static void stat_add2(uint64_t *x, uint64_t *t, uint64_t d)
+{
+    uint64_t was = *x;
+    stat_add(x, d);
+    stat_add(t, *x - was);
+}
+
+static void hist_add(uint32_t *x, uint32_t d)
+{
+    *x = d > UINT32_MAX - *x ? UINT32_MAX : *x + d;
+}
+
+void pc_vstats_add(pc_vstats *t, const pc_vstats *v)
+{
+    stat_add(&t->bytes_cdn, v->bytes_cdn);
+    stat_add(&t->bytes_p2p, v->bytes_p2p);
+    stat_add(&t->bytes_up, v->bytes_up);
+    stat_add(&t->stalls, v->stalls);
+    stat_add(&t->stall_ms, v->stall_ms);
+    stat_add(&t->played_ms, v->played_ms);
+    stat_add(&t->viewers, v->viewers);
+    stat_add(&t->announces, v->announces);
+    for (int b = 0; b < PC_HIST_BUCKETS; b++)
+        hist_add(&t->startup_hist[b], v->startup_hist[b]);
+}
+
 /* Interned region id; 0 for "" or when the table is full (the region is then unknown). */
 static uint16_t region_id(pc_registry *r, const char *name)
 {
@@ -316,8 +346,10 @@ static void remove_peer(pc_registry *r, uint32_t i)
     uint32_t last = sw->members[--sw->nmembers];
     sw->members[p->slot] = last;
     rec(r, last)->slot = p->slot;
-    if (p->flags & PC_PEER_SEEDING)
+    if (p->flags & PC_PEER_SEEDING) {
         sw->seeders--;
+        r->nseeders--;
+    }
     if (p->flags & PC_PEER_REND)
         sw->rend_peers[p->rend]--;
     tab_del(r, i);
@@ -336,18 +368,21 @@ static int regressed(const pc_peer_rec *p, const pc_counters *c)
 }
 
 /* Adds what the counters grew by since they were last counted, and remembers them. */
-static void count(pc_swarm *sw, pc_peer_rec *p, const pc_counters *c)
+static void count(pc_registry *r, pc_swarm *sw, pc_peer_rec *p, const pc_counters *c)
 {
-    pc_vstats *st = &sw->st;
-    stat_add(&st->bytes_cdn, c->bytes_cdn - p->bytes_cdn);
-    stat_add(&st->bytes_p2p, c->bytes_p2p - p->bytes_p2p);
-    stat_add(&st->bytes_up, c->bytes_up - p->bytes_up);
-    stat_add(&st->stalls, c->stalls - p->stalls);
-    stat_add(&st->stall_ms, c->stall_ms - p->stall_ms);
-    stat_add(&st->played_ms, c->played_ms - p->played_ms);
+    pc_vstats *st = &sw->st, *t = &r->total;
+    stat_add2(&st->bytes_cdn, &t->bytes_cdn, c->bytes_cdn - p->bytes_cdn);
+    stat_add2(&st->bytes_p2p, &t->bytes_p2p, c->bytes_p2p - p->bytes_p2p);
+    stat_add2(&st->bytes_up, &t->bytes_up, c->bytes_up - p->bytes_up);
+    stat_add2(&st->stalls, &t->stalls, c->stalls - p->stalls);
+    stat_add2(&st->stall_ms, &t->stall_ms, c->stall_ms - p->stall_ms);
+    stat_add2(&st->played_ms, &t->played_ms, c->played_ms - p->played_ms);
     if (p->startup_ms == 0 && c->startup_ms != 0) {
-        st->viewers++;
-        st->startup_hist[pc_hist_bucket(c->startup_ms)]++;
+        stat_add2(&st->viewers, &t->viewers, 1);
+        int b = pc_hist_bucket(c->startup_ms);
+        uint32_t was = st->startup_hist[b];
+        hist_add(&st->startup_hist[b], 1);
+        hist_add(&t->startup_hist[b], st->startup_hist[b] - was);
     }
     p->bytes_cdn = c->bytes_cdn;
     p->bytes_p2p = c->bytes_p2p;
@@ -393,6 +428,7 @@ static void set_position(pc_registry *r, pc_swarm *sw, pc_peer_rec *p, const pc_
     int seeding = a->seeding != 0;
     if (seeding != ((p->flags & PC_PEER_SEEDING) != 0)) {
         sw->seeders += seeding ? 1 : (uint32_t)-1;
+        r->nseeders += seeding ? 1 : (uint32_t)-1;
         p->flags = (uint8_t)((p->flags & ~PC_PEER_SEEDING) | (seeding ? PC_PEER_SEEDING : 0));
     }
     p->last_seen_us = now_us;
@@ -455,10 +491,10 @@ int pc_registry_announce(pc_registry *r, const pc_announce *a, uint32_t net, uin
     if (same && regressed(p, &a->counters))
         return PC_ECONFLICT;
     if (a->event == PC_EV_STOPPED) {
-        sw->st.announces++;
+        stat_add2(&sw->st.announces, &r->total.announces, 1);
         sw->dirty = 1;
         if (same) {
-            count(sw, p, &a->counters);
+            count(r, sw, p, &a->counters);
             remove_peer(r, i);
         }
         return 0;
@@ -483,8 +519,8 @@ int pc_registry_announce(pc_registry *r, const pc_announce *a, uint32_t net, uin
         pc_counters zero = {0};
         baseline(p, a->event == PC_EV_STARTED ? &zero : &a->counters);
     }
-    sw->st.announces++;
-    count(sw, p, &a->counters);
+    stat_add2(&sw->st.announces, &r->total.announces, 1);
+    count(r, sw, p, &a->counters);
     set_position(r, sw, p, a, rend, now_us);
     *self = i;
     return 0;
@@ -581,9 +617,26 @@ int pc_registry_restore_stats(pc_registry *r, const char *video, const pc_vstats
     r->gen++;
     uint32_t s;
     int rc = add_swarm(r, video, &s);
-    if (rc == 0)
-        r->swarms[s].st = *st;
-    return rc;
+    if (rc != 0)
+        return rc;
+    static const pc_vstats zero;
+    int was_zero = memcmp(&r->swarms[s].st, &zero, sizeof(zero)) == 0;
+    r->swarms[s].st = *st;
+    if (was_zero) { /* a video's first restore, as at every start */
+        pc_vstats_add(&r->total, st);
+    } else { /* a capped total cannot take the old figures back out: sum again */
+        memset(&r->total, 0, sizeof(r->total));
+        for (uint32_t i = 0; i < r->nswarms; i++)
+            pc_vstats_add(&r->total, &r->swarms[i].st);
+    }
+    return 0;
+}
+
+const pc_vstats *pc_registry_total(const pc_registry *r, uint64_t *peers, uint64_t *seeders)
+{
+    *peers = r->npeers;
+    *seeders = r->nseeders;
+    return &r->total;
 }
 
 /* ---- start-up histogram ---- */

@@ -107,6 +107,12 @@ const pc_swarm *pc_registry_find_swarm(const pc_registry *r, const char *video);
 const char *pc_registry_region(const pc_registry *r, uint16_t id);
 void pc_registry_clear_dirty(pc_registry *r);
 
+/* Every video's statistics summed (each sum capped at 2^53 - 1 as a video's are), live peers and
+ * seeders in all videos; kept up to date by announces and restores, so O(1). */
+const pc_vstats *pc_registry_total(const pc_registry *r, uint64_t *peers, uint64_t *seeders);
+/* |t| += |v|, field by field, each sum capped as the registry's are. */
+void pc_vstats_add(pc_vstats *t, const pc_vstats *v);
+
 /* Restores a video's statistics (after a restart). PC_ELIMIT. */
 int pc_registry_restore_stats(pc_registry *r, const char *video, const pc_vstats *st) PC_MUST_CHECK;
 /* Restores a peer saved at shutdown as if it had just announced: |a| carries identity, address,

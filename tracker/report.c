@@ -22,9 +22,9 @@ int pc_reject_of(const char *code)
 void pc_report_figures(const pc_vstats *st, pc_figures *out)
 {
     memset(out, 0, sizeof(*out));
-    uint64_t bytes = st->bytes_cdn + st->bytes_p2p;
+    double bytes = (double)st->bytes_cdn + (double)st->bytes_p2p; /* each below 2^53: no wrap */
     if (bytes > 0)
-        out->offload = (double)st->bytes_p2p / (double)bytes;
+        out->offload = (double)st->bytes_p2p / bytes;
     out->startup_p50_ms = pc_hist_quantile(st->startup_hist, 0.5);
     out->startup_p95_ms = pc_hist_quantile(st->startup_hist, 0.95);
     double watched_ms = (double)st->played_ms + (double)st->stall_ms;
@@ -32,32 +32,6 @@ void pc_report_figures(const pc_vstats *st, pc_figures *out)
     if (watched_ms > 0) {
         out->stalls_per_viewer_hour = (double)st->stalls / out->viewer_hours;
         out->rebuffer_ratio = (double)st->stall_ms / watched_ms;
-    }
-}
-
-static void add(pc_vstats *t, const pc_vstats *v)
-{
-    t->bytes_cdn += v->bytes_cdn;
-    t->bytes_p2p += v->bytes_p2p;
-    t->bytes_up += v->bytes_up;
-    t->stalls += v->stalls;
-    t->stall_ms += v->stall_ms;
-    t->played_ms += v->played_ms;
-    t->viewers += v->viewers;
-    t->announces += v->announces;
-    for (int b = 0; b < PC_HIST_BUCKETS; b++)
-        t->startup_hist[b] += v->startup_hist[b];
-}
-
-void pc_report_total(const pc_registry *r, pc_vstats *out, uint64_t *peers, uint64_t *seeders)
-{
-    memset(out, 0, sizeof(*out));
-    *peers = *seeders = 0;
-    for (size_t i = 0; i < pc_registry_nswarms(r); i++) {
-        const pc_swarm *sw = pc_registry_swarm(r, (uint32_t)i);
-        add(out, &sw->st);
-        *peers += sw->nmembers;
-        *seeders += sw->seeders;
     }
 }
 
@@ -82,11 +56,10 @@ static int add_video(json_t *videos, const pc_swarm *sw)
 
 json_t *pc_report_stats(const pc_registry *r, int64_t now_s, const char *only)
 {
-    pc_vstats total;
     uint64_t peers, seeders;
-    pc_report_total(r, &total, &peers, &seeders);
+    const pc_vstats *total = pc_registry_total(r, &peers, &seeders);
     json_t *videos = json_object();
-    json_t *doc = json_pack("{sI so so}", "time", (json_int_t)now_s, "total", entry(&total, peers, seeders), "videos",
+    json_t *doc = json_pack("{sI so so}", "time", (json_int_t)now_s, "total", entry(total, peers, seeders), "videos",
                             videos);
     if (doc == NULL)
         return NULL;
@@ -120,11 +93,10 @@ static int metric(pc_buf *o, const char *name, const char *type, const char *hel
 
 int pc_report_metrics(const pc_registry *r, const pc_tmetrics *m, size_t top, pc_buf *o)
 {
-    pc_vstats t;
     uint64_t peers, seeders;
-    pc_report_total(r, &t, &peers, &seeders);
+    const pc_vstats *t = pc_registry_total(r, &peers, &seeders);
     pc_figures f;
-    pc_report_figures(&t, &f);
+    pc_report_figures(t, &f);
     size_t n = pc_registry_nswarms(r);
     uint32_t *order = malloc((n > 0 ? n : 1) * sizeof(*order));
     if (order == NULL)
@@ -141,22 +113,22 @@ int pc_report_metrics(const pc_registry *r, const pc_tmetrics *m, size_t top, pc
     rc = rc ? rc : metric(o, "peercdn_tracker_videos", "gauge", "Videos with statistics.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_videos %zu\n", n);
     rc = rc ? rc : metric(o, "peercdn_tracker_bytes_total", "counter", "Bytes viewers received, by source.");
-    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_bytes_total{source=\"cdn\"} %" PRIu64 "\n", t.bytes_cdn);
-    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_bytes_total{source=\"p2p\"} %" PRIu64 "\n", t.bytes_p2p);
+    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_bytes_total{source=\"cdn\"} %" PRIu64 "\n", t->bytes_cdn);
+    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_bytes_total{source=\"p2p\"} %" PRIu64 "\n", t->bytes_p2p);
     rc = rc ? rc : metric(o, "peercdn_tracker_uploaded_bytes_total", "counter", "Bytes peers uploaded to peers.");
-    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_uploaded_bytes_total %" PRIu64 "\n", t.bytes_up);
+    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_uploaded_bytes_total %" PRIu64 "\n", t->bytes_up);
     rc = rc ? rc : metric(o, "peercdn_tracker_offload_ratio", "gauge", "bytes_p2p / (bytes_p2p + bytes_cdn).");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_offload_ratio %.6f\n", f.offload);
     rc = rc ? rc : metric(o, "peercdn_tracker_stalls_total", "counter", "Playback stalls reported by viewers.");
-    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_stalls_total %" PRIu64 "\n", t.stalls);
+    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_stalls_total %" PRIu64 "\n", t->stalls);
     rc = rc ? rc : metric(o, "peercdn_tracker_stall_seconds_total", "counter", "Time viewers spent stalled.");
-    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_stall_seconds_total %.3f\n", (double)t.stall_ms / 1000);
+    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_stall_seconds_total %.3f\n", (double)t->stall_ms / 1000);
     rc = rc ? rc : metric(o, "peercdn_tracker_played_seconds_total", "counter", "Media time viewers played.");
-    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_played_seconds_total %.3f\n", (double)t.played_ms / 1000);
+    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_played_seconds_total %.3f\n", (double)t->played_ms / 1000);
     rc = rc ? rc : metric(o, "peercdn_tracker_startup_seconds", "summary", "Start-up delay reported by viewers.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_startup_seconds{quantile=\"0.5\"} %.3f\n", f.startup_p50_ms / 1000);
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_startup_seconds{quantile=\"0.95\"} %.3f\n", f.startup_p95_ms / 1000);
-    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_startup_seconds_count %" PRIu64 "\n", t.viewers);
+    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_startup_seconds_count %" PRIu64 "\n", t->viewers);
     rc = rc ? rc : metric(o, "peercdn_tracker_announces_total", "counter", "Announces accepted, by event.");
     for (int e = 0; rc == 0 && e < 3; e++)
         rc = pc_buf_printf(o, "peercdn_tracker_announces_total{event=\"%s\"} %" PRIu64 "\n", pc_event_name(e),

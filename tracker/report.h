@@ -46,8 +46,6 @@ typedef struct pc_figures {
 } pc_figures;
 
 void pc_report_figures(const pc_vstats *st, pc_figures *out);
-/* Sum of every video's statistics. */
-void pc_report_total(const pc_registry *r, pc_vstats *out, uint64_t *peers, uint64_t *seeders);
 /* {"time", "total": {...}, "videos": {id: {...}}}, every video or only |only| (none if it is unknown);
  * NULL on ENOMEM. */
 json_t *pc_report_stats(const pc_registry *r, int64_t now_s, const char *only);

@@ -1,6 +1,7 @@
 /* The tracker's SQLite store; see store.h. */
 #include "store.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +21,8 @@ static const char *const schema[] = {
     " bytes_p2p INTEGER NOT NULL, bytes_up INTEGER NOT NULL, stalls INTEGER NOT NULL,"
     " stall_ms INTEGER NOT NULL, played_ms INTEGER NOT NULL, viewers INTEGER NOT NULL,"
     " PRIMARY KEY(video, t))",
-    "CREATE INDEX IF NOT EXISTS history_t ON history(t)",
+    "DROP INDEX IF EXISTS history_t", /* replaced by history_tv, which also orders a page */
+    "CREATE INDEX IF NOT EXISTS history_tv ON history(t, video)",
     "CREATE TABLE IF NOT EXISTS peers("
     " video TEXT NOT NULL, peer_id BLOB NOT NULL, key BLOB NOT NULL, addr BLOB NOT NULL,"
     " port INTEGER NOT NULL, rendition TEXT NOT NULL, playhead_ms INTEGER NOT NULL,"
@@ -272,25 +274,16 @@ int pc_tstore_append_history(pc_tstore *s, const pc_registry *r, int64_t t, int6
                                       " stalls, stall_ms, played_ms, viewers) VALUES(?,?,?,?,?,?,?,?,?,?)",
                                       "");
     int rc = st != NULL ? 0 : PC_EDB;
-    pc_vstats total;
-    memset(&total, 0, sizeof(total));
-    uint64_t peers = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const pc_swarm *sw = pc_registry_swarm(r, (uint32_t)i);
         const pc_vstats *v = &sw->st;
-        total.bytes_cdn += v->bytes_cdn;
-        total.bytes_p2p += v->bytes_p2p;
-        total.bytes_up += v->bytes_up;
-        total.stalls += v->stalls;
-        total.stall_ms += v->stall_ms;
-        total.played_ms += v->played_ms;
-        total.viewers += v->viewers;
-        peers += sw->nmembers;
         if (sw->nmembers > 0 || v->announces != s->last_announces[i])
             rc = history_row(s, st, t, sw->video, sw->nmembers, v);
     }
+    uint64_t peers, seeders;
+    const pc_vstats *total = pc_registry_total(r, &peers, &seeders);
     if (rc == 0)
-        rc = history_row(s, st, t, "", peers, &total);
+        rc = history_row(s, st, t, "", peers, total);
     sqlite3_finalize(st);
     if (rc == 0 && keep_s > 0)
         rc = pc_sqlite_run(&s->sq, pc_sqlite_prep(&s->sq, "DELETE FROM history WHERE t < ?", "i", t - keep_s));
@@ -358,39 +351,52 @@ int pc_tstore_save_peers(pc_tstore *s, const pc_registry *r)
     return rc;
 }
 
-int pc_tstore_history(pc_tstore *s, const char *video, int64_t since, size_t limit, json_t **out)
+int pc_tstore_history(pc_tstore *s, const pc_history_query *q, pc_buf *o, pc_history_page *page)
 {
-    sqlite3_stmt *st = pc_sqlite_prep(&s->sq,
-                                      "SELECT * FROM (SELECT t, video, peers, bytes_cdn, bytes_p2p, bytes_up, stalls,"
-                                      " stall_ms, played_ms, viewers FROM history"
-                                      " WHERE t >= ? AND (? IS NULL OR video = ?) ORDER BY t DESC, video LIMIT ?)"
-                                      " ORDER BY t, video",
-                                      "issi", since, video, video, (int64_t)limit);
+    /* one row more than asked tells whether rows were left out; one video's rows through the primary key
+     * (video, t), everyone's through history_tv */
+#define HISTORY_SELECT                                                                                                 \
+    "SELECT t, video, peers, bytes_cdn, bytes_p2p, bytes_up, stalls, stall_ms, played_ms, viewers FROM history"        \
+    " WHERE (t > ?1 OR (t = ?1 AND (?2 IS NULL OR video > ?2)))"
+    sqlite3_stmt *st =
+        q->video != NULL
+            ? pc_sqlite_prep(&s->sq, HISTORY_SELECT " AND video = ?3 ORDER BY t LIMIT ?4", "issi", q->since, q->after,
+                             q->video, (int64_t)q->limit + 1)
+            : pc_sqlite_prep(&s->sq, HISTORY_SELECT " ORDER BY t, video LIMIT ?3", "isi", q->since, q->after,
+                             (int64_t)q->limit + 1);
+#undef HISTORY_SELECT
     if (st == NULL)
         return PC_EDB;
-    json_t *arr = json_array();
-    int rc = SQLITE_DONE;
-    while (arr != NULL && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        uint64_t cdn = (uint64_t)col_i(st, 3), p2p = (uint64_t)col_i(st, 4);
-        json_t *row = json_pack("{sI ss sI sI sI sI sf sI sI sI sI}", "t", (json_int_t)col_i(st, 0), "video",
-                                (const char *)sqlite3_column_text(st, 1), "peers", (json_int_t)col_i(st, 2),
-                                "bytes_cdn", (json_int_t)cdn, "bytes_p2p", (json_int_t)p2p, "bytes_up",
-                                (json_int_t)col_i(st, 5), "offload",
-                                cdn + p2p > 0 ? (double)p2p / (double)(cdn + p2p) : 0.0, "stalls",
-                                (json_int_t)col_i(st, 6), "stall_ms", (json_int_t)col_i(st, 7), "played_ms",
-                                (json_int_t)col_i(st, 8), "viewers", (json_int_t)col_i(st, 9));
-        if (row == NULL || json_array_append_new(arr, row) != 0) {
-            json_decref(arr);
-            arr = NULL;
+    memset(page, 0, sizeof(*page));
+    int rc = pc_buf_append_str(o, "[");
+    int step = SQLITE_DONE;
+    size_t n = 0;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *video = (const char *)sqlite3_column_text(st, 1);
+        size_t vlen = video != NULL ? strlen(video) : 0;
+        if (video == NULL || (vlen > 0 && !pc_video_id_valid(video, vlen)))
+            continue; /* not written by us: nothing to print it as */
+        if (n == q->limit) {
+            page->more = 1;
+            break;
         }
+        uint64_t cdn = (uint64_t)col_i(st, 3), p2p = (uint64_t)col_i(st, 4);
+        double bytes = (double)cdn + (double)p2p;
+        page->last_t = col_i(st, 0);
+        memcpy(page->last_video, video, vlen + 1);
+        rc = pc_buf_printf(o,
+                           "%s{\"t\":%" PRId64 ",\"video\":\"%s\",\"peers\":%" PRId64 ",\"bytes_cdn\":%" PRIu64
+                           ",\"bytes_p2p\":%" PRIu64 ",\"bytes_up\":%" PRId64 ",\"offload\":%.17g,\"stalls\":%" PRId64
+                           ",\"stall_ms\":%" PRId64 ",\"played_ms\":%" PRId64 ",\"viewers\":%" PRId64 "}",
+                           n > 0 ? "," : "", page->last_t, video, col_i(st, 2), cdn, p2p, col_i(st, 5),
+                           bytes > 0 ? (double)p2p / bytes : 0.0, col_i(st, 6), col_i(st, 7), col_i(st, 8),
+                           col_i(st, 9));
+        n++;
     }
     sqlite3_finalize(st);
-    if (arr == NULL)
-        return PC_ENOMEM;
-    if (rc != SQLITE_DONE) {
-        json_decref(arr);
+    if (rc != 0)
+        return rc;
+    if (step != SQLITE_DONE && step != SQLITE_ROW)
         return PC_EDB;
-    }
-    *out = arr;
-    return 0;
+    return pc_buf_append_str(o, "]");
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pc_buf.h"
 #include "pc_crypto.h"
 #include "pc_error.h"
 #include "registry.h"
@@ -36,8 +37,21 @@ int pc_tstore_save_stats(pc_tstore *s, const pc_registry *r, int all) PC_MUST_CH
 int pc_tstore_append_history(pc_tstore *s, const pc_registry *r, int64_t t, int64_t keep_s) PC_MUST_CHECK;
 /* Saves every live peer (at shutdown). PC_EDB. */
 int pc_tstore_save_peers(pc_tstore *s, const pc_registry *r) PC_MUST_CHECK;
-/* The time series since |since| (unix seconds), of one video (NULL: all, "" the total), newest
- * |limit| rows in time order, as a JSON array. PC_EDB, PC_ENOMEM. */
-int pc_tstore_history(pc_tstore *s, const char *video, int64_t since, size_t limit, json_t **out) PC_MUST_CHECK;
+typedef struct pc_history_query {
+    const char *video; /* one video's rows; "" the total's; NULL all */
+    int64_t since;     /* unix seconds: rows with t >= since ... */
+    const char *after; /* ... or, when not NULL, t > since and the rows at since of videos after this one */
+    size_t limit;      /* rows at most */
+} pc_history_query;
+
+typedef struct pc_history_page {
+    int more; /* rows were left out: the next page starts after (last_t, last_video) */
+    int64_t last_t;
+    char last_video[PC_VIDEO_ID_MAX + 1];
+} pc_history_page;
+
+/* Appends the time series to |o| as a JSON array of rows in (t, video) order, the first q->limit that
+ * match |q|. PC_EDB, PC_ENOMEM, PC_ELIMIT (|o| full). */
+int pc_tstore_history(pc_tstore *s, const pc_history_query *q, pc_buf *o, pc_history_page *page) PC_MUST_CHECK;
 
 #endif

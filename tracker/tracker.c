@@ -32,19 +32,23 @@
 #include "store.h"
 
 #define SERVE_BUSY_WAIT_MS 50 /* see pc_tstore_busy_wait */
-#define STATS_SLOW_US 50000  /* see stats_whole */
+#define STATS_SLOW_US 50000  /* see respond_cached */
+#define DOC_MAX (1024u << 20) /* /stats of the largest catalog (--max-videos) fits */
 #define RESPONSE_MAX (64 * 1024)
 #define SAVE_EVERY_MS 10000
 #define SWEEP_EVERY_MS 250
-#define HISTORY_ROWS_MAX 100000
+#define HISTORY_ROWS_MAX 10000 /* rows in one page of /stats?history=1 (named in a message below) */
+#define HISTORY_BODY_MAX (16u << 20) /* such a page: about 250 bytes a row */
 #define METRICS_TOP_VIDEOS 100
 
-typedef struct stats_cache {
-    void *body; /* h2o_mem_alloc_shared; NULL before the first /stats */
+/* A document every request may ask for (/stats, /metrics), kept to answer more requests (respond_cached). */
+typedef struct doc_cache {
+    void *body; /* h2o_mem_alloc_shared; NULL before the first request */
     size_t len;
     uint64_t gen, built_us, cost_us;
     int64_t time_s;
-} stats_cache;
+    pc_tmetrics m; /* the tracker's counters when it was built */
+} doc_cache;
 
 typedef struct pc_tracker {
     pc_tracker_config cfg;
@@ -63,7 +67,7 @@ typedef struct pc_tracker {
     uv_timer_t sweep, save, history;
     uv_signal_t sigint, sigterm;
     int stopping, lock_fd;
-    stats_cache stats;
+    doc_cache stats, metrics;
 } pc_tracker;
 
 static uint64_t now_us(void)
@@ -309,38 +313,98 @@ static int on_announce(void *user, h2o_req_t *req)
 
 /* ---- statistics and keys ---- */
 
-/* The whole /stats document, kept to answer more requests: reused while nothing changed within the same
- * second, and, when building it took STATS_SLOW_US or more (a large catalog), for ten times as long as
- * that whatever changed, so pollers cannot keep the loop busy building it. Every answer shares this one
- * copy (pc_http_respond_shared), so clients that do not read cannot multiply it either. */
-static void stats_whole(pc_tracker *t, h2o_req_t *req, int64_t now_s)
+/* Documents that sum or list every video cost time in proportion to the catalog, and anyone may ask
+ * for them, so they are built once and kept: reused while nothing changed within the same second, and,
+ * when building took STATS_SLOW_US or more (a large catalog), for ten times as long as that whatever
+ * changed, so pollers cannot keep the loop busy building them. Every answer shares the one copy
+ * (pc_http_respond_shared), so clients that do not read cannot multiply it either. */
+typedef int (*doc_build)(pc_tracker *t, int64_t now_s, pc_buf *o);
+
+static void respond_cached(pc_tracker *t, doc_cache *c, doc_build build, const char *type, h2o_req_t *req,
+                           int64_t now_s)
 {
     uint64_t now = now_us(), gen = pc_registry_generation(t->reg);
-    stats_cache *c = &t->stats;
-    int fresh = c->body != NULL && ((c->gen == gen && c->time_s == now_s) ||
-                                    (c->cost_us >= STATS_SLOW_US && now < c->built_us + 10 * c->cost_us));
+    int same = c->gen == gen && c->time_s == now_s && memcmp(&c->m, &t->m, sizeof(t->m)) == 0;
+    int fresh = c->body != NULL && (same || (c->cost_us >= STATS_SLOW_US && now < c->built_us + 10 * c->cost_us));
     if (!fresh) {
-        json_t *doc = pc_report_stats(t->reg, now_s, NULL);
-        char *text = doc != NULL ? pc_json_dump(doc) : NULL;
-        json_decref(doc);
-        void *body = text != NULL ? h2o_mem_alloc_shared(NULL, strlen(text), NULL) : NULL;
+        pc_buf o;
+        pc_buf_init(&o, DOC_MAX);
+        void *body = build(t, now_s, &o) == 0 ? h2o_mem_alloc_shared(NULL, o.len, NULL) : NULL;
         if (body == NULL) {
-            free(text);
+            pc_buf_clear(&o);
             pc_http_respond_error(req, 500, "out_of_memory", "out of memory");
             return;
         }
+        memcpy(body, o.data, o.len);
         if (c->body != NULL)
             h2o_mem_release_shared(c->body);
-        c->len = strlen(text);
-        memcpy(body, text, c->len);
-        free(text);
         c->body = body;
+        c->len = o.len;
+        pc_buf_clear(&o);
         c->gen = gen;
         c->time_s = now_s;
+        c->m = t->m;
         c->built_us = now;
         c->cost_us = now_us() - now;
     }
-    pc_http_respond_shared(req, 200, "application/json", c->body, c->len);
+    pc_http_respond_shared(req, 200, type, c->body, c->len);
+}
+
+static int build_stats(pc_tracker *t, int64_t now_s, pc_buf *o)
+{
+    json_t *doc = pc_report_stats(t->reg, now_s, NULL);
+    char *text = doc != NULL ? pc_json_dump(doc) : NULL;
+    json_decref(doc);
+    int rc = text != NULL ? pc_buf_append_str(o, text) : PC_ENOMEM;
+    free(text);
+    return rc;
+}
+
+static int build_metrics(pc_tracker *t, int64_t now_s, pc_buf *o)
+{
+    (void)now_s;
+    return pc_report_metrics(t->reg, &t->m, METRICS_TOP_VIDEOS, o);
+}
+
+/* Parses a query integer in [lo, hi]; 0, or -1 when it is not one. */
+static int query_int(const char *v, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) || end == v || *end != '\0' || errno != 0 || x < lo || x > hi)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+/* /stats?history=1: the document for the selected video (none without |video|) with a page of the time
+ * series spliced in, and the cursor of the next page when rows were left out. */
+static void stats_history(pc_tracker *t, h2o_req_t *req, int64_t now_s, const pc_history_query *q)
+{
+    json_t *doc = pc_report_stats(t->reg, now_s, q->video != NULL ? q->video : "");
+    char *text = doc != NULL ? pc_json_dump(doc) : NULL;
+    json_decref(doc);
+    pc_buf o;
+    pc_buf_init(&o, HISTORY_BODY_MAX);
+    size_t len = text != NULL ? strlen(text) : 0;
+    int rc = len > 0 && text[len - 1] == '}' ? 0 : PC_ENOMEM;
+    rc = rc ? rc : pc_buf_append(&o, text, len - 1);
+    rc = rc ? rc : pc_buf_append_str(&o, ",\"history\":");
+    free(text);
+    pc_history_page page;
+    int hrc = rc ? rc : pc_tstore_history(t->store, q, &o, &page);
+    rc = rc ? rc : hrc;
+    if (rc == 0 && page.more)
+        rc = pc_buf_printf(&o, ",\"next\":{\"since\":%" PRId64 ",\"after\":\"%s\"}", page.last_t, page.last_video);
+    rc = rc ? rc : pc_buf_append_str(&o, "}");
+    if (hrc == PC_EDB)
+        pc_http_respond_error(req, 500, "database_error", "cannot read the history");
+    else if (rc != 0)
+        pc_http_respond_error(req, 500, "out_of_memory", "out of memory");
+    else
+        pc_http_respond(req, 200, "application/json", o.data, o.len);
+    pc_buf_clear(&o);
 }
 
 static int on_stats(void *user, h2o_req_t *req)
@@ -350,50 +414,45 @@ static int on_stats(void *user, h2o_req_t *req)
     if (!h2o_memis(path.base, path.len, H2O_STRLIT("/stats")))
         return -1;
     int64_t now_s = (int64_t)time(NULL);
-    char v[16], video[PC_VIDEO_ID_MAX + 2], since[24];
+    char v[16], video[PC_VIDEO_ID_MAX + 2], since[24], after[PC_VIDEO_ID_MAX + 2], limit[16];
     const char *bad = NULL;
     int rh = pc_http_req_query(req, "history", v, sizeof(v));
     int rv = pc_http_req_query(req, "video", video, sizeof(video));
     int rs = pc_http_req_query(req, "since", since, sizeof(since));
-    int64_t from = now_s - 24 * 3600;
+    int ra = pc_http_req_query(req, "after", after, sizeof(after));
+    int rl = pc_http_req_query(req, "limit", limit, sizeof(limit));
+    int64_t from = now_s - 24 * 3600, rows = HISTORY_ROWS_MAX;
     if ((rh != 0 && rh != PC_ENOENT) || (rh == 0 && strcmp(v, "0") != 0 && strcmp(v, "1") != 0))
         bad = "'history' must be 0 or 1";
     else if ((rv != 0 && rv != PC_ENOENT) || (rv == 0 && video[0] != '\0' && !pc_video_id_valid(video, strlen(video))))
         bad = "'video' must be a video id (or empty for the total)";
-    else if (rs != 0 && rs != PC_ENOENT)
+    else if ((rs != 0 && rs != PC_ENOENT) || (rs == 0 && query_int(since, INT64_MIN, INT64_MAX, &from) != 0))
         bad = "'since' must be unix seconds";
-    else if (rs == 0) {
-        char *end = NULL;
-        errno = 0;
-        from = strtoll(since, &end, 10);
-        if (!(since[0] == '-' || (since[0] >= '0' && since[0] <= '9')) || end == since || *end != '\0' || errno != 0)
-            bad = "'since' must be unix seconds";
-    }
+    else if ((ra != 0 && ra != PC_ENOENT) || (ra == 0 && after[0] != '\0' && !pc_video_id_valid(after, strlen(after))))
+        bad = "'after' must be a video id (or empty for the total)";
+    else if (ra == 0 && rs != 0)
+        bad = "'after' needs 'since'";
+    else if ((rl != 0 && rl != PC_ENOENT) || (rl == 0 && query_int(limit, 1, HISTORY_ROWS_MAX, &rows) != 0))
+        bad = "'limit' must be 1 to 10000"; /* HISTORY_ROWS_MAX */
     if (bad != NULL) {
         pc_http_respond_error(req, 400, "bad_field", bad);
         return 0;
     }
     t->m.expired += pc_registry_expire(t->reg, now_us());
     int history = rh == 0 && strcmp(v, "1") == 0, one = rv == 0 && video[0] != '\0';
-    if (!history && !one) {
-        stats_whole(t, req, now_s);
-        return 0;
-    }
-    json_t *doc = pc_report_stats(t->reg, now_s, one ? video : NULL);
-    if (doc == NULL) {
-        pc_http_respond_error(req, 500, "out_of_memory", "out of memory");
-        return 0;
-    }
     if (history) {
-        json_t *hist = NULL;
-        if (pc_tstore_history(t->store, rv == 0 ? video : NULL, from, HISTORY_ROWS_MAX, &hist) != 0) {
-            json_decref(doc);
-            pc_http_respond_error(req, 500, "database_error", "cannot read the history");
-            return 0;
-        }
-        json_object_set_new(doc, "history", hist);
+        pc_history_query q = {
+            .video = rv == 0 ? video : NULL, .since = from, .after = ra == 0 ? after : NULL, .limit = (size_t)rows};
+        stats_history(t, req, now_s, &q);
+    } else if (one) {
+        json_t *doc = pc_report_stats(t->reg, now_s, video);
+        if (doc != NULL)
+            pc_http_respond_json(req, 200, doc);
+        else
+            pc_http_respond_error(req, 500, "out_of_memory", "out of memory");
+    } else {
+        respond_cached(t, &t->stats, build_stats, "application/json", req, now_s);
     }
-    pc_http_respond_json(req, 200, doc);
     return 0;
 }
 
@@ -404,13 +463,7 @@ static int on_metrics(void *user, h2o_req_t *req)
     if (!h2o_memis(path.base, path.len, H2O_STRLIT("/metrics")))
         return -1;
     t->m.expired += pc_registry_expire(t->reg, now_us());
-    pc_buf o;
-    pc_buf_init(&o, 64 << 20);
-    if (pc_report_metrics(t->reg, &t->m, METRICS_TOP_VIDEOS, &o) != 0)
-        pc_http_respond_error(req, 500, "out_of_memory", "out of memory");
-    else
-        pc_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", o.data, o.len);
-    pc_buf_clear(&o);
+    respond_cached(t, &t->metrics, build_metrics, "text/plain; version=0.0.4; charset=utf-8", req, (int64_t)time(NULL));
     return 0;
 }
 
@@ -635,6 +688,8 @@ out:
     pc_registry_free(t->reg);
     if (t->stats.body != NULL)
         h2o_mem_release_shared(t->stats.body);
+    if (t->metrics.body != NULL)
+        h2o_mem_release_shared(t->metrics.body);
     pc_auth_free(t->auth);
     pc_buf_clear(&t->out);
     pc_ratelimit_free(t->rl);

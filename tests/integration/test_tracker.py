@@ -159,7 +159,8 @@ def test_restart_keeps_statistics_and_history(s):
     t.stop()  # graceful: statistics, a history row and the live swarm are saved
     t.restart()
     after = t.stats(history=True)
-    v = after["videos"]["stats1"]
+    check(after["videos"] == {}, "with history and no video, no video is listed: %r" % after["videos"])
+    v = t.stats()["videos"]["stats1"]
     for k in ("bytes_cdn", "bytes_p2p", "bytes_up", "stalls", "stall_ms", "viewers", "peers"):
         eq(v[k], before[k], "%s survives the restart" % k)
     rows = [h for h in after["history"] if h["video"] == "stats1"]
@@ -248,7 +249,9 @@ def test_bad_input_is_refused_with_a_reason(s):
     eq(t.req("GET", "/stats?history=1&video=../x").status, 400, "bad history filter")
     for q in ("history=1&video=" + "v" * 80, "history=1&since=" + "9" * 40, "history=1&since=12x",
               "history=1&since=+5", "history=1&since=%205", "history=yes", "history=" + "1" * 40, "history=1%00",
-              "history=1&video=a%00b", "history=1&since=1%002"):
+              "history=1&video=a%00b", "history=1&since=1%002", "history=1&limit=0", "history=1&limit=10001",
+              "history=1&limit=5x", "history=1&after=v1", "history=1&since=5&after=../x",
+              "history=1&since=5&after=" + "v" * 80):
         r = t.req("GET", "/stats?" + q)
         eq(r.status, 400, "an oversized or malformed query value is refused, not ignored: " + q[:30])
         eq(r.json()["code"], "bad_field", "code for " + q[:30])
@@ -387,9 +390,65 @@ def test_stats_of_a_large_catalog_are_shared_not_copied_per_client(s):
           % (grew, size))
 
 
+def test_history_pages_follow_the_cursor(s):
+    t = s.tracker("--history-interval", "0.1")
+    peers = [TrackerPeer(t, "hp%d" % i, 40 + i) for i in range(3)]
+    for p in peers:
+        p.counters = {"bytes_cdn": 1000, "bytes_p2p": 3000}
+        p.announce("started")
+    time.sleep(2.5)  # rows are per second (t in unix seconds): a row per live video and the total's at each
+    since = int(time.time()) - 60
+    whole = t.req("GET", "/stats?history=1&since=%d" % since).json()
+    rows = whole["history"]
+    check(len(rows) >= 8 and "next" not in whole, "one page holds them all: %d rows" % len(rows))
+    keys = [(h["t"], h["video"]) for h in rows]
+    eq(keys, sorted(keys), "rows in (t, video) order")
+    eq(whole["videos"], {}, "no video listed without 'video'")
+    check(all(h["offload"] == 0.75 for h in rows if h["bytes_cdn"]), "offload per row")
+    # pages of 5 rows, following "next", give back exactly the same rows
+    paged, q, pages = [], "since=%d" % since, 0
+    while pages < 1000:  # rows keep coming (the total's, every tick), but pages come faster
+        r = t.req("GET", "/stats?history=1&limit=5&" + q).json()
+        check(len(r["history"]) <= 5, "a page holds at most 'limit' rows")
+        paged += r["history"]
+        pages += 1
+        if "next" not in r:
+            break
+        eq((r["next"]["since"], r["next"]["after"]), (paged[-1]["t"], paged[-1]["video"]),
+           "the cursor is the last row's (t, video)")
+        q = "since=%d&after=%s" % (r["next"]["since"], r["next"]["after"])
+    check(paged[:len(rows)] == rows, "pages add up to the whole series")
+    check(pages >= len(rows) // 5, "%d pages" % pages)
+    one = t.req("GET", "/stats?history=1&video=hp1&since=%d" % since).json()
+    check(len(one["history"]) >= 2 and all(h["video"] == "hp1" for h in one["history"]), "one video's series")
+    eq(list(one["videos"]), ["hp1"], "the selected video is listed")
+    total = t.req("GET", "/stats?history=1&video=&since=%d" % since).json()
+    check(total["history"] and all(h["video"] == "" for h in total["history"]), "the total's series")
+    check(total["history"][-1]["bytes_p2p"] == 9000, "the total row sums the videos")
+
+
+def test_totals_near_the_cap_do_not_wrap(s):
+    """Each video's sums stop at 2^53 - 1, and so does their total: five videos near the cap once wrapped
+    the total to a negative number and an offload of 7."""
+    t = s.tracker()
+    cap = 2 ** 53 - 1
+    for i in range(5):
+        p = TrackerPeer(t, "cap%d" % i, 60 + i)
+        p.counters = {"bytes_cdn": 2 ** 53 // 2, "bytes_p2p": 2 ** 53 // 2}
+        p.announce("started")
+    total = t.stats()["total"]
+    eq((total["bytes_cdn"], total["bytes_p2p"]), (cap, cap), "the total stops at 2^53 - 1")
+    eq(total["offload"], 0.5, "offload of the capped sums")
+    v = t.stats()["videos"]["cap3"]
+    eq(v["bytes_cdn"], 2 ** 52, "a video's own sum")
+    m = t.req("GET", "/metrics").body.decode()
+    check('peercdn_tracker_bytes_total{source="cdn"} %d' % cap in m, "the Prometheus counter is capped too")
+
+
 S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers, test_other_videos_are_separate,
        test_silent_peers_expire_after_two_intervals, test_statistics_add_up, test_metrics_match_stats,
        test_restart_keeps_statistics_and_history, test_stats_cli, test_bad_input_is_refused_with_a_reason,
        test_flood_from_one_address_is_limited, test_origin_publishes_the_tracker_and_its_key,
        test_a_locked_database_does_not_stall_the_tracker, test_stats_of_a_large_catalog_are_shared_not_copied_per_client,
-       test_a_tampered_saved_swarm_is_not_echoed_to_peers])
+       test_a_tampered_saved_swarm_is_not_echoed_to_peers, test_history_pages_follow_the_cursor,
+       test_totals_near_the_cap_do_not_wrap])

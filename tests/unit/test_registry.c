@@ -230,6 +230,57 @@ static void sums_stop_at_the_largest_exact_json_integer(void **state)
     pc_registry_free(r);
 }
 
+/* The total across videos is the videos' sums added with the same cap, kept up to date by announces,
+ * stops and restores: several videos near the cap do not wrap it (they once made offload 7.2). */
+static void the_total_is_the_capped_sum_of_the_videos(void **state)
+{
+    (void)state;
+    pc_registry *r = fx_registry(30 * SEC);
+    const uint64_t max = 9007199254740991ull; /* 2^53 - 1 */
+    for (int i = 0; i < 5; i++) {
+        char v[8];
+        snprintf(v, sizeof(v), "v%d", i);
+        pc_announce a = fx_announce(i, v, PC_EV_STARTED, 0);
+        a.counters.startup_ms = 300;
+        a.seeding = i == 4;
+        announce_ok(r, &a, SEC);
+        a.event = i % 2 ? PC_EV_STOPPED : PC_EV_PERIODIC;
+        a.counters.bytes_cdn = max / 2 + 1;
+        a.counters.bytes_p2p = max / 3;
+        a.counters.played_ms = 1000;
+        announce_ok(r, &a, 2 * SEC);
+    }
+    uint64_t peers, seeders;
+    const pc_vstats *t = pc_registry_total(r, &peers, &seeders);
+    assert_true(t->bytes_cdn == max);
+    assert_true(t->bytes_p2p == max);
+    assert_true(t->played_ms == 5000);
+    assert_true(t->viewers == 5 && t->announces == 10);
+    assert_true(peers == 3 && seeders == 1); /* v1 and v3 stopped; v4 seeds */
+    /* the same as summing the videos afresh */
+    pc_vstats sum;
+    memset(&sum, 0, sizeof(sum));
+    for (size_t i = 0; i < pc_registry_nswarms(r); i++)
+        pc_vstats_add(&sum, &pc_registry_swarm(r, (uint32_t)i)->st);
+    assert_memory_equal(&sum, t, sizeof(sum));
+    pc_registry_expire(r, 100 * SEC);
+    t = pc_registry_total(r, &peers, &seeders);
+    assert_true(peers == 0 && seeders == 0 && t->bytes_cdn == max);
+    /* restores: a new video adds to the total, one restored again replaces its figures */
+    pc_vstats st = {.bytes_cdn = 10, .bytes_p2p = 30, .viewers = 2, .played_ms = 7};
+    st.startup_hist[3] = 2;
+    pc_registry *q = fx_registry(30 * SEC);
+    assert_int_equal(pc_registry_restore_stats(q, "x", &st), 0);
+    assert_int_equal(pc_registry_restore_stats(q, "y", &st), 0);
+    st.bytes_cdn = 20;
+    assert_int_equal(pc_registry_restore_stats(q, "x", &st), 0);
+    t = pc_registry_total(q, &peers, &seeders);
+    assert_true(t->bytes_cdn == 30 && t->bytes_p2p == 60 && t->viewers == 4 && t->played_ms == 14);
+    assert_int_equal(t->startup_hist[3], 4);
+    pc_registry_free(q);
+    pc_registry_free(r);
+}
+
 static void many_peers_join_and_leave_consistently(void **state)
 {
     (void)state;
@@ -320,6 +371,7 @@ int main(void)
         cmocka_unit_test(unknown_periodic_peer_sets_a_baseline),
         cmocka_unit_test(limits_refuse_without_changing_anything),
         cmocka_unit_test(sums_stop_at_the_largest_exact_json_integer),
+        cmocka_unit_test(the_total_is_the_capped_sum_of_the_videos),
         cmocka_unit_test(many_peers_join_and_leave_consistently),
         cmocka_unit_test(restored_peer_counts_nothing_twice),
         cmocka_unit_test(histogram_quantiles),
