@@ -500,6 +500,8 @@ int pc_registry_announce(pc_registry *r, const pc_announce *a, uint32_t net, uin
         return 0;
     }
     uint32_t rend = rend_index(sw, a->rendition);
+    if (rend == PC_NONE && p != NULL && (p->flags & PC_PEER_REND) && sw->rend_peers[p->rend] == 1)
+        rend = p->rend; /* the only peer at its name switches: the new name takes that slot */
     if (rend == PC_NONE)
         return PC_ELIMIT;
     if (p == NULL) {

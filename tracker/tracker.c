@@ -366,6 +366,16 @@ static int build_metrics(pc_tracker *t, int64_t now_s, pc_buf *o)
     return pc_report_metrics(t->reg, &t->m, METRICS_TOP_VIDEOS, o);
 }
 
+/* The read endpoints take GET and HEAD: 1 after answering 405 to anything else. */
+static int refuse_writes(h2o_req_t *req)
+{
+    if (pc_http_req_method_is(req, "GET") || pc_http_req_method_is(req, "HEAD"))
+        return 0;
+    pc_http_add_header(req, "allow", "GET, HEAD");
+    pc_http_respond_error(req, 405, "method_not_allowed", "this resource takes GET");
+    return 1;
+}
+
 /* Parses a query integer in [lo, hi]; 0, or -1 when it is not one. */
 static int query_int(const char *v, int64_t lo, int64_t hi, int64_t *out)
 {
@@ -413,6 +423,8 @@ static int on_stats(void *user, h2o_req_t *req)
     h2o_iovec_t path = pc_http_req_path(req);
     if (!h2o_memis(path.base, path.len, H2O_STRLIT("/stats")))
         return -1;
+    if (refuse_writes(req))
+        return 0;
     int64_t now_s = (int64_t)time(NULL);
     char v[16], video[PC_VIDEO_ID_MAX + 2], since[24], after[PC_VIDEO_ID_MAX + 2], limit[16];
     const char *bad = NULL;
@@ -462,6 +474,8 @@ static int on_metrics(void *user, h2o_req_t *req)
     h2o_iovec_t path = pc_http_req_path(req);
     if (!h2o_memis(path.base, path.len, H2O_STRLIT("/metrics")))
         return -1;
+    if (refuse_writes(req))
+        return 0;
     t->m.expired += pc_registry_expire(t->reg, now_us());
     respond_cached(t, &t->metrics, build_metrics, "text/plain; version=0.0.4; charset=utf-8", req, (int64_t)time(NULL));
     return 0;
@@ -471,11 +485,15 @@ static int on_api(void *user, h2o_req_t *req)
 {
     pc_tracker *t = user;
     h2o_iovec_t path = pc_http_req_path(req);
-    if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/tracker-key"))) {
+    int key = h2o_memis(path.base, path.len, H2O_STRLIT("/api/tracker-key"));
+    int health = h2o_memis(path.base, path.len, H2O_STRLIT("/api/health"));
+    if ((key || health) && refuse_writes(req))
+        return 0;
+    if (key) {
         pc_http_respond_json(req, 200, json_pack("{ss}", "ed25519", t->pk_b64));
         return 0;
     }
-    if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/health"))) {
+    if (health) {
         pc_http_respond_json(req, 200,
                              json_pack("{ss sI sI}", "status", "ok", "peers", (json_int_t)pc_registry_npeers(t->reg),
                                        "videos", (json_int_t)pc_registry_nswarms(t->reg)));

@@ -246,6 +246,10 @@ def test_bad_input_is_refused_with_a_reason(s):
     r = t.req("GET", "/announce")
     eq((r.status, r.json()["code"]), (405, "method_not_allowed"), "GET /announce")
     eq(t.req("GET", "/nope").status, 404, "unknown path")
+    for path in ("/stats", "/metrics", "/api/health", "/api/tracker-key"):
+        r = t.req("DELETE", path)
+        eq((r.status, r.json()["code"]), (405, "method_not_allowed"), "DELETE " + path)
+        eq(r.header("allow"), "GET, HEAD", "Allow on " + path)
     eq(t.req("GET", "/stats?history=1&video=../x").status, 400, "bad history filter")
     for q in ("history=1&video=" + "v" * 80, "history=1&since=" + "9" * 40, "history=1&since=12x",
               "history=1&since=+5", "history=1&since=%205", "history=yes", "history=" + "1" * 40, "history=1%00",

@@ -208,6 +208,18 @@ static void limits_refuse_without_changing_anything(void **state)
     snprintf(late.rendition, sizeof(late.rendition), "late");
     self = announce_ok(r, &late, 3 * SEC);
     assert_int_equal(pc_registry_peer(r, self)->rend, 7);
+    /* every name in use: the only peer at a name may still switch to a new one, which takes its slot
+     * (leaving would have freed it); a peer sharing its name may not */
+    pc_announce sw8 = fx_announce(8, "v", PC_EV_PERIODIC, 0);
+    snprintf(sw8.rendition, sizeof(sw8.rendition), "new8");
+    self = announce_ok(r, &sw8, 4 * SEC);
+    assert_int_equal(pc_registry_peer(r, self)->rend, 8);
+    assert_string_equal(sw->rend[8], "new8");
+    assert_int_equal(sw->rend_peers[8], 1);
+    pc_announce sw6 = fx_announce(6, "v", PC_EV_PERIODIC, 0); /* r6 has two peers */
+    snprintf(sw6.rendition, sizeof(sw6.rendition), "new6");
+    assert_int_equal(pc_registry_announce(r, &sw6, 7, 4 * SEC, &self), PC_ELIMIT);
+    assert_int_equal(sw->rend_peers[6], 2);
     pc_registry_free(r);
 }
 
