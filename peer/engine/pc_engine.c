@@ -1795,12 +1795,13 @@ void pc_engine_on_done(pc_engine *e, uint64_t transfer, const uint8_t hash[32], 
                 e->link_measured = 1;
             }
         }
-        e->cdn_fails = 0;
     } else {
         epeer *p = &e->peers[src];
         p->rate = p->rate * 0.7 + r * 0.3;
     }
     int ok = memcmp(hash, seg_hash(e, rung, i), 32) == 0;
+    if (src == PC_SRC_CDN && ok)
+        e->cdn_fails = 0; /* a CDN that keeps sending a bad copy keeps backing off longer */
     if (i == PC_SEG_INIT) {
         e->init_state[rung] = ok ? SEG_READY : SEG_NONE;
         if (ok) {

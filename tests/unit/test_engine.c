@@ -41,6 +41,16 @@ static const uint8_t *right_hash(const w_media *wm, const pc_action *a)
     return a->segment == PC_SEG_INIT ? wm->ihash[0] : wm->hash[0] + 32 * (size_t)a->segment;
 }
 
+/* An engine on 15 one-rung segments with no peers, not playing yet. */
+static pc_engine *engine_alone(w_media *wm)
+{
+    w_media_init(wm, 15, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    pc_engine *e;
+    assert_int_equal(pc_engine_new(&wm->m, &c, &e), 0);
+    return e;
+}
+
 /* An engine on 15 one-rung segments with peer 7 holding all of them, playing from time 0. */
 static pc_engine *engine_with_peer_7(w_media *wm, const pc_engine_config *c)
 {
@@ -977,6 +987,42 @@ static void swarm_collapse_switches_to_the_cdn_and_back(void **state)
 }
 
 /* (e) */
+/* A CDN that keeps sending a copy that fails the signed hash is retried with a growing backoff (0.2 s
+ * doubling to 6.4 s): the backoff was reset by each completed CDN transfer before its hash was checked,
+ * so it stayed at 0.2 s and a misconfigured CDN was asked 24 times a second. */
+static void a_cdn_sending_bad_copies_is_retried_ever_more_slowly(void **state)
+{
+    (void)state;
+    static w_media wm;
+    pc_engine *e = engine_alone(&wm);
+    pc_engine_play(e, 0);
+    static const uint8_t wrong[32];
+    uint64_t now = 0, first_late = 0;
+    int fetches = 0;
+    for (int guard = 0; guard < 100000 && now < 30 * S; guard++) {
+        pc_action a;
+        while (pc_engine_next_action(e, &a))
+            if (a.type == PC_ACT_FETCH && a.peer == PC_SRC_CDN) {
+                fetches++;
+                if (now >= 20 * S && first_late == 0)
+                    first_late = now;
+                pc_engine_on_done(e, a.transfer, wrong, now);
+            }
+        uint64_t next = pc_engine_expiry(e);
+        if (next == UINT64_MAX)
+            break;
+        now = next > now ? next : now + 1;
+        pc_engine_on_timeout(e, now);
+    }
+    pc_engine_stats st;
+    pc_engine_get_stats(e, now, &st);
+    assert_true(st.rejected_segments == (uint64_t)fetches);
+    /* 0.2 + 0.4 + ... + 6.4 s, then every 6.4 s: about ten tries in 30 s (150 at a steady 0.2 s) */
+    assert_true(fetches >= 5 && fetches <= 16);
+    assert_true(first_late != 0); /* still trying */
+    pc_engine_free(e);
+}
+
 static void corrupt_data_bans_the_sender_and_refetches(void **state)
 {
     (void)state;
@@ -1348,10 +1394,7 @@ static void peers_come_and_go_by_handle(void **state)
 {
     (void)state;
     static w_media wm;
-    w_media_init(&wm, 15, 4, 1, ladder);
-    pc_engine_config c = cfg_default();
-    pc_engine *e;
-    assert_int_equal(pc_engine_new(&wm.m, &c, &e), 0);
+    pc_engine *e = engine_alone(&wm);
     enum { POOL = 600 };
     static uint32_t pool[POOL];
     static uint8_t in[POOL];
@@ -1478,6 +1521,7 @@ int main(void)
         cmocka_unit_test(rescue_fires_at_the_stall_timeout_tick),
         cmocka_unit_test(swarm_collapse_switches_to_the_cdn_and_back),
         cmocka_unit_test(corrupt_data_bans_the_sender_and_refetches),
+        cmocka_unit_test(a_cdn_sending_bad_copies_is_retried_ever_more_slowly),
         cmocka_unit_test(bandwidth_drop_switches_down_before_any_stall),
         cmocka_unit_test(seek_and_quit_cancel_outstanding_work),
         cmocka_unit_test(upload_requests_follow_deadlines_and_the_cap),
