@@ -433,6 +433,19 @@ void pc_http_respond_shared(h2o_req_t *req, int status, const char *content_type
     respond(req, status, content_type, h2o_iovec_init(body, len));
 }
 
+static void blob_ref_dispose(void *p)
+{
+    pc_blob_release(*(pc_blob **)p);
+}
+
+void pc_http_respond_blob(h2o_req_t *req, int status, const char *content_type, pc_blob *blob, const void *data,
+                          size_t len)
+{
+    pc_blob **ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), blob_ref_dispose); /* freed with the pool */
+    *ref = blob;
+    respond(req, status, content_type, h2o_iovec_init(data, len));
+}
+
 void pc_http_respond_json(h2o_req_t *req, int status, json_t *body)
 {
     char *s = pc_json_dump(body);

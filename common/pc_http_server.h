@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "pc_blobcache.h"
 #include "pc_error.h"
 
 typedef struct pc_http_server pc_http_server;
@@ -81,6 +82,10 @@ void pc_http_respond(h2o_req_t *req, int status, const char *content_type, const
  * reference until it is done, so one large document answers many requests in one copy. */
 void pc_http_respond_shared(h2o_req_t *req, int status, const char *content_type, void *body, size_t len);
 /* Steals |body|. */
+/* Answers with |len| bytes at |data| inside |blob| without copying them; takes over the caller's reference
+ * to |blob|, released once the answer is sent (or the client went away). */
+void pc_http_respond_blob(h2o_req_t *req, int status, const char *content_type, pc_blob *blob, const void *data,
+                          size_t len);
 void pc_http_respond_json(h2o_req_t *req, int status, json_t *body);
 /* {"code": code, "message": message} with |status|. */
 void pc_http_respond_error(h2o_req_t *req, int status, const char *code, const char *message);

@@ -1306,11 +1306,17 @@ static int setup(client *c)
     size_t bl = strlen(cfg->origin);
     while (bl > 0 && cfg->origin[bl - 1] == '/')
         bl--;
-    snprintf(c->base, sizeof(c->base), "%.*s/v/%s/", (int)bl, cfg->origin, cfg->video);
-    if (cfg->tracker != NULL)
-        snprintf(c->tracker_url, sizeof(c->tracker_url), "%s", cfg->tracker);
-    else if (c->mf->has_tracker && c->mf->tracker_url != NULL)
-        snprintf(c->tracker_url, sizeof(c->tracker_url), "%s", c->mf->tracker_url);
+    const char *tracker = cfg->tracker != NULL ? cfg->tracker : c->mf->has_tracker ? c->mf->tracker_url : NULL;
+    if (bl > PC_CLIENT_URL_MAX || (size_t)snprintf(c->base, sizeof(c->base), "%.*s/v/%s/", (int)bl, cfg->origin,
+                                                   cfg->video) >= sizeof(c->base)) {
+        fprintf(stderr, "peercdn-peer: the origin URL is longer than %d characters\n", PC_CLIENT_URL_MAX);
+        return -1;
+    }
+    if (tracker != NULL &&
+        (size_t)snprintf(c->tracker_url, sizeof(c->tracker_url), "%s", tracker) >= sizeof(c->tracker_url)) {
+        fprintf(stderr, "peercdn-peer: the tracker URL is longer than %zu characters\n", sizeof(c->tracker_url) - 1);
+        return -1;
+    }
     if (c->tracker_url[0] != '\0' && !c->mf->has_tracker) {
         /* the origin vouches for no tracker; the one named on the command line is trusted for its key (what
          * peers send is still checked against the signed hashes) */

@@ -10,6 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Longest --origin and --tracker URL (checked by the command line; the client refuses longer ones too). */
+#define PC_CLIENT_URL_MAX 900
+
 typedef struct pc_client_config {
     int seed_mode;              /* `seed`: fetch everything once, then serve */
     const char *origin;         /* http://HOST:PORT of the origin (the CDN) */

@@ -98,8 +98,8 @@ struct client {
     char *manifest_json;
     pc_manifest *mf;
     pc_peer_media pm;
-    char base[1024];          /* origin + "/v/" + video + "/" */
-    char tracker_url[512];
+    char base[PC_CLIENT_URL_MAX + PC_VIDEO_ID_MAX + 8]; /* origin + "/v/" + video + "/" */
+    char tracker_url[2049];                              /* the manifest's may be 2048 characters */
     /* engine */
     pc_engine *e;
     int driving, kicked, engine_failed;

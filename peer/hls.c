@@ -129,26 +129,62 @@ static int unknown(const char *u, size_t ul, char *bad, size_t badlen)
     return -1;
 }
 
-/* Every URI in playlist |name| is one uri_known() accepts; else -1 and the first other one in |bad|. */
+/* The tags the local endpoint relays: the origin's (origin/hls.c) and VOD tags that carry no URI. A
+ * player follows URIs in tags we do not know (EXT-X-SESSION-DATA, EXT-X-DATERANGE's X-ASSET-LIST,
+ * EXT-X-KEY...), so a playlist with any other #EXT tag is not served. */
+static const char *const relayed_tags[] = {
+    "#EXTM3U",        "#EXT-X-VERSION",       "#EXT-X-INDEPENDENT-SEGMENTS", "#EXT-X-MEDIA",
+    "#EXT-X-STREAM-INF", "#EXT-X-TARGETDURATION", "#EXT-X-MEDIA-SEQUENCE", "#EXT-X-DISCONTINUITY-SEQUENCE",
+    "#EXT-X-PLAYLIST-TYPE", "#EXT-X-MAP",       "#EXTINF",                     "#EXT-X-ENDLIST",
+};
+
+static int tag_relayed(const char *line, size_t ll)
+{
+    size_t tl = 0;
+    while (tl < ll && line[tl] != ':')
+        tl++;
+    for (size_t i = 0; i < sizeof(relayed_tags) / sizeof(relayed_tags[0]); i++)
+        if (strlen(relayed_tags[i]) == tl && memcmp(relayed_tags[i], line, tl) == 0)
+            return 1;
+    return 0;
+}
+
+/* Every URI in playlist |name| is one uri_known() accepts; else -1 and the first other one (or the line
+ * with a tag we do not relay) in |bad|. Lines end at CR or LF, as players split them; in a tag, every
+ * value after "URI" and '=' is checked, quoted or not, whatever the attribute's name begins with. */
 static int check_uris(const client *c, const char *name, const char *body, size_t len, char *bad, size_t badlen)
 {
     const char *p = body, *end = body + len;
     while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl != NULL ? nl : end;
+        const char *le = p;
+        while (le < end && *le != '\n' && *le != '\r')
+            le++;
         size_t ll = (size_t)(le - p);
-        if (ll > 0 && p[ll - 1] == '\r')
-            ll--;
         if (ll > 0 && p[0] != '#' && !uri_known(c, name, p, ll))
             return unknown(p, ll, bad, badlen);
-        for (const char *a = p; ll > 0 && p[0] == '#' && a + 5 <= p + ll; a++) {
-            if (memcmp(a, "URI=\"", 5) != 0)
+        if (ll >= 4 && memcmp(p, "#EXT", 4) == 0 && !tag_relayed(p, ll))
+            return unknown(p, ll, bad, badlen);
+        for (const char *a = p; ll > 0 && p[0] == '#' && a + 3 <= p + ll; a++) {
+            if (memcmp(a, "URI", 3) != 0)
                 continue;
-            const char *u = a + 5, *q = memchr(u, '"', (size_t)(p + ll - u));
-            size_t ul = q != NULL ? (size_t)(q - u) : (size_t)(p + ll - u);
+            const char *u = a + 3;
+            while (u < le && (*u == ' ' || *u == '\t'))
+                u++;
+            if (u == le || *u != '=')
+                continue;
+            for (u++; u < le && (*u == ' ' || *u == '\t');)
+                u++;
+            const char *q;
+            if (u < le && *u == '"') {
+                u++;
+                q = memchr(u, '"', (size_t)(le - u));
+            } else {
+                q = memchr(u, ',', (size_t)(le - u));
+            }
+            size_t ul = q != NULL ? (size_t)(q - u) : (size_t)(le - u);
             if (!uri_known(c, name, u, ul))
                 return unknown(u, ul, bad, badlen);
-            a = u + ul;
+            a = u + ul - 1;
         }
         p = le + (le < end);
     }
@@ -191,7 +227,10 @@ static int load_playlists(client *c, hls *h)
             return -1;
         char bad[256];
         if (check_uris(c, name, body, len, bad, sizeof(bad)) != 0) {
-            fprintf(stderr, "peercdn-peer: %s refers to \"%s\", which the signed manifest does not list\n", url, bad);
+            fprintf(stderr,
+                    "peercdn-peer: %s refers to \"%s\", which the signed manifest does not list (or has a tag the "
+                    "local endpoint does not relay)\n",
+                    url, bad);
             free(body);
             return -1;
         }
@@ -202,10 +241,16 @@ static int load_playlists(client *c, hls *h)
 
 /* ---- answering ---- */
 
-static void respond_part(h2o_req_t *req, const uint8_t *data, const pc_part *p)
+/* An init segment (held for the whole session, and small) is copied; a segment is sent from the store's
+ * blob itself, whose reference |b| the answer keeps until it is sent, so players that read slowly share
+ * the store's copy instead of holding one each. */
+static void respond_part(h2o_req_t *req, const uint8_t *data, pc_blob *b, const pc_part *p)
 {
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    pc_http_respond(req, 200, "video/mp4", data + p->offset, p->size);
+    if (b != NULL)
+        pc_http_respond_blob(req, 200, "video/mp4", b, data + p->offset, p->size);
+    else
+        pc_http_respond(req, 200, "video/mp4", data + p->offset, p->size);
 }
 
 /* Serves |w| if what it needs is here; 1 when answered. */
@@ -220,15 +265,14 @@ static int try_serve(client *c, h2o_req_t *req, uint32_t rung, uint32_t seg, int
         const pc_part *p = &parts[audio && np == 2 ? 1 : 0];
         if (seg == PC_SEG_INIT) {
             if (c->init[q] != NULL) {
-                respond_part(req, c->init[q], p);
+                respond_part(req, c->init[q], NULL, p);
                 return 1;
             }
             continue;
         }
         pc_blob *b = pc_store_get(c->store, q, seg, pc_peer_media_size(&c->pm, q, seg));
         if (b != NULL) {
-            respond_part(req, b->data, p);
-            pc_blob_release(b);
+            respond_part(req, b->data, b, p);
             return 1;
         }
     }
@@ -335,16 +379,29 @@ static int on_request(void *user, h2o_req_t *req)
         return 0;
     }
     int audio = c->mf->renditions[rend].audio;
-    int q = audio ? 0 : pc_peer_media_rung(&c->pm, c->mf->renditions[rend].id);
-    if (q < 0) {
+    int q = audio ? (rend == c->pm.audio ? 0 : -1) : pc_peer_media_rung(&c->pm, c->mf->renditions[rend].id);
+    if (q < 0 || (seg != PC_SEG_INIT && seg >= c->pm.m.n_segments)) {
         pc_http_respond_error(req, 404, "not_found", "no such rendition");
         return 0;
     }
     if (try_serve(c, req, (uint32_t)q, seg, audio))
         return 0;
-    if (c->stopping || h->nw == PC_HLS_WAITERS_MAX) {
-        pc_http_respond_error(req, 503, "busy", "too many segment requests are waiting");
+    if (c->stopping) {
+        pc_http_respond_error(req, 503, "stopping", "the peer is shutting down");
         return 0;
+    }
+    if (h->nw == PC_HLS_WAITERS_MAX) {
+        /* the oldest waiter gives way: h2o does not tell a handler when an HTTP/1 client closes, so players
+         * that went away (hls.js aborts on every seek) would otherwise keep the slots for PC_HLS_WAIT_S */
+        size_t old = 0;
+        for (size_t i = 1; i < h->nw; i++)
+            if (h->w[i]->since < h->w[old]->since)
+                old = i;
+        if (h->w[old]->req != NULL) {
+            pc_http_respond_error(h->w[old]->req, 503, "busy", "too many segment requests are waiting");
+            pc_http_req_unguard(h->w[old]->guard);
+        }
+        waiter_drop(h, old);
     }
     waiter *w = calloc(1, sizeof(*w));
     if (w == NULL || pc_http_req_guard(req, &w->req, &w->guard) != 0) {

@@ -42,6 +42,24 @@ static const char usage[] =
     "  --no-status           no status line on a terminal\n"
     "  --log-level LEVEL     error, warn, info (default) or debug\n";
 
+/* 1 when the report could not be written at exit (pc_write_file): checked before playing, not after. */
+static int report_unwritable(const char *path)
+{
+    struct stat st;
+    size_t len = strlen(path);
+    if (len == 0 || len > 4000 || path[len - 1] == '/')
+        return 1;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) /* a device or a pipe is written into */
+        return S_ISDIR(st.st_mode) || access(path, W_OK) != 0;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    return stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0; /* a .tmp, then rename */
+}
+
 int main(int argc, char **argv)
 {
     pc_cli_init("peercdn-peer");
@@ -108,10 +126,14 @@ int main(int argc, char **argv)
         pc_cli_usage("%s needs --origin URL and --video ID", argv[1]);
     if (!pc_video_id_valid(cfg.video, strlen(cfg.video)))
         pc_cli_usage("--video: 1 to 64 characters of A-Z a-z 0-9 _ -");
-    if (!pc_cli_is_http_url(cfg.origin))
-        pc_cli_usage("--origin wants an http:// or https:// URL");
-    if (cfg.tracker != NULL && !pc_cli_is_http_url(cfg.tracker))
-        pc_cli_usage("--tracker wants an http:// or https:// URL");
+    if (!pc_cli_is_http_url(cfg.origin) || strlen(cfg.origin) > PC_CLIENT_URL_MAX)
+        pc_cli_usage("--origin wants an http:// or https:// URL of at most %d characters", PC_CLIENT_URL_MAX);
+    if (cfg.tracker != NULL && (!pc_cli_is_http_url(cfg.tracker) || strlen(cfg.tracker) > PC_CLIENT_URL_MAX))
+        pc_cli_usage("--tracker wants an http:// or https:// URL of at most %d characters", PC_CLIENT_URL_MAX);
+    if (cfg.cache_dir != NULL && cfg.cache_dir[0] == '\0')
+        pc_cli_usage("--cache-dir wants a directory");
+    if (cfg.report != NULL && report_unwritable(cfg.report))
+        pc_cli_usage("--report: cannot write '%s'", cfg.report);
     /* addresses are checked here, before anything is fetched: a bad one is a usage error, not a late one */
     struct sockaddr_storage ss;
     if (pc_hostport_parse(cfg.listen, &ss) != 0)

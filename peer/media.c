@@ -34,8 +34,11 @@ int pc_peer_media_init(pc_peer_media *pm, const pc_manifest *mf, const char **wh
     uint32_t nr = 0;
     for (size_t i = 0; i < mf->nrenditions; i++) {
         if (mf->renditions[i].audio) {
-            if (pm->audio < 0)
-                pm->audio = (int)i;
+            if (pm->audio >= 0) { /* the composite carries one audio track; a second would be served as it */
+                *why = "the manifest has more than one audio rendition";
+                return PC_EINVAL;
+            }
+            pm->audio = (int)i;
             continue;
         }
         if (nr == PC_RUNGS_MAX) {

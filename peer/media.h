@@ -37,7 +37,8 @@ typedef struct pc_peer_media {
 
 /* Builds the composite view of |mf| (which must outlive it). PC_EINVAL with a sentence in |why| when
  * the manifest cannot be played: no video rendition, more than PC_RUNGS_MAX, rungs whose segment
- * counts or durations differ, an audio track of another length, a composite over 4 GiB. PC_ENOMEM. */
+ * counts or durations differ, more than one audio track or one of another length, a composite over
+ * 4 GiB. PC_ENOMEM. */
 int pc_peer_media_init(pc_peer_media *pm, const pc_manifest *mf, const char **why) PC_MUST_CHECK;
 void pc_peer_media_clear(pc_peer_media *pm);
 /* The parts of composite segment |seg| (PC_SEG_INIT: the init segment) of |rung|: 1 or 2. */

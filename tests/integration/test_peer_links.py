@@ -381,6 +381,13 @@ def test_bad_usage_and_an_unsigned_manifest_fail_with_one_line(s):
         ([peer, "play", "--origin", o.url, "--video", "bad/id"], 2, "--video"),
         ([peer, "play", "--origin", o.url, "--video", vid, "--up-kbps", "-3"], 2, "--up-kbps"),
         ([peer, "fly"], 2, "unknown command"),
+        # checked at start, not found out after playing (or, for --cache-dir "", written to /VIDEO/)
+        ([peer, "play", "--origin", o.url, "--video", vid, "--cache-dir", ""], 2, "--cache-dir"),
+        ([peer, "play", "--origin", o.url, "--video", vid, "--report", os.path.join(s.tmp, "no", "r.json")], 2,
+         "--report"),
+        ([peer, "play", "--origin", o.url, "--video", vid, "--report", s.tmp], 2, "--report"),
+        ([peer, "play", "--origin", o.url.replace("http://", "http://" + "u" * 1000 + "@"), "--video", vid], 2,
+         "at most 900 characters"),
         # a key that did not sign this manifest: refused before anything in it is read
         ([peer, "play", "--origin", o.url, "--video", vid, "--origin-key", base64.b64encode(os.urandom(32)).decode()],
          1, "not signed by the pinned origin key"),
@@ -635,11 +642,12 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
 def test_a_playlist_pointing_outside_the_signed_manifest_is_not_served(s):
     """Playlists are not signed: an edge that rewrites a segment line, or an EXT-X-MAP URI, into an
     absolute URL would have the player fetch bytes no hash checks. The local endpoint refuses to start,
-    with one line naming the URI."""
+    with one line naming the URI. Also when the URI is not quoted, when the playlist's lines end with a
+    bare CR (players split on CR too), and when a tag the endpoint does not know carries it."""
     o = s.origin()
     vid = o.upload(clip("peer_links_notracker_320x180_6s", size="320x180", rate=25, dur=6), title="bad playlist")
     o.ready(vid, timeout=300)
-    for case in ("segment", "map"):
+    for case in ("segment", "map", "unquoted", "cr", "tag"):
         class Edge(EdgeHandler):
             def do_GET(self):
                 with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
@@ -647,13 +655,19 @@ def test_a_playlist_pointing_outside_the_signed_manifest_is_not_served(s):
                 if self.path.endswith("/index.m3u8"):
                     lines = data.decode().split("\n")
                     for i, line in enumerate(lines):
-                        if case == "segment" and line and not line.startswith("#"):
+                        if case in ("segment", "cr") and line and not line.startswith("#"):
                             lines[i] = "http://127.0.0.1:9/evil.m4s"
                             break
                         if case == "map" and line.startswith("#EXT-X-MAP:"):
                             lines[i] = '#EXT-X-MAP:URI="//127.0.0.1:9/evil-init.mp4"'
                             break
-                    data = "\n".join(lines).encode()
+                        if case == "unquoted" and line.startswith("#EXT-X-MAP:"):
+                            lines[i] = '#EXT-X-MAP:URI = http://127.0.0.1:9/evil-init.mp4'
+                            break
+                        if case == "tag" and line.startswith("#EXT-X-TARGETDURATION"):
+                            lines.insert(i, '#EXT-X-SESSION-DATA:DATA-ID="x",URL="http://127.0.0.1:9/evil.json"')
+                            break
+                    data = ("\r" if case == "cr" else "\n").join(lines).encode()
                 self.answer(200, data, [("Content-Type", ctype)])
 
         p = subprocess.run([s.bin("peercdn-peer"), "play", "--origin", serve_edge(s, Edge),
@@ -664,6 +678,38 @@ def test_a_playlist_pointing_outside_the_signed_manifest_is_not_served(s):
         eq(p.returncode, 1, "exit status with a rewritten %s URI: %s" % (case, p.stderr.decode()))
         eq(len(err), 1, "one line on stderr: %r" % err)
         check("evil" in err[0] and "does not list" in err[0], "the line names the URI: %r" % err[0])
+
+
+def test_players_that_went_away_do_not_keep_the_endpoint_busy(s):
+    """h2o does not tell the endpoint when an HTTP/1 player closes while it waits for a segment, so 256
+    players that asked and left (hls.js aborts a request on every seek) held every waiting slot for 30 s
+    and the next player got 503 at once. The oldest waiter now gives way to a new request."""
+    setup_video(s)
+    o, vid, m = st["o"], st["vid"], st["m"]
+    video = [r for r in m["renditions"] if r.get("type") != "audio"][0]
+    p = Peer(s, o, vid, "--hls-listen", "127.0.0.1:0", "--rendition", video["id"], "--down-kbps", "40",
+             name="slow-hls")
+    host, port = p.hls.split("//")[1].split(":")
+    req = ("GET /v/%s/%s HTTP/1.1\r\nHost: x\r\n\r\n" % (vid, video["segments"][-1]["url"])).encode()
+    gone = []
+    for _ in range(256):
+        c = socket.create_connection((host, int(port)), timeout=10)
+        c.sendall(req)
+        gone.append(c)
+    time.sleep(0.5)  # all waiting: the last segment is far off at 40 kbit/s
+    for c in gone:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        c.close()  # a reset, as a browser aborting the request
+    time.sleep(0.5)
+    c = socket.create_connection((host, int(port)), timeout=3)
+    c.sendall(req)
+    try:
+        head = c.recv(64)
+    except socket.timeout:
+        head = b"(still waiting)"
+    c.close()
+    check(not head.startswith(b"HTTP/1.1 503"), "a new player waits for the segment, not refused: %r" % head)
+    p.stop()
 
 
 def log_range_of(log, path, n):
@@ -686,4 +732,5 @@ if __name__ == "__main__":
            test_a_download_cap_paces_peer_links_and_the_cdn,
            test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes,
            test_a_playlist_pointing_outside_the_signed_manifest_is_not_served,
+           test_players_that_went_away_do_not_keep_the_endpoint_busy,
            test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall])  # kills the tracker: last

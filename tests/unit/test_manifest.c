@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "media.h"
 #include "pc_crypto.h"
 #include "pc_manifest.h"
 
@@ -465,6 +466,42 @@ static int group_setup(void **state)
     return pc_crypto_init() == 0 ? 0 : -1;
 }
 
+/* The peer's composite view carries one audio track: a manifest with a second one is refused (its
+ * segment URLs were once served from the first track's data, or read past the end). */
+static void the_composite_refuses_a_second_audio_track(void **state)
+{
+    (void)state;
+    json_t *root = load_valid();
+    json_array_remove(json_object_get(rendition(root, 0), "segments"), 1); /* video and audio: one segment */
+    for (int two = 0; two <= 1; two++) {
+        if (two) {
+            json_t *a1 = json_deep_copy(rendition(root, 1));
+            json_object_set_new(a1, "id", json_string("a1"));
+            json_object_set_new(json_object_get(a1, "init"), "url", json_string("a1/init.mp4"));
+            json_object_set_new(json_array_get(json_object_get(a1, "segments"), 0), "url", json_string("a1/0.m4s"));
+            json_array_append_new(json_object_get(root, "renditions"), a1);
+        }
+        char *text = json_dumps(root, JSON_COMPACT);
+        assert_non_null(text);
+        pc_manifest *m = NULL;
+        assert_int_equal(pc_manifest_parse(text, strlen(text), &m), 0);
+        free(text);
+        pc_peer_media pm;
+        const char *why = NULL;
+        int rc = pc_peer_media_init(&pm, m, &why);
+        if (two) {
+            assert_int_equal(rc, PC_EINVAL);
+            assert_string_equal(why, "the manifest has more than one audio rendition");
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(pm.audio, 1);
+            pc_peer_media_clear(&pm);
+        }
+        pc_manifest_free(m);
+    }
+    json_decref(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -486,6 +523,7 @@ int main(void)
         cmocka_unit_test(verify_accepts_the_exact_bytes),
         cmocka_unit_test(verify_rejects_modified_bytes_and_other_keys),
         cmocka_unit_test(verify_rejects_garbage_signatures),
+        cmocka_unit_test(the_composite_refuses_a_second_audio_track),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
