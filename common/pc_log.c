@@ -49,3 +49,14 @@ void pc_log(int level, const char *module, const char *fmt, ...)
     fputc('\n', stderr);
     funlockfile(stderr);
 }
+
+void pc_log_printable(char *dst, size_t dstlen, const void *src, size_t len)
+{
+    if (dstlen == 0)
+        return;
+    const unsigned char *p = src;
+    size_t n = len < dstlen - 1 ? len : dstlen - 1;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+    dst[n] = '\0';
+}

@@ -7,6 +7,8 @@
 #ifndef PC_LOG_H
 #define PC_LOG_H
 
+#include <stddef.h>
+
 enum pc_log_level { PC_LOG_ERROR = 0, PC_LOG_WARN = 1, PC_LOG_INFO = 2, PC_LOG_DEBUG = 3 };
 
 /* Sets the most verbose level that is printed. Cannot fail. */
@@ -16,6 +18,9 @@ int pc_log_get_level(void);
 int pc_log_level_parse(const char *s);
 /* Writes one line (thread-safe); a trailing newline in |fmt| is not needed. */
 void pc_log(int level, const char *module, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Copies at most |dstlen| - 1 bytes of text from elsewhere (a server's error body) for a log line, each
+ * byte outside printable ASCII as '?', so it cannot drive a terminal; |dst| is NUL-terminated. */
+void pc_log_printable(char *dst, size_t dstlen, const void *src, size_t len);
 
 #define PC_LOGE(mod, ...) pc_log(PC_LOG_ERROR, mod, __VA_ARGS__)
 #define PC_LOGW(mod, ...) pc_log(PC_LOG_WARN, mod, __VA_ARGS__)

@@ -910,7 +910,9 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
         c->announces_failed++;
         if (status == 403 && !stopped)
             c->session[0] = '\0'; /* start over with a proof */
-        PC_LOGW("tracker", "announce failed: %s%.*s", status == 0 ? "" : "HTTP error: ", (int)(len > 200 ? 200 : len), body);
+        char text[201];
+        pc_log_printable(text, sizeof(text), body, len);
+        PC_LOGW("tracker", "announce failed: %s%s", status == 0 ? "" : "HTTP error: ", text);
     }
     if (stopped) {
         after_stopped(c);

@@ -10,6 +10,7 @@
 
 #include "client.h"
 #include "pc_cli.h"
+#include "pc_crypto.h"
 #include "pc_http_server.h"
 #include "pc_ticket.h"
 
@@ -130,6 +131,11 @@ int main(int argc, char **argv)
         pc_cli_usage("--origin wants an http:// or https:// URL of at most %d characters", PC_CLIENT_URL_MAX);
     if (cfg.tracker != NULL && (!pc_cli_is_http_url(cfg.tracker) || strlen(cfg.tracker) > PC_CLIENT_URL_MAX))
         pc_cli_usage("--tracker wants an http:// or https:// URL of at most %d characters", PC_CLIENT_URL_MAX);
+    uint8_t pk[PC_ED25519_PK_LEN];
+    size_t pkn = 0;
+    if (cfg.origin_key != NULL && (pc_b64_decode(cfg.origin_key, strlen(cfg.origin_key), pk, sizeof(pk), &pkn, 0) != 0 ||
+                                   pkn != sizeof(pk)))
+        pc_cli_usage("--origin-key wants the base64 of a 32-byte Ed25519 public key");
     if (cfg.cache_dir != NULL && cfg.cache_dir[0] == '\0')
         pc_cli_usage("--cache-dir wants a directory");
     if (cfg.report != NULL && report_unwritable(cfg.report))

@@ -383,6 +383,7 @@ def test_bad_usage_and_an_unsigned_manifest_fail_with_one_line(s):
         ([peer, "fly"], 2, "unknown command"),
         # checked at start, not found out after playing (or, for --cache-dir "", written to /VIDEO/)
         ([peer, "play", "--origin", o.url, "--video", vid, "--cache-dir", ""], 2, "--cache-dir"),
+        ([peer, "play", "--origin", o.url, "--video", vid, "--origin-key", "garbage"], 2, "--origin-key"),
         ([peer, "play", "--origin", o.url, "--video", vid, "--report", os.path.join(s.tmp, "no", "r.json")], 2,
          "--report"),
         ([peer, "play", "--origin", o.url, "--video", vid, "--report", s.tmp], 2, "--report"),
