@@ -135,8 +135,10 @@ static int handle_list(pc_origin *o, h2o_req_t *req)
     }
     if (rc == 0) {
         char *end;
+        errno = 0;
         cursor = strtoll(buf, &end, 10);
-        if (*end != '\0' || cursor < 0) {
+        /* the canonical decimal a page gives: no sign, space or leading zero, and in range */
+        if (buf[0] < '0' || buf[0] > '9' || (buf[0] == '0' && buf[1] != '\0') || *end != '\0' || errno != 0) {
             pc_http_respond_error(req, 400, "bad_cursor", "cursor must come from a previous page's next_cursor");
             return 0;
         }

@@ -520,6 +520,21 @@ static void send_inline(h2o_req_t *req, const char *body, size_t len)
         h2o_send(req, &v, 1, H2O_SEND_STATE_FINAL);
 }
 
+/* A signed URL's query as it is issued: only digits, base64url, '=' and '&' (percent-encoding would give
+ * one URL several spellings and split edge caches). */
+static int query_as_issued(h2o_req_t *req)
+{
+    if (req->query_at == SIZE_MAX)
+        return 1;
+    for (size_t i = req->query_at + 1; i < req->path.len; i++) {
+        char ch = req->path.base[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+              ch == '_' || ch == '=' || ch == '&'))
+            return 0;
+    }
+    return 1;
+}
+
 int pc_media_route(void *user, h2o_req_t *req)
 {
     pc_media *m = user;
@@ -548,9 +563,12 @@ int pc_media_route(void *user, h2o_req_t *req)
         char exps[24], sig[96];
         int64_t exp = 0;
         char *end = NULL;
-        /* exp in canonical decimal (no sign, no leading zero), so that one signed URL has one spelling */
-        if (pc_http_req_query(req, "exp", exps, sizeof(exps)) != 0 || pc_http_req_query(req, "sig", sig, sizeof(sig)) != 0 ||
-            exps[0] < '1' || exps[0] > '9' || (exp = strtoll(exps, &end, 10), *end != '\0')) {
+        /* exp in canonical decimal (no sign, no leading zero) and the query as issued (no percent-encoding),
+         * so that one signed URL has one spelling */
+        errno = 0;
+        if (!query_as_issued(req) || pc_http_req_query(req, "exp", exps, sizeof(exps)) != 0 ||
+            pc_http_req_query(req, "sig", sig, sizeof(sig)) != 0 || exps[0] < '1' || exps[0] > '9' ||
+            (exp = strtoll(exps, &end, 10), *end != '\0') || errno != 0) {
             pc_http_respond_error(req, 403, "signature_required", "this origin serves media only through signed URLs");
             return 0;
         }

@@ -61,6 +61,7 @@ struct pc_tus_op {
     char *fill, *flight;
     size_t fill_len, fill_cap, flight_len, flight_cap; /* each buffer keeps its own capacity */
     int writing, want_pause, failed, fail_errno;
+    int unsynced; /* fdatasync failed: nothing of this request counts as stored */
     uv_fs_t wreq, sreq;
     void (*resume)(void *);
     void *resume_arg;
@@ -574,8 +575,10 @@ static int arm_patch(pc_tus_op *op, pc_tus_reply *r)
 {
     char path[4096];
     upload_path(op->t, op->id, path, sizeof(path));
-    op->fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (op->fd < 0) {
+    /* a finished upload's file has moved on to the pipeline: a body of unknown length (chunked) can only
+     * be empty (204) or past Upload-Length (413), and nothing is written */
+    op->fd = op->up.completed ? -1 : open(path, O_WRONLY | O_CLOEXEC);
+    if (op->fd < 0 && !op->up.completed) {
         PC_LOGE("tus", "cannot open %s: %s", path, strerror(errno));
         return reply_error(r, 500, "io_error", "the upload's storage cannot be opened");
     }
@@ -1071,10 +1074,8 @@ int pc_tus_op_body(pc_tus_op *op, const char *data, size_t len, int *pause, pc_t
     *pause = 0;
     if (op->kind != OP_PATCH || len == 0)
         return 0;
-    if ((int64_t)len > op->limit - op->received) {
-        op->failed = 1;
+    if ((int64_t)len > op->limit - op->received) /* what came before is kept: the op finishes as interrupted */
         return reply_error(reply, 413, "too_large", "the body extends past Upload-Length");
-    }
     if (op->failed) {
         int status = op->fail_errno == ENOSPC ? 507 : 500;
         return reply_error(reply, status, status == 507 ? "insufficient_storage" : "io_error",
@@ -1124,7 +1125,7 @@ static void finalize_patch(pc_tus_op *op)
     pc_tus *t = op->t;
     pc_tus_reply r;
     memset(&r, 0, sizeof(r));
-    int commit = 1, checksum_bad = 0;
+    int commit = !op->unsynced, checksum_bad = 0;
     if (op->md != NULL) {
         if (!op->complete || op->failed) {
             commit = 0; /* cannot verify a partial body */
@@ -1190,7 +1191,9 @@ static void on_sync(uv_fs_t *req)
     pc_tus_op *op = req->data;
     if (req->result < 0) {
         op->failed = 1;
+        op->unsynced = 1; /* the bytes may not be on disk: the offset stays where it was */
         op->fail_errno = (int)-req->result;
+        PC_LOGE("tus", "fdatasync of upload %s failed: %s", op->id, uv_strerror((int)req->result));
     }
     uv_fs_req_cleanup(req);
     finalize_patch(op);

@@ -28,6 +28,7 @@
 
 #include <jansson.h>
 
+#include "db.h"
 #include "origin_main.h"
 #include "pc_buf.h"
 #include "pc_crypto.h"
@@ -37,6 +38,7 @@
 
 #define MAX_PARTS 32
 #define MAX_ATTEMPTS 12
+#define WAIT_ERRORS_MAX 120 /* --wait: polls in a row without an answer (half a second apart) */
 
 struct part {
     struct up *u;
@@ -354,17 +356,31 @@ static int checksum(struct up *u, int64_t off, int64_t len, char *out)
     return 0;
 }
 
+/* An Upload-Offset header: digits only, at most |max|; else -1. */
+static int64_t offset_header(struct part *p, int64_t max)
+{
+    char off[32];
+    if (resp_header(&p->resp_hdr, "upload-offset", off, sizeof(off)) != 0 || off[0] < '0' || off[0] > '9')
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(off, &end, 10);
+    return *end == '\0' && errno == 0 && v <= max ? (int64_t)v : -1;
+}
+
 static void on_patch_done(void *arg, CURL *e, CURLcode rc)
 {
     struct part *p = arg;
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    char off[32];
-    int64_t newoff = -1;
-    if (resp_header(&p->resp_hdr, "upload-offset", off, sizeof(off)) == 0)
-        newoff = strtoll(off, NULL, 10);
+    int64_t newoff = offset_header(p, INT64_MAX);
     cleanup_easy(p);
-    if (rc == CURLE_OK && status == 204 && newoff >= 0) {
+    if (rc == CURLE_OK && status == 204 && newoff > p->sending_off + p->sending_len) {
+        fail(p->u, "the origin reported offset %" PRId64 " for part %d, past the bytes sent", newoff, p->idx + 1);
+        return;
+    }
+    /* progress, or none (which counts as a failed attempt: a server that keeps none cannot hold us for ever) */
+    if (rc == CURLE_OK && status == 204 && newoff > p->sending_off) {
         p->offset = newoff;
         p->attempts = 0;
         save_state(p->u);
@@ -383,6 +399,8 @@ static void on_patch_done(void *arg, CURL *e, CURLcode rc)
     char why[160];
     if (rc != CURLE_OK)
         snprintf(why, sizeof(why), "%s", curl_easy_strerror(rc));
+    else if (status == 204)
+        snprintf(why, sizeof(why), "no progress (Upload-Offset %" PRId64 ")", newoff);
     else
         snprintf(why, sizeof(why), "HTTP %ld", status);
     retry_later(p, why);
@@ -393,11 +411,16 @@ static void on_head_done(void *arg, CURL *e, CURLcode rc)
     struct part *p = arg;
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    char off[32];
-    int ok = rc == CURLE_OK && status == 200 && resp_header(&p->resp_hdr, "upload-offset", off, sizeof(off)) == 0;
+    int64_t off = offset_header(p, p->length);
+    int ok = rc == CURLE_OK && status == 200 && off >= 0;
     cleanup_easy(p);
+    if (rc == CURLE_OK && status == 200 && off < 0) {
+        fail(p->u, "the origin reported an offset for part %d that is not one from 0 to %" PRId64, p->idx + 1,
+             p->length);
+        return;
+    }
     if (ok) {
-        p->offset = strtoll(off, NULL, 10);
+        p->offset = off;
         p->head_pending = 0;
         start_part(p);
         return;
@@ -519,7 +542,14 @@ static void on_final_done(void *arg, CURL *e, CURLcode rc)
     if (q != NULL)
         *q = '\0';
     char *slash = strrchr(loc, '/');
-    snprintf(u->video_id, sizeof(u->video_id), "%s", slash != NULL ? slash + 1 : loc);
+    const char *id = slash != NULL ? slash + 1 : loc;
+    if (!pc_id_valid(id, strlen(id))) {
+        char shown[64];
+        pc_log_printable(shown, sizeof(shown), id, strlen(id));
+        fail(u, "the origin answered the join with a Location that names no video id (%s)", shown);
+        return;
+    }
+    snprintf(u->video_id, sizeof(u->video_id), "%s", id);
     u->finished = 1;
     unlink(u->state_path);
     uv_stop(u->loop);
@@ -606,7 +636,14 @@ static int wait_ready(struct up *u)
     size_t ol = strlen(u->o->origin);
     snprintf(url, sizeof(url), "%.*s/api/videos/%s", (int)(u->o->origin[ol - 1] == '/' ? ol - 1 : ol), u->o->origin,
              u->video_id);
-    for (;;) {
+    /* processing may take long, but an origin that has no such video, or keeps answering nothing useful
+     * (WAIT_ERRORS_MAX polls in a row, half a second apart), ends the wait */
+    for (int errors = 0;; errors++) {
+        if (errors >= WAIT_ERRORS_MAX) {
+            fprintf(stderr, "%speercdn-origin: gave up waiting: no answer about video %s from the origin for %d s\n",
+                    u->bar ? "\n" : "", u->video_id, WAIT_ERRORS_MAX / 2);
+            return 1;
+        }
         CURL *e = curl_easy_init();
         pc_buf body;
         pc_buf_init(&body, 1 << 20);
@@ -615,9 +652,18 @@ static int wait_ready(struct up *u)
         curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
         curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
         CURLcode rc = curl_easy_perform(e);
+        long status = 0;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(e);
+        if (rc == CURLE_OK && (status == 404 || status == 410)) {
+            fprintf(stderr, "%speercdn-origin: the origin has no video %s any more (HTTP %ld)\n", u->bar ? "\n" : "",
+                    u->video_id, status);
+            pc_buf_clear(&body);
+            return 1;
+        }
         json_t *o = NULL;
-        if (rc == CURLE_OK && pc_json_parse_object(body.data, body.len, 1 << 20, &o, NULL, 0) == 0) {
+        if (rc == CURLE_OK && status == 200 && pc_json_parse_object(body.data, body.len, 1 << 20, &o, NULL, 0) == 0) {
+            errors = -1; /* an answer: the count starts again */
             const char *st = pc_json_str(o, "state");
             double pr = pc_json_num(o, "progress", 0);
             if (u->bar) {
@@ -627,7 +673,10 @@ static int wait_ready(struct up *u)
             if (st != NULL && strcmp(st, "ready") == 0) {
                 if (u->bar)
                     fputc('\n', stderr);
-                fprintf(stderr, "ready: %s\n", pc_json_str(o, "hls"));
+                const char *hls = pc_json_str(o, "hls");
+                char shown[512];
+                pc_log_printable(shown, sizeof(shown), hls != NULL ? hls : "?", hls != NULL ? strlen(hls) : 1);
+                fprintf(stderr, "ready: %s\n", shown);
                 json_decref(o);
                 pc_buf_clear(&body);
                 return 0;
@@ -636,8 +685,11 @@ static int wait_ready(struct up *u)
                 json_t *err = json_object_get(o, "error");
                 if (u->bar)
                     fputc('\n', stderr);
-                fprintf(stderr, "peercdn-origin: processing failed: %s: %s\n", pc_json_str(err, "code"),
-                        pc_json_str(err, "message"));
+                const char *code = pc_json_str(err, "code"), *msg = pc_json_str(err, "message");
+                char c1[64], c2[512];
+                pc_log_printable(c1, sizeof(c1), code != NULL ? code : "?", code != NULL ? strlen(code) : 1);
+                pc_log_printable(c2, sizeof(c2), msg != NULL ? msg : "?", msg != NULL ? strlen(msg) : 1);
+                fprintf(stderr, "peercdn-origin: processing failed: %s: %s\n", c1, c2);
                 json_decref(o);
                 pc_buf_clear(&body);
                 return 1;

@@ -179,7 +179,8 @@ def test_catalog_pagination(s):
         check(v["thumbnails"].startswith("/v/") and v["posters"]["16x9"].startswith("/v/"),
               "thumbnail URLs in the catalog")
     # values too long to hold, or cut short by a NUL, are refused rather than ignored
-    for q in ("limit=" + "x" * 40, "limit=1%00", "cursor=" + "9" * 40, "cursor=1%002"):
+    for q in ("limit=" + "x" * 40, "limit=1%00", "cursor=" + "9" * 40, "cursor=1%002", "cursor=", "cursor=%2B3",
+              "cursor=%203", "cursor=03", "cursor=" + "9" * 20):
         r = o.req("GET", "/api/videos?" + q)
         eq(r.status, 400, "refused: " + q[:20])
         check(r.json()["code"] in ("bad_limit", "bad_cursor"), "code for " + q[:20])
@@ -251,6 +252,9 @@ def test_signed_media_mode(s):
     eq(o.req("GET", "%s%%00junk" % v["hls"]).status, 403, "a signature cut short by %00")
     eq(o.req("GET", v["hls"].replace("exp=", "exp=%2B")).status, 403, "exp with a plus sign")
     eq(o.req("GET", v["hls"].replace("exp=", "exp=0")).status, 403, "exp with a leading zero")
+    eq(o.req("GET", v["hls"].replace("exp=" + q["exp"], "exp=%3" + q["exp"])).status, 403, "exp percent-encoded")
+    eq(o.req("GET", v["hls"].replace("sig=" + q["sig"][0], "sig=%%%02X" % ord(q["sig"][0]))).status, 403,
+       "sig percent-encoded")
     other = o.upload(src, parallel=1)
     o.ready(other)
     eq(o.req("GET", "/v/%s/master.m3u8?%s" % (other, query)).status, 403, "a token is bound to its video")

@@ -298,6 +298,14 @@ def test_malformed_requests(s):
         resp = raw(o, head.encode() + b"3\r\nabc\r\n0\r\n\r\n", wait=2)
         check(resp.startswith(b"HTTP/1.1 501") and b"unsupported_transfer_coding" in resp, "%s: %r" % (te, resp[:80]))
     eq(offset_becomes("3"), "3", "nothing stored from them")
+    # a chunked PATCH that runs past Upload-Length: 413, and the whole chunks before the overrun are kept
+    # (they were thrown away, while broken framing kept them)
+    head = ("PATCH %s?%s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 3\r\n"
+            "Content-Type: application/offset+octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n" %
+            (u.path, u.query, u.netloc))
+    resp = raw(o, head.encode() + b"5\r\nhello\r\n" + b"%x\r\n" % 200 + b"x" * 200 + b"\r\n0\r\n\r\n", wait=2)
+    check(resp.startswith(b"HTTP/1.1 413"), "chunked overrun: %r" % resp[:80])
+    eq(offset_becomes("8"), "8", "the chunk before the overrun kept")
     eq(o.req("GET", "/api/health").status, 200, "the server keeps serving")
 
 
@@ -368,6 +376,17 @@ def test_finished_and_empty_uploads_answer_retries_and_bad_checksums_leave_nothi
     r = patch(loc, len(data), b"")
     eq(r.status, 204, "an empty PATCH at the end of a finished upload: %r" % (r.body[:200],))
     eq(r.header("upload-offset"), str(len(data)), "its offset")
+    # the same retry with an empty chunked body: 204 too (it was a 500: the file had moved on), and a
+    # chunked byte past the end is 413
+    u = urllib.parse.urlsplit(loc)
+    head = ("PATCH %s?%s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: %d\r\n"
+            "Content-Type: application/offset+octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n" %
+            (u.path, u.query, len(data)))
+    resp = raw(o, head.encode() + b"0\r\n\r\n", wait=2)
+    check(resp.startswith(b"HTTP/1.1 204") and (b"upload-offset: %d" % len(data)) in resp.lower(),
+          "an empty chunked PATCH at the end: %r" % resp[:200])
+    resp = raw(o, head.encode() + b"1\r\nx\r\n0\r\n\r\n", wait=2)
+    check(resp.startswith(b"HTTP/1.1 413"), "a chunked byte past the end of a finished upload: %r" % resp[:120])
     # creation-with-upload of an empty file with a chunked (empty) body: created, with its Location
     u = urllib.parse.urlsplit(st["create"])
     sock = socket.create_connection((u.hostname, u.port))

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """peercdn-origin upload: parallel partial uploads joined by concatenation, resume after an
 interruption (HEAD offsets), a progress bar on a terminal, and one-line errors."""
+import http.server
 import json
 import os
 import pty
@@ -8,6 +9,7 @@ import re
 import select
 import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import TOKEN, Suite, check, clip, eq  # noqa: E402
@@ -145,6 +147,75 @@ def test_errors_are_one_line_and_nonzero(s):
     check(b"serve" in p.stdout and b"upload" in p.stdout, "help text")
 
 
+class FakeOrigin(http.server.BaseHTTPRequestHandler):
+    """A tus server that goes wrong in one way (self.server.mode)."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def answer(self, code, headers=(), body=b""):
+        self.send_response(code)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        srv, base = self.server, "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path == "/api/uploads":
+            self.answer(201, [("Content-Type", "application/json")],
+                        json.dumps({"upload_url": base + "/files/"}).encode())
+        elif "final" in self.headers.get("Upload-Concat", ""):
+            vid = "etc\x1b[31mRED" if srv.mode == "bad-id" else "a" * 20
+            self.answer(201, [("Location", base + "/files/" + vid)])
+        else:
+            srv.parts += 1
+            srv.offsets["/files/p%d" % srv.parts] = 0
+            self.answer(201, [("Location", base + "/files/p%d" % srv.parts)])
+
+    def do_PATCH(self):
+        srv = self.server
+        n = int(self.headers.get("Content-Length", 0))
+        self.rfile.read(n)
+        if srv.mode == "offset-past":
+            self.answer(204, [("Upload-Offset", str(10 ** 15))])
+            return
+        srv.offsets[self.path] = srv.offsets.get(self.path, 0) + n
+        self.answer(204, [("Upload-Offset", str(srv.offsets[self.path]))])
+
+    def do_HEAD(self):
+        self.answer(200, [("Upload-Offset", str(self.server.offsets.get(self.path, 0)))])
+
+    def do_GET(self):
+        self.answer(404, [("Content-Type", "application/json")], b'{"code":"not_found","message":"no such video"}')
+
+
+def test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang(s):
+    """An origin that claims to hold more than was sent, names a video id that is not one, or forgets the
+    video while the CLI waits: each ends with one line and exit 1, not a printed id, an escape sequence on
+    the terminal, or a wait for ever."""
+    src = os.path.join(s.tmp, "fake-src.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(3 << 20))
+    for mode, extra, text in (("offset-past", [], "past the bytes sent"), ("bad-id", [], "names no video id"),
+                              ("gone", ["--wait"], "no video")):
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeOrigin)
+        srv.mode, srv.parts, srv.offsets = mode, 0, {}
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        try:
+            rc, out, err = cli(src, "--origin", "http://127.0.0.1:%d" % srv.server_address[1], "--token", TOKEN,
+                               "--no-progress", "--state", os.path.join(s.tmp, "fake-%s.json" % mode), *extra)
+        finally:
+            srv.shutdown()
+        lines = [l for l in err.strip().splitlines() if not l.startswith("ready")]
+        eq(rc, 1, "%s: exit status (stdout %r, stderr %r)" % (mode, out, err))
+        check(text in err and "\x1b" not in err + out, "%s: the reason, printable: %r" % (mode, err))
+        check(mode == "gone" or out == "", "%s: no video id printed: %r" % (mode, out))
+
+
 S.run([test_parallel_upload_prints_the_video_id, test_resume_after_interruption,
        test_a_state_that_does_not_cover_the_file_starts_over, test_progress_bar_on_a_terminal,
-       test_errors_are_one_line_and_nonzero])
+       test_errors_are_one_line_and_nonzero, test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang])
