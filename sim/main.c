@@ -17,6 +17,8 @@
 #include "scenario.h"
 #include "sim.h"
 
+#define SIM_OUT_MAX 3800
+
 static const char usage[] =
     "usage: peercdn-sim run SCENARIO --out DIR [--seed N] [--mode hybrid|cdn-only|p2p-only] [--compare] [--threads N]\n"
     "                                [--quiet]\n"
@@ -234,6 +236,8 @@ static int cmd_run(int argc, char **argv)
         pc_cli_usage("run takes one SCENARIO file");
     if (out == NULL)
         pc_cli_usage("run needs --out DIR");
+    if (strlen(out) > SIM_OUT_MAX) /* the files' names and --compare's DIR/<mode> must fit their buffers */
+        pc_cli_usage("--out: a path of at most %d characters", SIM_OUT_MAX);
     sim_scenario sc;
     char err[512];
     int rc = sim_scenario_load(argv[optind], &sc, err, sizeof(err));

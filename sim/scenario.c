@@ -135,6 +135,8 @@ static int dist(const json_t *o, const char *path, const char *key, double lo, d
             return r;
         if (d->a <= 0)
             return fail(e, "%s.median: must be positive", p);
+        if (json_object_get(v, "min") != NULL && json_object_get(v, "max") != NULL && d->max < d->min)
+            return fail(e, "%s: max must be at least min", p);
     } else if (strcmp(kind, "table") == 0) {
         static const char *const k[] = {"dist", "values", "weights", NULL};
         d->kind = SIM_DIST_TABLE;
@@ -157,8 +159,8 @@ static int dist(const json_t *o, const char *path, const char *key, double lo, d
             total += y != NULL ? json_number_value(y) : 1;
             d->cum[i] = total;
         }
-        if (total <= 0)
-            return fail(e, "%s.weights: must not all be 0", p);
+        if (!(total > 0) || !isfinite(total))
+            return fail(e, "%s.weights: must not all be 0, and must add up to a finite number", p);
         for (size_t i = 0; i < n; i++)
             d->cum[i] /= total;
         d->n = (uint32_t)n;
@@ -298,6 +300,8 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
     const char *name = NULL, *mode = NULL;
     if ((r = str(root, "scenario", "name", &name, e)) || (r = str(root, "scenario", "mode", &mode, e)))
         return r;
+    if (name != NULL && strlen(name) >= sizeof(s->name))
+        return fail(e, "scenario.name: at most %zu bytes", sizeof(s->name) - 1);
     if (name != NULL)
         snprintf(s->name, sizeof(s->name), "%s", name);
     double seed = (double)s->seed;
@@ -397,8 +401,9 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
                 return PC_ENOMEM;
             for (size_t i = 0; i < n; i++) {
                 json_t *x = json_array_get(t, i);
-                if (!json_is_number(x) || json_number_value(x) < 0 || (i > 0 && json_number_value(x) < s->list_s[i - 1]))
-                    return fail(e, "scenario.arrivals.times_s[%zu]: must be non-negative and ascending", i);
+                if (!json_is_number(x) || json_number_value(x) < 0 || json_number_value(x) > 30 * 86400 ||
+                    (i > 0 && json_number_value(x) < s->list_s[i - 1]))
+                    return fail(e, "scenario.arrivals.times_s[%zu]: must be ascending, from 0 to 2592000 (30 days)", i);
                 s->list_s[i] = json_number_value(x);
             }
             s->nlist = (uint32_t)n;
@@ -439,8 +444,8 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
             double total = 0;
             for (uint32_t q = 0; q < i; q++)
                 total += s->region_weight[q];
-            if (!(total > 0))
-                return fail(e, "%s.regions: the weights must not all be 0", p);
+            if (!(total > 0) || !isfinite(total))
+                return fail(e, "%s.regions: the weights must not all be 0, and must add up to a finite number", p);
         }
     }
     if ((r = object(root, "scenario", "seeders", &o, e)))

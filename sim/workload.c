@@ -15,7 +15,9 @@ uint64_t sim_catalog_seed(const sim_scenario *sc)
 double sim_catalog_next(const sim_scenario *sc, pc_rng *r, double *factor, uint32_t *n)
 {
     double len = sim_dist_draw(&sc->video_duration_s, r);
-    uint32_t k = (uint32_t)ceil(len / sc->segment_s);
+    /* a last segment shorter than a microsecond (4.2 / 0.7 = 6.000000000000001) is no segment: the engine
+     * refuses a segment of 0 µs */
+    uint32_t k = (uint32_t)ceil((len - 1e-6) / sc->segment_s);
     if (k == 0)
         k = 1;
     if (k > PC_ENGINE_SEGMENTS_MAX)

@@ -204,13 +204,25 @@ def test_bad_scenarios_are_refused_with_one_line(s):
            "dist": '{"viewers": {"up_kbps": {"dist": "zipf"}}}', "ladder": '{"media": {"ladder_kbps": [2000, 400]}}',
            "type": '{"catalog": {"videos": "ten"}}',
            "other-kind": '{"arrivals": {"kind": "list", "times_s": [0, 1], "rate_per_s": 5}}',
-           "bool": '{"engine": {"prefer_held_rung": 1}}'}
+           "bool": '{"engine": {"prefer_held_rung": 1}}',
+           # found by review: each was taken silently, or read as something else
+           "far-arrival": '{"arrivals": {"kind": "list", "times_s": [1e20]}}',
+           "inf-weights": '{"viewers": {"up_kbps": {"dist": "table", "values": [1000, 2000], "weights": [1e308, 1e308]}}}',
+           "inf-regions": '{"viewers": {"regions": {"a": 1e308, "b": 1e308}}}',
+           "min-over-max": '{"viewers": {"up_kbps": {"dist": "lognormal", "median": 1000, "sigma": 1, "min": 5000, "max": 10}}}',
+           "long-name": '{"name": "' + "\u00e9" * 32 + '"}'}
     for name, text in bad.items():
         path = os.path.join(S.tmp, "bad-%s.json" % name)
         open(path, "w").write(text)
         p = sim("run", path, "--out", os.path.join(S.tmp, "bad-out"), expect=1)
         lines = p.stderr.decode().strip().splitlines()
         check(len(lines) == 1 and lines[0].startswith("peercdn-sim: "), "%s: one line: %r" % (name, lines))
+    # a video a hair past a multiple of the segment (4.2 / 0.7 = 6.000000000000001) is six segments, not six
+    # and one of 0 µs that the engine refuses (it failed as "out of memory")
+    path = os.path.join(S.tmp, "hair.json")
+    open(path, "w").write('{"duration_s": 20, "media": {"segment_s": 0.7}, "catalog": {"duration_s": 4.2}}')
+    sim("run", path, "--out", os.path.join(S.tmp, "hair-out"), "--quiet")
+    p = sim("run", path, "--out", os.path.join(S.tmp, "d" * 3900), expect=2)
     p = sim("run", os.path.join(S.tmp, "missing.json"), "--out", os.path.join(S.tmp, "x"), expect=1)
     p = sim("run", expect=2)
     p = sim("bogus", expect=2)
