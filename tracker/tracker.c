@@ -350,13 +350,19 @@ static void respond_cached(pc_tracker *t, doc_cache *c, doc_build build, const c
     pc_http_respond_shared(req, 200, type, c->body, c->len);
 }
 
+static int append_json(const char *buffer, size_t size, void *data)
+{
+    return pc_buf_append(data, buffer, size) == 0 ? 0 : -1;
+}
+
+/* Dumped straight into |o| (a large catalog's document is hundreds of MB: no intermediate copy). */
 static int build_stats(pc_tracker *t, int64_t now_s, pc_buf *o)
 {
     json_t *doc = pc_report_stats(t->reg, now_s, NULL);
-    char *text = doc != NULL ? pc_json_dump(doc) : NULL;
+    int rc = doc != NULL && json_dump_callback(doc, append_json, o, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0
+                 ? 0
+                 : PC_ENOMEM;
     json_decref(doc);
-    int rc = text != NULL ? pc_buf_append_str(o, text) : PC_ENOMEM;
-    free(text);
     return rc;
 }
 

@@ -422,7 +422,7 @@ def test_history_pages_follow_the_cursor(s):
            "the cursor is the last row's (t, video)")
         q = "since=%d&after=%s" % (r["next"]["since"], r["next"]["after"])
     check(paged[:len(rows)] == rows, "pages add up to the whole series")
-    check(pages >= len(rows) // 5, "%d pages" % pages)
+    check(pages >= 2, "%d rows came in %d pages of at most 5" % (len(paged), pages))
     one = t.req("GET", "/stats?history=1&video=hp1&since=%d" % since).json()
     check(len(one["history"]) >= 2 and all(h["video"] == "hp1" for h in one["history"]), "one video's series")
     eq(list(one["videos"]), ["hp1"], "the selected video is listed")
