@@ -60,9 +60,12 @@ static int cdn_copies(const pc_media *m, const sim_bound_viewer *v, const span *
         if (j == n || (j > 0 && sp[j].a > gend)) { /* the group of overlapping viewers is complete */
             double copies = 0;
             for (uint32_t q = 0; q < m->n_rungs; q++)
-                for (uint32_t i = 0; i < m->n_segments; i++)
-                    if (grp[q * bb + i / 8] & (1u << (i % 8)))
-                        copies += m->rung[q].seg_size[i];
+                for (size_t k = 0; k < bb; k++) /* a byte at a time: a group holds few of them */
+                    for (unsigned bits = grp[q * bb + k]; bits != 0; bits &= bits - 1) {
+                        size_t i = k * 8 + (unsigned)__builtin_ctz(bits);
+                        if (i < m->n_segments) /* the last byte's spare bits count nothing */
+                            copies += m->rung[q].seg_size[i];
+                    }
             copies -= seeders_within(sd, sup, ns, gstart, gend);
             *needed += copies > 0 ? copies : 0;
             memset(grp, 0, m->n_rungs * bb);
@@ -139,14 +142,32 @@ int sim_bound_compute(const pc_media *const *media, uint32_t nvideos, const sim_
     double *sup = malloc(((size_t)n + 1) * sizeof(*sup));
     bp *b = malloc((2 * (size_t)n + 1) * sizeof(*b));
     double *cum = malloc((2 * (size_t)n + 1) * sizeof(*cum));
-    int rc = sp == NULL || sd == NULL || sup == NULL || b == NULL || cum == NULL ? PC_ENOMEM : 0;
+    /* the viewers grouped by video, each group in index order (a counting sort): one pass over the
+     * viewers in all, not one per video */
+    uint32_t *first = calloc((size_t)nvideos + 1, sizeof(*first)), *by = malloc(((size_t)n + 1) * sizeof(*by));
+    int rc = sp == NULL || sd == NULL || sup == NULL || b == NULL || cum == NULL || first == NULL || by == NULL
+                 ? PC_ENOMEM
+                 : 0;
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        if (v[i].video >= nvideos)
+            rc = PC_EINVAL;
+        else
+            first[v[i].video + 1]++;
+    }
+    for (uint32_t k = 0; k < nvideos && rc == 0; k++)
+        first[k + 1] += first[k];
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        by[first[v[i].video]++] = i;
+    for (uint32_t k = nvideos; k > 0 && rc == 0; k--) /* back to each group's start */
+        first[k] = first[k - 1];
+    if (rc == 0)
+        first[0] = 0;
     for (uint32_t k = 0; k < nvideos && rc == 0; k++) {
         /* the video's viewers, and its seeders apart: they receive nothing, so only a viewer makes
          * their upload (or a viewer's own) worth anything */
         uint32_t m = 0, ns = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            if (v[i].video != k)
-                continue;
+        for (uint32_t g = first[k]; g < first[k + 1]; g++) {
+            uint32_t i = by[g];
             if (v[i].seeder) {
                 sd[ns] = (span){.a = v[i].arrive, .d = v[i].left > v[i].arrive ? v[i].left : end, .vi = i};
                 sup[ns++] = v[i].up;
@@ -161,7 +182,7 @@ int sim_bound_compute(const pc_media *const *media, uint32_t nvideos, const sim_
         if (rc == 0)
             usable += usable_upload(v, sp, m, sd, sup, ns, b, cum);
     }
-    free(sp), free(sd), free(sup), free(b), free(cum);
+    free(sp), free(sd), free(sup), free(b), free(cum), free(first), free(by);
     if (rc != 0)
         return rc;
     out->demand_bytes = demand;
