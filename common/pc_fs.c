@@ -78,13 +78,19 @@ int pc_write_file(const char *path, const void *data, size_t len)
 
 int pc_read_file(const char *path, size_t max, char **out, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO or device in the path's place does not block the open (and is refused
+     * below); on a regular file the flag changes nothing */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return pc_err_from_errno(errno);
     struct stat st;
     if (fstat(fd, &st) != 0) {
         close(fd);
         return PC_EIO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return PC_EINVAL;
     }
     if ((size_t)st.st_size > max) {
         close(fd);

@@ -17,7 +17,8 @@ int pc_mkdirs(const char *path) PC_MUST_CHECK;
  * a directory is PC_EINVAL. */
 int pc_write_file(const char *path, const void *data, size_t len) PC_MUST_CHECK;
 /* Reads a whole file of at most |max| bytes (PC_ETOOBIG past it, checked before reading) into a
- * malloc'd, NUL-terminated buffer. */
+ * malloc'd, NUL-terminated buffer. Anything but a regular file (a FIFO, a device, a directory) is
+ * PC_EINVAL, and never blocks. */
 int pc_read_file(const char *path, size_t max, char **out, size_t *len) PC_MUST_CHECK;
 
 #endif

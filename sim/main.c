@@ -55,7 +55,7 @@ static json_t *load_json(const char *dir, const char *name, int quiet)
     if (!json_is_object(o)) {
         json_decref(o);
         if (!quiet)
-            fprintf(stderr, "peercdn-sim: cannot read %s: %s\n", path, rc != 0 ? pc_strerror(rc) : "not a JSON object");
+            fprintf(stderr, "peercdn-sim: cannot read %s: %s\n", path, rc != 0 ? rc == PC_EINVAL ? "not a regular file" : pc_strerror(rc) : "not a JSON object");
         return NULL;
     }
     return o;

@@ -139,6 +139,13 @@ def test_bad_usage_fails_with_one_line(s):
                          (["compare", S.tmp, "/nonexistent"], 1)):
         p = sim(*args, expect=status)
         eq(len(p.stderr.decode().strip().splitlines()), 1, "one line on stderr for %s: %r" % (args, p.stderr))
+    # a FIFO where a summary.json should be is refused, not waited on for a writer that never comes
+    fifo_dir = os.path.join(S.tmp, "fifo-run")
+    os.makedirs(fifo_dir, exist_ok=True)
+    os.mkfifo(os.path.join(fifo_dir, "summary.json"))
+    p = sim("compare", fifo_dir, fifo_dir, expect=1, timeout=20)
+    check(b"not a regular file" in p.stderr and len(p.stderr.decode().strip().splitlines()) == 1,
+          "a FIFO summary.json is refused with one line: %r" % p.stderr)
     d = json.load(open(scen))
     d["mode"] = "p2p-only"
     path = os.path.join(S.tmp, "p2p-only.json")
