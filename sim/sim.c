@@ -102,7 +102,8 @@ typedef struct world {
     uint32_t nts, cts;
     uint64_t events, engine_calls;
     uint64_t announces, peer_lists, numwant0; /* what the tracker heard and did */
-    int oom;
+    int oom;                      /* the run stops: out of memory, or |err| */
+    int err;                      /* what stopped it when not memory: a PC_E* code */
     uint32_t trace;               /* PEERCDN_SIM_TRACE=viewer: its actions on stderr (development aid) */
     FILE *progress;               /* a single world draws its own progress bar */
     _Atomic uint64_t pub_now;     /* for the progress bar of a split run */
@@ -863,7 +864,9 @@ static void arrive(world *w, uint32_t k)
     c.p2p_only = w->mode == SIM_MODE_P2P_ONLY;
     c.upload_bps = w->mode == SIM_MODE_CDN_ONLY ? 0 : (uint64_t)(v->up * 8);
     c.cdn_rtt_us = (uint64_t)(sc->cdn_latency_ms * 1000);
-    if (pc_engine_new(&vd->m, &c, &v->e) != 0) {
+    int er = pc_engine_new(&vd->m, &c, &v->e);
+    if (er != 0) { /* the engine refused the scenario's media or configuration: say what it said */
+        w->err = er != PC_ENOMEM ? er : w->err;
         w->oom = 1;
         return;
     }
@@ -1471,7 +1474,7 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
     }
     for (uint32_t p = 0; p < parts && ws != NULL; p++)
         if (ws[p].oom)
-            rc = PC_ENOMEM;
+            rc = ws[p].err != 0 ? ws[p].err : PC_ENOMEM;
     if (rc == 0) {
         /* the worlds sampled at the same instants: their samples add up */
         out->ts = ws[0].ts;
