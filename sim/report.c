@@ -226,6 +226,11 @@ static int chart(const char *path, const char *title, const char *xlabel, const 
     return fclose(f) == 0 ? 0 : PC_EIO;
 }
 
+/* Points per line at most: two per pixel of the plot's width. Longer series are merged (over time) or
+ * sampled at evenly spaced quantiles (a CDF), so that a month-long run or five million viewers still make
+ * a plot a browser opens at once. */
+#define PLOT_POINTS 1200
+
 static int plots(const char *dir, const sim_result *r)
 {
     char path[4096];
@@ -237,15 +242,17 @@ static int plots(const char *dir, const sim_result *r)
         free(t), free(off), free(cdn);
         return PC_ENOMEM;
     }
-    for (size_t i = 0; i < n; i++) {
-        const sim_sample *a = &r->ts[i], *b = &r->ts[i + 1];
+    /* a long run's intervals are merged, |step| at a time, so that the plot keeps at most PLOT_POINTS */
+    size_t step = n > PLOT_POINTS ? (n + PLOT_POINTS - 1) / PLOT_POINTS : 1, np = 0;
+    for (size_t i = 0; i < n; i += step) {
+        const sim_sample *a = &r->ts[i], *b = &r->ts[i + step < n ? i + step : n];
         double dc = (double)(b->bytes_cdn - a->bytes_cdn), dp = (double)(b->bytes_p2p - a->bytes_p2p);
         double dt = b->t_s - a->t_s;
-        t[i] = b->t_s;
-        off[i] = dc + dp > 0 ? 100 * dp / (dc + dp) : 0;
-        cdn[i] = dt > 0 ? dc * 8 / dt / 1e6 : 0;
+        t[np] = b->t_s;
+        off[np] = dc + dp > 0 ? 100 * dp / (dc + dp) : 0;
+        cdn[np++] = dt > 0 ? dc * 8 / dt / 1e6 : 0;
     }
-    series s1[2] = {{"offload (%)", "#1f77b4", t, off, n, 0}, {"CDN Mbit/s", "#d62728", t, cdn, n, 1}};
+    series s1[2] = {{"offload (%)", "#1f77b4", t, off, np, 0}, {"CDN Mbit/s", "#d62728", t, cdn, np, 1}};
     snprintf(path, sizeof(path), "%s/offload.svg", dir);
     rc = chart(path, "Offload and CDN traffic over time", "time (s)", "offload (%)", "CDN Mbit/s", s1, 2, NULL, 0);
     free(t), free(off), free(cdn);
@@ -262,8 +269,18 @@ static int plots(const char *dir, const sim_result *r)
         if (r->v[i].started && !r->v[i].seeder)
             su[ns++] = r->v[i].startup_ms;
     qsort(su, ns, sizeof(double), dbl_cmp);
-    for (size_t i = 0; i < ns; i++)
-        fr[i] = (double)(i + 1) / (double)ns;
+    if (ns > PLOT_POINTS) { /* the fastest, then PLOT_POINTS evenly spaced quantiles up to the slowest */
+        fr[0] = 1.0 / (double)ns;
+        for (size_t k = 1; k <= PLOT_POINTS; k++) {
+            size_t idx = (k * ns + PLOT_POINTS - 1) / PLOT_POINTS - 1; /* > k - 1: read before written */
+            su[k] = su[idx];
+            fr[k] = (double)(idx + 1) / (double)ns;
+        }
+        ns = PLOT_POINTS + 1;
+    } else {
+        for (size_t i = 0; i < ns; i++)
+            fr[i] = (double)(i + 1) / (double)ns;
+    }
     series s2[1] = {{"viewers", "#2ca02c", su, fr, ns, 0}};
     snprintf(path, sizeof(path), "%s/startup_cdf.svg", dir);
     rc = chart(path, "Start-up delay (CDF)", "start-up (ms)", "fraction of viewers", NULL, s2, 1, NULL, 0);

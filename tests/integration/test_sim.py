@@ -170,6 +170,35 @@ def test_outputs_read_well(s):
         root = ET.parse(os.path.join(d, svg)).getroot()
         check(root.tag.endswith("svg"), svg + " is SVG")
         check(len([e for e in root.iter() if e.tag.endswith("polyline")]) >= 1, svg + " has a plotted line")
+    # a long series and many viewers: the plots keep at most 1200 points a line (about two per pixel),
+    # the CDF still ends at the slowest start-up, the time axis still ends at the run's end
+    lsc = {"duration_s": 2500, "mode": "cdn-only", "media": {"ladder_kbps": [500], "segment_s": 2},
+           "catalog": {"duration_s": 10}, "arrivals": {"kind": "poisson", "rate_per_s": 1},
+           "viewers": {"watch_fraction": 0.4}, "report": {"timeseries_s": 1}}
+    lsum, lrows, ldir = run_scenario("long-plot", lsc)
+    check(len(lrows) > 2400 and lsum["viewers"] > 2000, "the long run has %d samples and %d viewers"
+          % (len(lrows), lsum["viewers"]))
+
+    def plot(svg):
+        root = ET.parse(os.path.join(ldir, svg)).getroot()
+        lines = [[tuple(map(float, p.split(","))) for p in e.get("points").split()]
+                 for e in root.iter() if e.tag.endswith("polyline")]
+        # the x axis' last tick (at the plot's right edge, x = 650) is its maximum: x = 70 + 580 * value / max
+        xmax = [float(e.text) for e in root.iter() if e.tag.endswith("text") and e.get("x") == "650.0"
+                and e.get("y") == "358.0"][0]
+        return lines, lambda v: round(70 + 580 * v / xmax, 1)
+    for svg in ("offload.svg", "startup_cdf.svg"):
+        for pts in plot(svg)[0]:
+            check(600 <= len(pts) <= 1201, "%s: %d points in a line" % (svg, len(pts)))
+            xs = [x for x, _ in pts]
+            eq(xs, sorted(xs), svg + ": points in order")
+    off, at = plot("offload.svg")
+    eq(off[0][-1][0], at(float(lrows[-1]["t_s"])), "offload.svg: the merged series ends at the last sample")
+    cdf, at = plot("startup_cdf.svg")
+    slowest = max(float(r["startup_ms"]) for r in csv.DictReader(open(os.path.join(ldir, "viewers.csv")))
+                  if r["started"] == "1")
+    check(abs(cdf[0][-1][0] - at(slowest)) <= 0.2 and cdf[0][-1][1] == 40.0,  # viewers.csv rounds the ms
+          "startup_cdf.svg: the CDF ends at the slowest start-up, at fraction 1: %s, %s" % (cdf[0][-1], at(slowest)))
 
 
 def test_the_tracker_load_is_reported(s):
