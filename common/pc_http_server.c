@@ -13,6 +13,7 @@
 #include "pc_crypto.h"
 #include "pc_json.h"
 #include "pc_log.h"
+#include "pc_num.h"
 
 #define MAX_LISTENERS 4
 
@@ -166,9 +167,8 @@ int pc_hostport_parse(const char *hostport, struct sockaddr_storage *ss)
         return PC_EINVAL;
     memcpy(host, hostport, hlen);
     host[hlen] = '\0';
-    char *end = NULL;
-    long port = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
+    int64_t port;
+    if (pc_parse_int_str(colon + 1, 0, 65535, 0, &port) != 0)
         return PC_EINVAL;
     if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
         host[hlen - 1] = '\0';

@@ -60,3 +60,11 @@ void pc_log_printable(char *dst, size_t dstlen, const void *src, size_t len)
         dst[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
     dst[n] = '\0';
 }
+
+const char *pc_log_printable_str(char *dst, size_t dstlen, const char *s)
+{
+    if (s == NULL)
+        s = "?";
+    pc_log_printable(dst, dstlen, s, strlen(s));
+    return dst;
+}

@@ -21,6 +21,8 @@ void pc_log(int level, const char *module, const char *fmt, ...) __attribute__((
 /* Copies at most |dstlen| - 1 bytes of text from elsewhere (a server's error body) for a log line, each
  * byte outside printable ASCII as '?', so it cannot drive a terminal; |dst| is NUL-terminated. */
 void pc_log_printable(char *dst, size_t dstlen, const void *src, size_t len);
+/* The same for a string that may be NULL (shown as "?"); returns |dst|, for use in an argument list. */
+const char *pc_log_printable_str(char *dst, size_t dstlen, const char *s);
 
 #define PC_LOGE(mod, ...) pc_log(PC_LOG_ERROR, mod, __VA_ARGS__)
 #define PC_LOGW(mod, ...) pc_log(PC_LOG_WARN, mod, __VA_ARGS__)

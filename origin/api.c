@@ -11,6 +11,7 @@
 #include "origin.h"
 #include "pc_json.h"
 #include "pc_log.h"
+#include "pc_num.h"
 #include "pipeline.h"
 
 #define LIST_MAX 100
@@ -113,17 +114,14 @@ static json_t *video_json(pc_origin *o, const pc_video *v, int authorized)
 static int handle_list(pc_origin *o, h2o_req_t *req)
 {
     char buf[32];
-    long limit = 20;
-    long long cursor = 0;
+    int64_t limit = 20, cursor = 0;
     int rl = pc_http_req_query(req, "limit", buf, sizeof(buf));
     if (rl != 0 && rl != PC_ENOENT) {
         pc_http_respond_error(req, 400, "bad_limit", "limit must be an integer from 1 to 100");
         return 0;
     }
     if (rl == 0) {
-        char *end;
-        limit = strtol(buf, &end, 10);
-        if (buf[0] < '0' || buf[0] > '9' || *end != '\0' || limit < 1 || limit > LIST_MAX) {
+        if (pc_parse_int_str(buf, 1, LIST_MAX, 0, &limit) != 0) {
             pc_http_respond_error(req, 400, "bad_limit", "limit must be an integer from 1 to 100");
             return 0;
         }
@@ -134,11 +132,8 @@ static int handle_list(pc_origin *o, h2o_req_t *req)
         return 0;
     }
     if (rc == 0) {
-        char *end;
-        errno = 0;
-        cursor = strtoll(buf, &end, 10);
         /* the canonical decimal a page gives: no sign, space or leading zero, and in range */
-        if (buf[0] < '0' || buf[0] > '9' || (buf[0] == '0' && buf[1] != '\0') || *end != '\0' || errno != 0) {
+        if (pc_parse_int_str(buf, 0, INT64_MAX, PC_NUM_CANONICAL, &cursor) != 0) {
             pc_http_respond_error(req, 400, "bad_cursor", "cursor must come from a previous page's next_cursor");
             return 0;
         }

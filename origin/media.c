@@ -17,6 +17,7 @@
 #include "pc_blobcache.h"
 #include "pc_http_util.h"
 #include "pc_log.h"
+#include "pc_num.h"
 
 #define ETAG_CACHE 64
 #define CHUNK_BIG (1024 * 1024) /* read size while few responses are in flight: fewer write rounds */
@@ -562,13 +563,11 @@ int pc_media_route(void *user, h2o_req_t *req)
     if (m->o->cfg.signed_media) {
         char exps[24], sig[96];
         int64_t exp = 0;
-        char *end = NULL;
         /* exp in canonical decimal (no sign, no leading zero) and the query as issued (no percent-encoding),
          * so that one signed URL has one spelling */
-        errno = 0;
         if (!query_as_issued(req) || pc_http_req_query(req, "exp", exps, sizeof(exps)) != 0 ||
-            pc_http_req_query(req, "sig", sig, sizeof(sig)) != 0 || exps[0] < '1' || exps[0] > '9' ||
-            (exp = strtoll(exps, &end, 10), *end != '\0') || errno != 0) {
+            pc_http_req_query(req, "sig", sig, sizeof(sig)) != 0 ||
+            pc_parse_int_str(exps, 1, INT64_MAX, PC_NUM_CANONICAL, &exp) != 0) {
             pc_http_respond_error(req, 403, "signature_required", "this origin serves media only through signed URLs");
             return 0;
         }

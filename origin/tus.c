@@ -24,6 +24,7 @@
 #include "pc_http_server.h"
 #include "pc_json.h"
 #include "pc_log.h"
+#include "pc_num.h"
 
 #define BUF_SIZE (512 * 1024)
 #define TUS_VERSION "1.0.0"
@@ -95,18 +96,10 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
+/* An Upload-Length or Upload-Offset: digits (tus: a non-negative integer) */
 static int parse_u64(const char *s, size_t len, int64_t *out)
 {
-    if (len == 0 || len > 18)
-        return PC_EPARSE;
-    int64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return PC_EPARSE;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
+    return pc_parse_int(s, len, 0, INT64_MAX, 0, out);
 }
 
 void pc_tus_reply_clear(pc_tus_reply *r)
@@ -151,6 +144,20 @@ static int reply_error(pc_tus_reply *r, int status, const char *code, const char
     return 1;
 }
 
+/* Whether the upload directory has room for |bytes| more besides what unfinished uploads were promised
+ * and have not sent yet, keeping min_free_bytes: 0, or 1 with the error reply (500 or 507) in |r|. */
+static int room_for(const pc_tus *t, int64_t bytes, pc_tus_reply *r)
+{
+    struct statvfs vfs;
+    int64_t pending = 0;
+    if (pc_db_upload_pending(t->cfg.db, &pending) != 0)
+        return reply_error(r, 500, "database_error", "cannot read the uploads");
+    if (statvfs(t->upload_dir, &vfs) == 0 &&
+        (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize - pending - bytes < t->cfg.min_free_bytes)
+        return reply_error(r, 507, "insufficient_storage", "the server does not have room for this upload");
+    return 0;
+}
+
 static const char *get_hdr(const pc_tus_request *req, const char *name, size_t *len)
 {
     size_t l = 0;
@@ -176,7 +183,7 @@ static void sign(const pc_tus *t, const char *scope, const char *id, int64_t exp
 static int verify_cred(const pc_tus *t, const char *exps, const char *sig, const char *scope, const char *id)
 {
     int64_t exp;
-    if (exps[0] == '0' || parse_u64(exps, strlen(exps), &exp) != 0)
+    if (pc_parse_int_str(exps, 1, INT64_MAX, PC_NUM_CANONICAL, &exp) != 0)
         return PC_EFORBIDDEN;
     char want[64];
     sign(t, scope, id, exp, want);
@@ -700,6 +707,12 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
             op_free(op);
             return reply_error(r, 413, "too_large", "the concatenated upload exceeds Tus-Max-Size");
         }
+        /* the join writes |total| bytes before the partials go: room for them, as for a creation */
+        int room = room_for(t, total, r);
+        if (room != 0) {
+            op_free(op);
+            return room;
+        }
         op->concat_len = total;
         op->up = u;
         op->up.kind = PC_UPLOAD_FINAL;
@@ -720,14 +733,9 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
         return reply_error(r, 400, "bad_length", "Upload-Length must be a non-negative integer");
     if (u.length > t->cfg.max_size)
         return reply_error(r, 413, "too_large", "Upload-Length exceeds Tus-Max-Size (1 GiB)");
-    /* room for this one besides what unfinished uploads were promised and have not sent yet */
-    struct statvfs vfs;
-    int64_t pending = 0;
-    if (pc_db_upload_pending(t->cfg.db, &pending) != 0)
-        return reply_error(r, 500, "database_error", "cannot read the uploads");
-    if (statvfs(t->upload_dir, &vfs) == 0 &&
-        (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize - pending - u.length < t->cfg.min_free_bytes)
-        return reply_error(r, 507, "insufficient_storage", "the server does not have room for this upload");
+    int room = room_for(t, u.length, r);
+    if (room != 0)
+        return room;
     int with_body = req->content_length != 0;
     if (with_body && !check_body_type(req))
         return reply_error(r, 415, "bad_content_type", "a creation body must be application/offset+octet-stream");

@@ -35,6 +35,7 @@
 #include "pc_http_client.h"
 #include "pc_json.h"
 #include "pc_log.h"
+#include "pc_num.h"
 
 #define MAX_PARTS 32
 #define MAX_ATTEMPTS 12
@@ -360,12 +361,10 @@ static int checksum(struct up *u, int64_t off, int64_t len, char *out)
 static int64_t offset_header(struct part *p, int64_t max)
 {
     char off[32];
-    if (resp_header(&p->resp_hdr, "upload-offset", off, sizeof(off)) != 0 || off[0] < '0' || off[0] > '9')
+    int64_t v;
+    if (resp_header(&p->resp_hdr, "upload-offset", off, sizeof(off)) != 0 || pc_parse_int_str(off, 0, max, 0, &v) != 0)
         return -1;
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(off, &end, 10);
-    return *end == '\0' && errno == 0 && v <= max ? (int64_t)v : -1;
+    return v;
 }
 
 static void on_patch_done(void *arg, CURL *e, CURLcode rc)
@@ -545,8 +544,8 @@ static void on_final_done(void *arg, CURL *e, CURLcode rc)
     const char *id = slash != NULL ? slash + 1 : loc;
     if (!pc_id_valid(id, strlen(id))) {
         char shown[64];
-        pc_log_printable(shown, sizeof(shown), id, strlen(id));
-        fail(u, "the origin answered the join with a Location that names no video id (%s)", shown);
+        fail(u, "the origin answered the join with a Location that names no video id (%s)",
+             pc_log_printable_str(shown, sizeof(shown), id));
         return;
     }
     snprintf(u->video_id, sizeof(u->video_id), "%s", id);
@@ -673,10 +672,8 @@ static int wait_ready(struct up *u)
             if (st != NULL && strcmp(st, "ready") == 0) {
                 if (u->bar)
                     fputc('\n', stderr);
-                const char *hls = pc_json_str(o, "hls");
                 char shown[512];
-                pc_log_printable(shown, sizeof(shown), hls != NULL ? hls : "?", hls != NULL ? strlen(hls) : 1);
-                fprintf(stderr, "ready: %s\n", shown);
+                fprintf(stderr, "ready: %s\n", pc_log_printable_str(shown, sizeof(shown), pc_json_str(o, "hls")));
                 json_decref(o);
                 pc_buf_clear(&body);
                 return 0;
@@ -685,11 +682,10 @@ static int wait_ready(struct up *u)
                 json_t *err = json_object_get(o, "error");
                 if (u->bar)
                     fputc('\n', stderr);
-                const char *code = pc_json_str(err, "code"), *msg = pc_json_str(err, "message");
                 char c1[64], c2[512];
-                pc_log_printable(c1, sizeof(c1), code != NULL ? code : "?", code != NULL ? strlen(code) : 1);
-                pc_log_printable(c2, sizeof(c2), msg != NULL ? msg : "?", msg != NULL ? strlen(msg) : 1);
-                fprintf(stderr, "peercdn-origin: processing failed: %s: %s\n", c1, c2);
+                fprintf(stderr, "peercdn-origin: processing failed: %s: %s\n",
+                        pc_log_printable_str(c1, sizeof(c1), pc_json_str(err, "code")),
+                        pc_log_printable_str(c2, sizeof(c2), pc_json_str(err, "message")));
                 json_decref(o);
                 pc_buf_clear(&body);
                 return 1;

@@ -285,6 +285,16 @@ static void waiter_drop(hls *h, size_t i)
     h->w[i] = h->w[--h->nw];
 }
 
+/* Answers waiter |i| with an error (unless its player went away) and drops it. */
+static void waiter_fail(hls *h, size_t i, int status, const char *code, const char *msg)
+{
+    if (h->w[i]->req != NULL) {
+        pc_http_respond_error(h->w[i]->req, status, code, msg);
+        pc_http_req_unguard(h->w[i]->guard);
+    }
+    waiter_drop(h, i);
+}
+
 void pc_hls_on_ready(client *c, uint32_t rung, uint32_t seg)
 {
     hls *h = c->hls;
@@ -312,15 +322,10 @@ static void on_hls_timer(uv_timer_t *t)
     uint64_t now = pc_client_now(c);
     for (size_t i = 0; i < h->nw;) {
         waiter *w = h->w[i];
-        if (w->req == NULL) {
-            waiter_drop(h, i);
-        } else if (now - w->since >= (uint64_t)PC_HLS_WAIT_S * 1000000) {
-            pc_http_respond_error(w->req, 504, "timed_out", "the segment did not arrive in time");
-            pc_http_req_unguard(w->guard);
-            waiter_drop(h, i);
-        } else {
+        if (w->req == NULL || now - w->since >= (uint64_t)PC_HLS_WAIT_S * 1000000)
+            waiter_fail(h, i, 504, "timed_out", "the segment did not arrive in time");
+        else
             i++;
-        }
     }
 }
 
@@ -397,11 +402,7 @@ static int on_request(void *user, h2o_req_t *req)
         for (size_t i = 1; i < h->nw; i++)
             if (h->w[i]->since < h->w[old]->since)
                 old = i;
-        if (h->w[old]->req != NULL) {
-            pc_http_respond_error(h->w[old]->req, 503, "busy", "too many segment requests are waiting");
-            pc_http_req_unguard(h->w[old]->guard);
-        }
-        waiter_drop(h, old);
+        waiter_fail(h, old, 503, "busy", "too many segment requests are waiting");
     }
     waiter *w = calloc(1, sizeof(*w));
     if (w == NULL || pc_http_req_guard(req, &w->req, &w->guard) != 0) {
@@ -425,9 +426,7 @@ static int on_request(void *user, h2o_req_t *req)
         }
         if (pc_engine_holds(c->e, want, seg)) {
             /* verified once, but the store let it go (over --mem-cap): nothing will make it READY again */
-            pc_http_respond_error(req, 503, "evicted", "the segment left the store; raise --mem-cap");
-            pc_http_req_unguard(w->guard);
-            waiter_drop(h, h->nw - 1);
+            waiter_fail(h, h->nw - 1, 503, "evicted", "the segment left the store; raise --mem-cap");
             return 0;
         }
         pc_engine_demand(c->e, want, seg, now);
@@ -473,14 +472,8 @@ void pc_hls_stop(client *c)
     if (h == NULL || h->closed)
         return;
     h->closed = 1;
-    for (size_t i = 0; i < h->nw; i++) {
-        if (h->w[i]->req != NULL) {
-            pc_http_respond_error(h->w[i]->req, 503, "stopping", "the peer is shutting down");
-            pc_http_req_unguard(h->w[i]->guard);
-        }
-        free(h->w[i]);
-    }
-    h->nw = 0;
+    while (h->nw > 0)
+        waiter_fail(h, h->nw - 1, 503, "stopping", "the peer is shutting down");
     if (h->timer_open)
         uv_close((uv_handle_t *)&h->timer, NULL);
     if (h->srv != NULL)

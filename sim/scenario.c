@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pc_json.h"
+#include "pc_num.h"
 
 typedef struct perr {
     char *buf;
@@ -620,12 +621,9 @@ void sim_scenario_clear(sim_scenario *s)
 
 int sim_seed_parse(const char *s, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || end == s || s[0] == '-' || s[0] == '+' || s[0] == ' ' ||
-        v > SIM_SEED_MAX)
+    int64_t v;
+    if (pc_parse_int_str(s, 0, (int64_t)SIM_SEED_MAX, 0, &v) != 0)
         return PC_EINVAL;
-    *out = v;
+    *out = (uint64_t)v;
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "announce.h"
+#include "pc_num.h"
 
 struct entry {
     uint8_t net[16]; /* masked address (IPv4 mapped) */
@@ -84,10 +85,8 @@ static int parse_line(pc_locality *l, char *line, struct entry *e)
     if (slash == NULL)
         return PC_EPARSE;
     *slash = '\0';
-    char *end;
-    errno = 0;
-    long plen = strtol(slash + 1, &end, 10);
-    if (*end != '\0' || errno != 0 || plen < 0)
+    int64_t plen;
+    if (pc_parse_int_str(slash + 1, 0, 128, 0, &plen) != 0)
         return PC_EPARSE;
     memset(e, 0, sizeof(*e));
     if (pc_addr_parse(cidr, e->net) != 0)

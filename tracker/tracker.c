@@ -23,6 +23,7 @@
 #include "pc_http_server.h"
 #include "pc_json.h"
 #include "pc_log.h"
+#include "pc_num.h"
 #include "pc_rng.h"
 #include "pc_sqlite.h"
 #include "ratelimit.h"
@@ -382,16 +383,10 @@ static int refuse_writes(h2o_req_t *req)
     return 1;
 }
 
-/* Parses a query integer in [lo, hi]; 0, or -1 when it is not one. */
+/* Parses a query integer in [lo, hi]; 0, or PC_EPARSE when it is not one. */
 static int query_int(const char *v, int64_t lo, int64_t hi, int64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (!(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) || end == v || *end != '\0' || errno != 0 || x < lo || x > hi)
-        return -1;
-    *out = x;
-    return 0;
+    return pc_parse_int_str(v, lo, hi, 0, out);
 }
 
 /* /stats?history=1: the document for the selected video (none without |video|) with a page of the time

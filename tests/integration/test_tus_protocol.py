@@ -413,7 +413,8 @@ def test_finished_and_empty_uploads_answer_retries_and_bad_checksums_leave_nothi
 
 def test_uploads_cannot_promise_more_disk_than_there_is(s):
     """Creations reserve their length: once unfinished uploads were promised the free space (less the
-    64 MiB the origin keeps), the next 1 GiB creation is 507, though nothing was written yet."""
+    64 MiB the origin keeps), the next 1 GiB creation is 507, though nothing was written yet. A join
+    writes its parts' bytes again before they go, so it needs that room too."""
     o = S.origin()
     url = o.creation_url()
     v = os.statvfs(os.path.join(o.data, "uploads"))
@@ -421,15 +422,38 @@ def test_uploads_cannot_promise_more_disk_than_there_is(s):
     if expect > 1000:
         print("# %d GiB free: too many creations to try here" % expect)
         return
-    made = 0
+    parts = []
+    for i in range(2):  # two finished partial uploads of 32 MiB: a 64 MiB join
+        pu = location(request(url, "POST", headers=tus_headers(Upload_Length=32 << 20, Upload_Concat="partial")))
+        eq(patch(pu, 0, bytes([65 + i]) * (32 << 20)).status, 204, "partial %d" % i)
+        parts.append(pu)
+    made, held = 0, []
     for _ in range(expect + 5):
         r = request(url, "POST", headers=tus_headers(Upload_Length=1 << 30))
         if r.status == 507:
             break
         eq(r.status, 201, "creation %d" % made)
+        held.append(r.header("location"))
         made += 1
     print("# %d GiB free: %d creations of 1 GiB, then 507" % (expect, made))
     check(expect - 3 <= made <= expect, "507 once the free space was promised (%d made, %d GiB free)" % (made, expect))
+    size = 512 << 20  # promise what is left down to under 16 MiB
+    while size >= 16 << 20:
+        r = request(url, "POST", headers=tus_headers(Upload_Length=size))
+        if r.status == 201:
+            continue
+        eq(r.status, 507, "a %d MiB creation" % (size >> 20))
+        size //= 2
+    join = tus_headers(Upload_Concat="final;" + " ".join(parts))
+    r = request(url, "POST", headers=join)
+    eq(r.status, 507, "a 64 MiB join with under 16 MiB left: %s" % r.body[:200])
+    eq(json.loads(r.body)["code"], "insufficient_storage", "error code")
+    for pu in parts:
+        eq(request(pu, "HEAD", headers=tus_headers()).header("upload-offset"), str(32 << 20), "the part is kept")
+    check(held, "a 1 GiB reservation to give back")
+    eq(request(held[0], "DELETE", headers=tus_headers()).status, 204, "a reservation given back")
+    final = location(request(url, "POST", headers=join))
+    eq(request(final, "HEAD", headers=tus_headers()).header("upload-length"), str(64 << 20), "then the join is made")
 
 
 def rss_kb(pid):

@@ -26,6 +26,10 @@ static void it_stops_at_the_buffer(void **state)
     assert_string_equal(out, "abc");
     pc_log_printable(out, sizeof(out), "", 0);
     assert_string_equal(out, "");
+    assert_ptr_equal(pc_log_printable_str(out, sizeof(out), "a\x1b"), out);
+    assert_string_equal(out, "a?");
+    assert_string_equal(pc_log_printable_str(out, sizeof(out), NULL), "?");
+    assert_string_equal(pc_log_printable_str(out, sizeof(out), "abcdef"), "abc");
 }
 
 int main(void)
