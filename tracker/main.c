@@ -26,6 +26,7 @@ static const char usage[] =
     "  --rate-limit N          announces per second per address, 0 = none (default 100)\n"
     "  --rate-burst N          burst allowance per address (default 4 x rate)\n"
     "  --locality FILE         \"CIDR REGION [ASN]\" lines for peers that give no locality\n"
+    "  --origin URL            admit a new video only once this origin publishes it (GET URL/api/videos/ID)\n"
     "  --history-interval S    resolution of the statistics history (default 60)\n"
     "  --history-days D        history kept (default 30)\n"
     "  --log-level LEVEL       error, warn, info (default) or debug\n"
@@ -49,7 +50,7 @@ static int cmd_serve(int argc, char **argv)
         .history_keep_s = 30 * 86400,
     };
     enum { O_LISTEN = 1, O_DB, O_KEY, O_INTERVAL, O_TTL, O_MAXP, O_MAXV, O_SCAN, O_RATE, O_BURST, O_LOC, O_HIST,
-           O_HDAYS, O_LOG, O_HELP };
+           O_HDAYS, O_LOG, O_ORIGIN, O_HELP };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"db", required_argument, NULL, O_DB},
@@ -62,6 +63,7 @@ static int cmd_serve(int argc, char **argv)
         {"rate-limit", required_argument, NULL, O_RATE},
         {"rate-burst", required_argument, NULL, O_BURST},
         {"locality", required_argument, NULL, O_LOC},
+        {"origin", required_argument, NULL, O_ORIGIN},
         {"history-interval", required_argument, NULL, O_HIST},
         {"history-days", required_argument, NULL, O_HDAYS},
         {"log-level", required_argument, NULL, O_LOG},
@@ -83,6 +85,7 @@ static int cmd_serve(int argc, char **argv)
         case O_RATE: c.rate = pc_cli_num(optarg, "--rate-limit", 0, 1e9); break;
         case O_BURST: c.burst = pc_cli_num(optarg, "--rate-burst", 1, 1e9); break;
         case O_LOC: c.locality_path = optarg; break;
+        case O_ORIGIN: c.origin = optarg; break;
         case O_HIST: c.history_s = pc_cli_num(optarg, "--history-interval", 0.1, 86400); break;
         case O_HDAYS: c.history_keep_s = (int64_t)(pc_cli_num(optarg, "--history-days", 0, 36500) * 86400); break;
         case O_LOG: pc_cli_log_level(optarg); break;
@@ -97,6 +100,8 @@ static int cmd_serve(int argc, char **argv)
     struct sockaddr_storage ss;
     if (pc_hostport_parse(c.listen, &ss) != 0)
         pc_cli_usage("--listen wants IP:PORT (IPv6 in brackets), not '%s'", c.listen);
+    if (c.origin != NULL && (!pc_cli_is_http_url(c.origin) || strlen(c.origin) > 1000))
+        pc_cli_usage("--origin must be an http(s) URL of at most 1000 characters");
     if (c.burst < 0)
         c.burst = c.rate * 4 > 1 ? c.rate * 4 : 1;
     if ((double)c.ticket_ttl_s < 4 * c.interval_s)

@@ -140,6 +140,12 @@ int pc_report_metrics(const pc_registry *r, const pc_tmetrics *m, size_t top, pc
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_tickets_issued_total %" PRIu64 "\n", m->tickets);
     rc = rc ? rc : metric(o, "peercdn_tracker_peers_expired_total", "counter", "Peers dropped for missing announces.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_peers_expired_total %" PRIu64 "\n", m->expired);
+    rc = rc ? rc : metric(o, "peercdn_tracker_origin_lookups_total", "counter",
+                          "New videos the origin was asked about (--origin).");
+    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_origin_lookups_total %" PRIu64 "\n", m->admit_lookups);
+    rc = rc ? rc : metric(o, "peercdn_tracker_origin_refusals_total", "counter",
+                          "Of them, videos the origin does not publish (or not yet).");
+    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_origin_refusals_total %" PRIu64 "\n", m->admit_refused);
     rc = rc ? rc : metric(o, "peercdn_tracker_video_peers", "gauge", "Live peers per video (busiest videos).");
     for (size_t i = 0; rc == 0 && i < top; i++) {
         const pc_swarm *sw = pc_registry_swarm(r, order[i]);

@@ -17,7 +17,8 @@
     XX(BAD_JSON, "bad_json") XX(UNKNOWN_FIELD, "unknown_field") XX(MISSING_FIELD, "missing_field")                   \
     XX(BAD_FIELD, "bad_field") XX(TOO_LARGE, "too_large") XX(RATE_LIMITED, "rate_limited") XX(BAD_PROOF, "bad_proof") \
     XX(PROOF_EXPIRED, "proof_expired") XX(BAD_SESSION, "bad_session") XX(COUNTERS_REGRESSED, "counters_regressed")    \
-    XX(LIMIT_REACHED, "limit_reached") XX(INTERNAL, "internal_error")
+    XX(LIMIT_REACHED, "limit_reached") XX(UNKNOWN_VIDEO, "unknown_video")                                        \
+    XX(ORIGIN_UNAVAILABLE, "origin_unavailable") XX(INTERNAL, "internal_error")
 
 enum pc_reject {
 #define PC_XX(sym, name) PC_REJECT_##sym,
@@ -34,6 +35,7 @@ typedef struct pc_tmetrics {
     uint64_t rejects[PC_REJECT_N];
     uint64_t tickets;
     uint64_t expired;
+    uint64_t admit_lookups, admit_refused; /* --origin: videos asked about, and refused */
 } pc_tmetrics;
 
 /* Figures derived from one video's (or the total's) statistics. */

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "announce.h"
 #include "auth.h"
 #include "locality.h"
@@ -61,6 +62,7 @@ typedef struct pc_tracker {
     pc_buf out; /* announce responses */
     pc_ratelimit *rl;
     pc_locality *loc;
+    pc_admit *admit; /* --origin: new videos only once the origin publishes them */
     pc_rng rng;
     pc_tmetrics m;
     uint8_t pk[PC_ED25519_PK_LEN], sk[PC_ED25519_SK_LEN];
@@ -239,46 +241,33 @@ static int build_response(pc_tracker *t, const pc_announce *a, uint32_t self, in
     return rc ? rc : pc_buf_append_str(o, "]}");
 }
 
-static int on_announce(void *user, h2o_req_t *req)
+/* An announce that passed the rate limit; also run again for one that waited for its video's admission. */
+static void announce(pc_tracker *t, h2o_req_t *req)
 {
-    pc_tracker *t = user;
-    h2o_iovec_t path = pc_http_req_path(req);
-    if (!h2o_memis(path.base, path.len, H2O_STRLIT("/announce")))
-        return -1;
-    if (!pc_http_req_method_is(req, "POST")) {
-        pc_http_add_header(req, "allow", "POST");
-        pc_http_respond_error(req, 405, "method_not_allowed", "announce with POST and a JSON body");
-        return 0;
-    }
     uint64_t now = now_us();
     int64_t now_s = (int64_t)time(NULL);
     uint8_t conn_addr[16];
     addr_of(req, conn_addr);
-    if (t->rl != NULL && !pc_ratelimit_take(t->rl, conn_addr, now)) {
-        pc_http_add_header(req, "retry-after", "1");
-        reject(t, req, 429, "rate_limited", "too many requests from this address");
-        return 0;
-    }
     pc_announce a;
     pc_announce_error err;
     int rc = pc_announce_decode(req->entity.base != NULL ? req->entity.base : "", req->entity.len, &a, &err);
     if (rc != 0) {
         reject(t, req, rc == PC_ETOOBIG ? 413 : 400, err.code, err.message);
-        return 0;
+        return;
     }
     if (a.event == PC_EV_STARTED) {
         rc = pc_auth_check_proof(t->auth, &a, (uint64_t)now_s);
         if (rc == PC_EEXPIRED) {
             reject(t, req, 403, "proof_expired", "'proof.ts' is more than 300 seconds from the tracker's clock");
-            return 0;
+            return;
         }
         if (rc != 0) {
             reject(t, req, 403, "bad_proof", "'proof.sig' does not prove possession of 'key'");
-            return 0;
+            return;
         }
     } else if (pc_auth_check_session(t->auth, &a) != 0) {
         reject(t, req, 403, "bad_session", "'session' does not match this peer id, key and video");
-        return 0;
+        return;
     }
     if (!a.has_addr)
         memcpy(a.addr, conn_addr, 16);
@@ -290,16 +279,32 @@ static int on_announce(void *user, h2o_req_t *req)
             a.asn = asn;
         }
     }
+    if (t->admit != NULL && pc_registry_find_swarm(t->reg, a.video) == NULL) {
+        rc = pc_admit_check(t->admit, a.video, req, now);
+        if (rc == PC_EAGAIN) /* parked: announce() runs again when the origin answered */
+            return;
+        if (rc == PC_ENOENT) {
+            reject(t, req, 404, "unknown_video", "the origin does not publish this video (or it is not ready)");
+            return;
+        }
+        if (rc != 0) {
+            pc_http_add_header(req, "retry-after", rc == PC_ENET ? "5" : "1");
+            reject(t, req, 503, rc == PC_ENET ? "origin_unavailable" : "limit_reached",
+                   rc == PC_ENET ? "the origin could not say whether it publishes this video"
+                                 : "too many new videos are being looked up; retry");
+            return;
+        }
+    }
     uint32_t self;
     rc = pc_registry_announce(t->reg, &a, pc_locality_net(a.addr), now, &self);
     if (rc == PC_ECONFLICT) {
         reject(t, req, 409, "counters_regressed", "cumulative counters went backwards; nothing was recorded");
-        return 0;
+        return;
     }
     if (rc != 0) {
         reject(t, req, 503, "limit_reached",
                rc == PC_ELIMIT ? "the tracker is at its peer, video or rendition limit" : "out of memory");
-        return 0;
+        return;
     }
     t->m.announces[a.event]++;
     pc_buf *o = &t->out; /* kept across announces: pc_http_respond copies, so its room is reused */
@@ -309,6 +314,32 @@ static int on_announce(void *user, h2o_req_t *req)
         reject(t, req, 500, "internal_error", "cannot build the response");
     else
         pc_http_respond(req, 200, "application/json", o->data, o->len);
+}
+
+static void on_admitted(void *arg, h2o_req_t *req)
+{
+    announce(arg, req);
+}
+
+static int on_announce(void *user, h2o_req_t *req)
+{
+    pc_tracker *t = user;
+    h2o_iovec_t path = pc_http_req_path(req);
+    if (!h2o_memis(path.base, path.len, H2O_STRLIT("/announce")))
+        return -1;
+    if (!pc_http_req_method_is(req, "POST")) {
+        pc_http_add_header(req, "allow", "POST");
+        pc_http_respond_error(req, 405, "method_not_allowed", "announce with POST and a JSON body");
+        return 0;
+    }
+    uint8_t conn_addr[16];
+    addr_of(req, conn_addr);
+    if (t->rl != NULL && !pc_ratelimit_take(t->rl, conn_addr, now_us())) {
+        pc_http_add_header(req, "retry-after", "1");
+        reject(t, req, 429, "rate_limited", "too many requests from this address");
+        return 0;
+    }
+    announce(t, req);
     return 0;
 }
 
@@ -370,6 +401,7 @@ static int build_stats(pc_tracker *t, int64_t now_s, pc_buf *o)
 static int build_metrics(pc_tracker *t, int64_t now_s, pc_buf *o)
 {
     (void)now_s;
+    pc_admit_counts(t->admit, &t->m.admit_lookups, &t->m.admit_refused);
     return pc_report_metrics(t->reg, &t->m, METRICS_TOP_VIDEOS, o);
 }
 
@@ -553,6 +585,8 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&t->history, NULL);
     uv_close((uv_handle_t *)&t->sigint, NULL);
     uv_close((uv_handle_t *)&t->sigterm, NULL);
+    pc_admit_free(t->admit); /* parked announces are answered 503 before the connections close */
+    t->admit = NULL;
     pc_http_server_close(t->http, on_http_closed, t);
 }
 
@@ -684,6 +718,10 @@ int pc_tracker_serve(const pc_tracker_config *cfg)
         fprintf(stderr, "peercdn-tracker: cannot listen on %s: %s\n", cfg->listen, pc_err_detail());
         goto out;
     }
+    if (cfg->origin != NULL && (t->admit = pc_admit_new(t->loop, cfg->origin, on_admitted, t)) == NULL) {
+        fprintf(stderr, "peercdn-tracker: out of memory\n");
+        goto out;
+    }
     start_timers(t);
     started = 1;
     /* while serving, a save waits little for a lock someone else holds on the file (it is retried at the
@@ -700,6 +738,7 @@ out:
         pc_http_server_close(t->http, NULL, NULL);
         uv_run(t->loop, UV_RUN_DEFAULT);
     }
+    pc_admit_free(t->admit);
     pc_http_server_free(t->http);
     uv_run(t->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(t->loop) != 0)

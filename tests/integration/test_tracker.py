@@ -288,6 +288,14 @@ def test_origin_publishes_the_tracker_and_its_key(s):
     m = json.loads(o.req("GET", "/v/%s/p2p.json" % vid).body)
     eq(m["tracker"]["url"], t.url + "/", "tracker URL as configured")
     eq(__import__("base64").b64decode(m["tracker"]["ed25519"]), t.key(), "the tracker's own key")
+    # a tracker that admits only the origin's videos: the published one gets a swarm, an invented id not
+    t2 = s.tracker("--origin", o.url)
+    j = TrackerPeer(t2, vid, 1).announce("started")
+    check("ticket" in j, "a published video is admitted")
+    r = TrackerPeer(t2, "invented-%d" % os.getpid(), 2).announce("started", expect=404)
+    eq(r["code"], "unknown_video", "an id the origin does not know is refused")
+    eq(list(t2.stats()["videos"]), [vid], "only the published video is in /stats")
+    t2.stop()
     dead = s.origin("--tracker", "http://127.0.0.1:1")
     vid = dead.upload(src, title="tracker down")
     v = dead.wait(vid, timeout=120)
@@ -449,10 +457,102 @@ def test_totals_near_the_cap_do_not_wrap(s):
     check('peercdn_tracker_bytes_total{source="cdn"} %d' % cap in m, "the Prometheus counter is capped too")
 
 
+class FakeOrigin:
+    """GET /api/videos/ID as an origin answers it, with a count of the questions per id: "ready-*" ready,
+    "slow-*" ready after a second, "proc-*" processing, "err-*" 500, anything else 404."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        self.asked = {}
+        fake = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                vid = self.path.rsplit("/", 1)[1]
+                fake.asked[vid] = fake.asked.get(vid, 0) + 1
+                if not self.path.startswith("/api/videos/"):
+                    status, body = 400, {}
+                elif vid.startswith("ready-"):
+                    status, body = 200, {"id": vid, "state": "ready"}
+                elif vid.startswith("slow-"):
+                    time.sleep(1)
+                    status, body = 200, {"id": vid, "state": "ready"}
+                elif vid.startswith("proc-"):
+                    status, body = 200, {"id": vid, "state": "processing"}
+                elif vid.startswith("err-"):
+                    status, body = 500, {"code": "internal_error"}
+                else:
+                    status, body = 404, {"code": "not_found", "message": "no such video"}
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+
+def test_with_origin_only_published_videos_get_a_swarm(s):
+    """--origin: announces for a video the tracker does not know wait for one question to the origin;
+    invented ids, videos still processing and an origin that fails are refused with a reason, the answers
+    are remembered, and the refused ids leave no trace in /stats."""
+    import threading
+    fake = FakeOrigin()
+    t = s.tracker("--origin", fake.url + "/", "--rate-limit", "0")
+    TrackerPeer(t, "ready-a", 1).announce("started")
+    TrackerPeer(t, "ready-a", 2).announce("started")
+    eq(fake.asked.get("ready-a"), 1, "one question for a video, then the swarm is known")
+    for vid, code, status in (("nope-b", "unknown_video", 404), ("proc-c", "unknown_video", 404),
+                              ("err-d", "origin_unavailable", 503)):
+        for n in range(3):
+            p = TrackerPeer(t, vid, 10 + n)
+            r = p.post(p.body("started"))
+            eq(r.status, status, "%s: %r" % (vid, r))
+            eq(r.json()["code"], code, vid)
+        eq(fake.asked.get(vid), 1, "%s: the answer is remembered" % vid)
+    p = TrackerPeer(t, "err-d", 20)
+    eq(p.post(p.body("started")).header("retry-after"), "5", "503 says when to retry")
+    # announces arriving while the origin thinks all wait for the one answer
+    results = []
+
+    def go(n):
+        p = TrackerPeer(t, "slow-e", 30 + n)
+        results.append(p.post(p.body("started")).status)
+    threads = [threading.Thread(target=go, args=(n,)) for n in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    eq(sorted(results), [200] * 6, "every parked announce is answered when the origin is")
+    eq(fake.asked.get("slow-e"), 1, "one question for six announces")
+    eq(sorted(t.stats()["videos"]), ["ready-a", "slow-e"], "refused ids are not in /stats")
+    m = t.req("GET", "/metrics").body.decode()
+    eq(re.search(r"peercdn_tracker_origin_lookups_total (\d+)", m).group(1), "5", "lookups counted")
+    eq(re.search(r"peercdn_tracker_origin_refusals_total (\d+)", m).group(1), "2", "refusals counted")
+    check(re.search(r'rejects_total\{code="unknown_video"\} 6', m), "rejects by code")
+    # a tracker stopped while announces wait answers them and exits cleanly
+    p = TrackerPeer(t, "slow-f", 40)
+    out = []
+    th = threading.Thread(target=lambda: out.append(p.post(p.body("started")).status))
+    th.start()
+    time.sleep(0.3)
+    t.stop()
+    th.join()
+    check(out and out[0] in (503, 200), "the waiting announce got an answer: %r" % out)
+    fake.srv.shutdown()
+
+
 S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers, test_other_videos_are_separate,
        test_silent_peers_expire_after_two_intervals, test_statistics_add_up, test_metrics_match_stats,
        test_restart_keeps_statistics_and_history, test_stats_cli, test_bad_input_is_refused_with_a_reason,
        test_flood_from_one_address_is_limited, test_origin_publishes_the_tracker_and_its_key,
        test_a_locked_database_does_not_stall_the_tracker, test_stats_of_a_large_catalog_are_shared_not_copied_per_client,
        test_a_tampered_saved_swarm_is_not_echoed_to_peers, test_history_pages_follow_the_cursor,
-       test_totals_near_the_cap_do_not_wrap])
+       test_totals_near_the_cap_do_not_wrap, test_with_origin_only_published_videos_get_a_swarm])
