@@ -284,6 +284,13 @@ static int totals(const sim_scenario *s, perr *e)
     if (viewers > SIM_VIEWERS_MAX)
         return fail(e, "scenario: about %.0f viewers and seeders in all (arrivals plus seeders x videos); at most %d",
                     viewers, SIM_VIEWERS_MAX);
+    /* always-on seeders announce every interval for the whole run: a month of them at a 1 s interval
+     * would be a run of years, not an answer */
+    double seeder_announces = (double)s->seeders * s->videos * s->duration_s / s->announce_interval_s;
+    if (seeder_announces > SIM_SEEDER_ANNOUNCES_MAX)
+        return fail(e, "scenario: the seeders would announce about %.3g times (seeders x videos x duration_s / "
+                       "tracker.interval_s); at most %.0e",
+                    seeder_announces, SIM_SEEDER_ANNOUNCES_MAX);
     double copies = (double)s->videos * ceil(dist_upper(&s->video_duration_s) / s->segment_s) * s->n_rungs;
     if (copies > SIM_COPIES_MAX)
         return fail(e, "scenario: the catalog has up to %.0f segment copies (videos x segments x rungs); at most %d",

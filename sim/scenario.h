@@ -18,6 +18,7 @@
 #define SIM_SEED_MAX 9007199254740991ull /* 2^53 - 1: summary.json records the seed as a JSON number */
 #define SIM_VIEWERS_MAX 5000000  /* arrivals plus seeders in one run */
 #define SIM_COPIES_MAX 50000000  /* videos x segments x rungs in the catalog */
+#define SIM_SEEDER_ANNOUNCES_MAX 1e9 /* seeders x videos x duration / announce interval */
 
 typedef enum { SIM_DIST_FIXED, SIM_DIST_UNIFORM, SIM_DIST_LOGNORMAL, SIM_DIST_TABLE } sim_dist_kind;
 

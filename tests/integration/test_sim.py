@@ -239,7 +239,10 @@ def test_bad_scenarios_are_refused_with_one_line(s):
            "inf-weights": '{"viewers": {"up_kbps": {"dist": "table", "values": [1000, 2000], "weights": [1e308, 1e308]}}}',
            "inf-regions": '{"viewers": {"regions": {"a": 1e308, "b": 1e308}}}',
            "min-over-max": '{"viewers": {"up_kbps": {"dist": "lognormal", "median": 1000, "sigma": 1, "min": 5000, "max": 10}}}',
-           "long-name": '{"name": "' + "\u00e9" * 32 + '"}'}
+           "long-name": '{"name": "' + "\u00e9" * 32 + '"}',
+           # 1000 seeders on each of 1000 videos announcing every second for a month: a run of years
+           "seeder-years": '{"duration_s": 2592000, "catalog": {"videos": 1000}, "seeders": {"per_video": 1000}, '
+                           '"tracker": {"interval_s": 1}}'}
     for name, text in bad.items():
         path = os.path.join(S.tmp, "bad-%s.json" % name)
         open(path, "w").write(text)
