@@ -40,6 +40,7 @@
 #define MAX_PARTS 32
 #define MAX_ATTEMPTS 12
 #define WAIT_ERRORS_MAX 120 /* --wait: polls in a row without an answer (half a second apart) */
+#define CLIENT_REQ_TIMEOUT_S 300L /* a creation, HEAD or join: whole request and answer */
 
 struct part {
     struct up *u;
@@ -276,7 +277,9 @@ static CURL *new_easy(struct up *u, const char *url, struct curl_slist **hdrs, p
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 15L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    /* a transfer under 1 KiB/s for a minute is a failed attempt (retried): a server that trickles
+     * cannot hold an upload for ever; requests without a body also end after CLIENT_REQ_TIMEOUT_S */
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 60L);
     (void)u;
     return e;
@@ -478,6 +481,7 @@ static void start_part(struct part *p)
         curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->hdrs);
         curl_easy_setopt(p->easy, CURLOPT_POST, 1L);
         curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE, 0L);
+        curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, CLIENT_REQ_TIMEOUT_S);
         p->busy = 1;
         if (pc_http_client_add(u->http, p->easy, on_create_done, p) != 0)
             fail(u, "out of memory");
@@ -486,6 +490,7 @@ static void start_part(struct part *p)
     if (p->head_pending) {
         p->easy = new_easy(u, p->url, &p->hdrs, &p->resp_hdr);
         curl_easy_setopt(p->easy, CURLOPT_NOBODY, 1L);
+        curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, CLIENT_REQ_TIMEOUT_S);
         p->busy = 1;
         if (pc_http_client_add(u->http, p->easy, on_head_done, p) != 0)
             fail(u, "out of memory");
@@ -576,6 +581,7 @@ static void maybe_finalize(struct up *u)
     curl_easy_setopt(u->final_easy, CURLOPT_HTTPHEADER, u->final_hdrs);
     curl_easy_setopt(u->final_easy, CURLOPT_POST, 1L);
     curl_easy_setopt(u->final_easy, CURLOPT_POSTFIELDSIZE, 0L);
+    curl_easy_setopt(u->final_easy, CURLOPT_TIMEOUT, CLIENT_REQ_TIMEOUT_S); /* a 1 GiB join: seconds */
     if (r != 0 || pc_http_client_add(u->http, u->final_easy, on_final_done, u) != 0)
         fail(u, "out of memory");
 }
