@@ -48,6 +48,7 @@ struct rung_enc {
     struct pkt *pkts; /* packets of the segment being collected */
     size_t npkts, cap;
     int seg;          /* index (global) of the segment being collected */
+    int64_t last_out; /* pts of the last frame out of the graph, -1 before the first */
     char dir[4200];
     json_t *segs;
     pc_buf avcc;
@@ -181,6 +182,32 @@ static int drain_encoder(struct chunk *c, struct rung_enc *re, AVPacket *p)
     }
 }
 
+/* Frames the graph has ready for rung |i| go to its encoder, an IDR at each GOP start of their own
+ * timestamps (a deinterlacer holds a frame back, so the frame out is not always the frame just in). */
+static int encode_ready(struct chunk *c, int i, AVFrame *f, AVPacket *p)
+{
+    struct rung_enc *re = &c->rungs[i];
+    /* a deinterlacer counts time in halves of the graph's input units: back to the plan's */
+    AVRational tb = av_buffersink_get_time_base(re->sink), want = {1, (int)c->timescale};
+    while (av_buffersink_get_frame(re->sink, f) >= 0) {
+        if (av_cmp_q(tb, want) != 0)
+            f->pts = av_rescale_q(f->pts, tb, want);
+        f->pict_type = pc_is_gop_start(re->last_out, f->pts, c->gop_ticks) ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
+        re->last_out = f->pts;
+        if (i == c->nrungs - 1 && c->thumbs != NULL && pc_thumbs_offer(c->thumbs, f, f->pts) != 0) {
+            av_frame_unref(f);
+            return c->j->err;
+        }
+        int r = avcodec_send_frame(re->enc, f);
+        av_frame_unref(f);
+        if (r < 0)
+            return pc_job_fail(c->j, PC_EENCODE, 0, "encode_failed", "x264 refused a frame on rung %s", re->r.id);
+        if ((r = drain_encoder(c, re, p)) != 0)
+            return r;
+    }
+    return 0;
+}
+
 /* End of chunk: drains the graph and the encoders and writes the last segments. */
 static int flush_all(struct chunk *c, AVFrame *f, AVPacket *p)
 {
@@ -188,19 +215,9 @@ static int flush_all(struct chunk *c, AVFrame *f, AVPacket *p)
         return pc_job_fail(c->j, PC_EENCODE, 0, "encode_failed", "cannot flush the scaler");
     for (int i = 0; i < c->nrungs; i++) {
         struct rung_enc *re = &c->rungs[i];
-        while (av_buffersink_get_frame(re->sink, f) >= 0) {
-            f->pict_type = AV_PICTURE_TYPE_NONE;
-            if (i == c->nrungs - 1 && c->thumbs != NULL && pc_thumbs_offer(c->thumbs, f, f->pts) != 0) {
-                av_frame_unref(f);
-                return c->j->err;
-            }
-            int r = avcodec_send_frame(re->enc, f);
-            av_frame_unref(f);
-            if (r < 0)
-                return pc_job_fail(c->j, PC_EENCODE, 0, "encode_failed", "x264 refused a frame on rung %s", re->r.id);
-            if ((r = drain_encoder(c, re, p)) != 0)
-                return r;
-        }
+        int rr = encode_ready(c, i, f, p);
+        if (rr != 0)
+            return rr;
         avcodec_send_frame(re->enc, NULL);
         int r = drain_encoder(c, re, p);
         if (r == 0)
@@ -257,6 +274,12 @@ static int open_encoder(struct chunk *c, struct rung_enc *re, AVRational fps, in
     return 0;
 }
 
+/* Whether the source says it is interlaced (coded as fields or field pairs, either order). */
+static int is_interlaced(enum AVFieldOrder fo)
+{
+    return fo == AV_FIELD_TT || fo == AV_FIELD_BB || fo == AV_FIELD_TB || fo == AV_FIELD_BT;
+}
+
 static int build_graph(struct chunk *c, const AVCodecContext *dec, int rotation)
 {
     c->graph = avfilter_graph_alloc();
@@ -275,7 +298,10 @@ static int build_graph(struct chunk *c, const AVCodecContext *dec, int rotation)
     /* every rung scales from the full-size frame: cascading small rungs from an intermediate one saves
      * about 6% of the CPU but measured 2-3 dB worse on the smallest rung (bench/transcode.py) */
     const char *rot = rotation == 90 ? "transpose=clock," : rotation == 180 ? "hflip,vflip," : rotation == 270 ? "transpose=cclock," : "";
-    r = pc_buf_printf(&desc, "[in]%ssplit=%d", rot, c->nrungs);
+    /* an interlaced source is deinterlaced first (bwdif, one frame per frame: the frame rate and the
+     * plan's frame counts stay; only frames flagged interlaced are touched) */
+    const char *deint = is_interlaced(dec->field_order) ? "bwdif=mode=send_frame:parity=auto:deint=interlaced," : "";
+    r = pc_buf_printf(&desc, "[in]%s%ssplit=%d", deint, rot, c->nrungs);
     for (int i = 0; r == 0 && i < c->nrungs; i++)
         r = pc_buf_printf(&desc, "[s%d]", i);
     for (int i = 0; r == 0 && i < c->nrungs; i++)
@@ -393,6 +419,7 @@ int pc_task_encode(pc_job *j)
         re->r.maxrate = (int)pc_json_int(jr, "maxrate", 0);
         re->r.bufsize = (int)pc_json_int(jr, "bufsize", 0);
         re->seg = c.first_seg;
+        re->last_out = -1;
         re->segs = json_array();
         pc_buf_init(&re->avcc, 8192);
         snprintf(re->dir, sizeof(re->dir), "%s/%s", j->out_dir, re->r.id);
@@ -465,7 +492,6 @@ seek:
                 finished = 1;
                 break;
             }
-            int idr = pc_is_gop_start(last_t, t, c.gop_ticks);
             last_t = t;
             frame->pts = t;
             frame->pict_type = AV_PICTURE_TYPE_NONE;
@@ -475,23 +501,9 @@ seek:
                 pc_job_fail(j, PC_EENCODE, 0, "encode_failed", "the scaler refused a frame");
                 goto out;
             }
-            /* mark the frames coming out of the graph for this input as IDR or not */
-            for (int i = 0; i < c.nrungs; i++) {
-                while (av_buffersink_get_frame(c.rungs[i].sink, ff) >= 0) {
-                    ff->pict_type = idr ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
-                    if (i == c.nrungs - 1 && c.thumbs != NULL && pc_thumbs_offer(c.thumbs, ff, ff->pts) != 0) {
-                        av_frame_unref(ff);
-                        goto out;
-                    }
-                    r = avcodec_send_frame(c.rungs[i].enc, ff);
-                    av_frame_unref(ff);
-                    if (r < 0 || drain_encoder(&c, &c.rungs[i], opkt) != 0) {
-                        if (j->err == 0)
-                            pc_job_fail(j, PC_EENCODE, 0, "encode_failed", "x264 refused a frame");
-                        goto out;
-                    }
-                }
-            }
+            for (int i = 0; i < c.nrungs; i++)
+                if (encode_ready(&c, i, ff, opkt) != 0)
+                    goto out;
             done++;
             if ((done & 15) == 0)
                 atomic_store(&j->progress, (int)(950 * done / (expected > 0 ? expected : 1)));

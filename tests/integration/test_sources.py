@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The pipeline handles the sources an operator meets: portrait, display-matrix rotation,
-odd sizes, variable frame rate, no audio, 25/50/60 fps, 10-bit, HEVC/VP9/AV1 in mp4/mkv/webm."""
+odd sizes, variable frame rate, no audio, 25/50/60 fps, 10-bit, HEVC/VP9/AV1 in mp4/mkv/webm, interlaced
+H.264 (deinterlaced: idet finds the top rung progressive, keyframes still aligned)."""
 import os
 import sys
 
@@ -26,7 +27,23 @@ CASES = {
     "vp9_webm": (dict(size="480x270", rate=30, dur=3, vcodec="libvpx-vp9", ext="webm", vopts=["-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k"]), [(416, 234)], True),
     "av1_mkv": (dict(size="480x272", rate=30, dur=3, vcodec="libsvtav1", ext="mkv", vopts=["-preset", "12"]), [(412, 234)], True),
     "h264_mkv": (dict(size="480x270", rate=24, dur=3, ext="mkv"), [(416, 234)], True),
+    # 25i: 50 fps motion woven into top-field-first frames, coded as interlaced H.264 (field_order tt)
+    "interlaced": (dict(size="640x360", rate=50, dur=4, vf="tinterlace=mode=interleave_top",
+                        vopts=["-flags", "+ildct+ilme", "-x264-params", "interlaced=1:tff=1"]),
+                   [(416, 234), (640, 360)], True),
 }
+
+
+def idet(url):
+    """ffmpeg's idet filter over the whole stream: (interlaced, progressive) frames by its multi-frame
+    detection."""
+    import re
+    import subprocess
+    p = subprocess.run(["ffmpeg", "-nostdin", "-i", url, "-map", "0:v:0", "-vf", "idet", "-f", "null", "-"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+    m = re.search(rb"Multi frame detection: TFF: *(\d+) BFF: *(\d+) Progressive: *(\d+)", p.stderr)
+    check(m is not None, "idet ran on %s: %s" % (url, p.stderr[-500:]))
+    return int(m.group(1)) + int(m.group(2)), int(m.group(3))
 
 
 def frames(url):
@@ -60,6 +77,20 @@ def make_case(name):
             got = ffprobe(rung, "-select_streams", "v:0", "-show_entries", "stream=width,height")["streams"][0]
             eq((got["width"], got["height"]), (r["width"], r["height"]), "ffprobe size")
             eq(frames(rung), frames(path), "frames equal the source's")
+        if name == "interlaced":
+            # the source combs, the full-size rung (no vertical scaling to hide it) must not
+            il, prog = idet(path)
+            check(il > 3 * prog, "the source is interlaced by idet: %d interlaced, %d progressive" % (il, prog))
+            top = "%s/v/%s/%s/index.m3u8" % (o.url, vid, v["renditions"][-1]["id"])
+            il, prog = idet(top)
+            check(prog > 10 * il, "the top rung is progressive by idet: %d interlaced, %d progressive" % (il, prog))
+            # the deinterlacer holds a frame back: IDRs still fall every 2 s, at the same times in every rung
+            keys = [[f["pts_time"] for f in ffprobe("%s/v/%s/%s/index.m3u8" % (o.url, vid, r["id"]), "-select_streams",
+                                                    "v:0", "-skip_frame", "nokey", "-show_entries",
+                                                    "frame=pts_time")["frames"]] for r in v["renditions"]]
+            eq(len(keys[0]), 2, "an IDR every 2 s of a 4 s video: %r" % keys)
+            for k in keys[1:]:
+                eq(k, keys[0], "keyframes at the same times in every rung")
     t.__name__ = "test_" + name
     return t
 
