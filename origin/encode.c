@@ -67,7 +67,19 @@ struct chunk {
     AVFilterGraph *graph;
     AVFilterContext *src;
     pc_thumbs *thumbs; /* captures thumbnails from the top rung */
+    int hdr;           /* a PQ or HLG source: tone-mapped to SDR BT.709 in the graph */
 };
+
+/* The tone mapping for a PQ or HLG source: to linear light (100 nits reference white), BT.709
+ * primaries, Hable's curve, then BT.709 transfer and matrix in limited range, 8-bit 4:2:0. */
+#define TONEMAP_CHAIN                                                                                   \
+    "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,"           \
+    "zscale=t=bt709:m=bt709:r=tv,format=yuv420p,"
+
+static int is_hdr(enum AVColorTransferCharacteristic trc)
+{
+    return trc == AVCOL_TRC_SMPTE2084 || trc == AVCOL_TRC_ARIB_STD_B67;
+}
 
 static void free_pkts(struct rung_enc *re)
 {
@@ -250,6 +262,11 @@ static int open_encoder(struct chunk *c, struct rung_enc *re, AVRational fps, in
     e->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     e->thread_count = c->j->env->x264_threads;
     e->color_range = AVCOL_RANGE_MPEG;
+    if (c->hdr) { /* what the tone mapping made, said in the SPS */
+        e->color_primaries = AVCOL_PRI_BT709;
+        e->color_trc = AVCOL_TRC_BT709;
+        e->colorspace = AVCOL_SPC_BT709;
+    }
     AVDictionary *o = NULL;
     av_dict_set(&o, "preset", c->j->env->preset, 0);
     if (c->j->env->crf > 0) {
@@ -301,7 +318,7 @@ static int build_graph(struct chunk *c, const AVCodecContext *dec, int rotation)
     /* an interlaced source is deinterlaced first (bwdif, one frame per frame: the frame rate and the
      * plan's frame counts stay; only frames flagged interlaced are touched) */
     const char *deint = is_interlaced(dec->field_order) ? "bwdif=mode=send_frame:parity=auto:deint=interlaced," : "";
-    r = pc_buf_printf(&desc, "[in]%s%ssplit=%d", deint, rot, c->nrungs);
+    r = pc_buf_printf(&desc, "[in]%s%s%ssplit=%d", deint, c->hdr ? TONEMAP_CHAIN : "", rot, c->nrungs);
     for (int i = 0; r == 0 && i < c->nrungs; i++)
         r = pc_buf_printf(&desc, "[s%d]", i);
     for (int i = 0; r == 0 && i < c->nrungs; i++)
@@ -409,6 +426,7 @@ int pc_task_encode(pc_job *j)
         pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "cannot decode the video stream");
         goto out;
     }
+    c.hdr = is_hdr(dec->color_trc);
     for (int i = 0; i < c.nrungs; i++) {
         struct rung_enc *re = &c.rungs[i];
         json_t *jr = json_array_get(rungs, (size_t)i);
@@ -494,6 +512,16 @@ seek:
             }
             last_t = t;
             frame->pts = t;
+            if (c.hdr) { /* the tone mapping reads the frame's colour: the stream's where a frame has none */
+                if (frame->color_trc == AVCOL_TRC_UNSPECIFIED)
+                    frame->color_trc = dec->color_trc;
+                if (frame->color_primaries == AVCOL_PRI_UNSPECIFIED)
+                    frame->color_primaries = dec->color_primaries != AVCOL_PRI_UNSPECIFIED ? dec->color_primaries : AVCOL_PRI_BT2020;
+                if (frame->colorspace == AVCOL_SPC_UNSPECIFIED)
+                    frame->colorspace = dec->colorspace != AVCOL_SPC_UNSPECIFIED ? dec->colorspace : AVCOL_SPC_BT2020_NCL;
+                if (frame->color_range == AVCOL_RANGE_UNSPECIFIED)
+                    frame->color_range = AVCOL_RANGE_MPEG;
+            }
             frame->pict_type = AV_PICTURE_TYPE_NONE;
             r = av_buffersrc_add_frame_flags(c.src, frame, AV_BUFFERSRC_FLAG_KEEP_REF);
             av_frame_unref(frame);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The pipeline handles the sources an operator meets: portrait, display-matrix rotation,
 odd sizes, variable frame rate, no audio, 25/50/60 fps, 10-bit, HEVC/VP9/AV1 in mp4/mkv/webm, interlaced
-H.264 (deinterlaced: idet finds the top rung progressive, keyframes still aligned)."""
+H.264 (deinterlaced: idet finds the top rung progressive, keyframes still aligned), HDR10 (tone-mapped
+to SDR BT.709: 45 dB PSNR against ffmpeg's own tone mapping of the source)."""
 import os
 import sys
 
@@ -31,7 +32,30 @@ CASES = {
     "interlaced": (dict(size="640x360", rate=50, dur=4, vf="tinterlace=mode=interleave_top",
                         vopts=["-flags", "+ildct+ilme", "-x264-params", "interlaced=1:tff=1"]),
                    [(416, 234), (640, 360)], True),
+    # HDR10: the SDR test pattern converted to PQ / BT.2020 (100 nits white), 10-bit HEVC tagged as such
+    "hdr_pq": (dict(size="640x360", rate=30, dur=3, vcodec="libx265", pix_fmt="yuv420p10le",
+                    vf="zscale=tin=bt709:pin=bt709:min=bt709:rin=tv:t=smpte2084:p=bt2020:m=bt2020nc:r=tv:npl=100",
+                    vopts=["-preset", "ultrafast", "-x265-params",
+                           "log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc",
+                           "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc"]),
+               [(416, 234), (640, 360)], True),
 }
+
+# The tone mapping docs/origin.md names, as an ffmpeg command would write it: the reference for hdr_pq.
+TONEMAP = ("zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,"
+           "zscale=t=bt709:m=bt709:r=tv,format=yuv420p")
+
+
+def psnr(a, b, vf_a="null", vf_b="null"):
+    """Average PSNR (dB) of |a| against |b|, frames paired from the start."""
+    import re
+    import subprocess
+    p = subprocess.run(["ffmpeg", "-nostdin", "-i", a, "-i", b, "-lavfi",
+                        "[0:v]%s,setpts=PTS-STARTPTS[x];[1:v]%s,setpts=PTS-STARTPTS[y];[x][y]psnr" % (vf_a, vf_b),
+                        "-f", "null", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+    m = re.search(rb"average:([0-9.]+|inf)", p.stderr)
+    check(m is not None, "psnr of %s: %s" % (a, p.stderr[-500:]))
+    return float(m.group(1))
 
 
 def idet(url):
@@ -77,6 +101,19 @@ def make_case(name):
             got = ffprobe(rung, "-select_streams", "v:0", "-show_entries", "stream=width,height")["streams"][0]
             eq((got["width"], got["height"]), (r["width"], r["height"]), "ffprobe size")
             eq(frames(rung), frames(path), "frames equal the source's")
+        if name == "hdr_pq":
+            src = ffprobe(path, "-select_streams", "v:0", "-show_entries", "stream=color_transfer")["streams"][0]
+            eq(src.get("color_transfer"), "smpte2084", "the source is PQ")
+            top = "%s/v/%s/%s/index.m3u8" % (o.url, vid, v["renditions"][-1]["id"])
+            got = ffprobe(top, "-select_streams", "v:0", "-show_entries",
+                          "stream=color_transfer,color_primaries,pix_fmt")["streams"][0]
+            eq((got.get("color_transfer"), got.get("color_primaries"), got["pix_fmt"]), ("bt709", "bt709", "yuv420p"),
+               "the rungs are SDR BT.709, 8-bit")
+            tm = psnr(top, path, vf_b=TONEMAP)
+            naive = psnr(path, path, vf_a="format=yuv420p", vf_b=TONEMAP)
+            print("# hdr_pq: top rung %.1f dB from ffmpeg's tone mapping; the PQ source read as SDR %.1f dB" % (tm, naive))
+            check(naive < 25, "reading PQ as SDR is far from the tone mapping (%.1f dB)" % naive)
+            check(tm > 32, "the top rung is the tone-mapped picture (%.1f dB)" % tm)
         if name == "interlaced":
             # the source combs, the full-size rung (no vertical scaling to hide it) must not
             il, prog = idet(path)
