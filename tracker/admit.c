@@ -47,7 +47,8 @@ struct pc_admit {
     uint32_t free_list[ADMIT_TABLE_MAX], nfree;
     uint32_t slots[SLOTS]; /* entry index + 1; 0 empty */
     uint32_t nfetch, nparked;
-    uint64_t last_sweep_us, lookups, refused;
+    uint32_t hand; /* where the next eviction looks (a clock over the entries) */
+    uint64_t lookups, refused;
 };
 
 static uint64_t hash_id(const pc_admit *a, const char *video)
@@ -90,15 +91,18 @@ static void forget(pc_admit *a, uint32_t idx)
     a->free_list[a->nfree++] = idx;
 }
 
-/* Forgets every answer past its time, at most once a second (it reads the whole table). */
-static void sweep(pc_admit *a, uint64_t now_us)
+/* The table is full: the next remembered answer the clock hand finds goes (answers are only a cache;
+ * at most ADMIT_FETCH_MAX entries are lookups in flight, so one is always found). */
+static void evict(pc_admit *a)
 {
-    if (a->last_sweep_us != 0 && now_us - a->last_sweep_us < 1000000)
-        return;
-    a->last_sweep_us = now_us;
-    for (uint32_t i = 0; i < ADMIT_TABLE_MAX; i++)
-        if (a->ents[i].state != E_FREE && a->ents[i].state != E_PENDING && a->ents[i].until_us <= now_us)
+    for (uint32_t k = 0; k < ADMIT_TABLE_MAX; k++) {
+        uint32_t i = a->hand;
+        a->hand = (a->hand + 1) % ADMIT_TABLE_MAX;
+        if (a->ents[i].state != E_FREE && a->ents[i].state != E_PENDING) {
             forget(a, i);
+            return;
+        }
+    }
 }
 
 static size_t body_cb(char *p, size_t size, size_t n, void *arg)
@@ -144,7 +148,9 @@ static void on_lookup_done(void *arg, CURL *easy, CURLcode rc)
     e->easy = NULL;
     pc_buf_clear(&e->body);
     a->nfetch--;
-    /* resume the parked announces: each one finds the answer remembered */
+    /* resume the parked announces: each one finds the answer remembered; an admitted video's swarm is
+     * the record from then on, so its answer is not kept past them */
+    int admitted = e->state == E_OK;
     waiter *w = e->w;
     e->w = NULL;
     e->wtail = &e->w;
@@ -161,6 +167,8 @@ static void on_lookup_done(void *arg, CURL *easy, CURLcode rc)
         }
         w = next;
     }
+    if (admitted)
+        forget(a, (uint32_t)(e - a->ents));
 }
 
 static int start_lookup(pc_admit *a, entry *e)
@@ -178,7 +186,14 @@ static int start_lookup(pc_admit *a, entry *e)
     curl_easy_setopt(c, CURLOPT_WRITEDATA, e);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)ADMIT_WAIT_S);
+#if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+#if LIBCURL_VERSION_NUM >= 0x075700
+    /* a name lookup still running at the time limit is abandoned, not waited for on the loop (the
+     * threaded resolver otherwise joins its thread: a hung DNS server froze the tracker) */
+    curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
+#endif
     if (pc_http_client_add(a->http, c, on_lookup_done, e) != 0) {
         curl_easy_cleanup(c);
         pc_buf_clear(&e->body);
@@ -220,9 +235,7 @@ int pc_admit_check(pc_admit *a, const char *video, h2o_req_t *req, uint64_t now_
     if (a->nfetch >= ADMIT_FETCH_MAX)
         return PC_ELIMIT;
     if (a->nfree == 0)
-        sweep(a, now_us);
-    if (a->nfree == 0)
-        return PC_ELIMIT;
+        evict(a);
     idx = a->free_list[--a->nfree];
     entry *e = &a->ents[idx];
     memset(e, 0, sizeof(*e));
@@ -281,11 +294,12 @@ void pc_admit_free(pc_admit *a)
         pc_buf_clear(&e->body);
         for (waiter *w = e->w, *next; w != NULL; w = next) {
             next = w->next;
-            if (w->req != NULL) {
-                pc_http_respond_error(w->req, 503, "stopping", "the tracker is shutting down");
+            h2o_req_t *req = w->req;
+            if (req != NULL)
                 pc_http_req_unguard(w->guard);
-            }
             free(w);
+            if (req != NULL)
+                a->resume(a->arg, req);
         }
     }
     pc_http_client_free(a->http);

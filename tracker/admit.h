@@ -4,12 +4,14 @@
  * announces for invented video ids cannot fill --max-videos or /stats. Videos the registry already
  * holds (restored ones included) are not asked about again.
  *
- * One lookup per unknown video, however many announces wait for it; the answer is kept for a while
- * (ADMIT_OK_S, ADMIT_MISSING_S, ADMIT_NOT_READY_S, ADMIT_ERROR_S) so that repeated announces cost
- * nothing. Announces that wait are parked (their requests guarded: a client that goes away is
- * forgotten) and resumed through |resume| when the answer comes, at most ADMIT_WAIT_S later. Lookups
- * in flight, parked announces and remembered answers are bounded (ADMIT_FETCH_MAX, ADMIT_PARKED_MAX,
- * ADMIT_TABLE_MAX): past them an announce is told to retry (PC_ELIMIT).
+ * One lookup per unknown video, however many announces wait for it. A refusal is remembered for a
+ * while (ADMIT_MISSING_S, ADMIT_NOT_READY_S, ADMIT_ERROR_S) so that repeated announces cost nothing;
+ * an admission only until the announces that waited for it were handled (the swarm they make is the
+ * record from then on). Announces that wait are parked (their requests guarded: a client that goes
+ * away is forgotten) and resumed through |resume| when the answer comes, at most ADMIT_WAIT_S later.
+ * Lookups in flight and parked announces are bounded (ADMIT_FETCH_MAX, ADMIT_PARKED_MAX: past them an
+ * announce is told to retry, PC_ELIMIT); remembered answers too (ADMIT_TABLE_MAX: past it the oldest
+ * go, clock-wise).
  */
 #ifndef PC_TRACKER_ADMIT_H
 #define PC_TRACKER_ADMIT_H
@@ -20,7 +22,7 @@
 
 #include "pc_error.h"
 
-#define ADMIT_OK_S 600
+#define ADMIT_OK_S 600        /* kept while parked announces are resumed; then dropped */
 #define ADMIT_MISSING_S 60     /* 404 or 410: no such video */
 #define ADMIT_NOT_READY_S 10   /* 200, but still processing (or failed) */
 #define ADMIT_ERROR_S 5        /* the origin did not answer usefully */
@@ -37,8 +39,8 @@ typedef void (*pc_admit_resume_fn)(void *arg, h2o_req_t *req);
 
 /* |origin| is an http(s) base URL (a trailing '/' is not doubled). NULL on ENOMEM. */
 pc_admit *pc_admit_new(uv_loop_t *loop, const char *origin, pc_admit_resume_fn resume, void *arg);
-/* Answers parked announces 503 (the tracker is stopping), cancels lookups; their handles close on the
- * loop's next turns. */
+/* Cancels lookups (their handles close on the loop's next turns) and hands every parked announce back
+ * through |resume|, which must answer it without calling pc_admit_check (the tracker is stopping). */
 void pc_admit_free(pc_admit *a);
 
 /*

@@ -18,7 +18,7 @@
     XX(BAD_FIELD, "bad_field") XX(TOO_LARGE, "too_large") XX(RATE_LIMITED, "rate_limited") XX(BAD_PROOF, "bad_proof") \
     XX(PROOF_EXPIRED, "proof_expired") XX(BAD_SESSION, "bad_session") XX(COUNTERS_REGRESSED, "counters_regressed")    \
     XX(LIMIT_REACHED, "limit_reached") XX(UNKNOWN_VIDEO, "unknown_video")                                        \
-    XX(ORIGIN_UNAVAILABLE, "origin_unavailable") XX(INTERNAL, "internal_error")
+    XX(ORIGIN_UNAVAILABLE, "origin_unavailable") XX(STOPPING, "stopping") XX(INTERNAL, "internal_error")
 
 enum pc_reject {
 #define PC_XX(sym, name) PC_REJECT_##sym,

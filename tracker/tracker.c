@@ -279,7 +279,11 @@ static void announce(pc_tracker *t, h2o_req_t *req)
             a.asn = asn;
         }
     }
-    if (t->admit != NULL && pc_registry_find_swarm(t->reg, a.video) == NULL) {
+    if (t->cfg.origin != NULL && pc_registry_find_swarm(t->reg, a.video) == NULL) {
+        if (t->stopping || t->admit == NULL) { /* no swarm for a video nobody vouched for, even now */
+            reject(t, req, 503, "stopping", "the tracker is shutting down");
+            return;
+        }
         rc = pc_admit_check(t->admit, a.video, req, now);
         if (rc == PC_EAGAIN) /* parked: announce() runs again when the origin answered */
             return;
@@ -585,7 +589,7 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&t->history, NULL);
     uv_close((uv_handle_t *)&t->sigint, NULL);
     uv_close((uv_handle_t *)&t->sigterm, NULL);
-    pc_admit_free(t->admit); /* parked announces are answered 503 before the connections close */
+    pc_admit_free(t->admit); /* parked announces are answered 503 stopping before the connections close */
     t->admit = NULL;
     pc_http_server_close(t->http, on_http_closed, t);
 }
