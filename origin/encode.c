@@ -68,12 +68,14 @@ struct chunk {
     AVFilterContext *src;
     pc_thumbs *thumbs; /* captures thumbnails from the top rung */
     int hdr;           /* a PQ or HLG source: tone-mapped to SDR BT.709 in the graph */
+    int colour[3];     /* transfer, primaries, matrix as probed (H.273 values; 2 = unspecified) */
 };
 
-/* The tone mapping for a PQ or HLG source: to linear light (100 nits reference white), BT.709
+/* The tone mapping for a PQ or HLG source: an even size (zimg refuses odd 4:2:0 sizes, which VP9 and AV1
+ * allow; the rungs are even anyway), to linear light (100 nits reference white), BT.709
  * primaries, Hable's curve, then BT.709 transfer and matrix in limited range, 8-bit 4:2:0. */
 #define TONEMAP_CHAIN                                                                                   \
-    "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,"           \
+    "crop=trunc(iw/2)*2:trunc(ih/2)*2,zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,"           \
     "zscale=t=bt709:m=bt709:r=tv,format=yuv420p,"
 
 static int is_hdr(enum AVColorTransferCharacteristic trc)
@@ -201,7 +203,15 @@ static int encode_ready(struct chunk *c, int i, AVFrame *f, AVPacket *p)
     struct rung_enc *re = &c->rungs[i];
     /* a deinterlacer counts time in halves of the graph's input units: back to the plan's */
     AVRational tb = av_buffersink_get_time_base(re->sink), want = {1, (int)c->timescale};
-    while (av_buffersink_get_frame(re->sink, f) >= 0) {
+    for (;;) {
+        int g = av_buffersink_get_frame(re->sink, f);
+        if (g == AVERROR(EAGAIN) || g == AVERROR_EOF)
+            break;
+        if (g < 0) { /* a filter failed (the deinterlacer, the tone mapping): never a chunk with holes */
+            char eb[128];
+            return pc_job_fail(c->j, PC_EENCODE, 0, "encode_failed", "the filter graph failed on rung %s (%s)", re->r.id,
+                               pc_av_err(g, eb, sizeof(eb)));
+        }
         if (av_cmp_q(tb, want) != 0)
             f->pts = av_rescale_q(f->pts, tb, want);
         f->pict_type = pc_is_gop_start(re->last_out, f->pts, c->gop_ticks) ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
@@ -426,7 +436,13 @@ int pc_task_encode(pc_job *j)
         pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "cannot decode the video stream");
         goto out;
     }
-    c.hdr = is_hdr(dec->color_trc);
+    /* the colour as probed (the first frame's, else the stream's, else the container's); plans made
+     * before probing recorded it: the decoder's */
+    json_t *col = json_object_get(c.plan, "colour");
+    c.colour[0] = json_is_array(col) ? (int)json_integer_value(json_array_get(col, 0)) : (int)dec->color_trc;
+    c.colour[1] = json_is_array(col) ? (int)json_integer_value(json_array_get(col, 1)) : (int)dec->color_primaries;
+    c.colour[2] = json_is_array(col) ? (int)json_integer_value(json_array_get(col, 2)) : (int)dec->colorspace;
+    c.hdr = is_hdr((enum AVColorTransferCharacteristic)c.colour[0]);
     for (int i = 0; i < c.nrungs; i++) {
         struct rung_enc *re = &c.rungs[i];
         json_t *jr = json_array_get(rungs, (size_t)i);
@@ -512,13 +528,15 @@ seek:
             }
             last_t = t;
             frame->pts = t;
-            if (c.hdr) { /* the tone mapping reads the frame's colour: the stream's where a frame has none */
+            if (c.hdr) { /* the tone mapping reads the frame's colour: the probed one where a frame has none */
                 if (frame->color_trc == AVCOL_TRC_UNSPECIFIED)
-                    frame->color_trc = dec->color_trc;
+                    frame->color_trc = (enum AVColorTransferCharacteristic)c.colour[0];
                 if (frame->color_primaries == AVCOL_PRI_UNSPECIFIED)
-                    frame->color_primaries = dec->color_primaries != AVCOL_PRI_UNSPECIFIED ? dec->color_primaries : AVCOL_PRI_BT2020;
+                    frame->color_primaries = c.colour[1] != AVCOL_PRI_UNSPECIFIED ? (enum AVColorPrimaries)c.colour[1]
+                                                                                  : AVCOL_PRI_BT2020;
                 if (frame->colorspace == AVCOL_SPC_UNSPECIFIED)
-                    frame->colorspace = dec->colorspace != AVCOL_SPC_UNSPECIFIED ? dec->colorspace : AVCOL_SPC_BT2020_NCL;
+                    frame->colorspace = c.colour[2] != AVCOL_SPC_UNSPECIFIED ? (enum AVColorSpace)c.colour[2]
+                                                                             : AVCOL_SPC_BT2020_NCL;
                 if (frame->color_range == AVCOL_RANGE_UNSPECIFIED)
                     frame->color_range = AVCOL_RANGE_MPEG;
             }
@@ -544,6 +562,15 @@ seek:
     }
     if (flush_all(&c, ff, opkt) != 0)
         goto out;
+    int with_frames = 0; /* every segment of the chunk that has frames was written, in every rung */
+    for (int sg = c.first_seg; sg < last_seg; sg++)
+        with_frames += c.seg_frames[sg] > 0;
+    for (int i = 0; i < c.nrungs; i++)
+        if ((int)json_array_size(c.rungs[i].segs) != with_frames) {
+            pc_job_fail(j, PC_EENCODE, 0, "encode_failed", "rung %s wrote %zu of the chunk's %d segments", c.rungs[i].r.id,
+                        json_array_size(c.rungs[i].segs), with_frames);
+            goto out;
+        }
     json_t *res = json_object();
     json_object_set_new(res, "chunk", json_integer(j->arg));
     json_t *jrs = json_object();

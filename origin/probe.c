@@ -29,6 +29,35 @@
 #define MAX_DURATION (6 * 3600.0)
 #define DECODE_CHECK_PACKETS 120
 
+/* A video's colour as H.273 code points (AVColor* values; 2 = unspecified): transfer, primaries, matrix. */
+struct colour {
+    int trc, pri, spc;
+};
+#define COLOUR_STREAMS 64
+
+static int specified(int v)
+{
+    return v != 0 && v != 2; /* transfer and primaries: 0 is reserved, 2 unspecified */
+}
+
+static struct colour colour_of_par(const AVCodecParameters *p)
+{
+    return (struct colour){(int)p->color_trc, (int)p->color_primaries, (int)p->color_space};
+}
+
+static struct colour colour_of_frame(const AVFrame *f)
+{
+    return (struct colour){(int)f->color_trc, (int)f->color_primaries, (int)f->colorspace};
+}
+
+/* Fields of |c| still unspecified take |from|'s. */
+static void colour_fill(struct colour *c, struct colour from)
+{
+    c->trc = specified(c->trc) ? c->trc : specified(from.trc) ? from.trc : 2;
+    c->pri = specified(c->pri) ? c->pri : specified(from.pri) ? from.pri : 2;
+    c->spc = c->spc != 2 ? c->spc : from.spc; /* matrix 0 is RGB, a real value */
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -56,6 +85,11 @@ int pc_task_probe(pc_job *j)
         return pc_job_fail(j, PC_ENOTMEDIA, 1, "not_media", "FFmpeg does not recognise the file as media (%s)",
                            pc_av_err(r, eb, sizeof(eb)));
     }
+    /* the container's colour (an MP4 colr box, a Matroska Colour element): stream probing copies the
+     * decoder's over it, and HEVC and AV1 decoders reset theirs when the bitstream has none */
+    struct colour box[COLOUR_STREAMS];
+    for (unsigned i = 0; i < COLOUR_STREAMS; i++)
+        box[i] = i < fmt->nb_streams ? colour_of_par(fmt->streams[i]->codecpar) : (struct colour){0};
     if ((r = avformat_find_stream_info(fmt, NULL)) < 0) {
         pc_job_fail(j, PC_ENOTMEDIA, 1, "not_media", "cannot read the file's streams (%s)", pc_av_err(r, eb, sizeof(eb)));
         goto out;
@@ -96,6 +130,7 @@ int pc_task_probe(pc_job *j)
         goto out;
     }
     int64_t keyframes = 0, decoded = 0, sent = 0, last_pos = 0;
+    struct colour first = {0}; /* the first decoded frame's */
     int64_t audio_first = AV_NOPTS_VALUE;
     int decode_error = 0;
     char decode_msg[128] = "";
@@ -157,7 +192,8 @@ int pc_task_probe(pc_job *j)
                 if (avcodec_send_packet(dec, pkt) < 0)
                     decode_error++;
                 while (avcodec_receive_frame(dec, frame) == 0) {
-                    decoded++;
+                    if (decoded++ == 0)
+                        first = colour_of_frame(frame);
                     av_frame_unref(frame);
                 }
             }
@@ -176,7 +212,8 @@ int pc_task_probe(pc_job *j)
     if (decoded == 0) {
         avcodec_send_packet(dec, NULL);
         while (avcodec_receive_frame(dec, frame) == 0) {
-            decoded++;
+            if (decoded++ == 0)
+                first = colour_of_frame(frame);
             av_frame_unref(frame);
         }
     }
@@ -257,6 +294,12 @@ int pc_task_probe(pc_job *j)
                           "sample_rate", ap->sample_rate, "channels", ap->ch_layout.nb_channels, "time_base",
                           fmt->streams[aidx]->time_base.num, fmt->streams[aidx]->time_base.den);
     }
+    /* the colour the frames are in: what the first frame says (an alternative-transfer SEI included),
+     * else the stream, else the container */
+    struct colour col = first;
+    colour_fill(&col, colour_of_par(vp));
+    colour_fill(&col, (unsigned)vidx < COLOUR_STREAMS ? box[vidx] : (struct colour){0});
+    json_object_set_new(video, "colour", json_pack("[i,i,i]", col.trc, col.pri, col.spc));
     json_t *info = json_pack("{s:s, s:I, s:f, s:o, s:o}", "format", fmt->iformat->name, "size", (json_int_t)st.st_size,
                              "duration", duration, "video", video, "audio", audio);
     j->result = pc_json_dump(info);
@@ -397,6 +440,9 @@ int pc_task_plan(pc_job *j)
         "time_base", tl.tb_num, tl.tb_den, "rotation", rot, "preset", j->env->preset, "rungs", jr, "segments", js,
         "chunks", jc, "audio", audio);
     json_object_set_new(plan, "thumbs", thumbs);
+    json_t *colour = json_object_get(v, "colour"); /* [transfer, primaries, matrix] as probed */
+    if (json_is_array(colour))
+        json_object_set(plan, "colour", colour);
     j->result = pc_json_dump(plan);
     json_decref(plan);
     json_decref(info);
