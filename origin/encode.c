@@ -75,7 +75,8 @@ struct chunk {
  * allow; the rungs are even anyway), to linear light (100 nits reference white), BT.709
  * primaries, Hable's curve, then BT.709 transfer and matrix in limited range, 8-bit 4:2:0. */
 #define TONEMAP_CHAIN                                                                                   \
-    "crop=trunc(iw/2)*2:trunc(ih/2)*2,zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,"           \
+    "crop=trunc(iw/2)*2:trunc(ih/2)*2,"                                                                 \
+    "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,"           \
     "zscale=t=bt709:m=bt709:r=tv,format=yuv420p,"
 
 static int is_hdr(enum AVColorTransferCharacteristic trc)
@@ -439,9 +440,9 @@ int pc_task_encode(pc_job *j)
     /* the colour as probed (the first frame's, else the stream's, else the container's); plans made
      * before probing recorded it: the decoder's */
     json_t *col = json_object_get(c.plan, "colour");
-    c.colour[0] = json_is_array(col) ? (int)json_integer_value(json_array_get(col, 0)) : (int)dec->color_trc;
-    c.colour[1] = json_is_array(col) ? (int)json_integer_value(json_array_get(col, 1)) : (int)dec->color_primaries;
-    c.colour[2] = json_is_array(col) ? (int)json_integer_value(json_array_get(col, 2)) : (int)dec->colorspace;
+    const int decoder_says[3] = {(int)dec->color_trc, (int)dec->color_primaries, (int)dec->colorspace};
+    for (size_t k = 0; k < 3; k++)
+        c.colour[k] = json_is_array(col) ? (int)json_integer_value(json_array_get(col, k)) : decoder_says[k];
     c.hdr = is_hdr((enum AVColorTransferCharacteristic)c.colour[0]);
     for (int i = 0; i < c.nrungs; i++) {
         struct rung_enc *re = &c.rungs[i];

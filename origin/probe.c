@@ -34,6 +34,7 @@ struct colour {
     int trc, pri, spc;
 };
 #define COLOUR_STREAMS 64
+#define COLOUR_UNKNOWN ((struct colour){2, 2, 2}) /* unspecified in all three H.273 tables */
 
 static int specified(int v)
 {
@@ -89,7 +90,7 @@ int pc_task_probe(pc_job *j)
      * decoder's over it, and HEVC and AV1 decoders reset theirs when the bitstream has none */
     struct colour box[COLOUR_STREAMS];
     for (unsigned i = 0; i < COLOUR_STREAMS; i++)
-        box[i] = i < fmt->nb_streams ? colour_of_par(fmt->streams[i]->codecpar) : (struct colour){0};
+        box[i] = i < fmt->nb_streams ? colour_of_par(fmt->streams[i]->codecpar) : COLOUR_UNKNOWN;
     if ((r = avformat_find_stream_info(fmt, NULL)) < 0) {
         pc_job_fail(j, PC_ENOTMEDIA, 1, "not_media", "cannot read the file's streams (%s)", pc_av_err(r, eb, sizeof(eb)));
         goto out;
@@ -130,7 +131,7 @@ int pc_task_probe(pc_job *j)
         goto out;
     }
     int64_t keyframes = 0, decoded = 0, sent = 0, last_pos = 0;
-    struct colour first = {0}; /* the first decoded frame's */
+    struct colour first = COLOUR_UNKNOWN; /* the first decoded frame's */
     int64_t audio_first = AV_NOPTS_VALUE;
     int decode_error = 0;
     char decode_msg[128] = "";
@@ -298,7 +299,7 @@ int pc_task_probe(pc_job *j)
      * else the stream, else the container */
     struct colour col = first;
     colour_fill(&col, colour_of_par(vp));
-    colour_fill(&col, (unsigned)vidx < COLOUR_STREAMS ? box[vidx] : (struct colour){0});
+    colour_fill(&col, (unsigned)vidx < COLOUR_STREAMS ? box[vidx] : COLOUR_UNKNOWN);
     json_object_set_new(video, "colour", json_pack("[i,i,i]", col.trc, col.pri, col.spc));
     json_t *info = json_pack("{s:s, s:I, s:f, s:o, s:o}", "format", fmt->iformat->name, "size", (json_int_t)st.st_size,
                              "duration", duration, "video", video, "audio", audio);

@@ -27,7 +27,7 @@ typedef struct waiter {
 
 typedef struct entry {
     char video[PC_VIDEO_ID_MAX + 1];
-    uint64_t hash, until_us; /* until_us: when a remembered answer is asked again */
+    uint64_t hash, until_us; /* until_us: when a remembered refusal is asked again */
     int state;
     uint32_t slot;
     CURL *easy; /* while E_PENDING */
@@ -37,7 +37,6 @@ typedef struct entry {
 } entry;
 
 struct pc_admit {
-    uv_loop_t *loop;
     pc_http_client *http;
     char origin[URL_MAX];
     pc_admit_resume_fn resume;
@@ -71,7 +70,7 @@ static uint32_t find(const pc_admit *a, const char *video, uint64_t h)
     }
 }
 
-/* Removes a remembered answer (never a pending lookup): the slot by backward shift, the entry freed. */
+/* Removes an entry whose lookup is not running: the slot by backward shift, the entry freed. */
 static void forget(pc_admit *a, uint32_t idx)
 {
     entry *e = &a->ents[idx];
@@ -111,7 +110,7 @@ static size_t body_cb(char *p, size_t size, size_t n, void *arg)
     return pc_buf_append(&e->body, p, size * n) == 0 ? size * n : 0;
 }
 
-/* The answer for a finished lookup: E_OK for 200 with state "ready". */
+/* The answer for a finished lookup: E_OK for 200 with state "ready"; a refusal with how long it is kept. */
 static int verdict(entry *e, CURLcode rc, long status, uint64_t *keep_s)
 {
     if (rc == CURLE_OK && (status == 404 || status == 410)) {
@@ -126,7 +125,7 @@ static int verdict(entry *e, CURLcode rc, long status, uint64_t *keep_s)
     const char *st = json_string_value(json_object_get(doc, "state"));
     int ready = st != NULL && strcmp(st, "ready") == 0, known = st != NULL;
     json_decref(doc);
-    *keep_s = ready ? ADMIT_OK_S : known ? ADMIT_NOT_READY_S : ADMIT_ERROR_S;
+    *keep_s = known ? ADMIT_NOT_READY_S : ADMIT_ERROR_S; /* unused for E_OK (dropped once resumed) */
     return ready ? E_OK : known ? E_MISSING : E_ERROR;
 }
 
@@ -228,8 +227,10 @@ int pc_admit_check(pc_admit *a, const char *video, h2o_req_t *req, uint64_t now_
         entry *e = &a->ents[idx];
         if (e->state == E_PENDING)
             return park(a, e, req);
+        if (e->state == E_OK) /* only while the announces that waited for it are resumed */
+            return 0;
         if (e->until_us > now_us)
-            return e->state == E_OK ? 0 : e->state == E_MISSING ? PC_ENOENT : PC_ENET;
+            return e->state == E_MISSING ? PC_ENOENT : PC_ENET;
         forget(a, idx); /* asked again below */
     }
     if (a->nfetch >= ADMIT_FETCH_MAX)
@@ -252,10 +253,8 @@ int pc_admit_check(pc_admit *a, const char *video, h2o_req_t *req, uint64_t now_
     int rc = start_lookup(a, e);
     if (rc == 0)
         rc = park(a, e, req);
-    if (rc != PC_EAGAIN && e->easy == NULL) { /* nothing started: nothing to remember */
-        e->state = E_ERROR;
+    if (rc != PC_EAGAIN && e->easy == NULL) /* nothing started: nothing to remember */
         forget(a, idx);
-    }
     return rc;
 }
 
@@ -271,7 +270,6 @@ pc_admit *pc_admit_new(uv_loop_t *loop, const char *origin, pc_admit_resume_fn r
         free(a);
         return NULL;
     }
-    a->loop = loop;
     snprintf(a->origin, sizeof(a->origin), "%s", origin);
     a->resume = resume;
     a->arg = arg;

@@ -10,8 +10,8 @@
  * record from then on). Announces that wait are parked (their requests guarded: a client that goes
  * away is forgotten) and resumed through |resume| when the answer comes, at most ADMIT_WAIT_S later.
  * Lookups in flight and parked announces are bounded (ADMIT_FETCH_MAX, ADMIT_PARKED_MAX: past them an
- * announce is told to retry, PC_ELIMIT); remembered answers too (ADMIT_TABLE_MAX: past it the oldest
- * go, clock-wise).
+ * announce is told to retry, PC_ELIMIT); remembered answers too (ADMIT_TABLE_MAX: past it a new one
+ * replaces one of them in turn, a clock hand over the table).
  */
 #ifndef PC_TRACKER_ADMIT_H
 #define PC_TRACKER_ADMIT_H
@@ -22,7 +22,6 @@
 
 #include "pc_error.h"
 
-#define ADMIT_OK_S 600        /* kept while parked announces are resumed; then dropped */
 #define ADMIT_MISSING_S 60     /* 404 or 410: no such video */
 #define ADMIT_NOT_READY_S 10   /* 200, but still processing (or failed) */
 #define ADMIT_ERROR_S 5        /* the origin did not answer usefully */

@@ -241,13 +241,12 @@ static int build_response(pc_tracker *t, const pc_announce *a, uint32_t self, in
     return rc ? rc : pc_buf_append_str(o, "]}");
 }
 
-/* An announce that passed the rate limit; also run again for one that waited for its video's admission. */
-static void announce(pc_tracker *t, h2o_req_t *req)
+/* An announce that passed the rate limit from |conn_addr|; also run again for one that waited for its
+ * video's admission. */
+static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
 {
     uint64_t now = now_us();
     int64_t now_s = (int64_t)time(NULL);
-    uint8_t conn_addr[16];
-    addr_of(req, conn_addr);
     pc_announce a;
     pc_announce_error err;
     int rc = pc_announce_decode(req->entity.base != NULL ? req->entity.base : "", req->entity.len, &a, &err);
@@ -291,11 +290,14 @@ static void announce(pc_tracker *t, h2o_req_t *req)
             reject(t, req, 404, "unknown_video", "the origin does not publish this video (or it is not ready)");
             return;
         }
+        if (rc == PC_ENET) {
+            pc_http_add_header(req, "retry-after", "5");
+            reject(t, req, 503, "origin_unavailable", "the origin could not say whether it publishes this video");
+            return;
+        }
         if (rc != 0) {
-            pc_http_add_header(req, "retry-after", rc == PC_ENET ? "5" : "1");
-            reject(t, req, 503, rc == PC_ENET ? "origin_unavailable" : "limit_reached",
-                   rc == PC_ENET ? "the origin could not say whether it publishes this video"
-                                 : "too many new videos are being looked up; retry");
+            pc_http_add_header(req, "retry-after", "1");
+            reject(t, req, 503, "limit_reached", "too many new videos are being looked up; retry");
             return;
         }
     }
@@ -322,7 +324,9 @@ static void announce(pc_tracker *t, h2o_req_t *req)
 
 static void on_admitted(void *arg, h2o_req_t *req)
 {
-    announce(arg, req);
+    uint8_t conn_addr[16];
+    addr_of(req, conn_addr);
+    announce(arg, req, conn_addr);
 }
 
 static int on_announce(void *user, h2o_req_t *req)
@@ -343,7 +347,7 @@ static int on_announce(void *user, h2o_req_t *req)
         reject(t, req, 429, "rate_limited", "too many requests from this address");
         return 0;
     }
-    announce(t, req);
+    announce(t, req, conn_addr);
     return 0;
 }
 
@@ -419,12 +423,6 @@ static int refuse_writes(h2o_req_t *req)
     return 1;
 }
 
-/* Parses a query integer in [lo, hi]; 0, or PC_EPARSE when it is not one. */
-static int query_int(const char *v, int64_t lo, int64_t hi, int64_t *out)
-{
-    return pc_parse_int_str(v, lo, hi, 0, out);
-}
-
 /* /stats?history=1: the document for the selected video (none without |video|) with a page of the time
  * series spliced in, and the cursor of the next page when rows were left out. */
 static void stats_history(pc_tracker *t, h2o_req_t *req, int64_t now_s, const pc_history_query *q)
@@ -475,13 +473,13 @@ static int on_stats(void *user, h2o_req_t *req)
         bad = "'history' must be 0 or 1";
     else if ((rv != 0 && rv != PC_ENOENT) || (rv == 0 && video[0] != '\0' && !pc_video_id_valid(video, strlen(video))))
         bad = "'video' must be a video id (or empty for the total)";
-    else if ((rs != 0 && rs != PC_ENOENT) || (rs == 0 && query_int(since, INT64_MIN, INT64_MAX, &from) != 0))
+    else if ((rs != 0 && rs != PC_ENOENT) || (rs == 0 && pc_parse_int_str(since, INT64_MIN, INT64_MAX, 0, &from) != 0))
         bad = "'since' must be unix seconds";
     else if ((ra != 0 && ra != PC_ENOENT) || (ra == 0 && after[0] != '\0' && !pc_video_id_valid(after, strlen(after))))
         bad = "'after' must be a video id (or empty for the total)";
     else if (ra == 0 && rs != 0)
         bad = "'after' needs 'since'";
-    else if ((rl != 0 && rl != PC_ENOENT) || (rl == 0 && query_int(limit, 1, HISTORY_ROWS_MAX, &rows) != 0))
+    else if ((rl != 0 && rl != PC_ENOENT) || (rl == 0 && pc_parse_int_str(limit, 1, HISTORY_ROWS_MAX, 0, &rows) != 0))
         bad = "'limit' must be 1 to 10000"; /* HISTORY_ROWS_MAX */
     if (bad != NULL) {
         pc_http_respond_error(req, 400, "bad_field", bad);
