@@ -72,7 +72,7 @@ int pc_av_open_decoder(const AVFormatContext *fmt, int idx, int threads, AVCodec
     return 0;
 }
 
-void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pkt, int *eof)
+void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pkt, int *eof, int decode_order)
 {
     if (*eof)
         return;
@@ -84,8 +84,14 @@ void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pk
         avcodec_send_packet(dec, NULL);
         return;
     }
-    if (pkt->stream_index == idx)
+    if (pkt->stream_index == idx) {
+        if (decode_order) {
+            pkt->flags &= ~AV_PKT_FLAG_DISCARD;
+            if (pkt->pts == AV_NOPTS_VALUE)
+                pkt->pts = pkt->dts; /* the frame out carries its own packet's time */
+        }
         avcodec_send_packet(dec, pkt);
+    }
     av_packet_unref(pkt);
 }
 

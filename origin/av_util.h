@@ -20,14 +20,20 @@ int pc_av_open_decoder(const AVFormatContext *fmt, int idx, int threads, AVCodec
  * Reads the next packet and sends it to |dec| if it belongs to stream |idx|;
  * at the end of input (or on a read error) sends the flush packet once and
  * sets |*eof|. Does nothing once |*eof| is set. |pkt| is scratch space.
+ * |decode_order| is for a source whose timestamps are decode order (see
+ * probe.c): every frame is returned, those the container marks as outside its
+ * edit list too, and a packet without pts is given its dts, so each frame out
+ * of the decoder is named by its own packet's time.
  */
-void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pkt, int *eof);
+void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pkt, int *eof, int decode_order);
 /* av_err2str into a caller buffer. */
 const char *pc_av_err(int averr, char *buf, size_t len);
 /* Rotation to apply for display (0, 90, 180, 270 clockwise) from the stream's display matrix. */
 int pc_av_rotation(const AVStream *st);
 
-/* frames.bin: the sorted source pts of every video frame (little-endian int64 array). */
+/* frames.bin: the sorted source pts of every video frame (little-endian int64 array); keyframes.bin
+ * likewise; retime.bin (files whose timestamps are decode order): (packet pts, presentation pts) pairs
+ * sorted by packet pts. */
 int pc_frames_write(const char *path, const int64_t *pts, size_t n) PC_MUST_CHECK;
 int pc_frames_read(const char *path, int64_t **pts, size_t *n) PC_MUST_CHECK;
 

@@ -69,6 +69,8 @@ struct chunk {
     pc_thumbs *thumbs; /* captures thumbnails from the top rung */
     int hdr;           /* a PQ or HLG source: tone-mapped to SDR BT.709 in the graph */
     int colour[3];     /* transfer, primaries, matrix as probed (H.273 values; 2 = unspecified) */
+    int64_t *retime;   /* (packet pts, presentation pts) pairs by packet pts, or NULL: see probe.c */
+    size_t nretime;
 };
 
 /* The tone mapping for a PQ or HLG source: an even size (zimg refuses odd 4:2:0 sizes, which VP9 and AV1
@@ -469,6 +471,17 @@ int pc_task_encode(pc_job *j)
         pc_job_fail(j, PC_EENCODE, 0, "encode_failed", "cannot build the scaling graph (%s)", pc_av_err(r, eb, sizeof(eb)));
         goto out;
     }
+    /* a source whose timestamps are decode order: each frame's time from the probe's frame order */
+    int retime = json_is_true(json_object_get(c.plan, "retime"));
+    if (retime) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/retime.bin", j->work_dir);
+        if ((r = pc_frames_read(path, &c.retime, &c.nretime)) != 0 || c.nretime % 2 != 0) {
+            pc_job_fail(j, r != 0 ? r : PC_EPARSE, 0, "io_error", "cannot read the frame order");
+            goto out;
+        }
+        c.nretime /= 2;
+    }
     c.thumbs = pc_thumbs_new(j, c.plan, start_t, end_t);
     /* seek to the keyframe at or before the chunk; retry further back if the demuxer overshoots */
     int64_t seek_to = start_pts;
@@ -487,7 +500,7 @@ seek:
             pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
             goto out;
         }
-        pc_av_feed(fmt, dec, vidx, pkt, &eof);
+        pc_av_feed(fmt, dec, vidx, pkt, &eof, retime);
         for (;;) {
             r = avcodec_receive_frame(dec, frame);
             if (r == AVERROR(EAGAIN))
@@ -497,6 +510,11 @@ seek:
                 break;
             }
             int64_t pts = frame->best_effort_timestamp;
+            if (retime) {
+                const int64_t *e = frame->pts == AV_NOPTS_VALUE ? NULL
+                                   : bsearch(&frame->pts, c.retime, c.nretime, 2 * sizeof(*c.retime), cmp_i64);
+                pts = e != NULL ? e[1] : AV_NOPTS_VALUE;
+            }
             if (pts == AV_NOPTS_VALUE || pts == prev_pts) {
                 av_frame_unref(frame);
                 continue;
@@ -557,7 +575,7 @@ seek:
         }
     }
     if (done != expected) {
-        pc_job_fail(j, PC_EUNDECODABLE, 0, "undecodable", "chunk %d decoded %" PRId64 " frames, expected %" PRId64, j->arg,
+        pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "chunk %d decoded %" PRId64 " frames, expected %" PRId64, j->arg,
                     done, expected);
         goto out;
     }
@@ -608,6 +626,7 @@ out:
     }
     free(c.rungs);
     pc_thumbs_free(c.thumbs);
+    free(c.retime);
     free(c.seg_t);
     free(c.seg_frames);
     avfilter_graph_free(&c.graph);

@@ -28,6 +28,7 @@
 #define MAX_FRAMES 1000000 /* about 9 hours at 30 fps */
 #define MAX_DURATION (6 * 3600.0)
 #define DECODE_CHECK_PACKETS 120
+#define RETIME_THREADS 2 /* the decode that orders frames whose timestamps are decode order */
 
 /* A video's colour as H.273 code points (AVColor* values; 2 = unspecified): transfer, primaries, matrix. */
 struct colour {
@@ -65,6 +66,100 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Appends |v| to the growing array |*a|. Returns 0 or PC_ENOMEM. */
+static int push_i64(int64_t **a, size_t *n, size_t *cap, int64_t v)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 1024;
+        int64_t *na = realloc(*a, nc * sizeof(*na));
+        if (na == NULL)
+            return PC_ENOMEM;
+        *a = na;
+        *cap = nc;
+    }
+    (*a)[(*n)++] = v;
+    return 0;
+}
+
+/* Frame order for a file whose timestamps are decode order: decodes every video frame once (the
+ * container's discard marks ignored) and pairs the k-th frame out of the decoder, named by its own
+ * packet's time, with the k-th of the sorted times |grid|. |*map| gets n (packet time, presentation
+ * time) pairs sorted by packet time. Returns 1 when frames move, 0 when the order was right (no map),
+ * or fails the job and returns -1. */
+static int retime_scan(pc_job *j, int vidx, const int64_t *grid, size_t n, int64_t **map)
+{
+    char eb[128];
+    AVFormatContext *fmt = NULL;
+    AVCodecContext *dec = NULL;
+    AVPacket *pkt = av_packet_alloc();
+    AVFrame *frame = av_frame_alloc();
+    int64_t *pairs = malloc(2 * n * sizeof(*pairs));
+    size_t k = 0;
+    int r = -1, eof = 0, moved = 0;
+    if (pkt == NULL || frame == NULL || pairs == NULL) {
+        pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+        goto out;
+    }
+    int e = pc_av_open(j, j->source, &fmt);
+    if (e >= 0)
+        e = avformat_find_stream_info(fmt, NULL);
+    if (e >= 0 && (vidx >= (int)fmt->nb_streams || (e = pc_av_open_decoder(fmt, vidx, RETIME_THREADS, &dec)) < 0))
+        e = e < 0 ? e : AVERROR_STREAM_NOT_FOUND;
+    if (e < 0) {
+        pc_job_fail(j, PC_EIO, 0, "io_error", "cannot reopen the source (%s)", pc_av_err(e, eb, sizeof(eb)));
+        goto out;
+    }
+    for (int drained = 0; !drained;) {
+        if (pc_job_canceled(j)) {
+            pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+            goto out;
+        }
+        pc_av_feed(fmt, dec, vidx, pkt, &eof, 1);
+        while (!drained && (e = avcodec_receive_frame(dec, frame)) != AVERROR(EAGAIN)) {
+            if (e < 0) {
+                drained = 1;
+                break;
+            }
+            int64_t t = frame->pts;
+            av_frame_unref(frame);
+            if (k == n || t == AV_NOPTS_VALUE) {
+                pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable",
+                            "the timestamps are in decode order and the decoder's frames do not match the packets");
+                goto out;
+            }
+            pairs[2 * k] = t;
+            pairs[2 * k + 1] = grid[k];
+            moved |= t != grid[k];
+            if ((++k & 255) == 0)
+                atomic_store(&j->progress, (int)(900 + 100 * k / n));
+        }
+    }
+    if (k != n) {
+        pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable",
+                    "the timestamps are in decode order and only %zu of the %zu frames decode, so they cannot be put in order", k, n);
+        goto out;
+    }
+    qsort(pairs, n, 2 * sizeof(*pairs), cmp_i64);
+    for (size_t i = 1; i < n; i++)
+        if (pairs[2 * i] == pairs[2 * i - 2]) {
+            pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "the timestamps are in decode order and not unique");
+            goto out;
+        }
+    r = moved;
+    if (moved) {
+        *map = pairs;
+        pairs = NULL;
+    }
+out:
+    free(pairs);
+    av_frame_free(&frame);
+    av_packet_free(&pkt);
+    avcodec_free_context(&dec);
+    if (fmt != NULL)
+        avformat_close_input(&fmt);
+    return r;
+}
+
 int pc_task_probe(pc_job *j)
 {
     char eb[128];
@@ -77,8 +172,8 @@ int pc_task_probe(pc_job *j)
     AVCodecContext *dec = NULL;
     AVPacket *pkt = NULL;
     AVFrame *frame = NULL;
-    int64_t *pts = NULL, *keys = NULL;
-    size_t nkeys = 0, keycap = 0;
+    int64_t *pts = NULL, *keys = NULL, *dropped = NULL, *map = NULL;
+    size_t nkeys = 0, keycap = 0, ndropped = 0, dropcap = 0;
     int r = pc_av_open(j, j->source, &fmt);
     if (r < 0) {
         if (pc_job_canceled(j))
@@ -124,15 +219,13 @@ int pc_task_probe(pc_job *j)
     }
     pkt = av_packet_alloc();
     frame = av_frame_alloc();
-    size_t cap = 4096, n = 0;
-    pts = malloc(cap * sizeof(*pts));
-    if (pkt == NULL || frame == NULL || pts == NULL) {
+    size_t cap = 0, n = 0;
+    if (pkt == NULL || frame == NULL) {
         pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
         goto out;
     }
-    int64_t keyframes = 0, decoded = 0, sent = 0, last_pos = 0;
+    int64_t keyframes = 0, decoded = 0, sent = 0, last_pos = 0, same_stamps = 0;
     struct colour first = COLOUR_UNKNOWN; /* the first decoded frame's */
-    int64_t audio_first = AV_NOPTS_VALUE;
     int decode_error = 0;
     char decode_msg[128] = "";
     for (;;) {
@@ -148,8 +241,6 @@ int pc_task_probe(pc_job *j)
                     pc_av_err(r, eb, sizeof(eb)));
             break;
         }
-        if (pkt->stream_index == aidx && audio_first == AV_NOPTS_VALUE && pkt->pts != AV_NOPTS_VALUE)
-            audio_first = av_rescale_q(pkt->pts, fmt->streams[aidx]->time_base, (AVRational){1, 1000000});
         if (pkt->stream_index == vidx) {
             int64_t t = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
             if (t == AV_NOPTS_VALUE) {
@@ -162,31 +253,19 @@ int pc_task_probe(pc_job *j)
                 pc_job_fail(j, PC_EMEDIALIMIT, 1, "media_limit", "the video has more than %d frames", MAX_FRAMES);
                 goto out;
             }
-            if (n == cap) {
-                int64_t *np = realloc(pts, cap * 2 * sizeof(*pts));
-                if (np == NULL) {
-                    av_packet_unref(pkt);
-                    pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
-                    goto out;
-                }
-                pts = np;
-                cap *= 2;
-            }
-            pts[n++] = t;
-            if (pkt->flags & AV_PKT_FLAG_KEY) {
+            int grew = push_i64(&pts, &n, &cap, t);
+            same_stamps += pkt->pts == AV_NOPTS_VALUE || pkt->pts == pkt->dts; /* AVI: dts only */
+            /* before the start (or after the end) of an MP4 edit list: decoded, never shown */
+            if (grew == 0 && (pkt->flags & AV_PKT_FLAG_DISCARD))
+                grew = push_i64(&dropped, &ndropped, &dropcap, t);
+            if (grew == 0 && (pkt->flags & AV_PKT_FLAG_KEY)) {
                 keyframes++;
-                if (nkeys == keycap) {
-                    size_t nc = keycap ? keycap * 2 : 256;
-                    int64_t *nk = realloc(keys, nc * sizeof(*nk));
-                    if (nk == NULL) {
-                        av_packet_unref(pkt);
-                        pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
-                        goto out;
-                    }
-                    keys = nk;
-                    keycap = nc;
-                }
-                keys[nkeys++] = t;
+                grew = push_i64(&keys, &nkeys, &keycap, t);
+            }
+            if (grew != 0) {
+                av_packet_unref(pkt);
+                pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+                goto out;
             }
             if (sent < DECODE_CHECK_PACKETS && decoded == 0) {
                 sent++;
@@ -229,9 +308,35 @@ int pc_task_probe(pc_job *j)
     for (size_t i = 0; i < n; i++)
         if (m == 0 || pts[i] != pts[m - 1])
             pts[m++] = pts[i];
+    int retime = 0;
+    /* every pts equal to its dts (or absent, as in AVI) while the decoder reorders: the file's times
+     * are the decode order's (an elementary stream remuxed without timestamps; B-frames in AVI), so
+     * the frames are put in order by decoding them all once; an edit list computed from those times
+     * is ignored */
+    if (same_stamps == (int64_t)n && m == n && n > 1 && dec->has_b_frames > 0) {
+        if ((r = retime_scan(j, vidx, pts, n, &map)) < 0)
+            goto out;
+        retime = r;
+        if (retime)
+            PC_LOGW("probe", "video %s: the timestamps are in decode order; %zu frames reordered by decoding", j->video_id, n);
+    }
     if (m != n)
         PC_LOGW("probe", "video %s: %zu frames share a timestamp with another", j->video_id, n - m);
     n = m;
+    if (!retime && ndropped > 0) { /* frames outside the edit list are not part of the video */
+        qsort(dropped, ndropped, sizeof(*dropped), cmp_i64);
+        m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (bsearch(&pts[i], dropped, ndropped, sizeof(*dropped), cmp_i64) == NULL)
+                pts[m++] = pts[i];
+        if (m == 0) {
+            pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "the edit list shows none of the video's %zu frames", n);
+            goto out;
+        }
+        if (m != n)
+            PC_LOGI("probe", "video %s: %zu frames lie outside the edit list", j->video_id, n - m);
+        n = m;
+    }
 
     AVRational fr = vs->avg_frame_rate;
     if (fr.num <= 0 || fr.den <= 0)
@@ -272,6 +377,20 @@ int pc_task_probe(pc_job *j)
         goto out;
     }
     /* source keyframes: where a chunk's decoder can start (plan picks chunk starts near them) */
+    if (retime) { /* a keyframe's decode-order time becomes its presentation time */
+        m = 0;
+        for (size_t i = 0; i < nkeys; i++) {
+            const int64_t *e = bsearch(&keys[i], map, n, 2 * sizeof(*map), cmp_i64);
+            if (e != NULL)
+                keys[m++] = e[1];
+        }
+        nkeys = m;
+        snprintf(path, sizeof(path), "%s/retime.bin", j->work_dir);
+        if ((r = pc_frames_write(path, map, 2 * n)) != 0) {
+            pc_job_fail(j, r, 0, "io_error", "cannot write the frame order");
+            goto out;
+        }
+    }
     if (nkeys > 1)
         qsort(keys, nkeys, sizeof(*keys), cmp_i64);
     snprintf(path, sizeof(path), "%s/keyframes.bin", j->work_dir);
@@ -288,6 +407,8 @@ int pc_task_probe(pc_job *j)
                               vs->time_base.den, "frame_rate", fr.num, fr.den, "cfr", cfr, "frames", (json_int_t)n,
                               "first_pts", (json_int_t)pts[0], "keyframes", (json_int_t)keyframes, "pix_fmt",
                               av_get_pix_fmt_name(vp->format) != NULL ? av_get_pix_fmt_name(vp->format) : "unknown");
+    if (retime)
+        json_object_set_new(video, "retime", json_true());
     json_t *audio = json_null();
     if (audio_ok) {
         const AVCodecParameters *ap = fmt->streams[aidx]->codecpar;
@@ -312,6 +433,8 @@ int pc_task_probe(pc_job *j)
 out:
     free(pts);
     free(keys);
+    free(dropped);
+    free(map);
     av_frame_free(&frame);
     av_packet_free(&pkt);
     avcodec_free_context(&dec);
@@ -441,6 +564,8 @@ int pc_task_plan(pc_job *j)
         "time_base", tl.tb_num, tl.tb_den, "rotation", rot, "preset", j->env->preset, "rungs", jr, "segments", js,
         "chunks", jc, "audio", audio);
     json_object_set_new(plan, "thumbs", thumbs);
+    if (json_is_true(json_object_get(v, "retime"))) /* frame times from retime.bin, not the packets */
+        json_object_set_new(plan, "retime", json_true());
     json_t *colour = json_object_get(v, "colour"); /* [transfer, primaries, matrix] as probed */
     if (json_is_array(colour))
         json_object_set(plan, "colour", colour);

@@ -359,13 +359,18 @@ def media_dir():
 
 
 def clip(name, size="640x360", rate=30, dur=6, vcodec="libx264", ext="mp4", audio=True, vopts=(), inopts=(),
-         outopts=(), vf=None, pix_fmt="yuv420p", remux=()):
+         outopts=(), vf=None, pix_fmt="yuv420p", remux=(), remux_in=(), raw=None):
     """Generates (once) a test clip with moving content and a tone; |remux| options are applied in a
-    second, stream-copy pass (that is how ffmpeg 5.1 writes a display matrix from rotate=)."""
+    second, stream-copy pass (that is how ffmpeg 5.1 writes a display matrix from rotate=), |remux_in|
+    are that pass's input options (-ss there makes an MP4 edit list). With |raw| ("h264", "hevc") the
+    first pass writes an elementary stream, kept as NAME.RAW, that the second puts in the container."""
     path = os.path.join(media_dir(), name + "." + ext)
     if os.path.exists(path):
         return path
     tmp = path + ".tmp." + ext
+    if raw:
+        tmp = os.path.join(media_dir(), name + "." + raw)
+        audio = False
     argv = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=%s:rate=%s" % (size, rate)]
     if audio:
         argv += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]
@@ -377,10 +382,13 @@ def clip(name, size="640x360", rate=30, dur=6, vcodec="libx264", ext="mp4", audi
         argv += ["-c:a", "libopus" if ext == "webm" else "aac"]
     argv += list(outopts) + [tmp]
     subprocess.run(argv, check=True, timeout=600)
-    if remux:
+    if remux or remux_in or raw:
         tmp2 = path + ".tmp2." + ext
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", tmp, "-map", "0", "-c", "copy"] + list(remux) + [tmp2],
-                       check=True, timeout=600)
+        subprocess.run(["ffmpeg", "-v", "error", "-y"] + list(remux_in) + ["-i", tmp, "-map", "0", "-c", "copy"] +
+                       list(remux) + [tmp2], check=True, timeout=600)
+        if raw:
+            os.rename(tmp2, path)
+            return path
         os.rename(tmp2, tmp)
     os.rename(tmp, path)
     return path

@@ -2,7 +2,9 @@
 """The pipeline handles the sources an operator meets: portrait, display-matrix rotation,
 odd sizes, variable frame rate, no audio, 25/50/60 fps, 10-bit, HEVC/VP9/AV1 in mp4/mkv/webm, interlaced
 H.264 (deinterlaced: idet finds the top rung progressive, keyframes still aligned), HDR10 (tone-mapped
-to SDR BT.709: 45 dB PSNR against ffmpeg's own tone mapping of the source)."""
+to SDR BT.709: 45 dB PSNR against ffmpeg's own tone mapping of the source), an MP4 edit list (the
+frames it hides are not part of the video), and an MP4 whose timestamps are decode order (the frames
+are put in order by decoding)."""
 import os
 import sys
 
@@ -62,7 +64,22 @@ CASES = {
                                 "colorprim=bt2020:colormatrix=bt2020nc", "-color_trc", "bt2020-10",
                                 "-color_primaries", "bt2020", "-colorspace", "bt2020nc"]),
                     [(416, 234), (640, 360)], True),
+    # cut with stream copy (ffmpeg -ss 1.5 -c copy): the MP4 keeps the GOP's first 1.5 s in the file and
+    # an edit list that hides them; only the 135 frames after them are the video
+    "edit_list": (dict(size="480x270", rate=30, dur=6, vopts=["-g", "60"], remux_in=["-ss", "1.5"]), [(416, 234)], True),
+    # a raw HEVC stream with B-frames put in MP4 by stream copy: every pts equals its dts (decode order)
+    # and the edit list made from them hides the first two pictures; ordered by decoding (probe.c)
+    "decode_order": (dict(size="640x360", rate=30, dur=4, vcodec="libx265", raw="hevc",
+                          vopts=["-preset", "ultrafast", "-x265-params", "log-level=error:bframes=3"]),
+                     [(416, 234), (640, 360)], False),
+    # H.264 with B-frames in AVI: decode times only (no pts), ordered the same way
+    "avi_bframes": (dict(size="480x270", rate=30, dur=3, ext="avi"), [(416, 234)], True),
 }
+
+# The elementary stream each such case was made from: the frames the rungs must show, in its order.
+RAW = {"decode_order": "hevc"}
+# Cases whose top rung must show the source's pictures in order (frame by frame, by PSNR).
+IN_ORDER = {"decode_order", "avi_bframes"}
 
 # What each HDR case's picture is, for ffmpeg's reference tone mapping below: the colour made explicit
 # (the CLI's zscale needs it on the frames), and for the odd size the even part the origin keeps.
@@ -130,7 +147,21 @@ def make_case(name):
             rung = "%s/v/%s/%s/index.m3u8" % (o.url, vid, r["id"])
             got = ffprobe(rung, "-select_streams", "v:0", "-show_entries", "stream=width,height")["streams"][0]
             eq((got["width"], got["height"]), (r["width"], r["height"]), "ffprobe size")
-            eq(frames(rung), frames(path), "frames equal the source's")
+            eq(frames(rung), frames(os.path.splitext(path)[0] + "." + RAW[name] if name in RAW else path),
+               "frames equal the source's")
+        if name in IN_ORDER:
+            # the pictures in their true order: the top rung against the source (the elementary stream
+            # it was made from, where there is one), frame by frame; the MP4 as a player reads it (two
+            # pictures hidden) is far from that
+            ref = os.path.splitext(path)[0] + "." + RAW[name] if name in RAW else path
+            r = v["renditions"][-1]
+            top = "%s/v/%s/%s/index.m3u8" % (o.url, vid, r["id"])
+            ours = psnr(top, ref, vf_b="scale=%d:%d:flags=bicubic" % (r["width"], r["height"]))
+            print("# %s: top rung %.1f dB from the source's pictures in order" % (name, ours))
+            check(ours > 35, "the top rung shows the source's pictures in order (%.1f dB)" % ours)
+            if name in RAW:
+                naive = psnr(path, ref)
+                check(naive < 30, "the MP4 as read is not the elementary stream (%.1f dB)" % naive)
         if name in HDR_REF:
             top = "%s/v/%s/%s/index.m3u8" % (o.url, vid, v["renditions"][-1]["id"])
             got = ffprobe(top, "-select_streams", "v:0", "-show_entries",
