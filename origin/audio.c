@@ -246,7 +246,7 @@ int pc_task_audio(pc_job *j)
             pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
             goto out;
         }
-        pc_av_feed(fmt, dec, aidx, pkt, &eof, 0);
+        pc_av_feed(fmt, dec, aidx, pkt, &eof, NULL);
         for (;;) {
             r = avcodec_receive_frame(dec, frame);
             if (r == AVERROR(EAGAIN))

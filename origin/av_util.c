@@ -72,7 +72,7 @@ int pc_av_open_decoder(const AVFormatContext *fmt, int idx, int threads, AVCodec
     return 0;
 }
 
-void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pkt, int *eof, int decode_order)
+void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pkt, int *eof, unsigned *mode)
 {
     if (*eof)
         return;
@@ -84,8 +84,11 @@ void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pk
         avcodec_send_packet(dec, NULL);
         return;
     }
-    if (pkt->stream_index == idx) {
-        if (decode_order) {
+    unsigned m = mode != NULL ? *mode : 0;
+    if (pkt->stream_index == idx && (m & PC_FEED_WAIT_KEY) && (pkt->flags & AV_PKT_FLAG_KEY))
+        *mode = m &= ~(unsigned)PC_FEED_WAIT_KEY;
+    if (pkt->stream_index == idx && !(m & PC_FEED_WAIT_KEY)) {
+        if (m & PC_FEED_DECODE_ORDER) {
             pkt->flags &= ~AV_PKT_FLAG_DISCARD;
             if (pkt->pts == AV_NOPTS_VALUE)
                 pkt->pts = pkt->dts; /* the frame out carries its own packet's time */

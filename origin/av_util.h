@@ -16,16 +16,23 @@ int pc_av_open(pc_job *j, const char *path, AVFormatContext **out);
 int pc_av_video_stream(const AVFormatContext *fmt);
 /* Opens a decoder for stream |idx| with |threads| threads. Returns an AVERROR or 0. */
 int pc_av_open_decoder(const AVFormatContext *fmt, int idx, int threads, AVCodecContext **out);
+/* pc_av_feed modes */
+enum {
+    /* for a source whose timestamps are decode order (see probe.c): every frame is returned, those
+     * the container marks as outside its edit list too, and a packet without pts is given its dts,
+     * so each frame out of the decoder is named by its own packet's time */
+    PC_FEED_DECODE_ORDER = 1,
+    /* after a seek: packets before the stream's next keyframe are skipped (a demuxer that seeks by
+     * timestamp search, as MPEG-TS does, lands mid-GOP); cleared at that keyframe */
+    PC_FEED_WAIT_KEY = 2,
+};
 /*
  * Reads the next packet and sends it to |dec| if it belongs to stream |idx|;
  * at the end of input (or on a read error) sends the flush packet once and
  * sets |*eof|. Does nothing once |*eof| is set. |pkt| is scratch space.
- * |decode_order| is for a source whose timestamps are decode order (see
- * probe.c): every frame is returned, those the container marks as outside its
- * edit list too, and a packet without pts is given its dts, so each frame out
- * of the decoder is named by its own packet's time.
+ * |mode| (PC_FEED_*, may be NULL) is updated as described above.
  */
-void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pkt, int *eof, int decode_order);
+void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pkt, int *eof, unsigned *mode);
 /* av_err2str into a caller buffer. */
 const char *pc_av_err(int averr, char *buf, size_t len);
 /* Rotation to apply for display (0, 90, 180, 270 clockwise) from the stream's display matrix. */

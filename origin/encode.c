@@ -483,15 +483,21 @@ int pc_task_encode(pc_job *j)
         c.nretime /= 2;
     }
     c.thumbs = pc_thumbs_new(j, c.plan, start_t, end_t);
-    /* seek to the keyframe at or before the chunk; retry further back if the demuxer overshoots */
+    /* seek to the keyframe at or before the chunk and decode from a keyframe (a timestamp search, as
+     * in MPEG-TS, lands mid-GOP); retry further back if that keyframe is after the chunk's start */
     int64_t seek_to = start_pts;
     int reseeks = 0;
+    unsigned mode;
 seek:
+    mode = retime ? PC_FEED_DECODE_ORDER : 0;
     if (c.first_seg > 0 || reseeks > 0) {
         if (av_seek_frame(fmt, vidx, seek_to, AVSEEK_FLAG_BACKWARD) < 0 && av_seek_frame(fmt, vidx, seek_to, AVSEEK_FLAG_ANY | AVSEEK_FLAG_BACKWARD) < 0) {
             avformat_seek_file(fmt, -1, INT64_MIN, 0, 0, 0);
+            seek_to = INT64_MIN;
         }
         avcodec_flush_buffers(dec);
+        if (seek_to != INT64_MIN) /* from the file's start any frame may come first */
+            mode |= PC_FEED_WAIT_KEY;
     }
     int64_t last_t = -1, done = 0, prev_pts = AV_NOPTS_VALUE;
     int first = 1, finished = 0, eof = 0;
@@ -500,7 +506,7 @@ seek:
             pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
             goto out;
         }
-        pc_av_feed(fmt, dec, vidx, pkt, &eof, retime);
+        pc_av_feed(fmt, dec, vidx, pkt, &eof, &mode);
         for (;;) {
             r = avcodec_receive_frame(dec, frame);
             if (r == AVERROR(EAGAIN))
@@ -522,16 +528,9 @@ seek:
             prev_pts = pts;
             int64_t t = pc_timeline_map(&tl, pts);
             if (first && t > start_t && c.first_seg > 0) {
-                av_frame_unref(frame);
-                if (++reseeks > 3) {
-                    pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "cannot seek to %.3f s in the source",
-                                (double)start_t / (double)c.timescale);
-                    goto out;
-                }
-                seek_to = pc_timeline_unmap(&tl, start_t - (int64_t)reseeks * 10 * c.timescale);
-                if (reseeks == 3)
-                    seek_to = INT64_MIN;
-                goto seek;
+                av_frame_unref(frame); /* overshot: below */
+                finished = 1;
+                break;
             }
             first = 0;
             if (t < start_t) {
@@ -573,6 +572,15 @@ seek:
             if ((done & 15) == 0)
                 atomic_store(&j->progress, (int)(950 * done / (expected > 0 ? expected : 1)));
         }
+    }
+    if (first && c.first_seg > 0) { /* the first frame was after the chunk's start, or none came */
+        if (++reseeks > 3) {
+            pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "cannot seek to %.3f s in the source",
+                        (double)start_t / (double)c.timescale);
+            goto out;
+        }
+        seek_to = reseeks == 3 ? INT64_MIN : pc_timeline_unmap(&tl, start_t - (int64_t)reseeks * 10 * c.timescale);
+        goto seek;
     }
     if (done != expected) {
         pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "chunk %d decoded %" PRId64 " frames, expected %" PRId64, j->arg,

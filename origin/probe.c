@@ -114,7 +114,8 @@ static int retime_scan(pc_job *j, int vidx, const int64_t *grid, size_t n, int64
             pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
             goto out;
         }
-        pc_av_feed(fmt, dec, vidx, pkt, &eof, 1);
+        unsigned mode = PC_FEED_DECODE_ORDER;
+        pc_av_feed(fmt, dec, vidx, pkt, &eof, &mode);
         while (!drained && (e = avcodec_receive_frame(dec, frame)) != AVERROR(EAGAIN)) {
             if (e < 0) {
                 drained = 1;

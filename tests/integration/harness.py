@@ -367,11 +367,12 @@ def clip(name, size="640x360", rate=30, dur=6, vcodec="libx264", ext="mp4", audi
     path = os.path.join(media_dir(), name + "." + ext)
     if os.path.exists(path):
         return path
-    tmp = path + ".tmp." + ext
-    if raw:
-        tmp = os.path.join(media_dir(), name + "." + raw)
-        audio = False
+    # the plain and the sanitizer suites may make the same clip at once: each writes its own files
+    # and renames them into place (the last rename wins; both are the same clip)
+    tag = ".tmp%d." % os.getpid()
+    tmp = path + tag + (raw or ext)
     argv = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=%s:rate=%s" % (size, rate)]
+    audio = audio and not raw
     if audio:
         argv += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]
     argv += list(inopts) + ["-t", str(dur)]
@@ -383,13 +384,14 @@ def clip(name, size="640x360", rate=30, dur=6, vcodec="libx264", ext="mp4", audi
     argv += list(outopts) + [tmp]
     subprocess.run(argv, check=True, timeout=600)
     if remux or remux_in or raw:
-        tmp2 = path + ".tmp2." + ext
+        tmp2 = path + tag + "2." + ext
         subprocess.run(["ffmpeg", "-v", "error", "-y"] + list(remux_in) + ["-i", tmp, "-map", "0", "-c", "copy"] +
                        list(remux) + [tmp2], check=True, timeout=600)
         if raw:
-            os.rename(tmp2, path)
-            return path
-        os.rename(tmp2, tmp)
+            os.rename(tmp, os.path.join(media_dir(), name + "." + raw))
+        else:
+            os.unlink(tmp)
+        tmp = tmp2
     os.rename(tmp, path)
     return path
 
