@@ -204,7 +204,8 @@ int pc_task_audio(pc_job *j)
         pc_job_fail(j, r, 0, "io_error", "cannot create %s", a.dir);
         goto out;
     }
-    if ((r = pc_av_open(j, j->source, &fmt)) < 0 || avformat_find_stream_info(fmt, NULL) < 0) {
+    int genpts = json_is_true(json_object_get(plan, "genpts")) ? AVFMT_FLAG_GENPTS : 0;
+    if ((r = pc_av_open(j, j->source, genpts, &fmt)) < 0 || avformat_find_stream_info(fmt, NULL) < 0) {
         pc_job_fail(j, PC_EIO, 0, "io_error", "cannot open the source (%s)", pc_av_err(r, eb, sizeof(eb)));
         goto out;
     }

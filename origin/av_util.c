@@ -16,11 +16,12 @@ static int interrupt_cb(void *opaque)
     return pc_job_canceled(opaque);
 }
 
-int pc_av_open(pc_job *j, const char *path, AVFormatContext **out)
+int pc_av_open(pc_job *j, const char *path, int fmt_flags, AVFormatContext **out)
 {
     AVFormatContext *fmt = avformat_alloc_context();
     if (fmt == NULL)
         return AVERROR(ENOMEM);
+    fmt->flags |= fmt_flags;
     fmt->interrupt_callback.callback = interrupt_cb;
     fmt->interrupt_callback.opaque = j;
     int r = avformat_open_input(&fmt, path, NULL, NULL);

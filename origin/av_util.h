@@ -10,8 +10,10 @@
 #include "job.h"
 #include "pc_fs.h"
 
-/* Opens |path| for demuxing with |j|'s cancel flag as interrupt callback. Returns an AVERROR or 0. */
-int pc_av_open(pc_job *j, const char *path, AVFormatContext **out);
+/* Opens |path| for demuxing with |j|'s cancel flag as interrupt callback and AVFMT_FLAG_* |fmt_flags|
+ * (AVFMT_FLAG_GENPTS for a source some of whose video packets lack a pts: the plan's "genpts").
+ * Returns an AVERROR or 0. */
+int pc_av_open(pc_job *j, const char *path, int fmt_flags, AVFormatContext **out);
 /* Index of the main video stream (attached pictures excluded) or -1. */
 int pc_av_video_stream(const AVFormatContext *fmt);
 /* Opens a decoder for stream |idx| with |threads| threads. Returns an AVERROR or 0. */

@@ -100,7 +100,7 @@ static int retime_scan(pc_job *j, int vidx, const int64_t *grid, size_t n, int64
         pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
         goto out;
     }
-    int e = pc_av_open(j, j->source, &fmt);
+    int e = pc_av_open(j, j->source, 0, &fmt);
     if (e >= 0)
         e = avformat_find_stream_info(fmt, NULL);
     if (e >= 0 && (vidx >= (int)fmt->nb_streams || (e = pc_av_open_decoder(fmt, vidx, RETIME_THREADS, &dec)) < 0))
@@ -175,7 +175,7 @@ int pc_task_probe(pc_job *j)
     AVFrame *frame = NULL;
     int64_t *pts = NULL, *keys = NULL, *dropped = NULL, *map = NULL;
     size_t nkeys = 0, keycap = 0, ndropped = 0, dropcap = 0;
-    int r = pc_av_open(j, j->source, &fmt);
+    int r = pc_av_open(j, j->source, 0, &fmt), genpts = 0;
     if (r < 0) {
         if (pc_job_canceled(j))
             return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
@@ -225,10 +225,11 @@ int pc_task_probe(pc_job *j)
         pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
         goto out;
     }
-    int64_t keyframes = 0, decoded = 0, sent = 0, last_pos = 0, same_stamps = 0;
+    int64_t keyframes = 0, decoded = 0, sent = 0, last_pos = 0, same_stamps = 0, no_pts = 0;
     struct colour first = COLOUR_UNKNOWN; /* the first decoded frame's */
     int decode_error = 0;
     char decode_msg[128] = "";
+demux:
     for (;;) {
         r = av_read_frame(fmt, pkt);
         if (r == AVERROR_EOF)
@@ -256,6 +257,7 @@ int pc_task_probe(pc_job *j)
             }
             int grew = push_i64(&pts, &n, &cap, t);
             same_stamps += pkt->pts == AV_NOPTS_VALUE || pkt->pts == pkt->dts; /* AVI: dts only */
+            no_pts += pkt->pts == AV_NOPTS_VALUE;
             /* before the start (or after the end) of an MP4 edit list: decoded, never shown */
             if (grew == 0 && (pkt->flags & AV_PKT_FLAG_DISCARD))
                 grew = push_i64(&dropped, &ndropped, &dropcap, t);
@@ -297,6 +299,26 @@ int pc_task_probe(pc_job *j)
                 first = colour_of_frame(frame);
             av_frame_unref(frame);
         }
+    }
+    if (no_pts > 0 && no_pts < (int64_t)n && !genpts) {
+        /* some packets lack a pts (MPEG-PS and -TS need one only every 0.7 s): their dts is not their
+         * presentation time. Read again with libavformat generating the missing ones from the packets
+         * after them; the other tasks open the source the same way. (A container without any pts,
+         * AVI, is left alone: generated times would be wrong for B-frames; see retime_scan.) */
+        PC_LOGI("probe", "video %s: %" PRId64 " of %zu video packets lack a pts; reading with generated ones", j->video_id,
+                no_pts, n);
+        avformat_close_input(&fmt);
+        genpts = AVFMT_FLAG_GENPTS;
+        if ((r = pc_av_open(j, j->source, genpts, &fmt)) < 0 || (r = avformat_find_stream_info(fmt, NULL)) < 0 ||
+            (unsigned)vidx >= fmt->nb_streams) {
+            pc_job_fail(j, PC_EIO, 0, "io_error", "cannot reopen the source (%s)", pc_av_err(r, eb, sizeof(eb)));
+            goto out;
+        }
+        vs = fmt->streams[vidx];
+        vp = vs->codecpar;
+        n = nkeys = ndropped = 0;
+        keyframes = last_pos = same_stamps = no_pts = 0;
+        goto demux;
     }
     if (n == 0 || decoded == 0) {
         snprintf(decode_msg, sizeof(decode_msg), "%s", n == 0 ? "the video stream holds no frames" : "no frame of the video stream could be decoded");
@@ -410,6 +432,8 @@ int pc_task_probe(pc_job *j)
                               av_get_pix_fmt_name(vp->format) != NULL ? av_get_pix_fmt_name(vp->format) : "unknown");
     if (retime)
         json_object_set_new(video, "retime", json_true());
+    if (genpts)
+        json_object_set_new(video, "genpts", json_true());
     json_t *audio = json_null();
     if (audio_ok) {
         const AVCodecParameters *ap = fmt->streams[aidx]->codecpar;
@@ -567,6 +591,8 @@ int pc_task_plan(pc_job *j)
     json_object_set_new(plan, "thumbs", thumbs);
     if (json_is_true(json_object_get(v, "retime"))) /* frame times from retime.bin, not the packets */
         json_object_set_new(plan, "retime", json_true());
+    if (json_is_true(json_object_get(v, "genpts"))) /* open the source with AVFMT_FLAG_GENPTS */
+        json_object_set_new(plan, "genpts", json_true());
     json_t *colour = json_object_get(v, "colour"); /* [transfer, primaries, matrix] as probed */
     if (json_is_array(colour))
         json_object_set(plan, "colour", colour);

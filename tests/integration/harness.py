@@ -380,7 +380,7 @@ def clip(name, size="640x360", rate=30, dur=6, vcodec="libx264", ext="mp4", audi
         argv += ["-vf", vf]
     argv += ["-c:v", vcodec] + list(vopts) + (["-pix_fmt", pix_fmt] if pix_fmt else [])
     if audio:
-        argv += ["-c:a", "libopus" if ext == "webm" else "aac"]
+        argv += ["-c:a", {"webm": "libopus", "mpg": "mp2"}.get(ext, "aac")]
     argv += list(outopts) + [tmp]
     subprocess.run(argv, check=True, timeout=600)
     if remux or remux_in or raw:

@@ -4,7 +4,8 @@ odd sizes, variable frame rate, no audio, 25/50/60 fps, 10-bit, HEVC/VP9/AV1 in 
 H.264 (deinterlaced: idet finds the top rung progressive, keyframes still aligned), HDR10 (tone-mapped
 to SDR BT.709: 45 dB PSNR against ffmpeg's own tone mapping of the source), an MP4 edit list (the
 frames it hides are not part of the video), and an MP4 whose timestamps are decode order (the frames
-are put in order by decoding), MPEG-TS (chunks decode from a keyframe although its seeks land mid-GOP)."""
+are put in order by decoding), MPEG-TS (chunks decode from a keyframe although its seeks land mid-GOP), MPEG-PS (frames without a pts
+get generated ones)."""
 import os
 import sys
 
@@ -79,12 +80,16 @@ CASES = {
     "mpegts": (dict(size="480x270", rate=30, dur=9, ext="ts", vopts=["-g", "45"]), [(416, 234)], True),
     "hevc_mpegts": (dict(size="640x360", rate=30, dur=5, ext="ts", vcodec="libx265", audio=False,
                          vopts=["-x265-params", "log-level=error"]), [(416, 234), (640, 360)], False),
+    # MPEG-PS (MPEG-2 video, B-frames): a PES packet says the pts of the first frame that starts in it
+    # only, so about one frame in six has none; their dts is not their time
+    "mpeg_ps": (dict(size="480x270", rate=30, dur=6, ext="mpg", vcodec="mpeg2video",
+                     vopts=["-b:v", "400k", "-bf", "2", "-g", "15"]), [(416, 234)], True),
 }
 
 # The elementary stream each such case was made from: the frames the rungs must show, in its order.
 RAW = {"decode_order": "hevc"}
 # Cases whose top rung must show the source's pictures in order (frame by frame, by PSNR).
-IN_ORDER = {"decode_order", "avi_bframes", "mpegts", "hevc_mpegts"}
+IN_ORDER = {"decode_order", "avi_bframes", "mpegts", "hevc_mpegts", "mpeg_ps"}
 
 # What each HDR case's picture is, for ffmpeg's reference tone mapping below: the colour made explicit
 # (the CLI's zscale needs it on the frames), and for the odd size the even part the origin keeps.
