@@ -359,11 +359,13 @@ def media_dir():
 
 
 def clip(name, size="640x360", rate=30, dur=6, vcodec="libx264", ext="mp4", audio=True, vopts=(), inopts=(),
-         outopts=(), vf=None, pix_fmt="yuv420p", remux=(), remux_in=(), raw=None):
+         outopts=(), vf=None, pix_fmt="yuv420p", remux=(), remux_in=(), raw=None, vsrc=None, asrc=None, vin=()):
     """Generates (once) a test clip with moving content and a tone; |remux| options are applied in a
     second, stream-copy pass (that is how ffmpeg 5.1 writes a display matrix from rotate=), |remux_in|
     are that pass's input options (-ss there makes an MP4 edit list). With |raw| ("h264", "hevc") the
-    first pass writes an elementary stream, kept as NAME.RAW, that the second puts in the container."""
+    first pass writes an elementary stream, kept as NAME.RAW, that the second puts in the container.
+    |vsrc| and |asrc| replace the lavfi sources (test pattern, tone), |vin| are the video input's options
+    (-itsoffset there starts the video later than the audio)."""
     path = os.path.join(media_dir(), name + "." + ext)
     if os.path.exists(path):
         return path
@@ -371,10 +373,10 @@ def clip(name, size="640x360", rate=30, dur=6, vcodec="libx264", ext="mp4", audi
     # and renames them into place (the last rename wins; both are the same clip)
     tag = ".tmp%d." % os.getpid()
     tmp = path + tag + (raw or ext)
-    argv = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=%s:rate=%s" % (size, rate)]
+    argv = ["ffmpeg", "-v", "error", "-y"] + list(vin) + ["-f", "lavfi", "-i", vsrc or "testsrc2=size=%s:rate=%s" % (size, rate)]
     audio = audio and not raw
     if audio:
-        argv += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]
+        argv += ["-f", "lavfi", "-i", asrc or "sine=frequency=440:sample_rate=44100"]
     argv += list(inopts) + ["-t", str(dur)]
     if vf:
         argv += ["-vf", vf]

@@ -5,7 +5,8 @@ H.264 (deinterlaced: idet finds the top rung progressive, keyframes still aligne
 to SDR BT.709: 45 dB PSNR against ffmpeg's own tone mapping of the source), an MP4 edit list (the
 frames it hides are not part of the video), and an MP4 whose timestamps are decode order (the frames
 are put in order by decoding), MPEG-TS (chunks decode from a keyframe although its seeks land mid-GOP), MPEG-PS (frames without a pts
-get generated ones)."""
+get generated ones). Lip sync: a flash and a beep stay together (within 45 ms of audio lead) through
+MP4, MPEG-TS, Matroska whose video starts late, and an MP4 edit list."""
 import os
 import sys
 
@@ -203,4 +204,54 @@ def make_case(name):
     return t
 
 
-S.run([test_upload_all_sources] + [make_case(n) for n in CASES])
+# Lip sync: a white frame and a 1 kHz beep at 1.0 and 3.5 s; the video starts at 0.5 s in the
+# Matroska case (its flashes are 15 and 90 frames in), the MP4 cut by stream copy starts at 0.5 s.
+FLASH = "color=gray:s=320x180:r=30:d=6,drawbox=c=white:t=fill:enable='eq(n\\,%d)+eq(n\\,%d)'"
+BEEP = "aevalsrc='(between(t\\,1\\,1.1)+between(t\\,3.5\\,3.6))*sin(2*PI*1000*t)':s=44100:d=6"
+SYNC = {
+    "sync_mp4": dict(vsrc=FLASH % (30, 105), asrc=BEEP),
+    "sync_ts": dict(vsrc=FLASH % (30, 105), asrc=BEEP, ext="ts"),
+    "sync_late_video_mkv": dict(vsrc=FLASH % (15, 90), vin=["-itsoffset", "0.5"], asrc=BEEP, ext="mkv"),
+    "sync_cut_mp4": dict(vsrc=FLASH % (30, 105), asrc=BEEP, remux_in=["-ss", "0.5"]),
+}
+SYNC_TOLERANCE = 0.045  # s of audio lead, where viewers start to notice (ITU-R BT.1359)
+
+
+def flashes_and_beeps(url):
+    """Times (s) of the white frames and of the beeps' onsets as ffmpeg plays |url|."""
+    import re
+    import subprocess
+    p = subprocess.run(["ffmpeg", "-nostdin", "-i", url, "-map", "0:v:0", "-vf",
+                        "signalstats,metadata=print:key=lavfi.signalstats.YAVG:file=-", "-f", "null", "-"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    flashes, t = [], None
+    for line in p.stdout.decode().splitlines():
+        m = re.search(r"pts_time:([0-9.]+)", line)
+        if m:
+            t = float(m.group(1))
+        m = re.match(r"lavfi\.signalstats\.YAVG=([0-9.]+)", line)
+        if m and float(m.group(1)) > 200:
+            flashes.append(t)
+    p = subprocess.run(["ffmpeg", "-nostdin", "-i", url, "-map", "0:a:0", "-af", "silencedetect=n=-30dB:d=0.3", "-f",
+                        "null", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    beeps = [float(x) for x in re.findall(rb"silence_end: ([0-9.]+)", p.stderr)]
+    return flashes, beeps[:len(flashes)]  # the tail's silence ends at the end of the file
+
+
+def test_lip_sync(s):
+    o = st["o"]
+    ids = {name: (o.upload(clip(name, **kw), title=name, parallel=1), clip(name, **kw)) for name, kw in SYNC.items()}
+    for name, (vid, path) in ids.items():
+        o.ready(vid)
+        for what, url in (("source", path), ("HLS", "%s/v/%s/master.m3u8" % (o.url, vid)),
+                          ("DASH", "%s/v/%s/manifest.mpd" % (o.url, vid))):
+            flashes, beeps = flashes_and_beeps(url)
+            print("# %s %s: flashes %s, beeps %s" % (name, what, flashes, beeps))
+            eq(len(flashes), 2, "%s %s: two white frames" % (name, what))
+            eq(len(beeps), 2, "%s %s: two beeps" % (name, what))
+            for f, b in zip(flashes, beeps):
+                check(f - b <= SYNC_TOLERANCE and b - f <= 0.125,
+                      "%s %s: the beep at %.3f s is with the flash at %.3f s" % (name, what, b, f))
+
+
+S.run([test_upload_all_sources] + [make_case(n) for n in CASES] + [test_lip_sync])
