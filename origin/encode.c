@@ -421,10 +421,20 @@ int pc_task_encode(pc_job *j)
         expected += c.seg_frames[s];
     json_t *fr = json_object_get(c.plan, "frame_rate"), *tb = json_object_get(c.plan, "time_base");
     AVRational fps = {(int)json_integer_value(json_array_get(fr, 0)), (int)json_integer_value(json_array_get(fr, 1))};
+    /* above 60 fps the timeline counts the source's frames and every decim-th is kept */
+    json_t *sfr = json_object_get(c.plan, "source_frame_rate");
+    int decim = (int)pc_json_int(c.plan, "decimate", 1);
+    AVRational src_fps = json_is_array(sfr) ? (AVRational){(int)json_integer_value(json_array_get(sfr, 0)),
+                                                           (int)json_integer_value(json_array_get(sfr, 1))}
+                                            : fps;
     pc_timeline tl;
     pc_timeline_init(&tl, json_is_true(json_object_get(c.plan, "cfr")), pc_json_int(c.plan, "first_pts", 0),
-                     (int)json_integer_value(json_array_get(tb, 0)), (int)json_integer_value(json_array_get(tb, 1)), fps.num,
-                     fps.den);
+                     (int)json_integer_value(json_array_get(tb, 0)), (int)json_integer_value(json_array_get(tb, 1)),
+                     src_fps.num, src_fps.den);
+    if (decim < 1 || src_fps.num <= 0 || src_fps.den <= 0 || (decim > 1 && tl.frame_ticks <= 0)) {
+        pc_job_fail(j, PC_EINTERNAL, 1, "internal_error", "the plan's frame rate is invalid");
+        goto out;
+    }
     int gop_frames = (int)lround(av_q2d(fps) * pc_json_num(c.plan, "gop_duration", 2));
     if (gop_frames < 1)
         gop_frames = 1;
@@ -533,7 +543,7 @@ seek:
                 break;
             }
             first = 0;
-            if (t < start_t) {
+            if (t < start_t || (decim > 1 && (t / tl.frame_ticks) % decim != 0)) {
                 av_frame_unref(frame);
                 continue;
             }

@@ -59,6 +59,17 @@ int pc_ladder_plan(int disp_w, int disp_h, double fps, pc_rung out[PC_LADDER_MAX
     return n;
 }
 
+int pc_decimation(int fps_num, int fps_den)
+{
+    if (fps_num <= 0 || fps_den <= 0)
+        return 1;
+    int64_t k = ((int64_t)fps_num + (int64_t)PC_MAX_FPS * fps_den - 1) / ((int64_t)PC_MAX_FPS * fps_den); /* ceil */
+    /* 60000/1001 and rates a rounding error above 60 stay as they are */
+    if ((double)fps_num / fps_den < PC_MAX_FPS + 0.5)
+        k = 1;
+    return k < 1 ? 1 : k > 64 ? 64 : (int)k;
+}
+
 void pc_timeline_init(pc_timeline *t, int cfr, int64_t first_pts, int tb_num, int tb_den, int fps_num, int fps_den)
 {
     memset(t, 0, sizeof(*t));

@@ -28,6 +28,16 @@ typedef struct pc_rung {
  */
 int pc_ladder_plan(int disp_w, int disp_h, double fps, pc_rung out[PC_LADDER_MAX]);
 
+/* Highest output frame rate (Apple's HLS authoring specification; YouTube's cap too). */
+#define PC_MAX_FPS 60
+/*
+ * Frame-rate decimation for a constant-rate source at |fps_num|/|fps_den|:
+ * every k-th frame is kept, the smallest k that brings the rate to at most
+ * PC_MAX_FPS (120 -> 60, 119.88 -> 59.94, 240 -> 60, 100 -> 50, 144 -> 48).
+ * Returns k (1 when the rate is within the cap or degenerate).
+ */
+int pc_decimation(int fps_num, int fps_den);
+
 /* Maps source timestamps to output ticks. */
 typedef struct pc_timeline {
     int cfr;             /* constant frame rate: frame k lands at k*frame_ticks */

@@ -499,15 +499,18 @@ int pc_task_plan(pc_job *j)
         dh = t;
     }
     int fps_n = (int)json_integer_value(json_array_get(fr, 0)), fps_d = (int)json_integer_value(json_array_get(fr, 1));
+    int cfr = json_is_true(json_object_get(v, "cfr"));
+    /* above 60 fps a constant-rate source keeps every k-th frame (variable-rate ones keep all) */
+    int decim = cfr ? pc_decimation(fps_n, fps_d) : 1;
+    AVRational out_fps = av_mul_q((AVRational){fps_n, fps_d}, (AVRational){1, decim});
     pc_rung rungs[PC_LADDER_MAX];
-    int nr = pc_ladder_plan((int)lround(dw), (int)lround(dh), (double)fps_n / fps_d, rungs);
+    int nr = pc_ladder_plan((int)lround(dw), (int)lround(dh), av_q2d(out_fps), rungs);
     if (nr == 0) {
         free(pts);
         json_decref(info);
         return pc_job_fail(j, PC_EMEDIALIMIT, 1, "media_limit", "the video is too small to encode");
     }
     pc_timeline tl;
-    int cfr = json_is_true(json_object_get(v, "cfr"));
     pc_timeline_init(&tl, cfr, pc_json_int(v, "first_pts", 0), (int)json_integer_value(json_array_get(tb, 0)),
                      (int)json_integer_value(json_array_get(tb, 1)), fps_n, fps_d);
     ticks = malloc(n * sizeof(*ticks));
@@ -521,12 +524,21 @@ int pc_task_plan(pc_job *j)
         json_decref(info);
         return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
     }
+    size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
-        ticks[i] = pc_timeline_map(&tl, pts[i]);
-        if (i > 0 && ticks[i] <= ticks[i - 1])
-            ticks[i] = ticks[i - 1] + 1; /* VFR rounding collisions */
+        int64_t t = pc_timeline_map(&tl, pts[i]);
+        if (decim > 1 && (t / tl.frame_ticks) % decim != 0)
+            continue; /* encode drops the same frames */
+        if (kept > 0 && t <= ticks[kept - 1])
+            t = ticks[kept - 1] + 1; /* VFR rounding collisions */
+        pts[kept] = pts[i];
+        ticks[kept++] = t;
     }
-    int64_t last_dur = cfr ? tl.frame_ticks : (int64_t)llround((double)tl.timescale * fps_d / fps_n);
+    if (kept != n)
+        PC_LOGI("plan", "video %s: %d/%d fps becomes %d/%d: %zu of %zu frames kept", j->video_id, fps_n, fps_d, out_fps.num,
+                out_fps.den, kept, n);
+    n = kept;
+    int64_t last_dur = cfr ? tl.frame_ticks * decim : (int64_t)llround((double)tl.timescale * fps_d / fps_n);
     if (!cfr && n > 1 && ticks[n - 1] - ticks[n - 2] < last_dur)
         last_dur = ticks[n - 1] - ticks[n - 2];
     int64_t end = ticks[n - 1] + last_dur;
@@ -584,13 +596,17 @@ int pc_task_plan(pc_job *j)
     json_t *plan = json_pack(
         "{s:i, s:f, s:f, s:f, s:I, s:b, s:[i,i], s:I, s:I, s:I, s:i, s:[i,i], s:i, s:s, s:o, s:o, s:o, s:o}", "version", 1,
         "duration", duration, "segment_duration", j->env->segment_seconds, "gop_duration", j->env->gop_seconds, "timescale",
-        (json_int_t)tl.timescale, "cfr", cfr, "frame_rate", fps_n, fps_d, "frame_ticks", (json_int_t)tl.frame_ticks,
+        (json_int_t)tl.timescale, "cfr", cfr, "frame_rate", out_fps.num, out_fps.den, "frame_ticks", (json_int_t)(tl.frame_ticks * decim),
         "first_pts", (json_int_t)tl.first_pts, "end", (json_int_t)end, "video_index", (int)pc_json_int(v, "index", 0),
         "time_base", tl.tb_num, tl.tb_den, "rotation", rot, "preset", j->env->preset, "rungs", jr, "segments", js,
         "chunks", jc, "audio", audio);
     json_object_set_new(plan, "thumbs", thumbs);
     if (json_is_true(json_object_get(v, "retime"))) /* frame times from retime.bin, not the packets */
         json_object_set_new(plan, "retime", json_true());
+    if (decim > 1) { /* the timeline runs at the source's rate; encode keeps every decim-th slot */
+        json_object_set_new(plan, "source_frame_rate", json_pack("[i,i]", fps_n, fps_d));
+        json_object_set_new(plan, "decimate", json_integer(decim));
+    }
     if (json_is_true(json_object_get(v, "genpts"))) /* open the source with AVFMT_FLAG_GENPTS */
         json_object_set_new(plan, "genpts", json_true());
     json_t *colour = json_object_get(v, "colour"); /* [transfer, primaries, matrix] as probed */

@@ -2,7 +2,8 @@
 """The pipeline handles the sources an operator meets: portrait, display-matrix rotation,
 odd sizes, variable frame rate, no audio, 25/50/60 fps, 10-bit, HEVC/VP9/AV1 in mp4/mkv/webm, interlaced
 H.264 (deinterlaced: idet finds the top rung progressive, keyframes still aligned), HDR10 (tone-mapped
-to SDR BT.709: 45 dB PSNR against ffmpeg's own tone mapping of the source), an MP4 edit list (the
+to SDR BT.709: 45 dB PSNR against ffmpeg's own tone mapping of the source), 120 fps (every second
+frame kept: 60 fps), an MP4 edit list (the
 frames it hides are not part of the video), and an MP4 whose timestamps are decode order (the frames
 are put in order by decoding), MPEG-TS (chunks decode from a keyframe although its seeks land mid-GOP), MPEG-PS (frames without a pts
 get generated ones). Lip sync: a flash and a beep stay together (within 45 ms of audio lead) through
@@ -81,6 +82,8 @@ CASES = {
     "mpegts": (dict(size="480x270", rate=30, dur=9, ext="ts", vopts=["-g", "45"]), [(416, 234)], True),
     "hevc_mpegts": (dict(size="640x360", rate=30, dur=5, ext="ts", vcodec="libx265", audio=False,
                          vopts=["-x265-params", "log-level=error"]), [(416, 234), (640, 360)], False),
+    # above 60 fps every k-th frame is kept: 120 -> 60
+    "fps120": (dict(size="480x270", rate=120, dur=2), [(416, 234)], True),
     # MPEG-PS (MPEG-2 video, B-frames): a PES packet says the pts of the first frame that starts in it
     # only, so about one frame in six has none; their dts is not their time
     "mpeg_ps": (dict(size="480x270", rate=30, dur=6, ext="mpg", vcodec="mpeg2video",
@@ -89,6 +92,8 @@ CASES = {
 
 # The elementary stream each such case was made from: the frames the rungs must show, in its order.
 RAW = {"decode_order": "hevc"}
+# Cases whose frame rate is above 60 fps: the rungs keep every k-th frame, from the first.
+DECIMATE = {"fps120": 2}
 # Cases whose top rung must show the source's pictures in order (frame by frame, by PSNR).
 IN_ORDER = {"decode_order", "avi_bframes", "mpegts", "hevc_mpegts", "mpeg_ps"}
 
@@ -158,8 +163,18 @@ def make_case(name):
             rung = "%s/v/%s/%s/index.m3u8" % (o.url, vid, r["id"])
             got = ffprobe(rung, "-select_streams", "v:0", "-show_entries", "stream=width,height")["streams"][0]
             eq((got["width"], got["height"]), (r["width"], r["height"]), "ffprobe size")
-            eq(frames(rung), frames(os.path.splitext(path)[0] + "." + RAW[name] if name in RAW else path),
-               "frames equal the source's")
+            k = DECIMATE.get(name, 1)
+            eq(frames(rung), -(-frames(os.path.splitext(path)[0] + "." + RAW[name] if name in RAW else path) // k),
+               "frames equal the source's (every %d.)" % k)
+        if name in DECIMATE:
+            k = DECIMATE[name]
+            check("FRAME-RATE=%.3f" % (kw["rate"] / k) in text, "FRAME-RATE of %d fps / %d: %s" % (kw["rate"], k, text))
+            r = v["renditions"][-1]
+            top = "%s/v/%s/%s/index.m3u8" % (o.url, vid, r["id"])
+            kept, other = (psnr(top, path, vf_b="select='eq(mod(n\\,%d)\\,%d)',scale=%d:%d:flags=bicubic"
+                                % (k, off, r["width"], r["height"])) for off in (0, 1))
+            print("# %s: top rung %.1f dB from every %d. source frame, %.1f dB from the others" % (name, kept, k, other))
+            check(kept > 35 and kept > other + 3, "the rung keeps frames 0, %d, %d... (%.1f dB; %.1f)" % (k, 2 * k, kept, other))
         if name in IN_ORDER:
             # the pictures in their true order: the top rung against the source (the elementary stream
             # it was made from, where there is one), frame by frame; the MP4 as a player reads it (two

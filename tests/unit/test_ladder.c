@@ -435,6 +435,26 @@ static void chunks_start_near_source_keyframes(void **state)
     assert_int_equal(first[1], 1); /* 4 s has lead-in 0 */
 }
 
+/* ---- pc_decimation ---- */
+
+static void decimation_caps_the_rate_at_60(void **state)
+{
+    (void)state;
+    assert_int_equal(pc_decimation(30, 1), 1);
+    assert_int_equal(pc_decimation(60, 1), 1);
+    assert_int_equal(pc_decimation(60000, 1001), 1);
+    assert_int_equal(pc_decimation(6025, 100), 1); /* 60.25: a rounding error, not a rate */
+    assert_int_equal(pc_decimation(120, 1), 2);
+    assert_int_equal(pc_decimation(120000, 1001), 2);
+    assert_int_equal(pc_decimation(100, 1), 2);
+    assert_int_equal(pc_decimation(90, 1), 2);
+    assert_int_equal(pc_decimation(144, 1), 3);
+    assert_int_equal(pc_decimation(240, 1), 4);
+    assert_int_equal(pc_decimation(0, 1), 1);
+    assert_int_equal(pc_decimation(30, 0), 1);
+    assert_int_equal(pc_decimation(1000000, 1), 64); /* bounded */
+}
+
 /* ---- pc_is_gop_start ---- */
 
 static void gop_start_at_exact_boundary_ticks(void **state)
@@ -467,6 +487,7 @@ int main(void)
         cmocka_unit_test(ladder_high_fps_raises_bitrates),
         cmocka_unit_test(ladder_degenerate_input),
         cmocka_unit_test(ladder_above_1080p_stops_at_1080),
+        cmocka_unit_test(decimation_caps_the_rate_at_60),
         cmocka_unit_test(timeline_cfr_30fps_from_15360_time_base),
         cmocka_unit_test(timeline_cfr_ntsc_rates),
         cmocka_unit_test(timeline_vfr_rescales_to_90khz),
