@@ -322,6 +322,10 @@ int pc_task_audio(pc_job *j)
             atomic_store(&j->progress, (int)(950 * pos / (total > 0 ? total : 1)));
         }
     }
+    if (eof == PC_FEED_READ_ERROR) { /* not the end of the audio: retried, not padded with silence */
+        pc_job_fail(j, PC_EIO, 0, "io_error", "cannot read the source");
+        goto out;
+    }
     if (pos < total && push_silence(fifo, total - pos) == 0)
         pos = total;
     if (encode_fifo(&a, enc, fifo, ef, opkt, &sent, 1) != 0)

@@ -73,7 +73,7 @@ int pc_av_open_decoder(const AVFormatContext *fmt, int idx, int threads, AVCodec
     return 0;
 }
 
-void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pkt, int *eof, unsigned *mode)
+void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pkt, int *eof, pc_feed *f)
 {
     if (*eof)
         return;
@@ -81,13 +81,19 @@ void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pk
     if (r == AVERROR(EAGAIN))
         return;
     if (r < 0) {
-        *eof = 1;
+        *eof = r == AVERROR_EOF ? PC_FEED_END : PC_FEED_READ_ERROR;
         avcodec_send_packet(dec, NULL);
         return;
     }
-    unsigned m = mode != NULL ? *mode : 0;
-    if (pkt->stream_index == idx && (m & PC_FEED_WAIT_KEY) && (pkt->flags & AV_PKT_FLAG_KEY))
-        *mode = m &= ~(unsigned)PC_FEED_WAIT_KEY;
+    unsigned m = f != NULL ? f->mode : 0;
+    if (pkt->stream_index == idx && (m & PC_FEED_WAIT_KEY)) {
+        int64_t t = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pkt->pts;
+        if (pkt->flags & AV_PKT_FLAG_KEY)
+            m &= ~(unsigned)PC_FEED_WAIT_KEY;
+        else if (t != AV_NOPTS_VALUE && t > f->wait_until)
+            m |= PC_FEED_KEY_MISSED;
+        f->mode = m;
+    }
     if (pkt->stream_index == idx && !(m & PC_FEED_WAIT_KEY)) {
         if (m & PC_FEED_DECODE_ORDER) {
             pkt->flags &= ~AV_PKT_FLAG_DISCARD;

@@ -27,14 +27,25 @@ enum {
     /* after a seek: packets before the stream's next keyframe are skipped (a demuxer that seeks by
      * timestamp search, as MPEG-TS does, lands mid-GOP); cleared at that keyframe */
     PC_FEED_WAIT_KEY = 2,
+    /* set (by pc_av_feed) when a packet later than wait_until came while waiting for a keyframe */
+    PC_FEED_KEY_MISSED = 4,
 };
+typedef struct pc_feed {
+    unsigned mode;      /* PC_FEED_* */
+    int64_t wait_until; /* with PC_FEED_WAIT_KEY, in the stream's time base */
+} pc_feed;
+/* pc_av_feed's |*eof| once set */
+enum { PC_FEED_END = 1, PC_FEED_READ_ERROR = 2 };
 /*
  * Reads the next packet and sends it to |dec| if it belongs to stream |idx|;
  * at the end of input (or on a read error) sends the flush packet once and
- * sets |*eof|. Does nothing once |*eof| is set. |pkt| is scratch space.
- * |mode| (PC_FEED_*, may be NULL) is updated as described above.
+ * sets |*eof| (PC_FEED_END, or PC_FEED_READ_ERROR: a task then fails as a
+ * recoverable I/O error rather than judge the frames it got). Does nothing
+ * once |*eof| is set. |pkt| is scratch space. |f| (may be NULL) is updated
+ * as described above.
  */
-void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pkt, int *eof, unsigned *mode);
+void pc_av_feed(AVFormatContext *fmt, AVCodecContext *dec, int idx, AVPacket *pkt, int *eof, pc_feed *f);
+
 /* av_err2str into a caller buffer. */
 const char *pc_av_err(int averr, char *buf, size_t len);
 /* Rotation to apply for display (0, 90, 180, 270 clockwise) from the stream's display matrix. */

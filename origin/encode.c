@@ -486,8 +486,12 @@ int pc_task_encode(pc_job *j)
     if (retime) {
         char path[4200];
         snprintf(path, sizeof(path), "%s/retime.bin", j->work_dir);
-        if ((r = pc_frames_read(path, &c.retime, &c.nretime)) != 0 || c.nretime % 2 != 0) {
-            pc_job_fail(j, r != 0 ? r : PC_EPARSE, 0, "io_error", "cannot read the frame order");
+        if ((r = pc_frames_read(path, &c.retime, &c.nretime)) != 0) {
+            pc_job_fail(j, r, 0, "io_error", "cannot read the frame order");
+            goto out;
+        }
+        if (c.nretime % 2 != 0) {
+            pc_job_fail(j, PC_EPARSE, 1, "internal_error", "the frame order is corrupt");
             goto out;
         }
         c.nretime /= 2;
@@ -497,9 +501,11 @@ int pc_task_encode(pc_job *j)
      * in MPEG-TS, lands mid-GOP); retry further back if that keyframe is after the chunk's start */
     int64_t seek_to = start_pts;
     int reseeks = 0;
-    unsigned mode;
+    /* waiting for a keyframe past the chunk's end means this seek landed too late (or the packets
+     * carry no keyframe flags): give up there rather than read to the end of the file */
+    pc_feed feed = {.wait_until = pc_timeline_unmap(&tl, end_t)};
 seek:
-    mode = retime ? PC_FEED_DECODE_ORDER : 0;
+    feed.mode = retime ? PC_FEED_DECODE_ORDER : 0;
     if (c.first_seg > 0 || reseeks > 0) {
         if (av_seek_frame(fmt, vidx, seek_to, AVSEEK_FLAG_BACKWARD) < 0 && av_seek_frame(fmt, vidx, seek_to, AVSEEK_FLAG_ANY | AVSEEK_FLAG_BACKWARD) < 0) {
             avformat_seek_file(fmt, -1, INT64_MIN, 0, 0, 0);
@@ -507,7 +513,7 @@ seek:
         }
         avcodec_flush_buffers(dec);
         if (seek_to != INT64_MIN) /* from the file's start any frame may come first */
-            mode |= PC_FEED_WAIT_KEY;
+            feed.mode |= PC_FEED_WAIT_KEY;
     }
     int64_t last_t = -1, done = 0, prev_pts = AV_NOPTS_VALUE;
     int first = 1, finished = 0, eof = 0;
@@ -516,7 +522,9 @@ seek:
             pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
             goto out;
         }
-        pc_av_feed(fmt, dec, vidx, pkt, &eof, &mode);
+        pc_av_feed(fmt, dec, vidx, pkt, &eof, &feed);
+        if (feed.mode & PC_FEED_KEY_MISSED)
+            break; /* first is still set: seek further back */
         for (;;) {
             r = avcodec_receive_frame(dec, frame);
             if (r == AVERROR(EAGAIN))
@@ -582,6 +590,10 @@ seek:
             if ((done & 15) == 0)
                 atomic_store(&j->progress, (int)(950 * done / (expected > 0 ? expected : 1)));
         }
+    }
+    if (eof == PC_FEED_READ_ERROR) {
+        pc_job_fail(j, PC_EIO, 0, "io_error", "cannot read the source");
+        goto out;
     }
     if (first && c.first_seg > 0) { /* the first frame was after the chunk's start, or none came */
         if (++reseeks > 3) {

@@ -83,10 +83,14 @@ static int push_i64(int64_t **a, size_t *n, size_t *cap, int64_t v)
 
 /* Frame order for a file whose timestamps are decode order: decodes every video frame once (the
  * container's discard marks ignored) and pairs the k-th frame out of the decoder, named by its own
- * packet's time, with the k-th of the sorted times |grid|. |*map| gets n (packet time, presentation
- * time) pairs sorted by packet time. Returns 1 when frames move, 0 when the order was right (no map),
- * or fails the job and returns -1. */
-static int retime_scan(pc_job *j, int vidx, const int64_t *grid, size_t n, int64_t **map)
+ * packet's time, with the k-th of the sorted times |grid| (n of them). A decoder that starts at an
+ * open GOP or mid-GOP drops the first pictures, which come first in display order: up to
+ * |max_missing| frames fewer than n pair with the last ones of |grid|. |*map| gets *nmap (packet
+ * time, presentation time) pairs sorted by packet time. Returns 1 when the map must be used (frames
+ * move, frames are missing, or no packet had a pts: the decoder's own guess lags by its delay), 0
+ * when the order was right (no map), or fails the job and returns -1. */
+static int retime_scan(pc_job *j, int vidx, int fmt_flags, const int64_t *grid, size_t n, size_t max_missing, int no_pts,
+                       int64_t **map, size_t *nmap)
 {
     char eb[128];
     AVFormatContext *fmt = NULL;
@@ -100,13 +104,16 @@ static int retime_scan(pc_job *j, int vidx, const int64_t *grid, size_t n, int64
         pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
         goto out;
     }
-    int e = pc_av_open(j, j->source, 0, &fmt);
+    int e = pc_av_open(j, j->source, fmt_flags, &fmt);
     if (e >= 0)
         e = avformat_find_stream_info(fmt, NULL);
     if (e >= 0 && (vidx >= (int)fmt->nb_streams || (e = pc_av_open_decoder(fmt, vidx, RETIME_THREADS, &dec)) < 0))
         e = e < 0 ? e : AVERROR_STREAM_NOT_FOUND;
     if (e < 0) {
-        pc_job_fail(j, PC_EIO, 0, "io_error", "cannot reopen the source (%s)", pc_av_err(e, eb, sizeof(eb)));
+        if (pc_job_canceled(j))
+            pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+        else
+            pc_job_fail(j, PC_EIO, 0, "io_error", "cannot reopen the source (%s)", pc_av_err(e, eb, sizeof(eb)));
         goto out;
     }
     for (int drained = 0; !drained;) {
@@ -114,8 +121,8 @@ static int retime_scan(pc_job *j, int vidx, const int64_t *grid, size_t n, int64
             pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
             goto out;
         }
-        unsigned mode = PC_FEED_DECODE_ORDER;
-        pc_av_feed(fmt, dec, vidx, pkt, &eof, &mode);
+        pc_feed feed = {.mode = PC_FEED_DECODE_ORDER};
+        pc_av_feed(fmt, dec, vidx, pkt, &eof, &feed);
         while (!drained && (e = avcodec_receive_frame(dec, frame)) != AVERROR(EAGAIN)) {
             if (e < 0) {
                 drained = 1;
@@ -128,27 +135,34 @@ static int retime_scan(pc_job *j, int vidx, const int64_t *grid, size_t n, int64
                             "the timestamps are in decode order and the decoder's frames do not match the packets");
                 goto out;
             }
-            pairs[2 * k] = t;
-            pairs[2 * k + 1] = grid[k];
-            moved |= t != grid[k];
-            if ((++k & 255) == 0)
+            pairs[2 * k++] = t;
+            if ((k & 255) == 0)
                 atomic_store(&j->progress, (int)(900 + 100 * k / n));
         }
     }
-    if (k != n) {
+    if (eof == PC_FEED_READ_ERROR) {
+        pc_job_fail(j, PC_EIO, 0, "io_error", "cannot read the source");
+        goto out;
+    }
+    if (k == 0 || n - k > max_missing) {
         pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable",
                     "the timestamps are in decode order and only %zu of the %zu frames decode, so they cannot be put in order", k, n);
         goto out;
     }
-    qsort(pairs, n, 2 * sizeof(*pairs), cmp_i64);
-    for (size_t i = 1; i < n; i++)
+    for (size_t i = 0; i < k; i++) {
+        pairs[2 * i + 1] = grid[n - k + i];
+        moved |= pairs[2 * i] != pairs[2 * i + 1];
+    }
+    qsort(pairs, k, 2 * sizeof(*pairs), cmp_i64);
+    for (size_t i = 1; i < k; i++)
         if (pairs[2 * i] == pairs[2 * i - 2]) {
             pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "the timestamps are in decode order and not unique");
             goto out;
         }
-    r = moved;
-    if (moved) {
+    r = moved || k < n || no_pts;
+    if (r) {
         *map = pairs;
+        *nmap = k;
         pairs = NULL;
     }
 out:
@@ -173,8 +187,9 @@ int pc_task_probe(pc_job *j)
     AVCodecContext *dec = NULL;
     AVPacket *pkt = NULL;
     AVFrame *frame = NULL;
-    int64_t *pts = NULL, *keys = NULL, *dropped = NULL, *map = NULL;
-    size_t nkeys = 0, keycap = 0, ndropped = 0, dropcap = 0;
+    /* pts: every video packet's time; shown: those a player shows (see the loop); keys: keyframes' */
+    int64_t *pts = NULL, *keys = NULL, *shown = NULL, *map = NULL;
+    size_t nkeys = 0, keycap = 0, nshown = 0, shcap = 0, nmap = 0;
     int r = pc_av_open(j, j->source, 0, &fmt), genpts = 0;
     if (r < 0) {
         if (pc_job_canceled(j))
@@ -226,6 +241,8 @@ int pc_task_probe(pc_job *j)
         goto out;
     }
     int64_t keyframes = 0, decoded = 0, sent = 0, last_pos = 0, same_stamps = 0, no_pts = 0;
+    int64_t first_key = AV_NOPTS_VALUE; /* the time of the first keyframe in decode order */
+    size_t pre_key = 0, pre_key_shown = 0, gop1_end = SIZE_MAX; /* counts before it; shown index at the second */
     struct colour first = COLOUR_UNKNOWN; /* the first decoded frame's */
     int decode_error = 0;
     char decode_msg[128] = "";
@@ -258,9 +275,19 @@ demux:
             int grew = push_i64(&pts, &n, &cap, t);
             same_stamps += pkt->pts == AV_NOPTS_VALUE || pkt->pts == pkt->dts; /* AVI: dts only */
             no_pts += pkt->pts == AV_NOPTS_VALUE;
-            /* before the start (or after the end) of an MP4 edit list: decoded, never shown */
-            if (grew == 0 && (pkt->flags & AV_PKT_FLAG_DISCARD))
-                grew = push_i64(&dropped, &ndropped, &dropcap, t);
+            if (pkt->flags & AV_PKT_FLAG_KEY) {
+                if (first_key == AV_NOPTS_VALUE)
+                    first_key = t;
+                else if (gop1_end == SIZE_MAX)
+                    gop1_end = nshown;
+            }
+            pre_key += first_key == AV_NOPTS_VALUE;
+            /* a frame before the start (or after the end) of an MP4 edit list is decoded, never shown:
+             * it is told by its flag, not its time (another edit may show a frame at the same time) */
+            if (grew == 0 && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
+                pre_key_shown += first_key == AV_NOPTS_VALUE;
+                grew = push_i64(&shown, &nshown, &shcap, t);
+            }
             if (grew == 0 && (pkt->flags & AV_PKT_FLAG_KEY)) {
                 keyframes++;
                 grew = push_i64(&keys, &nkeys, &keycap, t);
@@ -272,6 +299,7 @@ demux:
             }
             if (sent < DECODE_CHECK_PACKETS && decoded == 0) {
                 sent++;
+                pkt->flags &= ~AV_PKT_FLAG_DISCARD; /* a long hidden lead-in still proves the stream decodes */
                 if (avcodec_send_packet(dec, pkt) < 0)
                     decode_error++;
                 while (avcodec_receive_frame(dec, frame) == 0) {
@@ -304,19 +332,25 @@ demux:
         /* some packets lack a pts (MPEG-PS and -TS need one only every 0.7 s): their dts is not their
          * presentation time. Read again with libavformat generating the missing ones from the packets
          * after them; the other tasks open the source the same way. (A container without any pts,
-         * AVI, is left alone: generated times would be wrong for B-frames; see retime_scan.) */
+         * H.264 in AVI, is left alone: generated times would be wrong for B-frames; see retime_scan.) */
         PC_LOGI("probe", "video %s: %" PRId64 " of %zu video packets lack a pts; reading with generated ones", j->video_id,
                 no_pts, n);
         avformat_close_input(&fmt);
         genpts = AVFMT_FLAG_GENPTS;
         if ((r = pc_av_open(j, j->source, genpts, &fmt)) < 0 || (r = avformat_find_stream_info(fmt, NULL)) < 0 ||
             (unsigned)vidx >= fmt->nb_streams) {
-            pc_job_fail(j, PC_EIO, 0, "io_error", "cannot reopen the source (%s)", pc_av_err(r, eb, sizeof(eb)));
+            if (pc_job_canceled(j))
+                pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+            else
+                pc_job_fail(j, PC_EIO, 0, "io_error", "cannot reopen the source (%s)",
+                            r < 0 ? pc_av_err(r, eb, sizeof(eb)) : "the video stream is gone");
             goto out;
         }
         vs = fmt->streams[vidx];
         vp = vs->codecpar;
-        n = nkeys = ndropped = 0;
+        n = nkeys = nshown = pre_key = pre_key_shown = 0;
+        gop1_end = SIZE_MAX;
+        first_key = AV_NOPTS_VALUE;
         keyframes = last_pos = same_stamps = no_pts = 0;
         goto demux;
     }
@@ -327,7 +361,7 @@ demux:
         goto out;
     }
     qsort(pts, n, sizeof(*pts), cmp_i64);
-    size_t m = 0; /* drop duplicate timestamps */
+    size_t m = 0; /* the distinct times */
     for (size_t i = 0; i < n; i++)
         if (m == 0 || pts[i] != pts[m - 1])
             pts[m++] = pts[i];
@@ -337,28 +371,43 @@ demux:
      * the frames are put in order by decoding them all once; an edit list computed from those times
      * is ignored */
     if (same_stamps == (int64_t)n && m == n && n > 1 && dec->has_b_frames > 0) {
-        if ((r = retime_scan(j, vidx, pts, n, &map)) < 0)
+        size_t max_missing = pre_key + (size_t)dec->has_b_frames + 2;
+        if ((r = retime_scan(j, vidx, genpts, pts, n, max_missing, no_pts == (int64_t)n, &map, &nmap)) < 0)
             goto out;
         retime = r;
-        if (retime)
-            PC_LOGW("probe", "video %s: the timestamps are in decode order; %zu frames reordered by decoding", j->video_id, n);
+        if (retime) {
+            PC_LOGW("probe", "video %s: the timestamps are in decode order; %zu frames ordered by decoding", j->video_id, nmap);
+            memmove(pts, pts + (n - nmap), nmap * sizeof(*pts)); /* the frames that decode: the last times */
+            n = nmap;
+        }
     }
-    if (m != n)
-        PC_LOGW("probe", "video %s: %zu frames share a timestamp with another", j->video_id, n - m);
-    n = m;
-    if (!retime && ndropped > 0) { /* frames outside the edit list are not part of the video */
-        qsort(dropped, ndropped, sizeof(*dropped), cmp_i64);
+    if (!retime) {
+        /* the frames a player shows: not hidden by an edit list; when the stream has keyframes, none
+         * before the first (decoders drop them) and none of its GOP shown before it (an open GOP's
+         * leading pictures, whose references are missing) */
         m = 0;
-        for (size_t i = 0; i < n; i++)
-            if (bsearch(&pts[i], dropped, ndropped, sizeof(*dropped), cmp_i64) == NULL)
-                pts[m++] = pts[i];
+        for (size_t i = 0; i < nshown; i++) {
+            int lead = first_key != AV_NOPTS_VALUE && (i < pre_key_shown || (i < gop1_end && shown[i] < first_key));
+            if (!lead)
+                shown[m++] = shown[i];
+        }
         if (m == 0) {
-            pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "the edit list shows none of the video's %zu frames", n);
+            pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "none of the video's %zu frames is shown (edit list, no keyframe)", n);
             goto out;
         }
         if (m != n)
-            PC_LOGI("probe", "video %s: %zu frames lie outside the edit list", j->video_id, n - m);
-        n = m;
+            PC_LOGI("probe", "video %s: %zu of %zu frames are not shown (outside the edit list, or before the first keyframe)",
+                    j->video_id, n - m, n);
+        qsort(shown, m, sizeof(*shown), cmp_i64);
+        n = 0;
+        for (size_t i = 0; i < m; i++)
+            if (n == 0 || shown[i] != shown[n - 1])
+                shown[n++] = shown[i];
+        if (n != m)
+            PC_LOGW("probe", "video %s: %zu frames share a timestamp with another", j->video_id, m - n);
+        int64_t *tmp = pts;
+        pts = shown;
+        shown = tmp;
     }
 
     AVRational fr = vs->avg_frame_rate;
@@ -403,13 +452,13 @@ demux:
     if (retime) { /* a keyframe's decode-order time becomes its presentation time */
         m = 0;
         for (size_t i = 0; i < nkeys; i++) {
-            const int64_t *e = bsearch(&keys[i], map, n, 2 * sizeof(*map), cmp_i64);
+            const int64_t *e = bsearch(&keys[i], map, nmap, 2 * sizeof(*map), cmp_i64);
             if (e != NULL)
                 keys[m++] = e[1];
         }
         nkeys = m;
         snprintf(path, sizeof(path), "%s/retime.bin", j->work_dir);
-        if ((r = pc_frames_write(path, map, 2 * n)) != 0) {
+        if ((r = pc_frames_write(path, map, 2 * nmap)) != 0) {
             pc_job_fail(j, r, 0, "io_error", "cannot write the frame order");
             goto out;
         }
@@ -458,7 +507,7 @@ demux:
 out:
     free(pts);
     free(keys);
-    free(dropped);
+    free(shown);
     free(map);
     av_frame_free(&frame);
     av_packet_free(&pkt);

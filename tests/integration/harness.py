@@ -359,13 +359,14 @@ def media_dir():
 
 
 def clip(name, size="640x360", rate=30, dur=6, vcodec="libx264", ext="mp4", audio=True, vopts=(), inopts=(),
-         outopts=(), vf=None, pix_fmt="yuv420p", remux=(), remux_in=(), raw=None, vsrc=None, asrc=None, vin=()):
+         outopts=(), vf=None, pix_fmt="yuv420p", remux=(), remux_in=(), raw=None, vsrc=None, asrc=None, vin=(), skip_bytes=0):
     """Generates (once) a test clip with moving content and a tone; |remux| options are applied in a
     second, stream-copy pass (that is how ffmpeg 5.1 writes a display matrix from rotate=), |remux_in|
     are that pass's input options (-ss there makes an MP4 edit list). With |raw| ("h264", "hevc") the
     first pass writes an elementary stream, kept as NAME.RAW, that the second puts in the container.
     |vsrc| and |asrc| replace the lavfi sources (test pattern, tone), |vin| are the video input's options
-    (-itsoffset there starts the video later than the audio)."""
+    (-itsoffset there starts the video later than the audio). |skip_bytes| drops the file's first bytes
+    (an MPEG-TS recording joined mid-stream, when a multiple of 188)."""
     path = os.path.join(media_dir(), name + "." + ext)
     if os.path.exists(path):
         return path
@@ -394,6 +395,11 @@ def clip(name, size="640x360", rate=30, dur=6, vcodec="libx264", ext="mp4", audi
         else:
             os.unlink(tmp)
         tmp = tmp2
+    if skip_bytes:
+        with open(tmp, "rb") as f:
+            data = f.read()[skip_bytes:]
+        with open(tmp, "wb") as f:
+            f.write(data)
     os.rename(tmp, path)
     return path
 

@@ -70,6 +70,13 @@ CASES = {
     # cut with stream copy (ffmpeg -ss 1.5 -c copy): the MP4 keeps the GOP's first 1.5 s in the file and
     # an edit list that hides them; only the 135 frames after them are the video
     "edit_list": (dict(size="480x270", rate=30, dur=6, vopts=["-g", "60"], remux_in=["-ss", "1.5"]), [(416, 234)], True),
+    # the same cut 6 s into a 250-frame GOP: the edit list hides 180 frames, more than probe decodes
+    "edit_list_long_gop": (dict(size="480x270", rate=30, dur=10, vopts=["-g", "250"], remux_in=["-ss", "6"]),
+                           [(416, 234)], True),
+    # an MPEG-TS recording joined mid-GOP (the file starts at a TS packet in the middle of the stream):
+    # the frames before its first keyframe decode to nothing and are not part of the video
+    "ts_joined_mid_gop": (dict(size="480x270", rate=30, dur=9, ext="ts", vopts=["-g", "60"], skip_bytes=188 * 700),
+                          [(416, 234)], True),
     # a raw HEVC stream with B-frames put in MP4 by stream copy: every pts equals its dts (decode order)
     # and the edit list made from them hides the first two pictures; ordered by decoding (probe.c)
     "decode_order": (dict(size="640x360", rate=30, dur=4, vcodec="libx265", raw="hevc",
@@ -95,7 +102,7 @@ RAW = {"decode_order": "hevc"}
 # Cases whose frame rate is above 60 fps: the rungs keep every k-th frame, from the first.
 DECIMATE = {"fps120": 2}
 # Cases whose top rung must show the source's pictures in order (frame by frame, by PSNR).
-IN_ORDER = {"decode_order", "avi_bframes", "mpegts", "hevc_mpegts", "mpeg_ps"}
+IN_ORDER = {"decode_order", "avi_bframes", "mpegts", "hevc_mpegts", "mpeg_ps", "ts_joined_mid_gop", "edit_list_long_gop"}
 
 # What each HDR case's picture is, for ffmpeg's reference tone mapping below: the colour made explicit
 # (the CLI's zscale needs it on the frames), and for the odd size the even part the origin keeps.
