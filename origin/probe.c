@@ -242,6 +242,7 @@ int pc_task_probe(pc_job *j)
     }
     int64_t keyframes = 0, decoded = 0, sent = 0, last_pos = 0, same_stamps = 0, no_pts = 0;
     int64_t first_key = AV_NOPTS_VALUE; /* the time of the first keyframe in decode order */
+    int64_t last_dts = AV_NOPTS_VALUE, back_at = AV_NOPTS_VALUE; /* where the dts first went back by > 1 s */
     size_t pre_key = 0, pre_key_shown = 0, gop1_end = SIZE_MAX; /* counts before it; shown index at the second */
     struct colour first = COLOUR_UNKNOWN; /* the first decoded frame's */
     int decode_error = 0;
@@ -271,6 +272,15 @@ demux:
                 av_packet_unref(pkt);
                 pc_job_fail(j, PC_EMEDIALIMIT, 1, "media_limit", "the video has more than %d frames", MAX_FRAMES);
                 goto out;
+            }
+            /* decode times never go back, except where recordings were joined (an MPEG-TS timestamp
+             * discontinuity): the frames' times then repeat, which no timeline can order */
+            if (pkt->dts != AV_NOPTS_VALUE) {
+                if (last_dts != AV_NOPTS_VALUE && back_at == AV_NOPTS_VALUE &&
+                    av_compare_ts(pkt->dts, vs->time_base, last_dts - av_rescale_q(1, (AVRational){1, 1}, vs->time_base),
+                                  vs->time_base) < 0)
+                    back_at = last_dts;
+                last_dts = pkt->dts;
             }
             int grew = push_i64(&pts, &n, &cap, t);
             same_stamps += pkt->pts == AV_NOPTS_VALUE || pkt->pts == pkt->dts; /* AVI: dts only */
@@ -350,9 +360,16 @@ demux:
         vp = vs->codecpar;
         n = nkeys = nshown = pre_key = pre_key_shown = 0;
         gop1_end = SIZE_MAX;
-        first_key = AV_NOPTS_VALUE;
+        first_key = last_dts = back_at = AV_NOPTS_VALUE;
         keyframes = last_pos = same_stamps = no_pts = 0;
         goto demux;
+    }
+    if (back_at != AV_NOPTS_VALUE) {
+        pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable",
+                    "the timestamps jump back after %.1f s (recordings joined with a discontinuity); remux each part, "
+                    "or the whole with continuous times, and upload that",
+                    (double)(back_at - (n > 0 ? pts[0] : 0)) * av_q2d(vs->time_base));
+        goto out;
     }
     if (n == 0 || decoded == 0) {
         snprintf(decode_msg, sizeof(decode_msg), "%s", n == 0 ? "the video stream holds no frames" : "no frame of the video stream could be decoded");
