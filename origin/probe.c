@@ -273,9 +273,11 @@ demux:
                 pc_job_fail(j, PC_EMEDIALIMIT, 1, "media_limit", "the video has more than %d frames", MAX_FRAMES);
                 goto out;
             }
-            /* decode times never go back, except where recordings were joined (an MPEG-TS timestamp
-             * discontinuity): the frames' times then repeat, which no timeline can order */
-            if (pkt->dts != AV_NOPTS_VALUE) {
+            /* decode times never go back, except where recordings were joined (an MPEG-TS or -PS
+             * timestamp discontinuity): the frames' times then repeat, which no timeline can order.
+             * (An MP4 with several edits re-reads a hidden lead-in: those packets are flagged.) */
+            if (pkt->dts != AV_NOPTS_VALUE && (fmt->iformat->flags & AVFMT_TS_DISCONT) &&
+                !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
                 if (last_dts != AV_NOPTS_VALUE && back_at == AV_NOPTS_VALUE &&
                     av_compare_ts(pkt->dts, vs->time_base, last_dts - av_rescale_q(1, (AVRational){1, 1}, vs->time_base),
                                   vs->time_base) < 0)
