@@ -435,6 +435,7 @@ int pc_task_encode(pc_job *j)
         pc_job_fail(j, PC_EINTERNAL, 1, "internal_error", "the plan's frame rate is invalid");
         goto out;
     }
+    tl.decim = decim;
     int gop_frames = (int)lround(av_q2d(fps) * pc_json_num(c.plan, "gop_duration", 2));
     if (gop_frames < 1)
         gop_frames = 1;
@@ -551,7 +552,7 @@ seek:
                 break;
             }
             first = 0;
-            if (t < start_t || (decim > 1 && (t / tl.frame_ticks) % decim != 0)) {
+            if (t < start_t || !pc_timeline_keeps(&tl, t)) {
                 av_frame_unref(frame);
                 continue;
             }

@@ -80,6 +80,7 @@ void pc_timeline_init(pc_timeline *t, int cfr, int64_t first_pts, int tb_num, in
     t->fps_num = fps_num;
     t->fps_den = fps_den;
     t->timescale = 90000;
+    t->decim = 1;
     if (cfr) {
         /* 90 kHz when a frame is a whole number of ticks (24, 25, 30, 50, 60, 29.97); else the rate's numerator */
         if ((int64_t)90000 * fps_den % fps_num == 0)
@@ -109,6 +110,11 @@ int64_t pc_timeline_map(const pc_timeline *t, int64_t pts)
         return idx * t->frame_ticks;
     }
     return muldiv_round(rel, (int64_t)t->tb_num * t->timescale, t->tb_den);
+}
+
+int pc_timeline_keeps(const pc_timeline *t, int64_t ticks)
+{
+    return t->decim <= 1 || t->frame_ticks <= 0 || (ticks / t->frame_ticks) % t->decim == 0;
 }
 
 int64_t pc_timeline_unmap(const pc_timeline *t, int64_t ticks)

@@ -46,12 +46,16 @@ typedef struct pc_timeline {
     int fps_num, fps_den;
     int64_t timescale;   /* output ticks per second */
     int64_t frame_ticks; /* CFR: ticks per frame */
+    int decim;           /* CFR: only every decim-th frame slot is kept (pc_decimation); 1 after init */
 } pc_timeline;
 
 /* Fills timescale and frame_ticks for the given mode and rate. */
 void pc_timeline_init(pc_timeline *t, int cfr, int64_t first_pts, int tb_num, int tb_den, int fps_num, int fps_den);
 /* Output ticks of a source pts (CFR: rounded to the nearest frame slot). */
 int64_t pc_timeline_map(const pc_timeline *t, int64_t pts);
+/* Whether the frame at output |ticks| (from pc_timeline_map) is kept: not one that decimation drops.
+ * Plan and encode both ask this, so they drop the same frames. */
+int pc_timeline_keeps(const pc_timeline *t, int64_t ticks);
 /* Source pts that maps closest to |ticks| (for seeking). */
 int64_t pc_timeline_unmap(const pc_timeline *t, int64_t ticks);
 

@@ -66,6 +66,17 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Sorts |a| and drops repeated values; returns how many remain. */
+static size_t sort_unique(int64_t *a, size_t n)
+{
+    qsort(a, n, sizeof(*a), cmp_i64);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || a[i] != a[m - 1])
+            a[m++] = a[i];
+    return m;
+}
+
 /* Appends |v| to the growing array |*a|. Returns 0 or PC_ENOMEM. */
 static int push_i64(int64_t **a, size_t *n, size_t *cap, int64_t v)
 {
@@ -379,11 +390,7 @@ demux:
                     avcodec_get_name(vp->codec_id), decode_error);
         goto out;
     }
-    qsort(pts, n, sizeof(*pts), cmp_i64);
-    size_t m = 0; /* the distinct times */
-    for (size_t i = 0; i < n; i++)
-        if (m == 0 || pts[i] != pts[m - 1])
-            pts[m++] = pts[i];
+    size_t m = sort_unique(pts, n); /* the distinct times */
     int retime = 0;
     /* every pts equal to its dts (or absent, as in AVI) while the decoder reorders: the file's times
      * are the decode order's (an elementary stream remuxed without timestamps; B-frames in AVI), so
@@ -417,11 +424,7 @@ demux:
         if (m != n)
             PC_LOGI("probe", "video %s: %zu of %zu frames are not shown (outside the edit list, or before the first keyframe)",
                     j->video_id, n - m, n);
-        qsort(shown, m, sizeof(*shown), cmp_i64);
-        n = 0;
-        for (size_t i = 0; i < m; i++)
-            if (n == 0 || shown[i] != shown[n - 1])
-                shown[n++] = shown[i];
+        n = sort_unique(shown, m);
         if (n != m)
             PC_LOGW("probe", "video %s: %zu frames share a timestamp with another", j->video_id, m - n);
         int64_t *tmp = pts;
@@ -581,6 +584,7 @@ int pc_task_plan(pc_job *j)
     pc_timeline tl;
     pc_timeline_init(&tl, cfr, pc_json_int(v, "first_pts", 0), (int)json_integer_value(json_array_get(tb, 0)),
                      (int)json_integer_value(json_array_get(tb, 1)), fps_n, fps_d);
+    tl.decim = decim;
     ticks = malloc(n * sizeof(*ticks));
     segs = malloc(n * sizeof(*segs));
     chunk_first = malloc(n * sizeof(*chunk_first));
@@ -595,8 +599,8 @@ int pc_task_plan(pc_job *j)
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
         int64_t t = pc_timeline_map(&tl, pts[i]);
-        if (decim > 1 && (t / tl.frame_ticks) % decim != 0)
-            continue; /* encode drops the same frames */
+        if (!pc_timeline_keeps(&tl, t))
+            continue;
         if (kept > 0 && t <= ticks[kept - 1])
             t = ticks[kept - 1] + 1; /* VFR rounding collisions */
         pts[kept] = pts[i];

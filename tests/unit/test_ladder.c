@@ -455,6 +455,21 @@ static void decimation_caps_the_rate_at_60(void **state)
     assert_int_equal(pc_decimation(1000000, 1), 64); /* bounded */
 }
 
+static void timeline_keeps_every_decim_th_slot(void **state)
+{
+    (void)state;
+    pc_timeline t;
+    pc_timeline_init(&t, 1, 0, 1, 120, 120, 1); /* 120 fps: 750 ticks a frame */
+    assert_int_equal(t.frame_ticks, 750);
+    assert_true(pc_timeline_keeps(&t, pc_timeline_map(&t, 1))); /* no decimation after init */
+    t.decim = 2;
+    for (int64_t k = 0; k < 8; k++)
+        assert_int_equal(pc_timeline_keeps(&t, pc_timeline_map(&t, k)), k % 2 == 0);
+    t.decim = 4;
+    assert_true(pc_timeline_keeps(&t, pc_timeline_map(&t, 8)));
+    assert_false(pc_timeline_keeps(&t, pc_timeline_map(&t, 6)));
+}
+
 /* ---- pc_is_gop_start ---- */
 
 static void gop_start_at_exact_boundary_ticks(void **state)
@@ -488,6 +503,7 @@ int main(void)
         cmocka_unit_test(ladder_degenerate_input),
         cmocka_unit_test(ladder_above_1080p_stops_at_1080),
         cmocka_unit_test(decimation_caps_the_rate_at_60),
+        cmocka_unit_test(timeline_keeps_every_decim_th_slot),
         cmocka_unit_test(timeline_cfr_30fps_from_15360_time_base),
         cmocka_unit_test(timeline_cfr_ntsc_rates),
         cmocka_unit_test(timeline_vfr_rescales_to_90khz),
