@@ -2,8 +2,10 @@
  * audio: the source's audio, decoded once, resampled to 48 kHz stereo and
  * encoded once as AAC-LC 128 kb/s; one CMAF track shared by every rung.
  * Audio time 0 is the first video frame: earlier samples are dropped, gaps
- * and a late start are filled with silence, and the track is cut or padded to
- * the video's end. Segment s holds the AAC frames that start within video
+ * (over 100 ms, as ffmpeg's aresample sees them) and a late start are filled
+ * with silence, and the track is cut or padded to the video's end. Where the
+ * parts of joined recordings meet (stitch.h), a part's audio is placed to the
+ * sample: overlap trimmed, any gap filled. Segment s holds the AAC frames that start within video
  * segment s, so audio and video segments share numbering and boundaries
  * (within one 21 ms AAC frame). The encoder's 1024-sample priming is
  * signalled with an edit list.
@@ -204,8 +206,7 @@ int pc_task_audio(pc_job *j)
         pc_job_fail(j, r, 0, "io_error", "cannot create %s", a.dir);
         goto out;
     }
-    int genpts = json_is_true(json_object_get(plan, "genpts")) ? AVFMT_FLAG_GENPTS : 0;
-    if ((r = pc_av_open(j, j->source, genpts, &fmt)) < 0 || avformat_find_stream_info(fmt, NULL) < 0) {
+    if ((r = pc_av_open_source(j, plan, &fmt)) < 0 || avformat_find_stream_info(fmt, NULL) < 0) {
         pc_job_fail(j, PC_EIO, 0, "io_error", "cannot open the source (%s)", pc_av_err(r, eb, sizeof(eb)));
         goto out;
     }
@@ -241,6 +242,9 @@ int pc_task_audio(pc_job *j)
                 (double)json_integer_value(json_array_get(vtb, 1));
     AVRational atb = fmt->streams[aidx]->time_base;
     int64_t pos = 0, sent = 0; /* samples written to the fifo / sent to the encoder */
+    const json_t *joins = json_object_get(ap, "joins"); /* seconds: where a stitched part's audio begins */
+    size_t ji = 0;
+    int64_t trim = 0; /* samples still to drop where a part's audio overlaps the previous part's */
     int eof = 0, dec_done = 0;
     while (!dec_done && pos < total) {
         if (pc_job_canceled(j)) {
@@ -275,7 +279,13 @@ int pc_task_audio(pc_job *j)
             if (p != AV_NOPTS_VALUE) {
                 /* where this frame belongs on the output timeline */
                 int64_t want = (int64_t)llround(((double)p * av_q2d(atb) - t0) * RATE) - swr_get_delay(swr, RATE);
-                if (want > pos + RATE / 10) {
+                /* where a stitched part's audio begins its time is exact: overlap trimmed, gap filled */
+                int join = 0;
+                for (; ji < json_array_size(joins) && (double)p * av_q2d(atb) >= json_number_value(json_array_get(joins, ji)) - 0.0005; ji++)
+                    join = 1;
+                if (join && want < pos)
+                    trim = pos - want;
+                if (want > pos + RATE / 10 || (join && want > pos)) {
                     int64_t gap = (want > total ? total : want) - pos;
                     if (gap > 0 && push_silence(fifo, gap) == 0)
                         pos += gap;
@@ -305,6 +315,11 @@ int pc_task_audio(pc_job *j)
                 int64_t where = (int64_t)llround(((double)p * av_q2d(atb) - t0) * RATE);
                 if (where < 0)
                     start_at = -where < got ? -where : got;
+            }
+            if (trim > 0) {
+                int64_t k = trim < got ? trim : got;
+                start_at = k > start_at ? k : start_at;
+                trim -= k;
             }
             int64_t keep = got - start_at;
             if (pos + keep > total)

@@ -1,5 +1,6 @@
 /* FFmpeg and file helpers for the pipeline tasks; see av_util.h. */
 #include "av_util.h"
+#include "stitch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +30,17 @@ int pc_av_open(pc_job *j, const char *path, int fmt_flags, AVFormatContext **out
         return r; /* fmt freed by FFmpeg */
     *out = fmt;
     return 0;
+}
+
+int pc_av_open_source(pc_job *j, const json_t *plan, AVFormatContext **out)
+{
+    char path[4200];
+    const char *src = j->source;
+    if (json_is_true(json_object_get(plan, "stitched"))) {
+        snprintf(path, sizeof(path), "%s/" PC_STITCHED_NAME, j->work_dir);
+        src = path;
+    }
+    return pc_av_open(j, src, json_is_true(json_object_get(plan, "genpts")) ? AVFMT_FLAG_GENPTS : 0, out);
 }
 
 int pc_av_video_stream(const AVFormatContext *fmt)

@@ -440,7 +440,7 @@ int pc_task_encode(pc_job *j)
     if (gop_frames < 1)
         gop_frames = 1;
 
-    int r = pc_av_open(j, j->source, json_is_true(json_object_get(c.plan, "genpts")) ? AVFMT_FLAG_GENPTS : 0, &fmt);
+    int r = pc_av_open_source(j, c.plan, &fmt);
     if (r < 0 || avformat_find_stream_info(fmt, NULL) < 0) {
         pc_job_fail(j, PC_EIO, 0, "io_error", "cannot open the source (%s)", pc_av_err(r, eb, sizeof(eb)));
         goto out;

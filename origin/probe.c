@@ -23,6 +23,7 @@
 #include "ladder.h"
 #include "pc_json.h"
 #include "pc_log.h"
+#include "stitch.h"
 
 #define MAX_DIM 8192
 #define MAX_FRAMES 1000000 /* about 9 hours at 30 fps */
@@ -100,7 +101,7 @@ static int push_i64(int64_t **a, size_t *n, size_t *cap, int64_t v)
  * time, presentation time) pairs sorted by packet time. Returns 1 when the map must be used (frames
  * move, frames are missing, or no packet had a pts: the decoder's own guess lags by its delay), 0
  * when the order was right (no map), or fails the job and returns -1. */
-static int retime_scan(pc_job *j, int vidx, int fmt_flags, const int64_t *grid, size_t n, size_t max_missing, int no_pts,
+static int retime_scan(pc_job *j, const char *src, int vidx, int fmt_flags, const int64_t *grid, size_t n, size_t max_missing, int no_pts,
                        int64_t **map, size_t *nmap)
 {
     char eb[128];
@@ -115,7 +116,7 @@ static int retime_scan(pc_job *j, int vidx, int fmt_flags, const int64_t *grid, 
         pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
         goto out;
     }
-    int e = pc_av_open(j, j->source, fmt_flags, &fmt);
+    int e = pc_av_open(j, src, fmt_flags, &fmt);
     if (e >= 0)
         e = avformat_find_stream_info(fmt, NULL);
     if (e >= 0 && (vidx >= (int)fmt->nb_streams || (e = pc_av_open_decoder(fmt, vidx, RETIME_THREADS, &dec)) < 0))
@@ -186,11 +187,19 @@ out:
     return r;
 }
 
-int pc_task_probe(pc_job *j)
+/* What probe_source found when a recording's clock jumps: the streams to stitch and how to read them. */
+struct jump {
+    int vidx, aidx, fmt_flags;
+};
+
+/* Probes |src|: the upload, or its stitched copy (|parts| > 0 parts joined; its audio parts begin at
+ * |joins|, µs). Returns 0 or the job's
+ * error, or 1 with |*jump| filled when |src| is the upload and its timestamps jump (stitch.h). */
+static int probe_source(pc_job *j, const char *src, int parts, const int64_t *joins, size_t njoins, struct jump *jump)
 {
     char eb[128];
     struct stat st;
-    if (stat(j->source, &st) != 0)
+    if (stat(src, &st) != 0)
         return pc_job_fail(j, PC_ENOENT, 1, "source_missing", "the original upload is missing");
     if (st.st_size == 0)
         return pc_job_fail(j, PC_ENOTMEDIA, 1, "not_media", "the upload is empty (0 bytes)");
@@ -201,7 +210,7 @@ int pc_task_probe(pc_job *j)
     /* pts: every video packet's time; shown: those a player shows (see the loop); keys: keyframes' */
     int64_t *pts = NULL, *keys = NULL, *shown = NULL, *map = NULL;
     size_t nkeys = 0, keycap = 0, nshown = 0, shcap = 0, nmap = 0;
-    int r = pc_av_open(j, j->source, 0, &fmt), genpts = 0;
+    int r = pc_av_open(j, src, 0, &fmt), genpts = 0, stitch = 0;
     if (r < 0) {
         if (pc_job_canceled(j))
             return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
@@ -253,7 +262,7 @@ int pc_task_probe(pc_job *j)
     }
     int64_t keyframes = 0, decoded = 0, sent = 0, last_pos = 0, same_stamps = 0, no_pts = 0;
     int64_t first_key = AV_NOPTS_VALUE; /* the time of the first keyframe in decode order */
-    int64_t last_dts = AV_NOPTS_VALUE, back_at = AV_NOPTS_VALUE; /* where the dts first went back by > 1 s */
+    int64_t last_dts = AV_NOPTS_VALUE, jump_at = AV_NOPTS_VALUE; /* where the dts first jumped (stitch.h) */
     size_t pre_key = 0, pre_key_shown = 0, gop1_end = SIZE_MAX; /* counts before it; shown index at the second */
     struct colour first = COLOUR_UNKNOWN; /* the first decoded frame's */
     int decode_error = 0;
@@ -285,14 +294,16 @@ demux:
                 goto out;
             }
             /* decode times never go back, except where recordings were joined (an MPEG-TS or -PS
-             * timestamp discontinuity): the frames' times then repeat, which no timeline can order.
-             * (An MP4 with several edits re-reads a hidden lead-in: those packets are flagged.) */
+             * timestamp discontinuity): the frames' times then repeat, which no timeline can order,
+             * or leap ahead. Such a file is stitched (stitch.h). (An MP4 with several edits re-reads
+             * a hidden lead-in: those packets are flagged.) */
             if (pkt->dts != AV_NOPTS_VALUE && (fmt->iformat->flags & AVFMT_TS_DISCONT) &&
                 !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
-                if (last_dts != AV_NOPTS_VALUE && back_at == AV_NOPTS_VALUE &&
-                    av_compare_ts(pkt->dts, vs->time_base, last_dts - av_rescale_q(1, (AVRational){1, 1}, vs->time_base),
-                                  vs->time_base) < 0)
-                    back_at = last_dts;
+                if (last_dts != AV_NOPTS_VALUE && jump_at == AV_NOPTS_VALUE) {
+                    int64_t last = av_rescale_q(last_dts, vs->time_base, AV_TIME_BASE_Q);
+                    if (pc_stitch_jump(last, last, av_rescale_q(pkt->dts, vs->time_base, AV_TIME_BASE_Q)))
+                        jump_at = last_dts;
+                }
                 last_dts = pkt->dts;
             }
             int grew = push_i64(&pts, &n, &cap, t);
@@ -360,7 +371,7 @@ demux:
                 no_pts, n);
         avformat_close_input(&fmt);
         genpts = AVFMT_FLAG_GENPTS;
-        if ((r = pc_av_open(j, j->source, genpts, &fmt)) < 0 || (r = avformat_find_stream_info(fmt, NULL)) < 0 ||
+        if ((r = pc_av_open(j, src, genpts, &fmt)) < 0 || (r = avformat_find_stream_info(fmt, NULL)) < 0 ||
             (unsigned)vidx >= fmt->nb_streams) {
             if (pc_job_canceled(j))
                 pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
@@ -373,15 +384,21 @@ demux:
         vp = vs->codecpar;
         n = nkeys = nshown = pre_key = pre_key_shown = 0;
         gop1_end = SIZE_MAX;
-        first_key = last_dts = back_at = AV_NOPTS_VALUE;
+        first_key = last_dts = jump_at = AV_NOPTS_VALUE;
         keyframes = last_pos = same_stamps = no_pts = 0;
         goto demux;
     }
-    if (back_at != AV_NOPTS_VALUE) {
+    if (jump_at != AV_NOPTS_VALUE) {
+        PC_LOGW("probe", "video %s: the timestamps jump after %.1f s (recordings joined with a discontinuity); stitching",
+                j->video_id, (double)(jump_at - (n > 0 ? pts[0] : 0)) * av_q2d(vs->time_base));
+        if (parts == 0) {
+            *jump = (struct jump){vidx, audio_ok ? aidx : -1, genpts};
+            stitch = 1;
+            goto out;
+        }
         pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable",
-                    "the timestamps jump back after %.1f s (recordings joined with a discontinuity); remux each part, "
-                    "or the whole with continuous times, and upload that",
-                    (double)(back_at - (n > 0 ? pts[0] : 0)) * av_q2d(vs->time_base));
+                    "the timestamps jump after %.1f s (recordings joined with a discontinuity) and stitching did not help",
+                    (double)(jump_at - (n > 0 ? pts[0] : 0)) * av_q2d(vs->time_base));
         goto out;
     }
     if (n == 0 || decoded == 0) {
@@ -398,7 +415,7 @@ demux:
      * is ignored */
     if (same_stamps == (int64_t)n && m == n && n > 1 && dec->has_b_frames > 0) {
         size_t max_missing = pre_key + (size_t)dec->has_b_frames + 2;
-        if ((r = retime_scan(j, vidx, genpts, pts, n, max_missing, no_pts == (int64_t)n, &map, &nmap)) < 0)
+        if ((r = retime_scan(j, src, vidx, genpts, pts, n, max_missing, no_pts == (int64_t)n, &map, &nmap)) < 0)
             goto out;
         retime = r;
         if (retime) {
@@ -505,12 +522,20 @@ demux:
         json_object_set_new(video, "retime", json_true());
     if (genpts)
         json_object_set_new(video, "genpts", json_true());
+    if (parts > 0) /* the tasks read work/<id>/stitched.mkv */
+        json_object_set_new(video, "stitched", json_integer(parts));
     json_t *audio = json_null();
     if (audio_ok) {
         const AVCodecParameters *ap = fmt->streams[aidx]->codecpar;
         audio = json_pack("{s:i, s:s, s:i, s:i, s:[i,i]}", "index", aidx, "codec", avcodec_get_name(ap->codec_id),
                           "sample_rate", ap->sample_rate, "channels", ap->ch_layout.nb_channels, "time_base",
                           fmt->streams[aidx]->time_base.num, fmt->streams[aidx]->time_base.den);
+    }
+    if (njoins > 0 && audio_ok) { /* where audio.c resynchronises to the sample */
+        json_t *ja = json_array();
+        for (size_t i = 0; i < njoins; i++)
+            json_array_append_new(ja, json_real((double)joins[i] / 1e6));
+        json_object_set_new(audio, "joins", ja);
     }
     /* the colour the frames are in: what the first frame says (an alternative-transfer SEI included),
      * else the stream, else the container */
@@ -535,7 +560,28 @@ out:
     av_packet_free(&pkt);
     avcodec_free_context(&dec);
     avformat_close_input(&fmt);
-    return j->err;
+    return stitch && j->err == 0 ? 1 : j->err;
+}
+
+int pc_task_probe(pc_job *j)
+{
+    struct jump jump;
+    int r = probe_source(j, j->source, 0, NULL, 0, &jump);
+    if (r != 1)
+        return r;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/" PC_STITCHED_NAME, j->work_dir);
+    if ((r = pc_mkdirs(j->work_dir)) != 0)
+        return pc_job_fail(j, r, 0, "io_error", "cannot create the work directory");
+    int64_t *joins = NULL;
+    size_t njoins = 0;
+    int parts = pc_stitch(j, j->source, jump.fmt_flags, jump.vidx, jump.aidx, path, &joins, &njoins);
+    if (parts < 0)
+        return j->err;
+    PC_LOGI("probe", "video %s: %d parts stitched into %s", j->video_id, parts, path);
+    r = probe_source(j, path, parts, joins, njoins, &jump);
+    free(joins);
+    return r;
 }
 
 /* ---- plan ---- */
@@ -665,6 +711,9 @@ int pc_task_plan(pc_job *j)
     if (json_is_object(json_object_get(info, "audio")))
         audio = json_pack("{s:i, s:i, s:i, s:i}", "index", (int)pc_json_int(json_object_get(info, "audio"), "index", -1),
                           "sample_rate", 48000, "channels", 2, "bitrate", 128000);
+    json_t *joins = json_object_get(json_object_get(info, "audio"), "joins");
+    if (json_is_array(joins) && json_is_object(audio)) /* seconds where a stitched part's audio begins */
+        json_object_set(audio, "joins", joins);
     json_t *plan = json_pack(
         "{s:i, s:f, s:f, s:f, s:I, s:b, s:[i,i], s:I, s:I, s:I, s:i, s:[i,i], s:i, s:s, s:o, s:o, s:o, s:o}", "version", 1,
         "duration", duration, "segment_duration", j->env->segment_seconds, "gop_duration", j->env->gop_seconds, "timescale",
@@ -681,6 +730,8 @@ int pc_task_plan(pc_job *j)
     }
     if (json_is_true(json_object_get(v, "genpts"))) /* open the source with AVFMT_FLAG_GENPTS */
         json_object_set_new(plan, "genpts", json_true());
+    if (pc_json_int(v, "stitched", 0) > 0) /* open the stitched copy */
+        json_object_set_new(plan, "stitched", json_true());
     json_t *colour = json_object_get(v, "colour"); /* [transfer, primaries, matrix] as probed */
     if (json_is_array(colour))
         json_object_set(plan, "colour", colour);

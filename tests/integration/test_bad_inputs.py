@@ -94,16 +94,23 @@ def test_undecodable_video(s):
     expect_failed(st["o"], upload_raw(st["o"], data, "garbage-frames.mp4"), "undecodable", data)
 
 
-def test_joined_recordings_with_a_timestamp_discontinuity(s):
-    # two MPEG-TS recordings with the same times, joined by cat: the frames' times repeat, which no
-    # timeline orders; refused at probe with a message that says so (not after encoding)
-    part = clip("bad_ts_part", size="320x180", dur=3, ext="ts")
-    with open(part, "rb") as f:
+def test_joined_recordings_that_cannot_be_stitched(s):
+    # two DVD program streams (MPEG-2 video, LPCM audio) joined by cat: the clock restarts, and the
+    # stitched copy (Matroska, origin/stitch.h) cannot carry DVD LPCM; refused at probe with a message
+    # that says so (test_sources has joined recordings that work)
+    p = os.path.join(media_dir(), "bad_vob_part.vob")
+    if not os.path.exists(p):
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi",
+                        "-i", "sine=sample_rate=48000", "-t", "2", "-c:v", "mpeg2video", "-c:a", "pcm_dvd", "-f", "vob",
+                        p + ".tmp%d" % os.getpid()], check=True)
+        os.rename(p + ".tmp%d" % os.getpid(), p)
+    with open(p, "rb") as f:
         data = f.read() * 2
-    vid = upload_raw(st["o"], data, "joined.ts")
+    vid = upload_raw(st["o"], data, "joined.vob")
     expect_failed(st["o"], vid, "undecodable", data)
     v = st["o"].wait(vid)
-    check("jump back" in v["error"]["message"], "the message names the discontinuity: %r" % v["error"]["message"])
+    check("joined" in v["error"]["message"] and "cannot be joined" in v["error"]["message"],
+          "the message names the discontinuity: %r" % v["error"]["message"])
 
 
 def test_oversized_bodies_and_headers_get_json_errors(s):
@@ -209,6 +216,6 @@ def test_still_serving(s):
 
 
 S.run([test_start, test_not_media, test_zero_length, test_truncated, test_audio_only, test_undecodable_video,
-       test_joined_recordings_with_a_timestamp_discontinuity,
+       test_joined_recordings_that_cannot_be_stitched,
        test_oversized_bodies_and_headers_get_json_errors, test_big_bodies_on_a_reused_connection_are_refused_at_once,
        test_a_request_head_trickling_in_is_cut_off, test_bad_ids_and_paths, test_still_serving])

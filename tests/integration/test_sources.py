@@ -6,7 +6,7 @@ to SDR BT.709: 45 dB PSNR against ffmpeg's own tone mapping of the source), 120 
 frame kept: 60 fps), an MP4 edit list (the
 frames it hides are not part of the video), and an MP4 whose timestamps are decode order (the frames
 are put in order by decoding), MPEG-TS (chunks decode from a keyframe although its seeks land mid-GOP), MPEG-PS (frames without a pts
-get generated ones). Lip sync: a flash and a beep stay together (within 45 ms of audio lead) through
+get generated ones), recordings joined by cat (stitched: the parts one after the other, in sync). Lip sync: a flash and a beep stay together (within 45 ms of audio lead) through
 MP4, MPEG-TS, Matroska whose video starts late, and an MP4 edit list."""
 import os
 import sys
@@ -310,6 +310,62 @@ def test_multi_edit_mp4(s):
     check(db > 35, "the rung shows the edits' pictures in order (%.1f dB)" % db)
 
 
+# Recordings joined by cat (origin/stitch.h): the second part's clock restarts where the first's
+# began, the third's leaps an hour ahead. Each part has its own pictures and a flash with a beep.
+JOIN_V = "%s=s=320x180:r=30:d=%d%s,drawbox=c=white:t=fill:enable='eq(n\\,%d)'"
+JOIN_A = "aevalsrc='between(t\\,%g\\,%g)*sin(2*PI*1000*t)':s=44100:d=%d"
+JOIN_PARTS = [  # (clip kwargs, flash and beep time in the joined video)
+    (dict(vsrc=JOIN_V % ("testsrc", 3, "", 30), asrc=JOIN_A % (1.0, 1.1, 3), dur=3), 1.0),
+    (dict(vsrc=JOIN_V % ("testsrc2", 3, "", 45), asrc=JOIN_A % (1.5, 1.6, 3), dur=3), 4.5),
+    (dict(vsrc=JOIN_V % ("testsrc", 2, ",negate", 15), asrc=JOIN_A % (0.5, 0.6, 2), dur=2,
+          outopts=["-output_ts_offset", "3600"]), 6.5),
+]
+
+
+def test_joined_recordings(s):
+    import subprocess
+    if "o" not in st:  # run alone (--only joined)
+        st["o"] = s.origin()
+    o = st["o"]
+    parts = [clip("join_%d" % i, ext="ts", vopts=["-g", "45"], **kw) for i, (kw, _) in enumerate(JOIN_PARTS)]
+    path = os.path.join(os.path.dirname(parts[0]), "joined.ts")
+    with open(path + ".tmp%d" % os.getpid(), "wb") as f:
+        for p in parts:
+            with open(p, "rb") as g:
+                f.write(g.read())
+    os.rename(path + ".tmp%d" % os.getpid(), path)
+    span = float(ffprobe(path, "-show_entries", "format=duration")["format"]["duration"])
+    check(span > 3600, "the joined file's times leap an hour (%.1f s)" % span)
+    v = o.ready(o.upload(path, title="joined", parallel=1))
+    check(abs(v["duration"] - 8.0) < 0.05, "8 s: the parts one after the other (%.3f)" % v["duration"])
+    r = v["renditions"][-1]
+    top = "%s/v/%s/%s/index.m3u8" % (o.url, v["id"], r["id"])
+    eq(frames(top), 240, "every part's frames")
+    # the parts' pictures in order: against the three decoded one after the other (concat demuxer)
+    lst = path + ".txt"
+    with open(lst, "w") as f:
+        f.write("".join("file '%s'\n" % p for p in parts))
+    ref = path + ".ref%d.mkv" % os.getpid()
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", lst, "-map", "0:v", "-c:v", "ffv1",
+                    ref], check=True, timeout=120)
+    db = psnr(top, ref)
+    os.unlink(ref)
+    print("# joined: top rung %.1f dB from the parts' pictures in order" % db)
+    check(db > 35, "the rung shows the parts' pictures in order (%.1f dB)" % db)
+    for what, url in (("HLS", "%s/v/%s/master.m3u8" % (o.url, v["id"])), ("DASH", "%s/v/%s/manifest.mpd" % (o.url, v["id"]))):
+        flashes, beeps = flashes_and_beeps(url)
+        print("# joined %s: flashes %s, beeps %s" % (what, flashes, beeps))
+        eq(len(flashes), 3, "%s: a white frame in each part" % what)
+        eq(len(beeps), 3, "%s: a beep in each part" % what)
+        for f, b, (_, t) in zip(flashes, beeps, JOIN_PARTS):
+            check(abs(f - flashes[0] - (t - JOIN_PARTS[0][1])) < 0.02,
+                  "%s: the flash at %.3f s is %.1f s after the first" % (what, f, t - JOIN_PARTS[0][1]))
+            check(f - b <= SYNC_TOLERANCE and b - f <= 0.125, "%s: the beep at %.3f s is with the flash at %.3f s" % (what, b, f))
+            # no drift from one part to the next: each part's audio placed to the sample at its join
+            check(abs((b - beeps[0]) - (f - flashes[0])) < 0.003,
+                  "%s: the beep at %.4f s keeps the first pair's offset (%.4f s)" % (what, b, flashes[0] - beeps[0]))
+
+
 def test_lip_sync(s):
     o = st["o"]
     ids = {name: (o.upload(clip(name, **kw), title=name, parallel=1), clip(name, **kw)) for name, kw in SYNC.items()}
@@ -326,4 +382,5 @@ def test_lip_sync(s):
                       "%s %s: the beep at %.3f s is with the flash at %.3f s" % (name, what, b, f))
 
 
-S.run([test_upload_all_sources] + [make_case(n) for n in CASES] + [test_multi_edit_mp4, test_lip_sync])
+S.run([test_upload_all_sources] + [make_case(n) for n in CASES] + [test_multi_edit_mp4, test_joined_recordings,
+                                                                    test_lip_sync])

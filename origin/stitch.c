@@ -1,0 +1,363 @@
+/* Joined recordings made continuous; see stitch.h. */
+#include "stitch.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "av_util.h"
+#include "pc_log.h"
+
+void pc_stitch_offsets(const pc_stitch_part *v, size_t nv, pc_stitch_part *a, size_t na, double frame_us, int64_t *off)
+{
+    if (nv == 0)
+        return;
+    for (size_t i = 0; i < na; i++) {
+        size_t best = i < nv ? i : nv - 1;
+        if (na != nv && a[i].pos >= 0) {
+            uint64_t bd = UINT64_MAX;
+            for (size_t k = 0; k < nv; k++) {
+                uint64_t d = v[k].pos < 0 ? UINT64_MAX
+                             : a[i].pos > v[k].pos ? (uint64_t)(a[i].pos - v[k].pos)
+                                                  : (uint64_t)(v[k].pos - a[i].pos);
+                if (d < bd) {
+                    bd = d;
+                    best = k;
+                }
+            }
+        }
+        a[i].owner = best;
+    }
+    off[0] = 0;
+    for (size_t k = 1; k < nv; k++) {
+        /* shown after the previous part's video, and decoded after it */
+        int64_t need = v[k - 1].end + off[k - 1] - v[k].first;
+        if (v[k - 1].dlast + off[k - 1] + 1 - v[k].dfirst > need)
+            need = v[k - 1].dlast + off[k - 1] + 1 - v[k].dfirst;
+        if (frame_us > 0) { /* the next whole frame slot counted from the first part's first frame */
+            double slots = ceil((double)(v[k].first + need - v[0].first) / frame_us - 1e-6);
+            need = v[0].first + llround(slots * frame_us) - v[k].first;
+        }
+        off[k] = need;
+    }
+}
+
+/* One stream being copied: its parts (pass 1), then where the copy is in them (pass 2). */
+struct track {
+    int in, out; /* stream index in the source, in the copy */
+    int audio;
+    AVRational tb;
+    double frame_us; /* a packet's duration when it states none (video) */
+    pc_stitch_part *parts;
+    int64_t *from; /* index (among its timed packets) of each part's first packet */
+    size_t n, cap;
+    int64_t count, last; /* timed packets so far; the last one's decode time (µs) */
+    size_t cur;          /* pass 2: the part being copied */
+    size_t out_part;     /* the part of the last packet written; its decode time */
+    int64_t out_last, dropped;
+};
+
+static int64_t us(int64_t t, AVRational tb)
+{
+    return av_rescale_q(t, tb, AV_TIME_BASE_Q);
+}
+
+/* Adds the packet to |t|'s parts. Returns 0, or PC_ENOMEM / PC_EMEDIALIMIT. */
+static int track_scan(struct track *t, const AVPacket *p)
+{
+    int64_t d = us(p->dts != AV_NOPTS_VALUE ? p->dts : p->pts, t->tb);
+    int64_t pt = p->pts != AV_NOPTS_VALUE ? us(p->pts, t->tb) : d;
+    int64_t dur = p->duration > 0 ? us(p->duration, t->tb) : llround(t->frame_us);
+    if (t->n == 0 || pc_stitch_jump(t->last, t->parts[t->n - 1].end, d)) {
+        if (t->n == PC_STITCH_MAX_PARTS)
+            return PC_EMEDIALIMIT;
+        if (t->n == t->cap) {
+            size_t nc = t->cap ? t->cap * 2 : 8;
+            pc_stitch_part *np = realloc(t->parts, nc * sizeof(*np));
+            if (np == NULL)
+                return PC_ENOMEM;
+            t->parts = np;
+            int64_t *nf = realloc(t->from, nc * sizeof(*nf));
+            if (nf == NULL)
+                return PC_ENOMEM;
+            t->from = nf;
+            t->cap = nc;
+        }
+        t->parts[t->n] = (pc_stitch_part){.first = pt, .end = pt + dur, .dfirst = d, .dlast = d, .pos = p->pos, .owner = t->n};
+        t->from[t->n++] = t->count;
+    } else {
+        pc_stitch_part *q = &t->parts[t->n - 1];
+        q->first = pt < q->first ? pt : q->first;
+        q->end = pt + dur > q->end ? pt + dur : q->end;
+        q->dfirst = d < q->dfirst ? d : q->dfirst;
+        q->dlast = d > q->dlast ? d : q->dlast;
+    }
+    t->last = d;
+    t->count++;
+    return 0;
+}
+
+static struct track *track_of(struct track *tr, int ntr, int idx)
+{
+    for (int i = 0; i < ntr; i++)
+        if (tr[i].in == idx)
+            return &tr[i];
+    return NULL;
+}
+
+static int interrupt_cb(void *opaque)
+{
+    return pc_job_canceled(opaque);
+}
+
+static int fail_av(pc_job *j, int e, const char *what)
+{
+    char eb[128];
+    if (pc_job_canceled(j))
+        return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+    return pc_job_fail(j, PC_EIO, 0, "io_error", "%s (%s)", what, pc_av_err(e, eb, sizeof(eb)));
+}
+
+/* Pass 1: every timed packet of the tracks, cut into parts. Returns 0 or fails |j|. */
+static int scan(pc_job *j, AVFormatContext *fmt, struct track *tr, int ntr, AVPacket *pkt)
+{
+    char eb[128];
+    for (int64_t k = 0;; k++) {
+        int r = av_read_frame(fmt, pkt);
+        if (r == AVERROR_EOF)
+            return 0;
+        if (r < 0) { /* as probe reads the file: up to the error (pass 2 stops at the same place) */
+            if (pc_job_canceled(j))
+                return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+            PC_LOGW("probe", "video %s: read error while stitching (%s); using what was read", j->video_id,
+                    pc_av_err(r, eb, sizeof(eb)));
+            return 0;
+        }
+        struct track *t = track_of(tr, ntr, pkt->stream_index);
+        if (t != NULL && (pkt->dts != AV_NOPTS_VALUE || pkt->pts != AV_NOPTS_VALUE)) {
+            if ((r = track_scan(t, pkt)) != 0) {
+                av_packet_unref(pkt);
+                if (r == PC_ENOMEM)
+                    return pc_job_fail(j, r, 0, "out_of_memory", "out of memory");
+                return pc_job_fail(j, r, 1, "undecodable", "the timestamps jump more than %d times", PC_STITCH_MAX_PARTS);
+            }
+        }
+        av_packet_unref(pkt);
+        if ((k & 1023) == 0 && pc_job_canceled(j))
+            return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+    }
+}
+
+/* Pass 2: the tracks' packets, moved by their part's offset, into |oc|; the time (µs) where each audio part
+ * after the first begins in |*joins| (room for a part each). Returns 0 or fails |j|. */
+static int copy(pc_job *j, AVFormatContext *fmt, AVFormatContext *oc, struct track *tr, int ntr, AVPacket *pkt,
+                const int64_t *off, int64_t **joins, size_t *njoins)
+{
+    for (int64_t k = 0;; k++) {
+        int r = av_read_frame(fmt, pkt);
+        if (r < 0)
+            return r == AVERROR_EOF || !pc_job_canceled(j) ? 0 : pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+        struct track *t = track_of(tr, ntr, pkt->stream_index);
+        if (t == NULL || (pkt->dts == AV_NOPTS_VALUE && pkt->pts == AV_NOPTS_VALUE)) {
+            av_packet_unref(pkt);
+            continue;
+        }
+        while (t->cur + 1 < t->n && t->count >= t->from[t->cur + 1])
+            t->cur++;
+        t->count++;
+        int64_t o = av_rescale_q(off[t->parts[t->cur].owner], AV_TIME_BASE_Q, t->tb);
+        if (pkt->pts != AV_NOPTS_VALUE)
+            pkt->pts += o;
+        if (pkt->dts != AV_NOPTS_VALUE)
+            pkt->dts += o;
+        int64_t d = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pkt->pts, p = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : d;
+        /* audio of a part that begins before the previous part's ends (audio usually starts a
+         * little before the video and outlasts it): packets that would be decoded before the last one
+         * written go; the audio task trims the overlap that remains, exactly, at the join */
+        if (t->audio && t->out_last != AV_NOPTS_VALUE && d <= t->out_last) {
+            t->dropped++;
+            av_packet_unref(pkt);
+            continue;
+        }
+        if (t->audio && t->cur != t->out_part && t->out_last != AV_NOPTS_VALUE) {
+            if (*njoins == t->n) { /* cannot happen: a join per part */
+                av_packet_unref(pkt);
+                return pc_job_fail(j, PC_EINTERNAL, 0, "internal_error", "stitching lost count of the audio parts");
+            }
+            (*joins)[(*njoins)++] = us(p, t->tb);
+        }
+        t->out_last = d;
+        t->out_part = t->cur;
+        pkt->stream_index = t->out;
+        pkt->pos = -1;
+        av_packet_rescale_ts(pkt, t->tb, oc->streams[t->out]->time_base);
+        if ((r = av_interleaved_write_frame(oc, pkt)) < 0) {
+            char eb[128];
+            av_packet_unref(pkt);
+            if (pc_job_canceled(j))
+                return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+            return pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable",
+                               "the timestamps jump back (recordings joined with a discontinuity) and the parts cannot be "
+                               "joined (%s)",
+                               pc_av_err(r, eb, sizeof(eb)));
+        }
+        if ((k & 1023) == 0 && pc_job_canceled(j))
+            return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+    }
+}
+
+/* The copy's streams, as the source's. Returns 0 or an AVERROR. */
+static int add_streams(AVFormatContext *fmt, AVFormatContext *oc, struct track *tr, int ntr)
+{
+    for (int i = 0; i < ntr; i++) {
+        const AVStream *in = fmt->streams[tr[i].in];
+        AVStream *st = avformat_new_stream(oc, NULL);
+        if (st == NULL)
+            return AVERROR(ENOMEM);
+        int r = avcodec_parameters_copy(st->codecpar, in->codecpar);
+        if (r < 0)
+            return r;
+        st->codecpar->codec_tag = 0;
+        st->time_base = in->time_base;
+        st->sample_aspect_ratio = in->sample_aspect_ratio;
+        st->avg_frame_rate = in->avg_frame_rate;
+        st->r_frame_rate = in->r_frame_rate;
+        st->disposition = in->disposition;
+        for (int k = 0; k < in->nb_side_data; k++) { /* the display matrix, HDR metadata */
+            uint8_t *d = av_stream_new_side_data(st, in->side_data[k].type, in->side_data[k].size);
+            if (d == NULL)
+                return AVERROR(ENOMEM);
+            memcpy(d, in->side_data[k].data, in->side_data[k].size);
+        }
+        tr[i].out = st->index;
+    }
+    return 0;
+}
+
+int pc_stitch(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, const char *dst, int64_t **joins,
+              size_t *njoins)
+{
+    char tmp[4300];
+    snprintf(tmp, sizeof(tmp), "%s.part", dst);
+    struct track tr[2];
+    memset(tr, 0, sizeof(tr));
+    int ntr = aidx >= 0 ? 2 : 1;
+    tr[0].in = vidx;
+    tr[1].in = aidx;
+    tr[1].audio = 1;
+    AVFormatContext *fmt = NULL, *oc = NULL;
+    AVPacket *pkt = av_packet_alloc();
+    int64_t *off = NULL;
+    int ret = -1, wrote = 0;
+    *joins = NULL;
+    *njoins = 0;
+    if (pkt == NULL) {
+        pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+        goto out;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        int e = pc_av_open(j, src, fmt_flags, &fmt);
+        if (e >= 0)
+            e = avformat_find_stream_info(fmt, NULL);
+        if (e >= 0 && (vidx >= (int)fmt->nb_streams || aidx >= (int)fmt->nb_streams))
+            e = AVERROR_STREAM_NOT_FOUND;
+        if (e < 0) {
+            fail_av(j, e, "cannot reopen the source");
+            goto out;
+        }
+        for (int i = 0; i < ntr; i++) {
+            tr[i].tb = fmt->streams[tr[i].in]->time_base;
+            tr[i].cur = 0;
+            tr[i].count = 0;
+            tr[i].out_last = AV_NOPTS_VALUE;
+        }
+        if (pass == 0) {
+            AVRational fr = fmt->streams[vidx]->avg_frame_rate;
+            if (fr.num <= 0 || fr.den <= 0)
+                fr = fmt->streams[vidx]->r_frame_rate;
+            tr[0].frame_us = fr.num > 0 && fr.den > 0 && av_q2d(fr) <= 1000 ? 1e6 / av_q2d(fr) : 0;
+            if (scan(j, fmt, tr, ntr, pkt) != 0)
+                goto out;
+            if (tr[0].n == 0) {
+                pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "the video stream holds no frames");
+                goto out;
+            }
+            if ((off = calloc(tr[0].n, sizeof(*off))) == NULL) {
+                pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+                goto out;
+            }
+            pc_stitch_offsets(tr[0].parts, tr[0].n, tr[1].parts, ntr > 1 ? tr[1].n : 0, tr[0].frame_us, off);
+            for (int i = 0; i < ntr; i++)
+                for (size_t k = 0; k < tr[i].n; k++)
+                    PC_LOGI("probe", "video %s: %s part %zu: %.3f-%.3f s, moved %+.3f s", j->video_id, i ? "audio" : "video",
+                            k, tr[i].parts[k].first / 1e6, tr[i].parts[k].end / 1e6, off[tr[i].parts[k].owner] / 1e6);
+            avformat_close_input(&fmt);
+            continue;
+        }
+        if ((e = avformat_alloc_output_context2(&oc, NULL, "matroska", tmp)) < 0 || (e = add_streams(fmt, oc, tr, ntr)) < 0) {
+            fail_av(j, e, "cannot set up the joined copy");
+            goto out;
+        }
+        oc->interrupt_callback.callback = interrupt_cb;
+        oc->interrupt_callback.opaque = j;
+        if ((e = avio_open2(&oc->pb, tmp, AVIO_FLAG_WRITE, &oc->interrupt_callback, NULL)) < 0) {
+            fail_av(j, e, "cannot write the joined copy");
+            goto out;
+        }
+        wrote = 1;
+        if ((e = avformat_write_header(oc, NULL)) < 0) {
+            char eb[128];
+            if (pc_job_canceled(j))
+                pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+            else /* a codec Matroska cannot carry (DVD LPCM) */
+                pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable",
+                            "the timestamps jump back (recordings joined with a discontinuity) and the parts cannot be "
+                            "joined (%s); remux each part, or the whole with continuous times, and upload that",
+                            pc_av_err(e, eb, sizeof(eb)));
+            goto out;
+        }
+        if (ntr > 1 && (*joins = malloc((tr[1].n + 1) * sizeof(**joins))) == NULL) {
+            pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+            goto out;
+        }
+        if (copy(j, fmt, oc, tr, ntr, pkt, off, joins, njoins) != 0)
+            goto out;
+        if ((e = av_write_trailer(oc)) < 0 || (e = avio_closep(&oc->pb)) < 0) {
+            fail_av(j, e, "cannot write the joined copy");
+            goto out;
+        }
+        if (rename(tmp, dst) != 0) {
+            pc_job_fail(j, PC_EIO, 0, "io_error", "cannot write the joined copy");
+            goto out;
+        }
+        wrote = 0;
+        if (ntr > 1 && tr[1].dropped > 0)
+            PC_LOGI("probe", "video %s: %" PRId64 " audio packets overlapping the part before were dropped", j->video_id,
+                    tr[1].dropped);
+        ret = (int)tr[0].n;
+    }
+out:
+    if (oc != NULL) {
+        avio_closep(&oc->pb);
+        avformat_free_context(oc);
+    }
+    if (wrote)
+        unlink(tmp);
+    if (fmt != NULL)
+        avformat_close_input(&fmt);
+    av_packet_free(&pkt);
+    free(off);
+    if (ret < 0) {
+        free(*joins);
+        *joins = NULL;
+        *njoins = 0;
+    }
+    for (int i = 0; i < 2; i++) {
+        free(tr[i].parts);
+        free(tr[i].from);
+    }
+    return ret;
+}

@@ -1,0 +1,65 @@
+/*
+ * stitch: recordings joined into one MPEG-TS or -PS file (cat part1.ts part2.ts, a DVR's split
+ * recording, a capture across a channel change) restart their clock where the parts meet, or leap
+ * ahead. Probe finds the first such jump; this module then copies the video and audio packets,
+ * unchanged, into a Matroska file in the work directory with each part's times moved to follow the
+ * part before, as `ffmpeg -i joined.ts` plays it, and the pipeline goes on from that copy.
+ *
+ * Each stream is cut into parts by its own jumps (a demuxer may hand out the last packets of one
+ * part after the first of the next), and a part's audio goes with the video part that starts nearest
+ * in the file. Every video part after the first is moved to be shown right after the previous one's
+ * last frame (and decoded after it), on the first part's frame grid; its audio moves with it, so each
+ * part keeps its own lip sync. Audio usually starts a little before the video and outlasts it, so a
+ * part's audio may begin before the previous part's ends: the packets that would decode before the
+ * last one copied go, and the audio task, told where each part's audio begins, trims what still
+ * overlaps (or fills a gap with silence) to the sample there.
+ */
+#ifndef PC_ORIGIN_STITCH_H
+#define PC_ORIGIN_STITCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "job.h"
+
+/* the copy, in the video's work directory; the plan's "stitched" says the tasks read it */
+#define PC_STITCHED_NAME "stitched.mkv"
+#define PC_STITCH_MAX_PARTS 4096
+/* a jump forward larger than this is a discontinuity too (ffmpeg's dts_delta_threshold), in µs */
+#define PC_STITCH_GAP_US (10 * 1000000LL)
+
+/* Whether a packet at decode time |t| (µs) starts a new part of a stream whose last packet was at
+ * |last| and whose part so far ends at |end|: its clock went back, or leapt ahead. */
+static inline int pc_stitch_jump(int64_t last, int64_t end, int64_t t)
+{
+    return t < last || t > end + PC_STITCH_GAP_US;
+}
+
+/* One part of one stream, in µs of that part's own clock. */
+typedef struct pc_stitch_part {
+    int64_t first;  /* earliest presentation time (a packet without one: its decode time) */
+    int64_t end;    /* latest presentation time plus duration */
+    int64_t dfirst; /* earliest decode time (a packet without one: its presentation time) */
+    int64_t dlast;  /* latest decode time */
+    int64_t pos;   /* byte position of its first packet, or -1 */
+    size_t owner;  /* the video part it goes with: a video part's own index; set for audio by pc_stitch_offsets */
+} pc_stitch_part;
+
+/*
+ * The offset (µs) to add to each of the |nv| video parts |v| (and the audio parts that go with it),
+ * in |off|, and the video part each of the |na| audio parts |a| goes with: one to one when the counts
+ * agree, else the video part that starts nearest in the file. |frame_us| > 0 puts each part's first
+ * video frame on the grid of the first part's frames. off[0] is always 0.
+ */
+void pc_stitch_offsets(const pc_stitch_part *v, size_t nv, pc_stitch_part *a, size_t na, double frame_us, int64_t *off);
+
+/*
+ * Copies stream |vidx| and |aidx| (-1: none) of |src| (opened with AVFMT_FLAG_* |fmt_flags|) into
+ * the Matroska file |dst|, parts moved as above; |*joins| gets the |*njoins| times (µs, the copy's
+ * clock) where an audio part after the first begins (free() it). Returns the number of parts the
+ * video had, or fails |j| and returns -1.
+ */
+int pc_stitch(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, const char *dst, int64_t **joins,
+              size_t *njoins);
+
+#endif

@@ -1,0 +1,108 @@
+/* stitch: where joined recordings' parts start a new part, and how far each part moves. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "stitch.h"
+
+#define S 1000000LL                 /* µs per second */
+#define FRAME30 (1e6 / 30)          /* one frame at 30 fps, µs */
+/* an MPEG-TS part as ffmpeg writes it: B-frames decode a frame or two before they show */
+#define TS_PART(t0, len, at)                                                                                          \
+    ((pc_stitch_part){.first = (t0), .end = (t0) + (len), .dfirst = (t0) - 66667, .dlast = (t0) + (len) - 100000, \
+                      .pos = (at), .owner = 0})
+
+static void jump_is_back_or_far_ahead(void **state)
+{
+    (void)state;
+    assert_false(pc_stitch_jump(5 * S, 5 * S, 5 * S)); /* the same decode time twice: not a new part */
+    assert_false(pc_stitch_jump(5 * S, 5 * S + 33367, 5 * S + 33367));
+    assert_true(pc_stitch_jump(5 * S, 5 * S, 5 * S - 1)); /* any step back */
+    assert_true(pc_stitch_jump(5 * S, 5 * S, S));
+    assert_false(pc_stitch_jump(5 * S, 6 * S, 6 * S + PC_STITCH_GAP_US)); /* a gap of 10 s is a gap */
+    assert_true(pc_stitch_jump(5 * S, 6 * S, 6 * S + PC_STITCH_GAP_US + 1));
+}
+
+static void cat_of_the_same_clock_follows_on_frame_for_frame(void **state)
+{
+    (void)state;
+    /* two 3 s recordings whose clocks both start at 1.4667 s */
+    pc_stitch_part v[2] = {TS_PART(1466667, 3 * S, 0), TS_PART(1466667, 3 * S, 500000)};
+    int64_t off[2] = {-1, -1};
+    pc_stitch_offsets(v, 2, NULL, 0, FRAME30, off);
+    assert_int_equal(off[0], 0);
+    assert_int_equal(off[1], 3 * S); /* frame 90 right after frame 89 */
+}
+
+static void a_leap_ahead_is_closed(void **state)
+{
+    (void)state;
+    pc_stitch_part v[3] = {TS_PART(1466667, 3 * S, 0), TS_PART(1466667, 3 * S, 1000), TS_PART(3601400000, 2 * S, 2000)};
+    int64_t off[3];
+    pc_stitch_offsets(v, 3, NULL, 0, FRAME30, off);
+    assert_int_equal(off[1], 3 * S);
+    assert_int_equal(v[2].first + off[2], 1466667 + 6 * S); /* shown right after the second part */
+    assert_true(off[2] < -3590 * S);
+}
+
+static void a_part_off_the_grid_moves_to_the_next_frame_slot(void **state)
+{
+    (void)state;
+    /* the first part's last frame lasts 10 ms longer than the others: the second part goes to the next
+     * slot of the first's frame grid, not onto the last frame nor off the grid */
+    pc_stitch_part v[2] = {TS_PART(0, 3 * S + 10000, 0), TS_PART(1400000, 3 * S, 100)};
+    int64_t off[2];
+    pc_stitch_offsets(v, 2, NULL, 0, FRAME30, off);
+    assert_int_equal(v[1].first + off[1], 3033333); /* slot 91 */
+    /* without a known frame rate it follows on exactly */
+    pc_stitch_offsets(v, 2, NULL, 0, 0, off);
+    assert_int_equal(v[1].first + off[1], v[0].end);
+}
+
+static void decode_order_is_kept_across_the_join(void **state)
+{
+    (void)state;
+    /* the second part decodes 0.5 s before it shows (a long reorder delay): its first packet must still
+     * decode after the first part's last */
+    pc_stitch_part v[2] = {TS_PART(0, 3 * S, 0), TS_PART(0, 3 * S, 100)};
+    v[1].dfirst = -500000;
+    int64_t off[2];
+    pc_stitch_offsets(v, 2, NULL, 0, FRAME30, off);
+    assert_true(v[1].dfirst + off[1] > v[0].dlast);
+    assert_int_equal(off[1], 3433333); /* 3.4 s and a µs at least, so on the grid: slot 103 */
+}
+
+static void audio_goes_with_its_video_part(void **state)
+{
+    (void)state;
+    pc_stitch_part v[3] = {TS_PART(0, 3 * S, 0), TS_PART(0, 3 * S, 50000), TS_PART(0, 3 * S, 90000)};
+    pc_stitch_part a[3] = {TS_PART(-20000, 3 * S, 10), TS_PART(-20000, 3 * S, 50100), TS_PART(-20000, 3 * S, 90100)};
+    int64_t off[3];
+    pc_stitch_offsets(v, 3, a, 3, FRAME30, off);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(a[i].owner, i); /* one to one when the counts agree */
+    assert_int_equal(off[1], 3 * S);     /* the video decides; audio overlap is trimmed by the audio task */
+    assert_int_equal(off[2], 6 * S);
+    /* the middle part has no audio: the last audio part goes with the video part nearest in the file */
+    pc_stitch_part a2[2] = {a[0], a[2]};
+    pc_stitch_offsets(v, 3, a2, 2, FRAME30, off);
+    assert_int_equal(a2[0].owner, 0);
+    assert_int_equal(a2[1].owner, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(jump_is_back_or_far_ahead),
+        cmocka_unit_test(cat_of_the_same_clock_follows_on_frame_for_frame),
+        cmocka_unit_test(a_leap_ahead_is_closed),
+        cmocka_unit_test(a_part_off_the_grid_moves_to_the_next_frame_slot),
+        cmocka_unit_test(decode_order_is_kept_across_the_join),
+        cmocka_unit_test(audio_goes_with_its_video_part),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
