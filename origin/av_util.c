@@ -36,8 +36,11 @@ int pc_av_open_source(pc_job *j, const json_t *plan, AVFormatContext **out)
 {
     char path[4200];
     const char *src = j->source;
-    if (json_is_true(json_object_get(plan, "stitched"))) {
-        snprintf(path, sizeof(path), "%s/" PC_STITCHED_NAME, j->work_dir);
+    const char *copy = json_string_value(json_object_get(plan, "copy"));
+    if (copy != NULL) {
+        if (strcmp(copy, PC_STITCHED_NAME) != 0 && strcmp(copy, PC_TIMED_NAME) != 0)
+            return AVERROR(EINVAL); /* the plan names only our own copies */
+        snprintf(path, sizeof(path), "%s/%s", j->work_dir, copy);
         src = path;
     }
     return pc_av_open(j, src, json_is_true(json_object_get(plan, "genpts")) ? AVFMT_FLAG_GENPTS : 0, out);

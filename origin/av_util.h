@@ -16,8 +16,8 @@
  * (AVFMT_FLAG_GENPTS for a source some of whose video packets lack a pts: the plan's "genpts").
  * Returns an AVERROR or 0. */
 int pc_av_open(pc_job *j, const char *path, int fmt_flags, AVFormatContext **out);
-/* Opens the video's source as |plan| says: the stitched copy of joined recordings (stitch.h) when it
- * has "stitched", with AVFMT_FLAG_GENPTS when it has "genpts". Returns an AVERROR or 0. */
+/* Opens the video's source as |plan| says: the copy in the work directory its "copy" names (stitch.h),
+ * else the upload; with AVFMT_FLAG_GENPTS when it has "genpts". Returns an AVERROR or 0. */
 int pc_av_open_source(pc_job *j, const json_t *plan, AVFormatContext **out);
 /* Index of the main video stream (attached pictures excluded) or -1. */
 int pc_av_video_stream(const AVFormatContext *fmt);

@@ -187,15 +187,26 @@ out:
     return r;
 }
 
-/* What probe_source found when a recording's clock jumps: the streams to stitch and how to read them. */
-struct jump {
-    int vidx, aidx, fmt_flags;
+/* An upload the pipeline reads through a copy in the work directory (stitch.h): what probe_source
+ * found that asks for one, then what the copy is. */
+enum { REMAKE_STITCH = 1, REMAKE_TIMED };
+struct remake {
+    int kind;           /* REMAKE_*: a recording whose clock jumps; video packets without any timestamp */
+    int vidx, aidx;     /* the streams to copy (aidx -1: none) */
+    int fmt_flags;      /* how to read the upload */
+    AVRational fps;     /* REMAKE_TIMED: the rate to time the frames at */
+    const char *format; /* the upload's container (libavformat's static name) */
+    int64_t size;       /* the upload's size */
+    /* once made */
+    const char *name;     /* the copy's file name in the work directory */
+    int parts;            /* REMAKE_STITCH: parts joined; their audio begins at joins (µs) */
+    const int64_t *joins;
+    size_t njoins;
 };
 
-/* Probes |src|: the upload, or its stitched copy (|parts| > 0 parts joined; its audio parts begin at
- * |joins|, µs). Returns 0 or the job's
- * error, or 1 with |*jump| filled when |src| is the upload and its timestamps jump (stitch.h). */
-static int probe_source(pc_job *j, const char *src, int parts, const int64_t *joins, size_t njoins, struct jump *jump)
+/* Probes |src|: the upload (|*rm| zeroed), or its copy (|rm->name| set). Returns 0 or the job's error,
+ * or 1 with |*rm| filled when |src| is the upload and needs a copy. */
+static int probe_source(pc_job *j, const char *src, struct remake *rm)
 {
     char eb[128];
     struct stat st;
@@ -210,7 +221,7 @@ static int probe_source(pc_job *j, const char *src, int parts, const int64_t *jo
     /* pts: every video packet's time; shown: those a player shows (see the loop); keys: keyframes' */
     int64_t *pts = NULL, *keys = NULL, *shown = NULL, *map = NULL;
     size_t nkeys = 0, keycap = 0, nshown = 0, shcap = 0, nmap = 0;
-    int r = pc_av_open(j, src, 0, &fmt), genpts = 0, stitch = 0;
+    int r = pc_av_open(j, src, 0, &fmt), genpts = 0, remake = 0;
     if (r < 0) {
         if (pc_job_canceled(j))
             return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
@@ -285,6 +296,20 @@ demux:
             int64_t t = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
             if (t == AV_NOPTS_VALUE) {
                 av_packet_unref(pkt);
+                if (n == 0 && rm->name == NULL) {
+                    /* a raw H.264 or HEVC elementary stream: no times at all. Copied into MP4 with
+                     * its frames timed at the stream's rate (ffmpeg's 25 fps when it states none)
+                     * in decode order, it is a file whose times are decode order (below). */
+                    AVRational fr = vs->r_frame_rate.num > 0 && vs->r_frame_rate.den > 0 ? vs->r_frame_rate : vs->avg_frame_rate;
+                    if (fr.num <= 0 || fr.den <= 0 || av_q2d(fr) > 240 || av_q2d(fr) < 0.1)
+                        fr = (AVRational){25, 1};
+                    PC_LOGW("probe", "video %s: the video packets carry no timestamps; timing the frames at %d/%d fps",
+                            j->video_id, fr.num, fr.den);
+                    *rm = (struct remake){.kind = REMAKE_TIMED, .vidx = vidx, .aidx = -1, .fmt_flags = genpts, .fps = fr,
+                                          .format = fmt->iformat->name, .size = (int64_t)st.st_size};
+                    remake = 1;
+                    goto out;
+                }
                 pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "video packets carry no timestamps");
                 goto out;
             }
@@ -391,9 +416,10 @@ demux:
     if (jump_at != AV_NOPTS_VALUE) {
         PC_LOGW("probe", "video %s: the timestamps jump after %.1f s (recordings joined with a discontinuity); stitching",
                 j->video_id, (double)(jump_at - (n > 0 ? pts[0] : 0)) * av_q2d(vs->time_base));
-        if (parts == 0) {
-            *jump = (struct jump){vidx, audio_ok ? aidx : -1, genpts};
-            stitch = 1;
+        if (rm->name == NULL) {
+            *rm = (struct remake){.kind = REMAKE_STITCH, .vidx = vidx, .aidx = audio_ok ? aidx : -1, .fmt_flags = genpts,
+                                  .format = fmt->iformat->name, .size = (int64_t)st.st_size};
+            remake = 1;
             goto out;
         }
         pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable",
@@ -522,8 +548,10 @@ demux:
         json_object_set_new(video, "retime", json_true());
     if (genpts)
         json_object_set_new(video, "genpts", json_true());
-    if (parts > 0) /* the tasks read work/<id>/stitched.mkv */
-        json_object_set_new(video, "stitched", json_integer(parts));
+    if (rm->name != NULL) /* the tasks read work/<id>/<copy> */
+        json_object_set_new(video, "copy", json_string(rm->name));
+    if (rm->parts > 0)
+        json_object_set_new(video, "stitched", json_integer(rm->parts));
     json_t *audio = json_null();
     if (audio_ok) {
         const AVCodecParameters *ap = fmt->streams[aidx]->codecpar;
@@ -531,10 +559,10 @@ demux:
                           "sample_rate", ap->sample_rate, "channels", ap->ch_layout.nb_channels, "time_base",
                           fmt->streams[aidx]->time_base.num, fmt->streams[aidx]->time_base.den);
     }
-    if (njoins > 0 && audio_ok) { /* where audio.c resynchronises to the sample */
+    if (rm->njoins > 0 && audio_ok) { /* where audio.c resynchronises to the sample */
         json_t *ja = json_array();
-        for (size_t i = 0; i < njoins; i++)
-            json_array_append_new(ja, json_real((double)joins[i] / 1e6));
+        for (size_t i = 0; i < rm->njoins; i++)
+            json_array_append_new(ja, json_real((double)rm->joins[i] / 1e6));
         json_object_set_new(audio, "joins", ja);
     }
     /* the colour the frames are in: what the first frame says (an alternative-transfer SEI included),
@@ -543,7 +571,9 @@ demux:
     colour_fill(&col, colour_of_par(vp));
     colour_fill(&col, (unsigned)vidx < COLOUR_STREAMS ? box[vidx] : COLOUR_UNKNOWN);
     json_object_set_new(video, "colour", json_pack("[i,i,i]", col.trc, col.pri, col.spc));
-    json_t *info = json_pack("{s:s, s:I, s:f, s:o, s:o}", "format", fmt->iformat->name, "size", (json_int_t)st.st_size,
+    /* what the upload is, also when its stitched copy was probed */
+    json_t *info = json_pack("{s:s, s:I, s:f, s:o, s:o}", "format", rm->name != NULL ? rm->format : fmt->iformat->name,
+                             "size", (json_int_t)(rm->name != NULL ? rm->size : (int64_t)st.st_size),
                              "duration", duration, "video", video, "audio", audio);
     j->result = pc_json_dump(info);
     json_decref(info);
@@ -560,26 +590,30 @@ out:
     av_packet_free(&pkt);
     avcodec_free_context(&dec);
     avformat_close_input(&fmt);
-    return stitch && j->err == 0 ? 1 : j->err;
+    return remake && j->err == 0 ? 1 : j->err;
 }
 
 int pc_task_probe(pc_job *j)
 {
-    struct jump jump;
-    int r = probe_source(j, j->source, 0, NULL, 0, &jump);
+    struct remake rm = {0};
+    int r = probe_source(j, j->source, &rm);
     if (r != 1)
         return r;
+    rm.name = rm.kind == REMAKE_STITCH ? PC_STITCHED_NAME : PC_TIMED_NAME;
     char path[4200];
-    snprintf(path, sizeof(path), "%s/" PC_STITCHED_NAME, j->work_dir);
+    snprintf(path, sizeof(path), "%s/%s", j->work_dir, rm.name);
     if ((r = pc_mkdirs(j->work_dir)) != 0)
         return pc_job_fail(j, r, 0, "io_error", "cannot create the work directory");
     int64_t *joins = NULL;
-    size_t njoins = 0;
-    int parts = pc_stitch(j, j->source, jump.fmt_flags, jump.vidx, jump.aidx, path, &joins, &njoins);
-    if (parts < 0)
+    if (rm.kind == REMAKE_STITCH) {
+        if ((rm.parts = pc_stitch(j, j->source, rm.fmt_flags, rm.vidx, rm.aidx, path, &joins, &rm.njoins)) < 0)
+            return j->err;
+        rm.joins = joins;
+        PC_LOGI("probe", "video %s: %d parts stitched into %s", j->video_id, rm.parts, path);
+    } else if (pc_copy_timed(j, j->source, rm.fmt_flags, rm.vidx, rm.fps, path) != 0) {
         return j->err;
-    PC_LOGI("probe", "video %s: %d parts stitched into %s", j->video_id, parts, path);
-    r = probe_source(j, path, parts, joins, njoins, &jump);
+    }
+    r = probe_source(j, path, &rm);
     free(joins);
     return r;
 }
@@ -730,8 +764,8 @@ int pc_task_plan(pc_job *j)
     }
     if (json_is_true(json_object_get(v, "genpts"))) /* open the source with AVFMT_FLAG_GENPTS */
         json_object_set_new(plan, "genpts", json_true());
-    if (pc_json_int(v, "stitched", 0) > 0) /* open the stitched copy */
-        json_object_set_new(plan, "stitched", json_true());
+    if (json_is_string(json_object_get(v, "copy"))) /* open the copy in the work directory */
+        json_object_set(plan, "copy", json_object_get(v, "copy"));
     json_t *colour = json_object_get(v, "colour"); /* [transfer, primaries, matrix] as probed */
     if (json_is_array(colour))
         json_object_set(plan, "colour", colour);

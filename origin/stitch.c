@@ -121,6 +121,122 @@ static int fail_av(pc_job *j, int e, const char *what)
     return pc_job_fail(j, PC_EIO, 0, "io_error", "%s (%s)", what, pc_av_err(e, eb, sizeof(eb)));
 }
 
+/* The copy's streams, as the source's. Returns 0 or an AVERROR. */
+static int add_streams(AVFormatContext *fmt, AVFormatContext *oc, struct track *tr, int ntr)
+{
+    for (int i = 0; i < ntr; i++) {
+        const AVStream *in = fmt->streams[tr[i].in];
+        AVStream *st = avformat_new_stream(oc, NULL);
+        if (st == NULL)
+            return AVERROR(ENOMEM);
+        int r = avcodec_parameters_copy(st->codecpar, in->codecpar);
+        if (r < 0)
+            return r;
+        st->codecpar->codec_tag = 0;
+        st->time_base = in->time_base;
+        st->sample_aspect_ratio = in->sample_aspect_ratio;
+        st->avg_frame_rate = in->avg_frame_rate;
+        st->r_frame_rate = in->r_frame_rate;
+        st->disposition = in->disposition;
+        for (int k = 0; k < in->nb_side_data; k++) { /* the display matrix, HDR metadata */
+            uint8_t *d = av_stream_new_side_data(st, in->side_data[k].type, in->side_data[k].size);
+            if (d == NULL)
+                return AVERROR(ENOMEM);
+            memcpy(d, in->side_data[k].data, in->side_data[k].size);
+        }
+        tr[i].out = st->index;
+    }
+    return 0;
+}
+
+/* An output being written: |tmp| until finished, then renamed to its name. */
+struct out {
+    AVFormatContext *oc;
+    char tmp[4300];
+    int opened; /* tmp exists */
+};
+
+/* Opens |o| with |muxer| for the tracks' streams of |fmt|, next to |dst|. |refusal| is the message
+ * when the muxer refuses a stream (a codec the container cannot carry). Returns 0 or fails |j|. */
+static int out_open(pc_job *j, struct out *o, const char *muxer, const char *dst, AVFormatContext *fmt, struct track *tr,
+                    int ntr, const char *refusal)
+{
+    char eb[128];
+    snprintf(o->tmp, sizeof(o->tmp), "%s.part", dst);
+    int e = avformat_alloc_output_context2(&o->oc, NULL, muxer, o->tmp);
+    if (e >= 0)
+        e = add_streams(fmt, o->oc, tr, ntr);
+    if (e < 0)
+        return fail_av(j, e, "cannot set up the copy of the source");
+    o->oc->interrupt_callback.callback = interrupt_cb;
+    o->oc->interrupt_callback.opaque = j;
+    if ((e = avio_open2(&o->oc->pb, o->tmp, AVIO_FLAG_WRITE, &o->oc->interrupt_callback, NULL)) < 0)
+        return fail_av(j, e, "cannot write the copy of the source");
+    o->opened = 1;
+    if ((e = avformat_write_header(o->oc, NULL)) < 0) {
+        if (pc_job_canceled(j))
+            return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+        return pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "%s (%s)", refusal, pc_av_err(e, eb, sizeof(eb)));
+    }
+    return 0;
+}
+
+/* Writes |pkt| (the copy's stream index and time base set) to |o|. Returns 0 or fails |j|. */
+static int out_write(pc_job *j, struct out *o, AVPacket *pkt, const char *refusal)
+{
+    char eb[128];
+    int e = av_interleaved_write_frame(o->oc, pkt);
+    if (e >= 0)
+        return 0;
+    av_packet_unref(pkt);
+    if (pc_job_canceled(j))
+        return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+    if (e == AVERROR(EINVAL)) /* the muxer's checks: timestamps it cannot take */
+        return pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "%s (%s)", refusal, pc_av_err(e, eb, sizeof(eb)));
+    return fail_av(j, e, "cannot write the copy of the source");
+}
+
+/* Finishes |o| as |dst|. Returns 0 or fails |j|. */
+static int out_finish(pc_job *j, struct out *o, const char *dst)
+{
+    int e = av_write_trailer(o->oc);
+    if (e >= 0)
+        e = avio_closep(&o->oc->pb);
+    if (e < 0)
+        return fail_av(j, e, "cannot write the copy of the source");
+    if (rename(o->tmp, dst) != 0)
+        return pc_job_fail(j, PC_EIO, 0, "io_error", "cannot write the copy of the source");
+    o->opened = 0;
+    return 0;
+}
+
+static void out_close(struct out *o)
+{
+    if (o->oc != NULL) {
+        avio_closep(&o->oc->pb);
+        avformat_free_context(o->oc);
+        o->oc = NULL;
+    }
+    if (o->opened)
+        unlink(o->tmp);
+    o->opened = 0;
+}
+
+/* Opens |src| for a pass over it, with streams |vidx| and |aidx| (-1: none) present. Returns 0 or fails |j|. */
+static int open_src(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, AVFormatContext **fmt)
+{
+    int e = pc_av_open(j, src, fmt_flags, fmt);
+    if (e >= 0)
+        e = avformat_find_stream_info(*fmt, NULL);
+    if (e >= 0 && (vidx >= (int)(*fmt)->nb_streams || aidx >= (int)(*fmt)->nb_streams))
+        e = AVERROR_STREAM_NOT_FOUND;
+    return e < 0 ? fail_av(j, e, "cannot reopen the source") : 0;
+}
+
+#define JOIN_REFUSED                                                                                                  \
+    "the timestamps jump (recordings joined with a discontinuity) and the parts cannot be joined; remux each part, " \
+    "or the whole with continuous times, and upload that"
+
 /* Pass 1: every timed packet of the tracks, cut into parts. Returns 0 or fails |j|. */
 static int scan(pc_job *j, AVFormatContext *fmt, struct track *tr, int ntr, AVPacket *pkt)
 {
@@ -151,9 +267,9 @@ static int scan(pc_job *j, AVFormatContext *fmt, struct track *tr, int ntr, AVPa
     }
 }
 
-/* Pass 2: the tracks' packets, moved by their part's offset, into |oc|; the time (µs) where each audio part
+/* Pass 2: the tracks' packets, moved by their part's offset, into |o|; the time (µs) where each audio part
  * after the first begins in |*joins| (room for a part each). Returns 0 or fails |j|. */
-static int copy(pc_job *j, AVFormatContext *fmt, AVFormatContext *oc, struct track *tr, int ntr, AVPacket *pkt,
+static int copy(pc_job *j, AVFormatContext *fmt, struct out *o, struct track *tr, int ntr, AVPacket *pkt,
                 const int64_t *off, int64_t **joins, size_t *njoins)
 {
     for (int64_t k = 0;; k++) {
@@ -168,11 +284,11 @@ static int copy(pc_job *j, AVFormatContext *fmt, AVFormatContext *oc, struct tra
         while (t->cur + 1 < t->n && t->count >= t->from[t->cur + 1])
             t->cur++;
         t->count++;
-        int64_t o = av_rescale_q(off[t->parts[t->cur].owner], AV_TIME_BASE_Q, t->tb);
+        int64_t move = av_rescale_q(off[t->parts[t->cur].owner], AV_TIME_BASE_Q, t->tb);
         if (pkt->pts != AV_NOPTS_VALUE)
-            pkt->pts += o;
+            pkt->pts += move;
         if (pkt->dts != AV_NOPTS_VALUE)
-            pkt->dts += o;
+            pkt->dts += move;
         int64_t d = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pkt->pts, p = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : d;
         /* audio of a part that begins before the previous part's ends (audio usually starts a
          * little before the video and outlasts it): packets that would be decoded before the last one
@@ -193,65 +309,28 @@ static int copy(pc_job *j, AVFormatContext *fmt, AVFormatContext *oc, struct tra
         t->out_part = t->cur;
         pkt->stream_index = t->out;
         pkt->pos = -1;
-        av_packet_rescale_ts(pkt, t->tb, oc->streams[t->out]->time_base);
-        if ((r = av_interleaved_write_frame(oc, pkt)) < 0) {
-            char eb[128];
-            av_packet_unref(pkt);
-            if (pc_job_canceled(j))
-                return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
-            return pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable",
-                               "the timestamps jump back (recordings joined with a discontinuity) and the parts cannot be "
-                               "joined (%s)",
-                               pc_av_err(r, eb, sizeof(eb)));
-        }
+        av_packet_rescale_ts(pkt, t->tb, o->oc->streams[t->out]->time_base);
+        if (out_write(j, o, pkt, JOIN_REFUSED) != 0)
+            return -1;
         if ((k & 1023) == 0 && pc_job_canceled(j))
             return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
     }
 }
 
-/* The copy's streams, as the source's. Returns 0 or an AVERROR. */
-static int add_streams(AVFormatContext *fmt, AVFormatContext *oc, struct track *tr, int ntr)
-{
-    for (int i = 0; i < ntr; i++) {
-        const AVStream *in = fmt->streams[tr[i].in];
-        AVStream *st = avformat_new_stream(oc, NULL);
-        if (st == NULL)
-            return AVERROR(ENOMEM);
-        int r = avcodec_parameters_copy(st->codecpar, in->codecpar);
-        if (r < 0)
-            return r;
-        st->codecpar->codec_tag = 0;
-        st->time_base = in->time_base;
-        st->sample_aspect_ratio = in->sample_aspect_ratio;
-        st->avg_frame_rate = in->avg_frame_rate;
-        st->r_frame_rate = in->r_frame_rate;
-        st->disposition = in->disposition;
-        for (int k = 0; k < in->nb_side_data; k++) { /* the display matrix, HDR metadata */
-            uint8_t *d = av_stream_new_side_data(st, in->side_data[k].type, in->side_data[k].size);
-            if (d == NULL)
-                return AVERROR(ENOMEM);
-            memcpy(d, in->side_data[k].data, in->side_data[k].size);
-        }
-        tr[i].out = st->index;
-    }
-    return 0;
-}
-
 int pc_stitch(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, const char *dst, int64_t **joins,
               size_t *njoins)
 {
-    char tmp[4300];
-    snprintf(tmp, sizeof(tmp), "%s.part", dst);
     struct track tr[2];
     memset(tr, 0, sizeof(tr));
     int ntr = aidx >= 0 ? 2 : 1;
     tr[0].in = vidx;
     tr[1].in = aidx;
     tr[1].audio = 1;
-    AVFormatContext *fmt = NULL, *oc = NULL;
+    AVFormatContext *fmt = NULL;
+    struct out o = {0};
     AVPacket *pkt = av_packet_alloc();
     int64_t *off = NULL;
-    int ret = -1, wrote = 0;
+    int ret = -1;
     *joins = NULL;
     *njoins = 0;
     if (pkt == NULL) {
@@ -259,15 +338,8 @@ int pc_stitch(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, con
         goto out;
     }
     for (int pass = 0; pass < 2; pass++) {
-        int e = pc_av_open(j, src, fmt_flags, &fmt);
-        if (e >= 0)
-            e = avformat_find_stream_info(fmt, NULL);
-        if (e >= 0 && (vidx >= (int)fmt->nb_streams || aidx >= (int)fmt->nb_streams))
-            e = AVERROR_STREAM_NOT_FOUND;
-        if (e < 0) {
-            fail_av(j, e, "cannot reopen the source");
+        if (open_src(j, src, fmt_flags, vidx, aidx, &fmt) != 0)
             goto out;
-        }
         for (int i = 0; i < ntr; i++) {
             tr[i].tb = fmt->streams[tr[i].in]->time_base;
             tr[i].cur = 0;
@@ -297,55 +369,21 @@ int pc_stitch(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, con
             avformat_close_input(&fmt);
             continue;
         }
-        if ((e = avformat_alloc_output_context2(&oc, NULL, "matroska", tmp)) < 0 || (e = add_streams(fmt, oc, tr, ntr)) < 0) {
-            fail_av(j, e, "cannot set up the joined copy");
+        if (out_open(j, &o, "matroska", dst, fmt, tr, ntr, JOIN_REFUSED) != 0) /* a codec Matroska cannot carry (DVD LPCM) */
             goto out;
-        }
-        oc->interrupt_callback.callback = interrupt_cb;
-        oc->interrupt_callback.opaque = j;
-        if ((e = avio_open2(&oc->pb, tmp, AVIO_FLAG_WRITE, &oc->interrupt_callback, NULL)) < 0) {
-            fail_av(j, e, "cannot write the joined copy");
-            goto out;
-        }
-        wrote = 1;
-        if ((e = avformat_write_header(oc, NULL)) < 0) {
-            char eb[128];
-            if (pc_job_canceled(j))
-                pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
-            else /* a codec Matroska cannot carry (DVD LPCM) */
-                pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable",
-                            "the timestamps jump back (recordings joined with a discontinuity) and the parts cannot be "
-                            "joined (%s); remux each part, or the whole with continuous times, and upload that",
-                            pc_av_err(e, eb, sizeof(eb)));
-            goto out;
-        }
         if (ntr > 1 && (*joins = malloc((tr[1].n + 1) * sizeof(**joins))) == NULL) {
             pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
             goto out;
         }
-        if (copy(j, fmt, oc, tr, ntr, pkt, off, joins, njoins) != 0)
+        if (copy(j, fmt, &o, tr, ntr, pkt, off, joins, njoins) != 0 || out_finish(j, &o, dst) != 0)
             goto out;
-        if ((e = av_write_trailer(oc)) < 0 || (e = avio_closep(&oc->pb)) < 0) {
-            fail_av(j, e, "cannot write the joined copy");
-            goto out;
-        }
-        if (rename(tmp, dst) != 0) {
-            pc_job_fail(j, PC_EIO, 0, "io_error", "cannot write the joined copy");
-            goto out;
-        }
-        wrote = 0;
         if (ntr > 1 && tr[1].dropped > 0)
             PC_LOGI("probe", "video %s: %" PRId64 " audio packets overlapping the part before were dropped", j->video_id,
                     tr[1].dropped);
         ret = (int)tr[0].n;
     }
 out:
-    if (oc != NULL) {
-        avio_closep(&oc->pb);
-        avformat_free_context(oc);
-    }
-    if (wrote)
-        unlink(tmp);
+    out_close(&o);
     if (fmt != NULL)
         avformat_close_input(&fmt);
     av_packet_free(&pkt);
@@ -359,5 +397,62 @@ out:
         free(tr[i].parts);
         free(tr[i].from);
     }
+    return ret;
+}
+
+int pc_copy_timed(pc_job *j, const char *src, int fmt_flags, int vidx, AVRational fps, const char *dst)
+{
+    struct track tr = {.in = vidx};
+    AVFormatContext *fmt = NULL;
+    struct out o = {0};
+    AVPacket *pkt = av_packet_alloc();
+    int ret = -1;
+    if (pkt == NULL) {
+        pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+        goto out;
+    }
+    if (open_src(j, src, fmt_flags, vidx, -1, &fmt) != 0 ||
+        out_open(j, &o, "mp4", dst, fmt, &tr, 1, "the video stream cannot be put in MP4") != 0)
+        goto out;
+    AVRational tb = av_inv_q(fps); /* a frame is one tick */
+    int64_t k = 0;
+    for (;;) {
+        int r = av_read_frame(fmt, pkt);
+        if (r < 0) {
+            if (r != AVERROR_EOF && pc_job_canceled(j)) {
+                pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+                goto out;
+            }
+            break; /* as probe reads the file: up to a read error */
+        }
+        if (pkt->stream_index != vidx) {
+            av_packet_unref(pkt);
+            continue;
+        }
+        pkt->pts = pkt->dts = k++;
+        pkt->duration = 1;
+        pkt->stream_index = tr.out;
+        pkt->pos = -1;
+        av_packet_rescale_ts(pkt, tb, o.oc->streams[tr.out]->time_base);
+        if (out_write(j, &o, pkt, "the video stream cannot be put in MP4") != 0)
+            goto out;
+        if ((k & 1023) == 0 && pc_job_canceled(j)) {
+            pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+            goto out;
+        }
+    }
+    if (k == 0) {
+        pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "the video stream holds no frames");
+        goto out;
+    }
+    if (out_finish(j, &o, dst) != 0)
+        goto out;
+    PC_LOGI("probe", "video %s: %" PRId64 " frames timed at %d/%d fps into %s", j->video_id, k, fps.num, fps.den, dst);
+    ret = 0;
+out:
+    out_close(&o);
+    if (fmt != NULL)
+        avformat_close_input(&fmt);
+    av_packet_free(&pkt);
     return ret;
 }

@@ -1,5 +1,8 @@
 /*
- * stitch: recordings joined into one MPEG-TS or -PS file (cat part1.ts part2.ts, a DVR's split
+ * stitch: copies of uploads whose timestamps cannot be used as they are; the pipeline reads the copy
+ * (work/<id>/<name>, the plan's "copy") instead of the upload.
+ *
+ * Recordings joined into one MPEG-TS or -PS file (cat part1.ts part2.ts, a DVR's split
  * recording, a capture across a channel change) restart their clock where the parts meet, or leap
  * ahead. Probe finds the first such jump; this module then copies the video and audio packets,
  * unchanged, into a Matroska file in the work directory with each part's times moved to follow the
@@ -20,10 +23,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libavutil/rational.h>
+
 #include "job.h"
 
 /* the copy, in the video's work directory; the plan's "stitched" says the tasks read it */
 #define PC_STITCHED_NAME "stitched.mkv"
+/* the copy of a video stream without timestamps (pc_copy_timed) */
+#define PC_TIMED_NAME "timed.mp4"
 #define PC_STITCH_MAX_PARTS 4096
 /* a jump forward larger than this is a discontinuity too (ffmpeg's dts_delta_threshold), in µs */
 #define PC_STITCH_GAP_US (10 * 1000000LL)
@@ -61,5 +68,14 @@ void pc_stitch_offsets(const pc_stitch_part *v, size_t nv, pc_stitch_part *a, si
  */
 int pc_stitch(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, const char *dst, int64_t **joins,
               size_t *njoins);
+
+/*
+ * A raw H.264 or HEVC elementary stream (.h264, .265: what encoders, drones and DVRs export) has no
+ * timestamps at all. Copies stream |vidx| of |src| into the MP4 file |dst| with the k-th packet in
+ * decode order at k frames of |fps|, presentation time equal to decode time: a file whose times are
+ * decode order, which probe then puts in order by decoding (probe.c, retime_scan). Returns 0 or fails
+ * |j|.
+ */
+int pc_copy_timed(pc_job *j, const char *src, int fmt_flags, int vidx, AVRational fps, const char *dst);
 
 #endif

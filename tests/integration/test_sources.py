@@ -6,7 +6,8 @@ to SDR BT.709: 45 dB PSNR against ffmpeg's own tone mapping of the source), 120 
 frame kept: 60 fps), an MP4 edit list (the
 frames it hides are not part of the video), and an MP4 whose timestamps are decode order (the frames
 are put in order by decoding), MPEG-TS (chunks decode from a keyframe although its seeks land mid-GOP), MPEG-PS (frames without a pts
-get generated ones), recordings joined by cat (stitched: the parts one after the other, in sync). Lip sync: a flash and a beep stay together (within 45 ms of audio lead) through
+get generated ones), recordings joined by cat (stitched: the parts one after the other, in sync), raw H.264/HEVC
+streams (no timestamps: timed at their stated rate). Lip sync: a flash and a beep stay together (within 45 ms of audio lead) through
 MP4, MPEG-TS, Matroska whose video starts late, and an MP4 edit list."""
 import os
 import sys
@@ -366,6 +367,29 @@ def test_joined_recordings(s):
                   "%s: the beep at %.4f s keeps the first pair's offset (%.4f s)" % (what, b, flashes[0] - beeps[0]))
 
 
+def test_raw_elementary_streams(s):
+    # a raw H.264 or HEVC stream (.h264, .265: what encoders, drones and DVRs export) has no timestamps
+    # at all: its frames are timed at the rate its header states (24 fps here) and put in order by
+    # decoding (B-frames), as `ffmpeg -i x.h264` plays it (origin/stitch.h, pc_copy_timed)
+    if "o" not in st:  # run alone (--only raw_el)
+        st["o"] = s.origin()
+    o = st["o"]
+    for codec, vcodec, vopts in (("h264", "libx264", ["-bf", "3"]),
+                                 ("hevc", "libx265", ["-x265-params", "log-level=error:bframes=3"])):
+        path = os.path.splitext(clip("raw_es_" + codec, size="480x270", rate=24, dur=3, vcodec=vcodec, raw=codec,
+                                     vopts=vopts))[0] + "." + codec
+        v = o.ready(o.upload(path, title="raw " + codec, parallel=1))
+        check(abs(v["duration"] - 3.0) < 0.01, "%s: 72 frames at 24 fps last 3 s (%.3f)" % (codec, v["duration"]))
+        text = o.req("GET", "/v/%s/master.m3u8" % v["id"]).body.decode()
+        check("FRAME-RATE=24.000" in text, "%s: the stream's own rate: %s" % (codec, text))
+        r = v["renditions"][-1]
+        top = "%s/v/%s/%s/index.m3u8" % (o.url, v["id"], r["id"])
+        eq(frames(top), frames(path), "%s: every frame" % codec)
+        db = psnr(top, path, vf_b="scale=%d:%d:flags=bicubic" % (r["width"], r["height"]))
+        print("# raw %s: top rung %.1f dB from the stream's pictures in order" % (codec, db))
+        check(db > 35, "%s: the pictures in order (%.1f dB)" % (codec, db))
+
+
 def test_lip_sync(s):
     o = st["o"]
     ids = {name: (o.upload(clip(name, **kw), title=name, parallel=1), clip(name, **kw)) for name, kw in SYNC.items()}
@@ -383,4 +407,4 @@ def test_lip_sync(s):
 
 
 S.run([test_upload_all_sources] + [make_case(n) for n in CASES] + [test_multi_edit_mp4, test_joined_recordings,
-                                                                    test_lip_sync])
+                                                                    test_raw_elementary_streams, test_lip_sync])
