@@ -53,16 +53,80 @@ struct track {
     double frame_us; /* a packet's duration when it states none (video) */
     pc_stitch_part *parts;
     int64_t *from; /* index (among its timed packets) of each part's first packet */
+    uint8_t *keep_all; /* video: a part without keyframes (intra refresh) keeps its frames before the first */
     size_t n, cap;
     int64_t count, last; /* timed packets so far; the last one's decode time (µs) */
+    /* video, the part being read: where its first keyframe is (LEAD_*), that keyframe's time, and
+     * (pass 1) the range of all its packets and of those kept, and whether it has a keyframe */
+    int lead;
+    int64_t key_pts;
+    pc_stitch_part all, kept;
+    int64_t nkept;
+    int has_key;
     size_t cur;          /* pass 2: the part being copied */
     size_t out_part;     /* the part of the last packet written; its decode time */
-    int64_t out_last, dropped;
+    int64_t out_last, dropped, lead_dropped;
 };
 
 static int64_t us(int64_t t, AVRational tb)
 {
     return av_rescale_q(t, tb, AV_TIME_BASE_Q);
+}
+
+enum { LEAD_WAIT, LEAD_PICTURES, LEAD_DONE };
+
+/* Whether the video packet |p| is one a decoder drops at the start of a part (|newpart|: its first
+ * packet): before the part's first keyframe (a part cut mid-GOP), or a leading picture of that
+ * keyframe's GOP (shown before it: an open GOP, whose references are in the part before). The
+ * same decisions in both passes, as probe makes them for the start of a file. */
+static int lead_drop(struct track *t, const AVPacket *p, int newpart)
+{
+    if (t->audio)
+        return 0;
+    if (newpart)
+        t->lead = LEAD_WAIT;
+    int key = (p->flags & AV_PKT_FLAG_KEY) != 0;
+    int64_t pts = p->pts != AV_NOPTS_VALUE ? p->pts : p->dts;
+    switch (t->lead) {
+    case LEAD_WAIT:
+        if (!key)
+            return 1;
+        t->lead = LEAD_PICTURES;
+        t->key_pts = pts;
+        return 0;
+    case LEAD_PICTURES:
+        if (key) {
+            t->lead = LEAD_DONE;
+            return 0;
+        }
+        return pts < t->key_pts;
+    default:
+        return 0;
+    }
+}
+
+static void range_add(pc_stitch_part *q, int64_t pt, int64_t dur, int64_t d, int64_t pos)
+{
+    if (q->pos == -2) { /* empty */
+        *q = (pc_stitch_part){.first = pt, .end = pt + dur, .dfirst = d, .dlast = d, .pos = pos};
+        return;
+    }
+    q->first = pt < q->first ? pt : q->first;
+    q->end = pt + dur > q->end ? pt + dur : q->end;
+    q->dfirst = d < q->dfirst ? d : q->dfirst;
+    q->dlast = d > q->dlast ? d : q->dlast;
+}
+
+/* The part being read is complete: its range is that of the packets kept, or of all of them when
+ * it has no keyframe (then all are kept). */
+static void part_done(struct track *t)
+{
+    if (t->n == 0)
+        return;
+    size_t k = t->n - 1;
+    t->keep_all[k] = !t->audio && !t->has_key;
+    t->parts[k] = t->nkept > 0 && !t->keep_all[k] ? t->kept : t->all;
+    t->parts[k].owner = k;
 }
 
 /* Adds the packet to |t|'s parts. Returns 0, or PC_ENOMEM / PC_EMEDIALIMIT. */
@@ -71,7 +135,8 @@ static int track_scan(struct track *t, const AVPacket *p)
     int64_t d = us(p->dts != AV_NOPTS_VALUE ? p->dts : p->pts, t->tb);
     int64_t pt = p->pts != AV_NOPTS_VALUE ? us(p->pts, t->tb) : d;
     int64_t dur = p->duration > 0 ? us(p->duration, t->tb) : llround(t->frame_us);
-    if (t->n == 0 || pc_stitch_jump(t->last, t->parts[t->n - 1].end, d)) {
+    int newpart = t->n == 0 || pc_stitch_jump(t->last, t->all.end, d);
+    if (newpart) {
         if (t->n == PC_STITCH_MAX_PARTS)
             return PC_EMEDIALIMIT;
         if (t->n == t->cap) {
@@ -84,16 +149,23 @@ static int track_scan(struct track *t, const AVPacket *p)
             if (nf == NULL)
                 return PC_ENOMEM;
             t->from = nf;
+            uint8_t *nk = realloc(t->keep_all, nc);
+            if (nk == NULL)
+                return PC_ENOMEM;
+            t->keep_all = nk;
             t->cap = nc;
         }
-        t->parts[t->n] = (pc_stitch_part){.first = pt, .end = pt + dur, .dfirst = d, .dlast = d, .pos = p->pos, .owner = t->n};
+        part_done(t);
         t->from[t->n++] = t->count;
-    } else {
-        pc_stitch_part *q = &t->parts[t->n - 1];
-        q->first = pt < q->first ? pt : q->first;
-        q->end = pt + dur > q->end ? pt + dur : q->end;
-        q->dfirst = d < q->dfirst ? d : q->dfirst;
-        q->dlast = d > q->dlast ? d : q->dlast;
+        t->all.pos = t->kept.pos = -2;
+        t->nkept = 0;
+        t->has_key = 0;
+    }
+    t->has_key |= (p->flags & AV_PKT_FLAG_KEY) != 0;
+    range_add(&t->all, pt, dur, d, p->pos);
+    if (!lead_drop(t, p, newpart)) {
+        range_add(&t->kept, pt, dur, d, p->pos);
+        t->nkept++;
     }
     t->last = d;
     t->count++;
@@ -243,13 +315,15 @@ static int scan(pc_job *j, AVFormatContext *fmt, struct track *tr, int ntr, AVPa
     char eb[128];
     for (int64_t k = 0;; k++) {
         int r = av_read_frame(fmt, pkt);
-        if (r == AVERROR_EOF)
-            return 0;
-        if (r < 0) { /* as probe reads the file: up to the error (pass 2 stops at the same place) */
+        if (r < 0 && r != AVERROR_EOF) { /* as probe reads the file: up to the error (pass 2 stops at the same place) */
             if (pc_job_canceled(j))
                 return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
             PC_LOGW("probe", "video %s: read error while stitching (%s); using what was read", j->video_id,
                     pc_av_err(r, eb, sizeof(eb)));
+        }
+        if (r < 0) {
+            for (int i = 0; i < ntr; i++)
+                part_done(&tr[i]);
             return 0;
         }
         struct track *t = track_of(tr, ntr, pkt->stream_index);
@@ -281,9 +355,17 @@ static int copy(pc_job *j, AVFormatContext *fmt, struct out *o, struct track *tr
             av_packet_unref(pkt);
             continue;
         }
-        while (t->cur + 1 < t->n && t->count >= t->from[t->cur + 1])
+        int newpart = t->count == 0;
+        while (t->cur + 1 < t->n && t->count >= t->from[t->cur + 1]) {
             t->cur++;
+            newpart = 1;
+        }
         t->count++;
+        if (lead_drop(t, pkt, newpart) && !t->keep_all[t->cur]) { /* decoders would drop it */
+            t->lead_dropped++;
+            av_packet_unref(pkt);
+            continue;
+        }
         int64_t move = av_rescale_q(off[t->parts[t->cur].owner], AV_TIME_BASE_Q, t->tb);
         if (pkt->pts != AV_NOPTS_VALUE)
             pkt->pts += move;
@@ -377,6 +459,9 @@ int pc_stitch(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, con
         }
         if (copy(j, fmt, &o, tr, ntr, pkt, off, joins, njoins) != 0 || out_finish(j, &o, dst) != 0)
             goto out;
+        if (tr[0].lead_dropped > 0)
+            PC_LOGI("probe", "video %s: %" PRId64 " video packets before a part's first keyframe were dropped", j->video_id,
+                    tr[0].lead_dropped);
         if (ntr > 1 && tr[1].dropped > 0)
             PC_LOGI("probe", "video %s: %" PRId64 " audio packets overlapping the part before were dropped", j->video_id,
                     tr[1].dropped);
@@ -396,6 +481,7 @@ out:
     for (int i = 0; i < 2; i++) {
         free(tr[i].parts);
         free(tr[i].from);
+        free(tr[i].keep_all);
     }
     return ret;
 }

@@ -11,7 +11,8 @@
  * Each stream is cut into parts by its own jumps (a demuxer may hand out the last packets of one
  * part after the first of the next), and a part's audio goes with the video part that starts nearest
  * in the file. Every video part after the first is moved to be shown right after the previous one's
- * last frame (and decoded after it), on the first part's frame grid; its audio moves with it, so each
+ * last frame (and decoded after it), on the first part's frame grid, without the packets a decoder
+ * drops at its start (before its first keyframe, and that GOP's leading pictures); its audio moves with it, so each
  * part keeps its own lip sync. Audio usually starts a little before the video and outlasts it, so a
  * part's audio may begin before the previous part's ends: the packets that would decode before the
  * last one copied go, and the audio task, told where each part's audio begins, trims what still

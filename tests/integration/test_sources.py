@@ -367,6 +367,30 @@ def test_joined_recordings(s):
                   "%s: the beep at %.4f s keeps the first pair's offset (%.4f s)" % (what, b, flashes[0] - beeps[0]))
 
 
+def test_joined_mid_gop(s):
+    # the second recording's first bytes are lost (cut mid-GOP): its frames before its first keyframe
+    # decode to nothing, as they do when ffmpeg plays that part alone, and are not part of the video
+    if "o" not in st:
+        st["o"] = s.origin()
+    o = st["o"]
+    a = clip("join_0", ext="ts", vopts=["-g", "45"], **JOIN_PARTS[0][0])
+    b = clip("join_1", ext="ts", vopts=["-g", "45"], **JOIN_PARTS[1][0])
+    cut = os.path.join(os.path.dirname(a), "join_1_cut.ts")
+    path = os.path.join(os.path.dirname(a), "joined_mid_gop.ts")
+    for name, parts in ((cut, [(b, 188 * 150)]), (path, [(a, 0), (cut, 0)])):
+        with open(name + ".tmp%d" % os.getpid(), "wb") as f:
+            for p, skip in parts:
+                with open(p, "rb") as g:
+                    f.write(g.read()[skip:])
+        os.rename(name + ".tmp%d" % os.getpid(), name)
+    want = frames(a) + frames(cut)
+    check(frames(cut) < 90, "the cut part starts mid-GOP (%d frames decode)" % frames(cut))
+    v = o.ready(o.upload(path, title="joined mid-GOP", parallel=1))
+    top = "%s/v/%s/%s/index.m3u8" % (o.url, v["id"], v["renditions"][-1]["id"])
+    eq(frames(top), want, "the first part's frames and the cut part's from its keyframe")
+    ffmpeg_decode("%s/v/%s/master.m3u8" % (o.url, v["id"]))
+
+
 def test_raw_elementary_streams(s):
     # a raw H.264 or HEVC stream (.h264, .265: what encoders, drones and DVRs export) has no timestamps
     # at all: its frames are timed at the rate its header states (24 fps here) and put in order by
@@ -407,4 +431,5 @@ def test_lip_sync(s):
 
 
 S.run([test_upload_all_sources] + [make_case(n) for n in CASES] + [test_multi_edit_mp4, test_joined_recordings,
-                                                                    test_raw_elementary_streams, test_lip_sync])
+                                                                    test_joined_mid_gop, test_raw_elementary_streams,
+                                                                    test_lip_sync])
