@@ -445,7 +445,7 @@ int pc_stitch(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, con
             }
             pc_stitch_offsets(tr[0].parts, tr[0].n, tr[1].parts, ntr > 1 ? tr[1].n : 0, tr[0].frame_us, off);
             for (int i = 0; i < ntr; i++)
-                for (size_t k = 0; k < tr[i].n; k++)
+                for (size_t k = 0; k < tr[i].n && k < 8; k++) /* the first few: a file may have thousands */
                     PC_LOGI("probe", "video %s: %s part %zu: %.3f-%.3f s, moved %+.3f s", j->video_id, i ? "audio" : "video",
                             k, tr[i].parts[k].first / 1e6, tr[i].parts[k].end / 1e6, off[tr[i].parts[k].owner] / 1e6);
             avformat_close_input(&fmt);
