@@ -515,6 +515,11 @@ int pc_copy_timed(pc_job *j, const char *src, int fmt_flags, int vidx, AVRationa
             av_packet_unref(pkt);
             continue;
         }
+        if (pkt->pts != AV_NOPTS_VALUE || pkt->dts != AV_NOPTS_VALUE) { /* not a raw stream: its times are not ours to make up */
+            av_packet_unref(pkt);
+            pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "some video packets carry no timestamps");
+            goto out;
+        }
         pkt->pts = pkt->dts = k++;
         pkt->duration = 1;
         pkt->stream_index = tr.out;

@@ -74,8 +74,8 @@ int pc_stitch(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, con
  * A raw H.264 or HEVC elementary stream (.h264, .265: what encoders, drones and DVRs export) has no
  * timestamps at all. Copies stream |vidx| of |src| into the MP4 file |dst| with the k-th packet in
  * decode order at k frames of |fps|, presentation time equal to decode time: a file whose times are
- * decode order, which probe then puts in order by decoding (probe.c, retime_scan). Returns 0 or fails
- * |j|.
+ * decode order, which probe then puts in order by decoding (probe.c, retime_scan). A stream some of
+ * whose packets do carry a time is refused. Returns 0 or fails |j|.
  */
 int pc_copy_timed(pc_job *j, const char *src, int fmt_flags, int vidx, AVRational fps, const char *dst);
 
