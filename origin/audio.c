@@ -5,7 +5,8 @@
  * (over 100 ms, as ffmpeg's aresample sees them) and a late start are filled
  * with silence, and the track is cut or padded to the video's end. Where the
  * parts of joined recordings meet (stitch.h), a part's audio is placed to the
- * sample: overlap trimmed, any gap filled. Segment s holds the AAC frames that start within video
+ * sample: overlap trimmed, any gap filled. A change of sample rate, format or
+ * channel layout mid-stream gets a new conversion. Segment s holds the AAC frames that start within video
  * segment s, so audio and video segments share numbering and boundaries
  * (within one 21 ms AAC frame). The encoder's 1024-sample priming is
  * signalled with an edit list.
@@ -181,6 +182,8 @@ int pc_task_audio(pc_job *j)
     AVFormatContext *fmt = NULL;
     AVCodecContext *dec = NULL, *enc = NULL;
     SwrContext *swr = NULL;
+    AVChannelLayout swr_layout = {0}; /* what swr converts from: the frames' layout, rate and format */
+    int swr_rate = 0, swr_format = -1;
     AVAudioFifo *fifo = NULL;
     AVPacket *pkt = av_packet_alloc(), *opkt = av_packet_alloc();
     AVFrame *frame = av_frame_alloc(), *ef = av_frame_alloc();
@@ -260,7 +263,30 @@ int pc_task_audio(pc_job *j)
                 dec_done = 1;
                 break;
             }
+            if (swr != NULL && (frame->sample_rate != swr_rate || frame->format != swr_format ||
+                                av_channel_layout_compare(&frame->ch_layout, &swr_layout) != 0)) {
+                /* the audio changed mid-stream (a broadcast's stereo ad break in 5.1, the parts of
+                 * joined recordings): what the old conversion holds goes out, then a new one */
+                for (int got; conv != NULL && (got = swr_convert(swr, conv, conv_cap, NULL, 0)) > 0;) {
+                    int64_t keep = pos + got > total ? total - pos : got;
+                    if (keep > 0 && av_audio_fifo_write(fifo, (void **)conv, (int)keep) < keep) {
+                        av_frame_unref(frame);
+                        pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+                        goto out;
+                    }
+                    pos += keep > 0 ? keep : 0;
+                }
+                swr_free(&swr);
+            }
             if (swr == NULL) {
+                av_channel_layout_uninit(&swr_layout);
+                if (av_channel_layout_copy(&swr_layout, &frame->ch_layout) < 0) {
+                    av_frame_unref(frame);
+                    pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+                    goto out;
+                }
+                swr_rate = frame->sample_rate;
+                swr_format = frame->format;
                 AVChannelLayout in = {0};
                 if (frame->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC || frame->ch_layout.nb_channels == 0)
                     av_channel_layout_default(&in, frame->ch_layout.nb_channels > 0 ? frame->ch_layout.nb_channels : dec->ch_layout.nb_channels);
@@ -372,6 +398,7 @@ out:
     av_freep(&conv);
     av_audio_fifo_free(fifo);
     swr_free(&swr);
+    av_channel_layout_uninit(&swr_layout);
     avcodec_free_context(&enc);
     avcodec_free_context(&dec);
     avformat_close_input(&fmt);

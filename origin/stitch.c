@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <unistd.h>
 
 #include "av_util.h"
@@ -263,9 +264,11 @@ static int out_write(pc_job *j, struct out *o, AVPacket *pkt, const char *refusa
     av_packet_unref(pkt);
     if (pc_job_canceled(j))
         return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
-    if (e == AVERROR(EINVAL)) /* the muxer's checks: timestamps it cannot take */
-        return pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "%s (%s)", refusal, pc_av_err(e, eb, sizeof(eb)));
-    return fail_av(j, e, "cannot write the copy of the source");
+    if (e == AVERROR(EIO) || e == AVERROR(ENOSPC) || e == AVERROR(EDQUOT) || e == AVERROR(ENOMEM) || e == AVERROR(EFBIG))
+        return fail_av(j, e, "cannot write the copy of the source");
+    /* the muxer's and its bitstream filters' checks: timestamps it cannot take, a codec that
+     * changed between parts (AAC, then MP2) */
+    return pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "%s (%s)", refusal, pc_av_err(e, eb, sizeof(eb)));
 }
 
 /* Finishes |o| as |dst|. Returns 0 or fails |j|. */

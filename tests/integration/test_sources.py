@@ -391,6 +391,43 @@ def test_joined_mid_gop(s):
     ffmpeg_decode("%s/v/%s/master.m3u8" % (o.url, v["id"]))
 
 
+def tone_hz(url, spans):
+    """The frequency (Hz, by zero crossings) of |url|'s audio in each (start, length) of |spans| (s)."""
+    import array
+    import subprocess
+    p = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", url, "-map", "0:a", "-ac", "1", "-ar", "48000", "-f",
+                        "s16le", "-"], stdout=subprocess.PIPE, timeout=120, check=True)
+    a = array.array("h", p.stdout)
+    out = []
+    for start, length in spans:
+        x = a[int(start * 48000):int((start + length) * 48000)]
+        out.append(sum(1 for i in range(1, len(x)) if x[i - 1] < 0 <= x[i]) / (len(x) / 48000.0))
+    return out
+
+
+def test_audio_changes_mid_stream(s):
+    # a broadcast capture whose audio goes from 44.1 kHz stereo to 48 kHz 5.1 halfway (times continuous):
+    # each half is converted with its own parameters, the tone stays at 440 Hz (it fell to 405 Hz)
+    if "o" not in st:
+        st["o"] = s.origin()
+    o = st["o"]
+    a = clip("change_a", size="320x180", dur=3, ext="ts", vopts=["-g", "45"])
+    b = clip("change_b", size="320x180", dur=3, ext="ts", vopts=["-g", "45"],
+             asrc="sine=frequency=440:sample_rate=48000", outopts=["-ac", "6", "-output_ts_offset", "3.0667"])
+    path = os.path.join(os.path.dirname(a), "audio_change.ts")
+    with open(path + ".tmp%d" % os.getpid(), "wb") as f:
+        for p in (a, b):
+            with open(p, "rb") as g:
+                f.write(g.read())
+    os.rename(path + ".tmp%d" % os.getpid(), path)
+    v = o.ready(o.upload(path, title="audio change", parallel=1))
+    check(abs(v["duration"] - 6.0) < 0.05, "the halves follow on (%.3f s): not stitched" % v["duration"])
+    url = "%s/v/%s/master.m3u8" % (o.url, v["id"])
+    first, second = tone_hz(url, [(1, 1), (4, 1)])
+    print("# audio change: %.0f Hz, then %.0f Hz" % (first, second))
+    check(abs(first - 440) < 5 and abs(second - 440) < 5, "440 Hz in both halves: %.0f, %.0f" % (first, second))
+
+
 def test_raw_elementary_streams(s):
     # a raw H.264 or HEVC stream (.h264, .265: what encoders, drones and DVRs export) has no timestamps
     # at all: its frames are timed at the rate its header states (24 fps here) and put in order by
@@ -431,5 +468,6 @@ def test_lip_sync(s):
 
 
 S.run([test_upload_all_sources] + [make_case(n) for n in CASES] + [test_multi_edit_mp4, test_joined_recordings,
-                                                                    test_joined_mid_gop, test_raw_elementary_streams,
+                                                                    test_joined_mid_gop, test_audio_changes_mid_stream,
+                                                                    test_raw_elementary_streams,
                                                                     test_lip_sync])
