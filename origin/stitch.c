@@ -50,6 +50,9 @@ void pc_stitch_offsets(const pc_stitch_part *v, size_t nv, pc_stitch_part *a, si
 struct track {
     int in, out; /* stream index in the source, in the copy */
     int audio;
+    int aac;       /* audio: AAC, whose configuration Matroska keeps once per track */
+    int adts0;     /* the first part's ADTS sample rate index and channels, or -1 */
+    int reconfig;  /* a later part's differ */
     AVRational tb;
     double frame_us; /* a packet's duration when it states none (video) */
     pc_stitch_part *parts;
@@ -161,6 +164,13 @@ static int track_scan(struct track *t, const AVPacket *p)
         t->all.pos = t->kept.pos = -2;
         t->nkept = 0;
         t->has_key = 0;
+    }
+    if (newpart && t->aac && p->size >= 4 && p->data[0] == 0xff && (p->data[1] & 0xf0) == 0xf0) {
+        int sig = (p->data[2] >> 2 & 0xf) << 3 | (p->data[2] & 1) << 2 | p->data[3] >> 6;
+        if (t->n == 1)
+            t->adts0 = sig;
+        else if (sig != t->adts0)
+            t->reconfig = 1;
     }
     t->has_key |= (p->flags & AV_PKT_FLAG_KEY) != 0;
     range_add(&t->all, pt, dur, d, p->pos);
@@ -436,8 +446,17 @@ int pc_stitch(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, con
             if (fr.num <= 0 || fr.den <= 0)
                 fr = fmt->streams[vidx]->r_frame_rate;
             tr[0].frame_us = fr.num > 0 && fr.den > 0 && av_q2d(fr) <= 1000 ? 1e6 / av_q2d(fr) : 0;
+            tr[1].aac = ntr > 1 && fmt->streams[aidx]->codecpar->codec_id == AV_CODEC_ID_AAC;
+            tr[1].adts0 = -1;
             if (scan(j, fmt, tr, ntr, pkt) != 0)
                 goto out;
+            if (tr[1].reconfig) { /* it would be decoded with the first part's: the wrong pitch */
+                pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable",
+                            "the timestamps jump (recordings joined with a discontinuity) and the parts' AAC audio "
+                            "changes its sample rate or channels, which the joined copy cannot carry; remux each part, "
+                            "or the whole with continuous times, and upload that");
+                goto out;
+            }
             if (tr[0].n == 0) {
                 pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "the video stream holds no frames");
                 goto out;

@@ -113,6 +113,26 @@ def test_joined_recordings_that_cannot_be_stitched(s):
           "the message names the discontinuity: %r" % v["error"]["message"])
 
 
+def test_joined_recordings_whose_aac_changes_rate(s):
+    # two TS recordings joined by cat, the second's AAC at 48 kHz instead of 44.1: the stitched copy
+    # (Matroska: one AAC configuration per track) would play the second at the wrong pitch, so refused
+    parts = []
+    for rate in (44100, 48000):
+        p = os.path.join(media_dir(), "bad_join_%d.ts" % rate)
+        if not os.path.exists(p):
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi",
+                            "-i", "sine=sample_rate=%d" % rate, "-t", "2", "-c:v", "libx264", "-c:a", "aac", "-f", "mpegts",
+                            p + ".tmp%d" % os.getpid()], check=True)
+            os.rename(p + ".tmp%d" % os.getpid(), p)
+        with open(p, "rb") as f:
+            parts.append(f.read())
+    data = b"".join(parts)
+    vid = upload_raw(st["o"], data, "joined-rates.ts")
+    expect_failed(st["o"], vid, "undecodable", data)
+    msg = st["o"].wait(vid)["error"]["message"]
+    check("sample rate" in msg and "joined" in msg, "the message says why: %r" % msg)
+
+
 def test_oversized_bodies_and_headers_get_json_errors(s):
     o = st["o"]
     sock = socket.create_connection((o.host, o.port))
@@ -216,6 +236,6 @@ def test_still_serving(s):
 
 
 S.run([test_start, test_not_media, test_zero_length, test_truncated, test_audio_only, test_undecodable_video,
-       test_joined_recordings_that_cannot_be_stitched,
+       test_joined_recordings_that_cannot_be_stitched, test_joined_recordings_whose_aac_changes_rate,
        test_oversized_bodies_and_headers_get_json_errors, test_big_bodies_on_a_reused_connection_are_refused_at_once,
        test_a_request_head_trickling_in_is_cut_off, test_bad_ids_and_paths, test_still_serving])
