@@ -12,6 +12,39 @@
 #include "av_util.h"
 #include "pc_log.h"
 
+void pc_stitch_real_joins(const pc_stitch_part *v, size_t nv, const pc_stitch_part *a, size_t na, uint8_t *real)
+{
+    int by_audio = na > 0;
+    for (size_t i = 0; i < na; i++)
+        by_audio &= a[i].pos >= 0 && a[i].lpos >= 0;
+    for (size_t k = 1; k < nv; k++) {
+        by_audio &= v[k].pos >= 0;
+        real[k] = 0;
+    }
+    if (!by_audio) {
+        for (size_t k = 1; k < nv; k++)
+            real[k] = v[k].dfirst < v[k - 1].dlast - 1000000 || v[k].dfirst > v[k - 1].end + PC_STITCH_GAP_US;
+        return;
+    }
+    for (size_t i = 0; i < na; i++)
+        for (int side = 0; side < 2; side++) { /* where audio part i starts (not the first), ends (not the last) */
+            if ((side == 0 && i == 0) || (side == 1 && i + 1 == na))
+                continue;
+            int64_t b = side == 0 ? a[i].pos : a[i].lpos;
+            size_t best = 0;
+            uint64_t bd = UINT64_MAX;
+            for (size_t k = 1; k < nv; k++) {
+                uint64_t d = b > v[k].pos ? (uint64_t)(b - v[k].pos) : (uint64_t)(v[k].pos - b);
+                if (d < bd) {
+                    bd = d;
+                    best = k;
+                }
+            }
+            if (best > 0)
+                real[best] = 1;
+        }
+}
+
 void pc_stitch_offsets(const pc_stitch_part *v, size_t nv, pc_stitch_part *a, size_t na, double frame_us, int64_t *off)
 {
     if (nv == 0)
@@ -112,9 +145,10 @@ static int lead_drop(struct track *t, const AVPacket *p, int newpart)
 static void range_add(pc_stitch_part *q, int64_t pt, int64_t dur, int64_t d, int64_t pos)
 {
     if (q->pos == -2) { /* empty */
-        *q = (pc_stitch_part){.first = pt, .end = pt + dur, .dfirst = d, .dlast = d, .pos = pos};
+        *q = (pc_stitch_part){.first = pt, .end = pt + dur, .dfirst = d, .dlast = d, .pos = pos, .lpos = pos};
         return;
     }
+    q->lpos = pos > q->lpos ? pos : q->lpos;
     q->first = pt < q->first ? pt : q->first;
     q->end = pt + dur > q->end ? pt + dur : q->end;
     q->dfirst = d < q->dfirst ? d : q->dfirst;
@@ -165,7 +199,7 @@ static int track_scan(struct track *t, const AVPacket *p)
         t->nkept = 0;
         t->has_key = 0;
     }
-    if (newpart && t->aac && p->size >= 4 && p->data[0] == 0xff && (p->data[1] & 0xf0) == 0xf0) {
+    if (newpart && t->aac && p->size >= 4 && p->data[0] == 0xff && (p->data[1] & 0xf6) == 0xf0) { /* ADTS: layer 0 */
         int sig = (p->data[2] >> 2 & 0xf) << 3 | (p->data[2] & 1) << 2 | p->data[3] >> 6;
         if (t->n == 1)
             t->adts0 = sig;
@@ -354,6 +388,40 @@ static int scan(pc_job *j, AVFormatContext *fmt, struct track *tr, int ntr, AVPa
     }
 }
 
+/* The video's jumps that are not joins (pc_stitch_real_joins) are no part boundaries: the parts
+ * either side become one, whose times stay as they are. */
+static void merge_false_joins(pc_job *j, struct track *v, const struct track *a)
+{
+    uint8_t *real = calloc(v->n, 1);
+    if (real == NULL || v->n < 2) {
+        free(real);
+        return; /* out of memory: every jump counts, as before this check */
+    }
+    pc_stitch_real_joins(v->parts, v->n, a != NULL ? a->parts : NULL, a != NULL ? a->n : 0, real);
+    size_t m = 1;
+    for (size_t k = 1; k < v->n; k++) {
+        if (real[k]) {
+            v->parts[m] = v->parts[k];
+            v->parts[m].owner = m;
+            v->from[m] = v->from[k];
+            v->keep_all[m++] = v->keep_all[k];
+            continue;
+        }
+        pc_stitch_part *q = &v->parts[m - 1];
+        const pc_stitch_part *r = &v->parts[k];
+        q->first = r->first < q->first ? r->first : q->first;
+        q->end = r->end > q->end ? r->end : q->end;
+        q->dfirst = r->dfirst < q->dfirst ? r->dfirst : q->dfirst;
+        q->dlast = r->dlast > q->dlast ? r->dlast : q->dlast;
+        q->lpos = r->lpos > q->lpos ? r->lpos : q->lpos;
+    }
+    if (m < v->n)
+        PC_LOGW("probe", "video %s: %zu of the video's %zu jumps are not joins (its audio runs on through them)", j->video_id,
+                v->n - m, v->n - 1);
+    v->n = m;
+    free(real);
+}
+
 /* Pass 2: the tracks' packets, moved by their part's offset, into |o|; the time (µs) where each audio part
  * after the first begins in |*joins| (room for a part each). Returns 0 or fails |j|. */
 static int copy(pc_job *j, AVFormatContext *fmt, struct out *o, struct track *tr, int ntr, AVPacket *pkt,
@@ -465,6 +533,7 @@ int pc_stitch(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, con
                 pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
                 goto out;
             }
+            merge_false_joins(j, &tr[0], ntr > 1 ? &tr[1] : NULL);
             pc_stitch_offsets(tr[0].parts, tr[0].n, tr[1].parts, ntr > 1 ? tr[1].n : 0, tr[0].frame_us, off);
             for (int i = 0; i < ntr; i++)
                 for (size_t k = 0; k < tr[i].n && k < 8; k++) /* the first few: a file may have thousands */

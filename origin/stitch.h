@@ -50,8 +50,19 @@ typedef struct pc_stitch_part {
     int64_t dfirst; /* earliest decode time (a packet without one: its presentation time) */
     int64_t dlast;  /* latest decode time */
     int64_t pos;   /* byte position of its first packet, or -1 */
+    int64_t lpos;  /* byte position of its last packet, or -1 */
     size_t owner;  /* the video part it goes with: a video part's own index; set for audio by pc_stitch_offsets */
 } pc_stitch_part;
+
+/*
+ * Which of the video's jumps are joins, in |real| (k >= 1: between video parts k-1 and k). When
+ * there is audio (|na| parts), a join is where the audio also jumps, starts or stops: each of the
+ * audio's part boundaries counts for the video jump nearest to it in the file. A video jump the
+ * audio runs on through is not one (a gap in the video alone, a frame whose time is off); moving
+ * the video there would take it out of step with its sound. Without audio (or file positions), a
+ * join is a step back of more than a second or a leap ahead (PC_STITCH_GAP_US).
+ */
+void pc_stitch_real_joins(const pc_stitch_part *v, size_t nv, const pc_stitch_part *a, size_t na, uint8_t *real);
 
 /*
  * The offset (µs) to add to each of the |nv| video parts |v| (and the audio parts that go with it),

@@ -391,6 +391,28 @@ def test_joined_mid_gop(s):
     ffmpeg_decode("%s/v/%s/master.m3u8" % (o.url, v["id"]))
 
 
+def test_video_gap_is_not_a_join(s):
+    # an MPEG-TS whose video stops from 3 to 15 s while its audio runs on (a leap of the video's clock
+    # alone): not a join, so nothing moves; the video keeps its gap (variable frame rate) and its sync
+    if "o" not in st:
+        st["o"] = s.origin()
+    o = st["o"]
+    path = clip("video_gap", size="320x180", dur=18, ext="ts", vf="select='not(between(t\\,3\\,15))'",
+                vopts=["-g", "30", "-bf", "0"], outopts=["-fps_mode", "passthrough"])
+    v = o.ready(o.upload(path, title="video gap", parallel=1))
+    check(abs(v["duration"] - 18.0) < 0.05, "the gap is kept: 18 s (%.3f)" % v["duration"])
+    top = "%s/v/%s/%s/index.m3u8" % (o.url, v["id"], v["renditions"][-1]["id"])
+    def gap(url):
+        t = [float(f["pts_time"]) for f in ffprobe(url, "-select_streams", "v:0", "-show_entries", "frame=pts_time")["frames"]]
+        return len(t), max(b - a for a, b in zip(t, t[1:])), [b - t[0] for a, b in zip(t, t[1:]) if b - a > 1][0]
+    n, longest, resume = gap(top)
+    src_n, src_longest, src_resume = gap(path)
+    print("# video gap: %d frames, %.3f s without one, resuming at %.3f s (source: %d, %.3f, %.3f)"
+          % (n, longest, resume, src_n, src_longest, src_resume))
+    eq(n, src_n, "every frame")
+    check(abs(resume - src_resume) < 0.005, "the video resumes after the gap when the source's does")
+
+
 def tone_hz(url, spans):
     """The frequency (Hz, by zero crossings) of |url|'s audio in each (start, length) of |spans| (s)."""
     import array
@@ -468,6 +490,7 @@ def test_lip_sync(s):
 
 
 S.run([test_upload_all_sources] + [make_case(n) for n in CASES] + [test_multi_edit_mp4, test_joined_recordings,
-                                                                    test_joined_mid_gop, test_audio_changes_mid_stream,
+                                                                    test_joined_mid_gop, test_video_gap_is_not_a_join,
+                                                                    test_audio_changes_mid_stream,
                                                                     test_raw_elementary_streams,
                                                                     test_lip_sync])

@@ -94,6 +94,33 @@ static void audio_goes_with_its_video_part(void **state)
     assert_int_equal(a2[1].owner, 2);
 }
 
+static void only_jumps_the_audio_makes_too_are_joins(void **state)
+{
+    (void)state;
+    uint8_t real[3];
+    /* cat of two recordings: the audio ends and starts again where the video jumps */
+    pc_stitch_part v[3] = {{.pos = 0, .lpos = 990}, {.pos = 1000, .lpos = 1990}, {.pos = 2000, .lpos = 2990}};
+    pc_stitch_part a[2] = {{.pos = 10, .lpos = 980}, {.pos = 1010, .lpos = 1995}};
+    pc_stitch_real_joins(v, 2, a, 2, real);
+    assert_true(real[1]);
+    /* a gap in the video alone, or a frame whose time is off: the audio runs on through it */
+    pc_stitch_part one[1] = {{.pos = 10, .lpos = 1995}};
+    pc_stitch_real_joins(v, 2, one, 1, real);
+    assert_false(real[1]);
+    /* the middle recording has no audio: the audio stops at the first join, starts at the second */
+    pc_stitch_part a3[2] = {{.pos = 10, .lpos = 985}, {.pos = 2005, .lpos = 2990}};
+    pc_stitch_real_joins(v, 3, a3, 2, real);
+    assert_true(real[1]);
+    assert_true(real[2]);
+    /* no audio: a step back of more than a second, or a leap, is a join; a frame 34 ms early is not */
+    pc_stitch_part w[3] = {{.first = 0, .end = 3 * S, .dfirst = 0, .dlast = 3 * S - 33333, .pos = 0},
+                           {.first = 0, .end = 3 * S, .dfirst = 0, .dlast = 3 * S - 33333, .pos = 100},
+                           {.first = 3 * S - 66667, .end = 4 * S, .dfirst = 3 * S - 66667, .dlast = 4 * S, .pos = 200}};
+    pc_stitch_real_joins(w, 3, NULL, 0, real);
+    assert_true(real[1]);
+    assert_false(real[2]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -103,6 +130,7 @@ int main(void)
         cmocka_unit_test(a_part_off_the_grid_moves_to_the_next_frame_slot),
         cmocka_unit_test(decode_order_is_kept_across_the_join),
         cmocka_unit_test(audio_goes_with_its_video_part),
+        cmocka_unit_test(only_jumps_the_audio_makes_too_are_joins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
