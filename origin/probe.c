@@ -255,12 +255,17 @@ static int probe_source(pc_job *j, const char *src, struct remake *rm)
         goto out;
     }
     int aidx = av_find_best_stream(fmt, AVMEDIA_TYPE_AUDIO, -1, vidx, NULL, 0);
-    int audio_ok = 0;
+    int audio_ok = 0, audio_later = 0; /* a stream without parameters: its audio may start in a later part */
+    for (unsigned i = 0; aidx < 0 && (fmt->iformat->flags & AVFMT_TS_DISCONT) && i < fmt->nb_streams; i++)
+        if (fmt->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_AUDIO && fmt->streams[i]->codecpar->codec_id != AV_CODEC_ID_NONE)
+            aidx = (int)i; /* av_find_best_stream passes over those */
     if (aidx >= 0) {
         AVCodecContext *adec = NULL;
-        if (pc_av_open_decoder(fmt, aidx, 1, &adec) == 0 && fmt->streams[aidx]->codecpar->ch_layout.nb_channels > 0)
-            audio_ok = 1;
-        else
+        if (pc_av_open_decoder(fmt, aidx, 1, &adec) == 0) {
+            audio_ok = fmt->streams[aidx]->codecpar->ch_layout.nb_channels > 0;
+            audio_later = !audio_ok && (fmt->iformat->flags & AVFMT_TS_DISCONT);
+        }
+        if (!audio_ok && !audio_later)
             PC_LOGW("probe", "video %s: audio stream %d cannot be decoded; publishing without audio", j->video_id, aidx);
         avcodec_free_context(&adec);
     }
@@ -417,7 +422,7 @@ demux:
         PC_LOGW("probe", "video %s: the timestamps jump after %.1f s (recordings joined with a discontinuity); stitching",
                 j->video_id, (double)(jump_at - (n > 0 ? pts[0] : 0)) * av_q2d(vs->time_base));
         if (rm->name == NULL) {
-            *rm = (struct remake){.kind = REMAKE_STITCH, .vidx = vidx, .aidx = audio_ok ? aidx : -1, .fmt_flags = genpts,
+            *rm = (struct remake){.kind = REMAKE_STITCH, .vidx = vidx, .aidx = audio_ok || audio_later ? aidx : -1, .fmt_flags = genpts,
                                   .format = fmt->iformat->name, .size = (int64_t)st.st_size};
             remake = 1;
             goto out;
@@ -427,6 +432,8 @@ demux:
                     (double)(jump_at - (n > 0 ? pts[0] : 0)) * av_q2d(vs->time_base));
         goto out;
     }
+    if (audio_later)
+        PC_LOGW("probe", "video %s: audio stream %d states no parameters; publishing without audio", j->video_id, aidx);
     if (n == 0 || decoded == 0) {
         snprintf(decode_msg, sizeof(decode_msg), "%s", n == 0 ? "the video stream holds no frames" : "no frame of the video stream could be decoded");
         pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "%s (%s, %d decode errors)", decode_msg,

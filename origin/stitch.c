@@ -12,9 +12,14 @@
 #include "av_util.h"
 #include "pc_log.h"
 
+static uint64_t dist(int64_t a, int64_t b)
+{
+    return a > b ? (uint64_t)a - (uint64_t)b : (uint64_t)b - (uint64_t)a;
+}
+
 void pc_stitch_real_joins(const pc_stitch_part *v, size_t nv, const pc_stitch_part *a, size_t na, uint8_t *real)
 {
-    int by_audio = na > 0;
+    int by_audio = na > 0 && v[0].pos >= 0 && v[nv - 1].lpos >= 0;
     for (size_t i = 0; i < na; i++)
         by_audio &= a[i].pos >= 0 && a[i].lpos >= 0;
     for (size_t k = 1; k < nv; k++) {
@@ -22,24 +27,27 @@ void pc_stitch_real_joins(const pc_stitch_part *v, size_t nv, const pc_stitch_pa
         real[k] = 0;
     }
     if (!by_audio) {
-        for (size_t k = 1; k < nv; k++)
-            real[k] = v[k].dfirst < v[k - 1].dlast - 1000000 || v[k].dfirst > v[k - 1].end + PC_STITCH_GAP_US;
+        for (size_t k = 1; k < nv; k++) {
+            int back = v[k].dfirst < v[k - 1].dlast;
+            real[k] = (back && (v[k].key || v[k].dfirst < v[k - 1].dlast - 1000000)) || v[k].dfirst > v[k - 1].end + PC_STITCH_GAP_US;
+        }
         return;
     }
     for (size_t i = 0; i < na; i++)
-        for (int side = 0; side < 2; side++) { /* where audio part i starts (not the first), ends (not the last) */
-            if ((side == 0 && i == 0) || (side == 1 && i + 1 == na))
-                continue;
+        for (int side = 0; side < 2; side++) { /* where audio part i starts, ends */
             int64_t b = side == 0 ? a[i].pos : a[i].lpos;
             size_t best = 0;
             uint64_t bd = UINT64_MAX;
-            for (size_t k = 1; k < nv; k++) {
-                uint64_t d = b > v[k].pos ? (uint64_t)(b - v[k].pos) : (uint64_t)(v[k].pos - b);
-                if (d < bd) {
-                    bd = d;
+            for (size_t k = 1; k < nv; k++)
+                if (dist(b, v[k].pos) < bd) {
+                    bd = dist(b, v[k].pos);
                     best = k;
                 }
-            }
+            /* the audio's first start and last end are the file's, unless a jump is nearer */
+            if (side == 0 && i == 0 && dist(b, v[0].pos) <= bd)
+                continue;
+            if (side == 1 && i + 1 == na && dist(b, v[nv - 1].lpos) <= bd)
+                continue;
             if (best > 0)
                 real[best] = 1;
         }
@@ -51,14 +59,15 @@ void pc_stitch_offsets(const pc_stitch_part *v, size_t nv, pc_stitch_part *a, si
         return;
     for (size_t i = 0; i < na; i++) {
         size_t best = i < nv ? i : nv - 1;
-        if (na != nv && a[i].pos >= 0) {
-            uint64_t bd = UINT64_MAX;
+        if (a[i].pos >= 0 && a[i].lpos >= 0) {
+            int64_t most = INT64_MIN; /* bytes in common; a gap between them counts as less than none */
             for (size_t k = 0; k < nv; k++) {
-                uint64_t d = v[k].pos < 0 ? UINT64_MAX
-                             : a[i].pos > v[k].pos ? (uint64_t)(a[i].pos - v[k].pos)
-                                                  : (uint64_t)(v[k].pos - a[i].pos);
-                if (d < bd) {
-                    bd = d;
+                if (v[k].pos < 0 || v[k].lpos < 0)
+                    continue;
+                int64_t lo = a[i].pos > v[k].pos ? a[i].pos : v[k].pos;
+                int64_t hi = a[i].lpos < v[k].lpos ? a[i].lpos : v[k].lpos;
+                if (hi - lo > most) {
+                    most = hi - lo;
                     best = k;
                 }
             }
@@ -67,12 +76,11 @@ void pc_stitch_offsets(const pc_stitch_part *v, size_t nv, pc_stitch_part *a, si
     }
     off[0] = 0;
     for (size_t k = 1; k < nv; k++) {
-        /* shown after the previous part's video, and decoded after it */
+        /* shown after the previous part's video */
         int64_t need = v[k - 1].end + off[k - 1] - v[k].first;
-        if (v[k - 1].dlast + off[k - 1] + 1 - v[k].dfirst > need)
-            need = v[k - 1].dlast + off[k - 1] + 1 - v[k].dfirst;
-        if (frame_us > 0) { /* the next whole frame slot counted from the first part's first frame */
-            double slots = ceil((double)(v[k].first + need - v[0].first) / frame_us - 1e-6);
+        if (frame_us > 0) { /* the next whole frame slot counted from the first part's first frame (within
+                             * a thousandth of a frame: times in µs of 29.97 fps are rounded) */
+            double slots = ceil((double)(v[k].first + need - v[0].first) / frame_us - 1e-3);
             need = v[0].first + llround(slots * frame_us) - v[k].first;
         }
         off[k] = need;
@@ -86,7 +94,18 @@ struct track {
     int aac;       /* audio: AAC, whose configuration Matroska keeps once per track */
     int adts0;     /* the first part's ADTS sample rate index and channels, or -1 */
     int reconfig;  /* a later part's differ */
+    /* audio whose parameters the source's header did not give (a stream that starts in a later part):
+     * learnt by decoding its first packets (learn 1: to do, -1: failed) into |par|, and the stream's
+     * index in the source does not exist yet when it is opened (late) */
+    int learn, late, tries;
+    AVCodecContext *dec;
+    AVCodecParameters *par;
+    /* its packets without times (libavformat cannot time the frames that follow a PES header without
+     * the sample rate) are timed after the one before once the parameters are known: the stream's
+     * packets read (timed or not), how many had been when they were learnt, the next packet's time */
+    int64_t seen, learnt_at, next_ts;
     AVRational tb;
+    int64_t period, ref; /* the clock's wrap (ticks, 0: none); the last decode time read, unwrapped */
     double frame_us; /* a packet's duration when it states none (video) */
     pc_stitch_part *parts;
     int64_t *from; /* index (among its timed packets) of each part's first packet */
@@ -108,6 +127,16 @@ struct track {
 static int64_t us(int64_t t, AVRational tb)
 {
     return av_rescale_q(t, tb, AV_TIME_BASE_Q);
+}
+
+/* Unwraps |p|'s times where its clock wrapped inside a part after the first (pc_stitch_unwrap), the
+ * same way in both passes. */
+static void unwrap(struct track *t, AVPacket *p)
+{
+    int64_t tol = av_rescale_q(PC_STITCH_GAP_US, AV_TIME_BASE_Q, t->tb);
+    p->dts = pc_stitch_unwrap(p->dts, t->ref, t->period, tol);
+    p->pts = pc_stitch_unwrap(p->pts, p->dts != AV_NOPTS_VALUE ? p->dts : t->ref, t->period, tol);
+    t->ref = p->dts != AV_NOPTS_VALUE ? p->dts : p->pts;
 }
 
 enum { LEAD_WAIT, LEAD_PICTURES, LEAD_DONE };
@@ -142,10 +171,10 @@ static int lead_drop(struct track *t, const AVPacket *p, int newpart)
     }
 }
 
-static void range_add(pc_stitch_part *q, int64_t pt, int64_t dur, int64_t d, int64_t pos)
+static void range_add(pc_stitch_part *q, int64_t pt, int64_t dur, int64_t d, int64_t pos, int key)
 {
     if (q->pos == -2) { /* empty */
-        *q = (pc_stitch_part){.first = pt, .end = pt + dur, .dfirst = d, .dlast = d, .pos = pos, .lpos = pos};
+        *q = (pc_stitch_part){.first = pt, .end = pt + dur, .dfirst = d, .dlast = d, .pos = pos, .lpos = pos, .key = key};
         return;
     }
     q->lpos = pos > q->lpos ? pos : q->lpos;
@@ -206,10 +235,11 @@ static int track_scan(struct track *t, const AVPacket *p)
         else if (sig != t->adts0)
             t->reconfig = 1;
     }
-    t->has_key |= (p->flags & AV_PKT_FLAG_KEY) != 0;
-    range_add(&t->all, pt, dur, d, p->pos);
+    int key = (p->flags & AV_PKT_FLAG_KEY) != 0;
+    t->has_key |= key;
+    range_add(&t->all, pt, dur, d, p->pos, key);
     if (!lead_drop(t, p, newpart)) {
-        range_add(&t->kept, pt, dur, d, p->pos);
+        range_add(&t->kept, pt, dur, d, p->pos, key);
         t->nkept++;
     }
     t->last = d;
@@ -242,15 +272,23 @@ static int fail_av(pc_job *j, int e, const char *what)
 static int add_streams(AVFormatContext *fmt, AVFormatContext *oc, struct track *tr, int ntr)
 {
     for (int i = 0; i < ntr; i++) {
-        const AVStream *in = fmt->streams[tr[i].in];
         AVStream *st = avformat_new_stream(oc, NULL);
         if (st == NULL)
             return AVERROR(ENOMEM);
+        tr[i].out = st->index;
+        st->time_base = tr[i].tb;
+        if (tr[i].par != NULL) { /* learnt: the source stream may not exist yet (late) */
+            int r = avcodec_parameters_copy(st->codecpar, tr[i].par);
+            if (r < 0)
+                return r;
+            st->codecpar->codec_tag = 0;
+            continue;
+        }
+        const AVStream *in = fmt->streams[tr[i].in];
         int r = avcodec_parameters_copy(st->codecpar, in->codecpar);
         if (r < 0)
             return r;
         st->codecpar->codec_tag = 0;
-        st->time_base = in->time_base;
         st->sample_aspect_ratio = in->sample_aspect_ratio;
         st->avg_frame_rate = in->avg_frame_rate;
         st->r_frame_rate = in->r_frame_rate;
@@ -261,7 +299,6 @@ static int add_streams(AVFormatContext *fmt, AVFormatContext *oc, struct track *
                 return AVERROR(ENOMEM);
             memcpy(d, in->side_data[k].data, in->side_data[k].size);
         }
-        tr[i].out = st->index;
     }
     return 0;
 }
@@ -356,10 +393,98 @@ static int open_src(pc_job *j, const char *src, int fmt_flags, int vidx, int aid
     "the timestamps jump (recordings joined with a discontinuity) and the parts cannot be joined; remux each part, " \
     "or the whole with continuous times, and upload that"
 
+/* Sets up |t| for the source's stream |t->in| (in pass 1, or as it appears). */
+static void track_start(struct track *t, const AVFormatContext *fmt)
+{
+    const AVStream *st = fmt->streams[t->in];
+    t->tb = st->time_base;
+    t->period = st->pts_wrap_bits > 0 && st->pts_wrap_bits < 63 ? INT64_C(1) << st->pts_wrap_bits : 0;
+    if (t->audio) {
+        t->aac = st->codecpar->codec_id == AV_CODEC_ID_AAC;
+        t->adts0 = -1;
+        t->learn = st->codecpar->ch_layout.nb_channels <= 0 || st->codecpar->sample_rate <= 0;
+    }
+}
+
+/* Audio track |t| whose parameters are not known (learn): decodes its packet |p| and takes them from
+ * the first frame. Gives up (learn -1) when nothing decodes from its first 256 packets. Returns 0 or
+ * PC_ENOMEM. */
+static int learn_params(const AVFormatContext *fmt, struct track *t, const AVPacket *p)
+{
+    const AVCodecParameters *cp = fmt->streams[t->in]->codecpar;
+    if (t->dec == NULL) {
+        const AVCodec *c = avcodec_find_decoder(cp->codec_id);
+        if (c == NULL) {
+            t->learn = -1;
+            return 0;
+        }
+        if ((t->dec = avcodec_alloc_context3(c)) == NULL)
+            return PC_ENOMEM;
+        t->dec->pkt_timebase = t->tb;
+        if (avcodec_parameters_to_context(t->dec, cp) < 0 || avcodec_open2(t->dec, c, NULL) < 0) {
+            avcodec_free_context(&t->dec);
+            t->learn = -1;
+            return 0;
+        }
+    }
+    AVFrame *f = av_frame_alloc();
+    if (f == NULL)
+        return PC_ENOMEM;
+    int r = avcodec_send_packet(t->dec, p) >= 0 ? avcodec_receive_frame(t->dec, f) : -1;
+    if (r == 0 && f->sample_rate > 0 && f->ch_layout.nb_channels > 0) {
+        if ((t->par = avcodec_parameters_alloc()) == NULL || avcodec_parameters_from_context(t->par, t->dec) < 0 ||
+            av_channel_layout_copy(&t->par->ch_layout, &f->ch_layout) < 0) {
+            av_frame_free(&f);
+            return PC_ENOMEM;
+        }
+        t->par->sample_rate = f->sample_rate;
+        t->par->format = f->format;
+        t->learn = 0;
+        t->learnt_at = t->seen;
+        avcodec_free_context(&t->dec);
+    } else if (++t->tries == 256) {
+        t->learn = -1;
+        avcodec_free_context(&t->dec);
+    }
+    av_frame_free(&f);
+    return 0;
+}
+
+/* The source's stream |idx| has just appeared (a later part's program table added it): the audio
+ * track |a|, looking for audio, takes it if it is some. Returns 0 or PC_ENOMEM. */
+static int adopt(const AVFormatContext *fmt, struct track *a, int idx)
+{
+    const AVCodecParameters *cp = fmt->streams[idx]->codecpar;
+    if (cp->codec_type != AVMEDIA_TYPE_AUDIO)
+        return 0;
+    a->in = idx;
+    a->late = 1;
+    track_start(a, fmt);
+    if (!a->learn && ((a->par = avcodec_parameters_alloc()) == NULL || avcodec_parameters_copy(a->par, cp) < 0))
+        return PC_ENOMEM;
+    return 0;
+}
+
+/* Times |p|, the |t->seen|-th packet of |t|, if it has no time and follows one whose time and
+ * duration are known (learnt audio: see struct track), the same way in both passes. */
+static void time_untimed(struct track *t, AVPacket *p)
+{
+    int64_t dur = p->duration;
+    if (dur <= 0 && t->par != NULL && t->par->frame_size > 0 && t->par->sample_rate > 0)
+        dur = av_rescale_q(t->par->frame_size, (AVRational){1, t->par->sample_rate}, t->tb);
+    if (p->pts == AV_NOPTS_VALUE && p->dts == AV_NOPTS_VALUE) {
+        if (t->par == NULL || t->seen <= t->learnt_at || t->next_ts == AV_NOPTS_VALUE || dur <= 0)
+            return;
+        p->pts = p->dts = t->next_ts;
+    }
+    t->next_ts = dur > 0 ? (p->dts != AV_NOPTS_VALUE ? p->dts : p->pts) + dur : AV_NOPTS_VALUE;
+}
+
 /* Pass 1: every timed packet of the tracks, cut into parts. Returns 0 or fails |j|. */
 static int scan(pc_job *j, AVFormatContext *fmt, struct track *tr, int ntr, AVPacket *pkt)
 {
     char eb[128];
+    int known = (int)fmt->nb_streams; /* streams with a higher index appear as the file is read */
     for (int64_t k = 0;; k++) {
         int r = av_read_frame(fmt, pkt);
         if (r < 0 && r != AVERROR_EOF) { /* as probe reads the file: up to the error (pass 2 stops at the same place) */
@@ -373,8 +498,21 @@ static int scan(pc_job *j, AVFormatContext *fmt, struct track *tr, int ntr, AVPa
                 part_done(&tr[i]);
             return 0;
         }
+        if (ntr > 1 && tr[1].in < 0 && pkt->stream_index >= known && adopt(fmt, &tr[1], pkt->stream_index) != 0) {
+            av_packet_unref(pkt);
+            return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+        }
         struct track *t = track_of(tr, ntr, pkt->stream_index);
+        if (t != NULL) {
+            t->seen++;
+            if (t->learn > 0 && learn_params(fmt, t, pkt) != 0) {
+                av_packet_unref(pkt);
+                return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+            }
+            time_untimed(t, pkt);
+        }
         if (t != NULL && (pkt->dts != AV_NOPTS_VALUE || pkt->pts != AV_NOPTS_VALUE)) {
+            unwrap(t, pkt);
             if ((r = track_scan(t, pkt)) != 0) {
                 av_packet_unref(pkt);
                 if (r == PC_ENOMEM)
@@ -422,6 +560,26 @@ static void merge_false_joins(pc_job *j, struct track *v, const struct track *a)
     free(real);
 }
 
+/* Moves every part by the same amount, if need be, so that no time in the copy is negative: the
+ * Matroska muxer would shift them all itself, and the audio joins (the copy's times) would be off by
+ * as much. (A recording that starts within a minute of its clock's wrap: libavformat makes the times
+ * before the wrap negative.) The shift is whole milliseconds, Matroska's unit. */
+static void non_negative(const struct track *tr, int ntr, int64_t *off)
+{
+    int64_t low = 0;
+    for (int i = 0; i < ntr; i++)
+        for (size_t k = 0; k < tr[i].n; k++) {
+            const pc_stitch_part *q = &tr[i].parts[k];
+            int64_t t = (q->first < q->dfirst ? q->first : q->dfirst) + off[q->owner];
+            low = t < low ? t : low;
+        }
+    if (low < 0) {
+        int64_t shift = (-low + 999) / 1000 * 1000;
+        for (size_t k = 0; k < tr[0].n; k++)
+            off[k] += shift;
+    }
+}
+
 /* Pass 2: the tracks' packets, moved by their part's offset, into |o|; the time (µs) where each audio part
  * after the first begins in |*joins| (room for a part each). Returns 0 or fails |j|. */
 static int copy(pc_job *j, AVFormatContext *fmt, struct out *o, struct track *tr, int ntr, AVPacket *pkt,
@@ -432,10 +590,15 @@ static int copy(pc_job *j, AVFormatContext *fmt, struct out *o, struct track *tr
         if (r < 0)
             return r == AVERROR_EOF || !pc_job_canceled(j) ? 0 : pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
         struct track *t = track_of(tr, ntr, pkt->stream_index);
+        if (t != NULL) {
+            t->seen++;
+            time_untimed(t, pkt);
+        }
         if (t == NULL || (pkt->dts == AV_NOPTS_VALUE && pkt->pts == AV_NOPTS_VALUE)) {
             av_packet_unref(pkt);
             continue;
         }
+        unwrap(t, pkt);
         int newpart = t->count == 0;
         while (t->cur + 1 < t->n && t->count >= t->from[t->cur + 1]) {
             t->cur++;
@@ -452,6 +615,13 @@ static int copy(pc_job *j, AVFormatContext *fmt, struct out *o, struct track *tr
             pkt->pts += move;
         if (pkt->dts != AV_NOPTS_VALUE)
             pkt->dts += move;
+        if (!t->audio && pkt->dts != AV_NOPTS_VALUE && t->out_last != AV_NOPTS_VALUE && pkt->dts <= t->out_last) {
+            /* a part whose first frames decode before the previous part's last shows (B-frames after
+             * a part without): decoded right after it instead, as they must be, but no later than shown */
+            pkt->dts = t->out_last + 1;
+            if (pkt->pts != AV_NOPTS_VALUE && pkt->dts > pkt->pts)
+                pkt->dts = pkt->pts;
+        }
         int64_t d = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pkt->pts, p = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : d;
         /* audio of a part that begins before the previous part's ends (audio usually starts a
          * little before the video and outlasts it): packets that would be decoded before the last one
@@ -485,7 +655,7 @@ int pc_stitch(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, con
 {
     struct track tr[2];
     memset(tr, 0, sizeof(tr));
-    int ntr = aidx >= 0 ? 2 : 1;
+    int ntr = 2; /* without an audio stream (aidx -1), the audio track takes one that appears later */
     tr[0].in = vidx;
     tr[1].in = aidx;
     tr[1].audio = 1;
@@ -501,23 +671,30 @@ int pc_stitch(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, con
         goto out;
     }
     for (int pass = 0; pass < 2; pass++) {
-        if (open_src(j, src, fmt_flags, vidx, aidx, &fmt) != 0)
+        if (open_src(j, src, fmt_flags, vidx, tr[1].late ? -1 : tr[1].in, &fmt) != 0)
             goto out;
         for (int i = 0; i < ntr; i++) {
-            tr[i].tb = fmt->streams[tr[i].in]->time_base;
+            if (pass == 0 && tr[i].in >= 0)
+                track_start(&tr[i], fmt);
             tr[i].cur = 0;
             tr[i].count = 0;
             tr[i].out_last = AV_NOPTS_VALUE;
+            tr[i].ref = tr[i].next_ts = AV_NOPTS_VALUE;
+            tr[i].seen = 0;
         }
         if (pass == 0) {
             AVRational fr = fmt->streams[vidx]->avg_frame_rate;
             if (fr.num <= 0 || fr.den <= 0)
                 fr = fmt->streams[vidx]->r_frame_rate;
             tr[0].frame_us = fr.num > 0 && fr.den > 0 && av_q2d(fr) <= 1000 ? 1e6 / av_q2d(fr) : 0;
-            tr[1].aac = ntr > 1 && fmt->streams[aidx]->codecpar->codec_id == AV_CODEC_ID_AAC;
-            tr[1].adts0 = -1;
             if (scan(j, fmt, tr, ntr, pkt) != 0)
                 goto out;
+            if (tr[1].in >= 0 && tr[1].learn != 0)
+                PC_LOGW("probe", "video %s: nothing of audio stream %d decodes; publishing without audio", j->video_id, tr[1].in);
+            else if (tr[1].late)
+                PC_LOGI("probe", "video %s: audio stream %d starts in a later part", j->video_id, tr[1].in);
+            if (tr[1].in < 0 || tr[1].learn != 0)
+                ntr = 1;
             if (tr[1].reconfig) { /* it would be decoded with the first part's: the wrong pitch */
                 pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable",
                             "the timestamps jump (recordings joined with a discontinuity) and the parts' AAC audio "
@@ -535,6 +712,7 @@ int pc_stitch(pc_job *j, const char *src, int fmt_flags, int vidx, int aidx, con
             }
             merge_false_joins(j, &tr[0], ntr > 1 ? &tr[1] : NULL);
             pc_stitch_offsets(tr[0].parts, tr[0].n, tr[1].parts, ntr > 1 ? tr[1].n : 0, tr[0].frame_us, off);
+            non_negative(tr, ntr, off);
             for (int i = 0; i < ntr; i++)
                 for (size_t k = 0; k < tr[i].n && k < 8; k++) /* the first few: a file may have thousands */
                     PC_LOGI("probe", "video %s: %s part %zu: %.3f-%.3f s, moved %+.3f s", j->video_id, i ? "audio" : "video",
@@ -573,6 +751,8 @@ out:
         free(tr[i].parts);
         free(tr[i].from);
         free(tr[i].keep_all);
+        avcodec_free_context(&tr[i].dec);
+        avcodec_parameters_free(&tr[i].par);
     }
     return ret;
 }

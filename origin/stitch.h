@@ -43,6 +43,21 @@ static inline int pc_stitch_jump(int64_t last, int64_t end, int64_t t)
     return t < last || t > end + PC_STITCH_GAP_US;
 }
 
+/* The time |x| of a clock that wraps every |period| (MPEG's 33 bits of 90 kHz: 26.5 hours), moved by
+ * a period when that brings it within |tol| of |ref|, the time before it, and it is not already:
+ * libavformat unwraps a stream's clock around its first time only, not a later part's. |period| 0:
+ * no wrap. INT64_MIN (AV_NOPTS_VALUE) stays. */
+static inline int64_t pc_stitch_unwrap(int64_t x, int64_t ref, int64_t period, int64_t tol)
+{
+    if (period <= 0 || x == INT64_MIN || ref == INT64_MIN || (x >= ref - tol && x <= ref + tol))
+        return x;
+    if (x < ref && x + period >= ref - tol && x + period <= ref + tol)
+        return x + period;
+    if (x > ref && x - period >= ref - tol && x - period <= ref + tol)
+        return x - period;
+    return x;
+}
+
 /* One part of one stream, in µs of that part's own clock. */
 typedef struct pc_stitch_part {
     int64_t first;  /* earliest presentation time (a packet without one: its decode time) */
@@ -51,6 +66,7 @@ typedef struct pc_stitch_part {
     int64_t dlast;  /* latest decode time */
     int64_t pos;   /* byte position of its first packet, or -1 */
     int64_t lpos;  /* byte position of its last packet, or -1 */
+    int key;       /* video: its first packet is a keyframe (where a recording starts) */
     size_t owner;  /* the video part it goes with: a video part's own index; set for audio by pc_stitch_offsets */
 } pc_stitch_part;
 
@@ -59,16 +75,21 @@ typedef struct pc_stitch_part {
  * there is audio (|na| parts), a join is where the audio also jumps, starts or stops: each of the
  * audio's part boundaries counts for the video jump nearest to it in the file. A video jump the
  * audio runs on through is not one (a gap in the video alone, a frame whose time is off); moving
- * the video there would take it out of step with its sound. Without audio (or file positions), a
- * join is a step back of more than a second or a leap ahead (PC_STITCH_GAP_US).
+ * the video there would take it out of step with its sound. Where the audio only stops, or only
+ * starts (a part without sound), the audio's first start and last end count too, when a video jump
+ * is nearer to them in the file than the file's start or end. Without audio (or file positions), a
+ * join is a leap ahead (PC_STITCH_GAP_US), a step back of more than a second, or a step back to a
+ * keyframe (a recording starts with one; a single frame whose time is off does not).
  */
 void pc_stitch_real_joins(const pc_stitch_part *v, size_t nv, const pc_stitch_part *a, size_t na, uint8_t *real);
 
 /*
  * The offset (µs) to add to each of the |nv| video parts |v| (and the audio parts that go with it),
- * in |off|, and the video part each of the |na| audio parts |a| goes with: one to one when the counts
- * agree, else the video part that starts nearest in the file. |frame_us| > 0 puts each part's first
- * video frame on the grid of the first part's frames. off[0] is always 0.
+ * in |off|, and the video part each of the |na| audio parts |a| goes with: the one whose bytes in the
+ * file overlap its most (or are nearest, or by index without file positions). Each part is shown
+ * right after the one before; |frame_us| > 0 puts each part's first video frame on the grid of the
+ * first part's frames. (Decode order across the join is the copy's: a part whose first frames decode
+ * before the previous part's last has those decode times moved up, not the whole part.) off[0] is 0.
  */
 void pc_stitch_offsets(const pc_stitch_part *v, size_t nv, pc_stitch_part *a, size_t na, double frame_us, int64_t *off);
 
