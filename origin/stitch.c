@@ -17,22 +17,33 @@ static uint64_t dist(int64_t a, int64_t b)
     return a > b ? (uint64_t)a - (uint64_t)b : (uint64_t)b - (uint64_t)a;
 }
 
+/* Whether the jump from video part |p| to |q| is a join by its times alone (no audio to tell). */
+static int join_by_times(const pc_stitch_part *p, const pc_stitch_part *q)
+{
+    int back = q->dfirst < p->dlast;
+    return (back && (q->key || q->dfirst < p->dlast - 1000000)) || q->dfirst > p->end + PC_STITCH_GAP_US;
+}
+
+/* Whether any of the |na| audio parts |a| has bytes within video part |q|'s. */
+static int has_sound(const pc_stitch_part *q, const pc_stitch_part *a, size_t na)
+{
+    for (size_t i = 0; i < na; i++)
+        if (a[i].pos <= q->lpos && a[i].lpos >= q->pos)
+            return 1;
+    return 0;
+}
+
 void pc_stitch_real_joins(const pc_stitch_part *v, size_t nv, const pc_stitch_part *a, size_t na, uint8_t *real)
 {
-    int by_audio = na > 0 && v[0].pos >= 0 && v[nv - 1].lpos >= 0;
+    int by_audio = na > 0 && v[0].pos >= 0;
     for (size_t i = 0; i < na; i++)
         by_audio &= a[i].pos >= 0 && a[i].lpos >= 0;
-    for (size_t k = 1; k < nv; k++) {
-        by_audio &= v[k].pos >= 0;
-        real[k] = 0;
-    }
-    if (!by_audio) {
-        for (size_t k = 1; k < nv; k++) {
-            int back = v[k].dfirst < v[k - 1].dlast;
-            real[k] = (back && (v[k].key || v[k].dfirst < v[k - 1].dlast - 1000000)) || v[k].dfirst > v[k - 1].end + PC_STITCH_GAP_US;
-        }
+    for (size_t k = 0; k < nv; k++)
+        by_audio &= v[k].pos >= 0 && v[k].lpos >= 0;
+    for (size_t k = 1; k < nv; k++) /* between two parts without sound, the times tell */
+        real[k] = (!by_audio || (!has_sound(&v[k - 1], a, na) && !has_sound(&v[k], a, na))) && join_by_times(&v[k - 1], &v[k]);
+    if (!by_audio)
         return;
-    }
     for (size_t i = 0; i < na; i++)
         for (int side = 0; side < 2; side++) { /* where audio part i starts, ends */
             int64_t b = side == 0 ? a[i].pos : a[i].lpos;
@@ -130,13 +141,22 @@ static int64_t us(int64_t t, AVRational tb)
 }
 
 /* Unwraps |p|'s times where its clock wrapped inside a part after the first (pc_stitch_unwrap), the
- * same way in both passes. */
-static void unwrap(struct track *t, AVPacket *p)
+ * same way in both passes: against the stream's own last time or, for its first packet, the other
+ * stream's |o| (NULL: none) (audio that starts in a later part is on the same clock as its video). */
+static void unwrap(struct track *t, const struct track *o, AVPacket *p)
 {
-    int64_t tol = av_rescale_q(PC_STITCH_GAP_US, AV_TIME_BASE_Q, t->tb);
-    p->dts = pc_stitch_unwrap(p->dts, t->ref, t->period, tol);
-    p->pts = pc_stitch_unwrap(p->pts, p->dts != AV_NOPTS_VALUE ? p->dts : t->ref, t->period, tol);
+    int64_t tol = av_rescale_q(PC_STITCH_WRAP_US, AV_TIME_BASE_Q, t->tb), ref = t->ref;
+    if (ref == AV_NOPTS_VALUE && o != NULL && o->ref != AV_NOPTS_VALUE)
+        ref = av_rescale_q(o->ref, o->tb, t->tb);
+    p->dts = pc_stitch_unwrap(p->dts, ref, t->period, tol);
+    p->pts = pc_stitch_unwrap(p->pts, p->dts != AV_NOPTS_VALUE ? p->dts : ref, t->period, tol);
     t->ref = p->dts != AV_NOPTS_VALUE ? p->dts : p->pts;
+}
+
+/* The track of |tr| that is not |t|, or NULL. */
+static const struct track *other(const struct track *tr, int ntr, const struct track *t)
+{
+    return ntr < 2 ? NULL : t == &tr[0] ? &tr[1] : &tr[0];
 }
 
 enum { LEAD_WAIT, LEAD_PICTURES, LEAD_DONE };
@@ -472,10 +492,13 @@ static void time_untimed(struct track *t, AVPacket *p)
     int64_t dur = p->duration;
     if (dur <= 0 && t->par != NULL && t->par->frame_size > 0 && t->par->sample_rate > 0)
         dur = av_rescale_q(t->par->frame_size, (AVRational){1, t->par->sample_rate}, t->tb);
+    int known = t->par != NULL && t->seen > t->learnt_at && t->next_ts != AV_NOPTS_VALUE && dur > 0;
     if (p->pts == AV_NOPTS_VALUE && p->dts == AV_NOPTS_VALUE) {
-        if (t->par == NULL || t->seen <= t->learnt_at || t->next_ts == AV_NOPTS_VALUE || dur <= 0)
+        if (!known)
             return;
         p->pts = p->dts = t->next_ts;
+    } else if (known && p->pos < 0 && (p->dts != AV_NOPTS_VALUE ? p->dts : p->pts) <= t->next_ts - dur / 2) {
+        p->pts = p->dts = t->next_ts; /* a frame the parser split from a PES was given the PES's time (MP2) */
     }
     t->next_ts = dur > 0 ? (p->dts != AV_NOPTS_VALUE ? p->dts : p->pts) + dur : AV_NOPTS_VALUE;
 }
@@ -512,7 +535,7 @@ static int scan(pc_job *j, AVFormatContext *fmt, struct track *tr, int ntr, AVPa
             time_untimed(t, pkt);
         }
         if (t != NULL && (pkt->dts != AV_NOPTS_VALUE || pkt->pts != AV_NOPTS_VALUE)) {
-            unwrap(t, pkt);
+            unwrap(t, other(tr, ntr, t), pkt);
             if ((r = track_scan(t, pkt)) != 0) {
                 av_packet_unref(pkt);
                 if (r == PC_ENOMEM)
@@ -598,7 +621,7 @@ static int copy(pc_job *j, AVFormatContext *fmt, struct out *o, struct track *tr
             av_packet_unref(pkt);
             continue;
         }
-        unwrap(t, pkt);
+        unwrap(t, other(tr, ntr, t), pkt);
         int newpart = t->count == 0;
         while (t->cur + 1 < t->n && t->count >= t->from[t->cur + 1]) {
             t->cur++;

@@ -35,6 +35,9 @@
 #define PC_STITCH_MAX_PARTS 4096
 /* a jump forward larger than this is a discontinuity too (ffmpeg's dts_delta_threshold), in µs */
 #define PC_STITCH_GAP_US (10 * 1000000LL)
+/* how near a time moved by the clock's wrap must come to the time before it to be taken for the wrap
+ * (not a join whose clock restarted just after it), in µs */
+#define PC_STITCH_WRAP_US (3 * 1000000LL)
 
 /* Whether a packet at decode time |t| (µs) starts a new part of a stream whose last packet was at
  * |last| and whose part so far ends at |end|: its clock went back, or leapt ahead. */
@@ -77,9 +80,10 @@ typedef struct pc_stitch_part {
  * audio runs on through is not one (a gap in the video alone, a frame whose time is off); moving
  * the video there would take it out of step with its sound. Where the audio only stops, or only
  * starts (a part without sound), the audio's first start and last end count too, when a video jump
- * is nearer to them in the file than the file's start or end. Without audio (or file positions), a
- * join is a leap ahead (PC_STITCH_GAP_US), a step back of more than a second, or a step back to a
- * keyframe (a recording starts with one; a single frame whose time is off does not).
+ * is nearer to them in the file than the file's start or end. Without audio (or file positions), and
+ * between two video parts neither of which has audio within its bytes, a join is a leap ahead
+ * (PC_STITCH_GAP_US), a step back of more than a second, or a step back to a keyframe (a recording
+ * starts with one; a single frame whose time is off does not).
  */
 void pc_stitch_real_joins(const pc_stitch_part *v, size_t nv, const pc_stitch_part *a, size_t na, uint8_t *real);
 

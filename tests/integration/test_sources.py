@@ -322,15 +322,18 @@ JOIN_V = "%s=s=320x180:r=%s:d=%d%s,drawbox=c=white:t=fill:enable='eq(n\\,%d)'"
 JOIN_A = "aevalsrc='between(t\\,%g\\,%g)*sin(2*PI*1000*t)':s=44100:d=%d"
 
 
-def join_parts(rate="30", audio=(True, True, True), opts=((), (), ()), durs=(3, 3, 2), **clip_kw):
-    """The three parts: (clip kwargs, flash time in the joined video), at frame rate |rate|, |durs| s
-    long; part i has audio if audio[i], and extra ffmpeg options (vopts) opts[i]; |clip_kw| go to
-    clip() (ext, vcodec)."""
+def join_parts(rate="30", audio=(True, True, True), opts=None, durs=None, **clip_kw):
+    """The parts, one for each of |audio|: (clip kwargs, flash time in the joined video), at frame
+    rate |rate|, |durs| s long (default 3, 3, 2, 3, 3, 2...); part i has audio if audio[i], and extra
+    ffmpeg options (vopts) opts[i]; |clip_kw| go to clip() (ext, vcodec, outopts)."""
     from fractions import Fraction
     fps = float(Fraction(rate))
     spec = [("testsrc", "", 30, (1.0, 1.1)), ("testsrc2", "", 45, (1.5, 1.6)), ("testsrc", ",negate", 15, (0.5, 0.6))]
     parts, at = [], 0.0
-    for i, ((src, vf, flash, beep), dur) in enumerate(zip(spec, durs)):
+    opts = opts or ((),) * len(audio)
+    durs = durs or [(3, 3, 2)[i % 3] for i in range(len(audio))]
+    for i, dur in enumerate(durs):
+        src, vf, flash, beep = spec[i % 3]
         kw = dict(vsrc=JOIN_V % (src, rate, dur, vf, flash), dur=dur, audio=audio[i], vopts=["-g", "45"] + list(opts[i]),
                   **clip_kw)
         if audio[i]:
@@ -441,6 +444,16 @@ def test_joined_audio_stops_and_starts(s):
     # the first recording has no sound: the MPEG-TS program table names the audio stream, but its
     # sample rate is found (and the frames after each PES header timed) only where the audio begins
     check_joined(st["o"], "joined_silent_start", join_parts(audio=(False, True, True)))
+    # MP2: libavformat gives the frames it splits from the first PES the PES's time, until it knows
+    # the sample rate
+    check_joined(st["o"], "joined_silent_start_mp2", join_parts(audio=(False, True, True), outopts=["-c:a", "mp2"]))
+    # two recordings without sound in a row (no audio boundary between them: their times tell), the
+    # second leaping ten minutes ahead
+    check_joined(st["o"], "joined_two_silent", join_parts(audio=(True, False, False, True),
+                                                          opts=((), (), ("-output_ts_offset", "600"), ())))
+    # the clock wraps inside the first recording with sound: its audio unwraps as its video does
+    check_joined(st["o"], "joined_wrap_late_sound", join_parts(audio=(False, True, True),
+                                                               opts=((), ("-output_ts_offset", "95442"), ())))
     # MPEG-PS (as DVD recorders write it) has no program table: the audio stream of the middle
     # recording appears only when the file is read that far
     parts = join_parts(audio=(False, True, False), durs=(6, 3, 10), opts=(("-g", "15", "-q:v", "2"),) * 3, ext="mpg",

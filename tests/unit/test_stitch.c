@@ -151,6 +151,22 @@ static void only_jumps_the_audio_makes_too_are_joins(void **state)
     assert_true(real[1]);
     pc_stitch_real_joins(v, 2, second, 1, real);
     assert_true(real[1]);
+    /* two recordings without sound in a row, after two with: no audio boundary between them, so
+     * their times tell (a clock restarting at a keyframe), as without audio */
+    pc_stitch_part v4[4] = {{.pos = 0, .lpos = 990, .dfirst = 0, .dlast = 3 * S},
+                            {.pos = 1000, .lpos = 1990, .dfirst = 0, .dlast = 3 * S, .key = 1},
+                            {.pos = 2000, .lpos = 2990, .dfirst = 0, .dlast = 3 * S, .key = 1},
+                            {.pos = 3000, .lpos = 3990, .dfirst = 0, .dlast = 3 * S, .key = 1}};
+    pc_stitch_part a4[2] = {{.pos = 10, .lpos = 980}, {.pos = 1010, .lpos = 1985}};
+    uint8_t real4[4];
+    pc_stitch_real_joins(v4, 4, a4, 2, real4);
+    assert_true(real4[1]);
+    assert_true(real4[2]);
+    assert_true(real4[3]);
+    v4[3].key = 0; /* a frame whose time is off, in a part without sound */
+    v4[3].dfirst = 3 * S - 33333;
+    pc_stitch_real_joins(v4, 4, a4, 2, real4);
+    assert_false(real4[3]);
     /* no audio: a step back of more than a second, or to a keyframe, or a leap, is a join; a frame 34
      * ms early is not */
     pc_stitch_part w[3] = {{.first = 0, .end = 3 * S, .dfirst = 0, .dlast = 3 * S - 33333, .pos = 0},
