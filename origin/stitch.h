@@ -9,9 +9,10 @@
  * part before, as `ffmpeg -i joined.ts` plays it, and the pipeline goes on from that copy.
  *
  * Each stream is cut into parts by its own jumps (a demuxer may hand out the last packets of one
- * part after the first of the next), and a part's audio goes with the video part that starts nearest
- * in the file. Every video part after the first is moved to be shown right after the previous one's
- * last frame (and decoded after it), on the first part's frame grid, without the packets a decoder
+ * part after the first of the next), and a part's audio goes with the video part whose bytes in the
+ * file it shares. Every video part after the first is moved to be shown right after the previous
+ * one's last frame (its first decode times moved up to follow the previous part's last where they
+ * would not), on the first part's frame grid, without the packets a decoder
  * drops at its start (before its first keyframe, and that GOP's leading pictures); its audio moves with it, so each
  * part keeps its own lip sync. Audio usually starts a little before the video and outlasts it, so a
  * part's audio may begin before the previous part's ends: the packets that would decode before the
