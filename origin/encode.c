@@ -59,7 +59,7 @@ struct chunk {
     pc_job *j;
     json_t *plan;
     int64_t timescale, gop_ticks, end_ticks;
-    int64_t frame_ticks; /* the nominal frame duration (the plan's frame rate), or 0 */
+    int64_t b_ticks; /* how long after it is shown a B-frame decodes at most (decode_time), or 0 */
     int first_seg, nseg, total_segs;
     int64_t *seg_t;      /* start ticks of every segment of the video, plus end */
     int64_t *seg_frames; /* expected frame counts */
@@ -104,12 +104,13 @@ static int cmp_i64(const void *a, const void *b)
  * Decode times. A segment's samples decode at its frames' presentation times in order (|sorted|),
  * so its first decodes at its start (tfdt) as in every rung, and each B-frame is shown a slot before
  * it decodes: a negative composition offset of one frame. Players built on libavformat shift every
- * presentation time by the most negative offset seen so far, which is constant only if every
- * B-frame's is the same: at a variable frame rate a B-frame after a longer frame would move the rest
- * of the video later (31 ms after a 73 ms frame of a stitched 24/29.97 fps file). So a B-frame that
- * would decode more than |cap| (the nominal frame duration) after it is shown decodes |cap| after it
- * instead. That keeps the decode times increasing when no sample is shown more than one slot before
- * it decodes (no B-pyramids; else they stay as they are). Returns the i-th sample's decode time.
+ * presentation time by the most negative offset seen so far, which stays what the first segment
+ * set only if no later B-frame's is more negative: at a variable frame rate a B-frame before a
+ * longer frame would move the rest of the video later (31 ms after a 73 ms frame of a stitched
+ * 24/29.97 fps file). So a B-frame that would decode more than |cap| (the plan's b_frame_ticks: the
+ * first segment's usual frame interval) after it is shown decodes |cap| after it instead. That keeps
+ * the decode times increasing when no sample is shown more than one slot before it decodes (no
+ * B-pyramids; else they stay as they are). Returns the i-th sample's decode time.
  */
 static int64_t decode_time(const struct rung_enc *re, const int64_t *sorted, size_t i, int64_t cap)
 {
@@ -149,7 +150,7 @@ static int flush_segment(struct chunk *c, struct rung_enc *re)
     if (r == 0)
         qsort(sorted, n, sizeof(*sorted), cmp_i64);
     int64_t next = c->seg_t[s + 1];
-    int64_t cap = r == 0 && one_slot_deep(re, sorted, n) ? c->frame_ticks : 0;
+    int64_t cap = r == 0 && one_slot_deep(re, sorted, n) ? c->b_ticks : 0;
     for (size_t i = 0; r == 0 && i < n; i++) {
         int64_t dts = decode_time(re, sorted, i, cap);
         int64_t dur = (i + 1 < n ? decode_time(re, sorted, i + 1, cap) : next) - dts;
@@ -466,7 +467,9 @@ int pc_task_encode(pc_job *j)
     }
     tl.decim = decim;
     int gop_frames = (int)lround(av_q2d(fps) * pc_json_num(c.plan, "gop_duration", 2));
-    c.frame_ticks = fps.num > 0 && fps.den > 0 ? (int64_t)llround((double)c.timescale * fps.den / fps.num) : 0;
+    c.b_ticks = pc_json_int(c.plan, "b_frame_ticks", 0); /* older plans: the nominal frame */
+    if (c.b_ticks <= 0)
+        c.b_ticks = fps.num > 0 && fps.den > 0 ? (int64_t)llround((double)c.timescale * fps.den / fps.num) : 0;
     if (gop_frames < 1)
         gop_frames = 1;
 

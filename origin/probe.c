@@ -627,6 +627,48 @@ int pc_task_probe(pc_job *j)
 
 /* ---- plan ---- */
 
+static int cmp_ticks(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * How long after it is shown a B-frame decodes in the CMAF segments (encode.c, decode_time): the
+ * most common interval between the first segment's |n| frames (the largest of equals), or 0 when it
+ * has fewer than two (encode then takes the nominal frame). Players built on libavformat shift every
+ * presentation time by the most negative composition offset seen so far, so every B-frame's must
+ * be at most this, and the first segment's B-frames set it; a constant rate makes it one frame,
+ * and a variable rate whose first segment is regular keeps its decode times regular there, where
+ * libavformat guesses the frame rate.
+ */
+static int64_t b_frame_ticks(const int64_t *ticks, size_t n)
+{
+    if (n < 2)
+        return 0;
+    n = n > 4096 ? 4096 : n;
+    int64_t *d = malloc((n - 1) * sizeof(*d));
+    if (d == NULL)
+        return 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        d[i] = ticks[i + 1] - ticks[i];
+    qsort(d, n - 1, sizeof(*d), cmp_ticks);
+    int64_t best = d[0];
+    size_t best_run = 0;
+    for (size_t i = 0; i < n - 1;) {
+        size_t k = i;
+        while (k < n - 1 && d[k] == d[i])
+            k++;
+        if (k - i >= best_run) {
+            best_run = k - i;
+            best = d[i];
+        }
+        i = k;
+    }
+    free(d);
+    return best;
+}
+
 int pc_task_plan(pc_job *j)
 {
     json_t *info = json_loads(j->info != NULL ? j->info : "", 0, NULL);
@@ -763,6 +805,7 @@ int pc_task_plan(pc_job *j)
         "time_base", tl.tb_num, tl.tb_den, "rotation", rot, "preset", j->env->preset, "rungs", jr, "segments", js,
         "chunks", jc, "audio", audio);
     json_object_set_new(plan, "thumbs", thumbs);
+    json_object_set_new(plan, "b_frame_ticks", json_integer((json_int_t)b_frame_ticks(ticks, ns > 0 ? segs[0].frames : 0)));
     if (json_is_true(json_object_get(v, "retime"))) /* frame times from retime.bin, not the packets */
         json_object_set_new(plan, "retime", json_true());
     if (decim > 1) { /* the timeline runs at the source's rate; encode keeps every decim-th slot */

@@ -141,12 +141,15 @@ static int64_t us(int64_t t, AVRational tb)
 }
 
 /* Unwraps |p|'s times where its clock wrapped inside a part after the first (pc_stitch_unwrap), the
- * same way in both passes: against the stream's own last time or, for its first packet, the other
- * stream's |o| (NULL: none) (audio that starts in a later part is on the same clock as its video). */
+ * same way in both passes: against the stream's own last time or, when that is not near, the other
+ * stream's |o| (NULL: none): audio that starts in a later part, or resumes after a stretch without
+ * sound, is on the same clock as its video. */
 static void unwrap(struct track *t, const struct track *o, AVPacket *p)
 {
     int64_t tol = av_rescale_q(PC_STITCH_WRAP_US, AV_TIME_BASE_Q, t->tb), ref = t->ref;
-    if (ref == AV_NOPTS_VALUE && o != NULL && o->ref != AV_NOPTS_VALUE)
+    int64_t x = p->dts != AV_NOPTS_VALUE ? p->dts : p->pts;
+    int near = ref != AV_NOPTS_VALUE && x != AV_NOPTS_VALUE && x >= ref - tol && x <= ref + tol;
+    if (!near && pc_stitch_unwrap(x, ref, t->period, tol) == x && o != NULL && o->ref != AV_NOPTS_VALUE)
         ref = av_rescale_q(o->ref, o->tb, t->tb);
     p->dts = pc_stitch_unwrap(p->dts, ref, t->period, tol);
     p->pts = pc_stitch_unwrap(p->pts, p->dts != AV_NOPTS_VALUE ? p->dts : ref, t->period, tol);

@@ -13,7 +13,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Suite, check, clip, eq, ffmpeg_decode, ffprobe  # noqa: E402
+from harness import Suite, check, clip, eq, ffmpeg_decode, ffprobe, media_dir  # noqa: E402
 
 S = Suite("sources")
 st = {}
@@ -459,6 +459,55 @@ def test_joined_mixed_frame_rates(s):
                  longest=0.084, min_db=32)  # 50 fps in the bottom rung's bitrate
 
 
+def vfr_clip(name, spans):
+    """An MP4 whose frame rate changes: |spans| of (rate, seconds), one encode with continuous times,
+    a white frame and a beep every 2 s."""
+    import subprocess
+    path = os.path.join(media_dir(), name + ".mp4")
+    if os.path.exists(path):
+        return path
+    argv, fc, ins = ["ffmpeg", "-nostdin", "-v", "error", "-y"], "", ""
+    for i, (rate, dur) in enumerate(spans):
+        argv += ["-f", "lavfi", "-i", "testsrc2=s=320x180:r=%s:d=%d" % (rate, dur), "-f", "lavfi", "-i",
+                 "aevalsrc='if(lt(mod(t\\,2)\\,0.04)\\,0.5*sin(2*PI*1000*t)\\,0)':s=48000:d=%d" % dur]
+        fc += ("[%d:v]settb=1/90000,drawbox=c=white:t=fill:enable='lt(mod(t+0.0001\\,2)\\,1/(%s))'[v%d];"
+               % (2 * i, rate, i))
+        ins += "[v%d][%d:a]" % (i, 2 * i + 1)
+    tmp = path + ".tmp%d.mp4" % os.getpid()
+    argv += ["-filter_complex", fc + ins + "concat=n=%d:v=1:a=1[v][a]" % len(spans), "-map", "[v]", "-map", "[a]",
+             "-fps_mode", "passthrough", "-enc_time_base", "1/90000", "-c:v", "libx264", "-preset", "veryfast", "-g", "48",
+             "-c:a", "aac", tmp]
+    subprocess.run(argv, check=True, timeout=300)
+    os.rename(tmp, path)
+    return path
+
+
+def test_variable_rate_keeps_its_sync(s):
+    # a recording whose frame rate drops (30 then 15 fps) or rises (24 then 50): where a B-frame is
+    # shown before a longer frame than the first segment's, players built on libavformat would move
+    # the rest of the video later (encode.c, decode_time); and the decode times of the first
+    # segment stay regular, where libavformat guesses the frame rate (90000/1 made a transcode of
+    # the published video with ffmpeg duplicate 900 000 frames)
+    if "o" not in st:
+        st["o"] = s.origin()
+    o = st["o"]
+    for name, spans in (("vfr_30_15", (("30", 4), ("15", 8))), ("vfr_24_50", (("24", 5), ("50", 5)))):
+        path = vfr_clip(name, spans)
+        v = o.ready(o.upload(path, title=name, parallel=1))
+        top = "%s/v/%s/%s/index.m3u8" % (o.url, v["id"], v["renditions"][-1]["id"])
+        eq(frames(top), frames(path), "%s: every frame" % name)
+        rate = ffprobe(top, "-select_streams", "v:0", "-show_entries", "stream=r_frame_rate")["streams"][0]["r_frame_rate"]
+        eq(rate, spans[0][0] + "/1", "%s: the frame rate libavformat guesses" % name)
+        flashes, beeps = flashes_and_beeps("%s/v/%s/master.m3u8" % (o.url, v["id"]))
+        lead = [f - min(beeps, key=lambda b: abs(b - f)) for f in flashes]  # (the first beep has no silence before it)
+        lead = [x for x in lead if abs(x) < 0.5]
+        print("# %s: %d flashes, audio leads by %s ms" % (name, len(flashes), [round(x * 1000, 1) for x in lead]))
+        check(len(lead) >= 4, "%s: a flash and a beep every 2 s (%d)" % (name, len(lead)))
+        check(max(lead) - min(lead) < 0.003, "%s: the sync stays as it starts (%.1f to %.1f ms)"
+              % (name, min(lead) * 1000, max(lead) * 1000))
+        check(max(lead) <= SYNC_TOLERANCE, "%s: audio leads by at most 45 ms (%.1f)" % (name, max(lead) * 1000))
+
+
 def test_joined_audio_stops_and_starts(s):
     # the second recording has no sound: the audio stops at the join, and starts again at the next
     if "o" not in st:
@@ -478,6 +527,11 @@ def test_joined_audio_stops_and_starts(s):
     # the clock wraps inside the first recording with sound: its audio unwraps as its video does
     check_joined(st["o"], "joined_wrap_late_sound", join_parts(audio=(False, True, True),
                                                                opts=((), ("-output_ts_offset", "95442"), ())))
+    # a recording (three clips on one continuous clock) whose sound stops for 5 s while its clock
+    # wraps: the audio's own last time is from before the wrap, its video's after
+    wrap = [("-output_ts_offset", str(x)) for x in (95438, 95441, 95446)]
+    check_joined(st["o"], "joined_wrap_in_silence", join_parts(audio=(True, True, False, True), durs=(3, 3, 5, 3),
+                                                               opts=[()] + wrap))
     # MPEG-PS (as DVD recorders write it) has no program table: the audio stream of the middle
     # recording appears only when the file is read that far
     parts = join_parts(audio=(False, True, False), durs=(6, 3, 10), opts=(("-g", "15", "-q:v", "2"),) * 3, ext="mpg",
@@ -612,5 +666,5 @@ def test_lip_sync(s):
 
 S.run([test_upload_all_sources] + [make_case(n) for n in CASES] +
       [test_multi_edit_mp4, test_joined_recordings, test_joined_across_the_clock_wrap, test_joined_ntsc_and_b_frames,
-       test_joined_mixed_frame_rates, test_joined_audio_stops_and_starts, test_joined_mid_gop, test_video_gap_is_not_a_join, test_audio_changes_mid_stream,
+       test_joined_mixed_frame_rates, test_variable_rate_keeps_its_sync, test_joined_audio_stops_and_starts, test_joined_mid_gop, test_video_gap_is_not_a_join, test_audio_changes_mid_stream,
        test_raw_elementary_streams, test_lip_sync])
