@@ -94,6 +94,8 @@ static void free_pkts(struct rung_enc *re)
     re->npkts = 0;
 }
 
+#define RECENT_PTS 32
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -549,7 +551,11 @@ seek:
         if (seek_to != INT64_MIN) /* from the file's start any frame may come first */
             feed.mode |= PC_FEED_WAIT_KEY;
     }
-    int64_t last_t = -1, done = 0, prev_pts = AV_NOPTS_VALUE;
+    int64_t last_t = -1, done = 0;
+    /* the last frames' times: a frame at a time already shown is dropped, as probe counts distinct
+     * times (a file joined with -c copy can repeat one a few frames apart, across the reordering) */
+    int64_t recent[RECENT_PTS];
+    size_t nrecent = 0;
     int first = 1, finished = 0, eof = 0;
     while (!finished) {
         if (pc_job_canceled(j)) {
@@ -573,11 +579,14 @@ seek:
                                    : bsearch(&frame->pts, c.retime, c.nretime, 2 * sizeof(*c.retime), cmp_i64);
                 pts = e != NULL ? e[1] : AV_NOPTS_VALUE;
             }
-            if (pts == AV_NOPTS_VALUE || pts == prev_pts) {
+            int seen = 0;
+            for (size_t k = 0; k < nrecent && k < RECENT_PTS; k++)
+                seen |= recent[k] == pts;
+            if (pts == AV_NOPTS_VALUE || seen) {
                 av_frame_unref(frame);
                 continue;
             }
-            prev_pts = pts;
+            recent[nrecent++ % RECENT_PTS] = pts;
             int64_t t = pc_timeline_map(&tl, pts);
             if (first && t > start_t && c.first_seg > 0) {
                 av_frame_unref(frame); /* overshot: below */

@@ -508,6 +508,32 @@ def test_variable_rate_keeps_its_sync(s):
         check(max(lead) <= SYNC_TOLERANCE, "%s: audio leads by at most 45 ms (%.1f)" % (name, max(lead) * 1000))
 
 
+def test_repeated_times(s):
+    # 50 then 24 fps clips joined by ffmpeg's concat demuxer with -c copy: around the join two frames
+    # carry a time another frame has, a few frames apart in decode order. Probe counts distinct times;
+    # encode dropped only a repeat of the frame just before ("chunk 0 decoded 202 frames, expected 200")
+    import subprocess
+    if "o" not in st:
+        st["o"] = s.origin()
+    o = st["o"]
+    a = clip("repeat_50", size="320x180", rate=50, dur=4)
+    b = clip("repeat_24", size="320x180", rate=24, dur=6)
+    path = os.path.join(media_dir(), "repeated_times.mkv")
+    if not os.path.exists(path):
+        lst = path + ".txt"
+        with open(lst, "w") as f:
+            f.write("file '%s'\nfile '%s'\n" % (a, b))
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", lst, "-c", "copy",
+                        path + ".tmp.mkv"], check=True, timeout=120)
+        os.rename(path + ".tmp.mkv", path)
+    times = [p["pts"] for p in ffprobe(path, "-select_streams", "v:0", "-show_entries", "packet=pts")["packets"]]
+    check(len(set(times)) < len(times), "some frames of the joined file share a time")
+    v = o.ready(o.upload(path, title="repeated times", parallel=1))
+    top = "%s/v/%s/%s/index.m3u8" % (o.url, v["id"], v["renditions"][-1]["id"])
+    eq(frames(top), len(set(times)), "a frame for each distinct time")
+    ffmpeg_decode("%s/v/%s/master.m3u8" % (o.url, v["id"]))
+
+
 def test_joined_audio_stops_and_starts(s):
     # the second recording has no sound: the audio stops at the join, and starts again at the next
     if "o" not in st:
@@ -666,5 +692,6 @@ def test_lip_sync(s):
 
 S.run([test_upload_all_sources] + [make_case(n) for n in CASES] +
       [test_multi_edit_mp4, test_joined_recordings, test_joined_across_the_clock_wrap, test_joined_ntsc_and_b_frames,
-       test_joined_mixed_frame_rates, test_variable_rate_keeps_its_sync, test_joined_audio_stops_and_starts, test_joined_mid_gop, test_video_gap_is_not_a_join, test_audio_changes_mid_stream,
+       test_joined_mixed_frame_rates, test_variable_rate_keeps_its_sync, test_repeated_times,
+       test_joined_audio_stops_and_starts, test_joined_mid_gop, test_video_gap_is_not_a_join, test_audio_changes_mid_stream,
        test_raw_elementary_streams, test_lip_sync])
