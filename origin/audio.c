@@ -168,6 +168,29 @@ static int push_silence(AVAudioFifo *fifo, int64_t n)
     return 0;
 }
 
+/* Queues up to |n| samples of |planes| (from sample |from| on) in |fifo|, no further than the
+ * video's end |total|; |*pos| counts the samples queued. Returns 0, or -1 when out of memory. */
+static int queue(AVAudioFifo *fifo, uint8_t **planes, int64_t from, int64_t n, int64_t *pos, int64_t total)
+{
+    int64_t keep = *pos + n > total ? total - *pos : n;
+    if (keep <= 0)
+        return 0;
+    void *at[2] = {planes[0] + from * (int64_t)sizeof(float), planes[1] + from * (int64_t)sizeof(float)};
+    if (av_audio_fifo_write(fifo, at, (int)keep) < keep)
+        return -1;
+    *pos += keep;
+    return 0;
+}
+
+/* Queues what |swr| still holds (|conv|: room for |cap| samples). Returns 0, or -1 when out of memory. */
+static int flush_swr(SwrContext *swr, uint8_t **conv, int cap, AVAudioFifo *fifo, int64_t *pos, int64_t total)
+{
+    for (int got; swr != NULL && conv != NULL && (got = swr_convert(swr, conv, cap, NULL, 0)) > 0;)
+        if (queue(fifo, conv, 0, got, pos, total) != 0)
+            return -1;
+    return 0;
+}
+
 int pc_task_audio(pc_job *j)
 {
     struct aud a;
@@ -267,14 +290,10 @@ int pc_task_audio(pc_job *j)
                                 av_channel_layout_compare(&frame->ch_layout, &swr_layout) != 0)) {
                 /* the audio changed mid-stream (a broadcast's stereo ad break in 5.1, the parts of
                  * joined recordings): what the old conversion holds goes out, then a new one */
-                for (int got; conv != NULL && (got = swr_convert(swr, conv, conv_cap, NULL, 0)) > 0;) {
-                    int64_t keep = pos + got > total ? total - pos : got;
-                    if (keep > 0 && av_audio_fifo_write(fifo, (void **)conv, (int)keep) < keep) {
-                        av_frame_unref(frame);
-                        pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
-                        goto out;
-                    }
-                    pos += keep > 0 ? keep : 0;
+                if (flush_swr(swr, conv, conv_cap, fifo, &pos, total) != 0) {
+                    av_frame_unref(frame);
+                    pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+                    goto out;
                 }
                 swr_free(&swr);
             }
@@ -347,16 +366,9 @@ int pc_task_audio(pc_job *j)
                 start_at = k > start_at ? k : start_at;
                 trim -= k;
             }
-            int64_t keep = got - start_at;
-            if (pos + keep > total)
-                keep = total - pos;
-            if (keep > 0) {
-                void *planes[2] = {conv[0] + start_at * (int64_t)sizeof(float), conv[1] + start_at * (int64_t)sizeof(float)};
-                if (av_audio_fifo_write(fifo, planes, (int)keep) < keep) {
-                    pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
-                    goto out;
-                }
-                pos += keep;
+            if (queue(fifo, conv, start_at, got - start_at, &pos, total) != 0) {
+                pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+                goto out;
             }
             if (encode_fifo(&a, enc, fifo, ef, opkt, &sent, 0) != 0)
                 goto out;
@@ -365,6 +377,10 @@ int pc_task_audio(pc_job *j)
     }
     if (eof == PC_FEED_READ_ERROR) { /* not the end of the audio: retried, not padded with silence */
         pc_job_fail(j, PC_EIO, 0, "io_error", "cannot read the source");
+        goto out;
+    }
+    if (flush_swr(swr, conv, conv_cap, fifo, &pos, total) != 0) { /* the resampler's last samples */
+        pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
         goto out;
     }
     if (pos < total && push_silence(fifo, total - pos) == 0)

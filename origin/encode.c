@@ -94,7 +94,7 @@ static void free_pkts(struct rung_enc *re)
     re->npkts = 0;
 }
 
-#define RECENT_PTS 32
+#define RECENT_PTS 32 /* how many frames back encode looks for a repeated time */
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -117,7 +117,7 @@ static int cmp_i64(const void *a, const void *b)
 static int64_t decode_time(const struct rung_enc *re, const int64_t *sorted, size_t i, int64_t cap)
 {
     int64_t pts = re->pkts[i].pts;
-    if (i == 0 || cap <= 0 || pts >= sorted[i] || pts + cap >= sorted[i])
+    if (i == 0 || cap <= 0 || pts + cap >= sorted[i])
         return sorted[i];
     return pts + cap;
 }

@@ -627,12 +627,6 @@ int pc_task_probe(pc_job *j)
 
 /* ---- plan ---- */
 
-static int cmp_ticks(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /*
  * How long after it is shown a B-frame decodes in the CMAF segments (encode.c, decode_time): the
  * most common interval between the first segment's |n| frames (the largest of equals), or 0 when it
@@ -652,7 +646,7 @@ static int64_t b_frame_ticks(const int64_t *ticks, size_t n)
         return 0;
     for (size_t i = 0; i + 1 < n; i++)
         d[i] = ticks[i + 1] - ticks[i];
-    qsort(d, n - 1, sizeof(*d), cmp_ticks);
+    qsort(d, n - 1, sizeof(*d), cmp_i64);
     int64_t best = d[0];
     size_t best_run = 0;
     for (size_t i = 0; i < n - 1;) {

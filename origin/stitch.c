@@ -35,7 +35,7 @@ static int has_sound(const pc_stitch_part *q, const pc_stitch_part *a, size_t na
 
 void pc_stitch_real_joins(const pc_stitch_part *v, size_t nv, const pc_stitch_part *a, size_t na, uint8_t *real)
 {
-    int by_audio = na > 0 && v[0].pos >= 0;
+    int by_audio = na > 0;
     for (size_t i = 0; i < na; i++)
         by_audio &= a[i].pos >= 0 && a[i].lpos >= 0;
     for (size_t k = 0; k < nv; k++)
@@ -194,17 +194,23 @@ static int lead_drop(struct track *t, const AVPacket *p, int newpart)
     }
 }
 
+/* Widens |q|'s times and last position to take in |r|, which comes after it in the file. */
+static void range_merge(pc_stitch_part *q, const pc_stitch_part *r)
+{
+    q->first = r->first < q->first ? r->first : q->first;
+    q->end = r->end > q->end ? r->end : q->end;
+    q->dfirst = r->dfirst < q->dfirst ? r->dfirst : q->dfirst;
+    q->dlast = r->dlast > q->dlast ? r->dlast : q->dlast;
+    q->lpos = r->lpos > q->lpos ? r->lpos : q->lpos;
+}
+
 static void range_add(pc_stitch_part *q, int64_t pt, int64_t dur, int64_t d, int64_t pos, int key)
 {
-    if (q->pos == -2) { /* empty */
-        *q = (pc_stitch_part){.first = pt, .end = pt + dur, .dfirst = d, .dlast = d, .pos = pos, .lpos = pos, .key = key};
-        return;
-    }
-    q->lpos = pos > q->lpos ? pos : q->lpos;
-    q->first = pt < q->first ? pt : q->first;
-    q->end = pt + dur > q->end ? pt + dur : q->end;
-    q->dfirst = d < q->dfirst ? d : q->dfirst;
-    q->dlast = d > q->dlast ? d : q->dlast;
+    pc_stitch_part one = {.first = pt, .end = pt + dur, .dfirst = d, .dlast = d, .pos = pos, .lpos = pos, .key = key};
+    if (q->pos == -2) /* empty */
+        *q = one;
+    else
+        range_merge(q, &one);
 }
 
 /* The part being read is complete: its range is that of the packets kept, or of all of them when
@@ -506,6 +512,20 @@ static void time_untimed(struct track *t, AVPacket *p)
     t->next_ts = dur > 0 ? (p->dts != AV_NOPTS_VALUE ? p->dts : p->pts) + dur : AV_NOPTS_VALUE;
 }
 
+/* What both passes do to a packet |p| of track |t| before anything else, so that they make the
+ * same decisions: count it, learn the audio's parameters (pass 1; learn is settled by pass 2), time
+ * it if it has no time and can be, and unwrap its clock. Returns 0 or PC_ENOMEM. */
+static int prepare(const AVFormatContext *fmt, struct track *tr, int ntr, struct track *t, AVPacket *p)
+{
+    t->seen++;
+    if (t->learn > 0 && learn_params(fmt, t, p) != 0)
+        return PC_ENOMEM;
+    time_untimed(t, p);
+    if (p->dts != AV_NOPTS_VALUE || p->pts != AV_NOPTS_VALUE)
+        unwrap(t, other(tr, ntr, t), p);
+    return 0;
+}
+
 /* Pass 1: every timed packet of the tracks, cut into parts. Returns 0 or fails |j|. */
 static int scan(pc_job *j, AVFormatContext *fmt, struct track *tr, int ntr, AVPacket *pkt)
 {
@@ -529,16 +549,11 @@ static int scan(pc_job *j, AVFormatContext *fmt, struct track *tr, int ntr, AVPa
             return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
         }
         struct track *t = track_of(tr, ntr, pkt->stream_index);
-        if (t != NULL) {
-            t->seen++;
-            if (t->learn > 0 && learn_params(fmt, t, pkt) != 0) {
-                av_packet_unref(pkt);
-                return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
-            }
-            time_untimed(t, pkt);
+        if (t != NULL && prepare(fmt, tr, ntr, t, pkt) != 0) {
+            av_packet_unref(pkt);
+            return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
         }
         if (t != NULL && (pkt->dts != AV_NOPTS_VALUE || pkt->pts != AV_NOPTS_VALUE)) {
-            unwrap(t, other(tr, ntr, t), pkt);
             if ((r = track_scan(t, pkt)) != 0) {
                 av_packet_unref(pkt);
                 if (r == PC_ENOMEM)
@@ -571,13 +586,7 @@ static void merge_false_joins(pc_job *j, struct track *v, const struct track *a)
             v->keep_all[m++] = v->keep_all[k];
             continue;
         }
-        pc_stitch_part *q = &v->parts[m - 1];
-        const pc_stitch_part *r = &v->parts[k];
-        q->first = r->first < q->first ? r->first : q->first;
-        q->end = r->end > q->end ? r->end : q->end;
-        q->dfirst = r->dfirst < q->dfirst ? r->dfirst : q->dfirst;
-        q->dlast = r->dlast > q->dlast ? r->dlast : q->dlast;
-        q->lpos = r->lpos > q->lpos ? r->lpos : q->lpos;
+        range_merge(&v->parts[m - 1], &v->parts[k]);
     }
     if (m < v->n)
         PC_LOGW("probe", "video %s: %zu of the video's %zu jumps are not joins (its audio runs on through them)", j->video_id,
@@ -616,15 +625,14 @@ static int copy(pc_job *j, AVFormatContext *fmt, struct out *o, struct track *tr
         if (r < 0)
             return r == AVERROR_EOF || !pc_job_canceled(j) ? 0 : pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
         struct track *t = track_of(tr, ntr, pkt->stream_index);
-        if (t != NULL) {
-            t->seen++;
-            time_untimed(t, pkt);
+        if (t != NULL && prepare(fmt, tr, ntr, t, pkt) != 0) {
+            av_packet_unref(pkt);
+            return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
         }
         if (t == NULL || (pkt->dts == AV_NOPTS_VALUE && pkt->pts == AV_NOPTS_VALUE)) {
             av_packet_unref(pkt);
             continue;
         }
-        unwrap(t, other(tr, ntr, t), pkt);
         int newpart = t->count == 0;
         while (t->cur + 1 < t->n && t->count >= t->from[t->cur + 1]) {
             t->cur++;
