@@ -32,6 +32,7 @@ void pc_abr_init(pc_abr *a, const pc_abr_config *c, uint32_t n, const uint32_t *
 void pc_abr_pin(pc_abr *a, int r)
 {
     a->pinned = r >= 0 && (uint32_t)r < a->n ? r : -1;
+    a->up_since = PC_NEVER; /* a climb under way is off (its end would otherwise stay a timer in the past) */
 }
 
 uint32_t pc_abr_decide(pc_abr *a, uint64_t buffer_us, double tput_bps, uint32_t swarm_holds, uint64_t now)
@@ -39,6 +40,7 @@ uint32_t pc_abr_decide(pc_abr *a, uint64_t buffer_us, double tput_bps, uint32_t 
     uint32_t prev = a->cur;
     if (a->pinned >= 0) {
         a->cur = a->target = (uint32_t)a->pinned;
+        a->up_since = PC_NEVER;
         a->switches += a->cur != prev;
         return a->cur;
     }

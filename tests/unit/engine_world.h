@@ -307,8 +307,14 @@ static void w_step(w_world *w)
             i++;
         }
     }
-    if (pc_engine_expiry(w->e) <= w->now)
+    if (pc_engine_expiry(w->e) <= w->now) {
         pc_engine_on_timeout(w->e, w->now);
+        /* the engine's contract: once stepped at |now|, its next timer lies after |now| (a client re-arming
+         * a timer for a time already past would call it again and again) */
+        if (pc_engine_expiry(w->e) <= w->now)
+            fail_msg("at %llu us, just stepped, the engine asks to be stepped again at %llu us",
+                     (unsigned long long)w->now, (unsigned long long)pc_engine_expiry(w->e));
+    }
     w_handle_actions(w);
 }
 

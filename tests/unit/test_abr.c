@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "pc_abr.h"
+#include "pc_player.h" /* PC_NEVER */
 
 #define S 1000000ull
 static const uint32_t bw[4] = {400000, 1000000, 2500000, 5000000};
@@ -136,6 +137,14 @@ static void pinned_rung_is_kept(void **state)
     assert_int_equal(pc_abr_decide(&a, 0, 1e5, 0, 1), 0);
     pc_abr_pin(&a, 9); /* out of range unpins */
     assert_int_equal(a.pinned, -1);
+    /* a climb under way ends when the player picks the rung: nothing is waited for any more */
+    pc_abr b = make(0);
+    pc_abr_decide(&b, 60 * S, 50e6, 0, 0);
+    assert_true(b.up_since != PC_NEVER);
+    pc_abr_pin(&b, 2);
+    assert_true(b.up_since == PC_NEVER);
+    assert_int_equal(pc_abr_decide(&b, 60 * S, 50e6, 0, 7 * S), 2);
+    assert_true(b.up_since == PC_NEVER);
 }
 
 int main(void)

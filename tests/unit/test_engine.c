@@ -798,6 +798,36 @@ static void a_demand_at_another_rung_drops_a_begun_copy(void **state)
     w_free(&w);
 }
 
+/* A player that picks the rung (the peer's local HLS endpoint pins it to the rendition requested) while
+ * the ABR is waiting to climb: the climb is off, and so is its timer. The hold's end stayed the engine's
+ * next timer although nothing would happen then, so once it had passed every step asked for another at
+ * once (the peer client spun on its loop and answered nothing until playback ended); w_step checks that
+ * a stepped engine's next timer lies ahead. */
+static void a_rung_pinned_while_the_abr_waits_to_climb_leaves_no_timer_behind(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 30, 4, 3, ladder);
+    pc_engine_config c = cfg_default();
+    c.start_bps = 0; /* rung 0, and 50 Mbit/s would sustain the top: the ABR waits up_hold_us to climb */
+    w_world w;
+    w_init(&w, &wm, &c, 50);
+    w_start(&w);
+    pc_engine_stats st;
+    do {
+        w_step(&w);
+        pc_engine_get_stats(w.e, w.now, &st);
+    } while (pc_engine_buffer(w.e) < 7 * S && w.now < 30 * S);
+    assert_int_equal(st.rung, 0); /* the buffer is past the reservoir: the hold has begun */
+    pc_engine_pin_rung(w.e, 2, w.now);
+    w_handle_actions(&w);
+    w_run_until(&w, w.now + 20 * S); /* past the end of the hold */
+    pc_engine_get_stats(w.e, w.now, &st);
+    assert_int_equal(st.rung, 2);
+    assert_int_equal(st.stalls, 0);
+    w_free(&w);
+}
+
 /* A segment prefetched at a rung above the current one, whose init fetch failed, and the ABR then gone
  * down: the init is fetched again, or that segment could never play. */
 static void the_init_of_a_prefetched_rung_is_fetched_again(void **state)
@@ -1515,6 +1545,7 @@ int main(void)
         cmocka_unit_test(lumped_byte_reports_read_the_link_rate),
         cmocka_unit_test(slow_uploaders_with_long_segments_are_not_held_back),
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
+        cmocka_unit_test(a_rung_pinned_while_the_abr_waits_to_climb_leaves_no_timer_behind),
         cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
         cmocka_unit_test(no_peer_yet_at_the_start_is_not_a_weak_swarm),
         cmocka_unit_test(peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset),
