@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Real players in a real browser: unmodified hls.js and dash.js (npm) in headless Chromium (Debian's)
+play what the origin publishes and what a peer's local HLS endpoint serves, from a web page on another
+port (every request cross-origin, as on a service's site). What the browser itself reports is checked:
+Media Source Extensions accept every segment (no player or media-element error), each SourceBuffer
+holds one unbroken range from 0 to the end (a hole or an offset between chunks or tracks would show),
+the video element decodes exactly the source's frames at the rung's size, and the compositor shows
+every frame at its exact presentation time on the source's frame grid (B-frames included). Signed
+media plays through the rewritten playlists, and without a signature the page cannot load it. Through
+a peer, hls.js plays with a seek, every media request of the page goes to the local endpoint, and the
+peer fetched part of it from another peer."""
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import ROOT, SLOW, Peer, Suite, check, clip, eq, request  # noqa: E402
+
+S = Suite("browser")
+NODE_MODULES = os.path.join(ROOT, "build", "npm", "node_modules")
+SCRIPTS = {"hls.min.js": os.path.join(NODE_MODULES, "hls.js", "dist", "hls.min.js"),
+           "dash.all.min.js": os.path.join(NODE_MODULES, "dashjs", "dist", "modern", "umd", "dash.all.min.js")}
+PAGE = os.path.join(ROOT, "tests", "integration", "js", "player.html")
+FPS, SECONDS = 25, 12
+st = {}
+
+
+class Page:
+    """The service's web page: player.html and the players' scripts on an ephemeral loopback port; each
+    run starts a fresh headless Chromium on it and waits for the page's POST of what it saw."""
+
+    def __init__(self, suite):
+        page = self
+        self.results = {}
+        self.cv = threading.Condition()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                path = urllib.parse.urlparse(self.path).path
+                f = PAGE if path == "/player.html" else SCRIPTS.get(path[4:]) if path.startswith("/js/") else None
+                if f is None:
+                    self.send_error(404)
+                    return
+                with open(f, "rb") as fh:
+                    body = fh.read()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html" if f == PAGE else "text/javascript")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                check(0 < n < 16 << 20, "result size %d" % n)
+                r = json.loads(self.rfile.read(n))
+                self.send_response(204)
+                self.end_headers()
+                with page.cv:
+                    page.results[r.get("job")] = r
+                    page.cv.notify_all()
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        self.url = "http://127.0.0.1:%d/player.html" % self.srv.server_address[1]
+        self.n = 0
+        self.suite = suite
+        suite.cleanups.append(self.srv.shutdown)
+
+    def play(self, src, kind, timeout=60, **params):
+        """Plays |src| with hls.js or dash.js; returns the page's result (it finished: ended, an error, or
+        its own timeout)."""
+        self.n += 1
+        job = str(self.n)
+        q = dict(params, src=src, kind=kind, job=job, timeout=str(timeout))
+        profile = tempfile.mkdtemp(dir=self.suite.tmp, prefix="chromium-")
+        argv = ["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--mute-audio",
+                "--autoplay-policy=no-user-gesture-required", "--user-data-dir=" + profile,
+                self.url + "?" + urllib.parse.urlencode(q)]
+        log = open(os.path.join(self.suite.tmp, "chromium-%s.log" % job), "wb")
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        try:
+            with self.cv:
+                self.cv.wait_for(lambda: job in self.results or proc.poll() is not None, timeout + 30 * SLOW)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+            shutil.rmtree(profile, ignore_errors=True)
+        r = self.results.get(job)
+        if r is None:
+            with open(log.name, "rb") as f:
+                tail = f.read()[-3000:].decode("utf-8", "replace")
+            raise AssertionError("the page reported nothing (chromium exit %s)\n%s" % (proc.returncode, tail))
+        return r
+
+
+def summary(r):
+    return json.dumps({k: r.get(k) for k in ("why", "errors", "events", "sourceBuffers", "totalVideoFrames",
+                                             "videoWidth", "videoHeight", "levels", "mediaError")})[:3000]
+
+
+def check_played(r, duration, frames=None, size=None, audio=True, hosts=None):
+    """What the browser saw of a whole playback: it ended without an error, every track is one range from
+    0 to the end, every frame shown sits on the source's grid."""
+    eq(r["why"], "ended", "played to the end: %s" % summary(r))
+    eq(r["errors"], [], "no player or media error")
+    check(abs(r["currentTime"] - duration) < 0.1, "ended at %.3f s of %.3f" % (r["currentTime"], duration))
+    kinds = sorted(t.split("/")[0] for t, _ in r["sourceBuffers"])
+    eq(kinds, ["audio", "video"] if audio else ["video"], "source buffers: %r" % r["sourceBuffers"])
+    for t, ranges in r["sourceBuffers"]:
+        check(isinstance(ranges, list) and len(ranges) == 1, "%s: one buffered range, no hole: %r" % (t, ranges))
+        start, end = ranges[0]
+        # the start and end of each track as MSE places them: a track offset from the other, or one cut
+        # short, would play out of sync or stall at the end
+        check(abs(start) < 0.001, "%s starts at 0: %r" % (t, ranges))
+        check(abs(end - duration) < 0.05, "%s ends at %.3f (the video lasts %.3f)" % (t, end, duration))
+    if frames is not None:
+        eq(r["totalVideoFrames"], frames, "the browser decoded the source's frames")
+    if size is not None:
+        eq((r["videoWidth"], r["videoHeight"]), size, "picture size")
+    shown = r["frameTimes"]
+    check(len(shown) >= 10, "frames shown: %d" % len(shown))
+    off = [t for t in shown if abs(t * FPS - round(t * FPS)) > 0.001 * FPS]
+    check(not off, "every frame is shown at its time on the 1/%d s grid: %r" % (FPS, off[:10]))
+    check(len(set(shown)) == len(shown), "no frame shown twice")
+    if hosts is not None:
+        got = {u.split("/v/")[0] for u in r["resources"] if "/v/" in u}
+        eq(got, hosts, "where the page's media requests went")
+
+
+def setup(s):
+    """The page, a tracker, an origin naming it, and the video; once (each test can run alone)."""
+    if "v" in st:
+        return
+    check(shutil.which("chromium") is not None, "Debian's chromium is installed (./peercdn installs it)")
+    for name, path in SCRIPTS.items():
+        check(os.path.isfile(path), "%s from npm (./peercdn test installs it): %s" % (name, path))
+    st["page"] = Page(s)
+    st["t"] = t = s.tracker("--interval", "2")
+    st["o"] = o = s.origin("--tracker", t.url)
+    # B-frames (x264's default), 48 kHz stereo AAC, two rungs
+    src = clip("browser_640x360_25_12s", size="640x360", rate=FPS, dur=SECONDS,
+               asrc="sine=frequency=440:sample_rate=48000,aformat=channel_layouts=stereo")
+    st["vid"] = vid = o.upload(src, title="browser")
+    st["v"] = o.ready(vid, timeout=300)
+
+
+def test_chromium_and_the_players_are_installed(s):
+    setup(s)
+
+
+def test_hls_js_plays_every_rung_from_the_origin(s):
+    setup(s)
+    o, vid, v = st["o"], st["vid"], st["v"]
+    eq(len(v["renditions"]), 2, "two rungs")
+    for i, rung in enumerate(v["renditions"]):
+        r = st["page"].play("%s/v/%s/master.m3u8" % (o.url, vid), "hls", level=i, rate=4)
+        check_played(r, SECONDS, frames=FPS * SECONDS, size=(rung["width"], rung["height"]), hosts={o.url})
+        eq([(x["width"], x["height"], x["videoCodec"], x["audioCodec"]) for x in r["levels"]],
+           [(x["width"], x["height"], x["codecs"], v["audio"]["codecs"]) for x in v["renditions"]],
+           "hls.js read the variants from the master playlist")
+
+
+def test_dash_js_plays_the_mpd_from_the_origin(s):
+    setup(s)
+    o, vid, v = st["o"], st["vid"], st["v"]
+    r = st["page"].play("%s/v/%s/manifest.mpd" % (o.url, vid), "dash", rate=4)
+    # dash.js switches rungs on its own: a switch may replace frames it already decoded
+    check_played(r, SECONDS, hosts={o.url})
+    check(r["totalVideoFrames"] >= FPS * SECONDS, "decoded at least the source's frames: %d" % r["totalVideoFrames"])
+    eq(sorted((x["width"], x["height"]) for x in r["levels"]), [(x["width"], x["height"]) for x in v["renditions"]],
+       "dash.js read the representations")
+
+
+def test_signed_media_plays_and_unsigned_does_not(s):
+    setup(s)
+    o = s.origin("--signed-media")
+    vid = o.upload(clip("browser_320x180_25_4s", size="320x180", rate=FPS, dur=4), title="signed")
+    o.ready(vid)
+    v = o.req("GET", "/api/videos/" + vid, headers=o.auth()).json()
+    check("?exp=" in v["hls"] and "?exp=" in v["dash"], "the backend gets signed paths: %r" % v)
+    r = st["page"].play(o.url + v["hls"], "hls", rate=4)
+    check_played(r, 4, frames=4 * FPS, hosts={o.url})
+    signed = [u for u in r["resources"] if "/v/" in u]
+    check(signed and all("?exp=" in u and "&sig=" in u for u in signed), "every request was signed: %r" % signed)
+    r = st["page"].play(o.url + v["dash"], "dash", rate=4)
+    check_played(r, 4, hosts={o.url})
+    r = st["page"].play("%s/v/%s/master.m3u8" % (o.url, vid), "hls", timeout=20)
+    check(r["why"] == "fatal" and any("manifestLoadError" in e for e in r["errors"]),
+          "an unsigned URL does not load: %s" % summary(r))
+
+
+def test_hls_js_plays_through_a_peer_with_a_seek(s):
+    setup(s)
+    o = st["o"]
+    # a longer video, and hls.js buffering 8 s ahead as a real player keeps a buffer: what it asks for
+    # beyond its first segments the peer has prefetched from the seeder
+    vid = o.upload(clip("peer_links_640x360_24s", size="640x360", rate=FPS, dur=24), title="through a peer")
+    o.ready(vid, timeout=300)
+    seeder = Peer(s, o, vid, mode="seed", name="seeder")
+    p = Peer(s, o, vid, "--hls-listen", "127.0.0.1:0", name="viewer")
+    # played at twice the speed, jumping to 7.3 s once it plays: the player's requests move the demand
+    r = st["page"].play("%s/v/%s/master.m3u8" % (p.hls, vid), "hls", rate=2, seek=7.3, buffer=8)
+    check_played(r, 24, hosts={p.hls.split("/v/")[0]})
+    names = [e for e, _ in r["events"]]
+    check("seeking" in names and "seeked" in names and
+          all(7.3 <= t < 8 for e, t in r["events"] if e in ("seeking", "seeked")), "seeked to 7.3 s: %r" % r["events"])
+    # the peer still answers at once (it once spun on a timer in the past once the player had pinned the
+    # rung, deaf to its sockets until its own model of the playback ended)
+    try:
+        r = request("%s/v/%s/master.m3u8" % (p.hls, vid), timeout=3 * SLOW)
+    except OSError as ex:
+        raise AssertionError("the local endpoint did not answer after playback: %s" % ex)
+    eq(r.status, 200, "the local endpoint answers after playback")
+    t0 = time.time()
+    rep = p.stop()
+    check(time.time() - t0 < 5 * SLOW, "the peer left at once on SIGTERM (%.1f s)" % (time.time() - t0))
+    print("# hls.js through a peer: %d of %d bytes from the seeder" % (rep["bytes_p2p"], rep["bytes_p2p"] + rep["bytes_cdn"]))
+    check(rep["bytes_p2p"] > 0, "the peer fetched from the seeder: %r" % {k: rep[k] for k in rep if k != "segments"})
+    eq(rep["rejected_segments"], 0, "every segment verified")
+    seeder.stop()
+
+
+S.run([test_chromium_and_the_players_are_installed, test_hls_js_plays_every_rung_from_the_origin,
+       test_dash_js_plays_the_mpd_from_the_origin, test_signed_media_plays_and_unsigned_does_not,
+       test_hls_js_plays_through_a_peer_with_a_seek])
