@@ -164,6 +164,21 @@ void pc_client_cdn_pause(client *c, dl *d, uint64_t wait_us);
 void pc_client_cdn_done(client *c, dl *d, int err);
 
 /* hls.c */
+/* What the real player behind the local HLS endpoint got from it: its init and media segment requests
+ * (playlists apart), and how long those not answered on arrival waited. */
+typedef struct pc_hls_stats {
+    uint32_t requests;
+    uint32_t at_once;     /* answered from the store on arrival */
+    uint32_t waited;      /* answered once the segment was verified */
+    uint64_t wait_us;     /* their total wait */
+    uint64_t wait_max_us; /* the longest */
+    uint32_t abandoned;   /* the player went away first (a seek, a switch) */
+    uint32_t timed_out;   /* 504 after PC_HLS_WAIT_S */
+    uint32_t refused;     /* 503: too many waiting, evicted, shutting down */
+    uint32_t waiting;     /* still waiting (filled in by pc_hls_stats_of) */
+} pc_hls_stats;
+/* NULL without an endpoint. */
+const pc_hls_stats *pc_hls_stats_of(client *c);
 int pc_hls_start(client *c, const char *hostport, char *bound, size_t boundlen) PC_MUST_CHECK;
 void pc_hls_on_ready(client *c, uint32_t rung, uint32_t seg);
 void pc_hls_stop(client *c);

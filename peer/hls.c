@@ -46,7 +46,16 @@ struct hls {
     uv_timer_t timer;
     int timer_open;
     int closed;
+    pc_hls_stats st;
 };
+
+const pc_hls_stats *pc_hls_stats_of(client *c)
+{
+    if (c->hls == NULL)
+        return NULL;
+    c->hls->st.waiting = (uint32_t)c->hls->nw;
+    return &c->hls->st;
+}
 
 static void add_playlist(hls *h, const char *name, char *body, size_t len)
 {
@@ -291,6 +300,12 @@ static void waiter_fail(hls *h, size_t i, int status, const char *code, const ch
     if (h->w[i]->req != NULL) {
         pc_http_respond_error(h->w[i]->req, status, code, msg);
         pc_http_req_unguard(h->w[i]->guard);
+        if (status == 504)
+            h->st.timed_out++;
+        else
+            h->st.refused++;
+    } else {
+        h->st.abandoned++;
     }
     waiter_drop(h, i);
 }
@@ -303,10 +318,16 @@ void pc_hls_on_ready(client *c, uint32_t rung, uint32_t seg)
     for (size_t i = 0; i < h->nw;) {
         waiter *w = h->w[i];
         if (w->req == NULL) { /* the player went away */
+            h->st.abandoned++;
             waiter_drop(h, i);
             continue;
         }
         if (w->seg == seg && (w->audio || w->rung == rung) && try_serve(c, w->req, w->rung, w->seg, w->audio)) {
+            uint64_t waited = pc_client_now(c) - w->since;
+            h->st.waited++;
+            h->st.wait_us += waited;
+            if (waited > h->st.wait_max_us)
+                h->st.wait_max_us = waited;
             pc_http_req_unguard(w->guard);
             waiter_drop(h, i);
             continue;
@@ -389,9 +410,13 @@ static int on_request(void *user, h2o_req_t *req)
         pc_http_respond_error(req, 404, "not_found", "no such rendition");
         return 0;
     }
-    if (try_serve(c, req, (uint32_t)q, seg, audio))
+    h->st.requests++;
+    if (try_serve(c, req, (uint32_t)q, seg, audio)) {
+        h->st.at_once++;
         return 0;
+    }
     if (c->stopping) {
+        h->st.refused++;
         pc_http_respond_error(req, 503, "stopping", "the peer is shutting down");
         return 0;
     }
@@ -407,6 +432,7 @@ static int on_request(void *user, h2o_req_t *req)
     waiter *w = calloc(1, sizeof(*w));
     if (w == NULL || pc_http_req_guard(req, &w->req, &w->guard) != 0) {
         free(w);
+        h->st.refused++;
         pc_http_respond_error(req, 503, "out_of_memory", "out of memory");
         return 0;
     }

@@ -223,15 +223,25 @@ def test_hls_js_plays_through_a_peer_with_a_seek(s):
     # the peer still answers at once (it once spun on a timer in the past once the player had pinned the
     # rung, deaf to its sockets until its own model of the playback ended)
     try:
-        r = request("%s/v/%s/master.m3u8" % (p.hls, vid), timeout=3 * SLOW)
+        again = request("%s/v/%s/master.m3u8" % (p.hls, vid), timeout=3 * SLOW)
     except OSError as ex:
         raise AssertionError("the local endpoint did not answer after playback: %s" % ex)
-    eq(r.status, 200, "the local endpoint answers after playback")
+    eq(again.status, 200, "the local endpoint answers after playback")
     t0 = time.time()
     rep = p.stop()
     check(time.time() - t0 < 5 * SLOW, "the peer left at once on SIGTERM (%.1f s)" % (time.time() - t0))
     print("# hls.js through a peer: %d of %d bytes from the seeder" % (rep["bytes_p2p"], rep["bytes_p2p"] + rep["bytes_cdn"]))
     check(rep["bytes_p2p"] > 0, "the peer fetched from the seeder: %r" % {k: rep[k] for k in rep if k != "segments"})
+    # the report's account of the player's requests: the media the page fetched, each answered once
+    h = rep["hls"]
+    print("# the endpoint's account: %r" % h)
+    media = [u for u in r["resources"] if "/v/" in u and not u.endswith(".m3u8")]
+    check(h["requests"] >= len(media) > 0, "requests counted: %r, the page fetched %d" % (h, len(media)))
+    eq(h["at_once"] + h["waited"] + h["abandoned"] + h["timed_out"] + h["refused"] + h["waiting"], h["requests"],
+       "every request accounted for: %r" % h)
+    eq((h["timed_out"], h["refused"], h["waiting"]), (0, 0, 0), "none timed out, was refused or is waiting")
+    check(h["at_once"] > 0, "some were in the store when asked for (prefetched): %r" % h)
+    check(h["wait_max_ms"] * h["waited"] >= h["wait_ms"], "the longest wait bounds the total: %r" % h)
     eq(rep["rejected_segments"], 0, "every segment verified")
     seeder.stop()
 

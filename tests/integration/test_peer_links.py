@@ -712,7 +712,10 @@ def test_players_that_went_away_do_not_keep_the_endpoint_busy(s):
         head = b"(still waiting)"
     c.close()
     check(not head.startswith(b"HTTP/1.1 503"), "a new player waits for the segment, not refused: %r" % head)
-    p.stop()
+    h = p.stop()["hls"]
+    # the report's account: the oldest waiter gave way (503) to the 257th request; the rest wait on
+    eq((h["requests"], h["refused"], h["waiting"], h["at_once"] + h["waited"] + h["timed_out"]), (257, 1, 256, 0),
+       "the endpoint's account in the report: %r" % h)
 
 
 def log_range_of(log, path, n):
