@@ -5,7 +5,8 @@ port (every request cross-origin, as on a service's site). What the browser itse
 Media Source Extensions accept every segment (no player or media-element error), each SourceBuffer
 holds one unbroken range from 0 to the end (a hole or an offset between chunks or tracks would show),
 the video element decodes exactly the source's frames at the rung's size, and the compositor shows
-every frame at its exact presentation time on the source's frame grid (B-frames included). Signed
+every frame at its exact presentation time on the source's frame grid (B-frames included). The
+browser's WebVTT parser reads the scrubbing sprite's index, and its sheets and the posters decode. Signed
 media plays through the rewritten playlists, and without a signature the page cannot load it. Through
 a peer, hls.js plays with a seek, every media request of the page goes to the local endpoint, and the
 peer fetched part of it from another peer."""
@@ -187,6 +188,31 @@ def test_dash_js_plays_the_mpd_from_the_origin(s):
        "dash.js read the representations")
 
 
+def test_the_scrubbing_sprite_and_posters_load_in_the_browser(s):
+    """A site's scrubbing bar: the browser's own WebVTT parser reads thumbs/sprite.vtt from another origin
+    (a <track>, so only with CORS), its cues tile the video, and every sheet they name and both posters
+    decode in the browser at sizes that hold the tiles."""
+    setup(s)
+    o, vid, v = st["o"], st["vid"], st["v"]
+    r = st["page"].play("%s/v/%s/" % (o.url, vid), "thumbs", posters="poster-16x9.webp,poster-2x3.webp", timeout=30)
+    eq((r["why"], r["errors"]), ("thumbs", []), "the track loaded: %s" % summary(r))
+    cues = r["cues"]
+    check(len(cues) >= 2, "cues: %r" % cues)
+    eq(cues[0][0], 0, "the first cue starts at 0")
+    check(all(a[1] == b[0] for a, b in zip(cues, cues[1:])), "the cues follow one another: %r" % cues)
+    check(abs(cues[-1][1] - SECONDS) < 0.05, "the last cue ends with the video: %r" % cues[-1])
+    images = r["images"]
+    base = "%s/v/%s/thumbs/" % (o.url, vid)
+    check(all(wh is not None for wh in images.values()), "every image decoded: %r" % images)
+    eq(images[base + "poster-16x9.webp"][0] * 9, images[base + "poster-16x9.webp"][1] * 16, "the 16:9 poster")
+    eq(images[base + "poster-2x3.webp"][0] * 3, images[base + "poster-2x3.webp"][1] * 2, "the 2:3 poster")
+    for start, end, text in cues:
+        name, frag = text.split("#xywh=")
+        x, y, w, h = (int(n) for n in frag.split(","))
+        sw, sh = images[base + name]
+        check(w > 0 and h > 0 and x + w <= sw and y + h <= sh, "tile %s inside its %dx%d sheet" % (text, sw, sh))
+
+
 def test_signed_media_plays_and_unsigned_does_not(s):
     setup(s)
     o = s.origin("--signed-media")
@@ -247,5 +273,6 @@ def test_hls_js_plays_through_a_peer_with_a_seek(s):
 
 
 S.run([test_chromium_and_the_players_are_installed, test_hls_js_plays_every_rung_from_the_origin,
-       test_dash_js_plays_the_mpd_from_the_origin, test_signed_media_plays_and_unsigned_does_not,
+       test_dash_js_plays_the_mpd_from_the_origin, test_the_scrubbing_sprite_and_posters_load_in_the_browser,
+       test_signed_media_plays_and_unsigned_does_not,
        test_hls_js_plays_through_a_peer_with_a_seek])
