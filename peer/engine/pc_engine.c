@@ -1512,6 +1512,11 @@ void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
         return;
     if (now > e->now)
         e->now = now;
+    if (e->player.state == PC_PLAYER_ENDED || i < seg_at(e, content_pos(e)))
+        /* the real player is behind the window (it went back, or the model played on to the end while
+         * it paused): nothing there would be fetched, so the model follows it, as after a seek (which
+         * forgets the demands before this one) */
+        pc_engine_seek(e, e->start[i], e->now);
     meters_to(e, e->now);
     if (e->start[i] > e->demand_pos)
         e->demand_pos = e->start[i];

@@ -798,6 +798,53 @@ static void a_demand_at_another_rung_drops_a_begun_copy(void **state)
     w_free(&w);
 }
 
+/* Steps until segment |i| is verified or |limit_us| passes; whether it was. */
+static int ready_within(w_world *w, uint32_t i, uint64_t limit_us)
+{
+    pc_segment_info si;
+    uint64_t until = w->now + limit_us;
+    do {
+        w_step(w);
+        pc_engine_segment(w->e, i, &si);
+    } while (!si.ready && w->now < until);
+    return si.ready;
+}
+
+/* A real player behind the engine's window: it jumped ahead, then back to where nothing was fetched, or
+ * the model played on to the end while it paused. Its request moves the model there, as a seek would;
+ * the window only ever moved forward, so such a segment was never fetched and the player's request
+ * timed out (hls.js gave up after two 10 s fragment timeouts). */
+static void a_real_player_behind_the_window_is_followed_back(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 15, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 10);
+    w_start(&w);
+    w_run_until(&w, S / 2);
+    pc_engine_demand(w.e, 0, 10, w.now); /* a jump to 40 s */
+    w_handle_actions(&w);
+    assert_true(ready_within(&w, 10, 10 * S));
+    pc_engine_demand(w.e, 0, 4, w.now); /* back to 16 s: never fetched */
+    w_handle_actions(&w);
+    assert_true(ready_within(&w, 4, 10 * S));
+    assert_true(ready_within(&w, 5, 10 * S)); /* and on from there */
+    /* the model plays to the end while the real player pauses; then it goes back to the start */
+    w_run_until(&w, w.now + 60 * S);
+    assert_int_equal(pc_engine_player(w.e)->state, PC_PLAYER_ENDED);
+    uint32_t gap = 0; /* the first segment never fetched: skipped by the jump */
+    pc_segment_info si;
+    for (pc_engine_segment(w.e, gap, &si); si.ready && gap < 14;)
+        pc_engine_segment(w.e, ++gap, &si);
+    assert_true(gap < 4 && !si.ready);
+    pc_engine_demand(w.e, 0, gap, w.now);
+    w_handle_actions(&w);
+    assert_true(ready_within(&w, gap, 10 * S));
+    w_free(&w);
+}
+
 /* A player that picks the rung (the peer's local HLS endpoint pins it to the rendition requested) while
  * the ABR is waiting to climb: the climb is off, and so is its timer. The hold's end stayed the engine's
  * next timer although nothing would happen then, so once it had passed every step asked for another at
@@ -1546,6 +1593,7 @@ int main(void)
         cmocka_unit_test(slow_uploaders_with_long_segments_are_not_held_back),
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
         cmocka_unit_test(a_rung_pinned_while_the_abr_waits_to_climb_leaves_no_timer_behind),
+        cmocka_unit_test(a_real_player_behind_the_window_is_followed_back),
         cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
         cmocka_unit_test(no_peer_yet_at_the_start_is_not_a_weak_swarm),
         cmocka_unit_test(peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset),
