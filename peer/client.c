@@ -503,7 +503,7 @@ static void drive(client *c)
     else
         /* at least 1 ms: libuv runs a timer re-armed at 0 from its own callback again before it polls, so
          * an engine asking again and again for a time already past would starve every socket and signal */
-        uv_timer_start(&c->engine_timer, on_engine_timer, t <= now + 1000 ? 1 : (t - now + 999) / 1000, 0);
+        uv_timer_start(&c->engine_timer, on_engine_timer, t <= now ? 1 : (t - now + 999) / 1000, 0);
 }
 
 /* ---- uploads ---- */

@@ -175,10 +175,10 @@ typedef struct pc_hls_stats {
     uint32_t abandoned;   /* the player went away first (a seek, a switch) */
     uint32_t timed_out;   /* 504 after PC_HLS_WAIT_S */
     uint32_t refused;     /* 503: too many waiting, evicted, shutting down */
-    uint32_t waiting;     /* still waiting (filled in by pc_hls_stats_of) */
+    uint32_t waiting;     /* still waiting */
 } pc_hls_stats;
-/* NULL without an endpoint. */
-const pc_hls_stats *pc_hls_stats_of(client *c);
+/* -1 without an endpoint. */
+int pc_hls_stats_get(const client *c, pc_hls_stats *out);
 int pc_hls_start(client *c, const char *hostport, char *bound, size_t boundlen) PC_MUST_CHECK;
 void pc_hls_on_ready(client *c, uint32_t rung, uint32_t seg);
 void pc_hls_stop(client *c);

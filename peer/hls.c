@@ -49,12 +49,13 @@ struct hls {
     pc_hls_stats st;
 };
 
-const pc_hls_stats *pc_hls_stats_of(client *c)
+int pc_hls_stats_get(const client *c, pc_hls_stats *out)
 {
     if (c->hls == NULL)
-        return NULL;
-    c->hls->st.waiting = (uint32_t)c->hls->nw;
-    return &c->hls->st;
+        return -1;
+    *out = c->hls->st;
+    out->waiting = (uint32_t)c->hls->nw;
+    return 0;
 }
 
 static void add_playlist(hls *h, const char *name, char *body, size_t len)

@@ -88,18 +88,18 @@ int pc_report_write(client *c, const char *path)
     }
     json_object_set_new(o, "kept_bytes_cdn", json_integer((json_int_t)kept_cdn));
     json_object_set_new(o, "kept_bytes_p2p", json_integer((json_int_t)kept_p2p));
-    const pc_hls_stats *hs = pc_hls_stats_of(c);
-    if (hs != NULL) {
+    pc_hls_stats hst;
+    if (pc_hls_stats_get(c, &hst) == 0) {
         json_t *h = json_object();
-        json_object_set_new(h, "requests", json_integer(hs->requests));
-        json_object_set_new(h, "at_once", json_integer(hs->at_once));
-        json_object_set_new(h, "waited", json_integer(hs->waited));
-        json_object_set_new(h, "wait_ms", json_integer((json_int_t)(hs->wait_us / 1000)));
-        json_object_set_new(h, "wait_max_ms", json_integer((json_int_t)(hs->wait_max_us / 1000)));
-        json_object_set_new(h, "abandoned", json_integer(hs->abandoned));
-        json_object_set_new(h, "timed_out", json_integer(hs->timed_out));
-        json_object_set_new(h, "refused", json_integer(hs->refused));
-        json_object_set_new(h, "waiting", json_integer(hs->waiting));
+        json_object_set_new(h, "requests", json_integer(hst.requests));
+        json_object_set_new(h, "at_once", json_integer(hst.at_once));
+        json_object_set_new(h, "waited", json_integer(hst.waited));
+        json_object_set_new(h, "wait_ms", json_integer((json_int_t)(hst.wait_us / 1000)));
+        json_object_set_new(h, "wait_max_ms", json_integer((json_int_t)(hst.wait_max_us / 1000)));
+        json_object_set_new(h, "abandoned", json_integer(hst.abandoned));
+        json_object_set_new(h, "timed_out", json_integer(hst.timed_out));
+        json_object_set_new(h, "refused", json_integer(hst.refused));
+        json_object_set_new(h, "waiting", json_integer(hst.waiting));
         json_object_set_new(o, "hls", h);
     } else {
         json_object_set_new(o, "hls", json_null());
