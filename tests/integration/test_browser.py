@@ -266,7 +266,8 @@ def test_hls_js_plays_through_a_peer_with_a_seek(s):
        "every request accounted for: %r" % h)
     eq((h["timed_out"], h["refused"], h["waiting"]), (0, 0, 0), "none timed out, was refused or is waiting")
     check(h["at_once"] > 0, "some were in the store when asked for (prefetched): %r" % h)
-    check(h["wait_max_ms"] * h["waited"] >= h["wait_ms"], "the longest wait bounds the total: %r" % h)
+    # each figure is truncated to whole ms on its own: the total can exceed waited × the longest by < 1 ms each
+    check((h["wait_max_ms"] + 1) * h["waited"] >= h["wait_ms"], "the longest wait bounds the total: %r" % h)
     eq(rep["rejected_segments"], 0, "every segment verified")
     seeder.stop()
 
