@@ -85,8 +85,8 @@ static int start_part(client *c, dl *d)
     if (c->id.down != NULL && d->part_end - pos > CDN_CAP_CHUNK)
         d->part_end = pos + CDN_CAP_CHUNK;
     d->part_start = pos;
-    char url[2048];
-    if ((size_t)snprintf(url, sizeof(url), "%s%s", c->base, p->url) >= sizeof(url))
+    char url[sizeof(c->base) + PC_MANIFEST_MAX_URL + sizeof(c->mq)];
+    if ((size_t)snprintf(url, sizeof(url), "%s%s%s", c->base, p->url, c->mq) >= sizeof(url))
         return PC_ETOOBIG;
     if (d->easy == NULL) {
         d->easy = curl_easy_init();
@@ -139,6 +139,11 @@ static void on_part_done(void *arg, CURL *easy, CURLcode rc)
         PC_LOGW("cdn", "segment %d of rung %u: %s (HTTP %ld, %u of %u bytes)", d->seg == PC_SEG_INIT ? -1 : (int)d->seg,
                 d->rung, rc != CURLE_OK ? (d->err[0] != '\0' ? d->err : curl_easy_strerror(rc)) : "bad answer", status,
                 pos - d->part_start, d->part_end - d->part_start);
+        if (status == 403 && !c->said_403) { /* a signed media URL that expired mid-session, say */
+            c->said_403 = 1;
+            PC_LOGE("cdn", "the origin refuses this video's media URLs (HTTP 403): %s; peers still serve what they hold",
+                    c->mq[0] != '\0' ? "--media-query has expired or is not for this video" : "it needs --media-query");
+        }
         pc_client_cdn_done(c, d, status != 0 && rc == CURLE_OK ? PC_EHTTP : PC_ENET);
         return;
     }

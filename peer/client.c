@@ -42,6 +42,17 @@ void pc_client_config_default(pc_client_config *c)
     c->max_links = 24;
 }
 
+int pc_client_query_valid(const char *q)
+{
+    size_t n = strlen(q);
+    if (n == 0 || n > PC_CLIENT_QUERY_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)q[i] <= 0x20 || (unsigned char)q[i] >= 0x7f || strchr("#<>\"\\^`{|}", q[i]) != NULL)
+            return 0;
+    return 1;
+}
+
 uint64_t pc_client_now(const client *c)
 {
     return uv_hrtime() / 1000 - c->t0_us;
@@ -1091,9 +1102,11 @@ static void on_status_timer(uv_timer_t *t)
 
 /* ---- trust bootstrap ---- */
 
-static int fetch_from(const char *base, const char *path, size_t max, pc_buf *body)
+/* BASE/PATH into |body| (at most |max| bytes); -1 after saying why, with the {code, message} of an error
+ * answer and, for a 403, |hint403|. */
+static int fetch_from(const char *base, const char *path, size_t max, pc_buf *body, const char *hint403)
 {
-    char url[1100];
+    char url[PC_CLIENT_URL_MAX + PC_CLIENT_QUERY_MAX + 300];
     long status = 0;
     const char *why = NULL;
     pc_buf_init(body, max);
@@ -1103,15 +1116,35 @@ static int fetch_from(const char *base, const char *path, size_t max, pc_buf *bo
         return PC_ENET;
     }
     if (status != 200) {
-        fprintf(stderr, "peercdn-peer: %s answered HTTP %ld\n", url, status);
+        json_t *o = NULL;
+        const char *code = NULL, *msg = NULL;
+        char cb[65], mb[201]; /* the server's words, shortened and printable */
+        if (pc_json_parse_object(body->data, body->len, max, &o, NULL, 0) == 0) {
+            code = pc_json_str(o, "code");
+            msg = pc_json_str(o, "message");
+        }
+        if (code != NULL)
+            code = pc_log_printable_str(cb, sizeof(cb), code);
+        if (code != NULL && msg != NULL)
+            msg = pc_log_printable_str(mb, sizeof(mb), msg);
+        fprintf(stderr, "peercdn-peer: %s answered HTTP %ld%s%s%s%s%s%s\n", url, status, code != NULL ? " (" : "",
+                code != NULL ? code : "", code != NULL && msg != NULL ? ": " : "", code != NULL && msg != NULL ? msg : "",
+                code != NULL ? ")" : "", status == 403 && hint403 != NULL ? hint403 : "");
+        json_decref(o);
+        pc_buf_clear(body);
         return PC_EHTTP;
     }
     return 0;
 }
 
-static int fetch(const client *c, const char *path, size_t max, pc_buf *body)
+/* A file of the video from the origin: |name| under /v/ID/, with the media query. */
+static int fetch_media(const client *c, const char *name, size_t max, pc_buf *body)
 {
-    return fetch_from(c->cfg->origin, path, max, body);
+    char path[PC_VIDEO_ID_MAX + PC_CLIENT_QUERY_MAX + 100];
+    snprintf(path, sizeof(path), "v/%s/%s%s", c->cfg->video, name, c->mq);
+    return fetch_from(c->cfg->origin, path, max, body,
+                      c->mq[0] == '\0' ? "; an origin that serves media only through signed URLs needs --media-query"
+                                       : "; --media-query is not (or no longer) a valid signature of this video");
 }
 
 /* The Ed25519 key a server publishes as {"ed25519": base64} at BASE/PATH (/api/origin-key,
@@ -1119,7 +1152,7 @@ static int fetch(const client *c, const char *path, size_t max, pc_buf *body)
 static int fetch_key(const char *base, const char *path, char *b64, size_t n, uint8_t pk[32])
 {
     pc_buf body;
-    int rc = fetch_from(base, path, 4096, &body);
+    int rc = fetch_from(base, path, 4096, &body, NULL);
     json_t *o = NULL;
     const char *v = NULL;
     size_t kl = 0;
@@ -1222,15 +1255,12 @@ static int repin_loopback(client *c, const char *json, size_t jlen, const char *
 
 static int load_manifest(client *c)
 {
-    char path[256];
     pc_buf json, sig;
-    snprintf(path, sizeof(path), "v/%s/p2p.json", c->cfg->video);
-    if (fetch(c, path, PC_MANIFEST_MAX_BYTES, &json) != 0) {
+    if (fetch_media(c, "p2p.json", PC_MANIFEST_MAX_BYTES, &json) != 0) {
         pc_buf_clear(&json);
         return -1;
     }
-    snprintf(path, sizeof(path), "v/%s/p2p.json.sig", c->cfg->video);
-    if (fetch(c, path, 1024, &sig) != 0) {
+    if (fetch_media(c, "p2p.json.sig", 1024, &sig) != 0) {
         pc_buf_clear(&json);
         pc_buf_clear(&sig);
         return -1;
@@ -1391,6 +1421,15 @@ int pc_client_run(const pc_client_config *cfg)
         return 1;
     }
     c->cfg = cfg;
+    if (cfg->media_query != NULL) {
+        if (!pc_client_query_valid(cfg->media_query)) {
+            fprintf(stderr, "peercdn-peer: the media query is not a URL query of at most %d characters\n",
+                    PC_CLIENT_QUERY_MAX);
+            free(c);
+            return 1;
+        }
+        snprintf(c->mq, sizeof(c->mq), "?%s", cfg->media_query);
+    }
     c->t0_us = uv_hrtime() / 1000 - 1; /* "now" is never 0 */
     c->exit_code = 1;
     uv_loop_init(&c->loop);

@@ -12,6 +12,8 @@
 
 /* Longest --origin and --tracker URL (checked by the command line; the client refuses longer ones too). */
 #define PC_CLIENT_URL_MAX 900
+/* Longest --media-query. */
+#define PC_CLIENT_QUERY_MAX 1024
 
 typedef struct pc_client_config {
     int seed_mode;              /* `seed`: fetch everything once, then serve */
@@ -26,6 +28,8 @@ typedef struct pc_client_config {
     const char *state_dir;      /* pinned origin keys */
     const char *cache_dir;      /* disk copy of the segment store, or NULL */
     const char *origin_key;     /* base64 origin key given on the command line, or NULL */
+    const char *media_query;    /* appended to every /v/ URL fetched from the origin (a signed-media origin's
+                                 * "exp=E&sig=S"), without the '?'; NULL: none */
     uint64_t up_kbps, down_kbps;/* 0: no cap */
     double seed_after_s;        /* keep serving this long after playback ends */
     double watch_s;             /* play: quit after this long (0: to the end) */
@@ -39,6 +43,9 @@ typedef struct pc_client_config {
 } pc_client_config;
 
 void pc_client_config_default(pc_client_config *c);
+/* 1 when |q| can be appended to a URL as its query: 1 to PC_CLIENT_QUERY_MAX characters, none of them
+ * a space, a control character, '#' or one of "<>\"\\^`{|}' (which would have to be percent-encoded). */
+int pc_client_query_valid(const char *q);
 /* Runs until playback ends (and seeding is over), or SIGINT/SIGTERM. Returns the process exit code;
  * failures print one line on stderr. */
 int pc_client_run(const pc_client_config *cfg);

@@ -99,6 +99,8 @@ struct client {
     pc_manifest *mf;
     pc_peer_media pm;
     char base[PC_CLIENT_URL_MAX + PC_VIDEO_ID_MAX + 8]; /* origin + "/v/" + video + "/" */
+    char mq[PC_CLIENT_QUERY_MAX + 2];                    /* "?" + --media-query, or "": ends every /v/ URL */
+    int said_403;                                        /* the CDN's first 403 was logged */
     char tracker_url[2049];                              /* the manifest's may be 2048 characters */
     /* engine */
     pc_engine *e;

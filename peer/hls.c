@@ -201,9 +201,26 @@ static int check_uris(const client *c, const char *name, const char *body, size_
     return 0;
 }
 
+/* Takes every "?QUERY" of --media-query out of |body|: a signed-media origin puts it on every URI of the
+ * playlists it serves, and the local player fetches from the endpoint, which needs none. */
+static void strip_query(const char *mq, char *body, size_t *len)
+{
+    size_t ql = strlen(mq), w = 0;
+    if (ql == 0)
+        return;
+    for (size_t r = 0; r < *len;) {
+        if (*len - r >= ql && memcmp(body + r, mq, ql) == 0) {
+            r += ql;
+            continue;
+        }
+        body[w++] = body[r++];
+    }
+    *len = w;
+}
+
 static int load_playlists(client *c, hls *h)
 {
-    char path[512], url[1200];
+    char path[PC_VIDEO_ID_MAX + PC_CLIENT_QUERY_MAX + 200], url[PC_CLIENT_URL_MAX + sizeof(path) + 10];
     const pc_manifest *mf = c->mf;
     for (size_t i = 0; i <= mf->nrenditions; i++) {
         char name[128];
@@ -211,7 +228,7 @@ static int load_playlists(client *c, hls *h)
             snprintf(name, sizeof(name), "master.m3u8");
         else
             snprintf(name, sizeof(name), "%s/index.m3u8", mf->renditions[i - 1].id);
-        snprintf(path, sizeof(path), "v/%s/%s", c->cfg->video, name);
+        snprintf(path, sizeof(path), "v/%s/%s%s", c->cfg->video, name, c->mq);
         pc_buf b;
         pc_buf_init(&b, PC_HLS_PLAYLIST_MAX);
         long status = 0;
@@ -235,6 +252,7 @@ static int load_playlists(client *c, hls *h)
         }
         if (body == NULL)
             return -1;
+        strip_query(c->mq, body, &len);
         char bad[256];
         if (check_uris(c, name, body, len, bad, sizeof(bad)) != 0) {
             fprintf(stderr,

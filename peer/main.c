@@ -35,6 +35,8 @@ static const char usage[] =
     "  --watch-s SECONDS     quit playback after this long, as a viewer who leaves early (default: to the end)\n"
     "  --report FILE         write the JSON report here at exit\n"
     "  --origin-key BASE64   the origin's Ed25519 key (default: pinned in --state-dir on first use)\n"
+    "  --media-query QUERY   append ?QUERY to every media URL fetched from the origin: a signed-media origin's\n"
+    "                        exp=E&sig=S, as the service's backend hands it out (GET /api/videos/ID)\n"
     "  --state-dir DIR       where pinned origin keys live (default $HOME/.local/state/peercdn)\n"
     "  --cache-dir DIR       keep verified segments on disk too (checked again when read back)\n"
     "  --mem-cap MIB         segment store in memory (default 1024)\n"
@@ -77,7 +79,7 @@ int main(int argc, char **argv)
     else if (strcmp(argv[1], "play") != 0)
         pc_cli_usage("unknown command '%s' (play, seed)", argv[1]);
     enum { O_ORIGIN = 1, O_VIDEO, O_TRACKER, O_LISTEN, O_ANNOUNCE, O_UP, O_DOWN, O_NOUP, O_REND, O_HLS, O_SEEDAFTER,
-           O_REPORT, O_WATCH, O_KEY, O_STATE, O_CACHE, O_MEM, O_LINKS, O_RNG, O_NOSTATUS, O_LOG, O_HELP };
+           O_REPORT, O_WATCH, O_KEY, O_MQ, O_STATE, O_CACHE, O_MEM, O_LINKS, O_RNG, O_NOSTATUS, O_LOG, O_HELP };
     static const struct option opts[] = {
         {"origin", required_argument, NULL, O_ORIGIN}, {"video", required_argument, NULL, O_VIDEO},
         {"tracker", required_argument, NULL, O_TRACKER}, {"listen", required_argument, NULL, O_LISTEN},
@@ -86,7 +88,8 @@ int main(int argc, char **argv)
         {"rendition", required_argument, NULL, O_REND}, {"hls-listen", required_argument, NULL, O_HLS},
         {"seed-after", required_argument, NULL, O_SEEDAFTER}, {"report", required_argument, NULL, O_REPORT},
         {"watch-s", required_argument, NULL, O_WATCH},
-        {"origin-key", required_argument, NULL, O_KEY}, {"state-dir", required_argument, NULL, O_STATE},
+        {"origin-key", required_argument, NULL, O_KEY}, {"media-query", required_argument, NULL, O_MQ},
+        {"state-dir", required_argument, NULL, O_STATE},
         {"cache-dir", required_argument, NULL, O_CACHE}, {"mem-cap", required_argument, NULL, O_MEM},
         {"max-links", required_argument, NULL, O_LINKS}, {"rng-seed", required_argument, NULL, O_RNG},
         {"no-status", no_argument, NULL, O_NOSTATUS}, {"log-level", required_argument, NULL, O_LOG},
@@ -110,6 +113,7 @@ int main(int argc, char **argv)
         case O_REPORT: cfg.report = optarg; break;
         case O_WATCH: cfg.watch_s = pc_cli_num(optarg, "--watch-s", 0.001, 1e7); break;
         case O_KEY: cfg.origin_key = optarg; break;
+        case O_MQ: cfg.media_query = optarg[0] == '?' ? optarg + 1 : optarg; break;
         case O_STATE: cfg.state_dir = optarg; break;
         case O_CACHE: cfg.cache_dir = optarg; break;
         case O_MEM: cfg.mem_cap = (size_t)pc_cli_int(optarg, "--mem-cap", 16, 1 << 20) << 20; break;
@@ -136,6 +140,9 @@ int main(int argc, char **argv)
     if (cfg.origin_key != NULL && (pc_b64_decode(cfg.origin_key, strlen(cfg.origin_key), pk, sizeof(pk), &pkn, 0) != 0 ||
                                    pkn != sizeof(pk)))
         pc_cli_usage("--origin-key wants the base64 of a 32-byte Ed25519 public key");
+    if (cfg.media_query != NULL && !pc_client_query_valid(cfg.media_query))
+        pc_cli_usage("--media-query wants 1 to %d characters of a URL query (no spaces, '#' or quotes), as the "
+                     "origin issued it", PC_CLIENT_QUERY_MAX);
     if (cfg.cache_dir != NULL && cfg.cache_dir[0] == '\0')
         pc_cli_usage("--cache-dir wants a directory");
     if (cfg.report != NULL && report_unwritable(cfg.report))

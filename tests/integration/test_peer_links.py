@@ -5,9 +5,10 @@ verified segment, connections with no ticket, a forged ticket, another video's t
 refused, ffmpeg decoding a whole video through the local HLS endpoint, a malicious peer banned without
 any of its bytes reaching the player, and a swarm with upload caps below the bitrate that loses the
 tracker and half its viewers mid-stream and still plays without a stall; a viewer whose links are all
-taken asks the tracker for no peers."""
+taken asks the tracker for no peers; a signed-media origin served to peers given its query."""
 import base64
 import hashlib
+import hmac
 import http.server
 import json
 import os
@@ -17,6 +18,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -454,6 +456,58 @@ def test_a_tracker_named_on_the_command_line_serves_a_manifest_that_names_none(s
     seeder.stop()
 
 
+def test_a_signed_media_origin_swarms_with_the_media_query(s):
+    """An origin in signed-URL mode (--signed-media) serves /v/ only with the exp&sig its backend hands out.
+    Peers given that query with --media-query fetch the manifest, the segments and the playlists of the
+    local endpoint with it, swarm, and the local endpoint serves the player playlists without it; without it,
+    or with a forged or expired one, a peer stops at once with one line saying so."""
+    t = s.tracker("--interval", "2")
+    o = s.origin("--signed-media", "--tracker", t.url)
+    vid = o.upload(clip("peer_links_640x360_24s", size="640x360", rate=25, dur=24), title="signed")
+    o.ready(vid, timeout=600)
+    hls = o.req("GET", "/api/videos/" + vid, headers=o.auth()).json()["hls"]
+    query = urllib.parse.urlsplit(hls).query
+    q = dict(urllib.parse.parse_qsl(query))
+    check(q.keys() == {"exp", "sig"}, "the backend's signed URL: %s" % hls)
+    peer = s.bin("peercdn-peer")
+    base = [peer, "play", "--origin", o.url, "--video", vid, "--state-dir", os.path.join(s.tmp, "st-signed")]
+    with open(os.path.join(o.data, "keys", "media.key"), "rb") as f:
+        mkey = f.read()
+
+    def signed(exp):  # docs/origin.md, "Signed mode"
+        mac = hmac.new(mkey, ("media\n%s\n%d" % (vid, exp)).encode(), hashlib.sha256).digest()
+        return "exp=%d&sig=%s" % (exp, base64.urlsafe_b64encode(mac).decode().rstrip("="))
+    eq(signed(int(q["exp"])), query, "the signature as docs/origin.md defines it")
+    expired = signed(int(time.time()) - 5)
+    for extra, text in [([], "needs --media-query"),
+                        (["--media-query", query.replace("sig=", "sig=x")], "bad_signature"),
+                        (["--media-query", expired], "expired")]:
+        p = subprocess.run(base + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        err = [l for l in p.stderr.decode().splitlines() if "INFO" not in l and "WARN" not in l]
+        eq(p.returncode, 1, "exit status with %r: %s" % (extra, p.stderr.decode()))
+        eq(len(err), 1, "one line on stderr with %r: %r" % (extra, err))
+        check("HTTP 403" in err[0] and text in err[0], "%r in %r" % (text, err[0]))
+    p = subprocess.run(base + ["--media-query", "exp=1 2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    eq(p.returncode, 2, "a query with a space is a usage error")
+    check("--media-query" in p.stderr.decode(), "named: %s" % p.stderr.decode())
+    seeder = Peer(s, o, vid, "--media-query", query, mode="seed", name="signed-seeder")
+    viewer = Peer(s, o, vid, "--media-query", "?" + query, name="signed-viewer")
+    r = viewer.wait(120)
+    check(r["ended"] and r["stalls"] == 0 and r["bytes_p2p"] > 0,
+          "played, partly from the seeder: %r" % {k: r[k] for k in r if k != "segments"})
+    check(r["bytes_cdn"] > 0, "and partly from the signed origin")
+    # the endpoint's playlists come from the origin with the query on every URI; the player gets them without
+    player = Peer(s, o, vid, "--media-query", query, "--hls-listen", "127.0.0.1:0", name="signed-endpoint")
+    url = "%s/v/%s/" % (player.hls, vid)
+    master = urllib.request.urlopen(url + "master.m3u8", timeout=30).read().decode()
+    check("sig=" not in master and "index.m3u8" in master, "the local master playlist: %s" % master)
+    ffmpeg_decode(url + "master.m3u8", all_streams=True)
+    player.stop()
+    for p in (seeder, viewer, player):
+        check("403" not in p.stderr(), "no media URL was refused: %s" % p.stderr()[-1000:])
+    seeder.stop()
+
+
 def test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint(s):
     setup_video(s)
     o, vid = st["o"], st["vid"]
@@ -734,6 +788,7 @@ if __name__ == "__main__":
            test_without_a_tracker_the_peer_plays_from_the_cdn_alone,
            test_a_tracker_named_on_the_command_line_serves_a_manifest_that_names_none,
            test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
+           test_a_signed_media_origin_swarms_with_the_media_query,
            test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
            test_a_download_cap_paces_peer_links_and_the_cdn,
            test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes,
