@@ -138,6 +138,10 @@ def check_played(r, duration, frames=None, size=None, audio=True, hosts=None):
     check(len(shown) >= 10, "frames shown: %d" % len(shown))
     off = [t for t in shown if abs(t * FPS - round(t * FPS)) > 0.001 * FPS]
     check(not off, "every frame is shown at its time on the 1/%d s grid: %r" % (FPS, off[:10]))
+    # playback only goes forward (a seek here jumps ahead), so a time shown twice is a frame given twice:
+    # segments that overlap at a join, or a track appended twice
+    twice = sorted({t for t in shown if shown.count(t) > 1})
+    check(not twice, "no frame is shown twice: %r" % twice[:10])
     if hosts is not None:
         got = {u.split("/v/")[0] for u in r["resources"] if "/v/" in u}
         eq(got, hosts, "where the page's media requests went")
