@@ -1,8 +1,9 @@
 /*
  * The video API: GET /api/videos (paginated catalog), GET/DELETE
- * /api/videos/{id}, GET /api/origin-key, GET /api/health.
+ * /api/videos/{id}, POST /api/videos/{id}/retry, GET /api/origin-key, GET /api/health.
  */
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,16 +177,79 @@ static int load_video(pc_origin *o, h2o_req_t *req, const char *id, pc_video *v)
     return -1;
 }
 
+/* Video |id| into |v| for a caller holding the upload token; else answers 401 (|what| needs the token),
+ * 404 or 500 itself and returns -1. */
+static int load_video_authorized(pc_origin *o, h2o_req_t *req, const char *id, const char *what, pc_video *v)
+{
+    if (!pc_origin_authorized(o, req)) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "%s requires the upload token", what);
+        pc_http_add_header(req, "www-authenticate", "Bearer");
+        pc_http_respond_error(req, 401, "unauthorized", msg);
+        return -1;
+    }
+    return load_video(o, req, id, v);
+}
+
+/* POST /api/videos/{id}/retry: a failed video runs again from its kept original (the operator fixed the
+ * cause: a tracker that was down, a full disk, a newer build that reads the source). */
+static int handle_retry(pc_origin *o, h2o_req_t *req, const char *id)
+{
+    if (!pc_http_req_method_is(req, "POST")) {
+        pc_http_add_header(req, "allow", "POST");
+        pc_http_respond_error(req, 405, "method_not_allowed", "a retry takes POST");
+        return 0;
+    }
+    pc_video v;
+    if (load_video_authorized(o, req, id, "retrying a video", &v) != 0)
+        return 0;
+    int failed = strcmp(v.state, "failed") == 0;
+    struct stat st;
+    int kept = v.source != NULL && stat(v.source, &st) == 0 && S_ISREG(st.st_mode);
+    char msg[160];
+    snprintf(msg, sizeof(msg), "only a failed video can be retried; this one is %s", v.state);
+    pc_video_clear(&v);
+    if (!failed) {
+        pc_http_respond_error(req, 409, "not_failed", msg);
+        return 0;
+    }
+    if (pc_pipeline_video_busy(o->pipeline, id)) {
+        /* the failed run's other tasks were told to stop; they must be gone before the files are cleared */
+        pc_http_add_header(req, "retry-after", "1");
+        pc_http_respond_error(req, 409, "busy", "the failed run's last tasks are still stopping; retry in a moment");
+        return 0;
+    }
+    if (!kept) {
+        pc_http_respond_error(req, 409, "source_missing", "the original upload of this video is gone");
+        return 0;
+    }
+    int64_t now = pc_origin_now_ms();
+    int r = pc_media_clear_outputs(o->media, id);
+    if (r == 0)
+        r = pc_db_video_retry(o->db, id, now);
+    if (r == PC_ECONFLICT) { /* it changed under us: cannot happen on one loop, but say it plainly */
+        pc_http_respond_error(req, 409, "not_failed", "the video is no longer failed");
+        return 0;
+    }
+    if (r != 0) {
+        pc_http_respond_error(req, 500, pc_err_name(r), "the video could not be queued again");
+        return 0;
+    }
+    PC_LOGI("api", "video %s queued again", id);
+    pc_pipeline_kick(o->pipeline);
+    if (load_video(o, req, id, &v) != 0)
+        return 0;
+    json_t *j = video_json(o, &v, 1);
+    pc_video_clear(&v);
+    pc_http_respond_json(req, 202, j);
+    return 0;
+}
+
 static int handle_video(pc_origin *o, h2o_req_t *req, const char *id)
 {
     if (pc_http_req_method_is(req, "DELETE")) {
-        if (!pc_origin_authorized(o, req)) {
-            pc_http_add_header(req, "www-authenticate", "Bearer");
-            pc_http_respond_error(req, 401, "unauthorized", "deleting a video requires the upload token");
-            return 0;
-        }
         pc_video v;
-        if (load_video(o, req, id, &v) != 0)
+        if (load_video_authorized(o, req, id, "deleting a video", &v) != 0)
             return 0;
         pc_pipeline_cancel_video(o->pipeline, id);
         int r = pc_db_video_delete(o->db, id);
@@ -249,10 +313,13 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
         }
         return handle_list(o, req);
     }
-    static const char pfx[] = "/api/videos/";
+    static const char pfx[] = "/api/videos/", retry[] = "/retry";
     if (path.len > sizeof(pfx) - 1 && memcmp(path.base, pfx, sizeof(pfx) - 1) == 0) {
         const char *id = path.base + sizeof(pfx) - 1;
         size_t idlen = path.len - (sizeof(pfx) - 1);
+        int is_retry = idlen > sizeof(retry) - 1 && memcmp(id + idlen - (sizeof(retry) - 1), retry, sizeof(retry) - 1) == 0;
+        if (is_retry)
+            idlen -= sizeof(retry) - 1;
         if (!pc_id_valid(id, idlen)) {
             pc_http_respond_error(req, 404, "not_found", "no such video");
             return 0;
@@ -260,7 +327,7 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
         char idbuf[PC_ID_LEN + 1];
         memcpy(idbuf, id, PC_ID_LEN);
         idbuf[PC_ID_LEN] = '\0';
-        return handle_video(o, req, idbuf);
+        return is_retry ? handle_retry(o, req, idbuf) : handle_video(o, req, idbuf);
     }
     return -1;
 }

@@ -222,6 +222,28 @@ static void read_video(sqlite3_stmt *st, pc_video *v)
     v->updated_ms = sqlite3_column_int64(st, 12);
 }
 
+/* A video's first tasks, probe → plan (plan adds the rest); in the caller's transaction. */
+static int add_first_tasks(pc_db *db, const char *id, int64_t now_ms)
+{
+    int64_t probe = 0, plan = 0;
+    const pc_task_spec probe_spec = {"probe", 0, PC_TASK_HEAVY, 50, 2.0};
+    const pc_task_spec plan_spec = {"plan", 0, PC_TASK_LIGHT, 50, 0.5};
+    int r = pc_taskq_add(db, id, &probe_spec, NULL, 0, now_ms, &probe);
+    if (r == 0)
+        r = pc_taskq_add(db, id, &plan_spec, &probe, 1, now_ms, &plan);
+    return r;
+}
+
+/* Commits when |r| is 0, else rolls back; returns |r| or the commit's failure. */
+static int finish(pc_db *db, int r)
+{
+    if (r == 0)
+        r = pc_db_commit(db);
+    if (r != 0)
+        pc_db_rollback(db);
+    return r;
+}
+
 int pc_db_video_create(pc_db *db, const char *id, const char *title, const char *source, int64_t source_size,
                        int64_t now_ms)
 {
@@ -232,18 +254,27 @@ int pc_db_video_create(pc_db *db, const char *id, const char *title, const char 
                      "INSERT INTO videos(id, title, state, source, source_size, created, updated)"
                      " VALUES(?,?,'queued',?,?,?,?)",
                      "sssiii", id, title, source, source_size, now_ms, now_ms));
-    int64_t probe = 0, plan = 0;
-    const pc_task_spec probe_spec = {"probe", 0, PC_TASK_HEAVY, 50, 2.0};
-    const pc_task_spec plan_spec = {"plan", 0, PC_TASK_LIGHT, 50, 0.5};
     if (r == 0)
-        r = pc_taskq_add(db, id, &probe_spec, NULL, 0, now_ms, &probe);
-    if (r == 0)
-        r = pc_taskq_add(db, id, &plan_spec, &probe, 1, now_ms, &plan);
-    if (r == 0)
-        r = pc_db_commit(db);
+        r = add_first_tasks(db, id, now_ms);
+    return finish(db, r);
+}
+
+int pc_db_video_retry(pc_db *db, const char *id, int64_t now_ms)
+{
+    int r = pc_db_begin(db);
     if (r != 0)
-        pc_db_rollback(db);
-    return r;
+        return r;
+    r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
+                     "UPDATE videos SET state = 'queued', error_code = NULL, error_message = NULL, info = NULL,"
+                     " plan = NULL, result = NULL, updated = ? WHERE id = ? AND state = 'failed'",
+                     "is", now_ms, id));
+    if (r == 0 && sqlite3_changes(db->sq.h) == 0)
+        r = PC_ECONFLICT;
+    if (r == 0)
+        r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "DELETE FROM tasks WHERE video_id = ?", "s", id));
+    if (r == 0)
+        r = add_first_tasks(db, id, now_ms);
+    return finish(db, r);
 }
 
 int pc_db_video_get(pc_db *db, const char *id, pc_video *out)
@@ -316,11 +347,7 @@ int pc_db_video_fail(pc_db *db, const char *id, const char *code, const char *me
                          "UPDATE tasks SET state = 'canceled', lease_owner = NULL, updated = ?"
                          " WHERE video_id = ? AND state IN ('blocked', 'ready', 'running')",
                          "is", now_ms, id));
-    if (r == 0)
-        r = pc_db_commit(db);
-    if (r != 0)
-        pc_db_rollback(db);
-    return r;
+    return finish(db, r);
 }
 
 int pc_db_video_delete(pc_db *db, const char *id)

@@ -95,6 +95,9 @@ int pc_db_video_set_state(pc_db *db, const char *id, const char *state, int64_t 
 int pc_db_video_set_field(pc_db *db, const char *id, const char *field, const char *json, int64_t now_ms) PC_MUST_CHECK;
 /* Marks the video failed with |code| and |message| and cancels its unfinished tasks. */
 int pc_db_video_fail(pc_db *db, const char *id, const char *code, const char *message, int64_t now_ms) PC_MUST_CHECK;
+/* Queues a failed video again from its kept original: its tasks are replaced by new first tasks (probe →
+ * plan), its error, probe, plan and result cleared, in one transaction. PC_ECONFLICT unless it is failed. */
+int pc_db_video_retry(pc_db *db, const char *id, int64_t now_ms) PC_MUST_CHECK;
 /* Deletes the video row and its tasks. PC_ENOENT when absent. */
 int pc_db_video_delete(pc_db *db, const char *id) PC_MUST_CHECK;
 

@@ -828,7 +828,7 @@ static int trash(pc_media *m, const char *path)
     return 0;
 }
 
-int pc_media_remove(pc_media *m, const char *id, const char *source)
+int pc_media_clear_outputs(pc_media *m, const char *id)
 {
     pc_media_forget(m, id);
     char p[4200];
@@ -836,7 +836,13 @@ int pc_media_remove(pc_media *m, const char *id, const char *source)
     int r = trash(m, p);
     snprintf(p, sizeof(p), "%s/%s", m->o->paths_work, id);
     int r2 = trash(m, p);
-    if (source != NULL && unlink(source) != 0 && errno != ENOENT)
-        r2 = PC_EIO;
     return r != 0 ? r : r2;
+}
+
+int pc_media_remove(pc_media *m, const char *id, const char *source)
+{
+    int r = pc_media_clear_outputs(m, id);
+    if (source != NULL && unlink(source) != 0 && errno != ENOENT && r == 0)
+        r = PC_EIO;
+    return r;
 }

@@ -21,6 +21,8 @@ int pc_media_route(void *user, h2o_req_t *req);
 int pc_media_signed_mode(const pc_media *m);
 /* "exp=E&sig=S" granting access to |id| for the configured TTL. */
 int pc_media_sign_query(pc_media *m, const char *id, char *out, size_t outlen) PC_MUST_CHECK;
+/* Removes a video's published files and work files (a failed video run again), keeping the original. */
+int pc_media_clear_outputs(pc_media *m, const char *id) PC_MUST_CHECK;
 /* Removes a video's published files, work files and original (|source| may be NULL). */
 int pc_media_remove(pc_media *m, const char *id, const char *source) PC_MUST_CHECK;
 /* Forgets cached ETags and cached segments of |id| (after publishing it anew, or deleting it). */

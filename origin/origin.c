@@ -32,7 +32,7 @@
 #include "pc_log.h"
 #include "pipeline.h"
 
-static int64_t now_ms(void)
+int64_t pc_origin_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -61,7 +61,7 @@ static int on_upload_complete(void *user, const pc_upload *u, const char *final_
     }
     if (title[0] == '\0' || !utf8_valid(title))
         snprintf(title, sizeof(title), "untitled");
-    int r = pc_db_video_create(o->db, u->id, title, final_path, u->length, now_ms());
+    int r = pc_db_video_create(o->db, u->id, title, final_path, u->length, pc_origin_now_ms());
     if (r != 0) {
         PC_LOGE("origin", "cannot create video %s: %s", u->id, pc_strerror(r));
         return r;

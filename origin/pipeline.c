@@ -59,9 +59,7 @@ struct pc_pipeline {
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return pc_origin_now_ms();
 }
 
 int pc_job_fail(pc_job *j, int err, int permanent, const char *code, const char *fmt, ...)
@@ -512,6 +510,14 @@ double pc_pipeline_progress(pc_pipeline *p, const char *video_id, int planned)
     if (!planned) /* only probe and plan exist before the DAG is expanded: a small share of the work */
         pr *= 0.05;
     return pr > 0.999 ? 0.999 : pr;
+}
+
+int pc_pipeline_video_busy(pc_pipeline *p, const char *video_id)
+{
+    for (int i = 0; i < MAX_RUNNING; i++)
+        if (p->running[i] != NULL && strcmp(p->running[i]->video_id, video_id) == 0)
+            return 1;
+    return 0;
 }
 
 void pc_pipeline_cancel_video(pc_pipeline *p, const char *video_id)

@@ -21,6 +21,8 @@ int pc_pipeline_start(pc_pipeline *p) PC_MUST_CHECK;
 void pc_pipeline_kick(pc_pipeline *p);
 /* 0..1 progress of |video_id| including the running tasks' fractions; |planned| once the plan exists. */
 double pc_pipeline_progress(pc_pipeline *p, const char *video_id, int planned);
+/* 1 while a task of |video_id| is still running on a worker (a cancelled one included). */
+int pc_pipeline_video_busy(pc_pipeline *p, const char *video_id);
 /* Asks running tasks of |video_id| to stop (deletion). */
 void pc_pipeline_cancel_video(pc_pipeline *p, const char *video_id);
 /* Stops: running tasks are cancelled and released (re-run after restart); |cb| runs when threads joined. */

@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -185,8 +186,40 @@ def test_catalog_lists_the_video(s):
     check(vid in ids, "video listed")
 
 
+def test_a_failed_video_runs_again_once_its_cause_is_fixed(s):
+    """The tracker the origin names is down while a video is signed: the sign task fails five times and the
+    video fails, its original kept. Once the tracker is up, POST /api/videos/ID/retry with the token runs
+    the whole pipeline again and the video is published with that tracker's key."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there until the tracker starts below
+    o = s.origin("--tracker", "http://127.0.0.1:%d" % port, workers=1)
+    vid = o.upload(clip("retry_320x180_25_2s", size="320x180", rate=25, dur=2), title="retry", parallel=1)
+    v = o.wait(vid, timeout=180)  # four backoffs: 2 + 4 + 8 + 16 s
+    eq((v["state"], v["error"]["code"]), ("failed", "tracker_unreachable"), "failed: %r" % v)
+    retry = "/api/videos/%s/retry" % vid
+    r = o.req("POST", retry)
+    eq((r.status, r.json()["code"]), (401, "unauthorized"), "no token")
+    r = o.req("GET", retry, headers=o.auth())
+    eq((r.status, r.header("allow")), (405, "POST"), "a retry takes POST")
+    eq(o.req("POST", "/api/videos/%s/retry" % ("z" * len(vid)), headers=o.auth()).status, 404, "no such video")
+    t = s.tracker("--listen", "127.0.0.1:%d" % port)
+    r = o.req("POST", retry, headers=o.auth())
+    eq(r.status, 202, "queued again: %r" % r.body)
+    eq(r.json()["state"], "queued", "the answer shows the video queued")
+    check("error" not in r.json() or r.json()["error"] is None, "the old error is gone: %r" % r.json())
+    v = o.ready(vid, timeout=180)
+    m = json.loads(o.req("GET", "/v/%s/p2p.json" % vid).body)
+    eq(base64.b64decode(m["tracker"]["ed25519"]), t.key(), "signed with the tracker's key")
+    ffmpeg_decode(o.url + v["hls"])
+    r = o.req("POST", retry, headers=o.auth())
+    eq((r.status, r.json()["code"]), (409, "not_failed"), "a ready video is not run again")
+
+
 S.run([test_upload_and_process, test_ladder_follows_apple_and_never_upscales,
        test_every_rung_has_the_planned_size_in_ffprobe, test_master_and_mpd_decode_without_errors,
        test_master_playlist_attributes, test_keyframes_align_across_rungs_every_2s, test_decoded_frames_equal_source,
        test_init_segments_identical_bytes_across_chunks, test_signature_verifies_with_openssl_and_hashes_match,
-       test_thumbnails_are_webp_of_the_right_shape, test_catalog_lists_the_video])
+       test_thumbnails_are_webp_of_the_right_shape, test_catalog_lists_the_video,
+       test_a_failed_video_runs_again_once_its_cause_is_fixed])

@@ -359,6 +359,37 @@ static void video_fail_cancels_unfinished_tasks(void **state)
     pc_video_clear(&v);
 }
 
+static void video_retry_replaces_the_tasks_of_a_failed_video_only(void **state)
+{
+    fixture *f = *state;
+    create_video(f->db, VID_A, 1000);
+    create_video(f->db, VID_B, 1000);
+    assert_int_equal(pc_db_video_retry(f->db, VID_A, 1500), PC_ECONFLICT); /* queued, not failed */
+    pc_task probe = claim_ok(f->db, PC_TASK_HEAVY, 1000, "probe", VID_A);
+    assert_int_equal(pc_taskq_complete(f->db, probe.id, "{\"duration\": 2}", 1100), 0);
+    assert_int_equal(pc_db_video_set_field(f->db, VID_A, "info", "{\"duration\": 2}", 1100), 0);
+    claim_ok(f->db, PC_TASK_LIGHT, 1200, "plan", VID_A);
+    assert_int_equal(pc_db_video_fail(f->db, VID_A, "tracker_unreachable", "no tracker", 2000), 0);
+    assert_int_equal(pc_db_video_retry(f->db, VID_A, 3000), 0);
+    /* the old tasks are gone (a done probe too: the run starts over), the first two are new */
+    assert_int_equal(count(f->db, VID_A, "canceled") + count(f->db, VID_A, "done"), 0);
+    assert_int_equal(count(f->db, VID_A, "ready"), 1);
+    assert_int_equal(count(f->db, VID_A, "blocked"), 1);
+    pc_video v;
+    assert_int_equal(pc_db_video_get(f->db, VID_A, &v), 0);
+    assert_string_equal(v.state, "queued");
+    assert_null(v.error_code);
+    assert_null(v.error_message);
+    assert_null(v.info);
+    assert_int_equal(v.updated_ms, 3000);
+    pc_video_clear(&v);
+    /* older video first, as before: A's new probe waits behind nothing but B's */
+    claim_ok(f->db, PC_TASK_HEAVY, 3000, "probe", VID_A);
+    claim_ok(f->db, PC_TASK_HEAVY, 3000, "probe", VID_B);
+    assert_int_equal(pc_db_video_retry(f->db, VID_A, 3500), PC_ECONFLICT); /* running again */
+    assert_int_equal(pc_db_video_retry(f->db, VID_C, 3500), PC_ECONFLICT); /* no such video */
+}
+
 static void video_delete_removes_its_tasks(void **state)
 {
     fixture *f = *state;
@@ -576,6 +607,7 @@ int main(void)
         DB_TEST(reclaim_all_takes_every_running_task),
         DB_TEST(renew_extends_only_the_owners_leases),
         DB_TEST(video_fail_cancels_unfinished_tasks),
+        DB_TEST(video_retry_replaces_the_tasks_of_a_failed_video_only),
         DB_TEST(video_delete_removes_its_tasks),
         DB_TEST(video_list_newest_first_with_paging),
         DB_TEST(upload_insert_get_update_delete),
