@@ -5,6 +5,7 @@
  */
 #include "pc_http_server.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,6 +345,19 @@ int pc_http_req_guard(h2o_req_t *req, h2o_req_t **slot, void **guard)
 void pc_http_req_unguard(void *guard)
 {
     *(h2o_req_t ***)guard = NULL;
+}
+
+int pc_http_req_client_gone(h2o_req_t *req)
+{
+    if (req->version >= 0x200 || req->conn == NULL || req->conn->callbacks->get_socket == NULL)
+        return 0;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    int fd = sock != NULL ? h2o_socket_get_fd(sock) : -1;
+    if (fd < 0)
+        return 0;
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 const char *pc_http_reason(int status)

@@ -75,6 +75,17 @@ size_t pc_http_server_live_connections(pc_http_server *srv);
  */
 int pc_http_req_guard(h2o_req_t *req, h2o_req_t **slot, void **guard) PC_MUST_CHECK;
 void pc_http_req_unguard(void *guard);
+/*
+ * 1 when the HTTP/1 client of |req|, which has not been answered, closed or
+ * reset its connection. h2o stops reading an HTTP/1 connection once a request
+ * is in, so it never finds out itself and keeps the request alive until the
+ * answer is written; this peeks at the socket (no byte is taken). 0 for a
+ * client still there, one that sent more (a pipelined request), and for
+ * HTTP/2, where h2o tears down a reset stream itself (the guard sees it).
+ * A client that half-closes after its request and still reads the answer
+ * (rare: shutdown(SHUT_WR)) counts as gone.
+ */
+int pc_http_req_client_gone(h2o_req_t *req);
 
 /* Response helpers; they add CORS "Access-Control-Allow-Origin: *". The body is copied. */
 void pc_http_respond(h2o_req_t *req, int status, const char *content_type, const void *body, size_t len);

@@ -355,6 +355,9 @@ void pc_hls_on_ready(client *c, uint32_t rung, uint32_t seg)
     }
 }
 
+/* Once a second: waiters whose player closed its connection (h2o does not notice for HTTP/1: a player
+ * aborting a request, as hls.js does on every seek) are dropped as abandoned; the rest time out after
+ * PC_HLS_WAIT_S. */
 static void on_hls_timer(uv_timer_t *t)
 {
     client *c = t->data;
@@ -362,6 +365,12 @@ static void on_hls_timer(uv_timer_t *t)
     uint64_t now = pc_client_now(c);
     for (size_t i = 0; i < h->nw;) {
         waiter *w = h->w[i];
+        if (w->req != NULL && pc_http_req_client_gone(w->req)) {
+            /* the answer goes nowhere; writing it lets h2o find the connection closed and free the request */
+            pc_http_respond_error(w->req, 503, "client_gone", "the player closed the connection");
+            pc_http_req_unguard(w->guard);
+            w->req = NULL;
+        }
         if (w->req == NULL || now - w->since >= (uint64_t)PC_HLS_WAIT_S * 1000000)
             waiter_fail(h, i, 504, "timed_out", "the segment did not arrive in time");
         else
@@ -440,8 +449,9 @@ static int on_request(void *user, h2o_req_t *req)
         return 0;
     }
     if (h->nw == PC_HLS_WAITERS_MAX) {
-        /* the oldest waiter gives way: h2o does not tell a handler when an HTTP/1 client closes, so players
-         * that went away (hls.js aborts on every seek) would otherwise keep the slots for PC_HLS_WAIT_S */
+        /* the oldest waiter gives way: h2o does not tell a handler when an HTTP/1 client closes, and the timer
+         * looks only once a second, so players that just went away (hls.js aborts on every seek) would
+         * otherwise keep the slots */
         size_t old = 0;
         for (size_t i = 1; i < h->nw; i++)
             if (h->w[i]->since < h->w[old]->since)
