@@ -519,12 +519,16 @@ int pc_http_query_get(const char *query, size_t len, const char *name, char *out
 {
     size_t nlen = strlen(name);
     const char *p = query, *end = query + len;
+    int found = 0;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *pe = amp != NULL ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(pe - p));
         const char *ke = eq != NULL ? eq : pe;
         if ((size_t)(ke - p) == nlen && memcmp(p, name, nlen) == 0) {
+            if (found)
+                return PC_EPARSE; /* twice: which one counts would be a guess, and differ between servers */
+            found = 1;
             size_t o = 0;
             for (const char *v = eq != NULL ? eq + 1 : pe; v < pe; v++) {
                 int c = (unsigned char)*v;
@@ -541,11 +545,10 @@ int pc_http_query_get(const char *query, size_t len, const char *name, char *out
                 out[o++] = (char)c;
             }
             out[o] = '\0';
-            return 0;
         }
         p = pe + 1;
     }
-    return PC_ENOENT;
+    return found ? 0 : PC_ENOENT;
 }
 
 int pc_http_req_query(h2o_req_t *req, const char *name, char *out, size_t outlen)

@@ -113,7 +113,7 @@ h2o_iovec_t pc_http_req_path(h2o_req_t *req);
 /*
  * Copies the percent-decoded value of query parameter |name| into |out|
  * (NUL-terminated). 0, PC_ENOENT when absent, PC_ETOOBIG when it does not fit, PC_EPARSE when it
- * holds a NUL (%00). Anything but PC_ENOENT that is not 0 is a bad request.
+ * holds a NUL (%00) or is given more than once. Anything but PC_ENOENT that is not 0 is a bad request.
  */
 int pc_http_req_query(h2o_req_t *req, const char *name, char *out, size_t outlen) PC_MUST_CHECK;
 /* Same on a raw query string (without '?'). */

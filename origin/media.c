@@ -429,7 +429,8 @@ static int accepts_gzip(h2o_req_t *req)
     return 0;
 }
 
-/* Rewrites playlist URIs to carry |q| (signed mode). Returns malloc'd text. */
+/* Rewrites the URIs of a playlist, an MPD or the sprite's WebVTT index to carry |q| (signed mode).
+ * Returns malloc'd text. */
 static char *rewrite_playlist(const char *in, size_t len, const char *rel, const char *q, size_t *outlen)
 {
     char *out = NULL;
@@ -437,12 +438,27 @@ static char *rewrite_playlist(const char *in, size_t len, const char *rel, const
     FILE *f = open_memstream(&out, &n);
     if (f == NULL)
         return NULL;
-    int mpd = strstr(rel, ".mpd") != NULL;
+    int mpd = strstr(rel, ".mpd") != NULL, vtt = strstr(rel, ".vtt") != NULL;
     const char *p = in, *end = in + len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl != NULL ? nl : end;
-        if (mpd) {
+        size_t ll = (size_t)(le - p);
+        if (vtt) {
+            /* a cue's text is the sheet's URL with its #xywh= fragment (thumbs.c writes the index): the query
+             * goes before the fragment; the header, timings and blank lines stay */
+            const char *hash = memchr(p, '#', ll);
+            int cue = ll > 0 && !(ll >= 6 && memcmp(p, "WEBVTT", 6) == 0) && memmem(p, ll, "-->", 3) == NULL &&
+                      !(ll >= 4 && memcmp(p, "NOTE", 4) == 0) && !(ll == 1 && *p == '\r');
+            if (cue) {
+                const char *at = hash != NULL ? hash : (le > p && le[-1] == '\r' ? le - 1 : le);
+                fwrite(p, 1, (size_t)(at - p), f);
+                fprintf(f, "?%s", q);
+                fwrite(at, 1, (size_t)(le - at), f);
+            } else {
+                fwrite(p, 1, ll, f);
+            }
+        } else if (mpd) {
             /* append &amp;-escaped query to media="..." and initialization="..." */
             const char *s = p;
             while (s < le) {
@@ -582,6 +598,13 @@ int pc_media_route(void *user, h2o_req_t *req)
             return 0;
         }
         snprintf(token, sizeof(token), "exp=%s&sig=%s", exps, sig);
+        /* exactly as issued: another order or another parameter would be another spelling of the same signed
+         * URL, which edge caches keep apart (and a way around them) */
+        size_t ql = req->path.len - req->query_at - 1;
+        if (ql != strlen(token) || memcmp(req->path.base + req->query_at + 1, token, ql) != 0) {
+            pc_http_respond_error(req, 403, "signature_required", "the media query must be exactly exp=E&sig=S, as issued");
+            return 0;
+        }
     }
     char full[4600];
     snprintf(full, sizeof(full), "%s/%s/%s", m->o->paths_media, id, rel);
@@ -591,7 +614,7 @@ int pc_media_route(void *user, h2o_req_t *req)
         pc_http_respond_error(req, 404, "not_found", "no such media file");
         return 0;
     }
-    int rewrite = token[0] != '\0' && ty->kind == K_PLAYLIST;
+    int rewrite = token[0] != '\0' && (ty->kind == K_PLAYLIST || strcmp(ty->ext, ".vtt") == 0);
     int compressible = ty->kind == K_PLAYLIST || ty->kind == K_JSON || ty->kind == K_TEXT;
     int gz = compressible && accepts_gzip(req) && src.size <= GZIP_MAX &&
              pc_http_req_header(req, "range").base == NULL;
@@ -620,7 +643,7 @@ int pc_media_route(void *user, h2o_req_t *req)
                    strlen(etag));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LAST_MODIFIED, NULL,
                    h2o_strdup(&req->pool, lastmod, SIZE_MAX).base, strlen(lastmod));
-    if (ty->kind == K_PLAYLIST || ty->kind == K_JSON) {
+    if (ty->kind == K_PLAYLIST || ty->kind == K_JSON || rewrite) {
         if (rewrite)
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("private, max-age=10"));
         else

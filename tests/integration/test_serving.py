@@ -243,6 +243,19 @@ def test_signed_media_mode(s):
         if line and not line.startswith("#"):
             check(line.endswith("?" + query), "variant URIs carry the token: %s" % line)
     ffmpeg_decode(url)  # a player follows the rewritten URIs
+    # the scrubbing sprite's index too: every sheet a cue names carries the token, before its #xywh=
+    check("sig=" in v["thumbnails"], "signed thumbnails URL: %s" % v["thumbnails"])
+    r = o.req("GET", v["thumbnails"])
+    eq(r.status, 200, "signed sprite index")
+    check("private" in r.header("cache-control"), "a rewritten index is private: %s" % r.header("cache-control"))
+    cues = [l for l in r.body.decode().splitlines() if "#xywh=" in l]
+    check(len(cues) >= 2, "cues: %r" % cues)
+    base = v["thumbnails"].split("?")[0].rsplit("/", 1)[0]
+    for c in cues:
+        sheet, frag = c.split("#")
+        check(sheet.endswith("?" + query) and frag.startswith("xywh="), "the token before the fragment: %s" % c)
+        img = o.req("GET", base + "/" + sheet)
+        eq((img.status, img.body[8:12]), (200, b"WEBP"), "the sheet a cue names loads: %s" % c)
     bad = url.replace("sig=", "sig=x")
     eq(o.req("GET", bad[len(o.url):]).status, 403, "forged")
     q = dict(urllib.parse.parse_qsl(query))
@@ -252,6 +265,11 @@ def test_signed_media_mode(s):
     eq(o.req("GET", "%s%%00junk" % v["hls"]).status, 403, "a signature cut short by %00")
     eq(o.req("GET", v["hls"].replace("exp=", "exp=%2B")).status, 403, "exp with a plus sign")
     eq(o.req("GET", v["hls"].replace("exp=", "exp=0")).status, 403, "exp with a leading zero")
+    path = v["hls"].split("?")[0]
+    for other in ["sig=%s&exp=%s" % (q["sig"], q["exp"]), query + "&x=1", "x=1&" + query, query + "&exp=" + q["exp"],
+                  query + "&sig=AAAA"]:
+        eq(o.req("GET", path + "?" + other).status, 403, "another spelling of the signed URL: %s" % other)
+    eq(o.req("GET", "/api/videos?limit=5&limit=abc").status, 400, "a query parameter given twice")
     eq(o.req("GET", v["hls"].replace("exp=" + q["exp"], "exp=%3" + q["exp"])).status, 403, "exp percent-encoded")
     eq(o.req("GET", v["hls"].replace("sig=" + q["sig"][0], "sig=%%%02X" % ord(q["sig"][0]))).status, 403,
        "sig percent-encoded")

@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include "pc_error.h"
+#include "pc_http_server.h"
 #include "pc_http_util.h"
 
 static int range(const char *v, uint64_t size, uint64_t *s, uint64_t *l)
@@ -96,6 +98,31 @@ static void if_none_match_lists(void **state)
     assert_int_equal(inm(" , ,", "\"abc\""), 0);
 }
 
+static int query(const char *q, const char *name, char *out, size_t n)
+{
+    return pc_http_query_get(q, strlen(q), name, out, n);
+}
+
+static void query_values_once_and_only_once(void **state)
+{
+    (void)state;
+    char v[16];
+    assert_int_equal(query("exp=12&sig=ab-_", "sig", v, sizeof(v)), 0);
+    assert_string_equal(v, "ab-_");
+    assert_int_equal(query("a=%41+b&x", "a", v, sizeof(v)), 0);
+    assert_string_equal(v, "A b");
+    assert_int_equal(query("x&y=1", "x", v, sizeof(v)), 0);
+    assert_string_equal(v, "");
+    assert_int_equal(query("ab=1", "a", v, sizeof(v)), PC_ENOENT);
+    assert_int_equal(query("", "a", v, sizeof(v)), PC_ENOENT);
+    assert_int_equal(query("a=1%00", "a", v, sizeof(v)), PC_EPARSE);
+    assert_int_equal(query("a=0123456789abcdef", "a", v, sizeof(v)), PC_ETOOBIG);
+    /* given twice, even with the same value: which one counts would be a guess */
+    assert_int_equal(query("limit=5&limit=abc", "limit", v, sizeof(v)), PC_EPARSE);
+    assert_int_equal(query("exp=1&sig=s&exp=1", "exp", v, sizeof(v)), PC_EPARSE);
+    assert_int_equal(query("exp=1&sig=s&exp=1", "sig", v, sizeof(v)), 0);
+}
+
 static void loopback_urls(void **state)
 {
     (void)state;
@@ -118,6 +145,7 @@ int main(void)
         cmocka_unit_test(ranges_to_ignore),
         cmocka_unit_test(if_none_match_lists),
         cmocka_unit_test(loopback_urls),
+        cmocka_unit_test(query_values_once_and_only_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
