@@ -515,6 +515,14 @@ h2o_iovec_t pc_http_req_path(h2o_req_t *req)
     return h2o_iovec_init(req->path.base, len);
 }
 
+h2o_iovec_t pc_http_req_host(h2o_req_t *req)
+{
+    if (req->input.authority.base == NULL || req->input.authority.len == 0 ||
+        (req->hostconf != NULL && req->input.authority.base == req->hostconf->authority.hostport.base))
+        return h2o_iovec_init(NULL, 0);
+    return req->input.authority;
+}
+
 int pc_http_query_get(const char *query, size_t len, const char *name, char *out, size_t outlen)
 {
     size_t nlen = strlen(name);

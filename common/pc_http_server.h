@@ -110,6 +110,9 @@ int pc_http_req_method_is(h2o_req_t *req, const char *method);
 int pc_http_req_peer(h2o_req_t *req, struct sockaddr_storage *out) PC_MUST_CHECK;
 /* Path without the query string. */
 h2o_iovec_t pc_http_req_path(h2o_req_t *req);
+/* The Host the client sent (HTTP/2: :authority); {NULL, 0} when it sent none, where h2o puts its host
+ * configuration's name ("default") in req->authority instead. */
+h2o_iovec_t pc_http_req_host(h2o_req_t *req);
 /*
  * Copies the percent-decoded value of query parameter |name| into |out|
  * (NUL-terminated). 0, PC_ENOENT when absent, PC_ETOOBIG when it does not fit, PC_EPARSE when it

@@ -46,8 +46,9 @@ int pc_origin_uploads_api(void *user, h2o_req_t *req)
         return 0;
     }
     char host[256] = "";
-    if (req->authority.len > 0 && req->authority.len < sizeof(host))
-        memcpy(host, req->authority.base, req->authority.len);
+    h2o_iovec_t hv = pc_http_req_host(req);
+    if (hv.len > 0 && hv.len < sizeof(host))
+        memcpy(host, hv.base, hv.len);
     if (o->cfg.public_url == NULL && !pc_tus_host_valid(host)) {
         pc_http_respond_error(req, 400, "bad_host", "the Host header must be a host name or address (and port)");
         return 0;
@@ -204,8 +205,9 @@ static const char *h2o_header(void *ctx, const char *name, size_t *len)
 {
     h2o_req_t *req = ctx;
     if (strcmp(name, "host") == 0) {
-        *len = req->authority.len;
-        return req->authority.base;
+        h2o_iovec_t v = pc_http_req_host(req);
+        *len = v.len;
+        return v.base;
     }
     h2o_iovec_t v = pc_http_req_header(req, name);
     *len = v.len;
