@@ -8,6 +8,7 @@
 #include "pc_cli.h"
 #include "pc_http_server.h"
 #include "pc_log.h"
+#include "pc_ticket.h"
 #include "tracker.h"
 
 static const char usage[] =
@@ -138,6 +139,8 @@ static int cmd_stats(int argc, char **argv)
         pc_cli_usage("stats needs --tracker URL");
     if (!pc_cli_is_http_url(url))
         pc_cli_usage("--tracker must be an http(s) URL");
+    if (video != NULL && !pc_video_id_valid(video, strlen(video)))
+        pc_cli_usage("--video: 1 to 64 characters of A-Z a-z 0-9 _ -");
     return pc_tracker_stats_cli(url, video, json);
 }
 

@@ -6,6 +6,7 @@
 #include "pc_buf.h"
 #include "pc_http_client.h"
 #include "pc_json.h"
+#include "pc_ticket.h"
 #include "tracker.h"
 
 #define STATS_MAX (64u << 20)
@@ -40,7 +41,10 @@ int pc_tracker_stats_cli(const char *url, const char *video, int json)
     pc_buf_init(&body, STATS_MAX);
     long status = 0;
     const char *why = "";
-    int cc = pc_http_get_blocking(url, "stats", 30, &body, &status, full, sizeof(full), &why);
+    char path[PC_VIDEO_ID_MAX + 32] = "stats";
+    if (video != NULL) /* one video's document: a catalog of many is not fetched for one row */
+        snprintf(path, sizeof(path), "stats?video=%s", video);
+    int cc = pc_http_get_blocking(url, path, 30, &body, &status, full, sizeof(full), &why);
     int rc = 1;
     json_t *doc = NULL;
     char err[160];
@@ -50,27 +54,25 @@ int pc_tracker_stats_cli(const char *url, const char *video, int json)
         fprintf(stderr, "peercdn-tracker: %s answered HTTP %ld\n", full, status);
     } else if (pc_json_parse_object(body.data, body.len, STATS_MAX, &doc, err, sizeof(err)) != 0) {
         fprintf(stderr, "peercdn-tracker: %s did not answer with statistics: %s\n", full, err);
+    } else if (video != NULL && json_object_get(json_object_get(doc, "videos"), video) == NULL) {
+        fprintf(stderr, "peercdn-tracker: the tracker has no statistics for video %s\n", video);
     } else if (json) {
         fwrite(body.data, 1, body.len, stdout);
         putchar('\n');
         rc = 0;
     } else {
         const json_t *videos = json_object_get(doc, "videos");
-        if (video != NULL && json_object_get(videos, video) == NULL) {
-            fprintf(stderr, "peercdn-tracker: the tracker has no statistics for video %s\n", video);
-        } else {
-            printf("%-22s %7s %8s %10s %10s %8s %7s %7s %8s %9s\n", "video", "peers", "viewers", "from CDN",
-                   "from P2P", "offload", "p50 ms", "p95 ms", "stalls/h", "rebuffer");
-            const char *k;
-            json_t *v;
-            json_object_foreach((json_t *)videos, k, v) {
-                if (video == NULL || strcmp(k, video) == 0)
-                    row(k, v);
-            }
-            if (video == NULL)
-                row("TOTAL", json_object_get(doc, "total"));
-            rc = 0;
+        printf("%-22s %7s %8s %10s %10s %8s %7s %7s %8s %9s\n", "video", "peers", "viewers", "from CDN", "from P2P",
+               "offload", "p50 ms", "p95 ms", "stalls/h", "rebuffer");
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)videos, k, v) {
+            if (video == NULL || strcmp(k, video) == 0)
+                row(k, v);
         }
+        if (video == NULL)
+            row("TOTAL", json_object_get(doc, "total"));
+        rc = 0;
     }
     json_decref(doc);
     pc_buf_clear(&body);

@@ -184,10 +184,24 @@ def test_stats_cli(s):
     p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", t.url, "--json"], stdout=subprocess.PIPE,
                        timeout=30)
     eq(json.loads(p.stdout)["videos"]["stats1"]["peers"], 1, "--json")
+    # one video, in the table and in JSON; a video the tracker does not know is an error either way
+    for extra in ([], ["--json"]):
+        p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", t.url, "--video", "stats1"] + extra,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        eq(p.returncode, 0, "--video stats1 %r: %s" % (extra, p.stderr.decode()))
+        if extra:
+            eq(list(json.loads(p.stdout)["videos"]), ["stats1"], "--video --json: that video only")
+        else:
+            rows = [l.split()[0] for l in p.stdout.decode().splitlines()[1:]]
+            eq(rows, ["stats1"], "--video: that row only")
+        p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", t.url, "--video", "nope"] + extra,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        eq((p.returncode, p.stdout), (1, b""), "--video nope %r" % extra)
+        check("no statistics for video nope" in p.stderr.decode(), "says so: %s" % p.stderr.decode())
     p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", "http://127.0.0.1:1"], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=30)
     check(p.returncode != 0 and len(p.stderr.decode().strip().splitlines()) == 1, "unreachable: one line, non-zero")
-    for argv in (["stats"], ["serve", "--listen", "127.0.0.1:0"], ["bogus"], ["serve", "--db", "x", "--nope"],
+    for argv in (["stats"], ["stats", "--tracker", t.url, "--video", "a/b"], ["serve", "--listen", "127.0.0.1:0"], ["bogus"], ["serve", "--db", "x", "--nope"],
                  ["serve", "--listen", "127.0.0.1:0", "--db", "x", "--interval", "30", "--ticket-ttl", "60"]):
         p = subprocess.run([s.bin("peercdn-tracker")] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=30)
