@@ -127,6 +127,8 @@ int main(int argc, char **argv)
     }
     if (optind != argc)
         pc_cli_usage("unexpected argument '%s'", argv[optind]);
+    if (cfg.seed_mode && (strcmp(cfg.rendition, "auto") != 0 || cfg.watch_s > 0 || cfg.seed_after_s > 0))
+        pc_cli_usage("--rendition, --watch-s and --seed-after are for play: seed serves every rendition until stopped");
     if (cfg.origin == NULL || cfg.video == NULL)
         pc_cli_usage("%s needs --origin URL and --video ID", argv[1]);
     if (!pc_video_id_valid(cfg.video, strlen(cfg.video)))

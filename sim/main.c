@@ -236,6 +236,8 @@ static int cmd_run(int argc, char **argv)
         pc_cli_usage("run takes one SCENARIO file");
     if (out == NULL)
         pc_cli_usage("run needs --out DIR");
+    if (compare && mode_s != NULL)
+        pc_cli_usage("--compare runs all three modes: it takes no --mode");
     if (strlen(out) > SIM_OUT_MAX) /* the files' names and --compare's DIR/<mode> must fit their buffers */
         pc_cli_usage("--out: a path of at most %d characters", SIM_OUT_MAX);
     sim_scenario sc;
