@@ -1241,6 +1241,22 @@ int sim_emulate_main(int argc, char **argv, const char *self)
         bad = "emulation needs media.segment_s to be an even number of seconds (the origin's segments)";
     else if (e.sc.videos > EMU_VIDEOS_MAX)
         bad = "emulation generates at most 8 videos (catalog.videos)";
+    char toolong[160];
+    if (bad == NULL) {
+        /* the lengths ingest() will draw, drawn here first: a video too long to generate is refused before the
+         * network, the tracker and the origin are set up */
+        pc_rng r;
+        pc_rng_init(&r, sim_catalog_seed(&e.sc));
+        for (uint32_t k = 0; bad == NULL && k < e.sc.videos; k++) {
+            uint32_t nseg;
+            double len = sim_catalog_next(&e.sc, &r, NULL, &nseg);
+            if (len > EMU_VIDEO_S_MAX) {
+                snprintf(toolong, sizeof(toolong), "video %u would last %.0f s; emulation generates at most %d s", k,
+                         len, EMU_VIDEO_S_MAX);
+                bad = toolong;
+            }
+        }
+    }
     if (bad != NULL) {
         fprintf(stderr, "peercdn-sim: %s\n", bad);
         sim_scenario_clear(&e.sc);

@@ -152,6 +152,17 @@ def test_bad_usage_fails_with_one_line(s):
     json.dump(d, open(path, "w"))
     p = sim("emulate", path, "--out", os.path.join(S.tmp, "x"), expect=1)
     check(b"hybrid" in p.stderr, "p2p-only is refused: %r" % p.stderr)
+    # a video too long to generate is refused before anything is set up (it was found after the network,
+    # the tracker and the origin were up)
+    d = json.load(open(scen))
+    d["catalog"]["duration_s"] = 3600
+    path = os.path.join(S.tmp, "long.json")
+    json.dump(d, open(path, "w"))
+    out = os.path.join(S.tmp, "long")
+    p = sim("emulate", path, "--out", out, expect=1)
+    check(b"would last 3600 s" in p.stderr and len(p.stderr.decode().strip().splitlines()) == 1,
+          "refused with one line: %r" % p.stderr)
+    check(not os.path.exists(out) and p.stdout == b"", "before anything was set up or said: %r" % p.stdout)
 
 
 S.run([test_bad_usage_fails_with_one_line, test_emulation_agrees_with_the_simulators_prediction,
