@@ -407,7 +407,8 @@ static int on_request(void *user, h2o_req_t *req)
     hls *h = c->hls;
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
         !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        pc_http_respond_error(req, 405, "method_not_allowed", "the HLS endpoint only answers GET");
+        pc_http_add_header(req, "allow", "GET, HEAD");
+        pc_http_respond_error(req, 405, "method_not_allowed", "the HLS endpoint answers GET and HEAD");
         return 0;
     }
     size_t plen = req->path_normalized.len;

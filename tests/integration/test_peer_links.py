@@ -22,7 +22,8 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SANITIZED, Peer, Suite, TrackerPeer, b64u_decode, check, clip, eq, ffmpeg_decode  # noqa: E402
+from harness import (SANITIZED, Peer, Suite, TrackerPeer, b64u_decode, check, clip, eq, ffmpeg_decode,  # noqa: E402
+                     request)
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey  # noqa: E402
@@ -514,6 +515,8 @@ def test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint(s):
     p = Peer(s, o, vid, "--hls-listen", "127.0.0.1:0", name="hls")
     url = "%s/v/%s/master.m3u8" % (p.hls, vid)
     ffmpeg_decode(url, all_streams=True)
+    r = request(url, "POST", b"")
+    eq((r.status, r.header("allow"), r.json()["code"]), (405, "GET, HEAD", "method_not_allowed"), "a POST")
     r = p.stop()
     check(r["bytes_cdn"] + r["bytes_p2p"] >= sum(x["bytes"] for x in r["segments"]) > 0, "the peer fetched the media")
 
