@@ -124,6 +124,8 @@ static int dist(const json_t *o, const char *path, const char *key, double lo, d
         if ((r = only_keys(v, p, k, e)) || (r = num(v, p, "min", lo, hi, &d->a, e)) ||
             (r = num(v, p, "max", lo, hi, &d->b, e)))
             return r;
+        if (json_object_get(v, "min") == NULL || json_object_get(v, "max") == NULL)
+            return fail(e, "%s.%s: missing", p, json_object_get(v, "min") == NULL ? "min" : "max");
         if (d->b < d->a)
             return fail(e, "%s: max must be at least min", p);
     } else if (strcmp(kind, "lognormal") == 0) {
@@ -134,6 +136,8 @@ static int dist(const json_t *o, const char *path, const char *key, double lo, d
             (r = num(v, p, "sigma", 0, 5, &d->b, e)) || (r = num(v, p, "min", lo, hi, &d->min, e)) ||
             (r = num(v, p, "max", lo, hi, &d->max, e)))
             return r;
+        if (json_object_get(v, "median") == NULL) /* a default would be 1 of whatever unit the field has */
+            return fail(e, "%s.median: missing", p);
         if (d->a <= 0)
             return fail(e, "%s.median: must be positive", p);
         if (json_object_get(v, "min") != NULL && json_object_get(v, "max") != NULL && d->max < d->min)
@@ -528,14 +532,15 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
     if (o != NULL) {
         static const char *const k[] = {"startup_cdn_s", "urgent_s", "cdn_urgent_s", "prefetch_s", "safety_s",
                                         "check_ms", "low_water", "high_water", "prefetch_inflight", "peer_inflight",
-                                        "start_kbps", "prefer_held_rung", NULL};
+                                        "start_kbps", "prefer_held_rung", "volunteer_s", NULL};
         const char *p = "scenario.engine";
-        double v[7] = {-1, -1, -1, -1, -1, -1, -1};
+        double v[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
         pc_engine_config *c = &s->engine;
         if ((r = only_keys(o, p, k, e)) || (r = num(o, p, "startup_cdn_s", 0, 600, &v[0], e)) ||
             (r = num(o, p, "urgent_s", 0, 600, &v[1], e)) || (r = num(o, p, "cdn_urgent_s", 0, 600, &v[2], e)) ||
             (r = num(o, p, "prefetch_s", 0, 3600, &v[3], e)) || (r = num(o, p, "safety_s", 0, 60, &v[4], e)) ||
             (r = num(o, p, "check_ms", 10, 10000, &v[5], e)) || (r = num(o, p, "start_kbps", 0, 1e7, &v[6], e)) ||
+            (r = num(o, p, "volunteer_s", 0, 3600, &v[7], e)) ||
             (r = num(o, p, "low_water", 0, 10, &c->low_water, e)) ||
             (r = num(o, p, "high_water", 0, 10, &c->high_water, e)) ||
             (r = u32(o, p, "prefetch_inflight", 1, 64, &c->prefetch_inflight, e)) ||
@@ -551,6 +556,8 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
         for (int i = 0; i < 6; i++)
             if (v[i] >= 0)
                 *dst[i] = (uint64_t)(v[i] * (i == 5 ? 1e3 : 1e6));
+        if (v[7] >= 0)
+            c->volunteer_us = (uint64_t)(v[7] * 1e6);
         if (v[6] >= 0)
             c->start_bps = (uint64_t)(v[6] * 1000);
         if (c->high_water < c->low_water)

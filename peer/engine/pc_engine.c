@@ -177,6 +177,7 @@ void pc_engine_config_default(pc_engine_config *c)
         .mode_window_us = 10000000,
         .tput_window_us = 3000000,
         .discover_us = 2000000,
+        .volunteer_us = 16000000,
         .low_water = 0.9,
         .high_water = 1.2,
         .peer_inflight = 2,
@@ -1091,6 +1092,30 @@ typedef struct cand {
     uint64_t bucket;
 } cand;
 
+/* Whether this viewer is the one in (connected peers + 1) that fetches segment |i| early from the CDN when
+ * no peer holds it: viewers in step (a premiere, everyone pressing play at once) never hold a segment
+ * before the others need it, so without volunteers each of them fetches every segment from the CDN. The
+ * draw is fixed per viewer and segment (a hash of the engine's seed and |i|), so a pass does not draw
+ * again; about one neighbour in each group fetches it, and the others take it from that one. */
+static int volunteers(const pc_engine *e, uint32_t i, uint32_t peers)
+{
+    if (peers == 0)
+        return 0;
+    uint64_t x = (e->cfg.seed ^ 0x5851f42d4c957f2dULL) + (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return (double)(x >> 11) * 0x1.0p-53 * (double)(peers + 1) < 1.0;
+}
+
+static uint32_t connected_peers(const pc_engine *e)
+{
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < e->npeer_slots; k++)
+        n += e->peers[k].used;
+    return n;
+}
+
 /* Sooner bucket first, then rarer, then earlier segment. */
 static int cand_less(const cand *x, const cand *y)
 {
@@ -1238,6 +1263,7 @@ static void schedule(pc_engine *e, uint64_t now)
      * nothing to spare: one segment at a time, the next one due, so that a prefetch does not slow it. */
     int starved = !e->cfg.cdn_only && e->cdn_measured && e->cdn_rate * 8 < playing_bps(e);
     size_t nx0 = e->nx;
+    uint32_t npeers = UINT32_MAX; /* counted when first needed */
     for (uint32_t i = first; i < n; i++) {
         uint64_t ahead = ahead_at(e, pos, i);
         /* a CDN-only viewer buffers as a hybrid one with no peers would: the CDN-mode urgent window */
@@ -1300,6 +1326,15 @@ static void schedule(pc_engine *e, uint64_t now)
         wanted = 1;
         if (!s->demanded)
             r = fetch_rung(e, i, prefetch_rung(e, rung, i, ahead));
+        if (ahead < uw + e->cfg.volunteer_us && !e->cfg.p2p_only && !discovering && !starved && cdn_allowed &&
+            !cdn_held && avail(e, r, i) == 0) {
+            if (npeers == UINT32_MAX)
+                npeers = connected_peers(e);
+            if (volunteers(e, i, npeers) && cdn_may_take(e, i, buffered, bytes_left(e, r, i))) {
+                start_xfer(e, PC_SRC_CDN, r, i, 1, now);
+                continue;
+            }
+        }
         if (nc < sizeof(cands) / sizeof(cands[0]) && free_holder(e, r, i))
             cands[nc++] = (cand){.i = i, .rung = r, .rarity = avail(e, r, i),
                                  .bucket = ahead / e->cfg.rarest_bucket_us};

@@ -81,6 +81,8 @@ typedef struct pc_engine_config {
     uint64_t mode_window_us;   /* P2P throughput window for the mode (10 s) */
     uint64_t tput_window_us;   /* combined throughput window for ABR (3 s) */
     uint64_t discover_us;      /* after play, no peer yet is not a weak swarm for this long (2 s) */
+    uint64_t volunteer_us;     /* a segment no peer holds, this far past the urgent window, may be fetched from
+                                * the CDN early by one in (peers + 1) viewers, for the others (16 s; 0 = never) */
     double low_water, high_water; /* P2P throughput ÷ playing bitrate: 0.9, 1.2 */
     uint32_t peer_inflight;    /* requests outstanding per peer (2) */
     uint32_t prefetch_inflight;/* prefetch requests outstanding in all (16) */

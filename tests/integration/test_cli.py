@@ -181,6 +181,13 @@ def test_scenarios_have_types_and_totals(s):
         path = os.path.join(S.tmp, "scen-%s.json" % name)
         json.dump(d, open(path, "w"))
         refused("peercdn-sim", 1, "run", path, "--out", os.path.join(S.tmp, "scen-out"), says="scenario")
+    # a distribution without what defines it is named, not given a default of 1 kbit/s (or second)
+    for name, d, says in (("lognormal-median", {"dist": "lognormal", "sigma": 1}, "up_kbps.median: missing"),
+                          ("uniform-min", {"dist": "uniform", "max": 9}, "up_kbps.min: missing"),
+                          ("uniform-max", {"dist": "uniform", "min": 9}, "up_kbps.max: missing")):
+        path = os.path.join(S.tmp, "scen-%s.json" % name)
+        json.dump({"viewers": {"up_kbps": d}}, open(path, "w"))
+        refused("peercdn-sim", 1, "run", path, "--out", os.path.join(S.tmp, "scen-out"), says=says)
 
 
 S.run([test_numbers_are_decimal_and_whole_where_they_count, test_origin_checks_its_flags_at_start,
