@@ -935,6 +935,54 @@ static pc_source source_of_seg3(uint64_t discover_us)
     return si.source;
 }
 
+/* CDN fetches started further ahead than the CDN-mode urgent window (12 s): a volunteer's. */
+static uint32_t early_cdn;
+static void count_early_cdn(w_world *w, const pc_action *a)
+{
+    early_cdn += a->type == PC_ACT_FETCH && a->peer == PC_SRC_CDN && a->segment != PC_SEG_INIT &&
+                 a->deadline != PC_NEVER && a->deadline > w->now + 13 * S;
+}
+
+/* Segments of a 60-segment video fetched early from the CDN by a viewer with |npeers| peers that hold
+ * nothing (viewers in step: none is ahead of the others). */
+static uint32_t volunteered(uint32_t npeers, uint64_t volunteer_us, uint64_t seed)
+{
+    static w_media wm;
+    w_media_init(&wm, 60, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    c.volunteer_us = volunteer_us;
+    c.seed = seed;
+    w_world w;
+    w_init(&w, &wm, &c, 10);
+    for (uint32_t k = 0; k < npeers; k++)
+        w_add_peer(&w, 8, 0, 0)->holds = 0;
+    w.on_action = count_early_cdn;
+    early_cdn = 0;
+    pc_engine_stats st = play_to_end(&w, 400 * S);
+    assert_int_equal(st.stalls, 0);
+    all_ready(&w);
+    w_free(&w);
+    return early_cdn;
+}
+
+/* About one viewer in (peers + 1) fetches a segment no peer holds early from the CDN, for the others; a
+ * viewer alone, or with volunteers off, never does (it fetches each segment when it is urgent). */
+static void one_viewer_in_a_group_volunteers_for_a_segment_no_peer_holds(void **state)
+{
+    (void)state;
+    uint32_t n = 0;
+    for (uint64_t seed = 1; seed <= 4; seed++)
+        n += volunteered(3, 16 * S, seed);
+    /* 4 viewers × about 57 segments past the start-up, one in four each: about 57 */
+    assert_in_range(n, 25, 100);
+    assert_int_equal(volunteered(0, 16 * S, 1), 0);
+    assert_int_equal(volunteered(3, 0, 1), 0);
+    uint32_t many = 0;
+    for (uint64_t seed = 1; seed <= 4; seed++)
+        many += volunteered(15, 16 * S, seed);
+    assert_true(many < n); /* one in sixteen */
+}
+
 static void no_peer_yet_at_the_start_is_not_a_weak_swarm(void **state)
 {
     (void)state;
@@ -1595,6 +1643,7 @@ int main(void)
         cmocka_unit_test(a_rung_pinned_while_the_abr_waits_to_climb_leaves_no_timer_behind),
         cmocka_unit_test(a_real_player_behind_the_window_is_followed_back),
         cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
+        cmocka_unit_test(one_viewer_in_a_group_volunteers_for_a_segment_no_peer_holds),
         cmocka_unit_test(no_peer_yet_at_the_start_is_not_a_weak_swarm),
         cmocka_unit_test(peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset),
         cmocka_unit_test(rescue_fires_at_the_stall_timeout_tick),
