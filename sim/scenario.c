@@ -447,8 +447,10 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
             json_t *w;
             uint32_t i = 0;
             json_object_foreach(reg, rname, w) {
-                if (!json_is_number(w) || json_number_value(w) < 0 || strlen(rname) == 0 || strlen(rname) >= 16)
-                    return fail(e, "%s.regions.%.32s: a name of 1 to 15 characters with a non-negative weight", p, rname);
+                if (!json_is_number(w) || json_number_value(w) < 0 || strlen(rname) == 0 || strlen(rname) >= 16 ||
+                    strchr(rname, '-') != NULL)
+                    return fail(e, "%s.regions.%.32s: a name of 1 to 15 characters without '-' (latency pairs are "
+                                   "\"a-b\") with a non-negative weight", p, rname);
                 snprintf(s->region_name[i], sizeof(s->region_name[i]), "%s", rname);
                 s->region_weight[i++] = json_number_value(w);
             }
@@ -499,6 +501,7 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
                     for (int j = 0; j < SIM_REGIONS_MAX; j++)
                         s->latency_ms[i][j] = json_number_value(def);
             }
+            uint8_t set[SIM_REGIONS_MAX][SIM_REGIONS_MAX] = {{0}};
             json_object_foreach(lat, key, v) {
                 if (strcmp(key, "default") == 0)
                     continue;
@@ -513,6 +516,9 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
                 }
                 if (a < 0 || b < 0 || !json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 10000)
                     return fail(e, "%s.latency_ms.%s: must name two regions of viewers.regions, 0 to 10000 ms", p, key);
+                if (set[a][b])
+                    return fail(e, "%s.latency_ms.%s: that pair is given twice (a-b and b-a are one pair)", p, key);
+                set[a][b] = set[b][a] = 1;
                 s->latency_ms[a][b] = s->latency_ms[b][a] = json_number_value(v);
             }
         }

@@ -181,6 +181,13 @@ def test_scenarios_have_types_and_totals(s):
         path = os.path.join(S.tmp, "scen-%s.json" % name)
         json.dump(d, open(path, "w"))
         refused("peercdn-sim", 1, "run", path, "--out", os.path.join(S.tmp, "scen-out"), says="scenario")
+    # a region whose name has a dash could never get a pair latency; a pair given both ways is ambiguous
+    for name, d, says in (("region-dash", {"viewers": {"regions": {"eu-west": 1, "us": 1}}}, "without '-'"),
+                          ("pair-twice", {"viewers": {"regions": {"eu": 1, "us": 1}},
+                                          "network": {"latency_ms": {"eu-us": 100, "us-eu": 10}}}, "given twice")):
+        path = os.path.join(S.tmp, "scen-%s.json" % name)
+        json.dump(d, open(path, "w"))
+        refused("peercdn-sim", 1, "run", path, "--out", os.path.join(S.tmp, "scen-out"), says=says)
     # a distribution without what defines it is named, not given a default of 1 kbit/s (or second)
     for name, d, says in (("lognormal-median", {"dist": "lognormal", "sigma": 1}, "up_kbps.median: missing"),
                           ("uniform-min", {"dist": "uniform", "max": 9}, "up_kbps.min: missing"),
