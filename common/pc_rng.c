@@ -9,6 +9,11 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
+uint64_t pc_rng_hash(uint64_t x)
+{
+    return splitmix64(&x);
+}
+
 void pc_rng_init(pc_rng *r, uint64_t seed)
 {
     for (int i = 0; i < 4; i++)

@@ -21,5 +21,8 @@ uint64_t pc_rng_next(pc_rng *r);
 uint64_t pc_rng_below(pc_rng *r, uint64_t n);
 /* Uniform in [0, 1) with 53 random bits. */
 double pc_rng_double(pc_rng *r);
+/* A stateless draw: 64 well-mixed bits of |x| (one splitmix64 step from state |x|), for a value that must
+ * be the same every time it is asked for, e.g. a hash of a seed and an index. */
+uint64_t pc_rng_hash(uint64_t x);
 
 #endif

@@ -94,6 +94,7 @@ struct pc_engine {
     /* (64 bytes) */
     epeer *peers;                 /* npeer_slots slots, grown on demand (up to PC_ENGINE_PEERS_MAX) */
     uint32_t npeer_slots;
+    uint32_t npeers;              /* slots in use: connected peers */
     const pc_media *m;
     pc_engine_config cfg;
     pc_rng rng;
@@ -757,6 +758,7 @@ static void detach_peer(pc_engine *e, uint32_t slot)
     pc_upload_drop_peer(&e->up, p->handle);
     idx_remove(e, p->handle);
     memset(p, 0, sizeof(*p));
+    e->npeers--;
     peer_update_free(e, slot);
 }
 
@@ -1097,23 +1099,12 @@ typedef struct cand {
  * before the others need it, so without volunteers each of them fetches every segment from the CDN. The
  * draw is fixed per viewer and segment (a hash of the engine's seed and |i|), so a pass does not draw
  * again; about one neighbour in each group fetches it, and the others take it from that one. */
-static int volunteers(const pc_engine *e, uint32_t i, uint32_t peers)
+static int volunteers(const pc_engine *e, uint32_t i)
 {
-    if (peers == 0)
+    if (e->npeers == 0)
         return 0;
-    uint64_t x = (e->cfg.seed ^ 0x5851f42d4c957f2dULL) + (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return (double)(x >> 11) * 0x1.0p-53 * (double)(peers + 1) < 1.0;
-}
-
-static uint32_t connected_peers(const pc_engine *e)
-{
-    uint32_t n = 0;
-    for (uint32_t k = 0; k < e->npeer_slots; k++)
-        n += e->peers[k].used;
-    return n;
+    uint64_t x = pc_rng_hash((e->cfg.seed ^ 0x5851f42d4c957f2dULL) + (uint64_t)i * 0x9e3779b97f4a7c15ULL);
+    return (double)(x >> 11) * 0x1.0p-53 * (double)(e->npeers + 1) < 1.0;
 }
 
 /* Sooner bucket first, then rarer, then earlier segment. */
@@ -1263,7 +1254,6 @@ static void schedule(pc_engine *e, uint64_t now)
      * nothing to spare: one segment at a time, the next one due, so that a prefetch does not slow it. */
     int starved = !e->cfg.cdn_only && e->cdn_measured && e->cdn_rate * 8 < playing_bps(e);
     size_t nx0 = e->nx;
-    uint32_t npeers = UINT32_MAX; /* counted when first needed */
     for (uint32_t i = first; i < n; i++) {
         uint64_t ahead = ahead_at(e, pos, i);
         /* a CDN-only viewer buffers as a hybrid one with no peers would: the CDN-mode urgent window */
@@ -1327,13 +1317,9 @@ static void schedule(pc_engine *e, uint64_t now)
         if (!s->demanded)
             r = fetch_rung(e, i, prefetch_rung(e, rung, i, ahead));
         if (ahead < uw + e->cfg.volunteer_us && !e->cfg.p2p_only && !discovering && !starved && cdn_allowed &&
-            !cdn_held && avail(e, r, i) == 0) {
-            if (npeers == UINT32_MAX)
-                npeers = connected_peers(e);
-            if (volunteers(e, i, npeers) && cdn_may_take(e, i, buffered, bytes_left(e, r, i))) {
-                start_xfer(e, PC_SRC_CDN, r, i, 1, now);
-                continue;
-            }
+            !cdn_held && avail(e, r, i) == 0 && volunteers(e, i) && cdn_may_take(e, i, buffered, bytes_left(e, r, i))) {
+            start_xfer(e, PC_SRC_CDN, r, i, 1, now);
+            continue;
         }
         if (nc < sizeof(cands) / sizeof(cands[0]) && free_holder(e, r, i))
             cands[nc++] = (cand){.i = i, .rung = r, .rarity = avail(e, r, i),
@@ -1666,6 +1652,7 @@ int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t no
     epeer *p = &e->peers[i];
     idx_insert(e, peer, i);
     p->used = 1;
+    e->npeers++;
     p->handle = peer;
     p->rate = (double)(up_bps ? up_bps : 1000000) / 8.0;
     p->rtt = 50000;
