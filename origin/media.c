@@ -439,25 +439,26 @@ static char *rewrite_playlist(const char *in, size_t len, const char *rel, const
     if (f == NULL)
         return NULL;
     int mpd = strstr(rel, ".mpd") != NULL, vtt = strstr(rel, ".vtt") != NULL;
+    int cue_text = 0; /* WebVTT: the line after a cue's timing line */
     const char *p = in, *end = in + len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl != NULL ? nl : end;
         size_t ll = (size_t)(le - p);
         if (vtt) {
-            /* a cue's text is the sheet's URL with its #xywh= fragment (thumbs.c writes the index): the query
-             * goes before the fragment; the header, timings and blank lines stay */
-            const char *hash = memchr(p, '#', ll);
-            int cue = ll > 0 && !(ll >= 6 && memcmp(p, "WEBVTT", 6) == 0) && memmem(p, ll, "-->", 3) == NULL &&
-                      !(ll >= 4 && memcmp(p, "NOTE", 4) == 0) && !(ll == 1 && *p == '\r');
-            if (cue) {
-                const char *at = hash != NULL ? hash : (le > p && le[-1] == '\r' ? le - 1 : le);
+            /* a cue's text (the line after its timing) is the sheet's URL with its #xywh= fragment (thumbs.c
+             * writes the index): the query goes before the fragment; every other line stays */
+            const char *at = memchr(p, '#', ll);
+            if (at == NULL)
+                at = le > p && le[-1] == '\r' ? le - 1 : le;
+            if (cue_text && at > p) {
                 fwrite(p, 1, (size_t)(at - p), f);
                 fprintf(f, "?%s", q);
                 fwrite(at, 1, (size_t)(le - at), f);
             } else {
                 fwrite(p, 1, ll, f);
             }
+            cue_text = memmem(p, ll, "-->", 3) != NULL;
         } else if (mpd) {
             /* append &amp;-escaped query to media="..." and initialization="..." */
             const char *s = p;

@@ -1116,21 +1116,15 @@ static int fetch_from(const char *base, const char *path, size_t max, pc_buf *bo
         return PC_ENET;
     }
     if (status != 200) {
+        /* the server's {code, message}, shortened and printable */
+        char detail[300] = "", cb[65], mb[201];
         json_t *o = NULL;
-        const char *code = NULL, *msg = NULL;
-        char cb[65], mb[201]; /* the server's words, shortened and printable */
-        if (pc_json_parse_object(body->data, body->len, max, &o, NULL, 0) == 0) {
-            code = pc_json_str(o, "code");
-            msg = pc_json_str(o, "message");
-        }
-        if (code != NULL)
-            code = pc_log_printable_str(cb, sizeof(cb), code);
-        if (code != NULL && msg != NULL)
-            msg = pc_log_printable_str(mb, sizeof(mb), msg);
-        fprintf(stderr, "peercdn-peer: %s answered HTTP %ld%s%s%s%s%s%s\n", url, status, code != NULL ? " (" : "",
-                code != NULL ? code : "", code != NULL && msg != NULL ? ": " : "", code != NULL && msg != NULL ? msg : "",
-                code != NULL ? ")" : "", status == 403 && hint403 != NULL ? hint403 : "");
+        if (pc_json_parse_object(body->data, body->len, max, &o, NULL, 0) == 0 && pc_json_str(o, "code") != NULL)
+            snprintf(detail, sizeof(detail), " (%s: %s)", pc_log_printable_str(cb, sizeof(cb), pc_json_str(o, "code")),
+                     pc_log_printable_str(mb, sizeof(mb), pc_json_str(o, "message")));
         json_decref(o);
+        fprintf(stderr, "peercdn-peer: %s answered HTTP %ld%s%s\n", url, status, detail,
+                status == 403 && hint403 != NULL ? hint403 : "");
         pc_buf_clear(body);
         return PC_EHTTP;
     }
