@@ -79,6 +79,19 @@ static double num_at(json_t *o, const char *key, const char *sub, int *ok)
     return json_number_value(v);
 }
 
+/* DIR/summary.json, which must at least count viewers and give an offload: any other JSON object (a
+ * run.json, a scenario) is refused instead of printed as a column of "-". */
+static json_t *load_summary(const char *dir)
+{
+    json_t *o = load_json(dir, "summary.json", 0);
+    if (o != NULL && !(json_is_integer(json_object_get(o, "viewers")) && json_is_number(json_object_get(o, "offload")))) {
+        fprintf(stderr, "peercdn-sim: %s/summary.json is not a run's summary (it has no viewers or offload)\n", dir);
+        json_decref(o);
+        o = NULL;
+    }
+    return o;
+}
+
 static int cmd_compare(int argc, char **argv)
 {
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -89,7 +102,7 @@ static int cmd_compare(int argc, char **argv)
     }
     if (argc != 3)
         pc_cli_usage("compare takes two run directories");
-    json_t *a = load_json(argv[1], "summary.json", 0), *b = a ? load_json(argv[2], "summary.json", 0) : NULL;
+    json_t *a = load_summary(argv[1]), *b = a ? load_summary(argv[2]) : NULL;
     if (a == NULL || b == NULL) {
         json_decref(a);
         return 1;

@@ -7,6 +7,7 @@ fallback, and bad usage."""
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -146,6 +147,13 @@ def test_bad_usage_fails_with_one_line(s):
     p = sim("compare", fifo_dir, fifo_dir, expect=1, timeout=20)
     check(b"not a regular file" in p.stderr and len(p.stderr.decode().strip().splitlines()) == 1,
           "a FIFO summary.json is refused with one line: %r" % p.stderr)
+    # a JSON object that is not a run's summary (a scenario, say) is refused, not printed as a column of "-"
+    other_dir = os.path.join(S.tmp, "not-a-run")
+    os.makedirs(other_dir, exist_ok=True)
+    shutil.copy(scen, os.path.join(other_dir, "summary.json"))
+    p = sim("compare", other_dir, other_dir, expect=1)
+    check(b"not a run's summary" in p.stderr and len(p.stderr.decode().strip().splitlines()) == 1,
+          "a scenario as summary.json is refused with one line: %r" % p.stderr)
     d = json.load(open(scen))
     d["mode"] = "p2p-only"
     path = os.path.join(S.tmp, "p2p-only.json")
