@@ -678,6 +678,16 @@ out:
     free(r);
 }
 
+/* A viewer's identity in the swarm for the engine's volunteers: the first 8 bytes of its Ed25519 key, little
+ * endian, which every peer that knows the key computes alike. */
+static uint64_t swarm_id(const uint8_t key[32])
+{
+    uint64_t id = 0;
+    for (int k = 7; k >= 0; k--)
+        id = id << 8 | key[k];
+    return id;
+}
+
 static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
 {
     plink *pl = pc_link_user(l);
@@ -706,7 +716,7 @@ static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
     }
     memcpy(pl->key, key, 32);
     pl->has_key = 1;
-    if (pc_engine_peer_add(c->e, pl->handle, (uint64_t)up_kbps * 1000, pc_client_now(c)) != 0)
+    if (pc_engine_peer_add(c->e, pl->handle, swarm_id(key), (uint64_t)up_kbps * 1000, pc_client_now(c)) != 0)
         return -1;
     pl->in_engine = 1;
     PC_LOGD("peer", "link up with %s (%s)", pc_link_peer_name(l), pc_link_is_connector(l) ? "dialled" : "accepted");
@@ -1378,6 +1388,7 @@ static int setup(client *c)
     pc_engine_config ec;
     pc_engine_config_default(&ec);
     ec.seed = cfg->seed != 0 ? cfg->seed : uv_hrtime();
+    ec.id = swarm_id(c->id.pk);
     ec.upload_bps = cfg->no_upload ? 0 : cfg->up_kbps > 0 ? cfg->up_kbps * 1000 : 1000000000ull;
     ec.start_bps = cfg->down_kbps > 0 ? cfg->down_kbps * 1000 : 0;
     if (c->tracker_url[0] == '\0')

@@ -543,7 +543,7 @@ static int connect1(world *w, uint32_t a, uint32_t b)
     if (a == b || va->e == NULL || vb->e == NULL || va->state != V_WATCHING || vb->state == V_GONE ||
         va->nnbr >= w->sc->max_neighbours || arr_has(va->nbr, va->nnbr, b))
         return 0;
-    if (pc_engine_peer_add(va->e, b, (uint64_t)(vb->up * 8), w->now) != 0)
+    if (pc_engine_peer_add(va->e, b, b, (uint64_t)(vb->up * 8), w->now) != 0)
         return 0;
     w->engine_calls++;
     if (arr_add(&va->nbr, &va->nnbr, &va->cnbr, b) != 0 || arr_add(&vb->wat, &vb->nwat, &vb->cwat, a) != 0) {
@@ -860,6 +860,7 @@ static void arrive(world *w, uint32_t k)
     vd->present++;
     pc_engine_config c = sc->engine;
     c.seed = sc->seed * 1000003ULL + vi;
+    c.id = vi; /* the handle its peers' engines know it by */
     c.cdn_only = w->mode == SIM_MODE_CDN_ONLY;
     c.p2p_only = w->mode == SIM_MODE_P2P_ONLY;
     c.upload_bps = w->mode == SIM_MODE_CDN_ONLY ? 0 : (uint64_t)(v->up * 8);

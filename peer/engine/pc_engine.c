@@ -93,8 +93,14 @@ struct pc_engine {
     uint8_t haves_seen;           /* a peer has told us what it holds */
     /* (64 bytes) */
     epeer *peers;                 /* npeer_slots slots, grown on demand (up to PC_ENGINE_PEERS_MAX) */
+    uint64_t *ids;                /* npeer_slots: each peer's identity in the swarm (volunteers) */
     uint32_t npeer_slots;
     uint32_t npeers;              /* slots in use: connected peers */
+    uint32_t peers_gen;           /* counts changes of the set of peers (the volunteers' cache below) */
+    struct {
+        uint32_t seg, gen;        /* segment, peers_gen of the answer; gen 0: empty */
+        uint32_t yes;
+    } vol[8];                     /* volunteers(), by segment modulo 8: a pass asks again for the same few */
     const pc_media *m;
     pc_engine_config cfg;
     pc_rng rng;
@@ -178,7 +184,7 @@ void pc_engine_config_default(pc_engine_config *c)
         .mode_window_us = 10000000,
         .tput_window_us = 3000000,
         .discover_us = 2000000,
-        .volunteer_us = 16000000,
+        .volunteer_us = 24000000,
         .low_water = 0.9,
         .high_water = 1.2,
         .peer_inflight = 2,
@@ -759,6 +765,7 @@ static void detach_peer(pc_engine *e, uint32_t slot)
     idx_remove(e, p->handle);
     memset(p, 0, sizeof(*p));
     e->npeers--;
+    e->peers_gen++;
     peer_update_free(e, slot);
 }
 
@@ -1094,17 +1101,37 @@ typedef struct cand {
     uint64_t bucket;
 } cand;
 
-/* Whether this viewer is the one in (connected peers + 1) that fetches segment |i| early from the CDN when
- * no peer holds it: viewers in step (a premiere, everyone pressing play at once) never hold a segment
- * before the others need it, so without volunteers each of them fetches every segment from the CDN. The
- * draw is fixed per viewer and segment (a hash of the engine's seed and |i|), so a pass does not draw
- * again; about one neighbour in each group fetches it, and the others take it from that one. */
-static int volunteers(const pc_engine *e, uint32_t i)
+/* A viewer's draw for segment |i|: a hash of its identity in the swarm and |i|, the same in every engine. */
+static uint64_t draw(uint64_t id, uint32_t i)
+{
+    return pc_rng_hash(id * 0x9e3779b97f4a7c15ULL + i);
+}
+
+/* Whether this viewer fetches segment |i| early from the CDN when no peer holds it: the one of the group
+ * (itself and its connected peers) with the lowest draw (ties: the lower identity). Viewers in step (a
+ * premiere, everyone pressing play at once) never hold a segment before the others need it, so without a
+ * volunteer each of them fetches every segment from the CDN. Every viewer draws everyone's the same way,
+ * so in a group where all know each other exactly one volunteers, and the others take the copy from it;
+ * where groups overlap, about one in each neighbourhood. */
+static int volunteers(pc_engine *e, uint32_t i)
 {
     if (e->npeers == 0)
         return 0;
-    uint64_t x = pc_rng_hash((e->cfg.seed ^ 0x5851f42d4c957f2dULL) + (uint64_t)i * 0x9e3779b97f4a7c15ULL);
-    return (double)(x >> 11) * 0x1.0p-53 * (double)(e->npeers + 1) < 1.0;
+    uint32_t gen = e->peers_gen ? e->peers_gen : 1; /* 0 marks an empty entry */
+    if (e->vol[i & 7].seg == i && e->vol[i & 7].gen == gen)
+        return (int)e->vol[i & 7].yes;
+    uint64_t mine = draw(e->cfg.id, i);
+    int yes = 1;
+    for (uint32_t s = 0; s < e->npeer_slots && yes; s++) {
+        if (!e->peers[s].used)
+            continue;
+        uint64_t theirs = draw(e->ids[s], i);
+        yes = theirs > mine || (theirs == mine && e->ids[s] > e->cfg.id);
+    }
+    e->vol[i & 7].seg = i;
+    e->vol[i & 7].gen = gen;
+    e->vol[i & 7].yes = (uint32_t)yes;
+    return yes;
 }
 
 /* Sooner bucket first, then rarer, then earlier segment. */
@@ -1474,6 +1501,7 @@ void pc_engine_free(pc_engine *e)
     if (e == NULL)
         return;
     free(e->peers);
+    free(e->ids);
     free(e->idx);
     free(e->holders);
     free(e->x);
@@ -1598,6 +1626,10 @@ static int grow_peers(pc_engine *e, uint32_t cap)
     memset(np + e->npeer_slots, 0, (cap - e->npeer_slots) * sizeof(*np));
     free(e->peers);
     e->peers = np;
+    uint64_t *nid = realloc(e->ids, cap * sizeof(*nid));
+    if (nid == NULL)
+        return PC_ENOMEM;
+    e->ids = nid;
     uint32_t bits = 1;
     while ((1u << bits) < 2 * cap)
         bits++;
@@ -1628,7 +1660,7 @@ static int grow_peers(pc_engine *e, uint32_t cap)
     return 0;
 }
 
-int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t now)
+int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t id, uint64_t up_bps, uint64_t now)
 {
     if (peer == PC_SRC_CDN)
         return PC_EINVAL;
@@ -1653,7 +1685,9 @@ int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t no
     idx_insert(e, peer, i);
     p->used = 1;
     e->npeers++;
+    e->peers_gen++;
     p->handle = peer;
+    e->ids[i] = id;
     p->rate = (double)(up_bps ? up_bps : 1000000) / 8.0;
     p->rtt = 50000;
     peer_update_free(e, i);

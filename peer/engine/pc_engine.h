@@ -66,6 +66,9 @@ void pc_media_start_times(const uint32_t *seg_dur_us, uint32_t n, uint64_t *out)
 
 typedef struct pc_engine_config {
     uint64_t seed;
+    uint64_t id;               /* this viewer's identity in the swarm, as its peers know it (the peer client: the
+                                * first 8 bytes of its Ed25519 key; the simulator: its viewer number). Volunteers
+                                * are drawn from it, so every viewer of a group draws everyone's the same way. */
     uint64_t startup_cdn_us;   /* 8 s */
     uint64_t start_buffer_us;  /* player starts with this much buffered (4 s) */
     uint64_t resume_buffer_us; /* and resumes after a stall with this much (4 s) */
@@ -81,8 +84,8 @@ typedef struct pc_engine_config {
     uint64_t mode_window_us;   /* P2P throughput window for the mode (10 s) */
     uint64_t tput_window_us;   /* combined throughput window for ABR (3 s) */
     uint64_t discover_us;      /* after play, no peer yet is not a weak swarm for this long (2 s) */
-    uint64_t volunteer_us;     /* a segment no peer holds, this far past the urgent window, may be fetched from
-                                * the CDN early by one in (peers + 1) viewers, for the others (16 s; 0 = never) */
+    uint64_t volunteer_us;     /* a segment no peer holds, this far past the urgent window, is fetched from the
+                                * CDN early by one viewer of each group, for the others (24 s; 0 = never) */
     double low_water, high_water; /* P2P throughput ÷ playing bitrate: 0.9, 1.2 */
     uint32_t peer_inflight;    /* requests outstanding per peer (2) */
     uint32_t prefetch_inflight;/* prefetch requests outstanding in all (16) */
@@ -169,9 +172,10 @@ void pc_engine_quit(pc_engine *e, uint64_t now);
 /* -1 returns to ABR. */
 void pc_engine_pin_rung(pc_engine *e, int rung, uint64_t now);
 
-/* Peers: |peer| is the caller's handle (any value but PC_SRC_CDN: PC_EINVAL). |up_bps| advertised upload
- * (0 = unknown). PC_ELIMIT past PC_ENGINE_PEERS_MAX, PC_EEXIST for a known or banned handle. */
-int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t up_bps, uint64_t now) PC_MUST_CHECK;
+/* Peers: |peer| is the caller's handle (any value but PC_SRC_CDN: PC_EINVAL); |id| its identity in the
+ * swarm (what that viewer's own engine has as its config's id); |up_bps| advertised upload (0 = unknown).
+ * PC_ELIMIT past PC_ENGINE_PEERS_MAX, PC_EEXIST for a known or banned handle. */
+int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t id, uint64_t up_bps, uint64_t now) PC_MUST_CHECK;
 /* Gone (disconnected): its transfers are rescheduled, keeping the bytes received. */
 void pc_engine_peer_remove(pc_engine *e, uint32_t peer, uint64_t now);
 /* It holds segments lo..hi (inclusive) of |rung|. Unknown peers and out-of-range values are ignored.

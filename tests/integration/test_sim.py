@@ -410,10 +410,11 @@ def test_a_premiere_in_step_still_offloads(s):
     # 100 viewers pressing play at the same instant: in step, none ever holds a segment before the others
     # need it. Without volunteers (one viewer in each group fetching a segment early from the CDN for the
     # others: docs/engine.md) every segment came from the CDN for everyone, 0.0% offload against a bound of
-    # 99%; with them 70-75% over seeds 1-6, with no stall and no slower start than the CDN alone.
+    # 99%; with independent draws 16 s ahead 70-75% over seeds 1-6; with the group's lowest draw 24 s
+    # ahead 91.3-93.9%, with no stall and no slower start than the CDN alone.
     r = compare("premiere")
     h, c = r["hybrid"], r["cdn-only"]
-    check(h["offload"] >= 0.6 * h["offload_bound"], "offload %.3f reaches 60%% of the bound %.3f" % (
+    check(h["offload"] >= 0.9 * h["offload_bound"], "offload %.3f reaches 90%% of the bound %.3f" % (
         h["offload"], h["offload_bound"]))
     check(h["rebuffer_ratio"] <= c["rebuffer_ratio"] + 0.001 and h["stalls"] == 0, "no stall: %r" % h["stalls"])
     check(h["startup_ms"]["p95"] <= c["startup_ms"]["p95"] * 1.05, "start-up p95 %.0f vs CDN-only %.0f" % (

@@ -57,6 +57,7 @@ static void w_media_init(w_media *wm, uint32_t n, uint32_t seg_s, uint32_t nr, c
 typedef struct w_peer {
     int present, added;
     uint32_t handle;
+    uint64_t id; /* its identity in the swarm (the handle) */
     double rate;               /* bytes/s upload */
     uint32_t have_lo, have_hi; /* all rungs */
     int holds;
@@ -108,6 +109,7 @@ static w_peer *w_add_peer(w_world *w, double mbps, uint32_t lo, uint32_t hi)
     w_peer *p = &w->peers[w->npeers];
     memset(p, 0, sizeof(*p));
     p->handle = 100 + w->npeers;
+    p->id = p->handle;
     p->rate = mbps * 1e6 / 8;
     p->have_lo = lo;
     p->have_hi = hi;
@@ -194,7 +196,7 @@ static void w_membership(w_world *w)
         w_peer *p = &w->peers[i];
         int want = w->now >= p->join_at && (p->leave_at == 0 || w->now < p->leave_at);
         if (want && !p->added) {
-            if (pc_engine_peer_add(w->e, p->handle, (uint64_t)(p->rate * 8), w->now) == 0) {
+            if (pc_engine_peer_add(w->e, p->handle, p->id, (uint64_t)(p->rate * 8), w->now) == 0) {
                 p->added = 1;
                 for (uint32_t r = 0; r < w->wm->m.n_rungs && p->holds; r++)
                     pc_engine_peer_have(w->e, p->handle, r, p->have_lo, p->have_hi, w->now);

@@ -57,7 +57,7 @@ static pc_engine *engine_with_peer_7(w_media *wm, const pc_engine_config *c)
     w_media_init(wm, 15, 4, 1, ladder);
     pc_engine *e;
     assert_int_equal(pc_engine_new(&wm->m, c, &e), 0);
-    assert_int_equal(pc_engine_peer_add(e, 7, 8000000, 0), 0);
+    assert_int_equal(pc_engine_peer_add(e, 7, 7, 8000000, 0), 0);
     pc_engine_peer_have(e, 7, 0, 0, 14, 0);
     pc_engine_play(e, 0);
     return e;
@@ -937,27 +937,39 @@ static pc_source source_of_seg3(uint64_t discover_us)
 
 /* CDN fetches started further ahead than the CDN-mode urgent window (12 s): a volunteer's. */
 static uint32_t early_cdn;
+static uint8_t early_seg[64];
 static void count_early_cdn(w_world *w, const pc_action *a)
 {
-    early_cdn += a->type == PC_ACT_FETCH && a->peer == PC_SRC_CDN && a->segment != PC_SEG_INIT &&
-                 a->deadline != PC_NEVER && a->deadline > w->now + 13 * S;
+    if (a->type == PC_ACT_FETCH && a->peer == PC_SRC_CDN && a->segment != PC_SEG_INIT && a->deadline != PC_NEVER &&
+        a->deadline > w->now + 13 * S) {
+        early_cdn++;
+        if (a->segment < sizeof(early_seg))
+            early_seg[a->segment] = 1;
+    }
 }
 
-/* Segments of a 60-segment video fetched early from the CDN by a viewer with |npeers| peers that hold
- * nothing (viewers in step: none is ahead of the others). */
-static uint32_t volunteered(uint32_t npeers, uint64_t volunteer_us, uint64_t seed)
+/* Segments of a 60-segment video fetched early from the CDN by the viewer |id| of a group of |npeers| + 1
+ * viewers in step (identities 0 .. npeers), whose peers hold nothing: none is ahead of the others. */
+static uint32_t volunteered(uint32_t npeers, uint64_t id, uint64_t volunteer_us)
 {
     static w_media wm;
     w_media_init(&wm, 60, 4, 1, ladder);
     pc_engine_config c = cfg_default();
     c.volunteer_us = volunteer_us;
-    c.seed = seed;
+    c.id = id;
+    c.seed = 7 + id;
     w_world w;
     w_init(&w, &wm, &c, 10);
-    for (uint32_t k = 0; k < npeers; k++)
-        w_add_peer(&w, 8, 0, 0)->holds = 0;
+    for (uint32_t k = 0; k <= npeers; k++) {
+        if (k == id)
+            continue;
+        w_peer *p = w_add_peer(&w, 8, 0, 0);
+        p->holds = 0;
+        p->id = k;
+    }
     w.on_action = count_early_cdn;
     early_cdn = 0;
+    memset(early_seg, 0, sizeof(early_seg));
     pc_engine_stats st = play_to_end(&w, 400 * S);
     assert_int_equal(st.stalls, 0);
     all_ready(&w);
@@ -965,22 +977,28 @@ static uint32_t volunteered(uint32_t npeers, uint64_t volunteer_us, uint64_t see
     return early_cdn;
 }
 
-/* About one viewer in (peers + 1) fetches a segment no peer holds early from the CDN, for the others; a
- * viewer alone, or with volunteers off, never does (it fetches each segment when it is urgent). */
+/* Every viewer of a group draws everyone's lot alike: for each segment no peer holds, exactly one of the
+ * group fetches it early from the CDN, for the others (one in (peers + 1) drawn independently by each
+ * left 37% of segments with none and some with two). A viewer alone, or with volunteers off, never does
+ * (it fetches each segment when it is urgent). */
 static void one_viewer_in_a_group_volunteers_for_a_segment_no_peer_holds(void **state)
 {
     (void)state;
-    uint32_t n = 0;
-    for (uint64_t seed = 1; seed <= 4; seed++)
-        n += volunteered(3, 16 * S, seed);
-    /* 4 viewers × about 57 segments past the start-up, one in four each: about 57 */
-    assert_in_range(n, 25, 100);
-    assert_int_equal(volunteered(0, 16 * S, 1), 0);
-    assert_int_equal(volunteered(3, 0, 1), 0);
-    uint32_t many = 0;
-    for (uint64_t seed = 1; seed <= 4; seed++)
-        many += volunteered(15, 16 * S, seed);
-    assert_true(many < n); /* one in sixteen */
+    for (uint32_t npeers = 1; npeers <= 15; npeers += 14) {
+        uint8_t count[64] = {0};
+        uint32_t total = 0;
+        for (uint32_t id = 0; id <= npeers; id++) {
+            total += volunteered(npeers, id, 24 * S);
+            for (size_t i = 0; i < sizeof(count); i++)
+                count[i] += early_seg[i];
+        }
+        /* the segments 13 s and more ahead once the start-up is over: 6 (due at 24 s) to the last */
+        for (size_t i = 6; i < 60; i++)
+            assert_int_equal(count[i], 1);
+        assert_in_range(total, 54, 58);
+    }
+    assert_int_equal(volunteered(0, 0, 24 * S), 0);
+    assert_int_equal(volunteered(3, 0, 0), 0);
 }
 
 static void no_peer_yet_at_the_start_is_not_a_weak_swarm(void **state)
@@ -1168,9 +1186,9 @@ static void corrupt_data_bans_the_sender_and_refetches(void **state)
     assert_int_equal(st.stalls, 0);
     all_ready(&w);
     /* once banned it cannot come back */
-    assert_int_equal(pc_engine_peer_add(w.e, bad->handle, 0, w.now), PC_EEXIST);
+    assert_int_equal(pc_engine_peer_add(w.e, bad->handle, bad->id, 0, w.now), PC_EEXIST);
     /* the CDN's source value is no peer handle (unused slots carry it) */
-    assert_int_equal(pc_engine_peer_add(w.e, PC_SRC_CDN, 0, w.now), PC_EINVAL);
+    assert_int_equal(pc_engine_peer_add(w.e, PC_SRC_CDN, 0, 0, w.now), PC_EINVAL);
     w_free(&w);
 }
 
@@ -1537,9 +1555,9 @@ static void peers_come_and_go_by_handle(void **state)
             in[k] = 0;
             n--;
         } else if (in[k]) {
-            assert_int_equal(pc_engine_peer_add(e, pool[k], 0, 0), PC_EEXIST);
+            assert_int_equal(pc_engine_peer_add(e, pool[k], pool[k], 0, 0), PC_EEXIST);
         } else {
-            int rc = pc_engine_peer_add(e, pool[k], 0, 0);
+            int rc = pc_engine_peer_add(e, pool[k], pool[k], 0, 0);
             assert_int_equal(rc, n < PC_ENGINE_PEERS_MAX ? 0 : PC_ELIMIT);
             if (rc == 0) {
                 in[k] = 1;
@@ -1549,7 +1567,7 @@ static void peers_come_and_go_by_handle(void **state)
         if (op % 1000 == 999)
             for (uint32_t j = 0; j < POOL; j++)
                 if (in[j])
-                    assert_int_equal(pc_engine_peer_add(e, pool[j], 0, 0), PC_EEXIST);
+                    assert_int_equal(pc_engine_peer_add(e, pool[j], pool[j], 0, 0), PC_EEXIST);
     }
     assert_true(n > 100);
     pc_engine_free(e);
