@@ -76,10 +76,11 @@ static int add_name(pc_locality *l, const char *s, uint32_t *off)
 
 static int parse_line(pc_locality *l, char *line, struct entry *e)
 {
-    char cidr[64], region[PC_REGION_MAX + 2];
-    unsigned long asn = 0;
-    int n = sscanf(line, "%63s %33s %lu", cidr, region, &asn);
-    if (n < 2 || !pc_region_valid(region) || asn > UINT32_MAX)
+    char cidr[64], region[PC_REGION_MAX + 2], asn_s[16];
+    int64_t asn = 0;
+    int n = sscanf(line, "%63s %33s %15s", cidr, region, asn_s);
+    /* the ASN whole, as digits: "AS64500" or "12x" is a mistake to report, not 0 or 12 */
+    if (n < 2 || !pc_region_valid(region) || (n == 3 && pc_parse_int_str(asn_s, 0, UINT32_MAX, 0, &asn) != 0))
         return PC_EPARSE;
     char *slash = strchr(cidr, '/');
     if (slash == NULL)
