@@ -54,6 +54,9 @@ int pc_tracker_stats_cli(const char *url, const char *video, int json)
         fprintf(stderr, "peercdn-tracker: %s answered HTTP %ld\n", full, status);
     } else if (pc_json_parse_object(body.data, body.len, STATS_MAX, &doc, err, sizeof(err)) != 0) {
         fprintf(stderr, "peercdn-tracker: %s did not answer with statistics: %s\n", full, err);
+    } else if (!json_is_object(json_object_get(doc, "videos")) || !json_is_object(json_object_get(doc, "total"))) {
+        fprintf(stderr, "peercdn-tracker: %s did not answer with statistics: no \"videos\" and \"total\" objects\n",
+                full);
     } else if (video != NULL && json_object_get(json_object_get(doc, "videos"), video) == NULL) {
         fprintf(stderr, "peercdn-tracker: the tracker has no statistics for video %s\n", video);
     } else if (json) {

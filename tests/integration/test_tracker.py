@@ -2,11 +2,13 @@
 """peercdn-tracker over HTTP: announce sequences, tickets checked with an independent Ed25519
 implementation, expiry, statistics arithmetic, restarts that keep history, metrics, the stats CLI,
 and bad input of every kind."""
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -201,6 +203,29 @@ def test_stats_cli(s):
     p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", "http://127.0.0.1:1"], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=30)
     check(p.returncode != 0 and len(p.stderr.decode().strip().splitlines()) == 1, "unreachable: one line, non-zero")
+    # a server answering with some other JSON object is not a tracker: no table of zeros, exit 1
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"time": 1}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Other)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", "http://127.0.0.1:%d" % srv.server_port],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    eq((p.returncode, p.stdout), (1, b""), "another JSON object is refused")
+    check(len(p.stderr.decode().strip().splitlines()) == 1 and "did not answer with statistics" in p.stderr.decode(),
+          "says so in one line: %r" % p.stderr)
     for argv in (["stats"], ["stats", "--tracker", t.url, "--video", "a/b"], ["serve", "--listen", "127.0.0.1:0"], ["bogus"], ["serve", "--db", "x", "--nope"],
                  ["serve", "--listen", "127.0.0.1:0", "--db", "x", "--interval", "30", "--ticket-ttl", "60"]):
         p = subprocess.run([s.bin("peercdn-tracker")] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
