@@ -642,6 +642,8 @@ static int plan(emu *e, uint32_t max)
         sim_workload_viewer(&wl, at, &w->a); /* seeks are drawn, not emulated: noted below */
     }
     sim_workload_clear(&wl);
+    if (rc != 0)
+        return rc; /* refused: no notes about a run that will not happen */
     if (sc->seek_probability > 0)
         note(e, "seeks are not emulated (seek_probability %.2f): real peers play straight through", sc->seek_probability);
     if (sc->abrupt_leave_probability > 0)
@@ -1096,6 +1098,25 @@ static int write_effective(emu *e, const char *scenario_path)
     else
         json_decref(lad);
     json_object_set_new(o, "seed", json_integer((json_int_t)e->seed));
+    /* what was not emulated (the notes) is taken out, so that `run` predicts this run: the workload's draws
+     * do not depend on these settings, so every viewer stays the same one */
+    json_t *v = json_object_get(o, "viewers"), *net = json_object_get(o, "network"), *tr = json_object_get(o, "tracker");
+    if (json_is_object(v)) {
+        json_object_del(v, "seek_probability");
+        json_object_del(v, "abrupt_leave_probability");
+    }
+    if (json_is_object(net))
+        json_object_del(net, "cdn_capacity_mbps");
+    if (tr == NULL) {
+        tr = json_object();
+        json_object_set_new(o, "tracker", tr);
+    }
+    if (json_is_object(tr)) {
+        json_object_set_new(tr, "numwant", json_integer(EMU_PEER_NUMWANT));
+        if (e->sc.max_neighbours > EMU_PEER_LINKS_MAX)
+            json_object_set_new(tr, "max_neighbours", json_integer(EMU_PEER_LINKS_MAX));
+    }
+    json_object_del(o, "engine");
     char path[PATHMAX];
     snprintf(path, sizeof(path), "%s/scenario.json", e->out);
     int rc = json_dump_file(o, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0 ? 0 : PC_EIO;
@@ -1272,26 +1293,6 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     exe[n] = '\0';
     char *slash = strrchr(exe, '/');
     snprintf(e.bindir, sizeof(e.bindir), "%.*s", slash ? (int)(slash - exe) : 1, slash ? exe : ".");
-    snprintf(e.dir, sizeof(e.dir), "%s/emu", out);
-    char sub[PATHMAX];
-    snprintf(sub, sizeof(sub), "%s/logs", e.dir);
-    int rc = pc_mkdirs(sub);
-    snprintf(sub, sizeof(sub), "%s/reports", e.dir);
-    rc = rc ? rc : pc_mkdirs(sub);
-    snprintf(sub, sizeof(sub), "%s/state", e.dir);
-    rc = rc ? rc : pc_mkdirs(sub);
-    if (rc != 0) {
-        fprintf(stderr, "peercdn-sim: cannot create %s: %s\n", e.dir, pc_strerror(rc));
-        sim_scenario_clear(&e.sc);
-        return 1;
-    }
-    /* a fresh run: reports of an earlier one must not be mistaken for this one's */
-    for (uint32_t i = 0; i < EMU_VIEWERS_MAX + 64; i++) {
-        snprintf(sub, sizeof(sub), "%s/reports/viewer-%03u.json", e.dir, i);
-        unlink(sub);
-        snprintf(sub, sizeof(sub), "%s/reports/seeder-%03u.json", e.dir, i);
-        unlink(sub);
-    }
     e.notes = json_array();
     e.v = calloc(e.sc.videos, sizeof(*e.v));
     if (e.notes == NULL || e.v == NULL) {
@@ -1307,7 +1308,31 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     signal(SIGPIPE, SIG_IGN);
 
     double wall0 = mono();
-    rc = plan(&e, max);
+    int rc = plan(&e, max);
+    if (rc != 0) {
+        cleanup(&e);
+        return 1;
+    }
+    snprintf(e.dir, sizeof(e.dir), "%s/emu", out);
+    char sub[PATHMAX];
+    snprintf(sub, sizeof(sub), "%s/logs", e.dir);
+    rc = pc_mkdirs(sub);
+    snprintf(sub, sizeof(sub), "%s/reports", e.dir);
+    rc = rc ? rc : pc_mkdirs(sub);
+    snprintf(sub, sizeof(sub), "%s/state", e.dir);
+    rc = rc ? rc : pc_mkdirs(sub);
+    if (rc != 0) {
+        fprintf(stderr, "peercdn-sim: cannot create %s: %s\n", e.dir, pc_strerror(rc));
+        cleanup(&e);
+        return 1;
+    }
+    /* a fresh run: reports of an earlier one must not be mistaken for this one's */
+    for (uint32_t i = 0; i < EMU_VIEWERS_MAX + 64; i++) {
+        snprintf(sub, sizeof(sub), "%s/reports/viewer-%03u.json", e.dir, i);
+        unlink(sub);
+        snprintf(sub, sizeof(sub), "%s/reports/seeder-%03u.json", e.dir, i);
+        unlink(sub);
+    }
     rc = rc ? rc : net_setup(&e, network);
     for (uint32_t i = 0; rc == 0 && e.netns && i < e.nw; i++) /* latency within the viewer's region */
         rc = net_add(&e, i, e.w[i].a.up_kbps, e.w[i].a.down_kbps, e.sc.latency_ms[e.w[i].a.region][e.w[i].a.region]);

@@ -111,6 +111,11 @@ def test_loopback_fallback_says_so(s):
     d["viewers"]["seed_after_s"] = 2
     d["viewers"]["watch_fraction"] = {"dist": "table", "values": [0.5, 1.0], "weights": [1, 2]}
     d["duration_s"] = 40
+    # settings that are not emulated: noted, and taken out of DIR/scenario.json (the workload's draws do
+    # not depend on them, so the same viewers arrive and leave early)
+    d["viewers"]["seek_probability"] = 0.5
+    d["engine"] = {"volunteer_s": 0}
+    d["tracker"]["numwant"] = 10
     path = os.path.join(S.tmp, "loopback.json")
     json.dump(d, open(path, "w"))
     out = os.path.join(S.tmp, "loop")
@@ -131,6 +136,17 @@ def test_loopback_fallback_says_so(s):
         else:
             check(r["played_ms"] >= 11000, "viewer %d watched to the end (played %d ms)" % (i, r["played_ms"]))
         eq(r["stalls"], 0, "no stalls")
+    check(b"seeks are not emulated" in p.stderr, "the seeks are noted")
+    eff = load(out, "scenario.json")
+    check("seek_probability" not in eff["viewers"] and "engine" not in eff and eff["tracker"]["numwant"] == 30,
+          "scenario.json is the run as emulated: %r" % eff)
+    pred_dir = os.path.join(S.tmp, "loop-pred")
+    sim("run", os.path.join(out, "scenario.json"), "--out", pred_dir, "--quiet")
+    pred = load(pred_dir, "summary.json")
+    eq((pred["viewers"], pred["seeks"]), (3, 0), "the prediction has the same three viewers and no seek")
+    with open(os.path.join(pred_dir, "viewers.csv")) as f:
+        left = {int(row["viewer"]) for row in csv.DictReader(f) if float(row["played_s"]) < 9}
+    eq(left, early, "the same viewers leave early in the prediction")
 
 
 def test_bad_usage_fails_with_one_line(s):
@@ -147,6 +163,16 @@ def test_bad_usage_fails_with_one_line(s):
     p = sim("compare", fifo_dir, fifo_dir, expect=1, timeout=20)
     check(b"not a regular file" in p.stderr and len(p.stderr.decode().strip().splitlines()) == 1,
           "a FIFO summary.json is refused with one line: %r" % p.stderr)
+    # a scenario with more viewers than real peers allowed is refused in one line, before DIR/emu is made
+    d = json.load(open(scen))
+    d["arrivals"] = {"kind": "flash", "count": 201}
+    path = os.path.join(S.tmp, "crowd.json")
+    json.dump(d, open(path, "w"))
+    crowd_out = os.path.join(S.tmp, "crowd-out")
+    p = sim("emulate", path, "--out", crowd_out, "--network", "loopback", expect=1)
+    check(len(p.stderr.decode().strip().splitlines()) == 1 and b"--max-viewers" in p.stderr,
+          "one line naming --max-viewers: %r" % p.stderr)
+    check(not os.path.exists(os.path.join(crowd_out, "emu")), "nothing left behind")
     # a JSON object that is not a run's summary (a scenario, say) is refused, not printed as a column of "-"
     other_dir = os.path.join(S.tmp, "not-a-run")
     os.makedirs(other_dir, exist_ok=True)
