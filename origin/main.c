@@ -145,6 +145,17 @@ static int cmd_serve(int argc, char **argv)
         pc_cli_usage("--tracker must be an http(s) URL");
     if (c.public_url != NULL && !pc_cli_is_http_url(c.public_url))
         pc_cli_usage("--public-url must be an http(s) URL");
+    static char public_url[2048];
+    if (c.public_url != NULL) { /* "http://host/" and "http://host" alike: paths are appended with their '/' */
+        size_t n = strlen(c.public_url);
+        while (n > 0 && c.public_url[n - 1] == '/')
+            n--;
+        if (n >= sizeof(public_url))
+            pc_cli_usage("--public-url: at most %zu characters", sizeof(public_url) - 1);
+        memcpy(public_url, c.public_url, n);
+        public_url[n] = '\0';
+        c.public_url = public_url;
+    }
     if (c.tracker_key != NULL) {
         uint8_t key[PC_ED25519_PK_LEN];
         size_t n = 0;

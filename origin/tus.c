@@ -206,9 +206,25 @@ static int verify(const pc_tus *t, const char *query, size_t qlen, const char *s
 
 int pc_tus_host_valid(const char *host)
 {
-    /* a DNS name or an address, with an optional port: nothing that could break out of a URL */
-    size_t n = strlen(host);
-    return n > 0 && n < 256 && host[strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-:[]")] == '\0';
+    /* a DNS name, an IPv4 address or a bracketed IPv6 one, then an optional port 1 … 65535: nothing that
+     * could break out of a URL, nor a port no client could connect to */
+    size_t n = strlen(host), end;
+    if (n == 0 || n >= 256)
+        return 0;
+    if (host[0] == '[') {
+        const char *close = strchr(host, ']');
+        end = close != NULL ? (size_t)(close - host) + 1 : 0;
+        if (end < 3 || strspn(host + 1, "0123456789abcdefABCDEF:.") != end - 2)
+            return 0;
+    } else {
+        end = strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-");
+        if (end == 0)
+            return 0;
+    }
+    if (host[end] == '\0')
+        return 1;
+    int64_t port;
+    return host[end] == ':' && pc_parse_int_str(host + end + 1, 1, 65535, PC_NUM_CANONICAL, &port) == 0;
 }
 
 /* The creation URL is BASE?exp=E&sig=S; an upload's is BASE E.S/ID, so that its id ends the URL (the
@@ -627,6 +643,8 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
     if (concat != NULL && clen >= 6 && strncmp(concat, "final;", 6) == 0) {
         if (req->content_length != 0)
             return reply_error(r, 400, "final_with_body", "a final upload takes no body");
+        if (lenh != NULL) /* tus: the client MUST NOT send it; its length is the parts' */
+            return reply_error(r, 400, "final_with_length", "a final upload takes no Upload-Length: its length is its parts'");
         pc_tus_op *op = op_new(t, OP_CONCAT, u.id);
         if (op == NULL)
             return reply_error(r, 503, "out_of_memory", "the server is out of memory");
@@ -910,6 +928,11 @@ static int handle_upload(pc_tus *t, const pc_tus_request *req, const char *metho
         pc_upload_clear(&u);
         return reply_error(r, 400, "bad_offset", "Upload-Offset must be a non-negative integer");
     }
+    /* a second writer is told so before its offset is compared with the first one's, which moves on */
+    if (is_locked(t, id)) {
+        pc_upload_clear(&u);
+        return reply_error(r, 423, "locked", "another request is writing this upload; retry");
+    }
     if (off != u.offset) {
         char msg[128];
         snprintf(msg, sizeof(msg), "Upload-Offset %" PRId64 " does not match the upload's offset %" PRId64, off, u.offset);
@@ -927,10 +950,6 @@ static int handle_upload(pc_tus *t, const pc_tus_request *req, const char *metho
         add_header(r, "Upload-Offset", "%" PRId64, u.offset);
         pc_upload_clear(&u);
         return 1;
-    }
-    if (is_locked(t, id)) {
-        pc_upload_clear(&u);
-        return reply_error(r, 423, "locked", "another request is writing this upload; retry");
     }
     pc_tus_op *op = op_new(t, OP_PATCH, id);
     if (op == NULL) {

@@ -187,8 +187,13 @@ def test_catalog_pagination(s):
         check(r.json()["code"] in ("bad_limit", "bad_cursor"), "code for " + q[:20])
     r = o.req("DELETE", "/api/origin-key", headers=o.auth())
     eq((r.status, r.json()["code"]), (405, "method_not_allowed"), "the origin key is read-only")
-    r = o.req("POST", "/api/uploads", headers=dict(o.auth(), Host='a b"<>'))
-    eq((r.status, r.json()["code"]), (400, "bad_host"), "a Host that cannot go into a URL")
+    for host in ('a b"<>', "x.com:99999", "x.com:", "x.com:0", "x.com:80:80", "[::1", "[::1]x", ":80", "[]:80"):
+        r = o.req("POST", "/api/uploads", headers=dict(o.auth(), Host=host))
+        eq((r.status, r.json()["code"]), (400, "bad_host"), "a Host that cannot go into a URL: %r" % host)
+    for host in ("x.com", "x.com:8080", "192.0.2.1:65535", "[2001:db8::1]:443", "[::1]"):
+        r = o.req("POST", "/api/uploads", headers=dict(o.auth(), Host=host))
+        eq(r.status, 201, "Host %r" % host)
+        check(r.json()["upload_url"].startswith("http://%s/tus/" % host), "its upload URL: %s" % r.json()["upload_url"])
     # no Host at all (HTTP/1.0 allows it): h2o fills in its own "default", which is no host to hand out
     for version in ("1.0", "1.1"):
         with socket.create_connection((o.host, o.port), timeout=10) as c:

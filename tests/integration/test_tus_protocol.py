@@ -59,6 +59,16 @@ def test_creation_url_needs_the_token(s):
     check(set(err) == {"code", "message"}, "JSON error shape %r" % err)
 
 
+def test_a_public_url_ending_in_a_slash_gives_the_same_urls(s):
+    # "--public-url http://host/" once handed out http://host//tus/..., which the origin answers with 404
+    o = S.origin("--public-url", "https://cdn.example:8443/")
+    try:
+        j = o.req("POST", "/api/uploads", headers=o.auth()).json()
+        check(j["upload_url"].startswith("https://cdn.example:8443/tus/?exp="), "upload URL %s" % j["upload_url"])
+    finally:
+        o.stop()
+
+
 def test_options_advertises_the_extensions(s):
     o = origin()
     r = o.req("OPTIONS", "/tus/")
@@ -176,6 +186,8 @@ def test_concatenation_makes_the_video_id(s):
     r = request(st["create"], "POST", headers=tus_headers(Upload_Concat="final;%s %s" % (pa, pb)))
     eq(r.status, 400, "final before every part is complete")
     eq(patch(pa, 0, a).status, 204, "part a")
+    r = request(st["create"], "POST", headers=tus_headers(Upload_Concat="final;%s %s" % (pa, pb), Upload_Length=99))
+    eq((r.status, r.json()["code"]), (400, "final_with_length"), "a final upload with an Upload-Length of its own")
     r = request(st["create"], "POST", headers=tus_headers(Upload_Concat="final;%s %s" % (path_of(pa), pb),
                                                          Upload_Metadata=meta(filename="joined.bin")))
     final = location(r)
@@ -229,6 +241,31 @@ def test_interrupted_patch_keeps_received_bytes(s):
     r = patch(loc, 700000, data[700000:])
     eq(r.status, 204, "resume")
     eq(r.header("upload-offset"), str(len(data)), "complete after resume")
+
+
+def test_a_second_writer_is_told_the_upload_is_busy(s):
+    o = origin()
+    data = os.urandom(1 << 20)
+    loc = location(create(o, len(data)))
+    u = urllib.parse.urlsplit(loc)
+    sock = socket.create_connection((u.hostname, u.port))
+    try:
+        head = ("PATCH %s?%s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+                "Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n" %
+                (u.path, u.query, u.netloc, len(data)))
+        sock.sendall(head.encode() + data[:300000])
+        time.sleep(0.5)
+        # whatever offset it names (the one it began at, or the one the first writer has reached; the
+        # latter once got 409 offset_mismatch against the bytes already written): 423
+        for offset in (0, 300000):
+            r = patch(loc, offset, b"x" * 10)
+            eq((r.status, r.json()["code"]), (423, "locked"), "a second PATCH at %d while the first runs" % offset)
+        r = request(loc, "DELETE", headers=tus_headers())
+        eq(r.status, 423, "DELETE while a PATCH runs")
+        sock.sendall(data[300000:])
+        eq(sock.recv(4096).split(b"\r\n")[0], b"HTTP/1.1 204 No Content", "the first writer finishes")
+    finally:
+        sock.close()
 
 
 def test_malformed_requests(s):
@@ -508,9 +545,9 @@ def test_memory_stays_bounded_for_big_and_concurrent_uploads(s):
 
 
 S.run([test_creation_url_needs_the_token, test_options_advertises_the_extensions,
-       test_forged_and_expired_creation_urls_are_403, test_upload_url_signature_is_checked, test_version_is_required,
+       test_a_public_url_ending_in_a_slash_gives_the_same_urls, test_forged_and_expired_creation_urls_are_403, test_upload_url_signature_is_checked, test_version_is_required,
        test_over_1_gib_is_413, test_patch_head_and_offsets, test_checksums, test_termination,
-       test_concatenation_makes_the_video_id, test_expiration, test_interrupted_patch_keeps_received_bytes,
+       test_concatenation_makes_the_video_id, test_expiration, test_interrupted_patch_keeps_received_bytes, test_a_second_writer_is_told_the_upload_is_busy,
        test_malformed_requests, test_expect_continue, test_creation_with_upload_and_method_override,
        test_finished_and_empty_uploads_answer_retries_and_bad_checksums_leave_nothing,
        test_uploads_cannot_promise_more_disk_than_there_is,
