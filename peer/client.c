@@ -259,6 +259,10 @@ static void finish_download(client *c, dl *d)
         } else if (pc_store_put(c->store, d->rung, d->seg, a->buf, a->size) != 0) {
             PC_LOGE("seed", "the segment store cannot hold segment %u of rung %u (raise --mem-cap)", d->seg, d->rung);
             c->seed_failures++;
+        } else if (c->seed_segs != NULL) {
+            uint64_t now = pc_client_now(c);
+            c->seed_segs[(size_t)d->rung * c->pm.m.n_segments + d->seg] =
+                (struct seed_seg){.at_us = now, .ms = (uint32_t)((now - d->started_us) / 1000), .from = 1};
         }
         c->seed_pending--;
         dl_free(c, d);
@@ -1005,6 +1009,8 @@ static void seed_next(client *c)
             pc_blob *b = pc_store_get(c->store, q, seg, pc_peer_media_size(&c->pm, q, seg));
             if (b != NULL) { /* the disk cache had it, verified */
                 pc_blob_release(b);
+                if (c->seed_segs != NULL)
+                    c->seed_segs[(size_t)q * md->n_segments + seg] = (struct seed_seg){.at_us = pc_client_now(c), .from = 2};
                 continue;
             }
         }
@@ -1014,7 +1020,8 @@ static void seed_next(client *c)
             c->seed_failures++;
             continue;
         }
-        *d = (dl){.rung = q, .seg = seg, .len = pc_peer_media_size(&c->pm, q, seg), .seed = 1};
+        *d = (dl){.rung = q, .seg = seg, .len = pc_peer_media_size(&c->pm, q, seg), .seed = 1,
+                  .started_us = pc_client_now(c)};
         c->dls[c->ndls++] = d;
         d->buf = calloc(1, sizeof(asmbuf));
         if (d->buf != NULL)
@@ -1464,6 +1471,9 @@ int pc_client_run(const pc_client_config *cfg)
             printf("peercdn-peer HLS endpoint listening on http://%s/v/%s/master.m3u8\n", hls_bound, cfg->video);
         fflush(stdout);
         if (cfg->seed_mode) {
+            c->seed_segs = calloc((size_t)c->pm.m.n_rungs * c->pm.m.n_segments, sizeof(*c->seed_segs));
+            if (c->seed_segs == NULL)
+                PC_LOGW("seed", "out of memory: the report will not list the segments");
             seed_next(c);
         } else {
             pc_engine_play(c->e, pc_client_now(c));
@@ -1503,6 +1513,7 @@ int pc_client_run(const pc_client_config *cfg)
         free(c->init[r]);
     }
     free(c->have_q);
+    free(c->seed_segs);
     pc_buf_clear(&c->announce_body);
     pc_store_free(c->store);
     pc_engine_free(c->e);

@@ -63,6 +63,7 @@ typedef struct dl {
     struct curl_slist *headers;
     uint32_t part_start, part_end; /* composite offsets of the current request */
     int ranged;
+    uint64_t started_us;      /* seed: when it was requested */
     int checked;              /* the answer's status (and Content-Range) matched the request */
     uint64_t range_first, range_last; /* the part's bytes a ranged request asks for */
     uint64_t cr_first, cr_last; /* Content-Range of the answer (UINT64_MAX: none) */
@@ -140,6 +141,11 @@ struct client {
     int ended, seeding, stopping, exit_code;
     uint64_t ended_at_us;
     uint32_t seed_pending, seed_next_rung, seed_next_seg, seed_failures;
+    struct seed_seg {             /* seed: each (rung, segment) stored, for the report */
+        uint64_t at_us;           /* verified (or read from the disk cache) */
+        uint32_t ms;              /* requested to verified */
+        uint8_t from;             /* 0 not held, 1 the CDN, 2 the disk cache */
+    } *seed_segs;                 /* n_rungs × n_segments */
     uint64_t last_hls_us;
     hls *hls;
     uint64_t bytes_cdn_total, bytes_p2p_total; /* as received on the wire, for the tracker */

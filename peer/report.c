@@ -67,7 +67,25 @@ int pc_report_write(client *c, const char *path)
     json_object_set_new(o, "announces_ok", json_integer(c->announces_ok));
     json_object_set_new(o, "announces_failed", json_integer(c->announces_failed));
     uint64_t kept_cdn = 0, kept_p2p = 0;
-    for (uint32_t i = 0; i < c->pm.m.n_segments; i++) {
+    for (uint32_t q = 0; c->seed_segs != NULL && q < c->pm.m.n_rungs; q++) /* a seed's: every rung */
+        for (uint32_t i = 0; i < c->pm.m.n_segments; i++) {
+            const struct seed_seg *g = &c->seed_segs[(size_t)q * c->pm.m.n_segments + i];
+            if (g->from == 0)
+                continue;
+            uint64_t size = pc_peer_media_size(&c->pm, q, i), cdn = g->from == 1 ? size : 0;
+            kept_cdn += cdn;
+            json_t *s = json_object();
+            json_object_set_new(s, "rendition", json_string(c->mf->renditions[c->pm.rend[q]].id));
+            json_object_set_new(s, "index", json_integer(i));
+            json_object_set_new(s, "source", json_string(g->from == 1 ? "cdn" : "disk"));
+            json_object_set_new(s, "bytes", json_integer((json_int_t)size));
+            json_object_set_new(s, "bytes_cdn", json_integer((json_int_t)cdn));
+            json_object_set_new(s, "bytes_p2p", json_integer(0));
+            json_object_set_new(s, "ms", json_integer(g->ms));
+            json_object_set_new(s, "at_ms", json_integer((json_int_t)(g->at_us / 1000)));
+            json_array_append_new(segs, s);
+        }
+    for (uint32_t i = 0; c->seed_segs == NULL && i < c->pm.m.n_segments; i++) {
         pc_segment_info si;
         pc_engine_segment(c->e, i, &si);
         if (!si.ready)

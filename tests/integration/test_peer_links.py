@@ -274,6 +274,27 @@ def test_a_seeder_stopped_while_fetching_under_a_download_cap_exits_at_once(s):
     check(took < 5, "stopped in %.1f s" % took)
 
 
+def test_a_seeders_report_lists_what_it_holds_and_where_it_came_from(s):
+    """A seed fetches every rendition outside the engine: its report once listed no segment and kept 0
+    bytes. From the CDN the first time, from its --cache-dir the second."""
+    setup_video(s)
+    m = st["m"]
+    video = [r for r in m["renditions"] if r.get("type") != "audio"]
+    audio = [r for r in m["renditions"] if r.get("type") == "audio"]
+    size = {(r["id"], i): seg["size"] + (audio[0]["segments"][i]["size"] if audio else 0)
+            for r in video for i, seg in enumerate(r["segments"])}
+    cache = os.path.join(S.tmp, "seed-cache")
+    for run, source in ((1, "cdn"), (2, "disk")):
+        rep = Peer(s, st["o"], st["vid"], "--cache-dir", cache, mode="seed", name="cached-seeder%d" % run).stop()
+        got = {(g["rendition"], g["index"]): g for g in rep["segments"]}
+        eq(sorted(got), sorted(size), "run %d: every segment of every rendition" % run)
+        for k, g in got.items():
+            eq((g["source"], g["bytes"], g["bytes_cdn"], g["bytes_p2p"]),
+               (source, size[k], size[k] if source == "cdn" else 0, 0), "run %d: %r" % (run, k))
+        eq(rep["kept_bytes_cdn"], sum(size.values()) if source == "cdn" else 0, "run %d: kept CDN bytes" % run)
+        check(rep["bytes_cdn"] >= rep["kept_bytes_cdn"], "run %d: received at least what it kept" % run)
+
+
 def test_connections_without_a_valid_ticket_are_refused(s):
     setup_video(s)
     t, vid, seeder = st["t"], st["vid"], st["seeder"]
@@ -788,7 +809,8 @@ if __name__ == "__main__":
            test_a_peer_that_asks_without_reading_is_closed_not_buffered,
            test_connections_that_never_finish_a_handshake_cannot_take_the_slots,
            test_a_seeder_stopped_while_fetching_under_a_download_cap_exits_at_once,
-           test_connections_without_a_valid_ticket_are_refused,
+           test_a_seeders_report_lists_what_it_holds_and_where_it_came_from,
+       test_connections_without_a_valid_ticket_are_refused,
            test_a_viewer_with_every_link_taken_asks_for_no_peers,
            test_bad_usage_and_an_unsigned_manifest_fail_with_one_line,
            test_a_loopback_origin_recreated_with_a_new_key_is_pinned_again,
