@@ -1241,8 +1241,8 @@ static int origin_key(client *c)
                 c->origin_pk_pinned ? " (delete the file to pin the origin's key again)" : "");
         return -1;
     }
-    if (fetched && have_path)
-        pin_origin_key(c, path, stored);
+    if (fetched && have_path) /* pinned once it has signed the manifest: a start that fails pins nothing */
+        snprintf(c->pin_b64, sizeof(c->pin_b64), "%s", stored);
     return 0;
 }
 
@@ -1348,6 +1348,9 @@ static int setup(client *c)
     const pc_client_config *cfg = c->cfg;
     if (origin_key(c) != 0 || load_manifest(c) != 0)
         return -1;
+    char pin_path[1200];
+    if (c->pin_b64[0] != '\0' && key_path(c, pin_path, sizeof(pin_path)) == 0)
+        pin_origin_key(c, pin_path, c->pin_b64);
     size_t bl = strlen(cfg->origin);
     while (bl > 0 && cfg->origin[bl - 1] == '/')
         bl--;

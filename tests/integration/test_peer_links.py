@@ -295,6 +295,20 @@ def test_a_seeders_report_lists_what_it_holds_and_where_it_came_from(s):
         check(rep["bytes_cdn"] >= rep["kept_bytes_cdn"], "run %d: received at least what it kept" % run)
 
 
+def test_a_first_start_that_fails_pins_nothing_and_says_one_line(s):
+    setup_video(s)
+    state = os.path.join(S.tmp, "fresh-state")
+    p = subprocess.run([s.bin("peercdn-peer"), "play", "--origin", st["o"].url, "--video", "nosuchvideo0",
+                        "--state-dir", state, "--no-status"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    eq(p.returncode, 1, "exit status")
+    eq(len(p.stderr.decode().strip().splitlines()), 1, "one line on stderr: %r" % p.stderr)
+    check(not os.path.exists(state) or not os.listdir(state), "nothing pinned")
+    # a start that verifies the manifest pins the key
+    Peer(s, st["o"], st["vid"], "--state-dir", state, mode="seed", name="pinning-seeder").stop()
+    check([f for f in os.listdir(state) if f.startswith("origin-") and f.endswith(".key")], "pinned")
+
+
 def test_connections_without_a_valid_ticket_are_refused(s):
     setup_video(s)
     t, vid, seeder = st["t"], st["vid"], st["seeder"]
@@ -810,7 +824,7 @@ if __name__ == "__main__":
            test_connections_that_never_finish_a_handshake_cannot_take_the_slots,
            test_a_seeder_stopped_while_fetching_under_a_download_cap_exits_at_once,
            test_a_seeders_report_lists_what_it_holds_and_where_it_came_from,
-       test_connections_without_a_valid_ticket_are_refused,
+       test_a_first_start_that_fails_pins_nothing_and_says_one_line, test_connections_without_a_valid_ticket_are_refused,
            test_a_viewer_with_every_link_taken_asks_for_no_peers,
            test_bad_usage_and_an_unsigned_manifest_fail_with_one_line,
            test_a_loopback_origin_recreated_with_a_new_key_is_pinned_again,
