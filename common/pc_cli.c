@@ -53,7 +53,7 @@ double pc_cli_num(const char *s, const char *what, double min, double max)
     char *end = NULL;
     double v = strtod(s, &end);
     if (end == s || *end != '\0' || !(v >= min && v <= max))
-        pc_cli_usage("bad value for %s: '%s' (%g to %g)", what, s, min, max);
+        pc_cli_usage("bad value for %s: '%s' (%.15g to %.15g)", what, s, min, max);
     return v;
 }
 

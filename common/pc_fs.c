@@ -23,7 +23,10 @@ int pc_mkdirs(const char *path)
     }
     if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
         return pc_err_from_errno(errno);
-    return 0;
+    struct stat st; /* EEXIST: a directory is fine; a file of that name is not one */
+    if (stat(tmp, &st) != 0)
+        return pc_err_from_errno(errno);
+    return S_ISDIR(st.st_mode) ? 0 : PC_EEXIST;
 }
 
 static int write_all(int fd, const void *data, size_t len)

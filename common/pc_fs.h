@@ -9,8 +9,8 @@
 
 #include "pc_error.h"
 
-/* mkdir -p (mode 0755); existing directories are fine. PC_ETOOBIG for a path over 4095 bytes, else the
- * errno mapped by pc_err_from_errno. */
+/* mkdir -p (mode 0755); existing directories are fine, PC_EEXIST when |path| is something else (a file).
+ * PC_ETOOBIG for a path over 4095 bytes, else the errno mapped by pc_err_from_errno. */
 int pc_mkdirs(const char *path) PC_MUST_CHECK;
 /* Writes |len| bytes to |path| atomically: |path|.tmp, then rename; a failure leaves |path| as it was.
  * A |path| that exists but is not a regular file (a device, a pipe) is written into, never replaced;

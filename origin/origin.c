@@ -169,7 +169,8 @@ int pc_origin_serve(const pc_origin_config *cfg)
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         int r = pc_mkdirs(dirs[i]);
         if (r != 0) {
-            fprintf(stderr, "peercdn-origin: cannot create the data directory %s: %s\n", dirs[i], pc_strerror(r));
+            fprintf(stderr, "peercdn-origin: cannot create the data directory %s: %s\n", dirs[i],
+                    r == PC_EEXIST ? "a file that is not a directory has that name" : pc_strerror(r));
             goto out;
         }
     }

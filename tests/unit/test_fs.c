@@ -83,6 +83,23 @@ static void reads_are_bounded(void **state)
     free(text);
 }
 
+static void mkdirs_makes_parents_and_refuses_a_file_in_the_way(void **state)
+{
+    tmpdir *t = *state;
+    char p[200], f[160];
+    path_in(t, "a/b/c", p, sizeof(p));
+    assert_int_equal(pc_mkdirs(p), 0);
+    assert_int_equal(pc_mkdirs(p), 0); /* already there */
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    path_in(t, "file", f, sizeof(f));
+    assert_int_equal(pc_write_file(f, "x", 1), 0);
+    assert_int_equal(pc_mkdirs(f), PC_EEXIST); /* it was taken for a directory that exists */
+    snprintf(p, sizeof(p), "%s/below", f);
+    assert_int_not_equal(pc_mkdirs(p), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -90,6 +107,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_pipe_is_written_into_not_replaced, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(a_directory_is_refused, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(reads_are_bounded, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(mkdirs_makes_parents_and_refuses_a_file_in_the_way, tmpdir_setup, tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
