@@ -195,7 +195,11 @@ static int cmd_upload(int argc, char **argv)
         switch (ch) {
         case O_ORIGIN: u.origin = optarg; break;
         case O_TOKEN: u.token = optarg; break;
-        case O_TITLE: u.title = optarg; break;
+        case O_TITLE:
+            if (optarg[0] == '\0')
+                pc_cli_usage("--title must not be empty (without it, the file's name is the title)");
+            u.title = optarg;
+            break;
         case O_PAR: u.parallel = (int)pc_cli_int(optarg, "--parallel", 1, 32); break;
         case O_WAIT: u.wait = 1; break;
         case O_STATE: u.state = optarg; break;

@@ -127,6 +127,8 @@ int main(int argc, char **argv)
     }
     if (optind != argc)
         pc_cli_usage("unexpected argument '%s'", argv[optind]);
+    if (cfg.rendition[0] == '\0')
+        pc_cli_usage("--rendition takes auto or a rendition id");
     if (cfg.seed_mode && (strcmp(cfg.rendition, "auto") != 0 || cfg.watch_s > 0 || cfg.seed_after_s > 0))
         pc_cli_usage("--rendition, --watch-s and --seed-after are for play: seed serves every rendition until stopped");
     if (cfg.origin == NULL || cfg.video == NULL)

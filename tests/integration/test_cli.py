@@ -3,6 +3,7 @@
 file or a failed start exits 1, each with one line on stderr and before anything is served or fetched;
 nothing given is replaced or lost on the way (key files and databases are kept as they were). Writing
 into a device or pipe instead of replacing it is tested in tests/unit/test_fs.c."""
+import hashlib
 import json
 import os
 import socket
@@ -62,6 +63,14 @@ def test_numbers_are_decimal_and_whole_where_they_count(s):
             "--max-peers", "1.5")
     refused("peercdn-origin", 2, "serve", "--data", os.path.join(S.tmp, "o"), "--listen", "127.0.0.1:0",
             "--upload-token", "tokentoken", "--cache-mb", "0.5")
+    # ranges are printed as whole numbers, not 1.04858e+06
+    refused("peercdn-origin", 2, "serve", "--data", os.path.join(S.tmp, "o"), "--listen", "127.0.0.1:0",
+            "--upload-token", "tokentoken", "--cache-mb", "-1", says="0 to 1048576")
+    # empty values that would be taken for something else
+    refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--video", "v", "--rendition", "",
+            says="--rendition")
+    refused("peercdn-origin", 2, "upload", os.path.join(S.tmp, "none.mp4"), "--origin", "http://127.0.0.1:1",
+            "--token", "tokentoken", "--title", "", says="--title")
 
 
 def test_origin_checks_its_flags_at_start(s):
@@ -155,14 +164,12 @@ def test_a_pinned_key_that_is_not_a_key_is_named(s):
     state = os.path.join(S.tmp, "pins")
     os.makedirs(state)
     o = s.origin()
-    # learn the pin's file name from a first run that pins (the video does not exist: it fails after pinning)
+    # a first run that fails (no such video) pins nothing (docs/peer.md); the pin's name is
+    # origin-<the first 16 bytes of BLAKE2b-256 of the origin URL, hex>.key
     got, err = run("peercdn-peer", "play", "--origin", o.url, "--video", "novideo", "--state-dir", state)
     check(got != 0, "no such video")
-    pins = os.listdir(state)
-    eq(len(pins), 1, "one pin written: %r" % pins)
-    pin = os.path.join(state, pins[0])
-    key = open(pin).read().strip()
-    eq(key, o.req("GET", "/api/origin-key").json()["ed25519"], "the origin's key pinned")
+    eq(os.listdir(state), [], "nothing pinned")
+    pin = os.path.join(state, "origin-%s.key" % hashlib.blake2b(o.url.encode(), digest_size=32).digest()[:16].hex())
     for bad in (b"", b"garbage\n"):
         open(pin, "wb").write(bad)
         refused("peercdn-peer", 1, "play", "--origin", o.url, "--video", "novideo", "--state-dir", state, says=pin)
