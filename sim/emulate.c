@@ -934,6 +934,11 @@ static int build_result(emu *e, sim_result *r, uint8_t **gots)
     }
     for (uint32_t k = 0; k < sc->videos; k++)
         media[k] = &e->v[k].pm.m;
+    /* a rung's bitrate as the simulator counts it: the ladder of DIR/scenario.json, what the rung measured
+     * (not the manifest's declared bandwidth, a peak) */
+    double rung_kbps[PC_RUNGS_MAX] = {0};
+    for (uint32_t q = 0; q < sc->n_rungs && q < PC_RUNGS_MAX; q++)
+        rung_kbps[q] = (double)llround(measured_kbps(e, q));
     for (uint32_t i = 0; i < e->nw; i++) {
         eviewer *w = &e->w[i];
         if (!w->spawned)
@@ -993,7 +998,7 @@ static int build_result(emu *e, sim_result *r, uint8_t **gots)
                 start_ms += m->seg_dur_us[x] / 1000.0;
             if (!w->seeder && start_ms < v->played_ms) {
                 wsum += m->seg_dur_us[si];
-                bsum += (double)m->seg_dur_us[si] * m->rung[q].bandwidth / 1000.0;
+                bsum += (double)m->seg_dur_us[si] * rung_kbps[q];
             }
         }
         v->bitrate_kbps = wsum > 0 ? bsum / wsum : 0;

@@ -147,6 +147,14 @@ def test_loopback_fallback_says_so(s):
     with open(os.path.join(pred_dir, "viewers.csv")) as f:
         left = {int(row["viewer"]) for row in csv.DictReader(f) if float(row["played_s"]) < 9}
     eq(left, early, "the same viewers leave early in the prediction")
+    # the bitrate is the simulator's: the rungs' measured bitrates that scenario.json carries (it was the
+    # manifest's declared bandwidth, a peak, about 4% above)
+    lad = eff["media"]["ladder_kbps"]
+    with open(os.path.join(out, "viewers.csv")) as f:
+        for row in csv.DictReader(f):
+            b = float(row["bitrate_kbps"])
+            check(min(lad) - 0.5 <= b <= max(lad) + 0.5, "viewer %s's bitrate %.1f within the ladder %r" % (
+                row["viewer"], b, lad))
 
 
 def test_bad_usage_fails_with_one_line(s):
