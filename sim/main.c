@@ -83,6 +83,17 @@ static double num_at(json_t *o, const char *key, const char *sub, int *ok)
  * run.json, a scenario) is refused instead of printed as a column of "-". */
 static json_t *load_summary(const char *dir)
 {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/summary.json", dir);
+    if (stat(path, &st) != 0 && errno == ENOENT) {
+        snprintf(path, sizeof(path), "%s/compare.json", dir);
+        if (stat(path, &st) == 0) {
+            fprintf(stderr, "peercdn-sim: %s holds a --compare run: compare %s/hybrid, %s/cdn-only or %s/p2p-only\n",
+                    dir, dir, dir, dir);
+            return NULL;
+        }
+    }
     json_t *o = load_json(dir, "summary.json", 0);
     if (o != NULL && !(json_is_integer(json_object_get(o, "viewers")) && json_is_number(json_object_get(o, "offload")))) {
         fprintf(stderr, "peercdn-sim: %s/summary.json is not a run's summary (it has no viewers or offload)\n", dir);

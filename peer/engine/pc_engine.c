@@ -62,6 +62,7 @@ typedef struct epeer {
     uint32_t fails, inflight;
     uint8_t used, gap_known;
     uint8_t busy_streak;          /* refusals for capacity since it last sent us data (up to BUSY_STREAK_MAX) */
+    uint8_t heard;                /* it has told us of a holding (volunteers wait for it: see quiet_peer) */
 } epeer;
 _Static_assert(sizeof(epeer) == 64, "a peer's record is one cache line");
 
@@ -94,6 +95,8 @@ struct pc_engine {
     /* (64 bytes) */
     epeer *peers;                 /* npeer_slots slots, grown on demand (up to PC_ENGINE_PEERS_MAX) */
     uint64_t *ids;                /* npeer_slots: each peer's identity in the swarm (volunteers) */
+    uint64_t *joined;             /* npeer_slots: when each connected */
+    uint32_t nquiet;              /* connected peers not yet heard (epeer.heard) */
     uint32_t npeer_slots;
     uint32_t npeers;              /* slots in use: connected peers */
     uint32_t peers_gen;           /* counts changes of the set of peers (the volunteers' cache below) */
@@ -763,6 +766,7 @@ static void detach_peer(pc_engine *e, uint32_t slot)
         e->holders[k * e->hw + slot / 64] &= ~bit;
     pc_upload_drop_peer(&e->up, p->handle);
     idx_remove(e, p->handle);
+    e->nquiet -= !p->heard;
     memset(p, 0, sizeof(*p));
     e->npeers--;
     e->peers_gen++;
@@ -1101,6 +1105,20 @@ typedef struct cand {
     uint64_t bucket;
 } cand;
 
+/* Whether a peer that connected within QUIET_US has not yet told us of any holding: it may hold what
+ * the others lack (a seeder whose HAVE waits behind a download cap: its viewer fetched the whole video
+ * early from the CDN before reading it), so nobody volunteers meanwhile. In step, every peer holds its
+ * start-up segments within a second or two; one that never tells (it uploads nothing) stops blocking
+ * after QUIET_US. */
+#define QUIET_US 10000000u
+static int quiet_peer(const pc_engine *e, uint64_t now)
+{
+    for (uint32_t s = 0; e->nquiet > 0 && s < e->npeer_slots; s++)
+        if (e->peers[s].used && !e->peers[s].heard && now < e->joined[s] + QUIET_US)
+            return 1;
+    return 0;
+}
+
 /* A viewer's draw for segment |i|: a hash of its identity in the swarm and |i|, the same in every engine. */
 static uint64_t draw(uint64_t id, uint32_t i)
 {
@@ -1344,7 +1362,8 @@ static void schedule(pc_engine *e, uint64_t now)
         if (!s->demanded)
             r = fetch_rung(e, i, prefetch_rung(e, rung, i, ahead));
         if (ahead < uw + e->cfg.volunteer_us && !e->cfg.p2p_only && !discovering && !starved && cdn_allowed &&
-            !cdn_held && avail(e, r, i) == 0 && volunteers(e, i) && cdn_may_take(e, i, buffered, bytes_left(e, r, i))) {
+            !cdn_held && avail(e, r, i) == 0 && volunteers(e, i) && !quiet_peer(e, now) &&
+            cdn_may_take(e, i, buffered, bytes_left(e, r, i))) {
             start_xfer(e, PC_SRC_CDN, r, i, 1, now);
             continue;
         }
@@ -1502,6 +1521,7 @@ void pc_engine_free(pc_engine *e)
         return;
     free(e->peers);
     free(e->ids);
+    free(e->joined);
     free(e->idx);
     free(e->holders);
     free(e->x);
@@ -1630,6 +1650,10 @@ static int grow_peers(pc_engine *e, uint32_t cap)
     if (nid == NULL)
         return PC_ENOMEM;
     e->ids = nid;
+    uint64_t *nj = realloc(e->joined, cap * sizeof(*nj));
+    if (nj == NULL)
+        return PC_ENOMEM;
+    e->joined = nj;
     uint32_t bits = 1;
     while ((1u << bits) < 2 * cap)
         bits++;
@@ -1688,6 +1712,8 @@ int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t id, uint64_t up_bps
     e->peers_gen++;
     p->handle = peer;
     e->ids[i] = id;
+    e->joined[i] = now > e->now ? now : e->now;
+    e->nquiet++;
     p->rate = (double)(up_bps ? up_bps : 1000000) / 8.0;
     p->rtt = 50000;
     peer_update_free(e, i);
@@ -1714,6 +1740,10 @@ int pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo,
     if (hi >= e->n_segments)
         hi = e->n_segments - 1;
     e->haves_seen = 1;
+    if (!e->peers[slot].heard) {
+        e->peers[slot].heard = 1;
+        e->nquiet--;
+    }
     int useful = 0;
     uint64_t bit = 1ull << (slot % 64);
     for (uint32_t i = lo; i <= hi; i++) {

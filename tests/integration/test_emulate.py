@@ -181,6 +181,11 @@ def test_bad_usage_fails_with_one_line(s):
     check(len(p.stderr.decode().strip().splitlines()) == 1 and b"--max-viewers" in p.stderr,
           "one line naming --max-viewers: %r" % p.stderr)
     check(not os.path.exists(os.path.join(crowd_out, "emu")), "nothing left behind")
+    # a --compare directory: the three runs are below it
+    cmp_dir = os.path.join(S.tmp, "cmp-run")
+    sim("run", os.path.join(SCEN, "test-surplus.json"), "--out", cmp_dir, "--compare", "--quiet")
+    p = sim("compare", cmp_dir, os.path.join(cmp_dir, "hybrid"), expect=1)
+    check(len(p.stderr.decode().strip().splitlines()) == 1 and b"/hybrid" in p.stderr, "names DIR/hybrid: %r" % p.stderr)
     # a JSON object that is not a run's summary (a scenario, say) is refused, not printed as a column of "-"
     other_dir = os.path.join(S.tmp, "not-a-run")
     os.makedirs(other_dir, exist_ok=True)

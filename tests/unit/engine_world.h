@@ -65,6 +65,8 @@ typedef struct w_peer {
     int stall_seg;             /* only on this segment (-1: any) */
     int corrupt;               /* sends bytes whose hash does not match */
     uint64_t leave_at, join_at;/* µs; 0 = never / from the start */
+    uint64_t have_at;          /* its holdings reach the engine then (0: as it joins), as a HAVE read late */
+    int told;
     uint64_t silent_from;      /* requests from this time on are never answered (0 = never): it vanished
                                   without closing the link */
     uint64_t sent;
@@ -196,13 +198,16 @@ static void w_membership(w_world *w)
         w_peer *p = &w->peers[i];
         int want = w->now >= p->join_at && (p->leave_at == 0 || w->now < p->leave_at);
         if (want && !p->added) {
-            if (pc_engine_peer_add(w->e, p->handle, p->id, (uint64_t)(p->rate * 8), w->now) == 0) {
+            if (pc_engine_peer_add(w->e, p->handle, p->id, (uint64_t)(p->rate * 8), w->now) == 0)
                 p->added = 1;
-                for (uint32_t r = 0; r < w->wm->m.n_rungs && p->holds; r++)
-                    pc_engine_peer_have(w->e, p->handle, r, p->have_lo, p->have_hi, w->now);
-            }
+        }
+        if (want && p->added && !p->told && w->now >= p->have_at) {
+            p->told = 1;
+            for (uint32_t r = 0; r < w->wm->m.n_rungs && p->holds; r++)
+                pc_engine_peer_have(w->e, p->handle, r, p->have_lo, p->have_hi, w->now);
         } else if (!want && p->added) {
             p->added = 0;
+            p->told = 0;
             p->join_at = UINT64_MAX; /* once gone, back only if the test says so */
             for (uint32_t k = 0; k < w->nx;)
                 if (w->x[k].peer == p->handle)

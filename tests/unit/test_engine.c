@@ -1001,6 +1001,32 @@ static void one_viewer_in_a_group_volunteers_for_a_segment_no_peer_holds(void **
     assert_int_equal(volunteered(3, 0, 0), 0);
 }
 
+/* A seeder holds everything, but its HAVE reaches the engine only 5 s after its link came up (read late
+ * behind a download cap): meanwhile "no peer holds it" is not known, so nobody volunteers. Before, the
+ * viewer fetched every segment of the window early from the CDN in those seconds. */
+static void a_peer_not_heard_from_yet_holds_the_volunteers_back(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 30, 4, 1, ladder);
+    for (uint64_t id = 0; id < 4; id++) {
+        pc_engine_config c = cfg_default();
+        c.id = id;
+        w_world w;
+        w_init(&w, &wm, &c, 10);
+        w_peer *p = w_add_peer(&w, 20, 0, 29);
+        p->join_at = 2 * S;
+        p->have_at = 7 * S;
+        w.on_action = count_early_cdn;
+        early_cdn = 0;
+        pc_engine_stats st = play_to_end(&w, 200 * S);
+        assert_int_equal(st.stalls, 0);
+        assert_int_equal(early_cdn, 0);
+        assert_true(w.fetch_p2p >= 20);
+        w_free(&w);
+    }
+}
+
 static void no_peer_yet_at_the_start_is_not_a_weak_swarm(void **state)
 {
     (void)state;
@@ -1662,6 +1688,7 @@ int main(void)
         cmocka_unit_test(a_real_player_behind_the_window_is_followed_back),
         cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
         cmocka_unit_test(one_viewer_in_a_group_volunteers_for_a_segment_no_peer_holds),
+        cmocka_unit_test(a_peer_not_heard_from_yet_holds_the_volunteers_back),
         cmocka_unit_test(no_peer_yet_at_the_start_is_not_a_weak_swarm),
         cmocka_unit_test(peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset),
         cmocka_unit_test(rescue_fires_at_the_stall_timeout_tick),
