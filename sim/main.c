@@ -287,6 +287,20 @@ static int cmd_run(int argc, char **argv)
         sim_scenario_clear(&sc);
         return 1;
     }
+    /* a run of the other kind in the same DIR: its top-level outputs go, so that what DIR holds is one run
+     * (compare.json beside a single run's summary.json would be taken for it, and the reverse) */
+    static const char *const single[] = {"summary.json", "run.json", "timeseries.csv", "viewers.csv",
+                                         "offload.svg", "startup_cdf.svg", "swarm.svg", NULL};
+    static const char *const multi[] = {"compare.json", NULL};
+    json_t *earlier = load_json(out, compare ? "run.json" : "compare.json", 1); /* only when it is ours */
+    int ours = json_object_get(earlier, compare ? "wall_s" : "hybrid") != NULL;
+    json_decref(earlier);
+    for (const char *const *f = compare ? single : multi; ours && *f != NULL; f++) {
+        char stale[4096];
+        snprintf(stale, sizeof(stale), "%s/%s", out, *f);
+        if (unlink(stale) != 0 && errno != ENOENT)
+            fprintf(stderr, "peercdn-sim: note: cannot remove %s, left from an earlier run: %s\n", stale, strerror(errno));
+    }
     int status = 0;
     if (!compare) {
         json_t *s = NULL;

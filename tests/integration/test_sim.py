@@ -425,10 +425,33 @@ def test_a_premiere_in_step_still_offloads(s):
     check(off["offload"] < 0.05, "without volunteers, hardly any: %.3f" % off["offload"])
 
 
+def test_a_run_replaces_the_other_kind_of_run_in_its_directory(s):
+    out = os.path.join(S.tmp, "one-dir")
+    scen = os.path.join(SCEN, "test-surplus.json")
+    single = {"summary.json", "run.json", "timeseries.csv", "viewers.csv", "offload.svg", "startup_cdf.svg",
+              "swarm.svg"}
+    sim("run", scen, "--out", out, "--quiet")
+    check(single <= set(os.listdir(out)), "a single run's outputs")
+    # a file of the operator's own is never removed
+    open(os.path.join(out, "notes.txt"), "w").write("mine")
+    sim("run", scen, "--out", out, "--quiet", "--compare")
+    eq(set(os.listdir(out)), {"compare.json", "hybrid", "cdn-only", "p2p-only", "notes.txt"},
+       "--compare left no single run's summary beside compare.json")
+    sim("run", scen, "--out", out, "--quiet")
+    check("compare.json" not in os.listdir(out) and single <= set(os.listdir(out)), "and the other way round")
+    # a summary.json that no run of ours wrote stays
+    other = os.path.join(S.tmp, "not-ours")
+    os.makedirs(other)
+    open(os.path.join(other, "summary.json"), "w").write("{}")
+    sim("run", scen, "--out", other, "--quiet", "--compare")
+    eq(open(os.path.join(other, "summary.json")).read(), "{}", "not ours: kept")
+
+
 S.run([test_surplus_offload_reaches_the_bound, test_deficit_offload_reaches_the_bound,
        test_hybrid_is_no_worse_than_cdn_only, test_p2p_only_stalls_where_hybrid_does_not, test_same_seed_same_summary,
        test_threads_do_not_change_the_results, test_outputs_read_well, test_the_tracker_load_is_reported,
        test_bad_scenarios_are_refused_with_one_line, test_operator_scenarios_parse_and_run_briefly,
        test_accounting_is_exact_on_hand_checkable_runs, test_a_stall_under_way_at_the_end_counts,
        test_a_cdn_capacity_is_never_exceeded, test_edge_cases_of_seeks_seeders_and_p2p_only,
-       test_the_swarm_preference_trades_bitrate_for_offload, test_a_premiere_in_step_still_offloads])
+       test_the_swarm_preference_trades_bitrate_for_offload, test_a_premiere_in_step_still_offloads,
+       test_a_run_replaces_the_other_kind_of_run_in_its_directory])
