@@ -94,16 +94,8 @@ struct pc_engine {
     uint8_t haves_seen;           /* a peer has told us what it holds */
     /* (64 bytes) */
     epeer *peers;                 /* npeer_slots slots, grown on demand (up to PC_ENGINE_PEERS_MAX) */
-    uint64_t *ids;                /* npeer_slots: each peer's identity in the swarm (volunteers) */
-    uint64_t *joined;             /* npeer_slots: when each connected */
-    uint32_t nquiet;              /* connected peers not yet heard (epeer.heard) */
     uint32_t npeer_slots;
     uint32_t npeers;              /* slots in use: connected peers */
-    uint32_t peers_gen;           /* counts changes of the set of peers (the volunteers' cache below) */
-    struct {
-        uint32_t seg, gen;        /* segment, peers_gen of the answer; gen 0: empty */
-        uint32_t yes;
-    } vol[8];                     /* volunteers(), by segment modulo 8: a pass asks again for the same few */
     const pc_media *m;
     pc_engine_config cfg;
     pc_rng rng;
@@ -153,6 +145,15 @@ struct pc_engine {
     size_t qh, qn, qcap;
     int oom;
     pc_engine_stats st;
+    /* volunteers (cold: read only for segments no peer holds) */
+    uint64_t *ids;                /* npeer_slots: each peer's identity in the swarm */
+    uint64_t *joined;             /* npeer_slots: when each connected */
+    uint32_t nquiet;              /* connected peers not yet heard (epeer.heard) */
+    uint32_t peers_gen;           /* counts changes of the set of peers (the cache below) */
+    struct {
+        uint32_t seg, gen;        /* segment, peers_gen of the answer; gen 0: empty */
+        uint32_t yes;
+    } vol[8];                     /* volunteers(), by segment modulo 8: a pass asks again for the same few */
 };
 _Static_assert(offsetof(struct pc_engine, peers) == 64, "what a HAVE reads fills the first cache line");
 
