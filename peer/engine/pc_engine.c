@@ -92,6 +92,7 @@ struct pc_engine {
     uint32_t win_lo, win_hi;      /* the segments the scheduler looks at, as of the last pass */
     int dirty;                    /* inputs arrived that want an evaluation (pc_engine_expiry = now) */
     uint8_t haves_seen;           /* a peer has told us what it holds */
+    uint16_t nquiet;              /* connected peers not yet heard (epeer.heard): volunteers wait */
     /* (64 bytes) */
     epeer *peers;                 /* npeer_slots slots, grown on demand (up to PC_ENGINE_PEERS_MAX) */
     uint32_t npeer_slots;
@@ -148,7 +149,6 @@ struct pc_engine {
     /* volunteers (cold: read only for segments no peer holds) */
     uint64_t *ids;                /* npeer_slots: each peer's identity in the swarm */
     uint64_t *joined;             /* npeer_slots: when each connected */
-    uint32_t nquiet;              /* connected peers not yet heard (epeer.heard) */
     uint32_t peers_gen;           /* counts changes of the set of peers (the cache below) */
     struct {
         uint32_t seg, gen;        /* segment, peers_gen of the answer; gen 0: empty */
@@ -1741,7 +1741,7 @@ int pc_engine_peer_have(pc_engine *e, uint32_t peer, uint32_t rung, uint32_t lo,
     if (hi >= e->n_segments)
         hi = e->n_segments - 1;
     e->haves_seen = 1;
-    if (!e->peers[slot].heard) {
+    if (e->nquiet > 0 && !e->peers[slot].heard) { /* the peer's line only while some peer is unheard */
         e->peers[slot].heard = 1;
         e->nquiet--;
     }
