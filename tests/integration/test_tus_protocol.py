@@ -218,16 +218,22 @@ def test_expiration(s):
     eq(patch(loc, 5, b"67890").status, 410, "PATCH on expired upload")
 
 
-def test_interrupted_patch_keeps_received_bytes(s):
-    o = origin()
-    data = os.urandom(2 << 20)
-    loc = location(create(o, len(data)))
+def start_raw_patch(loc, length, first):
+    """A PATCH at offset 0 announcing |length| bytes, of which only |first| are sent: the open socket."""
     u = urllib.parse.urlsplit(loc)
     sock = socket.create_connection((u.hostname, u.port))
     head = ("PATCH %s?%s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
             "Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n" %
-            (u.path, u.query, u.netloc, len(data)))
-    sock.sendall(head.encode() + data[:700000])
+            (u.path, u.query, u.netloc, length))
+    sock.sendall(head.encode() + first)
+    return sock
+
+
+def test_interrupted_patch_keeps_received_bytes(s):
+    o = origin()
+    data = os.urandom(2 << 20)
+    loc = location(create(o, len(data)))
+    sock = start_raw_patch(loc, len(data), data[:700000])
     time.sleep(0.5)
     sock.close()
     deadline = time.time() + 10
@@ -247,13 +253,8 @@ def test_a_second_writer_is_told_the_upload_is_busy(s):
     o = origin()
     data = os.urandom(1 << 20)
     loc = location(create(o, len(data)))
-    u = urllib.parse.urlsplit(loc)
-    sock = socket.create_connection((u.hostname, u.port))
+    sock = start_raw_patch(loc, len(data), data[:300000])
     try:
-        head = ("PATCH %s?%s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
-                "Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n" %
-                (u.path, u.query, u.netloc, len(data)))
-        sock.sendall(head.encode() + data[:300000])
         time.sleep(0.5)
         # whatever offset it names (the one it began at, or the one the first writer has reached; the
         # latter once got 409 offset_mismatch against the bytes already written): 423
