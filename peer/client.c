@@ -1241,7 +1241,7 @@ static int origin_key(client *c)
                 c->origin_pk_pinned ? " (delete the file to pin the origin's key again)" : "");
         return -1;
     }
-    if (fetched && have_path) /* pinned once it has signed the manifest: a start that fails pins nothing */
+    if (fetched && have_path) /* pinned once the start succeeds (the manifest verified): a failed one pins nothing */
         snprintf(c->pin_b64, sizeof(c->pin_b64), "%s", stored);
     return 0;
 }
@@ -1348,9 +1348,6 @@ static int setup(client *c)
     const pc_client_config *cfg = c->cfg;
     if (origin_key(c) != 0 || load_manifest(c) != 0)
         return -1;
-    char pin_path[1200];
-    if (c->pin_b64[0] != '\0' && key_path(c, pin_path, sizeof(pin_path)) == 0)
-        pin_origin_key(c, pin_path, c->pin_b64);
     size_t bl = strlen(cfg->origin);
     while (bl > 0 && cfg->origin[bl - 1] == '/')
         bl--;
@@ -1463,6 +1460,10 @@ int pc_client_run(const pc_client_config *cfg)
     if (ok && cfg->hls_listen != NULL && pc_hls_start(c, cfg->hls_listen, hls_bound, sizeof(hls_bound)) != 0)
         ok = 0;
     if (ok) {
+        /* the whole start went well (the manifest verified, the ports bound): now the key is pinned */
+        char pin_path[1200];
+        if (c->pin_b64[0] != '\0' && key_path(c, pin_path, sizeof(pin_path)) == 0)
+            pin_origin_key(c, pin_path, c->pin_b64);
         c->exit_code = 0;
         c->ts.port = c->port;
         uv_signal_start(&c->sigint, on_signal, SIGINT);

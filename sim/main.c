@@ -292,6 +292,13 @@ static int cmd_run(int argc, char **argv)
     static const char *const single[] = {"summary.json", "run.json", "timeseries.csv", "viewers.csv",
                                          "offload.svg", "startup_cdf.svg", "swarm.svg", NULL};
     static const char *const multi[] = {"compare.json", NULL};
+    char kind[32];
+    run_kind(out, kind, sizeof(kind));
+    if (strcmp(kind, "emulation") == 0) { /* minutes of real processes: not overwritten by a simulation */
+        fprintf(stderr, "peercdn-sim: %s holds an emulation (its run.json says so): give run another --out\n", out);
+        sim_scenario_clear(&sc);
+        return 1;
+    }
     json_t *earlier = load_json(out, compare ? "run.json" : "compare.json", 1); /* only when it is ours */
     int ours = json_object_get(earlier, compare ? "wall_s" : "hybrid") != NULL;
     json_decref(earlier);

@@ -1,6 +1,7 @@
 /* Address locality; see locality.h. */
 #include "locality.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,11 +77,14 @@ static int add_name(pc_locality *l, const char *s, uint32_t *off)
 
 static int parse_line(pc_locality *l, char *line, struct entry *e)
 {
-    char cidr[64], region[PC_REGION_MAX + 2], asn_s[16];
+    char cidr[64], region[PC_REGION_MAX + 2], asn_s[64];
     int64_t asn = 0;
-    int n = sscanf(line, "%63s %33s %15s", cidr, region, asn_s);
-    /* the ASN whole, as digits: "AS64500" or "12x" is a mistake to report, not 0 or 12 */
-    if (n < 2 || !pc_region_valid(region) || (n == 3 && pc_parse_int_str(asn_s, 0, UINT32_MAX, 0, &asn) != 0))
+    int end = 0;
+    int n = sscanf(line, "%63s %33s %63s%n", cidr, region, asn_s, &end);
+    /* the ASN whole, as digits: "AS64500" or "12x" is a mistake to report, not 0 or 12, and so is a token
+     * longer than the buffer (its first 63 characters are not the number) */
+    if (n < 2 || !pc_region_valid(region) ||
+        (n == 3 && (pc_parse_int_str(asn_s, 0, UINT32_MAX, 0, &asn) != 0 || (line[end] != '\0' && !isspace((unsigned char)line[end])))))
         return PC_EPARSE;
     char *slash = strchr(cidr, '/');
     if (slash == NULL)

@@ -147,6 +147,11 @@ def test_loopback_fallback_says_so(s):
     with open(os.path.join(pred_dir, "viewers.csv")) as f:
         left = {int(row["viewer"]) for row in csv.DictReader(f) if float(row["played_s"]) < 9}
     eq(left, early, "the same viewers leave early in the prediction")
+    # a simulation never overwrites an emulation (minutes of real processes)
+    for extra in ([], ["--compare"]):
+        p = sim("run", os.path.join(out, "scenario.json"), "--out", out, "--quiet", *extra, expect=1)
+        check(b"holds an emulation" in p.stderr, "refused %r: %r" % (extra, p.stderr))
+        eq(load(out, "run.json")["kind"], "emulation", "the emulation is still there")
     # the bitrate is the simulator's: the rungs' measured bitrates that scenario.json carries (it was the
     # manifest's declared bandwidth, a peak, about 4% above)
     lad = eff["media"]["ladder_kbps"]

@@ -304,6 +304,19 @@ def test_a_first_start_that_fails_pins_nothing_and_says_one_line(s):
     eq(p.returncode, 1, "exit status")
     eq(len(p.stderr.decode().strip().splitlines()), 1, "one line on stderr: %r" % p.stderr)
     check(not os.path.exists(state) or not os.listdir(state), "nothing pinned")
+    # nor one that fails later, after the manifest verified: its peer port is taken
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        p = subprocess.run([s.bin("peercdn-peer"), "play", "--origin", st["o"].url, "--video", st["vid"],
+                            "--state-dir", state, "--no-status", "--listen", "127.0.0.1:%d" % taken.getsockname()[1]],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        taken.close()
+    eq(p.returncode, 1, "port in use: exit status")
+    eq(len(p.stderr.decode().strip().splitlines()), 1, "port in use: one line on stderr: %r" % p.stderr)
+    check(not os.path.exists(state) or not os.listdir(state), "port in use: nothing pinned")
     # a start that verifies the manifest pins the key
     Peer(s, st["o"], st["vid"], "--state-dir", state, mode="seed", name="pinning-seeder").stop()
     check([f for f in os.listdir(state) if f.startswith("origin-") and f.endswith(".key")], "pinned")

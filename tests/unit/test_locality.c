@@ -63,7 +63,8 @@ static void bad_lines_are_named(void **state)
     (void)state;
     const char *bad[] = {"10.0.0.0 x\n", "10.0.0.0/33 x\n", "nope/8 x\n", "10.0.0.0/8\n", "1.0.0.0/8 x 99999999999\n",
                          "10.0.0.0/8 eu\"west\n", "10.0.0.0/8 eu\\west\n", "10.0.0.0/8 x AS64500\n", "10.0.0.0/8 x 12x\n",
-                         "10.0.0.0/8 x -1\n", "10.0.0.0/8 x 123456789012345678901\n"};
+                         "10.0.0.0/8 x -1\n", "10.0.0.0/8 x 123456789012345678901\n",
+                         "10.0.0.0/8 x 0000000000000000000000000000000000000000000000000000000000000000000064500\n"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *path = write_tmp(bad[i]);
         pc_locality *l = NULL;
