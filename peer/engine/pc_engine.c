@@ -1365,6 +1365,13 @@ static void schedule(pc_engine *e, uint64_t now)
         if (ahead < uw + e->cfg.volunteer_us && !e->cfg.p2p_only && !discovering && !starved && cdn_allowed &&
             !cdn_held && avail(e, r, i) == 0 && volunteers(e, i) && !quiet_peer(e, now) &&
             cdn_may_take(e, i, buffered, bytes_left(e, r, i))) {
+            /* at the rung the ABR is heading for, not the projection of the moment, when the link can
+             * take it: the copy is the group's for half a minute ahead, and a volunteer that has just
+             * started would otherwise fetch it at its lowest rung, which every peer then takes (a
+             * prefetch falls back to the highest rung a free peer holds) */
+            if (!s->demanded && s->got == 0 && e->abr.pinned < 0 && e->abr.target > r &&
+                cdn_may_take(e, i, buffered, (double)seg_size(e, e->abr.target, i)))
+                r = e->abr.target;
             start_xfer(e, PC_SRC_CDN, r, i, 1, now);
             continue;
         }

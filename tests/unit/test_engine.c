@@ -1001,6 +1001,43 @@ static void one_viewer_in_a_group_volunteers_for_a_segment_no_peer_holds(void **
     assert_int_equal(volunteered(3, 0, 0), 0);
 }
 
+/* Early CDN fetches (a volunteer's) by rung. */
+static uint32_t early_by_rung[3];
+static void count_early_by_rung(w_world *w, const pc_action *a)
+{
+    if (a->type == PC_ACT_FETCH && a->peer == PC_SRC_CDN && a->segment != PC_SEG_INIT && a->deadline != PC_NEVER &&
+        a->deadline > w->now + 13 * S && a->rung < 3)
+        early_by_rung[a->rung]++;
+}
+
+/* A volunteer fetches at the rung its ABR is heading for (a 10 Mbit/s CDN sustains the top one), not at the
+ * rung it projects while it has just started and still climbs: its copy is the whole group's, which a
+ * prefetch takes at the highest rung a free peer holds. Before, the first few were at the bottom rung and
+ * a small swarm played a 36 s video at 225 instead of 554 kbit/s (the simulator's demo). */
+static void a_volunteer_fetches_at_the_rung_its_abr_heads_for(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 30, 4, 3, ladder);
+    uint32_t total = 0;
+    for (uint64_t id = 0; id < 4; id++) {
+        pc_engine_config c = cfg_default();
+        c.id = id;
+        c.start_bps = 0; /* starts at the bottom rung and climbs */
+        w_world w;
+        w_init(&w, &wm, &c, 10);
+        w_add_peer(&w, 8, 0, 1)->id = 100; /* in step: it holds the start-up segments, nothing after */
+        w.on_action = count_early_by_rung;
+        memset(early_by_rung, 0, sizeof(early_by_rung));
+        pc_engine_stats st = play_to_end(&w, 200 * S);
+        assert_int_equal(st.stalls, 0);
+        assert_int_equal(early_by_rung[0] + early_by_rung[1], 0);
+        total += early_by_rung[2];
+        w_free(&w);
+    }
+    assert_true(total >= 10); /* volunteers there were */
+}
+
 /* A seeder holds everything, but its HAVE reaches the engine only 5 s after its link came up (read late
  * behind a download cap): meanwhile "no peer holds it" is not known, so nobody volunteers. Before, the
  * viewer fetched every segment of the window early from the CDN in those seconds. */
@@ -1689,6 +1726,7 @@ int main(void)
         cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
         cmocka_unit_test(one_viewer_in_a_group_volunteers_for_a_segment_no_peer_holds),
         cmocka_unit_test(a_peer_not_heard_from_yet_holds_the_volunteers_back),
+        cmocka_unit_test(a_volunteer_fetches_at_the_rung_its_abr_heads_for),
         cmocka_unit_test(no_peer_yet_at_the_start_is_not_a_weak_swarm),
         cmocka_unit_test(peer_stalls_mid_segment_and_the_cdn_finishes_from_the_offset),
         cmocka_unit_test(rescue_fires_at_the_stall_timeout_tick),
