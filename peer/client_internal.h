@@ -96,7 +96,7 @@ struct client {
     /* trust and media */
     uint8_t origin_pk[32];
     int origin_pk_pinned;     /* it came from the pin file (not --origin-key, not fetched this run) */
-    char pin_b64[128];        /* fetched this run: pinned once it has verified the manifest ("" none) */
+    char pin_b64[128];        /* fetched this run: pinned once the whole start has succeeded ("" none) */
     char *manifest_json;
     pc_manifest *mf;
     pc_peer_media pm;

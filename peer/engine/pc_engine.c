@@ -147,8 +147,10 @@ struct pc_engine {
     int oom;
     pc_engine_stats st;
     /* volunteers (cold: read only for segments no peer holds) */
-    uint64_t *ids;                /* npeer_slots: each peer's identity in the swarm */
-    uint64_t *joined;             /* npeer_slots: when each connected */
+    struct {
+        uint64_t id;              /* its identity in the swarm */
+        uint64_t joined;          /* when it connected */
+    } *pinfo;                     /* npeer_slots, beside peers */
     uint32_t peers_gen;           /* counts changes of the set of peers (the cache below) */
     struct {
         uint32_t seg, gen;        /* segment, peers_gen of the answer; gen 0: empty */
@@ -1115,7 +1117,7 @@ typedef struct cand {
 static int quiet_peer(const pc_engine *e, uint64_t now)
 {
     for (uint32_t s = 0; e->nquiet > 0 && s < e->npeer_slots; s++)
-        if (e->peers[s].used && !e->peers[s].heard && now < e->joined[s] + QUIET_US)
+        if (e->peers[s].used && !e->peers[s].heard && now < e->pinfo[s].joined + QUIET_US)
             return 1;
     return 0;
 }
@@ -1144,8 +1146,8 @@ static int volunteers(pc_engine *e, uint32_t i)
     for (uint32_t s = 0; s < e->npeer_slots && yes; s++) {
         if (!e->peers[s].used)
             continue;
-        uint64_t theirs = draw(e->ids[s], i);
-        yes = theirs > mine || (theirs == mine && e->ids[s] > e->cfg.id);
+        uint64_t theirs = draw(e->pinfo[s].id, i);
+        yes = theirs > mine || (theirs == mine && e->pinfo[s].id > e->cfg.id);
     }
     e->vol[i & 7].seg = i;
     e->vol[i & 7].gen = gen;
@@ -1363,7 +1365,7 @@ static void schedule(pc_engine *e, uint64_t now)
         if (!s->demanded)
             r = fetch_rung(e, i, prefetch_rung(e, rung, i, ahead));
         if (ahead < uw + e->cfg.volunteer_us && !e->cfg.p2p_only && !discovering && !starved && cdn_allowed &&
-            !cdn_held && avail(e, r, i) == 0 && volunteers(e, i) && !quiet_peer(e, now) &&
+            !cdn_held && avail(e, r, i) == 0 && !quiet_peer(e, now) && volunteers(e, i) &&
             cdn_may_take(e, i, buffered, bytes_left(e, r, i))) {
             /* at the rung the ABR is heading for, not the projection of the moment, when the link can
              * take it: the copy is the group's for half a minute ahead, and a volunteer that has just
@@ -1528,8 +1530,7 @@ void pc_engine_free(pc_engine *e)
     if (e == NULL)
         return;
     free(e->peers);
-    free(e->ids);
-    free(e->joined);
+    free(e->pinfo);
     free(e->idx);
     free(e->holders);
     free(e->x);
@@ -1654,14 +1655,10 @@ static int grow_peers(pc_engine *e, uint32_t cap)
     memset(np + e->npeer_slots, 0, (cap - e->npeer_slots) * sizeof(*np));
     free(e->peers);
     e->peers = np;
-    uint64_t *nid = realloc(e->ids, cap * sizeof(*nid));
-    if (nid == NULL)
+    void *npi = realloc(e->pinfo, cap * sizeof(*e->pinfo));
+    if (npi == NULL)
         return PC_ENOMEM;
-    e->ids = nid;
-    uint64_t *nj = realloc(e->joined, cap * sizeof(*nj));
-    if (nj == NULL)
-        return PC_ENOMEM;
-    e->joined = nj;
+    e->pinfo = npi;
     uint32_t bits = 1;
     while ((1u << bits) < 2 * cap)
         bits++;
@@ -1719,8 +1716,8 @@ int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t id, uint64_t up_bps
     e->npeers++;
     e->peers_gen++;
     p->handle = peer;
-    e->ids[i] = id;
-    e->joined[i] = now > e->now ? now : e->now;
+    e->pinfo[i].id = id;
+    e->pinfo[i].joined = now > e->now ? now : e->now;
     e->nquiet++;
     p->rate = (double)(up_bps ? up_bps : 1000000) / 8.0;
     p->rtt = 50000;
