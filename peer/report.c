@@ -35,6 +35,22 @@ void pc_report_status_line(client *c)
     fflush(stderr);
 }
 
+/* One row of the report's "segments" (docs/peer.md). */
+static json_t *seg_json(const client *c, uint32_t rung, uint32_t i, const char *source, uint64_t bytes, uint64_t cdn,
+                        uint64_t p2p, uint64_t ms, uint64_t at_us)
+{
+    json_t *s = json_object();
+    json_object_set_new(s, "rendition", json_string(c->mf->renditions[c->pm.rend[rung]].id));
+    json_object_set_new(s, "index", json_integer(i));
+    json_object_set_new(s, "source", json_string(source));
+    json_object_set_new(s, "bytes", json_integer((json_int_t)bytes));
+    json_object_set_new(s, "bytes_cdn", json_integer((json_int_t)cdn));
+    json_object_set_new(s, "bytes_p2p", json_integer((json_int_t)p2p));
+    json_object_set_new(s, "ms", json_integer((json_int_t)ms));
+    json_object_set_new(s, "at_ms", json_integer((json_int_t)(at_us / 1000)));
+    return s;
+}
+
 int pc_report_write(client *c, const char *path)
 {
     pc_engine_stats st;
@@ -74,16 +90,7 @@ int pc_report_write(client *c, const char *path)
                 continue;
             uint64_t size = pc_peer_media_size(&c->pm, q, i), cdn = g->from == 1 ? size : 0;
             kept_cdn += cdn;
-            json_t *s = json_object();
-            json_object_set_new(s, "rendition", json_string(c->mf->renditions[c->pm.rend[q]].id));
-            json_object_set_new(s, "index", json_integer(i));
-            json_object_set_new(s, "source", json_string(g->from == 1 ? "cdn" : "disk"));
-            json_object_set_new(s, "bytes", json_integer((json_int_t)size));
-            json_object_set_new(s, "bytes_cdn", json_integer((json_int_t)cdn));
-            json_object_set_new(s, "bytes_p2p", json_integer(0));
-            json_object_set_new(s, "ms", json_integer(g->ms));
-            json_object_set_new(s, "at_ms", json_integer((json_int_t)(g->at_us / 1000)));
-            json_array_append_new(segs, s);
+            json_array_append_new(segs, seg_json(c, q, i, g->from == 1 ? "cdn" : "disk", size, cdn, 0, g->ms, g->at_us));
         }
     for (uint32_t i = 0; c->seed_segs == NULL && i < c->pm.m.n_segments; i++) {
         pc_segment_info si;
@@ -92,17 +99,9 @@ int pc_report_write(client *c, const char *path)
             continue;
         kept_cdn += si.bytes_cdn;
         kept_p2p += si.bytes_p2p;
-        json_t *s = json_object();
-        json_object_set_new(s, "rendition", json_string(c->mf->renditions[c->pm.rend[si.rung]].id));
-        json_object_set_new(s, "index", json_integer(i));
-        json_object_set_new(s, "source", json_string(pc_source_name(si.source)));
-        json_object_set_new(s, "bytes", json_integer((json_int_t)si.bytes_cdn + si.bytes_p2p));
-        json_object_set_new(s, "bytes_cdn", json_integer(si.bytes_cdn));
-        json_object_set_new(s, "bytes_p2p", json_integer(si.bytes_p2p));
         uint64_t ms = si.ready_at > si.requested_at && si.requested_at != 0 ? (si.ready_at - si.requested_at) / 1000 : 0;
-        json_object_set_new(s, "ms", json_integer((json_int_t)ms));
-        json_object_set_new(s, "at_ms", json_integer((json_int_t)(si.ready_at / 1000)));
-        json_array_append_new(segs, s);
+        json_array_append_new(segs, seg_json(c, si.rung, i, pc_source_name(si.source), si.bytes_cdn + si.bytes_p2p,
+                                             si.bytes_cdn, si.bytes_p2p, ms, si.ready_at));
     }
     json_object_set_new(o, "kept_bytes_cdn", json_integer((json_int_t)kept_cdn));
     json_object_set_new(o, "kept_bytes_p2p", json_integer((json_int_t)kept_p2p));
