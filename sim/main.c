@@ -289,8 +289,6 @@ static int cmd_run(int argc, char **argv)
     }
     /* a run of the other kind in the same DIR: its top-level outputs go, so that what DIR holds is one run
      * (compare.json beside a single run's summary.json would be taken for it, and the reverse) */
-    static const char *const single[] = {"summary.json", "run.json", "timeseries.csv", "viewers.csv",
-                                         "offload.svg", "startup_cdf.svg", "swarm.svg", NULL};
     static const char *const multi[] = {"compare.json", NULL};
     char kind[32];
     run_kind(out, kind, sizeof(kind));
@@ -302,7 +300,7 @@ static int cmd_run(int argc, char **argv)
     json_t *earlier = load_json(out, compare ? "run.json" : "compare.json", 1); /* only when it is ours */
     int ours = json_object_get(earlier, compare ? "wall_s" : "hybrid") != NULL;
     json_decref(earlier);
-    for (const char *const *f = compare ? single : multi; ours && *f != NULL; f++) {
+    for (const char *const *f = compare ? sim_output_files : multi; ours && *f != NULL; f++) {
         char stale[4096];
         snprintf(stale, sizeof(stale), "%s/%s", out, *f);
         if (unlink(stale) != 0 && errno != ENOENT)

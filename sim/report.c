@@ -374,6 +374,9 @@ static int write_viewers(const char *dir, const sim_scenario *sc, const sim_resu
     return finish(f, path, err, errlen);
 }
 
+const char *const sim_output_files[] = {"summary.json", "run.json", "timeseries.csv", "viewers.csv",
+                                        "offload.svg", "startup_cdf.svg", "swarm.svg", NULL};
+
 int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, const sim_result *r, char *err,
                       size_t errlen)
 {

@@ -11,8 +11,10 @@
 
 /* The summary document; NULL on ENOMEM. */
 json_t *sim_summary(const sim_scenario *sc, uint64_t seed, const sim_result *r);
-/* Writes summary.json, run.json, timeseries.csv, offload.svg, startup_cdf.svg and swarm.svg into |dir|
- * (created if missing). PC_EIO with |err| naming the file. */
+/* The files sim_write_outputs writes into its |dir|, NULL-terminated. */
+extern const char *const sim_output_files[];
+/* Writes summary.json, run.json, timeseries.csv, viewers.csv, offload.svg, startup_cdf.svg and swarm.svg
+ * into |dir| (created if missing). PC_EIO with |err| naming the file. */
 int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, const sim_result *r, char *err,
                       size_t errlen) PC_MUST_CHECK;
 
