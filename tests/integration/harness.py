@@ -10,6 +10,7 @@ import argparse
 import base64
 import hashlib
 import http.client
+import http.server
 import json
 import os
 import re
@@ -501,3 +502,27 @@ class Peer:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A fake HTTP server's handler (a CDN edge, another service): answer() sends a whole response."""
+    protocol_version = "HTTP/1.1"
+
+    def answer(self, code, data, headers=()):
+        self.send_response(code)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+def serve_http(suite, handler):
+    """Runs |handler| on a loopback port until the suite's cleanup; returns its URL."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    suite.cleanups.append(srv.shutdown)
+    return "http://127.0.0.1:%d" % srv.server_address[1]

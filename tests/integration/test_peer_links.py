@@ -22,8 +22,8 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (SANITIZED, Peer, Suite, TrackerPeer, b64u_decode, check, clip, eq, ffmpeg_decode,  # noqa: E402
-                     request)
+from harness import (SANITIZED, Peer, QuietHandler, Suite, TrackerPeer, b64u_decode, check, clip, eq, ffmpeg_decode,  # noqa: E402
+                     request, serve_http)
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey  # noqa: E402
@@ -656,28 +656,8 @@ def test_a_download_cap_paces_peer_links_and_the_cdn(s):
     eq(r["stalls"], 0, "a cap at twice the bitrate plays without a stall")
 
 
-class EdgeHandler(http.server.BaseHTTPRequestHandler):
+class EdgeHandler(QuietHandler):
     """A CDN edge in front of an origin, for tests that make it misbehave."""
-    protocol_version = "HTTP/1.1"
-
-    def answer(self, code, data, headers=()):
-        self.send_response(code)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *a):
-        pass
-
-
-def serve_edge(s, handler):
-    """Runs |handler| on a loopback port until the suite's cleanup; returns its URL."""
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    s.cleanups.append(srv.shutdown)
-    return "http://127.0.0.1:%d" % srv.server_address[1]
 
 
 def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
@@ -724,7 +704,7 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
             self.answer(code, data, [(k, hdrs.get(k)) for k in ("Content-Type", "Content-Range") if hdrs.get(k)])
 
     class EdgeUrl:
-        url = serve_edge(s, Edge)
+        url = serve_http(s, Edge)
 
     p = Peer(s, EdgeUrl, vid, name="behind-a-bad-edge")
     r = p.wait(120)
@@ -778,7 +758,7 @@ def test_a_playlist_pointing_outside_the_signed_manifest_is_not_served(s):
                     data = ("\r" if case == "cr" else "\n").join(lines).encode()
                 self.answer(200, data, [("Content-Type", ctype)])
 
-        p = subprocess.run([s.bin("peercdn-peer"), "play", "--origin", serve_edge(s, Edge),
+        p = subprocess.run([s.bin("peercdn-peer"), "play", "--origin", serve_http(s, Edge),
                             "--video", vid, "--listen", "127.0.0.1:0", "--hls-listen", "127.0.0.1:0", "--no-status",
                             "--state-dir", os.path.join(s.tmp, "peer-state-" + case)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)

@@ -2,17 +2,15 @@
 """peercdn-tracker over HTTP: announce sequences, tickets checked with an independent Ed25519
 implementation, expiry, statistics arithmetic, restarts that keep history, metrics, the stats CLI,
 and bad input of every kind."""
-import http.server
 import json
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SLOW, Suite, TrackerPeer, b64u_decode, check, clip, eq  # noqa: E402
+from harness import SLOW, QuietHandler, Suite, TrackerPeer, b64u_decode, check, clip, eq, serve_http  # noqa: E402
 
 from cryptography.exceptions import InvalidSignature  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
@@ -204,25 +202,11 @@ def test_stats_cli(s):
                        stderr=subprocess.PIPE, timeout=30)
     check(p.returncode != 0 and len(p.stderr.decode().strip().splitlines()) == 1, "unreachable: one line, non-zero")
     # a server answering with some other JSON object is not a tracker: no table of zeros, exit 1
-    class Other(http.server.BaseHTTPRequestHandler):
+    class Other(QuietHandler):
         def do_GET(self):
-            body = b'{"time": 1}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Other)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", "http://127.0.0.1:%d" % srv.server_port],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-    finally:
-        srv.shutdown()
-        srv.server_close()
+            self.answer(200, b'{"time": 1}', [("Content-Type", "application/json")])
+    p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", serve_http(s, Other)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
     eq((p.returncode, p.stdout), (1, b""), "another JSON object is refused")
     check(len(p.stderr.decode().strip().splitlines()) == 1 and "did not answer with statistics" in p.stderr.decode(),
           "says so in one line: %r" % p.stderr)
