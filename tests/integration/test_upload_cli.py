@@ -12,7 +12,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TOKEN, Suite, check, clip, eq  # noqa: E402
+from harness import TOKEN, QuietHandler, Suite, check, clip, eq  # noqa: E402
 
 S = Suite("uploadcli")
 st = {}
@@ -147,50 +147,38 @@ def test_errors_are_one_line_and_nonzero(s):
     check(b"serve" in p.stdout and b"upload" in p.stdout, "help text")
 
 
-class FakeOrigin(http.server.BaseHTTPRequestHandler):
+class FakeOrigin(QuietHandler):
     """A tus server that goes wrong in one way (self.server.mode)."""
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *a):
-        pass
-
-    def answer(self, code, headers=(), body=b""):
-        self.send_response(code)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_POST(self):
         srv, base = self.server, "http://127.0.0.1:%d" % self.server.server_address[1]
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.path == "/api/uploads":
-            self.answer(201, [("Content-Type", "application/json")],
-                        json.dumps({"upload_url": base + "/files/"}).encode())
+            self.answer(201, json.dumps({"upload_url": base + "/files/"}).encode(),
+                        [("Content-Type", "application/json")])
         elif "final" in self.headers.get("Upload-Concat", ""):
             vid = "etc\x1b[31mRED" if srv.mode == "bad-id" else "a" * 20
-            self.answer(201, [("Location", base + "/files/" + vid)])
+            self.answer(201, b"", [("Location", base + "/files/" + vid)])
         else:
             srv.parts += 1
             srv.offsets["/files/p%d" % srv.parts] = 0
-            self.answer(201, [("Location", base + "/files/p%d" % srv.parts)])
+            self.answer(201, b"", [("Location", base + "/files/p%d" % srv.parts)])
 
     def do_PATCH(self):
         srv = self.server
         n = int(self.headers.get("Content-Length", 0))
         self.rfile.read(n)
         if srv.mode == "offset-past":
-            self.answer(204, [("Upload-Offset", str(10 ** 15))])
+            self.answer(204, b"", [("Upload-Offset", str(10 ** 15))])
             return
         srv.offsets[self.path] = srv.offsets.get(self.path, 0) + n
-        self.answer(204, [("Upload-Offset", str(srv.offsets[self.path]))])
+        self.answer(204, b"", [("Upload-Offset", str(srv.offsets[self.path]))])
 
     def do_HEAD(self):
-        self.answer(200, [("Upload-Offset", str(self.server.offsets.get(self.path, 0)))])
+        self.answer(200, b"", [("Upload-Offset", str(self.server.offsets.get(self.path, 0)))])
 
     def do_GET(self):
-        self.answer(404, [("Content-Type", "application/json")], b'{"code":"not_found","message":"no such video"}')
+        self.answer(404, b'{"code":"not_found","message":"no such video"}', [("Content-Type", "application/json")])
 
 
 def test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang(s):
