@@ -15,12 +15,13 @@ int pc_crypto_init(void)
 
 static int read_exact_file(const char *path, uint8_t *out, size_t len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO in the path's place does not block the open (it is refused below) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return errno == ENOENT ? PC_ENOENT : PC_EIO;
     struct stat st;
     int r = 0;
-    if (fstat(fd, &st) != 0)
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         r = PC_EIO;
     else if ((size_t)st.st_size != len)
         r = PC_EPARSE;

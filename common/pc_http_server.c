@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +18,8 @@
 #include "pc_num.h"
 
 #define MAX_LISTENERS 4
+/* a stop waits this long for connections to finish, then cuts the rest (docker stop waits 10 s) */
+#define CLOSE_GRACE_MS 5000
 
 struct route {
     char *prefix;
@@ -33,6 +36,11 @@ struct root_handler {
 struct conn_handle {
     uv_tcp_t tcp; /* first: h2o's close callback receives this handle */
     pc_http_server *srv;
+    h2o_socket_t *sock;
+    struct conn_handle *prev, *next; /* pc_http_server.conns */
+    size_t rd, wr;                   /* the socket's byte counts at the last sweep that saw them move */
+    uint64_t still_since;            /* ms (loop time) since when they have not */
+    int cut;
 };
 
 struct pc_http_server {
@@ -49,7 +57,11 @@ struct pc_http_server {
     size_t nlisteners;
     size_t open_handles; /* listeners still closing */
     size_t live;         /* accepted connections not yet closed */
+    struct conn_handle *conns; /* the same, listed */
+    uv_timer_t stall_timer;    /* cuts connections on which no byte moved for stall_ms */
+    uint64_t stall_ms;
     int closing;
+    uint64_t close_deadline; /* loop time (ms) after which a stop cuts what is still open */
     uv_timer_t close_timer;
     uv_check_t filecache_check; /* clears h2o's open-file cache after every loop iteration */
     void (*close_cb)(void *);
@@ -115,8 +127,44 @@ static void on_conn_closed(uv_handle_t *handle)
 {
     struct conn_handle *c = (struct conn_handle *)handle;
     pc_http_server *srv = c->srv;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
     free(c);
     srv->live--;
+}
+
+/* Ends both directions of a connection's socket: a read waiting on it sees the end, a write (queued
+ * behind a client that stopped reading) fails, and h2o closes the connection through its own path. */
+static void cut(struct conn_handle *c, const char *why)
+{
+    uv_os_fd_t fd;
+    if (c->cut || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return;
+    c->cut = 1;
+    PC_LOGD("http", "closing a connection: %s", why);
+    shutdown(fd, SHUT_RDWR);
+}
+
+/* A connection on which no byte moved either way for stall_ms: a client that stopped reading its
+ * response (a full TCP window, or an HTTP/2 flow-control window it never opens) or stopped sending
+ * its request's body. h2o's own timeouts cover only connections between requests and request heads. */
+static void on_stall_tick(uv_timer_t *t)
+{
+    pc_http_server *srv = t->data;
+    uint64_t now = uv_now(srv->loop);
+    for (struct conn_handle *c = srv->conns; c != NULL; c = c->next) {
+        if (c->sock->bytes_read != c->rd || c->sock->bytes_written != c->wr) {
+            c->rd = c->sock->bytes_read;
+            c->wr = c->sock->bytes_written;
+            c->still_since = now;
+        } else if (now - c->still_since >= srv->stall_ms) {
+            cut(c, "no byte moved for twice the idle timeout");
+        }
+    }
 }
 
 static void free_handle(uv_handle_t *h)
@@ -132,7 +180,7 @@ static void on_accept(uv_stream_t *listener, int status)
     struct conn_handle *c = malloc(sizeof(*c));
     if (c == NULL)
         return;
-    c->srv = srv;
+    *c = (struct conn_handle){.srv = srv, .still_since = uv_now(srv->loop)};
     uv_tcp_init(srv->loop, &c->tcp);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, free_handle);
@@ -140,6 +188,11 @@ static void on_accept(uv_stream_t *listener, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+    c->sock = sock;
+    c->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = c;
+    srv->conns = c;
     srv->live++;
     if (srv->cfg.accept_hook != NULL && srv->cfg.accept_hook(srv->cfg.accept_hook_user, srv, sock))
         return;
@@ -205,6 +258,13 @@ int pc_http_server_listen(pc_http_server *srv, const char *hostport, char *bound
         srv->filecache_check.data = srv;
         uv_check_start(&srv->filecache_check, on_filecache_check);
         srv->open_handles++;
+        srv->stall_ms = 2 * srv->cfg.idle_timeout_ms;
+        uint64_t every = srv->stall_ms / 4 < 5000 ? srv->stall_ms / 4 : 5000;
+        uv_timer_init(srv->loop, &srv->stall_timer);
+        srv->stall_timer.data = srv;
+        uv_timer_start(&srv->stall_timer, on_stall_tick, every, every);
+        uv_unref((uv_handle_t *)&srv->stall_timer);
+        srv->open_handles++;
     }
     uv_tcp_t *l = &srv->listeners[srv->nlisteners];
     uv_tcp_init(srv->loop, l);
@@ -261,6 +321,9 @@ static void on_close_tick(uv_timer_t *t)
     pc_http_server *srv = t->data;
     if (srv->live > 0 || srv->open_handles > 1) {
         expire_idle(srv);
+        if (uv_now(srv->loop) >= srv->close_deadline)
+            for (struct conn_handle *c = srv->conns; c != NULL; c = c->next)
+                cut(c, "still open when the stop's grace ended");
         return;
     }
     uv_timer_stop(t);
@@ -289,7 +352,10 @@ void pc_http_server_close(pc_http_server *srv, void (*cb)(void *arg), void *arg)
     if (srv->ctx_ready) {
         uv_check_stop(&srv->filecache_check);
         uv_close((uv_handle_t *)&srv->filecache_check, on_listener_closed);
+        uv_timer_stop(&srv->stall_timer);
+        uv_close((uv_handle_t *)&srv->stall_timer, on_listener_closed);
     }
+    srv->close_deadline = uv_now(srv->loop) + CLOSE_GRACE_MS;
     uv_timer_init(srv->loop, &srv->close_timer);
     srv->close_timer.data = srv;
     srv->open_handles++;

@@ -13,6 +13,11 @@ int pc_json_parse_object(const char *buf, size_t len, size_t max, json_t **out, 
             snprintf(err, errlen, "JSON body of %zu bytes exceeds the %zu-byte limit", len, max);
         return PC_ETOOBIG;
     }
+    if (len == 0) { /* jansson's own message for it is "wrong arguments" at line -1 */
+        if (err != NULL)
+            snprintf(err, errlen, "malformed JSON: empty, where an object was expected");
+        return PC_EPARSE;
+    }
     json_error_t jerr;
     json_t *v = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (v == NULL) {

@@ -3,10 +3,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "announce.h"
 #include "pc_num.h"
@@ -107,8 +109,12 @@ static int parse_line(pc_locality *l, char *line, struct entry *e)
 
 int pc_locality_load(const char *path, pc_locality **out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "re");
+    /* O_NONBLOCK: a FIFO in the path's place does not block the open (it is refused below) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (f == NULL) {
+        if (fd >= 0)
+            close(fd);
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return PC_EIO;
     }
@@ -130,8 +136,8 @@ int pc_locality_load(const char *path, pc_locality **out, char *err, size_t errl
             break;
         }
         char *p = line + strspn(line, " \t");
-        if (*p == '#' || *p == '\n' || *p == '\0')
-            continue;
+        if (*p == '#' || *p == '\n' || *p == '\0' || (p[0] == '\r' && p[1] == '\n'))
+            continue; /* comments and blank lines, also with Windows line ends */
         if (l->n >= PC_LOCALITY_MAX_ENTRIES) {
             snprintf(err, errlen, "%s: more than %d entries", path, PC_LOCALITY_MAX_ENTRIES);
             r = PC_ETOOBIG;

@@ -34,6 +34,34 @@ static void row(const char *name, const json_t *e)
            pc_json_num(e, "stalls_per_viewer_hour", 0), 100 * pc_json_num(e, "rebuffer_ratio", 0));
 }
 
+/* Whether a row's figures are within their ranges (a counter or a quantile of a tracker never is
+ * negative, a share never outside 0..1); JSON's NaN cannot occur, a missing one reads 0. */
+static int figures_ok(const json_t *e)
+{
+    const json_t *su = json_object_get(e, "startup_ms");
+    double off = pc_json_num(e, "offload", 0), reb = pc_json_num(e, "rebuffer_ratio", 0);
+    return json_is_object(e) && pc_json_int(e, "peers", 0) >= 0 && pc_json_int(e, "viewers", 0) >= 0 &&
+           pc_json_num(e, "bytes_cdn", 0) >= 0 && pc_json_num(e, "bytes_p2p", 0) >= 0 && off >= 0 && off <= 1 &&
+           reb >= 0 && reb <= 1 && pc_json_num(e, "stalls_per_viewer_hour", 0) >= 0 &&
+           pc_json_num(su, "p50", 0) >= 0 && pc_json_num(su, "p95", 0) >= 0;
+}
+
+/* What makes a statistics document unfit for the table (NULL: nothing): a video name a tracker never
+ * accepts (names go to the terminal: no escape sequences, no line breaks), or an entry that is not an
+ * object of figures within their ranges. */
+static const char *bad_entry(const json_t *doc)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(doc, "videos"), k, v) {
+        if (!pc_video_id_valid(k, strlen(k)))
+            return "a video name that is not a video id";
+        if (!figures_ok(v))
+            return "a video's entry is not an object of figures within their ranges";
+    }
+    return figures_ok(json_object_get(doc, "total")) ? NULL : "the total is not an object of figures within their ranges";
+}
+
 int pc_tracker_stats_cli(const char *url, const char *video, int json)
 {
     char full[2048];
@@ -57,6 +85,8 @@ int pc_tracker_stats_cli(const char *url, const char *video, int json)
     } else if (!json_is_object(json_object_get(doc, "videos")) || !json_is_object(json_object_get(doc, "total"))) {
         fprintf(stderr, "peercdn-tracker: %s did not answer with statistics: no \"videos\" and \"total\" objects\n",
                 full);
+    } else if ((why = bad_entry(doc)) != NULL) {
+        fprintf(stderr, "peercdn-tracker: %s did not answer with statistics: %s\n", full, why);
     } else if (video != NULL && json_object_get(json_object_get(doc, "videos"), video) == NULL) {
         fprintf(stderr, "peercdn-tracker: the tracker has no statistics for video %s\n", video);
     } else if (json) {

@@ -187,9 +187,12 @@ int pc_tstore_load(pc_tstore *s, pc_registry *r, uint64_t now_us, size_t *npeers
     int rc = load_totals(s, r);
     if (rc == 0)
         rc = load_peers(s, r, now_us, npeers);
-    if (rc == 0)
-        rc = pc_sqlite_exec(&s->sq, "DELETE FROM peers");
     return rc;
+}
+
+int pc_tstore_forget_peers(pc_tstore *s)
+{
+    return pc_sqlite_exec(&s->sq, "DELETE FROM peers");
 }
 
 static int save_one(pc_tstore *s, sqlite3_stmt *st, const pc_swarm *sw)

@@ -27,9 +27,12 @@ void pc_tstore_close(pc_tstore *s);
 void pc_tstore_busy_wait(pc_tstore *s, int ms);
 /* The key kept in the database, created on first use. PC_EDB. */
 int pc_tstore_key(pc_tstore *s, uint8_t pk[PC_ED25519_PK_LEN], uint8_t sk[PC_ED25519_SK_LEN]) PC_MUST_CHECK;
-/* Loads saved statistics and the saved swarm into |r| (peers as announced at |now_us|) and forgets
- * the saved swarm. |npeers| receives how many peers came back. PC_EDB. */
+/* Loads saved statistics and the saved swarm into |r| (peers as announced at |now_us|). |npeers|
+ * receives how many peers came back. PC_EDB. */
 int pc_tstore_load(pc_tstore *s, pc_registry *r, uint64_t now_us, size_t *npeers) PC_MUST_CHECK;
+/* Forgets the saved swarm, once a start that restored it has succeeded (a crash after it must not bring
+ * back peers gone since; a start that fails keeps it for the next). PC_EDB. */
+int pc_tstore_forget_peers(pc_tstore *s) PC_MUST_CHECK;
 /* Writes the statistics of videos marked dirty (all with |all|). PC_EDB. */
 int pc_tstore_save_stats(pc_tstore *s, const pc_registry *r, int all) PC_MUST_CHECK;
 /* Appends one time-series row per video with peers or changes since the last row, plus the total

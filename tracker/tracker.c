@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -340,6 +341,10 @@ static int on_announce(void *user, h2o_req_t *req)
         pc_http_respond_error(req, 405, "method_not_allowed", "announce with POST and a JSON body");
         return 0;
     }
+    if (t->stopping) { /* the swarm was saved when the stop began: nothing changes it after */
+        reject(t, req, 503, "stopping", "the tracker is shutting down");
+        return 0;
+    }
     uint8_t conn_addr[16];
     addr_of(req, conn_addr);
     if (t->rl != NULL && !pc_ratelimit_take(t->rl, conn_addr, now_us())) {
@@ -571,6 +576,8 @@ static void on_http_closed(void *arg)
     (void)arg;
 }
 
+static void save_all(pc_tracker *t);
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     pc_tracker *t = s->data;
@@ -589,6 +596,10 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&t->sigterm, NULL);
     pc_admit_free(t->admit); /* parked announces are answered 503 stopping before the connections close */
     t->admit = NULL;
+    /* saved now, not once the connections have closed: announces are refused from here on, and a
+     * process killed while a client holds a connection open loses nothing */
+    pc_tstore_busy_wait(t->store, PC_SQLITE_BUSY_MS); /* the final save waits as long as at open */
+    save_all(t);
     pc_http_server_close(t->http, on_http_closed, t);
 }
 
@@ -611,11 +622,15 @@ static int load_key(pc_tracker *t)
 /* Opens the database (one tracker per file), the key, and restores statistics and the swarm. */
 static int open_state(pc_tracker *t)
 {
-    char lock[4200];
-    snprintf(lock, sizeof(lock), "%s.lock", t->cfg.db_path);
-    t->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (t->lock_fd < 0) {
-        fprintf(stderr, "peercdn-tracker: cannot create %s: %s\n", lock, strerror(errno));
+    /* the lock is on the database file itself, so another name for it (a symbolic or hard link) finds
+     * it taken; SQLite's own locks are fcntl locks, which on Linux do not interact with flock. The
+     * descriptor stays open until the database is closed (closing one would drop SQLite's locks).
+     * O_NONBLOCK: a FIFO in the path's place does not block the open. */
+    t->lock_fd = open(t->cfg.db_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600); /* as pc_sqlite_open */
+    struct stat st;
+    if (t->lock_fd < 0 || fstat(t->lock_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "peercdn-tracker: cannot open the database %s: %s\n", t->cfg.db_path,
+                t->lock_fd < 0 ? strerror(errno) : "not a regular file");
         return -1;
     }
     if (flock(t->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -724,6 +739,10 @@ int pc_tracker_serve(const pc_tracker_config *cfg)
         fprintf(stderr, "peercdn-tracker: out of memory\n");
         goto out;
     }
+    if (pc_tstore_forget_peers(t->store) != 0) {
+        fprintf(stderr, "peercdn-tracker: cannot write the database %s: %s\n", cfg->db_path, pc_err_detail());
+        goto out;
+    }
     start_timers(t);
     started = 1;
     /* while serving, a save waits little for a lock someone else holds on the file (it is retried at the
@@ -731,9 +750,7 @@ int pc_tracker_serve(const pc_tracker_config *cfg)
     pc_tstore_busy_wait(t->store, SERVE_BUSY_WAIT_MS);
     printf("peercdn-tracker listening on http://%s (key %s)\n", bound, t->pk_b64);
     fflush(stdout);
-    uv_run(t->loop, UV_RUN_DEFAULT);
-    pc_tstore_busy_wait(t->store, PC_SQLITE_BUSY_MS); /* the final save waits as long as at open */
-    save_all(t);
+    uv_run(t->loop, UV_RUN_DEFAULT); /* until a stop signal (on_signal saves) and the connections close */
     rc = 0;
 out:
     if (t->http != NULL && !started) {

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -526,3 +527,22 @@ def serve_http(suite, handler):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     suite.cleanups.append(srv.shutdown)
     return "http://127.0.0.1:%d" % srv.server_address[1]
+
+
+def h2_stalled_get(host, port, path):
+    """Opens an HTTP/2 connection (prior knowledge, no TLS) that asks for |path| with a flow-control window
+    of 0, so the server can never send the body, and never reads: a client that stopped reading. Returns
+    the socket. Frames are written by hand (RFC 9113 section 4.1; the header block is HPACK literals)."""
+    def frame(typ, flags, sid, payload):
+        return len(payload).to_bytes(3, "big") + bytes([typ, flags]) + sid.to_bytes(4, "big") + payload
+
+    def literal(name_index, value):  # literal header field without indexing, indexed name (RFC 7541 6.2.2)
+        v = value.encode()
+        assert name_index < 15 and len(v) < 127
+        return bytes([name_index]) + bytes([len(v)]) + v
+
+    so = socket.create_connection((host, port))
+    settings = (4).to_bytes(2, "big") + (0).to_bytes(4, "big")  # SETTINGS_INITIAL_WINDOW_SIZE = 0
+    block = b"\x82\x86" + literal(4, path) + literal(1, "%s:%d" % (host, port))  # GET, http, :path, :authority
+    so.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, settings) + frame(1, 0x5, 1, block))
+    return so

@@ -9,7 +9,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Suite, check, clip, eq, media_dir, request  # noqa: E402
+from harness import Suite, check, clip, eq, h2_stalled_get, media_dir, request  # noqa: E402
 
 S = Suite("badinput")
 st = {}
@@ -187,7 +187,7 @@ def test_big_bodies_on_a_reused_connection_are_refused_at_once(s):
 
 def test_a_request_head_trickling_in_is_cut_off(s):
     """A head that arrives a byte at a time (slowloris) is closed when the idle timeout has passed since
-    it began, however steadily it trickles."""
+    it began, however steadily it trickles; a client that stops reading, when nothing moved for twice that."""
     o = s.origin("--idle-timeout", "2")
     sock = socket.create_connection((o.host, o.port))
     sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
@@ -213,6 +213,20 @@ def test_a_request_head_trickling_in_is_cut_off(s):
     sock.close()
     check(closed and took < 4, "closed %.1f s after the head began (idle timeout 2 s)" % took)
     eq(o.req("GET", "/api/health").status, 200, "still serving")
+    # a client that never reads its answer (an HTTP/2 window of 0: the body can never go) is closed once no
+    # byte has moved for twice the idle timeout; before, never
+    sock = h2_stalled_get(o.host, o.port, "/api/health")
+    t0, closed = time.time(), False
+    sock.settimeout(12)
+    try:
+        while sock.recv(65536) != b"":
+            pass
+        closed = True
+    except (socket.timeout, ConnectionResetError):
+        pass
+    took = time.time() - t0
+    sock.close()
+    check(closed and 3 < took < 8, "a client that does not read closed after %.1f s (idle timeout 2 s)" % took)
 
 
 def test_bad_ids_and_paths(s):

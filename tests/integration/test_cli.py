@@ -143,6 +143,22 @@ def test_tracker_checks_its_files_at_start(s):
     nul = os.path.join(S.tmp, "nul.txt")
     open(nul, "wb").write(b"10.0.0.0/8 eu\n" + b"\0" * 100 + b"\n")
     refused("peercdn-tracker", 1, "serve", "--listen", "127.0.0.1:0", "--db", db, "--locality", nul, says="nul.txt:2")
+    # a FIFO in a file's place is refused at once; before, --locality and --key blocked the start for good
+    fifo = os.path.join(S.tmp, "fifo")
+    os.mkfifo(fifo)
+    refused("peercdn-tracker", 1, "serve", "--listen", "127.0.0.1:0", "--db", db, "--locality", fifo, says="regular")
+    refused("peercdn-tracker", 1, "serve", "--listen", "127.0.0.1:0", "--db", db, "--key", fifo, says=fifo)
+    refused("peercdn-tracker", 1, "serve", "--listen", "127.0.0.1:0", "--db", fifo, says="not a regular file")
+    # a locality file written on Windows: its blank lines are blank too
+    crlf = os.path.join(S.tmp, "crlf.txt")
+    open(crlf, "wb").write(b"# regions\r\n\r\n10.0.0.0/8 eu\r\n  \r\n192.0.2.0/24 us 64500\r\n")
+    t = s.tracker("--locality", crlf, db=os.path.join(S.tmp, "crlf.db"))
+    # one tracker per database, whatever name reaches it: a symbolic link, a hard link
+    os.symlink(t.db, t.db + ".sym")
+    os.link(t.db, t.db + ".hard")
+    for other in (t.db, t.db + ".sym", t.db + ".hard"):
+        refused("peercdn-tracker", 1, "serve", "--listen", "127.0.0.1:0", "--db", other, says="in use by another tracker")
+    t.stop()
 
 
 def test_peer_checks_its_addresses_before_fetching(s):

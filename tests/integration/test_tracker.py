@@ -10,7 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SLOW, QuietHandler, Suite, TrackerPeer, b64u_decode, check, clip, eq, serve_http  # noqa: E402
+from harness import SLOW, QuietHandler, Suite, TrackerPeer, b64u_decode, check, clip, eq, h2_stalled_get, serve_http  # noqa: E402
 
 from cryptography.exceptions import InvalidSignature  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
@@ -173,6 +173,27 @@ def test_restart_keeps_statistics_and_history(s):
     eq(t.stats()["videos"]["stats1"]["bytes_p2p"], 5600000, "only the delta is counted")
 
 
+def test_a_stop_does_not_wait_for_a_client_that_does_not_read(s):
+    """SIGTERM saves the swarm at once and cuts connections still open 5 s later: a client that never reads
+    its answer (here an HTTP/2 window of 0) kept the tracker from exiting at all, and the swarm, the last
+    statistics and the final history row were saved only once it had. A start that fails after reading
+    the saved swarm (an address it cannot listen on) keeps it for the next start; it emptied it."""
+    t = s.tracker()
+    TrackerPeer(t, "stuck1", 1).announce("started")
+    so = h2_stalled_get(t.host, t.port, "/stats")
+    time.sleep(0.3)
+    t0 = time.time()
+    t.stop()
+    took = time.time() - t0
+    so.close()
+    check(took < 15, "stopped %.1f s after SIGTERM" % took)
+    p = subprocess.run([s.bin("peercdn-tracker"), "serve", "--listen", "192.0.2.1:1", "--db", t.db],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    check(p.returncode == 1 and "cannot listen" in p.stderr.decode(), "unusable address: %r" % p.stderr)
+    t.restart()
+    eq(t.stats()["videos"]["stuck1"]["peers"], 1, "the saved swarm came back after the failed start")
+
+
 def test_stats_cli(s):
     t = st["t2"]
     p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", t.url], stdout=subprocess.PIPE,
@@ -201,15 +222,23 @@ def test_stats_cli(s):
     p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", "http://127.0.0.1:1"], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=30)
     check(p.returncode != 0 and len(p.stderr.decode().strip().splitlines()) == 1, "unreachable: one line, non-zero")
-    # a server answering with some other JSON object is not a tracker: no table of zeros, exit 1
+    # a server answering with some other JSON object is not a tracker: no table of zeros, exit 1; nor is
+    # one whose names would write escape sequences or rows of their own on the terminal, whose entries
+    # are not objects, or whose figures are out of range (before, printed as they came), nor an empty body
+    bodies = [b'{"time": 1}', b'', json.dumps({"videos": {"x\u001b[31mRED\nFAKE ROW": {}}, "total": {}}).encode(),
+              b'{"videos": {"a": 5}, "total": {}}', b'{"videos": {"a": {"peers": -5}}, "total": {}}',
+              b'{"videos": {}, "total": {"offload": 1e308}}']
     class Other(QuietHandler):
         def do_GET(self):
-            self.answer(200, b'{"time": 1}', [("Content-Type", "application/json")])
-    p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", serve_http(s, Other)],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-    eq((p.returncode, p.stdout), (1, b""), "another JSON object is refused")
-    check(len(p.stderr.decode().strip().splitlines()) == 1 and "did not answer with statistics" in p.stderr.decode(),
-          "says so in one line: %r" % p.stderr)
+            self.answer(200, bodies[0], [("Content-Type", "application/json")])
+    url = serve_http(s, Other)
+    while bodies:
+        p = subprocess.run([s.bin("peercdn-tracker"), "stats", "--tracker", url], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        eq((p.returncode, p.stdout), (1, b""), "refused: %r" % bodies[0])
+        check(len(p.stderr.decode().strip().splitlines()) == 1 and "did not answer with statistics" in p.stderr.decode(),
+              "says so in one line: %r" % p.stderr)
+        bodies.pop(0)
     for argv in (["stats"], ["stats", "--tracker", t.url, "--video", "a/b"], ["serve", "--listen", "127.0.0.1:0"], ["bogus"], ["serve", "--db", "x", "--nope"],
                  ["serve", "--listen", "127.0.0.1:0", "--db", "x", "--interval", "30", "--ticket-ttl", "60"]):
         p = subprocess.run([s.bin("peercdn-tracker")] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -585,7 +614,8 @@ def test_with_origin_only_published_videos_get_a_swarm(s):
 
 S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers, test_other_videos_are_separate,
        test_silent_peers_expire_after_two_intervals, test_statistics_add_up, test_metrics_match_stats,
-       test_restart_keeps_statistics_and_history, test_stats_cli, test_bad_input_is_refused_with_a_reason,
+       test_restart_keeps_statistics_and_history, test_a_stop_does_not_wait_for_a_client_that_does_not_read,
+       test_stats_cli, test_bad_input_is_refused_with_a_reason,
        test_flood_from_one_address_is_limited, test_origin_publishes_the_tracker_and_its_key,
        test_a_locked_database_does_not_stall_the_tracker, test_stats_of_a_large_catalog_are_shared_not_copied_per_client,
        test_a_tampered_saved_swarm_is_not_echoed_to_peers, test_history_pages_follow_the_cursor,

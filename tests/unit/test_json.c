@@ -68,8 +68,12 @@ static void malformed_input_gives_parse_error_and_sentence(void **state)
         assert_null(o);
         assert_non_null(strstr(err, "malformed JSON"));
     }
-    /* the error buffer is optional */
+    /* empty: said so (jansson's own words were "wrong arguments" at line -1) */
+    char err[160] = "";
     json_t *o = NULL;
+    assert_int_equal(pc_json_parse_object("", 0, 1024, &o, err, sizeof(err)), PC_EPARSE);
+    assert_string_equal(err, "malformed JSON: empty, where an object was expected");
+    /* the error buffer is optional */
     assert_int_equal(pc_json_parse_object("{", 1, 1024, &o, NULL, 0), PC_EPARSE);
 }
 
