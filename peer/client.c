@@ -349,6 +349,7 @@ static void act_cancel(client *c, const pc_action *a)
     if (d->pl != NULL) {
         pc_wire_msg m = {.type = PC_MSG_CANCEL, .id = d->wire_id};
         send_msg(d->pl, &m);
+        d->pl->unwanted += d->len - d->got; /* what was on its way may still come */
     }
     dl_free(c, d);
 }
@@ -407,18 +408,30 @@ static void act_ready(client *c, const pc_action *a)
     pc_hls_on_ready(c, a->rung, a->segment);
 }
 
+static void ban(client *c, const uint8_t key[32], const char *name)
+{
+    if (c->nbanned < PC_BANNED_MAX && !is_banned(c, key)) {
+        memcpy(c->banned[c->nbanned++], key, 32);
+        PC_LOGW("peer", "banned %s: it sent data that does not match the signed manifest", name);
+    }
+}
+
 static void act_ban_or_drop(client *c, const pc_action *a)
 {
     plink *pl = plink_by_handle(c, a->peer);
-    if (pl == NULL)
+    if (pl == NULL) {
+        /* its link closed before the segment it sent bytes of failed its hash (the rest came from
+         * elsewhere): banned all the same, by the key it had */
+        uint32_t k = a->peer % PC_DEPARTED_MAX;
+        if (a->type == PC_ACT_BAN && c->departed[k].used && c->departed[k].handle == a->peer)
+            ban(c, c->departed[k].key, "a peer that has left");
         return;
-    if (a->type == PC_ACT_BAN && pl->has_key && c->nbanned < PC_BANNED_MAX && !is_banned(c, pl->key)) {
-        memcpy(c->banned[c->nbanned++], pl->key, 32);
-        PC_LOGW("peer", "banned %s: it sent data that does not match the signed manifest", pc_link_peer_name(pl->link));
     }
+    if (a->type == PC_ACT_BAN && pl->has_key)
+        ban(c, pl->key, pc_link_peer_name(pl->link));
     pl->in_engine = 0; /* the engine already forgot it */
     if (pl->link != NULL)
-        pc_link_close(pl->link, a->type == PC_ACT_BAN ? 2 : 1);
+        pc_link_close(pl->link, a->type == PC_ACT_BAN ? PC_BYE_BANNED : PC_BYE_FULL);
 }
 
 static void act_serve(client *c, const pc_action *a, uint64_t now)
@@ -582,7 +595,7 @@ static void on_request(client *c, plink *pl, const pc_wire_msg *m, uint64_t now)
 {
     const pc_media *md = &c->pm.m;
     if (up_find_wire(c, pl, m->id) != NULL) {
-        pc_link_close(pl->link, 3); /* a request id still in use: a protocol error */
+        pc_link_close(pl->link, PC_BYE_PROTOCOL); /* a request id still in use: a protocol error */
         return;
     }
     int valid = m->rung < md->n_rungs && m->seg < md->n_segments && m->len > 0 &&
@@ -618,11 +631,19 @@ static void on_data_msg(client *c, plink *pl, const pc_wire_msg *m, uint64_t now
 {
     dl *d = dl_find_wire(c, pl, m->id);
     if (d == NULL) {
-        c->bytes_p2p_total += m->dlen; /* canceled meanwhile: they were on their way, and count as received */
+        /* of a request we cancelled: on its way, and counted as received; beyond what those requests
+         * had left, or for an id never asked, it is a protocol error (it would count as P2P bytes in
+         * the report and in what we announce) */
+        if (m->id >= pl->next_id || m->dlen > pl->unwanted) {
+            pc_link_close(pl->link, PC_BYE_PROTOCOL);
+            return;
+        }
+        pl->unwanted -= m->dlen;
+        c->bytes_p2p_total += m->dlen;
         return;
     }
     if (m->offset != d->offset + d->got || m->dlen > d->len - d->got || d->buf->rung != d->rung) {
-        pc_link_close(pl->link, 3); /* out of order or past the request: a protocol error */
+        pc_link_close(pl->link, PC_BYE_PROTOCOL); /* out of order or past the request: a protocol error */
         return;
     }
     memcpy(d->buf->buf + m->offset, m->data, m->dlen);
@@ -634,19 +655,23 @@ static void on_data_msg(client *c, plink *pl, const pc_wire_msg *m, uint64_t now
     pc_client_kick(c);
 }
 
+static void on_have(client *c, plink *pl, const pc_wire_msg *m, uint64_t now)
+{
+    pc_wire_range r[PC_WIRE_HAVE_MAX];
+    if (!pl->in_engine)
+        return;
+    uint32_t n = pc_wire_have_merged(m, r); /* overlaps would each be walked segment by segment */
+    for (uint32_t i = 0; i < n; i++)
+        (void)pc_engine_peer_have(c->e, pl->handle, r[i].rung, r[i].lo, r[i].hi, now);
+}
+
 static void on_msg(void *arg, pc_link *l, const pc_wire_msg *m)
 {
     plink *pl = pc_link_user(l);
     client *c = pl->c;
     uint64_t now = pc_client_now(c);
     switch (m->type) {
-    case PC_MSG_HAVE:
-        for (uint32_t i = 0; i < m->nhave && pl->in_engine; i++) {
-            pc_wire_range r;
-            pc_wire_have_at(m, i, &r);
-            (void)pc_engine_peer_have(c->e, pl->handle, r.rung, r.lo, r.hi, now);
-        }
-        break;
+    case PC_MSG_HAVE: on_have(c, pl, m, now); break;
     case PC_MSG_REQUEST: on_request(c, pl, m, now); break;
     case PC_MSG_DATA: on_data_msg(c, pl, m, now); break;
     case PC_MSG_REFUSE: {
@@ -699,13 +724,13 @@ static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
     if (pl->budget == PL_PENDING) {
         /* accepted links are taken up to twice the dialling budget */
         if (c->nlinks >= 2 * c->cfg->max_links)
-            return -1;
+            return PC_BYE_FULL;
         c->npending--;
         c->nlinks++;
         pl->budget = PL_LINKED;
     }
     if (is_banned(c, key))
-        return -1;
+        return PC_BYE_BANNED;
     /* two links to the same peer (both dialled at once): keep the one dialled by the smaller key */
     for (plink *o = c->links; o != NULL; o = o->next) {
         if (o == pl || o->link == NULL || !o->in_engine || memcmp(o->key, key, 32) != 0)
@@ -716,12 +741,12 @@ static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
             return -1;
         o->in_engine = 0;
         pc_engine_peer_remove(c->e, o->handle, pc_client_now(c));
-        pc_link_close(o->link, 0);
+        pc_link_close(o->link, PC_BYE_NORMAL);
     }
     memcpy(pl->key, key, 32);
     pl->has_key = 1;
     if (pc_engine_peer_add(c->e, pl->handle, swarm_id(key), (uint64_t)up_kbps * 1000, pc_client_now(c)) != 0)
-        return -1;
+        return PC_BYE_FULL; /* PC_ENGINE_PEERS_MAX */
     pl->in_engine = 1;
     PC_LOGD("peer", "link up with %s (%s)", pc_link_peer_name(l), pc_link_is_connector(l) ? "dialled" : "accepted");
     tell_holdings(c, pl);
@@ -768,6 +793,11 @@ static void on_link_close(void *arg, pc_link *l, int err, const char *why)
     }
     if (pl->in_engine)
         pc_engine_peer_remove(c->e, pl->handle, now);
+    if (pl->has_key) {
+        c->departed[pl->handle % PC_DEPARTED_MAX].handle = pl->handle;
+        c->departed[pl->handle % PC_DEPARTED_MAX].used = 1;
+        memcpy(c->departed[pl->handle % PC_DEPARTED_MAX].key, pl->key, 32);
+    }
     for (plink **pp = &c->links; *pp != NULL; pp = &(*pp)->next)
         if (*pp == pl) {
             *pp = pl->next;
@@ -820,7 +850,7 @@ static void on_connection(uv_stream_t *server, int status)
     pl->budget = PL_PENDING;
     c->npending++;
     if (c->stopping || c->e == NULL) {
-        pc_link_close(l, 1);
+        pc_link_close(l, PC_BYE_FULL);
     } else if (c->npending > PC_CLIENT_PENDING_MAX) {
         /* the oldest connection still in the handshake goes (the list is newest first): a real peer's
          * handshake takes a round trip or two, one that never finishes may not hold a slot */
@@ -830,7 +860,7 @@ static void on_connection(uv_stream_t *server, int status)
                 old = p;
         old->budget = PL_UNCOUNTED;
         c->npending--;
-        pc_link_close(old->link, 1);
+        pc_link_close(old->link, PC_BYE_FULL);
     }
 }
 
@@ -1050,7 +1080,7 @@ static void after_stopped(client *c)
     uv_timer_stop(&c->announce_timer);
     for (plink *p = c->links; p != NULL; p = p->next)
         if (p->link != NULL)
-            pc_link_close(p->link, 0);
+            pc_link_close(p->link, PC_BYE_NORMAL);
     pc_hls_stop(c);
     close_handle((uv_handle_t *)&c->engine_timer);
     close_handle((uv_handle_t *)&c->kick);

@@ -25,6 +25,7 @@
 #define PC_CLIENT_PENDING_MAX 16
 #define PC_CLIENT_HIGH_MARK (1024u * 1024) /* a link's write queue above this gets no more DATA */
 #define PC_BANNED_MAX 256
+#define PC_DEPARTED_MAX 64 /* peers whose links closed, remembered for a ban the engine decides later */
 
 typedef struct client client;
 typedef struct plink plink;
@@ -41,6 +42,7 @@ struct plink {
                                                           * LINKED: dialled or through it (nlinks);
                                                           * UNCOUNTED: being closed before either */
     uint32_t next_id;         /* our request ids on this link */
+    uint64_t unwanted;        /* bytes of requests we cancelled that may still arrive */
     plink *next;
 };
 
@@ -127,6 +129,11 @@ struct client {
     uint32_t next_handle;
     uint8_t banned[PC_BANNED_MAX][32];
     uint32_t nbanned;
+    struct {
+        uint32_t handle;
+        uint8_t used;
+        uint8_t key[32];
+    } departed[PC_DEPARTED_MAX]; /* the last links to close, by handle modulo PC_DEPARTED_MAX */
     char listen_bound[64];
     uint16_t port;
     /* pending HAVEs to tell every link, flushed after each pass */

@@ -44,6 +44,9 @@ struct pc_link {
     uint64_t shut_ms;
     size_t queued;
     size_t nwrites;               /* queued in so many writes: with their bookkeeping, under PC_LINK_QUEUE_MAX */
+    uint64_t sent;                /* bytes whose writes completed */
+    uint64_t slow_ms, slow_sent;  /* since when the queue has not been empty, and |sent| then */
+    int emptied;                  /* the queue was empty at some point since the last tick */
     uint64_t created_ms, last_rx_ms, last_tx_ms, last_ping_ms;
     int close_err;
     char why[128];
@@ -95,6 +98,8 @@ static void on_written(uv_write_t *req, int status)
     pc_link *l = w->l;
     size_t before = l->queued;
     l->queued -= w->len;
+    l->sent += w->len;
+    l->emptied |= l->queued == 0;
     l->nwrites--;
     free(w);
     if (status < 0) {
@@ -283,8 +288,10 @@ static void go_up(pc_link *l)
     sodium_memzero(l->kx_sk, sizeof(l->kx_sk));
     l->state = ST_UP;
     l->last_ping_ms = now_ms(l);
-    if (l->cb.on_up(l->arg, l, l->their_key, l->their_up_kbps) != 0 && l->state != ST_CLOSING)
-        pc_link_close(l, 0);
+    l->slow_ms = l->last_ping_ms;
+    int bye = l->cb.on_up(l->arg, l, l->their_key, l->their_up_kbps);
+    if (bye != 0 && l->state != ST_CLOSING)
+        pc_link_close(l, bye < 0 ? PC_BYE_NORMAL : (uint8_t)bye);
 }
 
 static void transcript(const pc_link *l, uint8_t t[32])
@@ -490,6 +497,18 @@ static void on_tick(uv_timer_t *t)
     if (now - l->last_rx_ms >= PC_LINK_IDLE_MS && !l->paused) {
         fail(l, PC_ETIMEDOUT, "the other side went silent");
         return;
+    }
+    if (l->queued == 0 || l->emptied) {
+        l->emptied = 0;
+        l->slow_ms = now;
+        l->slow_sent = l->sent;
+    } else if (now - l->slow_ms >= PC_LINK_SLOW_MS) {
+        if (l->sent - l->slow_sent < PC_LINK_SLOW_BYTES) {
+            fail(l, PC_ETIMEDOUT, "the other side does not read what it asked for");
+            return;
+        }
+        l->slow_ms = now;
+        l->slow_sent = l->sent;
     }
     if (now - l->last_ping_ms >= PC_LINK_PING_MS) {
         l->last_ping_ms = now;

@@ -9,7 +9,10 @@
  * (on_writable tells when it drained). What the link answers by itself, and what the owner answers to
  * requests (refusals, pongs), is not held back, so a peer that keeps asking without reading would grow
  * the queue without end: a link whose queued writes would take more than PC_LINK_QUEUE_MAX bytes of
- * memory is closed (PC_ELIMIT) instead. Reads pause while the shared download bucket is in debt.
+ * memory is closed (PC_ELIMIT) instead. A peer that asked and then stops reading is closed too: the
+ * owner's upload slots would wait for it for good (a link whose queue has not been empty for
+ * PC_LINK_SLOW_MS while less than PC_LINK_SLOW_BYTES of it went out). Reads pause while the shared
+ * download bucket is in debt.
  */
 #ifndef PC_LINK_H
 #define PC_LINK_H
@@ -26,6 +29,8 @@
 #define PC_LINK_IDLE_MS 30000
 #define PC_LINK_LOW_MARK (512u * 1024)
 #define PC_LINK_QUEUE_MAX (8u * 1024 * 1024) /* queued writes, with their bookkeeping */
+#define PC_LINK_SLOW_MS 15000
+#define PC_LINK_SLOW_BYTES (64u * 1024) /* in PC_LINK_SLOW_MS: 35 kbit/s, a quarter of the lowest rung */
 
 typedef struct pc_link pc_link;
 
@@ -42,7 +47,9 @@ typedef struct pc_link_identity {
 } pc_link_identity;
 
 typedef struct pc_link_callbacks {
-    /* The handshake succeeded: the other side holds |key| (its ticket's key). Return 0 to keep the link. */
+    /* The handshake succeeded: the other side holds |key| (its ticket's key). Return 0 to keep the link,
+     * a BYE reason (PC_BYE_FULL, PC_BYE_BANNED, ...) to close it with that, -1 to close it with
+     * PC_BYE_NORMAL. */
     int (*on_up)(void *arg, pc_link *l, const uint8_t key[PC_ED25519_PK_LEN], uint32_t up_kbps);
     void (*on_msg)(void *arg, pc_link *l, const pc_wire_msg *m);
     /* The write queue fell below PC_LINK_LOW_MARK. */

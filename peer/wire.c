@@ -5,6 +5,7 @@
 #include "wire.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -272,6 +273,32 @@ void pc_wire_have_at(const pc_wire_msg *m, uint32_t i, pc_wire_range *r)
     r->rung = p[0];
     r->lo = get32(p + 1);
     r->hi = get32(p + 5);
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+    const pc_wire_range *x = a, *y = b;
+    if (x->rung != y->rung)
+        return x->rung < y->rung ? -1 : 1;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+uint32_t pc_wire_have_merged(const pc_wire_msg *m, pc_wire_range out[PC_WIRE_HAVE_MAX])
+{
+    uint32_t n = m->nhave < PC_WIRE_HAVE_MAX ? m->nhave : PC_WIRE_HAVE_MAX, k = 0;
+    for (uint32_t i = 0; i < n; i++)
+        pc_wire_have_at(m, i, &out[i]);
+    qsort(out, n, sizeof(out[0]), range_cmp);
+    for (uint32_t i = 0; i < n;) {
+        pc_wire_range u = out[i++];
+        while (i < n && out[i].rung == u.rung && (out[i].lo <= u.hi || out[i].lo - 1 == u.hi)) {
+            if (out[i].hi > u.hi)
+                u.hi = out[i].hi;
+            i++;
+        }
+        out[k++] = u;
+    }
+    return k;
 }
 
 size_t pc_wire_msg_encode(const pc_wire_msg *m, uint8_t *out)

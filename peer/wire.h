@@ -97,6 +97,14 @@ typedef enum {
 
 enum { PC_WIRE_REFUSE_BUSY = 1, PC_WIRE_REFUSE_NOT_HELD = 2, PC_WIRE_REFUSE_LATE = 3 };
 
+/* BYE reasons */
+enum {
+    PC_BYE_NORMAL = 0,
+    PC_BYE_FULL = 1,     /* shutting down, or no room for another link */
+    PC_BYE_BANNED = 2,
+    PC_BYE_PROTOCOL = 3, /* a protocol error */
+};
+
 typedef struct pc_wire_range {
     uint8_t rung;
     uint32_t lo, hi; /* inclusive, lo ≤ hi */
@@ -118,6 +126,10 @@ typedef struct pc_wire_msg {
 int pc_wire_msg_decode(const uint8_t *msg, size_t len, pc_wire_msg *m) PC_MUST_CHECK;
 /* The |i|th range of a decoded HAVE (i < nhave). Cannot fail. */
 void pc_wire_have_at(const pc_wire_msg *m, uint32_t i, pc_wire_range *r);
+/* A decoded HAVE's ranges into |out|, sorted by rung then start, overlapping and adjacent ones of a rung
+ * merged; returns how many. What a HAVE costs its receiver is then bounded by the video's length, not
+ * 256 times it (a peer repeating the whole video in every range). */
+uint32_t pc_wire_have_merged(const pc_wire_msg *m, pc_wire_range out[PC_WIRE_HAVE_MAX]);
 /* Encodes any message but DATA and HAVE into |out| (room for 32 bytes); returns its length. */
 size_t pc_wire_msg_encode(const pc_wire_msg *m, uint8_t *out);
 /* HAVE of |n| (1 … PC_WIRE_HAVE_MAX) ranges into |out| (room for 3 + 9n bytes); returns the length. */

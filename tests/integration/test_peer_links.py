@@ -93,8 +93,12 @@ def closed_without_answer(sock):
 class PyLink:
     """The connector side of docs/protocol.md, written from the document."""
 
-    def __init__(self, host, port, ticket, sk):
-        self.sock = socket.create_connection((host, port), timeout=15)
+    def __init__(self, host, port, ticket, sk, rcvbuf=None):
+        self.sock = socket.socket()
+        if rcvbuf is not None:  # before connecting: the window it advertises
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(15)
+        self.sock.connect((host, port))
         self.sk = sk
         self.kx = X25519PrivateKey.generate()
         self.hello_c = hello(ticket, raw(self.kx.public_key()))
@@ -187,17 +191,24 @@ def rss_kib(pid):
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
 
 
+def seeder_link(s, n, rcvbuf=None):
+    """The shared seeder (started on first use) and a link to it from the tracker's peer |n|, past the
+    handshake."""
+    setup_video(s)
+    seeder = st.get("seeder") or Peer(s, st["o"], st["vid"], mode="seed", name="seeder")
+    st["seeder"] = seeder
+    tp = TrackerPeer(st["t"], st["vid"], n, rendition="v0")
+    tp.announce("started")
+    link = PyLink(seeder.host, seeder.port, b64u_decode(tp.ticket), tp.sk, rcvbuf=rcvbuf)
+    link.finish(st["tpk"], st["vid"])
+    return seeder, link
+
+
 def test_a_peer_that_asks_without_reading_is_closed_not_buffered(s):
     """A ticket holder floods REQUESTs the seeder refuses at once (rung 255), and never reads: the
     refusals may not pile up in the seeder's memory; the link is closed and the seeder serves on."""
-    setup_video(s)
+    seeder, link = seeder_link(s, 2)
     t, vid = st["t"], st["vid"]
-    seeder = st.get("seeder") or Peer(s, st["o"], vid, mode="seed", name="seeder")
-    st["seeder"] = seeder
-    tp = TrackerPeer(t, vid, 2, rendition="v0")
-    tp.announce("started")
-    link = PyLink(seeder.host, seeder.port, b64u_decode(tp.ticket), tp.sk)
-    link.finish(st["tpk"], vid)
     before = rss_kib(seeder.proc.pid)
     sent, closed, batch = 0, None, []
     for i in range(600000):
@@ -226,6 +237,106 @@ def test_a_peer_that_asks_without_reading_is_closed_not_buffered(s):
     ok = PyLink(seeder.host, seeder.port, b64u_decode(again.ticket), again.sk)
     ok.finish(st["tpk"], vid)
     ok.sock.close()
+
+
+def composite_size(m, rung, seg):
+    video = [r for r in m["renditions"] if r.get("type") != "audio"]
+    audio = [r for r in m["renditions"] if r.get("type") == "audio"]
+    return video[rung]["segments"][seg]["size"] + (audio[0]["segments"][seg]["size"] if audio else 0)
+
+
+def request_msg(rid, rung, seg, size, due_ms):
+    return (bytes([4]) + rid.to_bytes(4, "big") + bytes([rung]) + seg.to_bytes(4, "big") + (0).to_bytes(4, "big") +
+            size.to_bytes(4, "big") + due_ms.to_bytes(4, "big"))
+
+
+def test_a_peer_that_stops_reading_loses_its_link_and_the_upload_slots(s):
+    """A ticket holder asks for every segment with no deadline and never reads (a small receive window),
+    pinging to look alive: the seeder's two upload slots waited on it for good and an honest peer got
+    nothing. Now a link whose queue has not emptied for 15 s while less than 64 KiB of it went out is
+    closed, and the honest peer is served."""
+    seeder, slow = seeder_link(s, 4, rcvbuf=4096)
+    m = st["m"]
+    video = [r for r in m["renditions"] if r.get("type") != "audio"]
+    rid, t0 = 0, time.time()
+    while time.time() - t0 < 12:  # until what the seeder sends fills the kernel's buffers and its own queue
+        for rung in range(len(video)):
+            for seg in range(len(video[rung]["segments"])):
+                slow.send(request_msg(rid, rung, seg, composite_size(m, rung, seg), 0xffffffff))
+                rid += 1
+        time.sleep(1)
+    honest = seeder_link(s, 5)[1]
+    size = composite_size(m, 0, 2)
+    honest.send(request_msg(1, 0, 2, size, 5000))
+    honest.sock.settimeout(1)
+    got, t0, slow_closed, last_ping, served = 0, time.time(), None, 0, None
+    while time.time() - t0 < 45 and (got < size or slow_closed is None):
+        if slow_closed is None and time.time() - last_ping > 2:
+            last_ping = time.time()
+            try:
+                slow.send(bytes([1]) + bytes(8))  # PING: it looks alive
+            except (BrokenPipeError, ConnectionResetError):
+                slow_closed = time.time() - t0
+        if got == size:
+            time.sleep(0.2)
+            continue
+        try:
+            msg = honest.recv()
+        except socket.timeout:
+            continue
+        if msg[0] == 5:
+            got += len(msg) - 9
+            served = time.time() - t0 if got == size else None
+        elif msg[0] == 1:
+            honest.send(bytes([2]) + msg[1:9])
+        elif msg[0] == 6:
+            raise AssertionError("the honest request was refused (reason %d)" % msg[5])
+    print("# the reader that stopped was closed after %s s; the honest peer had its %d bytes after %s s" %
+          (slow_closed and "%.1f" % slow_closed, got, served and "%.1f" % served))
+    slow.sock.close()
+    honest.sock.close()
+    check(slow_closed is not None, "the seeder closed the link of the peer that stopped reading")
+    eq(got, size, "the honest peer was served")
+
+
+def test_data_nobody_asked_for_closes_the_link(s):
+    """DATA for a request id the seeder never issued is a protocol error (BYE 3); before, it was taken and
+    counted as bytes received from peers, in the report and in what the peer announces to the tracker."""
+    link = seeder_link(s, 6)[1]
+    link.send(bytes([5]) + (99).to_bytes(4, "big") + (0).to_bytes(4, "big") + bytes(1000))
+    eq(bye_of(link), 3, "BYE with reason 3, a protocol error")
+
+
+def bye_of(link):
+    """The reason of the BYE |link| hears next (None: closed without one)."""
+    try:
+        while True:
+            msg = link.recv()
+            if msg[0] == 8:
+                return msg[1]
+    except (EOFError, ConnectionResetError, socket.timeout):
+        return None
+    finally:
+        link.sock.close()
+
+
+def test_a_link_past_the_limit_hears_that_the_peer_is_full(s):
+    """Accepted links beyond twice --max-links are closed with BYE 1 (full), as docs/protocol.md says;
+    they heard BYE 0."""
+    setup_video(s)
+    t, vid = st["t"], st["vid"]
+    seeder = Peer(s, st["o"], vid, "--max-links", "1", mode="seed", name="seeder-full")
+    links = []
+    for n in range(3):
+        tp = TrackerPeer(t, vid, 20 + n, rendition="v0")
+        tp.announce("started")
+        link = PyLink(seeder.host, seeder.port, b64u_decode(tp.ticket), tp.sk)
+        link.finish(st["tpk"], vid)
+        links.append(link)
+    eq(bye_of(links[2]), 1, "the third link: BYE 1")
+    for link in links[:2]:
+        link.sock.close()
+    seeder.stop()
 
 
 def test_connections_that_never_finish_a_handshake_cannot_take_the_slots(s):
@@ -553,7 +664,7 @@ def test_a_signed_media_origin_swarms_with_the_media_query(s):
     ffmpeg_decode(url + "master.m3u8", all_streams=True)
     player.stop()
     for p in (seeder, viewer, player):
-        check("403" not in p.stderr(), "no media URL was refused: %s" % p.stderr()[-1000:])
+        check("HTTP 403" not in p.stderr(), "no media URL was refused: %s" % p.stderr()[-1000:])
     seeder.stop()
 
 
@@ -814,6 +925,8 @@ def log_range_of(log, path, n):
 if __name__ == "__main__":
     S.run([test_a_python_peer_written_from_the_spec_fetches_a_verified_segment,
            test_a_peer_that_asks_without_reading_is_closed_not_buffered,
+           test_a_peer_that_stops_reading_loses_its_link_and_the_upload_slots, test_data_nobody_asked_for_closes_the_link,
+           test_a_link_past_the_limit_hears_that_the_peer_is_full,
            test_connections_that_never_finish_a_handshake_cannot_take_the_slots,
            test_a_seeder_stopped_while_fetching_under_a_download_cap_exits_at_once,
            test_a_seeders_report_lists_what_it_holds_and_where_it_came_from,

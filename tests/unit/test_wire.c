@@ -865,6 +865,34 @@ static void have_round_trips_from_one_to_the_most_ranges(void **state)
     }
 }
 
+/* A HAVE's ranges merged: by rung, overlapping and adjacent ones joined, others kept apart; 256 copies
+ * of the whole video are one range. */
+static void have_ranges_merge_by_rung(void **state)
+{
+    (void)state;
+    static pc_wire_range r[PC_WIRE_HAVE_MAX], got[PC_WIRE_HAVE_MAX];
+    static uint8_t out[3 + 9 * PC_WIRE_HAVE_MAX];
+    const pc_wire_range in[] = {{1, 10, 20}, {0, 5, 5}, {1, 21, 30}, {1, 0, 3}, {0, 0, 4},
+                                {1, 15, 25}, {2, 7, 7}, {0, 7, 9}, {1, 40, UINT32_MAX}, {1, 35, 39}};
+    const pc_wire_range want[] = {{0, 0, 5}, {0, 7, 9}, {1, 0, 3}, {1, 10, 30}, {1, 35, UINT32_MAX}, {2, 7, 7}};
+    pc_wire_msg m;
+    size_t len = pc_wire_have_encode(in, sizeof(in) / sizeof(in[0]), out);
+    assert_int_equal(pc_wire_msg_decode(out, len, &m), 0);
+    uint32_t n = pc_wire_have_merged(&m, got);
+    assert_int_equal(n, sizeof(want) / sizeof(want[0]));
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(got[i].rung, want[i].rung);
+        assert_int_equal(got[i].lo, want[i].lo);
+        assert_int_equal(got[i].hi, want[i].hi);
+    }
+    for (uint32_t i = 0; i < PC_WIRE_HAVE_MAX; i++)
+        r[i] = (pc_wire_range){.rung = 3, .lo = 0, .hi = 599};
+    len = pc_wire_have_encode(r, PC_WIRE_HAVE_MAX, out);
+    assert_int_equal(pc_wire_msg_decode(out, len, &m), 0);
+    assert_int_equal(pc_wire_have_merged(&m, got), 1);
+    assert_int_equal(got[0].hi, 599);
+}
+
 static void data_round_trips_from_one_byte_to_the_most(void **state)
 {
     (void)state;
@@ -996,6 +1024,7 @@ int main(void)
         cmocka_unit_test(back_to_back_records_open_one_after_the_other),
         cmocka_unit_test(fixed_messages_round_trip),
         cmocka_unit_test(have_round_trips_from_one_to_the_most_ranges),
+        cmocka_unit_test(have_ranges_merge_by_rung),
         cmocka_unit_test(data_round_trips_from_one_byte_to_the_most),
         cmocka_unit_test(messages_with_the_wrong_length_fail),
         cmocka_unit_test(unknown_types_fail),
