@@ -36,10 +36,9 @@ struct root_handler {
 struct conn_handle {
     uv_tcp_t tcp; /* first: h2o's close callback receives this handle */
     pc_http_server *srv;
-    h2o_socket_t *sock;
     struct conn_handle *prev, *next; /* pc_http_server.conns */
-    size_t rd, wr;                   /* the socket's byte counts at the last sweep that saw them move */
-    uint64_t still_since;            /* ms (loop time) since when they have not */
+    size_t queued;                   /* bytes of writes waiting to go out, at the last sweep */
+    uint64_t still_since;            /* ms (loop time) since when that has been the same, and not 0 */
     int cut;
 };
 
@@ -149,20 +148,22 @@ static void cut(struct conn_handle *c, const char *why)
     shutdown(fd, SHUT_RDWR);
 }
 
-/* A connection on which no byte moved either way for stall_ms: a client that stopped reading its
- * response (a full TCP window, or an HTTP/2 flow-control window it never opens) or stopped sending
- * its request's body. h2o's own timeouts cover only connections between requests and request heads. */
+/* A connection whose writes have not moved for stall_ms: a client that stopped reading its answer (its
+ * TCP window full). h2o's own timeouts cover only connections between requests and request heads. The
+ * measure is libuv's write queue, which only shrinks as the client reads: h2o 2.2's byte counts of a
+ * socket are not kept up to date on libuv. (A client holding an HTTP/2 window at 0 leaves nothing
+ * queued: only a stop's grace ends that.) */
 static void on_stall_tick(uv_timer_t *t)
 {
     pc_http_server *srv = t->data;
     uint64_t now = uv_now(srv->loop);
     for (struct conn_handle *c = srv->conns; c != NULL; c = c->next) {
-        if (c->sock->bytes_read != c->rd || c->sock->bytes_written != c->wr) {
-            c->rd = c->sock->bytes_read;
-            c->wr = c->sock->bytes_written;
+        size_t q = c->tcp.write_queue_size;
+        if (q == 0 || q != c->queued) {
+            c->queued = q;
             c->still_since = now;
         } else if (now - c->still_since >= srv->stall_ms) {
-            cut(c, "no byte moved for twice the idle timeout");
+            cut(c, "its client has not read any of its answer for twice the idle timeout");
         }
     }
 }
@@ -188,7 +189,6 @@ static void on_accept(uv_stream_t *listener, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
-    c->sock = sock;
     c->next = srv->conns;
     if (srv->conns != NULL)
         srv->conns->prev = c;

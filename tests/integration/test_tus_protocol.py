@@ -249,6 +249,24 @@ def test_interrupted_patch_keeps_received_bytes(s):
     eq(r.header("upload-offset"), str(len(data)), "complete after resume")
 
 
+def test_a_patch_trickling_steadily_is_not_cut(s):
+    """A connection is cut when no byte has moved for twice --idle-timeout; a PATCH whose bytes keep
+    coming, however slowly, is not (the count of bytes read covers connections the tus front door
+    takes over from h2o)."""
+    o = S.origin("--idle-timeout", "1")
+    loc = location(request(o.creation_url(), "POST", headers=tus_headers(Upload_Length=40000)))
+    sock = start_raw_patch(loc, 40000, b"x" * 1000)
+    t0 = time.time()
+    for _ in range(39):
+        time.sleep(0.2)
+        sock.sendall(b"x" * 1000)
+    sock.settimeout(10)
+    answer = sock.recv(200)
+    sock.close()
+    check(answer.startswith(b"HTTP/1.1 204"), "after %.1f s of a steady trickle: %r" % (time.time() - t0, answer[:80]))
+    eq(request(loc, "HEAD", headers=tus_headers()).header("upload-offset"), "40000", "all of it kept")
+
+
 def test_a_second_writer_is_told_the_upload_is_busy(s):
     o = origin()
     data = os.urandom(1 << 20)
@@ -548,7 +566,8 @@ def test_memory_stays_bounded_for_big_and_concurrent_uploads(s):
 S.run([test_creation_url_needs_the_token, test_options_advertises_the_extensions,
        test_a_public_url_ending_in_a_slash_gives_the_same_urls, test_forged_and_expired_creation_urls_are_403, test_upload_url_signature_is_checked, test_version_is_required,
        test_over_1_gib_is_413, test_patch_head_and_offsets, test_checksums, test_termination,
-       test_concatenation_makes_the_video_id, test_expiration, test_interrupted_patch_keeps_received_bytes, test_a_second_writer_is_told_the_upload_is_busy,
+       test_concatenation_makes_the_video_id, test_expiration, test_interrupted_patch_keeps_received_bytes, test_a_patch_trickling_steadily_is_not_cut,
+       test_a_second_writer_is_told_the_upload_is_busy,
        test_malformed_requests, test_expect_continue, test_creation_with_upload_and_method_override,
        test_finished_and_empty_uploads_answer_retries_and_bad_checksums_leave_nothing,
        test_uploads_cannot_promise_more_disk_than_there_is,
