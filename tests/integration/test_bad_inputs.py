@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Bad input never crashes the origin and never loses the upload: each case ends in a
 clear HTTP error or a failed video with a stable code, and the original is kept."""
+import http.client
 import os
 import random
 import select
@@ -227,6 +228,18 @@ def test_a_request_head_trickling_in_is_cut_off(s):
     took = time.time() - t0
     sock.close()
     check(closed and took < 12, "a client that does not read closed after %.1f s (idle timeout 2 s)" % took)
+    # a busy keep-alive connection lives on past twice the idle timeout: only one whose answers stopped is cut
+    conn = http.client.HTTPConnection(o.host, o.port, timeout=10)
+    first = None
+    for _ in range(14):
+        conn.request("GET", "/api/health")
+        r = conn.getresponse()
+        r.read()
+        eq(r.status, 200, "a request on the kept-alive connection")
+        first = first or conn.sock
+        check(conn.sock is first, "the same connection")
+        time.sleep(0.5)
+    conn.close()
 
 
 def test_bad_ids_and_paths(s):
