@@ -7,10 +7,10 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "pc_crypto.h"
 #include "pc_json.h"
@@ -57,7 +57,7 @@ struct pc_http_server {
     size_t open_handles; /* listeners still closing */
     size_t live;         /* accepted connections not yet closed */
     struct conn_handle *conns; /* the same, listed */
-    uv_timer_t stall_timer;    /* cuts connections on which no byte moved for stall_ms */
+    uv_timer_t stall_timer;    /* cuts connections whose writes have not moved for stall_ms */
     uint64_t stall_ms;
     int closing;
     uint64_t close_deadline; /* loop time (ms) after which a stop cuts what is still open */
