@@ -278,10 +278,43 @@ static int handle_video(pc_origin *o, h2o_req_t *req, const char *id)
     return 0;
 }
 
+int pc_origin_api_preflight(h2o_req_t *req, const char *methods)
+{
+    if (!pc_http_req_method_is(req, "OPTIONS"))
+        return 0;
+    /* a browser asks before a request with Authorization or a JSON body, or a DELETE */
+    pc_http_add_header(req, "access-control-allow-methods", methods);
+    pc_http_add_header(req, "access-control-allow-headers", "Authorization, Content-Type");
+    pc_http_add_header(req, "access-control-max-age", "86400");
+    pc_http_add_header(req, "allow", methods);
+    pc_http_respond(req, 204, NULL, "", 0);
+    return 1;
+}
+
+/* The methods a resource of the API takes, for a preflight (NULL: not one of them). */
+static const char *api_methods(h2o_iovec_t path)
+{
+    static const char pfx[] = "/api/videos/", retry[] = "/retry";
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/origin-key")) ||
+        h2o_memis(path.base, path.len, H2O_STRLIT("/api/health")) ||
+        h2o_memis(path.base, path.len, H2O_STRLIT("/api/videos")) ||
+        h2o_memis(path.base, path.len, H2O_STRLIT("/api/videos/")))
+        return "GET, HEAD, OPTIONS";
+    if (path.len > sizeof(pfx) - 1 && memcmp(path.base, pfx, sizeof(pfx) - 1) == 0)
+        return path.len > sizeof(retry) - 1 && memcmp(path.base + path.len - (sizeof(retry) - 1), retry,
+                                                      sizeof(retry) - 1) == 0
+                   ? "POST, OPTIONS"
+                   : "GET, HEAD, DELETE, OPTIONS";
+    return NULL;
+}
+
 int pc_origin_api_route(void *user, h2o_req_t *req)
 {
     pc_origin *o = user;
     h2o_iovec_t path = pc_http_req_path(req);
+    const char *methods = api_methods(path);
+    if (methods != NULL && pc_origin_api_preflight(req, methods))
+        return 0;
     if ((h2o_memis(path.base, path.len, H2O_STRLIT("/api/origin-key")) ||
          h2o_memis(path.base, path.len, H2O_STRLIT("/api/health"))) &&
         !pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {

@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <curl/curl.h>
+
 #include "pc_blobcache.h"
 #include "pc_http_util.h"
 #include "pc_log.h"
@@ -139,7 +141,10 @@ static void media_sig(pc_media *m, const char *id, int64_t exp, char out[64])
 
 int pc_media_sign_query(pc_media *m, const char *id, char *out, size_t outlen)
 {
-    int64_t exp = (int64_t)time(NULL) + m->o->cfg.media_token_ttl_s;
+    /* the expiry rounded up to a quarter of the lifetime: every URL handed out in the same quarter is
+     * spelt the same, so an edge cache keyed on the URL shares it among viewers */
+    int64_t ttl = m->o->cfg.media_token_ttl_s, step = ttl / 4 > 0 ? ttl / 4 : 1;
+    int64_t exp = ((int64_t)time(NULL) + ttl + step - 1) / step * step;
     char sig[64];
     media_sig(m, id, exp, sig);
     return snprintf(out, outlen, "exp=%" PRId64 "&sig=%s", exp, sig) < (int)outlen ? 0 : PC_ETOOBIG;
@@ -395,11 +400,13 @@ static int gzip_buf(const char *in, size_t len, char **out, size_t *outlen)
     return 0;
 }
 
-/* Does Accept-Encoding accept gzip (listed, or "*", without q=0)? */
+/* Does Accept-Encoding accept gzip (listed without q=0, or else "*" without q=0: gzip named explicitly
+ * wins over "*", RFC 9110 12.5.3)? */
 static int accepts_gzip(h2o_req_t *req)
 {
     h2o_iovec_t ae = pc_http_req_header(req, "accept-encoding");
     size_t i = 0, n = ae.base != NULL ? ae.len : 0;
+    int named = -1, star = -1; /* -1: not listed; else whether accepted */
     while (i < n) {
         size_t e = i;
         while (e < n && ae.base[e] != ',')
@@ -413,20 +420,23 @@ static int accepts_gzip(h2o_req_t *req)
         size_t b = semi;
         while (b > a && (ae.base[b - 1] == ' ' || ae.base[b - 1] == '\t'))
             b--;
-        if ((b - a == 4 && strncasecmp(ae.base + a, "gzip", 4) == 0) || (b - a == 1 && ae.base[a] == '*')) {
+        int is_gzip = b - a == 4 && strncasecmp(ae.base + a, "gzip", 4) == 0;
+        if (is_gzip || (b - a == 1 && ae.base[a] == '*')) {
             /* q=0 (or 0.0, 0.000) refuses it */
             size_t q = semi;
             while (q + 1 < e && !(ae.base[q] == 'q' && ae.base[q + 1] == '='))
                 q++;
-            if (q + 1 >= e)
-                return 1;
-            for (q += 2; q < e && (ae.base[q] == '0' || ae.base[q] == '.'); q++)
-                ;
-            return q < e && ae.base[q] >= '1' && ae.base[q] <= '9';
+            int ok = 1;
+            if (q + 1 < e) {
+                for (q += 2; q < e && (ae.base[q] == '0' || ae.base[q] == '.'); q++)
+                    ;
+                ok = q < e && ae.base[q] >= '1' && ae.base[q] <= '9';
+            }
+            *(is_gzip ? &named : &star) = ok;
         }
         i = e + 1;
     }
-    return 0;
+    return named >= 0 ? named : star > 0;
 }
 
 /* Rewrites the URIs of a playlist, an MPD or the sprite's WebVTT index to carry |q| (signed mode).
@@ -577,9 +587,9 @@ int pc_media_route(void *user, h2o_req_t *req)
         return 0;
     }
     char token[160] = "";
+    int64_t exp = 0; /* signed mode: the URL's expiry */
     if (m->o->cfg.signed_media) {
         char exps[24], sig[96];
-        int64_t exp = 0;
         /* exp in canonical decimal (no sign, no leading zero) and the query as issued (no percent-encoding),
          * so that one signed URL has one spelling */
         if (!query_as_issued(req) || pc_http_req_query(req, "exp", exps, sizeof(exps)) != 0 ||
@@ -649,6 +659,13 @@ int pc_media_route(void *user, h2o_req_t *req)
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("private, max-age=10"));
         else
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("public, max-age=10"));
+    } else if (token[0] != '\0') {
+        /* a signed URL is cached no longer than it is valid: an edge would serve it past its expiry */
+        char cc[64];
+        int64_t left = exp - (int64_t)time(NULL);
+        snprintf(cc, sizeof(cc), "public, max-age=%" PRId64 ", immutable", left < 0 ? 0 : left);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                       h2o_strdup(&req->pool, cc, SIZE_MAX).base, strlen(cc));
     } else {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                        H2O_STRLIT("public, max-age=31536000, immutable"));
@@ -663,13 +680,13 @@ int pc_media_route(void *user, h2o_req_t *req)
         not_modified = pc_http_etag_list_matches(inm.base, inm.len, etag, strlen(etag));
     } else {
         h2o_iovec_t ims = pc_http_req_header(req, "if-modified-since");
-        struct tm tm;
         char tmp[64];
         if (ims.base != NULL && ims.len < sizeof(tmp)) {
             memcpy(tmp, ims.base, ims.len);
             tmp[ims.len] = '\0';
-            memset(&tm, 0, sizeof(tm));
-            if (strptime(tmp, "%a, %d %b %Y %H:%M:%S GMT", &tm) != NULL && timegm(&tm) >= src.mtime)
+            /* the three forms RFC 9110 5.6.7 makes recipients accept (IMF-fixdate, RFC 850, asctime) */
+            time_t t = curl_getdate(tmp, NULL);
+            if (t != -1 && t >= src.mtime)
                 not_modified = 1;
         }
     }

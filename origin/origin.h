@@ -70,6 +70,9 @@ int pc_origin_tus_route(void *user, h2o_req_t *req);
 int pc_origin_uploads_api(void *user, h2o_req_t *req);
 /* 1 when |req| carries "Authorization: Bearer <upload token>" (constant-time compare). */
 int pc_origin_authorized(pc_origin *o, h2o_req_t *req);
+/* Answers a CORS preflight (OPTIONS) of an API resource taking |methods| with 204 and returns 1; 0 for
+ * any other method. */
+int pc_origin_api_preflight(h2o_req_t *req, const char *methods);
 /* Wall-clock milliseconds since the epoch (task times, video times). */
 int64_t pc_origin_now_ms(void);
 

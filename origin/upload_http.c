@@ -35,6 +35,8 @@ int pc_origin_uploads_api(void *user, h2o_req_t *req)
     h2o_iovec_t path = pc_http_req_path(req);
     if (!h2o_memis(path.base, path.len, H2O_STRLIT("/api/uploads")))
         return -1;
+    if (pc_origin_api_preflight(req, "POST, OPTIONS"))
+        return 0;
     if (!pc_http_req_method_is(req, "POST")) {
         pc_http_add_header(req, "allow", "POST");
         pc_http_respond_error(req, 405, "method_not_allowed", "use POST to request an upload URL");

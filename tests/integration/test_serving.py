@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """/v/ served as a CDN origin: ranges, strong ETags, 304s, caching, CORS, MIME types, gzip,
 signed-URL mode, deletion and the paginated catalog; checked with curl and plain HTTP."""
+import email.utils
 import gzip
 import os
 import re
@@ -70,6 +71,11 @@ def test_segments_are_immutable_with_strong_etags(s):
     eq(status, 304, "If-None-Match list")
     status, _, _ = curl("-H", "If-Modified-Since: " + h["last-modified"], st["base"] + "/v0/seg-00001.m4s")
     eq(status, 304, "If-Modified-Since")
+    # the two obsolete date forms RFC 9110 5.6.7 makes recipients accept too (before: 200)
+    lm = email.utils.parsedate_to_datetime(h["last-modified"])
+    for form in (lm.strftime("%A, %d-%b-%y %H:%M:%S GMT"), lm.strftime("%a %b ") + "%2d" % lm.day + lm.strftime(" %H:%M:%S %Y")):
+        status, _, _ = curl("-H", "If-Modified-Since: " + form, st["base"] + "/v0/seg-00001.m4s")
+        eq(status, 304, "If-Modified-Since: %s" % form)
     st["seg"], st["etag"] = body, h["etag"]
     status, h, body = curl(st["base"] + "/v0/init.mp4")
     eq(h["content-type"], "video/mp4", "init MIME")
@@ -92,6 +98,7 @@ def test_byte_ranges(s):
     check(h["content-type"].startswith("application/json"), "the 416 is a JSON error, not media: %r" % h)
     eq(__import__("json").loads(body)["code"], "range_not_satisfiable", "416 code")
     eq(h["cache-control"], "no-store", "a 416 is not cached like the segment, and says so once")
+    eq(h["access-control-allow-origin"], "*", "one Access-Control-Allow-Origin (browsers refuse two)")
     check("etag" not in h and "last-modified" not in h, "nor does it carry the segment's validators: %r" % h)
     status, h, body = curl("-H", "Range: bytes=-0", st["base"] + "/v0/seg-00001.m4s")
     eq((status, h["content-range"]), (416, "bytes */%d" % len(seg)), "an empty suffix range")
@@ -110,6 +117,16 @@ def test_cors(s):
                         "Access-Control-Request-Headers: range", st["base"] + "/v0/seg-00001.m4s")
     eq(status, 204, "preflight")
     check("range" in h["access-control-allow-headers"].lower(), "Range allowed")
+    # the API's too, for a browser admin page sending Authorization (before: 405, so its fetch failed)
+    o = st["o"]
+    for path, method in (("/api/videos/" + st["vid"], "DELETE"), ("/api/videos", "GET"), ("/api/uploads", "POST"),
+                         ("/api/videos/%s/retry" % st["vid"], "POST")):
+        status, h, _ = curl("-X", "OPTIONS", "-H", "Origin: https://admin.example", "-H",
+                            "Access-Control-Request-Method: " + method, "-H",
+                            "Access-Control-Request-Headers: authorization", o.url + path)
+        eq((status, h.get("access-control-allow-origin")), (204, "*"), "preflight of %s %s" % (method, path))
+        check(method in h["access-control-allow-methods"] and "authorization" in h["access-control-allow-headers"].lower(),
+              "%s %s allowed with Authorization: %r" % (method, path, h))
 
 
 def test_playlists_short_cache_and_gzip(s):
@@ -120,6 +137,8 @@ def test_playlists_short_cache_and_gzip(s):
     eq(h.get("content-encoding"), "gzip", "gzip")
     eq(h.get("vary"), "Accept-Encoding", "Vary")
     eq(gzip.decompress(z), plain, "gzip content")
+    status, h, _ = curl("-H", "Accept-Encoding: *;q=0, gzip", st["base"] + "/master.m3u8")
+    eq(h.get("content-encoding"), "gzip", "gzip named explicitly wins over *;q=0")
     # compressed once, then from the memory cache: the same bytes
     hits = st["o"].req("GET", "/api/health").json()["cache"]["hits"]
     status, h2, z2 = curl("-H", "Accept-Encoding: gzip", st["base"] + "/master.m3u8")
@@ -275,6 +294,20 @@ def test_signed_media_mode(s):
         check(sheet.endswith("?" + query) and frag.startswith("xywh="), "the token before the fragment: %s" % c)
         img = o.req("GET", base + "/" + sheet)
         eq((img.status, img.body[8:12]), (200, b"WEBP"), "the sheet a cue names loads: %s" % c)
+    # the expiry is rounded up to a quarter of --media-token-ttl (21600 s): viewers in the same quarter get
+    # the same URLs, which an edge cache shares (before, every call gave new ones)
+    q = dict(urllib.parse.parse_qsl(query))
+    exp, now = int(q["exp"]), time.time()
+    check(exp % 5400 == 0 and now + 21600 - 5 <= exp < now + 21600 + 5400 + 5, "exp %d at %d" % (exp, now))
+    again = o.req("GET", "/api/videos/" + vid, headers=o.auth()).json()["hls"]
+    check(again == v["hls"] or int(dict(urllib.parse.parse_qsl(again.split("?")[1]))["exp"]) == exp + 5400,
+          "the same signed URL a moment later: %s, %s" % (v["hls"], again))
+    # an edge may keep a signed segment only until the URL expires, not a year
+    seg = "/v/%s/v0/seg-00001.m4s?%s" % (vid, query)
+    r = o.req("GET", seg)
+    eq(r.status, 200, "a signed segment")
+    age = int(re.search(r"max-age=(\d+)", r.header("cache-control")).group(1))
+    check(0 < age <= exp - now + 2, "Cache-Control %s, %d s before expiry" % (r.header("cache-control"), exp - now))
     bad = url.replace("sig=", "sig=x")
     eq(o.req("GET", bad[len(o.url):]).status, 403, "forged")
     q = dict(urllib.parse.parse_qsl(query))
