@@ -67,9 +67,34 @@ struct pc_http_server {
     void *close_arg;
 };
 
+/* A request line in absolute form (RFC 9112 3.2.2: "GET http://host/path HTTP/1.1", which servers must
+ * accept though only proxies are sent it): its path is what follows the authority. h2o 2.2 keeps the
+ * whole URL as the path. Returns 0, or -1 when there is no path after the authority. */
+static int strip_absolute_form(h2o_req_t *req)
+{
+    size_t skip = req->path.len >= 7 && strncasecmp(req->path.base, "http://", 7) == 0    ? 7
+                  : req->path.len >= 8 && strncasecmp(req->path.base, "https://", 8) == 0 ? 8
+                                                                                          : 0;
+    if (skip == 0)
+        return 0;
+    const char *slash = memchr(req->path.base + skip, '/', req->path.len - skip);
+    if (slash == NULL)
+        return -1;
+    req->path = h2o_iovec_init(slash, req->path.len - (size_t)(slash - req->path.base));
+    size_t query_at = SIZE_MAX;
+    req->path_normalized = h2o_url_normalize_path(&req->pool, req->path.base, req->path.len, &query_at,
+                                                  &req->norm_indexes);
+    req->query_at = query_at;
+    return 0;
+}
+
 static int on_root_req(h2o_handler_t *self, h2o_req_t *req)
 {
     pc_http_server *srv = ((struct root_handler *)self)->srv;
+    if (strip_absolute_form(req) != 0) {
+        pc_http_respond_error(req, 400, "bad_request", "an absolute request target without a path");
+        return 0;
+    }
     h2o_iovec_t path = req->path_normalized;
     for (size_t i = 0; i < srv->nroutes; i++) {
         struct route *r = &srv->routes[i];

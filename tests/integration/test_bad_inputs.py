@@ -256,6 +256,14 @@ def test_bad_ids_and_paths(s):
         eq(o.req("GET", "/api/videos?limit=" + bad).status, 400, "limit=%s" % bad)
     eq(o.req("GET", "/api/videos?cursor=abc").status, 400, "bad cursor")
     eq(o.req("PUT", "/api/videos").status, 405, "method")
+    # a request line in absolute form (RFC 9112 3.2.2: servers must accept it) names the same resources; before, 404
+    for target, status in (("http://%s:%d/api/health" % (o.host, o.port), b"200"), ("HTTP://x/api/videos?limit=0", b"400"),
+                           ("http://x/api/nope", b"404"), ("http://x", b"400")):
+        sock = socket.create_connection((o.host, o.port))
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target.encode())
+        head = read_response(sock, 10)
+        sock.close()
+        check(head.startswith(b"HTTP/1.1 " + status), "GET %s: %r" % (target, head[:60]))
 
 
 def test_still_serving(s):
