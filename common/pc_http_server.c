@@ -6,10 +6,12 @@
 #include "pc_http_server.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "pc_crypto.h"
@@ -37,7 +39,7 @@ struct conn_handle {
     uv_tcp_t tcp; /* first: h2o's close callback receives this handle */
     pc_http_server *srv;
     struct conn_handle *prev, *next; /* pc_http_server.conns */
-    size_t queued;                   /* bytes of writes waiting to go out, at the last sweep */
+    size_t queued;                   /* bytes waiting in libuv and unacknowledged in the kernel, at the last sweep */
     uint64_t still_since;            /* ms (loop time) since when that has been the same, and not 0 */
     int cut;
 };
@@ -173,17 +175,22 @@ static void cut(struct conn_handle *c, const char *why)
     shutdown(fd, SHUT_RDWR);
 }
 
-/* A connection whose writes have not moved for stall_ms: a client that stopped reading its answer (its
- * TCP window full). h2o's own timeouts cover only connections between requests and request heads. The
- * measure is libuv's write queue, which only shrinks as the client reads: h2o 2.2's byte counts of a
- * socket are not kept up to date on libuv. (A client holding an HTTP/2 window at 0 leaves nothing
- * queued: only a stop's grace ends that.) */
+/* A connection whose answer has not moved for stall_ms: a client that stopped reading it (its TCP window
+ * full). h2o's own timeouts cover only connections between requests and request heads. The measure is
+ * what libuv still holds plus what the kernel has sent without acknowledgement (SIOCOUTQ): it shrinks
+ * whenever the client reads, and stays put when it does not (h2o 2.2's byte counts of a socket are not
+ * kept up to date on libuv). (A client holding an HTTP/2 window at 0 leaves nothing queued: only a stop's
+ * grace ends that.) */
 static void on_stall_tick(uv_timer_t *t)
 {
     pc_http_server *srv = t->data;
     uint64_t now = uv_now(srv->loop);
     for (struct conn_handle *c = srv->conns; c != NULL; c = c->next) {
-        size_t q = c->tcp.write_queue_size;
+        uv_os_fd_t fd;
+        int outq = 0;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || ioctl(fd, SIOCOUTQ, &outq) != 0 || outq < 0)
+            outq = 0;
+        size_t q = c->tcp.write_queue_size + (size_t)outq;
         if (q == 0 || q != c->queued) {
             c->queued = q;
             c->still_since = now;

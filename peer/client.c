@@ -408,28 +408,41 @@ static void act_ready(client *c, const pc_action *a)
     pc_hls_on_ready(c, a->rung, a->segment);
 }
 
-static void ban(client *c, const uint8_t key[32], const char *name)
+/* Refuses |key| from now on, and closes any link it has now (a peer that left and came back under the
+ * same key before the engine decided the ban). */
+static void ban(client *c, const uint8_t key[32], const char *name, uint64_t now)
 {
     if (c->nbanned < PC_BANNED_MAX && !is_banned(c, key)) {
         memcpy(c->banned[c->nbanned++], key, 32);
         PC_LOGW("peer", "banned %s: it sent data that does not match the signed manifest", name);
     }
+    for (plink *p = c->links; p != NULL; p = p->next) {
+        if (!p->has_key || memcmp(p->key, key, 32) != 0 || p->link == NULL)
+            continue;
+        if (p->in_engine) {
+            p->in_engine = 0;
+            pc_engine_peer_remove(c->e, p->handle, now);
+        }
+        pc_link_close(p->link, PC_BYE_BANNED);
+    }
 }
 
-static void act_ban_or_drop(client *c, const pc_action *a)
+static void act_ban_or_drop(client *c, const pc_action *a, uint64_t now)
 {
     plink *pl = plink_by_handle(c, a->peer);
     if (pl == NULL) {
         /* its link closed before the segment it sent bytes of failed its hash (the rest came from
          * elsewhere): banned all the same, by the key it had */
-        uint32_t k = a->peer % PC_DEPARTED_MAX;
-        if (a->type == PC_ACT_BAN && c->departed[k].used && c->departed[k].handle == a->peer)
-            ban(c, c->departed[k].key, "a peer that has left");
+        for (uint32_t k = 0; a->type == PC_ACT_BAN && k < PC_DEPARTED_MAX; k++)
+            if (c->departed[k].used && c->departed[k].handle == a->peer) {
+                ban(c, c->departed[k].key, "a peer that has left", now);
+                break;
+            }
         return;
     }
-    if (a->type == PC_ACT_BAN && pl->has_key)
-        ban(c, pl->key, pc_link_peer_name(pl->link));
     pl->in_engine = 0; /* the engine already forgot it */
+    if (a->type == PC_ACT_BAN && pl->has_key)
+        ban(c, pl->key, pc_link_peer_name(pl->link), now);
     if (pl->link != NULL)
         pc_link_close(pl->link, a->type == PC_ACT_BAN ? PC_BYE_BANNED : PC_BYE_FULL);
 }
@@ -491,7 +504,7 @@ static void handle(client *c, const pc_action *a, uint64_t now)
     case PC_ACT_CANCEL: act_cancel(c, a); break;
     case PC_ACT_READY: act_ready(c, a); break;
     case PC_ACT_BAN:
-    case PC_ACT_DROP: act_ban_or_drop(c, a); break;
+    case PC_ACT_DROP: act_ban_or_drop(c, a, now); break;
     case PC_ACT_SERVE: act_serve(c, a, now); break;
     case PC_ACT_REFUSE: act_refuse(c, a); break;
     case PC_ACT_ENDED: on_ended(c, now); break;
@@ -794,9 +807,10 @@ static void on_link_close(void *arg, pc_link *l, int err, const char *why)
     if (pl->in_engine)
         pc_engine_peer_remove(c->e, pl->handle, now);
     if (pl->has_key) {
-        c->departed[pl->handle % PC_DEPARTED_MAX].handle = pl->handle;
-        c->departed[pl->handle % PC_DEPARTED_MAX].used = 1;
-        memcpy(c->departed[pl->handle % PC_DEPARTED_MAX].key, pl->key, 32);
+        uint32_t k = c->ndeparted++ % PC_DEPARTED_MAX; /* the oldest gives way */
+        c->departed[k].handle = pl->handle;
+        c->departed[k].used = 1;
+        memcpy(c->departed[k].key, pl->key, 32);
     }
     for (plink **pp = &c->links; *pp != NULL; pp = &(*pp)->next)
         if (*pp == pl) {

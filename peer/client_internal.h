@@ -133,7 +133,8 @@ struct client {
         uint32_t handle;
         uint8_t used;
         uint8_t key[32];
-    } departed[PC_DEPARTED_MAX]; /* the last links to close, by handle modulo PC_DEPARTED_MAX */
+    } departed[PC_DEPARTED_MAX]; /* the last links to close, a ring */
+    uint32_t ndeparted;
     char listen_bound[64];
     uint16_t port;
     /* pending HAVEs to tell every link, flushed after each pass */

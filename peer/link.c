@@ -10,9 +10,11 @@
  */
 #include "link.h"
 
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 
 #include "pc_log.h"
@@ -44,8 +46,8 @@ struct pc_link {
     uint64_t shut_ms;
     size_t queued;
     size_t nwrites;               /* queued in so many writes: with their bookkeeping, under PC_LINK_QUEUE_MAX */
-    uint64_t sent;                /* bytes whose writes completed */
-    uint64_t slow_ms, slow_sent;  /* since when the queue has not been empty, and |sent| then */
+    uint64_t submitted;           /* bytes handed to libuv */
+    uint64_t slow_ms, slow_acked; /* since when the queue has not been empty, and acked() then */
     int emptied;                  /* the queue was empty at some point since the last tick */
     uint64_t created_ms, last_rx_ms, last_tx_ms, last_ping_ms;
     int close_err;
@@ -98,7 +100,6 @@ static void on_written(uv_write_t *req, int status)
     pc_link *l = w->l;
     size_t before = l->queued;
     l->queued -= w->len;
-    l->sent += w->len;
     l->emptied |= l->queued == 0;
     l->nwrites--;
     free(w);
@@ -135,6 +136,7 @@ static int write_out(pc_link *l, wreq *w)
         return PC_ENET;
     }
     l->queued += w->len;
+    l->submitted += w->len;
     l->nwrites++;
     l->last_tx_ms = now_ms(l);
     return 0;
@@ -279,6 +281,19 @@ static int check_hello(pc_link *l, const pc_wire_hello *h)
     return 0;
 }
 
+/* Bytes the other side's TCP has acknowledged: handed to libuv, less what libuv still holds and what the
+ * kernel has not had acknowledged (SIOCOUTQ). It grows as the other side reads, byte by byte, where a
+ * count of completed writes would move only once a whole write (up to 128 KiB) went out. */
+static uint64_t acked(pc_link *l)
+{
+    uv_os_fd_t fd;
+    int outq = 0;
+    if (uv_fileno((uv_handle_t *)&l->tcp, &fd) != 0 || ioctl(fd, SIOCOUTQ, &outq) != 0 || outq < 0)
+        outq = 0;
+    uint64_t held = (uint64_t)l->tcp.write_queue_size + (uint64_t)outq;
+    return l->submitted > held ? l->submitted - held : 0;
+}
+
 static void go_up(pc_link *l)
 {
     if (pc_wire_keys_derive(&l->keys, (uint8_t)l->role, l->kx_pk, l->kx_sk, l->their_kx) != 0) {
@@ -289,6 +304,7 @@ static void go_up(pc_link *l)
     l->state = ST_UP;
     l->last_ping_ms = now_ms(l);
     l->slow_ms = l->last_ping_ms;
+    l->slow_acked = acked(l);
     int bye = l->cb.on_up(l->arg, l, l->their_key, l->their_up_kbps);
     if (bye != 0 && l->state != ST_CLOSING)
         pc_link_close(l, bye < 0 ? PC_BYE_NORMAL : (uint8_t)bye);
@@ -480,6 +496,7 @@ void pc_link_resume(pc_link *l)
 
 /* ---- timers ---- */
 
+
 static void on_tick(uv_timer_t *t)
 {
     pc_link *l = t->data;
@@ -501,14 +518,15 @@ static void on_tick(uv_timer_t *t)
     if (l->queued == 0 || l->emptied) {
         l->emptied = 0;
         l->slow_ms = now;
-        l->slow_sent = l->sent;
+        l->slow_acked = acked(l);
     } else if (now - l->slow_ms >= PC_LINK_SLOW_MS) {
-        if (l->sent - l->slow_sent < PC_LINK_SLOW_BYTES) {
+        uint64_t a = acked(l);
+        if (a < l->slow_acked + PC_LINK_SLOW_BYTES) {
             fail(l, PC_ETIMEDOUT, "the other side does not read what it asked for");
             return;
         }
         l->slow_ms = now;
-        l->slow_sent = l->sent;
+        l->slow_acked = a;
     }
     if (now - l->last_ping_ms >= PC_LINK_PING_MS) {
         l->last_ping_ms = now;

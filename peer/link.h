@@ -11,8 +11,8 @@
  * the queue without end: a link whose queued writes would take more than PC_LINK_QUEUE_MAX bytes of
  * memory is closed (PC_ELIMIT) instead. A peer that asked and then stops reading is closed too: the
  * owner's upload slots would wait for it for good (a link whose queue has not been empty for
- * PC_LINK_SLOW_MS while less than PC_LINK_SLOW_BYTES of it went out). Reads pause while the shared
- * download bucket is in debt.
+ * PC_LINK_SLOW_MS while the other side acknowledged less than PC_LINK_SLOW_BYTES). Reads pause while
+ * the shared download bucket is in debt.
  */
 #ifndef PC_LINK_H
 #define PC_LINK_H
