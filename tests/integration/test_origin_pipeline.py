@@ -191,9 +191,11 @@ def test_a_failed_video_runs_again_once_its_cause_is_fixed(s):
     video fails, its original kept. Once the tracker is up, POST /api/videos/ID/retry with the token runs
     the whole pipeline again and the video is published with that tracker's key."""
     sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    sock.close()  # nothing listens there until the tracker starts below
+    # kept bound, not listening (connections are refused, as with nothing there) until the tracker starts
+    # below: closed at once, the port could be taken by another process in the half minute of retries
     o = s.origin("--tracker", "http://127.0.0.1:%d" % port, workers=1)
     vid = o.upload(clip("retry_320x180_25_2s", size="320x180", rate=25, dur=2), title="retry", parallel=1)
     v = o.wait(vid, timeout=180)  # four backoffs: 2 + 4 + 8 + 16 s
@@ -204,6 +206,7 @@ def test_a_failed_video_runs_again_once_its_cause_is_fixed(s):
     r = o.req("GET", retry, headers=o.auth())
     eq((r.status, r.header("allow")), (405, "POST"), "a retry takes POST")
     eq(o.req("POST", "/api/videos/%s/retry" % ("z" * len(vid)), headers=o.auth()).status, 404, "no such video")
+    sock.close()
     t = s.tracker("--listen", "127.0.0.1:%d" % port)
     r = o.req("POST", retry, headers=o.auth())
     eq(r.status, 202, "queued again: %r" % r.body)
