@@ -175,6 +175,15 @@ static void cut(struct conn_handle *c, const char *why)
     shutdown(fd, SHUT_RDWR);
 }
 
+size_t pc_tcp_unacked(uv_tcp_t *t)
+{
+    uv_os_fd_t fd;
+    int outq = 0;
+    if (uv_fileno((uv_handle_t *)t, &fd) != 0 || ioctl(fd, SIOCOUTQ, &outq) != 0 || outq < 0)
+        outq = 0;
+    return t->write_queue_size + (size_t)outq;
+}
+
 /* A connection whose answer has not moved for stall_ms: a client that stopped reading it (its TCP window
  * full). h2o's own timeouts cover only connections between requests and request heads. The measure is
  * what libuv still holds plus what the kernel has sent without acknowledgement (SIOCOUTQ): it shrinks
@@ -186,11 +195,7 @@ static void on_stall_tick(uv_timer_t *t)
     pc_http_server *srv = t->data;
     uint64_t now = uv_now(srv->loop);
     for (struct conn_handle *c = srv->conns; c != NULL; c = c->next) {
-        uv_os_fd_t fd;
-        int outq = 0;
-        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || ioctl(fd, SIOCOUTQ, &outq) != 0 || outq < 0)
-            outq = 0;
-        size_t q = c->tcp.write_queue_size + (size_t)outq;
+        size_t q = pc_tcp_unacked(&c->tcp);
         if (q == 0 || q != c->queued) {
             c->queued = q;
             c->still_since = now;

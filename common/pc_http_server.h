@@ -58,6 +58,10 @@ int pc_http_server_listen(pc_http_server *srv, const char *hostport, char *bound
 /* Parses "HOST:PORT" (IPv4, [IPv6] or localhost; port 0 … 65535) into |ss|, which must be zeroed.
  * PC_EINVAL otherwise. Also used for the peer's TCP port. */
 int pc_hostport_parse(const char *hostport, struct sockaddr_storage *ss) PC_MUST_CHECK;
+/* Bytes written to |t| that its other end has not yet acknowledged: what libuv still holds plus what the
+ * kernel has sent without acknowledgement (SIOCOUTQ; 0 when it cannot be read). It shrinks whenever the
+ * other end reads, and stays put while it does not. Also used by the peer's links. */
+size_t pc_tcp_unacked(uv_tcp_t *t);
 /* Gives an accepted socket (with whatever is buffered in sock->input) to h2o's HTTP/1 (and h2c) code. */
 void pc_http_server_handoff(pc_http_server *srv, h2o_socket_t *sock);
 /* Graceful stop; |cb| runs once every connection is closed. */

@@ -291,33 +291,15 @@ int pc_origin_api_preflight(h2o_req_t *req, const char *methods)
     return 1;
 }
 
-/* The methods a resource of the API takes, for a preflight (NULL: not one of them). */
-static const char *api_methods(h2o_iovec_t path)
-{
-    static const char pfx[] = "/api/videos/", retry[] = "/retry";
-    if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/origin-key")) ||
-        h2o_memis(path.base, path.len, H2O_STRLIT("/api/health")) ||
-        h2o_memis(path.base, path.len, H2O_STRLIT("/api/videos")) ||
-        h2o_memis(path.base, path.len, H2O_STRLIT("/api/videos/")))
-        return "GET, HEAD, OPTIONS";
-    if (path.len > sizeof(pfx) - 1 && memcmp(path.base, pfx, sizeof(pfx) - 1) == 0)
-        return path.len > sizeof(retry) - 1 && memcmp(path.base + path.len - (sizeof(retry) - 1), retry,
-                                                      sizeof(retry) - 1) == 0
-                   ? "POST, OPTIONS"
-                   : "GET, HEAD, DELETE, OPTIONS";
-    return NULL;
-}
-
 int pc_origin_api_route(void *user, h2o_req_t *req)
 {
     pc_origin *o = user;
     h2o_iovec_t path = pc_http_req_path(req);
-    const char *methods = api_methods(path);
-    if (methods != NULL && pc_origin_api_preflight(req, methods))
+    int fixed = h2o_memis(path.base, path.len, H2O_STRLIT("/api/origin-key")) ||
+                h2o_memis(path.base, path.len, H2O_STRLIT("/api/health"));
+    if (fixed && pc_origin_api_preflight(req, "GET, HEAD, OPTIONS"))
         return 0;
-    if ((h2o_memis(path.base, path.len, H2O_STRLIT("/api/origin-key")) ||
-         h2o_memis(path.base, path.len, H2O_STRLIT("/api/health"))) &&
-        !pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
+    if (fixed && !pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
         pc_http_add_header(req, "allow", "GET, HEAD");
         pc_http_respond_error(req, 405, "method_not_allowed", "this resource takes GET");
         return 0;
@@ -339,6 +321,8 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/videos")) ||
         h2o_memis(path.base, path.len, H2O_STRLIT("/api/videos/"))) {
+        if (pc_origin_api_preflight(req, "GET, HEAD, OPTIONS"))
+            return 0;
         if (!pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
             pc_http_add_header(req, "allow", "GET, HEAD");
             pc_http_respond_error(req, 405, "method_not_allowed", "the catalog takes GET");
@@ -353,6 +337,8 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
         int is_retry = idlen > sizeof(retry) - 1 && memcmp(id + idlen - (sizeof(retry) - 1), retry, sizeof(retry) - 1) == 0;
         if (is_retry)
             idlen -= sizeof(retry) - 1;
+        if (pc_origin_api_preflight(req, is_retry ? "POST, OPTIONS" : "GET, HEAD, DELETE, OPTIONS"))
+            return 0;
         if (!pc_id_valid(id, idlen)) {
             pc_http_respond_error(req, 404, "not_found", "no such video");
             return 0;

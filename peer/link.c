@@ -10,13 +10,12 @@
  */
 #include "link.h"
 
-#include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <time.h>
 
+#include "pc_http_server.h"
 #include "pc_log.h"
 
 enum { ST_CONNECTING, ST_HELLO, ST_AUTH, ST_UP, ST_CLOSING };
@@ -281,16 +280,11 @@ static int check_hello(pc_link *l, const pc_wire_hello *h)
     return 0;
 }
 
-/* Bytes the other side's TCP has acknowledged: handed to libuv, less what libuv still holds and what the
- * kernel has not had acknowledged (SIOCOUTQ). It grows as the other side reads, byte by byte, where a
+/* Bytes the other side's TCP has acknowledged: it grows as the other side reads, byte by byte, where a
  * count of completed writes would move only once a whole write (up to 128 KiB) went out. */
 static uint64_t acked(pc_link *l)
 {
-    uv_os_fd_t fd;
-    int outq = 0;
-    if (uv_fileno((uv_handle_t *)&l->tcp, &fd) != 0 || ioctl(fd, SIOCOUTQ, &outq) != 0 || outq < 0)
-        outq = 0;
-    uint64_t held = (uint64_t)l->tcp.write_queue_size + (uint64_t)outq;
+    uint64_t held = pc_tcp_unacked(&l->tcp);
     return l->submitted > held ? l->submitted - held : 0;
 }
 
@@ -495,7 +489,6 @@ void pc_link_resume(pc_link *l)
 }
 
 /* ---- timers ---- */
-
 
 static void on_tick(uv_timer_t *t)
 {
