@@ -204,6 +204,11 @@ def seeder_link(s, n, rcvbuf=None):
     return seeder, link
 
 
+def stop_shared_seeder():
+    if st.get("seeder"):
+        st.pop("seeder").stop()
+
+
 def test_a_peer_that_asks_without_reading_is_closed_not_buffered(s):
     """A ticket holder floods REQUESTs the seeder refuses at once (rung 255), and never reads: the
     refusals may not pile up in the seeder's memory; the link is closed and the seeder serves on."""
@@ -684,7 +689,7 @@ def test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint(s):
 def test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player(s):
     setup_video(s)
     o, vid, m = st["o"], st["vid"], st["m"]
-    st["seeder"].stop()
+    stop_shared_seeder()
     bad = Peer(s, o, vid, "--up-kbps", "50000", mode="seed", name="malicious", env={"PEERCDN_TEST_CORRUPT_UPLOADS": "1"})
     victim = Peer(s, o, vid, "--hls-listen", "127.0.0.1:0", "--rendition", "v0", name="victim")
     video = [r for r in m["renditions"] if r.get("type") != "audio"][0]
@@ -701,6 +706,127 @@ def test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player(s):
     eq(r["stalls"], 0, "the victim did not stall")
     check("banned" in victim.stderr(), "the ban is logged")
     bad.stop()
+
+
+class EvilAcceptor:
+    """A ticket holder that listens, announces itself with every segment and runs |scenario(link, n)| on
+    the n-th link a viewer dials to it (the acceptor side of docs/protocol.md)."""
+
+    def __init__(self, s, n, scenario):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.conns, self.scenario, self.stopped = 0, scenario, False
+        self.tp = TrackerPeer(st["t"], st["vid"], n, rendition="v0")
+        self.tp.port = self.srv.getsockname()[1]
+        self.announce("started")
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+        threading.Thread(target=self.announce_loop, daemon=True).start()
+        s.cleanups.append(self.stop)
+
+    def announce(self, event):
+        self.tp.announce(event, have=[[0, len(self.video()[0]["segments"]) - 1]], up_kbps=100000, seeding=True)
+
+    def announce_loop(self):
+        while not self.stopped:
+            time.sleep(1.5)
+            try:
+                self.announce("periodic")
+            except Exception:  # noqa: BLE001 (the tracker may be gone at the end)
+                pass
+
+    def stop(self):
+        self.stopped = True
+        self.srv.close()
+
+    @staticmethod
+    def video():
+        return [r for r in st["m"]["renditions"] if r.get("type") != "audio"]
+
+    def accept_loop(self):
+        while not self.stopped:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            self.conns += 1
+            threading.Thread(target=self.run, args=(c, self.conns), daemon=True).start()
+
+    def run(self, c, n):
+        c.settimeout(20)
+        try:
+            self.scenario(self.handshake(c), n)
+        except (OSError, EOFError):
+            pass
+        finally:
+            c.close()
+
+    def handshake(self, c):
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+        head = recv_exact(c, 40)
+        hello_c = head + recv_exact(c, int.from_bytes(head[38:40], "big") + 4)
+        kx = X25519PrivateKey.generate()
+        hello_s = hello(b64u_decode(self.tp.ticket), raw(kx.public_key()), role=1, up_kbps=100000)
+        transcript = hashlib.blake2b(hello_c + hello_s, digest_size=32).digest()
+        c.sendall(hello_s + self.tp.sk.sign(b"peercdn link v1\0\x01" + transcript))
+        recv_exact(c, 64)  # the viewer's AUTH (the viewer checks ours; ours need not check its)
+        # crypto_kx, server side: tx | rx = BLAKE2b-512(X25519(ours, theirs) | client pk | server pk)
+        q = kx.exchange(X25519PublicKey.from_public_bytes(hello_c[6:38]))
+        keys = hashlib.blake2b(q + hello_c[6:38] + raw(kx.public_key()), digest_size=64).digest()
+        link = PyLink.__new__(PyLink)
+        link.sock = c
+        link.tx, link.rx = ChaCha20Poly1305(keys[:32]), ChaCha20Poly1305(keys[32:])
+        link.rn = link.tn = 0
+        ranges = b"".join(bytes([r]) + (0).to_bytes(4, "big") + (len(v["segments"]) - 1).to_bytes(4, "big")
+                          for r, v in enumerate(self.video()))
+        link.send(bytes([3]) + len(self.video()).to_bytes(2, "big") + ranges)  # HAVE: everything
+        return link
+
+
+def test_a_peer_that_sends_garbage_and_leaves_is_banned_all_the_same(s):
+    """The malicious peer sends the first 64 KiB of a segment as garbage, closes its link and at once dials
+    the viewer under the same key: the viewer fetches the rest from the CDN, the segment fails its hash
+    and the peer is banned by the key its closed link had, and its new link is closed with BYE 2. Before,
+    only a peer whose link was open could be banned: it was dialled and accepted again and again."""
+    setup_video(s)
+    stop_shared_seeder()
+    back, where = {}, {}
+
+    def scenario(link, n):
+        link.sock.settimeout(1)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                msg = link.recv()
+            except socket.timeout:
+                continue
+            if msg[0] == 1:
+                link.send(bytes([2]) + msg[1:9])
+            elif msg[0] == 4 and n == 1 and int.from_bytes(msg[14:18], "big") > 65536:
+                link.send(bytes([5]) + msg[1:5] + msg[10:14] + os.urandom(65536))
+                time.sleep(0.3)
+                link.sock.close()
+                break
+        while "port" not in where and time.time() < deadline:
+            time.sleep(0.1)
+        again = PyLink(where["host"], where["port"], b64u_decode(evil.tp.ticket), evil.tp.sk)
+        again.finish(st["tpk"], st["vid"])
+        again.sock.settimeout(40)
+        back["bye"] = bye_of(again)
+
+    evil = EvilAcceptor(s, 40, scenario)
+    victim = Peer(s, st["o"], st["vid"], "--rendition", "v0", "--down-kbps", "1000", name="victim-departed")
+    where.update(host=victim.host, port=victim.port)
+    r = victim.wait(120)
+    evil.stop()
+    print("# the malicious key's links to the viewer: %d; the one it came back with heard BYE %r; report %r" % (
+        evil.conns, back.get("bye"), {k: r[k] for k in ("bytes_p2p", "rejected_segments", "banned_peers", "stalls")}))
+    eq(evil.conns, 1, "the viewer dialled the malicious peer once")
+    check(r["rejected_segments"] >= 1, "the segment with its garbage was rejected")
+    eq(r["banned_peers"], 1, "one peer (one key) banned")
+    eq(r["stalls"], 0, "the viewer did not stall")
+    check("banned a peer that has left" in victim.stderr(), "the ban of the departed peer is logged")
+    eq(back.get("bye"), 2, "the link it came back with heard BYE 2 (banned)")
 
 
 def test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall(s):
@@ -940,6 +1066,7 @@ if __name__ == "__main__":
            test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
            test_a_signed_media_origin_swarms_with_the_media_query,
            test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
+           test_a_peer_that_sends_garbage_and_leaves_is_banned_all_the_same,
            test_a_download_cap_paces_peer_links_and_the_cdn,
            test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes,
            test_a_playlist_pointing_outside_the_signed_manifest_is_not_served,
