@@ -18,6 +18,7 @@
 #include "pc_json.h"
 #include "pc_log.h"
 #include "pc_num.h"
+#include "pc_tcpinfo.h"
 
 #define MAX_LISTENERS 4
 /* a stop waits this long for connections to finish, then cuts the rest (docker stop waits 10 s) */
@@ -41,6 +42,8 @@ struct conn_handle {
     struct conn_handle *prev, *next; /* pc_http_server.conns */
     size_t queued;                   /* bytes waiting in libuv and unacknowledged in the kernel, at the last sweep */
     uint64_t still_since;            /* ms (loop time) since when that has been the same, and not 0 */
+    uint64_t moved;                  /* bytes the client acknowledged plus bytes it sent, at the last sweep */
+    uint64_t moved_since;            /* ms (loop time) since when that has been the same */
     int cut;
 };
 
@@ -184,23 +187,35 @@ size_t pc_tcp_unacked(uv_tcp_t *t)
     return t->write_queue_size + (size_t)outq;
 }
 
-/* A connection whose answer has not moved for stall_ms: a client that stopped reading it (its TCP window
- * full). h2o's own timeouts cover only connections between requests and request heads. The measure is
- * what libuv still holds plus what the kernel has sent without acknowledgement (SIOCOUTQ): it shrinks
- * whenever the client reads, and stays put when it does not (h2o 2.2's byte counts of a socket are not
- * kept up to date on libuv). (A client holding an HTTP/2 window at 0 leaves nothing queued: only a stop's
- * grace ends that.) */
+/* Two rules cut a connection that h2o's own timeouts (connections between requests, request heads)
+ * leave open for good:
+ * - its answer has not moved for stall_ms: a client that stopped reading (its TCP window full). The
+ *   measure is what libuv still holds plus what the kernel has sent without acknowledgement (SIOCOUTQ):
+ *   it shrinks whenever the client reads, and stays put when it does not, however the client trickles
+ *   requests (h2o 2.2's byte counts of a socket are not kept up to date on libuv);
+ * - no byte went either way for stall_ms (what the client acknowledged plus what it sent, TCP_INFO): an
+ *   HTTP/2 client holding a stream's window at 0 leaves nothing queued, and h2o, with a stream open,
+ *   never times the connection out. An idle connection is closed by h2o at the idle timeout, before
+ *   this; a handler that keeps a request waiting does so for less (the peer's HLS waits, 30 s). */
 static void on_stall_tick(uv_timer_t *t)
 {
     pc_http_server *srv = t->data;
     uint64_t now = uv_now(srv->loop);
     for (struct conn_handle *c = srv->conns; c != NULL; c = c->next) {
         size_t q = pc_tcp_unacked(&c->tcp);
+        uv_os_fd_t fd;
+        uint64_t moved = uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 ? pc_tcp_moved(fd) : UINT64_MAX;
         if (q == 0 || q != c->queued) {
             c->queued = q;
             c->still_since = now;
         } else if (now - c->still_since >= srv->stall_ms) {
             cut(c, "its client has not read any of its answer for twice the idle timeout");
+        }
+        if (moved == UINT64_MAX || moved != c->moved) {
+            c->moved = moved;
+            c->moved_since = now;
+        } else if (now - c->moved_since >= srv->stall_ms) {
+            cut(c, "no byte went either way for twice the idle timeout");
         }
     }
 }
@@ -218,7 +233,7 @@ static void on_accept(uv_stream_t *listener, int status)
     struct conn_handle *c = malloc(sizeof(*c));
     if (c == NULL)
         return;
-    *c = (struct conn_handle){.srv = srv, .still_since = uv_now(srv->loop)};
+    *c = (struct conn_handle){.srv = srv, .still_since = uv_now(srv->loop), .moved_since = uv_now(srv->loop)};
     uv_tcp_init(srv->loop, &c->tcp);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, free_handle);

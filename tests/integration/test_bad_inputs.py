@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Suite, check, clip, eq, media_dir, request  # noqa: E402
+from harness import Suite, check, clip, eq, h2_stalled_get, media_dir, request  # noqa: E402
 
 S = Suite("badinput")
 st = {}
@@ -228,6 +228,16 @@ def test_a_request_head_trickling_in_is_cut_off(s):
     took = time.time() - t0
     sock.close()
     check(closed and took < 12, "a client that does not read closed after %.1f s (idle timeout 2 s)" % took)
+    # an HTTP/2 client holding its stream's window at 0: nothing is queued for it, and h2o, with a stream
+    # open, never times it out; it is cut once no byte has gone either way for twice the idle timeout
+    sock = h2_stalled_get(o.host, o.port, "/api/health")
+    t0 = time.time()
+    p = select.poll()
+    p.register(sock, select.POLLRDHUP | select.POLLHUP)
+    closed = p.poll(15000) != []
+    took = time.time() - t0
+    sock.close()
+    check(closed and took < 12, "an HTTP/2 client at window 0 closed after %.1f s (idle timeout 2 s)" % took)
     # a busy keep-alive connection lives on past twice the idle timeout: only one whose answers stopped is cut
     conn = http.client.HTTPConnection(o.host, o.port, timeout=10)
     first = None
