@@ -34,13 +34,43 @@ int pc_cli_start_libraries(void)
     return 0;
 }
 
+static void print_line(const char *fmt, va_list ap, const char *tail)
+{
+    char msg[PC_CLI_MSG_MAX + 1], out[4 * PC_CLI_MSG_MAX + 1];
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (n < 0)
+        snprintf(msg, sizeof(msg), "%s", fmt);
+    size_t o = 0;
+    for (const unsigned char *c = (const unsigned char *)msg; *c != '\0'; c++) {
+        if (*c == '\n' || *c == '\t')
+            o += (size_t)sprintf(out + o, "\\%c", *c == '\n' ? 'n' : 't');
+        else if (*c < 0x20 || *c == 0x7f)
+            o += (size_t)sprintf(out + o, "\\x%02x", *c);
+        else
+            out[o++] = (char)*c;
+    }
+    out[o] = '\0';
+    fprintf(stderr, "%s: %s%s%s\n", prog_name, out, n >= (int)sizeof(msg) ? "..." : "", tail);
+}
+
+void pc_cli_verror(const char *fmt, va_list ap)
+{
+    print_line(fmt, ap, "");
+}
+
+void pc_cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    print_line(fmt, ap, "");
+    va_end(ap);
+}
+
 void pc_cli_usage(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog_name);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see --help)\n");
+    print_line(fmt, ap, " (see --help)");
     va_end(ap);
     exit(2);
 }

@@ -6,12 +6,20 @@
 #ifndef PC_CLI_H
 #define PC_CLI_H
 
+#include <stdarg.h>
+
 /* Sets the program name used in messages; call first. Cannot fail. */
 void pc_cli_init(const char *prog);
 /* Ignores SIGPIPE and initialises libsodium and libcurl; on failure prints one line and returns 1
  * (a main's exit status), else 0. */
 int pc_cli_start_libraries(void);
-/* Prints "PROG: MSG (see --help)" and exits 2. */
+/* Prints "PROG: MSG" and a newline on stderr as one line: control characters that came from the
+ * command line or from a file (a newline in a path, an escape sequence in a JSON key) are written as
+ * \n, \t or \xNN; at most PC_CLI_MSG_MAX bytes of MSG. */
+#define PC_CLI_MSG_MAX 1024
+__attribute__((format(printf, 1, 2))) void pc_cli_error(const char *fmt, ...);
+__attribute__((format(printf, 1, 0))) void pc_cli_verror(const char *fmt, va_list ap);
+/* Prints "PROG: MSG (see --help)", one line as above, and exits 2. */
 __attribute__((noreturn, format(printf, 1, 2))) void pc_cli_usage(const char *fmt, ...);
 /* A number in [min, max], or a usage error naming |what|. */
 double pc_cli_num(const char *s, const char *what, double min, double max);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "media.h"
+#include "pc_cli.h"
 #include "pc_fs.h"
 #include "pc_json.h"
 #include "pc_log.h"
@@ -169,7 +170,7 @@ int pc_origin_serve(const pc_origin_config *cfg)
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         int r = pc_mkdirs(dirs[i]);
         if (r != 0) {
-            fprintf(stderr, "peercdn-origin: cannot create the data directory %s: %s\n", dirs[i],
+            pc_cli_error("cannot create the data directory %s: %s", dirs[i],
                     r == PC_EEXIST ? "a file that is not a directory has that name" : pc_strerror(r));
             goto out;
         }
@@ -177,32 +178,32 @@ int pc_origin_serve(const pc_origin_config *cfg)
     snprintf(path, sizeof(path), "%s/.lock", cfg->data_dir);
     o->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (o->lock_fd < 0) {
-        fprintf(stderr, "peercdn-origin: cannot create %s: %s\n", path, strerror(errno));
+        pc_cli_error("cannot create %s: %s", path, strerror(errno));
         goto out;
     }
     if (flock(o->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        fprintf(stderr, "peercdn-origin: %s is in use by another origin process\n", cfg->data_dir);
+        pc_cli_error("%s is in use by another origin process", cfg->data_dir);
         goto out;
     }
     int r;
     snprintf(path, sizeof(path), "%s/keys/origin.ed25519", cfg->data_dir);
     if ((r = pc_ed25519_load_or_create(path, o->origin_pk, o->origin_sk)) != 0) {
-        fprintf(stderr, "peercdn-origin: cannot load the origin key %s: %s\n", path, pc_strerror(r));
+        pc_cli_error("cannot load the origin key %s: %s", path, pc_strerror(r));
         goto out;
     }
     snprintf(path, sizeof(path), "%s/keys/url.key", cfg->data_dir);
     if ((r = pc_secret_load_or_create(path, o->url_key, sizeof(o->url_key))) != 0) {
-        fprintf(stderr, "peercdn-origin: cannot load %s: %s\n", path, pc_strerror(r));
+        pc_cli_error("cannot load %s: %s", path, pc_strerror(r));
         goto out;
     }
     snprintf(path, sizeof(path), "%s/keys/media.key", cfg->data_dir);
     if ((r = pc_secret_load_or_create(path, o->media_key, sizeof(o->media_key))) != 0) {
-        fprintf(stderr, "peercdn-origin: cannot load %s: %s\n", path, pc_strerror(r));
+        pc_cli_error("cannot load %s: %s", path, pc_strerror(r));
         goto out;
     }
     snprintf(path, sizeof(path), "%s/origin.db", cfg->data_dir);
     if ((r = pc_db_open(path, &o->db)) != 0) {
-        fprintf(stderr, "peercdn-origin: cannot open the database %s: %s\n", path, pc_err_detail());
+        pc_cli_error("cannot open the database %s: %s", path, pc_err_detail());
         goto out;
     }
     cleanup_dirs(o);
@@ -227,7 +228,7 @@ int pc_origin_serve(const pc_origin_config *cfg)
     o->media = pc_media_new(o);
     o->pipeline = pc_pipeline_new(o);
     if (o->tus == NULL || o->media == NULL || o->pipeline == NULL || pc_origin_uploads_init(o) != 0) {
-        fprintf(stderr, "peercdn-origin: out of memory\n");
+        pc_cli_error("out of memory");
         goto out;
     }
     if (pc_tus_recover(o->tus) > 0)
@@ -244,16 +245,16 @@ int pc_origin_serve(const pc_origin_config *cfg)
         pc_http_server_route(o->http, "/api/uploads", pc_origin_uploads_api, o) != 0 ||
         pc_http_server_route(o->http, "/api/", pc_origin_api_route, o) != 0 ||
         pc_http_server_route(o->http, "/v/", pc_media_route, o->media) != 0) {
-        fprintf(stderr, "peercdn-origin: out of memory\n");
+        pc_cli_error("out of memory");
         goto out;
     }
     char bound[80];
     if ((r = pc_http_server_listen(o->http, cfg->listen, bound, sizeof(bound))) != 0) {
-        fprintf(stderr, "peercdn-origin: cannot listen on %s: %s\n", cfg->listen, pc_err_detail());
+        pc_cli_error("cannot listen on %s: %s", cfg->listen, pc_err_detail());
         goto out;
     }
     if ((r = pc_pipeline_start(o->pipeline)) != 0) {
-        fprintf(stderr, "peercdn-origin: cannot start the pipeline: %s\n", pc_strerror(r));
+        pc_cli_error("cannot start the pipeline: %s", pc_strerror(r));
         goto out;
     }
     uv_signal_init(o->loop, &o->sigint);

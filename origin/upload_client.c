@@ -30,6 +30,7 @@
 
 #include "db.h"
 #include "origin_main.h"
+#include "pc_cli.h"
 #include "pc_buf.h"
 #include "pc_crypto.h"
 #include "pc_http_client.h"
@@ -98,9 +99,7 @@ static void fail(struct up *u, const char *fmt, ...)
         fputc('\n', stderr);
     va_list ap;
     va_start(ap, fmt);
-    fputs("peercdn-origin: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    pc_cli_verror(fmt, ap);
     va_end(ap);
     uv_stop(u->loop);
 }
@@ -612,12 +611,12 @@ static int get_creation_url(struct up *u)
     json_t *o = NULL;
     int r = -1;
     if (rc != CURLE_OK)
-        fprintf(stderr, "peercdn-origin: cannot reach %s: %s\n", url, curl_easy_strerror(rc));
+        pc_cli_error("cannot reach %s: %s", url, curl_easy_strerror(rc));
     else if (status == 401)
-        fprintf(stderr, "peercdn-origin: the origin rejected the upload token\n");
+        pc_cli_error("the origin rejected the upload token");
     else if (status != 201 || pc_json_parse_object(body.data, body.len, 1 << 16, &o, NULL, 0) != 0 ||
              pc_json_str(o, "upload_url") == NULL)
-        fprintf(stderr, "peercdn-origin: unexpected answer from %s (HTTP %ld)\n", url, status);
+        pc_cli_error("unexpected answer from %s (HTTP %ld)", url, status);
     else {
         u->create_url = strdup(pc_json_str(o, "upload_url"));
         r = 0;
@@ -645,8 +644,10 @@ static int wait_ready(struct up *u)
      * (WAIT_ERRORS_MAX polls in a row, half a second apart), ends the wait */
     for (int errors = 0;; errors++) {
         if (errors >= WAIT_ERRORS_MAX) {
-            fprintf(stderr, "%speercdn-origin: gave up waiting: no answer about video %s from the origin for %d s\n",
-                    u->bar ? "\n" : "", u->video_id, WAIT_ERRORS_MAX / 2);
+            if (u->bar)
+                fputc('\n', stderr);
+            pc_cli_error("gave up waiting: no answer about video %s from the origin for %d s", u->video_id,
+                         WAIT_ERRORS_MAX / 2);
             return 1;
         }
         CURL *e = curl_easy_init();
@@ -661,8 +662,9 @@ static int wait_ready(struct up *u)
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(e);
         if (rc == CURLE_OK && (status == 404 || status == 410)) {
-            fprintf(stderr, "%speercdn-origin: the origin has no video %s any more (HTTP %ld)\n", u->bar ? "\n" : "",
-                    u->video_id, status);
+            if (u->bar)
+                fputc('\n', stderr);
+            pc_cli_error("the origin has no video %s any more (HTTP %ld)", u->video_id, status);
             pc_buf_clear(&body);
             return 1;
         }
@@ -689,7 +691,7 @@ static int wait_ready(struct up *u)
                 if (u->bar)
                     fputc('\n', stderr);
                 char c1[64], c2[512];
-                fprintf(stderr, "peercdn-origin: processing failed: %s: %s\n",
+                pc_cli_error("processing failed: %s: %s",
                         pc_log_printable_str(c1, sizeof(c1), pc_json_str(err, "code")),
                         pc_log_printable_str(c2, sizeof(c2), pc_json_str(err, "message")));
                 json_decref(o);
@@ -711,16 +713,16 @@ int pc_origin_upload(const pc_upload_opts *o)
     u.fd = open(o->file, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (u.fd < 0 || fstat(u.fd, &st) != 0) {
-        fprintf(stderr, "peercdn-origin: cannot open %s: %s\n", o->file, strerror(errno));
+        pc_cli_error("cannot open %s: %s", o->file, strerror(errno));
         return 1;
     }
     if (!S_ISREG(st.st_mode) || st.st_size == 0) {
-        fprintf(stderr, "peercdn-origin: %s is empty or not a regular file\n", o->file);
+        pc_cli_error("%s is empty or not a regular file", o->file);
         close(u.fd);
         return 1;
     }
     if (st.st_size > PC_MAX_UPLOAD_SIZE) {
-        fprintf(stderr, "peercdn-origin: %s is larger than the 1 GiB upload limit\n", o->file);
+        pc_cli_error("%s is larger than the 1 GiB upload limit", o->file);
         close(u.fd);
         return 1;
     }
@@ -735,7 +737,7 @@ int pc_origin_upload(const pc_upload_opts *o)
     const char *title = o->title != NULL ? o->title : base;
     char b1[1024], b2[1024];
     if (pc_b64_encoded_len(strlen(base), 0) > sizeof(b1) || pc_b64_encoded_len(strlen(title), 0) > sizeof(b2)) {
-        fprintf(stderr, "peercdn-origin: the title or file name is too long\n");
+        pc_cli_error("the title or file name is too long");
         free(fcopy);
         close(u.fd);
         return 2;
@@ -848,7 +850,7 @@ int pc_origin_upload(const pc_upload_opts *o)
         fflush(stdout);
         rc = o->wait ? wait_ready(&u) : 0;
     } else if (u.interrupted) {
-        fprintf(stderr, "peercdn-origin: interrupted; run the same command again to resume\n");
+        pc_cli_error("interrupted; run the same command again to resume");
         rc = 130;
     } else {
         rc = 1;

@@ -7,6 +7,7 @@
  * loop, never from inside a libcurl callback, and the engine timer is re-armed after each drive.
  */
 #include "client_internal.h"
+#include "pc_cli.h"
 #include "pc_http_util.h"
 
 #include <arpa/inet.h>
@@ -534,7 +535,7 @@ static void drive(client *c)
     flush_haves(c);
     if (pc_engine_error(c->e) != 0 && !c->engine_failed) {
         c->engine_failed = 1;
-        fprintf(stderr, "peercdn-peer: out of memory in the engine\n");
+        pc_cli_error("out of memory in the engine");
         begin_shutdown(c, 1);
         return;
     }
@@ -1027,7 +1028,7 @@ static void announce(client *c, const char *event)
 static void seed_done(client *c)
 {
     if (c->seed_failures > 0) {
-        fprintf(stderr, "peercdn-peer: %u segments could not be fetched and verified from the origin\n", c->seed_failures);
+        pc_cli_error("%u segments could not be fetched and verified from the origin", c->seed_failures);
         begin_shutdown(c, 1);
         return;
     }
@@ -1173,7 +1174,7 @@ static int fetch_from(const char *base, const char *path, size_t max, pc_buf *bo
     pc_buf_init(body, max);
     int rc = pc_http_get_blocking(base, path, 10, body, &status, url, sizeof(url), &why);
     if (rc != 0) {
-        fprintf(stderr, "peercdn-peer: cannot fetch %s: %s\n", url, why != NULL ? why : pc_strerror(rc));
+        pc_cli_error("cannot fetch %s: %s", url, why != NULL ? why : pc_strerror(rc));
         return PC_ENET;
     }
     if (status != 200) {
@@ -1184,7 +1185,7 @@ static int fetch_from(const char *base, const char *path, size_t max, pc_buf *bo
             snprintf(detail, sizeof(detail), " (%s: %s)", pc_log_printable_str(cb, sizeof(cb), pc_json_str(o, "code")),
                      pc_log_printable_str(mb, sizeof(mb), pc_json_str(o, "message")));
         json_decref(o);
-        fprintf(stderr, "peercdn-peer: %s answered HTTP %ld%s%s\n", url, status, detail,
+        pc_cli_error("%s answered HTTP %ld%s%s", url, status, detail,
                 status == 403 && hint403 != NULL ? hint403 : "");
         pc_buf_clear(body);
         return PC_EHTTP;
@@ -1214,7 +1215,7 @@ static int fetch_key(const char *base, const char *path, char *b64, size_t n, ui
     if (rc == 0 && pc_json_parse_object(body.data, body.len, 4096, &o, NULL, 0) == 0)
         v = pc_json_str(o, "ed25519");
     if (rc == 0 && (v == NULL || strlen(v) >= n || pc_b64_decode(v, strlen(v), pk, 32, &kl, 0) != 0 || kl != 32)) {
-        fprintf(stderr, "peercdn-peer: %s%s%s is not {\"ed25519\": base64 of 32 bytes}\n", base,
+        pc_cli_error("%s%s%s is not {\"ed25519\": base64 of 32 bytes}", base,
                 base[0] != '\0' && base[strlen(base) - 1] == '/' ? "" : "/", path);
         rc = PC_EPARSE;
     }
@@ -1267,7 +1268,7 @@ static int origin_key(client *c)
             from = path;
             c->origin_pk_pinned = 1;
         } else if (r != PC_ENOENT) {
-            fprintf(stderr, "peercdn-peer: cannot read the pinned origin key %s: %s\n", path, pc_strerror(r));
+            pc_cli_error("cannot read the pinned origin key %s: %s", path, pc_strerror(r));
             return -1;
         }
         free(text);
@@ -1281,7 +1282,7 @@ static int origin_key(client *c)
     }
     size_t kl = 0;
     if (pc_b64_decode(b64, strlen(b64), c->origin_pk, sizeof(c->origin_pk), &kl, 0) != 0 || kl != 32) {
-        fprintf(stderr, "peercdn-peer: the origin key from %s is not base64 of 32 bytes%s\n", from,
+        pc_cli_error("the origin key from %s is not base64 of 32 bytes%s", from,
                 c->origin_pk_pinned ? " (delete the file to pin the origin's key again)" : "");
         return -1;
     }
@@ -1325,7 +1326,7 @@ static int load_manifest(client *c)
         rc = 0;
     pc_buf_clear(&sig);
     if (rc != 0) {
-        fprintf(stderr, "peercdn-peer: p2p.json of %s is not signed by the pinned origin key (%s)\n", c->cfg->video,
+        pc_cli_error("p2p.json of %s is not signed by the pinned origin key (%s)", c->cfg->video,
                 pc_err_name(rc));
         pc_buf_clear(&json);
         return -1;
@@ -1333,13 +1334,13 @@ static int load_manifest(client *c)
     rc = pc_manifest_parse(json.data, json.len, &c->mf);
     pc_buf_clear(&json);
     if (rc != 0 || strcmp(c->mf->video, c->cfg->video) != 0) {
-        fprintf(stderr, "peercdn-peer: p2p.json of %s is %s\n", c->cfg->video, rc != 0 ? "malformed" : "for another video");
+        pc_cli_error("p2p.json of %s is %s", c->cfg->video, rc != 0 ? "malformed" : "for another video");
         return -1;
     }
     const char *why = NULL;
     rc = pc_peer_media_init(&c->pm, c->mf, &why);
     if (rc != 0) {
-        fprintf(stderr, "peercdn-peer: cannot play %s: %s\n", c->cfg->video, why != NULL ? why : pc_strerror(rc));
+        pc_cli_error("cannot play %s: %s", c->cfg->video, why != NULL ? why : pc_strerror(rc));
         return -1;
     }
     return 0;
@@ -1358,7 +1359,7 @@ static int listen_peer(client *c)
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     if (pc_hostport_parse(c->cfg->listen, &ss) != 0) {
-        fprintf(stderr, "peercdn-peer: --listen wants IP:PORT, not %s\n", c->cfg->listen);
+        pc_cli_error("--listen wants IP:PORT, not %s", c->cfg->listen);
         return -1;
     }
     uv_tcp_init(&c->loop, &c->server);
@@ -1368,7 +1369,7 @@ static int listen_peer(client *c)
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&c->server, 128, on_connection);
     if (rc != 0) {
-        fprintf(stderr, "peercdn-peer: cannot listen on %s: %s\n", c->cfg->listen, uv_strerror(rc));
+        pc_cli_error("cannot listen on %s: %s", c->cfg->listen, uv_strerror(rc));
         return -1;
     }
     struct sockaddr_storage b;
@@ -1398,12 +1399,12 @@ static int setup(client *c)
     const char *tracker = cfg->tracker != NULL ? cfg->tracker : c->mf->has_tracker ? c->mf->tracker_url : NULL;
     if (bl > PC_CLIENT_URL_MAX || (size_t)snprintf(c->base, sizeof(c->base), "%.*s/v/%s/", (int)bl, cfg->origin,
                                                    cfg->video) >= sizeof(c->base)) {
-        fprintf(stderr, "peercdn-peer: the origin URL is longer than %d characters\n", PC_CLIENT_URL_MAX);
+        pc_cli_error("the origin URL is longer than %d characters", PC_CLIENT_URL_MAX);
         return -1;
     }
     if (tracker != NULL &&
         (size_t)snprintf(c->tracker_url, sizeof(c->tracker_url), "%s", tracker) >= sizeof(c->tracker_url)) {
-        fprintf(stderr, "peercdn-peer: the tracker URL is longer than %zu characters\n", sizeof(c->tracker_url) - 1);
+        pc_cli_error("the tracker URL is longer than %zu characters", sizeof(c->tracker_url) - 1);
         return -1;
     }
     if (c->tracker_url[0] != '\0' && !c->mf->has_tracker) {
@@ -1421,7 +1422,7 @@ static int setup(client *c)
         return -1;
     int rc = pc_store_new(cfg->mem_cap, cfg->cache_dir, cfg->video, verify_stored, c, &c->store);
     if (rc != 0) {
-        fprintf(stderr, "peercdn-peer: cannot use --cache-dir %s: %s\n", cfg->cache_dir, pc_strerror(rc));
+        pc_cli_error("cannot use --cache-dir %s: %s", cfg->cache_dir, pc_strerror(rc));
         return -1;
     }
     /* identity: a fresh key and peer id for every run (docs/peer.md) */
@@ -1447,14 +1448,14 @@ static int setup(client *c)
     if (strcmp(cfg->rendition, "auto") != 0) {
         int q = pc_peer_media_rung(&c->pm, cfg->rendition);
         if (q < 0) {
-            fprintf(stderr, "peercdn-peer: --rendition %s: the video has no such video rendition\n", cfg->rendition);
+            pc_cli_error("--rendition %s: the video has no such video rendition", cfg->rendition);
             return -1;
         }
         ec.pinned_rung = q;
     }
     rc = pc_engine_new(&c->pm.m, &ec, &c->e);
     if (rc != 0) {
-        fprintf(stderr, "peercdn-peer: cannot start the engine: %s\n", pc_strerror(rc));
+        pc_cli_error("cannot start the engine: %s", pc_strerror(rc));
         return -1;
     }
     /* the tracker's view of us */
@@ -1473,13 +1474,13 @@ int pc_client_run(const pc_client_config *cfg)
 {
     client *c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        fprintf(stderr, "peercdn-peer: out of memory\n");
+        pc_cli_error("out of memory");
         return 1;
     }
     c->cfg = cfg;
     if (cfg->media_query != NULL) {
         if (!pc_client_query_valid(cfg->media_query)) {
-            fprintf(stderr, "peercdn-peer: the media query is not a URL query of at most %d characters\n",
+            pc_cli_error("the media query is not a URL query of at most %d characters",
                     PC_CLIENT_QUERY_MAX);
             free(c);
             return 1;

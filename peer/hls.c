@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "client_internal.h"
+#include "pc_cli.h"
 #include "pc_http_server.h"
 #include "pc_log.h"
 
@@ -235,7 +236,7 @@ static int load_playlists(client *c, hls *h)
         const char *why = NULL;
         int rc = pc_http_get_blocking(c->cfg->origin, path, 10, &b, &status, url, sizeof(url), &why);
         if (rc != 0 || status != 200) {
-            fprintf(stderr, "peercdn-peer: cannot fetch %s for the HLS endpoint: %s\n", url,
+            pc_cli_error("cannot fetch %s for the HLS endpoint: %s", url,
                     rc != 0 ? (why != NULL ? why : pc_strerror(rc)) : "bad HTTP status");
             pc_buf_clear(&b);
             return -1;
@@ -255,10 +256,9 @@ static int load_playlists(client *c, hls *h)
         strip_query(c->mq, body, &len);
         char bad[256];
         if (check_uris(c, name, body, len, bad, sizeof(bad)) != 0) {
-            fprintf(stderr,
-                    "peercdn-peer: %s refers to \"%s\", which the signed manifest does not list (or has a tag the "
-                    "local endpoint does not relay)\n",
-                    url, bad);
+            pc_cli_error("%s refers to \"%s\", which the signed manifest does not list (or has a tag the local "
+                         "endpoint does not relay)",
+                         url, bad);
             free(body);
             return -1;
         }
@@ -506,7 +506,7 @@ int pc_hls_start(client *c, const char *hostport, char *bound, size_t boundlen)
     if (rc == 0)
         rc = pc_http_server_listen(h->srv, hostport, bound, boundlen);
     if (rc != 0) {
-        fprintf(stderr, "peercdn-peer: cannot listen on %s for HLS: %s\n", hostport,
+        pc_cli_error("cannot listen on %s for HLS: %s", hostport,
                 *pc_err_detail() != '\0' ? pc_err_detail() : pc_strerror(rc));
         return rc;
     }

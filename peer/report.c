@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "client_internal.h"
+#include "pc_cli.h"
 #include "pc_fs.h"
 #include "pc_json.h"
 
@@ -129,7 +130,7 @@ int pc_report_write(client *c, const char *path)
     int rc = pc_write_file(path, txt, strlen(txt));
     free(txt);
     if (rc != 0) {
-        fprintf(stderr, "peercdn-peer: cannot write the report %s: %s\n", path, pc_strerror(rc));
+        pc_cli_error("cannot write the report %s: %s", path, pc_strerror(rc));
         return rc;
     }
     return 0;

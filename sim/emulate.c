@@ -130,7 +130,7 @@ static void note(emu *e, const char *fmt, ...)
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
     json_array_append_new(e->notes, json_string(buf));
-    fprintf(stderr, "peercdn-sim: note: %s\n", buf);
+    pc_cli_error("note: %s", buf);
 }
 
 static void say(const emu *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -257,12 +257,12 @@ static int wait_listening(proc *p, const char *what, char *url, size_t len)
         int st;
         if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
             p->running = 0;
-            fprintf(stderr, "peercdn-sim: the %s exited at start; see %s\n", what, p->log);
+            pc_cli_error("the %s exited at start; see %s", what, p->log);
             return PC_EIO;
         }
         sleep_ms(50);
     }
-    fprintf(stderr, "peercdn-sim: the %s did not start listening; see %s\n", what, p->log);
+    pc_cli_error("the %s did not start listening; see %s", what, p->log);
     return PC_ETIMEDOUT;
 }
 
@@ -317,7 +317,7 @@ static int net_setup(emu *e, const char *want)
         (void)run(e, "net.log", 10, "ip netns del %s", probe);
     if (why != NULL) {
         if (strcmp(want, "netns") == 0) {
-            fprintf(stderr, "peercdn-sim: --network netns: cannot create network namespaces: %s\n", why);
+            pc_cli_error("--network netns: cannot create network namespaces: %s", why);
             return PC_EFORBIDDEN;
         }
         note(e, "network: loopback, because network namespaces are unavailable (%s); the peers' own rate caps "
@@ -331,7 +331,7 @@ static int net_setup(emu *e, const char *want)
     size_t n = 0;
     snprintf(path, sizeof(path), "%s/logs/addrs.txt", e->dir);
     if (run(e, "addrs.txt", 10, "ip -o -4 addr show") != 0 || pc_read_file(path, 1 << 20, &addrs, &n) != 0) {
-        fprintf(stderr, "peercdn-sim: cannot list the host's addresses (see %s)\n", path);
+        pc_cli_error("cannot list the host's addresses (see %s)", path);
         return PC_EIO;
     }
     int base = 64 + (int)(getpid() % 150);
@@ -343,19 +343,19 @@ static int net_setup(emu *e, const char *want)
     }
     free(addrs);
     if (e->subnet == 0) {
-        fprintf(stderr, "peercdn-sim: no free 10.x.0.0/16 for the emulation bridge\n");
+        pc_cli_error("no free 10.x.0.0/16 for the emulation bridge");
         return PC_EIO;
     }
     snprintf(e->bridge, sizeof(e->bridge), "pcbr%d", (int)getpid());
     snprintf(e->host_ip, sizeof(e->host_ip), "10.%d.0.1", e->subnet);
     if (run(e, "net.log", 10, "ip link add %s type bridge", e->bridge) != 0) {
-        fprintf(stderr, "peercdn-sim: cannot create the bridge %s (see %s/logs/net.log)\n", e->bridge, e->dir);
+        pc_cli_error("cannot create the bridge %s (see %s/logs/net.log)", e->bridge, e->dir);
         return PC_EIO;
     }
     e->bridge_up = 1;
     if (run(e, "net.log", 10, "ip addr add %s/16 dev %s", e->host_ip, e->bridge) != 0 ||
         run(e, "net.log", 10, "ip link set %s up", e->bridge) != 0) {
-        fprintf(stderr, "peercdn-sim: cannot configure the bridge %s (see %s/logs/net.log)\n", e->bridge, e->dir);
+        pc_cli_error("cannot configure the bridge %s (see %s/logs/net.log)", e->bridge, e->dir);
         return PC_EIO;
     }
     e->netns = 1;
@@ -416,7 +416,7 @@ static int net_add(emu *e, uint32_t i, double up_kbps, double down_kbps, double 
         rc = rc ? rc : tbf(e, NULL, w->host_if, "root", down_kbps);
     }
     if (rc != 0)
-        fprintf(stderr, "peercdn-sim: cannot set up the network of peer %u (see %s/logs/net.log)\n", i, e->dir);
+        pc_cli_error("cannot set up the network of peer %u (see %s/logs/net.log)", i, e->dir);
     return rc != 0 ? PC_EIO : 0;
 }
 
@@ -476,7 +476,7 @@ static int fetch(emu *e, const char *path, size_t max, char **out, size_t *len)
     pc_buf_init(&b, max);
     int rc = pc_http_get_blocking(e->origin_url, path, 20, &b, &status, url, sizeof(url), &why);
     if (rc != 0 || status != 200) {
-        fprintf(stderr, "peercdn-sim: GET %s: %s\n", url, rc != 0 ? (why ? why : pc_strerror(rc)) : "not 200");
+        pc_cli_error("GET %s: %s", url, rc != 0 ? (why ? why : pc_strerror(rc)) : "not 200");
         pc_buf_clear(&b);
         return PC_EIO;
     }
@@ -501,7 +501,7 @@ static int ingest(emu *e)
         uint32_t nseg;
         v->len_s = sim_catalog_next(sc, &r, NULL, &nseg);
         if (v->len_s > EMU_VIDEO_S_MAX) {
-            fprintf(stderr, "peercdn-sim: video %u would last %.0f s; emulation generates at most %d s\n", k, v->len_s,
+            pc_cli_error("video %u would last %.0f s; emulation generates at most %d s", k, v->len_s,
                     EMU_VIDEO_S_MAX);
             return PC_ELIMIT;
         }
@@ -514,7 +514,7 @@ static int ingest(emu *e)
         if (run(e, "ffmpeg.log", 600, "ffmpeg -v error -y -f lavfi -i %s -f lavfi -i %s -t %s -c:v libx264 -preset "
                                       "veryfast -pix_fmt yuv420p -c:a aac %s",
                 size, tone, dur, src) != 0) {
-            fprintf(stderr, "peercdn-sim: ffmpeg could not generate video %u (see %s/logs/ffmpeg.log)\n", k, e->dir);
+            pc_cli_error("ffmpeg could not generate video %u (see %s/logs/ffmpeg.log)", k, e->dir);
             return PC_EIO;
         }
         char bin[PATHMAX], log[PATHMAX], state[PATHMAX], title[96];
@@ -527,7 +527,7 @@ static int ingest(emu *e)
         say(e, "ingesting video %u (tus upload, transcoding)\n", k);
         proc p = {0};
         if (spawn(&p, argv, log) != 0 || reap(&p, 900) != 0) {
-            fprintf(stderr, "peercdn-sim: the origin did not ingest video %u (see %s)\n", k, log);
+            pc_cli_error("the origin did not ingest video %u (see %s)", k, log);
             return PC_EIO;
         }
         char *txt = NULL;
@@ -544,7 +544,7 @@ static int ingest(emu *e)
             }
         free(txt);
         if (!found) {
-            fprintf(stderr, "peercdn-sim: no video id in %s\n", log);
+            pc_cli_error("no video id in %s", log);
             return PC_EIO;
         }
         char path[300];
@@ -554,12 +554,12 @@ static int ingest(emu *e)
             return PC_EIO;
         const char *why = NULL;
         if (pc_manifest_parse(v->json, len, &v->mf) != 0 || pc_peer_media_init(&v->pm, v->mf, &why) != 0) {
-            fprintf(stderr, "peercdn-sim: the manifest of video %s cannot be used: %s\n", v->id, why ? why : "invalid");
+            pc_cli_error("the manifest of video %s cannot be used: %s", v->id, why ? why : "invalid");
             return PC_EPARSE;
         }
         v->pm_ok = 1;
         if (v->pm.m.n_rungs != sc->n_rungs) {
-            fprintf(stderr, "peercdn-sim: the origin made %u renditions of video %u, the scenario has %u\n",
+            pc_cli_error("the origin made %u renditions of video %u, the scenario has %u",
                     v->pm.m.n_rungs, k, sc->n_rungs);
             return PC_EINVAL;
         }
@@ -573,7 +573,7 @@ static int ingest(emu *e)
     const char *b64 = json_string_value(json_object_get(o, "ed25519"));
     if (b64 == NULL || strlen(b64) >= sizeof(e->origin_key)) {
         json_decref(o);
-        fprintf(stderr, "peercdn-sim: the origin's key answer is not what docs/origin.md says\n");
+        pc_cli_error("the origin's key answer is not what docs/origin.md says");
         return PC_EPARSE;
     }
     snprintf(e->origin_key, sizeof(e->origin_key), "%s", b64);
@@ -602,7 +602,7 @@ static int plan(emu *e, uint32_t max)
     const sim_scenario *sc = &e->sc;
     e->nseeders = sc->seeders * sc->videos;
     if (e->nseeders > 64) {
-        fprintf(stderr, "peercdn-sim: emulation runs at most 64 seeders (seeders.per_video × catalog.videos)\n");
+        pc_cli_error("emulation runs at most 64 seeders (seeders.per_video × catalog.videos)");
         return PC_ELIMIT;
     }
     uint32_t cap = e->nseeders + 64;
@@ -622,8 +622,8 @@ static int plan(emu *e, uint32_t max)
     uint64_t at, end = (uint64_t)(sc->duration_s * 1e6);
     while (rc == 0 && sim_workload_next_time(&wl, e->nw - e->nseeders, &at) == 0 && at <= end) {
         if (e->nw - e->nseeders >= max) {
-            fprintf(stderr, "peercdn-sim: the scenario has more than %u viewers; emulation runs at most %u real "
-                            "peers (--max-viewers)\n",
+            pc_cli_error("the scenario has more than %u viewers; emulation runs at most %u real "
+                            "peers (--max-viewers)",
                     max, max);
             rc = PC_ELIMIT;
             break;
@@ -707,7 +707,7 @@ static int start_peer(emu *e, uint32_t i)
     }
     argv[n] = NULL;
     if (spawn(&w->p, argv, log) != 0) {
-        fprintf(stderr, "peercdn-sim: cannot start peer %u\n", i);
+        pc_cli_error("cannot start peer %u", i);
         return PC_EIO;
     }
     w->spawned = 1;
@@ -736,7 +736,7 @@ static int start_seeders(emu *e)
             int st;
             if (waitpid(e->w[i].p.pid, &st, WNOHANG) == e->w[i].p.pid || mono() > until || g_stop) {
                 e->w[i].p.running = 0;
-                fprintf(stderr, "peercdn-sim: seeder %u did not start seeding; see %s\n", i, e->w[i].p.log);
+                pc_cli_error("seeder %u did not start seeding; see %s", i, e->w[i].p.log);
                 return PC_EIO;
             }
             sleep_ms(50);
@@ -889,7 +889,7 @@ static void keep_running(emu *e)
         char *argv[] = {bin, "seed", "--origin", e->origin_url, "--video", e->v[k].id, "--listen", listen,
                         "--origin-key", e->origin_key, "--state-dir", state, "--no-status", NULL};
         if (spawn(&seeders[k], argv, log) != 0)
-            fprintf(stderr, "peercdn-sim: cannot start a seeder for --keep\n");
+            pc_cli_error("cannot start a seeder for --keep");
     }
     printf("\n== still running (--keep): the origin, the tracker and a seeder per video; Ctrl-C stops them\n");
     for (uint32_t k = 0; k < e->sc.videos; k++) {
@@ -1250,7 +1250,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     e.tty = isatty(1);
     char err[512];
     if (sim_scenario_load(argv[optind], &e.sc, err, sizeof(err)) != 0) {
-        fprintf(stderr, "peercdn-sim: %s\n", err);
+        pc_cli_error("%s", err);
         return 1;
     }
     e.seed = e.sc.seed;
@@ -1284,7 +1284,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
         }
     }
     if (bad != NULL) {
-        fprintf(stderr, "peercdn-sim: %s\n", bad);
+        pc_cli_error("%s", bad);
         sim_scenario_clear(&e.sc);
         return 1;
     }
@@ -1301,7 +1301,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     e.notes = json_array();
     e.v = calloc(e.sc.videos, sizeof(*e.v));
     if (e.notes == NULL || e.v == NULL) {
-        fprintf(stderr, "peercdn-sim: out of memory\n");
+        pc_cli_error("out of memory");
         cleanup(&e);
         return 1;
     }
@@ -1327,7 +1327,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     snprintf(sub, sizeof(sub), "%s/state", e.dir);
     rc = rc ? rc : pc_mkdirs(sub);
     if (rc != 0) {
-        fprintf(stderr, "peercdn-sim: cannot create %s: %s\n", e.dir, pc_strerror(rc));
+        pc_cli_error("cannot create %s: %s", e.dir, pc_strerror(rc));
         cleanup(&e);
         return 1;
     }
@@ -1375,7 +1375,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
             r.wall_s = mono() - wall0;
             rc = sim_write_outputs(out, &e.sc, e.seed, &r, err, sizeof(err));
             if (rc != 0)
-                fprintf(stderr, "peercdn-sim: %s\n", err);
+                pc_cli_error("%s", err);
         }
         if (rc == 0)
             rc = write_effective(&e, argv[optind]);
@@ -1409,10 +1409,10 @@ int sim_emulate_main(int argc, char **argv, const char *self)
         if (rc != 0) {
             status = 1;
         } else if (e.server_died) {
-            fprintf(stderr, "peercdn-sim: a server exited during the run (see %s/logs)\n", e.dir);
+            pc_cli_error("a server exited during the run (see %s/logs)", e.dir);
             status = 1;
         } else if (failed > 0) {
-            fprintf(stderr, "peercdn-sim: %u peer%s failed or left no report (see %s/logs)\n", failed,
+            pc_cli_error("%u peer%s failed or left no report (see %s/logs)", failed,
                     failed == 1 ? "" : "s", e.dir);
             status = 1;
         }

@@ -56,7 +56,7 @@ static json_t *load_json(const char *dir, const char *name, int quiet)
     if (!json_is_object(o)) {
         json_decref(o);
         if (!quiet)
-            fprintf(stderr, "peercdn-sim: cannot read %s: %s\n", path, rc != 0 ? rc == PC_EINVAL ? "not a regular file" : pc_strerror(rc) : "not a JSON object");
+            pc_cli_error("cannot read %s: %s", path, rc != 0 ? rc == PC_EINVAL ? "not a regular file" : pc_strerror(rc) : "not a JSON object");
         return NULL;
     }
     return o;
@@ -90,14 +90,14 @@ static json_t *load_summary(const char *dir)
     if (stat(path, &st) != 0 && errno == ENOENT) {
         snprintf(path, sizeof(path), "%s/compare.json", dir);
         if (stat(path, &st) == 0) {
-            fprintf(stderr, "peercdn-sim: %s holds a --compare run: compare %s/hybrid, %s/cdn-only or %s/p2p-only\n",
+            pc_cli_error("%s holds a --compare run: compare %s/hybrid, %s/cdn-only or %s/p2p-only",
                     dir, dir, dir, dir);
             return NULL;
         }
     }
     json_t *o = load_json(dir, "summary.json", 0);
     if (o != NULL && !(json_is_integer(json_object_get(o, "viewers")) && json_is_number(json_object_get(o, "offload")))) {
-        fprintf(stderr, "peercdn-sim: %s/summary.json is not a run's summary (it has no viewers or offload)\n", dir);
+        pc_cli_error("%s/summary.json is not a run's summary (it has no viewers or offload)", dir);
         json_decref(o);
         o = NULL;
     }
@@ -208,12 +208,12 @@ static int run_one(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_
     uint64_t limit = limit_memory();
     int rc = sim_run(sc, mode, seed, threads, quiet || !isatty(2) ? NULL : stderr, &r);
     if (rc == PC_ENOMEM && limit > 0) {
-        fprintf(stderr, "peercdn-sim: the simulation failed: out of memory (this scenario needs more than the "
-                        "machine's %.1f GiB)\n", (double)limit / (1 << 30));
+        pc_cli_error("the simulation failed: out of memory (this scenario needs more than the "
+                        "machine's %.1f GiB)", (double)limit / (1 << 30));
         return 1;
     }
     if (rc != 0) {
-        fprintf(stderr, "peercdn-sim: the simulation failed: %s\n", pc_strerror(rc));
+        pc_cli_error("the simulation failed: %s", pc_strerror(rc));
         return 1;
     }
     char err[512];
@@ -222,7 +222,7 @@ static int run_one(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_
         *summary = sim_summary(sc, seed, &r);
     sim_result_clear(&r);
     if (rc != 0) {
-        fprintf(stderr, "peercdn-sim: %s\n", err);
+        pc_cli_error("%s", err);
         return 1;
     }
     return 0;
@@ -269,7 +269,7 @@ static int cmd_run(int argc, char **argv)
     char err[512];
     int rc = sim_scenario_load(argv[optind], &sc, err, sizeof(err));
     if (rc != 0) {
-        fprintf(stderr, "peercdn-sim: %s\n", err);
+        pc_cli_error("%s", err);
         return 1;
     }
     uint64_t seed = sc.seed;
@@ -284,19 +284,25 @@ static int cmd_run(int argc, char **argv)
     }
     int mk = pc_mkdirs(out); /* with its parents, as mkdir -p */
     if (mk != 0) {
-        fprintf(stderr, "peercdn-sim: cannot create %s: %s\n", out, pc_strerror(mk));
+        int e = errno; /* the failed mkdir's or stat's: more precise than |mk| (EROFS, ENOTDIR, EACCES) */
+        pc_cli_error("cannot create %s: %s", out,
+                     mk == PC_EEXIST ? "a file that is not a directory has that name" : mk == PC_ETOOBIG ? pc_strerror(mk) : strerror(e));
         sim_scenario_clear(&sc);
         return 1;
     }
     /* a run of the other kind in the same DIR: its top-level outputs go, so that what DIR holds is one run
      * (compare.json beside a single run's summary.json would be taken for it, and the reverse) */
     static const char *const multi[] = {"compare.json", NULL};
-    char kind[32];
-    run_kind(out, kind, sizeof(kind));
-    if (strcmp(kind, "emulation") == 0) { /* minutes of real processes: not overwritten by a simulation */
-        fprintf(stderr, "peercdn-sim: %s holds an emulation (its run.json says so): give run another --out\n", out);
-        sim_scenario_clear(&sc);
-        return 1;
+    static const sim_mode modes[3] = {SIM_MODE_HYBRID, SIM_MODE_CDN_ONLY, SIM_MODE_P2P_ONLY};
+    for (int i = -1; i < (compare ? 3 : 0); i++) { /* DIR, and with --compare the runs it writes below */
+        char dir[4096], kind[32];
+        snprintf(dir, sizeof(dir), "%s%s%s", out, i < 0 ? "" : "/", i < 0 ? "" : sim_mode_name(modes[i]));
+        run_kind(dir, kind, sizeof(kind));
+        if (strcmp(kind, "emulation") == 0) { /* minutes of real processes: not overwritten by a simulation */
+            pc_cli_error("%s holds an emulation (its run.json says so): give run another --out", dir);
+            sim_scenario_clear(&sc);
+            return 1;
+        }
     }
     json_t *earlier = load_json(out, compare ? "run.json" : "compare.json", 1); /* only when it is ours */
     int ours = json_object_get(earlier, compare ? "wall_s" : "hybrid") != NULL;
@@ -305,7 +311,7 @@ static int cmd_run(int argc, char **argv)
         char stale[4096];
         snprintf(stale, sizeof(stale), "%s/%s", out, *f);
         if (unlink(stale) != 0 && errno != ENOENT)
-            fprintf(stderr, "peercdn-sim: note: cannot remove %s, left from an earlier run: %s\n", stale, strerror(errno));
+            pc_cli_error("note: cannot remove %s, left from an earlier run: %s", stale, strerror(errno));
     }
     int status = 0;
     if (!compare) {
@@ -317,7 +323,6 @@ static int cmd_run(int argc, char **argv)
         }
         json_decref(s);
     } else {
-        static const sim_mode modes[3] = {SIM_MODE_HYBRID, SIM_MODE_CDN_ONLY, SIM_MODE_P2P_ONLY};
         json_t *all = json_object(), *sums[3] = {NULL, NULL, NULL};
         for (int i = 0; i < 3 && status == 0; i++) {
             char dir[4096];
@@ -333,7 +338,7 @@ static int cmd_run(int argc, char **argv)
             char path[4096];
             snprintf(path, sizeof(path), "%s/compare.json", out);
             if (json_dump_file(all, path, JSON_INDENT(2) | JSON_REAL_PRECISION(12)) != 0) {
-                fprintf(stderr, "peercdn-sim: cannot write %s\n", path);
+                pc_cli_error("cannot write %s", path);
                 status = 1;
             }
         }

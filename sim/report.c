@@ -139,8 +139,9 @@ static int write_json(const char *dir, const char *name, json_t *doc, char *err,
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
+    errno = 0;
     if (json_dump_file(doc, path, JSON_INDENT(2) | JSON_REAL_PRECISION(12)) != 0) {
-        snprintf(err, errlen, "cannot write %s", path);
+        snprintf(err, errlen, "cannot write %s: %s", path, errno != 0 ? strerror(errno) : "out of memory");
         return PC_EIO;
     }
     return 0;
@@ -269,14 +270,15 @@ static int plots(const char *dir, const sim_result *r)
         if (r->v[i].started && !r->v[i].seeder)
             su[ns++] = r->v[i].startup_ms;
     qsort(su, ns, sizeof(double), dbl_cmp);
-    if (ns > PLOT_POINTS) { /* the fastest, then PLOT_POINTS evenly spaced quantiles up to the slowest */
+    if (ns > PLOT_POINTS) { /* the fastest, then PLOT_POINTS - 1 evenly spaced quantiles up to the slowest */
+        const size_t q = PLOT_POINTS - 1;
         fr[0] = 1.0 / (double)ns;
-        for (size_t k = 1; k <= PLOT_POINTS; k++) {
-            size_t idx = (k * ns + PLOT_POINTS - 1) / PLOT_POINTS - 1; /* > k - 1: read before written */
+        for (size_t k = 1; k <= q; k++) {
+            size_t idx = (k * ns + q - 1) / q - 1; /* > k - 1: read before written */
             su[k] = su[idx];
             fr[k] = (double)(idx + 1) / (double)ns;
         }
-        ns = PLOT_POINTS + 1;
+        ns = PLOT_POINTS;
     } else {
         for (size_t i = 0; i < ns; i++)
             fr[i] = (double)(i + 1) / (double)ns;
@@ -334,9 +336,10 @@ static FILE *create(const char *dir, const char *name, char path[4096], char *er
 /* Closes what create() opened: PC_EIO with the reason in |err| when the bytes did not all get written. */
 static int finish(FILE *f, const char *path, char *err, size_t errlen)
 {
-    if (fclose(f) == 0)
+    int bad = ferror(f), e = errno; /* a failed fwrite's errno, or fclose's */
+    if (fclose(f) == 0 && !bad)
         return 0;
-    snprintf(err, errlen, "cannot write %s", path);
+    snprintf(err, errlen, "cannot write %s: %s", path, strerror(bad ? e : errno));
     return PC_EIO;
 }
 
@@ -386,8 +389,10 @@ int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, co
         return PC_EIO;
     }
     json_t *s = sim_summary(sc, seed, r);
-    if (s == NULL)
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
         return PC_ENOMEM;
+    }
     int rc = write_json(dir, "summary.json", s, err, errlen);
     json_decref(s);
     if (rc != 0)
@@ -431,7 +436,7 @@ int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, co
         return rc;
     rc = plots(dir, r);
     if (rc != 0)
-        snprintf(err, errlen, "cannot write the plots in %s", dir);
+        snprintf(err, errlen, "cannot write the plots in %s: %s", dir, pc_strerror(rc));
     return rc;
 }
 

@@ -1,13 +1,13 @@
 /* Scenario parsing; see scenario.h and docs/sim.md. */
 #include "scenario.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "pc_fs.h"
 #include "pc_json.h"
 #include "pc_num.h"
 
@@ -348,10 +348,11 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
                 return fail(e, "scenario.media.ladder_kbps: must be 1 to %d bitrates, ascending", PC_RUNGS_MAX);
             for (size_t i = 0; i < n; i++) {
                 json_t *x = json_array_get(l, i);
-                if (!json_is_integer(x) || json_integer_value(x) < 50 || json_integer_value(x) > 100000 ||
-                    (i > 0 && json_integer_value(x) <= s->ladder_kbps[i - 1]))
+                double v = json_number_value(x); /* 730.0 is 730, as in every other field */
+                if (!json_is_number(x) || !(v >= 50 && v <= 100000) || v != floor(v) ||
+                    (i > 0 && v <= s->ladder_kbps[i - 1]))
                     return fail(e, "scenario.media.ladder_kbps[%zu]: must be an integer from 50 to 100000, ascending", i);
-                s->ladder_kbps[i] = (uint32_t)json_integer_value(x);
+                s->ladder_kbps[i] = (uint32_t)v;
             }
             s->n_rungs = (uint32_t)n;
         }
@@ -602,27 +603,16 @@ int sim_scenario_parse(const char *buf, size_t len, sim_scenario *out, char *err
 
 int sim_scenario_load(const char *path, sim_scenario *out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return PC_EIO;
-    }
-    char *buf = malloc(SIM_SCENARIO_MAX_BYTES + 1);
-    if (buf == NULL) {
-        fclose(f);
-        return PC_ENOMEM;
-    }
-    size_t n = fread(buf, 1, SIM_SCENARIO_MAX_BYTES + 1, f);
-    int rerr = ferror(f);
-    fclose(f);
-    int r;
-    if (rerr) {
-        snprintf(err, errlen, "%s: read error", path);
-        r = PC_EIO;
-    } else if (n > SIM_SCENARIO_MAX_BYTES) {
+    char *buf = NULL;
+    size_t n = 0;
+    int r = pc_read_file(path, SIM_SCENARIO_MAX_BYTES, &buf, &n); /* a FIFO or a directory: refused at once */
+    if (r == PC_ETOOBIG)
         snprintf(err, errlen, "%s: larger than 4 MiB", path);
-        r = PC_ETOOBIG;
-    } else {
+    else if (r == PC_EINVAL)
+        snprintf(err, errlen, "%s: not a regular file", path);
+    else if (r != 0)
+        snprintf(err, errlen, "%s: %s", path, pc_strerror(r));
+    else {
         char e2[256];
         r = sim_scenario_parse(buf, n, out, e2, sizeof(e2));
         if (r != 0)

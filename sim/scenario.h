@@ -90,7 +90,7 @@ typedef struct sim_scenario {
 int sim_scenario_parse(const char *buf, size_t len, sim_scenario *out, char *err, size_t errlen) PC_MUST_CHECK;
 int sim_scenario_load(const char *path, sim_scenario *out, char *err, size_t errlen) PC_MUST_CHECK;
 void sim_scenario_clear(sim_scenario *s);
-/* A --seed argument: a decimal integer 0 … 2^64 − 1. PC_EINVAL otherwise. */
+/* A --seed argument: a decimal integer 0 … 2^53 − 1 (exact in a JSON number). PC_EINVAL otherwise. */
 int sim_seed_parse(const char *s, uint64_t *out) PC_MUST_CHECK;
 
 #endif

@@ -14,6 +14,7 @@
 #include "evq.h"
 #include "locality.h"
 #include "pc_engine.h"
+#include "pc_num.h"
 #include "registry.h"
 #include "select.h"
 #include "workload.h"
@@ -121,10 +122,13 @@ static void push(world *w, uint64_t t, uint32_t kind, uint32_t id, uint32_t ver)
 
 /* ---- small arrays ---- */
 
+/* At most UINT16_MAX entries (the caller checks): the counts are 16 bits to keep viewers small. */
 static int arr_add(uint32_t **a, uint16_t *n, uint16_t *c, uint32_t x)
 {
+    if (*n == UINT16_MAX)
+        return -1;
     if (*n == *c) {
-        uint16_t nc = *c ? (uint16_t)(*c * 2) : 8;
+        uint16_t nc = *c == 0 ? 8 : *c > UINT16_MAX / 2 ? UINT16_MAX : (uint16_t)(*c * 2);
         uint32_t *p = realloc(*a, nc * sizeof(*p));
         if (p == NULL)
             return -1;
@@ -182,10 +186,8 @@ static int make_videos(const sim_scenario *sc, uint64_t seed, video **out, uint8
             return PC_ENOMEM;
         }
         for (uint32_t i = 0; i < n; i++) {
-            double d = sc->segment_s;
-            if (i == n - 1 && len > sc->segment_s * (n - 1))
-                d = len - sc->segment_s * (n - 1);
-            vd->dur[i] = (uint32_t)(d * S_US);
+            vd->dur[i] = sim_segment_us(sc, len, n, i);
+            double d = vd->dur[i] / (double)S_US;
             /* sizes vary ±20% around the nominal bitrate, like encoded segments */
             for (uint32_t q = 0; q < sc->n_rungs; q++) {
                 double sz = sc->ladder_kbps[q] * 1000.0 / 8 * d * factor[i];
@@ -541,8 +543,8 @@ static int connect1(world *w, uint32_t a, uint32_t b)
 {
     viewer *va = &w->v[a], *vb = &w->v[b];
     if (a == b || va->e == NULL || vb->e == NULL || va->state != V_WATCHING || vb->state == V_GONE ||
-        va->nnbr >= w->sc->max_neighbours || arr_has(va->nbr, va->nnbr, b))
-        return 0;
+        va->nnbr >= w->sc->max_neighbours || vb->nwat == UINT16_MAX || arr_has(va->nbr, va->nnbr, b))
+        return 0; /* (a peer known to 65535 viewers takes no more) */
     if (pc_engine_peer_add(va->e, b, b, (uint64_t)(vb->up * 8), w->now) != 0)
         return 0;
     w->engine_calls++;
@@ -1120,8 +1122,12 @@ static void progress_bar(FILE *out, sim_mode mode, uint64_t now, uint64_t end, u
     fprintf(out, "\r%s [", sim_mode_name(mode));
     for (int i = 0; i < 30; i++)
         fputc(i < n ? '#' : '.', out);
-    fprintf(out, "] %3.0f%%  t=%.0f/%.0f s  %u watching  %u seeding%s", f * 100, (double)now / S_US,
-            (double)end / S_US, watching, seeding, final ? "\n" : "");
+    /* a terminal's (the bar is drawn only on one): \033[K clears what a longer frame left */
+    if (final)
+        fprintf(out, "] %3.0f%%  t=%.0f/%.0f s  done\033[K\n", f * 100, (double)now / S_US, (double)end / S_US);
+    else
+        fprintf(out, "] %3.0f%%  t=%.0f/%.0f s  %u watching  %u seeding\033[K", f * 100, (double)now / S_US,
+                (double)end / S_US, watching, seeding);
     fflush(out);
 }
 
@@ -1367,6 +1373,16 @@ static int draw_arrivals(const sim_scenario *sc, uint64_t seed, uint32_t first, 
 }
 
 /* Videos to |parts| worlds, heaviest first to the least loaded (load: viewers, seeders included). */
+/* Heaviest first by |load|; ties in video order, so the split does not depend on qsort's. */
+static int heavier_first(const void *a, const void *b, void *load)
+{
+    const uint64_t *l = load;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    if (l[x] != l[y])
+        return l[x] > l[y] ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
 static void split(const sim_scenario *sc, video *videos, const sim_arrival *arr, uint32_t narr, uint32_t parts)
 {
     uint64_t *load = calloc(sc->videos, sizeof(*load));
@@ -1384,12 +1400,7 @@ static void split(const sim_scenario *sc, video *videos, const sim_arrival *arr,
         load[k] += sc->seeders;
         order[k] = k;
     }
-    for (uint32_t i = 1; i < sc->videos; i++) /* insertion sort, heaviest first */
-        for (uint32_t j = i; j > 0 && load[order[j]] > load[order[j - 1]]; j--) {
-            uint32_t t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
-        }
+    qsort_r(order, sc->videos, sizeof(*order), heavier_first, load);
     for (uint32_t i = 0; i < sc->videos; i++) {
         uint32_t best = 0;
         for (uint32_t p = 1; p < parts; p++)
@@ -1419,7 +1430,9 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
     uint32_t parts = threads == 0 ? 1 : threads;
     if (parts > PARTS_MAX)
         parts = PARTS_MAX;
-    if (parts > sc->videos || sc->cdn_capacity_mbps > 0)
+    if (parts > sc->videos) /* a world holds whole swarms: at most one per video */
+        parts = sc->videos;
+    if (sc->cdn_capacity_mbps > 0)
         parts = 1;
     world *ws = calloc(parts, sizeof(*ws));
     int rc = ws == NULL ? PC_ENOMEM : draw_arrivals(&local, seed, nseed, end, &arr, &narr);
@@ -1432,12 +1445,15 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
         if (out->v == NULL)
             rc = PC_ENOMEM;
     }
-    const char *trace = getenv("PEERCDN_SIM_TRACE");
+    const char *trace_s = getenv("PEERCDN_SIM_TRACE");
+    int64_t trace;
+    if (trace_s == NULL || pc_parse_int_str(trace_s, 0, UINT32_MAX - 1, 0, &trace) != 0)
+        trace = NONE; /* unset, or not a viewer's number */
     for (uint32_t p = 0; rc == 0 && p < parts; p++) {
         world *w = &ws[p];
         *w = (world){.sc = &local, .mode = mode, .part = p, .arr = arr, .narr = narr, .base = nseed, .end = end,
                      .videos = videos, .zeros = zeros, .free_flow = NONE, .cdn_head = NONE, .nv = nv, .rv = out->v,
-                     .trace = trace != NULL ? (uint32_t)strtoul(trace, NULL, 10) : NONE,
+                     .trace = (uint32_t)trace,
                      .progress = parts == 1 ? progress : NULL};
         w->v = calloc((size_t)nv + 1, sizeof(*w->v));
         w->watching_e = calloc((size_t)nv + 1, sizeof(*w->watching_e));

@@ -15,11 +15,10 @@ uint64_t sim_catalog_seed(const sim_scenario *sc)
 double sim_catalog_next(const sim_scenario *sc, pc_rng *r, double *factor, uint32_t *n)
 {
     double len = sim_dist_draw(&sc->video_duration_s, r);
-    /* a last segment shorter than a microsecond (4.2 / 0.7 = 6.000000000000001) is no segment: the engine
-     * refuses a segment of 0 µs */
-    uint32_t k = (uint32_t)ceil((len - 1e-6) / sc->segment_s);
-    if (k == 0)
-        k = 1;
+    /* counted in whole microseconds, as the segments' durations are (sim_segment_us): a rest shorter
+     * than one (4.2 / 0.7 = 6.000000000000001) is no segment, and the engine refuses a segment of 0 µs */
+    uint64_t len_us = (uint64_t)(len * 1e6), seg_us = (uint64_t)(sc->segment_s * 1e6);
+    uint32_t k = len_us <= seg_us ? 1 : (uint32_t)((len_us + seg_us - 1) / seg_us);
     if (k > PC_ENGINE_SEGMENTS_MAX)
         k = PC_ENGINE_SEGMENTS_MAX;
     for (uint32_t i = 0; i < k; i++) {
@@ -29,6 +28,15 @@ double sim_catalog_next(const sim_scenario *sc, pc_rng *r, double *factor, uint3
     }
     *n = k;
     return len;
+}
+
+uint32_t sim_segment_us(const sim_scenario *sc, double len, uint32_t n, uint32_t i)
+{
+    uint64_t len_us = (uint64_t)(len * 1e6), seg_us = (uint64_t)(sc->segment_s * 1e6);
+    if (i + 1 < n || len_us <= seg_us * (n - 1))
+        return (uint32_t)seg_us;
+    uint64_t d = len_us - seg_us * (n - 1);
+    return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
 }
 
 int sim_workload_init(sim_workload *w, const sim_scenario *sc, uint64_t seed)

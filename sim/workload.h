@@ -17,6 +17,9 @@
  * [0.8, 1.2], the simulator's stand-in for encoder variation; they are drawn either way. |*n| =
  * segments (1…PC_ENGINE_SEGMENTS_MAX). |factor| must hold PC_ENGINE_SEGMENTS_MAX values. */
 double sim_catalog_next(const sim_scenario *sc, pc_rng *r, double *factor, uint32_t *n);
+/* The duration in µs of segment |i| of the |n| of a video |len| seconds long (the last takes the rest,
+ * at least 1 µs). */
+uint32_t sim_segment_us(const sim_scenario *sc, double len, uint32_t n, uint32_t i);
 /* The catalog does not depend on the run's seed or mode, only on the scenario's. */
 uint64_t sim_catalog_seed(const sim_scenario *sc);
 

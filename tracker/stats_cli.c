@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pc_cli.h"
 #include "pc_buf.h"
 #include "pc_http_client.h"
 #include "pc_json.h"
@@ -77,18 +78,18 @@ int pc_tracker_stats_cli(const char *url, const char *video, int json)
     json_t *doc = NULL;
     char err[160];
     if (cc != 0) {
-        fprintf(stderr, "peercdn-tracker: cannot reach %s: %s\n", full, why);
+        pc_cli_error("cannot reach %s: %s", full, why);
     } else if (status != 200) {
-        fprintf(stderr, "peercdn-tracker: %s answered HTTP %ld\n", full, status);
+        pc_cli_error("%s answered HTTP %ld", full, status);
     } else if (pc_json_parse_object(body.data, body.len, STATS_MAX, &doc, err, sizeof(err)) != 0) {
-        fprintf(stderr, "peercdn-tracker: %s did not answer with statistics: %s\n", full, err);
+        pc_cli_error("%s did not answer with statistics: %s", full, err);
     } else if (!json_is_object(json_object_get(doc, "videos")) || !json_is_object(json_object_get(doc, "total"))) {
-        fprintf(stderr, "peercdn-tracker: %s did not answer with statistics: no \"videos\" and \"total\" objects\n",
+        pc_cli_error("%s did not answer with statistics: no \"videos\" and \"total\" objects",
                 full);
     } else if ((why = bad_entry(doc)) != NULL) {
-        fprintf(stderr, "peercdn-tracker: %s did not answer with statistics: %s\n", full, why);
+        pc_cli_error("%s did not answer with statistics: %s", full, why);
     } else if (video != NULL && json_object_get(json_object_get(doc, "videos"), video) == NULL) {
-        fprintf(stderr, "peercdn-tracker: the tracker has no statistics for video %s\n", video);
+        pc_cli_error("the tracker has no statistics for video %s", video);
     } else if (json) {
         fwrite(body.data, 1, body.len, stdout);
         putchar('\n');

@@ -20,6 +20,7 @@
 #include "announce.h"
 #include "auth.h"
 #include "locality.h"
+#include "pc_cli.h"
 #include "pc_buf.h"
 #include "pc_crypto.h"
 #include "pc_http_server.h"
@@ -611,7 +612,7 @@ static int load_key(pc_tracker *t)
     else
         r = pc_tstore_key(t->store, t->pk, t->sk);
     if (r != 0) {
-        fprintf(stderr, "peercdn-tracker: cannot load the tracker key %s: %s\n",
+        pc_cli_error("cannot load the tracker key %s: %s",
                 t->cfg.key_path != NULL ? t->cfg.key_path : "(database)", pc_strerror(r));
         return r;
     }
@@ -629,16 +630,16 @@ static int open_state(pc_tracker *t)
     t->lock_fd = open(t->cfg.db_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600); /* as pc_sqlite_open */
     struct stat st;
     if (t->lock_fd < 0 || fstat(t->lock_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        fprintf(stderr, "peercdn-tracker: cannot open the database %s: %s\n", t->cfg.db_path,
+        pc_cli_error("cannot open the database %s: %s", t->cfg.db_path,
                 t->lock_fd < 0 ? strerror(errno) : "not a regular file");
         return -1;
     }
     if (flock(t->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        fprintf(stderr, "peercdn-tracker: %s is in use by another tracker\n", t->cfg.db_path);
+        pc_cli_error("%s is in use by another tracker", t->cfg.db_path);
         return -1;
     }
     if (pc_tstore_open(t->cfg.db_path, &t->store) != 0) {
-        fprintf(stderr, "peercdn-tracker: cannot open the database %s: %s\n", t->cfg.db_path, pc_err_detail());
+        pc_cli_error("cannot open the database %s: %s", t->cfg.db_path, pc_err_detail());
         return -1;
     }
     if (load_key(t) != 0)
@@ -658,19 +659,19 @@ static int open_state(pc_tracker *t)
     if (t->cfg.rate > 0)
         t->rl = pc_ratelimit_new(t->cfg.rate, t->cfg.burst, 1 << 16, pc_rng_next(&t->rng));
     if (t->reg == NULL || t->auth == NULL || (t->cfg.rate > 0 && t->rl == NULL)) {
-        fprintf(stderr, "peercdn-tracker: out of memory\n");
+        pc_cli_error("out of memory");
         return -1;
     }
     if (t->cfg.locality_path != NULL) {
         char err[256];
         if (pc_locality_load(t->cfg.locality_path, &t->loc, err, sizeof(err)) != 0) {
-            fprintf(stderr, "peercdn-tracker: %s\n", err);
+            pc_cli_error("%s", err);
             return -1;
         }
     }
     size_t restored = 0;
     if (pc_tstore_load(t->store, t->reg, now_us(), &restored) != 0) {
-        fprintf(stderr, "peercdn-tracker: cannot load the saved state from %s\n", t->cfg.db_path);
+        pc_cli_error("cannot load the saved state from %s", t->cfg.db_path);
         return -1;
     }
     if (restored > 0 || pc_registry_nswarms(t->reg) > 0)
@@ -727,20 +728,20 @@ int pc_tracker_serve(const pc_tracker_config *cfg)
         pc_http_server_route(t->http, "/stats", on_stats, t) != 0 ||
         pc_http_server_route(t->http, "/metrics", on_metrics, t) != 0 ||
         pc_http_server_route(t->http, "/api/", on_api, t) != 0) {
-        fprintf(stderr, "peercdn-tracker: out of memory\n");
+        pc_cli_error("out of memory");
         goto out;
     }
     char bound[80];
     if (pc_http_server_listen(t->http, cfg->listen, bound, sizeof(bound)) != 0) {
-        fprintf(stderr, "peercdn-tracker: cannot listen on %s: %s\n", cfg->listen, pc_err_detail());
+        pc_cli_error("cannot listen on %s: %s", cfg->listen, pc_err_detail());
         goto out;
     }
     if (cfg->origin != NULL && (t->admit = pc_admit_new(t->loop, cfg->origin, on_admitted, t)) == NULL) {
-        fprintf(stderr, "peercdn-tracker: out of memory\n");
+        pc_cli_error("out of memory");
         goto out;
     }
     if (pc_tstore_forget_peers(t->store) != 0) {
-        fprintf(stderr, "peercdn-tracker: cannot write the database %s: %s\n", cfg->db_path, pc_err_detail());
+        pc_cli_error("cannot write the database %s: %s", cfg->db_path, pc_err_detail());
         goto out;
     }
     start_timers(t);

@@ -125,6 +125,9 @@ def test_threads_do_not_change_the_results(s):
         series[t] = open(os.path.join(out, "timeseries.csv"), "rb").read()
         check(all(float(r["cdn_mbps"]) >= 0 and float(r["p2p_mbps"]) >= 0 for r in rows), "no interval below 0")
     eq(series["1"], series["2"], "the sampled series is byte-identical on 1 and 2 threads")
+    # more threads than videos: one world per video (it fell back to a single one)
+    _, _, out = run_scenario("small-3", small, "--threads", "3")
+    eq(json.load(open(os.path.join(out, "run.json")))["threads"], 2, "two videos, two worlds")
     for bad in ("0", "9", "x", "-1"):
         p = sim("run", path, "--out", outs["1"], "--threads", bad, expect=2)
         check(len(p.stderr.decode().strip().splitlines()) == 1, "--threads %s: one line on stderr" % bad)
@@ -242,18 +245,36 @@ def test_bad_scenarios_are_refused_with_one_line(s):
            "long-name": '{"name": "' + "\u00e9" * 32 + '"}',
            # 1000 seeders on each of 1000 videos announcing every second for a month: a run of years
            "seeder-years": '{"duration_s": 2592000, "catalog": {"videos": 1000}, "seeders": {"per_video": 1000}, '
-                           '"tracker": {"interval_s": 1}}'}
+                           '"tracker": {"interval_s": 1}}',
+           # names and text from the file are printed escaped: a newline or an escape sequence made 2-3 lines
+           "newline-key": '{"foo\\nbar\\nbaz": 1}', "escape-key": '{"arrivals": {"kind": "list", "times_s": [1], '
+                                                            '"x\\u001b[2J\\nkey": 1}}',
+           "newline-region": '{"viewers": {"regions": {"a\\nb": -1}}}',
+           "newline-near": '{"a": "\\u12\n34"}'}
     for name, text in bad.items():
         path = os.path.join(S.tmp, "bad-%s.json" % name)
         open(path, "w").write(text)
         p = sim("run", path, "--out", os.path.join(S.tmp, "bad-out"), expect=1)
         lines = p.stderr.decode().strip().splitlines()
         check(len(lines) == 1 and lines[0].startswith("peercdn-sim: "), "%s: one line: %r" % (name, lines))
+        check("\x1b" not in lines[0], "%s: no control character: %r" % (name, lines))
+    # a FIFO or a directory as the scenario: refused at once (a FIFO hung the run)
+    fifo = os.path.join(S.tmp, "scenario.fifo")
+    os.mkfifo(fifo)
+    for path in (fifo, S.tmp):
+        p = sim("run", path, "--out", os.path.join(S.tmp, "bad-out"), expect=1)
+        eq(p.stderr.decode().strip(), "peercdn-sim: %s: not a regular file" % path, "refused")
     # a video a hair past a multiple of the segment (4.2 / 0.7 = 6.000000000000001) is six segments, not six
     # and one of 0 µs that the engine refuses (it failed as "out of memory")
     path = os.path.join(S.tmp, "hair.json")
     open(path, "w").write('{"duration_s": 20, "media": {"segment_s": 0.7}, "catalog": {"duration_s": 4.2}}')
     sim("run", path, "--out", os.path.join(S.tmp, "hair-out"), "--quiet")
+    # nor does a rest of 0.99999999 µs, from a length a microsecond past one (10.500001 / 0.7): counted in
+    # whole microseconds; before, "the simulation failed: invalid argument". And a ladder of 730.0 is 730
+    for seg, length in ((0.7, 10.500001), (0.9, 33.300001), (1.1, 69.300001)):
+        open(path, "w").write('{"duration_s": 30, "media": {"segment_s": %s, "ladder_kbps": [730.0, 2000]}, '
+                              '"catalog": {"duration_s": %s}, "arrivals": {"rate_per_s": 1}}' % (seg, length))
+        sim("run", path, "--out", os.path.join(S.tmp, "hair-out"), "--quiet")
     p = sim("run", path, "--out", os.path.join(S.tmp, "d" * 3900), expect=2)
     p = sim("run", os.path.join(S.tmp, "missing.json"), "--out", os.path.join(S.tmp, "x"), expect=1)
     p = sim("run", expect=2)
@@ -445,6 +466,14 @@ def test_a_run_replaces_the_other_kind_of_run_in_its_directory(s):
     open(os.path.join(other, "summary.json"), "w").write("{}")
     sim("run", scen, "--out", other, "--quiet", "--compare")
     eq(open(os.path.join(other, "summary.json")).read(), "{}", "not ours: kept")
+    # an emulation is never overwritten, also one kept as one of --compare's runs
+    for sub in ("", "cdn-only"):
+        em = os.path.join(S.tmp, "emulated" + sub)
+        os.makedirs(os.path.join(em, sub), exist_ok=True)
+        open(os.path.join(em, sub, "run.json"), "w").write('{"kind": "emulation"}')
+        p = sim("run", scen, "--out", em, "--quiet", "--compare", expect=1)
+        check("holds an emulation" in p.stderr.decode(), "refused: %r" % p.stderr)
+        eq(json.load(open(os.path.join(em, sub, "run.json")))["kind"], "emulation", "kept")
 
 
 S.run([test_surplus_offload_reaches_the_bound, test_deficit_offload_reaches_the_bound,
