@@ -90,7 +90,12 @@ double pc_cli_num(const char *s, const char *what, double min, double max)
 int pc_cli_is_http_url(const char *u)
 {
     size_t n = strncmp(u, "http://", 7) == 0 ? 7 : strncmp(u, "https://", 8) == 0 ? 8 : 0;
-    return n > 0 && u[n] != '\0' && u[n] != '/';
+    if (n == 0 || u[n] == '\0' || u[n] == '/')
+        return 0;
+    for (const unsigned char *c = (const unsigned char *)u; *c != '\0'; c++)
+        if (*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#') /* paths are appended: a base URL only */
+            return 0;
+    return 1;
 }
 
 double pc_cli_int(const char *s, const char *what, double min, double max)

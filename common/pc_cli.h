@@ -25,7 +25,8 @@ __attribute__((noreturn, format(printf, 1, 2))) void pc_cli_usage(const char *fm
 double pc_cli_num(const char *s, const char *what, double min, double max);
 /* The same for a whole number (1.5 is refused, not truncated). */
 double pc_cli_int(const char *s, const char *what, double min, double max);
-/* Whether |u| is http:// or https:// followed by a host. */
+/* Whether |u| is http:// or https:// followed by a host: a base URL that paths are appended to, so no
+ * query, fragment, blank or control character. */
 int pc_cli_is_http_url(const char *u);
 /* --log-level VALUE, or a usage error. */
 void pc_cli_log_level(const char *s);

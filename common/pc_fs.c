@@ -17,12 +17,12 @@ int pc_mkdirs(const char *path)
         if (*p == '/') {
             *p = '\0';
             if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return pc_err_from_errno(errno);
+                return errno == ENOTDIR ? PC_EEXIST : pc_err_from_errno(errno);
             *p = '/';
         }
     }
     if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return pc_err_from_errno(errno);
+        return errno == ENOTDIR ? PC_EEXIST : pc_err_from_errno(errno); /* a file in the way */
     struct stat st; /* EEXIST: a directory is fine; a file of that name is not one */
     if (stat(tmp, &st) != 0)
         return pc_err_from_errno(errno);
@@ -45,24 +45,14 @@ static int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-int pc_write_file(const char *path, const void *data, size_t len)
+int pc_replace_file(const char *path, const void *data, size_t len)
 {
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        /* a device, a pipe or a terminal (--report /dev/stdout): written into, never replaced */
-        if (S_ISDIR(st.st_mode))
-            return PC_EINVAL;
-        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-        if (fd < 0)
-            return pc_err_from_errno(errno);
-        int r = write_all(fd, data, len);
-        if (close(fd) != 0 && r == 0)
-            r = pc_err_from_errno(errno);
-        return r;
-    }
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* a new file: whatever was left under that name (a FIFO would block the open) goes first */
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        return pc_err_from_errno(errno);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         return pc_err_from_errno(errno);
     int r = write_all(fd, data, len);
@@ -77,6 +67,25 @@ int pc_write_file(const char *path, const void *data, size_t len)
         return pc_err_from_errno(e);
     }
     return 0;
+}
+
+int pc_write_file(const char *path, const void *data, size_t len)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode))
+        return pc_replace_file(path, data, len);
+    /* a device, a pipe or a terminal (--report /dev/stdout): written into, never replaced */
+    if (S_ISDIR(st.st_mode))
+        return PC_EINVAL;
+    /* O_NONBLOCK for the open only: a FIFO nobody reads is an error (ENXIO), not a wait for good */
+    int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return pc_err_from_errno(errno);
+    int fl = fcntl(fd, F_GETFL);
+    int r = fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 ? pc_err_from_errno(errno) : write_all(fd, data, len);
+    if (close(fd) != 0 && r == 0)
+        r = pc_err_from_errno(errno);
+    return r;
 }
 
 int pc_read_file(const char *path, size_t max, char **out, size_t *len)

@@ -9,13 +9,17 @@
 
 #include "pc_error.h"
 
-/* mkdir -p (mode 0755); existing directories are fine, PC_EEXIST when |path| is something else (a file).
+/* mkdir -p (mode 0755); existing directories are fine, PC_EEXIST when |path| or a directory on the way to
+ * it is something else (a file).
  * PC_ETOOBIG for a path over 4095 bytes, else the errno mapped by pc_err_from_errno. */
 int pc_mkdirs(const char *path) PC_MUST_CHECK;
 /* Writes |len| bytes to |path| atomically: |path|.tmp, then rename; a failure leaves |path| as it was.
- * A |path| that exists but is not a regular file (a device, a pipe) is written into, never replaced;
- * a directory is PC_EINVAL. */
+ * A |path| that exists but is not a regular file (a device, a pipe) is written into, never replaced
+ * (a FIFO nobody reads is an error, not a wait); a directory is PC_EINVAL. */
 int pc_write_file(const char *path, const void *data, size_t len) PC_MUST_CHECK;
+/* The same, but whatever |path| names (a FIFO or a device planted in a cache) is replaced, never written
+ * into; a directory fails the rename. For files the program owns. */
+int pc_replace_file(const char *path, const void *data, size_t len) PC_MUST_CHECK;
 /* Reads a whole file of at most |max| bytes (PC_ETOOBIG past it, checked before reading) into a
  * malloc'd, NUL-terminated buffer. Anything but a regular file (a FIFO, a device, a directory) is
  * PC_EINVAL, and never blocks. */

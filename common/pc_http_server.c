@@ -508,7 +508,9 @@ const char *pc_http_reason(int status)
     case 460: return "Checksum Mismatch";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     case 507: return "Insufficient Storage";
     default: return status < 400 ? "OK" : "Error";
     }

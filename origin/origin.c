@@ -171,7 +171,7 @@ int pc_origin_serve(const pc_origin_config *cfg)
         int r = pc_mkdirs(dirs[i]);
         if (r != 0) {
             pc_cli_error("cannot create the data directory %s: %s", dirs[i],
-                    r == PC_EEXIST ? "a file that is not a directory has that name" : pc_strerror(r));
+                    r == PC_EEXIST ? "a file that is not a directory is in the way" : pc_strerror(r));
             goto out;
         }
     }

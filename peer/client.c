@@ -257,13 +257,17 @@ static void finish_download(client *c, dl *d)
             free(c->init[d->rung]);
             c->init[d->rung] = a->buf;
             a->buf = NULL;
+            pc_hls_on_ready(c, d->rung, d->seg); /* players that asked before it came (--hls-listen) */
         } else if (pc_store_put(c->store, d->rung, d->seg, a->buf, a->size) != 0) {
             PC_LOGE("seed", "the segment store cannot hold segment %u of rung %u (raise --mem-cap)", d->seg, d->rung);
             c->seed_failures++;
-        } else if (c->seed_segs != NULL) {
-            uint64_t now = pc_client_now(c);
-            c->seed_segs[(size_t)d->rung * c->pm.m.n_segments + d->seg] =
-                (struct seed_seg){.at_us = now, .ms = (uint32_t)((now - d->started_us) / 1000), .from = 1};
+        } else {
+            if (c->seed_segs != NULL) {
+                uint64_t now = pc_client_now(c);
+                c->seed_segs[(size_t)d->rung * c->pm.m.n_segments + d->seg] =
+                    (struct seed_seg){.at_us = now, .ms = (uint32_t)((now - d->started_us) / 1000), .from = 1};
+            }
+            pc_hls_on_ready(c, d->rung, d->seg);
         }
         c->seed_pending--;
         dl_free(c, d);
@@ -1103,8 +1107,10 @@ static void after_stopped(client *c)
     close_handle((uv_handle_t *)&c->announce_timer);
     close_handle((uv_handle_t *)&c->status_timer);
     close_handle((uv_handle_t *)&c->cdn_resume);
-    close_handle((uv_handle_t *)&c->sigint);
-    close_handle((uv_handle_t *)&c->sigterm);
+    /* the signal handlers stay until the loop has ended (closed below pc_client_run's uv_run): closed
+     * now, a second SIGTERM during the HLS endpoint's grace (up to 5 s) would kill the process */
+    uv_unref((uv_handle_t *)&c->sigint);
+    uv_unref((uv_handle_t *)&c->sigterm);
     if (c->server_open)
         close_handle((uv_handle_t *)&c->server);
     /* the http client's handles close when it is freed, after the loop */
@@ -1149,14 +1155,16 @@ static void on_status_timer(uv_timer_t *t)
         pc_report_status_line(c);
     if (!c->ended && !c->cfg->seed_mode && c->cfg->watch_s > 0 && now >= (uint64_t)(c->cfg->watch_s * 1e6)) {
         /* a viewer who leaves early: in-flight downloads stop, what it holds is still served */
-        PC_LOGI("peer", "quitting playback after %.0f s (--watch-s)", c->cfg->watch_s);
+        PC_LOGI("peer", "quitting playback after %g s (--watch-s)", c->cfg->watch_s);
         pc_engine_quit(c->e, now);
         on_ended(c, now);
         drive(c);
     }
     if (!c->ended || c->stopping)
         return;
-    int hls_quiet = c->cfg->hls_listen == NULL || now - c->last_hls_us >= 30000000;
+    pc_hls_stats hs; /* quiet: no request for 30 s, and none still waiting for its segment */
+    int hls_quiet = c->cfg->hls_listen == NULL ||
+                    (now - c->last_hls_us >= 30000000 && (pc_hls_stats_get(c, &hs) != 0 || hs.waiting == 0));
     int seeded = now - c->ended_at_us >= (uint64_t)(c->cfg->seed_after_s * 1e6);
     if (hls_quiet && seeded)
         begin_shutdown(c, 0);
@@ -1422,7 +1430,8 @@ static int setup(client *c)
         return -1;
     int rc = pc_store_new(cfg->mem_cap, cfg->cache_dir, cfg->video, verify_stored, c, &c->store);
     if (rc != 0) {
-        pc_cli_error("cannot use --cache-dir %s: %s", cfg->cache_dir, pc_strerror(rc));
+        pc_cli_error("cannot use --cache-dir %s: %s", cfg->cache_dir,
+                     rc == PC_EEXIST ? "a file that is not a directory is in the way" : pc_strerror(rc));
         return -1;
     }
     /* identity: a fresh key and peer id for every run (docs/peer.md) */
@@ -1532,6 +1541,9 @@ int pc_client_run(const pc_client_config *cfg)
     } else {
         after_stopped(c);
     }
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    close_handle((uv_handle_t *)&c->sigint);
+    close_handle((uv_handle_t *)&c->sigterm);
     uv_run(&c->loop, UV_RUN_DEFAULT);
     /* everything the loop owned is closed; free the rest */
     while (c->ndls > 0)

@@ -30,6 +30,8 @@ typedef struct waiter {
     uint32_t rung, seg; /* seg PC_SEG_INIT: an init segment */
     int audio;          /* any rung will do; serve the audio part */
     uint64_t since;
+    uint64_t asked;     /* when the engine was last asked for it */
+    int evicted;        /* the engine holds the copy, the store no longer */
 } waiter;
 
 typedef struct playlist {
@@ -275,10 +277,13 @@ static int load_playlists(client *c, hls *h)
 static void respond_part(h2o_req_t *req, const uint8_t *data, pc_blob *b, const pc_part *p)
 {
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    /* the origin's types: a media segment (.m4s) is video/iso.segment, audio's too; an init, video/mp4 */
+    size_t ul = strlen(p->url);
+    const char *type = ul > 4 && strcmp(p->url + ul - 4, ".m4s") == 0 ? "video/iso.segment" : "video/mp4";
     if (b != NULL)
-        pc_http_respond_blob(req, 200, "video/mp4", b, data + p->offset, p->size);
+        pc_http_respond_blob(req, 200, type, b, data + p->offset, p->size);
     else
-        pc_http_respond(req, 200, "video/mp4", data + p->offset, p->size);
+        pc_http_respond(req, 200, type, data + p->offset, p->size);
 }
 
 /* Serves |w| if what it needs is here; 1 when answered. */
@@ -329,6 +334,18 @@ static void waiter_fail(hls *h, size_t i, int status, const char *code, const ch
     waiter_drop(h, i);
 }
 
+/* Waiter |i| was answered: counted, and dropped. */
+static void waiter_served(hls *h, size_t i, uint64_t now)
+{
+    uint64_t waited = now - h->w[i]->since;
+    h->st.waited++;
+    h->st.wait_us += waited;
+    if (waited > h->st.wait_max_us)
+        h->st.wait_max_us = waited;
+    pc_http_req_unguard(h->w[i]->guard);
+    waiter_drop(h, i);
+}
+
 void pc_hls_on_ready(client *c, uint32_t rung, uint32_t seg)
 {
     hls *h = c->hls;
@@ -342,16 +359,59 @@ void pc_hls_on_ready(client *c, uint32_t rung, uint32_t seg)
             continue;
         }
         if (w->seg == seg && (w->audio || w->rung == rung) && try_serve(c, w->req, w->rung, w->seg, w->audio)) {
-            uint64_t waited = pc_client_now(c) - w->since;
-            h->st.waited++;
-            h->st.wait_us += waited;
-            if (waited > h->st.wait_max_us)
-                h->st.wait_max_us = waited;
-            pc_http_req_unguard(w->guard);
-            waiter_drop(h, i);
+            waiter_served(h, i, pc_client_now(c));
             continue;
         }
         i++;
+    }
+}
+
+/* The rung whose copy of segment |seg| serves waiter |w|: its own, or for audio (part of every rung's
+ * composite) the copy coming or held, else the ABR's. */
+static uint32_t wanted_rung(client *c, const waiter *w, const pc_segment_info *si)
+{
+    if (!w->audio)
+        return w->rung;
+    if (si->ready || si->inflight)
+        return si->rung;
+    pc_engine_stats st;
+    pc_engine_get_stats(c->e, pc_client_now(c), &st);
+    return st.rung;
+}
+
+static int by_segment(const void *a, const void *b)
+{
+    const waiter *x = *(waiter *const *)a, *y = *(waiter *const *)b;
+    return x->seg < y->seg ? -1 : x->seg > y->seg;
+}
+
+/* Asks the engine again for what waiters still need and nothing is fetching: a later request (another
+ * player, one asking out of order, or at another rendition) moves the engine on, and a seek or a
+ * rendition change drops copies other waiters were waiting for. Lowest segment first, so that a seek
+ * this causes keeps the rest; a copy on its way at another rendition is waited for, not dropped. A
+ * waiter whose copy the engine holds but the store cannot give is answered "evicted" (after a second:
+ * a copy verified this loop turn reaches the store on the next). */
+static void ask_again(client *c, hls *h, uint64_t now)
+{
+    waiter *order[PC_HLS_WAITERS_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < h->nw; i++)
+        if (h->w[i]->req != NULL && h->w[i]->seg != PC_SEG_INIT)
+            order[n++] = h->w[i];
+    qsort(order, n, sizeof(order[0]), by_segment);
+    for (size_t k = 0; k < n; k++) {
+        waiter *w = order[k];
+        pc_segment_info si;
+        pc_engine_segment(c->e, w->seg, &si);
+        uint32_t want = wanted_rung(c, w, &si);
+        if (pc_engine_holds(c->e, want, w->seg)) {
+            w->evicted = now - w->since >= 1000000; /* answered below */
+            continue;
+        }
+        if (si.inflight || now - w->asked < 2000000)
+            continue;
+        w->asked = now;
+        pc_engine_demand(c->e, want, w->seg, now);
     }
 }
 
@@ -363,6 +423,8 @@ static void on_hls_timer(uv_timer_t *t)
     client *c = t->data;
     hls *h = c->hls;
     uint64_t now = pc_client_now(c);
+    if (!c->cfg->seed_mode)
+        ask_again(c, h, now);
     for (size_t i = 0; i < h->nw;) {
         waiter *w = h->w[i];
         if (w->req != NULL && pc_http_req_client_gone(w->req)) {
@@ -371,7 +433,11 @@ static void on_hls_timer(uv_timer_t *t)
             pc_http_req_unguard(w->guard);
             w->req = NULL;
         }
-        if (w->req == NULL || now - w->since >= (uint64_t)PC_HLS_WAIT_S * 1000000)
+        if (w->req != NULL && w->evicted && try_serve(c, w->req, w->rung, w->seg, w->audio))
+            waiter_served(h, i, now); /* (it was there after all) */
+        else if (w->req != NULL && w->evicted)
+            waiter_fail(h, i, 503, "evicted", "the segment left the store; raise --mem-cap");
+        else if (w->req == NULL || now - w->since >= (uint64_t)PC_HLS_WAIT_S * 1000000)
             waiter_fail(h, i, 504, "timed_out", "the segment did not arrive in time");
         else
             i++;
@@ -480,12 +546,12 @@ static int on_request(void *user, h2o_req_t *req)
             pc_engine_segment(c->e, seg, &si);
             want = si.requested_at != 0 ? si.rung : st.rung;
         }
-        if (pc_engine_holds(c->e, want, seg)) {
-            /* verified once, but the store let it go (over --mem-cap): nothing will make it READY again */
-            waiter_fail(h, h->nw - 1, 503, "evicted", "the segment left the store; raise --mem-cap");
-            return 0;
+        /* held but not in the store: verified this loop turn, it reaches the store on the next (READY);
+         * or the store let it go (over --mem-cap), which the timer answers (ask_again) */
+        if (!pc_engine_holds(c->e, want, seg)) {
+            w->asked = now;
+            pc_engine_demand(c->e, want, seg, now);
         }
-        pc_engine_demand(c->e, want, seg, now);
     }
     pc_client_kick(c);
     return 0;

@@ -37,9 +37,10 @@ int pc_store_new(size_t mem_cap, const char *dir, const char *video, pc_store_ve
             return PC_ENOMEM;
         }
         snprintf(s->dir, n, "%s/%s", dir, video);
-        if (pc_mkdirs(s->dir) != 0) {
+        int rc = pc_mkdirs(s->dir); /* PC_EEXIST: a file that is not a directory is in the way */
+        if (rc != 0) {
             pc_store_free(s);
-            return PC_EIO;
+            return rc;
         }
     }
     *out = s;
@@ -68,7 +69,7 @@ int pc_store_put(pc_store *s, uint32_t rung, uint32_t seg, const uint8_t *data, 
     if (s->dir != NULL) {
         char path[4200];
         snprintf(path, sizeof(path), "%s/%s", s->dir, key);
-        int rc = pc_write_file(path, data, len);
+        int rc = pc_replace_file(path, data, len); /* not trusted: a FIFO there is replaced, not opened */
         if (rc != 0)
             PC_LOGW("store", "cannot write %s: %s", path, pc_strerror(rc));
     }

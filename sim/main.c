@@ -286,7 +286,7 @@ static int cmd_run(int argc, char **argv)
     if (mk != 0) {
         int e = errno; /* the failed mkdir's or stat's: more precise than |mk| (EROFS, ENOTDIR, EACCES) */
         pc_cli_error("cannot create %s: %s", out,
-                     mk == PC_EEXIST ? "a file that is not a directory has that name" : mk == PC_ETOOBIG ? pc_strerror(mk) : strerror(e));
+                     mk == PC_EEXIST ? "a file that is not a directory is in the way" : mk == PC_ETOOBIG ? pc_strerror(mk) : strerror(e));
         sim_scenario_clear(&sc);
         return 1;
     }

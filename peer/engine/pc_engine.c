@@ -1282,6 +1282,9 @@ static void schedule(pc_engine *e, uint64_t now)
     if (e->init_state[rung] == SEG_NONE && now >= e->cdn_retry_at)
         start_xfer(e, PC_SRC_CDN, rung, PC_SEG_INIT, 0, now);
     int cdn_allowed = now >= e->cdn_retry_at;
+    /* the CDN failed twice in a row and is backing off: an outage, not a hiccup. The segments it was to
+     * bring (the start-up window, the urgent ones) go to a peer that holds them, however late */
+    int cdn_down = !cdn_allowed && e->cdn_fails >= 2 && !e->cfg.cdn_only;
     /* while the player waits to start (or for a seek), the CDN start-up has the link to itself */
     int waiting = e->player.state == PC_PLAYER_STARTING || e->player.state == PC_PLAYER_SEEKING;
     /* While the player waits, the segments it needs to start are due now, and together: they share the
@@ -1320,6 +1323,13 @@ static void schedule(pc_engine *e, uint64_t now)
         uint32_t r = fetch_rung(e, i, rung);
         double bytes = bytes_left(e, r, i);
         int startup = e->start[i] < e->startup_end;
+        if (cdn_down && startup) {
+            double peta = 0;
+            uint32_t pk = best_peer(e, r, i, bytes, &peta);
+            if (pk != PC_SRC_CDN)
+                start_xfer(e, pk, r, i, 0, now);
+            continue;
+        }
         if (e->cfg.cdn_only || startup) {
             int together = waiting && (e->start[i] < start_end || bytes > after_start);
             if (cdn_allowed && !cdn_held &&
@@ -1354,7 +1364,7 @@ static void schedule(pc_engine *e, uint64_t now)
                 start_xfer(e, pk, r, i, 0, now);
             else if (cdn_free)
                 start_xfer(e, PC_SRC_CDN, r, i, 0, now);
-            else if (pk != PC_SRC_CDN && peta <= due)
+            else if (pk != PC_SRC_CDN && (peta <= due || cdn_down))
                 start_xfer(e, pk, r, i, 0, now);
             cdn_held |= s->state == SEG_NONE;
             continue;
@@ -2096,7 +2106,8 @@ void pc_engine_segment(const pc_engine *e, uint32_t i, pc_segment_info *out)
 {
     const seg *s = &e->segs[i];
     const seg_acct *a = &e->acct[i];
-    *out = (pc_segment_info){.ready = s->state == SEG_READY, .rung = s->rung, .bytes_cdn = a->bytes_cdn,
+    *out = (pc_segment_info){.ready = s->state == SEG_READY, .inflight = s->state == SEG_INFLIGHT, .rung = s->rung,
+                             .bytes_cdn = a->bytes_cdn,
                              .bytes_p2p = a->bytes_p2p,
                              .requested_at = a->requested_at ? a->requested_at - 1 : 0, .ready_at = a->ready_at};
     if (a->bytes_cdn > 0 && a->bytes_p2p > 0)

@@ -130,6 +130,7 @@ const char *pc_source_name(pc_source s); /* "none", "cdn", "p2p", "mixed" */
 
 typedef struct pc_segment_info {
     int ready;
+    int inflight; /* a copy is on its way (at |rung|) */
     uint32_t rung;
     pc_source source;
     uint32_t bytes_cdn, bytes_p2p;  /* received for the copy that was kept */

@@ -12,6 +12,7 @@ import hmac
 import http.server
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (SANITIZED, Peer, QuietHandler, Suite, TrackerPeer, b64u_decode, check, clip, eq, ffmpeg_decode,  # noqa: E402
-                     request, serve_http)
+                     h2_stalled_get, request, serve_http)
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey  # noqa: E402
@@ -393,7 +394,9 @@ def test_a_seeder_stopped_while_fetching_under_a_download_cap_exits_at_once(s):
 
 def test_a_seeders_report_lists_what_it_holds_and_where_it_came_from(s):
     """A seed fetches every rendition outside the engine: its report once listed no segment and kept 0
-    bytes. From the CDN the first time, from its --cache-dir the second."""
+    bytes. From the CDN the first time, from its --cache-dir the second. The cache is not trusted: FIFOs
+    planted where its files go (and its temporary files) are replaced; the seeder blocked in open() for
+    good, deaf to SIGTERM."""
     setup_video(s)
     m = st["m"]
     video = [r for r in m["renditions"] if r.get("type") != "audio"]
@@ -401,6 +404,10 @@ def test_a_seeders_report_lists_what_it_holds_and_where_it_came_from(s):
     size = {(r["id"], i): seg["size"] + (audio[0]["segments"][i]["size"] if audio else 0)
             for r in video for i, seg in enumerate(r["segments"])}
     cache = os.path.join(S.tmp, "seed-cache")
+    planted = [os.path.join(cache, st["vid"], n) for n in ("0-0", "1-2", "0-1.tmp")]
+    os.makedirs(os.path.dirname(planted[0]))
+    for f in planted:
+        os.mkfifo(f)
     for run, source in ((1, "cdn"), (2, "disk")):
         rep = Peer(s, st["o"], st["vid"], "--cache-dir", cache, mode="seed", name="cached-seeder%d" % run).stop()
         got = {(g["rendition"], g["index"]): g for g in rep["segments"]}
@@ -410,6 +417,7 @@ def test_a_seeders_report_lists_what_it_holds_and_where_it_came_from(s):
                (source, size[k], size[k] if source == "cdn" else 0, 0), "run %d: %r" % (run, k))
         eq(rep["kept_bytes_cdn"], sum(size.values()) if source == "cdn" else 0, "run %d: kept CDN bytes" % run)
         check(rep["bytes_cdn"] >= rep["kept_bytes_cdn"], "run %d: received at least what it kept" % run)
+        check(all(not os.path.exists(f) or os.path.isfile(f) for f in planted), "run %d: no FIFO left" % run)
 
 
 def test_a_first_start_that_fails_pins_nothing_and_says_one_line(s):
@@ -549,6 +557,13 @@ def test_bad_usage_and_an_unsigned_manifest_fail_with_one_line(s):
         ([peer, "play", "--origin", o.url, "--video", "bad/id"], 2, "--video"),
         ([peer, "play", "--origin", o.url, "--video", vid, "--up-kbps", "-3"], 2, "--up-kbps"),
         ([peer, "fly"], 2, "unknown command"),
+        # a base URL: paths are appended to it (it failed later, as "answered 404")
+        ([peer, "play", "--origin", o.url + "?x=1", "--video", vid], 2, "--origin"),
+        ([peer, "play", "--origin", o.url + "#top", "--video", vid], 2, "--origin"),
+        ([peer, "play", "--origin", "http://a b", "--video", vid], 2, "--origin"),
+        # a file in the way of --cache-dir (it said "input/output error")
+        ([peer, "play", "--origin", o.url, "--video", vid, "--cache-dir", os.path.join(s.tmp, "plain-file")], 1,
+         "a file that is not a directory is in the way"),
         # checked at start, not found out after playing (or, for --cache-dir "", written to /VIDEO/)
         ([peer, "play", "--origin", o.url, "--video", vid, "--cache-dir", ""], 2, "--cache-dir"),
         ([peer, "play", "--origin", o.url, "--video", vid, "--origin-key", "garbage"], 2, "--origin-key"),
@@ -565,6 +580,7 @@ def test_bad_usage_and_an_unsigned_manifest_fail_with_one_line(s):
         ([peer, "play", "--origin", "http://127.0.0.1:1", "--video", vid, "--state-dir", os.path.join(s.tmp, "st3")],
          1, "cannot fetch"),
     ]
+    open(os.path.join(s.tmp, "plain-file"), "w").close()
     for argv, code, text in cases:
         p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
         err = [l for l in p.stderr.decode().splitlines() if "INFO" not in l and "WARN" not in l]
@@ -829,6 +845,90 @@ def test_a_peer_that_sends_garbage_and_leaves_is_banned_all_the_same(s):
     eq(back.get("bye"), 2, "the link it came back with heard BYE 2 (banned)")
 
 
+def fetch_all(base, urls, gap=0.05):
+    """GETs |urls| from |base| concurrently, |gap| s apart: {url: (status, body)}."""
+    out = {}
+
+    def get(u):
+        try:
+            with urllib.request.urlopen(base + "/" + u, timeout=60) as r:
+                out[u] = (r.status, r.read())
+        except urllib.error.HTTPError as e:
+            out[u] = (e.code, e.read())
+
+    threads = []
+    for u in urls:
+        threads.append(threading.Thread(target=get, args=(u,)))
+        threads[-1].start()
+        time.sleep(gap)
+    for t in threads:
+        t.join()
+    return out
+
+
+def check_bodies(m, got, what):
+    files = {x["url"]: x["blake2b"] for r in m["renditions"] for x in r["segments"] + [r.get("init", {})] if "url" in x}
+    for u, (status, body) in sorted(got.items()):
+        eq(status, 200, "%s: %s (%r)" % (what, u, body[:100]))
+        if u in files and files[u]:
+            eq(hashlib.blake2b(body, digest_size=32).hexdigest(), files[u], "%s: %s as the manifest says" % (what, u))
+
+
+def test_a_local_player_asking_out_of_order_or_at_two_renditions_is_answered(s):
+    """Two players on one endpoint, or one loading segments in parallel: a later request moved the engine on
+    (a seek, or another rendition of the same segment) and dropped the copy an earlier one waited for,
+    which then got 504 after 30 s; a segment verified in the same loop turn as a request was answered 503
+    evicted. The endpoint now asks the engine again for what its waiters need."""
+    setup_video(s)
+    vid, m = st["vid"], st["m"]
+    video = [r for r in m["renditions"] if r.get("type") != "audio"]
+    audio = [r for r in m["renditions"] if r.get("type") == "audio"]
+    hi, lo = video[-1]["segments"], video[0]["segments"]
+    viewer = Peer(s, st["o"], vid, "--hls-listen", "127.0.0.1:0", "--down-kbps", "2000", name="outoforder")
+    base = "%s/v/%s" % (viewer.hls, vid)
+    t0 = time.time()
+    got = fetch_all(base, [hi[k]["url"] for k in (4, 1, 5, 2)] + [lo[2]["url"]])
+    took = time.time() - t0
+    print("# out of order and at two renditions: all answered in %.1f s" % took)
+    check_bodies(m, got, "out of order")
+    check(took < 25, "answered before the 30 s a waiter waits (%.1f s)" % took)
+    # a fresh viewer: every segment with its audio at once
+    fresh = Peer(s, st["o"], vid, "--hls-listen", "127.0.0.1:0", "--rendition", video[-1]["id"], name="allatonce")
+    urls = [x["url"] for k in range(len(hi)) for x in [hi[k]] + ([audio[0]["segments"][k]] if audio else [])]
+    check_bodies(m, fetch_all("%s/v/%s" % (fresh.hls, vid), urls, gap=0), "all at once")
+    r = viewer.stop()
+    eq(r["hls"]["timed_out"] + r["hls"]["refused"], 0, "no request timed out or was refused: %r" % r["hls"])
+    # a second SIGTERM while the stop's grace waits for a player (an HTTP/2 client at window 0): still exit 0
+    # (the signal handlers were closed at the first, so the second killed the process)
+    host, port = urllib.parse.urlsplit(fresh.hls).netloc.split(":")
+    stalled = h2_stalled_get(host, int(port), "/v/%s/master.m3u8" % vid)
+    time.sleep(0.5)
+    fresh.proc.send_signal(signal.SIGTERM)
+    time.sleep(1.5)
+    fresh.proc.send_signal(signal.SIGTERM)
+    r = fresh.wait(60)
+    stalled.close()
+    eq(r["hls"]["timed_out"] + r["hls"]["refused"], 0, "no request timed out or was refused: %r" % r["hls"])
+
+
+def test_a_seeder_with_an_hls_endpoint_answers_what_was_asked_while_it_fetched(s):
+    """seed --hls-listen: requests made before the seeder had the segment waited 30 s for a 504, though
+    the seeder verified it seconds later."""
+    setup_video(s)
+    vid, m = st["vid"], st["m"]
+    video = [r for r in m["renditions"] if r.get("type") != "audio"]
+    audio = [r for r in m["renditions"] if r.get("type") == "audio"]
+    seeder = Peer(s, st["o"], vid, "--hls-listen", "127.0.0.1:0", "--down-kbps", "3000", mode="seed",
+                  name="seedhls", wait_seeding=False)
+    urls = [video[-1]["segments"][-1]["url"], video[0]["segments"][-1]["url"], video[-1]["init"]["url"]]
+    urls += [audio[0]["segments"][2]["url"]] if audio else []
+    t0 = time.time()
+    got = fetch_all("%s/v/%s" % (seeder.hls, vid), urls, gap=0)
+    print("# asked while the seeder fetched: answered in %.1f s" % (time.time() - t0))
+    check_bodies(m, got, "from the seeder")
+    seeder.stop()
+
+
 def test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall(s):
     setup_video(s)
     t, o, vid, m = st["t"], st["o"], st["vid"], st["m"]
@@ -1067,6 +1167,8 @@ if __name__ == "__main__":
            test_a_signed_media_origin_swarms_with_the_media_query,
            test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
            test_a_peer_that_sends_garbage_and_leaves_is_banned_all_the_same,
+           test_a_local_player_asking_out_of_order_or_at_two_renditions_is_answered,
+           test_a_seeder_with_an_hls_endpoint_answers_what_was_asked_while_it_fetched,
            test_a_download_cap_paces_peer_links_and_the_cdn,
            test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes,
            test_a_playlist_pointing_outside_the_signed_manifest_is_not_served,

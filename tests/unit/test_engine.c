@@ -1287,6 +1287,53 @@ static void bandwidth_drop_switches_down_before_any_stall(void **state)
 }
 
 /* (g) */
+/* Fails every CDN transfer in flight (an outage), as the client reports a connection refused. */
+static void w_fail_cdn(w_world *w)
+{
+    for (uint32_t i = 0; i < w->nx;)
+        if (w->x[i].peer == PC_SRC_CDN) {
+            uint64_t id = w->x[i].id;
+            w->x[i] = w->x[--w->nx];
+            pc_engine_on_fail(w->e, id, PC_ENET, w->now);
+            w_handle_actions(w);
+        } else {
+            i++;
+        }
+}
+
+static void a_cdn_outage_after_a_seek_is_bridged_by_the_peers_that_hold_the_segments(void **state)
+{
+    /* the CDN goes away mid-stream and the player seeks: the start-up window after a seek is the CDN's,
+     * and it waited for the CDN's backoff to end, again and again, with a linked peer holding every
+     * segment (the real player's requests timed out). Once the CDN failed twice in a row, a peer brings
+     * what it would have */
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 40, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 20);
+    w_add_peer(&w, 10, 0, 39);
+    w_start(&w);
+    w_run_until(&w, 10 * S);
+    assert_int_equal(pc_engine_player(w.e)->state, PC_PLAYER_PLAYING);
+    uint32_t p2p_before = w.fetch_p2p;
+    pc_engine_seek(w.e, 120 * S, w.now); /* past what was prefetched */
+    w_handle_actions(&w);
+    while (w.now < 30 * S) {
+        w_fail_cdn(&w);
+        w_step(&w);
+    }
+    w_fail_cdn(&w);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, w.now, &st);
+    assert_int_equal(st.player, PC_PLAYER_PLAYING);
+    assert_true(st.playhead_us >= 135 * S); /* 20 s after the seek to 120 s */
+    assert_int_equal(st.stalls, 0);
+    assert_true(w.fetch_p2p > p2p_before);
+    w_free(&w);
+}
+
 static void seek_and_quit_cancel_outstanding_work(void **state)
 {
     (void)state;
@@ -1723,6 +1770,7 @@ int main(void)
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
         cmocka_unit_test(a_rung_pinned_while_the_abr_waits_to_climb_leaves_no_timer_behind),
         cmocka_unit_test(a_real_player_behind_the_window_is_followed_back),
+        cmocka_unit_test(a_cdn_outage_after_a_seek_is_bridged_by_the_peers_that_hold_the_segments),
         cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
         cmocka_unit_test(one_viewer_in_a_group_volunteers_for_a_segment_no_peer_holds),
         cmocka_unit_test(a_peer_not_heard_from_yet_holds_the_volunteers_back),
