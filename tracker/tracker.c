@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -595,6 +596,10 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&t->history, NULL);
     uv_close((uv_handle_t *)&t->sigint, NULL);
     uv_close((uv_handle_t *)&t->sigterm, NULL);
+    /* closing them restored the default action: a second signal during the stop's grace (at most 5 s)
+     * would kill the process instead of letting it finish; ignored */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
     pc_admit_free(t->admit); /* parked announces are answered 503 stopping before the connections close */
     t->admit = NULL;
     /* saved now, not once the connections have closed: announces are refused from here on, and a
