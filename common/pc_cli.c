@@ -66,6 +66,12 @@ void pc_cli_error(const char *fmt, ...)
     va_end(ap);
 }
 
+void pc_cli_ignore_stop_signals(void)
+{
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+}
+
 void pc_cli_usage(const char *fmt, ...)
 {
     va_list ap;

@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,8 +92,7 @@ static void stop_done(void *arg)
         return;
     uv_close((uv_handle_t *)&o->sigint, on_closed_handle);
     uv_close((uv_handle_t *)&o->sigterm, on_closed_handle);
-    signal(SIGINT, SIG_IGN); /* closed, they restored the default action: a signal now would kill the exit */
-    signal(SIGTERM, SIG_IGN);
+    pc_cli_ignore_stop_signals();
     uv_close((uv_handle_t *)&o->gc_timer, on_closed_handle);
 }
 

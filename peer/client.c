@@ -1542,13 +1542,10 @@ int pc_client_run(const pc_client_config *cfg)
         after_stopped(c);
     }
     uv_run(&c->loop, UV_RUN_DEFAULT);
-    /* closing them restores the default action (libuv), which would make a SIGTERM during the rest of the
-     * exit (one sent as the peer stopped on its own) a death by signal instead of exit 0: ignored, the stop
-     * being under way */
+    /* a SIGTERM during the rest of the exit (one sent as the peer stopped on its own) is not a death by signal */
     close_handle((uv_handle_t *)&c->sigint);
     close_handle((uv_handle_t *)&c->sigterm);
-    signal(SIGINT, SIG_IGN);
-    signal(SIGTERM, SIG_IGN);
+    pc_cli_ignore_stop_signals();
     uv_run(&c->loop, UV_RUN_DEFAULT);
     /* everything the loop owned is closed; free the rest */
     while (c->ndls > 0)

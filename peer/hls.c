@@ -540,12 +540,9 @@ static int on_request(void *user, h2o_req_t *req)
     if (!audio && strcmp(c->cfg->rendition, "auto") == 0 && st.rung != (uint32_t)q)
         pc_engine_pin_rung(c->e, q, now);
     if (seg != PC_SEG_INIT) {
-        uint32_t want = (uint32_t)q;
-        if (audio) {
-            pc_segment_info si;
-            pc_engine_segment(c->e, seg, &si);
-            want = si.requested_at != 0 ? si.rung : st.rung;
-        }
+        pc_segment_info si;
+        pc_engine_segment(c->e, seg, &si);
+        uint32_t want = wanted_rung(c, w, &si);
         /* held but not in the store: verified this loop turn, it reaches the store on the next (READY);
          * or the store let it go (over --mem-cap), which the timer answers (ask_again) */
         if (!pc_engine_holds(c->e, want, seg)) {

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -596,10 +595,7 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&t->history, NULL);
     uv_close((uv_handle_t *)&t->sigint, NULL);
     uv_close((uv_handle_t *)&t->sigterm, NULL);
-    /* closing them restored the default action: a second signal during the stop's grace (at most 5 s)
-     * would kill the process instead of letting it finish; ignored */
-    signal(SIGINT, SIG_IGN);
-    signal(SIGTERM, SIG_IGN);
+    pc_cli_ignore_stop_signals(); /* a second signal during the stop's grace (at most 5 s) would kill it */
     pc_admit_free(t->admit); /* parked announces are answered 503 stopping before the connections close */
     t->admit = NULL;
     /* saved now, not once the connections have closed: announces are refused from here on, and a
