@@ -452,6 +452,15 @@ static void act_ban_or_drop(client *c, const pc_action *a, uint64_t now)
         pc_link_close(pl->link, a->type == PC_ACT_BAN ? PC_BYE_BANNED : PC_BYE_FULL);
 }
 
+/* It sent part of a copy that failed its hash, another peer the rest: the engine bans neither, and mixes
+ * its bytes with no other peer's again (docs/engine.md, "Integrity"). */
+static void act_suspect(client *c, const pc_action *a)
+{
+    plink *pl = plink_by_handle(c, a->peer);
+    PC_LOGW("peer", "suspected %s: it sent part of a segment that does not match the signed manifest, another peer "
+            "the rest", pl != NULL && pl->link != NULL ? pc_link_peer_name(pl->link) : "a peer that has left");
+}
+
 static void act_serve(client *c, const pc_action *a, uint64_t now)
 {
     up *u = up_find(c, a->request);
@@ -513,6 +522,7 @@ static void handle(client *c, const pc_action *a, uint64_t now)
     case PC_ACT_SERVE: act_serve(c, a, now); break;
     case PC_ACT_REFUSE: act_refuse(c, a); break;
     case PC_ACT_ENDED: on_ended(c, now); break;
+    case PC_ACT_SUSPECT: act_suspect(c, a); break;
     }
 }
 

@@ -77,6 +77,7 @@ int pc_report_write(client *c, const char *path)
     json_object_set_new(o, "bytes_up", json_integer((json_int_t)st.bytes_up));
     json_object_set_new(o, "rejected_segments", json_integer(st.rejected_segments));
     json_object_set_new(o, "banned_peers", json_integer(c->nbanned)); /* keys: one peer may have had several links */
+    json_object_set_new(o, "suspected_peers", json_integer(st.suspects));
     json_object_set_new(o, "dropped_peers", json_integer(st.dropped));
     json_object_set_new(o, "rescues", json_integer(st.rescues));
     json_object_set_new(o, "yields", json_integer(st.yields));

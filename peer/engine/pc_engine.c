@@ -23,20 +23,22 @@
 #define BUSY_STREAK_MAX 3        /* doubled for each refusal in a row, up to 4 s */
 
 enum { SEG_NONE, SEG_INFLIGHT, SEG_READY };
+#define CLOG_MAX 4096      /* senders past a copy's second remembered; past it a bad copy names fewer suspects */
+#define NCONTRIB_MAX 255
 
 /* What a pass reads of each segment in its window: 8 bytes, so a window of 15 segments is two cache
  * lines (the accounting below, read only as data arrives and at verification, is kept apart). */
 typedef struct seg {
     uint8_t state, rung;
     uint8_t demanded;             /* a real player asked for this rung of it (pc_engine_demand) */
-    uint8_t ncontrib;             /* of acct's contrib */
+    uint8_t ncontrib;             /* peers that sent bytes of this copy: acct's contrib, then e->clog */
     uint32_t got;                 /* bytes held, contiguous from 0 */
 } seg;
 
 typedef struct seg_acct {
     uint64_t requested_at, ready_at;
     uint32_t bytes_cdn, bytes_p2p;/* of the copy being assembled / kept */
-    uint32_t contrib[2];          /* peer handles that sent bytes of this copy */
+    uint32_t contrib[2];          /* the first two peers (handles) that sent bytes of this copy */
 } seg_acct;
 
 typedef struct xfer {
@@ -119,6 +121,14 @@ struct pc_engine {
     uint64_t busy_min;            /* no slot in busym stops backing off before this (a lower bound) */
     uint32_t *banned;             /* up to PC_ENGINE_PEERS_MAX handles, grown on demand */
     size_t nbanned, cbanned;
+    struct {
+        uint32_t seg, handle;
+    } *clog;                      /* the third and later peers that sent bytes of a copy being assembled
+                                     (slow uploaders handing a long segment on), up to CLOG_MAX */
+    size_t nclog, cclog;
+    uint64_t *suspects;           /* swarm identities of suspects, so that one that comes back (under a
+                                     new handle) is one still; up to PC_ENGINE_PEERS_MAX, grown on demand */
+    size_t nsuspects, csuspects;
     double cdn_rate;              /* bytes/s */
     double cdn_outstanding;       /* bytes still to come on CDN transfers */
     int cdn_measured;             /* cdn_rate comes from a transfer, not the configured guess */
@@ -150,6 +160,7 @@ struct pc_engine {
     struct {
         uint64_t id;              /* its identity in the swarm */
         uint64_t joined;          /* when it connected */
+        int suspect;              /* sent part of a bad copy another peer finished or began (suspect()) */
     } *pinfo;                     /* npeer_slots, beside peers */
     uint32_t peers_gen;           /* counts changes of the set of peers (the cache below) */
     struct {
@@ -477,12 +488,92 @@ static uint64_t ahead_of(const pc_engine *e, uint32_t i)
     return ahead_at(e, content_pos(e), i);
 }
 
+/* Forgets the third and later senders of segment |i|'s copy. */
+static void forget_senders(pc_engine *e, uint32_t i)
+{
+    for (size_t k = 0; k < e->nclog;)
+        if (e->clog[k].seg == i)
+            e->clog[k] = e->clog[--e->nclog];
+        else
+            k++;
+}
+
 /* Forgets the bytes of segment |i|'s copy (held and accounted), to fetch it from the start. */
 static void seg_drop_bytes(pc_engine *e, uint32_t i)
 {
+    if (e->segs[i].ncontrib > 2)
+        forget_senders(e, i);
     e->segs[i].got = 0;
     e->segs[i].ncontrib = 0;
     e->acct[i].bytes_cdn = e->acct[i].bytes_p2p = 0;
+}
+
+/* The |k|th peer (handle) that sent bytes of segment |i|'s copy, k < ncontrib; PC_SRC_CDN past what
+ * the log kept. */
+static uint32_t sender(const pc_engine *e, uint32_t i, uint32_t k)
+{
+    if (k < 2)
+        return e->acct[i].contrib[k];
+    for (size_t j = 0, n = 2; j < e->nclog; j++)
+        if (e->clog[j].seg == i && n++ == k)
+            return e->clog[j].handle;
+    return PC_SRC_CDN;
+}
+
+/* Whether peer |h| sent bytes of segment |i|'s copy. */
+static int contributed(const pc_engine *e, uint32_t i, uint32_t h)
+{
+    uint32_t n = e->segs[i].ncontrib;
+    if ((n > 0 && e->acct[i].contrib[0] == h) || (n > 1 && e->acct[i].contrib[1] == h))
+        return 1;
+    for (size_t j = 0; n > 2 && j < e->nclog; j++)
+        if (e->clog[j].seg == i && e->clog[j].handle == h)
+            return 1;
+    return 0;
+}
+
+/* Peer |h| sends bytes of segment |i|'s copy. */
+static void add_sender(pc_engine *e, uint32_t i, uint32_t h)
+{
+    seg *s = &e->segs[i];
+    if (contributed(e, i, h) || s->ncontrib == NCONTRIB_MAX)
+        return;
+    if (s->ncontrib >= 2) {
+        if (e->nclog == e->cclog && e->cclog < CLOG_MAX) {
+            size_t cap = e->cclog ? e->cclog * 2 : 8;
+            void *nl = realloc(e->clog, cap * sizeof(*e->clog));
+            if (nl != NULL) {
+                e->clog = nl;
+                e->cclog = cap;
+            }
+        }
+        if (e->nclog == e->cclog)
+            return; /* not remembered: no suspect should the copy fail */
+        e->clog[e->nclog].seg = i;
+        e->clog[e->nclog++].handle = h;
+    } else {
+        e->acct[i].contrib[s->ncontrib] = h;
+    }
+    s->ncontrib++;
+}
+
+/* Whether peer |slot| may send the rest of segment |i|'s copy, begun by others (docs/engine.md,
+ * "Integrity"): a suspect's bytes are never mixed with another peer's, so a bad copy a suspect sent part
+ * of is its own. (A sender that has left is not known to be a suspect: another may finish its copy.) Else
+ * the copy starts again from its first byte. */
+static int may_join(const pc_engine *e, uint32_t i, uint32_t slot)
+{
+    const seg *s = &e->segs[i];
+    if (s->ncontrib == 0 || contributed(e, i, e->peers[slot].handle))
+        return 1;
+    if (e->pinfo[slot].suspect)
+        return 0;
+    for (uint32_t k = 0; k < s->ncontrib; k++) {
+        uint32_t other = slot_of(e, sender(e, i, k));
+        if (other != PC_SRC_CDN && e->pinfo[other].suspect)
+            return 0;
+    }
+    return 1;
 }
 
 /* When a request for segment |i| is due. A P2P-only viewer has nowhere else to turn: its requests carry
@@ -524,7 +615,8 @@ static int start_xfer(pc_engine *e, uint32_t src, uint32_t rung, uint32_t i, int
     } else {
         seg *s = &e->segs[i];
         seg_acct *a = &e->acct[i];
-        if (s->got == 0 || s->rung != rung || s->got >= seg_size(e, rung, i))
+        if (s->got == 0 || s->rung != rung || s->got >= seg_size(e, rung, i) ||
+            (src != PC_SRC_CDN && !may_join(e, i, src)))
             seg_drop_bytes(e, i);
         s->rung = (uint8_t)rung;
         s->state = SEG_INFLIGHT;
@@ -783,13 +875,34 @@ static void cancel_peer_xfers(pc_engine *e, uint32_t slot)
             emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = e->x[i].id});
 }
 
+/* The bytes peer |handle| sent of copies not yet verified are no better than its bad ones: those copies
+ * start again, and a transfer finishing one from another source is cancelled (before, the CDN finished
+ * a banned peer's copy from its offset, the copy failed, and the segment came too late). */
+static void drop_copies_of(pc_engine *e, uint32_t handle)
+{
+    for (uint32_t i = 0; i < e->m->n_segments; i++) {
+        if (e->segs[i].state == SEG_READY || e->segs[i].ncontrib == 0 || !contributed(e, i, handle))
+            continue;
+        for (size_t k = 0; k < e->nx; k++)
+            if (e->x[k].seg == i) {
+                emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = e->x[k].id});
+                unclaim(e, &e->x[k]);
+                xfer_remove(e, &e->x[k]);
+                break;
+            }
+        seg_drop_bytes(e, i);
+    }
+}
+
 static void ban(pc_engine *e, uint32_t handle)
 {
     uint32_t slot;
+    meters_to(e, e->now);
     if (peer_by_handle(e, handle, &slot) != NULL) {
         cancel_peer_xfers(e, slot);
         detach_peer(e, slot);
     }
+    drop_copies_of(e, handle);
     for (size_t i = 0; i < e->nbanned; i++)
         if (e->banned[i] == handle)
             return;
@@ -807,6 +920,34 @@ static void ban(pc_engine *e, uint32_t handle)
         e->banned[e->nbanned++] = handle;
     e->st.banned++;
     emit(e, (pc_action){.type = PC_ACT_BAN, .peer = handle});
+}
+
+/* Peer |handle| sent part of a copy that failed verification, and another peer (or two) the rest: it is
+ * not banned, since it may be the one that sent good bytes, but no copy will mix its bytes with another
+ * peer's again (may_join), so a bad copy it sends next gets it banned. Remembered by its identity in the
+ * swarm, which a peer that comes back keeps (not when it has already left: it is not known any more). */
+static void suspect(pc_engine *e, uint32_t handle)
+{
+    uint32_t slot;
+    if (handle == PC_SRC_CDN)
+        return; /* a sender the log had no room for */
+    if (peer_by_handle(e, handle, &slot) != NULL) {
+        if (e->pinfo[slot].suspect)
+            return;
+        e->pinfo[slot].suspect = 1;
+        if (e->nsuspects == e->csuspects && e->csuspects < PC_ENGINE_PEERS_MAX) {
+            size_t cap = e->csuspects ? e->csuspects * 2 : 4;
+            uint64_t *ns = realloc(e->suspects, cap * sizeof(*ns));
+            if (ns != NULL) { /* else not remembered: one that comes back may mix again, and be suspected again */
+                e->suspects = ns;
+                e->csuspects = cap;
+            }
+        }
+        if (e->nsuspects < e->csuspects)
+            e->suspects[e->nsuspects++] = e->pinfo[slot].id;
+    }
+    e->st.suspects++;
+    emit(e, (pc_action){.type = PC_ACT_SUSPECT, .peer = handle});
 }
 
 static void peer_failed(pc_engine *e, uint32_t slot)
@@ -1545,6 +1686,8 @@ void pc_engine_free(pc_engine *e)
     free(e->holders);
     free(e->x);
     free(e->banned);
+    free(e->suspects);
+    free(e->clog);
     pc_upload_clear(&e->up);
     free(e->own_start);
     free(e->segs);
@@ -1728,6 +1871,10 @@ int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t id, uint64_t up_bps
     p->handle = peer;
     e->pinfo[i].id = id;
     e->pinfo[i].joined = now > e->now ? now : e->now;
+    e->pinfo[i].suspect = 0;
+    for (size_t k = 0; k < e->nsuspects; k++)
+        if (e->suspects[k] == id)
+            e->pinfo[i].suspect = 1;
     e->nquiet++;
     p->rate = (double)(up_bps ? up_bps : 1000000) / 8.0;
     p->rtt = 50000;
@@ -1855,11 +2002,7 @@ void pc_engine_on_data(pc_engine *e, uint64_t transfer, uint32_t bytes, uint64_t
             a->bytes_cdn += bytes;
         } else {
             a->bytes_p2p += bytes;
-            uint32_t h = e->peers[x->src].handle;
-            if (!(s->ncontrib > 0 && a->contrib[s->ncontrib - 1] == h) && s->ncontrib < 2)
-                a->contrib[s->ncontrib++] = h;
-            else if (s->ncontrib == 2 && a->contrib[1] != h)
-                a->contrib[1] = h; /* at most two tracked; the latest sender is the one to check */
+            add_sender(e, x->seg, e->peers[x->src].handle);
         }
     }
     /* no step here: data is frequent; rescue and scheduling run on completion and on timers */
@@ -1923,18 +2066,23 @@ void pc_engine_on_done(pc_engine *e, uint64_t transfer, const uint8_t hash[32], 
     seg_acct *a = &e->acct[i];
     if (!ok) {
         e->st.rejected_segments++;
-        uint32_t bad[2], nb = s->ncontrib;
-        memcpy(bad, a->contrib, sizeof(bad));
+        uint32_t nb = s->ncontrib;
         s->state = SEG_NONE;
+        if (nb == 1)
+            ban(e, a->contrib[0]); /* the peer's bytes, and perhaps the CDN's: the peer sent the bad ones */
+        for (uint32_t k = 0; nb >= 2 && k < nb; k++)
+            suspect(e, sender(e, i, k)); /* any of them could have: none is banned */
         seg_drop_bytes(e, i);
-        for (uint32_t k = 0; k < nb; k++)
-            ban(e, bad[k]);
         if (nb == 0)
             cdn_failed(e); /* the CDN's copy does not match the signed manifest: back off, then retry */
         step(e, now);
         return;
     }
     s->state = SEG_READY;
+    if (s->ncontrib > 2) { /* the senders of a good copy are no longer needed */
+        forget_senders(e, i);
+        s->ncontrib = 2;
+    }
     a->ready_at = e->now;
     bit_set(e->held + rung * bitmap_bytes(e), i);
     emit(e, (pc_action){.type = PC_ACT_READY, .rung = rung, .segment = i});

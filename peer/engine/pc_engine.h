@@ -20,7 +20,8 @@
  * - mode: P2P throughput over a sliding window against the bitrate being played, with hysteresis:
  *   below |low_water| the urgent window is served by the CDN (and widened), above |high_water| not;
  * - ABR: pc_abr over the combined throughput; integrity: a segment counts only when its BLAKE2b-256
- *   matches the manifest, else its peer is banned and the segment refetched;
+ *   matches the manifest, else the segment is refetched and its peer banned (of a copy several peers
+ *   sent, each becomes a suspect, whose bytes are never mixed with another peer's again);
  * - uploads: pc_upload (deadline order, cap, per-peer fairness, refusal with a reason).
  *
  * Byte ranges: FETCH(segment, offset O) means "keep the first O bytes you hold of it, write the rest
@@ -112,13 +113,15 @@ typedef enum {
     PC_ACT_SERVE,    /* request: send it now */
     PC_ACT_REFUSE,   /* request, reason */
     PC_ACT_ENDED,    /* playback reached the end */
+    PC_ACT_SUSPECT,  /* peer: sent part of a copy, another peer the rest, and the copy failed verification:
+                        not banned (either could have sent the bad bytes), but never mixed again */
 } pc_action_type;
 
 typedef struct pc_action {
     pc_action_type type;
     uint64_t transfer;     /* FETCH, CANCEL */
     uint64_t request;      /* SERVE, REFUSE */
-    uint32_t peer;         /* FETCH (PC_SRC_CDN for the CDN), BAN, DROP */
+    uint32_t peer;         /* FETCH (PC_SRC_CDN for the CDN), BAN, DROP, SUSPECT */
     uint32_t rung, segment;/* FETCH, READY (segment PC_SEG_INIT: the rung's init segment) */
     uint32_t offset, length;
     uint64_t deadline;     /* FETCH: when playback needs it, on our clock (PC_NEVER for init segments) */
@@ -142,6 +145,7 @@ typedef struct pc_engine_stats {
     uint64_t startup_us;                     /* PC_NEVER until playback starts */
     uint32_t stalls, seeks, rung_switches, banned, dropped, rejected_segments, rescues;
     uint32_t yields;                         /* prefetches cancelled for an urgent CDN transfer running late */
+    uint32_t suspects;                       /* peers made suspects (PC_ACT_SUSPECT) */
     uint64_t stall_us, played_us, seek_wait_us; /* up to the time asked for; an open stall or wait counted so far */
     uint64_t playhead_us;                    /* content time, at the time asked for */
     uint32_t rung;                           /* current ABR rung */

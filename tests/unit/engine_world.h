@@ -70,6 +70,7 @@ typedef struct w_peer {
     uint64_t silent_from;      /* requests from this time on are never answered (0 = never): it vanished
                                   without closing the link */
     uint64_t sent;
+    uint32_t suspected;        /* times the engine made it a suspect */
 } w_peer;
 
 typedef struct w_xfer {
@@ -95,10 +96,12 @@ typedef struct w_world {
     uint32_t npeers;
     w_xfer x[W_XFERS_MAX];
     uint32_t nx;
+    uint8_t tainted[PC_RUNGS_MAX][W_SEGS_MAX]; /* a corrupting peer sent bytes of the copy being assembled */
     /* what the test looks at */
     uint32_t cancels, bans, drops, fetch_cdn, fetch_p2p, ready, serves, refuses, ended;
     uint64_t cdn_bytes_requested, init_bytes_requested;
     uint32_t banned_handle;
+    uint32_t suspects;
     uint64_t ban_at;
     uint64_t quit_inflight_bytes;   /* bytes still outstanding when the viewer quit */
     uint64_t wasted_after_quit;
@@ -139,6 +142,8 @@ static void w_handle_actions(w_world *w)
                           .start_at = w->now + w->rtt_us};
             const w_peer *p = a.peer == PC_SRC_CDN ? NULL : w_peer_of(w, a.peer);
             x->stuck = p != NULL && p->silent_from > 0 && w->now >= p->silent_from;
+            if (a.segment != PC_SEG_INIT && a.offset == 0)
+                w->tainted[a.rung][a.segment] = 0; /* FETCH at 0 discards what was held */
             if (a.peer == PC_SRC_CDN) {
                 w->fetch_cdn++;
                 w->cdn_bytes_requested += a.length;
@@ -179,6 +184,13 @@ static void w_handle_actions(w_world *w)
         case PC_ACT_SERVE: w->serves++; break;
         case PC_ACT_REFUSE: w->refuses++; break;
         case PC_ACT_ENDED: w->ended++; break;
+        case PC_ACT_SUSPECT: {
+            w->suspects++;
+            w_peer *p = w_peer_of(w, a.peer);
+            if (p != NULL)
+                p->suspected++;
+            break;
+        }
         }
     }
 }
@@ -293,6 +305,8 @@ static void w_step(w_world *w)
                 p->sent += b;
         }
         if (x->unreported > 0 && (report || x->done == x->len || x->stuck)) {
+            if (p != NULL && p->corrupt && x->seg != PC_SEG_INIT)
+                w->tainted[x->rung][x->seg] = 1;
             pc_engine_on_data(w->e, x->id, x->unreported, w->now);
             x->unreported = 0;
         }
@@ -304,7 +318,8 @@ static void w_step(w_world *w)
             const pc_media_rung *mr = &w->wm->m.rung[x->rung];
             memcpy(h, x->seg == PC_SEG_INIT ? mr->init_hash : mr->seg_hash + 32 * (size_t)x->seg, 32);
             w_peer *p = x->peer == PC_SRC_CDN ? NULL : w_peer_of(w, x->peer);
-            if (p != NULL && p->corrupt)
+            /* a copy is bad if a corrupting peer sent any of its bytes, whoever sent the last ones */
+            if (x->seg == PC_SEG_INIT ? p != NULL && p->corrupt : w->tainted[x->rung][x->seg])
                 h[0] ^= 0xff;
             uint64_t id = x->id;
             *x = w->x[--w->nx];

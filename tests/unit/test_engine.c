@@ -74,6 +74,18 @@ static void totals(w_world *w, uint32_t from_seg, uint64_t *cdn, uint64_t *p2p)
     }
 }
 
+static void trace_fetches(w_world *w, const pc_action *a)
+{
+    if (getenv("PC_TEST_TRACE") == NULL)
+        return;
+    if (a->type == PC_ACT_FETCH)
+        fprintf(stderr, "%8.3f FETCH seg %u r%u from %u offset %u len %u\n", w->now / 1e6, a->segment, a->rung, a->peer, a->offset, a->length);
+    else if (a->type == PC_ACT_READY)
+        fprintf(stderr, "%8.3f READY seg %u r%u\n", w->now / 1e6, a->segment, a->rung);
+    else if (a->type == PC_ACT_BAN || a->type == PC_ACT_SUSPECT || a->type == PC_ACT_DROP)
+        fprintf(stderr, "%8.3f %s %u\n", w->now / 1e6, a->type == PC_ACT_BAN ? "BAN" : a->type == PC_ACT_DROP ? "DROP" : "SUSPECT", a->peer);
+}
+
 static void all_ready(w_world *w)
 {
     for (uint32_t i = 0; i < w->wm->m.n_segments; i++) {
@@ -1255,6 +1267,108 @@ static void corrupt_data_bans_the_sender_and_refetches(void **state)
     w_free(&w);
 }
 
+/* A copy two peers sent parts of fails its hash: either could have sent the bad bytes, so neither is
+ * banned (before, both were: the honest one with the liar). Both become suspects, whose bytes no copy
+ * mixes with another peer's, so the liar's next copy is its own and gets it banned. */
+static void a_bad_copy_from_two_peers_bans_neither_and_the_liar_is_caught_alone(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 15, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 10);
+    w_peer *honest = w_add_peer(&w, 4, 0, 14);
+    honest->stall_seg = stall_seg; /* it begins this segment and never sends its second half */
+    honest->stall_after = wm.size[0][stall_seg] / 2;
+    w_peer *liar = w_add_peer(&w, 3, 0, 14);
+    liar->corrupt = 1;
+    liar->join_at = 9 * S;
+    w_play(&w, 200 * S);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, 0, &st);
+    assert_int_equal(w.suspects, 2); /* the first copy of the segment: neither banned */
+    assert_int_equal(honest->suspected, 1);
+    assert_int_equal(liar->suspected, 1);
+    assert_int_equal(st.suspects, 2);
+    assert_int_equal(w.bans, 1); /* its own copy of it, which it sent whole (a suspect's is not mixed) */
+    assert_int_equal(w.banned_handle, liar->handle);
+    assert_int_equal(st.rejected_segments, 2);
+    assert_int_equal(st.stalls, 0);
+    all_ready(&w);
+    w_free(&w);
+}
+
+/* A peer banned for one copy had sent part of another (it was sending two at once): the other copy
+ * starts again from its first byte, instead of being finished from its offset by the CDN, failing in
+ * turn, and coming late. */
+static uint32_t resumed_after_ban;
+static void check_resume_after_ban(w_world *w, const pc_action *a)
+{
+    if (a->type == PC_ACT_FETCH && a->segment != PC_SEG_INIT && a->offset > 0 && w->bans > 0)
+        resumed_after_ban++;
+}
+
+static void a_banned_peers_bytes_in_other_copies_are_dropped(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 15, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 10);
+    resumed_after_ban = 0;
+    w.on_action = check_resume_after_ban;
+    w_peer *liar = w_add_peer(&w, 4, 0, 14);
+    liar->corrupt = 1;
+    w_play(&w, 200 * S);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, 0, &st);
+    assert_int_equal(w.bans, 1);
+    assert_int_equal(w.banned_handle, liar->handle);
+    assert_int_equal(st.rejected_segments, 1);
+    assert_int_equal(resumed_after_ban, 0);
+    assert_int_equal(st.stalls, 0);
+    all_ready(&w);
+    w_free(&w);
+}
+
+/* A copy handed on from peer to peer (each stalls part way) and failing its hash names every peer that
+ * sent some of it, the ones in the middle too: before, two were remembered, the first and the latest, so
+ * a liar in the middle went free and two honest peers were banned. */
+static void a_bad_copy_handed_on_names_every_sender(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 15, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 10);
+    const int far_seg = 10; /* far enough ahead that none of its transfers is urgent */
+    uint32_t size = wm.size[0][far_seg];
+    w_peer *first = w_add_peer(&w, 4, 0, 14);
+    first->stall_seg = far_seg;
+    first->stall_after = size / 3;
+    w_peer *liar = w_add_peer(&w, 3, 0, 14);
+    liar->corrupt = 1;
+    liar->join_at = 9 * S;
+    liar->stall_seg = far_seg;
+    liar->stall_after = 2 * size / 3;
+    w_peer *last = w_add_peer(&w, 3, 0, 14);
+    last->join_at = 14 * S;
+    w_play(&w, 200 * S);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, 0, &st);
+    assert_int_equal(w.suspects, 3);
+    assert_int_equal(first->suspected, 1);
+    assert_int_equal(liar->suspected, 1);
+    assert_int_equal(last->suspected, 1);
+    assert_int_equal(w.bans, 0);
+    assert_int_equal(st.stalls, 0);
+    all_ready(&w);
+    w_free(&w);
+}
+
 /* (f) */
 static uint64_t first_down_switch;
 static void bandwidth_drop_switches_down_before_any_stall(void **state)
@@ -1471,6 +1585,7 @@ static outcome run_random(uint64_t seed, int cdn_only, int pinned)
             p->join_at = pc_rng_below(&r, 60) * S;
         }
     }
+    if (getenv("PC_TEST_SEED") && (uint64_t)atoi(getenv("PC_TEST_SEED")) == seed && !cdn_only) w.on_action = trace_fetches;
     pc_engine_stats st = play_to_end(&w, 1000 * S);
     outcome o = {.stalls = st.stalls, .cdn_bytes = st.bytes_cdn, .played_bytes = w.init_bytes_requested};
     for (uint32_t i = 0; i < n; i++) {
@@ -1780,6 +1895,9 @@ int main(void)
         cmocka_unit_test(rescue_fires_at_the_stall_timeout_tick),
         cmocka_unit_test(swarm_collapse_switches_to_the_cdn_and_back),
         cmocka_unit_test(corrupt_data_bans_the_sender_and_refetches),
+        cmocka_unit_test(a_bad_copy_from_two_peers_bans_neither_and_the_liar_is_caught_alone),
+        cmocka_unit_test(a_bad_copy_handed_on_names_every_sender),
+        cmocka_unit_test(a_banned_peers_bytes_in_other_copies_are_dropped),
         cmocka_unit_test(a_cdn_sending_bad_copies_is_retried_ever_more_slowly),
         cmocka_unit_test(bandwidth_drop_switches_down_before_any_stall),
         cmocka_unit_test(seek_and_quit_cancel_outstanding_work),
