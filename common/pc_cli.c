@@ -1,6 +1,7 @@
 /* Command-line glue; see pc_cli.h. */
 #include "pc_cli.h"
 
+#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -79,6 +80,13 @@ void pc_cli_usage(const char *fmt, ...)
     print_line(fmt, ap, " (see --help)");
     va_end(ap);
     exit(2);
+}
+
+void pc_cli_bad_option(char **argv)
+{
+    if (optopt > 0 && optopt < PC_CLI_LONG_FIRST)
+        pc_cli_usage("unknown option '-%c'", optopt);
+    pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
 }
 
 double pc_cli_num(const char *s, const char *what, double min, double max)

@@ -21,6 +21,12 @@ __attribute__((format(printf, 1, 2))) void pc_cli_error(const char *fmt, ...);
 __attribute__((format(printf, 1, 0))) void pc_cli_verror(const char *fmt, va_list ap);
 /* Prints "PROG: MSG (see --help)", one line as above, and exits 2. */
 __attribute__((noreturn, format(printf, 1, 2))) void pc_cli_usage(const char *fmt, ...);
+/* After getopt_long returned '?' (with opterr 0): the usage error naming the word it refused. The
+ * long options' values must be PC_CLI_LONG_FIRST or more, so that optopt tells a short option (the
+ * programs have none: '-xy' is refused at its 'x', optind still on it) from a long one (optind past
+ * it). */
+#define PC_CLI_LONG_FIRST 256
+__attribute__((noreturn)) void pc_cli_bad_option(char **argv);
 /* A number in [min, max], or a usage error naming |what|. */
 double pc_cli_num(const char *s, const char *what, double min, double max);
 /* The same for a whole number (1.5 is refused, not truncated). */

@@ -76,7 +76,7 @@ static int cmd_serve(int argc, char **argv)
     c.upload_ttl_s = 24 * 3600;
     c.creation_ttl_s = 3600;
     c.idle_timeout_s = 30;
-    enum { O_DATA = 1, O_LISTEN, O_TOKEN, O_TRACKER, O_TRACKER_KEY, O_PUBLIC, O_WORKERS, O_SEG, O_PRESET, O_LEASE,
+    enum { O_DATA = PC_CLI_LONG_FIRST, O_LISTEN, O_TOKEN, O_TRACKER, O_TRACKER_KEY, O_PUBLIC, O_WORKERS, O_SEG, O_PRESET, O_LEASE,
            O_SIGNED, O_MTTL, O_UTTL, O_LOG, O_X264T, O_CRF, O_CACHE, O_IDLE, O_HELP };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
@@ -124,7 +124,7 @@ static int cmd_serve(int argc, char **argv)
         case O_LOG: pc_cli_log_level(optarg); break;
         case O_HELP: fputs(usage, stdout); return 0;
         default:
-            pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
+            pc_cli_bad_option(argv);
         }
     }
     if (optind < argc)
@@ -176,7 +176,7 @@ static int cmd_upload(int argc, char **argv)
     u.parallel = 4;
     u.progress = -1;
     u.chunk = 16 << 20;
-    enum { O_ORIGIN = 1, O_TOKEN, O_TITLE, O_PAR, O_WAIT, O_STATE, O_NOPROG, O_CHUNK, O_HELP };
+    enum { O_ORIGIN = PC_CLI_LONG_FIRST, O_TOKEN, O_TITLE, O_PAR, O_WAIT, O_STATE, O_NOPROG, O_CHUNK, O_HELP };
     static const struct option opts[] = {
         {"origin", required_argument, NULL, O_ORIGIN},
         {"token", required_argument, NULL, O_TOKEN},
@@ -207,7 +207,7 @@ static int cmd_upload(int argc, char **argv)
         case O_CHUNK: u.chunk = (int64_t)pc_cli_int(optarg, "--chunk-mb", 1, 1024) << 20; break;
         case O_HELP: fputs(usage, stdout); return 0;
         default:
-            pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
+            pc_cli_bad_option(argv);
         }
     }
     if (optind != argc - 1)

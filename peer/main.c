@@ -78,7 +78,7 @@ int main(int argc, char **argv)
         cfg.seed_mode = 1;
     else if (strcmp(argv[1], "play") != 0)
         pc_cli_usage("unknown command '%s' (play, seed)", argv[1]);
-    enum { O_ORIGIN = 1, O_VIDEO, O_TRACKER, O_LISTEN, O_ANNOUNCE, O_UP, O_DOWN, O_NOUP, O_REND, O_HLS, O_SEEDAFTER,
+    enum { O_ORIGIN = PC_CLI_LONG_FIRST, O_VIDEO, O_TRACKER, O_LISTEN, O_ANNOUNCE, O_UP, O_DOWN, O_NOUP, O_REND, O_HLS, O_SEEDAFTER,
            O_REPORT, O_WATCH, O_KEY, O_MQ, O_STATE, O_CACHE, O_MEM, O_LINKS, O_RNG, O_NOSTATUS, O_LOG, O_HELP };
     static const struct option opts[] = {
         {"origin", required_argument, NULL, O_ORIGIN}, {"video", required_argument, NULL, O_VIDEO},
@@ -122,7 +122,7 @@ int main(int argc, char **argv)
         case O_NOSTATUS: no_status = 1; break;
         case O_LOG: pc_cli_log_level(optarg); break;
         case O_HELP: fputs(usage, stdout); return 0;
-        default: pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
+        default: pc_cli_bad_option(argv);
         }
     }
     if (optind != argc)

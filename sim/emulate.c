@@ -1214,7 +1214,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     const char *out = NULL, *seed_s = NULL, *network = "auto";
     int keep = 0, quiet = 0;
     uint32_t max = 200;
-    enum { O_OUT = 1, O_SEED, O_NET, O_KEEP, O_MAX, O_QUIET, O_HELP };
+    enum { O_OUT = PC_CLI_LONG_FIRST, O_SEED, O_NET, O_KEEP, O_MAX, O_QUIET, O_HELP };
     static const struct option opts[] = {
         {"out", required_argument, NULL, O_OUT},       {"seed", required_argument, NULL, O_SEED},
         {"network", required_argument, NULL, O_NET},   {"keep", no_argument, NULL, O_KEEP},
@@ -1231,7 +1231,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
         case O_MAX: max = (uint32_t)pc_cli_int(optarg, "--max-viewers", 1, EMU_VIEWERS_MAX); break;
         case O_QUIET: quiet = 1; break;
         case O_HELP: fputs(usage_text, stdout); return 0;
-        default: pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
+        default: pc_cli_bad_option(argv);
         }
     }
     if (optind != argc - 1)

@@ -234,7 +234,7 @@ static int cmd_run(int argc, char **argv)
     int compare = 0, quiet = 0;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     uint32_t threads = cpus < 1 ? 1 : cpus > 8 ? 8 : (uint32_t)cpus;
-    enum { O_OUT = 1, O_SEED, O_MODE, O_COMPARE, O_QUIET, O_THREADS, O_HELP };
+    enum { O_OUT = PC_CLI_LONG_FIRST, O_SEED, O_MODE, O_COMPARE, O_QUIET, O_THREADS, O_HELP };
     static const struct option opts[] = {{"out", required_argument, NULL, O_OUT},
                                          {"seed", required_argument, NULL, O_SEED},
                                          {"mode", required_argument, NULL, O_MODE},
@@ -254,7 +254,7 @@ static int cmd_run(int argc, char **argv)
         case O_QUIET: quiet = 1; break;
         case O_THREADS: threads = (uint32_t)pc_cli_int(optarg, "--threads", 1, 8); break;
         case O_HELP: fputs(usage, stdout); return 0;
-        default: pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
+        default: pc_cli_bad_option(argv);
         }
     }
     if (optind != argc - 1)

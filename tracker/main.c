@@ -50,7 +50,7 @@ static int cmd_serve(int argc, char **argv)
         .history_s = 60,
         .history_keep_s = 30 * 86400,
     };
-    enum { O_LISTEN = 1, O_DB, O_KEY, O_INTERVAL, O_TTL, O_MAXP, O_MAXV, O_SCAN, O_RATE, O_BURST, O_LOC, O_HIST,
+    enum { O_LISTEN = PC_CLI_LONG_FIRST, O_DB, O_KEY, O_INTERVAL, O_TTL, O_MAXP, O_MAXV, O_SCAN, O_RATE, O_BURST, O_LOC, O_HIST,
            O_HDAYS, O_LOG, O_ORIGIN, O_HELP };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
@@ -91,7 +91,7 @@ static int cmd_serve(int argc, char **argv)
         case O_HDAYS: c.history_keep_s = (int64_t)(pc_cli_num(optarg, "--history-days", 0, 36500) * 86400); break;
         case O_LOG: pc_cli_log_level(optarg); break;
         case O_HELP: fputs(usage, stdout); return 0;
-        default: pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
+        default: pc_cli_bad_option(argv);
         }
     }
     if (optind < argc)
@@ -114,7 +114,7 @@ static int cmd_stats(int argc, char **argv)
 {
     const char *url = NULL, *video = NULL;
     int json = 0;
-    enum { O_TRACKER = 1, O_VIDEO, O_JSON, O_HELP };
+    enum { O_TRACKER = PC_CLI_LONG_FIRST, O_VIDEO, O_JSON, O_HELP };
     static const struct option opts[] = {
         {"tracker", required_argument, NULL, O_TRACKER},
         {"video", required_argument, NULL, O_VIDEO},
@@ -130,7 +130,7 @@ static int cmd_stats(int argc, char **argv)
         case O_VIDEO: video = optarg; break;
         case O_JSON: json = 1; break;
         case O_HELP: fputs(usage, stdout); return 0;
-        default: pc_cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
+        default: pc_cli_bad_option(argv);
         }
     }
     if (optind < argc)

@@ -73,6 +73,22 @@ def test_numbers_are_decimal_and_whole_where_they_count(s):
             "--token", "tokentoken", "--title", "", says="--title")
 
 
+def test_a_refused_option_is_the_word_named(s):
+    """The usage error names the option it refused: a short one (none exists) by itself, also inside a
+    cluster after a valid option (once named the word before it), a long one with its argument."""
+    out = os.path.join(S.tmp, "out")
+    for binary, pre in (("peercdn-peer", ["play", "--origin", "http://127.0.0.1:1"]),
+                        ("peercdn-tracker", ["serve", "--listen", "127.0.0.1:0"]),
+                        ("peercdn-origin", ["serve", "--listen", "127.0.0.1:0"]),
+                        ("peercdn-sim", ["run", "x.json", "--out", out])):
+        refused(binary, 2, *pre, "-xy", says="'-x'")
+        refused(binary, 2, *pre, "-q", says="'-q'")
+        refused(binary, 2, *pre, "--no-such-option=1", says="'--no-such-option=1'")
+    refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--no-upload=3", says="'--no-upload=3'")
+    refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--video", says="'--video'")
+    refused("peercdn-sim", 2, "emulate", "x.json", "--out", out, "-kz", says="'-k'")
+
+
 def test_origin_checks_its_flags_at_start(s):
     base = ["serve", "--data", os.path.join(S.tmp, "origin"), "--upload-token", "tokentoken"]
     for addr in ("127.0.0.1:65536", "127.0.0.1", "::1:0", "127.0.0.1:-1", "nohost:80"):
@@ -220,7 +236,8 @@ def test_scenarios_have_types_and_totals(s):
         refused("peercdn-sim", 1, "run", path, "--out", os.path.join(S.tmp, "scen-out"), says=says)
 
 
-S.run([test_numbers_are_decimal_and_whole_where_they_count, test_origin_checks_its_flags_at_start,
+S.run([test_numbers_are_decimal_and_whole_where_they_count, test_a_refused_option_is_the_word_named,
+       test_origin_checks_its_flags_at_start,
        test_key_files_must_hold_a_key_pair, test_tracker_checks_its_files_at_start,
        test_peer_checks_its_addresses_before_fetching, test_a_pinned_key_that_is_not_a_key_is_named,
        test_scenarios_have_types_and_totals])
