@@ -527,6 +527,21 @@ void pc_http_add_header(h2o_req_t *req, const char *name, const char *value)
     h2o_add_header_by_str(&req->pool, &req->res.headers, n, nlen, 1, NULL, v.base, v.len);
 }
 
+int pc_http_preflight(h2o_req_t *req, const char *methods, const char *headers)
+{
+    if (!pc_http_req_method_is(req, "OPTIONS"))
+        return 0;
+    pc_http_add_header(req, "access-control-allow-methods", methods);
+    pc_http_add_header(req, "access-control-allow-headers", headers);
+    pc_http_add_header(req, "access-control-max-age", "86400");
+    pc_http_add_header(req, "allow", methods);
+    h2o_iovec_t pna = pc_http_req_header(req, "access-control-request-private-network");
+    if (pna.len == 4 && strncasecmp(pna.base, "true", 4) == 0)
+        pc_http_add_header(req, "access-control-allow-private-network", "true");
+    pc_http_respond(req, 204, NULL, "", 0);
+    return 1;
+}
+
 static void respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t buf)
 {
     static h2o_generator_t generator = {NULL, NULL};

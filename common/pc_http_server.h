@@ -106,6 +106,11 @@ void pc_http_respond_json(h2o_req_t *req, int status, json_t *body);
 void pc_http_respond_error(h2o_req_t *req, int status, const char *code, const char *message);
 /* Adds a response header (name and value copied into the request pool). */
 void pc_http_add_header(h2o_req_t *req, const char *name, const char *value);
+/* A CORS preflight: for an OPTIONS request, answers 204 allowing |methods| (also sent as Allow) and the
+ * request headers |headers| for a day, and returns 1; returns 0 for any other method. A page on a public
+ * site asking a server on a private or loopback address (the peer's local endpoint, a LAN origin) is
+ * allowed too: Chrome's Private Network Access preflight asks for that, and is answered. */
+int pc_http_preflight(h2o_req_t *req, const char *methods, const char *headers);
 
 /* Request helpers. The returned view points into the request and is not NUL-terminated. */
 h2o_iovec_t pc_http_req_header(h2o_req_t *req, const char *name);

@@ -280,15 +280,8 @@ static int handle_video(pc_origin *o, h2o_req_t *req, const char *id)
 
 int pc_origin_api_preflight(h2o_req_t *req, const char *methods)
 {
-    if (!pc_http_req_method_is(req, "OPTIONS"))
-        return 0;
     /* a browser asks before a request with Authorization or a JSON body, or a DELETE */
-    pc_http_add_header(req, "access-control-allow-methods", methods);
-    pc_http_add_header(req, "access-control-allow-headers", "Authorization, Content-Type");
-    pc_http_add_header(req, "access-control-max-age", "86400");
-    pc_http_add_header(req, "allow", methods);
-    pc_http_respond(req, 204, NULL, "", 0);
-    return 1;
+    return pc_http_preflight(req, methods, "Authorization, Content-Type");
 }
 
 int pc_origin_api_route(void *user, h2o_req_t *req)

@@ -574,13 +574,8 @@ int pc_media_route(void *user, h2o_req_t *req)
         pc_http_respond_error(req, 404, "not_found", "no such media file");
         return 0;
     }
-    if (pc_http_req_method_is(req, "OPTIONS")) {
-        pc_http_add_header(req, "access-control-allow-methods", "GET, HEAD, OPTIONS");
-        pc_http_add_header(req, "access-control-allow-headers", "Range, If-None-Match, If-Modified-Since, If-Range");
-        pc_http_add_header(req, "access-control-max-age", "86400");
-        pc_http_respond(req, 204, NULL, "", 0);
+    if (pc_http_preflight(req, "GET, HEAD, OPTIONS", "Range, If-None-Match, If-Modified-Since, If-Range"))
         return 0;
-    }
     if (!pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
         pc_http_add_header(req, "allow", "GET, HEAD, OPTIONS");
         pc_http_respond_error(req, 405, "method_not_allowed", "media takes GET and HEAD");

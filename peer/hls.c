@@ -471,9 +471,12 @@ static int on_request(void *user, h2o_req_t *req)
 {
     client *c = user;
     hls *h = c->hls;
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
-        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        pc_http_add_header(req, "allow", "GET, HEAD");
+    /* a player on a web page asks first when it sends a header of its own (Range), or when the page is on
+     * a public site and the endpoint on loopback (Chrome's Private Network Access) */
+    if (pc_http_preflight(req, "GET, HEAD, OPTIONS", "Range"))
+        return 0;
+    if (!pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
+        pc_http_add_header(req, "allow", "GET, HEAD, OPTIONS");
         pc_http_respond_error(req, 405, "method_not_allowed", "the HLS endpoint answers GET and HEAD");
         return 0;
     }

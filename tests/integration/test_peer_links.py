@@ -706,7 +706,15 @@ def test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint(s):
     url = "%s/v/%s/master.m3u8" % (p.hls, vid)
     ffmpeg_decode(url, all_streams=True)
     r = request(url, "POST", b"")
-    eq((r.status, r.header("allow"), r.json()["code"]), (405, "GET, HEAD", "method_not_allowed"), "a POST")
+    eq((r.status, r.header("allow"), r.json()["code"]), (405, "GET, HEAD, OPTIONS", "method_not_allowed"), "a POST")
+    # a player on a public web page: its preflight, Private Network Access's included, is answered
+    r = request(url, "OPTIONS", headers={"Origin": "https://player.example", "Access-Control-Request-Method": "GET",
+                                         "Access-Control-Request-Headers": "range",
+                                         "Access-Control-Request-Private-Network": "true"})
+    eq((r.status, r.header("access-control-allow-origin"), r.header("access-control-allow-private-network")),
+       (204, "*", "true"), "a preflight")
+    check("GET" in r.header("access-control-allow-methods") and "range" in r.header("access-control-allow-headers").lower(),
+          "GET with Range allowed: %r" % r.header("access-control-allow-methods"))
     r = p.stop()
     check(r["bytes_cdn"] + r["bytes_p2p"] >= sum(x["bytes"] for x in r["segments"]) > 0, "the peer fetched the media")
 

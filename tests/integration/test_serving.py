@@ -117,6 +117,11 @@ def test_cors(s):
                         "Access-Control-Request-Headers: range", st["base"] + "/v0/seg-00001.m4s")
     eq(status, 204, "preflight")
     check("range" in h["access-control-allow-headers"].lower(), "Range allowed")
+    check("access-control-allow-private-network" not in h, "no Private Network Access unless asked")
+    # a page on a public site, the origin on a private network (Chrome's Private Network Access)
+    status, h, _ = curl("-X", "OPTIONS", "-H", "Origin: https://player.example", "-H",
+                        "Access-Control-Request-Private-Network: true", st["base"] + "/v0/seg-00001.m4s")
+    eq((status, h.get("access-control-allow-private-network")), (204, "true"), "a private-network preflight")
     # the API's too, for a browser admin page sending Authorization (before: 405, so its fetch failed)
     o = st["o"]
     for path, method in (("/api/videos/" + st["vid"], "DELETE"), ("/api/videos", "GET"), ("/api/uploads", "POST"),
