@@ -77,7 +77,7 @@ int pc_http_parse_range(const char *value, size_t len, uint64_t size, uint64_t *
     return 1;
 }
 
-int pc_http_etag_list_matches(const char *value, size_t len, const char *etag, size_t etag_len)
+int pc_http_etag_list_matches(const char *value, size_t len, const char *etag, size_t etag_len, int strong)
 {
     const char *p = value, *end = value + len;
     while (p < end) {
@@ -87,7 +87,8 @@ int pc_http_etag_list_matches(const char *value, size_t len, const char *etag, s
             break;
         if (*p == '*')
             return 1;
-        if (end - p > 2 && p[0] == 'W' && p[1] == '/')
+        int weak = end - p > 2 && p[0] == 'W' && p[1] == '/';
+        if (weak)
             p += 2;
         const char *q = p;
         if (q < end && *q == '"') {
@@ -99,7 +100,7 @@ int pc_http_etag_list_matches(const char *value, size_t len, const char *etag, s
             while (q < end && *q != ',')
                 q++;
         }
-        if ((size_t)(q - p) == etag_len && memcmp(p, etag, etag_len) == 0)
+        if (!(weak && strong) && (size_t)(q - p) == etag_len && memcmp(p, etag, etag_len) == 0)
             return 1;
         p = q;
     }

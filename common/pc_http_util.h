@@ -20,10 +20,12 @@
 int pc_http_parse_range(const char *value, size_t len, uint64_t size, uint64_t *start, uint64_t *rlen);
 
 /*
- * Does the If-None-Match list |value| match |etag| (a quoted entity tag)?
- * Weak comparison: "W/" prefixes are ignored; "*" matches. Returns 1 or 0.
+ * Does the entity-tag list |value| match |etag| (a quoted strong entity tag)?
+ * |strong| 0 (If-None-Match): weak comparison, "W/" prefixes are ignored;
+ * |strong| 1 (If-Match): a weak tag in the list never matches. "*" matches.
+ * Returns 1 or 0.
  */
-int pc_http_etag_list_matches(const char *value, size_t len, const char *etag, size_t etag_len);
+int pc_http_etag_list_matches(const char *value, size_t len, const char *etag, size_t etag_len, int strong);
 
 /*
  * Is the host of |url| ("http://HOST[:PORT]/...", IPv6 in brackets) this

@@ -22,6 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* a satisfiable range lies inside the representation */
     if (r < -1 || r > 1)
         abort();
-    (void)pc_http_etag_list_matches(v, n, "\"b2-0123456789abcdef\"", 21);
+    (void)pc_http_etag_list_matches(v, n, "\"b2-0123456789abcdef\"", 21, 0);
+    (void)pc_http_etag_list_matches(v, n, "\"b2-0123456789abcdef\"", 21, 1);
     return 0;
 }

@@ -150,6 +150,18 @@ int pc_media_sign_query(pc_media *m, const char *id, char *out, size_t outlen)
     return snprintf(out, outlen, "exp=%" PRId64 "&sig=%s", exp, sig) < (int)outlen ? 0 : PC_ETOOBIG;
 }
 
+/* An HTTP date header's time, in the three forms RFC 9110 5.6.7 makes recipients accept (IMF-fixdate,
+ * RFC 850, asctime); -1 when absent or not a date (the condition is then ignored). */
+static time_t http_date(h2o_iovec_t v)
+{
+    char tmp[64];
+    if (v.base == NULL || v.len >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, v.base, v.len);
+    tmp[v.len] = '\0';
+    return curl_getdate(tmp, NULL);
+}
+
 static int cmp_entry(const void *a, const void *b)
 {
     return strcmp(((const struct etag_entry *)a)->path, ((const struct etag_entry *)b)->path);
@@ -668,22 +680,29 @@ int pc_media_route(void *user, h2o_req_t *req)
     if (compressible)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("Accept-Encoding"));
 
-    /* conditional requests */
+    /* conditional requests, in RFC 9110 13.2.2's order: If-Match (else If-Unmodified-Since) fails with 412,
+     * then If-None-Match (else If-Modified-Since) answers 304 */
+    h2o_iovec_t im = pc_http_req_header(req, "if-match");
+    int failed = 0;
+    if (im.base != NULL) {
+        failed = !pc_http_etag_list_matches(im.base, im.len, etag, strlen(etag), 1);
+    } else {
+        time_t t = http_date(pc_http_req_header(req, "if-unmodified-since"));
+        failed = t != -1 && src.mtime > t;
+    }
+    if (failed) {
+        src_close(&src);
+        req->res.headers = (h2o_headers_t){NULL, 0, 0}; /* not the file's: no ETag, and no year-long max-age */
+        pc_http_respond_error(req, 412, "precondition_failed", "the file is not the one the request's condition names");
+        return 0;
+    }
     h2o_iovec_t inm = pc_http_req_header(req, "if-none-match");
     int not_modified = 0;
     if (inm.base != NULL) {
-        not_modified = pc_http_etag_list_matches(inm.base, inm.len, etag, strlen(etag));
+        not_modified = pc_http_etag_list_matches(inm.base, inm.len, etag, strlen(etag), 0);
     } else {
-        h2o_iovec_t ims = pc_http_req_header(req, "if-modified-since");
-        char tmp[64];
-        if (ims.base != NULL && ims.len < sizeof(tmp)) {
-            memcpy(tmp, ims.base, ims.len);
-            tmp[ims.len] = '\0';
-            /* the three forms RFC 9110 5.6.7 makes recipients accept (IMF-fixdate, RFC 850, asctime) */
-            time_t t = curl_getdate(tmp, NULL);
-            if (t != -1 && t >= src.mtime)
-                not_modified = 1;
-        }
+        time_t t = http_date(pc_http_req_header(req, "if-modified-since"));
+        not_modified = t != -1 && t >= src.mtime;
     }
     if (not_modified) {
         src_close(&src);

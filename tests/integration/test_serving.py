@@ -3,6 +3,7 @@
 signed-URL mode, deletion and the paginated catalog; checked with curl and plain HTTP."""
 import email.utils
 import gzip
+import json
 import os
 import re
 import socket
@@ -76,6 +77,22 @@ def test_segments_are_immutable_with_strong_etags(s):
     for form in (lm.strftime("%A, %d-%b-%y %H:%M:%S GMT"), lm.strftime("%a %b ") + "%2d" % lm.day + lm.strftime(" %H:%M:%S %Y")):
         status, _, _ = curl("-H", "If-Modified-Since: " + form, st["base"] + "/v0/seg-00001.m4s")
         eq(status, 304, "If-Modified-Since: %s" % form)
+    # preconditions (RFC 9110 13.1.1, 13.1.4): If-Match compares strongly, and a failed one (else an
+    # If-Unmodified-Since before the file's time) is a 412 (before: ignored, 200)
+    seg_url = st["base"] + "/v0/seg-00001.m4s"
+    for cond, want in (("If-Match: " + h["etag"], 200), ('If-Match: "other", ' + h["etag"], 200), ("If-Match: *", 200),
+                       ('If-Match: "other"', 412), ("If-Match: W/" + h["etag"], 412),
+                       ("If-Unmodified-Since: " + h["last-modified"], 200),
+                       ("If-Unmodified-Since: Thu, 01 Jan 1998 00:00:00 GMT", 412),
+                       ("If-Unmodified-Since: not a date", 200)):
+        status, hp, bp = curl("-H", cond, seg_url)
+        eq(status, want, cond)
+        if want == 412:
+            eq(json.loads(bp)["code"], "precondition_failed", "%s: JSON error" % cond)
+            check("etag" not in hp and "immutable" not in hp.get("cache-control", ""), "a 412 is not cached: %r" % hp)
+    # If-Match is evaluated first: with it, If-Unmodified-Since is ignored
+    status, _, _ = curl("-H", "If-Match: " + h["etag"], "-H", "If-Unmodified-Since: Thu, 01 Jan 1998 00:00:00 GMT", seg_url)
+    eq(status, 200, "If-Match before If-Unmodified-Since")
     st["seg"], st["etag"] = body, h["etag"]
     status, h, body = curl(st["base"] + "/v0/init.mp4")
     eq(h["content-type"], "video/mp4", "init MIME")

@@ -81,7 +81,12 @@ static void ranges_to_ignore(void **state)
 
 static int inm(const char *list, const char *etag)
 {
-    return pc_http_etag_list_matches(list, strlen(list), etag, strlen(etag));
+    return pc_http_etag_list_matches(list, strlen(list), etag, strlen(etag), 0);
+}
+
+static int im(const char *list, const char *etag)
+{
+    return pc_http_etag_list_matches(list, strlen(list), etag, strlen(etag), 1);
 }
 
 static void if_none_match_lists(void **state)
@@ -96,6 +101,17 @@ static void if_none_match_lists(void **state)
     assert_int_equal(inm("", "\"abc\""), 0);
     assert_int_equal(inm("\"abc", "\"abc\""), 0); /* unterminated */
     assert_int_equal(inm(" , ,", "\"abc\""), 0);
+}
+
+/* If-Match compares strongly: a weak tag never matches (RFC 9110 13.1.1) */
+static void if_match_lists(void **state)
+{
+    (void)state;
+    assert_int_equal(im("\"abc\"", "\"abc\""), 1);
+    assert_int_equal(im("W/\"abc\", \"x\"", "\"abc\""), 0);
+    assert_int_equal(im("W/\"abc\", \"abc\"", "\"abc\""), 1);
+    assert_int_equal(im("*", "\"abc\""), 1);
+    assert_int_equal(im("\"abcd\"", "\"abc\""), 0);
 }
 
 static int query(const char *q, const char *name, char *out, size_t n)
@@ -144,6 +160,7 @@ int main(void)
         cmocka_unit_test(range_edges),
         cmocka_unit_test(ranges_to_ignore),
         cmocka_unit_test(if_none_match_lists),
+        cmocka_unit_test(if_match_lists),
         cmocka_unit_test(loopback_urls),
         cmocka_unit_test(query_values_once_and_only_once),
     };
