@@ -12,6 +12,7 @@
  */
 #include "emulate.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -55,13 +56,13 @@ static volatile sig_atomic_t g_stop;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    g_stop = sig; /* the exit status is 128 + it */
 }
 
 typedef struct proc {
     pid_t pid;
     int running, status;
+    int termed; /* sent SIGTERM because we are stopping */
     char log[PATHMAX];
 } proc;
 
@@ -121,6 +122,7 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+static void say(const emu *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(emu *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(emu *e, const char *fmt, ...)
 {
@@ -130,10 +132,21 @@ static void note(emu *e, const char *fmt, ...)
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
     json_array_append_new(e->notes, json_string(buf));
-    pc_cli_error("note: %s", buf);
+    say(e, "note: %s\n", buf); /* stdout, with the progress: stderr carries one line, the error, when one ends the run */
 }
 
-static void say(const emu *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An error of the set-up, on stderr; none once a signal asked us to stop (what failed then was stopped). */
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+    if (g_stop)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    pc_cli_verror(fmt, ap);
+    va_end(ap);
+}
+
 static void say(const emu *e, const char *fmt, ...)
 {
     if (e->quiet)
@@ -180,7 +193,9 @@ static int spawn(proc *p, char *const argv[], const char *log)
     return 0;
 }
 
-/* Waits for |p| up to |timeout_s| (then SIGKILL); its exit status, 128 + signal, or -1. */
+/* Waits for |p| up to |timeout_s| (then SIGKILL); its exit status, 128 + signal, or -1. Once a signal asks
+ * us to stop, |p| is asked too (SIGTERM, then SIGKILL after 5 s): a helper generating or ingesting a video
+ * is not waited for to the end. */
 static int reap(proc *p, double timeout_s)
 {
     if (!p->running)
@@ -198,6 +213,11 @@ static int reap(proc *p, double timeout_s)
             p->running = 0;
             p->status = -1;
             return -1;
+        }
+        if (g_stop && !p->termed) {
+            p->termed = 1;
+            kill(p->pid, SIGTERM);
+            until = mono() + 5 < until ? mono() + 5 : until;
         }
         if (mono() >= until) {
             kill(p->pid, SIGKILL);
@@ -257,12 +277,12 @@ static int wait_listening(proc *p, const char *what, char *url, size_t len)
         int st;
         if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
             p->running = 0;
-            pc_cli_error("the %s exited at start; see %s", what, p->log);
+            fail("the %s exited at start; see %s", what, p->log);
             return PC_EIO;
         }
         sleep_ms(50);
     }
-    pc_cli_error("the %s did not start listening; see %s", what, p->log);
+    fail("the %s did not start listening; see %s", what, p->log);
     return PC_ETIMEDOUT;
 }
 
@@ -317,7 +337,7 @@ static int net_setup(emu *e, const char *want)
         (void)run(e, "net.log", 10, "ip netns del %s", probe);
     if (why != NULL) {
         if (strcmp(want, "netns") == 0) {
-            pc_cli_error("--network netns: cannot create network namespaces: %s", why);
+            fail("--network netns: cannot create network namespaces: %s", why);
             return PC_EFORBIDDEN;
         }
         note(e, "network: loopback, because network namespaces are unavailable (%s); the peers' own rate caps "
@@ -331,7 +351,7 @@ static int net_setup(emu *e, const char *want)
     size_t n = 0;
     snprintf(path, sizeof(path), "%s/logs/addrs.txt", e->dir);
     if (run(e, "addrs.txt", 10, "ip -o -4 addr show") != 0 || pc_read_file(path, 1 << 20, &addrs, &n) != 0) {
-        pc_cli_error("cannot list the host's addresses (see %s)", path);
+        fail("cannot list the host's addresses (see %s)", path);
         return PC_EIO;
     }
     int base = 64 + (int)(getpid() % 150);
@@ -343,19 +363,19 @@ static int net_setup(emu *e, const char *want)
     }
     free(addrs);
     if (e->subnet == 0) {
-        pc_cli_error("no free 10.x.0.0/16 for the emulation bridge");
+        fail("no free 10.x.0.0/16 for the emulation bridge");
         return PC_EIO;
     }
     snprintf(e->bridge, sizeof(e->bridge), "pcbr%d", (int)getpid());
     snprintf(e->host_ip, sizeof(e->host_ip), "10.%d.0.1", e->subnet);
     if (run(e, "net.log", 10, "ip link add %s type bridge", e->bridge) != 0) {
-        pc_cli_error("cannot create the bridge %s (see %s/logs/net.log)", e->bridge, e->dir);
+        fail("cannot create the bridge %s (see %s/logs/net.log)", e->bridge, e->dir);
         return PC_EIO;
     }
     e->bridge_up = 1;
     if (run(e, "net.log", 10, "ip addr add %s/16 dev %s", e->host_ip, e->bridge) != 0 ||
         run(e, "net.log", 10, "ip link set %s up", e->bridge) != 0) {
-        pc_cli_error("cannot configure the bridge %s (see %s/logs/net.log)", e->bridge, e->dir);
+        fail("cannot configure the bridge %s (see %s/logs/net.log)", e->bridge, e->dir);
         return PC_EIO;
     }
     e->netns = 1;
@@ -416,7 +436,7 @@ static int net_add(emu *e, uint32_t i, double up_kbps, double down_kbps, double 
         rc = rc ? rc : tbf(e, NULL, w->host_if, "root", down_kbps);
     }
     if (rc != 0)
-        pc_cli_error("cannot set up the network of peer %u (see %s/logs/net.log)", i, e->dir);
+        fail("cannot set up the network of peer %u (see %s/logs/net.log)", i, e->dir);
     return rc != 0 ? PC_EIO : 0;
 }
 
@@ -476,7 +496,7 @@ static int fetch(emu *e, const char *path, size_t max, char **out, size_t *len)
     pc_buf_init(&b, max);
     int rc = pc_http_get_blocking(e->origin_url, path, 20, &b, &status, url, sizeof(url), &why);
     if (rc != 0 || status != 200) {
-        pc_cli_error("GET %s: %s", url, rc != 0 ? (why ? why : pc_strerror(rc)) : "not 200");
+        fail("GET %s: %s", url, rc != 0 ? (why ? why : pc_strerror(rc)) : "not 200");
         pc_buf_clear(&b);
         return PC_EIO;
     }
@@ -501,7 +521,7 @@ static int ingest(emu *e)
         uint32_t nseg;
         v->len_s = sim_catalog_next(sc, &r, NULL, &nseg);
         if (v->len_s > EMU_VIDEO_S_MAX) {
-            pc_cli_error("video %u would last %.0f s; emulation generates at most %d s", k, v->len_s,
+            fail("video %u would last %.0f s; emulation generates at most %d s", k, v->len_s,
                     EMU_VIDEO_S_MAX);
             return PC_ELIMIT;
         }
@@ -514,7 +534,7 @@ static int ingest(emu *e)
         if (run(e, "ffmpeg.log", 600, "ffmpeg -v error -y -f lavfi -i %s -f lavfi -i %s -t %s -c:v libx264 -preset "
                                       "veryfast -pix_fmt yuv420p -c:a aac %s",
                 size, tone, dur, src) != 0) {
-            pc_cli_error("ffmpeg could not generate video %u (see %s/logs/ffmpeg.log)", k, e->dir);
+            fail("ffmpeg could not generate video %u (see %s/logs/ffmpeg.log)", k, e->dir);
             return PC_EIO;
         }
         char bin[PATHMAX], log[PATHMAX], state[PATHMAX], title[96];
@@ -527,7 +547,7 @@ static int ingest(emu *e)
         say(e, "ingesting video %u (tus upload, transcoding)\n", k);
         proc p = {0};
         if (spawn(&p, argv, log) != 0 || reap(&p, 900) != 0) {
-            pc_cli_error("the origin did not ingest video %u (see %s)", k, log);
+            fail("the origin did not ingest video %u (see %s)", k, log);
             return PC_EIO;
         }
         char *txt = NULL;
@@ -544,7 +564,7 @@ static int ingest(emu *e)
             }
         free(txt);
         if (!found) {
-            pc_cli_error("no video id in %s", log);
+            fail("no video id in %s", log);
             return PC_EIO;
         }
         char path[300];
@@ -554,12 +574,12 @@ static int ingest(emu *e)
             return PC_EIO;
         const char *why = NULL;
         if (pc_manifest_parse(v->json, len, &v->mf) != 0 || pc_peer_media_init(&v->pm, v->mf, &why) != 0) {
-            pc_cli_error("the manifest of video %s cannot be used: %s", v->id, why ? why : "invalid");
+            fail("the manifest of video %s cannot be used: %s", v->id, why ? why : "invalid");
             return PC_EPARSE;
         }
         v->pm_ok = 1;
         if (v->pm.m.n_rungs != sc->n_rungs) {
-            pc_cli_error("the origin made %u renditions of video %u, the scenario has %u",
+            fail("the origin made %u renditions of video %u, the scenario has %u",
                     v->pm.m.n_rungs, k, sc->n_rungs);
             return PC_EINVAL;
         }
@@ -573,7 +593,7 @@ static int ingest(emu *e)
     const char *b64 = json_string_value(json_object_get(o, "ed25519"));
     if (b64 == NULL || strlen(b64) >= sizeof(e->origin_key)) {
         json_decref(o);
-        pc_cli_error("the origin's key answer is not what docs/origin.md says");
+        fail("the origin's key answer is not what docs/origin.md says");
         return PC_EPARSE;
     }
     snprintf(e->origin_key, sizeof(e->origin_key), "%s", b64);
@@ -602,7 +622,7 @@ static int plan(emu *e, uint32_t max)
     const sim_scenario *sc = &e->sc;
     e->nseeders = sc->seeders * sc->videos;
     if (e->nseeders > 64) {
-        pc_cli_error("emulation runs at most 64 seeders (seeders.per_video × catalog.videos)");
+        fail("emulation runs at most 64 seeders (seeders.per_video × catalog.videos)");
         return PC_ELIMIT;
     }
     uint32_t cap = e->nseeders + 64;
@@ -622,7 +642,7 @@ static int plan(emu *e, uint32_t max)
     uint64_t at, end = (uint64_t)(sc->duration_s * 1e6);
     while (rc == 0 && sim_workload_next_time(&wl, e->nw - e->nseeders, &at) == 0 && at <= end) {
         if (e->nw - e->nseeders >= max) {
-            pc_cli_error("the scenario has more than %u viewers; emulation runs at most %u real "
+            fail("the scenario has more than %u viewers; emulation runs at most %u real "
                             "peers (--max-viewers)",
                     max, max);
             rc = PC_ELIMIT;
@@ -707,7 +727,7 @@ static int start_peer(emu *e, uint32_t i)
     }
     argv[n] = NULL;
     if (spawn(&w->p, argv, log) != 0) {
-        pc_cli_error("cannot start peer %u", i);
+        fail("cannot start peer %u", i);
         return PC_EIO;
     }
     w->spawned = 1;
@@ -734,10 +754,14 @@ static int start_seeders(emu *e)
             if (ready)
                 break;
             int st;
-            if (waitpid(e->w[i].p.pid, &st, WNOHANG) == e->w[i].p.pid || mono() > until || g_stop) {
+            if (waitpid(e->w[i].p.pid, &st, WNOHANG) == e->w[i].p.pid) {
                 e->w[i].p.running = 0;
-                pc_cli_error("seeder %u did not start seeding; see %s", i, e->w[i].p.log);
+                fail("seeder %u exited before it was seeding; see %s", i, e->w[i].p.log);
                 return PC_EIO;
+            }
+            if (mono() > until || g_stop) { /* still running: cleanup() stops it with the others */
+                fail("seeder %u did not start seeding in 600 s; see %s", i, e->w[i].p.log);
+                return g_stop ? PC_ECANCELED : PC_ETIMEDOUT;
             }
             sleep_ms(50);
         }
@@ -889,7 +913,7 @@ static void keep_running(emu *e)
         char *argv[] = {bin, "seed", "--origin", e->origin_url, "--video", e->v[k].id, "--listen", listen,
                         "--origin-key", e->origin_key, "--state-dir", state, "--no-status", NULL};
         if (spawn(&seeders[k], argv, log) != 0)
-            pc_cli_error("cannot start a seeder for --keep");
+            fail("cannot start a seeder for --keep");
     }
     printf("\n== still running (--keep): the origin, the tracker and a seeder per video; Ctrl-C stops them\n");
     for (uint32_t k = 0; k < e->sc.videos; k++) {
@@ -1092,8 +1116,10 @@ static int write_effective(emu *e, const char *scenario_path)
 {
     json_error_t je;
     json_t *o = json_load_file(scenario_path, 0, &je);
-    if (o == NULL)
+    if (o == NULL) {
+        pc_cli_error("cannot read %s again: %s", scenario_path, je.text);
         return PC_EIO;
+    }
     json_t *media = json_object_get(o, "media");
     json_t *lad = json_array();
     for (uint32_t q = 0; q < e->sc.n_rungs; q++)
@@ -1122,9 +1148,10 @@ static int write_effective(emu *e, const char *scenario_path)
             json_object_set_new(tr, "max_neighbours", json_integer(EMU_PEER_LINKS_MAX));
     }
     json_object_del(o, "engine");
-    char path[PATHMAX];
-    snprintf(path, sizeof(path), "%s/scenario.json", e->out);
-    int rc = json_dump_file(o, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0 ? 0 : PC_EIO;
+    char err[PATHMAX + 256];
+    int rc = sim_write_json(e->out, "scenario.json", o, JSON_INDENT(2) | JSON_PRESERVE_ORDER, err, sizeof(err));
+    if (rc != 0)
+        pc_cli_error("%s", err);
     json_decref(o);
     return rc;
 }
@@ -1160,10 +1187,36 @@ static int write_emulation_json(emu *e, const sim_result *r)
     json_object_set_new(o, "viewers_bytes_p2p", json_integer((json_int_t)r->bytes_p2p));
     if (e->stats != NULL)
         json_object_set(o, "tracker_stats", e->stats);
-    char path[PATHMAX];
-    snprintf(path, sizeof(path), "%s/emulation.json", e->out);
-    int rc = json_dump_file(o, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0 ? 0 : PC_EIO;
+    char err[PATHMAX + 256];
+    int rc = sim_write_json(e->out, "emulation.json", o, JSON_INDENT(2) | JSON_PRESERVE_ORDER, err, sizeof(err));
+    if (rc != 0)
+        pc_cli_error("%s", err);
     json_decref(o);
+    return rc;
+}
+
+/* Removes the logs an earlier run left in DIR/emu/logs (servers' and helpers' logs are appended to). */
+static int clear_logs(emu *e, char *err, size_t errlen)
+{
+    char path[PATHMAX];
+    snprintf(path, sizeof(path), "%s/logs", e->dir);
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return PC_EIO;
+    }
+    int rc = 0;
+    for (struct dirent *de = readdir(d); de != NULL && rc == 0; de = readdir(d)) {
+        size_t n = strlen(de->d_name);
+        if (n < 5 || strcmp(de->d_name + n - 4, ".log") != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/logs/%s", e->dir, de->d_name);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "cannot remove %s, left from an earlier run: %s", path, strerror(errno));
+            rc = PC_EIO;
+        }
+    }
+    closedir(d);
     return rc;
 }
 
@@ -1248,7 +1301,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     e.quiet = quiet;
     e.keep = keep;
     e.tty = isatty(1);
-    char err[512];
+    char err[PATHMAX + 256];
     if (sim_scenario_load(argv[optind], &e.sc, err, sizeof(err)) != 0) {
         pc_cli_error("%s", err);
         return 1;
@@ -1263,8 +1316,10 @@ int sim_emulate_main(int argc, char **argv, const char *self)
         bad = "emulation runs the hybrid mode only (the scenario's mode is not hybrid)";
     else if (e.sc.n_rungs > 6)
         bad = "emulation produces at most 6 rungs (Apple's ladder)";
-    else if (e.sc.segment_s != floor(e.sc.segment_s) || (int)e.sc.segment_s % 2 != 0)
-        bad = "emulation needs media.segment_s to be an even number of seconds (the origin's segments)";
+    else if (e.sc.segment_s != floor(e.sc.segment_s) || (int)e.sc.segment_s % 2 != 0 || e.sc.segment_s > 20)
+        bad = "emulation needs media.segment_s to be an even number of seconds up to 20 (the origin's segments)";
+    else if (e.sc.announce_interval_s > 900)
+        bad = "emulation needs tracker.interval_s of at most 900 (the tracker's tickets last 3600 s, four intervals)";
     else if (e.sc.videos > EMU_VIDEOS_MAX)
         bad = "emulation generates at most 8 videos (catalog.videos)";
     char toolong[160];
@@ -1327,11 +1382,17 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     snprintf(sub, sizeof(sub), "%s/state", e.dir);
     rc = rc ? rc : pc_mkdirs(sub);
     if (rc != 0) {
-        pc_cli_error("cannot create %s: %s", e.dir, pc_strerror(rc));
+        pc_cli_error("cannot create %s: %s", e.dir, sim_mkdirs_reason(rc, errno));
         cleanup(&e);
         return 1;
     }
-    /* a fresh run: reports of an earlier one must not be mistaken for this one's */
+    /* a fresh run: the result, logs and reports of an earlier one must not be mistaken for this one's (a
+     * server's log is searched for the address it listens on) */
+    if (sim_forget_result(out, err, sizeof(err)) != 0 || clear_logs(&e, err, sizeof(err)) != 0) {
+        pc_cli_error("%s", err);
+        cleanup(&e);
+        return 1;
+    }
     for (uint32_t i = 0; i < EMU_VIEWERS_MAX + 64; i++) {
         snprintf(sub, sizeof(sub), "%s/reports/viewer-%03u.json", e.dir, i);
         unlink(sub);
@@ -1352,14 +1413,16 @@ int sim_emulate_main(int argc, char **argv, const char *self)
                      "ladder",
                  q, measured_kbps(&e, q), e.sc.ladder_kbps[q]);
     rc = rc ? rc : start_seeders(&e);
-    if (rc == 0 && !g_stop) {
+    if (rc == 0 && g_stop)
+        rc = PC_ECANCELED; /* before any viewer played: nothing to report */
+    if (rc == 0) {
         say(&e, "playing: %u viewers arrive over the next %.0f s\n", e.nw - e.nseeders,
             e.nw > e.nseeders ? (double)e.w[e.nw - 1].a.at / 1e6 : 0);
         run_viewers(&e);
         if (e.tty && !e.quiet)
             printf("\n");
     }
-    int status = rc != 0 ? 1 : 0;
+    int status = g_stop ? 128 + g_stop : rc != 0 ? 1 : 0;
     if (rc == 0) {
         tracker_stats(&e);
         int interrupted = g_stop;
@@ -1371,16 +1434,18 @@ int sim_emulate_main(int argc, char **argv, const char *self)
         sim_result r;
         uint8_t **gots = calloc(e.nw + 1, sizeof(*gots));
         rc = gots == NULL ? PC_ENOMEM : build_result(&e, &r, gots);
+        if (rc == 0)
+            r.interrupted = interrupted != 0;
+        if (rc == 0) /* summary.json and run.json, which compare reads, come last */
+            rc = write_effective(&e, argv[optind]);
+        if (rc == 0)
+            rc = write_emulation_json(&e, &r);
         if (rc == 0) {
             r.wall_s = mono() - wall0;
             rc = sim_write_outputs(out, &e.sc, e.seed, &r, err, sizeof(err));
             if (rc != 0)
                 pc_cli_error("%s", err);
         }
-        if (rc == 0)
-            rc = write_effective(&e, argv[optind]);
-        if (rc == 0)
-            rc = write_emulation_json(&e, &r);
         if (rc == 0 && !quiet) {
             print_table(&e, &r);
             json_t *s = sim_summary(&e.sc, e.seed, &r);
@@ -1417,7 +1482,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
             status = 1;
         }
         if (interrupted)
-            status = 130;
+            status = 128 + interrupted;
         if (gots != NULL)
             for (uint32_t i = 0; i < e.nw; i++)
                 free(gots[i]);

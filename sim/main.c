@@ -284,9 +284,7 @@ static int cmd_run(int argc, char **argv)
     }
     int mk = pc_mkdirs(out); /* with its parents, as mkdir -p */
     if (mk != 0) {
-        int e = errno; /* the failed mkdir's or stat's: more precise than |mk| (EROFS, ENOTDIR, EACCES) */
-        pc_cli_error("cannot create %s: %s", out,
-                     mk == PC_EEXIST ? "a file that is not a directory is in the way" : mk == PC_ETOOBIG ? pc_strerror(mk) : strerror(e));
+        pc_cli_error("cannot create %s: %s", out, sim_mkdirs_reason(mk, errno));
         sim_scenario_clear(&sc);
         return 1;
     }
@@ -335,10 +333,9 @@ static int cmd_run(int argc, char **argv)
             sim_print_header();
             for (int i = 0; i < 3; i++)
                 sim_print_row(sim_mode_name(modes[i]), sums[i]);
-            char path[4096];
-            snprintf(path, sizeof(path), "%s/compare.json", out);
-            if (json_dump_file(all, path, JSON_INDENT(2) | JSON_REAL_PRECISION(12)) != 0) {
-                pc_cli_error("cannot write %s", path);
+            char why[4200];
+            if (sim_write_json(out, "compare.json", all, JSON_INDENT(2) | JSON_REAL_PRECISION(12), why, sizeof(why)) != 0) {
+                pc_cli_error("%s", why);
                 status = 1;
             }
         }

@@ -4,12 +4,14 @@
 #include "pc_fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int dbl_cmp(const void *a, const void *b)
 {
@@ -135,16 +137,63 @@ json_t *sim_summary(const sim_scenario *sc, uint64_t seed, const sim_result *r)
     return s;
 }
 
-static int write_json(const char *dir, const char *name, json_t *doc, char *err, size_t errlen)
+int sim_write_json(const char *dir, const char *name, json_t *doc, size_t flags, char *err, size_t errlen)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    errno = 0;
-    if (json_dump_file(doc, path, JSON_INDENT(2) | JSON_REAL_PRECISION(12)) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, errno != 0 ? strerror(errno) : "out of memory");
-        return PC_EIO;
+    char *txt = json_dumps(doc, flags);
+    int rc = txt == NULL ? PC_ENOMEM : pc_replace_file(path, txt, strlen(txt));
+    free(txt);
+    if (rc != 0)
+        snprintf(err, errlen, "cannot write %s: %s", path, pc_strerror(rc));
+    return rc;
+}
+
+static int write_json(const char *dir, const char *name, json_t *doc, char *err, size_t errlen)
+{
+    return sim_write_json(dir, name, doc, JSON_INDENT(2) | JSON_REAL_PRECISION(12), err, errlen);
+}
+
+/* DIR/NAME written whole or not at all: into NAME.tmp, a new file (whatever was left under that name, a
+ * symbolic link included, is removed, never followed), which finish() renames over NAME. Its path in
+ * |path|; NULL with the reason in |err|. */
+static FILE *create(const char *dir, const char *name, char path[4096], char *err, size_t errlen)
+{
+    char tmp[4200];
+    snprintf(path, 4096, "%s/%s", dir, name);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = unlink(tmp) != 0 && errno != ENOENT ? -1 : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
     }
-    return 0;
+    return f;
+}
+
+/* Closes what create() opened and puts it in place: PC_EIO with the reason in |err| when the bytes did not
+ * all get written (NAME is then left as it was). */
+static int finish(FILE *f, const char *path, char *err, size_t errlen)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int bad = ferror(f), e = errno; /* a failed fwrite's errno, or fclose's */
+    if (fclose(f) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    if (!bad && rename(tmp, path) != 0) {
+        bad = 1;
+        e = errno;
+    }
+    if (!bad)
+        return 0;
+    unlink(tmp);
+    snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
+    return PC_EIO;
 }
 
 /* ---- SVG: a small line chart writer ---- */
@@ -167,10 +216,12 @@ static double nice_max(double v)
     return 10 * p;
 }
 
-static int chart(const char *path, const char *title, const char *xlabel, const char *ylabel, const char *y2label,
-                 const series *s, size_t ns, const char *const *xticks, size_t nxt)
+static int chart(const char *dir, const char *name, char *err, size_t errlen, const char *title, const char *xlabel,
+                 const char *ylabel, const char *y2label, const series *s, size_t ns, const char *const *xticks,
+                 size_t nxt)
 {
-    FILE *f = fopen(path, "w");
+    char path[4096];
+    FILE *f = create(dir, name, path, err, errlen);
     if (f == NULL)
         return PC_EIO;
     const double W = 720, H = 400, L = 70, R = 70, T = 40, B = 60;
@@ -224,7 +275,7 @@ static int chart(const char *path, const char *title, const char *xlabel, const 
                 L + 10 + 190 * (double)i, T + 8, s[i].color, L + 28 + 190 * (double)i, T + 13, s[i].name);
     }
     fprintf(f, "</svg>\n");
-    return fclose(f) == 0 ? 0 : PC_EIO;
+    return finish(f, path, err, errlen);
 }
 
 /* Points per line at most: two per pixel of the plot's width. Longer series are merged (over time) or
@@ -232,9 +283,8 @@ static int chart(const char *path, const char *title, const char *xlabel, const 
  * a plot a browser opens at once. */
 #define PLOT_POINTS 1200
 
-static int plots(const char *dir, const sim_result *r)
+static int plots(const char *dir, const sim_result *r, char *err, size_t errlen)
 {
-    char path[4096];
     int rc = 0;
     /* offload and CDN Mbps over time, per interval */
     size_t n = r->nts > 1 ? r->nts - 1 : 0;
@@ -254,8 +304,7 @@ static int plots(const char *dir, const sim_result *r)
         cdn[np++] = dt > 0 ? dc * 8 / dt / 1e6 : 0;
     }
     series s1[2] = {{"offload (%)", "#1f77b4", t, off, np, 0}, {"CDN Mbit/s", "#d62728", t, cdn, np, 1}};
-    snprintf(path, sizeof(path), "%s/offload.svg", dir);
-    rc = chart(path, "Offload and CDN traffic over time", "time (s)", "offload (%)", "CDN Mbit/s", s1, 2, NULL, 0);
+    rc = chart(dir, "offload.svg", err, errlen, "Offload and CDN traffic over time", "time (s)", "offload (%)", "CDN Mbit/s", s1, 2, NULL, 0);
     free(t), free(off), free(cdn);
     if (rc != 0)
         return rc;
@@ -284,8 +333,7 @@ static int plots(const char *dir, const sim_result *r)
             fr[i] = (double)(i + 1) / (double)ns;
     }
     series s2[1] = {{"viewers", "#2ca02c", su, fr, ns, 0}};
-    snprintf(path, sizeof(path), "%s/startup_cdf.svg", dir);
-    rc = chart(path, "Start-up delay (CDF)", "start-up (ms)", "fraction of viewers", NULL, s2, 1, NULL, 0);
+    rc = chart(dir, "startup_cdf.svg", err, errlen, "Start-up delay (CDF)", "start-up (ms)", "fraction of viewers", NULL, s2, 1, NULL, 0);
     free(su), free(fr);
     if (rc != 0)
         return rc;
@@ -318,29 +366,8 @@ static int plots(const char *dir, const sim_result *r)
         nb++;
     }
     series s3[2] = {{"offload (%)", "#1f77b4", bx, boff, nb, 0}, {"rebuffering (%)", "#ff7f0e", bx, breb, nb, 1}};
-    snprintf(path, sizeof(path), "%s/swarm.svg", dir);
-    return chart(path, "Offload and rebuffering against swarm size", "viewers of the video present at arrival",
+    return chart(dir, "swarm.svg", err, errlen, "Offload and rebuffering against swarm size", "viewers of the video present at arrival",
                  "offload (%)", "rebuffering (% of viewing time)", s3, 2, ticks, last > 1 ? last : 2);
-}
-
-/* DIR/NAME opened for writing into |path|; NULL with the reason in |err|. */
-static FILE *create(const char *dir, const char *name, char path[4096], char *err, size_t errlen)
-{
-    snprintf(path, 4096, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (f == NULL)
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-    return f;
-}
-
-/* Closes what create() opened: PC_EIO with the reason in |err| when the bytes did not all get written. */
-static int finish(FILE *f, const char *path, char *err, size_t errlen)
-{
-    int bad = ferror(f), e = errno; /* a failed fwrite's errno, or fclose's */
-    if (fclose(f) == 0 && !bad)
-        return 0;
-    snprintf(err, errlen, "cannot write %s: %s", path, strerror(bad ? e : errno));
-    return PC_EIO;
 }
 
 /* viewers.csv: one row per viewer (seeders left out), in arrival order, by its index in the run. */
@@ -380,34 +407,22 @@ static int write_viewers(const char *dir, const sim_scenario *sc, const sim_resu
 const char *const sim_output_files[] = {"summary.json", "run.json", "timeseries.csv", "viewers.csv",
                                         "offload.svg", "startup_cdf.svg", "swarm.svg", NULL};
 
+const char *sim_mkdirs_reason(int mk, int err)
+{
+    return mk == PC_EEXIST ? "a file that is not a directory is in the way" : mk == PC_ETOOBIG ? pc_strerror(mk) : strerror(err);
+}
+
 int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, const sim_result *r, char *err,
                       size_t errlen)
 {
-    int mk = pc_mkdirs(dir);
-    if (mk != 0) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, pc_strerror(mk));
-        return PC_EIO;
-    }
-    json_t *s = sim_summary(sc, seed, r);
-    if (s == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return PC_ENOMEM;
-    }
-    int rc = write_json(dir, "summary.json", s, err, errlen);
-    json_decref(s);
-    if (rc != 0)
+    int rc = pc_mkdirs(dir);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, sim_mkdirs_reason(rc, errno));
         return rc;
-    json_t *run = json_object();
-    json_object_set_new(run, "kind", json_string(r->kind != NULL ? r->kind : "simulation"));
-    json_object_set_new(run, "wall_s", json_real(r->wall_s));
-    json_object_set_new(run, "events", json_integer((json_int_t)r->events));
-    json_object_set_new(run, "engine_calls", json_integer((json_int_t)r->engine_calls));
-    json_object_set_new(run, "events_per_s", json_real(r->wall_s > 0 ? (double)r->events / r->wall_s : 0));
-    json_object_set_new(run, "peak_rss_mib", json_real((double)r->peak_rss_kib / 1024));
-    if (r->threads > 0)
-        json_object_set_new(run, "threads", json_integer(r->threads));
-    rc = write_json(dir, "run.json", run, err, errlen);
-    json_decref(run);
+    }
+    /* summary.json and run.json, which compare reads, come last: until then an earlier run's are gone, so a
+     * write that fails half way leaves no result that looks whole */
+    rc = sim_forget_result(dir, err, errlen);
     if (rc != 0)
         return rc;
     char path[4096];
@@ -429,15 +444,51 @@ int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, co
                 tot > 0 ? (double)b->bytes_p2p / tot : 0, b->stalls);
     }
     rc = finish(f, path, err, errlen);
+    rc = rc ? rc : write_viewers(dir, sc, r, err, errlen);
+    if (rc == 0) {
+        rc = plots(dir, r, err, errlen);
+        if (rc == PC_ENOMEM)
+            snprintf(err, errlen, "out of memory");
+    }
     if (rc != 0)
         return rc;
-    rc = write_viewers(dir, sc, r, err, errlen);
+    json_t *run = json_object();
+    json_object_set_new(run, "kind", json_string(r->kind != NULL ? r->kind : "simulation"));
+    json_object_set_new(run, "wall_s", json_real(r->wall_s));
+    json_object_set_new(run, "events", json_integer((json_int_t)r->events));
+    json_object_set_new(run, "engine_calls", json_integer((json_int_t)r->engine_calls));
+    json_object_set_new(run, "events_per_s", json_real(r->wall_s > 0 ? (double)r->events / r->wall_s : 0));
+    json_object_set_new(run, "peak_rss_mib", json_real((double)r->peak_rss_kib / 1024));
+    if (r->threads > 0)
+        json_object_set_new(run, "threads", json_integer(r->threads));
+    if (r->interrupted)
+        json_object_set_new(run, "interrupted", json_true());
+    rc = write_json(dir, "run.json", run, err, errlen);
+    json_decref(run);
     if (rc != 0)
         return rc;
-    rc = plots(dir, r);
-    if (rc != 0)
-        snprintf(err, errlen, "cannot write the plots in %s: %s", dir, pc_strerror(rc));
+    json_t *s = sim_summary(sc, seed, r);
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return PC_ENOMEM;
+    }
+    rc = write_json(dir, "summary.json", s, err, errlen);
+    json_decref(s);
     return rc;
+}
+
+int sim_forget_result(const char *dir, char *err, size_t errlen)
+{
+    static const char *const names[] = {"summary.json", "run.json"};
+    for (size_t k = 0; k < 2; k++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, names[k]);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "cannot remove %s, left from an earlier run: %s", path, strerror(errno));
+            return PC_EIO;
+        }
+    }
+    return 0;
 }
 
 void sim_print_row(const char *label, json_t *s)

@@ -50,6 +50,7 @@ typedef struct sim_result {
     double wall_s;
     size_t peak_rss_kib;
     const char *kind;                   /* run.json's "kind": NULL = "simulation", or "emulation" */
+    int interrupted;                    /* stopped by a signal before its end (run.json says so) */
 } sim_result;
 
 /* Runs |sc| in |mode| (overriding the scenario's) with |seed| on up to |threads| threads (1…8; 0 = 1):

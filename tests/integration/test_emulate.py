@@ -8,8 +8,10 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -120,7 +122,8 @@ def test_loopback_fallback_says_so(s):
     json.dump(d, open(path, "w"))
     out = os.path.join(S.tmp, "loop")
     p = sim("emulate", path, "--out", out, "--network", "loopback")
-    check(b"loopback" in p.stderr, "it says the peers' own caps stand in: " + p.stderr.decode())
+    check(b"loopback" in p.stdout, "it says the peers' own caps stand in: " + p.stdout.decode())
+    eq(p.stderr, b"", "the notes go to stdout: stderr is for the error that ends a run")
     info = load(out, "emulation.json")
     eq(info["network"], "loopback", "emulation.json says loopback")
     eq(load(out, "summary.json")["viewers"], 3, "three viewers")
@@ -136,7 +139,7 @@ def test_loopback_fallback_says_so(s):
         else:
             check(r["played_ms"] >= 11000, "viewer %d watched to the end (played %d ms)" % (i, r["played_ms"]))
         eq(r["stalls"], 0, "no stalls")
-    check(b"seeks are not emulated" in p.stderr, "the seeks are noted")
+    check(b"seeks are not emulated" in p.stdout, "the seeks are noted")
     eff = load(out, "scenario.json")
     check("seek_probability" not in eff["viewers"] and "engine" not in eff and eff["tracker"]["numwant"] == 30,
           "scenario.json is the run as emulated: %r" % eff)
@@ -160,6 +163,24 @@ def test_loopback_fallback_says_so(s):
             b = float(row["bitrate_kbps"])
             check(min(lad) - 0.5 <= b <= max(lad) + 0.5, "viewer %s's bitrate %.1f within the ladder %r" % (
                 row["viewer"], b, lad))
+    # a second emulation into the same DIR (one viewer): before, it took the first run's origin address from
+    # the log it appended to, and failed; outputs planted as symbolic links are replaced, not followed
+    d["arrivals"] = {"kind": "list", "times_s": [0]}
+    d["catalog"]["duration_s"] = 8
+    d["duration_s"] = 14
+    json.dump(d, open(path, "w"))
+    victims = {}
+    for name in ("scenario.json", "viewers.csv", "summary.json"):
+        victims[name] = os.path.join(S.tmp, "victim-" + name)
+        with open(victims[name], "w") as f:
+            f.write("keep me")
+        os.unlink(os.path.join(out, name))
+        os.symlink(victims[name], os.path.join(out, name))
+    p = sim("emulate", path, "--out", out, "--network", "loopback", "--quiet")
+    eq(load(out, "summary.json")["viewers"], 1, "the second run's summary")
+    for name, v in victims.items():
+        eq(open(v).read(), "keep me", "the file %s pointed to is untouched" % name)
+        check(not os.path.islink(os.path.join(out, name)), "%s is a file of its own" % name)
 
 
 def test_bad_usage_fails_with_one_line(s):
@@ -215,7 +236,44 @@ def test_bad_usage_fails_with_one_line(s):
     check(b"would last 3600 s" in p.stderr and len(p.stderr.decode().strip().splitlines()) == 1,
           "refused with one line: %r" % p.stderr)
     check(not os.path.exists(out) and p.stdout == b"", "before anything was set up or said: %r" % p.stdout)
+    # values the origin or the tracker would refuse once started are refused first, in one line
+    for key, sub, value, says in (("media", "segment_s", 22, b"segment_s"), ("tracker", "interval_s", 1000, b"interval_s")):
+        d = json.load(open(scen))
+        d.setdefault(key, {})[sub] = value
+        path = os.path.join(S.tmp, "refused-%s.json" % sub)
+        json.dump(d, open(path, "w"))
+        out = os.path.join(S.tmp, "refused-" + sub)
+        p = sim("emulate", path, "--out", out, "--network", "loopback", expect=1)
+        check(says in p.stderr and len(p.stderr.decode().strip().splitlines()) == 1 and not os.path.exists(out),
+              "%s %s refused in one line, before anything was set up: %r" % (sub, value, p.stderr))
 
 
-S.run([test_bad_usage_fails_with_one_line, test_emulation_agrees_with_the_simulators_prediction,
-       test_loopback_fallback_says_so])
+def test_an_interrupted_set_up_leaves_no_result(s):
+    """SIGINT while the video is being generated: the helpers are stopped (before, ffmpeg, the upload and
+    the transcoding ran to their end) and no result is written (before, an empty summary.json)."""
+    d = json.load(open(os.path.join(SCEN, "test-emulate.json")))
+    d["catalog"]["duration_s"] = 60
+    path = os.path.join(S.tmp, "interrupted.json")
+    json.dump(d, open(path, "w"))
+    out = os.path.join(S.tmp, "interrupted")
+    p = subprocess.Popen([S.bin("peercdn-sim"), "emulate", path, "--out", out, "--network", "loopback"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = b""
+    while b"generating video" not in seen:
+        line = p.stdout.readline()
+        check(line != b"", "it says it generates the video: %r" % seen)
+        seen += line
+    time.sleep(0.5)
+    t0 = time.time()
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    took = time.time() - t0
+    eq(p.returncode, 130, "exit status after SIGINT (%r)" % err)
+    check(took < 8, "stopped %.1f s after the signal" % took)
+    eq(err, b"", "nothing on stderr: the stop was asked for")
+    for name in ("summary.json", "run.json"):
+        check(not os.path.exists(os.path.join(out, name)), "no %s" % name)
+
+
+S.run([test_bad_usage_fails_with_one_line, test_an_interrupted_set_up_leaves_no_result,
+       test_emulation_agrees_with_the_simulators_prediction, test_loopback_fallback_says_so])
