@@ -52,6 +52,9 @@ int pc_err_from_errno(int errnum)
         return PC_ENOSPC;
     case EINVAL:
         return PC_EINVAL;
+    case EACCES:
+    case EPERM:
+        return PC_EDENIED;
     case EFBIG:
         return PC_ETOOBIG;
     case EAGAIN:

@@ -40,7 +40,8 @@
     XX(EUNDECODABLE, "undecodable", "the video stream cannot be decoded")                     \
     XX(EMEDIALIMIT, "media_limit", "the video exceeds a processing limit")                    \
     XX(EENCODE, "encode_failed", "encoding failed")                                           \
-    XX(EINTERNAL, "internal_error", "internal error")
+    XX(EINTERNAL, "internal_error", "internal error")                                         \
+    XX(EDENIED, "permission_denied", "permission denied")
 
 enum pc_errno {
     PC_OK = 0,

@@ -38,6 +38,8 @@ static void errno_mapping(void **state)
     assert_int_equal(pc_err_from_errno(ENOSPC), PC_ENOSPC);
     assert_int_equal(pc_err_from_errno(ECONNRESET), PC_ENET);
     assert_int_equal(pc_err_from_errno(EBADF), PC_EIO);
+    assert_int_equal(pc_err_from_errno(EACCES), PC_EDENIED);
+    assert_int_equal(pc_err_from_errno(EPERM), PC_EDENIED);
     assert_int_equal(pc_err_from_errno(0), PC_OK);
 }
 
