@@ -60,6 +60,13 @@ struct pc_hs_conn {
 };
 
 static void process(pc_hs_conn *c);
+
+/* A head over the limit because of its request target (414, not 431): the limit was reached before any
+ * header began, or the target alone takes it. */
+static int target_too_long(const pc_hs_conn *c)
+{
+    return c->nspans == 0 || c->url_len + 32 > c->hs->h.max_head;
+}
 static void close_conn(pc_hs_conn *c);
 
 /* ---- http-parser callbacks ---- */
@@ -400,7 +407,9 @@ static void process(pc_hs_conn *c)
             c->parsed += n;
             enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
             if (e != HPE_OK && e != HPE_PAUSED) {
-                if (c->too_many_headers || c->head_overflow)
+                if (c->head_overflow && target_too_long(c))
+                    write_simple_error(c, 414, "uri_too_long", "the request target exceeds the server's head limit");
+                else if (c->too_many_headers || c->head_overflow)
                     write_simple_error(c, 431, "headers_too_large", "request head exceeds the server's limit");
                 else
                     write_simple_error(c, 400, "bad_request", http_errno_description(e));
@@ -408,7 +417,9 @@ static void process(pc_hs_conn *c)
             }
             if (!c->head_done || c->parsed > c->hs->h.max_head) {
                 /* a head that arrived whole in one read is held to the same limit as one still coming */
-                if (c->parsed > c->hs->h.max_head)
+                if (c->parsed > c->hs->h.max_head && target_too_long(c))
+                    write_simple_error(c, 414, "uri_too_long", "the request target exceeds the server's head limit");
+                else if (c->parsed > c->hs->h.max_head)
                     write_simple_error(c, 431, "headers_too_large", "request head exceeds the server's limit");
                 return;
             }

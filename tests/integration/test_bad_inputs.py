@@ -152,6 +152,19 @@ def test_oversized_bodies_and_headers_get_json_errors(s):
     resp = sock.recv(4096)
     sock.close()
     check(resp.startswith(b"HTTP/1.1 431") and b'"code"' in resp, "oversized head: %r" % resp[:200])
+    # a request target over the limit is a 414 (RFC 9110 15.5.15), whole or arriving in parts (before: 431)
+    for parts in ([b"GET /v/" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"],
+                  [b"GET /v/" + b"a" * 9000, b"b" * 9000, b" HTTP/1.1\r\nHost: x\r\n\r\n"]):
+        sock = socket.create_connection((o.host, o.port))
+        for p in parts:
+            try:
+                sock.sendall(p)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.05)
+        resp = read_response(sock, 5)
+        sock.close()
+        check(resp.startswith(b"HTTP/1.1 414"), "an oversized target in %d parts: %r" % (len(parts), resp[:200]))
     sock = socket.create_connection((o.host, o.port))
     sock.sendall(b"\x16\x03\x01\x02\x00garbage\r\n\r\n")
     resp = sock.recv(4096)
