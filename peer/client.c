@@ -952,6 +952,10 @@ static void fill_state(client *c, const char *event)
     s->stall_ms = (uint32_t)(st.stall_us / 1000);
     s->startup_ms = st.startup_us == PC_NEVER ? 0 : (uint32_t)(st.startup_us / 1000);
     s->played_ms = (uint32_t)(st.played_us / 1000);
+    /* the tracker stops listing a peer that viewers on enough networks banned (docs/tracker.md) */
+    s->banned = (const uint8_t (*)[PC_ED25519_PK_LEN])c->banned[c->nbanned_told];
+    s->nbanned = c->nbanned - c->nbanned_told < PC_TC_BANNED_MAX ? c->nbanned - c->nbanned_told : PC_TC_BANNED_MAX;
+    c->nbanned_telling = s->nbanned;
 }
 
 static void on_announce_timer(uv_timer_t *t)
@@ -973,6 +977,7 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
         char why[160];
         if (a != NULL && pc_tc_decode(body, len, a, why, sizeof(why)) == 0) {
             c->announces_ok++;
+            c->nbanned_told += c->nbanned_telling;
             snprintf(c->session, sizeof(c->session), "%s", a->session);
             if (a->ticket_len > 0) {
                 if (pc_ticket_check(c->id.tracker_pk, a->ticket, a->ticket_len, c->cfg->video, c->id.pk,

@@ -129,6 +129,8 @@ struct client {
     uint32_t next_handle;
     uint8_t banned[PC_BANNED_MAX][32];
     uint32_t nbanned;
+    uint32_t nbanned_told;     /* banned[0 .. this) reached the tracker (an announce it took) */
+    uint32_t nbanned_telling;  /* how many the announce in flight carries */
     struct {
         uint32_t handle;
         uint8_t used;

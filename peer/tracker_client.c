@@ -48,6 +48,15 @@ int pc_tc_encode(const pc_tc_state *s, uint64_t now_s, pc_buf *out)
         json_t *r = json_pack("[[II]]", (json_int_t)s->have_lo, (json_int_t)s->have_hi);
         json_object_set_new(o, "have", r);
     }
+    if (s->nbanned > 0) {
+        json_t *b = json_array();
+        for (uint32_t i = 0; i < s->nbanned && i < PC_TC_BANNED_MAX; i++) {
+            char k64[64];
+            pc_b64_encode(s->banned[i], PC_ED25519_PK_LEN, k64, 0);
+            json_array_append_new(b, json_string(k64));
+        }
+        json_object_set_new(o, "banned", b);
+    }
     json_object_set_new(o, "up_kbps", json_integer(s->up_kbps));
     json_object_set_new(o, "numwant", json_integer(s->numwant));
     json_object_set_new(o, "seeding", json_boolean(s->seeding));

@@ -13,6 +13,7 @@
 #include "pc_ticket.h"
 
 #define PC_TC_PEERS_MAX 50
+#define PC_TC_BANNED_MAX 8 /* keys reported banned in one announce (the tracker's limit) */
 #define PC_TC_RESPONSE_MAX (256u * 1024)
 
 typedef struct pc_tc_state {
@@ -30,6 +31,8 @@ typedef struct pc_tc_state {
     int seeding;
     uint64_t bytes_cdn, bytes_p2p, bytes_up;
     uint32_t stalls, stall_ms, startup_ms, played_ms;
+    const uint8_t (*banned)[PC_ED25519_PK_LEN]; /* keys banned since the last announce the tracker took */
+    uint32_t nbanned;         /* at most PC_TC_BANNED_MAX */
 } pc_tc_state;
 
 typedef struct pc_tc_peer {

@@ -794,7 +794,7 @@ static void announce(world *w, uint32_t vi, int event)
     w->peer_lists++;
     uint32_t picked[PC_NUMWANT_MAX];
     size_t n = pc_select_peers(w->reg, self, an.need, an.numwant, PC_SELECT_SCAN_DEFAULT, w->now,
-                                &w->videos[v->video].sel, picked);
+                                &w->videos[v->video].sel, NULL, NULL, picked);
     for (size_t k = 0; k < n; k++) {
         const pc_peer_rec *p = pc_registry_peer(w->reg, picked[k]);
         uint32_t u = (uint32_t)p->id[12] << 24 | (uint32_t)p->id[13] << 16 | (uint32_t)p->id[14] << 8 | p->id[15];

@@ -177,6 +177,20 @@ static int decode_have(const json_t *a, pc_announce *out, pc_announce_error *err
     return 0;
 }
 
+static int decode_banned(const json_t *a, pc_announce *out, pc_announce_error *err)
+{
+    if (!json_is_array(a) || json_array_size(a) > PC_ANNOUNCE_BANNED_MAX)
+        return fail(err, "bad_field", "'banned' must be an array of at most %d keys", PC_ANNOUNCE_BANNED_MAX);
+    size_t i;
+    json_t *k;
+    json_array_foreach(a, i, k) {
+        if (get_b64(k, "banned[]", out->banned[i], PC_ED25519_PK_LEN, 0, err) != 0)
+            return PC_EPARSE;
+    }
+    out->nbanned = (uint32_t)json_array_size(a);
+    return 0;
+}
+
 static int decode_proof(const json_t *o, pc_announce *out, pc_announce_error *err)
 {
     const json_t *ts = json_object_get(o, "ts"), *sig = json_object_get(o, "sig");
@@ -230,6 +244,8 @@ static int decode_field(const char *k, const json_t *v, pc_announce *out, unsign
         return get_u32(v, k, PC_SEGMENT_MAX - 1, &out->need, err);
     } else if (strcmp(k, "have") == 0) {
         return decode_have(v, out, err);
+    } else if (strcmp(k, "banned") == 0) {
+        return decode_banned(v, out, err);
     } else if (strcmp(k, "up_kbps") == 0) {
         return get_u32(v, k, 100000000, &out->up_kbps, err);
     } else if (strcmp(k, "region") == 0) {

@@ -24,6 +24,7 @@
 #define PC_NUMWANT_DEFAULT 20
 #define PC_SESSION_LEN 16
 #define PC_NONE UINT32_MAX
+#define PC_ANNOUNCE_BANNED_MAX 8 /* keys reported banned in one announce */
 
 enum pc_event { PC_EV_STARTED, PC_EV_PERIODIC, PC_EV_STOPPED };
 
@@ -58,6 +59,8 @@ typedef struct pc_announce {
     uint8_t proof_sig[PC_ED25519_SIG_LEN];
     int has_session;
     uint8_t session[PC_SESSION_LEN];
+    uint32_t nbanned;         /* keys of peers this peer banned since its last announce (distrust.h) */
+    uint8_t banned[PC_ANNOUNCE_BANNED_MAX][PC_ED25519_PK_LEN];
 } pc_announce;
 
 /* Why a body was refused: a stable code ("bad_json", "unknown_field", "missing_field",

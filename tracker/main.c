@@ -30,6 +30,8 @@ static const char usage[] =
     "  --origin URL            admit a new video only once this origin publishes it (GET URL/api/videos/ID)\n"
     "  --history-interval S    resolution of the statistics history (default 60)\n"
     "  --history-days D        history kept (default 30)\n"
+    "  --distrust-reports N    networks whose viewers must report a peer banned before it is listed to no\n"
+    "                          one in that video, 1 to 8, 0 = never (default 3)\n"
     "  --log-level LEVEL       error, warn, info (default) or debug\n"
     "\n"
     "stats options:\n"
@@ -49,9 +51,10 @@ static int cmd_serve(int argc, char **argv)
         .burst = -1,
         .history_s = 60,
         .history_keep_s = 30 * 86400,
+        .distrust_reports = 3,
     };
     enum { O_LISTEN = PC_CLI_LONG_FIRST, O_DB, O_KEY, O_INTERVAL, O_TTL, O_MAXP, O_MAXV, O_SCAN, O_RATE, O_BURST, O_LOC, O_HIST,
-           O_HDAYS, O_LOG, O_ORIGIN, O_HELP };
+           O_HDAYS, O_LOG, O_ORIGIN, O_DISTRUST, O_HELP };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"db", required_argument, NULL, O_DB},
@@ -68,6 +71,7 @@ static int cmd_serve(int argc, char **argv)
         {"history-interval", required_argument, NULL, O_HIST},
         {"history-days", required_argument, NULL, O_HDAYS},
         {"log-level", required_argument, NULL, O_LOG},
+        {"distrust-reports", required_argument, NULL, O_DISTRUST},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -90,6 +94,7 @@ static int cmd_serve(int argc, char **argv)
         case O_HIST: c.history_s = pc_cli_num(optarg, "--history-interval", 0.1, 86400); break;
         case O_HDAYS: c.history_keep_s = (int64_t)(pc_cli_num(optarg, "--history-days", 0, 36500) * 86400); break;
         case O_LOG: pc_cli_log_level(optarg); break;
+        case O_DISTRUST: c.distrust_reports = (uint32_t)pc_cli_int(optarg, "--distrust-reports", 0, 8); break;
         case O_HELP: fputs(usage, stdout); return 0;
         default: pc_cli_bad_option(argv);
         }

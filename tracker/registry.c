@@ -608,6 +608,13 @@ const pc_swarm *pc_registry_find_swarm(const pc_registry *r, const char *video)
     return s != PC_NONE ? &r->swarms[s] : NULL;
 }
 
+const pc_peer_rec *pc_registry_find_peer(const pc_registry *r, const char *video, const uint8_t key[PC_ED25519_PK_LEN])
+{
+    uint32_t s = find_swarm(r, video, hash_bytes(r->cfg.hash_seed, video, strlen(video)));
+    uint32_t p = s != PC_NONE ? find_peer(r, key, s) : PC_NONE;
+    return p != PC_NONE ? rec(r, p) : NULL;
+}
+
 void pc_registry_clear_dirty(pc_registry *r)
 {
     for (uint32_t i = 0; i < r->nswarms; i++)

@@ -138,6 +138,12 @@ int pc_report_metrics(const pc_registry *r, const pc_tmetrics *m, size_t top, pc
         rc = pc_buf_printf(o, "peercdn_tracker_rejects_total{code=\"%s\"} %" PRIu64 "\n", reject_names[i], m->rejects[i]);
     rc = rc ? rc : metric(o, "peercdn_tracker_tickets_issued_total", "counter", "Peer tickets signed.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_tickets_issued_total %" PRIu64 "\n", m->tickets);
+    rc = rc ? rc : metric(o, "peercdn_tracker_ban_reports_total", "counter",
+                          "Peers reported banned by viewers of their video (counted once per reporter).");
+    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_ban_reports_total %" PRIu64 "\n", m->ban_reports);
+    rc = rc ? rc : metric(o, "peercdn_tracker_distrusted_total", "counter",
+                          "Peers no longer listed in a video: reported banned by --distrust-reports viewers.");
+    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_distrusted_total %" PRIu64 "\n", m->distrusted);
     rc = rc ? rc : metric(o, "peercdn_tracker_peers_expired_total", "counter", "Peers dropped for missing announces.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_peers_expired_total %" PRIu64 "\n", m->expired);
     rc = rc ? rc : metric(o, "peercdn_tracker_origin_lookups_total", "counter",

@@ -18,7 +18,8 @@
     XX(BAD_FIELD, "bad_field") XX(TOO_LARGE, "too_large") XX(RATE_LIMITED, "rate_limited") XX(BAD_PROOF, "bad_proof") \
     XX(PROOF_EXPIRED, "proof_expired") XX(BAD_SESSION, "bad_session") XX(COUNTERS_REGRESSED, "counters_regressed")    \
     XX(LIMIT_REACHED, "limit_reached") XX(UNKNOWN_VIDEO, "unknown_video")                                        \
-    XX(ORIGIN_UNAVAILABLE, "origin_unavailable") XX(STOPPING, "stopping") XX(INTERNAL, "internal_error")
+    XX(ORIGIN_UNAVAILABLE, "origin_unavailable") XX(STOPPING, "stopping") XX(DISTRUSTED, "distrusted")           \
+    XX(INTERNAL, "internal_error")
 
 enum pc_reject {
 #define PC_XX(sym, name) PC_REJECT_##sym,
@@ -36,6 +37,8 @@ typedef struct pc_tmetrics {
     uint64_t tickets;
     uint64_t expired;
     uint64_t admit_lookups, admit_refused; /* --origin: videos asked about, and refused */
+    uint64_t ban_reports;                  /* keys reported banned (announces' "banned") that were counted */
+    uint64_t distrusted;                   /* verdicts: keys no longer listed in a video (distrust.h) */
 } pc_tmetrics;
 
 /* Figures derived from one video's (or the total's) statistics. */

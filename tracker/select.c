@@ -104,7 +104,7 @@ static void prefetch_rec(const pc_registry *r, uint32_t i)
 }
 
 size_t pc_select_peers(const pc_registry *r, uint32_t self, uint32_t need, uint32_t numwant, uint32_t scan_max,
-                       uint64_t now_us, pc_rng *rng, uint32_t *out)
+                       uint64_t now_us, pc_rng *rng, pc_select_skip skip, void *skip_arg, uint32_t *out)
 {
     const pc_peer_rec *me = pc_registry_peer(r, self);
     const pc_swarm *sw = pc_registry_swarm(r, me->swarm);
@@ -136,7 +136,8 @@ size_t pc_select_peers(const pc_registry *r, uint32_t self, uint32_t need, uint3
         if (i == self)
             continue;
         const pc_peer_rec *c = pc_registry_peer(r, i);
-        if (memcmp(c->key, me->key, sizeof(c->key)) == 0 || pc_registry_is_expired(r, c, now_us))
+        if (memcmp(c->key, me->key, sizeof(c->key)) == 0 || pc_registry_is_expired(r, c, now_us) ||
+            (skip != NULL && skip(skip_arg, c)))
             continue;
         /* score in the high bits, a random tie-break below */
         offer(&b, ((uint64_t)pc_select_score(me, need, c) << 32) | (pc_rng_next(rng) >> 32), i);

@@ -31,8 +31,11 @@
 
 /* The score of |cand| for |self| needing segment |need| (PC_NONE: unknown); see above. */
 uint32_t pc_select_score(const pc_peer_rec *self, uint32_t need, const pc_peer_rec *cand);
-/* Writes up to |numwant| (≤ PC_NUMWANT_MAX) record indices, best first, to |out|; returns how many. */
+/* Writes up to |numwant| (≤ PC_NUMWANT_MAX) record indices, best first, to |out|; returns how many.
+ * Candidates for which |skip| (when not NULL) returns non-zero are left out (the tracker's distrusted
+ * peers). */
+typedef int (*pc_select_skip)(void *arg, const pc_peer_rec *cand);
 size_t pc_select_peers(const pc_registry *r, uint32_t self, uint32_t need, uint32_t numwant, uint32_t scan_max,
-                       uint64_t now_us, pc_rng *rng, uint32_t *out);
+                       uint64_t now_us, pc_rng *rng, pc_select_skip skip, void *skip_arg, uint32_t *out);
 
 #endif

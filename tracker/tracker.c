@@ -19,6 +19,7 @@
 #include "admit.h"
 #include "announce.h"
 #include "auth.h"
+#include "distrust.h"
 #include "locality.h"
 #include "pc_cli.h"
 #include "pc_buf.h"
@@ -65,6 +66,7 @@ typedef struct pc_tracker {
     pc_ratelimit *rl;
     pc_locality *loc;
     pc_admit *admit; /* --origin: new videos only once the origin publishes them */
+    pc_distrust *distrust; /* NULL with --distrust-reports 0 */
     pc_rng rng;
     pc_tmetrics m;
     uint8_t pk[PC_ED25519_PK_LEN], sk[PC_ED25519_SK_LEN];
@@ -206,6 +208,34 @@ static int put_peer(pc_buf *o, const pc_registry *r, const pc_swarm *sw, const p
     return 0;
 }
 
+/* pc_select_skip: a candidate the tracker no longer vouches for in its video. */
+static int distrusted(void *arg, const pc_peer_rec *cand)
+{
+    pc_tracker *t = arg;
+    return pc_distrust_is(t->distrust, pc_registry_swarm(t->reg, cand->swarm)->video, cand->key);
+}
+
+/* The keys |a|'s peer reports it banned: counted when they are members of the video's swarm (so random
+ * keys cannot fill the table), once per network the reports come from (|conn_addr|'s /24 or /48); a key
+ * reported from --distrust-reports networks is listed to no one any more. The reporter has proved its key
+ * (proof or session) before this. */
+static void take_ban_reports(pc_tracker *t, const pc_announce *a, const uint8_t conn_addr[16])
+{
+    for (uint32_t i = 0; t->distrust != NULL && i < a->nbanned; i++) {
+        if (memcmp(a->banned[i], a->key, PC_ED25519_PK_LEN) == 0 ||
+            pc_registry_find_peer(t->reg, a->video, a->banned[i]) == NULL)
+            continue; /* itself, or not a member (any more): nobody would be given it */
+        t->m.ban_reports++;
+        if (pc_distrust_report(t->distrust, a->video, pc_locality_net(conn_addr), a->banned[i]) == 1) {
+            char b64[48];
+            pc_b64_encode(a->banned[i], PC_ED25519_PK_LEN, b64, 0);
+            t->m.distrusted++;
+            PC_LOGW("tracker", "video %s: peer %s reported banned from %u networks: listed to no one any more", a->video,
+                    b64, t->cfg.distrust_reports);
+        }
+    }
+}
+
 /* The answer to an accepted announce: interval, session, a ticket when due, and peers. */
 static int build_response(pc_tracker *t, const pc_announce *a, uint32_t self, int64_t now_s, uint64_t now, pc_buf *o)
 {
@@ -235,7 +265,9 @@ static int build_response(pc_tracker *t, const pc_announce *a, uint32_t self, in
         rc = pc_buf_printf(o, ",\"ticket\":\"%s\",\"ticket_expires\":%" PRIu64, b64, tk.expires);
     }
     uint32_t picked[PC_NUMWANT_MAX];
-    size_t n = pc_select_peers(t->reg, self, a->need, a->numwant, t->cfg.scan, now, &t->rng, picked);
+    int any = t->distrust != NULL && pc_distrust_total(t->distrust) > 0;
+    size_t n = pc_select_peers(t->reg, self, a->need, a->numwant, t->cfg.scan, now, &t->rng, any ? distrusted : NULL,
+                               t, picked);
     const pc_swarm *sw = pc_registry_swarm(t->reg, me->swarm);
     rc = rc ? rc : pc_buf_append_str(o, ",\"peers\":[");
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -303,6 +335,12 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
             return;
         }
     }
+    if (t->distrust != NULL && pc_distrust_is(t->distrust, a.video, a.key)) {
+        reject(t, req, 403, "distrusted", "viewers of this video reported this key for sending data that fails the "
+                                          "manifest's hashes");
+        return;
+    }
+    take_ban_reports(t, &a, conn_addr); /* before the announce: a "stopped" reporter leaves the swarm with it */
     uint32_t self;
     rc = pc_registry_announce(t->reg, &a, pc_locality_net(a.addr), now, &self);
     if (rc == PC_ECONFLICT) {
@@ -659,7 +697,10 @@ static int open_state(pc_tracker *t)
     pc_buf_init(&t->out, RESPONSE_MAX);
     if (t->cfg.rate > 0)
         t->rl = pc_ratelimit_new(t->cfg.rate, t->cfg.burst, 1 << 16, pc_rng_next(&t->rng));
-    if (t->reg == NULL || t->auth == NULL || (t->cfg.rate > 0 && t->rl == NULL)) {
+    if (t->cfg.distrust_reports > 0)
+        t->distrust = pc_distrust_new(t->cfg.distrust_reports, 1 << 16);
+    if (t->reg == NULL || t->auth == NULL || (t->cfg.rate > 0 && t->rl == NULL) ||
+        (t->cfg.distrust_reports > 0 && t->distrust == NULL)) {
         pc_cli_error("out of memory");
         return -1;
     }
@@ -772,6 +813,7 @@ out:
     pc_auth_free(t->auth);
     pc_buf_clear(&t->out);
     pc_ratelimit_free(t->rl);
+    pc_distrust_free(t->distrust);
     pc_locality_free(t->loc);
     pc_tstore_close(t->store);
     if (t->lock_fd >= 0)

@@ -24,6 +24,7 @@ typedef struct pc_tracker_config {
     double burst;
     double history_s;          /* time-series resolution (default 60) */
     int64_t history_keep_s;    /* default 30 days */
+    uint32_t distrust_reports; /* viewers reporting a key banned before it is listed to no one (default 3; 0 off) */
 } pc_tracker_config;
 
 /* Runs until SIGINT/SIGTERM. Returns the process exit status (messages already printed). */

@@ -12,6 +12,7 @@ import hmac
 import http.server
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -738,6 +739,9 @@ def test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player(s):
     check(r["rejected_segments"] >= 1, "its segments were rejected")
     eq(r["stalls"], 0, "the victim did not stall")
     check("banned" in victim.stderr(), "the ban is logged")
+    # the victim told the tracker (its announces carry the keys it banned; the last one, "stopped", at the latest)
+    m = re.search(r"^peercdn_tracker_ban_reports_total (\d+)$", st["t"].req("GET", "/metrics").body.decode(), re.M)
+    check(m is not None and int(m.group(1)) >= 1, "the tracker heard of the ban: %r" % (m and m.group(0)))
     bad.stop()
 
 

@@ -617,6 +617,51 @@ def test_with_origin_only_published_videos_get_a_swarm(s):
     fake.srv.shutdown()
 
 
+def metric(t, name):
+    m = re.search(r"^%s (\d+)$" % name, t.req("GET", "/metrics").body.decode(), re.M)
+    return int(m.group(1)) if m else None
+
+
+def test_a_peer_reported_banned_from_three_networks_is_listed_to_no_one(s):
+    """Viewers report the keys they banned ("banned"); once reports about a member of the video come from
+    three networks (/24), the tracker lists it to no one there and refuses its announces. Reports count
+    once per network (keys cost nothing; networks do), only about members, and per video."""
+    t = s.tracker()
+    bad = TrackerPeer(t, "dis1", 10)
+    bad.announce("started", playhead_ms=80000, have=[[0, 20]])
+    bad_b64 = __import__("base64").b64encode(bad.pk).decode()
+    net1 = TrackerPeer(t, "dis1", 11, source="127.0.1.1")
+    net1b = TrackerPeer(t, "dis1", 12, source="127.0.1.2")  # the same /24
+    net2 = TrackerPeer(t, "dis1", 13, source="127.0.2.1")
+    net3 = TrackerPeer(t, "dis1", 14, source="127.0.3.1")
+    other = TrackerPeer(t, "dis1", 15)
+    for p in (net1, net1b, net2, net3, other):
+        check(bad.peer_id in [x["peer_id"] for x in p.announce("started", need=3)["peers"]], "the peer is listed at first")
+    stranger = __import__("base64").b64encode(os.urandom(32)).decode()
+    net1.announce("periodic", banned=[bad_b64, stranger])  # a key that is no member is not counted
+    net1b.announce("periodic", banned=[bad_b64])
+    net2.announce("periodic", banned=[bad_b64])
+    eq(metric(t, "peercdn_tracker_ban_reports_total"), 3, "reports about members counted")
+    check(bad.peer_id in [x["peer_id"] for x in other.announce("periodic")["peers"]],
+          "reports from two networks (three keys) are not enough")
+    bad.announce("periodic")
+    net3.announce("periodic", banned=[bad_b64])
+    eq(metric(t, "peercdn_tracker_distrusted_total"), 1, "the verdict is counted")
+    for p in (other, net1, net3):
+        check(bad.peer_id not in [x["peer_id"] for x in p.announce("periodic")["peers"]], "listed to no one any more")
+    r = bad.announce("periodic", expect=403)
+    eq(r["code"], "distrusted", "its announces are refused")
+    bad.session = None
+    eq(bad.announce("started", expect=403)["code"], "distrusted", "a fresh start too")
+    # another video is another verdict
+    elsewhere = TrackerPeer(t, "dis2", 16)
+    elsewhere.sk, elsewhere.pk = bad.sk, bad.pk
+    elsewhere.announce("started")
+    # a bad "banned" list is refused like any bad field
+    eq(net1.announce("periodic", expect=400, banned=["AAEC"])["code"], "bad_field", "a key of the wrong length")
+    eq(net1.announce("periodic", expect=400, banned=[bad_b64] * 9)["code"], "bad_field", "more than eight keys")
+
+
 S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers, test_other_videos_are_separate,
        test_silent_peers_expire_after_two_intervals, test_statistics_add_up, test_metrics_match_stats,
        test_restart_keeps_statistics_and_history, test_a_stop_does_not_wait_for_a_client_that_does_not_read,
@@ -624,4 +669,5 @@ S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers,
        test_flood_from_one_address_is_limited, test_origin_publishes_the_tracker_and_its_key,
        test_a_locked_database_does_not_stall_the_tracker, test_stats_of_a_large_catalog_are_shared_not_copied_per_client,
        test_a_tampered_saved_swarm_is_not_echoed_to_peers, test_history_pages_follow_the_cursor,
-       test_totals_near_the_cap_do_not_wrap, test_with_origin_only_published_videos_get_a_swarm])
+       test_totals_near_the_cap_do_not_wrap, test_with_origin_only_published_videos_get_a_swarm,
+       test_a_peer_reported_banned_from_three_networks_is_listed_to_no_one])

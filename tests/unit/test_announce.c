@@ -15,6 +15,8 @@
 #define ID "\"peer_id\":\"000102030405060708090a0b0c0d0e0f\""
 #define SESSION "\"session\":\"AAECAwQFBgcICQoLDA0ODw\""
 #define BASE ID "," KEY ",\"port\":4000,\"video\":\"vid_1\",\"rendition\":\"v2\""
+#define K1 "\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\""
+#define K9 K1 "," K1 "," K1 "," K1 "," K1 "," K1 "," K1 "," K1 "," K1
 
 static int decode(const char *json, pc_announce *a, pc_announce_error *err)
 {
@@ -53,6 +55,12 @@ static void full_periodic_announce(void **state)
     assert_int_equal(a.counters.played_ms, 7);
     assert_int_equal(a.has_session, 1);
     assert_int_equal(a.session[15], 15);
+    assert_int_equal(a.nbanned, 0);
+    /* keys the peer banned since its last announce */
+    const char *jb = "{" BASE ",\"event\":\"periodic\"," SESSION ",\"banned\":[" K1 "," K1 "]}";
+    assert_int_equal(decode(jb, &a, &e), 0);
+    assert_int_equal(a.nbanned, 2);
+    assert_int_equal(a.banned[1][31], 31);
 }
 
 static void defaults_for_optional_fields(void **state)
@@ -108,6 +116,10 @@ static void bad_inputs_name_the_problem(void **state)
         {"{" BASE ",\"event\":\"periodic\",\"session\":\"short\"}", "bad_field"},
         {"{" BASE ",\"event\":\"started\",\"proof\":{\"ts\":1}}", "bad_field"},
         {"{" BASE ",\"event\":\"periodic\"," SESSION ",\"seeding\":1}", "bad_field"},
+        {"{" BASE ",\"event\":\"periodic\"," SESSION ",\"banned\":\"x\"}", "bad_field"},
+        {"{" BASE ",\"event\":\"periodic\"," SESSION ",\"banned\":[\"AAEC\"]}", "bad_field"},
+        {"{" BASE ",\"event\":\"periodic\"," SESSION ",\"banned\":[1]}", "bad_field"},
+        {"{" BASE ",\"event\":\"periodic\"," SESSION ",\"banned\":[" K9 "]}", "bad_field"}, /* nine */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         pc_announce a;

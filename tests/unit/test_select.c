@@ -22,7 +22,7 @@ static size_t pick(pc_registry *r, uint32_t self, uint32_t need, uint32_t numwan
 {
     pc_rng rng;
     pc_rng_init(&rng, seed);
-    return pc_select_peers(r, self, need, numwant, PC_SELECT_SCAN_DEFAULT, now, &rng, out);
+    return pc_select_peers(r, self, need, numwant, PC_SELECT_SCAN_DEFAULT, now, &rng, NULL, NULL, out);
 }
 
 static void peers_holding_the_next_segment_come_first(void **state)
@@ -143,7 +143,7 @@ static void large_swarms_are_sampled_without_repeats(void **state)
     pc_rng_init(&rng, 3);
     uint32_t out[PC_NUMWANT_MAX];
     for (int round = 0; round < 50; round++) {
-        size_t n = pc_select_peers(r, self, PC_NONE, PC_NUMWANT_MAX, 100, 2 * SEC, &rng, out);
+        size_t n = pc_select_peers(r, self, PC_NONE, PC_NUMWANT_MAX, 100, 2 * SEC, &rng, NULL, NULL, out);
         assert_int_equal(n, PC_NUMWANT_MAX);
         for (size_t i = 0; i < n; i++) {
             assert_int_not_equal(out[i], self);

@@ -1,0 +1,94 @@
+/* Peers the tracker no longer vouches for: reports counted once per network, per video, up to the
+ * threshold; a bounded table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "distrust.h"
+
+static void key_of(uint8_t k[32], unsigned n)
+{
+    /* keys are public keys: random-looking bytes (the table's home slot comes from them) */
+    crypto_generichash(k, 32, (const unsigned char *)&n, sizeof(n), NULL, 0);
+}
+
+static void distinct_networks_reach_the_verdict(void **state)
+{
+    (void)state;
+    pc_distrust *d = pc_distrust_new(3, 1024);
+    assert_non_null(d);
+    uint8_t bad[32], other[32];
+    key_of(bad, 1);
+    key_of(other, 2);
+    assert_int_equal(pc_distrust_report(d, "vid", 100, bad), 0);
+    assert_int_equal(pc_distrust_report(d, "vid", 100, bad), 0); /* the same network again: not counted */
+    assert_int_equal(pc_distrust_report(d, "vid", 200, bad), 0);
+    assert_false(pc_distrust_is(d, "vid", bad));
+    assert_int_equal(pc_distrust_report(d, "other", 300, bad), 0); /* another video's report is its own */
+    assert_false(pc_distrust_is(d, "vid", bad));
+    assert_int_equal(pc_distrust_report(d, "vid", 300, bad), 1); /* the third network: the verdict */
+    assert_true(pc_distrust_is(d, "vid", bad));
+    assert_false(pc_distrust_is(d, "other", bad));
+    assert_false(pc_distrust_is(d, "vid", other));
+    assert_int_equal(pc_distrust_report(d, "vid", 400, bad), 0); /* reached once */
+    assert_int_equal(pc_distrust_total(d), 1);
+    pc_distrust_free(d);
+}
+
+static void a_threshold_of_one(void **state)
+{
+    (void)state;
+    pc_distrust *d = pc_distrust_new(1, 64);
+    uint8_t bad[32];
+    key_of(bad, 7);
+    assert_int_equal(pc_distrust_report(d, "v", 5, bad), 1);
+    assert_true(pc_distrust_is(d, "v", bad));
+    pc_distrust_free(d);
+}
+
+static void the_table_is_bounded(void **state)
+{
+    (void)state;
+    pc_distrust *d = pc_distrust_new(1, 64);
+    uint8_t k[32];
+    unsigned taken = 0;
+    for (unsigned n = 0; n < 1000; n++) { /* far more keys than slots: later ones are dropped */
+        key_of(k, 1000 + n);
+        taken += (unsigned)pc_distrust_report(d, "v", 1, k);
+    }
+    assert_true(taken > 0 && taken <= 64);
+    assert_int_equal(pc_distrust_total(d), taken);
+    unsigned still = 0; /* the verdicts reached are kept */
+    for (unsigned n = 0; n < 1000; n++) {
+        key_of(k, 1000 + n);
+        still += (unsigned)pc_distrust_is(d, "v", k);
+    }
+    assert_int_equal(still, taken);
+    pc_distrust_free(d);
+}
+
+static void bad_settings_are_refused(void **state)
+{
+    (void)state;
+    assert_null(pc_distrust_new(0, 64));
+    assert_null(pc_distrust_new(PC_DISTRUST_THRESHOLD_MAX + 1, 64));
+    assert_null(pc_distrust_new(3, 100)); /* not a power of two */
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(distinct_networks_reach_the_verdict),
+        cmocka_unit_test(a_threshold_of_one),
+        cmocka_unit_test(the_table_is_bounded),
+        cmocka_unit_test(bad_settings_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,121 @@
+/* Peers the tracker no longer vouches for; see distrust.h. */
+#include "distrust.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROBE 8 /* slots looked at from an entry's home: a full neighbourhood drops the report */
+
+struct entry {
+    uint64_t video;                             /* keyed hash of the video id; 0: empty slot */
+    uint8_t key[32];
+    uint64_t reporter[PC_DISTRUST_THRESHOLD_MAX]; /* distinct reporters' networks */
+    uint8_t nreporters, distrusted;
+};
+
+struct pc_distrust {
+    uint32_t threshold;
+    size_t mask;
+    unsigned char hkey[crypto_shorthash_KEYBYTES];
+    struct entry *e;
+    uint32_t total;
+};
+
+pc_distrust *pc_distrust_new(uint32_t threshold, size_t slots)
+{
+    if (threshold < 1 || threshold > PC_DISTRUST_THRESHOLD_MAX || slots < PROBE || (slots & (slots - 1)) != 0)
+        return NULL;
+    pc_distrust *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    d->e = calloc(slots, sizeof(*d->e));
+    if (d->e == NULL) {
+        free(d);
+        return NULL;
+    }
+    d->threshold = threshold;
+    d->mask = slots - 1;
+    randombytes_buf(d->hkey, sizeof(d->hkey));
+    return d;
+}
+
+void pc_distrust_free(pc_distrust *d)
+{
+    if (d != NULL) {
+        free(d->e);
+        free(d);
+    }
+}
+
+static uint64_t hash(const pc_distrust *d, const void *data, size_t len)
+{
+    uint8_t out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, data, len, d->hkey);
+    uint64_t h;
+    memcpy(&h, out, sizeof(h));
+    return h != 0 ? h : 1; /* 0 marks an empty slot */
+}
+
+static size_t home(const pc_distrust *d, uint64_t video, const uint8_t key[32])
+{
+    uint64_t k;
+    memcpy(&k, key, sizeof(k)); /* keys are public keys: their bytes are as good as random, */
+    return (size_t)((k ^ video) & d->mask); /* and |video| is keyed */
+}
+
+/* The entry of (|video|, |key|), or NULL; |*room| the first empty slot on the way (NULL if none). */
+static struct entry *find(const pc_distrust *d, uint64_t video, const uint8_t key[32], struct entry **room)
+{
+    size_t h = home(d, video, key);
+    if (room != NULL)
+        *room = NULL;
+    for (size_t i = 0; i < PROBE; i++) {
+        struct entry *e = &d->e[(h + i) & d->mask];
+        if (e->video == 0) {
+            if (room != NULL && *room == NULL)
+                *room = e;
+            continue; /* entries are never removed, but a slot may be taken later than a farther one */
+        }
+        if (e->video == video && memcmp(e->key, key, 32) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+int pc_distrust_report(pc_distrust *d, const char *video, uint64_t reporter, const uint8_t key[32])
+{
+    uint64_t v = hash(d, video, strlen(video));
+    struct entry *room, *e = find(d, v, key, &room);
+    if (e == NULL) {
+        if (room == NULL)
+            return 0;
+        e = room;
+        e->video = v;
+        memcpy(e->key, key, 32);
+    }
+    if (e->distrusted)
+        return 0;
+    for (uint32_t i = 0; i < e->nreporters; i++)
+        if (e->reporter[i] == reporter)
+            return 0;
+    e->reporter[e->nreporters++] = reporter;
+    if (e->nreporters < d->threshold)
+        return 0;
+    e->distrusted = 1;
+    d->total++;
+    return 1;
+}
+
+int pc_distrust_is(const pc_distrust *d, const char *video, const uint8_t key[32])
+{
+    if (d->total == 0)
+        return 0;
+    const struct entry *e = find(d, hash(d, video, strlen(video)), key, NULL);
+    return e != NULL && e->distrusted;
+}
+
+uint32_t pc_distrust_total(const pc_distrust *d)
+{
+    return d->total;
+}
