@@ -1004,6 +1004,12 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
         char text[201];
         pc_log_printable(text, sizeof(text), body, len);
         PC_LOGW("tracker", "announce failed: %s%s", status == 0 ? "" : "HTTP error: ", text);
+        if (status == 403 && body != NULL && len < 4096 && memmem(body, len, "\"distrusted\"", 12) != NULL && !stopped) {
+            /* viewers reported this key banned: the tracker will not vouch for it again this run */
+            PC_LOGW("tracker", "the tracker no longer lists this peer (distrusted): no more announces this run");
+            c->distrusted = 1;
+            return;
+        }
     }
     if (stopped) {
         after_stopped(c);
@@ -1026,10 +1032,12 @@ static void announce(client *c, const char *event)
         pc_tc_cancel(c->http, c->announce_call);
         c->announce_call = NULL;
     }
-    if (c->session[0] == '\0' && stopping) {
+    if ((c->session[0] == '\0' || c->distrusted) && stopping) {
         after_stopped(c);
         return;
     }
+    if (c->distrusted)
+        return;
     fill_state(c, event);
     if (pc_tc_encode(&c->ts, (uint64_t)time(NULL), &c->announce_body) != 0 ||
         pc_tc_post(c->http, c->tracker_url, c->announce_body.data, c->announce_body.len,

@@ -890,6 +890,30 @@ def test_a_peer_that_sends_garbage_and_leaves_is_banned_all_the_same(s):
     check(2 in byes and all(b in (0, 2) for b in byes), "the link open at the ban heard BYE 2 (banned): %r" % byes)
 
 
+def test_a_peer_the_tracker_distrusts_stops_announcing(s):
+    """A seeder whose key viewers reported banned (here one report is enough: --distrust-reports 1) is
+    listed to no one; its next announce hears 403 distrusted, and it announces no more (before, it would
+    have started over with a proof every 5 s), playing or serving on with the links it has."""
+    setup_video(s)
+    t3 = s.tracker("--interval", "2", "--key", st["tkey"], "--distrust-reports", "1")
+    seeder = Peer(s, st["o"], st["vid"], "--tracker", t3.url, mode="seed", name="distrusted-seeder")
+    reporter = TrackerPeer(t3, st["vid"], 60, rendition="v0")
+    keys, t0 = [], time.time()
+    while not keys and time.time() - t0 < 20:
+        keys = [p["key"] for p in reporter.announce("started" if reporter.session is None else "periodic")["peers"]]
+        time.sleep(0.3)
+    eq(len(keys), 1, "the seeder is listed")
+    reporter.announce("periodic", banned=keys)
+    t0 = time.time()
+    while "distrusted" not in seeder.stderr() and time.time() - t0 < 15:
+        time.sleep(0.3)
+    check("no more announces" in seeder.stderr(), "the seeder says it is distrusted: %s" % seeder.stderr()[-600:])
+    eq(reporter.announce("periodic")["peers"], [], "listed to no one")
+    time.sleep(5)  # two and a half intervals: it does not start over
+    eq(seeder.stderr().count("distrusted"), 2, "one refusal, one note: %s" % seeder.stderr()[-600:])
+    seeder.stop()
+
+
 def fetch_all(base, urls, gap=0.05):
     """GETs |urls| from |base| concurrently, |gap| s apart: {url: (status, body)}."""
     out = {}
@@ -1212,6 +1236,7 @@ if __name__ == "__main__":
            test_a_signed_media_origin_swarms_with_the_media_query,
            test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
            test_a_peer_that_sends_garbage_and_leaves_is_banned_all_the_same,
+           test_a_peer_the_tracker_distrusts_stops_announcing,
            test_a_local_player_asking_out_of_order_or_at_two_renditions_is_answered,
            test_a_seeder_with_an_hls_endpoint_answers_what_was_asked_while_it_fetched,
            test_a_download_cap_paces_peer_links_and_the_cdn,
