@@ -62,7 +62,8 @@ static void on_signal(int sig)
 typedef struct proc {
     pid_t pid;
     int running, status;
-    int termed; /* sent SIGTERM because we are stopping */
+    int termed; /* sent SIGTERM (stop_proc, or reap because we are stopping) */
+    int late;   /* spawned after a signal asked us to stop: the clean-up's own helpers, let finish */
     char log[PATHMAX];
 } proc;
 
@@ -190,12 +191,14 @@ static int spawn(proc *p, char *const argv[], const char *log)
     close(fd);
     p->pid = pid;
     p->running = 1;
+    p->termed = 0;
+    p->late = g_stop != 0;
     return 0;
 }
 
 /* Waits for |p| up to |timeout_s| (then SIGKILL); its exit status, 128 + signal, or -1. Once a signal asks
  * us to stop, |p| is asked too (SIGTERM, then SIGKILL after 5 s): a helper generating or ingesting a video
- * is not waited for to the end. */
+ * is not waited for to the end. Not one spawned after the signal: the clean-up's own (ip netns del). */
 static int reap(proc *p, double timeout_s)
 {
     if (!p->running)
@@ -214,7 +217,7 @@ static int reap(proc *p, double timeout_s)
             p->status = -1;
             return -1;
         }
-        if (g_stop && !p->termed) {
+        if (g_stop && !p->termed && !p->late) {
             p->termed = 1;
             kill(p->pid, SIGTERM);
             until = mono() + 5 < until ? mono() + 5 : until;
@@ -231,6 +234,7 @@ static void stop_proc(proc *p, double grace_s)
 {
     if (p->running) {
         kill(p->pid, SIGTERM);
+        p->termed = 1; /* its grace is |grace_s|, not reap's 5 s for helpers */
         reap(p, grace_s);
     }
 }
@@ -1208,8 +1212,8 @@ static int clear_logs(emu *e, char *err, size_t errlen)
     int rc = 0;
     for (struct dirent *de = readdir(d); de != NULL && rc == 0; de = readdir(d)) {
         size_t n = strlen(de->d_name);
-        if (n < 5 || strcmp(de->d_name + n - 4, ".log") != 0)
-            continue;
+        if (n < 5 || (strcmp(de->d_name + n - 4, ".log") != 0 && strcmp(de->d_name + n - 4, ".txt") != 0))
+            continue; /* logs, and addrs.txt (the host's addresses, listed again at each start) */
         snprintf(path, sizeof(path), "%s/logs/%s", e->dir, de->d_name);
         if (unlink(path) != 0 && errno != ENOENT) {
             snprintf(err, errlen, "cannot remove %s, left from an earlier run: %s", path, strerror(errno));

@@ -12,6 +12,7 @@ struct entry {
     uint8_t key[32];
     uint64_t reporter[PC_DISTRUST_THRESHOLD_MAX]; /* distinct reporters' networks */
     uint8_t nreporters, distrusted;
+    uint32_t seq;                               /* when it was made (pending entries: the oldest goes first) */
 };
 
 struct pc_distrust {
@@ -19,7 +20,7 @@ struct pc_distrust {
     size_t mask;
     unsigned char hkey[crypto_shorthash_KEYBYTES];
     struct entry *e;
-    uint32_t total;
+    uint32_t total, seq;
 };
 
 pc_distrust *pc_distrust_new(uint32_t threshold, size_t slots)
@@ -64,22 +65,26 @@ static size_t home(const pc_distrust *d, uint64_t video, const uint8_t key[32])
     return (size_t)((k ^ video) & d->mask); /* and |video| is keyed */
 }
 
-/* The entry of (|video|, |key|), or NULL; |*room| the first empty slot on the way (NULL if none). */
+/* The entry of (|video|, |key|), or NULL; |*room| where a new one would go (NULL if nowhere): the first
+ * empty slot on the way, else the oldest pending entry there (a verdict is never taken over). */
 static struct entry *find(const pc_distrust *d, uint64_t video, const uint8_t key[32], struct entry **room)
 {
     size_t h = home(d, video, key);
-    if (room != NULL)
-        *room = NULL;
+    struct entry *empty = NULL, *oldest = NULL;
     for (size_t i = 0; i < PROBE; i++) {
         struct entry *e = &d->e[(h + i) & d->mask];
         if (e->video == 0) {
-            if (room != NULL && *room == NULL)
-                *room = e;
-            continue; /* entries are never removed, but a slot may be taken later than a farther one */
+            if (empty == NULL)
+                empty = e;
+            continue; /* a slot may be emptied or taken later than a farther one */
         }
         if (e->video == video && memcmp(e->key, key, 32) == 0)
             return e;
+        if (!e->distrusted && (oldest == NULL || d->seq - e->seq > d->seq - oldest->seq))
+            oldest = e;
     }
+    if (room != NULL)
+        *room = empty != NULL ? empty : oldest;
     return NULL;
 }
 
@@ -89,16 +94,18 @@ int pc_distrust_report(pc_distrust *d, const char *video, uint64_t reporter, con
     struct entry *room, *e = find(d, v, key, &room);
     if (e == NULL) {
         if (room == NULL)
-            return 0;
-        e = room;
+            return -1;
+        e = room; /* empty, or the oldest pending report there, forgotten */
+        memset(e, 0, sizeof(*e));
         e->video = v;
+        e->seq = d->seq++;
         memcpy(e->key, key, 32);
     }
     if (e->distrusted)
-        return 0;
+        return -1;
     for (uint32_t i = 0; i < e->nreporters; i++)
         if (e->reporter[i] == reporter)
-            return 0;
+            return -1;
     e->reporter[e->nreporters++] = reporter;
     if (e->nreporters < d->threshold)
         return 0;

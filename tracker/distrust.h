@@ -11,9 +11,10 @@
  *
  * A fixed table bounds memory whatever is reported: entries are (video, key), found by a keyed hash
  * (SipHash-2-4, libsodium's crypto_shorthash, with a key drawn at start) of the video; when the
- * neighbourhood of a new entry is full, its report is dropped (the verdicts reached are kept). The
- * tracker only passes reports of keys that are members of the video's swarm, so random keys cannot
- * fill it. In memory only: a restart forgets them, as viewers forget their bans.
+ * neighbourhood of a new entry is full, the oldest pending entry there (reports not yet at the
+ * threshold) is forgotten, so a flood of reports about throwaway keys cannot stop real reports for
+ * long; verdicts are kept. The tracker only passes reports of keys that are members of the video's
+ * swarm. In memory only: a restart forgets them, as viewers forget their bans.
  */
 #ifndef PC_TRACKER_DISTRUST_H
 #define PC_TRACKER_DISTRUST_H
@@ -32,7 +33,8 @@ typedef struct pc_distrust pc_distrust;
 pc_distrust *pc_distrust_new(uint32_t threshold, size_t slots);
 void pc_distrust_free(pc_distrust *d);
 /* A reporter from network |reporter| banned |key| in |video|. 1 when this report made |key| distrusted
- * there, 0 otherwise (counted, a repeat from that network, or the table is full). */
+ * there, 0 when it was counted, -1 when not (a repeat from that network, a verdict reached already, or
+ * no room: every entry around is a verdict). */
 int pc_distrust_report(pc_distrust *d, const char *video, uint64_t reporter, const uint8_t key[32]);
 /* Whether |key| is distrusted in |video|. */
 int pc_distrust_is(const pc_distrust *d, const char *video, const uint8_t key[32]);

@@ -139,7 +139,7 @@ int pc_report_metrics(const pc_registry *r, const pc_tmetrics *m, size_t top, pc
     rc = rc ? rc : metric(o, "peercdn_tracker_tickets_issued_total", "counter", "Peer tickets signed.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_tickets_issued_total %" PRIu64 "\n", m->tickets);
     rc = rc ? rc : metric(o, "peercdn_tracker_ban_reports_total", "counter",
-                          "Peers reported banned by viewers of their video (counted once per reporter).");
+                          "Reports that a viewer banned a peer of its video, counted once per network and peer.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_ban_reports_total %" PRIu64 "\n", m->ban_reports);
     rc = rc ? rc : metric(o, "peercdn_tracker_distrusted_total", "counter",
                           "Peers no longer listed in a video: reported banned by --distrust-reports viewers.");

@@ -225,8 +225,9 @@ static void take_ban_reports(pc_tracker *t, const pc_announce *a, const uint8_t 
         if (memcmp(a->banned[i], a->key, PC_ED25519_PK_LEN) == 0 ||
             pc_registry_find_peer(t->reg, a->video, a->banned[i]) == NULL)
             continue; /* itself, or not a member (any more): nobody would be given it */
-        t->m.ban_reports++;
-        if (pc_distrust_report(t->distrust, a->video, pc_locality_net(conn_addr), a->banned[i]) == 1) {
+        int r = pc_distrust_report(t->distrust, a->video, pc_locality_net(conn_addr), a->banned[i]);
+        t->m.ban_reports += r >= 0;
+        if (r == 1) {
             char b64[48];
             pc_b64_encode(a->banned[i], PC_ED25519_PK_LEN, b64, 0);
             t->m.distrusted++;
@@ -340,7 +341,6 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
                                           "manifest's hashes");
         return;
     }
-    take_ban_reports(t, &a, conn_addr); /* before the announce: a "stopped" reporter leaves the swarm with it */
     uint32_t self;
     rc = pc_registry_announce(t->reg, &a, pc_locality_net(a.addr), now, &self);
     if (rc == PC_ECONFLICT) {
@@ -353,6 +353,7 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
         return;
     }
     t->m.announces[a.event]++;
+    take_ban_reports(t, &a, conn_addr); /* with the announce taken (a refused one changes nothing) */
     pc_buf *o = &t->out; /* kept across announces: pc_http_respond copies, so its room is reused */
     pc_buf_reset(o);
     rc = build_response(t, &a, self, now_s, now, o);

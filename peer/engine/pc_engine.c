@@ -23,6 +23,7 @@
 #define BUSY_STREAK_MAX 3        /* doubled for each refusal in a row, up to 4 s */
 
 enum { SEG_NONE, SEG_INFLIGHT, SEG_READY };
+#define GONE_MAX 64        /* departed peers whose identity a handle still finds (a ring) */
 #define CLOG_MAX 4096      /* senders past a copy's second remembered; past it a bad copy names fewer suspects */
 #define NCONTRIB_MAX 255
 
@@ -129,6 +130,12 @@ struct pc_engine {
     uint64_t *suspects;           /* swarm identities of suspects, so that one that comes back (under a
                                      new handle) is one still; up to PC_ENGINE_PEERS_MAX, grown on demand */
     size_t nsuspects, csuspects;
+    struct {
+        uint32_t handle;          /* PC_SRC_CDN: unused */
+        uint64_t id;
+    } gone[GONE_MAX];             /* the identities of the last peers to leave: senders of copies still
+                                     held are named by handle, and a liar may leave before the verdict */
+    uint32_t gone_next;
     double cdn_rate;              /* bytes/s */
     double cdn_outstanding;       /* bytes still to come on CDN transfers */
     int cdn_measured;             /* cdn_rate comes from a transfer, not the configured guess */
@@ -557,10 +564,34 @@ static void add_sender(pc_engine *e, uint32_t i, uint32_t h)
     s->ncontrib++;
 }
 
+/* The swarm identity of peer |handle|, linked or among the last GONE_MAX to leave: 1, or 0 when unknown. */
+static int identity_of(const pc_engine *e, uint32_t handle, uint64_t *id)
+{
+    uint32_t slot = slot_of(e, handle);
+    if (slot != PC_SRC_CDN) {
+        *id = e->pinfo[slot].id;
+        return 1;
+    }
+    for (size_t k = 0; handle != PC_SRC_CDN && k < GONE_MAX; k++)
+        if (e->gone[k].handle == handle) {
+            *id = e->gone[k].id;
+            return 1;
+        }
+    return 0;
+}
+
+static int suspect_id(const pc_engine *e, uint64_t id)
+{
+    for (size_t k = 0; k < e->nsuspects; k++)
+        if (e->suspects[k] == id)
+            return 1;
+    return 0;
+}
+
 /* Whether peer |slot| may send the rest of segment |i|'s copy, begun by others (docs/engine.md,
  * "Integrity"): a suspect's bytes are never mixed with another peer's, so a bad copy a suspect sent part
- * of is its own. (A sender that has left is not known to be a suspect: another may finish its copy.) Else
- * the copy starts again from its first byte. */
+ * of is its own; a sender that has left is looked up by its identity (a liar that leaves half way through
+ * and comes back is still one). Else the copy starts again from its first byte. */
 static int may_join(const pc_engine *e, uint32_t i, uint32_t slot)
 {
     const seg *s = &e->segs[i];
@@ -568,9 +599,9 @@ static int may_join(const pc_engine *e, uint32_t i, uint32_t slot)
         return 1;
     if (e->pinfo[slot].suspect)
         return 0;
-    for (uint32_t k = 0; k < s->ncontrib; k++) {
-        uint32_t other = slot_of(e, sender(e, i, k));
-        if (other != PC_SRC_CDN && e->pinfo[other].suspect)
+    for (uint32_t k = 0; k < s->ncontrib && e->nsuspects > 0; k++) {
+        uint64_t id;
+        if (identity_of(e, sender(e, i, k), &id) && suspect_id(e, id))
             return 0;
     }
     return 1;
@@ -855,6 +886,9 @@ static void detach_peer(pc_engine *e, uint32_t slot)
             i++;
         }
     }
+    e->gone[e->gone_next].handle = p->handle;
+    e->gone[e->gone_next].id = e->pinfo[slot].id;
+    e->gone_next = (e->gone_next + 1) % GONE_MAX;
     uint64_t bit = 1ull << (slot % 64);
     size_t sets = (size_t)e->m->n_rungs * e->m->n_segments;
     for (size_t k = 0; k < sets; k++)
@@ -880,8 +914,17 @@ static void cancel_peer_xfers(pc_engine *e, uint32_t slot)
  * a banned peer's copy from its offset, the copy failed, and the segment came too late). */
 static void drop_copies_of(pc_engine *e, uint32_t handle)
 {
+    uint64_t id;
+    int known = identity_of(e, handle, &id); /* the same peer under an earlier handle too */
     for (uint32_t i = 0; i < e->m->n_segments; i++) {
-        if (e->segs[i].state == SEG_READY || e->segs[i].ncontrib == 0 || !contributed(e, i, handle))
+        if (e->segs[i].state == SEG_READY || e->segs[i].ncontrib == 0)
+            continue;
+        int its = contributed(e, i, handle);
+        for (uint32_t k = 0; !its && known && k < e->segs[i].ncontrib; k++) {
+            uint64_t other;
+            its = identity_of(e, sender(e, i, k), &other) && other == id;
+        }
+        if (!its)
             continue;
         for (size_t k = 0; k < e->nx; k++)
             if (e->x[k].seg == i) {
@@ -928,24 +971,22 @@ static void ban(pc_engine *e, uint32_t handle)
  * swarm, which a peer that comes back keeps (not when it has already left: it is not known any more). */
 static void suspect(pc_engine *e, uint32_t handle)
 {
-    uint32_t slot;
-    if (handle == PC_SRC_CDN)
-        return; /* a sender the log had no room for */
-    if (peer_by_handle(e, handle, &slot) != NULL) {
-        if (e->pinfo[slot].suspect)
-            return;
+    uint64_t id;
+    if (handle == PC_SRC_CDN || !identity_of(e, handle, &id) || suspect_id(e, id))
+        return; /* a sender the log had no room for, one gone too long ago, or one suspected already */
+    uint32_t slot = slot_of(e, handle);
+    if (slot != PC_SRC_CDN)
         e->pinfo[slot].suspect = 1;
-        if (e->nsuspects == e->csuspects && e->csuspects < PC_ENGINE_PEERS_MAX) {
-            size_t cap = e->csuspects ? e->csuspects * 2 : 4;
-            uint64_t *ns = realloc(e->suspects, cap * sizeof(*ns));
-            if (ns != NULL) { /* else not remembered: one that comes back may mix again, and be suspected again */
-                e->suspects = ns;
-                e->csuspects = cap;
-            }
+    if (e->nsuspects == e->csuspects && e->csuspects < PC_ENGINE_PEERS_MAX) {
+        size_t cap = e->csuspects ? e->csuspects * 2 : 4;
+        uint64_t *ns = realloc(e->suspects, cap * sizeof(*ns));
+        if (ns != NULL) { /* else not remembered: one that comes back may mix again, and be suspected again */
+            e->suspects = ns;
+            e->csuspects = cap;
         }
-        if (e->nsuspects < e->csuspects)
-            e->suspects[e->nsuspects++] = e->pinfo[slot].id;
     }
+    if (e->nsuspects < e->csuspects)
+        e->suspects[e->nsuspects++] = id;
     e->st.suspects++;
     emit(e, (pc_action){.type = PC_ACT_SUSPECT, .peer = handle});
 }
@@ -1650,6 +1691,8 @@ int pc_engine_new(const pc_media *m, const pc_engine_config *c, pc_engine **out)
     if (m->seg_start_us == NULL)
         e->own_start = malloc((n + 1) * sizeof(*e->own_start));
     e->start = m->seg_start_us != NULL ? m->seg_start_us : e->own_start;
+    for (size_t k = 0; k < GONE_MAX; k++)
+        e->gone[k].handle = PC_SRC_CDN;
     e->segs = calloc(n, sizeof(*e->segs));
     e->acct = calloc(n, sizeof(*e->acct));
     e->held = calloc(m->n_rungs, (n + 7) / 8);

@@ -26,7 +26,7 @@ static void distinct_networks_reach_the_verdict(void **state)
     key_of(bad, 1);
     key_of(other, 2);
     assert_int_equal(pc_distrust_report(d, "vid", 100, bad), 0);
-    assert_int_equal(pc_distrust_report(d, "vid", 100, bad), 0); /* the same network again: not counted */
+    assert_int_equal(pc_distrust_report(d, "vid", 100, bad), -1); /* the same network again: not counted */
     assert_int_equal(pc_distrust_report(d, "vid", 200, bad), 0);
     assert_false(pc_distrust_is(d, "vid", bad));
     assert_int_equal(pc_distrust_report(d, "other", 300, bad), 0); /* another video's report is its own */
@@ -35,7 +35,7 @@ static void distinct_networks_reach_the_verdict(void **state)
     assert_true(pc_distrust_is(d, "vid", bad));
     assert_false(pc_distrust_is(d, "other", bad));
     assert_false(pc_distrust_is(d, "vid", other));
-    assert_int_equal(pc_distrust_report(d, "vid", 400, bad), 0); /* reached once */
+    assert_int_equal(pc_distrust_report(d, "vid", 400, bad), -1); /* reached once */
     assert_int_equal(pc_distrust_total(d), 1);
     pc_distrust_free(d);
 }
@@ -59,9 +59,9 @@ static void the_table_is_bounded(void **state)
     unsigned taken = 0;
     for (unsigned n = 0; n < 1000; n++) { /* far more keys than slots: later ones are dropped */
         key_of(k, 1000 + n);
-        taken += (unsigned)pc_distrust_report(d, "v", 1, k);
+        taken += pc_distrust_report(d, "v", 1, k) == 1;
     }
-    assert_true(taken > 0 && taken <= 64);
+    assert_true(taken > 0 && taken <= 64); /* verdicts are never taken over */
     assert_int_equal(pc_distrust_total(d), taken);
     unsigned still = 0; /* the verdicts reached are kept */
     for (unsigned n = 0; n < 1000; n++) {
@@ -69,6 +69,24 @@ static void the_table_is_bounded(void **state)
         still += (unsigned)pc_distrust_is(d, "v", k);
     }
     assert_int_equal(still, taken);
+    pc_distrust_free(d);
+}
+
+/* A flood of single reports about throwaway keys fills the table with pending entries; a real report
+ * still gets in (the oldest pending entry around goes), and reaches its verdict. */
+static void pending_reports_give_way(void **state)
+{
+    (void)state;
+    pc_distrust *d = pc_distrust_new(2, 64);
+    uint8_t k[32], bad[32];
+    for (unsigned n = 0; n < 1000; n++) {
+        key_of(k, 5000 + n);
+        assert_true(pc_distrust_report(d, "v", 9, k) >= -1);
+    }
+    key_of(bad, 42);
+    assert_int_equal(pc_distrust_report(d, "v", 1, bad), 0);
+    assert_int_equal(pc_distrust_report(d, "v", 2, bad), 1);
+    assert_true(pc_distrust_is(d, "v", bad));
     pc_distrust_free(d);
 }
 
@@ -88,6 +106,7 @@ int main(void)
         cmocka_unit_test(distinct_networks_reach_the_verdict),
         cmocka_unit_test(a_threshold_of_one),
         cmocka_unit_test(the_table_is_bounded),
+        cmocka_unit_test(pending_reports_give_way),
         cmocka_unit_test(bad_settings_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1333,6 +1333,56 @@ static void a_banned_peers_bytes_in_other_copies_are_dropped(void **state)
     w_free(&w);
 }
 
+/* A liar that sends part of copies and leaves before the verdict, then comes back under a new handle
+ * (the same swarm identity: the same key) and does it again: the first time its copies, finished by an
+ * honest peer, fail and make both suspects; the second time no peer finishes what it began (its identity
+ * is looked up among the peers that left), so no copy fails again. Before, a sender that had left was not
+ * known to be a suspect, and each round cost a copy and suspected another honest peer. */
+static uint64_t rejected_after;
+static uint32_t late_rejections; /* SUSPECT actions after rejected_after */
+static void count_late_rejections(w_world *w, const pc_action *a)
+{
+    trace_fetches(w, a);
+    if (a->type == PC_ACT_SUSPECT && w->now > rejected_after)
+        late_rejections++;
+}
+
+static void a_liar_that_leaves_and_comes_back_is_still_a_suspect(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 40, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 10);
+    rejected_after = 25 * S;
+    late_rejections = 0;
+    w.on_action = count_late_rejections;
+    w_peer *liar = w_add_peer(&w, 1, 8, 39);
+    liar->corrupt = 1;
+    liar->leave_at = 3 * S;
+    w_peer *honest = w_add_peer(&w, 1, 0, 39);
+    honest->join_at = 3 * S + 100000;
+    w_peer *back = w_add_peer(&w, 1, 8, 39);
+    back->id = liar->id; /* the same key, linked again */
+    back->corrupt = 1;
+    back->join_at = 30 * S;
+    back->leave_at = 31 * S + 500000;
+    w_peer *other = w_add_peer(&w, 1, 0, 39);
+    other->join_at = 31 * S + 600000;
+    w_play(&w, 400 * S);
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, 0, &st);
+    assert_int_equal(w.suspects, 2);            /* the first round: the liar (gone) and the honest peer */
+    assert_int_equal(honest->suspected, 1);
+    assert_int_equal(late_rejections, 0);       /* the second round: no copy failed, */
+    assert_int_equal(other->suspected, 0);      /* the peer that would have finished the liar's copy is clean */
+    assert_int_equal(st.rejected_segments, 1);
+    assert_int_equal(st.stalls, 0);
+    all_ready(&w);
+    w_free(&w);
+}
+
 /* A copy handed on from peer to peer (each stalls part way) and failing its hash names every peer that
  * sent some of it, the ones in the middle too: before, two were remembered, the first and the latest, so
  * a liar in the middle went free and two honest peers were banned. */
@@ -1897,6 +1947,7 @@ int main(void)
         cmocka_unit_test(corrupt_data_bans_the_sender_and_refetches),
         cmocka_unit_test(a_bad_copy_from_two_peers_bans_neither_and_the_liar_is_caught_alone),
         cmocka_unit_test(a_bad_copy_handed_on_names_every_sender),
+        cmocka_unit_test(a_liar_that_leaves_and_comes_back_is_still_a_suspect),
         cmocka_unit_test(a_banned_peers_bytes_in_other_copies_are_dropped),
         cmocka_unit_test(a_cdn_sending_bad_copies_is_retried_ever_more_slowly),
         cmocka_unit_test(bandwidth_drop_switches_down_before_any_stall),
