@@ -41,6 +41,7 @@ void pc_client_config_default(pc_client_config *c)
     c->rendition = "auto";
     c->mem_cap = 1024u << 20;
     c->max_links = 24;
+    c->hls_linger_s = 30;
 }
 
 int pc_client_query_valid(const char *q)
@@ -1185,9 +1186,10 @@ static void on_status_timer(uv_timer_t *t)
     }
     if (!c->ended || c->stopping)
         return;
-    pc_hls_stats hs; /* quiet: no request for 30 s, and none still waiting for its segment */
+    pc_hls_stats hs; /* quiet: no request for --hls-linger (30 s), and none still waiting for its segment */
     int hls_quiet = c->cfg->hls_listen == NULL ||
-                    (now - c->last_hls_us >= 30000000 && (pc_hls_stats_get(c, &hs) != 0 || hs.waiting == 0));
+                    (c->cfg->hls_linger_s > 0 && now - c->last_hls_us >= (uint64_t)(c->cfg->hls_linger_s * 1e6) &&
+                     (pc_hls_stats_get(c, &hs) != 0 || hs.waiting == 0));
     int seeded = now - c->ended_at_us >= (uint64_t)(c->cfg->seed_after_s * 1e6);
     if (hls_quiet && seeded)
         begin_shutdown(c, 0);

@@ -32,6 +32,7 @@ typedef struct pc_client_config {
                                  * "exp=E&sig=S"), without the '?'; NULL: none */
     uint64_t up_kbps, down_kbps;/* 0: no cap */
     double seed_after_s;        /* keep serving this long after playback ends */
+    double hls_linger_s;        /* with hls_listen: exit once the local player has been quiet this long; 0 never */
     double watch_s;             /* play: quit after this long (0: to the end) */
     size_t mem_cap;             /* segment store in memory */
     uint32_t max_links;

@@ -31,6 +31,8 @@ static const char usage[] =
     "  --no-upload           serve nothing to other peers\n"
     "  --rendition auto|ID   let ABR choose (default), or pin a rendition\n"
     "  --hls-listen HOST:PORT  local HLS endpoint: http://HOST:PORT/v/ID/master.m3u8\n"
+    "  --hls-linger SECONDS  play with --hls-listen: once playback ended, exit after the player made no\n"
+    "                        request for this long; 0 = only on SIGINT/SIGTERM (default 30)\n"
     "  --seed-after SECONDS  keep serving this long after playback ends\n"
     "  --watch-s SECONDS     quit playback after this long, as a viewer who leaves early (default: to the end)\n"
     "  --report FILE         write the JSON report here at exit\n"
@@ -78,7 +80,7 @@ int main(int argc, char **argv)
         cfg.seed_mode = 1;
     else if (strcmp(argv[1], "play") != 0)
         pc_cli_usage("unknown command '%s' (play, seed)", argv[1]);
-    enum { O_ORIGIN = PC_CLI_LONG_FIRST, O_VIDEO, O_TRACKER, O_LISTEN, O_ANNOUNCE, O_UP, O_DOWN, O_NOUP, O_REND, O_HLS, O_SEEDAFTER,
+    enum { O_ORIGIN = PC_CLI_LONG_FIRST, O_VIDEO, O_TRACKER, O_LISTEN, O_ANNOUNCE, O_UP, O_DOWN, O_NOUP, O_REND, O_HLS, O_LINGER, O_SEEDAFTER,
            O_REPORT, O_WATCH, O_KEY, O_MQ, O_STATE, O_CACHE, O_MEM, O_LINKS, O_RNG, O_NOSTATUS, O_LOG, O_HELP };
     static const struct option opts[] = {
         {"origin", required_argument, NULL, O_ORIGIN}, {"video", required_argument, NULL, O_VIDEO},
@@ -86,7 +88,7 @@ int main(int argc, char **argv)
         {"announce-addr", required_argument, NULL, O_ANNOUNCE}, {"up-kbps", required_argument, NULL, O_UP},
         {"down-kbps", required_argument, NULL, O_DOWN}, {"no-upload", no_argument, NULL, O_NOUP},
         {"rendition", required_argument, NULL, O_REND}, {"hls-listen", required_argument, NULL, O_HLS},
-        {"seed-after", required_argument, NULL, O_SEEDAFTER}, {"report", required_argument, NULL, O_REPORT},
+        {"hls-linger", required_argument, NULL, O_LINGER}, {"seed-after", required_argument, NULL, O_SEEDAFTER}, {"report", required_argument, NULL, O_REPORT},
         {"watch-s", required_argument, NULL, O_WATCH},
         {"origin-key", required_argument, NULL, O_KEY}, {"media-query", required_argument, NULL, O_MQ},
         {"state-dir", required_argument, NULL, O_STATE},
@@ -94,7 +96,7 @@ int main(int argc, char **argv)
         {"max-links", required_argument, NULL, O_LINKS}, {"rng-seed", required_argument, NULL, O_RNG},
         {"no-status", no_argument, NULL, O_NOSTATUS}, {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0}};
-    int ch, no_status = 0;
+    int ch, no_status = 0, linger_given = 0;
     opterr = 0;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -109,6 +111,7 @@ int main(int argc, char **argv)
         case O_NOUP: cfg.no_upload = 1; break;
         case O_REND: cfg.rendition = optarg; break;
         case O_HLS: cfg.hls_listen = optarg; break;
+        case O_LINGER: cfg.hls_linger_s = pc_cli_num(optarg, "--hls-linger", 0, 1e7), linger_given = 1; break;
         case O_SEEDAFTER: cfg.seed_after_s = pc_cli_num(optarg, "--seed-after", 0, 1e7); break;
         case O_REPORT: cfg.report = optarg; break;
         case O_WATCH: cfg.watch_s = pc_cli_num(optarg, "--watch-s", 0.001, 1e7); break;
@@ -129,6 +132,8 @@ int main(int argc, char **argv)
         pc_cli_usage("unexpected argument '%s'", argv[optind]);
     if (cfg.rendition[0] == '\0')
         pc_cli_usage("--rendition takes auto or a rendition id");
+    if (linger_given && (cfg.hls_listen == NULL || cfg.seed_mode))
+        pc_cli_usage("--hls-linger is for play with --hls-listen");
     if (cfg.seed_mode && (strcmp(cfg.rendition, "auto") != 0 || cfg.watch_s > 0 || cfg.seed_after_s > 0))
         pc_cli_usage("--rendition, --watch-s and --seed-after are for play: seed serves every rendition until stopped");
     if (cfg.origin == NULL || cfg.video == NULL)

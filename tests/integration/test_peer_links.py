@@ -703,7 +703,7 @@ def test_a_signed_media_origin_swarms_with_the_media_query(s):
 def test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint(s):
     setup_video(s)
     o, vid = st["o"], st["vid"]
-    p = Peer(s, o, vid, "--hls-listen", "127.0.0.1:0", name="hls")
+    p = Peer(s, o, vid, "--hls-listen", "127.0.0.1:0", "--hls-linger", "3", name="hls")
     url = "%s/v/%s/master.m3u8" % (p.hls, vid)
     ffmpeg_decode(url, all_streams=True)
     r = request(url, "POST", b"")
@@ -716,7 +716,13 @@ def test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint(s):
        (204, "*", "true"), "a preflight")
     check("GET" in r.header("access-control-allow-methods") and "range" in r.header("access-control-allow-headers").lower(),
           "GET with Range allowed: %r" % r.header("access-control-allow-methods"))
-    r = p.stop()
+    # --hls-linger 3: once the headless model has played to the end (in real time) and the player has been
+    # quiet for 3 s, it exits on its own (30 s by default; a paused player finds it gone after that)
+    length = sum(x["duration"] for x in [v for v in st["m"]["renditions"] if v.get("type") != "audio"][0]["segments"])
+    r = p.wait(length + 30)
+    check(r["ended"], "playback ended: %r" % {k: r[k] for k in r if k != "segments"})
+    check(r["uptime_ms"] < (length + 12) * 1000, "it left %.1f s after it started (%.1f s of video)" % (
+        r["uptime_ms"] / 1000, length))
     check(r["bytes_cdn"] + r["bytes_p2p"] >= sum(x["bytes"] for x in r["segments"]) > 0, "the peer fetched the media")
 
 
