@@ -47,12 +47,17 @@ static int write_all(int fd, const void *data, size_t len)
 
 int pc_replace_file(const char *path, const void *data, size_t len)
 {
+    return pc_replace_file_mode(path, data, len, 0644);
+}
+
+int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigned mode)
+{
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     /* a new file: whatever was left under that name (a FIFO would block the open) goes first */
     if (unlink(tmp) != 0 && errno != ENOENT)
         return pc_err_from_errno(errno);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
     if (fd < 0)
         return pc_err_from_errno(errno);
     int r = write_all(fd, data, len);

@@ -20,6 +20,8 @@ int pc_write_file(const char *path, const void *data, size_t len) PC_MUST_CHECK;
 /* The same, but whatever |path| names (a FIFO or a device planted in a cache) is replaced, never written
  * into; a directory fails the rename. For files the program owns. */
 int pc_replace_file(const char *path, const void *data, size_t len) PC_MUST_CHECK;
+/* The same with the new file's permission bits (0600 for a file holding a credential). */
+int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigned mode) PC_MUST_CHECK;
 /* Reads a whole file of at most |max| bytes (PC_ETOOBIG past it, checked before reading) into a
  * malloc'd, NUL-terminated buffer. Anything but a regular file (a FIFO, a device, a directory) is
  * PC_EINVAL, and never blocks. */

@@ -16,7 +16,8 @@
 
 static const char usage[] =
     "usage: peercdn-origin serve --data DIR --listen HOST:PORT --upload-token TOKEN [options]\n"
-    "       peercdn-origin upload FILE --origin URL --token TOKEN [--title T] [--parallel N] [--wait]\n"
+    "       peercdn-origin upload FILE --origin URL --token TOKEN [--title T] [--parallel N] [--chunk-mb N]\n"
+    "                             [--wait] [--state FILE] [--no-progress]\n"
     "\n"
     "serve options:\n"
     "  --data DIR              data directory (created if missing; one origin per directory)\n"
@@ -42,8 +43,8 @@ static const char usage[] =
     "  --origin URL            origin base URL, e.g. http://127.0.0.1:8080\n"
     "  --token TOKEN           upload token (or $PEERCDN_UPLOAD_TOKEN)\n"
     "  --title TITLE           video title (default: the file name)\n"
-    "  --parallel N            parallel partial uploads joined by tus concatenation (default 4)\n"
-    "  --chunk-mb N            bytes per PATCH request in MiB (default 16)\n"
+    "  --parallel N            parallel partial uploads joined by tus concatenation, 1 to 32 (default 4)\n"
+    "  --chunk-mb N            bytes per PATCH request in MiB, 1 to 1024 (default 16)\n"
     "  --wait                  wait for processing and print the final state\n"
     "  --state FILE            resume state file (default ~/.cache/peercdn/uploads/...)\n"
     "  --no-progress           no progress bar even on a terminal\n";

@@ -31,6 +31,7 @@
 #include "db.h"
 #include "origin_main.h"
 #include "pc_cli.h"
+#include "pc_fs.h"
 #include "pc_buf.h"
 #include "pc_crypto.h"
 #include "pc_http_client.h"
@@ -40,6 +41,8 @@
 
 #define MAX_PARTS 32
 #define MAX_ATTEMPTS 12
+#define STATE_MAX (64 * 1024) /* a resume state file: 32 parts of URLs take a few KiB */
+#define ANSWER_MAX (64 * 1024) /* the body of a tus answer (PATCH, HEAD, creation): 204s have none */
 #define WAIT_ERRORS_MAX 120 /* --wait: polls in a row without an answer (half a second apart) */
 #define CLIENT_REQ_TIMEOUT_S 300L /* a creation, HEAD or join: whole request and answer */
 
@@ -51,6 +54,8 @@ struct part {
     CURL *easy;
     struct curl_slist *hdrs;
     pc_buf resp_hdr;
+    size_t body_seen;         /* bytes of the current answer's body (discard_cb) */
+    int64_t confirmed;        /* the highest offset the origin confirmed: it never goes back */
     int64_t sending_off, sending_len, sent;
     int attempts;
     int busy, done;
@@ -64,6 +69,9 @@ struct up {
     pc_http_client *http;
     int fd;
     int64_t size, mtime;
+    int64_t mtime_ns, ctime_ns, dev, ino; /* the file's identity: a resume state is for this very file */
+    char real[4096];                      /* its absolute path */
+    int state_bad;                        /* a save of the resume state failed */
     char *title, *metadata;
     char state_path[4096];
     char *create_url;
@@ -75,6 +83,7 @@ struct up {
     CURL *final_easy;
     struct curl_slist *final_hdrs;
     pc_buf final_hdr, final_body;
+    size_t final_seen;
     uv_timer_t tick;
     uv_signal_t sigint;
     double t0;
@@ -106,27 +115,26 @@ static void fail(struct up *u, const char *fmt, ...)
 
 /* ---- resume state ---- */
 
-static void save_state(struct up *u)
+/* Writes the resume state whole (a new file, 0600: it holds URLs that can create and write uploads;
+ * renamed into place, a symbolic link in the way replaced, not followed). 0, or the error. */
+static int save_state(struct up *u)
 {
     json_t *parts = json_array();
     for (int i = 0; i < u->nparts; i++)
         json_array_append_new(parts, json_pack("{s:s?, s:I, s:I}", "url", u->parts[i].url, "start",
                                                (json_int_t)u->parts[i].start, "length", (json_int_t)u->parts[i].length));
-    json_t *st = json_pack("{s:s, s:I, s:I, s:s, s:s?, s:o}", "file", u->o->file, "size", (json_int_t)u->size, "mtime",
-                           (json_int_t)u->mtime, "origin", u->o->origin, "create_url", u->create_url, "parts", parts);
+    json_t *st = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:s?, s:o}", "kind", "peercdn-upload-state",
+                           "file", u->real, "size", (json_int_t)u->size, "mtime", (json_int_t)u->mtime, "mtime_ns",
+                           (json_int_t)u->mtime_ns, "ctime_ns", (json_int_t)u->ctime_ns, "dev", (json_int_t)u->dev,
+                           "ino", (json_int_t)u->ino, "origin", u->o->origin, "create_url", u->create_url, "parts",
+                           parts);
     char *text = pc_json_dump(st);
     json_decref(st);
-    if (text == NULL)
-        return;
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", u->state_path);
-    FILE *f = fopen(tmp, "we");
-    if (f != NULL) {
-        fputs(text, f);
-        if (fclose(f) == 0)
-            rename(tmp, u->state_path);
-    }
+    int rc = text == NULL ? PC_ENOMEM : pc_replace_file_mode(u->state_path, text, strlen(text), 0600);
     free(text);
+    if (rc != 0)
+        u->state_bad = 1;
+    return rc;
 }
 
 /* The parts cover the file exactly: each begins where the one before ends, none is empty (a state file
@@ -142,19 +150,29 @@ static int parts_tile(const struct up *u)
     return at == u->size;
 }
 
+/* 1 with a resume state for this very file (path, device, inode, size, times to the nanosecond) and
+ * origin, 0 with none (or one for another file or version of it: overwritten), -1 after saying why when
+ * the state path holds something this client did not write (refused, never overwritten or deleted). */
 static int load_state(struct up *u)
 {
     char *text = NULL;
-    FILE *f = fopen(u->state_path, "re");
-    if (f == NULL)
+    size_t len = 0;
+    int rc = pc_read_file(u->state_path, STATE_MAX, &text, &len);
+    if (rc == PC_ENOENT)
         return 0;
-    json_error_t e;
-    json_t *st = json_loadf(f, 0, &e);
-    fclose(f);
+    json_t *st = rc == 0 ? json_loads(text, 0, NULL) : NULL;
     free(text);
-    if (st == NULL)
-        return 0;
-    int ok = pc_json_int(st, "size", -1) == u->size && pc_json_int(st, "mtime", -1) == u->mtime &&
+    const char *kind = pc_json_str(st, "kind");
+    if (st == NULL || kind == NULL || strcmp(kind, "peercdn-upload-state") != 0) {
+        pc_cli_error("%s is not a resume state of this client (%s): delete it or give another --state", u->state_path,
+                     rc == PC_ETOOBIG ? "over 64 KiB" : rc != 0 ? pc_strerror(rc) : "not one");
+        json_decref(st);
+        return -1;
+    }
+    const char *file = pc_json_str(st, "file");
+    int ok = file != NULL && strcmp(file, u->real) == 0 && pc_json_int(st, "size", -1) == u->size &&
+             pc_json_int(st, "mtime_ns", -1) == u->mtime_ns && pc_json_int(st, "ctime_ns", -1) == u->ctime_ns &&
+             pc_json_int(st, "dev", -1) == u->dev && pc_json_int(st, "ino", -1) == u->ino &&
              pc_json_str(st, "origin") != NULL && strcmp(pc_json_str(st, "origin"), u->o->origin) == 0 &&
              pc_json_str(st, "create_url") != NULL;
     json_t *parts = json_object_get(st, "parts");
@@ -226,11 +244,14 @@ static size_t hdr_cb(char *p, size_t sz, size_t n, void *user)
     return pc_buf_append(user, p, sz * n) == 0 ? sz * n : 0;
 }
 
+/* The body of a tus answer, thrown away: past ANSWER_MAX the transfer is aborted (a server streaming an
+ * endless answer to a PATCH cannot hold the client). |user| counts the bytes. */
 static size_t discard_cb(char *p, size_t sz, size_t n, void *user)
 {
     (void)p;
-    (void)user;
-    return sz * n;
+    size_t *seen = user;
+    *seen += sz * n;
+    return *seen > ANSWER_MAX ? 0 : sz * n;
 }
 
 static size_t body_cb(char *p, size_t sz, size_t n, void *user)
@@ -263,8 +284,9 @@ static int resp_header(const pc_buf *h, const char *name, char *out, size_t len)
     return -1;
 }
 
-static CURL *new_easy(struct up *u, const char *url, struct curl_slist **hdrs, pc_buf *hbuf)
+static CURL *new_easy(struct up *u, const char *url, struct curl_slist **hdrs, pc_buf *hbuf, size_t *seen)
 {
+    *seen = 0;
     CURL *e = curl_easy_init();
     if (e == NULL)
         return NULL;
@@ -274,6 +296,7 @@ static CURL *new_easy(struct up *u, const char *url, struct curl_slist **hdrs, p
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, hdr_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, hbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, seen);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 15L);
     /* a transfer under 1 KiB/s for a minute is a failed attempt (retried): a server that trickles
@@ -375,7 +398,12 @@ static void on_patch_done(void *arg, CURL *e, CURLcode rc)
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     int64_t newoff = offset_header(p, INT64_MAX);
+    size_t answered = p->body_seen;
     cleanup_easy(p);
+    if (answered > ANSWER_MAX) { /* no tus server answers a PATCH with a body: this one is not one */
+        fail(p->u, "the origin answered part %d's PATCH with over 64 KiB (tus answers carry none)", p->idx + 1);
+        return;
+    }
     if (rc == CURLE_OK && status == 204 && newoff > p->sending_off + p->sending_len) {
         fail(p->u, "the origin reported offset %" PRId64 " for part %d, past the bytes sent", newoff, p->idx + 1);
         return;
@@ -383,6 +411,7 @@ static void on_patch_done(void *arg, CURL *e, CURLcode rc)
     /* progress, or none (which counts as a failed attempt: a server that keeps none cannot hold us for ever) */
     if (rc == CURLE_OK && status == 204 && newoff > p->sending_off) {
         p->offset = newoff;
+        p->confirmed = newoff > p->confirmed ? newoff : p->confirmed;
         p->attempts = 0;
         save_state(p->u);
         if (p->u->stop_after > 0 && ++p->u->patches >= p->u->stop_after) {
@@ -420,8 +449,15 @@ static void on_head_done(void *arg, CURL *e, CURLcode rc)
              p->length);
         return;
     }
+    if (ok && off < p->confirmed) {
+        /* tus offsets only grow: one that went back would have the part sent again and again */
+        fail(p->u, "the origin went back on part %d's offset (%" PRId64 " after %" PRId64 "); delete %s to start over",
+             p->idx + 1, off, p->confirmed, p->u->state_path);
+        return;
+    }
     if (ok) {
         p->offset = off;
+        p->confirmed = off;
         p->head_pending = 0;
         start_part(p);
         return;
@@ -473,7 +509,7 @@ static void start_part(struct part *p)
     pc_buf_reset(&p->resp_hdr);
     if (p->url == NULL) { /* create the partial upload */
         char len[64];
-        p->easy = new_easy(u, u->create_url, &p->hdrs, &p->resp_hdr);
+        p->easy = new_easy(u, u->create_url, &p->hdrs, &p->resp_hdr, &p->body_seen);
         snprintf(len, sizeof(len), "Upload-Length: %" PRId64, p->length);
         p->hdrs = curl_slist_append(p->hdrs, len);
         p->hdrs = curl_slist_append(p->hdrs, "Upload-Concat: partial");
@@ -487,7 +523,7 @@ static void start_part(struct part *p)
         return;
     }
     if (p->head_pending) {
-        p->easy = new_easy(u, p->url, &p->hdrs, &p->resp_hdr);
+        p->easy = new_easy(u, p->url, &p->hdrs, &p->resp_hdr, &p->body_seen);
         curl_easy_setopt(p->easy, CURLOPT_NOBODY, 1L);
         curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, CLIENT_REQ_TIMEOUT_S);
         p->busy = 1;
@@ -508,7 +544,7 @@ static void start_part(struct part *p)
         fail(u, "cannot read %s: %s", u->o->file, strerror(errno));
         return;
     }
-    p->easy = new_easy(u, p->url, &p->hdrs, &p->resp_hdr);
+    p->easy = new_easy(u, p->url, &p->hdrs, &p->resp_hdr, &p->body_seen);
     snprintf(h1, sizeof(h1), "Upload-Offset: %" PRId64, p->offset);
     snprintf(h2, sizeof(h2), "Upload-Checksum: sha256 %s", sum);
     p->hdrs = curl_slist_append(p->hdrs, h1);
@@ -570,7 +606,7 @@ static void maybe_finalize(struct up *u)
     int r = pc_buf_append_str(&list, "Upload-Concat: final;");
     for (int i = 0; r == 0 && i < u->nparts; i++)
         r = pc_buf_printf(&list, "%s%s", i > 0 ? " " : "", u->parts[i].url);
-    u->final_easy = new_easy(u, u->create_url, &u->final_hdrs, &u->final_hdr);
+    u->final_easy = new_easy(u, u->create_url, &u->final_hdrs, &u->final_hdr, &u->final_seen);
     u->final_hdrs = curl_slist_append(u->final_hdrs, list.data);
     char *meta = NULL;
     if (asprintf(&meta, "Upload-Metadata: %s", u->metadata) > 0)
@@ -710,7 +746,7 @@ int pc_origin_upload(const pc_upload_opts *o)
     struct up u;
     memset(&u, 0, sizeof(u));
     u.o = o;
-    u.fd = open(o->file, O_RDONLY | O_CLOEXEC);
+    u.fd = open(o->file, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO does not block the open (refused below) */
     struct stat st;
     if (u.fd < 0 || fstat(u.fd, &st) != 0) {
         pc_cli_error("cannot open %s: %s", o->file, strerror(errno));
@@ -728,6 +764,12 @@ int pc_origin_upload(const pc_upload_opts *o)
     }
     u.size = st.st_size;
     u.mtime = st.st_mtim.tv_sec;
+    u.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    u.ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+    u.dev = (int64_t)st.st_dev;
+    u.ino = (int64_t)st.st_ino;
+    if (realpath(o->file, u.real) == NULL)
+        snprintf(u.real, sizeof(u.real), "%s", o->file);
     u.bar = o->progress > 0 || (o->progress < 0 && isatty(2));
     const char *fault = getenv("PEERCDN_FAULT_UPLOAD_STOP_AFTER");
     u.stop_after = fault != NULL ? atoi(fault) : 0;
@@ -776,7 +818,19 @@ int pc_origin_upload(const pc_upload_opts *o)
         if (snprintf(u.state_path, sizeof(u.state_path), "%.4000s/%.32s.json", dir, hex) < 0)
             u.state_path[0] = 0;
     }
+    struct stat sst; /* the state is a file of its own, never the video */
+    if (stat(u.state_path, &sst) == 0 && sst.st_dev == st.st_dev && sst.st_ino == st.st_ino) {
+        pc_cli_error("--state names the file being uploaded");
+        free(u.metadata);
+        close(u.fd);
+        return 2;
+    }
     int resumed = load_state(&u);
+    if (resumed < 0) {
+        free(u.metadata);
+        close(u.fd);
+        return 1;
+    }
     if (!resumed) {
         if (get_creation_url(&u) != 0) {
             free(u.metadata);
@@ -815,11 +869,23 @@ int pc_origin_upload(const pc_upload_opts *o)
         p->retry.data = p;
         p->head_pending = resumed && p->url != NULL;
     }
-    save_state(&u);
+    int srv = save_state(&u);
+    if (srv != 0) { /* an interruption could not be resumed: say so before sending anything */
+        pc_cli_error("cannot write the resume state %s: %s", u.state_path, pc_strerror(srv));
+        for (int i = 0; i < u.nparts; i++) {
+            pc_buf_clear(&u.parts[i].resp_hdr);
+            uv_close((uv_handle_t *)&u.parts[i].retry, NULL);
+        }
+        u.nparts = 0;
+        u.failed = 1;
+    }
     u.base_bytes = 0;
     u.t0 = now_s();
-    if (resumed)
-        fprintf(stderr, "resuming the upload of %s\n", o->file);
+    if (resumed && !u.failed && isatty(2)) { /* for a person: stdout carries the id alone, and a run that fails
+                                                 prints one line on stderr, its error */
+        char shown[512];
+        fprintf(stderr, "resuming the upload of %s\n", pc_log_printable_str(shown, sizeof(shown), o->file));
+    }
     for (int i = 0; i < u.nparts; i++)
         start_part(&u.parts[i]);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -850,7 +916,10 @@ int pc_origin_upload(const pc_upload_opts *o)
         fflush(stdout);
         rc = o->wait ? wait_ready(&u) : 0;
     } else if (u.interrupted) {
-        pc_cli_error("interrupted; run the same command again to resume");
+        if (u.state_bad)
+            pc_cli_error("interrupted; the resume state %s could not be saved: the next run starts over", u.state_path);
+        else
+            pc_cli_error("interrupted; run the same command again to resume");
         rc = 130;
     } else {
         rc = 1;

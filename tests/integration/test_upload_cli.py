@@ -60,7 +60,7 @@ def test_resume_after_interruption(s):
     rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--parallel", "2", "--chunk-mb", "1", "--no-progress",
                        "--state", state)
     eq(rc, 0, "resumed run (%s)" % err)
-    check("resuming" in err, "says it resumes")
+    eq(err, "", "nothing on stderr (the notice is for a terminal)")
     eq(o.stderr().count("created partial upload"), before, "no new partial uploads: it continued the old ones")
     check(not os.path.exists(state), "state removed after success")
     vid = out.strip()
@@ -89,7 +89,7 @@ def test_a_state_that_does_not_cover_the_file_starts_over(s):
         rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--parallel", "2", "--chunk-mb", "1",
                            "--no-progress", "--state", state)
         eq(rc, 0, "%s: run (%s)" % (name, err))
-        check("resuming" not in err, "%s: not resumed: %r" % (name, err))
+        eq(err, "", "%s: nothing on stderr" % name)
         vid = out.strip()
         o.ready(vid)
         with open(os.path.join(o.data, "originals", vid), "rb") as f, open(src, "rb") as g:
@@ -120,6 +120,57 @@ def test_progress_bar_on_a_terminal(s):
     text = out.decode(errors="replace")
     check(re.search(r"\[#+\.*\]\s+100\.0%", text), "progress bar reaches 100%%: %r" % text[-300:])
     check("MB/s" in text, "rate shown")
+
+
+def test_the_resume_state_is_the_clients_own(s):
+    """The resume state never costs the user a file (audit): a --state naming a file that is not a state
+    this client wrote (before: overwritten, then deleted on success), or naming the video itself, is
+    refused; a FIFO as the video or the state is refused at once (before: a hang); the state is written
+    0600 through a new file (a symbolic link planted at STATE.tmp was followed); a video changed after an
+    interruption (same size, the same second) is uploaded anew, not resumed into a mix of both."""
+    o = st["o"]
+    src = big_file()
+    notes = os.path.join(s.tmp, "notes.txt")
+    with open(notes, "w") as f:
+        f.write("my notes")
+    rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--no-progress", "--state", notes)
+    eq((rc, len(err.strip().splitlines())), (1, 1), "a file that is no state: refused in one line (%r)" % err)
+    eq(open(notes).read(), "my notes", "and kept")
+    copy = os.path.join(s.tmp, "copy.mp4")
+    with open(src, "rb") as f, open(copy, "wb") as g:
+        g.write(f.read())
+    rc, out, err = cli(copy, "--origin", o.url, "--token", TOKEN, "--no-progress", "--state", copy)
+    eq(rc, 2, "the video as its own state (%r)" % err)
+    eq(os.path.getsize(copy), os.path.getsize(src), "the video is intact")
+    fifo = os.path.join(s.tmp, "fifo")
+    os.mkfifo(fifo)
+    for args in ([fifo], [src, "--state", fifo]):
+        rc, out, err = cli(*args, "--origin", o.url, "--token", TOKEN, "--no-progress")
+        eq((rc, len(err.strip().splitlines())), (1, 1), "a FIFO in %r: refused in one line (%r)" % (args, err))
+    # a symbolic link at STATE.tmp is replaced, not followed; the state is private
+    state = os.path.join(s.tmp, "s7.json")
+    victim = os.path.join(s.tmp, "victim.txt")
+    with open(victim, "w") as f:
+        f.write("keep me")
+    os.symlink(victim, state + ".tmp")
+    rc, out, err = cli(copy, "--origin", o.url, "--token", TOKEN, "--parallel", "2", "--chunk-mb", "1", "--no-progress",
+                       "--state", state, env={"PEERCDN_FAULT_UPLOAD_STOP_AFTER": "1"})
+    eq(rc, 130, "interrupted (%r)" % err)
+    eq(open(victim).read(), "keep me", "the link's target is untouched")
+    eq(os.stat(state).st_mode & 0o777, 0o600, "the state (it holds upload URLs) is private")
+    # the video changes in place, same size, within the same second: uploaded anew
+    with open(copy, "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00" * 4096)
+    st_before = os.stat(copy)
+    os.utime(copy, ns=(st_before.st_atime_ns, (st_before.st_mtime_ns // 10**9) * 10**9))
+    rc, out, err = cli(copy, "--origin", o.url, "--token", TOKEN, "--parallel", "2", "--chunk-mb", "1", "--no-progress",
+                       "--state", state)
+    eq(rc, 0, "the changed video (%r)" % err)
+    vid = out.strip()
+    o.ready(vid)
+    with open(os.path.join(o.data, "originals", vid), "rb") as f, open(copy, "rb") as g:
+        check(f.read() == g.read(), "the origin holds the changed video, not a mix")
 
 
 def test_errors_are_one_line_and_nonzero(s):
@@ -171,6 +222,19 @@ class FakeOrigin(QuietHandler):
         if srv.mode == "offset-past":
             self.answer(204, b"", [("Upload-Offset", str(10 ** 15))])
             return
+        if srv.mode == "backwards" and srv.offsets.get(self.path, 0) > 0:
+            self.answer(500, b"", [])  # and HEAD says 0: the part would be sent again and again
+            srv.offsets[self.path] = 0
+            return
+        if srv.mode == "endless":  # an answer that never ends, as fast as the client reads
+            self.send_response(200)
+            self.send_header("Content-Length", str(10 ** 13))
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b"x" * 65536)
+            except OSError:
+                return
         srv.offsets[self.path] = srv.offsets.get(self.path, 0) + n
         self.answer(204, b"", [("Upload-Offset", str(srv.offsets[self.path]))])
 
@@ -189,7 +253,8 @@ def test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang(s):
     with open(src, "wb") as f:
         f.write(os.urandom(3 << 20))
     for mode, extra, text in (("offset-past", [], "past the bytes sent"), ("bad-id", [], "names no video id"),
-                              ("gone", ["--wait"], "no video")):
+                              ("gone", ["--wait"], "no video"), ("backwards", ["--chunk-mb", "1", "--parallel", "1"], "went back"),
+                              ("endless", [], "over 64 KiB")):
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeOrigin)
         srv.mode, srv.parts, srv.offsets = mode, 0, {}
         threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -206,4 +271,4 @@ def test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang(s):
 
 S.run([test_parallel_upload_prints_the_video_id, test_resume_after_interruption,
        test_a_state_that_does_not_cover_the_file_starts_over, test_progress_bar_on_a_terminal,
-       test_errors_are_one_line_and_nonzero, test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang])
+       test_the_resume_state_is_the_clients_own, test_errors_are_one_line_and_nonzero, test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang])
