@@ -574,7 +574,13 @@ static void on_final_done(void *arg, CURL *e, CURLcode rc)
     curl_slist_free_all(u->final_hdrs);
     u->final_hdrs = NULL;
     if (!ok) {
-        fail(u, "the origin could not join the parts (%s)", rc != CURLE_OK ? curl_easy_strerror(rc) : "HTTP error");
+        if (rc == CURLE_OK && (status == 403 || status == 410)) /* the creation URL expired (an hour) */
+            fail(u, "the origin refused to join the parts (HTTP %ld: the upload URL expired); delete %s to start over",
+                 status, u->state_path);
+        else if (rc == CURLE_OK)
+            fail(u, "the origin could not join the parts (HTTP %ld)", status);
+        else
+            fail(u, "the origin could not join the parts (%s)", curl_easy_strerror(rc));
         return;
     }
     char *q = strchr(loc, '?');
