@@ -152,7 +152,9 @@ static int parts_tile(const struct up *u)
 
 /* 1 with a resume state for this very file (path, device, inode, size, times to the nanosecond) and
  * origin, 0 with none (or one for another file or version of it: overwritten), -1 after saying why when
- * the state path holds something this client did not write (refused, never overwritten or deleted). */
+ * --state names something this client did not write (refused, never overwritten or deleted; in the
+ * client's own cache directory such a file, an older version's state say, is replaced, unless it is not a
+ * regular file). */
 static int load_state(struct up *u)
 {
     char *text = NULL;
@@ -163,6 +165,11 @@ static int load_state(struct up *u)
     json_t *st = rc == 0 ? json_loads(text, 0, NULL) : NULL;
     free(text);
     const char *kind = pc_json_str(st, "kind");
+    if ((st == NULL || kind == NULL || strcmp(kind, "peercdn-upload-state") != 0) && u->o->state == NULL &&
+        rc != PC_EINVAL) {
+        json_decref(st); /* in the client's own cache (an older version's state, say): replaced */
+        return 0;
+    }
     if (st == NULL || kind == NULL || strcmp(kind, "peercdn-upload-state") != 0) {
         pc_cli_error("%s is not a resume state of this client (%s): delete it or give another --state", u->state_path,
                      rc == PC_ETOOBIG ? "over 64 KiB" : rc != 0 ? pc_strerror(rc) : "not one");
