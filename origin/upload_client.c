@@ -123,11 +123,10 @@ static int save_state(struct up *u)
     for (int i = 0; i < u->nparts; i++)
         json_array_append_new(parts, json_pack("{s:s?, s:I, s:I}", "url", u->parts[i].url, "start",
                                                (json_int_t)u->parts[i].start, "length", (json_int_t)u->parts[i].length));
-    json_t *st = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:s?, s:o}", "kind", "peercdn-upload-state",
-                           "file", u->real, "size", (json_int_t)u->size, "mtime", (json_int_t)u->mtime, "mtime_ns",
-                           (json_int_t)u->mtime_ns, "ctime_ns", (json_int_t)u->ctime_ns, "dev", (json_int_t)u->dev,
-                           "ino", (json_int_t)u->ino, "origin", u->o->origin, "create_url", u->create_url, "parts",
-                           parts);
+    json_t *st = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s?, s:o}", "kind", "peercdn-upload-state",
+                           "file", u->real, "size", (json_int_t)u->size, "mtime_ns", (json_int_t)u->mtime_ns,
+                           "ctime_ns", (json_int_t)u->ctime_ns, "dev", (json_int_t)u->dev, "ino", (json_int_t)u->ino,
+                           "origin", u->o->origin, "create_url", u->create_url, "parts", parts);
     char *text = pc_json_dump(st);
     json_decref(st);
     int rc = text == NULL ? PC_ENOMEM : pc_replace_file_mode(u->state_path, text, strlen(text), 0600);
@@ -165,12 +164,12 @@ static int load_state(struct up *u)
     json_t *st = rc == 0 ? json_loads(text, 0, NULL) : NULL;
     free(text);
     const char *kind = pc_json_str(st, "kind");
-    if ((st == NULL || kind == NULL || strcmp(kind, "peercdn-upload-state") != 0) && u->o->state == NULL &&
-        rc != PC_EINVAL) {
+    int ours = kind != NULL && strcmp(kind, "peercdn-upload-state") == 0;
+    if (!ours && u->o->state == NULL && rc != PC_EINVAL) {
         json_decref(st); /* in the client's own cache (an older version's state, say): replaced */
         return 0;
     }
-    if (st == NULL || kind == NULL || strcmp(kind, "peercdn-upload-state") != 0) {
+    if (!ours) {
         pc_cli_error("%s is not a resume state of this client (%s): delete it or give another --state", u->state_path,
                      rc == PC_ETOOBIG ? "over 64 KiB" : rc != 0 ? pc_strerror(rc) : "not one");
         json_decref(st);
@@ -883,15 +882,8 @@ int pc_origin_upload(const pc_upload_opts *o)
         p->head_pending = resumed && p->url != NULL;
     }
     int srv = save_state(&u);
-    if (srv != 0) { /* an interruption could not be resumed: say so before sending anything */
-        pc_cli_error("cannot write the resume state %s: %s", u.state_path, pc_strerror(srv));
-        for (int i = 0; i < u.nparts; i++) {
-            pc_buf_clear(&u.parts[i].resp_hdr);
-            uv_close((uv_handle_t *)&u.parts[i].retry, NULL);
-        }
-        u.nparts = 0;
-        u.failed = 1;
-    }
+    if (srv != 0) /* an interruption could not be resumed: say so before sending anything */
+        fail(&u, "cannot write the resume state %s: %s", u.state_path, pc_strerror(srv)); /* and stops the loop */
     u.base_bytes = 0;
     u.t0 = now_s();
     if (resumed && !u.failed && isatty(2)) { /* for a person: stdout carries the id alone, and a run that fails
@@ -899,7 +891,7 @@ int pc_origin_upload(const pc_upload_opts *o)
         char shown[512];
         fprintf(stderr, "resuming the upload of %s\n", pc_log_printable_str(shown, sizeof(shown), o->file));
     }
-    for (int i = 0; i < u.nparts; i++)
+    for (int i = 0; i < u.nparts && !u.failed; i++)
         start_part(&u.parts[i]);
     uv_run(&loop, UV_RUN_DEFAULT);
     draw(&u, 1);

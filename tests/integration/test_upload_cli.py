@@ -142,6 +142,11 @@ def test_the_resume_state_is_the_clients_own(s):
     rc, out, err = cli(copy, "--origin", o.url, "--token", TOKEN, "--no-progress", "--state", copy)
     eq(rc, 2, "the video as its own state (%r)" % err)
     eq(os.path.getsize(copy), os.path.getsize(src), "the video is intact")
+    # a state that cannot be written: said before a byte is sent (the first cut of this hung instead)
+    rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--no-progress",
+                       "--state", os.path.join(s.tmp, "no-such-dir", "st.json"))
+    eq((rc, len(err.strip().splitlines())), (1, 1), "an unwritable state: one line (%r)" % err)
+    check("cannot write the resume state" in err, "named: %r" % err)
     fifo = os.path.join(s.tmp, "fifo")
     os.mkfifo(fifo)
     for args in ([fifo], [src, "--state", fifo]):
