@@ -50,16 +50,22 @@ int pc_replace_file(const char *path, const void *data, size_t len)
     return pc_replace_file_mode(path, data, len, 0644);
 }
 
-int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigned mode)
+int pc_open_tmp(const char *path, char tmp[PC_TMP_PATH_MAX], unsigned mode)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snprintf(tmp, PC_TMP_PATH_MAX, "%s.tmp", path);
     /* a new file: whatever was left under that name (a FIFO would block the open) goes first */
     if (unlink(tmp) != 0 && errno != ENOENT)
         return pc_err_from_errno(errno);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+    return fd >= 0 ? fd : pc_err_from_errno(errno);
+}
+
+int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigned mode)
+{
+    char tmp[PC_TMP_PATH_MAX];
+    int fd = pc_open_tmp(path, tmp, mode);
     if (fd < 0)
-        return pc_err_from_errno(errno);
+        return fd;
     int r = write_all(fd, data, len);
     if (r != 0) {
         close(fd);

@@ -20,6 +20,11 @@ int pc_write_file(const char *path, const void *data, size_t len) PC_MUST_CHECK;
 /* The same, but whatever |path| names (a FIFO or a device planted in a cache) is replaced, never written
  * into; a directory fails the rename. For files the program owns. */
 int pc_replace_file(const char *path, const void *data, size_t len) PC_MUST_CHECK;
+/* |path|.tmp (into |tmp|) opened for writing as a new file (whatever was left under that name, a symbolic
+ * link or a FIFO, removed first, never followed or opened): a descriptor, or a negative PC_E* code. The
+ * caller writes it whole and renames it over |path| (what pc_replace_file does for a buffer). */
+#define PC_TMP_PATH_MAX 4200
+int pc_open_tmp(const char *path, char tmp[PC_TMP_PATH_MAX], unsigned mode) PC_MUST_CHECK;
 /* The same with the new file's permission bits (0600 for a file holding a credential). */
 int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigned mode) PC_MUST_CHECK;
 /* Reads a whole file of at most |max| bytes (PC_ETOOBIG past it, checked before reading) into a

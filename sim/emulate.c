@@ -1199,11 +1199,12 @@ static int write_emulation_json(emu *e, const sim_result *r)
     return rc;
 }
 
-/* Removes the logs an earlier run left in DIR/emu/logs (servers' and helpers' logs are appended to). */
-static int clear_logs(emu *e, char *err, size_t errlen)
+/* Removes the files an earlier run left in DIR/emu/|sub| whose names end in one of |ends| (logs are
+ * appended to, and a report or a log must not be taken for this run's). */
+static int clear_earlier(emu *e, const char *sub, const char *const *ends, char *err, size_t errlen)
 {
     char path[PATHMAX];
-    snprintf(path, sizeof(path), "%s/logs", e->dir);
+    snprintf(path, sizeof(path), "%s/%s", e->dir, sub);
     DIR *d = opendir(path);
     if (d == NULL) {
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
@@ -1211,10 +1212,12 @@ static int clear_logs(emu *e, char *err, size_t errlen)
     }
     int rc = 0;
     for (struct dirent *de = readdir(d); de != NULL && rc == 0; de = readdir(d)) {
-        size_t n = strlen(de->d_name);
-        if (n < 5 || (strcmp(de->d_name + n - 4, ".log") != 0 && strcmp(de->d_name + n - 4, ".txt") != 0))
-            continue; /* logs, and addrs.txt (the host's addresses, listed again at each start) */
-        snprintf(path, sizeof(path), "%s/logs/%s", e->dir, de->d_name);
+        size_t n = strlen(de->d_name), k = 0;
+        while (ends[k] != NULL && !(n > strlen(ends[k]) && strcmp(de->d_name + n - strlen(ends[k]), ends[k]) == 0))
+            k++;
+        if (ends[k] == NULL)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s/%s", e->dir, sub, de->d_name);
         if (unlink(path) != 0 && errno != ENOENT) {
             snprintf(err, errlen, "cannot remove %s, left from an earlier run: %s", path, strerror(errno));
             rc = PC_EIO;
@@ -1392,16 +1395,13 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     }
     /* a fresh run: the result, logs and reports of an earlier one must not be mistaken for this one's (a
      * server's log is searched for the address it listens on) */
-    if (sim_forget_result(out, err, sizeof(err)) != 0 || clear_logs(&e, err, sizeof(err)) != 0) {
+    static const char *const logs[] = {".log", ".txt", NULL}; /* and addrs.txt, the host's addresses */
+    static const char *const reports[] = {".json", NULL};
+    if (sim_forget_result(out, err, sizeof(err)) != 0 || clear_earlier(&e, "logs", logs, err, sizeof(err)) != 0 ||
+        clear_earlier(&e, "reports", reports, err, sizeof(err)) != 0) {
         pc_cli_error("%s", err);
         cleanup(&e);
         return 1;
-    }
-    for (uint32_t i = 0; i < EMU_VIEWERS_MAX + 64; i++) {
-        snprintf(sub, sizeof(sub), "%s/reports/viewer-%03u.json", e.dir, i);
-        unlink(sub);
-        snprintf(sub, sizeof(sub), "%s/reports/seeder-%03u.json", e.dir, i);
-        unlink(sub);
     }
     rc = rc ? rc : net_setup(&e, network);
     for (uint32_t i = 0; rc == 0 && e.netns && i < e.nw; i++) /* latency within the viewer's region */

@@ -4,7 +4,6 @@
 #include "pc_fs.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -159,13 +158,12 @@ static int write_json(const char *dir, const char *name, json_t *doc, char *err,
  * |path|; NULL with the reason in |err|. */
 static FILE *create(const char *dir, const char *name, char path[4096], char *err, size_t errlen)
 {
-    char tmp[4200];
+    char tmp[PC_TMP_PATH_MAX];
     snprintf(path, 4096, "%s/%s", dir, name);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = unlink(tmp) != 0 && errno != ENOENT ? -1 : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int fd = pc_open_tmp(path, tmp, 0644);
     FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
     if (f == NULL) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot write %s: %s", path, fd < 0 ? pc_strerror(fd) : strerror(errno));
         if (fd >= 0) {
             close(fd);
             unlink(tmp);
@@ -178,7 +176,7 @@ static FILE *create(const char *dir, const char *name, char path[4096], char *er
  * all get written (NAME is then left as it was). */
 static int finish(FILE *f, const char *path, char *err, size_t errlen)
 {
-    char tmp[4200];
+    char tmp[PC_TMP_PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     int bad = ferror(f), e = errno; /* a failed fwrite's errno, or fclose's */
     if (fclose(f) != 0 && !bad) {

@@ -90,7 +90,7 @@ static struct entry *find(const pc_distrust *d, uint64_t video, const uint8_t ke
 
 int pc_distrust_report(pc_distrust *d, const char *video, uint64_t reporter, const uint8_t key[32])
 {
-    uint64_t v = hash(d, video, strlen(video));
+    uint64_t v = pc_distrust_video(d, video);
     struct entry *room, *e = find(d, v, key, &room);
     if (e == NULL) {
         if (room == NULL)
@@ -114,12 +114,20 @@ int pc_distrust_report(pc_distrust *d, const char *video, uint64_t reporter, con
     return 1;
 }
 
+uint64_t pc_distrust_video(const pc_distrust *d, const char *video)
+{
+    return hash(d, video, strlen(video));
+}
+
+int pc_distrust_is_in(const pc_distrust *d, uint64_t video, const uint8_t key[32])
+{
+    const struct entry *e = d->total > 0 ? find(d, video, key, NULL) : NULL;
+    return e != NULL && e->distrusted;
+}
+
 int pc_distrust_is(const pc_distrust *d, const char *video, const uint8_t key[32])
 {
-    if (d->total == 0)
-        return 0;
-    const struct entry *e = find(d, hash(d, video, strlen(video)), key, NULL);
-    return e != NULL && e->distrusted;
+    return d->total > 0 && pc_distrust_is_in(d, pc_distrust_video(d, video), key);
 }
 
 uint32_t pc_distrust_total(const pc_distrust *d)

@@ -38,6 +38,10 @@ void pc_distrust_free(pc_distrust *d);
 int pc_distrust_report(pc_distrust *d, const char *video, uint64_t reporter, const uint8_t key[32]);
 /* Whether |key| is distrusted in |video|. */
 int pc_distrust_is(const pc_distrust *d, const char *video, const uint8_t key[32]);
+/* The same for many keys of one video (a selection's candidates): |video| hashed once, by
+ * pc_distrust_video. */
+uint64_t pc_distrust_video(const pc_distrust *d, const char *video);
+int pc_distrust_is_in(const pc_distrust *d, uint64_t video, const uint8_t key[32]);
 /* Verdicts reached, in every video. */
 uint32_t pc_distrust_total(const pc_distrust *d);
 

@@ -142,7 +142,7 @@ int pc_report_metrics(const pc_registry *r, const pc_tmetrics *m, size_t top, pc
                           "Reports that a viewer banned a peer of its video, counted once per network and peer.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_ban_reports_total %" PRIu64 "\n", m->ban_reports);
     rc = rc ? rc : metric(o, "peercdn_tracker_distrusted_total", "counter",
-                          "Peers no longer listed in a video: reported banned by --distrust-reports viewers.");
+                          "Peers no longer listed in a video: reported banned from --distrust-reports networks.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_distrusted_total %" PRIu64 "\n", m->distrusted);
     rc = rc ? rc : metric(o, "peercdn_tracker_peers_expired_total", "counter", "Peers dropped for missing announces.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_peers_expired_total %" PRIu64 "\n", m->expired);

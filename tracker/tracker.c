@@ -208,11 +208,16 @@ static int put_peer(pc_buf *o, const pc_registry *r, const pc_swarm *sw, const p
     return 0;
 }
 
-/* pc_select_skip: a candidate the tracker no longer vouches for in its video. */
+/* pc_select_skip: a candidate the tracker no longer vouches for in the video (all candidates share it). */
+struct distrust_skip {
+    const pc_distrust *d;
+    uint64_t video;
+};
+
 static int distrusted(void *arg, const pc_peer_rec *cand)
 {
-    pc_tracker *t = arg;
-    return pc_distrust_is(t->distrust, pc_registry_swarm(t->reg, cand->swarm)->video, cand->key);
+    const struct distrust_skip *s = arg;
+    return pc_distrust_is_in(s->d, s->video, cand->key);
 }
 
 /* The keys |a|'s peer reports it banned: counted when they are members of the video's swarm (so random
@@ -267,8 +272,9 @@ static int build_response(pc_tracker *t, const pc_announce *a, uint32_t self, in
     }
     uint32_t picked[PC_NUMWANT_MAX];
     int any = t->distrust != NULL && pc_distrust_total(t->distrust) > 0;
+    struct distrust_skip skip = {t->distrust, any ? pc_distrust_video(t->distrust, a->video) : 0};
     size_t n = pc_select_peers(t->reg, self, a->need, a->numwant, t->cfg.scan, now, &t->rng, any ? distrusted : NULL,
-                               t, picked);
+                               &skip, picked);
     const pc_swarm *sw = pc_registry_swarm(t->reg, me->swarm);
     rc = rc ? rc : pc_buf_append_str(o, ",\"peers\":[");
     for (size_t i = 0; rc == 0 && i < n; i++)

@@ -167,7 +167,6 @@ struct pc_engine {
     struct {
         uint64_t id;              /* its identity in the swarm */
         uint64_t joined;          /* when it connected */
-        int suspect;              /* sent part of a bad copy another peer finished or began (suspect()) */
     } *pinfo;                     /* npeer_slots, beside peers */
     uint32_t peers_gen;           /* counts changes of the set of peers (the cache below) */
     struct {
@@ -595,11 +594,11 @@ static int suspect_id(const pc_engine *e, uint64_t id)
 static int may_join(const pc_engine *e, uint32_t i, uint32_t slot)
 {
     const seg *s = &e->segs[i];
-    if (s->ncontrib == 0 || contributed(e, i, e->peers[slot].handle))
+    if (e->nsuspects == 0 || s->ncontrib == 0 || contributed(e, i, e->peers[slot].handle))
         return 1;
-    if (e->pinfo[slot].suspect)
+    if (suspect_id(e, e->pinfo[slot].id))
         return 0;
-    for (uint32_t k = 0; k < s->ncontrib && e->nsuspects > 0; k++) {
+    for (uint32_t k = 0; k < s->ncontrib; k++) {
         uint64_t id;
         if (identity_of(e, sender(e, i, k), &id) && suspect_id(e, id))
             return 0;
@@ -940,7 +939,6 @@ static void drop_copies_of(pc_engine *e, uint32_t handle)
 static void ban(pc_engine *e, uint32_t handle)
 {
     uint32_t slot;
-    meters_to(e, e->now);
     if (peer_by_handle(e, handle, &slot) != NULL) {
         cancel_peer_xfers(e, slot);
         detach_peer(e, slot);
@@ -968,15 +966,12 @@ static void ban(pc_engine *e, uint32_t handle)
 /* Peer |handle| sent part of a copy that failed verification, and another peer (or two) the rest: it is
  * not banned, since it may be the one that sent good bytes, but no copy will mix its bytes with another
  * peer's again (may_join), so a bad copy it sends next gets it banned. Remembered by its identity in the
- * swarm, which a peer that comes back keeps (not when it has already left: it is not known any more). */
+ * swarm, which a peer that comes back keeps (one that has left is found among the last GONE_MAX to go). */
 static void suspect(pc_engine *e, uint32_t handle)
 {
     uint64_t id;
     if (handle == PC_SRC_CDN || !identity_of(e, handle, &id) || suspect_id(e, id))
         return; /* a sender the log had no room for, one gone too long ago, or one suspected already */
-    uint32_t slot = slot_of(e, handle);
-    if (slot != PC_SRC_CDN)
-        e->pinfo[slot].suspect = 1;
     if (e->nsuspects == e->csuspects && e->csuspects < PC_ENGINE_PEERS_MAX) {
         size_t cap = e->csuspects ? e->csuspects * 2 : 4;
         uint64_t *ns = realloc(e->suspects, cap * sizeof(*ns));
@@ -1914,10 +1909,6 @@ int pc_engine_peer_add(pc_engine *e, uint32_t peer, uint64_t id, uint64_t up_bps
     p->handle = peer;
     e->pinfo[i].id = id;
     e->pinfo[i].joined = now > e->now ? now : e->now;
-    e->pinfo[i].suspect = 0;
-    for (size_t k = 0; k < e->nsuspects; k++)
-        if (e->suspects[k] == id)
-            e->pinfo[i].suspect = 1;
     e->nquiet++;
     p->rate = (double)(up_bps ? up_bps : 1000000) / 8.0;
     p->rtt = 50000;
