@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,10 +113,12 @@ int pc_cli_is_http_url(const char *u)
 
 double pc_cli_int(const char *s, const char *what, double min, double max)
 {
-    double v = pc_cli_num(s, what, min, max);
-    if (v != floor(v))
+    /* digits only, a '-' first (the range then says whether it may be negative): "1e1" or "10.0" is
+     * a typo for a count */
+    const char *d = s[0] == '-' ? s + 1 : s;
+    if (*d == '\0' || d[strspn(d, "0123456789")] != '\0')
         pc_cli_usage("bad value for %s: '%s' (a whole number)", what, s);
-    return v;
+    return pc_cli_num(s, what, min, max);
 }
 
 void pc_cli_log_level(const char *s)

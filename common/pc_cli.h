@@ -29,7 +29,8 @@ __attribute__((noreturn, format(printf, 1, 2))) void pc_cli_usage(const char *fm
 __attribute__((noreturn)) void pc_cli_bad_option(char **argv);
 /* A number in [min, max], or a usage error naming |what|. */
 double pc_cli_num(const char *s, const char *what, double min, double max);
-/* The same for a whole number (1.5 is refused, not truncated). */
+/* The same for a whole number, in decimal digits only (a '-' first): 1.5, 1e1 and 10.0 are
+ * refused, not converted. */
 double pc_cli_int(const char *s, const char *what, double min, double max);
 /* Whether |u| is http:// or https:// followed by a host: a base URL that paths are appended to, so no
  * query, fragment, blank or control character. */

@@ -52,8 +52,9 @@ def test_numbers_are_decimal_and_whole_where_they_count(s):
     got, err = run("peercdn-sim", "run", scen, "--out", out, "--seed", "9007199254740991", "--quiet")
     eq(got, 0, "the largest seed a summary can record (%r)" % err)
     eq(json.load(open(os.path.join(out, "summary.json")))["seed"], 9007199254740991, "recorded as given")
-    refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--video", "v", "--max-links", "1.5",
-            says="whole number")
+    for v in ("1.5", "1e1", "10.0", "+4"):
+        refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--video", "v", "--max-links", v,
+                says="whole number")
     refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--video", "v", "--up-kbps", "0x10")
     # options that would be silently ignored are refused instead
     refused("peercdn-sim", 2, "run", scen, "--out", out, "--compare", "--mode", "cdn-only", says="--compare")
