@@ -6,6 +6,7 @@
 #include "pc_http_server.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "pc_log.h"
 #include "pc_num.h"
 #include "pc_tcpinfo.h"
+#include "pc_http_util.h"
 
 #define MAX_LISTENERS 4
 /* a stop waits this long for connections to finish, then cuts the rest (docker stop waits 10 s) */
@@ -70,6 +72,8 @@ struct pc_http_server {
     uv_check_t filecache_check; /* clears h2o's open-file cache after every loop iteration */
     void (*close_cb)(void *);
     void *close_arg;
+    uint64_t responses[PC_HTTP_STATUS_MAX + 1]; /* by status; [0]: requests that ended unanswered */
+    uint64_t response_bytes;
 };
 
 /* A request line in absolute form (RFC 9112 3.2.2: "GET http://host/path HTTP/1.1", which servers must
@@ -110,6 +114,41 @@ static int on_root_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+struct count_logger {
+    h2o_logger_t super;
+    pc_http_server *srv;
+};
+
+/* h2o calls its loggers as every request it handled is disposed of, answered or not */
+static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    pc_http_server_count(((struct count_logger *)self)->srv, req->res.status, req->bytes_sent);
+}
+
+void pc_http_server_count(pc_http_server *srv, int status, uint64_t bytes)
+{
+    srv->responses[status >= 100 && status <= PC_HTTP_STATUS_MAX ? status : 0]++;
+    srv->response_bytes += bytes;
+}
+
+int pc_http_server_metrics(const pc_http_server *srv, const char *prefix, pc_buf *o)
+{
+    char name[96];
+    snprintf(name, sizeof(name), "%s_http_responses_total", prefix);
+    int rc = pc_http_metric_head(o, name, "counter", "HTTP responses sent, by status (\"none\": the client left first).");
+    for (int st = 0; rc == 0 && st <= PC_HTTP_STATUS_MAX; st++)
+        if (srv->responses[st] != 0 || st == 200)
+            rc = st == 0 ? pc_buf_printf(o, "%s{code=\"none\"} %" PRIu64 "\n", name, srv->responses[0])
+                         : pc_buf_printf(o, "%s{code=\"%d\"} %" PRIu64 "\n", name, st, srv->responses[st]);
+    snprintf(name, sizeof(name), "%s_http_response_bytes_total", prefix);
+    rc = rc ? rc : pc_http_metric_head(o, name, "counter", "Bytes of HTTP response bodies sent.");
+    rc = rc ? rc : pc_buf_printf(o, "%s %" PRIu64 "\n", name, srv->response_bytes);
+    snprintf(name, sizeof(name), "%s_http_connections", prefix);
+    rc = rc ? rc : pc_http_metric_head(o, name, "gauge", "Open client connections.");
+    rc = rc ? rc : pc_buf_printf(o, "%s %zu\n", name, srv->live);
+    return rc;
+}
+
 pc_http_server *pc_http_server_new(uv_loop_t *loop, const pc_http_server_config *cfg)
 {
     pc_http_server *srv = calloc(1, sizeof(*srv));
@@ -132,6 +171,9 @@ pc_http_server *pc_http_server_new(uv_loop_t *loop, const pc_http_server_config 
     struct root_handler *h = (void *)h2o_create_handler(pathconf, sizeof(*h));
     h->super.on_req = on_root_req;
     h->srv = srv;
+    struct count_logger *lg = (void *)h2o_create_logger(pathconf, sizeof(*lg));
+    lg->super.log_access = on_log_access;
+    lg->srv = srv;
     return srv;
 }
 

@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "pc_blobcache.h"
+#include "pc_buf.h"
 #include "pc_error.h"
 
 typedef struct pc_http_server pc_http_server;
@@ -70,6 +71,15 @@ uv_loop_t *pc_http_server_loop(pc_http_server *srv);
 h2o_context_t *pc_http_server_h2o(pc_http_server *srv);
 /* Counts of accepted connections still open (for tests and metrics). */
 size_t pc_http_server_live_connections(pc_http_server *srv);
+
+/* Every answer h2o sends is counted by status, with its body's bytes (as h2o counts them); an
+ * accept hook that answers requests itself counts them with pc_http_server_count (|status| 0: the
+ * request ended unanswered). pc_http_server_metrics renders the counts, and the connections open, in
+ * Prometheus text format as PREFIX_http_responses_total{code="200"}, PREFIX_http_response_bytes_total
+ * and PREFIX_http_connections (PC_ENOMEM). */
+#define PC_HTTP_STATUS_MAX 599
+void pc_http_server_count(pc_http_server *srv, int status, uint64_t bytes);
+int pc_http_server_metrics(const pc_http_server *srv, const char *prefix, pc_buf *o) PC_MUST_CHECK;
 
 /*
  * Keeps an asynchronous handler safe: sets |*slot| to |req| now and to NULL

@@ -513,6 +513,7 @@ void pc_hs_respond(pc_hs_conn *c, int status, const char *const *headers, size_t
     c->responded = 1;
     if (c->sock == NULL) {
         /* the client went away while the handler worked */
+        pc_http_server_count(c->srv, 0, 0);
         if (was_awaiting) {
             c->st = ST_WRITING;
             destroy(c);
@@ -540,6 +541,7 @@ void pc_hs_respond(pc_hs_conn *c, int status, const char *const *headers, size_t
         r = pc_buf_append_str(o, "\r\n");
     if (r == 0 && !bodyless && len > 0)
         r = pc_buf_append(o, body, len);
+    pc_http_server_count(c->srv, r == 0 ? status : 0, r == 0 && !bodyless ? len : 0); /* bodies, as h2o counts */
     if (r != 0) {
         close_conn(c);
         return;

@@ -126,3 +126,8 @@ int pc_url_is_loopback(const char *url)
         return inet_pton(AF_INET6, host, &a6) == 1 && memcmp(&a6, &in6addr_loopback, sizeof(a6)) == 0;
     return strcasecmp(host, "localhost") == 0;
 }
+
+int pc_http_metric_head(pc_buf *o, const char *name, const char *type, const char *help)
+{
+    return pc_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}

@@ -2,13 +2,17 @@
  * Pure parsers for HTTP request headers that servers of several components
  * need: single byte ranges (RFC 9110 §14) and entity-tag lists
  * (If-None-Match), and whether a URL's host is this machine. No I/O (no name
- * is resolved); the range parser is fuzzed in fuzz/fuzz_http_range.c.
+ * is resolved); the range parser is fuzzed in fuzz/fuzz_http_range.c. Also the
+ * head of a metric in Prometheus's text format, which servers' /metrics share.
  */
 #ifndef PC_HTTP_UTIL_H
 #define PC_HTTP_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "pc_buf.h"
+#include "pc_error.h"
 
 /*
  * Parses a Range header value ("bytes=a-b", "bytes=a-", "bytes=-n") against
@@ -33,5 +37,8 @@ int pc_http_etag_list_matches(const char *value, size_t len, const char *etag, s
  * or the name "localhost"? Any other name is not (it may resolve anywhere).
  */
 int pc_url_is_loopback(const char *url);
+
+/* One metric's "# HELP" and "# TYPE" lines in Prometheus text format (0.0.4). PC_ENOMEM. */
+int pc_http_metric_head(pc_buf *o, const char *name, const char *type, const char *help) PC_MUST_CHECK;
 
 #endif

@@ -46,6 +46,7 @@ static const char *const schema[] = {
     " weight REAL NOT NULL, result TEXT, error_code TEXT, error_message TEXT,"
     " created INTEGER NOT NULL, updated INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(state, class, priority)",
+    "CREATE INDEX IF NOT EXISTS videos_state ON videos(state)", /* /metrics counts by state */
     "CREATE INDEX IF NOT EXISTS tasks_video ON tasks(video_id, kind, arg)",
     "CREATE TABLE IF NOT EXISTS task_deps("
     " task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
@@ -313,6 +314,24 @@ int pc_db_video_count(pc_db *db, int64_t *count)
     *count = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return r;
+}
+
+int pc_db_state_counts(pc_db *db, int tasks, void (*fn)(void *arg, const char *state, int64_t n), void *arg)
+{
+    /* both read an index on state alone, not the rows */
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq,
+                                      tasks ? "SELECT state, COUNT(*) FROM tasks WHERE state IN ('blocked', 'ready', 'running')"
+                                              " GROUP BY state"
+                                            : "SELECT state, COUNT(*) FROM videos GROUP BY state",
+                                      "");
+    if (st == NULL)
+        return PC_EDB;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (sqlite3_column_text(st, 0) != NULL)
+            fn(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : PC_EDB;
 }
 
 int pc_db_video_set_state(pc_db *db, const char *id, const char *state, int64_t now_ms)

@@ -91,6 +91,10 @@ int pc_db_video_get(pc_db *db, const char *id, pc_video *out) PC_MUST_CHECK;
  */
 int pc_db_video_list(pc_db *db, int64_t after_seq, pc_video *out, int max);
 int pc_db_video_count(pc_db *db, int64_t *count) PC_MUST_CHECK;
+/* Videos (|tasks| 0) or unfinished tasks (|tasks| 1: blocked, ready or running) by state: |fn| runs once
+ * for each state that has any. PC_EDB. */
+int pc_db_state_counts(pc_db *db, int tasks, void (*fn)(void *arg, const char *state, int64_t n), void *arg)
+    PC_MUST_CHECK;
 int pc_db_video_set_state(pc_db *db, const char *id, const char *state, int64_t now_ms) PC_MUST_CHECK;
 int pc_db_video_set_field(pc_db *db, const char *id, const char *field, const char *json, int64_t now_ms) PC_MUST_CHECK;
 /* Marks the video failed with |code| and |message| and cancels its unfinished tasks. */

@@ -34,6 +34,7 @@ typedef struct pc_job {
     char kind[16];
     int arg;
     int attempt;
+    int64_t dispatched_ms; /* when the scheduler handed it to a worker (loop thread only) */
     double weight;
     char *source;   /* original upload */
     char *work_dir; /* DATA/work/<id> */

@@ -209,6 +209,7 @@ int pc_origin_serve(const pc_origin_config *cfg)
     }
     cleanup_dirs(o);
     pc_random_id(o->instance, 16);
+    o->started_s = (int64_t)time(NULL);
 
     pc_tus_config tc = {
         .loop = o->loop,
@@ -245,7 +246,8 @@ int pc_origin_serve(const pc_origin_config *cfg)
     if (o->http == NULL || pc_http_server_route(o->http, "/tus", pc_origin_tus_route, o) != 0 ||
         pc_http_server_route(o->http, "/api/uploads", pc_origin_uploads_api, o) != 0 ||
         pc_http_server_route(o->http, "/api/", pc_origin_api_route, o) != 0 ||
-        pc_http_server_route(o->http, "/v/", pc_media_route, o->media) != 0) {
+        pc_http_server_route(o->http, "/v/", pc_media_route, o->media) != 0 ||
+        pc_http_server_route(o->http, "/metrics", pc_origin_metrics_route, o) != 0) {
         pc_cli_error("out of memory");
         goto out;
     }
@@ -281,6 +283,7 @@ out:
         pc_http_server_close(o->http, NULL, NULL);
         uv_run(o->loop, UV_RUN_DEFAULT);
     }
+    pc_origin_metrics_free(o);
     pc_http_server_free(o->http);
     if (o->hs != NULL)
         pc_hs_free(o->hs);

@@ -61,6 +61,10 @@ typedef struct pc_origin {
     uv_signal_t sigint, sigterm;
     uv_timer_t gc_timer;
     char instance[32];
+    int64_t started_s;         /* unix time */
+    void *metrics_body;        /* the last /metrics document (h2o_mem_alloc_shared), or NULL */
+    size_t metrics_len;
+    uint64_t metrics_built_ms; /* loop time */
 } pc_origin;
 
 /* Upload surfaces (upload_http.c). */
@@ -78,5 +82,9 @@ int64_t pc_origin_now_ms(void);
 
 /* Video API (api.c). */
 int pc_origin_api_route(void *user, h2o_req_t *req);
+
+/* GET /metrics (metrics.c); pc_origin_metrics_free drops the kept document, at stop. */
+int pc_origin_metrics_route(void *user, h2o_req_t *req);
+void pc_origin_metrics_free(pc_origin *o);
 
 #endif

@@ -54,6 +54,7 @@ struct pc_pipeline {
     void *stop_arg;
     int handles_open;
     int started;
+    pc_pipeline_stats stats; /* loop thread only */
 };
 
 
@@ -97,19 +98,29 @@ static int task_class(const char *kind)
                : PC_TASK_HEAVY;
 }
 
+static const struct {
+    const char *kind;
+    int (*fn)(pc_job *);
+} tasks[PC_PIPELINE_KINDS] = {
+    {"probe", pc_task_probe},     {"plan", pc_task_plan},       {"encode", pc_task_encode},
+    {"audio", pc_task_audio},     {"package", pc_task_package}, {"thumbs", pc_task_thumbs},
+    {"sign", pc_task_sign},       {"publish", pc_task_publish},
+};
+
+/* The index of |kind| in tasks[], or -1. */
+static int kind_index(const char *kind)
+{
+    for (int i = 0; i < PC_PIPELINE_KINDS; i++)
+        if (strcmp(tasks[i].kind, kind) == 0)
+            return i;
+    return -1;
+}
+
 static int run_job(pc_job *j)
 {
-    static const struct {
-        const char *kind;
-        int (*fn)(pc_job *);
-    } table[] = {
-        {"probe", pc_task_probe},     {"plan", pc_task_plan},     {"encode", pc_task_encode},
-        {"audio", pc_task_audio},     {"package", pc_task_package}, {"thumbs", pc_task_thumbs},
-        {"sign", pc_task_sign},       {"publish", pc_task_publish},
-    };
-    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-        if (strcmp(table[i].kind, j->kind) == 0)
-            return table[i].fn(j);
+    int k = kind_index(j->kind);
+    if (k >= 0)
+        return tasks[k].fn(j);
     return pc_job_fail(j, PC_EINTERNAL, 1, "internal_error", "unknown task kind '%s'", j->kind);
 }
 
@@ -253,6 +264,7 @@ static void dispatch(pc_pipeline *p)
             else
                 PC_LOGI("pipeline", "video %s: %s started (attempt %d)", t.video_id, t.kind, t.attempts);
             pool->busy++;
+            j->dispatched_ms = now_ms();
             track(p, j);
             pthread_mutex_lock(&p->mu);
             if (pool->tail != NULL)
@@ -323,8 +335,20 @@ static int expand_plan(pc_pipeline *p, const char *video, const char *plan_json,
     return rc;
 }
 
+/* Counts a finished job of its kind under |outcome| (done, retried or failed), with the time it ran. */
+static void count_job(pc_pipeline *p, const pc_job *j, uint64_t *outcome)
+{
+    int k = kind_index(j->kind);
+    if (k < 0)
+        return;
+    outcome[k]++;
+    int64_t ran = now_ms() - j->dispatched_ms;
+    p->stats.seconds[k] += ran > 0 ? (double)ran / 1000 : 0;
+}
+
 static void fail_video(pc_pipeline *p, pc_job *j, const char *code, const char *msg)
 {
+    count_job(p, j, p->stats.failed);
     PC_LOGW("pipeline", "video %s failed in %s: %s (%s)", j->video_id, j->kind, msg, code);
     if (pc_db_video_fail(p->o->db, j->video_id, code, msg, now_ms()) != 0)
         PC_LOGE("pipeline", "cannot record the failure of %s", j->video_id);
@@ -360,6 +384,7 @@ static void complete_job(pc_pipeline *p, pc_job *j)
             backoff = MAX_BACKOFF_MS;
         PC_LOGW("pipeline", "video %s: %s %d failed (%s: %s); retrying in %" PRId64 " ms", j->video_id, j->kind,
                 j->arg, j->err_code, j->err_msg, backoff);
+        count_job(p, j, p->stats.retried);
         if (pc_taskq_retry(db, j->task_id, now + backoff, j->err_code, j->err_msg, now) != 0)
             PC_LOGE("pipeline", "cannot schedule a retry of task %" PRId64, j->task_id);
         return;
@@ -384,6 +409,8 @@ static void complete_job(pc_pipeline *p, pc_job *j)
         if (rc != 0)
             pc_db_rollback(db);
     }
+    if (rc == 0)
+        count_job(p, j, p->stats.done);
     if (rc != 0) {
         PC_LOGE("pipeline", "cannot record completion of task %" PRId64 "; it will run again", j->task_id);
         if (pc_taskq_retry(db, j->task_id, now + BASE_BACKOFF_MS, "database_error", "completion not recorded", now) != 0)
@@ -584,6 +611,17 @@ void pc_pipeline_stop(pc_pipeline *p, void (*cb)(void *arg), void *arg)
         return;
     }
     uv_async_send(&p->async);
+}
+
+void pc_pipeline_stats_get(const pc_pipeline *p, pc_pipeline_stats *out)
+{
+    *out = p->stats;
+    for (int i = 0; i < PC_PIPELINE_KINDS; i++)
+        out->kinds[i] = tasks[i].kind;
+    for (int cls = 0; cls < 2; cls++) {
+        out->workers[cls] = p->pools[cls].n;
+        out->busy[cls] = p->pools[cls].busy;
+    }
 }
 
 void pc_pipeline_free(pc_pipeline *p)

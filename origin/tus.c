@@ -46,6 +46,7 @@ struct pc_tus {
     uint8_t key[32];
     pc_tus_op *ops;
     size_t nops;
+    pc_tus_stats stats;
 };
 
 struct pc_tus_op {
@@ -793,8 +794,11 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
         pc_upload_clear(&u);
         return reply_error(r, 500, "database_error", "cannot record the upload");
     }
-    if (complete_now)
+    t->stats.created++;
+    if (complete_now) {
+        t->stats.completed++;
         move_done(t, u.id);
+    }
     char hostbuf[256] = "";
     size_t hl = 0;
     const char *host = get_hdr(req, "host", &hl);
@@ -1188,8 +1192,11 @@ static void finalize_patch(pc_tus_op *op)
             finish_reply(op, &r);
             return;
         }
-        if (hand)
+        t->stats.bytes += (uint64_t)op->written;
+        if (hand) {
+            t->stats.completed++;
             move_done(t, op->id);
+        }
     }
     if (checksum_bad) {
         reply_error(&r, 460, "checksum_mismatch", "the body does not match Upload-Checksum; it was discarded");
@@ -1334,6 +1341,8 @@ static void concat_after(uv_work_t *w, int status)
         unlink(pp);
     }
     PC_LOGI("tus", "joined %d partial uploads into %s (%" PRId64 " bytes)", op->nparts, op->id, op->up.length);
+    t->stats.created++;
+    t->stats.completed++;
     move_done(t, op->id);
     reply_init(&r, 201);
     char *loc = make_url(t, op->host, op->id, url_expiry(t, &op->up));
@@ -1380,4 +1389,9 @@ int pc_tus_gc(pc_tus *t)
         }
     }
     return removed;
+}
+
+void pc_tus_stats_get(const pc_tus *t, pc_tus_stats *out)
+{
+    *out = t->stats;
 }

@@ -87,6 +87,12 @@ pc_tus *pc_tus_new(const pc_tus_config *cfg);
 /* Only once no operation is in flight (pc_tus_active() == 0). */
 void pc_tus_free(pc_tus *t);
 size_t pc_tus_active(const pc_tus *t);
+/* Since start: uploads created (single, partial and final), uploads complete (single and final: each
+ * became a video) and body bytes committed. For /metrics. */
+typedef struct pc_tus_stats {
+    uint64_t created, completed, bytes;
+} pc_tus_stats;
+void pc_tus_stats_get(const pc_tus *t, pc_tus_stats *out);
 
 /*
  * Starts a request. Returns 1 with |*early| filled (answer it; no body is

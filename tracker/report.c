@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pc_http_util.h"
+
 static const char *const reject_names[] = {
 #define PC_XX(sym, name) name,
     PC_REJECT_MAP(PC_XX)
@@ -86,11 +88,6 @@ static int cmp_peers_desc(const void *a, const void *b, void *ctx)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-static int metric(pc_buf *o, const char *name, const char *type, const char *help)
-{
-    return pc_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 int pc_report_metrics(const pc_registry *r, const pc_tmetrics *m, size_t top, pc_buf *o)
 {
     uint64_t peers, seeders;
@@ -106,58 +103,58 @@ int pc_report_metrics(const pc_registry *r, const pc_tmetrics *m, size_t top, pc
     qsort_r(order, n, sizeof(*order), cmp_peers_desc, (void *)r);
     if (top > n)
         top = n;
-    int rc = metric(o, "peercdn_tracker_peers", "gauge", "Live peers, all videos.");
+    int rc = pc_http_metric_head(o, "peercdn_tracker_peers", "gauge", "Live peers, all videos.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_peers %" PRIu64 "\n", peers);
-    rc = rc ? rc : metric(o, "peercdn_tracker_seeders", "gauge", "Live peers only seeding.");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_seeders", "gauge", "Live peers only seeding.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_seeders %" PRIu64 "\n", seeders);
-    rc = rc ? rc : metric(o, "peercdn_tracker_videos", "gauge", "Videos with statistics.");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_videos", "gauge", "Videos with statistics.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_videos %zu\n", n);
-    rc = rc ? rc : metric(o, "peercdn_tracker_bytes_total", "counter", "Bytes viewers received, by source.");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_bytes_total", "counter", "Bytes viewers received, by source.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_bytes_total{source=\"cdn\"} %" PRIu64 "\n", t->bytes_cdn);
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_bytes_total{source=\"p2p\"} %" PRIu64 "\n", t->bytes_p2p);
-    rc = rc ? rc : metric(o, "peercdn_tracker_uploaded_bytes_total", "counter", "Bytes peers uploaded to peers.");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_uploaded_bytes_total", "counter", "Bytes peers uploaded to peers.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_uploaded_bytes_total %" PRIu64 "\n", t->bytes_up);
-    rc = rc ? rc : metric(o, "peercdn_tracker_offload_ratio", "gauge", "bytes_p2p / (bytes_p2p + bytes_cdn).");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_offload_ratio", "gauge", "bytes_p2p / (bytes_p2p + bytes_cdn).");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_offload_ratio %.6f\n", f.offload);
-    rc = rc ? rc : metric(o, "peercdn_tracker_stalls_total", "counter", "Playback stalls reported by viewers.");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_stalls_total", "counter", "Playback stalls reported by viewers.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_stalls_total %" PRIu64 "\n", t->stalls);
-    rc = rc ? rc : metric(o, "peercdn_tracker_stall_seconds_total", "counter", "Time viewers spent stalled.");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_stall_seconds_total", "counter", "Time viewers spent stalled.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_stall_seconds_total %.3f\n", (double)t->stall_ms / 1000);
-    rc = rc ? rc : metric(o, "peercdn_tracker_played_seconds_total", "counter", "Media time viewers played.");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_played_seconds_total", "counter", "Media time viewers played.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_played_seconds_total %.3f\n", (double)t->played_ms / 1000);
-    rc = rc ? rc : metric(o, "peercdn_tracker_startup_seconds", "summary", "Start-up delay reported by viewers.");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_startup_seconds", "summary", "Start-up delay reported by viewers.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_startup_seconds{quantile=\"0.5\"} %.3f\n", f.startup_p50_ms / 1000);
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_startup_seconds{quantile=\"0.95\"} %.3f\n", f.startup_p95_ms / 1000);
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_startup_seconds_count %" PRIu64 "\n", t->viewers);
-    rc = rc ? rc : metric(o, "peercdn_tracker_announces_total", "counter", "Announces accepted, by event.");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_announces_total", "counter", "Announces accepted, by event.");
     for (int e = 0; rc == 0 && e < 3; e++)
         rc = pc_buf_printf(o, "peercdn_tracker_announces_total{event=\"%s\"} %" PRIu64 "\n", pc_event_name(e),
                            m->announces[e]);
-    rc = rc ? rc : metric(o, "peercdn_tracker_rejects_total", "counter", "Requests refused, by reason.");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_rejects_total", "counter", "Requests refused, by reason.");
     for (int i = 0; rc == 0 && i < PC_REJECT_N; i++)
         rc = pc_buf_printf(o, "peercdn_tracker_rejects_total{code=\"%s\"} %" PRIu64 "\n", reject_names[i], m->rejects[i]);
-    rc = rc ? rc : metric(o, "peercdn_tracker_tickets_issued_total", "counter", "Peer tickets signed.");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_tickets_issued_total", "counter", "Peer tickets signed.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_tickets_issued_total %" PRIu64 "\n", m->tickets);
-    rc = rc ? rc : metric(o, "peercdn_tracker_ban_reports_total", "counter",
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_ban_reports_total", "counter",
                           "Reports that a viewer banned a peer of its video, counted once per network and peer.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_ban_reports_total %" PRIu64 "\n", m->ban_reports);
-    rc = rc ? rc : metric(o, "peercdn_tracker_distrusted_total", "counter",
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_distrusted_total", "counter",
                           "Peers no longer listed in a video: reported banned from --distrust-reports networks.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_distrusted_total %" PRIu64 "\n", m->distrusted);
-    rc = rc ? rc : metric(o, "peercdn_tracker_peers_expired_total", "counter", "Peers dropped for missing announces.");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_peers_expired_total", "counter", "Peers dropped for missing announces.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_peers_expired_total %" PRIu64 "\n", m->expired);
-    rc = rc ? rc : metric(o, "peercdn_tracker_origin_lookups_total", "counter",
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_origin_lookups_total", "counter",
                           "New videos the origin was asked about (--origin).");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_origin_lookups_total %" PRIu64 "\n", m->admit_lookups);
-    rc = rc ? rc : metric(o, "peercdn_tracker_origin_refusals_total", "counter",
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_origin_refusals_total", "counter",
                           "Of them, videos the origin does not publish (or not yet).");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_origin_refusals_total %" PRIu64 "\n", m->admit_refused);
-    rc = rc ? rc : metric(o, "peercdn_tracker_video_peers", "gauge", "Live peers per video (busiest videos).");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_video_peers", "gauge", "Live peers per video (busiest videos).");
     for (size_t i = 0; rc == 0 && i < top; i++) {
         const pc_swarm *sw = pc_registry_swarm(r, order[i]);
         rc = pc_buf_printf(o, "peercdn_tracker_video_peers{video=\"%s\"} %u\n", sw->video, sw->nmembers);
     }
-    rc = rc ? rc : metric(o, "peercdn_tracker_video_bytes_total", "counter", "Bytes per video (busiest), by source.");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_video_bytes_total", "counter", "Bytes per video (busiest), by source.");
     for (size_t i = 0; rc == 0 && i < top; i++) {
         const pc_swarm *sw = pc_registry_swarm(r, order[i]);
         rc = pc_buf_printf(o,
@@ -165,7 +162,7 @@ int pc_report_metrics(const pc_registry *r, const pc_tmetrics *m, size_t top, pc
                            "peercdn_tracker_video_bytes_total{video=\"%s\",source=\"p2p\"} %" PRIu64 "\n",
                            sw->video, sw->st.bytes_cdn, sw->video, sw->st.bytes_p2p);
     }
-    rc = rc ? rc : metric(o, "peercdn_tracker_video_offload_ratio", "gauge", "Offload per video (busiest).");
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_video_offload_ratio", "gauge", "Offload per video (busiest).");
     for (size_t i = 0; rc == 0 && i < top; i++) {
         const pc_swarm *sw = pc_registry_swarm(r, order[i]);
         pc_figures vf;

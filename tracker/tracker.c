@@ -461,7 +461,8 @@ static int build_metrics(pc_tracker *t, int64_t now_s, pc_buf *o)
 {
     (void)now_s;
     pc_admit_counts(t->admit, &t->m.admit_lookups, &t->m.admit_refused);
-    return pc_report_metrics(t->reg, &t->m, METRICS_TOP_VIDEOS, o);
+    int rc = pc_report_metrics(t->reg, &t->m, METRICS_TOP_VIDEOS, o);
+    return rc ? rc : pc_http_server_metrics(t->http, "peercdn_tracker", o);
 }
 
 /* The read endpoints take GET and HEAD: 1 after answering 405 to anything else. */

@@ -406,6 +406,32 @@ def clip(name, size="640x360", rate=30, dur=6, vcodec="libx264", ext="mp4", audi
     return path
 
 
+def prom_parse(text):
+    """A /metrics document in Prometheus's text format (0.0.4), checked line by line: HELP and TYPE
+    before each family's samples, known types, sample names of a declared family, values that parse.
+    Returns {'name{labels}': value}."""
+    values, types = {}, {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            m = re.fullmatch(r"# (HELP|TYPE) ([a-z_]+) (.+)", line)
+            check(m is not None, "comment line: %r" % line)
+            if m.group(1) == "TYPE":
+                check(m.group(3) in ("counter", "gauge", "summary", "histogram", "untyped"), "type: %r" % line)
+                check(m.group(2) not in types, "one TYPE per family: %r" % line)
+                types[m.group(2)] = m.group(3)
+            continue
+        m = re.fullmatch(r'([a-z_]+)(\{[a-z_]+="[^"\\]*"(,[a-z_]+="[^"\\]*")*\})? (-?[0-9.e+]+)', line)
+        check(m is not None, "sample line: %r" % line)
+        name = m.group(1)
+        family = re.sub(r"_(count|sum)$", "", name) if name not in types else name
+        check(family in types, "sample of a declared family: %r" % line)
+        key = name + (m.group(2) or "")
+        check(key not in values, "one sample per series: %r" % line)
+        values[key] = float(m.group(4))
+    check(text.endswith("\n"), "ends with a newline")
+    return values
+
+
 def ffprobe(url_or_path, *extra):
     p = subprocess.run(["ffprobe", "-v", "error", "-of", "json"] + list(extra) + [url_or_path],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)

@@ -13,7 +13,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Suite, check, clip, eq, ffmpeg_decode  # noqa: E402
+from harness import Suite, check, clip, eq, ffmpeg_decode, prom_parse  # noqa: E402
 
 S = Suite("serving")
 st = {}
@@ -284,6 +284,46 @@ def test_client_aborts_do_not_kill_the_server(s):
     eq(o.req("GET", "/api/health").status, 200, "still serving")
 
 
+def metrics(o):
+    r = o.req("GET", "/metrics")
+    eq(r.status, 200, "GET /metrics")
+    check(r.header("content-type").startswith("text/plain; version=0.0.4"), "Prometheus content type")
+    return prom_parse(r.body.decode()), len(r.body)
+
+
+def test_metrics_count_what_clients_saw(s):
+    """/metrics: the catalog by state, the pipeline's tasks, the uploads' bytes, and every answer by status
+    with its body bytes, as curl counted them (h2o's answers and the upload front door's alike)."""
+    o = st["o"]
+    m, _ = metrics(o)
+    eq(m['peercdn_origin_videos{state="ready"}'], 2, "three published, one deleted")
+    eq(m['peercdn_origin_videos{state="failed"}'], 0, "none failed")
+    eq(m['peercdn_origin_uploads_completed_total'], 3, "uploads completed")
+    src = clip("serve_480x270", size="480x270", rate=30, dur=5)
+    eq(m["peercdn_origin_upload_bytes_total"], 3 * os.path.getsize(src), "upload bytes: three copies of the clip")
+    eq(m['peercdn_origin_tasks_finished_total{kind="publish",outcome="done"}'], 3, "three publishes")
+    check(m['peercdn_origin_tasks_finished_total{kind="encode",outcome="done"}'] >= 3, "encodes")
+    check(m['peercdn_origin_task_seconds_total{kind="encode"}'] > 0, "encode time")
+    eq(sum(v for k, v in m.items() if k.startswith("peercdn_origin_tasks{")), 0, "nothing left to do")
+    eq(m['peercdn_origin_workers_busy{pool="heavy"}'], 0, "idle workers")
+    time.sleep(1.1)  # the document is built at most once a second
+    before, before_len = metrics(o)
+    seg = curl(st["base"] + "/v0/seg-00001.m4s")
+    missing = curl("%s/v/%s/v0/seg-99999.m4s" % (o.url, st["vid"]))
+    forged = curl("-I", "-H", "Tus-Resumable: 1.0.0", "%s/tus/E.S/%s" % (o.url, "a" * 20))
+    eq((seg[0], missing[0], forged[0]), (200, 404, 403), "statuses")
+    time.sleep(1.1)
+    after, _ = metrics(o)
+    d = lambda k: after.get(k, 0) - before.get(k, 0)  # noqa: E731
+    code = 'peercdn_origin_http_responses_total{code="%d"}'
+    eq((d(code % 200), d(code % 404), d(code % 403)), (2, 1, 1),
+       "the segment and the first /metrics; the 404; the front door's 403")
+    eq(d("peercdn_origin_http_response_bytes_total"), before_len + len(seg[2]) + len(missing[2]),
+       "body bytes as curl received them")
+    check(after["peercdn_origin_http_connections"] >= 1, "this connection")
+    eq(o.req("POST", "/metrics").status, 405, "GET only")
+
+
 def test_signed_media_mode(s):
     # without the memory cache, so segments stream from disk here
     o = s.origin("--signed-media", "--cache-mb", "0")
@@ -355,4 +395,5 @@ def test_signed_media_mode(s):
 S.run([test_publish_three_videos, test_segments_are_immutable_with_strong_etags, test_byte_ranges, test_cors,
        test_playlists_short_cache_and_gzip, test_memory_cache_serves_the_same_bytes_as_disk,
        test_path_traversal_and_hidden_files, test_catalog_pagination,
-       test_delete_removes_media_and_metadata, test_client_aborts_do_not_kill_the_server, test_signed_media_mode])
+       test_delete_removes_media_and_metadata, test_client_aborts_do_not_kill_the_server,
+       test_metrics_count_what_clients_saw, test_signed_media_mode])

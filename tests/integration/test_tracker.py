@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SLOW, QuietHandler, Suite, TrackerPeer, b64u_decode, check, clip, eq, h2_stalled_get, serve_http  # noqa: E402
+from harness import SLOW, QuietHandler, Suite, TrackerPeer, b64u_decode, check, clip, eq, h2_stalled_get, prom_parse, serve_http  # noqa: E402
 
 from cryptography.exceptions import InvalidSignature  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
@@ -135,21 +135,15 @@ def test_metrics_match_stats(s):
     r = t.req("GET", "/metrics")
     eq(r.status, 200, "GET /metrics")
     check(r.header("content-type").startswith("text/plain; version=0.0.4"), "Prometheus content type")
-    text = r.body.decode()
-    values = {}
-    for line in text.splitlines():
-        if line.startswith("#"):
-            check(re.fullmatch(r"# (HELP|TYPE) [a-z_]+ .+", line) is not None, "comment line: %r" % line)
-            continue
-        m = re.fullmatch(r'([a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (-?[0-9.e+]+)', line)
-        check(m is not None, "sample line: %r" % line)
-        values[m.group(1) + (m.group(2) or "")] = float(m.group(4))
+    values = prom_parse(r.body.decode())
     eq(values["peercdn_tracker_peers"], 1, "peers")
     eq(values['peercdn_tracker_bytes_total{source="cdn"}'], 2000000, "cdn bytes")
     eq(values['peercdn_tracker_bytes_total{source="p2p"}'], 5500000, "p2p bytes")
     check(abs(values["peercdn_tracker_offload_ratio"] - 5500000 / 7500000) < 1e-6, "offload")
     eq(values['peercdn_tracker_announces_total{event="stopped"}'], 1, "stopped announces")
     eq(values['peercdn_tracker_video_peers{video="stats1"}'], 1, "per-video peers")
+    check(values['peercdn_tracker_http_responses_total{code="200"}'] >= 1, "answers counted")
+    check(values["peercdn_tracker_http_connections"] >= 1, "this connection counted")
 
 
 def test_restart_keeps_statistics_and_history(s):
