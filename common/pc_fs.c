@@ -5,8 +5,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "pc_log.h"
 
 int pc_mkdirs(const char *path)
 {
@@ -143,4 +146,21 @@ int pc_read_file(const char *path, size_t max, char **out, size_t *len)
     *out = buf;
     *len = got;
     return 0;
+}
+
+unsigned long pc_raise_nofile(const char *component)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > ((rlim_t)1 << 20) ? (rlim_t)1 << 20 : rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        struct rlimit up = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = want;
+    }
+    unsigned long n = rl.rlim_cur == RLIM_INFINITY ? (unsigned long)1 << 20 : (unsigned long)rl.rlim_cur;
+    if (n < PC_NOFILE_WARN)
+        PC_LOGW(component, "only %lu file descriptors (ulimit -Hn): about that many connections at once, no more", n);
+    return n;
 }

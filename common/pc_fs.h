@@ -1,6 +1,7 @@
 /*
  * Small file-system helpers shared by the origin (media work) and the peer (segment cache, report):
- * mkdir -p, atomic whole-file writes (temporary file, then rename) and bounded whole-file reads.
+ * mkdir -p, atomic whole-file writes (temporary file, then rename) and bounded whole-file reads; and the
+ * servers' limit on open descriptors.
  */
 #ifndef PC_FS_H
 #define PC_FS_H
@@ -31,5 +32,12 @@ int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigne
  * malloc'd, NUL-terminated buffer. Anything but a regular file (a FIFO, a device, a directory) is
  * PC_EINVAL, and never blocks. */
 int pc_read_file(const char *path, size_t max, char **out, size_t *len) PC_MUST_CHECK;
+
+/* Raises the process's soft limit on open descriptors to its hard limit (at most 1 << 20): a server holds
+ * one per connection, and Debian's default soft limit, 1024, would refuse the 1025th client while the
+ * hard limit allows far more. Logs a warning naming |component| when the limit stays below 4096.
+ * Returns the limit in force (0 when it cannot be read). */
+#define PC_NOFILE_WARN 4096
+unsigned long pc_raise_nofile(const char *component);
 
 #endif

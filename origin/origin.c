@@ -273,6 +273,7 @@ int pc_origin_serve(const pc_origin_config *cfg)
         PC_LOGW("origin", "the upload token has %zu characters: anyone who guesses it can upload and delete videos "
                           "(32 random characters: openssl rand -hex 16)", strlen(cfg->upload_token));
     fflush(stdout);
+    pc_raise_nofile("origin");
     uv_run(o->loop, UV_RUN_DEFAULT);
     rc = 0;
 out:

@@ -24,6 +24,7 @@
 #include "pc_cli.h"
 #include "pc_buf.h"
 #include "pc_crypto.h"
+#include "pc_fs.h"
 #include "pc_http_server.h"
 #include "pc_json.h"
 #include "pc_log.h"
@@ -801,6 +802,7 @@ int pc_tracker_serve(const pc_tracker_config *cfg)
     pc_tstore_busy_wait(t->store, SERVE_BUSY_WAIT_MS);
     printf("peercdn-tracker listening on http://%s (key %s)\n", bound, t->pk_b64);
     fflush(stdout);
+    pc_raise_nofile("tracker");
     uv_run(t->loop, UV_RUN_DEFAULT); /* until a stop signal (on_signal saves) and the connections close */
     rc = 0;
 out:

@@ -656,6 +656,32 @@ def test_a_peer_reported_banned_from_three_networks_is_listed_to_no_one(s):
     eq(net1.announce("periodic", expect=400, banned=[bad_b64] * 9)["code"], "bad_field", "more than eight keys")
 
 
+def test_the_descriptor_limit_is_raised_to_the_hard_limit(s):
+    """Debian's soft limit of 1024 descriptors would refuse the 1025th client of a tracker whose hard
+    limit allows far more: the tracker lifts it, and warns when the hard limit itself is low."""
+    import resource
+
+    def start(soft, hard):
+        db = os.path.join(s.tmp, "nofile-%d.db" % hard)
+        p = subprocess.Popen([s.bin("peercdn-tracker"), "serve", "--listen", "127.0.0.1:0", "--db", db],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)))
+        check("listening on" in p.stdout.readline(), "started")
+        time.sleep(0.3)
+        with open("/proc/%d/limits" % p.pid) as f:
+            row = [l for l in f if l.startswith("Max open files")][0].split()
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=10)
+        return int(row[3]), err
+
+    got, err = start(256, 8192)
+    eq(got, 8192, "soft limit raised to the hard one")
+    check("file descriptors" not in err, "no warning: %r" % err)
+    got, err = start(100, 200)
+    eq(got, 200, "raised as far as allowed")
+    check("only 200 file descriptors" in err, "a warning names the limit: %r" % err)
+
+
 S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers, test_other_videos_are_separate,
        test_silent_peers_expire_after_two_intervals, test_statistics_add_up, test_metrics_match_stats,
        test_restart_keeps_statistics_and_history, test_a_stop_does_not_wait_for_a_client_that_does_not_read,
@@ -664,4 +690,5 @@ S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers,
        test_a_locked_database_does_not_stall_the_tracker, test_stats_of_a_large_catalog_are_shared_not_copied_per_client,
        test_a_tampered_saved_swarm_is_not_echoed_to_peers, test_history_pages_follow_the_cursor,
        test_totals_near_the_cap_do_not_wrap, test_with_origin_only_published_videos_get_a_swarm,
-       test_a_peer_reported_banned_from_three_networks_is_listed_to_no_one])
+       test_a_peer_reported_banned_from_three_networks_is_listed_to_no_one,
+       test_the_descriptor_limit_is_raised_to_the_hard_limit])
