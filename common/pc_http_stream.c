@@ -299,7 +299,8 @@ static void write_simple_error(pc_hs_conn *c, int status, const char *code, cons
     size_t len = 0;
     char *body = pc_json_error_body(code, msg, &len);
     c->close_after = 1;
-    pc_hs_respond(c, status, NULL, 0, "application/json", body != NULL ? body : "{}", body != NULL ? len : 2);
+    pc_hs_respond(c, status, c->hs->h.error_headers, c->hs->h.nerror_headers, "application/json",
+                  body != NULL ? body : "{}", body != NULL ? len : 2);
     free(body);
 }
 
@@ -335,7 +336,9 @@ static int build_request(pc_hs_conn *c)
     if (c->parser.flags & F_CHUNKED)
         c->req.content_length = -1;
     else if (c->parser.content_length != ULLONG_MAX && c->parser.content_length > 0)
-        c->req.content_length = (int64_t)c->parser.content_length;
+        /* 2^63 and more would turn negative (read as chunked) and pass every size check: past all of them */
+        c->req.content_length = c->parser.content_length > (uint64_t)INT64_MAX ? INT64_MAX
+                                                                               : (int64_t)c->parser.content_length;
     else
         c->req.content_length = 0;
     size_t elen = 0;

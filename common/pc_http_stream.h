@@ -62,6 +62,11 @@ typedef struct pc_hs_handler {
     size_t max_head;          /* default 16 KiB */
     uint64_t body_timeout_ms; /* default 60 s */
     uint64_t idle_timeout_ms; /* default 30 s */
+    /* Extra headers ("Name", "value" pairs, |nerror_headers| of them, static) on the answers this module
+     * writes itself (a malformed or oversized head, a broken body): what the handler's own answers carry,
+     * such as CORS and Tus-Resumable. */
+    const char *const *error_headers;
+    size_t nerror_headers;
 } pc_hs_handler;
 
 /* |h| is copied. NULL on ENOMEM. */

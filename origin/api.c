@@ -196,7 +196,7 @@ static int load_video_authorized(pc_origin *o, h2o_req_t *req, const char *id, c
 static int handle_retry(pc_origin *o, h2o_req_t *req, const char *id)
 {
     if (!pc_http_req_method_is(req, "POST")) {
-        pc_http_add_header(req, "allow", "POST");
+        pc_http_add_header(req, "allow", "POST, OPTIONS");
         pc_http_respond_error(req, 405, "method_not_allowed", "a retry takes POST");
         return 0;
     }
@@ -265,7 +265,7 @@ static int handle_video(pc_origin *o, h2o_req_t *req, const char *id)
         return 0;
     }
     if (!pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
-        pc_http_add_header(req, "allow", "GET, HEAD, DELETE");
+        pc_http_add_header(req, "allow", "GET, HEAD, DELETE, OPTIONS");
         pc_http_respond_error(req, 405, "method_not_allowed", "videos take GET and DELETE");
         return 0;
     }
@@ -293,7 +293,7 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
     if (fixed && pc_origin_api_preflight(req, "GET, HEAD, OPTIONS"))
         return 0;
     if (fixed && !pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
-        pc_http_add_header(req, "allow", "GET, HEAD");
+        pc_http_add_header(req, "allow", "GET, HEAD, OPTIONS");
         pc_http_respond_error(req, 405, "method_not_allowed", "this resource takes GET");
         return 0;
     }
@@ -317,7 +317,7 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
         if (pc_origin_api_preflight(req, "GET, HEAD, OPTIONS"))
             return 0;
         if (!pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
-            pc_http_add_header(req, "allow", "GET, HEAD");
+            pc_http_add_header(req, "allow", "GET, HEAD, OPTIONS");
             pc_http_respond_error(req, 405, "method_not_allowed", "the catalog takes GET");
             return 0;
         }

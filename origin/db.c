@@ -161,10 +161,11 @@ int pc_db_upload_delete(pc_db *db, const char *id)
     return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "DELETE FROM uploads WHERE id = ?", "s", id));
 }
 
-int pc_db_upload_pending(pc_db *db, int64_t *bytes)
+int pc_db_upload_pending(pc_db *db, int64_t now_s, int64_t *bytes)
 {
-    sqlite3_stmt *st =
-        pc_sqlite_prep(&db->sq, "SELECT COALESCE(SUM(length - offset), 0) FROM uploads WHERE completed = 0", "");
+    sqlite3_stmt *st = pc_sqlite_prep(
+        &db->sq, "SELECT COALESCE(SUM(length - offset), 0) FROM uploads WHERE completed = 0 AND expires > ?", "i",
+        now_s);
     if (st == NULL)
         return PC_EDB;
     int rc = sqlite3_step(st);
@@ -371,9 +372,20 @@ int pc_db_video_fail(pc_db *db, const char *id, const char *code, const char *me
 
 int pc_db_video_delete(pc_db *db, const char *id)
 {
-    int r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "DELETE FROM videos WHERE id = ?", "s", id));
+    int r = pc_db_begin(db);
+    if (r != 0)
+        return r;
+    r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "DELETE FROM videos WHERE id = ?", "s", id));
     if (r == 0 && sqlite3_changes(db->sq.h) == 0)
-        return PC_ENOENT;
+        r = PC_ENOENT;
+    /* the upload it came from (the final upload has the video's id): its tus URL, its metadata with the
+     * file name, go with it */
+    if (r == 0)
+        r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "DELETE FROM uploads WHERE id = ?", "s", id));
+    if (r == 0)
+        r = pc_db_commit(db);
+    if (r != 0)
+        pc_db_rollback(db);
     return r;
 }
 

@@ -55,8 +55,9 @@ int pc_db_upload_insert(pc_db *db, const pc_upload *u) PC_MUST_CHECK;
 int pc_db_upload_get(pc_db *db, const char *id, pc_upload *out) PC_MUST_CHECK;
 int pc_db_upload_set_offset(pc_db *db, const char *id, int64_t offset, int completed) PC_MUST_CHECK;
 int pc_db_upload_delete(pc_db *db, const char *id) PC_MUST_CHECK;
-/* Bytes promised to unfinished uploads and not yet written (Σ length − offset). PC_EDB. */
-int pc_db_upload_pending(pc_db *db, int64_t *bytes) PC_MUST_CHECK;
+/* Bytes promised to unfinished uploads that have not expired by |now_s| and not yet written
+ * (Σ length − offset): an expired one can take no more. PC_EDB. */
+int pc_db_upload_pending(pc_db *db, int64_t now_s, int64_t *bytes) PC_MUST_CHECK;
 /*
  * Ids of uploads to forget, at most |max|: unfinished and partial ones whose
  * expiry passed, and completed single/final ones |keep_done_s| after their

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "media.h"
 #include "origin.h"
@@ -62,7 +63,7 @@ static int build(pc_origin *o, pc_buf *b)
     pc_blobcache_stats cs;
     pc_media_cache_stats(o->media, &cs);
     int64_t pending = 0;
-    int have_pending = pc_db_upload_pending(o->db, &pending) == 0;
+    int have_pending = pc_db_upload_pending(o->db, (int64_t)time(NULL), &pending) == 0;
 
     int rc = pc_http_metric_head(b, "peercdn_origin_start_time_seconds", "gauge", "When the process started (unix time).");
     rc = rc ? rc : pc_buf_printf(b, "peercdn_origin_start_time_seconds %" PRId64 "\n", o->started_s);
@@ -101,7 +102,7 @@ static int build(pc_origin *o, pc_buf *b)
     rc = rc ? rc : pc_buf_printf(b, "peercdn_origin_upload_bytes_total %" PRIu64 "\n", ts.bytes);
     if (have_pending) {
         rc = rc ? rc : pc_http_metric_head(b, "peercdn_origin_upload_pending_bytes", "gauge",
-                                           "Bytes unfinished uploads announced and have not sent yet.");
+                                           "Bytes unfinished uploads (not expired) announced and have not sent yet.");
         rc = rc ? rc : pc_buf_printf(b, "peercdn_origin_upload_pending_bytes %" PRId64 "\n", pending);
     }
     rc = rc ? rc : pc_http_metric_head(b, "peercdn_origin_cache_entries", "gauge", "Files in the memory cache.");
@@ -126,7 +127,7 @@ int pc_origin_metrics_route(void *user, h2o_req_t *req)
     if (pc_http_preflight(req, "GET, HEAD, OPTIONS", ""))
         return 0;
     if (!pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
-        pc_http_add_header(req, "allow", "GET, HEAD");
+        pc_http_add_header(req, "allow", "GET, HEAD, OPTIONS");
         pc_http_respond_error(req, 405, "method_not_allowed", "this resource takes GET");
         return 0;
     }

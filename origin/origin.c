@@ -176,6 +176,24 @@ int pc_origin_serve(const pc_origin_config *cfg)
             goto out;
         }
     }
+    /* uploads become originals, work becomes media, and removals go to trash by rename(2), which cannot
+     * cross file systems: a directory mounted on its own would lose every upload at its hand-over */
+    struct stat first;
+    for (size_t i = 2; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        struct stat sb;
+        if (stat(dirs[i], &sb) != 0) {
+            pc_cli_error("cannot use the data directory %s: %s", dirs[i], strerror(errno));
+            goto out;
+        }
+        if (i == 2)
+            first = sb;
+        else if (sb.st_dev != first.st_dev) {
+            pc_cli_error("%s and %s are on different file systems; files move between them by rename, so mount "
+                         "the data directory as one",
+                         dirs[2], dirs[i]);
+            goto out;
+        }
+    }
     snprintf(path, sizeof(path), "%s/.lock", cfg->data_dir);
     o->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (o->lock_fd < 0) {

@@ -151,7 +151,7 @@ static int room_for(const pc_tus *t, int64_t bytes, pc_tus_reply *r)
 {
     struct statvfs vfs;
     int64_t pending = 0;
-    if (pc_db_upload_pending(t->cfg.db, &pending) != 0)
+    if (pc_db_upload_pending(t->cfg.db, now_s(), &pending) != 0)
         return reply_error(r, 500, "database_error", "cannot read the uploads");
     if (statvfs(t->upload_dir, &vfs) == 0 &&
         (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize - pending - bytes < t->cfg.min_free_bytes)
@@ -501,7 +501,17 @@ int pc_tus_recover(pc_tus *t)
         if (!pc_id_valid(e->d_name, strlen(e->d_name)))
             continue;
         pc_upload u;
-        if (pc_db_upload_get(t->cfg.db, e->d_name, &u) != 0)
+        int r = pc_db_upload_get(t->cfg.db, e->d_name, &u);
+        if (r == PC_ENOENT) {
+            /* written before the row that would have owned it (a creation or a join the process died in):
+             * nothing refers to it, and no one could ever resume it */
+            char path[4096];
+            upload_path(t, e->d_name, path, sizeof(path));
+            if (unlink(path) == 0)
+                PC_LOGW("tus", "removed %s: a creation or join that did not finish left it", path);
+            continue;
+        }
+        if (r != 0)
             continue;
         if (u.completed && u.kind != PC_UPLOAD_PARTIAL) {
             PC_LOGW("tus", "completed upload %s was still in %s; moving it to its video", u.id, t->upload_dir);
@@ -990,7 +1000,9 @@ int pc_tus_begin(pc_tus *t, const pc_tus_request *req, pc_tus_reply *early, pc_t
     size_t plen = req->path_len;
     const char *query = plen < strlen(req->target) ? req->target + plen + 1 : "";
     size_t qlen = strlen(query);
-    if (plen < blen - 1 || strncmp(path, t->base_path, blen - 1) != 0)
+    /* the base itself without its '/' ("/tus"), or under it: not "/tusfoo" */
+    if (!(plen == blen - 1 && strncmp(path, t->base_path, blen - 1) == 0) &&
+        !(plen >= blen && strncmp(path, t->base_path, blen) == 0))
         return reply_error(early, 404, "not_found", "no such upload");
     if (strcmp(method, "OPTIONS") == 0) {
         handle_options(early);
@@ -1100,17 +1112,30 @@ static void start_write(pc_tus_op *op)
     uv_fs_write(op->t->cfg.loop, &op->wreq, op->fd, &b, 1, op->base_offset + op->written, on_write);
 }
 
+/* A creation with upload made the upload before its body came: every answer names it, errors too, so
+ * that the client can go on from what was kept. */
+static void add_location(const pc_tus_op *op, pc_tus_reply *r)
+{
+    if (op->created && op->location != NULL)
+        add_header(r, "Location", "%s", op->location);
+}
+
 int pc_tus_op_body(pc_tus_op *op, const char *data, size_t len, int *pause, pc_tus_reply *reply)
 {
     *pause = 0;
     if (op->kind != OP_PATCH || len == 0)
         return 0;
-    if ((int64_t)len > op->limit - op->received) /* what came before is kept: the op finishes as interrupted */
-        return reply_error(reply, 413, "too_large", "the body extends past Upload-Length");
+    if ((int64_t)len > op->limit - op->received) { /* what came before is kept: the op finishes as interrupted */
+        reply_error(reply, 413, "too_large", "the body extends past Upload-Length");
+        add_location(op, reply);
+        return 1;
+    }
     if (op->failed) {
         int status = op->fail_errno == ENOSPC ? 507 : 500;
-        return reply_error(reply, status, status == 507 ? "insufficient_storage" : "io_error",
-                           "the upload could not be written to storage");
+        reply_error(reply, status, status == 507 ? "insufficient_storage" : "io_error",
+                    "the upload could not be written to storage");
+        add_location(op, reply);
+        return 1;
     }
     if (op->md != NULL)
         EVP_DigestUpdate(op->md, data, len);
@@ -1119,7 +1144,9 @@ int pc_tus_op_body(pc_tus_op *op, const char *data, size_t len, int *pause, pc_t
         char *p = realloc(op->fill, cap);
         if (p == NULL) {
             op->failed = 1;
-            return reply_error(reply, 503, "out_of_memory", "the server is out of memory");
+            reply_error(reply, 503, "out_of_memory", "the server is out of memory");
+            add_location(op, reply);
+            return 1;
         }
         op->fill = p;
         op->fill_cap = cap;
@@ -1187,8 +1214,7 @@ static void finalize_patch(pc_tus_op *op)
         }
         if (dr != 0) {
             reply_error(&r, 500, "database_error", "cannot record the upload's progress; retry from the last offset");
-            if (op->created && op->location != NULL)
-                add_header(&r, "Location", "%s", op->location);
+            add_location(op, &r);
             finish_reply(op, &r);
             return;
         }
@@ -1205,12 +1231,11 @@ static void finalize_patch(pc_tus_op *op)
         reply_error(&r, status, status == 507 ? "insufficient_storage" : "io_error",
                     "the upload could not be written to storage");
     }
-    if (r.status != 0 && op->created && op->location != NULL)
-        add_header(&r, "Location", "%s", op->location); /* the upload exists: the client can go on */
-    if (r.status == 0) {
+    int ok = r.status == 0;
+    if (ok)
         reply_init(&r, op->created ? 201 : 204);
-        if (op->created && op->location != NULL)
-            add_header(&r, "Location", "%s", op->location);
+    add_location(op, &r);
+    if (ok) {
         add_header(&r, "Upload-Offset", "%" PRId64, new_off);
         add_expires(&r, &op->up);
     }
@@ -1301,7 +1326,9 @@ static void concat_after(uv_work_t *w, int status)
     pc_tus_reply r;
     memset(&r, 0, sizeof(r));
     if (status != 0 || op->work_result != 0) {
-        reply_error(&r, op->work_result == PC_ENOSPC ? 507 : 500, "io_error", "the partial uploads could not be joined");
+        int full = op->work_result == PC_ENOSPC;
+        reply_error(&r, full ? 507 : 500, full ? "insufficient_storage" : "io_error",
+                    "the partial uploads could not be joined");
         finish_reply(op, &r);
         return;
     }
@@ -1375,18 +1402,26 @@ void pc_tus_op_finish(pc_tus_op *op, int complete, void (*done)(void *arg, pc_tu
 
 int pc_tus_gc(pc_tus *t)
 {
+    /* in batches, up to 64 of them a sweep: a sweep a minute of one batch let expired uploads pile up
+     * faster than it took them away (a batch that removes nothing, all in use, ends the sweep) */
     char ids[64][PC_ID_LEN + 1];
-    int n = pc_db_upload_expired(t->cfg.db, now_s(), t->cfg.upload_ttl_s, ids, 64), removed = 0;
-    for (int i = 0; i < n; i++) {
-        if (is_locked(t, ids[i]))
-            continue;
-        char path[4096];
-        upload_path(t, ids[i], path, sizeof(path));
-        if (pc_db_upload_delete(t->cfg.db, ids[i]) == 0) {
-            unlink(path);
-            removed++;
-            PC_LOGI("tus", "expired upload %s removed", ids[i]);
+    int removed = 0;
+    for (int batch = 0; batch < 64; batch++) {
+        int n = pc_db_upload_expired(t->cfg.db, now_s(), t->cfg.upload_ttl_s, ids, 64), now_removed = 0;
+        for (int i = 0; i < n; i++) {
+            if (is_locked(t, ids[i]))
+                continue;
+            char path[4096];
+            upload_path(t, ids[i], path, sizeof(path));
+            if (pc_db_upload_delete(t->cfg.db, ids[i]) == 0) {
+                unlink(path);
+                now_removed++;
+                PC_LOGI("tus", "expired upload %s removed", ids[i]);
+            }
         }
+        removed += now_removed;
+        if (n < 64 || now_removed == 0)
+            break;
     }
     return removed;
 }

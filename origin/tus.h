@@ -125,7 +125,8 @@ char *pc_tus_creation_url(pc_tus *t, const char *host, int64_t *expires);
  * lifetime later. Returns how many.
  */
 int pc_tus_gc(pc_tus *t);
-/* At start: moves completed uploads whose files are still in upload_dir to done_dir. Returns how many. */
+/* At start: moves completed uploads whose files are still in upload_dir to done_dir, and removes files
+ * there that no upload owns (a creation or a join the process died in). Returns how many it moved. */
 int pc_tus_recover(pc_tus *t);
 
 /* Exposed for tests: parse "key b64,key2 b64" into a JSON-ish check; 0 when well-formed. */

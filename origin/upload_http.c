@@ -38,7 +38,7 @@ int pc_origin_uploads_api(void *user, h2o_req_t *req)
     if (pc_origin_api_preflight(req, "POST, OPTIONS"))
         return 0;
     if (!pc_http_req_method_is(req, "POST")) {
-        pc_http_add_header(req, "allow", "POST");
+        pc_http_add_header(req, "allow", "POST, OPTIONS");
         pc_http_respond_error(req, 405, "method_not_allowed", "use POST to request an upload URL");
         return 0;
     }
@@ -316,7 +316,11 @@ int pc_origin_tus_route(void *user, h2o_req_t *req)
 
 int pc_origin_uploads_init(pc_origin *o)
 {
+    /* as every tus answer (the spec asks it of each one) and every API answer (a page's upload reads it) */
+    static const char *const error_headers[] = {"Tus-Resumable", "1.0.0", "Access-Control-Allow-Origin", "*"};
     pc_hs_handler h = {
+        .error_headers = error_headers,
+        .nerror_headers = 2,
         .on_head = fd_on_head,
         .on_body = fd_on_body,
         .on_end = fd_on_end,

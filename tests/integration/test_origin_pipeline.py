@@ -204,7 +204,7 @@ def test_a_failed_video_runs_again_once_its_cause_is_fixed(s):
     r = o.req("POST", retry)
     eq((r.status, r.json()["code"]), (401, "unauthorized"), "no token")
     r = o.req("GET", retry, headers=o.auth())
-    eq((r.status, r.header("allow")), (405, "POST"), "a retry takes POST")
+    eq((r.status, r.header("allow")), (405, "POST, OPTIONS"), "a retry takes POST")
     eq(o.req("POST", "/api/videos/%s/retry" % ("z" * len(vid)), headers=o.auth()).status, 404, "no such video")
     sock.close()
     t = s.tracker("--listen", "127.0.0.1:%d" % port)

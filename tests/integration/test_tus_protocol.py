@@ -563,6 +563,53 @@ def test_memory_stays_bounded_for_big_and_concurrent_uploads(s):
     check(grew < 80, "RSS grew by %.1f MiB" % grew)
 
 
+def test_an_audits_findings(s):
+    """What an audit of the upload surface found: a creation whose body overran names the upload it made;
+    a Content-Length past 2^63 is refused before anything is made; front-door errors carry Tus-Resumable
+    and CORS; '/tusX' is not '/tus/'; expired uploads reserve no disk; a deleted video's upload is gone."""
+    o = origin()
+    cu = urllib.parse.urlsplit(st["create"])
+    head = ("POST %s?%s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 5\r\n"
+            "Content-Type: application/offset+octet-stream\r\n" % (cu.path, cu.query, cu.netloc))
+    resp = raw(o, (head + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n").encode(), wait=2)
+    check(resp.startswith(b"HTTP/1.1 413"), "overrun: %r" % resp[:80])
+    m = re.search(rb"\r\nLocation: (\S+)\r\n", resp)
+    check(m is not None, "the 413 names the upload it made: %r" % resp[:400])
+    deadline = time.time() + 5  # the kept bytes are committed after the answer, once synced
+    while request(m.group(1).decode(), "HEAD", headers=tus_headers()).header("upload-offset") != "3" and \
+            time.time() < deadline:
+        time.sleep(0.1)
+    r = request(m.group(1).decode(), "HEAD", headers=tus_headers())
+    eq((r.status, r.header("upload-offset")), (200, "3"), "and the client can go on from what was kept")
+    resp = raw(o, (head + "Content-Length: 9223372036854775808\r\n\r\nabc").encode(), wait=2)
+    check(resp.startswith(b"HTTP/1.1 413") and b"\r\nLocation:" not in resp, "2^63 bytes: %r" % resp[:200])
+    resp = raw(o, b"HEAD /tus/" + b"a" * 20 + b" HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 17000 + b"\r\n\r\n", wait=2)
+    check(resp.startswith(b"HTTP/1.1 431") and b"\r\nTus-Resumable: 1.0.0\r\n" in resp and
+          b"\r\nAccess-Control-Allow-Origin: *\r\n" in resp, "the front door's own error: %r" % resp[:300])
+    loc = urllib.parse.urlsplit(location(create(o, 10)))
+    eq(request("%s://%s/tusX%s?%s" % (loc.scheme, loc.netloc, loc.path[4:], loc.query), "HEAD",
+               headers=tus_headers()).status, 404, "/tusX is not under /tus/")
+    eq(request(st["create"].replace("/tus/?", "/tusQ?"), "POST", headers=tus_headers(Upload_Length=5)).status, 404,
+       "nor is a creation there")
+    # disk: an upload that expired unfinished no longer holds its reservation (the origin's uploads live 4 s)
+    n = 0
+    while n < 5000 and create(o, 1 << 30).status == 201:
+        n += 1
+    check(n < 5000, "creations of 1 GiB end in 507")
+    eq(create(o, 1 << 30).status, 507, "no room promised after %d" % n)
+    time.sleep(4.5)
+    eq(create(o, 1 << 30).status, 201, "once they expired unfinished, their room is free again")
+    # a deleted video's upload (its tus URL and its metadata) goes with it
+    data = b"not a video at all"
+    r = request(st["create"], "POST", body=data, headers=tus_headers(
+        Upload_Length=len(data), Content_Type="application/offset+octet-stream", Upload_Metadata=meta(filename="x.mp4")))
+    vloc = location(r)
+    vid = urllib.parse.urlsplit(vloc).path.rsplit("/", 1)[1]
+    eq(request(vloc, "HEAD", headers=tus_headers()).status, 200, "the upload before")
+    eq(o.req("DELETE", "/api/videos/" + vid, headers=o.auth()).status, 204, "deleted")
+    eq(request(vloc, "HEAD", headers=tus_headers()).status, 404, "the upload after")
+
+
 S.run([test_creation_url_needs_the_token, test_options_advertises_the_extensions,
        test_a_public_url_ending_in_a_slash_gives_the_same_urls, test_forged_and_expired_creation_urls_are_403, test_upload_url_signature_is_checked, test_version_is_required,
        test_over_1_gib_is_413, test_patch_head_and_offsets, test_checksums, test_termination,
@@ -571,4 +618,4 @@ S.run([test_creation_url_needs_the_token, test_options_advertises_the_extensions
        test_malformed_requests, test_expect_continue, test_creation_with_upload_and_method_override,
        test_finished_and_empty_uploads_answer_retries_and_bad_checksums_leave_nothing,
        test_uploads_cannot_promise_more_disk_than_there_is,
-       test_memory_stays_bounded_for_big_and_concurrent_uploads])
+       test_memory_stays_bounded_for_big_and_concurrent_uploads, test_an_audits_findings])
