@@ -5,11 +5,13 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "pc_log.h"
+#include "pc_num.h"
 
 int pc_mkdirs(const char *path)
 {
@@ -55,12 +57,20 @@ int pc_replace_file(const char *path, const void *data, size_t len)
 
 int pc_open_tmp(const char *path, char tmp[PC_TMP_PATH_MAX], unsigned mode)
 {
-    snprintf(tmp, PC_TMP_PATH_MAX, "%s.tmp", path);
-    /* a new file: whatever was left under that name (a FIFO would block the open) goes first */
-    if (unlink(tmp) != 0 && errno != ENOENT)
-        return pc_err_from_errno(errno);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
-    return fd >= 0 ? fd : pc_err_from_errno(errno);
+    /* a name of this process's own: two processes writing the same file (two seeders sharing a cache
+     * directory, viewers pinning a key in one state directory at once) each rename a whole file, never
+     * the other's half-written one; O_EXCL: a new file, never something planted under that name */
+    static _Atomic unsigned counter;
+    for (int attempt = 0; attempt < 8; attempt++) {
+        if (snprintf(tmp, PC_TMP_PATH_MAX, "%s.tmp.%ld.%u", path, (long)getpid(), counter++) >= PC_TMP_PATH_MAX)
+            return PC_ETOOBIG;
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+        if (fd >= 0)
+            return fd;
+        if (errno != EEXIST) /* else left by a process that had this pid: the next number */
+            return pc_err_from_errno(errno);
+    }
+    return PC_EEXIST;
 }
 
 int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigned mode)
@@ -83,9 +93,46 @@ int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigne
     return 0;
 }
 
+int pc_std_fd(const char *path)
+{
+    static const struct {
+        const char *prefix;
+        int fd; /* -1: the number follows the prefix */
+    } names[] = {{"/dev/stdout", 1}, {"/dev/stderr", 2}, {"/dev/fd/", -1}, {"/proc/self/fd/", -1}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t n = strlen(names[i].prefix);
+        if (strncmp(path, names[i].prefix, n) != 0)
+            continue;
+        if (names[i].fd >= 0)
+            return path[n] == '\0' ? names[i].fd : -1;
+        int64_t fd;
+        return pc_parse_int_str(path + n, 0, 1 << 20, 0, &fd) == 0 ? (int)fd : -1;
+    }
+    return -1;
+}
+
 int pc_write_file(const char *path, const void *data, size_t len)
 {
+    /* what this process was given as its output: written there, at its offset (a shell's "> out.json"
+     * keeps what came before); reopening /proc/self/fd/1 would truncate that, and renaming over
+     * /dev/stdout (as root) would replace the system's link with a file */
+    int sfd = pc_std_fd(path);
+    if (sfd >= 0) {
+        int fl = fcntl(sfd, F_GETFL);
+        if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY)
+            return pc_err_from_errno(fl < 0 ? errno : EBADF);
+        return write_all(sfd, data, len);
+    }
     struct stat st;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        /* a link is followed, never replaced: the file it leads to is written (atomically, if regular) */
+        char *real = realpath(path, NULL);
+        if (real == NULL)
+            return pc_err_from_errno(errno);
+        int r = pc_write_file(real, data, len);
+        free(real);
+        return r;
+    }
     if (stat(path, &st) != 0 || S_ISREG(st.st_mode))
         return pc_replace_file(path, data, len);
     /* a device, a pipe or a terminal (--report /dev/stdout): written into, never replaced */

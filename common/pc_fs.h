@@ -16,14 +16,20 @@
 int pc_mkdirs(const char *path) PC_MUST_CHECK;
 /* Writes |len| bytes to |path| atomically: |path|.tmp, then rename; a failure leaves |path| as it was.
  * A |path| that exists but is not a regular file (a device, a pipe) is written into, never replaced
- * (a FIFO nobody reads is an error, not a wait); a directory is PC_EINVAL. */
+ * (a FIFO nobody reads is an error, not a wait); a directory is PC_EINVAL. A symbolic link is followed,
+ * never replaced: what it leads to is written by these rules. /dev/stdout, /dev/stderr, /dev/fd/N and
+ * /proc/self/fd/N are this process's descriptors, written at their offsets (pc_std_fd). */
 int pc_write_file(const char *path, const void *data, size_t len) PC_MUST_CHECK;
+/* The descriptor |path| names as one of this process's own (1 for /dev/stdout, 2 for /dev/stderr, N for
+ * /dev/fd/N and /proc/self/fd/N), or -1. */
+int pc_std_fd(const char *path);
 /* The same, but whatever |path| names (a FIFO or a device planted in a cache) is replaced, never written
  * into; a directory fails the rename. For files the program owns. */
 int pc_replace_file(const char *path, const void *data, size_t len) PC_MUST_CHECK;
-/* |path|.tmp (into |tmp|) opened for writing as a new file (whatever was left under that name, a symbolic
- * link or a FIFO, removed first, never followed or opened): a descriptor, or a negative PC_E* code. The
- * caller writes it whole and renames it over |path| (what pc_replace_file does for a buffer). */
+/* |path|.tmp.PID.N (into |tmp|), a name of this process's own, opened for writing as a new file (O_EXCL:
+ * nothing planted under it is followed or opened): a descriptor, or a negative PC_E* code. The caller
+ * writes it whole and renames it over |path| (what pc_replace_file does for a buffer), so processes
+ * writing the same file at once each put a whole one in place. */
 #define PC_TMP_PATH_MAX 4200
 int pc_open_tmp(const char *path, char tmp[PC_TMP_PATH_MAX], unsigned mode) PC_MUST_CHECK;
 /* The same with the new file's permission bits (0600 for a file holding a credential). */

@@ -1335,10 +1335,10 @@ static int repin_loopback(client *c, const char *json, size_t jlen, const char *
         fetch_key(c->cfg->origin, "api/origin-key", b64, sizeof(b64), pk) != 0 ||
         pc_manifest_verify(pk, json, jlen, sig, slen) != 0)
         return -1;
-    PC_LOGW("peer", "the loopback origin %s has a new key (re-created); pinning it instead of the one in %s",
-            c->cfg->origin, path);
     memcpy(c->origin_pk, pk, sizeof(pk));
-    pin_origin_key(c, path, b64);
+    /* pinned, and said, once the whole start has succeeded, like a first pin: a failed start changes nothing */
+    snprintf(c->pin_b64, sizeof(c->pin_b64), "%s", b64);
+    c->repin = 1;
     return 0;
 }
 
@@ -1541,8 +1541,15 @@ int pc_client_run(const pc_client_config *cfg)
     if (ok) {
         /* the whole start went well (the manifest verified, the ports bound): now the key is pinned */
         char pin_path[1200];
-        if (c->pin_b64[0] != '\0' && key_path(c, pin_path, sizeof(pin_path)) == 0)
+        if (c->pin_b64[0] != '\0' && key_path(c, pin_path, sizeof(pin_path)) == 0) {
+            if (c->repin)
+                PC_LOGW("peer", "the loopback origin %s has a new key (re-created); pinning it instead of the one in %s",
+                        cfg->origin, pin_path);
             pin_origin_key(c, pin_path, c->pin_b64);
+        }
+        if (cfg->state_dir == NULL && cfg->origin_key == NULL)
+            PC_LOGW("peer", "no --state-dir and no HOME to keep the origin's key in: trusted as the origin served "
+                            "it, for this run only (give --origin-key or --state-dir to pin it)");
         c->exit_code = 0;
         c->ts.port = c->port;
         uv_signal_start(&c->sigint, on_signal, SIGINT);

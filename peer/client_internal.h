@@ -99,6 +99,7 @@ struct client {
     uint8_t origin_pk[32];
     int origin_pk_pinned;     /* it came from the pin file (not --origin-key, not fetched this run) */
     char pin_b64[128];        /* fetched this run: pinned once the whole start has succeeded ("" none) */
+    int repin;                /* pin_b64 replaces a loopback origin's stale pin (repin_loopback) */
     char *manifest_json;
     pc_manifest *mf;
     pc_peer_media pm;

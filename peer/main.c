@@ -1,6 +1,7 @@
 /* peercdn-peer: the viewer client (play) and the seeder (seed); see docs/peer.md. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "client.h"
 #include "pc_cli.h"
 #include "pc_crypto.h"
+#include "pc_fs.h"
 #include "pc_http_server.h"
 #include "pc_ticket.h"
 
@@ -54,6 +56,17 @@ static int report_unwritable(const char *path)
     size_t len = strlen(path);
     if (len == 0 || len > 4000 || path[len - 1] == '/')
         return 1;
+    int sfd = pc_std_fd(path); /* our own output, written where it goes (pc_write_file) */
+    if (sfd >= 0) {
+        int fl = fcntl(sfd, F_GETFL);
+        return fl < 0 || (fl & O_ACCMODE) == O_RDONLY;
+    }
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) { /* followed, never replaced: check what it leads to */
+        char *real = realpath(path, NULL);
+        int bad = real == NULL || report_unwritable(real);
+        free(real);
+        return bad;
+    }
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) /* a device or a pipe is written into */
         return S_ISDIR(st.st_mode) || access(path, W_OK) != 0;
     char dir[4096];
@@ -96,7 +109,7 @@ int main(int argc, char **argv)
         {"max-links", required_argument, NULL, O_LINKS}, {"rng-seed", required_argument, NULL, O_RNG},
         {"no-status", no_argument, NULL, O_NOSTATUS}, {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0}};
-    int ch, no_status = 0, linger_given = 0;
+    int ch, no_status = 0, linger_given = 0, up_given = 0;
     opterr = 0;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -106,7 +119,7 @@ int main(int argc, char **argv)
         case O_TRACKER: cfg.tracker = optarg; break;
         case O_LISTEN: cfg.listen = optarg; break;
         case O_ANNOUNCE: cfg.announce_addr = optarg; break;
-        case O_UP: cfg.up_kbps = (uint64_t)pc_cli_int(optarg, "--up-kbps", 1, 100000000); break;
+        case O_UP: cfg.up_kbps = (uint64_t)pc_cli_int(optarg, "--up-kbps", 1, 100000000), up_given = 1; break;
         case O_DOWN: cfg.down_kbps = (uint64_t)pc_cli_int(optarg, "--down-kbps", 1, 100000000); break;
         case O_NOUP: cfg.no_upload = 1; break;
         case O_REND: cfg.rendition = optarg; break;
@@ -152,8 +165,13 @@ int main(int argc, char **argv)
     if (cfg.media_query != NULL && !pc_client_query_valid(cfg.media_query))
         pc_cli_usage("--media-query wants 1 to %d characters of a URL query (no spaces, '#' or quotes), as the "
                      "origin issued it", PC_CLIENT_QUERY_MAX);
-    if (cfg.cache_dir != NULL && cfg.cache_dir[0] == '\0')
-        pc_cli_usage("--cache-dir wants a directory");
+    if (cfg.seed_mode && cfg.no_upload)
+        pc_cli_usage("--no-upload is for play: a seeder that serves nothing would be listed and refuse everyone");
+    if (cfg.no_upload && up_given)
+        pc_cli_usage("--no-upload and --up-kbps: give one");
+    struct stat cst;
+    if (cfg.cache_dir != NULL && (cfg.cache_dir[0] == '\0' || (stat(cfg.cache_dir, &cst) == 0 && !S_ISDIR(cst.st_mode))))
+        pc_cli_usage("--cache-dir wants a directory, not '%s'", cfg.cache_dir);
     if (cfg.report != NULL && report_unwritable(cfg.report))
         pc_cli_usage("--report: cannot write '%s'", cfg.report);
     /* addresses are checked here, before anything is fetched: a bad one is a usage error, not a late one */

@@ -153,12 +153,11 @@ static int write_json(const char *dir, const char *name, json_t *doc, char *err,
     return sim_write_json(dir, name, doc, JSON_INDENT(2) | JSON_REAL_PRECISION(12), err, errlen);
 }
 
-/* DIR/NAME written whole or not at all: into NAME.tmp, a new file (whatever was left under that name, a
- * symbolic link included, is removed, never followed), which finish() renames over NAME. Its path in
- * |path|; NULL with the reason in |err|. */
-static FILE *create(const char *dir, const char *name, char path[4096], char *err, size_t errlen)
+/* DIR/NAME written whole or not at all: into a new temporary file of this process's own (pc_open_tmp; its
+ * name in |tmp|), which finish() renames over NAME. Its path in |path|; NULL with the reason in |err|. */
+static FILE *create(const char *dir, const char *name, char path[4096], char tmp[PC_TMP_PATH_MAX], char *err,
+                    size_t errlen)
 {
-    char tmp[PC_TMP_PATH_MAX];
     snprintf(path, 4096, "%s/%s", dir, name);
     int fd = pc_open_tmp(path, tmp, 0644);
     FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
@@ -174,10 +173,8 @@ static FILE *create(const char *dir, const char *name, char path[4096], char *er
 
 /* Closes what create() opened and puts it in place: PC_EIO with the reason in |err| when the bytes did not
  * all get written (NAME is then left as it was). */
-static int finish(FILE *f, const char *path, char *err, size_t errlen)
+static int finish(FILE *f, const char *path, const char *tmp, char *err, size_t errlen)
 {
-    char tmp[PC_TMP_PATH_MAX];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     int bad = ferror(f), e = errno; /* a failed fwrite's errno, or fclose's */
     if (fclose(f) != 0 && !bad) {
         bad = 1;
@@ -219,7 +216,8 @@ static int chart(const char *dir, const char *name, char *err, size_t errlen, co
                  size_t nxt)
 {
     char path[4096];
-    FILE *f = create(dir, name, path, err, errlen);
+    char tmp[PC_TMP_PATH_MAX];
+    FILE *f = create(dir, name, path, tmp, err, errlen);
     if (f == NULL)
         return PC_EIO;
     const double W = 720, H = 400, L = 70, R = 70, T = 40, B = 60;
@@ -273,7 +271,7 @@ static int chart(const char *dir, const char *name, char *err, size_t errlen, co
                 L + 10 + 190 * (double)i, T + 8, s[i].color, L + 28 + 190 * (double)i, T + 13, s[i].name);
     }
     fprintf(f, "</svg>\n");
-    return finish(f, path, err, errlen);
+    return finish(f, path, tmp, err, errlen);
 }
 
 /* Points per line at most: two per pixel of the plot's width. Longer series are merged (over time) or
@@ -372,7 +370,8 @@ static int plots(const char *dir, const sim_result *r, char *err, size_t errlen)
 static int write_viewers(const char *dir, const sim_scenario *sc, const sim_result *r, char *err, size_t errlen)
 {
     char path[4096];
-    FILE *f = create(dir, "viewers.csv", path, err, errlen);
+    char tmp[PC_TMP_PATH_MAX];
+    FILE *f = create(dir, "viewers.csv", path, tmp, err, errlen);
     if (f == NULL)
         return PC_EIO;
     fprintf(f, "viewer,arrival,video,region,up_kbps,down_kbps,arrive_s,leave_s,started,startup_ms,stalls,stall_ms,"
@@ -399,7 +398,7 @@ static int write_viewers(const char *dir, const sim_scenario *sc, const sim_resu
                 v->swarm, (unsigned long long)v->bytes_cdn, (unsigned long long)v->bytes_p2p,
                 (unsigned long long)v->bytes_up);
     }
-    return finish(f, path, err, errlen);
+    return finish(f, path, tmp, err, errlen);
 }
 
 const char *const sim_output_files[] = {"summary.json", "run.json", "timeseries.csv", "viewers.csv",
@@ -424,7 +423,8 @@ int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, co
     if (rc != 0)
         return rc;
     char path[4096];
-    FILE *f = create(dir, "timeseries.csv", path, err, errlen);
+    char tmp[PC_TMP_PATH_MAX];
+    FILE *f = create(dir, "timeseries.csv", path, tmp, err, errlen);
     if (f == NULL)
         return PC_EIO;
     fprintf(f, "t_s,watching,seeding,cdn_mbps,p2p_mbps,offload,offload_cumulative,stalls\n");
@@ -441,7 +441,7 @@ int sim_write_outputs(const char *dir, const sim_scenario *sc, uint64_t seed, co
                 dt > 0 ? dc * 8 / dt / 1e6 : 0, dt > 0 ? dp * 8 / dt / 1e6 : 0, dc + dp > 0 ? dp / (dc + dp) : 0,
                 tot > 0 ? (double)b->bytes_p2p / tot : 0, b->stalls);
     }
-    rc = finish(f, path, err, errlen);
+    rc = finish(f, path, tmp, err, errlen);
     rc = rc ? rc : write_viewers(dir, sc, r, err, errlen);
     if (rc == 0) {
         rc = plots(dir, r, err, errlen);

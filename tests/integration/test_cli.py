@@ -86,6 +86,12 @@ def test_a_refused_option_is_the_word_named(s):
         refused(binary, 2, *pre, "-q", says="'-q'")
         refused(binary, 2, *pre, "--no-such-option=1", says="'--no-such-option=1'")
     refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--no-upload=3", says="'--no-upload=3'")
+    # options that contradict each other, and a cache directory that is a file, are usage errors at once
+    refused("peercdn-peer", 2, "seed", "--origin", "http://127.0.0.1:1", "--video", "v", "--no-upload", says="for play")
+    refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--video", "v", "--no-upload", "--up-kbps", "5",
+            says="give one")
+    refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--video", "v", "--cache-dir", "/etc/passwd",
+            says="--cache-dir")
     refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--video", says="'--video'")
     refused("peercdn-sim", 2, "emulate", "x.json", "--out", out, "-kz", says="'-k'")
 

@@ -405,8 +405,8 @@ def test_a_seeder_stopped_while_fetching_under_a_download_cap_exits_at_once(s):
 def test_a_seeders_report_lists_what_it_holds_and_where_it_came_from(s):
     """A seed fetches every rendition outside the engine: its report once listed no segment and kept 0
     bytes. From the CDN the first time, from its --cache-dir the second. The cache is not trusted: FIFOs
-    planted where its files go (and its temporary files) are replaced; the seeder blocked in open() for
-    good, deaf to SIGTERM."""
+    planted where its files go are replaced; the seeder blocked in open() for good, deaf to SIGTERM. (Its
+    temporary files have names of the process's own, created new: nothing can be planted there.)"""
     setup_video(s)
     m = st["m"]
     video = [r for r in m["renditions"] if r.get("type") != "audio"]
@@ -414,7 +414,7 @@ def test_a_seeders_report_lists_what_it_holds_and_where_it_came_from(s):
     size = {(r["id"], i): seg["size"] + (audio[0]["segments"][i]["size"] if audio else 0)
             for r in video for i, seg in enumerate(r["segments"])}
     cache = os.path.join(S.tmp, "seed-cache")
-    planted = [os.path.join(cache, st["vid"], n) for n in ("0-0", "1-2", "0-1.tmp")]
+    planted = [os.path.join(cache, st["vid"], n) for n in ("0-0", "1-2")]
     os.makedirs(os.path.dirname(planted[0]))
     for f in planted:
         os.mkfifo(f)
@@ -612,8 +612,19 @@ def test_a_loopback_origin_recreated_with_a_new_key_is_pinned_again(s):
     pins = os.listdir(state)
     eq(len(pins), 1, "pinned")
     pin = os.path.join(state, pins[0])
+    stale = base64.b64encode(os.urandom(32)).decode() + "\n"
     with open(pin, "w") as f:  # the key of the origin that used this port before
-        f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+        f.write(stale)
+    # a start that fails (its peer port taken) changes no pin and says only why it failed
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    bad = argv[:argv.index("--listen") + 1] + ["127.0.0.1:%d" % taken.getsockname()[1]] + argv[argv.index("--listen") + 2:]
+    p = subprocess.run(bad, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    taken.close()
+    eq(p.returncode, 1, "the port is taken")
+    eq(len(p.stderr.decode().strip().splitlines()), 1, "one line: %r" % p.stderr.decode())
+    eq(open(pin).read(), stale, "the pin is as it was")
     p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
     eq(p.returncode, 0, "plays: %s" % p.stderr.decode()[-500:])
     check("new key" in p.stderr.decode(), "says so: %s" % p.stderr.decode()[-500:])

@@ -1,4 +1,5 @@
-/* pc_fs: whole-file writes (atomic for regular files, into the file for devices and pipes), bounded reads. */
+/* pc_fs: whole-file writes (atomic for regular files, into the file for devices and pipes, through links and
+ * our own descriptors), bounded reads. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -16,12 +17,23 @@
 #include "pc_fs.h"
 #include "tmpdir.h"
 
+/* How many entries the test's directory holds (temporary files left beside a file would show). */
+static int entries(const tmpdir *t)
+{
+    DIR *d = opendir(t->dir);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
 static void a_regular_file_is_replaced_whole(void **state)
 {
     tmpdir *t = *state;
-    char p[128], tmp[128];
+    char p[128];
     path_in(t, "file", p, sizeof(p));
-    path_in(t, "file.tmp", tmp, sizeof(tmp));
     assert_int_equal(pc_write_file(p, "first version", 13), 0);
     assert_int_equal(pc_write_file(p, "second", 6), 0);
     char *text = NULL;
@@ -30,8 +42,73 @@ static void a_regular_file_is_replaced_whole(void **state)
     assert_int_equal(len, 6);
     assert_string_equal(text, "second");
     free(text);
+    assert_int_equal(entries(t), 1); /* no temporary file left beside it */
+}
+
+/* A link is followed, not replaced: as root, --report /dev/stdout (a link) became a regular file in /dev.
+ * The file it leads to gets the bytes, whole. */
+static void a_link_is_followed_not_replaced(void **state)
+{
+    tmpdir *t = *state;
+    char target[128], link[128];
+    path_in(t, "target", target, sizeof(target));
+    path_in(t, "link", link, sizeof(link));
+    assert_int_equal(pc_write_file(target, "old", 3), 0);
+    assert_int_equal(symlink(target, link), 0);
+    assert_int_equal(pc_write_file(link, "report", 6), 0);
     struct stat st;
-    assert_int_not_equal(stat(tmp, &st), 0); /* no temporary file left beside it */
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(pc_read_file(target, 100, &text, &len), 0);
+    assert_string_equal(text, "report");
+    free(text);
+    assert_int_equal(entries(t), 2);
+}
+
+/* /dev/stdout, /dev/fd/N: this process's own descriptor, written at its offset (a shell's "> out" keeps
+ * what came before it), not reopened with O_TRUNC. */
+static void our_own_descriptors_are_written_where_they_stand(void **state)
+{
+    tmpdir *t = *state;
+    char p[128], name[64];
+    path_in(t, "out", p, sizeof(p));
+    assert_int_equal(pc_std_fd("/dev/stdout"), 1);
+    assert_int_equal(pc_std_fd("/dev/stderr"), 2);
+    assert_int_equal(pc_std_fd("/proc/self/fd/7"), 7);
+    assert_int_equal(pc_std_fd("/dev/stdoutx"), -1);
+    assert_int_equal(pc_std_fd("/dev/fd/x"), -1);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "listening\n", 10), 10);
+    snprintf(name, sizeof(name), "/dev/fd/%d", fd);
+    assert_int_equal(pc_write_file(name, "{}", 2), 0);
+    close(fd);
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(pc_read_file(p, 100, &text, &len), 0);
+    assert_string_equal(text, "listening\n{}");
+    free(text);
+    int rd = open(p, O_RDONLY);
+    snprintf(name, sizeof(name), "/dev/fd/%d", rd);
+    assert_int_not_equal(pc_write_file(name, "x", 1), 0); /* open for reading only */
+    close(rd);
+}
+
+/* Two writers of one file each put a whole one in place: the temporary name is the process's own. */
+static void temporary_names_are_each_writers_own(void **state)
+{
+    tmpdir *t = *state;
+    char p[128], a[PC_TMP_PATH_MAX], b[PC_TMP_PATH_MAX];
+    path_in(t, "pin", p, sizeof(p));
+    int fa = pc_open_tmp(p, a, 0600), fb = pc_open_tmp(p, b, 0600);
+    assert_true(fa >= 0 && fb >= 0);
+    assert_string_not_equal(a, b);
+    close(fa);
+    close(fb);
+    unlink(a);
+    unlink(b);
 }
 
 /* A pipe (like a device or a terminal) named as the file is written into and stays what it was: before,
@@ -39,9 +116,8 @@ static void a_regular_file_is_replaced_whole(void **state)
 static void a_pipe_is_written_into_not_replaced(void **state)
 {
     tmpdir *t = *state;
-    char p[128], tmp[128];
+    char p[128];
     path_in(t, "fifo", p, sizeof(p));
-    path_in(t, "fifo.tmp", tmp, sizeof(tmp));
     assert_int_equal(mkfifo(p, 0600), 0);
     int rd = open(p, O_RDWR | O_NONBLOCK); /* a reader, so that opening for writing does not wait */
     assert_true(rd >= 0);
@@ -49,7 +125,7 @@ static void a_pipe_is_written_into_not_replaced(void **state)
     struct stat st;
     assert_int_equal(stat(p, &st), 0);
     assert_true(S_ISFIFO(st.st_mode));
-    assert_int_not_equal(stat(tmp, &st), 0);
+    assert_int_equal(entries(t), 1);
     char buf[16] = "";
     assert_int_equal(read(rd, buf, sizeof(buf)), 6);
     assert_memory_equal(buf, "report", 6);
@@ -106,6 +182,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_regular_file_is_replaced_whole, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(a_pipe_is_written_into_not_replaced, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(a_directory_is_refused, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(a_link_is_followed_not_replaced, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(our_own_descriptors_are_written_where_they_stand, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(temporary_names_are_each_writers_own, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(reads_are_bounded, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(mkdirs_makes_parents_and_refuses_a_file_in_the_way, tmpdir_setup, tmpdir_teardown),
     };
