@@ -122,6 +122,13 @@ static int start_part(client *c, dl *d)
     curl_easy_setopt(d->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);   /* a stuck answer: */
     curl_easy_setopt(d->easy, CURLOPT_LOW_SPEED_TIME, 10L);   /* nothing for 10 s fails it */
     curl_easy_setopt(d->easy, CURLOPT_TCP_NODELAY, 1L);
+    /* as the start-up's fetches do: a CDN may send a segment elsewhere (a signed edge URL, another host) */
+    curl_easy_setopt(d->easy, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(d->easy, CURLOPT_MAXREDIRS, 5L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(d->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(d->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
     if (d->buf == NULL || d->buf->buf == NULL) /* the caller's: the segment's assembly buffer, or a seed fetch's own */
         return PC_ENOMEM;
     return pc_http_client_add(c->http, d->easy, on_part_done, d) == 0 ? 0 : PC_ENET;
@@ -136,15 +143,20 @@ static void on_part_done(void *arg, CURL *easy, CURLcode rc)
     uint32_t pos = d->offset + d->got;
     int ok = rc == CURLE_OK && (d->ranged ? status == 206 : status == 200) && pos == d->part_end;
     if (!ok) {
+        /* an answer refused by on_body (an error page, another range) fails as a write error: say what it was */
+        int refused = rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && !d->checked);
+        const char *why = refused ? "an answer that is not the bytes asked for"
+                                  : d->err[0] != '\0' ? d->err : curl_easy_strerror(rc);
+        snprintf(c->last_cdn_error, sizeof(c->last_cdn_error), "segment %d of rung %u: %.100s (HTTP %ld)",
+                 d->seg == PC_SEG_INIT ? -1 : (int)d->seg, d->rung, why, status);
         PC_LOGW("cdn", "segment %d of rung %u: %s (HTTP %ld, %u of %u bytes)", d->seg == PC_SEG_INIT ? -1 : (int)d->seg,
-                d->rung, rc != CURLE_OK ? (d->err[0] != '\0' ? d->err : curl_easy_strerror(rc)) : "bad answer", status,
-                pos - d->part_start, d->part_end - d->part_start);
+                d->rung, why, status, pos - d->part_start, d->part_end - d->part_start);
         if (status == 403 && !c->said_403) { /* a signed media URL that expired mid-session, say */
             c->said_403 = 1;
             PC_LOGE("cdn", "the origin refuses this video's media URLs (HTTP 403): %s; peers still serve what they hold",
                     c->mq[0] != '\0' ? "--media-query has expired or is not for this video" : "it needs --media-query");
         }
-        pc_client_cdn_done(c, d, status != 0 && rc == CURLE_OK ? PC_EHTTP : PC_ENET);
+        pc_client_cdn_done(c, d, status != 0 && refused ? PC_EHTTP : PC_ENET);
         return;
     }
     if (pos < d->offset + d->len) {

@@ -42,6 +42,7 @@ void pc_client_config_default(pc_client_config *c)
     c->mem_cap = 1024u << 20;
     c->max_links = 24;
     c->hls_linger_s = 30;
+    c->max_wait_s = 120;
 }
 
 int pc_client_query_valid(const char *q)
@@ -1183,6 +1184,22 @@ static void on_status_timer(uv_timer_t *t)
         pc_engine_quit(c->e, now);
         on_ended(c, now);
         drive(c);
+    }
+    if (!c->ended && !c->stopping && !c->cfg->seed_mode && c->cfg->max_wait_s > 0) {
+        /* nothing came to start, resume or finish a seek for that long: neither the CDN (a 404, an outage)
+         * nor a peer can deliver, and a viewer would have given up long ago */
+        pc_player v;
+        pc_player_view(pc_engine_player(c->e), now, &v);
+        uint64_t since = v.state == PC_PLAYER_STALLED ? v.stall_began
+                         : v.state == PC_PLAYER_STARTING || v.state == PC_PLAYER_SEEKING ? v.requested_at
+                                                                                          : now;
+        if (now - since >= (uint64_t)(c->cfg->max_wait_s * 1e6)) {
+            pc_cli_error("playback waited %.0f s for data at %.1f s of the video; giving up (last CDN error: %s)",
+                         (double)(now - since) / 1e6, (double)v.pos_us / 1e6,
+                         c->last_cdn_error[0] != '\0' ? c->last_cdn_error : "none");
+            begin_shutdown(c, 1);
+            return;
+        }
     }
     if (!c->ended || c->stopping)
         return;

@@ -34,6 +34,7 @@ typedef struct pc_client_config {
     double seed_after_s;        /* keep serving this long after playback ends */
     double hls_linger_s;        /* with hls_listen: exit once the local player has been quiet this long; 0 never */
     double watch_s;             /* play: quit after this long (0: to the end) */
+    double max_wait_s;          /* play: give up after waiting this long for data (0: never; default 120) */
     size_t mem_cap;             /* segment store in memory */
     uint32_t max_links;
     int status_line;            /* print the status line (terminal) */

@@ -106,6 +106,7 @@ struct client {
     char base[PC_CLIENT_URL_MAX + PC_VIDEO_ID_MAX + 8]; /* origin + "/v/" + video + "/" */
     char mq[PC_CLIENT_QUERY_MAX + 2];                    /* "?" + --media-query, or "": ends every /v/ URL */
     int said_403;                                        /* the CDN's first 403 was logged */
+    char last_cdn_error[160];                            /* the last CDN fetch that failed, and why */
     char tracker_url[2049];                              /* the manifest's may be 2048 characters */
     /* engine */
     pc_engine *e;

@@ -37,6 +37,8 @@ static const char usage[] =
     "                        request for this long; 0 = only on SIGINT/SIGTERM (default 30)\n"
     "  --seed-after SECONDS  keep serving this long after playback ends\n"
     "  --watch-s SECONDS     quit playback after this long, as a viewer who leaves early (default: to the end)\n"
+    "  --max-wait-s SECONDS  play: give up (exit 1) when playback has waited this long for data to start, resume\n"
+    "                        or finish a seek, from the CDN and peers alike; 0 = never (default 120)\n"
     "  --report FILE         write the JSON report here at exit\n"
     "  --origin-key BASE64   the origin's Ed25519 key (default: pinned in --state-dir on first use)\n"
     "  --media-query QUERY   append ?QUERY to every media URL fetched from the origin: a signed-media origin's\n"
@@ -94,7 +96,7 @@ int main(int argc, char **argv)
     else if (strcmp(argv[1], "play") != 0)
         pc_cli_usage("unknown command '%s' (play, seed)", argv[1]);
     enum { O_ORIGIN = PC_CLI_LONG_FIRST, O_VIDEO, O_TRACKER, O_LISTEN, O_ANNOUNCE, O_UP, O_DOWN, O_NOUP, O_REND, O_HLS, O_LINGER, O_SEEDAFTER,
-           O_REPORT, O_WATCH, O_KEY, O_MQ, O_STATE, O_CACHE, O_MEM, O_LINKS, O_RNG, O_NOSTATUS, O_LOG, O_HELP };
+           O_REPORT, O_WATCH, O_MAXWAIT, O_KEY, O_MQ, O_STATE, O_CACHE, O_MEM, O_LINKS, O_RNG, O_NOSTATUS, O_LOG, O_HELP };
     static const struct option opts[] = {
         {"origin", required_argument, NULL, O_ORIGIN}, {"video", required_argument, NULL, O_VIDEO},
         {"tracker", required_argument, NULL, O_TRACKER}, {"listen", required_argument, NULL, O_LISTEN},
@@ -102,14 +104,14 @@ int main(int argc, char **argv)
         {"down-kbps", required_argument, NULL, O_DOWN}, {"no-upload", no_argument, NULL, O_NOUP},
         {"rendition", required_argument, NULL, O_REND}, {"hls-listen", required_argument, NULL, O_HLS},
         {"hls-linger", required_argument, NULL, O_LINGER}, {"seed-after", required_argument, NULL, O_SEEDAFTER}, {"report", required_argument, NULL, O_REPORT},
-        {"watch-s", required_argument, NULL, O_WATCH},
+        {"watch-s", required_argument, NULL, O_WATCH}, {"max-wait-s", required_argument, NULL, O_MAXWAIT},
         {"origin-key", required_argument, NULL, O_KEY}, {"media-query", required_argument, NULL, O_MQ},
         {"state-dir", required_argument, NULL, O_STATE},
         {"cache-dir", required_argument, NULL, O_CACHE}, {"mem-cap", required_argument, NULL, O_MEM},
         {"max-links", required_argument, NULL, O_LINKS}, {"rng-seed", required_argument, NULL, O_RNG},
         {"no-status", no_argument, NULL, O_NOSTATUS}, {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0}};
-    int ch, no_status = 0, linger_given = 0, up_given = 0;
+    int ch, no_status = 0, linger_given = 0, up_given = 0, max_wait_given = 0;
     opterr = 0;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -128,6 +130,7 @@ int main(int argc, char **argv)
         case O_SEEDAFTER: cfg.seed_after_s = pc_cli_num(optarg, "--seed-after", 0, 1e7); break;
         case O_REPORT: cfg.report = optarg; break;
         case O_WATCH: cfg.watch_s = pc_cli_num(optarg, "--watch-s", 0.001, 1e7); break;
+        case O_MAXWAIT: cfg.max_wait_s = pc_cli_num(optarg, "--max-wait-s", 0, 1e7), max_wait_given = 1; break;
         case O_KEY: cfg.origin_key = optarg; break;
         case O_MQ: cfg.media_query = optarg[0] == '?' ? optarg + 1 : optarg; break;
         case O_STATE: cfg.state_dir = optarg; break;
@@ -147,8 +150,9 @@ int main(int argc, char **argv)
         pc_cli_usage("--rendition takes auto or a rendition id");
     if (linger_given && (cfg.hls_listen == NULL || cfg.seed_mode))
         pc_cli_usage("--hls-linger is for play with --hls-listen");
-    if (cfg.seed_mode && (strcmp(cfg.rendition, "auto") != 0 || cfg.watch_s > 0 || cfg.seed_after_s > 0))
-        pc_cli_usage("--rendition, --watch-s and --seed-after are for play: seed serves every rendition until stopped");
+    if (cfg.seed_mode && (strcmp(cfg.rendition, "auto") != 0 || cfg.watch_s > 0 || cfg.seed_after_s > 0 || max_wait_given))
+        pc_cli_usage("--rendition, --watch-s, --seed-after and --max-wait-s are for play: seed serves every rendition "
+                     "until stopped");
     if (cfg.origin == NULL || cfg.video == NULL)
         pc_cli_usage("%s needs --origin URL and --video ID", argv[1]);
     if (!pc_video_id_valid(cfg.video, strlen(cfg.video)))

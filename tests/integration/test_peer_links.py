@@ -631,6 +631,45 @@ def test_a_loopback_origin_recreated_with_a_new_key_is_pinned_again(s):
     eq(open(pin).read().strip(), o.req("GET", "/api/origin-key").json()["ed25519"], "the origin's key pinned now")
 
 
+def test_a_segment_no_source_can_deliver_ends_playback_and_redirects_are_followed(s):
+    """A CDN edge in front of the origin sends segments elsewhere with a 302 (followed, as the start-up's
+    fetches are) and has lost the second segment (seg-00002, 4-8 s: 404), with no peer to get it from: the
+    viewer stalls at 4 s, waits --max-wait-s, then gives up with exit 1, one line naming the CDN's last error, and its
+    report. Before, it retried for ever."""
+    setup_video(s)
+    origin = st["o"].url
+
+    class Edge(QuietHandler):
+        def do_GET(self):
+            if "seg-00002." in self.path:
+                return self.answer(404, b'{"code":"not_found","message":"lost"}')
+            if "seg-" in self.path:
+                return self.answer(302, b"", [("Location", origin + self.path)])
+            req = urllib.request.Request(origin + self.path)
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    self.answer(r.status, r.read(), [("Content-Type", r.headers.get("Content-Type", ""))])
+            except urllib.error.HTTPError as e:
+                self.answer(e.code, e.read())
+
+    edge = serve_http(s, Edge)
+    report = os.path.join(s.tmp, "gave-up.json")
+    t0 = time.time()
+    p = subprocess.run([s.bin("peercdn-peer"), "play", "--origin", edge, "--video", st["vid"], "--tracker",
+                        "http://127.0.0.1:1", "--state-dir", os.path.join(s.tmp, "gave-up-state"), "--no-status",
+                        "--max-wait-s", "3", "--report", report], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       timeout=120)
+    err = p.stderr.decode()
+    eq(p.returncode, 1, "gave up: %s" % err[-800:])
+    lines = [l for l in err.splitlines() if "giving up" in l]
+    check(len(lines) == 1 and "at 4.0 s of the video" in lines[0] and "HTTP 404" in lines[0],
+          "one line says where and why: %s" % err[-800:])
+    check(time.time() - t0 < 60, "not long after the 8 s it played")
+    r = json.load(open(report))
+    check(not r["ended"] and r["bytes_cdn"] > 0 and r["startup_ms"] is not None,
+          "the report: played from the redirected CDN, did not end: %r" % {k: r[k] for k in r if k != "segments"})
+
+
 def test_without_a_tracker_the_peer_plays_from_the_cdn_alone(s):
     o = s.origin()
     vid = o.upload(clip("peer_links_notracker_320x180_6s", size="320x180", rate=25, dur=6), title="no tracker")
@@ -1248,6 +1287,7 @@ if __name__ == "__main__":
            test_bad_usage_and_an_unsigned_manifest_fail_with_one_line,
            test_a_loopback_origin_recreated_with_a_new_key_is_pinned_again,
            test_without_a_tracker_the_peer_plays_from_the_cdn_alone,
+           test_a_segment_no_source_can_deliver_ends_playback_and_redirects_are_followed,
            test_a_tracker_named_on_the_command_line_serves_a_manifest_that_names_none,
            test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
            test_a_signed_media_origin_swarms_with_the_media_query,
