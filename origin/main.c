@@ -34,6 +34,8 @@ static const char usage[] =
     "  --lease-seconds S       task lease; a crashed worker's task is retried after this (default 30)\n"
     "  --signed-media          serve /v/ only with ?exp=&sig= (see docs/origin.md)\n"
     "  --cache-mb N            memory for hot segments served from RAM (default 256; 0 disables)\n"
+    "  --max-uploads N         upload requests with a body (and joins) received at once, 1 to 4096; more are\n"
+    "                          told 503 and to retry (default 64; each holds up to 1 MiB of buffers)\n"
     "  --idle-timeout S        a connection idle, or a request head not complete, this long is closed (default 30)\n"
     "  --media-token-ttl S     lifetime of media signatures handed out by the API (default 21600)\n"
     "  --upload-ttl S          unfinished uploads expire after S seconds (default 86400)\n"
@@ -72,13 +74,14 @@ static int cmd_serve(int argc, char **argv)
     c.preset = "veryfast";
     c.crf = 21;
     c.cache_mb = 256;
+    c.max_uploads = 64;
     c.lease_ms = 30000;
     c.media_token_ttl_s = 6 * 3600;
     c.upload_ttl_s = 24 * 3600;
     c.creation_ttl_s = 3600;
     c.idle_timeout_s = 30;
     enum { O_DATA = PC_CLI_LONG_FIRST, O_LISTEN, O_TOKEN, O_TRACKER, O_TRACKER_KEY, O_PUBLIC, O_WORKERS, O_SEG, O_PRESET, O_LEASE,
-           O_SIGNED, O_MTTL, O_UTTL, O_LOG, O_X264T, O_CRF, O_CACHE, O_IDLE, O_HELP };
+           O_SIGNED, O_MTTL, O_UTTL, O_LOG, O_X264T, O_CRF, O_CACHE, O_MAXUP, O_IDLE, O_HELP };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -93,7 +96,7 @@ static int cmd_serve(int argc, char **argv)
         {"crf", required_argument, NULL, O_CRF},
         {"lease-seconds", required_argument, NULL, O_LEASE},
         {"signed-media", no_argument, NULL, O_SIGNED},
-        {"cache-mb", required_argument, NULL, O_CACHE},
+        {"cache-mb", required_argument, NULL, O_CACHE}, {"max-uploads", required_argument, NULL, O_MAXUP},
         {"idle-timeout", required_argument, NULL, O_IDLE},
         {"media-token-ttl", required_argument, NULL, O_MTTL},
         {"upload-ttl", required_argument, NULL, O_UTTL},
@@ -119,6 +122,7 @@ static int cmd_serve(int argc, char **argv)
         case O_LEASE: c.lease_ms = (int64_t)(pc_cli_int(optarg, "--lease-seconds", 1, 3600) * 1000); break;
         case O_SIGNED: c.signed_media = 1; break;
         case O_CACHE: c.cache_mb = (int)pc_cli_int(optarg, "--cache-mb", 0, 1 << 20); break;
+        case O_MAXUP: c.max_uploads = (int)pc_cli_int(optarg, "--max-uploads", 1, 4096); break;
         case O_IDLE: c.idle_timeout_s = (int)pc_cli_int(optarg, "--idle-timeout", 1, 3600); break;
         case O_MTTL: c.media_token_ttl_s = (int64_t)pc_cli_int(optarg, "--media-token-ttl", 1, 1e9); break;
         case O_UTTL: c.upload_ttl_s = (int64_t)pc_cli_int(optarg, "--upload-ttl", 1, 1e9); break;

@@ -241,6 +241,7 @@ int pc_origin_serve(const pc_origin_config *cfg)
         .creation_ttl_s = cfg->creation_ttl_s,
         .upload_ttl_s = cfg->upload_ttl_s,
         .min_free_bytes = 64 << 20,
+        .max_ops = (size_t)cfg->max_uploads,
         .on_complete = on_upload_complete,
         .user = o,
     };

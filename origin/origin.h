@@ -35,6 +35,7 @@ typedef struct pc_origin_config {
     int64_t lease_ms;        /* task lease; default 30000 */
     int signed_media;        /* require ?exp&sig on /v/ */
     int cache_mb;            /* memory for hot segments; 0 disables */
+    int max_uploads;         /* upload requests with a body (and joins) at once; default 64 */
     int idle_timeout_s;      /* idle connections and slow request heads; default 30 */
     int64_t media_token_ttl_s;
     int64_t upload_ttl_s;

@@ -145,6 +145,18 @@ static int reply_error(pc_tus_reply *r, int status, const char *code, const char
     return 1;
 }
 
+/* Whether another request with a body (or a join) may start: each holds up to two 512 KiB buffers while
+ * it lasts, and a client may trickle its body for as long as it likes. 0, or 1 with a 503 in |r| (tus
+ * clients retry it, after Retry-After). */
+static int too_busy(const pc_tus *t, pc_tus_reply *r)
+{
+    if (t->cfg.max_ops == 0 || t->nops < t->cfg.max_ops)
+        return 0;
+    reply_error(r, 503, "busy", "too many uploads are being received at once; retry shortly");
+    add_header(r, "Retry-After", "2");
+    return 1;
+}
+
 /* Whether the upload directory has room for |bytes| more besides what unfinished uploads were promised
  * and have not sent yet, keeping min_free_bytes: 0, or 1 with the error reply (500 or 507) in |r|. */
 static int room_for(const pc_tus *t, int64_t bytes, pc_tus_reply *r)
@@ -651,7 +663,10 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
     u.expires = u.created + t->cfg.upload_ttl_s;
     pc_random_id(u.id, PC_ID_LEN);
 
-    if (concat != NULL && clen >= 6 && strncmp(concat, "final;", 6) == 0) {
+    int final = concat != NULL && clen >= 6 && strncmp(concat, "final;", 6) == 0;
+    if ((final || req->content_length != 0) && too_busy(t, r))
+        return 1;
+    if (final) {
         if (req->content_length != 0)
             return reply_error(r, 400, "final_with_body", "a final upload takes no body");
         if (lenh != NULL) /* tus: the client MUST NOT send it; its length is the parts' */
@@ -962,6 +977,10 @@ static int handle_upload(pc_tus *t, const pc_tus_request *req, const char *metho
          * nothing to write; its file has moved on to the pipeline */
         reply_init(r, 204);
         add_header(r, "Upload-Offset", "%" PRId64, u.offset);
+        pc_upload_clear(&u);
+        return 1;
+    }
+    if (too_busy(t, r)) {
         pc_upload_clear(&u);
         return 1;
     }

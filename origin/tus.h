@@ -45,6 +45,7 @@ typedef struct pc_tus_config {
     int64_t creation_ttl_s;      /* lifetime of a pre-signed creation URL */
     int64_t upload_ttl_s;        /* an unfinished upload expires this long after creation */
     int64_t min_free_bytes;      /* refuse creations that would leave less free disk (507) */
+    size_t max_ops;              /* requests with a body and joins in progress at once (503 past it); 0: no limit */
     const char *done_dir; /* completed uploads move to done_dir/<id> */
     /*
      * A whole upload (single or concatenated final) is complete. Called inside

@@ -610,6 +610,31 @@ def test_an_audits_findings(s):
     eq(request(vloc, "HEAD", headers=tus_headers()).status, 404, "the upload after")
 
 
+def test_uploads_received_at_once_are_limited(s):
+    """Each body in progress holds buffers, and a client may trickle one for as long as it likes: past
+    --max-uploads the next is told 503 busy with Retry-After (tus clients retry), and gets in once one
+    ends. Creations without a body are not limited."""
+    o = s.origin("--max-uploads", "2")
+    url = o.creation_url()
+    locs = [location(request(url, "POST", headers=tus_headers(Upload_Length=100))) for _ in range(3)]
+    held = [start_raw_patch(loc, 100, b"x" * 10) for loc in locs[:2]]
+    time.sleep(0.3)
+    r = patch(locs[2], 0, b"y" * 100)
+    eq((r.status, r.json()["code"], r.header("retry-after")), (503, "busy", "2"), "the third body")
+    eq(request(url, "POST", body=b"z" * 10, headers=tus_headers(
+        Upload_Length=10, Content_Type="application/offset+octet-stream")).status, 503, "a creation with a body too")
+    eq(request(url, "POST", headers=tus_headers(Upload_Length=10)).status, 201, "one without is not limited")
+    held[0].close()
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        r = patch(locs[2], 0, b"y" * 100)
+        if r.status != 503:
+            break
+        time.sleep(0.1)
+    eq(r.status, 204, "in once one ended")
+    held[1].close()
+
+
 S.run([test_creation_url_needs_the_token, test_options_advertises_the_extensions,
        test_a_public_url_ending_in_a_slash_gives_the_same_urls, test_forged_and_expired_creation_urls_are_403, test_upload_url_signature_is_checked, test_version_is_required,
        test_over_1_gib_is_413, test_patch_head_and_offsets, test_checksums, test_termination,
@@ -618,4 +643,5 @@ S.run([test_creation_url_needs_the_token, test_options_advertises_the_extensions
        test_malformed_requests, test_expect_continue, test_creation_with_upload_and_method_override,
        test_finished_and_empty_uploads_answer_retries_and_bad_checksums_leave_nothing,
        test_uploads_cannot_promise_more_disk_than_there_is,
-       test_memory_stays_bounded_for_big_and_concurrent_uploads, test_an_audits_findings])
+       test_memory_stays_bounded_for_big_and_concurrent_uploads, test_an_audits_findings,
+       test_uploads_received_at_once_are_limited])
