@@ -218,7 +218,14 @@ int pc_http_get_blocking(const char *base, const char *path, long timeout_s, pc_
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     curl_easy_cleanup(c);
     if (cr != CURLE_OK) {
-        *why = curl_easy_strerror(cr);
+        /* the one way to_buf refuses bytes, but for memory: more than the caller takes */
+        static _Thread_local char over[96];
+        if (cr == CURLE_WRITE_ERROR && body->max != 0) {
+            snprintf(over, sizeof(over), "the answer is larger than the %zu bytes accepted for it", body->max);
+            *why = over;
+        } else {
+            *why = curl_easy_strerror(cr);
+        }
         return PC_ENET;
     }
     return 0;

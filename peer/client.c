@@ -1376,8 +1376,15 @@ static int load_manifest(client *c)
         rc = 0;
     pc_buf_clear(&sig);
     if (rc != 0) {
-        pc_cli_error("p2p.json of %s is not signed by the pinned origin key (%s)", c->cfg->video,
-                pc_err_name(rc));
+        char path[1200];
+        if (c->cfg->origin_key != NULL)
+            pc_cli_error("p2p.json of %s is not signed by the --origin-key key (%s)", c->cfg->video, pc_err_name(rc));
+        else if (c->origin_pk_pinned && key_path(c, path, sizeof(path)) == 0)
+            pc_cli_error("p2p.json of %s is not signed by the origin key pinned in %s (%s); if the origin's key "
+                         "really changed, delete that file", c->cfg->video, path, pc_err_name(rc));
+        else
+            pc_cli_error("p2p.json of %s is not signed by the key the origin serves (%s)", c->cfg->video,
+                         pc_err_name(rc));
         pc_buf_clear(&json);
         return -1;
     }

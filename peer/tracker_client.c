@@ -158,9 +158,13 @@ static void on_done(void *arg, CURL *easy, CURLcode rc)
     long status = 0;
     if (rc == CURLE_OK)
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    if (status == 0)
-        c->done(c->arg, 0, c->err[0] != '\0' ? c->err : curl_easy_strerror(rc), strlen(c->err[0] != '\0' ? c->err : curl_easy_strerror(rc)));
-    else
+    if (rc == CURLE_WRITE_ERROR) /* to_buf refused it: over the answer's limit */
+        snprintf(c->err, sizeof(c->err), "the tracker's answer is larger than the %zu bytes accepted for it",
+                 c->resp.max);
+    if (status == 0) {
+        const char *why = c->err[0] != '\0' ? c->err : curl_easy_strerror(rc);
+        c->done(c->arg, 0, why, strlen(why));
+    } else
         c->done(c->arg, status, c->resp.data != NULL ? c->resp.data : "", c->resp.len);
     call_free(c);
 }
