@@ -238,6 +238,8 @@ void pc_client_cdn_pause(client *c, dl *d, uint64_t wait_us)
 
 static void seed_next(client *c);
 
+#define SEED_ATTEMPTS 3
+
 static void finish_download(client *c, dl *d)
 {
     uint8_t h[32];
@@ -289,6 +291,15 @@ void pc_client_cdn_done(client *c, dl *d, int err)
         return;
     }
     if (d->seed) {
+        /* a CDN's passing trouble (a 503, a reset, 10 s without a byte) gets two more tries, 2 s then 4 s
+         * later, from the bytes already in: one failure used to end a seeder's whole start */
+        if (++d->failures < SEED_ATTEMPTS && !c->stopping) {
+            uint64_t wait_us = (uint64_t)1000000 << d->failures;
+            PC_LOGW("seed", "segment %d of rung %u: trying again in %" PRIu64 " s", d->seg == PC_SEG_INIT ? -1 : (int)d->seg,
+                    d->rung, wait_us / 1000000);
+            pc_client_cdn_pause(c, d, wait_us);
+            return;
+        }
         c->seed_failures++;
         c->seed_pending--;
         dl_free(c, d);

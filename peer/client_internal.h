@@ -73,6 +73,7 @@ typedef struct dl {
     char err[CURL_ERROR_SIZE];
     int seed;                 /* seed-mode fetch, not the engine's: |buf| is its own (several rungs of one
                                * segment index may be in flight at once, unlike the engine's transfers) */
+    int failures;             /* seed: failed attempts so far (SEED_ATTEMPTS in all) */
 } dl;
 
 /* An upload request from a peer. */

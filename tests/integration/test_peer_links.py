@@ -670,6 +670,58 @@ def test_a_segment_no_source_can_deliver_ends_playback_and_redirects_are_followe
           "the report: played from the redirected CDN, did not end: %r" % {k: r[k] for k in r if k != "segments"})
 
 
+def test_a_seeder_tries_a_failed_fetch_again(s):
+    """A seeder fetching every segment once met a CDN's passing 503 and gave up its whole start (exit 1):
+    now a fetch that fails is tried twice more, 2 s and 4 s later; one that keeps failing still ends the
+    start with one line."""
+    setup_video(s)
+    origin = st["o"].url
+    lock = threading.Lock()
+    seen = {}
+
+    def edge_for(always):
+        class Edge(QuietHandler):
+            def do_GET(self):
+                if "/v0/seg-00003." in self.path:
+                    with lock:
+                        seen[self.path] = seen.get(self.path, 0) + 1
+                        first = seen[self.path] == 1
+                    if always or first:
+                        return self.answer(503, b'{"code":"busy","message":"try later"}')
+                req = urllib.request.Request(origin + self.path, headers={k: v for k, v in self.headers.items()
+                                                                          if k.lower() == "range"})
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        hdrs = [(k, r.headers[k]) for k in ("Content-Type", "Content-Range") if r.headers.get(k)]
+                        self.answer(r.status, r.read(), hdrs)
+                except urllib.error.HTTPError as e:
+                    self.answer(e.code, e.read())
+        return Edge
+
+    def seed(edge, name):
+        return subprocess.Popen([s.bin("peercdn-peer"), "seed", "--origin", edge, "--video", st["vid"], "--tracker",
+                                 "http://127.0.0.1:1", "--state-dir", os.path.join(s.tmp, name), "--no-status"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    p = seed(serve_http(s, edge_for(False)), "retry-state")
+    out = ""
+    deadline = time.time() + 60
+    while "seeding" not in out and time.time() < deadline and p.poll() is None:
+        out += p.stdout.readline()
+    check("seeding" in out, "the seeder got every segment: %r" % out)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    eq(p.returncode, 0, "stopped: %s" % err[-500:])
+    check("trying again in 2 s" in err, "the retry is logged: %s" % err[-500:])
+    seen.clear()
+    t0 = time.time()
+    p = seed(serve_http(s, edge_for(True)), "retry-state2")
+    _, err = p.communicate(timeout=90)
+    eq(p.returncode, 1, "a segment that never comes: %s" % err[-500:])
+    check("1 segments could not be fetched" in err and time.time() - t0 >= 6, "after three tries: %s" % err[-500:])
+    eq(list(seen.values()), [3], "three requests")
+
+
 def test_without_a_tracker_the_peer_plays_from_the_cdn_alone(s):
     o = s.origin()
     vid = o.upload(clip("peer_links_notracker_320x180_6s", size="320x180", rate=25, dur=6), title="no tracker")
@@ -1288,6 +1340,7 @@ if __name__ == "__main__":
            test_a_loopback_origin_recreated_with_a_new_key_is_pinned_again,
            test_without_a_tracker_the_peer_plays_from_the_cdn_alone,
            test_a_segment_no_source_can_deliver_ends_playback_and_redirects_are_followed,
+           test_a_seeder_tries_a_failed_fetch_again,
            test_a_tracker_named_on_the_command_line_serves_a_manifest_that_names_none,
            test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
            test_a_signed_media_origin_swarms_with_the_media_query,
