@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "media.h"
@@ -104,6 +105,12 @@ static int build(pc_origin *o, pc_buf *b)
         rc = rc ? rc : pc_http_metric_head(b, "peercdn_origin_upload_pending_bytes", "gauge",
                                            "Bytes unfinished uploads (not expired) announced and have not sent yet.");
         rc = rc ? rc : pc_buf_printf(b, "peercdn_origin_upload_pending_bytes %" PRId64 "\n", pending);
+    }
+    struct statvfs vfs;
+    if (statvfs(o->cfg.data_dir, &vfs) == 0) {
+        rc = rc ? rc : pc_http_metric_head(b, "peercdn_origin_data_free_bytes", "gauge",
+                                           "Free bytes on the data directory's file system (for this user).");
+        rc = rc ? rc : pc_buf_printf(b, "peercdn_origin_data_free_bytes %" PRIu64 "\n", (uint64_t)vfs.f_bavail * vfs.f_frsize);
     }
     rc = rc ? rc : pc_http_metric_head(b, "peercdn_origin_cache_entries", "gauge", "Files in the memory cache.");
     rc = rc ? rc : pc_buf_printf(b, "peercdn_origin_cache_entries %zu\n", cs.entries);

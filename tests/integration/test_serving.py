@@ -306,6 +306,8 @@ def test_metrics_count_what_clients_saw(s):
     check(m['peercdn_origin_task_seconds_total{kind="encode"}'] > 0, "encode time")
     eq(sum(v for k, v in m.items() if k.startswith("peercdn_origin_tasks{")), 0, "nothing left to do")
     eq(m['peercdn_origin_workers_busy{pool="heavy"}'], 0, "idle workers")
+    vfs = os.statvfs(o.data)
+    check(abs(m["peercdn_origin_data_free_bytes"] - vfs.f_bavail * vfs.f_frsize) < 64 << 20, "free space")
     time.sleep(1.1)  # the document is built at most once a second
     before, before_len = metrics(o)
     seg = curl(st["base"] + "/v0/seg-00001.m4s")
