@@ -692,6 +692,15 @@ int pc_task_plan(pc_job *j)
         dw = dh;
         dh = t;
     }
+    if (dw > MAX_DIM || dh > MAX_DIM) {
+        /* the coded size was checked at probe; a pixel aspect ratio stretches it (320x240 at 40:1 displays as
+         * 12800x240, and the ladder would encode that, or fail in x264 for good, five times) */
+        free(pts);
+        json_decref(info);
+        return pc_job_fail(j, PC_EMEDIALIMIT, 1, "media_limit",
+                           "the display size %.0fx%.0f (%dx%d at a pixel aspect ratio of %d:%d) is outside 1..%d pixels",
+                           dw, dh, w, h, sar_n, sar_d, MAX_DIM);
+    }
     int fps_n = (int)json_integer_value(json_array_get(fr, 0)), fps_d = (int)json_integer_value(json_array_get(fr, 1));
     int cfr = json_is_true(json_object_get(v, "cfr"));
     /* above 60 fps a constant-rate source keeps every k-th frame (variable-rate ones keep all) */
@@ -778,12 +787,18 @@ int pc_task_plan(pc_job *j)
     int tiles = (int)ceil(duration / interval);
     tiles = tiles < 1 ? 1 : tiles > 1000 ? 1000 : tiles;
     const pc_rung *top = &rungs[nr - 1];
-    int tile_h = (int)lround(160.0 * top->height / top->width / 2) * 2;
+    /* 160 px wide, or for sources taller than 1:2, 320 px high: a sheet (10 × 10 tiles) stays within
+     * 1600 × 3200 px, where WebP's limit is 16383 a side (a 16x8192 source made 81920 px tiles) */
+    int tile_w = 160, tile_h = (int)lround(160.0 * top->height / top->width / 2) * 2;
+    if (tile_h > 320) {
+        tile_h = 320;
+        tile_w = (int)lround(320.0 * top->width / top->height / 2) * 2;
+    }
     json_t *posters = json_array();
     for (int k = 0; k < 5; k++)
         json_array_append_new(posters, json_integer((json_int_t)llround(duration * (0.1 + 0.2 * k) * (double)tl.timescale)));
-    json_t *thumbs = json_pack("{s:f, s:i, s:i, s:i, s:o}", "interval", interval, "tiles", tiles, "tile_width", 160,
-                               "tile_height", tile_h < 2 ? 2 : tile_h, "posters", posters);
+    json_t *thumbs = json_pack("{s:f, s:i, s:i, s:i, s:o}", "interval", interval, "tiles", tiles, "tile_width",
+                               tile_w < 2 ? 2 : tile_w, "tile_height", tile_h < 2 ? 2 : tile_h, "posters", posters);
     json_t *audio = json_null();
     if (json_is_object(json_object_get(info, "audio")))
         audio = json_pack("{s:i, s:i, s:i, s:i}", "index", (int)pc_json_int(json_object_get(info, "audio"), "index", -1),

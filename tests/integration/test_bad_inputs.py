@@ -96,6 +96,30 @@ def test_undecodable_video(s):
     expect_failed(st["o"], upload_raw(st["o"], data, "garbage-frames.mp4"), "undecodable", data)
 
 
+def test_a_pixel_aspect_ratio_past_the_size_limit(s):
+    """320x240 coded, 40:1 pixels: displayed 12800x240, past the 8192 px the origin takes. Checked on the
+    coded size only, it was planned as a 12480-wide rung (a level-6.0 stream few decoders play), and at
+    100:1 failed in x264 five times over."""
+    src = clip("bad_sar40", size="320x240", rate=25, dur=1, vf="setsar=40")
+    with open(src, "rb") as f:
+        data = f.read()
+    expect_failed(st["o"], upload_raw(st["o"], data, "sar40.mp4"), "media_limit", data)
+    check("12800x240" in st["o"].wait(upload_raw(st["o"], data, "again.mp4"))["error"]["message"], "the message names it")
+
+
+def test_a_very_tall_video_gets_its_scrubbing_sprite(s):
+    """16x8192: within the limits, but its 160-px-wide sprite tiles were 81920 px high, past WebP's 16383,
+    and the video failed after five attempts at the thumbnails. Tiles now fit 160x320."""
+    src = clip("tall_16x8192", size="16x8192", rate=25, dur=0.2, audio=False, vcodec="libx264",
+               vopts=["-preset", "ultrafast"])
+    o = st["o"]
+    vid = o.upload(src, title="tall", parallel=1)
+    v = o.wait(vid)
+    eq(v["state"], "ready", "published: %r" % v.get("error"))
+    vtt = o.req("GET", "/v/%s/thumbs/sprite.vtt" % vid).body.decode()
+    check("#xywh=0,0,2,320" in vtt, "tiles of 2x320: %r" % vtt[:300])
+
+
 def test_joined_recordings_that_cannot_be_stitched(s):
     # two DVD program streams (MPEG-2 video, LPCM audio) joined by cat: the clock restarts, and the
     # stitched copy (Matroska, origin/stitch.h) cannot carry DVD LPCM; refused at probe with a message
@@ -294,6 +318,7 @@ def test_still_serving(s):
 
 
 S.run([test_start, test_not_media, test_zero_length, test_truncated, test_audio_only, test_undecodable_video,
+       test_a_pixel_aspect_ratio_past_the_size_limit, test_a_very_tall_video_gets_its_scrubbing_sprite,
        test_joined_recordings_that_cannot_be_stitched, test_joined_recordings_whose_aac_changes_rate,
        test_oversized_bodies_and_headers_get_json_errors, test_big_bodies_on_a_reused_connection_are_refused_at_once,
        test_a_request_head_trickling_in_is_cut_off, test_bad_ids_and_paths, test_still_serving])
