@@ -615,6 +615,18 @@ const pc_peer_rec *pc_registry_find_peer(const pc_registry *r, const char *video
     return p != PC_NONE ? rec(r, p) : NULL;
 }
 
+int pc_registry_remove(pc_registry *r, const char *video, const uint8_t key[PC_ED25519_PK_LEN])
+{
+    uint32_t s = find_swarm(r, video, hash_bytes(r->cfg.hash_seed, video, strlen(video)));
+    uint32_t p = s != PC_NONE ? find_peer(r, key, s) : PC_NONE;
+    if (p == PC_NONE)
+        return 0;
+    remove_peer(r, p);
+    r->swarms[s].dirty = 1;
+    r->gen++;
+    return 1;
+}
+
 void pc_registry_clear_dirty(pc_registry *r)
 {
     for (uint32_t i = 0; i < r->nswarms; i++)

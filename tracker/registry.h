@@ -105,6 +105,9 @@ const pc_swarm *pc_registry_swarm(const pc_registry *r, uint32_t idx);
 const pc_swarm *pc_registry_find_swarm(const pc_registry *r, const char *video);
 /* The live record of |key| in |video|, or NULL. */
 const pc_peer_rec *pc_registry_find_peer(const pc_registry *r, const char *video, const uint8_t key[PC_ED25519_PK_LEN]);
+/* Removes that peer's record (a key the tracker stopped vouching for): 1, or 0 when there was none. Its
+ * counters stay counted. */
+int pc_registry_remove(pc_registry *r, const char *video, const uint8_t key[PC_ED25519_PK_LEN]);
 /* Interned region name; "" for 0. */
 const char *pc_registry_region(const pc_registry *r, uint16_t id);
 void pc_registry_clear_dirty(pc_registry *r);

@@ -233,10 +233,14 @@ static void take_ban_reports(pc_tracker *t, const pc_announce *a, const uint8_t 
             continue; /* itself, or not a member (any more): nobody would be given it */
         int r = pc_distrust_report(t->distrust, a->video, pc_locality_net(conn_addr), a->banned[i]);
         t->m.ban_reports += r >= 0;
+        t->m.ban_reports_dropped = pc_distrust_dropped(t->distrust);
         if (r == 1) {
             char b64[48];
             pc_b64_encode(a->banned[i], PC_ED25519_PK_LEN, b64, 0);
             t->m.distrusted++;
+            /* its record goes now: left in place it would be saved, and listed again after a restart
+             * (which forgets the verdict) though the peer announces no more */
+            pc_registry_remove(t->reg, a->video, a->banned[i]);
             PC_LOGW("tracker", "video %s: peer %s reported banned from %u networks: listed to no one any more", a->video,
                     b64, t->cfg.distrust_reports);
         }
@@ -343,6 +347,8 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
             return;
         }
     }
+    if (t->distrust != NULL)
+        pc_distrust_tick(t->distrust, (uint64_t)time(NULL));
     if (t->distrust != NULL && pc_distrust_is(t->distrust, a.video, a.key)) {
         reject(t, req, 403, "distrusted", "viewers of this video reported this key for sending data that fails the "
                                           "manifest's hashes");

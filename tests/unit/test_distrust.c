@@ -92,6 +92,55 @@ static void pending_reports_give_way(void **state)
     pc_distrust_free(d);
 }
 
+/* Keys are chosen by their holders: eight throwaway keys sharing a bad key's leading bytes, reported from
+ * one network, once pushed the bad key's two reports out of their common neighbourhood (its home was those
+ * bytes XOR the video's hash), and the third network's report never reached the verdict. */
+static void chosen_keys_cannot_crowd_out_a_bad_one(void **state)
+{
+    (void)state;
+    pc_distrust *d = pc_distrust_new(3, 1 << 16);
+    uint8_t bad[32], k[32];
+    key_of(bad, 77);
+    assert_int_equal(pc_distrust_report(d, "v", 1, bad), 0);
+    assert_int_equal(pc_distrust_report(d, "v", 2, bad), 0);
+    for (unsigned n = 0; n < 64; n++) {
+        key_of(k, 9000 + n);
+        memcpy(k, bad, 16); /* the bytes that chose the slot */
+        (void)pc_distrust_report(d, "v", 9, k);
+    }
+    assert_int_equal(pc_distrust_report(d, "v", 3, bad), 1);
+    assert_true(pc_distrust_is(d, "v", bad));
+    pc_distrust_free(d);
+}
+
+/* Keys last one run of a peer: a pending report ages out after an hour without another, a verdict after a
+ * day, so neither holds its slot for ever (verdicts filled the table for good, and later reports were
+ * dropped unseen: they are counted now). */
+static void entries_age_out_and_drops_are_counted(void **state)
+{
+    (void)state;
+    pc_distrust *d = pc_distrust_new(2, 64);
+    uint8_t bad[32], k[32];
+    key_of(bad, 5);
+    pc_distrust_tick(d, 1000);
+    assert_int_equal(pc_distrust_report(d, "v", 1, bad), 0);
+    pc_distrust_tick(d, 1000 + PC_DISTRUST_PENDING_S);
+    assert_int_equal(pc_distrust_report(d, "v", 2, bad), 0); /* the first report aged out: one again */
+    assert_int_equal(pc_distrust_report(d, "v", 3, bad), 1);
+    pc_distrust_tick(d, 1000 + PC_DISTRUST_PENDING_S + PC_DISTRUST_VERDICT_S - 1);
+    assert_true(pc_distrust_is(d, "v", bad));
+    pc_distrust_tick(d, 1000 + PC_DISTRUST_PENDING_S + PC_DISTRUST_VERDICT_S);
+    assert_false(pc_distrust_is(d, "v", bad));
+    /* a table of living verdicts: a report about a new key is dropped, and counted */
+    for (unsigned n = 0; n < 2000; n++) {
+        key_of(k, 20000 + n);
+        (void)pc_distrust_report(d, "v", 1, k);
+        (void)pc_distrust_report(d, "v", 2, k);
+    }
+    assert_true(pc_distrust_dropped(d) > 0);
+    pc_distrust_free(d);
+}
+
 static void bad_settings_are_refused(void **state)
 {
     (void)state;
@@ -109,6 +158,8 @@ int main(void)
         cmocka_unit_test(a_threshold_of_one),
         cmocka_unit_test(the_table_is_bounded),
         cmocka_unit_test(pending_reports_give_way),
+        cmocka_unit_test(chosen_keys_cannot_crowd_out_a_bad_one),
+        cmocka_unit_test(entries_age_out_and_drops_are_counted),
         cmocka_unit_test(bad_settings_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
