@@ -17,6 +17,30 @@ def suite(name):
     return s
 
 
+def run(s, main):
+    """Runs |main|, then, whether it finished or failed, stops every server the suite |s| started (a bench
+    that failed left its origin or tracker running) and removes its temporary directory (media, keys, a
+    copy of the payload: a gigabyte and a half after an upload bench)."""
+    failed = False
+    try:
+        main()
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        for c in reversed(s.cleanups):
+            try:
+                c()
+            except Exception as e:  # noqa: BLE001 - a server that stops badly is said, the others still stop
+                print("bench: cleanup: %s" % e, file=sys.stderr)
+                failed = True
+        s.cleanups.clear()
+        import shutil
+        shutil.rmtree(s.tmp, ignore_errors=True)
+        if failed:
+            print("bench: failed; its servers were stopped and %s removed" % s.tmp, file=sys.stderr)
+
+
 def run_wrk(base, script, duration, connections=16, threads=1, extra=(), allow_errors=False):
     """Runs wrk with a Lua script; returns requests/s, MB/s, p99 latency in ms and the raw output."""
     p = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration, "--latency", "-s", script] +

@@ -120,4 +120,4 @@ def main():
         print("  rounds against nginx(1 worker), sorted: %s" % " ".join("%.2f" % x for x in ratios["nginx-1"][1]))
 
 
-main()
+common.run(S, main)

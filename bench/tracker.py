@@ -37,6 +37,8 @@ ap.add_argument("--numwant", type=int, default=50)
 ap.add_argument("--million", type=int, default=1000000, help="peers for the memory measurement (0 skips it)")
 ap.add_argument("--keys", type=int, default=1000, help="distinct peer keys (a key may be in every swarm; >= peers)")
 a, _ = ap.parse_known_args()
+if a.keys < a.peers:
+    ap.error("--keys must be at least --peers: a swarm's peers need keys of their own")
 S = Suite("bench-tracker")
 MARKER = os.path.join(S.tmp, "populated")
 
@@ -215,6 +217,7 @@ def start_opentracker(swarms):
     port = common.free_port()
     proc = subprocess.Popen(["opentracker", "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-w", "whitelist",
                              "-d", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    S.cleanups.append(lambda: (proc.terminate(), proc.wait()))  # stopped by common.run if the bench fails
     time.sleep(0.5)
     if proc.poll() is not None:
         raise AssertionError("opentracker did not start")
@@ -292,4 +295,4 @@ def main():
     print(res)
 
 
-main()
+common.run(S, main)

@@ -100,4 +100,4 @@ def main():
                       "peercdn_psnr": ours_psnr, "ffmpeg_psnr_low": ref_low, "peercdn_psnr_low": ours_low}))
 
 
-main()
+common.run(S, main)

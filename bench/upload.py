@@ -29,6 +29,8 @@ def main():
         chunk = os.urandom(8 << 20)
         for _ in range(size // len(chunk)):
             f.write(chunk)
+        f.write(chunk[:size % len(chunk)])  # all of --mb (a PATCH announcing more than the file waited for ever)
+    assert os.path.getsize(path) == size
     o = S.origin()
     # reference: the disk itself (each measurement starts with no dirty pages)
     subprocess.run(["sync"])
@@ -71,4 +73,4 @@ def main():
           (cli, cli / disk))
 
 
-main()
+common.run(S, main)
