@@ -657,7 +657,7 @@ def test_a_segment_no_source_can_deliver_ends_playback_and_redirects_are_followe
     t0 = time.time()
     p = subprocess.run([s.bin("peercdn-peer"), "play", "--origin", edge, "--video", st["vid"], "--tracker",
                         "http://127.0.0.1:1", "--state-dir", os.path.join(s.tmp, "gave-up-state"), "--no-status",
-                        "--max-wait-s", "3", "--report", report], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                        "--max-wait-s", "6", "--report", report], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                        timeout=120)
     err = p.stderr.decode()
     eq(p.returncode, 1, "gave up: %s" % err[-800:])
