@@ -14,7 +14,8 @@
  * it is something else (a file).
  * PC_ETOOBIG for a path over 4095 bytes, else the errno mapped by pc_err_from_errno. */
 int pc_mkdirs(const char *path) PC_MUST_CHECK;
-/* Writes |len| bytes to |path| atomically: |path|.tmp, then rename; a failure leaves |path| as it was.
+/* Writes |len| bytes to |path| atomically: a temporary file of this process's own (pc_open_tmp), then
+ * rename; a failure leaves |path| as it was.
  * A |path| that exists but is not a regular file (a device, a pipe) is written into, never replaced
  * (a FIFO nobody reads is an error, not a wait); a directory is PC_EINVAL. A symbolic link is followed,
  * never replaced: what it leads to is written by these rules. /dev/stdout, /dev/stderr, /dev/fd/N and

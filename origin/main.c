@@ -35,7 +35,7 @@ static const char usage[] =
     "  --signed-media          serve /v/ only with ?exp=&sig= (see docs/origin.md)\n"
     "  --cache-mb N            memory for hot segments served from RAM (default 256; 0 disables)\n"
     "  --max-uploads N         upload requests with a body (and joins) received at once, 1 to 4096; more are\n"
-    "                          told 503 and to retry (default 64; each holds up to 1 MiB of buffers)\n"
+    "                          told 503 and to retry (default 64; a body holds 1.25 MiB of buffers)\n"
     "  --idle-timeout S        a connection idle, or a request head not complete, this long is closed (default 30)\n"
     "  --media-token-ttl S     lifetime of media signatures handed out by the API (default 21600)\n"
     "  --upload-ttl S          unfinished uploads expire after S seconds (default 86400)\n"

@@ -85,6 +85,8 @@ struct up {
     pc_buf final_hdr, final_body;
     size_t final_seen;
     uv_timer_t tick;
+    uv_timer_t final_retry; /* the join, again after a 5xx or 423 (MAX_ATTEMPTS) */
+    int final_attempts;
     uv_signal_t sigint;
     double t0;
     int64_t base_bytes;
@@ -568,6 +570,13 @@ static void start_part(struct part *p)
         fail(u, "out of memory");
 }
 
+static void maybe_finalize(struct up *u);
+
+static void on_final_retry(uv_timer_t *t)
+{
+    maybe_finalize(t->data);
+}
+
 static void on_final_done(void *arg, CURL *e, CURLcode rc)
 {
     struct up *u = arg;
@@ -580,6 +589,15 @@ static void on_final_done(void *arg, CURL *e, CURLcode rc)
     curl_slist_free_all(u->final_hdrs);
     u->final_hdrs = NULL;
     if (!ok) {
+        /* the origin said it joined nothing (busy: --max-uploads, 5xx, a part in use): again, later. Not after
+         * a network error: the join may have happened, and a second one would find its parts gone */
+        if (rc == CURLE_OK && (status >= 500 || status == 423) && ++u->final_attempts <= MAX_ATTEMPTS) {
+            uint64_t ms = 500ull << (u->final_attempts < 6 ? u->final_attempts : 6);
+            PC_LOGD("upload", "the join: HTTP %ld; again in %" PRIu64 " ms", status, ms);
+            u->final_hdr.len = 0;
+            uv_timer_start(&u->final_retry, on_final_retry, ms, 0);
+            return;
+        }
         if (rc == CURLE_OK && (status == 403 || status == 410)) /* the creation URL expired (an hour) */
             fail(u, "the origin refused to join the parts (HTTP %ld: the upload URL expired); delete %s to start over",
                  status, u->state_path);
@@ -867,6 +885,8 @@ int pc_origin_upload(const pc_upload_opts *o)
     pc_buf_init(&u.final_hdr, 1 << 16);
     uv_timer_init(&loop, &u.tick);
     u.tick.data = &u;
+    uv_timer_init(&loop, &u.final_retry);
+    u.final_retry.data = &u;
     uv_signal_init(&loop, &u.sigint);
     u.sigint.data = &u;
     uv_signal_start(&u.sigint, on_sigint, SIGINT);
@@ -911,6 +931,7 @@ int pc_origin_upload(const pc_upload_opts *o)
     }
     pc_http_client_free(u.http);
     uv_close((uv_handle_t *)&u.tick, NULL);
+    uv_close((uv_handle_t *)&u.final_retry, NULL);
     uv_close((uv_handle_t *)&u.sigint, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);

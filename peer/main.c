@@ -111,7 +111,7 @@ int main(int argc, char **argv)
         {"max-links", required_argument, NULL, O_LINKS}, {"rng-seed", required_argument, NULL, O_RNG},
         {"no-status", no_argument, NULL, O_NOSTATUS}, {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0}};
-    int ch, no_status = 0, linger_given = 0, up_given = 0, max_wait_given = 0;
+    int ch, no_status = 0, linger_given = 0, up_given = 0, max_wait_given = 0, seed_after_given = 0;
     opterr = 0;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -127,7 +127,7 @@ int main(int argc, char **argv)
         case O_REND: cfg.rendition = optarg; break;
         case O_HLS: cfg.hls_listen = optarg; break;
         case O_LINGER: cfg.hls_linger_s = pc_cli_num(optarg, "--hls-linger", 0, 1e7), linger_given = 1; break;
-        case O_SEEDAFTER: cfg.seed_after_s = pc_cli_num(optarg, "--seed-after", 0, 1e7); break;
+        case O_SEEDAFTER: cfg.seed_after_s = pc_cli_num(optarg, "--seed-after", 0, 1e7), seed_after_given = 1; break;
         case O_REPORT: cfg.report = optarg; break;
         case O_WATCH: cfg.watch_s = pc_cli_num(optarg, "--watch-s", 0.001, 1e7); break;
         case O_MAXWAIT: cfg.max_wait_s = pc_cli_num(optarg, "--max-wait-s", 0, 1e7), max_wait_given = 1; break;
@@ -150,7 +150,7 @@ int main(int argc, char **argv)
         pc_cli_usage("--rendition takes auto or a rendition id");
     if (linger_given && (cfg.hls_listen == NULL || cfg.seed_mode))
         pc_cli_usage("--hls-linger is for play with --hls-listen");
-    if (cfg.seed_mode && (strcmp(cfg.rendition, "auto") != 0 || cfg.watch_s > 0 || cfg.seed_after_s > 0 || max_wait_given))
+    if (cfg.seed_mode && (strcmp(cfg.rendition, "auto") != 0 || cfg.watch_s > 0 || seed_after_given || max_wait_given))
         pc_cli_usage("--rendition, --watch-s, --seed-after and --max-wait-s are for play: seed serves every rendition "
                      "until stopped");
     if (cfg.origin == NULL || cfg.video == NULL)

@@ -58,7 +58,7 @@ def test_numbers_are_decimal_and_whole_where_they_count(s):
     refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--video", "v", "--up-kbps", "0x10")
     # options that would be silently ignored are refused instead
     refused("peercdn-sim", 2, "run", scen, "--out", out, "--compare", "--mode", "cdn-only", says="--compare")
-    for opt in (["--rendition", "v0"], ["--watch-s", "3"], ["--seed-after", "5"], ["--max-wait-s", "5"]):
+    for opt in (["--rendition", "v0"], ["--watch-s", "3"], ["--seed-after", "5"], ["--seed-after", "0"], ["--max-wait-s", "5"]):
         refused("peercdn-peer", 2, "seed", "--origin", "http://127.0.0.1:1", "--video", "v", *opt, says="for play")
     refused("peercdn-tracker", 2, "serve", "--listen", "127.0.0.1:0", "--db", os.path.join(S.tmp, "t.db"),
             "--max-peers", "1.5")

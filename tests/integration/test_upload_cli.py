@@ -152,7 +152,8 @@ def test_the_resume_state_is_the_clients_own(s):
     for args in ([fifo], [src, "--state", fifo]):
         rc, out, err = cli(*args, "--origin", o.url, "--token", TOKEN, "--no-progress")
         eq((rc, len(err.strip().splitlines())), (1, 1), "a FIFO in %r: refused in one line (%r)" % (args, err))
-    # a symbolic link at STATE.tmp is replaced, not followed; the state is private
+    # a symbolic link planted at STATE.tmp (the temporary name of old; each process now makes a new one of
+    # its own) is never followed; the state is private
     state = os.path.join(s.tmp, "s7.json")
     victim = os.path.join(s.tmp, "victim.txt")
     with open(victim, "w") as f:
@@ -213,6 +214,10 @@ class FakeOrigin(QuietHandler):
             self.answer(201, json.dumps({"upload_url": base + "/files/"}).encode(),
                         [("Content-Type", "application/json")])
         elif "final" in self.headers.get("Upload-Concat", ""):
+            srv.joins = getattr(srv, "joins", 0) + 1
+            if srv.mode == "busy-join" and srv.joins <= 2:  # --max-uploads reached: nothing was joined
+                self.answer(503, b'{"code":"busy","message":"retry"}', [("Retry-After", "2")])
+                return
             vid = "etc\x1b[31mRED" if srv.mode == "bad-id" else "a" * 20
             self.answer(201, b"", [("Location", base + "/files/" + vid)])
         else:
@@ -274,6 +279,25 @@ def test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang(s):
         check(mode == "gone" or out == "", "%s: no video id printed: %r" % (mode, out))
 
 
+def test_a_join_the_origin_is_too_busy_for_is_tried_again(s):
+    """An origin at --max-uploads answers the join 503 busy (nothing joined): the CLI tries it again later
+    instead of failing the upload after every part was sent."""
+    src = os.path.join(s.tmp, "busy-src.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(1 << 20))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeOrigin)
+    srv.mode, srv.parts, srv.offsets = "busy-join", 0, {}
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        rc, out, err = cli(src, "--origin", "http://127.0.0.1:%d" % srv.server_address[1], "--token", TOKEN,
+                           "--no-progress", "--parallel", "2", "--state", os.path.join(s.tmp, "busy.json"))
+    finally:
+        srv.shutdown()
+    eq((rc, out.strip()), (0, "a" * 20), "joined on the third try: %r" % err)
+    eq(srv.joins, 3, "three joins asked")
+
+
 S.run([test_parallel_upload_prints_the_video_id, test_resume_after_interruption,
        test_a_state_that_does_not_cover_the_file_starts_over, test_progress_bar_on_a_terminal,
-       test_the_resume_state_is_the_clients_own, test_errors_are_one_line_and_nonzero, test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang])
+       test_the_resume_state_is_the_clients_own, test_errors_are_one_line_and_nonzero, test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang,
+       test_a_join_the_origin_is_too_busy_for_is_tried_again])
