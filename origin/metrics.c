@@ -75,7 +75,8 @@ static int build(pc_origin *o, pc_buf *b)
                                    task_states, 3);
     rc = rc ? rc : pc_http_metric_head(b, "peercdn_origin_tasks_finished_total", "counter",
                                        "Tasks finished since start, by kind and outcome (retried: failed and scheduled "
-                                       "again; failed: their video failed).");
+                                       "again; failed: their video failed; runs cancelled by a stop or a deletion are not "
+                                       "counted).");
     for (int k = 0; rc == 0 && k < PC_PIPELINE_KINDS; k++)
         rc = pc_buf_printf(b,
                            "peercdn_origin_tasks_finished_total{kind=\"%s\",outcome=\"done\"} %" PRIu64 "\n"

@@ -152,10 +152,15 @@ static void *worker_main(void *arg)
         if (!pc_job_canceled(j))
             run_job(j);
         /* a decode and six encoders of a large source leave hundreds of MB free in this thread's arena,
-         * which glibc keeps: an origin idle after one 8K upload stayed at 400 MB resident */
-        if (wa_cls == PC_TASK_HEAVY)
-            malloc_trim(0);
+         * which glibc keeps: an origin idle after one 8K upload stayed at 400 MB resident (handed back
+         * below once no heavy job waits) */
         pthread_mutex_lock(&p->mu);
+        if (wa_cls == PC_TASK_HEAVY && pool->head == NULL) { /* not between the chunks of a busy queue: it
+                                                               * takes every arena's lock for a moment */
+            pthread_mutex_unlock(&p->mu);
+            malloc_trim(0);
+            pthread_mutex_lock(&p->mu);
+        }
         j->next = p->done;
         p->done = j;
         uv_async_send(&p->async);

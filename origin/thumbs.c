@@ -103,16 +103,17 @@ static int write_webp(pc_job *j, const AVFrame *f, const char *path)
             avcodec_receive_packet(c, p) < 0)
             r = PC_EENCODE;
     }
-    int encoded = r == 0;
+    int refused = r == PC_EENCODE; /* out of memory is passing: that one is tried again */
     if (r == 0)
         r = pc_write_file(path, p->data, (size_t)p->size);
     av_packet_free(&p);
     avcodec_free_context(&c);
-    if (r != 0 && !encoded) /* the same frame fails the same way again: not worth five attempts */
+    if (refused) /* the same frame fails the same way again: not worth five attempts */
         return pc_job_fail(j, r, 1, "encode_failed", "the WebP encoder refused %dx%d for %s", f->width, f->height,
                            path);
     if (r != 0)
-        return pc_job_fail(j, r, 0, "io_error", "cannot write %s: %s", path, pc_strerror(r));
+        return pc_job_fail(j, r, 0, r == PC_ENOMEM ? "out_of_memory" : "io_error", "cannot write %s: %s", path,
+                           pc_strerror(r));
     return 0;
 }
 

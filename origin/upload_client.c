@@ -85,7 +85,7 @@ struct up {
     pc_buf final_hdr, final_body;
     size_t final_seen;
     uv_timer_t tick;
-    uv_timer_t final_retry; /* the join, again after a 5xx or 423 (MAX_ATTEMPTS) */
+    uv_timer_t final_retry; /* the join, again after a 500, 503 or 423 (MAX_ATTEMPTS) */
     int final_attempts;
     uv_signal_t sigint;
     double t0;
@@ -589,9 +589,10 @@ static void on_final_done(void *arg, CURL *e, CURLcode rc)
     curl_slist_free_all(u->final_hdrs);
     u->final_hdrs = NULL;
     if (!ok) {
-        /* the origin said it joined nothing (busy: --max-uploads, 5xx, a part in use): again, later. Not after
-         * a network error: the join may have happened, and a second one would find its parts gone */
-        if (rc == CURLE_OK && (status >= 500 || status == 423) && ++u->final_attempts <= MAX_ATTEMPTS) {
+        /* the origin said it joined nothing (503 busy at --max-uploads, 500, 423 a part in use): again, later.
+         * Not after a network error, nor a proxy's 502 or 504: the join may have happened, and a second one
+         * would find its parts gone */
+        if (rc == CURLE_OK && (status == 500 || status == 503 || status == 423) && ++u->final_attempts <= MAX_ATTEMPTS) {
             uint64_t ms = 500ull << (u->final_attempts < 6 ? u->final_attempts : 6);
             PC_LOGD("upload", "the join: HTTP %ld; again in %" PRIu64 " ms", status, ms);
             u->final_hdr.len = 0;

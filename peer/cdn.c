@@ -27,6 +27,8 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg)
     dl *d = arg;
     size_t len = sz * n;
     static const char name[] = "content-range:";
+    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) /* a new answer (after a redirect): only its own range counts */
+        d->cr_first = d->cr_last = UINT64_MAX;
     if (len > sizeof(name) - 1 && len < 256 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
         char line[256];
         memcpy(line, p + sizeof(name) - 1, len - (sizeof(name) - 1));

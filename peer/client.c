@@ -207,13 +207,23 @@ void pc_client_cdn_bytes(client *c, dl *d, uint32_t n)
     }
 }
 
+static void on_cdn_resume(uv_timer_t *t);
+
+/* The one timer wakes the paused fetches: armed for the earliest of them. */
+static void arm_cdn_resume(client *c, uint64_t ms)
+{
+    if (!uv_is_active((uv_handle_t *)&c->cdn_resume) || uv_timer_get_due_in(&c->cdn_resume) > ms)
+        uv_timer_start(&c->cdn_resume, on_cdn_resume, ms, 0);
+}
+
 static void on_cdn_resume(uv_timer_t *t)
 {
     client *c = t->data;
     for (;;) {
+        uint64_t now = pc_client_now(c);
         dl *d = NULL;
         for (size_t i = 0; i < c->ndls && d == NULL; i++)
-            if (c->dls[i]->paused)
+            if (c->dls[i]->paused && c->dls[i]->resume_at_us <= now) /* only those whose wait is over */
                 d = c->dls[i];
         if (d == NULL)
             break;
@@ -226,14 +236,19 @@ static void on_cdn_resume(uv_timer_t *t)
         if (d->paused)
             break; /* the bucket is in debt again: the others wait too */
     }
+    uint64_t now = pc_client_now(c), next = UINT64_MAX;
+    for (size_t i = 0; i < c->ndls; i++)
+        if (c->dls[i]->paused && c->dls[i]->resume_at_us < next)
+            next = c->dls[i]->resume_at_us;
+    if (next != UINT64_MAX)
+        arm_cdn_resume(c, next > now ? (next - now) / 1000 + 1 : 0);
 }
 
 void pc_client_cdn_pause(client *c, dl *d, uint64_t wait_us)
 {
     d->paused = 1;
-    uint64_t ms = wait_us / 1000 + 1;
-    if (!uv_is_active((uv_handle_t *)&c->cdn_resume) || uv_timer_get_due_in(&c->cdn_resume) > ms)
-        uv_timer_start(&c->cdn_resume, on_cdn_resume, ms, 0);
+    d->resume_at_us = pc_client_now(c) + wait_us;
+    arm_cdn_resume(c, wait_us / 1000 + 1);
 }
 
 static void seed_next(client *c);

@@ -69,7 +69,8 @@ typedef struct dl {
     int checked;              /* the answer's status (and Content-Range) matched the request */
     uint64_t range_first, range_last; /* the part's bytes a ranged request asks for */
     uint64_t cr_first, cr_last; /* Content-Range of the answer (UINT64_MAX: none) */
-    int paused;               /* its next Range request waits for the download cap */
+    int paused;               /* its next Range request waits (the download cap, or a seed's retry) */
+    uint64_t resume_at_us;    /* until then (client clock) */
     char err[CURL_ERROR_SIZE];
     int seed;                 /* seed-mode fetch, not the engine's: |buf| is its own (several rungs of one
                                * segment index may be in flight at once, unlike the engine's transfers) */

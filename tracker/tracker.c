@@ -348,7 +348,7 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
         }
     }
     if (t->distrust != NULL)
-        pc_distrust_tick(t->distrust, (uint64_t)time(NULL));
+        pc_distrust_tick(t->distrust, uv_now(t->loop) / 1000); /* monotonic: a clock step must not age them */
     if (t->distrust != NULL && pc_distrust_is(t->distrust, a.video, a.key)) {
         reject(t, req, 403, "distrusted", "viewers of this video reported this key for sending data that fails the "
                                           "manifest's hashes");

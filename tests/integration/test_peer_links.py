@@ -677,7 +677,7 @@ def test_a_seeder_tries_a_failed_fetch_again(s):
     setup_video(s)
     origin = st["o"].url
     lock = threading.Lock()
-    seen = {}
+    seen, times = {}, []
 
     def edge_for(always):
         class Edge(QuietHandler):
@@ -686,6 +686,7 @@ def test_a_seeder_tries_a_failed_fetch_again(s):
                     with lock:
                         seen[self.path] = seen.get(self.path, 0) + 1
                         first = seen[self.path] == 1
+                        times.append(time.time())
                     if always or first:
                         return self.answer(503, b'{"code":"busy","message":"try later"}')
                 req = urllib.request.Request(origin + self.path, headers={k: v for k, v in self.headers.items()
@@ -699,8 +700,11 @@ def test_a_seeder_tries_a_failed_fetch_again(s):
         return Edge
 
     def seed(edge, name):
+        # under a download cap, whose pauses share the retry's timer: a retry used to come as soon as the
+        # cap's next pause ended, and three tries took milliseconds
         return subprocess.Popen([s.bin("peercdn-peer"), "seed", "--origin", edge, "--video", st["vid"], "--tracker",
-                                 "http://127.0.0.1:1", "--state-dir", os.path.join(s.tmp, name), "--no-status"],
+                                 "http://127.0.0.1:1", "--state-dir", os.path.join(s.tmp, name), "--no-status",
+                                 "--down-kbps", "20000"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     p = seed(serve_http(s, edge_for(False)), "retry-state")
@@ -714,12 +718,15 @@ def test_a_seeder_tries_a_failed_fetch_again(s):
     eq(p.returncode, 0, "stopped: %s" % err[-500:])
     check("trying again in 2 s" in err, "the retry is logged: %s" % err[-500:])
     seen.clear()
+    del times[:]
     t0 = time.time()
     p = seed(serve_http(s, edge_for(True)), "retry-state2")
     _, err = p.communicate(timeout=90)
     eq(p.returncode, 1, "a segment that never comes: %s" % err[-500:])
     check("1 segments could not be fetched" in err and time.time() - t0 >= 6, "after three tries: %s" % err[-500:])
     eq(list(seen.values()), [3], "three requests")
+    check(times[1] - times[0] >= 1.8 and times[2] - times[1] >= 3.8, "2 s, then 4 s apart: %r" %
+          [round(b - a, 2) for a, b in zip(times, times[1:])])
 
 
 def test_without_a_tracker_the_peer_plays_from_the_cdn_alone(s):
