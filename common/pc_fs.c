@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,13 @@ static int write_all(int fd, const void *data, size_t len)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) { /* a non-blocking descriptor we were given (our
+                                                            * stdout, a pipe): wait until it takes more */
+                struct pollfd pf = {.fd = fd, .events = POLLOUT};
+                if (poll(&pf, 1, 30000) > 0)
+                    continue;
+                return PC_ETIMEDOUT;
+            }
             return pc_err_from_errno(errno);
         }
         p += w;

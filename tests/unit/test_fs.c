@@ -1,6 +1,7 @@
 /* pc_fs: whole-file writes (atomic for regular files, into the file for devices and pipes, through links and
  * our own descriptors), bounded reads. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -96,6 +97,39 @@ static void our_own_descriptors_are_written_where_they_stand(void **state)
     close(rd);
 }
 
+static void *drain_slowly(void *arg)
+{
+    int fd = *(int *)arg;
+    char buf[4096];
+    usleep(100000); /* the writer meets a full pipe first */
+    size_t got = 0;
+    for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;)
+        got += (size_t)n;
+    return (void *)got;
+}
+
+/* Our stdout may be a pipe its parent made non-blocking: a report bigger than the pipe met EAGAIN and
+ * failed; it now waits for the reader. */
+static void a_non_blocking_descriptor_is_waited_for(void **state)
+{
+    (void)state;
+    int pf[2];
+    assert_int_equal(pipe(pf), 0);
+    assert_int_equal(fcntl(pf[1], F_SETFL, fcntl(pf[1], F_GETFL) | O_NONBLOCK), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, drain_slowly, &pf[0]), 0);
+    static char big[300000];
+    memset(big, 'x', sizeof(big));
+    char name[64];
+    snprintf(name, sizeof(name), "/dev/fd/%d", pf[1]);
+    assert_int_equal(pc_write_file(name, big, sizeof(big)), 0);
+    close(pf[1]);
+    void *got = NULL;
+    pthread_join(th, &got);
+    close(pf[0]);
+    assert_int_equal((size_t)got, sizeof(big));
+}
+
 /* Two writers of one file each put a whole one in place: the temporary name is the process's own. */
 static void temporary_names_are_each_writers_own(void **state)
 {
@@ -185,6 +219,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_link_is_followed_not_replaced, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(our_own_descriptors_are_written_where_they_stand, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(temporary_names_are_each_writers_own, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test(a_non_blocking_descriptor_is_waited_for),
         cmocka_unit_test_setup_teardown(reads_are_bounded, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(mkdirs_makes_parents_and_refuses_a_file_in_the_way, tmpdir_setup, tmpdir_teardown),
     };
