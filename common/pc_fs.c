@@ -1,7 +1,9 @@
 /* File-system helpers (pc_fs.h). */
 #include "pc_fs.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -217,5 +219,29 @@ unsigned long pc_raise_nofile(const char *component)
     unsigned long n = rl.rlim_cur == RLIM_INFINITY ? (unsigned long)1 << 20 : (unsigned long)rl.rlim_cur;
     if (n < PC_NOFILE_WARN)
         PC_LOGW(component, "only %lu file descriptors (ulimit -Hn): about that many connections at once, no more", n);
+    return n;
+}
+
+int pc_sweep_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        /* NAME.tmp.PID.N (pc_open_tmp) of a process that is gone: it died between writing and renaming */
+        const char *t = strstr(e->d_name, ".tmp.");
+        if (t == NULL)
+            continue;
+        char *end = NULL;
+        long pid = strtol(t + 5, &end, 10);
+        if (end == t + 5 || *end != '.' || pid <= 0 || pid == (long)getpid())
+            continue; /* not such a name, or this process's own, being written */
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* its writer lives (EPERM: someone else's, alive) */
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+            n++;
+    }
+    closedir(d);
     return n;
 }

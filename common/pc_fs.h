@@ -33,6 +33,9 @@ int pc_replace_file(const char *path, const void *data, size_t len) PC_MUST_CHEC
  * writing the same file at once each put a whole one in place. */
 #define PC_TMP_PATH_MAX 4200
 int pc_open_tmp(const char *path, char tmp[PC_TMP_PATH_MAX], unsigned mode) PC_MUST_CHECK;
+/* Removes from |dir| the temporary files (pc_open_tmp's names) of processes no longer running: what a
+ * process killed between writing a file and renaming it left behind. Returns how many. */
+int pc_sweep_tmp(const char *dir);
 /* The same with the new file's permission bits (0600 for a file holding a credential). */
 int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigned mode) PC_MUST_CHECK;
 /* Reads a whole file of at most |max| bytes (PC_ETOOBIG past it, checked before reading) into a

@@ -42,6 +42,9 @@ int pc_store_new(size_t mem_cap, const char *dir, const char *video, pc_store_ve
             pc_store_free(s);
             return rc;
         }
+        int swept = pc_sweep_tmp(s->dir); /* a segment a killed run was writing */
+        if (swept > 0)
+            PC_LOGI("store", "removed %d unfinished files a run that was killed left in %s", swept, s->dir);
     }
     *out = s;
     return 0;

@@ -97,6 +97,25 @@ static void our_own_descriptors_are_written_where_they_stand(void **state)
     close(rd);
 }
 
+/* A process killed between writing a file and renaming it leaves its temporary file: the next run that
+ * opens the directory (the peer's --cache-dir) removes those of processes no longer running. */
+static void leftovers_of_dead_writers_are_swept(void **state)
+{
+    tmpdir *t = *state;
+    char p[128], mine[PC_TMP_PATH_MAX];
+    path_in(t, "0-1.tmp.999999999.3", p, sizeof(p)); /* no such pid */
+    assert_int_equal(pc_write_file(p, "x", 1), 0);
+    path_in(t, "0-2.tmp.1.0", p, sizeof(p)); /* pid 1 lives */
+    assert_int_equal(pc_write_file(p, "x", 1), 0);
+    path_in(t, "0-3", p, sizeof(p));
+    int fd = pc_open_tmp(p, mine, 0600); /* this process's, being written */
+    assert_true(fd >= 0);
+    assert_int_equal(pc_sweep_tmp(t->dir), 1);
+    assert_int_equal(entries(t), 2);
+    close(fd);
+    unlink(mine);
+}
+
 static void *drain_slowly(void *arg)
 {
     int fd = *(int *)arg;
@@ -220,6 +239,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(our_own_descriptors_are_written_where_they_stand, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(temporary_names_are_each_writers_own, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test(a_non_blocking_descriptor_is_waited_for),
+        cmocka_unit_test_setup_teardown(leftovers_of_dead_writers_are_swept, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(reads_are_bounded, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(mkdirs_makes_parents_and_refuses_a_file_in_the_way, tmpdir_setup, tmpdir_teardown),
     };
