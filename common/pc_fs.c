@@ -135,13 +135,11 @@ int pc_write_file(const char *path, const void *data, size_t len)
     }
     struct stat st;
     if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
-        /* a link is followed, never replaced: the file it leads to is written (atomically, if regular) */
-        char *real = realpath(path, NULL);
-        if (real == NULL)
-            return pc_err_from_errno(errno);
-        int r = pc_write_file(real, data, len);
-        free(real);
-        return r;
+        /* a link is followed, never replaced: what it leads to is written by these rules (atomically, if a
+         * regular file; created, if nothing is there yet; our own descriptor, if it leads to /dev/stdout) */
+        char to[PC_PATH_MAX];
+        int r = pc_follow_links(path, to);
+        return r != 0 ? r : pc_write_file(to, data, len);
     }
     if (stat(path, &st) != 0 || S_ISREG(st.st_mode))
         return pc_replace_file(path, data, len);
@@ -244,4 +242,30 @@ int pc_sweep_tmp(const char *dir)
     }
     closedir(d);
     return n;
+}
+
+int pc_follow_links(const char *path, char out[PC_PATH_MAX])
+{
+    if (snprintf(out, PC_PATH_MAX, "%s", path) >= PC_PATH_MAX)
+        return PC_ETOOBIG;
+    for (int hop = 0; hop < 8; hop++) {
+        struct stat st;
+        if (pc_std_fd(out) >= 0 || lstat(out, &st) != 0 || !S_ISLNK(st.st_mode))
+            return 0; /* our own descriptor's name, nothing yet (to be created), or not a link */
+        char to[PC_PATH_MAX];
+        ssize_t n = readlink(out, to, sizeof(to) - 1);
+        if (n < 0)
+            return pc_err_from_errno(errno);
+        to[n] = '\0';
+        if (to[0] == '/') {
+            memcpy(out, to, (size_t)n + 1);
+        } else { /* relative to the link's directory */
+            char *slash = strrchr(out, '/');
+            size_t dl = slash != NULL ? (size_t)(slash - out) + 1 : 0;
+            if (dl + (size_t)n + 1 > PC_PATH_MAX)
+                return PC_ETOOBIG;
+            memmove(out + dl, to, (size_t)n + 1);
+        }
+    }
+    return pc_err_from_errno(ELOOP);
 }

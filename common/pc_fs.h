@@ -21,6 +21,11 @@ int pc_mkdirs(const char *path) PC_MUST_CHECK;
  * never replaced: what it leads to is written by these rules. /dev/stdout, /dev/stderr, /dev/fd/N and
  * /proc/self/fd/N are this process's descriptors, written at their offsets (pc_std_fd). */
 int pc_write_file(const char *path, const void *data, size_t len) PC_MUST_CHECK;
+/* |path| with its symbolic links followed one hop at a time (at most 8) into |out|: up to a name that is
+ * not a link (which need not exist), or one of pc_std_fd's names, which are not followed further (the
+ * kernel's /proc/self/fd/1 link leads to "pipe:[...]" for a pipe, a name no file has). */
+#define PC_PATH_MAX 4096
+int pc_follow_links(const char *path, char out[PC_PATH_MAX]) PC_MUST_CHECK;
 /* The descriptor |path| names as one of this process's own (1 for /dev/stdout, 2 for /dev/stderr, N for
  * /dev/fd/N and /proc/self/fd/N), or -1. */
 int pc_std_fd(const char *path);

@@ -64,10 +64,8 @@ static int report_unwritable(const char *path)
         return fl < 0 || (fl & O_ACCMODE) == O_RDONLY;
     }
     if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) { /* followed, never replaced: check what it leads to */
-        char *real = realpath(path, NULL);
-        int bad = real == NULL || report_unwritable(real);
-        free(real);
-        return bad;
+        char to[PC_PATH_MAX];
+        return pc_follow_links(path, to) != 0 || report_unwritable(to);
     }
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) /* a device or a pipe is written into */
         return S_ISDIR(st.st_mode) || access(path, W_OK) != 0;

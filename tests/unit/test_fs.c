@@ -68,6 +68,40 @@ static void a_link_is_followed_not_replaced(void **state)
     assert_int_equal(entries(t), 2);
 }
 
+/* Links are followed a hop at a time: one to /dev/fd/N (a user's "r.json -> /dev/stdout") reaches our
+ * descriptor, not /proc/self/fd's "pipe:[...]", which no file is; a dangling one creates what it names,
+ * as a shell's ">" would; relative hops are read from the link's directory. */
+static void links_are_followed_a_hop_at_a_time(void **state)
+{
+    tmpdir *t = *state;
+    char link[128], link2[128], target[128], name[64];
+    int pf[2];
+    assert_int_equal(pipe(pf), 0);
+    snprintf(name, sizeof(name), "/dev/fd/%d", pf[1]);
+    path_in(t, "to-pipe", link, sizeof(link));
+    assert_int_equal(symlink(name, link), 0);
+    assert_int_equal(pc_write_file(link, "pipe", 4), 0);
+    char buf[8] = "";
+    assert_int_equal(read(pf[0], buf, sizeof(buf)), 4);
+    assert_memory_equal(buf, "pipe", 4);
+    close(pf[0]);
+    close(pf[1]);
+    path_in(t, "dangling", link, sizeof(link));
+    path_in(t, "hop", link2, sizeof(link2));
+    path_in(t, "made", target, sizeof(target));
+    assert_int_equal(symlink("hop", link), 0); /* relative: dangling -> hop -> made */
+    assert_int_equal(symlink("made", link2), 0);
+    assert_int_equal(pc_write_file(link, "new", 3), 0);
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(pc_read_file(target, 100, &text, &len), 0);
+    assert_string_equal(text, "new");
+    free(text);
+    struct stat st;
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+}
+
 /* /dev/stdout, /dev/fd/N: this process's own descriptor, written at its offset (a shell's "> out" keeps
  * what came before it), not reopened with O_TRUNC. */
 static void our_own_descriptors_are_written_where_they_stand(void **state)
@@ -236,6 +270,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_pipe_is_written_into_not_replaced, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(a_directory_is_refused, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(a_link_is_followed_not_replaced, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(links_are_followed_a_hop_at_a_time, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(our_own_descriptors_are_written_where_they_stand, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(temporary_names_are_each_writers_own, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test(a_non_blocking_descriptor_is_waited_for),
