@@ -32,6 +32,8 @@ int pc_std_fd(const char *path);
 /* The same, but whatever |path| names (a FIFO or a device planted in a cache) is replaced, never written
  * into; a directory fails the rename. For files the program owns. */
 int pc_replace_file(const char *path, const void *data, size_t len) PC_MUST_CHECK;
+/* The same with the new file's permission bits (0600 for a file holding a credential). */
+int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigned mode) PC_MUST_CHECK;
 /* |path|.tmp.PID.N (into |tmp|), a name of this process's own, opened for writing as a new file (O_EXCL:
  * nothing planted under it is followed or opened): a descriptor, or a negative PC_E* code. The caller
  * writes it whole and renames it over |path| (what pc_replace_file does for a buffer), so processes
@@ -41,8 +43,6 @@ int pc_open_tmp(const char *path, char tmp[PC_TMP_PATH_MAX], unsigned mode) PC_M
 /* Removes from |dir| the temporary files (pc_open_tmp's names) of processes no longer running: what a
  * process killed between writing a file and renaming it left behind. Returns how many. */
 int pc_sweep_tmp(const char *dir);
-/* The same with the new file's permission bits (0600 for a file holding a credential). */
-int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigned mode) PC_MUST_CHECK;
 /* Reads a whole file of at most |max| bytes (PC_ETOOBIG past it, checked before reading) into a
  * malloc'd, NUL-terminated buffer. Anything but a regular file (a FIFO, a device, a directory) is
  * PC_EINVAL, and never blocks. */

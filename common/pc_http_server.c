@@ -584,6 +584,17 @@ int pc_http_preflight(h2o_req_t *req, const char *methods, const char *headers)
     return 1;
 }
 
+int pc_http_get_only(h2o_req_t *req, const char *cors_headers, const char *message)
+{
+    if (cors_headers != NULL && pc_http_preflight(req, "GET, HEAD, OPTIONS", cors_headers))
+        return 1;
+    if (pc_http_req_method_is(req, "GET") || pc_http_req_method_is(req, "HEAD"))
+        return 0;
+    pc_http_add_header(req, "allow", cors_headers != NULL ? "GET, HEAD, OPTIONS" : "GET, HEAD");
+    pc_http_respond_error(req, 405, "method_not_allowed", message);
+    return 1;
+}
+
 static void respond(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t buf)
 {
     static h2o_generator_t generator = {NULL, NULL};

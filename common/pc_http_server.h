@@ -121,6 +121,9 @@ void pc_http_add_header(h2o_req_t *req, const char *name, const char *value);
  * site asking a server on a private or loopback address (the peer's local endpoint, a LAN origin) is
  * allowed too: Chrome's Private Network Access preflight asks for that, and is answered. */
 int pc_http_preflight(h2o_req_t *req, const char *methods, const char *headers);
+/* A resource that takes GET and HEAD: 0 for those; otherwise answers and returns 1: a CORS preflight
+ * allowing |cors_headers| (none is answered when NULL), or 405 with Allow and |message|. */
+int pc_http_get_only(h2o_req_t *req, const char *cors_headers, const char *message);
 
 /* Request helpers. The returned view points into the request and is not NUL-terminated. */
 h2o_iovec_t pc_http_req_header(h2o_req_t *req, const char *name);

@@ -278,10 +278,12 @@ static int handle_video(pc_origin *o, h2o_req_t *req, const char *id)
     return 0;
 }
 
+#define API_CORS_HEADERS "Authorization, Content-Type" /* what a page sends the API */
+
 int pc_origin_api_preflight(h2o_req_t *req, const char *methods)
 {
     /* a browser asks before a request with Authorization or a JSON body, or a DELETE */
-    return pc_http_preflight(req, methods, "Authorization, Content-Type");
+    return pc_http_preflight(req, methods, API_CORS_HEADERS);
 }
 
 int pc_origin_api_route(void *user, h2o_req_t *req)
@@ -290,13 +292,8 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
     h2o_iovec_t path = pc_http_req_path(req);
     int fixed = h2o_memis(path.base, path.len, H2O_STRLIT("/api/origin-key")) ||
                 h2o_memis(path.base, path.len, H2O_STRLIT("/api/health"));
-    if (fixed && pc_origin_api_preflight(req, "GET, HEAD, OPTIONS"))
+    if (fixed && pc_http_get_only(req, API_CORS_HEADERS, "this resource takes GET"))
         return 0;
-    if (fixed && !pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
-        pc_http_add_header(req, "allow", "GET, HEAD, OPTIONS");
-        pc_http_respond_error(req, 405, "method_not_allowed", "this resource takes GET");
-        return 0;
-    }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/origin-key"))) {
         char b64[64];
         pc_b64_encode(o->origin_pk, sizeof(o->origin_pk), b64, 0);
@@ -314,13 +311,8 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/videos")) ||
         h2o_memis(path.base, path.len, H2O_STRLIT("/api/videos/"))) {
-        if (pc_origin_api_preflight(req, "GET, HEAD, OPTIONS"))
+        if (pc_http_get_only(req, API_CORS_HEADERS, "the catalog takes GET"))
             return 0;
-        if (!pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
-            pc_http_add_header(req, "allow", "GET, HEAD, OPTIONS");
-            pc_http_respond_error(req, 405, "method_not_allowed", "the catalog takes GET");
-            return 0;
-        }
         return handle_list(o, req);
     }
     static const char pfx[] = "/api/videos/", retry[] = "/retry";

@@ -586,13 +586,8 @@ int pc_media_route(void *user, h2o_req_t *req)
         pc_http_respond_error(req, 404, "not_found", "no such media file");
         return 0;
     }
-    if (pc_http_preflight(req, "GET, HEAD, OPTIONS", "Range, If-None-Match, If-Modified-Since, If-Range"))
+    if (pc_http_get_only(req, "Range, If-None-Match, If-Modified-Since, If-Range", "media takes GET and HEAD"))
         return 0;
-    if (!pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
-        pc_http_add_header(req, "allow", "GET, HEAD, OPTIONS");
-        pc_http_respond_error(req, 405, "method_not_allowed", "media takes GET and HEAD");
-        return 0;
-    }
     char token[160] = "";
     int64_t exp = 0; /* signed mode: the URL's expiry */
     if (m->o->cfg.signed_media) {

@@ -132,13 +132,8 @@ int pc_origin_metrics_route(void *user, h2o_req_t *req)
     h2o_iovec_t path = pc_http_req_path(req);
     if (!h2o_memis(path.base, path.len, H2O_STRLIT("/metrics")))
         return -1;
-    if (pc_http_preflight(req, "GET, HEAD, OPTIONS", ""))
+    if (pc_http_get_only(req, "", "this resource takes GET"))
         return 0;
-    if (!pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
-        pc_http_add_header(req, "allow", "GET, HEAD, OPTIONS");
-        pc_http_respond_error(req, 405, "method_not_allowed", "this resource takes GET");
-        return 0;
-    }
     uint64_t now = uv_now(o->loop);
     if (o->metrics_body == NULL || now >= o->metrics_built_ms + 1000) {
         pc_buf b;

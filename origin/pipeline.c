@@ -135,7 +135,7 @@ static void *worker_main(void *arg)
     struct worker_arg *wa = arg;
     pc_pipeline *p = wa->p;
     struct pool *pool = &p->pools[wa->cls];
-    int wa_cls = wa->cls;
+    int cls = wa->cls;
     free(wa);
     pthread_mutex_lock(&p->mu);
     for (;;) {
@@ -151,19 +151,18 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         if (!pc_job_canceled(j))
             run_job(j);
-        /* a decode and six encoders of a large source leave hundreds of MB free in this thread's arena,
-         * which glibc keeps: an origin idle after one 8K upload stayed at 400 MB resident (handed back
-         * below once no heavy job waits) */
         pthread_mutex_lock(&p->mu);
-        if (wa_cls == PC_TASK_HEAVY && pool->head == NULL) { /* not between the chunks of a busy queue: it
-                                                               * takes every arena's lock for a moment */
+        j->next = p->done;
+        p->done = j;
+        uv_async_send(&p->async);
+        if (cls == PC_TASK_HEAVY && pool->head == NULL) {
+            /* a decode and six encoders of a large source leave hundreds of MB free in this thread's arena,
+             * which glibc keeps (an origin idle after one 8K upload stayed at 400 MB resident): handed back
+             * once the job is, and not between the chunks of a busy queue, since it takes every arena's lock */
             pthread_mutex_unlock(&p->mu);
             malloc_trim(0);
             pthread_mutex_lock(&p->mu);
         }
-        j->next = p->done;
-        p->done = j;
-        uv_async_send(&p->async);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -420,14 +419,13 @@ static void complete_job(pc_pipeline *p, pc_job *j)
         if (rc != 0)
             pc_db_rollback(db);
     }
-    if (rc == 0)
-        count_job(p, j, p->stats.done);
     if (rc != 0) {
         PC_LOGE("pipeline", "cannot record completion of task %" PRId64 "; it will run again", j->task_id);
         if (pc_taskq_retry(db, j->task_id, now + BASE_BACKOFF_MS, "database_error", "completion not recorded", now) != 0)
             PC_LOGE("pipeline", "cannot reschedule task %" PRId64, j->task_id);
         return;
     }
+    count_job(p, j, p->stats.done);
     if (strcmp(j->kind, "publish") == 0) {
         pc_media_forget(p->o->media, j->video_id);
         pc_video v;

@@ -145,8 +145,8 @@ static int reply_error(pc_tus_reply *r, int status, const char *code, const char
     return 1;
 }
 
-/* Whether another request with a body (or a join) may start: each holds up to two 512 KiB buffers while
- * it lasts, and a client may trickle its body for as long as it likes. 0, or 1 with a 503 in |r| (tus
+/* Whether another request with a body (or a join) may start: a body holds two 640 KiB buffers while it
+ * lasts, and a client may trickle it for as long as it likes. 0, or 1 with a 503 in |r| (tus
  * clients retry it, after Retry-After). */
 static int too_busy(const pc_tus *t, pc_tus_reply *r)
 {

@@ -473,13 +473,8 @@ static int on_request(void *user, h2o_req_t *req)
     hls *h = c->hls;
     /* a player on a web page asks first when it sends a header of its own (Range), or when the page is on
      * a public site and the endpoint on loopback (Chrome's Private Network Access) */
-    if (pc_http_preflight(req, "GET, HEAD, OPTIONS", "Range"))
+    if (pc_http_get_only(req, "Range", "the HLS endpoint answers GET and HEAD"))
         return 0;
-    if (!pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
-        pc_http_add_header(req, "allow", "GET, HEAD, OPTIONS");
-        pc_http_respond_error(req, 405, "method_not_allowed", "the HLS endpoint answers GET and HEAD");
-        return 0;
-    }
     size_t plen = req->path_normalized.len;
     const char *path = req->path_normalized.base;
     size_t vl = strlen(c->cfg->video);

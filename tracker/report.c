@@ -136,10 +136,10 @@ int pc_report_metrics(const pc_registry *r, const pc_tmetrics *m, size_t top, pc
     rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_tickets_issued_total", "counter", "Peer tickets signed.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_tickets_issued_total %" PRIu64 "\n", m->tickets);
     rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_ban_reports_total", "counter",
-                          "Reports that a viewer banned a peer of its video, counted once per network and peer.");
+                                       "Reports that a viewer banned a peer of its video, counted once per network and peer.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_ban_reports_total %" PRIu64 "\n", m->ban_reports);
     rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_distrusted_total", "counter",
-                          "Peers no longer listed in a video: reported banned from --distrust-reports networks.");
+                                       "Peers no longer listed in a video: reported banned from --distrust-reports networks.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_distrusted_total %" PRIu64 "\n", m->distrusted);
     rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_ban_reports_dropped_total", "counter",
                                        "Ban reports dropped: every entry around was a verdict still in force.");
@@ -147,10 +147,10 @@ int pc_report_metrics(const pc_registry *r, const pc_tmetrics *m, size_t top, pc
     rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_peers_expired_total", "counter", "Peers dropped for missing announces.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_peers_expired_total %" PRIu64 "\n", m->expired);
     rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_origin_lookups_total", "counter",
-                          "New videos the origin was asked about (--origin).");
+                                       "New videos the origin was asked about (--origin).");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_origin_lookups_total %" PRIu64 "\n", m->admit_lookups);
     rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_origin_refusals_total", "counter",
-                          "Of them, videos the origin does not publish (or not yet).");
+                                       "Of them, videos the origin does not publish (or not yet).");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_origin_refusals_total %" PRIu64 "\n", m->admit_refused);
     rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_video_peers", "gauge", "Live peers per video (busiest videos).");
     for (size_t i = 0; rc == 0 && i < top; i++) {

@@ -233,7 +233,6 @@ static void take_ban_reports(pc_tracker *t, const pc_announce *a, const uint8_t 
             continue; /* itself, or not a member (any more): nobody would be given it */
         int r = pc_distrust_report(t->distrust, a->video, pc_locality_net(conn_addr), a->banned[i]);
         t->m.ban_reports += r >= 0;
-        t->m.ban_reports_dropped = pc_distrust_dropped(t->distrust);
         if (r == 1) {
             char b64[48];
             pc_b64_encode(a->banned[i], PC_ED25519_PK_LEN, b64, 0);
@@ -347,12 +346,13 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
             return;
         }
     }
-    if (t->distrust != NULL)
+    if (t->distrust != NULL) {
         pc_distrust_tick(t->distrust, uv_now(t->loop) / 1000); /* monotonic: a clock step must not age them */
-    if (t->distrust != NULL && pc_distrust_is(t->distrust, a.video, a.key)) {
-        reject(t, req, 403, "distrusted", "viewers of this video reported this key for sending data that fails the "
-                                          "manifest's hashes");
-        return;
+        if (pc_distrust_is(t->distrust, a.video, a.key)) {
+            reject(t, req, 403, "distrusted", "viewers of this video reported this key for sending data that fails "
+                                              "the manifest's hashes");
+            return;
+        }
     }
     uint32_t self;
     rc = pc_registry_announce(t->reg, &a, pc_locality_net(a.addr), now, &self);
@@ -468,6 +468,7 @@ static int build_metrics(pc_tracker *t, int64_t now_s, pc_buf *o)
 {
     (void)now_s;
     pc_admit_counts(t->admit, &t->m.admit_lookups, &t->m.admit_refused);
+    t->m.ban_reports_dropped = t->distrust != NULL ? pc_distrust_dropped(t->distrust) : 0;
     int rc = pc_report_metrics(t->reg, &t->m, METRICS_TOP_VIDEOS, o);
     return rc ? rc : pc_http_server_metrics(t->http, "peercdn_tracker", o);
 }
@@ -475,11 +476,7 @@ static int build_metrics(pc_tracker *t, int64_t now_s, pc_buf *o)
 /* The read endpoints take GET and HEAD: 1 after answering 405 to anything else. */
 static int refuse_writes(h2o_req_t *req)
 {
-    if (pc_http_req_method_is(req, "GET") || pc_http_req_method_is(req, "HEAD"))
-        return 0;
-    pc_http_add_header(req, "allow", "GET, HEAD");
-    pc_http_respond_error(req, 405, "method_not_allowed", "this resource takes GET");
-    return 1;
+    return pc_http_get_only(req, NULL, "this resource takes GET");
 }
 
 /* /stats?history=1: the document for the selected video (none without |video|) with a page of the time
