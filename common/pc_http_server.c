@@ -114,6 +114,94 @@ static int on_root_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+/*
+ * h2o answers some requests itself before any handler sees them (a broken Content-Length or
+ * Transfer-Encoding, an unknown Expect, a body over max_request_entity_size) with a text/plain body.
+ * Our handlers never send text/plain errors, so a filter turns those into the {code, message} shape
+ * every other error has, keeping h2o's text as the message. (A request line or header that does not
+ * parse at all is still answered by h2o's fixed "400 Bad Request" text: it is written to the socket
+ * without passing through any filter.)
+ */
+struct json_error_ostream {
+    h2o_ostream_t super;
+    h2o_iovec_t text; /* h2o's body so far, in the request's pool */
+};
+
+static const char *status_code_name(int status)
+{
+    switch (status) {
+    case 400: return "bad_request";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 408: return "timeout";
+    case 411: return "length_required";
+    case 413: return "too_large";
+    case 414: return "uri_too_long";
+    case 417: return "expectation_failed";
+    case 431: return "headers_too_large";
+    case 501: return "not_implemented";
+    case 502: return "bad_gateway";
+    case 503: return "unavailable";
+    default: return status >= 500 ? "internal_error" : "bad_request";
+    }
+}
+
+static void json_error_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                               h2o_send_state_t state)
+{
+    struct json_error_ostream *os = (struct json_error_ostream *)self;
+    size_t add = 0;
+    for (size_t i = 0; i < bufcnt; i++)
+        add += bufs[i].len;
+    if (add != 0 && os->text.len + add <= 4096) { /* h2o's messages are a line; more is cut */
+        char *t = h2o_mem_alloc_pool(&req->pool, os->text.len + add);
+        memcpy(t, os->text.base, os->text.len);
+        for (size_t i = 0, at = os->text.len; i < bufcnt; at += bufs[i].len, i++)
+            memcpy(t + at, bufs[i].base, bufs[i].len);
+        os->text = h2o_iovec_init(t, os->text.len + add);
+    }
+    if (state == H2O_SEND_STATE_IN_PROGRESS) {
+        h2o_proceed_response(req);
+        return;
+    }
+    if (os->text.len == 0) { /* HEAD, or nothing to say: the headers alone */
+        h2o_ostream_send_next(self, req, NULL, 0, state);
+        return;
+    }
+    char msg[4097];
+    memcpy(msg, os->text.base, os->text.len);
+    msg[os->text.len] = '\0';
+    size_t len = 0;
+    char *body = pc_json_error_body(status_code_name(req->res.status), msg, &len);
+    h2o_iovec_t out = h2o_iovec_init(H2O_STRLIT("{}"));
+    if (body != NULL) {
+        out = h2o_strdup(&req->pool, body, len);
+        free(body);
+    }
+    req->res.content_length = out.len; /* headers go out with the first bytes, i.e. now */
+    h2o_ostream_send_next(self, req, &out, 1, state);
+}
+
+static void on_setup_json_errors(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    (void)self;
+    ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    h2o_iovec_t v = ct == -1 ? h2o_iovec_init(NULL, 0) : req->res.headers.entries[ct].value;
+    if (req->res.status >= 400 && v.len >= 10 && h2o_memis(v.base, 10, H2O_STRLIT("text/plain"))) {
+        h2o_delete_header(&req->res.headers, ct);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+        if (h2o_find_header(&req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, -1) == -1)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, H2O_STRLIT("*"));
+        if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) == -1)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+        struct json_error_ostream *os = (void *)h2o_add_ostream(req, sizeof(*os), slot);
+        os->super.do_send = json_error_do_send;
+        os->text = h2o_iovec_init(NULL, 0);
+        slot = &os->super.next;
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
 struct count_logger {
     h2o_logger_t super;
     pc_http_server *srv;
@@ -171,9 +259,16 @@ pc_http_server *pc_http_server_new(uv_loop_t *loop, const pc_http_server_config 
     struct root_handler *h = (void *)h2o_create_handler(pathconf, sizeof(*h));
     h->super.on_req = on_root_req;
     h->srv = srv;
-    struct count_logger *lg = (void *)h2o_create_logger(pathconf, sizeof(*lg));
-    lg->super.log_access = on_log_access;
-    lg->srv = srv;
+    /* the fallback path is where h2o binds a request it answers before routing (see on_setup_json_errors):
+     * those are counted and reshaped too */
+    h2o_pathconf_t *paths[] = {pathconf, &host->fallback_path};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        h2o_filter_t *f = h2o_create_filter(paths[i], sizeof(*f));
+        f->on_setup_ostream = on_setup_json_errors;
+        struct count_logger *lg = (void *)h2o_create_logger(paths[i], sizeof(*lg));
+        lg->super.log_access = on_log_access;
+        lg->srv = srv;
+    }
     return srv;
 }
 

@@ -2,6 +2,7 @@
 """Bad input never crashes the origin and never loses the upload: each case ends in a
 clear HTTP error or a failed video with a stable code, and the original is kept."""
 import http.client
+import json
 import os
 import random
 import select
@@ -222,6 +223,23 @@ def test_big_bodies_on_a_reused_connection_are_refused_at_once(s):
     resp = read_response(sock, 5)
     sock.close()
     check(resp.startswith(b"HTTP/1.1 413"), "a 60 MB body on a reused connection: %r" % resp[:120])
+    check(b"content-type: application/json" in resp.lower(), "h2o's own 413 in the JSON shape: %r" % resp[:300])
+    # h2o's other answers of its own on such a connection are JSON too
+    sock = socket.create_connection((o.host, o.port))
+    sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(read_response(sock, 10).startswith(b"HTTP/1.1 200"), "first request")
+    sock.sendall(b"POST /api/health HTTP/1.1\r\nHost: x\r\nExpect: 100-nope\r\nContent-Length: 2\r\n\r\n{}")
+    sock.settimeout(10)
+    resp = b""
+    while True:
+        d = sock.recv(65536)
+        if not d:
+            break
+        resp += d
+    sock.close()
+    head, _, body = resp.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 417") and b"content-type: application/json" in head.lower(), "417: %r" % head)
+    eq(json.loads(body), {"code": "expectation_failed", "message": "unknown expectation"}, "h2o's 417 as JSON")
 
 
 def test_a_request_head_trickling_in_is_cut_off(s):

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -262,12 +263,35 @@ def test_bad_input_is_refused_with_a_reason(s):
     expect_error(m, None, 400, "bad_json", raw=b"")
     expect_error(m, None, 413, "too_large", raw=b"{" + b" " * 20000 + b"}")
     expect_error(m, None, 413, "too_large", raw=b"{" + b" " * 60000 + b"}")
+    counted = prom_parse(t.req("GET", "/metrics").body.decode())
     try:  # past the server's 64 KiB body limit (what one connection makes it buffer) h2o answers 413 itself
         r = m.post(None, raw=b"{" + b" " * (100 << 10) + b"}")
         eq(r.status, 413, "over the 64 KiB body limit")
-        check(not r.body.startswith(b"{"), "h2o's own answer, the body never reached the tracker: %r" % r.body[:80])
+        eq(r.json(), {"code": "too_large", "message": "request entity is too large"},
+           "h2o's own answer (the body never reached the tracker), in the JSON shape")
     except (BrokenPipeError, ConnectionResetError):
         pass
+    # h2o's other answers of its own, before the tracker sees the request: JSON too, and counted
+    for head, status, code in ((b"Content-Length: 1x", 400, "bad_request"), (b"Expect: 100-nope\r\nContent-Length: 2", 417, "expectation_failed"),
+                               (b"Transfer-Encoding: gzip", 400, "bad_request")):
+        with socket.create_connection((t.host, t.port), timeout=10) as c:
+            c.sendall(b"POST /announce HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n" + head + b"\r\n\r\n{}")
+            answer = b""
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                answer += d
+        head_part, _, body = answer.partition(b"\r\n\r\n")
+        check(head_part.startswith(b"HTTP/1.1 %d" % status), "%r: %r" % (head, head_part[:60]))
+        check(b"content-type: application/json" in head_part.lower(), "%r: JSON" % head)
+        j = json.loads(body)
+        check(j["code"] == code and len(j["message"]) > 0, "%r: %r" % (head, j))
+    time.sleep(1.1)  # /metrics is built at most once a second
+    after = prom_parse(t.req("GET", "/metrics").body.decode())
+    series = "peercdn_tracker_http_responses_total"
+    eq(after.get(series + '{code="417"}', 0) - counted.get(series + '{code="417"}', 0), 1,
+       "h2o's own 417 counted")
     expect_error(m, m.body("started", surprise=1), 400, "unknown_field")
     expect_error(m, dict(m.body("started"), key="AAAA"), 400, "bad_field")
     expect_error(m, dict(m.body("started"), video="../../etc"), 400, "bad_field")
@@ -420,7 +444,6 @@ def test_stats_of_a_large_catalog_are_shared_not_copied_per_client(s):
     """10 000 videos (their statistics restored from the database): 30 clients each pipelining three
     GET /stats without reading the answers cost the tracker one copy of the document, not 90; and
     ?video=ID answers with that video alone."""
-    import socket
     import sqlite3
     t = s.tracker()
     t.stop()
