@@ -155,9 +155,11 @@ static void json_error_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t 
         add += bufs[i].len;
     if (add != 0 && os->text.len + add <= 4096) { /* h2o's messages are a line; more is cut */
         char *t = h2o_mem_alloc_pool(&req->pool, os->text.len + add);
-        memcpy(t, os->text.base, os->text.len);
+        if (os->text.len != 0)
+            memcpy(t, os->text.base, os->text.len);
         for (size_t i = 0, at = os->text.len; i < bufcnt; at += bufs[i].len, i++)
-            memcpy(t + at, bufs[i].base, bufs[i].len);
+            if (bufs[i].len != 0)
+                memcpy(t + at, bufs[i].base, bufs[i].len);
         os->text = h2o_iovec_init(t, os->text.len + add);
     }
     if (state == H2O_SEND_STATE_IN_PROGRESS) {
