@@ -172,8 +172,10 @@ static int flush_segment(struct chunk *c, struct rung_enc *re)
     if (r == 0 && (r = pc_write_file(path, out.data, out.len)) != 0)
         pc_job_fail(j, r, 0, "io_error", "cannot write %s", path);
     if (r == 0)
-        json_array_append_new(re->segs, json_pack("[i,I,I,I]", s + 1, (json_int_t)sorted[0], (json_int_t)(next - sorted[0]),
-                                                  (json_int_t)out.len));
+        /* the last figure: bytes from the segment's start through its IDR, the first sample of the one mdat
+         * (what an I-frame playlist's byte range names) */
+        json_array_append_new(re->segs, json_pack("[i,I,I,I,I]", s + 1, (json_int_t)sorted[0], (json_int_t)(next - sorted[0]),
+                                                  (json_int_t)out.len, (json_int_t)(out.len - data.len + re->pkts[0].size)));
     else if (j->err == 0)
         pc_job_fail(j, r, 0, "encode_failed", "cannot build segment %d of rung %s: %s", s + 1, re->r.id, pc_strerror(r));
     free(sorted);

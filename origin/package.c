@@ -4,8 +4,9 @@
  * segment serves all of them) and that every rung has the same segment
  * timing, then writes init segments, HLS media playlists and the master
  * playlist (BANDWIDTH = peak segment bit rate, AVERAGE-BANDWIDTH, CODECS,
- * RESOLUTION, FRAME-RATE; audio as an EXT-X-MEDIA group) and a static DASH
- * MPD with SegmentTemplate + SegmentTimeline.
+ * RESOLUTION, FRAME-RATE; audio as an EXT-X-MEDIA group; an I-frame playlist
+ * per rung for trick play) and a static DASH MPD with SegmentTemplate +
+ * SegmentTimeline.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -24,6 +25,7 @@
 
 struct seg {
     int64_t t, d, size;
+    int64_t iframe; /* bytes from the start through the IDR (video; 0: not known) */
 };
 
 struct track {
@@ -34,6 +36,7 @@ struct track {
     struct seg *segs;
     int n;
     double peak, avg; /* bits per second */
+    double iframe_peak, iframe_avg; /* of the I-frame playlist; 0 without one */
 };
 
 static int write_text(pc_job *j, const char *rel, const pc_buf *b)
@@ -61,6 +64,25 @@ static void rates(struct track *t, int64_t timescale)
     t->avg = secs > 0 ? bits / secs : 0;
 }
 
+/* The rates of |t|'s I-frame playlist, or 0 when some segment's IDR range is not known (chunks encoded
+ * before the figure was recorded) or does not fit in its segment. */
+static void iframe_rates(struct track *t, int64_t timescale)
+{
+    double bits = 0, secs = 0, peak = 0;
+    for (int i = 0; i < t->n; i++) {
+        const struct seg *s = &t->segs[i];
+        if (s->iframe <= 0 || s->iframe > s->size || s->d <= 0)
+            return;
+        double d = (double)s->d / (double)timescale, b = (double)s->iframe * 8;
+        bits += b;
+        secs += d;
+        if (b / d > peak)
+            peak = b / d;
+    }
+    t->iframe_peak = peak;
+    t->iframe_avg = secs > 0 ? bits / secs : 0;
+}
+
 static int load_segments(json_t *arr, struct seg **out, int *n)
 {
     size_t k = json_array_size(arr);
@@ -77,20 +99,41 @@ static int load_segments(json_t *arr, struct seg **out, int *n)
     return 0;
 }
 
+/* EXT-X-TARGETDURATION: the longest segment, rounded to the nearest second (RFC 8216 4.3.3.1) */
+static int target_duration(const struct seg *s, int n, int64_t timescale, const int64_t *vdur)
+{
+    long maxd = 1;
+    for (int i = 0; i < n; i++) {
+        long d = lround((double)(vdur != NULL ? vdur[i] : s[i].d) / (double)timescale);
+        if (d > maxd)
+            maxd = d;
+    }
+    return (int)maxd;
+}
+
 static int media_playlist(pc_buf *b, const struct seg *s, int n, int64_t timescale, const int64_t *vdur)
 {
-    double maxd = 0;
-    for (int i = 0; i < n; i++) {
-        double d = (double)(vdur != NULL ? vdur[i] : s[i].d) / (double)timescale;
-        if (lround(d) > maxd)
-            maxd = (double)lround(d);
-    }
     int r = pc_buf_printf(b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%d\n#EXT-X-PLAYLIST-TYPE:VOD\n"
                              "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n",
-                          (int)(maxd < 1 ? 1 : maxd));
+                          target_duration(s, n, timescale, vdur));
     for (int i = 0; r == 0 && i < n; i++)
         r = pc_buf_printf(b, "#EXTINF:%.6f,\nseg-%05d.m4s\n", (double)(vdur != NULL ? vdur[i] : s[i].d) / (double)timescale,
                           i + 1);
+    if (r == 0)
+        r = pc_buf_append_str(b, "#EXT-X-ENDLIST\n");
+    return r;
+}
+
+/* Trick play (RFC 8216 4.3.3.6; Apple's authoring spec asks for it): each segment's IDR, the first
+ * sample of its one fragment, as a byte range from the segment's start, so it carries the moof. */
+static int iframe_playlist(pc_buf *b, const struct seg *s, int n, int64_t timescale)
+{
+    int r = pc_buf_printf(b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%d\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+                             "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-I-FRAMES-ONLY\n#EXT-X-MAP:URI=\"init.mp4\"\n",
+                          target_duration(s, n, timescale, NULL));
+    for (int i = 0; r == 0 && i < n; i++)
+        r = pc_buf_printf(b, "#EXTINF:%.6f,\n#EXT-X-BYTERANGE:%" PRId64 "@0\nseg-%05d.m4s\n",
+                          (double)s[i].d / (double)timescale, s[i].iframe, i + 1);
     if (r == 0)
         r = pc_buf_append_str(b, "#EXT-X-ENDLIST\n");
     return r;
@@ -185,6 +228,7 @@ int pc_task_package(pc_job *j)
                 t->segs[t->n].t = json_integer_value(json_array_get(e, 1));
                 t->segs[t->n].d = json_integer_value(json_array_get(e, 2));
                 t->segs[t->n].size = json_integer_value(json_array_get(e, 3));
+                t->segs[t->n].iframe = json_integer_value(json_array_get(e, 4)); /* 0 when absent */
                 t->n++;
             }
         }
@@ -199,6 +243,7 @@ int pc_task_package(pc_job *j)
                 goto out;
             }
         rates(t, ts);
+        iframe_rates(t, ts);
     }
     /* audio */
     json_t *aj = json_object_get(in, "audio:0");
@@ -259,6 +304,15 @@ int pc_task_package(pc_job *j)
                 pc_job_fail(j, r, 0, "internal_error", "cannot write %s", rel);
             goto out;
         }
+        if (!is_audio && t->iframe_peak > 0) {
+            pc_buf_reset(&b);
+            snprintf(rel, sizeof(rel), "%s/iframes.m3u8", t->id);
+            if ((r = iframe_playlist(&b, t->segs, t->n, ts)) != 0 || write_text(j, rel, &b) != 0) {
+                if (j->err == 0)
+                    pc_job_fail(j, r, 0, "internal_error", "cannot write %s", rel);
+                goto out;
+            }
+        }
     }
     /* master playlist */
     json_t *fr = json_object_get(plan, "frame_rate");
@@ -276,6 +330,13 @@ int pc_task_package(pc_job *j)
                           ceil(t->peak + (has_audio ? audio.peak : 0)), ceil(t->avg + (has_audio ? audio.avg : 0)), t->codecs,
                           has_audio ? ",mp4a.40.2" : "", t->width, t->height, fps, has_audio ? ",AUDIO=\"aac\"" : "", t->id);
     }
+    for (int i = 0; r == 0 && i < nt; i++)
+        if (tracks[i].iframe_peak > 0)
+            r = pc_buf_printf(&b,
+                              "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=%.0f,AVERAGE-BANDWIDTH=%.0f,CODECS=\"%s\",RESOLUTION=%dx%d,"
+                              "URI=\"%s/iframes.m3u8\"\n",
+                              ceil(tracks[i].iframe_peak), ceil(tracks[i].iframe_avg), tracks[i].codecs, tracks[i].width,
+                              tracks[i].height, tracks[i].id);
     if (r != 0 || write_text(j, "master.m3u8", &b) != 0) {
         if (j->err == 0)
             pc_job_fail(j, r, 0, "internal_error", "cannot write the master playlist");

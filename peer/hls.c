@@ -2,7 +2,8 @@
  * The local HLS endpoint: http://HOST:PORT/v/ID/master.m3u8 for a real player (ffmpeg, mpv, hls.js).
  *
  * Playlists are the origin's, fetched once at start (the master reduced to one variant when
- * --rendition pins one). They are not signed, so every URI in them (URI lines and URI="…" attributes)
+ * --rendition pins one, and without its I-frame playlists). They are not signed, so every URI in them
+ * (URI lines and URI="…" attributes)
  * must name something this endpoint serves from the signed manifest: a rendition's playlist, init or
  * segment, relative to the playlist. An absolute URL or anything else would let the player fetch bytes
  * that no hash checks, so such a playlist stops the endpoint from starting. A segment request is
@@ -72,7 +73,9 @@ static void add_playlist(hls *h, const char *name, char *body, size_t len)
     h->pl[h->npl++] = (playlist){.name = strdup(name), .body = body, .len = len};
 }
 
-/* The master playlist with only the variants whose URI is |keep| (NULL: all). */
+/* The master playlist with only the variants whose URI is |keep| (NULL: all), and without the I-frame
+ * playlists: this endpoint does not serve byte ranges of segments, which is what they are made of (a
+ * player plays and seeks without them). */
 static char *filter_master(const char *body, size_t len, const char *keep, size_t *outlen)
 {
     pc_buf out;
@@ -84,7 +87,9 @@ static char *filter_master(const char *body, size_t len, const char *keep, size_
         const char *le = nl != NULL ? nl + 1 : end;
         size_t ll = (size_t)(le - p);
         int drop = 0;
-        if (skip_next && p[0] != '#') {
+        if (ll > 26 && strncmp(p, "#EXT-X-I-FRAME-STREAM-INF:", 26) == 0) {
+            drop = 1;
+        } else if (skip_next && p[0] != '#') {
             drop = 1;
             skip_next = 0;
         } else if (keep != NULL && ll > 18 && strncmp(p, "#EXT-X-STREAM-INF:", 18) == 0) {
@@ -245,10 +250,10 @@ static int load_playlists(client *c, hls *h)
         }
         size_t len = 0;
         char *body;
-        if (i == 0 && strcmp(c->cfg->rendition, "auto") != 0) {
+        if (i == 0) {
             char keep[128];
             snprintf(keep, sizeof(keep), "%s/index.m3u8", c->cfg->rendition);
-            body = filter_master(b.data, b.len, keep, &len);
+            body = filter_master(b.data, b.len, strcmp(c->cfg->rendition, "auto") != 0 ? keep : NULL, &len);
             pc_buf_clear(&b);
         } else {
             body = pc_buf_steal(&b, &len);

@@ -78,6 +78,81 @@ def test_master_playlist_attributes(s):
         check(tag in media, "%s missing" % tag)
 
 
+def test_iframe_playlists_name_each_segments_idr(s):
+    """Trick play: one I-frame playlist per rung in the master, each entry a byte range from a segment's
+    start that curl gets as a 206 and ffprobe decodes, after the init segment, into exactly one key frame
+    of the rung's size at the segment's start time; BANDWIDTH is the peak of those ranges' bit rates."""
+    import math
+    import re
+    o, vid = state["o"], state["vid"]
+    base = "%s/v/%s" % (o.url, vid)
+    text = o.req("GET", "/v/%s/master.m3u8" % vid).body.decode()
+    attrs = [dict(re.findall(r'([A-Z-]+)=("[^"]*"|[^,]*)', l.split(":", 1)[1]))
+             for l in text.splitlines() if l.startswith("#EXT-X-I-FRAME-STREAM-INF:")]
+    eq(len(attrs), len(state["v"]["renditions"]), "an I-frame playlist per rung")
+    tmp = os.path.join(S.tmp, "iframe.mp4")
+    for r, a in zip(state["v"]["renditions"], attrs):
+        eq(a["URI"], '"%s/iframes.m3u8"' % r["id"], "URI")
+        eq(a["RESOLUTION"], "%dx%d" % (r["width"], r["height"]), "RESOLUTION")
+        eq(a["CODECS"], '"%s"' % r["codecs"], "CODECS (video only)")
+        lines = o.req("GET", "/v/%s/%s/iframes.m3u8" % (vid, r["id"])).body.decode().splitlines()
+        for tag in ("#EXT-X-I-FRAMES-ONLY", '#EXT-X-MAP:URI="init.mp4"', "#EXT-X-ENDLIST"):
+            check(tag in lines, "%s in %s/iframes.m3u8" % (tag, r["id"]))
+        media = o.req("GET", "/v/%s/%s/index.m3u8" % (vid, r["id"])).body.decode().splitlines()
+        seg_names = [l for l in media if l and not l.startswith("#")]
+        durs = [float(l[8:].rstrip(",")) for l in media if l.startswith("#EXTINF:")]
+        entries = []
+        for i, l in enumerate(lines):
+            if l.startswith("#EXT-X-BYTERANGE:"):
+                n, _, at = l[17:].partition("@")
+                entries.append((float(lines[i - 1][8:].rstrip(",")), int(n), int(at), lines[i + 1]))
+        eq([e[3] for e in entries], seg_names, "an entry per segment of %s, in order" % r["id"])
+        eq([e[0] for e in entries], durs, "EXTINF as in the media playlist")
+        init = o.req("GET", "/v/%s/%s/init.mp4" % (vid, r["id"])).body
+        t, t0, peak = 0.0, None, 0.0
+        for d, n, at, name in entries:
+            eq(at, 0, "the range starts at the segment's start (it carries the moof)")
+            status, h, body = curl_range("%s/%s/%s" % (base, r["id"], name), at, at + n - 1)
+            eq((status, len(body)), (206, n), "the range of %s/%s" % (r["id"], name))
+            whole = int(h["content-range"].rpartition("/")[2])
+            check(n < whole, "an I-frame range is part of its segment (%d of %d bytes)" % (n, whole))
+            frames = decoded_frames(tmp, init + body)
+            eq([(f["key_frame"], f["width"], f["height"]) for f in frames], [(1, r["width"], r["height"])],
+               "one key frame decoded from %s's range" % name)
+            # the same time as the segment's own first frame, decoded the same way; segments follow their EXTINFs
+            first = decoded_frames(tmp, init + o.req("GET", "/v/%s/%s/%s" % (vid, r["id"], name)).body)[0]
+            p = subprocess.run(["ffprobe", "-v", "quiet", "-of", "json", "-select_streams", "v:0", "-read_intervals", "%+#1",
+                                "-show_entries", "packet=pos,size,flags", "-show_packets", tmp], stdout=subprocess.PIPE,
+                               timeout=60)
+            pk = json.loads(p.stdout)["packets"][0]
+            check(pk["flags"].startswith("K"), "the segment's first packet is a key frame")
+            eq(n, int(pk["pos"]) + int(pk["size"]) - len(init), "the range ends where ffprobe's first packet of %s ends" % name)
+            eq(frames[0]["pts_time"], first["pts_time"], "the time of %s's first frame" % name)
+            if t0 is None:
+                t0 = float(first["pts_time"])
+            check(abs(float(frames[0]["pts_time"]) - t0 - t) < 0.002, "%s %s s after the first" % (name, t))
+            t += d
+            peak = max(peak, n * 8 / d)
+        eq(int(a["BANDWIDTH"]), math.ceil(peak), "BANDWIDTH: the peak bit rate of the ranges")
+
+
+def decoded_frames(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+    p = subprocess.run(["ffprobe", "-v", "quiet", "-of", "json", "-select_streams", "v:0", "-show_entries",
+                        "frame=key_frame,pts_time,width,height", "-show_frames", path], stdout=subprocess.PIPE, timeout=60)
+    return json.loads(p.stdout)["frames"]
+
+
+def curl_range(url, first, last):
+    p = subprocess.run(["curl", "-s", "-D", "-", "-o", "-", "-r", "%d-%d" % (first, last), url], stdout=subprocess.PIPE,
+                       timeout=60)
+    head, _, body = p.stdout.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    h = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    return int(lines[0].split()[1]), h, body
+
+
 def test_keyframes_align_across_rungs_every_2s(s):
     o, vid = state["o"], state["vid"]
     times = None
@@ -222,7 +297,8 @@ def test_a_failed_video_runs_again_once_its_cause_is_fixed(s):
 
 S.run([test_upload_and_process, test_ladder_follows_apple_and_never_upscales,
        test_every_rung_has_the_planned_size_in_ffprobe, test_master_and_mpd_decode_without_errors,
-       test_master_playlist_attributes, test_keyframes_align_across_rungs_every_2s, test_decoded_frames_equal_source,
+       test_master_playlist_attributes, test_iframe_playlists_name_each_segments_idr,
+       test_keyframes_align_across_rungs_every_2s, test_decoded_frames_equal_source,
        test_init_segments_identical_bytes_across_chunks, test_signature_verifies_with_openssl_and_hashes_match,
        test_thumbnails_are_webp_of_the_right_shape, test_catalog_lists_the_video,
        test_a_failed_video_runs_again_once_its_cause_is_fixed])

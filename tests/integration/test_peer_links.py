@@ -815,6 +815,11 @@ def test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint(s):
     p = Peer(s, o, vid, "--hls-listen", "127.0.0.1:0", "--hls-linger", "3", name="hls")
     url = "%s/v/%s/master.m3u8" % (p.hls, vid)
     ffmpeg_decode(url, all_streams=True)
+    # the origin's I-frame playlists (byte ranges of segments) are left out: the endpoint serves no ranges
+    check("#EXT-X-I-FRAME-STREAM-INF:" in o.req("GET", "/v/%s/master.m3u8" % vid).body.decode(), "the origin's has them")
+    with urllib.request.urlopen(url, timeout=30) as r:
+        master = r.read().decode()
+    check("#EXT-X-STREAM-INF:" in master and "I-FRAME" not in master, "the endpoint's master: %r" % master)
     r = request(url, "POST", b"")
     eq((r.status, r.header("allow"), r.json()["code"]), (405, "GET, HEAD, OPTIONS", "method_not_allowed"), "a POST")
     # a player on a public web page: its preflight, Private Network Access's included, is answered

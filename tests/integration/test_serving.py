@@ -344,6 +344,18 @@ def test_signed_media_mode(s):
     for line in r.body.decode().splitlines():
         if line and not line.startswith("#"):
             check(line.endswith("?" + query), "variant URIs carry the token: %s" % line)
+    # the I-frame playlists' URI attributes too, and the segments they name by range
+    iframes = [l.split('URI="', 1)[1].rstrip('"') for l in r.body.decode().splitlines()
+               if l.startswith("#EXT-X-I-FRAME-STREAM-INF:")]
+    check(len(iframes) > 0 and all(u.endswith("?" + query) for u in iframes), "I-frame URIs signed: %r" % iframes)
+    ip = o.req("GET", "/v/%s/%s" % (vid, iframes[0]))
+    eq(ip.status, 200, "a signed I-frame playlist")
+    lines = ip.body.decode().splitlines()
+    n = int([l for l in lines if l.startswith("#EXT-X-BYTERANGE:")][0][17:].split("@")[0])
+    seg = [l for l in lines if l and not l.startswith("#")][0]
+    check(seg.endswith("?" + query), "its segments signed: %s" % seg)
+    rng = o.req("GET", "/v/%s/%s/%s" % (vid, iframes[0].split("/")[0], seg), headers={"Range": "bytes=0-%d" % (n - 1)})
+    eq((rng.status, len(rng.body)), (206, n), "the signed range")
     ffmpeg_decode(url)  # a player follows the rewritten URIs
     # the scrubbing sprite's index too: every sheet a cue names carries the token, before its #xywh=
     check("sig=" in v["thumbnails"], "signed thumbnails URL: %s" % v["thumbnails"])
