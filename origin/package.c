@@ -326,7 +326,7 @@ int pc_task_package(pc_job *j)
         struct track *t = &tracks[i];
         r = pc_buf_printf(&b,
                           "#EXT-X-STREAM-INF:BANDWIDTH=%.0f,AVERAGE-BANDWIDTH=%.0f,CODECS=\"%s%s\",RESOLUTION=%dx%d,"
-                          "FRAME-RATE=%.3f%s\n%s/index.m3u8\n",
+                          "FRAME-RATE=%.3f%s,CLOSED-CAPTIONS=NONE\n%s/index.m3u8\n",
                           ceil(t->peak + (has_audio ? audio.peak : 0)), ceil(t->avg + (has_audio ? audio.avg : 0)), t->codecs,
                           has_audio ? ",mp4a.40.2" : "", t->width, t->height, fps, has_audio ? ",AUDIO=\"aac\"" : "", t->id);
     }

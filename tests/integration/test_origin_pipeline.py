@@ -70,7 +70,7 @@ def test_master_playlist_attributes(s):
     eq(len(infs), len(state["v"]["renditions"]), "variants")
     for l in infs:
         for attr in ("BANDWIDTH=", "AVERAGE-BANDWIDTH=", "CODECS=\"avc1.", "mp4a.40.2", "RESOLUTION=", "FRAME-RATE=30.000",
-                     "AUDIO=\"aac\""):
+                     "AUDIO=\"aac\"", "CLOSED-CAPTIONS=NONE"):
             check(attr in l, "%s missing in %s" % (attr, l))
     check("#EXT-X-MEDIA:TYPE=AUDIO" in text, "audio group")
     media = o.req("GET", "/v/%s/v0/index.m3u8" % vid).body.decode()
