@@ -597,9 +597,9 @@ static void handle(world *w, uint32_t vi, const pc_action *a)
 {
     viewer *v = &w->v[vi];
     if (w->trace == vi) {
-        static const char *const names[] = {"FETCH", "CANCEL", "READY", "BAN", "DROP", "SERVE", "REFUSE", "ENDED"};
+        static const char *const names[] = {"FETCH", "CANCEL", "READY", "BAN", "DROP", "SERVE", "REFUSE", "ENDED", "SUSPECT"};
         fprintf(stderr, "%10.3f v%u %-6s xfer=%llu req=%llu peer=%d rung=%u seg=%d off=%u len=%u pos=%.2f buf=%.2f\n",
-                (double)w->now / S_US, vi, names[a->type], (unsigned long long)a->transfer,
+                (double)w->now / S_US, vi, (size_t)a->type < sizeof(names) / sizeof(names[0]) ? names[a->type] : "?", (unsigned long long)a->transfer,
                 (unsigned long long)a->request, (int)a->peer, a->rung, (int)a->segment, a->offset, a->length,
                 (double)pc_engine_playhead(v->e) / S_US, (double)pc_engine_buffer(v->e) / S_US);
     }

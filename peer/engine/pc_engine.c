@@ -1482,6 +1482,7 @@ static void schedule(pc_engine *e, uint64_t now)
      * nothing to spare: one segment at a time, the next one due, so that a prefetch does not slow it. */
     int starved = !e->cfg.cdn_only && e->cdn_measured && e->cdn_rate * 8 < playing_bps(e);
     size_t nx0 = e->nx;
+    int unheld = 0; /* an earlier segment of the prefetch window that no peer holds and nobody fetches */
     for (uint32_t i = first; i < n; i++) {
         uint64_t ahead = ahead_at(e, pos, i);
         /* a CDN-only viewer buffers as a hybrid one with no peers would: the CDN-mode urgent window */
@@ -1553,7 +1554,10 @@ static void schedule(pc_engine *e, uint64_t now)
             r = fetch_rung(e, i, prefetch_rung(e, rung, i, ahead));
         if (ahead < uw + e->cfg.volunteer_us && !e->cfg.p2p_only && !discovering && !starved && cdn_allowed &&
             !cdn_held && avail(e, r, i) == 0 && !quiet_peer(e, now) && volunteers(e, i) &&
-            cdn_may_take(e, i, buffered, bytes_left(e, r, i))) {
+            cdn_may_take(e, i, buffered, bytes_left(e, r, i)) &&
+            (!unheld || cdn_busy(e) + 1 < e->cfg.cdn_inflight)) {
+            /* (a segment before this one that no peer holds will need the CDN within seconds, when it
+             * turns urgent: a volunteer copy for the group leaves it a CDN slot) */
             /* at the rung the ABR is heading for, not the projection of the moment, when the link can
              * take it: the copy is the group's for half a minute ahead, and a volunteer that has just
              * started would otherwise fetch it at its lowest rung, which every peer then takes (a
@@ -1564,6 +1568,8 @@ static void schedule(pc_engine *e, uint64_t now)
             start_xfer(e, PC_SRC_CDN, r, i, 1, now);
             continue;
         }
+        if (!unheld && avail(e, r, i) == 0)
+            unheld = 1;
         if (nc < sizeof(cands) / sizeof(cands[0]) && free_holder(e, r, i))
             cands[nc++] = (cand){.i = i, .rung = r, .rarity = avail(e, r, i),
                                  .bucket = ahead / e->cfg.rarest_bucket_us};
@@ -1760,11 +1766,18 @@ void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now)
     e->ended_sent = 0; /* a seek to the end ends playback: ENDED goes out at the next pass */
     uint32_t first = seg_at(e, content_pos(e));
     e->startup_end = e->start[first] + e->cfg.startup_cdn_us;
-    /* cancel what the new position does not need */
+    /* cancel what the new position does not need, and (hybrid) whatever would share the link with its
+     * start-up: every peer transfer, and CDN ones past the start-up window. A prefetch from a peer that
+     * was ahead of the old position may now be the segment the player waits for, and a slow peer would
+     * keep it (up to 9 s against the CDN's 0.5 s, in the simulator); the bytes received are kept and
+     * the fetch resumes from them. Without a CDN (p2p-only) the peers are all there is. */
+    int clear = !e->cfg.p2p_only && !e->cfg.cdn_only;
     meters_to(e, e->now);
     for (size_t k = 0; k < e->nx;) {
         xfer *x = &e->x[k];
-        if (x->seg != PC_SEG_INIT && (x->seg < first || ahead_of(e, x->seg) >= e->cfg.prefetch_us)) {
+        if (x->seg != PC_SEG_INIT &&
+            (x->seg < first || ahead_of(e, x->seg) >= e->cfg.prefetch_us ||
+             (clear && (x->src != PC_SRC_CDN || e->start[x->seg] >= e->startup_end)))) {
             emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = x->id});
             e->segs[x->seg].state = SEG_NONE;
             xfer_remove(e, x);
