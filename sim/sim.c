@@ -547,6 +547,8 @@ static int connect1(world *w, uint32_t a, uint32_t b)
         return 0; /* (a peer known to 65535 viewers takes no more) */
     if (pc_engine_peer_add(va->e, b, b, (uint64_t)(vb->up * 8), w->now) != 0)
         return 0;
+    /* the link's round trip, which the peer client measures at its handshake and passes on */
+    pc_engine_peer_rtt(va->e, b, (uint64_t)(2 * one_way_us(w, a, b)));
     w->engine_calls++;
     if (arr_add(&va->nbr, &va->nnbr, &va->cnbr, b) != 0 || arr_add(&vb->wat, &vb->nwat, &vb->cwat, a) != 0) {
         w->oom = 1;
@@ -661,7 +663,9 @@ static void handle(world *w, uint32_t vi, const pc_action *a)
         if (fi >= w->nflows || !w->flows[fi].used || w->flows[fi].req != a->request)
             return;
         flow *f = &w->flows[fi];
-        activate(w, fi, w->now + (uint64_t)one_way_us(w, vi, f->dst));
+        /* the first byte arrives a round trip after the request: the request's way (the uploader's engine
+         * hears of it at once, a simplification) and the data's */
+        activate(w, fi, w->now + (uint64_t)(2 * one_way_us(w, vi, f->dst)));
         rerate(w, vi, f->dst);
         return;
     }
