@@ -1753,7 +1753,9 @@ void pc_engine_play(pc_engine *e, uint64_t now)
     step(e, now);
 }
 
-void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now)
+/* |clear|: the viewer seeks (not a real player's request behind the window, whose other requests
+ * still wait for their segments) */
+static void seek_to(pc_engine *e, uint64_t pos_us, uint64_t now, int clear)
 {
     if (e->quit || e->player.state == PC_PLAYER_IDLE)
         return;
@@ -1771,7 +1773,7 @@ void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now)
      * was ahead of the old position may now be the segment the player waits for, and a slow peer would
      * keep it (up to 9 s against the CDN's 0.5 s, in the simulator); the bytes received are kept and
      * the fetch resumes from them. Without a CDN (p2p-only) the peers are all there is. */
-    int clear = !e->cfg.p2p_only && !e->cfg.cdn_only;
+    clear = clear && !e->cfg.p2p_only && !e->cfg.cdn_only;
     meters_to(e, e->now);
     for (size_t k = 0; k < e->nx;) {
         xfer *x = &e->x[k];
@@ -1788,6 +1790,11 @@ void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now)
     step(e, e->now);
 }
 
+void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now)
+{
+    seek_to(e, pos_us, now, 1);
+}
+
 void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
 {
     if (e->quit || e->player.state == PC_PLAYER_IDLE || i >= e->m->n_segments || rung >= e->m->n_rungs)
@@ -1798,7 +1805,7 @@ void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
         /* the real player is behind the window (it went back, or the model played on to the end while
          * it paused): nothing there would be fetched, so the model follows it, as after a seek (which
          * forgets the demands before this one) */
-        pc_engine_seek(e, e->start[i], e->now);
+        seek_to(e, e->start[i], e->now, 0);
     meters_to(e, e->now);
     if (e->start[i] > e->demand_pos)
         e->demand_pos = e->start[i];
