@@ -137,12 +137,22 @@ static void *worker_main(void *arg)
     struct pool *pool = &p->pools[wa->cls];
     int cls = wa->cls;
     free(wa);
+    /* tests: a job waits this long in the queue before a worker takes it (a stop then finds it there) */
+    const char *delay = getenv("PEERCDN_TEST_PICKUP_DELAY_MS");
+    int delay_ms = delay != NULL ? atoi(delay) : 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (pool->head == NULL && !p->stopping)
             pthread_cond_wait(&p->cv, &p->mu);
         if (pool->head == NULL && p->stopping)
             break;
+        if (delay_ms > 0) {
+            pthread_mutex_unlock(&p->mu);
+            usleep((useconds_t)delay_ms * 1000);
+            pthread_mutex_lock(&p->mu);
+            if (pool->head == NULL)
+                continue;
+        }
         pc_job *j = pool->head;
         pool->head = j->next;
         if (pool->head == NULL)
@@ -151,6 +161,8 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         if (!pc_job_canceled(j))
             run_job(j);
+        else /* never ran: released, not completed (complete_job), so it runs after a restart */
+            pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled before it started");
         pthread_mutex_lock(&p->mu);
         j->next = p->done;
         p->done = j;
@@ -599,12 +611,15 @@ void pc_pipeline_stop(pc_pipeline *p, void (*cb)(void *arg), void *arg)
     p->stop_arg = arg;
     pthread_mutex_lock(&p->mu);
     p->stopping = 1;
-    /* jobs not yet picked up go straight to done, canceled */
+    /* jobs not yet picked up go straight to done, canceled and failed as such: released, so they run after
+     * a restart (with no error, one was recorded done without running: a video published without its
+     * sound, or failed for a missing chunk) */
     for (int cls = 0; cls < 2; cls++) {
         while (p->pools[cls].head != NULL) {
             pc_job *j = p->pools[cls].head;
             p->pools[cls].head = j->next;
             atomic_store(&j->cancel, 1);
+            pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled before it started");
             j->next = p->done;
             p->done = j;
         }

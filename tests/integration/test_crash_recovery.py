@@ -71,6 +71,33 @@ def test_kill_during_transcoding_then_restart(s):
             eq(blake2b256(o.req("GET", "/v/%s/%s" % (vid, f["url"])).body), f["blake2b"], f["url"])
 
 
+def test_a_stop_keeps_the_tasks_handed_to_workers_that_had_not_started_them(s):
+    """A graceful stop (SIGTERM) while a task waits in a worker's queue (here held there 3 s by a test
+    hook; in the wild, while the worker trims its heap after the job before): the task is released and
+    runs after the restart. It was recorded done without running: an audio task lost that way published
+    the video without its sound, an encode chunk failed it."""
+    os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"] = "3000"
+    try:
+        o = s.origin(workers=1)
+    finally:
+        del os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"]
+    src = clip("stop_queued_320x180_6s", size="320x180", rate=25, dur=6)
+    vid = o.upload(src, parallel=1)
+    deadline = time.time() + 120 * SLOW
+    while time.time() < deadline and "audio started" not in o.stderr():
+        time.sleep(0.05)
+    check("audio started" in o.stderr(), "the audio task was handed to a worker")
+    o.stop()  # SIGTERM with the audio task in the queue; exit 0
+    held = {r[1]: r for r in tasks(o.data) if r[1] == "audio"}
+    check(held["audio"][3] != "done", "the audio task that never ran is not done: %r" % (held["audio"],))
+    o.restart()
+    s.cleanups.append(o.stop)
+    o.ready(vid, timeout=180)
+    master = o.req("GET", "/v/%s/master.m3u8" % vid).body.decode()
+    check("mp4a.40.2" in master and "#EXT-X-MEDIA:TYPE=AUDIO" in master, "published with its sound: %s" % master)
+    ffmpeg_decode("%s/v/%s/master.m3u8" % (o.url, vid), all_streams=True)
+
+
 def test_acknowledged_upload_bytes_survive_kill(s):
     o = s.origin(check_exit=False)
     data = os.urandom(3 << 20)
@@ -134,5 +161,6 @@ def test_a_data_directory_split_across_file_systems_is_refused(s):
     check(len(lines) == 1 and "different file systems" in lines[0], "one line that says why: %r" % p.stderr)
 
 
-S.run([test_kill_during_transcoding_then_restart, test_acknowledged_upload_bytes_survive_kill,
+S.run([test_kill_during_transcoding_then_restart, test_a_stop_keeps_the_tasks_handed_to_workers_that_had_not_started_them,
+       test_acknowledged_upload_bytes_survive_kill,
        test_a_file_no_upload_owns_is_removed_at_start, test_a_data_directory_split_across_file_systems_is_refused])
