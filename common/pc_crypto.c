@@ -1,5 +1,6 @@
 /* libsodium wrappers; see pc_crypto.h. */
 #include "pc_crypto.h"
+#include "pc_fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,12 +35,10 @@ static int read_exact_file(const char *path, uint8_t *out, size_t len)
 /* Writes |len| bytes to |path| atomically (temp file, fsync, link without replacing). */
 static int write_new_file(const char *path, const uint8_t *data, size_t len)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
-        return PC_ETOOBIG;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    char tmp[PC_TMP_PATH_MAX];
+    int fd = pc_open_tmp(path, tmp, 0600);
     if (fd < 0)
-        return pc_err_from_errno(errno);
+        return fd;
     int r = 0;
     if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0)
         r = PC_EIO;
@@ -50,8 +49,25 @@ static int write_new_file(const char *path, const uint8_t *data, size_t len)
     return r;
 }
 
+/* The temporary files a process killed while creating |path| left (a secret key each). */
+static void sweep_key_tmp(const char *path)
+{
+    char dir[PC_TMP_PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if ((size_t)(slash - path) < sizeof(dir))
+        snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    else
+        return;
+    char prefix[PC_TMP_PATH_MAX];
+    if (snprintf(prefix, sizeof(prefix), "%s.tmp.", slash != NULL ? slash + 1 : path) < (int)sizeof(prefix))
+        pc_sweep_tmp_names(dir, prefix, 0);
+}
+
 int pc_secret_load_or_create(const char *path, uint8_t *key, size_t len)
 {
+    sweep_key_tmp(path);
     int r = read_exact_file(path, key, len);
     if (r != PC_ENOENT)
         return r;
@@ -64,6 +80,7 @@ int pc_secret_load_or_create(const char *path, uint8_t *key, size_t len)
 
 int pc_ed25519_load_or_create(const char *path, uint8_t pk[PC_ED25519_PK_LEN], uint8_t sk[PC_ED25519_SK_LEN])
 {
+    sweep_key_tmp(path);
     int r = read_exact_file(path, sk, PC_ED25519_SK_LEN);
     if (r == PC_ENOENT) {
         crypto_sign_keypair(pk, sk);

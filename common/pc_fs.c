@@ -222,21 +222,27 @@ unsigned long pc_raise_nofile(const char *component)
 
 int pc_sweep_tmp(const char *dir)
 {
+    return pc_sweep_tmp_names(dir, NULL, 0);
+}
+
+int pc_sweep_tmp_names(const char *dir, const char *prefix, int any_pid)
+{
     DIR *d = opendir(dir);
     if (d == NULL)
         return 0;
     int n = 0;
+    size_t pl = prefix != NULL ? strlen(prefix) : 0;
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
         /* NAME.tmp.PID.N (pc_open_tmp) of a process that is gone: it died between writing and renaming */
         const char *t = strstr(e->d_name, ".tmp.");
-        if (t == NULL)
+        if (t == NULL || strncmp(e->d_name, prefix != NULL ? prefix : "", pl) != 0)
             continue;
         char *end = NULL;
         long pid = strtol(t + 5, &end, 10);
-        if (end == t + 5 || *end != '.' || pid <= 0 || pid == (long)getpid())
-            continue; /* not such a name, or this process's own, being written */
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-            continue; /* its writer lives (EPERM: someone else's, alive) */
+        if (end == t + 5 || *end != '.' || end[1] < '0' || end[1] > '9' || pid <= 0)
+            continue; /* not such a name */
+        if (!any_pid && (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+            continue; /* this process's own, being written, or its writer lives (EPERM: someone else's, alive) */
         if (unlinkat(dirfd(d), e->d_name, 0) == 0)
             n++;
     }

@@ -43,6 +43,10 @@ int pc_open_tmp(const char *path, char tmp[PC_TMP_PATH_MAX], unsigned mode) PC_M
 /* Removes from |dir| the temporary files (pc_open_tmp's names) of processes no longer running: what a
  * process killed between writing a file and renaming it left behind. Returns how many. */
 int pc_sweep_tmp(const char *dir);
+/* The same for the names that begin with |prefix| (NULL: any); with |any_pid|, of every process, this
+ * one included: for a directory nobody writes to at the moment (a pid may be the same after a restart,
+ * as in a container). */
+int pc_sweep_tmp_names(const char *dir, const char *prefix, int any_pid);
 /* Reads a whole file of at most |max| bytes (PC_ETOOBIG past it, checked before reading) into a
  * malloc'd, NUL-terminated buffer. Anything but a regular file (a FIFO, a device, a directory) is
  * PC_EINVAL, and never blocks. */

@@ -44,7 +44,8 @@ static const char *const schema[] = {
     " attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL,"
     " not_before INTEGER NOT NULL DEFAULT 0, lease_owner TEXT, lease_expires INTEGER,"
     " weight REAL NOT NULL, result TEXT, error_code TEXT, error_message TEXT,"
-    " created INTEGER NOT NULL, updated INTEGER NOT NULL)",
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    " interrupted INTEGER NOT NULL DEFAULT 0)", /* runs cut short by the process dying (not attempts) */
     "CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(state, class, priority)",
     "CREATE INDEX IF NOT EXISTS videos_state ON videos(state)", /* /metrics counts by state */
     "CREATE INDEX IF NOT EXISTS tasks_video ON tasks(video_id, kind, arg)",
@@ -63,6 +64,19 @@ int pc_db_open(const char *path, pc_db **out)
         return PC_ENOMEM;
     int r = pc_sqlite_open(&db->sq, path, schema, sizeof(schema) / sizeof(schema[0]));
     if (r != 0) {
+        free(db);
+        return r;
+    }
+    /* a database from before tasks counted their interruptions */
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq, "SELECT 1 FROM pragma_table_info('tasks') WHERE name = 'interrupted'", "");
+    int rc = st != NULL ? sqlite3_step(st) : SQLITE_ERROR;
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        r = pc_sqlite_exec(&db->sq, "ALTER TABLE tasks ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0");
+    else if (rc != SQLITE_ROW)
+        r = PC_EDB;
+    if (r != 0) {
+        pc_sqlite_close(&db->sq);
         free(db);
         return r;
     }
@@ -427,7 +441,7 @@ int pc_taskq_claim(pc_db *db, int cls, const char *owner, int64_t now_ms, int64_
                             " WHERE id = (SELECT t.id FROM tasks t JOIN videos v ON v.id = t.video_id"
                             "   WHERE t.state = 'ready' AND t.class = ?4 AND t.not_before <= ?2"
                             "   ORDER BY t.priority DESC, v.seq ASC, t.id ASC LIMIT 1)"
-                            " RETURNING id, video_id, kind, arg, attempts, max_attempts, weight",
+                            " RETURNING id, video_id, kind, arg, attempts, max_attempts, weight, interrupted",
                             "siii", owner, now_ms, lease_ms, (int64_t)cls);
     if (st == NULL)
         return PC_EDB;
@@ -441,6 +455,7 @@ int pc_taskq_claim(pc_db *db, int cls, const char *owner, int64_t now_ms, int64_
         out->attempts = sqlite3_column_int(st, 4);
         out->max_attempts = sqlite3_column_int(st, 5);
         out->weight = sqlite3_column_double(st, 6);
+        out->interrupted = sqlite3_column_int(st, 7);
         /* the update is committed only when the statement finishes: a full disk fails it here, and then the
          * task is not ours (handing it out anyway ran it without a lease, attempts never counted) */
         if (sqlite3_step(st) != SQLITE_DONE)
@@ -508,7 +523,11 @@ int pc_taskq_renew(pc_db *db, int64_t id, const char *owner, int64_t now_ms, int
 int pc_taskq_reclaim(pc_db *db, int64_t now_ms, int all)
 {
     int r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
-                         "UPDATE tasks SET state = 'ready', lease_owner = NULL, updated = ?1"
+                         /* a run cut short is not a failed attempt (a later failure would count it, and fail
+                          * the video early); it is counted apart, so a task that kills the process is
+                          * not run for ever */
+                         "UPDATE tasks SET state = 'ready', lease_owner = NULL, attempts = MAX(attempts - 1, 0),"
+                         " interrupted = interrupted + 1, updated = ?1"
                          " WHERE state = 'running' AND (?2 OR lease_expires < ?1)",
                          "ii", now_ms, (int64_t)all));
     return r != 0 ? r : sqlite3_changes(db->sq.h);

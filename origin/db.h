@@ -118,6 +118,7 @@ typedef struct pc_task {
     int attempts;
     int max_attempts;
     double weight;
+    int interrupted; /* earlier runs cut short by the process dying */
 } pc_task;
 
 typedef struct pc_task_spec {

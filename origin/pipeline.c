@@ -28,6 +28,7 @@
 
 #define MAX_BACKOFF_MS (5 * 60 * 1000)
 #define BASE_BACKOFF_MS 2000
+#define MAX_INTERRUPTED 5 /* runs of one task cut short by the process dying before the video fails */
 
 struct pool {
     pthread_t *threads;
@@ -228,6 +229,8 @@ static char *path_join(const char *a, const char *b, const char *c)
 }
 
 /* Builds the job for a claimed task; NULL if the video vanished. */
+static void fail_video(pc_pipeline *p, pc_job *j, const char *code, const char *msg);
+
 static pc_job *make_job(pc_pipeline *p, const pc_task *t)
 {
     pc_origin *o = p->o;
@@ -274,6 +277,16 @@ static void dispatch(pc_pipeline *p)
             if (r != 0)
                 break;
             pc_job *j = make_job(p, &t);
+            if (j != NULL && t.interrupted >= MAX_INTERRUPTED) {
+                /* the origin died while this ran, again and again: maybe the task itself kills it (a
+                 * decoder crash on this input); the video fails instead of taking the origin down for ever */
+                char msg[256];
+                snprintf(msg, sizeof(msg), "the origin stopped %d times while %s %d ran (killed, or crashed by it)",
+                         t.interrupted, t.kind, t.arg);
+                fail_video(p, j, "interrupted", msg);
+                job_free(j);
+                continue;
+            }
             if (j == NULL) {
                 /* the video vanished or memory ran out: try again on a later tick, not in a tight loop */
                 if (pc_taskq_retry(p->o->db, t.id, now_ms() + BASE_BACKOFF_MS, "internal_error", "job not built",

@@ -10,6 +10,7 @@
  * the description the API serves. Publishing is idempotent, so a crash
  * between the rename and the database update repeats harmlessly.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
@@ -25,6 +26,7 @@
 #include "job.h"
 #include "media.h"
 #include "pc_buf.h"
+#include "pc_fs.h"
 #include "pc_http_client.h"
 #include "pc_json.h"
 #include "pc_log.h"
@@ -223,6 +225,26 @@ int pc_task_sign(pc_job *j)
     return 0;
 }
 
+/* The temporary files in |dir| and its subdirectories (a rung's, the audio's, the thumbnails'): what a
+ * write of an origin killed between writing and renaming left. Nothing writes there by the time of
+ * publish (every task before it is done), so every such name goes, whichever pid it has. */
+static void sweep_out(const char *dir)
+{
+    pc_sweep_tmp_names(dir, NULL, 1);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char sub[4400];
+        struct stat st;
+        if (e->d_name[0] == '.' || snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name) >= (int)sizeof(sub) ||
+            lstat(sub, &st) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        pc_sweep_tmp_names(sub, NULL, 1);
+    }
+    closedir(d);
+}
+
 int pc_task_publish(pc_job *j)
 {
     json_t *in = json_loads(j->inputs != NULL ? j->inputs : "", 0, NULL);
@@ -233,6 +255,7 @@ int pc_task_publish(pc_job *j)
         return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
     }
     if (stat(j->out_dir, &st) == 0) {
+        sweep_out(j->out_dir);
         if (stat(j->media_dir, &st) == 0 && pc_rmtree(j->media_dir) != 0) {
             json_decref(in);
             return pc_job_fail(j, PC_EIO, 0, "io_error", "cannot replace the previous publication");

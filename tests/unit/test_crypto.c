@@ -265,6 +265,29 @@ static void secret_is_created_once_and_reloaded(void **state)
     path_in(t, "secret.bad", p, sizeof(p));
     write_file(p, "abc", 3);
     assert_int_equal(pc_secret_load_or_create(p, b, sizeof(b)), PC_EPARSE);
+
+    /* a process killed while creating a key left its temporary file, a secret key of its own: the next
+     * load removes it (a dead writer's, of this key only) */
+    char left[160], other[160], live[160];
+    path_in(t, "secret.tmp.999999999.0", left, sizeof(left));
+    path_in(t, "other.tmp.999999999.0", other, sizeof(other));
+    path_in(t, "secret.tmp.1.0", live, sizeof(live)); /* pid 1 lives */
+    write_file(left, "k", 1);
+    write_file(other, "k", 1);
+    write_file(live, "k", 1);
+    path_in(t, "secret", p, sizeof(p));
+    assert_int_equal(pc_secret_load_or_create(p, b, sizeof(b)), 0);
+    assert_int_equal(stat(left, &st), -1);
+    assert_int_equal(stat(other, &st), 0);
+    assert_int_equal(stat(live, &st), 0);
+    path_in(t, "ed.tmp.999999999.4", left, sizeof(left));
+    write_file(left, "k", 1);
+    path_in(t, "ed", p, sizeof(p));
+    uint8_t pk[PC_ED25519_PK_LEN], sk[PC_ED25519_SK_LEN];
+    assert_int_equal(pc_ed25519_load_or_create(p, pk, sk), 0);
+    assert_int_equal(stat(left, &st), -1);
+    unlink(other);
+    unlink(live);
 }
 
 /* ---- HMAC-SHA256 ---- */

@@ -146,8 +146,14 @@ static void leftovers_of_dead_writers_are_swept(void **state)
     assert_true(fd >= 0);
     assert_int_equal(pc_sweep_tmp(t->dir), 1);
     assert_int_equal(entries(t), 2);
+    /* by prefix only, and (a directory nobody writes to now) whatever the pid, this process's own too */
+    assert_int_equal(pc_sweep_tmp_names(t->dir, "9-", 1), 0);
+    assert_int_equal(entries(t), 2);
+    path_in(t, "0-4.tmp.x.0", p, sizeof(p)); /* not a pid: not such a name */
+    assert_int_equal(pc_write_file(p, "x", 1), 0);
+    assert_int_equal(pc_sweep_tmp_names(t->dir, "0-", 1), 2);
+    assert_int_equal(entries(t), 1);
     close(fd);
-    unlink(mine);
 }
 
 static void *drain_slowly(void *arg)

@@ -294,8 +294,14 @@ static void reclaim_only_expired_leases(void **state)
     assert_int_equal(count(f->db, VID_A, "running"), 0);
     pc_task again = claim_ok(f->db, PC_TASK_HEAVY, 1501, "probe", VID_A);
     assert_int_equal(again.id, t.id);
-    assert_int_equal(again.attempts, 2); /* a lost lease counts as an attempt */
+    /* a run cut short (the process died, its lease ran out) counts apart, not as a failed attempt */
+    assert_int_equal(again.attempts, 1);
+    assert_int_equal(again.interrupted, 1);
     assert_int_equal(pc_taskq_reclaim(f->db, 1502, 0), 0);
+    assert_int_equal(pc_taskq_reclaim(f->db, 1503, 1), 1); /* at a restart: every running task */
+    again = claim_ok(f->db, PC_TASK_HEAVY, 1503, "probe", VID_A);
+    assert_int_equal(again.attempts, 1);
+    assert_int_equal(again.interrupted, 2);
 }
 
 static void reclaim_all_takes_every_running_task(void **state)
