@@ -115,15 +115,17 @@ static void on_signal(uv_signal_t *s, int signum)
     begin_stop(s->data);
 }
 
-/* Removes leftovers: the trash, and media or work directories of videos that no longer exist. */
+/* Removes leftovers: the trash, and the media and work directories and originals of videos that no longer
+ * exist (a DELETE commits the rows first, then removes the files: an origin killed in between left them,
+ * up to a GiB of original for good). An original's row is committed before the file is moved there. */
 static void cleanup_dirs(pc_origin *o)
 {
     if (pc_rmtree(o->paths_trash) != 0)
         PC_LOGW("origin", "cannot empty %s", o->paths_trash);
     if (pc_mkdirs(o->paths_trash) != 0)
         PC_LOGW("origin", "cannot create %s", o->paths_trash);
-    const char *dirs[] = {o->paths_media, o->paths_work};
-    for (int i = 0; i < 2; i++) {
+    const char *dirs[] = {o->paths_media, o->paths_work, o->paths_originals};
+    for (int i = 0; i < 3; i++) {
         DIR *d = opendir(dirs[i]);
         struct dirent *e;
         while (d != NULL && (e = readdir(d)) != NULL) {

@@ -399,6 +399,15 @@ static void complete_job(pc_pipeline *p, pc_job *j)
          * a job that finished despite the flag is recorded below, its work is not thrown away */
         if (pc_taskq_release(db, j->task_id, now) != 0)
             PC_LOGW("pipeline", "cannot release task %" PRId64, j->task_id);
+        /* deleted while it ran: the job may have made its directories again after the DELETE moved them
+         * to the trash (a chunk creates one per rung as it starts), which nothing would remove before
+         * the next start */
+        pc_video v;
+        int r = pc_db_video_get(db, j->video_id, &v);
+        if (r == 0)
+            pc_video_clear(&v);
+        else if (r == PC_ENOENT && pc_media_clear_outputs(p->o->media, j->video_id) != 0)
+            PC_LOGW("pipeline", "cannot remove what deleted video %s left", j->video_id);
         return;
     }
     if (j->err != 0) {

@@ -161,6 +161,35 @@ def test_a_task_the_origin_keeps_dying_in_fails_its_video(s):
     o.kill()
 
 
+def test_a_video_deleted_while_its_chunk_starts_leaves_no_directories(s):
+    """DELETE as an encode chunk starts: the chunk made its rung directories again after the DELETE had
+    moved the video's to the trash (a window of milliseconds between encoder openings), and they stayed
+    until the next start. Now the end of a deleted video's job removes what it left. Here the job waits
+    3 s in the queue (a test hook) and the directory it would have made is made by the test meanwhile."""
+    os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"] = "3000"
+    try:
+        o = s.origin(workers=1)
+    finally:
+        del os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"]
+    s.cleanups.append(o.stop)
+    src = clip("delete_start_320x180_4s", size="320x180", rate=25, dur=4)
+    vid = o.upload(src, parallel=1)
+    deadline = time.time() + 60 * SLOW
+    while time.time() < deadline and "probe started" not in o.stderr():
+        time.sleep(0.05)
+    eq(o.req("DELETE", "/api/videos/" + vid, headers=o.auth()).status, 204, "DELETE")
+    os.makedirs(os.path.join(o.data, "work", vid, "out", "v0"))  # what the starting job would make again
+    deadline = time.time() + 20 * SLOW
+    left = None
+    while time.time() < deadline:
+        left = [x for x in ("work", "media", "originals") if os.path.exists(os.path.join(o.data, x, vid))]
+        if not left:
+            break
+        time.sleep(0.2)
+    eq(left, [], "nothing of the deleted video is left")
+    eq(o.req("GET", "/api/videos/" + vid).status, 404, "gone")
+
+
 def test_acknowledged_upload_bytes_survive_kill(s):
     o = s.origin(check_exit=False)
     data = os.urandom(3 << 20)
@@ -196,9 +225,14 @@ def test_a_file_no_upload_owns_is_removed_at_start(s):
     orphan = os.path.join(o.data, "uploads", "z" * 20)
     with open(orphan, "wb") as f:
         f.write(os.urandom(1 << 20))
+    # and the original of a video whose DELETE was killed after its rows went, before its files did
+    original = os.path.join(o.data, "originals", "y" * 20)
+    with open(original, "wb") as f:
+        f.write(os.urandom(1 << 20))
     o.restart()
     s.cleanups.append(o.stop)
     check(not os.path.exists(orphan), "the orphan is gone")
+    check(not os.path.exists(original), "the deleted video's original is gone")
     check(os.path.exists(os.path.join(o.data, "uploads", owned)), "the upload a row owns is kept")
     check("a creation or join that did not finish left it" in o.stderr(), "and the log says why")
 
@@ -226,5 +260,5 @@ def test_a_data_directory_split_across_file_systems_is_refused(s):
 
 S.run([test_kill_during_transcoding_then_restart, test_a_stop_keeps_the_tasks_handed_to_workers_that_had_not_started_them,
        test_temporary_files_a_killed_writer_left_are_not_published, test_a_task_the_origin_keeps_dying_in_fails_its_video,
-       test_acknowledged_upload_bytes_survive_kill,
+       test_a_video_deleted_while_its_chunk_starts_leaves_no_directories, test_acknowledged_upload_bytes_survive_kill,
        test_a_file_no_upload_owns_is_removed_at_start, test_a_data_directory_split_across_file_systems_is_refused])
