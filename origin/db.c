@@ -137,12 +137,25 @@ int pc_db_upload_insert(pc_db *db, const pc_upload *u)
                         u->created, u->expires, (int64_t)u->completed));
 }
 
+static int upload_get_where(pc_db *db, const char *where, const char *arg, pc_upload *out);
+
 int pc_db_upload_get(pc_db *db, const char *id, pc_upload *out)
 {
-    sqlite3_stmt *st = pc_sqlite_prep(&db->sq,
-                            "SELECT id, length, offset, kind, metadata, parts, created, expires, completed"
-                            " FROM uploads WHERE id = ?",
-                            "s", id);
+    return upload_get_where(db, "id = ?", id, out);
+}
+
+int pc_db_upload_final_of(pc_db *db, const char *parts, pc_upload *out)
+{
+    return upload_get_where(db, "kind = 2 AND parts = ?", parts, out);
+}
+
+static int upload_get_where(pc_db *db, const char *where, const char *arg, pc_upload *out)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT id, length, offset, kind, metadata, parts, created, expires, completed FROM uploads WHERE %s LIMIT 1",
+             where);
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq, sql, "s", arg);
     if (st == NULL)
         return PC_EDB;
     int rc = sqlite3_step(st), r = 0;

@@ -53,6 +53,8 @@ void pc_upload_clear(pc_upload *u);
 int pc_db_upload_insert(pc_db *db, const pc_upload *u) PC_MUST_CHECK;
 /* PC_ENOENT when absent. */
 int pc_db_upload_get(pc_db *db, const char *id, pc_upload *out) PC_MUST_CHECK;
+/* The final upload the partial uploads |parts| ("ID ID ...", in order) were joined into; PC_ENOENT if none. */
+int pc_db_upload_final_of(pc_db *db, const char *parts, pc_upload *out) PC_MUST_CHECK;
 int pc_db_upload_set_offset(pc_db *db, const char *id, int64_t offset, int completed) PC_MUST_CHECK;
 int pc_db_upload_delete(pc_db *db, const char *id) PC_MUST_CHECK;
 /* Bytes promised to unfinished uploads that have not expired by |now_s| and not yet written

@@ -638,6 +638,37 @@ static int arm_patch(pc_tus_op *op, pc_tus_reply *r)
     return 0;
 }
 
+/* A final creation naming partial uploads of which |gone| no longer exist: when all are gone because they
+ * were joined, into the final upload whose parts are exactly these (the join committed, and the origin
+ * died or the connection broke before its 201 arrived), the same answer again, so a client that asks
+ * again learns its video; otherwise 400. Takes |op|. */
+static int rejoin(pc_tus *t, pc_tus_op *op, int gone, pc_tus_reply *r)
+{
+    pc_upload fu;
+    char list[PC_TUS_MAX_PARTS * (PC_ID_LEN + 1) + 1] = "";
+    for (int i = 0; i < op->nparts; i++) {
+        if (i > 0)
+            strcat(list, " ");
+        strcat(list, op->parts[i]);
+    }
+    int fr = gone == op->nparts ? pc_db_upload_final_of(t->cfg.db, list, &fu) : PC_ENOENT;
+    if (fr != 0) {
+        op_free(op);
+        return reply_error(r, 400, "bad_concat", "Upload-Concat names an upload that is not a partial upload here");
+    }
+    char host[sizeof(op->host)];
+    memcpy(host, op->host, sizeof(host));
+    op_free(op);
+    reply_init(r, 201);
+    char *loc = make_url(t, host, fu.id, url_expiry(t, &fu));
+    if (loc != NULL)
+        add_header(r, "Location", "%s", loc);
+    free(loc);
+    PC_LOGI("tus", "a join of %d partial uploads asked again: they are %s", gone, fu.id);
+    pc_upload_clear(&fu);
+    return 1;
+}
+
 static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *query, size_t qlen, pc_tus_reply *r,
                            pc_tus_op **opp)
 {
@@ -680,6 +711,7 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
             memcpy(op->host, h0, hl0), op->host[hl0] = '\0';
         const char *p = concat + 6, *end = concat + clen;
         int64_t total = 0;
+        int gone = 0;
         while (p < end) {
             while (p < end && *p == ' ')
                 p++;
@@ -718,6 +750,17 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
             }
             pc_upload pu;
             int gr = pc_db_upload_get(t->cfg.db, pid, &pu);
+            if (gr == PC_ENOENT) { /* gone: joined already, perhaps (below) */
+                for (int i = 0; i < op->nparts; i++)
+                    if (strcmp(op->parts[i], pid) == 0) {
+                        op_free(op);
+                        return reply_error(r, 400, "bad_concat", "Upload-Concat lists the same partial upload twice");
+                    }
+                memcpy(op->parts[op->nparts++], pid, PC_ID_LEN + 1);
+                gone++;
+                p = e;
+                continue;
+            }
             if (gr != 0 || pu.kind != PC_UPLOAD_PARTIAL) {
                 if (gr == 0)
                     pc_upload_clear(&pu);
@@ -747,6 +790,8 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
             op_free(op);
             return reply_error(r, 400, "bad_concat", "Upload-Concat: final lists no partial uploads");
         }
+        if (gone > 0)
+            return rejoin(t, op, gone, r);
         if (total > t->cfg.max_size) {
             op_free(op);
             return reply_error(r, 413, "too_large", "the concatenated upload exceeds Tus-Max-Size");

@@ -59,6 +59,7 @@ struct part {
     int64_t sending_off, sending_len, sent;
     int attempts;
     int busy, done;
+    int gone; /* the origin no longer knows it: joined already, perhaps, by a join whose answer was lost */
     uv_timer_t retry;
     int head_pending;
 };
@@ -470,7 +471,16 @@ static void on_head_done(void *arg, CURL *e, CURLcode rc)
         start_part(p);
         return;
     }
-    if (rc == CURLE_OK && (status == 403 || status == 404 || status == 410)) {
+    if (rc == CURLE_OK && status == 404) {
+        /* the join may have happened, its answer lost (the origin died after committing it): asked again,
+         * the origin names the final upload these parts became; else the join fails, and says so */
+        p->gone = 1;
+        p->done = 1;
+        p->head_pending = 0;
+        maybe_finalize(p->u);
+        return;
+    }
+    if (rc == CURLE_OK && (status == 403 || status == 410)) {
         fail(p->u, "part %d can no longer be resumed (HTTP %ld); delete %s to start over", p->idx + 1, status,
              p->u->state_path);
         return;
@@ -589,19 +599,27 @@ static void on_final_done(void *arg, CURL *e, CURLcode rc)
     curl_slist_free_all(u->final_hdrs);
     u->final_hdrs = NULL;
     if (!ok) {
-        /* the origin said it joined nothing (503 busy at --max-uploads, 500, 423 a part in use): again, later.
-         * Not after a network error, nor a proxy's 502 or 504: the join may have happened, and a second one
-         * would find its parts gone */
-        if (rc == CURLE_OK && (status == 500 || status == 503 || status == 423) && ++u->final_attempts <= MAX_ATTEMPTS) {
+        /* the origin said it joined nothing (503 busy at --max-uploads, 500, 423 a part in use), or the answer
+         * was lost (a network error, a proxy's 502 or 504): again, later. A join that did happen is answered
+         * again with the final upload its parts became */
+        int lost = rc != CURLE_OK || status == 502 || status == 504;
+        if ((lost || status == 500 || status == 503 || status == 423) && ++u->final_attempts <= MAX_ATTEMPTS) {
             uint64_t ms = 500ull << (u->final_attempts < 6 ? u->final_attempts : 6);
             PC_LOGD("upload", "the join: HTTP %ld; again in %" PRIu64 " ms", status, ms);
             u->final_hdr.len = 0;
             uv_timer_start(&u->final_retry, on_final_retry, ms, 0);
             return;
         }
+        int gone = -1;
+        for (int i = 0; i < u->nparts && gone < 0; i++)
+            if (u->parts[i].gone)
+                gone = i;
         if (rc == CURLE_OK && (status == 403 || status == 410)) /* the creation URL expired (an hour) */
             fail(u, "the origin refused to join the parts (HTTP %ld: the upload URL expired); delete %s to start over",
                  status, u->state_path);
+        else if (rc == CURLE_OK && status == 400 && gone >= 0)
+            fail(u, "part %d can no longer be resumed (HTTP 404) and was not joined; delete %s to start over", gone + 1,
+                 u->state_path);
         else if (rc == CURLE_OK)
             fail(u, "the origin could not join the parts (HTTP %ld)", status);
         else

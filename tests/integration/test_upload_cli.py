@@ -12,7 +12,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TOKEN, QuietHandler, Suite, check, clip, eq  # noqa: E402
+from harness import TOKEN, QuietHandler, Suite, check, clip, eq, request  # noqa: E402
 
 S = Suite("uploadcli")
 st = {}
@@ -291,7 +291,43 @@ def test_a_join_the_origin_is_too_busy_for_is_tried_again(s):
     eq(srv.joins, 3, "three joins asked")
 
 
+def test_a_join_whose_answer_was_lost_is_learned_on_the_next_run(s):
+    """The join committed but its 201 never reached the CLI (the origin died right after the commit, or
+    the connection broke): the next run found its parts gone (HEAD 404) and told the user to start over,
+    which uploaded the file again as a second video. Now the parts' final creation, asked again, is
+    answered with the final upload they became, and the next run prints that video's id. Here the CLI
+    stops after its last PATCH and the test makes the join itself, reading the answer nobody else sees."""
+    o = st["o"]
+    src = os.path.join(s.tmp, "lost-join.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(2 << 20))
+    state = os.path.join(s.tmp, "lost-join.json")
+    rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--parallel", "2", "--chunk-mb", "1", "--no-progress",
+                       "--state", state, env={"PEERCDN_FAULT_UPLOAD_STOP_AFTER": "2"})
+    eq(rc, 130, "stopped after the last PATCH (%s)" % err)
+    with open(state) as f:
+        saved = json.load(f)
+    concat = "final;" + " ".join(p["url"] for p in saved["parts"])
+    headers = {"Tus-Resumable": "1.0.0", "Upload-Concat": concat}
+    first = request(saved["create_url"], "POST", headers=headers)
+    eq(first.status, 201, "the join")
+    vid = first.header("location").split("?")[0].rsplit("/", 1)[1]
+    again = request(saved["create_url"], "POST", headers=headers)
+    eq((again.status, again.header("location").split("?")[0].rsplit("/", 1)[1]), (201, vid),
+       "asked again: the same final upload")
+    before = o.stderr().count("created partial upload")
+    rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--parallel", "2", "--chunk-mb", "1", "--no-progress",
+                       "--state", state)
+    eq((rc, out.strip()), (0, vid), "the next run learns the video (%s)" % err)
+    eq(o.stderr().count("created partial upload"), before, "nothing uploaded again")
+    check(not os.path.exists(state), "state removed")
+    # a final creation naming one joined part and one that never existed is still refused
+    bogus = request(saved["create_url"], "POST", headers={"Tus-Resumable": "1.0.0", "Upload-Concat": "final;" + saved["parts"][0]["url"]})
+    eq((bogus.status, bogus.json()["code"]), (400, "bad_concat"), "not the same parts")
+    eq(o.video(vid)["id"], vid, "the one video")
+
+
 S.run([test_parallel_upload_prints_the_video_id, test_resume_after_interruption,
        test_a_state_that_does_not_cover_the_file_starts_over, test_progress_bar_on_a_terminal,
        test_the_resume_state_is_the_clients_own, test_errors_are_one_line_and_nonzero, test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang,
-       test_a_join_the_origin_is_too_busy_for_is_tried_again])
+       test_a_join_the_origin_is_too_busy_for_is_tried_again, test_a_join_whose_answer_was_lost_is_learned_on_the_next_run])
