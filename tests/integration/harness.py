@@ -145,6 +145,23 @@ def request(url, method="GET", body=None, headers=None, timeout=30):
 SANITIZER_REPORT = re.compile(r"(ERROR: (Address|Leak)Sanitizer|runtime error:)")
 
 
+def read_until_close(sock):
+    """Every byte received on |sock| until the server closes it."""
+    answer = b""
+    while True:
+        b = sock.recv(65536)
+        if not b:
+            return answer
+        answer += b
+
+
+def raw_exchange(host, port, data, timeout=10):
+    """Sends |data| on a new TCP connection and returns every byte received until the server closes it."""
+    with socket.create_connection((host, port), timeout=timeout) as c:
+        c.sendall(data)
+        return read_until_close(c)
+
+
 def log_tail(path, n=6000):
     """The last |n| characters of a process's stderr log ("" when there is none)."""
     try:

@@ -24,6 +24,16 @@ def tasks(data):
         db.close()
 
 
+def held_origin(s, ms, **kw):
+    """An origin whose workers take each job |ms| after it was handed to them (a test hook): meanwhile the
+    job waits in the queue, handed out and not started. A restart runs without the hook."""
+    os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"] = str(ms)
+    try:
+        return s.origin(workers=1, **kw)
+    finally:
+        del os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"]
+
+
 def test_kill_during_transcoding_then_restart(s):
     o = s.origin(workers=1, check_exit=False)
     src = clip("crash_1280x720_24s", size="1280x720", rate=30, dur=24)
@@ -78,11 +88,7 @@ def test_a_stop_keeps_the_tasks_handed_to_workers_that_had_not_started_them(s):
     hook; in the wild, while the worker trims its heap after the job before): the task is released and
     runs after the restart. It was recorded done without running: an audio task lost that way published
     the video without its sound, an encode chunk failed it."""
-    os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"] = "3000"
-    try:
-        o = s.origin(workers=1)
-    finally:
-        del os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"]
+    o = held_origin(s, 3000)
     src = clip("stop_queued_320x180_6s", size="320x180", rate=25, dur=6)
     vid = o.upload(src, parallel=1)
     deadline = time.time() + 120 * SLOW
@@ -105,11 +111,7 @@ def test_temporary_files_a_killed_writer_left_are_not_published(s):
     work directory; the run after the restart writes under another name, and publish moved the stray one
     out with the rest (served with 200). Planted here, with the pid of a process that is gone and with the
     origin's own (a container restarts it under the same pid), before the tasks run."""
-    os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"] = "1500"
-    try:
-        o = s.origin(workers=1)
-    finally:
-        del os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"]
+    o = held_origin(s, 1500)
     s.cleanups.append(o.stop)
     src = clip("stray_tmp_320x180_4s", size="320x180", rate=25, dur=4)
     vid = o.upload(src, parallel=1)
@@ -166,11 +168,7 @@ def test_a_video_deleted_while_its_chunk_starts_leaves_no_directories(s):
     moved the video's to the trash (a window of milliseconds between encoder openings), and they stayed
     until the next start. Now the end of a deleted video's job removes what it left. Here the job waits
     3 s in the queue (a test hook) and the directory it would have made is made by the test meanwhile."""
-    os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"] = "3000"
-    try:
-        o = s.origin(workers=1)
-    finally:
-        del os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"]
+    o = held_origin(s, 3000)
     s.cleanups.append(o.stop)
     src = clip("delete_start_320x180_4s", size="320x180", rate=25, dur=4)
     vid = o.upload(src, parallel=1)

@@ -13,7 +13,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Suite, check, clip, eq, ffmpeg_decode, prom_parse  # noqa: E402
+from harness import Suite, check, clip, eq, ffmpeg_decode, prom_parse, raw_exchange  # noqa: E402
 
 S = Suite("serving")
 st = {}
@@ -237,15 +237,8 @@ def test_catalog_pagination(s):
         check(r.json()["upload_url"].startswith("http://%s/tus/" % host), "its upload URL: %s" % r.json()["upload_url"])
     # no Host at all (HTTP/1.0 allows it): h2o fills in its own "default", which is no host to hand out
     for version in ("1.0", "1.1"):
-        with socket.create_connection((o.host, o.port), timeout=10) as c:
-            c.sendall(("POST /api/uploads HTTP/%s\r\nAuthorization: %s\r\nContent-Length: 0\r\n"
-                       "Connection: close\r\n\r\n" % (version, o.auth()["Authorization"])).encode())
-            answer = b""
-            while True:
-                b = c.recv(65536)
-                if not b:
-                    break
-                answer += b
+        answer = raw_exchange(o.host, o.port, ("POST /api/uploads HTTP/%s\r\nAuthorization: %s\r\nContent-Length: 0\r\n"
+                                               "Connection: close\r\n\r\n" % (version, o.auth()["Authorization"])).encode())
         check(answer.split(b"\r\n")[0].endswith(b" 400 Bad Request") and b'"bad_host"' in answer,
               "HTTP/%s without a Host: %r" % (version, answer[:300]))
 

@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SLOW, QuietHandler, Suite, TrackerPeer, b64u_decode, check, clip, eq, h2_stalled_get, prom_parse, serve_http  # noqa: E402
+from harness import SLOW, QuietHandler, Suite, TrackerPeer, b64u_decode, check, clip, eq, h2_stalled_get, prom_parse, raw_exchange, serve_http  # noqa: E402
 
 from cryptography.exceptions import InvalidSignature  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
@@ -274,14 +274,8 @@ def test_bad_input_is_refused_with_a_reason(s):
     # h2o's other answers of its own, before the tracker sees the request: JSON too, and counted
     for head, status, code in ((b"Content-Length: 1x", 400, "bad_request"), (b"Expect: 100-nope\r\nContent-Length: 2", 417, "expectation_failed"),
                                (b"Transfer-Encoding: gzip", 400, "bad_request")):
-        with socket.create_connection((t.host, t.port), timeout=10) as c:
-            c.sendall(b"POST /announce HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n" + head + b"\r\n\r\n{}")
-            answer = b""
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    break
-                answer += d
+        answer = raw_exchange(t.host, t.port, b"POST /announce HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              b"Connection: close\r\n" + head + b"\r\n\r\n{}")
         head_part, _, body = answer.partition(b"\r\n\r\n")
         check(head_part.startswith(b"HTTP/1.1 %d" % status), "%r: %r" % (head, head_part[:60]))
         check(b"content-type: application/json" in head_part.lower(), "%r: JSON" % head)
