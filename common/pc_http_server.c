@@ -153,17 +153,24 @@ static void json_error_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t 
     size_t add = 0;
     for (size_t i = 0; i < bufcnt; i++)
         add += bufs[i].len;
-    if (add != 0 && os->text.len + add <= 4096) { /* h2o's messages are a line; more is cut */
+    if (os->text.len + add > 4096) /* h2o's messages are a line; more is cut */
+        add = 4096 - os->text.len;
+    if (add != 0) {
         char *t = h2o_mem_alloc_pool(&req->pool, os->text.len + add);
         if (os->text.len != 0)
             memcpy(t, os->text.base, os->text.len);
-        for (size_t i = 0, at = os->text.len; i < bufcnt; at += bufs[i].len, i++)
-            if (bufs[i].len != 0)
-                memcpy(t + at, bufs[i].base, bufs[i].len);
+        for (size_t i = 0, at = os->text.len; i < bufcnt && at < os->text.len + add; at += bufs[i].len, i++) {
+            size_t n = bufs[i].len < os->text.len + add - at ? bufs[i].len : os->text.len + add - at;
+            if (n != 0)
+                memcpy(t + at, bufs[i].base, n);
+        }
         os->text = h2o_iovec_init(t, os->text.len + add);
     }
     if (state == H2O_SEND_STATE_IN_PROGRESS) {
-        h2o_proceed_response(req);
+        /* more to come (not h2o's own answers, sent in one call): ask for it the way h2o's filters do; the
+         * headers go out now, so without a length */
+        req->res.content_length = SIZE_MAX;
+        h2o_ostream_send_next(self, req, NULL, 0, state);
         return;
     }
     if (os->text.len == 0) { /* HEAD, or nothing to say: the headers alone */
@@ -180,7 +187,8 @@ static void json_error_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t 
         out = h2o_strdup(&req->pool, body, len);
         free(body);
     }
-    req->res.content_length = out.len; /* headers go out with the first bytes, i.e. now */
+    if (req->res.content_length != SIZE_MAX)
+        req->res.content_length = out.len; /* headers go out with the first bytes, i.e. now */
     h2o_ostream_send_next(self, req, &out, 1, state);
 }
 
@@ -196,6 +204,8 @@ static void on_setup_json_errors(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, H2O_STRLIT("*"));
         if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) == -1)
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+        if (pc_http_req_method_is(req, "HEAD"))
+            req->res.content_length = SIZE_MAX; /* what a GET would get is not known here: said by no length */
         struct json_error_ostream *os = (void *)h2o_add_ostream(req, sizeof(*os), slot);
         os->super.do_send = json_error_do_send;
         os->text = h2o_iovec_init(NULL, 0);

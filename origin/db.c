@@ -448,14 +448,34 @@ int pc_taskq_add(pc_db *db, const char *video_id, const pc_task_spec *spec, cons
 
 int pc_taskq_claim(pc_db *db, int cls, const char *owner, int64_t now_ms, int64_t lease_ms, pc_task *out)
 {
+    return pc_taskq_claim_interrupted(db, cls, owner, now_ms, lease_ms, 0, out);
+}
+
+int pc_taskq_count_interrupted(pc_db *db, int min)
+{
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq, "SELECT COUNT(*) FROM tasks WHERE state = 'ready' AND interrupted >= ?", "i",
+                                      (int64_t)min);
+    int n = st != NULL && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    return n;
+}
+
+int pc_taskq_clear_interrupted(pc_db *db, int64_t id)
+{
+    return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "UPDATE tasks SET interrupted = 0 WHERE id = ?", "i", id));
+}
+
+int pc_taskq_claim_interrupted(pc_db *db, int cls, const char *owner, int64_t now_ms, int64_t lease_ms, int min_interrupted,
+                               pc_task *out)
+{
     sqlite3_stmt *st = pc_sqlite_prep(&db->sq,
                             "UPDATE tasks SET state = 'running', lease_owner = ?1, lease_expires = ?2 + ?3,"
                             " attempts = attempts + 1, updated = ?2"
                             " WHERE id = (SELECT t.id FROM tasks t JOIN videos v ON v.id = t.video_id"
-                            "   WHERE t.state = 'ready' AND t.class = ?4 AND t.not_before <= ?2"
+                            "   WHERE t.state = 'ready' AND t.class = ?4 AND t.not_before <= ?2 AND t.interrupted >= ?5"
                             "   ORDER BY t.priority DESC, v.seq ASC, t.id ASC LIMIT 1)"
                             " RETURNING id, video_id, kind, arg, attempts, max_attempts, weight, interrupted",
-                            "siii", owner, now_ms, lease_ms, (int64_t)cls);
+                            "siiii", owner, now_ms, lease_ms, (int64_t)cls, (int64_t)min_interrupted);
     if (st == NULL)
         return PC_EDB;
     int rc = sqlite3_step(st), r = 0;
@@ -536,11 +556,13 @@ int pc_taskq_renew(pc_db *db, int64_t id, const char *owner, int64_t now_ms, int
 int pc_taskq_reclaim(pc_db *db, int64_t now_ms, int all)
 {
     int r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
-                         /* a run cut short is not a failed attempt (a later failure would count it, and fail
-                          * the video early); it is counted apart, so a task that kills the process is
-                          * not run for ever */
-                         "UPDATE tasks SET state = 'ready', lease_owner = NULL, attempts = MAX(attempts - 1, 0),"
-                         " interrupted = interrupted + 1, updated = ?1"
+                         /* at a start (|all|), a run the process's death cut short is not a failed attempt (a
+                          * later failure would count it, and fail the video early); it is counted apart, so
+                          * that a task that kills the process is not run for ever (pipeline.c); a lease that
+                          * expired in a live process counts as an attempt, as before */
+                         "UPDATE tasks SET state = 'ready', lease_owner = NULL,"
+                         " attempts = CASE WHEN ?2 THEN MAX(attempts - 1, 0) ELSE attempts END,"
+                         " interrupted = interrupted + (CASE WHEN ?2 THEN 1 ELSE 0 END), updated = ?1"
                          " WHERE state = 'running' AND (?2 OR lease_expires < ?1)",
                          "ii", now_ms, (int64_t)all));
     return r != 0 ? r : sqlite3_changes(db->sq.h);

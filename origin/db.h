@@ -139,6 +139,13 @@ int pc_taskq_add(pc_db *db, const char *video_id, const pc_task_spec *spec, cons
  * passed, leasing it to |owner| until now+lease. PC_ENOENT when none.
  */
 int pc_taskq_claim(pc_db *db, int cls, const char *owner, int64_t now_ms, int64_t lease_ms, pc_task *out) PC_MUST_CHECK;
+/* The same among the tasks whose runs were cut short at least |min_interrupted| times. */
+int pc_taskq_claim_interrupted(pc_db *db, int cls, const char *owner, int64_t now_ms, int64_t lease_ms, int min_interrupted,
+                               pc_task *out) PC_MUST_CHECK;
+/* Ready tasks whose runs were cut short at least |min| times. */
+int pc_taskq_count_interrupted(pc_db *db, int min);
+/* Forgets a task's interruptions (it ran to an end, alone, without the process dying). */
+int pc_taskq_clear_interrupted(pc_db *db, int64_t id) PC_MUST_CHECK;
 /* Marks done (storing |result| JSON, may be NULL) and readies dependents whose deps are all done. */
 int pc_taskq_complete(pc_db *db, int64_t id, const char *result, int64_t now_ms) PC_MUST_CHECK;
 /* Back to ready after |not_before_ms| (recoverable failure), remembering the error. */

@@ -28,7 +28,8 @@
 
 #define MAX_BACKOFF_MS (5 * 60 * 1000)
 #define BASE_BACKOFF_MS 2000
-#define MAX_INTERRUPTED 5 /* runs of one task cut short by the process dying before the video fails */
+#define SUSPECT_INTERRUPTED 2 /* runs of one task cut short by the process dying before it runs alone */
+#define MAX_INTERRUPTED 5     /* ... and before its video fails */
 
 struct pool {
     pthread_t *threads;
@@ -42,6 +43,8 @@ struct pool {
 struct pc_pipeline {
     pc_origin *o;
     pc_job *running[MAX_RUNNING]; /* dispatched jobs, loop thread only */
+    pc_job *alone;                /* a task that runs with nothing beside it (dispatch) */
+    int suspects;                 /* ready tasks cut short SUSPECT_INTERRUPTED times or more */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct pool pools[2];
@@ -265,50 +268,93 @@ static pc_job *make_job(pc_pipeline *p, const pc_task *t)
     return j;
 }
 
+static int running_count(const pc_pipeline *p)
+{
+    int n = 0;
+    for (int i = 0; i < MAX_RUNNING; i++)
+        n += p->running[i] != NULL;
+    return n;
+}
+
+/* Hands the claimed task |t| to a worker of |cls| (|alone|: nothing else runs beside it). 0, or -1 when it
+ * could not (try again later). */
+static int start_claimed(pc_pipeline *p, int cls, const pc_task *t, int alone)
+{
+    struct pool *pool = &p->pools[cls];
+    pc_job *j = make_job(p, t);
+    if (j == NULL) {
+        /* the video vanished or memory ran out: try again on a later tick, not in a tight loop */
+        if (pc_taskq_retry(p->o->db, t->id, now_ms() + BASE_BACKOFF_MS, "internal_error", "job not built", now_ms()) != 0)
+            PC_LOGW("pipeline", "cannot release task %" PRId64, t->id);
+        return -1;
+    }
+    j->dispatched_ms = now_ms();
+    if (t->interrupted >= MAX_INTERRUPTED) {
+        /* the origin died while this ran alone, again and again: the task itself kills it (a decoder crash
+         * on this input, say); the video fails instead of taking the origin down at every start */
+        char msg[256];
+        snprintf(msg, sizeof(msg), "the origin stopped %d times while %s %d ran (3 of them with nothing else running)",
+                 t->interrupted, t->kind, t->arg);
+        fail_video(p, j, "interrupted", msg);
+        job_free(j);
+        return 0;
+    }
+    if (alone)
+        PC_LOGW("pipeline", "video %s: %s %d runs alone: the origin stopped %d times while it ran", t->video_id, t->kind,
+                t->arg, t->interrupted);
+    else if (strcmp(t->kind, "encode") == 0)
+        PC_LOGI("pipeline", "video %s: encode chunk %d started (attempt %d)", t->video_id, t->arg, t->attempts);
+    else
+        PC_LOGI("pipeline", "video %s: %s started (attempt %d)", t->video_id, t->kind, t->attempts);
+    if (alone)
+        p->alone = j;
+    pool->busy++;
+    track(p, j);
+    pthread_mutex_lock(&p->mu);
+    if (pool->tail != NULL)
+        pool->tail->next = j;
+    else
+        pool->head = j;
+    pool->tail = j;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
 static void dispatch(pc_pipeline *p)
 {
-    if (p->stopping)
+    if (p->stopping || p->alone != NULL)
         return;
+    /* A start counts an interruption against every task that was running (the process died: one of them
+     * may be why). A task cut short SUSPECT_INTERRUPTED times runs alone, once what runs has finished, so
+     * that a death while it runs is its own: one that kills the process is failed after MAX_INTERRUPTED,
+     * and the tasks beside it at the first deaths are not blamed (they were, before: 5 deaths failed every
+     * video being processed). */
+    if (p->suspects > 0) {
+        if (running_count(p) > 0)
+            return;
+        for (int cls = 0; cls < 2; cls++) {
+            pc_task t;
+            if (pc_taskq_claim_interrupted(p->o->db, cls, p->o->instance, now_ms(), p->o->cfg.lease_ms,
+                                           SUSPECT_INTERRUPTED, &t) == 0) {
+                p->suspects--;
+                if (start_claimed(p, cls, &t, 1) == 0 && p->alone != NULL)
+                    return;
+            }
+        }
+        if (p->alone != NULL)
+            return;
+        p->suspects = pc_taskq_count_interrupted(p->o->db, SUSPECT_INTERRUPTED);
+        if (p->suspects > 0)
+            return; /* not ready yet */
+    }
     for (int cls = 0; cls < 2; cls++) {
         struct pool *pool = &p->pools[cls];
         while (pool->busy < pool->n) {
             pc_task t;
-            int r = pc_taskq_claim(p->o->db, cls, p->o->instance, now_ms(), p->o->cfg.lease_ms, &t);
-            if (r != 0)
+            if (pc_taskq_claim(p->o->db, cls, p->o->instance, now_ms(), p->o->cfg.lease_ms, &t) != 0 ||
+                start_claimed(p, cls, &t, 0) != 0)
                 break;
-            pc_job *j = make_job(p, &t);
-            if (j != NULL && t.interrupted >= MAX_INTERRUPTED) {
-                /* the origin died while this ran, again and again: maybe the task itself kills it (a
-                 * decoder crash on this input); the video fails instead of taking the origin down for ever */
-                char msg[256];
-                snprintf(msg, sizeof(msg), "the origin stopped %d times while %s %d ran (killed, or crashed by it)",
-                         t.interrupted, t.kind, t.arg);
-                fail_video(p, j, "interrupted", msg);
-                job_free(j);
-                continue;
-            }
-            if (j == NULL) {
-                /* the video vanished or memory ran out: try again on a later tick, not in a tight loop */
-                if (pc_taskq_retry(p->o->db, t.id, now_ms() + BASE_BACKOFF_MS, "internal_error", "job not built",
-                                   now_ms()) != 0)
-                    PC_LOGW("pipeline", "cannot release task %" PRId64, t.id);
-                break;
-            }
-            if (strcmp(t.kind, "encode") == 0)
-                PC_LOGI("pipeline", "video %s: encode chunk %d started (attempt %d)", t.video_id, t.arg, t.attempts);
-            else
-                PC_LOGI("pipeline", "video %s: %s started (attempt %d)", t.video_id, t.kind, t.attempts);
-            pool->busy++;
-            j->dispatched_ms = now_ms();
-            track(p, j);
-            pthread_mutex_lock(&p->mu);
-            if (pool->tail != NULL)
-                pool->tail->next = j;
-            else
-                pool->head = j;
-            pool->tail = j;
-            pthread_cond_broadcast(&p->cv);
-            pthread_mutex_unlock(&p->mu);
         }
     }
 }
@@ -394,20 +440,25 @@ static void complete_job(pc_pipeline *p, pc_job *j)
 {
     pc_db *db = p->o->db;
     int64_t now = now_ms();
-    if (pc_job_canceled(j) && j->err != 0) {
-        /* interrupted by a shutdown (re-run after restart) or a deletion (the rows are gone: no-op);
-         * a job that finished despite the flag is recorded below, its work is not thrown away */
-        if (pc_taskq_release(db, j->task_id, now) != 0)
-            PC_LOGW("pipeline", "cannot release task %" PRId64, j->task_id);
-        /* deleted while it ran: the job may have made its directories again after the DELETE moved them
-         * to the trash (a chunk creates one per rung as it starts), which nothing would remove before
-         * the next start */
+    if (pc_job_canceled(j)) {
+        /* deleted while it ran (its rows are gone: nothing to record): the job may have made its directories
+         * again after the DELETE moved them to the trash (a chunk creates one per rung as it starts), which
+         * nothing would remove before the next start */
         pc_video v;
         int r = pc_db_video_get(db, j->video_id, &v);
         if (r == 0)
             pc_video_clear(&v);
-        else if (r == PC_ENOENT && pc_media_clear_outputs(p->o->media, j->video_id) != 0)
-            PC_LOGW("pipeline", "cannot remove what deleted video %s left", j->video_id);
+        if (r == PC_ENOENT) {
+            if (pc_media_clear_outputs(p->o->media, j->video_id) != 0)
+                PC_LOGW("pipeline", "cannot remove what deleted video %s left", j->video_id);
+            return;
+        }
+    }
+    if (pc_job_canceled(j) && j->err != 0) {
+        /* interrupted by a shutdown (re-run after restart); a job that finished despite the flag is
+         * recorded below, its work is not thrown away */
+        if (pc_taskq_release(db, j->task_id, now) != 0)
+            PC_LOGW("pipeline", "cannot release task %" PRId64, j->task_id);
         return;
     }
     if (j->err != 0) {
@@ -488,6 +539,13 @@ static void on_async(uv_async_t *a)
         list = j->next;
         untrack(p, j);
         p->pools[task_class(j->kind)].busy--;
+        if (j == p->alone) {
+            p->alone = NULL;
+            /* it ran alone to an end without the process dying: not what killed it (a stop cut it short:
+             * no verdict) */
+            if (!(pc_job_canceled(j) && j->err != 0) && pc_taskq_clear_interrupted(p->o->db, j->task_id) != 0)
+                PC_LOGW("pipeline", "cannot clear the interruptions of task %" PRId64, j->task_id);
+        }
         complete_job(p, j);
         job_free(j);
     }
@@ -522,6 +580,7 @@ int pc_pipeline_start(pc_pipeline *p)
     int n = pc_taskq_reclaim(p->o->db, now_ms(), 1);
     if (n > 0)
         PC_LOGI("pipeline", "resuming %d tasks interrupted by a previous run", n);
+    p->suspects = pc_taskq_count_interrupted(p->o->db, SUSPECT_INTERRUPTED);
     if (uv_async_init(p->o->loop, &p->async, on_async) != 0)
         return PC_EINTERNAL;
     p->async.data = p;

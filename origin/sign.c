@@ -163,6 +163,13 @@ int pc_task_sign(pc_job *j)
         json_t *tmp = NULL;
         if ((err = file_entry(j, rel, 0, &tmp, &etags)) == 0)
             json_decref(tmp);
+        /* a rung's I-frame playlist, when package wrote one */
+        char path[4300];
+        snprintf(rel, sizeof(rel), "%s/iframes.m3u8", id);
+        snprintf(path, sizeof(path), "%s/%s", j->out_dir, rel);
+        tmp = NULL;
+        if (err == 0 && access(path, R_OK) == 0 && (err = file_entry(j, rel, 0, &tmp, &etags)) == 0)
+            json_decref(tmp);
     }
     for (int s = 0; err == 0 && s < 1000; s++) {
         char rel[64], path[4300];

@@ -59,7 +59,8 @@ struct part {
     int64_t sending_off, sending_len, sent;
     int attempts;
     int busy, done;
-    int gone; /* the origin no longer knows it: joined already, perhaps, by a join whose answer was lost */
+    int gone;  /* the origin no longer knows it: joined already, perhaps, by a join whose answer was lost */
+    int known; /* its HEAD found it, this run */
     uv_timer_t retry;
     int head_pending;
 };
@@ -464,7 +465,20 @@ static void on_head_done(void *arg, CURL *e, CURLcode rc)
              p->idx + 1, off, p->confirmed, p->u->state_path);
         return;
     }
+    /* a join takes every part: one gone while another is not means neither the join happened nor can it */
+    int gone = -1, known = 0;
+    for (int i = 0; i < p->u->nparts; i++) {
+        if (p->u->parts[i].gone && gone < 0)
+            gone = i;
+        known |= p->u->parts[i].known;
+    }
+    if ((ok && gone >= 0) || (rc == CURLE_OK && status == 404 && known)) {
+        fail(p->u, "part %d can no longer be resumed (HTTP 404); delete %s to start over", (ok ? gone : p->idx) + 1,
+             p->u->state_path);
+        return;
+    }
     if (ok) {
+        p->known = 1;
         p->offset = off;
         p->confirmed = off;
         p->head_pending = 0;

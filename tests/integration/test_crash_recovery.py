@@ -134,32 +134,47 @@ def test_temporary_files_a_killed_writer_left_are_not_published(s):
 
 
 def test_a_task_the_origin_keeps_dying_in_fails_its_video(s):
-    """kill -9 while a task runs, five times (a task that crashes the process would do this by itself, at
-    every restart): the sixth start fails the video with code "interrupted" instead of running it again,
-    for ever (a chunk was seen claimed 211 times). The kills are not failed attempts: a video killed four
-    times and then failing once for a recoverable cause was failed at once, "failed 5 times"."""
-    os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"] = "60000"  # the probe stays handed out, never starts
+    """kill -9 while tasks run, again and again (a task that crashes the process would do this by itself, at
+    every restart). Each start counts an interruption against every task that was running; one cut short
+    twice runs alone, so that the deaths while it runs are its own, and after 5 its video fails with code
+    "interrupted" instead of being run for ever (a chunk was seen claimed 211 times). The other video's
+    task, beside it at the first two deaths, runs alone in its turn and is not failed (5 deaths failed
+    both videos, before). The kills are not failed attempts: a video killed four times and then failing
+    once for a recoverable cause was failed at once, "failed 5 times". Here both probes are held in the
+    workers' queues by a test hook, and the test kills the origin whenever a task is running."""
+    os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"] = "60000"  # the probes stay handed out, never start
     try:
-        o = s.origin(workers=1, check_exit=False)
+        o = s.origin(workers=2, check_exit=False)
         src = clip("dying_320x180_2s", size="320x180", rate=25, dur=2)
-        vid = o.upload(src, parallel=1)
-        for k in range(6):
+        first = o.upload(src, parallel=1)
+        second = o.upload(src, parallel=1)
+        seen = []
+        for k in range(8):
             deadline = time.time() + 30 * SLOW
             while time.time() < deadline and not any(r[3] == "running" for r in tasks(o.data)):
                 time.sleep(0.05)
-            v = o.video(vid)
-            if v["state"] == "failed":
+            if o.video(first)["state"] == "failed":
                 break
-            probe = [r for r in tasks(o.data) if r[1] == "probe"][0]
-            eq((probe[3], probe[4], probe[6]), ("running", 1, k), "claimed again, the kills apart from attempts")
+            probes = [r for r in tasks(o.data) if r[1] == "probe"]
+            seen.append([(r[3], r[6]) for r in probes])
+            check(all(r[4] == 1 for r in probes if r[3] == "running"), "kills are not attempts: %r" % probes)
             o.kill()
             o.restart()
     finally:
         del os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"]
-    v = o.wait(vid, timeout=30)
-    eq(v["state"], "failed", "the video fails")
-    eq(v["error"]["code"], "interrupted", "code: %r" % v["error"])
+    # both ran at the first two deaths; then the first alone, three times
+    eq(seen, [[("running", 0), ("running", 0)], [("running", 1), ("running", 1)], [("running", 2), ("ready", 2)],
+              [("running", 3), ("ready", 2)], [("running", 4), ("ready", 2)]], "who ran at each death (state, interruptions)")
+    v = o.wait(first, timeout=30)
+    eq((v["state"], v["error"]["code"]), ("failed", "interrupted"), "the first video fails: %r" % v.get("error"))
     check("5 times" in v["error"]["message"], "message: %r" % v["error"]["message"])
+    deadline = time.time() + 30 * SLOW
+    while time.time() < deadline and not any(r[3] == "running" and r[1] == "probe" for r in tasks(o.data)):
+        time.sleep(0.05)
+    probe = [r for r in tasks(o.data) if r[1] == "probe" and r[3] != "canceled"]
+    eq([(r[3], r[6]) for r in probe], [("running", 2)], "the second video's probe runs alone now, not blamed further")
+    check(o.video(second)["state"] != "failed", "the second video is not failed")
+    check("runs alone" in o.stderr(), "the log says so")
     o.kill()
 
 

@@ -95,7 +95,11 @@ def test_iframe_playlists_name_each_segments_idr(s):
         eq(a["URI"], '"%s/iframes.m3u8"' % r["id"], "URI")
         eq(a["RESOLUTION"], "%dx%d" % (r["width"], r["height"]), "RESOLUTION")
         eq(a["CODECS"], '"%s"' % r["codecs"], "CODECS (video only)")
-        lines = o.req("GET", "/v/%s/%s/iframes.m3u8" % (vid, r["id"])).body.decode().splitlines()
+        ip = o.req("GET", "/v/%s/%s/iframes.m3u8" % (vid, r["id"]))
+        ix = o.req("GET", "/v/%s/%s/index.m3u8" % (vid, r["id"]))
+        check(ip.header("etag").startswith('"b2-') and ip.header("etag")[:4] == ix.header("etag")[:4],
+              "a content-hash ETag, as the media playlist's: %s" % ip.header("etag"))
+        lines = ip.body.decode().splitlines()
         for tag in ("#EXT-X-I-FRAMES-ONLY", '#EXT-X-MAP:URI="init.mp4"', "#EXT-X-ENDLIST"):
             check(tag in lines, "%s in %s/iframes.m3u8" % (tag, r["id"]))
         media = o.req("GET", "/v/%s/%s/index.m3u8" % (vid, r["id"])).body.decode().splitlines()

@@ -281,11 +281,16 @@ def test_bad_input_is_refused_with_a_reason(s):
         check(b"content-type: application/json" in head_part.lower(), "%r: JSON" % head)
         j = json.loads(body)
         check(j["code"] == code and len(j["message"]) > 0, "%r: %r" % (head, j))
+    # HEAD: no body, and no length but the JSON's (h2o's text's length was sent: 19 for a 61-byte answer)
+    head_part = raw_exchange(t.host, t.port, b"HEAD /announce HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                             b"Expect: 100-nope\r\nContent-Length: 2\r\n\r\n{}")
+    check(head_part.startswith(b"HTTP/1.1 417") and head_part.endswith(b"\r\n\r\n") and
+          b"content-length: 19" not in head_part.lower(), "HEAD: %r" % head_part)
     time.sleep(1.1)  # /metrics is built at most once a second
     after = prom_parse(t.req("GET", "/metrics").body.decode())
     series = "peercdn_tracker_http_responses_total"
-    eq(after.get(series + '{code="417"}', 0) - counted.get(series + '{code="417"}', 0), 1,
-       "h2o's own 417 counted")
+    eq(after.get(series + '{code="417"}', 0) - counted.get(series + '{code="417"}', 0), 2,
+       "h2o's own 417s counted (POST and HEAD)")
     expect_error(m, m.body("started", surprise=1), 400, "unknown_field")
     expect_error(m, dict(m.body("started"), key="AAAA"), 400, "bad_field")
     expect_error(m, dict(m.body("started"), video="../../etc"), 400, "bad_field")

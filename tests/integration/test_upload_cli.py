@@ -321,7 +321,7 @@ def test_a_join_whose_answer_was_lost_is_learned_on_the_next_run(s):
     eq((rc, out.strip()), (0, vid), "the next run learns the video (%s)" % err)
     eq(o.stderr().count("created partial upload"), before, "nothing uploaded again")
     check(not os.path.exists(state), "state removed")
-    # a final creation naming one joined part and one that never existed is still refused
+    # a final creation naming only some of a join's parts is still refused
     bogus = request(saved["create_url"], "POST", headers={"Tus-Resumable": "1.0.0", "Upload-Concat": "final;" + saved["parts"][0]["url"]})
     eq((bogus.status, bogus.json()["code"]), (400, "bad_concat"), "not the same parts")
     eq(o.video(vid)["id"], vid, "the one video")

@@ -418,9 +418,10 @@ static void a_seek_takes_the_link_from_prefetches_in_flight(void **state)
             }
         assert_true(peers >= 5);
         seek_xfer_cancelled = 0;
-        w.on_action = note_seek_cancel;
+        w.on_action = note_seek_cancel; /* what the seek itself does, not a rescue later */
         pc_engine_seek(w.e, (uint64_t)target * 4 * S, w.now);
         w_handle_actions(&w);
+        w.on_action = NULL;
         while (w.now < 900 * S && pc_engine_player(w.e)->state != PC_PLAYER_ENDED)
             w_step(&w);
         pc_engine_stats st;

@@ -294,14 +294,23 @@ static void reclaim_only_expired_leases(void **state)
     assert_int_equal(count(f->db, VID_A, "running"), 0);
     pc_task again = claim_ok(f->db, PC_TASK_HEAVY, 1501, "probe", VID_A);
     assert_int_equal(again.id, t.id);
-    /* a run cut short (the process died, its lease ran out) counts apart, not as a failed attempt */
-    assert_int_equal(again.attempts, 1);
-    assert_int_equal(again.interrupted, 1);
+    assert_int_equal(again.attempts, 2); /* a lease that ran out in a live process counts as an attempt */
+    assert_int_equal(again.interrupted, 0);
     assert_int_equal(pc_taskq_reclaim(f->db, 1502, 0), 0);
-    assert_int_equal(pc_taskq_reclaim(f->db, 1503, 1), 1); /* at a restart: every running task */
+    /* at a start, every running task: the run the process's death cut short counts apart, not as an attempt */
+    assert_int_equal(pc_taskq_reclaim(f->db, 1503, 1), 1);
+    assert_int_equal(pc_taskq_count_interrupted(f->db, 1), 1);
+    assert_int_equal(pc_taskq_claim_interrupted(f->db, PC_TASK_HEAVY, "w1", 1503, 500, 2, &t), PC_ENOENT);
     again = claim_ok(f->db, PC_TASK_HEAVY, 1503, "probe", VID_A);
-    assert_int_equal(again.attempts, 1);
-    assert_int_equal(again.interrupted, 2);
+    assert_int_equal(again.attempts, 2);
+    assert_int_equal(again.interrupted, 1);
+    assert_int_equal(pc_taskq_reclaim(f->db, 1504, 1), 1);
+    assert_int_equal(pc_taskq_count_interrupted(f->db, 2), 1);
+    assert_int_equal(pc_taskq_claim_interrupted(f->db, PC_TASK_HEAVY, "w1", 1504, 500, 2, &t), 0);
+    assert_int_equal(t.interrupted, 2);
+    assert_int_equal(pc_taskq_clear_interrupted(f->db, t.id), 0); /* it ran alone to an end */
+    assert_int_equal(pc_taskq_release(f->db, t.id, 1505), 0);
+    assert_int_equal(pc_taskq_count_interrupted(f->db, 1), 0);
 }
 
 static void reclaim_all_takes_every_running_task(void **state)
