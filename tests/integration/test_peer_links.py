@@ -1080,12 +1080,15 @@ def test_a_local_player_asking_out_of_order_or_at_two_renditions_is_answered(s):
     took = time.time() - t0
     print("# out of order and at two renditions: all answered in %.1f s" % took)
     check_bodies(m, got, "out of order")
-    check(took < 25, "answered before the 30 s a waiter waits (%.1f s)" % took)
+    # every answer came before a waiter's 30 s (its timeout, a 504): 9.6-9.8 s alone, 27 s in two CI runs
+    # under load (the first of them with an engine bug since fixed); what the peer did is printed to tell why
+    check(took < 29, "answered before the 30 s a waiter waits (%.1f s)" % took)
     # a fresh viewer: every segment with its audio at once
     fresh = Peer(s, st["o"], vid, "--hls-listen", "127.0.0.1:0", "--rendition", video[-1]["id"], name="allatonce")
     urls = [x["url"] for k in range(len(hi)) for x in [hi[k]] + ([audio[0]["segments"][k]] if audio else [])]
     check_bodies(m, fetch_all("%s/v/%s" % (fresh.hls, vid), urls, gap=0), "all at once")
     r = viewer.stop()
+    print("# the out-of-order viewer: cdn %d p2p %d bytes, hls %r" % (r["bytes_cdn"], r["bytes_p2p"], r["hls"]))
     eq(r["hls"]["timed_out"] + r["hls"]["refused"], 0, "no request timed out or was refused: %r" % r["hls"])
     # a second SIGTERM while the stop's grace waits for a player (an HTTP/2 client at window 0): still exit 0
     # (the signal handlers were closed at the first, so the second killed the process)
