@@ -1080,9 +1080,9 @@ def test_a_local_player_asking_out_of_order_or_at_two_renditions_is_answered(s):
     took = time.time() - t0
     print("# out of order and at two renditions: all answered in %.1f s" % took)
     check_bodies(m, got, "out of order")
-    # every answer came before a waiter's 30 s (its timeout, a 504): 9.6-9.8 s alone, 27 s in two CI runs
-    # under load (the first of them with an engine bug since fixed); what the peer did is printed to tell why
-    check(took < 29, "answered before the 30 s a waiter waits (%.1f s)" % took)
+    # 9.6-9.8 s alone; 27 s in two CI runs under load (the first of them with an engine bug since fixed):
+    # what the peer fetched is printed below, to tell why next time
+    check(took < 25, "answered before the 30 s a waiter waits (%.1f s)" % took)
     # a fresh viewer: every segment with its audio at once
     fresh = Peer(s, st["o"], vid, "--hls-listen", "127.0.0.1:0", "--rendition", video[-1]["id"], name="allatonce")
     urls = [x["url"] for k in range(len(hi)) for x in [hi[k]] + ([audio[0]["segments"][k]] if audio else [])]
