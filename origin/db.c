@@ -137,18 +137,6 @@ int pc_db_upload_insert(pc_db *db, const pc_upload *u)
                         u->created, u->expires, (int64_t)u->completed));
 }
 
-static int upload_get_where(pc_db *db, const char *where, const char *arg, pc_upload *out);
-
-int pc_db_upload_get(pc_db *db, const char *id, pc_upload *out)
-{
-    return upload_get_where(db, "id = ?", id, out);
-}
-
-int pc_db_upload_final_of(pc_db *db, const char *parts, pc_upload *out)
-{
-    return upload_get_where(db, "kind = 2 AND parts = ?", parts, out);
-}
-
 static int upload_get_where(pc_db *db, const char *where, const char *arg, pc_upload *out)
 {
     char sql[256];
@@ -175,6 +163,16 @@ static int upload_get_where(pc_db *db, const char *where, const char *arg, pc_up
     }
     sqlite3_finalize(st);
     return r;
+}
+
+int pc_db_upload_get(pc_db *db, const char *id, pc_upload *out)
+{
+    return upload_get_where(db, "id = ?", id, out);
+}
+
+int pc_db_upload_final_of(pc_db *db, const char *parts, pc_upload *out)
+{
+    return upload_get_where(db, "kind = 2 AND parts = ?", parts, out);
 }
 
 int pc_db_upload_set_offset(pc_db *db, const char *id, int64_t offset, int completed)
@@ -451,6 +449,7 @@ int pc_taskq_claim(pc_db *db, int cls, const char *owner, int64_t now_ms, int64_
     return pc_taskq_claim_interrupted(db, cls, owner, now_ms, lease_ms, 0, out);
 }
 
+/* (0 when the database cannot say: the tasks are then dispatched as usual) */
 int pc_taskq_count_interrupted(pc_db *db, int min)
 {
     sqlite3_stmt *st = pc_sqlite_prep(&db->sq, "SELECT COUNT(*) FROM tasks WHERE state = 'ready' AND interrupted >= ?", "i",

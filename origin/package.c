@@ -49,38 +49,24 @@ static int write_text(pc_job *j, const char *rel, const pc_buf *b)
     return r;
 }
 
-static void rates(struct track *t, int64_t timescale)
+/* Peak and average bit rate of |t|'s segments (|iframes|: of their I-frame ranges, 0 and 0 when one is
+ * not known, as for chunks encoded before the figure was recorded, or does not fit in its segment). */
+static void seg_rates(const struct track *t, int64_t timescale, int iframes, double *peak, double *avg)
 {
-    double bits = 0, secs = 0;
-    t->peak = 0;
-    for (int i = 0; i < t->n; i++) {
-        double d = (double)t->segs[i].d / (double)timescale;
-        double b = (double)t->segs[i].size * 8;
-        bits += b;
-        secs += d;
-        if (d > 0 && b / d > t->peak)
-            t->peak = b / d;
-    }
-    t->avg = secs > 0 ? bits / secs : 0;
-}
-
-/* The rates of |t|'s I-frame playlist, or 0 when some segment's IDR range is not known (chunks encoded
- * before the figure was recorded) or does not fit in its segment. */
-static void iframe_rates(struct track *t, int64_t timescale)
-{
-    double bits = 0, secs = 0, peak = 0;
+    double bits = 0, secs = 0, top = 0;
+    *peak = *avg = 0;
     for (int i = 0; i < t->n; i++) {
         const struct seg *s = &t->segs[i];
-        if (s->iframe <= 0 || s->iframe > s->size || s->d <= 0)
+        if (iframes && (s->iframe <= 0 || s->iframe > s->size))
             return;
-        double d = (double)s->d / (double)timescale, b = (double)s->iframe * 8;
+        double d = (double)s->d / (double)timescale, b = (double)(iframes ? s->iframe : s->size) * 8;
         bits += b;
         secs += d;
-        if (b / d > peak)
-            peak = b / d;
+        if (d > 0 && b / d > top)
+            top = b / d;
     }
-    t->iframe_peak = peak;
-    t->iframe_avg = secs > 0 ? bits / secs : 0;
+    *peak = top;
+    *avg = secs > 0 ? bits / secs : 0;
 }
 
 static int load_segments(json_t *arr, struct seg **out, int *n)
@@ -242,8 +228,8 @@ int pc_task_package(pc_job *j)
                             tracks[0].id);
                 goto out;
             }
-        rates(t, ts);
-        iframe_rates(t, ts);
+        seg_rates(t, ts, 0, &t->peak, &t->avg);
+        seg_rates(t, ts, 1, &t->iframe_peak, &t->iframe_avg);
     }
     /* audio */
     json_t *aj = json_object_get(in, "audio:0");
@@ -254,7 +240,7 @@ int pc_task_package(pc_job *j)
             pc_job_fail(j, PC_EINTERNAL, 0, "internal_error", "audio has %d of %d segments", audio.n, total_segs);
             goto out;
         }
-        rates(&audio, 48000);
+        seg_rates(&audio, 48000, 0, &audio.peak, &audio.avg);
     }
     /* init segments */
     for (int i = 0; i < nt + has_audio; i++) {

@@ -231,9 +231,9 @@ static char *path_join(const char *a, const char *b, const char *c)
     return s;
 }
 
-/* Builds the job for a claimed task; NULL if the video vanished. */
 static void fail_video(pc_pipeline *p, pc_job *j, const char *code, const char *msg);
 
+/* Builds the job for a claimed task; NULL if the video vanished. */
 static pc_job *make_job(pc_pipeline *p, const pc_task *t)
 {
     pc_origin *o = p->o;
@@ -293,8 +293,8 @@ static int start_claimed(pc_pipeline *p, int cls, const pc_task *t, int alone)
         /* the origin died while this ran alone, again and again: the task itself kills it (a decoder crash
          * on this input, say); the video fails instead of taking the origin down at every start */
         char msg[256];
-        snprintf(msg, sizeof(msg), "the origin stopped %d times while %s %d ran (3 of them with nothing else running)",
-                 t->interrupted, t->kind, t->arg);
+        snprintf(msg, sizeof(msg), "the origin stopped %d times while %s %d ran (%d of them with nothing else running)",
+                 t->interrupted, t->kind, t->arg, MAX_INTERRUPTED - SUSPECT_INTERRUPTED);
         fail_video(p, j, "interrupted", msg);
         job_free(j);
         return 0;
@@ -436,24 +436,28 @@ static void fail_video(pc_pipeline *p, pc_job *j, const char *code, const char *
     pc_pipeline_cancel_video(p, j->video_id); /* its other tasks stop wasting workers */
 }
 
+/* 1 when |j|'s video was deleted while the job ran, after removing what the job may have written after
+ * the DELETE's own removal: a chunk makes its rung directories as it starts, a publish renames the output
+ * into media/. Nothing would remove those before the next start. */
+static int video_gone(pc_pipeline *p, const pc_job *j)
+{
+    pc_video v;
+    int r = pc_db_video_get(p->o->db, j->video_id, &v);
+    if (r == 0)
+        pc_video_clear(&v);
+    if (r != PC_ENOENT)
+        return 0;
+    if (pc_media_clear_outputs(p->o->media, j->video_id) != 0)
+        PC_LOGW("pipeline", "cannot remove what deleted video %s left", j->video_id);
+    return 1;
+}
+
 static void complete_job(pc_pipeline *p, pc_job *j)
 {
     pc_db *db = p->o->db;
     int64_t now = now_ms();
-    if (pc_job_canceled(j)) {
-        /* deleted while it ran (its rows are gone: nothing to record): the job may have made its directories
-         * again after the DELETE moved them to the trash (a chunk creates one per rung as it starts), which
-         * nothing would remove before the next start */
-        pc_video v;
-        int r = pc_db_video_get(db, j->video_id, &v);
-        if (r == 0)
-            pc_video_clear(&v);
-        if (r == PC_ENOENT) {
-            if (pc_media_clear_outputs(p->o->media, j->video_id) != 0)
-                PC_LOGW("pipeline", "cannot remove what deleted video %s left", j->video_id);
-            return;
-        }
-    }
+    if (pc_job_canceled(j) && video_gone(p, j))
+        return; /* its rows are gone: nothing to record */
     if (pc_job_canceled(j) && j->err != 0) {
         /* interrupted by a shutdown (re-run after restart); a job that finished despite the flag is
          * recorded below, its work is not thrown away */
@@ -513,14 +517,8 @@ static void complete_job(pc_pipeline *p, pc_job *j)
     count_job(p, j, p->stats.done);
     if (strcmp(j->kind, "publish") == 0) {
         pc_media_forget(p->o->media, j->video_id);
-        pc_video v;
-        if (pc_db_video_get(db, j->video_id, &v) == PC_ENOENT) {
-            /* deleted while publishing: the rename may have landed after the deletion's cleanup */
-            if (pc_media_remove(p->o->media, j->video_id, NULL) != 0)
-                PC_LOGW("pipeline", "cannot remove the files of deleted video %s", j->video_id);
+        if (video_gone(p, j)) /* deleted while publishing: the rename may have landed after the deletion's */
             return;
-        }
-        pc_video_clear(&v);
         PC_LOGI("pipeline", "video %s is ready", j->video_id);
     }
 }

@@ -78,6 +78,18 @@ static int fetch_tracker_key(pc_job *j, char *out, size_t outlen)
     return r;
 }
 
+/* An ETag for |rel| in |etags| when the file is there (*|present| says whether): 0 or the job's error. */
+static int etag_if_present(pc_job *j, const char *rel, pc_buf *etags, int *present)
+{
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/%s", j->out_dir, rel);
+    *present = access(path, R_OK) == 0;
+    json_t *tmp = NULL;
+    int err = *present ? file_entry(j, rel, 0, &tmp, etags) : 0;
+    json_decref(tmp);
+    return err;
+}
+
 int pc_task_sign(pc_job *j)
 {
     json_t *in = json_loads(j->inputs != NULL ? j->inputs : "", 0, NULL);
@@ -146,16 +158,13 @@ int pc_task_sign(pc_job *j)
                                         audio ? 0 : (int)pc_json_int(r, "height", 0), "init", init != NULL ? init : json_null(),
                                         "segments", segs));
     }
-    /* the remaining published files only need ETags */
+    /* the remaining published files only need ETags: the playlists (a rung's I-frame playlist when package
+     * wrote one), the thumbnails */
     static const char *const extra[] = {"master.m3u8", "manifest.mpd", "thumbs/poster-16x9.webp", "thumbs/poster-2x3.webp",
                                         "thumbs/sprite.vtt"};
-    for (size_t k = 0; err == 0 && k < sizeof(extra) / sizeof(extra[0]); k++) {
-        json_t *tmp = NULL;
-        char path[4300];
-        snprintf(path, sizeof(path), "%s/%s", j->out_dir, extra[k]);
-        if (access(path, R_OK) == 0 && (err = file_entry(j, extra[k], 0, &tmp, &etags)) == 0)
-            json_decref(tmp);
-    }
+    int present = 1;
+    for (size_t k = 0; err == 0 && k < sizeof(extra) / sizeof(extra[0]); k++)
+        err = etag_if_present(j, extra[k], &etags, &present);
     for (size_t k = 0; k < nall && err == 0; k++) {
         char rel[64];
         const char *id = json_string_value(json_object_get(all[k], "id"));
@@ -163,23 +172,14 @@ int pc_task_sign(pc_job *j)
         json_t *tmp = NULL;
         if ((err = file_entry(j, rel, 0, &tmp, &etags)) == 0)
             json_decref(tmp);
-        /* a rung's I-frame playlist, when package wrote one */
-        char path[4300];
         snprintf(rel, sizeof(rel), "%s/iframes.m3u8", id);
-        snprintf(path, sizeof(path), "%s/%s", j->out_dir, rel);
-        tmp = NULL;
-        if (err == 0 && access(path, R_OK) == 0 && (err = file_entry(j, rel, 0, &tmp, &etags)) == 0)
-            json_decref(tmp);
+        if (err == 0)
+            err = etag_if_present(j, rel, &etags, &present);
     }
-    for (int s = 0; err == 0 && s < 1000; s++) {
-        char rel[64], path[4300];
+    for (int s = 0, more = 1; err == 0 && more && s < 1000; s++) { /* the sheets, up to the first missing */
+        char rel[64];
         snprintf(rel, sizeof(rel), "thumbs/sprite-%d.webp", s);
-        snprintf(path, sizeof(path), "%s/%s", j->out_dir, rel);
-        if (access(path, R_OK) != 0)
-            break;
-        json_t *tmp = NULL;
-        if ((err = file_entry(j, rel, 0, &tmp, &etags)) == 0)
-            json_decref(tmp);
+        err = etag_if_present(j, rel, &etags, &more);
     }
     if (err != 0) {
         json_decref(renditions);

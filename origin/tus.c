@@ -638,6 +638,18 @@ static int arm_patch(pc_tus_op *op, pc_tus_reply *r)
     return 0;
 }
 
+/* A final upload's parts as its row keeps them: "ID ID ...", in the order of Upload-Concat. */
+#define PARTS_LIST_MAX (PC_TUS_MAX_PARTS * (PC_ID_LEN + 1) + 1)
+static void parts_list(const pc_tus_op *op, char out[PARTS_LIST_MAX])
+{
+    out[0] = '\0';
+    for (int i = 0; i < op->nparts; i++) {
+        if (i > 0)
+            strcat(out, " ");
+        strcat(out, op->parts[i]);
+    }
+}
+
 /* A final creation naming partial uploads of which |gone| no longer exist: when all are gone because they
  * were joined, into the final upload whose parts are exactly these (the join committed, and the origin
  * died or the connection broke before its 201 arrived), the same answer again, so a client that asks
@@ -645,12 +657,8 @@ static int arm_patch(pc_tus_op *op, pc_tus_reply *r)
 static int rejoin(pc_tus *t, pc_tus_op *op, int gone, pc_tus_reply *r)
 {
     pc_upload fu;
-    char list[PC_TUS_MAX_PARTS * (PC_ID_LEN + 1) + 1] = "";
-    for (int i = 0; i < op->nparts; i++) {
-        if (i > 0)
-            strcat(list, " ");
-        strcat(list, op->parts[i]);
-    }
+    char list[PARTS_LIST_MAX];
+    parts_list(op, list);
     int fr = gone == op->nparts ? pc_db_upload_final_of(t->cfg.db, list, &fu) : PC_ENOENT;
     if (fr != 0) {
         op_free(op);
@@ -749,13 +757,13 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
                 return reply_error(r, 400, "too_many_parts", "at most 64 partial uploads can be concatenated");
             }
             pc_upload pu;
+            for (int i = 0; i < op->nparts; i++)
+                if (strcmp(op->parts[i], pid) == 0) {
+                    op_free(op);
+                    return reply_error(r, 400, "bad_concat", "Upload-Concat lists the same partial upload twice");
+                }
             int gr = pc_db_upload_get(t->cfg.db, pid, &pu);
             if (gr == PC_ENOENT) { /* gone: joined already, perhaps (below) */
-                for (int i = 0; i < op->nparts; i++)
-                    if (strcmp(op->parts[i], pid) == 0) {
-                        op_free(op);
-                        return reply_error(r, 400, "bad_concat", "Upload-Concat lists the same partial upload twice");
-                    }
                 memcpy(op->parts[op->nparts++], pid, PC_ID_LEN + 1);
                 gone++;
                 p = e;
@@ -774,11 +782,6 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
                 op_free(op);
                 return reply_error(r, 400, "partial_incomplete", "every partial upload must be complete before concatenation");
             }
-            for (int i = 0; i < op->nparts; i++)
-                if (strcmp(op->parts[i], pid) == 0) {
-                    op_free(op);
-                    return reply_error(r, 400, "bad_concat", "Upload-Concat lists the same partial upload twice");
-                }
             if (is_locked(t, pid)) {
                 op_free(op);
                 return reply_error(r, 423, "locked", "a partial upload is busy; retry");
@@ -1397,13 +1400,9 @@ static void concat_after(uv_work_t *w, int status)
         return;
     }
     /* record the final upload and drop the partials in one transaction */
-    size_t plen = (size_t)op->nparts * (PC_ID_LEN + 1);
-    op->concat_parts = calloc(1, plen + 1);
-    for (int i = 0; op->concat_parts != NULL && i < op->nparts; i++) {
-        if (i > 0)
-            strcat(op->concat_parts, " ");
-        strcat(op->concat_parts, op->parts[i]);
-    }
+    char list[PARTS_LIST_MAX];
+    parts_list(op, list);
+    op->concat_parts = strdup(list);
     op->up.parts = op->concat_parts;
     op->concat_parts = NULL;
     int dr = pc_db_begin(t->cfg.db);

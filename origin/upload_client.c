@@ -446,6 +446,15 @@ static void on_patch_done(void *arg, CURL *e, CURLcode rc)
     retry_later(p, why);
 }
 
+/* The first part the origin no longer knows, or -1. */
+static int first_gone(const struct up *u)
+{
+    for (int i = 0; i < u->nparts; i++)
+        if (u->parts[i].gone)
+            return i;
+    return -1;
+}
+
 static void on_head_done(void *arg, CURL *e, CURLcode rc)
 {
     struct part *p = arg;
@@ -466,12 +475,9 @@ static void on_head_done(void *arg, CURL *e, CURLcode rc)
         return;
     }
     /* a join takes every part: one gone while another is not means neither the join happened nor can it */
-    int gone = -1, known = 0;
-    for (int i = 0; i < p->u->nparts; i++) {
-        if (p->u->parts[i].gone && gone < 0)
-            gone = i;
+    int gone = first_gone(p->u), known = 0;
+    for (int i = 0; i < p->u->nparts; i++)
         known |= p->u->parts[i].known;
-    }
     if ((ok && gone >= 0) || (rc == CURLE_OK && status == 404 && known)) {
         fail(p->u, "part %d can no longer be resumed (HTTP 404); delete %s to start over", (ok ? gone : p->idx) + 1,
              p->u->state_path);
@@ -624,10 +630,7 @@ static void on_final_done(void *arg, CURL *e, CURLcode rc)
             uv_timer_start(&u->final_retry, on_final_retry, ms, 0);
             return;
         }
-        int gone = -1;
-        for (int i = 0; i < u->nparts && gone < 0; i++)
-            if (u->parts[i].gone)
-                gone = i;
+        int gone = first_gone(u);
         if (rc == CURLE_OK && (status == 403 || status == 410)) /* the creation URL expired (an hour) */
             fail(u, "the origin refused to join the parts (HTTP %ld: the upload URL expired); delete %s to start over",
                  status, u->state_path);

@@ -1552,12 +1552,12 @@ static void schedule(pc_engine *e, uint64_t now)
         wanted = 1;
         if (!s->demanded)
             r = fetch_rung(e, i, prefetch_rung(e, rung, i, ahead));
+        uint32_t held = avail(e, r, i);
+        /* a volunteer copy leaves a CDN slot to a segment before it that no peer holds: that one needs the
+         * CDN within seconds, when it turns urgent */
         if (ahead < uw + e->cfg.volunteer_us && !e->cfg.p2p_only && !discovering && !starved && cdn_allowed &&
-            !cdn_held && avail(e, r, i) == 0 && !quiet_peer(e, now) && volunteers(e, i) &&
-            cdn_may_take(e, i, buffered, bytes_left(e, r, i)) &&
-            (!unheld || cdn_busy(e) + 1 < e->cfg.cdn_inflight)) {
-            /* (a segment before this one that no peer holds will need the CDN within seconds, when it
-             * turns urgent: a volunteer copy for the group leaves it a CDN slot) */
+            !cdn_held && held == 0 && !quiet_peer(e, now) && volunteers(e, i) &&
+            cdn_may_take(e, i, buffered, bytes_left(e, r, i)) && (!unheld || cdn_busy(e) + 1 < e->cfg.cdn_inflight)) {
             /* at the rung the ABR is heading for, not the projection of the moment, when the link can
              * take it: the copy is the group's for half a minute ahead, and a volunteer that has just
              * started would otherwise fetch it at its lowest rung, which every peer then takes (a
@@ -1568,10 +1568,9 @@ static void schedule(pc_engine *e, uint64_t now)
             start_xfer(e, PC_SRC_CDN, r, i, 1, now);
             continue;
         }
-        if (!unheld && avail(e, r, i) == 0)
-            unheld = 1;
+        unheld |= held == 0;
         if (nc < sizeof(cands) / sizeof(cands[0]) && free_holder(e, r, i))
-            cands[nc++] = (cand){.i = i, .rung = r, .rarity = avail(e, r, i),
+            cands[nc++] = (cand){.i = i, .rung = r, .rarity = held,
                                  .bucket = ahead / e->cfg.rarest_bucket_us};
     }
     e->p2p_wanted = wanted && !e->cfg.cdn_only && !e->yielding && !discovering; /* not a weak swarm */
