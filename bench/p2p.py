@@ -165,6 +165,8 @@ def main():
     print("where the CPU goes (single-core speeds measured now, 128 KiB messages): seal %.2f, open %.2f, "
           "BLAKE2b-256 %.2f, memcpy %.3f CPU s/GB" % (speeds["seal_s_per_gb"], speeds["open_s_per_gb"],
                                                         speeds["blake2b_s_per_gb"], speeds["memcpy_s_per_gb"]))
+    print("  BLAKE2b-256 in %s, the faster here (pc_crypto_init times both): libsodium %.2f, libgcrypt %.2f CPU s/GB" % (
+        speeds["blake2b_lib"], speeds["blake2b_sodium_s_per_gb"], speeds["blake2b_gcrypt_s_per_gb"]))
     print("  the crypto alone is %.2f CPU s/GB, so %d CPUs cap verified encrypted transfer at %.2f GB/s even with "
           "free TCP;" % (crypto, os.cpu_count(), os.cpu_count() / crypto))
     link_user = (best["link"]["s_user"] + best["link"]["f_user"]) / link_gb

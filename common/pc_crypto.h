@@ -1,6 +1,7 @@
 /*
  * Crypto wrappers over libsodium: Ed25519 keys and signatures, BLAKE2b-256
- * hashes, HMAC-SHA256 for pre-signed URLs, hex/base64 codecs and random ids.
+ * hashes (libgcrypt's where that is the faster), HMAC-SHA256 for pre-signed URLs,
+ * hex/base64 codecs and random ids.
  * pc_crypto_init() must succeed once per process before any other call.
  */
 #ifndef PC_CRYPTO_H
@@ -19,7 +20,8 @@
 #define PC_B2_LEN 32 /* BLAKE2b-256 */
 #define PC_HMAC_LEN 32
 
-/* Initialises libsodium; PC_EINTERNAL if it cannot. Safe to call repeatedly. */
+/* Initialises libsodium and libgcrypt, and times the two libraries' BLAKE2b-256 to use the faster (under a
+ * millisecond); PC_EINTERNAL if libsodium cannot start. Safe to call repeatedly and from any thread. */
 int pc_crypto_init(void) PC_MUST_CHECK;
 
 /*
@@ -40,9 +42,18 @@ typedef crypto_generichash_state pc_b2_state;
 void pc_b2_init(pc_b2_state *st);
 void pc_b2_update(pc_b2_state *st, const void *data, size_t len);
 void pc_b2_final(pc_b2_state *st, uint8_t out[PC_B2_LEN]);
+/* One-shot and file BLAKE2b-256 in the faster library (the incremental pc_b2_* above, for short inputs,
+ * always libsodium's). */
 void pc_blake2b256(const void *data, size_t len, uint8_t out[PC_B2_LEN]);
 /* Hashes a whole file; |size| (optional) receives its length. PC_EIO/PC_ENOENT. */
 int pc_blake2b256_file(const char *path, uint8_t out[PC_B2_LEN], uint64_t *size) PC_MUST_CHECK;
+
+/* Which library computes pc_blake2b256 and pc_blake2b256_file: chosen by pc_crypto_init, or set by
+ * pc_b2_use (tests and benches; PC_EINTERNAL when libgcrypt is not usable). */
+typedef enum { PC_B2_SODIUM, PC_B2_GCRYPT } pc_b2_impl;
+pc_b2_impl pc_b2_current(void);
+int pc_b2_use(pc_b2_impl impl) PC_MUST_CHECK;
+const char *pc_b2_name(pc_b2_impl impl);
 
 void pc_hmac_sha256(const uint8_t key[32], const void *msg, size_t len, uint8_t out[PC_HMAC_LEN]);
 /* Constant-time comparison; 1 when equal. */

@@ -1034,8 +1034,9 @@ def test_a_peer_the_tracker_distrusts_stops_announcing(s):
     seeder.stop()
 
 
-def fetch_all(base, urls, gap=0.05):
-    """GETs |urls| from |base| concurrently, |gap| s apart: {url: (status, body)}."""
+def fetch_all(base, urls, gap=0.05, when=None):
+    """GETs |urls| from |base| concurrently, |gap| s apart: {url: (status, body)}; |when| (a dict), if
+    given, receives each answer's end time."""
     out = {}
 
     def get(u):
@@ -1044,6 +1045,8 @@ def fetch_all(base, urls, gap=0.05):
                 out[u] = (r.status, r.read())
         except urllib.error.HTTPError as e:
             out[u] = (e.code, e.read())
+        if when is not None:
+            when[u] = time.time()
 
     threads = []
     for u in urls:
@@ -1076,20 +1079,24 @@ def test_a_local_player_asking_out_of_order_or_at_two_renditions_is_answered(s):
     viewer = Peer(s, st["o"], vid, "--hls-listen", "127.0.0.1:0", "--down-kbps", "2000", name="outoforder")
     base = "%s/v/%s" % (viewer.hls, vid)
     t0 = time.time()
-    got = fetch_all(base, [hi[k]["url"] for k in (4, 1, 5, 2)] + [lo[2]["url"]])
+    when = {}
+    got = fetch_all(base, [hi[k]["url"] for k in (4, 1, 5, 2)] + [lo[2]["url"]], when=when)
     took = time.time() - t0
-    print("# out of order and at two renditions: all answered in %.1f s" % took)
+    print("# out of order and at two renditions: all answered in %.1f s (%s)" % (
+        took, ", ".join("%s %.1f s" % (u, when[u] - t0) for u in sorted(when, key=when.get))))
     check_bodies(m, got, "out of order")
+    r = viewer.stop()
+    print("# the out-of-order viewer: cdn %d p2p %d bytes, hls %r" % (r["bytes_cdn"], r["bytes_p2p"], r["hls"]))
+    print("# its segments (index:rendition:source@ms): %s" % " ".join(
+        "%d:%s:%s@%d" % (x["index"], x.get("rendition", "?"), x["source"], x.get("at_ms", -1)) for x in r.get("segments", [])))
     # 9.6-9.8 s alone; 27 s in two CI runs under load (the first of them with an engine bug since fixed):
-    # what the peer fetched is printed below, to tell why next time
+    # what the peer fetched is printed above, to tell why next time
     check(took < 25, "answered before the 30 s a waiter waits (%.1f s)" % took)
+    eq(r["hls"]["timed_out"] + r["hls"]["refused"], 0, "no request timed out or was refused: %r" % r["hls"])
     # a fresh viewer: every segment with its audio at once
     fresh = Peer(s, st["o"], vid, "--hls-listen", "127.0.0.1:0", "--rendition", video[-1]["id"], name="allatonce")
     urls = [x["url"] for k in range(len(hi)) for x in [hi[k]] + ([audio[0]["segments"][k]] if audio else [])]
     check_bodies(m, fetch_all("%s/v/%s" % (fresh.hls, vid), urls, gap=0), "all at once")
-    r = viewer.stop()
-    print("# the out-of-order viewer: cdn %d p2p %d bytes, hls %r" % (r["bytes_cdn"], r["bytes_p2p"], r["hls"]))
-    eq(r["hls"]["timed_out"] + r["hls"]["refused"], 0, "no request timed out or was refused: %r" % r["hls"])
     # a second SIGTERM while the stop's grace waits for a player (an HTTP/2 client at window 0): still exit 0
     # (the signal handlers were closed at the first, so the second killed the process)
     host, port = urllib.parse.urlsplit(fresh.hls).netloc.split(":")

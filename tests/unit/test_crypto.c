@@ -63,14 +63,51 @@ static int count_entries(const char *dir)
 
 /* ---- BLAKE2b-256 ---- */
 
+static const pc_b2_impl b2_impls[] = {PC_B2_SODIUM, PC_B2_GCRYPT};
+
 static void blake2b_known_vectors(void **state)
 {
     (void)state;
-    uint8_t h[PC_B2_LEN];
-    pc_blake2b256("abc", 3, h);
-    assert_hash_hex(h, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
-    pc_blake2b256("", 0, h);
-    assert_hash_hex(h, "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8");
+    pc_b2_impl chosen = pc_b2_current();
+    for (size_t k = 0; k < sizeof(b2_impls) / sizeof(b2_impls[0]); k++) {
+        assert_int_equal(pc_b2_use(b2_impls[k]), 0); /* libgcrypt is usable here (no FIPS mode) */
+        uint8_t h[PC_B2_LEN];
+        pc_blake2b256("abc", 3, h);
+        assert_hash_hex(h, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
+        pc_blake2b256("", 0, h);
+        assert_hash_hex(h, "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8");
+    }
+    assert_int_equal(pc_b2_use(chosen), 0);
+}
+
+/* The two libraries pc_crypto_init chooses between give libsodium's digest for every length around the
+ * 128-byte block and for a segment-sized input; init again keeps the choice. */
+static void blake2b_both_libraries_agree(void **state)
+{
+    (void)state;
+    pc_b2_impl chosen = pc_b2_current();
+    assert_true(chosen == PC_B2_SODIUM || chosen == PC_B2_GCRYPT);
+    assert_int_equal(pc_crypto_init(), 0);
+    assert_int_equal(pc_b2_current(), chosen);
+    assert_string_equal(pc_b2_name(PC_B2_GCRYPT), "libgcrypt");
+    size_t big = (2u << 20) + 77;
+    uint8_t *data = malloc(big);
+    assert_non_null(data);
+    for (size_t i = 0; i < big; i++)
+        data[i] = (uint8_t)(i * 131 + (i >> 9));
+    assert_int_equal(pc_b2_use(PC_B2_GCRYPT), 0);
+    for (size_t len = 0; len <= 400; len++) {
+        uint8_t want[PC_B2_LEN], got[PC_B2_LEN];
+        crypto_generichash(want, PC_B2_LEN, data + len % 7, len, NULL, 0);
+        pc_blake2b256(data + len % 7, len, got);
+        assert_memory_equal(got, want, PC_B2_LEN);
+    }
+    uint8_t want[PC_B2_LEN], got[PC_B2_LEN];
+    crypto_generichash(want, PC_B2_LEN, data, big, NULL, 0);
+    pc_blake2b256(data, big, got);
+    assert_memory_equal(got, want, PC_B2_LEN);
+    free(data);
+    assert_int_equal(pc_b2_use(chosen), 0);
 }
 
 static void blake2b_streaming_equals_one_shot(void **state)
@@ -93,9 +130,8 @@ static void blake2b_streaming_equals_one_shot(void **state)
     }
 }
 
-static void blake2b_file_hashes_contents_and_reports_size(void **state)
+static void file_hash_checks(tmpdir *t)
 {
-    tmpdir *t = *state;
     char p[128];
     /* larger than the 64 KiB read buffer so the loop runs more than once */
     size_t len = (1u << 16) * 2 + 123;
@@ -106,7 +142,7 @@ static void blake2b_file_hashes_contents_and_reports_size(void **state)
     path_in(t, "data.bin", p, sizeof(p));
     write_file(p, data, len);
     uint8_t want[PC_B2_LEN], got[PC_B2_LEN];
-    pc_blake2b256(data, len, want);
+    crypto_generichash(want, PC_B2_LEN, data, len, NULL, 0);
     free(data);
     uint64_t size = 0;
     assert_int_equal(pc_blake2b256_file(p, got, &size), 0);
@@ -123,6 +159,17 @@ static void blake2b_file_hashes_contents_and_reports_size(void **state)
 
     path_in(t, "missing.bin", p, sizeof(p));
     assert_int_equal(pc_blake2b256_file(p, got, &size), PC_ENOENT);
+}
+
+static void blake2b_file_hashes_contents_and_reports_size(void **state)
+{
+    tmpdir *t = *state;
+    pc_b2_impl chosen = pc_b2_current();
+    for (size_t k = 0; k < sizeof(b2_impls) / sizeof(b2_impls[0]); k++) {
+        assert_int_equal(pc_b2_use(b2_impls[k]), 0);
+        file_hash_checks(t);
+    }
+    assert_int_equal(pc_b2_use(chosen), 0);
 }
 
 /* ---- Ed25519 ---- */
@@ -498,6 +545,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(blake2b_known_vectors),
         cmocka_unit_test(blake2b_streaming_equals_one_shot),
+        cmocka_unit_test(blake2b_both_libraries_agree),
         cmocka_unit_test_setup_teardown(blake2b_file_hashes_contents_and_reports_size, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test(ed25519_rfc8032_test1),
         cmocka_unit_test(ed25519_verify_rejects_any_flipped_bit),
