@@ -689,7 +689,6 @@ static double eta(const pc_engine *e, uint32_t src, double bytes)
     return (p->outstanding + bytes) / p->rate * 1e6 + (double)p->rtt;
 }
 
-/* The peer holding (rung, i) with the earliest expected completion and a free request slot. */
 /* The peers that can take a request now (a free slot, not recently busy); refreshed at each pass. */
 static void refresh_free(pc_engine *e)
 {
