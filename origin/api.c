@@ -89,6 +89,10 @@ static json_t *video_json(pc_origin *o, const pc_video *v, int authorized)
         if (json_object_get(result, "audio") != NULL)
             json_object_set(j, "audio", json_object_get(result, "audio"));
         json_object_set(j, "segment_duration", json_object_get(result, "segment_duration"));
+        /* frames the decoder could not give, each shown as a copy of the one before (videos published
+         * before this was counted have none listed: 0) */
+        json_t *cf = json_object_get(result, "concealed_frames");
+        json_object_set_new(j, "concealed_frames", json_integer(json_is_integer(cf) ? json_integer_value(cf) : 0));
     } else {
         if (info != NULL && json_object_get(info, "duration") != NULL)
             json_object_set(j, "duration", json_object_get(info, "duration"));

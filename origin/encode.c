@@ -33,6 +33,9 @@
 #include "thumbs.h"
 
 #define MAX_SEG_PACKETS 100000
+/* A chunk may have at most one frame in this many that its decoder cannot give (each is replaced by a
+ * copy of the frame before it); more, and the video fails as undecodable. */
+#define CONCEAL_MAX_DIV 10
 
 struct pkt {
     int64_t pts;
@@ -408,6 +411,48 @@ static int build_graph(struct chunk *c, const AVCodecContext *dec, int rotation)
     return r;
 }
 
+/* Sends |frame| (shown at |t|; the graph takes a reference of its own) through the scaler and encoders. */
+static int encode_frame(struct chunk *c, AVFrame *frame, AVFrame *ff, AVPacket *opkt)
+{
+    if (av_buffersrc_add_frame_flags(c->src, frame, AV_BUFFERSRC_FLAG_KEEP_REF) < 0)
+        return pc_job_fail(c->j, PC_EENCODE, 0, "encode_failed", "the scaler refused a frame");
+    for (int i = 0; i < c->nrungs; i++)
+        if (encode_ready(c, i, ff, opkt) != 0)
+            return c->j->err;
+    return 0;
+}
+
+/* The output times of this chunk's frames, as the plan counted them from the probe's frame index
+ * (frames.bin): where a frame the decoder does not give belongs. NULL with |*n| 0 when the index cannot
+ * be read or disagrees with the plan's count (nothing is then replaced). */
+static int64_t *chunk_ticks(pc_job *j, const pc_timeline *tl, int64_t start_t, int64_t end_t, int64_t expected, size_t *n)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/frames.bin", j->work_dir);
+    int64_t *pts = NULL, *ticks = NULL;
+    size_t nf = 0, lo = 0, hi = 0;
+    *n = 0;
+    if (pc_frames_read(path, &pts, &nf) != 0 || nf == 0 || (ticks = malloc(nf * sizeof(*ticks))) == NULL) {
+        free(pts);
+        return NULL;
+    }
+    size_t kept = pc_timeline_ticks(tl, pts, nf, ticks);
+    free(pts);
+    while (lo < kept && ticks[lo] < start_t)
+        lo++;
+    for (hi = lo; hi < kept && ticks[hi] < end_t; hi++)
+        ;
+    if ((int64_t)(hi - lo) != expected) {
+        PC_LOGW("encode", "video %s chunk %d: the frame index lists %zu frames, the plan %" PRId64 "; no frame replaced",
+                j->video_id, j->arg, hi - lo, expected);
+        free(ticks);
+        return NULL;
+    }
+    memmove(ticks, ticks + lo, (hi - lo) * sizeof(*ticks));
+    *n = hi - lo;
+    return ticks;
+}
+
 int pc_task_encode(pc_job *j)
 {
     struct chunk c;
@@ -419,12 +464,15 @@ int pc_task_encode(pc_job *j)
     AVFormatContext *fmt = NULL;
     AVCodecContext *dec = NULL;
     AVPacket *pkt = av_packet_alloc(), *opkt = av_packet_alloc();
-    AVFrame *frame = av_frame_alloc(), *ff = av_frame_alloc();
+    AVFrame *frame = av_frame_alloc(), *ff = av_frame_alloc(), *held = av_frame_alloc();
+    int64_t *xt = NULL; /* the chunk's frame times (chunk_ticks) */
+    size_t nxt = 0, xi = 0;
+    int64_t concealed = 0;
     char eb[128];
     json_t *chunk = json_array_get(json_object_get(c.plan, "chunks"), (size_t)j->arg);
     json_t *segs = json_object_get(c.plan, "segments");
     json_t *rungs = json_object_get(c.plan, "rungs");
-    if (chunk == NULL || pkt == NULL || opkt == NULL || frame == NULL || ff == NULL) {
+    if (chunk == NULL || pkt == NULL || opkt == NULL || frame == NULL || ff == NULL || held == NULL) {
         pc_job_fail(j, PC_EINTERNAL, 1, "internal_error", "chunk %d is not in the plan", j->arg);
         goto out;
     }
@@ -470,6 +518,7 @@ int pc_task_encode(pc_job *j)
         goto out;
     }
     tl.decim = decim;
+    xt = chunk_ticks(j, &tl, start_t, end_t, expected, &nxt);
     int gop_frames = (int)lround(av_q2d(fps) * pc_json_num(c.plan, "gop_duration", 2));
     c.b_ticks = pc_json_int(c.plan, "b_frame_ticks", 0); /* older plans: the nominal frame */
     if (c.b_ticks <= 0)
@@ -622,15 +671,27 @@ seek:
                     frame->color_range = AVCOL_RANGE_MPEG;
             }
             frame->pict_type = AV_PICTURE_TYPE_NONE;
-            r = av_buffersrc_add_frame_flags(c.src, frame, AV_BUFFERSRC_FLAG_KEEP_REF);
-            av_frame_unref(frame);
-            if (r < 0) {
-                pc_job_fail(j, PC_EENCODE, 0, "encode_failed", "the scaler refused a frame");
-                goto out;
-            }
-            for (int i = 0; i < c.nrungs; i++)
-                if (encode_ready(&c, i, ff, opkt) != 0)
+            /* frames listed before this one that the decoder did not give (corrupt slice headers, a lost
+             * packet): each is shown as a copy of the frame before it, at its own time, so every rung still
+             * has the planned frames; at the chunk's start, of this frame */
+            for (; xi < nxt && xt[xi] < t; xi++) {
+                AVFrame *src = held->buf[0] != NULL ? held : frame;
+                int64_t keep = src->pts;
+                src->pts = xt[xi];
+                r = encode_frame(&c, src, ff, opkt);
+                src->pts = keep;
+                if (r != 0)
                     goto out;
+                concealed++;
+                done++;
+            }
+            if (xi < nxt && xt[xi] == t)
+                xi++;
+            r = encode_frame(&c, frame, ff, opkt);
+            av_frame_unref(held);
+            av_frame_move_ref(held, frame);
+            if (r != 0)
+                goto out;
             done++;
             if ((done & 15) == 0)
                 atomic_store(&j->progress, (int)(950 * done / (expected > 0 ? expected : 1)));
@@ -649,11 +710,27 @@ seek:
         seek_to = reseeks == 3 ? INT64_MIN : pc_timeline_unmap(&tl, start_t - (int64_t)reseeks * 10 * c.timescale);
         goto seek;
     }
+    for (; xi < nxt && held->buf[0] != NULL; xi++) { /* the chunk's last frames did not decode */
+        held->pts = xt[xi];
+        if (encode_frame(&c, held, ff, opkt) != 0)
+            goto out;
+        concealed++;
+        done++;
+    }
+    if (concealed * CONCEAL_MAX_DIV > expected) {
+        pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable",
+                    "chunk %d: %" PRId64 " of its %" PRId64 " frames cannot be decoded (at most 1 in %d is replaced)", j->arg,
+                    concealed, expected, CONCEAL_MAX_DIV);
+        goto out;
+    }
     if (done != expected) {
         pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "chunk %d decoded %" PRId64 " frames, expected %" PRId64, j->arg,
                     done, expected);
         goto out;
     }
+    if (concealed > 0)
+        PC_LOGW("encode", "video %s chunk %d: %" PRId64 " of %" PRId64 " frames could not be decoded; each shows the frame before it",
+                j->video_id, j->arg, concealed, expected);
     if (flush_all(&c, ff, opkt) != 0)
         goto out;
     int with_frames = 0; /* every segment of the chunk that has frames was written, in every rung */
@@ -667,6 +744,7 @@ seek:
         }
     json_t *res = json_object();
     json_object_set_new(res, "chunk", json_integer(j->arg));
+    json_object_set_new(res, "concealed", json_integer((json_int_t)concealed));
     json_t *jrs = json_object();
     for (int i = 0; i < c.nrungs; i++) {
         struct rung_enc *re = &c.rungs[i];
@@ -711,6 +789,8 @@ out:
     av_packet_free(&opkt);
     av_frame_free(&frame);
     av_frame_free(&ff);
+    av_frame_free(&held);
+    free(xt);
     json_decref(c.plan);
     return j->err;
 }

@@ -117,6 +117,21 @@ int pc_timeline_keeps(const pc_timeline *t, int64_t ticks)
     return t->decim <= 1 || t->frame_ticks <= 0 || (ticks / t->frame_ticks) % t->decim == 0;
 }
 
+size_t pc_timeline_ticks(const pc_timeline *t, int64_t *pts, size_t n, int64_t *ticks)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t tk = pc_timeline_map(t, pts[i]);
+        if (!pc_timeline_keeps(t, tk))
+            continue;
+        if (kept > 0 && tk <= ticks[kept - 1])
+            tk = ticks[kept - 1] + 1; /* VFR rounding collisions */
+        pts[kept] = pts[i];
+        ticks[kept++] = tk;
+    }
+    return kept;
+}
+
 int64_t pc_timeline_unmap(const pc_timeline *t, int64_t ticks)
 {
     return t->first_pts + muldiv_round(ticks, t->tb_den, (int64_t)t->tb_num * t->timescale);

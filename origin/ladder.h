@@ -56,6 +56,11 @@ int64_t pc_timeline_map(const pc_timeline *t, int64_t pts);
 /* Whether the frame at output |ticks| (from pc_timeline_map) is kept: not one that decimation drops.
  * Plan and encode both ask this, so they drop the same frames. */
 int pc_timeline_keeps(const pc_timeline *t, int64_t ticks);
+/* The output times of |n| source frames (frames.bin: sorted, distinct pts): the frames decimation keeps,
+ * each mapped and moved just past the one before where two map to one tick (VFR rounding). Their pts are
+ * packed in place in |pts| and their ticks written to |ticks|; returns how many are kept. The plan counts
+ * a segment's frames with this, and encode places the frames it could not decode by it. */
+size_t pc_timeline_ticks(const pc_timeline *t, int64_t *pts, size_t n, int64_t *ticks);
 /* Source pts that maps closest to |ticks| (for seeking). */
 int64_t pc_timeline_unmap(const pc_timeline *t, int64_t ticks);
 

@@ -423,6 +423,13 @@ int pc_task_package(pc_job *j)
     json_object_set_new(res, "duration", json_real(duration));
     json_object_set_new(res, "segment_duration", json_real(pc_json_num(plan, "segment_duration", 4)));
     json_object_set_new(res, "segment_count", json_integer(total_segs));
+    json_int_t concealed = 0; /* frames the decoder could not give, each shown as the one before it (encode.c) */
+    for (size_t c = 0; c < nchunks; c++) {
+        char key[32];
+        snprintf(key, sizeof(key), "encode:%zu", c);
+        concealed += json_integer_value(json_object_get(json_object_get(in, key), "concealed"));
+    }
+    json_object_set_new(res, "concealed_frames", json_integer(concealed));
     j->result = pc_json_dump(res);
     /* the API's description of the published video: the same without segment lists */
     json_t *desc = json_deep_copy(res);

@@ -728,16 +728,7 @@ int pc_task_plan(pc_job *j)
         json_decref(info);
         return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
     }
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++) {
-        int64_t t = pc_timeline_map(&tl, pts[i]);
-        if (!pc_timeline_keeps(&tl, t))
-            continue;
-        if (kept > 0 && t <= ticks[kept - 1])
-            t = ticks[kept - 1] + 1; /* VFR rounding collisions */
-        pts[kept] = pts[i];
-        ticks[kept++] = t;
-    }
+    size_t kept = pc_timeline_ticks(&tl, pts, n, ticks);
     if (kept != n)
         PC_LOGI("plan", "video %s: %d/%d fps becomes %d/%d: %zu of %zu frames kept", j->video_id, fps_n, fps_d, out_fps.num,
                 out_fps.den, kept, n);

@@ -534,6 +534,58 @@ def test_repeated_times(s):
     ffmpeg_decode("%s/v/%s/master.m3u8" % (o.url, v["id"]))
 
 
+def damaged(name, src, which):
+    """A copy of |src| whose video packets |which| (decode order) have their slice headers overwritten: the
+    decoder gives no frame for them (a torn download, a card with bad sectors)."""
+    import random
+    path = os.path.join(media_dir(), name + ".mp4")
+    if os.path.exists(path):
+        return path
+    data = bytearray(open(src, "rb").read())
+    pk = ffprobe(src, "-select_streams", "v:0", "-show_entries", "packet=pos,size")["packets"]
+    rnd = random.Random(7)
+    for k in which:
+        pos = int(pk[k]["pos"])
+        for i in range(pos + 4, pos + min(int(pk[k]["size"]), 40)):  # past the 4-byte NAL length
+            data[i] = rnd.getrandbits(8)
+    tmp = path + ".tmp%d" % os.getpid()
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.rename(tmp, path)
+    return path
+
+
+def test_a_few_frames_that_do_not_decode(s):
+    """Frames whose slices the decoder cannot read failed the whole video ("chunk 0 decoded 296 frames,
+    expected 300"). A few are now each shown as a copy of the frame before it, in every rung, and counted
+    in the video's concealed_frames; a file where more than a tenth of a chunk is lost still fails."""
+    if "o" not in st:
+        st["o"] = s.origin()
+    o = st["o"]
+    src = clip("conceal_src", size="640x360", rate=25, dur=12, vopts=["-g", "50", "-bf", "0"])
+    n = len(ffprobe(src, "-select_streams", "v:0", "-show_entries", "packet=pos")["packets"])
+    eq(n, 300, "the source's frames")
+    # two in a row early in the first chunk, one mid-video, the keyframe at 8 s (on two cores the third chunk
+    # starts there: its decoder meets a later frame first), the very last frame
+    path = damaged("conceal_few", src, [30, 31, 160, 200, n - 1])
+    lost = n - frames(path)
+    print("# the damaged copy: %d of %d frames do not decode" % (lost, n))
+    check(lost >= 3, "the damaged copy loses frames in ffprobe's decoder too (%d)" % lost)
+    v = o.ready(o.upload(path, title="a few bad frames", parallel=1))
+    eq(v["concealed_frames"], lost, "the video counts the frames it replaced")
+    for r in v["renditions"]:
+        eq(frames("%s/v/%s/%s/index.m3u8" % (o.url, v["id"], r["id"])), n, "%s: a frame for each of the source's" % r["id"])
+    ffmpeg_decode("%s/v/%s/master.m3u8" % (o.url, v["id"]))
+    ffmpeg_decode("%s/v/%s/manifest.mpd" % (o.url, v["id"]))
+    good = o.ready(o.upload(src, title="intact", parallel=1))
+    eq(good["concealed_frames"], 0, "an intact source replaces none")
+    # every fourth frame of the first two seconds: a quarter of them
+    bad = o.wait(o.upload(damaged("conceal_many", src, list(range(1, 50, 4))), title="too many", parallel=1))
+    eq(bad["state"], "failed", "too many lost frames: %r" % bad.get("error"))
+    eq(bad["error"]["code"], "undecodable", "said as undecodable")
+    check("cannot be decoded" in bad["error"]["message"], "the message says how many: %r" % bad["error"]["message"])
+
+
 def test_joined_audio_stops_and_starts(s):
     # the second recording has no sound: the audio stops at the join, and starts again at the next
     if "o" not in st:
@@ -692,6 +744,6 @@ def test_lip_sync(s):
 
 S.run([test_upload_all_sources] + [make_case(n) for n in CASES] +
       [test_multi_edit_mp4, test_joined_recordings, test_joined_across_the_clock_wrap, test_joined_ntsc_and_b_frames,
-       test_joined_mixed_frame_rates, test_variable_rate_keeps_its_sync, test_repeated_times,
+       test_joined_mixed_frame_rates, test_variable_rate_keeps_its_sync, test_repeated_times, test_a_few_frames_that_do_not_decode,
        test_joined_audio_stops_and_starts, test_joined_mid_gop, test_video_gap_is_not_a_join, test_audio_changes_mid_stream,
        test_raw_elementary_streams, test_lip_sync])
