@@ -48,6 +48,8 @@ static const char *const schema[] = {
     " interrupted INTEGER NOT NULL DEFAULT 0)", /* runs cut short by the process dying (not attempts) */
     "CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(state, class, priority)",
     "CREATE INDEX IF NOT EXISTS videos_state ON videos(state)", /* /metrics counts by state */
+    /* a final creation asked again finds the join its parts went into (tus.c, rejoin) */
+    "CREATE INDEX IF NOT EXISTS uploads_final_parts ON uploads(parts) WHERE kind = 2",
     "CREATE INDEX IF NOT EXISTS tasks_video ON tasks(video_id, kind, arg)",
     "CREATE TABLE IF NOT EXISTS task_deps("
     " task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
