@@ -5,7 +5,8 @@
 
 void pc_abr_config_default(pc_abr_config *c)
 {
-    *c = (pc_abr_config){.reservoir_us = 6000000, .safety = 0.8, .up_hold_us = 6000000, .prefer_held = 1};
+    *c = (pc_abr_config){.reservoir_us = 6000000, .safety = 0.8, .up_hold_us = 6000000, .prefer_held = 1,
+                         .down_hold_us = 20000000};
 }
 
 static uint32_t sustainable(const pc_abr *a, double tput_bps)
@@ -48,6 +49,9 @@ uint32_t pc_abr_decide(pc_abr *a, uint64_t buffer_us, double tput_bps, uint32_t 
     /* all else equal, a rung the swarm holds over the next one up that it does not */
     if (a->cfg.prefer_held && target > a->cur && !(swarm_holds & (1u << target)) && (swarm_holds & (1u << (target - 1))))
         target--;
+    /* a buffer this deep that is not draining: no need to step down for the safety margin's sake */
+    if (target < a->cur && a->cfg.down_hold_us > 0 && buffer_us >= a->cfg.down_hold_us && (double)a->bw[a->cur] <= tput_bps)
+        target = a->cur;
     if (target < a->cur) {
         a->cur = target; /* the throughput no longer sustains it: down now, before the buffer drains */
         a->up_since = PC_NEVER;

@@ -4,7 +4,9 @@
  * A throughput rule with buffer guards, in the spirit of BBA (Huang et al., SIGCOMM 2014) and dash.js's
  * DYNAMIC: the target is the highest rung whose bandwidth is at most |safety| × the combined CDN + P2P
  * throughput. Down-switches happen at once, as soon as the throughput no longer sustains the rung (so
- * before the buffer drains into a stall). Up-switches go one rung at a time, only with at least
+ * before the buffer drains into a stall), unless |down_hold_us| or more is buffered and the throughput still
+ * carries the current rung without the safety margin: that buffer is not draining, and a viewer whose
+ * estimate straddles a rung's threshold would otherwise switch at every wobble. Up-switches go one rung at a time, only with at least
  * |reservoir_us| buffered and after the higher target has held for |up_hold_us| (hysteresis against
  * oscillation). All else equal, a rung the swarm holds is preferred to the next one up that it does not
  * (|prefer_held|: offload before bitrate).
@@ -24,6 +26,8 @@ typedef struct pc_abr_config {
     double safety;            /* a rung needs bandwidth ≤ safety × throughput (0.8) */
     uint64_t up_hold_us;      /* a higher target must hold this long before switching up (6 s) */
     int prefer_held;          /* all else equal, a rung the swarm holds over the next one up (1) */
+    uint64_t down_hold_us;    /* with this much buffered, no down-switch while the throughput carries the
+                                 current rung (20 s; 0: none) */
 } pc_abr_config;
 
 typedef struct pc_abr {

@@ -1,4 +1,5 @@
-/* ABR: buffer map, throughput ceiling, immediate down-switch, hysteresis up, swarm preference, pin. */
+/* ABR: buffer map, throughput ceiling, immediate down-switch (held with a deep buffer that is not draining),
+ * hysteresis up, swarm preference, pin. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -65,6 +66,30 @@ static void no_down_oscillation_while_the_rung_is_sustained(void **state)
     /* throughput sustains 3 (5 ≤ 0.8 × 6.5): stay, however the buffer moves */
     for (uint64_t b = 0; b < 60; b += 7)
         assert_int_equal(pc_abr_decide(&a, b * S, 6.5e6, 0, b * S), 3);
+}
+
+static void a_deep_buffer_that_is_not_draining_keeps_the_rung(void **state)
+{
+    (void)state;
+    /* 5.5 Mb/s carries rung 3 (5 Mb/s) but not with the safety margin (0.8 x 5.5 = 4.4): with 20 s or
+     * more buffered the rung stays, switch after switch avoided; below that, down at once */
+    pc_abr a = make(100000000);
+    for (uint64_t t = 0; t < 30 * S; t += S)
+        assert_int_equal(pc_abr_decide(&a, 25 * S, 5.5e6, 0, t), 3);
+    assert_int_equal(pc_abr_decide(&a, 20 * S, 5.5e6, 0, 30 * S), 3);
+    assert_int_equal(pc_abr_decide(&a, 20 * S - 1, 5.5e6, 0, 31 * S), 2);
+    assert_int_equal(a.switches, 1);
+    /* a throughput below the rung itself drains any buffer: down, however deep */
+    pc_abr b = make(100000000);
+    assert_int_equal(pc_abr_decide(&b, 120 * S, 4.9e6, 0, 0), 2);
+    /* the guard off: the margin alone decides */
+    pc_abr_config c;
+    pc_abr_config_default(&c);
+    assert_int_equal(c.down_hold_us, 20 * S);
+    c.down_hold_us = 0;
+    pc_abr d;
+    pc_abr_init(&d, &c, 4, bw, 100000000);
+    assert_int_equal(pc_abr_decide(&d, 120 * S, 5.5e6, 0, 0), 2);
 }
 
 static void prefers_a_rung_the_swarm_holds(void **state)
@@ -154,6 +179,7 @@ int main(void)
         cmocka_unit_test(up_switch_waits_for_the_hold_time_and_goes_one_rung_at_a_time),
         cmocka_unit_test(throughput_drop_switches_down_at_once),
         cmocka_unit_test(no_down_oscillation_while_the_rung_is_sustained),
+        cmocka_unit_test(a_deep_buffer_that_is_not_draining_keeps_the_rung),
         cmocka_unit_test(prefers_a_rung_the_swarm_holds),
         cmocka_unit_test(the_preference_can_be_turned_off),
         cmocka_unit_test(the_projection_climbs_one_rung_per_hold_time_up_to_the_target),
