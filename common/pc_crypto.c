@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include <gcrypt.h>
+
+#include "pc_log.h"
 
 /*
  * BLAKE2b-256 of segments is the largest CPU cost of a peer's downloads (every byte from a peer is
@@ -27,7 +30,7 @@
  */
 #define B2_TIME_LEN (128u * 1024u) /* what the start-up timing hashes, three times with each library */
 
-static pc_b2_impl b2_impl = PC_B2_SODIUM;
+static _Atomic pc_b2_impl b2_impl = PC_B2_SODIUM; /* set once at init (pc_b2_use: tests, benches) */
 static int gcrypt_ok;
 static int init_rc;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -48,7 +51,14 @@ static double thread_cpu_s(void)
 static void gcrypt_setup(void)
 {
     if (!gcry_control(GCRYCTL_ANY_INITIALIZATION_P)) {
-        (void)gcry_control(GCRYCTL_DISABLE_HWF, "intel-avx2:intel-avx512", NULL);
+        /* one name per call: libgcrypt stops at the first name it does not know (1.10 has no AVX-512
+         * switch), and an unknown name is no error here */
+        static const char *const simd[] = {"intel-avx2", "intel-avx512"};
+        for (size_t k = 0; k < sizeof(simd) / sizeof(simd[0]); k++) {
+            gcry_error_t e = gcry_control(GCRYCTL_DISABLE_HWF, simd[k], NULL);
+            if (e != 0 && gcry_err_code(e) != GPG_ERR_INV_NAME)
+                PC_LOGW("crypto", "libgcrypt: cannot turn off %s: %s", simd[k], gcry_strerror(e));
+        }
         if (gcry_check_version(GCRYPT_VERSION) == NULL)
             return;
         (void)gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
@@ -77,8 +87,11 @@ static void b2_choose(void)
         double t1 = thread_cpu_s();
         int bad = gcrypt_hash(buf, B2_TIME_LEN, h);
         double t2 = thread_cpu_s();
-        if (bad)
-            break;
+        if (bad) { /* libgcrypt failed after its known answer: not trusted for the process */
+            gcrypt_ok = 0;
+            free(buf);
+            return;
+        }
         best[0] = t1 - t0 < best[0] ? t1 - t0 : best[0];
         best[1] = t2 - t1 < best[1] ? t2 - t1 : best[1];
     }

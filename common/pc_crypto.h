@@ -45,7 +45,8 @@ void pc_b2_final(pc_b2_state *st, uint8_t out[PC_B2_LEN]);
 /* One-shot and file BLAKE2b-256 in the faster library (the incremental pc_b2_* above, for short inputs,
  * always libsodium's). */
 void pc_blake2b256(const void *data, size_t len, uint8_t out[PC_B2_LEN]);
-/* Hashes a whole file; |size| (optional) receives its length. PC_EIO/PC_ENOENT. */
+/* Hashes a whole file; |size| (optional) receives its length. PC_EIO/PC_ENOENT, or PC_EINTERNAL when
+ * libgcrypt fails to finish the hash. */
 int pc_blake2b256_file(const char *path, uint8_t out[PC_B2_LEN], uint64_t *size) PC_MUST_CHECK;
 
 /* Which library computes pc_blake2b256 and pc_blake2b256_file: chosen by pc_crypto_init, or set by
