@@ -148,6 +148,8 @@ struct pc_engine {
     uint64_t startup_end;         /* content time before which the CDN serves (start, seek) */
     uint64_t played_at;           /* when play was pressed */
     uint64_t demand_pos;          /* a real player asked for the segment starting here (pc_engine_demand) */
+    uint32_t ndemanded;           /* segments whose |demanded| is set (none in the simulator, which has no
+                                     real player) */
     int cdn_mode;
     int yielding;                 /* prefetches wait: an urgent CDN transfer runs late (yield_to_urgent) */
     uint32_t yield_seg;           /* while yielding: the earliest segment on the CDN; peers wait after it */
@@ -1472,6 +1474,25 @@ static void schedule(pc_engine *e, uint64_t now)
                                                                   ? e->player.start_us - e->cfg.safety_us
                                                                   : 0) / 1e6
                                  : 0;
+    /* Segments a real player asked for that lie behind the content position: its loaders run in parallel
+     * (or two players share the endpoint), and a request for a later segment moved the position past
+     * one still waited for, which the window below no longer sees. The player waits for them now: they
+     * go first, from the CDN (from a peer when the CDN is down). */
+    for (uint32_t i = 0; e->ndemanded > 0 && i < first; i++) {
+        seg *s = &e->segs[i];
+        if (!s->demanded || s->state != SEG_NONE)
+            continue;
+        if (cdn_allowed && cdn_busy(e) < e->cfg.cdn_inflight) {
+            if (e->init_state[s->rung] == SEG_NONE)
+                start_xfer(e, PC_SRC_CDN, s->rung, PC_SEG_INIT, 0, now);
+            start_xfer(e, PC_SRC_CDN, s->rung, i, 0, now);
+        } else if (!cdn_allowed) {
+            double peta = 0;
+            uint32_t pk = best_peer(e, s->rung, i, bytes_left(e, s->rung, i), &peta);
+            if (pk != PC_SRC_CDN)
+                start_xfer(e, pk, s->rung, i, 0, now);
+        }
+    }
     int cdn_held = 0; /* a segment waits for the CDN: none after it takes the CDN in this pass */
     cand cands[256];
     size_t nc = 0;
@@ -1761,8 +1782,13 @@ static void seek_to(pc_engine *e, uint64_t pos_us, uint64_t now, int clear)
         e->now = now;
     pc_player_seek(&e->player, pos_us, e->now);
     e->demand_pos = 0;
-    for (uint32_t i = 0; i < e->m->n_segments; i++)
+    /* a viewer's seek forgets what was asked for; a real player's request behind the window does not:
+     * its other requests still wait (schedule fetches those left behind the new position first) */
+    int keep = !clear;
+    for (uint32_t i = 0; !keep && i < e->m->n_segments; i++)
         e->segs[i].demanded = 0;
+    if (!keep)
+        e->ndemanded = 0;
     e->ended_sent = 0; /* a seek to the end ends playback: ENDED goes out at the next pass */
     uint32_t first = seg_at(e, content_pos(e));
     e->startup_end = e->start[first] + e->cfg.startup_cdn_us;
@@ -1775,7 +1801,7 @@ static void seek_to(pc_engine *e, uint64_t pos_us, uint64_t now, int clear)
     meters_to(e, e->now);
     for (size_t k = 0; k < e->nx;) {
         xfer *x = &e->x[k];
-        if (x->seg != PC_SEG_INIT &&
+        if (x->seg != PC_SEG_INIT && !(keep && e->segs[x->seg].demanded) &&
             (x->seg < first || ahead_of(e, x->seg) >= e->cfg.prefetch_us ||
              (clear && (x->src != PC_SRC_CDN || e->start[x->seg] >= e->startup_end)))) {
             emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = x->id});
@@ -1823,6 +1849,7 @@ void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
     }
     if (s->state == SEG_NONE)
         s->rung = (uint8_t)rung;
+    e->ndemanded += !s->demanded;
     s->demanded = 1;
     step(e, e->now);
 }

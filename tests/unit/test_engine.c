@@ -910,6 +910,43 @@ static void a_real_player_behind_the_window_is_followed_back(void **state)
     w_free(&w);
 }
 
+/* A player loading segments in parallel, out of order (the endpoint test, which failed in CI at 27 s). A
+ * request behind the window moves the model back, as a seek does, but the seek cancelled the transfer of
+ * a segment asked for before and forgot that it was asked for; a later request then put the window past
+ * that segment, and nothing fetched it until the rest was done (25 s on the endpoint). Now a request
+ * behind the window keeps the others' transfers and demands, and schedule fetches the demanded segments
+ * left behind the window first (the endpoint test checks the whole sequence with the real client). */
+static void parallel_requests_out_of_order_are_all_fetched(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 8, 4, 1, ladder);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 2); /* 2 Mbit/s: a 250 kB segment takes a second */
+    w_start(&w);
+    w_run_until(&w, S / 100);
+    pc_segment_info si;
+    /* 1 (its start-up transfer is under way), then 5, then 2: the request for 2 is behind 5, and 1's
+     * transfer stays */
+    pc_engine_demand(w.e, 0, 1, w.now);
+    w_handle_actions(&w);
+    pc_engine_segment(w.e, 1, &si);
+    assert_true(si.inflight);
+    pc_engine_demand(w.e, 0, 5, w.now);
+    w_handle_actions(&w);
+    pc_engine_demand(w.e, 0, 2, w.now);
+    w_handle_actions(&w);
+    pc_engine_segment(w.e, 1, &si);
+    assert_true(si.inflight || si.ready); /* it was cancelled */
+    uint64_t t0 = w.now;
+    for (uint32_t i = 1; i <= 5; i++)
+        if (i != 3 && i != 4)
+            assert_true(ready_within(&w, i, t0 + 12 * S - w.now));
+    assert_true(w.now - t0 < 6 * S);
+    w_free(&w);
+}
+
 /* A player that picks the rung (the peer's local HLS endpoint pins it to the rendition requested) while
  * the ABR is waiting to climb: the climb is off, and so is its timer. The hold's end stayed the engine's
  * next timer although nothing would happen then, so once it had passed every step asked for another at
@@ -1989,6 +2026,7 @@ int main(void)
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
         cmocka_unit_test(a_rung_pinned_while_the_abr_waits_to_climb_leaves_no_timer_behind),
         cmocka_unit_test(a_real_player_behind_the_window_is_followed_back),
+        cmocka_unit_test(parallel_requests_out_of_order_are_all_fetched),
         cmocka_unit_test(a_cdn_outage_after_a_seek_is_bridged_by_the_peers_that_hold_the_segments),
         cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
         cmocka_unit_test(one_viewer_in_a_group_volunteers_for_a_segment_no_peer_holds),
