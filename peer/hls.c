@@ -51,6 +51,7 @@ struct hls {
     int timer_open;
     int closed;
     pc_hls_stats st;
+    client *c;
 };
 
 int pc_hls_stats_get(const client *c, pc_hls_stats *out)
@@ -319,8 +320,16 @@ static int try_serve(client *c, h2o_req_t *req, uint32_t rung, uint32_t seg, int
 
 static void waiter_drop(hls *h, size_t i)
 {
+    uint32_t seg = h->w[i]->seg;
     free(h->w[i]);
     h->w[i] = h->w[--h->nw];
+    /* nobody waits for that segment any more (answered, gone, timed out): not one to fetch for a player
+     * once it is behind the window (an aborted request on a seek would otherwise take a CDN slot first) */
+    for (size_t k = 0; k < h->nw; k++)
+        if (h->w[k]->seg == seg)
+            return;
+    if (seg != PC_SEG_INIT && h->c->e != NULL)
+        pc_engine_undemand(h->c->e, seg);
 }
 
 /* Answers waiter |i| with an error (unless its player went away) and drops it. */
@@ -563,6 +572,7 @@ int pc_hls_start(client *c, const char *hostport, char *bound, size_t boundlen)
     if (h == NULL)
         return PC_ENOMEM;
     c->hls = h;
+    h->c = c;
     if (load_playlists(c, h) != 0)
         return PC_ENET;
     h->srv = pc_http_server_new(&c->loop, NULL);

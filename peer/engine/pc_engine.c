@@ -1854,6 +1854,14 @@ void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
     step(e, e->now);
 }
 
+void pc_engine_undemand(pc_engine *e, uint32_t i)
+{
+    if (i < e->m->n_segments && e->segs[i].demanded) {
+        e->segs[i].demanded = 0;
+        e->ndemanded--;
+    }
+}
+
 void pc_engine_quit(pc_engine *e, uint64_t now)
 {
     if (e->quit)

@@ -168,10 +168,14 @@ void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now);
 /* A real player (the local HLS endpoint) asks for segment |i| of |rung| now. Content before it is no
  * longer wanted: the scheduling window starts at |i|, so it is due at once, and it is fetched at |rung|
  * (a copy of another rung, held, coming or begun, is dropped). A segment before the window, or any once
- * the model has ended, means the player is behind the model: the model seeks there first. A seek
- * forgets demands. Out-of-range values,
+ * the model has ended, means the player is behind the model: the model seeks there first, keeping the
+ * player's other demands, and a demanded segment left behind the window is fetched before the window's.
+ * A seek (pc_engine_seek) forgets demands. Out-of-range values,
  * and calls before play or after quit, are ignored. Cannot fail. */
 void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now);
+/* The player no longer waits for segment |i| (its request went away, timed out or was answered): if it
+ * lies behind the window it is not fetched for the player any more. Cannot fail. */
+void pc_engine_undemand(pc_engine *e, uint32_t i);
 /* The viewer leaves: in-flight downloads are canceled; uploads go on until pc_engine_free. */
 void pc_engine_quit(pc_engine *e, uint64_t now);
 /* -1 returns to ABR. */

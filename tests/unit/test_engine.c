@@ -947,6 +947,43 @@ static void parallel_requests_out_of_order_are_all_fetched(void **state)
     w_free(&w);
 }
 
+/* Demands left behind the window are fetched first, unless the player gave up on them (hls.js aborts its
+ * requests on a seek): the endpoint withdraws those (pc_engine_undemand), or a seek would wait for a
+ * segment nobody wants. One CDN transfer at a time, so that what is asked for waits for the slot. */
+static void a_demand_the_player_gave_up_is_not_fetched(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 10, 4, 1, ladder);
+    for (int withdraw = 0; withdraw < 2; withdraw++) {
+        pc_engine_config c = cfg_default();
+        c.cdn_inflight = 1;
+        w_world w;
+        w_init(&w, &wm, &c, 2); /* 2 Mbit/s: a 250 kB segment takes a second */
+        w_start(&w);
+        assert_true(ready_within(&w, 1, 10 * S));
+        pc_segment_info si;
+        /* 6, then 4 behind it (the model follows it back and fetches 4), then 5 behind the window while 4
+         * holds the slot, then 8: 5 is demanded, behind the window and not fetching */
+        const uint32_t order[] = {6, 4, 5, 8};
+        for (size_t k = 0; k < 4; k++) {
+            pc_engine_demand(w.e, 0, order[k], w.now);
+            w_handle_actions(&w);
+        }
+        pc_engine_segment(w.e, 4, &si);
+        assert_true(si.inflight);
+        pc_engine_segment(w.e, 5, &si);
+        assert_false(si.inflight || si.ready);
+        if (withdraw)
+            pc_engine_undemand(w.e, 5);
+        assert_true(ready_within(&w, 8, 20 * S));
+        pc_engine_segment(w.e, 5, &si);
+        /* asked for and still waited for: fetched (first, as the slot freed); withdrawn: left alone */
+        assert_int_equal(si.ready || si.inflight, !withdraw);
+        w_free(&w);
+    }
+}
+
 /* A player that picks the rung (the peer's local HLS endpoint pins it to the rendition requested) while
  * the ABR is waiting to climb: the climb is off, and so is its timer. The hold's end stayed the engine's
  * next timer although nothing would happen then, so once it had passed every step asked for another at
@@ -2027,6 +2064,7 @@ int main(void)
         cmocka_unit_test(a_rung_pinned_while_the_abr_waits_to_climb_leaves_no_timer_behind),
         cmocka_unit_test(a_real_player_behind_the_window_is_followed_back),
         cmocka_unit_test(parallel_requests_out_of_order_are_all_fetched),
+        cmocka_unit_test(a_demand_the_player_gave_up_is_not_fetched),
         cmocka_unit_test(a_cdn_outage_after_a_seek_is_bridged_by_the_peers_that_hold_the_segments),
         cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
         cmocka_unit_test(one_viewer_in_a_group_volunteers_for_a_segment_no_peer_holds),
