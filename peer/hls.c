@@ -413,6 +413,7 @@ static void ask_again(client *c, hls *h, uint64_t now)
         if (h->w[i]->req != NULL && h->w[i]->seg != PC_SEG_INIT)
             order[n++] = h->w[i];
     qsort(order, n, sizeof(order[0]), by_segment);
+    int asked = 0;
     for (size_t k = 0; k < n; k++) {
         waiter *w = order[k];
         pc_segment_info si;
@@ -426,7 +427,13 @@ static void ask_again(client *c, hls *h, uint64_t now)
             continue;
         w->asked = now;
         pc_engine_demand(c->e, want, w->seg, now);
+        asked = 1;
     }
+    /* the fetches those demands start are carried out by the client's drive loop: without this they
+     * waited in the engine for its next timer, up to the end of the model's playback (17 s, once a
+     * segment was the last one waited for) */
+    if (asked)
+        pc_client_kick(c);
 }
 
 /* Once a second: waiters whose player closed its connection (h2o does not notice for HTTP/1: a player
