@@ -18,7 +18,7 @@
 
 /*
  * BLAKE2b-256 of segments is the largest CPU cost of a peer's downloads (every byte from a peer is
- * hashed before it is kept or played) and of the origin's publishing. Two mature libraries compute it:
+ * hashed before it is kept or played). Two mature libraries compute it:
  * libsodium with its SIMD code (AVX2 where the CPU has it), and libgcrypt, whose portable 64-bit code
  * we ask for by disabling its AVX2 and AVX-512 paths. Which is faster depends on the CPU: on the AMD
  * EPYC (Zen 4) machines we develop on, libsodium's AVX2 code hashes at 1.24 CPU s/GB and libgcrypt's
@@ -26,7 +26,9 @@
  * both once, at pc_crypto_init, and keeps the faster; the digest is the same (RFC 7693), which
  * test_crypto checks for both. libgcrypt's hardware switches are process-wide and must be set before
  * its initialisation: when another library in the process initialised it first, its choice stands and
- * is timed as it is. Any libgcrypt error (e.g. FIPS mode refusing BLAKE2) falls back to libsodium.
+ * is timed as it is (in the origin, FFmpeg's libssh does). Any libgcrypt error (e.g. FIPS mode refusing
+ * BLAKE2) falls back to libsodium. Only the one-shot pc_blake2b256 dispatches: the incremental pc_b2_*
+ * and the file hash (the origin's publishing, where libsodium is the choice anyway) are libsodium's.
  */
 #define B2_TIME_LEN (128u * 1024u) /* what the start-up timing hashes, three times with each library */
 
@@ -254,51 +256,13 @@ void pc_blake2b256(const void *data, size_t len, uint8_t out[PC_B2_LEN])
         crypto_generichash(out, PC_B2_LEN, data, len, NULL, 0);
 }
 
-/* An incremental BLAKE2b-256 in the library pc_crypto_init chose (libsodium when libgcrypt fails). */
-typedef struct b2_stream {
-    gcry_md_hd_t g;
-    pc_b2_state s;
-} b2_stream;
-
-static void b2s_init(b2_stream *b)
-{
-    b->g = NULL;
-    if (b2_impl == PC_B2_GCRYPT && gcry_md_open(&b->g, GCRY_MD_BLAKE2B_256, 0) != 0)
-        b->g = NULL;
-    if (b->g == NULL)
-        pc_b2_init(&b->s);
-}
-
-static void b2s_update(b2_stream *b, const void *data, size_t len)
-{
-    if (b->g != NULL)
-        gcry_md_write(b->g, data, len);
-    else
-        pc_b2_update(&b->s, data, len);
-}
-
-/* Ends the stream (its memory freed); |out| is left unset when finishing failed (PC_EINTERNAL). */
-static int b2s_final(b2_stream *b, uint8_t out[PC_B2_LEN], int keep)
-{
-    if (b->g == NULL) {
-        if (keep)
-            pc_b2_final(&b->s, out);
-        return 0;
-    }
-    const unsigned char *d = keep ? gcry_md_read(b->g, GCRY_MD_BLAKE2B_256) : NULL;
-    if (d != NULL)
-        memcpy(out, d, PC_B2_LEN);
-    gcry_md_close(b->g);
-    return keep && d == NULL ? PC_EINTERNAL : 0;
-}
-
 int pc_blake2b256_file(const char *path, uint8_t out[PC_B2_LEN], uint64_t *size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? PC_ENOENT : PC_EIO;
-    b2_stream st;
-    b2s_init(&st);
+    pc_b2_state st;
+    pc_b2_init(&st);
     static _Thread_local uint8_t buf[1 << 16];
     uint64_t total = 0;
     for (;;) {
@@ -307,19 +271,18 @@ int pc_blake2b256_file(const char *path, uint8_t out[PC_B2_LEN], uint64_t *size)
             if (errno == EINTR)
                 continue;
             close(fd);
-            (void)b2s_final(&st, out, 0);
             return PC_EIO;
         }
         if (n == 0)
             break;
-        b2s_update(&st, buf, (size_t)n);
+        pc_b2_update(&st, buf, (size_t)n);
         total += (uint64_t)n;
     }
     close(fd);
-    int r = b2s_final(&st, out, 1);
-    if (r == 0 && size != NULL)
+    pc_b2_final(&st, out);
+    if (size != NULL)
         *size = total;
-    return r;
+    return 0;
 }
 
 void pc_hmac_sha256(const uint8_t key[32], const void *msg, size_t len, uint8_t out[PC_HMAC_LEN])

@@ -42,14 +42,13 @@ typedef crypto_generichash_state pc_b2_state;
 void pc_b2_init(pc_b2_state *st);
 void pc_b2_update(pc_b2_state *st, const void *data, size_t len);
 void pc_b2_final(pc_b2_state *st, uint8_t out[PC_B2_LEN]);
-/* One-shot and file BLAKE2b-256 in the faster library (the incremental pc_b2_* above, for short inputs,
- * always libsodium's). */
+/* One-shot BLAKE2b-256 in the faster library (the incremental pc_b2_* above and the file hash below are
+ * libsodium's). */
 void pc_blake2b256(const void *data, size_t len, uint8_t out[PC_B2_LEN]);
-/* Hashes a whole file; |size| (optional) receives its length. PC_EIO/PC_ENOENT, or PC_EINTERNAL when
- * libgcrypt fails to finish the hash. */
+/* Hashes a whole file; |size| (optional) receives its length. PC_EIO/PC_ENOENT. */
 int pc_blake2b256_file(const char *path, uint8_t out[PC_B2_LEN], uint64_t *size) PC_MUST_CHECK;
 
-/* Which library computes pc_blake2b256 and pc_blake2b256_file: chosen by pc_crypto_init, or set by
+/* Which library computes pc_blake2b256: chosen by pc_crypto_init, or set by
  * pc_b2_use (tests and benches; PC_EINTERNAL when libgcrypt is not usable). */
 typedef enum { PC_B2_SODIUM, PC_B2_GCRYPT } pc_b2_impl;
 pc_b2_impl pc_b2_current(void);

@@ -422,6 +422,16 @@ static int encode_frame(struct chunk *c, AVFrame *frame, AVFrame *ff, AVPacket *
     return 0;
 }
 
+/* Shows |src| once more, at |t|, in place of a frame the decoder did not give (its own time is kept). */
+static int encode_copy(struct chunk *c, AVFrame *src, int64_t t, AVFrame *ff, AVPacket *opkt)
+{
+    int64_t own = src->pts;
+    src->pts = t;
+    int r = encode_frame(c, src, ff, opkt);
+    src->pts = own;
+    return r;
+}
+
 /* The output times of this chunk's frames, as the plan counted them from the probe's frame index
  * (frames.bin): where a frame the decoder does not give belongs. NULL with |*n| 0 when the index cannot
  * be read or disagrees with the plan's count (nothing is then replaced). */
@@ -674,17 +684,9 @@ seek:
             /* frames listed before this one that the decoder did not give (corrupt slice headers, a lost
              * packet): each is shown as a copy of the frame before it, at its own time, so every rung still
              * has the planned frames; at the chunk's start, of this frame */
-            for (; xi < nxt && xt[xi] < t; xi++) {
-                AVFrame *src = held->buf[0] != NULL ? held : frame;
-                int64_t keep = src->pts;
-                src->pts = xt[xi];
-                r = encode_frame(&c, src, ff, opkt);
-                src->pts = keep;
-                if (r != 0)
+            for (; xi < nxt && xt[xi] < t; xi++, concealed++, done++)
+                if (encode_copy(&c, held->buf[0] != NULL ? held : frame, xt[xi], ff, opkt) != 0)
                     goto out;
-                concealed++;
-                done++;
-            }
             if (xi < nxt && xt[xi] == t)
                 xi++;
             r = encode_frame(&c, frame, ff, opkt);
@@ -710,13 +712,9 @@ seek:
         seek_to = reseeks == 3 ? INT64_MIN : pc_timeline_unmap(&tl, start_t - (int64_t)reseeks * 10 * c.timescale);
         goto seek;
     }
-    for (; xi < nxt && held->buf[0] != NULL; xi++) { /* the chunk's last frames did not decode */
-        held->pts = xt[xi];
-        if (encode_frame(&c, held, ff, opkt) != 0)
+    for (; xi < nxt && held->buf[0] != NULL; xi++, concealed++, done++) /* the chunk's last frames did not decode */
+        if (encode_copy(&c, held, xt[xi], ff, opkt) != 0)
             goto out;
-        concealed++;
-        done++;
-    }
     if (concealed * CONCEAL_MAX_DIV > expected) {
         pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable",
                     "chunk %d: %" PRId64 " of its %" PRId64 " frames cannot be decoded (at most 1 in %d is replaced)", j->arg,
