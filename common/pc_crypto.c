@@ -170,7 +170,8 @@ static int write_new_file(const char *path, const uint8_t *data, size_t len)
     return r;
 }
 
-/* The temporary files a process killed while creating |path| left (a secret key each). */
+/* The temporary files a process killed while creating |path| left (a secret key each), in both the
+ * names of pc_open_tmp and the NAME.tmp.PID of the versions before it. */
 static void sweep_key_tmp(const char *path)
 {
     char dir[PC_TMP_PATH_MAX];
@@ -183,7 +184,7 @@ static void sweep_key_tmp(const char *path)
         return;
     char prefix[PC_TMP_PATH_MAX];
     if (snprintf(prefix, sizeof(prefix), "%s.tmp.", slash != NULL ? slash + 1 : path) < (int)sizeof(prefix))
-        pc_sweep_tmp_names(dir, prefix, 0);
+        pc_sweep_tmp_names(dir, prefix, PC_SWEEP_BARE_PID);
 }
 
 int pc_secret_load_or_create(const char *path, uint8_t *key, size_t len)

@@ -225,7 +225,7 @@ int pc_sweep_tmp(const char *dir)
     return pc_sweep_tmp_names(dir, NULL, 0);
 }
 
-int pc_sweep_tmp_names(const char *dir, const char *prefix, int any_pid)
+int pc_sweep_tmp_names(const char *dir, const char *prefix, unsigned flags)
 {
     DIR *d = opendir(dir);
     if (d == NULL)
@@ -239,9 +239,12 @@ int pc_sweep_tmp_names(const char *dir, const char *prefix, int any_pid)
             continue;
         char *end = NULL;
         long pid = strtol(t + 5, &end, 10);
-        if (end == t + 5 || *end != '.' || end[1] < '0' || end[1] > '9' || pid <= 0)
+        int named = *end == '.' && end[1] >= '0' && end[1] <= '9';
+        if (!named && *end == '\0' && (flags & PC_SWEEP_BARE_PID))
+            named = 1;
+        if (end == t + 5 || !named || pid <= 0)
             continue; /* not such a name */
-        if (!any_pid && (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+        if (!(flags & PC_SWEEP_ANY_PID) && (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH))
             continue; /* this process's own, being written, or its writer lives (EPERM: someone else's, alive) */
         if (unlinkat(dirfd(d), e->d_name, 0) == 0)
             n++;

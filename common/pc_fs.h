@@ -43,10 +43,12 @@ int pc_open_tmp(const char *path, char tmp[PC_TMP_PATH_MAX], unsigned mode) PC_M
 /* Removes from |dir| the temporary files (pc_open_tmp's names) of processes no longer running: what a
  * process killed between writing a file and renaming it left behind. Returns how many. */
 int pc_sweep_tmp(const char *dir);
-/* The same for the names that begin with |prefix| (NULL: any); with |any_pid|, of every process, this
- * one included: for a directory nobody writes to at the moment (a pid may be the same after a restart,
- * as in a container). */
-int pc_sweep_tmp_names(const char *dir, const char *prefix, int any_pid);
+/* The same for the names that begin with |prefix| (NULL: any). |flags|: PC_SWEEP_ANY_PID, of every
+ * process, this one included: for a directory nobody writes to at the moment (a pid may be the same
+ * after a restart, as in a container); PC_SWEEP_BARE_PID, also NAME.tmp.PID, without the counter (how
+ * key files were written before pc_open_tmp). */
+enum { PC_SWEEP_ANY_PID = 1, PC_SWEEP_BARE_PID = 2 };
+int pc_sweep_tmp_names(const char *dir, const char *prefix, unsigned flags);
 /* Reads a whole file of at most |max| bytes (PC_ETOOBIG past it, checked before reading) into a
  * malloc'd, NUL-terminated buffer. Anything but a regular file (a FIFO, a device, a directory) is
  * PC_EINVAL, and never blocks. */

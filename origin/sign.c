@@ -237,7 +237,7 @@ int pc_task_sign(pc_job *j)
  * publish (every task before it is done), so every such name goes, whichever pid it has. */
 static void sweep_out(const char *dir)
 {
-    pc_sweep_tmp_names(dir, NULL, 1);
+    pc_sweep_tmp_names(dir, NULL, PC_SWEEP_ANY_PID);
     DIR *d = opendir(dir);
     if (d == NULL)
         return;
@@ -247,7 +247,7 @@ static void sweep_out(const char *dir)
         if (e->d_name[0] == '.' || snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name) >= (int)sizeof(sub) ||
             lstat(sub, &st) != 0 || !S_ISDIR(st.st_mode))
             continue;
-        pc_sweep_tmp_names(sub, NULL, 1);
+        pc_sweep_tmp_names(sub, NULL, PC_SWEEP_ANY_PID);
     }
     closedir(d);
 }

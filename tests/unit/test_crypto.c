@@ -323,6 +323,16 @@ static void secret_is_created_once_and_reloaded(void **state)
     uint8_t pk[PC_ED25519_PK_LEN], sk[PC_ED25519_SK_LEN];
     assert_int_equal(pc_ed25519_load_or_create(p, pk, sk), 0);
     assert_int_equal(stat(left, &st), -1);
+    /* the name versions before pc_open_tmp used, NAME.tmp.PID: a dead writer's goes too */
+    char old_left[160], old_live[160];
+    path_in(t, "ed.tmp.999999999", old_left, sizeof(old_left));
+    path_in(t, "ed.tmp.1", old_live, sizeof(old_live));
+    write_file(old_left, "k", 1);
+    write_file(old_live, "k", 1);
+    assert_int_equal(pc_ed25519_load_or_create(p, pk, sk), 0);
+    assert_int_equal(stat(old_left, &st), -1);
+    assert_int_equal(stat(old_live, &st), 0);
+    unlink(old_live);
     unlink(other);
     unlink(live);
 }

@@ -147,12 +147,20 @@ static void leftovers_of_dead_writers_are_swept(void **state)
     assert_int_equal(pc_sweep_tmp(t->dir), 1);
     assert_int_equal(entries(t), 2);
     /* by prefix only, and (a directory nobody writes to now) whatever the pid, this process's own too */
-    assert_int_equal(pc_sweep_tmp_names(t->dir, "9-", 1), 0);
+    assert_int_equal(pc_sweep_tmp_names(t->dir, "9-", PC_SWEEP_ANY_PID), 0);
     assert_int_equal(entries(t), 2);
     path_in(t, "0-4.tmp.x.0", p, sizeof(p)); /* not a pid: not such a name */
     assert_int_equal(pc_write_file(p, "x", 1), 0);
-    assert_int_equal(pc_sweep_tmp_names(t->dir, "0-", 1), 2);
+    assert_int_equal(pc_sweep_tmp_names(t->dir, "0-", PC_SWEEP_ANY_PID), 2);
     assert_int_equal(entries(t), 1);
+    /* NAME.tmp.PID without the counter (key files before pc_open_tmp): only when asked for */
+    path_in(t, "0-5.tmp.999999999", p, sizeof(p));
+    assert_int_equal(pc_write_file(p, "x", 1), 0);
+    path_in(t, "0-6.tmp.999999999x", p, sizeof(p)); /* not such a name either way */
+    assert_int_equal(pc_write_file(p, "x", 1), 0);
+    assert_int_equal(pc_sweep_tmp(t->dir), 0);
+    assert_int_equal(pc_sweep_tmp_names(t->dir, "0-", PC_SWEEP_BARE_PID), 1);
+    assert_int_equal(entries(t), 2);
     close(fd);
 }
 
