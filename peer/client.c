@@ -4,7 +4,9 @@
  *
  * Every callback takes "now" once (pc_client_now: monotonic µs since start), feeds the engine, and
  * asks for a drive (pc_client_kick): the engine's actions are carried out from a zero timer on the
- * loop, never from inside a libcurl callback, and the engine timer is re-armed after each drive.
+ * loop, never from inside a libcurl callback, and the engine timer is re-armed after each drive. A
+ * callback that forgets the kick cannot leave actions waiting for the engine's next timer: before the
+ * loop waits for I/O, a prepare handle drives an engine that has actions (on_settle).
  */
 #include "client_internal.h"
 #include "pc_cli.h"
@@ -66,6 +68,15 @@ static void on_kick(uv_timer_t *t)
     client *c = t->data;
     c->kicked = 0;
     drive(c);
+}
+
+/* Before each wait for I/O: actions an engine call queued whose caller did not kick (the endpoint's
+ * re-asked demands once waited 17 s for the engine's timer that way) are carried out now. */
+static void on_settle(uv_prepare_t *p)
+{
+    client *c = p->data;
+    if (c->e != NULL && pc_engine_has_actions(c->e))
+        drive(c);
 }
 
 void pc_client_kick(client *c)
@@ -1154,6 +1165,7 @@ static void after_stopped(client *c)
     pc_hls_stop(c);
     close_handle((uv_handle_t *)&c->engine_timer);
     close_handle((uv_handle_t *)&c->kick);
+    close_handle((uv_handle_t *)&c->settle);
     close_handle((uv_handle_t *)&c->upload_timer);
     close_handle((uv_handle_t *)&c->announce_timer);
     close_handle((uv_handle_t *)&c->status_timer);
@@ -1580,6 +1592,10 @@ int pc_client_run(const pc_client_config *cfg)
         uv_timer_init(&c->loop, timers[i]);
         timers[i]->data = c;
     }
+    uv_prepare_init(&c->loop, &c->settle);
+    c->settle.data = c;
+    uv_prepare_start(&c->settle, on_settle);
+    uv_unref((uv_handle_t *)&c->settle); /* it keeps nothing alive */
     uv_signal_init(&c->loop, &c->sigint);
     uv_signal_init(&c->loop, &c->sigterm);
     c->sigint.data = c->sigterm.data = c;

@@ -92,6 +92,7 @@ struct client {
     const pc_client_config *cfg;
     uv_loop_t loop;
     uv_timer_t engine_timer, kick, upload_timer, announce_timer, status_timer, cdn_resume;
+    uv_prepare_t settle; /* before the loop waits: no action left in the engine (on_settle) */
     uv_signal_t sigint, sigterm;
     uv_tcp_t server;
     int server_open;

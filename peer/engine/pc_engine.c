@@ -290,6 +290,11 @@ int pc_engine_next_action(pc_engine *e, pc_action *a)
     return 1;
 }
 
+int pc_engine_has_actions(const pc_engine *e)
+{
+    return e->qn > 0;
+}
+
 /* ---- meters ---- */
 
 static void meter_advance(meter *m, uint64_t now, int active, double tau)

@@ -225,6 +225,8 @@ void pc_engine_on_timeout(pc_engine *e, uint64_t now);
 
 /* Pulls the next action; 1 when one was written. */
 int pc_engine_next_action(pc_engine *e, pc_action *a);
+/* Whether actions wait to be pulled. */
+int pc_engine_has_actions(const pc_engine *e);
 /* PC_ENOMEM once an action could not be queued for lack of memory: the engine's view no longer matches
  * the caller's, so the caller must stop using it (free it, fail the viewer). 0 otherwise. */
 int pc_engine_error(const pc_engine *e);
