@@ -59,6 +59,16 @@ static void sign_paths(pc_origin *o, json_t *v, const char *id)
         snprintf(buf, sizeof(buf), "%s?%s", json_string_value(val), q);
         json_object_set_new(th, k, json_string(buf));
     }
+    size_t i;
+    json_array_foreach(json_object_get(v, "subtitles"), i, th)
+    {
+        const char *sk[] = {"hls", "vtt"};
+        for (size_t n = 0; n < 2; n++) {
+            char buf[320];
+            snprintf(buf, sizeof(buf), "%s?%s", json_string_value(json_object_get(th, sk[n])), q);
+            json_object_set_new(th, sk[n], json_string(buf));
+        }
+    }
 }
 
 static json_t *video_json(pc_origin *o, const pc_video *v, int authorized)
@@ -89,6 +99,21 @@ static json_t *video_json(pc_origin *o, const pc_video *v, int authorized)
         if (json_object_get(result, "audio") != NULL)
             json_object_set(j, "audio", json_object_get(result, "audio"));
         json_object_set(j, "segment_duration", json_object_get(result, "segment_duration"));
+        /* text tracks, with the URL paths of their HLS playlist and whole WebVTT file */
+        json_t *subs = json_array(), *e;
+        size_t k;
+        json_array_foreach(json_object_get(result, "subtitles"), k, e)
+        {
+            json_t *c = json_deep_copy(e);
+            char buf[128];
+            const char *sid = json_string_value(json_object_get(e, "id"));
+            snprintf(buf, sizeof(buf), "/v/%s/%s/index.m3u8", v->id, sid != NULL ? sid : "");
+            json_object_set_new(c, "hls", json_string(buf));
+            snprintf(buf, sizeof(buf), "/v/%s/%s/all.vtt", v->id, sid != NULL ? sid : "");
+            json_object_set_new(c, "vtt", json_string(buf));
+            json_array_append_new(subs, c);
+        }
+        json_object_set_new(j, "subtitles", subs);
         /* frames the decoder could not give, each shown as a copy of the one before (videos published
          * before this was counted have none listed: 0) */
         json_t *cf = json_object_get(result, "concealed_frames");

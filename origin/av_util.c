@@ -46,6 +46,16 @@ int pc_av_open_source(pc_job *j, const json_t *plan, AVFormatContext **out)
     return pc_av_open(j, src, json_is_true(json_object_get(plan, "genpts")) ? AVFMT_FLAG_GENPTS : 0, out);
 }
 
+int pc_job_write(pc_job *j, const char *rel, const pc_buf *b)
+{
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/%s", j->out_dir, rel);
+    int r = pc_write_file(path, b->data, b->len);
+    if (r != 0)
+        pc_job_fail(j, r, 0, "io_error", "cannot write %s", rel);
+    return r;
+}
+
 int pc_av_video_stream(const AVFormatContext *fmt)
 {
     int best = -1;

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "job.h"
+#include "pc_buf.h"
 #include "pc_fs.h"
 
 /* Opens |path| for demuxing with |j|'s cancel flag as interrupt callback and AVFMT_FLAG_* |fmt_flags|
@@ -19,6 +20,9 @@ int pc_av_open(pc_job *j, const char *path, int fmt_flags, AVFormatContext **out
 /* Opens the video's source as |plan| says: the copy in the work directory its "copy" names (stitch.h),
  * else the upload; with AVFMT_FLAG_GENPTS when it has "genpts". Returns an AVERROR or 0. */
 int pc_av_open_source(pc_job *j, const json_t *plan, AVFormatContext **out);
+/* Writes |b| to |rel| under the job's output directory (atomically); on failure records it in the job
+ * ("cannot write REL"). Returns 0 or the PC_E* code. */
+int pc_job_write(pc_job *j, const char *rel, const pc_buf *b);
 /* Index of the main video stream (attached pictures excluded) or -1. */
 int pc_av_video_stream(const AVFormatContext *fmt);
 /* Opens a decoder for stream |idx| with |threads| threads. Returns an AVERROR or 0. */

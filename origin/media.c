@@ -482,19 +482,26 @@ static char *rewrite_playlist(const char *in, size_t len, const char *rel, const
             }
             cue_text = memmem(p, ll, "-->", 3) != NULL;
         } else if (mpd) {
-            /* append &amp;-escaped query to media="..." and initialization="..." */
+            /* append &amp;-escaped query to media="...", initialization="..." and a subtitle track's
+             * <BaseURL>...</BaseURL> */
             const char *s = p;
             while (s < le) {
                 const char *a = NULL;
+                char ends = '"';
                 const char *m1 = memmem(s, (size_t)(le - s), "media=\"", 7);
                 const char *m2 = memmem(s, (size_t)(le - s), "initialization=\"", 16);
+                const char *m3 = memmem(s, (size_t)(le - s), "<BaseURL>", 9);
                 if (m1 != NULL && (m2 == NULL || m1 < m2))
                     a = m1 + 7;
                 else if (m2 != NULL)
                     a = m2 + 16;
+                else if (m3 != NULL) {
+                    a = m3 + 9;
+                    ends = '<';
+                }
                 if (a == NULL)
                     break;
-                const char *close = memchr(a, '"', (size_t)(le - a));
+                const char *close = memchr(a, ends, (size_t)(le - a));
                 if (close == NULL)
                     break;
                 fwrite(s, 1, (size_t)(close - s), f);
@@ -627,7 +634,8 @@ int pc_media_route(void *user, h2o_req_t *req)
         pc_http_respond_error(req, 404, "not_found", "no such media file");
         return 0;
     }
-    int rewrite = token[0] != '\0' && (ty->kind == K_PLAYLIST || strcmp(ty->ext, ".vtt") == 0);
+    /* the sprite's index names the sheets; a subtitle track's WebVTT holds only text */
+    int rewrite = token[0] != '\0' && (ty->kind == K_PLAYLIST || (strcmp(ty->ext, ".vtt") == 0 && strncmp(rel, "thumbs/", 7) == 0));
     int compressible = ty->kind == K_PLAYLIST || ty->kind == K_JSON || ty->kind == K_TEXT;
     int gz = compressible && accepts_gzip(req) && src.size <= GZIP_MAX &&
              pc_http_req_header(req, "range").base == NULL;

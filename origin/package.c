@@ -39,16 +39,6 @@ struct track {
     double iframe_peak, iframe_avg; /* of the I-frame playlist; 0 without one */
 };
 
-static int write_text(pc_job *j, const char *rel, const pc_buf *b)
-{
-    char path[4300];
-    snprintf(path, sizeof(path), "%s/%s", j->out_dir, rel);
-    int r = pc_write_file(path, b->data, b->len);
-    if (r != 0)
-        pc_job_fail(j, r, 0, "io_error", "cannot write %s", rel);
-    return r;
-}
-
 /* Peak and average bit rate of |t|'s segments (|iframes|: of their I-frame ranges, 0 and 0 when one is
  * not known, as for chunks encoded before the figure was recorded, or does not fit in its segment). */
 static void seg_rates(const struct track *t, int64_t timescale, int iframes, double *peak, double *avg)
@@ -270,7 +260,7 @@ int pc_task_package(pc_job *j)
         pc_buf_reset(&b);
         char rel[64];
         snprintf(rel, sizeof(rel), "%s/init.mp4", t->id);
-        if (pc_cmaf_write_init(&b, &tr) != 0 || write_text(j, rel, &b) != 0) {
+        if (pc_cmaf_write_init(&b, &tr) != 0 || pc_job_write(j, rel, &b) != 0) {
             if (j->err == 0)
                 pc_job_fail(j, PC_EINTERNAL, 0, "internal_error", "cannot build the init segment of %s", t->id);
             goto out;
@@ -285,7 +275,7 @@ int pc_task_package(pc_job *j)
         }
         int r = media_playlist(&b, t->segs, t->n, is_audio ? 48000 : ts, vdur);
         free(vdur);
-        if (r != 0 || write_text(j, rel, &b) != 0) {
+        if (r != 0 || pc_job_write(j, rel, &b) != 0) {
             if (j->err == 0)
                 pc_job_fail(j, r, 0, "internal_error", "cannot write %s", rel);
             goto out;
@@ -293,13 +283,16 @@ int pc_task_package(pc_job *j)
         if (!is_audio && t->iframe_peak > 0) {
             pc_buf_reset(&b);
             snprintf(rel, sizeof(rel), "%s/iframes.m3u8", t->id);
-            if ((r = iframe_playlist(&b, t->segs, t->n, ts)) != 0 || write_text(j, rel, &b) != 0) {
+            if ((r = iframe_playlist(&b, t->segs, t->n, ts)) != 0 || pc_job_write(j, rel, &b) != 0) {
                 if (j->err == 0)
                     pc_job_fail(j, r, 0, "internal_error", "cannot write %s", rel);
                 goto out;
             }
         }
     }
+    /* subtitle tracks (subtitles.c wrote their files) */
+    json_t *subs = json_object_get(json_object_get(in, "subtitles:0"), "tracks");
+    size_t nsubs = json_array_size(subs);
     /* master playlist */
     json_t *fr = json_object_get(plan, "frame_rate");
     double fps = (double)json_integer_value(json_array_get(fr, 0)) / (double)json_integer_value(json_array_get(fr, 1));
@@ -308,13 +301,28 @@ int pc_task_package(pc_job *j)
     if (r == 0 && has_audio)
         r = pc_buf_append_str(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aac\",NAME=\"Default\",DEFAULT=YES,AUTOSELECT=YES,"
                                   "CHANNELS=\"2\",URI=\"a/index.m3u8\"\n");
+    for (size_t k = 0; r == 0 && k < nsubs; k++) {
+        json_t *st = json_array_get(subs, k);
+        const char *lang = json_string_value(json_object_get(st, "language"));
+        char la[48] = "";
+        if (lang != NULL && lang[0] != '\0')
+            snprintf(la, sizeof(la), "LANGUAGE=\"%s\",", lang);
+        /* FORCED=YES only with AUTOSELECT=YES (RFC 8216 4.3.4.1) */
+        r = pc_buf_printf(&b,
+                          "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"%s\",%sDEFAULT=%s,AUTOSELECT=YES,FORCED=%s,"
+                          "URI=\"%s/index.m3u8\"\n",
+                          json_string_value(json_object_get(st, "name")), la,
+                          json_is_true(json_object_get(st, "default")) ? "YES" : "NO",
+                          json_is_true(json_object_get(st, "forced")) ? "YES" : "NO", json_string_value(json_object_get(st, "id")));
+    }
     for (int i = 0; r == 0 && i < nt; i++) {
         struct track *t = &tracks[i];
         r = pc_buf_printf(&b,
                           "#EXT-X-STREAM-INF:BANDWIDTH=%.0f,AVERAGE-BANDWIDTH=%.0f,CODECS=\"%s%s\",RESOLUTION=%dx%d,"
-                          "FRAME-RATE=%.3f%s,CLOSED-CAPTIONS=NONE\n%s/index.m3u8\n",
+                          "FRAME-RATE=%.3f%s%s,CLOSED-CAPTIONS=NONE\n%s/index.m3u8\n",
                           ceil(t->peak + (has_audio ? audio.peak : 0)), ceil(t->avg + (has_audio ? audio.avg : 0)), t->codecs,
-                          has_audio ? ",mp4a.40.2" : "", t->width, t->height, fps, has_audio ? ",AUDIO=\"aac\"" : "", t->id);
+                          has_audio ? ",mp4a.40.2" : "", t->width, t->height, fps, has_audio ? ",AUDIO=\"aac\"" : "",
+                          nsubs > 0 ? ",SUBTITLES=\"subs\"" : "", t->id);
     }
     for (int i = 0; r == 0 && i < nt; i++)
         if (tracks[i].iframe_peak > 0)
@@ -323,7 +331,7 @@ int pc_task_package(pc_job *j)
                               "URI=\"%s/iframes.m3u8\"\n",
                               ceil(tracks[i].iframe_peak), ceil(tracks[i].iframe_avg), tracks[i].codecs, tracks[i].width,
                               tracks[i].height, tracks[i].id);
-    if (r != 0 || write_text(j, "master.m3u8", &b) != 0) {
+    if (r != 0 || pc_job_write(j, "master.m3u8", &b) != 0) {
         if (j->err == 0)
             pc_job_fail(j, r, 0, "internal_error", "cannot write the master playlist");
         goto out;
@@ -388,9 +396,27 @@ int pc_task_package(pc_job *j)
                               "    </AdaptationSet>\n",
                               ceil(audio.peak));
     }
+    /* subtitles: each track's whole WebVTT file (DASH-IF IOP 6.4.5, "sidecar" text) */
+    for (size_t k = 0; r == 0 && k < nsubs; k++) {
+        json_t *st = json_array_get(subs, k);
+        const char *lang = json_string_value(json_object_get(st, "language")), *id = json_string_value(json_object_get(st, "id"));
+        char la[48] = "";
+        if (lang != NULL && lang[0] != '\0')
+            snprintf(la, sizeof(la), " lang=\"%s\"", lang);
+        r = pc_buf_printf(&b,
+                          "    <AdaptationSet id=\"%zu\" contentType=\"text\" mimeType=\"text/vtt\"%s>\n"
+                          "      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"%s\"/>\n"
+                          "      <Label>%s</Label>\n"
+                          "      <Representation id=\"%s\" bandwidth=\"%" JSON_INTEGER_FORMAT "\">\n"
+                          "        <BaseURL>%s/all.vtt</BaseURL>\n"
+                          "      </Representation>\n"
+                          "    </AdaptationSet>\n",
+                          2 + k, la, json_is_true(json_object_get(st, "forced")) ? "forced-subtitle" : "subtitle",
+                          json_string_value(json_object_get(st, "name")), id, json_integer_value(json_object_get(st, "bandwidth")), id);
+    }
     if (r == 0)
         r = pc_buf_append_str(&b, "  </Period>\n</MPD>\n");
-    if (r != 0 || write_text(j, "manifest.mpd", &b) != 0) {
+    if (r != 0 || pc_job_write(j, "manifest.mpd", &b) != 0) {
         if (j->err == 0)
             pc_job_fail(j, r, 0, "internal_error", "cannot write the MPD");
         goto out;
@@ -419,6 +445,17 @@ int pc_task_package(pc_job *j)
                                                     (json_int_t)ceil(audio.peak), "average_bandwidth", (json_int_t)ceil(audio.avg),
                                                     "codecs", "mp4a.40.2", "channels", 2, "sample_rate", 48000, "segments", segs));
     }
+    if (nsubs > 0) {
+        json_t *sl = json_array();
+        json_array_foreach(subs, k, e)
+        {
+            json_array_append_new(sl, json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "id", json_object_get(e, "id"), "language",
+                                                json_object_get(e, "language"), "name", json_object_get(e, "name"), "default",
+                                                json_object_get(e, "default"), "forced", json_object_get(e, "forced"), "cues",
+                                                json_object_get(e, "cues")));
+        }
+        json_object_set_new(res, "subtitles", sl);
+    }
     json_object_set_new(res, "timescale", json_integer(ts));
     json_object_set_new(res, "duration", json_real(duration));
     json_object_set_new(res, "segment_duration", json_real(pc_json_num(plan, "segment_duration", 4)));
@@ -440,7 +477,7 @@ int pc_task_package(pc_job *j)
     char *dtext = pc_json_dump(desc);
     json_decref(desc);
     pc_buf_reset(&b);
-    if (dtext == NULL || pc_buf_append_str(&b, dtext) != 0 || write_text(j, ".description.json", &b) != 0) {
+    if (dtext == NULL || pc_buf_append_str(&b, dtext) != 0 || pc_job_write(j, ".description.json", &b) != 0) {
         free(dtext);
         if (j->err == 0)
             pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");

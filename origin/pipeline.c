@@ -8,6 +8,7 @@
  * when work starts.
  */
 #include "pipeline.h"
+#include "subtitles.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -98,7 +99,7 @@ static void job_free(pc_job *j)
 static int task_class(const char *kind)
 {
     return strcmp(kind, "plan") == 0 || strcmp(kind, "package") == 0 || strcmp(kind, "sign") == 0 ||
-                   strcmp(kind, "publish") == 0 || strcmp(kind, "thumbs") == 0
+                   strcmp(kind, "publish") == 0 || strcmp(kind, "thumbs") == 0 || strcmp(kind, "subtitles") == 0
                ? PC_TASK_LIGHT
                : PC_TASK_HEAVY;
 }
@@ -109,7 +110,7 @@ static const struct {
 } tasks[PC_PIPELINE_KINDS] = {
     {"probe", pc_task_probe},     {"plan", pc_task_plan},       {"encode", pc_task_encode},
     {"audio", pc_task_audio},     {"package", pc_task_package}, {"thumbs", pc_task_thumbs},
-    {"sign", pc_task_sign},       {"publish", pc_task_publish},
+    {"sign", pc_task_sign},       {"publish", pc_task_publish}, {"subtitles", pc_task_subtitles},
 };
 
 /* The index of |kind| in tasks[], or -1. */
@@ -376,7 +377,7 @@ static int expand_plan(pc_pipeline *p, const char *video, const char *plan_json,
         pixels += (double)json_integer_value(json_object_get(r, "width")) * (double)json_integer_value(json_object_get(r, "height"));
     }
     double dur = json_number_value(json_object_get(plan, "duration"));
-    int64_t *deps = calloc(nchunks + 2, sizeof(int64_t));
+    int64_t *deps = calloc(nchunks + 3, sizeof(int64_t));
     if (deps == NULL) {
         json_decref(plan);
         return PC_ENOMEM;
@@ -398,6 +399,10 @@ static int expand_plan(pc_pipeline *p, const char *video, const char *plan_json,
         rc = pc_taskq_add(db, video, &ts, deps, nd, now, &thumbs);
     if (rc == 0 && json_is_object(json_object_get(plan, "audio"))) {
         pc_task_spec s = {"audio", 0, PC_TASK_HEAVY, 40, dur * 0.05 + 0.1};
+        rc = pc_taskq_add(db, video, &s, NULL, 0, now, &deps[nd++]);
+    }
+    if (rc == 0 && json_array_size(json_object_get(plan, "subtitles")) > 0) {
+        pc_task_spec s = {"subtitles", 0, PC_TASK_LIGHT, 40, dur * 0.002 + 0.1};
         rc = pc_taskq_add(db, video, &s, NULL, 0, now, &deps[nd++]);
     }
     pc_task_spec ps = {"package", 0, PC_TASK_LIGHT, 45, dur * 0.01 + 0.2};

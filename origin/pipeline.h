@@ -32,7 +32,7 @@ void pc_pipeline_free(pc_pipeline *p);
 /* Since start, by task kind: tasks finished (done), failed and scheduled again (retried), failed for good
  * (failed: their video failed), and the seconds they ran; and the workers of each class (PC_TASK_HEAVY,
  * PC_TASK_LIGHT) and how many are busy. For /metrics. */
-#define PC_PIPELINE_KINDS 8
+#define PC_PIPELINE_KINDS 9
 typedef struct pc_pipeline_stats {
     const char *kinds[PC_PIPELINE_KINDS];
     uint64_t done[PC_PIPELINE_KINDS], retried[PC_PIPELINE_KINDS], failed[PC_PIPELINE_KINDS];

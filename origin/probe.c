@@ -19,6 +19,7 @@
 #include <libavutil/pixdesc.h>
 
 #include "av_util.h"
+#include "subtitles.h"
 #include "job.h"
 #include "ladder.h"
 #include "pc_json.h"
@@ -582,6 +583,11 @@ demux:
     json_t *info = json_pack("{s:s, s:I, s:f, s:o, s:o}", "format", rm->name != NULL ? rm->format : fmt->iformat->name,
                              "size", (json_int_t)(rm->name != NULL ? rm->size : (int64_t)st.st_size),
                              "duration", duration, "video", video, "audio", audio);
+    /* text subtitles, from the upload itself (a copy the probe made holds only the video and audio) */
+    json_t *subs = rm->name == NULL ? pc_subs_probe(fmt) : NULL;
+    if (json_array_size(subs) > 0)
+        json_object_set(info, "subtitles", subs);
+    json_decref(subs);
     j->result = pc_json_dump(info);
     json_decref(info);
     atomic_store(&j->progress, 1000);
@@ -816,6 +822,8 @@ int pc_task_plan(pc_job *j)
         json_object_set_new(plan, "genpts", json_true());
     if (json_is_string(json_object_get(v, "copy"))) /* open the copy in the work directory */
         json_object_set(plan, "copy", json_object_get(v, "copy"));
+    else if (json_array_size(json_object_get(info, "subtitles")) > 0) /* read from the upload (subtitles.c) */
+        json_object_set(plan, "subtitles", json_object_get(info, "subtitles"));
     json_t *colour = json_object_get(v, "colour"); /* [transfer, primaries, matrix] as probed */
     if (json_is_array(colour))
         json_object_set(plan, "colour", colour);

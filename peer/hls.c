@@ -74,9 +74,10 @@ static void add_playlist(hls *h, const char *name, char *body, size_t len)
     h->pl[h->npl++] = (playlist){.name = strdup(name), .body = body, .len = len};
 }
 
-/* The master playlist with only the variants whose URI is |keep| (NULL: all), and without the I-frame
- * playlists: this endpoint does not serve byte ranges of segments, which is what they are made of (a
- * player plays and seeks without them). */
+/* The master playlist with only the variants whose URI is |keep| (NULL: all), without the I-frame
+ * playlists (this endpoint does not serve byte ranges of segments, which is what they are made of; a
+ * player plays and seeks without them) and without subtitle tracks (the signed manifest does not list
+ * their files, so nothing here could check them: the player gets them from the origin's master). */
 static char *filter_master(const char *body, size_t len, const char *keep, size_t *outlen)
 {
     pc_buf out;
@@ -88,7 +89,8 @@ static char *filter_master(const char *body, size_t len, const char *keep, size_
         const char *le = nl != NULL ? nl + 1 : end;
         size_t ll = (size_t)(le - p);
         int drop = 0;
-        if (ll > 26 && strncmp(p, "#EXT-X-I-FRAME-STREAM-INF:", 26) == 0) {
+        if ((ll > 26 && strncmp(p, "#EXT-X-I-FRAME-STREAM-INF:", 26) == 0) ||
+            (ll > 27 && strncmp(p, "#EXT-X-MEDIA:TYPE=SUBTITLES", 27) == 0)) {
             drop = 1;
         } else if (skip_next && p[0] != '#') {
             drop = 1;
@@ -102,8 +104,15 @@ static char *filter_master(const char *body, size_t len, const char *keep, size_
                 skip_next = 1;
             }
         }
-        if (!drop && pc_buf_append(&out, p, ll) != 0)
+        /* a variant's SUBTITLES="…" names the group just dropped */
+        const char *sa = !drop && ll > 18 && strncmp(p, "#EXT-X-STREAM-INF:", 18) == 0 ? memmem(p, ll, ",SUBTITLES=\"", 12) : NULL;
+        const char *sz = sa != NULL ? memchr(sa + 12, '"', (size_t)(le - sa - 12)) : NULL;
+        if (sz != NULL) {
+            if (pc_buf_append(&out, p, (size_t)(sa - p)) != 0 || pc_buf_append(&out, sz + 1, (size_t)(le - sz - 1)) != 0)
+                break;
+        } else if (!drop && pc_buf_append(&out, p, ll) != 0) {
             break;
+        }
         p = le;
     }
     return pc_buf_steal(&out, outlen);

@@ -424,6 +424,31 @@ def clip(name, size="640x360", rate=30, dur=6, vcodec="libx264", ext="mp4", audi
     return path
 
 
+def subtitled(name, src, tracks, ext="mkv"):
+    """|src| with subtitle tracks added (once): each of |tracks| is (SubRip text, [ffmpeg options for that
+    track, with S for its index: "-metadata:s:s:S", "language=eng"]); SubRip in Matroska, mov_text in MP4."""
+    path = os.path.join(media_dir(), name + "." + ext)
+    if os.path.exists(path):
+        return path
+    tag = ".tmp%d" % os.getpid()
+    argv = ["ffmpeg", "-v", "error", "-y", "-i", src]
+    for i, (text, _) in enumerate(tracks):
+        srt = os.path.join(media_dir(), "%s-%d.srt%s" % (name, i, tag))
+        with open(srt, "w", encoding="utf-8") as f:
+            f.write(text)
+        argv += ["-i", srt]
+    argv += ["-map", "0"] + sum((["-map", str(i + 1)] for i in range(len(tracks))), [])
+    argv += ["-c:v", "copy", "-c:a", "copy", "-c:s", "srt" if ext == "mkv" else "mov_text"]
+    for i, (_, opts) in enumerate(tracks):
+        argv += [o.replace(":S", ":%d" % i) for o in opts]
+    tmp = path + tag + "." + ext
+    subprocess.run(argv + [tmp], check=True, timeout=120)
+    for i in range(len(tracks)):
+        os.unlink(os.path.join(media_dir(), "%s-%d.srt%s" % (name, i, tag)))
+    os.rename(tmp, path)
+    return path
+
+
 def prom_parse(text):
     """A /metrics document in Prometheus's text format (0.0.4), checked line by line: HELP and TYPE
     before each family's samples, known types, sample names of a declared family, values that parse.

@@ -22,7 +22,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ROOT, SLOW, Peer, Suite, check, clip, eq, request  # noqa: E402
+from harness import ROOT, SLOW, Peer, Suite, check, clip, eq, request, subtitled  # noqa: E402
 
 S = Suite("browser")
 NODE_MODULES = os.path.join(ROOT, "build", "npm", "node_modules")
@@ -225,6 +225,38 @@ def test_the_scrubbing_sprite_and_posters_load_in_the_browser(s):
         check(w > 0 and h > 0 and x + w <= sw and y + h <= sh, "tile %s inside its %dx%d sheet" % (text, sw, sh))
 
 
+SUBS = [(0.5, 2.0, "first"), (3.9, 4.3, "across <i>the</i> join"), (7.04, 8.0, "third")]
+
+
+def test_subtitles_show_at_their_times(s):
+    """A SubRip track in the upload is shown by hls.js (the HLS SUBTITLES group, WebVTT segments) and by
+    dash.js (the MPD's text AdaptationSet) at the source's times, on a video with B-frames: the cue times
+    and the picture's presentation times agree."""
+    setup(s)
+    o = st["o"]
+    src = clip("browser_640x360_25_12s", size="640x360", rate=FPS, dur=SECONDS,
+               asrc="sine=frequency=440:sample_rate=48000,aformat=channel_layouts=stereo")
+    text = "".join("%d\n00:00:%06.3f --> 00:00:%06.3f\n%s\n\n" % (i + 1, a, z, t) for i, (a, z, t) in enumerate(SUBS))
+    mkv = subtitled("browser_subs", src, [(text.replace(".", ","), ["-metadata:s:s:S", "language=en",
+                                                                    "-metadata:s:s:S", "title=English"])])
+    vid = o.upload(mkv, title="subtitles")
+    o.ready(vid, timeout=300)
+    want = [(a, z, t.replace("<i>", "").replace("</i>", "")) for a, z, t in SUBS]
+    for kind, url in (("hls", "master.m3u8"), ("dash", "manifest.mpd")):
+        # dash.js at 4x: the file had three cues, the element's track got two (dash.js 5.2); at 1x, all three
+        r = st["page"].play("%s/v/%s/%s" % (o.url, vid, url), kind, rate=1 if kind == "dash" else 4, subs=0)
+        check_played(r, SECONDS, hosts={o.url})
+        tracks = [t for t in r["textTracks"] if t["kind"] in ("subtitles", "captions")]
+        check(len(tracks) == 1 and tracks[0]["cues"] is not None, "%s: one subtitle track: %r %r" % (kind, r["textTracks"], r["events"]))
+        eq(tracks[0]["language"], "en", "%s: its language" % kind)
+        # hls.js keeps the markup in the text (the element renders it); a repeated cue counts once
+        got = sorted({(round(a, 3), round(z, 3), t.replace("<i>", "").replace("</i>", "")) for a, z, t in tracks[0]["cues"]})
+        eq(len(got), len(want), "%s: the cues: %r" % (kind, r["textTracks"]))
+        for g, w in zip(got, want):
+            check(abs(g[0] - w[0]) < 0.01 and abs(g[1] - w[1]) < 0.01 and g[2] == w[2],
+                  "%s: cue %r shown as %r" % (kind, w, g))
+
+
 def test_signed_media_plays_and_unsigned_does_not(s):
     setup(s)
     o = s.origin("--signed-media")
@@ -312,6 +344,7 @@ def test_hls_js_plays_through_a_peer_with_a_seek(s):
 
 S.run([test_chromium_and_the_players_are_installed, test_hls_js_plays_every_rung_from_the_origin,
        test_dash_js_plays_the_mpd_from_the_origin, test_the_scrubbing_sprite_and_posters_load_in_the_browser,
+       test_subtitles_show_at_their_times,
        test_signed_media_plays_and_unsigned_does_not,
        test_hls_js_plays_through_a_peer_with_a_seek,
        test_hls_js_seeking_ahead_then_back_on_a_capped_peer_plays_on])

@@ -25,7 +25,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (SANITIZED, Peer, QuietHandler, Suite, TrackerPeer, b64u_decode, check, clip, eq, ffmpeg_decode,  # noqa: E402
-                     h2_stalled_get, request, serve_http)
+                     h2_stalled_get, request, serve_http, subtitled)
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey  # noqa: E402
@@ -1272,6 +1272,26 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
     eq(played, {"error", "cut", "ignored"}, "the edge's bad answers were met: %r" % log)
 
 
+def test_the_local_endpoint_leaves_out_the_subtitles_it_cannot_check(s):
+    """The origin's master names WebVTT subtitle tracks, which the signed manifest does not list: the local
+    endpoint leaves the SUBTITLES group out of its master (it once refused to start on such a URI), and a
+    player plays the video through it."""
+    o = s.origin()
+    src = clip("peer_links_notracker_320x180_6s", size="320x180", rate=25, dur=6)
+    mkv = subtitled("peer_links_subs", src, [("1\n00:00:01,000 --> 00:00:02,000\nhello\n", [])])
+    vid = o.upload(mkv, title="subtitled")
+    o.ready(vid, timeout=300)
+    check('SUBTITLES="subs"' in o.req("GET", "/v/%s/master.m3u8" % vid).body.decode(), "the origin's master has them")
+    p = Peer(s, o, vid, "--hls-listen", "127.0.0.1:0", "--hls-linger", "1", name="subs")
+    url = "%s/v/%s/master.m3u8" % (p.hls, vid)
+    with urllib.request.urlopen(url, timeout=30) as r:
+        master = r.read().decode()
+    check("SUBTITLES" not in master and master.count("#EXT-X-STREAM-INF:") >= 1 and ',AUDIO="aac",CLOSED' in master,
+          "the endpoint's master: %r" % master)
+    ffmpeg_decode(url, all_streams=True)
+    p.stop()
+
+
 def test_a_playlist_pointing_outside_the_signed_manifest_is_not_served(s):
     """Playlists are not signed: an edge that rewrites a segment line, or an EXT-X-MAP URI, into an
     absolute URL would have the player fetch bytes no hash checks. The local endpoint refuses to start,
@@ -1381,6 +1401,7 @@ if __name__ == "__main__":
            test_a_seeder_with_an_hls_endpoint_answers_what_was_asked_while_it_fetched,
            test_a_download_cap_paces_peer_links_and_the_cdn,
            test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes,
+           test_the_local_endpoint_leaves_out_the_subtitles_it_cannot_check,
            test_a_playlist_pointing_outside_the_signed_manifest_is_not_served,
            test_players_that_went_away_do_not_keep_the_endpoint_busy,
            test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall])  # kills the tracker: last

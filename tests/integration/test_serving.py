@@ -13,7 +13,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Suite, check, clip, eq, ffmpeg_decode, prom_parse, raw_exchange  # noqa: E402
+from harness import Suite, check, clip, eq, ffmpeg_decode, prom_parse, raw_exchange, subtitled  # noqa: E402
 
 S = Suite("serving")
 st = {}
@@ -397,6 +397,30 @@ def test_signed_media_mode(s):
     other = o.upload(src, parallel=1)
     o.ready(other)
     eq(o.req("GET", "/v/%s/master.m3u8?%s" % (other, query)).status, 403, "a token is bound to its video")
+    # subtitle tracks: their playlist and files signed, in HLS and in the MPD, and their cue text left as it is
+    sub = o.upload(subtitled("serve_subs", src, [("1\n00:00:01,000 --> 00:00:02,000\nsee https://example.com/x\n", [])]),
+                   parallel=1)
+    o.ready(sub)
+    t = o.req("GET", "/api/videos/" + sub, headers=o.auth()).json()["subtitles"][0]
+    sq = urllib.parse.urlsplit(t["hls"]).query
+    check("sig=" in sq and t["vtt"].endswith("?" + sq), "signed subtitle URLs: %r" % t)
+    eq(o.req("GET", t["hls"].split("?")[0]).status, 403, "an unsigned subtitle playlist")
+    pl = o.req("GET", t["hls"])
+    eq(pl.status, 200, "the signed subtitle playlist")
+    segs = [l for l in pl.body.decode().splitlines() if l and not l.startswith("#")]
+    check(segs and all(l.endswith("?" + sq) for l in segs), "its segments signed: %r" % segs)
+    first = o.req("GET", "%s/%s" % (t["hls"].split("?")[0].rsplit("/", 1)[0], segs[0]))
+    eq(first.status, 200, "a signed WebVTT segment")
+    check("see https://example.com/x\n" in first.body.decode() and sq not in first.body.decode(),
+          "cue text unchanged: %r" % first.body)
+    whole = o.req("GET", t["vtt"])
+    eq((whole.status, whole.body.decode().count("-->")), (200, 1), "the whole track, signed")
+    sv = o.req("GET", "/api/videos/" + sub, headers=o.auth()).json()
+    mpd = o.req("GET", sv["dash"]).body.decode()
+    base = re.search(r"<BaseURL>([^<]+)</BaseURL>", mpd).group(1).replace("&amp;", "&")
+    check(base.startswith("s0/all.vtt?") and "sig=" in base, "the MPD's subtitle BaseURL signed: %s" % base)
+    eq(o.req("GET", "/v/%s/%s" % (sub, base)).status, 200, "and loads")
+    ffmpeg_decode(o.url + sv["hls"])
 
 
 S.run([test_publish_three_videos, test_segments_are_immutable_with_strong_etags, test_byte_ranges, test_cors,

@@ -10,10 +10,11 @@ get generated ones), recordings joined by cat (stitched: the parts one after the
 streams (no timestamps: timed at their stated rate). Lip sync: a flash and a beep stay together (within 45 ms of audio lead) through
 MP4, MPEG-TS, Matroska whose video starts late, and an MP4 edit list."""
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Suite, check, clip, eq, ffmpeg_decode, ffprobe, media_dir  # noqa: E402
+from harness import Suite, check, clip, eq, ffmpeg_decode, ffprobe, media_dir, subtitled  # noqa: E402
 
 S = Suite("sources")
 st = {}
@@ -586,6 +587,118 @@ def test_a_few_frames_that_do_not_decode(s):
     check("cannot be decoded" in bad["error"]["message"], "the message says how many: %r" % bad["error"]["message"])
 
 
+SRT_EN = """1
+00:00:00,500 --> 00:00:02,000
+Hello <i>world</i> & friends
+
+2
+00:00:03,500 --> 00:00:04,500
+Across a segment boundary
+
+3
+00:00:05,000 --> 00:00:06,000
+if a < b
+then -->
+
+4
+00:00:30,000 --> 00:00:31,000
+after the video's end
+"""
+SRT_FR = """1
+00:00:01,000 --> 00:00:02,500
+Bonjour à tous
+"""
+
+
+def vtt_cues(text):
+    """[(start s, end s, text)] of a WebVTT document, read by a parser of our own (not the origin's)."""
+    out = []
+    blocks = text.replace("\r\n", "\n").split("\n\n")
+    check(blocks[0].startswith("WEBVTT"), "a WebVTT header: %r" % blocks[0][:40])
+
+    def secs(t):
+        h, m, rest = t.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(rest)
+    for b in blocks[1:]:
+        lines = [x for x in b.split("\n") if x]
+        if not lines:
+            continue
+        a, z = lines[0].split(" --> ")
+        out.append((secs(a), secs(z.split()[0]), "\n".join(lines[1:])))
+    return out
+
+
+def test_text_subtitles(s):
+    """Text subtitle streams (SubRip in Matroska, mov_text in MP4) become WebVTT tracks: in the master as a
+    SUBTITLES group, cut at the video's segment boundaries, whole in the DASH MPD, listed by the API. ffmpeg
+    reads them back as the source's cues (times from the first frame, markup as WebVTT's)."""
+    import urllib.request
+    if "o" not in st:
+        st["o"] = s.origin()
+    o = st["o"]
+    src = clip("subs_src", size="480x270", rate=25, dur=10)
+    mkv = subtitled("subs_three", src, [
+        (SRT_EN, ["-metadata:s:s:S", "language=eng", "-metadata:s:s:S", "title=English", "-disposition:s:S", "default"]),
+        (SRT_FR, ["-metadata:s:s:S", "language=fre", "-metadata:s:s:S", 'title=Français "forced"',
+                  "-disposition:s:S", "forced"]),
+        (SRT_EN, ["-disposition:s:S", "0"])])
+    v = o.ready(o.upload(mkv, title="with subtitles", parallel=1))
+    subs = v["subtitles"]
+    eq([(t["id"], t["language"], t["name"], t["default"], t["forced"]) for t in subs],
+       [("s0", "eng", "English", True, False), ("s1", "fre", "Français forced", False, True),
+        ("s2", "", "Subtitles 3", False, False)], "the tracks, named and flagged as in the source")
+    eq([t["cues"] for t in subs], [3, 1, 3], "the cues within the video")
+    base = "%s/v/%s/" % (o.url, v["id"])
+    master = urllib.request.urlopen(base + "master.m3u8").read().decode()
+    media = [ln for ln in master.splitlines() if ln.startswith("#EXT-X-MEDIA:TYPE=SUBTITLES")]
+    eq(len(media), 3, "three SUBTITLES renditions:\n" + master)
+    check('LANGUAGE="eng"' in media[0] and "DEFAULT=YES" in media[0] and 'URI="s0/index.m3u8"' in media[0], media[0])
+    check('NAME="Français forced"' in media[1] and "FORCED=YES" in media[1], media[1])
+    check("LANGUAGE" not in media[2], media[2])
+    check(all('SUBTITLES="subs"' in ln for ln in master.splitlines() if ln.startswith("#EXT-X-STREAM-INF")),
+          "every variant names the group")
+    # the whole track, read back by ffmpeg (its WebVTT demuxer and SubRip muxer)
+    r = urllib.request.urlopen(base + "s0/all.vtt")
+    check(r.headers["Content-Type"].startswith("text/vtt"), r.headers["Content-Type"])
+    whole = vtt_cues(r.read().decode())
+    eq([(a, z) for a, z, _ in whole], [(0.5, 2.0), (3.5, 4.5), (5.0, 6.0)], "the cues' times")
+    eq(whole[0][2], "Hello <i>world</i> &amp; friends", "markup as WebVTT's, '&' escaped")
+    eq(whole[2][2], "if a &lt; b\nthen --&gt;", "'<' and '-->' escaped")
+    p = subprocess.run(["ffmpeg", "-v", "error", "-i", base + "s0/all.vtt", "-f", "srt", "-"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    eq(p.returncode, 0, "ffmpeg reads the track: %s" % p.stderr.decode()[-500:])
+    check("Hello <i>world</i> & friends" in p.stdout.decode() and "00:00:03,500 --> 00:00:04,500" in p.stdout.decode(),
+          "ffmpeg reads the source's cues back:\n" + p.stdout.decode())
+    # HLS: one WebVTT segment per video segment, holding every cue that overlaps it
+    pl = urllib.request.urlopen(base + "s0/index.m3u8").read().decode()
+    vpl = urllib.request.urlopen(base + v["renditions"][0]["id"] + "/index.m3u8").read().decode()
+    durs = [float(ln[8:].rstrip(",")) for ln in pl.splitlines() if ln.startswith("#EXTINF:")]
+    eq(durs, [float(ln[8:].rstrip(",")) for ln in vpl.splitlines() if ln.startswith("#EXTINF:")], "the video's segments")
+    check("#EXT-X-TARGETDURATION:4" in pl and "#EXT-X-ENDLIST" in pl, pl)
+    t = 0.0
+    for i, dur in enumerate(durs):
+        seg = vtt_cues(urllib.request.urlopen(base + "s0/seg-%05d.vtt" % (i + 1)).read().decode())
+        want = [c for c in whole if c[0] < t + dur and c[1] > t]
+        eq(seg, want, "segment %d (%.1f-%.1f s) holds the cues that overlap it" % (i + 1, t, t + dur))
+        t += dur
+    # DASH: an AdaptationSet per track with the whole file
+    mpd = urllib.request.urlopen(base + "manifest.mpd").read().decode()
+    check(mpd.count('contentType="text" mimeType="text/vtt"') == 3 and 'lang="eng"' in mpd and
+          "<BaseURL>s1/all.vtt</BaseURL>" in mpd and 'value="forced-subtitle"' in mpd, mpd)
+    ffmpeg_decode(base + "master.m3u8")
+    ffmpeg_decode(base + "manifest.mpd")
+    # mov_text in MP4 (3GPP timed text), and a source without subtitles lists none
+    mp4 = subtitled("subs_movtext", src, [(SRT_FR, ["-metadata:s:s:S", "language=fra"])], ext="mp4")
+    v2 = o.ready(o.upload(mp4, title="mov_text", parallel=1))
+    eq([(t["language"], t["cues"]) for t in v2["subtitles"]], [("fra", 1)], "the MP4's timed text")
+    fr = vtt_cues(urllib.request.urlopen("%s/v/%s/s0/all.vtt" % (o.url, v2["id"])).read().decode())
+    eq(fr, [(1.0, 2.5, "Bonjour à tous")], "its cue")
+    v3 = o.ready(o.upload(src, title="none", parallel=1))
+    eq(v3["subtitles"], [], "no subtitles")
+    check("SUBTITLES" not in urllib.request.urlopen("%s/v/%s/master.m3u8" % (o.url, v3["id"])).read().decode(),
+          "nor a group in the master")
+
+
 def test_joined_audio_stops_and_starts(s):
     # the second recording has no sound: the audio stops at the join, and starts again at the next
     if "o" not in st:
@@ -745,5 +858,5 @@ def test_lip_sync(s):
 S.run([test_upload_all_sources] + [make_case(n) for n in CASES] +
       [test_multi_edit_mp4, test_joined_recordings, test_joined_across_the_clock_wrap, test_joined_ntsc_and_b_frames,
        test_joined_mixed_frame_rates, test_variable_rate_keeps_its_sync, test_repeated_times, test_a_few_frames_that_do_not_decode,
-       test_joined_audio_stops_and_starts, test_joined_mid_gop, test_video_gap_is_not_a_join, test_audio_changes_mid_stream,
+       test_text_subtitles, test_joined_audio_stops_and_starts, test_joined_mid_gop, test_video_gap_is_not_a_join, test_audio_changes_mid_stream,
        test_raw_elementary_streams, test_lip_sync])

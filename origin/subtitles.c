@@ -1,0 +1,466 @@
+/*
+ * subtitles: the source's text subtitle streams (SubRip, ASS/SSA, mov_text, WebVTT, ...), each one a
+ * WebVTT track beside the ladder: the whole track as one file (sK/all.vtt, what the DASH MPD names and
+ * what a download wants) and cut at the video's segment boundaries for HLS (sK/seg-NNNNN.vtt and the
+ * media playlist sK/index.m3u8, one subtitle segment per video segment, as Apple's authoring spec
+ * asks). Cue text goes through libavcodec: the stream's decoder gives ASS events, FFmpeg's WebVTT
+ * encoder turns their markup into WebVTT's (<i>, <b>, <u>; positions, colours and fonts are dropped).
+ * Cue time 0 is the first video frame, as for audio. Bitmap subtitles (PGS, DVB, VobSub) would need
+ * OCR and are left out, as are the streams of a source the probe had to copy (a joined recording).
+ */
+#include "subtitles.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libavutil/mem.h>
+
+#include "av_util.h"
+#include "pc_buf.h"
+#include "pc_fs.h"
+#include "pc_json.h"
+#include "pc_log.h"
+
+#define CUES_MAX 200000      /* per track: a feature film has about 1500 */
+#define CUE_TEXT_MAX 4096    /* bytes of one cue's WebVTT text; longer text is cut at a character */
+#define NAME_MAX_BYTES 64    /* a track's NAME in the master playlist */
+#define OPEN_CUE_US 5000000  /* a cue that states no end shows until the next, for at most this */
+
+/* Copies what of |in| can stand in a quoted HLS attribute and an XML attribute: no control character,
+ * no '"', '<', '>' or '&', whole UTF-8 characters only, at most NAME_MAX_BYTES. */
+static void clean_name(const char *in, char *out, size_t cap)
+{
+    size_t w = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p != '\0';) {
+        size_t n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        size_t k = 1;
+        while (k < n && (p[k] & 0xc0) == 0x80)
+            k++;
+        if (n == 0 || k < n) { /* not UTF-8: skipped */
+            p++;
+            continue;
+        }
+        if (w + n >= cap || w + n > NAME_MAX_BYTES)
+            break;
+        if (!(n == 1 && (*p < 0x20 || *p == 0x7f || strchr("\"<>&", *p) != NULL)))
+            memcpy(out + w, p, n), w += n;
+        p += n;
+    }
+    while (w > 0 && out[w - 1] == ' ')
+        w--;
+    out[w] = '\0';
+}
+
+/* A BCP 47-looking language tag (letters, then subtags of letters and digits), or "" for none or "und". */
+static void clean_language(const char *in, char *out, size_t cap)
+{
+    out[0] = '\0';
+    size_t n = in != NULL ? strlen(in) : 0, first = 0;
+    while (first < n && ((in[first] | 0x20) >= 'a' && (in[first] | 0x20) <= 'z'))
+        first++;
+    if (n == 0 || n >= cap || first < 2 || first > 8 || strcmp(in, "und") == 0)
+        return;
+    for (size_t i = first; i < n; i++)
+        if (!(in[i] == '-' || (in[i] >= '0' && in[i] <= '9') || ((in[i] | 0x20) >= 'a' && (in[i] | 0x20) <= 'z')))
+            return;
+    for (size_t i = 0; i <= n; i++)
+        out[i] = i < first ? (char)(in[i] | 0x20) : in[i];
+}
+
+json_t *pc_subs_probe(const AVFormatContext *fmt)
+{
+    json_t *arr = json_array();
+    int skipped = 0;
+    for (unsigned i = 0; arr != NULL && i < fmt->nb_streams; i++) {
+        const AVStream *st = fmt->streams[i];
+        if (st->codecpar->codec_type != AVMEDIA_TYPE_SUBTITLE)
+            continue;
+        const AVCodecDescriptor *d = avcodec_descriptor_get(st->codecpar->codec_id);
+        if (d == NULL || !(d->props & AV_CODEC_PROP_TEXT_SUB) || avcodec_find_decoder(st->codecpar->codec_id) == NULL ||
+            json_array_size(arr) >= PC_SUBS_MAX) {
+            skipped++;
+            continue;
+        }
+        const AVDictionaryEntry *lang = av_dict_get(st->metadata, "language", NULL, 0);
+        const AVDictionaryEntry *title = av_dict_get(st->metadata, "title", NULL, 0);
+        char lg[32], name[NAME_MAX_BYTES + 8];
+        clean_language(lang != NULL ? lang->value : NULL, lg, sizeof(lg));
+        clean_name(title != NULL ? title->value : "", name, sizeof(name));
+        if (name[0] == '\0' && lg[0] != '\0')
+            snprintf(name, sizeof(name), "%s", lg);
+        if (name[0] == '\0')
+            snprintf(name, sizeof(name), "Subtitles %zu", json_array_size(arr) + 1);
+        /* NAME is unique within the group (RFC 8216 4.3.4.1.1) */
+        for (size_t k = 0; k < json_array_size(arr); k++)
+            if (strcmp(json_string_value(json_object_get(json_array_get(arr, k), "name")), name) == 0) {
+                size_t l = strlen(name);
+                snprintf(name + (l > NAME_MAX_BYTES - 5 ? NAME_MAX_BYTES - 5 : l), 8, " (%zu)", json_array_size(arr) + 1);
+                k = (size_t)-1; /* look again */
+            }
+        json_array_append_new(arr, json_pack("{s:i, s:s, s:s, s:s, s:b, s:b}", "index", (int)i, "codec", d->name,
+                                             "language", lg, "name", name, "default",
+                                             (st->disposition & AV_DISPOSITION_DEFAULT) != 0, "forced",
+                                             (st->disposition & AV_DISPOSITION_FORCED) != 0));
+    }
+    if (skipped > 0)
+        PC_LOGI("probe", "%d subtitle stream(s) left out (bitmap subtitles, no decoder, or more than %d)", skipped,
+                PC_SUBS_MAX);
+    return arr;
+}
+
+typedef struct cue {
+    int64_t start, end; /* µs on the source's clock, then from the first video frame */
+    uint32_t order;     /* arrival, for a stable sort */
+    int open;           /* no end stated */
+    char *text;
+} cue;
+
+typedef struct track {
+    AVCodecContext *dec, *enc;
+    int index;
+    cue *cues;
+    size_t n, cap;
+    int dropped; /* cues over CUES_MAX */
+} track;
+
+static int cue_cmp(const void *a, const void *b)
+{
+    const cue *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* WebVTT text: the encoder's output with '&' and a '<' that does not begin its own tags escaped, "-->"
+ * broken up (a cue's text must not contain it), no blank line (it would end the cue), at most
+ * CUE_TEXT_MAX bytes, cut between characters. NULL when nothing is left. */
+static char *vtt_text(const char *s, size_t len)
+{
+    static const char *const tags[] = {"<b>", "</b>", "<i>", "</i>", "<u>", "</u>"};
+    char *out = malloc(CUE_TEXT_MAX + 8);
+    if (out == NULL)
+        return NULL;
+    size_t w = 0, whole = 0; /* |whole|: the output up to the last character written in full */
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if ((c & 0xc0) != 0x80)
+            whole = w; /* a character starts: everything before it is whole */
+        const char *put = NULL;
+        if (c == '\r' || (c == '\n' && (w == 0 || out[w - 1] == '\n')))
+            continue;
+        int tag = 0;
+        for (size_t t = 0; c == '<' && t < sizeof(tags) / sizeof(tags[0]); t++)
+            tag |= len - i >= strlen(tags[t]) && memcmp(s + i, tags[t], strlen(tags[t])) == 0;
+        if (c == '&')
+            put = "&amp;";
+        else if (c == '<' && !tag)
+            put = "&lt;";
+        else if (c == '>' && w >= 2 && out[w - 1] == '-' && out[w - 2] == '-')
+            put = "&gt;";
+        size_t n = put != NULL ? strlen(put) : 1;
+        if (w + n > CUE_TEXT_MAX) {
+            w = whole;
+            break;
+        }
+        memcpy(out + w, put != NULL ? put : &c, n);
+        w += n;
+    }
+    while (w > 0 && out[w - 1] == '\n')
+        w--;
+    if (w == 0) {
+        free(out);
+        return NULL;
+    }
+    out[w] = '\0';
+    return out;
+}
+
+/* One decoded event of track |t|, read from packet |p|. */
+static int add_cue(track *t, const AVStream *st, const AVPacket *p, const AVSubtitle *sub, uint8_t *buf, int bufsize)
+{
+    int64_t pts = p->pts != AV_NOPTS_VALUE ? p->pts : p->dts;
+    if (pts == AV_NOPTS_VALUE || sub->num_rects == 0)
+        return 0;
+    for (unsigned i = 0; i < sub->num_rects; i++)
+        if (sub->rects[i]->type != SUBTITLE_ASS || sub->rects[i]->ass == NULL)
+            return 0;
+    int len = avcodec_encode_subtitle(t->enc, buf, bufsize, sub);
+    if (len <= 0)
+        return 0; /* nothing to show (an empty event), or too long for the buffer: left out */
+    if (t->n >= CUES_MAX) {
+        t->dropped++;
+        return 0;
+    }
+    char *text = vtt_text((const char *)buf, (size_t)len);
+    if (text == NULL)
+        return 0;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        cue *c = realloc(t->cues, cap * sizeof(*c));
+        if (c == NULL) {
+            free(text);
+            return PC_ENOMEM;
+        }
+        t->cues = c;
+        t->cap = cap;
+    }
+    int64_t at = av_rescale_q(pts, st->time_base, AV_TIME_BASE_Q);
+    cue *c = &t->cues[t->n];
+    *c = (cue){.start = at + (int64_t)sub->start_display_time * 1000, .order = (uint32_t)t->n, .text = text};
+    if (sub->end_display_time > 0 && sub->end_display_time != UINT32_MAX)
+        c->end = at + (int64_t)sub->end_display_time * 1000;
+    else if (p->duration > 0)
+        c->end = at + av_rescale_q(p->duration, st->time_base, AV_TIME_BASE_Q);
+    else
+        c->open = 1;
+    t->n++;
+    return 0;
+}
+
+/* "HH:MM:SS.mmm --> HH:MM:SS.mmm\nTEXT\n\n" */
+static int vtt_cue(pc_buf *b, const cue *c)
+{
+    int64_t a = (c->start + 500) / 1000, z = (c->end + 500) / 1000; /* ms */
+    return pc_buf_printf(b, "%02" PRId64 ":%02d:%02d.%03d --> %02" PRId64 ":%02d:%02d.%03d\n%s\n\n", a / 3600000,
+                         (int)(a / 60000 % 60), (int)(a / 1000 % 60), (int)(a % 1000), z / 3600000, (int)(z / 60000 % 60),
+                         (int)(z / 1000 % 60), (int)(z % 1000), c->text);
+}
+
+/* Writes track |k|'s files: all.vtt, a WebVTT segment per video segment, the HLS media playlist. |seg_us|
+ * has |nseg| + 1 entries (the last, the video's end); |target| is the video's EXT-X-TARGETDURATION. */
+static int write_track(pc_job *j, int k, const track *t, const int64_t *seg_us, int nseg, int target, json_t *out)
+{
+    char rel[64];
+    snprintf(rel, sizeof(rel), "s%d", k);
+    char dir[4400];
+    snprintf(dir, sizeof(dir), "%s/%s", j->out_dir, rel);
+    int r = pc_mkdirs(dir);
+    if (r != 0)
+        return pc_job_fail(j, r, 0, "io_error", "cannot create %s", dir);
+    pc_buf b, pl;
+    pc_buf_init(&b, (size_t)256 << 20);
+    pc_buf_init(&pl, (size_t)16 << 20);
+    r = pc_buf_append_str(&b, "WEBVTT\n\n");
+    for (size_t i = 0; r == 0 && i < t->n; i++)
+        r = vtt_cue(&b, &t->cues[i]);
+    snprintf(rel, sizeof(rel), "s%d/all.vtt", k);
+    if (r == 0)
+        r = pc_job_write(j, rel, &b);
+    size_t total = b.len;
+    r = r == 0 ? pc_buf_printf(&pl, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%d\n#EXT-X-PLAYLIST-TYPE:VOD\n", target) : r;
+    size_t first = 0; /* cues before it end before the segment being written */
+    for (int s = 0; r == 0 && s < nseg; s++) {
+        pc_buf_reset(&b);
+        /* the cue times are the video's presentation times, which start at 0 */
+        r = pc_buf_append_str(&b, "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n");
+        while (first < t->n && t->cues[first].end <= seg_us[s] && t->cues[first].start < seg_us[s])
+            first++;
+        /* a cue that spans a boundary is in every segment it overlaps (players drop the repeats) */
+        for (size_t i = first; r == 0 && i < t->n && t->cues[i].start < seg_us[s + 1]; i++)
+            if (t->cues[i].end > seg_us[s])
+                r = vtt_cue(&b, &t->cues[i]);
+        snprintf(rel, sizeof(rel), "s%d/seg-%05d.vtt", k, s + 1);
+        if (r == 0)
+            r = pc_job_write(j, rel, &b);
+        if (r == 0)
+            r = pc_buf_printf(&pl, "#EXTINF:%.6f,\nseg-%05d.vtt\n", (double)(seg_us[s + 1] - seg_us[s]) / 1e6, s + 1);
+    }
+    if (r == 0)
+        r = pc_buf_append_str(&pl, "#EXT-X-ENDLIST\n");
+    snprintf(rel, sizeof(rel), "s%d/index.m3u8", k);
+    if (r == 0)
+        r = pc_job_write(j, rel, &pl);
+    if (r != 0 && j->err == 0)
+        pc_job_fail(j, r, 0, "out_of_memory", "out of memory writing subtitle track %d", k);
+    if (r == 0) {
+        double secs = (double)seg_us[nseg] / 1e6;
+        json_object_set_new(out, "cues", json_integer((json_int_t)t->n));
+        json_object_set_new(out, "bandwidth", json_integer((json_int_t)(secs > 0 ? (double)total * 8 / secs + 1 : 1)));
+    }
+    pc_buf_clear(&b);
+    pc_buf_clear(&pl);
+    return r;
+}
+
+/* Times from the first video frame, ends settled, cues outside the video dropped; then sorted. */
+static void settle(track *t, int64_t t0_us, int64_t end_us)
+{
+    qsort(t->cues, t->n, sizeof(*t->cues), cue_cmp);
+    size_t w = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        cue c = t->cues[i];
+        if (c.open) {
+            int64_t next = i + 1 < t->n ? t->cues[i + 1].start : INT64_MAX;
+            c.end = next > c.start && next - c.start < OPEN_CUE_US ? next : c.start + OPEN_CUE_US;
+        }
+        c.start -= t0_us;
+        c.end -= t0_us;
+        if (c.start < 0)
+            c.start = 0;
+        if (c.end > end_us)
+            c.end = end_us;
+        if (c.end <= c.start) {
+            free(c.text);
+            continue;
+        }
+        t->cues[w++] = c;
+    }
+    t->n = w;
+}
+
+int pc_task_subtitles(pc_job *j)
+{
+    json_t *plan = json_loads(j->plan != NULL ? j->plan : "", 0, NULL);
+    json_t *subs = json_object_get(plan, "subtitles");
+    size_t nt = json_array_size(subs);
+    track *tr = calloc(nt > 0 ? nt : 1, sizeof(*tr));
+    json_t *segs = json_object_get(plan, "segments");
+    int nseg = (int)json_array_size(segs);
+    int64_t *seg_us = calloc((size_t)nseg + 1, sizeof(*seg_us));
+    AVFormatContext *fmt = NULL;
+    AVPacket *pkt = av_packet_alloc();
+    const size_t bufsize = (size_t)1 << 20;
+    uint8_t *buf = malloc(bufsize);
+    json_t *res = json_object(), *out_tracks = json_array();
+    char eb[128];
+    if (plan == NULL || nt == 0 || nseg == 0) {
+        pc_job_fail(j, PC_EINTERNAL, 1, "internal_error", "the plan has no subtitles");
+        goto out;
+    }
+    if (tr == NULL || seg_us == NULL || pkt == NULL || buf == NULL || res == NULL || out_tracks == NULL) {
+        pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+        goto out;
+    }
+    int64_t ts = pc_json_int(plan, "timescale", 90000);
+    for (int i = 0; i < nseg; i++)
+        seg_us[i] = av_rescale(json_integer_value(json_array_get(json_array_get(segs, (size_t)i), 0)), 1000000, ts);
+    seg_us[nseg] = av_rescale(pc_json_int(plan, "end", 0), 1000000, ts);
+    /* EXT-X-TARGETDURATION as the video's: its longest segment, rounded */
+    int target = 1;
+    for (int i = 0; i < nseg; i++) {
+        int d = (int)((seg_us[i + 1] - seg_us[i] + 500000) / 1000000);
+        target = d > target ? d : target;
+    }
+    json_t *vtb = json_object_get(plan, "time_base");
+    int64_t t0_us = av_rescale(pc_json_int(plan, "first_pts", 0) * 1000000, json_integer_value(json_array_get(vtb, 0)),
+                               json_integer_value(json_array_get(vtb, 1)));
+    int r = pc_av_open_source(j, plan, &fmt);
+    if (r < 0) {
+        pc_job_fail(j, PC_EIO, 0, "io_error", "cannot open the source (%s)", pc_av_err(r, eb, sizeof(eb)));
+        goto out;
+    }
+    for (unsigned i = 0; i < fmt->nb_streams; i++)
+        fmt->streams[i]->discard = AVDISCARD_ALL;
+    const AVCodec *vtt = avcodec_find_encoder(AV_CODEC_ID_WEBVTT);
+    for (size_t k = 0; k < nt; k++) {
+        track *t = &tr[k];
+        t->index = (int)pc_json_int(json_array_get(subs, k), "index", -1);
+        if (t->index < 0 || t->index >= (int)fmt->nb_streams ||
+            fmt->streams[t->index]->codecpar->codec_type != AVMEDIA_TYPE_SUBTITLE) {
+            t->index = -1;
+            continue;
+        }
+        AVStream *st = fmt->streams[t->index];
+        const AVCodec *dc = avcodec_find_decoder(st->codecpar->codec_id);
+        t->dec = dc != NULL ? avcodec_alloc_context3(dc) : NULL;
+        t->enc = vtt != NULL ? avcodec_alloc_context3(vtt) : NULL;
+        if (t->dec == NULL || t->enc == NULL || avcodec_parameters_to_context(t->dec, st->codecpar) < 0) {
+            t->index = -1;
+            continue;
+        }
+        t->dec->pkt_timebase = st->time_base;
+        if (avcodec_open2(t->dec, dc, NULL) < 0 || t->dec->subtitle_header == NULL) {
+            PC_LOGW("subtitles", "video %s: subtitle stream %d cannot be decoded; left out", j->video_id, t->index);
+            t->index = -1;
+            continue;
+        }
+        /* the encoder reads the styles (bold, italic) from the decoder's ASS header */
+        t->enc->subtitle_header = av_mallocz((size_t)t->dec->subtitle_header_size + 1);
+        if (t->enc->subtitle_header == NULL) {
+            pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+            goto out;
+        }
+        memcpy(t->enc->subtitle_header, t->dec->subtitle_header, (size_t)t->dec->subtitle_header_size);
+        t->enc->subtitle_header_size = t->dec->subtitle_header_size;
+        t->enc->time_base = (AVRational){1, 1000};
+        if (avcodec_open2(t->enc, vtt, NULL) < 0) {
+            PC_LOGW("subtitles", "video %s: subtitle stream %d cannot be converted; left out", j->video_id, t->index);
+            t->index = -1;
+            continue;
+        }
+        st->discard = AVDISCARD_DEFAULT;
+    }
+    int64_t size = fmt->pb != NULL ? avio_size(fmt->pb) : -1;
+    for (uint64_t npk = 0;; npk++) {
+        if ((npk & 255) == 0 && pc_job_canceled(j)) {
+            pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+            goto out;
+        }
+        r = av_read_frame(fmt, pkt);
+        if (r < 0)
+            break; /* the end, or damage past which nothing more is read: what was read is kept */
+        for (size_t k = 0; k < nt; k++) {
+            track *t = &tr[k];
+            if (t->index != pkt->stream_index)
+                continue;
+            AVSubtitle sub;
+            int got = 0;
+            if (avcodec_decode_subtitle2(t->dec, &sub, &got, pkt) >= 0 && got) {
+                int e = add_cue(t, fmt->streams[t->index], pkt, &sub, buf, (int)bufsize);
+                avsubtitle_free(&sub);
+                if (e != 0) {
+                    av_packet_unref(pkt);
+                    pc_job_fail(j, e, 0, "out_of_memory", "out of memory");
+                    goto out;
+                }
+            }
+        }
+        if (size > 0 && pkt->pos > 0)
+            atomic_store(&j->progress, (int)(pkt->pos * 900 / size));
+        av_packet_unref(pkt);
+    }
+    for (size_t k = 0, made = 0; k < nt; k++) {
+        track *t = &tr[k];
+        if (t->index < 0)
+            continue;
+        settle(t, t0_us, seg_us[nseg]);
+        if (t->dropped > 0)
+            PC_LOGW("subtitles", "video %s: subtitle stream %d has over %d cues; the rest are left out", j->video_id,
+                    t->index, CUES_MAX);
+        json_t *in = json_array_get(subs, k);
+        char id[16];
+        snprintf(id, sizeof(id), "s%zu", made);
+        json_t *o = json_pack("{s:s, s:O, s:O, s:O, s:O}", "id", id, "language", json_object_get(in, "language"), "name",
+                              json_object_get(in, "name"), "default", json_object_get(in, "default"), "forced",
+                              json_object_get(in, "forced"));
+        if (write_track(j, (int)made, t, seg_us, nseg, target, o) != 0) {
+            json_decref(o);
+            goto out;
+        }
+        json_array_append_new(out_tracks, o);
+        made++;
+    }
+    json_object_set(res, "tracks", out_tracks);
+    j->result = pc_json_dump(res);
+    atomic_store(&j->progress, 1000);
+    PC_LOGI("subtitles", "video %s: %zu subtitle track(s)", j->video_id, json_array_size(out_tracks));
+out:
+    for (size_t k = 0; tr != NULL && k < nt; k++) {
+        for (size_t i = 0; i < tr[k].n; i++)
+            free(tr[k].cues[i].text);
+        free(tr[k].cues);
+        avcodec_free_context(&tr[k].dec);
+        avcodec_free_context(&tr[k].enc);
+    }
+    free(tr);
+    free(seg_us);
+    free(buf);
+    av_packet_free(&pkt);
+    avformat_close_input(&fmt);
+    json_decref(out_tracks);
+    json_decref(res);
+    json_decref(plan);
+    return j->err;
+}
