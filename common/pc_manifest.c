@@ -70,6 +70,11 @@ void pc_manifest_free(pc_manifest *m)
         free(r->segments);
     }
     free(m->renditions);
+    for (size_t i = 0; i < m->nsubtitles; i++) {
+        free(m->subtitles[i].id);
+        free(m->subtitles[i].file.url);
+    }
+    free(m->subtitles);
     free(m->video);
     free(m->tracker_url);
     free(m);
@@ -148,6 +153,38 @@ int pc_manifest_parse(const char *json, size_t len, pc_manifest **out)
                 goto fail;
             }
             rd->nsegments++;
+        }
+    }
+    json_t *subs = json_object_get(root, "subtitles");
+    if (subs != NULL && !json_is_array(subs))
+        goto fail;
+    if (json_array_size(subs) > PC_MANIFEST_MAX_SUBTITLES) {
+        r = PC_ETOOBIG;
+        goto fail;
+    }
+    if (json_array_size(subs) > 0 && (m->subtitles = calloc(json_array_size(subs), sizeof(*m->subtitles))) == NULL) {
+        r = PC_ENOMEM;
+        goto fail;
+    }
+    json_array_foreach(subs, i, rj)
+    {
+        const char *id = json_string_value(json_object_get(rj, "id"));
+        size_t il = id != NULL ? strlen(id) : 0;
+        if (il == 0 || il > 16 || strspn(id, "abcdefghijklmnopqrstuvwxyz0123456789") != il)
+            goto fail;
+        pc_mf_subtitle *sb = &m->subtitles[m->nsubtitles++];
+        if ((sb->id = strdup(id)) == NULL) {
+            r = PC_ENOMEM;
+            goto fail;
+        }
+        int fr = parse_file(json_object_get(rj, "file"), &sb->file, 0);
+        if (fr == 0 && sb->file.size > PC_MANIFEST_MAX_SUBTITLE_BYTES)
+            fr = PC_ETOOBIG;
+        if (fr == 0 && (strncmp(sb->file.url, id, il) != 0 || sb->file.url[il] != '/'))
+            fr = PC_EPARSE; /* in the track's directory, beside its playlist */
+        if (fr != 0) {
+            r = fr;
+            goto fail;
         }
     }
     json_t *tr = json_object_get(root, "tracker");

@@ -40,10 +40,21 @@ typedef struct pc_mf_rendition {
     size_t nsegments;
 } pc_mf_rendition;
 
+/* A text track (optional "subtitles"): the whole WebVTT file, fetched from the CDN and checked like a
+ * segment; peers do not exchange it. */
+#define PC_MANIFEST_MAX_SUBTITLES 16
+#define PC_MANIFEST_MAX_SUBTITLE_BYTES (16u << 20)
+typedef struct pc_mf_subtitle {
+    char *id; /* "s0": [a-z0-9]{1,16}, the track's directory */
+    pc_mf_file file;
+} pc_mf_subtitle;
+
 typedef struct pc_manifest {
     char *video;
     pc_mf_rendition *renditions;
     size_t nrenditions;
+    pc_mf_subtitle *subtitles;
+    size_t nsubtitles;
     char *tracker_url; /* NULL when absent */
     uint8_t tracker_pk[PC_ED25519_PK_LEN];
     int has_tracker;

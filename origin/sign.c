@@ -176,12 +176,33 @@ int pc_task_sign(pc_job *j)
         if (err == 0)
             err = etag_if_present(j, rel, &etags, &present);
     }
+    /* subtitle tracks: the whole file in p2p.json (the peer's local endpoint checks it), the rest ETags */
+    json_t *subtitles = json_array(), *sj;
+    size_t nseg = (size_t)pc_json_int(pkg, "segment_count", 0);
+    json_array_foreach(json_object_get(pkg, "subtitles"), i, sj)
+    {
+        const char *id = json_string_value(json_object_get(sj, "id"));
+        char rel[64];
+        json_t *file = NULL;
+        snprintf(rel, sizeof(rel), "%s/all.vtt", id != NULL ? id : "");
+        if (err != 0 || id == NULL || (err = file_entry(j, rel, 0, &file, &etags)) != 0)
+            break;
+        json_array_append_new(subtitles, json_pack("{s:s, s:O, s:O, s:o}", "id", id, "language", json_object_get(sj, "language"),
+                                                   "name", json_object_get(sj, "name"), "file", file));
+        snprintf(rel, sizeof(rel), "%s/index.m3u8", id);
+        err = etag_if_present(j, rel, &etags, &present);
+        for (size_t s = 0; err == 0 && s < nseg; s++) {
+            snprintf(rel, sizeof(rel), "%s/seg-%05zu.vtt", id, s + 1);
+            err = etag_if_present(j, rel, &etags, &present);
+        }
+    }
     for (int s = 0, more = 1; err == 0 && more && s < 1000; s++) { /* the sheets, up to the first missing */
         char rel[64];
         snprintf(rel, sizeof(rel), "thumbs/sprite-%d.webp", s);
         err = etag_if_present(j, rel, &etags, &more);
     }
     if (err != 0) {
+        json_decref(subtitles);
         json_decref(renditions);
         json_decref(in);
         pc_buf_clear(&etags);
@@ -190,6 +211,9 @@ int pc_task_sign(pc_job *j)
     json_t *doc = json_pack("{s:i, s:s, s:O, s:O, s:o}", "version", 1, "video", j->video_id, "duration",
                             json_object_get(pkg, "duration"), "segment_duration", json_object_get(pkg, "segment_duration"),
                             "renditions", renditions);
+    if (json_array_size(subtitles) > 0)
+        json_object_set(doc, "subtitles", subtitles);
+    json_decref(subtitles);
     if (tkey[0] != '\0')
         json_object_set_new(doc, "tracker", json_pack("{s:s, s:s}", "url", j->env->tracker_url, "ed25519", tkey));
     char *text = json_dumps(doc, JSON_INDENT(1) | JSON_PRESERVE_ORDER);

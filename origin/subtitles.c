@@ -242,7 +242,10 @@ static int write_track(pc_job *j, int k, const track *t, const int64_t *seg_us, 
     pc_buf b, pl;
     pc_buf_init(&b, (size_t)256 << 20);
     pc_buf_init(&pl, (size_t)16 << 20);
-    r = pc_buf_append_str(&b, "WEBVTT\n\n");
+    /* the cue times are the video's presentation times, which start at 0 (HLS: X-TIMESTAMP-MAP; the whole
+     * file is a one-segment track too, as the peer's local endpoint lists it) */
+    static const char head[] = "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n";
+    r = pc_buf_append_str(&b, head);
     for (size_t i = 0; r == 0 && i < t->n; i++)
         r = vtt_cue(&b, &t->cues[i]);
     snprintf(rel, sizeof(rel), "s%d/all.vtt", k);
@@ -253,8 +256,7 @@ static int write_track(pc_job *j, int k, const track *t, const int64_t *seg_us, 
     size_t first = 0; /* cues before it end before the segment being written */
     for (int s = 0; r == 0 && s < nseg; s++) {
         pc_buf_reset(&b);
-        /* the cue times are the video's presentation times, which start at 0 */
-        r = pc_buf_append_str(&b, "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n");
+        r = pc_buf_append_str(&b, head);
         while (first < t->n && t->cues[first].end <= seg_us[s] && t->cues[first].start < seg_us[s])
             first++;
         /* a cue that spans a boundary is in every segment it overlaps (players drop the repeats) */

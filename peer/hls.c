@@ -12,6 +12,7 @@
  * answered as soon as the segment is verified, or with 504 after PC_HLS_WAIT_S. Audio requests are
  * served from the audio part of whichever rung's composite segment holds it.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +37,10 @@ typedef struct waiter {
 } waiter;
 
 typedef struct playlist {
-    char *name; /* "master.m3u8", "v0/index.m3u8", ... */
+    char *name; /* "master.m3u8", "v0/index.m3u8", "s0/all.vtt", ... */
     char *body;
     size_t len;
+    const char *type; /* its Content-Type */
 } playlist;
 
 struct hls {
@@ -63,34 +65,52 @@ int pc_hls_stats_get(const client *c, pc_hls_stats *out)
     return 0;
 }
 
-static void add_playlist(hls *h, const char *name, char *body, size_t len)
+static const char M3U8[] = "application/vnd.apple.mpegurl";
+
+static int add_playlist(hls *h, const char *name, char *body, size_t len, const char *type)
 {
     playlist *p = realloc(h->pl, (h->npl + 1) * sizeof(*p));
-    if (p == NULL) {
+    char *n = strdup(name);
+    if (p != NULL)
+        h->pl = p;
+    if (p == NULL || n == NULL) {
+        free(n);
         free(body);
-        return;
+        return PC_ENOMEM;
     }
-    h->pl = p;
-    h->pl[h->npl++] = (playlist){.name = strdup(name), .body = body, .len = len};
+    h->pl[h->npl++] = (playlist){.name = n, .body = body, .len = len, .type = type};
+    return 0;
+}
+
+static const playlist *find_playlist(const hls *h, const char *name, size_t nl)
+{
+    for (size_t i = 0; i < h->npl; i++)
+        if (strlen(h->pl[i].name) == nl && memcmp(h->pl[i].name, name, nl) == 0)
+            return &h->pl[i];
+    return NULL;
 }
 
 /* The master playlist with only the variants whose URI is |keep| (NULL: all), without the I-frame
  * playlists (this endpoint does not serve byte ranges of segments, which is what they are made of; a
- * player plays and seeks without them) and without subtitle tracks (the signed manifest does not list
- * their files, so nothing here could check them: the player gets them from the origin's master). */
-static char *filter_master(const char *body, size_t len, const char *keep, size_t *outlen)
+ * player plays and seeks without them), and with only the subtitle tracks the endpoint loaded and
+ * checked (load_subtitles; a manifest from before subtitles were signed lists none). */
+static char *filter_master(const hls *h, const char *body, size_t len, const char *keep, size_t *outlen)
 {
     pc_buf out;
     pc_buf_init(&out, len + 1);
     const char *p = body, *end = body + len;
-    int skip_next = 0;
+    int skip_next = 0, subs = 0; /* subtitle tracks kept (they come before the variants) */
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl != NULL ? nl + 1 : end;
         size_t ll = (size_t)(le - p);
         int drop = 0;
-        if ((ll > 26 && strncmp(p, "#EXT-X-I-FRAME-STREAM-INF:", 26) == 0) ||
-            (ll > 27 && strncmp(p, "#EXT-X-MEDIA:TYPE=SUBTITLES", 27) == 0)) {
+        const char *su = ll > 27 && strncmp(p, "#EXT-X-MEDIA:TYPE=SUBTITLES", 27) == 0 ? memmem(p, ll, "URI=\"", 5) : NULL;
+        const char *sq = su != NULL ? memchr(su + 5, '"', (size_t)(le - su - 5)) : NULL;
+        if (ll > 27 && strncmp(p, "#EXT-X-MEDIA:TYPE=SUBTITLES", 27) == 0) {
+            drop = sq == NULL || find_playlist(h, su + 5, (size_t)(sq - su - 5)) == NULL;
+            subs += !drop;
+        } else if (ll > 26 && strncmp(p, "#EXT-X-I-FRAME-STREAM-INF:", 26) == 0) {
             drop = 1;
         } else if (skip_next && p[0] != '#') {
             drop = 1;
@@ -104,8 +124,10 @@ static char *filter_master(const char *body, size_t len, const char *keep, size_
                 skip_next = 1;
             }
         }
-        /* a variant's SUBTITLES="…" names the group just dropped */
-        const char *sa = !drop && ll > 18 && strncmp(p, "#EXT-X-STREAM-INF:", 18) == 0 ? memmem(p, ll, ",SUBTITLES=\"", 12) : NULL;
+        /* a variant's SUBTITLES="…" names the group, gone when none of its tracks was kept */
+        const char *sa = !drop && subs == 0 && ll > 18 && strncmp(p, "#EXT-X-STREAM-INF:", 18) == 0
+                             ? memmem(p, ll, ",SUBTITLES=\"", 12)
+                             : NULL;
         const char *sz = sa != NULL ? memchr(sa + 12, '"', (size_t)(le - sa - 12)) : NULL;
         if (sz != NULL) {
             if (pc_buf_append(&out, p, (size_t)(sa - p)) != 0 || pc_buf_append(&out, sz + 1, (size_t)(le - sz - 1)) != 0)
@@ -143,6 +165,12 @@ static int uri_known(const client *c, const char *name, const char *uri, size_t 
     for (size_t r = 0; r < mf->nrenditions; r++) {
         size_t il = strlen(mf->renditions[r].id);
         if (pl == il + 11 && strncmp(path, mf->renditions[r].id, il) == 0 && strcmp(path + il, "/index.m3u8") == 0)
+            return 1;
+    }
+    for (size_t k = 0; k < mf->nsubtitles; k++) {
+        size_t il = strlen(mf->subtitles[k].id);
+        if ((pl == il + 11 && strncmp(path, mf->subtitles[k].id, il) == 0 && strcmp(path + il, "/index.m3u8") == 0) ||
+            strcmp(path, mf->subtitles[k].file.url) == 0)
             return 1;
     }
     int rend;
@@ -236,6 +264,54 @@ static void strip_query(const char *mq, char *body, size_t *len)
     *len = w;
 }
 
+/* The subtitle tracks the signed manifest lists: each one's whole WebVTT file fetched from the origin and
+ * checked against its size and hash (one that fails is left out, with a warning, not the endpoint), then
+ * served with a playlist of one segment, the whole file, made here: the origin's per-segment files are
+ * not in the manifest. */
+static int load_subtitles(client *c, hls *h)
+{
+    const pc_manifest *mf = c->mf;
+    double dur = 0; /* the video's, from its first rendition */
+    for (size_t s = 0; mf->nrenditions > 0 && s < mf->renditions[0].nsegments; s++)
+        dur += mf->renditions[0].segments[s].duration;
+    for (size_t k = 0; k < mf->nsubtitles; k++) {
+        const pc_mf_subtitle *sb = &mf->subtitles[k];
+        char path[PC_VIDEO_ID_MAX + PC_CLIENT_QUERY_MAX + PC_MANIFEST_MAX_URL + 16], url[PC_CLIENT_URL_MAX + sizeof(path) + 10];
+        snprintf(path, sizeof(path), "v/%s/%s%s", c->cfg->video, sb->file.url, c->mq);
+        pc_buf b;
+        pc_buf_init(&b, sb->file.size);
+        long status = 0;
+        const char *why = NULL;
+        int rc = pc_http_get_blocking(c->cfg->origin, path, 10, &b, &status, url, sizeof(url), &why);
+        uint8_t hash[PC_B2_LEN];
+        if (rc == 0 && status == 200 && b.len == sb->file.size)
+            pc_blake2b256(b.data, b.len, hash);
+        if (rc != 0 || status != 200 || b.len != sb->file.size || memcmp(hash, sb->file.blake2b, PC_B2_LEN) != 0) {
+            PC_LOGW("hls", "subtitle track %s left out: %s %s", sb->id, url,
+                    rc != 0 ? (why != NULL ? why : pc_strerror(rc)) : status != 200 ? "did not answer 200" : "does not match the manifest");
+            pc_buf_clear(&b);
+            continue;
+        }
+        size_t len = 0;
+        char *body = pc_buf_steal(&b, &len);
+        if (body == NULL || add_playlist(h, sb->file.url, body, len, "text/vtt; charset=utf-8") != 0)
+            return PC_ENOMEM;
+        pc_buf pl;
+        pc_buf_init(&pl, 4096);
+        char name[64];
+        snprintf(name, sizeof(name), "%s/index.m3u8", sb->id);
+        long target = lround(dur) > 1 ? lround(dur) : 1;
+        if (pc_buf_printf(&pl, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%ld\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+                               "#EXTINF:%.6f,\n%s\n#EXT-X-ENDLIST\n",
+                          target, dur, sb->file.url + strlen(sb->id) + 1) != 0 ||
+            (body = pc_buf_steal(&pl, &len)) == NULL || add_playlist(h, name, body, len, M3U8) != 0) {
+            pc_buf_clear(&pl);
+            return PC_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 static int load_playlists(client *c, hls *h)
 {
     char path[PC_VIDEO_ID_MAX + PC_CLIENT_QUERY_MAX + 200], url[PC_CLIENT_URL_MAX + sizeof(path) + 10];
@@ -263,7 +339,7 @@ static int load_playlists(client *c, hls *h)
         if (i == 0) {
             char keep[128];
             snprintf(keep, sizeof(keep), "%s/index.m3u8", c->cfg->rendition);
-            body = filter_master(b.data, b.len, strcmp(c->cfg->rendition, "auto") != 0 ? keep : NULL, &len);
+            body = filter_master(h, b.data, b.len, strcmp(c->cfg->rendition, "auto") != 0 ? keep : NULL, &len);
             pc_buf_clear(&b);
         } else {
             body = pc_buf_steal(&b, &len);
@@ -279,7 +355,8 @@ static int load_playlists(client *c, hls *h)
             free(body);
             return -1;
         }
-        add_playlist(h, name, body, len);
+        if (add_playlist(h, name, body, len, M3U8) != 0)
+            return -1;
     }
     return 0;
 }
@@ -516,11 +593,11 @@ static int on_request(void *user, h2o_req_t *req)
     size_t rl = plen - 4 - vl;
     uint64_t now = pc_client_now(c);
     c->last_hls_us = now;
-    for (size_t i = 0; i < h->npl; i++)
-        if (strlen(h->pl[i].name) == rl && memcmp(h->pl[i].name, rest, rl) == 0) {
-            pc_http_respond(req, 200, "application/vnd.apple.mpegurl", h->pl[i].body, h->pl[i].len);
-            return 0;
-        }
+    const playlist *pl = find_playlist(h, rest, rl);
+    if (pl != NULL) {
+        pc_http_respond(req, 200, pl->type, pl->body, pl->len);
+        return 0;
+    }
     int rend;
     uint32_t seg;
     if (lookup(c, rest, rl, &rend, &seg) != 0) {
@@ -589,6 +666,9 @@ int pc_hls_start(client *c, const char *hostport, char *bound, size_t boundlen)
         return PC_ENOMEM;
     c->hls = h;
     h->c = c;
+    int lr = load_subtitles(c, h);
+    if (lr != 0)
+        return lr;
     if (load_playlists(c, h) != 0)
         return PC_ENET;
     h->srv = pc_http_server_new(&c->loop, NULL);

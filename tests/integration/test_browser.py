@@ -242,10 +242,13 @@ def test_subtitles_show_at_their_times(s):
     vid = o.upload(mkv, title="subtitles")
     o.ready(vid, timeout=300)
     want = [(a, z, t.replace("<i>", "").replace("</i>", "")) for a, z, t in SUBS]
-    for kind, url in (("hls", "master.m3u8"), ("dash", "manifest.mpd")):
+    # and through a peer's local endpoint, which serves the checked whole file as a one-segment track
+    for kind, via in (("hls", "origin"), ("dash", "origin"), ("hls", "peer")):
+        url = o.url if via == "origin" else Peer(s, o, vid, "--hls-listen", "127.0.0.1:0", name="subs").hls
         # dash.js at 4x: the file had three cues, the element's track got two (dash.js 5.2); at 1x, all three
-        r = st["page"].play("%s/v/%s/%s" % (o.url, vid, url), kind, rate=1 if kind == "dash" else 4, subs=0)
-        check_played(r, SECONDS, hosts={o.url})
+        r = st["page"].play("%s/v/%s/%s" % (url, vid, "manifest.mpd" if kind == "dash" else "master.m3u8"), kind,
+                            rate=1 if kind == "dash" else 4, subs=0)
+        check_played(r, SECONDS, hosts={url})
         tracks = [t for t in r["textTracks"] if t["kind"] in ("subtitles", "captions")]
         check(len(tracks) == 1 and tracks[0]["cues"] is not None, "%s: one subtitle track: %r %r" % (kind, r["textTracks"], r["events"]))
         eq(tracks[0]["language"], "en", "%s: its language" % kind)

@@ -1272,24 +1272,51 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
     eq(played, {"error", "cut", "ignored"}, "the edge's bad answers were met: %r" % log)
 
 
-def test_the_local_endpoint_leaves_out_the_subtitles_it_cannot_check(s):
-    """The origin's master names WebVTT subtitle tracks, which the signed manifest does not list: the local
-    endpoint leaves the SUBTITLES group out of its master (it once refused to start on such a URI), and a
-    player plays the video through it."""
+def test_the_local_endpoint_serves_the_subtitles_it_checked(s):
+    """The origin's master names WebVTT subtitle tracks. The signed manifest lists each track's whole file
+    (size, BLAKE2b): the local endpoint fetches and checks it at start and serves it as a one-segment
+    track; a player reads it through the endpoint. A file that does not match (an edge that changed it) is
+    left out, with the group, and the endpoint still starts (it once refused to, on a URI it could not
+    check)."""
     o = s.origin()
     src = clip("peer_links_notracker_320x180_6s", size="320x180", rate=25, dur=6)
-    mkv = subtitled("peer_links_subs", src, [("1\n00:00:01,000 --> 00:00:02,000\nhello\n", [])])
+    mkv = subtitled("peer_links_subs_en", src, [("1\n00:00:01,000 --> 00:00:02,000\nhello\n", ["-metadata:s:s:S", "language=en"])])
     vid = o.upload(mkv, title="subtitled")
     o.ready(vid, timeout=300)
-    check('SUBTITLES="subs"' in o.req("GET", "/v/%s/master.m3u8" % vid).body.decode(), "the origin's master has them")
+    m = json.loads(o.req("GET", "/v/%s/p2p.json" % vid).body)
+    origin_vtt = o.req("GET", "/v/%s/s0/all.vtt" % vid).body
+    eq([(t["id"], t["file"]["url"], t["file"]["size"]) for t in m["subtitles"]], [("s0", "s0/all.vtt", len(origin_vtt))],
+       "the manifest lists the track's file")
     p = Peer(s, o, vid, "--hls-listen", "127.0.0.1:0", "--hls-linger", "1", name="subs")
-    url = "%s/v/%s/master.m3u8" % (p.hls, vid)
-    with urllib.request.urlopen(url, timeout=30) as r:
+    base = "%s/v/%s/" % (p.hls, vid)
+    with urllib.request.urlopen(base + "master.m3u8", timeout=30) as r:
         master = r.read().decode()
-    check("SUBTITLES" not in master and master.count("#EXT-X-STREAM-INF:") >= 1 and ',AUDIO="aac",CLOSED' in master,
-          "the endpoint's master: %r" % master)
-    ffmpeg_decode(url, all_streams=True)
+    check('#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="en",LANGUAGE="en"' in master and
+          master.count('SUBTITLES="subs"') == master.count("#EXT-X-STREAM-INF:") >= 1, "the endpoint's master: %r" % master)
+    with urllib.request.urlopen(base + "s0/index.m3u8", timeout=30) as r:
+        pl = r.read().decode()
+    check("#EXTINF:6.0" in pl and "\nall.vtt\n" in pl and "#EXT-X-ENDLIST" in pl, "one segment, the whole file: %r" % pl)
+    with urllib.request.urlopen(base + "s0/all.vtt", timeout=30) as r:
+        eq((r.headers["Content-Type"].split(";")[0], r.read()), ("text/vtt", origin_vtt), "the checked file")
+    ffmpeg_decode(base + "master.m3u8", all_streams=True)
     p.stop()
+
+    class Edge(EdgeHandler):
+        def do_GET(self):
+            with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
+                data, ctype = r.read(), r.headers.get("Content-Type", "application/octet-stream")
+            if self.path.endswith("/all.vtt"):
+                data = data.replace(b"hello", b"HELLO")
+            self.answer(200, data, [("Content-Type", ctype)])
+
+    edge = type("Edge", (), {"url": serve_http(s, Edge)})
+    q = Peer(s, edge, vid, "--hls-listen", "127.0.0.1:0", "--hls-linger", "1", name="subs-edge")
+    with urllib.request.urlopen("%s/v/%s/master.m3u8" % (q.hls, vid), timeout=30) as r:
+        master = r.read().decode()
+    check("SUBTITLES" not in master and "#EXT-X-STREAM-INF:" in master, "without the track: %r" % master)
+    check("subtitle track s0 left out" in q.stderr() and "does not match" in q.stderr(), "said: %s" % q.stderr())
+    ffmpeg_decode("%s/v/%s/master.m3u8" % (q.hls, vid), all_streams=True)
+    q.stop()
 
 
 def test_a_playlist_pointing_outside_the_signed_manifest_is_not_served(s):
@@ -1401,7 +1428,7 @@ if __name__ == "__main__":
            test_a_seeder_with_an_hls_endpoint_answers_what_was_asked_while_it_fetched,
            test_a_download_cap_paces_peer_links_and_the_cdn,
            test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes,
-           test_the_local_endpoint_leaves_out_the_subtitles_it_cannot_check,
+           test_the_local_endpoint_serves_the_subtitles_it_checked,
            test_a_playlist_pointing_outside_the_signed_manifest_is_not_served,
            test_players_that_went_away_do_not_keep_the_endpoint_busy,
            test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall])  # kills the tracker: last

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,6 +149,65 @@ static void tracker_is_optional(void **state)
     assert_null(m->tracker_url);
     assert_int_equal(m->nrenditions, 2);
     pc_manifest_free(m);
+}
+
+/* A subtitle track: {id, language, name, file: {url, size, blake2b}}. */
+static json_t *subtitle(const char *id, const char *url, json_int_t size)
+{
+    return json_pack("{s:s, s:s, s:s, s:{s:s, s:I, s:s}}", "id", id, "language", "en", "name", "English", "file", "url", url,
+                     "size", size, "blake2b", H_INIT_V);
+}
+
+static void subtitles_are_optional_and_checked(void **state)
+{
+    (void)state;
+    json_t *root = load_valid();
+    json_object_set_new(root, "subtitles", json_pack("[o, o]", subtitle("s0", "s0/all.vtt", 1200),
+                                                     subtitle("s1", "s1/all.vtt", PC_MANIFEST_MAX_SUBTITLE_BYTES)));
+    char *s = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    pc_manifest *m = NULL;
+    assert_int_equal(pc_manifest_parse(s, strlen(s), &m), 0);
+    free(s);
+    assert_int_equal(m->nsubtitles, 2);
+    assert_string_equal(m->subtitles[1].id, "s1");
+    assert_string_equal(m->subtitles[0].file.url, "s0/all.vtt");
+    assert_int_equal(m->subtitles[0].file.size, 1200);
+    expect_hash(m->subtitles[0].file.blake2b, H_INIT_V);
+    pc_manifest_free(m);
+    /* a bad track is a bad manifest: its id, its file outside its directory, a size past the limit */
+    const struct {
+        const char *id, *url;
+        json_int_t size;
+        int want;
+    } bad[] = {
+        {"S0", "S0/all.vtt", 10, PC_EPARSE},      {"", "/all.vtt", 10, PC_EPARSE},
+        {"s0", "s1/all.vtt", 10, PC_EPARSE},      {"s0", "s0all.vtt", 10, PC_EPARSE},
+        {"s0", "../s0/all.vtt", 10, PC_EPARSE},   {"s0", "s0/all.vtt", 0, PC_EPARSE},
+        {"s0", "s0/all.vtt", (json_int_t)PC_MANIFEST_MAX_SUBTITLE_BYTES + 1, PC_ETOOBIG},
+        {"s0123456789abcdef", "s0123456789abcdef/a.vtt", 10, PC_EPARSE},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        root = load_valid();
+        json_object_set_new(root, "subtitles", json_pack("[o]", subtitle(bad[i].id, bad[i].url, bad[i].size)));
+        assert_int_equal(parse_json(root), bad[i].want);
+    }
+    root = load_valid();
+    json_object_set_new(root, "subtitles", json_string("s0"));
+    assert_int_equal(parse_json(root), PC_EPARSE);
+    /* at most PC_MANIFEST_MAX_SUBTITLES tracks */
+    for (int n = PC_MANIFEST_MAX_SUBTITLES; n <= PC_MANIFEST_MAX_SUBTITLES + 1; n++) {
+        root = load_valid();
+        json_t *arr = json_array();
+        for (int k = 0; k < n; k++) {
+            char id[8], url[32];
+            snprintf(id, sizeof(id), "s%d", k);
+            snprintf(url, sizeof(url), "s%d/all.vtt", k);
+            json_array_append_new(arr, subtitle(id, url, 10));
+        }
+        json_object_set_new(root, "subtitles", arr);
+        assert_int_equal(parse_json(root), n > PC_MANIFEST_MAX_SUBTITLES ? PC_ETOOBIG : 0);
+    }
 }
 
 static void rejects_wrong_version(void **state)
@@ -507,6 +567,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parse_valid_manifest),
         cmocka_unit_test(tracker_is_optional),
+        cmocka_unit_test(subtitles_are_optional_and_checked),
         cmocka_unit_test(rejects_wrong_version),
         cmocka_unit_test(rejects_missing_or_empty_renditions),
         cmocka_unit_test(rejects_bad_hashes),
