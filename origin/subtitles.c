@@ -44,8 +44,10 @@ static void clean_name(const char *in, char *out, size_t cap)
         }
         if (w + n >= cap || w + n > NAME_MAX_BYTES)
             break;
-        if (!(n == 1 && (*p < 0x20 || *p == 0x7f || strchr("\"<>&", *p) != NULL)))
-            memcpy(out + w, p, n), w += n;
+        if (!(n == 1 && (*p < 0x20 || *p == 0x7f || strchr("\"<>&", *p) != NULL))) {
+            memcpy(out + w, p, n);
+            w += n;
+        }
         p += n;
     }
     while (w > 0 && out[w - 1] == ' ')
@@ -67,6 +69,14 @@ static void clean_language(const char *in, char *out, size_t cap)
             return;
     for (size_t i = 0; i <= n; i++)
         out[i] = i < first ? (char)(in[i] | 0x20) : in[i];
+}
+
+static int name_taken(const json_t *arr, const char *name)
+{
+    for (size_t k = 0; k < json_array_size(arr); k++)
+        if (strcmp(json_string_value(json_object_get(json_array_get(arr, k), "name")), name) == 0)
+            return 1;
+    return 0;
 }
 
 json_t *pc_subs_probe(const AVFormatContext *fmt)
@@ -92,13 +102,15 @@ json_t *pc_subs_probe(const AVFormatContext *fmt)
             snprintf(name, sizeof(name), "%s", lg);
         if (name[0] == '\0')
             snprintf(name, sizeof(name), "Subtitles %zu", json_array_size(arr) + 1);
-        /* NAME is unique within the group (RFC 8216 4.3.4.1.1) */
-        for (size_t k = 0; k < json_array_size(arr); k++)
-            if (strcmp(json_string_value(json_object_get(json_array_get(arr, k), "name")), name) == 0) {
-                size_t l = strlen(name);
-                snprintf(name + (l > NAME_MAX_BYTES - 5 ? NAME_MAX_BYTES - 5 : l), 8, " (%zu)", json_array_size(arr) + 1);
-                k = (size_t)-1; /* look again */
-            }
+        /* NAME is unique within the group (RFC 8216 4.3.4.1.1): "Name (2)", "Name (3)"... (at most
+         * PC_SUBS_MAX names are taken, so one of the first PC_SUBS_MAX + 1 is free) */
+        char base[sizeof(name)];
+        memcpy(base, name, sizeof(name));
+        size_t cut = strlen(base) > NAME_MAX_BYTES - 6 ? NAME_MAX_BYTES - 6 : strlen(base);
+        while (cut > 0 && ((unsigned char)base[cut] & 0xc0) == 0x80) /* between characters */
+            cut--;
+        for (int n = 2; name_taken(arr, name) && n <= PC_SUBS_MAX + 1; n++)
+            snprintf(name, sizeof(name), "%.*s (%d)", (int)cut, base, n);
         json_array_append_new(arr, json_pack("{s:i, s:s, s:s, s:s, s:b, s:b}", "index", (int)i, "codec", d->name,
                                              "language", lg, "name", name, "default",
                                              (st->disposition & AV_DISPOSITION_DEFAULT) != 0, "forced",

@@ -637,21 +637,23 @@ def test_text_subtitles(s):
         st["o"] = s.origin()
     o = st["o"]
     src = clip("subs_src", size="480x270", rate=25, dur=10)
-    mkv = subtitled("subs_three", src, [
+    mkv = subtitled("subs_four", src, [
         (SRT_EN, ["-metadata:s:s:S", "language=eng", "-metadata:s:s:S", "title=English", "-disposition:s:S", "default"]),
         (SRT_FR, ["-metadata:s:s:S", "language=fre", "-metadata:s:s:S", 'title=Français "forced"',
                   "-disposition:s:S", "forced"]),
-        (SRT_EN, ["-disposition:s:S", "0"])])
+        (SRT_EN, ["-disposition:s:S", "0"]),
+        (SRT_FR, ["-metadata:s:s:S", "title=English"])])  # a name already taken
     v = o.ready(o.upload(mkv, title="with subtitles", parallel=1))
     subs = v["subtitles"]
     eq([(t["id"], t["language"], t["name"], t["default"], t["forced"]) for t in subs],
        [("s0", "eng", "English", True, False), ("s1", "fre", "Français forced", False, True),
-        ("s2", "", "Subtitles 3", False, False)], "the tracks, named and flagged as in the source")
-    eq([t["cues"] for t in subs], [3, 1, 3], "the cues within the video")
+        ("s2", "", "Subtitles 3", False, False), ("s3", "", "English (2)", False, False)],
+       "the tracks, named (uniquely) and flagged as in the source")
+    eq([t["cues"] for t in subs], [3, 1, 3, 1], "the cues within the video")
     base = "%s/v/%s/" % (o.url, v["id"])
     master = urllib.request.urlopen(base + "master.m3u8").read().decode()
     media = [ln for ln in master.splitlines() if ln.startswith("#EXT-X-MEDIA:TYPE=SUBTITLES")]
-    eq(len(media), 3, "three SUBTITLES renditions:\n" + master)
+    eq(len(media), 4, "four SUBTITLES renditions:\n" + master)
     check('LANGUAGE="eng"' in media[0] and "DEFAULT=YES" in media[0] and 'URI="s0/index.m3u8"' in media[0], media[0])
     check('NAME="Français forced"' in media[1] and "FORCED=YES" in media[1], media[1])
     check("LANGUAGE" not in media[2], media[2])
@@ -683,7 +685,7 @@ def test_text_subtitles(s):
         t += dur
     # DASH: an AdaptationSet per track with the whole file
     mpd = urllib.request.urlopen(base + "manifest.mpd").read().decode()
-    check(mpd.count('contentType="text" mimeType="text/vtt"') == 3 and 'lang="eng"' in mpd and
+    check(mpd.count('contentType="text" mimeType="text/vtt"') == 4 and 'lang="eng"' in mpd and
           "<BaseURL>s1/all.vtt</BaseURL>" in mpd and 'value="forced-subtitle"' in mpd, mpd)
     ffmpeg_decode(base + "master.m3u8")
     ffmpeg_decode(base + "manifest.mpd")
