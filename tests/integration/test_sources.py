@@ -695,6 +695,27 @@ def test_text_subtitles(s):
     eq([(t["language"], t["cues"]) for t in v2["subtitles"]], [("fra", 1)], "the MP4's timed text")
     fr = vtt_cues(urllib.request.urlopen("%s/v/%s/s0/all.vtt" % (o.url, v2["id"])).read().decode())
     eq(fr, [(1.0, 2.5, "Bonjour à tous")], "its cue")
+    # ASS: styling dropped but italics, a blank line inside a cue closed up, a cue of 6000 bytes of
+    # two-byte characters cut to at most 4 KiB between characters
+    d = media_dir()
+    ass = os.path.join(d, "subs_styled.ass")
+    with open(ass, "w", encoding="utf-8") as f:
+        f.write("[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, "
+                "Bold, Italic\nStyle: Default,Arial,20,&H00FFFFFF,0,0\n\n[Events]\nFormat: Layer, Start, End, Style, "
+                "Name, MarginL, MarginR, MarginV, Effect, Text\n"
+                "Dialogue: 0,0:00:01.00,0:00:02.00,Default,,0,0,0,,{\\pos(10,10)}{\\c&H0000FF&}{\\i1}red{\\i0}\\N\\Nafter\n"
+                "Dialogue: 0,0:00:03.00,0:00:04.00,Default,,0,0,0,,%s\n" % ("é" * 3000))
+    styled = os.path.join(d, "subs_styled.mkv")
+    if not os.path.exists(styled):
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", src, "-i", ass, "-map", "0", "-map", "1", "-c:v", "copy", "-c:a",
+                        "copy", "-c:s", "ass", styled + ".tmp.mkv"], check=True, timeout=120)
+        os.rename(styled + ".tmp.mkv", styled)
+    v4 = o.ready(o.upload(styled, title="ass", parallel=1))
+    raw = urllib.request.urlopen("%s/v/%s/s0/all.vtt" % (o.url, v4["id"])).read()
+    cues = vtt_cues(raw.decode("utf-8"))  # strict: a cut inside a character would not decode
+    eq(cues[0], (1.0, 2.0, "<i>red</i>\nafter"), "italics kept, position and colour dropped, no blank line")
+    check(len(cues[1][2].encode()) <= 4096 and set(cues[1][2]) == {"é"} and len(cues[1][2]) >= 2000,
+          "the long cue cut between characters: %d bytes" % len(cues[1][2].encode()))
     v3 = o.ready(o.upload(src, title="none", parallel=1))
     eq(v3["subtitles"], [], "no subtitles")
     check("SUBTITLES" not in urllib.request.urlopen("%s/v/%s/master.m3u8" % (o.url, v3["id"])).read().decode(),
