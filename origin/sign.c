@@ -30,6 +30,7 @@
 #include "pc_http_client.h"
 #include "pc_json.h"
 #include "pc_log.h"
+#include "pc_manifest.h"
 
 static int file_entry(pc_job *j, const char *rel, double duration, json_t **out, pc_buf *etags)
 {
@@ -187,8 +188,12 @@ int pc_task_sign(pc_job *j)
         snprintf(rel, sizeof(rel), "%s/all.vtt", id != NULL ? id : "");
         if (err != 0 || id == NULL || (err = file_entry(j, rel, 0, &file, &etags)) != 0)
             break;
-        json_array_append_new(subtitles, json_pack("{s:s, s:O, s:O, s:o}", "id", id, "language", json_object_get(sj, "language"),
-                                                   "name", json_object_get(sj, "name"), "file", file));
+        /* a file past the peers' limit would make them refuse the whole manifest (subtitles.c keeps under it) */
+        if (pc_json_int(file, "size", 0) <= (json_int_t)PC_MANIFEST_MAX_SUBTITLE_BYTES)
+            json_array_append_new(subtitles, json_pack("{s:s, s:O, s:O, s:O}", "id", id, "language",
+                                                       json_object_get(sj, "language"), "name", json_object_get(sj, "name"),
+                                                       "file", file));
+        json_decref(file);
         snprintf(rel, sizeof(rel), "%s/index.m3u8", id);
         err = etag_if_present(j, rel, &etags, &present);
         for (size_t s = 0; err == 0 && s < nseg; s++) {

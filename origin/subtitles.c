@@ -25,6 +25,8 @@
 
 #define CUES_MAX 200000      /* per track: a feature film has about 1500 */
 #define CUE_TEXT_MAX 4096    /* bytes of one cue's WebVTT text; longer text is cut at a character */
+#define TRACK_TEXT_MAX (8u << 20) /* bytes of cue text per track: with the timing lines of CUES_MAX cues,
+                                   * all.vtt stays under PC_MANIFEST_MAX_SUBTITLE_BYTES (16 MiB) */
 #define NAME_MAX_BYTES 64    /* a track's NAME in the master playlist */
 #define OPEN_CUE_US 5000000  /* a cue that states no end shows until the next, for at most this */
 
@@ -134,7 +136,8 @@ typedef struct track {
     int index;
     cue *cues;
     size_t n, cap;
-    int dropped; /* cues over CUES_MAX */
+    size_t text; /* bytes of cue text kept */
+    int dropped; /* cues past CUES_MAX or TRACK_TEXT_MAX */
 } track;
 
 static int cue_cmp(const void *a, const void *b)
@@ -208,6 +211,12 @@ static int add_cue(track *t, const AVStream *st, const AVPacket *p, const AVSubt
     char *text = vtt_text((const char *)buf, (size_t)len);
     if (text == NULL)
         return 0;
+    if (t->text + strlen(text) > TRACK_TEXT_MAX) {
+        free(text);
+        t->dropped++;
+        return 0;
+    }
+    t->text += strlen(text);
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 256;
         cue *c = realloc(t->cues, cap * sizeof(*c));
@@ -441,8 +450,8 @@ int pc_task_subtitles(pc_job *j)
             continue;
         settle(t, t0_us, seg_us[nseg]);
         if (t->dropped > 0)
-            PC_LOGW("subtitles", "video %s: subtitle stream %d has over %d cues; the rest are left out", j->video_id,
-                    t->index, CUES_MAX);
+            PC_LOGW("subtitles", "video %s: subtitle stream %d has over %d cues or %u MiB of text; %d cues left out",
+                    j->video_id, t->index, CUES_MAX, TRACK_TEXT_MAX >> 20, t->dropped);
         json_t *in = json_array_get(subs, k);
         char id[16];
         snprintf(id, sizeof(id), "s%zu", made);

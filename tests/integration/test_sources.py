@@ -9,6 +9,7 @@ are put in order by decoding), MPEG-TS (chunks decode from a keyframe although i
 get generated ones), recordings joined by cat (stitched: the parts one after the other, in sync), raw H.264/HEVC
 streams (no timestamps: timed at their stated rate). Lip sync: a flash and a beep stay together (within 45 ms of audio lead) through
 MP4, MPEG-TS, Matroska whose video starts late, and an MP4 edit list."""
+import json
 import os
 import subprocess
 import sys
@@ -716,6 +717,17 @@ def test_text_subtitles(s):
     eq(cues[0], (1.0, 2.0, "<i>red</i>\nafter"), "italics kept, position and colour dropped, no blank line")
     check(len(cues[1][2].encode()) <= 4096 and set(cues[1][2]) == {"é"} and len(cues[1][2]) >= 2000,
           "the long cue cut between characters: %d bytes" % len(cues[1][2].encode()))
+    # 10 MB of cue text: what passes 8 MiB is left out, so the whole file stays within what peers accept
+    # in p2p.json (16 MiB)
+    big = subtitled("subs_big", src, [("".join("%d\n00:00:%02d,%03d --> 00:00:%02d,%03d\n%s\n\n" % (
+        i + 1, i // 250, i % 250 * 4, i // 250, i % 250 * 4 + 3, "%04d" % i + "x" * 3996) for i in range(2500)), [])])
+    vb = o.ready(o.upload(big, title="big", parallel=1))
+    n = vb["subtitles"][0]["cues"]
+    check(2000 <= n < 2500, "cues kept: %d" % n)
+    size = len(urllib.request.urlopen("%s/v/%s/s0/all.vtt" % (o.url, vb["id"])).read())
+    m = json.loads(urllib.request.urlopen("%s/v/%s/p2p.json" % (o.url, vb["id"])).read())
+    eq(m["subtitles"][0]["file"]["size"], size, "listed in p2p.json")
+    check(8 << 20 < size <= 16 << 20, "the whole file: %d bytes" % size)
     v3 = o.ready(o.upload(src, title="none", parallel=1))
     eq(v3["subtitles"], [], "no subtitles")
     check("SUBTITLES" not in urllib.request.urlopen("%s/v/%s/master.m3u8" % (o.url, v3["id"])).read().decode(),
