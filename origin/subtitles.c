@@ -11,6 +11,7 @@
 #include "subtitles.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,24 +30,40 @@
                                    * all.vtt stays under PC_MANIFEST_MAX_SUBTITLE_BYTES (16 MiB) */
 #define NAME_MAX_BYTES 64    /* a track's NAME in the master playlist */
 #define OPEN_CUE_US 5000000  /* a cue that states no end shows until the next, for at most this */
+#define TIME_LIMIT_US ((int64_t)1 << 53) /* cue times kept: ±285 years */
 
-/* Copies what of |in| can stand in a quoted HLS attribute and an XML attribute: no control character,
- * no '"', '<', '>' or '&', whole UTF-8 characters only, at most NAME_MAX_BYTES. */
+/* The length of the UTF-8 character at |p| (a shortest form, not a surrogate, at most U+10FFFF), or 0. */
+static size_t utf8_char(const unsigned char *p)
+{
+    size_t n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+    uint32_t c = n == 1 ? *p : n == 2 ? *p & 0x1fu : n == 3 ? *p & 0x0fu : *p & 0x07u;
+    for (size_t k = 1; k < n; k++) {
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+        c = c << 6 | (p[k] & 0x3fu);
+    }
+    static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (n == 0 || c < least[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* Copies what of |in| can stand in a quoted HLS attribute and an XML attribute, and cannot be taken for
+ * an attribute by a reader looking for "URI=" (origin/media.c's signed rewriting, the peer's endpoint):
+ * no control character, no '"', '<', '>', '&' or '=', whole UTF-8 characters only (invalid ones
+ * skipped), at most NAME_MAX_BYTES. */
 static void clean_name(const char *in, char *out, size_t cap)
 {
     size_t w = 0;
     for (const unsigned char *p = (const unsigned char *)in; *p != '\0';) {
-        size_t n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
-        size_t k = 1;
-        while (k < n && (p[k] & 0xc0) == 0x80)
-            k++;
-        if (n == 0 || k < n) { /* not UTF-8: skipped */
+        size_t n = utf8_char(p);
+        if (n == 0) { /* not UTF-8: skipped */
             p++;
             continue;
         }
         if (w + n >= cap || w + n > NAME_MAX_BYTES)
             break;
-        if (!(n == 1 && (*p < 0x20 || *p == 0x7f || strchr("\"<>&", *p) != NULL))) {
+        if (!(n == 1 && (*p < 0x20 || *p == 0x7f || strchr("\"<>&=", *p) != NULL))) {
             memcpy(out + w, p, n);
             w += n;
         }
@@ -57,10 +74,41 @@ static void clean_name(const char *in, char *out, size_t cap)
     out[w] = '\0';
 }
 
-/* A BCP 47-looking language tag (letters, then subtags of letters and digits), or "" for none or "und". */
-static void clean_language(const char *in, char *out, size_t cap)
+/* ISO 639-2 codes (Matroska's and MP4's language tags, terminological and bibliographic) → the ISO 639-1
+ * code BCP 47 wants where there is one, and the language's English name, from the iso-codes package
+ * (Debian's, as ISO_639_2 names it); without the file, tags are kept as they are. */
+#define ISO_639_2 "/usr/share/iso-codes/json/iso_639-2.json"
+static json_t *iso639; /* "fre", "fra", "fr" → ["fr", "French"]; for the process's life */
+static pthread_once_t iso639_once = PTHREAD_ONCE_INIT;
+
+static void iso639_load(void)
 {
-    out[0] = '\0';
+    json_t *doc = json_load_file(ISO_639_2, 0, NULL), *e;
+    size_t i;
+    iso639 = json_object();
+    json_array_foreach(json_object_get(doc, "639-2"), i, e)
+    {
+        const char *a2 = json_string_value(json_object_get(e, "alpha_2")), *nm = json_string_value(json_object_get(e, "name"));
+        const char *keys[] = {json_string_value(json_object_get(e, "alpha_3")), json_string_value(json_object_get(e, "bibliographic")),
+                              a2};
+        char name[NAME_MAX_BYTES + 1] = "";
+        if (nm != NULL) /* "Spanish; Castilian": the first */
+            snprintf(name, sizeof(name), "%.*s", (int)strcspn(nm, ";"), nm);
+        for (size_t k = 0; k < 3; k++)
+            if (keys[k] != NULL)
+                json_object_set_new(iso639, keys[k], json_pack("[s,s]", a2 != NULL ? a2 : keys[k], name));
+    }
+    if (doc == NULL)
+        PC_LOGW("subtitles", "%s cannot be read (Debian's iso-codes): language tags are kept as they are", ISO_639_2);
+    json_decref(doc);
+}
+
+/* A BCP 47 language tag for |in| (letters, then subtags of letters and digits; a three-letter ISO 639-2
+ * code as its two-letter ISO 639-1 code where there is one), or "" for none or "und"; the language's
+ * English name into |name| when known (else ""). */
+static void clean_language(const char *in, char *out, size_t cap, char *name, size_t ncap)
+{
+    out[0] = name[0] = '\0';
     size_t n = in != NULL ? strlen(in) : 0, first = 0;
     while (first < n && ((in[first] | 0x20) >= 'a' && (in[first] | 0x20) <= 'z'))
         first++;
@@ -71,6 +119,19 @@ static void clean_language(const char *in, char *out, size_t cap)
             return;
     for (size_t i = 0; i <= n; i++)
         out[i] = i < first ? (char)(in[i] | 0x20) : in[i];
+    if (first > 3)
+        return;
+    pthread_once(&iso639_once, iso639_load);
+    char key[4] = {out[0], out[1], first == 3 ? out[2] : '\0', '\0'};
+    json_t *hit = json_object_get(iso639, key);
+    const char *a2 = json_string_value(json_array_get(hit, 0)), *nm = json_string_value(json_array_get(hit, 1));
+    if (first == 3 && a2 != NULL && strlen(a2) == 2) {
+        memmove(out + 2, out + 3, n - 2); /* "fre-CA" → "fr-CA" (the NUL too) */
+        out[0] = a2[0];
+        out[1] = a2[1];
+    }
+    if (nm != NULL)
+        snprintf(name, ncap, "%s", nm);
 }
 
 static int name_taken(const json_t *arr, const char *name)
@@ -84,7 +145,7 @@ static int name_taken(const json_t *arr, const char *name)
 json_t *pc_subs_probe(const AVFormatContext *fmt)
 {
     json_t *arr = json_array();
-    int skipped = 0;
+    int skipped = 0, have_default = 0;
     for (unsigned i = 0; arr != NULL && i < fmt->nb_streams; i++) {
         const AVStream *st = fmt->streams[i];
         if (st->codecpar->codec_type != AVMEDIA_TYPE_SUBTITLE)
@@ -97,11 +158,11 @@ json_t *pc_subs_probe(const AVFormatContext *fmt)
         }
         const AVDictionaryEntry *lang = av_dict_get(st->metadata, "language", NULL, 0);
         const AVDictionaryEntry *title = av_dict_get(st->metadata, "title", NULL, 0);
-        char lg[32], name[NAME_MAX_BYTES + 8];
-        clean_language(lang != NULL ? lang->value : NULL, lg, sizeof(lg));
+        char lg[32], name[NAME_MAX_BYTES + 8], lname[NAME_MAX_BYTES + 1];
+        clean_language(lang != NULL ? lang->value : NULL, lg, sizeof(lg), lname, sizeof(lname));
         clean_name(title != NULL ? title->value : "", name, sizeof(name));
-        if (name[0] == '\0' && lg[0] != '\0')
-            snprintf(name, sizeof(name), "%s", lg);
+        if (name[0] == '\0') /* the language's name, else its tag */
+            clean_name(lname[0] != '\0' ? lname : lg, name, sizeof(name));
         if (name[0] == '\0')
             snprintf(name, sizeof(name), "Subtitles %zu", json_array_size(arr) + 1);
         /* NAME is unique within the group (RFC 8216 4.3.4.1.1): "Name (2)", "Name (3)"... (at most
@@ -113,10 +174,16 @@ json_t *pc_subs_probe(const AVFormatContext *fmt)
             cut--;
         for (int n = 2; name_taken(arr, name) && n <= PC_SUBS_MAX + 1; n++)
             snprintf(name, sizeof(name), "%.*s (%d)", (int)cut, base, n);
-        json_array_append_new(arr, json_pack("{s:i, s:s, s:s, s:s, s:b, s:b}", "index", (int)i, "codec", d->name,
-                                             "language", lg, "name", name, "default",
-                                             (st->disposition & AV_DISPOSITION_DEFAULT) != 0, "forced",
-                                             (st->disposition & AV_DISPOSITION_FORCED) != 0));
+        /* one DEFAULT=YES in the group at most (RFC 8216 4.3.4.1.1): Matroska marks every track default
+         * unless told otherwise, so the first so marked */
+        int dflt = (st->disposition & AV_DISPOSITION_DEFAULT) != 0 && !have_default;
+        have_default |= dflt;
+        json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:b, s:b}", "index", (int)i, "codec", d->name, "language", lg, "name",
+                              name, "default", dflt, "forced", (st->disposition & AV_DISPOSITION_FORCED) != 0);
+        if (o == NULL || json_array_append_new(arr, o) != 0) {
+            PC_LOGW("probe", "subtitle stream %u left out: out of memory", i);
+            skipped++;
+        }
     }
     if (skipped > 0)
         PC_LOGI("probe", "%d subtitle stream(s) left out (bitmap subtitles, no decoder, or more than %d)", skipped,
@@ -127,6 +194,7 @@ json_t *pc_subs_probe(const AVFormatContext *fmt)
 typedef struct cue {
     int64_t start, end; /* µs on the source's clock, then from the first video frame */
     uint32_t order;     /* arrival, for a stable sort */
+    uint32_t len;       /* of text */
     int open;           /* no end stated */
     char *text;
 } cue;
@@ -165,12 +233,15 @@ static char *vtt_text(const char *s, size_t len)
         const char *put = NULL;
         if (c == '\r' || (c == '\n' && (w == 0 || out[w - 1] == '\n')))
             continue;
-        int tag = 0;
-        for (size_t t = 0; c == '<' && t < sizeof(tags) / sizeof(tags[0]); t++)
-            tag |= len - i >= strlen(tags[t]) && memcmp(s + i, tags[t], strlen(tags[t])) == 0;
-        if (c == '&')
+        const char *tag = NULL; /* one of the encoder's own tags: written whole or not at all */
+        for (size_t t = 0; c == '<' && tag == NULL && t < sizeof(tags) / sizeof(tags[0]); t++)
+            if (len - i >= strlen(tags[t]) && memcmp(s + i, tags[t], strlen(tags[t])) == 0)
+                tag = tags[t];
+        if (tag != NULL)
+            put = tag;
+        else if (c == '&')
             put = "&amp;";
-        else if (c == '<' && !tag)
+        else if (c == '<')
             put = "&lt;";
         else if (c == '>' && w >= 2 && out[w - 1] == '-' && out[w - 2] == '-')
             put = "&gt;";
@@ -181,6 +252,8 @@ static char *vtt_text(const char *s, size_t len)
         }
         memcpy(out + w, put != NULL ? put : &c, n);
         w += n;
+        if (tag != NULL)
+            i += n - 1;
     }
     while (w > 0 && out[w - 1] == '\n')
         w--;
@@ -197,6 +270,12 @@ static int add_cue(track *t, const AVStream *st, const AVPacket *p, const AVSubt
 {
     int64_t pts = p->pts != AV_NOPTS_VALUE ? p->pts : p->dts;
     if (pts == AV_NOPTS_VALUE || sub->num_rects == 0)
+        return 0;
+    /* times far past any video (crafted, or av_rescale_q's INT64_MIN on overflow) are left out: what is
+     * kept stays within ±2^53 µs, so the sums here and in settle() cannot overflow */
+    int64_t at = av_rescale_q(pts, st->time_base, AV_TIME_BASE_Q);
+    int64_t dur = p->duration > 0 ? av_rescale_q(p->duration, st->time_base, AV_TIME_BASE_Q) : 0;
+    if (at < -TIME_LIMIT_US || at > TIME_LIMIT_US || dur < 0 || dur > TIME_LIMIT_US)
         return 0;
     for (unsigned i = 0; i < sub->num_rects; i++)
         if (sub->rects[i]->type != SUBTITLE_ASS || sub->rects[i]->ass == NULL)
@@ -216,7 +295,6 @@ static int add_cue(track *t, const AVStream *st, const AVPacket *p, const AVSubt
         t->dropped++;
         return 0;
     }
-    t->text += strlen(text);
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 256;
         cue *c = realloc(t->cues, cap * sizeof(*c));
@@ -227,13 +305,14 @@ static int add_cue(track *t, const AVStream *st, const AVPacket *p, const AVSubt
         t->cues = c;
         t->cap = cap;
     }
-    int64_t at = av_rescale_q(pts, st->time_base, AV_TIME_BASE_Q);
+    t->text += strlen(text);
     cue *c = &t->cues[t->n];
-    *c = (cue){.start = at + (int64_t)sub->start_display_time * 1000, .order = (uint32_t)t->n, .text = text};
+    *c = (cue){.start = at + (int64_t)sub->start_display_time * 1000, .order = (uint32_t)t->n,
+               .len = (uint32_t)strlen(text), .text = text};
     if (sub->end_display_time > 0 && sub->end_display_time != UINT32_MAX)
         c->end = at + (int64_t)sub->end_display_time * 1000;
-    else if (p->duration > 0)
-        c->end = at + av_rescale_q(p->duration, st->time_base, AV_TIME_BASE_Q);
+    else if (dur > 0)
+        c->end = at + dur;
     else
         c->open = 1;
     t->n++;
@@ -249,9 +328,53 @@ static int vtt_cue(pc_buf *b, const cue *c)
                          (int)(z / 1000 % 60), (int)(z % 1000), c->text);
 }
 
+/* The cue times are the video's presentation times, which start at 0 (HLS: X-TIMESTAMP-MAP; the whole file
+ * is a one-segment track too, as the peer's local endpoint lists it). */
+#define HEAD "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n"
+#define CUE_BYTES(c) (34 + (size_t)(c)->len) /* a cue in a file: timing line, text, blank line (hours < 100) */
+
+/* The cues that overlap each segment in turn, in start order: a sweep over the cues sorted by start,
+ * |act| (room for every cue) holding those that overlap the segment last swept to. */
+typedef struct sweep {
+    size_t next, nact;
+    size_t *act;
+} sweep;
+
+static void sweep_to(const track *t, sweep *w, int64_t lo, int64_t hi)
+{
+    size_t kept = 0;
+    for (size_t k = 0; k < w->nact; k++)
+        if (t->cues[w->act[k]].end > lo)
+            w->act[kept++] = w->act[k];
+    w->nact = kept;
+    for (; w->next < t->n && t->cues[w->next].start < hi; w->next++)
+        if (t->cues[w->next].end > lo)
+            w->act[w->nact++] = w->next;
+}
+
+/* Whether the segment files of |t| stay within |limit| bytes. A cue is in each segment it overlaps, so
+ * cues that last the whole video would be written once per segment (a crafted track: 200 000 of them in
+ * 1800 segments would be 25 GB). Stops counting at the limit. */
+static int segments_fit(const track *t, const int64_t *seg_us, int nseg, size_t limit, size_t *act)
+{
+    sweep w = {.act = act};
+    size_t total = 0;
+    for (int s = 0; s < nseg; s++) {
+        sweep_to(t, &w, seg_us[s], seg_us[s + 1]);
+        total += sizeof(HEAD);
+        for (size_t k = 0; k < w.nact && total <= limit; k++)
+            total += CUE_BYTES(&t->cues[w.act[k]]);
+        if (total > limit)
+            return 0;
+    }
+    return 1;
+}
+
 /* Writes track |k|'s files: all.vtt, a WebVTT segment per video segment, the HLS media playlist. |seg_us|
- * has |nseg| + 1 entries (the last, the video's end); |target| is the video's EXT-X-TARGETDURATION. */
-static int write_track(pc_job *j, int k, const track *t, const int64_t *seg_us, int nseg, int target, json_t *out)
+ * has |nseg| + 1 entries (the last, the video's end); |target| is the video's EXT-X-TARGETDURATION; |act|
+ * has room for every cue. */
+static int write_track(pc_job *j, int k, const track *t, const int64_t *seg_us, int nseg, int target, size_t *act,
+                       json_t *out)
 {
     char rel[64];
     snprintf(rel, sizeof(rel), "s%d", k);
@@ -263,10 +386,7 @@ static int write_track(pc_job *j, int k, const track *t, const int64_t *seg_us, 
     pc_buf b, pl;
     pc_buf_init(&b, (size_t)256 << 20);
     pc_buf_init(&pl, (size_t)16 << 20);
-    /* the cue times are the video's presentation times, which start at 0 (HLS: X-TIMESTAMP-MAP; the whole
-     * file is a one-segment track too, as the peer's local endpoint lists it) */
-    static const char head[] = "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n";
-    r = pc_buf_append_str(&b, head);
+    r = pc_buf_append_str(&b, HEAD);
     for (size_t i = 0; r == 0 && i < t->n; i++)
         r = vtt_cue(&b, &t->cues[i]);
     snprintf(rel, sizeof(rel), "s%d/all.vtt", k);
@@ -274,16 +394,14 @@ static int write_track(pc_job *j, int k, const track *t, const int64_t *seg_us, 
         r = pc_job_write(j, rel, &b);
     size_t total = b.len;
     r = r == 0 ? pc_buf_printf(&pl, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%d\n#EXT-X-PLAYLIST-TYPE:VOD\n", target) : r;
-    size_t first = 0; /* cues before it end before the segment being written */
+    /* a cue that spans a boundary is in every segment it overlaps (players drop the repeats) */
+    sweep w = {.act = act};
     for (int s = 0; r == 0 && s < nseg; s++) {
         pc_buf_reset(&b);
-        r = pc_buf_append_str(&b, head);
-        while (first < t->n && t->cues[first].end <= seg_us[s] && t->cues[first].start < seg_us[s])
-            first++;
-        /* a cue that spans a boundary is in every segment it overlaps (players drop the repeats) */
-        for (size_t i = first; r == 0 && i < t->n && t->cues[i].start < seg_us[s + 1]; i++)
-            if (t->cues[i].end > seg_us[s])
-                r = vtt_cue(&b, &t->cues[i]);
+        r = pc_buf_append_str(&b, HEAD);
+        sweep_to(t, &w, seg_us[s], seg_us[s + 1]);
+        for (size_t a = 0; r == 0 && a < w.nact; a++)
+            r = vtt_cue(&b, &t->cues[w.act[a]]);
         snprintf(rel, sizeof(rel), "s%d/seg-%05d.vtt", k, s + 1);
         if (r == 0)
             r = pc_job_write(j, rel, &b);
@@ -315,7 +433,7 @@ static void settle(track *t, int64_t t0_us, int64_t end_us)
     for (size_t i = 0; i < t->n; i++) {
         cue c = t->cues[i];
         if (c.open) {
-            int64_t next = i + 1 < t->n ? t->cues[i + 1].start : INT64_MAX;
+            int64_t next = i + 1 < t->n ? t->cues[i + 1].start : c.start; /* none after it: the longest */
             c.end = next > c.start && next - c.start < OPEN_CUE_US ? next : c.start + OPEN_CUE_US;
         }
         c.start -= t0_us;
@@ -367,8 +485,8 @@ int pc_task_subtitles(pc_job *j)
         target = d > target ? d : target;
     }
     json_t *vtb = json_object_get(plan, "time_base");
-    int64_t t0_us = av_rescale(pc_json_int(plan, "first_pts", 0) * 1000000, json_integer_value(json_array_get(vtb, 0)),
-                               json_integer_value(json_array_get(vtb, 1)));
+    AVRational vtbq = {(int)json_integer_value(json_array_get(vtb, 0)), (int)json_integer_value(json_array_get(vtb, 1))};
+    int64_t t0_us = vtbq.num > 0 && vtbq.den > 0 ? av_rescale_q(pc_json_int(plan, "first_pts", 0), vtbq, AV_TIME_BASE_Q) : 0;
     int r = pc_av_open_source(j, plan, &fmt);
     if (r < 0) {
         pc_job_fail(j, PC_EIO, 0, "io_error", "cannot open the source (%s)", pc_av_err(r, eb, sizeof(eb)));
@@ -449,6 +567,20 @@ int pc_task_subtitles(pc_job *j)
         if (t->index < 0)
             continue;
         settle(t, t0_us, seg_us[nseg]);
+        size_t whole = sizeof(HEAD), *act = malloc((t->n > 0 ? t->n : 1) * sizeof(*act));
+        for (size_t i = 0; i < t->n; i++)
+            whole += CUE_BYTES(&t->cues[i]);
+        if (act == NULL) {
+            pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+            goto out;
+        }
+        /* a real track's cues are each in one or two segments */
+        if (!segments_fit(t, seg_us, nseg, 4 * whole + 256 * (size_t)nseg, act)) {
+            PC_LOGW("subtitles", "video %s: subtitle stream %d left out: its cues overlap so that its HLS segments "
+                    "would be over 4 times the track", j->video_id, t->index);
+            free(act);
+            continue;
+        }
         if (t->dropped > 0)
             PC_LOGW("subtitles", "video %s: subtitle stream %d has over %d cues or %u MiB of text; %d cues left out",
                     j->video_id, t->index, CUES_MAX, TRACK_TEXT_MAX >> 20, t->dropped);
@@ -458,7 +590,9 @@ int pc_task_subtitles(pc_job *j)
         json_t *o = json_pack("{s:s, s:O, s:O, s:O, s:O}", "id", id, "language", json_object_get(in, "language"), "name",
                               json_object_get(in, "name"), "default", json_object_get(in, "default"), "forced",
                               json_object_get(in, "forced"));
-        if (write_track(j, (int)made, t, seg_us, nseg, target, o) != 0) {
+        int wr = write_track(j, (int)made, t, seg_us, nseg, target, act, o);
+        free(act);
+        if (wr != 0) {
             json_decref(o);
             goto out;
         }

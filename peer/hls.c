@@ -288,7 +288,8 @@ static int load_subtitles(client *c, hls *h)
             pc_blake2b256(b.data, b.len, hash);
         if (rc != 0 || status != 200 || b.len != sb->file.size || memcmp(hash, sb->file.blake2b, PC_B2_LEN) != 0) {
             PC_LOGW("hls", "subtitle track %s left out: %s %s", sb->id, url,
-                    rc != 0 ? (why != NULL ? why : pc_strerror(rc)) : status != 200 ? "did not answer 200" : "does not match the manifest");
+                    rc != 0 ? (why != NULL && why[0] != '\0' ? why : pc_strerror(rc))
+                            : status != 200 ? "did not answer 200" : "does not match the manifest");
             pc_buf_clear(&b);
             continue;
         }
@@ -336,6 +337,8 @@ static int load_playlists(client *c, hls *h)
         }
         size_t len = 0;
         char *body;
+        /* a signed-media origin's query out first: the master's filter compares URIs with our own names */
+        strip_query(c->mq, b.data, &b.len);
         if (i == 0) {
             char keep[128];
             snprintf(keep, sizeof(keep), "%s/index.m3u8", c->cfg->rendition);
@@ -346,7 +349,6 @@ static int load_playlists(client *c, hls *h)
         }
         if (body == NULL)
             return -1;
-        strip_query(c->mq, body, &len);
         char bad[256];
         if (check_uris(c, name, body, len, bad, sizeof(bad)) != 0) {
             pc_cli_error("%s refers to \"%s\", which the signed manifest does not list (or has a tag the local "

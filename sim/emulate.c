@@ -535,9 +535,27 @@ static int ingest(emu *e)
         snprintf(dur, sizeof(dur), "%.3f", v->len_s);
         snprintf(tone, sizeof(tone), "sine=frequency=%u:sample_rate=48000", 220 + 110 * k);
         say(e, "generating video %u: %.0f s at %dx%d\n", k, v->len_s, ladder[top].w, ladder[top].h);
-        if (run(e, "ffmpeg.log", 600, "ffmpeg -v error -y -f lavfi -i %s -f lavfi -i %s -t %s -c:v libx264 -preset "
-                                      "veryfast -pix_fmt yuv420p -c:a aac %s",
-                size, tone, dur, src) != 0) {
+        /* an English subtitle track too (a cue every 6 s saying where it is), which the origin publishes as
+         * WebVTT and a player shows (--keep) */
+        char srt[PATHMAX];
+        snprintf(srt, sizeof(srt), "%s/video-%u.srt", e->dir, k);
+        pc_buf sb;
+        pc_buf_init(&sb, 1u << 20);
+        int sr = 0;
+        for (unsigned c = 0; sr == 0 && c * 6 + 1 < v->len_s; c++)
+            sr = pc_buf_printf(&sb, "%u\n00:%02u:%02u,000 --> 00:%02u:%02u,000\n%s: video %u at %u:%02u\n\n", c + 1,
+                               c * 6 / 60, c * 6 % 60, (c * 6 + 4) / 60, (c * 6 + 4) % 60, sc->name, k, c * 6 / 60, c * 6 % 60);
+        if (sr == 0)
+            sr = pc_write_file(srt, sb.data, sb.len);
+        pc_buf_clear(&sb);
+        if (sr != 0) {
+            fail("cannot write %s", srt);
+            return PC_EIO;
+        }
+        if (run(e, "ffmpeg.log", 600, "ffmpeg -v error -y -f lavfi -i %s -f lavfi -i %s -i %s -t %s -map 0 -map 1 -map 2 "
+                                      "-c:v libx264 -preset veryfast -pix_fmt yuv420p -c:a aac -c:s mov_text "
+                                      "-metadata:s:s:0 language=eng %s",
+                size, tone, srt, dur, src) != 0) {
             fail("ffmpeg could not generate video %u (see %s/logs/ffmpeg.log)", k, e->dir);
             return PC_EIO;
         }

@@ -51,6 +51,13 @@ def test_emulation_agrees_with_the_simulators_prediction(s):
     eq(emu["viewers"], 12, "twelve viewers emulated")
     eq(info["peers_failed"], 0, "every peer exited cleanly with a report")
     eq(load(out, "run.json")["kind"], "emulation", "run.json says it was an emulation")
+    # each generated video carries an English subtitle track, which the origin published (and listed in
+    # the p2p.json every peer read)
+    for vid in [v["id"] for v in info["videos"]]:
+        d = os.path.join(out, "emu", "origin", "media", vid)
+        m = json.load(open(os.path.join(d, "p2p.json")))
+        eq([t["language"] for t in m.get("subtitles", [])], ["en"], "video %s: its subtitle track" % vid)
+        check(open(os.path.join(d, "s0", "all.vtt")).read().count("-->") >= 1, "video %s: cues" % vid)
     check(emu["offload"] <= emu["offload_bound"] + 0.01, "offload %.3f within the bound %.3f" % (
         emu["offload"], emu["offload_bound"]))
     check(emu["offload"] >= 0.5, "the swarm offloads (%.3f)" % emu["offload"])

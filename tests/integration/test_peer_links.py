@@ -764,7 +764,9 @@ def test_a_signed_media_origin_swarms_with_the_media_query(s):
     or with a forged or expired one, a peer stops at once with one line saying so."""
     t = s.tracker("--interval", "2")
     o = s.origin("--signed-media", "--tracker", t.url)
-    vid = o.upload(clip("peer_links_640x360_24s", size="640x360", rate=25, dur=24), title="signed")
+    src = subtitled("peer_links_640x360_24s_subs", clip("peer_links_640x360_24s", size="640x360", rate=25, dur=24),
+                    [("1\n00:00:01,000 --> 00:00:03,000\nsigned\n", ["-metadata:s:s:S", "language=eng"])])
+    vid = o.upload(src, title="signed")
     o.ready(vid, timeout=600)
     hls = o.req("GET", "/api/videos/" + vid, headers=o.auth()).json()["hls"]
     query = urllib.parse.urlsplit(hls).query
@@ -802,6 +804,10 @@ def test_a_signed_media_origin_swarms_with_the_media_query(s):
     url = "%s/v/%s/" % (player.hls, vid)
     master = urllib.request.urlopen(url + "master.m3u8", timeout=30).read().decode()
     check("sig=" not in master and "index.m3u8" in master, "the local master playlist: %s" % master)
+    # its subtitle track too, checked and served without the query
+    check('#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en",' in master and
+          'URI="s0/index.m3u8"' in master and 'SUBTITLES="subs"' in master, "the subtitle track: %s" % master)
+    check(b"signed" in urllib.request.urlopen(url + "s0/all.vtt", timeout=30).read(), "the checked file")
     ffmpeg_decode(url + "master.m3u8", all_streams=True)
     player.stop()
     for p in (seeder, viewer, player):
@@ -1291,7 +1297,7 @@ def test_the_local_endpoint_serves_the_subtitles_it_checked(s):
     base = "%s/v/%s/" % (p.hls, vid)
     with urllib.request.urlopen(base + "master.m3u8", timeout=30) as r:
         master = r.read().decode()
-    check('#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="en",LANGUAGE="en"' in master and
+    check('#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en"' in master and
           master.count('SUBTITLES="subs"') == master.count("#EXT-X-STREAM-INF:") >= 1, "the endpoint's master: %r" % master)
     with urllib.request.urlopen(base + "s0/index.m3u8", timeout=30) as r:
         pl = r.read().decode()

@@ -638,24 +638,25 @@ def test_text_subtitles(s):
         st["o"] = s.origin()
     o = st["o"]
     src = clip("subs_src", size="480x270", rate=25, dur=10)
-    mkv = subtitled("subs_four", src, [
+    mkv = subtitled("subs_four_b", src, [
         (SRT_EN, ["-metadata:s:s:S", "language=eng", "-metadata:s:s:S", "title=English", "-disposition:s:S", "default"]),
         (SRT_FR, ["-metadata:s:s:S", "language=fre", "-metadata:s:s:S", 'title=Français "forced"',
                   "-disposition:s:S", "forced"]),
         (SRT_EN, ["-disposition:s:S", "0"]),
-        (SRT_FR, ["-metadata:s:s:S", "title=English"])])  # a name already taken
+        (SRT_FR, ["-metadata:s:s:S", "title=English", "-disposition:s:S", "default"])])  # a name taken, a second default
     v = o.ready(o.upload(mkv, title="with subtitles", parallel=1))
     subs = v["subtitles"]
     eq([(t["id"], t["language"], t["name"], t["default"], t["forced"]) for t in subs],
-       [("s0", "eng", "English", True, False), ("s1", "fre", "Français forced", False, True),
+       [("s0", "en", "English", True, False), ("s1", "fr", "Français forced", False, True),
         ("s2", "", "Subtitles 3", False, False), ("s3", "", "English (2)", False, False)],
-       "the tracks, named (uniquely) and flagged as in the source")
+       "the tracks, named (uniquely), tagged in BCP 47 (ISO 639-1 where the source has ISO 639-2) and flagged as in "
+       "the source (one default at most)")
     eq([t["cues"] for t in subs], [3, 1, 3, 1], "the cues within the video")
     base = "%s/v/%s/" % (o.url, v["id"])
     master = urllib.request.urlopen(base + "master.m3u8").read().decode()
     media = [ln for ln in master.splitlines() if ln.startswith("#EXT-X-MEDIA:TYPE=SUBTITLES")]
     eq(len(media), 4, "four SUBTITLES renditions:\n" + master)
-    check('LANGUAGE="eng"' in media[0] and "DEFAULT=YES" in media[0] and 'URI="s0/index.m3u8"' in media[0], media[0])
+    check('LANGUAGE="en"' in media[0] and "DEFAULT=YES" in media[0] and 'URI="s0/index.m3u8"' in media[0], media[0])
     check('NAME="Français forced"' in media[1] and "FORCED=YES" in media[1], media[1])
     check("LANGUAGE" not in media[2], media[2])
     check(all('SUBTITLES="subs"' in ln for ln in master.splitlines() if ln.startswith("#EXT-X-STREAM-INF")),
@@ -686,14 +687,15 @@ def test_text_subtitles(s):
         t += dur
     # DASH: an AdaptationSet per track with the whole file
     mpd = urllib.request.urlopen(base + "manifest.mpd").read().decode()
-    check(mpd.count('contentType="text" mimeType="text/vtt"') == 4 and 'lang="eng"' in mpd and
+    check(mpd.count('contentType="text" mimeType="text/vtt"') == 4 and 'lang="en"' in mpd and
           "<BaseURL>s1/all.vtt</BaseURL>" in mpd and 'value="forced-subtitle"' in mpd, mpd)
     ffmpeg_decode(base + "master.m3u8")
     ffmpeg_decode(base + "manifest.mpd")
     # mov_text in MP4 (3GPP timed text), and a source without subtitles lists none
     mp4 = subtitled("subs_movtext", src, [(SRT_FR, ["-metadata:s:s:S", "language=fra"])], ext="mp4")
     v2 = o.ready(o.upload(mp4, title="mov_text", parallel=1))
-    eq([(t["language"], t["cues"]) for t in v2["subtitles"]], [("fra", 1)], "the MP4's timed text")
+    eq([(t["language"], t["name"], t["cues"]) for t in v2["subtitles"]], [("fr", "French", 1)],
+       "the MP4's timed text, named after its language")
     fr = vtt_cues(urllib.request.urlopen("%s/v/%s/s0/all.vtt" % (o.url, v2["id"])).read().decode())
     eq(fr, [(1.0, 2.5, "Bonjour à tous")], "its cue")
     # ASS: styling dropped but italics, a blank line inside a cue closed up, a cue of 6000 bytes of
@@ -728,6 +730,16 @@ def test_text_subtitles(s):
     m = json.loads(urllib.request.urlopen("%s/v/%s/p2p.json" % (o.url, vb["id"])).read())
     eq(m["subtitles"][0]["file"]["size"], size, "listed in p2p.json")
     check(8 << 20 < size <= 16 << 20, "the whole file: %d bytes" % size)
+    # cues that all last the whole video would be written into every segment: such a track is left out
+    # (with the video's other tracks kept), a track with one cue that long is not
+    long_src = clip("subs_src_30s", size="320x180", rate=25, dur=30)
+    spans = subtitled("subs_spanning", long_src, [
+        ("".join("%d\n00:00:00,000 --> 00:00:30,000\ncue %d\n\n" % (i + 1, i) for i in range(2000)), []),
+        ("1\n00:00:00,000 --> 00:00:30,000\nall along\n\n2\n00:00:05,000 --> 00:00:06,000\nshort\n\n", [])])
+    vs = o.ready(o.upload(spans, title="spanning", parallel=1))
+    eq([(t["id"], t["cues"]) for t in vs["subtitles"]], [("s0", 2)], "only the second track")
+    seg = vtt_cues(urllib.request.urlopen("%s/v/%s/s0/seg-00004.vtt" % (o.url, vs["id"])).read().decode())
+    eq(seg, [(0.0, 30.0, "all along")], "the long cue in a later segment")
     v3 = o.ready(o.upload(src, title="none", parallel=1))
     eq(v3["subtitles"], [], "no subtitles")
     check("SUBTITLES" not in urllib.request.urlopen("%s/v/%s/master.m3u8" % (o.url, v3["id"])).read().decode(),
