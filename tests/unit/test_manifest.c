@@ -135,16 +135,24 @@ static void parse_valid_manifest(void **state)
     pc_manifest_free(NULL); /* harmless */
 }
 
+/* Serialises |root| (consumed) and parses it, which must succeed; the caller frees the result. */
+static pc_manifest *parse_ok(json_t *root)
+{
+    char *s = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    assert_non_null(s);
+    pc_manifest *m = NULL;
+    assert_int_equal(pc_manifest_parse(s, strlen(s), &m), 0);
+    free(s);
+    return m;
+}
+
 static void tracker_is_optional(void **state)
 {
     (void)state;
     json_t *root = load_valid();
     json_object_del(root, "tracker");
-    char *s = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    pc_manifest *m = NULL;
-    assert_int_equal(pc_manifest_parse(s, strlen(s), &m), 0);
-    free(s);
+    pc_manifest *m = parse_ok(root);
     assert_int_equal(m->has_tracker, 0);
     assert_null(m->tracker_url);
     assert_int_equal(m->nrenditions, 2);
@@ -164,11 +172,7 @@ static void subtitles_are_optional_and_checked(void **state)
     json_t *root = load_valid();
     json_object_set_new(root, "subtitles", json_pack("[o, o]", subtitle("s0", "s0/all.vtt", 1200),
                                                      subtitle("s1", "s1/all.vtt", PC_MANIFEST_MAX_SUBTITLE_BYTES)));
-    char *s = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    pc_manifest *m = NULL;
-    assert_int_equal(pc_manifest_parse(s, strlen(s), &m), 0);
-    free(s);
+    pc_manifest *m = parse_ok(root);
     assert_int_equal(m->nsubtitles, 2);
     assert_string_equal(m->subtitles[1].id, "s1");
     assert_string_equal(m->subtitles[0].file.url, "s0/all.vtt");
