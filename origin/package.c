@@ -378,15 +378,29 @@ int pc_task_package(pc_job *j)
     if (r == 0)
         r = pc_buf_append_str(&b, "    </AdaptationSet>\n");
     if (r == 0 && has_audio) {
-        r = pc_buf_printf(&b,
-                          "    <AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" segmentAlignment=\"true\" "
-                          "startWithSAP=\"1\">\n"
-                          "      <SegmentTemplate timescale=\"48000\" presentationTimeOffset=\"%" PRId64 "\" "
-                          "initialization=\"$RepresentationID$/init.mp4\" media=\"$RepresentationID$/seg-$Number%%05d$.m4s\" "
-                          "startNumber=\"1\">\n",
-                          pc_json_int(aj, "priming", 0));
+        /* The timeline in presentation time, as CMAF has it: the init segment's edit list already drops
+         * the encoder's priming (players apply it: Chromium's MSE does), so the first segment presents
+         * priming samples fewer than it holds and every later one starts that much earlier than its
+         * decode time. A presentationTimeOffset of the priming on top made dash.js shift the audio a
+         * second time: 21 ms early, its first real frame cut off at the period's start. */
+        int64_t priming = pc_json_int(aj, "priming", 0);
+        struct seg *pres = malloc((size_t)audio.n * sizeof(*pres));
+        for (int s = 0; pres != NULL && s < audio.n; s++) {
+            pres[s] = audio.segs[s];
+            pres[s].t = audio.segs[s].t - priming > 0 ? audio.segs[s].t - priming : 0;
+            pres[s].d = audio.segs[s].t + audio.segs[s].d - priming - pres[s].t;
+            if (pres[s].d < 1) /* a first segment of priming alone: not from our encoder, but keep the MPD valid */
+                pres[s].d = 1;
+        }
+        r = pres == NULL ? PC_ENOMEM
+                         : pc_buf_append_str(&b,
+                                             "    <AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" "
+                                             "segmentAlignment=\"true\" startWithSAP=\"1\">\n"
+                                             "      <SegmentTemplate timescale=\"48000\" initialization=\"$RepresentationID$/init.mp4\" "
+                                             "media=\"$RepresentationID$/seg-$Number%05d$.m4s\" startNumber=\"1\">\n");
         if (r == 0)
-            r = timeline(&b, audio.segs, audio.n);
+            r = timeline(&b, pres, audio.n);
+        free(pres);
         if (r == 0)
             r = pc_buf_printf(&b,
                               "      </SegmentTemplate>\n"
