@@ -74,6 +74,22 @@ static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 
 static void on_part_done(void *arg, CURL *easy, CURLcode rc);
 
+void pc_cdn_easy_defaults(CURL *e)
+{
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stuck answer: */
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 10L); /* nothing for 10 s fails it */
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    /* as the start-up's fetches do: a CDN may send a file elsewhere (a signed edge URL, another host) */
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
+}
+
 static int start_part(client *c, dl *d)
 {
     pc_part parts[2];
@@ -113,24 +129,13 @@ static int start_part(client *c, dl *d)
     d->err[0] = '\0';
     d->checked = 0;
     d->cr_first = d->cr_last = UINT64_MAX;
+    pc_cdn_easy_defaults(d->easy);
     curl_easy_setopt(d->easy, CURLOPT_URL, url);
     curl_easy_setopt(d->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(d->easy, CURLOPT_HEADERDATA, d);
     curl_easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, d);
-    curl_easy_setopt(d->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(d->easy, CURLOPT_ERRORBUFFER, d->err);
-    curl_easy_setopt(d->easy, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(d->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);   /* a stuck answer: */
-    curl_easy_setopt(d->easy, CURLOPT_LOW_SPEED_TIME, 10L);   /* nothing for 10 s fails it */
-    curl_easy_setopt(d->easy, CURLOPT_TCP_NODELAY, 1L);
-    /* as the start-up's fetches do: a CDN may send a segment elsewhere (a signed edge URL, another host) */
-    curl_easy_setopt(d->easy, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(d->easy, CURLOPT_MAXREDIRS, 5L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(d->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(d->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-#endif
     if (d->buf == NULL || d->buf->buf == NULL) /* the caller's: the segment's assembly buffer, or a seed fetch's own */
         return PC_ENOMEM;
     return pc_http_client_add(c->http, d->easy, on_part_done, d) == 0 ? 0 : PC_ENET;

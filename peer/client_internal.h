@@ -181,6 +181,8 @@ int pc_cdn_start(client *c, dl *d) PC_MUST_CHECK;
 /* Starts |d|'s next request, or schedules it when the download cap is in debt. */
 int pc_cdn_next(client *c, dl *d) PC_MUST_CHECK;
 void pc_cdn_cancel(client *c, dl *d);
+/* The options every GET from the origin shares (timeouts, redirects, http(s) only). */
+void pc_cdn_easy_defaults(CURL *e);
 /* |n| more bytes of |d| arrived (inside libcurl's write callback: no transfer may be canceled here). */
 void pc_client_cdn_bytes(client *c, dl *d, uint32_t n);
 /* The download cap is in debt: |d|'s next request starts in |wait_us| (pc_cdn_next). */

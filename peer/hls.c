@@ -11,7 +11,14 @@
  * rendition the player asked for, which also pins the engine's rung to the player's choice) and is
  * answered as soon as the segment is verified, or with 504 after PC_HLS_WAIT_S. Audio requests are
  * served from the audio part of whichever rung's composite segment holds it.
+ *
+ * Subtitle tracks: each one's playlist is made here at start (one segment, the whole file: the origin's
+ * per-segment files are not in the signed manifest); the file itself is fetched from the origin when a
+ * player first asks for it, checked against its size and hash, kept, and answered to every request that
+ * waited for it. So an unused track costs nothing and none delays the start; a file that does not match
+ * (an edge that changed it) is refused with 502, and asked for again at most every SUB_RETRY_S.
  */
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +32,29 @@
 #define PC_HLS_WAIT_S 30
 #define PC_HLS_WAITERS_MAX 256
 #define PC_HLS_PLAYLIST_MAX (4u << 20)
+#define SUB_WAITERS_MAX 16 /* per track: a player asks once; more are other players or retries */
+#define SUB_RETRY_S 5      /* a file that failed is fetched again on a request after this long */
+
+enum { SUB_IDLE, SUB_LOADING, SUB_READY, SUB_FAILED };
+
+typedef struct subtrack {
+    int state;
+    char *body; /* SUB_READY: the checked file */
+    size_t len;
+    pc_buf buf; /* SUB_LOADING: what came so far (at most the manifest's size) */
+    CURL *easy;
+    char err[CURL_ERROR_SIZE];
+    char why[160]; /* SUB_FAILED: what went wrong, for the answer */
+    uint64_t failed_us;
+    struct {
+        h2o_req_t *req; /* NULL: the player went away */
+        void *guard;
+        uint64_t since;
+    } w[SUB_WAITERS_MAX];
+    size_t nw;
+    client *c;
+    size_t k; /* its index in the manifest's list */
+} subtrack;
 
 typedef struct waiter {
     h2o_req_t *req;
@@ -53,6 +83,7 @@ struct hls {
     int timer_open;
     int closed;
     pc_hls_stats st;
+    subtrack *sub; /* one per manifest track */
     client *c;
 };
 
@@ -92,8 +123,8 @@ static const playlist *find_playlist(const hls *h, const char *name, size_t nl)
 
 /* The master playlist with only the variants whose URI is |keep| (NULL: all), without the I-frame
  * playlists (this endpoint does not serve byte ranges of segments, which is what they are made of; a
- * player plays and seeks without them), and with only the subtitle tracks the endpoint loaded and
- * checked (load_subtitles; a manifest from before subtitles were signed lists none). */
+ * player plays and seeks without them), and with only the subtitle tracks the signed manifest lists
+ * (subtitle_playlists made each one's playlist; a manifest from before subtitles were signed lists none). */
 static char *filter_master(const hls *h, const char *body, size_t len, const char *keep, size_t *outlen)
 {
     pc_buf out;
@@ -264,44 +295,28 @@ static void strip_query(const char *mq, char *body, size_t *len)
     *len = w;
 }
 
-/* The subtitle tracks the signed manifest lists: each one's whole WebVTT file fetched from the origin and
- * checked against its size and hash (one that fails is left out, with a warning, not the endpoint), then
- * served with a playlist of one segment, the whole file, made here: the origin's per-segment files are
- * not in the manifest. */
-static int load_subtitles(client *c, hls *h)
+/* Each subtitle track of the signed manifest gets its playlist: one segment, the whole file, as long as
+ * the video. The file comes when a player asks (serve_subtitle). */
+static int subtitle_playlists(client *c, hls *h)
 {
     const pc_manifest *mf = c->mf;
     double dur = 0; /* the video's, from its first rendition */
     for (size_t s = 0; mf->nrenditions > 0 && s < mf->renditions[0].nsegments; s++)
         dur += mf->renditions[0].segments[s].duration;
+    h->sub = calloc(mf->nsubtitles > 0 ? mf->nsubtitles : 1, sizeof(*h->sub));
+    if (h->sub == NULL)
+        return PC_ENOMEM;
     for (size_t k = 0; k < mf->nsubtitles; k++) {
         const pc_mf_subtitle *sb = &mf->subtitles[k];
-        char path[PC_VIDEO_ID_MAX + PC_CLIENT_QUERY_MAX + PC_MANIFEST_MAX_URL + 16], url[PC_CLIENT_URL_MAX + sizeof(path) + 10];
-        snprintf(path, sizeof(path), "v/%s/%s%s", c->cfg->video, sb->file.url, c->mq);
-        pc_buf b;
-        pc_buf_init(&b, sb->file.size);
-        long status = 0;
-        const char *why = NULL;
-        int rc = pc_http_get_blocking(c->cfg->origin, path, 10, &b, &status, url, sizeof(url), &why);
-        uint8_t hash[PC_B2_LEN];
-        if (rc == 0 && status == 200 && b.len == sb->file.size)
-            pc_blake2b256(b.data, b.len, hash);
-        if (rc != 0 || status != 200 || b.len != sb->file.size || memcmp(hash, sb->file.blake2b, PC_B2_LEN) != 0) {
-            PC_LOGW("hls", "subtitle track %s left out: %s %s", sb->id, url,
-                    rc != 0 ? (why != NULL && why[0] != '\0' ? why : pc_strerror(rc))
-                            : status != 200 ? "did not answer 200" : "does not match the manifest");
-            pc_buf_clear(&b);
-            continue;
-        }
-        size_t len = 0;
-        char *body = pc_buf_steal(&b, &len);
-        if (body == NULL || add_playlist(h, sb->file.url, body, len, "text/vtt; charset=utf-8") != 0)
-            return PC_ENOMEM;
+        h->sub[k].c = c;
+        h->sub[k].k = k;
         pc_buf pl;
         pc_buf_init(&pl, 4096);
         char name[64];
         snprintf(name, sizeof(name), "%s/index.m3u8", sb->id);
         long target = lround(dur) > 1 ? lround(dur) : 1;
+        size_t len = 0;
+        char *body;
         if (pc_buf_printf(&pl, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%ld\n#EXT-X-PLAYLIST-TYPE:VOD\n"
                                "#EXTINF:%.6f,\n%s\n#EXT-X-ENDLIST\n",
                           target, dur, sb->file.url + strlen(sb->id) + 1) != 0 ||
@@ -448,6 +463,156 @@ static void waiter_served(hls *h, size_t i, uint64_t now)
     waiter_drop(h, i);
 }
 
+/* ---- subtitle files ---- */
+
+static const char VTT[] = "text/vtt; charset=utf-8";
+
+/* Answers every request waiting for track |s|: its file, or |status| with |code| and why it could not be
+ * had. */
+static void sub_answer(subtrack *s, int status, const char *code)
+{
+    for (size_t i = 0; i < s->nw; i++) {
+        if (s->w[i].req == NULL)
+            continue;
+        if (s->state == SUB_READY)
+            pc_http_respond(s->w[i].req, 200, VTT, s->body, s->len);
+        else
+            pc_http_respond_error(s->w[i].req, status, code, s->why);
+        pc_http_req_unguard(s->w[i].guard);
+    }
+    s->nw = 0;
+}
+
+static size_t sub_body(char *p, size_t size, size_t n, void *arg)
+{
+    subtrack *s = arg;
+    return pc_buf_append(&s->buf, p, size * n) == 0 ? size * n : 0;
+}
+
+static void sub_failed(subtrack *s, const char *why)
+{
+    const pc_mf_subtitle *sb = &s->c->mf->subtitles[s->k];
+    snprintf(s->why, sizeof(s->why), "subtitle track %s: %s", sb->id, why);
+    PC_LOGW("hls", "subtitle track %s left out: %s%s %s", sb->id, s->c->base, sb->file.url, why);
+    s->state = SUB_FAILED;
+    s->failed_us = pc_client_now(s->c);
+    pc_buf_clear(&s->buf);
+}
+
+/* The origin's answer for track |s|: kept when it is the file the signed manifest describes. */
+static void sub_done(void *arg, CURL *easy, CURLcode rc)
+{
+    subtrack *s = arg;
+    const pc_mf_subtitle *sb = &s->c->mf->subtitles[s->k];
+    long status = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    char why[CURL_ERROR_SIZE + 64];
+    uint8_t hash[PC_B2_LEN];
+    if (rc == CURLE_WRITE_ERROR)
+        snprintf(why, sizeof(why), "larger than the %" PRIu64 " bytes the manifest says", sb->file.size);
+    else if (rc != CURLE_OK)
+        snprintf(why, sizeof(why), "%s", s->err[0] != '\0' ? s->err : curl_easy_strerror(rc));
+    else if (status != 200)
+        snprintf(why, sizeof(why), "did not answer 200 (HTTP %ld)", status);
+    else if (s->buf.len != sb->file.size || (pc_blake2b256(s->buf.data, s->buf.len, hash),
+                                             memcmp(hash, sb->file.blake2b, PC_B2_LEN) != 0))
+        snprintf(why, sizeof(why), "does not match the manifest");
+    else
+        why[0] = '\0';
+    curl_easy_cleanup(s->easy);
+    s->easy = NULL;
+    if (why[0] == '\0' && (s->body = pc_buf_steal(&s->buf, &s->len)) != NULL)
+        s->state = SUB_READY;
+    else
+        sub_failed(s, why[0] != '\0' ? why : "out of memory");
+    sub_answer(s, 502, "subtitles_unavailable");
+}
+
+static int sub_fetch(client *c, subtrack *s)
+{
+    const pc_mf_subtitle *sb = &c->mf->subtitles[s->k];
+    char url[sizeof(c->base) + PC_MANIFEST_MAX_URL + sizeof(c->mq)];
+    if ((size_t)snprintf(url, sizeof(url), "%s%s%s", c->base, sb->file.url, c->mq) >= sizeof(url))
+        return PC_ETOOBIG;
+    s->easy = curl_easy_init();
+    if (s->easy == NULL)
+        return PC_ENOMEM;
+    pc_buf_init(&s->buf, sb->file.size > 0 ? sb->file.size : 1);
+    s->err[0] = '\0';
+    pc_cdn_easy_defaults(s->easy);
+    curl_easy_setopt(s->easy, CURLOPT_URL, url);
+    curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, sub_body);
+    curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->err);
+    if (pc_http_client_add(c->http, s->easy, sub_done, s) != 0) {
+        curl_easy_cleanup(s->easy);
+        s->easy = NULL;
+        return PC_ENET;
+    }
+    s->state = SUB_LOADING;
+    return 0;
+}
+
+/* A request for track |k|'s file: answered now when it is here (or failed a moment ago), else when the
+ * fetch it starts or joins ends. */
+static void serve_subtitle(client *c, hls *h, size_t k, h2o_req_t *req, uint64_t now)
+{
+    subtrack *s = &h->sub[k];
+    if (s->state == SUB_READY) {
+        pc_http_respond(req, 200, VTT, s->body, s->len);
+        return;
+    }
+    if (s->state == SUB_FAILED && now - s->failed_us < (uint64_t)SUB_RETRY_S * 1000000) {
+        pc_http_respond_error(req, 502, "subtitles_unavailable", s->why);
+        return;
+    }
+    if (c->stopping) {
+        pc_http_respond_error(req, 503, "stopping", "the peer is shutting down");
+        return;
+    }
+    if (s->nw == SUB_WAITERS_MAX) {
+        pc_http_respond_error(req, 503, "busy", "too many requests are waiting for this subtitle track");
+        return;
+    }
+    if (s->state != SUB_LOADING) {
+        int rc = sub_fetch(c, s);
+        if (rc != 0) {
+            sub_failed(s, pc_strerror(rc));
+            pc_http_respond_error(req, 502, "subtitles_unavailable", s->why);
+            return;
+        }
+    }
+    if (pc_http_req_guard(req, &s->w[s->nw].req, &s->w[s->nw].guard) != 0) {
+        pc_http_respond_error(req, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    s->w[s->nw++].since = now;
+}
+
+/* The timer's look at requests waiting for subtitle files: the player went away, or it took too long
+ * (the fetch goes on: a later request gets it). */
+static void sub_sweep(hls *h, uint64_t now)
+{
+    for (size_t k = 0; k < h->c->mf->nsubtitles; k++) {
+        subtrack *s = &h->sub[k];
+        for (size_t i = 0; i < s->nw;) {
+            if (s->w[i].req != NULL && pc_http_req_client_gone(s->w[i].req)) {
+                pc_http_respond_error(s->w[i].req, 503, "client_gone", "the player closed the connection");
+                pc_http_req_unguard(s->w[i].guard);
+                s->w[i].req = NULL;
+            } else if (s->w[i].req != NULL && now - s->w[i].since >= (uint64_t)PC_HLS_WAIT_S * 1000000) {
+                pc_http_respond_error(s->w[i].req, 504, "timed_out", "the subtitle file did not arrive in time");
+                pc_http_req_unguard(s->w[i].guard);
+                s->w[i].req = NULL;
+            }
+            if (s->w[i].req == NULL)
+                s->w[i] = s->w[--s->nw];
+            else
+                i++;
+        }
+    }
+}
+
 void pc_hls_on_ready(client *c, uint32_t rung, uint32_t seg)
 {
     hls *h = c->hls;
@@ -534,6 +699,7 @@ static void on_hls_timer(uv_timer_t *t)
     uint64_t now = pc_client_now(c);
     if (!c->cfg->seed_mode)
         ask_again(c, h, now);
+    sub_sweep(h, now);
     for (size_t i = 0; i < h->nw;) {
         waiter *w = h->w[i];
         if (w->req != NULL && pc_http_req_client_gone(w->req)) {
@@ -595,6 +761,11 @@ static int on_request(void *user, h2o_req_t *req)
     size_t rl = plen - 4 - vl;
     uint64_t now = pc_client_now(c);
     c->last_hls_us = now;
+    for (size_t k = 0; k < c->mf->nsubtitles; k++)
+        if (strlen(c->mf->subtitles[k].file.url) == rl && memcmp(c->mf->subtitles[k].file.url, rest, rl) == 0) {
+            serve_subtitle(c, h, k, req, now);
+            return 0;
+        }
     const playlist *pl = find_playlist(h, rest, rl);
     if (pl != NULL) {
         pc_http_respond(req, 200, pl->type, pl->body, pl->len);
@@ -668,7 +839,7 @@ int pc_hls_start(client *c, const char *hostport, char *bound, size_t boundlen)
         return PC_ENOMEM;
     c->hls = h;
     h->c = c;
-    int lr = load_subtitles(c, h);
+    int lr = subtitle_playlists(c, h);
     if (lr != 0)
         return lr;
     if (load_playlists(c, h) != 0)
@@ -704,6 +875,20 @@ void pc_hls_stop(client *c)
     h->closed = 1;
     while (h->nw > 0)
         waiter_fail(h, h->nw - 1, 503, "stopping", "the peer is shutting down");
+    for (size_t k = 0; h->sub != NULL && k < c->mf->nsubtitles; k++) {
+        subtrack *s = &h->sub[k];
+        if (s->easy != NULL) {
+            pc_http_client_cancel(c->http, s->easy);
+            curl_easy_cleanup(s->easy);
+            s->easy = NULL;
+        }
+        snprintf(s->why, sizeof(s->why), "the peer is shutting down");
+        if (s->state == SUB_LOADING) {
+            s->state = SUB_FAILED;
+            pc_buf_clear(&s->buf);
+        }
+        sub_answer(s, 503, "stopping");
+    }
     if (h->timer_open)
         uv_close((uv_handle_t *)&h->timer, NULL);
     if (h->srv != NULL)
@@ -721,6 +906,13 @@ void pc_hls_free(client *c)
         free(h->pl[i].body);
     }
     free(h->pl);
+    for (size_t k = 0; h->sub != NULL && k < c->mf->nsubtitles; k++) {
+        free(h->sub[k].body);
+        pc_buf_clear(&h->sub[k].buf);
+        if (h->sub[k].easy != NULL) /* (pc_hls_stop canceled every fetch while the HTTP client was there) */
+            curl_easy_cleanup(h->sub[k].easy);
+    }
+    free(h->sub);
     free(h);
     c->hls = NULL;
 }

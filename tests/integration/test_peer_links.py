@@ -1280,10 +1280,11 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
 
 def test_the_local_endpoint_serves_the_subtitles_it_checked(s):
     """The origin's master names WebVTT subtitle tracks. The signed manifest lists each track's whole file
-    (size, BLAKE2b): the local endpoint fetches and checks it at start and serves it as a one-segment
-    track; a player reads it through the endpoint. A file that does not match (an edge that changed it) is
-    left out, with the group, and the endpoint still starts (it once refused to, on a URI it could not
-    check)."""
+    (size, BLAKE2b): the local endpoint serves each track as a one-segment playlist, and fetches and checks
+    the file when a player first asks for it (before 2026-11-24, every track at start, one after another,
+    before the endpoint listened); a player reads it through the endpoint. A file that does not match (an
+    edge that changed it) is answered 502 with the reason, the failure remembered for a few seconds, and
+    the video still plays (the endpoint once refused to start, on a URI it could not check)."""
     o = s.origin()
     src = clip("peer_links_notracker_320x180_6s", size="320x180", rate=25, dur=6)
     mkv = subtitled("peer_links_subs_en", src, [("1\n00:00:01,000 --> 00:00:02,000\nhello\n", ["-metadata:s:s:S", "language=en"])])
@@ -1307,22 +1308,105 @@ def test_the_local_endpoint_serves_the_subtitles_it_checked(s):
     ffmpeg_decode(base + "master.m3u8", all_streams=True)
     p.stop()
 
+    vtt_asked = []
+
     class Edge(EdgeHandler):
         def do_GET(self):
             with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
                 data, ctype = r.read(), r.headers.get("Content-Type", "application/octet-stream")
             if self.path.endswith("/all.vtt"):
+                vtt_asked.append(self.path)
                 data = data.replace(b"hello", b"HELLO")
             self.answer(200, data, [("Content-Type", ctype)])
 
     edge = type("Edge", (), {"url": serve_http(s, Edge)})
     q = Peer(s, edge, vid, "--hls-listen", "127.0.0.1:0", "--hls-linger", "1", name="subs-edge")
-    with urllib.request.urlopen("%s/v/%s/master.m3u8" % (q.hls, vid), timeout=30) as r:
+    base = "%s/v/%s/" % (q.hls, vid)
+    with urllib.request.urlopen(base + "master.m3u8", timeout=30) as r:
         master = r.read().decode()
-    check("SUBTITLES" not in master and "#EXT-X-STREAM-INF:" in master, "without the track: %r" % master)
+    check('URI="s0/index.m3u8"' in master, "the track is listed; its file is fetched when asked for: %r" % master)
+    eq(vtt_asked, [], "nothing asked for the file yet")
+    for attempt in range(2):
+        try:
+            urllib.request.urlopen(base + "s0/all.vtt", timeout=30)
+            check(False, "the changed file was served")
+        except urllib.error.HTTPError as e:
+            body = json.loads(e.read())
+            eq((e.code, body["code"]), (502, "subtitles_unavailable"), "the answer: %r" % body)
+            check("does not match the manifest" in body["message"], "it says why: %r" % body)
+    eq(len(vtt_asked), 1, "fetched once: the failure is remembered for a while")
     check("subtitle track s0 left out" in q.stderr() and "does not match" in q.stderr(), "said: %s" % q.stderr())
-    ffmpeg_decode("%s/v/%s/master.m3u8" % (q.hls, vid), all_streams=True)
+    ffmpeg_decode(base + "master.m3u8")
     q.stop()
+
+
+def test_subtitle_requests_share_one_fetch_and_a_stop_answers_them(s):
+    """Players asking for a subtitle file the endpoint is still fetching (a slow edge) wait for that one
+    fetch and all get the checked file; a stop while another fetch is under way answers the requests
+    waiting for it (503) and the peer exits cleanly (the ASan build: no leak, no use after free)."""
+    o = s.origin()
+    src = clip("peer_links_notracker_320x180_6s", size="320x180", rate=25, dur=6)
+    mkv = subtitled("peer_links_subs_en", src, [("1\n00:00:01,000 --> 00:00:02,000\nhello\n", ["-metadata:s:s:S", "language=en"])])
+    vid = o.upload(mkv, title="subtitled")
+    o.ready(vid, timeout=300)
+    origin_vtt = o.req("GET", "/v/%s/s0/all.vtt" % vid).body
+    asked, slow = [], {"s": 2.0}
+
+    class Edge(EdgeHandler):
+        def do_GET(self):
+            with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
+                data, ctype = r.read(), r.headers.get("Content-Type", "application/octet-stream")
+            if self.path.endswith("/all.vtt"):
+                asked.append(self.path)
+                time.sleep(slow["s"])
+            try:
+                self.answer(200, data, [("Content-Type", ctype)])
+            except OSError:
+                pass  # the peer stopped before the answer
+
+    edge = type("Edge", (), {"url": serve_http(s, Edge)})
+    p = Peer(s, edge, vid, "--hls-listen", "127.0.0.1:0", "--hls-linger", "0", name="subs-slow")
+    url = "%s/v/%s/s0/all.vtt" % (p.hls, vid)
+    got = []
+
+    def fetch():
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                got.append((r.status, r.read()))
+        except urllib.error.HTTPError as e:
+            got.append((e.code, e.read()))
+    threads = [threading.Thread(target=fetch) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    eq(sorted(code for code, _ in got), [200, 200, 200], "every waiting request answered")
+    check(all(body == origin_vtt for _, body in got), "the checked file, to each")
+    eq(len(asked), 1, "one fetch for all three")
+    # the file is kept: asked again, answered at once, not fetched again
+    t0 = time.time()
+    with urllib.request.urlopen(url, timeout=30) as r:
+        eq(r.read(), origin_vtt, "kept")
+    check(time.time() - t0 < 1.5 and len(asked) == 1, "answered from what the endpoint kept")
+    p.stop()
+    # a stop while a fetch is under way
+    asked.clear()
+    slow["s"] = 20.0
+    q = Peer(s, edge, vid, "--hls-listen", "127.0.0.1:0", "--hls-linger", "0", name="subs-stop")
+    url = "%s/v/%s/s0/all.vtt" % (q.hls, vid)
+    got.clear()
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 10
+    while not asked and time.time() < deadline:
+        time.sleep(0.05)
+    check(asked, "the endpoint fetches the file")
+    time.sleep(0.3)
+    q.stop()
+    for t in threads:
+        t.join(30)
+    eq(sorted(code for code, _ in got), [503, 503], "the waiting requests are told the peer stops: %r" % got)
 
 
 def test_a_playlist_pointing_outside_the_signed_manifest_is_not_served(s):
@@ -1434,7 +1518,7 @@ if __name__ == "__main__":
            test_a_seeder_with_an_hls_endpoint_answers_what_was_asked_while_it_fetched,
            test_a_download_cap_paces_peer_links_and_the_cdn,
            test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes,
-           test_the_local_endpoint_serves_the_subtitles_it_checked,
+           test_the_local_endpoint_serves_the_subtitles_it_checked, test_subtitle_requests_share_one_fetch_and_a_stop_answers_them,
            test_a_playlist_pointing_outside_the_signed_manifest_is_not_served,
            test_players_that_went_away_do_not_keep_the_endpoint_busy,
            test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall])  # kills the tracker: last
