@@ -1,6 +1,7 @@
 /*
  * The video API: GET /api/videos (paginated catalog), GET/DELETE
- * /api/videos/{id}, POST /api/videos/{id}/retry, GET /api/origin-key, GET /api/health.
+ * /api/videos/{id}, POST /api/videos/{id}/retry, POST /api/videos/{id}/subtitles, GET /api/origin-key,
+ * GET /api/health.
  */
 #include <errno.h>
 #include <sys/stat.h>
@@ -87,6 +88,14 @@ static json_t *video_json(pc_origin *o, const pc_video *v, int authorized)
     json_object_set_new(j, "updated", json_integer(v->updated_ms / 1000));
     json_object_set_new(j, "source_size", json_integer(v->source_size));
     json_object_set_new(j, "duration", json_null()); /* until the probe has run (or for good when it failed) */
+    if (strcmp(v->state, "ready") == 0) {
+        /* a file added to it is being published (its tracks listed once that is done); or failed to be */
+        int64_t n = 0;
+        json_object_set_new(j, "updating", json_boolean(pc_taskq_unfinished(o->db, v->id, &n) == 0 && n > 0));
+        if (v->error_code != NULL)
+            json_object_set_new(j, "update_error", json_pack("{s:s, s:s}", "code", v->error_code, "message",
+                                                             v->error_message != NULL ? v->error_message : ""));
+    }
     if (strcmp(v->state, "failed") == 0)
         json_object_set_new(j, "error", json_pack("{s:s, s:s}", "code", v->error_code != NULL ? v->error_code : "failed",
                                                   "message", v->error_message != NULL ? v->error_message : ""));
@@ -220,17 +229,38 @@ static int load_video_authorized(pc_origin *o, h2o_req_t *req, const char *id, c
     return load_video(o, req, id, v);
 }
 
+/* 202 with video |id| as it is now: what a POST set going. */
+static int respond_accepted(pc_origin *o, h2o_req_t *req, const char *id)
+{
+    pc_video v;
+    if (load_video(o, req, id, &v) != 0)
+        return 0;
+    json_t *j = video_json(o, &v, 1);
+    pc_video_clear(&v);
+    pc_http_respond_json(req, 202, j);
+    return 0;
+}
+
+/* A POST on video |id| (|what| for the answers: "retrying a video") by a caller holding the token: |v| is
+ * loaded, or -1 when the request was answered (405, 401, 404, 500). */
+static int post_on_video(pc_origin *o, h2o_req_t *req, const char *id, const char *what, pc_video *v)
+{
+    if (!pc_http_req_method_is(req, "POST")) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "%s takes POST", what);
+        pc_http_add_header(req, "allow", "POST, OPTIONS");
+        pc_http_respond_error(req, 405, "method_not_allowed", msg);
+        return -1;
+    }
+    return load_video_authorized(o, req, id, what, v);
+}
+
 /* POST /api/videos/{id}/retry: a failed video runs again from its kept original (the operator fixed the
  * cause: a tracker that was down, a full disk, a newer build that reads the source). */
 static int handle_retry(pc_origin *o, h2o_req_t *req, const char *id)
 {
-    if (!pc_http_req_method_is(req, "POST")) {
-        pc_http_add_header(req, "allow", "POST, OPTIONS");
-        pc_http_respond_error(req, 405, "method_not_allowed", "a retry takes POST");
-        return 0;
-    }
     pc_video v;
-    if (load_video_authorized(o, req, id, "retrying a video", &v) != 0)
+    if (post_on_video(o, req, id, "retrying a video", &v) != 0)
         return 0;
     int failed = strcmp(v.state, "failed") == 0;
     struct stat st;
@@ -266,12 +296,39 @@ static int handle_retry(pc_origin *o, h2o_req_t *req, const char *id)
     }
     PC_LOGI("api", "video %s queued again", id);
     pc_pipeline_kick(o->pipeline);
-    if (load_video(o, req, id, &v) != 0)
+    return respond_accepted(o, req, id);
+}
+
+/* POST /api/videos/{id}/subtitles?language=L&name=N: the body, a subtitle file (SubRip, WebVTT or
+ * ASS/SSA; at most the server's 1 MiB of body), becomes a new track of the ready video, which is
+ * published again with it (202; the video lists the track once that is done, "updating" until then). */
+static int handle_add_subtitles(pc_origin *o, h2o_req_t *req, const char *id)
+{
+    pc_video v;
+    if (post_on_video(o, req, id, "adding subtitles", &v) != 0)
         return 0;
-    json_t *j = video_json(o, &v, 1);
     pc_video_clear(&v);
-    pc_http_respond_json(req, 202, j);
-    return 0;
+    char lang[64], name[256];
+    int lr = pc_http_req_query(req, "language", lang, sizeof(lang)), nr = pc_http_req_query(req, "name", name, sizeof(name));
+    if ((lr != 0 && lr != PC_ENOENT) || (nr != 0 && nr != PC_ENOENT)) {
+        pc_http_respond_error(req, 400, "bad_request", "language and name are given once each, in at most 63 and 255 bytes");
+        return 0;
+    }
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        pc_http_respond_error(req, 400, "bad_subtitles", "the body is the subtitle file (SubRip, WebVTT or ASS/SSA)");
+        return 0;
+    }
+    const char *code = "internal_error";
+    char msg[256] = "";
+    int r = pc_pipeline_add_subtitles(o->pipeline, id, req->entity.base, req->entity.len, lr == 0 ? lang : NULL,
+                                      nr == 0 ? name : NULL, &code, msg, sizeof(msg));
+    if (r != 0) {
+        if (r == PC_ECONFLICT && strcmp(code, "busy") == 0)
+            pc_http_add_header(req, "retry-after", "2");
+        pc_http_respond_error(req, r == PC_ENOENT ? 404 : r == PC_ECONFLICT ? 409 : r == PC_EINVAL ? 422 : 500, code, msg);
+        return 0;
+    }
+    return respond_accepted(o, req, id);
 }
 
 static int handle_video(pc_origin *o, h2o_req_t *req, const char *id)
@@ -344,14 +401,18 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
             return 0;
         return handle_list(o, req);
     }
-    static const char pfx[] = "/api/videos/", retry[] = "/retry";
+    static const char pfx[] = "/api/videos/", retry[] = "/retry", subtitles[] = "/subtitles";
     if (path.len > sizeof(pfx) - 1 && memcmp(path.base, pfx, sizeof(pfx) - 1) == 0) {
         const char *id = path.base + sizeof(pfx) - 1;
         size_t idlen = path.len - (sizeof(pfx) - 1);
         int is_retry = idlen > sizeof(retry) - 1 && memcmp(id + idlen - (sizeof(retry) - 1), retry, sizeof(retry) - 1) == 0;
+        int is_subs = idlen > sizeof(subtitles) - 1 &&
+                      memcmp(id + idlen - (sizeof(subtitles) - 1), subtitles, sizeof(subtitles) - 1) == 0;
         if (is_retry)
             idlen -= sizeof(retry) - 1;
-        if (pc_origin_api_preflight(req, is_retry ? "POST, OPTIONS" : "GET, HEAD, DELETE, OPTIONS"))
+        if (is_subs)
+            idlen -= sizeof(subtitles) - 1;
+        if (pc_origin_api_preflight(req, is_retry || is_subs ? "POST, OPTIONS" : "GET, HEAD, DELETE, OPTIONS"))
             return 0;
         if (!pc_id_valid(id, idlen)) {
             pc_http_respond_error(req, 404, "not_found", "no such video");
@@ -360,7 +421,7 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
         char idbuf[PC_ID_LEN + 1];
         memcpy(idbuf, id, PC_ID_LEN);
         idbuf[PC_ID_LEN] = '\0';
-        return is_retry ? handle_retry(o, req, idbuf) : handle_video(o, req, idbuf);
+        return is_retry ? handle_retry(o, req, idbuf) : is_subs ? handle_add_subtitles(o, req, idbuf) : handle_video(o, req, idbuf);
     }
     return -1;
 }

@@ -56,6 +56,19 @@ int pc_job_write(pc_job *j, const char *rel, const pc_buf *b)
     return r;
 }
 
+json_t *pc_job_input(const json_t *in, const char *kind)
+{
+    size_t kl = strlen(kind);
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)in, key, v)
+    {
+        if (strncmp(key, kind, kl) == 0 && key[kl] == ':')
+            return v;
+    }
+    return NULL;
+}
+
 int pc_av_video_stream(const AVFormatContext *fmt)
 {
     int best = -1;

@@ -23,6 +23,9 @@ int pc_av_open_source(pc_job *j, const json_t *plan, AVFormatContext **out);
 /* Writes |b| to |rel| under the job's output directory (atomically); on failure records it in the job
  * ("cannot write REL"). Returns 0 or the PC_E* code. */
 int pc_job_write(pc_job *j, const char *rel, const pc_buf *b);
+/* The result of |in|'s dependency of |kind| ("audio", "package": a task has one of each such kind; a
+ * revision's tasks have its number as their arg, so the key is "kind:N"), or NULL. */
+json_t *pc_job_input(const json_t *in, const char *kind);
 /* Index of the main video stream (attached pictures excluded) or -1. */
 int pc_av_video_stream(const AVFormatContext *fmt);
 /* Opens a decoder for stream |idx| with |threads| threads. Returns an AVERROR or 0. */

@@ -381,6 +381,12 @@ int pc_db_video_set_field(pc_db *db, const char *id, const char *field, const ch
     return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, sql, "sis", json, now_ms, id));
 }
 
+int pc_db_video_note(pc_db *db, const char *id, const char *code, const char *message, int64_t now_ms)
+{
+    return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "UPDATE videos SET error_code = ?, error_message = ?, updated = ? WHERE id = ?",
+                                                 "ssis", code, message, now_ms, id));
+}
+
 int pc_db_video_fail(pc_db *db, const char *id, const char *code, const char *message, int64_t now_ms)
 {
     int r = pc_db_begin(db);
@@ -617,13 +623,72 @@ int pc_taskq_weights(pc_db *db, const char *video_id, double *done, double *tota
     return r;
 }
 
-int pc_taskq_count(pc_db *db, const char *video_id, const char *state, int64_t *n)
+/* The one number |st| (a prepared COUNT, or NULL) gives; the statement is finalized. */
+static int count_of(sqlite3_stmt *st, int64_t *n)
 {
-    sqlite3_stmt *st = pc_sqlite_prep(&db->sq, "SELECT COUNT(*) FROM tasks WHERE video_id = ? AND state = ?", "ss", video_id, state);
     if (st == NULL)
         return PC_EDB;
     int r = sqlite3_step(st) == SQLITE_ROW ? 0 : PC_EDB;
     *n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return r;
+}
+
+int pc_taskq_count(pc_db *db, const char *video_id, const char *state, int64_t *n)
+{
+    return count_of(pc_sqlite_prep(&db->sq, "SELECT COUNT(*) FROM tasks WHERE video_id = ? AND state = ?", "ss", video_id, state), n);
+}
+
+int pc_taskq_unfinished(pc_db *db, const char *video_id, int64_t *n)
+{
+    return count_of(pc_sqlite_prep(&db->sq, "SELECT COUNT(*) FROM tasks WHERE video_id = ? AND state <> 'done'", "s", video_id), n);
+}
+
+int pc_taskq_last_package(pc_db *db, const char *video_id, int64_t *package_id, int *arg, int64_t *thumbs_id)
+{
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq,
+                            "SELECT p.id, p.arg, t.id FROM tasks p JOIN tasks t ON t.video_id = p.video_id AND t.kind = 'thumbs'"
+                            " WHERE p.video_id = ? AND p.kind = 'package' AND p.state = 'done' ORDER BY p.arg DESC LIMIT 1",
+                            "s", video_id);
+    if (st == NULL)
+        return PC_EDB;
+    int s = sqlite3_step(st), r = s == SQLITE_ROW ? 0 : s == SQLITE_DONE ? PC_ENOENT : PC_EDB;
+    if (r == 0) {
+        *package_id = sqlite3_column_int64(st, 0);
+        *arg = sqlite3_column_int(st, 1);
+        *thumbs_id = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int pc_taskq_deps_of(pc_db *db, int64_t id, const char *except, int64_t *ids, size_t max, size_t *n)
+{
+    sqlite3_stmt *st = pc_sqlite_prep(&db->sq,
+                            "SELECT d.dep_id FROM task_deps d JOIN tasks t ON t.id = d.dep_id WHERE d.task_id = ? AND t.kind <> ?"
+                            " ORDER BY d.dep_id",
+                            "is", id, except != NULL ? except : "");
+    if (st == NULL)
+        return PC_EDB;
+    int r = 0, s;
+    *n = 0;
+    while (r == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == max)
+            r = PC_ETOOBIG;
+        else
+            ids[(*n)++] = sqlite3_column_int64(st, 0);
+    }
+    if (r == 0 && s != SQLITE_DONE)
+        r = PC_EDB;
+    sqlite3_finalize(st);
+    return r;
+}
+
+int pc_taskq_drop_revision(pc_db *db, const char *video_id, int arg)
+{
+    if (arg <= 0) /* revision 0 is the video's own pipeline */
+        return PC_EINVAL;
+    return pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
+                         "DELETE FROM tasks WHERE video_id = ? AND arg = ? AND kind IN ('subtitles', 'package', 'sign', 'publish')",
+                         "si", video_id, (int64_t)arg));
 }

@@ -101,6 +101,9 @@ int pc_db_state_counts(pc_db *db, int tasks, void (*fn)(void *arg, const char *s
 int pc_db_video_set_state(pc_db *db, const char *id, const char *state, int64_t now_ms) PC_MUST_CHECK;
 int pc_db_video_set_field(pc_db *db, const char *id, const char *field, const char *json, int64_t now_ms) PC_MUST_CHECK;
 /* Marks the video failed with |code| and |message| and cancels its unfinished tasks. */
+/* Sets (or with NULLs clears) the error of a video that stays in its state: a ready video whose revision
+ * failed (its publication serves on). */
+int pc_db_video_note(pc_db *db, const char *id, const char *code, const char *message, int64_t now_ms) PC_MUST_CHECK;
 int pc_db_video_fail(pc_db *db, const char *id, const char *code, const char *message, int64_t now_ms) PC_MUST_CHECK;
 /* Queues a failed video again from its kept original: its tasks are replaced by new first tasks (probe →
  * plan), its error, probe, plan and result cleared, in one transaction. PC_ECONFLICT unless it is failed. */
@@ -171,5 +174,16 @@ char *pc_taskq_dep_results(pc_db *db, int64_t id);
 int pc_taskq_weights(pc_db *db, const char *video_id, double *done, double *total) PC_MUST_CHECK;
 /* Counts tasks of |video| in |state|. */
 int pc_taskq_count(pc_db *db, const char *video_id, const char *state, int64_t *n) PC_MUST_CHECK;
+/* Tasks of |video| that are not done (whatever else their state). */
+int pc_taskq_unfinished(pc_db *db, const char *video_id, int64_t *n) PC_MUST_CHECK;
+/* The newest done package task of |video| (highest arg: 0, or the revision that made it): its id and arg,
+ * and the id of the video's thumbs task. PC_ENOENT when there is none. */
+int pc_taskq_last_package(pc_db *db, const char *video_id, int64_t *package_id, int *arg,
+                          int64_t *thumbs_id) PC_MUST_CHECK;
+/* Up to |max| dependencies of task |id| other than those of kind |except| into |ids|, their number in |n|
+ * (PC_ETOOBIG when there are more). */
+int pc_taskq_deps_of(pc_db *db, int64_t id, const char *except, int64_t *ids, size_t max, size_t *n) PC_MUST_CHECK;
+/* Removes the tasks of revision |arg| of |video| (its subtitles, package, sign and publish). */
+int pc_taskq_drop_revision(pc_db *db, const char *video_id, int arg) PC_MUST_CHECK;
 
 #endif

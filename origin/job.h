@@ -10,6 +10,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "db.h"
 #include "pc_crypto.h"
@@ -61,6 +62,14 @@ int pc_job_fail(pc_job *j, int err, int permanent, const char *code, const char 
 static inline int pc_job_canceled(pc_job *j)
 {
     return atomic_load(&j->cancel) != 0;
+}
+
+/* A task of a revision: a file added to a published video makes the subtitles, package, sign and
+ * publish tasks again, with the revision's number (1, 2...) as their arg, on a copy of the publication. */
+static inline int pc_job_is_revision(const pc_job *j)
+{
+    return j->arg > 0 && (strcmp(j->kind, "subtitles") == 0 || strcmp(j->kind, "package") == 0 ||
+                          strcmp(j->kind, "sign") == 0 || strcmp(j->kind, "publish") == 0);
 }
 
 /* Task functions (one per kind); return 0 or the error also stored in the job. */

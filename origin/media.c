@@ -1,6 +1,7 @@
 /* CDN-origin serving of published media; see media.h. */
 #include "media.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -897,10 +898,38 @@ int pc_media_clear_outputs(pc_media *m, const char *id)
     return r != 0 ? r : r2;
 }
 
+/* The subtitle files added to the video of |source| ("SOURCE.subN", pipeline.c) beside it. */
+static int remove_added_files(const char *source)
+{
+    const char *slash = strrchr(source, '/');
+    if (slash == NULL)
+        return 0;
+    char dir[4200], prefix[512];
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - source), source);
+    int pl = snprintf(prefix, sizeof(prefix), "%s.sub", slash + 1);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : PC_EIO;
+    int r = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        const char *n = e->d_name;
+        if (strncmp(n, prefix, (size_t)pl) != 0 || n[pl] < '0' || n[pl] > '9' || strspn(n + pl, "0123456789") != strlen(n + pl))
+            continue;
+        char p[4800];
+        snprintf(p, sizeof(p), "%s/%s", dir, n);
+        if (unlink(p) != 0 && errno != ENOENT)
+            r = PC_EIO;
+    }
+    closedir(d);
+    return r;
+}
+
 int pc_media_remove(pc_media *m, const char *id, const char *source)
 {
     int r = pc_media_clear_outputs(m, id);
     if (source != NULL && unlink(source) != 0 && errno != ENOENT && r == 0)
+        r = PC_EIO;
+    if (source != NULL && remove_added_files(source) != 0 && r == 0)
         r = PC_EIO;
     return r;
 }

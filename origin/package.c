@@ -222,7 +222,7 @@ int pc_task_package(pc_job *j)
         seg_rates(t, ts, 1, &t->iframe_peak, &t->iframe_avg);
     }
     /* audio */
-    json_t *aj = json_object_get(in, "audio:0");
+    json_t *aj = pc_job_input(in, "audio");
     int has_audio = aj != NULL && json_is_object(aj);
     if (has_audio) {
         audio.id = "a";
@@ -291,7 +291,7 @@ int pc_task_package(pc_job *j)
         }
     }
     /* subtitle tracks (subtitles.c wrote their files) */
-    json_t *subs = json_object_get(json_object_get(in, "subtitles:0"), "tracks");
+    json_t *subs = json_object_get(pc_job_input(in, "subtitles"), "tracks");
     size_t nsubs = json_array_size(subs);
     /* master playlist */
     json_t *fr = json_object_get(plan, "frame_rate");

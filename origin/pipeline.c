@@ -24,6 +24,7 @@
 
 #include "job.h"
 #include "media.h"
+#include "pc_fs.h"
 #include "pc_json.h"
 #include "pc_log.h"
 
@@ -432,9 +433,58 @@ static void count_job(pc_pipeline *p, const pc_job *j, uint64_t *outcome)
     p->stats.seconds[k] += ran > 0 ? (double)ran / 1000 : 0;
 }
 
+/* A revision that cannot finish is given up: the video stays ready with the publication it has, the
+ * tracks the revision would have added leave the plan (their files removed), and the error is noted on
+ * the video (the API shows it). Its copy of the publication stays in the work directory until the next
+ * revision or publish clears it. */
+static void fail_revision(pc_pipeline *p, pc_job *j, const char *code, const char *msg)
+{
+    pc_db *db = p->o->db;
+    PC_LOGW("pipeline", "video %s: revision %d failed in %s: %s (%s); the video keeps its publication", j->video_id,
+            j->arg, j->kind, msg, code);
+    pc_video v;
+    int r = pc_db_begin(db);
+    if (r == 0 && (r = pc_db_video_get(db, j->video_id, &v)) == 0) {
+        json_t *plan = v.plan != NULL ? json_loads(v.plan, 0, NULL) : NULL;
+        json_t *subs = json_object_get(plan, "subtitles"), *kept = json_array();
+        json_t *e;
+        size_t i;
+        json_array_foreach(subs, i, e)
+        {
+            if (pc_json_int(e, "added", 0) != j->arg)
+                json_array_append(kept, e);
+            else if (unlink(json_string_value(json_object_get(e, "file"))) != 0 && errno != ENOENT)
+                PC_LOGW("pipeline", "cannot remove %s", json_string_value(json_object_get(e, "file")));
+        }
+        char *text = NULL;
+        if (plan == NULL || json_object_set(plan, "subtitles", kept) != 0 || (text = pc_json_dump(plan)) == NULL)
+            r = PC_ENOMEM;
+        if (r == 0)
+            r = pc_db_video_set_field(db, j->video_id, "plan", text, now_ms());
+        if (r == 0)
+            r = pc_taskq_drop_revision(db, j->video_id, j->arg);
+        if (r == 0)
+            r = pc_db_video_note(db, j->video_id, code, msg, now_ms());
+        free(text);
+        json_decref(kept);
+        json_decref(plan);
+        pc_video_clear(&v);
+    }
+    if (r == 0)
+        r = pc_db_commit(db);
+    if (r != 0) {
+        pc_db_rollback(db);
+        PC_LOGE("pipeline", "cannot give up revision %d of %s: %s", j->arg, j->video_id, pc_strerror(r));
+    }
+}
+
 static void fail_video(pc_pipeline *p, pc_job *j, const char *code, const char *msg)
 {
     count_job(p, j, p->stats.failed);
+    if (pc_job_is_revision(j)) {
+        fail_revision(p, j, code, msg);
+        return;
+    }
     PC_LOGW("pipeline", "video %s failed in %s: %s (%s)", j->video_id, j->kind, msg, code);
     if (pc_db_video_fail(p->o->db, j->video_id, code, msg, now_ms()) != 0)
         PC_LOGE("pipeline", "cannot record the failure of %s", j->video_id);
@@ -505,6 +555,8 @@ static void complete_job(pc_pipeline *p, pc_job *j)
             rc = pc_db_video_set_field(db, j->video_id, "result", j->result, now);
             if (rc == 0)
                 rc = pc_db_video_set_state(db, j->video_id, "ready", now);
+            if (rc == 0 && pc_job_is_revision(j)) /* a revision that failed before this one is history */
+                rc = pc_db_video_note(db, j->video_id, NULL, NULL, now);
         }
         if (rc == 0)
             rc = pc_taskq_complete(db, j->task_id, strcmp(j->kind, "plan") == 0 || strcmp(j->kind, "probe") == 0 ? NULL : j->result, now);
@@ -619,6 +671,132 @@ int pc_pipeline_start(pc_pipeline *p)
 static void on_kick(uv_timer_t *t)
 {
     dispatch(t->data);
+}
+
+int pc_pipeline_add_subtitles(pc_pipeline *p, const char *id, const void *body, size_t len, const char *language,
+                              const char *title, const char **code, char *msg, size_t msglen)
+{
+    pc_db *db = p->o->db;
+    pc_video v;
+    int r = pc_db_video_get(db, id, &v);
+    if (r != 0) {
+        *code = r == PC_ENOENT ? "not_found" : "database_error";
+        snprintf(msg, msglen, r == PC_ENOENT ? "no such video" : "cannot read the video");
+        return r;
+    }
+    int64_t pkg = 0, thumbs = 0, unfinished = 0;
+    int last = 0;
+    json_t *plan = NULL, *entry = NULL;
+    int64_t *deps = NULL;
+    char *text = NULL, path[4200] = "";
+    if (strcmp(v.state, "ready") != 0) {
+        *code = "not_ready";
+        snprintf(msg, msglen, "subtitles are added to a ready video; this one is %s", v.state);
+        r = PC_ECONFLICT;
+        goto out;
+    }
+    if ((r = pc_taskq_unfinished(db, id, &unfinished)) != 0 || (r = pc_taskq_last_package(db, id, &pkg, &last, &thumbs)) != 0) {
+        *code = "database_error";
+        snprintf(msg, msglen, "cannot read the video's tasks");
+        goto out;
+    }
+    if (unfinished > 0 || pc_pipeline_video_busy(p, id)) {
+        *code = "busy";
+        snprintf(msg, msglen, "the video is being published again (a file added before); retry once it is done");
+        r = PC_ECONFLICT;
+        goto out;
+    }
+    plan = v.plan != NULL ? json_loads(v.plan, 0, NULL) : NULL;
+    if (plan == NULL) {
+        *code = "internal_error";
+        snprintf(msg, msglen, "the video has no plan");
+        r = PC_EINTERNAL;
+        goto out;
+    }
+    json_t *subs = json_object_get(plan, "subtitles");
+    if (!json_is_array(subs) && (json_object_set_new(plan, "subtitles", json_array()) != 0 ||
+                                 (subs = json_object_get(plan, "subtitles")) == NULL)) {
+        r = PC_ENOMEM;
+        goto oom;
+    }
+    if (json_array_size(subs) >= PC_SUBS_MAX) {
+        *code = "too_many_subtitles";
+        snprintf(msg, msglen, "the video has %d subtitle tracks, the most it can have", PC_SUBS_MAX);
+        r = PC_ECONFLICT;
+        goto out;
+    }
+    int rev = last + 1;
+    /* kept beside the original upload (DELETE removes both); checked before anything is queued */
+    snprintf(path, sizeof(path), "%s.sub%d", v.source, rev);
+    if ((r = pc_write_file(path, body, len)) != 0) {
+        *code = "io_error";
+        snprintf(msg, msglen, "cannot store the file: %s", pc_strerror(r));
+        path[0] = '\0';
+        goto out;
+    }
+    char why[160];
+    entry = pc_subs_added_entry(subs, path, language, title, rev, why, sizeof(why));
+    if (entry == NULL) {
+        *code = "bad_subtitles";
+        snprintf(msg, msglen, "%s", why);
+        r = PC_EINVAL;
+        goto out;
+    }
+    size_t nchunks = json_array_size(json_object_get(plan, "chunks")), nd = 0;
+    deps = calloc(nchunks + 4, sizeof(*deps));
+    if (deps == NULL || json_array_append(subs, entry) != 0 || (text = pc_json_dump(plan)) == NULL) {
+        r = PC_ENOMEM;
+        goto oom;
+    }
+    /* the revision: the package's inputs are the last one's (encoded chunks, audio) with the new
+     * subtitles task in place of its own; sign takes the thumbnails as before */
+    double dur = pc_json_num(plan, "duration", 0);
+    pc_task_spec ss = {"subtitles", rev, PC_TASK_LIGHT, 40, dur * 0.002 + 0.1};
+    pc_task_spec ps = {"package", rev, PC_TASK_LIGHT, 45, dur * 0.01 + 0.2};
+    pc_task_spec gs = {"sign", rev, PC_TASK_LIGHT, 45, dur * 0.01 + 0.2};
+    pc_task_spec us = {"publish", rev, PC_TASK_LIGHT, 45, 0.2};
+    int64_t now = now_ms(), st_id = 0, pk_id = 0, sg_id = 0;
+    r = pc_db_begin(db);
+    if (r == 0)
+        r = pc_taskq_deps_of(db, pkg, "subtitles", deps, nchunks + 3, &nd);
+    if (r == 0)
+        r = pc_db_video_set_field(db, id, "plan", text, now);
+    if (r == 0)
+        r = pc_taskq_add(db, id, &ss, NULL, 0, now, &st_id);
+    if (r == 0) {
+        deps[nd++] = st_id;
+        r = pc_taskq_add(db, id, &ps, deps, nd, now, &pk_id);
+    }
+    int64_t sign_deps[2] = {pk_id, thumbs};
+    if (r == 0)
+        r = pc_taskq_add(db, id, &gs, sign_deps, 2, now, &sg_id);
+    if (r == 0)
+        r = pc_taskq_add(db, id, &us, &sg_id, 1, now, NULL);
+    if (r == 0)
+        r = pc_db_commit(db);
+    if (r != 0) {
+        pc_db_rollback(db);
+        *code = "database_error";
+        snprintf(msg, msglen, "cannot queue the revision");
+        goto out;
+    }
+    PC_LOGI("pipeline", "video %s: subtitle file added (%s, \"%s\"); revision %d queued", id,
+            json_string_value(json_object_get(entry, "language")), json_string_value(json_object_get(entry, "name")), rev);
+    path[0] = '\0'; /* kept */
+    pc_pipeline_kick(p);
+    goto out;
+oom:
+    *code = "out_of_memory";
+    snprintf(msg, msglen, "out of memory");
+out:
+    if (path[0] != '\0' && unlink(path) != 0 && errno != ENOENT)
+        PC_LOGW("pipeline", "cannot remove %s", path);
+    free(text);
+    free(deps);
+    json_decref(entry);
+    json_decref(plan);
+    pc_video_clear(&v);
+    return r;
 }
 
 void pc_pipeline_kick(pc_pipeline *p)

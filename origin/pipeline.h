@@ -25,6 +25,14 @@ double pc_pipeline_progress(pc_pipeline *p, const char *video_id, int planned);
 int pc_pipeline_video_busy(pc_pipeline *p, const char *video_id);
 /* Asks running tasks of |video_id| to stop (deletion). */
 void pc_pipeline_cancel_video(pc_pipeline *p, const char *video_id);
+/* Adds the subtitle file |body| (|len| bytes: SubRip, WebVTT or ASS/SSA) to the ready video |id| as a new
+ * track (|language|, |title|: as given, cleaned; either may be NULL) and queues the revision that
+ * publishes the video again with it; the current publication serves until the new one replaces it in
+ * one step. 0, or an error with |code| and |msg| for the API: PC_ENOENT (not_found), PC_ECONFLICT
+ * (not_ready, busy: a revision is under way, too_many_subtitles), PC_EINVAL (bad_subtitles), or another
+ * (the origin's own trouble). */
+int pc_pipeline_add_subtitles(pc_pipeline *p, const char *id, const void *body, size_t len, const char *language,
+                              const char *title, const char **code, char *msg, size_t msglen) PC_MUST_CHECK;
 /* Stops: running tasks are cancelled and released (re-run after restart); |cb| runs when threads joined. */
 void pc_pipeline_stop(pc_pipeline *p, void (*cb)(void *arg), void *arg);
 void pc_pipeline_free(pc_pipeline *p);

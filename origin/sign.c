@@ -12,6 +12,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <jansson.h>
 
 #include "av_util.h"
+#include "subtitles.h"
 #include "job.h"
 #include "media.h"
 #include "pc_buf.h"
@@ -94,7 +96,7 @@ static int etag_if_present(pc_job *j, const char *rel, pc_buf *etags, int *prese
 int pc_task_sign(pc_job *j)
 {
     json_t *in = json_loads(j->inputs != NULL ? j->inputs : "", 0, NULL);
-    json_t *pkg = json_object_get(in, "package:0");
+    json_t *pkg = pc_job_input(in, "package");
     if (pkg == NULL) {
         json_decref(in);
         return pc_job_fail(j, PC_EINTERNAL, 1, "internal_error", "the package result is missing");
@@ -281,6 +283,44 @@ static void sweep_out(const char *dir)
     closedir(d);
 }
 
+/* The revision's copy (|j|->out_dir, marked with its number) takes the publication's place in one step
+ * (a file system without RENAME_EXCHANGE: the old one moved aside first, a moment without one); the old
+ * publication is left where the copy was, which the end of publish removes with the work directory. A
+ * run cut short after the swap finds there a directory without the revision's mark: already done. */
+static int swap_in(pc_job *j)
+{
+    char mark[4400], aside[4400];
+    snprintf(mark, sizeof(mark), "%s/%s", j->out_dir, PC_STAGED_MARK);
+    char *text = NULL;
+    size_t len = 0;
+    struct stat st;
+    int ours = pc_read_file(mark, 64, &text, &len) == 0 && atoi(text) == j->arg;
+    free(text);
+    if (stat(j->out_dir, &st) == 0 && !ours) {
+        if (pc_rmtree(j->out_dir) != 0)
+            return pc_job_fail(j, PC_EIO, 0, "io_error", "cannot remove the replaced publication");
+    } else if (ours) {
+        sweep_out(j->out_dir);
+        if (stat(j->media_dir, &st) != 0) {
+            if (rename(j->out_dir, j->media_dir) != 0)
+                return pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot publish: %s", strerror(errno));
+        } else if (renameat2(AT_FDCWD, j->out_dir, AT_FDCWD, j->media_dir, RENAME_EXCHANGE) != 0) {
+            if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+                return pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot publish: %s", strerror(errno));
+            snprintf(aside, sizeof(aside), "%s/replaced", j->work_dir);
+            if ((stat(aside, &st) == 0 && pc_rmtree(aside) != 0) || rename(j->media_dir, aside) != 0 ||
+                rename(j->out_dir, j->media_dir) != 0)
+                return pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot publish: %s", strerror(errno));
+        }
+    } else if (stat(j->media_dir, &st) != 0) {
+        return pc_job_fail(j, PC_ENOENT, 0, "io_error", "nothing to publish");
+    }
+    snprintf(mark, sizeof(mark), "%s/%s", j->media_dir, PC_STAGED_MARK);
+    if (unlink(mark) != 0 && errno != ENOENT)
+        PC_LOGW("publish", "cannot remove %s", mark);
+    return 0;
+}
+
 int pc_task_publish(pc_job *j)
 {
     json_t *in = json_loads(j->inputs != NULL ? j->inputs : "", 0, NULL);
@@ -290,7 +330,12 @@ int pc_task_publish(pc_job *j)
         json_decref(in);
         return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
     }
-    if (stat(j->out_dir, &st) == 0) {
+    if (pc_job_is_revision(j)) {
+        if (swap_in(j) != 0) {
+            json_decref(in);
+            return j->err;
+        }
+    } else if (stat(j->out_dir, &st) == 0) {
         sweep_out(j->out_dir);
         if (stat(j->media_dir, &st) == 0 && pc_rmtree(j->media_dir) != 0) {
             json_decref(in);

@@ -12,13 +12,19 @@
 #include "subs_text.h"
 
 #include <inttypes.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <errno.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <libavutil/dict.h>
 #include <libavutil/mem.h>
 
 #include "av_util.h"
+#include "media.h"
 #include "pc_buf.h"
 #include "pc_fs.h"
 #include "pc_json.h"
@@ -36,6 +42,26 @@ static int name_taken(const json_t *arr, const char *name)
         if (strcmp(json_string_value(json_object_get(json_array_get(arr, k), "name")), name) == 0)
             return 1;
     return 0;
+}
+
+/* A track's NAME from |title| (cleaned), else its language's name |lname|, else its tag |lg|, else
+ * "Subtitles N"; unique among the entries of |arr|. |name| holds PC_SUBS_NAME_MAX + 8 bytes. */
+static void track_name(const json_t *arr, const char *title, const char *lg, const char *lname, char *name, size_t nl)
+{
+    pc_subs_clean_name(title != NULL ? title : "", name, nl);
+    if (name[0] == '\0') /* the language's name, else its tag */
+        pc_subs_clean_name(lname[0] != '\0' ? lname : lg, name, nl);
+    if (name[0] == '\0')
+        snprintf(name, nl, "Subtitles %zu", json_array_size(arr) + 1);
+    /* NAME is unique within the group (RFC 8216 4.3.4.1.1): "Name (2)", "Name (3)"... (at most
+     * PC_SUBS_MAX names are taken, so one of the first PC_SUBS_MAX + 1 is free) */
+    char base[PC_SUBS_NAME_MAX + 8];
+    snprintf(base, sizeof(base), "%s", name);
+    size_t cut = strlen(base) > PC_SUBS_NAME_MAX - 6 ? PC_SUBS_NAME_MAX - 6 : strlen(base);
+    while (cut > 0 && ((unsigned char)base[cut] & 0xc0) == 0x80) /* between characters */
+        cut--;
+    for (int n = 2; name_taken(arr, name) && n <= PC_SUBS_MAX + 1; n++)
+        snprintf(name, nl, "%.*s (%d)", (int)cut, base, n);
 }
 
 json_t *pc_subs_probe(const AVFormatContext *fmt)
@@ -56,20 +82,7 @@ json_t *pc_subs_probe(const AVFormatContext *fmt)
         const AVDictionaryEntry *title = av_dict_get(st->metadata, "title", NULL, 0);
         char lg[32], name[PC_SUBS_NAME_MAX + 8], lname[PC_SUBS_NAME_MAX + 1];
         pc_subs_clean_language(lang != NULL ? lang->value : NULL, lg, sizeof(lg), lname, sizeof(lname));
-        pc_subs_clean_name(title != NULL ? title->value : "", name, sizeof(name));
-        if (name[0] == '\0') /* the language's name, else its tag */
-            pc_subs_clean_name(lname[0] != '\0' ? lname : lg, name, sizeof(name));
-        if (name[0] == '\0')
-            snprintf(name, sizeof(name), "Subtitles %zu", json_array_size(arr) + 1);
-        /* NAME is unique within the group (RFC 8216 4.3.4.1.1): "Name (2)", "Name (3)"... (at most
-         * PC_SUBS_MAX names are taken, so one of the first PC_SUBS_MAX + 1 is free) */
-        char base[sizeof(name)];
-        memcpy(base, name, sizeof(name));
-        size_t cut = strlen(base) > PC_SUBS_NAME_MAX - 6 ? PC_SUBS_NAME_MAX - 6 : strlen(base);
-        while (cut > 0 && ((unsigned char)base[cut] & 0xc0) == 0x80) /* between characters */
-            cut--;
-        for (int n = 2; name_taken(arr, name) && n <= PC_SUBS_MAX + 1; n++)
-            snprintf(name, sizeof(name), "%.*s (%d)", (int)cut, base, n);
+        track_name(arr, title != NULL ? title->value : "", lg, lname, name, sizeof(name));
         /* one DEFAULT=YES in the group at most (RFC 8216 4.3.4.1.1): Matroska marks every track default
          * unless told otherwise, so the first so marked */
         int dflt = (st->disposition & AV_DISPOSITION_DEFAULT) != 0 && !have_default;
@@ -102,6 +115,7 @@ typedef struct track {
     size_t n, cap;
     size_t text; /* bytes of cue text kept */
     int dropped; /* cues past CUES_MAX or TRACK_TEXT_MAX */
+    int sidecar; /* from a file added to the published video (its cues from the first frame) */
 } track;
 
 static int cue_cmp(const void *a, const void *b)
@@ -298,6 +312,208 @@ static void settle(track *t, int64_t t0_us, int64_t end_us)
     t->n = w;
 }
 
+/* Track |t| decodes stream |st| (number |index| of its file) and encodes WebVTT: 0, or 0 with |t| left
+ * out (index -1, logged), or an error the job records. */
+static int open_track(pc_job *j, track *t, AVStream *st, int index)
+{
+    t->index = -1;
+    if (st->codecpar->codec_type != AVMEDIA_TYPE_SUBTITLE)
+        return 0;
+    const AVCodec *vtt = avcodec_find_encoder(AV_CODEC_ID_WEBVTT);
+    const AVCodec *dc = avcodec_find_decoder(st->codecpar->codec_id);
+    t->dec = dc != NULL ? avcodec_alloc_context3(dc) : NULL;
+    t->enc = vtt != NULL ? avcodec_alloc_context3(vtt) : NULL;
+    if (t->dec == NULL || t->enc == NULL || avcodec_parameters_to_context(t->dec, st->codecpar) < 0)
+        return 0;
+    t->dec->pkt_timebase = st->time_base;
+    if (avcodec_open2(t->dec, dc, NULL) < 0 || t->dec->subtitle_header == NULL) {
+        PC_LOGW("subtitles", "video %s: subtitle stream %d cannot be decoded; left out", j->video_id, index);
+        return 0;
+    }
+    /* the encoder reads the styles (bold, italic) from the decoder's ASS header */
+    t->enc->subtitle_header = av_mallocz((size_t)t->dec->subtitle_header_size + 1);
+    if (t->enc->subtitle_header == NULL)
+        return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+    memcpy(t->enc->subtitle_header, t->dec->subtitle_header, (size_t)t->dec->subtitle_header_size);
+    t->enc->subtitle_header_size = t->dec->subtitle_header_size;
+    t->enc->time_base = (AVRational){1, 1000};
+    if (avcodec_open2(t->enc, vtt, NULL) < 0) {
+        PC_LOGW("subtitles", "video %s: subtitle stream %d cannot be converted; left out", j->video_id, index);
+        return 0;
+    }
+    st->discard = AVDISCARD_DEFAULT;
+    t->index = index;
+    return 0;
+}
+
+/* Every packet of |fmt| for the |nt| tracks |tr| (by stream index) decoded into cues. 0, or the error the
+ * job records. */
+static int read_track_packets(pc_job *j, AVFormatContext *fmt, track *tr, size_t nt)
+{
+    AVPacket *pkt = av_packet_alloc();
+    const size_t bufsize = (size_t)1 << 20;
+    uint8_t *buf = malloc(bufsize);
+    int rc = pkt == NULL || buf == NULL ? pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory") : 0;
+    int64_t size = fmt->pb != NULL ? avio_size(fmt->pb) : -1;
+    for (uint64_t npk = 0; rc == 0; npk++) {
+        if ((npk & 255) == 0 && pc_job_canceled(j)) {
+            rc = pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+            break;
+        }
+        if (av_read_frame(fmt, pkt) < 0)
+            break; /* the end, or damage past which nothing more is read: what was read is kept */
+        for (size_t k = 0; rc == 0 && k < nt; k++) {
+            track *t = &tr[k];
+            if (t->index != pkt->stream_index)
+                continue;
+            AVSubtitle sub;
+            int got = 0;
+            if (avcodec_decode_subtitle2(t->dec, &sub, &got, pkt) >= 0 && got) {
+                int e = add_cue(t, fmt->streams[t->index], pkt, &sub, buf, (int)bufsize);
+                avsubtitle_free(&sub);
+                if (e != 0)
+                    rc = pc_job_fail(j, e, 0, "out_of_memory", "out of memory");
+            }
+        }
+        if (size > 0 && pkt->pos > 0 && !tr[0].sidecar)
+            atomic_store(&j->progress, (int)(pkt->pos * 900 / size));
+        av_packet_unref(pkt);
+    }
+    free(buf);
+    av_packet_free(&pkt);
+    return rc;
+}
+
+static int first_text_stream(const AVFormatContext *fmt)
+{
+    for (unsigned i = 0; i < fmt->nb_streams; i++) {
+        const AVCodecDescriptor *d = avcodec_descriptor_get(fmt->streams[i]->codecpar->codec_id);
+        if (fmt->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_SUBTITLE && d != NULL && (d->props & AV_CODEC_PROP_TEXT_SUB))
+            return (int)i;
+    }
+    return -1;
+}
+
+static int abort_open(void *opaque)
+{
+    return opaque != NULL && pc_job_canceled(opaque);
+}
+
+int pc_subs_open_file(const char *path, AVFormatContext **out, pc_job *j)
+{
+    AVFormatContext *fmt = avformat_alloc_context();
+    if (fmt == NULL)
+        return AVERROR(ENOMEM);
+    fmt->interrupt_callback.callback = abort_open;
+    fmt->interrupt_callback.opaque = j;
+    /* subtitle formats only, from this file only: a playlist or concat demuxer would open other files */
+    AVDictionary *opt = NULL;
+    av_dict_set(&opt, "format_whitelist", PC_SUBS_FILE_FORMATS, 0);
+    av_dict_set(&opt, "protocol_whitelist", "file", 0);
+    int r = avformat_open_input(&fmt, path, NULL, &opt);
+    av_dict_free(&opt);
+    if (r < 0)
+        return r; /* fmt freed by FFmpeg */
+    *out = fmt;
+    return 0;
+}
+
+json_t *pc_subs_added_entry(const json_t *subs, const char *path, const char *language, const char *title, int rev,
+                            char *why, size_t whylen)
+{
+    AVFormatContext *fmt = NULL;
+    char eb[128];
+    int r = pc_subs_open_file(path, &fmt, NULL), si = r < 0 ? -1 : first_text_stream(fmt);
+    if (r < 0 || si < 0) {
+        snprintf(why, whylen, "not a SubRip, WebVTT or ASS/SSA file%s%s", r < 0 ? ": " : "",
+                 r < 0 ? pc_av_err(r, eb, sizeof(eb)) : "");
+        avformat_close_input(&fmt);
+        return NULL;
+    }
+    /* at least one cue decodes */
+    AVStream *st = fmt->streams[si];
+    const AVCodec *dc = avcodec_find_decoder(st->codecpar->codec_id);
+    AVCodecContext *dec = dc != NULL ? avcodec_alloc_context3(dc) : NULL;
+    AVPacket *pkt = av_packet_alloc();
+    int cues = 0;
+    if (dec != NULL && pkt != NULL && avcodec_parameters_to_context(dec, st->codecpar) >= 0 &&
+        (dec->pkt_timebase = st->time_base, avcodec_open2(dec, dc, NULL) >= 0)) {
+        while (cues == 0 && av_read_frame(fmt, pkt) >= 0) {
+            AVSubtitle sub;
+            int got = 0;
+            if (pkt->stream_index == si && avcodec_decode_subtitle2(dec, &sub, &got, pkt) >= 0 && got) {
+                cues += sub.num_rects > 0;
+                avsubtitle_free(&sub);
+            }
+            av_packet_unref(pkt);
+        }
+    }
+    const char *codec = avcodec_get_name(st->codecpar->codec_id);
+    avcodec_free_context(&dec);
+    av_packet_free(&pkt);
+    avformat_close_input(&fmt);
+    if (cues == 0) {
+        snprintf(why, whylen, "no cue in it could be read");
+        return NULL;
+    }
+    char lg[32], name[PC_SUBS_NAME_MAX + 8], lname[PC_SUBS_NAME_MAX + 1];
+    pc_subs_clean_language(language, lg, sizeof(lg), lname, sizeof(lname));
+    track_name(subs, title, lg, lname, name, sizeof(name));
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:i}", "file", path, "codec", codec, "language", lg, "name", name,
+                     "default", 0, "forced", 0, "added", rev);
+}
+
+/* The copy of the publication a revision works on, in the output directory: every file hard-linked
+ * (nothing is copied; files are replaced by renames, so the published ones never change), but the
+ * subtitle tracks, which the revision writes again, and the dot files sign writes. A copy left by a run
+ * cut short is made again. */
+static int link_tree(pc_job *j, const char *from, const char *to, int top)
+{
+    if (mkdir(to, 0755) != 0 && errno != EEXIST)
+        return pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot make %s: %s", to, strerror(errno));
+    DIR *d = opendir(from);
+    if (d == NULL)
+        return pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot read %s: %s", from, strerror(errno));
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && (e = readdir(d)) != NULL;) {
+        const char *n = e->d_name;
+        if (n[0] == '.' || (top && n[0] == 's' && n[1] >= '0' && n[1] <= '9'))
+            continue;
+        char a[4400], b[4400];
+        struct stat st;
+        if (snprintf(a, sizeof(a), "%s/%s", from, n) >= (int)sizeof(a) || snprintf(b, sizeof(b), "%s/%s", to, n) >= (int)sizeof(b) ||
+            lstat(a, &st) != 0) {
+            rc = pc_job_fail(j, PC_EIO, 0, "io_error", "cannot read %s", a);
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = top ? link_tree(j, a, b, 0) : 0; /* two levels: rungs, audio, thumbnails */
+        } else if (S_ISREG(st.st_mode) && link(a, b) != 0) {
+            rc = pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot link %s: %s", b, strerror(errno));
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static int stage(pc_job *j)
+{
+    struct stat st;
+    if (stat(j->out_dir, &st) == 0 && pc_rmtree(j->out_dir) != 0)
+        return pc_job_fail(j, PC_EIO, 0, "io_error", "cannot clear %s", j->out_dir);
+    if (mkdir(j->work_dir, 0755) != 0 && errno != EEXIST)
+        return pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot make %s: %s", j->work_dir, strerror(errno));
+    int rc = link_tree(j, j->media_dir, j->out_dir, 1);
+    /* publish swaps only a copy so marked (a directory left there without it is the publication a swap
+     * replaced) */
+    pc_buf mark;
+    pc_buf_init(&mark, 64);
+    char rel[32];
+    snprintf(rel, sizeof(rel), "%s", PC_STAGED_MARK);
+    if (rc == 0 && (pc_buf_printf(&mark, "%d\n", j->arg) != 0 || pc_job_write(j, rel, &mark) != 0))
+        rc = j->err != 0 ? j->err : pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+    pc_buf_clear(&mark);
+    return rc;
+}
+
 int pc_task_subtitles(pc_job *j)
 {
     json_t *plan = json_loads(j->plan != NULL ? j->plan : "", 0, NULL);
@@ -308,16 +524,13 @@ int pc_task_subtitles(pc_job *j)
     int nseg = (int)json_array_size(segs);
     int64_t *seg_us = calloc((size_t)nseg + 1, sizeof(*seg_us));
     AVFormatContext *fmt = NULL;
-    AVPacket *pkt = av_packet_alloc();
-    const size_t bufsize = (size_t)1 << 20;
-    uint8_t *buf = malloc(bufsize);
     json_t *res = json_object(), *out_tracks = json_array();
     char eb[128];
     if (plan == NULL || nt == 0 || nseg == 0) {
         pc_job_fail(j, PC_EINTERNAL, 1, "internal_error", "the plan has no subtitles");
         goto out;
     }
-    if (tr == NULL || seg_us == NULL || pkt == NULL || buf == NULL || res == NULL || out_tracks == NULL) {
+    if (tr == NULL || seg_us == NULL || res == NULL || out_tracks == NULL) {
         pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
         goto out;
     }
@@ -334,86 +547,57 @@ int pc_task_subtitles(pc_job *j)
     json_t *vtb = json_object_get(plan, "time_base");
     AVRational vtbq = {(int)json_integer_value(json_array_get(vtb, 0)), (int)json_integer_value(json_array_get(vtb, 1))};
     int64_t t0_us = vtbq.num > 0 && vtbq.den > 0 ? av_rescale_q(pc_json_int(plan, "first_pts", 0), vtbq, AV_TIME_BASE_Q) : 0;
-    int r = pc_av_open_source(j, plan, &fmt);
-    if (r < 0) {
-        pc_job_fail(j, PC_EIO, 0, "io_error", "cannot open the source (%s)", pc_av_err(r, eb, sizeof(eb)));
+    /* a revision (a file added to the published video) works on a copy of the publication */
+    if (pc_job_is_revision(j) && stage(j) != 0)
         goto out;
-    }
-    for (unsigned i = 0; i < fmt->nb_streams; i++)
-        fmt->streams[i]->discard = AVDISCARD_ALL;
-    const AVCodec *vtt = avcodec_find_encoder(AV_CODEC_ID_WEBVTT);
+    /* the source's own streams in one pass over it; then each added file on its own */
+    int embedded = 0;
     for (size_t k = 0; k < nt; k++) {
-        track *t = &tr[k];
-        t->index = (int)pc_json_int(json_array_get(subs, k), "index", -1);
-        if (t->index < 0 || t->index >= (int)fmt->nb_streams ||
-            fmt->streams[t->index]->codecpar->codec_type != AVMEDIA_TYPE_SUBTITLE) {
-            t->index = -1;
-            continue;
-        }
-        AVStream *st = fmt->streams[t->index];
-        const AVCodec *dc = avcodec_find_decoder(st->codecpar->codec_id);
-        t->dec = dc != NULL ? avcodec_alloc_context3(dc) : NULL;
-        t->enc = vtt != NULL ? avcodec_alloc_context3(vtt) : NULL;
-        if (t->dec == NULL || t->enc == NULL || avcodec_parameters_to_context(t->dec, st->codecpar) < 0) {
-            t->index = -1;
-            continue;
-        }
-        t->dec->pkt_timebase = st->time_base;
-        if (avcodec_open2(t->dec, dc, NULL) < 0 || t->dec->subtitle_header == NULL) {
-            PC_LOGW("subtitles", "video %s: subtitle stream %d cannot be decoded; left out", j->video_id, t->index);
-            t->index = -1;
-            continue;
-        }
-        /* the encoder reads the styles (bold, italic) from the decoder's ASS header */
-        t->enc->subtitle_header = av_mallocz((size_t)t->dec->subtitle_header_size + 1);
-        if (t->enc->subtitle_header == NULL) {
-            pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
-            goto out;
-        }
-        memcpy(t->enc->subtitle_header, t->dec->subtitle_header, (size_t)t->dec->subtitle_header_size);
-        t->enc->subtitle_header_size = t->dec->subtitle_header_size;
-        t->enc->time_base = (AVRational){1, 1000};
-        if (avcodec_open2(t->enc, vtt, NULL) < 0) {
-            PC_LOGW("subtitles", "video %s: subtitle stream %d cannot be converted; left out", j->video_id, t->index);
-            t->index = -1;
-            continue;
-        }
-        st->discard = AVDISCARD_DEFAULT;
+        tr[k].index = -1;
+        embedded |= json_object_get(json_array_get(subs, k), "file") == NULL;
     }
-    int64_t size = fmt->pb != NULL ? avio_size(fmt->pb) : -1;
-    for (uint64_t npk = 0;; npk++) {
-        if ((npk & 255) == 0 && pc_job_canceled(j)) {
-            pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+    int r;
+    if (embedded) {
+        r = pc_av_open_source(j, plan, &fmt);
+        if (r < 0) {
+            pc_job_fail(j, PC_EIO, 0, "io_error", "cannot open the source (%s)", pc_av_err(r, eb, sizeof(eb)));
             goto out;
         }
-        r = av_read_frame(fmt, pkt);
-        if (r < 0)
-            break; /* the end, or damage past which nothing more is read: what was read is kept */
+        for (unsigned i = 0; i < fmt->nb_streams; i++)
+            fmt->streams[i]->discard = AVDISCARD_ALL;
         for (size_t k = 0; k < nt; k++) {
-            track *t = &tr[k];
-            if (t->index != pkt->stream_index)
+            json_t *e = json_array_get(subs, k);
+            int index = (int)pc_json_int(e, "index", -1);
+            if (json_object_get(e, "file") != NULL || index < 0 || index >= (int)fmt->nb_streams)
                 continue;
-            AVSubtitle sub;
-            int got = 0;
-            if (avcodec_decode_subtitle2(t->dec, &sub, &got, pkt) >= 0 && got) {
-                int e = add_cue(t, fmt->streams[t->index], pkt, &sub, buf, (int)bufsize);
-                avsubtitle_free(&sub);
-                if (e != 0) {
-                    av_packet_unref(pkt);
-                    pc_job_fail(j, e, 0, "out_of_memory", "out of memory");
-                    goto out;
-                }
-            }
+            if ((r = open_track(j, &tr[k], fmt->streams[index], index)) != 0)
+                goto out;
         }
-        if (size > 0 && pkt->pos > 0)
-            atomic_store(&j->progress, (int)(pkt->pos * 900 / size));
-        av_packet_unref(pkt);
+        if (read_track_packets(j, fmt, tr, nt) != 0)
+            goto out;
+        avformat_close_input(&fmt);
+    }
+    for (size_t k = 0; k < nt; k++) {
+        const char *file = json_string_value(json_object_get(json_array_get(subs, k), "file"));
+        if (file == NULL)
+            continue;
+        tr[k].sidecar = 1;
+        int si = -1;
+        if ((r = pc_subs_open_file(file, &fmt, j)) < 0 || (si = first_text_stream(fmt)) < 0) {
+            PC_LOGW("subtitles", "video %s: the added file %s cannot be read (%s); left out", j->video_id, file,
+                    r < 0 ? pc_av_err(r, eb, sizeof(eb)) : "no text subtitles in it");
+            avformat_close_input(&fmt);
+            continue;
+        }
+        if ((r = open_track(j, &tr[k], fmt->streams[si], si)) != 0 || read_track_packets(j, fmt, &tr[k], 1) != 0)
+            goto out;
+        avformat_close_input(&fmt);
     }
     for (size_t k = 0, made = 0; k < nt; k++) {
         track *t = &tr[k];
         if (t->index < 0)
             continue;
-        settle(t, t0_us, seg_us[nseg]);
+        settle(t, t->sidecar ? 0 : t0_us, seg_us[nseg]); /* an added file's cues count from the first frame */
         size_t whole = sizeof(HEAD), *act = malloc((t->n > 0 ? t->n : 1) * sizeof(*act));
         for (size_t i = 0; i < t->n; i++)
             whole += CUE_BYTES(&t->cues[i]);
@@ -460,8 +644,6 @@ out:
     }
     free(tr);
     free(seg_us);
-    free(buf);
-    av_packet_free(&pkt);
     avformat_close_input(&fmt);
     json_decref(out_tracks);
     json_decref(res);

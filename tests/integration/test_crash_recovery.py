@@ -271,7 +271,51 @@ def test_a_data_directory_split_across_file_systems_is_refused(s):
     check(len(lines) == 1 and "different file systems" in lines[0], "one line that says why: %r" % p.stderr)
 
 
+
+def test_a_revision_killed_before_its_publish_finishes_after_restart(s):
+    """kill -9 while the publish of a revision (a subtitle file added to the published video) waits in a
+    worker's queue, its copy of the publication staged and signed: the old publication still serves,
+    untouched; after the restart the revision runs on and swaps its copy in, and nothing of the staging is
+    left (the copy's mark, the work directory)."""
+    o = held_origin(s, 1500, check_exit=False)
+    vid = o.upload(clip("revision_320x180_4s", size="320x180", rate=25, dur=4), parallel=1)
+    o.ready(vid, timeout=240)
+    old_master = o.req("GET", "/v/%s/master.m3u8" % vid).body
+    seg = o.req("GET", "/v/%s/v0/seg-00001.m4s" % vid)
+    published = o.stderr().count(": publish started")
+    r = o.req("POST", "/api/videos/%s/subtitles?language=en" % vid, headers=o.auth(),
+              body=b"1\n00:00:00,500 --> 00:00:01,500\nhello\n")
+    eq(r.status, 202, "added: %r" % r.body)
+    deadline = time.time() + 60 * SLOW
+    while time.time() < deadline and o.stderr().count(": publish started") == published:
+        time.sleep(0.05)
+    check(o.stderr().count(": publish started") == published + 1, "the revision's publish was handed to a worker")
+    o.kill()
+    eq([(r[1], r[2], r[3]) for r in tasks(o.data) if r[1] == "publish"], [("publish", 0, "done"), ("publish", 1, "running")],
+       "killed with the revision's publish handed out")
+    media = os.path.join(o.data, "media", vid)
+    check(os.path.exists(os.path.join(o.data, "work", vid, "out", ".staged")), "its staged copy waits")
+    with open(os.path.join(media, "master.m3u8"), "rb") as f:
+        eq(f.read(), old_master, "the publication is untouched")
+    o.restart()
+    s.cleanups.append(o.stop)
+    deadline = time.time() + 120 * SLOW
+    v = {}
+    while time.time() < deadline:
+        v = o.req("GET", "/api/videos/" + vid).json()
+        if not v["updating"]:
+            break
+        time.sleep(0.2)
+    eq(([t["language"] for t in v["subtitles"]], v["updating"]), (["en"], False), "the revision finished: %r" % v)
+    check('LANGUAGE="en"' in o.req("GET", "/v/%s/master.m3u8" % vid).body.decode(), "the new master names the track")
+    after = o.req("GET", "/v/%s/v0/seg-00001.m4s" % vid)
+    eq((after.body == seg.body, after.header("etag")), (True, seg.header("etag")), "the segments did not change")
+    check(not os.path.exists(os.path.join(media, ".staged")), "the copy's mark is gone")
+    check(not os.path.exists(os.path.join(o.data, "work", vid)), "and the work directory")
+    ffmpeg_decode("%s/v/%s/master.m3u8" % (o.url, vid))
+
 S.run([test_kill_during_transcoding_then_restart, test_a_stop_keeps_the_tasks_handed_to_workers_that_had_not_started_them,
        test_temporary_files_a_killed_writer_left_are_not_published, test_a_task_the_origin_keeps_dying_in_fails_its_video,
        test_a_video_deleted_while_its_chunk_starts_leaves_no_directories, test_acknowledged_upload_bytes_survive_kill,
-       test_a_file_no_upload_owns_is_removed_at_start, test_a_data_directory_split_across_file_systems_is_refused])
+       test_a_file_no_upload_owns_is_removed_at_start, test_a_data_directory_split_across_file_systems_is_refused,
+       test_a_revision_killed_before_its_publish_finishes_after_restart])

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (Suite, blake2b256, check, clip, eq, ffmpeg_decode, ffprobe, request)  # noqa: E402
@@ -193,11 +194,8 @@ def test_init_segments_identical_bytes_across_chunks(s):
         ffmpeg_decode(p)
 
 
-def test_signature_verifies_with_openssl_and_hashes_match(s):
-    o, vid = state["o"], state["vid"]
-    manifest = o.req("GET", "/v/%s/p2p.json" % vid).body
-    sig = base64.b64decode(o.req("GET", "/v/%s/p2p.json.sig" % vid).body)
-    eq(len(sig), 64, "signature length")
+def openssl_verifies(s, o, manifest, sig):
+    """openssl pkeyutl verifies the Ed25519 signature |sig| of |manifest| with the origin's published key."""
     key = base64.b64decode(o.req("GET", "/api/origin-key").json()["ed25519"])
     eq(len(key), 32, "key length")
     d = os.path.join(s.tmp, "sig")
@@ -210,13 +208,17 @@ def test_signature_verifies_with_openssl_and_hashes_match(s):
         f.write(sig)
     p = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey", "pub.der", "-rawin",
                         "-in", "p2p.json", "-sigfile", "sig.bin"], cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    check(p.returncode == 0 and b"Verified Successfully" in p.stdout, "openssl: %s" % p.stdout.decode())
+    return p.returncode == 0 and b"Verified Successfully" in p.stdout
+
+
+def test_signature_verifies_with_openssl_and_hashes_match(s):
+    o, vid = state["o"], state["vid"]
+    manifest = o.req("GET", "/v/%s/p2p.json" % vid).body
+    sig = base64.b64decode(o.req("GET", "/v/%s/p2p.json.sig" % vid).body)
+    eq(len(sig), 64, "signature length")
+    check(openssl_verifies(s, o, manifest, sig), "openssl verifies the manifest's signature")
     # a flipped byte must not verify
-    with open(os.path.join(d, "p2p.json"), "wb") as f:
-        f.write(manifest.replace(b'"version": 1', b'"version": 2'))
-    p = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey", "pub.der", "-rawin",
-                        "-in", "p2p.json", "-sigfile", "sig.bin"], cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    check(p.returncode != 0, "tampered manifest verified")
+    check(not openssl_verifies(s, o, manifest.replace(b'"version": 1', b'"version": 2'), sig), "tampered manifest verified")
     m = json.loads(manifest)
     eq(m["version"], 1, "version")
     eq(m["video"], vid, "video")
@@ -299,10 +301,82 @@ def test_a_failed_video_runs_again_once_its_cause_is_fixed(s):
     eq((r.status, r.json()["code"]), (409, "not_failed"), "a ready video is not run again")
 
 
+
+def test_a_subtitle_file_added_to_the_published_video(s):
+    """An operator adds captions after publishing: POST /api/videos/{id}/subtitles with a SubRip file. The
+    video stays ready and keeps serving while it is published again with the track (a revision on hard
+    links of the publication: no segment changes), then the master's SUBTITLES group, the MPD's text
+    AdaptationSet and the signed manifest name it (the signature verifies with openssl, the file's hash
+    matches), and ffprobe reads it through the master. Bad files and requests get their errors; a second
+    file while the first is being published is told to wait; DELETE removes the added files too."""
+    o, vid = state["o"], state["vid"]
+    url = "/api/videos/%s/subtitles" % vid
+    v = o.req("GET", "/api/videos/" + vid).json()
+    eq((v["subtitles"], v["updating"]), ([], False), "no subtitles yet")
+    seg = "/v/%s/v0/seg-00001.m4s" % vid
+    before = o.req("GET", seg)
+    srt = "1\n00:00:01,000 --> 00:00:02,500\nBonjour <i>tout</i> le monde\n\n2\n00:00:03,000 --> 00:00:03,500\nSalut\n"
+    # the errors first: nothing of them stays
+    eq(o.req("POST", url, body=srt.encode()).status, 401, "needs the token")
+    r = o.req("POST", url, body=b"\x00\x01 not subtitles", headers=o.auth())
+    eq((r.status, r.json()["code"]), (422, "bad_subtitles"), "not a subtitle file: %r" % r.body)
+    r = o.req("POST", url, body=b"1\n00:00:01,000 --> 00:00:02,000\n", headers=o.auth())
+    eq((r.status, r.json()["code"]), (422, "bad_subtitles"), "a file without a cue: %r" % r.body)
+    eq(o.req("POST", url, headers=o.auth()).status, 400, "no body")
+    eq(o.req("POST", "/api/videos/aaaaaaaaaaaaaaaaaaaa/subtitles", body=srt.encode(), headers=o.auth()).status, 404, "no such video")
+    eq(o.req("GET", url, headers=o.auth()).status, 405, "POST only")
+    host, port = o.url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as c:
+        c.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n"
+                   % (url, o.auth()["Authorization"], 2 << 20)).encode())
+        head = c.recv(4096)
+    check(head.startswith(b"HTTP/1.1 413"), "over the server's 1 MiB of body: %r" % head[:100])
+    eq(sorted(f for f in os.listdir(os.path.join(o.data, "originals")) if f.startswith(vid + ".")), [], "no file kept")
+    r = o.req("POST", url + "?language=fra&name=Fran%C3%A7ais", body=srt.encode(), headers=o.auth())
+    eq(r.status, 202, "added: %r" % r.body)
+    eq((r.json()["state"], r.json()["updating"]), ("ready", True), "ready, being published again")
+    second = o.req("POST", url + "?language=de", body=b"WEBVTT\n\n00:00:04.000 --> 00:00:05.000\nHallo\n", headers=o.auth())
+    # (told to wait, unless the first revision was done already: both are right)
+    check(second.status == 202 or (second.status, second.json()["code"]) == (409, "busy"), "a second file: %r" % second.body)
+    eq(o.req("GET", "/v/%s/master.m3u8" % vid).status, 200, "the publication serves meanwhile")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        v = o.req("GET", "/api/videos/" + vid).json()
+        if not v["updating"]:
+            break
+        time.sleep(0.2)
+    eq((v["state"], v["updating"], v.get("update_error")), ("ready", False, None), "published again")
+    want = [("s0", "fr", "Français")] + ([("s1", "de", "German")] if second.status == 202 else [])
+    eq([(t["id"], t["language"], t["name"]) for t in v["subtitles"]], want, "the video's tracks")
+    master = o.req("GET", "/v/%s/master.m3u8" % vid).body.decode()
+    check('#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="Français",LANGUAGE="fr"' in master and
+          master.count('SUBTITLES="subs"') == master.count("#EXT-X-STREAM-INF:"), "the master: %s" % master)
+    vtt = o.req("GET", "/v/%s/s0/all.vtt" % vid).body
+    check(b"00:00:01.000 --> 00:00:02.500\nBonjour <i>tout</i> le monde" in vtt and
+          b"00:00:03.000 --> 00:00:03.500\nSalut" in vtt, "the cues at their times: %r" % vtt)
+    check('contentType="text" mimeType="text/vtt" lang="fr"' in o.req("GET", "/v/%s/manifest.mpd" % vid).body.decode(),
+          "the MPD's text AdaptationSet")
+    manifest = o.req("GET", "/v/%s/p2p.json" % vid).body
+    check(openssl_verifies(s, o, manifest, base64.b64decode(o.req("GET", "/v/%s/p2p.json.sig" % vid).body)),
+          "the new manifest's signature verifies")
+    m = json.loads(manifest)
+    eq([(t["id"], t["file"]["size"], t["file"]["blake2b"]) for t in m["subtitles"]][0],
+       ("s0", len(vtt), blake2b256(vtt)), "the signed manifest lists the file")
+    after = o.req("GET", seg)
+    eq((after.body == before.body, after.header("etag")), (True, before.header("etag")), "the segments did not change")
+    p = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type:stream_tags=language", "-of", "json",
+                        o.url + "/v/%s/s0/index.m3u8" % vid], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    eq([x["codec_type"] for x in json.loads(p.stdout)["streams"]], ["subtitle"], "ffprobe reads the track: %s" % p.stderr)
+    ffmpeg_decode(o.url + "/v/%s/master.m3u8" % vid)
+    added = sorted(f for f in os.listdir(os.path.join(o.data, "originals")) if f.startswith(vid + "."))
+    eq(len(added), len(want), "the added files are kept beside the upload: %r" % added)
+    eq(o.req("DELETE", "/api/videos/" + vid, headers=o.auth()).status, 204, "deleted")
+    eq(sorted(f for f in os.listdir(os.path.join(o.data, "originals")) if f.startswith(vid)), [], "and its files with it")
+
 S.run([test_upload_and_process, test_ladder_follows_apple_and_never_upscales,
        test_every_rung_has_the_planned_size_in_ffprobe, test_master_and_mpd_decode_without_errors,
        test_master_playlist_attributes, test_iframe_playlists_name_each_segments_idr,
        test_keyframes_align_across_rungs_every_2s, test_decoded_frames_equal_source,
        test_init_segments_identical_bytes_across_chunks, test_signature_verifies_with_openssl_and_hashes_match,
        test_thumbnails_are_webp_of_the_right_shape, test_catalog_lists_the_video,
-       test_a_failed_video_runs_again_once_its_cause_is_fixed])
+       test_a_failed_video_runs_again_once_its_cause_is_fixed, test_a_subtitle_file_added_to_the_published_video])
