@@ -39,26 +39,6 @@ struct track {
     double iframe_peak, iframe_avg; /* of the I-frame playlist; 0 without one */
 };
 
-/* Peak and average bit rate of |t|'s segments (|iframes|: of their I-frame ranges, 0 and 0 when one is
- * not known, as for chunks encoded before the figure was recorded, or does not fit in its segment). */
-static void seg_rates(const struct track *t, int64_t timescale, int iframes, double *peak, double *avg)
-{
-    double bits = 0, secs = 0, top = 0;
-    *peak = *avg = 0;
-    for (int i = 0; i < t->n; i++) {
-        const struct seg *s = &t->segs[i];
-        if (iframes && (s->iframe <= 0 || s->iframe > s->size))
-            return;
-        double d = (double)s->d / (double)timescale, b = (double)(iframes ? s->iframe : s->size) * 8;
-        bits += b;
-        secs += d;
-        if (d > 0 && b / d > top)
-            top = b / d;
-    }
-    *peak = top;
-    *avg = secs > 0 ? bits / secs : 0;
-}
-
 static int load_segments(json_t *arr, struct seg **out, int *n)
 {
     size_t k = json_array_size(arr);
@@ -85,6 +65,43 @@ static int target_duration(const struct seg *s, int n, int64_t timescale, const 
             maxd = d;
     }
     return (int)maxd;
+}
+
+/* Peak and average bit rate of |t|'s segments, each lasting |dur|[i] (NULL: its own duration; audio
+ * takes the video's, its EXTINFs) in |timescale|; |iframes|: of their I-frame ranges (0 and 0 when one
+ * is not known, as for chunks encoded before the figure was recorded, or does not fit in its segment).
+ * The peak is RFC 8216's peak segment bit rate (4.1): the highest of any run of consecutive segments
+ * lasting 0.5 to 1.5 target durations (the whole, for a video shorter than any such run). Before
+ * 2026-11-24 it was the highest single segment, so a short last segment, mostly its IDR frame, set
+ * BANDWIDTH up to 4 times too high, and players that rank variants by it chose rungs below the link. */
+static void seg_rates(const struct track *t, int64_t timescale, int iframes, const int64_t *dur, double *peak, double *avg)
+{
+    double bits = 0, secs = 0;
+    *peak = *avg = 0;
+    for (int i = 0; i < t->n; i++) {
+        const struct seg *s = &t->segs[i];
+        if (iframes && (s->iframe <= 0 || s->iframe > s->size))
+            return;
+        bits += (double)(iframes ? s->iframe : s->size) * 8;
+        secs += (double)(dur != NULL ? dur[i] : s->d) / (double)timescale;
+    }
+    *avg = secs > 0 ? bits / secs : 0;
+    double target = target_duration(t->segs, t->n, timescale, dur), top = 0;
+    int found = 0;
+    for (int i = 0; i < t->n; i++) {
+        double b = 0, d = 0;
+        for (int k = i; k < t->n; k++) {
+            b += (double)(iframes ? t->segs[k].iframe : t->segs[k].size) * 8;
+            d += (double)(dur != NULL ? dur[k] : t->segs[k].d) / (double)timescale;
+            if (d > 1.5 * target)
+                break;
+            if (d >= 0.5 * target && d > 0) {
+                found = 1;
+                top = b / d > top ? b / d : top;
+            }
+        }
+    }
+    *peak = found ? top : *avg;
 }
 
 static int media_playlist(pc_buf *b, const struct seg *s, int n, int64_t timescale, const int64_t *vdur)
@@ -145,6 +162,7 @@ int pc_task_package(pc_job *j)
     json_t *plan = json_loads(j->plan != NULL ? j->plan : "", 0, NULL);
     json_t *in = json_loads(j->inputs != NULL ? j->inputs : "", 0, NULL);
     struct track *tracks = NULL, audio;
+    int64_t *adur = NULL; /* audio's segment durations as its EXTINFs: the video's */
     memset(&audio, 0, sizeof(audio));
     pc_buf b;
     pc_buf_init(&b, (size_t)16 << 20);
@@ -218,8 +236,8 @@ int pc_task_package(pc_job *j)
                             tracks[0].id);
                 goto out;
             }
-        seg_rates(t, ts, 0, &t->peak, &t->avg);
-        seg_rates(t, ts, 1, &t->iframe_peak, &t->iframe_avg);
+        seg_rates(t, ts, 0, NULL, &t->peak, &t->avg);
+        seg_rates(t, ts, 1, NULL, &t->iframe_peak, &t->iframe_avg);
     }
     /* audio */
     json_t *aj = pc_job_input(in, "audio");
@@ -230,7 +248,15 @@ int pc_task_package(pc_job *j)
             pc_job_fail(j, PC_EINTERNAL, 0, "internal_error", "audio has %d of %d segments", audio.n, total_segs);
             goto out;
         }
-        seg_rates(&audio, 48000, 0, &audio.peak, &audio.avg);
+        /* EXTINF of audio segment s = video segment s (aligned within one AAC frame) */
+        adur = malloc((size_t)audio.n * sizeof(int64_t));
+        if (adur == NULL) {
+            pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
+            goto out;
+        }
+        for (int s = 0; s < audio.n; s++)
+            adur[s] = av_rescale(tracks[0].segs[s].d, 48000, ts);
+        seg_rates(&audio, 48000, 0, adur, &audio.peak, &audio.avg);
     }
     /* init segments */
     for (int i = 0; i < nt + has_audio; i++) {
@@ -267,14 +293,7 @@ int pc_task_package(pc_job *j)
         }
         pc_buf_reset(&b);
         snprintf(rel, sizeof(rel), "%s/index.m3u8", t->id);
-        int64_t *vdur = NULL;
-        if (is_audio) { /* EXTINF of audio segment s = video segment s (aligned within one AAC frame) */
-            vdur = malloc((size_t)audio.n * sizeof(int64_t));
-            for (int s = 0; vdur != NULL && s < audio.n; s++)
-                vdur[s] = av_rescale(tracks[0].segs[s].d, 48000, ts);
-        }
-        int r = media_playlist(&b, t->segs, t->n, is_audio ? 48000 : ts, vdur);
-        free(vdur);
+        int r = media_playlist(&b, t->segs, t->n, is_audio ? 48000 : ts, is_audio ? adur : NULL);
         if (r != 0 || pc_job_write(j, rel, &b) != 0) {
             if (j->err == 0)
                 pc_job_fail(j, r, 0, "internal_error", "cannot write %s", rel);
@@ -504,6 +523,7 @@ out:
         free(tracks[i].segs);
     free(tracks);
     free(audio.segs);
+    free(adur);
     pc_buf_clear(&b);
     json_decref(res);
     json_decref(plan);
