@@ -63,7 +63,6 @@ typedef struct waiter {
     int audio;          /* any rung will do; serve the audio part */
     uint64_t since;
     uint64_t asked;     /* when the engine was last asked for it */
-    int evicted;        /* the engine holds the copy, the store no longer */
 } waiter;
 
 typedef struct playlist {
@@ -646,6 +645,20 @@ static uint32_t wanted_rung(client *c, const waiter *w, const pc_segment_info *s
     return st.rung;
 }
 
+/* Asks for the init segment waiter |w| needs: its rendition's, or for audio (in every rung's composite
+ * init) the ABR's rung's, unless one is here. */
+static void demand_init(client *c, const waiter *w)
+{
+    if (c->cfg->seed_mode)
+        return;
+    for (uint32_t q = 0; w->audio && q < c->pm.m.n_rungs; q++)
+        if (c->init[q] != NULL)
+            return;
+    pc_engine_stats st;
+    pc_engine_get_stats(c->e, pc_client_now(c), &st);
+    pc_engine_demand_init(c->e, w->audio ? st.rung : w->rung, pc_client_now(c));
+}
+
 static int by_segment(const void *a, const void *b)
 {
     const waiter *x = *(waiter *const *)a, *y = *(waiter *const *)b;
@@ -656,25 +669,34 @@ static int by_segment(const void *a, const void *b)
  * player, one asking out of order, or at another rendition) moves the engine on, and a seek or a
  * rendition change drops copies other waiters were waiting for. Lowest segment first, so that a seek
  * this causes keeps the rest; a copy on its way at another rendition is waited for, not dropped. A
- * waiter whose copy the engine holds but the store cannot give is answered "evicted" (after a second:
- * a copy verified this loop turn reaches the store on the next). */
+ * copy the engine holds but the store let go is fetched again; an init segment is asked for whatever
+ * the model's state (once it has played to the end it starts nothing of its own). */
 static void ask_again(client *c, hls *h, uint64_t now)
 {
     waiter *order[PC_HLS_WAITERS_MAX];
     size_t n = 0;
-    for (size_t i = 0; i < h->nw; i++)
-        if (h->w[i]->req != NULL && h->w[i]->seg != PC_SEG_INIT)
-            order[n++] = h->w[i];
-    qsort(order, n, sizeof(order[0]), by_segment);
     int asked = 0;
+    for (size_t i = 0; i < h->nw; i++) {
+        waiter *w = h->w[i];
+        if (w->req != NULL && w->seg == PC_SEG_INIT) { /* (an init is fetched again if its fetch failed) */
+            demand_init(c, w);
+            asked = 1;
+        } else if (w->req != NULL) {
+            order[n++] = w;
+        }
+    }
+    qsort(order, n, sizeof(order[0]), by_segment);
     for (size_t k = 0; k < n; k++) {
         waiter *w = order[k];
         pc_segment_info si;
         pc_engine_segment(c->e, w->seg, &si);
         uint32_t want = wanted_rung(c, w, &si);
         if (pc_engine_holds(c->e, want, w->seg)) {
-            w->evicted = now - w->since >= 1000000; /* answered below */
-            continue;
+            if (now - w->since < 1000000)
+                continue; /* a copy verified this loop turn reaches the store on the next */
+            /* the timer found it neither in memory nor on disk: the store let it go (over --mem-cap), so it
+             * is fetched again (it was refused with 503 for good, however often the player asked) */
+            pc_engine_forget(c->e, want, w->seg);
         }
         if (si.inflight || now - w->asked < 2000000)
             continue;
@@ -697,6 +719,14 @@ static void on_hls_timer(uv_timer_t *t)
     client *c = t->data;
     hls *h = c->hls;
     uint64_t now = pc_client_now(c);
+    /* what is here after all (a copy verified as its request came in, one read back from --cache-dir) */
+    for (size_t i = 0; i < h->nw;) {
+        waiter *w = h->w[i];
+        if (w->req != NULL && now - w->since >= 1000000 && try_serve(c, w->req, w->rung, w->seg, w->audio))
+            waiter_served(h, i, now);
+        else
+            i++;
+    }
     if (!c->cfg->seed_mode)
         ask_again(c, h, now);
     sub_sweep(h, now);
@@ -708,10 +738,10 @@ static void on_hls_timer(uv_timer_t *t)
             pc_http_req_unguard(w->guard);
             w->req = NULL;
         }
-        if (w->req != NULL && w->evicted && try_serve(c, w->req, w->rung, w->seg, w->audio))
-            waiter_served(h, i, now); /* (it was there after all) */
-        else if (w->req != NULL && w->evicted)
-            waiter_fail(h, i, 503, "evicted", "the segment left the store; raise --mem-cap");
+        /* a seeder does not fetch again what its store let go (over --mem-cap): told at once (the loop
+         * above found it nowhere), not after 30 s */
+        if (w->req != NULL && c->cfg->seed_mode && c->seeding && now - w->since >= 1000000)
+            waiter_fail(h, i, 503, "evicted", "the segment left the seeder's store; raise --mem-cap or use --cache-dir");
         else if (w->req == NULL || now - w->since >= (uint64_t)PC_HLS_WAIT_S * 1000000)
             waiter_fail(h, i, 504, "timed_out", "the segment did not arrive in time");
         else
@@ -822,11 +852,15 @@ static int on_request(void *user, h2o_req_t *req)
         pc_engine_segment(c->e, seg, &si);
         uint32_t want = wanted_rung(c, w, &si);
         /* held but not in the store: verified this loop turn, it reaches the store on the next (READY);
-         * or the store let it go (over --mem-cap), which the timer answers (ask_again) */
+         * or the store let it go (over --mem-cap), which the timer finds and asks for again (ask_again) */
         if (!pc_engine_holds(c->e, want, seg)) {
             w->asked = now;
             pc_engine_demand(c->e, want, seg, now);
         }
+    } else {
+        /* the pin above has the engine fetch a new rendition's init, but not once its model has played to
+         * the end (a player that attached late, or switched after a pause, waited for a 504 then) */
+        demand_init(c, w);
     }
     pc_client_kick(c);
     return 0;

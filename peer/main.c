@@ -205,6 +205,10 @@ int main(int argc, char **argv)
     cfg.status_line = !no_status && isatty(2);
     const char *corrupt = getenv("PEERCDN_TEST_CORRUPT_UPLOADS");
     cfg.corrupt_uploads = corrupt != NULL && strcmp(corrupt, "1") == 0;
+    /* tests: a segment store smaller than --mem-cap allows (KiB), so that a short test video overflows it */
+    const char *cap_kib = getenv("PEERCDN_TEST_MEM_CAP_KIB");
+    if (cap_kib != NULL && atoi(cap_kib) > 0)
+        cfg.mem_cap = (size_t)atoi(cap_kib) << 10;
     if (pc_cli_start_libraries() != 0)
         return 1;
     return pc_client_run(&cfg);

@@ -1891,6 +1891,16 @@ void pc_engine_pin_rung(pc_engine *e, int rung, uint64_t now)
     step(e, now);
 }
 
+void pc_engine_demand_init(pc_engine *e, uint32_t rung, uint64_t now)
+{
+    if (e->quit || rung >= e->m->n_rungs)
+        return;
+    if (now > e->now)
+        e->now = now;
+    if (e->init_state[rung] == SEG_NONE && e->now >= e->cdn_retry_at)
+        start_xfer(e, PC_SRC_CDN, rung, PC_SEG_INIT, 0, e->now);
+}
+
 /* ---- peers ---- */
 
 /* Room for |cap| peer slots: the slot arrays, and wider holder sets when they need more words. */
@@ -2369,6 +2379,18 @@ void pc_engine_hold_all(pc_engine *e)
 int pc_engine_holds(const pc_engine *e, uint32_t rung, uint32_t i)
 {
     return rung < e->m->n_rungs && i < e->m->n_segments && bit_get(e->held + rung * bitmap_bytes(e), i);
+}
+
+void pc_engine_forget(pc_engine *e, uint32_t rung, uint32_t i)
+{
+    if (rung >= e->m->n_rungs || i >= e->m->n_segments)
+        return;
+    bit_clear(e->held + (size_t)rung * bitmap_bytes(e), i);
+    seg *s = &e->segs[i];
+    if (s->state == SEG_READY && s->rung == rung) {
+        s->state = SEG_NONE;
+        seg_drop_bytes(e, i);
+    }
 }
 
 /* The first segment at or after |i| (up to n) whose held bit is |want|, 64 at a time. */

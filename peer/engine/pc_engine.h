@@ -180,6 +180,9 @@ void pc_engine_undemand(pc_engine *e, uint32_t i);
 void pc_engine_quit(pc_engine *e, uint64_t now);
 /* -1 returns to ABR. */
 void pc_engine_pin_rung(pc_engine *e, int rung, uint64_t now);
+/* A real player wants |rung|'s init segment: fetched from the CDN now if it is not held or coming,
+ * whatever the model's state (once the model has ended, schedule() starts nothing). */
+void pc_engine_demand_init(pc_engine *e, uint32_t rung, uint64_t now);
 
 /* Peers: |peer| is the caller's handle (any value but PC_SRC_CDN: PC_EINVAL); |id| its identity in the
  * swarm (what that viewer's own engine has as its config's id); |up_bps| advertised upload (0 = unknown).
@@ -241,6 +244,9 @@ void pc_engine_segment(const pc_engine *e, uint32_t i, pc_segment_info *out);
 void pc_engine_hold_all(pc_engine *e);
 /* 1 when we hold (verified) segment |i| of |rung|. */
 int pc_engine_holds(const pc_engine *e, uint32_t rung, uint32_t i);
+/* The client's store no longer has segment |i| of |rung| (its memory cap let it go): not held any more,
+ * so the engine fetches it again when it is wanted (and stops offering it). */
+void pc_engine_forget(pc_engine *e, uint32_t rung, uint32_t i);
 /* The first run of held segments of |rung| at or after segment |from|: returns its first segment and
  * sets *end one past its last; UINT32_MAX when there is none (what a new link is told we hold). */
 uint32_t pc_engine_held_run(const pc_engine *e, uint32_t rung, uint32_t from, uint32_t *end);

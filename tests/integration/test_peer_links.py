@@ -1124,6 +1124,54 @@ def test_a_local_player_asking_out_of_order_or_at_two_renditions_is_answered(s):
     eq(r["hls"]["timed_out"] + r["hls"]["refused"], 0, "no request timed out or was refused: %r" % r["hls"])
 
 
+def test_what_the_store_let_go_is_fetched_again_and_an_init_after_the_end(s):
+    """A store smaller than the video (--mem-cap; a test hook makes it 700 KiB here): a player going back
+    to a segment the store let go got 503 "evicted" for ever (the engine still counted it held, so nothing
+    fetched it again); now it is fetched again. A seeder, which fetches nothing again, says so at once
+    instead of after 30 s. And once the headless model has played to the end, a player asking for the
+    init segment of a rendition nothing fetched yet (it attached late, or switched after a pause) waited
+    for a 504: the model starts nothing then, and the request only pinned the rung; it is fetched now."""
+    setup_video(s)
+    vid, m = st["vid"], st["m"]
+    video = [r for r in m["renditions"] if r.get("type") != "audio"]
+    top = video[-1]
+    env = dict(os.environ, PEERCDN_TEST_MEM_CAP_KIB="700")
+    p = Peer(s, st["o"], vid, "--hls-listen", "127.0.0.1:0", "--rendition", top["id"], "--hls-linger", "0",
+             name="smallstore", env=env)
+    base = "%s/v/%s" % (p.hls, vid)
+    for u in [top["init"]["url"]] + [x["url"] for x in top["segments"]]:  # one after another, as a player
+        check_bodies(m, fetch_all(base, [u], gap=0), "in order")
+    t0 = time.time()
+    check_bodies(m, fetch_all(base, [top["segments"][0]["url"]], gap=0), "the first again, after the store let it go")
+    print("# the first segment again: %.1f s" % (time.time() - t0))
+    r = p.stop()
+    eq(r["hls"]["refused"] + r["hls"]["timed_out"], 0, "nothing refused or timed out: %r" % r["hls"])
+    seeder = Peer(s, st["o"], vid, "--hls-listen", "127.0.0.1:0", mode="seed", name="smallseeder", env=env)
+    t0 = time.time()
+    try:
+        urllib.request.urlopen("%s/v/%s/%s" % (seeder.hls, vid, video[0]["segments"][0]["url"]), timeout=60)
+        check(False, "the seeder served a segment its store let go")
+    except urllib.error.HTTPError as e:
+        eq((e.code, json.loads(e.read())["code"]), (503, "evicted"), "the seeder's answer")
+    check(time.time() - t0 < 5, "at once, not after 30 s: %.1f s" % (time.time() - t0))
+    seeder.stop()
+    # the model at its end; a rendition nothing fetched
+    vid6 = st.get("vid6") or st["o"].upload(clip("peer_links_640x360_6s", size="640x360", rate=25, dur=6), title="6 s")
+    st["vid6"] = vid6
+    st["o"].ready(vid6, timeout=300)
+    m6 = json.loads(st["o"].req("GET", "/v/%s/p2p.json" % vid6).body)
+    hi6 = [r for r in m6["renditions"] if r.get("type") != "audio"][-1]
+    q = Peer(s, st["o"], vid6, "--hls-listen", "127.0.0.1:0", "--down-kbps", "300", "--hls-linger", "0", name="late")
+    deadline = time.time() + 60
+    while time.time() < deadline and "the headless model reached the end" not in q.stderr():
+        time.sleep(0.2)
+    check("the headless model reached the end" in q.stderr(), "the model played to the end")
+    t0 = time.time()
+    check_bodies(m6, fetch_all("%s/v/%s" % (q.hls, vid6), [hi6["init"]["url"]], gap=0), "a late init")
+    check(time.time() - t0 < 10, "the init came in %.1f s" % (time.time() - t0))
+    q.stop()
+
+
 def test_a_seeder_with_an_hls_endpoint_answers_what_was_asked_while_it_fetched(s):
     """seed --hls-listen: requests made before the seeder had the segment waited 30 s for a 504, though
     the seeder verified it seconds later."""
@@ -1515,7 +1563,8 @@ if __name__ == "__main__":
            test_a_peer_that_sends_garbage_and_leaves_is_banned_all_the_same,
            test_a_peer_the_tracker_distrusts_stops_announcing,
            test_a_local_player_asking_out_of_order_or_at_two_renditions_is_answered,
-           test_a_seeder_with_an_hls_endpoint_answers_what_was_asked_while_it_fetched,
+           test_what_the_store_let_go_is_fetched_again_and_an_init_after_the_end,
+       test_a_seeder_with_an_hls_endpoint_answers_what_was_asked_while_it_fetched,
            test_a_download_cap_paces_peer_links_and_the_cdn,
            test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes,
            test_the_local_endpoint_serves_the_subtitles_it_checked, test_subtitle_requests_share_one_fetch_and_a_stop_answers_them,
