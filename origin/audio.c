@@ -88,9 +88,13 @@ static int write_seg(struct aud *a)
     return r;
 }
 
+/* Packet |p| into the segment it begins in; but a segment gets one packet at least before the next
+ * begins: a video segment shorter than an AAC frame (a frame alone after a gap in a sparse recording)
+ * would otherwise get none, and the video would fail for an audio segment missing. Its audio then runs
+ * into the next by a frame, 21 ms, as the cuts already may. */
 static int take(struct aud *a, const AVPacket *p)
 {
-    while (a->seg + 1 < a->nseg && p->pts >= a->seg_t[a->seg + 1]) {
+    while (a->seg + 1 < a->nseg && p->pts >= a->seg_t[a->seg + 1] && a->npkts > 0) {
         int r = write_seg(a);
         if (r != 0)
             return r;

@@ -826,6 +826,28 @@ def test_video_gap_is_not_a_join(s):
     check(abs(resume - src_resume) < 0.005, "the video resumes after the gap when the source's does")
 
 
+
+def test_a_lone_frame_before_a_segment_boundary_gets_its_audio(s):
+    """A sparse recording whose video resumes after a gap one frame before a segment boundary: that frame
+    is a segment of its own (17 ms at 60 fps), shorter than an AAC frame, so no audio packet began in it
+    and the audio task, one segment short, failed the video (5 times). Each audio segment now gets a
+    packet at least."""
+    if "o" not in st:
+        st["o"] = s.origin()
+    o = st["o"]
+    # frames 0-239 at 60 fps, then from 479/60 s (7.983 s) on: segments of 7.983, 0.017 and 4 s
+    path = clip("lone_frame_gap_60", size="320x180", rate=60, dur=12, ext="mkv",
+                vf="select='lt(n\\,240)+gte(n\\,479)',setpts='(N+239*gte(N\\,240))/60/TB'",
+                vopts=["-g", "60", "-bf", "0"], outopts=["-fps_mode", "passthrough"])
+    v = o.ready(o.upload(path, title="lone frame", parallel=1))
+    durs = {}
+    for rid in (v["renditions"][0]["id"], "a"):
+        media = o.req("GET", "/v/%s/%s/index.m3u8" % (v["id"], rid)).body.decode().splitlines()
+        durs[rid] = [float(l[8:].rstrip(",")) for l in media if l.startswith("#EXTINF:")]
+    check(min(durs["a"]) < 0.021, "a segment shorter than an AAC frame: %r" % durs)
+    eq(len(durs["a"]), len(durs[v["renditions"][0]["id"]]), "an audio segment for each video segment")
+    ffmpeg_decode("%s/v/%s/master.m3u8" % (o.url, v["id"]), all_streams=True)
+
 def tone_hz(url, spans):
     """The frequency (Hz, by zero crossings) of |url|'s audio in each (start, length) of |spans| (s)."""
     import array
@@ -905,5 +927,5 @@ def test_lip_sync(s):
 S.run([test_upload_all_sources] + [make_case(n) for n in CASES] +
       [test_multi_edit_mp4, test_joined_recordings, test_joined_across_the_clock_wrap, test_joined_ntsc_and_b_frames,
        test_joined_mixed_frame_rates, test_variable_rate_keeps_its_sync, test_repeated_times, test_a_few_frames_that_do_not_decode,
-       test_text_subtitles, test_joined_audio_stops_and_starts, test_joined_mid_gop, test_video_gap_is_not_a_join, test_audio_changes_mid_stream,
+       test_text_subtitles, test_joined_audio_stops_and_starts, test_joined_mid_gop, test_video_gap_is_not_a_join, test_a_lone_frame_before_a_segment_boundary_gets_its_audio, test_audio_changes_mid_stream,
        test_raw_elementary_streams, test_lip_sync])
