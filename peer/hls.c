@@ -120,6 +120,19 @@ static const playlist *find_playlist(const hls *h, const char *name, size_t nl)
     return NULL;
 }
 
+/* The end of the line at |p| (before |end|): *|ce| where its content ends (at CR or LF, as players split
+ * lines), returned where the next line begins (after CR, LF or CRLF). */
+static const char *line_end(const char *p, const char *end, const char **ce)
+{
+    const char *q = p;
+    while (q < end && *q != '\n' && *q != '\r')
+        q++;
+    *ce = q;
+    if (q < end && *q == '\r')
+        return q + 1 < end && q[1] == '\n' ? q + 2 : q + 1;
+    return q < end ? q + 1 : q;
+}
+
 /* The master playlist with only the variants whose URI is |keep| (NULL: all), without the I-frame
  * playlists (this endpoint does not serve byte ranges of segments, which is what they are made of; a
  * player plays and seeks without them), and with only the subtitle tracks the signed manifest lists
@@ -131,34 +144,39 @@ static char *filter_master(const hls *h, const char *body, size_t len, const cha
     const char *p = body, *end = body + len;
     int skip_next = 0, subs = 0; /* subtitle tracks kept (they come before the variants) */
     while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl != NULL ? nl + 1 : end;
-        size_t ll = (size_t)(le - p);
+        const char *ce, *le = line_end(p, end, &ce);
+        size_t ll = (size_t)(le - p), cl = (size_t)(ce - p);
         int drop = 0;
-        const char *su = ll > 27 && strncmp(p, "#EXT-X-MEDIA:TYPE=SUBTITLES", 27) == 0 ? memmem(p, ll, "URI=\"", 5) : NULL;
-        const char *sq = su != NULL ? memchr(su + 5, '"', (size_t)(le - su - 5)) : NULL;
-        if (ll > 27 && strncmp(p, "#EXT-X-MEDIA:TYPE=SUBTITLES", 27) == 0) {
+        const char *su = cl > 27 && strncmp(p, "#EXT-X-MEDIA:TYPE=SUBTITLES", 27) == 0 ? memmem(p, cl, "URI=\"", 5) : NULL;
+        const char *sq = su != NULL ? memchr(su + 5, '"', (size_t)(ce - su - 5)) : NULL;
+        if (cl > 27 && strncmp(p, "#EXT-X-MEDIA:TYPE=SUBTITLES", 27) == 0) {
             drop = sq == NULL || find_playlist(h, su + 5, (size_t)(sq - su - 5)) == NULL;
             subs += !drop;
-        } else if (ll > 26 && strncmp(p, "#EXT-X-I-FRAME-STREAM-INF:", 26) == 0) {
+        } else if (cl > 26 && strncmp(p, "#EXT-X-I-FRAME-STREAM-INF:", 26) == 0) {
             drop = 1;
-        } else if (skip_next && p[0] != '#') {
+        } else if (skip_next && cl > 0 && p[0] != '#') { /* the variant's URI (blank lines and tags between stay) */
             drop = 1;
             skip_next = 0;
-        } else if (keep != NULL && ll > 18 && strncmp(p, "#EXT-X-STREAM-INF:", 18) == 0) {
-            const char *uri = le;
-            const char *une = memchr(uri, '\n', (size_t)(end - uri));
-            size_t ul = une != NULL ? (size_t)(une - uri) : (size_t)(end - uri);
-            if (!(ul == strlen(keep) && strncmp(uri, keep, ul) == 0)) {
+        } else if (keep != NULL && cl > 18 && strncmp(p, "#EXT-X-STREAM-INF:", 18) == 0) {
+            /* its URI: the next line that is neither blank nor a tag */
+            const char *u = le, *uce = le;
+            while (u < end) {
+                const char *next = line_end(u, end, &uce);
+                if (uce > u && *u != '#')
+                    break;
+                u = next;
+            }
+            size_t ul = u < end ? (size_t)(uce - u) : 0;
+            if (!(ul == strlen(keep) && strncmp(u, keep, ul) == 0)) {
                 drop = 1;
                 skip_next = 1;
             }
         }
         /* a variant's SUBTITLES="…" names the group, gone when none of its tracks was kept */
-        const char *sa = !drop && subs == 0 && ll > 18 && strncmp(p, "#EXT-X-STREAM-INF:", 18) == 0
-                             ? memmem(p, ll, ",SUBTITLES=\"", 12)
+        const char *sa = !drop && subs == 0 && cl > 18 && strncmp(p, "#EXT-X-STREAM-INF:", 18) == 0
+                             ? memmem(p, cl, ",SUBTITLES=\"", 12)
                              : NULL;
-        const char *sz = sa != NULL ? memchr(sa + 12, '"', (size_t)(le - sa - 12)) : NULL;
+        const char *sz = sa != NULL ? memchr(sa + 12, '"', (size_t)(ce - sa - 12)) : NULL;
         if (sz != NULL) {
             if (pc_buf_append(&out, p, (size_t)(sa - p)) != 0 || pc_buf_append(&out, sz + 1, (size_t)(le - sz - 1)) != 0)
                 break;
@@ -242,9 +260,7 @@ static int check_uris(const client *c, const char *name, const char *body, size_
 {
     const char *p = body, *end = body + len;
     while (p < end) {
-        const char *le = p;
-        while (le < end && *le != '\n' && *le != '\r')
-            le++;
+        const char *le, *next = line_end(p, end, &le);
         size_t ll = (size_t)(le - p);
         if (ll > 0 && p[0] != '#' && !uri_known(c, name, p, ll))
             return unknown(p, ll, bad, badlen);
@@ -272,7 +288,7 @@ static int check_uris(const client *c, const char *name, const char *body, size_
                 return unknown(u, ul, bad, badlen);
             a = u + ul - 1;
         }
-        p = le + (le < end);
+        p = next;
     }
     return 0;
 }

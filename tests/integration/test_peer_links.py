@@ -1498,6 +1498,40 @@ def test_a_playlist_pointing_outside_the_signed_manifest_is_not_served(s):
         check("evil" in err[0] and "does not list" in err[0], "the line names the URI: %r" % err[0])
 
 
+def test_a_crlf_master_still_gives_the_pinned_variant(s):
+    """An edge that rewrote the master with CRLF line ends and a blank line after each variant's tag: with
+    --rendition the endpoint's master kept no variant at all (the URI compared with its CR), and a blank
+    line before a URI left that URI behind. Lines now end at CR, LF or CRLF, and a variant's URI is the
+    next line that is neither blank nor a tag."""
+    setup_video(s)
+    o, vid, m = st["o"], st["vid"], st["m"]
+    video = [r for r in m["renditions"] if r.get("type") != "audio"]
+
+    class Edge(EdgeHandler):
+        def do_GET(self):
+            with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
+                data, ctype = r.read(), r.headers.get("Content-Type", "application/octet-stream")
+            if self.path.endswith("/master.m3u8"):
+                lines = []
+                for line in data.decode().split("\n"):
+                    lines += [line, ""] if line.startswith("#EXT-X-STREAM-INF:") else [line]
+                data = "\r\n".join(lines).encode()
+            try:
+                self.answer(200, data, [("Content-Type", ctype)])
+            except OSError:
+                pass  # a peer that stopped mid-answer
+
+    edge = type("Edge", (), {"url": serve_http(s, Edge)})
+    for pin in (video[-1], video[0]):
+        p = Peer(s, edge, vid, "--hls-listen", "127.0.0.1:0", "--rendition", pin["id"], "--hls-linger", "0",
+                 name="crlf-" + pin["id"])
+        with urllib.request.urlopen("%s/v/%s/master.m3u8" % (p.hls, vid), timeout=30) as r:
+            master = r.read().decode()
+        uris = [l.strip() for l in master.replace("\r", "\n").split("\n") if l.strip() and not l.startswith("#")]
+        eq((master.count("#EXT-X-STREAM-INF:"), uris), (1, ["%s/index.m3u8" % pin["id"]]), "one variant, the pinned one: %r" % master)
+        p.stop()
+
+
 def test_players_that_went_away_do_not_keep_the_endpoint_busy(s):
     """h2o does not tell the endpoint when an HTTP/1 player closes while it waits for a segment, so 256
     players that asked and left (hls.js aborts a request on every seek) held every waiting slot for 30 s
@@ -1569,5 +1603,5 @@ if __name__ == "__main__":
            test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes,
            test_the_local_endpoint_serves_the_subtitles_it_checked, test_subtitle_requests_share_one_fetch_and_a_stop_answers_them,
            test_a_playlist_pointing_outside_the_signed_manifest_is_not_served,
-           test_players_that_went_away_do_not_keep_the_endpoint_busy,
+           test_a_crlf_master_still_gives_the_pinned_variant, test_players_that_went_away_do_not_keep_the_endpoint_busy,
            test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall])  # kills the tracker: last
