@@ -152,6 +152,16 @@ static int timeline(pc_buf *b, const struct seg *s, int n)
     return r;
 }
 
+/* A [num, den] rate as the MPD writes it: "25", "30000/1001". */
+static void rate_string(const json_t *fr, char *out, size_t len)
+{
+    json_int_t fn = json_integer_value(json_array_get(fr, 0)), fd = json_integer_value(json_array_get(fr, 1));
+    if (fd == 1)
+        snprintf(out, len, "%" JSON_INTEGER_FORMAT, fn);
+    else
+        snprintf(out, len, "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT, fn, fd);
+}
+
 static void iso_duration(double secs, char *out, size_t len)
 {
     snprintf(out, len, "PT%.3fS", secs);
@@ -313,8 +323,12 @@ int pc_task_package(pc_job *j)
     json_t *subs = json_object_get(pc_job_input(in, "subtitles"), "tracks");
     size_t nsubs = json_array_size(subs);
     /* master playlist */
-    json_t *fr = json_object_get(plan, "frame_rate");
-    double fps = (double)json_integer_value(json_array_get(fr, 0)) / (double)json_integer_value(json_array_get(fr, 1));
+    /* FRAME-RATE is the variant's highest rate (RFC 8216 4.3.4.2): a variable-rate source's base rate, not its
+     * average (plans from before it was recorded: the average) */
+    json_t *fr = json_object_get(plan, "frame_rate"), *mfr = json_object_get(plan, "max_frame_rate");
+    if (!json_is_array(mfr) || json_integer_value(json_array_get(mfr, 1)) <= 0)
+        mfr = fr;
+    double fps = (double)json_integer_value(json_array_get(mfr, 0)) / (double)json_integer_value(json_array_get(mfr, 1));
     pc_buf_reset(&b);
     int r = pc_buf_append_str(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     if (r == 0 && has_audio)
@@ -367,12 +381,10 @@ int pc_task_package(pc_job *j)
         if (tracks[i].height > maxh)
             maxh = tracks[i].height;
     }
-    char frs[32];
-    json_int_t fn = json_integer_value(json_array_get(fr, 0)), fd = json_integer_value(json_array_get(fr, 1));
-    if (fd == 1)
-        snprintf(frs, sizeof(frs), "%" JSON_INTEGER_FORMAT, fn);
-    else
-        snprintf(frs, sizeof(frs), "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT, fn, fd);
+    /* @frameRate is the average (ISO 23009-1 allows it for a varying rate), maxFrameRate the highest */
+    char frs[32], mfrs[32];
+    rate_string(fr, frs, sizeof(frs));
+    rate_string(mfr, mfrs, sizeof(mfrs));
     pc_buf_reset(&b);
     r = pc_buf_printf(&b,
                       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -384,7 +396,7 @@ int pc_task_package(pc_job *j)
                       "startWithSAP=\"1\" maxWidth=\"%d\" maxHeight=\"%d\" maxFrameRate=\"%s\">\n"
                       "      <SegmentTemplate timescale=\"%" PRId64 "\" initialization=\"$RepresentationID$/init.mp4\" "
                       "media=\"$RepresentationID$/seg-$Number%%05d$.m4s\" startNumber=\"1\">\n",
-                      dur, minbuf, maxw, maxh, frs, ts);
+                      dur, minbuf, maxw, maxh, mfrs, ts);
     if (r == 0)
         r = timeline(&b, tracks[0].segs, tracks[0].n);
     if (r == 0)

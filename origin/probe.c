@@ -39,6 +39,20 @@ struct colour {
 #define COLOUR_STREAMS 64
 #define COLOUR_UNKNOWN ((struct colour){2, 2, 2}) /* unspecified in all three H.273 tables */
 
+
+/* Rates such as 2997/100 tidied into 30000/1001, 25.0004 into 25. */
+static AVRational tidy_rate(AVRational fr)
+{
+    if (fabs(av_q2d(fr) - 30000.0 / 1001) < 0.005)
+        return (AVRational){30000, 1001};
+    if (fabs(av_q2d(fr) - 24000.0 / 1001) < 0.005)
+        return (AVRational){24000, 1001};
+    if (fabs(av_q2d(fr) - 60000.0 / 1001) < 0.005)
+        return (AVRational){60000, 1001};
+    if (fabs(av_q2d(fr) - lround(av_q2d(fr))) < 0.002)
+        return (AVRational){(int)lround(av_q2d(fr)), 1};
+    return fr;
+}
 static int specified(int v)
 {
     return v != 0 && v != 2; /* transfer and primaries: 0 is reserved, 2 unspecified */
@@ -491,21 +505,18 @@ demux:
         double est = n > 1 && span > 0 ? (n - 1) / span : 25;
         fr = av_d2q(est, 1001000);
     }
-    /* tidy rates such as 2997/100 into 30000/1001 */
-    if (fabs(av_q2d(fr) - 30000.0 / 1001) < 0.005)
-        fr = (AVRational){30000, 1001};
-    else if (fabs(av_q2d(fr) - 24000.0 / 1001) < 0.005)
-        fr = (AVRational){24000, 1001};
-    else if (fabs(av_q2d(fr) - 60000.0 / 1001) < 0.005)
-        fr = (AVRational){60000, 1001};
-    else if (fabs(av_q2d(fr) - lround(av_q2d(fr))) < 0.002)
-        fr = (AVRational){(int)lround(av_q2d(fr)), 1};
+    fr = tidy_rate(fr);
     pc_timeline tl;
     pc_timeline_init(&tl, 1, pts[0], vs->time_base.num, vs->time_base.den, fr.num, fr.den);
     int cfr = 1;
     for (size_t i = 0; i < n && cfr; i++)
         if (pc_timeline_map(&tl, pts[i]) != (int64_t)i * tl.frame_ticks)
             cfr = 0;
+    /* the highest rate, which HLS's FRAME-RATE states: a variable-rate source's base rate, FFmpeg's guess
+     * from its timestamps (a recording that skips frames: its camera's), when above the average */
+    AVRational mfr = fr, rfr = vs->r_frame_rate;
+    if (!cfr && rfr.num > 0 && rfr.den > 0 && av_q2d(rfr) > av_q2d(fr) + 0.01 && av_q2d(rfr) <= 240)
+        mfr = tidy_rate(rfr);
     double duration = span + 1.0 / av_q2d(fr);
     if (duration > MAX_DURATION) {
         pc_job_fail(j, PC_EMEDIALIMIT, 1, "media_limit", "the video lasts %.0f s; the limit is %.0f s", duration, MAX_DURATION);
@@ -554,6 +565,7 @@ demux:
                               av_get_pix_fmt_name(vp->format) != NULL ? av_get_pix_fmt_name(vp->format) : "unknown");
     if (retime)
         json_object_set_new(video, "retime", json_true());
+    json_object_set_new(video, "max_frame_rate", json_pack("[i,i]", mfr.num, mfr.den));
     if (genpts)
         json_object_set_new(video, "genpts", json_true());
     if (rm->name != NULL) /* the tasks read work/<id>/<copy> */
@@ -810,6 +822,11 @@ int pc_task_plan(pc_job *j)
         "first_pts", (json_int_t)tl.first_pts, "end", (json_int_t)end, "video_index", (int)pc_json_int(v, "index", 0),
         "time_base", tl.tb_num, tl.tb_den, "rotation", rot, "preset", j->env->preset, "rungs", jr, "segments", js,
         "chunks", jc, "audio", audio);
+    /* HLS's FRAME-RATE and the MPD's maxFrameRate: the output's rate, or a variable-rate source's highest */
+    json_t *mfr = json_object_get(v, "max_frame_rate");
+    if (plan != NULL)
+        json_object_set_new(plan, "max_frame_rate", cfr || !json_is_array(mfr) ? json_pack("[i,i]", out_fps.num, out_fps.den)
+                                                                                   : json_deep_copy(mfr));
     json_object_set_new(plan, "thumbs", thumbs);
     json_object_set_new(plan, "b_frame_ticks", json_integer((json_int_t)b_frame_ticks(ticks, ns > 0 ? segs[0].frames : 0)));
     if (json_is_true(json_object_get(v, "retime"))) /* frame times from retime.bin, not the packets */

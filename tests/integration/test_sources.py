@@ -181,6 +181,15 @@ def make_case(name):
             k = DECIMATE.get(name, 1)
             eq(frames(rung), -(-frames(os.path.splitext(path)[0] + "." + RAW[name] if name in RAW else path) // k),
                "frames equal the source's (every %d.)" % k)
+        if name == "vfr":
+            # 3 of every 5 frames of 30 fps: 18 fps on average, 30 at most; HLS states the highest
+            # (RFC 8216 4.3.4.2), the MPD the average and the highest
+            import fractions
+            import re
+            mpd = o.req("GET", "/v/%s/manifest.mpd" % vid).body.decode()
+            avg = float(fractions.Fraction(re.search(r' frameRate="([0-9/]+)"', mpd).group(1)))
+            check("FRAME-RATE=30.000" in text and 'maxFrameRate="30"' in mpd and 17.5 < avg < 19,
+                  "the highest rate, and the average (%.2f): %s\n%s" % (avg, text, mpd))
         if name in DECIMATE:
             k = DECIMATE[name]
             check("FRAME-RATE=%.3f" % (kw["rate"] / k) in text, "FRAME-RATE of %d fps / %d: %s" % (kw["rate"], k, text))
