@@ -241,6 +241,15 @@ static int respond_accepted(pc_origin *o, h2o_req_t *req, const char *id)
     return 0;
 }
 
+/* The answer to a subtitle change that was refused (pc_pipeline_add_subtitles' errors). */
+static int respond_revision_error(h2o_req_t *req, int r, const char *code, const char *msg)
+{
+    if (r == PC_ECONFLICT && strcmp(code, "busy") == 0)
+        pc_http_add_header(req, "retry-after", "2");
+    pc_http_respond_error(req, r == PC_ENOENT ? 404 : r == PC_ECONFLICT ? 409 : r == PC_EINVAL ? 422 : 500, code, msg);
+    return 0;
+}
+
 /* A POST on video |id| (|what| for the answers: "retrying a video") by a caller holding the token: |v| is
  * loaded, or -1 when the request was answered (405, 401, 404, 500). */
 static int post_on_video(pc_origin *o, h2o_req_t *req, const char *id, const char *what, pc_video *v)
@@ -322,12 +331,29 @@ static int handle_add_subtitles(pc_origin *o, h2o_req_t *req, const char *id)
     char msg[256] = "";
     int r = pc_pipeline_add_subtitles(o->pipeline, id, req->entity.base, req->entity.len, lr == 0 ? lang : NULL,
                                       nr == 0 ? name : NULL, &code, msg, sizeof(msg));
-    if (r != 0) {
-        if (r == PC_ECONFLICT && strcmp(code, "busy") == 0)
-            pc_http_add_header(req, "retry-after", "2");
-        pc_http_respond_error(req, r == PC_ENOENT ? 404 : r == PC_ECONFLICT ? 409 : r == PC_EINVAL ? 422 : 500, code, msg);
+    if (r != 0)
+        return respond_revision_error(req, r, code, msg);
+    return respond_accepted(o, req, id);
+}
+
+/* DELETE /api/videos/{id}/subtitles/{track}: the published track (its id: "s1") is taken out; the video
+ * is published again without it (202, "updating" until then). */
+static int handle_remove_subtitles(pc_origin *o, h2o_req_t *req, const char *id, const char *track)
+{
+    if (!pc_http_req_method_is(req, "DELETE")) {
+        pc_http_add_header(req, "allow", "DELETE, OPTIONS");
+        pc_http_respond_error(req, 405, "method_not_allowed", "a subtitle track is removed with DELETE");
         return 0;
     }
+    pc_video v;
+    if (load_video_authorized(o, req, id, "removing subtitles", &v) != 0)
+        return 0;
+    pc_video_clear(&v);
+    const char *code = "internal_error";
+    char msg[256] = "";
+    int r = pc_pipeline_remove_subtitles(o->pipeline, id, track, &code, msg, sizeof(msg));
+    if (r != 0)
+        return respond_revision_error(req, r, code, msg);
     return respond_accepted(o, req, id);
 }
 
@@ -405,6 +431,27 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
     if (path.len > sizeof(pfx) - 1 && memcmp(path.base, pfx, sizeof(pfx) - 1) == 0) {
         const char *id = path.base + sizeof(pfx) - 1;
         size_t idlen = path.len - (sizeof(pfx) - 1);
+        /* /api/videos/ID/subtitles/TRACK: one track ("s1": a letter and up to 15 digits) */
+        if (idlen > PC_ID_LEN + sizeof(subtitles) && memcmp(id + PC_ID_LEN, subtitles, sizeof(subtitles) - 1) == 0 &&
+            id[PC_ID_LEN + sizeof(subtitles) - 1] == '/') {
+            const char *tr = id + PC_ID_LEN + sizeof(subtitles);
+            size_t tl = idlen - PC_ID_LEN - sizeof(subtitles);
+            if (pc_origin_api_preflight(req, "DELETE, OPTIONS"))
+                return 0;
+            char idbuf[PC_ID_LEN + 1], track[17];
+            int ok = pc_id_valid(id, PC_ID_LEN) && tl >= 2 && tl < sizeof(track) && tr[0] == 's';
+            for (size_t k = 1; ok && k < tl; k++)
+                ok = tr[k] >= '0' && tr[k] <= '9';
+            if (!ok) {
+                pc_http_respond_error(req, 404, "not_found", "no such video or subtitle track");
+                return 0;
+            }
+            memcpy(idbuf, id, PC_ID_LEN);
+            idbuf[PC_ID_LEN] = '\0';
+            memcpy(track, tr, tl);
+            track[tl] = '\0';
+            return handle_remove_subtitles(o, req, idbuf, track);
+        }
         int is_retry = idlen > sizeof(retry) - 1 && memcmp(id + idlen - (sizeof(retry) - 1), retry, sizeof(retry) - 1) == 0;
         int is_subs = idlen > sizeof(subtitles) - 1 &&
                       memcmp(id + idlen - (sizeof(subtitles) - 1), subtitles, sizeof(subtitles) - 1) == 0;

@@ -434,7 +434,8 @@ static void count_job(pc_pipeline *p, const pc_job *j, uint64_t *outcome)
 }
 
 /* A revision that cannot finish is given up: the video stays ready with the publication it has, the
- * tracks the revision would have added leave the plan (their files removed), and the error is noted on
+ * tracks the revision would have added leave the plan (their files removed), one it would have removed
+ * stays, and the error is noted on
  * the video (the API shows it). Its copy of the publication stays in the work directory until the next
  * revision or publish clears it. */
 static void fail_revision(pc_pipeline *p, pc_job *j, const char *code, const char *msg)
@@ -451,6 +452,8 @@ static void fail_revision(pc_pipeline *p, pc_job *j, const char *code, const cha
         size_t i;
         json_array_foreach(subs, i, e)
         {
+            if (pc_json_int(e, "removed", 0) == j->arg) /* a removal given up: the track stays */
+                json_object_del(e, "removed");
             if (pc_json_int(e, "added", 0) != j->arg)
                 json_array_append(kept, e);
             else if (unlink(json_string_value(json_object_get(e, "file"))) != 0 && errno != ENOENT)
@@ -673,90 +676,75 @@ static void on_kick(uv_timer_t *t)
     dispatch(t->data);
 }
 
-int pc_pipeline_add_subtitles(pc_pipeline *p, const char *id, const void *body, size_t len, const char *language,
-                              const char *title, const char **code, char *msg, size_t msglen)
+/* What adding and removing a subtitle track share: the video |id| is loaded into |v|, checked (ready, no
+ * revision under way), its plan parsed into |*plan| (with a "subtitles" array), and the last package
+ * task's id, arg and the thumbs task's found. 0, or an error with |code| and |msg| (|v| then cleared). */
+static int revision_begin(pc_pipeline *p, const char *id, pc_video *v, json_t **plan, int64_t *pkg, int *last,
+                          int64_t *thumbs, const char **code, char *msg, size_t msglen)
 {
     pc_db *db = p->o->db;
-    pc_video v;
-    int r = pc_db_video_get(db, id, &v);
+    int64_t unfinished = 0;
+    *plan = NULL;
+    int r = pc_db_video_get(db, id, v);
     if (r != 0) {
         *code = r == PC_ENOENT ? "not_found" : "database_error";
         snprintf(msg, msglen, r == PC_ENOENT ? "no such video" : "cannot read the video");
         return r;
     }
-    int64_t pkg = 0, thumbs = 0, unfinished = 0;
-    int last = 0;
-    json_t *plan = NULL, *entry = NULL;
-    int64_t *deps = NULL;
-    char *text = NULL, path[4200] = "";
-    if (strcmp(v.state, "ready") != 0) {
+    if (strcmp(v->state, "ready") != 0) {
         *code = "not_ready";
-        snprintf(msg, msglen, "subtitles are added to a ready video; this one is %s", v.state);
+        snprintf(msg, msglen, "subtitle tracks change on a ready video; this one is %s", v->state);
         r = PC_ECONFLICT;
-        goto out;
-    }
-    if ((r = pc_taskq_unfinished(db, id, &unfinished)) != 0 || (r = pc_taskq_last_package(db, id, &pkg, &last, &thumbs)) != 0) {
+    } else if ((r = pc_taskq_unfinished(db, id, &unfinished)) != 0 ||
+               (r = pc_taskq_last_package(db, id, pkg, last, thumbs)) != 0) {
         *code = "database_error";
         snprintf(msg, msglen, "cannot read the video's tasks");
-        goto out;
-    }
-    if (unfinished > 0 || pc_pipeline_video_busy(p, id)) {
+    } else if (unfinished > 0 || pc_pipeline_video_busy(p, id)) {
         *code = "busy";
-        snprintf(msg, msglen, "the video is being published again (a file added before); retry once it is done");
+        snprintf(msg, msglen, "the video is being published again (a change before); retry once it is done");
         r = PC_ECONFLICT;
-        goto out;
-    }
-    plan = v.plan != NULL ? json_loads(v.plan, 0, NULL) : NULL;
-    if (plan == NULL) {
+    } else if ((*plan = v->plan != NULL ? json_loads(v->plan, 0, NULL) : NULL) == NULL) {
         *code = "internal_error";
         snprintf(msg, msglen, "the video has no plan");
         r = PC_EINTERNAL;
-        goto out;
-    }
-    json_t *subs = json_object_get(plan, "subtitles");
-    if (!json_is_array(subs) && (json_object_set_new(plan, "subtitles", json_array()) != 0 ||
-                                 (subs = json_object_get(plan, "subtitles")) == NULL)) {
+    } else if (!json_is_array(json_object_get(*plan, "subtitles")) &&
+               json_object_set_new(*plan, "subtitles", json_array()) != 0) {
+        *code = "out_of_memory";
+        snprintf(msg, msglen, "out of memory");
         r = PC_ENOMEM;
-        goto oom;
     }
-    if (json_array_size(subs) >= PC_SUBS_MAX) {
-        *code = "too_many_subtitles";
-        snprintf(msg, msglen, "the video has %d subtitle tracks, the most it can have", PC_SUBS_MAX);
-        r = PC_ECONFLICT;
-        goto out;
+    if (r != 0) {
+        json_decref(*plan);
+        *plan = NULL;
+        pc_video_clear(v);
     }
-    int rev = last + 1;
-    /* kept beside the original upload (DELETE removes both); checked before anything is queued */
-    snprintf(path, sizeof(path), "%s.sub%d", v.source, rev);
-    if ((r = pc_write_file(path, body, len)) != 0) {
-        *code = "io_error";
-        snprintf(msg, msglen, "cannot store the file: %s", pc_strerror(r));
-        path[0] = '\0';
-        goto out;
-    }
-    char why[160];
-    entry = pc_subs_added_entry(subs, path, language, title, rev, why, sizeof(why));
-    if (entry == NULL) {
-        *code = "bad_subtitles";
-        snprintf(msg, msglen, "%s", why);
-        r = PC_EINVAL;
-        goto out;
-    }
+    return r;
+}
+
+/* Stores |plan| and queues revision |rev| of video |id| in one transaction: the subtitles task, then
+ * package with the last package's inputs (encoded chunks, audio) but the new subtitles task in place of
+ * its own, sign with the thumbnails as before, publish. */
+static int revision_queue(pc_pipeline *p, const char *id, const json_t *plan, int64_t pkg, int64_t thumbs, int rev,
+                          const char **code, char *msg, size_t msglen)
+{
+    pc_db *db = p->o->db;
     size_t nchunks = json_array_size(json_object_get(plan, "chunks")), nd = 0;
-    deps = calloc(nchunks + 4, sizeof(*deps));
-    if (deps == NULL || json_array_append(subs, entry) != 0 || (text = pc_json_dump(plan)) == NULL) {
-        r = PC_ENOMEM;
-        goto oom;
+    int64_t *deps = calloc(nchunks + 4, sizeof(*deps));
+    char *text = pc_json_dump(plan);
+    if (deps == NULL || text == NULL) {
+        free(deps);
+        free(text);
+        *code = "out_of_memory";
+        snprintf(msg, msglen, "out of memory");
+        return PC_ENOMEM;
     }
-    /* the revision: the package's inputs are the last one's (encoded chunks, audio) with the new
-     * subtitles task in place of its own; sign takes the thumbnails as before */
     double dur = pc_json_num(plan, "duration", 0);
     pc_task_spec ss = {"subtitles", rev, PC_TASK_LIGHT, 40, dur * 0.002 + 0.1};
     pc_task_spec ps = {"package", rev, PC_TASK_LIGHT, 45, dur * 0.01 + 0.2};
     pc_task_spec gs = {"sign", rev, PC_TASK_LIGHT, 45, dur * 0.01 + 0.2};
     pc_task_spec us = {"publish", rev, PC_TASK_LIGHT, 45, 0.2};
     int64_t now = now_ms(), st_id = 0, pk_id = 0, sg_id = 0;
-    r = pc_db_begin(db);
+    int r = pc_db_begin(db);
     if (r == 0)
         r = pc_taskq_deps_of(db, pkg, "subtitles", deps, nchunks + 3, &nd);
     if (r == 0)
@@ -778,22 +766,119 @@ int pc_pipeline_add_subtitles(pc_pipeline *p, const char *id, const void *body, 
         pc_db_rollback(db);
         *code = "database_error";
         snprintf(msg, msglen, "cannot queue the revision");
+    }
+    free(deps);
+    free(text);
+    if (r == 0)
+        pc_pipeline_kick(p);
+    return r;
+}
+
+int pc_pipeline_add_subtitles(pc_pipeline *p, const char *id, const void *body, size_t len, const char *language,
+                              const char *title, const char **code, char *msg, size_t msglen)
+{
+    pc_video v;
+    json_t *plan = NULL, *entry = NULL;
+    int64_t pkg = 0, thumbs = 0;
+    int last = 0;
+    int r = revision_begin(p, id, &v, &plan, &pkg, &last, &thumbs, code, msg, msglen);
+    if (r != 0)
+        return r;
+    char path[4200] = "";
+    json_t *subs = json_object_get(plan, "subtitles"), *e;
+    size_t i, live = 0;
+    json_array_foreach(subs, i, e)
+        live += json_object_get(e, "removed") == NULL;
+    if (live >= PC_SUBS_MAX || json_array_size(subs) >= 4 * PC_SUBS_MAX) {
+        *code = "too_many_subtitles";
+        snprintf(msg, msglen, "the video has %d subtitle tracks, the most it can have", PC_SUBS_MAX);
+        r = PC_ECONFLICT;
         goto out;
     }
+    int rev = last + 1;
+    /* kept beside the original upload (DELETE removes both); checked before anything is queued */
+    snprintf(path, sizeof(path), "%s.sub%d", v.source, rev);
+    if ((r = pc_write_file(path, body, len)) != 0) {
+        *code = "io_error";
+        snprintf(msg, msglen, "cannot store the file: %s", pc_strerror(r));
+        path[0] = '\0';
+        goto out;
+    }
+    char why[160];
+    json_t *live_subs = json_array(); /* the name is unique among the tracks the video keeps */
+    json_array_foreach(subs, i, e)
+        if (json_object_get(e, "removed") == NULL)
+            json_array_append(live_subs, e);
+    entry = pc_subs_added_entry(live_subs, path, language, title, rev, why, sizeof(why));
+    json_decref(live_subs);
+    if (entry == NULL) {
+        *code = "bad_subtitles";
+        snprintf(msg, msglen, "%s", why);
+        r = PC_EINVAL;
+        goto out;
+    }
+    if (json_array_append(subs, entry) != 0) {
+        *code = "out_of_memory";
+        snprintf(msg, msglen, "out of memory");
+        r = PC_ENOMEM;
+        goto out;
+    }
+    if ((r = revision_queue(p, id, plan, pkg, thumbs, rev, code, msg, msglen)) != 0)
+        goto out;
     PC_LOGI("pipeline", "video %s: subtitle file added (%s, \"%s\"); revision %d queued", id,
             json_string_value(json_object_get(entry, "language")), json_string_value(json_object_get(entry, "name")), rev);
     path[0] = '\0'; /* kept */
-    pc_pipeline_kick(p);
-    goto out;
-oom:
-    *code = "out_of_memory";
-    snprintf(msg, msglen, "out of memory");
 out:
     if (path[0] != '\0' && unlink(path) != 0 && errno != ENOENT)
         PC_LOGW("pipeline", "cannot remove %s", path);
-    free(text);
-    free(deps);
     json_decref(entry);
+    json_decref(plan);
+    pc_video_clear(&v);
+    return r;
+}
+
+int pc_pipeline_remove_subtitles(pc_pipeline *p, const char *id, const char *track, const char **code, char *msg,
+                                 size_t msglen)
+{
+    pc_video v;
+    json_t *plan = NULL, *res = NULL;
+    int64_t pkg = 0, thumbs = 0;
+    int last = 0;
+    int r = revision_begin(p, id, &v, &plan, &pkg, &last, &thumbs, code, msg, msglen);
+    if (r != 0)
+        return r;
+    /* the published track's entry in the plan: the last subtitles task says which (a track that could
+     * not be read has none, so ids and entries need not line up) */
+    char *text = pc_taskq_result(p->o->db, id, "subtitles", last);
+    res = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    json_t *t, *subs = json_object_get(plan, "subtitles"), *e = NULL;
+    size_t i;
+    json_array_foreach(json_object_get(res, "tracks"), i, t)
+    {
+        const char *tid = json_string_value(json_object_get(t, "id"));
+        json_t *en = json_object_get(t, "entry");
+        if (tid != NULL && strcmp(tid, track) == 0 && json_is_integer(en))
+            e = json_array_get(subs, (size_t)json_integer_value(en));
+    }
+    if (e == NULL || json_object_get(e, "removed") != NULL) {
+        *code = "not_found";
+        snprintf(msg, msglen, "the video has no subtitle track %s", track);
+        r = PC_ENOENT;
+        goto out;
+    }
+    /* marked, not dropped: a revision that fails puts it back (fail_revision) */
+    int rev = last + 1;
+    if (json_object_set_new(e, "removed", json_integer(rev)) != 0) {
+        *code = "out_of_memory";
+        snprintf(msg, msglen, "out of memory");
+        r = PC_ENOMEM;
+        goto out;
+    }
+    if ((r = revision_queue(p, id, plan, pkg, thumbs, rev, code, msg, msglen)) == 0)
+        PC_LOGI("pipeline", "video %s: subtitle track %s removed; revision %d queued", id, track, rev);
+out:
+    json_decref(res);
     json_decref(plan);
     pc_video_clear(&v);
     return r;

@@ -33,6 +33,11 @@ void pc_pipeline_cancel_video(pc_pipeline *p, const char *video_id);
  * (the origin's own trouble). */
 int pc_pipeline_add_subtitles(pc_pipeline *p, const char *id, const void *body, size_t len, const char *language,
                               const char *title, const char **code, char *msg, size_t msglen) PC_MUST_CHECK;
+/* Takes the published subtitle track |track| ("s1") out of the ready video |id| the same way (a revision;
+ * the track's entry stays in the plan, marked removed, and its file with the video). The same errors,
+ * PC_ENOENT also for no such track. */
+int pc_pipeline_remove_subtitles(pc_pipeline *p, const char *id, const char *track, const char **code, char *msg,
+                                 size_t msglen) PC_MUST_CHECK;
 /* Stops: running tasks are cancelled and released (re-run after restart); |cb| runs when threads joined. */
 void pc_pipeline_stop(pc_pipeline *p, void (*cb)(void *arg), void *arg);
 void pc_pipeline_free(pc_pipeline *p);

@@ -554,7 +554,8 @@ int pc_task_subtitles(pc_job *j)
     int embedded = 0;
     for (size_t k = 0; k < nt; k++) {
         tr[k].index = -1;
-        embedded |= json_object_get(json_array_get(subs, k), "file") == NULL;
+        json_t *e = json_array_get(subs, k);
+        embedded |= json_object_get(e, "file") == NULL && json_object_get(e, "removed") == NULL;
     }
     int r;
     if (embedded) {
@@ -568,7 +569,8 @@ int pc_task_subtitles(pc_job *j)
         for (size_t k = 0; k < nt; k++) {
             json_t *e = json_array_get(subs, k);
             int index = (int)pc_json_int(e, "index", -1);
-            if (json_object_get(e, "file") != NULL || index < 0 || index >= (int)fmt->nb_streams)
+            if (json_object_get(e, "file") != NULL || json_object_get(e, "removed") != NULL || index < 0 ||
+                index >= (int)fmt->nb_streams)
                 continue;
             if ((r = open_track(j, &tr[k], fmt->streams[index], index)) != 0)
                 goto out;
@@ -579,7 +581,7 @@ int pc_task_subtitles(pc_job *j)
     }
     for (size_t k = 0; k < nt; k++) {
         const char *file = json_string_value(json_object_get(json_array_get(subs, k), "file"));
-        if (file == NULL)
+        if (file == NULL || json_object_get(json_array_get(subs, k), "removed") != NULL)
             continue;
         tr[k].sidecar = 1;
         int si = -1;
@@ -618,9 +620,10 @@ int pc_task_subtitles(pc_job *j)
         json_t *in = json_array_get(subs, k);
         char id[16];
         snprintf(id, sizeof(id), "s%zu", made);
-        json_t *o = json_pack("{s:s, s:O, s:O, s:O, s:O}", "id", id, "language", json_object_get(in, "language"), "name",
+        /* entry: the plan's, for taking the track out again (pipeline.c) */
+        json_t *o = json_pack("{s:s, s:O, s:O, s:O, s:O, s:I}", "id", id, "language", json_object_get(in, "language"), "name",
                               json_object_get(in, "name"), "default", json_object_get(in, "default"), "forced",
-                              json_object_get(in, "forced"));
+                              json_object_get(in, "forced"), "entry", (json_int_t)k);
         int wr = write_track(j, (int)made, t, seg_us, nseg, target, act, o);
         free(act);
         if (wr != 0) {

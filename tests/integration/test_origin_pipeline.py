@@ -402,6 +402,21 @@ def test_a_subtitle_file_added_to_the_published_video(s):
     ffmpeg_decode(o.url + "/v/%s/master.m3u8" % vid)
     added = sorted(f for f in os.listdir(os.path.join(o.data, "originals")) if f.startswith(vid + "."))
     eq(len(added), len(want), "the added files are kept beside the upload: %r" % added)
+    # a track taken out again (a wrong file: then a corrected one is added), by its published id
+    eq(o.req("DELETE", url + "/s0").status, 401, "removing needs the token")
+    eq(o.req("DELETE", url + "/s9", headers=o.auth()).status, 404, "no such track")
+    eq(o.req("DELETE", url + "/x0", headers=o.auth()).status, 404, "not a track id")
+    r = o.req("DELETE", url + "/s0", headers=o.auth())
+    eq((r.status, r.json()["updating"]), (202, True), "removed: %r" % r.body)
+    deadline = time.time() + 120
+    while time.time() < deadline and o.req("GET", "/api/videos/" + vid).json()["updating"]:
+        time.sleep(0.2)
+    v = o.req("GET", "/api/videos/" + vid).json()
+    eq([(t["id"], t["language"]) for t in v["subtitles"]], [("s0", "de")] if second.status == 202 else [],
+       "the French track is gone, the others renumbered: %r" % v["subtitles"])
+    m = json.loads(o.req("GET", "/v/%s/p2p.json" % vid).body)
+    eq([t["language"] for t in m.get("subtitles", [])], ["de"] if second.status == 202 else [], "and from the manifest")
+    check('LANGUAGE="fr"' not in o.req("GET", "/v/%s/master.m3u8" % vid).body.decode(), "and from the master")
     eq(o.req("DELETE", "/api/videos/" + vid, headers=o.auth()).status, 204, "deleted")
     eq(sorted(f for f in os.listdir(os.path.join(o.data, "originals")) if f.startswith(vid)), [], "and its files with it")
 
