@@ -676,14 +676,30 @@ static void on_kick(uv_timer_t *t)
     dispatch(t->data);
 }
 
-/* What adding and removing a subtitle track share: the video |id| is loaded into |v|, checked (ready, no
- * revision under way), its plan parsed into |*plan| (with a "subtitles" array), and the last package
- * task's id, arg and the thumbs task's found. 0, or an error with |code| and |msg| (|v| then cleared). */
-static int revision_begin(pc_pipeline *p, const char *id, pc_video *v, json_t **plan, int64_t *pkg, int *last,
-                          int64_t *thumbs, const char **code, char *msg, size_t msglen)
+/* A subtitle change in the making: the video, its plan, the last package task (its id and arg: the
+ * revision before) and the thumbs task. */
+typedef struct revision {
+    pc_video v;
+    json_t *plan; /* with a "subtitles" array */
+    int64_t pkg, thumbs;
+    int last;
+} revision;
+
+static void revision_clear(revision *rv)
+{
+    json_decref(rv->plan);
+    rv->plan = NULL;
+    pc_video_clear(&rv->v);
+}
+
+/* What adding and removing a subtitle track share: video |id| loaded into |rv| and checked (ready, no
+ * revision under way). 0, or an error with |code| and |msg| (|rv| then cleared). */
+static int revision_begin(pc_pipeline *p, const char *id, revision *rv, const char **code, char *msg, size_t msglen)
 {
     pc_db *db = p->o->db;
     int64_t unfinished = 0;
+    pc_video *v = &rv->v;
+    json_t **plan = &rv->plan;
     *plan = NULL;
     int r = pc_db_video_get(db, id, v);
     if (r != 0) {
@@ -696,7 +712,7 @@ static int revision_begin(pc_pipeline *p, const char *id, pc_video *v, json_t **
         snprintf(msg, msglen, "subtitle tracks change on a ready video; this one is %s", v->state);
         r = PC_ECONFLICT;
     } else if ((r = pc_taskq_unfinished(db, id, &unfinished)) != 0 ||
-               (r = pc_taskq_last_package(db, id, pkg, last, thumbs)) != 0) {
+               (r = pc_taskq_last_package(db, id, &rv->pkg, &rv->last, &rv->thumbs)) != 0) {
         *code = "database_error";
         snprintf(msg, msglen, "cannot read the video's tasks");
     } else if (unfinished > 0 || pc_pipeline_video_busy(p, id)) {
@@ -713,20 +729,19 @@ static int revision_begin(pc_pipeline *p, const char *id, pc_video *v, json_t **
         snprintf(msg, msglen, "out of memory");
         r = PC_ENOMEM;
     }
-    if (r != 0) {
-        json_decref(*plan);
-        *plan = NULL;
-        pc_video_clear(v);
-    }
+    if (r != 0)
+        revision_clear(rv);
     return r;
 }
 
 /* Stores |plan| and queues revision |rev| of video |id| in one transaction: the subtitles task, then
  * package with the last package's inputs (encoded chunks, audio) but the new subtitles task in place of
  * its own, sign with the thumbnails as before, publish. */
-static int revision_queue(pc_pipeline *p, const char *id, const json_t *plan, int64_t pkg, int64_t thumbs, int rev,
-                          const char **code, char *msg, size_t msglen)
+static int revision_queue(pc_pipeline *p, const char *id, const revision *rv, const char **code, char *msg, size_t msglen)
 {
+    const json_t *plan = rv->plan;
+    int64_t pkg = rv->pkg, thumbs = rv->thumbs;
+    int rev = rv->last + 1;
     pc_db *db = p->o->db;
     size_t nchunks = json_array_size(json_object_get(plan, "chunks")), nd = 0;
     int64_t *deps = calloc(nchunks + 4, sizeof(*deps));
@@ -777,15 +792,13 @@ static int revision_queue(pc_pipeline *p, const char *id, const json_t *plan, in
 int pc_pipeline_add_subtitles(pc_pipeline *p, const char *id, const void *body, size_t len, const char *language,
                               const char *title, const char **code, char *msg, size_t msglen)
 {
-    pc_video v;
-    json_t *plan = NULL, *entry = NULL;
-    int64_t pkg = 0, thumbs = 0;
-    int last = 0;
-    int r = revision_begin(p, id, &v, &plan, &pkg, &last, &thumbs, code, msg, msglen);
+    revision rv;
+    json_t *entry = NULL;
+    int r = revision_begin(p, id, &rv, code, msg, msglen);
     if (r != 0)
         return r;
     char path[4200] = "";
-    json_t *subs = json_object_get(plan, "subtitles"), *e;
+    json_t *subs = json_object_get(rv.plan, "subtitles"), *e;
     size_t i, live = 0;
     json_array_foreach(subs, i, e)
         live += json_object_get(e, "removed") == NULL;
@@ -795,9 +808,9 @@ int pc_pipeline_add_subtitles(pc_pipeline *p, const char *id, const void *body, 
         r = PC_ECONFLICT;
         goto out;
     }
-    int rev = last + 1;
+    int rev = rv.last + 1;
     /* kept beside the original upload (DELETE removes both); checked before anything is queued */
-    snprintf(path, sizeof(path), "%s.sub%d", v.source, rev);
+    snprintf(path, sizeof(path), "%s.sub%d", rv.v.source, rev);
     if ((r = pc_write_file(path, body, len)) != 0) {
         *code = "io_error";
         snprintf(msg, msglen, "cannot store the file: %s", pc_strerror(r));
@@ -823,7 +836,7 @@ int pc_pipeline_add_subtitles(pc_pipeline *p, const char *id, const void *body, 
         r = PC_ENOMEM;
         goto out;
     }
-    if ((r = revision_queue(p, id, plan, pkg, thumbs, rev, code, msg, msglen)) != 0)
+    if ((r = revision_queue(p, id, &rv, code, msg, msglen)) != 0)
         goto out;
     PC_LOGI("pipeline", "video %s: subtitle file added (%s, \"%s\"); revision %d queued", id,
             json_string_value(json_object_get(entry, "language")), json_string_value(json_object_get(entry, "name")), rev);
@@ -832,27 +845,24 @@ out:
     if (path[0] != '\0' && unlink(path) != 0 && errno != ENOENT)
         PC_LOGW("pipeline", "cannot remove %s", path);
     json_decref(entry);
-    json_decref(plan);
-    pc_video_clear(&v);
+    revision_clear(&rv);
     return r;
 }
 
 int pc_pipeline_remove_subtitles(pc_pipeline *p, const char *id, const char *track, const char **code, char *msg,
                                  size_t msglen)
 {
-    pc_video v;
-    json_t *plan = NULL, *res = NULL;
-    int64_t pkg = 0, thumbs = 0;
-    int last = 0;
-    int r = revision_begin(p, id, &v, &plan, &pkg, &last, &thumbs, code, msg, msglen);
+    revision rv;
+    json_t *res = NULL;
+    int r = revision_begin(p, id, &rv, code, msg, msglen);
     if (r != 0)
         return r;
     /* the published track's entry in the plan: the last subtitles task says which (a track that could
      * not be read has none, so ids and entries need not line up) */
-    char *text = pc_taskq_result(p->o->db, id, "subtitles", last);
+    char *text = pc_taskq_result(p->o->db, id, "subtitles", rv.last);
     res = text != NULL ? json_loads(text, 0, NULL) : NULL;
     free(text);
-    json_t *t, *subs = json_object_get(plan, "subtitles"), *e = NULL;
+    json_t *t, *subs = json_object_get(rv.plan, "subtitles"), *e = NULL;
     size_t i;
     json_array_foreach(json_object_get(res, "tracks"), i, t)
     {
@@ -868,19 +878,18 @@ int pc_pipeline_remove_subtitles(pc_pipeline *p, const char *id, const char *tra
         goto out;
     }
     /* marked, not dropped: a revision that fails puts it back (fail_revision) */
-    int rev = last + 1;
+    int rev = rv.last + 1;
     if (json_object_set_new(e, "removed", json_integer(rev)) != 0) {
         *code = "out_of_memory";
         snprintf(msg, msglen, "out of memory");
         r = PC_ENOMEM;
         goto out;
     }
-    if ((r = revision_queue(p, id, plan, pkg, thumbs, rev, code, msg, msglen)) == 0)
+    if ((r = revision_queue(p, id, &rv, code, msg, msglen)) == 0)
         PC_LOGI("pipeline", "video %s: subtitle track %s removed; revision %d queued", id, track, rev);
 out:
     json_decref(res);
-    json_decref(plan);
-    pc_video_clear(&v);
+    revision_clear(&rv);
     return r;
 }
 
