@@ -595,7 +595,7 @@ int pc_task_subtitles(pc_job *j)
             goto out;
         avformat_close_input(&fmt);
     }
-    for (size_t k = 0, made = 0; k < nt; k++) {
+    for (size_t k = 0; k < nt; k++) {
         track *t = &tr[k];
         if (t->index < 0)
             continue;
@@ -618,20 +618,22 @@ int pc_task_subtitles(pc_job *j)
             PC_LOGW("subtitles", "video %s: subtitle stream %d has over %d cues or %u MiB of text; %d cues left out",
                     j->video_id, t->index, CUES_MAX, TRACK_TEXT_MAX >> 20, t->dropped);
         json_t *in = json_array_get(subs, k);
-        char id[16];
-        snprintf(id, sizeof(id), "s%zu", made);
+        char id[24];
+        /* sK, K the plan's entry: a track keeps its id and URLs through revisions (its files are cached
+         * as immutable, and a player that loaded the master before a track was taken out must not get
+         * another language under the same URL); ids of tracks left out or taken out are not reused */
+        snprintf(id, sizeof(id), "s%zu", k);
         /* entry: the plan's, for taking the track out again (pipeline.c) */
         json_t *o = json_pack("{s:s, s:O, s:O, s:O, s:O, s:I}", "id", id, "language", json_object_get(in, "language"), "name",
                               json_object_get(in, "name"), "default", json_object_get(in, "default"), "forced",
                               json_object_get(in, "forced"), "entry", (json_int_t)k);
-        int wr = write_track(j, (int)made, t, seg_us, nseg, target, act, o);
+        int wr = write_track(j, (int)k, t, seg_us, nseg, target, act, o);
         free(act);
         if (wr != 0) {
             json_decref(o);
             goto out;
         }
         json_array_append_new(out_tracks, o);
-        made++;
     }
     json_object_set(res, "tracks", out_tracks);
     j->result = pc_json_dump(res);

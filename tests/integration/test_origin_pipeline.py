@@ -412,8 +412,9 @@ def test_a_subtitle_file_added_to_the_published_video(s):
     while time.time() < deadline and o.req("GET", "/api/videos/" + vid).json()["updating"]:
         time.sleep(0.2)
     v = o.req("GET", "/api/videos/" + vid).json()
-    eq([(t["id"], t["language"]) for t in v["subtitles"]], [("s0", "de")] if second.status == 202 else [],
-       "the French track is gone, the others renumbered: %r" % v["subtitles"])
+    eq([(t["id"], t["language"]) for t in v["subtitles"]], [("s1", "de")] if second.status == 202 else [],
+       "the French track is gone, the other keeps its id (its files are cached as immutable): %r" % v["subtitles"])
+    check(o.req("GET", "/v/%s/s0/all.vtt" % vid).status == 404, "s0's files are gone, and its id is not reused")
     m = json.loads(o.req("GET", "/v/%s/p2p.json" % vid).body)
     eq([t["language"] for t in m.get("subtitles", [])], ["de"] if second.status == 202 else [], "and from the manifest")
     check('LANGUAGE="fr"' not in o.req("GET", "/v/%s/master.m3u8" % vid).body.decode(), "and from the master")

@@ -746,8 +746,9 @@ def test_text_subtitles(s):
         ("".join("%d\n00:00:00,000 --> 00:00:30,000\ncue %d\n\n" % (i + 1, i) for i in range(2000)), []),
         ("1\n00:00:00,000 --> 00:00:30,000\nall along\n\n2\n00:00:05,000 --> 00:00:06,000\nshort\n\n", [])])
     vs = o.ready(o.upload(spans, title="spanning", parallel=1))
-    eq([(t["id"], t["cues"]) for t in vs["subtitles"]], [("s0", 2)], "only the second track")
-    seg = vtt_cues(urllib.request.urlopen("%s/v/%s/s0/seg-00004.vtt" % (o.url, vs["id"])).read().decode())
+    # (its id is its stream's place among the source's: s1; s0 is not reused)
+    eq([(t["id"], t["cues"]) for t in vs["subtitles"]], [("s1", 2)], "only the second track")
+    seg = vtt_cues(urllib.request.urlopen("%s/v/%s/s1/seg-00004.vtt" % (o.url, vs["id"])).read().decode())
     eq(seg, [(0.0, 30.0, "all along")], "the long cue in a later segment")
     v3 = o.ready(o.upload(src, title="none", parallel=1))
     eq(v3["subtitles"], [], "no subtitles")
