@@ -56,6 +56,15 @@ int pc_job_write(pc_job *j, const char *rel, const pc_buf *b)
     return r;
 }
 
+int pc_job_write_kept(pc_job *j, const char *rel, const pc_buf *b)
+{
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/%s", j->out_dir, rel);
+    if (pc_job_is_revision(j) && access(path, F_OK) == 0)
+        return 0;
+    return pc_job_write(j, rel, b);
+}
+
 json_t *pc_job_input(const json_t *in, const char *kind)
 {
     size_t kl = strlen(kind);

@@ -23,6 +23,9 @@ int pc_av_open_source(pc_job *j, const json_t *plan, AVFormatContext **out);
 /* Writes |b| to |rel| under the job's output directory (atomically); on failure records it in the job
  * ("cannot write REL"). Returns 0 or the PC_E* code. */
 int pc_job_write(pc_job *j, const char *rel, const pc_buf *b);
+/* The same for a file served as immutable (an init segment, a subtitle track's WebVTT): a revision keeps
+ * the one its copy of the publication has (another build could write other bytes under the same URL). */
+int pc_job_write_kept(pc_job *j, const char *rel, const pc_buf *b);
 /* The result of |in|'s dependency of |kind| ("audio", "package": a task has one of each such kind; a
  * revision's tasks have its number as their arg, so the key is "kind:N"), or NULL. */
 json_t *pc_job_input(const json_t *in, const char *kind);

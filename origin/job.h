@@ -53,6 +53,7 @@ typedef struct pc_job {
     char err_code[48];
     char err_msg[256];
     char *result; /* JSON */
+    int swap;     /* a revision's publish: the loop swaps out_dir in (pc_media_swap_in) before recording it */
     struct pc_job *next;
 } pc_job;
 

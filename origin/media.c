@@ -887,6 +887,30 @@ static int trash(pc_media *m, const char *path)
     return 0;
 }
 
+int pc_media_swap_in(pc_media *m, const char *id, const char *staged, const char *work)
+{
+    char media[4200], aside[4300], mark[4300];
+    snprintf(media, sizeof(media), "%s/%s", m->o->paths_media, id);
+    struct stat st;
+    if (stat(media, &st) != 0) {
+        if (rename(staged, media) != 0)
+            return pc_err_from_errno(errno);
+    } else if (renameat2(AT_FDCWD, staged, AT_FDCWD, media, RENAME_EXCHANGE) != 0) {
+        if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+            return pc_err_from_errno(errno);
+        snprintf(aside, sizeof(aside), "%s/replaced", work);
+        if ((stat(aside, &st) == 0 && pc_rmtree(aside) != 0) || rename(media, aside) != 0 || rename(staged, media) != 0)
+            return pc_err_from_errno(errno);
+    }
+    pc_media_forget(m, id);
+    snprintf(mark, sizeof(mark), "%s/%s", media, PC_STAGED_MARK);
+    if (unlink(mark) != 0 && errno != ENOENT)
+        PC_LOGW("media", "cannot remove %s", mark);
+    if (trash(m, work) != 0)
+        PC_LOGW("media", "cannot move %s to the trash", work);
+    return 0;
+}
+
 int pc_media_clear_outputs(pc_media *m, const char *id)
 {
     pc_media_forget(m, id);

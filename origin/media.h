@@ -30,6 +30,14 @@ void pc_media_forget(pc_media *m, const char *id);
 /* Hot-segment cache figures (all zero when the cache is disabled). Cannot fail. */
 void pc_media_cache_stats(const pc_media *m, pc_blobcache_stats *out);
 /* Removes a directory tree (synchronously). 0 or PC_EIO. */
+/* In a revision's copy of the publication (work/<id>/out, subtitles.c): its number. Only a copy so marked
+ * is swapped in. */
+#define PC_STAGED_MARK ".staged"
+/* The loop's part of a revision's publish: the staged copy |staged| takes the place of video |id|'s
+ * publication in one rename (RENAME_EXCHANGE; a file system without it: the old one moved aside first),
+ * the media caches of the video are dropped in the same step, so that no request sees the new files
+ * with the old ETags, and the replaced publication goes to the trash with the work directory |work|. */
+int pc_media_swap_in(pc_media *m, const char *id, const char *staged, const char *work) PC_MUST_CHECK;
 int pc_rmtree(const char *path) PC_MUST_CHECK;
 
 #endif

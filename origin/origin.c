@@ -115,8 +115,8 @@ static void on_signal(uv_signal_t *s, int signum)
     begin_stop(s->data);
 }
 
-/* Removes leftovers: the trash, and the media and work directories and originals of videos that no longer
- * exist (a DELETE commits the rows first, then removes the files: an origin killed in between left them,
+/* Removes leftovers: the trash, and the media and work directories, originals and added subtitle files
+ * of videos that no longer exist (a DELETE commits the rows first, then removes the files: an origin killed in between left them,
  * up to a GiB of original for good). An original's row is committed before the file is moved there. */
 static void cleanup_dirs(pc_origin *o)
 {
@@ -129,10 +129,16 @@ static void cleanup_dirs(pc_origin *o)
         DIR *d = opendir(dirs[i]);
         struct dirent *e;
         while (d != NULL && (e = readdir(d)) != NULL) {
-            if (!pc_id_valid(e->d_name, strlen(e->d_name)))
+            /* an id, or in originals an id's added subtitle file (ID.subN) */
+            size_t nl = strlen(e->d_name);
+            int added = i == 2 && nl > PC_ID_LEN + 4 && memcmp(e->d_name + PC_ID_LEN, ".sub", 4) == 0 &&
+                        strspn(e->d_name + PC_ID_LEN + 4, "0123456789") == nl - PC_ID_LEN - 4;
+            if (!pc_id_valid(e->d_name, added ? PC_ID_LEN : nl))
                 continue;
+            char vid[PC_ID_LEN + 1];
+            snprintf(vid, sizeof(vid), "%.*s", PC_ID_LEN, e->d_name);
             pc_video v;
-            int r = pc_db_video_get(o->db, e->d_name, &v);
+            int r = pc_db_video_get(o->db, vid, &v);
             if (r == 0) {
                 pc_video_clear(&v);
                 continue;

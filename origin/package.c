@@ -296,7 +296,7 @@ int pc_task_package(pc_job *j)
         pc_buf_reset(&b);
         char rel[64];
         snprintf(rel, sizeof(rel), "%s/init.mp4", t->id);
-        if (pc_cmaf_write_init(&b, &tr) != 0 || pc_job_write(j, rel, &b) != 0) {
+        if (pc_cmaf_write_init(&b, &tr) != 0 || pc_job_write_kept(j, rel, &b) != 0) {
             if (j->err == 0)
                 pc_job_fail(j, PC_EINTERNAL, 0, "internal_error", "cannot build the init segment of %s", t->id);
             goto out;

@@ -523,6 +523,14 @@ static void complete_job(pc_pipeline *p, pc_job *j)
             PC_LOGW("pipeline", "cannot release task %" PRId64, j->task_id);
         return;
     }
+    /* a revision's copy takes the publication's place here, on the loop, with the media caches dropped in
+     * the same step: a request sees the old publication or the new one, never new files with old ETags
+     * (a crash before the completion is recorded: publish runs again and finds the swap done) */
+    if (j->err == 0 && j->swap) {
+        int sr = pc_media_swap_in(p->o->media, j->video_id, j->out_dir, j->work_dir);
+        if (sr != 0)
+            pc_job_fail(j, sr, 0, "io_error", "cannot swap the revision in: %s", pc_strerror(sr));
+    }
     if (j->err != 0) {
         if (j->permanent) {
             fail_video(p, j, j->err_code, j->err_msg);
@@ -822,7 +830,8 @@ int pc_pipeline_add_subtitles(pc_pipeline *p, const char *id, const void *body, 
     json_array_foreach(subs, i, e)
         if (json_object_get(e, "removed") == NULL)
             json_array_append(live_subs, e);
-    entry = pc_subs_added_entry(live_subs, path, language, title, rev, why, sizeof(why));
+    entry = pc_subs_added_entry(live_subs, path, language, title, rev,
+                                (int64_t)(pc_json_num(rv.plan, "duration", 0) * 1e6), why, sizeof(why));
     json_decref(live_subs);
     if (entry == NULL) {
         *code = "bad_subtitles";

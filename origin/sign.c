@@ -283,38 +283,28 @@ static void sweep_out(const char *dir)
     closedir(d);
 }
 
-/* The revision's copy (|j|->out_dir, marked with its number) takes the publication's place in one step
- * (a file system without RENAME_EXCHANGE: the old one moved aside first, a moment without one); the old
- * publication is left where the copy was, which the end of publish removes with the work directory. A
- * run cut short after the swap finds there a directory without the revision's mark: already done. */
-static int swap_in(pc_job *j)
+/* The worker's part of a revision's publish: its copy (|j|->out_dir, marked with its number) is made
+ * ready to be swapped in, which the loop does (pc_media_swap_in, with the media caches: j->swap). A run
+ * cut short after the swap finds there a directory without the revision's mark, the replaced
+ * publication: it is removed, and the publication is the revision's already. */
+static int prepare_swap(pc_job *j)
 {
-    char mark[4400], aside[4400];
+    char mark[4400];
     snprintf(mark, sizeof(mark), "%s/%s", j->out_dir, PC_STAGED_MARK);
     char *text = NULL;
     size_t len = 0;
     struct stat st;
     int ours = pc_read_file(mark, 64, &text, &len) == 0 && atoi(text) == j->arg;
     free(text);
-    if (stat(j->out_dir, &st) == 0 && !ours) {
-        if (pc_rmtree(j->out_dir) != 0)
-            return pc_job_fail(j, PC_EIO, 0, "io_error", "cannot remove the replaced publication");
-    } else if (ours) {
+    if (ours) {
         sweep_out(j->out_dir);
-        if (stat(j->media_dir, &st) != 0) {
-            if (rename(j->out_dir, j->media_dir) != 0)
-                return pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot publish: %s", strerror(errno));
-        } else if (renameat2(AT_FDCWD, j->out_dir, AT_FDCWD, j->media_dir, RENAME_EXCHANGE) != 0) {
-            if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-                return pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot publish: %s", strerror(errno));
-            snprintf(aside, sizeof(aside), "%s/replaced", j->work_dir);
-            if ((stat(aside, &st) == 0 && pc_rmtree(aside) != 0) || rename(j->media_dir, aside) != 0 ||
-                rename(j->out_dir, j->media_dir) != 0)
-                return pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot publish: %s", strerror(errno));
-        }
-    } else if (stat(j->media_dir, &st) != 0) {
-        return pc_job_fail(j, PC_ENOENT, 0, "io_error", "nothing to publish");
+        j->swap = 1;
+        return 0;
     }
+    if (stat(j->out_dir, &st) == 0 && pc_rmtree(j->out_dir) != 0)
+        return pc_job_fail(j, PC_EIO, 0, "io_error", "cannot remove the replaced publication");
+    if (stat(j->media_dir, &st) != 0)
+        return pc_job_fail(j, PC_ENOENT, 0, "io_error", "nothing to publish");
     snprintf(mark, sizeof(mark), "%s/%s", j->media_dir, PC_STAGED_MARK);
     if (unlink(mark) != 0 && errno != ENOENT)
         PC_LOGW("publish", "cannot remove %s", mark);
@@ -331,7 +321,7 @@ int pc_task_publish(pc_job *j)
         return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
     }
     if (pc_job_is_revision(j)) {
-        if (swap_in(j) != 0) {
+        if (prepare_swap(j) != 0) {
             json_decref(in);
             return j->err;
         }
@@ -351,15 +341,16 @@ int pc_task_publish(pc_job *j)
     }
     json_decref(in);
     char path[4300];
-    snprintf(path, sizeof(path), "%s/.description.json", j->media_dir);
+    snprintf(path, sizeof(path), "%s/.description.json", j->swap ? j->out_dir : j->media_dir);
     char *text = NULL;
     size_t len = 0;
     int r = pc_read_file(path, 8u << 20, &text, &len);
     if (r != 0)
         return pc_job_fail(j, r, 0, "io_error", "cannot read the published description");
     j->result = text;
-    /* the scratch files (frame index, captured thumbnails) are no longer needed */
-    if (pc_rmtree(j->work_dir) != 0)
+    /* the scratch files (frame index, captured thumbnails) are no longer needed (a swap's: the loop
+     * trashes them with the publication it replaces) */
+    if (!j->swap && pc_rmtree(j->work_dir) != 0)
         PC_LOGW("publish", "cannot remove %s", j->work_dir);
     atomic_store(&j->progress, 1000);
     return 0;

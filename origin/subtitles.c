@@ -252,7 +252,7 @@ static int write_track(pc_job *j, int k, const track *t, const int64_t *seg_us, 
         r = vtt_cue(&b, &t->cues[i]);
     snprintf(rel, sizeof(rel), "s%d/all.vtt", k);
     if (r == 0)
-        r = pc_job_write(j, rel, &b);
+        r = pc_job_write_kept(j, rel, &b);
     size_t total = b.len;
     r = r == 0 ? pc_buf_printf(&pl, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%d\n#EXT-X-PLAYLIST-TYPE:VOD\n", target) : r;
     /* a cue that spans a boundary is in every segment it overlaps (players drop the repeats) */
@@ -265,7 +265,7 @@ static int write_track(pc_job *j, int k, const track *t, const int64_t *seg_us, 
             r = vtt_cue(&b, &t->cues[w.act[a]]);
         snprintf(rel, sizeof(rel), "s%d/seg-%05d.vtt", k, s + 1);
         if (r == 0)
-            r = pc_job_write(j, rel, &b);
+            r = pc_job_write_kept(j, rel, &b);
         if (r == 0)
             r = pc_buf_printf(&pl, "#EXTINF:%.6f,\nseg-%05d.vtt\n", (double)(seg_us[s + 1] - seg_us[s]) / 1e6, s + 1);
     }
@@ -289,7 +289,8 @@ static int write_track(pc_job *j, int k, const track *t, const int64_t *seg_us, 
 /* Times from the first video frame, ends settled, cues outside the video dropped; then sorted. */
 static void settle(track *t, int64_t t0_us, int64_t end_us)
 {
-    qsort(t->cues, t->n, sizeof(*t->cues), cue_cmp);
+    if (t->n > 1) /* (none: no array) */
+        qsort(t->cues, t->n, sizeof(*t->cues), cue_cmp);
     size_t w = 0;
     for (size_t i = 0; i < t->n; i++) {
         cue c = t->cues[i];
@@ -418,8 +419,18 @@ int pc_subs_open_file(const char *path, AVFormatContext **out, pc_job *j)
     return 0;
 }
 
+static void track_free(track *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->cues[i].text);
+    free(t->cues);
+    avcodec_free_context(&t->dec);
+    avcodec_free_context(&t->enc);
+    memset(t, 0, sizeof(*t));
+}
+
 json_t *pc_subs_added_entry(const json_t *subs, const char *path, const char *language, const char *title, int rev,
-                            char *why, size_t whylen)
+                            int64_t end_us, char *why, size_t whylen)
 {
     AVFormatContext *fmt = NULL;
     char eb[128];
@@ -430,30 +441,23 @@ json_t *pc_subs_added_entry(const json_t *subs, const char *path, const char *la
         avformat_close_input(&fmt);
         return NULL;
     }
-    /* at least one cue decodes */
-    AVStream *st = fmt->streams[si];
-    const AVCodec *dc = avcodec_find_decoder(st->codecpar->codec_id);
-    AVCodecContext *dec = dc != NULL ? avcodec_alloc_context3(dc) : NULL;
-    AVPacket *pkt = av_packet_alloc();
-    int cues = 0;
-    if (dec != NULL && pkt != NULL && avcodec_parameters_to_context(dec, st->codecpar) >= 0 &&
-        (dec->pkt_timebase = st->time_base, avcodec_open2(dec, dc, NULL) >= 0)) {
-        while (cues == 0 && av_read_frame(fmt, pkt) >= 0) {
-            AVSubtitle sub;
-            int got = 0;
-            if (pkt->stream_index == si && avcodec_decode_subtitle2(dec, &sub, &got, pkt) >= 0 && got) {
-                cues += sub.num_rects > 0;
-                avsubtitle_free(&sub);
-            }
-            av_packet_unref(pkt);
-        }
-    }
-    const char *codec = avcodec_get_name(st->codecpar->codec_id);
-    avcodec_free_context(&dec);
-    av_packet_free(&pkt);
+    /* at least one cue within the video survives the conversion the task makes (an ASS event whose text
+     * converts to nothing, or a cue past the end, would leave an empty track) */
+    pc_job jb;
+    memset(&jb, 0, sizeof(jb));
+    snprintf(jb.video_id, sizeof(jb.video_id), "(new file)");
+    track t;
+    memset(&t, 0, sizeof(t));
+    t.sidecar = 1;
+    if (open_track(&jb, &t, fmt->streams[si], si) == 0 && t.index >= 0 && read_track_packets(&jb, fmt, &t, 1) == 0)
+        settle(&t, 0, end_us);
+    const char *codec = avcodec_get_name(fmt->streams[si]->codecpar->codec_id);
+    size_t cues = t.index >= 0 && jb.err == 0 ? t.n : 0;
+    track_free(&t);
     avformat_close_input(&fmt);
     if (cues == 0) {
-        snprintf(why, whylen, "no cue in it could be read");
+        snprintf(why, whylen, jb.err != 0 ? "it could not be read: %s" : "no cue in it could be read within the video",
+                 jb.err_msg);
         return NULL;
     }
     char lg[32], name[PC_SUBS_NAME_MAX + 8], lname[PC_SUBS_NAME_MAX + 1];
@@ -467,7 +471,17 @@ json_t *pc_subs_added_entry(const json_t *subs, const char *path, const char *la
  * (nothing is copied; files are replaced by renames, so the published ones never change), but the
  * subtitle tracks, which the revision writes again, and the dot files sign writes. A copy left by a run
  * cut short is made again. */
-static int link_tree(pc_job *j, const char *from, const char *to, int top)
+/* 1 when the top-level name |n| is the directory of a subtitle track the revision does not keep (taken
+ * out, or no entry of the plan's |subs|). */
+static int track_dropped(const char *n, const json_t *subs)
+{
+    if (n[0] != 's' || n[1] < '0' || n[1] > '9' || strspn(n + 1, "0123456789") != strlen(n + 1) || strlen(n) > 6)
+        return 0;
+    const json_t *e = json_array_get(subs, (size_t)atoi(n + 1));
+    return e == NULL || json_object_get(e, "removed") != NULL;
+}
+
+static int link_tree(pc_job *j, const char *from, const char *to, int top, const json_t *subs)
 {
     if (mkdir(to, 0755) != 0 && errno != EEXIST)
         return pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot make %s: %s", to, strerror(errno));
@@ -477,7 +491,7 @@ static int link_tree(pc_job *j, const char *from, const char *to, int top)
     int rc = 0;
     for (struct dirent *e; rc == 0 && (e = readdir(d)) != NULL;) {
         const char *n = e->d_name;
-        if (n[0] == '.' || (top && n[0] == 's' && n[1] >= '0' && n[1] <= '9'))
+        if (n[0] == '.' || (top && track_dropped(n, subs)))
             continue;
         char a[4400], b[4400];
         struct stat st;
@@ -485,7 +499,7 @@ static int link_tree(pc_job *j, const char *from, const char *to, int top)
             lstat(a, &st) != 0) {
             rc = pc_job_fail(j, PC_EIO, 0, "io_error", "cannot read %s", a);
         } else if (S_ISDIR(st.st_mode)) {
-            rc = top ? link_tree(j, a, b, 0) : 0; /* two levels: rungs, audio, thumbnails */
+            rc = top ? link_tree(j, a, b, 0, NULL) : 0; /* two levels: rungs, audio, thumbnails, tracks */
         } else if (S_ISREG(st.st_mode) && link(a, b) != 0) {
             rc = pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot link %s: %s", b, strerror(errno));
         }
@@ -501,7 +515,9 @@ static int stage(pc_job *j)
         return pc_job_fail(j, PC_EIO, 0, "io_error", "cannot clear %s", j->out_dir);
     if (mkdir(j->work_dir, 0755) != 0 && errno != EEXIST)
         return pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot make %s: %s", j->work_dir, strerror(errno));
-    int rc = link_tree(j, j->media_dir, j->out_dir, 1);
+    json_t *plan = json_loads(j->plan != NULL ? j->plan : "", 0, NULL), *subs = json_object_get(plan, "subtitles");
+    int rc = link_tree(j, j->media_dir, j->out_dir, 1, subs);
+    json_decref(plan);
     /* publish swaps only a copy so marked (a directory left there without it is the publication a swap
      * replaced) */
     pc_buf mark;
@@ -640,13 +656,8 @@ int pc_task_subtitles(pc_job *j)
     atomic_store(&j->progress, 1000);
     PC_LOGI("subtitles", "video %s: %zu subtitle track(s)", j->video_id, json_array_size(out_tracks));
 out:
-    for (size_t k = 0; tr != NULL && k < nt; k++) {
-        for (size_t i = 0; i < tr[k].n; i++)
-            free(tr[k].cues[i].text);
-        free(tr[k].cues);
-        avcodec_free_context(&tr[k].dec);
-        avcodec_free_context(&tr[k].enc);
-    }
+    for (size_t k = 0; tr != NULL && k < nt; k++)
+        track_free(&tr[k]);
     free(tr);
     free(seg_us);
     avformat_close_input(&fmt);

@@ -20,16 +20,14 @@ int pc_task_subtitles(pc_job *j);
 /* What a file added to a published video may be (FFmpeg demuxers): SubRip, WebVTT, ASS/SSA. */
 #define PC_SUBS_FILE_FORMATS "srt,webvtt,ass"
 #define PC_SUBS_FILE_MAX (1u << 20) /* bytes: the origin's request bodies (a feature film's SubRip: ~100 KB) */
-/* In a revision's copy of the publication: publish swaps only a directory so marked. */
-#define PC_STAGED_MARK ".staged"
 /* Opens |path| as a subtitle file: only PC_SUBS_FILE_FORMATS, only from the file itself (a playlist
  * demuxer would open others); |j| (or NULL) can cancel. An AVERROR, or 0. */
 int pc_subs_open_file(const char *path, AVFormatContext **out, pc_job *j);
 /* The plan's entry for the subtitle file |path| added to a published video as revision |rev|: {file,
  * codec, language (cleaned |language|), name (|title|, else the language's name; unique among |subs|),
  * default, forced, added}; NULL with |why| when |path| is not a SubRip, WebVTT or ASS/SSA file with at
- * least one cue that decodes. */
+ * least one cue before |end_us| (the video's end) that the task's conversion keeps. */
 json_t *pc_subs_added_entry(const json_t *subs, const char *path, const char *language, const char *title, int rev,
-                            char *why, size_t whylen);
+                            int64_t end_us, char *why, size_t whylen);
 
 #endif

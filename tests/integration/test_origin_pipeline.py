@@ -364,6 +364,18 @@ def test_a_subtitle_file_added_to_the_published_video(s):
         head = c.recv(4096)
     check(head.startswith(b"HTTP/1.1 413"), "over the server's 1 MiB of body: %r" % head[:100])
     eq(sorted(f for f in os.listdir(os.path.join(o.data, "originals")) if f.startswith(vid + ".")), [], "no file kept")
+    # meanwhile a client reads the playlists over and over: each answer's content-hash ETag must be its body's
+    # (the swap and the media caches' reset are one step of the event loop)
+    import threading
+    seen, polling = [], [True]
+
+    def poll():
+        while polling[0]:
+            for f in ("master.m3u8", "manifest.mpd", "p2p.json"):
+                x = o.req("GET", "/v/%s/%s" % (vid, f))
+                seen.append((f, x.header("etag"), x.body))
+    poller = threading.Thread(target=poll)
+    poller.start()
     r = o.req("POST", url + "?language=fra&name=Fran%C3%A7ais", body=srt.encode(), headers=o.auth())
     eq(r.status, 202, "added: %r" % r.body)
     eq((r.json()["state"], r.json()["updating"]), ("ready", True), "ready, being published again")
@@ -377,6 +389,10 @@ def test_a_subtitle_file_added_to_the_published_video(s):
         if not v["updating"]:
             break
         time.sleep(0.2)
+    polling[0] = False
+    poller.join()
+    bad = [(f, tag) for f, tag, body in seen if tag.startswith('"b2-') and tag[4:20] != blake2b256(body)[:16]]
+    check(len(seen) > 10 and not bad, "%d answers while it was published again, each with its own ETag: %r" % (len(seen), bad[:5]))
     eq((v["state"], v["updating"], v.get("update_error")), ("ready", False, None), "published again")
     want = [("s0", "fr", "Français")] + ([("s1", "de", "German")] if second.status == 202 else [])
     eq([(t["id"], t["language"], t["name"]) for t in v["subtitles"]], want, "the video's tracks")
