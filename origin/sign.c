@@ -12,7 +12,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,7 +23,6 @@
 #include <jansson.h>
 
 #include "av_util.h"
-#include "subtitles.h"
 #include "job.h"
 #include "media.h"
 #include "pc_buf.h"
