@@ -91,7 +91,8 @@ static int cmd_serve(int argc, char **argv)
         case O_BURST: c.burst = pc_cli_num(optarg, "--rate-burst", 1, 1e9); break;
         case O_LOC: c.locality_path = optarg; break;
         case O_ORIGIN: c.origin = optarg; break;
-        case O_HIST: c.history_s = pc_cli_num(optarg, "--history-interval", 0.1, 86400); break;
+        /* rows are keyed by the second (a shorter interval overwrote its rows) */
+        case O_HIST: c.history_s = pc_cli_num(optarg, "--history-interval", 1, 86400); break;
         case O_HDAYS: c.history_keep_s = (int64_t)(pc_cli_num(optarg, "--history-days", 0, 36500) * 86400); break;
         case O_LOG: pc_cli_log_level(optarg); break;
         case O_DISTRUST: c.distrust_reports = (uint32_t)pc_cli_int(optarg, "--distrust-reports", 0, 8); break;

@@ -10,7 +10,7 @@
 #include "pc_ticket.h"
 #include "tracker.h"
 
-#define STATS_MAX (64u << 20)
+#define STATS_MAX (1024u << 20) /* the tracker's /stats of its largest catalog (--max-videos: ~257 MB) */
 
 static void human_bytes(double b, char *out, size_t len)
 {

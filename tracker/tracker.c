@@ -45,6 +45,8 @@
 #define SWEEP_EVERY_MS 250
 #define HISTORY_ROWS_MAX 10000 /* rows in one page of /stats?history=1 (named in a message below) */
 #define HISTORY_BODY_MAX (16u << 20) /* such a page: about 250 bytes a row */
+#define HISTORY_INFLIGHT_MAX 8       /* pages being sent at once (a client that does not read holds one) */
+#define HISTORY_PAGES_PER_S 20       /* pages built a second: one of 10 000 rows takes the loop ~20 ms */
 #define METRICS_TOP_VIDEOS 100
 
 /* A document every request may ask for (/stats, /metrics), kept to answer more requests (respond_cached). */
@@ -479,10 +481,34 @@ static int refuse_writes(h2o_req_t *req)
     return pc_http_get_only(req, NULL, "this resource takes GET");
 }
 
+/* History pages being sent: each answer holds its own (pages differ by query and move with time, so
+ * they are not shared as /stats is); one tracker per process. */
+static size_t history_inflight;
+static int64_t history_second, history_built;
+
+static void history_sent(void *body)
+{
+    (void)body;
+    history_inflight--;
+}
+
 /* /stats?history=1: the document for the selected video (none without |video|) with a page of the time
- * series spliced in, and the cursor of the next page when rows were left out. */
+ * series spliced in, and the cursor of the next page when rows were left out. Anyone may ask, so pages
+ * are limited: HISTORY_INFLIGHT_MAX being sent (clients that do not read would otherwise hold up to
+ * 16 MiB each) and HISTORY_PAGES_PER_S built a second (pollers would otherwise keep the loop from the
+ * announces); past either, 503 busy with Retry-After. */
 static void stats_history(pc_tracker *t, h2o_req_t *req, int64_t now_s, const pc_history_query *q)
 {
+    if (history_second != now_s) {
+        history_second = now_s;
+        history_built = 0;
+    }
+    if (history_inflight >= HISTORY_INFLIGHT_MAX || history_built >= HISTORY_PAGES_PER_S) {
+        pc_http_add_header(req, "retry-after", "1");
+        pc_http_respond_error(req, 503, "busy", "too many history pages are being built or sent; retry in a second");
+        return;
+    }
+    history_built++;
     json_t *doc = pc_report_stats(t->reg, now_s, q->video != NULL ? q->video : "");
     char *text = doc != NULL ? pc_json_dump(doc) : NULL;
     json_decref(doc);
@@ -499,12 +525,17 @@ static void stats_history(pc_tracker *t, h2o_req_t *req, int64_t now_s, const pc
     if (rc == 0 && page.more)
         rc = pc_buf_printf(&o, ",\"next\":{\"since\":%" PRId64 ",\"after\":\"%s\"}", page.last_t, page.last_video);
     rc = rc ? rc : pc_buf_append_str(&o, "}");
+    void *body = rc == 0 ? h2o_mem_alloc_shared(NULL, o.len, history_sent) : NULL;
     if (hrc == PC_EDB)
         pc_http_respond_error(req, 500, "database_error", "cannot read the history");
-    else if (rc != 0)
+    else if (body == NULL)
         pc_http_respond_error(req, 500, "out_of_memory", "out of memory");
-    else
-        pc_http_respond(req, 200, "application/json", o.data, o.len);
+    else {
+        memcpy(body, o.data, o.len);
+        history_inflight++;
+        pc_http_respond_shared(req, 200, "application/json", body, o.len);
+        h2o_mem_release_shared(body); /* the answer's reference keeps it until sent */
+    }
     pc_buf_clear(&o);
 }
 
@@ -544,8 +575,11 @@ static int on_stats(void *user, h2o_req_t *req)
     t->m.expired += pc_registry_expire(t->reg, now_us());
     int history = rh == 0 && strcmp(v, "1") == 0, one = rv == 0 && video[0] != '\0';
     if (history) {
-        pc_history_query q = {
-            .video = rv == 0 ? video : NULL, .since = from, .after = ra == 0 ? after : NULL, .limit = (size_t)rows};
+        pc_history_query q = {.video = rv == 0 ? video : NULL,
+                              .since = from,
+                              .after = ra == 0 ? after : NULL,
+                              .limit = (size_t)rows,
+                              .before = now_s};
         stats_history(t, req, now_s, &q);
     } else if (one) {
         json_t *doc = pc_report_stats(t->reg, now_s, video);
