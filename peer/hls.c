@@ -46,11 +46,11 @@ typedef struct subtrack {
     char err[CURL_ERROR_SIZE];
     char why[160]; /* SUB_FAILED: what went wrong, for the answer */
     uint64_t failed_us;
-    struct {
-        h2o_req_t *req; /* NULL: the player went away */
+    struct subwait {
+        h2o_req_t *req; /* NULL: the player went away (the guard's slot: on the heap, so it never moves) */
         void *guard;
         uint64_t since;
-    } w[SUB_WAITERS_MAX];
+    } *w[SUB_WAITERS_MAX];
     size_t nw;
     client *c;
     size_t k; /* its index in the manifest's list */
@@ -487,13 +487,14 @@ static const char VTT[] = "text/vtt; charset=utf-8";
 static void sub_answer(subtrack *s, int status, const char *code)
 {
     for (size_t i = 0; i < s->nw; i++) {
-        if (s->w[i].req == NULL)
-            continue;
-        if (s->state == SUB_READY)
-            pc_http_respond(s->w[i].req, 200, VTT, s->body, s->len);
-        else
-            pc_http_respond_error(s->w[i].req, status, code, s->why);
-        pc_http_req_unguard(s->w[i].guard);
+        if (s->w[i]->req != NULL) {
+            if (s->state == SUB_READY)
+                pc_http_respond(s->w[i]->req, 200, VTT, s->body, s->len);
+            else
+                pc_http_respond_error(s->w[i]->req, status, code, s->why);
+            pc_http_req_unguard(s->w[i]->guard);
+        }
+        free(s->w[i]);
     }
     s->nw = 0;
 }
@@ -597,11 +598,14 @@ static void serve_subtitle(client *c, hls *h, size_t k, h2o_req_t *req, uint64_t
             return;
         }
     }
-    if (pc_http_req_guard(req, &s->w[s->nw].req, &s->w[s->nw].guard) != 0) {
+    struct subwait *w = calloc(1, sizeof(*w));
+    if (w == NULL || pc_http_req_guard(req, &w->req, &w->guard) != 0) {
+        free(w);
         pc_http_respond_error(req, 503, "out_of_memory", "out of memory");
         return;
     }
-    s->w[s->nw++].since = now;
+    w->since = now;
+    s->w[s->nw++] = w;
 }
 
 /* The timer's look at requests waiting for subtitle files: the player went away, or it took too long
@@ -611,19 +615,22 @@ static void sub_sweep(hls *h, uint64_t now)
     for (size_t k = 0; k < h->c->mf->nsubtitles; k++) {
         subtrack *s = &h->sub[k];
         for (size_t i = 0; i < s->nw;) {
-            if (s->w[i].req != NULL && pc_http_req_client_gone(s->w[i].req)) {
-                pc_http_respond_error(s->w[i].req, 503, "client_gone", "the player closed the connection");
-                pc_http_req_unguard(s->w[i].guard);
-                s->w[i].req = NULL;
-            } else if (s->w[i].req != NULL && now - s->w[i].since >= (uint64_t)PC_HLS_WAIT_S * 1000000) {
-                pc_http_respond_error(s->w[i].req, 504, "timed_out", "the subtitle file did not arrive in time");
-                pc_http_req_unguard(s->w[i].guard);
-                s->w[i].req = NULL;
+            struct subwait *w = s->w[i];
+            if (w->req != NULL && pc_http_req_client_gone(w->req)) {
+                pc_http_respond_error(w->req, 503, "client_gone", "the player closed the connection");
+                pc_http_req_unguard(w->guard);
+                w->req = NULL;
+            } else if (w->req != NULL && now - w->since >= (uint64_t)PC_HLS_WAIT_S * 1000000) {
+                pc_http_respond_error(w->req, 504, "timed_out", "the subtitle file did not arrive in time");
+                pc_http_req_unguard(w->guard);
+                w->req = NULL;
             }
-            if (s->w[i].req == NULL)
+            if (w->req == NULL) {
+                free(w);
                 s->w[i] = s->w[--s->nw];
-            else
+            } else {
                 i++;
+            }
         }
     }
 }
@@ -957,6 +964,8 @@ void pc_hls_free(client *c)
     }
     free(h->pl);
     for (size_t k = 0; h->sub != NULL && k < c->mf->nsubtitles; k++) {
+        for (size_t i = 0; i < h->sub[k].nw; i++) /* (pc_hls_stop answered them all) */
+            free(h->sub[k].w[i]);
         free(h->sub[k].body);
         pc_buf_clear(&h->sub[k].buf);
         if (h->sub[k].easy != NULL) /* (pc_hls_stop canceled every fetch while the HTTP client was there) */
