@@ -360,13 +360,12 @@ int pc_tstore_history(pc_tstore *s, const pc_history_query *q, pc_buf *o, pc_his
      * (video, t), everyone's through history_tv */
 #define HISTORY_SELECT                                                                                                 \
     "SELECT t, video, peers, bytes_cdn, bytes_p2p, bytes_up, stalls, stall_ms, played_ms, viewers FROM history"        \
-    " WHERE (t > ?1 OR (t = ?1 AND (?2 IS NULL OR video > ?2))) AND t < ?3"
-    int64_t before = q->before != 0 ? q->before : INT64_MAX;
+    " WHERE (t > ?1 OR (t = ?1 AND (?2 IS NULL OR video > ?2)))"
     sqlite3_stmt *st =
         q->video != NULL
-            ? pc_sqlite_prep(&s->sq, HISTORY_SELECT " AND video = ?4 ORDER BY t LIMIT ?5", "isisi", q->since, q->after,
-                             before, q->video, (int64_t)q->limit + 1)
-            : pc_sqlite_prep(&s->sq, HISTORY_SELECT " ORDER BY t, video LIMIT ?4", "isii", q->since, q->after, before,
+            ? pc_sqlite_prep(&s->sq, HISTORY_SELECT " AND video = ?3 ORDER BY t LIMIT ?4", "issi", q->since, q->after,
+                             q->video, (int64_t)q->limit + 1)
+            : pc_sqlite_prep(&s->sq, HISTORY_SELECT " ORDER BY t, video LIMIT ?3", "isi", q->since, q->after,
                              (int64_t)q->limit + 1);
 #undef HISTORY_SELECT
     if (st == NULL)

@@ -45,9 +45,6 @@ typedef struct pc_history_query {
     int64_t since;     /* unix seconds: rows with t >= since ... */
     const char *after; /* ... or, when not NULL, t > since and the rows at since of videos after this one */
     size_t limit;      /* rows at most */
-    int64_t before;    /* only rows with t < before: the current second's may still be written (a row
-                        * of a video that just got a peer, the last tick's overwritten by a stop's), and
-                        * a page must not move past rows still to come */
 } pc_history_query;
 
 typedef struct pc_history_page {

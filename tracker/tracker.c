@@ -575,11 +575,8 @@ static int on_stats(void *user, h2o_req_t *req)
     t->m.expired += pc_registry_expire(t->reg, now_us());
     int history = rh == 0 && strcmp(v, "1") == 0, one = rv == 0 && video[0] != '\0';
     if (history) {
-        pc_history_query q = {.video = rv == 0 ? video : NULL,
-                              .since = from,
-                              .after = ra == 0 ? after : NULL,
-                              .limit = (size_t)rows,
-                              .before = now_s};
+        pc_history_query q = {
+            .video = rv == 0 ? video : NULL, .since = from, .after = ra == 0 ? after : NULL, .limit = (size_t)rows};
         stats_history(t, req, now_s, &q);
     } else if (one) {
         json_t *doc = pc_report_stats(t->reg, now_s, video);

@@ -477,10 +477,9 @@ def test_stats_of_a_large_catalog_are_shared_not_copied_per_client(s):
 
 def test_history_pages_follow_the_cursor(s):
     """Pages of the history follow their cursor and add up to the whole. Rows are keyed by the second, so
-    the interval is a second at least (0.1 s overwrote rows) and an answer holds only rows of seconds that
-    are over (a row written later in the current second fell behind a cursor already past it). Anyone may
-    ask, so pages are limited: 20 built a second (and 8 being sent: clients that do not read held 1.5 MB
-    each; not tested here), past either 503 busy."""
+    the interval is a second at least (0.1 s overwrote rows, and a row written later in a second a page
+    had reached fell behind its cursor). Anyone may ask, so pages are limited: 20 built a second (and 8
+    being sent: clients that do not read held 1.5 MB each; not tested here), past either 503 busy."""
     p = subprocess.run([s.bin("peercdn-tracker"), "serve", "--listen", "127.0.0.1:0", "--db",
                         os.path.join(s.tmp, "hist-bad.db"), "--history-interval", "0.5"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
@@ -519,9 +518,6 @@ def test_history_pages_follow_the_cursor(s):
     total = t.req("GET", "/stats?history=1&video=&since=%d" % since).json()
     check(total["history"] and all(h["video"] == "" for h in total["history"]), "the total's series")
     check(total["history"][-1]["bytes_p2p"] == 9000, "the total row sums the videos")
-    now = int(time.time())
-    check(all(h["t"] < now for h in t.req("GET", "/stats?history=1&since=%d" % since).json()["history"]),
-          "no row of the second that is not over")
     time.sleep(1.02 - time.time() % 1)  # the start of a new second: the pages built so far do not count
     codes = [t.req("GET", "/stats?history=1&limit=1&since=%d" % since).status for _ in range(30)]
     check(codes.count(200) <= 20 and 503 in codes and codes[:10] == [200] * 10, "20 pages a second: %r" % codes)
