@@ -79,6 +79,12 @@ static void on_settle(uv_prepare_t *p)
         drive(c);
 }
 
+void pc_client_settle(client *c)
+{
+    if (c->e != NULL && pc_engine_has_actions(c->e))
+        drive(c);
+}
+
 void pc_client_kick(client *c)
 {
     if (!c->kicked) {
@@ -444,10 +450,16 @@ static void act_ready(client *c, const pc_action *a)
         c->init[a->rung] = ab->buf;
         ab->buf = NULL;
     } else {
-        if (pc_store_put(c->store, a->rung, a->segment, ab->buf, ab->size) != 0)
-            PC_LOGW("peer", "the segment store cannot keep segment %u (over --mem-cap)", a->segment);
+        int kept = pc_store_put(c->store, a->rung, a->segment, ab->buf, ab->size) == 0;
+        if (!kept) {
+            /* larger than the whole store: nothing can serve it, to a peer or a local player (which is told
+             * so at once, not after a refetch that would fail the same way) */
+            PC_LOGW("peer", "the segment store cannot keep segment %u of rung %u (over --mem-cap)", a->segment, a->rung);
+            pc_hls_on_unkept(c, a->rung, a->segment);
+        }
         asm_release(c, a->rung, a->segment);
-        queue_have(c, a->rung, a->segment);
+        if (kept)
+            queue_have(c, a->rung, a->segment);
     }
     pc_hls_on_ready(c, a->rung, a->segment);
 }

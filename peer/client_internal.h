@@ -170,6 +170,9 @@ struct client {
 
 uint64_t pc_client_now(const client *c);
 /* Something for the engine happened: drive it from the loop soon. */
+/* Carries out the engine's pending actions now (a verified copy reaching the store), as the loop would
+ * at its next turn. */
+void pc_client_settle(client *c);
 void pc_client_kick(client *c);
 /* The assembly buffer of |seg| (PC_SEG_INIT: the init segment) for |rung|. One already there for that
  * rung is returned as it is: a FETCH from offset O relies on its first O bytes. Another rung's is
@@ -208,6 +211,8 @@ typedef struct pc_hls_stats {
 int pc_hls_stats_get(const client *c, pc_hls_stats *out);
 int pc_hls_start(client *c, const char *hostport, char *bound, size_t boundlen) PC_MUST_CHECK;
 void pc_hls_on_ready(client *c, uint32_t rung, uint32_t seg);
+/* Segment |seg| of |rung| was verified but is larger than the store: its waiters are told (503). */
+void pc_hls_on_unkept(client *c, uint32_t rung, uint32_t seg);
 void pc_hls_stop(client *c);
 void pc_hls_free(client *c);
 

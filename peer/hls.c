@@ -560,6 +560,7 @@ static int sub_fetch(client *c, subtrack *s)
     curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, sub_body);
     curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->err);
+    curl_easy_setopt(s->easy, CURLOPT_TIMEOUT, (long)PC_HLS_WAIT_S); /* a trickle would keep it loading for good */
     if (pc_http_client_add(c->http, s->easy, sub_done, s) != 0) {
         curl_easy_cleanup(s->easy);
         s->easy = NULL;
@@ -632,6 +633,24 @@ static void sub_sweep(hls *h, uint64_t now)
                 i++;
             }
         }
+    }
+}
+
+/* |seg| of |rung| (or, for audio, any rung's) cannot be kept by the store: larger than all of it. */
+static int too_large(const client *c, uint32_t rung, uint32_t seg)
+{
+    return seg != PC_SEG_INIT && pc_peer_media_size(&c->pm, rung, seg) > c->cfg->mem_cap;
+}
+
+void pc_hls_on_unkept(client *c, uint32_t rung, uint32_t seg)
+{
+    hls *h = c->hls;
+    for (size_t i = 0; h != NULL && i < h->nw;) {
+        waiter *w = h->w[i];
+        if (w->req != NULL && w->seg == seg && (w->audio || w->rung == rung))
+            waiter_fail(h, i, 503, "too_large", "the segment is larger than the whole store; raise --mem-cap");
+        else
+            i++;
     }
 }
 
@@ -715,8 +734,9 @@ static void ask_again(client *c, hls *h, uint64_t now)
         pc_engine_segment(c->e, w->seg, &si);
         uint32_t want = wanted_rung(c, w, &si);
         if (pc_engine_holds(c->e, want, w->seg)) {
-            if (now - w->since < 1000000)
-                continue; /* a copy verified this loop turn reaches the store on the next */
+            if (now - w->since < 1000000 || too_large(c, want, w->seg))
+                continue; /* a copy verified this loop turn reaches the store on the next; one larger than the
+                           * store would only be fetched again and again (the timer refuses it) */
             /* the timer found it neither in memory nor on disk: the store let it go (over --mem-cap), so it
              * is fetched again (it was refused with 503 for good, however often the player asked) */
             pc_engine_forget(c->e, want, w->seg);
@@ -742,11 +762,20 @@ static void on_hls_timer(uv_timer_t *t)
     client *c = t->data;
     hls *h = c->hls;
     uint64_t now = pc_client_now(c);
-    /* what is here after all (a copy verified as its request came in, one read back from --cache-dir) */
+    /* the engine's pending actions first: a copy verified just now reaches the store before the look below
+     * could take it for one the store let go (and forget it) */
+    pc_client_settle(c);
+    if (c->hls != h || h->closed)
+        return;
+    /* what is here after all (a copy verified as its request came in, one read back from --cache-dir); a
+     * segment larger than the whole store is refused */
     for (size_t i = 0; i < h->nw;) {
         waiter *w = h->w[i];
         if (w->req != NULL && now - w->since >= 1000000 && try_serve(c, w->req, w->rung, w->seg, w->audio))
             waiter_served(h, i, now);
+        else if (w->req != NULL && now - w->since >= 1000000 && !w->audio && too_large(c, w->rung, w->seg) &&
+                 pc_engine_holds(c->e, w->rung, w->seg))
+            waiter_fail(h, i, 503, "too_large", "the segment is larger than the whole store; raise --mem-cap");
         else
             i++;
     }

@@ -2390,6 +2390,7 @@ void pc_engine_forget(pc_engine *e, uint32_t rung, uint32_t i)
     if (s->state == SEG_READY && s->rung == rung) {
         s->state = SEG_NONE;
         seg_drop_bytes(e, i);
+        e->acct[i].requested_at = e->acct[i].ready_at = 0; /* the next copy's time counts from its own request */
     }
 }
 

@@ -1146,6 +1146,19 @@ def test_what_the_store_let_go_is_fetched_again_and_an_init_after_the_end(s):
     print("# the first segment again: %.1f s" % (time.time() - t0))
     r = p.stop()
     eq(r["hls"]["refused"] + r["hls"]["timed_out"], 0, "nothing refused or timed out: %r" % r["hls"])
+    # a segment larger than the whole store (4 KiB here): refused at once, fetched once (it was fetched again
+    # every 2 s, 15 times before the player's 504)
+    tiny = Peer(s, st["o"], vid, "--hls-listen", "127.0.0.1:0", "--rendition", top["id"], "--hls-linger", "0",
+                name="tinystore", env=dict(os.environ, PEERCDN_TEST_MEM_CAP_KIB="4"))
+    t0 = time.time()
+    got = fetch_all(base.replace(p.hls, tiny.hls), [top["segments"][0]["url"]], gap=0)
+    status, body = got[top["segments"][0]["url"]]
+    eq((status, json.loads(body)["code"]), (503, "too_large"), "the player is told: %r" % body[:100])
+    check(time.time() - t0 < 15, "at once, not after 30 s: %.1f s" % (time.time() - t0))
+    time.sleep(3)
+    r = tiny.stop()
+    sizes = sorted(x["size"] for x in top["segments"])
+    check(r["bytes_cdn"] < 3 * sizes[-1] * 3, "nothing fetched again and again: %d bytes from the CDN" % r["bytes_cdn"])
     seeder = Peer(s, st["o"], vid, "--hls-listen", "127.0.0.1:0", mode="seed", name="smallseeder", env=env)
     t0 = time.time()
     try:
