@@ -1271,6 +1271,11 @@ def test_a_download_cap_paces_peer_links_and_the_cdn(s):
 class EdgeHandler(QuietHandler):
     """A CDN edge in front of an origin, for tests that make it misbehave."""
 
+    def from_origin(self, o):
+        """The origin's answer to this request: (body, Content-Type)."""
+        with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
+            return r.read(), r.headers.get("Content-Type", "application/octet-stream")
+
 
 def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
     """A CDN edge in front of the origin answers the second segment of every rung once with a 503 and an
@@ -1297,8 +1302,7 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
             if self.path in error_page and n == 1:
                 self.answer(503, b"<html><body>503 edge overloaded</body></html>" + b" " * 1500)
                 return
-            with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
-                whole, ctype = r.read(), r.headers.get("Content-Type", "application/octet-stream")
+            whole, ctype = self.from_origin(o)
             if self.path in cut and n <= 2:  # half of it, then the whole file whatever the Range says
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
@@ -1373,8 +1377,7 @@ def test_the_local_endpoint_serves_the_subtitles_it_checked(s):
 
     class Edge(EdgeHandler):
         def do_GET(self):
-            with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
-                data, ctype = r.read(), r.headers.get("Content-Type", "application/octet-stream")
+            data, ctype = self.from_origin(o)
             if self.path.endswith("/all.vtt"):
                 vtt_asked.append(self.path)
                 data = data.replace(b"hello", b"HELLO")
@@ -1415,8 +1418,7 @@ def test_subtitle_requests_share_one_fetch_and_a_stop_answers_them(s):
 
     class Edge(EdgeHandler):
         def do_GET(self):
-            with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
-                data, ctype = r.read(), r.headers.get("Content-Type", "application/octet-stream")
+            data, ctype = self.from_origin(o)
             if self.path.endswith("/all.vtt"):
                 asked.append(self.path)
                 time.sleep(slow["s"])
@@ -1505,8 +1507,7 @@ def test_a_playlist_pointing_outside_the_signed_manifest_is_not_served(s):
     for case in ("segment", "map", "unquoted", "cr", "tag"):
         class Edge(EdgeHandler):
             def do_GET(self):
-                with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
-                    data, ctype = r.read(), r.headers.get("Content-Type", "application/octet-stream")
+                data, ctype = self.from_origin(o)
                 if self.path.endswith("/index.m3u8"):
                     lines = data.decode().split("\n")
                     for i, line in enumerate(lines):
@@ -1546,8 +1547,7 @@ def test_a_crlf_master_still_gives_the_pinned_variant(s):
 
     class Edge(EdgeHandler):
         def do_GET(self):
-            with urllib.request.urlopen(o.url + self.path, timeout=30) as r:
-                data, ctype = r.read(), r.headers.get("Content-Type", "application/octet-stream")
+            data, ctype = self.from_origin(o)
             if self.path.endswith("/master.m3u8"):
                 lines = []
                 for line in data.decode().split("\n"):
