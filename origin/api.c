@@ -250,14 +250,15 @@ static int respond_revision_error(h2o_req_t *req, int r, const char *code, const
     return 0;
 }
 
-/* A POST on video |id| (|what| for the answers: "retrying a video") by a caller holding the token: |v| is
- * loaded, or -1 when the request was answered (405, 401, 404, 500). */
-static int post_on_video(pc_origin *o, h2o_req_t *req, const char *id, const char *what, pc_video *v)
+/* A |method| request on video |id| (|what| for the answers: "retrying a video") by a caller holding the
+ * token: |v| is loaded, or -1 when the request was answered (405, 401, 404, 500). */
+static int change_video(pc_origin *o, h2o_req_t *req, const char *method, const char *id, const char *what, pc_video *v)
 {
-    if (!pc_http_req_method_is(req, "POST")) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "%s takes POST", what);
-        pc_http_add_header(req, "allow", "POST, OPTIONS");
+    if (!pc_http_req_method_is(req, method)) {
+        char msg[96], allow[32];
+        snprintf(msg, sizeof(msg), "%s takes %s", what, method);
+        snprintf(allow, sizeof(allow), "%s, OPTIONS", method);
+        pc_http_add_header(req, "allow", allow);
         pc_http_respond_error(req, 405, "method_not_allowed", msg);
         return -1;
     }
@@ -269,7 +270,7 @@ static int post_on_video(pc_origin *o, h2o_req_t *req, const char *id, const cha
 static int handle_retry(pc_origin *o, h2o_req_t *req, const char *id)
 {
     pc_video v;
-    if (post_on_video(o, req, id, "retrying a video", &v) != 0)
+    if (change_video(o, req, "POST", id, "retrying a video", &v) != 0)
         return 0;
     int failed = strcmp(v.state, "failed") == 0;
     struct stat st;
@@ -314,7 +315,7 @@ static int handle_retry(pc_origin *o, h2o_req_t *req, const char *id)
 static int handle_add_subtitles(pc_origin *o, h2o_req_t *req, const char *id)
 {
     pc_video v;
-    if (post_on_video(o, req, id, "adding subtitles", &v) != 0)
+    if (change_video(o, req, "POST", id, "adding subtitles", &v) != 0)
         return 0;
     pc_video_clear(&v);
     char lang[64], name[256];
@@ -340,13 +341,8 @@ static int handle_add_subtitles(pc_origin *o, h2o_req_t *req, const char *id)
  * is published again without it (202, "updating" until then). */
 static int handle_remove_subtitles(pc_origin *o, h2o_req_t *req, const char *id, const char *track)
 {
-    if (!pc_http_req_method_is(req, "DELETE")) {
-        pc_http_add_header(req, "allow", "DELETE, OPTIONS");
-        pc_http_respond_error(req, 405, "method_not_allowed", "a subtitle track is removed with DELETE");
-        return 0;
-    }
     pc_video v;
-    if (load_video_authorized(o, req, id, "removing subtitles", &v) != 0)
+    if (change_video(o, req, "DELETE", id, "removing subtitles", &v) != 0)
         return 0;
     pc_video_clear(&v);
     const char *code = "internal_error";
