@@ -28,7 +28,7 @@ static const char usage[] =
     "  --rate-burst N          burst allowance per address (default 4 x rate)\n"
     "  --locality FILE         \"CIDR REGION [ASN]\" lines for peers that give no locality\n"
     "  --origin URL            admit a new video only once this origin publishes it (GET URL/api/videos/ID)\n"
-    "  --history-interval S    resolution of the statistics history (default 60)\n"
+    "  --history-interval S    resolution of the statistics history, 1 s at least (default 60)\n"
     "  --history-days D        history kept (default 30)\n"
     "  --distrust-reports N    networks whose viewers must report a peer banned before it is listed to no\n"
     "                          one in that video, 1 to 8, 0 = never (default 3)\n"
