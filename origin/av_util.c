@@ -14,10 +14,15 @@
 
 static int interrupt_cb(void *opaque)
 {
-    return pc_job_canceled(opaque);
+    return opaque != NULL && pc_job_canceled(opaque);
 }
 
 int pc_av_open(pc_job *j, const char *path, int fmt_flags, AVFormatContext **out)
+{
+    return pc_av_open_with(j, path, fmt_flags, NULL, out);
+}
+
+int pc_av_open_with(pc_job *j, const char *path, int fmt_flags, AVDictionary **opts, AVFormatContext **out)
 {
     AVFormatContext *fmt = avformat_alloc_context();
     if (fmt == NULL)
@@ -25,7 +30,7 @@ int pc_av_open(pc_job *j, const char *path, int fmt_flags, AVFormatContext **out
     fmt->flags |= fmt_flags;
     fmt->interrupt_callback.callback = interrupt_cb;
     fmt->interrupt_callback.opaque = j;
-    int r = avformat_open_input(&fmt, path, NULL, NULL);
+    int r = avformat_open_input(&fmt, path, NULL, opts);
     if (r < 0)
         return r; /* fmt freed by FFmpeg */
     *out = fmt;

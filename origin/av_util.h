@@ -17,6 +17,8 @@
  * (AVFMT_FLAG_GENPTS for a source some of whose video packets lack a pts: the plan's "genpts").
  * Returns an AVERROR or 0. */
 int pc_av_open(pc_job *j, const char *path, int fmt_flags, AVFormatContext **out);
+/* The same with demuxer options |opts| (format_whitelist...); |j| may be NULL (nothing can cancel it). */
+int pc_av_open_with(pc_job *j, const char *path, int fmt_flags, AVDictionary **opts, AVFormatContext **out);
 /* Opens the video's source as |plan| says: the copy in the work directory its "copy" names (stitch.h),
  * else the upload; with AVFMT_FLAG_GENPTS when it has "genpts". Returns an AVERROR or 0. */
 int pc_av_open_source(pc_job *j, const json_t *plan, AVFormatContext **out);

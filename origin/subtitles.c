@@ -395,28 +395,15 @@ static int first_text_stream(const AVFormatContext *fmt)
     return -1;
 }
 
-static int abort_open(void *opaque)
-{
-    return opaque != NULL && pc_job_canceled(opaque);
-}
-
 int pc_subs_open_file(const char *path, AVFormatContext **out, pc_job *j)
 {
-    AVFormatContext *fmt = avformat_alloc_context();
-    if (fmt == NULL)
-        return AVERROR(ENOMEM);
-    fmt->interrupt_callback.callback = abort_open;
-    fmt->interrupt_callback.opaque = j;
     /* subtitle formats only, from this file only: a playlist or concat demuxer would open other files */
     AVDictionary *opt = NULL;
     av_dict_set(&opt, "format_whitelist", PC_SUBS_FILE_FORMATS, 0);
     av_dict_set(&opt, "protocol_whitelist", "file", 0);
-    int r = avformat_open_input(&fmt, path, NULL, &opt);
+    int r = pc_av_open_with(j, path, 0, &opt, out);
     av_dict_free(&opt);
-    if (r < 0)
-        return r; /* fmt freed by FFmpeg */
-    *out = fmt;
-    return 0;
+    return r;
 }
 
 static void track_free(track *t)

@@ -354,6 +354,16 @@ def test_a_subtitle_file_added_to_the_published_video(s):
     eq((r.status, r.json()["code"]), (422, "bad_subtitles"), "not a subtitle file: %r" % r.body)
     r = o.req("POST", url, body=b"1\n00:00:01,000 --> 00:00:02,000\n", headers=o.auth())
     eq((r.status, r.json()["code"]), (422, "bad_subtitles"), "a file without a cue: %r" % r.body)
+    # playlist and concat scripts name other files (here a valid SubRip file on the origin's disk): only the
+    # body is read (FFmpeg's own defaults refuse these two already; the origin's format whitelist is the
+    # second guard, and this test does not tell the two apart)
+    elsewhere = os.path.join(s.tmp, "elsewhere.srt")
+    with open(elsewhere, "w") as f:
+        f.write(srt)
+    for other in ("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n%s\n#EXT-X-ENDLIST\n" % elsewhere,
+                  "ffconcat version 1.0\nfile %s\n" % elsewhere):
+        r = o.req("POST", url, body=other.encode(), headers=o.auth())
+        eq((r.status, r.json()["code"]), (422, "bad_subtitles"), "not read as a playlist: %r" % r.body)
     eq(o.req("POST", url, headers=o.auth()).status, 400, "no body")
     eq(o.req("POST", "/api/videos/aaaaaaaaaaaaaaaaaaaa/subtitles", body=srt.encode(), headers=o.auth()).status, 404, "no such video")
     eq(o.req("GET", url, headers=o.auth()).status, 405, "POST only")
