@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "media.h"
 #include "origin.h"
@@ -353,8 +354,88 @@ static int handle_remove_subtitles(pc_origin *o, h2o_req_t *req, const char *id,
     return respond_accepted(o, req, id);
 }
 
+#define PATCH_BODY_MAX 4096 /* bytes of a PATCH's JSON: a title of PC_TITLE_MAX bytes, escaped, fits */
+
+/* A title an operator may set: 1 to PC_TITLE_MAX bytes (jansson has checked the UTF-8) without control
+ * characters, which would break a catalog page's layout or a log line. */
+static int title_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > PC_TITLE_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* PATCH /api/videos/{id} with a JSON object: {"title": "..."} renames the video, in any state; 200 and
+ * the video. Nothing published changes (the title is only in the catalog). */
+static int handle_patch(pc_origin *o, h2o_req_t *req, const char *id)
+{
+    pc_video v;
+    if (load_video_authorized(o, req, id, "changing a video", &v) != 0)
+        return 0;
+    pc_video_clear(&v);
+    h2o_iovec_t ct = pc_http_req_header(req, "content-type");
+    if (ct.len < 16 || strncasecmp(ct.base, "application/json", 16) != 0 || (ct.len > 16 && ct.base[16] != ';' &&
+                                                                             ct.base[16] != ' ')) {
+        pc_http_respond_error(req, 415, "unsupported_media_type", "the body is a JSON object (application/json)");
+        return 0;
+    }
+    json_t *body = NULL;
+    char err[160] = "";
+    int r = pc_json_parse_object(req->entity.base, req->entity.len, PATCH_BODY_MAX, &body, err, sizeof(err));
+    if (r == PC_ETOOBIG) {
+        pc_http_respond_error(req, 413, "too_large", "the body is at most 4096 bytes");
+        return 0;
+    }
+    if (r != 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "the body is a JSON object: %s", err);
+        pc_http_respond_error(req, 400, "bad_json", msg);
+        return 0;
+    }
+    const char *key, *bad = NULL;
+    json_t *val;
+    json_object_foreach(body, key, val)
+    {
+        if (strcmp(key, "title") != 0) {
+            bad = "the only field a video takes is \"title\"";
+            break;
+        }
+    }
+    json_t *t = json_object_get(body, "title");
+    if (bad == NULL && t == NULL)
+        bad = "nothing to change: give \"title\"";
+    else if (bad == NULL && (!json_is_string(t) || !title_ok(json_string_value(t), json_string_length(t))))
+        bad = "the title is a string of 1 to 511 bytes without control characters";
+    if (bad != NULL) {
+        json_decref(body);
+        pc_http_respond_error(req, 400, "bad_request", bad);
+        return 0;
+    }
+    r = pc_db_video_set_title(o->db, id, json_string_value(t), pc_origin_now_ms());
+    json_decref(body);
+    if (r == PC_ENOENT) {
+        pc_http_respond_error(req, 404, "not_found", "no such video");
+        return 0;
+    }
+    if (r != 0) {
+        pc_http_respond_error(req, 500, "database_error", "cannot rename the video");
+        return 0;
+    }
+    PC_LOGI("api", "video %s renamed", id);
+    if (load_video(o, req, id, &v) != 0)
+        return 0;
+    pc_http_respond_json(req, 200, video_json(o, &v, 1));
+    pc_video_clear(&v);
+    return 0;
+}
+
 static int handle_video(pc_origin *o, h2o_req_t *req, const char *id)
 {
+    if (pc_http_req_method_is(req, "PATCH"))
+        return handle_patch(o, req, id);
     if (pc_http_req_method_is(req, "DELETE")) {
         pc_video v;
         if (load_video_authorized(o, req, id, "deleting a video", &v) != 0)
@@ -373,8 +454,8 @@ static int handle_video(pc_origin *o, h2o_req_t *req, const char *id)
         return 0;
     }
     if (!pc_http_req_method_is(req, "GET") && !pc_http_req_method_is(req, "HEAD")) {
-        pc_http_add_header(req, "allow", "GET, HEAD, DELETE, OPTIONS");
-        pc_http_respond_error(req, 405, "method_not_allowed", "videos take GET and DELETE");
+        pc_http_add_header(req, "allow", "GET, HEAD, PATCH, DELETE, OPTIONS");
+        pc_http_respond_error(req, 405, "method_not_allowed", "videos take GET, PATCH and DELETE");
         return 0;
     }
     pc_video v;
@@ -455,7 +536,7 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
             idlen -= sizeof(retry) - 1;
         if (is_subs)
             idlen -= sizeof(subtitles) - 1;
-        if (pc_origin_api_preflight(req, is_retry || is_subs ? "POST, OPTIONS" : "GET, HEAD, DELETE, OPTIONS"))
+        if (pc_origin_api_preflight(req, is_retry || is_subs ? "POST, OPTIONS" : "GET, HEAD, PATCH, DELETE, OPTIONS"))
             return 0;
         if (!pc_id_valid(id, idlen)) {
             pc_http_respond_error(req, 404, "not_found", "no such video");

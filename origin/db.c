@@ -306,6 +306,13 @@ int pc_db_video_retry(pc_db *db, const char *id, int64_t now_ms)
     return finish(db, r);
 }
 
+int pc_db_video_set_title(pc_db *db, const char *id, const char *title, int64_t now_ms)
+{
+    int r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "UPDATE videos SET title = ?, updated = ? WHERE id = ?",
+                                                  "sis", title, now_ms, id));
+    return r == 0 && sqlite3_changes(db->sq.h) == 0 ? PC_ENOENT : r;
+}
+
 int pc_db_video_get(pc_db *db, const char *id, pc_video *out)
 {
     sqlite3_stmt *st = pc_sqlite_prep(&db->sq, "SELECT " VIDEO_COLS " FROM videos WHERE id = ?", "s", id);

@@ -88,6 +88,9 @@ void pc_video_clear(pc_video *v);
 int pc_db_video_create(pc_db *db, const char *id, const char *title, const char *source, int64_t source_size,
                        int64_t now_ms) PC_MUST_CHECK;
 int pc_db_video_get(pc_db *db, const char *id, pc_video *out) PC_MUST_CHECK;
+#define PC_TITLE_MAX 511 /* bytes of a video's title (UTF-8) */
+/* Renames video |id|: PC_ENOENT when there is none (deleted meanwhile), PC_EDB. */
+int pc_db_video_set_title(pc_db *db, const char *id, const char *title, int64_t now_ms) PC_MUST_CHECK;
 /*
  * Lists videos newest first, starting after |after_seq| (0 for the first
  * page). Fills up to |max| entries into |out| and returns the count or <0.

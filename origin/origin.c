@@ -52,7 +52,7 @@ static int utf8_valid(const char *s)
 static int on_upload_complete(void *user, const pc_upload *u, const char *final_path)
 {
     pc_origin *o = user;
-    char title[512] = "";
+    char title[PC_TITLE_MAX + 1] = "";
     if (u->metadata != NULL) {
         size_t ml = strlen(u->metadata);
         if (pc_tus_metadata_get(u->metadata, ml, "title", title, sizeof(title)) != 0 &&

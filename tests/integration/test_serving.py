@@ -141,7 +141,8 @@ def test_cors(s):
     eq((status, h.get("access-control-allow-private-network")), (204, "true"), "a private-network preflight")
     # the API's too, for a browser admin page sending Authorization (before: 405, so its fetch failed)
     o = st["o"]
-    for path, method in (("/api/videos/" + st["vid"], "DELETE"), ("/api/videos", "GET"), ("/api/uploads", "POST"),
+    for path, method in (("/api/videos/" + st["vid"], "DELETE"), ("/api/videos/" + st["vid"], "PATCH"),
+                         ("/api/videos", "GET"), ("/api/uploads", "POST"),
                          ("/api/videos/%s/retry" % st["vid"], "POST")):
         status, h, _ = curl("-X", "OPTIONS", "-H", "Origin: https://admin.example", "-H",
                             "Access-Control-Request-Method: " + method, "-H",
@@ -241,6 +242,56 @@ def test_catalog_pagination(s):
                                                "Connection: close\r\n\r\n" % (version, o.auth()["Authorization"])).encode())
         check(answer.split(b"\r\n")[0].endswith(b" 400 Bad Request") and b'"bad_host"' in answer,
               "HTTP/%s without a Host: %r" % (version, answer[:300]))
+
+
+def test_rename_a_video(s):
+    """PATCH /api/videos/ID {"title": ...} with the token renames it: the catalog and the video show the
+    new title, nothing published changes, and bad requests are refused with a reason."""
+    o = st["o"]
+    vid = st["ids"][1]
+    path = "/api/videos/" + vid
+    before = o.req("GET", path).json()
+    master = o.req("GET", "/v/%s/master.m3u8" % vid)
+    js = {"Content-Type": "application/json"}
+    title = "Évening news, part 2 — 字幕付き"
+    body = json.dumps({"title": title}).encode()
+    eq(o.req("PATCH", path, body, js).status, 401, "needs the token")
+    r = o.req("PATCH", path, body, dict(o.auth(), **js))
+    eq(r.status, 200, "renamed")
+    eq((r.json()["title"], r.json()["state"], r.json()["renditions"]), (title, "ready", before["renditions"]),
+       "the answer is the video with its new title")
+    eq(o.req("GET", path).json()["title"], title, "GET shows it")
+    listed = [v for v in o.req("GET", "/api/videos?limit=100").json()["videos"] if v["id"] == vid]
+    eq(listed[0]["title"], title, "so does the catalog")
+    again = o.req("GET", "/v/%s/master.m3u8" % vid)
+    eq((again.body, again.header("etag")), (master.body, master.header("etag")), "nothing published changed")
+    auth = dict(o.auth(), **js)
+    for b, h, status, code in (
+            (json.dumps({"title": ""}), auth, 400, "bad_request"),
+            (json.dumps({"title": "x" * 512}), auth, 400, "bad_request"),
+            (json.dumps({"title": "two\nlines"}), auth, 400, "bad_request"),
+            (json.dumps({"title": 7}), auth, 400, "bad_request"),
+            (json.dumps({"title": "ok", "state": "ready"}), auth, 400, "bad_request"),
+            (json.dumps({}), auth, 400, "bad_request"),
+            ("[1]", auth, 400, "bad_json"),
+            ('{"title": "unterminated', auth, 400, "bad_json"),
+            ("", auth, 400, "bad_json"),
+            ('{"title": "' + "y" * 5000 + '"}', auth, 413, "too_large"),
+            (json.dumps({"title": "ok"}), dict(o.auth(), **{"Content-Type": "text/plain"}), 415,
+             "unsupported_media_type"),
+            (json.dumps({"title": "ok"}), o.auth(), 415, "unsupported_media_type")):
+        r = o.req("PATCH", path, b.encode(), h)
+        eq((r.status, r.json()["code"]), (status, code), "refused: %r" % b[:40])
+    eq(o.req("GET", path).json()["title"], title, "a refused change left it as it was")
+    r = o.req("PATCH", path, json.dumps({"title": "x" * 511}).encode(),
+              dict(o.auth(), **{"Content-Type": "application/json; charset=utf-8"}))
+    eq((r.status, len(r.json()["title"])), (200, 511), "511 bytes, with a charset parameter")
+    r = o.req("PATCH", "/api/videos/" + "a" * len(vid), body, auth)
+    eq((r.status, r.json()["code"]), (404, "not_found"), "no such video")
+    r = o.req("PUT", path, body, auth)
+    eq(r.status, 405, "PUT is not PATCH")
+    check("PATCH" in r.header("allow"), "Allow names PATCH: %r" % r.header("allow"))
+    o.req("PATCH", path, json.dumps({"title": title}).encode(), auth)
 
 
 def test_delete_removes_media_and_metadata(s):
@@ -425,6 +476,6 @@ def test_signed_media_mode(s):
 
 S.run([test_publish_three_videos, test_segments_are_immutable_with_strong_etags, test_byte_ranges, test_cors,
        test_playlists_short_cache_and_gzip, test_memory_cache_serves_the_same_bytes_as_disk,
-       test_path_traversal_and_hidden_files, test_catalog_pagination,
+       test_path_traversal_and_hidden_files, test_catalog_pagination, test_rename_a_video,
        test_delete_removes_media_and_metadata, test_client_aborts_do_not_kill_the_server,
        test_metrics_count_what_clients_saw, test_signed_media_mode])
