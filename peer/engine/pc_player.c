@@ -68,6 +68,13 @@ void pc_player_set_buffer(pc_player *p, uint64_t end_us, uint64_t now)
 {
     pc_player_advance(p, now);
     p->buffer_end_us = end_us > p->duration_us ? p->duration_us : end_us;
+    if (p->state == PC_PLAYER_PLAYING && p->buffer_end_us <= p->pos_us && p->pos_us < p->duration_us) {
+        /* the buffer shrank under the playhead (the copy being played was let go): a stall from now.
+         * Playing on, the model's next event stayed |now| for ever. */
+        p->state = PC_PLAYER_STALLED;
+        p->stalls++;
+        p->stall_began = now > p->t_us ? now : p->t_us;
+    }
     if (p->state == PC_PLAYER_STARTING || p->state == PC_PLAYER_STALLED || p->state == PC_PLAYER_SEEKING)
         maybe_start(p, now);
 }

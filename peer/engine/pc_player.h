@@ -44,8 +44,9 @@ void pc_player_play(pc_player *p, uint64_t now);
 /* Brings the model to |now| (≥ the last time it was given): plays, stalls exactly when the playhead
  * reaches the buffer end, ends exactly at the content end. */
 void pc_player_advance(pc_player *p, uint64_t now);
-/* The contiguous playable buffer now reaches |end_us| (content time; it may also shrink after a seek).
- * Advances to |now| first; may start or resume playback at |now|. */
+/* The contiguous playable buffer now reaches |end_us| (content time; it may also shrink: after a seek,
+ * or when a copy is let go, which under a playing playhead is a stall from |now|). Advances to |now|
+ * first; may start or resume playback at |now|. */
 void pc_player_set_buffer(pc_player *p, uint64_t end_us, uint64_t now);
 /* Moves the playhead to |pos_us| (clamped to the content) and waits for the buffer like a start. The
  * caller then reports the buffer at the new position. */

@@ -472,6 +472,86 @@ static void a_player_jump_is_not_held_for_transfers_it_left_behind(void **state)
             }
 }
 
+/* A real player jumps ahead (pc_engine_demand) while slow peers prefetch the segments it skips: those
+ * keep running on their peers (nobody will play them, so they are never urgent) and none goes to the
+ * CDN. Counted urgent, all of them (segments 4-11, 1.4 MB) went to the CDN in the pass after the jump,
+ * beside the demanded segment: on 8 Mbit/s it came at 11.3 s instead of 9.8 s. */
+static uint32_t skipped_below, skipped_to_cdn;
+static void count_skipped_to_cdn(w_world *w, const pc_action *a)
+{
+    (void)w;
+    skipped_to_cdn += a->type == PC_ACT_FETCH && a->peer == PC_SRC_CDN && a->segment != PC_SEG_INIT &&
+                      a->segment < skipped_below;
+}
+
+static void a_player_jump_leaves_skipped_prefetches_on_their_peers(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 40, 4, 1, ladder + 1);
+    for (int slow_link = 0; slow_link <= 1; slow_link++) {
+        pc_engine_config c = cfg_default();
+        static w_world w;
+        w_init(&w, &wm, &c, 20);
+        if (slow_link)
+            w.down_rate = 8e6 / 8;
+        for (int k = 0; k < 4; k++)
+            w_add_peer(&w, 0.6, 0, 39); /* a segment takes ~7 s from one */
+        w_start(&w);
+        w_run_until(&w, 9 * S);
+        uint32_t from_peers = 0;
+        for (uint32_t k = 0; k < w.nx; k++)
+            from_peers += w.x[k].peer != PC_SRC_CDN && w.x[k].seg < 14;
+        assert_true(from_peers >= 2); /* prefetches the jump skips */
+        skipped_below = 14;
+        skipped_to_cdn = 0;
+        w.on_action = count_skipped_to_cdn;
+        uint64_t t0 = w.now;
+        pc_engine_demand(w.e, 0, 14, w.now);
+        w_handle_actions(&w);
+        w_run_until(&w, 14 * S);
+        pc_segment_info si;
+        pc_engine_segment(w.e, 14, &si);
+        if (skipped_to_cdn != 0 || !si.ready || si.ready_at > t0 + S)
+            print_message("link %s: %u skipped segments fetched from the CDN; 14 ready %d at %.2f s\n",
+                          slow_link ? "8 Mbit/s" : "unlimited", skipped_to_cdn, si.ready, si.ready_at / 1e6);
+        assert_int_equal(skipped_to_cdn, 0);
+        assert_true(si.ready && si.ready_at <= t0 + S);
+        w_free(&w);
+    }
+}
+
+/* The store lets go of the segment the model is playing (pc_engine_forget, as the HLS endpoint reports
+ * it): the model stalls there and the engine's expiry lies after now, as its contract says. Before, the
+ * buffer was measured from the last pass's playhead, the model played on past its end, and the expiry
+ * stayed |now| however often the engine was stepped (a timer spin in the client). */
+static void forgetting_the_segment_being_played_stalls_the_model(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 10, 4, 1, ladder + 1);
+    pc_engine_config c = cfg_default();
+    static w_world w;
+    w_init(&w, &wm, &c, 20);
+    w_start(&w);
+    w_run_until(&w, 6 * S);
+    const pc_player *p = pc_engine_player(w.e);
+    assert_int_equal(p->state, PC_PLAYER_PLAYING);
+    uint32_t i = (uint32_t)(p->pos_us / (4 * S));
+    pc_engine_forget(w.e, 0, i);
+    w.now += 1000; /* a moment later, the client's timer */
+    pc_engine_on_timeout(w.e, w.now);
+    assert_int_equal(p->state, PC_PLAYER_STALLED);
+    assert_true(pc_engine_expiry(w.e) > w.now);
+    w_handle_actions(&w);
+    w_run_until(&w, 60 * S); /* fetched again, and played to the end (40 s) */
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, w.now, &st);
+    assert_int_equal(p->state, PC_PLAYER_ENDED);
+    assert_int_equal(st.stalls, 1);
+    w_free(&w);
+}
+
 /* A late CDN segment keeps the link from the peer transfers after it, urgent ones included. After a
  * seek on a downlink little above the rung, the segment due next is on the CDN and an urgent one after
  * it starts on a peer; the two share the link and the first comes late (a 1.34 s stall on 2.2 Mbit/s
@@ -1722,6 +1802,44 @@ static void upload_requests_follow_deadlines_and_the_cap(void **state)
     w_free(&w);
 }
 
+/* bytes_up is what went out (pc_engine_on_served's count), not what the serves were for: a requester
+ * that cancels, a link that dies or a copy the store had lost (0 sent) count what was sent. Before, a
+ * serve counted its whole length when it started, and the tracker and the report got the inflated sum. */
+static void bytes_up_counts_what_was_sent(void **state)
+{
+    (void)state;
+    static w_media wm;
+    w_media_init(&wm, 10, 4, 1, ladder + 1);
+    pc_engine_config c = cfg_default();
+    c.upload_bps = 80000000;
+    pc_engine *e;
+    assert_int_equal(pc_engine_new(&wm.m, &c, &e), 0);
+    pc_engine_hold_all(e);
+    assert_int_equal(pc_engine_peer_add(e, 5, 5, 0, 0), 0);
+    pc_engine_on_request(e, 1, 5, 0, 3, 0, wm.size[0][3], 10 * S, 0);
+    pc_engine_on_request(e, 2, 5, 0, 4, 0, wm.size[0][4], 10 * S, 0);
+    pc_action a;
+    int serves = 0;
+    pc_engine_stats st;
+    for (uint64_t t = 0; serves < 2 && t < 10 * S; t += 10000) {
+        if (pc_engine_expiry(e) <= t)
+            pc_engine_on_timeout(e, t);
+        while (pc_engine_next_action(e, &a)) {
+            if (a.type != PC_ACT_SERVE)
+                continue;
+            pc_engine_get_stats(e, t, &st);
+            assert_int_equal(st.bytes_up, 0); /* nothing counted as a serve starts, nor for the lost copy */
+            /* the first: the store had lost it; the second: the requester cancelled after 12345 bytes */
+            pc_engine_on_served(e, a.request, serves == 0 ? 0 : 12345, t);
+            serves++;
+        }
+    }
+    assert_int_equal(serves, 2);
+    pc_engine_get_stats(e, 10 * S, &st);
+    assert_int_equal(st.bytes_up, 12345);
+    pc_engine_free(e);
+}
+
 /* ---- properties over random swarms ---- */
 
 typedef struct outcome {
@@ -2051,6 +2169,8 @@ int main(void)
         cmocka_unit_test(a_seek_takes_the_link_from_prefetches_in_flight),
         cmocka_unit_test(the_cdn_serves_the_segments_in_deadline_order),
         cmocka_unit_test(a_player_jump_is_not_held_for_transfers_it_left_behind),
+        cmocka_unit_test(a_player_jump_leaves_skipped_prefetches_on_their_peers),
+        cmocka_unit_test(forgetting_the_segment_being_played_stalls_the_model),
         cmocka_unit_test(a_late_cdn_segment_keeps_the_link_from_the_peers_after_it),
         cmocka_unit_test(the_cdn_and_the_swarm_share_one_downlink),
         cmocka_unit_test(an_urgent_transfer_waits_for_the_segments_due_before_it),
@@ -2083,6 +2203,7 @@ int main(void)
         cmocka_unit_test(bandwidth_drop_switches_down_before_any_stall),
         cmocka_unit_test(seek_and_quit_cancel_outstanding_work),
         cmocka_unit_test(upload_requests_follow_deadlines_and_the_cap),
+        cmocka_unit_test(bytes_up_counts_what_was_sent),
         cmocka_unit_test(hybrid_never_stalls_where_the_cdn_alone_would_not_and_never_takes_more_cdn_bytes),
         cmocka_unit_test(refusals_are_not_faults_but_failures_are),
         cmocka_unit_test(refusals_in_a_row_back_off_longer),

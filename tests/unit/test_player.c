@@ -55,6 +55,29 @@ static void stalls_exactly_when_the_buffer_runs_out(void **state)
     assert_int_equal(q.stall_us, 5 * S);
 }
 
+/* The buffer shrinks to the playhead, or behind it, while playing (the copy being played was let go):
+ * a stall from then, and no event left at that time. Before, the model kept playing with its next
+ * event stuck at the moment of the shrink. */
+static void a_buffer_shrinking_under_the_playhead_is_a_stall(void **state)
+{
+    (void)state;
+    for (int behind = 0; behind <= 1; behind++) {
+        pc_player p;
+        pc_player_init(&p, 60 * S, 4 * S, 2 * S);
+        pc_player_play(&p, 0);
+        pc_player_set_buffer(&p, 20 * S, 0);
+        assert_int_equal(p.state, PC_PLAYER_PLAYING);
+        pc_player_set_buffer(&p, behind ? 6 * S : 10 * S, 10 * S); /* the playhead is at 10 s */
+        assert_int_equal(p.state, PC_PLAYER_STALLED);
+        assert_int_equal(p.stalls, 1);
+        assert_int_equal(p.pos_us, 10 * S);
+        assert_int_equal(pc_player_next_event(&p), PC_NEVER);
+        pc_player_set_buffer(&p, 12 * S, 11 * S); /* the segment again: 2 s is enough to resume */
+        assert_int_equal(p.state, PC_PLAYER_PLAYING);
+        assert_int_equal(p.stall_us, S);
+    }
+}
+
 static void ends_at_the_content_end_without_a_stall(void **state)
 {
     (void)state;
@@ -126,6 +149,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(starts_when_the_start_buffer_is_there),
         cmocka_unit_test(stalls_exactly_when_the_buffer_runs_out),
+        cmocka_unit_test(a_buffer_shrinking_under_the_playhead_is_a_stall),
         cmocka_unit_test(ends_at_the_content_end_without_a_stall),
         cmocka_unit_test(seek_waits_without_counting_a_stall),
         cmocka_unit_test(quit_freezes_everything),

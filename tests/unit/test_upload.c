@@ -108,6 +108,41 @@ static void one_requester_cannot_take_every_slot(void **state)
     pc_upload_clear(&u);
 }
 
+/* Fairness (a requester not being served goes first) gives way when it would make a request admitted
+ * earlier miss the deadline admission promised it: A's second request, due at 3 s, is not put behind B's
+ * 2 MB due at 10 s. Before, B's started first and A's could not finish before 3.9 s. While the deadlines
+ * allow it, fairness still goes first. */
+static void fairness_keeps_the_deadlines_admission_promised(void **state)
+{
+    (void)state;
+    for (int tight = 1; tight >= 0; tight--) {
+        pc_upload u;
+        pc_upload_init(&u, 8000000, 2, 2, 32); /* 1 MB/s, 2 slots */
+        uint64_t id, a2_start = 0, b1_start = 0;
+        uint32_t len;
+        assert_int_equal(pc_upload_request(&u, 1, 'A', 1000000, 1, 10 * S, 0), PC_REFUSE_NONE);
+        assert_true(pc_upload_next(&u, 0, &id, &len) && id == 1);
+        assert_int_equal(pc_upload_request(&u, 2, 'A', 1000000, 1, (tight ? 3 : 6) * S, 0), PC_REFUSE_NONE);
+        assert_int_equal(pc_upload_request(&u, 3, 'B', 2000000, 1, 10 * S, 0), PC_REFUSE_NONE);
+        for (uint64_t t = 0; t <= 10 * S; t += 1000) {
+            if (t == 2 * S)
+                pc_upload_done(&u, 1); /* A's first is sent */
+            while (pc_upload_next(&u, t, &id, &len)) {
+                a2_start = id == 2 ? t : a2_start;
+                b1_start = id == 3 ? t : b1_start;
+            }
+        }
+        if (tight) {
+            assert_true(a2_start < b1_start);
+            assert_true(a2_start + S <= 3 * S); /* its last byte can go by its deadline at the cap */
+        } else {
+            assert_true(b1_start < a2_start); /* room for both: B, not being served, goes first */
+            assert_true(a2_start + S <= 6 * S);
+        }
+        pc_upload_clear(&u);
+    }
+}
+
 static void the_cap_holds_over_time(void **state)
 {
     (void)state;
@@ -140,6 +175,7 @@ int main(void)
         cmocka_unit_test(impossible_deadlines_are_refused_with_a_reason),
         cmocka_unit_test(a_request_that_would_wait_too_long_is_refused_as_busy),
         cmocka_unit_test(one_requester_cannot_take_every_slot),
+        cmocka_unit_test(fairness_keeps_the_deadlines_admission_promised),
         cmocka_unit_test(the_cap_holds_over_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
