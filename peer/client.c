@@ -399,7 +399,13 @@ static void act_cancel(client *c, const pc_action *a)
     if (d->pl != NULL) {
         pc_wire_msg m = {.type = PC_MSG_CANCEL, .id = d->wire_id};
         send_msg(d->pl, &m);
-        d->pl->unwanted += d->len - d->got; /* what was on its way may still come */
+        /* what was on its way may still come, under this id */
+        plink *pl = d->pl;
+        uint32_t k = pl->cancelled_next;
+        pl->unwanted += pl->cancelled[k].left; /* the oldest, pushed out: counted for the link as a whole */
+        pl->cancelled[k].id = d->wire_id;
+        pl->cancelled[k].left = d->len - d->got;
+        pl->cancelled_next = (k + 1) % PC_CANCELLED_MAX;
     }
     dl_free(c, d);
 }
@@ -666,6 +672,18 @@ static void pump(client *c, plink *pl)
             continue; /* i now holds the next one */
         }
     }
+    /* Serves waiting on a full write queue (a requester that reads slowly) give their upload slots to
+     * others until it drains: two such requesters held both slots for minutes, and an honest request
+     * due in 10 s got its first byte after 123 s (found by review). */
+    int full = pc_link_queued(pl->link) >= PC_CLIENT_HIGH_MARK;
+    for (size_t i = 0; i < c->nups; i++) {
+        up *u = c->ups[i];
+        if (u->pl == pl && u->serving && u->held != full) {
+            u->held = full;
+            pc_engine_serve_held(c->e, u->request, full, now);
+            served = 1;
+        }
+    }
     if (served)
         pc_client_kick(c);
 }
@@ -706,18 +724,33 @@ static void on_peer_cancel(client *c, plink *pl, uint32_t id, uint64_t now)
 
 /* ---- links ---- */
 
+/* What cancelled request |id| of |pl| may still send, or NULL when it is not one of the last
+ * PC_CANCELLED_MAX cancelled (or all of it came, or it was refused). */
+static uint32_t *cancelled_left(plink *pl, uint32_t id)
+{
+    for (uint32_t k = 0; k < PC_CANCELLED_MAX; k++)
+        if (pl->cancelled[k].left > 0 && pl->cancelled[k].id == id)
+            return &pl->cancelled[k].left;
+    return NULL;
+}
+
 static void on_data_msg(client *c, plink *pl, const pc_wire_msg *m, uint64_t now)
 {
     dl *d = dl_find_wire(c, pl, m->id);
     if (d == NULL) {
-        /* of a request we cancelled: on its way, and counted as received; beyond what those requests
-         * had left, or for an id never asked, it is a protocol error (it would count as P2P bytes in
-         * the report and in what we announce) */
-        if (m->id >= pl->next_id || m->dlen > pl->unwanted) {
+        /* of a request we cancelled: on its way, and counted as received. Beyond what that request had
+         * left when we cancelled it, for a request finished or refused, or for an id never asked, it is
+         * a protocol error: it would count as P2P bytes in the report and in what we announce. (Before,
+         * the allowance was one sum per link, which any id could draw on.) */
+        uint32_t *left = cancelled_left(pl, m->id);
+        if (left != NULL && m->dlen <= *left)
+            *left -= m->dlen;
+        else if (left == NULL && m->id < pl->next_id && m->dlen <= pl->unwanted)
+            pl->unwanted -= m->dlen; /* of a cancel pushed out of the table by 16 later ones */
+        else {
             pc_link_close(pl->link, PC_BYE_PROTOCOL);
             return;
         }
-        pl->unwanted -= m->dlen;
         c->bytes_p2p_total += m->dlen;
         return;
     }
@@ -749,6 +782,8 @@ static void on_msg(void *arg, pc_link *l, const pc_wire_msg *m)
     plink *pl = pc_link_user(l);
     client *c = pl->c;
     uint64_t now = pc_client_now(c);
+    if (m->type == PC_MSG_HAVE || m->type == PC_MSG_REQUEST || m->type == PC_MSG_DATA)
+        pl->active_ms = now / 1000; /* a link that says only PONG may give way to a new one (on_up) */
     switch (m->type) {
     case PC_MSG_HAVE: on_have(c, pl, m, now); break;
     case PC_MSG_REQUEST: on_request(c, pl, m, now); break;
@@ -759,6 +794,10 @@ static void on_msg(void *arg, pc_link *l, const pc_wire_msg *m)
             uint64_t transfer = d->transfer;
             dl_free(c, d);
             pc_engine_on_fail(c->e, transfer, m->reason == PC_WIRE_REFUSE_NOT_HELD ? PC_ENOENT : PC_EAGAIN, now);
+        } else {
+            uint32_t *left = cancelled_left(pl, m->id);
+            if (left != NULL)
+                *left = 0; /* a cancelled request refused: nothing more of it comes */
         }
         break;
     }
@@ -800,14 +839,31 @@ static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
 {
     plink *pl = pc_link_user(l);
     client *c = pl->c;
+    uint64_t now_ms = pc_client_now(c) / 1000;
     if (pl->budget == PL_PENDING) {
-        /* accepted links are taken up to twice the dialling budget */
-        if (c->nlinks >= 2 * c->cfg->max_links)
-            return PC_BYE_FULL;
+        /* accepted links are taken up to twice the dialling budget; when full, an accepted link that has
+         * said nothing useful (no HAVE, REQUEST or DATA) for PC_CLIENT_GIVE_WAY_MS gives way. Before, 48 ticket
+         * holders that only answered PINGs took every slot for good (a ticket costs one announce). */
+        if (c->nlinks >= 2 * c->cfg->max_links) {
+            plink *idle = NULL;
+            for (plink *o = c->links; o != NULL; o = o->next)
+                if (o != pl && o->budget == PL_LINKED && !o->dialled && o->link != NULL &&
+                    now_ms - o->up_ms >= PC_CLIENT_GIVE_WAY_MS && now_ms - o->active_ms >= PC_CLIENT_GIVE_WAY_MS &&
+                    (idle == NULL || o->active_ms < idle->active_ms))
+                    idle = o;
+            if (idle == NULL)
+                return PC_BYE_FULL;
+            PC_LOGD("peer", "link %s gives way to a new one: idle for %" PRIu64 " s", pc_link_peer_name(idle->link),
+                    (now_ms - idle->active_ms) / 1000);
+            idle->budget = PL_UNCOUNTED;
+            c->nlinks--;
+            pc_link_close(idle->link, PC_BYE_FULL);
+        }
         c->npending--;
         c->nlinks++;
         pl->budget = PL_LINKED;
     }
+    pl->up_ms = pl->active_ms = now_ms;
     if (is_banned(c, key))
         return PC_BYE_BANNED;
     /* two links to the same peer (both dialled at once): keep the one dialled by the smaller key */
@@ -884,6 +940,7 @@ static void on_link_close(void *arg, pc_link *l, int err, const char *why)
             break;
         }
     c->nlinks -= pl->budget == PL_LINKED;
+    c->ndialled -= pl->dialled;
     c->npending -= pl->budget == PL_PENDING;
     free(pl);
     pc_client_kick(c);
@@ -954,7 +1011,7 @@ static int linked_to(const client *c, const uint8_t key[32])
 
 static void dial(client *c, const pc_tc_peer *p)
 {
-    if (c->nlinks >= c->cfg->max_links || memcmp(p->key, c->id.pk, 32) == 0 || is_banned(c, p->key) || linked_to(c, p->key))
+    if (c->ndialled >= c->cfg->max_links || c->nlinks >= 2 * c->cfg->max_links || memcmp(p->key, c->id.pk, 32) == 0 || is_banned(c, p->key) || linked_to(c, p->key))
         return;
     struct sockaddr_storage ss;
     if (uv_ip4_addr(p->addr, p->port, (struct sockaddr_in *)&ss) != 0 &&
@@ -972,7 +1029,9 @@ static void dial(client *c, const pc_tc_peer *p)
         return;
     }
     pl->budget = PL_LINKED;
+    pl->dialled = 1;
     c->nlinks++;
+    c->ndialled++;
     pl->link = l;
     pc_link_set_user(l, pl);
 }
@@ -995,7 +1054,7 @@ static void fill_state(client *c, const char *event)
     s->have_hi = hi == UINT32_MAX ? -1 : (int64_t)hi;
     s->seeding = c->seeding;
     /* with every link taken, dial() would not use the peers: ask for none, and spare the tracker the search */
-    s->numwant = c->nlinks >= c->cfg->max_links ? 0 : NUMWANT;
+    s->numwant = c->ndialled >= c->cfg->max_links || c->nlinks >= 2 * c->cfg->max_links ? 0 : NUMWANT;
     s->bytes_cdn = c->bytes_cdn_total;
     s->bytes_p2p = c->bytes_p2p_total;
     s->bytes_up = st.bytes_up;
@@ -1017,6 +1076,24 @@ static void on_announce_timer(uv_timer_t *t)
 
 static void after_stopped(client *c);
 
+/* The tracker's clock read |tracker_s| just now: proofs and tickets go by it from now on (a difference
+ * under 2 s is the answer's own delay, and ignored). Returns whether the offset changed. */
+static int learn_skew(client *c, int64_t tracker_s)
+{
+    if (tracker_s <= 0)
+        return 0;
+    int64_t skew = tracker_s - pc_link_local_now(&c->id);
+    if (skew > -2 && skew < 2)
+        skew = 0;
+    if (skew == c->id.skew_s)
+        return 0;
+    if (skew != 0)
+        PC_LOGW("tracker", "this machine's clock is %" PRId64 " s off the tracker's: proofs and tickets go by the tracker's",
+                -skew);
+    c->id.skew_s = skew;
+    return 1;
+}
+
 static void on_announced(void *arg, long status, const char *body, size_t len)
 {
     client *c = arg;
@@ -1028,11 +1105,12 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
         char why[160];
         if (a != NULL && pc_tc_decode(body, len, a, why, sizeof(why)) == 0) {
             c->announces_ok++;
+            learn_skew(c, (int64_t)a->tracker_time);
             c->nbanned_told += c->nbanned_telling;
             snprintf(c->session, sizeof(c->session), "%s", a->session);
             if (a->ticket_len > 0) {
                 if (pc_ticket_check(c->id.tracker_pk, a->ticket, a->ticket_len, c->cfg->video, c->id.pk,
-                                    (uint64_t)time(NULL), NULL) == 0) {
+                                    pc_link_wall_now(&c->id), NULL) == 0) {
                     memcpy(c->id.ticket, a->ticket, a->ticket_len);
                     c->id.ticket_len = a->ticket_len;
                 } else {
@@ -1052,6 +1130,16 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
         c->announces_failed++;
         if (status == 403 && !stopped)
             c->session[0] = '\0'; /* start over with a proof */
+        if (status == 403 && !stopped && body != NULL && len < 4096 && memmem(body, len, "\"proof_expired\"", 15) != NULL) {
+            /* our clock is more than 5 minutes off the tracker's: its answer says what time it is there,
+             * and the proof is made again on its clock at once (before, the peer retried every 5 s for
+             * ever and never joined the swarm; found by review) */
+            json_t *j = json_loadb(body, len, 0, NULL);
+            json_t *tt = json_object_get(j, "tracker_time");
+            if (json_is_integer(tt) && learn_skew(c, (int64_t)json_integer_value(tt)))
+                retry = 0.05;
+            json_decref(j);
+        }
         char text[201];
         pc_log_printable(text, sizeof(text), body, len);
         PC_LOGW("tracker", "announce failed: %s%s", status == 0 ? "" : "HTTP error: ", text);
@@ -1090,7 +1178,7 @@ static void announce(client *c, const char *event)
     if (c->distrusted)
         return;
     fill_state(c, event);
-    if (pc_tc_encode(&c->ts, (uint64_t)time(NULL), &c->announce_body) != 0 ||
+    if (pc_tc_encode(&c->ts, pc_link_wall_now(&c->id), &c->announce_body) != 0 ||
         pc_tc_post(c->http, c->tracker_url, c->announce_body.data, c->announce_body.len,
                    stopping ? 2 : 10, on_announced, c, &c->announce_call) != 0) {
         PC_LOGW("tracker", "cannot send an announce");
@@ -1545,6 +1633,7 @@ static int setup(client *c)
     pc_tbucket_init(&c->downb, down_rate, down_rate / 20 > 65536 ? down_rate / 20 : 65536, now);
     c->id.down = cfg->down_kbps > 0 ? &c->downb : NULL;
     c->id.t0_us = c->t0_us;
+    c->id.shift_s = cfg->clock_shift_s;
     pc_engine_config ec;
     pc_engine_config_default(&ec);
     ec.seed = cfg->seed != 0 ? cfg->seed : uv_hrtime();

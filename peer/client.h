@@ -36,6 +36,7 @@ typedef struct pc_client_config {
     double watch_s;             /* play: quit after this long (0: to the end) */
     double max_wait_s;          /* play: give up after waiting this long for data (0: never; default 120) */
     size_t mem_cap;             /* segment store in memory */
+    int clock_shift_s;          /* tests: seconds added to this machine's clock (PEERCDN_TEST_CLOCK_SHIFT_S) */
     uint32_t max_links;
     int status_line;            /* print the status line (terminal) */
     int no_upload;              /* serve nothing */

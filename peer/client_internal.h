@@ -24,7 +24,9 @@
  * that never finish a handshake cannot take the slots real peers need. */
 #define PC_CLIENT_PENDING_MAX 16
 #define PC_CLIENT_HIGH_MARK (1024u * 1024) /* a link's write queue above this gets no more DATA */
-#define PC_BANNED_MAX 256
+#define PC_CLIENT_GIVE_WAY_MS 20000 /* an accepted link silent this long may give way to a new one (on_up) */
+#define PC_CANCELLED_MAX 16 /* cancelled requests a link remembers by id (client.c, on_data_msg) */
+#define PC_BANNED_MAX 4096 /* keys a viewer bans in a run (128 KiB); docs/peer.md, "Limitations" */
 #define PC_DEPARTED_MAX 64 /* peers whose links closed, remembered for a ban the engine decides later */
 
 typedef struct client client;
@@ -42,7 +44,13 @@ struct plink {
                                                           * LINKED: dialled or through it (nlinks);
                                                           * UNCOUNTED: being closed before either */
     uint32_t next_id;         /* our request ids on this link */
-    uint64_t unwanted;        /* bytes of requests we cancelled that may still arrive */
+    int dialled;              /* we dialled it (the dialling budget, ndialled) */
+    uint64_t up_ms, active_ms; /* when it came up; when it last sent a HAVE, REQUEST or DATA */
+    struct {
+        uint32_t id, left;    /* a request we cancelled, and the bytes of it that may still arrive (0: free) */
+    } cancelled[PC_CANCELLED_MAX];
+    uint32_t cancelled_next;  /* the slot the next cancel takes (the oldest, when all are used) */
+    uint64_t unwanted;        /* what cancelled requests pushed out of |cancelled| may still send */
     plink *next;
 };
 
@@ -84,6 +92,7 @@ typedef struct up {
     uint32_t wire_id, rung, seg, offset, len, sent;
     pc_blob *blob;            /* while serving */
     int serving;
+    int held;                 /* its link's write queue is full: the engine lets its slot go (pump) */
 } up;
 
 typedef struct hls hls;
@@ -129,7 +138,8 @@ struct client {
     /* peers */
     pc_link_identity id;
     plink *links;
-    uint32_t nlinks;          /* links dialled, or accepted and through the handshake */
+    uint32_t nlinks;          /* links dialled, or accepted and through the handshake (at most 2 × --max-links) */
+    uint32_t ndialled;        /* of those, dialled (at most --max-links): accepted ones do not stop us dialling */
     uint32_t npending;        /* accepted connections still in the handshake (at most PC_CLIENT_PENDING_MAX) */
     uint32_t next_handle;
     uint8_t banned[PC_BANNED_MAX][32];

@@ -49,6 +49,7 @@ struct pc_link {
     uint64_t slow_ms, slow_acked; /* since when the queue has not been empty, and acked() then */
     int emptied;                  /* the queue was empty at some point since the last tick */
     uint64_t created_ms, last_rx_ms, last_tx_ms, last_ping_ms;
+    uint64_t ping_nonce;          /* of the PING we sent last, until its PONG (0: none outstanding) */
     int close_err;
     char why[128];
     char name[64];
@@ -263,7 +264,7 @@ static int check_hello(pc_link *l, const pc_wire_hello *h)
     pc_ticket t;
     int rc = pc_ticket_open(l->id->tracker_pk, h->ticket, h->ticket_len, &t);
     if (rc == 0)
-        rc = pc_ticket_check(l->id->tracker_pk, h->ticket, h->ticket_len, l->id->video, t.key, (uint64_t)time(NULL), NULL);
+        rc = pc_ticket_check(l->id->tracker_pk, h->ticket, h->ticket_len, l->id->video, t.key, pc_link_wall_now(l->id), NULL);
     if (rc == 0 && l->has_expect && memcmp(t.key, l->expect_key, 32) != 0)
         rc = PC_EWRONGKEY;
     if (rc == 0 && memcmp(t.key, l->id->pk, 32) == 0)
@@ -375,6 +376,17 @@ static uint64_t bucket_now(const pc_link *l)
     return uv_hrtime() / 1000 - l->id->t0_us;
 }
 
+int64_t pc_link_local_now(const pc_link_identity *id)
+{
+    return (int64_t)time(NULL) + id->shift_s;
+}
+
+uint64_t pc_link_wall_now(const pc_link_identity *id)
+{
+    int64_t t = pc_link_local_now(id) + id->skew_s;
+    return t > 0 ? (uint64_t)t : 0;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     pc_link *l = h->data;
@@ -390,8 +402,13 @@ static void handle_ping(pc_link *l, const pc_wire_msg *m)
         (void)pc_link_send(l, b, pc_wire_msg_encode(&r, b)); /* a failure closes the link */
         return;
     }
+    /* only the answer to our last PING is a sample: an unasked PONG with a recent nonce would let a
+     * peer claim any round trip it likes (0 µs, to look like the nearest source) */
     uint64_t now = uv_hrtime() / 1000;
-    if (m->nonce <= now && now - m->nonce < 60000000 && l->cb.on_rtt != NULL)
+    if (m->nonce == 0 || m->nonce != l->ping_nonce)
+        return;
+    l->ping_nonce = 0;
+    if (m->nonce <= now && l->cb.on_rtt != NULL)
         l->cb.on_rtt(l->arg, l, now - m->nonce);
 }
 
@@ -524,6 +541,7 @@ static void on_tick(uv_timer_t *t)
     if (now - l->last_ping_ms >= PC_LINK_PING_MS) {
         l->last_ping_ms = now;
         pc_wire_msg m = {.type = PC_MSG_PING, .nonce = uv_hrtime() / 1000};
+        l->ping_nonce = m.nonce;
         uint8_t b[32];
         (void)pc_link_send(l, b, pc_wire_msg_encode(&m, b));
     }

@@ -44,7 +44,14 @@ typedef struct pc_link_identity {
     uint32_t up_kbps;
     pc_tbucket *down;                   /* shared download cap (NULL: none) */
     uint64_t t0_us;                     /* the owner's clock: the bucket's "now" is uv_hrtime() µs − t0_us */
+    int64_t skew_s;                     /* the tracker's clock − ours (seconds): tickets expire on its clock */
+    int64_t shift_s;                    /* tests: added to time(NULL), a machine whose clock is off */
 } pc_link_identity;
+
+/* Unix seconds on this machine's clock (time(NULL) + shift_s). */
+int64_t pc_link_local_now(const pc_link_identity *id);
+/* Unix seconds on the tracker's clock, as far as |id| knows it (local + skew_s). */
+uint64_t pc_link_wall_now(const pc_link_identity *id);
 
 typedef struct pc_link_callbacks {
     /* The handshake succeeded: the other side holds |key| (its ticket's key). Return 0 to keep the link,

@@ -209,6 +209,10 @@ int main(int argc, char **argv)
     const char *cap_kib = getenv("PEERCDN_TEST_MEM_CAP_KIB");
     if (cap_kib != NULL && atoi(cap_kib) > 0)
         cfg.mem_cap = (size_t)atoi(cap_kib) << 10;
+    /* tests: this machine's clock shifted by so many seconds (a viewer whose clock is off) */
+    const char *shift = getenv("PEERCDN_TEST_CLOCK_SHIFT_S");
+    if (shift != NULL)
+        cfg.clock_shift_s = atoi(shift);
     if (pc_cli_start_libraries() != 0)
         return 1;
     return pc_client_run(&cfg);

@@ -304,7 +304,11 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
     if (a.event == PC_EV_STARTED) {
         rc = pc_auth_check_proof(t->auth, &a, (uint64_t)now_s);
         if (rc == PC_EEXPIRED) {
-            reject(t, req, 403, "proof_expired", "'proof.ts' is more than 300 seconds from the tracker's clock");
+            /* with the tracker's clock, so that a client whose clock is off can make its proof again */
+            t->m.rejects[pc_reject_of("proof_expired")]++;
+            pc_http_respond_json(req, 403, json_pack("{s:s, s:s, s:I}", "code", "proof_expired", "message",
+                                                     "'proof.ts' is more than 300 seconds from the tracker's clock",
+                                                     "tracker_time", (json_int_t)now_s));
             return;
         }
         if (rc != 0) {

@@ -2254,6 +2254,14 @@ void pc_engine_on_request(pc_engine *e, uint64_t request, uint32_t peer, uint32_
     pump_uploads(e);
 }
 
+void pc_engine_serve_held(pc_engine *e, uint64_t request, int held, uint64_t now)
+{
+    if (now > e->now)
+        e->now = now;
+    pc_upload_held(&e->up, request, held);
+    pump_uploads(e);
+}
+
 void pc_engine_on_served(pc_engine *e, uint64_t request, uint64_t bytes_sent, uint64_t now)
 {
     /* what went out, not what the serve was for: a requester that cancels, a link that dies, a copy the

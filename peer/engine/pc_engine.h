@@ -219,6 +219,9 @@ void pc_engine_on_fail(pc_engine *e, uint64_t transfer, int reason, uint64_t now
 /* Upload side: a peer asks for |len| bytes of a segment from |offset|, needed by |deadline| (our clock). */
 void pc_engine_on_request(pc_engine *e, uint64_t request, uint32_t peer, uint32_t rung, uint32_t segment,
                           uint32_t offset, uint32_t len, uint64_t deadline, uint64_t now);
+/* A SERVE's bytes wait behind its link's write queue (|held| 1: the requester reads slowly) or flow again
+ * (0). A held serve leaves its upload slot to others (pc_upload_held). */
+void pc_engine_serve_held(pc_engine *e, uint64_t request, int held, uint64_t now);
 /* A SERVE finished (or its link died) with |bytes_sent| of it sent, which is what bytes_up counts; a
  * queued request was withdrawn (0). */
 void pc_engine_on_served(pc_engine *e, uint64_t request, uint64_t bytes_sent, uint64_t now);

@@ -148,7 +148,7 @@ int pc_upload_next(pc_upload *u, uint64_t now, uint64_t *id, uint32_t *len)
         return 0;
     uint32_t serving = 0;
     for (size_t i = 0; i < u->n; i++)
-        serving += (uint32_t)u->q[i].serving;
+        serving += u->q[i].serving == 1;
     if (serving >= u->slots)
         return 0;
     /* earliest deadline whose requester is not already being served (fairness), as long as going
@@ -179,6 +179,13 @@ int pc_upload_next(pc_upload *u, uint64_t now, uint64_t *id, uint32_t *len)
     *id = best->id;
     *len = best->len;
     return 1;
+}
+
+void pc_upload_held(pc_upload *u, uint64_t id, int held)
+{
+    for (size_t i = 0; i < u->n; i++)
+        if (u->q[i].id == id && u->q[i].serving)
+            u->q[i].serving = held ? 2 : 1;
 }
 
 void pc_upload_done(pc_upload *u, uint64_t id)

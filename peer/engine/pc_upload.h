@@ -30,7 +30,7 @@ typedef struct pc_upload_req {
     uint32_t len;       /* bytes to send */
     uint64_t deadline;  /* on our clock */
     uint64_t seq;       /* arrival order, for ties */
-    int serving;
+    int serving;        /* 0 waiting; 1 sending; 2 sending, held up by its link (not counted in the slots) */
 } pc_upload_req;
 
 typedef struct pc_upload {
@@ -61,6 +61,9 @@ pc_refuse_reason pc_upload_request(pc_upload *u, uint64_t id, uint32_t peer, uin
 /* The next request to start sending now, if any (deadline order, fairness, slots, cap): writes its id
  * and length and returns 1, else 0. The caller calls pc_upload_done when it has been sent. */
 int pc_upload_next(pc_upload *u, uint64_t now, uint64_t *id, uint32_t *len);
+/* Serving request |id| is held up (|held| 1) by its link's write queue, or goes on (0): a held one does
+ * not count in the slots, so a requester that reads slowly cannot keep the others waiting. */
+void pc_upload_held(pc_upload *u, uint64_t id, int held);
 /* A served request is finished (sent, or the link went away); a queued one is withdrawn. */
 void pc_upload_done(pc_upload *u, uint64_t id);
 /* Withdraws everything of |peer| (it disconnected). */

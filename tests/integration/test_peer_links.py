@@ -310,6 +310,84 @@ def test_a_peer_that_stops_reading_loses_its_link_and_the_upload_slots(s):
     eq(got, size, "the honest peer was served")
 
 
+def test_slow_readers_do_not_keep_the_upload_slots(s):
+    """Two ticket holders read slowly (8 KB/s each, above the slow-reader rule's 64 KiB in 15 s, so their
+    links stay open) and keep asking for segments, so both of the seeder's serves wait on full write
+    queues; an honest peer asking meanwhile for a segment due in 10 s gets it in time. Before, those two
+    serves held both upload slots until their queues drained: the honest request's first byte came after
+    123 s (found by review)."""
+    seeder_link(s, 19)[1].sock.close()  # the shared video and seeder, before the threads use them
+    m = st["m"]
+    video = [r for r in m["renditions"] if r.get("type") != "audio"]
+    nseg = len(video[0]["segments"])
+    stop = threading.Event()
+    read = {}
+
+    def slow_reader(k):
+        link = seeder_link(s, 20 + k, rcvbuf=16384)[1]
+        link.sock.settimeout(1)
+        rid, buf, last, got = 0, b"", 0, 0
+        try:
+            while not stop.is_set():
+                if time.time() - last > 0.5:  # ask again, twice a second (refusals and all)
+                    last = time.time()
+                    seg = rid % nseg
+                    link.send(request_msg(rid, len(video) - 1, seg, composite_size(m, len(video) - 1, seg), 3000))
+                    rid += 1
+                try:
+                    d = link.sock.recv(2048)
+                except socket.timeout:
+                    continue
+                if not d:
+                    break
+                got += len(d)
+                buf += d
+                while len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:4], "big"):
+                    n = int.from_bytes(buf[:4], "big")
+                    msg = link.rx.decrypt(b"\0\0\0\0" + link.rn.to_bytes(8, "big"), buf[4:4 + n], buf[:4])
+                    link.rn += 1
+                    buf = buf[4 + n:]
+                    if msg[0] == 1:
+                        link.send(bytes([2]) + msg[1:9])
+                time.sleep(len(d) / 8000.0)
+        except (OSError, EOFError):
+            pass
+        read[k] = got
+        link.sock.close()
+
+    threads = [threading.Thread(target=slow_reader, args=(k,), daemon=True) for k in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(15)  # the kernel takes up to 4 MiB of each link's answers first; then the seeder's queues fill
+    honest = seeder_link(s, 22)[1]
+    honest.sock.settimeout(1)
+    size = composite_size(m, 0, 3)
+    t0 = time.time()
+    honest.send(request_msg(1, 0, 3, size, 10000))
+    got, done, refused = 0, None, None
+    while time.time() - t0 < 30 and done is None and refused is None:
+        try:
+            msg = honest.recv()
+        except socket.timeout:
+            continue
+        if msg[0] == 5:
+            got += len(msg) - 9
+            done = time.time() - t0 if got == size else None
+        elif msg[0] == 1:
+            honest.send(bytes([2]) + msg[1:9])
+        elif msg[0] == 6:
+            refused = msg[5]
+    stop.set()
+    for t in threads:
+        t.join(10)
+    honest.sock.close()
+    print("# slow readers read %r bytes; the honest request (%d bytes, due in 10 s) was done after %s s" %
+          (read, size, done and "%.1f" % done))
+    eq(refused, None, "the honest request was not refused")
+    check(done is not None and done < (20 if SANITIZED else 10), "served within its deadline: %r s" % done)
+    check(all(v > 16 * 1024 for v in read.values()), "the slow readers were being served too: %r" % read)
+
+
 def test_data_nobody_asked_for_closes_the_link(s):
     """DATA for a request id the seeder never issued is a protocol error (BYE 3); before, it was taken and
     counted as bytes received from peers, in the report and in what the peer announces to the tracker."""
@@ -352,6 +430,73 @@ def test_a_link_past_the_limit_hears_that_the_peer_is_full(s):
         links.append(link)
     eq(bye_of(links[2]), 1, "the third link: BYE 1")
     for link in links[:2]:
+        link.sock.close()
+    seeder.stop()
+
+
+def test_idle_links_give_way_to_new_ones(s):
+    """Ticket holders that fill every accepted slot (twice --max-links) and then only answer PINGs: once
+    one has said nothing useful (no HAVE, REQUEST or DATA) for 20 s, a new link takes its place, and is
+    served. Before, a new link heard BYE 1 for as long as they stayed (48 free tickets closed a peer to
+    everyone else; found by review)."""
+    setup_video(s)
+    t, vid = st["t"], st["vid"]
+    seeder = Peer(s, st["o"], vid, "--max-links", "2", mode="seed", name="seeder-sybils")
+
+    def connect(n):
+        tp = TrackerPeer(t, vid, 40 + n, rendition="v0")
+        tp.announce("started")
+        for attempt in range(40):
+            link = PyLink(seeder.host, seeder.port, b64u_decode(tp.ticket), tp.sk)
+            try:
+                link.finish(st["tpk"], vid)
+                return link
+            except EOFError:  # closed before its HELLO: the new seeder has no ticket of its own yet
+                link.sock.close()
+                time.sleep(0.25)
+        raise AssertionError("no link")
+
+    idle = [connect(n) for n in range(4)]
+    early = connect(4)
+    eq(bye_of(early), 1, "full: a fifth link at once hears BYE 1")
+    early.sock.close()
+    stop = threading.Event()
+
+    def answer_pings():
+        while not stop.is_set():
+            for link in idle:
+                link.sock.settimeout(0.01)
+                try:
+                    while True:
+                        msg = link.recv()
+                        if msg[0] == 1:
+                            link.send(bytes([2]) + msg[1:9])
+                except (OSError, EOFError):
+                    pass
+            time.sleep(0.3)
+
+    th = threading.Thread(target=answer_pings, daemon=True)
+    th.start()
+    time.sleep(21)
+    stop.set()
+    th.join()
+    honest = connect(5)
+    honest.sock.settimeout(10)
+    m = st["m"]
+    size = composite_size(m, 0, 1)
+    honest.send(request_msg(1, 0, 1, size, 5000))
+    got = 0
+    while got < size:
+        msg = honest.recv()
+        check(msg[0] != 8, "the new link was closed: BYE %d" % msg[-1])
+        if msg[0] == 5:
+            got += len(msg) - 9
+        elif msg[0] == 1:
+            honest.send(bytes([2]) + msg[1:9])
+    gone = [bye_of(link) for link in idle]
+    print("# the idle links heard %r" % gone)
+    eq(sorted(gone, key=lambda b: b is None), [1] + [None] * 3, "one idle link gave way (BYE 1), the others stay")
+    for link in idle + [honest]:
         link.sock.close()
     seeder.stop()
 
@@ -740,6 +885,22 @@ def test_without_a_tracker_the_peer_plays_from_the_cdn_alone(s):
     check("no tracker" in p.stderr(), "the reason is logged")
 
 
+def test_a_viewer_whose_clock_is_off_takes_the_trackers(s):
+    """A viewer whose clock is 400 s ahead (past the 300 s a proof may be off): the tracker's
+    proof_expired answer carries its time, the viewer makes its proof again by it (and checks tickets
+    by it), joins the swarm and fetches from the seeder. Before, it was refused every 5 s for the whole
+    run and played from the CDN alone (found by review)."""
+    setup_video(s)
+    seeder = st.get("seeder") or Peer(s, st["o"], st["vid"], mode="seed", name="seeder")
+    st["seeder"] = seeder
+    for shift in (400, -400):
+        viewer = Peer(s, st["o"], st["vid"], name="skewed%d" % shift, env={"PEERCDN_TEST_CLOCK_SHIFT_S": str(shift)})
+        r = viewer.wait(120)
+        check(r["ended"] and r["stalls"] == 0, "played: %r" % {k: r[k] for k in r if k != "segments"})
+        check(r["bytes_p2p"] > 0, "fetched from the seeder (clock %+d s): %r" % (shift, r["bytes_p2p"]))
+        check("clock is %d s off the tracker's" % shift in viewer.stderr(), "said why: %s" % viewer.stderr())
+
+
 def test_a_tracker_named_on_the_command_line_serves_a_manifest_that_names_none(s):
     """An origin started without --tracker signs a manifest naming no tracker; peers told --tracker URL
     trust the key that tracker serves (with a warning) and swarm through it."""
@@ -1014,6 +1175,50 @@ def test_a_peer_that_sends_garbage_and_leaves_is_banned_all_the_same(s):
     eq(r["stalls"], 0, "the viewer did not stall")
     check("banned a peer that has left" in victim.stderr(), "the ban of the departed peer is logged")
     check(2 in byes and all(b in (0, 2) for b in byes), "the link open at the ban heard BYE 2 (banned): %r" % byes)
+
+
+def test_data_of_a_cancelled_request_is_allowed_under_its_own_id_only(s):
+    """A peer refuses the viewer's first request and never answers its next until the viewer cancels it;
+    then it sends DATA under the first (refused) request's id. Only the cancelled request's own id may
+    still bring bytes, so that is a protocol error (BYE 3). Before, what cancelled requests still lacked
+    was one sum per link that DATA under any id the viewer had used could draw on (counted as P2P bytes in
+    the report and the announces; found by review)."""
+    setup_video(s)
+    stop_shared_seeder()
+    seen = {}
+
+    def scenario(link, n):
+        link.sock.settimeout(1)
+        deadline = time.time() + 60
+        refused = cancelled = None
+        while time.time() < deadline:
+            try:
+                msg = link.recv()
+            except socket.timeout:
+                continue
+            if msg[0] == 1:
+                link.send(bytes([2]) + msg[1:9])
+            elif msg[0] == 4 and refused is None:
+                refused = msg[1:5]
+                link.send(bytes([6]) + refused + bytes([1]))  # REFUSE: busy
+            elif msg[0] == 7 and cancelled is None:
+                cancelled = msg[1:5]
+                seen["cancelled"] = int.from_bytes(cancelled, "big")
+                link.send(bytes([5]) + refused + (0).to_bytes(4, "big") + bytes(1000))  # DATA under the refused id
+            elif msg[0] == 8:
+                seen.setdefault("byes", []).append((n, msg[1]))
+                return
+
+    t2 = s.tracker("--interval", "2", "--key", st["tkey"])
+    evil = EvilAcceptor(s, 41, scenario, t2)
+    victim = Peer(s, st["o"], st["vid"], "--tracker", t2.url, "--rendition", "v0", name="victim-cancelled")
+    r = victim.wait(120)
+    evil.stop()
+    print("# %r; the viewer's report: %r" % (seen, {k: r[k] for k in ("bytes_p2p", "stalls")}))
+    check("cancelled" in seen, "the viewer cancelled the request the peer did not answer: %r" % seen)
+    eq(seen.get("byes", [])[:1], [(1, 3)], "DATA under a refused request's id: a protocol error (BYE 3)")
+    eq(r["bytes_p2p"], 0, "none of it counted as received from peers")
+    eq(r["stalls"], 0, "the viewer did not stall")
 
 
 def test_a_peer_the_tracker_distrusts_stops_announcing(s):
@@ -1615,9 +1820,10 @@ def log_range_of(log, path, n):
 if __name__ == "__main__":
     S.run([test_a_python_peer_written_from_the_spec_fetches_a_verified_segment,
            test_a_peer_that_asks_without_reading_is_closed_not_buffered,
-           test_a_peer_that_stops_reading_loses_its_link_and_the_upload_slots, test_data_nobody_asked_for_closes_the_link,
+           test_a_peer_that_stops_reading_loses_its_link_and_the_upload_slots,
+           test_slow_readers_do_not_keep_the_upload_slots, test_data_nobody_asked_for_closes_the_link,
            test_a_link_past_the_limit_hears_that_the_peer_is_full,
-           test_connections_that_never_finish_a_handshake_cannot_take_the_slots,
+           test_idle_links_give_way_to_new_ones, test_connections_that_never_finish_a_handshake_cannot_take_the_slots,
            test_a_seeder_stopped_while_fetching_under_a_download_cap_exits_at_once,
            test_a_seeders_report_lists_what_it_holds_and_where_it_came_from,
        test_a_first_start_that_fails_pins_nothing_and_says_one_line, test_connections_without_a_valid_ticket_are_refused,
@@ -1627,11 +1833,13 @@ if __name__ == "__main__":
            test_without_a_tracker_the_peer_plays_from_the_cdn_alone,
            test_a_segment_no_source_can_deliver_ends_playback_and_redirects_are_followed,
            test_a_seeder_tries_a_failed_fetch_again,
+           test_a_viewer_whose_clock_is_off_takes_the_trackers,
            test_a_tracker_named_on_the_command_line_serves_a_manifest_that_names_none,
            test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
            test_a_signed_media_origin_swarms_with_the_media_query,
            test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
            test_a_peer_that_sends_garbage_and_leaves_is_banned_all_the_same,
+           test_data_of_a_cancelled_request_is_allowed_under_its_own_id_only,
            test_a_peer_the_tracker_distrusts_stops_announcing,
            test_a_local_player_asking_out_of_order_or_at_two_renditions_is_answered,
            test_what_the_store_let_go_is_fetched_again_and_an_init_after_the_end,

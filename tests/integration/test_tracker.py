@@ -303,7 +303,8 @@ def test_bad_input_is_refused_with_a_reason(s):
     sig = forged["proof"]["sig"]
     forged["proof"]["sig"] = sig[:10] + ("B" if sig[10] != "B" else "C") + sig[11:]
     expect_error(m, forged, 403, "bad_proof")
-    expect_error(m, m.body("started", proof=m.proof(int(time.time()) - 3600)), 403, "proof_expired")
+    j = expect_error(m, m.body("started", proof=m.proof(int(time.time()) - 3600)), 403, "proof_expired")
+    check(abs(j.get("tracker_time", 0) - time.time()) < 5, "the answer says the tracker's time: %r" % j)
     thief = m.body("started")
     thief["key"] = __import__("base64").b64encode(a.pk).decode()  # a's key with m's own signature
     expect_error(m, thief, 403, "bad_proof")

@@ -143,6 +143,31 @@ static void fairness_keeps_the_deadlines_admission_promised(void **state)
     }
 }
 
+/* A serve held up by its link (a requester that reads slowly) leaves its slot to the next request, and
+ * takes one again when its link drains. */
+static void a_serve_held_up_by_its_link_leaves_its_slot(void **state)
+{
+    (void)state;
+    pc_upload u;
+    pc_upload_init(&u, 800000000, 2, 2, 32); /* 100 MB/s, two slots */
+    uint64_t id;
+    uint32_t len;
+    for (uint64_t k = 1; k <= 4; k++)
+        assert_int_equal(pc_upload_request(&u, k, (uint32_t)(10 + k), 1000, 1, k * S, 0), PC_REFUSE_NONE);
+    assert_true(pc_upload_next(&u, 0, &id, &len) && id == 1);
+    assert_true(pc_upload_next(&u, 0, &id, &len) && id == 2);
+    assert_false(pc_upload_next(&u, 0, &id, &len)); /* both slots taken */
+    pc_upload_held(&u, 1, 1);
+    assert_true(pc_upload_next(&u, 0, &id, &len) && id == 3);
+    assert_false(pc_upload_next(&u, 0, &id, &len));
+    pc_upload_held(&u, 1, 0); /* it flows again: three are sending, so nothing starts until two are */
+    pc_upload_done(&u, 2);
+    assert_false(pc_upload_next(&u, 0, &id, &len));
+    pc_upload_done(&u, 3);
+    assert_true(pc_upload_next(&u, 0, &id, &len) && id == 4);
+    pc_upload_clear(&u);
+}
+
 static void the_cap_holds_over_time(void **state)
 {
     (void)state;
@@ -176,6 +201,7 @@ int main(void)
         cmocka_unit_test(a_request_that_would_wait_too_long_is_refused_as_busy),
         cmocka_unit_test(one_requester_cannot_take_every_slot),
         cmocka_unit_test(fairness_keeps_the_deadlines_admission_promised),
+        cmocka_unit_test(a_serve_held_up_by_its_link_leaves_its_slot),
         cmocka_unit_test(the_cap_holds_over_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
