@@ -87,7 +87,7 @@ struct up {
     pc_buf final_hdr, final_body;
     size_t final_seen;
     uv_timer_t tick;
-    uv_timer_t final_retry; /* the join, again after a 500, 503 or 423 (MAX_ATTEMPTS) */
+    uv_timer_t final_retry; /* the join, again after a 500, 503, 423, 502, 504 or network error (MAX_ATTEMPTS) */
     int final_attempts;
     uv_signal_t sigint;
     double t0;

@@ -212,6 +212,9 @@ class FakeOrigin(QuietHandler):
             if srv.mode == "busy-join" and srv.joins <= 2:  # --max-uploads reached: nothing was joined
                 self.answer(503, b'{"code":"busy","message":"retry"}', [("Retry-After", "2")])
                 return
+            if srv.mode == "proxy-join" and srv.joins <= 2:  # a proxy in front gave up: the join may have happened
+                self.answer(502 if srv.joins == 1 else 504, b"<html>gateway</html>", [])
+                return
             vid = "etc\x1b[31mRED" if srv.mode == "bad-id" else "a" * 20
             self.answer(201, b"", [("Location", base + "/files/" + vid)])
         else:
@@ -291,6 +294,24 @@ def test_a_join_the_origin_is_too_busy_for_is_tried_again(s):
     eq(srv.joins, 3, "three joins asked")
 
 
+def test_a_join_a_proxy_answered_502_or_504_is_asked_again(s):
+    """A proxy's 502 or 504 to the join says nothing of whether the origin joined the parts: the CLI asks
+    again (a join asked again for the same parts answers the same final upload), as docs/origin.md says."""
+    src = os.path.join(s.tmp, "proxy-src.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(1 << 20))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeOrigin)
+    srv.mode, srv.parts, srv.offsets = "proxy-join", 0, {}
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        rc, out, err = cli(src, "--origin", "http://127.0.0.1:%d" % srv.server_address[1], "--token", TOKEN,
+                           "--no-progress", "--parallel", "2", "--state", os.path.join(s.tmp, "proxy.json"))
+    finally:
+        srv.shutdown()
+    eq((rc, out.strip()), (0, "a" * 20), "joined on the third try: %r" % err)
+    eq(srv.joins, 3, "three joins asked")
+
+
 def test_a_join_whose_answer_was_lost_is_learned_on_the_next_run(s):
     """The join committed but its 201 never reached the CLI (the origin died right after the commit, or
     the connection broke): the next run found its parts gone (HEAD 404) and told the user to start over,
@@ -330,4 +351,5 @@ def test_a_join_whose_answer_was_lost_is_learned_on_the_next_run(s):
 S.run([test_parallel_upload_prints_the_video_id, test_resume_after_interruption,
        test_a_state_that_does_not_cover_the_file_starts_over, test_progress_bar_on_a_terminal,
        test_the_resume_state_is_the_clients_own, test_errors_are_one_line_and_nonzero, test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang,
-       test_a_join_the_origin_is_too_busy_for_is_tried_again, test_a_join_whose_answer_was_lost_is_learned_on_the_next_run])
+       test_a_join_the_origin_is_too_busy_for_is_tried_again,
+       test_a_join_a_proxy_answered_502_or_504_is_asked_again, test_a_join_whose_answer_was_lost_is_learned_on_the_next_run])
