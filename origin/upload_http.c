@@ -5,6 +5,7 @@
  * connections h2o already owns (bodies there are buffered by h2o, so those
  * responses ask the client to reconnect: "Connection: close").
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,12 +236,15 @@ static void respond_h2o(h2o_req_t *req, pc_tus_reply *r)
     static h2o_generator_t gen = {NULL, NULL};
     req->res.status = r->status;
     req->res.reason = pc_http_reason(r->status);
-    req->res.content_length = r->body_len;
-    if (r->body != NULL)
+    /* a 204 (or 304) carries no Content-Length, not even 0 (RFC 9110 8.6), as on the front door */
+    int bodyless = r->status == 204 || r->status == 304;
+    req->res.content_length = bodyless ? SIZE_MAX : r->body_len;
+    if (r->body != NULL && !bodyless)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     h2o_iovec_t b = h2o_strdup(&req->pool, r->body != NULL ? r->body : "", r->body_len);
     h2o_start_response(req, &gen);
-    h2o_send(req, &b, r->body_len > 0 && !pc_http_req_method_is(req, "HEAD") ? 1 : 0, H2O_SEND_STATE_FINAL);
+    h2o_send(req, &b, r->body_len > 0 && !bodyless && !pc_http_req_method_is(req, "HEAD") ? 1 : 0,
+             H2O_SEND_STATE_FINAL);
     pc_tus_reply_clear(r);
 }
 

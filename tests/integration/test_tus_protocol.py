@@ -610,6 +610,34 @@ def test_an_audits_findings(s):
     eq(request(vloc, "HEAD", headers=tus_headers()).status, 404, "the upload after")
 
 
+def test_bodyless_answers_carry_no_content_length(s):
+    """A 204 carries no Content-Length, not even 0 (RFC 9110 8.6): the front door's answers did not, but a
+    tus request on a keep-alive connection h2o already serves (a GET before it) got "Content-Length: 0"
+    on its 204 (PATCH, DELETE, OPTIONS). The 200 of a HEAD keeps its length."""
+    o = origin()
+    first = "GET /api/videos HTTP/1.1\r\nHost: x\r\n\r\n"  # h2o owns the connection from here on
+    forms = {"PATCH": "PATCH %s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+                      "Content-Type: application/offset+octet-stream\r\nContent-Length: 10\r\n\r\n0123456789",
+             "OPTIONS": "OPTIONS %s HTTP/1.1\r\nHost: x\r\n\r\n",
+             "DELETE": "DELETE %s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n\r\n"}
+    for method, form in forms.items():
+        for path, before in (("h2o", first), ("front door", "")):
+            loc = urllib.parse.urlsplit(location(create(o, 10)))
+            target = "%s?%s" % (loc.path, loc.query) if loc.query else loc.path
+            out = raw(o, (before + form % target).encode(), wait=2).decode(errors="replace")
+            at = out.find("HTTP/1.1 204")
+            check(at >= 0 and (at > 0) == (before != ""), "%s on the %s: a 204: %r" % (method, path, out[:300]))
+            head = out[at:].split("\r\n\r\n", 1)[0].lower()
+            check("\r\ncontent-length:" not in head and "\r\ntransfer-encoding:" not in head,
+                  "%s on the %s: no Content-Length on a 204: %r" % (method, path, head))
+            if method == "PATCH" and path == "h2o":
+                out = raw(o, (first + "HEAD %s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n\r\n" % target)
+                          .encode(), wait=2).decode(errors="replace")
+                head = out[out.find("HTTP/1.1 200", 5):].split("\r\n\r\n", 1)[0].lower()
+                check("\r\nupload-offset: 10\r\n" in head and "\r\ncontent-length: 0" in head,
+                      "HEAD on h2o: the bytes are there and its 200 keeps a length: %r" % head)
+
+
 def test_uploads_received_at_once_are_limited(s):
     """Each body in progress holds buffers, and a client may trickle one for as long as it likes: past
     --max-uploads the next is told 503 busy with Retry-After (tus clients retry), and gets in once one
@@ -644,4 +672,5 @@ S.run([test_creation_url_needs_the_token, test_options_advertises_the_extensions
        test_finished_and_empty_uploads_answer_retries_and_bad_checksums_leave_nothing,
        test_uploads_cannot_promise_more_disk_than_there_is,
        test_memory_stays_bounded_for_big_and_concurrent_uploads, test_an_audits_findings,
+       test_bodyless_answers_carry_no_content_length,
        test_uploads_received_at_once_are_limited])
