@@ -538,9 +538,12 @@ int pc_tus_recover(pc_tus *t)
 
 /* ---- request handling ---- */
 
+/* Upload-Expires on every upload the sweep removes at its expiry (pc_db_upload_expired): an unfinished one, and
+ * a partial one even when complete, since it is deleted unless a join takes it first. A complete single or
+ * final upload is a video: its record goes later, and nothing of the video with it. */
 static void add_expires(pc_tus_reply *r, const pc_upload *u)
 {
-    if (!u->completed) {
+    if (!u->completed || u->kind == PC_UPLOAD_PARTIAL) {
         char date[40];
         pc_http_date(u->expires, date, sizeof(date));
         add_header(r, "Upload-Expires", "%s", date);

@@ -216,6 +216,17 @@ def test_expiration(s):
     time.sleep(4.5)
     eq(request(loc, "HEAD", headers=tus_headers()).status, 410, "expired upload")
     eq(patch(loc, 5, b"67890").status, 410, "PATCH on expired upload")
+    # a partial upload is removed at its expiry even when complete (unless joined first): every answer
+    # about it says when, the one that completes it and the HEADs after included
+    r = create(o, 10, Upload_Concat="partial")
+    loc, expires = location(r), r.header("upload-expires")
+    check(expires is not None and expires.endswith(" GMT"), "the creation: %r" % r)
+    for off, data in ((0, b"12345"), (5, b"67890")):
+        r = patch(loc, off, data)
+        eq((r.status, r.header("upload-expires")), (204, expires), "PATCH at %d of a partial upload" % off)
+    r = request(loc, "HEAD", headers=tus_headers())
+    eq((r.status, r.header("upload-offset"), r.header("upload-expires")), (200, "10", expires),
+       "HEAD of the complete partial upload")
 
 
 def start_raw_patch(loc, length, first):
