@@ -44,7 +44,7 @@ static const char usage[] =
     "upload options:\n"
     "  --origin URL            origin base URL, e.g. http://127.0.0.1:8080\n"
     "  --token TOKEN           upload token (or $PEERCDN_UPLOAD_TOKEN)\n"
-    "  --title TITLE           video title (default: the file name)\n"
+    "  --title TITLE           video title, at most 511 bytes (default: the file name)\n"
     "  --parallel N            parallel partial uploads joined by tus concatenation, 1 to 32 (default 4)\n"
     "  --chunk-mb N            bytes per PATCH request in MiB, 1 to 1024 (default 16)\n"
     "  --wait                  wait for processing and print the final state\n"
@@ -203,6 +203,8 @@ static int cmd_upload(int argc, char **argv)
         case O_TITLE:
             if (optarg[0] == '\0')
                 pc_cli_usage("--title must not be empty (without it, the file's name is the title)");
+            if (strlen(optarg) > PC_TITLE_MAX) /* the origin would cut it: say so rather than store less */
+                pc_cli_usage("--title is at most %d bytes (this one has %zu)", PC_TITLE_MAX, strlen(optarg));
             u.title = optarg;
             break;
         case O_PAR: u.parallel = (int)pc_cli_int(optarg, "--parallel", 1, 32); break;

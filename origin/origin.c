@@ -48,11 +48,30 @@ static int utf8_valid(const char *s)
     return ok;
 }
 
+/* |s| made a title PATCH /api/videos/{id} would accept (api.c's title_ok): control characters (below 0x20,
+ * 0x7f) become spaces, and past PC_TITLE_MAX bytes it is cut at a UTF-8 character boundary. Cannot fail. */
+static void title_fit(char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            s[i] = ' ';
+    if (n > PC_TITLE_MAX) {
+        n = PC_TITLE_MAX;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) /* s[n] continues the character before it */
+            n--;
+        s[n] = '\0';
+    }
+}
+
 /* Inside the transaction that records the completed upload: the video is created with it. */
 static int on_upload_complete(void *user, const pc_upload *u, const char *final_path)
 {
     pc_origin *o = user;
-    char title[PC_TITLE_MAX + 1] = "";
+    /* a metadata value is at most PC_TUS_MAX_METADATA bytes of base64, so its bytes fit (a NUL in them ends
+     * the title); the title is then fitted to PC_TITLE_MAX (before, a longer one failed to decode into a
+     * buffer of that size and the file name was taken instead) */
+    char title[PC_TUS_MAX_METADATA + 1] = "";
     if (u->metadata != NULL) {
         size_t ml = strlen(u->metadata);
         if (pc_tus_metadata_get(u->metadata, ml, "title", title, sizeof(title)) != 0 &&
@@ -60,6 +79,7 @@ static int on_upload_complete(void *user, const pc_upload *u, const char *final_
             pc_tus_metadata_get(u->metadata, ml, "name", title, sizeof(title)) != 0)
             title[0] = '\0';
     }
+    title_fit(title);
     if (title[0] == '\0' || !utf8_valid(title))
         snprintf(title, sizeof(title), "untitled");
     int r = pc_db_video_create(o->db, u->id, title, final_path, u->length, pc_origin_now_ms());

@@ -12,7 +12,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TOKEN, QuietHandler, Suite, check, clip, eq, request  # noqa: E402
+from harness import TOKEN, QuietHandler, Suite, check, clip, eq, meta, request, tus_headers  # noqa: E402
 
 S = Suite("uploadcli")
 st = {}
@@ -198,6 +198,41 @@ def test_errors_are_one_line_and_nonzero(s):
     check(b"serve" in p.stdout and b"upload" in p.stdout, "help text")
 
 
+def test_long_titles_are_cut_at_a_character_and_control_characters_become_spaces(s):
+    """A title is what PATCH /api/videos/ID would accept: 1 to 511 bytes of UTF-8 without control characters.
+    A longer one in a tus client's metadata used to fail to decode into a buffer of 512 bytes, and the
+    file name silently became the title; now it is cut at a character boundary, and control characters
+    become spaces. The CLI refuses a --title over 511 bytes (exit 2) rather than have it cut."""
+    o = st["o"]
+    url = o.creation_url()
+    body = b"not a video, but a video record with a title"
+    for sent, want in (("\u00e9" * 300, "\u00e9" * 255),  # 600 bytes: cut to 510, not inside the 256th
+                       ("x" * 510 + "\u20ac", "x" * 510),  # the euro sign's 3 bytes would end at 513
+                       ("x" * 511 + "yz", "x" * 511),
+                       ("tab\there\r\nnew line\x7fdel\x01", "tab here  new line del "),
+                       ("\u00e9" * 1500, "\u00e9" * 255)):  # 3000 bytes, 4000 of base64: the metadata limit
+        r = request(url, "POST", body=body, headers=tus_headers(
+            Upload_Length=len(body), Content_Type="application/offset+octet-stream",
+            Upload_Metadata=meta(filename="file.bin", title=sent)))
+        eq(r.status, 201, "creation with %d bytes of title: %r" % (len(sent.encode()), r))
+        vid = r.header("location").split("?")[0].rsplit("/", 1)[1]
+        got = o.video(vid)["title"]
+        eq((len(got.encode()), got), (len(want.encode()), want), "a title of %d bytes" % len(sent.encode()))
+        o.req("DELETE", "/api/videos/" + vid, headers=o.auth())
+    src = os.path.join(s.tmp, "title-src.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(1 << 16))
+    rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--no-progress", "--title", "\u00e9" * 256,
+                       "--state", os.path.join(s.tmp, "title.json"))
+    eq((rc, out, len(err.strip().splitlines())), (2, "", 1), "a --title of 512 bytes: usage error (%r)" % err)
+    check("511 bytes" in err, "says the limit: %r" % err)
+    title = "\u00e9" * 255 + "!"
+    rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--no-progress", "--title", title,
+                       "--state", os.path.join(s.tmp, "title.json"))
+    eq(rc, 0, "a --title of 511 bytes (%r)" % err)
+    eq(o.video(out.strip())["title"], title, "kept whole")
+
+
 class FakeOrigin(QuietHandler):
     """A tus server that goes wrong in one way (self.server.mode)."""
 
@@ -352,4 +387,5 @@ S.run([test_parallel_upload_prints_the_video_id, test_resume_after_interruption,
        test_a_state_that_does_not_cover_the_file_starts_over, test_progress_bar_on_a_terminal,
        test_the_resume_state_is_the_clients_own, test_errors_are_one_line_and_nonzero, test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang,
        test_a_join_the_origin_is_too_busy_for_is_tried_again,
-       test_a_join_a_proxy_answered_502_or_504_is_asked_again, test_a_join_whose_answer_was_lost_is_learned_on_the_next_run])
+       test_a_join_a_proxy_answered_502_or_504_is_asked_again,
+       test_long_titles_are_cut_at_a_character_and_control_characters_become_spaces, test_a_join_whose_answer_was_lost_is_learned_on_the_next_run])
