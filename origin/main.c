@@ -79,6 +79,9 @@ static int cmd_serve(int argc, char **argv)
     c.media_token_ttl_s = 6 * 3600;
     c.upload_ttl_s = 24 * 3600;
     c.creation_ttl_s = 3600;
+    const char *test_ttl = getenv("PEERCDN_TEST_CREATION_TTL_S"); /* tests: creation URLs that expire in seconds */
+    if (test_ttl != NULL && atoi(test_ttl) > 0)
+        c.creation_ttl_s = atoi(test_ttl);
     c.idle_timeout_s = 30;
     enum { O_DATA = PC_CLI_LONG_FIRST, O_LISTEN, O_TOKEN, O_TRACKER, O_TRACKER_KEY, O_PUBLIC, O_WORKERS, O_SEG, O_PRESET, O_LEASE,
            O_SIGNED, O_MTTL, O_UTTL, O_LOG, O_X264T, O_CRF, O_CACHE, O_MAXUP, O_IDLE, O_HELP };

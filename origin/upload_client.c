@@ -10,7 +10,10 @@
  * again after an interruption HEADs each part for its offset and continues.
  * Transient failures (network errors, 5xx, 409, 423, 460) are retried with
  * backoff; the body is read from the file twice (hash, then send) so memory
- * stays small whatever the chunk size.
+ * stays small whatever the chunk size. The creation URL, which creates the
+ * parts and joins them, expires (an hour): when the origin says so, a new one
+ * is asked for with the token and the request made again, once; a resumed
+ * state whose URL has expired gets a new one at the start.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +48,14 @@
 #define ANSWER_MAX (64 * 1024) /* the body of a tus answer (PATCH, HEAD, creation): 204s have none */
 #define WAIT_ERRORS_MAX 120 /* --wait: polls in a row without an answer (half a second apart) */
 #define CLIENT_REQ_TIMEOUT_S 300L /* a creation, HEAD or join: whole request and answer */
+#define ANSWER_KEEP 1024 /* the start of an answer's body kept to read an error's code ({"code":"expired"...}) */
+#define CREATE_MARGIN_S 60 /* a resumed state's creation URL expiring sooner than this is replaced at once */
+
+/* The body of a tus answer: counted, its start kept (an error's JSON), the rest thrown away. */
+struct answer {
+    size_t seen;
+    char head[ANSWER_KEEP];
+};
 
 struct part {
     struct up *u;
@@ -54,7 +65,7 @@ struct part {
     CURL *easy;
     struct curl_slist *hdrs;
     pc_buf resp_hdr;
-    size_t body_seen;         /* bytes of the current answer's body (discard_cb) */
+    struct answer ans;        /* the current answer's body (discard_cb) */
     int64_t confirmed;        /* the highest offset the origin confirmed: it never goes back */
     int64_t sending_off, sending_len, sent;
     int attempts;
@@ -63,6 +74,9 @@ struct part {
     int known; /* its HEAD found it, this run */
     uv_timer_t retry;
     int head_pending;
+    int create_gen;       /* u->create_gen when its creation was sent */
+    int create_refreshed; /* its creation met an expired creation URL and waits for, or had, a new one */
+    int wait_create;      /* waits for the new creation URL */
 };
 
 struct up {
@@ -77,6 +91,11 @@ struct up {
     char *title, *metadata;
     char state_path[4096];
     char *create_url;
+    int64_t create_expires; /* unix seconds, from the API's "expires" (0: not known, a state of an older version) */
+    int create_gen;         /* how many times create_url was replaced this run */
+    CURL *refresh_easy;     /* POST /api/uploads for a new creation URL, when the one held expired */
+    struct curl_slist *refresh_hdrs;
+    pc_buf refresh_body;
     struct part parts[MAX_PARTS];
     int nparts;
     int failed, interrupted, finished;
@@ -84,8 +103,9 @@ struct up {
     char video_id[2048];
     CURL *final_easy;
     struct curl_slist *final_hdrs;
-    pc_buf final_hdr, final_body;
-    size_t final_seen;
+    pc_buf final_hdr;
+    struct answer final_ans;
+    int final_gen, final_refreshed, final_wait; /* as a part's create_gen, create_refreshed, wait_create */
     uv_timer_t tick;
     uv_timer_t final_retry; /* the join, again after a 500, 503, 423, 502, 504 or network error (MAX_ATTEMPTS) */
     int final_attempts;
@@ -127,10 +147,11 @@ static int save_state(struct up *u)
     for (int i = 0; i < u->nparts; i++)
         json_array_append_new(parts, json_pack("{s:s?, s:I, s:I}", "url", u->parts[i].url, "start",
                                                (json_int_t)u->parts[i].start, "length", (json_int_t)u->parts[i].length));
-    json_t *st = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s?, s:o}", "kind", "peercdn-upload-state",
+    json_t *st = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s?, s:I, s:o}", "kind", "peercdn-upload-state",
                            "file", u->real, "size", (json_int_t)u->size, "mtime_ns", (json_int_t)u->mtime_ns,
                            "ctime_ns", (json_int_t)u->ctime_ns, "dev", (json_int_t)u->dev, "ino", (json_int_t)u->ino,
-                           "origin", u->o->origin, "create_url", u->create_url, "parts", parts);
+                           "origin", u->o->origin, "create_url", u->create_url, "create_expires",
+                           (json_int_t)u->create_expires, "parts", parts);
     char *text = pc_json_dump(st);
     json_decref(st);
     int rc = text == NULL ? PC_ENOMEM : pc_replace_file_mode(u->state_path, text, strlen(text), 0600);
@@ -188,6 +209,7 @@ static int load_state(struct up *u)
     json_t *parts = json_object_get(st, "parts");
     if (ok && json_array_size(parts) > 0 && json_array_size(parts) <= MAX_PARTS) {
         u->create_url = strdup(pc_json_str(st, "create_url"));
+        u->create_expires = pc_json_int(st, "create_expires", 0);
         u->nparts = (int)json_array_size(parts);
         for (int i = 0; i < u->nparts; i++) {
             json_t *p = json_array_get(parts, (size_t)i);
@@ -204,6 +226,7 @@ static int load_state(struct up *u)
             }
             free(u->create_url);
             u->create_url = NULL;
+            u->create_expires = 0;
             u->nparts = 0;
         }
     } else {
@@ -254,14 +277,30 @@ static size_t hdr_cb(char *p, size_t sz, size_t n, void *user)
     return pc_buf_append(user, p, sz * n) == 0 ? sz * n : 0;
 }
 
-/* The body of a tus answer, thrown away: past ANSWER_MAX the transfer is aborted (a server streaming an
- * endless answer to a PATCH cannot hold the client). |user| counts the bytes. */
+/* The body of a tus answer, thrown away but for its start: past ANSWER_MAX the transfer is aborted (a
+ * server streaming an endless answer to a PATCH cannot hold the client). |user| is a struct answer. */
 static size_t discard_cb(char *p, size_t sz, size_t n, void *user)
 {
-    (void)p;
-    size_t *seen = user;
-    *seen += sz * n;
-    return *seen > ANSWER_MAX ? 0 : sz * n;
+    struct answer *a = user;
+    size_t len = sz * n;
+    if (a->seen < sizeof(a->head))
+        memcpy(a->head + a->seen, p, len < sizeof(a->head) - a->seen ? len : sizeof(a->head) - a->seen);
+    a->seen += len;
+    return a->seen > ANSWER_MAX ? 0 : len;
+}
+
+/* 1 when the answer is a tus error whose code is "expired": the URL's signature has expired (a 403; an
+ * upload that expired unfinished is a 410). */
+static int answer_expired(const struct answer *a, long status)
+{
+    json_t *o = NULL;
+    size_t len = a->seen < sizeof(a->head) ? a->seen : sizeof(a->head);
+    if (status != 403 || pc_json_parse_object(a->head, len, sizeof(a->head), &o, NULL, 0) != 0)
+        return 0;
+    const char *code = pc_json_str(o, "code");
+    int r = code != NULL && strcmp(code, "expired") == 0;
+    json_decref(o);
+    return r;
 }
 
 static size_t body_cb(char *p, size_t sz, size_t n, void *user)
@@ -294,9 +333,9 @@ static int resp_header(const pc_buf *h, const char *name, char *out, size_t len)
     return -1;
 }
 
-static CURL *new_easy(struct up *u, const char *url, struct curl_slist **hdrs, pc_buf *hbuf, size_t *seen)
+static CURL *new_easy(struct up *u, const char *url, struct curl_slist **hdrs, pc_buf *hbuf, struct answer *ans)
 {
-    *seen = 0;
+    ans->seen = 0;
     CURL *e = curl_easy_init();
     if (e == NULL)
         return NULL;
@@ -306,7 +345,7 @@ static CURL *new_easy(struct up *u, const char *url, struct curl_slist **hdrs, p
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, hdr_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, hbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, seen);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, ans);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 15L);
     /* a transfer under 1 KiB/s for a minute is a failed attempt (retried): a server that trickles
@@ -319,6 +358,7 @@ static CURL *new_easy(struct up *u, const char *url, struct curl_slist **hdrs, p
 
 static void start_part(struct part *p);
 static void maybe_finalize(struct up *u);
+static int refresh_creation_url(struct up *u, int gen);
 
 static void on_retry(uv_timer_t *t)
 {
@@ -408,7 +448,7 @@ static void on_patch_done(void *arg, CURL *e, CURLcode rc)
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     int64_t newoff = offset_header(p, INT64_MAX);
-    size_t answered = p->body_seen;
+    size_t answered = p->ans.seen;
     cleanup_easy(p);
     if (answered > ANSWER_MAX) { /* no tus server answers a PATCH with a body: this one is not one */
         fail(p->u, "the origin answered part %d's PATCH with over 64 KiB (tus answers carry none)", p->idx + 1);
@@ -515,9 +555,20 @@ static void on_create_done(void *arg, CURL *e, CURLcode rc)
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     char loc[2048];
     int ok = rc == CURLE_OK && status == 201 && resp_header(&p->resp_hdr, "location", loc, sizeof(loc)) == 0;
+    int expired = rc == CURLE_OK && answer_expired(&p->ans, status);
     cleanup_easy(p);
+    if (expired && !p->create_refreshed) { /* the creation URL expired (an hour): a new one, once */
+        p->create_refreshed = p->create_gen == p->u->create_gen;
+        p->wait_create = refresh_creation_url(p->u, p->create_gen);
+        if (!p->wait_create)
+            start_part(p);
+        return;
+    }
     if (!ok) {
-        if (rc == CURLE_OK && status >= 400 && status < 500 && status != 423)
+        if (expired)
+            fail(p->u, "the origin refused to create part %d (HTTP 403: a new upload URL expired too; is its clock right?)",
+                 p->idx + 1);
+        else if (rc == CURLE_OK && status >= 400 && status < 500 && status != 423)
             fail(p->u, "the origin refused to create part %d (HTTP %ld)", p->idx + 1, status);
         else
             retry_later(p, rc != CURLE_OK ? curl_easy_strerror(rc) : "creation failed");
@@ -542,12 +593,13 @@ static void on_create_done(void *arg, CURL *e, CURLcode rc)
 static void start_part(struct part *p)
 {
     struct up *u = p->u;
-    if (u->failed || u->interrupted || p->busy)
+    if (u->failed || u->interrupted || p->busy || p->wait_create)
         return;
     pc_buf_reset(&p->resp_hdr);
     if (p->url == NULL) { /* create the partial upload */
         char len[64];
-        p->easy = new_easy(u, u->create_url, &p->hdrs, &p->resp_hdr, &p->body_seen);
+        p->create_gen = u->create_gen;
+        p->easy = new_easy(u, u->create_url, &p->hdrs, &p->resp_hdr, &p->ans);
         snprintf(len, sizeof(len), "Upload-Length: %" PRId64, p->length);
         p->hdrs = curl_slist_append(p->hdrs, len);
         p->hdrs = curl_slist_append(p->hdrs, "Upload-Concat: partial");
@@ -561,7 +613,7 @@ static void start_part(struct part *p)
         return;
     }
     if (p->head_pending) {
-        p->easy = new_easy(u, p->url, &p->hdrs, &p->resp_hdr, &p->body_seen);
+        p->easy = new_easy(u, p->url, &p->hdrs, &p->resp_hdr, &p->ans);
         curl_easy_setopt(p->easy, CURLOPT_NOBODY, 1L);
         curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, CLIENT_REQ_TIMEOUT_S);
         p->busy = 1;
@@ -582,7 +634,7 @@ static void start_part(struct part *p)
         fail(u, "cannot read %s: %s", u->o->file, strerror(errno));
         return;
     }
-    p->easy = new_easy(u, p->url, &p->hdrs, &p->resp_hdr, &p->body_seen);
+    p->easy = new_easy(u, p->url, &p->hdrs, &p->resp_hdr, &p->ans);
     snprintf(h1, sizeof(h1), "Upload-Offset: %" PRId64, p->offset);
     snprintf(h2, sizeof(h2), "Upload-Checksum: sha256 %s", sum);
     p->hdrs = curl_slist_append(p->hdrs, h1);
@@ -614,10 +666,21 @@ static void on_final_done(void *arg, CURL *e, CURLcode rc)
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     char loc[2048];
     int ok = rc == CURLE_OK && status == 201 && resp_header(&u->final_hdr, "location", loc, sizeof(loc)) == 0;
+    int expired = rc == CURLE_OK && answer_expired(&u->final_ans, status);
     curl_easy_cleanup(u->final_easy);
     u->final_easy = NULL;
     curl_slist_free_all(u->final_hdrs);
     u->final_hdrs = NULL;
+    if (expired && !u->final_refreshed) {
+        /* the creation URL expired (an hour after it was handed out: a slow upload, or a resume): the join
+         * is asked again with a new one, once (a part's expired URL would be refused again) */
+        u->final_refreshed = u->final_gen == u->create_gen;
+        u->final_hdr.len = 0;
+        u->final_wait = refresh_creation_url(u, u->final_gen);
+        if (!u->final_wait)
+            maybe_finalize(u);
+        return;
+    }
     if (!ok) {
         /* the origin said it joined nothing (503 busy at --max-uploads, 500, 423 a part in use), or the answer
          * was lost (a network error, a proxy's 502 or 504): again, later. A join that did happen is answered
@@ -631,8 +694,8 @@ static void on_final_done(void *arg, CURL *e, CURLcode rc)
             return;
         }
         int gone = first_gone(u);
-        if (rc == CURLE_OK && (status == 403 || status == 410)) /* the creation URL expired (an hour) */
-            fail(u, "the origin refused to join the parts (HTTP %ld: the upload URL expired); delete %s to start over",
+        if (rc == CURLE_OK && (status == 403 || status == 410)) /* a part's URL expired, or a new creation URL */
+            fail(u, "the origin refused to join the parts (HTTP %ld: an upload URL expired); delete %s to start over",
                  status, u->state_path);
         else if (rc == CURLE_OK && status == 400 && gone >= 0)
             fail(u, "part %d can no longer be resumed (HTTP 404) and was not joined; delete %s to start over", gone + 1,
@@ -665,14 +728,15 @@ static void maybe_finalize(struct up *u)
     for (int i = 0; i < u->nparts; i++)
         if (!u->parts[i].done)
             return;
-    if (u->final_easy != NULL)
+    if (u->final_easy != NULL || u->final_wait || u->failed || u->interrupted)
         return;
     pc_buf list;
     pc_buf_init(&list, 1 << 20);
     int r = pc_buf_append_str(&list, "Upload-Concat: final;");
     for (int i = 0; r == 0 && i < u->nparts; i++)
         r = pc_buf_printf(&list, "%s%s", i > 0 ? " " : "", u->parts[i].url);
-    u->final_easy = new_easy(u, u->create_url, &u->final_hdrs, &u->final_hdr, &u->final_seen);
+    u->final_gen = u->create_gen;
+    u->final_easy = new_easy(u, u->create_url, &u->final_hdrs, &u->final_hdr, &u->final_ans);
     u->final_hdrs = curl_slist_append(u->final_hdrs, list.data);
     char *meta = NULL;
     if (asprintf(&meta, "Upload-Metadata: %s", u->metadata) > 0)
@@ -687,45 +751,125 @@ static void maybe_finalize(struct up *u)
         fail(u, "out of memory");
 }
 
-/* POST /api/uploads (blocking: one request before the loop starts). */
-static int get_creation_url(struct up *u)
+/* POST /api/uploads: the request, its answer going to |body| (*|hdrs| to be freed with it). */
+static CURL *creation_request(struct up *u, pc_buf *body, struct curl_slist **hdrs, char *url, size_t urllen)
 {
     CURL *e = curl_easy_init();
-    pc_buf body;
-    pc_buf_init(&body, 1 << 16);
-    char url[2200], auth[600];
+    if (e == NULL)
+        return NULL;
+    char auth[600];
     size_t ol = strlen(u->o->origin);
-    snprintf(url, sizeof(url), "%.*s/api/uploads", (int)(u->o->origin[ol - 1] == '/' ? ol - 1 : ol), u->o->origin);
+    snprintf(url, urllen, "%.*s/api/uploads", (int)(u->o->origin[ol - 1] == '/' ? ol - 1 : ol), u->o->origin);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", u->o->token);
-    struct curl_slist *h = curl_slist_append(NULL, auth);
+    *hdrs = curl_slist_append(NULL, auth);
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, *hdrs);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
-    CURLcode rc = curl_easy_perform(e);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(e);
-    curl_slist_free_all(h);
+    return e;
+}
+
+/* The answer to POST /api/uploads: 0 with u->create_url and u->create_expires replaced, or -1 with the
+ * reason in |why|. */
+static int creation_answer(struct up *u, CURLcode rc, long status, const pc_buf *body, const char *url, char *why,
+                           size_t whylen)
+{
     json_t *o = NULL;
     int r = -1;
     if (rc != CURLE_OK)
-        pc_cli_error("cannot reach %s: %s", url, curl_easy_strerror(rc));
+        snprintf(why, whylen, "cannot reach %s: %s", url, curl_easy_strerror(rc));
     else if (status == 401)
-        pc_cli_error("the origin rejected the upload token");
-    else if (status != 201 || pc_json_parse_object(body.data, body.len, 1 << 16, &o, NULL, 0) != 0 ||
+        snprintf(why, whylen, "the origin rejected the upload token");
+    else if (status != 201 || pc_json_parse_object(body->data, body->len, 1 << 16, &o, NULL, 0) != 0 ||
              pc_json_str(o, "upload_url") == NULL)
-        pc_cli_error("unexpected answer from %s (HTTP %ld)", url, status);
+        snprintf(why, whylen, "unexpected answer from %s (HTTP %ld)", url, status);
     else {
-        u->create_url = strdup(pc_json_str(o, "upload_url"));
-        r = 0;
+        char *fresh = strdup(pc_json_str(o, "upload_url"));
+        if (fresh == NULL) {
+            snprintf(why, whylen, "out of memory");
+        } else {
+            free(u->create_url);
+            u->create_url = fresh;
+            u->create_expires = pc_json_int(o, "expires", 0);
+            r = 0;
+        }
     }
     json_decref(o);
+    return r;
+}
+
+/* POST /api/uploads (blocking: one request before the loop starts). */
+static int get_creation_url(struct up *u)
+{
+    pc_buf body;
+    pc_buf_init(&body, 1 << 16);
+    char url[2200], why[2400];
+    struct curl_slist *h = NULL;
+    CURL *e = creation_request(u, &body, &h, url, sizeof(url));
+    CURLcode rc = e != NULL ? curl_easy_perform(e) : CURLE_OUT_OF_MEMORY;
+    long status = 0;
+    if (e != NULL)
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(e);
+    curl_slist_free_all(h);
+    int r = creation_answer(u, rc, status, &body, url, why, sizeof(why));
+    if (r != 0)
+        pc_cli_error("%s", why);
     pc_buf_clear(&body);
     return r;
+}
+
+/* The new creation URL came (or not): what waited for it goes on. */
+static void on_refresh_done(void *arg, CURL *e, CURLcode rc)
+{
+    struct up *u = arg;
+    long status = 0;
+    char url[2200], why[2400];
+    const char *eu = NULL;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &eu);
+    snprintf(url, sizeof(url), "%s", eu != NULL ? eu : "the origin");
+    curl_easy_cleanup(u->refresh_easy);
+    u->refresh_easy = NULL;
+    curl_slist_free_all(u->refresh_hdrs);
+    u->refresh_hdrs = NULL;
+    int r = creation_answer(u, rc, status, &u->refresh_body, url, why, sizeof(why));
+    pc_buf_reset(&u->refresh_body);
+    if (r != 0) {
+        fail(u, "the upload URL expired and no new one came: %s; run the same command again to resume", why);
+        return;
+    }
+    u->create_gen++;
+    PC_LOGD("upload", "the upload URL expired: a new one, until %" PRId64, u->create_expires);
+    save_state(u);
+    for (int i = 0; i < u->nparts; i++)
+        if (u->parts[i].wait_create) {
+            u->parts[i].wait_create = 0;
+            start_part(&u->parts[i]);
+        }
+    if (u->final_wait) {
+        u->final_wait = 0;
+        maybe_finalize(u);
+    }
+}
+
+/* The creation URL (as it was at generation |gen|) expired: asks the origin for a new one, unless that is
+ * under way or done already. 1 when the caller is to wait for on_refresh_done, 0 to go on at once. */
+static int refresh_creation_url(struct up *u, int gen)
+{
+    if (gen != u->create_gen) /* replaced since the request was sent */
+        return 0;
+    if (u->refresh_easy != NULL)
+        return 1;
+    char url[2200];
+    u->refresh_easy = creation_request(u, &u->refresh_body, &u->refresh_hdrs, url, sizeof(url));
+    if (u->refresh_easy == NULL || pc_http_client_add(u->http, u->refresh_easy, on_refresh_done, u) != 0)
+        fail(u, "out of memory");
+    return 1;
 }
 
 static void on_sigint(uv_signal_t *s, int sig)
@@ -897,6 +1041,18 @@ int pc_origin_upload(const pc_upload_opts *o)
         close(u.fd);
         return 1;
     }
+    /* a creation URL that has expired (or is about to: the clocks may differ) is replaced before the parts
+     * not yet created or the join need it; one without a known expiry (an older state) is replaced when the
+     * origin says it expired */
+    if (resumed && u.create_expires > 0 && u.create_expires - CREATE_MARGIN_S <= (int64_t)time(NULL) &&
+        get_creation_url(&u) != 0) {
+        for (int i = 0; i < u.nparts; i++)
+            free(u.parts[i].url);
+        free(u.create_url);
+        free(u.metadata);
+        close(u.fd);
+        return 1;
+    }
     if (!resumed) {
         if (get_creation_url(&u) != 0) {
             free(u.metadata);
@@ -919,6 +1075,7 @@ int pc_origin_upload(const pc_upload_opts *o)
     u.loop = &loop;
     u.http = pc_http_client_new(&loop);
     pc_buf_init(&u.final_hdr, 1 << 16);
+    pc_buf_init(&u.refresh_body, 1 << 16);
     uv_timer_init(&loop, &u.tick);
     u.tick.data = &u;
     uv_timer_init(&loop, &u.final_retry);
@@ -965,6 +1122,11 @@ int pc_origin_upload(const pc_upload_opts *o)
         curl_easy_cleanup(u.final_easy);
         curl_slist_free_all(u.final_hdrs);
     }
+    if (u.refresh_easy != NULL) {
+        pc_http_client_cancel(u.http, u.refresh_easy);
+        curl_easy_cleanup(u.refresh_easy);
+        curl_slist_free_all(u.refresh_hdrs);
+    }
     pc_http_client_free(u.http);
     uv_close((uv_handle_t *)&u.tick, NULL);
     uv_close((uv_handle_t *)&u.final_retry, NULL);
@@ -972,6 +1134,7 @@ int pc_origin_upload(const pc_upload_opts *o)
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     pc_buf_clear(&u.final_hdr);
+    pc_buf_clear(&u.refresh_body);
     int rc;
     if (u.finished) {
         printf("%s\n", u.video_id);

@@ -7,12 +7,15 @@ import os
 import pty
 import re
 import select
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TOKEN, QuietHandler, Suite, check, clip, eq, meta, request, tus_headers  # noqa: E402
+from harness import TOKEN, QuietHandler, Suite, check, clip, eq, meta, prom_parse, request, tus_headers  # noqa: E402
 
 S = Suite("uploadcli")
 st = {}
@@ -233,6 +236,89 @@ def test_long_titles_are_cut_at_a_character_and_control_characters_become_spaces
     eq(o.video(out.strip())["title"], title, "kept whole")
 
 
+def short_lived_origin(s):
+    """An origin whose creation URLs expire 2 s after POST /api/uploads (a test hook; an hour otherwise),
+    and which takes one upload body at a time (--max-uploads 1)."""
+    if "short" not in st:
+        os.environ["PEERCDN_TEST_CREATION_TTL_S"] = "2"
+        try:
+            st["short"] = s.origin("--max-uploads", "1")
+        finally:
+            del os.environ["PEERCDN_TEST_CREATION_TTL_S"]
+    return st["short"]
+
+
+def upload_bytes(o):
+    time.sleep(1.1)  # /metrics is built at most once a second
+    return prom_parse(o.req("GET", "/metrics").body.decode())["peercdn_origin_upload_bytes_total"]
+
+
+def test_a_join_after_the_upload_url_expired_gets_a_new_one(s):
+    """The parts are created and joined with the creation URL, which expires an hour after it was handed
+    out: an upload taking longer failed at the join with 403 expired, and so did every later resume. The
+    CLI now asks for a new URL with its token and joins again. Here the origin's only body slot is held
+    by another client past the URL's 2 s, so the CLI's PATCHes wait (503 busy) and its join comes late."""
+    o = short_lived_origin(s)
+    src = os.path.join(s.tmp, "late-join.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(3 << 20))
+    held = request(o.creation_url(), "POST", headers=tus_headers(Upload_Length=100))
+    u = urllib.parse.urlsplit(held.header("location"))
+    sock = socket.create_connection((u.hostname, u.port))
+    sock.sendall(("PATCH %s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+                  "Content-Type: application/offset+octet-stream\r\nContent-Length: 100\r\n\r\n" %
+                  (u.path, u.netloc)).encode() + b"x" * 10)
+    time.sleep(0.3)
+    state = os.path.join(s.tmp, "late-join.json")
+    p = subprocess.Popen([S.bin("peercdn-origin"), "upload", src, "--origin", o.url, "--token", TOKEN, "--parallel",
+                          "2", "--chunk-mb", "1", "--no-progress", "--state", state],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 10
+    while not os.path.exists(state) and time.time() < deadline:
+        time.sleep(0.05)
+    with open(state) as f:
+        expires = int(re.search(r"exp=(\d+)", json.load(f)["create_url"]).group(1))
+    time.sleep(max(0, expires + 1.5 - time.time()))  # the URL has expired: let the PATCHes in
+    sock.close()
+    out, err = p.communicate(timeout=120)
+    eq(p.returncode, 0, "the upload (%r)" % err.decode())
+    vid = out.decode().strip()
+    check("joined 2 partial uploads into " + vid in o.stderr(), "joined: %s" % o.stderr()[-600:])
+    with open(os.path.join(o.data, "originals", vid), "rb") as f, open(src, "rb") as g:
+        check(f.read() == g.read(), "identical bytes")
+
+
+def test_a_resume_after_the_upload_url_expired_sends_nothing_again(s):
+    """A run stopped after its first PATCH, resumed once the creation URL in its state has expired: the
+    resume gets a new URL, goes on with the parts it made (none created again) and sends only what the
+    origin did not have."""
+    o = short_lived_origin(s)
+    src = os.path.join(s.tmp, "late-resume.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(4 << 20))
+    state = os.path.join(s.tmp, "late-resume.json")
+    before = upload_bytes(o)
+    parts_before = o.stderr().count("created partial upload")
+    rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--parallel", "2", "--chunk-mb", "1", "--no-progress",
+                       "--state", state, env={"PEERCDN_FAULT_UPLOAD_STOP_AFTER": "1"})
+    eq(rc, 130, "interrupted (%r)" % err)
+    with open(state) as f:
+        saved = json.load(f)
+    expires = int(re.search(r"exp=(\d+)", saved["create_url"]).group(1))
+    time.sleep(max(0, expires + 1.5 - time.time()))
+    eq(request(saved["create_url"], "POST", headers=tus_headers(Upload_Length=5)).json()["code"], "expired",
+       "the state's creation URL has expired")
+    rc, out, err = cli(src, "--origin", o.url, "--token", TOKEN, "--parallel", "2", "--chunk-mb", "1", "--no-progress",
+                       "--state", state)
+    eq(rc, 0, "the resumed run (%r)" % err)
+    vid = out.strip()
+    eq(o.stderr().count("created partial upload"), parts_before + 2, "the two parts of the first run, no more")
+    eq(upload_bytes(o) - before, os.path.getsize(src), "every byte sent once")
+    eq(saved.get("create_expires"), expires, "the state kept the URL's expiry (the API's \"expires\")")
+    with open(os.path.join(o.data, "originals", vid), "rb") as f, open(src, "rb") as g:
+        check(f.read() == g.read(), "identical bytes")
+
+
 class FakeOrigin(QuietHandler):
     """A tus server that goes wrong in one way (self.server.mode)."""
 
@@ -388,4 +474,5 @@ S.run([test_parallel_upload_prints_the_video_id, test_resume_after_interruption,
        test_the_resume_state_is_the_clients_own, test_errors_are_one_line_and_nonzero, test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang,
        test_a_join_the_origin_is_too_busy_for_is_tried_again,
        test_a_join_a_proxy_answered_502_or_504_is_asked_again,
-       test_long_titles_are_cut_at_a_character_and_control_characters_become_spaces, test_a_join_whose_answer_was_lost_is_learned_on_the_next_run])
+       test_long_titles_are_cut_at_a_character_and_control_characters_become_spaces,
+       test_a_join_after_the_upload_url_expired_gets_a_new_one, test_a_resume_after_the_upload_url_expired_sends_nothing_again, test_a_join_whose_answer_was_lost_is_learned_on_the_next_run])
