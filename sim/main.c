@@ -179,25 +179,70 @@ static int parse_mode(const char *s, sim_mode *m)
     return 0;
 }
 
-/* A run larger than the machine's memory fails with "out of memory" (every allocation is checked) instead
- * of swapping or being killed: the address space is limited to the physical memory. Not under the
- * sanitizers, which reserve terabytes of address space for their shadow memory. */
-static uint64_t limit_memory(void)
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+/* MemAvailable from /proc/meminfo (PEERCDN_SIM_MEMINFO names another file: a test aid), in bytes; 0 when
+ * it cannot be read. */
+static uint64_t mem_available(void)
 {
+    const char *path = getenv("PEERCDN_SIM_MEMINFO");
+    FILE *f = fopen(path != NULL && path[0] != '\0' ? path : "/proc/meminfo", "r");
+    char line[256];
+    unsigned long long kib = 0;
+    int found = 0;
+    while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
+        found = sscanf(line, "MemAvailable: %llu kB", &kib) == 1;
+    if (f != NULL)
+        fclose(f);
+    return found && kib > 0 && kib < UINT64_MAX / 1024 ? (uint64_t)kib * 1024 : 0;
+}
+#endif
+
+#define MEM_SHARE 0.85 /* of MemAvailable: the page cache and other processes keep the rest */
+
+/* A run larger than the machine can hold fails with "out of memory" (every allocation is checked) instead
+ * of swapping or being killed: the address space is limited, once per process, to 85% of the memory
+ * available when the first run starts (MemAvailable; the physical memory when that cannot be read). A
+ * limit at the physical memory let the kernel's OOM killer end the run first, since other processes and
+ * the page cache hold part of it. Returns the limit (0: none set, e.g. under the sanitizers, which reserve
+ * terabytes of address space for their shadow memory, or when the limit was already as tight) and says
+ * what it is in |what|. */
+static uint64_t limit_memory(const char **what)
+{
+    static int done;
+    static uint64_t limit;
+    static const char *said = "";
+    *what = said;
+    if (done)
+        return limit;
+    done = 1;
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     return 0;
 #else
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t avail = mem_available();
     struct rlimit rl;
-    if (pages <= 0 || page <= 0 || getrlimit(RLIMIT_AS, &rl) != 0)
+    if (getrlimit(RLIMIT_AS, &rl) != 0)
         return 0;
-    rlim_t phys = (rlim_t)pages * (rlim_t)page;
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= phys)
+    rlim_t cap;
+    if (avail > 0) {
+        cap = (rlim_t)((double)avail * MEM_SHARE);
+        said = "85% of the memory available, ";
+    } else if (pages > 0 && page > 0) {
+        cap = (rlim_t)pages * (rlim_t)page;
+        said = "the machine's ";
+    } else {
+        return 0;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= cap)
         return 0; /* already as tight */
-    rl.rlim_cur = phys;
+    rl.rlim_cur = cap;
     if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max)
         rl.rlim_cur = rl.rlim_max;
-    return setrlimit(RLIMIT_AS, &rl) == 0 ? (uint64_t)rl.rlim_cur : 0;
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        return 0;
+    limit = (uint64_t)rl.rlim_cur;
+    *what = said;
+    return limit;
 #endif
 }
 
@@ -205,11 +250,12 @@ static int run_one(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_
                    json_t **summary)
 {
     sim_result r;
-    uint64_t limit = limit_memory();
+    const char *what;
+    uint64_t limit = limit_memory(&what);
     int rc = sim_run(sc, mode, seed, threads, quiet || !isatty(2) ? NULL : stderr, &r);
     if (rc == PC_ENOMEM && limit > 0) {
-        pc_cli_error("the simulation failed: out of memory (this scenario needs more than the "
-                        "machine's %.1f GiB)", (double)limit / (1 << 30));
+        pc_cli_error("the simulation failed: out of memory (this scenario needs more than %s%.1f GiB)", what,
+                     (double)limit / (1 << 30));
         return 1;
     }
     if (rc != 0) {

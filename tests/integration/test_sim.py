@@ -10,7 +10,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Suite, check, eq  # noqa: E402
+from harness import SANITIZED, Suite, check, eq  # noqa: E402
 
 S = Suite("sim")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -476,6 +476,34 @@ def test_a_run_replaces_the_other_kind_of_run_in_its_directory(s):
         eq(json.load(open(os.path.join(em, sub, "run.json")))["kind"], "emulation", "kept")
 
 
+def test_a_run_too_big_for_the_memory_available_fails_cleanly(s):
+    # the address space is capped at 85% of MemAvailable (read from PEERCDN_SIM_MEMINFO here: 100 MiB),
+    # so a run needing more (300 000 viewers: about 160 MB) ends with one line and exit 1, where a cap at
+    # the physical memory let it run (and a bigger one be killed by the kernel's OOM killer)
+    if SANITIZED:
+        return  # no cap under the sanitizers: their shadow memory needs the address space
+    sc = {"duration_s": 100, "mode": "cdn-only", "catalog": {"videos": 64, "duration_s": 8},
+          "arrivals": {"kind": "flash", "count": 300000, "over_s": 100}, "viewers": {"watch_fraction": 0}}
+    path = os.path.join(S.tmp, "toobig.json")
+    json.dump(sc, open(path, "w"))
+    meminfo = os.path.join(S.tmp, "meminfo")
+    open(meminfo, "w").write("MemTotal:       1048576 kB\nMemFree:         102400 kB\nMemAvailable:    102400 kB\n")
+    env = dict(os.environ, PEERCDN_SIM_MEMINFO=meminfo)
+    p = subprocess.run([S.bin("peercdn-sim"), "run", path, "--out", os.path.join(S.tmp, "toobig"), "--quiet",
+                        "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600, env=env)
+    err = p.stderr.decode()
+    eq(p.returncode, 1, "exit status: %s" % err[-300:])
+    check(len(err.strip().splitlines()) == 1 and "out of memory (this scenario needs more than 85% of the memory "
+          "available, 0.1 GiB)" in err, "one line naming the cap: %r" % err)
+    # unreadable: the physical memory, as before (a small run fits)
+    env["PEERCDN_SIM_MEMINFO"] = os.path.join(S.tmp, "no-such-meminfo")
+    sc["arrivals"]["count"] = 100
+    json.dump(sc, open(path, "w"))
+    p = subprocess.run([S.bin("peercdn-sim"), "run", path, "--out", os.path.join(S.tmp, "toobig"), "--quiet"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600, env=env)
+    eq(p.returncode, 0, "a small run without MemAvailable: %s" % p.stderr.decode()[-300:])
+
+
 S.run([test_surplus_offload_reaches_the_bound, test_deficit_offload_reaches_the_bound,
        test_hybrid_is_no_worse_than_cdn_only, test_p2p_only_stalls_where_hybrid_does_not, test_same_seed_same_summary,
        test_threads_do_not_change_the_results, test_outputs_read_well, test_the_tracker_load_is_reported,
@@ -483,4 +511,5 @@ S.run([test_surplus_offload_reaches_the_bound, test_deficit_offload_reaches_the_
        test_accounting_is_exact_on_hand_checkable_runs, test_a_stall_under_way_at_the_end_counts,
        test_a_cdn_capacity_is_never_exceeded, test_edge_cases_of_seeks_seeders_and_p2p_only,
        test_the_swarm_preference_trades_bitrate_for_offload, test_a_premiere_in_step_still_offloads,
-       test_a_run_replaces_the_other_kind_of_run_in_its_directory])
+       test_a_run_replaces_the_other_kind_of_run_in_its_directory,
+       test_a_run_too_big_for_the_memory_available_fails_cleanly])
