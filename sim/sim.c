@@ -89,9 +89,12 @@ typedef struct world {
     const uint8_t *zeros;
     flow *flows;
     uint32_t nflows, cflows, free_flow;
-    viewer *v;                    /* every viewer of the run; the others' slots stay empty */
+    /* every viewer of the run, shared by the worlds: a world reads and writes only its own viewers'
+     * entries (those of its videos: its links, requests, events and prefetches never name another's) */
+    viewer *v;
     pc_engine **watching_e;       /* v[i].e while v[i] is V_WATCHING, else NULL: what a HAVE needs, packed */
     uint32_t nv;
+    uint32_t *own, nown;          /* this world's viewers (seeders, then arrivals), ascending */
     uint32_t *work;
     size_t nwork, cwork;
     pc_registry *reg;
@@ -1051,7 +1054,7 @@ static void depart(world *w, uint32_t vi)
 /* ---- the bound (sim/bound.c) ---- */
 
 /* The bound over every world's viewers: viewer i is in the world that runs its video. */
-static int bound(world *ws, uint32_t nw, sim_result *res)
+static int bound(world *ws, sim_result *res)
 {
     const world *w0 = &ws[0];
     const sim_scenario *sc = w0->sc;
@@ -1067,11 +1070,8 @@ static int bound(world *ws, uint32_t nw, sim_result *res)
         media[k] = &w0->videos[k].m;
     uint32_t n = 0;
     for (uint32_t i = 0; i < w0->nv; i++) {
-        const viewer *v = NULL;
-        for (uint32_t p = 0; p < nw && v == NULL; p++)
-            if (ws[p].v[i].mine)
-                v = &ws[p].v[i];
-        if (v == NULL)
+        const viewer *v = &w0->v[i]; /* one array, shared by the worlds */
+        if (!v->mine)
             continue; /* never arrived (the run failed) */
         bv[n++] = (sim_bound_viewer){.video = v->video, .arrive = v->arrive, .left = v->left, .up = v->up,
                                      .seeder = v->seeder, .bytes = (double)(v->bytes_cdn + v->bytes_p2p),
@@ -1106,7 +1106,8 @@ static void sample(world *w)
     /* A sample only looks: the bytes still in flight are counted as they stand, not handed to the
      * engines (that would change what they do, and so the results would depend on the sampling period). */
     uint64_t stalls = w->stalls_gone, cdn = w->total_cdn, p2p = w->total_p2p;
-    for (uint32_t i = 0; i < w->nv; i++)
+    for (uint32_t j = 0; j < w->nown; j++) {
+        uint32_t i = w->own[j];
         if (w->v[i].e != NULL) {
             for (uint32_t f = w->v[i].dn_head; f != NONE; f = w->flows[f].dn_next) {
                 uint32_t d = uncredited(w, &w->flows[f]);
@@ -1116,6 +1117,7 @@ static void sample(world *w)
             pc_engine_get_stats(w->v[i].e, w->now, &st);
             stalls += st.stalls;
         }
+    }
     w->ts[w->nts++] = (sim_sample){.t_s = (double)w->now / S_US, .watching = w->watching, .seeding = w->seeding,
                                    .bytes_cdn = cdn, .bytes_p2p = p2p, .stalls = (uint32_t)stalls};
 }
@@ -1181,9 +1183,22 @@ static void *world_run(void *arg)
 {
     world *w = arg;
     const sim_scenario *sc = w->sc;
+    uint32_t nown = 0, nseed = w->mode == SIM_MODE_CDN_ONLY ? 0 : sc->seeders;
+    for (uint32_t k = 0; k < sc->videos; k++)
+        nown += w->videos[k].part == w->part ? nseed : 0;
+    for (uint32_t k = 0; k < w->narr; k++)
+        nown += w->videos[w->arr[k].video].part == w->part;
+    if ((w->own = malloc(((size_t)nown + 1) * sizeof(*w->own))) == NULL)
+        w->oom = 1;
+    for (uint32_t k = 0; k < sc->videos && !w->oom; k++)
+        for (uint32_t j = 0; j < nseed && w->videos[k].part == w->part; j++)
+            w->own[w->nown++] = k * sc->seeders + j; /* add_seeders' numbering */
+    for (uint32_t k = 0; k < w->narr && !w->oom; k++)
+        if (w->videos[w->arr[k].video].part == w->part)
+            w->own[w->nown++] = w->base + k;
     pc_registry_config rc_cfg = {.interval_us = (uint64_t)(sc->announce_interval_s * S_US), .max_peers = 20000000,
                                  .max_swarms = sc->videos + 16, .hash_seed = sc->seed};
-    if ((w->reg = pc_registry_new(&rc_cfg)) == NULL)
+    if (!w->oom && (w->reg = pc_registry_new(&rc_cfg)) == NULL)
         w->oom = 1;
     if (!w->oom)
         add_seeders(w);
@@ -1311,16 +1326,16 @@ static void *world_run(void *arg)
         w->now = w->end;
         if (w->nts == 0 || w->ts[w->nts - 1].t_s < (double)w->end / S_US)
             sample(w); /* unless a sample fell on the end itself */
-        for (uint32_t i = 0; i < w->nv; i++)
-            if (w->v[i].e != NULL) {
-                credit(w, i);
-                record(w, i);
+        for (uint32_t j = 0; j < w->nown; j++)
+            if (w->v[w->own[j]].e != NULL) {
+                credit(w, w->own[j]);
+                record(w, w->own[j]);
             }
         /* what a viewer uploaded after its row was written (flows it was still sending on when it
          * left, the last crediting above) */
-        for (uint32_t i = 0; i < w->nv; i++)
-            if (w->v[i].mine)
-                w->rv[i].bytes_up = w->v[i].bytes_up;
+        for (uint32_t j = 0; j < w->nown; j++)
+            if (w->v[w->own[j]].mine)
+                w->rv[w->own[j]].bytes_up = w->v[w->own[j]].bytes_up;
     }
     atomic_store_explicit(&w->pub_now, w->end, memory_order_relaxed);
     atomic_store(&w->done, 1);
@@ -1329,15 +1344,15 @@ static void *world_run(void *arg)
 
 static void world_free(world *w)
 {
-    for (uint32_t i = 0; w->v != NULL && i < w->nv; i++) {
-        pc_engine_free(w->v[i].e);
-        free(w->v[i].nbr);
-        free(w->v[i].wat);
-        free(w->v[i].got);
+    for (uint32_t j = 0; w->v != NULL && j < w->nown; j++) {
+        viewer *v = &w->v[w->own[j]];
+        pc_engine_free(v->e);
+        free(v->nbr);
+        free(v->wat);
+        free(v->got);
     }
+    free(w->own);
     free(w->flows);
-    free(w->v);
-    free(w->watching_e);
     free(w->work);
     sim_evq_clear(&w->q);
     free(w->ts);
@@ -1441,6 +1456,8 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
     if (sc->cdn_capacity_mbps > 0)
         parts = 1;
     world *ws = calloc(parts, sizeof(*ws));
+    viewer *vs = NULL;            /* the worlds' viewers: one array, each world uses its own entries */
+    pc_engine **watching_e = NULL;
     int rc = ws == NULL ? PC_ENOMEM : draw_arrivals(&local, seed, nseed, end, &arr, &narr);
     if (rc == 0)
         rc = make_videos(&local, seed, &videos, &zeros);
@@ -1448,7 +1465,9 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
     if (rc == 0) {
         split(&local, videos, arr, narr, parts);
         out->v = calloc((size_t)nv + 1, sizeof(*out->v));
-        if (out->v == NULL)
+        vs = calloc((size_t)nv + 1, sizeof(*vs));
+        watching_e = calloc((size_t)nv + 1, sizeof(*watching_e));
+        if (out->v == NULL || vs == NULL || watching_e == NULL)
             rc = PC_ENOMEM;
     }
     const char *trace_s = getenv("PEERCDN_SIM_TRACE");
@@ -1459,12 +1478,9 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
         world *w = &ws[p];
         *w = (world){.sc = &local, .mode = mode, .part = p, .arr = arr, .narr = narr, .base = nseed, .end = end,
                      .videos = videos, .zeros = zeros, .free_flow = NONE, .cdn_head = NONE, .nv = nv, .rv = out->v,
+                     .v = vs, .watching_e = watching_e,
                      .trace = (uint32_t)trace,
                      .progress = parts == 1 ? progress : NULL};
-        w->v = calloc((size_t)nv + 1, sizeof(*w->v));
-        w->watching_e = calloc((size_t)nv + 1, sizeof(*w->watching_e));
-        if (w->v == NULL || w->watching_e == NULL)
-            rc = PC_ENOMEM;
     }
     pthread_t tid[PARTS_MAX];
     uint32_t started = 0;
@@ -1523,13 +1539,15 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
         }
         out->viewers = nv;
         out->threads = parts;
-        rc = bound(ws, parts, out);
+        rc = bound(ws, out);
         if (progress != NULL)
             progress_bar(progress, mode, end, end, 0, 0, 1);
     }
     for (uint32_t p = 0; ws != NULL && p < parts; p++)
         world_free(&ws[p]);
     free(ws);
+    free(vs);
+    free(watching_e);
     for (uint32_t k = 0; videos != NULL && k < sc->videos; k++) {
         free(videos[k].dur);
         free(videos[k].start);

@@ -504,6 +504,22 @@ def test_a_run_too_big_for_the_memory_available_fails_cleanly(s):
     eq(p.returncode, 0, "a small run without MemAvailable: %s" % p.stderr.decode()[-300:])
 
 
+def test_memory_does_not_grow_with_threads(s):
+    # the worlds share one viewer array (each uses its own viewers' entries): 200 000 viewers on 8 threads
+    # take about what they take on 1 (each world had an array for every viewer: 3x at 8 threads)
+    sc = {"duration_s": 100, "mode": "cdn-only", "catalog": {"videos": 64, "duration_s": 8},
+          "arrivals": {"kind": "flash", "count": 200000, "over_s": 100}, "viewers": {"watch_fraction": 0}}
+    peak, summ = {}, {}
+    for t in ("1", "8"):
+        _, _, out = run_scenario("mem-%s" % t, sc, "--threads", t)
+        run = json.load(open(os.path.join(out, "run.json")))
+        eq(run["threads"], int(t), "split %s ways" % t)
+        peak[t] = run["peak_rss_mib"]
+        summ[t] = open(os.path.join(out, "summary.json"), "rb").read()
+    eq(summ["1"], summ["8"], "the same summary on 1 and 8 threads")
+    check(peak["8"] < 1.3 * peak["1"], "peak RSS %.0f MiB on 8 threads, %.0f on 1" % (peak["8"], peak["1"]))
+
+
 S.run([test_surplus_offload_reaches_the_bound, test_deficit_offload_reaches_the_bound,
        test_hybrid_is_no_worse_than_cdn_only, test_p2p_only_stalls_where_hybrid_does_not, test_same_seed_same_summary,
        test_threads_do_not_change_the_results, test_outputs_read_well, test_the_tracker_load_is_reported,
@@ -512,4 +528,4 @@ S.run([test_surplus_offload_reaches_the_bound, test_deficit_offload_reaches_the_
        test_a_cdn_capacity_is_never_exceeded, test_edge_cases_of_seeks_seeders_and_p2p_only,
        test_the_swarm_preference_trades_bitrate_for_offload, test_a_premiere_in_step_still_offloads,
        test_a_run_replaces_the_other_kind_of_run_in_its_directory,
-       test_a_run_too_big_for_the_memory_available_fails_cleanly])
+       test_a_run_too_big_for_the_memory_available_fails_cleanly, test_memory_does_not_grow_with_threads])
