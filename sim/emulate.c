@@ -1336,6 +1336,8 @@ int sim_emulate_main(int argc, char **argv, const char *self)
         sim_scenario_clear(&e.sc);
         pc_cli_usage("--seed takes an integer from 0 to 2^53 - 1");
     }
+    /* the catalog comes from the run's seed, as in `run` (workload.h), and scenario.json says that seed */
+    e.sc.seed = e.seed;
     const char *bad = NULL;
     if (e.sc.mode != SIM_MODE_HYBRID)
         bad = "emulation runs the hybrid mode only (the scenario's mode is not hybrid)";

@@ -172,7 +172,7 @@ static int make_videos(const sim_scenario *sc, uint64_t seed, video **out, uint8
     }
     uint32_t nmax = 1;
     pc_rng r;
-    pc_rng_init(&r, sim_catalog_seed(sc)); /* the catalog does not depend on the mode */
+    pc_rng_init(&r, sim_catalog_seed(sc)); /* sc->seed is the run's: the catalog does not depend on the mode */
     for (uint32_t k = 0; k < sc->videos; k++) {
         video *vd = &videos[k];
         pc_rng_init(&vd->sel, (seed ^ 0x7261636b6572ULL) + 0x9e3779b97f4a7c15ULL * (k + 1));

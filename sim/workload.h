@@ -2,7 +2,8 @@
  * The workload of a scenario: its catalog (video lengths) and its viewers (arrival time, video,
  * region, capacities, how much they watch, seeks, seeding, abrupt leaves), drawn from the scenario's
  * distributions in one fixed order. The simulator and the emulation both draw from here, so the same
- * scenario and seed give the same viewers in a simulation and in an emulation with real processes.
+ * scenario and seed give the same catalog and viewers in a simulation and in an emulation with real
+ * processes.
  */
 #ifndef SIM_WORKLOAD_H
 #define SIM_WORKLOAD_H
@@ -20,7 +21,9 @@ double sim_catalog_next(const sim_scenario *sc, pc_rng *r, double *factor, uint3
 /* The duration in µs of segment |i| of the |n| of a video |len| seconds long (the last takes the rest,
  * at least 1 µs). */
 uint32_t sim_segment_us(const sim_scenario *sc, double len, uint32_t n, uint32_t i);
-/* The catalog does not depend on the run's seed or mode, only on the scenario's. */
+/* The catalog's seed. The catalog depends on the run's seed (the scenario's `seed`, or --seed when given)
+ * and not on the mode: |sc|->seed must be the run's seed (`run` and `emulate` both set it to --seed's),
+ * so that a scenario.json written with the run's seed rebuilds the same catalog. */
 uint64_t sim_catalog_seed(const sim_scenario *sc);
 
 typedef struct sim_arrival {

@@ -88,6 +88,15 @@ def test_same_seed_same_summary(s):
     sim("run", sc, "--out", c, "--quiet", "--seed", "8")
     check(open(os.path.join(a, "summary.json"), "rb").read() != open(os.path.join(c, "summary.json"), "rb").read(),
           "another seed, another summary")
+    # --seed N is the scenario with "seed": N, catalog included (emulate's DIR/scenario.json relies on it)
+    with8 = json.load(open(sc))
+    with8["seed"] = 8
+    path8 = os.path.join(S.tmp, "seed8.json")
+    json.dump(with8, open(path8, "w"))
+    d = os.path.join(S.tmp, "det-d")
+    sim("run", path8, "--out", d, "--quiet")
+    eq(open(os.path.join(c, "summary.json"), "rb").read(), open(os.path.join(d, "summary.json"), "rb").read(),
+       "--seed 8 and a scenario with seed 8: byte-identical summary.json")
     run = json.load(open(os.path.join(a, "run.json")))
     check(run["events"] > 0 and run["wall_s"] > 0, "run.json has the wall time and events")
 
