@@ -86,48 +86,72 @@ static int cdn_copies(const pc_media *m, const sim_bound_viewer *v, const span *
     return 0;
 }
 
-/* Usable upload for one video: each viewer's capacity × the time it shares with at least one other
- * viewer, and each seeder's × the time at least one viewer is there (|sp| sorted by arrival). */
+/* A viewer's watching time ends at |watched|, clamped to [arrive, left]. */
+static uint64_t watch_end(const sim_bound_viewer *x)
+{
+    return x->watched < x->arrive ? x->arrive : x->watched > x->left ? x->left : x->watched;
+}
+
+/* The time up to |t| covered by at least one (|cum1|) or two (|cum2|) of the intervals whose ends are
+ * |b| (|nb| of them, sorted), by binary search: |t| must be one of the points in |b|. */
+static void covered(const bp *b, size_t nb, const double *cum1, const double *cum2, uint64_t t, double *c1,
+                    double *c2)
+{
+    size_t lo = 0, hi = nb;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (b[mid].t <= t)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    *c1 = cum1[lo];
+    *c2 = cum2[lo];
+}
+
+/* Usable upload for one video: each viewer's capacity × the time at least one other viewer is watching
+ * while it is there, and each seeder's × the time at least one viewer is watching (|sp| sorted by
+ * arrival). A viewer receives only while it watches: seeding after watching, it takes nothing, so its
+ * stay counts from arrival to departure as an uploader's and only to the end of its watching as a
+ * receiver's. */
 static double usable_upload(const sim_bound_viewer *v, const span *sp, uint32_t n, const span *sd,
-                            const double *sup, uint32_t ns, bp *b, double *cum)
+                            const double *sup, uint32_t ns, bp *b, double *cum1, double *cum2)
 {
     double seeders = 0;
-    for (uint32_t j = 0, k; j < n; j = k) { /* the union of the viewers' stays, interval by interval */
-        uint64_t a = sp[j].a, d = sp[j].d;
-        for (k = j + 1; k < n && sp[k].a <= d; k++)
-            d = sp[k].d > d ? sp[k].d : d;
+    for (uint32_t j = 0, k; j < n; j = k) { /* the union of the watching times, interval by interval */
+        uint64_t a = sp[j].a, d = watch_end(&v[sp[j].vi]);
+        for (k = j + 1; k < n && sp[k].a <= d; k++) {
+            uint64_t e = watch_end(&v[sp[k].vi]);
+            d = e > d ? e : d;
+        }
         seeders += seeders_within(sd, sup, ns, a, d);
     }
     size_t nb = 0;
     for (uint32_t j = 0; j < n; j++) {
         b[nb++] = (bp){sp[j].a, +1};
-        b[nb++] = (bp){sp[j].d, -1};
+        b[nb++] = (bp){watch_end(&v[sp[j].vi]), -1};
+        b[nb++] = (bp){sp[j].d, 0}; /* no change: a point to look the departure up at */
     }
     qsort(b, nb, sizeof(*b), bp_cmp);
     int cov = 0;
-    cum[0] = 0;
+    cum1[0] = cum2[0] = 0;
     for (size_t j = 0; j < nb; j++) {
-        if (j > 0)
-            cum[j] = cum[j - 1] + (cov >= 2 ? (double)(b[j].t - b[j - 1].t) : 0);
+        if (j > 0) {
+            double dt = (double)(b[j].t - b[j - 1].t);
+            cum1[j] = cum1[j - 1] + (cov >= 1 ? dt : 0);
+            cum2[j] = cum2[j - 1] + (cov >= 2 ? dt : 0);
+        }
         cov += b[j].d;
     }
     double usable = 0;
     for (uint32_t j = 0; j < n; j++) {
-        /* time covered by two or more at the viewer's arrival and departure, by binary search */
-        double t2[2];
-        uint64_t at[2] = {sp[j].a, sp[j].d};
-        for (int s = 0; s < 2; s++) {
-            size_t lo = 0, hi = nb;
-            while (hi - lo > 1) {
-                size_t mid = (lo + hi) / 2;
-                if (b[mid].t <= at[s])
-                    lo = mid;
-                else
-                    hi = mid;
-            }
-            t2[s] = cum[lo];
-        }
-        usable += v[sp[j].vi].up * (t2[1] - t2[0]) / S_US;
+        /* while it watches, another is watching where two are; after, while it seeds, where one is */
+        const sim_bound_viewer *x = &v[sp[j].vi];
+        uint64_t at[3] = {sp[j].a, watch_end(x), sp[j].d};
+        double c1[3], c2[3];
+        for (int s = 0; s < 3; s++)
+            covered(b, nb, cum1, cum2, at[s], &c1[s], &c2[s]);
+        usable += x->up * ((c2[1] - c2[0]) + (c1[2] - c1[1])) / S_US;
     }
     return usable + seeders;
 }
@@ -140,12 +164,12 @@ int sim_bound_compute(const pc_media *const *media, uint32_t nvideos, const sim_
         demand += v[i].bytes;
     span *sp = malloc(((size_t)n + 1) * sizeof(*sp)), *sd = malloc(((size_t)n + 1) * sizeof(*sd));
     double *sup = malloc(((size_t)n + 1) * sizeof(*sup));
-    bp *b = malloc((2 * (size_t)n + 1) * sizeof(*b));
-    double *cum = malloc((2 * (size_t)n + 1) * sizeof(*cum));
+    bp *b = malloc((3 * (size_t)n + 1) * sizeof(*b)); /* each viewer's arrival, end of watching, departure */
+    double *cum1 = malloc((3 * (size_t)n + 1) * sizeof(*cum1)), *cum2 = malloc((3 * (size_t)n + 1) * sizeof(*cum2));
     /* the viewers grouped by video, each group in index order (a counting sort): one pass over the
      * viewers in all, not one per video */
     uint32_t *first = calloc((size_t)nvideos + 1, sizeof(*first)), *by = malloc(((size_t)n + 1) * sizeof(*by));
-    int rc = sp == NULL || sd == NULL || sup == NULL || b == NULL || cum == NULL || first == NULL || by == NULL
+    int rc = sp == NULL || sd == NULL || sup == NULL || b == NULL || cum1 == NULL || cum2 == NULL || first == NULL || by == NULL
                  ? PC_ENOMEM
                  : 0;
     for (uint32_t i = 0; i < n && rc == 0; i++) {
@@ -180,9 +204,9 @@ int sim_bound_compute(const pc_media *const *media, uint32_t nvideos, const sim_
         qsort(sp, m, sizeof(*sp), span_cmp);
         rc = cdn_copies(media[k], v, sp, m, sd, sup, ns, &needed);
         if (rc == 0)
-            usable += usable_upload(v, sp, m, sd, sup, ns, b, cum);
+            usable += usable_upload(v, sp, m, sd, sup, ns, b, cum1, cum2);
     }
-    free(sp), free(sd), free(sup), free(b), free(cum), free(first), free(by);
+    free(sp), free(sd), free(sup), free(b), free(cum1), free(cum2), free(first), free(by);
     if (rc != 0)
         return rc;
     out->demand_bytes = demand;

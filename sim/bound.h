@@ -2,8 +2,8 @@
  * offload_bound: the best any scheduler could do on a workload (docs/sim.md, "The bound"). Each
  * (rung, segment) received by a group of overlapping viewers of a video must come from the CDN at
  * least once (always-on seeders may provide those first copies, up to what they can upload while the
- * group is there), and viewers cannot upload more than capacity × the time they share with another
- * viewer of the video (seeders: × the time a viewer of their video is there):
+ * group is there), and viewers cannot upload more than capacity × the time another viewer of the video
+ * is watching (seeding after watching receives nothing; seeders: × the time a viewer is watching):
  *   offload ≤ 1 − max(CDN copies needed, Σ demand − Σ usable upload) ÷ Σ demand.
  * The simulator and the emulation (real processes) both compute it here, from what each viewer
  * actually received.
@@ -18,6 +18,8 @@
 typedef struct sim_bound_viewer {
     uint32_t video;          /* index into the media array */
     uint64_t arrive, left;   /* µs on one clock; left ≥ arrive */
+    uint64_t watched;        /* when it stopped watching (receiving): arrive ≤ watched ≤ left (clamped);
+                              * from then to |left| it only seeds */
     double up;               /* upload capacity, bytes/s */
     int seeder;              /* always on, holds everything: provides first copies */
     double bytes;            /* bytes received (its demand) */

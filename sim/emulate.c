@@ -1048,9 +1048,13 @@ static int build_result(emu *e, sim_result *r, uint8_t **gots)
             }
         }
         v->bitrate_kbps = wsum > 0 ? bsum / wsum : 0;
+        /* it receives until its playback ended (then it seeds), or until it left */
+        json_t *ended = json_object_get(rep, "ended_at_ms");
+        double watched_s = json_is_integer(ended) ? w->spawn_s + (double)json_integer_value(ended) / 1000 : v->leave_s;
         bv[vi] = (sim_bound_viewer){.video = w->a.video,
                                    .arrive = (uint64_t)(v->arrive_s * 1e6),
                                    .left = (uint64_t)(v->leave_s * 1e6),
+                                   .watched = watched_s > v->arrive_s ? (uint64_t)(watched_s * 1e6) : (uint64_t)(v->arrive_s * 1e6),
                                    .up = w->a.up_kbps * 1000 / 8,
                                    .seeder = w->seeder,
                                    .bytes = (double)(v->bytes_cdn + v->bytes_p2p),

@@ -69,6 +69,7 @@ typedef struct viewer {
     uint64_t bytes_cdn, bytes_p2p, bytes_up;
     uint8_t *got;                 /* rungs × n bits received, kept after departure for the bound */
     uint64_t left;                /* when it departed (or the end) */
+    uint64_t watched;             /* when it stopped watching (or the end): the bound's receiving time */
 } viewer;
 
 /*
@@ -822,6 +823,7 @@ static void finish_watching(world *w, uint32_t vi)
     if (v->state != V_WATCHING)
         return;
     w->watching--;
+    v->watched = w->now;
     if (v->seed_for > 0 && w->mode != SIM_MODE_CDN_ONLY) {
         v->state = V_SEEDING;
         w->watching_e[vi] = NULL;
@@ -978,6 +980,8 @@ static void record(world *w, uint32_t vi)
     }
     r->bitrate_kbps = wsum > 0 ? bsum / wsum : 0;
     v->left = w->now;
+    if (v->state == V_WATCHING)
+        v->watched = w->now; /* still watching at the end */
 }
 
 /* |x|'s link to |gone| is closed: its requests there that were never answered end, and its engine,
@@ -1073,7 +1077,8 @@ static int bound(world *ws, sim_result *res)
         const viewer *v = &w0->v[i]; /* one array, shared by the worlds */
         if (!v->mine)
             continue; /* never arrived (the run failed) */
-        bv[n++] = (sim_bound_viewer){.video = v->video, .arrive = v->arrive, .left = v->left, .up = v->up,
+        bv[n++] = (sim_bound_viewer){.video = v->video, .arrive = v->arrive, .left = v->left,
+                                     .watched = v->watched, .up = v->up,
                                      .seeder = v->seeder, .bytes = (double)(v->bytes_cdn + v->bytes_p2p),
                                      .got = v->got};
     }
