@@ -1019,9 +1019,17 @@ static void depart(world *w, uint32_t vi)
     v->state = V_GONE;
     w->watching_e[vi] = NULL;
     w->videos[v->video].present--;
-    /* its uploads end: the downloaders' engines hear it as a lost peer */
-    while (v->up_head != NONE)
+    /* its uploads end: the downloaders' engines are first told of the bytes that arrived (flow_end
+     * counts them to the receiver; untold, its engine would fetch them again), then hear it as a lost
+     * peer (or, after an abrupt leave, notice by their timeouts) */
+    while (v->up_head != NONE) {
+        uint32_t d = w->flows[v->up_head].dst;
+        if (w->v[d].e != NULL) {
+            credit(w, d);
+            touch(w, d);
+        }
         flow_end(w, v->up_head);
+    }
     while (v->dn_head != NONE) {
         uint32_t fi = v->dn_head;
         flow *f = &w->flows[fi];

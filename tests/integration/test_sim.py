@@ -335,6 +335,18 @@ def test_accounting_is_exact_on_hand_checkable_runs(s):
     summ7, _, _ = run_scenario("two-7", sc)
     for k in ("bytes_cdn", "bytes_p2p", "rebuffer_ratio", "startup_ms", "mean_bitrate_kbps", "stalls"):
         eq(summ7[k], summ[k], "%s does not depend on report.timeseries_s" % k)
+    # an uploader departing mid-transfer (A seeds 10 s after its 40 s, B arrived at 44 s and is fetching
+    # from it): the bytes that reached B are reported to B's engine before the flow ends, so B fetches
+    # only the rest: both received the one rung's 10 segments once, the same bytes (B had 18 288 more)
+    sc = {"duration_s": 120, "media": {"ladder_kbps": [1000], "segment_s": 4}, "catalog": {"duration_s": 40},
+          "arrivals": {"kind": "list", "times_s": [0, 44]},
+          "viewers": {"up_kbps": 1500, "down_kbps": 50000, "seed_after_s": 10},
+          "network": {"latency_ms": 40, "cdn_latency_ms": 30}}
+    summ, _, out = run_scenario("uploader-leaves", sc)
+    vs = list(csv.DictReader(open(os.path.join(out, "viewers.csv"))))
+    got = [int(v["bytes_cdn"]) + int(v["bytes_p2p"]) for v in vs]
+    check(int(vs[1]["bytes_p2p"]) > 0 and float(vs[0]["leave_s"]) < 60, "B fetched from A, who left: %r" % vs)
+    eq(got[1], got[0], "B received what A did, nothing twice")
 
 
 def test_a_stall_under_way_at_the_end_counts(s):
