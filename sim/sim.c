@@ -295,21 +295,27 @@ static double up_limit(const world *w, const flow *f)
     return s->up / (s->n_up ? s->n_up : 1);
 }
 
-/* Gives |f| the rate |r| (bytes/s): its bytes so far are counted at the old rate, and a new completion
- * event replaces the old one only when the rate changed (a new flow's rate is 0: never set). */
+/* Gives |f| the rate |r| (bytes/s, any r ≥ 0: a CDN capacity of a few bits a second shared out gives
+ * less than a byte a second): its bytes so far are counted at the old rate, and a new completion event
+ * replaces the old one only when the rate changed (a new flow's rate is 0: never set). A flow that
+ * cannot complete by the end of the run at its rate gets no event (such an event would never be
+ * popped, and at a rate near 0 its time would not fit in 64 bits); the next change of rate gives it one.
+ * (Rates used to be floored at 1 B/s, so a near-zero CDN capacity sent a byte a second per flow: 72
+ * times a 1 bit/s capacity with three viewers.) */
 static void set_rate(world *w, uint32_t fi, double r)
 {
     flow *f = &w->flows[fi];
-    if (r < 1)
-        r = 1;
+    if (!(r > 0))
+        r = 0; /* (a NaN too) */
     if (r == f->rate)
         return;
     advance(w, f);
     f->rate = r;
     f->ver++;
     uint64_t from = w->now > f->start_at ? w->now : f->start_at;
-    double left = f->total - f->done;
-    push(w, from + (uint64_t)ceil(left / f->rate * S_US), EV_FLOW, fi, f->ver);
+    double us = r > 0 ? ceil((f->total - f->done) / r * S_US) : HUGE_VAL;
+    if (from <= w->end && us <= (double)(w->end - from))
+        push(w, from + (uint64_t)us, EV_FLOW, fi, f->ver);
 }
 
 typedef struct share {

@@ -371,6 +371,11 @@ def test_a_cdn_capacity_is_never_exceeded(s):
     check(summ["bytes_cdn"] >= 1e6 / 8 * 60 * 0.9, "and the capacity is used: %d bytes" % summ["bytes_cdn"])
     check(max(float(r["cdn_mbps"]) for r in rows) <= 1.0001, "no interval above 1 Mbit/s")
     check(summ["cdn_peak_mbps"] <= 1.0001, "peak %.3f Mbit/s" % summ["cdn_peak_mbps"])
+    # a capacity of 40 bit/s (5 B/s) over 20 s shared by a dozen flows: each gets less than a byte a
+    # second, and the CDN sends at most 100 bytes (rates floored at 1 B/s sent 174)
+    tiny = {"duration_s": 20, "network": {"cdn_capacity_mbps": 0.00004}, "arrivals": {"kind": "flash", "count": 3}}
+    summ, _, _ = run_scenario("tinycap", tiny)
+    check(summ["bytes_cdn"] <= 5 * 20, "at most 5 B/s over 20 s: %d bytes" % summ["bytes_cdn"])
 
 
 def test_edge_cases_of_seeks_seeders_and_p2p_only(s):
