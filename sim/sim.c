@@ -24,7 +24,7 @@
 #define S_US 1000000.0
 
 enum { EV_ARRIVE, EV_ENGINE, EV_FLOW, EV_ANNOUNCE, EV_LEAVE, EV_DEPART, EV_SEEK, EV_SAMPLE, EV_SWEEP, EV_LINKDOWN,
-       EV_CDN_SHARE };
+       EV_CDN_SHARE, EV_START };
 
 #define SWEEP_US 1000000 /* the tracker removes expired peers this often */
 #define LINK_SILENCE_US 30000000 /* a peer link silent this long is closed (docs/protocol.md, keep-alive) */
@@ -49,7 +49,8 @@ typedef struct flow {
     double total, done, rate;
     uint64_t t_last, start_at;
     uint32_t credited, ver, gen;
-    uint8_t used, active;
+    uint8_t used, active;         /* active: served (linked at its sender), perhaps not started yet */
+    uint8_t sharing;              /* started: its first byte is due, it holds a share of both links */
     uint32_t up_next, up_prev, dn_next, dn_prev;
 } flow;
 
@@ -61,7 +62,7 @@ typedef struct viewer {
     uint64_t arrive, seed_for;
     uint64_t timer_t;
     uint32_t timer_ver;
-    uint32_t up_head, dn_head, n_up, n_dn;
+    uint32_t up_head, dn_head, n_up, n_dn; /* n_up, n_dn: its started (sharing) flows */
     uint32_t *nbr, *wat;
     uint16_t nnbr, cnbr, nwat, cwat;
     uint32_t rec;
@@ -99,7 +100,8 @@ typedef struct world {
     uint32_t *work;
     size_t nwork, cwork;
     pc_registry *reg;
-    uint32_t n_cdn_flows, cdn_head; /* active CDN flows, linked through up_next/up_prev */
+    uint32_t n_cdn_flows, cdn_head; /* started CDN flows; the active ones, linked through up_next/up_prev */
+    double cdn_used;              /* with a CDN capacity: the started CDN flows' rates added up (bytes/s) */
     uint32_t watching, seeding;
     uint64_t total_cdn, total_p2p, total_up, stalls_gone;
     sim_viewer_result *rv;        /* shared; a world writes only its viewers' entries */
@@ -283,14 +285,10 @@ static uint32_t uncredited(const world *w, const flow *f)
     return d > f->credited ? d - f->credited : 0;
 }
 
-/* What |f| could get if the receiver's downlink were no limit: an equal share of the sender's uplink
- * (or of the CDN's capacity, when it has one). */
+/* What peer flow |f| could get if the receiver's downlink were no limit: an equal share of the sender's
+ * uplink. (A CDN flow's is rerate_dn's: none, or a share of the CDN's capacity.) */
 static double up_limit(const world *w, const flow *f)
 {
-    if (f->src == CDN)
-        return w->sc->cdn_capacity_mbps > 0
-                   ? w->sc->cdn_capacity_mbps * 1e6 / 8 / (w->n_cdn_flows ? w->n_cdn_flows : 1)
-                   : HUGE_VAL;
     const viewer *s = &w->v[f->src];
     return s->up / (s->n_up ? s->n_up : 1);
 }
@@ -310,6 +308,8 @@ static void set_rate(world *w, uint32_t fi, double r)
     if (r == f->rate)
         return;
     advance(w, f);
+    if (f->src == CDN && w->sc->cdn_capacity_mbps > 0)
+        w->cdn_used += r - f->rate;
     f->rate = r;
     f->ver++;
     uint64_t from = w->now > f->start_at ? w->now : f->start_at;
@@ -333,7 +333,7 @@ static int share_less(const share *a, const share *b)
     return a->xfer < b->xfer;
 }
 
-/* Shares |d|'s downlink between its active flows max-min fairly, as TCP flows on one bottleneck roughly
+/* Shares |d|'s downlink between its started flows max-min fairly, as TCP flows on one bottleneck roughly
  * do: a flow held below an equal share by its sender's uplink keeps what it gets there, and what it
  * leaves is split between the others. (Uplinks are split equally: an uplink's leftover is not handed
  * on.) The order is by limit, then sender and transfer, so the result does not depend on list order. */
@@ -349,10 +349,30 @@ static void rerate_dn(world *w, uint32_t d)
             return;
         }
     }
+    /* with a CDN capacity, this downlink's CDN flows together take no more than the capacity the
+     * others leave: a flow that starts between two resharings (cdn_reshare) takes capacity ÷ flows as
+     * they are, or what is free if that is less, so the CDN never sends more than its capacity */
+    double cdn_lim = HUGE_VAL;
+    if (w->sc->cdn_capacity_mbps > 0) {
+        double mine = 0;
+        uint32_t m = 0;
+        for (uint32_t i = v->dn_head, k = 0; i != NONE && k < v->n_dn; i = w->flows[i].dn_next)
+            if (w->flows[i].sharing) {
+                k++;
+                if (w->flows[i].src == CDN) {
+                    m++;
+                    mine += w->flows[i].rate;
+                }
+            }
+        double cap = w->sc->cdn_capacity_mbps * 1e6 / 8, free = cap - (w->cdn_used - mine);
+        cdn_lim = cap / (w->n_cdn_flows ? w->n_cdn_flows : 1);
+        if (m > 0 && free / m < cdn_lim)
+            cdn_lim = free > 0 ? free / m : 0;
+    }
     for (uint32_t i = v->dn_head; i != NONE && n < v->n_dn; i = w->flows[i].dn_next)
-        if (w->flows[i].active)
-            sh[n++] = (share){.limit = up_limit(w, &w->flows[i]), .fi = i, .src = w->flows[i].src,
-                              .xfer = w->flows[i].xfer};
+        if (w->flows[i].sharing)
+            sh[n++] = (share){.limit = w->flows[i].src == CDN ? cdn_lim : up_limit(w, &w->flows[i]), .fi = i,
+                              .src = w->flows[i].src, .xfer = w->flows[i].xfer};
     for (uint32_t k = 1; k < n; k++) { /* insertion sort: a downlink has few flows */
         share x = sh[k];
         uint32_t j = k;
@@ -374,27 +394,35 @@ static void rerate_dn(world *w, uint32_t d)
  * downlinks of the flows leaving a viewer |up_of| are shared again (their limits changed), and |dn_of|'s.
  * The CDN's flows are not: without a capacity their limit does not move, and with one every CDN flow's
  * share moves at every start and end, so they are shared out again every CDN_SHARE_US instead
- * (cdn_reshare; between two, a new flow takes capacity ÷ flows as they are). */
+ * (cdn_reshare; between two, a new flow takes capacity ÷ flows as they are, or what is free if less). */
 static void rerate(world *w, uint32_t up_of, uint32_t dn_of)
 {
     if (up_of != CDN)
         for (uint32_t i = w->v[up_of].up_head; i != NONE; i = w->flows[i].up_next)
-            if (w->flows[i].active && w->flows[i].dst != dn_of)
+            if (w->flows[i].sharing && w->flows[i].dst != dn_of)
                 rerate_dn(w, w->flows[i].dst);
     if (dn_of != NONE)
         rerate_dn(w, dn_of);
 }
 
-/* Every downlink with a CDN flow, once each, shared again: the CDN's capacity ÷ its flows as they are. */
+/* Every downlink with a CDN flow, once each, shared again: the CDN's capacity ÷ its flows as they are.
+ * The downlinks whose CDN flows must slow down go first, so that those that may speed up find the
+ * capacity the others freed (a flow never takes more than is free: rerate_dn). */
 static void cdn_reshare(world *w)
 {
-    for (uint32_t i = w->cdn_head; i != NONE; i = w->flows[i].up_next) {
-        viewer *d = &w->v[w->flows[i].dst];
-        if (!d->reshared) {
-            d->reshared = 1;
-            rerate_dn(w, w->flows[i].dst);
+    double used = 0, each = w->sc->cdn_capacity_mbps * 1e6 / 8 / (w->n_cdn_flows ? w->n_cdn_flows : 1);
+    for (uint32_t i = w->cdn_head; i != NONE; i = w->flows[i].up_next)
+        if (w->flows[i].sharing)
+            used += w->flows[i].rate;
+    w->cdn_used = used; /* no drift from adding up rate changes */
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t i = w->cdn_head; i != NONE; i = w->flows[i].up_next) {
+            viewer *d = &w->v[w->flows[i].dst];
+            if (!d->reshared && (pass == 1 || w->flows[i].rate > each)) {
+                d->reshared = 1;
+                rerate_dn(w, w->flows[i].dst);
+            }
         }
-    }
     for (uint32_t i = w->cdn_head; i != NONE; i = w->flows[i].up_next)
         w->v[w->flows[i].dst].reshared = 0;
 }
@@ -411,23 +439,39 @@ static void link_dn(world *w, uint32_t fi)
     f->up_next = f->up_prev = NONE;
 }
 
+/* |fi|'s first byte is due: it takes a share of its sender's uplink and its receiver's downlink, and
+ * the flows sharing either are rated again. */
+static void start(world *w, uint32_t fi)
+{
+    flow *f = &w->flows[fi];
+    f->sharing = 1;
+    w->v[f->dst].n_dn++;
+    if (f->src == CDN)
+        w->n_cdn_flows++;
+    else
+        w->v[f->src].n_up++;
+    rerate(w, f->src, f->dst);
+}
+
+/* |fi| is served: linked at its sender now, and started at |start_at| (a round trip, or the CDN's
+ * latency, later). Until then it carries nothing and takes no share of either link (until 2026-11-24
+ * it took a full one from its request on). */
 static void activate(world *w, uint32_t fi, uint64_t start_at)
 {
     flow *f = &w->flows[fi];
     f->active = 1;
     f->start_at = start_at;
     f->t_last = w->now;
-    w->v[f->dst].n_dn++;
     uint32_t *head = f->src == CDN ? &w->cdn_head : &w->v[f->src].up_head;
-    if (f->src == CDN)
-        w->n_cdn_flows++;
-    else
-        w->v[f->src].n_up++;
     f->up_prev = NONE;
     f->up_next = *head;
     if (*head != NONE)
         w->flows[*head].up_prev = fi;
     *head = fi;
+    if (start_at <= w->now)
+        start(w, fi);
+    else
+        push(w, start_at, EV_START, fi, f->ver);
 }
 
 /* Counts |f|'s bytes delivered since it was last counted (to its ends and the world's totals) and
@@ -469,13 +513,17 @@ static void flow_end(world *w, uint32_t fi)
     if (f->dn_next != NONE)
         w->flows[f->dn_next].dn_prev = f->dn_prev;
     uint32_t src = f->src;
-    if (f->active) {
+    if (f->sharing) {
         d->n_dn--;
-        uint32_t *head = src == CDN ? &w->cdn_head : &w->v[src].up_head;
-        if (src == CDN)
+        if (src == CDN) {
             w->n_cdn_flows--;
-        else
+            if (w->sc->cdn_capacity_mbps > 0)
+                w->cdn_used -= f->rate;
+        } else
             w->v[src].n_up--;
+    }
+    if (f->active) {
+        uint32_t *head = src == CDN ? &w->cdn_head : &w->v[src].up_head;
         if (f->up_prev != NONE)
             w->flows[f->up_prev].up_next = f->up_next;
         else
@@ -483,14 +531,15 @@ static void flow_end(world *w, uint32_t fi)
         if (f->up_next != NONE)
             w->flows[f->up_next].up_prev = f->up_prev;
     }
-    int was_active = f->active;
+    int was_sharing = f->sharing; /* one that had not started moved no one's share */
     uint32_t dst = f->dst;
     f->used = 0;
     f->active = 0;
+    f->sharing = 0;
     f->ver++;
     f->up_next = w->free_flow;
     w->free_flow = fi;
-    if (was_active)
+    if (was_sharing)
         rerate(w, src, dst);
 }
 
@@ -628,7 +677,6 @@ static void handle(world *w, uint32_t vi, const pc_action *a)
         link_dn(w, fi);
         if (a->peer == CDN) {
             activate(w, fi, w->now + (uint64_t)(w->sc->cdn_latency_ms * 1000));
-            rerate(w, CDN, vi);
             return;
         }
         viewer *u = a->peer < w->nv ? &w->v[a->peer] : NULL;
@@ -676,7 +724,6 @@ static void handle(world *w, uint32_t vi, const pc_action *a)
         /* the first byte arrives a round trip after the request: the request's way (the uploader's engine
          * hears of it at once, a simplification) and the data's */
         activate(w, fi, w->now + (uint64_t)(2 * one_way_us(w, vi, f->dst)));
-        rerate(w, vi, f->dst);
         return;
     }
     case PC_ACT_REFUSE: {
@@ -1173,7 +1220,7 @@ static void prefetch_ahead(const world *w)
     const sim_ev *a;
     size_t n = sim_evq_ahead(&w->q, &a, 5);
     for (size_t k = 0; k < n; k++) {
-        if (a[k].kind == EV_FLOW)
+        if (a[k].kind == EV_FLOW || a[k].kind == EV_START)
             __builtin_prefetch(&w->flows[a[k].id]);
         else if (names_viewer(a[k].kind) && a[k].id < w->nv)
             __builtin_prefetch(&w->v[a[k].id]);
@@ -1316,6 +1363,12 @@ static void *world_run(void *arg)
             cdn_reshare(w);
             push(w, w->now + CDN_SHARE_US, EV_CDN_SHARE, 0, 0);
             break;
+        case EV_START: {
+            flow *f = &w->flows[e.id];
+            if (f->used && f->active && !f->sharing && e.ver == f->ver)
+                start(w, e.id);
+            break;
+        }
         case EV_SWEEP:
             /* peers that stopped announcing without saying so (abrupt leavers) */
             pc_registry_expire(w->reg, w->now);

@@ -378,6 +378,29 @@ def test_a_cdn_capacity_is_never_exceeded(s):
     check(summ["bytes_cdn"] <= 5 * 20, "at most 5 B/s over 20 s: %d bytes" % summ["bytes_cdn"])
 
 
+def test_a_flow_shares_its_links_only_once_started(s):
+    # one CDN-only viewer, 1 Mbit/s downlink, CDN 3 s away. Segment 2 (248 818 bytes) is asked for at
+    # 8.104 s and segment 3 at 9.104 s; their first bytes come at 11.104 and 12.104. Alone on the link for
+    # a second, segment 2 gets 125 000 bytes, then half of it: the rest (123 818) takes 1.981 s, so it is
+    # ready at 14.085 s. (Counted from its request, segment 3 halved the link from 9.104 s on: 15.085.)
+    sc = {"name": "one", "seed": 1, "duration_s": 60, "mode": "cdn-only", "media": {"ladder_kbps": [500], "segment_s": 4},
+          "catalog": {"videos": 1, "duration_s": 20}, "arrivals": {"kind": "list", "times_s": [1]},
+          "viewers": {"up_kbps": 1000, "down_kbps": 1000}, "network": {"latency_ms": 40, "cdn_latency_ms": 3000}}
+    path = os.path.join(S.tmp, "latency.json")
+    json.dump(sc, open(path, "w"))
+    p = subprocess.run([S.bin("peercdn-sim"), "run", path, "--out", os.path.join(S.tmp, "latency"), "--quiet"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600,
+                       env=dict(os.environ, PEERCDN_SIM_TRACE="0"))
+    eq(p.returncode, 0, "exit status")
+    ready = {}
+    for line in p.stderr.decode().splitlines():
+        f = line.split()
+        if len(f) > 2 and f[2] == "READY":
+            ready[int([x for x in f if x.startswith("seg=")][0][4:])] = float(f[0])
+    check(abs(ready.get(2, 0) - 14.085) < 0.002, "segment 2 ready at 14.085 s: %r" % ready)
+    check(abs(ready.get(0, 0) - 8.104) < 0.002, "segment 0 at 8.104 s, as before: %r" % ready)
+
+
 def test_edge_cases_of_seeks_seeders_and_p2p_only(s):
     # a 4.5 s video where every viewer seeks: a seek that lands at the end still ends playback
     short = {"duration_s": 60, "media": {"ladder_kbps": [1000], "segment_s": 4}, "catalog": {"duration_s": 4.5},
@@ -551,7 +574,8 @@ S.run([test_surplus_offload_reaches_the_bound, test_deficit_offload_reaches_the_
        test_threads_do_not_change_the_results, test_outputs_read_well, test_the_tracker_load_is_reported,
        test_bad_scenarios_are_refused_with_one_line, test_operator_scenarios_parse_and_run_briefly,
        test_accounting_is_exact_on_hand_checkable_runs, test_a_stall_under_way_at_the_end_counts,
-       test_a_cdn_capacity_is_never_exceeded, test_edge_cases_of_seeks_seeders_and_p2p_only,
+       test_a_cdn_capacity_is_never_exceeded, test_a_flow_shares_its_links_only_once_started,
+       test_edge_cases_of_seeks_seeders_and_p2p_only,
        test_the_swarm_preference_trades_bitrate_for_offload, test_a_premiere_in_step_still_offloads,
        test_a_run_replaces_the_other_kind_of_run_in_its_directory,
        test_a_run_too_big_for_the_memory_available_fails_cleanly, test_memory_does_not_grow_with_threads])
