@@ -209,6 +209,41 @@ def test_concatenation_makes_the_video_id(s):
     eq(request(st["create"], "POST", headers=tus_headers(Upload_Concat="final;" + forged)).status, 403, "forged part")
 
 
+def test_a_join_is_taken_on_an_expired_creation_url(s):
+    """tus-js-client's parallel uploads join their parts with the creation URL they started with, which
+    expires (an hour; 2 s here, a test hook): a join on it is taken once it has expired, authorised by the
+    parts' own signed URLs; anything else on it is still 403 expired, and so is a join listing a part
+    whose URL is forged. Before, an upload slower than the hour failed at the join, every byte sent."""
+    os.environ["PEERCDN_TEST_CREATION_TTL_S"] = "2"
+    try:
+        o = S.origin()
+    finally:
+        del os.environ["PEERCDN_TEST_CREATION_TTL_S"]
+    url = o.creation_url()
+    a, b = os.urandom(3000), os.urandom(2000)
+    pa = location(request(url, "POST", headers=tus_headers(Upload_Length=len(a), Upload_Concat="partial")))
+    pb = location(request(url, "POST", headers=tus_headers(Upload_Length=len(b), Upload_Concat="partial")))
+    eq((patch(pa, 0, a).status, patch(pb, 0, b).status), (204, 204), "both parts sent")
+    exp = int(urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["exp"][0])
+    time.sleep(max(0, exp + 1.2 - time.time()))
+    r = request(url, "POST", headers=tus_headers(Upload_Length=5))
+    eq((r.status, r.json()["code"]), (403, "expired"), "a new upload on the expired URL")
+    r = request(url, "POST", headers=tus_headers(Upload_Length=5, Upload_Concat="partial"))
+    eq((r.status, r.json()["code"]), (403, "expired"), "a new part on the expired URL")
+    head, cred, pid = pa.rsplit("/", 2)
+    forged = "%s/%s/%s" % (head, cred[:-1] + ("A" if cred[-1] != "A" else "B"), pid)
+    r = request(url, "POST", headers=tus_headers(Upload_Concat="final;%s %s" % (forged, pb)))
+    eq((r.status, r.json()["code"]), (403, "bad_signature"), "a join listing a forged part")
+    q = urllib.parse.urlsplit(url)
+    other = "%s://%s%s?exp=%d&sig=%s" % (q.scheme, q.netloc, q.path, exp - 1,
+                                         urllib.parse.parse_qs(q.query)["sig"][0])
+    r = request(other, "POST", headers=tus_headers(Upload_Concat="final;%s %s" % (pa, pb)))
+    eq((r.status, r.json()["code"]), (403, "bad_signature"), "a join on a creation URL that was never ours")
+    final = location(request(url, "POST", headers=tus_headers(Upload_Concat="final;%s %s" % (pa, pb))))
+    vid = final.rsplit("/", 1)[1]
+    eq(o.video(vid)["source_size"], len(a) + len(b), "joined into a video")
+
+
 def test_expiration(s):
     o = origin()  # --upload-ttl 4
     loc = location(create(o, 10))
@@ -675,7 +710,7 @@ def test_uploads_received_at_once_are_limited(s):
 
 
 S.run([test_creation_url_needs_the_token, test_options_advertises_the_extensions,
-       test_a_public_url_ending_in_a_slash_gives_the_same_urls, test_forged_and_expired_creation_urls_are_403, test_upload_url_signature_is_checked, test_version_is_required,
+       test_a_public_url_ending_in_a_slash_gives_the_same_urls, test_forged_and_expired_creation_urls_are_403, test_a_join_is_taken_on_an_expired_creation_url, test_upload_url_signature_is_checked, test_version_is_required,
        test_over_1_gib_is_413, test_patch_head_and_offsets, test_checksums, test_termination,
        test_concatenation_makes_the_video_id, test_expiration, test_interrupted_patch_keeps_received_bytes, test_a_patch_trickling_steadily_is_not_cut,
        test_a_second_writer_is_told_the_upload_is_busy,
