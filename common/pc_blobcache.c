@@ -32,6 +32,11 @@ static uint64_t hash_key(const char *k, size_t len)
     return h;
 }
 
+size_t pc_blobcache_max_blob(const pc_blobcache *c)
+{
+    return c->max_blob;
+}
+
 pc_blobcache *pc_blobcache_new(size_t budget, size_t max_blob)
 {
     pc_blobcache *c = calloc(1, sizeof(*c));

@@ -37,6 +37,8 @@ typedef struct pc_blobcache_stats {
 /* A cache holding at most |budget| bytes of blobs; a single blob may take at most |max_blob|
  * (<= budget). NULL when out of memory. */
 pc_blobcache *pc_blobcache_new(size_t budget, size_t max_blob);
+/* The largest blob the cache takes (max_blob, or the budget if smaller). */
+size_t pc_blobcache_max_blob(const pc_blobcache *c);
 /* Frees the cache. Blobs still referenced stay valid until released (release them with
  * pc_blob_release, which needs no cache). */
 void pc_blobcache_free(pc_blobcache *c);

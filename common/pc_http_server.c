@@ -4,6 +4,7 @@
  * graceful close, and the accept hook used by streaming front doors.
  */
 #include "pc_http_server.h"
+#include "pc_http_stream.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -102,6 +103,15 @@ static int on_root_req(h2o_handler_t *self, h2o_req_t *req)
     pc_http_server *srv = ((struct root_handler *)self)->srv;
     if (strip_absolute_form(req) != 0) {
         pc_http_respond_error(req, 400, "bad_request", "an absolute request target without a path");
+        return 0;
+    }
+    /* the front door's limits on every request, not only a connection's first (h2o's own allow heads
+     * of about 400 KB and 100 headers, which a later request on a kept-alive connection had) */
+    size_t head = req->method.len + req->path.len + req->authority.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        head += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    if (req->headers.size > PC_HS_MAX_HEADERS || head > PC_HTTP_HEAD_MAX) {
+        pc_http_respond_error(req, 431, "headers_too_large", "request head exceeds the server's limit");
         return 0;
     }
     h2o_iovec_t path = req->path_normalized;
@@ -789,6 +799,34 @@ h2o_iovec_t pc_http_req_header(h2o_req_t *req, const char *name)
             return h->value;
     }
     return h2o_iovec_init(NULL, 0);
+}
+
+h2o_iovec_t pc_http_req_header_list(h2o_req_t *req, const char *name)
+{
+    size_t nlen = strlen(name), n = 0, len = 0;
+    h2o_iovec_t first = h2o_iovec_init(NULL, 0);
+    for (size_t i = 0; i < req->headers.size; i++) {
+        h2o_header_t *h = &req->headers.entries[i];
+        if (h->name->len == nlen && strncasecmp(h->name->base, name, nlen) == 0) {
+            first = n++ == 0 ? h->value : first;
+            len += h->value.len + 2;
+        }
+    }
+    if (n <= 1)
+        return first;
+    char *buf = h2o_mem_alloc_pool(&req->pool, len), *p = buf;
+    for (size_t i = 0; i < req->headers.size; i++) {
+        h2o_header_t *h = &req->headers.entries[i];
+        if (h->name->len == nlen && strncasecmp(h->name->base, name, nlen) == 0) {
+            if (p != buf) {
+                memcpy(p, ", ", 2);
+                p += 2;
+            }
+            memcpy(p, h->value.base, h->value.len);
+            p += h->value.len;
+        }
+    }
+    return h2o_iovec_init(buf, (size_t)(p - buf));
 }
 
 int pc_http_req_method_is(h2o_req_t *req, const char *method)

@@ -127,6 +127,9 @@ int pc_http_get_only(h2o_req_t *req, const char *cors_headers, const char *messa
 
 /* Request helpers. The returned view points into the request and is not NUL-terminated. */
 h2o_iovec_t pc_http_req_header(h2o_req_t *req, const char *name);
+/* A list header (If-None-Match, If-Match, Accept-Encoding...) sent on several lines, joined with ", " as
+ * RFC 9110 section 5.3 makes it mean (in the request's pool); as pc_http_req_header when on one line. */
+h2o_iovec_t pc_http_req_header_list(h2o_req_t *req, const char *name);
 int pc_http_req_method_is(h2o_req_t *req, const char *method);
 /* The client's address (IPv4 or IPv6); 0, or PC_EINVAL when the connection cannot tell. */
 int pc_http_req_peer(h2o_req_t *req, struct sockaddr_storage *out) PC_MUST_CHECK;

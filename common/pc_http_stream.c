@@ -565,7 +565,7 @@ pc_hs *pc_hs_new(const pc_hs_handler *h, void *user)
     hs->h = *h;
     hs->user = user;
     if (hs->h.max_head == 0)
-        hs->h.max_head = 16384;
+        hs->h.max_head = PC_HTTP_HEAD_MAX;
     if (hs->h.body_timeout_ms == 0)
         hs->h.body_timeout_ms = 60000;
     if (hs->h.idle_timeout_ms == 0)

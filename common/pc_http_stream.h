@@ -21,6 +21,7 @@
 #include "pc_http_server.h"
 
 #define PC_HS_MAX_HEADERS 64
+#define PC_HTTP_HEAD_MAX 16384 /* bytes of a request head, on every server and every request (431 above) */
 
 typedef struct pc_hs pc_hs;
 typedef struct pc_hs_conn pc_hs_conn;

@@ -173,7 +173,7 @@ static int handle_list(pc_origin *o, h2o_req_t *req)
     }
     if (rc == 0) {
         /* the canonical decimal a page gives: no sign, space or leading zero, and in range */
-        if (pc_parse_int_str(buf, 0, INT64_MAX, PC_NUM_CANONICAL, &cursor) != 0) {
+        if (pc_parse_int_str(buf, 1, INT64_MAX, PC_NUM_CANONICAL, &cursor) != 0) { /* no page gives 0 */
             pc_http_respond_error(req, 400, "bad_cursor", "cursor must come from a previous page's next_cursor");
             return 0;
         }
@@ -356,14 +356,14 @@ static int handle_remove_subtitles(pc_origin *o, h2o_req_t *req, const char *id,
 
 #define PATCH_BODY_MAX 4096 /* bytes of a PATCH's JSON: a title of PC_TITLE_MAX bytes, escaped, fits */
 
-/* A title an operator may set: 1 to PC_TITLE_MAX bytes (jansson has checked the UTF-8) without control
- * characters, which would break a catalog page's layout or a log line. */
+/* A title an operator may set: 1 to PC_TITLE_MAX bytes (jansson has checked the UTF-8) without the
+ * characters pc_title_banned_at names. */
 static int title_ok(const char *s, size_t len)
 {
     if (len == 0 || len > PC_TITLE_MAX)
         return 0;
     for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+        if (pc_title_banned_at(s + i, len - i) != 0)
             return 0;
     return 1;
 }

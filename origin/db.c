@@ -306,6 +306,20 @@ int pc_db_video_retry(pc_db *db, const char *id, int64_t now_ms)
     return finish(db, r);
 }
 
+size_t pc_title_banned_at(const char *s, size_t left)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (u[0] < 0x20 || u[0] == 0x7f)
+        return 1;
+    if (left >= 2 && u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f) /* U+0080-U+009F */
+        return 2;
+    if (left >= 3 && u[0] == 0xe2 && u[1] == 0x80 && u[2] >= 0xa8 && u[2] <= 0xae) /* U+2028-U+202E */
+        return 3;
+    if (left >= 3 && u[0] == 0xe2 && u[1] == 0x81 && u[2] >= 0xa6 && u[2] <= 0xa9) /* U+2066-U+2069 */
+        return 3;
+    return 0;
+}
+
 int pc_db_video_set_title(pc_db *db, const char *id, const char *title, int64_t now_ms)
 {
     int r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq, "UPDATE videos SET title = ?, updated = ? WHERE id = ?",

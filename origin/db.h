@@ -89,6 +89,11 @@ int pc_db_video_create(pc_db *db, const char *id, const char *title, const char 
                        int64_t now_ms) PC_MUST_CHECK;
 int pc_db_video_get(pc_db *db, const char *id, pc_video *out) PC_MUST_CHECK;
 #define PC_TITLE_MAX 511 /* bytes of a video's title (UTF-8) */
+/* The length in bytes of a character a title may not hold at |s| (|left| bytes from there), else 0: C0
+ * and C1 controls, DEL, the line and paragraph separators and the bidi embeddings, overrides and
+ * isolates (U+202A-U+202E, U+2066-U+2069), which would break a catalog page's layout, reorder what is
+ * shown around the title, or a log line. */
+size_t pc_title_banned_at(const char *s, size_t left);
 /* Renames video |id|: PC_ENOENT when there is none (deleted meanwhile), PC_EDB. */
 int pc_db_video_set_title(pc_db *db, const char *id, const char *title, int64_t now_ms) PC_MUST_CHECK;
 /*

@@ -372,7 +372,9 @@ static int src_open(pc_media *m, h2o_req_t *req, const char *full, enum kind kin
     s->size = (uint64_t)ref->st.st_size;
     s->ino = (uint64_t)ref->st.st_ino;
     s->mtime = (int64_t)ref->st.st_mtim.tv_sec;
-    if (hot && s->size <= HOT_BLOB_MAX) {
+    /* only what the cache can take is read whole: a cache smaller than a segment (--cache-mb under 8)
+     * made every request for it, a one-byte range or a 304 included, read it all and throw it away */
+    if (hot && s->size <= HOT_BLOB_MAX && s->size <= pc_blobcache_max_blob(m->hot)) {
         uint8_t *buf = malloc(s->size > 0 ? (size_t)s->size : 1);
         struct hot_aux a = {s->ino, s->mtime};
         if (buf != NULL && read_all(ref->fd, buf, (size_t)s->size) == 0)
@@ -417,7 +419,7 @@ static int gzip_buf(const char *in, size_t len, char **out, size_t *outlen)
  * wins over "*", RFC 9110 12.5.3)? */
 static int accepts_gzip(h2o_req_t *req)
 {
-    h2o_iovec_t ae = pc_http_req_header(req, "accept-encoding");
+    h2o_iovec_t ae = pc_http_req_header_list(req, "accept-encoding");
     size_t i = 0, n = ae.base != NULL ? ae.len : 0;
     int named = -1, star = -1; /* -1: not listed; else whether accepted */
     while (i < n) {
@@ -437,7 +439,7 @@ static int accepts_gzip(h2o_req_t *req)
         if (is_gzip || (b - a == 1 && ae.base[a] == '*')) {
             /* q=0 (or 0.0, 0.000) refuses it */
             size_t q = semi;
-            while (q + 1 < e && !(ae.base[q] == 'q' && ae.base[q + 1] == '='))
+            while (q + 1 < e && !((ae.base[q] == 'q' || ae.base[q] == 'Q') && ae.base[q + 1] == '='))
                 q++;
             int ok = 1;
             if (q + 1 < e) {
@@ -594,7 +596,8 @@ int pc_media_route(void *user, h2o_req_t *req)
         pc_http_respond_error(req, 404, "not_found", "no such media file");
         return 0;
     }
-    if (pc_http_get_only(req, "Range, If-None-Match, If-Modified-Since, If-Range", "media takes GET and HEAD"))
+    if (pc_http_get_only(req, "Range, If-None-Match, If-Modified-Since, If-Range, If-Match, If-Unmodified-Since",
+                         "media takes GET and HEAD"))
         return 0;
     char token[160] = "";
     int64_t exp = 0; /* signed mode: the URL's expiry */
@@ -686,7 +689,7 @@ int pc_media_route(void *user, h2o_req_t *req)
 
     /* conditional requests, in RFC 9110 13.2.2's order: If-Match (else If-Unmodified-Since) fails with 412,
      * then If-None-Match (else If-Modified-Since) answers 304 */
-    h2o_iovec_t im = pc_http_req_header(req, "if-match");
+    h2o_iovec_t im = pc_http_req_header_list(req, "if-match");
     int failed = 0;
     if (im.base != NULL) {
         failed = !pc_http_etag_list_matches(im.base, im.len, etag, strlen(etag), 1);
@@ -700,7 +703,7 @@ int pc_media_route(void *user, h2o_req_t *req)
         pc_http_respond_error(req, 412, "precondition_failed", "the file is not the one the request's condition names");
         return 0;
     }
-    h2o_iovec_t inm = pc_http_req_header(req, "if-none-match");
+    h2o_iovec_t inm = pc_http_req_header_list(req, "if-none-match");
     int not_modified = 0;
     if (inm.base != NULL) {
         not_modified = pc_http_etag_list_matches(inm.base, inm.len, etag, strlen(etag), 0);

@@ -48,14 +48,14 @@ static int utf8_valid(const char *s)
     return ok;
 }
 
-/* |s| made a title PATCH /api/videos/{id} would accept (api.c's title_ok): control characters (below 0x20,
- * 0x7f) become spaces, and past PC_TITLE_MAX bytes it is cut at a UTF-8 character boundary. Cannot fail. */
+/* |s| made a title PATCH /api/videos/{id} would accept (api.c's title_ok): the characters a title may not
+ * hold (pc_title_banned_at: controls, separators, bidi overrides) become spaces, and past PC_TITLE_MAX bytes it is cut at a UTF-8 character boundary. Cannot fail. */
 static void title_fit(char *s)
 {
     size_t n = strlen(s);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            s[i] = ' ';
+    for (size_t i = 0, k; i < n; i++)
+        for (k = pc_title_banned_at(s + i, n - i); k > 0; k--)
+            s[i + k - 1] = ' ';
     if (n > PC_TITLE_MAX) {
         n = PC_TITLE_MAX;
         while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) /* s[n] continues the character before it */

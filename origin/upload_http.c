@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "origin.h"
 #include "pc_json.h"
@@ -112,7 +113,19 @@ static int fd_on_head(void *user, pc_hs_conn *c, const pc_hs_request *hr)
 {
     pc_origin *o = user;
     PC_LOGD("http", "%s: %s %.*s", hr->peer, hr->method, (int)hr->path_len, hr->target);
-    if (hr->path_len < sizeof(TUS_PREFIX) - 2 || strncmp(hr->target, TUS_PREFIX, sizeof(TUS_PREFIX) - 2) != 0) {
+    /* a target in absolute form (http://host/tus/...) is the upload it names, as h2o takes it (before, a
+     * PATCH in that form went h2o's buffered way, limited to 1 MiB) */
+    const char *target = hr->target;
+    size_t path_len = hr->path_len;
+    size_t skip = path_len >= 7 && strncasecmp(target, "http://", 7) == 0    ? 7
+                  : path_len >= 8 && strncasecmp(target, "https://", 8) == 0 ? 8
+                                                                             : 0;
+    const char *slash = skip > 0 ? memchr(target + skip, '/', path_len - skip) : NULL;
+    if (slash != NULL) {
+        path_len -= (size_t)(slash - target);
+        target = slash;
+    }
+    if (path_len < sizeof(TUS_PREFIX) - 2 || strncmp(target, TUS_PREFIX, sizeof(TUS_PREFIX) - 2) != 0) {
         /* not an upload: h2o serves this connection, unless the body is over the API's limit */
         static const char *const h[] = {"Access-Control-Allow-Origin", "*"};
         if (hr->content_length < 0) { /* chunked: its size is known only at its end */
@@ -128,7 +141,7 @@ static int fd_on_head(void *user, pc_hs_conn *c, const pc_hs_request *hr)
         }
         return 0;
     }
-    pc_tus_request tr = {hr->method, hr->target, hr->path_len, hr->content_length, hs_header, (void *)hr, hs_count};
+    pc_tus_request tr = {hr->method, target, path_len, hr->content_length, hs_header, (void *)hr, hs_count};
     pc_tus_reply early;
     pc_tus_op *op = NULL;
     if (pc_tus_begin(o->tus, &tr, &early, &op)) {

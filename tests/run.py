@@ -151,7 +151,16 @@ def main():
                 failed += 1
                 print("FAIL %s: %s" % (prefix, extra_fail))
             if bad or extra_fail or args.verbose:
-                tail = "\n".join(out.splitlines()[-80:])
+                lines = out.splitlines()
+                # each failed case's own report (its "not ok" line and the comments after it), which the
+                # tail of a long script's output no longer holds, then that tail
+                for i, l in enumerate(lines):
+                    if l.startswith("not ok ") and i < len(lines) - 80:
+                        j = i + 1
+                        while j < len(lines) and j - i <= 60 and lines[j].startswith("#"):
+                            j += 1
+                        print("---- %s: %s ----\n%s" % (prefix, l, "\n".join(lines[i + 1:j])))
+                tail = "\n".join(lines[-80:])
                 print("---- output of %s (%.1fs) ----\n%s\n----" % (prefix, secs, tail))
             else:
                 print("     %s finished in %.1fs" % (prefix, secs))

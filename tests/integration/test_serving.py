@@ -270,6 +270,9 @@ def test_rename_a_video(s):
             (json.dumps({"title": ""}), auth, 400, "bad_request"),
             (json.dumps({"title": "x" * 512}), auth, 400, "bad_request"),
             (json.dumps({"title": "two\nlines"}), auth, 400, "bad_request"),
+            (json.dumps({"title": "next\u0085line"}), auth, 400, "bad_request"),  # C1 control
+            (json.dumps({"title": "evil\u202etxt.exe"}), auth, 400, "bad_request"),  # bidi override
+            (json.dumps({"title": "a\u2028b"}), auth, 400, "bad_request"),  # line separator
             (json.dumps({"title": 7}), auth, 400, "bad_request"),
             (json.dumps({"title": "ok", "state": "ready"}), auth, 400, "bad_request"),
             (json.dumps({}), auth, 400, "bad_request"),
@@ -292,6 +295,72 @@ def test_rename_a_video(s):
     eq(r.status, 405, "PUT is not PATCH")
     check("PATCH" in r.header("allow"), "Allow names PATCH: %r" % r.header("allow"))
     o.req("PATCH", path, json.dumps({"title": title}).encode(), auth)
+
+
+def test_a_fifth_reviews_http_findings(s):
+    """List headers sent on several lines mean their comma-joined form (RFC 9110 5.3): before, only the
+    first line counted (an If-None-Match naming the ETag on its second line got 200, a split If-Match 412,
+    a split Accept-Encoding no gzip). gzip;Q=0 refuses gzip (parameter names are case-insensitive). The
+    media preflight allows If-Match and If-Unmodified-Since, which /v/ honours. cursor=0 was taken as the
+    first page, though no page gives it. The 16 KiB head limit holds for a connection's later requests
+    too (h2o's own, about 400 KB, applied to them)."""
+    o = st["o"]
+    seg = "/v/%s/v0/seg-00001.m4s" % st["vid"]
+    _, h, _ = curl(o.url + seg)
+    etag = h["etag"]
+
+    def raw_head(lines):
+        answer = raw_exchange(o.host, o.port, ("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\nConnection: close\r\n\r\n" %
+                                               (lines[0], "".join(l + "\r\n" for l in lines[1:]))).encode())
+        head = answer.split(b"\r\n\r\n", 1)[0].decode()
+        return int(head.split()[1]), head.lower()
+
+    eq(raw_head([seg, 'If-None-Match: "other"', "If-None-Match: " + etag])[0], 304, "If-None-Match on two lines")
+    eq(raw_head([seg, 'If-Match: "other"', "If-Match: " + etag])[0], 200, "If-Match on two lines")
+    manifest = "/v/%s/p2p.json" % st["vid"]
+    status, head = raw_head([manifest, "Accept-Encoding: br", "Accept-Encoding: gzip"])
+    check(status == 200 and "content-encoding: gzip" in head, "Accept-Encoding on two lines: %s" % head)
+    status, head = raw_head([manifest, "Accept-Encoding: gzip;Q=0"])
+    check(status == 200 and "content-encoding" not in head, "gzip;Q=0 refuses gzip: %s" % head)
+    status, h, _ = curl("-X", "OPTIONS", "-H", "Origin: https://player.example", "-H",
+                        "Access-Control-Request-Headers: if-match, if-unmodified-since", o.url + seg)
+    allowed = h["access-control-allow-headers"].lower()
+    check(status == 204 and "if-match" in allowed and "if-unmodified-since" in allowed, "preflight: %r" % h)
+    r = o.req("GET", "/api/videos?cursor=0")
+    eq((r.status, r.json()["code"]), (400, "bad_cursor"), "cursor=0")
+    # on one kept-alive connection, one request after the other: a small one, then a 20 KB head, one of 80
+    # headers, and a small one again
+    import http.client
+    c = http.client.HTTPConnection(o.host, o.port, timeout=10)
+    codes = []
+    for extra in ({}, {"X-Pad": "p" * 20000}, dict(("X-H%d" % i, "1") for i in range(80)), {}):
+        c.request("GET", "/api/origin-key", headers=extra)
+        r = c.getresponse()
+        r.read()
+        codes.append(r.status)
+    c.close()
+    eq(codes, [200, 431, 431, 200], "heads over 16 KiB or 64 headers on a kept-alive connection")
+
+
+def test_a_cache_smaller_than_a_segment_does_not_read_it_whole(s):
+    """With --cache-mb below a segment's size, the cache cannot take it: it is streamed from the file,
+    not read whole into memory and thrown away on every request (a one-byte range read 5 MB)."""
+    small = s.origin("--cache-mb", "1")
+    vid = small.upload(clip("serve_small_cache_320x180", size="320x180", rate=25, dur=2), parallel=1)
+    small.ready(vid)
+    with open(os.path.join(small.data, "media", vid, "v0", "seg-09999.m4s"), "wb") as f:
+        f.write(os.urandom(5000000))  # beside the published segments, served as they are
+
+    def rchar():
+        with open("/proc/%d/io" % small.proc.pid) as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("rchar"))
+
+    before = rchar()
+    for _ in range(10):
+        status, _, body = curl("-r", "0-0", "%s/v/%s/v0/seg-09999.m4s" % (small.url, vid))
+        eq((status, len(body)), (206, 1), "a one-byte range")
+    read = rchar() - before
+    check(read < 5000000, "10 one-byte ranges read %d bytes" % read)
 
 
 def test_delete_removes_media_and_metadata(s):
@@ -477,5 +546,6 @@ def test_signed_media_mode(s):
 S.run([test_publish_three_videos, test_segments_are_immutable_with_strong_etags, test_byte_ranges, test_cors,
        test_playlists_short_cache_and_gzip, test_memory_cache_serves_the_same_bytes_as_disk,
        test_path_traversal_and_hidden_files, test_catalog_pagination, test_rename_a_video,
+       test_a_fifth_reviews_http_findings, test_a_cache_smaller_than_a_segment_does_not_read_it_whole,
        test_delete_removes_media_and_metadata, test_client_aborts_do_not_kill_the_server,
        test_metrics_count_what_clients_saw, test_signed_media_mode])

@@ -14,7 +14,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (TOKEN, Suite, check, eq, meta, path_of, request, tus_headers)  # noqa: E402
+from harness import (TOKEN, Suite, check, eq, meta, path_of, read_until_close, request, tus_headers)  # noqa: E402
 
 S = Suite("tus")
 st = {}
@@ -331,6 +331,29 @@ def test_a_second_writer_is_told_the_upload_is_busy(s):
         eq(sock.recv(4096).split(b"\r\n")[0], b"HTTP/1.1 204 No Content", "the first writer finishes")
     finally:
         sock.close()
+
+
+def test_a_patch_in_absolute_form_is_streamed(s):
+    """A PATCH whose target is in absolute form (http://host/tus/...), which HTTP/1.1 servers must accept, is
+    the upload it names: its 2 MB body is streamed to the file like any PATCH. Before, the front door took
+    the target for something outside uploads and refused bodies over 1 MiB (413)."""
+    o = origin()
+    data = os.urandom(2000000)
+    loc = location(create(o, len(data)))
+    u = urllib.parse.urlsplit(loc)
+    target = "http://%s:%d%s" % (o.host, o.port, u.path)
+    sock = socket.create_connection((o.host, o.port), timeout=30)
+    sock.sendall(("PATCH %s HTTP/1.1\r\nHost: %s:%d\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+                  "Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                  % (target, o.host, o.port, len(data))).encode())
+    try:
+        sock.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # refused before the body went
+    resp = read_until_close(sock)
+    sock.close()
+    check(resp.startswith(b"HTTP/1.1 204"), "the PATCH: %r" % resp[:200])
+    eq(request(loc, "HEAD", headers=tus_headers()).header("upload-offset"), str(len(data)), "every byte taken")
 
 
 def test_malformed_requests(s):
@@ -710,7 +733,8 @@ def test_uploads_received_at_once_are_limited(s):
 
 
 S.run([test_creation_url_needs_the_token, test_options_advertises_the_extensions,
-       test_a_public_url_ending_in_a_slash_gives_the_same_urls, test_forged_and_expired_creation_urls_are_403, test_a_join_is_taken_on_an_expired_creation_url, test_upload_url_signature_is_checked, test_version_is_required,
+       test_a_public_url_ending_in_a_slash_gives_the_same_urls, test_forged_and_expired_creation_urls_are_403, test_a_join_is_taken_on_an_expired_creation_url,
+       test_a_patch_in_absolute_form_is_streamed, test_upload_url_signature_is_checked, test_version_is_required,
        test_over_1_gib_is_413, test_patch_head_and_offsets, test_checksums, test_termination,
        test_concatenation_makes_the_video_id, test_expiration, test_interrupted_patch_keeps_received_bytes, test_a_patch_trickling_steadily_is_not_cut,
        test_a_second_writer_is_told_the_upload_is_busy,

@@ -213,6 +213,7 @@ def test_long_titles_are_cut_at_a_character_and_control_characters_become_spaces
                        ("x" * 510 + "\u20ac", "x" * 510),  # the euro sign's 3 bytes would end at 513
                        ("x" * 511 + "yz", "x" * 511),
                        ("tab\there\r\nnew line\x7fdel\x01", "tab here  new line del "),
+                       ("evil\u202etxt\u0085x\u2028", "evil   txt  x   "),  # a bidi override, C1, a separator: a space a byte
                        ("\u00e9" * 1500, "\u00e9" * 255)):  # 3000 bytes, 4000 of base64: the metadata limit
         r = request(url, "POST", body=body, headers=tus_headers(
             Upload_Length=len(body), Content_Type="application/offset+octet-stream",
@@ -397,20 +398,26 @@ def test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang(s):
         check(mode == "gone" or out == "", "%s: no video id printed: %r" % (mode, out))
 
 
-def test_a_join_the_origin_is_too_busy_for_is_tried_again(s):
-    """An origin at --max-uploads answers the join 503 busy (nothing joined): the CLI tries it again later
-    instead of failing the upload after every part was sent."""
-    src = os.path.join(s.tmp, "busy-src.bin")
+def upload_to_fake(s, mode):
+    """A 1 MiB upload in two parts by the CLI to a FakeOrigin in |mode|: (the fake, exit code, stdout, stderr)."""
+    src = os.path.join(s.tmp, "%s-src.bin" % mode)
     with open(src, "wb") as f:
         f.write(os.urandom(1 << 20))
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeOrigin)
-    srv.mode, srv.parts, srv.offsets = "busy-join", 0, {}
+    srv.mode, srv.parts, srv.offsets = mode, 0, {}
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         rc, out, err = cli(src, "--origin", "http://127.0.0.1:%d" % srv.server_address[1], "--token", TOKEN,
-                           "--no-progress", "--parallel", "2", "--state", os.path.join(s.tmp, "busy.json"))
+                           "--no-progress", "--parallel", "2", "--state", os.path.join(s.tmp, "%s.json" % mode))
     finally:
         srv.shutdown()
+    return srv, rc, out, err
+
+
+def test_a_join_the_origin_is_too_busy_for_is_tried_again(s):
+    """An origin at --max-uploads answers the join 503 busy (nothing joined): the CLI tries it again later
+    instead of failing the upload after every part was sent."""
+    srv, rc, out, err = upload_to_fake(s, "busy-join")
     eq((rc, out.strip()), (0, "a" * 20), "joined on the third try: %r" % err)
     eq(srv.joins, 3, "three joins asked")
 
@@ -418,17 +425,7 @@ def test_a_join_the_origin_is_too_busy_for_is_tried_again(s):
 def test_a_join_a_proxy_answered_502_or_504_is_asked_again(s):
     """A proxy's 502 or 504 to the join says nothing of whether the origin joined the parts: the CLI asks
     again (a join asked again for the same parts answers the same final upload), as docs/origin.md says."""
-    src = os.path.join(s.tmp, "proxy-src.bin")
-    with open(src, "wb") as f:
-        f.write(os.urandom(1 << 20))
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeOrigin)
-    srv.mode, srv.parts, srv.offsets = "proxy-join", 0, {}
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        rc, out, err = cli(src, "--origin", "http://127.0.0.1:%d" % srv.server_address[1], "--token", TOKEN,
-                           "--no-progress", "--parallel", "2", "--state", os.path.join(s.tmp, "proxy.json"))
-    finally:
-        srv.shutdown()
+    srv, rc, out, err = upload_to_fake(s, "proxy-join")
     eq((rc, out.strip()), (0, "a" * 20), "joined on the third try: %r" % err)
     eq(srv.joins, 3, "three joins asked")
 
