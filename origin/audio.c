@@ -241,8 +241,11 @@ int pc_task_audio(pc_job *j)
         goto out;
     }
     int aidx = (int)pc_json_int(ap, "index", -1);
-    if (aidx < 0 || aidx >= (int)fmt->nb_streams || pc_av_open_decoder(fmt, aidx, 1, &dec) < 0) {
-        pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "cannot decode the audio stream");
+    if (aidx < 0 || aidx >= (int)fmt->nb_streams || (r = pc_av_open_decoder(fmt, aidx, 1, &dec)) < 0) {
+        if (aidx >= 0 && aidx < (int)fmt->nb_streams && pc_av_err_transient(r)) /* out of memory: again later */
+            pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "cannot open the audio decoder (%s)", pc_av_err(r, eb, sizeof(eb)));
+        else
+            pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "cannot decode the audio stream");
         goto out;
     }
     const AVCodec *aac = avcodec_find_encoder(AV_CODEC_ID_AAC);

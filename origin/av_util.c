@@ -102,6 +102,13 @@ int pc_av_video_stream(const AVFormatContext *fmt)
     return best;
 }
 
+int pc_av_err_transient(int averr)
+{
+    return averr == AVERROR(ENOMEM) || averr == AVERROR(EMFILE) || averr == AVERROR(ENFILE) ||
+           averr == AVERROR(EIO) || averr == AVERROR(EACCES) || averr == AVERROR(EAGAIN) || averr == AVERROR(EINTR) ||
+           averr == AVERROR(ENOSPC);
+}
+
 int pc_av_open_decoder(const AVFormatContext *fmt, int idx, int threads, AVCodecContext **out)
 {
     const AVStream *st = fmt->streams[idx];

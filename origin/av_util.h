@@ -35,6 +35,10 @@ json_t *pc_job_input(const json_t *in, const char *kind);
 int pc_av_video_stream(const AVFormatContext *fmt);
 /* Opens a decoder for stream |idx| with |threads| threads. Returns an AVERROR or 0. */
 int pc_av_open_decoder(const AVFormatContext *fmt, int idx, int threads, AVCodecContext **out);
+/* Whether libav error |averr| says something about this machine's state rather than the input (out of
+ * memory or descriptors, an I/O error, no permission, a thread that could not start): worth running the
+ * task again (a recoverable failure), never a verdict on the video. */
+int pc_av_err_transient(int averr);
 /* pc_av_feed modes */
 enum {
     /* for a source whose timestamps are decode order (see probe.c): every frame is returned, those

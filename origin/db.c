@@ -1,6 +1,7 @@
 /* SQLite metadata store and task queue; see db.h. */
 #include "db.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pc_buf.h"
 #include "pc_log.h"
 #include "pc_sqlite.h"
 
@@ -541,6 +543,8 @@ int pc_taskq_complete(pc_db *db, int64_t id, const char *result, int64_t now_ms)
                      " error_message = NULL, updated = ? WHERE id = ? AND state = 'running'",
                      "sii", result, now_ms, id));
     int changed = sqlite3_changes(db->sq.h);
+    if (r == 0 && changed != 1)
+        r = PC_ECONFLICT; /* not running (any more): reclaimed, released, canceled, or done already */
     if (r == 0 && changed == 1)
         r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
                          "UPDATE tasks SET deps_left = deps_left - 1, updated = ?"
@@ -581,9 +585,19 @@ int pc_taskq_renew(pc_db *db, int64_t id, const char *owner, int64_t now_ms, int
                         "iis", now_ms + lease_ms, id, owner));
 }
 
-int pc_taskq_reclaim(pc_db *db, int64_t now_ms, int all)
+int pc_taskq_reclaim(pc_db *db, int64_t now_ms, int all, const int64_t *keep, size_t nkeep)
 {
-    int r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
+    pc_buf ids;
+    pc_buf_init(&ids, 64 + 24 * nkeep);
+    int r = pc_buf_append_str(&ids, "[");
+    for (size_t i = 0; r == 0 && i < nkeep; i++)
+        r = pc_buf_printf(&ids, "%s%" PRId64, i > 0 ? "," : "", keep[i]);
+    r = r ? r : pc_buf_append_str(&ids, "]");
+    if (r != 0) {
+        pc_buf_clear(&ids);
+        return r;
+    }
+    r = pc_sqlite_run(&db->sq, pc_sqlite_prep(&db->sq,
                          /* at a start (|all|), a run the process's death cut short is not a failed attempt (a
                           * later failure would count it, and fail the video early); it is counted apart, so
                           * that a task that kills the process is not run for ever (pipeline.c); a lease that
@@ -591,8 +605,10 @@ int pc_taskq_reclaim(pc_db *db, int64_t now_ms, int all)
                          "UPDATE tasks SET state = 'ready', lease_owner = NULL,"
                          " attempts = CASE WHEN ?2 THEN MAX(attempts - 1, 0) ELSE attempts END,"
                          " interrupted = interrupted + (CASE WHEN ?2 THEN 1 ELSE 0 END), updated = ?1"
-                         " WHERE state = 'running' AND (?2 OR lease_expires < ?1)",
-                         "ii", now_ms, (int64_t)all));
+                         " WHERE state = 'running' AND (?2 OR lease_expires < ?1)"
+                         " AND id NOT IN (SELECT value FROM json_each(?3))",
+                         "iis", now_ms, (int64_t)all, ids.data));
+    pc_buf_clear(&ids);
     return r != 0 ? r : sqlite3_changes(db->sq.h);
 }
 
@@ -629,12 +645,12 @@ char *pc_taskq_dep_results(pc_db *db, int64_t id)
     return s;
 }
 
-int pc_taskq_weights(pc_db *db, const char *video_id, double *done, double *total)
+int pc_taskq_weights(pc_db *db, const char *video_id, int first, double *done, double *total)
 {
     sqlite3_stmt *st = pc_sqlite_prep(&db->sq,
                             "SELECT COALESCE(SUM(CASE WHEN state = 'done' THEN weight END), 0), COALESCE(SUM(weight), 0)"
-                            " FROM tasks WHERE video_id = ?",
-                            "s", video_id);
+                            " FROM tasks WHERE video_id = ? AND (kind IN ('probe', 'plan')) = (? != 0)",
+                            "si", video_id, (int64_t)first);
     if (st == NULL)
         return PC_EDB;
     int r = sqlite3_step(st) == SQLITE_ROW ? 0 : PC_EDB;

@@ -158,6 +158,7 @@ int pc_taskq_count_interrupted(pc_db *db, int min);
 /* Forgets a task's interruptions (it ran to an end, alone, without the process dying). */
 int pc_taskq_clear_interrupted(pc_db *db, int64_t id) PC_MUST_CHECK;
 /* Marks done (storing |result| JSON, may be NULL) and readies dependents whose deps are all done. */
+/* PC_ECONFLICT (nothing changed) when task |id| is not running: reclaimed, released, canceled or done. */
 int pc_taskq_complete(pc_db *db, int64_t id, const char *result, int64_t now_ms) PC_MUST_CHECK;
 /* Back to ready after |not_before_ms| (recoverable failure), remembering the error. */
 int pc_taskq_retry(pc_db *db, int64_t id, int64_t not_before_ms, const char *code, const char *message,
@@ -171,15 +172,17 @@ int pc_taskq_renew(pc_db *db, int64_t id, const char *owner, int64_t now_ms, int
 /*
  * Returns running tasks whose lease expired to ready (all running tasks when
  * |all| is set, used when the data-directory lock proves no other process
- * runs them). Returns the number reclaimed or <0.
+ * runs them), except the |nkeep| tasks in |keep|: this process still runs or
+ * records them (a lease it could not renew while another process held the
+ * database locked is not a task to run twice). Returns the number reclaimed or <0.
  */
-int pc_taskq_reclaim(pc_db *db, int64_t now_ms, int all);
+int pc_taskq_reclaim(pc_db *db, int64_t now_ms, int all, const int64_t *keep, size_t nkeep);
 /* Result JSON of the done task |kind|/|arg| of |video| (malloc'd) or NULL. */
 char *pc_taskq_result(pc_db *db, const char *video_id, const char *kind, int arg);
 /* {"kind:arg": result, ...} of the done dependencies of task |id| (malloc'd JSON) or NULL. */
 char *pc_taskq_dep_results(pc_db *db, int64_t id);
-/* Sum of weights of all tasks of |video| and of the done ones. */
-int pc_taskq_weights(pc_db *db, const char *video_id, double *done, double *total) PC_MUST_CHECK;
+/* Sum of weights of |video|'s tasks and of the done ones: its probe and plan (|first|), or the others. */
+int pc_taskq_weights(pc_db *db, const char *video_id, int first, double *done, double *total) PC_MUST_CHECK;
 /* Counts tasks of |video| in |state|. */
 int pc_taskq_count(pc_db *db, const char *video_id, const char *state, int64_t *n) PC_MUST_CHECK;
 /* Tasks of |video| that are not done (whatever else their state). */

@@ -332,6 +332,9 @@ static int open_encoder(struct chunk *c, struct rung_enc *re, AVRational fps, in
     if (r < 0) {
         avcodec_free_context(&e);
         char eb[128];
+        if (pc_av_err_transient(r)) /* out of memory, or a thread that could not start: again later */
+            return pc_job_fail(c->j, PC_ENOMEM, 0, "out_of_memory", "cannot open x264 for %dx%d (%s)", re->r.width,
+                               re->r.height, pc_av_err(r, eb, sizeof(eb)));
         return pc_job_fail(c->j, PC_EENCODE, 1, "encode_failed", "cannot open x264 for %dx%d (%s)", re->r.width,
                            re->r.height, pc_av_err(r, eb, sizeof(eb)));
     }
@@ -543,7 +546,10 @@ int pc_task_encode(pc_job *j)
     }
     int vidx = (int)pc_json_int(c.plan, "video_index", 0);
     if (vidx < 0 || vidx >= (int)fmt->nb_streams || (r = pc_av_open_decoder(fmt, vidx, 1, &dec)) < 0) {
-        pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "cannot decode the video stream");
+        if (vidx >= 0 && vidx < (int)fmt->nb_streams && pc_av_err_transient(r)) /* out of memory: again later */
+            pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "cannot open the video decoder (%s)", pc_av_err(r, eb, sizeof(eb)));
+        else
+            pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "cannot decode the video stream");
         goto out;
     }
     /* the colour as probed (the first frame's, else the stream's, else the container's); plans made

@@ -54,6 +54,7 @@ typedef struct pc_job {
     char err_msg[256];
     char *result; /* JSON */
     int swap;     /* a revision's publish: the loop swaps out_dir in (pc_media_swap_in) before recording it */
+    int record_tries; /* the loop's attempts to record its completion (pipeline.c, complete_job) */
     struct pc_job *next;
 } pc_job;
 

@@ -70,6 +70,8 @@ static int cmd_serve(int argc, char **argv)
     c.workers = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (c.workers < 1)
         c.workers = 1;
+    if (c.workers > 64) /* --workers' own limit: the pipeline tracks its running jobs in a fixed table */
+        c.workers = 64;
     c.segment_seconds = 4;
     c.preset = "veryfast";
     c.crf = 21;

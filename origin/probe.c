@@ -226,7 +226,9 @@ static int probe_source(pc_job *j, const char *src, struct remake *rm)
     char eb[128];
     struct stat st;
     if (stat(src, &st) != 0)
-        return pc_job_fail(j, PC_ENOENT, 1, "source_missing", "the original upload is missing");
+        return errno == ENOENT || errno == ENOTDIR
+                   ? pc_job_fail(j, PC_ENOENT, 1, "source_missing", "the original upload is missing")
+                   : pc_job_fail(j, PC_EIO, 0, "io_error", "cannot read the original upload (%s)", strerror(errno));
     if (st.st_size == 0)
         return pc_job_fail(j, PC_ENOTMEDIA, 1, "not_media", "the upload is empty (0 bytes)");
     AVFormatContext *fmt = NULL;
@@ -240,6 +242,10 @@ static int probe_source(pc_job *j, const char *src, struct remake *rm)
     if (r < 0) {
         if (pc_job_canceled(j))
             return pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
+        /* out of descriptors or memory, an I/O error: the machine's state, tried again (before, such an
+         * upload failed for good as not media; found by review with 48 descriptors) */
+        if (pc_av_err_transient(r))
+            return pc_job_fail(j, PC_EIO, 0, "io_error", "cannot open the upload (%s)", pc_av_err(r, eb, sizeof(eb)));
         return pc_job_fail(j, PC_ENOTMEDIA, 1, "not_media", "FFmpeg does not recognise the file as media (%s)",
                            pc_av_err(r, eb, sizeof(eb)));
     }

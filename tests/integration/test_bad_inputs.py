@@ -302,6 +302,41 @@ def test_a_request_head_trickling_in_is_cut_off(s):
     conn.close()
 
 
+def test_running_out_of_descriptors_is_no_verdict_on_the_video(s):
+    """An origin limited to 48 descriptors runs out of them (idle connections held open) just as the probe
+    opens the upload: that is the machine's state, not the file's, so the probe is tried again and the
+    video is published once the connections go. Before, it failed for good as not_media ("Too many open
+    files"; found by review)."""
+    import tempfile
+    from harness import Origin, Server
+    data = tempfile.mkdtemp(dir=S.tmp, prefix="origin-fds-")
+
+    class LimitedOrigin(Origin):
+        def __init__(self):
+            self.data = data
+            Server.__init__(self, s, ["prlimit", "--nofile=48:48", s.bin("peercdn-origin"), "serve", "--data", data,
+                                      "--listen", "127.0.0.1:0", "--upload-token", "test-upload-token", "--workers",
+                                      "1", "--idle-timeout", "120"], data + ".log")
+
+    os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"] = "3000"  # a job waits 3 s before it starts
+    try:
+        o = LimitedOrigin()
+    finally:
+        del os.environ["PEERCDN_TEST_PICKUP_DELAY_MS"]
+    s.cleanups.append(o.stop)
+    vid = o.upload(clip("bad_fds_320x180", size="320x180", rate=25, dur=2), parallel=1)
+    socks = []
+    for _ in range(60):
+        socks.append(socket.create_connection((o.host, o.port)))
+    time.sleep(4.5)  # the probe has met "too many open files"
+    for c in socks:
+        c.close()
+    v = o.wait(vid)
+    eq(v["state"], "ready", "published once the descriptors were back: %r" % v.get("error"))
+    check("Too many open files" in o.stderr() or "too many open files" in o.stderr().lower(),
+          "the probe did meet the limit: %s" % o.stderr()[-800:])
+
+
 def test_bad_ids_and_paths(s):
     o = st["o"]
     for path in ("/api/videos/../../etc/passwd", "/api/videos/NOTANID", "/api/videos/" + "a" * 20,
@@ -330,7 +365,7 @@ def test_still_serving(s):
     eq(st["o"].req("GET", "/api/health").status, 200, "alive")
 
 
-S.run([test_start, test_not_media, test_zero_length, test_truncated, test_audio_only, test_undecodable_video,
+S.run([test_running_out_of_descriptors_is_no_verdict_on_the_video, test_start, test_not_media, test_zero_length, test_truncated, test_audio_only, test_undecodable_video,
        test_a_pixel_aspect_ratio_past_the_size_limit, test_a_very_tall_video_gets_its_scrubbing_sprite,
        test_joined_recordings_that_cannot_be_stitched, test_joined_recordings_whose_aac_changes_rate,
        test_oversized_bodies_and_headers_get_json_errors, test_big_bodies_on_a_reused_connection_are_refused_at_once,

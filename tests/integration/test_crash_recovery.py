@@ -272,6 +272,52 @@ def test_a_data_directory_split_across_file_systems_is_refused(s):
 
 
 
+def test_a_locked_database_makes_no_task_run_twice(s):
+    """Another process (an operator's sqlite3, a backup) holds the database locked for 12 s while the
+    pipeline runs: the leases cannot be renewed and a finished job cannot be recorded meanwhile. The
+    origin's own running tasks are not reclaimed once the lock goes, and a completion waits in memory to
+    be recorded: no task runs twice. Before, a chunk already encoded was reclaimed and encoded again, or
+    its completion was dropped and the task rescheduled (found by review)."""
+    o = held_origin(s, 800)  # each job starts 0.8 s after it is handed out: the run spans the lock
+    vid = o.upload(clip("crash_lock_640x360_12s", size="640x360", rate=30, dur=12), parallel=1)
+    time.sleep(1.5)
+    db = sqlite3.connect(os.path.join(o.data, "origin.db"), isolation_level=None, timeout=5)
+    db.execute("BEGIN IMMEDIATE")
+    time.sleep(12)
+    db.execute("ROLLBACK")
+    db.close()
+    v = o.wait(vid, timeout=180)
+    eq(v["state"], "ready", "published: %r" % v.get("error"))
+    rows = [r for r in tasks(o.data)]
+    twice = [(r[1], r[2], r[4]) for r in rows if r[4] > 1]
+    err = o.stderr()
+    print("# %d tasks; lease renewals refused: %d; completions that waited: %d" % (
+        len(rows), err.count("cannot renew the lease"), err.count("cannot record completion of task")))
+    eq(twice, [], "no task ran twice (kind, arg, attempts)")
+    check("reclaimed" not in err and "will run again" not in err, "nothing reclaimed or run again: %s" % err[-1500:])
+
+
+def test_progress_never_goes_back(s):
+    """A video's progress, polled while it is processed, never falls: probe and plan are its first 5%, the
+    tasks they plan the rest. Before, the plan's tasks joining the sum took it from 0.04 back to 0.003
+    (found by review)."""
+    o = held_origin(s, 600)
+    # 20 s of 1080p: six rungs, so the planned tasks weigh far more than probe and plan (the fall needs that)
+    vid = o.upload(clip("crash_progress_1920x1080_20s", size="1920x1080", rate=25, dur=20), parallel=1)
+    seen, deadline = [], time.time() + 120 * SLOW
+    while time.time() < deadline:
+        v = o.video(vid)
+        seen.append(v["progress"])
+        if v["state"] in ("ready", "failed") or v["progress"] > 0.06:  # past the plan: enough
+            break
+        time.sleep(0.05)
+    o.req("DELETE", "/api/videos/" + vid, headers=o.auth())
+    falls = [(a, b) for a, b in zip(seen, seen[1:]) if b < a]
+    print("# progress: %s" % " ".join("%.3f" % x for x in seen[::max(1, len(seen) // 20)]))
+    eq(falls, [], "progress never falls")
+    check(0.04 in seen and seen[-1] > 0.04, "seen before and after the plan: %r" % sorted(set(seen)))
+
+
 def test_a_revision_killed_before_its_publish_finishes_after_restart(s):
     """kill -9 while the publish of a revision (a subtitle file added to the published video) waits in a
     worker's queue, its copy of the publication staged and signed: the old publication still serves,
@@ -314,7 +360,7 @@ def test_a_revision_killed_before_its_publish_finishes_after_restart(s):
     check(not os.path.exists(os.path.join(o.data, "work", vid)), "and the work directory")
     ffmpeg_decode("%s/v/%s/master.m3u8" % (o.url, vid))
 
-S.run([test_kill_during_transcoding_then_restart, test_a_stop_keeps_the_tasks_handed_to_workers_that_had_not_started_them,
+S.run([test_a_locked_database_makes_no_task_run_twice, test_progress_never_goes_back, test_kill_during_transcoding_then_restart, test_a_stop_keeps_the_tasks_handed_to_workers_that_had_not_started_them,
        test_temporary_files_a_killed_writer_left_are_not_published, test_a_task_the_origin_keeps_dying_in_fails_its_video,
        test_a_video_deleted_while_its_chunk_starts_leaves_no_directories, test_acknowledged_upload_bytes_survive_kill,
        test_a_file_no_upload_owns_is_removed_at_start, test_a_data_directory_split_across_file_systems_is_refused,

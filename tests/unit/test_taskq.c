@@ -136,8 +136,8 @@ static void probe_is_heavy_and_plan_waits_for_it(void **state)
     pc_task plan = claim_ok(f->db, PC_TASK_LIGHT, 3000, "plan", VID_A);
     assert_true(plan.weight == 0.5);
     assert_true(plan.id != probe.id);
-    /* completing twice does nothing more */
-    assert_int_equal(pc_taskq_complete(f->db, probe.id, "{}", 3500), 0);
+    /* completing twice does nothing more, and says so (a job finished after its task was taken away) */
+    assert_int_equal(pc_taskq_complete(f->db, probe.id, "{}", 3500), PC_ECONFLICT);
     char *res = pc_taskq_result(f->db, VID_A, "probe", 0);
     assert_non_null(res);
     assert_string_equal(res, "{\"width\":1920}");
@@ -168,18 +168,22 @@ static void weights_sum_all_and_done(void **state)
     fixture *f = *state;
     create_video(f->db, VID_A, 1000);
     double done = -1, total = -1;
-    assert_int_equal(pc_taskq_weights(f->db, VID_A, &done, &total), 0);
+    /* probe and plan (the first stage), and the rest, apart */
+    assert_int_equal(pc_taskq_weights(f->db, VID_A, 1, &done, &total), 0);
     assert_true(done == 0.0);
     assert_true(total == 2.5);
     pc_task_spec enc = {"encode", 3, PC_TASK_HEAVY, 40, 7.25};
     assert_int_equal(pc_taskq_add(f->db, VID_A, &enc, NULL, 0, 1000, NULL), 0);
     pc_task probe = claim_ok(f->db, PC_TASK_HEAVY, 1000, "probe", VID_A);
     assert_int_equal(pc_taskq_complete(f->db, probe.id, NULL, 2000), 0);
-    assert_int_equal(pc_taskq_weights(f->db, VID_A, &done, &total), 0);
+    assert_int_equal(pc_taskq_weights(f->db, VID_A, 1, &done, &total), 0);
     assert_true(done == 2.0);
-    assert_true(total == 9.75);
+    assert_true(total == 2.5);
+    assert_int_equal(pc_taskq_weights(f->db, VID_A, 0, &done, &total), 0);
+    assert_true(done == 0.0);
+    assert_true(total == 7.25);
     /* an unknown video has nothing */
-    assert_int_equal(pc_taskq_weights(f->db, VID_B, &done, &total), 0);
+    assert_int_equal(pc_taskq_weights(f->db, VID_B, 0, &done, &total), 0);
     assert_true(done == 0.0);
     assert_true(total == 0.0);
 }
@@ -287,30 +291,46 @@ static void reclaim_only_expired_leases(void **state)
     create_video(f->db, VID_A, 1000);
     pc_task t;
     assert_int_equal(pc_taskq_claim(f->db, PC_TASK_HEAVY, "w1", 1000, 500, &t), 0); /* lease until 1500 */
-    assert_int_equal(pc_taskq_reclaim(f->db, 1499, 0), 0);
-    assert_int_equal(pc_taskq_reclaim(f->db, 1500, 0), 0); /* at the expiry tick: still held */
+    assert_int_equal(pc_taskq_reclaim(f->db, 1499, 0, NULL, 0), 0);
+    assert_int_equal(pc_taskq_reclaim(f->db, 1500, 0, NULL, 0), 0); /* at the expiry tick: still held */
     claim_none(f->db, PC_TASK_HEAVY, 1500);
-    assert_int_equal(pc_taskq_reclaim(f->db, 1501, 0), 1); /* one tick after */
+    assert_int_equal(pc_taskq_reclaim(f->db, 1501, 0, NULL, 0), 1); /* one tick after */
     assert_int_equal(count(f->db, VID_A, "running"), 0);
     pc_task again = claim_ok(f->db, PC_TASK_HEAVY, 1501, "probe", VID_A);
     assert_int_equal(again.id, t.id);
     assert_int_equal(again.attempts, 2); /* a lease that ran out in a live process counts as an attempt */
     assert_int_equal(again.interrupted, 0);
-    assert_int_equal(pc_taskq_reclaim(f->db, 1502, 0), 0);
+    assert_int_equal(pc_taskq_reclaim(f->db, 1502, 0, NULL, 0), 0);
     /* at a start, every running task: the run the process's death cut short counts apart, not as an attempt */
-    assert_int_equal(pc_taskq_reclaim(f->db, 1503, 1), 1);
+    assert_int_equal(pc_taskq_reclaim(f->db, 1503, 1, NULL, 0), 1);
     assert_int_equal(pc_taskq_count_interrupted(f->db, 1), 1);
     assert_int_equal(pc_taskq_claim_interrupted(f->db, PC_TASK_HEAVY, "w1", 1503, 500, 2, &t), PC_ENOENT);
     again = claim_ok(f->db, PC_TASK_HEAVY, 1503, "probe", VID_A);
     assert_int_equal(again.attempts, 2);
     assert_int_equal(again.interrupted, 1);
-    assert_int_equal(pc_taskq_reclaim(f->db, 1504, 1), 1);
+    assert_int_equal(pc_taskq_reclaim(f->db, 1504, 1, NULL, 0), 1);
     assert_int_equal(pc_taskq_count_interrupted(f->db, 2), 1);
     assert_int_equal(pc_taskq_claim_interrupted(f->db, PC_TASK_HEAVY, "w1", 1504, 500, 2, &t), 0);
     assert_int_equal(t.interrupted, 2);
     assert_int_equal(pc_taskq_clear_interrupted(f->db, t.id), 0); /* it ran alone to an end */
     assert_int_equal(pc_taskq_release(f->db, t.id, 1505), 0);
     assert_int_equal(pc_taskq_count_interrupted(f->db, 1), 0);
+}
+
+/* A process that could not renew its leases (another process held the database locked) keeps the tasks it
+ * still runs or records: the reclaim passes them over, and reclaims the others. */
+static void reclaim_keeps_the_tasks_listed(void **state)
+{
+    fixture *f = *state;
+    create_video(f->db, VID_A, 1000);
+    create_video(f->db, VID_B, 1000);
+    pc_task a, b;
+    assert_int_equal(pc_taskq_claim(f->db, PC_TASK_HEAVY, "w1", 1000, 500, &a), 0);
+    assert_int_equal(pc_taskq_claim(f->db, PC_TASK_HEAVY, "w1", 1000, 500, &b), 0);
+    int64_t keep[] = {a.id};
+    assert_int_equal(pc_taskq_reclaim(f->db, 2000, 0, keep, 1), 1);
+    assert_int_equal(pc_taskq_complete(f->db, a.id, NULL, 2100), 0); /* still ours: recorded */
+    assert_int_equal(pc_taskq_complete(f->db, b.id, NULL, 2100), PC_ECONFLICT); /* taken away: refused */
 }
 
 static void reclaim_all_takes_every_running_task(void **state)
@@ -321,11 +341,11 @@ static void reclaim_all_takes_every_running_task(void **state)
     pc_task t;
     assert_int_equal(pc_taskq_claim(f->db, PC_TASK_HEAVY, "w1", 1000, 100000, &t), 0);
     assert_int_equal(pc_taskq_claim(f->db, PC_TASK_HEAVY, "w2", 1000, 100000, &t), 0);
-    assert_int_equal(pc_taskq_reclaim(f->db, 2000, 0), 0);
-    assert_int_equal(pc_taskq_reclaim(f->db, 2000, 1), 2);
+    assert_int_equal(pc_taskq_reclaim(f->db, 2000, 0, NULL, 0), 0);
+    assert_int_equal(pc_taskq_reclaim(f->db, 2000, 1, NULL, 0), 2);
     assert_int_equal(count(f->db, VID_A, "ready"), 1);
     assert_int_equal(count(f->db, VID_B, "ready"), 1);
-    assert_int_equal(pc_taskq_reclaim(f->db, 2000, 1), 0); /* nothing left running */
+    assert_int_equal(pc_taskq_reclaim(f->db, 2000, 1, NULL, 0), 0); /* nothing left running */
 }
 
 static void renew_extends_only_the_owners_leases(void **state)
@@ -338,11 +358,11 @@ static void renew_extends_only_the_owners_leases(void **state)
     assert_int_equal(pc_taskq_claim(f->db, PC_TASK_HEAVY, "w2", 1000, 500, &tb), 0); /* until 1500 */
     assert_int_equal(pc_taskq_renew(f->db, tb.id, "w1", 1400, 500), 0);              /* not w1's: no effect */
     assert_int_equal(pc_taskq_renew(f->db, ta.id, "w1", 1400, 500), 0);              /* w1: until 1900 */
-    assert_int_equal(pc_taskq_reclaim(f->db, 1501, 0), 1);                           /* only w2's */
+    assert_int_equal(pc_taskq_reclaim(f->db, 1501, 0, NULL, 0), 1);                           /* only w2's */
     assert_int_equal(count(f->db, VID_A, "running"), 1);
     assert_int_equal(count(f->db, VID_B, "running"), 0);
-    assert_int_equal(pc_taskq_reclaim(f->db, 1900, 0), 0);
-    assert_int_equal(pc_taskq_reclaim(f->db, 1901, 0), 1);
+    assert_int_equal(pc_taskq_reclaim(f->db, 1900, 0, NULL, 0), 0);
+    assert_int_equal(pc_taskq_reclaim(f->db, 1901, 0, NULL, 0), 1);
     assert_int_equal(count(f->db, VID_A, "running"), 0);
 }
 
@@ -361,8 +381,8 @@ static void video_fail_cancels_unfinished_tasks(void **state)
     /* the other video is untouched */
     claim_ok(f->db, PC_TASK_HEAVY, 3000, "probe", VID_B);
     claim_none(f->db, PC_TASK_HEAVY, 3000);
-    /* the worker finishing the canceled probe later changes nothing */
-    assert_int_equal(pc_taskq_complete(f->db, probe.id, "{}", 4000), 0);
+    /* the worker finishing the canceled probe later changes nothing (and is told so) */
+    assert_int_equal(pc_taskq_complete(f->db, probe.id, "{}", 4000), PC_ECONFLICT);
     assert_int_equal(count(f->db, VID_A, "done"), 0);
     claim_none(f->db, PC_TASK_LIGHT, 4000);
     pc_video v;
@@ -599,7 +619,7 @@ static void data_survives_reopen(void **state)
     f->db = NULL;
     assert_int_equal(pc_db_open(f->path, &f->db), 0);
     assert_int_equal(count(f->db, VID_A, "running"), 1);
-    assert_int_equal(pc_taskq_reclaim(f->db, 0, 1), 1);
+    assert_int_equal(pc_taskq_reclaim(f->db, 0, 1, NULL, 0), 1);
     pc_task again = claim_ok(f->db, PC_TASK_HEAVY, 2000, "probe", VID_A);
     assert_int_equal(again.id, t.id);
 }
@@ -620,6 +640,7 @@ int main(void)
         DB_TEST(release_does_not_count_the_attempt),
         DB_TEST(reclaim_only_expired_leases),
         DB_TEST(reclaim_all_takes_every_running_task),
+        DB_TEST(reclaim_keeps_the_tasks_listed),
         DB_TEST(renew_extends_only_the_owners_leases),
         DB_TEST(video_fail_cancels_unfinished_tasks),
         DB_TEST(video_retry_replaces_the_tasks_of_a_failed_video_only),
