@@ -108,7 +108,18 @@ int pc_cli_is_http_url(const char *u)
     for (const unsigned char *c = (const unsigned char *)u; *c != '\0'; c++)
         if (*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#') /* paths are appended: a base URL only */
             return 0;
-    return 1;
+    /* and one libcurl will fetch from: a host, a port it can use (http://a:99999 and http://[::1 passed
+     * and failed at the first fetch, exit 1, or an announce, unnoticed), no user:password@ (it hid the
+     * real host from a reading of the URL as text: a loopback-looking origin that was not one) */
+    CURLU *h = curl_url();
+    char *host = NULL, *user = NULL;
+    int ok = h != NULL && curl_url_set(h, CURLUPART_URL, u, 0) == CURLUE_OK &&
+             curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK && host != NULL && host[0] != '\0' &&
+             curl_url_get(h, CURLUPART_USER, &user, 0) == CURLUE_NO_USER && strchr(u + n, '@') == NULL;
+    curl_free(host);
+    curl_free(user);
+    curl_url_cleanup(h);
+    return ok;
 }
 
 double pc_cli_int(const char *s, const char *what, double min, double max)

@@ -111,6 +111,9 @@ int pc_url_is_loopback(const char *url)
 {
     const char *h = strstr(url, "://");
     h = h != NULL ? h + 3 : url;
+    const char *at = strchr(h, '@'), *slash = strchr(h, '/');
+    if (at != NULL && (slash == NULL || at < slash))
+        return 0; /* user@host: http://127.0.0.1:1@192.0.2.2/ is not a loopback origin */
     int bracket = h[0] == '[';
     size_t n = bracket ? strcspn(h + 1, "]") : strcspn(h, ":/?#");
     char host[64];

@@ -21,48 +21,101 @@
 #include "client_internal.h"
 #include "pc_log.h"
 
-/* "Content-Range: bytes FIRST-LAST/…" of the answer; other headers are ignored. */
+/* The value of header |name| ("content-range:") in header line |p| of |len| bytes, NUL-terminated in
+ * |out|; 0 when the line is another header. */
+static int header_value(const char *p, size_t len, const char *name, char *out, size_t outlen)
+{
+    size_t nl = strlen(name);
+    if (len <= nl || len - nl >= outlen || strncasecmp(p, name, nl) != 0)
+        return 0;
+    memcpy(out, p + nl, len - nl);
+    out[len - nl] = '\0';
+    return 1;
+}
+
+/* Content-Range, Content-Length and Content-Encoding of the answer; other headers are ignored. */
 static size_t on_header(char *p, size_t sz, size_t n, void *arg)
 {
     dl *d = arg;
     size_t len = sz * n;
-    static const char name[] = "content-range:";
-    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) /* a new answer (after a redirect): only its own range counts */
-        d->cr_first = d->cr_last = UINT64_MAX;
-    if (len > sizeof(name) - 1 && len < 256 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
-        char line[256];
-        memcpy(line, p + sizeof(name) - 1, len - (sizeof(name) - 1));
-        line[len - (sizeof(name) - 1)] = '\0';
-        unsigned long long a, b;
-        char unit[8];
-        if (sscanf(line, " %7[a-z] %llu-%llu/", unit, &a, &b) == 3 && strcmp(unit, "bytes") == 0 && a <= b) {
+    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) { /* a new answer (after a redirect): only its own count */
+        d->cr_first = d->cr_last = d->cr_total = d->clen = UINT64_MAX;
+        d->encoded = 0;
+    }
+    char line[256];
+    unsigned long long a, b, t;
+    char unit[8];
+    if (header_value(p, len, "content-range:", line, sizeof(line))) {
+        if (sscanf(line, " %7[a-z] %llu-%llu/%llu", unit, &a, &b, &t) >= 3 && strcmp(unit, "bytes") == 0 && a <= b) {
             d->cr_first = a;
             d->cr_last = b;
+            d->cr_total = sscanf(line, " %7[a-z] %llu-%llu/%llu", unit, &a, &b, &t) == 4 ? t : UINT64_MAX;
         }
+    } else if (header_value(p, len, "content-length:", line, sizeof(line))) {
+        if (sscanf(line, " %llu", &a) == 1)
+            d->clen = a;
+    } else if (header_value(p, len, "content-encoding:", line, sizeof(line))) {
+        char *v = line + strspn(line, " \t");
+        v[strcspn(v, " \t\r\n")] = '\0';
+        d->encoded = *v != '\0' && strcasecmp(v, "identity") != 0;
     }
     return len;
 }
 
-/* The answer is what was asked for: checked before its first byte is kept. */
+/* The answer is what was asked for: checked before its first byte is kept. Its status and range, and its
+ * length and encoding when it gives them: a CDN's "soft 404" (an error page sent as 200) or a gzipped
+ * body was kept, counted, resumed from by a peer, and failed its hash, which banned the honest peer
+ * that sent the rest (found by review). A ranged request answered with the whole file (RFC 9110 lets a
+ * server ignore Range) is taken, its first bytes passed over: refused, one cut connection made a
+ * segment unrecoverable, and a download cap (which fetches in ranges) made every fetch fail. */
 static int answer_ok(dl *d)
 {
     long status = 0;
     curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (d->encoded)
+        return 0;
+    uint64_t want = (uint64_t)(d->part_end - (d->offset + d->got));
+    if (status == 200 && d->ranged && d->clen == d->part_size) {
+        d->skip = d->range_first;
+        d->part_end = d->part_end - (uint32_t)(d->range_last + 1) + d->part_size; /* to the part's end */
+        d->ranged = 0;
+        return 1;
+    }
+    if (d->clen != UINT64_MAX && d->clen != want)
+        return 0;
     if (!d->ranged)
         return status == 200;
-    return status == 206 && d->cr_first == d->range_first && d->cr_last == d->range_last;
+    return status == 206 && d->cr_first == d->range_first && d->cr_last == d->range_last &&
+           (d->cr_total == UINT64_MAX || d->cr_total == d->part_size);
 }
+
+static size_t on_body_bytes(dl *d, char *p, size_t bytes);
 
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 {
     dl *d = arg;
     size_t bytes = sz * n;
-    uint32_t pos = d->offset + d->got;
     if (!d->checked) {
         if (!answer_ok(d))
             return 0; /* an error page or another range: nothing of it is kept */
         d->checked = 1;
     }
+    if (d->skip > 0) { /* the whole file for a range: what comes before the range */
+        size_t s = d->skip < bytes ? (size_t)d->skip : bytes;
+        d->skip -= s;
+        if (s == bytes)
+            return bytes;
+        p += s;
+        bytes -= s;
+        size_t r = on_body_bytes(d, p, bytes);
+        return r == bytes ? r + s : 0;
+    }
+    return on_body_bytes(d, p, bytes);
+}
+
+static size_t on_body_bytes(dl *d, char *p, size_t bytes)
+{
+    uint32_t pos = d->offset + d->got;
     if (bytes > (size_t)(d->part_end - pos) || d->buf->rung != d->rung)
         return 0; /* more than the signed size: abort the transfer */
     memcpy(d->buf->buf + pos, p, bytes);
@@ -78,8 +131,11 @@ void pc_cdn_easy_defaults(CURL *e)
 {
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stuck answer: */
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 10L); /* nothing for 10 s fails it */
+    /* a stuck or trickling answer: under 1 KiB/s for 10 s fails it (and the engine goes elsewhere). At
+     * 1 byte/s, an edge sending 2 bytes a second held a segment for good (found by review); a download
+     * cap paces the CDN between Range requests, each of which runs at the link's speed */
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 10L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     /* as the start-up's fetches do: a CDN may send a file elsewhere (a signed edge URL, another host) */
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
@@ -103,6 +159,8 @@ static int start_part(client *c, dl *d)
     if (c->id.down != NULL && d->part_end - pos > CDN_CAP_CHUNK)
         d->part_end = pos + CDN_CAP_CHUNK;
     d->part_start = pos;
+    d->part_size = p->size;
+    d->skip = 0;
     char url[sizeof(c->base) + PC_MANIFEST_MAX_URL + sizeof(c->mq)];
     if ((size_t)snprintf(url, sizeof(url), "%s%s%s", c->base, p->url, c->mq) >= sizeof(url))
         return PC_ETOOBIG;
@@ -128,7 +186,8 @@ static int start_part(client *c, dl *d)
     }
     d->err[0] = '\0';
     d->checked = 0;
-    d->cr_first = d->cr_last = UINT64_MAX;
+    d->cr_first = d->cr_last = d->cr_total = d->clen = UINT64_MAX;
+    d->encoded = 0;
     pc_cdn_easy_defaults(d->easy);
     curl_easy_setopt(d->easy, CURLOPT_URL, url);
     curl_easy_setopt(d->easy, CURLOPT_HEADERFUNCTION, on_header);
@@ -163,7 +222,10 @@ static void on_part_done(void *arg, CURL *easy, CURLcode rc)
             PC_LOGE("cdn", "the origin refuses this video's media URLs (HTTP 403): %s; peers still serve what they hold",
                     c->mq[0] != '\0' ? "--media-query has expired or is not for this video" : "it needs --media-query");
         }
-        pc_client_cdn_done(c, d, status != 0 && refused ? PC_EHTTP : PC_ENET);
+        /* an answer taken that then ended short, or ran past the signed size: its bytes are not the
+         * segment's (a body without a Content-Length), dropped rather than resumed from (PC_EPARSE) */
+        int junk = d->checked && (rc == CURLE_OK || rc == CURLE_WRITE_ERROR);
+        pc_client_cdn_done(c, d, junk ? PC_EPARSE : status != 0 && refused ? PC_EHTTP : PC_ENET);
         return;
     }
     if (pos < d->offset + d->len) {

@@ -327,6 +327,8 @@ void pc_client_cdn_done(client *c, dl *d, int err)
          * later, from the bytes already in: one failure used to end a seeder's whole start */
         if (++d->failures < SEED_ATTEMPTS && !c->stopping) {
             uint64_t wait_us = (uint64_t)1000000 << d->failures;
+            if (err == PC_EPARSE)
+                d->got = 0; /* what that answer brought is not the segment's */
             PC_LOGW("seed", "segment %d of rung %u: trying again in %" PRIu64 " s", d->seg == PC_SEG_INIT ? -1 : (int)d->seg,
                     d->rung, wait_us / 1000000);
             pc_client_cdn_pause(c, d, wait_us);

@@ -76,7 +76,11 @@ typedef struct dl {
     uint64_t started_us;      /* seed: when it was requested */
     int checked;              /* the answer's status (and Content-Range) matched the request */
     uint64_t range_first, range_last; /* the part's bytes a ranged request asks for */
-    uint64_t cr_first, cr_last; /* Content-Range of the answer (UINT64_MAX: none) */
+    uint64_t cr_first, cr_last, cr_total; /* Content-Range of the answer (UINT64_MAX: none; cr_total also for "*") */
+    uint64_t clen;            /* Content-Length of the answer (UINT64_MAX: none) */
+    int encoded;              /* the answer has a Content-Encoding other than identity */
+    uint32_t part_size;       /* the size of the file the current request reads (a part of the composite) */
+    uint64_t skip;            /* a ranged request answered with the whole file (200): its bytes to pass over */
     int paused;               /* its next Range request waits (the download cap, or a seed's retry) */
     uint64_t resume_at_us;    /* until then (client clock) */
     char err[CURL_ERROR_SIZE];

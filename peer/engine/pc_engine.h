@@ -215,6 +215,8 @@ void pc_engine_on_done(pc_engine *e, uint64_t transfer, const uint8_t hash[32], 
  * against a peer, and makes the CDN back off (0.2 s doubling to 6.4 s). The caller applies its own
  * CDN timeouts (libcurl low-speed limits) and reports them here. */
 void pc_engine_on_fail(pc_engine *e, uint64_t transfer, int reason, uint64_t now);
+/* (PC_EPARSE from the CDN: the answer's bytes were not the segment's; they are dropped, and the segment
+ * is fetched again from its start rather than resumed.) */
 
 /* Upload side: a peer asks for |len| bytes of a segment from |offset|, needed by |deadline| (our clock). */
 void pc_engine_on_request(pc_engine *e, uint64_t request, uint32_t peer, uint32_t rung, uint32_t segment,

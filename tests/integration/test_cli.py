@@ -56,6 +56,11 @@ def test_numbers_are_decimal_and_whole_where_they_count(s):
         refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--video", "v", "--max-links", v,
                 says="whole number")
     refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--video", "v", "--up-kbps", "0x10")
+    # URLs libcurl cannot use, or whose user@ hides the host (a loopback-looking origin that is not one)
+    for url in ("http://a:99999", "http://[::1", "http://:", "http://127.0.0.1:1@192.0.2.2:80", "http://u@127.0.0.1:1"):
+        refused("peercdn-peer", 2, "play", "--origin", url, "--video", "v", says="--origin")
+        refused("peercdn-peer", 2, "play", "--origin", "http://127.0.0.1:1", "--tracker", url, "--video", "v",
+                says="--tracker")
     # options that would be silently ignored are refused instead
     refused("peercdn-sim", 2, "run", scen, "--out", out, "--compare", "--mode", "cdn-only", says="--compare")
     for opt in (["--rendition", "v0"], ["--watch-s", "3"], ["--seed-after", "5"], ["--seed-after", "0"], ["--max-wait-s", "5"]):

@@ -1486,19 +1486,26 @@ class EdgeHandler(QuietHandler):
 
 
 def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
-    """A CDN edge in front of the origin answers the second segment of every rung once with a 503 and an
-    error page, and the first segment once with half its bytes (the connection drops), then once with
-    the whole file where the resumed Range request asked for the rest. None of those answers' bytes may
-    end up in a segment: nothing is rejected, the retry after the 503 asks for the whole segment, and
-    the resume after the cut asks for the rest of it."""
+    """A CDN edge in front of the origin answers, once each: the second segment of every rung with a 503
+    and an error page; the first with half its bytes (the connection drops), then the resumed Range
+    request with the whole file (RFC 9110 lets a server ignore Range); the third with an error page sent
+    as 200 (a "soft 404", its Content-Length the page's); the fourth with such a page and no length at
+    all (the connection closes after it). Nothing of a bad answer may end up in a segment: nothing is
+    rejected (a peer that sent the rest of such a copy was banned for it before), the retries after the
+    error pages ask for the whole segment, the resume after the cut asks for the rest and takes the rest
+    of the whole file (it asked the same Range again and again, before, and a cut was never recovered),
+    and the page without a length is dropped, not resumed from."""
     o = s.origin()
-    vid = o.upload(clip("peer_links_notracker_320x180_6s", size="320x180", rate=25, dur=6), title="bad edge")
+    vid = o.upload(clip("peer_links_320x180_16s", size="320x180", rate=25, dur=16), title="bad edge")
     o.ready(vid, timeout=300)
     m = json.loads(o.req("GET", "/v/%s/p2p.json" % vid).body)
     video = [r for r in m["renditions"] if r.get("type") != "audio"]
-    check(all(len(r["segments"]) >= 2 for r in video), "two segments per rung")
+    check(all(len(r["segments"]) >= 4 for r in video), "four segments per rung")
     error_page = set("/v/%s/%s" % (vid, r["segments"][1]["url"]) for r in video)
     cut = set("/v/%s/%s" % (vid, r["segments"][0]["url"]) for r in video)
+    soft404 = set("/v/%s/%s" % (vid, r["segments"][2]["url"]) for r in video)
+    unsized = set("/v/%s/%s" % (vid, r["segments"][3]["url"]) for r in video)
+    page = b"<html><body>not found, but 200</body></html>" + b" " * 3000
     seen, log, lock = {}, [], threading.Lock()
 
     class Edge(EdgeHandler):
@@ -1509,6 +1516,17 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
                 log.append((self.path, rng, n))
             if self.path in error_page and n == 1:
                 self.answer(503, b"<html><body>503 edge overloaded</body></html>" + b" " * 1500)
+                return
+            if self.path in soft404 and n == 1:
+                self.answer(200, page, [("Content-Type", "text/html")])
+                return
+            if self.path in unsized and n == 1:  # no Content-Length: the body ends when the connection does
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(page)
+                self.close_connection = True
                 return
             whole, ctype = self.from_origin(o)
             if self.path in cut and n <= 2:  # half of it, then the whole file whatever the Range says
@@ -1546,9 +1564,11 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
             check(first > 0, "its bytes so far are kept")
             played.add("cut")
         if path in cut and n == 3:
-            eq(rng, log_range_of(log, path, 2), "the ignored Range is asked for again (%s)" % path)
-            played.add("ignored")
-    eq(played, {"error", "cut", "ignored"}, "the edge's bad answers were met: %r" % log)
+            raise AssertionError("the whole file answering the Range was refused, %s asked again: %r" % (path, log))
+        if path in (soft404 | unsized) and n == 2:
+            eq(rng, None, "after a page sent as 200 the whole segment is asked for again (%s)" % path)
+            played.add("soft404" if path in soft404 else "unsized")
+    eq(played, {"error", "cut", "soft404", "unsized"}, "the edge's bad answers were met: %r" % log)
 
 
 def test_the_local_endpoint_serves_the_subtitles_it_checked(s):
