@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -177,6 +179,10 @@ static int spawn(proc *p, char *const argv[], const char *log)
         return PC_EIO;
     }
     if (pid == 0) {
+        /* a tracker, origin or seeder outlives no orchestrator killed with -9 (they ran on for good) */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() == 1)
+            _exit(1);
         int in = open("/dev/null", O_RDONLY);
         if (in >= 0)
             dup2(in, 0);
@@ -400,6 +406,8 @@ static int net_setup(emu *e, const char *want)
 
 static int tbf(emu *e, const char *ns, const char *dev, const char *parent, double kbps)
 {
+    if (kbps < 1) /* an uplink of 0 (a viewer who uploads nothing: the peer's own cap says so) */
+        kbps = 1;
     double bps = kbps * 1000 / 8;
     unsigned burst = bps * 0.02 > 3200 ? (unsigned)(bps * 0.02) : 3200;
     if (ns != NULL)
@@ -1082,7 +1090,9 @@ static int build_result(emu *e, sim_result *r, uint8_t **gots)
             const eviewer *w = &e->w[i];
             if (!w->spawned || w->spawn_s > t)
                 continue;
-            double left = w->exited ? w->exit_s : e->end_s;
+            /* the last row counts everyone's stalls, as summary.json does: those stopped at the end exit a
+             * moment after it */
+            double left = w->exited && w->exit_s < e->end_s ? w->exit_s : e->end_s;
             json_t *ended = json_object_get(w->rep, "ended_at_ms");
             double ended_s = json_is_integer(ended) ? w->spawn_s + (double)json_integer_value(ended) / 1000 : left;
             if (t < left) {
@@ -1223,6 +1233,35 @@ static int write_emulation_json(emu *e, const sim_result *r)
 
 /* Removes the files an earlier run left in DIR/emu/|sub| whose names end in one of |ends| (logs are
  * appended to, and a report or a log must not be taken for this run's). */
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st;
+    (void)f;
+    return (flag == FTW_DP ? rmdir(path) : unlink(path)) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* The tracker's database and the origin's data directory of an earlier run into this DIR: reused, the
+ * tracker's totals added up over the runs (emulation.json's tracker_stats twice the reports') and the
+ * origin's catalog grew with every run. */
+static int clear_servers(emu *e, char *err, size_t errlen)
+{
+    char path[PATHMAX];
+    static const char *const db[] = {"tracker.db", "tracker.db-wal", "tracker.db-shm"};
+    for (size_t k = 0; k < sizeof(db) / sizeof(db[0]); k++) {
+        snprintf(path, sizeof(path), "%s/%s", e->dir, db[k]);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "cannot remove %s, left from an earlier run: %s", path, strerror(errno));
+            return PC_EIO;
+        }
+    }
+    snprintf(path, sizeof(path), "%s/origin", e->dir);
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "cannot remove %s, left from an earlier run: %s", path, strerror(errno));
+        return PC_EIO;
+    }
+    return 0;
+}
+
 static int clear_earlier(emu *e, const char *sub, const char *const *ends, char *err, size_t errlen)
 {
     char path[PATHMAX];
@@ -1422,13 +1461,13 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     static const char *const logs[] = {".log", ".txt", NULL}; /* and addrs.txt, the host's addresses */
     static const char *const reports[] = {".json", NULL};
     if (sim_forget_result(out, err, sizeof(err)) != 0 || clear_earlier(&e, "logs", logs, err, sizeof(err)) != 0 ||
-        clear_earlier(&e, "reports", reports, err, sizeof(err)) != 0) {
+        clear_earlier(&e, "reports", reports, err, sizeof(err)) != 0 || clear_servers(&e, err, sizeof(err)) != 0) {
         pc_cli_error("%s", err);
         cleanup(&e);
         return 1;
     }
     rc = rc ? rc : net_setup(&e, network);
-    for (uint32_t i = 0; rc == 0 && e.netns && i < e.nw; i++) /* latency within the viewer's region */
+    for (uint32_t i = 0; rc == 0 && e.netns && i < e.nw && !g_stop; i++) /* latency within the viewer's region */
         rc = net_add(&e, i, e.w[i].a.up_kbps, e.w[i].a.down_kbps, e.sc.latency_ms[e.w[i].a.region][e.w[i].a.region]);
     if (rc == 0)
         say(&e, "%u viewers and %u seeders planned over %.0f s (seed %" PRIu64 ")\n", e.nw - e.nseeders, e.nseeders,

@@ -185,6 +185,14 @@ def test_loopback_fallback_says_so(s):
         os.symlink(victims[name], os.path.join(out, name))
     p = sim("emulate", path, "--out", out, "--network", "loopback", "--quiet")
     eq(load(out, "summary.json")["viewers"], 1, "the second run's summary")
+    # the servers start afresh too: the tracker's totals are this run's alone (they added up over the runs
+    # before), and the origin holds this run's video alone
+    info = load(out, "emulation.json")
+    reports = [json.load(open(os.path.join(out, "emu", "reports", f)))
+               for f in sorted(os.listdir(os.path.join(out, "emu", "reports"))) if f.startswith("viewer-")]
+    eq(info["tracker_stats"]["total"]["bytes_cdn"], sum(r["bytes_cdn"] for r in reports),
+       "the second run's tracker totals are its own")
+    eq(len(os.listdir(os.path.join(out, "emu", "origin", "media"))), 1, "one video in the origin")
     for name, v in victims.items():
         eq(open(v).read(), "keep me", "the file %s pointed to is untouched" % name)
         check(not os.path.islink(os.path.join(out, name)), "%s is a file of its own" % name)
