@@ -245,7 +245,18 @@ static void stop_proc(proc *p, double grace_s)
     }
 }
 
-/* Runs a helper command (split on spaces; our own names only) to completion; its exit status. */
+/* Runs helper |argv| to completion, its output appended to logs/|log|; its exit status. */
+static int run_argv(emu *e, const char *log, double timeout_s, char *const argv[])
+{
+    char path[PATHMAX];
+    snprintf(path, sizeof(path), "%s/logs/%s", e->dir, log);
+    proc p = {0};
+    if (spawn(&p, argv, path) != 0)
+        return -1;
+    return reap(&p, timeout_s);
+}
+
+/* Runs a helper command (split on spaces; our own names only, no paths) to completion; its exit status. */
 static int run(emu *e, const char *log, double timeout_s, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int run(emu *e, const char *log, double timeout_s, const char *fmt, ...)
 {
@@ -258,12 +269,7 @@ static int run(emu *e, const char *log, double timeout_s, const char *fmt, ...)
     for (char *save = NULL, *t = strtok_r(line, " ", &save); t != NULL && n < 63; t = strtok_r(NULL, " ", &save))
         argv[n++] = t;
     argv[n] = NULL;
-    char path[PATHMAX];
-    snprintf(path, sizeof(path), "%s/logs/%s", e->dir, log);
-    proc p = {0};
-    if (spawn(&p, argv, path) != 0)
-        return -1;
-    return reap(&p, timeout_s);
+    return run_argv(e, log, timeout_s, argv);
 }
 
 /* Waits for "listening on http://HOST:PORT" in |p|'s log; the URL into |url|. */
@@ -560,10 +566,13 @@ static int ingest(emu *e)
             fail("cannot write %s", srt);
             return PC_EIO;
         }
-        if (run(e, "ffmpeg.log", 600, "ffmpeg -v error -y -f lavfi -i %s -f lavfi -i %s -i %s -t %s -map 0 -map 1 -map 2 "
-                                      "-c:v libx264 -preset veryfast -pix_fmt yuv420p -c:a aac -c:s mov_text "
-                                      "-metadata:s:s:0 language=eng %s",
-                size, tone, srt, dur, src) != 0) {
+        /* an argument vector: DIR's path may hold a space (split on spaces, "--out '/tmp/with space'"
+         * always failed here) */
+        char *const ff[] = {"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", size, "-f", "lavfi", "-i", tone, "-i", srt,
+                            "-t", dur, "-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264", "-preset", "veryfast",
+                            "-pix_fmt", "yuv420p", "-c:a", "aac", "-c:s", "mov_text", "-metadata:s:s:0", "language=eng",
+                            src, NULL};
+        if (run_argv(e, "ffmpeg.log", 600, ff) != 0) {
             fail("ffmpeg could not generate video %u (see %s/logs/ffmpeg.log)", k, e->dir);
             return PC_EIO;
         }
@@ -1243,9 +1252,15 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 /* The tracker's database and the origin's data directory of an earlier run into this DIR: reused, the
  * tracker's totals added up over the runs (emulation.json's tracker_stats twice the reports') and the
  * origin's catalog grew with every run. */
-static int clear_servers(emu *e, char *err, size_t errlen)
+static int clear_servers(emu *e, const char *out, char *err, size_t errlen)
 {
     char path[PATHMAX];
+    /* and a `run --compare`'s compare.json, as `run` removes it: taken for this run's otherwise */
+    snprintf(path, sizeof(path), "%s/compare.json", out);
+    if (unlink(path) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "cannot remove %s, left from an earlier run: %s", path, strerror(errno));
+        return PC_EIO;
+    }
     static const char *const db[] = {"tracker.db", "tracker.db-wal", "tracker.db-shm"};
     for (size_t k = 0; k < sizeof(db) / sizeof(db[0]); k++) {
         snprintf(path, sizeof(path), "%s/%s", e->dir, db[k]);
@@ -1461,7 +1476,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     static const char *const logs[] = {".log", ".txt", NULL}; /* and addrs.txt, the host's addresses */
     static const char *const reports[] = {".json", NULL};
     if (sim_forget_result(out, err, sizeof(err)) != 0 || clear_earlier(&e, "logs", logs, err, sizeof(err)) != 0 ||
-        clear_earlier(&e, "reports", reports, err, sizeof(err)) != 0 || clear_servers(&e, err, sizeof(err)) != 0) {
+        clear_earlier(&e, "reports", reports, err, sizeof(err)) != 0 || clear_servers(&e, out, err, sizeof(err)) != 0) {
         pc_cli_error("%s", err);
         cleanup(&e);
         return 1;

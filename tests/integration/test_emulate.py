@@ -127,7 +127,7 @@ def test_loopback_fallback_says_so(s):
     d["tracker"]["numwant"] = 10
     path = os.path.join(S.tmp, "loopback.json")
     json.dump(d, open(path, "w"))
-    out = os.path.join(S.tmp, "loop")
+    out = os.path.join(S.tmp, "loop dir")  # a space in DIR: ffmpeg's command line was split on spaces
     p = sim("emulate", path, "--out", out, "--network", "loopback")
     check(b"loopback" in p.stdout, "it says the peers' own caps stand in: " + p.stdout.decode())
     eq(p.stderr, b"", "the notes go to stdout: stderr is for the error that ends a run")
@@ -192,6 +192,9 @@ def test_loopback_fallback_says_so(s):
                for f in sorted(os.listdir(os.path.join(out, "emu", "reports"))) if f.startswith("viewer-")]
     eq(info["tracker_stats"]["total"]["bytes_cdn"], sum(r["bytes_cdn"] for r in reports),
        "the second run's tracker totals are its own")
+    with open(os.path.join(out, "timeseries.csv")) as f:
+        last = list(csv.DictReader(f))[-1]
+    eq(int(last["stalls"]), load(out, "summary.json")["stalls"], "the time series ends with the summary's stalls")
     eq(len(os.listdir(os.path.join(out, "emu", "origin", "media"))), 1, "one video in the origin")
     for name, v in victims.items():
         eq(open(v).read(), "keep me", "the file %s pointed to is untouched" % name)
