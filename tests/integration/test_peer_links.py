@@ -896,8 +896,9 @@ def test_a_viewer_whose_clock_is_off_takes_the_trackers(s):
     setup_video(s)
     seeder = st.get("seeder") or Peer(s, st["o"], st["vid"], mode="seed", name="seeder")
     st["seeder"] = seeder
-    for shift in (400, -400):
-        viewer = Peer(s, st["o"], st["vid"], name="skewed%d" % shift, env={"PEERCDN_TEST_CLOCK_SHIFT_S": str(shift)})
+    viewers = {shift: Peer(s, st["o"], st["vid"], name="skewed%d" % shift, env={"PEERCDN_TEST_CLOCK_SHIFT_S": str(shift)})
+               for shift in (400, -400)}  # side by side
+    for shift, viewer in viewers.items():
         r = viewer.wait(120)
         check(r["ended"] and r["stalls"] == 0, "played: %r" % {k: r[k] for k in r if k != "segments"})
         check(r["bytes_p2p"] > 0, "fetched from the seeder (clock %+d s): %r" % (shift, r["bytes_p2p"]))
