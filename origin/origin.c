@@ -49,7 +49,8 @@ static int utf8_valid(const char *s)
 }
 
 /* |s| made a title PATCH /api/videos/{id} would accept (api.c's title_ok): the characters a title may not
- * hold (pc_title_banned_at: controls, separators, bidi overrides) become spaces, and past PC_TITLE_MAX bytes it is cut at a UTF-8 character boundary. Cannot fail. */
+ * hold (pc_title_banned_at: controls, separators, bidi overrides) become spaces, and past PC_TITLE_MAX
+ * bytes it is cut at a UTF-8 character boundary. Cannot fail. */
 static void title_fit(char *s)
 {
     size_t n = strlen(s);

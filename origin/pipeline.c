@@ -591,7 +591,7 @@ static int complete_job(pc_pipeline *p, pc_job *j)
     if (rc != 0 && ++j->record_tries < RECORD_TRIES) {
         /* the database is locked (an operator's sqlite3, a backup) or failing: the result waits in memory
          * and is recorded at a later tick, the task still leased to us. Before, the task ran again. */
-        PC_LOGW("pipeline", "cannot record completion of task %" PRId64 " yet (try %d); trying again in a second",
+        PC_LOGW("pipeline", "cannot record completion of task %" PRId64 " yet (try %d); trying again at the next tick",
                 j->task_id, j->record_tries);
         return 1;
     }
