@@ -115,7 +115,7 @@ int pc_cli_is_http_url(const char *u)
     char *host = NULL, *user = NULL;
     int ok = h != NULL && curl_url_set(h, CURLUPART_URL, u, 0) == CURLUE_OK &&
              curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK && host != NULL && host[0] != '\0' &&
-             curl_url_get(h, CURLUPART_USER, &user, 0) == CURLUE_NO_USER && strchr(u + n, '@') == NULL;
+             curl_url_get(h, CURLUPART_USER, &user, 0) == CURLUE_NO_USER;
     curl_free(host);
     curl_free(user);
     curl_url_cleanup(h);

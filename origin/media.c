@@ -374,7 +374,7 @@ static int src_open(pc_media *m, h2o_req_t *req, const char *full, enum kind kin
     s->mtime = (int64_t)ref->st.st_mtim.tv_sec;
     /* only what the cache can take is read whole: a cache smaller than a segment (--cache-mb under 8)
      * made every request for it, a one-byte range or a 304 included, read it all and throw it away */
-    if (hot && s->size <= HOT_BLOB_MAX && s->size <= pc_blobcache_max_blob(m->hot)) {
+    if (hot && s->size <= pc_blobcache_max_blob(m->hot)) { /* HOT_BLOB_MAX, or the whole cache if smaller */
         uint8_t *buf = malloc(s->size > 0 ? (size_t)s->size : 1);
         struct hot_aux a = {s->ino, s->mtime};
         if (buf != NULL && read_all(ref->fd, buf, (size_t)s->size) == 0)

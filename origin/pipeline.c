@@ -613,6 +613,19 @@ static int complete_job(pc_pipeline *p, pc_job *j)
 
 static void finish_stop(pc_pipeline *p);
 
+/* Records untracked job |j| and frees it, or, when the database will not take it yet, keeps it tracked
+ * (still ours: its lease is renewed and nobody reclaims it) in p->later for the next tick. */
+static void record(pc_pipeline *p, pc_job *j)
+{
+    if (complete_job(p, j) != 0) {
+        track(p, j);
+        j->next = p->later;
+        p->later = j;
+    } else {
+        job_free(j);
+    }
+}
+
 /* Records the jobs waiting in p->later; those the database still refuses wait on. */
 static void record_later(pc_pipeline *p)
 {
@@ -622,13 +635,7 @@ static void record_later(pc_pipeline *p)
         pc_job *j = list;
         list = j->next;
         untrack(p, j);
-        if (complete_job(p, j) != 0) {
-            track(p, j);
-            j->next = p->later;
-            p->later = j;
-        } else {
-            job_free(j);
-        }
+        record(p, j);
     }
 }
 
@@ -651,13 +658,7 @@ static void on_async(uv_async_t *a)
             if (!(pc_job_canceled(j) && j->err != 0) && pc_taskq_clear_interrupted(p->o->db, j->task_id) != 0)
                 PC_LOGW("pipeline", "cannot clear the interruptions of task %" PRId64, j->task_id);
         }
-        if (complete_job(p, j) != 0) {
-            track(p, j); /* still ours: its lease is renewed and nobody reclaims it */
-            j->next = p->later;
-            p->later = j;
-        } else {
-            job_free(j);
-        }
+        record(p, j);
     }
     if (p->stopping) {
         if (p->pools[0].busy == 0 && p->pools[1].busy == 0)

@@ -46,10 +46,11 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg)
     unsigned long long a, b, t;
     char unit[8];
     if (header_value(p, len, "content-range:", line, sizeof(line))) {
-        if (sscanf(line, " %7[a-z] %llu-%llu/%llu", unit, &a, &b, &t) >= 3 && strcmp(unit, "bytes") == 0 && a <= b) {
+        int got = sscanf(line, " %7[a-z] %llu-%llu/%llu", unit, &a, &b, &t); /* 3: a total of "*" */
+        if (got >= 3 && strcmp(unit, "bytes") == 0 && a <= b) {
             d->cr_first = a;
             d->cr_last = b;
-            d->cr_total = sscanf(line, " %7[a-z] %llu-%llu/%llu", unit, &a, &b, &t) == 4 ? t : UINT64_MAX;
+            d->cr_total = got == 4 ? t : UINT64_MAX;
         }
     } else if (header_value(p, len, "content-length:", line, sizeof(line))) {
         if (sscanf(line, " %llu", &a) == 1)

@@ -1249,10 +1249,10 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return (flag == FTW_DP ? rmdir(path) : unlink(path)) != 0 && errno != ENOENT ? -1 : 0;
 }
 
-/* The tracker's database and the origin's data directory of an earlier run into this DIR: reused, the
- * tracker's totals added up over the runs (emulation.json's tracker_stats twice the reports') and the
- * origin's catalog grew with every run. */
-static int clear_servers(emu *e, const char *out, char *err, size_t errlen)
+/* What an earlier run into this DIR left beyond its results and logs: a `run --compare`'s compare.json,
+ * and the tracker's database and the origin's data directory (reused, the tracker's totals added up over
+ * the runs, emulation.json's tracker_stats twice the reports', and the origin's catalog grew). */
+static int clear_earlier_run(emu *e, const char *out, char *err, size_t errlen)
 {
     char path[PATHMAX];
     /* and a `run --compare`'s compare.json, as `run` removes it: taken for this run's otherwise */
@@ -1476,7 +1476,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     static const char *const logs[] = {".log", ".txt", NULL}; /* and addrs.txt, the host's addresses */
     static const char *const reports[] = {".json", NULL};
     if (sim_forget_result(out, err, sizeof(err)) != 0 || clear_earlier(&e, "logs", logs, err, sizeof(err)) != 0 ||
-        clear_earlier(&e, "reports", reports, err, sizeof(err)) != 0 || clear_servers(&e, out, err, sizeof(err)) != 0) {
+        clear_earlier(&e, "reports", reports, err, sizeof(err)) != 0 || clear_earlier_run(&e, out, err, sizeof(err)) != 0) {
         pc_cli_error("%s", err);
         cleanup(&e);
         return 1;

@@ -2220,7 +2220,7 @@ void pc_engine_on_fail(pc_engine *e, uint64_t transfer, int reason, uint64_t now
         /* the CDN's answer was not the segment's bytes (an error page sent as 200, a body that ended
          * short): what it brought is dropped, not resumed from by a peer whose honest rest would then
          * fail the hash with it, and be banned for it */
-        if (reason == PC_EPARSE && si != PC_SEG_INIT && e->segs[si].state == SEG_NONE)
+        if (reason == PC_EPARSE && si != PC_SEG_INIT)
             seg_drop_bytes(e, si);
     } else if (reason == PC_EAGAIN) {
         /* a refusal for capacity is no fault, but one in a row after another says the peer is sought

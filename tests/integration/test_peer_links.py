@@ -263,21 +263,14 @@ def request_msg(rid, rung, seg, size, due_ms):
 def fetch(link, rid, rung, seg, size, due_ms, limit_s=30):
     """Asks |link| for a whole composite segment and reads the answer, answering PINGs: (bytes received,
     seconds until the last of them or None, the REFUSE reason or None, the BYE reason or None)."""
-    link.sock.settimeout(1)
     t0 = time.time()
     link.send(request_msg(rid, rung, seg, size, due_ms))
     got = 0
-    while time.time() - t0 < limit_s:
-        try:
-            msg = link.recv()
-        except socket.timeout:
-            continue
+    for msg in messages(link, limit_s):
         if msg[0] == 5:
             got += len(msg) - 9
             if got == size:
                 return got, time.time() - t0, None, None
-        elif msg[0] == 1:
-            link.send(bytes([2]) + msg[1:9])
         elif msg[0] == 6:
             return got, None, msg[5], None
         elif msg[0] == 8:
