@@ -42,7 +42,7 @@ def run(s, main):
 
 
 def run_wrk(base, script, duration, connections=16, threads=1, extra=(), allow_errors=False):
-    """Runs wrk with a Lua script; returns requests/s, MB/s, p99 latency in ms and the raw output."""
+    """Runs wrk with a Lua script; returns requests/s, MiB/s (wrk's "MB" is 2^20 bytes), p99 latency in ms and the raw output."""
     p = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration, "--latency", "-s", script] +
                        list(extra) + [base], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=duration + 120)
     out = p.stdout.decode()

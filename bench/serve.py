@@ -96,7 +96,7 @@ def main():
                     runs[key].append(wrk(base, paths))
             row = {"set": name, "avg_bytes": size, "runs": runs}
             for key, samples in runs.items():
-                row[key] = middle(samples, key=lambda x: x[1])  # the median round by MB/s
+                row[key] = middle(samples, key=lambda x: x[1])  # the median round by MiB/s
             results.append(row)
     finally:
         for _, _, proc in servers[1:]:
@@ -107,10 +107,10 @@ def main():
     print("wrk: 1 thread, %d connections, %d s per run, keep-alive, %d rounds (medians shown); %d CPUs" % (
         a.connections, a.duration, a.rounds, os.cpu_count()))
     for row in results:
-        print("%s segments, %.0f KB on average:" % (row["set"], row["avg_bytes"] / 1024))
+        print("%s segments, %.0f KiB on average:" % (row["set"], row["avg_bytes"] / 1024))
         for k in ("peercdn", "nginx-1", "nginx-auto"):
             rps, mbs, p99 = row[k]
-            print("  %-11s %9.0f req/s %9.1f MB/s  p99 %7.2f ms" % (k, rps, mbs, p99))
+            print("  %-11s %9.0f req/s %9.1f MiB/s  p99 %7.2f ms" % (k, rps, mbs, p99))
         ratios = {}
         for k in ("nginx-1", "nginx-auto"):
             per = sorted(p[1] / n[1] for p, n in zip(row["runs"]["peercdn"], row["runs"][k]))
