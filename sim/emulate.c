@@ -92,6 +92,8 @@ typedef struct eviewer {
 
 typedef struct emu {
     sim_scenario sc;
+    char *sc_text; /* the scenario file as read at the start: DIR/scenario.json is made from it, not a second read */
+    size_t sc_len;
     uint64_t seed;
     const char *out;
     char dir[DIRMAX], bindir[DIRMAX];
@@ -1157,13 +1159,13 @@ static void print_table(const emu *e, const sim_result *r)
 
 /* DIR/scenario.json: the scenario as emulated — its ladder replaced by the rungs' measured bitrates
  * (audio included), its seed by the run's — so `peercdn-sim run` predicts this very run. */
-static int write_effective(emu *e, const char *scenario_path)
+static int write_effective(emu *e)
 {
     json_error_t je;
-    json_t *o = json_load_file(scenario_path, 0, &je);
-    if (o == NULL) {
-        pc_cli_error("cannot read %s again: %s", scenario_path, je.text);
-        return PC_EIO;
+    json_t *o = json_loadb(e->sc_text, e->sc_len, 0, &je);
+    if (o == NULL) { /* parsed once already at the start */
+        pc_cli_error("the scenario cannot be parsed again: %s", je.text);
+        return PC_EPARSE;
     }
     json_t *media = json_object_get(o, "media");
     json_t *lad = json_array();
@@ -1324,6 +1326,7 @@ static void cleanup(emu *e)
     json_decref(e->notes);
     json_decref(e->stats);
     sim_scenario_clear(&e->sc);
+    free(e->sc_text);
 }
 
 static const char usage_text[] =
@@ -1385,13 +1388,14 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     e.keep = keep;
     e.tty = isatty(1);
     char err[PATHMAX + 256];
-    if (sim_scenario_load(argv[optind], &e.sc, err, sizeof(err)) != 0) {
+    if (sim_scenario_load(argv[optind], &e.sc, &e.sc_text, &e.sc_len, err, sizeof(err)) != 0) {
         pc_cli_error("%s", err);
         return 1;
     }
     e.seed = e.sc.seed;
     if (seed_s != NULL && sim_seed_parse(seed_s, &e.seed) != 0) {
         sim_scenario_clear(&e.sc);
+        free(e.sc_text);
         pc_cli_usage("--seed takes an integer from 0 to 2^53 - 1");
     }
     /* the catalog comes from the run's seed, as in `run` (workload.h), and scenario.json says that seed */
@@ -1426,6 +1430,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
     if (bad != NULL) {
         pc_cli_error("%s", bad);
         sim_scenario_clear(&e.sc);
+        free(e.sc_text);
         return 1;
     }
     /* the binaries beside ours: build/sim/../{origin,tracker,peer} */
@@ -1519,7 +1524,7 @@ int sim_emulate_main(int argc, char **argv, const char *self)
         if (rc == 0)
             r.interrupted = interrupted != 0;
         if (rc == 0) /* summary.json and run.json, which compare reads, come last */
-            rc = write_effective(&e, argv[optind]);
+            rc = write_effective(&e);
         if (rc == 0)
             rc = write_emulation_json(&e, &r);
         if (rc == 0) {

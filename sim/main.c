@@ -313,7 +313,7 @@ static int cmd_run(int argc, char **argv)
         pc_cli_usage("--out: a path of at most %d characters", SIM_OUT_MAX);
     sim_scenario sc;
     char err[512];
-    int rc = sim_scenario_load(argv[optind], &sc, err, sizeof(err));
+    int rc = sim_scenario_load(argv[optind], &sc, NULL, NULL, err, sizeof(err));
     if (rc != 0) {
         pc_cli_error("%s", err);
         return 1;

@@ -601,9 +601,11 @@ int sim_scenario_parse(const char *buf, size_t len, sim_scenario *out, char *err
     return r;
 }
 
-int sim_scenario_load(const char *path, sim_scenario *out, char *err, size_t errlen)
+int sim_scenario_load(const char *path, sim_scenario *out, char **text, size_t *len, char *err, size_t errlen)
 {
     char *buf = NULL;
+    if (text != NULL)
+        *text = NULL;
     size_t n = 0;
     int r = pc_read_file(path, SIM_SCENARIO_MAX_BYTES, &buf, &n); /* a FIFO or a directory: refused at once */
     if (r == PC_ETOOBIG)
@@ -617,6 +619,11 @@ int sim_scenario_load(const char *path, sim_scenario *out, char *err, size_t err
         r = sim_scenario_parse(buf, n, out, e2, sizeof(e2));
         if (r != 0)
             snprintf(err, errlen, "%s: %s", path, e2);
+        else if (text != NULL) {
+            *text = buf;
+            *len = n;
+            buf = NULL;
+        }
     }
     free(buf);
     return r;

@@ -88,7 +88,10 @@ typedef struct sim_scenario {
 /* Parses |len| bytes of JSON. On error returns PC_EPARSE (or PC_ETOOBIG, PC_ENOMEM) and writes one
  * sentence naming the field to |err|. */
 int sim_scenario_parse(const char *buf, size_t len, sim_scenario *out, char *err, size_t errlen) PC_MUST_CHECK;
-int sim_scenario_load(const char *path, sim_scenario *out, char *err, size_t errlen) PC_MUST_CHECK;
+/* Reads and parses the file at |path|. With |text| non-NULL, the bytes read are handed over in *text (NUL-ended,
+ * the caller frees them) and their length in *len, so that a caller can go back to the very scenario it ran
+ * even if the file changes meanwhile; on error *text is NULL. */
+int sim_scenario_load(const char *path, sim_scenario *out, char **text, size_t *len, char *err, size_t errlen) PC_MUST_CHECK;
 void sim_scenario_clear(sim_scenario *s);
 /* A --seed argument: a decimal integer 0 … 2^53 − 1 (exact in a JSON number). PC_EINVAL otherwise. */
 int sim_seed_parse(const char *s, uint64_t *out) PC_MUST_CHECK;

@@ -183,8 +183,23 @@ def test_loopback_fallback_says_so(s):
             f.write("keep me")
         os.unlink(os.path.join(out, name))
         os.symlink(victims[name], os.path.join(out, name))
-    p = sim("emulate", path, "--out", out, "--network", "loopback", "--quiet")
+    # the scenario file edited while the run goes on: DIR/scenario.json is still the scenario that ran (it was
+    # made from a second read of the file at the end)
+    tracker_log = os.path.join(out, "emu", "logs", "tracker.log")
+    os.unlink(tracker_log)  # it comes back when the run, past reading its scenario, starts the tracker
+    proc = subprocess.Popen([S.bin("peercdn-sim"), "emulate", path, "--out", out, "--network", "loopback", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not os.path.exists(tracker_log) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    edited = dict(d, duration_s=99, name="edited meanwhile")
+    json.dump(edited, open(path, "w"))
+    so, se = proc.communicate(timeout=300)
+    eq(proc.returncode, 0, "the second emulation: %s" % se.decode()[-1500:])
     eq(load(out, "summary.json")["viewers"], 1, "the second run's summary")
+    eff2 = load(out, "scenario.json")
+    eq((eff2["duration_s"], eff2["name"], eff2["catalog"]["duration_s"]), (14, "loopback", 8),
+       "scenario.json is the scenario the run read, not the file as edited later")
     # the servers start afresh too: the tracker's totals are this run's alone (they added up over the runs
     # before), and the origin holds this run's video alone
     info = load(out, "emulation.json")
