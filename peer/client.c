@@ -1438,6 +1438,26 @@ static void pin_origin_key(client *c, const char *path, const char *b64)
         PC_LOGW("peer", "cannot pin the origin key in %s: %s", path, pc_strerror(r));
 }
 
+/* A pin is only as good as the directory and file that hold it: like SSH's StrictModes, both must belong to
+ * this user (or root) and be writable by nobody else, or someone else could plant a key. Absent is fine. */
+static int pin_place_safe(const char *path, const char *what)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        pc_cli_error("cannot check %s %s: %s", what, path, strerror(errno));
+        return -1;
+    }
+    if ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 022) != 0) {
+        pc_cli_error("%s %s %s: a key pinned there could be replaced by another user (chmod go-w, or another "
+                     "--state-dir)", what, path,
+                     (st.st_mode & 022) != 0 ? "can be written by group or others" : "belongs to another user");
+        return -1;
+    }
+    return 0;
+}
+
 /* The origin key: from the command line, else pinned in the state directory, else fetched once and
  * pinned there (trust on first use). */
 static int origin_key(client *c)
@@ -1449,6 +1469,8 @@ static int origin_key(client *c)
     int have_path = c->cfg->state_dir != NULL && key_path(c, path, sizeof(path)) == 0;
     c->origin_pk_pinned = 0;
     if (b64 == NULL && have_path) {
+        if (pin_place_safe(c->cfg->state_dir, "the state directory") != 0 || pin_place_safe(path, "the pinned key") != 0)
+            return -1;
         char *text = NULL;
         size_t len = 0;
         int r = pc_read_file(path, 1024, &text, &len);

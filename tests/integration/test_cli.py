@@ -3,6 +3,7 @@
 file or a failed start exits 1, each with one line on stderr and before anything is served or fetched;
 nothing given is replaced or lost on the way (key files and databases are kept as they were). Writing
 into a device or pipe instead of replacing it is tested in tests/unit/test_fs.c."""
+import base64
 import hashlib
 import json
 import os
@@ -207,6 +208,7 @@ def test_a_pinned_key_that_is_not_a_key_is_named(s):
     """An empty or garbage pin is an error naming the file; it is not silently replaced or ignored."""
     state = os.path.join(S.tmp, "pins")
     os.makedirs(state)
+    os.chmod(state, 0o700)
     o = s.origin()
     # a first run that fails (no such video) pins nothing (docs/peer.md); the pin's name is
     # origin-<the first 16 bytes of BLAKE2b-256 of the origin URL, hex>.key
@@ -218,6 +220,27 @@ def test_a_pinned_key_that_is_not_a_key_is_named(s):
         open(pin, "wb").write(bad)
         refused("peercdn-peer", 1, "play", "--origin", o.url, "--video", "novideo", "--state-dir", state, says=pin)
         eq(open(pin, "rb").read(), bad, "the pin is left for the operator to look at")
+    # a pin someone else could have written is not trusted (SSH's StrictModes): a directory or file writable
+    # by group or others, or owned by another user (these tests run as root, which may own them)
+    open(pin, "w").write(base64.b64encode(b"k" * 32).decode() + "\n")
+    os.chmod(pin, 0o644)
+    for path, mode, owner, says in ((state, 0o770, None, "the state directory"), (state, 0o707, None, "the state directory"),
+                                    (pin, 0o664, None, "the pinned key"), (pin, 0o646, None, "the pinned key"),
+                                    (state, 0o700, 65534, "belongs to another user"),
+                                    (pin, 0o644, 65534, "belongs to another user")):
+        saved = os.stat(path)
+        os.chmod(path, mode)
+        if owner is not None:
+            if os.geteuid() != 0:
+                continue
+            os.chown(path, owner, owner)
+        refused("peercdn-peer", 1, "play", "--origin", o.url, "--video", "novideo", "--state-dir", state, says=says)
+        os.chmod(path, saved.st_mode & 0o7777)
+        if owner is not None:
+            os.chown(path, saved.st_uid, saved.st_gid)
+    # with both safe again, the pinned key is what is checked (and this one does not sign the origin's manifests)
+    got, err = run("peercdn-peer", "play", "--origin", o.url, "--video", "novideo", "--state-dir", state)
+    check(got != 0 and "another user" not in err and "state directory" not in err, "the pin was read: %s" % err)
 
 
 def test_scenarios_have_types_and_totals(s):
