@@ -425,6 +425,28 @@ static int tbf(emu *e, const char *ns, const char *dev, const char *parent, doub
                burst);
 }
 
+/* The one-way latency the emulated network gives between regions |a| and |b|: each side delays by half its
+ * own region's latency (net_add), so the mean of the two regions' own latencies. */
+static double emu_latency_ms(const sim_scenario *sc, uint32_t a, uint32_t b)
+{
+    return (sc->latency_ms[a][a] + sc->latency_ms[b][b]) / 2;
+}
+
+/* When the scenario's latency between two regions is not what the emulated network gives them. */
+static void note_cross_region(emu *e)
+{
+    const sim_scenario *sc = &e->sc;
+    for (uint32_t a = 0; a < sc->n_regions; a++)
+        for (uint32_t b = a + 1; b < sc->n_regions; b++)
+            if (fabs(sc->latency_ms[a][b] - emu_latency_ms(sc, a, b)) > 0.05) {
+                note(e, "latency between regions is not emulated as given (%s-%s %.0f ms): each side of a link delays "
+                        "by half its own region's latency, so a pair of regions gets the mean of theirs (%.0f ms "
+                        "here; DIR/scenario.json has these)",
+                     sc->region_name[a], sc->region_name[b], sc->latency_ms[a][b], emu_latency_ms(sc, a, b));
+                return;
+            }
+}
+
 /* Viewer |i|'s namespace: a veth pair to the bridge, its address, upload (its side) and download (the
  * bridge side) rates, and half the one-way latency on each side when netem exists. */
 static int net_add(emu *e, uint32_t i, double up_kbps, double down_kbps, double latency_ms)
@@ -1183,8 +1205,23 @@ static int write_effective(emu *e)
         json_object_del(v, "seek_probability");
         json_object_del(v, "abrupt_leave_probability");
     }
-    if (json_is_object(net))
+    if (net == NULL) {
+        net = json_object();
+        json_object_set_new(o, "network", net);
+    }
+    if (json_is_object(net)) {
         json_object_del(net, "cdn_capacity_mbps");
+        if (e->sc.n_regions > 1 && e->netns && e->netem) { /* the latencies as emulated: each pair the mean of its regions' own */
+            json_t *lat = json_object();
+            for (uint32_t a = 0; a < e->sc.n_regions; a++)
+                for (uint32_t b = a; b < e->sc.n_regions; b++) {
+                    char key[40];
+                    snprintf(key, sizeof(key), "%s-%s", e->sc.region_name[a], e->sc.region_name[b]);
+                    json_object_set_new(lat, key, json_real(emu_latency_ms(&e->sc, a, b)));
+                }
+            json_object_set_new(net, "latency_ms", lat);
+        }
+    }
     if (tr == NULL) {
         tr = json_object();
         json_object_set_new(o, "tracker", tr);
@@ -1487,6 +1524,8 @@ int sim_emulate_main(int argc, char **argv, const char *self)
         return 1;
     }
     rc = rc ? rc : net_setup(&e, network);
+    if (rc == 0 && e.netns && e.netem)
+        note_cross_region(&e);
     for (uint32_t i = 0; rc == 0 && e.netns && i < e.nw && !g_stop; i++) /* latency within the viewer's region */
         rc = net_add(&e, i, e.w[i].a.up_kbps, e.w[i].a.down_kbps, e.sc.latency_ms[e.w[i].a.region][e.w[i].a.region]);
     if (rc == 0)

@@ -39,7 +39,15 @@ def load(d, name):
 
 def test_emulation_agrees_with_the_simulators_prediction(s):
     out = os.path.join(S.tmp, "emu")
-    p = sim("emulate", os.path.join(SCEN, "test-emulate.json"), "--out", out)
+    # a second region nobody is drawn into (the region draw takes its own number, so the viewers are the
+    # scenario's), with latencies that the emulated network cannot give as they are: each side of a link
+    # delays by half its own region's, so a-b becomes the mean of a-a and b-b
+    scen = json.load(open(os.path.join(SCEN, "test-emulate.json")))
+    scen["viewers"]["regions"] = {"a": 1, "b": 1e-9}
+    scen["network"]["latency_ms"] = {"a-a": 20, "b-b": 100, "a-b": 20}
+    path = os.path.join(S.tmp, "test-emulate-regions.json")
+    json.dump(scen, open(path, "w"))
+    p = sim("emulate", path, "--out", out)
     text = p.stdout.decode()
     for line in text.splitlines()[-22:]:
         print("# " + line)
@@ -80,6 +88,12 @@ def test_emulation_agrees_with_the_simulators_prediction(s):
     # the prediction: the simulator on the scenario as emulated (its ladder as the origin made it)
     eff = load(out, "scenario.json")
     eq(len(eff["media"]["ladder_kbps"]), 3, "three rungs measured")
+    if info["latency_emulated"]:
+        eq(eff["network"]["latency_ms"], {"a-a": 20, "a-b": 60, "b-b": 100}, "the latencies as emulated")
+        check(any("latency between regions" in n and "a-b 20 ms" in n and "60 ms" in n for n in info["notes"]),
+              "the cross-region latency is noted: %r" % info["notes"])
+    else:
+        eq(eff["network"]["latency_ms"], scen["network"]["latency_ms"], "latency not emulated: as given")
     pred_dir = os.path.join(S.tmp, "pred")
     sim("run", os.path.join(out, "scenario.json"), "--out", pred_dir, "--quiet")
     pred = load(pred_dir, "summary.json")
