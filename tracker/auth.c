@@ -66,7 +66,7 @@ int pc_auth_check_proof(pc_auth *a, const pc_announce *an, uint64_t now_s)
     uint64_t tag;
     memcpy(&tag, h, 8);
     tag |= 1; /* never 0 */
-    struct proof_slot *slot = &a->cache[tag % PC_PROOF_CACHE];
+    struct proof_slot *slot = &a->cache[(tag >> 1) % PC_PROOF_CACHE]; /* not the low bit: that is always 1 */
     if (slot->tag == tag && slot->ts == an->proof_ts)
         return 0;
     int r = pc_proof_verify(an->key, an->proof_ts, an->proof_sig, now_s);

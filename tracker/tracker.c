@@ -329,7 +329,9 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
             a.asn = asn;
         }
     }
-    if (t->cfg.origin != NULL && pc_registry_find_swarm(t->reg, a.video) == NULL) {
+    /* a 'stopped' makes no swarm: one for a video not held (lost in a crash, or unpublished since) is answered
+     * 200 and counts nothing, as without --origin, and costs no origin lookup */
+    if (t->cfg.origin != NULL && a.event != PC_EV_STOPPED && pc_registry_find_swarm(t->reg, a.video) == NULL) {
         if (t->stopping || t->admit == NULL) { /* no swarm for a video nobody vouched for, even now */
             reject(t, req, 503, "stopping", "the tracker is shutting down");
             return;

@@ -689,6 +689,25 @@ def test_with_origin_only_published_videos_get_a_swarm(s):
     fake.srv.shutdown()
 
 
+def test_with_origin_a_stopped_for_a_video_not_held_asks_no_one(s):
+    """A 'stopped' for a video whose swarm the tracker does not hold (lost in a kill -9 before the save, or
+    unpublished since) is answered 200 counting nothing, as without --origin: it makes no swarm, so the
+    origin is not asked and its 404 is not passed on."""
+    fake = FakeOrigin()
+    t1 = s.tracker(check_exit=False)
+    p = TrackerPeer(t1, "gone-q", 1)
+    p.announce("started")  # a swarm, made without --origin, not yet saved
+    t1.kill()
+    t2 = s.tracker("--origin", fake.url + "/", db=t1.db)
+    p.tracker = t2
+    r = p.post(p.body("stopped"))
+    eq(r.status, 200, "stopped after the crash: %r" % r.body[:300])
+    eq(r.json()["peers"], [], "no peers after stopped")
+    eq(fake.asked.get("gone-q"), None, "the origin is not asked")
+    check("gone-q" not in t2.stats()["videos"], "no swarm made")
+    fake.srv.shutdown()
+
+
 def metric(t, name):
     m = re.search(r"^%s (\d+)$" % name, t.req("GET", "/metrics").body.decode(), re.M)
     return int(m.group(1)) if m else None
@@ -776,5 +795,6 @@ S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers,
        test_a_tampered_saved_swarm_is_not_echoed_to_peers, test_history_pages_follow_the_cursor,
        test_history_pages_being_sent_are_limited,
        test_totals_near_the_cap_do_not_wrap, test_with_origin_only_published_videos_get_a_swarm,
+       test_with_origin_a_stopped_for_a_video_not_held_asks_no_one,
        test_a_peer_reported_banned_from_three_networks_is_listed_to_no_one,
        test_the_descriptor_limit_is_raised_to_the_hard_limit])
