@@ -191,6 +191,12 @@ void pc_locality_free(pc_locality *l)
     }
 }
 
+void pc_locality_each_region(const pc_locality *l, void (*fn)(void *ctx, const char *name), void *ctx)
+{
+    for (size_t off = 0; off < l->names_len; off += strlen(l->names + off) + 1)
+        fn(ctx, l->names + off);
+}
+
 int pc_locality_lookup(const pc_locality *l, const uint8_t addr[16], const char **region, uint32_t *asn)
 {
     for (size_t k = 0; k < l->nlens; k++) {

@@ -29,5 +29,7 @@ void pc_locality_free(pc_locality *l);
 /* Region (never NULL when found) and ASN of the longest prefix holding |addr|; 0 when found,
  * PC_ENOENT otherwise. */
 int pc_locality_lookup(const pc_locality *l, const uint8_t addr[16], const char **region, uint32_t *asn);
+/* Calls |fn| with each region name of the table (a name once per entry naming it). */
+void pc_locality_each_region(const pc_locality *l, void (*fn)(void *ctx, const char *name), void *ctx);
 
 #endif

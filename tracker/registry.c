@@ -8,6 +8,7 @@
 #define SLAB_BITS 16 /* records come in slabs of 65536, so growth never copies or doubles memory */
 #define SLAB_SIZE (1u << SLAB_BITS)
 #define MAX_REGIONS 4096
+#define REGION_PINNED UINT32_MAX
 
 struct pc_registry {
     pc_registry_config cfg;
@@ -23,8 +24,11 @@ struct pc_registry {
     uint32_t nswarms, swarms_cap;
     uint32_t *stab; /* video → swarm index + 1 */
     uint32_t stab_mask;
-    char (*regions)[PC_REGION_MAX + 1]; /* index 0 is "" */
-    uint32_t nregions;
+    char (*regions)[PC_REGION_MAX + 1]; /* index 0 is ""; a freed name is "" too */
+    uint32_t nregions;                  /* indexes ever handed out */
+    uint32_t *rrefs;                    /* records holding each name; REGION_PINNED for the locality table's */
+    uint16_t *rfree;                    /* indexes of freed names, to hand out again */
+    uint32_t nrfree;
     uint16_t rtab[2 * MAX_REGIONS]; /* region name → index; 0 = empty */
     uint64_t gen; /* changes whenever anything a report shows may have */
     pc_vstats total;   /* every video's statistics summed, each sum capped as theirs are (stat_add) */
@@ -78,8 +82,10 @@ pc_registry *pc_registry_new(const pc_registry_config *cfg)
     r->stab_mask = 63;
     r->stab = calloc(r->stab_mask + 1, sizeof(*r->stab));
     r->regions = calloc(MAX_REGIONS, sizeof(*r->regions));
+    r->rrefs = calloc(MAX_REGIONS, sizeof(*r->rrefs));
+    r->rfree = calloc(MAX_REGIONS, sizeof(*r->rfree));
     r->nregions = 1;
-    if (r->tab == NULL || r->stab == NULL || r->regions == NULL) {
+    if (r->tab == NULL || r->stab == NULL || r->regions == NULL || r->rrefs == NULL || r->rfree == NULL) {
         pc_registry_free(r);
         return NULL;
     }
@@ -99,6 +105,8 @@ void pc_registry_free(pc_registry *r)
     free(r->tab);
     free(r->stab);
     free(r->regions);
+    free(r->rrefs);
+    free(r->rfree);
     free(r);
 }
 
@@ -267,24 +275,70 @@ void pc_vstats_add(pc_vstats *t, const pc_vstats *v)
         hist_add(&t->startup_hist[b], v->startup_hist[b]);
 }
 
-/* Interned region id; 0 for "" or when the table is full (the region is then unknown). */
-static uint16_t region_id(pc_registry *r, const char *name)
+/* Region names are interned with a count of the records holding each: a name no record holds is forgotten,
+ * so peers declaring ever new names (one peer can declare one at a time) cannot fill the table for good. The
+ * locality table's names are pinned at start and never forgotten. */
+static uint32_t region_slot(const pc_registry *r, const char *name)
+{
+    return (uint32_t)hash_bytes(r->cfg.hash_seed, name, strlen(name)) & (2 * MAX_REGIONS - 1);
+}
+
+/* Interned region id, counted as held once more (|pin|: for good); 0 for "" or when the table is full (the
+ * region is then unknown). */
+static uint16_t region_hold(pc_registry *r, const char *name, int pin)
 {
     if (name[0] == '\0')
         return 0;
     uint32_t mask = 2 * MAX_REGIONS - 1;
-    for (uint32_t i = (uint32_t)hash_bytes(r->cfg.hash_seed, name, strlen(name)) & mask;; i = (i + 1) & mask) {
+    for (uint32_t i = region_slot(r, name);; i = (i + 1) & mask) {
         uint16_t v = r->rtab[i];
         if (v == 0) {
-            if (r->nregions >= MAX_REGIONS)
+            if (r->nrfree > 0)
+                v = r->rfree[--r->nrfree];
+            else if (r->nregions < MAX_REGIONS)
+                v = (uint16_t)r->nregions++;
+            else
                 return 0;
-            strcpy(r->regions[r->nregions], name);
-            r->rtab[i] = (uint16_t)r->nregions;
-            return (uint16_t)r->nregions++;
-        }
-        if (strcmp(r->regions[v], name) == 0)
+            strcpy(r->regions[v], name);
+            r->rtab[i] = v;
+            r->rrefs[v] = pin ? REGION_PINNED : 1;
             return v;
+        }
+        if (strcmp(r->regions[v], name) == 0) {
+            if (pin)
+                r->rrefs[v] = REGION_PINNED;
+            else if (r->rrefs[v] != REGION_PINNED)
+                r->rrefs[v]++;
+            return v;
+        }
     }
+}
+
+/* A record lets go of region |v|: forgotten when no record holds it (linear probing's deletion by moving
+ * later entries of the run back, so that lookups never stop early). */
+static void region_release(pc_registry *r, uint16_t v)
+{
+    if (v == 0 || r->rrefs[v] == REGION_PINNED || --r->rrefs[v] > 0)
+        return;
+    uint32_t mask = 2 * MAX_REGIONS - 1, i = region_slot(r, r->regions[v]);
+    while (r->rtab[i] != v)
+        i = (i + 1) & mask;
+    for (uint32_t j = (i + 1) & mask; r->rtab[j] != 0; j = (j + 1) & mask) {
+        uint32_t home = region_slot(r, r->regions[r->rtab[j]]);
+        /* the entry at j may move to the hole at i unless its home lies cyclically in (i, j] */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            r->rtab[i] = r->rtab[j];
+            i = j;
+        }
+    }
+    r->rtab[i] = 0;
+    r->regions[v][0] = '\0';
+    r->rfree[r->nrfree++] = v;
+}
+
+void pc_registry_pin_region(pc_registry *r, const char *name)
+{
+    (void)region_hold(r, name, 1);
 }
 
 const char *pc_registry_region(const pc_registry *r, uint16_t id)
@@ -352,6 +406,8 @@ static void remove_peer(pc_registry *r, uint32_t i)
     }
     if (p->flags & PC_PEER_REND)
         sw->rend_peers[p->rend]--;
+    region_release(r, p->region);
+    p->region = 0;
     tab_del(r, i);
     list_unlink(r, i);
     p->swarm = PC_NONE;
@@ -424,7 +480,9 @@ static void set_position(pc_registry *r, pc_swarm *sw, pc_peer_rec *p, const pc_
     p->have_hi = a->have_hi;
     p->up_kbps = a->up_kbps;
     p->asn = a->asn;
-    p->region = region_id(r, a->region);
+    uint16_t was = p->region; /* held first, let go after: the same name is not forgotten in between */
+    p->region = region_hold(r, a->region, 0);
+    region_release(r, was);
     int seeding = a->seeding != 0;
     if (seeding != ((p->flags & PC_PEER_SEEDING) != 0)) {
         sw->seeders += seeding ? 1 : (uint32_t)-1;

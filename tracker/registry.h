@@ -108,6 +108,8 @@ const pc_peer_rec *pc_registry_find_peer(const pc_registry *r, const char *video
 /* Removes that peer's record (a key the tracker stopped vouching for): 1, or 0 when there was none. Its
  * counters stay counted. */
 int pc_registry_remove(pc_registry *r, const char *video, const uint8_t key[PC_ED25519_PK_LEN]);
+/* A region name that stays interned for good (the locality table's), whatever peers declare. */
+void pc_registry_pin_region(pc_registry *r, const char *name);
 /* Interned region name; "" for 0. */
 const char *pc_registry_region(const pc_registry *r, uint16_t id);
 void pc_registry_clear_dirty(pc_registry *r);

@@ -93,6 +93,11 @@ static void reject(pc_tracker *t, h2o_req_t *req, int status, const char *code, 
     pc_http_respond_error(req, status, code, message);
 }
 
+static void pin_region(void *reg, const char *name)
+{
+    pc_registry_pin_region(reg, name);
+}
+
 static void addr_of(h2o_req_t *req, uint8_t out[16])
 {
     struct sockaddr_storage ss;
@@ -759,6 +764,8 @@ static int open_state(pc_tracker *t)
             pc_cli_error("%s", err);
             return -1;
         }
+        /* the operator's regions always resolve, whatever names peers declare */
+        pc_locality_each_region(t->loc, pin_region, t->reg);
     }
     size_t restored = 0;
     if (pc_tstore_load(t->store, t->reg, now_us(), &restored) != 0) {

@@ -373,6 +373,86 @@ static void histogram_quantiles(void **state)
     assert_int_equal(pc_hist_bucket(UINT32_MAX), PC_HIST_BUCKETS - 1);
 }
 
+static const char *region_of(const pc_registry *r, uint32_t self)
+{
+    return pc_registry_region(r, pc_registry_peer(r, self)->region);
+}
+
+/* One peer cycling through invented region names holds one at a time: the operator's (pinned) names and
+ * other peers' names still resolve, after more names than the table holds. */
+static void region_names_a_peer_invents_do_not_fill_the_table(void **state)
+{
+    (void)state;
+    pc_registry *r = fx_registry(30 * SEC);
+    pc_registry_pin_region(r, "eu-west");
+    pc_announce bad = fx_announce(1, "v", PC_EV_STARTED, 0);
+    for (int i = 0; i < 10000; i++) {
+        snprintf(bad.region, sizeof(bad.region), "junk%d", i);
+        uint32_t self = announce_ok(r, &bad, SEC + (uint64_t)i);
+        assert_string_equal(region_of(r, self), bad.region);
+        bad.event = PC_EV_PERIODIC;
+    }
+    pc_announce a = fx_announce(2, "v", PC_EV_STARTED, 0), b = fx_announce(3, "v", PC_EV_STARTED, 0);
+    snprintf(a.region, sizeof(a.region), "eu-west");
+    snprintf(b.region, sizeof(b.region), "us-east");
+    assert_string_equal(region_of(r, announce_ok(r, &a, 2 * SEC)), "eu-west");
+    assert_string_equal(region_of(r, announce_ok(r, &b, 2 * SEC)), "us-east");
+    /* a pinned name outlives every record holding it */
+    a.event = b.event = PC_EV_STOPPED;
+    announce_ok(r, &a, 3 * SEC);
+    announce_ok(r, &b, 3 * SEC);
+    pc_announce c = fx_announce(4, "v", PC_EV_STARTED, 0);
+    snprintf(c.region, sizeof(c.region), "eu-west");
+    uint16_t id = pc_registry_peer(r, announce_ok(r, &c, 4 * SEC))->region;
+    assert_int_not_equal(id, 0);
+    pc_registry_free(r);
+}
+
+/* Random joins, region changes and leaves against a model: every live record's region reads back as the
+ * name it declared, records declaring the same name share its id (the same-region score compares ids; a
+ * deletion that broke a probe run would intern a name twice), and names no record holds are forgotten, so
+ * 3000 live peers can go through 20000 names. */
+static void region_names_follow_their_records(void **state)
+{
+    (void)state;
+    enum { PEERS = 3000, NAMES = 20000, STEPS = 60000 };
+    pc_registry *r = fx_registry(3600 * SEC);
+    static int held[PEERS]; /* the name's number, or -1 for no record */
+    static uint32_t idx[PEERS];
+    static uint16_t id_of[NAMES];
+    static int seen_at[NAMES];
+    for (int i = 0; i < PEERS; i++)
+        held[i] = -1;
+    uint64_t x = 88172645463325252ULL;
+    for (int step = 0; step < STEPS; step++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int i = (int)(x % PEERS), name = (int)((x >> 20) % NAMES);
+        pc_announce a = fx_announce(i, "v", held[i] < 0 ? PC_EV_STARTED : ((x >> 40) % 4 == 0 ? PC_EV_STOPPED : PC_EV_PERIODIC), 0);
+        snprintf(a.region, sizeof(a.region), "r%d", name);
+        uint32_t self = 0;
+        assert_int_equal(pc_registry_announce(r, &a, 7, SEC + (uint64_t)step, &self), 0);
+        if (a.event == PC_EV_STOPPED)
+            held[i] = -1;
+        else {
+            held[i] = name;
+            idx[i] = self;
+        }
+        if (step % 5000 == 4999 || step == STEPS - 1)
+            for (int k = 0; k < PEERS; k++)
+                if (held[k] >= 0) {
+                    char want[16];
+                    snprintf(want, sizeof(want), "r%d", held[k]);
+                    assert_string_equal(region_of(r, idx[k]), want);
+                    uint16_t id = pc_registry_peer(r, idx[k])->region;
+                    if (seen_at[held[k]] == step + 1)
+                        assert_int_equal(id, id_of[held[k]]);
+                    seen_at[held[k]] = step + 1;
+                    id_of[held[k]] = id;
+                }
+    }
+    pc_registry_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -387,6 +467,8 @@ int main(void)
         cmocka_unit_test(many_peers_join_and_leave_consistently),
         cmocka_unit_test(restored_peer_counts_nothing_twice),
         cmocka_unit_test(histogram_quantiles),
+        cmocka_unit_test(region_names_a_peer_invents_do_not_fill_the_table),
+        cmocka_unit_test(region_names_follow_their_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
