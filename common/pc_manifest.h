@@ -16,7 +16,7 @@
 #include "pc_crypto.h"
 #include "pc_error.h"
 
-#define PC_MANIFEST_MAX_BYTES (8u << 20)
+#define PC_MANIFEST_MAX_BYTES (16u << 20)
 #define PC_MANIFEST_MAX_RENDITIONS 16
 #define PC_MANIFEST_MAX_SEGMENTS 20000 /* per rendition */
 #define PC_MANIFEST_MAX_URL 256

@@ -221,7 +221,10 @@ int pc_task_sign(pc_job *j)
     json_decref(subtitles);
     if (tkey[0] != '\0')
         json_object_set_new(doc, "tracker", json_pack("{s:s, s:s}", "url", j->env->tracker_url, "ed25519", tkey));
-    char *text = json_dumps(doc, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    /* compact, and durations to 9 significant digits (a nanosecond of a segment; jansson's default of 17
+     * wrote 4.0039999999999996): about 130 bytes a segment a rendition, so that the longest video at the
+     * shortest segments (6 h at 2 s, 6 rungs and audio) stays within what peers accept */
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(doc);
     json_decref(in);
     if (text == NULL) {
@@ -229,6 +232,12 @@ int pc_task_sign(pc_job *j)
         return pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
     }
     size_t tlen = strlen(text);
+    if (tlen > PC_MANIFEST_MAX_BYTES) { /* peers would refuse it, and the video could not be played through them */
+        free(text);
+        pc_buf_clear(&etags);
+        return pc_job_fail(j, PC_ETOOBIG, 1, "media_limit", "the P2P manifest would be %zu bytes, over the %u that peers "
+                           "accept (longer segments, --segment-seconds, make it smaller)", tlen, PC_MANIFEST_MAX_BYTES);
+    }
     uint8_t sig[PC_ED25519_SIG_LEN];
     pc_ed25519_sign(j->env->origin_sk, text, tlen, sig);
     char sigb64[128];
@@ -342,7 +351,7 @@ int pc_task_publish(pc_job *j)
     snprintf(path, sizeof(path), "%s/.description.json", j->swap ? j->out_dir : j->media_dir);
     char *text = NULL;
     size_t len = 0;
-    int r = pc_read_file(path, 8u << 20, &text, &len);
+    int r = pc_read_file(path, PC_MANIFEST_MAX_BYTES, &text, &len);
     if (r != 0)
         return pc_job_fail(j, r, 0, "io_error", "cannot read the published description");
     j->result = text;

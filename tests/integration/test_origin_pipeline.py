@@ -3,13 +3,14 @@
 import base64
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (Suite, blake2b256, check, clip, eq, ffmpeg_decode, ffprobe, request)  # noqa: E402
+from harness import (ROOT, Suite, blake2b256, check, clip, eq, ffmpeg_decode, ffprobe, request)  # noqa: E402
 
 S = Suite("pipeline")
 state = {}
@@ -250,7 +251,8 @@ def test_signature_verifies_with_openssl_and_hashes_match(s):
     eq(len(sig), 64, "signature length")
     check(openssl_verifies(s, o, manifest, sig), "openssl verifies the manifest's signature")
     # a flipped byte must not verify
-    check(not openssl_verifies(s, o, manifest.replace(b'"version": 1', b'"version": 2'), sig), "tampered manifest verified")
+    check(b'"version":1,' in manifest, "compact: %r" % manifest[:80])
+    check(not openssl_verifies(s, o, manifest.replace(b'"version":1,', b'"version":2,'), sig), "tampered manifest verified")
     m = json.loads(manifest)
     eq(m["version"], 1, "version")
     eq(m["video"], vid, "video")
@@ -265,6 +267,19 @@ def test_signature_verifies_with_openssl_and_hashes_match(s):
             eq(blake2b256(body), f["blake2b"], "hash of " + f["url"])
             count += 1
     check(count >= 6 * 4, "files checked: %d" % count)
+    # the longest video the origin takes (6 h) at the shortest segments (2 s), 6 rungs and audio, gives a
+    # manifest that peers accept: its segment entries are written as these are (the bytes as served, with the
+    # separator and white space after each; sizes of up to 8 digits), and the limit is common/pc_manifest.h's
+    limit = re.search(r"#define PC_MANIFEST_MAX_BYTES \((\d+)u << 20\)",
+                      open(os.path.join(ROOT, "common", "pc_manifest.h")).read())
+    limit = int(limit.group(1)) << 20
+    entries = re.findall(rb'\{[^{}]*"url"\s*:\s*"[^"]*/seg-[^{}]*\}[,\s]*', manifest)
+    eq(len(entries), sum(len(r["segments"]) for r in m["renditions"]), "every segment entry found in the bytes")
+    entry = max(len(e) + 8 - len(re.search(rb'"size"\s*:\s*(\d+)', e).group(1)) for e in entries)
+    worst = 6 * 3600 // 2 * 7 * entry + 4096
+    print("# p2p.json: %d bytes, at most %d bytes a segment entry; 6 h at 2 s: about %.1f MiB of %d" % (
+        len(manifest), entry, worst / 2**20, limit >> 20))
+    check(worst <= limit, "the longest video's manifest (%d bytes) is within the peers' limit (%d)" % (worst, limit))
 
 
 def test_thumbnails_are_webp_of_the_right_shape(s):
