@@ -11,16 +11,53 @@
 
 #include "pc_log.h"
 
+/* A statement's failure: an error, or only a debug line when it gave up on another program's lock (the
+ * caller says that once, and tries again) */
+#define DB_FAILED(s, ...)                                                                                         \
+    do {                                                                                                          \
+        if ((s)->gave_up)                                                                                         \
+            PC_LOGD("db", __VA_ARGS__);                                                                           \
+        else                                                                                                      \
+            PC_LOGE("db", __VA_ARGS__);                                                                           \
+    } while (0)
+
 int pc_sqlite_exec(pc_sqlite *s, const char *sql)
 {
     char *err = NULL;
+    s->gave_up = 0; /* what pc_sqlite_took_busy says is about the latest statement */
     if (sqlite3_exec(s->h, sql, NULL, NULL, &err) != SQLITE_OK) {
-        PC_LOGE("db", "%s: %s", sql, err != NULL ? err : "?");
+        DB_FAILED(s, "%s: %s", sql, err != NULL ? err : "?");
         pc_err_detail_set("%s", err != NULL ? err : sqlite3_errmsg(s->h));
         sqlite3_free(err);
         return PC_EDB;
     }
     return 0;
+}
+
+/* SQLite's own busy wait (sleeps of 1, 2, 5 … 100 ms up to the limit), remembering when it gives up. */
+static int busy_handler(void *arg, int count)
+{
+    static const int delays[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
+    enum { NDELAYS = sizeof(delays) / sizeof(delays[0]) };
+    pc_sqlite *s = arg;
+    int waited = 0, delay;
+    if (count < NDELAYS) {
+        delay = delays[count];
+        for (int i = 0; i < count; i++)
+            waited += delays[i];
+    } else {
+        delay = delays[NDELAYS - 1];
+        waited = 328 + delay * (count - NDELAYS); /* 328: the table's sum */
+    }
+    if (waited + delay > s->busy_ms) {
+        delay = s->busy_ms - waited;
+        if (delay <= 0) {
+            s->gave_up = 1;
+            return 0;
+        }
+    }
+    sqlite3_sleep(delay);
+    return 1;
 }
 
 int pc_sqlite_open(pc_sqlite *s, const char *path, const char *const *schema, size_t n)
@@ -44,7 +81,9 @@ int pc_sqlite_open(pc_sqlite *s, const char *path, const char *const *schema, si
         pc_sqlite_close(s);
         return PC_EDB;
     }
-    sqlite3_busy_timeout(s->h, PC_SQLITE_BUSY_MS);
+    s->busy_ms = PC_SQLITE_BUSY_MS;
+    s->gave_up = 0;
+    sqlite3_busy_handler(s->h, busy_handler, s);
     /* the first statement reads the file: one that is not a database fails here, said by the caller */
     char *err = NULL;
     if (sqlite3_exec(s->h, "PRAGMA journal_mode=WAL", NULL, NULL, &err) != SQLITE_OK) {
@@ -65,7 +104,14 @@ int pc_sqlite_open(pc_sqlite *s, const char *path, const char *const *schema, si
 
 void pc_sqlite_busy_wait(pc_sqlite *s, int ms)
 {
-    sqlite3_busy_timeout(s->h, ms);
+    s->busy_ms = ms;
+}
+
+int pc_sqlite_took_busy(pc_sqlite *s)
+{
+    int r = s->gave_up;
+    s->gave_up = 0;
+    return r;
 }
 
 void pc_sqlite_close(pc_sqlite *s)
@@ -117,8 +163,9 @@ void pc_sqlite_rollback(pc_sqlite *s)
 sqlite3_stmt *pc_sqlite_prep(pc_sqlite *s, const char *sql, const char *fmt, ...)
 {
     sqlite3_stmt *st = NULL;
+    s->gave_up = 0;
     if (sqlite3_prepare_v2(s->h, sql, -1, &st, NULL) != SQLITE_OK) {
-        PC_LOGE("db", "prepare failed: %s: %s", sqlite3_errmsg(s->h), sql);
+        DB_FAILED(s, "prepare failed: %s: %s", sqlite3_errmsg(s->h), sql);
         return NULL;
     }
     va_list ap;
@@ -154,7 +201,7 @@ int pc_sqlite_run(pc_sqlite *s, sqlite3_stmt *st)
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        PC_LOGE("db", "step failed: %s", sqlite3_errmsg(s->h));
+        DB_FAILED(s, "step failed: %s", sqlite3_errmsg(s->h));
         return PC_EDB;
     }
     return 0;

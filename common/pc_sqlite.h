@@ -17,7 +17,9 @@
 
 typedef struct pc_sqlite {
     sqlite3 *h;
-    int depth; /* transaction nesting */
+    int depth;   /* transaction nesting */
+    int busy_ms; /* how long a statement waits for another connection's lock */
+    int gave_up; /* a statement failed because another connection held the lock (pc_sqlite_took_busy) */
 } pc_sqlite;
 
 /* Opens (creating) |path| with journal_mode=WAL, synchronous=NORMAL, foreign keys on, then runs
@@ -27,6 +29,9 @@ int pc_sqlite_open(pc_sqlite *s, const char *path, const char *const *schema, si
 void pc_sqlite_close(pc_sqlite *s);
 /* How long a statement waits for another connection's lock before it fails (PC_SQLITE_BUSY_MS after open). */
 void pc_sqlite_busy_wait(pc_sqlite *s, int ms);
+/* Whether the latest statement (since pc_sqlite_exec or pc_sqlite_prep) gave up waiting for another
+ * connection's lock; clears it. Such a failure is "retry shortly", not a broken database. */
+int pc_sqlite_took_busy(pc_sqlite *s);
 int pc_sqlite_exec(pc_sqlite *s, const char *sql) PC_MUST_CHECK;
 int pc_sqlite_begin(pc_sqlite *s) PC_MUST_CHECK;
 /* On failure the transaction stays open and the caller rolls back. */

@@ -40,6 +40,18 @@ static void set_paths(json_t *o, const char *id)
     json_object_set_new(o, "posters", po);
 }
 
+/* A database failure: when another program (an operator's sqlite3, a backup) held the lock past the serving
+ * wait, 503 with Retry-After (nothing is wrong; retry), else 500 with |message|. */
+static void respond_db_error(pc_origin *o, h2o_req_t *req, const char *code, const char *message)
+{
+    if (pc_db_took_busy(o->db)) {
+        pc_http_add_header(req, "retry-after", "1");
+        pc_http_respond_error(req, 503, "database_busy", "the database is locked by another program; retry shortly");
+        return;
+    }
+    pc_http_respond_error(req, 500, code, message);
+}
+
 /* Appends ?exp&sig to every path in |o| (signed-media mode, for authorized callers). */
 static void sign_paths(pc_origin *o, json_t *v, const char *id)
 {
@@ -184,7 +196,7 @@ static int handle_list(pc_origin *o, h2o_req_t *req)
     if (n < 0 || pc_db_video_count(o->db, &total) != 0) {
         for (int i = 0; i < n; i++)
             pc_video_clear(&rows[i]);
-        pc_http_respond_error(req, 500, "database_error", "cannot list videos");
+        respond_db_error(o, req, "database_error", "cannot list videos");
         return 0;
     }
     int authorized = pc_origin_authorized(o, req);
@@ -212,7 +224,7 @@ static int load_video(pc_origin *o, h2o_req_t *req, const char *id, pc_video *v)
     if (r == PC_ENOENT)
         pc_http_respond_error(req, 404, "not_found", "no such video");
     else
-        pc_http_respond_error(req, 500, "database_error", "cannot read the video");
+        respond_db_error(o, req, "database_error", "cannot read the video");
     return -1;
 }
 
@@ -243,11 +255,14 @@ static int respond_accepted(pc_origin *o, h2o_req_t *req, const char *id)
 }
 
 /* The answer to a subtitle change that was refused (pc_pipeline_add_subtitles' errors). */
-static int respond_revision_error(h2o_req_t *req, int r, const char *code, const char *msg)
+static int respond_revision_error(pc_origin *o, h2o_req_t *req, int r, const char *code, const char *msg)
 {
     if (r == PC_ECONFLICT && strcmp(code, "busy") == 0)
         pc_http_add_header(req, "retry-after", "2");
-    pc_http_respond_error(req, r == PC_ENOENT ? 404 : r == PC_ECONFLICT ? 409 : r == PC_EINVAL ? 422 : 500, code, msg);
+    if (r == PC_ENOENT || r == PC_ECONFLICT || r == PC_EINVAL)
+        pc_http_respond_error(req, r == PC_ENOENT ? 404 : r == PC_ECONFLICT ? 409 : 422, code, msg);
+    else
+        respond_db_error(o, req, code, msg);
     return 0;
 }
 
@@ -302,7 +317,7 @@ static int handle_retry(pc_origin *o, h2o_req_t *req, const char *id)
         return 0;
     }
     if (r != 0) {
-        pc_http_respond_error(req, 500, pc_err_name(r), "the video could not be queued again");
+        respond_db_error(o, req, pc_err_name(r), "the video could not be queued again");
         return 0;
     }
     PC_LOGI("api", "video %s queued again", id);
@@ -334,7 +349,7 @@ static int handle_add_subtitles(pc_origin *o, h2o_req_t *req, const char *id)
     int r = pc_pipeline_add_subtitles(o->pipeline, id, req->entity.base, req->entity.len, lr == 0 ? lang : NULL,
                                       nr == 0 ? name : NULL, &code, msg, sizeof(msg));
     if (r != 0)
-        return respond_revision_error(req, r, code, msg);
+        return respond_revision_error(o, req, r, code, msg);
     return respond_accepted(o, req, id);
 }
 
@@ -350,7 +365,7 @@ static int handle_remove_subtitles(pc_origin *o, h2o_req_t *req, const char *id,
     char msg[256] = "";
     int r = pc_pipeline_remove_subtitles(o->pipeline, id, track, &code, msg, sizeof(msg));
     if (r != 0)
-        return respond_revision_error(req, r, code, msg);
+        return respond_revision_error(o, req, r, code, msg);
     return respond_accepted(o, req, id);
 }
 
@@ -421,7 +436,7 @@ static int handle_patch(pc_origin *o, h2o_req_t *req, const char *id)
         return 0;
     }
     if (r != 0) {
-        pc_http_respond_error(req, 500, "database_error", "cannot rename the video");
+        respond_db_error(o, req, "database_error", "cannot rename the video");
         return 0;
     }
     PC_LOGI("api", "video %s renamed", id);
@@ -442,8 +457,12 @@ static int handle_video(pc_origin *o, h2o_req_t *req, const char *id)
             return 0;
         pc_pipeline_cancel_video(o->pipeline, id);
         int r = pc_db_video_delete(o->db, id);
-        if (r == 0)
-            r = pc_media_remove(o->media, id, v.source);
+        if (r != 0) {
+            pc_video_clear(&v);
+            respond_db_error(o, req, "database_error", "the video could not be deleted");
+            return 0;
+        }
+        r = pc_media_remove(o->media, id, v.source);
         pc_video_clear(&v);
         if (r != 0) {
             pc_http_respond_error(req, 500, "io_error", "the video could not be removed completely");

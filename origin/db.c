@@ -25,6 +25,7 @@ int pc_id_valid(const char *s, size_t len)
 
 struct pc_db {
     pc_sqlite sq;
+    int claim_blocked; /* claims are failing on another connection's lock (said once, until one succeeds) */
 };
 
 static const char *const schema[] = {
@@ -86,6 +87,16 @@ int pc_db_open(const char *path, pc_db **out)
     }
     *out = db;
     return 0;
+}
+
+void pc_db_busy_wait(pc_db *db, int ms)
+{
+    pc_sqlite_busy_wait(&db->sq, ms);
+}
+
+int pc_db_took_busy(pc_db *db)
+{
+    return pc_sqlite_took_busy(&db->sq);
 }
 
 void pc_db_close(pc_db *db)
@@ -528,8 +539,17 @@ int pc_taskq_claim_interrupted(pc_db *db, int cls, const char *owner, int64_t no
     }
     if (sqlite3_finalize(st) != SQLITE_OK && r == 0)
         r = PC_EDB;
-    if (r == PC_EDB)
+    if (r == PC_EDB && pc_sqlite_took_busy(&db->sq)) {
+        /* an operator's sqlite3 or a backup holds the lock: tried again at every tick, said once */
+        if (!db->claim_blocked)
+            PC_LOGW("db", "the database is locked by another program: no task starts until it lets go");
+        db->claim_blocked = 1;
+    } else if (r == PC_EDB) {
         PC_LOGE("db", "cannot claim a task: %s", sqlite3_errmsg(db->sq.h));
+    } else if (db->claim_blocked) {
+        PC_LOGI("db", "the database is free again: tasks start");
+        db->claim_blocked = 0;
+    }
     return r;
 }
 

@@ -27,6 +27,12 @@ typedef struct pc_db pc_db;
 /* Opens (creating and migrating) the database at |path|. PC_EDB on failure. */
 int pc_db_open(const char *path, pc_db **out) PC_MUST_CHECK;
 void pc_db_close(pc_db *db);
+/* How long a statement waits for another program's lock (PC_SQLITE_BUSY_MS after open; the origin waits
+ * PC_ORIGIN_SERVE_BUSY_MS while it serves, since the loop waits with it). */
+void pc_db_busy_wait(pc_db *db, int ms);
+/* Whether a statement gave up on another program's lock since the last call (clears it). */
+int pc_db_took_busy(pc_db *db);
+#define PC_ORIGIN_SERVE_BUSY_MS 25
 /* Transactions nest: inner begin/commit pairs become savepoints. Each begin ends in commit or rollback;
  * a failed commit leaves the transaction open for the caller to roll back. */
 int pc_db_begin(pc_db *db) PC_MUST_CHECK;

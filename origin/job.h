@@ -55,6 +55,7 @@ typedef struct pc_job {
     char *result; /* JSON */
     int swap;     /* a revision's publish: the loop swaps out_dir in (pc_media_swap_in) before recording it */
     int record_tries; /* the loop's attempts to record its completion (pipeline.c, complete_job) */
+    int record_locked; /* its completion waits for another program's lock on the database (said once) */
     struct pc_job *next;
 } pc_job;
 

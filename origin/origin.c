@@ -31,6 +31,7 @@
 #include "pc_fs.h"
 #include "pc_json.h"
 #include "pc_log.h"
+#include "pc_sqlite.h"
 #include "pipeline.h"
 
 int64_t pc_origin_now_ms(void)
@@ -123,6 +124,7 @@ static void begin_stop(pc_origin *o)
         return;
     o->stopping = 1;
     PC_LOGI("origin", "stopping");
+    pc_db_busy_wait(o->db, PC_SQLITE_BUSY_MS); /* the last records wait as long as at start */
     uv_timer_stop(&o->gc_timer);
     o->pending_stops = 2;
     pc_hs_shutdown(o->hs);
@@ -308,6 +310,9 @@ int pc_origin_serve(const pc_origin_config *cfg)
         pc_cli_error("cannot start the pipeline: %s", pc_strerror(r));
         goto out;
     }
+    /* serving: the loop waits with any statement, so another program's lock (an operator's sqlite3, a
+     * backup) costs a request 25 ms and a 503 to retry, not the whole origin for seconds */
+    pc_db_busy_wait(o->db, PC_ORIGIN_SERVE_BUSY_MS);
     uv_signal_init(o->loop, &o->sigint);
     uv_signal_init(o->loop, &o->sigterm);
     o->sigint.data = o->sigterm.data = o;

@@ -41,7 +41,8 @@ struct pool {
 };
 
 #define MAX_RUNNING 256
-#define RECORD_TRIES 30 /* ticks a finished job's completion may wait for a locked database before it runs again */
+#define RECORD_TRIES 30 /* ticks a finished job's completion may wait for a failing database before it runs again (a
+                         * lock another program holds is waited out however long it lasts) */
 
 struct pc_pipeline {
     pc_origin *o;
@@ -588,6 +589,15 @@ static int complete_job(pc_pipeline *p, pc_job *j)
                 j->video_id, j->kind, j->arg);
         return 0;
     }
+    if (rc != 0 && pc_db_took_busy(db)) {
+        /* another program holds the lock (an operator's sqlite3, a backup): the result waits in memory for as
+         * long as the lock lasts, the task still leased to us, and is recorded at a later tick */
+        if (!j->record_locked)
+            PC_LOGW("pipeline", "task %" PRId64 " finished; its completion waits for the database, which another "
+                                "program holds locked", j->task_id);
+        j->record_locked = 1;
+        return 1;
+    }
     if (rc != 0 && ++j->record_tries < RECORD_TRIES) {
         /* the database is locked (an operator's sqlite3, a backup) or failing: the result waits in memory
          * and is recorded at a later tick, the task still leased to us. Before, the task ran again. */
@@ -676,7 +686,8 @@ static void on_tick(uv_timer_t *t)
         p->last_renew = now;
         for (int i = 0; i < MAX_RUNNING; i++)
             if (p->running[i] != NULL &&
-                pc_taskq_renew(p->o->db, p->running[i]->task_id, p->o->instance, (int64_t)now, p->o->cfg.lease_ms) != 0)
+                pc_taskq_renew(p->o->db, p->running[i]->task_id, p->o->instance, (int64_t)now, p->o->cfg.lease_ms) != 0 &&
+                !pc_db_took_busy(p->o->db)) /* a lock another program holds: the claims say so, once */
                 PC_LOGW("pipeline", "cannot renew the lease of task %" PRId64, p->running[i]->task_id);
         int64_t keep[MAX_RUNNING];
         size_t nkeep = 0;

@@ -145,6 +145,18 @@ static int reply_error(pc_tus_reply *r, int status, const char *code, const char
     return 1;
 }
 
+/* A database failure: 503 with Retry-After when another program (an operator's sqlite3, a backup) held the
+ * lock past the serving wait (tus clients retry it, from the offset a HEAD gives), else 500. */
+static int reply_db_error(const pc_tus *t, pc_tus_reply *r, const char *message)
+{
+    if (pc_db_took_busy(t->cfg.db)) {
+        reply_error(r, 503, "database_busy", "the database is locked by another program; retry shortly");
+        add_header(r, "Retry-After", "1");
+        return 1;
+    }
+    return reply_db_error(t, r, message);
+}
+
 /* Whether another request with a body (or a join) may start: a body holds two 640 KiB buffers while it
  * lasts, and a client may trickle it for as long as it likes. 0, or 1 with a 503 in |r| (tus
  * clients retry it, after Retry-After). */
@@ -164,7 +176,7 @@ static int room_for(const pc_tus *t, int64_t bytes, pc_tus_reply *r)
     struct statvfs vfs;
     int64_t pending = 0;
     if (pc_db_upload_pending(t->cfg.db, now_s(), &pending) != 0)
-        return reply_error(r, 500, "database_error", "cannot read the uploads");
+        return reply_db_error(t, r, "cannot read the uploads");
     if (statvfs(t->upload_dir, &vfs) == 0 &&
         (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize - pending - bytes < t->cfg.min_free_bytes)
         return reply_error(r, 507, "insufficient_storage", "the server does not have room for this upload");
@@ -872,7 +884,7 @@ static int handle_creation(pc_tus *t, const pc_tus_request *req, const char *que
     if (dr != 0) {
         unlink(path);
         pc_upload_clear(&u);
-        return reply_error(r, 500, "database_error", "cannot record the upload");
+        return reply_db_error(t, r, "cannot record the upload");
     }
     t->stats.created++;
     if (complete_now) {
@@ -920,7 +932,7 @@ static int load_upload(pc_tus *t, const char *id, pc_upload *u, pc_tus_reply *r)
     if (g == PC_ENOENT)
         return reply_error(r, 404, "not_found", "no such upload");
     if (g != 0)
-        return reply_error(r, 500, "database_error", "cannot read the upload");
+        return reply_db_error(t, r, "cannot read the upload");
     if (!u->completed && u->expires <= now_s()) {
         pc_upload_clear(u);
         return reply_error(r, 410, "expired", "the upload expired before it was finished");
@@ -982,7 +994,7 @@ static int handle_upload(pc_tus *t, const pc_tus_request *req, const char *metho
         upload_path(t, id, path, sizeof(path));
         if (pc_db_upload_delete(t->cfg.db, id) != 0) {
             pc_upload_clear(&u);
-            return reply_error(r, 500, "database_error", "cannot delete the upload");
+            return reply_db_error(t, r, "cannot delete the upload");
         }
         if (unlink(path) != 0 && errno != ENOENT)
             PC_LOGW("tus", "cannot remove %s: %s", path, strerror(errno));
@@ -1287,7 +1299,7 @@ static void finalize_patch(pc_tus_op *op)
                 pc_db_rollback(t->cfg.db);
         }
         if (dr != 0) {
-            reply_error(&r, 500, "database_error", "cannot record the upload's progress; retry from the last offset");
+            reply_db_error(t, &r, "cannot record the upload's progress; retry from the last offset");
             add_location(op, &r);
             finish_reply(op, &r);
             return;
@@ -1428,7 +1440,7 @@ static void concat_after(uv_work_t *w, int status)
     upload_path(t, op->id, path, sizeof(path));
     if (dr != 0) {
         unlink(path);
-        reply_error(&r, 500, "database_error", "cannot record the final upload");
+        reply_db_error(t, &r, "cannot record the final upload");
         finish_reply(op, &r);
         return;
     }
