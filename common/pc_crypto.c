@@ -167,6 +167,8 @@ static int write_new_file(const char *path, const uint8_t *data, size_t len)
     if (r == 0 && link(tmp, path) != 0)
         r = errno == EEXIST ? PC_EEXIST : pc_err_from_errno(errno);
     unlink(tmp);
+    if (r == 0) /* the key's name durable too: a power cut must not make a new key peers never pinned */
+        r = pc_fsync_parent(path);
     return r;
 }
 

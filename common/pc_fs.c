@@ -83,6 +83,30 @@ int pc_open_tmp(const char *path, char tmp[PC_TMP_PATH_MAX], unsigned mode)
     return PC_EEXIST;
 }
 
+int pc_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return pc_err_from_errno(errno);
+    int r = fsync(fd) != 0 ? pc_err_from_errno(errno) : 0;
+    close(fd);
+    return r;
+}
+
+int pc_fsync_parent(const char *path)
+{
+    char dir[PC_PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        return pc_fsync_dir(".");
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    if (n >= sizeof(dir))
+        return PC_ETOOBIG;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return pc_fsync_dir(dir);
+}
+
 int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigned mode)
 {
     char tmp[PC_TMP_PATH_MAX];
@@ -90,6 +114,8 @@ int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigne
     if (fd < 0)
         return fd;
     int r = write_all(fd, data, len);
+    if (r == 0 && fdatasync(fd) != 0) /* the data before the name: a power cut never leaves an empty file */
+        r = pc_err_from_errno(errno);
     if (r != 0) {
         close(fd);
         unlink(tmp);
@@ -100,7 +126,7 @@ int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigne
         unlink(tmp);
         return pc_err_from_errno(e);
     }
-    return 0;
+    return pc_fsync_parent(path);
 }
 
 int pc_std_fd(const char *path)

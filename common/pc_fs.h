@@ -14,8 +14,9 @@
  * it is something else (a file).
  * PC_ETOOBIG for a path over 4095 bytes, else the errno mapped by pc_err_from_errno. */
 int pc_mkdirs(const char *path) PC_MUST_CHECK;
-/* Writes |len| bytes to |path| atomically: a temporary file of this process's own (pc_open_tmp), then
- * rename; a failure leaves |path| as it was.
+/* Writes |len| bytes to |path| atomically and durably: a temporary file of this process's own
+ * (pc_open_tmp), its data synced, then rename and the directory synced (a power cut leaves the old file or
+ * the whole new one, never an empty one under the new name); a failure leaves |path| as it was.
  * A |path| that exists but is not a regular file (a device, a pipe) is written into, never replaced
  * (a FIFO nobody reads is an error, not a wait); a directory is PC_EINVAL. A symbolic link is followed,
  * never replaced: what it leads to is written by these rules. /dev/stdout, /dev/stderr, /dev/fd/N and
@@ -40,6 +41,10 @@ int pc_replace_file_mode(const char *path, const void *data, size_t len, unsigne
  * writing the same file at once each put a whole one in place. */
 #define PC_TMP_PATH_MAX 4200
 int pc_open_tmp(const char *path, char tmp[PC_TMP_PATH_MAX], unsigned mode) PC_MUST_CHECK;
+/* fsync(2) of the directory |dir|, or of the directory holding |path|: what makes a rename or a link into
+ * it durable. 0 or the errno mapped. */
+int pc_fsync_dir(const char *dir) PC_MUST_CHECK;
+int pc_fsync_parent(const char *path) PC_MUST_CHECK;
 /* Removes from |dir| the temporary files (pc_open_tmp's names) of processes no longer running: what a
  * process killed between writing a file and renaming it left behind. Returns how many. */
 int pc_sweep_tmp(const char *dir);

@@ -72,6 +72,12 @@ int pc_db_open(const char *path, pc_db **out)
         free(db);
         return r;
     }
+    /* every commit durable (WAL's NORMAL may lose the last ones to a power cut): an upload acknowledged as
+     * complete, a video said ready, must still be so after one */
+    if ((r = pc_sqlite_exec(&db->sq, "PRAGMA synchronous=FULL")) != 0) {
+        pc_db_close(db);
+        return r;
+    }
     /* a database from before tasks counted their interruptions */
     sqlite3_stmt *st = pc_sqlite_prep(&db->sq, "SELECT 1 FROM pragma_table_info('tasks') WHERE name = 'interrupted'", "");
     int rc = st != NULL ? sqlite3_step(st) : SQLITE_ERROR;

@@ -19,6 +19,7 @@
 
 #include "pc_blobcache.h"
 #include "pc_http_util.h"
+#include "pc_fs.h"
 #include "pc_log.h"
 #include "pc_num.h"
 
@@ -905,6 +906,8 @@ int pc_media_swap_in(pc_media *m, const char *id, const char *staged, const char
         if ((stat(aside, &st) == 0 && pc_rmtree(aside) != 0) || rename(media, aside) != 0 || rename(staged, media) != 0)
             return pc_err_from_errno(errno);
     }
+    if (pc_fsync_parent(media) != 0) /* the swap durable before the database records it */
+        return PC_EIO;
     pc_media_forget(m, id);
     snprintf(mark, sizeof(mark), "%s/%s", media, PC_STAGED_MARK);
     if (unlink(mark) != 0 && errno != ENOENT)

@@ -342,6 +342,11 @@ int pc_task_publish(pc_job *j)
             json_decref(in);
             return pc_job_fail(j, pc_err_from_errno(errno), 0, "io_error", "cannot publish: %s", strerror(errno));
         }
+        /* durable before the database says ready: a power cut must not leave a ready video without its media */
+        if (pc_fsync_parent(j->media_dir) != 0) {
+            json_decref(in);
+            return pc_job_fail(j, PC_EIO, 0, "io_error", "cannot publish: %s", strerror(errno));
+        }
     } else if (stat(j->media_dir, &st) != 0) {
         json_decref(in);
         return pc_job_fail(j, PC_ENOENT, 0, "io_error", "nothing to publish");

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "pc_crypto.h"
+#include "pc_fs.h"
 #include "pc_http_server.h"
 #include "pc_json.h"
 #include "pc_log.h"
@@ -510,7 +511,7 @@ static void move_done(pc_tus *t, const char *id)
     char from[4200], to[4200];
     upload_path(t, id, from, sizeof(from));
     done_path(t, id, to, sizeof(to));
-    if (rename(from, to) != 0)
+    if (rename(from, to) != 0 || pc_fsync_parent(to) != 0 || pc_fsync_parent(from) != 0)
         PC_LOGE("tus", "cannot move completed upload %s to %s: %s", id, to, strerror(errno));
 }
 

@@ -228,6 +228,64 @@ def test_acknowledged_upload_bytes_survive_kill(s):
         eq(f.read(), data, "every byte in place")
 
 
+def test_published_files_are_on_disk_before_their_names(s):
+    """What a power cut must not undo, seen by strace (an independent tracer of the origin's system calls):
+    every file the origin writes whole (the media, the manifest, the description) has its data synced
+    before it is renamed into place and its directory synced after; the publish rename (work/ID/out →
+    media/ID) and the completed upload's move into originals/ are synced before the database says so; the
+    database commits with synchronous=FULL. Before, an origin that lost power could come back with a video
+    said ready and empty segments (found by review)."""
+    o = s.origin(workers=1)
+    trace = os.path.join(s.tmp, "strace.txt")
+    st = subprocess.Popen(["strace", "-f", "-y", "-qq", "-o", trace, "-p", str(o.proc.pid),
+                           "-e", "trace=fdatasync,fsync,rename,renameat,renameat2"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 10
+    while time.time() < deadline and (not os.path.exists(trace) or os.path.getsize(trace) == 0):
+        o.req("GET", "/api/health")  # a request, so that something shows once strace is attached
+        time.sleep(0.1)
+        if os.path.exists(trace):
+            break
+    vid = o.upload(clip("sync_320x180_4s", size="320x180", rate=25, dur=4), parallel=1)
+    o.ready(vid)
+    st.terminate()
+    st.wait(timeout=30)
+    synced, renames, dirs_synced, wal = {}, [], [], []  # file → its first data sync; (line, dir); WAL syncs
+    for n, line in enumerate(open(trace)):
+        m = re.search(r"\b(fdatasync|fsync)\(\d+<([^>]*)>\) = 0", line)
+        if m:
+            if m.group(2).endswith("origin.db-wal"):
+                wal.append(n)
+            elif m.group(1) == "fdatasync":
+                synced.setdefault(m.group(2), n)
+            else:
+                dirs_synced.append((n, m.group(2)))
+            continue
+        m = re.search(r'\brename(?:at2?)?\((?:AT_FDCWD, )?"([^"]+)", (?:AT_FDCWD, )?"([^"]+)"[^)]*\) = 0', line)
+        if m:
+            renames.append((n, m.group(1), m.group(2)))
+
+    def dir_synced_after(n, path):
+        d = os.path.dirname(os.path.realpath(path))
+        return any(k > n and os.path.realpath(p) == d for k, p in dir_synced_after.dirs)
+    dir_synced_after.dirs = dirs_synced
+    written = [(n, a, b) for n, a, b in renames if ".tmp." in a]
+    check(len(written) >= 10, "the origin's whole-file writes were traced (%d renames in all)" % len(renames))
+    for n, a, b in written:
+        check(a in synced and synced[a] < n, "%s synced before its rename" % b)
+        check(dir_synced_after(n, b), "the directory of %s synced after the rename" % b)
+    publish = [(n, a, b) for n, a, b in renames if a.endswith("/out") and "/media/" in b]
+    eq(len(publish), 1, "one publish rename: %r" % [r for r in renames if ".tmp." not in r[1]])
+    check(dir_synced_after(publish[0][0], publish[0][2]), "media/ synced after the publish rename")
+    moved = [(n, a, b) for n, a, b in renames if "/originals/" in b]
+    check(moved and dir_synced_after(moved[0][0], moved[0][2]), "originals/ synced after the upload's move")
+    # the move follows the commit that completed the upload; with synchronous=FULL that commit synced the WAL
+    # (NORMAL syncs it only at checkpoints)
+    check(any(n < moved[0][0] for n in wal), "the WAL was synced before the completed upload moved: %r" % wal[:5])
+    print("# %d whole-file writes, %d other renames, %d directory syncs traced" % (
+        len(written), len(renames) - len(written), len(dirs_synced)))
+
+
 def test_a_file_no_upload_owns_is_removed_at_start(s):
     """A join or a creation killed between writing its file and recording it leaves a file no row owns
     (a join's can be as big as its parts): the next start removes it, and keeps the ones rows own."""
@@ -394,5 +452,6 @@ def test_a_revision_killed_before_its_publish_finishes_after_restart(s):
 S.run([test_a_locked_database_makes_no_task_run_twice, test_progress_never_goes_back, test_kill_during_transcoding_then_restart, test_a_stop_keeps_the_tasks_handed_to_workers_that_had_not_started_them,
        test_temporary_files_a_killed_writer_left_are_not_published, test_a_task_the_origin_keeps_dying_in_fails_its_video,
        test_a_video_deleted_while_its_chunk_starts_leaves_no_directories, test_acknowledged_upload_bytes_survive_kill,
+       test_published_files_are_on_disk_before_their_names,
        test_a_file_no_upload_owns_is_removed_at_start, test_a_data_directory_split_across_file_systems_is_refused,
        test_a_revision_killed_before_its_publish_finishes_after_restart])
