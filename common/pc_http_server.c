@@ -661,6 +661,7 @@ const char *pc_http_reason(int status)
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
     case 416: return "Range Not Satisfiable";
+    case 422: return "Unprocessable Content";
     case 423: return "Locked";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -133,4 +134,22 @@ int pc_url_is_loopback(const char *url)
 int pc_http_metric_head(pc_buf *o, const char *name, const char *type, const char *help)
 {
     return pc_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+int64_t pc_http_date_parse(const char *value, size_t len)
+{
+    static const char *const forms[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"};
+    char tmp[64];
+    if (value == NULL || len == 0 || len >= sizeof(tmp) || memchr(value, '\0', len) != NULL)
+        return -1;
+    memcpy(tmp, value, len);
+    tmp[len] = '\0';
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        struct tm tm;
+        memset(&tm, 0, sizeof(tm));
+        const char *end = strptime(tmp, forms[i], &tm); /* the C locale's English names: no setlocale here */
+        if (end != NULL && *end == '\0')
+            return (int64_t)timegm(&tm);
+    }
+    return -1;
 }

@@ -38,6 +38,14 @@ int pc_http_etag_list_matches(const char *value, size_t len, const char *etag, s
  */
 int pc_url_is_loopback(const char *url);
 
+/*
+ * An HTTP date (If-Modified-Since, If-Unmodified-Since, If-Range) in the three forms RFC 9110 §5.6.7 makes
+ * recipients accept and no other: IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), RFC 850 ("Sunday,
+ * 06-Nov-94 08:49:37 GMT") and asctime ("Sun Nov  6 08:49:37 1994"), all GMT. Seconds since the epoch,
+ * or -1 for anything else (a condition with it is then ignored, as the RFC says of an invalid date).
+ */
+int64_t pc_http_date_parse(const char *value, size_t len);
+
 /* One metric's "# HELP" and "# TYPE" lines in Prometheus text format (0.0.4). PC_ENOMEM. */
 int pc_http_metric_head(pc_buf *o, const char *name, const char *type, const char *help) PC_MUST_CHECK;
 

@@ -15,7 +15,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include <curl/curl.h>
 
 #include "pc_blobcache.h"
 #include "pc_http_util.h"
@@ -152,16 +151,11 @@ int pc_media_sign_query(pc_media *m, const char *id, char *out, size_t outlen)
     return snprintf(out, outlen, "exp=%" PRId64 "&sig=%s", exp, sig) < (int)outlen ? 0 : PC_ETOOBIG;
 }
 
-/* An HTTP date header's time, in the three forms RFC 9110 5.6.7 makes recipients accept (IMF-fixdate,
- * RFC 850, asctime); -1 when absent or not a date (the condition is then ignored). */
+/* An HTTP date header's time (pc_http_date_parse); -1 when absent or not a date (the condition is then
+ * ignored). Before, libcurl's lenient parser took "1 Jan 2099" or a PST time, and answered 304. */
 static time_t http_date(h2o_iovec_t v)
 {
-    char tmp[64];
-    if (v.base == NULL || v.len >= sizeof(tmp))
-        return -1;
-    memcpy(tmp, v.base, v.len);
-    tmp[v.len] = '\0';
-    return curl_getdate(tmp, NULL);
+    return (time_t)pc_http_date_parse(v.base, v.len);
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -770,9 +764,11 @@ int pc_media_route(void *user, h2o_req_t *req)
     }
 
     uint64_t size = src.size, start = 0, len = size;
-    h2o_iovec_t range = pc_http_req_header(req, "range");
+    /* on several lines they are one list (RFC 9110 5.3): two Range lines make a value that is not a range,
+     * and the whole file is served, as an edge that joins them would expect */
+    h2o_iovec_t range = pc_http_req_header_list(req, "range");
     if (range.base != NULL) {
-        h2o_iovec_t ifr = pc_http_req_header(req, "if-range");
+        h2o_iovec_t ifr = pc_http_req_header_list(req, "if-range");
         int use = 1;
         if (ifr.base != NULL) {
             if (ifr.len > 0 && (ifr.base[0] == '"' || ifr.base[0] == 'W'))

@@ -139,6 +139,28 @@ static void query_values_once_and_only_once(void **state)
     assert_int_equal(query("exp=1&sig=s&exp=1", "sig", v, sizeof(v)), 0);
 }
 
+static int64_t date(const char *s)
+{
+    return pc_http_date_parse(s, strlen(s));
+}
+
+/* RFC 9110 5.6.7's three forms, GMT only; anything else is not a date (the condition is ignored) */
+static void http_dates_in_the_three_forms_only(void **state)
+{
+    (void)state;
+    assert_int_equal(date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777);
+    assert_int_equal(date("Sunday, 06-Nov-94 08:49:37 GMT"), 784111777);
+    assert_int_equal(date("Sun Nov  6 08:49:37 1994"), 784111777);
+    assert_int_equal(date("Thu, 01 Jan 1970 00:00:00 GMT"), 0);
+    const char *no[] = {"1 Jan 2099", "Sun, 06 Nov 1994 08:49:37 PST", "Sun, 06 Nov 1994 08:49:37 +0000",
+                        "Sun, 06 Nov 1994 08:49:37", "Sun, 06 Nov 1994 08:49:37 GMT x", "2099-01-01T00:00:00Z",
+                        "yesterday", "", "Sun, 06 Nov 1994 25:49:37 GMT"};
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        assert_int_equal(date(no[i]), -1);
+    assert_int_equal(pc_http_date_parse("Sun, 06 Nov 1994 08:49:37 GMT\0", 30), -1); /* a NUL inside */
+    assert_int_equal(pc_http_date_parse(NULL, 0), -1);
+}
+
 static void loopback_urls(void **state)
 {
     (void)state;
@@ -162,6 +184,7 @@ int main(void)
         cmocka_unit_test(if_none_match_lists),
         cmocka_unit_test(if_match_lists),
         cmocka_unit_test(loopback_urls),
+        cmocka_unit_test(http_dates_in_the_three_forms_only),
         cmocka_unit_test(query_values_once_and_only_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
