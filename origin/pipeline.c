@@ -1,8 +1,9 @@
 /*
  * Scheduler and worker pools; see pipeline.h.
  *
- * Two pools: heavy workers (decode/encode: probe, encode, audio, thumbs; one
- * per CPU by default) and one light worker (plan, package, sign, publish),
+ * Two pools: heavy workers (decode/encode: probe, encode, audio; one per CPU
+ * by default) and one light worker (plan, thumbs, package, sign, publish,
+ * subtitles),
  * so bookkeeping never waits behind an encode. A slot is claimed from the
  * queue only when a worker of its class is idle, so the lease clock starts
  * when work starts.

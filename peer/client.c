@@ -1062,7 +1062,9 @@ static void fill_state(client *c, const char *event)
     s->bytes_up = st.bytes_up;
     s->stalls = st.stalls;
     s->stall_ms = (uint32_t)(st.stall_us / 1000);
-    s->startup_ms = st.startup_us == PC_NEVER ? 0 : (uint32_t)(st.startup_us / 1000);
+    /* 0 tells the tracker "not started" (it counts a viewer once this is non-zero): a start within the first
+     * millisecond, on a LAN or loopback, is sent as 1, or the viewer would never be counted */
+    s->startup_ms = st.startup_us == PC_NEVER ? 0 : st.startup_us < 1000 ? 1 : (uint32_t)(st.startup_us / 1000);
     s->played_ms = (uint32_t)(st.played_us / 1000);
     /* the tracker stops listing a peer that viewers on enough networks banned (docs/tracker.md) */
     s->banned = (const uint8_t (*)[PC_ED25519_PK_LEN])c->banned[c->nbanned_told];
