@@ -521,6 +521,16 @@ static void seg_drop_bytes(pc_engine *e, uint32_t i)
     e->acct[i].bytes_cdn = e->acct[i].bytes_p2p = 0;
 }
 
+/* Segment |i|'s copy gives way to another (another rung, or the store let it go): its bytes go, and so
+ * do its request and ready times, since the next copy's time (the report's "requested to verified")
+ * counts from its own request. A copy refetched at the same rung (failed, cancelled) keeps its request
+ * time: it is the same wait. */
+static void seg_drop_copy(pc_engine *e, uint32_t i)
+{
+    seg_drop_bytes(e, i);
+    e->acct[i].requested_at = e->acct[i].ready_at = 0;
+}
+
 /* The |k|th peer (handle) that sent bytes of segment |i|'s copy, k < ncontrib; PC_SRC_CDN past what
  * the log kept. */
 static uint32_t sender(const pc_engine *e, uint32_t i, uint32_t k)
@@ -652,8 +662,9 @@ static int start_xfer(pc_engine *e, uint32_t src, uint32_t rung, uint32_t i, int
     } else {
         seg *s = &e->segs[i];
         seg_acct *a = &e->acct[i];
-        if (s->got == 0 || s->rung != rung || s->got >= seg_size(e, rung, i) ||
-            (src != PC_SRC_CDN && !may_join(e, i, src)))
+        if (s->rung != rung)
+            seg_drop_copy(e, i); /* a copy begun at another rung, fetched whole at this one */
+        else if (s->got == 0 || s->got >= seg_size(e, rung, i) || (src != PC_SRC_CDN && !may_join(e, i, src)))
             seg_drop_bytes(e, i);
         s->rung = (uint8_t)rung;
         s->state = SEG_INFLIGHT;
@@ -1851,8 +1862,9 @@ void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
     if (e->start[i] > e->demand_pos)
         e->demand_pos = e->start[i];
     seg *s = &e->segs[i];
-    if ((s->state != SEG_NONE || s->got > 0) && s->rung != rung) {
-        /* the player wants another rung than the copy held, coming or begun: drop that copy */
+    if (s->rung != rung) {
+        /* the player wants another rung than the copy held, coming or begun (or the one a fetch cancelled
+         * before a byte came asked for): drop that copy, and its times */
         for (size_t k = 0; k < e->nx; k++)
             if (e->x[k].seg == i) {
                 emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = e->x[k].id});
@@ -1862,10 +1874,9 @@ void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
         if (s->state == SEG_READY)
             bit_clear(e->held + (size_t)s->rung * bitmap_bytes(e), i);
         s->state = SEG_NONE;
-        seg_drop_bytes(e, i);
-    }
-    if (s->state == SEG_NONE)
+        seg_drop_copy(e, i);
         s->rung = (uint8_t)rung;
+    }
     e->ndemanded += !s->demanded;
     s->demanded = 1;
     step(e, e->now);
@@ -2418,8 +2429,7 @@ void pc_engine_forget(pc_engine *e, uint32_t rung, uint32_t i)
     seg *s = &e->segs[i];
     if (s->state == SEG_READY && s->rung == rung) {
         s->state = SEG_NONE;
-        seg_drop_bytes(e, i);
-        e->acct[i].requested_at = e->acct[i].ready_at = 0; /* the next copy's time counts from its own request */
+        seg_drop_copy(e, i);
     }
 }
 

@@ -955,6 +955,99 @@ static int ready_within(w_world *w, uint32_t i, uint64_t limit_us)
     return si.ready;
 }
 
+/* When the last FETCH of segment |copy_seg| at rung |copy_rung| went out. */
+static uint32_t copy_seg, copy_rung;
+static uint64_t copy_fetch_at;
+static void note_copy_fetch(w_world *w, const pc_action *a)
+{
+    if (a->type == PC_ACT_FETCH && a->segment == copy_seg && a->rung == copy_rung)
+        copy_fetch_at = w->now;
+}
+
+/* A copy of rung 1 on its way from the CDN (|begun|: some bytes in, else none yet) is cancelled by a seek
+ * back to 0, then fetched at rung 0: by the scheduler once the rung is pinned there, or (|demand|) for a
+ * real player asking for it at rung 0. The new copy's time counts from its own request. */
+static void refetched_at_another_rung(w_media *wm, int begun, int demand)
+{
+    pc_engine_config c = cfg_default();
+    c.pinned_rung = 1;
+    w_world w;
+    w_init(&w, wm, &c, 20);
+    w_start(&w);
+    uint32_t i = UINT32_MAX;
+    while (i == UINT32_MAX && w.now < 30 * S) {
+        w_step(&w);
+        for (uint32_t k = 0; k < w.nx; k++)
+            if (w.x[k].seg != PC_SEG_INIT && w.x[k].seg >= 3 && (w.x[k].done > 0) == begun)
+                i = w.x[k].seg; /* past the seek's start-up window (8 s): the seek cancels it */
+    }
+    assert_true(i != UINT32_MAX);
+    pc_engine_seek(w.e, 0, w.now);
+    w_handle_actions(&w);
+    pc_segment_info si;
+    pc_engine_segment(w.e, i, &si);
+    assert_true(!si.ready && !si.inflight && si.rung == 1 && (si.bytes_cdn > 0) == begun);
+    uint64_t t0 = w.now;
+    copy_seg = i;
+    copy_rung = 0;
+    copy_fetch_at = 0;
+    w.on_action = note_copy_fetch;
+    if (demand)
+        pc_engine_demand(w.e, 0, i, w.now);
+    else
+        pc_engine_pin_rung(w.e, 0, w.now);
+    w_handle_actions(&w);
+    assert_true(ready_within(&w, i, 30 * S));
+    pc_engine_segment(w.e, i, &si);
+    assert_int_equal(si.rung, 0);
+    if (si.requested_at != copy_fetch_at)
+        print_message("%s, %s: requested at %.3f s, fetched at rung 0 at %.3f s (from %.3f s)\n",
+                      begun ? "begun" : "no byte yet", demand ? "demanded" : "pinned", si.requested_at / 1e6,
+                      copy_fetch_at / 1e6, t0 / 1e6);
+    assert_true(copy_fetch_at >= t0);
+    assert_int_equal(si.requested_at, copy_fetch_at);
+    w_free(&w);
+}
+
+/* A copy dropped for another rung is a new copy: the report's time for it (requested to verified) counts
+ * from its own request. Before, the dropped copy's request time stayed (start_xfer set it only when it
+ * was unset), and a player switching rendition saw 8 s where its request waited a few ms. Both ways a
+ * copy changes rung: a real player's demand for a segment held at another rung, and a begun copy (a
+ * seek cancelled it) fetched at another rung, by the scheduler or for a player. */
+static void a_copy_at_another_rung_counts_from_its_own_request(void **state)
+{
+    (void)state;
+    static w_media wm;
+    static const uint32_t two[] = {1000000, 3000000};
+    w_media_init(&wm, 20, 4, 2, two);
+    /* a demand: a segment ahead of the playhead, held, asked for at the other rung */
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 20);
+    w_start(&w);
+    w_run_until(&w, 10 * S);
+    uint32_t i = (uint32_t)(pc_engine_playhead(w.e) / (4 * S)) + 1;
+    pc_segment_info si;
+    pc_engine_segment(w.e, i, &si);
+    assert_true(si.ready && si.requested_at + 4 * S < w.now); /* the held copy was asked for long ago */
+    copy_seg = i;
+    copy_rung = si.rung ^ 1;
+    copy_fetch_at = 0;
+    w.on_action = note_copy_fetch;
+    pc_engine_demand(w.e, copy_rung, i, w.now);
+    w_handle_actions(&w);
+    assert_int_equal(copy_fetch_at, w.now); /* at once */
+    assert_true(ready_within(&w, i, 5 * S));
+    pc_engine_segment(w.e, i, &si);
+    assert_int_equal(si.requested_at, copy_fetch_at);
+    assert_true(si.ready_at - si.requested_at < S);
+    w_free(&w);
+
+    for (int begun = 0; begun <= 1; begun++)
+        for (int demand = 0; demand <= 1; demand++)
+            refetched_at_another_rung(&wm, begun, demand);
+}
+
 /* A real player behind the engine's window: it jumped ahead, then back to where nothing was fetched, or
  * the model played on to the end while it paused. Its request moves the model there, as a seek would;
  * the window only ever moved forward, so such a segment was never fetched and the player's request
@@ -2182,6 +2275,7 @@ int main(void)
         cmocka_unit_test(slow_uploaders_with_long_segments_are_not_held_back),
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
         cmocka_unit_test(a_rung_pinned_while_the_abr_waits_to_climb_leaves_no_timer_behind),
+        cmocka_unit_test(a_copy_at_another_rung_counts_from_its_own_request),
         cmocka_unit_test(a_real_player_behind_the_window_is_followed_back),
         cmocka_unit_test(parallel_requests_out_of_order_are_all_fetched),
         cmocka_unit_test(a_demand_the_player_gave_up_is_not_fetched),
