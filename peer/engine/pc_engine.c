@@ -1853,18 +1853,13 @@ void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
         return;
     if (now > e->now)
         e->now = now;
-    if (e->player.state == PC_PLAYER_ENDED || i < seg_at(e, content_pos(e)))
-        /* the real player is behind the window (it went back, or the model played on to the end while
-         * it paused): nothing there would be fetched, so the model follows it, as after a seek (which
-         * forgets the demands before this one) */
-        seek_to(e, e->start[i], e->now, 0);
     meters_to(e, e->now);
-    if (e->start[i] > e->demand_pos)
-        e->demand_pos = e->start[i];
     seg *s = &e->segs[i];
     if (s->rung != rung) {
         /* the player wants another rung than the copy held, coming or begun (or the one a fetch cancelled
-         * before a byte came asked for): drop that copy, and its times */
+         * before a byte came asked for): drop that copy, and its times. Before the model follows the
+         * player back (below): seeking first, the model started playing the copy held there, and dropping
+         * it then left the playhead on nothing, a stall counted where the player had sought */
         for (size_t k = 0; k < e->nx; k++)
             if (e->x[k].seg == i) {
                 emit(e, (pc_action){.type = PC_ACT_CANCEL, .transfer = e->x[k].id});
@@ -1877,8 +1872,16 @@ void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
         seg_drop_copy(e, i);
         s->rung = (uint8_t)rung;
     }
+    /* asked for before the move below, whose pass would otherwise fetch it at the ABR's rung */
     e->ndemanded += !s->demanded;
     s->demanded = 1;
+    if (e->player.state == PC_PLAYER_ENDED || i < seg_at(e, content_pos(e)))
+        /* the real player is behind the window (it went back, or the model played on to the end while
+         * it paused): nothing there would be fetched, so the model follows it, as after a seek (which
+         * forgets the demands before this one) */
+        seek_to(e, e->start[i], e->now, 0);
+    if (e->start[i] > e->demand_pos)
+        e->demand_pos = e->start[i];
     step(e, e->now);
 }
 

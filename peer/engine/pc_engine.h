@@ -169,7 +169,9 @@ void pc_engine_seek(pc_engine *e, uint64_t pos_us, uint64_t now);
  * longer wanted: the scheduling window starts at |i|, so it is due at once, and it is fetched at |rung|
  * (a copy of another rung, held, coming or begun, is dropped). A segment before the window, or any once
  * the model has ended, means the player is behind the model: the model seeks there first, keeping the
- * player's other demands, and a demanded segment left behind the window is fetched before the window's.
+ * player's other demands (a copy of another rung is dropped before it moves, so the model waits for the
+ * new copy as a seek, not a stall), and a demanded segment left behind the window is fetched before the
+ * window's.
  * A seek (pc_engine_seek) forgets demands. Out-of-range values,
  * and calls before play or after quit, are ignored. Cannot fail. */
 void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now);

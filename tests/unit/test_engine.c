@@ -1048,6 +1048,44 @@ static void a_copy_at_another_rung_counts_from_its_own_request(void **state)
             refetched_at_another_rung(&wm, begun, demand);
 }
 
+/* A real player going back to a segment held at another rung than the one it asks for (a seek back at
+ * the rendition it plays now): the model follows it there and waits for the new copy, a seek's wait. The
+ * model used to seek first, onto the copy held, and play it; the demand then dropped that copy under the
+ * playhead, which counted a stall of 0 ms (the report's stalls are rebuffering, not seeks). At the rung
+ * held it plays on from the copy. The rung is pinned to the one held, so the new copy comes at the rung
+ * asked for only if the seek's own pass knows it is asked for. */
+static void a_player_going_back_at_another_rung_is_a_seek_not_a_stall(void **state)
+{
+    (void)state;
+    static w_media wm;
+    static const uint32_t two[] = {1000000, 3000000};
+    w_media_init(&wm, 12, 2, 2, two); /* 24 s */
+    for (int k = 0; k < 4; k++) {
+        int held = k / 2, other = k % 2;
+        pc_engine_config c = cfg_default();
+        c.pinned_rung = held; /* so the rung asked for is not the one the engine would fetch at */
+        w_world w;
+        w_init(&w, &wm, &c, 20);
+        w_start(&w);
+        w_run_until(&w, 8 * S);
+        pc_segment_info si;
+        pc_engine_segment(w.e, 1, &si);
+        assert_true(si.ready && si.rung == (uint32_t)held);
+        uint32_t rung = other ? si.rung ^ 1 : si.rung;
+        pc_engine_demand(w.e, rung, 1, w.now);
+        w_handle_actions(&w);
+        pc_engine_stats st = play_to_end(&w, 60 * S);
+        assert_int_equal(st.seeks, 1);
+        assert_int_equal(st.stalls, 0);
+        assert_int_equal(st.stall_us, 0);
+        if (other)
+            assert_true(st.seek_wait_us > 0); /* the new copy's wait is the seek's */
+        pc_engine_segment(w.e, 1, &si);
+        assert_int_equal(si.rung, rung);
+        w_free(&w);
+    }
+}
+
 /* A real player behind the engine's window: it jumped ahead, then back to where nothing was fetched, or
  * the model played on to the end while it paused. Its request moves the model there, as a seek would;
  * the window only ever moved forward, so such a segment was never fetched and the player's request
@@ -2276,6 +2314,7 @@ int main(void)
         cmocka_unit_test(a_demand_at_another_rung_drops_a_begun_copy),
         cmocka_unit_test(a_rung_pinned_while_the_abr_waits_to_climb_leaves_no_timer_behind),
         cmocka_unit_test(a_copy_at_another_rung_counts_from_its_own_request),
+        cmocka_unit_test(a_player_going_back_at_another_rung_is_a_seek_not_a_stall),
         cmocka_unit_test(a_real_player_behind_the_window_is_followed_back),
         cmocka_unit_test(parallel_requests_out_of_order_are_all_fetched),
         cmocka_unit_test(a_demand_the_player_gave_up_is_not_fetched),
