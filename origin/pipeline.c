@@ -9,6 +9,7 @@
  * when work starts.
  */
 #include "pipeline.h"
+#include "subs_text.h"
 #include "subtitles.h"
 
 #include <errno.h>
@@ -878,6 +879,13 @@ int pc_pipeline_add_subtitles(pc_pipeline *p, const char *id, const void *body, 
         *code = "too_many_subtitles";
         snprintf(msg, msglen, "the video has %d subtitle tracks, the most it can have", PC_SUBS_MAX);
         r = PC_ECONFLICT;
+        goto out;
+    }
+    const char *problem = pc_subs_body_problem(body, len);
+    if (problem != NULL) {
+        *code = "bad_subtitles";
+        snprintf(msg, msglen, "%s", problem);
+        r = PC_EINVAL;
         goto out;
     }
     int rev = rv.last + 1;

@@ -28,6 +28,28 @@ size_t pc_subs_utf8_char(const unsigned char *p)
     return n;
 }
 
+const char *pc_subs_body_problem(const void *body, size_t len)
+{
+    const unsigned char *p = body;
+    if (len >= 2 && ((p[0] == 0xff && p[1] == 0xfe) || (p[0] == 0xfe && p[1] == 0xff)))
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        if (p[i] == 0)
+            return "it holds a NUL byte (a binary file, or UTF-16 without its byte order mark)";
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        unsigned char c[5] = {0}; /* the character's bytes, NUL-padded: never read past the body */
+        memcpy(c, p + i, len - i < 4 ? len - i : 4);
+        size_t n = pc_subs_utf8_char(c);
+        if (n == 0)
+            return "it is not UTF-8 (a Latin-1 or Windows-1252 file?): save it as UTF-8 and send it again";
+        i += n;
+    }
+    return NULL;
+}
+
 /* Copies what of |in| can stand in a quoted HLS attribute and an XML attribute, and cannot be taken for
  * an attribute by a reader looking for "URI=" (origin/media.c's signed rewriting, the peer's endpoint):
  * no control character, no '"', '<', '>', '&' or '=', whole UTF-8 characters only (invalid ones

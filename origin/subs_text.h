@@ -9,6 +9,10 @@
 
 /* The length of the UTF-8 character at |p| (a shortest form, not a surrogate, at most U+10FFFF), or 0. */
 size_t pc_subs_utf8_char(const unsigned char *p);
+/* Why a subtitle file's |len| bytes cannot be taken whole, or NULL: FFmpeg's text readers drop every
+ * event that is not UTF-8 and stop at a NUL byte, so such a file would publish only part of its cues. A
+ * UTF-16 file with its byte order mark is fine (FFmpeg converts it); a UTF-8 one may have its mark. */
+const char *pc_subs_body_problem(const void *body, size_t len);
 /* A track name from |in| (NUL-terminated) into |out| (|cap| > 0): no control character, '"', '<', '>', '&'
  * or '=', whole UTF-8 characters only (invalid ones skipped), at most PC_SUBS_NAME_MAX bytes, no trailing
  * space; possibly "". */

@@ -33,6 +33,10 @@
 #define CUES_MAX 200000      /* per track: a feature film has about 1500 */
 #define TRACK_TEXT_MAX (8u << 20) /* bytes of cue text per track: with the timing lines of CUES_MAX cues,
                                    * all.vtt stays under PC_MANIFEST_MAX_SUBTITLE_BYTES (16 MiB) */
+#define EVENT_MAX (16u << 10) /* bytes of one event's source (an ASS Dialogue line, a SubRip cue): FFmpeg's ASS
+                               * decoder and WebVTT encoder take time quadratic in it (one 1 MB line of override
+                               * tags: 16 s, on the event loop for an added file), and a cue keeps
+                               * PC_SUBS_CUE_TEXT_MAX (4 KiB) of text at most; a longer event is left out */
 #define OPEN_CUE_US 5000000  /* a cue that states no end shows until the next, for at most this */
 #define TIME_LIMIT_US ((int64_t)1 << 53) /* cue times kept: ±285 years */
 
@@ -367,6 +371,10 @@ static int read_track_packets(pc_job *j, AVFormatContext *fmt, track *tr, size_t
             track *t = &tr[k];
             if (t->index != pkt->stream_index)
                 continue;
+            if (pkt->size > (int)EVENT_MAX) {
+                t->dropped++;
+                continue;
+            }
             AVSubtitle sub;
             int got = 0;
             if (avcodec_decode_subtitle2(t->dec, &sub, &got, pkt) >= 0 && got) {

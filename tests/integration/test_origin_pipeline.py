@@ -379,6 +379,22 @@ def test_a_subtitle_file_added_to_the_published_video(s):
                   "ffconcat version 1.0\nfile %s\n" % elsewhere):
         r = o.req("POST", url, body=other.encode(), headers=o.auth())
         eq((r.status, r.json()["code"]), (422, "bad_subtitles"), "not read as a playlist: %r" % r.body)
+    # files FFmpeg would read only in part are refused, not published with cues missing: Latin-1 (its
+    # accented cues were dropped), a NUL byte (every cue after it was)
+    for bad, why in (("1\n00:00:01,000 --> 00:00:02,000\nH\xe9llo\n\n2\n00:00:03,000 --> 00:00:04,000\nzwei\n".encode("latin-1"), "UTF-8"),
+                     (b"1\n00:00:01,000 --> 00:00:02,000\none\n\n2\n00:00:03,000 --> 00:00:04,000\nt\x00wo\n", "NUL")):
+        r = o.req("POST", url, body=bad, headers=o.auth())
+        eq((r.status, r.json()["code"]), (422, "bad_subtitles"), "%s: %r" % (why, r.body))
+        check(why in r.json()["message"], "says why: %r" % r.body)
+    # one event FFmpeg takes quadratic time over (800 KB of override tags: about 10 s of its ASS decoder, on the
+    # event loop) is left out at once, and the origin keeps serving meanwhile
+    ass = ("[Script Info]\nScriptType: v4.00+\n\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, "
+           "MarginV, Effect, Text\nDialogue: 0,0:00:01.00,0:00:02.00,Default,,0,0,0,," + "{\\r}" * 200000 + "x\n")
+    t0 = time.time()
+    r = o.req("POST", url, body=ass.encode(), headers=o.auth())
+    took = time.time() - t0
+    eq((r.status, r.json()["code"]), (422, "bad_subtitles"), "a file of one overlong event: %r" % r.body[:200])
+    check(took < 3, "answered in %.1f s" % took)
     eq(o.req("POST", url, headers=o.auth()).status, 400, "no body")
     eq(o.req("POST", "/api/videos/aaaaaaaaaaaaaaaaaaaa/subtitles", body=srt.encode(), headers=o.auth()).status, 404, "no such video")
     eq(o.req("GET", url, headers=o.auth()).status, 405, "POST only")

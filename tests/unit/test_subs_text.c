@@ -131,12 +131,38 @@ static void cue_text_is_webvtt(void **state)
     free(t);
 }
 
+static const char *problem(const char *s, size_t n)
+{
+    return pc_subs_body_problem(s, n);
+}
+
+/* FFmpeg's readers drop events that are not UTF-8 and stop at a NUL: such a file is refused, not published
+ * in part */
+static void bodies_ffmpeg_would_read_in_part_are_refused(void **state)
+{
+    (void)state;
+    const char ok1[] = "1\n00:00:01,000 --> 00:00:02,000\nH\xc3\xa9llo w\xc3\xb6rld \xe2\x80\xb9\xf0\x9f\x98\x80\n";
+    assert_null(problem(ok1, sizeof(ok1) - 1));
+    assert_null(problem("\xef\xbb\xbf" "1\r\n", 6));                     /* UTF-8 with its mark */
+    assert_null(problem("\xff\xfe" "1\0\n\0", 6));                      /* UTF-16 with its mark: FFmpeg converts */
+    assert_null(problem("\xfe\xff" "\0" "1", 4));
+    assert_null(problem("", 0));
+    assert_non_null(problem("H\xe9llo", 6));                               /* Latin-1 */
+    assert_non_null(problem("a\0b", 3));                                   /* a NUL */
+    assert_non_null(problem("1\0\n\0", 4));                              /* UTF-16 without its mark */
+    assert_non_null(problem("ok \xc3", 4));                                 /* a character cut at the end */
+    assert_non_null(problem("\xed\xa0\x80", 3));                          /* a surrogate */
+    assert_non_null(problem("\xc0\xaf", 2));                               /* an overlong form */
+    assert_non_null(problem("\xf4\x90\x80\x80", 4));                     /* past U+10FFFF */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(names_lose_what_a_playlist_reader_could_misread),
         cmocka_unit_test(languages_become_bcp47),
         cmocka_unit_test(cue_text_is_webvtt),
+        cmocka_unit_test(bodies_ffmpeg_would_read_in_part_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
