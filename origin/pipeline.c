@@ -877,7 +877,11 @@ int pc_pipeline_add_subtitles(pc_pipeline *p, const char *id, const void *body, 
         live += json_object_get(e, "removed") == NULL;
     if (live >= PC_SUBS_MAX || json_array_size(subs) >= 4 * PC_SUBS_MAX) {
         *code = "too_many_subtitles";
-        snprintf(msg, msglen, "the video has %d subtitle tracks, the most it can have", PC_SUBS_MAX);
+        if (live >= PC_SUBS_MAX)
+            snprintf(msg, msglen, "the video has %d subtitle tracks, the most it can have", PC_SUBS_MAX);
+        else
+            snprintf(msg, msglen, "the video's plan has had %d subtitle tracks, taken-out ones included, the most it "
+                                  "can have", 4 * PC_SUBS_MAX);
         r = PC_ECONFLICT;
         goto out;
     }
@@ -902,8 +906,7 @@ int pc_pipeline_add_subtitles(pc_pipeline *p, const char *id, const void *body, 
     json_array_foreach(subs, i, e)
         if (json_object_get(e, "removed") == NULL)
             json_array_append(live_subs, e);
-    entry = pc_subs_added_entry(live_subs, path, language, title, rev,
-                                (int64_t)(pc_json_num(rv.plan, "duration", 0) * 1e6), why, sizeof(why));
+    entry = pc_subs_added_entry(live_subs, path, language, title, rev, rv.plan, why, sizeof(why));
     json_decref(live_subs);
     if (entry == NULL) {
         *code = "bad_subtitles";

@@ -235,6 +235,32 @@ static int segments_fit(const track *t, const int64_t *seg_us, int nseg, size_t 
     return 1;
 }
 
+/* The video's segment start times from the plan, in µs from its first frame's time base origin, and its end
+ * as a last entry: |*nseg| + 1 entries, malloc'd; NULL without segments or memory. */
+static int64_t *plan_segments(const json_t *plan, int *nseg)
+{
+    json_t *segs = json_object_get(plan, "segments");
+    *nseg = (int)json_array_size(segs);
+    int64_t *seg_us = *nseg > 0 ? calloc((size_t)*nseg + 1, sizeof(*seg_us)) : NULL;
+    if (seg_us == NULL)
+        return NULL;
+    int64_t ts = pc_json_int(plan, "timescale", 90000);
+    for (int i = 0; i < *nseg; i++)
+        seg_us[i] = av_rescale(json_integer_value(json_array_get(json_array_get(segs, (size_t)i), 0)), 1000000, ts);
+    seg_us[*nseg] = av_rescale(pc_json_int(plan, "end", 0), 1000000, ts);
+    return seg_us;
+}
+
+/* Whether track |t|'s cues (settled) make HLS segments of at most 4 times the whole track: a real track's
+ * cues are each in one or two segments; cues spanning much of the video would repeat in every one. */
+static int track_fits(const track *t, const int64_t *seg_us, int nseg, size_t *act)
+{
+    size_t whole = sizeof(HEAD);
+    for (size_t i = 0; i < t->n; i++)
+        whole += CUE_BYTES(&t->cues[i]);
+    return segments_fit(t, seg_us, nseg, 4 * whole + 256 * (size_t)nseg, act);
+}
+
 /* Writes track |k|'s files: all.vtt, a WebVTT segment per video segment, the HLS media playlist. |seg_us|
  * has |nseg| + 1 entries (the last, the video's end); |target| is the video's EXT-X-TARGETDURATION; |act|
  * has room for every cue. */
@@ -425,7 +451,7 @@ static void track_free(track *t)
 }
 
 json_t *pc_subs_added_entry(const json_t *subs, const char *path, const char *language, const char *title, int rev,
-                            int64_t end_us, char *why, size_t whylen)
+                            const json_t *plan, char *why, size_t whylen)
 {
     AVFormatContext *fmt = NULL;
     char eb[128];
@@ -444,15 +470,29 @@ json_t *pc_subs_added_entry(const json_t *subs, const char *path, const char *la
     track t;
     memset(&t, 0, sizeof(t));
     t.sidecar = 1;
-    if (open_track(&jb, &t, fmt->streams[si], si) == 0 && t.index >= 0 && read_track_packets(&jb, fmt, &t, 1) == 0)
-        settle(&t, 0, end_us);
+    int nseg = 0;
+    int64_t *seg_us = plan_segments(plan, &nseg);
+    if (seg_us != NULL && open_track(&jb, &t, fmt->streams[si], si) == 0 && t.index >= 0 &&
+        read_track_packets(&jb, fmt, &t, 1) == 0)
+        settle(&t, 0, seg_us[nseg]);
     const char *codec = avcodec_get_name(fmt->streams[si]->codecpar->codec_id);
     size_t cues = t.index >= 0 && jb.err == 0 ? t.n : 0;
+    /* the task leaves out a track that does not fit its segments: refused here, or it would be accepted,
+     * then left out with only a log line, its entry counting against the limits for good */
+    size_t *act = cues > 0 ? malloc(cues * sizeof(*act)) : NULL;
+    int fits = cues == 0 || (act != NULL && track_fits(&t, seg_us, nseg, act));
+    free(act);
+    free(seg_us);
     track_free(&t);
     avformat_close_input(&fmt);
     if (cues == 0) {
         snprintf(why, whylen, jb.err != 0 ? "it could not be read: %s" : "no cue in it could be read within the video",
                  jb.err_msg);
+        return NULL;
+    }
+    if (!fits) {
+        snprintf(why, whylen, "its cues overlap so that its HLS segments would be over 4 times the whole track (cues "
+                              "that last much of the video)");
         return NULL;
     }
     char lg[32], name[PC_SUBS_NAME_MAX + 8], lname[PC_SUBS_NAME_MAX + 1];
@@ -531,9 +571,8 @@ int pc_task_subtitles(pc_job *j)
     json_t *subs = json_object_get(plan, "subtitles");
     size_t nt = json_array_size(subs);
     track *tr = calloc(nt > 0 ? nt : 1, sizeof(*tr));
-    json_t *segs = json_object_get(plan, "segments");
-    int nseg = (int)json_array_size(segs);
-    int64_t *seg_us = calloc((size_t)nseg + 1, sizeof(*seg_us));
+    int nseg = 0;
+    int64_t *seg_us = plan_segments(plan, &nseg);
     AVFormatContext *fmt = NULL;
     json_t *res = json_object(), *out_tracks = json_array();
     char eb[128];
@@ -545,10 +584,6 @@ int pc_task_subtitles(pc_job *j)
         pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
         goto out;
     }
-    int64_t ts = pc_json_int(plan, "timescale", 90000);
-    for (int i = 0; i < nseg; i++)
-        seg_us[i] = av_rescale(json_integer_value(json_array_get(json_array_get(segs, (size_t)i), 0)), 1000000, ts);
-    seg_us[nseg] = av_rescale(pc_json_int(plan, "end", 0), 1000000, ts);
     /* EXT-X-TARGETDURATION as the video's: its longest segment, rounded */
     int target = 1;
     for (int i = 0; i < nseg; i++) {
@@ -611,15 +646,12 @@ int pc_task_subtitles(pc_job *j)
         if (t->index < 0)
             continue;
         settle(t, t->sidecar ? 0 : t0_us, seg_us[nseg]); /* an added file's cues count from the first frame */
-        size_t whole = sizeof(HEAD), *act = malloc((t->n > 0 ? t->n : 1) * sizeof(*act));
-        for (size_t i = 0; i < t->n; i++)
-            whole += CUE_BYTES(&t->cues[i]);
+        size_t *act = malloc((t->n > 0 ? t->n : 1) * sizeof(*act));
         if (act == NULL) {
             pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
             goto out;
         }
-        /* a real track's cues are each in one or two segments */
-        if (!segments_fit(t, seg_us, nseg, 4 * whole + 256 * (size_t)nseg, act)) {
+        if (!track_fits(t, seg_us, nseg, act)) {
             PC_LOGW("subtitles", "video %s: subtitle stream %d left out: its cues overlap so that its HLS segments "
                     "would be over 4 times the track", j->video_id, t->index);
             free(act);

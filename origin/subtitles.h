@@ -26,8 +26,9 @@ int pc_subs_open_file(const char *path, AVFormatContext **out, pc_job *j);
 /* The plan's entry for the subtitle file |path| added to a published video as revision |rev|: {file,
  * codec, language (cleaned |language|), name (|title|, else the language's name; unique among |subs|),
  * default, forced, added}; NULL with |why| when |path| is not a SubRip, WebVTT or ASS/SSA file with at
- * least one cue before |end_us| (the video's end) that the task's conversion keeps. */
+ * least one cue within the video of |plan| that the task's conversion keeps, or when its cues would not
+ * fit the video's segments (the task would leave it out). */
 json_t *pc_subs_added_entry(const json_t *subs, const char *path, const char *language, const char *title, int rev,
-                            int64_t end_us, char *why, size_t whylen);
+                            const json_t *plan, char *why, size_t whylen);
 
 #endif
