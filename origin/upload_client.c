@@ -405,6 +405,19 @@ static size_t read_cb(char *buf, size_t sz, size_t n, void *user)
     return (size_t)r;
 }
 
+/* Whether the file is no longer what the upload started with (its size, its modification or its change
+ * time): its parts would then be of two different files, joined into neither. Says so and fails. */
+static int file_changed(struct up *u)
+{
+    struct stat st;
+    if (fstat(u->fd, &st) == 0 && st.st_size == u->size &&
+        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec == u->mtime_ns &&
+        (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec == u->ctime_ns)
+        return 0;
+    fail(u, "%s changed during the upload; delete %s and upload it again as it is now", u->o->file, u->state_path);
+    return 1;
+}
+
 static int checksum(struct up *u, int64_t off, int64_t len, char *out)
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -417,6 +430,8 @@ static int checksum(struct up *u, int64_t off, int64_t len, char *out)
         size_t k = len > (int64_t)sizeof(buf) ? sizeof(buf) : (size_t)len;
         ssize_t r = pread(u->fd, buf, k, (off_t)off);
         if (r <= 0) {
+            if (r == 0)
+                errno = ENODATA; /* the file ended early: errno is not set by an end of file */
             EVP_MD_CTX_free(md);
             return -1;
         }
@@ -630,8 +645,11 @@ static void start_part(struct part *p)
     p->sending_len = p->length - p->offset < u->o->chunk ? p->length - p->offset : u->o->chunk;
     p->sent = 0;
     char sum[64], h1[128], h2[128];
+    if (file_changed(u))
+        return;
     if (checksum(u, p->start + p->sending_off, p->sending_len, sum) != 0) {
-        fail(u, "cannot read %s: %s", u->o->file, strerror(errno));
+        if (!file_changed(u))
+            fail(u, "cannot read %s: %s", u->o->file, errno == ENODATA ? "it ended early" : strerror(errno));
         return;
     }
     p->easy = new_easy(u, p->url, &p->hdrs, &p->resp_hdr, &p->ans);
@@ -728,7 +746,7 @@ static void maybe_finalize(struct up *u)
     for (int i = 0; i < u->nparts; i++)
         if (!u->parts[i].done)
             return;
-    if (u->final_easy != NULL || u->final_wait || u->failed || u->interrupted)
+    if (u->final_easy != NULL || u->final_wait || u->failed || u->interrupted || file_changed(u))
         return;
     pc_buf list;
     pc_buf_init(&list, 1 << 20);

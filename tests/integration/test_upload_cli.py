@@ -72,6 +72,39 @@ def test_resume_after_interruption(s):
         check(f.read() == g.read(), "identical bytes after resume")
 
 
+def test_a_file_changed_during_the_upload_is_not_joined(s):
+    """The file is rewritten while it is being uploaded (the origin paused meanwhile, so that the change falls
+    between two PATCHes): the CLI stops with one line saying so, and joins nothing. Before, it joined parts of
+    the old file and of the new one into a video of neither (found by review)."""
+    import signal
+    o = st["o"]
+    src = os.path.join(s.tmp, "changing.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(48 << 20))
+    state = os.path.join(s.tmp, "changing.json")
+    created = o.stderr().count("created partial upload")
+    queued = o.stderr().count(") queued")
+    p = subprocess.Popen([S.bin("peercdn-origin"), "upload", src, "--origin", o.url, "--token", TOKEN, "--parallel", "1",
+                          "--chunk-mb", "1", "--no-progress", "--state", state], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while o.stderr().count("created partial upload") == created and p.poll() is None and time.time() < deadline:
+        time.sleep(0.002)
+    o.proc.send_signal(signal.SIGSTOP)
+    try:
+        with open(src, "r+b") as f:
+            f.seek(40 << 20)
+            f.write(b"\0" * (1 << 20))
+    finally:
+        o.proc.send_signal(signal.SIGCONT)
+    out, err = p.communicate(timeout=120)
+    eq(p.returncode, 1, "exit status (%s)" % err.decode())
+    lines = err.decode().strip().splitlines()
+    check(len(lines) == 1 and "changed during the upload" in lines[0], "one line says why: %r" % lines)
+    eq(out, b"", "no video id")
+    time.sleep(0.5)
+    eq(o.stderr().count(") queued"), queued, "nothing joined into a video")
+
+
 def test_a_state_that_does_not_cover_the_file_starts_over(s):
     """A state file whose parts do not tile the file (edited, or another tool's) is not resumed: a copy
     of 10 bytes, or of overlapping parts, would be uploaded and reported as a success."""
@@ -467,7 +500,7 @@ def test_a_join_whose_answer_was_lost_is_learned_on_the_next_run(s):
 
 
 S.run([test_parallel_upload_prints_the_video_id, test_resume_after_interruption,
-       test_a_state_that_does_not_cover_the_file_starts_over, test_progress_bar_on_a_terminal,
+       test_a_file_changed_during_the_upload_is_not_joined, test_a_state_that_does_not_cover_the_file_starts_over, test_progress_bar_on_a_terminal,
        test_the_resume_state_is_the_clients_own, test_errors_are_one_line_and_nonzero, test_a_hostile_server_cannot_make_the_cli_claim_success_or_hang,
        test_a_join_the_origin_is_too_busy_for_is_tried_again,
        test_a_join_a_proxy_answered_502_or_504_is_asked_again,
