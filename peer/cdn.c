@@ -104,6 +104,10 @@ static size_t on_body(char *p, size_t sz, size_t n, void *arg)
     if (d->skip > 0) { /* the whole file for a range: what comes before the range */
         size_t s = d->skip < bytes ? (size_t)d->skip : bytes;
         d->skip -= s;
+        /* received all the same: the report's and the tracker's bytes_cdn count every byte the CDN
+         * sent, and the download cap pays for them (they were left out, so a resume answered with
+         * the whole file looked cheaper than it was) */
+        pc_client_cdn_passed_over(d->c, (uint32_t)s);
         if (s == bytes)
             return bytes;
         p += s;

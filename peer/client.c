@@ -213,11 +213,16 @@ static void asm_release(client *c, uint32_t rung, uint32_t seg)
 
 /* ---- downloads ---- */
 
+void pc_client_cdn_passed_over(client *c, uint32_t n)
+{
+    c->bytes_cdn_total += n;
+    pc_tbucket_charge(&c->downb, n, pc_client_now(c));
+}
+
 void pc_client_cdn_bytes(client *c, dl *d, uint32_t n)
 {
     d->got += n;
-    c->bytes_cdn_total += n;
-    pc_tbucket_charge(&c->downb, n, pc_client_now(c));
+    pc_client_cdn_passed_over(c, n); /* counted and charged alike; only these go on to the engine */
     if (!d->seed) {
         pc_engine_on_data(c->e, d->transfer, n, pc_client_now(c));
         pc_client_kick(c);

@@ -202,6 +202,9 @@ void pc_cdn_cancel(client *c, dl *d);
 void pc_cdn_easy_defaults(CURL *e);
 /* |n| more bytes of |d| arrived (inside libcurl's write callback: no transfer may be canceled here). */
 void pc_client_cdn_bytes(client *c, dl *d, uint32_t n);
+/* |n| bytes arrived from the CDN that no segment keeps (a whole file's bytes before the range asked
+ * for): counted as received and charged to the download cap, never given to the engine. */
+void pc_client_cdn_passed_over(client *c, uint32_t n);
 /* The download cap is in debt: |d|'s next request starts in |wait_us| (pc_cdn_next). */
 void pc_client_cdn_pause(client *c, dl *d, uint64_t wait_us);
 /* A CDN transfer finished its last part, or failed; the client reports it to the engine (or seed). */

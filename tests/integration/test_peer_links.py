@@ -1488,7 +1488,9 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
     rejected (a peer that sent the rest of such a copy was banned for it before), the retries after the
     error pages ask for the whole segment, the resume after the cut asks for the rest and takes the rest
     of the whole file (it asked the same Range again and again, before, and a cut was never recovered),
-    and the page without a length is dropped, not resumed from."""
+    and the page without a length is dropped, not resumed from. The report's bytes_cdn is every byte of
+    the answers taken for media, the whole file's bytes before the Range included (they were left out
+    of it, of the tracker's counters and of the download cap, found by review)."""
     o = s.origin()
     vid = o.upload(clip("peer_links_320x180_16s", size="320x180", rate=25, dur=16), title="bad edge")
     o.ready(vid, timeout=300)
@@ -1501,8 +1503,13 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
     unsized = set("/v/%s/%s" % (vid, r["segments"][3]["url"]) for r in video)
     page = b"<html><body>not found, but 200</body></html>" + b" " * 3000
     seen, log, lock = {}, [], threading.Lock()
+    media_sent = [0]  # body bytes of the answers taken for media (not the pages refused on sight)
 
     class Edge(EdgeHandler):
+        def count(self, data):
+            with lock:
+                media_sent[0] += len(data)
+
         def do_GET(self):
             rng = self.headers.get("Range")
             with lock:
@@ -1520,6 +1527,7 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
                 self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(page)
+                self.count(page)  # taken for the segment's bytes until the connection closes short
                 self.close_connection = True
                 return
             whole, ctype = self.from_origin(o)
@@ -1528,7 +1536,9 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(whole)))
                 self.end_headers()
-                self.wfile.write(whole[:len(whole) // 2] if n == 1 else whole)  # a cut answer: not answer()
+                body = whole[:len(whole) // 2] if n == 1 else whole
+                self.wfile.write(body)  # a cut answer: not answer()
+                self.count(body)
                 self.close_connection = True
                 return
             req = urllib.request.Request(o.url + self.path, headers={"Range": rng} if rng else {})
@@ -1538,6 +1548,8 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
             except urllib.error.HTTPError as e:
                 code, data, hdrs = e.code, e.read(), e.headers
             self.answer(code, data, [(k, hdrs.get(k)) for k in ("Content-Type", "Content-Range") if hdrs.get(k)])
+            if code in (200, 206) and self.path.split("?")[0].endswith((".m4s", ".mp4")):
+                self.count(data)
 
     class EdgeUrl:
         url = serve_http(s, Edge)
@@ -1547,6 +1559,7 @@ def test_cdn_error_pages_and_ignored_ranges_are_not_kept_as_segment_bytes(s):
     summary = {k: r[k] for k in r if k != "segments"}
     check(r["ended"] and r["stalls"] == 0, "played to the end without a stall: %r" % summary)
     eq(r["rejected_segments"], 0, "no segment failed its hash (nothing of a bad answer was kept): %r" % summary)
+    eq(r["bytes_cdn"], media_sent[0], "bytes_cdn is what the edge sent of the media: %r" % summary)
     played = set()
     for path, rng, n in log:
         if path in error_page and n == 2:
