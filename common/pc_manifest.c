@@ -192,7 +192,7 @@ int pc_manifest_parse(const char *json, size_t len, pc_manifest **out)
         const char *url = json_string_value(json_object_get(tr, "url"));
         const char *key = json_string_value(json_object_get(tr, "ed25519"));
         size_t n = 0;
-        if (url == NULL || key == NULL || strlen(url) > 2048 ||
+        if (url == NULL || key == NULL || strlen(url) > PC_MANIFEST_MAX_TRACKER_URL ||
             pc_b64_decode(key, strlen(key), m->tracker_pk, sizeof(m->tracker_pk), &n, 0) != 0 || n != PC_ED25519_PK_LEN)
             goto fail;
         m->tracker_url = strdup(url);

@@ -20,6 +20,7 @@
 #define PC_MANIFEST_MAX_RENDITIONS 16
 #define PC_MANIFEST_MAX_SEGMENTS 20000 /* per rendition */
 #define PC_MANIFEST_MAX_URL 256
+#define PC_MANIFEST_MAX_TRACKER_URL 2048 /* tracker.url, in characters */
 #define PC_MANIFEST_MAX_SEGMENT_BYTES (64u << 20)
 
 typedef struct pc_mf_file {

@@ -123,7 +123,7 @@ struct client {
     char mq[PC_CLIENT_QUERY_MAX + 2];                    /* "?" + --media-query, or "": ends every /v/ URL */
     int said_403;                                        /* the CDN's first 403 was logged */
     char last_cdn_error[160];                            /* the last CDN fetch that failed, and why */
-    char tracker_url[2049];                              /* the manifest's may be 2048 characters */
+    char tracker_url[PC_MANIFEST_MAX_TRACKER_URL + 1];   /* the manifest's, or --tracker */
     /* engine */
     pc_engine *e;
     int driving, kicked, engine_failed;

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "pc_json.h"
+#include "pc_manifest.h"
 
 int pc_tc_encode(const pc_tc_state *s, uint64_t now_s, pc_buf *out)
 {
@@ -179,11 +180,13 @@ int pc_tc_post(pc_http_client *http, const char *tracker_url, const char *body, 
     pc_buf_init(&c->resp, PC_TC_RESPONSE_MAX);
     c->easy = curl_easy_init();
     c->body = malloc(len + 1);
-    char url[1024];
+    /* as long as a manifest's tracker URL may be: at 1024 bytes, a tracker URL of 1014 to 2048
+     * characters, which the manifest and --tracker allow, made every announce fail here (found by review) */
+    char url[PC_MANIFEST_MAX_TRACKER_URL + sizeof("/announce")];
     size_t ul = strlen(tracker_url);
     while (ul > 0 && tracker_url[ul - 1] == '/')
         ul--;
-    if (c->easy == NULL || c->body == NULL || ul + 10 >= sizeof(url)) {
+    if (c->easy == NULL || c->body == NULL || ul > PC_MANIFEST_MAX_TRACKER_URL) {
         int rc = c->easy == NULL || c->body == NULL ? PC_ENOMEM : PC_EINVAL;
         call_free(c);
         return rc;

@@ -915,6 +915,23 @@ def test_a_tracker_named_on_the_command_line_serves_a_manifest_that_names_none(s
     seeder.stop()
 
 
+def test_a_tracker_url_of_2048_characters_is_announced_to(s):
+    """A manifest's tracker URL may have 2048 characters (docs/peer.md). An origin told --tracker of 2048
+    (the tracker's URL and "./" segments, which libcurl takes out) signs it, and a viewer announces to it
+    and counts the announces; before, a URL past 1013 characters made every announce fail before it was
+    sent, and the report said 0 ok and 0 failed."""
+    t = s.tracker("--interval", "2")
+    turl = (t.url + "/" + "./" * 1100)[:2048]
+    o = s.origin("--tracker", turl, "--tracker-key", base64.b64encode(t.key()).decode())
+    vid = o.upload(clip("peer_links_notracker_320x180_6s", size="320x180", rate=25, dur=6), title="long tracker URL")
+    o.ready(vid, timeout=300)
+    eq(len(json.loads(o.req("GET", "/v/%s/p2p.json" % vid).body)["tracker"]["url"]), 2048, "the manifest's tracker URL")
+    r = Peer(s, o, vid, name="long-tracker-url").wait(120)
+    summary = {k: r[k] for k in r if k != "segments"}
+    check(r["ended"] and r["announces_ok"] >= 2 and r["announces_failed"] == 0, "announced: %r" % summary)
+    eq(t.stats()["videos"][vid]["bytes_cdn"], r["bytes_cdn"], "the tracker heard the viewer's counters")
+
+
 def test_a_signed_media_origin_swarms_with_the_media_query(s):
     """An origin in signed-URL mode (--signed-media) serves /v/ only with the exp&sig its backend hands out.
     Peers given that query with --media-query fetch the manifest, the segments and the playlists of the
@@ -1865,6 +1882,7 @@ if __name__ == "__main__":
            test_a_seeder_tries_a_failed_fetch_again,
            test_a_viewer_whose_clock_is_off_takes_the_trackers,
            test_a_tracker_named_on_the_command_line_serves_a_manifest_that_names_none,
+           test_a_tracker_url_of_2048_characters_is_announced_to,
            test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
            test_a_signed_media_origin_swarms_with_the_media_query,
            test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
