@@ -687,6 +687,20 @@ static uint32_t wanted_rung(client *c, const waiter *w, const pc_segment_info *s
     return st.rung;
 }
 
+/* The engine holds the copy of waiter |w|'s segment that would serve it (for audio, the rung it came at),
+ * and it is larger than the whole store: it never reaches the store. Audio was left out (its waiter's
+ * rung is 0, not the copy's), so an audio request for such a segment waited 30 s for a 504 where the
+ * video's got 503 at once (found by review). */
+static int held_too_large(client *c, const waiter *w)
+{
+    if (w->seg == PC_SEG_INIT)
+        return 0;
+    pc_segment_info si;
+    pc_engine_segment(c->e, w->seg, &si);
+    uint32_t want = wanted_rung(c, w, &si);
+    return too_large(c, want, w->seg) && pc_engine_holds(c->e, want, w->seg);
+}
+
 /* Asks for the init segment waiter |w| needs: its rendition's, or for audio (in every rung's composite
  * init) the ABR's rung's, unless one is here. */
 static void demand_init(client *c, const waiter *w)
@@ -773,8 +787,7 @@ static void on_hls_timer(uv_timer_t *t)
         waiter *w = h->w[i];
         if (w->req != NULL && now - w->since >= 1000000 && try_serve(c, w->req, w->rung, w->seg, w->audio))
             waiter_served(h, i, now);
-        else if (w->req != NULL && now - w->since >= 1000000 && !w->audio && too_large(c, w->rung, w->seg) &&
-                 pc_engine_holds(c->e, w->rung, w->seg))
+        else if (w->req != NULL && now - w->since >= 1000000 && held_too_large(c, w))
             waiter_fail(h, i, 503, "too_large", "the segment is larger than the whole store; raise --mem-cap");
         else
             i++;

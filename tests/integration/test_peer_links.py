@@ -1347,7 +1347,8 @@ def test_what_the_store_let_go_is_fetched_again_and_an_init_after_the_end(s):
     """A store smaller than the video (--mem-cap; a test hook makes it 700 KiB here): a player going back
     to a segment the store let go got 503 "evicted" for ever (the engine still counted it held, so nothing
     fetched it again); now it is fetched again. A seeder, which fetches nothing again, says so at once
-    instead of after 30 s. And once the headless model has played to the end, a player asking for the
+    instead of after 30 s. A segment larger than the whole store is refused at once, its video and its
+    audio alike. And once the headless model has played to the end, a player asking for the
     init segment of a rendition nothing fetched yet (it attached late, or switched after a pause) waited
     for a 504: the model starts nothing then, and the request only pinned the rung; it is fetched now."""
     setup_video(s)
@@ -1374,6 +1375,13 @@ def test_what_the_store_let_go_is_fetched_again_and_an_init_after_the_end(s):
     status, body = got[top["segments"][0]["url"]]
     eq((status, json.loads(body)["code"]), (503, "too_large"), "the player is told: %r" % body[:100])
     check(time.time() - t0 < 15, "at once, not after 30 s: %.1f s" % (time.time() - t0))
+    audio = [r for r in m["renditions"] if r.get("type") == "audio"]
+    if audio:  # the same segment's audio, part of the copy held: it waited 30 s for a 504 (found by review)
+        u = audio[0]["segments"][0]["url"]
+        t0 = time.time()
+        status, body = fetch_all(base.replace(p.hls, tiny.hls), [u], gap=0)[u]
+        eq((status, json.loads(body)["code"]), (503, "too_large"), "the player asking for its audio is told: %r" % body[:100])
+        check(time.time() - t0 < 15, "the audio at once, not after 30 s: %.1f s" % (time.time() - t0))
     time.sleep(3)
     r = tiny.stop()
     sizes = sorted(x["size"] for x in top["segments"])
