@@ -11,6 +11,7 @@
 #include "origin_main.h"
 #include "pc_cli.h"
 #include "pc_crypto.h"
+#include "pc_manifest.h"
 #include "pc_http_server.h"
 #include "pc_log.h"
 
@@ -153,6 +154,8 @@ static int cmd_serve(int argc, char **argv)
         pc_cli_usage("--segment-seconds must be an even whole number (segments hold whole 2-second GOPs)");
     if (c.tracker_url != NULL && !pc_cli_is_http_url(c.tracker_url))
         pc_cli_usage("--tracker must be an http(s) URL");
+    if (c.tracker_url != NULL && strlen(c.tracker_url) > PC_MANIFEST_MAX_TRACKER_URL) /* peers refuse a manifest with it */
+        pc_cli_usage("--tracker must be at most %d characters", PC_MANIFEST_MAX_TRACKER_URL);
     if (c.public_url != NULL && !pc_cli_is_http_url(c.public_url))
         pc_cli_usage("--public-url must be an http(s) URL");
     static char public_url[2048];

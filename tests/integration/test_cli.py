@@ -110,6 +110,8 @@ def test_origin_checks_its_flags_at_start(s):
     refused("peercdn-origin", 2, *ok, "--tracker", "http://127.0.0.1:1", "--tracker-key", "notbase64!!",
             says="--tracker-key")
     refused("peercdn-origin", 2, *ok, "--tracker", "http://127.0.0.1:1", "--tracker-key", "AAAA", says="--tracker-key")
+    # a tracker URL longer than peers take in a manifest (2048) would make every manifest one they refuse
+    refused("peercdn-origin", 2, *ok, "--tracker", "http://127.0.0.1:1/" + "a" * 2040, says="--tracker")
     refused("peercdn-origin", 2, *ok, "--preset", "bogus", says="--preset")
     for u in ("notaurl", "", "ftp://x"):
         refused("peercdn-origin", 2, *ok, "--public-url", u, says="--public-url")
