@@ -997,11 +997,17 @@ static void on_connection(uv_stream_t *server, int status)
         pc_link_close(l, PC_BYE_FULL);
     } else if (c->npending > PC_CLIENT_PENDING_MAX) {
         /* the oldest connection still in the handshake goes (the list is newest first): a real peer's
-         * handshake takes a round trip or two, one that never finishes may not hold a slot */
-        plink *old = NULL;
+         * handshake takes a round trip or two, one that never finishes may not hold a slot. One that has
+         * shown a valid ticket (an announce's worth) goes only when none without has: else a flood of bare
+         * connections, 16 a round trip, would push every real peer out before its AUTH came */
+        plink *old = NULL, *bare = NULL;
         for (plink *p = c->links; p != NULL; p = p->next)
-            if (p->budget == PL_PENDING)
+            if (p->budget == PL_PENDING) {
                 old = p;
+                if (!pc_link_hello_taken(p->link))
+                    bare = p;
+            }
+        old = bare != NULL ? bare : old;
         old->budget = PL_UNCOUNTED;
         c->npending--;
         pc_link_close(old->link, PC_BYE_FULL);

@@ -220,6 +220,11 @@ int pc_link_is_up(const pc_link *l)
     return l->state == ST_UP && !l->shutting;
 }
 
+int pc_link_hello_taken(const pc_link *l)
+{
+    return l->state == ST_AUTH || l->state == ST_UP;
+}
+
 int pc_link_is_connector(const pc_link *l)
 {
     return l->role == PC_WIRE_CONNECTOR;

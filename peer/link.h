@@ -83,6 +83,9 @@ int pc_link_send_data(pc_link *l, uint32_t id, uint32_t offset, const uint8_t *d
 size_t pc_link_queued(const pc_link *l);
 /* Sends BYE(|reason|) if up, then closes; on_close follows from the loop. Idempotent. */
 void pc_link_close(pc_link *l, uint8_t reason);
+/* Whether the other side's HELLO has been checked (its ticket verified): the handshake waits for its AUTH
+ * at most. */
+int pc_link_hello_taken(const pc_link *l);
 /* Resumes reading after the download bucket recovered (the owner's timer calls it). */
 void pc_link_resume(pc_link *l);
 int pc_link_is_up(const pc_link *l);

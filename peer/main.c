@@ -43,6 +43,7 @@ static const char usage[] =
     "  --origin-key BASE64   the origin's Ed25519 key (default: pinned in --state-dir on first use)\n"
     "  --media-query QUERY   append ?QUERY to every media URL fetched from the origin: a signed-media origin's\n"
     "                        exp=E&sig=S, as the service's backend hands it out (GET /api/videos/ID)\n"
+    "                        (or $PEERCDN_MEDIA_QUERY, which other local users cannot read)\n"
     "  --state-dir DIR       where pinned origin keys live (default $HOME/.local/state/peercdn)\n"
     "  --cache-dir DIR       keep verified segments on disk too (checked again when read back)\n"
     "  --mem-cap MIB         segment store in memory (default 1024)\n"
@@ -89,6 +90,11 @@ int main(int argc, char **argv)
     }
     pc_client_config cfg;
     pc_client_config_default(&cfg);
+    /* a signed-media query from the environment: on the command line, every local user could read it in
+     * /proc/PID/cmdline (--media-query still wins) */
+    const char *mq = getenv("PEERCDN_MEDIA_QUERY");
+    if (mq != NULL && mq[0] != '\0')
+        cfg.media_query = mq[0] == '?' ? mq + 1 : mq;
     if (strcmp(argv[1], "seed") == 0)
         cfg.seed_mode = 1;
     else if (strcmp(argv[1], "play") != 0)
