@@ -144,6 +144,10 @@ int pc_report_metrics(const pc_registry *r, const pc_tmetrics *m, size_t top, pc
     rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_ban_reports_dropped_total", "counter",
                                        "Ban reports dropped: every entry around was a verdict still in force.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_ban_reports_dropped_total %" PRIu64 "\n", m->ban_reports_dropped);
+    rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_documents", "gauge",
+                                       "Copies of the /stats and /metrics documents in memory: kept, or held by answers still "
+                                       "being sent (at most 4).");
+    rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_documents %" PRIu64 "\n", m->documents);
     rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_peers_expired_total", "counter", "Peers dropped for missing announces.");
     rc = rc ? rc : pc_buf_printf(o, "peercdn_tracker_peers_expired_total %" PRIu64 "\n", m->expired);
     rc = rc ? rc : pc_http_metric_head(o, "peercdn_tracker_origin_lookups_total", "counter",

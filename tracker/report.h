@@ -40,6 +40,7 @@ typedef struct pc_tmetrics {
     uint64_t ban_reports;                  /* keys reported banned (announces' "banned") that were counted */
     uint64_t distrusted;                   /* verdicts: keys no longer listed in a video (distrust.h) */
     uint64_t ban_reports_dropped;          /* reports with no room in the distrust table */
+    uint64_t documents;                    /* /stats and /metrics documents alive (tracker.c, respond_cached) */
 } pc_tmetrics;
 
 /* Figures derived from one video's (or the total's) statistics. */

@@ -39,6 +39,7 @@
 
 #define SERVE_BUSY_WAIT_MS 50 /* see pc_tstore_busy_wait */
 #define STATS_SLOW_US 50000  /* see respond_cached */
+#define DOC_COPIES_MAX 4     /* /stats and /metrics documents alive at once, kept or still being sent */
 #define DOC_MAX (1024u << 20) /* /stats of the largest catalog (--max-videos) fits */
 #define RESPONSE_MAX (64 * 1024)
 #define SAVE_EVERY_MS 10000
@@ -427,20 +428,34 @@ static int on_announce(void *user, h2o_req_t *req)
 /* Documents that sum or list every video cost time in proportion to the catalog, and anyone may ask
  * for them, so they are built once and kept: reused while nothing changed within the same second, and,
  * when building took STATS_SLOW_US or more (a large catalog), for ten times as long as that whatever
- * changed, so pollers cannot keep the loop busy building them. Every answer shares the one copy
- * (pc_http_respond_shared), so clients that do not read cannot multiply it either. */
+ * changed, so pollers cannot keep the loop busy building them. Every answer shares the copy current
+ * when it was asked for (pc_http_respond_shared); an answer a client does not read holds its copy until
+ * the connection is cut (60 s), so while DOC_COPIES_MAX copies are alive the current one is reused,
+ * however old: a client asking once a second and reading nothing held 60 copies (a large catalog's
+ * are hundreds of MB each; found by review). One tracker per process. */
 typedef int (*doc_build)(pc_tracker *t, int64_t now_s, pc_buf *o);
+
+static size_t doc_copies; /* documents alive: kept in a cache, or being sent */
+
+static void doc_copy_gone(void *body)
+{
+    (void)body;
+    doc_copies--;
+}
 
 static void respond_cached(pc_tracker *t, doc_cache *c, doc_build build, const char *type, h2o_req_t *req,
                            int64_t now_s)
 {
     uint64_t now = now_us(), gen = pc_registry_generation(t->reg);
     int same = c->gen == gen && c->time_s == now_s && memcmp(&c->m, &t->m, sizeof(t->m)) == 0;
-    int fresh = c->body != NULL && (same || (c->cost_us >= STATS_SLOW_US && now < c->built_us + 10 * c->cost_us));
+    int fresh = c->body != NULL && (same || (c->cost_us >= STATS_SLOW_US && now < c->built_us + 10 * c->cost_us) ||
+                                    doc_copies >= DOC_COPIES_MAX);
     if (!fresh) {
         pc_buf o;
         pc_buf_init(&o, DOC_MAX);
-        void *body = build(t, now_s, &o) == 0 ? h2o_mem_alloc_shared(NULL, o.len, NULL) : NULL;
+        void *body = build(t, now_s, &o) == 0 ? h2o_mem_alloc_shared(NULL, o.len, doc_copy_gone) : NULL;
+        if (body != NULL)
+            doc_copies++;
         if (body == NULL) {
             pc_buf_clear(&o);
             pc_http_respond_error(req, 500, "out_of_memory", "out of memory");
@@ -482,6 +497,7 @@ static int build_metrics(pc_tracker *t, int64_t now_s, pc_buf *o)
     (void)now_s;
     pc_admit_counts(t->admit, &t->m.admit_lookups, &t->m.admit_refused);
     t->m.ban_reports_dropped = t->distrust != NULL ? pc_distrust_dropped(t->distrust) : 0;
+    t->m.documents = doc_copies;
     int rc = pc_report_metrics(t->reg, &t->m, METRICS_TOP_VIDEOS, o);
     return rc ? rc : pc_http_server_metrics(t->http, "peercdn_tracker", o);
 }
