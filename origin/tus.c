@@ -155,7 +155,7 @@ static int reply_db_error(const pc_tus *t, pc_tus_reply *r, const char *message)
         add_header(r, "Retry-After", "1");
         return 1;
     }
-    return reply_db_error(t, r, message);
+    return reply_error(r, 500, "database_error", message);
 }
 
 /* Whether another request with a body (or a join) may start: a body holds two 640 KiB buffers while it

@@ -386,6 +386,22 @@ def test_a_locked_database_makes_no_task_run_twice(s):
     check("the database is free again" in err, "and that it went")
 
 
+def test_a_database_that_refuses_a_write_is_a_500_not_a_503(s):
+    """A write the database refuses for another reason than a lock (here a trigger an operator added) is a
+    500 database_error, not a 503 to retry, and the origin serves on; with the trigger gone, it works again."""
+    o = s.origin()
+    db = sqlite3.connect(os.path.join(o.data, "origin.db"), isolation_level=None, timeout=5)
+    db.execute("CREATE TRIGGER test_no_uploads BEFORE INSERT ON uploads BEGIN SELECT RAISE(ABORT, 'refused by a test'); END")
+    url = o.creation_url()
+    r = request(url, "POST", headers=tus_headers(Upload_Length=10))
+    eq((r.status, r.json()["code"]), (500, "database_error"), "a tus creation the database refuses: %r" % r.body)
+    eq(o.req("GET", "/api/health").status, 200, "the origin serves on")
+    db.execute("DROP TRIGGER test_no_uploads")
+    db.close()
+    r = request(url, "POST", headers=tus_headers(Upload_Length=10))
+    eq(r.status, 201, "created once the trigger is gone")
+
+
 def test_progress_never_goes_back(s):
     """A video's progress, polled while it is processed, never falls: probe and plan are its first 5%, the
     tasks they plan the rest. Before, the plan's tasks joining the sum took it from 0.04 back to 0.003
@@ -449,7 +465,7 @@ def test_a_revision_killed_before_its_publish_finishes_after_restart(s):
     check(not os.path.exists(os.path.join(o.data, "work", vid)), "and the work directory")
     ffmpeg_decode("%s/v/%s/master.m3u8" % (o.url, vid))
 
-S.run([test_a_locked_database_makes_no_task_run_twice, test_progress_never_goes_back, test_kill_during_transcoding_then_restart, test_a_stop_keeps_the_tasks_handed_to_workers_that_had_not_started_them,
+S.run([test_a_locked_database_makes_no_task_run_twice, test_a_database_that_refuses_a_write_is_a_500_not_a_503, test_progress_never_goes_back, test_kill_during_transcoding_then_restart, test_a_stop_keeps_the_tasks_handed_to_workers_that_had_not_started_them,
        test_temporary_files_a_killed_writer_left_are_not_published, test_a_task_the_origin_keeps_dying_in_fails_its_video,
        test_a_video_deleted_while_its_chunk_starts_leaves_no_directories, test_acknowledged_upload_bytes_survive_kill,
        test_published_files_are_on_disk_before_their_names,
