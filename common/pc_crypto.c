@@ -202,6 +202,11 @@ int pc_secret_load_or_create(const char *path, uint8_t *key, size_t len)
     return r;
 }
 
+int pc_secret_load(const char *path, uint8_t *key, size_t len)
+{
+    return read_exact_file(path, key, len);
+}
+
 int pc_ed25519_load_or_create(const char *path, uint8_t pk[PC_ED25519_PK_LEN], uint8_t sk[PC_ED25519_SK_LEN])
 {
     sweep_key_tmp(path);

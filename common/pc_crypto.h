@@ -32,6 +32,9 @@ int pc_crypto_init(void) PC_MUST_CHECK;
 int pc_ed25519_load_or_create(const char *path, uint8_t pk[PC_ED25519_PK_LEN], uint8_t sk[PC_ED25519_SK_LEN]) PC_MUST_CHECK;
 /* Loads (or creates) a random secret of exactly |len| bytes (≤ 64) at |path|, mode 0600. */
 int pc_secret_load_or_create(const char *path, uint8_t *key, size_t len) PC_MUST_CHECK;
+/* Loads a secret of exactly |len| bytes from the regular file |path|: PC_ENOENT, PC_EPARSE (another
+ * size), PC_EIO. */
+int pc_secret_load(const char *path, uint8_t *key, size_t len) PC_MUST_CHECK;
 
 void pc_ed25519_sign(const uint8_t sk[PC_ED25519_SK_LEN], const void *msg, size_t len, uint8_t sig[PC_ED25519_SIG_LEN]);
 /* 0 when |sig| is valid for |msg| under |pk|, else PC_EBADSIG. */

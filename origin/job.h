@@ -26,6 +26,7 @@ typedef struct pc_job_env {
     const uint8_t *origin_pk;
     const char *tracker_url;     /* or NULL */
     const char *tracker_key_b64; /* or NULL: fetched from the tracker */
+    const char *media_key_id;    /* signed-media mode: pc_media_key_id of the media key; else NULL */
 } pc_job_env;
 
 typedef struct pc_job {

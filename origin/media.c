@@ -20,6 +20,7 @@
 #include "pc_http_util.h"
 #include "pc_fs.h"
 #include "pc_log.h"
+#include "pc_media_token.h"
 #include "pc_num.h"
 
 #define ETAG_CACHE 64
@@ -131,13 +132,9 @@ int pc_media_signed_mode(const pc_media *m)
     return m->o->cfg.signed_media;
 }
 
-static void media_sig(pc_media *m, const char *id, int64_t exp, char out[64])
+static void media_sig(pc_media *m, const char *id, int64_t exp, char out[PC_MEDIA_SIG_LEN + 1])
 {
-    char msg[96];
-    int n = snprintf(msg, sizeof(msg), "media\n%s\n%" PRId64, id, exp);
-    uint8_t mac[PC_HMAC_LEN];
-    pc_hmac_sha256(m->o->media_key, msg, (size_t)n, mac);
-    pc_b64_encode(mac, sizeof(mac), out, 1);
+    pc_media_token_sig(m->o->media_key, id, exp, out);
 }
 
 int pc_media_sign_query(pc_media *m, const char *id, char *out, size_t outlen)

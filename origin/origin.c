@@ -325,9 +325,10 @@ int pc_origin_serve(const pc_origin_config *cfg)
     if (strlen(cfg->upload_token) < 16) /* said once serving, so a start-up failure stays one line */
         PC_LOGW("origin", "the upload token has %zu characters: anyone who guesses it can upload and delete videos "
                           "(32 random characters: openssl rand -hex 16)", strlen(cfg->upload_token));
-    if (cfg->signed_media && cfg->tracker_url != NULL)
-        PC_LOGW("origin", "--signed-media guards HTTP delivery only: the swarm of --tracker serves a video's segments "
-                          "to any peer the tracker gave a ticket, which needs no media token (docs/peer.md)");
+    if (cfg->signed_media && cfg->tracker_url != NULL && cfg->tracker_key != NULL)
+        /* with the key fetched, each video's sign task checks the tracker's media key (sign.c) */
+        PC_LOGW("origin", "--signed-media guards HTTP delivery; the swarm of --tracker keeps to viewers with a media "
+                          "token only if that tracker runs with --media-key %s/keys/media.key (docs/peer.md)", cfg->data_dir);
     fflush(stdout);
     pc_raise_nofile("origin");
     uv_run(o->loop, UV_RUN_DEFAULT);

@@ -29,6 +29,7 @@
 #include "pc_fs.h"
 #include "pc_json.h"
 #include "pc_log.h"
+#include "pc_media_token.h"
 
 #define MAX_BACKOFF_MS (5 * 60 * 1000)
 #define BASE_BACKOFF_MS 2000
@@ -48,6 +49,7 @@ struct pool {
 
 struct pc_pipeline {
     pc_origin *o;
+    char media_key_id[17];        /* env.media_key_id's storage */
     pc_job *running[MAX_RUNNING]; /* dispatched jobs, loop thread only */
     pc_job *alone;                /* a task that runs with nothing beside it (dispatch) */
     int suspects;                 /* ready tasks cut short SUSPECT_INTERRUPTED times or more */
@@ -209,6 +211,10 @@ pc_pipeline *pc_pipeline_new(pc_origin *o)
     p->env.origin_pk = o->origin_pk;
     p->env.tracker_url = o->cfg.tracker_url;
     p->env.tracker_key_b64 = o->cfg.tracker_key;
+    if (o->cfg.signed_media) {
+        pc_media_key_id(o->media_key, p->media_key_id);
+        p->env.media_key_id = p->media_key_id;
+    }
     p->pools[PC_TASK_HEAVY].n = o->cfg.workers;
     p->pools[PC_TASK_LIGHT].n = 1;
     return p;

@@ -73,6 +73,13 @@ static int fetch_tracker_key(pc_job *j, char *out, size_t outlen)
             r = pc_job_fail(j, PC_EPARSE, 0, "tracker_unreachable", "the tracker at %s returned no valid key", url);
         else
             snprintf(out, outlen, "%s", k);
+        const char *mk = r == 0 ? pc_json_str(o, "media_key") : NULL;
+        if (r == 0 && j->env->media_key_id != NULL && (mk == NULL || strcmp(mk, j->env->media_key_id) != 0))
+            /* said with every video signed: the operator sees it where the video's publication is logged */
+            PC_LOGW("sign", "video %s: the tracker at %s %s, so its swarm serves the video's segments to any viewer, "
+                            "without the signed URLs' token (run it with --media-key DATA/keys/media.key)",
+                    j->video_id, j->env->tracker_url,
+                    mk == NULL ? "does not check media tokens" : "checks media tokens with another key than this origin's");
         json_decref(o);
     }
     pc_buf_clear(&body);

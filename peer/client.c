@@ -1066,6 +1066,7 @@ static void fill_state(client *c, const char *event)
     s->have_lo = lo == UINT32_MAX ? -1 : (int64_t)lo;
     s->have_hi = hi == UINT32_MAX ? -1 : (int64_t)hi;
     s->seeding = c->seeding;
+    s->media = c->cfg->media_query; /* a tracker with --media-key checks it (docs/tracker.md) */
     /* with every link taken, dial() would not use the peers: ask for none, and spare the tracker the search */
     s->numwant = c->ndialled >= c->cfg->max_links || c->nlinks >= 2 * c->cfg->max_links ? 0 : NUMWANT;
     s->bytes_cdn = c->bytes_cdn_total;
@@ -1161,7 +1162,19 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
         if (status == 403 && body != NULL && len < 4096 && memmem(body, len, "\"distrusted\"", 12) != NULL && !stopped) {
             /* viewers reported this key banned: the tracker will not vouch for it again this run */
             PC_LOGW("tracker", "the tracker no longer lists this peer (distrusted): no more announces this run");
-            c->distrusted = 1;
+            c->tracker_done = 1;
+            return;
+        }
+        if (status == 403 && body != NULL && len < 4096 && !stopped &&
+            (memmem(body, len, "\"media_token_required\"", 22) != NULL || memmem(body, len, "\"bad_media_token\"", 17) != NULL ||
+             memmem(body, len, "\"media_token_expired\"", 21) != NULL)) {
+            /* the tracker guards a signed-media origin's swarms (--media-key), and the token of this run
+             * (--media-query) does not change: asking again would be refused again */
+            PC_LOGW("tracker", "the tracker vouches only for viewers with a valid media token (%s): no more announces this "
+                               "run; playing on from the CDN%s",
+                    c->cfg->media_query == NULL ? "none was given: --media-query" : "--media-query",
+                    c->nlinks > 0 ? " and the peers linked" : "");
+            c->tracker_done = 1;
             return;
         }
     }
@@ -1186,11 +1199,11 @@ static void announce(client *c, const char *event)
         pc_tc_cancel(c->http, c->announce_call);
         c->announce_call = NULL;
     }
-    if ((c->session[0] == '\0' || c->distrusted) && stopping) {
+    if ((c->session[0] == '\0' || c->tracker_done) && stopping) {
         after_stopped(c);
         return;
     }
-    if (c->distrusted)
+    if (c->tracker_done)
         return;
     fill_state(c, event);
     int rc = pc_tc_encode(&c->ts, pc_link_wall_now(&c->id), &c->announce_body);

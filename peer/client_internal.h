@@ -167,7 +167,7 @@ struct client {
     pc_buf announce_body;
     pc_tc_call *announce_call;
     uint32_t announces_ok, announces_failed;
-    int distrusted;            /* the tracker answered 403 distrusted: no more announces */
+    int tracker_done;          /* the tracker answered 403 distrusted or refused the media token: no more announces */
     /* lifecycle */
     int ended, seeding, stopping, exit_code;
     uint64_t ended_at_us;

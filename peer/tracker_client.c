@@ -30,6 +30,8 @@ int pc_tc_encode(const pc_tc_state *s, uint64_t now_s, pc_buf *out)
     json_object_set_new(o, "video", json_string(s->video));
     json_object_set_new(o, "rendition", json_string(s->rendition));
     json_object_set_new(o, "event", json_string(s->event));
+    if (s->media != NULL && s->media[0] != '\0')
+        json_object_set_new(o, "media", json_string(s->media));
     if (s->session != NULL && strcmp(s->event, "started") != 0) {
         json_object_set_new(o, "session", json_string(s->session));
     } else {

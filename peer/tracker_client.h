@@ -23,6 +23,7 @@ typedef struct pc_tc_state {
     const char *addr;         /* NULL: the tracker takes the request's source address */
     const char *video, *rendition;
     const char *event;        /* "started", "periodic", "stopped" */
+    const char *media;        /* the video's media token (the media URL query exp=E&sig=S), or NULL */
     const char *session;      /* NULL before the first answer */
     uint32_t playhead_ms;
     int64_t need;             /* -1: none */

@@ -273,6 +273,14 @@ static int decode_field(const char *k, const json_t *v, pc_announce *out, unsign
         return decode_counters(v, &out->counters, err);
     } else if (strcmp(k, "proof") == 0) {
         return decode_proof(v, out, err);
+    } else if (strcmp(k, "media") == 0) {
+        /* checked against the media key by the tracker (pc_media_token_check), when it has one */
+        const char *s = json_string_value(v);
+        if (s == NULL || json_string_length(v) == 0 || json_string_length(v) > PC_MEDIA_TOKEN_MAX ||
+            strlen(s) != json_string_length(v))
+            return fail(err, "bad_field", "'media' must be the media URL query exp=E&sig=S (at most %d characters)",
+                        PC_MEDIA_TOKEN_MAX);
+        memcpy(out->media, s, json_string_length(v) + 1);
     } else if (strcmp(k, "session") == 0) {
         if (get_b64(v, "session", out->session, sizeof(out->session), 1, err) != 0)
             return PC_EPARSE;

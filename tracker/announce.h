@@ -12,6 +12,7 @@
 
 #include "pc_crypto.h"
 #include "pc_error.h"
+#include "pc_media_token.h"
 #include "pc_ticket.h"
 
 #define PC_ANNOUNCE_MAX_BYTES 16384 /* request body */
@@ -61,6 +62,7 @@ typedef struct pc_announce {
     uint8_t session[PC_SESSION_LEN];
     uint32_t nbanned;         /* keys of peers this peer banned since its last announce (distrust.h) */
     uint8_t banned[PC_ANNOUNCE_BANNED_MAX][PC_ED25519_PK_LEN];
+    char media[PC_MEDIA_TOKEN_MAX + 1]; /* the media URL query "exp=E&sig=S"; "" when not given */
 } pc_announce;
 
 /* Why a body was refused: a stable code ("bad_json", "unknown_field", "missing_field",

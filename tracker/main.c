@@ -28,6 +28,8 @@ static const char usage[] =
     "  --rate-burst N          burst allowance per address (default 4 x rate)\n"
     "  --locality FILE         \"CIDR REGION [ASN]\" lines for peers that give no locality\n"
     "  --origin URL            admit a new video only once this origin publishes it (GET URL/api/videos/ID)\n"
+    "  --media-key FILE        the signed-media origin's DATA/keys/media.key: announces must carry the video's\n"
+    "                          media token, and no ticket outlives it\n"
     "  --history-interval S    resolution of the statistics history, 1 s at least (default 60)\n"
     "  --history-days D        history kept (default 30)\n"
     "  --distrust-reports N    networks whose viewers must report a peer banned before it is listed to no\n"
@@ -54,7 +56,7 @@ static int cmd_serve(int argc, char **argv)
         .distrust_reports = 3,
     };
     enum { O_LISTEN = PC_CLI_LONG_FIRST, O_DB, O_KEY, O_INTERVAL, O_TTL, O_MAXP, O_MAXV, O_SCAN, O_RATE, O_BURST, O_LOC, O_HIST,
-           O_HDAYS, O_LOG, O_ORIGIN, O_DISTRUST, O_HELP };
+           O_HDAYS, O_LOG, O_ORIGIN, O_DISTRUST, O_MEDIA_KEY, O_HELP };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"db", required_argument, NULL, O_DB},
@@ -72,6 +74,7 @@ static int cmd_serve(int argc, char **argv)
         {"history-days", required_argument, NULL, O_HDAYS},
         {"log-level", required_argument, NULL, O_LOG},
         {"distrust-reports", required_argument, NULL, O_DISTRUST},
+        {"media-key", required_argument, NULL, O_MEDIA_KEY},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -91,6 +94,7 @@ static int cmd_serve(int argc, char **argv)
         case O_BURST: c.burst = pc_cli_num(optarg, "--rate-burst", 1, 1e9); break;
         case O_LOC: c.locality_path = optarg; break;
         case O_ORIGIN: c.origin = optarg; break;
+        case O_MEDIA_KEY: c.media_key_path = optarg; break;
         /* rows are keyed by the second (a shorter interval overwrote its rows) */
         case O_HIST: c.history_s = pc_cli_num(optarg, "--history-interval", 1, 86400); break;
         case O_HDAYS: c.history_keep_s = (int64_t)(pc_cli_num(optarg, "--history-days", 0, 36500) * 86400); break;

@@ -75,6 +75,8 @@ typedef struct pc_tracker {
     pc_tmetrics m;
     uint8_t pk[PC_ED25519_PK_LEN], sk[PC_ED25519_SK_LEN];
     char pk_b64[48];
+    uint8_t media_key[PC_MEDIA_KEY_LEN]; /* --media-key */
+    char media_key_id[17];               /* "" without --media-key */
     uv_timer_t sweep, save, history;
     uv_signal_t sigint, sigterm;
     int stopping, lock_fd;
@@ -254,8 +256,10 @@ static void take_ban_reports(pc_tracker *t, const pc_announce *a, const uint8_t 
     }
 }
 
-/* The answer to an accepted announce: interval, session, a ticket when due, and peers. */
-static int build_response(pc_tracker *t, const pc_announce *a, uint32_t self, int64_t now_s, uint64_t now, pc_buf *o)
+/* The answer to an accepted announce: interval, session, a ticket when due, and peers. A ticket expires
+ * no later than |media_exp| (the announce's media token) when that is not 0. */
+static int build_response(pc_tracker *t, const pc_announce *a, uint32_t self, int64_t now_s, int64_t media_exp, uint64_t now,
+                          pc_buf *o)
 {
     uint8_t session[PC_SESSION_LEN];
     char session_b64[32];
@@ -266,12 +270,17 @@ static int build_response(pc_tracker *t, const pc_announce *a, uint32_t self, in
     if (rc != 0 || self == PC_NONE)
         return rc != 0 ? rc : pc_buf_append_str(o, ",\"peers\":[]}");
     const pc_peer_rec *me = pc_registry_peer(t->reg, self);
-    /* tickets are re-issued only in the last quarter of their life, keeping signatures off the hot path */
-    if (a->event == PC_EV_STARTED || me->ticket_exp == 0 || (int64_t)me->ticket_exp <= now_s + t->cfg.ticket_ttl_s / 4) {
+    /* tickets are re-issued only in the last quarter of their life, keeping signatures off the hot path, and
+     * only when the new one would last longer (one held to a media token's expiry cannot) */
+    int64_t expires = now_s + t->cfg.ticket_ttl_s;
+    if (media_exp > 0 && media_exp < expires)
+        expires = media_exp;
+    if (a->event == PC_EV_STARTED || me->ticket_exp == 0 ||
+        ((int64_t)me->ticket_exp <= now_s + t->cfg.ticket_ttl_s / 4 && expires > (int64_t)me->ticket_exp)) {
         pc_ticket tk;
         memcpy(tk.key, a->key, sizeof(tk.key));
         strcpy(tk.video, a->video);
-        tk.expires = (uint64_t)(now_s + t->cfg.ticket_ttl_s);
+        tk.expires = (uint64_t)expires;
         uint8_t bin[PC_TICKET_MAX];
         int n = pc_ticket_sign(t->sk, &tk, bin);
         if (n < 0)
@@ -324,6 +333,20 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
     } else if (pc_auth_check_session(t->auth, &a) != 0) {
         reject(t, req, 403, "bad_session", "'session' does not match this peer id, key and video");
         return;
+    }
+    int64_t media_exp = 0; /* --media-key: the token's expiry, which no ticket outlives */
+    if (t->media_key_id[0] != '\0' && a.event != PC_EV_STOPPED) {
+        int r = a.media[0] == '\0' ? PC_ENOENT
+                                    : pc_media_token_check(t->media_key, a.video, a.media, strlen(a.media), now_s, &media_exp);
+        if (r != 0) {
+            reject(t, req, 403, r == PC_ENOENT ? "media_token_required" : r == PC_EEXPIRED ? "media_token_expired" : "bad_media_token",
+                   r == PC_ENOENT     ? "this tracker vouches only for viewers holding the video's media token: 'media' "
+                                        "must be the query exp=E&sig=S of the video's signed media URLs"
+                   : r == PC_EEXPIRED ? "'media' has expired"
+                                      : "'media' is not a media token of this video (exp=E&sig=S, signed with the "
+                                        "origin's media key)");
+            return;
+        }
     }
     if (!a.has_addr)
         memcpy(a.addr, conn_addr, 16);
@@ -383,7 +406,7 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
     take_ban_reports(t, &a, conn_addr); /* with the announce taken (a refused one changes nothing) */
     pc_buf *o = &t->out; /* kept across announces: pc_http_respond copies, so its room is reused */
     pc_buf_reset(o);
-    rc = build_response(t, &a, self, now_s, now, o);
+    rc = build_response(t, &a, self, now_s, media_exp, now, o);
     if (rc != 0)
         reject(t, req, 500, "internal_error", "cannot build the response");
     else
@@ -639,7 +662,11 @@ static int on_api(void *user, h2o_req_t *req)
     if ((key || health) && refuse_writes(req))
         return 0;
     if (key) {
-        pc_http_respond_json(req, 200, json_pack("{ss}", "ed25519", t->pk_b64));
+        /* media_key: which media key announces are checked against (pc_media_key_id), so that a signed-media
+         * origin can tell whether this tracker guards its videos' swarms */
+        pc_http_respond_json(req, 200,
+                             t->media_key_id[0] != '\0' ? json_pack("{ss ss}", "ed25519", t->pk_b64, "media_key", t->media_key_id)
+                                                         : json_pack("{ss}", "ed25519", t->pk_b64));
         return 0;
     }
     if (health) {
@@ -726,6 +753,14 @@ static int load_key(pc_tracker *t)
         return r;
     }
     pc_b64_encode(t->pk, sizeof(t->pk), t->pk_b64, 0);
+    if (t->cfg.media_key_path != NULL) {
+        if ((r = pc_secret_load(t->cfg.media_key_path, t->media_key, sizeof(t->media_key))) != 0) {
+            pc_cli_error("cannot load the media key %s: %s", t->cfg.media_key_path,
+                         r == PC_EPARSE ? "not 32 bytes (the origin's DATA/keys/media.key)" : pc_strerror(r));
+            return r;
+        }
+        pc_media_key_id(t->media_key, t->media_key_id);
+    }
     return 0;
 }
 
@@ -892,6 +927,7 @@ out:
     if (t->lock_fd >= 0)
         close(t->lock_fd);
     sodium_memzero(t->sk, sizeof(t->sk));
+    sodium_memzero(t->media_key, sizeof(t->media_key));
     free(t);
     if (rc == 0)
         PC_LOGI("tracker", "stopped");

@@ -15,6 +15,7 @@ typedef struct pc_tracker_config {
     const char *key_path;      /* NULL: the key lives in the database */
     const char *locality_path; /* NULL: none */
     const char *origin;        /* NULL: any video; else new videos only once this origin publishes them */
+    const char *media_key_path; /* NULL: none; else the origin's media key: announces need a media token */
     double interval_s;         /* announce interval (default 30) */
     int64_t ticket_ttl_s;      /* default 3600 */
     uint32_t max_peers;        /* default 2,000,000 */

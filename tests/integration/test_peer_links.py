@@ -16,6 +16,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -941,9 +942,16 @@ def test_a_signed_media_origin_swarms_with_the_media_query(s):
     """An origin in signed-URL mode (--signed-media) serves /v/ only with the exp&sig its backend hands out.
     Peers given that query with --media-query fetch the manifest, the segments and the playlists of the
     local endpoint with it, swarm, and the local endpoint serves the player playlists without it; without it,
-    or with a forged or expired one, a peer stops at once with one line saying so."""
-    t = s.tracker("--interval", "2")
-    o = s.origin("--signed-media", "--tracker", t.url)
+    or with a forged or expired one, a peer stops at once with one line saying so. The tracker, given the
+    origin's media key (--media-key), vouches only for viewers that show the query: no ticket without it, and
+    none that outlives it; a viewer whose tracker refuses its token plays on from the CDN and stops asking."""
+    data = tempfile.mkdtemp(dir=s.tmp, prefix="origin-")
+    os.mkdir(os.path.join(data, "keys"), 0o700)
+    mkey_path = os.path.join(data, "keys", "media.key")
+    with open(os.open(mkey_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+        f.write(os.urandom(32))  # the origin keeps an existing key
+    t = s.tracker("--interval", "2", "--media-key", mkey_path)
+    o = s.origin("--signed-media", "--tracker", t.url, data=data)
     src = subtitled("peer_links_640x360_24s_subs", clip("peer_links_640x360_24s", size="640x360", rate=25, dur=24),
                     [("1\n00:00:01,000 --> 00:00:03,000\nsigned\n", ["-metadata:s:s:S", "language=eng"])])
     vid = o.upload(src, title="signed")
@@ -957,11 +965,33 @@ def test_a_signed_media_origin_swarms_with_the_media_query(s):
     with open(os.path.join(o.data, "keys", "media.key"), "rb") as f:
         mkey = f.read()
 
-    def signed(exp):  # docs/origin.md, "Signed mode"
-        mac = hmac.new(mkey, ("media\n%s\n%d" % (vid, exp)).encode(), hashlib.sha256).digest()
+    def signed(exp, video=vid):  # docs/origin.md, "Signed mode"
+        mac = hmac.new(mkey, ("media\n%s\n%d" % (video, exp)).encode(), hashlib.sha256).digest()
         return "exp=%d&sig=%s" % (exp, base64.urlsafe_b64encode(mac).decode().rstrip("="))
     eq(signed(int(q["exp"])), query, "the signature as docs/origin.md defines it")
     expired = signed(int(time.time()) - 5)
+    # the tracker names the media key it checks with (docs/tracker.md), and the origin found it its own
+    key_id = hmac.new(mkey, b"peercdn media key id", hashlib.sha256).digest()[:8].hex()
+    eq(t.req("GET", "/api/tracker-key").json().get("media_key"), key_id, "the tracker's media key id")
+    check("media tokens" not in o.stderr() and "--media-key" not in o.stderr(), "no warning: %s" % o.stderr()[-1500:])
+    # announces: no token, a forged one, an expired one, another video's are refused; a good one gets a ticket
+    # that ends with the token
+    tp = TrackerPeer(t, vid, 1)
+    soon = int(time.time()) + 120
+    for media, code in [(None, "media_token_required"), (query.replace("sig=", "sig=x")[:len(query)], "bad_media_token"),
+                        (expired, "media_token_expired"), (signed(soon).replace("exp=", "exp=0"), "bad_media_token"),
+                        (signed(soon, "another"), "bad_media_token")]:
+        r = tp.post(tp.body("started", **({"media": media} if media else {})))
+        eq((r.status, r.json()["code"]), (403, code), "announce with media %r: %r" % (media, r))
+    r = tp.post(tp.body("started", media=signed(soon)))
+    eq(r.status, 200, "a good token: %r" % r)
+    eq(r.json()["ticket_expires"], soon, "the ticket ends with the token")
+    tp.session = r.json()["session"]
+    r = tp.post(tp.body("periodic"))
+    eq((r.status, r.json()["code"]), (403, "media_token_required"), "every announce needs it: %r" % r)
+    r = tp.post(tp.body("periodic", media=signed(soon)))
+    check(r.status == 200 and "ticket" not in r.json(), "no new ticket that would not last longer: %r" % r)
+    eq(tp.post(tp.body("stopped")).status, 200, "leaving needs no token")
     for extra, text in [([], "needs --media-query"),
                         (["--media-query", query.replace("sig=", "sig=x")], "bad_signature"),
                         (["--media-query", expired], "expired")]:
@@ -996,9 +1026,20 @@ def test_a_signed_media_origin_swarms_with_the_media_query(s):
     player.stop()
     for p in (seeder, viewer, player):
         check("HTTP 403" not in p.stderr(), "no media URL was refused: %s" % p.stderr()[-1000:])
+    # a tracker that checks tokens with another key: the viewer is told once, stops asking and serves on
+    other = os.path.join(s.tmp, "other-media.key")
+    with open(other, "wb") as f:
+        f.write(os.urandom(32))
+    t2 = s.tracker("--interval", "2", "--media-key", other)
+    lone = Peer(s, o, vid, "--media-query", query, "--tracker", t2.url, mode="seed", name="signed-other-tracker")
+    deadline = time.time() + 30
+    while time.time() < deadline and "vouches only for viewers with a valid media token" not in lone.stderr():
+        time.sleep(0.2)
+    time.sleep(6)  # past the 5 s an announce that failed otherwise is retried after
+    rejects = re.findall(r'peercdn_tracker_rejects_total\{code="bad_media_token"\} (\d+)', t2.req("GET", "/metrics").body.decode())
+    eq(rejects, ["1"], "one announce, refused: %s" % lone.stderr()[-1500:])
+    eq(lone.stop()["announces_failed"], 1, "counted")
     seeder.stop()
-    # signed mode guards HTTP delivery only; the swarm serves any ticket holder: the origin says so at start
-    check("--signed-media guards HTTP delivery only" in o.stderr(), "the origin warns: %s" % o.stderr()[:1500])
 
 
 def test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint(s):

@@ -449,11 +449,15 @@ def test_metrics_count_what_clients_saw(s):
 
 
 def test_signed_media_mode(s):
-    # without the memory cache, so segments stream from disk here
-    o = s.origin("--signed-media", "--cache-mb", "0")
+    # without the memory cache, so segments stream from disk here; with a tracker that does not check media
+    # tokens (no --media-key), which the sign task finds in its key document and warns about
+    t = s.tracker()
+    o = s.origin("--signed-media", "--cache-mb", "0", "--tracker", t.url)
     src = clip("serve_480x270", size="480x270", rate=30, dur=5)
     vid = o.upload(src, parallel=1)
     o.ready(vid)
+    warned = [l for l in o.stderr().splitlines() if "does not check media tokens" in l]
+    check(len(warned) == 1 and vid in warned[0] and "--media-key" in warned[0], "the sign task warns: %s" % o.stderr()[-1500:])
     eq(o.req("GET", "/v/%s/master.m3u8" % vid).status, 403, "unsigned")
     anon = o.req("GET", "/api/videos/" + vid).json()
     check("sig=" not in anon["hls"], "anonymous callers get no signature")

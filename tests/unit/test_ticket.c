@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "pc_media_token.h"
 #include "pc_ticket.h"
 
 static uint8_t tpk[32], tsk[64], ppk[32], psk[64];
@@ -128,13 +129,54 @@ static void video_ids(void **state)
     assert_false(pc_video_id_valid(longid, 65));
 }
 
+/* Media tokens: the HMAC of docs/origin.md (known answer from Python's hmac), the exact form as issued, and
+ * the expiry second. */
+static void media_tokens(void **state)
+{
+    (void)state;
+    uint8_t key[PC_MEDIA_KEY_LEN];
+    for (int i = 0; i < PC_MEDIA_KEY_LEN; i++)
+        key[i] = (uint8_t)i;
+    char sig[PC_MEDIA_SIG_LEN + 1], id[17];
+    pc_media_token_sig(key, "vid-1", 1700000000, sig);
+    assert_string_equal(sig, "qNkJ_-HZwbwc8z33yth8sdmm07DokMrfBQf1ErpCaCI");
+    pc_media_key_id(key, id);
+    assert_string_equal(id, "699a693d5f371e95");
+    const char *good = "exp=1700000000&sig=qNkJ_-HZwbwc8z33yth8sdmm07DokMrfBQf1ErpCaCI";
+    int64_t exp = 0;
+    assert_int_equal(pc_media_token_check(key, "vid-1", good, strlen(good), 1700000000, &exp), 0);
+    assert_int_equal(exp, 1700000000);
+    assert_int_equal(pc_media_token_check(key, "vid-1", good, strlen(good), 1700000001, &exp), PC_EEXPIRED);
+    assert_int_equal(pc_media_token_check(key, "vid-2", good, strlen(good), 0, &exp), PC_EBADSIG);
+    uint8_t other[PC_MEDIA_KEY_LEN] = {0};
+    assert_int_equal(pc_media_token_check(other, "vid-1", good, strlen(good), 0, &exp), PC_EBADSIG);
+    static const char *const malformed[] = {
+        "",
+        "exp=01700000000&sig=qNkJ_-HZwbwc8z33yth8sdmm07DokMrfBQf1ErpCaCI",  /* not canonical */
+        "exp=+1700000000&sig=qNkJ_-HZwbwc8z33yth8sdmm07DokMrfBQf1ErpCaCI",
+        "exp=0&sig=qNkJ_-HZwbwc8z33yth8sdmm07DokMrfBQf1ErpCaCI",
+        "exp=&sig=qNkJ_-HZwbwc8z33yth8sdmm07DokMrfBQf1ErpCaCI",
+        "exp=99999999999999999999&sig=qNkJ_-HZwbwc8z33yth8sdmm07DokMrfBQf1ErpCaCI",
+        "exp=1700000000&sig=qNkJ_-HZwbwc8z33yth8sdmm07DokMrfBQf1ErpCaC",    /* a character short */
+        "exp=1700000000&sig=qNkJ_-HZwbwc8z33yth8sdmm07DokMrfBQf1ErpCaCIA",  /* one over */
+        "sig=qNkJ_-HZwbwc8z33yth8sdmm07DokMrfBQf1ErpCaCI&exp=1700000000",  /* another order */
+        "exp=1700000000&sig=qNkJ_-HZwbwc8z33yth8sdmm07DokMrfBQf1ErpCaCI&x",
+        "exp=1700000000&x=1&sig=qNkJ_-HZwbwc8z33yth8sdmm07DokMrfBQf1ErpCaC",
+        "exp=1700000000",
+    };
+    for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
+        assert_int_equal(pc_media_token_check(key, "vid-1", malformed[i], strlen(malformed[i]), 0, &exp), PC_EPARSE);
+    /* the length given, not the string's: a token followed by more bytes is not a token */
+    assert_int_equal(pc_media_token_check(key, "vid-1", good, strlen(good) - 1, 0, &exp), PC_EPARSE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(valid_ticket_opens_and_checks), cmocka_unit_test(expiry_is_exact),
         cmocka_unit_test(forged_tickets_fail),           cmocka_unit_test(wrong_video_or_key_fails),
         cmocka_unit_test(malformed_lengths_fail),        cmocka_unit_test(proof_window_and_binding),
-        cmocka_unit_test(video_ids),
+        cmocka_unit_test(video_ids),                     cmocka_unit_test(media_tokens),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
