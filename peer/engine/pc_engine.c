@@ -1260,7 +1260,9 @@ static void check_rescues(pc_engine *e, uint64_t buffered, uint64_t now)
         epeer *p = &e->peers[x->src];
         uint64_t ahead = ahead_of(e, x->seg);
         int urgent = ahead < urgent_us(e) && !passed_by(e, x);
-        int cdn_ok = !e->cfg.p2p_only;
+        /* not while the CDN backs off after a failure: the transfer went back and forth between its peer and
+         * a CDN that failed again, 5 s a round with a black-holed one (found by review) */
+        int cdn_ok = !e->cfg.p2p_only && now >= e->cdn_retry_at;
         int timed_out = now - x->last_data >= (x->got > 0 ? stall_timeout(p) : e->cfg.first_byte_us);
         if (timed_out || (urgent && cdn_ok && x->got == 0 && now >= give_up_at(e, x))) {
             int to_cdn = urgent && cdn_ok && !rescue_crowds(e, x, buffered);
@@ -1272,8 +1274,9 @@ static void check_rescues(pc_engine *e, uint64_t buffered, uint64_t now)
                 continue; /* x now holds another transfer */
             }
         }
-        /* late, but still coming: it stays on its peer while the CDN may not take it */
-        if (urgent && cdn_ok && pc_player_active(&e->player) && deadline_slack(e, x) < 0 &&
+        /* late, but still coming: it stays on its peer while the CDN may not take it, and while the CDN
+         * has failed twice in a row (an outage: the pass gave it to the peer however late) */
+        if (urgent && cdn_ok && e->cdn_fails < 2 && pc_player_active(&e->player) && deadline_slack(e, x) < 0 &&
             !rescue_crowds(e, x, buffered)) {
             rescue(e, x, 0, 1, now);
             continue;

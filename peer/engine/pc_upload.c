@@ -80,7 +80,12 @@ static pc_refuse_reason admit(pc_upload *u, uint64_t id, uint32_t peer, uint32_t
             waiting += u->q[i].len;
     }
     double finish = (double)now + (debt + serving + waiting + len) / rate(u) * 1e6;
-    if (finish > (double)deadline)
+    /* a request already due when it arrives (a stalled or seeking player's, or one a real player asked
+     * for: due_ms 0) means "as soon as you can": its requester turned to a peer because the CDN could not
+     * take it. Refused as late, it was refused by every peer in turn (each then backed off), and a viewer
+     * whose CDN was down never started after a seek (found by review). It still waits behind what is
+     * serving and must not push an admitted request past its deadline (below). */
+    if (deadline > now && finish > (double)deadline)
         return PC_REFUSE_DEADLINE;
     /* queuing it must not push an admitted request past its own deadline */
     for (size_t i = 0; i < u->n; i++) {

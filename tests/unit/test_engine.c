@@ -1836,6 +1836,78 @@ static void a_cdn_outage_after_a_seek_is_bridged_by_the_peers_that_hold_the_segm
     w_free(&w);
 }
 
+/* A black-holed CDN: its transfers send nothing and fail |after| µs after they were asked for (the
+ * client's connect timeout). */
+static void w_fail_cdn_after(w_world *w, uint64_t after)
+{
+    for (uint32_t i = 0; i < w->nx;) {
+        w_xfer *x = &w->x[i];
+        if (x->peer == PC_SRC_CDN) {
+            x->stuck = 1;
+            if (w->now >= x->start_at - w->rtt_us + after) {
+                uint64_t id = x->id;
+                w->x[i] = w->x[--w->nx];
+                pc_engine_on_fail(w->e, id, PC_ENET, w->now);
+                w_handle_actions(w);
+                continue;
+            }
+        }
+        i++;
+    }
+}
+
+static uint32_t outage_peer_cancels;
+static uint64_t outage_peer_xfers[64];
+static uint32_t outage_npx;
+
+static void note_outage_cancels(w_world *w, const pc_action *a)
+{
+    (void)w;
+    if (a->type == PC_ACT_FETCH && a->peer != PC_SRC_CDN && outage_npx < 64)
+        outage_peer_xfers[outage_npx++] = a->transfer;
+    for (uint32_t k = 0; a->type == PC_ACT_CANCEL && k < outage_npx; k++)
+        outage_peer_cancels += outage_peer_xfers[k] == a->transfer;
+}
+
+static void a_cdn_outage_leaves_the_late_segment_on_its_peer(void **state)
+{
+    /* the CDN is black-holed (each transfer fails after 5 s) and the player seeks: once the CDN failed twice,
+     * the segment goes to a peer that holds everything, slower than the rung (3 against 2 Mbit/s), so it is
+     * late from its start. A rescue moved it back to the CDN every time the rescue check ran, backoff or
+     * not: 5 s lost a round, and the player never started again (found by review) */
+    (void)state;
+    static const uint32_t rung[1] = {2000000};
+    static w_media wm;
+    w_media_init(&wm, 60, 4, 1, rung);
+    pc_engine_config c = cfg_default();
+    w_world w;
+    w_init(&w, &wm, &c, 20);
+    w_add_peer(&w, 3, 0, 59);
+    w_start(&w);
+    w_run_until(&w, 10 * S);
+    while (w.now < 25 * S) { /* the outage begins; the peer carries the playback meanwhile */
+        w_fail_cdn_after(&w, 5 * S);
+        w_step(&w);
+    }
+    pc_engine_stats st0;
+    pc_engine_get_stats(w.e, w.now, &st0);
+    outage_peer_cancels = outage_npx = 0;
+    w.on_action = note_outage_cancels;
+    pc_engine_seek(w.e, 160 * S, w.now);
+    w_handle_actions(&w);
+    while (w.now < 60 * S) {
+        w_fail_cdn_after(&w, 5 * S);
+        w_step(&w);
+    }
+    pc_engine_stats st;
+    pc_engine_get_stats(w.e, w.now, &st);
+    assert_int_equal(st.player, PC_PLAYER_PLAYING);
+    /* two CDN failures of 5 s each (the outage rule), then the peer: 3 Mbit/s brings the start-up window */
+    assert_true(st.seek_wait_us - st0.seek_wait_us < 20 * S);
+    assert_true(outage_peer_cancels <= 1); /* one at most: the seek's own cancel of a prefetch */
+    w_free(&w);
+}
+
 static void seek_and_quit_cancel_outstanding_work(void **state)
 {
     (void)state;
@@ -2319,6 +2391,7 @@ int main(void)
         cmocka_unit_test(parallel_requests_out_of_order_are_all_fetched),
         cmocka_unit_test(a_demand_the_player_gave_up_is_not_fetched),
         cmocka_unit_test(a_cdn_outage_after_a_seek_is_bridged_by_the_peers_that_hold_the_segments),
+        cmocka_unit_test(a_cdn_outage_leaves_the_late_segment_on_its_peer),
         cmocka_unit_test(the_init_of_a_prefetched_rung_is_fetched_again),
         cmocka_unit_test(one_viewer_in_a_group_volunteers_for_a_segment_no_peer_holds),
         cmocka_unit_test(a_peer_not_heard_from_yet_holds_the_volunteers_back),

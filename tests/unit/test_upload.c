@@ -87,6 +87,28 @@ static void impossible_deadlines_are_refused_with_a_reason(void **state)
     pc_upload_clear(&u);
 }
 
+static void a_request_already_due_is_served_first_unless_it_breaks_a_promise(void **state)
+{
+    /* due when it arrives (a stalled or seeking player's, due_ms 0): "as soon as you can", not "too late".
+     * Refused as late, it was refused by every peer in turn (found by review) */
+    (void)state;
+    pc_upload u;
+    pc_upload_init(&u, 8000000, 1, 4, 32); /* 1 MB/s, one slot */
+    uint64_t id;
+    uint32_t len;
+    assert_int_equal(pc_upload_request(&u, 1, 10, 500000, 1, 5 * S, 0), PC_REFUSE_NONE);
+    assert_int_equal(pc_upload_request(&u, 2, 11, 500000, 1, S, S), PC_REFUSE_NONE); /* due at 1 s, asked then */
+    assert_int_equal(pc_upload_next(&u, S, &id, &len), 1);
+    assert_int_equal(id, 2); /* first */
+    /* another one already due goes ahead of request 1 (due at 5 s), but only if request 1 still makes it:
+     * 3.6 MB would have it end at 5.5 s (the bucket's 436 kB debt, 3.6 MB, its own 500 kB at 1 MB/s from
+     * 1 s); 300 kB at 2.2 s */
+    assert_int_equal(pc_upload_request(&u, 3, 12, 3600000, 1, S, S), PC_REFUSE_DEADLINE);
+    assert_int_equal(pc_upload_request(&u, 4, 12, 300000, 1, S / 2, S), PC_REFUSE_NONE);
+    assert_int_equal(u.refused, 1);
+    pc_upload_clear(&u);
+}
+
 static void one_requester_cannot_take_every_slot(void **state)
 {
     (void)state;
@@ -198,6 +220,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(served_in_deadline_order),
         cmocka_unit_test(impossible_deadlines_are_refused_with_a_reason),
+        cmocka_unit_test(a_request_already_due_is_served_first_unless_it_breaks_a_promise),
         cmocka_unit_test(a_request_that_would_wait_too_long_is_refused_as_busy),
         cmocka_unit_test(one_requester_cannot_take_every_slot),
         cmocka_unit_test(fairness_keeps_the_deadlines_admission_promised),
