@@ -251,6 +251,13 @@ static int run_one(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_
 {
     sim_result r;
     const char *what;
+    char err[512];
+    /* before the run, not only when writing: a run that fails (out of memory) must not leave the last
+     * run's summary.json looking like its own (found by review) */
+    if (sim_forget_result(dir, err, sizeof(err)) != 0) {
+        pc_cli_error("%s", err);
+        return 1;
+    }
     uint64_t limit = limit_memory(&what);
     int rc = sim_run(sc, mode, seed, threads, quiet || !isatty(2) ? NULL : stderr, &r);
     if (rc == PC_ENOMEM && limit > 0) {
@@ -262,7 +269,6 @@ static int run_one(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_
         pc_cli_error("the simulation failed: %s", pc_strerror(rc));
         return 1;
     }
-    char err[512];
     rc = sim_write_outputs(dir, sc, seed, &r, err, sizeof(err));
     if (rc == 0 && summary != NULL)
         *summary = sim_summary(sc, seed, &r);
@@ -356,6 +362,18 @@ static int cmd_run(int argc, char **argv)
         snprintf(stale, sizeof(stale), "%s/%s", out, *f);
         if (unlink(stale) != 0 && errno != ENOENT)
             pc_cli_error("note: cannot remove %s, left from an earlier run: %s", stale, strerror(errno));
+    }
+    if (compare) { /* an earlier --compare's table: written again only if every mode succeeds (found by review) */
+        json_t *prev = load_json(out, "compare.json", 1);
+        int mine = json_object_get(prev, "hybrid") != NULL;
+        json_decref(prev);
+        char stale[4096];
+        snprintf(stale, sizeof(stale), "%s/compare.json", out);
+        if (mine && unlink(stale) != 0 && errno != ENOENT) {
+            pc_cli_error("cannot remove %s, left from an earlier run: %s", stale, strerror(errno));
+            sim_scenario_clear(&sc);
+            return 1;
+        }
     }
     int status = 0;
     if (!compare) {

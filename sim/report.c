@@ -35,13 +35,18 @@ static json_t *real(double x)
     return json_real(round(x * 1e6) / 1e6);
 }
 
-static double cdn_peak_mbps(const sim_result *r)
+/* Over whole intervals of |interval_s|: a last one cut short by the run's end is counted as a whole one
+ * (its bytes over the full interval). Taken at its own length, 7.5 MB in the last 0.05 s of a run read
+ * as a 498 Mbit/s peak (found by review). */
+static double cdn_peak_mbps(const sim_result *r, double interval_s)
 {
     double peak = 0;
     for (uint32_t i = 1; i < r->nts; i++) {
         double dt = r->ts[i].t_s - r->ts[i - 1].t_s;
         if (dt <= 0)
             continue;
+        if (dt < interval_s)
+            dt = interval_s;
         double mbps = (double)(r->ts[i].bytes_cdn - r->ts[i - 1].bytes_cdn) * 8 / dt / 1e6;
         peak = mbps > peak ? mbps : peak;
     }
@@ -94,7 +99,7 @@ json_t *sim_summary(const sim_scenario *sc, uint64_t seed, const sim_result *r)
     json_object_set_new(s, "bytes_cdn", json_integer((json_int_t)r->bytes_cdn));
     json_object_set_new(s, "bytes_p2p", json_integer((json_int_t)r->bytes_p2p));
     json_object_set_new(s, "bytes_up", json_integer((json_int_t)r->bytes_up));
-    json_object_set_new(s, "cdn_peak_mbps", real(cdn_peak_mbps(r)));
+    json_object_set_new(s, "cdn_peak_mbps", real(cdn_peak_mbps(r, sc->timeseries_s)));
     json_object_set_new(s, "cost_per_gb", real(sc->cost_per_gb));
     json_object_set_new(s, "cdn_cost", real((double)r->bytes_cdn / 1e9 * sc->cost_per_gb));
     json_object_set_new(s, "cdn_only_cost", real(total / 1e9 * sc->cost_per_gb));
@@ -129,6 +134,8 @@ json_t *sim_summary(const sim_scenario *sc, uint64_t seed, const sim_result *r)
         json_object_set_new(t, "announces_per_s", real(sc->duration_s > 0 ? (double)r->announces / sc->duration_s : 0));
         json_object_set_new(t, "peer_lists", json_integer((json_int_t)r->peer_lists));
         json_object_set_new(t, "numwant_0", json_integer((json_int_t)r->numwant0));
+        json_object_set_new(t, "links", json_integer((json_int_t)r->links));
+        json_object_set_new(t, "links_in_region", json_integer((json_int_t)r->links_in_region));
         json_object_set_new(s, "tracker", t);
     }
     free(st);

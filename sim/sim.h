@@ -46,6 +46,7 @@ typedef struct sim_result {
     uint64_t announces;                 /* announces the tracker accepted (a simulation's; not an emulation's) */
     uint64_t peer_lists;                /* ... that it answered with a peer search (watchers asking for peers) */
     uint64_t numwant0;                  /* ... that asked for no peers: every link of the viewer was taken */
+    uint64_t links, links_in_region;    /* peers added to a viewer's engine; ... of the viewer's own region */
     uint32_t threads;                   /* worlds the run was split into */
     double wall_s;
     size_t peak_rss_kib;

@@ -240,6 +240,21 @@ def test_the_tracker_load_is_reported(s):
     eq(cdn["tracker"]["announces"], 0, "CDN-only viewers do not announce")
 
 
+def test_the_tracker_prefers_peers_of_the_viewers_region(s):
+    # each simulated viewer is on a network of its own, as real viewers nearly always are: with the
+    # 10.x.y.z addresses of before, every 256 viewers in a row shared a /24, which the tracker ranks above
+    # a shared region, so regions did not matter (35% of the links within a region here, what chance gives)
+    sc = json.load(open(os.path.join(SCEN, "test-surplus.json")))
+    sc["viewers"]["regions"] = {"eu": 0.4, "us": 0.35, "asia": 0.25}
+    sc["network"]["latency_ms"] = {"default": 150, "eu-eu": 20, "us-us": 20, "asia-asia": 20}
+    summ, _, _ = run_scenario("regions", sc)
+    t = summ["tracker"]
+    share = t["links_in_region"] / t["links"]
+    chance = 0.4 ** 2 + 0.35 ** 2 + 0.25 ** 2
+    print("# links %d, within a region %.1f%% (chance %.1f%%)" % (t["links"], 100 * share, 100 * chance))
+    check(t["links"] > summ["viewers"] and share > chance + 0.1, "links within a region: %r" % t)
+
+
 def test_bad_scenarios_are_refused_with_one_line(s):
     bad = {"syntax": "{", "unknown": '{"nope": 1}', "range": '{"duration_s": -5}',
            "dist": '{"viewers": {"up_kbps": {"dist": "zipf"}}}', "ladder": '{"media": {"ladder_kbps": [2000, 400]}}',
@@ -347,6 +362,16 @@ def test_accounting_is_exact_on_hand_checkable_runs(s):
     got = [int(v["bytes_cdn"]) + int(v["bytes_p2p"]) for v in vs]
     check(int(vs[1]["bytes_p2p"]) > 0 and float(vs[0]["leave_s"]) < 60, "B fetched from A, who left: %r" % vs)
     eq(got[1], got[0], "B received what A did, nothing twice")
+
+
+def test_the_cdn_peak_is_over_whole_intervals(s):
+    # ten viewers arrive 0.1 s before the end of the 120 s a 10 s time series covers; with the run 0.05 s
+    # longer, the last interval is 0.05 s long, and its bytes over 0.05 s read as a peak of 498 Mbit/s
+    for d in (120, 120.05):
+        sc = {"duration_s": d, "arrivals": {"kind": "list", "times_s": [119.9] * 10}, "report": {"timeseries_s": 10}}
+        summ, rows, _ = run_scenario("peak-%s" % d, sc)
+        most = summ["bytes_cdn"] * 8 / 10 / 1e6  # all of it within one interval
+        check(0 < summ["cdn_peak_mbps"] <= most + 1e-6, "duration %s: peak %s, at most %s" % (d, summ["cdn_peak_mbps"], most))
 
 
 def test_a_stall_under_way_at_the_end_counts(s):
@@ -509,6 +534,14 @@ def test_a_run_replaces_the_other_kind_of_run_in_its_directory(s):
        "--compare left no single run's summary beside compare.json")
     sim("run", scen, "--out", out, "--quiet")
     check("compare.json" not in os.listdir(out) and single <= set(os.listdir(out)), "and the other way round")
+    # a --compare that fails half way leaves no earlier compare.json to be read as its own
+    failed = os.path.join(S.tmp, "failed-compare")
+    sim("run", scen, "--out", failed, "--quiet", "--compare")
+    os.unlink(os.path.join(failed, "p2p-only", "timeseries.csv"))
+    os.mkdir(os.path.join(failed, "p2p-only", "timeseries.csv"))  # the third mode cannot write its outputs
+    sim("run", scen, "--out", failed, "--quiet", "--compare", "--seed", "2", expect=1)
+    check("compare.json" not in os.listdir(failed) and "summary.json" not in os.listdir(os.path.join(failed, "p2p-only")),
+          "nothing of the earlier run looks like this one's: %r" % os.listdir(failed))
     # a summary.json that no run of ours wrote stays
     other = os.path.join(S.tmp, "not-ours")
     os.makedirs(other)
@@ -572,8 +605,10 @@ def test_memory_does_not_grow_with_threads(s):
 S.run([test_surplus_offload_reaches_the_bound, test_deficit_offload_reaches_the_bound,
        test_hybrid_is_no_worse_than_cdn_only, test_p2p_only_stalls_where_hybrid_does_not, test_same_seed_same_summary,
        test_threads_do_not_change_the_results, test_outputs_read_well, test_the_tracker_load_is_reported,
+       test_the_tracker_prefers_peers_of_the_viewers_region,
        test_bad_scenarios_are_refused_with_one_line, test_operator_scenarios_parse_and_run_briefly,
-       test_accounting_is_exact_on_hand_checkable_runs, test_a_stall_under_way_at_the_end_counts,
+       test_accounting_is_exact_on_hand_checkable_runs, test_the_cdn_peak_is_over_whole_intervals,
+       test_a_stall_under_way_at_the_end_counts,
        test_a_cdn_capacity_is_never_exceeded, test_a_flow_shares_its_links_only_once_started,
        test_edge_cases_of_seeks_seeders_and_p2p_only,
        test_the_swarm_preference_trades_bitrate_for_offload, test_a_premiere_in_step_still_offloads,
