@@ -543,9 +543,11 @@ static int parse_root(const json_t *root, sim_scenario *s, perr *e)
         const char *p = "scenario.engine";
         double v[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
         pc_engine_config *c = &s->engine;
-        if ((r = only_keys(o, p, k, e)) || (r = num(o, p, "startup_cdn_s", 0, 600, &v[0], e)) ||
+        /* a start-up window or a prefetch window of 0 fetches nothing, ever: no viewer started, and the summary
+         * read like a clean run (found by review) */
+        if ((r = only_keys(o, p, k, e)) || (r = num(o, p, "startup_cdn_s", 0.001, 600, &v[0], e)) ||
             (r = num(o, p, "urgent_s", 0, 600, &v[1], e)) || (r = num(o, p, "cdn_urgent_s", 0, 600, &v[2], e)) ||
-            (r = num(o, p, "prefetch_s", 0, 3600, &v[3], e)) || (r = num(o, p, "safety_s", 0, 60, &v[4], e)) ||
+            (r = num(o, p, "prefetch_s", 0.001, 3600, &v[3], e)) || (r = num(o, p, "safety_s", 0, 60, &v[4], e)) ||
             (r = num(o, p, "check_ms", 10, 10000, &v[5], e)) || (r = num(o, p, "start_kbps", 0, 1e7, &v[6], e)) ||
             (r = num(o, p, "volunteer_s", 0, 3600, &v[7], e)) ||
             (r = num(o, p, "low_water", 0, 10, &c->low_water, e)) ||

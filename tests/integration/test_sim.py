@@ -261,6 +261,8 @@ def test_bad_scenarios_are_refused_with_one_line(s):
            "type": '{"catalog": {"videos": "ten"}}',
            "other-kind": '{"arrivals": {"kind": "list", "times_s": [0, 1], "rate_per_s": 5}}',
            "bool": '{"engine": {"prefer_held_rung": 1}}',
+           # windows of 0 fetch nothing: no viewer would start (the summary read like a clean run)
+           "no-startup": '{"engine": {"startup_cdn_s": 0}}', "no-prefetch": '{"engine": {"prefetch_s": 0}}',
            # found by review: each was taken silently, or read as something else
            "far-arrival": '{"arrivals": {"kind": "list", "times_s": [1e20]}}',
            "inf-weights": '{"viewers": {"up_kbps": {"dist": "table", "values": [1000, 2000], "weights": [1e308, 1e308]}}}',
