@@ -1148,9 +1148,7 @@ static int build_result(emu *e, sim_result *r, uint8_t **gots)
         if (t >= e->end_s)
             break;
     }
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
-        r->peak_rss_kib = (size_t)ru.ru_maxrss;
+    r->peak_rss_kib = sim_peak_rss_kib();
     r->kind = "emulation"; /* run.json: events = segments the viewers kept; wall_s is set by the caller */
     return 0;
 }

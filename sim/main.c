@@ -200,7 +200,7 @@ static uint64_t mem_available(void)
 #define MEM_SHARE 0.85 /* of MemAvailable: the page cache and other processes keep the rest */
 
 /* A run larger than the machine can hold fails with "out of memory" (every allocation is checked) instead
- * of swapping or being killed: the address space is limited, once per process, to 85% of the memory
+ * of swapping or being killed: its data (RLIMIT_DATA) is limited, once per process, to 85% of the memory
  * available when the first run starts (MemAvailable; the physical memory when that cannot be read). A
  * limit at the physical memory let the kernel's OOM killer end the run first, since other processes and
  * the page cache hold part of it. Returns the limit (0: none set, e.g. under the sanitizers, which reserve
@@ -221,7 +221,7 @@ static uint64_t limit_memory(const char **what)
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     uint64_t avail = mem_available();
     struct rlimit rl;
-    if (getrlimit(RLIMIT_AS, &rl) != 0)
+    if (getrlimit(RLIMIT_DATA, &rl) != 0)
         return 0;
     rlim_t cap;
     if (avail > 0) {
@@ -238,7 +238,7 @@ static uint64_t limit_memory(const char **what)
     rl.rlim_cur = cap;
     if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max)
         rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_AS, &rl) != 0)
+    if (setrlimit(RLIMIT_DATA, &rl) != 0)
         return 0;
     limit = (uint64_t)rl.rlim_cur;
     *what = said;

@@ -105,8 +105,9 @@ typedef struct world {
     uint32_t watching, seeding;
     uint64_t total_cdn, total_p2p, total_up, stalls_gone;
     sim_viewer_result *rv;        /* shared; a world writes only its viewers' entries */
-    sim_sample *ts;
-    uint32_t nts, cts;
+    sim_sample *ts;               /* shared by the worlds, which add their counts into it (sample()) */
+    uint32_t nts, cts;            /* this world's samples so far; the array's length */
+    uint64_t last_sample;         /* when this world last sampled */
     uint64_t events, engine_calls;
     uint64_t announces, peer_lists, numwant0; /* what the tracker heard and did */
     uint64_t links, links_in_region;          /* engines that added a peer; ... of their own region */
@@ -1162,17 +1163,15 @@ static int bound(world *ws, sim_result *res)
 
 /* ---- the run ---- */
 
+/* Adds this world's counts to the shared sample of its index: every world samples at the same instants (0,
+ * each timeseries_s, the end), so the k-th samples of all the worlds are one. One array for them all:
+ * with one each, a month at 1 s took 113 MB on one thread and 846 MB on eight (found by review). The sums
+ * are of integers, so they do not depend on the order the worlds add them in. */
 static void sample(world *w)
 {
-    if (w->nts == w->cts) {
-        uint32_t c = w->cts ? w->cts * 2 : 256;
-        sim_sample *p = realloc(w->ts, c * sizeof(*p));
-        if (p == NULL) {
-            w->oom = 1;
-            return;
-        }
-        w->ts = p;
-        w->cts = c;
+    if (w->nts == w->cts) { /* sized in sim_run for every instant: not reached */
+        w->oom = 1;
+        return;
     }
     /* A sample only looks: the bytes still in flight are counted as they stand, not handed to the
      * engines (that would change what they do, and so the results would depend on the sampling period). */
@@ -1189,8 +1188,15 @@ static void sample(world *w)
             stalls += st.stalls;
         }
     }
-    w->ts[w->nts++] = (sim_sample){.t_s = (double)w->now / S_US, .watching = w->watching, .seeding = w->seeding,
-                                   .bytes_cdn = cdn, .bytes_p2p = p2p, .stalls = (uint32_t)stalls};
+    sim_sample *s = &w->ts[w->nts++];
+    double t = (double)w->now / S_US;
+    __atomic_store(&s->t_s, &t, __ATOMIC_RELAXED); /* the same value from every world */
+    __atomic_fetch_add(&s->watching, w->watching, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&s->seeding, w->seeding, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&s->bytes_cdn, cdn, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&s->bytes_p2p, p2p, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&s->stalls, (uint32_t)stalls, __ATOMIC_RELAXED);
+    w->last_sample = w->now;
 }
 
 static void progress_bar(FILE *out, sim_mode mode, uint64_t now, uint64_t end, uint32_t watching, uint32_t seeding,
@@ -1401,7 +1407,7 @@ static void *world_run(void *arg)
     }
     if (!w->oom) {
         w->now = w->end;
-        if (w->nts == 0 || w->ts[w->nts - 1].t_s < (double)w->end / S_US)
+        if (w->nts == 0 || w->last_sample < w->end)
             sample(w); /* unless a sample fell on the end itself */
         for (uint32_t j = 0; j < w->nown; j++)
             if (w->v[w->own[j]].e != NULL) {
@@ -1432,7 +1438,6 @@ static void world_free(world *w)
     free(w->flows);
     free(w->work);
     sim_evq_clear(&w->q);
-    free(w->ts);
     pc_registry_free(w->reg);
 }
 
@@ -1547,6 +1552,12 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
         if (out->v == NULL || vs == NULL || watching_e == NULL)
             rc = PC_ENOMEM;
     }
+    /* the time series: one sample at 0, at each timeseries_s after, and at the end */
+    uint64_t ts_us = (uint64_t)(sc->timeseries_s * S_US);
+    uint64_t nts64 = (ts_us > 0 ? end / ts_us : 0) + 2;
+    sim_sample *shared_ts = NULL;
+    if (rc == 0 && (ts_us == 0 || nts64 > UINT32_MAX || (shared_ts = calloc((size_t)nts64, sizeof(*shared_ts))) == NULL))
+        rc = PC_ENOMEM;
     const char *trace_s = getenv("PEERCDN_SIM_TRACE");
     int64_t trace;
     if (trace_s == NULL || pc_parse_int_str(trace_s, 0, UINT32_MAX - 1, 0, &trace) != 0)
@@ -1556,7 +1567,7 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
         *w = (world){.sc = &local, .mode = mode, .part = p, .arr = arr, .narr = narr, .base = nseed, .end = end,
                      .videos = videos, .zeros = zeros, .free_flow = NONE, .cdn_head = NONE, .nv = nv, .rv = out->v,
                      .v = vs, .watching_e = watching_e,
-                     .trace = (uint32_t)trace,
+                     .trace = (uint32_t)trace, .ts = shared_ts, .cts = (uint32_t)nts64,
                      .progress = parts == 1 ? progress : NULL};
     }
     pthread_t tid[PARTS_MAX];
@@ -1564,9 +1575,19 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
     if (rc == 0 && parts == 1) {
         world_run(&ws[0]);
     } else if (rc == 0) {
+        /* 2 MiB stacks, not the 8 MiB default: a world's calls go a few frames deep (no recursion), and each
+         * stack counts in full against the run's memory limit (main.c), used or not */
+        pthread_attr_t attr;
+        int have_attr = pthread_attr_init(&attr) == 0;
+        if (have_attr && pthread_attr_setstacksize(&attr, (size_t)2 << 20) != 0) {
+            pthread_attr_destroy(&attr);
+            have_attr = 0;
+        }
         for (; started < parts; started++)
-            if (pthread_create(&tid[started], NULL, world_run, &ws[started]) != 0)
+            if (pthread_create(&tid[started], have_attr ? &attr : NULL, world_run, &ws[started]) != 0)
                 break;
+        if (have_attr)
+            pthread_attr_destroy(&attr);
         for (uint32_t p = started; p < parts; p++)
             world_run(&ws[p]); /* no thread for it: run it here */
         while (progress != NULL) {
@@ -1592,18 +1613,10 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
         if (ws[p].oom)
             rc = ws[p].err != 0 ? ws[p].err : PC_ENOMEM;
     if (rc == 0) {
-        /* the worlds sampled at the same instants: their samples add up */
-        out->ts = ws[0].ts;
+        /* the worlds sampled at the same instants, into the one array */
+        out->ts = shared_ts;
         out->nts = ws[0].nts;
-        ws[0].ts = NULL;
-        for (uint32_t p = 1; p < parts; p++)
-            for (uint32_t i = 0; i < out->nts && i < ws[p].nts; i++) {
-                out->ts[i].watching += ws[p].ts[i].watching;
-                out->ts[i].seeding += ws[p].ts[i].seeding;
-                out->ts[i].bytes_cdn += ws[p].ts[i].bytes_cdn;
-                out->ts[i].bytes_p2p += ws[p].ts[i].bytes_p2p;
-                out->ts[i].stalls += ws[p].ts[i].stalls;
-            }
+        shared_ts = NULL;
         for (uint32_t p = 0; p < parts; p++) {
             out->bytes_cdn += ws[p].total_cdn;
             out->bytes_p2p += ws[p].total_p2p;
@@ -1625,6 +1638,7 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
     for (uint32_t p = 0; ws != NULL && p < parts; p++)
         world_free(&ws[p]);
     free(ws);
+    free(shared_ts); /* NULL once out has it */
     free(vs);
     free(watching_e);
     for (uint32_t k = 0; videos != NULL && k < sc->videos; k++) {
@@ -1637,12 +1651,28 @@ int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threa
     free(arr);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     out->wall_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    out->peak_rss_kib = (size_t)ru.ru_maxrss;
+    out->peak_rss_kib = sim_peak_rss_kib();
     if (rc != 0)
         sim_result_clear(out);
     return rc;
+}
+
+size_t sim_peak_rss_kib(void)
+{
+    /* VmHWM, this process image's own: getrusage's ru_maxrss keeps what the process held before its exec,
+     * so a run started by a large parent (a test holding 1.5 GB of parsed CSV) reported the parent's size */
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[256];
+    unsigned long kib = 0;
+    int found = 0;
+    while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
+        found = sscanf(line, "VmHWM: %lu kB", &kib) == 1;
+    if (f != NULL)
+        fclose(f);
+    if (found)
+        return (size_t)kib;
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (size_t)ru.ru_maxrss : 0;
 }
 
 void sim_result_clear(sim_result *r)

@@ -60,5 +60,7 @@ typedef struct sim_result {
 int sim_run(const sim_scenario *sc, sim_mode mode, uint64_t seed, uint32_t threads, FILE *progress,
             sim_result *out) PC_MUST_CHECK;
 void sim_result_clear(sim_result *r);
+/* This process's peak resident memory in KiB (VmHWM; getrusage where /proc is missing). Cannot fail. */
+size_t sim_peak_rss_kib(void);
 
 #endif

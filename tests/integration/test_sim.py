@@ -561,7 +561,7 @@ def test_a_run_replaces_the_other_kind_of_run_in_its_directory(s):
 
 
 def test_a_run_too_big_for_the_memory_available_fails_cleanly(s):
-    # the address space is capped at 85% of MemAvailable (read from PEERCDN_SIM_MEMINFO here: 100 MiB),
+    # the data is capped at 85% of MemAvailable (read from PEERCDN_SIM_MEMINFO here: 100 MiB),
     # so a run needing more (300 000 viewers: about 160 MB) ends with one line and exit 1, where a cap at
     # the physical memory let it run (and a bigger one be killed by the kernel's OOM killer)
     if SANITIZED:
@@ -579,6 +579,17 @@ def test_a_run_too_big_for_the_memory_available_fails_cleanly(s):
     eq(p.returncode, 1, "exit status: %s" % err[-300:])
     check(len(err.strip().splitlines()) == 1 and "out of memory (this scenario needs more than 85% of the memory "
           "available, 0.1 GiB)" in err, "one line naming the cap: %r" % err)
+    # what threads reserve and do not use does not count: a run of 3 000 viewers fits in the cap on 8 threads
+    # as on 1 (the address space was capped, and each thread's malloc arena and 8 MiB stack counted in full:
+    # 8 threads needed 600 MB where 1 needed 150; found by review)
+    sc["arrivals"]["count"] = 3000
+    json.dump(sc, open(path, "w"))
+    open(meminfo, "w").write("MemAvailable:    153600 kB\n")
+    for t in ("1", "8"):
+        p = subprocess.run([S.bin("peercdn-sim"), "run", path, "--out", os.path.join(S.tmp, "fits-" + t), "--quiet",
+                            "--threads", t], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600, env=env)
+        eq(p.returncode, 0, "%s threads within 150 MiB: %s" % (t, p.stderr.decode()[-300:]))
+    sc["arrivals"]["count"] = 300000
     # unreadable: the physical memory, as before (a small run fits)
     env["PEERCDN_SIM_MEMINFO"] = os.path.join(S.tmp, "no-such-meminfo")
     sc["arrivals"]["count"] = 100
@@ -602,6 +613,20 @@ def test_memory_does_not_grow_with_threads(s):
         summ[t] = open(os.path.join(out, "summary.json"), "rb").read()
     eq(summ["1"], summ["8"], "the same summary on 1 and 8 threads")
     check(peak["8"] < 1.3 * peak["1"], "peak RSS %.0f MiB on 8 threads, %.0f on 1" % (peak["8"], peak["1"]))
+    # the time series is one array for all the worlds: a month at 1 s (2.6 M samples) took 113 MB on one
+    # thread and 846 MB on eight, each world keeping its own (found by review)
+    sc = {"duration_s": 2592000, "catalog": {"videos": 8, "duration_s": 60}, "arrivals": {"kind": "flash", "count": 8},
+          "report": {"timeseries_s": 1}}
+    series = {}
+    path = os.path.join(S.tmp, "month.json")
+    json.dump(sc, open(path, "w"))
+    for t in ("1", "8"):
+        out = os.path.join(S.tmp, "month-" + t)
+        sim("run", path, "--out", out, "--quiet", "--threads", t)
+        peak[t] = json.load(open(os.path.join(out, "run.json")))["peak_rss_mib"]
+        series[t] = open(os.path.join(out, "timeseries.csv"), "rb").read()
+    eq(series["1"], series["8"], "the same time series on 1 and 8 threads")
+    check(peak["8"] < 1.3 * peak["1"], "a month's series: peak RSS %.0f MiB on 8 threads, %.0f on 1" % (peak["8"], peak["1"]))
 
 
 S.run([test_surplus_offload_reaches_the_bound, test_deficit_offload_reaches_the_bound,
