@@ -88,16 +88,21 @@ int pc_ticket_check(const uint8_t tracker_pk[PC_ED25519_PK_LEN], const uint8_t *
 {
     pc_ticket t;
     int r = pc_ticket_open(tracker_pk, in, len, &t);
-    if (r != 0)
-        return r;
-    if (t.expires <= now_s)
-        return PC_EEXPIRED;
-    if (strcmp(t.video, video) != 0)
-        return PC_EWRONGVIDEO;
-    if (!pc_ct_equal(t.key, key, PC_ED25519_PK_LEN))
-        return PC_EWRONGKEY;
-    if (out != NULL)
+    if (r == 0)
+        r = pc_ticket_check_opened(&t, video, key, now_s);
+    if (r == 0 && out != NULL)
         *out = t;
+    return r;
+}
+
+int pc_ticket_check_opened(const pc_ticket *t, const char *video, const uint8_t key[PC_ED25519_PK_LEN], uint64_t now_s)
+{
+    if (t->expires <= now_s)
+        return PC_EEXPIRED;
+    if (strcmp(t->video, video) != 0)
+        return PC_EWRONGVIDEO;
+    if (!pc_ct_equal(t->key, key, PC_ED25519_PK_LEN))
+        return PC_EWRONGKEY;
     return 0;
 }
 

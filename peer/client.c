@@ -670,6 +670,7 @@ static void pump(client *c, plink *pl)
         free(bad);
         if (rc != 0)
             break; /* the link is going away: its close reports the uploads */
+        pl->active_ms = now / 1000; /* of use: a request of theirs we serve */
         u->sent += (uint32_t)got;
         if (u->sent == u->len) {
             uint64_t req = u->request, sent = u->sent;
@@ -765,6 +766,7 @@ static void on_data_msg(client *c, plink *pl, const pc_wire_msg *m, uint64_t now
         pc_link_close(pl->link, PC_BYE_PROTOCOL); /* out of order or past the request: a protocol error */
         return;
     }
+    pl->active_ms = now / 1000; /* of use: data we asked for (on_up gives idle accepted links' slots away) */
     memcpy(d->buf->buf + m->offset, m->data, m->dlen);
     d->got += m->dlen;
     c->bytes_p2p_total += m->dlen;
@@ -789,8 +791,6 @@ static void on_msg(void *arg, pc_link *l, const pc_wire_msg *m)
     plink *pl = pc_link_user(l);
     client *c = pl->c;
     uint64_t now = pc_client_now(c);
-    if (m->type == PC_MSG_HAVE || m->type == PC_MSG_REQUEST || m->type == PC_MSG_DATA)
-        pl->active_ms = now / 1000; /* a link that says only PONG may give way to a new one (on_up) */
     switch (m->type) {
     case PC_MSG_HAVE: on_have(c, pl, m, now); break;
     case PC_MSG_REQUEST: on_request(c, pl, m, now); break;
@@ -847,11 +847,28 @@ static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
     plink *pl = pc_link_user(l);
     client *c = pl->c;
     uint64_t now_ms = pc_client_now(c) / 1000;
+    /* a link refused anyway is refused before it makes room: a banned key, or one already linked, that
+     * connected again every 20 s closed an honest quiet link each time (found by review) */
+    if (is_banned(c, key))
+        return PC_BYE_BANNED;
+    /* two links to the same peer (both dialled at once): keep the one dialled by the smaller key */
+    for (plink *o = c->links; o != NULL; o = o->next) {
+        if (o == pl || o->link == NULL || !o->in_engine || memcmp(o->key, key, 32) != 0)
+            continue;
+        const uint8_t *mine = pc_link_is_connector(l) ? c->id.pk : key;
+        const uint8_t *theirs = pc_link_is_connector(o->link) ? c->id.pk : key;
+        if (memcmp(mine, theirs, 32) >= 0)
+            return -1;
+        o->in_engine = 0;
+        pc_engine_peer_remove(c->e, o->handle, pc_client_now(c));
+        pc_link_close(o->link, PC_BYE_NORMAL);
+    }
     if (pl->budget == PL_PENDING) {
-        /* accepted links are taken up to twice the dialling budget; when full, an accepted link that has
-         * said nothing useful (no HAVE, REQUEST or DATA) for PC_CLIENT_GIVE_WAY_MS gives way. Before, 48 ticket
-         * holders that only answered PINGs took every slot for good (a ticket costs one announce). */
-        if (c->nlinks >= 2 * c->cfg->max_links) {
+        /* accepted links are taken up to twice the dialling budget, apart from the links dialled; when full,
+         * an accepted link that has been of no use for PC_CLIENT_GIVE_WAY_MS (no DATA either way) gives way.
+         * Before, 48 ticket holders that only answered PINGs took every slot for good (a ticket costs one
+         * announce), and then ones that sent a REQUEST refused at once every 8 s (found by review) */
+        if (c->nlinks - c->ndialled >= 2 * c->cfg->max_links) {
             plink *idle = NULL;
             for (plink *o = c->links; o != NULL; o = o->next)
                 if (o != pl && o->budget == PL_LINKED && !o->dialled && o->link != NULL &&
@@ -871,20 +888,6 @@ static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
         pl->budget = PL_LINKED;
     }
     pl->up_ms = pl->active_ms = now_ms;
-    if (is_banned(c, key))
-        return PC_BYE_BANNED;
-    /* two links to the same peer (both dialled at once): keep the one dialled by the smaller key */
-    for (plink *o = c->links; o != NULL; o = o->next) {
-        if (o == pl || o->link == NULL || !o->in_engine || memcmp(o->key, key, 32) != 0)
-            continue;
-        const uint8_t *mine = pc_link_is_connector(l) ? c->id.pk : key;
-        const uint8_t *theirs = pc_link_is_connector(o->link) ? c->id.pk : key;
-        if (memcmp(mine, theirs, 32) >= 0)
-            return -1;
-        o->in_engine = 0;
-        pc_engine_peer_remove(c->e, o->handle, pc_client_now(c));
-        pc_link_close(o->link, PC_BYE_NORMAL);
-    }
     memcpy(pl->key, key, 32);
     pl->has_key = 1;
     if (pc_engine_peer_add(c->e, pl->handle, swarm_id(key), (uint64_t)up_kbps * 1000, pc_client_now(c)) != 0)
@@ -969,6 +972,40 @@ static plink *plink_new(client *c)
     return pl;
 }
 
+/* Which connection still in the handshake makes room for |newest| (the one just accepted, never itself:
+ * it has had no time to say anything). A real peer's handshake takes a round trip or two; one that never
+ * finishes may not hold a slot. In this order, the oldest of each kind (the list is newest first):
+ *   1. one that has sent no valid HELLO yet: a flood of bare connections, 16 a round trip, would otherwise
+ *      push every real peer out before its AUTH came;
+ *   2. one whose HELLO named the key of an older pending one: a ticket is sent in the clear, so anyone who
+ *      saw one could replay it on 16 connections that never send AUTH, and every new arrival (bare, so
+ *      chosen under rule 1) was closed: no link could be made to the peer at all (found by review);
+ *   3. one that has shown a valid HELLO but no AUTH for PC_CLIENT_AUTH_WAIT_MS (an honest AUTH follows
+ *      its HELLO by a round trip);
+ *   4. the oldest. */
+static plink *pending_to_drop(client *c, plink *newest)
+{
+    plink *bare = NULL, *dup = NULL, *stale = NULL, *old = NULL;
+    for (plink *p = c->links; p != NULL; p = p->next) {
+        if (p->budget != PL_PENDING || p == newest)
+            continue;
+        old = p;
+        const uint8_t *k = pc_link_hello_key(p->link);
+        if (k == NULL) {
+            bare = p;
+            continue;
+        }
+        for (plink *q = p->next; q != NULL && dup != p; q = q->next) {
+            const uint8_t *kq = q->budget == PL_PENDING ? pc_link_hello_key(q->link) : NULL;
+            if (kq != NULL && memcmp(k, kq, 32) == 0)
+                dup = p; /* q is older */
+        }
+        if (pc_link_age_ms(p->link) >= PC_CLIENT_AUTH_WAIT_MS)
+            stale = p;
+    }
+    return bare != NULL ? bare : dup != NULL ? dup : stale != NULL ? stale : old != NULL ? old : newest;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     client *c = server->data;
@@ -996,18 +1033,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (c->stopping || c->e == NULL) {
         pc_link_close(l, PC_BYE_FULL);
     } else if (c->npending > PC_CLIENT_PENDING_MAX) {
-        /* the oldest connection still in the handshake goes (the list is newest first): a real peer's
-         * handshake takes a round trip or two, one that never finishes may not hold a slot. One that has
-         * shown a valid ticket (an announce's worth) goes only when none without has: else a flood of bare
-         * connections, 16 a round trip, would push every real peer out before its AUTH came */
-        plink *old = NULL, *bare = NULL;
-        for (plink *p = c->links; p != NULL; p = p->next)
-            if (p->budget == PL_PENDING) {
-                old = p;
-                if (!pc_link_hello_taken(p->link))
-                    bare = p;
-            }
-        old = bare != NULL ? bare : old;
+        plink *old = pending_to_drop(c, pl);
         old->budget = PL_UNCOUNTED;
         c->npending--;
         pc_link_close(old->link, PC_BYE_FULL);
@@ -1024,7 +1050,9 @@ static int linked_to(const client *c, const uint8_t key[32])
 
 static void dial(client *c, const pc_tc_peer *p)
 {
-    if (c->ndialled >= c->cfg->max_links || c->nlinks >= 2 * c->cfg->max_links || memcmp(p->key, c->id.pk, 32) == 0 || is_banned(c, p->key) || linked_to(c, p->key))
+    /* links accepted do not count against the links dialled (docs/peer.md): peers that filled the accepted
+     * slots stopped the dialling too (found by review) */
+    if (c->ndialled >= c->cfg->max_links || memcmp(p->key, c->id.pk, 32) == 0 || is_banned(c, p->key) || linked_to(c, p->key))
         return;
     struct sockaddr_storage ss;
     if (uv_ip4_addr(p->addr, p->port, (struct sockaddr_in *)&ss) != 0 &&
@@ -1068,7 +1096,7 @@ static void fill_state(client *c, const char *event)
     s->seeding = c->seeding;
     s->media = c->cfg->media_query; /* a tracker with --media-key checks it (docs/tracker.md) */
     /* with every link taken, dial() would not use the peers: ask for none, and spare the tracker the search */
-    s->numwant = c->ndialled >= c->cfg->max_links || c->nlinks >= 2 * c->cfg->max_links ? 0 : NUMWANT;
+    s->numwant = c->ndialled >= c->cfg->max_links ? 0 : NUMWANT;
     s->bytes_cdn = c->bytes_cdn_total;
     s->bytes_p2p = c->bytes_p2p_total;
     s->bytes_up = st.bytes_up;

@@ -23,6 +23,7 @@
 /* Accepted connections still in the handshake, at most; beyond it the oldest is closed, so connections
  * that never finish a handshake cannot take the slots real peers need. */
 #define PC_CLIENT_PENDING_MAX 16
+#define PC_CLIENT_AUTH_WAIT_MS 3000 /* from accept: a handshake not done by then is the first to give way */
 #define PC_CLIENT_HIGH_MARK (1024u * 1024) /* a link's write queue above this gets no more DATA */
 #define PC_CLIENT_GIVE_WAY_MS 20000 /* an accepted link silent this long may give way to a new one (on_up) */
 #define PC_CANCELLED_MAX 16 /* cancelled requests a link remembers by id (client.c, on_data_msg) */

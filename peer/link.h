@@ -86,6 +86,10 @@ void pc_link_close(pc_link *l, uint8_t reason);
 /* Whether the other side's HELLO has been checked (its ticket verified): the handshake waits for its AUTH
  * at most. */
 int pc_link_hello_taken(const pc_link *l);
+/* The key the other side's checked HELLO named (its ticket's), or NULL before. */
+const uint8_t *pc_link_hello_key(const pc_link *l);
+/* Milliseconds since the link was made (accepted or dialled). */
+uint64_t pc_link_age_ms(const pc_link *l);
 /* Resumes reading after the download bucket recovered (the owner's timer calls it). */
 void pc_link_resume(pc_link *l);
 int pc_link_is_up(const pc_link *l);
