@@ -1157,6 +1157,10 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
                                     pc_link_wall_now(&c->id), NULL) == 0) {
                     memcpy(c->id.ticket, a->ticket, a->ticket_len);
                     c->id.ticket_len = a->ticket_len;
+                    /* the links' other sides close them when the ticket they saw expires */
+                    for (plink *p = c->links; p != NULL; p = p->next)
+                        if (p->link != NULL)
+                            pc_link_send_ticket(p->link);
                 } else {
                     PC_LOGW("tracker", "the tracker's ticket does not check against its key from the manifest");
                 }

@@ -35,6 +35,8 @@ struct pc_link {
     int has_expect;
     uint8_t their_key[PC_ED25519_PK_LEN];
     uint32_t their_up_kbps;
+    uint64_t their_expires;       /* their ticket's (unix s, the tracker's clock): the link ends then */
+    uint64_t my_expires;          /* the ticket we last showed them */
     uint8_t kx_pk[32], kx_sk[32], their_kx[32];
     uint8_t hello_c[PC_WIRE_HELLO_MAX], hello_s[PC_WIRE_HELLO_MAX];
     size_t hello_c_len, hello_s_len;
@@ -258,9 +260,19 @@ void *pc_link_user(const pc_link *l)
 
 /* ---- handshake ---- */
 
+/* A ticket's expiry from its bytes (checked ones: "PCT1" | expires u64 | ...). */
+static uint64_t ticket_expires(const uint8_t *t, size_t len)
+{
+    uint64_t e = 0;
+    for (size_t i = 4; i < 12 && i < len; i++)
+        e = e << 8 | t[i];
+    return e;
+}
+
 static int make_hello(pc_link *l, uint8_t *out, size_t *len)
 {
     pc_wire_hello h = {.role = (uint8_t)l->role, .ticket_len = l->id->ticket_len, .up_kbps = l->id->up_kbps};
+    l->my_expires = ticket_expires(l->id->ticket, l->id->ticket_len);
     memcpy(h.kx_pk, l->kx_pk, 32);
     memcpy(h.ticket, l->id->ticket, l->id->ticket_len);
     int n = pc_wire_hello_encode(&h, out);
@@ -294,6 +306,7 @@ static int check_hello(pc_link *l, const pc_wire_hello *h)
         return -1;
     }
     memcpy(l->their_key, t.key, 32);
+    l->their_expires = t.expires;
     memcpy(l->their_kx, h->kx_pk, 32);
     l->their_up_kbps = h->up_kbps;
     return 0;
@@ -321,6 +334,8 @@ static void go_up(pc_link *l)
     int bye = l->cb.on_up(l->arg, l, l->their_key, l->their_up_kbps);
     if (bye != 0 && l->state != ST_CLOSING)
         pc_link_close(l, bye < 0 ? PC_BYE_NORMAL : (uint8_t)bye);
+    else if (bye == 0)
+        pc_link_send_ticket(l); /* one renewed while the handshake went on */
 }
 
 static void transcript(const pc_link *l, uint8_t t[32])
@@ -412,6 +427,38 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = RBUF_CAP - l->rlen;
 }
 
+/* The other side's renewed ticket: for the same key and video, unexpired, signed by the tracker; the link
+ * then lasts until it expires. Anything else closes the link (a protocol error). */
+static int take_ticket(pc_link *l, const pc_wire_msg *m)
+{
+    pc_ticket t;
+    int rc = pc_ticket_open(l->id->tracker_pk, m->data, m->dlen, &t);
+    if (rc == 0)
+        rc = pc_ticket_check_opened(&t, l->id->video, l->their_key, pc_link_wall_now(l->id));
+    if (rc != 0) {
+        char why[96];
+        snprintf(why, sizeof(why), "a renewed ticket that does not check: %s", pc_err_name(rc));
+        PC_LOGD("link", "%s: %s", l->name, why);
+        pc_link_close(l, PC_BYE_PROTOCOL);
+        return -1;
+    }
+    if (t.expires > l->their_expires)
+        l->their_expires = t.expires;
+    return 0;
+}
+
+void pc_link_send_ticket(pc_link *l)
+{
+    uint64_t e = ticket_expires(l->id->ticket, l->id->ticket_len);
+    if (l->state != ST_UP || l->shutting || l->id->ticket_len == 0 || e <= l->my_expires)
+        return;
+    uint8_t b[1 + PC_TICKET_MAX];
+    b[0] = PC_MSG_TICKET;
+    memcpy(b + 1, l->id->ticket, l->id->ticket_len);
+    if (pc_link_send(l, b, 1 + l->id->ticket_len) == 0) /* a failure closes the link */
+        l->my_expires = e;
+}
+
 static void handle_ping(pc_link *l, const pc_wire_msg *m)
 {
     if (m->type == PC_MSG_PING) {
@@ -461,6 +508,9 @@ static void process(pc_link *l)
         }
         if (m.type == PC_MSG_PING || m.type == PC_MSG_PONG) {
             handle_ping(l, &m);
+        } else if (m.type == PC_MSG_TICKET) {
+            if (take_ticket(l, &m) != 0)
+                return;
         } else if (m.type == PC_MSG_BYE) {
             fail(l, PC_ECANCELED, "the other side said goodbye");
             return;
@@ -541,6 +591,14 @@ static void on_tick(uv_timer_t *t)
     }
     if (now - l->last_rx_ms >= PC_LINK_IDLE_MS && !l->paused) {
         fail(l, PC_ETIMEDOUT, "the other side went silent");
+        return;
+    }
+    /* a ticket is the tracker's word for a while (a distrusted key, a media token that expired, get no new
+     * one): a link lasts as long as the other side's, renewed over the link (TICKET). Before, a link
+     * outlived its ticket without end (found by review) */
+    if (pc_link_wall_now(l->id) >= l->their_expires) {
+        PC_LOGD("link", "%s: the other side's ticket expired", l->name);
+        pc_link_close(l, PC_BYE_NORMAL);
         return;
     }
     if (l->queued == 0 || l->emptied) {

@@ -86,6 +86,10 @@ void pc_link_close(pc_link *l, uint8_t reason);
 /* Whether the other side's HELLO has been checked (its ticket verified): the handshake waits for its AUTH
  * at most. */
 int pc_link_hello_taken(const pc_link *l);
+/* Sends the identity's ticket (TICKET) when it expires later than the one this link's other side has seen
+ * (the owner calls it for every link when the tracker renews it). A link ends when the other side's ticket
+ * expires, unless a renewed one came. */
+void pc_link_send_ticket(pc_link *l);
 /* The key the other side's checked HELLO named (its ticket's), or NULL before. */
 const uint8_t *pc_link_hello_key(const pc_link *l);
 /* Milliseconds since the link was made (accepted or dialled). */

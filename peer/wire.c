@@ -262,6 +262,12 @@ int pc_wire_msg_decode(const uint8_t *msg, size_t len, pc_wire_msg *m)
             return PC_EPARSE;
         m->reason = b[0];
         return 0;
+    case PC_MSG_TICKET: /* 109 + L bytes, L 1 … 64 (pc_ticket.h); what they say is checked by the link */
+        if (bl < 110 || bl > PC_TICKET_MAX)
+            return PC_EPARSE;
+        m->data = b;
+        m->dlen = (uint32_t)bl;
+        return 0;
     default:
         return PC_EPARSE;
     }

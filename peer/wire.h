@@ -93,6 +93,7 @@ typedef enum {
     PC_MSG_REFUSE = 6,  /* id, reason */
     PC_MSG_CANCEL = 7,  /* id */
     PC_MSG_BYE = 8,     /* reason */
+    PC_MSG_TICKET = 9,  /* data, dlen: the sender's renewed ticket */
 } pc_msg_type;
 
 enum { PC_WIRE_REFUSE_BUSY = 1, PC_WIRE_REFUSE_NOT_HELD = 2, PC_WIRE_REFUSE_LATE = 3 };
@@ -115,7 +116,7 @@ typedef struct pc_wire_msg {
     uint64_t nonce;
     uint32_t id, seg, offset, len, due_ms;
     uint8_t rung, reason;
-    const uint8_t *data; /* DATA: borrowed from the decoded buffer */
+    const uint8_t *data; /* DATA, TICKET: borrowed from the decoded buffer */
     uint32_t dlen;
     const uint8_t *have; /* HAVE: nhave encoded ranges, read with pc_wire_have_at */
     uint32_t nhave;

@@ -574,6 +574,59 @@ def test_connections_that_never_finish_a_handshake_cannot_take_the_slots(s):
             x.close()
 
 
+def test_a_link_ends_with_its_ticket_unless_renewed_over_it(s):
+    """A ticket is the tracker's word for a while: a link lasts as long as the other side's ticket, renewed
+    over the link (TICKET, docs/protocol.md). A link whose ticket expires is closed (BYE 0); one renewed in
+    time stays; a renewal that does not check (another video) is a protocol error (BYE 3); and a peer that
+    gets a new ticket from its tracker sends it on its links. Before, a link outlived its ticket without
+    end, a distrusted key's too (found by review)."""
+    setup_video(s)
+    vid = st["vid"]
+    # a tracker of its own with the same key, and the shortest ticket lifetime: 60 s, renewed in the last 15
+    t2 = s.tracker("--interval", "2", "--ticket-ttl", "60", "--key", st["tkey"])
+    seeder = Peer(s, st["o"], vid, "--tracker", t2.url, mode="seed", name="seeder-ttl")
+    tsk = Ed25519PrivateKey.from_private_bytes(open(st["tkey"], "rb").read()[:32])
+
+    def ticket(pk, expires, video=vid):  # docs/protocol.md, "Tickets"
+        body = b"PCT1" + expires.to_bytes(8, "big") + pk + bytes([len(video)]) + video.encode()
+        return body + tsk.sign(b"peercdn ticket v1\0" + body)
+
+    links = {}
+    for name in ("lapses", "renewed", "forged"):
+        sk = Ed25519PrivateKey.generate()
+        pk = sk.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        link = PyLink(seeder.host, seeder.port, ticket(pk, int(time.time()) + 5), sk)
+        link.finish(st["tpk"], vid)
+        link.pk = pk
+        links[name] = link
+    first = int.from_bytes(links["renewed"].hello_s[44:52], "big")  # the seeder's ticket (HELLO: 40 bytes, then "PCT1" | expires)
+    links["renewed"].send(bytes([9]) + ticket(links["renewed"].pk, int(time.time()) + 600))
+    links["forged"].send(bytes([9]) + ticket(links["forged"].pk, int(time.time()) + 600, video="another"))
+    eq(bye_of(links["forged"]), 3, "a renewal for another video: a protocol error")
+    bye = None
+    for m in messages(links["lapses"], 9):
+        if m[0] == 8:
+            bye = m[1]
+            break
+    eq(bye, 0, "the link whose ticket expired is closed")
+    links["lapses"].sock.close()
+    # the renewed one outlives its first ticket, and hears the seeder's own renewal (within its last 15 s)
+    renewal = None
+    for m in messages(links["renewed"], 70):
+        if m[0] == 8:
+            raise AssertionError("the renewed link was closed: BYE %d\n%s" % (m[1], seeder.stderr()[-1500:]))
+        if m[0] == 9:
+            renewal = m[1:]
+            break
+    check(renewal is not None, "the seeder sent its renewed ticket: %s" % seeder.stderr()[-1500:])
+    vlen = renewal[44]
+    Ed25519PublicKey.from_public_bytes(st["tpk"]).verify(renewal[45 + vlen:], b"peercdn ticket v1\0" + renewal[:45 + vlen])
+    check(int.from_bytes(renewal[4:12], "big") > first and renewal[45:45 + vlen].decode() == vid,
+          "a later ticket of the seeder for this video")
+    links["renewed"].sock.close()
+    seeder.stop()
+
+
 def test_a_seeder_stopped_while_fetching_under_a_download_cap_exits_at_once(s):
     """SIGTERM while a seeder is still fetching the video from the CDN, under a download cap that keeps
     its fetches paused: it stops them and exits promptly, cleanly (the sanitizer run checks for leaks)."""
@@ -1968,6 +2021,7 @@ if __name__ == "__main__":
            test_slow_readers_do_not_keep_the_upload_slots, test_data_nobody_asked_for_closes_the_link,
            test_a_link_past_the_limit_hears_that_the_peer_is_full,
            test_idle_links_give_way_to_new_ones, test_connections_that_never_finish_a_handshake_cannot_take_the_slots,
+           test_a_link_ends_with_its_ticket_unless_renewed_over_it,
            test_a_seeder_stopped_while_fetching_under_a_download_cap_exits_at_once,
            test_a_seeders_report_lists_what_it_holds_and_where_it_came_from,
        test_a_first_start_that_fails_pins_nothing_and_says_one_line, test_connections_without_a_valid_ticket_are_refused,
