@@ -931,10 +931,26 @@ static void messages_with_the_wrong_length_fail(void **state)
     assert_int_equal(msg_decode_exact(buf, 0), PC_EPARSE); /* no type byte */
 }
 
+static void ticket_messages_carry_a_tickets_length(void **state)
+{
+    /* 109 + L bytes, L 1 … 64: what the ticket says is the link's to check */
+    (void)state;
+    uint8_t buf[1 + PC_TICKET_MAX + 2];
+    memset(buf, 0x55, sizeof(buf));
+    buf[0] = PC_MSG_TICKET;
+    for (size_t body = 0; body <= PC_TICKET_MAX + 1; body++)
+        assert_int_equal(msg_decode_exact(buf, 1 + body), body >= 110 && body <= 173 ? 0 : PC_EPARSE);
+    pc_wire_msg m;
+    assert_int_equal(pc_wire_msg_decode(buf, 1 + 120, &m), 0);
+    assert_int_equal(m.type, PC_MSG_TICKET);
+    assert_ptr_equal(m.data, buf + 1);
+    assert_int_equal(m.dlen, 120);
+}
+
 static void unknown_types_fail(void **state)
 {
     (void)state;
-    const uint8_t types[] = {0, 9, 10, 0x80, 255};
+    const uint8_t types[] = {0, 10, 11, 0x80, 255};
     uint8_t buf[64];
     memset(buf, 0, sizeof(buf));
     for (size_t t = 0; t < sizeof(types); t++) {
@@ -1027,6 +1043,7 @@ int main(void)
         cmocka_unit_test(have_ranges_merge_by_rung),
         cmocka_unit_test(data_round_trips_from_one_byte_to_the_most),
         cmocka_unit_test(messages_with_the_wrong_length_fail),
+        cmocka_unit_test(ticket_messages_carry_a_tickets_length),
         cmocka_unit_test(unknown_types_fail),
         cmocka_unit_test(bad_have_fails),
         cmocka_unit_test(data_without_bytes_fails),
