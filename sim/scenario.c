@@ -295,6 +295,18 @@ static int totals(const sim_scenario *s, perr *e)
         return fail(e, "scenario: the seeders would announce about %.3g times (seeders x videos x duration_s / "
                        "tracker.interval_s); at most %.0e",
                     seeder_announces, SIM_SEEDER_ANNOUNCES_MAX);
+    /* and so do viewers while they watch and seed after: 10 000 viewers seeding a day at 1 s were 36 M
+     * events from a 130-byte scenario (found by review). Their longest possible stay: the longest video
+     * (stalls aside) and the longest seeding time, within the run */
+    double stay = dist_upper(&s->video_duration_s) + dist_upper(&s->seed_after_s);
+    if (!(stay < s->duration_s))
+        stay = s->duration_s;
+    double announces = seeder_announces + (viewers - (double)s->seeders * s->videos) * stay / s->announce_interval_s;
+    if (announces > SIM_SEEDER_ANNOUNCES_MAX)
+        return fail(e, "scenario: viewers and seeders would announce up to about %.3g times (arrivals x the longest "
+                       "stay, video and seed_after_s, within duration_s, plus seeders x videos x duration_s, over "
+                       "tracker.interval_s); at most %.0e",
+                    announces, SIM_SEEDER_ANNOUNCES_MAX);
     double copies = (double)s->videos * ceil(dist_upper(&s->video_duration_s) / s->segment_s) * s->n_rungs;
     if (copies > SIM_COPIES_MAX)
         return fail(e, "scenario: the catalog has up to %.0f segment copies (videos x segments x rungs); at most %d",

@@ -272,6 +272,9 @@ def test_bad_scenarios_are_refused_with_one_line(s):
            # 1000 seeders on each of 1000 videos announcing every second for a month: a run of years
            "seeder-years": '{"duration_s": 2592000, "catalog": {"videos": 1000}, "seeders": {"per_video": 1000}, '
                            '"tracker": {"interval_s": 1}}',
+           # and 50 000 viewers seeding a day each after watching, at 1 s: 4.3 billion announces
+           "seeding-viewers": '{"duration_s": 2592000, "arrivals": {"kind": "flash", "count": 50000}, '
+                              '"viewers": {"seed_after_s": 86400}, "tracker": {"interval_s": 1}}',
            # names and text from the file are printed escaped: a newline or an escape sequence made 2-3 lines
            "newline-key": '{"foo\\nbar\\nbaz": 1}', "escape-key": '{"arrivals": {"kind": "list", "times_s": [1], '
                                                             '"x\\u001b[2J\\nkey": 1}}',
