@@ -86,7 +86,7 @@ static int cmd_serve(int argc, char **argv)
         case O_DB: c.db_path = optarg; break;
         case O_KEY: c.key_path = optarg; break;
         case O_INTERVAL: c.interval_s = pc_cli_num(optarg, "--interval", 0.1, 86400); break;
-        case O_TTL: c.ticket_ttl_s = (int64_t)pc_cli_int(optarg, "--ticket-ttl", 60, 7 * 86400); break;
+        case O_TTL: c.ticket_ttl_s = (int64_t)pc_cli_int(optarg, "--ticket-ttl", 10, 7 * 86400); break;
         case O_MAXP: c.max_peers = (uint32_t)pc_cli_int(optarg, "--max-peers", 1, 100000000); break;
         case O_MAXV: c.max_videos = (uint32_t)pc_cli_int(optarg, "--max-videos", 1, 100000000); break;
         case O_SCAN: c.scan = (uint32_t)pc_cli_int(optarg, "--scan", 1, 1000000); break;
