@@ -21,7 +21,7 @@ static void check_msg(const uint8_t *msg, size_t len)
             abort();
         return;
     }
-    if (len < 1 || m.type != (pc_msg_type)msg[0] || m.type < PC_MSG_PING || m.type > PC_MSG_BYE)
+    if (len < 1 || m.type != (pc_msg_type)msg[0] || m.type < PC_MSG_PING || m.type > PC_MSG_TICKET)
         abort();
     uint8_t out[32];
     switch (m.type) {
@@ -43,6 +43,10 @@ static void check_msg(const uint8_t *msg, size_t len)
         free(again);
         break;
     }
+    case PC_MSG_TICKET: /* a ticket's length; its contents are the link's to check */
+        if (m.dlen < 110 || m.dlen > PC_TICKET_MAX || m.data != msg + 1 || (size_t)m.dlen != len - 1)
+            abort();
+        break;
     case PC_MSG_DATA:
         if (m.dlen < 1 || m.data != msg + 9 || (size_t)m.dlen != len - 9)
             abort();

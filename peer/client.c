@@ -851,7 +851,10 @@ static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
      * connected again every 20 s closed an honest quiet link each time (found by review) */
     if (is_banned(c, key))
         return PC_BYE_BANNED;
-    /* two links to the same peer (both dialled at once): keep the one dialled by the smaller key */
+    /* two links to the same peer (both dialled at once): keep the one dialled by the smaller key. The other
+     * closes only once this one is sure to stay (below): refused for room after closing it, the pair
+     * had no link at all (found by review) */
+    int others = 0;
     for (plink *o = c->links; o != NULL; o = o->next) {
         if (o == pl || o->link == NULL || !o->in_engine || memcmp(o->key, key, 32) != 0)
             continue;
@@ -859,9 +862,7 @@ static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
         const uint8_t *theirs = pc_link_is_connector(o->link) ? c->id.pk : key;
         if (memcmp(mine, theirs, 32) >= 0)
             return -1;
-        o->in_engine = 0;
-        pc_engine_peer_remove(c->e, o->handle, pc_client_now(c));
-        pc_link_close(o->link, PC_BYE_NORMAL);
+        others++;
     }
     if (pl->budget == PL_PENDING) {
         /* accepted links are taken up to twice the dialling budget, apart from the links dialled; when full,
@@ -887,6 +888,12 @@ static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
         c->nlinks++;
         pl->budget = PL_LINKED;
     }
+    for (plink *o = c->links; others > 0 && o != NULL; o = o->next)
+        if (o != pl && o->link != NULL && o->in_engine && memcmp(o->key, key, 32) == 0) {
+            o->in_engine = 0;
+            pc_engine_peer_remove(c->e, o->handle, pc_client_now(c));
+            pc_link_close(o->link, PC_BYE_NORMAL);
+        }
     pl->up_ms = pl->active_ms = now_ms;
     memcpy(pl->key, key, 32);
     pl->has_key = 1;
@@ -1095,6 +1102,11 @@ static void fill_state(client *c, const char *event)
     s->have_hi = hi == UINT32_MAX ? -1 : (int64_t)hi;
     s->seeding = c->seeding;
     s->media = c->cfg->media_query; /* a tracker with --media-key checks it (docs/tracker.md) */
+    /* the ticket we hold: the tracker renews it when near its end, also if it issued a later one we never got */
+    s->ticket_expires = 0;
+    pc_ticket held;
+    if (c->id.ticket_len > 0 && pc_ticket_open(c->id.tracker_pk, c->id.ticket, c->id.ticket_len, &held) == 0)
+        s->ticket_expires = held.expires;
     /* with every link taken, dial() would not use the peers: ask for none, and spare the tracker the search */
     s->numwant = c->ndialled >= c->cfg->max_links ? 0 : NUMWANT;
     s->bytes_cdn = c->bytes_cdn_total;

@@ -32,6 +32,8 @@ int pc_tc_encode(const pc_tc_state *s, uint64_t now_s, pc_buf *out)
     json_object_set_new(o, "event", json_string(s->event));
     if (s->media != NULL && s->media[0] != '\0')
         json_object_set_new(o, "media", json_string(s->media));
+    if (s->ticket_expires > 0)
+        json_object_set_new(o, "ticket_expires", json_integer((json_int_t)s->ticket_expires));
     if (s->session != NULL && strcmp(s->event, "started") != 0) {
         json_object_set_new(o, "session", json_string(s->session));
     } else {

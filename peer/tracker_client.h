@@ -24,6 +24,7 @@ typedef struct pc_tc_state {
     const char *video, *rendition;
     const char *event;        /* "started", "periodic", "stopped" */
     const char *media;        /* the video's media token (the media URL query exp=E&sig=S), or NULL */
+    uint64_t ticket_expires;  /* the expiry of the ticket we hold (0: none) */
     const char *session;      /* NULL before the first answer */
     uint32_t playhead_ms;
     int64_t need;             /* -1: none */

@@ -273,6 +273,8 @@ static int decode_field(const char *k, const json_t *v, pc_announce *out, unsign
         return decode_counters(v, &out->counters, err);
     } else if (strcmp(k, "proof") == 0) {
         return decode_proof(v, out, err);
+    } else if (strcmp(k, "ticket_expires") == 0) {
+        return get_uint(v, k, UINT32_MAX, &out->ticket_expires, err);
     } else if (strcmp(k, "media") == 0) {
         /* checked against the media key by the tracker (pc_media_token_check), when it has one */
         const char *s = json_string_value(v);

@@ -63,6 +63,7 @@ typedef struct pc_announce {
     uint32_t nbanned;         /* keys of peers this peer banned since its last announce (distrust.h) */
     uint8_t banned[PC_ANNOUNCE_BANNED_MAX][PC_ED25519_PK_LEN];
     char media[PC_MEDIA_TOKEN_MAX + 1]; /* the media URL query "exp=E&sig=S"; "" when not given */
+    uint64_t ticket_expires;  /* the expiry of the ticket the peer holds; 0 when not given */
 } pc_announce;
 
 /* Why a body was refused: a stable code ("bad_json", "unknown_field", "missing_field",

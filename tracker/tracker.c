@@ -270,13 +270,20 @@ static int build_response(pc_tracker *t, const pc_announce *a, uint32_t self, in
     if (rc != 0 || self == PC_NONE)
         return rc != 0 ? rc : pc_buf_append_str(o, ",\"peers\":[]}");
     const pc_peer_rec *me = pc_registry_peer(t->reg, self);
-    /* tickets are re-issued only in the last quarter of their life, keeping signatures off the hot path, and
-     * only when the new one would last longer (one held to a media token's expiry cannot) */
+    /* tickets are re-issued only near the end of their life, keeping signatures off the hot path, and only
+     * when the new one would last longer (one held to a media token's expiry cannot). Near the end: in
+     * the last quarter, and at least two intervals and 5 s before it (a quarter of 10 s, in whole seconds,
+     * was less than one 2.5 s interval: the renewal came after the expiry; found by review). The ticket
+     * the peer says it holds counts when it is older than the one last issued: an answer the peer never
+     * got left it without a valid ticket for three quarters of a lifetime (found by review) */
     int64_t expires = now_s + t->cfg.ticket_ttl_s;
     if (media_exp > 0 && media_exp < expires)
         expires = media_exp;
-    if (a->event == PC_EV_STARTED || me->ticket_exp == 0 ||
-        ((int64_t)me->ticket_exp <= now_s + t->cfg.ticket_ttl_s / 4 && expires > (int64_t)me->ticket_exp)) {
+    uint64_t held = a->ticket_expires > 0 && a->ticket_expires < me->ticket_exp ? a->ticket_expires : me->ticket_exp;
+    int64_t window = t->cfg.ticket_ttl_s / 4, min_window = (int64_t)(2 * t->cfg.interval_s) + 5;
+    if (window < min_window)
+        window = min_window;
+    if (a->event == PC_EV_STARTED || held == 0 || ((int64_t)held - now_s <= window && expires > (int64_t)held)) {
         pc_ticket tk;
         memcpy(tk.key, a->key, sizeof(tk.key));
         strcpy(tk.video, a->video);
@@ -334,10 +341,11 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
         reject(t, req, 403, "bad_session", "'session' does not match this peer id, key and video");
         return;
     }
-    int64_t media_exp = 0; /* --media-key: the token's expiry, which no ticket outlives */
+    int64_t media_exp = 0; /* --media-key: a second past the token's expiry, which no ticket outlives */
     if (t->media_key_id[0] != '\0' && a.event != PC_EV_STOPPED) {
         int r = a.media[0] == '\0' ? PC_ENOENT
                                     : pc_media_token_check(t->media_key, a.video, a.media, strlen(a.media), now_s, &media_exp);
+        media_exp += r == 0; /* the token holds through second E (the origin's rule); a ticket ends when now >= its expiry */
         if (r != 0) {
             reject(t, req, 403, r == PC_ENOENT ? "media_token_required" : r == PC_EEXPIRED ? "media_token_expired" : "bad_media_token",
                    r == PC_ENOENT     ? "this tracker vouches only for viewers holding the video's media token: 'media' "

@@ -76,6 +76,33 @@ def test_started_gets_session_ticket_and_useful_peers(s):
     st["abc"] = (a, b, c)
 
 
+def test_tickets_are_renewed_before_they_end_even_after_a_lost_answer(s):
+    # renewed near the end of their life: in the last quarter, and two intervals and 5 s before it at least
+    # (a quarter of 10 s, in whole seconds, is less than one 2.5 s interval: the renewal came late); and when
+    # the peer says it holds an older ticket than the one last issued (that answer never reached it), at
+    # once. Before, such a peer had no valid ticket for three quarters of a lifetime (found by review)
+    t = s.tracker("--interval", "2.5", "--ticket-ttl", "10")
+    pk = t.key()
+    p = TrackerPeer(t, "vid-ttl", 1)
+    first = p.announce("started")["ticket_expires"]
+    time.sleep(1.1)  # a second later: the new one would last longer
+    r = p.announce("periodic")
+    check("ticket" in r and r["ticket_expires"] >= first, "renewed with 10 s left or less: %r" % r)
+    # the answer carrying that ticket is lost: the peer says it still holds the first one
+    lost = r["ticket_expires"]
+    r = p.announce("periodic", ticket_expires=first)
+    check("ticket" in r, "renewed again for a peer that holds an older ticket: %r" % r)
+    expires, key, video = open_ticket(pk, r["ticket"])
+    eq((key, video), (p.pk, "vid-ttl"), "its own ticket")
+    check(expires >= lost, "lasting as long as the lost one")
+    # a claim of a ticket later than the one issued changes nothing: the tracker's record counts
+    t2 = s.tracker("--interval", "30", "--ticket-ttl", "3600")
+    q = TrackerPeer(t2, "vid-ttl", 2)
+    e = q.announce("started")["ticket_expires"]
+    check("ticket" not in q.announce("periodic", ticket_expires=e), "a young ticket is not renewed")
+    check("ticket" in q.announce("periodic", ticket_expires=int(time.time()) + 60), "an old one held is")
+
+
 def test_other_videos_are_separate(s):
     t = st["t"]
     d = TrackerPeer(t, "vid2", 4)
@@ -811,7 +838,8 @@ def test_the_descriptor_limit_is_raised_to_the_hard_limit(s):
     check("only 200 file descriptors" in err, "a warning names the limit: %r" % err)
 
 
-S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers, test_other_videos_are_separate,
+S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers,
+       test_tickets_are_renewed_before_they_end_even_after_a_lost_answer, test_other_videos_are_separate,
        test_silent_peers_expire_after_two_intervals, test_statistics_add_up, test_metrics_match_stats,
        test_restart_keeps_statistics_and_history, test_a_stop_does_not_wait_for_a_client_that_does_not_read,
        test_stats_cli, test_bad_input_is_refused_with_a_reason,
