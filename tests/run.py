@@ -11,6 +11,7 @@ import argparse
 import concurrent.futures
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -61,17 +62,31 @@ def fuzz_jobs(build, seconds):
     return jobs
 
 
+def run_group(argv, timeout, **kw):
+    """subprocess.run in a session of its own: on timeout the whole group is killed, the servers a test
+    script started with it (a SIGKILL of the script alone left them running for good, their parent gone;
+    found by review). Returns (stdout bytes, returncode or None on timeout)."""
+    p = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+        return out, p.returncode
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, _ = p.communicate()
+        return out, None
+
+
 def run_job(job, env):
     label, name, argv, timeout = job
     if label == "fuzz":
         start = time.time()
         with tempfile.TemporaryDirectory() as corpus:
             argv = [corpus if a == "@CORPUS@" else a for a in argv]
-            try:
-                p = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
-                out, rc = p.stdout.decode("utf-8", "replace"), p.returncode
-            except subprocess.TimeoutExpired as e:
-                out, rc = (e.stdout or b"").decode("utf-8", "replace"), -1
+            raw, rc = run_group(argv, timeout, cwd=ROOT)
+            out, rc = (raw or b"").decode("utf-8", "replace"), -1 if rc is None else rc
         m = re.search(r"stat::number_of_executed_units: (\d+)", out)
         runs = m.group(1) if m else "?"
         return (job, [(rc == 0, "%s runs without a crash, leak or failed invariant" % runs)], None, out,
@@ -82,13 +97,9 @@ def run_job(job, env):
     env = dict(env)
     env["CMOCKA_MESSAGE_OUTPUT"] = "TAP"
     start = time.time()
-    try:
-        p = subprocess.run(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=timeout)
-        out, rc, timed_out = p.stdout.decode("utf-8", "replace"), p.returncode, False
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"").decode("utf-8", "replace")
-        rc, timed_out = -1, True
+    raw, rc = run_group(argv, timeout, env=env, cwd=ROOT)
+    out, timed_out = (raw or b"").decode("utf-8", "replace"), rc is None
+    rc = -1 if timed_out else rc
     cases = []
     for line in out.splitlines():
         m = TAP.match(line.strip())
