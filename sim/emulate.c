@@ -83,6 +83,7 @@ typedef struct eviewer {
     int seeder;
     proc p;
     int spawned, exited, ok;
+    int stopped;            /* sent SIGTERM at the scenario's end */
     uint32_t result;        /* its index in the sim_result */
     double spawn_s, exit_s;
     char ns[40], host_if[16], ip[32];
@@ -185,6 +186,10 @@ static int spawn(proc *p, char *const argv[], const char *log)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() == 1)
             _exit(1);
+        /* a group of its own: a Ctrl-C on the terminal goes to the orchestrator alone, which stops the
+         * viewers first and reads the tracker's /stats; the tracker and origin, hit by it too, were gone
+         * before (found by review) */
+        setpgid(0, 0);
         int in = open("/dev/null", O_RDONLY);
         if (in >= 0)
             dup2(in, 0);
@@ -866,6 +871,14 @@ static void on_exit_peer(emu *e, uint32_t i)
     w->ok = w->rep != NULL && (w->p.status == 0 || w->p.status == 128 + SIGTERM);
     if (w->seeder)
         return;
+    if (w->rep == NULL && w->stopped && w->p.status == 128 + SIGTERM) {
+        /* stopped at the end while still starting (a peer takes its signals once it has started): a viewer
+         * that never started, as the simulator counts one arriving that late, not a failure (it failed the
+         * run; found by review) */
+        w->ok = 1;
+        say(e, "[%6.1f s] viewer %3u stopped at the end before it started\n", w->exit_s, i);
+        return;
+    }
     if (w->rep == NULL) {
         say(e, "[%6.1f s] viewer %3u exited (status %d) without a report; see %s\n", w->exit_s, i, w->p.status,
             w->p.log);
@@ -898,15 +911,19 @@ static void run_viewers(emu *e)
     double last_progress = 0;
     while (!g_stop) {
         double t = mono() - e->t0;
-        if (t >= e->end_s)
-            break;
-        while (next < e->nw && (double)e->w[next].a.at / 1e6 <= t) {
+        /* every arrival due, up to the end itself, before the end is checked: one in the last tick (or at
+         * duration_s) was never started, and the prediction had a viewer the emulation did not (found by
+         * review) */
+        double due = t < e->end_s ? t : e->end_s;
+        while (next < e->nw && (double)e->w[next].a.at / 1e6 <= due) {
             eviewer *w = &e->w[next];
             if (start_peer(e, next) == 0)
                 say(e, "[%6.1f s] viewer %3u starts: up %5.0f kbit/s, down %6.0f kbit/s%s\n", t, next, w->a.up_kbps,
                     w->a.down_kbps, w->a.watch < 1 ? ", leaves early" : "");
             next++;
         }
+        if (t >= e->end_s)
+            break;
         int st;
         pid_t pid;
         while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
@@ -942,8 +959,10 @@ static void run_viewers(emu *e)
     e->end_s = mono() - e->t0 < e->end_s ? mono() - e->t0 : e->end_s;
     /* the scenario's end (or Ctrl-C): viewers still here stop and write their reports */
     for (uint32_t i = e->nseeders; i < e->nw; i++)
-        if (e->w[i].p.running)
+        if (e->w[i].p.running) {
+            e->w[i].stopped = 1;
             kill(e->w[i].p.pid, SIGTERM);
+        }
     for (uint32_t i = e->nseeders; i < e->nw; i++)
         if (e->w[i].p.running) {
             reap(&e->w[i].p, 15);
@@ -1040,7 +1059,7 @@ static int build_result(emu *e, sim_result *r, uint8_t **gots)
         v->region = w->a.region;
         v->up_kbps = w->a.up_kbps;
         v->down_kbps = w->a.down_kbps;
-        v->arrive_s = w->seeder ? 0 : w->spawn_s;
+        v->arrive_s = w->seeder ? 0 : w->spawn_s < e->end_s ? w->spawn_s : e->end_s; /* one due at the very end */
         v->leave_s = w->exited ? w->exit_s : e->end_s;
         if (v->leave_s > e->end_s)
             v->leave_s = e->end_s;
@@ -1188,6 +1207,10 @@ static int write_effective(emu *e)
         return PC_EPARSE;
     }
     json_t *media = json_object_get(o, "media");
+    if (media == NULL) { /* the default ladder: the measured one goes in all the same (found by review) */
+        media = json_object();
+        json_object_set_new(o, "media", media);
+    }
     json_t *lad = json_array();
     for (uint32_t q = 0; q < e->sc.n_rungs; q++)
         json_array_append_new(lad, json_integer((json_int_t)llround(measured_kbps(e, q))));

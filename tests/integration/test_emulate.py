@@ -185,8 +185,10 @@ def test_loopback_fallback_says_so(s):
             check(min(lad) - 0.5 <= b <= max(lad) + 0.5, "viewer %s's bitrate %.1f within the ladder %r" % (
                 row["viewer"], b, lad))
     # a second emulation into the same DIR (one viewer): before, it took the first run's origin address from
-    # the log it appended to, and failed; outputs planted as symbolic links are replaced, not followed
-    d["arrivals"] = {"kind": "list", "times_s": [0]}
+    # the log it appended to, and failed; outputs planted as symbolic links are replaced, not followed. And a
+    # second viewer arriving at the end itself: started and stopped at once, a viewer like any other (it was
+    # never started; one stopped while still starting failed the run)
+    d["arrivals"] = {"kind": "list", "times_s": [0, 14]}
     d["catalog"]["duration_s"] = 8
     d["duration_s"] = 14
     json.dump(d, open(path, "w"))
@@ -210,7 +212,10 @@ def test_loopback_fallback_says_so(s):
     json.dump(edited, open(path, "w"))
     so, se = proc.communicate(timeout=300)
     eq(proc.returncode, 0, "the second emulation: %s" % se.decode()[-1500:])
-    eq(load(out, "summary.json")["viewers"], 1, "the second run's summary")
+    summ2 = load(out, "summary.json")
+    # (whether the late one starts depends on how far it got before its SIGTERM: a peer on loopback with the
+    # video cached may start within milliseconds)
+    check(summ2["viewers"] == 2 and summ2["viewers_started"] in (1, 2), "the second run's summary: two viewers: %r" % summ2)
     eff2 = load(out, "scenario.json")
     eq((eff2["duration_s"], eff2["name"], eff2["catalog"]["duration_s"]), (14, "loopback", 8),
        "scenario.json is the scenario the run read, not the file as edited later")
