@@ -1872,8 +1872,8 @@ static void note_outage_cancels(w_world *w, const pc_action *a)
 static void a_cdn_outage_leaves_the_late_segment_on_its_peer(void **state)
 {
     /* the CDN is black-holed (each transfer fails after 5 s) and the player seeks: once the CDN failed twice,
-     * the segment goes to a peer that holds everything, slower than the rung (3 against 2 Mbit/s), so it is
-     * late from its start. A rescue moved it back to the CDN every time the rescue check ran, backoff or
+     * the segment goes to a peer that holds everything, little faster than the rung (3 against 2 Mbit/s):
+     * already due after the seek, it is late from its start. A rescue moved it back to the CDN every time the rescue check ran, backoff or
      * not: 5 s lost a round, and the player never started again (found by review) */
     (void)state;
     static const uint32_t rung[1] = {2000000};
