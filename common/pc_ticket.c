@@ -95,6 +95,11 @@ int pc_ticket_check(const uint8_t tracker_pk[PC_ED25519_PK_LEN], const uint8_t *
     return r;
 }
 
+uint64_t pc_ticket_expires_of(const uint8_t *t, size_t len)
+{
+    return len >= 12 ? get_be64(t + 4) : 0;
+}
+
 int pc_ticket_check_opened(const pc_ticket *t, const char *video, const uint8_t key[PC_ED25519_PK_LEN], uint64_t now_s)
 {
     if (t->expires <= now_s)

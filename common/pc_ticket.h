@@ -49,6 +49,9 @@ int pc_ticket_sign(const uint8_t sk[PC_ED25519_SK_LEN], const pc_ticket *t, uint
 int pc_ticket_open(const uint8_t tracker_pk[PC_ED25519_PK_LEN], const uint8_t *in, size_t len, pc_ticket *out) PC_MUST_CHECK;
 /* pc_ticket_open, then: expired at |now_s| (expires <= now_s) → PC_EEXPIRED; another video →
  * PC_EWRONGVIDEO; another key → PC_EWRONGKEY. |out| (optional) receives the ticket. */
+/* The expiry written in the wire form |t| (|len| bytes) of a ticket already checked; 0 when too short to
+ * hold one. Cannot fail. */
+uint64_t pc_ticket_expires_of(const uint8_t *t, size_t len);
 /* The checks of pc_ticket_check after the signature, on a ticket pc_ticket_open returned. */
 int pc_ticket_check_opened(const pc_ticket *t, const char *video, const uint8_t key[PC_ED25519_PK_LEN],
                            uint64_t now_s) PC_MUST_CHECK;

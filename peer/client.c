@@ -1102,11 +1102,9 @@ static void fill_state(client *c, const char *event)
     s->have_hi = hi == UINT32_MAX ? -1 : (int64_t)hi;
     s->seeding = c->seeding;
     s->media = c->cfg->media_query; /* a tracker with --media-key checks it (docs/tracker.md) */
-    /* the ticket we hold: the tracker renews it when near its end, also if it issued a later one we never got */
-    s->ticket_expires = 0;
-    pc_ticket held;
-    if (c->id.ticket_len > 0 && pc_ticket_open(c->id.tracker_pk, c->id.ticket, c->id.ticket_len, &held) == 0)
-        s->ticket_expires = held.expires;
+    /* the ticket we hold (checked when it came): the tracker renews it when near its end, also if it issued a
+     * later one we never got */
+    s->ticket_expires = pc_ticket_expires_of(c->id.ticket, c->id.ticket_len);
     /* with every link taken, dial() would not use the peers: ask for none, and spare the tracker the search */
     s->numwant = c->ndialled >= c->cfg->max_links ? 0 : NUMWANT;
     s->bytes_cdn = c->bytes_cdn_total;

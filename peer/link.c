@@ -260,19 +260,10 @@ void *pc_link_user(const pc_link *l)
 
 /* ---- handshake ---- */
 
-/* A ticket's expiry from its bytes (checked ones: "PCT1" | expires u64 | ...). */
-static uint64_t ticket_expires(const uint8_t *t, size_t len)
-{
-    uint64_t e = 0;
-    for (size_t i = 4; i < 12 && i < len; i++)
-        e = e << 8 | t[i];
-    return e;
-}
-
 static int make_hello(pc_link *l, uint8_t *out, size_t *len)
 {
     pc_wire_hello h = {.role = (uint8_t)l->role, .ticket_len = l->id->ticket_len, .up_kbps = l->id->up_kbps};
-    l->my_expires = ticket_expires(l->id->ticket, l->id->ticket_len);
+    l->my_expires = pc_ticket_expires_of(l->id->ticket, l->id->ticket_len);
     memcpy(h.kx_pk, l->kx_pk, 32);
     memcpy(h.ticket, l->id->ticket, l->id->ticket_len);
     int n = pc_wire_hello_encode(&h, out);
@@ -449,7 +440,7 @@ static int take_ticket(pc_link *l, const pc_wire_msg *m)
 
 void pc_link_send_ticket(pc_link *l)
 {
-    uint64_t e = ticket_expires(l->id->ticket, l->id->ticket_len);
+    uint64_t e = pc_ticket_expires_of(l->id->ticket, l->id->ticket_len);
     if (l->state != ST_UP || l->shutting || l->id->ticket_len == 0 || e <= l->my_expires)
         return;
     uint8_t b[1 + PC_TICKET_MAX];

@@ -50,6 +50,8 @@ static void expiry_is_exact(void **state)
     int n = make("v", 1000, b);
     assert_int_equal(pc_ticket_check(tpk, b, (size_t)n, "v", ppk, 999, NULL), 0);  /* one second before */
     assert_int_equal(pc_ticket_check(tpk, b, (size_t)n, "v", ppk, 1000, NULL), PC_EEXPIRED); /* at the tick */
+    assert_int_equal(pc_ticket_expires_of(b, (size_t)n), 1000); /* read from the bytes, as the links do */
+    assert_int_equal(pc_ticket_expires_of(b, 11), 0);
 }
 
 static void forged_tickets_fail(void **state)
