@@ -400,6 +400,20 @@ def test_data_nobody_asked_for_closes_the_link(s):
     eq(bye_of(link), 3, "BYE with reason 3, a protocol error")
 
 
+def link_to(seeder, ticket, sk):
+    """A finished PyLink to |seeder|, tried again while it closes before its HELLO (a seeder just started has
+    no ticket of its own yet). |ticket|: bytes, or a function making them for each try."""
+    for attempt in range(40):
+        link = PyLink(seeder.host, seeder.port, ticket() if callable(ticket) else ticket, sk)
+        try:
+            link.finish(st["tpk"], st["vid"])
+            return link
+        except EOFError:
+            link.sock.close()
+            time.sleep(0.25)
+    raise AssertionError("no link to %s:%d" % (seeder.host, seeder.port))
+
+
 def bye_of(link):
     """The reason of the BYE |link| hears next (None: closed without one)."""
     try:
@@ -423,15 +437,7 @@ def test_a_link_past_the_limit_hears_that_the_peer_is_full(s):
     for n in range(3):
         tp = TrackerPeer(t, vid, 20 + n, rendition="v0")
         tp.announce("started")
-        for attempt in range(40):
-            link = PyLink(seeder.host, seeder.port, b64u_decode(tp.ticket), tp.sk)
-            try:
-                link.finish(st["tpk"], vid)
-                break
-            except EOFError:  # closed before its HELLO: the new seeder has no ticket of its own yet
-                link.sock.close()
-                time.sleep(0.25)
-        links.append(link)
+        links.append(link_to(seeder, b64u_decode(tp.ticket), tp.sk))
     eq(bye_of(links[2]), 1, "the third link: BYE 1")
     for link in links[:2]:
         link.sock.close()
@@ -449,21 +455,13 @@ def test_idle_links_give_way_to_new_ones(s):
     t, vid = st["t"], st["vid"]
     seeder = Peer(s, st["o"], vid, "--max-links", "2", mode="seed", name="seeder-sybils")
     try:  # a seeder left in the swarm by a failure here would serve the viewers of the tests after
-
         def connect(n, tp=None):
             if tp is None:
                 tp = TrackerPeer(t, vid, 40 + n, rendition="v0")
                 tp.announce("started")
-            for attempt in range(40):
-                link = PyLink(seeder.host, seeder.port, b64u_decode(tp.ticket), tp.sk)
-                try:
-                    link.finish(st["tpk"], vid)
-                    link.tp = tp
-                    return link
-                except EOFError:  # closed before its HELLO: the new seeder has no ticket of its own yet
-                    link.sock.close()
-                    time.sleep(0.25)
-            raise AssertionError("no link")
+            link = link_to(seeder, b64u_decode(tp.ticket), tp.sk)
+            link.tp = tp
+            return link
 
         idle = [connect(n) for n in range(4)]
         early = connect(4)
@@ -612,14 +610,7 @@ def test_a_link_ends_with_its_ticket_unless_renewed_over_it(s):
     for name in ("lapses", "renewed", "forged"):
         sk = Ed25519PrivateKey.generate()
         pk = sk.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        for attempt in range(40):
-            link = PyLink(seeder.host, seeder.port, ticket(pk, int(time.time()) + 5), sk)
-            try:
-                link.finish(st["tpk"], vid)
-                break
-            except EOFError:  # closed before its HELLO: the new seeder has no ticket of its own yet
-                link.sock.close()
-                time.sleep(0.25)
+        link = link_to(seeder, lambda: ticket(pk, int(time.time()) + 5), sk)
         link.pk = pk
         links[name] = link
     first = int.from_bytes(links["renewed"].hello_s[44:52], "big")  # the seeder's ticket (HELLO: 40 bytes, then "PCT1" | expires)
