@@ -25,6 +25,8 @@
 #define PC_CLIENT_PENDING_MAX 16
 #define PC_CLIENT_AUTH_WAIT_MS 3000 /* from accept: a handshake not done by then is the first to give way */
 #define PC_CLIENT_HIGH_MARK (1024u * 1024) /* a link's write queue above this gets no more DATA */
+/* what a link queues at most (its DATA up to the mark, one more record, answers) stays under its limit */
+_Static_assert(PC_CLIENT_HIGH_MARK + PC_WIRE_RECORD_MAX + 512u * 1024 <= PC_LINK_QUEUE_MAX, "the link limit");
 #define PC_CLIENT_GIVE_WAY_MS 20000 /* an accepted link silent this long may give way to a new one (on_up) */
 #define PC_CANCELLED_MAX 16 /* cancelled requests a link remembers by id (client.c, on_data_msg) */
 #define PC_BANNED_MAX 4096 /* keys a viewer bans in a run (128 KiB); docs/peer.md, "Limitations" */

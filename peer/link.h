@@ -28,7 +28,10 @@
 #define PC_LINK_PING_MS 5000
 #define PC_LINK_IDLE_MS 30000
 #define PC_LINK_LOW_MARK (512u * 1024)
-#define PC_LINK_QUEUE_MAX (8u * 1024 * 1024) /* queued writes, with their bookkeeping */
+/* Queued writes, with their bookkeeping: the owner's own DATA stops at its mark (PC_CLIENT_HIGH_MARK,
+ * 1 MiB) plus one record, so what lies beyond is answers to a peer that does not read. Small, because
+ * each link may hold it: 72 links (peercdn-peer's default) × 2 MiB. */
+#define PC_LINK_QUEUE_MAX (2u * 1024 * 1024)
 #define PC_LINK_SLOW_MS 15000
 #define PC_LINK_SLOW_BYTES (64u * 1024) /* in PC_LINK_SLOW_MS: 35 kbit/s, a quarter of the lowest rung */
 
