@@ -1101,7 +1101,7 @@ static void fill_state(client *c, const char *event)
     s->have_lo = lo == UINT32_MAX ? -1 : (int64_t)lo;
     s->have_hi = hi == UINT32_MAX ? -1 : (int64_t)hi;
     s->seeding = c->seeding;
-    s->media = c->cfg->media_query; /* a tracker with --media-key checks it (docs/tracker.md) */
+    s->media = c->mq[0] != '\0' ? c->mq + 1 : NULL; /* a tracker with --media-key checks it (docs/tracker.md) */
     /* the ticket we hold (checked when it came): the tracker renews it when near its end, also if it issued a
      * later one we never got */
     s->ticket_expires = pc_ticket_expires_of(c->id.ticket, c->id.ticket_len);
@@ -1210,13 +1210,16 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
         if (status == 403 && body != NULL && len < 4096 && !stopped &&
             (memmem(body, len, "\"media_token_required\"", 22) != NULL || memmem(body, len, "\"bad_media_token\"", 17) != NULL ||
              memmem(body, len, "\"media_token_expired\"", 21) != NULL)) {
-            /* the tracker guards a signed-media origin's swarms (--media-key), and the token of this run
-             * (--media-query) does not change: asking again would be refused again */
-            PC_LOGW("tracker", "the tracker vouches only for viewers with a valid media token (%s): no more announces this "
-                               "run; playing on from the CDN%s",
-                    c->cfg->media_query == NULL ? "none was given: --media-query" : "--media-query",
+            /* the tracker guards a signed-media origin's swarms (--media-key), and asking again with the
+             * same token would be refused again: only a renewed one (--media-query-file) is worth it */
+            PC_LOGW("tracker", "the tracker vouches only for viewers with a valid media token (%s): no more announces %s; "
+                               "playing on from the CDN%s",
+                    c->mq[0] == '\0' ? "none was given: --media-query" : c->cfg->media_query_file != NULL ? "--media-query-file"
+                                                                                                   : "--media-query",
+                    c->cfg->media_query_file != NULL ? "until the file holds another" : "this run",
                     c->nlinks > 0 ? " and the peers linked" : "");
             c->tracker_done = 1;
+            c->tracker_refused_token = 1;
             return;
         }
     }
@@ -1323,6 +1326,59 @@ static void seed_next(client *c)
         seed_done(c);
 }
 
+/* ---- a media query renewed through --media-query-file ---- */
+
+/* Reads --media-query-file into |out| ("?" + the query): one line of a URL query, a leading '?' and the
+ * line's end allowed. 0, or an error with |why| set. */
+static int mq_read(const char *path, char out[PC_CLIENT_QUERY_MAX + 2], char *why, size_t whyn)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = pc_read_file(path, PC_CLIENT_QUERY_MAX + 3, &text, &len); /* '?', CR LF */
+    if (rc != 0) {
+        snprintf(why, whyn, "%s", rc == PC_ETOOBIG ? "longer than a media query" : pc_strerror(rc));
+        return rc;
+    }
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        text[--len] = '\0';
+    const char *q = text[0] == '?' ? text + 1 : text;
+    if (!pc_client_query_valid(q)) {
+        snprintf(why, whyn, "not one line of 1 to %d characters of a URL query (no spaces, '#' or quotes)",
+                 PC_CLIENT_QUERY_MAX);
+        free(text);
+        return PC_EINVAL;
+    }
+    snprintf(out, PC_CLIENT_QUERY_MAX + 2, "?%s", q);
+    free(text);
+    return 0;
+}
+
+/* Every PC_CLIENT_MQ_CHECK_MS: a backend that renews the viewer's token writes it to the file (best
+ * replaced whole, by a rename), and the next fetches and announces carry it. A file that cannot be taken
+ * leaves the query as it was (said once until it changes). */
+static void on_mq_timer(uv_timer_t *t)
+{
+    client *c = t->data;
+    char q[sizeof(c->mq)], why[sizeof(c->mq_why)];
+    if (mq_read(c->cfg->media_query_file, q, why, sizeof(why)) != 0) {
+        if (strcmp(why, c->mq_why) != 0)
+            PC_LOGW("peer", "--media-query-file %s: %s; the media query stays as it was", c->cfg->media_query_file, why);
+        snprintf(c->mq_why, sizeof(c->mq_why), "%s", why);
+        return;
+    }
+    c->mq_why[0] = '\0';
+    if (strcmp(q, c->mq) == 0)
+        return;
+    memcpy(c->mq, q, sizeof(c->mq));
+    c->said_403 = 0;
+    PC_LOGI("peer", "the media query changed (--media-query-file): taken for the next fetches and announces");
+    if (c->tracker_refused_token && !c->stopping) {
+        c->tracker_refused_token = 0;
+        c->tracker_done = 0;
+        announce(c, "started");
+    }
+}
+
 /* ---- lifecycle ---- */
 
 static void close_handle(uv_handle_t *h)
@@ -1345,6 +1401,7 @@ static void after_stopped(client *c)
     close_handle((uv_handle_t *)&c->announce_timer);
     close_handle((uv_handle_t *)&c->status_timer);
     close_handle((uv_handle_t *)&c->cdn_resume);
+    close_handle((uv_handle_t *)&c->mq_timer);
     /* the signal handlers stay until the loop has ended (closed below pc_client_run's uv_run): closed
      * now, a second SIGTERM during the HLS endpoint's grace (up to 5 s) would kill the process */
     uv_unref((uv_handle_t *)&c->sigint);
@@ -1780,12 +1837,19 @@ int pc_client_run(const pc_client_config *cfg)
             return 1;
         }
         snprintf(c->mq, sizeof(c->mq), "?%s", cfg->media_query);
+    } else if (cfg->media_query_file != NULL) {
+        char why[sizeof(c->mq_why)];
+        if (mq_read(cfg->media_query_file, c->mq, why, sizeof(why)) != 0) {
+            pc_cli_error("--media-query-file %s: %s", cfg->media_query_file, why);
+            free(c);
+            return 1;
+        }
     }
     c->t0_us = uv_hrtime() / 1000 - 1; /* "now" is never 0 */
     c->exit_code = 1;
     uv_loop_init(&c->loop);
     uv_timer_t *timers[] = {&c->engine_timer, &c->kick, &c->upload_timer, &c->announce_timer, &c->status_timer,
-                            &c->cdn_resume};
+                            &c->cdn_resume, &c->mq_timer};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         uv_timer_init(&c->loop, timers[i]);
         timers[i]->data = c;
@@ -1819,6 +1883,8 @@ int pc_client_run(const pc_client_config *cfg)
         uv_signal_start(&c->sigint, on_signal, SIGINT);
         uv_signal_start(&c->sigterm, on_signal, SIGTERM);
         uv_timer_start(&c->status_timer, on_status_timer, 1000, 1000);
+        if (cfg->media_query_file != NULL)
+            uv_timer_start(&c->mq_timer, on_mq_timer, PC_CLIENT_MQ_CHECK_MS, PC_CLIENT_MQ_CHECK_MS);
         printf("peercdn-peer listening on tcp://%s (video %s, %u renditions, %u segments)\n", c->listen_bound,
                cfg->video, c->pm.m.n_rungs, c->pm.m.n_segments);
         if (hls_bound[0] != '\0')

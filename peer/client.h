@@ -30,6 +30,7 @@ typedef struct pc_client_config {
     const char *origin_key;     /* base64 origin key given on the command line, or NULL */
     const char *media_query;    /* appended to every /v/ URL fetched from the origin (a signed-media origin's
                                  * "exp=E&sig=S"), without the '?'; NULL: none */
+    const char *media_query_file; /* or read from this file, and again whenever it changes (renewed tokens) */
     uint64_t up_kbps, down_kbps;/* 0: no cap */
     double seed_after_s;        /* keep serving this long after playback ends */
     double hls_linger_s;        /* with hls_listen: exit once the local player has been quiet this long; 0 never */

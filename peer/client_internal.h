@@ -25,6 +25,7 @@
 #define PC_CLIENT_PENDING_MAX 16
 #define PC_CLIENT_AUTH_WAIT_MS 3000 /* from accept: a handshake not done by then is the first to give way */
 #define PC_CLIENT_HIGH_MARK (1024u * 1024) /* a link's write queue above this gets no more DATA */
+#define PC_CLIENT_MQ_CHECK_MS 2000         /* --media-query-file is read again this often */
 /* what a link queues at most (its DATA up to the mark, one more record, answers) stays under its limit */
 _Static_assert(PC_CLIENT_HIGH_MARK + PC_WIRE_RECORD_MAX + 512u * 1024 <= PC_LINK_QUEUE_MAX, "the link limit");
 #define PC_CLIENT_GIVE_WAY_MS 20000 /* an accepted link silent this long may give way to a new one (on_up) */
@@ -107,7 +108,7 @@ typedef struct hls hls;
 struct client {
     const pc_client_config *cfg;
     uv_loop_t loop;
-    uv_timer_t engine_timer, kick, upload_timer, announce_timer, status_timer, cdn_resume;
+    uv_timer_t engine_timer, kick, upload_timer, announce_timer, status_timer, cdn_resume, mq_timer;
     uv_prepare_t settle; /* before the loop waits: no action left in the engine (on_settle) */
     uv_signal_t sigint, sigterm;
     uv_tcp_t server;
@@ -124,7 +125,9 @@ struct client {
     pc_peer_media pm;
     char base[PC_CLIENT_URL_MAX + PC_VIDEO_ID_MAX + 8]; /* origin + "/v/" + video + "/" */
     char mq[PC_CLIENT_QUERY_MAX + 2];                    /* "?" + --media-query, or "": ends every /v/ URL */
-    int said_403;                                        /* the CDN's first 403 was logged */
+    char mq_why[160];                                    /* why --media-query-file was last not taken ("" it was) */
+    int said_403;                                        /* the CDN's first 403 since the query changed was logged */
+    int tracker_refused_token;                           /* the tracker refused the query: asked again when it changes */
     char last_cdn_error[160];                            /* the last CDN fetch that failed, and why */
     char tracker_url[PC_MANIFEST_MAX_TRACKER_URL + 1];   /* the manifest's, or --tracker */
     /* engine */

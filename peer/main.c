@@ -44,6 +44,8 @@ static const char usage[] =
     "  --media-query QUERY   append ?QUERY to every media URL fetched from the origin: a signed-media origin's\n"
     "                        exp=E&sig=S, as the service's backend hands it out (GET /api/videos/ID)\n"
     "                        (or $PEERCDN_MEDIA_QUERY, which other local users cannot read)\n"
+    "  --media-query-file FILE  read the query from FILE instead, and again whenever it changes: a backend\n"
+    "                        renews the token of a long session by writing the new one there\n"
     "  --state-dir DIR       where pinned origin keys live (default $HOME/.local/state/peercdn)\n"
     "  --cache-dir DIR       keep verified segments on disk too (checked again when read back)\n"
     "  --mem-cap MIB         segment store in memory (default 1024)\n"
@@ -100,7 +102,7 @@ int main(int argc, char **argv)
     else if (strcmp(argv[1], "play") != 0)
         pc_cli_usage("unknown command '%s' (play, seed)", argv[1]);
     enum { O_ORIGIN = PC_CLI_LONG_FIRST, O_VIDEO, O_TRACKER, O_LISTEN, O_ANNOUNCE, O_UP, O_DOWN, O_NOUP, O_REND, O_HLS, O_LINGER, O_SEEDAFTER,
-           O_REPORT, O_WATCH, O_MAXWAIT, O_KEY, O_MQ, O_STATE, O_CACHE, O_MEM, O_LINKS, O_RNG, O_NOSTATUS, O_LOG, O_HELP };
+           O_REPORT, O_WATCH, O_MAXWAIT, O_KEY, O_MQ, O_MQF, O_STATE, O_CACHE, O_MEM, O_LINKS, O_RNG, O_NOSTATUS, O_LOG, O_HELP };
     static const struct option opts[] = {
         {"origin", required_argument, NULL, O_ORIGIN}, {"video", required_argument, NULL, O_VIDEO},
         {"tracker", required_argument, NULL, O_TRACKER}, {"listen", required_argument, NULL, O_LISTEN},
@@ -110,12 +112,13 @@ int main(int argc, char **argv)
         {"hls-linger", required_argument, NULL, O_LINGER}, {"seed-after", required_argument, NULL, O_SEEDAFTER}, {"report", required_argument, NULL, O_REPORT},
         {"watch-s", required_argument, NULL, O_WATCH}, {"max-wait-s", required_argument, NULL, O_MAXWAIT},
         {"origin-key", required_argument, NULL, O_KEY}, {"media-query", required_argument, NULL, O_MQ},
+        {"media-query-file", required_argument, NULL, O_MQF},
         {"state-dir", required_argument, NULL, O_STATE},
         {"cache-dir", required_argument, NULL, O_CACHE}, {"mem-cap", required_argument, NULL, O_MEM},
         {"max-links", required_argument, NULL, O_LINKS}, {"rng-seed", required_argument, NULL, O_RNG},
         {"no-status", no_argument, NULL, O_NOSTATUS}, {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0}};
-    int ch, no_status = 0, linger_given = 0, up_given = 0, max_wait_given = 0, seed_after_given = 0;
+    int ch, no_status = 0, linger_given = 0, up_given = 0, mq_given = 0, max_wait_given = 0, seed_after_given = 0;
     opterr = 0;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -136,7 +139,8 @@ int main(int argc, char **argv)
         case O_WATCH: cfg.watch_s = pc_cli_num(optarg, "--watch-s", 0.001, 1e7); break;
         case O_MAXWAIT: cfg.max_wait_s = pc_cli_num(optarg, "--max-wait-s", 0, 1e7), max_wait_given = 1; break;
         case O_KEY: cfg.origin_key = optarg; break;
-        case O_MQ: cfg.media_query = optarg[0] == '?' ? optarg + 1 : optarg; break;
+        case O_MQ: cfg.media_query = optarg[0] == '?' ? optarg + 1 : optarg, mq_given = 1; break;
+        case O_MQF: cfg.media_query_file = optarg; break;
         case O_STATE: cfg.state_dir = optarg; break;
         case O_CACHE: cfg.cache_dir = optarg; break;
         case O_MEM: cfg.mem_cap = (size_t)pc_cli_int(optarg, "--mem-cap", 16, 1 << 20) << 20; break;
@@ -170,6 +174,10 @@ int main(int argc, char **argv)
     if (cfg.origin_key != NULL && (pc_b64_decode(cfg.origin_key, strlen(cfg.origin_key), pk, sizeof(pk), &pkn, 0) != 0 ||
                                    pkn != sizeof(pk)))
         pc_cli_usage("--origin-key wants the base64 of a 32-byte Ed25519 public key");
+    if (mq_given && cfg.media_query_file != NULL)
+        pc_cli_usage("--media-query and --media-query-file: give one");
+    if (cfg.media_query_file != NULL)
+        cfg.media_query = NULL; /* the file's, not $PEERCDN_MEDIA_QUERY's */
     if (cfg.media_query != NULL && !pc_client_query_valid(cfg.media_query))
         pc_cli_usage("--media-query wants 1 to %d characters of a URL query (no spaces, '#' or quotes), as the "
                      "origin issued it", PC_CLIENT_QUERY_MAX);

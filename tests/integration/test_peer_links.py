@@ -1068,6 +1068,32 @@ def test_a_tracker_url_of_2048_characters_is_announced_to(s):
     eq(t.stats()["videos"][vid]["bytes_cdn"], r["bytes_cdn"], "the tracker heard the viewer's counters")
 
 
+def signed_origin(s):
+    """An origin in signed-URL mode with a video (subtitled) and a tracker that checks its media tokens
+    (made once): (origin, tracker, video id, the media key's path)."""
+    if "signed" not in st:
+        data = tempfile.mkdtemp(dir=s.tmp, prefix="origin-")
+        os.mkdir(os.path.join(data, "keys"), 0o700)
+        mkey_path = os.path.join(data, "keys", "media.key")
+        with open(os.open(mkey_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            f.write(os.urandom(32))  # the origin keeps an existing key
+        t = s.tracker("--interval", "2", "--media-key", mkey_path)
+        o = s.origin("--signed-media", "--tracker", t.url, data=data)
+        src = subtitled("peer_links_640x360_24s_subs", clip("peer_links_640x360_24s", size="640x360", rate=25, dur=24),
+                        [("1\n00:00:01,000 --> 00:00:03,000\nsigned\n", ["-metadata:s:s:S", "language=eng"])])
+        vid = o.upload(src, title="signed")
+        o.ready(vid, timeout=600)
+        st["signed"] = (o, t, vid, mkey_path)
+    return st["signed"]
+
+
+def media_token(mkey_path, video, exp):
+    """A signed-media origin's query for |video| valid through |exp| (docs/origin.md, "Signed mode")."""
+    with open(mkey_path, "rb") as f:
+        mac = hmac.new(f.read(), ("media\n%s\n%d" % (video, exp)).encode(), hashlib.sha256).digest()
+    return "exp=%d&sig=%s" % (exp, base64.urlsafe_b64encode(mac).decode().rstrip("="))
+
+
 def test_a_signed_media_origin_swarms_with_the_media_query(s):
     """An origin in signed-URL mode (--signed-media) serves /v/ only with the exp&sig its backend hands out.
     Peers given that query with --media-query fetch the manifest, the segments and the playlists of the
@@ -1075,17 +1101,7 @@ def test_a_signed_media_origin_swarms_with_the_media_query(s):
     or with a forged or expired one, a peer stops at once with one line saying so. The tracker, given the
     origin's media key (--media-key), vouches only for viewers that show the query: no ticket without it, and
     none that outlives it; a viewer whose tracker refuses its token plays on from the CDN and stops asking."""
-    data = tempfile.mkdtemp(dir=s.tmp, prefix="origin-")
-    os.mkdir(os.path.join(data, "keys"), 0o700)
-    mkey_path = os.path.join(data, "keys", "media.key")
-    with open(os.open(mkey_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
-        f.write(os.urandom(32))  # the origin keeps an existing key
-    t = s.tracker("--interval", "2", "--media-key", mkey_path)
-    o = s.origin("--signed-media", "--tracker", t.url, data=data)
-    src = subtitled("peer_links_640x360_24s_subs", clip("peer_links_640x360_24s", size="640x360", rate=25, dur=24),
-                    [("1\n00:00:01,000 --> 00:00:03,000\nsigned\n", ["-metadata:s:s:S", "language=eng"])])
-    vid = o.upload(src, title="signed")
-    o.ready(vid, timeout=600)
+    o, t, vid, mkey_path = signed_origin(s)
     hls = o.req("GET", "/api/videos/" + vid, headers=o.auth()).json()["hls"]
     query = urllib.parse.urlsplit(hls).query
     q = dict(urllib.parse.parse_qsl(query))
@@ -1095,9 +1111,8 @@ def test_a_signed_media_origin_swarms_with_the_media_query(s):
     with open(os.path.join(o.data, "keys", "media.key"), "rb") as f:
         mkey = f.read()
 
-    def signed(exp, video=vid):  # docs/origin.md, "Signed mode"
-        mac = hmac.new(mkey, ("media\n%s\n%d" % (video, exp)).encode(), hashlib.sha256).digest()
-        return "exp=%d&sig=%s" % (exp, base64.urlsafe_b64encode(mac).decode().rstrip("="))
+    def signed(exp, video=vid):
+        return media_token(mkey_path, video, exp)
     eq(signed(int(q["exp"])), query, "the signature as docs/origin.md defines it")
     expired = signed(int(time.time()) - 5)
     # the tracker names the media key it checks with (docs/tracker.md), and the origin found it its own
@@ -1170,6 +1185,51 @@ def test_a_signed_media_origin_swarms_with_the_media_query(s):
     eq(rejects, ["1"], "one announce, refused: %s" % lone.stderr()[-1500:])
     eq(lone.stop()["announces_failed"], 1, "counted")
     seeder.stop()
+
+
+def test_a_token_renewed_in_the_media_query_file_brings_back_the_cdn_and_the_tracker(s):
+    """--media-query-file: a viewer whose token expires mid-play is refused by the CDN (HTTP 403) and by the
+    tracker, which it then stops asking; once the backend writes a renewed token to the file, the viewer takes
+    it within seconds: the CDN serves it again, it announces again and gets a new ticket, and it plays to the
+    end. The file holding no query is a one-line error at start, and the two flags together a usage error."""
+    o, _, vid, mkey_path = signed_origin(s)
+    t = s.tracker("--interval", "2", "--media-key", mkey_path)  # its own: counts of this viewer alone
+    qfile = os.path.join(s.tmp, "media-query")
+
+    def write_token(exp):
+        with open(qfile + ".new", "w") as f:
+            f.write("?" + media_token(mkey_path, vid, exp) + "\n")
+        os.replace(qfile + ".new", qfile)
+    peer = s.bin("peercdn-peer")
+    base = [peer, "play", "--origin", o.url, "--video", vid, "--state-dir", os.path.join(s.tmp, "st-signed-file")]
+    with open(qfile, "w") as f:
+        f.write("exp=1 2\n")
+    p = subprocess.run(base + ["--media-query-file", qfile], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    err = [l for l in p.stderr.decode().splitlines() if "INFO" not in l and "WARN" not in l]
+    check(p.returncode == 1 and len(err) == 1 and "--media-query-file" in err[0], "a file without a query: %r" % err)
+    p = subprocess.run(base + ["--media-query-file", qfile, "--media-query", "a=b"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    eq(p.returncode, 2, "both flags: %s" % p.stderr.decode())
+    # a token that expires 5 s from now, on a downlink (300 kbit/s) that needs about 20 s for the video
+    write_token(int(time.time()) + 5)
+    viewer = Peer(s, o, vid, "--media-query-file", qfile, "--tracker", t.url, "--down-kbps", "300",
+                  name="signed-file-viewer")
+    deadline = time.time() + 60
+    while time.time() < deadline and not ("HTTP 403" in viewer.stderr() and "until the file holds another" in viewer.stderr()):
+        time.sleep(0.2)
+    check("HTTP 403" in viewer.stderr(), "the CDN refused the expired token: %s" % viewer.stderr()[-1500:])
+    check("until the file holds another" in viewer.stderr(), "the tracker refused it: %s" % viewer.stderr()[-1500:])
+    issued = lambda: sum(int(x) for x in re.findall(r"peercdn_tracker_tickets_issued_total(?:\{[^}]*\})? (\d+)",
+                                                     t.req("GET", "/metrics").body.decode()))
+    eq(issued(), 1, "one ticket, for the first token")
+    write_token(int(time.time()) + 600)
+    r = viewer.wait(120)
+    summary = {k: r[k] for k in r if k != "segments"}
+    check(r["ended"] and r["rejected_segments"] == 0 and len(r["segments"]) == 6, "played to the end: %r" % summary)
+    check("the media query changed" in viewer.stderr(), "the renewal was taken: %s" % viewer.stderr()[-1500:])
+    eq(issued(), 2, "a ticket for the renewed token")
+    rejects = re.findall(r'peercdn_tracker_rejects_total\{code="media_token_expired"\} (\d+)', t.req("GET", "/metrics").body.decode())
+    check(rejects and int(rejects[0]) >= 1, "the tracker refused the expired token: %r" % rejects)
 
 
 def test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint(s):

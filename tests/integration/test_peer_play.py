@@ -19,6 +19,7 @@ if __name__ == "__main__":
        L.test_a_seeder_tries_a_failed_fetch_again,
        L.test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint,
        L.test_a_signed_media_origin_swarms_with_the_media_query,
+       L.test_a_token_renewed_in_the_media_query_file_brings_back_the_cdn_and_the_tracker,
        L.test_a_local_player_asking_out_of_order_or_at_two_renditions_is_answered,
        L.test_what_the_store_let_go_is_fetched_again_and_an_init_after_the_end,
        L.test_a_seeder_with_an_hls_endpoint_answers_what_was_asked_while_it_fetched,
