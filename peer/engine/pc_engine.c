@@ -1858,6 +1858,13 @@ void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
         e->now = now;
     meters_to(e, e->now);
     seg *s = &e->segs[i];
+    /* the model plays the copy the real player now asks for at another rung: the player never had it (it
+     * would not ask), so the model was ahead of it; it follows the player there as after a seek (below),
+     * and the new copy's wait is a seek's. Dropped under a playing model, the copy used to count a stall
+     * that never happened (a player that starts above the lowest rendition, as hls.js may; found by
+     * review) */
+    int under = s->rung != rung && s->state == SEG_READY && e->player.state == PC_PLAYER_PLAYING &&
+                i == seg_at(e, e->player.pos_us);
     if (s->rung != rung) {
         /* the player wants another rung than the copy held, coming or begun (or the one a fetch cancelled
          * before a byte came asked for): drop that copy, and its times. Before the model follows the
@@ -1883,6 +1890,8 @@ void pc_engine_demand(pc_engine *e, uint32_t rung, uint32_t i, uint64_t now)
          * it paused): nothing there would be fetched, so the model follows it, as after a seek (which
          * forgets the demands before this one) */
         seek_to(e, e->start[i], e->now, 0);
+    else if (under)
+        seek_to(e, e->player.pos_us, e->now, 0);
     if (e->start[i] > e->demand_pos)
         e->demand_pos = e->start[i];
     step(e, e->now);
