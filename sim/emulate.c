@@ -42,6 +42,32 @@
 #include "pc_manifest.h"
 #include "report.h"
 #include "scenario.h"
+
+/* |s| as one shell word for the commands printed to paste: as it is when nothing in it is special to a
+ * shell, else in single quotes (a quote as '\''). |buf| holds 4 × strlen(s) + 3 bytes at least. */
+static const char *shq(char *buf, size_t n, const char *s)
+{
+    if (s[0] != '\0' && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:@%+=,-") == strlen(s))
+        return s;
+    size_t w = 0;
+    if (w < n)
+        buf[w++] = '\'';
+    for (const char *p = s; *p != '\0' && w + 5 < n; p++) {
+        if (*p == '\'') {
+            memcpy(buf + w, "'\\''", 4);
+            w += 4;
+        } else {
+            buf[w++] = *p;
+        }
+    }
+    if (w + 2 <= n) {
+        buf[w++] = '\'';
+        buf[w] = '\0';
+    } else if (n > 0) {
+        buf[n - 1] = '\0';
+    }
+    return buf;
+}
 #include "workload.h"
 
 #define EMU_VIEWERS_MAX 400  /* processes on one machine; each peer is a real process */
@@ -1003,10 +1029,12 @@ static void keep_running(emu *e)
     for (uint32_t k = 0; k < e->sc.videos; k++) {
         printf("   HLS     %s/v/%s/master.m3u8   (ffplay, mpv, VLC, Safari, hls.js)\n", e->origin_url, e->v[k].id);
         printf("   DASH    %s/v/%s/manifest.mpd\n", e->origin_url, e->v[k].id);
+        char peer[DIRMAX + 32], q[4 * (DIRMAX + 32) + 3];
+        snprintf(peer, sizeof(peer), "%s/../peer/peercdn-peer", e->bindir);
         printf("   through the swarm, with a local HLS endpoint for your player:\n"
-               "     %s/../peer/peercdn-peer play --origin %s --video %s --origin-key %s --hls-listen 127.0.0.1:8088\n"
+               "     %s play --origin %s --video %s --origin-key %s --hls-listen 127.0.0.1:8088\n"
                "     then open http://127.0.0.1:8088/v/%s/master.m3u8\n",
-               e->bindir, e->origin_url, e->v[k].id, e->origin_key, e->v[k].id);
+               shq(q, sizeof(q), peer), e->origin_url, e->v[k].id, e->origin_key, e->v[k].id);
     }
     printf("   tracker %s/stats   %s/metrics\n", e->tracker_url, e->tracker_url);
     fflush(stdout);
@@ -1610,9 +1638,16 @@ int sim_emulate_main(int argc, char **argv, const char *self)
                    e.nw > e.nseeders
                        ? (double)r.bytes_p2p / 1e9 * e.sc.cost_per_gb / (e.nw - e.nseeders) * 1e6
                        : 0);
+            char sim[DIRMAX + 32], scen[DIRMAX + 32], simout[DIRMAX + 32];
+            static char q1[4 * sizeof(sim) + 3], q2[4 * sizeof(sim) + 3], q3[4 * sizeof(sim) + 3], q4[4 * sizeof(sim) + 3];
+            snprintf(sim, sizeof(sim), "%s/peercdn-sim", e.bindir);
+            snprintf(scen, sizeof(scen), "%s/scenario.json", out);
+            snprintf(simout, sizeof(simout), "%s/sim", out);
+            const char *qsim = shq(q1, sizeof(q1), sim), *qscen = shq(q2, sizeof(q2), scen),
+                       *qsimout = shq(q3, sizeof(q3), simout), *qout = shq(q4, sizeof(q4), out);
             printf("outputs in %s (summary.json, timeseries.csv, viewers.csv, plots); predict it with:\n"
-                   "  %s/peercdn-sim run %s/scenario.json --out %s/sim && %s/peercdn-sim compare %s/sim %s\n",
-                   out, e.bindir, out, out, e.bindir, out, out);
+                   "  %s run %s --out %s && %s compare %s %s\n",
+                   out, qsim, qscen, qsimout, qsim, qsimout, qout);
             json_decref(s);
         }
         if (rc == 0 && keep && !g_stop)
