@@ -28,7 +28,7 @@ static const char usage[] =
     "  --tracker-key BASE64    tracker Ed25519 public key (default: fetched from URL/api/tracker-key)\n"
     "  --public-url URL        base URL for absolute upload URLs (default: from the Host header)\n"
     "  --workers N             transcoding worker threads, 1 to 64 (default: number of CPUs, at most 64)\n"
-    "  --segment-seconds S     CMAF segment duration, an even number of seconds (default 4)\n"
+    "  --segment-seconds S     CMAF segment duration, an even number of seconds, 2 to 20 (default 4)\n"
     "  --preset NAME           x264 preset (default veryfast)\n"
     "  --x264-threads N        threads per x264 encoder (default 1: parallelism comes from chunks)\n"
     "  --crf Q                 capped CRF under each rung's VBV ceiling (default 21); 0 = ABR at the rung bitrate\n"

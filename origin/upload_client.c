@@ -251,7 +251,9 @@ static void draw(struct up *u, int final)
     if (!u->bar)
         return;
     int64_t done = uploaded(u);
-    double el = now_s() - u->t0, rate = el > 0.2 ? (double)(done - u->base_bytes) / el : 0;
+    /* the rate from 0.2 s on (before, it is mostly the first write's burst); the last line's whatever the
+     * time (an upload on a LAN can take less: its bar ended at 0.0 MB/s) */
+    double el = now_s() - u->t0, rate = el > 0.2 || (final && el > 0) ? (double)(done - u->base_bytes) / el : 0;
     double frac = u->size > 0 ? (double)done / (double)u->size : 1;
     int w = 30, fill = (int)(frac * w);
     char bar[40];

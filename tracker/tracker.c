@@ -614,7 +614,15 @@ static int on_stats(void *user, h2o_req_t *req)
     int ra = pc_http_req_query(req, "after", after, sizeof(after));
     int rl = pc_http_req_query(req, "limit", limit, sizeof(limit));
     int64_t from = now_s - 24 * 3600, rows = HISTORY_ROWS_MAX;
-    if ((rh != 0 && rh != PC_ENOENT) || (rh == 0 && strcmp(v, "0") != 0 && strcmp(v, "1") != 0))
+    static const char *const names[] = {"history", "video", "since", "after", "limit"};
+    const int rcs[] = {rh, rv, rs, ra, rl};
+    char twice[64] = "";
+    for (size_t k = 0; k < sizeof(rcs) / sizeof(rcs[0]) && twice[0] == '\0'; k++)
+        if (rcs[k] == PC_EPARSE) /* (its value is not to blame) */
+            snprintf(twice, sizeof(twice), "'%s' is given more than once, or holds a NUL byte", names[k]);
+    if (twice[0] != '\0')
+        bad = twice;
+    else if ((rh != 0 && rh != PC_ENOENT) || (rh == 0 && strcmp(v, "0") != 0 && strcmp(v, "1") != 0))
         bad = "'history' must be 0 or 1";
     else if ((rv != 0 && rv != PC_ENOENT) || (rv == 0 && video[0] != '\0' && !pc_video_id_valid(video, strlen(video))))
         bad = "'video' must be a video id (or empty for the total)";

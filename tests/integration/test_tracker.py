@@ -362,6 +362,9 @@ def test_bad_input_is_refused_with_a_reason(s):
         r = t.req("GET", "/stats?" + q)
         eq(r.status, 400, "an oversized or malformed query value is refused, not ignored: " + q[:30])
         eq(r.json()["code"], "bad_field", "code for " + q[:30])
+    # a parameter given twice is named as such (each value alone is good)
+    r = t.req("GET", "/stats?video=a&video=b")
+    eq((r.status, r.json()["message"]), (400, "'video' is given more than once, or holds a NUL byte"), "video twice")
     check(t.proc.poll() is None, "still running")
 
 
