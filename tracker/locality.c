@@ -77,17 +77,26 @@ static int add_name(pc_locality *l, const char *s, uint32_t *off)
     return 0;
 }
 
-static int parse_line(pc_locality *l, char *line, struct entry *e)
+/* |why|: the part of "CIDR REGION [ASN]" to blame, on PC_EPARSE. */
+static int parse_line(pc_locality *l, char *line, struct entry *e, const char **why)
 {
     char cidr[64], region[PC_REGION_MAX + 2], asn_s[64];
     int64_t asn = 0;
     int end = 0;
     int n = sscanf(line, "%63s %33s %63s%n", cidr, region, asn_s, &end);
+    *why = "CIDR and REGION, at least";
+    if (n < 2)
+        return PC_EPARSE;
+    _Static_assert(PC_REGION_MAX == 32, "the message below");
+    *why = "REGION: 1 to 32 of [A-Za-z0-9" PC_REGION_EXTRA "]";
+    if (!pc_region_valid(region))
+        return PC_EPARSE;
     /* the ASN whole, as digits: "AS64500" or "12x" is a mistake to report, not 0 or 12, and so is a token
      * longer than the buffer (its first 63 characters are not the number) */
-    if (n < 2 || !pc_region_valid(region) ||
-        (n == 3 && (pc_parse_int_str(asn_s, 0, UINT32_MAX, 0, &asn) != 0 || (line[end] != '\0' && !isspace((unsigned char)line[end])))))
+    *why = "ASN: a decimal number up to 4294967295, without \"AS\"";
+    if (n == 3 && (pc_parse_int_str(asn_s, 0, UINT32_MAX, 0, &asn) != 0 || (line[end] != '\0' && !isspace((unsigned char)line[end]))))
         return PC_EPARSE;
+    *why = "CIDR: an IPv4 or IPv6 ADDRESS/PREFIX (at most 32 or 128)";
     char *slash = strchr(cidr, '/');
     if (slash == NULL)
         return PC_EPARSE;
@@ -152,9 +161,10 @@ int pc_locality_load(const char *path, pc_locality **out, char *err, size_t errl
             }
             l->e = n;
         }
-        if ((r = parse_line(l, p, &l->e[l->n])) != 0) {
-            snprintf(err, errlen, "%s:%u: expected \"CIDR REGION [ASN]\" (REGION: 1 to %d of [A-Za-z0-9%s])",
-                     path, lineno, PC_REGION_MAX, PC_REGION_EXTRA);
+        const char *why = "";
+        if ((r = parse_line(l, p, &l->e[l->n], &why)) != 0) {
+            if (r == PC_EPARSE)
+                snprintf(err, errlen, "%s:%u: expected \"CIDR REGION [ASN]\" (%s)", path, lineno, why);
             break;
         }
         l->n++;

@@ -61,16 +61,21 @@ static void longest_prefix_wins(void **state)
 static void bad_lines_are_named(void **state)
 {
     (void)state;
-    const char *bad[] = {"10.0.0.0 x\n", "10.0.0.0/33 x\n", "nope/8 x\n", "10.0.0.0/8\n", "1.0.0.0/8 x 99999999999\n",
-                         "10.0.0.0/8 eu\"west\n", "10.0.0.0/8 eu\\west\n", "10.0.0.0/8 x AS64500\n", "10.0.0.0/8 x 12x\n",
-                         "10.0.0.0/8 x -1\n", "10.0.0.0/8 x 123456789012345678901\n",
-                         "10.0.0.0/8 x 0000000000000000000000000000000000000000000000000000000000000000000064500\n"};
+    /* each with the part to blame (a bad ASN was reported as the REGION's fault) */
+    const char *bad[][2] = {{"10.0.0.0 x\n", "(CIDR:"}, {"10.0.0.0/33 x\n", "(CIDR:"}, {"nope/8 x\n", "(CIDR:"},
+                            {"10.0.0.0/8\n", "(CIDR and REGION"}, {"1.0.0.0/8 x 99999999999\n", "(ASN:"},
+                            {"10.0.0.0/8 eu\"west\n", "(REGION:"}, {"10.0.0.0/8 eu\\west\n", "(REGION:"},
+                            {"10.0.0.0/8 x AS64500\n", "(ASN:"}, {"10.0.0.0/8 x 12x\n", "(ASN:"}, {"10.0.0.0/8 x -1\n", "(ASN:"},
+                            {"10.0.0.0/8 x 123456789012345678901\n", "(ASN:"},
+                            {"10.0.0.0/8 x 0000000000000000000000000000000000000000000000000000000000000000000064500\n", "(ASN:"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        const char *path = write_tmp(bad[i]);
+        const char *path = write_tmp(bad[i][0]);
         pc_locality *l = NULL;
         char err[256];
         assert_int_equal(pc_locality_load(path, &l, err, sizeof(err)), PC_EPARSE);
         assert_non_null(strstr(err, ":1:"));
+        if (strstr(err, bad[i][1]) == NULL)
+            fail_msg("%s: %s", bad[i][0], err);
         unlink(path);
     }
     pc_locality *l;
