@@ -70,6 +70,7 @@ void pc_cli_ignore_stop_signals(void)
 {
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
 }
 
 void pc_cli_usage(const char *fmt, ...)

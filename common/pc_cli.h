@@ -36,8 +36,8 @@ double pc_cli_int(const char *s, const char *what, double min, double max);
  * query, fragment, blank or control character. */
 int pc_cli_is_http_url(const char *u);
 /* For a process whose stop is under way and whose libuv signal handles are closed (closing them restores
- * the default action): SIGINT and SIGTERM are ignored from now on, so that one arriving before the exit is
- * not a death by signal. */
+ * the default action): SIGINT, SIGTERM and SIGHUP are ignored from now on, so that one arriving before the
+ * exit is not a death by signal. */
 void pc_cli_ignore_stop_signals(void);
 /* --log-level VALUE, or a usage error. */
 void pc_cli_log_level(const char *s);

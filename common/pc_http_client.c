@@ -121,6 +121,22 @@ static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
     return 0;
 }
 
+void pc_curl_easy_base(CURL *e)
+{
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075700 /* 7.87.0 */
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+#endif
+}
+
+CURL *pc_curl_easy_new(void)
+{
+    CURL *e = curl_easy_init();
+    if (e != NULL)
+        pc_curl_easy_base(e);
+    return e;
+}
+
 pc_http_client *pc_http_client_new(uv_loop_t *loop)
 {
     pc_http_client *c = calloc(1, sizeof(*c));
@@ -198,7 +214,7 @@ int pc_http_get_blocking(const char *base, const char *path, long timeout_s, pc_
         *why = "URL too long";
         return PC_ETOOBIG;
     }
-    CURL *c = curl_easy_init();
+    CURL *c = pc_curl_easy_new();
     if (c == NULL) {
         *why = "out of memory";
         return PC_ENOMEM;
@@ -213,7 +229,6 @@ int pc_http_get_blocking(const char *base, const char *path, long timeout_s, pc_
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #endif
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     CURLcode cr = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     curl_easy_cleanup(c);

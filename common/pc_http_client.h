@@ -16,6 +16,14 @@
 typedef struct pc_http_client pc_http_client;
 typedef void (*pc_http_done_fn)(void *arg, CURL *easy, CURLcode rc);
 
+/* A libcurl easy handle for any of our transfers (NULL on ENOMEM): no signals, and one that is cancelled
+ * or times out while its host name is still being resolved does not wait for the resolver thread
+ * (CURLOPT_QUICK_EXIT): it used to, so a slow DNS answer froze a peer's whole loop, held its exit after
+ * SIGTERM for as long, and outlasted the timeouts we set (found by review; 8 s of lookup, 7 s to exit). */
+CURL *pc_curl_easy_new(void);
+/* Those two options again, on a handle curl_easy_reset cleared. */
+void pc_curl_easy_base(CURL *e);
+
 /* NULL on ENOMEM. curl_global_init must have run. */
 pc_http_client *pc_http_client_new(uv_loop_t *loop);
 /* Aborts transfers still running (their callbacks are not called) and frees once handles closed. */

@@ -114,6 +114,7 @@ static void stop_done(void *arg)
         return;
     uv_close((uv_handle_t *)&o->sigint, on_closed_handle);
     uv_close((uv_handle_t *)&o->sigterm, on_closed_handle);
+    uv_close((uv_handle_t *)&o->sighup, on_closed_handle);
     pc_cli_ignore_stop_signals();
     uv_close((uv_handle_t *)&o->gc_timer, on_closed_handle);
 }
@@ -315,9 +316,11 @@ int pc_origin_serve(const pc_origin_config *cfg)
     pc_db_busy_wait(o->db, PC_ORIGIN_SERVE_BUSY_MS);
     uv_signal_init(o->loop, &o->sigint);
     uv_signal_init(o->loop, &o->sigterm);
-    o->sigint.data = o->sigterm.data = o;
+    uv_signal_init(o->loop, &o->sighup);
+    o->sigint.data = o->sigterm.data = o->sighup.data = o;
     uv_signal_start(&o->sigint, on_signal, SIGINT);
     uv_signal_start(&o->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&o->sighup, on_signal, SIGHUP);
     uv_timer_init(o->loop, &o->gc_timer);
     o->gc_timer.data = o;
     uv_timer_start(&o->gc_timer, on_gc, 1000, 60000);

@@ -59,7 +59,7 @@ typedef struct pc_origin {
     int lock_fd;
     int stopping;
     int pending_stops;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup; /* SIGHUP (the terminal went away) stops it as SIGTERM does */
     uv_timer_t gc_timer;
     char instance[32];
     int64_t started_s;         /* unix time */

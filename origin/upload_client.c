@@ -338,7 +338,7 @@ static int resp_header(const pc_buf *h, const char *name, char *out, size_t len)
 static CURL *new_easy(struct up *u, const char *url, struct curl_slist **hdrs, pc_buf *hbuf, struct answer *ans)
 {
     ans->seen = 0;
-    CURL *e = curl_easy_init();
+    CURL *e = pc_curl_easy_new();
     if (e == NULL)
         return NULL;
     *hdrs = curl_slist_append(*hdrs, "Tus-Resumable: 1.0.0");
@@ -348,7 +348,6 @@ static CURL *new_easy(struct up *u, const char *url, struct curl_slist **hdrs, p
     curl_easy_setopt(e, CURLOPT_HEADERDATA, hbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, ans);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 15L);
     /* a transfer under 1 KiB/s for a minute is a failed attempt (retried): a server that trickles
      * cannot hold an upload for ever; requests without a body also end after CLIENT_REQ_TIMEOUT_S */
@@ -774,7 +773,7 @@ static void maybe_finalize(struct up *u)
 /* POST /api/uploads: the request, its answer going to |body| (*|hdrs| to be freed with it). */
 static CURL *creation_request(struct up *u, pc_buf *body, struct curl_slist **hdrs, char *url, size_t urllen)
 {
-    CURL *e = curl_easy_init();
+    CURL *e = pc_curl_easy_new();
     if (e == NULL)
         return NULL;
     char auth[600];
@@ -788,7 +787,6 @@ static CURL *creation_request(struct up *u, pc_buf *body, struct curl_slist **hd
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
     return e;
 }
@@ -916,7 +914,7 @@ static int wait_ready(struct up *u)
                          WAIT_ERRORS_MAX / 2);
             return 1;
         }
-        CURL *e = curl_easy_init();
+        CURL *e = pc_curl_easy_new();
         pc_buf body;
         pc_buf_init(&body, 1 << 20);
         curl_easy_setopt(e, CURLOPT_URL, url);

@@ -134,7 +134,7 @@ static void on_part_done(void *arg, CURL *easy, CURLcode rc);
 
 void pc_cdn_easy_defaults(CURL *e)
 {
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    pc_curl_easy_base(e); /* (again after a reset) */
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 5L);
     /* a stuck or trickling answer: under 1 KiB/s for 10 s fails it (and the engine goes elsewhere). At
      * 1 byte/s, an edge sending 2 bytes a second held a segment for good (found by review); a download
@@ -170,7 +170,7 @@ static int start_part(client *c, dl *d)
     if ((size_t)snprintf(url, sizeof(url), "%s%s%s", c->base, p->url, c->mq) >= sizeof(url))
         return PC_ETOOBIG;
     if (d->easy == NULL) {
-        d->easy = curl_easy_init();
+        d->easy = pc_curl_easy_new();
         if (d->easy == NULL)
             return PC_ENOMEM;
     } else {

@@ -1406,6 +1406,7 @@ static void after_stopped(client *c)
      * now, a second SIGTERM during the HLS endpoint's grace (up to 5 s) would kill the process */
     uv_unref((uv_handle_t *)&c->sigint);
     uv_unref((uv_handle_t *)&c->sigterm);
+    uv_unref((uv_handle_t *)&c->sighup);
     if (c->server_open)
         close_handle((uv_handle_t *)&c->server);
     /* the http client's handles close when it is freed, after the loop */
@@ -1860,7 +1861,8 @@ int pc_client_run(const pc_client_config *cfg)
     uv_unref((uv_handle_t *)&c->settle); /* it keeps nothing alive */
     uv_signal_init(&c->loop, &c->sigint);
     uv_signal_init(&c->loop, &c->sigterm);
-    c->sigint.data = c->sigterm.data = c;
+    uv_signal_init(&c->loop, &c->sighup);
+    c->sigint.data = c->sigterm.data = c->sighup.data = c;
     c->http = pc_http_client_new(&c->loop);
     int ok = c->http != NULL && setup(c) == 0 && listen_peer(c) == 0;
     char hls_bound[64] = "";
@@ -1882,6 +1884,9 @@ int pc_client_run(const pc_client_config *cfg)
         c->ts.port = c->port;
         uv_signal_start(&c->sigint, on_signal, SIGINT);
         uv_signal_start(&c->sigterm, on_signal, SIGTERM);
+        /* a closed terminal or a dropped SSH session: before, the default action killed the peer with no
+         * report and no "stopped" announce (found by review) */
+        uv_signal_start(&c->sighup, on_signal, SIGHUP);
         uv_timer_start(&c->status_timer, on_status_timer, 1000, 1000);
         if (cfg->media_query_file != NULL)
             uv_timer_start(&c->mq_timer, on_mq_timer, PC_CLIENT_MQ_CHECK_MS, PC_CLIENT_MQ_CHECK_MS);
@@ -1907,6 +1912,7 @@ int pc_client_run(const pc_client_config *cfg)
     /* a SIGTERM during the rest of the exit (one sent as the peer stopped on its own) is not a death by signal */
     close_handle((uv_handle_t *)&c->sigint);
     close_handle((uv_handle_t *)&c->sigterm);
+    close_handle((uv_handle_t *)&c->sighup);
     pc_cli_ignore_stop_signals();
     uv_run(&c->loop, UV_RUN_DEFAULT);
     /* everything the loop owned is closed; free the rest */

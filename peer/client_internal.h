@@ -110,7 +110,7 @@ struct client {
     uv_loop_t loop;
     uv_timer_t engine_timer, kick, upload_timer, announce_timer, status_timer, cdn_resume, mq_timer;
     uv_prepare_t settle; /* before the loop waits: no action left in the engine (on_settle) */
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup; /* SIGHUP: the terminal went away; stopped as for SIGTERM */
     uv_tcp_t server;
     int server_open;
     uint64_t t0_us;

@@ -550,7 +550,7 @@ static int sub_fetch(client *c, subtrack *s)
     char url[sizeof(c->base) + PC_MANIFEST_MAX_URL + sizeof(c->mq)];
     if ((size_t)snprintf(url, sizeof(url), "%s%s%s", c->base, sb->file.url, c->mq) >= sizeof(url))
         return PC_ETOOBIG;
-    s->easy = curl_easy_init();
+    s->easy = pc_curl_easy_new();
     if (s->easy == NULL)
         return PC_ENOMEM;
     pc_buf_init(&s->buf, sb->file.size > 0 ? sb->file.size : 1);

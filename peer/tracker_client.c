@@ -182,7 +182,7 @@ int pc_tc_post(pc_http_client *http, const char *tracker_url, const char *body, 
     if (c == NULL)
         return PC_ENOMEM;
     pc_buf_init(&c->resp, PC_TC_RESPONSE_MAX);
-    c->easy = curl_easy_init();
+    c->easy = pc_curl_easy_new();
     c->body = malloc(len + 1);
     /* as long as a manifest's tracker URL may be: at 1024 bytes, a tracker URL of 1014 to 2048
      * characters, which the manifest and --tracker allow, made every announce fail here (found by review) */
@@ -208,7 +208,6 @@ int pc_tc_post(pc_http_client *http, const char *tracker_url, const char *body, 
     curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(c->easy, CURLOPT_TIMEOUT, timeout_s);
     curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->err);
     if (pc_http_client_add(http, c->easy, on_done, c) != 0) {
         call_free(c);

@@ -176,14 +176,13 @@ static int start_lookup(pc_admit *a, entry *e)
     size_t ol = strlen(a->origin);
     snprintf(url, sizeof(url), "%s%sapi/videos/%s", a->origin, ol > 0 && a->origin[ol - 1] == '/' ? "" : "/",
              e->video);
-    CURL *c = curl_easy_init();
+    CURL *c = pc_curl_easy_new();
     if (c == NULL)
         return PC_ENOMEM;
     pc_buf_init(&e->body, ADMIT_BODY_MAX);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body_cb);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, e);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)ADMIT_WAIT_S);
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -78,7 +78,7 @@ typedef struct pc_tracker {
     uint8_t media_key[PC_MEDIA_KEY_LEN]; /* --media-key */
     char media_key_id[17];               /* "" without --media-key */
     uv_timer_t sweep, save, history;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup; /* SIGHUP (the terminal went away) stops it as SIGTERM does */
     int stopping, lock_fd;
     doc_cache stats, metrics;
 } pc_tracker;
@@ -746,6 +746,7 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&t->history, NULL);
     uv_close((uv_handle_t *)&t->sigint, NULL);
     uv_close((uv_handle_t *)&t->sigterm, NULL);
+    uv_close((uv_handle_t *)&t->sighup, NULL);
     pc_cli_ignore_stop_signals(); /* a second signal during the stop's grace (at most 5 s) would kill it */
     pc_admit_free(t->admit); /* parked announces are answered 503 stopping before the connections close */
     t->admit = NULL;
@@ -857,9 +858,11 @@ static void start_timers(pc_tracker *t)
     uv_timer_start(&t->history, on_history, hist_ms, hist_ms);
     uv_signal_init(t->loop, &t->sigint);
     uv_signal_init(t->loop, &t->sigterm);
-    t->sigint.data = t->sigterm.data = t;
+    uv_signal_init(t->loop, &t->sighup);
+    t->sigint.data = t->sigterm.data = t->sighup.data = t;
     uv_signal_start(&t->sigint, on_signal, SIGINT);
     uv_signal_start(&t->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&t->sighup, on_signal, SIGHUP);
 }
 
 /* At a graceful stop: everything a restart needs to lose nothing. */

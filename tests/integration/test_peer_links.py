@@ -679,6 +679,69 @@ def test_a_seeder_stopped_while_fetching_under_a_download_cap_exits_at_once(s):
     check(took < 5, "stopped in %.1f s" % took)
 
 
+SLOW_DNS_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+/* test aid: names ending in .slowdns resolve to 127.0.0.1 after $SLOWDNS_S seconds */
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res)
+{
+    int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **) =
+        (int (*)(const char *, const char *, const struct addrinfo *, struct addrinfo **))dlsym(RTLD_NEXT, "getaddrinfo");
+    size_t n = node != NULL ? strlen(node) : 0;
+    if (n > 8 && strcmp(node + n - 8, ".slowdns") == 0) {
+        sleep((unsigned)atoi(getenv("SLOWDNS_S") != NULL ? getenv("SLOWDNS_S") : "0"));
+        node = "127.0.0.1";
+    }
+    return real(node, service, hints, res);
+}
+"""
+
+
+def test_a_slow_dns_answer_neither_freezes_a_peer_nor_holds_its_exit(s):
+    """A tracker named by a host name whose DNS answer takes 8 s (an LD_PRELOAD shim built now): libcurl
+    resolves in a thread, and a transfer cancelled during the lookup (the pending announce, replaced by the
+    stop's) waited for it, with the whole loop frozen: SIGTERM a second after start took 7 s to exit (found
+    by review). The stop's own announce has 2 s, so the peer must be gone in well under 5 s."""
+    setup_video(s)
+    src = os.path.join(s.tmp, "slowdns.c")
+    with open(src, "w") as f:
+        f.write(SLOW_DNS_C)
+    shim = os.path.join(s.tmp, "slowdns.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, src, "-ldl"], check=True)
+    port = urllib.parse.urlsplit(st["t"].url).port
+    env = {"LD_PRELOAD": shim, "SLOWDNS_S": "8"}
+    if SANITIZED:  # the shim is not instrumented: ASan wants its runtime first in the list
+        env["ASAN_OPTIONS"] = os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+    p = Peer(s, st["o"], st["vid"], "--tracker", "http://tracker.slowdns:%d" % port, name="slowdns", env=env)
+    time.sleep(1)
+    t0 = time.time()
+    r = p.stop()
+    took = time.time() - t0
+    check(took < 4.5, "exited %.1f s after SIGTERM, during an 8 s lookup" % took)
+    check(not r["ended"], "its report says playback did not end: %r" % {k: r[k] for k in r if k != "segments"})
+
+
+def test_a_closed_terminal_stops_peer_tracker_and_origin_gracefully(s):
+    """SIGHUP (a terminal closed, an SSH session dropped) stops each process as SIGTERM does: the peer writes
+    its report and tells the tracker it left, the servers exit 0. Before, the default action killed them at
+    once (status 129): no report, and the tracker still listed the peer (found by review)."""
+    setup_video(s)
+    p = Peer(s, st["o"], st["vid"], name="sighup")
+    time.sleep(1)
+    p.proc.send_signal(signal.SIGHUP)
+    r = p.wait(60)
+    check(not r["ended"] and r["announces_ok"] >= 1, "its report: %r" % {k: r[k] for k in r if k != "segments"})
+    check("signal 1: stopping" in p.stderr(), "it said why it stopped: %s" % p.stderr()[-800:])
+    for server in (s.tracker(), s.origin()):
+        server.proc.send_signal(signal.SIGHUP)
+        eq(server.proc.wait(timeout=30), 0, "%s: exit status after SIGHUP" % server.name)
+        server.stop()  # and no sanitizer report
+
+
 def test_a_seeders_report_lists_what_it_holds_and_where_it_came_from(s):
     """A seed fetches every rendition outside the engine: its report once listed no segment and kept 0
     bytes. From the CDN the first time, from its --cache-dir the second. The cache is not trusted: FIFOs
@@ -2126,6 +2189,8 @@ if __name__ == "__main__":
        test_connections_that_never_finish_a_handshake_cannot_take_the_slots,
        test_a_link_ends_with_its_ticket_unless_renewed_over_it,
        test_a_seeder_stopped_while_fetching_under_a_download_cap_exits_at_once,
+       test_a_slow_dns_answer_neither_freezes_a_peer_nor_holds_its_exit,
+       test_a_closed_terminal_stops_peer_tracker_and_origin_gracefully,
        test_a_seeders_report_lists_what_it_holds_and_where_it_came_from,
        test_a_first_start_that_fails_pins_nothing_and_says_one_line,
        test_connections_without_a_valid_ticket_are_refused, test_a_viewer_with_every_link_taken_asks_for_no_peers,
