@@ -50,7 +50,10 @@ static void print_line(const char *fmt, va_list ap, const char *tail)
             out[o++] = (char)*c;
     }
     out[o] = '\0';
+    flockfile(stderr);
+    pc_log_clear_status();
     fprintf(stderr, "%s: %s%s%s\n", prog_name, out, n >= (int)sizeof(msg) ? "..." : "", tail);
+    funlockfile(stderr);
 }
 
 void pc_cli_verror(const char *fmt, va_list ap)

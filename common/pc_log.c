@@ -9,6 +9,18 @@
 #include <time.h>
 
 static atomic_int log_level = PC_LOG_INFO;
+static atomic_int status_shown;
+
+int pc_log_status_shown(int shown)
+{
+    return atomic_exchange(&status_shown, shown);
+}
+
+void pc_log_clear_status(void)
+{
+    if (atomic_exchange(&status_shown, 0))
+        fputs("\r\033[K", stderr);
+}
 
 void pc_log_set_level(int level)
 {
@@ -41,6 +53,7 @@ void pc_log(int level, const char *module, const char *fmt, ...)
     char stamp[32];
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
     flockfile(stderr);
+    pc_log_clear_status();
     fprintf(stderr, "%s.%03ldZ %s %s: ", stamp, ts.tv_nsec / 1000000, tags[level], module);
     va_list ap;
     va_start(ap, fmt);

@@ -18,6 +18,13 @@ int pc_log_get_level(void);
 int pc_log_level_parse(const char *s);
 /* Writes one line (thread-safe); a trailing newline in |fmt| is not needed. */
 void pc_log(int level, const char *module, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A status line redrawn in place on a terminal ("\r" + text, no newline) was just drawn (1), or is left as
+ * it is (0: the owner ends it with a newline if one was shown; returns whether one was). While one is
+ * shown, each line written to stderr first erases it ("\r" and erase-line): log lines were appended to
+ * it. The owner redraws it at its next tick. */
+int pc_log_status_shown(int shown);
+/* Erases a shown status line; for other writers of whole lines to stderr. Call with stderr locked. */
+void pc_log_clear_status(void);
 /* Copies at most |dstlen| - 1 bytes of text from elsewhere (a server's error body) for a log line, each
  * byte outside printable ASCII as '?', so it cannot drive a terminal; |dst| is NUL-terminated. */
 void pc_log_printable(char *dst, size_t dstlen, const void *src, size_t len);

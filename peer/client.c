@@ -1418,8 +1418,12 @@ static void begin_shutdown(client *c, int code)
         return;
     c->stopping = 1;
     c->exit_code = code;
-    if (c->cfg->status_line)
-        fputc('\n', stderr);
+    if (c->cfg->status_line) { /* the last one stays; none is drawn after it (on_status_timer) */
+        flockfile(stderr);
+        if (pc_log_status_shown(0))
+            fputc('\n', stderr);
+        funlockfile(stderr);
+    }
     uint64_t now = pc_client_now(c);
     /* a seeder still fetching: its own CDN fetches stop here (the engine's stop with pc_engine_quit) */
     for (size_t i = c->ndls; i-- > 0;) /* dl_free moves the last one, already seen, into i */
@@ -1447,7 +1451,7 @@ static void on_status_timer(uv_timer_t *t)
 {
     client *c = t->data;
     uint64_t now = pc_client_now(c);
-    if (c->cfg->status_line)
+    if (c->cfg->status_line && !c->stopping)
         pc_report_status_line(c);
     if (!c->ended && !c->cfg->seed_mode && c->cfg->watch_s > 0 && now >= (uint64_t)(c->cfg->watch_s * 1e6)) {
         /* a viewer who leaves early: in-flight downloads stop, what it holds is still served */

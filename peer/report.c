@@ -13,6 +13,7 @@
 #include "pc_cli.h"
 #include "pc_fs.h"
 #include "pc_json.h"
+#include "pc_log.h"
 
 static const char *player_state(pc_player_state s)
 {
@@ -28,11 +29,18 @@ void pc_report_status_line(client *c)
     uint32_t nup = 0;
     for (plink *p = c->links; p != NULL; p = p->next)
         nup += p->in_engine;
-    fprintf(stderr, "\r%-8s %s %-4s buffer %5.1f s  P2P %3.0f%%  peers %2u  down %7.1f MB  up %7.1f MB%s ",
-            c->seeding ? "seeding" : player_state(st.player), st.cdn_mode ? "cdn" : "p2p",
-            c->mf->renditions[c->pm.rend[st.rung]].id, (double)pc_engine_buffer(c->e) / 1e6,
-            all > 0 ? 100.0 * (double)c->bytes_p2p_total / (double)all : 0.0, nup, (double)all / 1e6,
-            (double)st.bytes_up / 1e6, st.stalls > 0 ? "  (stalled before)" : "");
+    /* under 80 columns, or a terminal that wraps it scrolls a new line at each redraw (a rendition id has
+     * up to 8 characters; 9999.9 MB each way) */
+    char line[128];
+    snprintf(line, sizeof(line), "%-8s %s %-4.8s buf %4.0fs P2P %3.0f%% peers %2u MB dn %6.1f up %6.1f stalls %u",
+             c->seeding ? "seeding" : player_state(st.player), st.cdn_mode ? "cdn" : "p2p",
+             c->mf->renditions[c->pm.rend[st.rung]].id, (double)pc_engine_buffer(c->e) / 1e6,
+             all > 0 ? 100.0 * (double)c->bytes_p2p_total / (double)all : 0.0, nup, (double)all / 1e6,
+             (double)st.bytes_up / 1e6, st.stalls);
+    flockfile(stderr);
+    fprintf(stderr, "\r%.79s\033[K", line);
+    pc_log_status_shown(1);
+    funlockfile(stderr);
     fflush(stderr);
 }
 

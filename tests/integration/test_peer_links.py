@@ -742,6 +742,43 @@ def test_a_closed_terminal_stops_peer_tracker_and_origin_gracefully(s):
         server.stop()  # and no sanitizer report
 
 
+def test_the_status_line_on_a_terminal_keeps_to_its_line(s):
+    """On a terminal (a pty here) the status line is redrawn in place: every log line first erases it, so no
+    log line is appended to it (they were: "...up 0.0 MB 2026-...Z WARN tracker: announce failed"); it fits
+    in 79 columns, since one that wraps scrolls a new line at each redraw (it had 85 to 103); and it is not
+    drawn again after the newline that ends it at the stop."""
+    import pty
+    setup_video(s)
+    master, slave = pty.openpty()
+    argv = [s.bin("peercdn-peer"), "play", "--origin", st["o"].url, "--video", st["vid"], "--listen", "127.0.0.1:0",
+            "--state-dir", os.path.join(s.tmp, "peer-state"), "--tracker", "http://127.0.0.1:1", "--watch-s", "4"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the other end closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    eq(proc.wait(timeout=60), 0, "exit status")
+    text = out.decode(errors="replace").replace("\r\n", "\n")  # the pty's own newline translation
+    shown = [l.split("\r")[-1].replace("\x1b[K", "") for l in text.split("\n")]  # what each row ends up showing
+    logs = [l for l in shown if re.search(r" (WARN|INFO|ERROR) ", l)]
+    check(any("announce failed" in l for l in logs), "the unreachable tracker was logged: %r" % text[-2000:])
+    for l in logs:
+        check(re.match(r"\d{4}-\d\d-\d\dT", l) is not None, "a log line on a row of its own: %r" % l)
+    statuses = [seg for l in text.split("\n") for seg in l.split("\r") if " buf " in seg]
+    check(len(statuses) >= 3, "the status line was drawn: %r" % text[-2000:])
+    for seg in statuses:
+        check(len(seg.replace("\x1b[K", "")) <= 79, "%d columns: %r" % (len(seg.replace("\x1b[K", "")), seg))
+    last = [l for l in shown if l.strip()][-1]
+    check(" buf " not in last, "nothing drawn after the stop's newline: %r" % text[-600:])
+
+
 def test_a_seeders_report_lists_what_it_holds_and_where_it_came_from(s):
     """A seed fetches every rendition outside the engine: its report once listed no segment and kept 0
     bytes. From the CDN the first time, from its --cache-dir the second. The cache is not trusted: FIFOs
@@ -2191,6 +2228,7 @@ if __name__ == "__main__":
        test_a_seeder_stopped_while_fetching_under_a_download_cap_exits_at_once,
        test_a_slow_dns_answer_neither_freezes_a_peer_nor_holds_its_exit,
        test_a_closed_terminal_stops_peer_tracker_and_origin_gracefully,
+       test_the_status_line_on_a_terminal_keeps_to_its_line,
        test_a_seeders_report_lists_what_it_holds_and_where_it_came_from,
        test_a_first_start_that_fails_pins_nothing_and_says_one_line,
        test_connections_without_a_valid_ticket_are_refused, test_a_viewer_with_every_link_taken_asks_for_no_peers,
