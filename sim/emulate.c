@@ -238,24 +238,34 @@ static int spawn(proc *p, char *const argv[], const char *log)
 /* Waits for |p| up to |timeout_s| (then SIGKILL); its exit status, 128 + signal, or -1. Once a signal asks
  * us to stop, |p| is asked too (SIGTERM, then SIGKILL after 5 s): a helper generating or ingesting a video
  * is not waited for to the end. Not one spawned after the signal: the clean-up's own (ip netns del). */
+/* Whether |p| has exited (its status recorded), without waiting. */
+static int exited_now(proc *p)
+{
+    if (!p->running)
+        return 1;
+    int st;
+    pid_t r = waitpid(p->pid, &st, WNOHANG);
+    if (r == p->pid) {
+        p->running = 0;
+        p->status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+        return 1;
+    }
+    if (r < 0) {
+        p->running = 0;
+        p->status = -1;
+        return 1;
+    }
+    return 0;
+}
+
 static int reap(proc *p, double timeout_s)
 {
     if (!p->running)
         return p->status;
     double until = mono() + timeout_s;
     for (;;) {
-        int st;
-        pid_t r = waitpid(p->pid, &st, WNOHANG);
-        if (r == p->pid) {
-            p->running = 0;
-            p->status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+        if (exited_now(p))
             return p->status;
-        }
-        if (r < 0) {
-            p->running = 0;
-            p->status = -1;
-            return -1;
-        }
         if (g_stop && !p->termed && !p->late) {
             p->termed = 1;
             kill(p->pid, SIGTERM);
@@ -991,11 +1001,29 @@ static void run_viewers(emu *e)
             e->w[i].stopped = 1;
             kill(e->w[i].p.pid, SIGTERM);
         }
-    for (uint32_t i = e->nseeders; i < e->nw; i++)
-        if (e->w[i].p.running) {
-            reap(&e->w[i].p, 15);
-            on_exit_peer(e, i);
+    /* each recorded as it exits (waited for one after another, a slow one made every later one look as
+     * slow in the log and in its leaving time); 15 s each at most, then killed */
+    double until = mono() + 15;
+    for (uint32_t left = 1; left > 0;) {
+        left = 0;
+        for (uint32_t i = e->nseeders; i < e->nw; i++)
+            if (e->w[i].p.running && !e->w[i].exited) {
+                if (exited_now(&e->w[i].p))
+                    on_exit_peer(e, i);
+                else
+                    left++;
+            }
+        if (left > 0 && mono() >= until) {
+            for (uint32_t i = e->nseeders; i < e->nw; i++)
+                if (e->w[i].p.running) {
+                    reap(&e->w[i].p, 0);
+                    on_exit_peer(e, i);
+                }
+            break;
         }
+        if (left > 0)
+            sleep_ms(10);
+    }
 }
 
 static void tracker_stats(emu *e)
