@@ -76,6 +76,12 @@ void pc_cli_ignore_stop_signals(void)
     signal(SIGHUP, SIG_IGN);
 }
 
+int pc_cli_sighup_ignored(void)
+{
+    struct sigaction old;
+    return sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler == SIG_IGN;
+}
+
 void pc_cli_usage(const char *fmt, ...)
 {
     va_list ap;

@@ -39,6 +39,9 @@ int pc_cli_is_http_url(const char *u);
  * the default action): SIGINT, SIGTERM and SIGHUP are ignored from now on, so that one arriving before the
  * exit is not a death by signal. */
 void pc_cli_ignore_stop_signals(void);
+/* Whether the process was started with SIGHUP ignored (nohup): then it keeps ignoring it, rather than
+ * stopping on it as on SIGTERM. */
+int pc_cli_sighup_ignored(void);
 /* --log-level VALUE, or a usage error. */
 void pc_cli_log_level(const char *s);
 

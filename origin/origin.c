@@ -320,7 +320,8 @@ int pc_origin_serve(const pc_origin_config *cfg)
     o->sigint.data = o->sigterm.data = o->sighup.data = o;
     uv_signal_start(&o->sigint, on_signal, SIGINT);
     uv_signal_start(&o->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&o->sighup, on_signal, SIGHUP);
+    if (!pc_cli_sighup_ignored()) /* under nohup it stays ignored */
+        uv_signal_start(&o->sighup, on_signal, SIGHUP);
     uv_timer_init(o->loop, &o->gc_timer);
     o->gc_timer.data = o;
     uv_timer_start(&o->gc_timer, on_gc, 1000, 60000);

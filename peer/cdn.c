@@ -225,7 +225,9 @@ static void on_part_done(void *arg, CURL *easy, CURLcode rc)
         if (status == 403 && !c->said_403) { /* a signed media URL that expired mid-session, say */
             c->said_403 = 1;
             PC_LOGE("cdn", "the origin refuses this video's media URLs (HTTP 403): %s; peers still serve what they hold",
-                    c->mq[0] != '\0' ? "--media-query has expired or is not for this video" : "it needs --media-query");
+                    c->mq[0] == '\0'                    ? "it needs --media-query"
+                    : c->cfg->media_query_file != NULL ? "the query in --media-query-file has expired or is not for this video"
+                                                       : "--media-query has expired or is not for this video");
         }
         /* an answer taken that then ended short, or ran past the signed size: its bytes are not the
          * segment's (a body without a Content-Length), dropped rather than resumed from (PC_EPARSE) */

@@ -1107,15 +1107,22 @@ static void fill_state(client *c, const char *event)
     s->ticket_expires = pc_ticket_expires_of(c->id.ticket, c->id.ticket_len);
     /* with every link taken, dial() would not use the peers: ask for none, and spare the tracker the search */
     s->numwant = c->ndialled >= c->cfg->max_links ? 0 : NUMWANT;
-    s->bytes_cdn = c->bytes_cdn_total;
-    s->bytes_p2p = c->bytes_p2p_total;
-    s->bytes_up = st.bytes_up;
-    s->stalls = st.stalls;
-    s->stall_ms = (uint32_t)(st.stall_us / 1000);
     /* 0 tells the tracker "not started" (it counts a viewer once this is non-zero): a start within the first
      * millisecond, on a LAN or loopback, is sent as 1, or the viewer would never be counted */
-    s->startup_ms = st.startup_us == PC_NEVER ? 0 : st.startup_us < 1000 ? 1 : (uint32_t)(st.startup_us / 1000);
-    s->played_ms = (uint32_t)(st.played_us / 1000);
+    struct tc_ctr now = {.bytes_cdn = c->bytes_cdn_total, .bytes_p2p = c->bytes_p2p_total, .bytes_up = st.bytes_up,
+                         .stalls = st.stalls, .stall_ms = st.stall_us / 1000,
+                         .startup_ms = st.startup_us == PC_NEVER ? 0 : st.startup_us < 1000 ? 1 : st.startup_us / 1000,
+                         .played_ms = st.played_us / 1000};
+    const struct tc_ctr *b = &c->ctr_base;
+    c->ctr_sent = now;
+    s->bytes_cdn = now.bytes_cdn - b->bytes_cdn;
+    s->bytes_p2p = now.bytes_p2p - b->bytes_p2p;
+    s->bytes_up = now.bytes_up - b->bytes_up;
+    s->stalls = (uint32_t)(now.stalls - b->stalls);
+    s->stall_ms = (uint32_t)(now.stall_ms - b->stall_ms);
+    s->startup_ms = b->startup_ms != 0 ? 0 : (uint32_t)now.startup_ms; /* the viewer was counted then */
+    s->played_ms = (uint32_t)(now.played_ms - b->played_ms);
+    memcpy(c->mq_sent, c->mq, sizeof(c->mq_sent));
     /* the tracker stops listing a peer that viewers on enough networks banned (docs/tracker.md) */
     s->banned = (const uint8_t (*)[PC_ED25519_PK_LEN])c->banned[c->nbanned_told];
     s->nbanned = c->nbanned - c->nbanned_told < PC_TC_BANNED_MAX ? c->nbanned - c->nbanned_told : PC_TC_BANNED_MAX;
@@ -1159,12 +1166,19 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
         char why[160];
         if (a != NULL && pc_tc_decode(body, len, a, why, sizeof(why)) == 0) {
             c->announces_ok++;
+            c->ctr_acked = c->ctr_sent; /* counted */
+            c->acked_once = 1;
             learn_skew(c, (int64_t)a->tracker_time);
             c->nbanned_told += c->nbanned_telling;
             snprintf(c->session, sizeof(c->session), "%s", a->session);
-            if (a->ticket_len > 0) {
-                if (pc_ticket_check(c->id.tracker_pk, a->ticket, a->ticket_len, c->cfg->video, c->id.pk,
-                                    pc_link_wall_now(&c->id), NULL) == 0) {
+            int tk = a->ticket_len > 0 ? pc_ticket_check(c->id.tracker_pk, a->ticket, a->ticket_len, c->cfg->video,
+                                                         c->id.pk, pc_link_wall_now(&c->id), NULL)
+                                       : 0;
+            if (tk == PC_EEXPIRED) {
+                /* one that ends with a media token in its last second can be over when it arrives */
+                PC_LOGI("tracker", "the tracker's ticket had expired on arrival");
+            } else if (a->ticket_len > 0) {
+                if (tk == 0) {
                     memcpy(c->id.ticket, a->ticket, a->ticket_len);
                     c->id.ticket_len = a->ticket_len;
                     /* the links' other sides close them when the ticket they saw expires */
@@ -1207,9 +1221,15 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
             c->tracker_done = 1;
             return;
         }
-        if (status == 403 && body != NULL && len < 4096 && !stopped &&
-            (memmem(body, len, "\"media_token_required\"", 22) != NULL || memmem(body, len, "\"bad_media_token\"", 17) != NULL ||
-             memmem(body, len, "\"media_token_expired\"", 21) != NULL)) {
+        int token = status == 403 && body != NULL && len < 4096 && !stopped &&
+                    (memmem(body, len, "\"media_token_required\"", 22) != NULL ||
+                     memmem(body, len, "\"bad_media_token\"", 17) != NULL || memmem(body, len, "\"media_token_expired\"", 21) != NULL);
+        if (token && strcmp(c->mq_sent, c->mq) != 0) {
+            /* the token refused is one --media-query-file has replaced since: ask with the new one (the timer
+             * took it while this answer was on its way, and would not ask again) */
+            PC_LOGI("tracker", "the tracker refused the media token that was just replaced: announcing with the new one");
+            retry = 0.05;
+        } else if (token) {
             /* the tracker guards a signed-media origin's swarms (--media-key), and asking again with the
              * same token would be refused again: only a renewed one (--media-query-file) is worth it */
             PC_LOGW("tracker", "the tracker vouches only for viewers with a valid media token (%s): no more announces %s; "
@@ -1250,6 +1270,13 @@ static void announce(client *c, const char *event)
     }
     if (c->tracker_done)
         return;
+    if (strcmp(event, "started") == 0 && c->acked_once) {
+        /* starting over after a 403 cleared the session: under a new peer id, counting from what the tracker
+         * took last (a "started" counts from zero; the tracker may have forgotten the old one, or list it
+         * still: either way the new id counts only what it had not been told) */
+        randombytes_buf(c->ts.peer_id, sizeof(c->ts.peer_id));
+        c->ctr_base = c->ctr_acked;
+    }
     fill_state(c, event);
     int rc = pc_tc_encode(&c->ts, pc_link_wall_now(&c->id), &c->announce_body);
     if (rc == 0)
@@ -1278,6 +1305,10 @@ static void seed_done(client *c)
     }
     pc_engine_hold_all(c->e);
     c->seeding = 1;
+    flockfile(stderr); /* the same terminal, most likely: not appended to the status line */
+    pc_log_clear_status();
+    funlockfile(stderr);
+    fflush(stderr);
     printf("seeding %s: %u segments × %u renditions verified\n", c->cfg->video, c->pm.m.n_segments, c->pm.m.n_rungs);
     fflush(stdout);
     announce(c, "started");
@@ -1890,7 +1921,8 @@ int pc_client_run(const pc_client_config *cfg)
         uv_signal_start(&c->sigterm, on_signal, SIGTERM);
         /* a closed terminal or a dropped SSH session: before, the default action killed the peer with no
          * report and no "stopped" announce (found by review) */
-        uv_signal_start(&c->sighup, on_signal, SIGHUP);
+        if (!pc_cli_sighup_ignored()) /* under nohup it stays ignored */
+            uv_signal_start(&c->sighup, on_signal, SIGHUP);
         uv_timer_start(&c->status_timer, on_status_timer, 1000, 1000);
         if (cfg->media_query_file != NULL)
             uv_timer_start(&c->mq_timer, on_mq_timer, PC_CLIENT_MQ_CHECK_MS, PC_CLIENT_MQ_CHECK_MS);

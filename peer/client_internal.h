@@ -174,6 +174,16 @@ struct client {
     pc_tc_call *announce_call;
     uint32_t announces_ok, announces_failed;
     int tracker_done;          /* the tracker answered 403 distrusted or refused the media token: no more announces */
+    /* The counters an announce carries, as this run has them: those of the announce in flight, of the
+     * last one the tracker took (counted), and what it had counted when this run last started over under
+     * a new peer id (after a 403 cleared the session: the tracker may have forgotten it, and a "started"
+     * from a key it does not know counts from zero, so the run's whole counters were counted twice;
+     * found by review). Announces carry the counters less the base. */
+    struct tc_ctr {
+        uint64_t bytes_cdn, bytes_p2p, bytes_up, stalls, stall_ms, startup_ms, played_ms;
+    } ctr_sent, ctr_acked, ctr_base;
+    int acked_once;            /* some announce of this run was taken */
+    char mq_sent[PC_CLIENT_QUERY_MAX + 2]; /* the media query the announce in flight carries */
     /* lifecycle */
     int ended, seeding, stopping, exit_code;
     uint64_t ended_at_us;

@@ -29,14 +29,13 @@ void pc_report_status_line(client *c)
     uint32_t nup = 0;
     for (plink *p = c->links; p != NULL; p = p->next)
         nup += p->in_engine;
-    /* under 80 columns, or a terminal that wraps it scrolls a new line at each redraw (a rendition id has
-     * up to 8 characters; 9999.9 MB each way) */
+    /* under 80 columns, or a terminal that wraps it scrolls a new line at each redraw: the rendition id (up
+     * to 16 characters) comes last, where a long one is cut (9999.9 MB each way and 9 stalls fit with 3) */
     char line[128];
-    snprintf(line, sizeof(line), "%-8s %s %-4.8s buf %4.0fs P2P %3.0f%% peers %2u MB dn %6.1f up %6.1f stalls %u",
+    snprintf(line, sizeof(line), "%-8s %s buf %4.0fs P2P %3.0f%% peers %2u MB dn %6.1f up %6.1f stalls %-2u %s",
              c->seeding ? "seeding" : player_state(st.player), st.cdn_mode ? "cdn" : "p2p",
-             c->mf->renditions[c->pm.rend[st.rung]].id, (double)pc_engine_buffer(c->e) / 1e6,
-             all > 0 ? 100.0 * (double)c->bytes_p2p_total / (double)all : 0.0, nup, (double)all / 1e6,
-             (double)st.bytes_up / 1e6, st.stalls);
+             (double)pc_engine_buffer(c->e) / 1e6, all > 0 ? 100.0 * (double)c->bytes_p2p_total / (double)all : 0.0,
+             nup, (double)all / 1e6, (double)st.bytes_up / 1e6, st.stalls, c->mf->renditions[c->pm.rend[st.rung]].id);
     flockfile(stderr);
     fprintf(stderr, "\r%.79s\033[K", line);
     pc_log_status_shown(1);

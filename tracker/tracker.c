@@ -862,7 +862,8 @@ static void start_timers(pc_tracker *t)
     t->sigint.data = t->sigterm.data = t->sighup.data = t;
     uv_signal_start(&t->sigint, on_signal, SIGINT);
     uv_signal_start(&t->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&t->sighup, on_signal, SIGHUP);
+    if (!pc_cli_sighup_ignored()) /* under nohup it stays ignored */
+        uv_signal_start(&t->sighup, on_signal, SIGHUP);
 }
 
 /* At a graceful stop: everything a restart needs to lose nothing. */

@@ -1291,15 +1291,37 @@ def test_a_token_renewed_in_the_media_query_file_brings_back_the_cdn_and_the_tra
     """--media-query-file: a viewer whose token expires mid-play is refused by the CDN (HTTP 403) and by the
     tracker, which it then stops asking; once the backend writes a renewed token to the file, the viewer takes
     it within seconds: the CDN serves it again, it announces again and gets a new ticket, and it plays to the
-    end. The file holding no query is a one-line error at start, and the two flags together a usage error."""
+    end. The tracker had forgotten it meanwhile, and counts what it had not been told only (it counted the
+    run's whole bytes a second time, found by review). A refusal of a token the file replaced while the
+    answer was on its way (held 3 s by a proxy) is asked again with the new one (it stopped the announces).
+    The file holding no query is a one-line error at start, and the two flags together a usage error."""
     o, _, vid, mkey_path = signed_origin(s)
     t = s.tracker("--interval", "2", "--media-key", mkey_path)  # its own: counts of this viewer alone
+    hold = {"s": 0.0, "refused": 0}
+
+    class Proxy(QuietHandler):  # the tracker, with its refusals held back |hold["s"]| seconds
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            try:
+                r = urllib.request.urlopen(urllib.request.Request(t.url + self.path, data=body), timeout=10)
+                code, answer = r.status, r.read()
+            except urllib.error.HTTPError as e:
+                code, answer = e.code, e.read()
+            if code == 403:
+                hold["refused"] += 1
+                time.sleep(hold["s"])
+            self.answer(code, answer, [("Content-Type", "application/json")])
+    proxy = serve_http(s, Proxy)
     qfile = os.path.join(s.tmp, "media-query")
 
     def write_token(exp):
         with open(qfile + ".new", "w") as f:
             f.write("?" + media_token(mkey_path, vid, exp) + "\n")
         os.replace(qfile + ".new", qfile)
+
+    def issued():
+        return sum(int(x) for x in re.findall(r"peercdn_tracker_tickets_issued_total(?:\{[^}]*\})? (\d+)",
+                                              t.req("GET", "/metrics").body.decode()))
     peer = s.bin("peercdn-peer")
     base = [peer, "play", "--origin", o.url, "--video", vid, "--state-dir", os.path.join(s.tmp, "st-signed-file")]
     with open(qfile, "w") as f:
@@ -1312,24 +1334,42 @@ def test_a_token_renewed_in_the_media_query_file_brings_back_the_cdn_and_the_tra
     eq(p.returncode, 2, "both flags: %s" % p.stderr.decode())
     # a token that expires 5 s from now, on a downlink (300 kbit/s) that needs about 20 s for the video
     write_token(int(time.time()) + 5)
-    viewer = Peer(s, o, vid, "--media-query-file", qfile, "--tracker", t.url, "--down-kbps", "300",
+    viewer = Peer(s, o, vid, "--media-query-file", qfile, "--tracker", proxy, "--down-kbps", "300",
                   name="signed-file-viewer")
     deadline = time.time() + 60
     while time.time() < deadline and not ("HTTP 403" in viewer.stderr() and "until the file holds another" in viewer.stderr()):
         time.sleep(0.2)
     check("HTTP 403" in viewer.stderr(), "the CDN refused the expired token: %s" % viewer.stderr()[-1500:])
     check("until the file holds another" in viewer.stderr(), "the tracker refused it: %s" % viewer.stderr()[-1500:])
-    issued = lambda: sum(int(x) for x in re.findall(r"peercdn_tracker_tickets_issued_total(?:\{[^}]*\})? (\d+)",
-                                                     t.req("GET", "/metrics").body.decode()))
     eq(issued(), 1, "one ticket, for the first token")
+    time.sleep(5)  # past two intervals: the tracker forgets the viewer
+    write_token(int(time.time()) + 6)
+    deadline = time.time() + 30
+    while time.time() < deadline and issued() < 2:
+        time.sleep(0.1)
+    eq(issued(), 2, "a ticket for the renewed token")
+    # the second token expires too; its first refusal is held back while the third is written
+    hold["s"], hold["refused"] = 3.0, 0
+    deadline = time.time() + 30
+    while time.time() < deadline and hold["refused"] == 0:
+        time.sleep(0.05)
+    check(hold["refused"] > 0, "the second token was refused")
     write_token(int(time.time()) + 600)
+    deadline = time.time() + 30
+    while time.time() < deadline and issued() < 3:
+        time.sleep(0.1)
+    eq(issued(), 3, "a ticket for the third token, though the refusal of the second came after it: %s" %
+       viewer.stderr()[-1500:])
+    hold["s"] = 0
     r = viewer.wait(120)
     summary = {k: r[k] for k in r if k != "segments"}
     check(r["ended"] and r["rejected_segments"] == 0 and len(r["segments"]) == 6, "played to the end: %r" % summary)
     check("the media query changed" in viewer.stderr(), "the renewal was taken: %s" % viewer.stderr()[-1500:])
-    eq(issued(), 2, "a ticket for the renewed token")
     rejects = re.findall(r'peercdn_tracker_rejects_total\{code="media_token_expired"\} (\d+)', t.req("GET", "/metrics").body.decode())
-    check(rejects and int(rejects[0]) >= 1, "the tracker refused the expired token: %r" % rejects)
+    check(rejects and int(rejects[0]) >= 2, "the tracker refused the expired tokens: %r" % rejects)
+    total = t.stats()["total"]
+    eq((total["viewers"], total["bytes_cdn"], total["bytes_p2p"]), (1, r["bytes_cdn"], r["bytes_p2p"]),
+       "the tracker counted the viewer and its bytes once: %r" % total)
 
 
 def test_ffmpeg_decodes_the_whole_video_through_the_local_hls_endpoint(s):
