@@ -740,6 +740,22 @@ def test_a_closed_terminal_stops_peer_tracker_and_origin_gracefully(s):
         server.proc.send_signal(signal.SIGHUP)
         eq(server.proc.wait(timeout=30), 0, "%s: exit status after SIGHUP" % server.name)
         server.stop()  # and no sanitizer report
+    # started under nohup (SIGHUP ignored), it keeps ignoring it
+    d = tempfile.mkdtemp(dir=s.tmp, prefix="nohup-")
+    proc = subprocess.Popen([s.bin("peercdn-tracker"), "serve", "--listen", "127.0.0.1:0", "--db", os.path.join(d, "t.db")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        check(b"listening on" in proc.stdout.readline(), "the tracker started")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        check(proc.poll() is None, "a tracker started with SIGHUP ignored keeps running after one")
+        proc.send_signal(signal.SIGTERM)
+        eq(proc.wait(timeout=30), 0, "and stops on SIGTERM")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_the_status_line_on_a_terminal_keeps_to_its_line(s):
