@@ -29,6 +29,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SANITIZED = os.environ.get("PEERCDN_SANITIZED") == "1"
 SLOW = 3.0 if SANITIZED else 1.0
 TOKEN = "test-upload-token"
+# The processes the tests start take SIGHUP's disposition from us, and one started with it ignored (a
+# suite run under nohup) keeps it ignored (docs/peer.md): the default, as from a terminal, so that tests of
+# SIGHUP do not depend on how the suite was started. (Jobs run in sessions of their own: no terminal
+# hangs up on them.)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def args():

@@ -742,9 +742,8 @@ def test_a_closed_terminal_stops_peer_tracker_and_origin_gracefully(s):
         server.stop()  # and no sanitizer report
     # started under nohup (SIGHUP ignored), it keeps ignoring it
     d = tempfile.mkdtemp(dir=s.tmp, prefix="nohup-")
-    proc = subprocess.Popen([s.bin("peercdn-tracker"), "serve", "--listen", "127.0.0.1:0", "--db", os.path.join(d, "t.db")],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    proc = subprocess.Popen(["nohup", s.bin("peercdn-tracker"), "serve", "--listen", "127.0.0.1:0", "--db",
+                             os.path.join(d, "t.db")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         check(b"listening on" in proc.stdout.readline(), "the tracker started")
         proc.send_signal(signal.SIGHUP)
