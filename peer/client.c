@@ -1166,8 +1166,8 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
         char why[160];
         if (a != NULL && pc_tc_decode(body, len, a, why, sizeof(why)) == 0) {
             c->announces_ok++;
-            c->ctr_acked = c->ctr_sent; /* counted */
-            c->acked_once = 1;
+            c->ctr_counted = c->ctr_sent;
+            c->sent_once = 1;
             learn_skew(c, (int64_t)a->tracker_time);
             c->nbanned_told += c->nbanned_telling;
             snprintf(c->session, sizeof(c->session), "%s", a->session);
@@ -1189,19 +1189,32 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
                     PC_LOGW("tracker", "the tracker's ticket does not check against its key from the manifest");
                 }
             }
-            retry = a->interval;
+            retry = c->interval_s = a->interval;
             if (!stopped && c->id.ticket_len > 0)
                 for (uint32_t i = 0; i < a->npeers; i++)
                     dial(c, &a->peers[i]);
         } else {
             c->announces_failed++;
+            c->ctr_counted = c->ctr_sent; /* a 200: taken, whatever its answer */
+            c->sent_once = 1;
             PC_LOGW("tracker", "%s", a == NULL ? "out of memory" : why);
         }
         free(a);
     } else {
         c->announces_failed++;
-        if (status == 403 && !stopped)
+        if (status == 0 || status >= 500) { /* no answer, or not the tracker's own refusal: it may have counted */
+            c->ctr_counted = c->ctr_sent;
+            c->sent_once = 1;
+        }
+        /* the next try within an interval, or the tracker forgets the peer (two intervals) */
+        if (c->interval_s > 0 && c->interval_s < retry)
+            retry = c->interval_s;
+        if (status == 403 && !stopped) {
             c->session[0] = '\0'; /* start over with a proof */
+            c->restart_pending = 1;
+            if (body != NULL && len < 4096 && memmem(body, len, "\"unknown_peer\"", 14) != NULL)
+                retry = 0.05; /* it forgot this peer: at once */
+        }
         if (status == 403 && !stopped && body != NULL && len < 4096 && memmem(body, len, "\"proof_expired\"", 15) != NULL) {
             /* our clock is more than 5 minutes off the tracker's: its answer says what time it is there,
              * and the proof is made again on its clock at once (before, the peer retried every 5 s for
@@ -1263,6 +1276,8 @@ static void announce(client *c, const char *event)
             return; /* one at a time; the timer comes back */
         pc_tc_cancel(c->http, c->announce_call);
         c->announce_call = NULL;
+        c->ctr_counted = c->ctr_sent; /* it may have arrived */
+        c->sent_once = 1;
     }
     if ((c->session[0] == '\0' || c->tracker_done) && stopping) {
         after_stopped(c);
@@ -1270,12 +1285,16 @@ static void announce(client *c, const char *event)
     }
     if (c->tracker_done)
         return;
-    if (strcmp(event, "started") == 0 && c->acked_once) {
+    if (strcmp(event, "started") == 0 && c->restart_pending) {
         /* starting over after a 403 cleared the session: under a new peer id, counting from what the tracker
-         * took last (a "started" counts from zero; the tracker may have forgotten the old one, or list it
-         * still: either way the new id counts only what it had not been told) */
-        randombytes_buf(c->ts.peer_id, sizeof(c->ts.peer_id));
-        c->ctr_base = c->ctr_acked;
+         * may have counted (a "started" counts from zero; the tracker may have forgotten the old one, or
+         * list it still: either way the new id counts only what it may not have been told). Once: a retry
+         * of this "started" whose answer was lost keeps the id, and the tracker counts only its growth. */
+        c->restart_pending = 0;
+        if (c->sent_once) {
+            randombytes_buf(c->ts.peer_id, sizeof(c->ts.peer_id));
+            c->ctr_base = c->ctr_counted;
+        }
     }
     fill_state(c, event);
     int rc = pc_tc_encode(&c->ts, pc_link_wall_now(&c->id), &c->announce_body);

@@ -175,14 +175,17 @@ struct client {
     uint32_t announces_ok, announces_failed;
     int tracker_done;          /* the tracker answered 403 distrusted or refused the media token: no more announces */
     /* The counters an announce carries, as this run has them: those of the announce in flight, of the
-     * last one the tracker took (counted), and what it had counted when this run last started over under
-     * a new peer id (after a 403 cleared the session: the tracker may have forgotten it, and a "started"
-     * from a key it does not know counts from zero, so the run's whole counters were counted twice;
-     * found by review). Announces carry the counters less the base. */
+     * latest one the tracker may have counted (it took it, or no answer came: lost, timed out, cancelled;
+     * counters only grow), and what it may have counted when this run last started over under a new peer
+     * id (after a 403 cleared the session: the tracker may have forgotten it, and a "started" from a key
+     * it does not know counts from zero, so the run's whole counters were counted twice; found by
+     * review). Announces carry the counters less the base: a gap may go uncounted, nothing twice. */
     struct tc_ctr {
         uint64_t bytes_cdn, bytes_p2p, bytes_up, stalls, stall_ms, startup_ms, played_ms;
-    } ctr_sent, ctr_acked, ctr_base;
-    int acked_once;            /* some announce of this run was taken */
+    } ctr_sent, ctr_counted, ctr_base;
+    int sent_once;             /* some announce of this run may have been counted */
+    int restart_pending;       /* a 403 cleared the session: the next "started" is under a new peer id */
+    double interval_s;         /* the tracker's announce interval (0 before its first answer) */
     char mq_sent[PC_CLIENT_QUERY_MAX + 2]; /* the media query the announce in flight carries */
     /* lifecycle */
     int ended, seeding, stopping, exit_code;

@@ -20,7 +20,7 @@
     XX(LIMIT_REACHED, "limit_reached") XX(UNKNOWN_VIDEO, "unknown_video")                                        \
     XX(ORIGIN_UNAVAILABLE, "origin_unavailable") XX(STOPPING, "stopping") XX(DISTRUSTED, "distrusted")           \
     XX(MEDIA_TOKEN_REQUIRED, "media_token_required") XX(BAD_MEDIA_TOKEN, "bad_media_token")                           \
-    XX(MEDIA_TOKEN_EXPIRED, "media_token_expired") XX(INTERNAL, "internal_error")
+    XX(MEDIA_TOKEN_EXPIRED, "media_token_expired") XX(UNKNOWN_PEER, "unknown_peer") XX(INTERNAL, "internal_error")
 
 enum pc_reject {
 #define PC_XX(sym, name) PC_REJECT_##sym,

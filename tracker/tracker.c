@@ -399,6 +399,15 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
             return;
         }
     }
+    if (a.event == PC_EV_PERIODIC && pc_registry_find_peer(t->reg, a.video, a.key) == NULL) {
+        /* it expired (silent for two intervals) or was lost in a crash: taken as a baseline, what it had
+         * received meanwhile went uncounted, and a viewer whose start-up came in that gap was never
+         * counted (found by review). Its peer knows what this tracker last took: it starts again with a
+         * proof under a new peer id and counts from there (docs/protocol.md). */
+        reject(t, req, 403, "unknown_peer", "this peer is not listed (silent for two intervals, or lost in a restart): "
+                                            "announce 'started' again with a proof");
+        return;
+    }
     uint32_t self;
     rc = pc_registry_announce(t->reg, &a, pc_locality_net(a.addr), now, &self);
     if (rc == PC_ECONFLICT) {

@@ -794,6 +794,43 @@ def test_the_status_line_on_a_terminal_keeps_to_its_line(s):
     check(" buf " not in last, "nothing drawn after the stop's newline: %r" % text[-600:])
 
 
+def test_the_trackers_counts_match_the_report_through_lost_answers_and_restarts(s):
+    """Through a proxy that loses the answer to an announce the tracker counted, refuses the next one with a
+    403 (the peer starts over with a proof under a new peer id) and answers one with a 503, the tracker's
+    counts still equal the viewer's report: one viewer, every byte once. Starting over counted the whole
+    run a second time, and then the announce whose answer was lost (found by review)."""
+    setup_video(s)
+    t = s.tracker("--interval", "2")
+    plan = ["pass", "drop", "403", "pass", "503"]  # what the proxy does with each announce in turn
+
+    class Proxy(QuietHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            act = plan.pop(0) if plan else "pass"
+            if act in ("403", "503"):
+                code = "bad_session" if act == "403" else "busy"
+                self.answer(int(act), json.dumps({"code": code, "message": "the test's proxy"}).encode())
+                return
+            try:
+                r = urllib.request.urlopen(urllib.request.Request(t.url + self.path, data=body), timeout=10)
+                status, answer = r.status, r.read()
+            except urllib.error.HTTPError as e:
+                status, answer = e.code, e.read()
+            if act == "drop":  # counted by the tracker, and the answer cut short (a connection closed before
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")  # any byte, libcurl sends again)
+                self.close_connection = True
+                return
+            self.answer(status, answer, [("Content-Type", "application/json")])
+    proxy = serve_http(s, Proxy)
+    r = Peer(s, st["o"], st["vid"], "--tracker", proxy, name="lost-answers").wait(120)
+    check(not plan, "every planned answer was given: %r left" % plan)
+    check(r["ended"] and r["announces_failed"] >= 3, "played, through the failures: %r" %
+          {k: r[k] for k in r if k != "segments"})
+    total = t.stats()["total"]
+    eq((total["viewers"], total["bytes_cdn"], total["bytes_p2p"], total["stalls"]),
+       (1, r["bytes_cdn"], r["bytes_p2p"], r["stalls"]), "the tracker's counts against the report: %r" % total)
+
+
 def test_a_seeders_report_lists_what_it_holds_and_where_it_came_from(s):
     """A seed fetches every rendition outside the engine: its report once listed no segment and kept 0
     bytes. From the CDN the first time, from its --cache-dir the second. The cache is not trusted: FIFOs
@@ -2284,6 +2321,7 @@ if __name__ == "__main__":
        test_a_slow_dns_answer_neither_freezes_a_peer_nor_holds_its_exit,
        test_a_closed_terminal_stops_peer_tracker_and_origin_gracefully,
        test_the_status_line_on_a_terminal_keeps_to_its_line,
+       test_the_trackers_counts_match_the_report_through_lost_answers_and_restarts,
        test_a_seeders_report_lists_what_it_holds_and_where_it_came_from,
        test_a_first_start_that_fails_pins_nothing_and_says_one_line,
        test_connections_without_a_valid_ticket_are_refused, test_a_viewer_with_every_link_taken_asks_for_no_peers,
