@@ -1202,7 +1202,14 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
         free(a);
     } else {
         c->announces_failed++;
-        if (status == 0 || status >= 500) { /* no answer, or not the tracker's own refusal: it may have counted */
+        /* it may have counted it: no answer to a request that left, or a 5xx other than the tracker's own
+         * refusals (which record nothing); a 502 or 504 from a proxy is ambiguous and taken as counted. Not
+         * a request that never left: a tracker down for two intervals, then a viewer starting in them, went
+         * uncounted (found by review) */
+        int refusal = status >= 500 && body != NULL && len < 4096 &&
+                      (memmem(body, len, "\"stopping\"", 10) != NULL || memmem(body, len, "\"limit_reached\"", 15) != NULL ||
+                       memmem(body, len, "\"origin_unavailable\"", 20) != NULL);
+        if (status == 0 || (status >= 500 && !refusal)) {
             c->ctr_counted = c->ctr_sent;
             c->sent_once = 1;
         }
@@ -1227,7 +1234,7 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
         }
         char text[201];
         pc_log_printable(text, sizeof(text), body, len);
-        PC_LOGW("tracker", "announce failed: %s%s", status == 0 ? "" : "HTTP error: ", text);
+        PC_LOGW("tracker", "announce failed: %s%s", status <= 0 ? "" : "HTTP error: ", text);
         if (status == 403 && body != NULL && len < 4096 && memmem(body, len, "\"distrusted\"", 12) != NULL && !stopped) {
             /* viewers reported this key banned: the tracker will not vouch for it again this run */
             PC_LOGW("tracker", "the tracker no longer lists this peer (distrusted): no more announces this run");

@@ -168,7 +168,9 @@ static void on_done(void *arg, CURL *easy, CURLcode rc)
                  c->resp.max);
     if (status == 0) {
         const char *why = c->err[0] != '\0' ? c->err : curl_easy_strerror(rc);
-        c->done(c->arg, 0, why, strlen(why));
+        long sent = 0; /* nothing of the request left (no connection, no name): the tracker never saw it */
+        curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent);
+        c->done(c->arg, sent > 0 ? 0 : -1, why, strlen(why));
     } else
         c->done(c->arg, status, c->resp.data != NULL ? c->resp.data : "", c->resp.len);
     call_free(c);

@@ -61,7 +61,8 @@ int pc_tc_encode(const pc_tc_state *s, uint64_t now_s, pc_buf *out) PC_MUST_CHEC
 int pc_tc_decode(const char *body, size_t len, pc_tc_answer *a, char *why, size_t whylen) PC_MUST_CHECK;
 
 typedef struct pc_tc_call pc_tc_call;
-/* |status| is the HTTP status (0: no answer, |body| then holds curl's sentence). */
+/* |status| is the HTTP status (0: no answer, -1: none, and nothing of the request was sent; |body| then
+ * holds curl's sentence). */
 typedef void (*pc_tc_done_fn)(void *arg, long status, const char *body, size_t len);
 /* POSTs |body| to |tracker_url| + "/announce" with a |timeout_s| limit. |tracker_url| has at most
  * PC_MANIFEST_MAX_TRACKER_URL characters (PC_EINVAL past it). PC_ENOMEM, PC_ENET. */

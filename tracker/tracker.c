@@ -366,6 +366,12 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
             a.asn = asn;
         }
     }
+    if (a.event == PC_EV_PERIODIC && pc_registry_find_swarm(t->reg, a.video) == NULL) {
+        /* (below) and before admission: there is no swarm to find it in, so no origin lookup for it */
+        reject(t, req, 403, "unknown_peer", "this peer is not listed (silent for two intervals, or lost in a restart): "
+                                            "announce 'started' again with a proof");
+        return;
+    }
     /* a 'stopped' makes no swarm: one for a video not held (lost in a crash, or unpublished since) is answered
      * 200 and counts nothing, as without --origin, and costs no origin lookup */
     if (t->cfg.origin != NULL && a.event != PC_EV_STOPPED && pc_registry_find_swarm(t->reg, a.video) == NULL) {

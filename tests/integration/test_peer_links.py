@@ -831,6 +831,53 @@ def test_the_trackers_counts_match_the_report_through_lost_answers_and_restarts(
        (1, r["bytes_cdn"], r["bytes_p2p"], r["stalls"]), "the tracker's counts against the report: %r" % total)
 
 
+def test_a_tracker_out_of_reach_for_two_intervals_still_counts_the_viewer(s):
+    """The tracker (behind a proxy) is out of reach, connections refused, from just after the viewer's first
+    announce (start-up not yet in it) for three intervals: it forgets the viewer, answers its next periodic
+    403 unknown_peer, and the viewer starts over counting from what the tracker last took. Announces that
+    never left were taken as counted, so the viewer and what it got meanwhile were never counted (found by
+    review: 0 viewers)."""
+    setup_video(s)
+    t = s.tracker("--interval", "2")
+    seen = []
+
+    class Proxy(QuietHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            try:
+                r = urllib.request.urlopen(urllib.request.Request(t.url + self.path, data=body), timeout=10)
+                status, answer = r.status, r.read()
+            except urllib.error.HTTPError as e:
+                status, answer = e.code, e.read()
+            seen.append(status)
+            self.answer(status, answer, [("Content-Type", "application/json"), ("Connection", "close")])
+            self.close_connection = True  # each announce on a new connection: refused while the proxy is down
+
+    def up(port):
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Proxy)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        return srv
+    srv = up(0)
+    port = srv.server_address[1]
+    viewer = Peer(s, st["o"], st["vid"], "--tracker", "http://127.0.0.1:%d" % port, name="outage")
+    deadline = time.time() + 10
+    while time.time() < deadline and not seen:
+        time.sleep(0.01)
+    srv.shutdown()
+    srv.server_close()
+    time.sleep(6)
+    srv = up(port)
+    try:
+        r = viewer.wait(120)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    check(403 in seen, "the tracker forgot the viewer: %r" % seen)
+    total = t.stats()["total"]
+    eq((total["viewers"], total["bytes_cdn"], total["bytes_p2p"]), (1, r["bytes_cdn"], r["bytes_p2p"]),
+       "the tracker's counts against the report: %r" % total)
+
+
 def test_a_seeders_report_lists_what_it_holds_and_where_it_came_from(s):
     """A seed fetches every rendition outside the engine: its report once listed no segment and kept 0
     bytes. From the CDN the first time, from its --cache-dir the second. The cache is not trusted: FIFOs
@@ -2322,6 +2369,7 @@ if __name__ == "__main__":
        test_a_closed_terminal_stops_peer_tracker_and_origin_gracefully,
        test_the_status_line_on_a_terminal_keeps_to_its_line,
        test_the_trackers_counts_match_the_report_through_lost_answers_and_restarts,
+       test_a_tracker_out_of_reach_for_two_intervals_still_counts_the_viewer,
        test_a_seeders_report_lists_what_it_holds_and_where_it_came_from,
        test_a_first_start_that_fails_pins_nothing_and_says_one_line,
        test_connections_without_a_valid_ticket_are_refused, test_a_viewer_with_every_link_taken_asks_for_no_peers,
