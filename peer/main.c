@@ -34,7 +34,7 @@ static const char usage[] =
     "  --rendition auto|ID   let ABR choose (default), or pin a rendition\n"
     "  --hls-listen HOST:PORT  local HLS endpoint: http://HOST:PORT/v/ID/master.m3u8\n"
     "  --hls-linger SECONDS  play with --hls-listen: once playback ended, exit after the player made no\n"
-    "                        request for this long; 0 = only on SIGINT/SIGTERM (default 30)\n"
+    "                        request for this long; 0 = only on a signal (default 30)\n"
     "  --seed-after SECONDS  keep serving this long after playback ends\n"
     "  --watch-s SECONDS     quit playback after this long, as a viewer who leaves early (default: to the end)\n"
     "  --max-wait-s SECONDS  play: give up (exit 1) when playback has waited this long for data to start, resume\n"
