@@ -37,6 +37,19 @@ S = Suite("peer_links")
 st = {}
 
 
+def forward_post(handler, tracker_url):
+    """For the proxies in front of a tracker: sends the POST |handler| received on to |tracker_url| and
+    returns (its body, the tracker's status, the tracker's answer)."""
+    body = handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
+    req = urllib.request.Request(tracker_url + handler.path, data=body, method="POST",
+                                 headers={"Content-Type": handler.headers.get("Content-Type", "")})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return body, r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return body, e.code, e.read()
+
+
 def raw(pub):
     return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
@@ -805,17 +818,13 @@ def test_the_trackers_counts_match_the_report_through_lost_answers_and_restarts(
 
     class Proxy(QuietHandler):
         def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
             act = plan.pop(0) if plan else "pass"
             if act in ("403", "503"):
+                self.rfile.read(int(self.headers["Content-Length"]))  # not sent on
                 code = "bad_session" if act == "403" else "busy"
                 self.answer(int(act), json.dumps({"code": code, "message": "the test's proxy"}).encode())
                 return
-            try:
-                r = urllib.request.urlopen(urllib.request.Request(t.url + self.path, data=body), timeout=10)
-                status, answer = r.status, r.read()
-            except urllib.error.HTTPError as e:
-                status, answer = e.code, e.read()
+            _, status, answer = forward_post(self, t.url)
             if act == "drop":  # counted by the tracker, and the answer cut short (a connection closed before
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")  # any byte, libcurl sends again)
                 self.close_connection = True
@@ -843,12 +852,7 @@ def test_a_tracker_out_of_reach_for_two_intervals_still_counts_the_viewer(s):
 
     class Proxy(QuietHandler):
         def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            try:
-                r = urllib.request.urlopen(urllib.request.Request(t.url + self.path, data=body), timeout=10)
-                status, answer = r.status, r.read()
-            except urllib.error.HTTPError as e:
-                status, answer = e.code, e.read()
+            _, status, answer = forward_post(self, t.url)
             seen.append(status)
             self.answer(status, answer, [("Content-Type", "application/json"), ("Connection", "close")])
             self.close_connection = True  # each announce on a new connection: refused while the proxy is down
@@ -985,16 +989,9 @@ class AnnounceRecorder:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                body, code, out = forward_post(self, tracker_url)
                 if self.path.endswith("/announce"):
                     rec.append(json.loads(body))
-                req = urllib.request.Request(tracker_url + self.path, data=body, method="POST",
-                                             headers={"Content-Type": self.headers.get("Content-Type", "")})
-                try:
-                    with urllib.request.urlopen(req, timeout=15) as r:
-                        code, out = r.status, r.read()
-                except urllib.error.HTTPError as e:
-                    code, out = e.code, e.read()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(out)))
@@ -1400,12 +1397,7 @@ def test_a_token_renewed_in_the_media_query_file_brings_back_the_cdn_and_the_tra
 
     class Proxy(QuietHandler):  # the tracker, with its refusals held back |hold["s"]| seconds
         def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            try:
-                r = urllib.request.urlopen(urllib.request.Request(t.url + self.path, data=body), timeout=10)
-                code, answer = r.status, r.read()
-            except urllib.error.HTTPError as e:
-                code, answer = e.code, e.read()
+            _, code, answer = forward_post(self, t.url)
             if code == 403:
                 hold["refused"] += 1
                 time.sleep(hold["s"])
