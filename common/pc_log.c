@@ -18,8 +18,10 @@ int pc_log_status_shown(int shown)
 
 void pc_log_clear_status(void)
 {
+    flockfile(stderr); /* (recursive: callers may hold it) */
     if (atomic_exchange(&status_shown, 0))
         fputs("\r\033[K", stderr);
+    funlockfile(stderr);
 }
 
 void pc_log_set_level(int level)

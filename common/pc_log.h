@@ -23,7 +23,7 @@ void pc_log(int level, const char *module, const char *fmt, ...) __attribute__((
  * shown, each line written to stderr first erases it ("\r" and erase-line): log lines were appended to
  * it. The owner redraws it at its next tick. */
 int pc_log_status_shown(int shown);
-/* Erases a shown status line; for other writers of whole lines to stderr. Call with stderr locked. */
+/* Erases a shown status line; for other writers of whole lines to stderr or stdout (the same terminal). */
 void pc_log_clear_status(void);
 /* Copies at most |dstlen| - 1 bytes of text from elsewhere (a server's error body) for a log line, each
  * byte outside printable ASCII as '?', so it cannot drive a terminal; |dst| is NUL-terminated. */

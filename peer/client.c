@@ -1331,9 +1331,7 @@ static void seed_done(client *c)
     }
     pc_engine_hold_all(c->e);
     c->seeding = 1;
-    flockfile(stderr); /* the same terminal, most likely: not appended to the status line */
-    pc_log_clear_status();
-    funlockfile(stderr);
+    pc_log_clear_status(); /* the same terminal, most likely: not appended to the status line */
     fflush(stderr);
     printf("seeding %s: %u segments × %u renditions verified\n", c->cfg->video, c->pm.m.n_segments, c->pm.m.n_rungs);
     fflush(stdout);

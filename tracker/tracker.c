@@ -96,6 +96,16 @@ static void reject(pc_tracker *t, h2o_req_t *req, int status, const char *code, 
     pc_http_respond_error(req, status, code, message);
 }
 
+/* A periodic announce from a peer not listed: it expired (silent for two intervals) or was lost in a crash.
+ * Taken as a baseline, what it had received meanwhile went uncounted, and a viewer whose start-up came in
+ * that gap was never counted (found by review). Its peer knows what this tracker may have taken: it starts
+ * again with a proof under a new peer id and counts from there (docs/protocol.md, "Counters"). */
+static void reject_unlisted(pc_tracker *t, h2o_req_t *req)
+{
+    reject(t, req, 403, "unknown_peer", "this peer is not listed (silent for two intervals, or lost in a restart): "
+                                        "announce 'started' again with a proof");
+}
+
 static void pin_region(void *reg, const char *name)
 {
     pc_registry_pin_region(reg, name);
@@ -367,9 +377,7 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
         }
     }
     if (a.event == PC_EV_PERIODIC && pc_registry_find_swarm(t->reg, a.video) == NULL) {
-        /* (below) and before admission: there is no swarm to find it in, so no origin lookup for it */
-        reject(t, req, 403, "unknown_peer", "this peer is not listed (silent for two intervals, or lost in a restart): "
-                                            "announce 'started' again with a proof");
+        reject_unlisted(t, req); /* before admission: no swarm to find it in, so no origin lookup for it */
         return;
     }
     /* a 'stopped' makes no swarm: one for a video not held (lost in a crash, or unpublished since) is answered
@@ -406,12 +414,7 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
         }
     }
     if (a.event == PC_EV_PERIODIC && pc_registry_find_peer(t->reg, a.video, a.key) == NULL) {
-        /* it expired (silent for two intervals) or was lost in a crash: taken as a baseline, what it had
-         * received meanwhile went uncounted, and a viewer whose start-up came in that gap was never
-         * counted (found by review). Its peer knows what this tracker last took: it starts again with a
-         * proof under a new peer id and counts from there (docs/protocol.md). */
-        reject(t, req, 403, "unknown_peer", "this peer is not listed (silent for two intervals, or lost in a restart): "
-                                            "announce 'started' again with a proof");
+        reject_unlisted(t, req);
         return;
     }
     uint32_t self;
