@@ -1155,19 +1155,33 @@ static int learn_skew(client *c, int64_t tracker_s)
     return 1;
 }
 
+/* The announce in flight (its counters in ctr_sent) may have been counted by the tracker. */
+static void may_have_counted(client *c)
+{
+    c->ctr_counted = c->ctr_sent;
+    c->sent_once = 1;
+}
+
 static void on_announced(void *arg, long status, const char *body, size_t len)
 {
     client *c = arg;
     c->announce_call = NULL;
     int stopped = c->stopping;
     double retry = 5;
+    /* the tracker may have counted what it carried: it took it (200, whatever the answer), no answer came to
+     * a request that left, or a 5xx other than the tracker's own refusals (which record nothing; a proxy's
+     * 502 or 504 is ambiguous and taken as counted). Not a request that never left (-1): a tracker down for
+     * two intervals, then a viewer starting in them, went uncounted (found by review) */
+    int refusal = status >= 500 && body != NULL && len < 4096 &&
+                  (memmem(body, len, "\"stopping\"", 10) != NULL || memmem(body, len, "\"limit_reached\"", 15) != NULL ||
+                   memmem(body, len, "\"origin_unavailable\"", 20) != NULL);
+    if (status == 200 || status == 0 || (status >= 500 && !refusal))
+        may_have_counted(c);
     if (status == 200) {
         pc_tc_answer *a = malloc(sizeof(*a));
         char why[160];
         if (a != NULL && pc_tc_decode(body, len, a, why, sizeof(why)) == 0) {
             c->announces_ok++;
-            c->ctr_counted = c->ctr_sent;
-            c->sent_once = 1;
             learn_skew(c, (int64_t)a->tracker_time);
             c->nbanned_told += c->nbanned_telling;
             snprintf(c->session, sizeof(c->session), "%s", a->session);
@@ -1195,24 +1209,11 @@ static void on_announced(void *arg, long status, const char *body, size_t len)
                     dial(c, &a->peers[i]);
         } else {
             c->announces_failed++;
-            c->ctr_counted = c->ctr_sent; /* a 200: taken, whatever its answer */
-            c->sent_once = 1;
             PC_LOGW("tracker", "%s", a == NULL ? "out of memory" : why);
         }
         free(a);
     } else {
         c->announces_failed++;
-        /* it may have counted it: no answer to a request that left, or a 5xx other than the tracker's own
-         * refusals (which record nothing); a 502 or 504 from a proxy is ambiguous and taken as counted. Not
-         * a request that never left: a tracker down for two intervals, then a viewer starting in them, went
-         * uncounted (found by review) */
-        int refusal = status >= 500 && body != NULL && len < 4096 &&
-                      (memmem(body, len, "\"stopping\"", 10) != NULL || memmem(body, len, "\"limit_reached\"", 15) != NULL ||
-                       memmem(body, len, "\"origin_unavailable\"", 20) != NULL);
-        if (status == 0 || (status >= 500 && !refusal)) {
-            c->ctr_counted = c->ctr_sent;
-            c->sent_once = 1;
-        }
         /* the next try within an interval, or the tracker forgets the peer (two intervals) */
         if (c->interval_s > 0 && c->interval_s < retry)
             retry = c->interval_s;
@@ -1283,8 +1284,7 @@ static void announce(client *c, const char *event)
             return; /* one at a time; the timer comes back */
         pc_tc_cancel(c->http, c->announce_call);
         c->announce_call = NULL;
-        c->ctr_counted = c->ctr_sent; /* it may have arrived */
-        c->sent_once = 1;
+        may_have_counted(c); /* it may have arrived */
     }
     if ((c->session[0] == '\0' || c->tracker_done) && stopping) {
         after_stopped(c);
