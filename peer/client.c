@@ -39,7 +39,7 @@ static void begin_shutdown(client *c, int code);
 void pc_client_config_default(pc_client_config *c)
 {
     memset(c, 0, sizeof(*c));
-    c->listen = "0.0.0.0:0";
+    c->listen = NULL; /* [::]:0, both families (0.0.0.0:0 where IPv6 is off) */
     c->rendition = "auto";
     c->mem_cap = 1024u << 20;
     c->max_links = 24;
@@ -1307,7 +1307,7 @@ static void announce(client *c, const char *event)
     int rc = pc_tc_encode(&c->ts, pc_link_wall_now(&c->id), &c->announce_body);
     if (rc == 0)
         rc = pc_tc_post(c->http, c->tracker_url, c->announce_body.data, c->announce_body.len, stopping ? 2 : 10,
-                        on_announced, c, &c->announce_call);
+                        c->announce_from[0] != '\0' ? c->announce_from : NULL, on_announced, c, &c->announce_call);
     if (rc != 0) {
         /* an announce that could not be sent failed as much as one the tracker refused: uncounted, a run
          * whose every announce failed here reported 0 ok and 0 failed (found by review) */
@@ -1763,37 +1763,68 @@ static int verify_stored(void *arg, uint32_t rung, uint32_t seg, const uint8_t *
     return rung < c->pm.m.n_rungs && seg < c->pm.m.n_segments && memcmp(h, c->pm.hash[rung] + 32 * (size_t)seg, 32) == 0;
 }
 
-static int listen_peer(client *c)
+/* Whether this host can listen on IPv6 (a kernel booted with ipv6.disable=1 cannot). */
+static int ipv6_on(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6};
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static int bind_listen(client *c, const char *hostport)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    if (pc_hostport_parse(c->cfg->listen, &ss) != 0) {
-        pc_cli_error("--listen wants IP:PORT, not %s", c->cfg->listen);
-        return -1;
-    }
+    if (pc_hostport_parse(hostport, &ss) != 0)
+        return UV_EINVAL;
     uv_tcp_init(&c->loop, &c->server);
     c->server_open = 1;
     c->server.data = c;
+    /* libuv sets IPV6_V6ONLY to 0 itself: [::] takes IPv4 too, whatever net.ipv6.bindv6only says */
     int rc = uv_tcp_bind(&c->server, (struct sockaddr *)&ss, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&c->server, 128, on_connection);
+    return rc == 0 ? uv_listen((uv_stream_t *)&c->server, 128, on_connection) : rc;
+}
+
+/* Listens for peers on --listen, by default on every address of both families: the tracker lists a
+ * peer at the address its announce came from, over either family (a peer on 0.0.0.0 that reached the
+ * tracker over IPv6 was listed where it did not listen, and got no peer traffic at all). A peer bound to
+ * one address sends its announces from that address too (CURLOPT_INTERFACE), so the tracker sees the
+ * address it listens on, or the one a NAT maps it to (it saw whichever address the route chose: the
+ * listing was refused by everyone). */
+static int listen_peer(client *c)
+{
+    const char *want = c->cfg->listen != NULL ? c->cfg->listen : ipv6_on() ? "[::]:0" : "0.0.0.0:0";
+    int rc = bind_listen(c, want);
     if (rc != 0) {
-        pc_cli_error("cannot listen on %s: %s", c->cfg->listen, uv_strerror(rc));
+        pc_cli_error("cannot listen on %s: %s", want, uv_strerror(rc));
         return -1;
     }
     struct sockaddr_storage b;
     int bl = sizeof(b);
     uv_tcp_getsockname(&c->server, (struct sockaddr *)&b, &bl);
     char name[46] = "?";
+    int any;
     if (b.ss_family == AF_INET) {
-        uv_ip4_name((struct sockaddr_in *)&b, name, sizeof(name));
-        c->port = ntohs(((struct sockaddr_in *)&b)->sin_port);
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&b;
+        uv_ip4_name(s4, name, sizeof(name));
+        c->port = ntohs(s4->sin_port);
         snprintf(c->listen_bound, sizeof(c->listen_bound), "%s:%u", name, c->port);
+        any = s4->sin_addr.s_addr == htonl(INADDR_ANY);
     } else {
-        uv_ip6_name((struct sockaddr_in6 *)&b, name, sizeof(name));
-        c->port = ntohs(((struct sockaddr_in6 *)&b)->sin6_port);
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&b;
+        uv_ip6_name(s6, name, sizeof(name));
+        c->port = ntohs(s6->sin6_port);
         snprintf(c->listen_bound, sizeof(c->listen_bound), "[%s]:%u", name, c->port);
+        any = IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) /* the address an IPv4 socket would bind */
+            inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], name, sizeof(name));
     }
+    if (!any && c->cfg->announce_addr == NULL)
+        snprintf(c->announce_from, sizeof(c->announce_from), "host!%s", name);
     return 0;
 }
 

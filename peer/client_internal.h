@@ -163,6 +163,7 @@ struct client {
     } departed[PC_DEPARTED_MAX]; /* the last links to close, a ring */
     uint32_t ndeparted;
     char listen_bound[64];
+    char announce_from[64];    /* CURLOPT_INTERFACE of the announces ("host!ADDR"), or "": any */
     uint16_t port;
     /* pending HAVEs to tell every link, flushed after each pass */
     pc_wire_range *have_q;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "pc_addr.h"
 #include "pc_cli.h"
 #include "pc_crypto.h"
 #include "pc_fs.h"
@@ -26,7 +27,8 @@ static const char usage[] =
     "  --origin URL          the origin (CDN), e.g. http://127.0.0.1:8080\n"
     "  --video ID            the video id\n"
     "  --tracker URL         use this tracker URL instead of the manifest's (its key still comes from the manifest)\n"
-    "  --listen HOST:PORT    peer port (default 0.0.0.0:0: any free port)\n"
+    "  --listen HOST:PORT    peer port (default [::]:0: any free port, IPv6 and IPv4); with one address,\n"
+    "                        announces go from that address too\n"
     "  --announce-addr IP    the address other peers should dial (default: what the tracker sees)\n"
     "  --up-kbps N           upload cap in kbit/s (default: none)\n"
     "  --down-kbps N         download cap in kbit/s (default: none)\n"
@@ -192,14 +194,16 @@ int main(int argc, char **argv)
         pc_cli_usage("--report: cannot write '%s'", cfg.report);
     /* addresses are checked here, before anything is fetched: a bad one is a usage error, not a late one */
     struct sockaddr_storage ss;
-    if (pc_hostport_parse(cfg.listen, &ss) != 0)
+    if (cfg.listen != NULL && pc_hostport_parse(cfg.listen, &ss) != 0)
         pc_cli_usage("--listen wants IP:PORT (IPv6 in brackets), not '%s'", cfg.listen);
     if (cfg.hls_listen != NULL && pc_hostport_parse(cfg.hls_listen, &ss) != 0)
         pc_cli_usage("--hls-listen wants IP:PORT (IPv6 in brackets), not '%s'", cfg.hls_listen);
-    unsigned char ip[16];
-    if (cfg.announce_addr != NULL && inet_pton(AF_INET, cfg.announce_addr, ip) != 1 &&
-        inet_pton(AF_INET6, cfg.announce_addr, ip) != 1)
+    uint8_t ip[16];
+    if (cfg.announce_addr != NULL && pc_addr_parse(cfg.announce_addr, ip) != 0)
         pc_cli_usage("--announce-addr wants an IPv4 or IPv6 address, not '%s'", cfg.announce_addr);
+    if (cfg.announce_addr != NULL && !pc_addr_dialable(ip))
+        pc_cli_usage("--announce-addr wants an address other peers can dial (not unspecified, multicast or "
+                     "broadcast), not '%s'", cfg.announce_addr);
     struct stat dst;
     if (cfg.state_dir != NULL && (cfg.state_dir[0] == '\0' || (mkdir(cfg.state_dir, 0700) != 0 && errno != EEXIST) ||
                                   stat(cfg.state_dir, &dst) != 0 || !S_ISDIR(dst.st_mode)))

@@ -138,6 +138,8 @@ struct pc_tc_call {
     pc_buf resp;
     char *body;
     char err[CURL_ERROR_SIZE];
+    char why[CURL_ERROR_SIZE + 128];
+    const char *from;
     pc_tc_done_fn done;
     void *arg;
 };
@@ -168,6 +170,11 @@ static void on_done(void *arg, CURL *easy, CURLcode rc)
                  c->resp.max);
     if (status == 0) {
         const char *why = c->err[0] != '\0' ? c->err : curl_easy_strerror(rc);
+        if (rc == CURLE_INTERFACE_FAILED || (c->from != NULL && rc == CURLE_COULDNT_CONNECT)) {
+            /* a peer bound to one address announces from it: a tracker it cannot reach from there */
+            snprintf(c->why, sizeof(c->why), "announces go from the --listen address %s: %s", c->from + 5, why);
+            why = c->why;
+        }
         long sent = 0; /* nothing of the request left (no connection, no name): the tracker never saw it */
         curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent);
         c->done(c->arg, sent > 0 ? 0 : -1, why, strlen(why));
@@ -177,7 +184,7 @@ static void on_done(void *arg, CURL *easy, CURLcode rc)
 }
 
 int pc_tc_post(pc_http_client *http, const char *tracker_url, const char *body, size_t len, long timeout_s,
-               pc_tc_done_fn done, void *arg, pc_tc_call **out)
+               const char *from, pc_tc_done_fn done, void *arg, pc_tc_call **out)
 {
     *out = NULL;
     pc_tc_call *c = calloc(1, sizeof(*c));
@@ -211,6 +218,9 @@ int pc_tc_post(pc_http_client *http, const char *tracker_url, const char *body, 
     curl_easy_setopt(c->easy, CURLOPT_TIMEOUT, timeout_s);
     curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT, 5L);
     curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->err);
+    if (from != NULL)
+        curl_easy_setopt(c->easy, CURLOPT_INTERFACE, from);
+    c->from = from; /* the caller's, alive while the call is */
     if (pc_http_client_add(http, c->easy, on_done, c) != 0) {
         call_free(c);
         return PC_ENET;

@@ -64,10 +64,11 @@ typedef struct pc_tc_call pc_tc_call;
 /* |status| is the HTTP status (0: no answer, -1: none, and nothing of the request was sent; |body| then
  * holds curl's sentence). */
 typedef void (*pc_tc_done_fn)(void *arg, long status, const char *body, size_t len);
-/* POSTs |body| to |tracker_url| + "/announce" with a |timeout_s| limit. |tracker_url| has at most
- * PC_MANIFEST_MAX_TRACKER_URL characters (PC_EINVAL past it). PC_ENOMEM, PC_ENET. */
+/* POSTs |body| to |tracker_url| + "/announce" with a |timeout_s| limit, from the local address |from|
+ * when not NULL (CURLOPT_INTERFACE: "host!ADDR"). |tracker_url| has at most PC_MANIFEST_MAX_TRACKER_URL
+ * characters (PC_EINVAL past it). PC_ENOMEM, PC_ENET. */
 int pc_tc_post(pc_http_client *http, const char *tracker_url, const char *body, size_t len, long timeout_s,
-               pc_tc_done_fn done, void *arg, pc_tc_call **out) PC_MUST_CHECK;
+               const char *from, pc_tc_done_fn done, void *arg, pc_tc_call **out) PC_MUST_CHECK;
 /* Abandons a call in flight (no callback). */
 void pc_tc_cancel(pc_http_client *http, pc_tc_call *c);
 

@@ -33,32 +33,6 @@ const char *pc_event_name(int event)
     }
 }
 
-int pc_addr_parse(const char *s, uint8_t addr[16])
-{
-    struct in_addr v4;
-    if (inet_pton(AF_INET, s, &v4) == 1) {
-        memset(addr, 0, 10);
-        addr[10] = addr[11] = 0xff;
-        memcpy(addr + 12, &v4, 4);
-        return 0;
-    }
-    struct in6_addr v6;
-    if (inet_pton(AF_INET6, s, &v6) == 1) {
-        memcpy(addr, &v6, 16);
-        return 0;
-    }
-    return PC_EPARSE;
-}
-
-void pc_addr_format(const uint8_t addr[16], char out[46])
-{
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(addr, mapped, 12) == 0)
-        inet_ntop(AF_INET, addr + 12, out, 46);
-    else
-        inet_ntop(AF_INET6, addr, out, 46);
-}
-
 /* An integer field in [0, max]. */
 static int get_uint(const json_t *v, const char *name, uint64_t max, uint64_t *out, pc_announce_error *err)
 {
@@ -221,6 +195,9 @@ static int decode_field(const char *k, const json_t *v, pc_announce *out, unsign
         const char *s = json_string_value(v);
         if (s == NULL || json_string_length(v) > 45 || pc_addr_parse(s, out->addr) != 0)
             return fail(err, "bad_field", "'addr' must be an IPv4 or IPv6 address");
+        if (!pc_addr_dialable(out->addr))
+            return fail(err, "bad_field", "'addr' must be an address other peers can dial: not unspecified (0.0.0.0, "
+                                          "::), multicast or broadcast");
         out->has_addr = 1;
     } else if (strcmp(k, "port") == 0) {
         uint32_t p;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pc_addr.h"
 #include "pc_crypto.h"
 #include "pc_error.h"
 #include "pc_media_token.h"
@@ -86,8 +87,5 @@ int pc_region_valid(const char *s);
 /* Rendition ids: 1..PC_REND_ID_MAX of [A-Za-z0-9_-]. */
 int pc_rendition_valid(const char *s);
 
-void pc_addr_format(const uint8_t addr[16], char out[46]);
-/* Parses an IPv4 or IPv6 literal into the 16-byte form; PC_EPARSE. */
-int pc_addr_parse(const char *s, uint8_t addr[16]) PC_MUST_CHECK;
 
 #endif

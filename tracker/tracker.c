@@ -230,15 +230,21 @@ static int put_peer(pc_buf *o, const pc_registry *r, const pc_swarm *sw, const p
 }
 
 /* pc_select_skip: a candidate the tracker no longer vouches for in the video (all candidates share it). */
-struct distrust_skip {
+/* Who is never listed to a requester: a peer distrusted in the video (when |d|), and one on loopback
+ * unless the requester came over loopback itself (another host would dial its own loopback: a seeder
+ * beside the tracker that announced over 127.0.0.1 is of no use to anyone else, and each dial would
+ * probe one of the requester's own services). */
+struct select_skip {
     const pc_distrust *d;
     uint64_t video;
+    int loopback_ok;
 };
 
-static int distrusted(void *arg, const pc_peer_rec *cand)
+static int skipped(void *arg, const pc_peer_rec *cand)
 {
-    const struct distrust_skip *s = arg;
-    return pc_distrust_is_in(s->d, s->video, cand->key);
+    const struct select_skip *s = arg;
+    return (!s->loopback_ok && pc_addr_loopback(cand->addr)) ||
+           (s->d != NULL && pc_distrust_is_in(s->d, s->video, cand->key));
 }
 
 /* The keys |a|'s peer reports it banned: counted when they are members of the video's swarm (so random
@@ -266,10 +272,10 @@ static void take_ban_reports(pc_tracker *t, const pc_announce *a, const uint8_t 
     }
 }
 
-/* The answer to an accepted announce: interval, session, a ticket when due, and peers. A ticket expires
- * no later than |media_exp| (the announce's media token) when that is not 0. */
-static int build_response(pc_tracker *t, const pc_announce *a, uint32_t self, int64_t now_s, int64_t media_exp, uint64_t now,
-                          pc_buf *o)
+/* The answer to an accepted announce, which came from |conn_addr|: interval, session, a ticket when due,
+ * and peers. A ticket expires no later than |media_exp| (the announce's media token) when that is not 0. */
+static int build_response(pc_tracker *t, const pc_announce *a, const uint8_t conn_addr[16], uint32_t self, int64_t now_s,
+                          int64_t media_exp, uint64_t now, pc_buf *o)
 {
     uint8_t session[PC_SESSION_LEN];
     char session_b64[32];
@@ -310,9 +316,10 @@ static int build_response(pc_tracker *t, const pc_announce *a, uint32_t self, in
     }
     uint32_t picked[PC_NUMWANT_MAX];
     int any = t->distrust != NULL && pc_distrust_total(t->distrust) > 0;
-    struct distrust_skip skip = {t->distrust, any ? pc_distrust_video(t->distrust, a->video) : 0};
-    size_t n = pc_select_peers(t->reg, self, a->need, a->numwant, t->cfg.scan, now, &t->rng, any ? distrusted : NULL,
-                               &skip, picked);
+    struct select_skip skip = {any ? t->distrust : NULL, any ? pc_distrust_video(t->distrust, a->video) : 0,
+                               pc_addr_loopback(conn_addr)};
+    size_t n = pc_select_peers(t->reg, self, a->need, a->numwant, t->cfg.scan, now, &t->rng,
+                               any || !skip.loopback_ok ? skipped : NULL, &skip, picked);
     const pc_swarm *sw = pc_registry_swarm(t->reg, me->swarm);
     rc = rc ? rc : pc_buf_append_str(o, ",\"peers\":[");
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -432,7 +439,7 @@ static void announce(pc_tracker *t, h2o_req_t *req, const uint8_t conn_addr[16])
     take_ban_reports(t, &a, conn_addr); /* with the announce taken (a refused one changes nothing) */
     pc_buf *o = &t->out; /* kept across announces: pc_http_respond copies, so its room is reused */
     pc_buf_reset(o);
-    rc = build_response(t, &a, self, now_s, media_exp, now, o);
+    rc = build_response(t, &a, conn_addr, self, now_s, media_exp, now, o);
     if (rc != 0)
         reject(t, req, 500, "internal_error", "cannot build the response");
     else

@@ -147,6 +147,9 @@ def request(url, method="GET", body=None, headers=None, timeout=30):
         conn.close()
 
 
+# a "listening on" line's address: IPv4, or IPv6 in brackets (group 1 keeps them)
+HOSTPORT = rb"listening on %s://([0-9.]+|\[[0-9a-fA-F:.]+\]):(\d+)"
+
 SANITIZER_REPORT = re.compile(r"(ERROR: (Address|Leak)Sanitizer|runtime error:)")
 
 
@@ -198,10 +201,10 @@ class Server:
             line = self.proc.stdout.readline()
             if not line:
                 break
-            m = re.search(rb"listening on http://([0-9.]+):(\d+)", line)
+            m = re.search(HOSTPORT % b"http", line)
             if m:
-                self.host, self.port = m.group(1).decode(), int(m.group(2))
-                self.url = "http://%s:%d" % (self.host, self.port)
+                self.host, self.port = m.group(1).decode().strip("[]"), int(m.group(2))
+                self.url = "http://%s:%d" % (m.group(1).decode(), self.port)
                 self.banner = line.decode()
                 threading.Thread(target=self.proc.stdout.read, daemon=True).start()
                 return
@@ -522,23 +525,24 @@ class Peer:
     """A peercdn-peer process (play or seed) on loopback, found by its "listening on tcp://" line; |wait|
     requires exit 0 without sanitizer reports and returns the JSON report."""
 
-    def __init__(self, suite, origin, vid, *extra, mode="play", name="peer", env=None, wait_seeding=True):
+    def __init__(self, suite, origin, vid, *extra, mode="play", name="peer", env=None, wait_seeding=True,
+                 listen="127.0.0.1:0"):
         self.suite = suite
         d = tempfile.mkdtemp(dir=suite.tmp, prefix=name + "-")
         self.report_path = os.path.join(d, "report.json")
         self.log_path = os.path.join(d, "stderr.log")
-        self.argv = [suite.bin("peercdn-peer"), mode, "--origin", origin.url, "--video", vid, "--listen",
-                     "127.0.0.1:0", "--state-dir", os.path.join(suite.tmp, "peer-state"), "--no-status",
-                     "--report", self.report_path] + list(extra)
+        self.argv = [suite.bin("peercdn-peer"), mode, "--origin", origin.url, "--video", vid] + \
+            (["--listen", listen] if listen else []) + \
+            ["--state-dir", os.path.join(suite.tmp, "peer-state"), "--no-status", "--report", self.report_path] + list(extra)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self.log,
                                      env=dict(os.environ, **(env or {})))
         self.started = time.time()
         line = self.proc.stdout.readline()
-        m = re.search(rb"listening on tcp://([0-9.]+):(\d+)", line)
+        m = re.search(HOSTPORT % b"tcp", line)
         if not m:
             raise AssertionError("peer did not start: %r\n%s" % (line, self.stderr()))
-        self.host, self.port = m.group(1).decode(), int(m.group(2))
+        self.host, self.port = m.group(1).decode().strip("[]"), int(m.group(2))
         self.hls = None
         if "--hls-listen" in extra:
             line = self.proc.stdout.readline()

@@ -195,7 +195,7 @@ def test_tracker_checks_its_files_at_start(s):
 def test_peer_checks_its_addresses_before_fetching(s):
     """The origin here does not exist: each error must come from the flags, not from the fetch."""
     base = ["play", "--origin", "http://127.0.0.1:1", "--video", "v"]
-    for addr in ("notanip", "", "999.1.1.1", "127.0.0.1:80"):
+    for addr in ("notanip", "", "999.1.1.1", "127.0.0.1:80", "0.0.0.0", "::", "224.0.0.1", "ff02::1"):
         refused("peercdn-peer", 2, *base, "--announce-addr", addr, says="--announce-addr")
     for flag in ("--listen", "--hls-listen"):
         for addr in ("127.0.0.1:65536", "127.0.0.1", "::1:0"):

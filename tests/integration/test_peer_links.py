@@ -25,7 +25,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (SANITIZED, Peer, QuietHandler, Suite, TrackerPeer, b64u_decode, check, clip, eq, ffmpeg_decode,  # noqa: E402
+from harness import (SANITIZED, SLOW, Peer, QuietHandler, Suite, TrackerPeer, b64u_decode, check, clip, eq, ffmpeg_decode,  # noqa: E402
                      h2_stalled_get, request, serve_http, subtitled)
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
@@ -1230,6 +1230,36 @@ def test_a_viewer_whose_clock_is_off_takes_the_trackers(s):
         check("clock is %d s off the tracker's" % shift in viewer.stderr(), "said why: %s" % viewer.stderr())
 
 
+def test_peers_are_listed_where_they_listen_over_either_family(s):
+    """(review) By default a peer listened on 0.0.0.0 alone: a tracker reached over IPv6 listed it at its
+    IPv6 address, where nobody could connect, and the swarm exchanged nothing. A peer listening on one
+    address announced from whichever address the route chose, and was listed where it did not listen.
+    Now the default is [::]:0 (both families), and a peer bound to one address announces from it; one
+    that cannot reach the tracker from there says so."""
+    setup_video(s)
+    t6 = s.tracker("--interval", "2", "--key", st["tkey"], "--listen", "[::1]:0")
+    t4 = s.tracker("--interval", "2", "--key", st["tkey"])
+    check(t6.url.startswith("http://[::1]:"), "the tracker on IPv6: %s" % t6.url)
+    runs = {}
+    for name, t, ls, lv in (("the default, a tracker over IPv6", t6, None, None),
+                            ("one address each", t4, "127.0.0.2:0", "127.0.0.3:0")):
+        seeder = Peer(s, st["o"], st["vid"], "--tracker", t.url, mode="seed", name="family-seeder", listen=ls)
+        viewer = Peer(s, st["o"], st["vid"], "--tracker", t.url, "--watch-s", "12", name="family-viewer", listen=lv)
+        runs[name] = (seeder, viewer)
+    eq(runs["the default, a tracker over IPv6"][0].host, "::", "the default listens on both families")
+    lost = Peer(s, st["o"], st["vid"], "--tracker", t4.url, mode="seed", name="family-v6-only", listen="[::1]:0")
+    for name, (seeder, viewer) in runs.items():
+        r = viewer.wait(120)
+        check(r["stalls"] == 0, "%s: no stall: %r" % (name, {k: r[k] for k in r if k != "segments"}))
+        check(r["bytes_p2p"] > 0, "%s: fetched from the seeder: %r" % (name, {k: r[k] for k in r if k != "segments"}))
+        seeder.stop()
+    deadline = time.time() + 10 * SLOW
+    while "announces go from the --listen address ::1" not in lost.stderr() and time.time() < deadline:
+        time.sleep(0.2)
+    check("announces go from the --listen address ::1" in lost.stderr(), "the reason is logged: %s" % lost.stderr())
+    lost.stop()
+
+
 def test_a_tracker_named_on_the_command_line_serves_a_manifest_that_names_none(s):
     """An origin started without --tracker signs a manifest naming no tracker; peers told --tracker URL
     trust the key that tracker serves (with a warning) and swarm through it."""
@@ -2369,6 +2399,7 @@ if __name__ == "__main__":
        test_a_loopback_origin_recreated_with_a_new_key_is_pinned_again,
        test_a_viewer_whose_clock_is_off_takes_the_trackers,
        test_a_tracker_named_on_the_command_line_serves_a_manifest_that_names_none,
+       test_peers_are_listed_where_they_listen_over_either_family,
        test_a_tracker_url_of_2048_characters_is_announced_to,
        test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
        test_a_peer_that_sends_garbage_and_leaves_is_banned_all_the_same,

@@ -372,6 +372,41 @@ def test_bad_input_is_refused_with_a_reason(s):
     check(t.proc.poll() is None, "still running")
 
 
+def global_ipv4():
+    """An IPv4 address of this host outside 127/8 (the machines we run on have one on eth0)."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout
+    m = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", out)
+    check(m is not None, "this host has an IPv4 address outside loopback (ip -4 addr: %r)" % out[:200])
+    return m.group(1)
+
+
+def test_addresses_no_other_host_can_dial_are_not_listed(s):
+    t = st["t"]
+    # 'addr' that no peer can dial: refused, not listed (a dial of 0.0.0.0 reaches the dialler's own loopback)
+    m = TrackerPeer(t, "vid-addr", 1)
+    for bad in ("0.0.0.0", "::", "224.0.0.1", "239.1.2.3", "255.255.255.255", "ff02::1", "::ffff:0.0.0.0"):
+        j = expect_error(m, m.body("started", addr=bad), 400, "bad_field")
+        check("dial" in j["message"], "the message says why: %r" % j["message"])
+    here = global_ipv4()
+    # a seeder beside the tracker (announced over loopback) is listed to viewers on this host only
+    near = TrackerPeer(t, "vid-addr", 2, source="127.0.0.1")
+    near.announce("started", seeding=True, up_kbps=10000)
+    far = TrackerPeer(t, "vid-addr", 3, source=here)
+    far.announce("started", seeding=True, up_kbps=10000)
+    listed = TrackerPeer(t, "vid-addr", 4, source=here)
+    listed.announce("started", addr="10.1.2.3", seeding=True, up_kbps=10000)  # a private 'addr' is the sender's word
+    v = TrackerPeer(t, "vid-addr", 5, source=here)
+    got = sorted((p["addr"], p["port"]) for p in v.announce("started")["peers"])
+    eq(got, sorted([(here, far.port), ("10.1.2.3", listed.port)]),
+       "a viewer on another address is not told of the loopback seeder")
+    w = TrackerPeer(t, "vid-addr", 6, source="127.0.0.1")
+    got = sorted((p["addr"], p["port"]) for p in w.announce("started")["peers"])
+    eq(got, sorted([("127.0.0.1", near.port), (here, far.port), ("10.1.2.3", listed.port), (here, v.port)]),
+       "a viewer on loopback is told of every peer")
+    for p in (near, far, listed, v, w):
+        p.announce("stopped")
+
+
 def test_flood_from_one_address_is_limited(s):
     t = s.tracker("--rate-limit", "5", "--rate-burst", "10")
     flood = TrackerPeer(t, "vid9", 20, source="127.0.0.2")
@@ -849,7 +884,7 @@ S.run([test_key_is_published, test_started_gets_session_ticket_and_useful_peers,
        test_tickets_are_renewed_before_they_end_even_after_a_lost_answer, test_other_videos_are_separate,
        test_silent_peers_expire_after_two_intervals, test_statistics_add_up, test_metrics_match_stats,
        test_restart_keeps_statistics_and_history, test_a_stop_does_not_wait_for_a_client_that_does_not_read,
-       test_stats_cli, test_bad_input_is_refused_with_a_reason,
+       test_stats_cli, test_bad_input_is_refused_with_a_reason, test_addresses_no_other_host_can_dial_are_not_listed,
        test_flood_from_one_address_is_limited, test_origin_publishes_the_tracker_and_its_key,
        test_a_locked_database_does_not_stall_the_tracker, test_stats_of_a_large_catalog_are_shared_not_copied_per_client,
        test_a_tampered_saved_swarm_is_not_echoed_to_peers, test_history_pages_follow_the_cursor,

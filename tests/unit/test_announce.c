@@ -160,6 +160,27 @@ static void addresses_round_trip(void **state)
     assert_int_equal(pc_addr_parse("nope", a), PC_EPARSE);
 }
 
+static void addresses_other_hosts_cannot_dial_are_told_apart(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        int dialable, loopback;
+    } cases[] = {
+        {"0.0.0.0", 0, 0},          {"::", 0, 0},          {"::ffff:0.0.0.0", 0, 0}, {"224.0.0.1", 0, 0},
+        {"239.255.255.250", 0, 0},  {"255.255.255.255", 0, 0}, {"ff02::1", 0, 0},    {"127.0.0.1", 1, 1},
+        {"127.3.4.5", 1, 1},        {"::1", 1, 1},         {"::ffff:127.0.0.1", 1, 1}, {"10.0.0.1", 1, 0},
+        {"223.255.255.255", 1, 0},  {"240.0.0.1", 1, 0},   {"2001:db8::1", 1, 0},   {"::2", 1, 0},
+        {"128.0.0.1", 1, 0},        {"fe80::1", 1, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t a[16];
+        assert_int_equal(pc_addr_parse(cases[i].s, a), 0);
+        if (pc_addr_dialable(a) != cases[i].dialable || pc_addr_loopback(a) != cases[i].loopback)
+            fail_msg("%s: dialable %d loopback %d", cases[i].s, pc_addr_dialable(a), pc_addr_loopback(a));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +189,7 @@ int main(void)
         cmocka_unit_test(bad_inputs_name_the_problem),
         cmocka_unit_test(oversized_body_is_refused_before_parsing),
         cmocka_unit_test(addresses_round_trip),
+        cmocka_unit_test(addresses_other_hosts_cannot_dial_are_told_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
