@@ -307,8 +307,9 @@ int pc_origin_serve(const pc_origin_config *cfg)
         pc_cli_error("cannot listen on %s: %s", cfg->listen, pc_err_detail());
         goto out;
     }
+    pc_err_detail_set("%s", "");
     if ((r = pc_pipeline_start(o->pipeline)) != 0) {
-        pc_cli_error("cannot start the pipeline: %s", pc_strerror(r));
+        pc_cli_error("cannot start the pipeline: %s", pc_err_detail()[0] != '\0' ? pc_err_detail() : pc_strerror(r));
         goto out;
     }
     /* serving: the loop waits with any statement, so another program's lock (an operator's sqlite3, a

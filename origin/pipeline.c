@@ -726,25 +726,33 @@ int pc_pipeline_start(pc_pipeline *p)
     uv_timer_init(p->o->loop, &p->kick);
     p->kick.data = p;
     p->handles_open = 3;
+    /* started from here: a start that fails below is stopped as any other (pc_pipeline_stop), which
+     * joins the threads it made and closes the handles (before, its caller's loop waited on them for
+     * good, and the pool was freed under the threads; found by review) */
+    p->started = 1;
+    int want[2] = {p->pools[0].n, p->pools[1].n};
+    p->pools[0].n = p->pools[1].n = 0; /* threads made so far */
+    for (int cls = 0; cls < 2; cls++)
+        if ((p->pools[cls].threads = calloc((size_t)want[cls], sizeof(pthread_t))) == NULL)
+            return PC_ENOMEM;
     for (int cls = 0; cls < 2; cls++) {
         struct pool *pool = &p->pools[cls];
-        pool->threads = calloc((size_t)pool->n, sizeof(pthread_t));
-        if (pool->threads == NULL)
-            return PC_ENOMEM;
-        for (int i = 0; i < pool->n; i++) {
+        while (pool->n < want[cls]) {
             struct worker_arg *wa = malloc(sizeof(*wa));
             if (wa == NULL)
                 return PC_ENOMEM;
             wa->p = p;
             wa->cls = cls;
-            if (pthread_create(&pool->threads[i], NULL, worker_main, wa) != 0) {
+            int rc = pthread_create(&pool->threads[pool->n], NULL, worker_main, wa);
+            if (rc != 0) {
                 free(wa);
-                pool->n = i;
+                pc_err_detail_set("cannot start %s worker thread %d of %d: %s", cls == PC_TASK_HEAVY ? "heavy" : "light",
+                                  pool->n + 1, want[cls], strerror(rc));
                 return PC_EINTERNAL;
             }
+            pool->n++;
         }
     }
-    p->started = 1;
     uv_timer_start(&p->tick, on_tick, 250, 250);
     dispatch(p);
     return 0;

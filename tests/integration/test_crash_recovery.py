@@ -330,6 +330,53 @@ def test_a_data_directory_split_across_file_systems_is_refused(s):
     check(len(lines) == 1 and "different file systems" in lines[0], "one line that says why: %r" % p.stderr)
 
 
+FAIL_THREAD_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+/* pthread_create fails (EAGAIN, as at a pids cgroup's limit) from its FAIL_THREAD_N-th call on */
+int pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
+{
+    static int calls;
+    int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *) = dlsym(RTLD_NEXT, "pthread_create");
+    const char *n = getenv("FAIL_THREAD_N");
+    if (n != NULL && ++calls >= atoi(n))
+        return EAGAIN;
+    return real(t, a, fn, arg);
+}
+"""
+
+
+def test_an_origin_that_cannot_start_its_workers_exits_with_one_line(s):
+    """(review) A start whose second worker thread could not be made (EAGAIN: a pids cgroup or nproc
+    limit) returned with the first worker and the pipeline's handles live: the origin printed its error
+    and then hung in its loop for good (and would have freed the pool under the running worker)."""
+    import subprocess
+    import tempfile
+    src = os.path.join(s.tmp, "failthread.c")
+    shim = os.path.join(s.tmp, "failthread.so")
+    with open(src, "w") as f:
+        f.write(FAIL_THREAD_C)
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, src, "-ldl"], check=True)
+    env = dict(os.environ, LD_PRELOAD=shim)
+    if os.environ.get("PEERCDN_SANITIZED") == "1":
+        env["ASAN_OPTIONS"] = os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+    for n in ("1", "2"):
+        env["FAIL_THREAD_N"] = n
+        data = tempfile.mkdtemp(dir=s.tmp, prefix="nothreads-")
+        try:
+            p = subprocess.run([s.bin("peercdn-origin"), "serve", "--data", data, "--listen", "127.0.0.1:0",
+                                "--upload-token", "tokentokentoken1", "--workers", "1"], capture_output=True,
+                               text=True, timeout=30 * SLOW, env=env)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("thread %s refused: the origin hung instead of exiting" % n)
+        eq(p.returncode, 1, "thread %s refused: exit 1 (%r)" % (n, p.stderr))
+        eq(p.stderr.strip().splitlines(), ["peercdn-origin: cannot start the pipeline: cannot start %s worker thread 1 of 1: "
+                                           "Resource temporarily unavailable" % ("light" if n == "1" else "heavy")],
+           "thread %s refused: one line that says why" % n)
+
 
 def test_a_locked_database_makes_no_task_run_twice(s):
     """Another process (an operator's sqlite3, a backup) holds the database locked for 12 s while the
@@ -470,4 +517,5 @@ S.run([test_a_locked_database_makes_no_task_run_twice, test_a_database_that_refu
        test_a_video_deleted_while_its_chunk_starts_leaves_no_directories, test_acknowledged_upload_bytes_survive_kill,
        test_published_files_are_on_disk_before_their_names,
        test_a_file_no_upload_owns_is_removed_at_start, test_a_data_directory_split_across_file_systems_is_refused,
+       test_an_origin_that_cannot_start_its_workers_exits_with_one_line,
        test_a_revision_killed_before_its_publish_finishes_after_restart])
