@@ -20,7 +20,15 @@ struct pc_blobcache {
     struct entry *head, *tail;
     size_t budget, max_blob;
     pc_blobcache_stats st;
+    pc_blobcache_evict_fn evict_fn;
+    void *evict_arg;
 };
+
+void pc_blobcache_on_evict(pc_blobcache *c, pc_blobcache_evict_fn fn, void *arg)
+{
+    c->evict_fn = fn;
+    c->evict_arg = arg;
+}
 
 static uint64_t hash_key(const char *k, size_t len)
 {
@@ -170,6 +178,8 @@ pc_blob *pc_blobcache_put(pc_blobcache *c, const char *key, size_t keylen, const
     if (old != NULL)
         unlink_entry(c, old);
     while (c->tail != NULL && c->st.bytes + len > c->budget) {
+        if (c->evict_fn != NULL)
+            c->evict_fn(c->evict_arg, c->tail->key, c->tail->keylen);
         unlink_entry(c, c->tail);
         c->st.evictions++;
     }

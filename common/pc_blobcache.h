@@ -52,6 +52,10 @@ pc_blob *pc_blobcache_put(pc_blobcache *c, const char *key, size_t keylen, const
                           size_t auxlen);
 /* Drops a reference taken by get or put. Cannot fail. */
 void pc_blob_release(pc_blob *b);
+/* Calls |fn| with the key of each blob the budget evicts from now on (not one replaced or forgotten), as
+ * it leaves the index; |fn| must not use the cache. NULL: none. */
+typedef void (*pc_blobcache_evict_fn)(void *arg, const char *key, size_t keylen);
+void pc_blobcache_on_evict(pc_blobcache *c, pc_blobcache_evict_fn fn, void *arg);
 /* Removes every blob whose key starts with |prefix|; returns how many. */
 size_t pc_blobcache_forget_prefix(pc_blobcache *c, const char *prefix, size_t len);
 void pc_blobcache_get_stats(const pc_blobcache *c, pc_blobcache_stats *out);

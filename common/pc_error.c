@@ -55,6 +55,10 @@ int pc_err_from_errno(int errnum)
     case EACCES:
     case EPERM:
         return PC_EDENIED;
+    case EROFS:
+        return PC_EROFS;
+    case EISDIR:
+        return PC_EISDIR;
     case EFBIG:
         return PC_ETOOBIG;
     case EAGAIN:

@@ -41,7 +41,9 @@
     XX(EMEDIALIMIT, "media_limit", "the video exceeds a processing limit")                    \
     XX(EENCODE, "encode_failed", "encoding failed")                                           \
     XX(EINTERNAL, "internal_error", "internal error")                                         \
-    XX(EDENIED, "permission_denied", "permission denied")
+    XX(EDENIED, "permission_denied", "permission denied")                                     \
+    XX(EROFS, "read_only_file_system", "read-only file system")                               \
+    XX(EISDIR, "is_a_directory", "a directory is in the way")
 
 enum pc_errno {
     PC_OK = 0,

@@ -1329,7 +1329,22 @@ static void seed_done(client *c)
         begin_shutdown(c, 1);
         return;
     }
+    /* what the store holds: a seeder whose memory cap is below the video (without --cache-dir) holds the
+     * copies it fetched last. It offered them all, and refused most: every viewer counted the refusals as
+     * failures and dropped it (found by review). */
     pc_engine_hold_all(c->e);
+    const pc_media *md = &c->pm.m;
+    uint32_t lost = 0;
+    for (uint32_t q = 0; q < md->n_rungs; q++)
+        for (uint32_t i = 0; i < md->n_segments; i++)
+            if (!pc_store_holds(c->store, q, i, pc_peer_media_size(&c->pm, q, i))) {
+                pc_engine_forget(c->e, q, i);
+                lost++;
+            }
+    if (lost > 0)
+        PC_LOGW("seed", "--mem-cap %.0f MiB holds %u of the %u segments (all renditions); the rest are not offered to "
+                        "peers (raise --mem-cap, or give --cache-dir)", (double)c->cfg->mem_cap / (1 << 20),
+                md->n_segments * md->n_rungs - lost, md->n_segments * md->n_rungs);
     c->seeding = 1;
     pc_log_clear_status(); /* the same terminal, most likely: not appended to the status line */
     fflush(stderr);
@@ -1795,6 +1810,41 @@ static int bind_listen(client *c, const char *hostport)
  * one address sends its announces from that address too (CURLOPT_INTERFACE), so the tracker sees the
  * address it listens on, or the one a NAT maps it to (it saw whichever address the route chose: the
  * listing was refused by everyone). */
+/* The store's memory cap let a copy go that no disk copy backs: the engine no longer holds it (it fetches
+ * it again when wanted, and stops offering it). It went on counting it held: a player asking for it
+ * waited a second for the endpoint's timer to notice, and peers asking were refused (found by review). */
+static void on_store_lost(void *arg, uint32_t rung, uint32_t seg)
+{
+    client *c = arg;
+    pc_engine_forget(c->e, rung, seg);
+}
+
+/* The prefetch window holds at most half the memory store at the rung it may fetch at (the pinned one, or
+ * the top), so that what it brings ahead is not evicted before it plays: with --mem-cap 16 and a
+ * 2.8 Mbit/s rung, 60 s ahead was 21 MB, each prefetch evicted the next segment to play, which came
+ * again from the CDN (86 MB moved for a 43 MB video; found by review). Never below the CDN-mode urgent
+ * window and the safety margin: what must come in time is fetched whatever the cap. */
+static void limit_prefetch(client *c, pc_engine_config *ec)
+{
+    const pc_media *md = &c->pm.m;
+    uint32_t q = ec->pinned_rung >= 0 ? (uint32_t)ec->pinned_rung : md->n_rungs - 1;
+    double bytes = 0, secs = 0;
+    for (uint32_t i = 0; i < md->n_segments; i++) {
+        bytes += (double)pc_peer_media_size(&c->pm, q, i);
+        secs += md->seg_dur_us[i] / 1e6;
+    }
+    if (bytes <= 0 || secs <= 0 || c->cfg->cache_dir != NULL)
+        return; /* a disk copy backs what memory lets go */
+    double fit_us = (double)c->cfg->mem_cap / 2 / (bytes / secs) * 1e6;
+    uint64_t floor_us = ec->cdn_urgent_us + ec->safety_us;
+    if (fit_us >= (double)ec->prefetch_us)
+        return;
+    ec->prefetch_us = fit_us > (double)floor_us ? (uint64_t)fit_us : floor_us;
+    PC_LOGI("peer", "--mem-cap %.0f MiB holds %.0f s of rendition %s: prefetching %.0f s ahead",
+            (double)c->cfg->mem_cap / (1 << 20),
+            (double)c->cfg->mem_cap / (bytes / secs), c->mf->renditions[c->pm.rend[q]].id, ec->prefetch_us / 1e6);
+}
+
 static int listen_peer(client *c)
 {
     const char *want = c->cfg->listen != NULL ? c->cfg->listen : ipv6_on() ? "[::]:0" : "0.0.0.0:0";
@@ -1895,11 +1945,13 @@ static int setup(client *c)
         }
         ec.pinned_rung = q;
     }
+    limit_prefetch(c, &ec);
     rc = pc_engine_new(&c->pm.m, &ec, &c->e);
     if (rc != 0) {
         pc_cli_error("cannot start the engine: %s", pc_strerror(rc));
         return -1;
     }
+    pc_store_on_lost(c->store, on_store_lost, c);
     /* the tracker's view of us */
     randombytes_buf(c->ts.peer_id, sizeof(c->ts.peer_id));
     memcpy(c->ts.pk, c->id.pk, 32);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "pc_fs.h"
 #include "pc_log.h"
@@ -13,7 +14,38 @@ struct pc_store {
     char *dir; /* NULL: memory only */
     pc_store_verify_fn verify;
     void *arg;
+    pc_store_lost_fn lost;
+    void *lost_arg;
+    uint64_t write_fails;
 };
+
+static int on_disk(const pc_store *s, const char *key, size_t expect_len)
+{
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", s->dir, key);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && (expect_len == 0 || (size_t)st.st_size == expect_len);
+}
+
+static void on_evict(void *arg, const char *key, size_t keylen)
+{
+    pc_store *s = arg;
+    unsigned rung, seg;
+    char k[32];
+    if (s->lost == NULL || keylen >= sizeof(k))
+        return;
+    memcpy(k, key, keylen);
+    k[keylen] = '\0';
+    if (sscanf(k, "%u-%u", &rung, &seg) == 2 && (s->dir == NULL || !on_disk(s, k, 0)))
+        s->lost(s->lost_arg, rung, seg);
+}
+
+void pc_store_on_lost(pc_store *s, pc_store_lost_fn fn, void *arg)
+{
+    s->lost = fn;
+    s->lost_arg = arg;
+    pc_blobcache_on_evict(s->mem, fn != NULL ? on_evict : NULL, s);
+}
 
 int pc_store_new(size_t mem_cap, const char *dir, const char *video, pc_store_verify_fn verify, void *arg,
                  pc_store **out)
@@ -73,8 +105,9 @@ int pc_store_put(pc_store *s, uint32_t rung, uint32_t seg, const uint8_t *data, 
         char path[4200];
         snprintf(path, sizeof(path), "%s/%s", s->dir, key);
         int rc = pc_replace_file(path, data, len); /* not trusted: a FIFO there is replaced, not opened */
-        if (rc != 0)
-            PC_LOGW("store", "cannot write %s: %s", path, pc_strerror(rc));
+        if (rc != 0 && s->write_fails++ == 0) /* once: a full disk said so for every segment */
+            PC_LOGW("store", "cannot write %s: %s (the disk cache misses this copy and any other that fails to "
+                             "be written; the report counts them)", path, pc_strerror(rc));
     }
     if (b == NULL)
         return PC_ETOOBIG;
@@ -91,6 +124,13 @@ int pc_store_has(pc_store *s, uint32_t rung, uint32_t seg)
         return 0;
     pc_blob_release(b);
     return 1;
+}
+
+int pc_store_holds(pc_store *s, uint32_t rung, uint32_t seg, size_t expect_len)
+{
+    char key[32];
+    key_of(rung, seg, key, sizeof(key));
+    return pc_store_has(s, rung, seg) || (s->dir != NULL && on_disk(s, key, expect_len));
 }
 
 pc_blob *pc_store_get(pc_store *s, uint32_t rung, uint32_t seg, size_t expect_len)
@@ -116,4 +156,9 @@ pc_blob *pc_store_get(pc_store *s, uint32_t rung, uint32_t seg, size_t expect_le
 void pc_store_stats(const pc_store *s, pc_blobcache_stats *out)
 {
     pc_blobcache_get_stats(s->mem, out);
+}
+
+uint64_t pc_store_write_failures(const pc_store *s)
+{
+    return s->write_fails;
 }

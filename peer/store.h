@@ -33,6 +33,15 @@ int pc_store_put(pc_store *s, uint32_t rung, uint32_t seg, const uint8_t *data, 
 pc_blob *pc_store_get(pc_store *s, uint32_t rung, uint32_t seg, size_t expect_len);
 /* 1 when memory holds it (no disk access). */
 int pc_store_has(pc_store *s, uint32_t rung, uint32_t seg);
+/* 1 when memory holds it or the disk directory has a file of |expect_len| bytes for it (verified when it
+ * is read: pc_store_get). */
+int pc_store_holds(pc_store *s, uint32_t rung, uint32_t seg, size_t expect_len);
+/* Calls |fn| for each copy the memory cap lets go that the disk directory does not have (no directory,
+ * or its write failed): the store no longer holds it. |fn| must not use the store. */
+typedef void (*pc_store_lost_fn)(void *arg, uint32_t rung, uint32_t seg);
+void pc_store_on_lost(pc_store *s, pc_store_lost_fn fn, void *arg);
 void pc_store_stats(const pc_store *s, pc_blobcache_stats *out);
+/* Copies the disk directory failed to take (only the first is logged). */
+uint64_t pc_store_write_failures(const pc_store *s);
 
 #endif

@@ -2237,7 +2237,7 @@ void pc_engine_on_fail(pc_engine *e, uint64_t transfer, int reason, uint64_t now
     if (now > e->now)
         e->now = now;
     meters_to(e, e->now);
-    uint32_t src = x->src, si = x->seg;
+    uint32_t src = x->src, si = x->seg, rung = x->rung;
     int prefetch = x->prefetch;
     unclaim(e, x);
     xfer_remove(e, x);
@@ -2261,6 +2261,13 @@ void pc_engine_on_fail(pc_engine *e, uint64_t transfer, int reason, uint64_t now
             e->dirty = 1;
             return;
         }
+    } else if (reason == PC_ENOENT && si != PC_SEG_INIT) {
+        /* the peer no longer holds that copy (its store let it go, past its memory cap): no longer a
+         * holder of it, and no fault. (It counted as a failure: a seeder whose memory held part of the
+         * video was dropped by every viewer three refusals in, dialled again at the next announce, and
+         * dropped again, every 2 s; found by review.) A peer that lies about what it holds is no worse
+         * off for it: each lie costs it a HAVE and a refusal, and gets it no bytes counted. */
+        holders_of(e, rung, si)[src / 64] &= ~(1ull << (src % 64));
     } else {
         peer_failed(e, src);
     }

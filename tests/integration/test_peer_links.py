@@ -910,6 +910,50 @@ def test_a_seeders_report_lists_what_it_holds_and_where_it_came_from(s):
         check(all(not os.path.exists(f) or os.path.isfile(f) for f in planted), "run %d: no FIFO left" % run)
 
 
+def test_a_seeder_whose_memory_holds_part_of_the_video_offers_only_that(s):
+    """(review) A seeder whose --mem-cap is below the video (no --cache-dir) kept the copies it fetched last,
+    offered them all, and refused the rest as not_held: every viewer counted the refusals as failures and
+    dropped it three refusals in, dialled it again at the next announce, dropped it again. Now it offers
+    what its store holds (and says so at start), a viewer takes a not_held as "that copy is gone" (no
+    fault), and the copies the store lets go are forgotten as they go."""
+    setup_video(s)
+    t2 = s.tracker("--interval", "2", "--key", st["tkey"])
+    small = {"PEERCDN_TEST_MEM_CAP_KIB": "1024"}  # a third of the video
+    seeder = Peer(s, st["o"], st["vid"], "--tracker", t2.url, mode="seed", name="small-seeder", env=small)
+    check("holds" in seeder.stderr() and "not offered" in seeder.stderr(), "the seeder says what it offers: %s" %
+          seeder.stderr())
+    top = [r for r in st["m"]["renditions"] if r.get("type") != "audio"][-1]["id"]
+    viewer = Peer(s, st["o"], st["vid"], "--tracker", t2.url, "--rendition", top, name="small-seeder-viewer")
+    r = viewer.wait(120)
+    summary = {k: r[k] for k in r if k not in ("segments",)}
+    check(r["ended"] and r["stalls"] == 0, "played: %r" % summary)
+    check(r["bytes_p2p"] > 0, "fetched what the seeder holds from it: %r" % summary)
+    eq(r["dropped_peers"], 0, "the seeder was not dropped: %r" % summary)
+    rep = seeder.stop()
+    check(rep["store"]["bytes"] <= 1 << 20 and rep["store"]["evictions"] > 0, "the seeder's store: %r" % rep["store"])
+
+
+def test_a_player_is_not_kept_waiting_for_a_copy_the_store_let_go(s):
+    """(review) With a --mem-cap below the prefetch window (60 s ahead), each prefetch evicted the next
+    segment to play, which the engine went on counting held: the local player asked, missed, and waited
+    for the endpoint's once-a-second look to fetch it again (1.9 s here). Now the window holds at most
+    half the store, and a copy the store lets go is forgotten at once, so it is fetched again before the
+    player asks."""
+    setup_video(s)
+    top = [r for r in st["m"]["renditions"] if r.get("type") != "audio"][-1]["id"]
+    p = Peer(s, st["o"], st["vid"], "--rendition", top, "--hls-listen", "127.0.0.1:0", "--hls-linger", "2",
+             name="small-store", env={"PEERCDN_TEST_MEM_CAP_KIB": "1536"})  # two thirds of the rendition
+    url = "%s/v/%s/master.m3u8" % (p.hls, st["vid"])
+    got = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-re", "-i", url, "-map", "0", "-f", "null", "-"],
+                         capture_output=True, text=True, timeout=120 * SLOW)
+    eq((got.returncode, got.stderr.strip()), (0, ""), "ffmpeg played it in real time")
+    r = p.wait(60)
+    summary = {k: r[k] for k in r if k != "segments"}
+    check(r["store"]["evictions"] > 0 and r["store"]["bytes"] <= 1536 << 10, "the store overflowed: %r" % summary)
+    check(r["hls"]["wait_max_ms"] < 1000, "no request waited for a copy the store had let go: %r" % summary)
+    check("prefetching 13 s ahead" in p.stderr(), "the window was cut to the store: %s" % p.stderr())
+
+
 def test_a_first_start_that_fails_pins_nothing_and_says_one_line(s):
     setup_video(s)
     state = os.path.join(S.tmp, "fresh-state")
@@ -2393,6 +2437,7 @@ if __name__ == "__main__":
        test_the_trackers_counts_match_the_report_through_lost_answers_and_restarts,
        test_a_tracker_out_of_reach_for_two_intervals_still_counts_the_viewer,
        test_a_seeders_report_lists_what_it_holds_and_where_it_came_from,
+       test_a_seeder_whose_memory_holds_part_of_the_video_offers_only_that,
        test_a_first_start_that_fails_pins_nothing_and_says_one_line,
        test_connections_without_a_valid_ticket_are_refused, test_a_viewer_with_every_link_taken_asks_for_no_peers,
        test_bad_usage_and_an_unsigned_manifest_fail_with_one_line,

@@ -2208,6 +2208,39 @@ static void refusals_are_not_faults_but_failures_are(void **state)
     pc_engine_free(e);
 }
 
+/* A peer that answers not_held no longer holds that copy (its store let it go): it is not asked for that
+ * segment again, and it is no fault (it was dropped at the third, with the copies it did hold) */
+static void a_copy_refused_as_not_held_is_no_longer_asked_for_and_no_fault(void **state)
+{
+    (void)state;
+    static w_media wm;
+    pc_engine_config c = cfg_default();
+    pc_engine *e = engine_with_peer_7(&wm, &c);
+    uint32_t drops = 0, refused = 0;
+    uint8_t asked[15] = {0};
+    uint64_t now = 0;
+    for (; now <= 40 * S; now += 10000) {
+        if (pc_engine_expiry(e) <= now)
+            pc_engine_on_timeout(e, now);
+        pc_action a;
+        while (pc_engine_next_action(e, &a)) {
+            if (a.type == PC_ACT_FETCH && a.peer == 7) {
+                assert_true(a.segment < 15);
+                if (asked[a.segment]++ > 0)
+                    fail_msg("segment %u asked of peer 7 again after it answered not_held", a.segment);
+                pc_engine_on_fail(e, a.transfer, PC_ENOENT, now);
+                refused++;
+            } else if (a.type == PC_ACT_FETCH) {
+                pc_engine_on_done(e, a.transfer, right_hash(&wm, &a), now);
+            }
+            drops += a.type == PC_ACT_DROP && a.peer == 7;
+        }
+    }
+    assert_int_equal(drops, 0);
+    assert_true(refused >= 3); /* three would have dropped it */
+    pc_engine_free(e);
+}
+
 /* refusals in a row: the peer is asked again after 1 s, then longer, up to 4 s, and still asked */
 static void refusals_in_a_row_back_off_longer(void **state)
 {
@@ -2450,6 +2483,7 @@ int main(void)
         cmocka_unit_test(hybrid_never_stalls_where_the_cdn_alone_would_not_and_never_takes_more_cdn_bytes),
         cmocka_unit_test(refusals_are_not_faults_but_failures_are),
         cmocka_unit_test(refusals_in_a_row_back_off_longer),
+        cmocka_unit_test(a_copy_refused_as_not_held_is_no_longer_asked_for_and_no_fault),
         cmocka_unit_test(bad_media_is_refused),
         cmocka_unit_test(a_player_demand_pulls_the_window_and_picks_the_rung),
         cmocka_unit_test(held_runs_match_holds),
