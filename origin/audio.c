@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <libavutil/audio_fifo.h>
 #include <libavutil/channel_layout.h>
+#include <libavutil/opt.h>
 #include <libswresample/swresample.h>
 
 #include "av_util.h"
@@ -321,6 +322,12 @@ int pc_task_audio(pc_job *j)
                 r = swr_alloc_set_opts2(&swr, &enc->ch_layout, AV_SAMPLE_FMT_FLTP, RATE, &in, frame->format,
                                         frame->sample_rate, 0, NULL);
                 av_channel_layout_uninit(&in);
+                /* a downmix (5.1 to stereo) whose matrix is scaled so that no output exceeds full scale:
+                 * FFmpeg's own adds L + 0.707 C + 0.707 Ls and clips in float (a 5.1 source peaking at
+                 * -1.8 dBFS came out at +2.0, 10 271 samples over in 3 s; found by review). Stereo and
+                 * mono sources are not changed by it (their matrix rows already sum to 1 or less). */
+                if (r >= 0)
+                    r = av_opt_set_double(swr, "rematrix_maxval", 1.0, 0);
                 if (r < 0 || swr_init(swr) < 0) {
                     av_frame_unref(frame);
                     pc_job_fail(j, PC_EUNDECODABLE, 1, "undecodable", "cannot convert the audio format");

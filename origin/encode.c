@@ -316,6 +316,23 @@ static int open_encoder(struct chunk *c, struct rung_enc *re, AVRational fps, in
         e->color_primaries = AVCOL_PRI_BT709;
         e->color_trc = AVCOL_TRC_BT709;
         e->colorspace = AVCOL_SPC_BT709;
+    } else {
+        /* the source's colour, said in the SPS: scaling passes its samples through unconverted, so they
+         * mean what the source's meant. Untagged, each player guessed (ffmpeg BT.601, browsers BT.709),
+         * and a BT.709 green came out 42,214,63 instead of 29,188,59 (found by review). An RGB source
+         * (matrix 0) is converted to YUV by the scaler, whose matrix is not the source's: left unsaid. */
+        enum AVColorPrimaries pri = (enum AVColorPrimaries)c->colour[1];
+        enum AVColorTransferCharacteristic trc = (enum AVColorTransferCharacteristic)c->colour[0];
+        enum AVColorSpace spc = (enum AVColorSpace)c->colour[2];
+        if (av_color_primaries_name(pri) != NULL && pri != AVCOL_PRI_UNSPECIFIED && pri != AVCOL_PRI_RESERVED0 &&
+            pri != AVCOL_PRI_RESERVED)
+            e->color_primaries = pri;
+        if (av_color_transfer_name(trc) != NULL && trc != AVCOL_TRC_UNSPECIFIED && trc != AVCOL_TRC_RESERVED0 &&
+            trc != AVCOL_TRC_RESERVED)
+            e->color_trc = trc;
+        if (av_color_space_name(spc) != NULL && spc != AVCOL_SPC_UNSPECIFIED && spc != AVCOL_SPC_RGB &&
+            spc != AVCOL_SPC_RESERVED)
+            e->colorspace = spc;
     }
     AVDictionary *o = NULL;
     av_dict_set(&o, "preset", c->j->env->preset, 0);

@@ -304,6 +304,9 @@ static int probe_source(pc_job *j, const char *src, struct remake *rm)
     struct colour first = COLOUR_UNKNOWN; /* the first decoded frame's */
     int decode_error = 0;
     char decode_msg[128] = "";
+    /* the last video packet read: where its bytes end in the file, and what it was counted as */
+    int64_t lastv_end = -1, lastv_dts = AV_NOPTS_VALUE;
+    int lastv_shown = 0, lastv_key = 0, lastv_size = 0;
 demux:
     for (;;) {
         r = av_read_frame(fmt, pkt);
@@ -382,6 +385,11 @@ demux:
                 pc_job_fail(j, PC_ENOMEM, 0, "out_of_memory", "out of memory");
                 goto out;
             }
+            lastv_end = pkt->pos >= 0 ? pkt->pos + pkt->size : -1;
+            lastv_dts = pkt->dts;
+            lastv_size = pkt->size;
+            lastv_shown = !(pkt->flags & AV_PKT_FLAG_DISCARD);
+            lastv_key = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
             if (sent < DECODE_CHECK_PACKETS && decoded == 0) {
                 sent++;
                 pkt->flags &= ~AV_PKT_FLAG_DISCARD; /* a long hidden lead-in still proves the stream decodes */
@@ -402,6 +410,24 @@ demux:
             if (pc_job_canceled(j)) {
                 pc_job_fail(j, PC_ECANCELED, 0, "canceled", "canceled");
                 goto out;
+            }
+        }
+    }
+    /* a file cut short (an interrupted copy) whose index says more than it holds: the last frame's bytes
+     * run to the cut, shorter than the index entry of that frame, so it is part of a frame, which no
+     * decoder makes a picture of. Counted, it was a frame concealed (one more than the source shows) or,
+     * in a last chunk of a few frames, the one too many that failed the video as undecodable (found by
+     * review). */
+    if (lastv_end == (int64_t)st.st_size && lastv_dts != AV_NOPTS_VALUE && n > 0 && (!lastv_key || nkeys > 1)) {
+        const AVIndexEntry *ie = avformat_index_get_entry_from_timestamp(vs, lastv_dts, AVSEEK_FLAG_ANY);
+        if (ie != NULL && ie->timestamp == lastv_dts && ie->size > lastv_size) {
+            PC_LOGW("probe", "video %s: the file is cut short: its last frame has %d of its %d bytes; left out",
+                    j->video_id, lastv_size, ie->size);
+            n--;
+            nshown -= lastv_shown;
+            if (lastv_key) {
+                nkeys--;
+                keyframes--;
             }
         }
     }

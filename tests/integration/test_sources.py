@@ -98,7 +98,18 @@ CASES = {
     # only, so about one frame in six has none; their dts is not their time
     "mpeg_ps": (dict(size="480x270", rate=30, dur=6, ext="mpg", vcodec="mpeg2video",
                      vopts=["-b:v", "400k", "-bf", "2", "-g", "15"]), [(416, 234)], True),
+    # SDR sources tagged BT.709 (HD) and BT.601 (SD): the rungs say the same (the samples pass through)
+    "bt709": (dict(size="640x360", rate=30, dur=2, vopts=["-color_primaries", "bt709", "-color_trc", "bt709",
+                                                           "-colorspace", "bt709"]), [(416, 234), (640, 360)], True),
+    "bt601": (dict(size="480x270", rate=30, dur=2, vopts=["-color_primaries", "smpte170m", "-color_trc", "smpte170m",
+                                                           "-colorspace", "smpte170m"]), [(416, 234)], True),
 }
+
+# The colour every rung must say (ffprobe's color_space, color_primaries, color_transfer): the source's
+# (before, nothing: each player guessed, and ffmpeg showed a BT.709 green as 42,214,63 for 29,188,59);
+# an untagged source's rungs say nothing either
+COLOUR = {"bt709": ("bt709", "bt709", "bt709"), "bt601": ("smpte170m", "smpte170m", "smpte170m"),
+          "fps25": (None, None, None)}
 
 # The elementary stream each such case was made from: the frames the rungs must show, in its order.
 RAW = {"decode_order": "hevc"}
@@ -181,6 +192,12 @@ def make_case(name):
             k = DECIMATE.get(name, 1)
             eq(frames(rung), -(-frames(os.path.splitext(path)[0] + "." + RAW[name] if name in RAW else path) // k),
                "frames equal the source's (every %d.)" % k)
+        for r in v["renditions"] if name in COLOUR else []:
+            rung = "%s/v/%s/%s/index.m3u8" % (o.url, vid, r["id"])
+            got = ffprobe(rung, "-select_streams", "v:0", "-show_entries",
+                          "stream=color_space,color_primaries,color_transfer")["streams"][0]
+            eq(tuple(got.get(k) for k in ("color_space", "color_primaries", "color_transfer")), COLOUR[name],
+               "rung %s says the source's colour" % r["id"])
         if name == "vfr":
             # 3 of every 5 frames of 30 fps: 18 fps on average, 30 at most; HLS states the highest
             # (RFC 8216 4.3.4.2), the MPD the average and the highest
@@ -325,6 +342,57 @@ def test_multi_edit_mp4(s):
     db = psnr(top, path, vf_b="scale=%d:%d:flags=bicubic" % (r["width"], r["height"]))
     print("# multi_edit: top rung %.1f dB from the edited source's pictures in order" % db)
     check(db > 35, "the rung shows the edits' pictures in order (%.1f dB)" % db)
+
+
+def audio_peak(url):
+    """The largest sample (full scale 1.0) of the audio as ffmpeg decodes it, and how many exceed 1.0."""
+    import array
+    import subprocess
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", url, "-map", "0:a:0", "-f", "f32le", "-c:a", "pcm_f32le",
+                          "-"], capture_output=True, check=True, timeout=120).stdout
+    a = array.array("f", raw)
+    return max(abs(x) for x in a), sum(1 for x in a if abs(x) > 1)
+
+
+def test_a_loud_5_1_source_is_downmixed_without_clipping(s):
+    """(review) Each of six channels at -6 dBFS (the sum, -1.8 dBFS): FFmpeg's downmix adds L + 0.707 C +
+    0.707 Ls, and the stereo AAC peaked at +2.0 dBFS, 10 271 samples over full scale in 3 s."""
+    import subprocess
+    o = st.get("o") or st.setdefault("o", s.origin())
+    path = os.path.join(s.tmp, "loud51.mp4")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
+                    "-f", "lavfi", "-i", "aevalsrc=0.5*sin(2*PI*440*t):s=48000,pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0",
+                    "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a", "384k", path], check=True)
+    src_peak, src_over = audio_peak(path)
+    check(src_peak < 1 and src_over == 0, "the source does not clip: %.3f" % src_peak)
+    v = o.ready(o.upload(path, title="loud51", parallel=1))
+    peak, over = audio_peak("%s/v/%s/master.m3u8" % (o.url, v["id"]))
+    print("# 5.1 at %.3f peak: stereo rendition at %.3f, %d samples over full scale" % (src_peak, peak, over))
+    check(over == 0 and peak <= 1.0, "the downmix does not clip: peak %.3f, %d samples over" % (peak, over))
+    check(peak > 0.3, "nor is it silenced: peak %.3f" % peak)
+
+
+def test_an_mp4_cut_short_ends_at_its_last_whole_frame(s):
+    """(review) A fast-start MP4 (index first) cut short, as by an interrupted copy: its last frame's bytes
+    run to the cut. Probe counted that part of a frame, so the rungs had one frame more than the source
+    decodes (a copy of the one before), or, where the cut left a last chunk of a few frames, the video
+    failed as undecodable ("1 of its 6 frames"); the same file cut 2% later published."""
+    import subprocess
+    o = st.get("o") or st.setdefault("o", s.origin())
+    full = os.path.join(s.tmp, "cut_full.mp4")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+                    "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "8", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-b:v", "3M", "-g", "60", "-c:a", "aac", "-movflags", "+faststart", full], check=True)
+    with open(full, "rb") as f:
+        data = f.read()
+    for pct in (50, 52):
+        path = os.path.join(s.tmp, "cut_%d.mp4" % pct)
+        with open(path, "wb") as f:
+            f.write(data[:len(data) * pct // 100])
+        want = frames(path)
+        v = o.ready(o.upload(path, title="cut %d%%" % pct, parallel=1))
+        rung = "%s/v/%s/%s/index.m3u8" % (o.url, v["id"], v["renditions"][0]["id"])
+        eq((frames(rung), v["concealed_frames"]), (want, 0), "cut at %d%%: the frames ffmpeg decodes, none concealed" % pct)
 
 
 # Recordings joined by cat (origin/stitch.h): the second part's clock restarts where the first's
@@ -938,4 +1006,5 @@ S.run([test_upload_all_sources] + [make_case(n) for n in CASES] +
       [test_multi_edit_mp4, test_joined_recordings, test_joined_across_the_clock_wrap, test_joined_ntsc_and_b_frames,
        test_joined_mixed_frame_rates, test_variable_rate_keeps_its_sync, test_repeated_times, test_a_few_frames_that_do_not_decode,
        test_text_subtitles, test_joined_audio_stops_and_starts, test_joined_mid_gop, test_video_gap_is_not_a_join, test_a_lone_frame_before_a_segment_boundary_gets_its_audio, test_audio_changes_mid_stream,
-       test_raw_elementary_streams, test_lip_sync])
+       test_raw_elementary_streams, test_lip_sync, test_a_loud_5_1_source_is_downmixed_without_clipping,
+       test_an_mp4_cut_short_ends_at_its_last_whole_frame])
