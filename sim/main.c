@@ -67,7 +67,9 @@ static void run_kind(const char *dir, char *kind, size_t len)
 {
     json_t *run = load_json(dir, "run.json", 1);
     const char *k = json_string_value(json_object_get(run, "kind"));
-    snprintf(kind, len, "%s", k != NULL ? k : "simulation");
+    /* an emulation stopped by a signal: its column is not the scenario's whole run (found by review) */
+    snprintf(kind, len, "%s%s", k != NULL ? k : "simulation",
+             json_is_true(json_object_get(run, "interrupted")) ? ", interrupted" : "");
     json_decref(run);
 }
 

@@ -18,7 +18,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TAP = re.compile(r"^(not ok|ok)\s+\d+\s*-?\s*(.*)$")
+TAP = re.compile(r"^(not ok|ok)\s+(\d+)\s*-?\s*(.*)$")
+PLAN = re.compile(r"^1\.\.(\d+)$")
 
 
 def sanitizer_env(env):
@@ -101,10 +102,17 @@ def run_job(job, env):
     out, timed_out = (raw or b"").decode("utf-8", "replace"), rc is None
     rc = -1 if timed_out else rc
     cases = []
+    planned = None
     for line in out.splitlines():
+        p = PLAN.match(line.strip())
+        if p:
+            planned = (planned or 0) + int(p.group(1))
         m = TAP.match(line.strip())
-        if m and not m.group(2).startswith("- ") and m.group(2) != "":
-            cases.append((m.group(1) == "ok", m.group(2)))
+        if m and not m.group(3).startswith("- "):
+            name, directive = (m.group(3).split(" # ", 1) + [""])[:2]
+            if directive.upper().startswith("SKIP"):
+                continue  # a skipped case: neither passed nor failed
+            cases.append((m.group(1) == "ok", name.strip() or "case %s" % m.group(2)))
     sanitizer = re.search(r"(ERROR: (Address|Leak)Sanitizer|runtime error:)", out)
     extra_fail = None
     if timed_out:
@@ -115,6 +123,8 @@ def run_job(job, env):
         extra_fail = "exited with status %d" % rc
     elif not cases:
         extra_fail = "reported no test cases"
+    elif planned is not None and len(cases) != planned and "SKIP" not in out:
+        extra_fail = "reported %d of its %d planned cases" % (len(cases), planned)
     return job, cases, extra_fail, out, time.time() - start
 
 
@@ -122,7 +132,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     ap.add_argument("--asan-build")
-    ap.add_argument("--only", help="run jobs whose name contains this")
+    ap.add_argument("--only", help="run the jobs whose names contain any of these words (space-separated)")
     # most integration time is real-time playback and waiting (test_peer_links: 15 CPU s in 174 s), so
     # twice as many jobs as cores keeps the cores busy; the suite measured on 2 cores: 839 s with 2 jobs,
     # 429 s with 4
@@ -140,7 +150,10 @@ def main():
     if args.fuzz_build:
         jobs += fuzz_jobs(os.path.abspath(args.fuzz_build), args.fuzz_seconds)
     if args.only:
-        jobs = [j for j in jobs if args.only in j[1]]
+        jobs = [j for j in jobs if any(w in j[1] for w in args.only.split())]
+        if not jobs:  # a typo is not a green run
+            print("run.py: no job's name contains any of: %s" % args.only, file=sys.stderr)
+            return 2
     # the long jobs first, so that none of them starts last and runs alone: the integration scripts
     # (the sanitized ones are slower), then the unit tests, then the fuzzers
     rank = {("asan", "integration"): 0, ("", "integration"): 1}

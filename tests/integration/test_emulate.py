@@ -331,5 +331,37 @@ def test_an_interrupted_set_up_leaves_no_result(s):
         check(not os.path.exists(os.path.join(out, name)), "no %s" % name)
 
 
-S.run([test_bad_usage_fails_with_one_line, test_an_interrupted_set_up_leaves_no_result,
+def test_a_run_interrupted_midway_says_so(s):
+    """(review) Ctrl-C once viewers play: the table and the offload printed looked like a whole run's, with
+    the command to predict the whole scenario beside them, and compare put the prediction next to the
+    interrupted run without a word. Now the output begins with INTERRUPTED, offers no prediction, and
+    compare labels the column."""
+    d = json.load(open(os.path.join(SCEN, "test-emulate.json")))
+    d["name"] = "interrupted midway"
+    d["catalog"]["duration_s"] = 12
+    d["arrivals"] = {"kind": "list", "times_s": [0, 1, 20]}
+    d["duration_s"] = 40
+    path = os.path.join(S.tmp, "midway.json")
+    json.dump(d, open(path, "w"))
+    out = os.path.join(S.tmp, "midway")
+    p = subprocess.Popen([S.bin("peercdn-sim"), "emulate", path, "--out", out, "--network", "loopback"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = b""
+    while b"viewer   1 starts" not in seen:
+        line = p.stdout.readline()
+        check(line != b"", "viewer 1 starts: %r %r" % (seen, p.stderr.read() if p.poll() is not None else b""))
+        seen += line
+    time.sleep(2)
+    p.send_signal(signal.SIGINT)
+    so, err = p.communicate(timeout=60)
+    eq(p.returncode, 130, "exit status after SIGINT (%r)" % err)
+    text = so.decode()
+    check("INTERRUPTED (signal 2): 2 of the scenario's 3 viewers started" in text, "it says so: %s" % text)
+    check("predict it with" not in text, "no prediction of the whole scenario is offered: %s" % text)
+    eq(load(out, "run.json").get("interrupted"), True, "run.json says it")
+    q = sim("compare", out, out)
+    check(b"emulation, interrupted" in q.stdout, "compare labels the column: %r" % q.stdout)
+
+
+S.run([test_bad_usage_fails_with_one_line, test_an_interrupted_set_up_leaves_no_result, test_a_run_interrupted_midway_says_so,
        test_emulation_agrees_with_the_simulators_prediction, test_loopback_fallback_says_so])
