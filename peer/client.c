@@ -842,6 +842,35 @@ static uint64_t swarm_id(const uint8_t key[32])
     return id;
 }
 
+/* The entry of a peer a dial did not reach, or -1. */
+static int unreachable_find(const client *c, const uint8_t key[32])
+{
+    for (int k = 0; k < PC_UNREACHABLE_MAX; k++)
+        if (c->unreachable[k].until_ms != 0 && memcmp(c->unreachable[k].key, key, 32) == 0)
+            return k;
+    return -1;
+}
+
+/* A dial did not reach the peer: it is not dialled again for a while, longer after each failure in a row. Every announce answer listed it again, and each dial held a dialling slot for up to
+ * the handshake timeout: peers behind a NAT, which take no links, could keep a viewer from dialling the
+ * ones that do (found by review). */
+static void unreachable_note(client *c, const uint8_t key[32], uint64_t now_ms)
+{
+    int k = unreachable_find(c, key);
+    if (k < 0) { /* a free entry, else the one free soonest */
+        k = 0;
+        for (int i = 1; i < PC_UNREACHABLE_MAX && c->unreachable[k].until_ms != 0; i++)
+            if (c->unreachable[i].until_ms < c->unreachable[k].until_ms)
+                k = i;
+        memcpy(c->unreachable[k].key, key, 32);
+        c->unreachable[k].fails = 0;
+    }
+    uint32_t f = c->unreachable[k].fails < 16 ? c->unreachable[k].fails : 16;
+    uint64_t wait = (uint64_t)PC_UNREACHABLE_FIRST_MS << f;
+    c->unreachable[k].until_ms = now_ms + (wait < PC_UNREACHABLE_LAST_MS ? wait : PC_UNREACHABLE_LAST_MS);
+    c->unreachable[k].fails++;
+}
+
 static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
 {
     plink *pl = pc_link_user(l);
@@ -895,8 +924,12 @@ static int on_up(void *arg, pc_link *l, const uint8_t key[32], uint32_t up_kbps)
             pc_link_close(o->link, PC_BYE_NORMAL);
         }
     pl->up_ms = pl->active_ms = now_ms;
+    pl->came_up = 1;
     memcpy(pl->key, key, 32);
     pl->has_key = 1;
+    int k = pc_link_is_connector(l) ? unreachable_find(c, key) : -1;
+    if (k >= 0)
+        c->unreachable[k].until_ms = 0; /* reached: its failures are forgotten */
     if (pc_engine_peer_add(c->e, pl->handle, swarm_id(key), (uint64_t)up_kbps * 1000, pc_client_now(c)) != 0)
         return PC_BYE_FULL; /* PC_ENGINE_PEERS_MAX */
     pl->in_engine = 1;
@@ -945,6 +978,10 @@ static void on_link_close(void *arg, pc_link *l, int err, const char *why)
     }
     if (pl->in_engine)
         pc_engine_peer_remove(c->e, pl->handle, now);
+    /* not reached: the connection refused, reset or timed out, or the handshake never ended (a peer
+     * that answered and closed, full or refusing our ticket, is reachable: it is asked again as before) */
+    if (pl->dialled && !pl->came_up && pl->has_key && !c->stopping && (err == PC_ENET || err == PC_ETIMEDOUT))
+        unreachable_note(c, pl->key, now / 1000);
     if (pl->has_key) {
         uint32_t k = c->ndeparted++ % PC_DEPARTED_MAX; /* the oldest gives way */
         c->departed[k].handle = pl->handle;
@@ -1060,6 +1097,9 @@ static void dial(client *c, const pc_tc_peer *p)
     /* links accepted do not count against the links dialled (docs/peer.md): peers that filled the accepted
      * slots stopped the dialling too (found by review) */
     if (c->ndialled >= c->cfg->max_links || memcmp(p->key, c->id.pk, 32) == 0 || is_banned(c, p->key) || linked_to(c, p->key))
+        return;
+    int k = unreachable_find(c, p->key);
+    if (k >= 0 && pc_client_now(c) / 1000 < c->unreachable[k].until_ms)
         return;
     struct sockaddr_storage ss;
     if (uv_ip4_addr(p->addr, p->port, (struct sockaddr_in *)&ss) != 0 &&

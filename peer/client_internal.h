@@ -32,6 +32,11 @@ _Static_assert(PC_CLIENT_HIGH_MARK + PC_WIRE_RECORD_MAX + 512u * 1024 <= PC_LINK
 #define PC_CANCELLED_MAX 16 /* cancelled requests a link remembers by id (client.c, on_data_msg) */
 #define PC_BANNED_MAX 4096 /* keys a viewer bans in a run (128 KiB); docs/peer.md, "Limitations" */
 #define PC_DEPARTED_MAX 64 /* peers whose links closed, remembered for a ban the engine decides later */
+/* peers a dial did not reach (refused, timed out, closed before the handshake ended): not dialled again for
+ * 10 s, then 20, 40... up to 5 min after each failure in a row */
+#define PC_UNREACHABLE_MAX 64
+#define PC_UNREACHABLE_FIRST_MS 10000u
+#define PC_UNREACHABLE_LAST_MS 300000u
 
 typedef struct client client;
 typedef struct plink plink;
@@ -50,6 +55,7 @@ struct plink {
     uint32_t next_id;         /* our request ids on this link */
     int dialled;              /* we dialled it (the dialling budget, ndialled) */
     uint64_t up_ms, active_ms; /* when it came up; when it last sent a HAVE, REQUEST or DATA */
+    uint8_t came_up;           /* its handshake ended and on_up took it */
     struct {
         uint32_t id, left;    /* a request we cancelled, and the bytes of it that may still arrive (0: free) */
     } cancelled[PC_CANCELLED_MAX];
@@ -162,6 +168,11 @@ struct client {
         uint8_t key[32];
     } departed[PC_DEPARTED_MAX]; /* the last links to close, a ring */
     uint32_t ndeparted;
+    struct {
+        uint8_t key[32];
+        uint64_t until_ms; /* not dialled before (0: a free entry) */
+        uint32_t fails;    /* in a row */
+    } unreachable[PC_UNREACHABLE_MAX];
     char listen_bound[64];
     char announce_from[64];    /* CURLOPT_INTERFACE of the announces ("host!ADDR"), or "": any */
     uint16_t port;

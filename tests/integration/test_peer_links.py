@@ -1304,6 +1304,40 @@ def test_peers_are_listed_where_they_listen_over_either_family(s):
     lost.stop()
 
 
+def test_a_peer_that_cannot_be_reached_is_not_dialled_at_every_announce(s):
+    """(review) A listed peer that takes no link (behind a NAT; here a port nothing listens on) was dialled
+    again after every announce answer, each dial holding a dialling slot for up to the handshake timeout
+    where the network drops the connection attempt: enough of them kept a viewer from dialling peers that
+    do take links. Now a peer a dial did not reach waits 10 s, then 20, 40... before the next."""
+    setup_video(s)
+    t2 = s.tracker("--interval", "2", "--key", st["tkey"])
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there: each dial is refused
+    stop = threading.Event()
+    ghost = TrackerPeer(t2, st["vid"], 7)
+    ghost.port = port
+
+    def keep_listed():  # a seeder, listed first, announcing within every interval
+        while not stop.is_set():
+            ghost.announce("started" if ghost.session is None else "periodic", seeding=True, up_kbps=100000)
+            stop.wait(1.5)
+
+    th = threading.Thread(target=keep_listed, daemon=True)
+    th.start()
+    try:
+        viewer = Peer(s, st["o"], st["vid"], "--tracker", t2.url, name="ghost-viewer")
+        r = viewer.wait(120)
+    finally:
+        stop.set()
+        th.join()
+    check(r["ended"] and r["stalls"] == 0 and r["announces_ok"] >= 8, "played, announcing: %r" %
+          {k: r[k] for k in r if k != "segments"})
+    dials = viewer.stderr().count("link 127.0.0.1:%d closed: connection refused" % port)
+    check(1 <= dials <= 3, "dialled %d times in %d announces" % (dials, r["announces_ok"]))
+
+
 def test_a_tracker_named_on_the_command_line_serves_a_manifest_that_names_none(s):
     """An origin started without --tracker signs a manifest naming no tracker; peers told --tracker URL
     trust the key that tracker serves (with a warning) and swarm through it."""
@@ -2445,6 +2479,7 @@ if __name__ == "__main__":
        test_a_viewer_whose_clock_is_off_takes_the_trackers,
        test_a_tracker_named_on_the_command_line_serves_a_manifest_that_names_none,
        test_peers_are_listed_where_they_listen_over_either_family,
+       test_a_peer_that_cannot_be_reached_is_not_dialled_at_every_announce,
        test_a_tracker_url_of_2048_characters_is_announced_to,
        test_a_malicious_peer_is_banned_and_none_of_its_bytes_reach_the_player,
        test_a_peer_that_sends_garbage_and_leaves_is_banned_all_the_same,
