@@ -304,21 +304,28 @@ def test_bad_usage_fails_with_one_line(s):
               "%s %s refused in one line, before anything was set up: %r" % (sub, value, p.stderr))
 
 
+def emulate_until(d, name, says):
+    """Starts an emulation of scenario |d| on loopback into S.tmp/|name| and reads its output until a line
+    holds |says|; returns the process and DIR."""
+    path = os.path.join(S.tmp, name + ".json")
+    json.dump(d, open(path, "w"))
+    out = os.path.join(S.tmp, name)
+    p = subprocess.Popen([S.bin("peercdn-sim"), "emulate", path, "--out", out, "--network", "loopback"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = b""
+    while says not in seen:
+        line = p.stdout.readline()
+        check(line != b"", "it says %r: %r %r" % (says, seen, p.stderr.read() if p.poll() is not None else b""))
+        seen += line
+    return p, out
+
+
 def test_an_interrupted_set_up_leaves_no_result(s):
     """SIGINT while the video is being generated: the helpers are stopped (before, ffmpeg, the upload and
     the transcoding ran to their end) and no result is written (before, an empty summary.json)."""
     d = json.load(open(os.path.join(SCEN, "test-emulate.json")))
     d["catalog"]["duration_s"] = 60
-    path = os.path.join(S.tmp, "interrupted.json")
-    json.dump(d, open(path, "w"))
-    out = os.path.join(S.tmp, "interrupted")
-    p = subprocess.Popen([S.bin("peercdn-sim"), "emulate", path, "--out", out, "--network", "loopback"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    seen = b""
-    while b"generating video" not in seen:
-        line = p.stdout.readline()
-        check(line != b"", "it says it generates the video: %r" % seen)
-        seen += line
+    p, out = emulate_until(d, "interrupted", b"generating video")
     time.sleep(0.5)
     t0 = time.time()
     p.send_signal(signal.SIGINT)
@@ -341,16 +348,7 @@ def test_a_run_interrupted_midway_says_so(s):
     d["catalog"]["duration_s"] = 12
     d["arrivals"] = {"kind": "list", "times_s": [0, 1, 20]}
     d["duration_s"] = 40
-    path = os.path.join(S.tmp, "midway.json")
-    json.dump(d, open(path, "w"))
-    out = os.path.join(S.tmp, "midway")
-    p = subprocess.Popen([S.bin("peercdn-sim"), "emulate", path, "--out", out, "--network", "loopback"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    seen = b""
-    while b"viewer   1 starts" not in seen:
-        line = p.stdout.readline()
-        check(line != b"", "viewer 1 starts: %r %r" % (seen, p.stderr.read() if p.poll() is not None else b""))
-        seen += line
+    p, out = emulate_until(d, "midway", b"viewer   1 starts")
     time.sleep(2)
     p.send_signal(signal.SIGINT)
     so, err = p.communicate(timeout=60)
