@@ -339,7 +339,8 @@ static int read_all(int fd, uint8_t *buf, size_t len)
 }
 
 /* Opens |full| for a response: from the hot cache, else from disk (and then, for segments no
- * larger than HOT_BLOB_MAX, into the cache). -1 when there is no such regular file. Published
+ * larger than HOT_BLOB_MAX, into the cache). -1 when there is no such regular file, -2 when the file
+ * could not be opened for a reason of the moment (no descriptor or memory left, an I/O error). Published
  * files never change, and deletion forgets them, so a cached copy is never stale. */
 static int src_open(pc_media *m, h2o_req_t *req, const char *full, enum kind kind, struct src *s)
 {
@@ -356,9 +357,12 @@ static int src_open(pc_media *m, h2o_req_t *req, const char *full, enum kind kin
     }
     h2o_filecache_ref_t *ref = h2o_filecache_open_file(req->conn->ctx->filecache, full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (ref == NULL || ref->fd < 0 || !S_ISREG(ref->st.st_mode)) {
+        int err = ref == NULL ? ENOMEM : ref->fd < 0 ? ref->open_err : 0;
         if (ref != NULL)
             h2o_filecache_close_file(ref);
-        return -1;
+        /* out of descriptors under a flood of connections: a 404 told players and peers the segment does
+         * not exist, for good (found by review) */
+        return err == EMFILE || err == ENFILE || err == ENOMEM || err == EIO || err == EAGAIN ? -2 : -1;
     }
     s->ref = ref;
     s->size = (uint64_t)ref->st.st_size;
@@ -626,7 +630,14 @@ int pc_media_route(void *user, h2o_req_t *req)
     snprintf(full, sizeof(full), "%s/%s/%s", m->o->paths_media, id, rel);
     const struct type *ty = type_of(rel);
     struct src src;
-    if (src_open(m, req, full, ty->kind, &src) != 0) {
+    int opened = src_open(m, req, full, ty->kind, &src);
+    if (opened == -2) {
+        pc_http_add_header(req, "retry-after", "1");
+        pc_http_respond_error(req, 503, "busy", "the origin cannot open the file at the moment (out of descriptors "
+                                                "or memory): try again");
+        return 0;
+    }
+    if (opened != 0) {
         pc_http_respond_error(req, 404, "not_found", "no such media file");
         return 0;
     }

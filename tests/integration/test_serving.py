@@ -372,6 +372,41 @@ def test_a_cache_smaller_than_a_segment_does_not_read_it_whole(s):
     check(read < 5000000, "10 one-byte ranges read %d bytes" % read)
 
 
+def test_a_segment_the_origin_cannot_open_for_now_is_a_503_not_a_404(s):
+    """(review) Out of descriptors under a flood of connections, a segment that exists was answered 404
+    "no such media file": players and peers take that for good. Now 503 with Retry-After, and 200 again
+    once descriptors are free."""
+    import http.client
+    o = st["o"]
+    seg = "/v/%s/v0/index.m3u8" % st["ids"][2]  # a playlist: opened for every request (no memory cache)
+    keep = http.client.HTTPConnection(o.host, o.port, timeout=10)  # opened before the flood
+    keep.request("GET", "/api/health")
+    eq(keep.getresponse().read() != b"", True, "health")
+    subprocess.run(["prlimit", "--pid", str(o.proc.pid), "--nofile=64:64"], check=True)
+    flood = []
+    try:
+        for _ in range(80):
+            c = socket.create_connection((o.host, o.port), timeout=5)
+            flood.append(c)
+        time.sleep(0.3)  # the origin accepts them all it can
+        keep.request("GET", seg)
+        r = keep.getresponse()
+        body = r.read()
+        eq((r.status, r.getheader("retry-after")), (503, "1"), "a file it cannot open now: %r" % body[:200])
+        eq(json.loads(body)["code"], "busy", "the code")
+    finally:
+        for c in flood:
+            c.close()
+        subprocess.run(["prlimit", "--pid", str(o.proc.pid), "--nofile=65536:65536"])
+        keep.close()
+    deadline = time.time() + 10
+    status = 0
+    while time.time() < deadline and status != 200:
+        status = curl(o.url + seg)[0]
+        time.sleep(0.2)
+    eq(status, 200, "served once descriptors are free")
+
+
 def test_delete_removes_media_and_metadata(s):
     o = st["o"]
     vid = st["ids"][2]
@@ -560,5 +595,6 @@ S.run([test_publish_three_videos, test_segments_are_immutable_with_strong_etags,
        test_playlists_short_cache_and_gzip, test_memory_cache_serves_the_same_bytes_as_disk,
        test_path_traversal_and_hidden_files, test_catalog_pagination, test_rename_a_video,
        test_a_fifth_reviews_http_findings, test_a_cache_smaller_than_a_segment_does_not_read_it_whole,
+       test_a_segment_the_origin_cannot_open_for_now_is_a_503_not_a_404,
        test_delete_removes_media_and_metadata, test_client_aborts_do_not_kill_the_server,
        test_metrics_count_what_clients_saw, test_signed_media_mode])
