@@ -3,6 +3,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* Blobs out of the index that holders still reference: counted apart, in a record that outlives the
+ * cache while any of them does. */
+struct held {
+    size_t bytes, refs; /* refs: the cache, and each such blob */
+};
 
 struct entry {
     pc_blob pub; /* first: a pc_blob * is an entry * */
@@ -11,8 +18,14 @@ struct entry {
     uint64_t hash;
     size_t refs; /* holders, plus one while indexed */
     size_t keylen;
-    char key[]; /* then the data */
+    struct held *held; /* set once out of the index with holders left */
+    size_t mapped;     /* its mapping's length, 0 when malloc'ed */
+    char key[];        /* then the data */
 };
+
+/* Entries this large get a mapping of their own, returned to the system when freed: on the heap, the holes
+ * evictions left kept the memory (an origin at 2.1 GB after a flood of readers had gone; found by review) */
+#define MAP_MIN ((size_t)128 * 1024)
 
 struct pc_blobcache {
     struct entry **buckets;
@@ -20,6 +33,7 @@ struct pc_blobcache {
     struct entry *head, *tail;
     size_t budget, max_blob;
     pc_blobcache_stats st;
+    struct held *held;
     pc_blobcache_evict_fn evict_fn;
     void *evict_arg;
 };
@@ -52,18 +66,36 @@ pc_blobcache *pc_blobcache_new(size_t budget, size_t max_blob)
         return NULL;
     c->nbuckets = 64;
     c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
-    if (c->buckets == NULL) {
+    c->held = calloc(1, sizeof(*c->held));
+    if (c->buckets == NULL || c->held == NULL) {
+        free(c->buckets);
+        free(c->held);
         free(c);
         return NULL;
     }
+    c->held->refs = 1;
     c->budget = budget;
     c->max_blob = max_blob < budget ? max_blob : budget;
     return c;
 }
 
+static void held_unref(struct held *h)
+{
+    if (--h->refs == 0)
+        free(h);
+}
+
 static void entry_unref(struct entry *e)
 {
-    if (--e->refs == 0)
+    if (--e->refs != 0)
+        return;
+    if (e->held != NULL) {
+        e->held->bytes -= e->pub.len;
+        held_unref(e->held);
+    }
+    if (e->mapped > 0)
+        munmap(e, e->mapped);
+    else
         free(e);
 }
 
@@ -83,7 +115,17 @@ static void unlink_entry(pc_blobcache *c, struct entry *e)
         c->tail = e->lprev;
     c->st.entries--;
     c->st.bytes -= e->pub.len;
+    if (e->refs > 1) { /* out of the budget, still in memory */
+        e->held = c->held;
+        e->held->refs++;
+        e->held->bytes += e->pub.len;
+    }
     entry_unref(e);
+}
+
+size_t pc_blobcache_held_out(const pc_blobcache *c)
+{
+    return c->held->bytes;
 }
 
 void pc_blobcache_free(pc_blobcache *c)
@@ -93,6 +135,7 @@ void pc_blobcache_free(pc_blobcache *c)
     while (c->head != NULL)
         unlink_entry(c, c->head);
     free(c->buckets);
+    held_unref(c->held);
     free(c);
 }
 
@@ -157,11 +200,18 @@ pc_blob *pc_blobcache_put(pc_blobcache *c, const char *key, size_t keylen, const
 {
     if (len > c->max_blob || keylen > PC_BLOB_KEY_MAX || auxlen > PC_BLOB_AUX_MAX)
         return NULL;
-    size_t keyspace = (keylen + 1 + 15) & ~(size_t)15;
-    struct entry *e = malloc(sizeof(*e) + keyspace + len);
+    size_t keyspace = (keylen + 1 + 15) & ~(size_t)15, total = sizeof(struct entry) + keyspace + len;
+    struct entry *e;
+    if (total >= MAP_MIN) {
+        void *m = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        e = m == MAP_FAILED ? NULL : m;
+    } else {
+        e = malloc(total);
+    }
     if (e == NULL)
         return NULL;
     memset(e, 0, sizeof(*e));
+    e->mapped = total >= MAP_MIN ? total : 0;
     e->keylen = keylen;
     memcpy(e->key, key, keylen);
     e->key[keylen] = '\0';

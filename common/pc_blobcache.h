@@ -7,7 +7,8 @@
  * until released, even if it is evicted or forgotten meanwhile (it then
  * leaves the index at once and is freed on the last release), so a response
  * still being written never sees its bytes disappear. The budget counts
- * indexed entries only. Single-threaded: one owner, no locking.
+ * indexed entries only; what holders keep of the others is counted apart
+ * (pc_blobcache_held_out). Single-threaded: one owner, no locking.
  */
 #ifndef PC_BLOBCACHE_H
 #define PC_BLOBCACHE_H
@@ -59,5 +60,8 @@ void pc_blobcache_on_evict(pc_blobcache *c, pc_blobcache_evict_fn fn, void *arg)
 /* Removes every blob whose key starts with |prefix|; returns how many. */
 size_t pc_blobcache_forget_prefix(pc_blobcache *c, const char *prefix, size_t len);
 void pc_blobcache_get_stats(const pc_blobcache *c, pc_blobcache_stats *out);
+/* Bytes of blobs evicted, replaced or forgotten that holders still reference: in memory, outside the
+ * budget. */
+size_t pc_blobcache_held_out(const pc_blobcache *c);
 
 #endif

@@ -510,11 +510,12 @@ int pc_origin_api_route(void *user, h2o_req_t *req)
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/health"))) {
         pc_blobcache_stats cs;
-        pc_media_cache_stats(o->media, &cs);
+        size_t held = 0;
+        pc_media_cache_stats(o->media, &cs, &held);
         pc_http_respond_json(req, 200,
-                             json_pack("{s:b s:{s:I s:I s:I s:I}}", "ok", 1, "cache", "entries", (json_int_t)cs.entries,
+                             json_pack("{s:b s:{s:I s:I s:I s:I s:I}}", "ok", 1, "cache", "entries", (json_int_t)cs.entries,
                                        "bytes", (json_int_t)cs.bytes, "hits", (json_int_t)cs.hits, "misses",
-                                       (json_int_t)cs.misses));
+                                       (json_int_t)cs.misses, "held_out", (json_int_t)held));
         return 0;
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/videos")) ||

@@ -28,7 +28,8 @@ int pc_media_remove(pc_media *m, const char *id, const char *source) PC_MUST_CHE
 /* Forgets cached ETags and cached segments of |id| (after publishing it anew, or deleting it). */
 void pc_media_forget(pc_media *m, const char *id);
 /* Hot-segment cache figures (all zero when the cache is disabled). Cannot fail. */
-void pc_media_cache_stats(const pc_media *m, pc_blobcache_stats *out);
+/* The memory cache's figures, and the bytes of evicted copies that answers still hold. */
+void pc_media_cache_stats(const pc_media *m, pc_blobcache_stats *out, size_t *held_out);
 /* Removes a directory tree (synchronously). 0 or PC_EIO. */
 /* In a revision's copy of the publication (work/<id>/out, subtitles.c): its number. Only a copy so marked
  * is swapped in. */

@@ -62,7 +62,8 @@ static int build(pc_origin *o, pc_buf *b)
     pc_pipeline_stats ps;
     pc_pipeline_stats_get(o->pipeline, &ps);
     pc_blobcache_stats cs;
-    pc_media_cache_stats(o->media, &cs);
+    size_t held = 0;
+    pc_media_cache_stats(o->media, &cs, &held);
     int64_t pending = 0;
     int have_pending = pc_db_upload_pending(o->db, (int64_t)time(NULL), &pending) == 0;
 
@@ -117,6 +118,9 @@ static int build(pc_origin *o, pc_buf *b)
     rc = rc ? rc : pc_buf_printf(b, "peercdn_origin_cache_entries %zu\n", cs.entries);
     rc = rc ? rc : pc_http_metric_head(b, "peercdn_origin_cache_bytes", "gauge", "Bytes in the memory cache.");
     rc = rc ? rc : pc_buf_printf(b, "peercdn_origin_cache_bytes %zu\n", cs.bytes);
+    rc = rc ? rc : pc_http_metric_head(b, "peercdn_origin_cache_held_out_bytes", "gauge",
+                                       "Bytes of evicted copies that answers still being written hold.");
+    rc = rc ? rc : pc_buf_printf(b, "peercdn_origin_cache_held_out_bytes %zu\n", held);
     rc = rc ? rc : pc_http_metric_head(b, "peercdn_origin_cache_lookups_total", "counter",
                                        "Memory cache lookups, by result.");
     rc = rc ? rc : pc_buf_printf(b, "peercdn_origin_cache_lookups_total{result=\"hit\"} %" PRIu64 "\n"

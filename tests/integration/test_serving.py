@@ -372,6 +372,36 @@ def test_a_cache_smaller_than_a_segment_does_not_read_it_whole(s):
     check(read < 5000000, "10 one-byte ranges read %d bytes" % read)
 
 
+def test_readers_that_stop_hold_no_more_than_the_cache_of_evicted_copies(s):
+    """(review) Each cache miss read a copy of its own into memory, and a client that stops reading keeps
+    its copy after the cache evicted it: 300 such clients held 790 MB with --cache-mb 8. Now, once the
+    evicted copies still held reach the cache's size, misses are streamed from the file in blocks."""
+    o = s.origin("--cache-mb", "8")
+    vid = o.upload(clip("serve_held_320x180", size="320x180", rate=25, dur=2), parallel=1)
+    o.ready(vid)
+    names = ["seg-097%02d.m4s" % i for i in range(10)]
+    for n in names:  # beside the published segments, served as they are: 30 MB of distinct 3 MB files
+        with open(os.path.join(o.data, "media", vid, "v0", n), "wb") as f:
+            f.write(os.urandom(3 << 20))
+    stalled = []
+    try:
+        for n in names:
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and never read: the answer stays in flight
+            c.connect((o.host, o.port))
+            c.sendall(b"GET /v/%s/v0/%s HTTP/1.1\r\nHost: x\r\n\r\n" % (vid.encode(), n.encode()))
+            stalled.append(c)
+            time.sleep(0.1)
+        time.sleep(0.5)
+        cache = o.req("GET", "/api/health").json()["cache"]
+        print("# 10 stalled readers of distinct 3 MiB files, --cache-mb 8: %r" % cache)
+        check(cache["held_out"] <= 8 << 20 and cache["bytes"] <= 8 << 20, "evicted copies held: %r" % cache)
+        eq(curl("%s/v/%s/v0/%s" % (o.url, vid, names[0]))[0], 200, "the origin serves on")
+    finally:
+        for c in stalled:
+            c.close()
+
+
 def test_a_segment_the_origin_cannot_open_for_now_is_a_503_not_a_404(s):
     """(review) Out of descriptors under a flood of connections, a segment that exists was answered 404
     "no such media file": players and peers take that for good. Now 503 with Retry-After, and 200 again
@@ -596,5 +626,6 @@ S.run([test_publish_three_videos, test_segments_are_immutable_with_strong_etags,
        test_path_traversal_and_hidden_files, test_catalog_pagination, test_rename_a_video,
        test_a_fifth_reviews_http_findings, test_a_cache_smaller_than_a_segment_does_not_read_it_whole,
        test_a_segment_the_origin_cannot_open_for_now_is_a_503_not_a_404,
+       test_readers_that_stop_hold_no_more_than_the_cache_of_evicted_copies,
        test_delete_removes_media_and_metadata, test_client_aborts_do_not_kill_the_server,
        test_metrics_count_what_clients_saw, test_signed_media_mode])

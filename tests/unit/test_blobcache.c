@@ -115,6 +115,33 @@ static void evicted_blob_stays_valid_for_its_holder(void **state)
     pc_blob_release(held);
 }
 
+/* What holders keep of blobs out of the index is counted (held_out), until the last holder lets go, also
+ * past the cache's end; blobs of 128 KiB and more (their own mappings) behave the same */
+static void blobs_held_out_of_the_index_are_counted(void **state)
+{
+    (void)state;
+    for (size_t unit = 100; unit <= 200000; unit += 199900) {
+        pc_blobcache *c = pc_blobcache_new(2 * unit, 2 * unit);
+        pc_blob *a = put(c, "a", unit, 'a'), *b = put(c, "b", unit, 'b');
+        assert_int_equal(pc_blobcache_held_out(c), 0);
+        pc_blob_release(put(c, "c", unit, 'c')); /* evicts a, held */
+        assert_int_equal(pc_blobcache_held_out(c), unit);
+        pc_blob_release(put(c, "b", unit / 2, 'B')); /* replaces b, held */
+        assert_int_equal(pc_blobcache_held_out(c), unit + unit);
+        pc_blob_release(a);
+        assert_int_equal(pc_blobcache_held_out(c), unit);
+        pc_blob *c2 = pc_blobcache_get(c, "c", 1);
+        assert_int_equal(pc_blobcache_forget_prefix(c, "c", 1), 1); /* forgotten, held */
+        assert_int_equal(pc_blobcache_held_out(c), 2 * unit);
+        pc_blob_release(put(c, "d", 2 * unit, 'd')); /* evicts B, not held: freed, not counted */
+        assert_int_equal(pc_blobcache_held_out(c), 2 * unit);
+        pc_blob_release(b);
+        pc_blobcache_free(c); /* c2 outlives it */
+        assert_int_equal(c2->data[unit - 1], 'c');
+        pc_blob_release(c2); /* ASan: nothing leaks, nothing is freed twice */
+    }
+}
+
 static void forget_prefix_drops_one_video(void **state)
 {
     (void)state;
@@ -142,6 +169,7 @@ int main(void)
         cmocka_unit_test(blob_larger_than_the_limit_is_refused),
         cmocka_unit_test(evicted_blob_stays_valid_for_its_holder),
         cmocka_unit_test(forget_prefix_drops_one_video),
+        cmocka_unit_test(blobs_held_out_of_the_index_are_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
