@@ -1877,6 +1877,9 @@ static void limit_prefetch(client *c, pc_engine_config *ec)
         return; /* a disk copy backs what memory lets go */
     double fit_us = (double)c->cfg->mem_cap / 2 / (bytes / secs) * 1e6;
     uint64_t floor_us = ec->cdn_urgent_us + ec->safety_us;
+    if ((double)floor_us / 1e6 * (bytes / secs) > (double)c->cfg->mem_cap)
+        PC_LOGW("peer", "--mem-cap holds less than the %.0f s of rendition %s that must come in time: copies will be "
+                        "let go and fetched again", floor_us / 1e6, c->mf->renditions[c->pm.rend[q]].id);
     if (fit_us >= (double)ec->prefetch_us)
         return;
     ec->prefetch_us = fit_us > (double)floor_us ? (uint64_t)fit_us : floor_us;

@@ -410,6 +410,16 @@ static void respond_part(h2o_req_t *req, const uint8_t *data, pc_blob *b, const 
         pc_http_respond(req, 200, type, data + p->offset, p->size);
 }
 
+/* Answers not yet read hold copies the store let go as large as the store itself: no segment answer until
+ * they drain (503 busy). Each stalled request kept a copy of its own (one at another rendition fetched it
+ * again), and 200 of them held 222 MB past --mem-cap 16; the endpoint answers any web page (found by
+ * review). */
+#define BUSY_MSG "answers not yet read hold as much as --mem-cap: try again"
+static int answers_hold_too_much(const client *c)
+{
+    return pc_store_held_out(c->store) >= c->cfg->mem_cap;
+}
+
 /* Serves |w| if what it needs is here; 1 when answered. */
 static int try_serve(client *c, h2o_req_t *req, uint32_t rung, uint32_t seg, int audio)
 {
@@ -666,6 +676,10 @@ void pc_hls_on_ready(client *c, uint32_t rung, uint32_t seg)
             waiter_drop(h, i);
             continue;
         }
+        if (w->seg == seg && (w->audio || w->rung == rung) && seg != PC_SEG_INIT && answers_hold_too_much(c)) {
+            waiter_fail(h, i, 503, "busy", BUSY_MSG);
+            continue;
+        }
         if (w->seg == seg && (w->audio || w->rung == rung) && try_serve(c, w->req, w->rung, w->seg, w->audio)) {
             waiter_served(h, i, pc_client_now(c));
             continue;
@@ -785,7 +799,9 @@ static void on_hls_timer(uv_timer_t *t)
      * segment larger than the whole store is refused */
     for (size_t i = 0; i < h->nw;) {
         waiter *w = h->w[i];
-        if (w->req != NULL && now - w->since >= 1000000 && try_serve(c, w->req, w->rung, w->seg, w->audio))
+        if (w->req != NULL && now - w->since >= 1000000 && w->seg != PC_SEG_INIT && answers_hold_too_much(c))
+            waiter_fail(h, i, 503, "busy", BUSY_MSG);
+        else if (w->req != NULL && now - w->since >= 1000000 && try_serve(c, w->req, w->rung, w->seg, w->audio))
             waiter_served(h, i, now);
         else if (w->req != NULL && now - w->since >= 1000000 && held_too_large(c, w))
             waiter_fail(h, i, 503, "too_large", "the segment is larger than the whole store; raise --mem-cap");
@@ -879,6 +895,12 @@ static int on_request(void *user, h2o_req_t *req)
         return 0;
     }
     h->st.requests++;
+    if (seg != PC_SEG_INIT && answers_hold_too_much(c)) {
+        h->st.refused++;
+        pc_http_add_header(req, "retry-after", "1");
+        pc_http_respond_error(req, 503, "busy", BUSY_MSG);
+        return 0;
+    }
     if (try_serve(c, req, (uint32_t)q, seg, audio)) {
         h->st.at_once++;
         return 0;

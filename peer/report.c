@@ -93,8 +93,9 @@ int pc_report_write(client *c, const char *path)
     json_object_set_new(o, "announces_failed", json_integer(c->announces_failed));
     pc_blobcache_stats ss;
     pc_store_stats(c->store, &ss);
-    json_object_set_new(o, "store", json_pack("{s:I, s:I, s:I, s:I}", "entries", (json_int_t)ss.entries, "bytes",
+    json_object_set_new(o, "store", json_pack("{s:I, s:I, s:I, s:I, s:I}", "entries", (json_int_t)ss.entries, "bytes",
                                               (json_int_t)ss.bytes, "evictions", (json_int_t)ss.evictions,
+                                              "held_out", (json_int_t)pc_store_held_out(c->store),
                                               "disk_write_failures", (json_int_t)pc_store_write_failures(c->store)));
     uint64_t kept_cdn = 0, kept_p2p = 0;
     for (uint32_t q = 0; c->seed_segs != NULL && q < c->pm.m.n_rungs; q++) /* a seed's: every rung */

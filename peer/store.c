@@ -158,6 +158,11 @@ void pc_store_stats(const pc_store *s, pc_blobcache_stats *out)
     pc_blobcache_get_stats(s->mem, out);
 }
 
+size_t pc_store_held_out(const pc_store *s)
+{
+    return pc_blobcache_held_out(s->mem);
+}
+
 uint64_t pc_store_write_failures(const pc_store *s)
 {
     return s->write_fails;

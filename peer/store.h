@@ -41,6 +41,8 @@ int pc_store_holds(pc_store *s, uint32_t rung, uint32_t seg, size_t expect_len);
 typedef void (*pc_store_lost_fn)(void *arg, uint32_t rung, uint32_t seg);
 void pc_store_on_lost(pc_store *s, pc_store_lost_fn fn, void *arg);
 void pc_store_stats(const pc_store *s, pc_blobcache_stats *out);
+/* Bytes of copies the memory cap let go that answers (to peers, to the local player) still hold. */
+size_t pc_store_held_out(const pc_store *s);
 /* Copies the disk directory failed to take (only the first is logged). */
 uint64_t pc_store_write_failures(const pc_store *s);
 

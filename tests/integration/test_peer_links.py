@@ -954,6 +954,36 @@ def test_a_player_is_not_kept_waiting_for_a_copy_the_store_let_go(s):
     check("prefetching 13 s ahead" in p.stderr(), "the window was cut to the store: %s" % p.stderr())
 
 
+def test_players_that_stop_reading_cannot_hold_more_than_the_store(s):
+    """(review) Each segment answer holds the store's copy until it is read; one asked at another rendition
+    is fetched again, a new copy. 200 requests that were never read held 222 MB past --mem-cap 16, and the
+    endpoint answers any web page. Now, once answers hold copies the store let go as large as the store,
+    segment requests are 503 busy (Retry-After) until they drain."""
+    setup_video(s)
+    p = Peer(s, st["o"], st["vid"], "--hls-listen", "127.0.0.1:0", "--hls-linger", "0", name="stalled-players",
+             env={"PEERCDN_TEST_MEM_CAP_KIB": "512"})
+    u = urllib.parse.urlsplit(p.hls)
+    rends = [r for r in st["m"]["renditions"] if r.get("type") != "audio"]
+    stalled = []
+    try:
+        for i in range(24):  # HTTP/2 streams at a zero window: the answers can never be sent, only held
+            r = rends[i % len(rends)]
+            stalled.append(h2_stalled_get(u.hostname, u.port, "/v/%s/%s/seg-%05d.m4s" % (
+                st["vid"], r["id"], 1 + (i // len(rends)) % len(r["segments"]))))
+            time.sleep(0.3)
+        got = request("%s/v/%s/%s/seg-00001.m4s" % (p.hls, st["vid"], rends[0]["id"]))
+        eq((got.status, got.header("retry-after")), (503, "1"), "busy while the answers hold the store's size")
+    finally:
+        for c in stalled:
+            c.close()
+    time.sleep(1.5)
+    got = request("%s/v/%s/%s/seg-00001.m4s" % (p.hls, st["vid"], rends[0]["id"]))
+    eq(got.status, 200, "served once they went")
+    r = p.stop()
+    summary = {k: r[k] for k in ("hls", "store")}
+    check(r["hls"]["refused"] > 0 and r["store"]["held_out"] == 0, "refused while held, none held now: %r" % summary)
+
+
 def test_a_first_start_that_fails_pins_nothing_and_says_one_line(s):
     setup_video(s)
     state = os.path.join(S.tmp, "fresh-state")
@@ -2472,6 +2502,7 @@ if __name__ == "__main__":
        test_a_tracker_out_of_reach_for_two_intervals_still_counts_the_viewer,
        test_a_seeders_report_lists_what_it_holds_and_where_it_came_from,
        test_a_seeder_whose_memory_holds_part_of_the_video_offers_only_that,
+       test_players_that_stop_reading_cannot_hold_more_than_the_store,
        test_a_first_start_that_fails_pins_nothing_and_says_one_line,
        test_connections_without_a_valid_ticket_are_refused, test_a_viewer_with_every_link_taken_asks_for_no_peers,
        test_bad_usage_and_an_unsigned_manifest_fail_with_one_line,
