@@ -306,7 +306,7 @@ static int probe_source(pc_job *j, const char *src, struct remake *rm)
     char decode_msg[128] = "";
     /* the last video packet read: where its bytes end in the file, and what it was counted as */
     int64_t lastv_end = -1, lastv_dts = AV_NOPTS_VALUE;
-    int lastv_shown = 0, lastv_key = 0, lastv_size = 0;
+    int lastv_shown = 0, lastv_key = 0, lastv_size = 0, lastv_same = 0, lastv_nopts = 0, lastv_prekey = 0;
 demux:
     for (;;) {
         r = av_read_frame(fmt, pkt);
@@ -388,6 +388,12 @@ demux:
             lastv_end = pkt->pos >= 0 ? pkt->pos + pkt->size : -1;
             lastv_dts = pkt->dts;
             lastv_size = pkt->size;
+            /* what it added to the counts below the arrays (undone with it: a file in decode order whose last
+             * frame was left out was no longer seen as one, since same_stamps no longer equalled n; found
+             * by review) */
+            lastv_same = pkt->pts == AV_NOPTS_VALUE || pkt->pts == pkt->dts;
+            lastv_nopts = pkt->pts == AV_NOPTS_VALUE;
+            lastv_prekey = first_key == AV_NOPTS_VALUE;
             lastv_shown = !(pkt->flags & AV_PKT_FLAG_DISCARD);
             lastv_key = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
             if (sent < DECODE_CHECK_PACKETS && decoded == 0) {
@@ -425,6 +431,10 @@ demux:
                     j->video_id, lastv_size, ie->size);
             n--;
             nshown -= lastv_shown;
+            same_stamps -= lastv_same;
+            no_pts -= lastv_nopts;
+            pre_key -= lastv_prekey;
+            pre_key_shown -= (size_t)(lastv_prekey && lastv_shown);
             if (lastv_key) {
                 nkeys--;
                 keyframes--;

@@ -208,6 +208,7 @@ struct client {
         uint32_t ms;              /* requested to verified */
         uint8_t from;             /* 0 not held, 1 the CDN, 2 the disk cache */
     } *seed_segs;                 /* n_rungs × n_segments */
+    uint8_t *relost;              /* n_rungs × n_segments: a copy ahead the store let go, forgotten once */
     uint64_t last_hls_us;
     hls *hls;
     uint64_t bytes_cdn_total, bytes_p2p_total; /* as received on the wire, for the tracker */

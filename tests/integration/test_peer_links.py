@@ -984,6 +984,22 @@ def test_players_that_stop_reading_cannot_hold_more_than_the_store(s):
     check(r["hls"]["refused"] > 0 and r["store"]["held_out"] == 0, "refused while held, none held now: %r" % summary)
 
 
+def test_a_store_smaller_than_the_window_does_not_fetch_in_a_loop(s):
+    """(review) A store that cannot hold what must come in time evicts the next copy to play with each fetch;
+    forgetting every copy let go fetched it again at once, which evicted the next: 14.8 GB from the CDN in
+    53 s for a 1.9 MB rendition, and the model stalled 10 693 times. Now a copy ahead is fetched again once
+    at most, the one playing never: at most twice the rendition, and no stall."""
+    setup_video(s)
+    top = [r for r in st["m"]["renditions"] if r.get("type") != "audio"][-1]["id"]
+    p = Peer(s, st["o"], st["vid"], "--rendition", top, name="tiny-store", env={"PEERCDN_TEST_MEM_CAP_KIB": "700"})
+    r = p.wait(120)
+    kept = sum(g["bytes"] for g in r["segments"])
+    summary = {k: r[k] for k in r if k != "segments"}
+    check("copies will be let go and fetched again" in p.stderr(), "the store's size is warned about: %s" % p.stderr())
+    check(r["ended"] and r["stalls"] == 0, "played without a stall: %r" % summary)
+    check(r["bytes_cdn"] <= 2.5 * kept, "no fetch loop: %d CDN bytes for %d kept: %r" % (r["bytes_cdn"], kept, summary))
+
+
 def test_a_first_start_that_fails_pins_nothing_and_says_one_line(s):
     setup_video(s)
     state = os.path.join(S.tmp, "fresh-state")

@@ -31,4 +31,5 @@ if __name__ == "__main__":
        L.test_a_crlf_master_still_gives_the_pinned_variant,
        L.test_players_that_went_away_do_not_keep_the_endpoint_busy,
        L.test_a_player_is_not_kept_waiting_for_a_copy_the_store_let_go,
+       L.test_a_store_smaller_than_the_window_does_not_fetch_in_a_loop,
        L.test_low_caps_lost_tracker_and_half_the_swarm_still_play_without_a_stall])  # the last kills the tracker
