@@ -356,9 +356,11 @@ static int src_open(pc_media *m, h2o_req_t *req, const char *full, enum kind kin
         s->mtime = a.mtime;
         return 0;
     }
+    errno = 0;
     h2o_filecache_ref_t *ref = h2o_filecache_open_file(req->conn->ctx->filecache, full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (ref == NULL || ref->fd < 0 || !S_ISREG(ref->st.st_mode)) {
-        int err = ref == NULL ? ENOMEM : ref->fd < 0 ? ref->open_err : 0;
+        /* h2o 2.2 returns NULL when open(2) fails, errno left as it set it */
+        int err = ref == NULL ? errno : ref->fd < 0 ? ref->open_err : 0;
         if (ref != NULL)
             h2o_filecache_close_file(ref);
         /* out of descriptors under a flood of connections: a 404 told players and peers the segment does
