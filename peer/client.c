@@ -854,8 +854,9 @@ static int unreachable_find(const client *c, const uint8_t key[32])
 /* A dial did not reach the peer: it is not dialled again for a while, longer after each failure in a row. Every announce answer listed it again, and each dial held a dialling slot for up to
  * the handshake timeout: peers behind a NAT, which take no links, could keep a viewer from dialling the
  * ones that do (found by review). */
-static void unreachable_note(client *c, const uint8_t key[32], uint64_t now_ms)
+static void unreachable_note(client *c, const plink *pl, uint64_t now_ms)
 {
+    const uint8_t *key = pl->key;
     int k = unreachable_find(c, key);
     if (k < 0) { /* a free entry, else the one free soonest */
         k = 0;
@@ -865,6 +866,8 @@ static void unreachable_note(client *c, const uint8_t key[32], uint64_t now_ms)
         memcpy(c->unreachable[k].key, key, 32);
         c->unreachable[k].fails = 0;
     }
+    snprintf(c->unreachable[k].addr, sizeof(c->unreachable[k].addr), "%s", pl->dial_addr);
+    c->unreachable[k].port = pl->dial_port;
     uint32_t f = c->unreachable[k].fails < 16 ? c->unreachable[k].fails : 16;
     uint64_t wait = (uint64_t)PC_UNREACHABLE_FIRST_MS << f;
     c->unreachable[k].until_ms = now_ms + (wait < PC_UNREACHABLE_LAST_MS ? wait : PC_UNREACHABLE_LAST_MS);
@@ -981,7 +984,7 @@ static void on_link_close(void *arg, pc_link *l, int err, const char *why)
     /* not reached: the connection refused, reset or timed out, or the handshake never ended (a peer
      * that answered and closed, full or refusing our ticket, is reachable: it is asked again as before) */
     if (pl->dialled && !pl->came_up && pl->has_key && !c->stopping && (err == PC_ENET || err == PC_ETIMEDOUT))
-        unreachable_note(c, pl->key, now / 1000);
+        unreachable_note(c, pl, now / 1000);
     if (pl->has_key) {
         uint32_t k = c->ndeparted++ % PC_DEPARTED_MAX; /* the oldest gives way */
         c->departed[k].handle = pl->handle;
@@ -1099,7 +1102,9 @@ static void dial(client *c, const pc_tc_peer *p)
     if (c->ndialled >= c->cfg->max_links || memcmp(p->key, c->id.pk, 32) == 0 || is_banned(c, p->key) || linked_to(c, p->key))
         return;
     int k = unreachable_find(c, p->key);
-    if (k >= 0 && pc_client_now(c) / 1000 < c->unreachable[k].until_ms)
+    if (k >= 0 && (c->unreachable[k].port != p->port || strcmp(c->unreachable[k].addr, p->addr) != 0))
+        c->unreachable[k].until_ms = 0; /* listed elsewhere now (a NAT's new mapping, another network) */
+    else if (k >= 0 && pc_client_now(c) / 1000 < c->unreachable[k].until_ms)
         return;
     struct sockaddr_storage ss;
     if (uv_ip4_addr(p->addr, p->port, (struct sockaddr_in *)&ss) != 0 &&
@@ -1110,6 +1115,8 @@ static void dial(client *c, const pc_tc_peer *p)
         return;
     memcpy(pl->key, p->key, 32);
     pl->has_key = 1;
+    snprintf(pl->dial_addr, sizeof(pl->dial_addr), "%s", p->addr);
+    pl->dial_port = p->port;
     pc_link *l = NULL;
     if (pc_link_connect(&c->loop, (struct sockaddr *)&ss, p->key, &c->id, &link_cbs, c, &l) != 0) {
         c->links = pl->next;

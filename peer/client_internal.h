@@ -56,6 +56,8 @@ struct plink {
     int dialled;              /* we dialled it (the dialling budget, ndialled) */
     uint64_t up_ms, active_ms; /* when it came up; when it last sent a HAVE, REQUEST or DATA */
     uint8_t came_up;           /* its handshake ended and on_up took it */
+    char dial_addr[46];        /* a dialled link: where it went */
+    uint16_t dial_port;
     struct {
         uint32_t id, left;    /* a request we cancelled, and the bytes of it that may still arrive (0: free) */
     } cancelled[PC_CANCELLED_MAX];
@@ -170,6 +172,8 @@ struct client {
     uint32_t ndeparted;
     struct {
         uint8_t key[32];
+        char addr[46];     /* where the dials went: a peer listed at another address is dialled there */
+        uint16_t port;
         uint64_t until_ms; /* not dialled before (0: a free entry) */
         uint32_t fails;    /* in a row */
     } unreachable[PC_UNREACHABLE_MAX];

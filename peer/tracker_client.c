@@ -1,6 +1,7 @@
 /* Announces (tracker_client.h). */
 #include "tracker_client.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,8 +171,14 @@ static void on_done(void *arg, CURL *easy, CURLcode rc)
                  c->resp.max);
     if (status == 0) {
         const char *why = c->err[0] != '\0' ? c->err : curl_easy_strerror(rc);
-        if (rc == CURLE_INTERFACE_FAILED || (c->from != NULL && rc == CURLE_COULDNT_CONNECT)) {
-            /* a peer bound to one address announces from it: a tracker it cannot reach from there */
+        long os_err = 0;
+        curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_err);
+        if (c->from != NULL && (rc == CURLE_INTERFACE_FAILED ||
+                                (rc == CURLE_COULDNT_CONNECT && os_err != ECONNREFUSED && os_err != ETIMEDOUT &&
+                                 os_err != ECONNRESET && os_err != EHOSTUNREACH))) {
+            /* a peer bound to one address announces from it: a tracker it cannot reach from there (another
+             * family: libcurl finds no address to bind, and says nothing more). Not a tracker that is down,
+             * which refuses the connection, and was blamed on the address (found by review) */
             snprintf(c->why, sizeof(c->why), "announces go from the --listen address %s: %s", c->from + 5, why);
             why = c->why;
         }

@@ -21,6 +21,7 @@
 #define LINK_SPAN_US 200000.0
 #define BUSY_BACKOFF_US 1000000 /* a peer that refused for capacity is left alone this long, */
 #define BUSY_STREAK_MAX 3        /* doubled for each refusal in a row, up to 4 s */
+#define NOT_HELD_MAX 8           /* not_held refusals in a row that count as one failure */
 
 enum { SEG_NONE, SEG_INFLIGHT, SEG_READY };
 #define GONE_MAX 64        /* departed peers whose identity a handle still finds (a ring) */
@@ -63,9 +64,10 @@ typedef struct epeer {
     uint64_t busy_until;          /* it refused for lack of capacity: not asked again before this */
     uint32_t handle;
     uint32_t fails, inflight;
-    uint8_t used, gap_known;
-    uint8_t busy_streak;          /* refusals for capacity since it last sent us data (up to BUSY_STREAK_MAX) */
-    uint8_t heard;                /* it has told us of a holding (volunteers wait for it: see quiet_peer) */
+    unsigned used : 1, gap_known : 1;
+    unsigned busy_streak : 8;     /* refusals for capacity since it last sent us data (up to BUSY_STREAK_MAX) */
+    unsigned heard : 1;           /* it has told us of a holding (volunteers wait for it: see quiet_peer) */
+    unsigned not_held : 8;        /* not_held refusals since it last sent us a whole copy (NOT_HELD_MAX) */
 } epeer;
 _Static_assert(sizeof(epeer) == 64, "a peer's record is one cache line");
 
@@ -2189,6 +2191,8 @@ void pc_engine_on_done(pc_engine *e, uint64_t transfer, const uint8_t hash[32], 
         p->rate = p->rate * 0.7 + r * 0.3;
     }
     int ok = memcmp(hash, seg_hash(e, rung, i), 32) == 0;
+    if (src != PC_SRC_CDN && ok)
+        e->peers[src].not_held = 0;
     if (src == PC_SRC_CDN && ok)
         e->cdn_fails = 0; /* a CDN that keeps sending a bad copy keeps backing off longer */
     if (i == PC_SEG_INIT) {
@@ -2268,6 +2272,14 @@ void pc_engine_on_fail(pc_engine *e, uint64_t transfer, int reason, uint64_t now
          * dropped again, every 2 s; found by review.) A peer that lies about what it holds is no worse
          * off for it: each lie costs it a HAVE and a refusal, and gets it no bytes counted. */
         holders_of(e, rung, si)[src / 64] &= ~(1ull << (src % 64));
+        /* but a peer that refuses everything it offered, and offers it again, only wastes our requests and
+         * keeps its link: eight in a row, with no copy sent between, count as one failure (found by
+         * review: a liar was asked 151 times and never dropped) */
+        epeer *p = &e->peers[src];
+        if (++p->not_held >= NOT_HELD_MAX) {
+            p->not_held = 0;
+            peer_failed(e, src);
+        }
     } else {
         peer_failed(e, src);
     }

@@ -2241,6 +2241,35 @@ static void a_copy_refused_as_not_held_is_no_longer_asked_for_and_no_fault(void 
     pc_engine_free(e);
 }
 
+/* A peer that refuses every copy as not_held and offers it again at once (a liar keeping its link for
+ * nothing) is dropped: eight such refusals in a row count as one failure */
+static void a_peer_that_refuses_what_it_offers_again_and_again_is_dropped(void **state)
+{
+    (void)state;
+    static w_media wm;
+    pc_engine_config c = cfg_default();
+    pc_engine *e = engine_with_peer_7(&wm, &c);
+    uint32_t drops = 0, refused = 0;
+    for (uint64_t now = 0; now <= 60 * S && drops == 0 && refused < 100; now += 10000) {
+        if (pc_engine_expiry(e) <= now)
+            pc_engine_on_timeout(e, now);
+        pc_action a;
+        while (refused < 100 && pc_engine_next_action(e, &a)) {
+            if (a.type == PC_ACT_FETCH && a.peer == 7) {
+                pc_engine_on_fail(e, a.transfer, PC_ENOENT, now);
+                pc_engine_peer_have(e, 7, a.rung, a.segment, a.segment, now); /* "I hold it", again */
+                refused++;
+            } else if (a.type == PC_ACT_FETCH) {
+                pc_engine_on_done(e, a.transfer, right_hash(&wm, &a), now);
+            }
+            drops += a.type == PC_ACT_DROP && a.peer == 7;
+        }
+    }
+    assert_int_equal(drops, 1);
+    assert_true(refused >= 3 * 8 && refused <= 3 * 8 + 4);
+    pc_engine_free(e);
+}
+
 /* refusals in a row: the peer is asked again after 1 s, then longer, up to 4 s, and still asked */
 static void refusals_in_a_row_back_off_longer(void **state)
 {
@@ -2484,6 +2513,7 @@ int main(void)
         cmocka_unit_test(refusals_are_not_faults_but_failures_are),
         cmocka_unit_test(refusals_in_a_row_back_off_longer),
         cmocka_unit_test(a_copy_refused_as_not_held_is_no_longer_asked_for_and_no_fault),
+        cmocka_unit_test(a_peer_that_refuses_what_it_offers_again_and_again_is_dropped),
         cmocka_unit_test(bad_media_is_refused),
         cmocka_unit_test(a_player_demand_pulls_the_window_and_picks_the_rung),
         cmocka_unit_test(held_runs_match_holds),
