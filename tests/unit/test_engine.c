@@ -2208,6 +2208,32 @@ static void refusals_are_not_faults_but_failures_are(void **state)
     pc_engine_free(e);
 }
 
+/* Plays |e| for up to |secs| while peer 7 answers every request not_held, and (|reoffer|) says at once that
+ * it holds the copy again; the CDN answers. Counts each segment asked of peer 7 in |asked| (15 entries),
+ * its refusals (up to 100) and its drops. */
+static void play_with_7_refusing(pc_engine *e, const w_media *wm, uint64_t secs, int reoffer, uint8_t *asked,
+                                 uint32_t *refused, uint32_t *drops)
+{
+    for (uint64_t now = 0; now <= secs * S && *drops == 0 && *refused < 100; now += 10000) {
+        if (pc_engine_expiry(e) <= now)
+            pc_engine_on_timeout(e, now);
+        pc_action a;
+        while (*refused < 100 && pc_engine_next_action(e, &a)) {
+            if (a.type == PC_ACT_FETCH && a.peer == 7) {
+                assert_true(a.segment < 15);
+                asked[a.segment]++;
+                pc_engine_on_fail(e, a.transfer, PC_ENOENT, now);
+                if (reoffer)
+                    pc_engine_peer_have(e, 7, a.rung, a.segment, a.segment, now); /* "I hold it", again */
+                (*refused)++;
+            } else if (a.type == PC_ACT_FETCH) {
+                pc_engine_on_done(e, a.transfer, right_hash(wm, &a), now);
+            }
+            *drops += a.type == PC_ACT_DROP && a.peer == 7;
+        }
+    }
+}
+
 /* A peer that answers not_held no longer holds that copy (its store let it go): it is not asked for that
  * segment again, and it is no fault (it was dropped at the third, with the copies it did hold) */
 static void a_copy_refused_as_not_held_is_no_longer_asked_for_and_no_fault(void **state)
@@ -2218,24 +2244,10 @@ static void a_copy_refused_as_not_held_is_no_longer_asked_for_and_no_fault(void 
     pc_engine *e = engine_with_peer_7(&wm, &c);
     uint32_t drops = 0, refused = 0;
     uint8_t asked[15] = {0};
-    uint64_t now = 0;
-    for (; now <= 40 * S; now += 10000) {
-        if (pc_engine_expiry(e) <= now)
-            pc_engine_on_timeout(e, now);
-        pc_action a;
-        while (pc_engine_next_action(e, &a)) {
-            if (a.type == PC_ACT_FETCH && a.peer == 7) {
-                assert_true(a.segment < 15);
-                if (asked[a.segment]++ > 0)
-                    fail_msg("segment %u asked of peer 7 again after it answered not_held", a.segment);
-                pc_engine_on_fail(e, a.transfer, PC_ENOENT, now);
-                refused++;
-            } else if (a.type == PC_ACT_FETCH) {
-                pc_engine_on_done(e, a.transfer, right_hash(&wm, &a), now);
-            }
-            drops += a.type == PC_ACT_DROP && a.peer == 7;
-        }
-    }
+    play_with_7_refusing(e, &wm, 40, 0, asked, &refused, &drops);
+    for (int i = 0; i < 15; i++)
+        if (asked[i] > 1)
+            fail_msg("segment %d asked of peer 7 %u times: again after it answered not_held", i, asked[i]);
     assert_int_equal(drops, 0);
     assert_true(refused >= 3); /* three would have dropped it */
     pc_engine_free(e);
@@ -2250,21 +2262,8 @@ static void a_peer_that_refuses_what_it_offers_again_and_again_is_dropped(void *
     pc_engine_config c = cfg_default();
     pc_engine *e = engine_with_peer_7(&wm, &c);
     uint32_t drops = 0, refused = 0;
-    for (uint64_t now = 0; now <= 60 * S && drops == 0 && refused < 100; now += 10000) {
-        if (pc_engine_expiry(e) <= now)
-            pc_engine_on_timeout(e, now);
-        pc_action a;
-        while (refused < 100 && pc_engine_next_action(e, &a)) {
-            if (a.type == PC_ACT_FETCH && a.peer == 7) {
-                pc_engine_on_fail(e, a.transfer, PC_ENOENT, now);
-                pc_engine_peer_have(e, 7, a.rung, a.segment, a.segment, now); /* "I hold it", again */
-                refused++;
-            } else if (a.type == PC_ACT_FETCH) {
-                pc_engine_on_done(e, a.transfer, right_hash(&wm, &a), now);
-            }
-            drops += a.type == PC_ACT_DROP && a.peer == 7;
-        }
-    }
+    uint8_t asked[15] = {0};
+    play_with_7_refusing(e, &wm, 60, 1, asked, &refused, &drops);
     assert_int_equal(drops, 1);
     assert_true(refused >= 3 * 8 && refused <= 3 * 8 + 4);
     pc_engine_free(e);
