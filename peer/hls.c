@@ -464,6 +464,8 @@ static void waiter_drop(hls *h, size_t i)
 static void waiter_fail(hls *h, size_t i, int status, const char *code, const char *msg)
 {
     if (h->w[i]->req != NULL) {
+        if (status == 503 && strcmp(code, "busy") == 0)
+            pc_http_add_header(h->w[i]->req, "retry-after", "1");
         pc_http_respond_error(h->w[i]->req, status, code, msg);
         pc_http_req_unguard(h->w[i]->guard);
         if (status == 504)

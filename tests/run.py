@@ -133,7 +133,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     ap.add_argument("--asan-build")
-    ap.add_argument("--only", help="run the jobs whose names contain any of these words (space-separated)")
+    ap.add_argument("--only", nargs="+", help="run the jobs whose names contain any of these words")
     # most integration time is real-time playback and waiting (test_peer_links: 15 CPU s in 174 s), so
     # twice as many jobs as cores keeps the cores busy; the suite measured on 2 cores: 839 s with 2 jobs,
     # 429 s with 4
@@ -151,9 +151,10 @@ def main():
     if args.fuzz_build:
         jobs += fuzz_jobs(os.path.abspath(args.fuzz_build), args.fuzz_seconds)
     if args.only:
-        jobs = [j for j in jobs if any(w in j[1] for w in args.only.split())]
+        words = " ".join(args.only).split()  # --only a b, or --only "a b"
+        jobs = [j for j in jobs if any(w in j[1] for w in words)]
         if not jobs:  # a typo is not a green run
-            print("run.py: no job's name contains any of: %s" % args.only, file=sys.stderr)
+            print("run.py: no job's name contains any of: %s" % " ".join(words), file=sys.stderr)
             return 2
     # the long jobs first, so that none of them starts last and runs alone: the integration scripts
     # (the sanitized ones are slower), then the unit tests, then the fuzzers
