@@ -851,9 +851,10 @@ static int unreachable_find(const client *c, const uint8_t key[32])
     return -1;
 }
 
-/* A dial did not reach the peer: it is not dialled again for a while, longer after each failure in a row. Every announce answer listed it again, and each dial held a dialling slot for up to
- * the handshake timeout: peers behind a NAT, which take no links, could keep a viewer from dialling the
- * ones that do (found by review). */
+/* A dial did not reach the peer: it is not dialled again for a while, longer after each failure in a
+ * row. Every announce answer listed it again, and each dial held a dialling slot for up to the handshake
+ * timeout: peers behind a NAT, which take no links, could keep a viewer from dialling the ones that do
+ * (found by review). */
 static void unreachable_note(client *c, const plink *pl, uint64_t now_ms)
 {
     const uint8_t *key = pl->key;
@@ -1851,15 +1852,10 @@ static int bind_listen(client *c, const char *hostport)
     return rc == 0 ? uv_listen((uv_stream_t *)&c->server, 128, on_connection) : rc;
 }
 
-/* Listens for peers on --listen, by default on every address of both families: the tracker lists a
- * peer at the address its announce came from, over either family (a peer on 0.0.0.0 that reached the
- * tracker over IPv6 was listed where it did not listen, and got no peer traffic at all). A peer bound to
- * one address sends its announces from that address too (CURLOPT_INTERFACE), so the tracker sees the
- * address it listens on, or the one a NAT maps it to (it saw whichever address the route chose: the
- * listing was refused by everyone). */
-/* The store's memory cap let a copy go that no disk copy backs: the engine no longer holds it (it fetches
- * it again when wanted, and stops offering it). It went on counting it held: a player asking for it
- * waited a second for the endpoint's timer to notice, and peers asking were refused (found by review). */
+/* The store's memory cap let a copy go that no disk copy backs: the engine no longer holds it (stops
+ * offering it, and fetches it again if it is still to play: below). It went on counting it held: a player
+ * asking for it waited a second for the endpoint's timer to notice, and peers asking were refused (found
+ * by review). */
 static void on_store_lost(void *arg, uint32_t rung, uint32_t seg)
 {
     client *c = arg;
@@ -1912,6 +1908,12 @@ static void limit_prefetch(client *c, pc_engine_config *ec)
             (double)c->cfg->mem_cap / (bytes / secs), c->mf->renditions[c->pm.rend[q]].id, ec->prefetch_us / 1e6);
 }
 
+/* Listens for peers on --listen, by default on every address of both families: the tracker lists a
+ * peer at the address its announce came from, over either family (a peer on 0.0.0.0 that reached the
+ * tracker over IPv6 was listed where it did not listen, and got no peer traffic at all). A peer bound to
+ * one address sends its announces from that address too (CURLOPT_INTERFACE), so the tracker sees the
+ * address it listens on, or the one a NAT maps it to (it saw whichever address the route chose: the
+ * listing was refused by everyone). */
 static int listen_peer(client *c)
 {
     const char *want = c->cfg->listen != NULL ? c->cfg->listen : ipv6_on() ? "[::]:0" : "0.0.0.0:0";
