@@ -87,9 +87,10 @@ static int report_unwritable(const char *path)
 int main(int argc, char **argv)
 {
     pc_cli_init("peercdn-peer");
-    /* segments (0.1 to a few MB each) in their own mappings, returned whole when freed: glibc's dynamic
-     * threshold moved them onto the heap, where the store's evictions left holes, and RSS stood 50-80%
-     * above --mem-cap (45 MB at --mem-cap 16; 28 MB with this; found by review) */
+    /* the buffers segments are assembled and fetched in (0.1 to a few MB each) in their own mappings,
+     * returned whole when freed, as the store's copies are (pc_blobcache maps them itself): glibc's dynamic
+     * threshold moved them onto the heap, where their holes kept RSS 50-80% above --mem-cap (45 MB at
+     * --mem-cap 16; 28 MB with this; found by review) */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     if (argc < 2)
         pc_cli_usage("missing command: play or seed");

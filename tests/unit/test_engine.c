@@ -2208,12 +2208,16 @@ static void refusals_are_not_faults_but_failures_are(void **state)
     pc_engine_free(e);
 }
 
-/* Plays |e| for up to |secs| while peer 7 answers every request not_held, and (|reoffer|) says at once that
- * it holds the copy again; the CDN answers. Counts each segment asked of peer 7 in |asked| (15 entries),
- * its refusals (up to 100) and its drops. */
-static void play_with_7_refusing(pc_engine *e, const w_media *wm, uint64_t secs, int reoffer, uint8_t *asked,
-                                 uint32_t *refused, uint32_t *drops)
+/* Plays for up to |secs| with peer 7 (engine_with_peer_7) answering every request not_held, and (|reoffer|)
+ * saying at once that it holds the copy again; the CDN answers. Counts each segment asked of peer 7 in
+ * |asked| (15 entries), its refusals (up to 100) and its drops. */
+static void play_with_7_refusing(uint64_t secs, int reoffer, uint8_t *asked, uint32_t *refused, uint32_t *drops)
 {
+    static w_media wmedia;
+    const w_media *wm = &wmedia;
+    pc_engine_config c = cfg_default();
+    pc_engine *e = engine_with_peer_7(&wmedia, &c);
+    *refused = *drops = 0;
     for (uint64_t now = 0; now <= secs * S && *drops == 0 && *refused < 100; now += 10000) {
         if (pc_engine_expiry(e) <= now)
             pc_engine_on_timeout(e, now);
@@ -2232,6 +2236,7 @@ static void play_with_7_refusing(pc_engine *e, const w_media *wm, uint64_t secs,
             *drops += a.type == PC_ACT_DROP && a.peer == 7;
         }
     }
+    pc_engine_free(e);
 }
 
 /* A peer that answers not_held no longer holds that copy (its store let it go): it is not asked for that
@@ -2239,18 +2244,14 @@ static void play_with_7_refusing(pc_engine *e, const w_media *wm, uint64_t secs,
 static void a_copy_refused_as_not_held_is_no_longer_asked_for_and_no_fault(void **state)
 {
     (void)state;
-    static w_media wm;
-    pc_engine_config c = cfg_default();
-    pc_engine *e = engine_with_peer_7(&wm, &c);
-    uint32_t drops = 0, refused = 0;
+    uint32_t drops, refused;
     uint8_t asked[15] = {0};
-    play_with_7_refusing(e, &wm, 40, 0, asked, &refused, &drops);
+    play_with_7_refusing(40, 0, asked, &refused, &drops);
     for (int i = 0; i < 15; i++)
         if (asked[i] > 1)
             fail_msg("segment %d asked of peer 7 %u times: again after it answered not_held", i, asked[i]);
     assert_int_equal(drops, 0);
     assert_true(refused >= 3); /* three would have dropped it */
-    pc_engine_free(e);
 }
 
 /* A peer that refuses every copy as not_held and offers it again at once (a liar keeping its link for
@@ -2258,15 +2259,11 @@ static void a_copy_refused_as_not_held_is_no_longer_asked_for_and_no_fault(void 
 static void a_peer_that_refuses_what_it_offers_again_and_again_is_dropped(void **state)
 {
     (void)state;
-    static w_media wm;
-    pc_engine_config c = cfg_default();
-    pc_engine *e = engine_with_peer_7(&wm, &c);
-    uint32_t drops = 0, refused = 0;
+    uint32_t drops, refused;
     uint8_t asked[15] = {0};
-    play_with_7_refusing(e, &wm, 60, 1, asked, &refused, &drops);
+    play_with_7_refusing(60, 1, asked, &refused, &drops);
     assert_int_equal(drops, 1);
     assert_true(refused >= 3 * 8 && refused <= 3 * 8 + 4);
-    pc_engine_free(e);
 }
 
 /* refusals in a row: the peer is asked again after 1 s, then longer, up to 4 s, and still asked */
